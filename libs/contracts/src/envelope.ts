@@ -1,0 +1,150 @@
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import { SERVICE_NAMES, type ServiceName } from './services';
+
+/**
+ * The one envelope of every platform event (audit-log-format.md, "The event inside a
+ * record"). Validated when published and again when consumed.
+ */
+export const ACTOR_TYPES = ['user', 'service', 'agent', 'system'] as const;
+export type ActorType = (typeof ACTOR_TYPES)[number];
+
+/** Tenant id of platform-wide events. */
+export const SYSTEM_TENANT = 'system';
+
+/** Largest serialized event we accept on the bus. */
+export const MAX_EVENT_BYTES = 256 * 1024;
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const RFC3339_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const TOKEN = '[a-z][a-z0-9_-]*';
+const SERVICE_ALTERNATIVES = SERVICE_NAMES.map((s) => s.replace(/-/g, '\\-')).join('|');
+/** `<service>.<aggregate>.<past-tense verb>` */
+export const EVENT_TYPE = new RegExp(`^(${SERVICE_ALTERNATIVES})\\.${TOKEN}\\.${TOKEN}$`);
+export const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+const timestamp = z
+  .string()
+  .regex(RFC3339_UTC_MS, 'must be RFC 3339 UTC with milliseconds, e.g. 2026-11-22T10:00:00.000Z')
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be a real instant');
+
+export const actorSchema = z.strictObject({
+  type: z.enum(ACTOR_TYPES),
+  id: z.string().min(1).max(200),
+});
+
+/** Personal data rides only here; the audit service stores it encrypted per data subject. */
+export const personalSchema = z.strictObject({
+  subjectId: z.string().min(1).max(200),
+  data: z.record(z.string(), z.unknown()),
+});
+
+const envelopeShape = {
+  id: z.string().regex(UUID_V7, 'must be a lowercase UUIDv7'),
+  type: z.string().regex(EVENT_TYPE, 'must be <service>.<aggregate>.<past-tense verb> of a known service'),
+  source: z.enum(SERVICE_NAMES as [ServiceName, ...ServiceName[]]),
+  tenantId: z.string().regex(TENANT_ID, `must be a tenant id or "${SYSTEM_TENANT}"`),
+  actor: actorSchema,
+  occurredAt: timestamp,
+  data: z.record(z.string(), z.unknown()),
+  personal: personalSchema.optional(),
+};
+
+function sourceMatchesType(e: { type: string; source: string }): boolean {
+  return e.type.startsWith(`${e.source}.`);
+}
+const SOURCE_MISMATCH = { message: 'must be the service named by type', path: ['source'] };
+
+/** What a producer may publish: exactly the envelope's members. */
+export const publishableEventSchema = z.strictObject(envelopeShape).refine(sourceMatchesType, SOURCE_MISMATCH);
+/** What a consumer accepts: the envelope, keeping members a newer producer may add. */
+export const consumedEventSchema = z.looseObject(envelopeShape).refine(sourceMatchesType, SOURCE_MISMATCH);
+
+export type Actor = z.infer<typeof actorSchema>;
+export type Personal = z.infer<typeof personalSchema>;
+
+export interface EventEnvelope<TType extends string = string, TData extends object = Record<string, unknown>> {
+  id: string;
+  type: TType;
+  source: ServiceName;
+  tenantId: string;
+  actor: Actor;
+  occurredAt: string;
+  data: TData;
+  personal?: Personal;
+}
+
+export type EnvelopeValidation =
+  | { ok: true; event: EventEnvelope }
+  | { ok: false; problems: string[] };
+
+function problemsOf(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`);
+}
+
+/** Validate an event before it is appended or published. */
+export function validateForPublish(value: unknown): EnvelopeValidation {
+  const parsed = publishableEventSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
+  const size = Buffer.byteLength(JSON.stringify(parsed.data));
+  if (size > MAX_EVENT_BYTES) return { ok: false, problems: [`(event): ${size} bytes exceeds ${MAX_EVENT_BYTES}`] };
+  return { ok: true, event: parsed.data as EventEnvelope };
+}
+
+/** Validate an event received from the bus. */
+export function validateConsumed(value: unknown): EnvelopeValidation {
+  const parsed = consumedEventSchema.safeParse(value);
+  return parsed.success
+    ? { ok: true, event: parsed.data as EventEnvelope }
+    : { ok: false, problems: problemsOf(parsed.error) };
+}
+
+export function serviceOfEventType(type: string): ServiceName | undefined {
+  const match = EVENT_TYPE.exec(type);
+  return match ? (match[1] as ServiceName) : undefined;
+}
+
+/** RFC 3339 UTC with milliseconds, the one time format of the envelope. */
+export function toTimestamp(date: Date): string {
+  return date.toISOString();
+}
+
+export interface NewEvent<TType extends string, TData extends object> {
+  type: TType;
+  tenantId: string;
+  actor: Actor;
+  data: TData;
+  personal?: Personal;
+}
+
+/** Ids and time come from outside so deciders stay pure. */
+export interface EventFactoryContext {
+  source: ServiceName;
+  now: () => Date;
+  newId: () => string;
+}
+
+export const systemEventContext = (source: ServiceName): EventFactoryContext => ({
+  source,
+  now: () => new Date(),
+  newId: () => uuidv7(),
+});
+
+export function buildEvent<TType extends string, TData extends object>(
+  ctx: EventFactoryContext,
+  e: NewEvent<TType, TData>,
+): EventEnvelope<TType, TData> {
+  const event: EventEnvelope<TType, TData> = {
+    id: ctx.newId(),
+    type: e.type,
+    source: ctx.source,
+    tenantId: e.tenantId,
+    actor: e.actor,
+    occurredAt: toTimestamp(ctx.now()),
+    data: e.data,
+  };
+  if (e.personal) event.personal = e.personal;
+  return event;
+}
+
+export { uuidv7 as newEventId };
