@@ -2,3 +2,4 @@ export * from './envelope';
 export * from './errors';
 export * from './services';
 export * from './subjects';
+export * from './ports';
