@@ -1,0 +1,146 @@
+import { PalisadeError, systemEventContext, type ActorType } from '@palisade/contracts';
+import {
+  CommandHandler,
+  DeciderSpecification,
+  InMemoryEventStore,
+  streamName,
+  type Command,
+  type Decider,
+  type DomainEvent,
+  type EventStore,
+} from './index';
+
+// A small aggregate to exercise the machinery: a budget that can be raised and spent.
+type BudgetEvent =
+  | DomainEvent<'billing.budget.opened', { limit: number }>
+  | DomainEvent<'billing.budget.spent', { amount: number }>;
+type BudgetCommand =
+  | Command<'open', { limit: number }>
+  | Command<'spend', { amount: number }>;
+interface Budget {
+  open: boolean;
+  remaining: number;
+}
+
+const budget: Decider<Budget, BudgetCommand, BudgetEvent> = {
+  initialState: () => ({ open: false, remaining: 0 }),
+  decide(command, state) {
+    switch (command.type) {
+      case 'open':
+        if (state.open) throw new PalisadeError('illegal_state', 'budget already open');
+        return [{ type: 'billing.budget.opened', data: { limit: command.data.limit } }];
+      case 'spend':
+        if (!state.open) throw new PalisadeError('not_found', 'budget not found');
+        if (command.data.amount > state.remaining) throw new PalisadeError('rate_limited', 'over budget');
+        return [{ type: 'billing.budget.spent', data: { amount: command.data.amount } }];
+    }
+  },
+  evolve(state, event) {
+    switch (event.type) {
+      case 'billing.budget.opened':
+        return { open: true, remaining: event.data.limit };
+      case 'billing.budget.spent':
+        return { ...state, remaining: state.remaining - event.data.amount };
+    }
+  },
+};
+
+const meta = (type: ActorType = 'user') => ({
+  tenantId: 'acme',
+  actor: { type, id: 'u-1' },
+  now: new Date('2026-11-22T10:00:00.000Z'),
+});
+const open = (limit: number): BudgetCommand => ({ type: 'open', data: { limit }, metadata: meta() });
+const spend = (amount: number): BudgetCommand => ({ type: 'spend', data: { amount }, metadata: meta() });
+
+describe('DeciderSpecification', () => {
+  const spec = DeciderSpecification.for(budget);
+
+  it('given no events, opening emits opened', () => {
+    spec([]).when(open(10)).then([{ type: 'billing.budget.opened', data: { limit: 10 } }]);
+  });
+
+  it('refuses spending over the remaining amount', () => {
+    spec([{ type: 'billing.budget.opened', data: { limit: 10 } }, { type: 'billing.budget.spent', data: { amount: 8 } }])
+      .when(spend(3))
+      .thenThrows('rate_limited', 'over budget');
+  });
+
+  it('fails when the decider produces other events than expected', () => {
+    expect(() => spec([]).when(open(10)).then([{ type: 'billing.budget.opened', data: { limit: 11 } }])).toThrow(
+      /expected/,
+    );
+  });
+});
+
+describe('CommandHandler', () => {
+  const ctx = systemEventContext('billing');
+
+  it('appends enveloped events with tenant, actor and the command time', async () => {
+    const store = new InMemoryEventStore();
+    const handler = new CommandHandler(store, budget, { eventContext: ctx });
+    const result = await handler.handle(streamName('budget', 'b1'), open(10));
+    expect(result.version).toBe(1);
+    expect(result.state).toEqual({ open: true, remaining: 10 });
+    const [stored] = store.all();
+    expect(stored.event).toMatchObject({
+      type: 'billing.budget.opened',
+      source: 'billing',
+      tenantId: 'acme',
+      actor: { type: 'user', id: 'u-1' },
+      occurredAt: '2026-11-22T10:00:00.000Z',
+      data: { limit: 10 },
+    });
+  });
+
+  it('decides again on a concurrency conflict, with the newer state', async () => {
+    const inner = new InMemoryEventStore();
+    await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-b2', open(10));
+    await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-b2', spend(6));
+    // The first read is stale, as if another writer committed right after it.
+    let reads = 0;
+    const racing: EventStore = {
+      inTransaction: (work) => inner.inTransaction(work),
+      async readStream(tx, id) {
+        const fresh = await inner.readStream(tx, id);
+        if (reads++ > 0) return fresh;
+        return { version: fresh.version - 1, events: fresh.events.slice(0, -1) };
+      },
+      appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
+    };
+    const handler = new CommandHandler(racing, budget, { eventContext: ctx });
+    await expect(handler.handle('budget-b2', spend(5))).rejects.toMatchObject({ code: 'rate_limited' });
+    expect(reads).toBe(2);
+    expect(inner.all()).toHaveLength(2);
+  });
+
+  it('does not retry when the caller named the version (If-Match)', async () => {
+    const store = new InMemoryEventStore();
+    const handler = new CommandHandler(store, budget, { eventContext: ctx });
+    await handler.handle('budget-b3', open(10));
+    await expect(handler.handle('budget-b3', spend(1), 0)).rejects.toMatchObject({ code: 'conflict' });
+    expect(store.all()).toHaveLength(1);
+  });
+
+  it('runs inline projections on the events they handle, and rolls back with the append', async () => {
+    const store = new InMemoryEventStore();
+    const seen: string[] = [];
+    const handler = new CommandHandler(store, budget, {
+      eventContext: ctx,
+      projections: [
+        {
+          name: 'spent',
+          handles: ['billing.budget.spent'],
+          async apply(_tx, events) {
+            seen.push(...events.map((e) => e.type));
+            throw new Error('projection failed');
+          },
+        },
+      ],
+    });
+    await handler.handle('budget-b4', open(10));
+    await expect(handler.handle('budget-b4', spend(1))).rejects.toThrow('projection failed');
+    expect(seen).toEqual(['billing.budget.spent']);
+    expect(store.all()).toHaveLength(1);
+  });
+});
