@@ -1,0 +1,69 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { ident } from './data-source';
+
+/** NOTIFY channel an append wakes the outbox relay on (delivered at commit). */
+export const EVENTS_APPENDED_CHANNEL = 'palisade_events_appended';
+
+/**
+ * The event store: append-only in the database itself. The application role may only
+ * SELECT and INSERT; a trigger refuses UPDATE, DELETE and TRUNCATE even to the owner.
+ * `transaction_id` lets the relay read in commit-safe order (see outbox-relay.ts).
+ */
+export function eventStoreMigration(schema: string, appRole: string): new () => MigrationInterface {
+  const s = ident(schema);
+  const app = ident(appRole);
+  return class EventStore1732240000000 implements MigrationInterface {
+    name = 'EventStore1732240000000';
+
+    async up(q: QueryRunner): Promise<void> {
+      await q.query(`
+        CREATE TABLE ${s}.events (
+          global_position bigserial PRIMARY KEY,
+          transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
+          stream_id       text        NOT NULL CHECK (length(stream_id) BETWEEN 1 AND 200),
+          stream_version  integer     NOT NULL CHECK (stream_version > 0),
+          event_id        uuid        NOT NULL UNIQUE,
+          event_type      text        NOT NULL,
+          tenant_id       text        NOT NULL,
+          envelope        jsonb       NOT NULL,
+          recorded_at     timestamptz NOT NULL DEFAULT now(),
+          CONSTRAINT events_stream_version_unique UNIQUE (stream_id, stream_version)
+        )`);
+      await q.query(`CREATE INDEX events_commit_order ON ${s}.events (transaction_id, global_position)`);
+      await q.query(`CREATE INDEX events_tenant ON ${s}.events (tenant_id, global_position)`);
+      await q.query(`
+        CREATE FUNCTION ${s}.forbid_event_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          RAISE EXCEPTION 'the event store is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END $$`);
+      await q.query(`CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON ${s}.events
+                     FOR EACH ROW EXECUTE FUNCTION ${s}.forbid_event_mutation()`);
+      await q.query(`CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON ${s}.events
+                     FOR EACH STATEMENT EXECUTE FUNCTION ${s}.forbid_event_mutation()`);
+      await q.query(`
+        CREATE FUNCTION ${s}.notify_events_appended() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('${EVENTS_APPENDED_CHANNEL}', '');
+          RETURN NULL;
+        END $$`);
+      await q.query(`CREATE TRIGGER events_appended AFTER INSERT ON ${s}.events
+                     FOR EACH STATEMENT EXECUTE FUNCTION ${s}.notify_events_appended()`);
+      await q.query(`
+        CREATE TABLE ${s}.outbox_checkpoints (
+          relay           text        PRIMARY KEY,
+          transaction_id  xid8        NOT NULL,
+          global_position bigint      NOT NULL,
+          updated_at      timestamptz NOT NULL DEFAULT now()
+        )`);
+      await q.query(`GRANT USAGE ON SCHEMA ${s} TO ${app}`);
+      await q.query(`REVOKE ALL ON ${s}.events FROM PUBLIC, ${app}`);
+      await q.query(`GRANT SELECT, INSERT ON ${s}.events TO ${app}`);
+      await q.query(`GRANT USAGE ON SEQUENCE ${s}.events_global_position_seq TO ${app}`);
+      await q.query(`GRANT SELECT, INSERT, UPDATE ON ${s}.outbox_checkpoints TO ${app}`);
+    }
+
+    async down(): Promise<void> {
+      throw new Error('the event store is never rolled back');
+    }
+  };
+}

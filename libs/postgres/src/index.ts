@@ -1,0 +1,4 @@
+export * from './data-source';
+export * from './event-store.migration';
+export * from './outbox-relay';
+export * from './pg-event-store';

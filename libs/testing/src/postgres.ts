@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import type { DataSource } from 'typeorm';
+import { createDataSource, eventStoreMigration, ident, type PgConnectionOptions } from '@palisade/postgres';
+import { infra } from './infra';
+
+export const TEST_DATABASE = 'palisade_test';
+export const TEST_OWNER = 'palisade_test_owner';
+export const TEST_APP_ROLE = 'palisade_test';
+
+export interface TestSchema {
+  schema: string;
+  /** Connection of the least-privilege application role. */
+  app: PgConnectionOptions;
+  /** Connection of the owner role (migrations). */
+  owner: PgConnectionOptions;
+  dataSource: DataSource;
+  drop(): Promise<void>;
+}
+
+function connection(user: string, schema: string): PgConnectionOptions {
+  return {
+    host: infra('PGHOST'),
+    port: Number(infra('PGPORT')),
+    database: TEST_DATABASE,
+    user,
+    schema,
+    applicationName: 'palisade-test',
+    poolSize: 10,
+  };
+}
+
+/**
+ * A fresh schema in the test database with the event store migrated into it, and a
+ * data source connected as the application role, as a service would be.
+ */
+export async function createTestSchema(prefix = 't'): Promise<TestSchema> {
+  const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const owner = connection(TEST_OWNER, schema);
+  const admin = new Client({ host: owner.host, port: owner.port, database: TEST_DATABASE, user: TEST_OWNER });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${ident(schema)}`);
+  await admin.end();
+  const migrator = createDataSource(owner, [eventStoreMigration(schema, TEST_APP_ROLE)]);
+  await migrator.initialize();
+  await migrator.runMigrations();
+  await migrator.destroy();
+  const app = connection(TEST_APP_ROLE, schema);
+  const dataSource = createDataSource(app);
+  await dataSource.initialize();
+  return {
+    schema,
+    app,
+    owner,
+    dataSource,
+    async drop() {
+      await dataSource.destroy().catch(() => undefined);
+      const c = new Client({ host: owner.host, port: owner.port, database: TEST_DATABASE, user: TEST_OWNER });
+      await c.connect();
+      // The event store refuses deletion row by row; dropping the whole schema is the owner's right.
+      await c.query(`DROP SCHEMA ${ident(schema)} CASCADE`);
+      await c.end();
+    },
+  };
+}
