@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# Local NATS for Palisade: one nats-server with JetStream, TLS only (TLS 1.3 only),
+# client certificates mandatory and mapped to users (verify_and_map), least-privilege
+# permissions per service, and the PALISADE_EVENTS / PALISADE_DLQ streams.
+#
+#   nats.sh up       start it (or reuse ours when it is running and healthy; a dead one
+#                    is restarted; a changed config or certificate is reloaded live)
+#   nats.sh down     stop it
+#   nats.sh status   running or not (exit 0 / 3)
+#   nats.sh env      KEY=VALUE lines for .palisade/env
+#
+# Identities. nats-server 2.9.10 maps the URI SAN of the client certificate to a user
+# (checked: it tries e-mail SANs, then URI SANs, then DNS SANs, then the subject DN).
+# Users are therefore SPIFFE IDs:
+#   spiffe://palisade.local/service/<service>   one per service (libs/pki kind service)
+#   spiffe://palisade.local/admin/platform      administration: scripts and tests
+#
+# Per-service permissions (see service_user below): publish its own events and dead
+# letters, send requests to any service, answer only its own requests, receive replies
+# on its own inbox prefix (_INBOX.<service>.>; libs/nats sets that prefix), publish to
+# JetStream and use only its own durable consumers, listed in nats-durables.txt next to
+# this script (NATS permissions match whole tokens, so a durable-name prefix cannot be
+# expressed: each durable is named there). Streams are created by the admin only.
+#
+# Environment: NATS_TLS_PORT (4223), NATS_MONITOR_PORT (8223), PALISADE_PKI_DIR
+# (.palisade/pki), PALISADE_HOME (.palisade).
+set -euo pipefail
+PALISADE_COMPONENT=nats
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NATS_TLS_PORT="${NATS_TLS_PORT:-4223}"
+NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8223}"
+NATS_HOST=127.0.0.1
+NATS_DIR="$PALISADE_HOME/nats"
+NATS_CONF="$NATS_DIR/nats.conf"
+NATS_TLS_DIR="$NATS_DIR/tls"
+NATS_PID="$PALISADE_RUN/nats.pid"
+NATS_LOG="$PALISADE_LOGS/nats.log"
+DURABLES_FILE="$PALISADE_REPO/deploy/local/nats-durables.txt"
+EVENTS_STREAM=PALISADE_EVENTS
+SERVICES=(auth policy credential sandbox-orchestrator audit llm-router billing)
+ADMIN_USER="spiffe://palisade.local/admin/platform"
+
+monitor_url() { echo "http://$NATS_HOST:$NATS_MONITOR_PORT"; }
+healthy() { curl -sf --max-time 2 "$(monitor_url)/healthz" >/dev/null 2>&1; }
+
+# Ours: the pid file's process is a nats-server running our config.
+ours_running() {
+  pid_alive "$NATS_PID" || return 1
+  tr '\0' ' ' <"/proc/$(cat "$NATS_PID")/cmdline" 2>/dev/null | grep -q "nats-server.*$NATS_CONF"
+}
+
+ensure_pki_built() {
+  if [ ! -f "$PALISADE_REPO/libs/pki/dist/index.js" ] || [ ! -f "$PALISADE_REPO/libs/nats/dist/index.js" ]; then
+    log "building libs/pki and libs/nats"
+    (cd "$PALISADE_REPO" && PATH="$PALISADE_REPO/node_modules/.bin:$PATH" npx tsc -b libs/pki libs/nats) \
+      || die "building libs/pki and libs/nats failed"
+  fi
+}
+
+issue_server_certificate() {
+  palisade_node "$PALISADE_REPO/libs/pki/bin/pki.js" ensure-ca --dir "$PALISADE_PKI_DIR" >&2
+  palisade_node "$PALISADE_REPO/libs/pki/bin/pki.js" issue --dir "$PALISADE_PKI_DIR" --kind server --name nats \
+    --dns localhost --ip 127.0.0.1 --out "$NATS_TLS_DIR" >&2
+}
+
+# Durables of a service from nats-durables.txt ("<service> <durable>" lines, # comments).
+durables_of() {
+  local service="$1"
+  [ -f "$DURABLES_FILE" ] || return 0
+  awk -v s="$service" '!/^[[:space:]]*(#|$)/ && $1 == s { print $2 }' "$DURABLES_FILE"
+}
+
+check_durables() {
+  [ -f "$DURABLES_FILE" ] || return 0
+  local service durable extra known
+  while read -r service durable extra; do
+    case "$service" in '' | '#'*) continue ;; esac
+    known=""
+    for s in "${SERVICES[@]}"; do [ "$s" = "$service" ] && known=1; done
+    [ -n "$known" ] || die "$DURABLES_FILE: unknown service '$service'"
+    [[ "$durable" =~ ^[a-z][a-z0-9-]*$ ]] || die "$DURABLES_FILE: invalid durable '$durable'"
+    [[ "$durable" == "$service" || "$durable" == "$service-"* ]] \
+      || die "$DURABLES_FILE: durable '$durable' must start with '$service-'"
+    [ -z "$extra" ] || die "$DURABLES_FILE: unexpected '$extra' after '$service $durable'"
+  done <"$DURABLES_FILE"
+}
+
+quote_list() { # "a" "b" -> "a", "b"
+  local first=1 item
+  for item in "$@"; do
+    [ -n "$first" ] || printf ', '
+    printf '"%s"' "$item"
+    first=""
+  done
+}
+
+service_user() {
+  local svc="$1" durable
+  local publish=(
+    "palisade.events.$svc.>" "palisade.dlq.$svc.>" "palisade.rpc.>"
+    '$JS.API.INFO' "\$JS.API.STREAM.INFO.$EVENTS_STREAM"
+  )
+  for durable in $(durables_of "$svc"); do
+    publish+=(
+      "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.$durable"
+      "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.$durable.>"
+      "\$JS.API.CONSUMER.DURABLE.CREATE.$EVENTS_STREAM.$durable"
+      "\$JS.API.CONSUMER.INFO.$EVENTS_STREAM.$durable"
+      "\$JS.API.CONSUMER.MSG.NEXT.$EVENTS_STREAM.$durable"
+      "\$JS.ACK.$EVENTS_STREAM.$durable.>"
+    )
+  done
+  cat <<EOF
+    {
+      user: "spiffe://palisade.local/service/$svc"
+      permissions: {
+        publish: { allow: [$(quote_list "${publish[@]}")] }
+        subscribe: { allow: [$(quote_list "palisade.rpc.$svc.>" "_INBOX.$svc.>")] }
+        allow_responses: { max: 1, expires: "1m" }
+      }
+    }
+EOF
+}
+
+write_config() {
+  local tmp="$NATS_CONF.tmp" svc
+  mkdir -p "$NATS_DIR/jetstream" "$PALISADE_RUN" "$PALISADE_LOGS"
+  {
+    cat <<EOF
+# Generated by deploy/local/nats.sh; edits are overwritten.
+server_name: palisade-local
+listen: "$NATS_HOST:$NATS_TLS_PORT"
+http: "$NATS_HOST:$NATS_MONITOR_PORT"
+pid_file: "$NATS_PID"
+log_file: "$NATS_LOG"
+max_payload: 1MB
+
+jetstream {
+  store_dir: "$NATS_DIR/jetstream"
+  max_memory_store: 256MB
+  max_file_store: 8GB
+}
+
+# TLS on every connection, client certificate required and mapped to a user below.
+# nats-server 2.9 has no min_version: offering only TLS 1.3 cipher suites leaves no
+# TLS 1.2 handshake possible.
+tls {
+  cert_file: "$NATS_TLS_DIR/cert.pem"
+  key_file: "$NATS_TLS_DIR/key.pem"
+  ca_file: "$NATS_TLS_DIR/ca.pem"
+  verify_and_map: true
+  timeout: 2
+  cipher_suites: ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
+}
+
+authorization {
+  users: [
+    { user: "$ADMIN_USER" }
+EOF
+    for svc in "${SERVICES[@]}"; do service_user "$svc"; done
+    cat <<EOF
+  ]
+}
+EOF
+  } >"$tmp"
+  if [ -f "$NATS_CONF" ] && cmp -s "$tmp" "$NATS_CONF"; then
+    rm -f "$tmp"
+    return 1 # unchanged
+  fi
+  mv "$tmp" "$NATS_CONF"
+  return 0
+}
+
+ensure_streams() {
+  palisade_node "$PALISADE_REPO/libs/nats/bin/ensure-streams.js" \
+    --servers "tls://$NATS_HOST:$NATS_TLS_PORT" --pki-dir "$PALISADE_PKI_DIR" >&2 \
+    || die "creating the JetStream streams failed"
+}
+
+start_server() {
+  if curl -s --max-time 1 "$(monitor_url)/varz" >/dev/null 2>&1 || (exec 3<>"/dev/tcp/$NATS_HOST/$NATS_TLS_PORT") 2>/dev/null; then
+    die "port $NATS_TLS_PORT or $NATS_MONITOR_PORT is taken by a server that is not ours (set NATS_TLS_PORT / NATS_MONITOR_PORT)"
+  fi
+  rm -f "$NATS_PID"
+  setsid nats-server -c "$NATS_CONF" </dev/null >>"$NATS_LOG" 2>&1 &
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if ours_running && healthy; then return 0; fi
+    sleep 0.1
+  done
+  tail -20 "$NATS_LOG" >&2 || true
+  die "nats-server did not become healthy on $(monitor_url) within 10s (log: $NATS_LOG)"
+}
+
+cmd_up() {
+  command -v nats-server >/dev/null || ensure_debian_packages nats-server
+  command -v curl >/dev/null || ensure_debian_packages curl
+  ensure_pki_built
+  check_durables
+  local before after changed=""
+  before="$(cat "$NATS_TLS_DIR/cert.pem" 2>/dev/null || true)"
+  issue_server_certificate
+  after="$(cat "$NATS_TLS_DIR/cert.pem")"
+  [ "$before" = "$after" ] || changed=1
+  write_config && changed=1
+  if ours_running && healthy; then
+    if [ -n "$changed" ]; then
+      log "reloading config/certificate of the running server (pid $(cat "$NATS_PID"))"
+      kill -HUP "$(cat "$NATS_PID")"
+      sleep 0.3
+      healthy || die "nats-server is unhealthy after the reload (log: $NATS_LOG)"
+    else
+      log "reusing the running server (pid $(cat "$NATS_PID"))"
+    fi
+  else
+    if pid_alive "$NATS_PID" && ours_running; then
+      log "pid $(cat "$NATS_PID") is unhealthy, restarting it"
+      stop_pidfile "$NATS_PID" 10 || true
+    fi
+    start_server
+    log "started nats-server (pid $(cat "$NATS_PID")) on tls://$NATS_HOST:$NATS_TLS_PORT"
+  fi
+  ensure_streams
+}
+
+cmd_down() {
+  if ours_running; then
+    local pid
+    pid="$(cat "$NATS_PID")"
+    stop_pidfile "$NATS_PID" 15 || true
+    log "stopped nats-server (pid $pid)"
+  else
+    rm -f "$NATS_PID"
+    log "not running"
+  fi
+}
+
+cmd_status() {
+  if ours_running; then
+    if healthy; then
+      log "running (pid $(cat "$NATS_PID")) on tls://$NATS_HOST:$NATS_TLS_PORT, monitor $(monitor_url)"
+      return 0
+    fi
+    log "running (pid $(cat "$NATS_PID")) but unhealthy"
+    return 1
+  fi
+  log "stopped"
+  return 3
+}
+
+cmd_env() {
+  echo "NATS_URL=tls://$NATS_HOST:$NATS_TLS_PORT"
+  echo "NATS_MONITOR_URL=$(monitor_url)"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *)
+    echo "usage: $0 up|down|status|env" >&2
+    exit 2
+    ;;
+esac

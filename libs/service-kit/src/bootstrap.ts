@@ -1,0 +1,157 @@
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:https';
+import { join } from 'node:path';
+import { Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { ConfigError } from '@palisade/config';
+import type { ServiceName } from '@palisade/contracts';
+import { natsTransportOptions, RpcErrorFilter } from '@palisade/nats';
+import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
+import { ServiceIdentity } from '@palisade/pki';
+import { loadServiceConfig, type ServiceConfig } from './config';
+import { HttpErrorFilter } from './http/error.filter';
+import { readinessGate, requestContext } from './http/request-context';
+import { NestPinoLogger } from './nest-logger';
+import { Platform, type MigrationFactory, type ReadinessCheck } from './platform';
+import { PlatformModule } from './platform.module';
+
+export interface ServiceDefinition {
+  name: ServiceName;
+  version: string;
+  /** One line for the OpenAPI document. */
+  description: string;
+  /** The service's own Nest module (controllers, RPC handlers, providers). */
+  module: Type<unknown>;
+  migrations?: readonly MigrationFactory[];
+  readiness?: Readonly<Record<string, ReadinessCheck>>;
+}
+
+export interface RunningService {
+  app: NestExpressApplication;
+  platform: Platform;
+  config: ServiceConfig;
+  /** Resolves once every dependency is connected. */
+  connected: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Exit status for bad configuration (sysexits EX_CONFIG): supervisors should not restart-loop on it. */
+export const EXIT_CONFIG = 78;
+
+/**
+ * Start a Palisade service: validated configuration, its TLS identity, HTTPS (TLS 1.3)
+ * with health, metrics and docs served at once, then its dependencies connected in
+ * the background with retries, the outbox relay, NATS request-reply, and the
+ * `<service>.lifecycle.started` event.
+ */
+export async function runService(definition: ServiceDefinition, env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
+  let config: ServiceConfig;
+  try {
+    config = loadServiceConfig(definition.name, env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${JSON.stringify({ level: 'fatal', service: definition.name, msg: error.message, problems: error.problems })}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+  const logger = createLogger({ service: definition.name, level: config.LOG_LEVEL });
+  const tracer = initTracing(definition.name, config.OTEL_TRACES_EXPORTER);
+  const metrics = createMetrics(definition.name);
+  const identity = await startIdentity(definition.name, config, logger);
+
+  let app!: NestExpressApplication;
+  const platform = new Platform({
+    service: definition.name,
+    version: definition.version,
+    config,
+    logger,
+    metrics,
+    tracer,
+    identity,
+    migrations: definition.migrations ?? [],
+    readiness: definition.readiness ?? {},
+    onConnected: async () => {
+      const rpc = app.connectMicroservice(
+        natsTransportOptions({ service: definition.name, servers: config.NATS_URL, identity }),
+        { inheritAppConfig: false },
+      );
+      rpc.useGlobalFilters(new RpcErrorFilter(logger));
+      await app.startAllMicroservices();
+    },
+  });
+
+  @Module({ imports: [PlatformModule.forRoot(platform), definition.module] })
+  class ServiceRootModule {}
+
+  app = await NestFactory.create<NestExpressApplication>(ServiceRootModule, {
+    httpsOptions: { ...identity.tlsOptions(), requestCert: true, rejectUnauthorized: false },
+    logger: new NestPinoLogger(logger),
+    bodyParser: false,
+  });
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(requestContext);
+  app.useBodyParser('json', { limit: config.HTTP_BODY_LIMIT });
+  app.use(readinessGate(() => platform.isConnected()));
+  app.useGlobalFilters(new HttpErrorFilter(logger));
+  app.enableShutdownHooks();
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder().setTitle(`Palisade ${definition.name}`).setDescription(definition.description).setVersion(definition.version).build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json' });
+  await app.listen(config.HTTP_PORT, config.HTTP_HOST);
+  identity.attachTo(app.getHttpServer() as Server);
+  logger.info({ port: config.HTTP_PORT, host: config.HTTP_HOST }, 'HTTPS listening (TLS 1.3)');
+
+  const connected = platform.connect().catch((error: Error) => {
+    logger.warn({ err: error.message }, 'stopped connecting');
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info('stopping');
+      await platform.close();
+      await app.close();
+      identity.stop();
+      logger.flush();
+    })());
+  return { app, platform, config, connected, stop };
+}
+
+async function startIdentity(service: ServiceName, config: ServiceConfig, logger: Logger): Promise<ServiceIdentity> {
+  return config.TLS_MODE === 'files'
+    ? ServiceIdentity.fromFiles({ certFile: config.TLS_CERT_FILE!, keyFile: config.TLS_KEY_FILE!, caFile: config.TLS_CA_FILE!, logger })
+    : ServiceIdentity.fromDevCa({
+        caDir: config.PALISADE_PKI_DIR!,
+        kind: 'service',
+        name: service,
+        lifetimeMs: config.CERT_LIFETIME_HOURS * 3600 * 1000,
+        logger,
+      });
+}
+
+/** For a service's main.ts: run, and stop cleanly on SIGTERM / SIGINT. */
+export function main(definition: ServiceDefinition): void {
+  runService(definition).then(
+    (running) => {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(signal, () => void running.stop().then(() => process.exit(0)));
+      }
+    },
+    (error: Error) => {
+      process.stderr.write(`${JSON.stringify({ level: 'fatal', service: definition.name, msg: 'start-up failed', err: error.message })}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+/** The version in the package.json next to a service's dist/ or src/ folder. */
+export function packageVersion(dir: string): string {
+  const { version } = JSON.parse(readFileSync(join(dir, '..', 'package.json'), 'utf8')) as { version: string };
+  return version;
+}

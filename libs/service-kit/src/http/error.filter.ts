@@ -1,0 +1,88 @@
+import { ArgumentsHost, Catch, HttpException, type ExceptionFilter } from '@nestjs/common';
+import { PalisadeError, type ErrorBody, type ErrorCode } from '@palisade/contracts';
+import type { Logger } from '@palisade/observability';
+import type { Request, Response } from 'express';
+
+const STATUS: Record<ErrorCode, number> = {
+  validation: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  illegal_state: 409,
+  payload_too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+function codeOfStatus(status: number): ErrorCode {
+  if (status === 401) return 'unauthenticated';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'not_found';
+  if (status === 409) return 'conflict';
+  if (status === 413) return 'payload_too_large';
+  if (status === 429) return 'rate_limited';
+  if (status === 503) return 'unavailable';
+  if (status >= 400 && status < 500) return 'validation';
+  return 'internal';
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+/** Errors raised by Express's body parser before Nest sees the request. */
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  expose?: boolean;
+}
+
+/**
+ * The one place HTTP errors are shaped: `{ error: { code, message, details?, requestId } }`.
+ * Domain errors keep their message; anything unexpected becomes a 500 that says only
+ * "internal error" and is logged with the request id.
+ */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<Request>();
+    const response = http.getResponse<Response>();
+    const requestId = String(response.getHeader('x-request-id') ?? '');
+    const { status, body } = this.shape(exception, requestId);
+    if (status >= 500) {
+      this.logger.error({ err: exception, requestId, method: request.method, route: request.route?.path }, 'request failed');
+    }
+    if (!response.headersSent) response.status(status).json(body);
+  }
+
+  private shape(exception: unknown, requestId: string): { status: number; body: ErrorBody } {
+    if (exception instanceof PalisadeError) {
+      return { status: httpStatusOf(exception.code), body: exception.toBody(requestId) };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const payload = exception.getResponse();
+      const message =
+        typeof payload === 'object' && payload !== null && 'message' in payload
+          ? [payload.message].flat().join('; ')
+          : exception.message;
+      return { status, body: new PalisadeError(codeOfStatus(status), status >= 500 ? 'internal error' : message).toBody(requestId) };
+    }
+    const parser = exception as BodyParserError;
+    if (parser?.type === 'entity.too.large') {
+      return { status: 413, body: new PalisadeError('payload_too_large', 'request body is too large').toBody(requestId) };
+    }
+    if (parser?.type === 'entity.parse.failed') {
+      return { status: 400, body: new PalisadeError('validation', 'request body is not valid JSON').toBody(requestId) };
+    }
+    if (parser?.expose && typeof parser.status === 'number' && parser.status < 500) {
+      return { status: parser.status, body: new PalisadeError(codeOfStatus(parser.status), 'bad request').toBody(requestId) };
+    }
+    return { status: 500, body: new PalisadeError('internal', 'internal error').toBody(requestId) };
+  }
+}

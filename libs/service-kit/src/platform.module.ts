@@ -1,0 +1,50 @@
+import { Controller, Get, Global, Inject, Module, Res, type DynamicModule } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import type { Platform } from './platform';
+
+/** Injection token of the running service's Platform. */
+export const PLATFORM = Symbol('palisade.platform');
+
+@ApiTags('operations')
+@Controller()
+class OperationsController {
+  constructor(@Inject(PLATFORM) private readonly platform: Platform) {}
+
+  @Get('health/live')
+  @ApiOperation({ summary: 'Liveness: the process serves HTTP' })
+  @ApiOkResponse({ description: 'alive' })
+  live() {
+    return { status: 'ok' };
+  }
+
+  @Get('health/ready')
+  @ApiOperation({ summary: 'Readiness: 200 only when every dependency answers' })
+  @ApiOkResponse({ description: 'ready, with the state of each dependency' })
+  @ApiServiceUnavailableResponse({ description: 'not ready; each failing check says why' })
+  async ready(@Res() res: Response) {
+    const { ready, checks } = await this.platform.readiness();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+  }
+
+  @Get('metrics')
+  @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
+  async metrics(@Res() res: Response) {
+    const registry = this.platform.options.metrics;
+    res.setHeader('content-type', registry.contentType);
+    res.send(await registry.metrics());
+  }
+}
+
+@Global()
+@Module({})
+export class PlatformModule {
+  static forRoot(platform: Platform): DynamicModule {
+    return {
+      module: PlatformModule,
+      controllers: [OperationsController],
+      providers: [{ provide: PLATFORM, useValue: platform }],
+      exports: [PLATFORM],
+    };
+  }
+}

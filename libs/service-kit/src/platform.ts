@@ -1,0 +1,223 @@
+import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { v7 as uuidv7 } from 'uuid';
+import type { Tracer } from '@opentelemetry/api';
+import type { MigrationInterface, DataSource } from 'typeorm';
+import {
+  buildEvent,
+  systemEventContext,
+  SYSTEM_TENANT,
+  type EventFactoryContext,
+  type ServiceName,
+} from '@palisade/contracts';
+import { connectNats, JetStreamEventPublisher, type NatsConnection } from '@palisade/nats';
+import { counter, gauge, type Logger, type Registry } from '@palisade/observability';
+import type { ServiceIdentity } from '@palisade/pki';
+import {
+  createDataSource,
+  eventStoreMigration,
+  OutboxRelay,
+  PgEventStore,
+  type PgConnectionOptions,
+} from '@palisade/postgres';
+import type { ServiceConfig } from './config';
+import { lifecycleStarted } from './lifecycle';
+
+export type MigrationFactory = (schema: string, appRole: string) => new () => MigrationInterface;
+
+export interface CheckResult {
+  ok: boolean;
+  reason?: string;
+}
+
+export type ReadinessCheck = (platform: Platform) => Promise<CheckResult>;
+
+export interface PlatformOptions {
+  service: ServiceName;
+  version: string;
+  config: ServiceConfig;
+  logger: Logger;
+  metrics: Registry;
+  tracer: Tracer;
+  identity: ServiceIdentity;
+  migrations: readonly MigrationFactory[];
+  readiness: Readonly<Record<string, ReadinessCheck>>;
+  /** Called once NATS is connected (the Nest app starts its RPC transport then). */
+  onConnected: (platform: Platform) => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e) => (clearTimeout(timer), reject(e)),
+    );
+  });
+}
+
+/**
+ * A service's connections to its infrastructure: PostgreSQL (migrated, then used as
+ * the least-privilege role), the event store, NATS, and the outbox relay that moves
+ * committed events to JetStream. Dependencies that are down are retried with backoff
+ * for as long as it takes; readiness says which one is missing and why.
+ */
+export class Platform {
+  readonly instanceId = uuidv7();
+  readonly eventContext: EventFactoryContext;
+  dataSource: DataSource | undefined;
+  eventStore: PgEventStore | undefined;
+  nats: NatsConnection | undefined;
+  relay: OutboxRelay | undefined;
+  private connected = false;
+  private closing = false;
+  private readonly waiting = new Map<string, string>();
+
+  constructor(readonly options: PlatformOptions) {
+    this.eventContext = systemEventContext(options.service);
+    const published = counter(options.metrics, 'palisade_outbox_published_events_total', 'Events relayed from the event store to JetStream');
+    const lag = gauge(options.metrics, 'palisade_outbox_relay_lag_seconds', 'Age of the newest relayed event when JetStream acknowledged it');
+    this.onPublished = (count, oldestMs) => {
+      published.inc(count);
+      lag.set((Date.now() - oldestMs) / 1000);
+    };
+  }
+
+  private readonly onPublished: (count: number, oldestMs: number) => void;
+
+  get logger(): Logger {
+    return this.options.logger;
+  }
+
+  isConnected(): boolean {
+    return this.connected;
+  }
+
+  connection(user: 'app' | 'owner'): PgConnectionOptions {
+    const c = this.options.config;
+    return {
+      host: c.PGHOST,
+      port: c.PGPORT,
+      database: c.PGDATABASE,
+      user: user === 'app' ? c.PGUSER : c.PG_MIGRATION_USER,
+      password: user === 'app' ? c.PGPASSWORD : c.PG_MIGRATION_PASSWORD,
+      schema: c.PG_SCHEMA,
+      applicationName: `palisade-${this.options.service}`,
+      poolSize: c.PG_POOL_SIZE,
+      sslCaPem: c.PG_SSL_CA_FILE ? readFileSync(c.PG_SSL_CA_FILE, 'utf8') : undefined,
+    };
+  }
+
+  /** Connect everything, retrying each step until it succeeds or the platform closes. */
+  async connect(): Promise<void> {
+    await this.step('postgres', () => this.migrate());
+    await this.step('postgres', async () => {
+      const ds = createDataSource(this.connection('app'));
+      await ds.initialize();
+      this.dataSource = ds;
+      this.eventStore = new PgEventStore(ds, this.options.config.PG_SCHEMA);
+    });
+    await this.step('nats', async () => {
+      this.nats = await connectNats({
+        servers: this.options.config.NATS_URL,
+        identity: this.options.identity,
+        name: `${this.options.service}-${this.instanceId}`,
+        logger: this.logger,
+      });
+    });
+    const publisher = new JetStreamEventPublisher(this.nats!);
+    this.relay = new OutboxRelay({
+      connection: this.connection('app'),
+      publisher,
+      logger: this.logger,
+      onPublished: (events) => this.onPublished(events.length, Date.parse(events[0].occurredAt)),
+    });
+    this.relay.start();
+    await this.step('rpc', () => this.options.onConnected(this));
+    await this.step('postgres', () => this.announceStart());
+    this.connected = true;
+    this.logger.info({ instanceId: this.instanceId }, 'connected to every dependency');
+  }
+
+  private async migrate(): Promise<void> {
+    const c = this.options.config;
+    const factories = [eventStoreMigration, ...this.options.migrations];
+    const migrator = createDataSource(
+      { ...this.connection('owner'), poolSize: 1 },
+      factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
+    );
+    await migrator.initialize();
+    try {
+      const ran = await migrator.runMigrations({ transaction: 'each' });
+      if (ran.length > 0) this.logger.info({ migrations: ran.map((m) => m.name) }, 'database migrated');
+    } finally {
+      await migrator.destroy();
+    }
+  }
+
+  private async announceStart(): Promise<void> {
+    const store = this.eventStore!;
+    const event = buildEvent(this.eventContext, {
+      ...lifecycleStarted(this.options.service, { instanceId: this.instanceId, version: this.options.version, host: hostname() }),
+      tenantId: SYSTEM_TENANT,
+      actor: { type: 'service', id: this.options.service },
+    });
+    await store.inTransaction((tx) => store.appendToStream(tx, `lifecycle-${this.instanceId}`, [event], 0));
+  }
+
+  /** Run one connection step until it succeeds, logging each failure with its reason. */
+  private async step(dependency: string, attempt: () => Promise<void>): Promise<void> {
+    let delay = 200;
+    for (;;) {
+      if (this.closing) throw new Error('platform is closing');
+      try {
+        await attempt();
+        this.waiting.delete(dependency);
+        return;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.waiting.set(dependency, reason);
+        this.logger.error({ dependency, reason, retryInMs: delay }, `${dependency} unavailable; retrying`);
+        await sleep(delay);
+        delay = Math.min(delay * 2, this.options.config.DEPENDENCY_RETRY_MAX_MS);
+      }
+    }
+  }
+
+  /** Each dependency's state, for GET /health/ready. */
+  async readiness(): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
+    const checks: Record<string, CheckResult> = {};
+    checks.postgres = this.dataSource?.isInitialized
+      ? await withTimeout(this.dataSource.query('SELECT 1'), 1000, 'postgres').then(
+          () => ({ ok: true }),
+          (e: Error) => ({ ok: false, reason: e.message }),
+        )
+      : { ok: false, reason: this.waiting.get('postgres') ?? 'not connected yet' };
+    checks.nats =
+      this.nats && !this.nats.isClosed()
+        ? await withTimeout(this.nats.flush(), 1000, 'nats').then(
+            () => ({ ok: true }),
+            (e: Error) => ({ ok: false, reason: e.message }),
+          )
+        : { ok: false, reason: this.waiting.get('nats') ?? 'not connected yet' };
+    const relay = this.relay?.status();
+    checks.outbox =
+      relay && (relay.state === 'active' || relay.state === 'standby')
+        ? { ok: true }
+        : { ok: false, reason: relay?.lastError ?? `relay ${relay?.state ?? 'not started'}` };
+    if (!this.connected) checks.startup = { ok: false, reason: [...this.waiting.values()][0] ?? 'connecting' };
+    for (const [name, check] of Object.entries(this.options.readiness)) {
+      checks[name] = await check(this).catch((e: Error) => ({ ok: false, reason: e.message }));
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.relay?.stop();
+    await this.nats?.drain().catch(() => undefined);
+    await this.dataSource?.destroy().catch(() => undefined);
+  }
+}

@@ -1,0 +1,51 @@
+// `npm start` after set-up: runs the seven services, prints their URLs once all are
+// ready, and stops them (and the infrastructure this run started) on Ctrl-C.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { REPO, startServices, waitReady } = require('./platform-runner');
+
+async function main() {
+  const startedInfra = process.argv.includes('--started-infra');
+  const t0 = Date.now();
+  const handles = startServices();
+  let stopping = false;
+  const stop = async (code) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping services…');
+    await Promise.all(handles.map((h) => h.stop()));
+    if (startedInfra) {
+      console.log('stopping the infrastructure this run started…');
+      execFileSync('bash', ['deploy/local/down.sh'], { cwd: REPO, stdio: 'inherit' });
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  for (const h of handles) {
+    h.exited.then(({ code, signal }) => {
+      if (!stopping) {
+        console.error(`${h.name} exited (code ${code}, signal ${signal}); see .palisade/logs/${h.name}.log`);
+        void stop(1);
+      }
+    });
+  }
+  try {
+    const readyAt = await waitReady(handles);
+    const rows = handles.map((h) => ({
+      service: h.name,
+      url: `https://127.0.0.1:${h.port}`,
+      docs: `https://127.0.0.1:${h.port}/docs`,
+      'ready after': `${(readyAt[h.name] / 1000).toFixed(1)} s`,
+    }));
+    console.table(rows);
+    console.log(`all ${handles.length} services ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (services only; infrastructure before that)`);
+    console.log('CA certificate for curl: curl --cacert .palisade/pki/ca.crt https://127.0.0.1:7101/health/ready');
+    console.log('logs: .palisade/logs/<service>.log — Ctrl-C stops everything this run started');
+  } catch (error) {
+    console.error(String(error.message ?? error));
+    await stop(1);
+  }
+}
+
+void main();

@@ -1,0 +1,9 @@
+import { main, packageVersion } from '@palisade/service-kit';
+import { CredentialModule } from './credential.module';
+
+main({
+  name: 'credential',
+  version: packageVersion(__dirname),
+  description: 'Secrets under envelope encryption (KMS / HSM / BYOK), opaque ids for agents, just-in-time leases, every read audited.',
+  module: CredentialModule,
+});

@@ -1,0 +1,9 @@
+import { main, packageVersion } from '@palisade/service-kit';
+import { LlmRouterModule } from './llm-router.module';
+
+main({
+  name: 'llm-router',
+  version: packageVersion(__dirname),
+  description: 'Every model call: compliance routing, PII masking, injection guards, circuit breakers, budgets checked first.',
+  module: LlmRouterModule,
+});
