@@ -1,0 +1,116 @@
+import { headers as natsHeaders, type NatsConnection } from 'nats';
+import { buildEvent, systemEventContext, type EventEnvelope } from '@palisade/contracts';
+import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { OutboxRelay, PgEventStore } from '@palisade/postgres';
+import { createTestSchema, infra } from '@palisade/testing';
+import { round, summarize } from './stats';
+
+/**
+ * outbox: event store append + relay to JetStream, from commit to JetStream ack, next
+ * to a raw JetStream publish of the same kind of events in the same run. The events go
+ * to a stream of the benchmark's own (not PALISADE_EVENTS), which it deletes after.
+ */
+const STREAM = 'PALISADE_BENCH_OUTBOX';
+const SUBJECT_PREFIX = 'palisade.bench.outbox';
+const EVENTS = Number(process.env.BENCH_OUTBOX_EVENTS ?? 60000);
+const WARMUP = 5000;
+const WRITERS = 4;
+const EVENTS_PER_TX = 25;
+const RAW_WINDOW = 1000;
+
+const ctx = systemEventContext('billing');
+const makeEvent = (n: number): EventEnvelope =>
+  buildEvent(ctx, {
+    type: 'billing.usage.recorded',
+    tenantId: `tenant-${n % 50}`,
+    actor: { type: 'agent', id: `agent-${n % 200}` },
+    data: { meter: 'llm_tokens', quantity: 1200 + (n % 100), model: 'private-llm', sessionId: `s-${n % 1000}` },
+  });
+
+async function rawPublish(nc: NatsConnection, count: number): Promise<number> {
+  const js = nc.jetstream();
+  const encoder = new TextEncoder();
+  const events = Array.from({ length: count }, (_, i) => makeEvent(i));
+  const start = performance.now();
+  for (let i = 0; i < events.length; i += RAW_WINDOW) {
+    await Promise.all(
+      events.slice(i, i + RAW_WINDOW).map((e) => {
+        const h = natsHeaders();
+        return js.publish(`${SUBJECT_PREFIX}.${e.type}`, encoder.encode(JSON.stringify(e)), { msgID: e.id, headers: h });
+      }),
+    );
+  }
+  return count / ((performance.now() - start) / 1000);
+}
+
+async function relayRun(nc: NatsConnection, count: number) {
+  const db = await createTestSchema('bench');
+  const store = new PgEventStore(db.dataSource, db.schema);
+  const committedAt = new Map<string, number>();
+  const latencies: number[] = [];
+  let acked = 0;
+  let lastAck = 0;
+  let allAcked: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (allAcked = resolve));
+  const relay = new OutboxRelay({
+    connection: { ...db.app, applicationName: 'palisade-bench' },
+    publisher: new JetStreamEventPublisher(nc, { subjectOf: (e) => `${SUBJECT_PREFIX}.${e.type}`, streamName: STREAM }),
+    logger: { info: () => undefined, warn: (o, m) => console.warn(m, o), error: (o, m) => console.error(m, o) },
+    onPublished(events) {
+      const now = performance.now();
+      for (const e of events) {
+        const at = committedAt.get(e.id);
+        if (at !== undefined) latencies.push(now - at);
+      }
+      acked += events.length;
+      lastAck = now;
+      if (acked >= count) allAcked();
+    },
+  });
+  relay.start();
+  const start = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, w) => {
+      for (let tx = 0; next < count; tx++) {
+        const n = next;
+        next += EVENTS_PER_TX;
+        const events = Array.from({ length: Math.min(EVENTS_PER_TX, count - n) }, (_, i) => makeEvent(n + i));
+        await store.inTransaction((t) => store.appendToStream(t, `usage-${w}-${tx}`, events, 0));
+        const at = performance.now();
+        for (const e of events) committedAt.set(e.id, at);
+      }
+    }),
+  );
+  await done;
+  await relay.stop();
+  await db.drop();
+  return { perSecond: count / ((lastAck - start) / 1000), ...summarize(latencies) };
+}
+
+export async function outboxBenchmark(): Promise<Record<string, number>> {
+  const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+  const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'bench-outbox' });
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.delete(STREAM).catch(() => undefined);
+  await jsm.streams.add({ name: STREAM, subjects: [`${SUBJECT_PREFIX}.>`], duplicate_window: 3600 * 1e9 });
+  try {
+    await relayRun(nc, WARMUP);
+    await rawPublish(nc, WARMUP);
+    const relay = await relayRun(nc, EVENTS);
+    const raw = await rawPublish(nc, EVENTS);
+    return {
+      relay_events_per_s: round(relay.perSecond, 0),
+      relay_p50_ms: round(relay.p50),
+      relay_p99_ms: round(relay.p99),
+      raw_publish_events_per_s: round(raw, 0),
+      ratio: round(relay.perSecond / raw, 3),
+    };
+  } finally {
+    await jsm.streams.delete(STREAM).catch(() => undefined);
+    await nc.drain();
+    identity.stop();
+  }
+}
+

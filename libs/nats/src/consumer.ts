@@ -1,0 +1,279 @@
+import { SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  headers as natsHeaders,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+  type MsgHdrs,
+  type NatsConnection,
+} from 'nats';
+import {
+  DEAD_LETTER_STREAM,
+  deadLetterSubject,
+  EVENTS_STREAM,
+  validateConsumed,
+  type EventEnvelope,
+  type ServiceName,
+} from '@palisade/contracts';
+import { silentLogger, type NatsLogger } from './logger';
+import { extractTraceContext } from './trace';
+
+/** What a handler learns about the delivery besides the event. */
+export interface DeliveryInfo {
+  subject: string;
+  streamSequence: number;
+  /** 1 on the first delivery; more on redeliveries. */
+  deliveryCount: number;
+  headers: MsgHdrs | undefined;
+}
+
+/**
+ * Handles one event. Delivery is at least once: the same event comes again after a
+ * failure, a crash before the acknowledgement or a lost acknowledgement, so a handler
+ * must be idempotent (e.g. remember processed event ids in the same transaction).
+ */
+export type EventHandler = (event: EventEnvelope, delivery: DeliveryInfo) => Promise<void>;
+
+export interface DurableEventConsumerOptions {
+  nc: NatsConnection;
+  /** The consuming service: the durable is `<service>-<consumer>`. */
+  service: ServiceName;
+  /** Consumer name, e.g. `audit-log`: lowercase letters, digits and "-". */
+  consumer: string;
+  /**
+   * Subject(s) of PALISADE_EVENTS to receive, e.g. `palisade.events.>` or
+   * `eventSubject('credential.secret.created')`. Several need nats-server 2.10.
+   */
+  filterSubjects: string | readonly string[];
+  handler: EventHandler;
+  /** Deliveries before a failing event is dead-lettered. Default 5. */
+  maxDeliver?: number;
+  /** Delay before the n-th redelivery (the last one repeats). Default 1 s, 5 s, 30 s, 2 min. */
+  backoffMs?: readonly number[];
+  /** How long the server waits for an acknowledgement before redelivering. Default 30 s. */
+  ackWaitMs?: number;
+  /** Events handled at once. Default 1 (in stream order). */
+  concurrency?: number;
+  /** Events pulled per request. Default 100. */
+  batchSize?: number;
+  /** Where a new durable starts. Default 'all' (every stored event). */
+  deliverPolicy?: 'all' | 'new';
+  logger?: NatsLogger;
+  tracer?: Tracer;
+}
+
+/** Headers of a dead letter, besides the trace context of the original message. */
+export const DLQ_HEADERS = {
+  reason: 'Palisade-Dlq-Reason',
+  problems: 'Palisade-Dlq-Problems',
+  subject: 'Palisade-Dlq-Subject',
+  stream: 'Palisade-Dlq-Stream',
+  streamSequence: 'Palisade-Dlq-Stream-Seq',
+  consumer: 'Palisade-Dlq-Consumer',
+  deliveries: 'Palisade-Dlq-Deliveries',
+} as const;
+
+/** `poison`: not a valid event; `handler-failed`: the handler failed maxDeliver times. */
+export type DeadLetterReason = 'poison' | 'handler-failed';
+
+const CONSUMER_NAME = /^[a-z][a-z0-9-]{0,63}$/;
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const headerValue = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 2000);
+
+/**
+ * A JetStream durable pull consumer of PALISADE_EVENTS with explicit acknowledgement.
+ * Each message is validated (`validateConsumed`): an invalid one is dead-lettered at
+ * once to `palisade.dlq.<service>.<consumer>` (stream PALISADE_DLQ) with headers
+ * naming the problems. A failing handler is retried with backoff (nak with delay);
+ * after `maxDeliver` deliveries the event is dead-lettered with the error. The handler
+ * runs in an OpenTelemetry span whose parent is the trace context of the message.
+ *
+ * `stop()` stops pulling and waits for the events in hand; events pulled but not yet
+ * handled are redelivered after the ack wait.
+ */
+export class DurableEventConsumer {
+  readonly durable: string;
+  readonly deadLetterSubject: string;
+  private readonly js: JetStreamClient;
+  private readonly logger: NatsLogger;
+  private readonly tracer: Tracer;
+  private readonly maxDeliver: number;
+  private readonly backoffMs: readonly number[];
+  private readonly ackWaitMs: number;
+  private readonly concurrency: number;
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: DurableEventConsumerOptions) {
+    if (!CONSUMER_NAME.test(options.consumer)) {
+      throw new Error(`invalid consumer name "${options.consumer}": lowercase letters, digits and "-"`);
+    }
+    this.durable = `${options.service}-${options.consumer}`;
+    this.deadLetterSubject = deadLetterSubject(options.service, options.consumer);
+    this.js = options.nc.jetstream();
+    this.logger = options.logger ?? silentLogger;
+    this.tracer = options.tracer ?? trace.getTracer('@palisade/nats');
+    this.maxDeliver = options.maxDeliver ?? 5;
+    this.backoffMs = options.backoffMs?.length ? options.backoffMs : [1000, 5000, 30_000, 120_000];
+    this.ackWaitMs = options.ackWaitMs ?? 30_000;
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
+  }
+
+  /** Create (or update) the durable, then start handling events in the background. */
+  async start(): Promise<void> {
+    if (this.loop) return;
+    this.stopped = false;
+    await this.ensureDurable();
+    const consumer = await this.js.consumers.get(EVENTS_STREAM, this.durable);
+    this.messages = await consumer.consume({ max_messages: Math.max(this.options.batchSize ?? 100, this.concurrency) });
+    this.loop = this.run(this.messages);
+    this.logger.info({ durable: this.durable, filter: this.options.filterSubjects }, 'event consumer started');
+  }
+
+  /** Stop pulling and wait for the events being handled. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.messages?.close();
+    await this.loop;
+    this.loop = undefined;
+    this.messages = undefined;
+  }
+
+  private async ensureDurable(): Promise<void> {
+    const jsm = await this.options.nc.jetstreamManager({ checkAPI: false });
+    const filters = typeof this.options.filterSubjects === 'string' ? [this.options.filterSubjects] : [...this.options.filterSubjects];
+    const config: Partial<ConsumerConfig> = {
+      durable_name: this.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: this.options.deliverPolicy === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+      ack_wait: this.ackWaitMs * 1_000_000,
+      // Redeliveries are counted here, not by the server, which would silently stop.
+      max_deliver: -1,
+      max_ack_pending: Math.max(1000, this.concurrency * 10),
+    };
+    if (filters.length === 1) config.filter_subject = filters[0];
+    else config.filter_subjects = filters;
+    try {
+      await jsm.consumers.add(EVENTS_STREAM, config);
+    } catch (error) {
+      if (!/already (exists|in use)/i.test((error as Error).message)) throw error;
+      await jsm.consumers.update(EVENTS_STREAM, this.durable, {
+        ack_wait: config.ack_wait,
+        max_ack_pending: config.max_ack_pending,
+        ...(filters.length === 1 ? { filter_subject: filters[0] } : { filter_subjects: filters }),
+      });
+    }
+  }
+
+  private async run(messages: ConsumerMessages): Promise<void> {
+    const inflight = new Set<Promise<void>>();
+    try {
+      for await (const m of messages) {
+        const p: Promise<void> = this.process(m).finally(() => inflight.delete(p));
+        inflight.add(p);
+        if (inflight.size >= this.concurrency) await Promise.race(inflight);
+      }
+    } catch (error) {
+      this.logger.error({ err: error, durable: this.durable }, 'event consumer failed');
+    }
+    await Promise.allSettled(inflight);
+    if (!this.stopped) {
+      // The pull subscription ended under us (e.g. the durable was deleted): start over.
+      this.logger.warn({ durable: this.durable }, 'event consumer stopped unexpectedly, restarting');
+      await sleep(1000);
+      if (this.stopped) return;
+      this.loop = undefined;
+      await this.start().catch((error) => this.logger.error({ err: error, durable: this.durable }, 'event consumer restart failed'));
+    }
+  }
+
+  private async process(m: JsMsg): Promise<void> {
+    const deliveryCount = m.info.redeliveryCount;
+    let value: unknown;
+    try {
+      value = JSON.parse(decoder.decode(m.data));
+    } catch {
+      return this.deadLetter(m, 'poison', ['(event): not JSON']);
+    }
+    const validation = validateConsumed(value);
+    if (!validation.ok) return this.deadLetter(m, 'poison', validation.problems);
+    const event = validation.event;
+
+    const parent = extractTraceContext(m.headers);
+    await this.tracer.startActiveSpan(
+      `process ${m.subject}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': m.subject,
+          'messaging.consumer.group.name': this.durable,
+          'messaging.message.id': event.id,
+          'palisade.event.type': event.type,
+          'palisade.tenant.id': event.tenantId,
+          'palisade.delivery.count': deliveryCount,
+        },
+      },
+      parent,
+      async (span) => {
+        const heartbeat = setInterval(() => m.working(), Math.max(1000, this.ackWaitMs / 2));
+        heartbeat.unref();
+        try {
+          await this.options.handler(event, { subject: m.subject, streamSequence: m.seq, deliveryCount, headers: m.headers });
+          m.ack();
+        } catch (error) {
+          span.recordException(error as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          if (deliveryCount >= this.maxDeliver) {
+            await this.deadLetter(m, 'handler-failed', [`${(error as Error).name}: ${(error as Error).message}`]);
+          } else {
+            const delay = this.backoffMs[Math.min(deliveryCount - 1, this.backoffMs.length - 1)];
+            this.logger.warn(
+              { err: error, durable: this.durable, eventId: event.id, deliveryCount, retryInMs: delay },
+              'event handler failed, will retry',
+            );
+            m.nak(delay);
+          }
+        } finally {
+          clearInterval(heartbeat);
+          span.end();
+        }
+      },
+    );
+  }
+
+  private async deadLetter(m: JsMsg, reason: DeadLetterReason, problems: string[]): Promise<void> {
+    const h = natsHeaders();
+    for (const key of ['traceparent', 'tracestate']) if (m.headers?.has(key)) h.set(key, m.headers.get(key));
+    h.set(DLQ_HEADERS.reason, reason);
+    h.set(DLQ_HEADERS.problems, headerValue(problems.join('; ')));
+    h.set(DLQ_HEADERS.subject, m.subject);
+    h.set(DLQ_HEADERS.stream, EVENTS_STREAM);
+    h.set(DLQ_HEADERS.streamSequence, String(m.seq));
+    h.set(DLQ_HEADERS.consumer, this.durable);
+    h.set(DLQ_HEADERS.deliveries, String(m.info.redeliveryCount));
+    try {
+      await this.js.publish(this.deadLetterSubject, m.data, {
+        headers: h,
+        msgID: `${this.durable}:${m.seq}`,
+        expect: { streamName: DEAD_LETTER_STREAM },
+      });
+    } catch (error) {
+      const delay = this.backoffMs[Math.min(m.info.redeliveryCount - 1, this.backoffMs.length - 1)];
+      this.logger.error({ err: error, durable: this.durable, streamSequence: m.seq }, 'dead-lettering failed, will retry');
+      m.nak(delay);
+      return;
+    }
+    m.term();
+    this.logger.error(
+      { durable: this.durable, subject: m.subject, streamSequence: m.seq, reason, problems, deadLetterSubject: this.deadLetterSubject },
+      'event dead-lettered',
+    );
+  }
+}
