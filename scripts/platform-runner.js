@@ -46,18 +46,19 @@ function get(url, ca, timeoutMs = 2000) {
  * Spawn each service (node services/<name>/dist/main.js), logs to <logDir>/<name>.log.
  * Returns handles with stop(); `waitReady` polls GET /health/ready.
  */
-function startServices({ services = Object.keys(SERVICES), env = {}, logDir = path.join(REPO, '.palisade', 'logs') } = {}) {
+function startServices({ services = Object.keys(SERVICES), env = {}, portOffset = 0, logDir = path.join(REPO, '.palisade', 'logs') } = {}) {
   fs.mkdirSync(logDir, { recursive: true });
   const base = { ...process.env, ...infraEnv(), ...env };
   return services.map((name) => {
     const main = path.join(REPO, 'services', name, 'dist', 'main.js');
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
     const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [main], { env: base, stdio: ['ignore', log, log] });
+    const port = Number(env.HTTP_PORT ?? SERVICES[name] + portOffset);
+    const child = spawn(process.execPath, [main], { env: { ...base, HTTP_PORT: String(port) }, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const handle = {
       name,
-      port: Number(env.HTTP_PORT ?? SERVICES[name]),
+      port,
       child,
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
       stop(signal = 'SIGTERM') {

@@ -118,7 +118,7 @@ service_user() {
       permissions: {
         publish: { allow: [$(quote_list "${publish[@]}")] }
         subscribe: { allow: [$(quote_list "palisade.rpc.$svc.>" "_INBOX.$svc.>")] }
-        allow_responses: { max: 1, expires: "1m" }
+        allow_responses: true
       }
     }
 EOF

@@ -48,16 +48,7 @@ export const EXIT_CONFIG = 78;
  * `<service>.lifecycle.started` event.
  */
 export async function runService(definition: ServiceDefinition, env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
-  let config: ServiceConfig;
-  try {
-    config = loadServiceConfig(definition.name, env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${JSON.stringify({ level: 'fatal', service: definition.name, msg: error.message, problems: error.problems })}\n`);
-      process.exit(EXIT_CONFIG);
-    }
-    throw error;
-  }
+  const config = loadServiceConfig(definition.name, env);
   const logger = createLogger({ service: definition.name, level: config.LOG_LEVEL });
   const tracer = initTracing(definition.name, config.OTEL_TRACES_EXPORTER);
   const metrics = createMetrics(definition.name);
@@ -144,8 +135,12 @@ export function main(definition: ServiceDefinition): void {
       }
     },
     (error: Error) => {
-      process.stderr.write(`${JSON.stringify({ level: 'fatal', service: definition.name, msg: 'start-up failed', err: error.message })}\n`);
-      process.exit(1);
+      const entry =
+        error instanceof ConfigError
+          ? { level: 'fatal', service: definition.name, msg: error.message, problems: error.problems }
+          : { level: 'fatal', service: definition.name, msg: 'start-up failed', err: error.message };
+      process.stderr.write(`${JSON.stringify(entry)}\n`);
+      process.exit(error instanceof ConfigError ? EXIT_CONFIG : 1);
     },
   );
 }

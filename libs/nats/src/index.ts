@@ -1,0 +1,7 @@
+export * from './logger';
+export * from './trace';
+export * from './connection';
+export * from './streams';
+export * from './publisher';
+export * from './consumer';
+export * from './rpc';

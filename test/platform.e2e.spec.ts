@@ -1,0 +1,218 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:https';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { connect as netConnect } from 'node:net';
+import { AckPolicy, DeliverPolicy } from 'nats';
+import { EVENTS_STREAM, SERVICE_NAMES, validateConsumed, type EventEnvelope } from '@palisade/contracts';
+import { connectNats } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { eventually, infra } from '@palisade/testing';
+
+// The seven built services, started as processes on ports 8101..8107 (offset 1000, so
+// a running `npm start` is not disturbed), tested over their real HTTPS APIs.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../scripts/platform-runner.js');
+const OFFSET = 1000;
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function call(port: number, path: string, options: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers: options.headers, servername: 'localhost' },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    if (options.body) req.write(options.body);
+    req.end();
+  });
+}
+
+describe('the seven services', () => {
+  let handles: Array<{ name: string; port: number; stop(): Promise<unknown> }> = [];
+  const startedAt = new Date().toISOString();
+
+  beforeAll(async () => {
+    handles = runner.startServices({ portOffset: OFFSET, env: { LOG_LEVEL: 'warn' }, logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e') });
+    await runner.waitReady(handles, { timeoutMs: 120000 });
+  }, 150000);
+
+  afterAll(async () => {
+    await Promise.all(handles.map((h) => h.stop()));
+  });
+
+  it.each(SERVICE_NAMES)('%s is live and ready, with each dependency checked', async (service) => {
+    const port = handles.find((h) => h.name === service)!.port;
+    expect(JSON.parse((await call(port, '/health/live')).body)).toEqual({ status: 'ok' });
+    const ready = await call(port, '/health/ready');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toMatchObject({
+      status: 'ready',
+      checks: { postgres: { ok: true }, nats: { ok: true }, outbox: { ok: true } },
+    });
+  });
+
+  it.each(SERVICE_NAMES)('%s serves Prometheus metrics and OpenAPI docs', async (service) => {
+    const port = handles.find((h) => h.name === service)!.port;
+    const metrics = await call(port, '/metrics');
+    expect(metrics.headers['content-type']).toContain('text/plain');
+    expect(metrics.body).toContain(`process_cpu_user_seconds_total{service="${service}"}`);
+    const docs = await call(port, '/docs');
+    expect(docs.status).toBe(200);
+    expect(docs.body).toContain('swagger');
+    const openapi = JSON.parse((await call(port, '/docs/openapi.json')).body);
+    expect(openapi.openapi).toMatch(/^3\./);
+    expect(openapi.info.title).toBe(`Palisade ${service}`);
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/health/live', '/health/ready', '/metrics']));
+  });
+
+  it.each(SERVICE_NAMES)('%s presents its SPIFFE identity over TLS 1.3 only', async (service) => {
+    const port = handles.find((h) => h.name === service)!.port;
+    const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
+    const peer = await new Promise<{ cert: PeerCertificate; protocol: string | null }>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+        resolve({ cert: socket.getPeerCertificate(), protocol: socket.getProtocol() });
+        socket.end();
+      });
+      socket.on('error', reject);
+    });
+    expect(peer.protocol).toBe('TLSv1.3');
+    expect(peer.cert.subjectaltname).toContain(`URI:spiffe://palisade.local/service/${service}`);
+    await expect(
+      new Promise((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => resolve('connected'));
+        socket.on('error', reject);
+      }),
+    ).rejects.toThrow();
+  });
+
+  it('refuses plain HTTP', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = netConnect({ host: '127.0.0.1', port: 7101 + OFFSET }, () => socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n'));
+      let data = '';
+      socket.on('data', (c) => (data += c.toString('latin1')));
+      socket.on('close', () => resolve(data));
+      socket.on('error', () => resolve(data));
+      setTimeout(() => socket.destroy(), 2000);
+    });
+    expect(answer).not.toMatch(/HTTP\/1\.1 200/);
+  });
+
+  it('answers bad requests with coded 4xx errors, a request id and security headers', async () => {
+    const port = 7102 + OFFSET;
+    const missing = await call(port, '/v1/nothing-here');
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body)).toMatchObject({ error: { code: 'not_found', requestId: expect.any(String) } });
+    expect(missing.headers['strict-transport-security']).toContain('max-age=');
+    expect(missing.headers['x-request-id']).toBe(JSON.parse(missing.body).error.requestId);
+
+    const malformed = await call(port, '/v1/anything', { method: 'POST', body: '{"a":', headers: { 'content-type': 'application/json' } });
+    expect(malformed.status).toBe(400);
+    expect(JSON.parse(malformed.body).error).toMatchObject({ code: 'validation', message: 'request body is not valid JSON' });
+
+    const huge = await call(port, '/v1/anything', {
+      method: 'POST',
+      body: JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(huge.status).toBe(413);
+    expect(JSON.parse(huge.body).error.code).toBe('payload_too_large');
+
+    const ready = await call(port, '/health/ready');
+    expect(ready.status).toBe(200);
+  });
+
+  it('every service published <service>.lifecycle.started through its outbox to JetStream', async () => {
+    const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+    const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'e2e-lifecycle' });
+    try {
+      const js = nc.jetstream();
+      const jsm = await nc.jetstreamManager();
+      const name = `e2e_lifecycle_${Date.now()}`;
+      await jsm.consumers.add(EVENTS_STREAM, {
+        name,
+        filter_subject: 'palisade.events.*.lifecycle.started',
+        deliver_policy: DeliverPolicy.StartTime,
+        opt_start_time: startedAt,
+        ack_policy: AckPolicy.None,
+        inactive_threshold: 60 * 1e9,
+      });
+      const consumer = await js.consumers.get(EVENTS_STREAM, name);
+      const seen = new Map<string, EventEnvelope>();
+      await eventually(async () => {
+        const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
+        for await (const m of batch) {
+          const result = validateConsumed(m.json());
+          if (result.ok) seen.set(result.event.source, result.event);
+        }
+        return SERVICE_NAMES.every((s) => seen.has(s));
+      }, 30000);
+      for (const service of SERVICE_NAMES) {
+        expect(seen.get(service)).toMatchObject({
+          type: `${service}.lifecycle.started`,
+          tenantId: 'system',
+          actor: { type: 'service', id: service },
+          data: { instanceId: expect.any(String), version: '0.1.0' },
+        });
+      }
+    } finally {
+      await nc.drain();
+      identity.stop();
+    }
+  });
+});
+
+describe('a service facing bad configuration or a missing dependency', () => {
+  it('stops at once with a message naming the bad variable (no restart loop)', async () => {
+    const [h] = runner.startServices({
+      services: ['billing'],
+      portOffset: 2000,
+      env: { NATS_URL: 'nats://127.0.0.1:4222', PGPORT: 'not-a-port' },
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e-badconfig'),
+    });
+    const { code } = await h.exited;
+    expect(code).toBe(78);
+    const log = readFileSync(join(infra('PALISADE_HOME'), 'logs', 'e2e-badconfig', 'billing.log'), 'utf8');
+    expect(log).toMatch(/NATS_URL: must be a URL with scheme tls/);
+    expect(log).toMatch(/PGPORT:/);
+  });
+
+  it('keeps serving liveness, reports the missing dependency as not ready, and retries', async () => {
+    const [h] = runner.startServices({
+      services: ['billing'],
+      portOffset: 2000,
+      env: { PGPORT: '1', LOG_LEVEL: 'error' },
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e-nodeps'),
+    });
+    try {
+      const port = 7107 + 2000;
+      await eventually(async () => (await call(port, '/health/live')).status === 200, 30000, 100);
+      const ready = await eventually(async () => {
+        const r = await call(port, '/health/ready');
+        const body = JSON.parse(r.body);
+        return r.status === 503 && body.checks.postgres.reason ? body : undefined;
+      }, 15000, 100);
+      expect(ready.checks.postgres.ok).toBe(false);
+      expect(ready.checks.postgres.reason).toMatch(/ECONNREFUSED|connect/);
+      const api = await call(port, '/v1/anything');
+      expect(api.status).toBe(503);
+      expect(JSON.parse(api.body).error.code).toBe('unavailable');
+      await new Promise((r) => setTimeout(r, 1000));
+      const log = readFileSync(join(infra('PALISADE_HOME'), 'logs', 'e2e-nodeps', 'billing.log'), 'utf8');
+      expect(log.match(/postgres unavailable; retrying/g)!.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await h.stop();
+    }
+  });
+});
