@@ -5,3 +5,4 @@ export * from './streams';
 export * from './publisher';
 export * from './consumer';
 export * from './rpc';
+export type { NatsConnection } from 'nats';

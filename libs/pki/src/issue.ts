@@ -112,7 +112,8 @@ export async function issueCertificate(ca: CertificateAuthority, req: IssueReque
   if (!(lifetimeMs > 0)) throw new Error(`invalid lifetime ${lifetimeMs} ms`);
   const now = req.now ?? new Date();
   const notBefore = new Date(now.getTime() - BACKDATE_MS);
-  const notAfter = new Date(now.getTime() + lifetimeMs);
+  // X.509 times have whole seconds: round up, so the certificate lives at least lifetimeMs.
+  const notAfter = new Date(Math.ceil((now.getTime() + lifetimeMs) / 1000) * 1000);
   if (notAfter > ca.cert.notAfter) throw new Error('the certificate would outlive its CA');
   const keys = await generateKeyPair();
   const publicKey = keys.publicKey as unknown as X509PublicKey;

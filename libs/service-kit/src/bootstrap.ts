@@ -54,7 +54,8 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   const metrics = createMetrics(definition.name);
   const identity = await startIdentity(definition.name, config, logger);
 
-  let app!: NestExpressApplication;
+  // The RPC transport joins the app once NATS answers; the app exists by then.
+  const started: { app?: NestExpressApplication } = {};
   const platform = new Platform({
     service: definition.name,
     version: definition.version,
@@ -66,6 +67,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     migrations: definition.migrations ?? [],
     readiness: definition.readiness ?? {},
     onConnected: async () => {
+      const app = started.app!;
       const rpc = app.connectMicroservice(
         natsTransportOptions({ service: definition.name, servers: config.NATS_URL, identity }),
         { inheritAppConfig: false },
@@ -78,11 +80,12 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   @Module({ imports: [PlatformModule.forRoot(platform), definition.module] })
   class ServiceRootModule {}
 
-  app = await NestFactory.create<NestExpressApplication>(ServiceRootModule, {
+  const app = await NestFactory.create<NestExpressApplication>(ServiceRootModule, {
     httpsOptions: { ...identity.tlsOptions(), requestCert: true, rejectUnauthorized: false },
     logger: new NestPinoLogger(logger),
     bodyParser: false,
   });
+  started.app = app;
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(requestContext);

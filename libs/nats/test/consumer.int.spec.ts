@@ -1,0 +1,158 @@
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Msg, NatsConnection } from 'nats';
+import { EVENTS_STREAM, type EventEnvelope } from '@palisade/contracts';
+import type { ServiceIdentity } from '@palisade/pki';
+import { DLQ_HEADERS, DurableEventConsumer, JetStreamEventPublisher, type NatsLogger } from '../src';
+import { adminIdentity, connectAs, deleteDurable, eventually, runToken, serviceIdentity, sleep, testEvent } from './helpers';
+
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const tracer = provider.getTracer('int-test');
+
+let admin: NatsConnection;
+let policy: NatsConnection;
+const identities: ServiceIdentity[] = [];
+const consumers: DurableEventConsumer[] = [];
+const logged: { level: string; msg: string; obj: object }[] = [];
+const logger: NatsLogger = {
+  info: (obj, msg) => logged.push({ level: 'info', obj, msg }),
+  warn: (obj, msg) => logged.push({ level: 'warn', obj, msg }),
+  error: (obj, msg) => logged.push({ level: 'error', obj, msg }),
+};
+
+beforeAll(async () => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const a = await adminIdentity();
+  const p = await serviceIdentity('policy');
+  identities.push(a, p);
+  admin = await connectAs(a, 'int-admin');
+  policy = await connectAs(p, 'int-policy');
+  for (const durable of ['policy-inttest-retry', 'policy-inttest-poison', 'policy-inttest-trace']) {
+    await deleteDurable(admin, EVENTS_STREAM, durable);
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(consumers.map((c) => c.stop()));
+  await Promise.all([admin?.close(), policy?.close()]);
+  identities.forEach((i) => i.stop());
+  context.disable();
+  propagation.disable();
+});
+
+/** Dead letters on `subject`, collected by the admin. */
+function collect(subject: string): Msg[] {
+  const received: Msg[] = [];
+  const sub = admin.subscribe(subject);
+  void (async () => {
+    for await (const m of sub) received.push(m);
+  })();
+  return received;
+}
+
+function consumer(name: string, filter: string, handler: (e: EventEnvelope, deliveryCount: number) => Promise<void>) {
+  const c = new DurableEventConsumer({
+    nc: policy,
+    service: 'policy',
+    consumer: name,
+    filterSubjects: filter,
+    handler: (e, d) => handler(e, d.deliveryCount),
+    maxDeliver: 3,
+    backoffMs: [100, 300],
+    logger,
+    tracer,
+  });
+  consumers.push(c);
+  return c;
+}
+
+describe('DurableEventConsumer', () => {
+  it('retries a failing handler with backoff, then dead-letters the event with the reason', async () => {
+    const token = runToken();
+    const deadLetters = collect('palisade.dlq.policy.inttest-retry');
+    await admin.flush();
+    const attempts = new Map<string, number[]>();
+    const failing = testEvent('policy', `policy.${token}.failed`);
+    const flaky = testEvent('policy', `policy.${token}.flaked`);
+    const c = consumer('inttest-retry', `palisade.events.policy.${token}.>`, async (e, deliveryCount) => {
+      attempts.set(e.id, [...(attempts.get(e.id) ?? []), Date.now()]);
+      if (e.id === failing.id) throw new Error('projection table is locked');
+      if (e.id === flaky.id && deliveryCount === 1) throw new Error('transient');
+    });
+    expect(c.durable).toBe('policy-inttest-retry');
+    await c.start();
+    await new JetStreamEventPublisher(policy).publish([failing, flaky]);
+
+    const dead = await eventually(() => deadLetters[0]);
+    expect(attempts.get(failing.id)).toHaveLength(3);
+    const [t1, t2, t3] = attempts.get(failing.id)!;
+    expect(t2 - t1).toBeGreaterThanOrEqual(90);
+    expect(t3 - t2).toBeGreaterThanOrEqual(280);
+    expect(dead.headers?.get(DLQ_HEADERS.reason)).toBe('handler-failed');
+    expect(dead.headers?.get(DLQ_HEADERS.problems)).toBe('Error: projection table is locked');
+    expect(dead.headers?.get(DLQ_HEADERS.deliveries)).toBe('3');
+    expect(dead.headers?.get(DLQ_HEADERS.consumer)).toBe('policy-inttest-retry');
+    expect(dead.headers?.get(DLQ_HEADERS.subject)).toBe(`palisade.events.${failing.type}`);
+    expect(JSON.parse(new TextDecoder().decode(dead.data)).id).toBe(failing.id);
+
+    expect(attempts.get(flaky.id)).toHaveLength(2);
+    await sleep(500);
+    expect(deadLetters).toHaveLength(1); // the flaky one succeeded on its retry and was not redelivered
+    expect(attempts.get(failing.id)).toHaveLength(3);
+    expect(logged.some((l) => l.level === 'warn' && l.msg === 'event handler failed, will retry')).toBe(true);
+  });
+
+  it('dead-letters a poison message at once, without calling the handler', async () => {
+    const token = runToken();
+    const deadLetters = collect('palisade.dlq.policy.inttest-poison');
+    await admin.flush();
+    const handled: string[] = [];
+    const c = consumer('inttest-poison', `palisade.events.policy.${token}.>`, async (e) => {
+      handled.push(e.id);
+    });
+    await c.start();
+    const js = policy.jetstream();
+    await js.publish(`palisade.events.policy.${token}.garbled`, 'this is not json');
+    const badId = { ...testEvent('policy', `policy.${token}.created`), id: 'not-a-uuid' };
+    await js.publish(`palisade.events.policy.${token}.created`, JSON.stringify(badId));
+    const good = testEvent('policy', `policy.${token}.created`);
+    await new JetStreamEventPublisher(policy).publish([good]);
+
+    await eventually(() => (deadLetters.length >= 2 && handled.length >= 1 ? true : undefined));
+    const reasons = deadLetters.map((m) => [m.headers?.get(DLQ_HEADERS.reason), m.headers?.get(DLQ_HEADERS.problems), m.headers?.get(DLQ_HEADERS.deliveries)]);
+    expect(reasons).toEqual([
+      ['poison', '(event): not JSON', '1'],
+      ['poison', 'id: must be a lowercase UUIDv7', '1'],
+    ]);
+    expect(handled).toEqual([good.id]);
+    await sleep(300);
+    expect(deadLetters).toHaveLength(2); // terminated, not redelivered
+  });
+
+  it('runs the handler in a span whose parent is the publisher’s span (trace context crosses the hop)', async () => {
+    const token = runToken();
+    const event = testEvent('policy', `policy.${token}.created`);
+    let seenTraceId: string | undefined;
+    const c = consumer('inttest-trace', `palisade.events.policy.${token}.>`, async () => {
+      seenTraceId = trace.getActiveSpan()?.spanContext().traceId;
+    });
+    await c.start();
+
+    const producer = tracer.startSpan('command policy.create');
+    await context.with(trace.setSpan(context.active(), producer), () => new JetStreamEventPublisher(policy).publish([event]));
+    producer.end();
+
+    await eventually(() => seenTraceId);
+    expect(seenTraceId).toBe(producer.spanContext().traceId);
+    const processSpan = await eventually(() =>
+      exporter.getFinishedSpans().find((s) => s.name === `process palisade.events.${event.type}`),
+    );
+    expect(processSpan.spanContext().traceId).toBe(producer.spanContext().traceId);
+    expect(processSpan.parentSpanContext?.spanId).toBe(producer.spanContext().spanId);
+    expect(processSpan.attributes['messaging.message.id']).toBe(event.id);
+  });
+});
