@@ -8,11 +8,11 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { ConfigError } from '@palisade/config';
 import type { ServiceName } from '@palisade/contracts';
-import { natsTransportOptions, RpcErrorFilter } from '@palisade/nats';
+import { natsTransportOptions, RpcErrorFilter, RpcTraceInterceptor } from '@palisade/nats';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig, type ServiceConfig } from './config';
-import { HttpErrorFilter } from './http/error.filter';
+import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
 import { NestPinoLogger } from './nest-logger';
 import { Platform, type MigrationFactory, type ReadinessCheck } from './platform';
@@ -54,7 +54,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   const metrics = createMetrics(definition.name);
   const identity = await startIdentity(definition.name, config, logger);
 
-  // The RPC transport joins the app once NATS answers; the app exists by then.
+  // The RPC transport starts once NATS answers; the app exists by then.
   const started: { app?: NestExpressApplication } = {};
   const platform = new Platform({
     service: definition.name,
@@ -66,15 +66,8 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     identity,
     migrations: definition.migrations ?? [],
     readiness: definition.readiness ?? {},
-    onConnected: async () => {
-      const app = started.app!;
-      const rpc = app.connectMicroservice(
-        natsTransportOptions({ service: definition.name, servers: config.NATS_URL, identity }),
-        { inheritAppConfig: false },
-      );
-      rpc.useGlobalFilters(new RpcErrorFilter(logger));
-      await app.startAllMicroservices();
-    },
+    // NATS answers: start answering requests (the transport was set up before init).
+    onConnected: () => started.app!.startAllMicroservices().then(() => undefined),
   });
 
   @Module({ imports: [PlatformModule.forRoot(platform), definition.module] })
@@ -90,9 +83,15 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.set('trust proxy', false);
   app.use(requestContext);
   app.useBodyParser('json', { limit: config.HTTP_BODY_LIMIT });
+  app.use(bodyParserErrors);
   app.use(readinessGate(() => platform.isConnected()));
   app.useGlobalFilters(new HttpErrorFilter(logger));
   app.enableShutdownHooks();
+  const rpc = app.connectMicroservice(natsTransportOptions({ service: definition.name, servers: config.NATS_URL, identity }), {
+    inheritAppConfig: false,
+  });
+  rpc.useGlobalFilters(new RpcErrorFilter(logger));
+  rpc.useGlobalInterceptors(new RpcTraceInterceptor(tracer));
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder().setTitle(`Palisade ${definition.name}`).setDescription(definition.description).setVersion(definition.version).build(),

@@ -40,6 +40,23 @@ interface BodyParserError {
 }
 
 /**
+ * Express error middleware placed right after the body parser: turns its errors into
+ * coded errors with a clear message (Nest would otherwise echo the parser's text).
+ */
+export function bodyParserErrors(error: unknown, _req: unknown, _res: unknown, next: (error: unknown) => void): void {
+  const parser = error as BodyParserError;
+  if (parser?.type === 'entity.too.large') return next(new PalisadeError('payload_too_large', 'request body is too large'));
+  if (parser?.type === 'entity.parse.failed') return next(new PalisadeError('validation', 'request body is not valid JSON'));
+  if (parser?.type === 'encoding.unsupported' || parser?.type === 'charset.unsupported') {
+    return next(new PalisadeError('validation', 'request body encoding is not supported'));
+  }
+  if (parser?.expose && typeof parser.status === 'number' && parser.status < 500) {
+    return next(new PalisadeError(codeOfStatus(parser.status), 'malformed request body'));
+  }
+  next(error);
+}
+
+/**
  * The one place HTTP errors are shaped: `{ error: { code, message, details?, requestId } }`.
  * Domain errors keep their message; anything unexpected becomes a 500 that says only
  * "internal error" and is logged with the request id.
@@ -72,16 +89,6 @@ export class HttpErrorFilter implements ExceptionFilter {
           ? [payload.message].flat().join('; ')
           : exception.message;
       return { status, body: new PalisadeError(codeOfStatus(status), status >= 500 ? 'internal error' : message).toBody(requestId) };
-    }
-    const parser = exception as BodyParserError;
-    if (parser?.type === 'entity.too.large') {
-      return { status: 413, body: new PalisadeError('payload_too_large', 'request body is too large').toBody(requestId) };
-    }
-    if (parser?.type === 'entity.parse.failed') {
-      return { status: 400, body: new PalisadeError('validation', 'request body is not valid JSON').toBody(requestId) };
-    }
-    if (parser?.expose && typeof parser.status === 'number' && parser.status < 500) {
-      return { status: parser.status, body: new PalisadeError(codeOfStatus(parser.status), 'bad request').toBody(requestId) };
     }
     return { status: 500, body: new PalisadeError('internal', 'internal error').toBody(requestId) };
   }
