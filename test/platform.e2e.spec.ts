@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
@@ -6,7 +7,7 @@ import { connect as netConnect } from 'node:net';
 import { AckPolicy, DeliverPolicy } from 'nats';
 import { EVENTS_STREAM, SERVICE_NAMES, validateConsumed, type EventEnvelope } from '@palisade/contracts';
 import { connectNats } from '@palisade/nats';
-import { ServiceIdentity } from '@palisade/pki';
+import { ensureCa, issueCertificate, ServiceIdentity } from '@palisade/pki';
 import { eventually, infra } from '@palisade/testing';
 
 // The seven built services, started as processes on ports 8101..8107 (offset 1000, so
@@ -21,11 +22,15 @@ interface Reply {
   body: string;
 }
 
-function call(port: number, path: string, options: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+function call(
+  port: number,
+  path: string,
+  options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; cert?: string; key?: string } = {},
+): Promise<Reply> {
   const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers: options.headers, servername: 'localhost' },
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers: options.headers, servername: 'localhost', cert: options.cert, key: options.key, agent: false },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -95,6 +100,26 @@ describe('the seven services', () => {
         socket.on('error', reject);
       }),
     ).rejects.toThrow();
+  });
+
+  it('admits only Palisade services, proven by client certificate, to service-to-service routes', async () => {
+    const port = 7103 + OFFSET;
+    const anonymous = await call(port, '/internal/whoami');
+    expect(anonymous.status).toBe(401);
+    expect(JSON.parse(anonymous.body).error.code).toBe('unauthenticated');
+    const policy = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'policy' });
+    try {
+      const { cert, key } = policy.tlsOptions();
+      const asPolicy = await call(port, '/internal/whoami', { cert, key });
+      expect(asPolicy.status).toBe(200);
+      expect(JSON.parse(asPolicy.body)).toEqual({ caller: 'policy' });
+    } finally {
+      policy.stop();
+    }
+    const strangerCa = await ensureCa(mkdtempSync(join(tmpdir(), 'stranger-ca-')));
+    const stranger = await issueCertificate(strangerCa.ca, { kind: 'service', name: 'policy' });
+    const asStranger = await call(port, '/internal/whoami', { cert: stranger.certPem, key: stranger.keyPem });
+    expect(asStranger.status).toBe(401);
   });
 
   it('refuses plain HTTP', async () => {
@@ -169,6 +194,42 @@ describe('the seven services', () => {
     } finally {
       await nc.drain();
       identity.stop();
+    }
+  });
+});
+
+describe('certificate renewal', () => {
+  it('serves a renewed certificate without a restart', async () => {
+    const [h] = runner.startServices({
+      services: ['billing'],
+      portOffset: 3000,
+      env: { CERT_LIFETIME_HOURS: '0.0015', LOG_LEVEL: 'warn' },
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e-renewal'),
+    });
+    const serial = () =>
+      new Promise<{ serial: string; validTo: string }>((resolve, reject) => {
+        const socket = tlsConnect(
+          { host: '127.0.0.1', port: 7107 + 3000, ca: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')), servername: 'localhost' },
+          () => {
+            const cert = socket.getPeerCertificate();
+            resolve({ serial: cert.serialNumber, validTo: cert.valid_to });
+            socket.end();
+          },
+        );
+        socket.on('error', reject);
+      });
+    try {
+      await runner.waitReady([h], { timeoutMs: 60000 });
+      const first = await serial();
+      const second = await eventually(async () => {
+        const now = await serial();
+        return now.serial !== first.serial ? now : undefined;
+      }, 15000, 250);
+      expect(Date.parse(second.validTo)).toBeGreaterThan(Date.parse(first.validTo));
+      expect(h.child.exitCode).toBeNull();
+      expect((await call(7107 + 3000, '/health/live')).status).toBe(200);
+    } finally {
+      await h.stop();
     }
   });
 });

@@ -255,11 +255,12 @@ start_broker() {
     mv "$KAFKA_LOG" "$KAFKA_LOG.1"
   fi
   echo "---- $(date -u +%FT%TZ) kafka.sh: starting Apache Kafka $KAFKA_VERSION" >>"$KAFKA_LOG"
-  # setsid: the broker outlives the shell (and the process group) that started it.
+  # setsid: the broker outlives the shell (and the process group) that started it; it
+  # must not inherit the lock (fd 9) either.
   setsid "$JAVA" -Xms128m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -Dkafka.logs.dir="$PALISADE_LOGS" \
-    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" </dev/null >>"$KAFKA_LOG" 2>&1 &
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
   echo $! >"$KAFKA_PID"
   config_digest >"$KAFKA_STATE"
 }
@@ -319,6 +320,8 @@ cmd_up() {
 }
 
 cmd_down() {
+  exec 9>"$PALISADE_RUN/kafka.lock"
+  flock 9
   if ours_running; then
     stop_pidfile "$KAFKA_PID" 60 || true
     log "stopped"

@@ -5,3 +5,4 @@ export * from './http/request-context';
 export * from './lifecycle';
 export * from './platform';
 export * from './platform.module';
+export * from './http/mtls.guard';

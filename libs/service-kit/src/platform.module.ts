@@ -1,6 +1,9 @@
-import { Controller, Get, Global, Inject, Module, Res, type DynamicModule } from '@nestjs/common';
+import { Controller, Get, Global, Inject, Module, Req, Res, type DynamicModule } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { SERVICE_NAMES } from '@palisade/contracts';
+import { callingService, MtlsGuard, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 
 /** Injection token of the running service's Platform. */
@@ -27,6 +30,13 @@ class OperationsController {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   }
 
+  @Get('internal/whoami')
+  @ServiceCallers(...SERVICE_NAMES)
+  @ApiOperation({ summary: 'Service-to-service only (mTLS): the calling service as its client certificate names it' })
+  whoami(@Req() req: Request) {
+    return { caller: callingService(req) };
+  }
+
   @Get('metrics')
   @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
   async metrics(@Res() res: Response) {
@@ -43,7 +53,7 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [OperationsController],
-      providers: [{ provide: PLATFORM, useValue: platform }],
+      providers: [{ provide: PLATFORM, useValue: platform }, { provide: APP_GUARD, useClass: MtlsGuard }],
       exports: [PLATFORM],
     };
   }
