@@ -10,6 +10,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
 echo "== build (tsc, strict) and lint"
 nx run-many -t build lint --output-style=static
+eslint test
 echo "== infrastructure"
 bash deploy/local/up.sh
 echo "== tests"
