@@ -73,6 +73,8 @@ describe('the seven services', () => {
     const metrics = await call(port, '/metrics');
     expect(metrics.headers['content-type']).toContain('text/plain');
     expect(metrics.body).toContain(`process_cpu_user_seconds_total{service="${service}"}`);
+    expect(metrics.body).toContain(`palisade_http_request_duration_seconds_count{service="${service}",method="GET",route="/health/live",status="200"}`);
+    expect(metrics.body).toContain('palisade_outbox_published_events_total');
     const docs = await call(port, '/docs');
     expect(docs.status).toBe(200);
     expect(docs.body).toContain('swagger');

@@ -14,6 +14,7 @@ import { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig, type ServiceConfig } from './config';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
+import { httpTelemetry } from './http/telemetry';
 import { NestPinoLogger } from './nest-logger';
 import { Platform, type MigrationFactory, type ReadinessCheck } from './platform';
 import { PlatformModule } from './platform.module';
@@ -82,6 +83,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(requestContext);
+  app.use(httpTelemetry(tracer, metrics));
   app.useBodyParser('json', { limit: config.HTTP_BODY_LIMIT });
   app.use(bodyParserErrors);
   app.use(readinessGate(() => platform.isConnected()));
@@ -130,6 +132,11 @@ async function startIdentity(service: ServiceName, config: ServiceConfig, logger
 
 /** For a service's main.ts: run, and stop cleanly on SIGTERM / SIGINT. */
 export function main(definition: ServiceDefinition): void {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) {
+    process.stderr.write(`${JSON.stringify({ level: 'fatal', service: definition.name, msg: `Node ${process.versions.node} is too old: run with Node 24 (node_modules/.bin/node)` })}\n`);
+    process.exit(EXIT_CONFIG);
+  }
   runService(definition).then(
     (running) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {
