@@ -57,7 +57,7 @@ const PEM = /-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(-----END [A-Z0-9 ]+-----|$)/g;
 function scrub(value: unknown): unknown {
   if (typeof value === 'string') return value.replace(PEM, '[redacted PEM]');
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return value;
-  if (Array.isArray(value)) return value.slice(0, 50).map(scrub);
+  if (Array.isArray(value)) return value.slice(0, 50).map(scrub).filter((v) => v !== undefined);
   // Objects (configs, requests, buffers) never reach the log: they could hold keys,
   // SASL credentials or record payloads.
   return undefined;
