@@ -247,6 +247,7 @@ wait_ready() {
 start_broker() {
   local port
   for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    evict_other_checkout "$port"
     port_in_use "$port" && die "port $port is in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
   done
   format_storage

@@ -63,3 +63,23 @@ stop_pidfile() {
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$pidfile"
 }
+
+# Frees a loopback port held by a Palisade server of another checkout (its command
+# line names another .palisade/ folder): two checkouts cannot share the fixed ports,
+# so the one starting now takes them over. Anything else on the port is left alone,
+# and the caller fails with a message naming the port.
+evict_other_checkout() {
+  local port="$1" pid cmd
+  for pid in $(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
+    case "$cmd" in
+      *"$PALISADE_HOME/"*) ;; # ours
+      */.palisade/*)
+        log "port $port is held by the Palisade server of another checkout (pid $pid); stopping it"
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        ;;
+    esac
+  done
+}

@@ -180,6 +180,8 @@ ensure_streams() {
 }
 
 start_server() {
+  evict_other_checkout "$NATS_TLS_PORT"
+  evict_other_checkout "$NATS_MONITOR_PORT"
   if curl -s --max-time 1 "$(monitor_url)/varz" >/dev/null 2>&1 || (exec 3<>"/dev/tcp/$NATS_HOST/$NATS_TLS_PORT") 2>/dev/null; then
     die "port $NATS_TLS_PORT or $NATS_MONITOR_PORT is taken by a server that is not ours (set NATS_TLS_PORT / NATS_MONITOR_PORT)"
   fi
