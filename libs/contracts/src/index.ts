@@ -3,3 +3,4 @@ export * from './errors';
 export * from './services';
 export * from './subjects';
 export * from './ports';
+export * from './principal';

@@ -1,0 +1,24 @@
+import type { ActorType } from './envelope';
+
+/**
+ * Who is calling, once authenticated (by the auth service's verifier library: a
+ * token, an API key, or a service's client certificate). Every tenant-scoped query
+ * takes `tenantId` from here, never from the request body.
+ */
+export interface Principal {
+  type: Exclude<ActorType, 'system'>;
+  id: string;
+  tenantId: string;
+  /** For an agent: the user it acts for (its rights never exceed theirs). */
+  actingFor?: string;
+  /** Least-privilege scopes of the credential used (API keys, service tokens). */
+  scopes?: readonly string[];
+  /** Session the token belongs to (revocation, audit). */
+  sessionId?: string;
+}
+
+/** Checks a request's credentials; implemented by the auth verifier library. */
+export interface PrincipalResolver {
+  /** The principal, or a PalisadeError 'unauthenticated' naming what is wrong. */
+  resolve(credentials: { authorization?: string; apiKey?: string; clientSpiffeId?: string }): Promise<Principal>;
+}
