@@ -6,6 +6,8 @@ import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Agent } from 'node:https';
+import { AccessTokenVerifier, audienceOf, createLocalJWKSet, createRemoteJWKSet } from '@palisade/auth-verifier';
 import { ConfigError } from '@palisade/config';
 import type { ServiceName } from '@palisade/contracts';
 import { natsTransportOptions, RpcErrorFilter, RpcTraceInterceptor } from '@palisade/nats';
@@ -71,7 +73,13 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     onConnected: () => started.app!.startAllMicroservices().then(() => undefined),
   });
 
-  @Module({ imports: [PlatformModule.forRoot(platform), definition.module] })
+  const verifier = new AccessTokenVerifier({
+    keys: signingKeys(config, identity),
+    audience: audienceOf(definition.name),
+    revocations: platform.revocations,
+  });
+
+  @Module({ imports: [PlatformModule.forRoot(platform, verifier), definition.module] })
   class ServiceRootModule {}
 
   const app = await NestFactory.create<NestExpressApplication>(ServiceRootModule, {
@@ -116,6 +124,16 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
       logger.flush();
     })());
   return { app, platform, config, connected, stop };
+}
+
+/** The auth service's token signing keys: a local JWKS when configured, else its HTTPS endpoint. */
+function signingKeys(config: ServiceConfig, identity: ServiceIdentity) {
+  if (config.AUTH_JWKS) return createLocalJWKSet(JSON.parse(config.AUTH_JWKS));
+  return createRemoteJWKSet(new URL(config.AUTH_JWKS_URL), {
+    agent: new Agent({ ca: identity.current().caPem, minVersion: 'TLSv1.3' }),
+    cooldownDuration: 30_000,
+    cacheMaxAge: 10 * 60_000,
+  });
 }
 
 async function startIdentity(service: ServiceName, config: ServiceConfig, logger: Logger): Promise<ServiceIdentity> {

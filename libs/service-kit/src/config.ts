@@ -30,6 +30,20 @@ export function serviceConfigShape(service: ServiceName) {
     PG_MIGRATION_PASSWORD: z.string().optional(),
     PG_POOL_SIZE: env.int(5, 1, 100),
     PG_SSL_CA_FILE: z.string().optional(),
+    /** Where the auth service publishes its token signing keys (JWKS over HTTPS, our CA). */
+    AUTH_JWKS_URL: env.url(['https']).default('https://127.0.0.1:7101/.well-known/jwks.json'),
+    /** A JWKS as JSON instead of the URL (air-gapped single hosts, tests); wins over AUTH_JWKS_URL. */
+    AUTH_JWKS: z
+      .string()
+      .optional()
+      .refine((v) => {
+        if (v === undefined) return true;
+        try {
+          return Array.isArray(JSON.parse(v).keys);
+        } catch {
+          return false;
+        }
+      }, 'must be a JWKS: {"keys":[…]}'),
     /** How long a dependency may stay unreachable before readiness says so (it is retried regardless). */
     DEPENDENCY_RETRY_MAX_MS: env.int(10000, 100, 600000),
   };

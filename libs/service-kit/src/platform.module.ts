@@ -1,8 +1,10 @@
 import { Controller, Get, Global, Inject, Module, Req, Res, type DynamicModule } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, Reflector } from '@nestjs/core';
+import type { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { SERVICE_NAMES } from '@palisade/contracts';
+import { AuthGuard, Public } from './http/auth.guard';
 import { callingService, MtlsGuard, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 
@@ -15,6 +17,7 @@ class OperationsController {
   constructor(@Inject(PLATFORM) private readonly platform: Platform) {}
 
   @Get('health/live')
+  @Public()
   @ApiOperation({ summary: 'Liveness: the process serves HTTP' })
   @ApiOkResponse({ description: 'alive' })
   live() {
@@ -22,6 +25,7 @@ class OperationsController {
   }
 
   @Get('health/ready')
+  @Public()
   @ApiOperation({ summary: 'Readiness: 200 only when every dependency answers' })
   @ApiOkResponse({ description: 'ready, with the state of each dependency' })
   @ApiServiceUnavailableResponse({ description: 'not ready; each failing check says why' })
@@ -38,6 +42,7 @@ class OperationsController {
   }
 
   @Get('metrics')
+  @Public()
   @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
   async metrics(@Res() res: Response) {
     const registry = this.platform.options.metrics;
@@ -49,11 +54,15 @@ class OperationsController {
 @Global()
 @Module({})
 export class PlatformModule {
-  static forRoot(platform: Platform): DynamicModule {
+  static forRoot(platform: Platform, verifier: Pick<AccessTokenVerifier, 'verify'>): DynamicModule {
     return {
       module: PlatformModule,
       controllers: [OperationsController],
-      providers: [{ provide: PLATFORM, useValue: platform }, { provide: APP_GUARD, useClass: MtlsGuard }],
+      providers: [
+        { provide: PLATFORM, useValue: platform },
+        { provide: APP_GUARD, useClass: MtlsGuard },
+        { provide: APP_GUARD, useFactory: (reflector: Reflector) => new AuthGuard(reflector, verifier), inject: [Reflector] },
+      ],
       exports: [PLATFORM],
     };
   }

@@ -10,6 +10,7 @@ import {
   type EventFactoryContext,
   type ServiceName,
 } from '@palisade/contracts';
+import { RevocationList } from '@palisade/auth-verifier';
 import { connectNats, JetStreamEventPublisher, type NatsConnection } from '@palisade/nats';
 import { counter, gauge, type Logger, type Registry } from '@palisade/observability';
 import type { ServiceIdentity } from '@palisade/pki';
@@ -67,6 +68,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 export class Platform {
   readonly instanceId = uuidv7();
   readonly eventContext: EventFactoryContext;
+  /** Revoked tokens, sessions and principals, fed by the auth service's revocation events. */
+  readonly revocations = new RevocationList();
   dataSource: DataSource | undefined;
   eventStore: PgEventStore | undefined;
   nats: NatsConnection | undefined;

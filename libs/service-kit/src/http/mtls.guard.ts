@@ -5,10 +5,10 @@ import { PalisadeError, type ServiceName } from '@palisade/contracts';
 import { serviceOfSpiffeId, spiffeIdOf } from '@palisade/pki';
 import type { Request } from 'express';
 
-const CALLERS = 'palisade.mtls.callers';
+export const SERVICE_CALLERS = 'palisade.mtls.callers';
 
 /** Only these services, proven by a client certificate from our CA, may call the route. */
-export const ServiceCallers = (...services: ServiceName[]) => SetMetadata(CALLERS, services);
+export const ServiceCallers = (...services: ServiceName[]) => SetMetadata(SERVICE_CALLERS, services);
 
 /** The calling service, as its verified client certificate names it; undefined without one. */
 export function callingService(req: Request): ServiceName | undefined {
@@ -28,7 +28,7 @@ export class MtlsGuard implements CanActivate {
   constructor(private readonly reflector: Reflector) {}
 
   canActivate(context: ExecutionContext): boolean {
-    const allowed = this.reflector.getAllAndOverride<ServiceName[] | undefined>(CALLERS, [context.getHandler(), context.getClass()]);
+    const allowed = this.reflector.getAllAndOverride<ServiceName[] | undefined>(SERVICE_CALLERS, [context.getHandler(), context.getClass()]);
     if (!allowed) return true;
     const caller = callingService(context.switchToHttp().getRequest<Request>());
     if (!caller) throw new PalisadeError('unauthenticated', 'a client certificate of a Palisade service is required');

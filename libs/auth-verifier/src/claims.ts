@@ -1,0 +1,36 @@
+/**
+ * The access token contract between the auth service (issuer) and every verifier.
+ * Short-lived JWTs signed with EdDSA (Ed25519) or ES256, `kid` in the header, keys
+ * published as a JWKS at auth's `/.well-known/jwks.json`.
+ */
+export const ACCESS_TOKEN_ISSUER = 'palisade-auth';
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+export const ALLOWED_ALGORITHMS = ['EdDSA', 'ES256'] as const;
+
+export interface AccessTokenClaims {
+  iss: typeof ACCESS_TOKEN_ISSUER;
+  /** Principal id (user, agent or service name). */
+  sub: string;
+  /** Audience: the service(s) the token is for, e.g. `palisade:policy`. */
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  /** Token id: single tokens are revoked by it. */
+  jti: string;
+  /** Tenant. */
+  tid: string;
+  /** Principal type. */
+  ptp: 'user' | 'agent' | 'service';
+  /** Session (family of refresh and access tokens). */
+  sid?: string;
+  /** For an agent: the user it acts for. */
+  act?: string;
+  /** Scopes. */
+  scp?: string[];
+  /** RFC 8705 certificate binding: SHA-256 thumbprint of the client certificate (base64url). */
+  cnf?: { 'x5t#S256': string };
+}
+
+export function audienceOf(service: string): string {
+  return `palisade:${service}`;
+}

@@ -1,0 +1,79 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { PalisadeError, type Principal } from '@palisade/contracts';
+import { ACCESS_TOKEN_ISSUER, ACCESS_TOKEN_TYPE, ALLOWED_ALGORITHMS, type AccessTokenClaims } from './claims';
+import type { RevocationList } from './revocations';
+
+export interface AccessTokenVerifierOptions {
+  /** Where signing keys come from: a remote JWKS (cached, refreshed on unknown kid) or a local set. */
+  keys: JWTVerifyGetKey;
+  /** This service's audience, e.g. `palisade:policy`. */
+  audience: string;
+  revocations: RevocationList;
+  clockToleranceSec?: number;
+  /** Longest lifetime accepted, whatever the token says. */
+  maxLifetimeSec?: number;
+}
+
+const unauthenticated = (message: string) => new PalisadeError('unauthenticated', message);
+
+/** RFC 8705 `x5t#S256`: base64url SHA-256 of the DER certificate. */
+export function certificateThumbprint(certificate: X509Certificate | Buffer): string {
+  const der = certificate instanceof X509Certificate ? certificate.raw : certificate;
+  return createHash('sha256').update(der).digest('base64url');
+}
+
+/**
+ * Verifies an access token: algorithm on the allow-list (no `none`, no HMAC, so no
+ * key-type confusion), signature by a published key, issuer, audience, expiry, a
+ * bounded lifetime, revocation, and the certificate binding when the token has one.
+ * Every failure is a PalisadeError 'unauthenticated' with a reason safe to show.
+ */
+export class AccessTokenVerifier {
+  constructor(private readonly options: AccessTokenVerifierOptions) {}
+
+  async verify(token: string, context: { clientCertificate?: X509Certificate | Buffer } = {}): Promise<{ principal: Principal; claims: AccessTokenClaims }> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) throw unauthenticated('malformed access token');
+    let claims: AccessTokenClaims;
+    let kid: string | undefined;
+    try {
+      const result = await jwtVerify(token, this.options.keys, {
+        algorithms: [...ALLOWED_ALGORITHMS],
+        issuer: ACCESS_TOKEN_ISSUER,
+        audience: this.options.audience,
+        typ: ACCESS_TOKEN_TYPE,
+        clockTolerance: this.options.clockToleranceSec ?? 5,
+        maxTokenAge: `${this.options.maxLifetimeSec ?? 3600}s`,
+        requiredClaims: ['exp', 'iat', 'jti', 'sub', 'tid', 'ptp'],
+      });
+      claims = result.payload as unknown as AccessTokenClaims;
+      kid = result.protectedHeader.kid;
+    } catch (error) {
+      throw unauthenticated(reasonOf(error));
+    }
+    if (!['user', 'agent', 'service'].includes(claims.ptp)) throw unauthenticated('access token has an unknown principal type');
+    const revoked = this.options.revocations.reasonRevoked(claims, kid);
+    if (revoked) throw unauthenticated(`access token rejected: ${revoked}`);
+    const bound = claims.cnf?.['x5t#S256'];
+    if (bound !== undefined) {
+      if (!context.clientCertificate) throw unauthenticated('access token is bound to a client certificate that was not presented');
+      if (certificateThumbprint(context.clientCertificate) !== bound) throw unauthenticated('access token is bound to another client certificate');
+    }
+    const principal: Principal = { type: claims.ptp, id: claims.sub, tenantId: claims.tid };
+    if (claims.act) principal.actingFor = claims.act;
+    if (claims.scp) principal.scopes = claims.scp;
+    if (claims.sid) principal.sessionId = claims.sid;
+    return { principal, claims };
+  }
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'access token expired';
+  if (error instanceof errors.JWTClaimValidationFailed) return `access token claim ${error.claim} is invalid`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'access token algorithm not allowed';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'access token signature is invalid';
+  if (error instanceof errors.JWKSNoMatchingKey) return 'access token signed by an unknown key';
+  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) return 'malformed access token';
+  if (error instanceof errors.JWKSTimeout) return 'signing keys unavailable';
+  return 'access token rejected';
+}
