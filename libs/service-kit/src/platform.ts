@@ -75,6 +75,8 @@ export class Platform {
   nats: NatsConnection | undefined;
   relay: OutboxRelay | undefined;
   private connected = false;
+  private readonly connectHooks: Array<(platform: Platform) => Promise<void>> = [];
+  private readonly closeHooks: Array<() => Promise<void>> = [];
   private closing = false;
   private readonly waiting = new Map<string, string>();
 
@@ -139,6 +141,7 @@ export class Platform {
     });
     this.relay.start();
     await this.step('rpc', () => this.options.onConnected(this));
+    for (const hook of this.connectHooks) await this.step('startup', () => hook(this));
     await this.step('postgres', () => this.announceStart());
     this.connected = true;
     this.logger.info({ instanceId: this.instanceId }, 'connected to every dependency');
@@ -189,6 +192,20 @@ export class Platform {
     }
   }
 
+  /**
+   * Work to do once PostgreSQL and NATS are connected, before the service reports
+   * ready: start durable consumers, load caches. Retried like a connection step.
+   * Register from a provider's constructor or onModuleInit.
+   */
+  afterConnect(hook: (platform: Platform) => Promise<void>): void {
+    this.connectHooks.push(hook);
+  }
+
+  /** Work to do when the service stops (drain consumers), before NATS and PostgreSQL close. */
+  beforeClose(hook: () => Promise<void>): void {
+    this.closeHooks.push(hook);
+  }
+
   /** Each dependency's state, for GET /health/ready. */
   async readiness(): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
     const checks: Record<string, CheckResult> = {};
@@ -219,6 +236,7 @@ export class Platform {
 
   async close(): Promise<void> {
     this.closing = true;
+    for (const hook of this.closeHooks.reverse()) await hook().catch((e: Error) => this.logger.warn({ err: e.message }, 'stop hook failed'));
     await this.relay?.stop();
     await this.nats?.drain().catch(() => undefined);
     await this.dataSource?.destroy().catch(() => undefined);
