@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestMicroservice } from '@nestjs/microservices';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Agent } from 'node:https';
 import { AccessTokenVerifier, audienceOf, createLocalJWKSet, createRemoteJWKSet } from '@palisade/auth-verifier';
@@ -97,9 +98,13 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.use(readinessGate(() => platform.isConnected()));
   app.useGlobalFilters(new HttpErrorFilter(logger));
   app.enableShutdownHooks();
+  // Deferred, so the RPC filter and interceptor below apply to every handler; the init
+  // hooks already ran with the HTTP app and must not run twice.
   const rpc = app.connectMicroservice(natsTransportOptions({ service: definition.name, servers: config.NATS_URL, identity }), {
     inheritAppConfig: false,
+    deferInitialization: true,
   });
+  (rpc as unknown as NestMicroservice).setIsInitHookCalled(true);
   rpc.useGlobalFilters(new RpcErrorFilter(logger));
   rpc.useGlobalInterceptors(new RpcTraceInterceptor(tracer));
   const document = SwaggerModule.createDocument(
