@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { request } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { connect as netConnect } from 'node:net';
-import { AckPolicy, DeliverPolicy } from 'nats';
+import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, SERVICE_NAMES, validateConsumed, type EventEnvelope } from '@palisade/contracts';
 import { connectNats } from '@palisade/nats';
 import { ensureCa, issueCertificate, ServiceIdentity } from '@palisade/pki';
@@ -46,15 +46,30 @@ function call(
 
 describe('the seven services', () => {
   let handles: Array<{ name: string; port: number; stop(): Promise<unknown> }> = [];
-  const startedAt = new Date().toISOString();
+  let admin: { nc: NatsConnection; identity: ServiceIdentity; consumer: string };
 
   beforeAll(async () => {
+    // Watch for lifecycle events from before the services start: a consumer of new
+    // messages only, so a long stream (benchmarks, other tests) is not scanned.
+    const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+    const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'e2e-lifecycle' });
+    const consumer = `e2e_lifecycle_${process.pid}_${Date.now()}`;
+    await (await nc.jetstreamManager()).consumers.add(EVENTS_STREAM, {
+      name: consumer,
+      filter_subject: 'palisade.events.*.lifecycle.started',
+      deliver_policy: DeliverPolicy.New,
+      ack_policy: AckPolicy.None,
+      inactive_threshold: 300 * 1e9,
+    });
+    admin = { nc, identity, consumer };
     handles = runner.startServices({ portOffset: OFFSET, env: { LOG_LEVEL: 'warn' }, logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e') });
     await runner.waitReady(handles, { timeoutMs: 120000 });
   }, 150000);
 
   afterAll(async () => {
     await Promise.all(handles.map((h) => h.stop()));
+    await admin.nc.drain();
+    admin.identity.stop();
   });
 
   it.each(SERVICE_NAMES)('%s is live and ready, with each dependency checked', async (service) => {
@@ -161,41 +176,23 @@ describe('the seven services', () => {
   });
 
   it('every service published <service>.lifecycle.started through its outbox to JetStream', async () => {
-    const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
-    const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'e2e-lifecycle' });
-    try {
-      const js = nc.jetstream();
-      const jsm = await nc.jetstreamManager();
-      const name = `e2e_lifecycle_${Date.now()}`;
-      await jsm.consumers.add(EVENTS_STREAM, {
-        name,
-        filter_subject: 'palisade.events.*.lifecycle.started',
-        deliver_policy: DeliverPolicy.StartTime,
-        opt_start_time: startedAt,
-        ack_policy: AckPolicy.None,
-        inactive_threshold: 60 * 1e9,
-      });
-      const consumer = await js.consumers.get(EVENTS_STREAM, name);
-      const seen = new Map<string, EventEnvelope>();
-      await eventually(async () => {
-        const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
-        for await (const m of batch) {
-          const result = validateConsumed(m.json());
-          if (result.ok) seen.set(result.event.source, result.event);
-        }
-        return SERVICE_NAMES.every((s) => seen.has(s));
-      }, 30000);
-      for (const service of SERVICE_NAMES) {
-        expect(seen.get(service)).toMatchObject({
-          type: `${service}.lifecycle.started`,
-          tenantId: 'system',
-          actor: { type: 'service', id: service },
-          data: { instanceId: expect.any(String), version: '0.1.0' },
-        });
+    const consumer = await admin.nc.jetstream().consumers.get(EVENTS_STREAM, admin.consumer);
+    const seen = new Map<string, EventEnvelope>();
+    await eventually(async () => {
+      const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
+      for await (const m of batch) {
+        const result = validateConsumed(m.json());
+        if (result.ok) seen.set(result.event.source, result.event);
       }
-    } finally {
-      await nc.drain();
-      identity.stop();
+      return SERVICE_NAMES.every((s) => seen.has(s));
+    }, 30000);
+    for (const service of SERVICE_NAMES) {
+      expect(seen.get(service)).toMatchObject({
+        type: `${service}.lifecycle.started`,
+        tenantId: 'system',
+        actor: { type: 'service', id: service },
+        data: { instanceId: expect.any(String), version: '0.1.0' },
+      });
     }
   });
 });
