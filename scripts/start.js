@@ -2,7 +2,10 @@
 // ready, and stops them (and the infrastructure this run started) on Ctrl-C.
 'use strict';
 const { execFileSync } = require('node:child_process');
-const { REPO, startServices, waitReady } = require('./platform-runner');
+const fs = require('node:fs');
+const path = require('node:path');
+const { REPO, infraEnv, startServices, waitReady } = require('./platform-runner');
+const { seedDemo } = require('./seed-demo');
 
 async function main() {
   const startedInfra = process.argv.includes('--started-infra');
@@ -42,6 +45,18 @@ async function main() {
     console.log(`all ${handles.length} services ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (services only; infrastructure before that)`);
     console.log('CA certificate for curl: curl --cacert .palisade/pki/ca.crt https://127.0.0.1:7101/health/ready');
     console.log('logs: .palisade/logs/<service>.log — Ctrl-C stops everything this run started');
+    const auth = handles.find((h) => h.name === 'auth');
+    if (auth) {
+      // The demo tenant, through auth's bootstrap API (the token file auth reads in dev-ca mode).
+      const pki = infraEnv().PALISADE_PKI_DIR;
+      const authDir = path.join(path.dirname(pki), 'auth');
+      await seedDemo({
+        authUrl: `https://127.0.0.1:${auth.port}`,
+        ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+        tokenFile: process.env.AUTH_BOOTSTRAP_TOKEN_FILE ?? path.join(authDir, 'bootstrap.token'),
+        markerFile: path.join(authDir, 'demo-tenant.json'),
+      }).catch((e) => console.error(String(e.message ?? e)));
+    }
   } catch (error) {
     console.error(String(error.message ?? error));
     await stop(1);

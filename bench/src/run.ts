@@ -1,12 +1,20 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { auditBenchmark } from './audit.bench';
+import { authBenchmark } from './auth.bench';
+import { credentialBenchmark } from './credential.bench';
 import { outboxBenchmark } from './outbox.bench';
+import { policyBenchmark } from './policy.bench';
 
 /** A benchmark prints nothing itself; it returns its metrics by name. */
 export type Benchmark = () => Promise<Record<string, number>>;
 
 const BENCHMARKS: Record<string, Benchmark> = {
+  credential: credentialBenchmark,
+  audit: auditBenchmark,
   outbox: outboxBenchmark,
+  policy: policyBenchmark,
+  auth: authBenchmark,
 };
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE="$PALISADE_REPO/deploy/local"
 status=0
 "$HERE/kafka.sh" down || status=1
+"$HERE/ldap.sh" down || status=1
 if [ -x "$HERE/nats.sh" ]; then "$HERE/nats.sh" down || status=1; fi
 "$HERE/postgres.sh" down || status=1
 exit "$status"

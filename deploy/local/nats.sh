@@ -101,6 +101,11 @@ service_user() {
   local publish=(
     "palisade.events.$svc.>" "palisade.dlq.$svc.>" "palisade.rpc.>"
     '$JS.API.INFO' "\$JS.API.STREAM.INFO.$EVENTS_STREAM"
+    # Every instance follows the auth service's revocations with its own ephemeral
+    # consumer (libs/service-kit RevocationFeed): creatable only filtered on that one
+    # subject (the server checks the filter in the subject against the config), and
+    # pushed to the service's own inbox, so no other consumer is reachable this way.
+    "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.*.palisade.events.auth.revocation.issued"
   )
   for durable in $(durables_of "$svc"); do
     publish+=(

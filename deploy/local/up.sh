@@ -42,6 +42,8 @@ palisade_node libs/pki/bin/pki.js ensure-ca --dir "$PALISADE_PKI_DIR" | sed 's/^
 components=(postgres)
 [ -x "$HERE/nats.sh" ] && components+=(nats) || log "deploy/local/nats.sh is missing: NATS skipped"
 components+=(kafka)
+components+=(softhsm) # SoftHSM2 token + pkcs11js (credential service, pkcs11 key provider)
+components+=(ldap) # OpenLDAP over LDAPS/StartTLS with test users (auth service, LDAP sign-in)
 for component in "${components[@]}"; do
   "$HERE/$component.sh" up || die "$component could not start (see the messages above and .palisade/logs/)"
 done

@@ -5,7 +5,7 @@ import {
   type EventFactoryContext,
 } from '@palisade/contracts';
 import { foldEvents, type Command, type Decider, type DomainEvent } from './decider';
-import type { EventStore, InlineProjection } from './event-store';
+import type { EventStore, InlineProjection, Transaction } from './event-store';
 
 export interface CommandHandlerOptions {
   /** Where ids and event times come from (defaults to UUIDv7 and the clock). */
@@ -33,7 +33,17 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
     private readonly options: CommandHandlerOptions,
   ) {}
 
-  async handle(streamId: string, command: C, expectedVersion?: number): Promise<CommandResult<State>> {
+  /**
+   * `alsoInTransaction` runs after the append and the projections, in the same
+   * transaction: writes that must commit with the events but are not derived from them
+   * (e.g. a password hash, which never goes into an event).
+   */
+  async handle(
+    streamId: string,
+    command: C,
+    expectedVersion?: number,
+    alsoInTransaction?: (tx: Transaction, events: readonly EventEnvelope[]) => Promise<void>,
+  ): Promise<CommandResult<State>> {
     const maxRetries = this.options.maxRetries ?? 3;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -51,6 +61,7 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
             const relevant = events.filter((e) => projection.handles.includes(e.type));
             if (relevant.length > 0) await projection.apply(tx, relevant);
           }
+          if (alsoInTransaction) await alsoInTransaction(tx, events);
           return { state: decided.reduce((s, e) => this.decider.evolve(s, e), state), events, version: nextVersion };
         });
       } catch (error) {

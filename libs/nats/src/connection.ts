@@ -15,6 +15,12 @@ export interface ConnectNatsOptions {
   waitOnFirstConnect?: boolean;
   /** Timeout of the first connection attempt. Default 5 s. */
   timeoutMs?: number;
+  /**
+   * Capture an Error stack at every request and subscription, to show where a failed
+   * request came from (nats.js `noAsyncTraces: false`). Costs two Error objects per
+   * request; default false (rpcRequest turns failures into PalisadeErrors anyway).
+   */
+  asyncTraces?: boolean;
 }
 
 /**
@@ -68,6 +74,7 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
     inboxPrefix: inboxPrefixFor(options.identity.current().spiffeId),
     timeout: options.timeoutMs ?? 5000,
     waitOnFirstConnect: options.waitOnFirstConnect ?? false,
+    noAsyncTraces: !(options.asyncTraces ?? false),
     ...RECONNECT_OPTIONS,
   });
   logger.info({ server: nc.getServer(), name: options.name, spiffeId: options.identity.current().spiffeId }, 'NATS connected');

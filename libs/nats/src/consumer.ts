@@ -172,11 +172,18 @@ export class DurableEventConsumer {
 
   private async run(messages: ConsumerMessages): Promise<void> {
     const inflight = new Set<Promise<void>>();
+    // Woken when an event is done while the loop waits for room (not Promise.race over
+    // the whole set per message: that is quadratic at a high concurrency).
+    let room: (() => void) | undefined;
     try {
       for await (const m of messages) {
-        const p: Promise<void> = this.process(m).finally(() => inflight.delete(p));
+        const p: Promise<void> = this.process(m).finally(() => {
+          inflight.delete(p);
+          room?.();
+          room = undefined;
+        });
         inflight.add(p);
-        if (inflight.size >= this.concurrency) await Promise.race(inflight);
+        if (inflight.size >= this.concurrency) await new Promise<void>((resolve) => (room = resolve));
       }
     } catch (error) {
       this.logger.error({ err: error, durable: this.durable }, 'event consumer failed');

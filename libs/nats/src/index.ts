@@ -6,3 +6,5 @@ export * from './publisher';
 export * from './consumer';
 export * from './rpc';
 export type { NatsConnection } from 'nats';
+export * from './broadcast-consumer';
+export * from './rpc-server';

@@ -2,3 +2,4 @@ export * from './data-source';
 export * from './event-store.migration';
 export * from './outbox-relay';
 export * from './pg-event-store';
+export * from './event-tail';

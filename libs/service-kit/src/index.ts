@@ -7,3 +7,4 @@ export * from './lifecycle';
 export * from './platform';
 export * from './platform.module';
 export * from './http/mtls.guard';
+export * from './revocation-feed';

@@ -23,6 +23,7 @@ import {
 } from '@palisade/postgres';
 import type { ServiceConfig } from './config';
 import { lifecycleStarted } from './lifecycle';
+import { RevocationFeed } from './revocation-feed';
 
 export type MigrationFactory = (schema: string, appRole: string) => new () => MigrationInterface;
 
@@ -74,6 +75,8 @@ export class Platform {
   eventStore: PgEventStore | undefined;
   nats: NatsConnection | undefined;
   relay: OutboxRelay | undefined;
+  /** Follows the auth service's revocation events into `revocations` (started once NATS is connected). */
+  revocationFeed: RevocationFeed | undefined;
   private connected = false;
   private readonly connectHooks: Array<(platform: Platform) => Promise<void>> = [];
   private readonly closeHooks: Array<() => Promise<void>> = [];
@@ -132,6 +135,8 @@ export class Platform {
         logger: this.logger,
       });
     });
+    this.revocationFeed = new RevocationFeed({ nc: this.nats!, service: this.options.service, revocations: this.revocations, logger: this.logger });
+    await this.step('revocations', () => this.revocationFeed!.start());
     const publisher = new JetStreamEventPublisher(this.nats!);
     this.relay = new OutboxRelay({
       connection: this.connection('app'),
@@ -237,6 +242,7 @@ export class Platform {
   async close(): Promise<void> {
     this.closing = true;
     for (const hook of this.closeHooks.reverse()) await hook().catch((e: Error) => this.logger.warn({ err: e.message }, 'stop hook failed'));
+    await this.revocationFeed?.stop();
     await this.relay?.stop();
     await this.nats?.drain().catch(() => undefined);
     await this.dataSource?.destroy().catch(() => undefined);

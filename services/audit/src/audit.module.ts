@@ -1,9 +1,19 @@
 import { Module } from '@nestjs/common';
+import { AuditEvents } from './audit.events';
+import { AuditRuntime } from './ingest/audit-runtime';
+import { KeysController } from './keys/keys.controller';
+import { VerifyController } from './verify/verify.controller';
+import { QueryController } from './query/query.controller';
+import { SubjectsController } from './subjects/subjects.controller';
+import { IndexController } from './ingest/index.controller';
 
 /**
- * The audit service's own module. Its domain (deciders, handlers, projections,
- * controllers) lands here; health, metrics, docs, the event store, the outbox and
- * NATS come from @palisade/service-kit.
+ * The audit service: every platform event into the hash-chained Kafka topic
+ * (ingest/), signed checkpoints and their keys (keys/), per-subject encryption of
+ * personal data and erasure (subjects/), verification, query and export (query/).
  */
-@Module({})
+@Module({
+  controllers: [KeysController, VerifyController, QueryController, SubjectsController, IndexController],
+  providers: [AuditRuntime, AuditEvents],
+})
 export class AuditModule {}

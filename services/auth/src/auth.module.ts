@@ -1,9 +1,59 @@
 import { Module } from '@nestjs/common';
+import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { AUTH_CONFIG, loadAuthConfig, type AuthConfig } from './auth.config';
+import { AUTH_RUNTIME, AuthRuntime } from './auth.runtime';
+import { BootstrapController } from './bootstrap/bootstrap.controller';
+import { BootstrapService } from './bootstrap/bootstrap.service';
+import { ApiKeysController } from './api-keys/api-keys.controller';
+import { ApiKeysService } from './api-keys/api-keys.service';
+import { IdentityProvidersController } from './identity-providers/identity-providers.controller';
+import { IdentityProvidersService } from './identity-providers/identity-providers.service';
+import { OidcService } from './sso/oidc.service';
+import { SamlService } from './sso/saml.service';
+import { SsoController } from './sso/sso.controller';
+import { MfaController } from './mfa/mfa.controller';
+import { MfaService } from './mfa/mfa.service';
+import { SigningKeysController } from './keys/signing-keys.controller';
+import { SessionsController } from './sessions/sessions.controller';
+import { SessionsService } from './sessions/sessions.service';
+import { SignInController } from './sign-in/sign-in.controller';
+import { SignInService } from './sign-in/sign-in.service';
+import { TenantsController } from './tenants/tenants.controller';
+import { TenantsService } from './tenants/tenants.service';
+import { UsersController } from './users/users.controller';
+import { UsersService } from './users/users.service';
 
 /**
- * The auth service's own module. Its domain (deciders, handlers, projections,
- * controllers) lands here; health, metrics, docs, the event store, the outbox and
- * NATS come from @palisade/service-kit.
+ * The auth service: tenants, local accounts, sessions and tokens, signing keys. Health,
+ * metrics, docs, the event store, the outbox and NATS come from @palisade/service-kit.
  */
-@Module({})
+@Module({
+  controllers: [SigningKeysController, SignInController, UsersController, TenantsController, SessionsController, BootstrapController, MfaController, ApiKeysController, IdentityProvidersController, SsoController],
+  providers: [
+    { provide: AUTH_CONFIG, useFactory: () => loadAuthConfig() },
+    { provide: AUTH_RUNTIME, useFactory: (platform: Platform, config: AuthConfig) => new AuthRuntime(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
+    { provide: IdentityProvidersService, useFactory: (rt: AuthRuntime) => new IdentityProvidersService(rt), inject: [AUTH_RUNTIME] },
+    { provide: SignInService, useFactory: (rt: AuthRuntime, providers: IdentityProvidersService) => new SignInService(rt, providers), inject: [AUTH_RUNTIME, IdentityProvidersService] },
+    { provide: SessionsService, useFactory: (rt: AuthRuntime) => new SessionsService(rt), inject: [AUTH_RUNTIME] },
+    { provide: UsersService, useFactory: (rt: AuthRuntime) => new UsersService(rt), inject: [AUTH_RUNTIME] },
+    { provide: MfaService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new MfaService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
+    { provide: ApiKeysService, useFactory: (rt: AuthRuntime) => new ApiKeysService(rt), inject: [AUTH_RUNTIME] },
+    {
+      provide: OidcService,
+      useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, signIns: SignInService) => new OidcService(rt, providers, signIns),
+      inject: [AUTH_RUNTIME, IdentityProvidersService, SignInService],
+    },
+    {
+      provide: SamlService,
+      useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, signIns: SignInService) => new SamlService(rt, providers, signIns),
+      inject: [AUTH_RUNTIME, IdentityProvidersService, SignInService],
+    },
+    { provide: TenantsService, useFactory: (rt: AuthRuntime) => new TenantsService(rt), inject: [AUTH_RUNTIME] },
+    {
+      provide: BootstrapService,
+      useFactory: (config: AuthConfig, tenants: TenantsService, users: UsersService) => new BootstrapService(config.AUTH_BOOTSTRAP_TOKEN_FILE, tenants, users),
+      inject: [AUTH_CONFIG, TenantsService, UsersService],
+    },
+  ],
+})
 export class AuthModule {}

@@ -1,9 +1,28 @@
 import { Module } from '@nestjs/common';
+import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { CREDENTIAL_ACCESS_POLICY, ScopeAccessPolicy, type CredentialAccessPolicy } from './access/access-policy';
+import { CREDENTIAL_CONFIG, loadCredentialConfig, type CredentialConfig } from './credential.config';
+import { CREDENTIAL_RUNTIME, CredentialRuntime } from './credential.runtime';
+import { KeyringController } from './keyring/keyring.controller';
+import { LeasesController } from './leases/leases.controller';
+import { SecretsController } from './secrets/secrets.controller';
 
 /**
- * The credential service's own module. Its domain (deciders, handlers, projections,
- * controllers) lands here; health, metrics, docs, the event store, the outbox and
- * NATS come from @palisade/service-kit.
+ * The credential vault: secrets under envelope encryption, tenant key rings (local,
+ * PKCS#11, AWS KMS; BYOK), lifecycle events, just-in-time leases. Health, metrics,
+ * docs, the event store, the outbox and NATS come from @palisade/service-kit.
+ * The access policy is a port: replace CREDENTIAL_ACCESS_POLICY to plug in another.
  */
-@Module({})
+@Module({
+  controllers: [SecretsController, LeasesController, KeyringController],
+  providers: [
+    { provide: CREDENTIAL_CONFIG, useFactory: () => loadCredentialConfig() },
+    { provide: CREDENTIAL_ACCESS_POLICY, useFactory: (): CredentialAccessPolicy => new ScopeAccessPolicy() },
+    {
+      provide: CREDENTIAL_RUNTIME,
+      useFactory: (platform: Platform, config: CredentialConfig, policy: CredentialAccessPolicy) => new CredentialRuntime(platform, config, policy),
+      inject: [PLATFORM, CREDENTIAL_CONFIG, CREDENTIAL_ACCESS_POLICY],
+    },
+  ],
+})
 export class CredentialModule {}

@@ -1,9 +1,31 @@
 import { Module } from '@nestjs/common';
+import { ApprovalsController } from './approvals/approvals.controller';
+import { ApprovalsHandler } from './approvals/approvals.handler';
+import { DecisionsController } from './decisions/decisions.controller';
+import { DecisionsRpc } from './decisions/decisions.rpc';
+import { DecisionService } from './decisions/decisions.service';
+import { PolicyEngine } from './engine/policy-engine';
+import { PoliciesController } from './policies/policies.controller';
+import { loadPolicySettings, POLICY_SETTINGS } from './policy.settings';
+import { PolicyAdministrators } from './policyset/admin.guard';
+import { PolicySetController } from './policyset/policyset.controller';
+import { PolicyAdministration } from './policyset/policyset.handler';
 
 /**
- * The policy service's own module. Its domain (deciders, handlers, projections,
- * controllers) lands here; health, metrics, docs, the event store, the outbox and
- * NATS come from @palisade/service-kit.
+ * The policy service: decisions (NATS + HTTPS), administration of roles, assignments,
+ * attributes, allowlists and versioned policies, and approvals of critical actions.
+ * Health, metrics, docs, the event store, the outbox and NATS come from @palisade/service-kit.
  */
-@Module({})
+@Module({
+  controllers: [DecisionsController, PolicySetController, PoliciesController, ApprovalsController],
+  providers: [
+    { provide: POLICY_SETTINGS, useFactory: () => loadPolicySettings() },
+    PolicyEngine,
+    DecisionService,
+    DecisionsRpc,
+    ApprovalsHandler,
+    PolicyAdministration,
+    PolicyAdministrators,
+  ],
+})
 export class PolicyModule {}

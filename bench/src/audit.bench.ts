@@ -1,0 +1,229 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
+import { keysOf, ChainVerifier, verifyPartitionsInParallel, type Jwks } from '@palisade/audit-log';
+import { buildEvent, EVENTS_STREAM, newEventId, type EventEnvelope, type EventFactoryContext } from '@palisade/contracts';
+import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
+import { endOffsets, readRange } from '@palisade/audit-service/dist/ingest/audit-topic';
+import { AckPolicy, DeliverPolicy } from 'nats';
+import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { createTestSchema, infra } from '@palisade/testing';
+import { round, summarize } from './stats';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.js'));
+
+/**
+ * audit: the audit service built and started as a process (its own PostgreSQL schema,
+ * durable `audit-bench` of PALISADE_EVENTS, audit and checkpoint topics of its own),
+ * fed through JetStream:
+ * - ingest: events/s from the first publish to the last record visible (read_committed)
+ *   in the audit topic, and p99 of publish → visible per event;
+ * - raw: a plain kafkajs producer (acks=all, batches of the same size) writing the same
+ *   record values to a topic of its own on the same broker, in the same run;
+ * - verify: the records read back, verified in memory (parse, JCS, SHA-256, links,
+ *   checkpoint signatures), partitions on worker threads.
+ * Everything it creates is deleted afterwards.
+ */
+const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 60_000);
+const WARMUP = 3000;
+const PUBLISH_CHUNK = 1000;
+const LATENCY_EVENTS = 10_000;
+const LATENCY_RATE = 2000;
+const RAW_BATCH = 1000;
+const RAW_IN_FLIGHT = 2;
+const PARTITIONS = 6;
+const PORT = 7105 + 4590;
+
+const ctx: EventFactoryContext = { source: 'billing', now: () => new Date(), newId: () => newEventId() };
+const makeEvent = (n: number, tenants: readonly string[]): EventEnvelope =>
+  buildEvent(ctx, {
+    type: 'billing.usage.recorded',
+    tenantId: tenants[n % tenants.length],
+    actor: { type: 'agent', id: `agent-${n % 200}` },
+    data: { meter: 'llm_tokens', quantity: 1200 + (n % 100), model: 'private-llm', sessionId: `s-${n % 1000}` },
+  });
+
+export async function auditBenchmark(): Promise<Record<string, number>> {
+  const suffix = randomBytes(4).toString('hex');
+  const topic = `palisade.audit.bench-${suffix}`;
+  const checkpointTopic = `${topic}-checkpoints`;
+  const rawTopic = `${topic}-raw`;
+  const tenants = Array.from({ length: 24 }, (_, i) => `bench-${suffix}-t${i}`);
+  const kekDir = mkdtempSync(join(tmpdir(), 'audit-bench-'));
+  const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+  const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: `audit-bench-${suffix}` });
+  const jsm = await nc.jetstreamManager();
+  const deleteDurable = () => jsm.consumers.delete(EVENTS_STREAM, 'audit-bench').catch(() => undefined);
+  await deleteDurable();
+  const kafka = kafkaClient({ brokers: infra('KAFKA_BROKERS'), identity, clientId: 'audit-bench', logLevel: 'error' });
+  const admin = kafka.admin();
+  await admin.connect();
+  const db = await createTestSchema('auditbench');
+  const publisher = new JetStreamEventPublisher(nc);
+  const { publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'EdDSA', use: 'sig' };
+  const startService = () => runner.startServices({
+    services: ['audit'],
+    env: {
+      LOG_LEVEL: 'warn',
+      HTTP_PORT: String(PORT),
+      PGDATABASE: 'palisade_test',
+      PGUSER: 'palisade_test',
+      PG_MIGRATION_USER: 'palisade_test_owner',
+      PG_SCHEMA: db.schema,
+      AUDIT_TOPIC: topic,
+      AUDIT_CHECKPOINT_TOPIC: checkpointTopic,
+      AUDIT_PARTITIONS: String(PARTITIONS),
+      AUDIT_CONSUMER: 'bench',
+      AUDIT_DELIVER_POLICY: 'new',
+      AUDIT_KEK_FILE: join(kekDir, 'kek.key'),
+      AUTH_JWKS: JSON.stringify({ keys: [jwk] }),
+    },
+    logDir: join(infra('PALISADE_HOME'), 'logs', 'audit-bench'),
+  })[0] as { port: number; stop(signal?: string): Promise<unknown> };
+  let service: ReturnType<typeof startService> | undefined;
+  const consumer = kafka.consumer({ groupId: `palisade-audit-bench-${suffix}`, readUncommitted: false, maxWaitTimeInMs: 20, maxBytes: 50 * 1024 * 1024 });
+  try {
+    const publishedAt = new Map<string, number>();
+    const latencies: number[] = [];
+    const values = new Map<number, string[]>();
+    let seen = 0;
+    let lastSeenAt = 0;
+    let waiter: { count: number; resolve: () => void } | undefined;
+    const startReading = async () => {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const now = performance.now();
+        const list = values.get(batch.partition) ?? values.set(batch.partition, []).get(batch.partition)!;
+        for (const m of batch.messages) {
+          const value = m.value!.toString('utf8');
+          list.push(value);
+          const at = publishedAt.get((JSON.parse(value) as { event: { id: string } }).event.id);
+          if (at !== undefined) latencies.push(now - at);
+        }
+        seen += batch.messages.length;
+        lastSeenAt = now;
+        if (waiter && seen >= waiter.count) waiter.resolve();
+      },
+      });
+    };
+    const untilSeen = (count: number) => (seen >= count ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { count, resolve })));
+    const publish = async (from: number, count: number, track: boolean) => {
+      for (let i = 0; i < count; i += PUBLISH_CHUNK) {
+        const events = Array.from({ length: Math.min(PUBLISH_CHUNK, count - i) }, (_, k) => makeEvent(from + i + k, tenants));
+        const now = performance.now();
+        if (track) for (const e of events) publishedAt.set(e.id, now);
+        await publisher.publish(events);
+      }
+    };
+
+    // Throughput: a backlog of WARMUP + EVENTS events waits in JetStream for the durable
+    // (created here as the service would), then the service starts and drains it; the
+    // rate is taken from the WARMUP-th record (startup, recovery and JIT behind) to the last.
+    await jsm.consumers.add(EVENTS_STREAM, {
+      durable_name: 'audit-bench',
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.New,
+      filter_subject: 'palisade.events.>',
+      ack_wait: 30_000_000_000,
+      max_deliver: -1,
+      max_ack_pending: 40_000,
+    });
+    await publish(0, WARMUP + EVENTS, false);
+    service = startService();
+    await runner.waitReady([service], { timeoutMs: 120_000 });
+    await startReading();
+    await untilSeen(WARMUP);
+    const start = lastSeenAt;
+    await untilSeen(WARMUP + EVENTS);
+    const ingestRate = EVENTS / ((lastSeenAt - start) / 1000);
+    // Latency: publish → visible, at a steady LATENCY_RATE (not a backlog).
+    for (let i = 0; i < LATENCY_EVENTS; i += LATENCY_RATE / 10) {
+      const tick = performance.now();
+      await publish(WARMUP + EVENTS + i, LATENCY_RATE / 10, true);
+      await new Promise((r) => setTimeout(r, Math.max(0, 100 - (performance.now() - tick))));
+    }
+    await untilSeen(WARMUP + EVENTS + LATENCY_EVENTS);
+    const { p99 } = summarize(latencies);
+    await consumer.stop();
+
+    // The raw producer: the same record values, same broker, batches like the writer's.
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: rawTopic, numPartitions: PARTITIONS, replicationFactor: 1 }] });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
+    await producer.connect();
+    // Interleaved over the partitions like the writer's batches (a request per broker holds every partition's share).
+    const all: Array<{ partition: number; value: string }> = [];
+    const longest = Math.max(...[...values.values()].map((l) => l.length));
+    for (let i = 0; i < longest; i++) for (const [partition, list] of values) if (i < list.length) all.push({ partition, value: list[i] });
+    process.stderr.write(`audit: records per partition ${JSON.stringify(Object.fromEntries([...values].map(([p, l]) => [p, l.length])))}, ${all[0]?.value.length ?? 0} bytes each\n`);
+    const rawStart = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: RAW_IN_FLIGHT }, async () => {
+        while (next < all.length) {
+          const batch = all.slice(next, (next += RAW_BATCH));
+          await producer.send({ topic: rawTopic, acks: -1, messages: batch });
+        }
+      }),
+    );
+    const rawRate = all.length / ((performance.now() - rawStart) / 1000);
+    await producer.disconnect();
+
+    // Verification speed over everything the service wrote, with its checkpoints.
+    const jwks = (await fetchJwks(service.port)) as Jwks;
+    const checkpoints = await readAll(kafka, admin, checkpointTopic);
+    const verifyStart = performance.now();
+    const result = await verifyPartitionsInParallel({ partitions: values, checkpoints, jwks });
+    const verifyRate = result.records / ((performance.now() - verifyStart) / 1000);
+    if (!result.ok) throw new Error(`the benchmark's audit topic does not verify: ${JSON.stringify(result.failure)}`);
+    // Other engineers' events published meanwhile land in the topic too: at least ours.
+    if (result.records < WARMUP + EVENTS + LATENCY_EVENTS) throw new Error(`expected at least ${WARMUP + EVENTS + LATENCY_EVENTS} records, verified ${result.records}`);
+    // The single-threaded figure, for the note (not a metric of the benchmark).
+    const single = new ChainVerifier({ keys: keysOf(jwks) });
+    const singleStart = performance.now();
+    for (const cp of checkpoints) single.addCheckpoint(cp);
+    for (const list of values.values()) for (const v of list) single.addRecord(JSON.parse(v));
+    const singleRate = single.finish().records / ((performance.now() - singleStart) / 1000);
+    process.stderr.write(`audit: single-threaded verification ${Math.round(singleRate)} records/s\n`);
+
+    return {
+      ingest_events_per_s: Math.round(ingestRate),
+      ingest_p99_ms: round(p99, 1),
+      raw_producer_events_per_s: Math.round(rawRate),
+      ratio: round(ingestRate / rawRate, 3),
+      verify_records_per_s: Math.round(verifyRate),
+    };
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await service?.stop('SIGTERM');
+    await deleteDurable();
+    await admin.deleteTopics({ topics: [topic, checkpointTopic, rawTopic] }).catch(() => undefined);
+    await admin.disconnect();
+    publisher.close();
+    await nc.drain();
+    identity.stop();
+    await db.drop();
+    rmSync(kekDir, { recursive: true, force: true });
+  }
+}
+
+async function fetchJwks(port: number): Promise<unknown> {
+  const reply = await runner.get(`https://127.0.0.1:${port}/v1/audit/keys`, readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')));
+  if (reply.status !== 200) throw new Error(`GET /v1/audit/keys answered ${reply.status}`);
+  return JSON.parse(reply.body);
+}
+
+/** Every value of a (small) topic, read_committed, up to its end now. */
+async function readAll(kafka: Kafka, admin: Admin, topic: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  await readRange(kafka, topic, new Map(), await endOffsets(admin, topic), async (batch) => {
+    for (const r of batch) out.push(JSON.parse(r.value));
+  }, { groupPrefix: 'palisade-audit-bench' });
+  return out;
+}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { systemEventContext, type Principal } from '@palisade/contracts';
+import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createTestSchema, TEST_APP_ROLE } from '@palisade/testing';
+import { ScopeAccessPolicy } from '@palisade/credential-service/dist/access/access-policy';
+import { bindingContext, open } from '@palisade/credential-service/dist/crypto/envelope';
+import { keyProviders } from '@palisade/credential-service/dist/keys/key-provider';
+import { LocalKeyProvider } from '@palisade/credential-service/dist/keys/local-key-provider';
+import { RotatorRegistry } from '@palisade/credential-service/dist/rotation/rotator';
+import { PostgresCiphertextStore } from '@palisade/credential-service/dist/storage/ciphertext-store';
+import { DEFAULT_VAULT_SETTINGS, Vault } from '@palisade/credential-service/dist/vault';
+import { vaultMigration } from '@palisade/credential-service/dist/vault.migration';
+import { VaultRepository } from '@palisade/credential-service/dist/vault.repository';
+import { round, summarize } from './stats';
+
+/**
+ * credential: just-in-time leases through the vault in process, over PostgreSQL with the
+ * local key provider: each lease is granted (row + `credential.lease.granted` event) and
+ * redeemed (lease row + secret version + KEK read, data key unwrapped, value decrypted,
+ * lease use taken and `credential.secret.read` appended in one transaction). Next to it,
+ * bare AES-256-GCM decryption of the same sealed values with their data keys in the same
+ * run. HTTP/TLS is not included (the redemption endpoint adds one mTLS request).
+ */
+const SECRETS = 200;
+const LEASES = Number(process.env.BENCH_CREDENTIAL_LEASES ?? 20000);
+const WARMUP = 2000;
+const CONCURRENCY = Number(process.env.BENCH_CREDENTIAL_CONCURRENCY ?? 16);
+const TENANT = 'bench';
+
+export async function credentialBenchmark(): Promise<Record<string, number>> {
+  const db = await createTestSchema('bench_cred');
+  const keyDir = mkdtempSync(join(tmpdir(), 'palisade-bench-cred-'));
+  const local = new LocalKeyProvider({ masterKeyFile: join(keyDir, 'master.key'), keystoreDir: join(keyDir, 'keys') });
+  try {
+    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE)]);
+    await migrator.initialize();
+    await migrator.runMigrations();
+    await migrator.destroy();
+    const repo = new VaultRepository(db.dataSource, db.schema);
+    const vault = new Vault({
+      store: new PgEventStore(db.dataSource, db.schema),
+      repo,
+      providers: keyProviders([local]),
+      storage: new PostgresCiphertextStore(),
+      policy: new ScopeAccessPolicy(),
+      rotators: new RotatorRegistry([]),
+      eventContext: systemEventContext('credential'),
+      settings: { ...DEFAULT_VAULT_SETTINGS, leaseMaxUses: 1 },
+    });
+    const admin: Principal = { type: 'user', id: 'bench-admin', tenantId: TENANT, scopes: ['credential:admin'] };
+    const agent: Principal = { type: 'agent', id: 'bench-agent', tenantId: TENANT, actingFor: 'bench-admin', scopes: ['credential:use'] };
+    const ids: string[] = [];
+    for (let i = 0; i < SECRETS; i++) {
+      ids.push((await vault.createSecret(admin, { name: `s-${i}`, value: Buffer.from(randomBytes(30).toString('base64')), scopes: ['tool:gerrit'] })).id);
+    }
+
+    const leaseOnce = async (n: number) => {
+      const lease = await vault.grantLease(agent, { secretId: ids[n % SECRETS], sessionId: `sbx-${n % 64}`, tool: 'gerrit' });
+      await vault.redeemLease('sandbox-orchestrator', { token: lease.token, tenantId: TENANT, sessionId: lease.sessionId, tool: 'gerrit' });
+    };
+    const runLeases = async (count: number) => {
+      const latencies: number[] = [];
+      let next = 0;
+      const start = performance.now();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < count) {
+            const n = next++;
+            const t0 = performance.now();
+            await leaseOnce(n);
+            latencies.push(performance.now() - t0);
+          }
+        }),
+      );
+      return { perSecond: count / ((performance.now() - start) / 1000), ...summarize(latencies) };
+    };
+    await runLeases(WARMUP);
+    const leases = await runLeases(LEASES);
+
+    // Bare AES-256-GCM decryption of the same values, with their data keys unwrapped beforehand.
+    const ring = (await repo.keyring(TENANT))!;
+    const kek = ring.keys.find((k) => k.version === ring.currentVersion)!;
+    const prepared = [];
+    for (const id of ids) {
+      const [m] = await repo.versions(TENANT, id);
+      const binding = { tenantId: TENANT, secretId: id, version: m.version };
+      const dek = await local.unwrap(kek.keyRef, m.wrappedDek, bindingContext(binding, m.cipher));
+      if (m.stored.storage !== 'postgres') throw new Error('expected ciphertext in PostgreSQL');
+      prepared.push({ sealed: m.stored.sealed, dek, binding });
+    }
+    const rawCount = Math.max(LEASES * 10, 200000);
+    const rawStart = performance.now();
+    let bytes = 0;
+    for (let i = 0; i < rawCount; i++) {
+      const p = prepared[i % prepared.length];
+      bytes += open(p.sealed, p.dek, p.binding).length;
+    }
+    const rawPerSecond = rawCount / ((performance.now() - rawStart) / 1000);
+    if (bytes === 0) throw new Error('nothing decrypted');
+    return {
+      leases_per_s: round(leases.perSecond, 0),
+      lease_p50_ms: round(leases.p50),
+      lease_p99_ms: round(leases.p99),
+      raw_decrypt_per_s: round(rawPerSecond, 0),
+    };
+  } finally {
+    await local.close();
+    await db.drop();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,5 @@
+export * from './format';
+export * from './verifier';
+export * from './ndjson';
+export * from './parallel';
+export { fastCanonicalJson, canonicalRecordBody } from './jcs';

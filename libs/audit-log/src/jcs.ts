@@ -1,0 +1,89 @@
+import canonicalize from 'canonicalize';
+
+/**
+ * RFC 8785 (JCS) canonical JSON, fast path for values that came out of `JSON.parse`
+ * (strings, finite numbers, booleans, null, arrays and plain objects). It produces the
+ * same bytes as the `canonicalize` library (proven by jcs.unit.spec.ts over many
+ * generated values): strings and numbers are serialized by `JSON.stringify`, which is
+ * what JCS specifies (ECMAScript Number::toString and JSON string escaping); object
+ * members are sorted by UTF-16 code units (`Array.prototype.sort`'s default order).
+ * It avoids the library's string re-concatenation per member and skips the sort when
+ * the members are already in order, which is how records are read back. Anything that
+ * is not a plain JSON value (undefined members, `toJSON`, symbols, functions, class
+ * instances) is handed to `canonicalize` itself.
+ */
+export function fastCanonicalJson(value: unknown): string {
+  const out = serialize(value);
+  if (out === undefined) {
+    const text = canonicalize(value);
+    if (text === undefined) throw new Error('value has no JSON representation');
+    return text;
+  }
+  return out;
+}
+
+/** undefined: not a plain JSON value somewhere inside (the caller falls back). */
+function serialize(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) return undefined;
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const item = serialize(value[i]);
+          if (item === undefined) return undefined;
+          out += i === 0 ? item : `,${item}`;
+        }
+        return `${out}]`;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return undefined;
+      const object = value as Record<string, unknown>;
+      const keys = Object.keys(object);
+      let sorted = true;
+      for (let i = 1; i < keys.length; i++) {
+        if (keys[i - 1] > keys[i]) {
+          sorted = false;
+          break;
+        }
+      }
+      if (!sorted) keys.sort();
+      let out = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
+        const member = serialize(object[key]);
+        if (member === undefined) return undefined;
+        out += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${member}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The JCS form of a record without its `hash` member, i.e.
+ * `canonicalize({v, partition, seq, prev, recordedAt, event})`, built without copying
+ * the record (its members in JCS order: event, partition, prev, recordedAt, seq, v).
+ */
+export function canonicalRecordBody(record: { v: unknown; partition: unknown; seq: unknown; prev: unknown; recordedAt: unknown; event: unknown }): string {
+  const { v, partition, seq, prev, recordedAt, event } = record;
+  const parts = [event, partition, prev, recordedAt, seq, v].map((value) => (value === undefined ? '' : serialize(value)));
+  if (parts.some((part) => part === undefined)) return fastCanonicalJson({ v, partition, seq, prev, recordedAt, event });
+  let out = '{';
+  for (let i = 0; i < RECORD_BODY_KEYS.length; i++) {
+    if (parts[i] === '') continue;
+    out += `${out.length === 1 ? '' : ','}"${RECORD_BODY_KEYS[i]}":${parts[i]}`;
+  }
+  return `${out}}`;
+}
+
+const RECORD_BODY_KEYS = ['event', 'partition', 'prev', 'recordedAt', 'seq', 'v'] as const;

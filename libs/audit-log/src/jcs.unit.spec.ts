@@ -1,0 +1,120 @@
+import canonicalize from 'canonicalize';
+import { canonicalRecordBody, fastCanonicalJson } from './jcs';
+
+/** A small deterministic PRNG (mulberry32), so a failure is reproducible from the seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ALPHABET = ['a', 'z', 'A', '0', '9', ' ', '"', '\\', '/', '\n', '\t', '\u0000', '\u001f', '\u007f', 'é', '€', '\u2028', '\u2029', '\ud83d\ude00', '\ud800', '\udfff', 'Ω', '\ufeff', '_', '-', '.'];
+
+function generator(seed: number) {
+  const random = prng(seed);
+  const int = (n: number) => Math.floor(random() * n);
+  const string = (max = 12): string => Array.from({ length: int(max) }, () => ALPHABET[int(ALPHABET.length)]).join('');
+  const number = (): number => {
+    switch (int(9)) {
+      case 0: return int(1000);
+      case 1: return -int(1_000_000);
+      case 2: return (random() - 0.5) * 10 ** (int(40) - 20);
+      case 3: return random() * 1e21;
+      case 4: return 1e-7 * random();
+      case 5: return Number.MAX_SAFE_INTEGER - int(10);
+      case 6: return -0;
+      case 7: return Number.MIN_VALUE * (1 + int(5));
+      default: return Number.MAX_VALUE / (1 + int(5));
+    }
+  };
+  const key = (): string => (int(4) === 0 ? String(int(200)) : string(8));
+  const value = (depth: number): unknown => {
+    const pick = depth > 3 ? int(4) : int(7);
+    switch (pick) {
+      case 0: return string();
+      case 1: return number();
+      case 2: return int(3) === 0 ? null : random() < 0.5;
+      case 3: return string(3);
+      case 4: return Array.from({ length: int(5) }, () => value(depth + 1));
+      default: {
+        const o: Record<string, unknown> = {};
+        for (let i = int(7); i > 0; i--) o[key()] = value(depth + 1);
+        return o;
+      }
+    }
+  };
+  const hex = () => Array.from({ length: 64 }, () => '0123456789abcdef'[int(16)]).join('');
+  const record = () => ({
+    v: 1,
+    partition: int(12),
+    seq: 1 + int(1_000_000),
+    prev: hex(),
+    recordedAt: new Date(int(2 ** 41)).toISOString(),
+    event: {
+      id: `0193${hex().slice(0, 28)}`,
+      type: `${string(6)}.${string(6)}.${string(6)}`,
+      source: string(8),
+      tenantId: string(10),
+      actor: { type: 'user', id: string(10) },
+      occurredAt: new Date(int(2 ** 41)).toISOString(),
+      data: value(1) as Record<string, unknown>,
+      ...(int(2) === 0 ? { personal: { subjectId: string(), keyId: hex(), alg: 'A256GCM', sealed: string(40) } } : {}),
+      ...(int(2) === 0 ? { [key()]: value(2) } : {}),
+    },
+  });
+  return { value, record };
+}
+
+describe('fast JCS', () => {
+  it('is byte-identical to the canonicalize library over 5,000 generated JSON values (as built and as parsed back)', () => {
+    const gen = generator(20261122);
+    let compared = 0;
+    for (let i = 0; i < 5_000; i++) {
+      const value = gen.value(0);
+      const expected = canonicalize(value);
+      expect(fastCanonicalJson(value)).toBe(expected);
+      // What a verifier sees: the value parsed back from some (non-canonical) JSON text.
+      const reparsed = JSON.parse(JSON.stringify(value));
+      expect(fastCanonicalJson(reparsed)).toBe(canonicalize(reparsed));
+      compared += 2;
+    }
+    expect(compared).toBe(10_000);
+  });
+
+  it('builds the body of 5,000 generated records exactly as canonicalize({v, partition, seq, prev, recordedAt, event})', () => {
+    const gen = generator(7);
+    for (let i = 0; i < 5_000; i++) {
+      const r = gen.record();
+      const body = { v: r.v, partition: r.partition, seq: r.seq, prev: r.prev, recordedAt: r.recordedAt, event: r.event };
+      expect(canonicalRecordBody(r)).toBe(canonicalize(body));
+      // A record read back from the topic: members in canonical order, with `hash`.
+      const stored = JSON.parse(canonicalize({ ...r, hash: 'f'.repeat(64) })!) as typeof r;
+      const storedBody = { v: stored.v, partition: stored.partition, seq: stored.seq, prev: stored.prev, recordedAt: stored.recordedAt, event: stored.event };
+      expect(canonicalRecordBody(stored)).toBe(canonicalize(storedBody));
+    }
+  });
+
+  it('sorts members by UTF-16 code units, not by code points or locale', () => {
+    const value = { '\ud83d\ude00': 1, '\ufb33': 2, b: 3, B: 4, '10': 5, '9': 6, é: 7 };
+    expect(fastCanonicalJson(value)).toBe(canonicalize(value));
+    expect(fastCanonicalJson(value)).toBe('{"10":5,"9":6,"B":4,"b":3,"é":7,"\ud83d\ude00":1,"\ufb33":2}');
+  });
+
+  it('hands values that are not plain JSON to canonicalize (undefined members, toJSON, class instances)', () => {
+    const odd = [
+      { a: undefined, b: 1 },
+      { at: new Date(0) },
+      { nested: { toJSON: () => ({ z: 1, a: 2 }) } },
+      [1, undefined, 2],
+      new Map(),
+    ];
+    for (const value of odd) expect(fastCanonicalJson(value)).toBe(canonicalize(value));
+    expect(() => fastCanonicalJson({ n: Number.NaN })).toThrow(/NaN/);
+    expect(() => fastCanonicalJson(undefined)).toThrow(/no JSON representation/);
+  });
+});

@@ -1,0 +1,113 @@
+import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import type { ServiceName } from '@palisade/contracts';
+import { silentLogger, type NatsLogger } from './logger';
+import { toWireError, type RpcReply } from './rpc';
+import { extractTraceContext } from './trace';
+
+/**
+ * A request handler: gets the request's JSON payload (`null` for an empty body,
+ * `undefined` when the body is not JSON, so that its input validation refuses it) and
+ * returns the result, or a promise of it. A thrown PalisadeError is answered with its
+ * code; anything else as `internal` (logged, message withheld).
+ */
+export type RpcHandler = (payload: unknown, subject: string) => unknown;
+
+export interface ServeRpcOptions {
+  /** Queue group: the service's replicas share the requests. */
+  service: ServiceName;
+  /** `palisade.rpc.<service>.<method>` → handler. */
+  handlers: Readonly<Record<string, RpcHandler>>;
+  tracer?: Tracer;
+  logger?: NatsLogger;
+}
+
+export interface RpcServer {
+  /** Stop taking requests, then wait for the ones in progress to be answered. */
+  stop(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Answer `palisade.rpc.<service>.<method>` requests on an existing connection (e.g.
+ * `platform.nats`) from plain nats.js queue subscriptions: the wire format, coded error
+ * replies and SERVER spans of the Nest transport (`natsTransportOptions` with
+ * `RpcErrorFilter` and `RpcTraceInterceptor`), without its per-message pipeline. For
+ * hot request paths; a subject must be served by one of the two, not both. The
+ * connection's identity and NATS permissions apply as they are.
+ */
+export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServer {
+  const tracer = options.tracer ?? trace.getTracer('@palisade/nats');
+  const logger = options.logger ?? silentLogger;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  const finish = (msg: Msg, span: Span, body: RpcReply) => {
+    try {
+      msg.respond(encoder.encode(JSON.stringify(body)));
+    } catch (error) {
+      logger.warn({ err: (error as Error).message, subject: msg.subject }, 'RPC reply not sent');
+    }
+    if ('error' in body) span.setStatus({ code: SpanStatusCode.ERROR, message: body.error.code });
+    span.end();
+    if (--inFlight === 0) idle?.();
+  };
+  const fail = (msg: Msg, span: Span, error: unknown) => {
+    span.recordException(error as Error);
+    finish(msg, span, { error: toWireError(error, logger, msg.subject) });
+  };
+
+  const subscriptions: Subscription[] = Object.entries(options.handlers).map(([subject, handler]) => {
+    const attributes = { 'rpc.system': 'nats', 'messaging.system': 'nats', 'messaging.destination.name': subject };
+    const name = `process ${subject}`;
+    return nc.subscribe(subject, {
+      queue: options.service,
+      callback: (err, msg) => {
+        if (err) {
+          logger.error({ err: err.message, subject }, 'RPC subscription failed');
+          return;
+        }
+        if (!msg.reply) return; // a publish, not a request: nobody to answer
+        inFlight++;
+        const parent = extractTraceContext(msg.headers);
+        const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
+        try {
+          const payload = parsePayload(msg.data);
+          const result = context.with(trace.setSpan(parent, span), () => handler(payload, subject));
+          if (isThenable(result)) {
+            result.then(
+              (value) => finish(msg, span, { result: value === undefined ? null : value }),
+              (error: unknown) => fail(msg, span, error),
+            );
+          } else {
+            finish(msg, span, { result: result === undefined ? null : result });
+          }
+        } catch (error) {
+          fail(msg, span, error);
+        }
+      },
+    });
+  });
+
+  return {
+    async stop() {
+      await Promise.all(subscriptions.map((s) => (s.isClosed() ? undefined : s.drain().catch(() => undefined))));
+      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+    },
+  };
+}
+
+function parsePayload(data: Uint8Array): unknown {
+  if (data.length === 0) return null;
+  try {
+    return JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}

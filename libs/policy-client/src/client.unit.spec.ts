@@ -1,0 +1,104 @@
+import type { NatsConnection } from '@palisade/nats';
+import { PolicyClient } from './client';
+import { AUTHORIZE_BATCH_SUBJECT, AUTHORIZE_SUBJECT, type AuthorizeDecision, type AuthorizeRequest } from './types';
+
+// A stand-in for the NATS connection: records what is asked and answers like the
+// policy service's wire format ({ result } / { error }), or fails like NATS.
+type Answer = (subject: string, body: unknown) => unknown;
+function fakeNats(answer: Answer) {
+  const asked: Array<{ subject: string; body: any }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const nc = {
+    request: async (subject: string, data: Uint8Array) => {
+      const body = JSON.parse(new TextDecoder().decode(data));
+      asked.push({ subject, body });
+      const reply = answer(subject, body);
+      if (reply instanceof Error) throw reply;
+      return { data: new TextEncoder().encode(JSON.stringify(reply)) };
+    },
+  } as unknown as NatsConnection;
+  return { nc, asked };
+}
+
+const ask = (action: string): AuthorizeRequest => ({ tenantId: 'acme', subject: { type: 'user', id: 'alice' }, action, resource: { type: 'document' } });
+const decide = (r: AuthorizeRequest): AuthorizeDecision =>
+  r.action.startsWith('read') ? { decision: 'allow', rule: `p/${r.action}`, reason: 'ok' } : { decision: 'deny', rule: 'default-deny', reason: 'no' };
+const service: Answer = (subject, body) =>
+  subject === AUTHORIZE_BATCH_SUBJECT
+    ? { result: { decisions: (body as { requests: AuthorizeRequest[] }).requests.map(decide) } }
+    : { result: decide(body as AuthorizeRequest) };
+
+describe('PolicyClient: concurrent decisions coalesced into batch requests', () => {
+  it('sends decisions asked together as one batch and gives each caller its own answer, in order', async () => {
+    const { nc, asked } = fakeNats(service);
+    const client = new PolicyClient({ nc, cacheSize: 0 });
+    const answers = await Promise.all(['read-1', 'write', 'read-2'].map((a) => client.authorize(ask(a))));
+    expect(answers.map((d) => d.rule)).toEqual(['p/read-1', 'default-deny', 'p/read-2']);
+    expect(asked).toHaveLength(1);
+    expect(asked[0].subject).toBe(AUTHORIZE_BATCH_SUBJECT);
+    expect(asked[0].body.requests.map((r: AuthorizeRequest) => r.action)).toEqual(['read-1', 'write', 'read-2']);
+  });
+
+  it('sends a decision asked alone as a single request, and splits large groups at the coalescing bound', async () => {
+    const { nc, asked } = fakeNats(service);
+    const client = new PolicyClient({ nc, cacheSize: 0, coalesce: 4 });
+    await expect(client.authorize(ask('read'))).resolves.toMatchObject({ decision: 'allow' });
+    expect(asked.map((a) => a.subject)).toEqual([AUTHORIZE_SUBJECT]);
+    asked.length = 0;
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => client.authorize(ask(`read-${i}`))));
+    expect(answers.map((d) => d.rule)).toEqual(Array.from({ length: 10 }, (_, i) => `p/read-${i}`));
+    expect(asked.map((a) => a.body.requests?.length ?? 1)).toEqual([4, 4, 2]);
+  });
+
+  it('asks each decision on its own when coalescing is off', async () => {
+    const { nc, asked } = fakeNats(service);
+    const client = new PolicyClient({ nc, cacheSize: 0, coalesce: 1 });
+    await Promise.all(['read-1', 'read-2'].map((a) => client.authorize(ask(a))));
+    expect(asked.map((a) => a.subject)).toEqual([AUTHORIZE_SUBJECT, AUTHORIZE_SUBJECT]);
+  });
+
+  it('does not let one malformed request deny the others: after a validation error each is asked on its own', async () => {
+    const { nc, asked } = fakeNats((subject, body) => {
+      const requests = subject === AUTHORIZE_BATCH_SUBJECT ? (body as { requests: AuthorizeRequest[] }).requests : [body as AuthorizeRequest];
+      const bad = requests.findIndex((r) => r.action === 'not an action');
+      if (bad >= 0) return { error: { code: 'validation', message: `${subject === AUTHORIZE_BATCH_SUBJECT ? `requests.${bad}.` : ''}action: must be a name` } };
+      return service(subject, body);
+    });
+    const client = new PolicyClient({ nc, cacheSize: 0 });
+    const answers = await Promise.all(['read', 'not an action', 'write'].map((a) => client.authorize(ask(a))));
+    expect(answers.map((d) => [d.decision, d.rule])).toEqual([
+      ['allow', 'p/read'],
+      ['deny', 'policy-unavailable'],
+      ['deny', 'default-deny'],
+    ]);
+    expect(asked.map((a) => a.subject)).toEqual([AUTHORIZE_BATCH_SUBJECT, AUTHORIZE_SUBJECT, AUTHORIZE_SUBJECT, AUTHORIZE_SUBJECT]);
+  });
+
+  it('fails closed: a failed batch denies every decision in it, and a malformed answer denies', async () => {
+    const down = new PolicyClient({ nc: fakeNats(() => Object.assign(new Error('timeout'), { code: 'TIMEOUT' })).nc, cacheSize: 0 });
+    const denied = await Promise.all(['read-1', 'read-2'].map((a) => down.authorize(ask(a))));
+    expect(denied.map((d) => [d.decision, d.rule])).toEqual([
+      ['deny', 'policy-unavailable'],
+      ['deny', 'policy-unavailable'],
+    ]);
+    const short = new PolicyClient({ nc: fakeNats(() => ({ result: { decisions: [{ decision: 'allow', rule: 'x', reason: 'ok' }] } })).nc, cacheSize: 0 });
+    const answers = await Promise.all(['read-1', 'read-2'].map((a) => short.authorize(ask(a))));
+    expect(answers.every((d) => d.decision === 'deny' && d.rule === 'policy-unavailable')).toBe(true);
+    const odd = new PolicyClient({ nc: fakeNats(() => ({ result: { decisions: [{ decision: 'maybe' }, { decision: 'allow', rule: 'x', reason: 'ok' }] } })).nc, cacheSize: 0 });
+    const mixed = await Promise.all(['read-1', 'read-2'].map((a) => odd.authorize(ask(a))));
+    expect(mixed.map((d) => d.decision)).toEqual(['deny', 'allow']);
+  });
+
+  it('caches answers from a batch, but never a failure', async () => {
+    let up = false;
+    const { nc, asked } = fakeNats((subject, body) => (up ? service(subject, body) : new Error('no responders')));
+    const client = new PolicyClient({ nc });
+    await Promise.all(['read-1', 'read-2'].map((a) => client.authorize(ask(a))));
+    expect(client.cached).toBe(0);
+    up = true;
+    await Promise.all(['read-1', 'read-2'].map((a) => client.authorize(ask(a))));
+    expect(client.cached).toBe(2);
+    const before = asked.length;
+    await expect(client.authorize(ask('read-1'))).resolves.toMatchObject({ decision: 'allow' });
+    expect(asked.length).toBe(before);
+  });
+});

@@ -1,0 +1,43 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { env, loadConfig } from '@palisade/config';
+import { DEFAULT_AUDIT_TOPIC, DEFAULT_CHECKPOINT_TOPIC } from '@palisade/audit-log';
+
+const TOPIC = /^palisade\.audit\.[A-Za-z0-9._-]{1,200}$/;
+const DAY_MS = 24 * 3600 * 1000;
+
+/** The audit service's own settings (README "Configuration"), on top of every service's. */
+export const auditConfigShape = {
+  KAFKA_BROKERS: env.hostPorts(),
+  /** The hash-chained audit topic. */
+  AUDIT_TOPIC: z.string().regex(TOPIC, 'must be a Kafka topic name starting with palisade.audit.').default(DEFAULT_AUDIT_TOPIC),
+  AUDIT_CHECKPOINT_TOPIC: z.string().regex(TOPIC, 'must be a Kafka topic name starting with palisade.audit.').default(DEFAULT_CHECKPOINT_TOPIC),
+  /** Partitions of a topic the service creates (an existing topic keeps its own). */
+  AUDIT_PARTITIONS: env.int(3, 1, 1000),
+  AUDIT_REPLICATION_FACTOR: env.int(1, 1, 10),
+  /** Production: replication factor 3, min.insync.replicas 2. */
+  AUDIT_MIN_INSYNC_REPLICAS: env.int(1, 1, 10),
+  AUDIT_RETENTION_MS: env.int(365 * DAY_MS, 3600 * 1000, 100 * 365 * DAY_MS),
+  /** The JetStream durable is `audit-<AUDIT_CONSUMER>` (listed in deploy/local/nats-durables.txt). */
+  AUDIT_CONSUMER: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'lowercase letters, digits and "-"').default('ingest'),
+  /** Where a newly created durable starts: every stored event (`all`) or those published from now on (`new`). */
+  AUDIT_DELIVER_POLICY: z.enum(['all', 'new']).default('all'),
+  /** How long JetStream waits for an acknowledgement before redelivering to another instance. */
+  AUDIT_ACK_WAIT_MS: env.int(30_000, 1000, 600_000),
+  /** Largest number of events chained in one Kafka transaction. */
+  AUDIT_BATCH_MAX: env.int(2000, 1, 20_000),
+  /** Key-encryption key file (32 random bytes, base64); created with mode 0600 when missing. */
+  AUDIT_KEK_FILE: env.path().optional(),
+  PALISADE_HOME: z.string().optional(),
+};
+
+export type AuditConfig = Omit<z.infer<z.ZodObject<typeof auditConfigShape>>, 'AUDIT_KEK_FILE'> & { AUDIT_KEK_FILE: string };
+
+export function loadAuditConfig(source: NodeJS.ProcessEnv = process.env): AuditConfig {
+  const config = loadConfig(auditConfigShape, source);
+  const kekFile = config.AUDIT_KEK_FILE ?? (config.PALISADE_HOME ? join(config.PALISADE_HOME, 'audit', 'kek.key') : undefined);
+  if (!kekFile) {
+    return loadConfig({ ...auditConfigShape, AUDIT_KEK_FILE: env.path() }, source) as AuditConfig;
+  }
+  return { ...config, AUDIT_KEK_FILE: kekFile };
+}

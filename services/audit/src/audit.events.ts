@@ -1,0 +1,30 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { buildEvent, PalisadeError, type Principal } from '@palisade/contracts';
+import { PLATFORM, type Platform } from '@palisade/service-kit';
+
+/** Event types the audit service emits (coverage/action-classes.ts classifies them). */
+export type AuditEventType = 'audit.events.queried' | 'audit.events.exported' | 'audit.subject.erased' | 'audit.signing_key.rotated' | 'audit.index.rebuilt';
+
+/**
+ * The audit service's own events: each access to the log (query, export), each erasure
+ * and key rotation, appended to its event store and relayed by its outbox to JetStream,
+ * whence they come back into the audit log like any other service's events.
+ */
+@Injectable()
+export class AuditEvents {
+  constructor(@Inject(PLATFORM) private readonly platform: Platform) {}
+
+  async record(principal: Principal, type: AuditEventType, data: Record<string, unknown>): Promise<string> {
+    const store = this.platform.eventStore;
+    if (!store) throw new PalisadeError('unavailable', 'the audit service is starting');
+    const event = buildEvent(this.platform.eventContext, {
+      type,
+      tenantId: principal.tenantId,
+      actor: { type: principal.type, id: principal.id },
+      data,
+    });
+    const aggregate = type.split('.')[1];
+    await store.inTransaction((tx) => store.appendToStream(tx, `${aggregate}-${event.id}`, [event], 0));
+    return event.id;
+  }
+}

@@ -1,0 +1,69 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { appendToChain, emptyHead, publicJwk, sealRecord, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint } from '@palisade/audit-log';
+import { run } from './palisade';
+
+// `palisade audit verify --file` on exports tampered with in each way the contract names.
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const dir = mkdtempSync(join(tmpdir(), 'audit-cli-'));
+const keysFile = join(dir, 'keys.json');
+writeFileSync(keysFile, JSON.stringify({ keys: [publicJwk(publicKey, 'k1')] }));
+
+function exportOf(): { records: AuditRecord[]; checkpoints: Checkpoint[] } {
+  const records: AuditRecord[] = [];
+  const checkpoints: Checkpoint[] = [];
+  for (const partition of [0, 1]) {
+    let head: ChainHead = emptyHead(partition);
+    for (let i = 1; i <= 20; i++) {
+      const event = { id: `0193a000-0000-7000-8000-${String(partition * 100 + i).padStart(12, '0')}`, type: 'auth.session.created', source: 'auth', tenantId: `t${partition}`, actor: { type: 'user', id: 'u' }, occurredAt: '2026-11-22T10:00:00.000Z', data: { i } };
+      const next = appendToChain(head, event, '2026-11-22T10:00:01.000Z');
+      records.push(next.record);
+      head = next.head;
+      if (i % 10 === 0) checkpoints.push(signCheckpoint({ v: 1, partition, seq: i, hash: head.hash, at: '2026-11-22T10:00:02.000Z', keyId: 'k1' }, privateKey));
+    }
+  }
+  return { records, checkpoints };
+}
+
+async function verify(lines: unknown[]): Promise<{ code: number; out: string }> {
+  const file = join(dir, `export-${Math.random().toString(36).slice(2)}.ndjson`);
+  writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n'));
+  const out: string[] = [];
+  const code = await run(['audit', 'verify', '--file', file, '--keys', keysFile], { out: (l) => out.push(l), err: (l) => out.push(l), env: {} });
+  return { code, out: out.join('\n') };
+}
+
+describe('palisade audit verify --file', () => {
+  it('accepts an untouched export and prints the counts', async () => {
+    const { records, checkpoints } = exportOf();
+    expect(await verify([...checkpoints, ...records])).toEqual({ code: 0, out: 'OK: verified 40 record(s) in 2 partition(s) and 4 checkpoint(s)' });
+  });
+
+  const cases: Array<[string, (x: ReturnType<typeof exportOf>) => unknown[], RegExp]> = [
+    ['content changed', ({ records, checkpoints }) => (records[3].event.data = { i: 99 }, [...records, ...checkpoints]), /FAILED at partition 0 seq 4: content changed/],
+    ['link broken', ({ records, checkpoints }) => ((records[24] = sealRecord({ ...records[24], prev: 'f'.repeat(64), hash: undefined } as never)), [...records, ...checkpoints]), /FAILED at partition 1 seq 5: link broken/],
+    ['gap', ({ records, checkpoints }) => [...records.filter((_, i) => i !== 7), ...checkpoints], /FAILED at partition 0 seq 9: gap/],
+    ['duplicate event', ({ records, checkpoints }) => {
+      const p0 = records.slice(0, 20);
+      const dup = appendToChain({ partition: 0, seq: 20, hash: p0[19].hash }, p0[0].event, '2026-11-22T10:00:05.000Z').record;
+      return [...p0, dup, ...records.slice(20), ...checkpoints];
+    }, /FAILED at partition 0 seq 21: duplicate event/],
+    ['bad signature', ({ records, checkpoints }) => [...records, ...checkpoints.map((c, i) => (i === 1 ? { ...c, at: '2026-11-22T11:00:00.000Z' } : c))], /FAILED at partition 0 seq 20: bad signature/],
+    ['truncated tail', ({ records, checkpoints }) => [...records.filter((r) => !(r.partition === 1 && r.seq > 15)), ...checkpoints], /FAILED at partition 1 seq 20: truncated tail/],
+  ];
+
+  it.each(cases)('catches %s, names partition and seq, exits 1', async (_name, tamper, expected) => {
+    const result = await verify(tamper(exportOf()));
+    expect(result.code).toBe(1);
+    expect(result.out).toMatch(expected);
+    expect(result.out).toMatch(/verified before the failure: \d+ record\(s\)/);
+  });
+
+  it('exits 2 on bad usage', async () => {
+    const out: string[] = [];
+    expect(await run(['audit', 'verify', '--keys', keysFile], { out: (l) => out.push(l), err: (l) => out.push(l), env: {} })).toBe(2);
+    expect(out.join('\n')).toContain('usage: palisade audit verify');
+  });
+});

@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { ConfigResourceTypes, Partitioners, type Admin, type Kafka, type KafkaMessage } from '@palisade/kafka';
+import type { AuditConfig } from '../audit.config';
+
+/** The Kafka side of the audit log: its topics, partitioning and reading ranges back. */
+
+export interface TopicSettings {
+  topic: string;
+  checkpointTopic: string;
+  partitions: number;
+  replicationFactor: number;
+  minInsyncReplicas: number;
+  retentionMs: number;
+}
+
+export const topicSettingsOf = (c: AuditConfig): TopicSettings => ({
+  topic: c.AUDIT_TOPIC,
+  checkpointTopic: c.AUDIT_CHECKPOINT_TOPIC,
+  partitions: c.AUDIT_PARTITIONS,
+  replicationFactor: c.AUDIT_REPLICATION_FACTOR,
+  minInsyncReplicas: c.AUDIT_MIN_INSYNC_REPLICAS,
+  retentionMs: c.AUDIT_RETENTION_MS,
+});
+
+/** The contract's topic settings: delete-only retention, never compacted. */
+export function topicConfigEntries(s: TopicSettings): Array<{ name: string; value: string }> {
+  return [
+    { name: 'cleanup.policy', value: 'delete' },
+    { name: 'retention.ms', value: String(s.retentionMs) },
+    { name: 'retention.bytes', value: '-1' },
+    { name: 'min.insync.replicas', value: String(s.minInsyncReplicas) },
+    { name: 'unclean.leader.election.enable', value: 'false' },
+    { name: 'message.timestamp.type', value: 'CreateTime' },
+  ];
+}
+
+/**
+ * Create the audit and checkpoint topics when missing (the checkpoint topic with one
+ * partition: checkpoints of every partition in one order); check that existing ones are
+ * delete-only, never compacted. Returns the audit topic's partition count.
+ */
+export async function ensureAuditTopics(admin: Admin, s: TopicSettings, log: (msg: string) => void = () => undefined): Promise<number> {
+  const existing = new Set(await admin.listTopics());
+  const missing = [
+    { topic: s.topic, numPartitions: s.partitions },
+    { topic: s.checkpointTopic, numPartitions: 1 },
+  ].filter((t) => !existing.has(t.topic));
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((t) => ({ ...t, replicationFactor: s.replicationFactor, configEntries: topicConfigEntries(s) })),
+    });
+  }
+  await checkDeleteOnly(admin, s, log);
+  const metadata = await admin.fetchTopicMetadata({ topics: [s.topic] });
+  return metadata.topics[0].partitions.length;
+}
+
+/**
+ * Refuse a compacted audit topic. Reading topic configs needs DescribeConfigs, which the
+ * local ACLs (deploy/local/kafka/acls.sh) do not grant the audit principal: then the
+ * check is skipped with a warning (production should grant it; README).
+ */
+async function checkDeleteOnly(admin: Admin, s: TopicSettings, log: (msg: string) => void): Promise<void> {
+  let described;
+  try {
+    described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [s.topic, s.checkpointTopic].map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['cleanup.policy'] })),
+    });
+  } catch (error) {
+    if (/authoriz/i.test((error as Error).message)) {
+      log(`cannot read the audit topics' configs (no DescribeConfigs ACL): cleanup.policy not checked`);
+      return;
+    }
+    throw error;
+  }
+  for (const resource of described.resources) {
+    const policy = resource.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue;
+    if (policy !== 'delete') throw new Error(`topic ${resource.resourceName} has cleanup.policy=${policy}: an audit topic must be delete-only, never compacted`);
+  }
+}
+
+const partitioner = Partitioners.DefaultPartitioner();
+
+/** The partition Kafka's default (murmur2) partitioner gives a key: where a tenant's chain lives. */
+export function partitionOf(topic: string, key: string, partitions: number): number {
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0, offlineReplicas: [] }));
+  return partitioner({ topic, partitionMetadata, message: { key, value: null } });
+}
+
+/** Per partition: the offset after the last one (high watermark). */
+export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, bigint>> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+}
+
+export interface ReadRecord {
+  partition: number;
+  offset: bigint;
+  value: string;
+}
+
+/**
+ * Read committed records of `topic` from `from` (per partition, inclusive) up to the
+ * end offsets `until` (exclusive), in order per partition, handing them over in
+ * batches (the callback returns false to stop early). Transaction markers and aborted records take offsets but are not records:
+ * a partition is done when the reader's position reaches its end offset.
+ */
+export async function readRange(
+  kafka: Kafka,
+  topic: string,
+  from: ReadonlyMap<number, bigint>,
+  until: ReadonlyMap<number, bigint>,
+  onBatch: (records: ReadRecord[]) => Promise<void | false>,
+  options: { groupPrefix: string; timeoutMs?: number },
+): Promise<void> {
+  const remaining = new Map<number, bigint>();
+  for (const [partition, end] of until) {
+    const start = from.get(partition) ?? 0n;
+    if (start < end) remaining.set(partition, start);
+  }
+  if (remaining.size === 0) return;
+  const consumer = kafka.consumer({
+    groupId: `${options.groupPrefix}-${randomUUID()}`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 200,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+  });
+  let settle!: (error?: Error) => void;
+  const done = new Promise<void>((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
+  const advance = (partition: number, lastOffset: string) => {
+    const position = BigInt(lastOffset) + 1n;
+    if (!remaining.has(partition)) return;
+    if (position >= until.get(partition)!) remaining.delete(partition);
+    if (remaining.size === 0) settle();
+  };
+  const timer = setTimeout(() => settle(new Error(`reading ${topic} back did not finish within ${options.timeoutMs ?? 120_000} ms`)), options.timeoutMs ?? 120_000);
+  try {
+    await consumer.connect();
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => advance(e.payload.partition, e.payload.lastOffset));
+    consumer.on(consumer.events.CRASH, (e) => settle(e.payload.error));
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const starts = new Map(remaining);
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+        const end = until.get(batch.partition);
+        if (end === undefined || !remaining.has(batch.partition)) return;
+        const records = batch.messages
+          .filter((m: KafkaMessage) => BigInt(m.offset) < end && m.value)
+          .map((m: KafkaMessage) => ({ partition: batch.partition, offset: BigInt(m.offset), value: m.value!.toString('utf8') }));
+        if (records.length > 0) {
+          // A failing or stopping callback ends the read at once (no kafkajs retries).
+          const outcome = await onBatch(records).catch((error: Error) => error);
+          if (outcome instanceof Error) return settle(outcome);
+          if (outcome === false) return settle();
+        }
+        resolveOffset(batch.lastOffset());
+        await heartbeat();
+      },
+    });
+    // Partitions with nothing to read start at their end, so they are not fetched at all.
+    for (const [partition, end] of until) {
+      consumer.seek({ topic, partition, offset: (starts.get(partition) ?? end).toString() });
+    }
+    await done;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,410 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  appendToChain,
+  CHECKPOINT_EVERY_MS,
+  CHECKPOINT_EVERY_RECORDS,
+  emptyHead,
+  serializeRecord,
+  signCheckpoint,
+  type AuditRecord,
+  type ChainHead,
+  type RecordedEvent,
+} from '@palisade/audit-log';
+import type { EventEnvelope } from '@palisade/contracts';
+import type { Admin, Kafka, Producer, RecordMetadata } from '@palisade/kafka';
+import type { Logger } from '@palisade/observability';
+import type { EntityManager } from 'typeorm';
+import { endOffsets, ensureAuditTopics, partitionOf, readRange, type TopicSettings } from './audit-topic';
+import { indexRowOf, type IndexRow, type RecordsRepository } from './records.repository';
+
+/** Seals an event's `personal` member (per-data-subject key) before it is chained. */
+export interface PersonalDataSealer {
+  sealAll(events: readonly EventEnvelope[]): Promise<RecordedEvent[]>;
+}
+
+/** The checkpoint signing key in use. */
+export interface CheckpointSigner {
+  current(): Promise<{ kid: string; privateKey: KeyObject }>;
+}
+
+export interface ChainWriterOptions {
+  kafka: Kafka;
+  admin: Admin;
+  settings: TopicSettings;
+  /** Kafka transactional id: one writer per id; a new one fences the old. */
+  transactionalId: string;
+  db: () => EntityManager;
+  records: RecordsRepository;
+  sealer: PersonalDataSealer;
+  signer: CheckpointSigner;
+  logger: Logger;
+  now?: () => Date;
+  batchMax?: number;
+  onCommitted?: (count: number, oldestQueuedAtMs: number) => void;
+}
+
+export type WriterState = 'inactive' | 'recovering' | 'active' | 'failing';
+
+interface Pending {
+  event: EventEnvelope;
+  queuedAt: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface CheckpointState {
+  /** Records since the last checkpoint. */
+  count: number;
+  /** When the first record not yet checkpointed was written (ms). */
+  since: number | undefined;
+}
+
+/** How long the first event of a small batch may wait for more (ms). */
+const LINGER_MS = 5;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The only writer of the audit topic's hash chains (while it holds the lease).
+ *
+ * `append(event)` resolves once the event is in a committed Kafka transaction (or was
+ * already in the topic): the consumer acknowledges JetStream only then. Events are
+ * chained in batches, one transaction per batch holding the records and any due
+ * checkpoints, so a batch is in the topic entirely or not at all.
+ *
+ * Exactly once by event id: before a batch is chained, its ids are looked up in the
+ * record index (PostgreSQL) and in the set written since the index was last brought
+ * up to date. The index is complete because `recover()` — run on activation and after
+ * any failure — first fences every other writer (a new transactional producer with the
+ * same id aborts what a predecessor left open), then reads the topic from the last
+ * indexed offset to its end (read_committed) and indexes what it finds; the last
+ * record of each partition is the chain head.
+ */
+export class ChainWriter {
+  private producer: Producer | undefined;
+  private heads = new Map<number, ChainHead>();
+  private partitions = 0;
+  private readonly checkpoints = new Map<number, CheckpointState>();
+  private queue: Pending[] = [];
+  private readonly unindexed = new Set<string>();
+  private indexing: Promise<void> = Promise.resolve();
+  private needsRecovery = true;
+  private inFlightSince: number | undefined;
+  private running: Promise<void> | undefined;
+  private active = false;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private current: { state: WriterState; reason?: string; since: number } = { state: 'inactive', since: Date.now() };
+  private rebuilds: Array<{ resolve: (indexed: number) => void; reject: (error: Error) => void }> = [];
+  private readonly now: () => Date;
+  private readonly batchMax: number;
+
+  constructor(private readonly options: ChainWriterOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.batchMax = options.batchMax ?? 2000;
+  }
+
+  status(): { state: WriterState; reason?: string; since: number; queued: number; oldestWaitMs: number } {
+    const oldest = this.inFlightSince ?? this.queue[0]?.queuedAt;
+    return { ...this.current, queued: this.queue.length, oldestWaitMs: oldest === undefined ? 0 : Date.now() - oldest };
+  }
+
+  /** Chain `event`; resolves when Kafka committed it. Rejects when the writer is deactivated first. */
+  append(event: EventEnvelope): Promise<void> {
+    if (!this.active) return Promise.reject(new Error('audit writer is not active (another instance holds the lease)'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ event, queuedAt: Date.now(), resolve, reject });
+      if (this.queue.length === 1 || this.queue.length >= this.batchMax) this.wake?.();
+    });
+  }
+
+  /**
+   * Rebuild the record index from the topic: empty it, then recover (which reads the
+   * whole topic back, checking every link, before anything new is chained). Resolves with
+   * the number of records indexed.
+   */
+  rebuildIndex(): Promise<number> {
+    if (!this.active) return Promise.reject(new Error('audit writer is not active (another instance holds the lease)'));
+    return new Promise<number>((resolve, reject) => {
+      this.rebuilds.push({ resolve, reject });
+      this.needsRecovery = true;
+      this.wake?.();
+    });
+  }
+
+  /** Start writing: recover the chain heads from the topic, then chain what arrives. */
+  activate(): void {
+    if (this.active) return;
+    this.active = true;
+    this.needsRecovery = true;
+    this.running = this.run();
+    this.timer = setInterval(() => {
+      if (this.dueCheckpoints(Date.now()).length > 0) this.wake?.();
+    }, 1000);
+    this.timer.unref();
+  }
+
+  /** Stop writing (lease lost or shutting down): waiting events are refused, to be redelivered. */
+  async deactivate(reason: string): Promise<void> {
+    if (!this.active) return;
+    this.active = false;
+    clearInterval(this.timer);
+    this.wake?.();
+    const refused = this.queue.splice(0);
+    for (const p of refused) p.reject(new Error(`audit writer stopped: ${reason}`));
+    for (const r of this.rebuilds.splice(0)) r.reject(new Error(`audit writer stopped: ${reason}`));
+    await this.running;
+    await this.indexing;
+    await this.producer?.disconnect().catch(() => undefined);
+    this.producer = undefined;
+    this.setState('inactive', reason);
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 250;
+    while (this.active) {
+      try {
+        if (this.needsRecovery) {
+          this.setState('recovering', this.current.reason);
+          await this.recover();
+          this.needsRecovery = false;
+          this.setState('active');
+          backoff = 250;
+        }
+        const due = this.dueCheckpoints(Date.now());
+        if (this.queue.length === 0 && due.length === 0) {
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          this.wake = undefined;
+          continue;
+        }
+        // Linger briefly when the batch is small: a transaction per handful of events
+        // costs more than the few milliseconds of waiting for more.
+        const lingerMs = this.queue.length > 0 && this.queue.length < this.batchMax ? LINGER_MS - (Date.now() - this.queue[0].queuedAt) : 0;
+        if (lingerMs > 0) await sleep(lingerMs);
+        const batch = this.queue.splice(0, this.batchMax);
+        this.inFlightSince = batch[0]?.queuedAt ?? Date.now();
+        try {
+          await this.writeBatch(batch, due);
+        } catch (error) {
+          this.queue.unshift(...batch);
+          throw error;
+        } finally {
+          this.inFlightSince = undefined;
+        }
+        backoff = 250;
+      } catch (error) {
+        if (!this.active) break;
+        const reason = describe(error);
+        this.needsRecovery = true;
+        this.setState('failing', reason);
+        this.options.logger.error({ err: reason, retryInMs: backoff, queued: this.queue.length }, 'audit chain writer failed; events wait in JetStream');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  /**
+   * Fence other writers, bring the index up to the topic's end and take the chain heads
+   * from the topic itself.
+   */
+  private async recover(): Promise<void> {
+    const { kafka, admin, settings, records } = this.options;
+    await this.producer?.disconnect().catch(() => undefined);
+    this.producer = undefined;
+    await this.indexing.catch(() => undefined);
+    this.partitions = await ensureAuditTopics(admin, settings, (msg) => this.warnOnce(msg));
+    const producer = kafka.producer({
+      transactionalId: this.options.transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+      // The coordinator answers CONCURRENT_TRANSACTIONS while it completes the previous
+      // commit (a few ms): retry that quickly, not after kafkajs' default 300 ms.
+      retry: { initialRetryTime: 10, maxRetryTime: 2000, retries: 10 },
+    });
+    await producer.connect();
+    // An empty transaction initializes the producer id: this bumps the epoch, fences any
+    // other producer with our transactional id and aborts a transaction it left open.
+    const fence = await producer.transaction();
+    await fence.abort();
+    this.producer = producer;
+
+    const rebuilds = [...this.rebuilds];
+    if (rebuilds.length > 0) {
+      const removed = await records.clear(this.options.db(), settings.topic);
+      this.options.logger.warn({ topic: settings.topic, removed }, 'record index emptied: rebuilding it from the topic');
+    }
+    const indexed = await records.heads(this.options.db(), settings.topic);
+    const heads = new Map<number, ChainHead>();
+    for (let p = 0; p < this.partitions; p++) heads.set(p, emptyHead(p));
+    const from = new Map<number, bigint>();
+    for (const h of indexed) {
+      heads.set(h.partition, { partition: h.partition, seq: h.seq, hash: h.hash });
+      from.set(h.partition, h.offset + 1n);
+    }
+    const ends = await endOffsets(admin, settings.topic);
+    let caughtUp = 0;
+    await readRange(
+      kafka,
+      settings.topic,
+      from,
+      ends,
+      async (batch) => {
+        const rows: IndexRow[] = [];
+        for (const r of batch) {
+          const record = JSON.parse(r.value) as AuditRecord;
+          const head = heads.get(r.partition)!;
+          if (record.partition !== r.partition || record.seq !== head.seq + 1 || record.prev !== head.hash) {
+            throw new Error(`the audit topic's chain is broken at partition ${r.partition} offset ${r.offset} (seq ${record.seq} after ${head.seq}); refusing to extend it`);
+          }
+          heads.set(r.partition, { partition: r.partition, seq: record.seq, hash: record.hash });
+          rows.push(indexRowOf(record, r.offset, r.value));
+        }
+        await records.insert(this.options.db(), settings.topic, rows);
+        caughtUp += rows.length;
+      },
+      { groupPrefix: `${this.options.transactionalId}-recovery` },
+    );
+    this.heads = heads;
+    this.unindexed.clear();
+    const now = Date.now();
+    this.checkpoints.clear();
+    // What the last checkpoint covers is not known here: seal every non-empty chain's head soon.
+    for (const h of heads.values()) this.checkpoints.set(h.partition, { count: 0, since: h.seq > 0 ? now : undefined });
+    this.rebuilds = this.rebuilds.filter((r) => !rebuilds.includes(r));
+    for (const r of rebuilds) r.resolve(caughtUp);
+    this.options.logger.info(
+      { partitions: this.partitions, indexedFromTopic: caughtUp, heads: [...heads.values()].map((h) => ({ partition: h.partition, seq: h.seq })) },
+      'audit chain heads recovered from the topic',
+    );
+  }
+
+  private dueCheckpoints(nowMs: number): number[] {
+    const due: number[] = [];
+    for (const [partition, cp] of this.checkpoints) {
+      if (cp.since !== undefined && nowMs - cp.since >= CHECKPOINT_EVERY_MS) due.push(partition);
+    }
+    return due;
+  }
+
+  private async writeBatch(batch: Pending[], duePartitions: number[]): Promise<void> {
+    const { records, settings, db } = this.options;
+    // Exactly once by event id: drop what the topic already holds, and repeats within the batch.
+    const ids = [...new Set(batch.map((p) => p.event.id))];
+    const known = await records.knownEventIds(db(), settings.topic, ids.filter((id) => !this.unindexed.has(id)));
+    const seen = new Set<string>();
+    const fresh: Pending[] = [];
+    const duplicates: Pending[] = [];
+    for (const p of batch) {
+      if (known.has(p.event.id) || this.unindexed.has(p.event.id) || seen.has(p.event.id)) duplicates.push(p);
+      else {
+        seen.add(p.event.id);
+        fresh.push(p);
+      }
+    }
+    const events = await this.options.sealer.sealAll(fresh.map((p) => p.event));
+    const { kid, privateKey } = await this.options.signer.current();
+
+    const recordedAt = this.now().toISOString();
+    const heads = new Map(this.heads);
+    const counts = new Map<number, CheckpointState>([...this.checkpoints].map(([p, c]) => [p, { ...c }]));
+    const written: Array<{ record: AuditRecord; value: string }> = [];
+    const checkpointValues: Array<{ key: string; value: string }> = [];
+    const nowMs = Date.now();
+    const checkpoint = (head: ChainHead) => {
+      const cp = signCheckpoint({ v: 1, partition: head.partition, seq: head.seq, hash: head.hash, at: recordedAt, keyId: kid }, privateKey);
+      checkpointValues.push({ key: String(head.partition), value: JSON.stringify(cp) });
+      counts.set(head.partition, { count: 0, since: undefined });
+    };
+    for (const event of events) {
+      const partition = partitionOf(settings.topic, event.tenantId, this.partitions);
+      const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
+      heads.set(partition, next.head);
+      written.push({ record: next.record, value: serializeRecord(next.record) });
+      const state = counts.get(partition) ?? { count: 0, since: undefined };
+      state.count++;
+      state.since ??= nowMs;
+      counts.set(partition, state);
+      if (state.count >= CHECKPOINT_EVERY_RECORDS) checkpoint(next.head);
+    }
+    for (const partition of duePartitions) {
+      const state = counts.get(partition);
+      if (state?.since !== undefined) checkpoint(heads.get(partition)!);
+    }
+
+    let metadata: RecordMetadata[] = [];
+    if (written.length > 0 || checkpointValues.length > 0) {
+      const txn = await this.producer!.transaction();
+      try {
+        const topicMessages = [];
+        if (written.length > 0) {
+          topicMessages.push({
+            topic: settings.topic,
+            messages: written.map((w) => ({ key: w.record.event.tenantId, value: w.value, partition: w.record.partition })),
+          });
+        }
+        if (checkpointValues.length > 0) {
+          topicMessages.push({ topic: settings.checkpointTopic, messages: checkpointValues.map((c) => ({ ...c, partition: 0 })) });
+        }
+        metadata = await txn.sendBatch({ topicMessages, acks: -1 });
+        await txn.commit();
+      } catch (error) {
+        await txn.abort().catch(() => undefined);
+        throw error;
+      }
+    }
+    // Committed: this is now the chain.
+    this.heads = heads;
+    for (const [p, c] of counts) this.checkpoints.set(p, c);
+    for (const p of [...fresh, ...duplicates]) p.resolve();
+    if (fresh.length > 0) this.options.onCommitted?.(fresh.length, fresh[0].queuedAt);
+
+    const rows = this.indexRows(written, metadata);
+    for (const r of rows) this.unindexed.add(r.eventId);
+    this.indexing = this.indexing
+      .then(() => records.insert(db(), settings.topic, rows))
+      .then(
+        () => rows.forEach((r) => this.unindexed.delete(r.eventId)),
+        (error: unknown) => {
+          // The topic has them; recovery indexes them from there.
+          this.options.logger.warn({ err: describe(error) }, 'indexing committed records failed; re-reading them from the topic');
+          this.needsRecovery = true;
+        },
+      );
+  }
+
+  private indexRows(written: ReadonlyArray<{ record: AuditRecord; value: string }>, metadata: readonly RecordMetadata[]): IndexRow[] {
+    const base = new Map<number, bigint>();
+    for (const m of metadata) {
+      if (m.topicName === this.options.settings.topic && m.baseOffset !== undefined) base.set(m.partition, BigInt(m.baseOffset));
+    }
+    const nth = new Map<number, bigint>();
+    return written.map(({ record, value }) => {
+      const i = nth.get(record.partition) ?? 0n;
+      nth.set(record.partition, i + 1n);
+      const offset = base.get(record.partition);
+      if (offset === undefined) throw new Error(`Kafka returned no offset for partition ${record.partition}`);
+      return indexRowOf(record, offset + i, value);
+    });
+  }
+
+  private warned = new Set<string>();
+  private warnOnce(msg: string): void {
+    if (this.warned.has(msg)) return;
+    this.warned.add(msg);
+    this.options.logger.warn(msg);
+  }
+
+  private setState(state: WriterState, reason?: string): void {
+    if (this.current.state !== state) this.current = { state, since: Date.now() };
+    if (reason !== undefined) this.current.reason = reason;
+    else delete this.current.reason;
+  }
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = (error as { cause?: unknown }).cause;
+  return cause instanceof Error ? `${error.message} (${cause.message})` : error.message;
+}

@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
+
+export interface StoredSubjectKey {
+  keyId: string;
+  subjectId: string;
+  /** null once erased. */
+  wrapped: Buffer | null;
+}
+
+/** Per-data-subject keys, wrapped by the KEK (ingest.migration.ts, audit_subject_keys). */
+export class SubjectKeysRepository {
+  constructor(private readonly table: string) {}
+
+  /** The live key of each subject, creating one (from `wrapNew`) for subjects that have none. */
+  async liveKeys(db: EntityManager, subjectIds: readonly string[], wrapNew: (keyId: string) => Buffer): Promise<Map<string, StoredSubjectKey>> {
+    if (subjectIds.length === 0) return new Map();
+    const read = async () => {
+      const rows: Array<{ key_id: string; subject_id: string; wrapped_key: Buffer }> = await db.query(
+        `SELECT key_id::text, subject_id, wrapped_key FROM ${this.table} WHERE subject_id = ANY($1::text[]) AND erased_at IS NULL`,
+        [subjectIds],
+      );
+      return new Map(rows.map((r) => [r.subject_id, { keyId: r.key_id, subjectId: r.subject_id, wrapped: r.wrapped_key }]));
+    };
+    const found = await read();
+    const missing = subjectIds.filter((s) => !found.has(s));
+    if (missing.length === 0) return found;
+    const keyIds = missing.map(() => randomUUID());
+    await db.query(
+      `INSERT INTO ${this.table} (key_id, subject_id, wrapped_key)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
+       ON CONFLICT (subject_id) WHERE erased_at IS NULL DO NOTHING`,
+      [keyIds, missing, keyIds.map((id) => wrapNew(id))],
+    );
+    return read();
+  }
+
+  /** Keys by id, erased ones included (wrapped = null). */
+  async byIds(db: EntityManager, keyIds: readonly string[]): Promise<Map<string, StoredSubjectKey>> {
+    if (keyIds.length === 0) return new Map();
+    const rows: Array<{ key_id: string; subject_id: string; wrapped_key: Buffer | null }> = await db.query(
+      `SELECT key_id::text, subject_id, wrapped_key FROM ${this.table} WHERE key_id = ANY($1::uuid[])`,
+      [keyIds],
+    );
+    return new Map(rows.map((r) => [r.key_id, { keyId: r.key_id, subjectId: r.subject_id, wrapped: r.wrapped_key }]));
+  }
+
+  /** Destroy every key of the subject; returns how many were destroyed. */
+  async erase(db: EntityManager, subjectId: string): Promise<number> {
+    const rows: unknown[] = await db.query(
+      `UPDATE ${this.table} SET wrapped_key = NULL, erased_at = now() WHERE subject_id = $1 AND erased_at IS NULL RETURNING key_id`,
+      [subjectId],
+    );
+    return Array.isArray(rows[0]) ? (rows[0] as unknown[]).length : rows.length;
+  }
+}

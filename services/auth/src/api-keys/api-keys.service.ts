@@ -1,0 +1,151 @@
+import { PalisadeError, type Principal } from '@palisade/contracts';
+import { streamName } from '@palisade/eventsourcing';
+import type { AuthRuntime } from '../auth.runtime';
+import { scopesOf } from '../sessions/token-issuer';
+import { apiKeyIdOf, apiKeySessionId, matchesAny, newApiKeyId, newApiKeySecret } from './api-key-secret';
+import type { ApiKeyOwner } from './api-keys.events';
+import type { ApiKeyRow } from './api-keys.repository';
+
+const keyStream = (tenantId: string, keyId: string) => streamName('api-key', `${tenantId}.${keyId}`);
+const INVALID = () => new PalisadeError('unauthenticated', 'invalid, expired or revoked API key');
+
+/** Principal id of a tenant service account. */
+export const serviceAccountPrincipalId = (name: string) => `sa-${name}`;
+
+export interface CreateApiKeyInput {
+  name: string;
+  scopes: string[];
+  expiresInDays: number;
+  /** For a service account of the tenant (administrators only); otherwise the caller's own key. */
+  serviceAccount?: string;
+}
+
+/**
+ * API keys bound to a user or a tenant service account, with scopes never beyond the
+ * owner's, an expiry, rotation with an overlap window, revocation (enforced by every
+ * service like other revocations) and the time of last use.
+ */
+export class ApiKeysService {
+  constructor(private readonly rt: AuthRuntime) {}
+
+  async create(caller: Principal, input: CreateApiKeyInput, now = new Date()) {
+    const callerScopes = caller.scopes ?? [];
+    let owner: ApiKeyOwner;
+    if (input.serviceAccount !== undefined) {
+      if (!callerScopes.includes('auth:admin')) throw new PalisadeError('forbidden', 'scope auth:admin is required for service account keys');
+      owner = { type: 'service-account', id: input.serviceAccount };
+    } else {
+      if (caller.type !== 'user') throw new PalisadeError('forbidden', 'only users own API keys (or name a serviceAccount)');
+      owner = { type: 'user', id: caller.id };
+    }
+    const keyId = newApiKeyId();
+    const secret = newApiKeySecret(keyId);
+    const expiresAt = new Date(now.getTime() + input.expiresInDays * 86400_000).toISOString();
+    await this.rt.apiKeys.handle(
+      keyStream(caller.tenantId, keyId),
+      {
+        type: 'CreateApiKey',
+        // The caller's own scopes bound the key, whoever owns it.
+        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: callerScopes },
+        metadata: this.meta(caller, now),
+      },
+      0,
+      (tx) => this.rt.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
+    );
+    return { keyId, apiKey: secret.apiKey, owner, scopes: [...new Set(input.scopes)], expiresAt };
+  }
+
+  async list(caller: Principal) {
+    const admin = caller.scopes?.includes('auth:admin') ?? false;
+    const rows = await this.rt.read((tx) => this.rt.apiKeysRepo.list(tx, caller.tenantId, admin ? undefined : { type: 'user', id: caller.id }));
+    return rows.map(view);
+  }
+
+  /** A new secret; the previous one keeps working for `overlapSec` (never past the key's expiry). */
+  async rotate(caller: Principal, keyId: string, overlapSec: number, now = new Date()) {
+    await this.visible(caller, keyId);
+    const secret = newApiKeySecret(keyId);
+    const result = await this.rt.apiKeys.handle(
+      keyStream(caller.tenantId, keyId),
+      { type: 'RotateApiKey', data: { keyId, overlapSec }, metadata: this.meta(caller, now) },
+      undefined,
+      (tx) => this.rt.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
+    );
+    const rotated = result.events[0].data as { previousSecretValidUntil: string };
+    return { keyId, apiKey: secret.apiKey, previousSecretValidUntil: rotated.previousSecretValidUntil };
+  }
+
+  /** Refused at once here, and by every service within a second (auth.revocation.issued). */
+  async revoke(caller: Principal, keyId: string, now = new Date()): Promise<void> {
+    const key = await this.visible(caller, keyId);
+    const reason = key.owner.type === 'user' && key.owner.id === caller.id ? 'owner' : 'admin';
+    await this.rt.apiKeys.handle(keyStream(caller.tenantId, keyId), { type: 'RevokeApiKey', data: { keyId, reason }, metadata: this.meta(caller, now) });
+  }
+
+  /**
+   * The principal an API key stands for: its owner, with the key's scopes narrowed to
+   * what the owner holds now. Refused when malformed, unknown, wrong, expired, revoked,
+   * or when its user is disabled.
+   */
+  async verify(apiKey: string, now = new Date()): Promise<{ principal: Principal; keyId: string; expiresAt: Date }> {
+    const keyId = apiKeyIdOf(apiKey);
+    if (!keyId) throw new PalisadeError('unauthenticated', 'not an API key (palisade_<id>_<secret>)');
+    const key = await this.rt.read((tx) => this.rt.apiKeysRepo.credentials(tx, keyId, now));
+    // The digest comparison runs even for an unknown key, so timing tells nothing.
+    const matches = matchesAny(apiKey, key?.secretHashes ?? []);
+    if (!key || !matches || key.status !== 'active' || key.expiresAt.getTime() <= now.getTime()) throw INVALID();
+    let principal: Principal;
+    if (key.owner.type === 'user') {
+      if (!key.ownerRoles) throw INVALID();
+      const held = scopesOf(key.ownerRoles, key.tenantId === this.rt.config.AUTH_OPERATOR_TENANT);
+      principal = { type: 'user', id: key.owner.id, tenantId: key.tenantId, scopes: key.scopes.filter((s) => held.includes(s)), sessionId: apiKeySessionId(keyId) };
+    } else {
+      principal = { type: 'agent', id: serviceAccountPrincipalId(key.owner.id), tenantId: key.tenantId, scopes: key.scopes, sessionId: apiKeySessionId(keyId) };
+    }
+    await this.rt.read((tx) => this.rt.apiKeysRepo.touch(tx, keyId, now));
+    return { principal, keyId, expiresAt: key.expiresAt };
+  }
+
+  /** A short-lived access token for an API key (never outliving the key), revoked with it. */
+  async exchange(apiKey: string, audience: readonly string[], now = new Date()) {
+    const { principal, expiresAt } = await this.verify(apiKey, now);
+    const { accessToken, expiresIn } = await this.rt.issuer.issue(
+      {
+        tenantId: principal.tenantId,
+        subject: principal.id,
+        principalType: principal.type,
+        audience,
+        scopes: principal.scopes ?? [],
+        sessionId: principal.sessionId,
+        notAfterMs: expiresAt.getTime(),
+      },
+      now.getTime(),
+    );
+    return { tokenType: 'Bearer' as const, accessToken, expiresIn };
+  }
+
+  /** The key, if the caller may manage it: its owner, or an administrator of its tenant; anyone else gets 404. */
+  private async visible(caller: Principal, keyId: string): Promise<ApiKeyRow> {
+    const key = await this.rt.read((tx) => this.rt.apiKeysRepo.find(tx, caller.tenantId, keyId));
+    const mine = key?.owner.type === 'user' && key.owner.id === caller.id;
+    if (!key || !(mine || caller.scopes?.includes('auth:admin'))) throw new PalisadeError('not_found', 'API key not found');
+    return key;
+  }
+
+  private meta(caller: Principal, now: Date) {
+    return { tenantId: caller.tenantId, actor: { type: caller.type, id: caller.id }, now };
+  }
+}
+
+function view(k: ApiKeyRow) {
+  return {
+    keyId: k.keyId,
+    name: k.name,
+    owner: k.owner,
+    scopes: k.scopes,
+    status: k.status,
+    expiresAt: k.expiresAt.toISOString(),
+    createdAt: k.createdAt.toISOString(),
+    lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+  };
+}

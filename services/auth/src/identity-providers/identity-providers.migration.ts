@@ -1,0 +1,26 @@
+import { sqlMigration } from '../auth.migration';
+
+/**
+ * Identity providers per tenant (projection of auth.identity-provider.* events) and
+ * their secrets, sealed with AES-256-GCM under the key-encryption key, never in events.
+ * MFA challenges remember the sign-in method they continue.
+ */
+export const identityProvidersMigration = sqlMigration('AuthIdentityProviders1764000000008', (s, app) => [
+  `CREATE TABLE ${s}.identity_providers (
+     tenant_id text NOT NULL,
+     id        text NOT NULL,
+     type      text NOT NULL CHECK (type IN ('oidc', 'saml', 'ldap')),
+     enabled   boolean NOT NULL,
+     settings  jsonb NOT NULL,
+     version   integer NOT NULL,
+     PRIMARY KEY (tenant_id, id)
+   )`,
+  `CREATE TABLE ${s}.identity_provider_secrets (
+     tenant_id   text NOT NULL,
+     provider_id text NOT NULL,
+     sealed      bytea NOT NULL,
+     PRIMARY KEY (tenant_id, provider_id)
+   )`,
+  `ALTER TABLE ${s}.mfa_challenges ADD COLUMN method text NOT NULL DEFAULT 'password'`,
+  `GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.identity_providers, ${s}.identity_provider_secrets TO ${app}`,
+]);

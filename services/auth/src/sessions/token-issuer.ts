@@ -1,0 +1,76 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { ACCESS_TOKEN_ISSUER, audienceOf } from '@palisade/auth-verifier';
+import { SERVICE_NAMES } from '@palisade/contracts';
+import type { KeyRing } from '../keys/signing-keys.service';
+
+export const REFRESH_TOKEN_PREFIX = 'prt_';
+const REFRESH_TOKEN = /^prt_[A-Za-z0-9_-]{43}$/;
+
+/** Every service's audience: what a user's token is for unless it asks for fewer. */
+export const ALL_AUDIENCES = SERVICE_NAMES.map(audienceOf);
+
+/** Scopes a role grants in the auth service's own API. */
+export function scopesOf(roles: readonly string[], operator: boolean): string[] {
+  const scopes = new Set<string>();
+  if (roles.includes('admin')) {
+    scopes.add('auth:admin');
+    if (operator) scopes.add('auth:keys');
+  }
+  return [...scopes];
+}
+
+/** A refresh token: 256 random bits with a recognisable prefix; only its SHA-256 is stored. */
+export function newRefreshToken(): { token: string; hash: Buffer } {
+  const token = `${REFRESH_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+  return { token, hash: hashRefreshToken(token) };
+}
+
+export function hashRefreshToken(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+export function isRefreshTokenShaped(token: string): boolean {
+  return REFRESH_TOKEN.test(token);
+}
+
+export interface AccessTokenRequest {
+  tenantId: string;
+  subject: string;
+  principalType: 'user' | 'agent' | 'service';
+  audience: readonly string[];
+  scopes: readonly string[];
+  sessionId?: string;
+  actingFor?: string;
+  /** RFC 8705 x5t#S256 of the client certificate the token is bound to. */
+  certificateThumbprint?: string;
+  /** The token may not outlive this instant (ms), e.g. the API key it was exchanged for. */
+  notAfterMs?: number;
+}
+
+/** Signs the access tokens of the contract in @palisade/auth-verifier. */
+export class TokenIssuer {
+  constructor(
+    private readonly keys: Pick<KeyRing, 'sign'>,
+    readonly ttlSec: number,
+  ) {}
+
+  async issue(r: AccessTokenRequest, now = Date.now()): Promise<{ accessToken: string; expiresIn: number }> {
+    const iat = Math.floor(now / 1000);
+    const exp = Math.min(iat + this.ttlSec, r.notAfterMs === undefined ? Infinity : Math.floor(r.notAfterMs / 1000));
+    const claims: Record<string, unknown> = {
+      iss: ACCESS_TOKEN_ISSUER,
+      sub: r.subject,
+      aud: r.audience.length === 1 ? r.audience[0] : [...r.audience],
+      iat,
+      exp,
+      jti: randomUUID(),
+      tid: r.tenantId,
+      ptp: r.principalType,
+      scp: [...r.scopes],
+    };
+    if (r.sessionId) claims.sid = r.sessionId;
+    if (r.actingFor) claims.act = r.actingFor;
+    if (r.certificateThumbprint) claims.cnf = { 'x5t#S256': r.certificateThumbprint };
+    return { accessToken: await this.keys.sign(claims), expiresIn: exp - iat };
+  }
+}

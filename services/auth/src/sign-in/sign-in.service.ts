@@ -1,0 +1,282 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { buildEvent, ConcurrencyError, PalisadeError, type Actor } from '@palisade/contracts';
+import { streamName } from '@palisade/eventsourcing';
+import type { AuthRuntime } from '../auth.runtime';
+import { ALL_AUDIENCES, newRefreshToken, scopesOf } from '../sessions/token-issuer';
+import type { LdapSettings } from '../identity-providers/identity-providers.events';
+import type { IdentityProvidersService } from '../identity-providers/identity-providers.service';
+import { authenticate, rolesOf } from '../ldap/ldap-directory';
+import { issueChallenge } from '../mfa/mfa-challenge';
+import type { TenantRow } from '../tenants/tenants.repository';
+import type { SignInMethod } from '../users/users.events';
+import { normalizeUsername, type UserRow } from '../users/users.repository';
+import { throttleKey } from './throttle.repository';
+
+export interface SignInRequest {
+  tenantId: string;
+  username: string;
+  password: string;
+  sourceAddress: string;
+  audience?: string[];
+}
+
+export interface TokenResponse {
+  tokenType: 'Bearer';
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  sessionId: string;
+}
+
+/** Password accepted; the second factor comes next, with this short-lived single-use token. */
+export interface MfaChallengeResponse {
+  status: 'mfa_required' | 'mfa_enrolment_required';
+  mfaToken: string;
+  expiresIn: number;
+}
+
+export interface CompletedSignIn {
+  tenantId: string;
+  user: UserRow;
+  method: SignInMethod;
+  mfa: boolean;
+  audience: string[];
+  sourceAddress: string;
+  /** The password used (a stronger hash is stored when the parameters were raised). */
+  password?: string;
+  recoveryCodesRemaining?: number;
+}
+
+const accountKeyOf = (tenantId: string, username: string) => throttleKey('account', tenantId, normalizeUsername(username));
+
+function lockedOut(until: Date, now: Date): PalisadeError {
+  const retryAfter = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+  return new PalisadeError('rate_limited', `too many failed sign-ins: retry in ${retryAfter} s`, { retryAfterSec: retryAfter });
+}
+
+export const INVALID = () => new PalisadeError('unauthenticated', 'invalid username or password');
+
+/**
+ * Password sign-in. Whether the account exists or not, the same work is done (an
+ * argon2id verification against a decoy hash) and the same answer given; failures count
+ * per account and per source address in PostgreSQL, shared by every auth instance.
+ */
+export class SignInService {
+  constructor(
+    private readonly rt: AuthRuntime,
+    private readonly providers: Pick<IdentityProvidersService, 'withSecret'>,
+  ) {}
+
+  async signIn(r: SignInRequest, now = new Date()): Promise<TokenResponse | MfaChallengeResponse> {
+    const accountKey = accountKeyOf(r.tenantId, r.username);
+    const addressKey = throttleKey('address', r.sourceAddress);
+    const { tenant, user, lockedUntil } = await this.rt.read(async (tx) => ({
+      tenant: await this.rt.tenantsRepo.find(tx, r.tenantId),
+      user: await this.rt.usersRepo.findByUsername(tx, r.tenantId, r.username),
+      lockedUntil: await this.rt.throttle.lockedUntil(tx, [accountKey, addressKey], now),
+    }));
+    const account = tenant ? user : undefined;
+    if (lockedUntil) {
+      if (account) await this.rt.users.handle(streamName('user', `${r.tenantId}.${account.id}`), { type: 'RecordThrottledSignIn', data: { userId: account.id, method: 'password', sourceAddress: r.sourceAddress }, metadata: this.meta(r.tenantId, account.id, now) });
+      throw lockedOut(lockedUntil, now);
+    }
+    const valid = account?.passwordHash ? await this.rt.hasher.verify(r.password, account.passwordHash) : await this.rt.hasher.verifyDecoy(r.password);
+
+    if (!valid) {
+      const lockout = await this.countFailure(r.tenantId, r.username, r.sourceAddress, now);
+      if (account) await this.recordFailure(r.tenantId, account.id, 'password', r.sourceAddress, now, lockout);
+      else if (tenant) await this.recordUnknownAccount(r.tenantId, r.username, 'password', r.sourceAddress, now);
+      throw INVALID();
+    }
+
+    return this.proceed(tenant!, account!, { tenantId: r.tenantId, method: 'password', audience: r.audience, sourceAddress: r.sourceAddress, password: r.password }, now);
+  }
+
+  /**
+   * LDAP / Active Directory sign-in through one of the tenant's providers: the directory
+   * checks the password; the account is provisioned (or its roles updated) from the
+   * user's groups; then, as for passwords, the second factor if any, and the tokens.
+   * Failures count in the same lockout.
+   */
+  async signInWithLdap(r: SignInRequest & { providerId: string }, now = new Date()): Promise<TokenResponse | MfaChallengeResponse> {
+    const provider = await this.providers.withSecret(r.tenantId, r.providerId, 'ldap');
+    const username = `${r.providerId}:${r.username}`;
+    await this.assertNotLocked(r.tenantId, username, r.sourceAddress, now);
+    const found = await authenticate(provider.settings.ldap, provider.secret, r.username, r.password);
+    if (!found) {
+      const lockout = await this.countFailure(r.tenantId, username, r.sourceAddress, now);
+      const account = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, r.tenantId, username));
+      if (account) await this.recordFailure(r.tenantId, account.id, 'ldap', r.sourceAddress, now, lockout);
+      else await this.recordUnknownAccount(r.tenantId, username, 'ldap', r.sourceAddress, now);
+      throw INVALID();
+    }
+    return this.signInExternal({ ...r, method: 'ldap', externalId: found.uid, groups: found.groups, settings: provider.settings.ldap, ...(found.email ? { email: found.email } : {}) }, now);
+  }
+
+  /**
+   * A user the provider vouched for (LDAP bind, OIDC ID token, SAML assertion): roles from
+   * their groups, the account `<provider>:<id>` provisioned or its roles updated, then the
+   * second factor where ours applies, and the tokens.
+   */
+  async signInExternal(
+    r: { tenantId: string; providerId: string; method: SignInMethod; externalId: string; groups: string[]; email?: string; settings: Pick<LdapSettings, 'groupRoles' | 'requireMappedGroup'>; audience?: string[]; sourceAddress: string },
+    now = new Date(),
+  ): Promise<TokenResponse | MfaChallengeResponse> {
+    const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, r.tenantId));
+    if (!tenant) throw INVALID();
+    const roles = rolesOf(r.groups, r.settings);
+    if (!roles) throw new PalisadeError('forbidden', 'the account is in no group this tenant admits');
+    const account = await this.provision(r.tenantId, r.providerId, `${r.providerId}:${r.externalId}`, roles, r.email, now);
+    return this.proceed(tenant, account, { tenantId: r.tenantId, method: r.method, audience: r.audience, sourceAddress: r.sourceAddress }, now);
+  }
+
+  /** After good first-factor credentials: a second-factor challenge when needed, else the tokens. */
+  private async proceed(
+    tenant: TenantRow,
+    account: UserRow,
+    s: { tenantId: string; method: SignInMethod; audience?: string[]; sourceAddress: string; password?: string },
+    now: Date,
+  ): Promise<TokenResponse | MfaChallengeResponse> {
+    const audience = s.audience?.length ? s.audience : ALL_AUDIENCES;
+    // A second factor is needed: enrolled, or mandatory in the tenant (then enrolment first).
+    // OIDC and SAML sign-ins bring the identity provider's own (its policy, not ours).
+    const ours = s.method === 'password' || s.method === 'ldap';
+    if (ours && account.status === 'active' && (account.mfaEnrolled || tenant.mfaRequired)) {
+      const purpose = account.mfaEnrolled ? 'verify' : 'enrol';
+      const { token, expiresIn } = await issueChallenge(this.rt, { tenantId: s.tenantId, userId: account.id, purpose, audience, method: s.method }, now);
+      return { status: purpose === 'verify' ? 'mfa_required' : 'mfa_enrolment_required', mfaToken: token, expiresIn };
+    }
+    return this.complete({ tenantId: s.tenantId, user: account, method: s.method, mfa: false, audience, sourceAddress: s.sourceAddress, ...(s.password ? { password: s.password } : {}) }, now);
+  }
+
+  /** The local account of a directory user: registered at first sign-in, roles kept in step with the groups. */
+  private async provision(tenantId: string, providerId: string, username: string, roles: string[], email: string | undefined, now: Date): Promise<UserRow> {
+    const existing = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, username));
+    const userId = existing?.id ?? randomUUID();
+    const actor: Actor = { type: 'service', id: 'auth' };
+    if (existing) {
+      await this.rt.users.handle(streamName('user', `${tenantId}.${userId}`), { type: 'SyncRoles', data: { userId, roles }, metadata: { tenantId, actor, now } });
+    } else {
+      await this.rt.users
+        .handle(
+          streamName('user', `${tenantId}.${userId}`),
+          {
+            type: 'RegisterUser',
+            data: { userId, username, ...(email ? { email } : {}), roles, passwordExpiresAt: null, identityProvider: providerId },
+            metadata: { tenantId, actor, now },
+          },
+          0,
+        )
+        .catch((e: unknown) => {
+          // Two first sign-ins at once: the other one registered the account.
+          if (!(e instanceof PalisadeError && e.code === 'conflict') && !(e instanceof ConcurrencyError)) throw e;
+        });
+    }
+    const account = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, username));
+    if (!account) throw new PalisadeError('unavailable', 'the account could not be provisioned: try again');
+    return account;
+  }
+
+  /**
+   * The credentials (and second factor, if any) are good: record the sign-in, open the
+   * session with its first refresh token, and issue the access token.
+   */
+  async complete(s: CompletedSignIn, now = new Date()): Promise<TokenResponse> {
+    const c = this.rt.config;
+    const sessionId = uuidv7();
+    const expiresAt = new Date(now.getTime() + c.AUTH_SESSION_TTL_SEC * 1000);
+    const refresh = newRefreshToken();
+    const user = s.user;
+    const result = await this.rt.users.handle(
+      streamName('user', `${s.tenantId}.${user.id}`),
+      {
+        type: 'RecordSignIn',
+        data: {
+          userId: user.id,
+          method: s.method,
+          sessionId,
+          sessionExpiresAt: expiresAt.toISOString(),
+          sourceAddress: s.sourceAddress,
+          credentialsValid: true,
+          mfa: s.mfa,
+          ...(s.recoveryCodesRemaining === undefined ? {} : { recoveryCodesRemaining: s.recoveryCodesRemaining }),
+        },
+        metadata: this.meta(s.tenantId, user.id, now),
+      },
+      undefined,
+      async (tx, events) => {
+        await this.rt.throttle.clear(tx, accountKeyOf(s.tenantId, user.username));
+        if (s.password && user.passwordHash && this.rt.hasher.needsRehash(user.passwordHash)) await this.rt.usersRepo.rehash(tx, s.tenantId, user.id, await this.rt.hasher.hash(s.password));
+        if (events.some((e) => e.type === 'auth.user.signed-in')) {
+          await this.rt.sessionsRepo.open(tx, { sessionId, tenantId: s.tenantId, userId: user.id, audience: s.audience, mfa: s.mfa, createdAt: now, expiresAt }, refresh.hash);
+        }
+      },
+    );
+    const failure = result.events.find((e) => e.type === 'auth.user.sign-in-failed');
+    if (failure) {
+      const reason = (failure.data as { reason: string }).reason;
+      throw reason === 'password_expired' ? new PalisadeError('forbidden', 'password expired: change it before signing in') : INVALID();
+    }
+    const { accessToken, expiresIn } = await this.rt.issuer.issue({
+      tenantId: s.tenantId,
+      subject: user.id,
+      principalType: 'user',
+      audience: s.audience,
+      scopes: scopesOf(user.roles, s.tenantId === c.AUTH_OPERATOR_TENANT),
+      sessionId,
+    });
+    return { tokenType: 'Bearer', accessToken, expiresIn, refreshToken: refresh.token, sessionId };
+  }
+
+  /**
+   * One more failure (password or second factor) for the account and the source address,
+   * in the table every auth instance shares; returns the lockout it caused, if any.
+   */
+  async countFailure(tenantId: string, username: string, sourceAddress: string, now: Date): Promise<{ scope: 'account' | 'address'; failures: number; until: string } | undefined> {
+    const c = this.rt.config;
+    const policy = { baseSec: c.AUTH_LOCKOUT_BASE_SEC, maxSec: c.AUTH_LOCKOUT_MAX_SEC };
+    const { byAccount, byAddress } = await this.rt.read(async (tx) => ({
+      byAccount: await this.rt.throttle.recordFailure(tx, accountKeyOf(tenantId, username), { ...policy, threshold: c.AUTH_LOCKOUT_THRESHOLD }, now),
+      byAddress: await this.rt.throttle.recordFailure(tx, throttleKey('address', sourceAddress), { ...policy, threshold: c.AUTH_ADDRESS_LOCKOUT_THRESHOLD }, now),
+    }));
+    const lock = byAccount.lockedNow ? { scope: 'account' as const, ...byAccount } : byAddress.lockedNow ? { scope: 'address' as const, ...byAddress } : undefined;
+    return lock && { scope: lock.scope, failures: lock.failures, until: lock.lockedUntil!.toISOString() };
+  }
+
+  /** 429 while the account or the address is locked. */
+  async assertNotLocked(tenantId: string, username: string, sourceAddress: string, now: Date): Promise<void> {
+    const lockedUntil = await this.rt.read((tx) => this.rt.throttle.lockedUntil(tx, [accountKeyOf(tenantId, username), throttleKey('address', sourceAddress)], now));
+    if (lockedUntil) throw lockedOut(lockedUntil, now);
+  }
+
+  private meta(tenantId: string, userId: string, now: Date) {
+    const actor: Actor = { type: 'user', id: userId };
+    return { tenantId, actor, now };
+  }
+
+  private async recordFailure(tenantId: string, userId: string, method: SignInMethod, sourceAddress: string, now: Date, lockout?: { scope: 'account' | 'address'; failures: number; until: string }) {
+    await this.rt.users.handle(streamName('user', `${tenantId}.${userId}`), {
+      type: 'RecordSignIn',
+      data: { userId, method, sessionId: '-', sessionExpiresAt: now.toISOString(), sourceAddress, credentialsValid: false, mfa: false, ...(lockout ? { lockout } : {}) },
+      metadata: this.meta(tenantId, userId, now),
+    });
+  }
+
+  /** A failure for an account that does not exist: recorded under a digest of the name, the name itself only as personal data. */
+  private async recordUnknownAccount(tenantId: string, username: string, method: SignInMethod, sourceAddress: string, now: Date): Promise<void> {
+    const r = { tenantId, username, sourceAddress };
+    const digest = createHash('sha256').update(`${r.tenantId}\u0000${r.username.toLowerCase()}`).digest('hex').slice(0, 32);
+    const event = buildEvent(
+      { ...this.rt.platform.eventContext, now: () => now },
+      {
+        type: 'auth.user.sign-in-failed',
+        tenantId: r.tenantId,
+        actor: { type: 'user', id: `unknown-${digest}` },
+        data: { userId: null, method, reason: 'bad_credentials' },
+        personal: { subjectId: `unknown-${digest}`, data: { username: r.username, sourceAddress: r.sourceAddress } },
+      },
+    );
+    await this.rt.store.inTransaction((tx) => this.rt.store.appendToStream(tx, `sign-in-attempts-${r.tenantId}`, [event], 'any'));
+  }
+}

@@ -1,0 +1,51 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Principal } from '@palisade/contracts';
+import { CurrentPrincipal } from '@palisade/service-kit';
+import { parse, requireScope } from '../validation';
+import { changePasswordBody, registerUserBody, userIdParam } from './users.dto';
+import { UsersService } from './users.service';
+
+@ApiTags('users')
+@Controller('v1')
+export class UsersController {
+  constructor(@Inject(UsersService) private readonly users: UsersService) {}
+
+  @Post('users')
+  @ApiOperation({ summary: 'Register a local user in the caller’s tenant (scope auth:admin)' })
+  register(@CurrentPrincipal() admin: Principal, @Body() body: unknown) {
+    requireScope(admin, 'auth:admin');
+    return this.users.register(admin.tenantId, { type: admin.type, id: admin.id }, parse(registerUserBody, body));
+  }
+
+  @Get('users')
+  @ApiOperation({ summary: 'Users of the caller’s tenant (scope auth:admin)' })
+  list(@CurrentPrincipal() admin: Principal) {
+    requireScope(admin, 'auth:admin');
+    return this.users.list(admin);
+  }
+
+  @Post('users/:userId/revoke-sessions')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke every session and token of a user, enforced by every service within a second (scope auth:admin)' })
+  async revokeSessions(@CurrentPrincipal() admin: Principal, @Param('userId') userId: string) {
+    requireScope(admin, 'auth:admin');
+    await this.users.revokeAllSessions(admin, parse(userIdParam, userId));
+  }
+
+  @Post('users/:userId/disable')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Disable a user and revoke their tokens (scope auth:admin)' })
+  async disable(@CurrentPrincipal() admin: Principal, @Param('userId') userId: string) {
+    requireScope(admin, 'auth:admin');
+    await this.users.disable(admin, parse(userIdParam, userId));
+  }
+
+  @Post('me/password')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Change one’s own password under the tenant’s policy (length, classes, history)' })
+  async changePassword(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
+    const input = parse(changePasswordBody, body);
+    await this.users.changeOwnPassword(principal, input.currentPassword, input.newPassword);
+  }
+}

@@ -1,0 +1,174 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { Command, Decider } from '@palisade/eventsourcing';
+import type { MfaMethod, SessionRevocationReason, SignInMethod, UserEvent } from './users.events';
+
+export interface UserState {
+  exists: boolean;
+  status: 'active' | 'disabled';
+  roles: string[];
+  /** A second factor is enrolled: sign-in needs it. */
+  mfa: boolean;
+  passwordExpiresAt: string | null;
+  /** Open sessions: id -> expiry (ISO). */
+  sessions: Record<string, string>;
+}
+
+export type UserCommand =
+  | Command<'RegisterUser', { userId: string; username: string; email?: string; roles: string[]; passwordExpiresAt: string | null; identityProvider?: string }>
+  | Command<'SyncRoles', { userId: string; roles: string[] }>
+  | Command<'ChangePassword', { userId: string; by: 'self' | 'admin'; problems: string[]; reused: boolean; historySize: number; expiresAt: string | null }>
+  | Command<
+      'RecordSignIn',
+      {
+        userId: string;
+        method: SignInMethod;
+        sessionId: string;
+        sessionExpiresAt: string;
+        sourceAddress?: string;
+        /** Checked outside (password hash, throttle table). */
+        credentialsValid: boolean;
+        mfa: boolean;
+        /** Set when the second factor was a recovery code (consumed outside): how many are left. */
+        recoveryCodesRemaining?: number;
+        /** Set when this failure locked the account or the address. */
+        lockout?: { scope: 'account' | 'address'; failures: number; until: string };
+      }
+    >
+  | Command<'RecordMfaFailure', { userId: string; method: SignInMethod; sourceAddress?: string; lockout?: { scope: 'account' | 'address'; failures: number; until: string } }>
+  | Command<'EnrolMfa', { userId: string; method: MfaMethod; recoveryCodes: number }>
+  | Command<'ResetMfa', { userId: string }>
+  | Command<'RecordThrottledSignIn', { userId: string; method: SignInMethod; sourceAddress?: string }>
+  | Command<'SignOut', { userId: string; sessionId: string }>
+  | Command<'RevokeSession', { userId: string; sessionId: string; reason: SessionRevocationReason }>
+  | Command<'RevokeAllSessions', { userId: string }>
+  | Command<'DisableUser', { userId: string }>;
+
+const notFound = () => new PalisadeError('not_found', 'user not found');
+
+function personal(userId: string, sourceAddress?: string) {
+  return sourceAddress ? { personal: { subjectId: userId, data: { sourceAddress } } } : {};
+}
+
+function openSessions(state: UserState, now: Date): string[] {
+  return Object.entries(state.sessions)
+    .filter(([, expiresAt]) => Date.parse(expiresAt) > now.getTime())
+    .map(([id]) => id);
+}
+
+export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
+  initialState: () => ({ exists: false, status: 'active', roles: [], mfa: false, passwordExpiresAt: null, sessions: {} }),
+
+  decide(command, state) {
+    const { data } = command;
+    if (command.type === 'RegisterUser') {
+      if (state.exists) throw new PalisadeError('conflict', 'user already exists');
+      const contact: Record<string, string> = { username: command.data.username };
+      if (command.data.email) contact.email = command.data.email;
+      // A directory or IdP account: no local password, roles from the provider.
+      if (command.data.identityProvider) {
+        return [{ type: 'auth.user.registered', data: { userId: data.userId, roles: command.data.roles, identityProvider: command.data.identityProvider }, personal: { subjectId: data.userId, data: contact } }];
+      }
+      return [
+        { type: 'auth.user.registered', data: { userId: data.userId, roles: command.data.roles }, personal: { subjectId: data.userId, data: contact } },
+        { type: 'auth.user.password-changed', data: { userId: data.userId, by: 'admin', expiresAt: command.data.passwordExpiresAt } },
+      ];
+    }
+    if (!state.exists) throw notFound();
+    switch (command.type) {
+      case 'ChangePassword':
+        if (command.data.problems.length > 0) {
+          throw new PalisadeError('validation', `password: ${command.data.problems.join('; ')}`);
+        }
+        if (command.data.reused) {
+          throw new PalisadeError('validation', `password: must differ from the last ${command.data.historySize} passwords`);
+        }
+        return [{ type: 'auth.user.password-changed', data: { userId: data.userId, by: command.data.by, expiresAt: command.data.expiresAt } }];
+      case 'RecordThrottledSignIn':
+        return [{ type: 'auth.user.sign-in-failed', data: { userId: data.userId, method: command.data.method, reason: 'throttled' }, ...personal(data.userId, command.data.sourceAddress) }];
+      case 'RecordSignIn': {
+        const c = command.data;
+        const failed = (reason: 'bad_credentials' | 'disabled' | 'password_expired' | 'mfa_failed'): UserEvent[] => {
+          const events: UserEvent[] = [{ type: 'auth.user.sign-in-failed', data: { userId: c.userId, method: c.method, reason }, ...personal(c.userId, c.sourceAddress) }];
+          if (c.lockout) events.push({ type: 'auth.user.locked-out', data: { userId: c.userId, ...c.lockout }, ...personal(c.userId, c.sourceAddress) });
+          return events;
+        };
+        if (!c.credentialsValid) return failed('bad_credentials');
+        if (state.status === 'disabled') return failed('disabled');
+        if (state.passwordExpiresAt && c.method === 'password' && Date.parse(state.passwordExpiresAt) <= command.metadata.now.getTime()) {
+          return failed('password_expired');
+        }
+        // Local and directory sign-ins of an enrolled user need the second factor (OIDC / SAML: the IdP's).
+        if (state.mfa && !c.mfa && (c.method === 'password' || c.method === 'ldap')) {
+          throw new PalisadeError('forbidden', 'a second factor is required');
+        }
+        const used: UserEvent[] =
+          c.recoveryCodesRemaining === undefined ? [] : [{ type: 'auth.user.recovery-code-used', data: { userId: c.userId, remaining: c.recoveryCodesRemaining } }];
+        return [
+          ...used,
+          {
+            type: 'auth.user.signed-in',
+            data: { userId: c.userId, sessionId: c.sessionId, method: c.method, mfa: c.mfa, sessionExpiresAt: c.sessionExpiresAt },
+            ...personal(c.userId, c.sourceAddress),
+          },
+        ];
+      }
+      case 'RecordMfaFailure': {
+        const c = command.data;
+        const events: UserEvent[] = [{ type: 'auth.user.sign-in-failed', data: { userId: c.userId, method: c.method, reason: 'mfa_failed' }, ...personal(c.userId, c.sourceAddress) }];
+        if (c.lockout) events.push({ type: 'auth.user.locked-out', data: { userId: c.userId, ...c.lockout }, ...personal(c.userId, c.sourceAddress) });
+        return events;
+      }
+      case 'SyncRoles': {
+        const same = command.data.roles.length === state.roles.length && command.data.roles.every((r) => state.roles.includes(r));
+        return same ? [] : [{ type: 'auth.user.roles-changed', data: command.data }];
+      }
+      case 'EnrolMfa':
+        if (state.status === 'disabled') throw new PalisadeError('forbidden', 'user is disabled');
+        if (state.mfa) throw new PalisadeError('conflict', 'a second factor is already enrolled: reset it first');
+        return [{ type: 'auth.user.mfa-enrolled', data: command.data }];
+      case 'ResetMfa':
+        if (!state.mfa) throw new PalisadeError('not_found', 'no second factor is enrolled');
+        return [{ type: 'auth.user.mfa-reset', data: command.data }];
+      case 'SignOut':
+        if (!openSessions(state, command.metadata.now).includes(command.data.sessionId)) return [];
+        return [{ type: 'auth.user.signed-out', data: command.data }];
+      case 'RevokeSession':
+        if (!(command.data.sessionId in state.sessions)) throw new PalisadeError('not_found', 'session not found');
+        return [{ type: 'auth.user.session-revoked', data: command.data }];
+      case 'RevokeAllSessions':
+        return [{ type: 'auth.user.sessions-revoked', data: { userId: data.userId, at: command.metadata.now.toISOString() } }];
+      case 'DisableUser':
+        if (state.status === 'disabled') return [];
+        return [{ type: 'auth.user.disabled', data: { userId: data.userId } }];
+    }
+  },
+
+  evolve(state, event) {
+    switch (event.type) {
+      case 'auth.user.registered':
+        return { ...state, exists: true, roles: event.data.roles };
+      case 'auth.user.password-changed':
+        return { ...state, passwordExpiresAt: event.data.expiresAt };
+      case 'auth.user.signed-in':
+        return { ...state, sessions: { ...state.sessions, [event.data.sessionId]: event.data.sessionExpiresAt } };
+      case 'auth.user.signed-out':
+      case 'auth.user.session-revoked': {
+        const sessions = { ...state.sessions };
+        delete sessions[event.data.sessionId];
+        return { ...state, sessions };
+      }
+      case 'auth.user.sessions-revoked':
+        return { ...state, sessions: {} };
+      case 'auth.user.disabled':
+        return { ...state, status: 'disabled', sessions: {} };
+      case 'auth.user.mfa-enrolled':
+        return { ...state, mfa: true };
+      case 'auth.user.roles-changed':
+        return { ...state, roles: event.data.roles };
+      case 'auth.user.mfa-reset':
+        return { ...state, mfa: false };
+      default:
+        return state;
+    }
+  },
+};

@@ -1,0 +1,67 @@
+import { DeciderSpecification } from '@palisade/eventsourcing';
+import { userDecider, type UserCommand } from './users.decider';
+import type { UserEvent } from './users.events';
+
+const given = DeciderSpecification.for(userDecider);
+const now = new Date('2026-01-01T00:00:00.000Z');
+const metadata = { tenantId: 'acme', actor: { type: 'user' as const, id: 'admin' }, now };
+const cmd = <T extends UserCommand['type']>(type: T, data: Extract<UserCommand, { type: T }>['data']) => ({ type, data, metadata }) as UserCommand;
+
+const registered: UserEvent[] = [
+  { type: 'auth.user.registered', data: { userId: 'u-1', roles: ['admin'] }, personal: { subjectId: 'u-1', data: { username: 'ann', email: 'ann@acme.example' } } },
+  { type: 'auth.user.password-changed', data: { userId: 'u-1', by: 'admin', expiresAt: null } },
+];
+const signIn = { userId: 'u-1', method: 'password' as const, sessionId: 's-1', sessionExpiresAt: '2026-01-02T00:00:00.000Z', sourceAddress: '10.0.0.9', credentialsValid: true, mfa: false };
+const signedIn: UserEvent = {
+  type: 'auth.user.signed-in',
+  data: { userId: 'u-1', sessionId: 's-1', method: 'password', mfa: false, sessionExpiresAt: '2026-01-02T00:00:00.000Z' },
+  personal: { subjectId: 'u-1', data: { sourceAddress: '10.0.0.9' } },
+};
+
+describe('user decider', () => {
+  it('registers a user with personal data only in `personal`', () => {
+    given([]).when(cmd('RegisterUser', { userId: 'u-1', username: 'ann', email: 'ann@acme.example', roles: ['admin'], passwordExpiresAt: null })).then(registered);
+    given(registered).when(cmd('RegisterUser', { userId: 'u-1', username: 'ann', roles: [], passwordExpiresAt: null })).thenThrows('conflict');
+  });
+
+  it('signs in with valid credentials and opens a session', () => {
+    given(registered).when(cmd('RecordSignIn', signIn)).then([signedIn]);
+  });
+
+  it('records a failure with its reason class, and the lockout it caused', () => {
+    const lockout = { scope: 'account' as const, failures: 5, until: '2026-01-01T00:00:01.000Z' };
+    given(registered)
+      .when(cmd('RecordSignIn', { ...signIn, credentialsValid: false, lockout }))
+      .then([
+        { type: 'auth.user.sign-in-failed', data: { userId: 'u-1', method: 'password', reason: 'bad_credentials' }, personal: { subjectId: 'u-1', data: { sourceAddress: '10.0.0.9' } } },
+        { type: 'auth.user.locked-out', data: { userId: 'u-1', ...lockout }, personal: { subjectId: 'u-1', data: { sourceAddress: '10.0.0.9' } } },
+      ]);
+  });
+
+  it('refuses a disabled user and an expired password even with the right password', () => {
+    given([...registered, { type: 'auth.user.disabled', data: { userId: 'u-1' } }])
+      .when(cmd('RecordSignIn', signIn))
+      .then([{ type: 'auth.user.sign-in-failed', data: { userId: 'u-1', method: 'password', reason: 'disabled' }, personal: { subjectId: 'u-1', data: { sourceAddress: '10.0.0.9' } } }]);
+    given([...registered, { type: 'auth.user.password-changed', data: { userId: 'u-1', by: 'self', expiresAt: '2025-12-31T00:00:00.000Z' } }])
+      .when(cmd('RecordSignIn', signIn))
+      .then([{ type: 'auth.user.sign-in-failed', data: { userId: 'u-1', method: 'password', reason: 'password_expired' }, personal: { subjectId: 'u-1', data: { sourceAddress: '10.0.0.9' } } }]);
+  });
+
+  it('refuses a new password that breaks the policy or repeats a recent one', () => {
+    given(registered).when(cmd('ChangePassword', { userId: 'u-1', by: 'self', problems: ['must be at least 12 characters'], reused: false, historySize: 5, expiresAt: null })).thenThrows('validation', 'at least 12');
+    given(registered).when(cmd('ChangePassword', { userId: 'u-1', by: 'self', problems: [], reused: true, historySize: 5, expiresAt: null })).thenThrows('validation', 'last 5 passwords');
+  });
+
+  it('signs out an open session once, and revokes sessions it knows', () => {
+    given([...registered, signedIn]).when(cmd('SignOut', { userId: 'u-1', sessionId: 's-1' })).then([{ type: 'auth.user.signed-out', data: { userId: 'u-1', sessionId: 's-1' } }]);
+    given([...registered, signedIn, { type: 'auth.user.signed-out', data: { userId: 'u-1', sessionId: 's-1' } }]).when(cmd('SignOut', { userId: 'u-1', sessionId: 's-1' })).then([]);
+    given([...registered, signedIn])
+      .when(cmd('RevokeSession', { userId: 'u-1', sessionId: 's-1', reason: 'refresh_token_reuse' }))
+      .then([{ type: 'auth.user.session-revoked', data: { userId: 'u-1', sessionId: 's-1', reason: 'refresh_token_reuse' } }]);
+    given(registered).when(cmd('RevokeSession', { userId: 'u-1', sessionId: 's-9', reason: 'admin' })).thenThrows('not_found');
+  });
+
+  it('refuses commands for a user that does not exist', () => {
+    given([]).when(cmd('RecordSignIn', signIn)).thenThrows('not_found');
+  });
+});

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import { PalisadeError, type Actor, type Principal } from '@palisade/contracts';
+import { streamName, type Transaction } from '@palisade/eventsourcing';
+import type { AuthRuntime } from '../auth.runtime';
+import { passwordProblems } from '../tenants/tenants.decider';
+import type { PasswordPolicy } from '../tenants/tenants.events';
+
+const userStream = (tenantId: string, userId: string) => streamName('user', `${tenantId}.${userId}`);
+
+function expiryOf(policy: PasswordPolicy, now: Date): string | null {
+  return policy.maxAgeDays > 0 ? new Date(now.getTime() + policy.maxAgeDays * 86400_000).toISOString() : null;
+}
+
+/** Local accounts: registration by an administrator, password changes under the tenant's policy, revocation. */
+export class UsersService {
+  constructor(private readonly rt: AuthRuntime) {}
+
+  async register(tenantId: string, actor: Actor, input: { username: string; email?: string; password: string; roles: string[] }) {
+    const policy = await this.policyOf(tenantId);
+    const problems = passwordProblems(input.password, policy);
+    if (problems.length > 0) throw new PalisadeError('validation', `password: ${problems.join('; ')}`);
+    const taken = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, input.username));
+    if (taken) throw new PalisadeError('conflict', 'username is taken');
+    const userId = randomUUID();
+    const hash = await this.rt.hasher.hash(input.password);
+    const now = new Date();
+    await this.rt.users.handle(
+      userStream(tenantId, userId),
+      {
+        type: 'RegisterUser',
+        data: { userId, username: input.username, ...(input.email ? { email: input.email } : {}), roles: input.roles, passwordExpiresAt: expiryOf(policy, now) },
+        metadata: { tenantId, actor, now },
+      },
+      0,
+      (tx) => this.rt.usersRepo.setPasswordHash(tx, tenantId, userId, hash, policy.historySize),
+    );
+    return { userId };
+  }
+
+  /** The caller changes their own password: the current one is required, and recent ones may not come back. */
+  async changeOwnPassword(principal: Principal, current: string, next: string): Promise<void> {
+    if (principal.type !== 'user') throw new PalisadeError('forbidden', 'only users have passwords');
+    const user = await this.rt.read((tx) => this.rt.usersRepo.findById(tx, principal.tenantId, principal.id));
+    if (!user?.passwordHash || !(await this.rt.hasher.verify(current, user.passwordHash))) {
+      throw new PalisadeError('unauthenticated', 'current password is wrong');
+    }
+    const policy = await this.policyOf(principal.tenantId);
+    const history = await this.rt.read((tx) => this.rt.usersRepo.passwordHistory(tx, principal.tenantId, principal.id, Math.max(1, policy.historySize)));
+    let reused = false;
+    for (const old of history) if (await this.rt.hasher.verify(next, old)) reused = true;
+    const problems = passwordProblems(next, policy);
+    const hash = problems.length === 0 && !reused ? await this.rt.hasher.hash(next) : '';
+    const now = new Date();
+    await this.rt.users.handle(
+      userStream(principal.tenantId, principal.id),
+      {
+        type: 'ChangePassword',
+        data: { userId: principal.id, by: 'self', problems, reused, historySize: policy.historySize, expiresAt: expiryOf(policy, now) },
+        metadata: { tenantId: principal.tenantId, actor: { type: 'user', id: principal.id }, now },
+      },
+      undefined,
+      (tx: Transaction) => this.rt.usersRepo.setPasswordHash(tx, principal.tenantId, principal.id, hash, policy.historySize),
+    );
+  }
+
+  /** Every session and token of the user is refused from now on. */
+  async revokeAllSessions(admin: Principal, userId: string): Promise<void> {
+    await this.command(admin, userId, 'RevokeAllSessions');
+  }
+
+  async disable(admin: Principal, userId: string): Promise<void> {
+    await this.command(admin, userId, 'DisableUser');
+  }
+
+  async list(admin: Principal) {
+    const users = await this.rt.read((tx) => this.rt.usersRepo.list(tx, admin.tenantId));
+    return users.map((u) => ({ userId: u.id, username: u.username, status: u.status, roles: u.roles }));
+  }
+
+  private async command(admin: Principal, userId: string, type: 'RevokeAllSessions' | 'DisableUser') {
+    await this.rt.users.handle(userStream(admin.tenantId, userId), {
+      type,
+      data: { userId },
+      metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
+    });
+  }
+
+  private async policyOf(tenantId: string): Promise<PasswordPolicy> {
+    const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, tenantId));
+    if (!tenant) throw new PalisadeError('not_found', 'tenant not found');
+    return tenant.passwordPolicy;
+  }
+}

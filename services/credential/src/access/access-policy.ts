@@ -1,0 +1,71 @@
+import { PalisadeError, type Principal } from '@palisade/contracts';
+
+/**
+ * Who may do what with credentials. The vault asks this port before every action; the
+ * default below reads token scopes and the principal type, and the policy service's
+ * client library will implement the same port later (RBAC/ABAC, approvals).
+ *
+ *   create       store a new secret
+ *   read         see a secret's metadata and history (never its value)
+ *   rotate       put a new version (by value or by a rotator)
+ *   use          obtain a lease for a tool execution (the value goes to the tool, not the caller)
+ *   revoke       revoke a secret
+ *   delete       hard delete (crypto-shredding)
+ *   manage_keys  the tenant's key ring: BYOK import/reference, KEK rotation and revocation, cipher
+ */
+export const CREDENTIAL_ACTIONS = ['create', 'read', 'rotate', 'use', 'revoke', 'delete', 'manage_keys'] as const;
+export type CredentialAction = (typeof CREDENTIAL_ACTIONS)[number];
+
+export interface AccessRequest {
+  principal: Principal;
+  action: CredentialAction;
+  /** The secret acted on, when there is one (already known to be the principal's tenant's). */
+  secret?: { secretId: string; scopes: readonly string[] };
+  /** For `use`: the tool the lease is for. */
+  tool?: string;
+}
+
+export type AccessDecision = { allowed: true } | { allowed: false; reason: string };
+
+export interface CredentialAccessPolicy {
+  decide(request: AccessRequest): Promise<AccessDecision>;
+}
+
+export const CREDENTIAL_ACCESS_POLICY = Symbol('credential.access-policy');
+
+/** Scope a token needs for an action: `credential:<action>`. */
+export const scopeFor = (action: CredentialAction) => `credential:${action}`;
+/** Grants every administrative action (not `use`: administrators do not consume credentials). */
+export const ADMIN_SCOPE = 'credential:admin';
+
+/** What an agent may ever do, whatever its token says: it consumes credentials and sees ids. */
+const AGENT_ACTIONS: ReadonlySet<CredentialAction> = new Set(['use', 'read']);
+
+/**
+ * The default policy, deny by default:
+ * - the token must carry `credential:<action>` (or `credential:admin` for actions other than `use`);
+ * - agents may only `read` and `use`, never create, rotate, revoke, delete or manage keys
+ *   (an agent cannot change the credentials it is governed by);
+ * - `use` needs the tool to be within the secret's scopes (`tool:<name>`).
+ */
+export class ScopeAccessPolicy implements CredentialAccessPolicy {
+  async decide({ principal, action, secret, tool }: AccessRequest): Promise<AccessDecision> {
+    if (principal.type === 'agent' && !AGENT_ACTIONS.has(action)) {
+      return { allowed: false, reason: `an agent may not ${action.replace('_', ' ')} credentials` };
+    }
+    const scopes = principal.scopes ?? [];
+    const granted = scopes.includes(scopeFor(action)) || (action !== 'use' && scopes.includes(ADMIN_SCOPE));
+    if (!granted) return { allowed: false, reason: `the token lacks the scope ${scopeFor(action)}` };
+    if (action === 'use') {
+      if (!tool || !secret) return { allowed: false, reason: 'a lease names a secret and a tool' };
+      if (!secret.scopes.includes(`tool:${tool}`)) return { allowed: false, reason: `the secret is not scoped to tool ${tool}` };
+    }
+    return { allowed: true };
+  }
+}
+
+/** Asks the policy and throws 'forbidden' with its reason. */
+export async function authorize(policy: CredentialAccessPolicy, request: AccessRequest): Promise<void> {
+  const decision = await policy.decide(request);
+  if (!decision.allowed) throw new PalisadeError('forbidden', decision.reason);
+}

@@ -1,0 +1,102 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { Platform } from '@palisade/service-kit';
+import { ScopeAccessPolicy, type CredentialAccessPolicy } from './access/access-policy';
+import type { CredentialConfig } from './credential.config';
+import { AwsKmsKeyProvider } from './keys/aws-kms-key-provider';
+import { keyProviders, type KeyProvider, type KeyProviders } from './keys/key-provider';
+import { LocalKeyProvider } from './keys/local-key-provider';
+import { Pkcs11KeyProvider } from './keys/pkcs11-key-provider';
+import { RandomTokenRotator, RotatorRegistry } from './rotation/rotator';
+import { PostgresCiphertextStore, SecretsManagerCiphertextStore, type CiphertextStore } from './storage/ciphertext-store';
+import { Vault } from './vault';
+import { VaultRepository } from './vault.repository';
+
+export const CREDENTIAL_RUNTIME = Symbol('credential.runtime');
+
+/**
+ * Builds the vault once the platform is connected (the event store and the data source
+ * exist only then) and runs its maintenance: due/overdue rotation notices, retirement
+ * of versions past their overlap, expired leases.
+ */
+export class CredentialRuntime {
+  private current: Vault | undefined;
+  private providers: KeyProviders | undefined;
+  private storage: CiphertextStore | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly config: CredentialConfig,
+    private readonly policy: CredentialAccessPolicy = new ScopeAccessPolicy(),
+  ) {
+    platform.afterConnect(() => this.start());
+    platform.beforeClose(() => this.stop());
+  }
+
+  get vault(): Vault {
+    if (!this.current) throw new PalisadeError('unavailable', 'the vault is starting');
+    return this.current;
+  }
+
+  private async start(): Promise<void> {
+    if (this.current) return;
+    const c = this.config;
+    const list: KeyProvider[] = [];
+    for (const name of c.CREDENTIAL_KEY_PROVIDERS) {
+      if (name === 'local') list.push(new LocalKeyProvider({ masterKeyFile: c.masterKeyFile!, keystoreDir: c.keystoreDir! }));
+      if (name === 'pkcs11') list.push(new Pkcs11KeyProvider({ library: c.PKCS11_LIBRARY!, tokenLabel: c.PKCS11_TOKEN_LABEL!, pinFile: c.PKCS11_PIN_FILE! }));
+      if (name === 'aws-kms') list.push(new AwsKmsKeyProvider({ region: c.AWS_REGION!, endpoint: c.AWS_KMS_ENDPOINT }));
+    }
+    this.providers = keyProviders(list);
+    this.storage =
+      c.CREDENTIAL_STORAGE === 'aws-secrets-manager'
+        ? new SecretsManagerCiphertextStore({ region: c.AWS_REGION!, endpoint: c.AWS_SECRETS_MANAGER_ENDPOINT, prefix: c.CREDENTIAL_SECRETS_MANAGER_PREFIX })
+        : new PostgresCiphertextStore();
+    this.current = new Vault({
+      store: this.platform.eventStore!,
+      repo: new VaultRepository(this.platform.dataSource!, this.platform.options.config.PG_SCHEMA),
+      providers: this.providers,
+      storage: this.storage,
+      policy: this.policy,
+      rotators: new RotatorRegistry([new RandomTokenRotator()]),
+      eventContext: this.platform.eventContext,
+      settings: {
+        defaultProvider: c.CREDENTIAL_DEFAULT_KEY_PROVIDER,
+        defaultCipher: c.CREDENTIAL_DEFAULT_CIPHER,
+        defaultRotationDays: c.CREDENTIAL_ROTATION_DAYS,
+        defaultOverlapSeconds: c.CREDENTIAL_OVERLAP_SECONDS,
+        overdueAfterDays: c.CREDENTIAL_OVERDUE_AFTER_DAYS,
+        leaseDefaultTtlSeconds: c.CREDENTIAL_LEASE_TTL_SECONDS,
+        leaseMaxTtlSeconds: 60,
+        leaseMaxUses: c.CREDENTIAL_LEASE_MAX_USES,
+      },
+    });
+    this.platform.logger.info({ keyProviders: this.providers.names(), storage: this.storage.backend }, 'vault ready');
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.current!.maintain().then(
+        (done) => {
+          if (done.notices + done.retired > 0) this.platform.logger.info(done, 'vault maintenance');
+          this.schedule();
+        },
+        (error: Error) => {
+          this.platform.logger.warn({ err: error.message }, 'vault maintenance failed; retrying at the next interval');
+          this.schedule();
+        },
+      );
+    }, this.config.CREDENTIAL_MAINTENANCE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  private async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.providers?.closeAll();
+    if (this.storage instanceof SecretsManagerCiphertextStore) this.storage.close();
+  }
+}

@@ -1,0 +1,53 @@
+import type { DomainEvent } from '@palisade/eventsourcing';
+import type { CipherName } from '../crypto/envelope';
+import type { StorageBackend } from '../storage/ciphertext-store';
+
+/**
+ * The lifecycle of a secret, stream `secret-<id>`. What customers are promised is
+ * recorded: create (who = actor, when = occurredAt, name, scopes), rotate (who, when,
+ * new version, overlap), revoke (who, when, scopes affected), hard delete. Never a
+ * value, a ciphertext or a key.
+ */
+export type SecretCreated = DomainEvent<
+  'credential.secret.created',
+  {
+    secretId: string;
+    name: string;
+    scopes: string[];
+    version: number;
+    cipher: CipherName;
+    storage: StorageBackend;
+    keyVersion: number;
+    rotationDays: number;
+    overlapSeconds: number;
+    nextRotationAt: string;
+  }
+>;
+export type SecretRotated = DomainEvent<
+  'credential.secret.rotated',
+  { secretId: string; version: number; previousVersion: number; previousRetiresAt: string; rotator: string; keyVersion: number; nextRotationAt: string }
+>;
+export type SecretVersionRetired = DomainEvent<'credential.secret.version_retired', { secretId: string; version: number }>;
+export type SecretRevoked = DomainEvent<'credential.secret.revoked', { secretId: string; scopesAffected: string[]; versionsAffected: number[]; reason: string }>;
+export type SecretShredded = DomainEvent<'credential.secret.shredded', { secretId: string; versionsDestroyed: number[]; reason: string }>;
+export type RotationDue = DomainEvent<'credential.secret.rotation_due', { secretId: string; dueAt: string }>;
+export type RotationOverdue = DomainEvent<'credential.secret.rotation_overdue', { secretId: string; dueAt: string; overdueAt: string }>;
+
+export type SecretEvent =
+  | SecretCreated
+  | SecretRotated
+  | SecretVersionRetired
+  | SecretRevoked
+  | SecretShredded
+  | RotationDue
+  | RotationOverdue;
+
+/** Lease streams, `lease-<id>`: a lease granted, then each redemption (the read). */
+export type LeaseGranted = DomainEvent<
+  'credential.lease.granted',
+  { leaseId: string; secretId: string; sessionId: string; tool: string; expiresAt: string; uses: number }
+>;
+export type SecretRead = DomainEvent<
+  'credential.secret.read',
+  { secretId: string; version: number; leaseId: string; sessionId: string; tool: string; consumer: string }
+>;

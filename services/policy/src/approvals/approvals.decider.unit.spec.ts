@@ -1,0 +1,50 @@
+import { DeciderSpecification } from '@palisade/eventsourcing';
+import { approvalDecider, type ApprovalCommand } from './approvals.decider';
+import type { ApprovalEvent } from './approvals.events';
+
+const t0 = new Date('2026-11-22T10:00:00.000Z');
+const at = (ms: number) => ({ tenantId: 'acme', actor: { type: 'user' as const, id: 'x' }, now: new Date(t0.getTime() + ms) });
+const H = 'a'.repeat(64);
+const TOKEN = 'b'.repeat(64);
+const agent = { type: 'agent' as const, id: 'helper', actingFor: 'alice' };
+const requested: ApprovalEvent = {
+  type: 'policy.approval.requested',
+  data: { approvalId: 'ap1', requester: agent, action: 'payments.create', resourceType: 'payment', resourceId: 'p1', actionHash: H, expiresAt: '2026-11-22T11:00:00.000Z' },
+};
+const approved: ApprovalEvent = { type: 'policy.approval.approved', data: { approvalId: 'ap1', approver: 'cfo', tokenSha256: TOKEN, expiresAt: '2026-11-22T10:15:00.000Z' } };
+const spec = DeciderSpecification.for(approvalDecider);
+const cmd = (c: Omit<ApprovalCommand, 'metadata'>, ms = 60_000) => ({ ...c, metadata: at(ms) }) as ApprovalCommand;
+const approve = (id: string, type: 'user' | 'agent' = 'user', authorized = true, ms = 60_000) =>
+  cmd({ type: 'approve', data: { approver: { type, id }, authorized, tokenSha256: TOKEN, ttlMs: 15 * 60_000 } }, ms);
+const consume = (over: Partial<{ subject: typeof agent; actionHash: string; tokenSha256: string }> = {}, ms = 120_000) =>
+  cmd({ type: 'consume', data: { subject: agent, actionHash: H, tokenSha256: TOKEN, ...over } }, ms);
+
+describe('approvals', () => {
+  it('records a request with its expiry', () => {
+    spec([]).when(cmd({ type: 'request', data: { approvalId: 'ap1', requester: agent, action: 'payments.create', resourceType: 'payment', resourceId: 'p1', actionHash: H, ttlMs: 3600_000 } }, 0)).then([requested]);
+  });
+
+  it('lets an authorized person approve, issuing a token that expires', () => {
+    spec([requested]).when(approve('cfo')).then([{ type: 'policy.approval.approved', data: { approvalId: 'ap1', approver: 'cfo', tokenSha256: TOKEN, expiresAt: '2026-11-22T10:16:00.000Z' } }]);
+  });
+
+  it('refuses self-approval, approval by an agent, by someone not authorized, and twice', () => {
+    spec([requested]).when(approve('helper')).thenThrows('forbidden', 'own request');
+    spec([requested]).when(approve('bot', 'agent')).thenThrows('forbidden', 'only a person');
+    spec([requested]).when(approve('intern', 'user', false)).thenThrows('forbidden', 'may not decide');
+    spec([requested, approved]).when(approve('cfo2')).thenThrows('illegal_state', 'already approved');
+    spec([requested]).when(approve('cfo', 'user', true, 3600_001)).thenThrows('illegal_state', 'expired');
+    spec([]).when(approve('cfo')).thenThrows('not_found');
+  });
+
+  it('consumes a valid token once, for the exact action, by the requester, before it expires', () => {
+    spec([requested, approved]).when(consume()).then([{ type: 'policy.approval.consumed', data: { approvalId: 'ap1', by: 'agent:helper' } }]);
+    spec([requested, approved, { type: 'policy.approval.consumed', data: { approvalId: 'ap1', by: 'agent:helper' } }]).when(consume()).thenThrows('forbidden', 'already used');
+    spec([requested, approved]).when(consume({ actionHash: 'c'.repeat(64) })).thenThrows('forbidden', 'another action');
+    spec([requested, approved]).when(consume({ tokenSha256: 'd'.repeat(64) })).thenThrows('forbidden', 'not valid');
+    spec([requested, approved]).when(consume({ subject: { type: 'agent', id: 'other', actingFor: 'alice' } })).thenThrows('forbidden', 'another requester');
+    spec([requested, approved]).when(consume({}, 16 * 60_000)).thenThrows('forbidden', 'expired');
+    spec([requested]).when(consume()).thenThrows('forbidden', 'not valid');
+    spec([requested, { type: 'policy.approval.rejected', data: { approvalId: 'ap1', approver: 'cfo' } }]).when(consume()).thenThrows('forbidden', 'not valid');
+  });
+});

@@ -1,0 +1,45 @@
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { SERVICE_NAMES } from '@palisade/contracts';
+import { ServiceCallers } from '@palisade/service-kit';
+import { parse } from '../validation';
+import { batchRequestSchema, decisionRequestSchema } from './decisions.dto';
+import { DecisionService } from './decisions.service';
+
+const REQUEST_EXAMPLE = {
+  tenantId: 'acme',
+  subject: { type: 'agent', id: 'helper', actingFor: 'alice' },
+  action: 'read',
+  resource: { type: 'document', id: 'd-1', attributes: { department: 'finance', classification: 'internal' }, fields: ['title', 'iban'] },
+  explain: true,
+};
+
+/**
+ * Decisions for the other services over HTTPS with a client certificate (NATS
+ * request-reply is answered by DecisionsRpc). The tenant is the caller's statement
+ * about its own principal; people ask through their service, never directly.
+ */
+@ApiTags('decisions')
+@Controller('v1/authorize')
+export class DecisionsController {
+  constructor(private readonly decisions: DecisionService) {}
+
+  @Post()
+  @HttpCode(200)
+  @ServiceCallers(...SERVICE_NAMES)
+  @ApiOperation({ summary: 'One decision: allow, deny or requires_approval, with readable/masked fields and (explain) the deciding rule and attributes' })
+  @ApiBody({ schema: { example: REQUEST_EXAMPLE } })
+  @ApiOkResponse({ description: '{ decision, rule, reason, fields?, actionHash?, explain? }' })
+  authorize(@Body() body: unknown) {
+    return this.decisions.authorize(parse(decisionRequestSchema, body));
+  }
+
+  @Post('batch')
+  @HttpCode(200)
+  @ServiceCallers(...SERVICE_NAMES)
+  @ApiOperation({ summary: 'Up to 1000 decisions in one call, answered in order' })
+  @ApiBody({ schema: { example: { requests: [REQUEST_EXAMPLE] } } })
+  async batch(@Body() body: unknown) {
+    return { decisions: await this.decisions.authorizeBatch(parse(batchRequestSchema, body).requests) };
+  }
+}

@@ -1,0 +1,87 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { isPalisadeError } from '@palisade/contracts';
+import { counter, type Counter } from '@palisade/observability';
+import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { ApprovalsHandler } from '../approvals/approvals.handler';
+import { PolicyEngine } from '../engine/policy-engine';
+import { evaluate } from '../model/evaluate';
+import type { Decision, DecisionRequest } from '../model/policy.model';
+
+/**
+ * Answers `authorize`: the pure evaluation over the tenant's in-memory policy, plus
+ * the redemption of an approval token for a critical action. Anything that goes
+ * wrong while deciding is a denial, never an error (fail closed).
+ */
+@Injectable()
+export class DecisionService {
+  private readonly decisions: Counter;
+
+  constructor(
+    private readonly engine: PolicyEngine,
+    private readonly approvals: ApprovalsHandler,
+    @Inject(PLATFORM) private readonly platform: Platform,
+  ) {
+    this.decisions = counter(platform.options.metrics, 'palisade_policy_decisions_total', 'Authorization decisions by outcome', ['decision']);
+  }
+
+  async authorize(request: DecisionRequest): Promise<Decision> {
+    return this.decide(request);
+  }
+
+  authorizeBatch(requests: readonly DecisionRequest[]): Promise<Decision[]> {
+    return Promise.resolve(this.decideBatch(requests));
+  }
+
+  /**
+   * The decision: synchronous (no promise, no microtask) when the tenant's policy is in
+   * memory and no approval is redeemed, which is nearly every request on a warm instance.
+   */
+  decide(request: DecisionRequest): Decision | Promise<Decision> {
+    let outcome: Decision | Promise<Decision>;
+    try {
+      const tenant = this.engine.peek(request.tenantId);
+      const subjectTenant = request.subject.tenantId;
+      outcome =
+        tenant && subjectTenant === undefined
+          ? this.complete(request, evaluate(request, { tenant, platform: undefined }))
+          : this.engine.lookup(request.tenantId, subjectTenant).then((policies) => this.complete(request, evaluate(request, policies)));
+    } catch (error) {
+      return this.settle(this.failed(request, error));
+    }
+    return outcome instanceof Promise ? outcome.catch((error: unknown) => this.failed(request, error)).then((d) => this.settle(d)) : this.settle(outcome);
+  }
+
+  /** Every decision of a batch, in order (synchronous when each one is). */
+  decideBatch(requests: readonly DecisionRequest[]): Decision[] | Promise<Decision[]> {
+    const decisions = requests.map((r) => this.decide(r));
+    return decisions.some((d) => d instanceof Promise) ? Promise.all(decisions) : (decisions as Decision[]);
+  }
+
+  private complete(request: DecisionRequest, decision: Decision): Decision | Promise<Decision> {
+    return decision.decision === 'requires_approval' && request.approvalToken ? this.redeem(request, decision) : decision;
+  }
+
+  private failed(request: DecisionRequest, error: unknown): Decision {
+    this.platform.logger.error({ err: (error as Error).message, tenantId: request.tenantId }, 'decision failed: denied');
+    return { decision: 'deny', rule: 'decision-failed', reason: 'the decision could not be made' };
+  }
+
+  private settle(decision: Decision): Decision {
+    this.decisions.inc({ decision: decision.decision });
+    return decision;
+  }
+
+  private async redeem(request: DecisionRequest, pending: Decision): Promise<Decision> {
+    try {
+      await this.approvals.consume(request, request.approvalToken!, pending.actionHash!);
+      const { actionHash: _hash, ...rest } = pending;
+      void _hash;
+      return { ...rest, decision: 'allow', rule: 'approval', reason: 'critical action approved; the approval is now used' };
+    } catch (error) {
+      if (isPalisadeError(error) && error.code === 'forbidden') {
+        return { ...pending, decision: 'deny', rule: 'approval', reason: error.message };
+      }
+      throw error;
+    }
+  }
+}
