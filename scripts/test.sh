@@ -13,5 +13,9 @@ nx run-many -t build lint --output-style=static
 eslint test
 echo "== infrastructure"
 bash deploy/local/up.sh
-echo "== tests"
-exec jest --ci "$@"
+# Unit and integration tests run two files at a time; end-to-end files one at a time,
+# since each starts real services that answer shared NATS subjects (queue groups).
+echo "== unit and integration tests"
+jest --ci --passWithNoTests --testPathIgnorePatterns '/node_modules/' '/dist/' '\.e2e\.spec\.ts$' "$@"
+echo "== end-to-end tests"
+TEST_TIER=e2e jest --ci --passWithNoTests --runInBand "$@"
