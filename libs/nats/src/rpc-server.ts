@@ -23,8 +23,8 @@ export interface ServeRpcOptions {
 }
 
 export interface RpcServer {
-  /** Stop taking requests, then wait for the ones in progress to be answered. */
-  stop(): Promise<void>;
+  /** Stop taking requests, then wait (at most `graceMs`) for the ones in progress to be answered. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 const encoder = new TextEncoder();
@@ -44,9 +44,17 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
   let inFlight = 0;
   let idle: (() => void) | undefined;
 
-  const finish = (msg: Msg, span: Span, body: RpcReply) => {
+  const finish = (msg: Msg, span: Span, reply: RpcReply) => {
+    let body = reply;
+    let data: Uint8Array;
     try {
-      msg.respond(encoder.encode(JSON.stringify(body)));
+      data = encoder.encode(JSON.stringify(body));
+    } catch (error) {
+      body = { error: toWireError(error, logger, msg.subject) }; // e.g. a BigInt or a cycle in the result
+      data = encoder.encode(JSON.stringify(body));
+    }
+    try {
+      msg.respond(data);
     } catch (error) {
       logger.warn({ err: (error as Error).message, subject: msg.subject }, 'RPC reply not sent');
     }
@@ -92,9 +100,18 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
   });
 
   return {
-    async stop() {
+    async stop(graceMs = 5000) {
       await Promise.all(subscriptions.map((s) => (s.isClosed() ? undefined : s.drain().catch(() => undefined))));
-      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+      if (inFlight === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        idle = resolve;
+        timer = setTimeout(() => {
+          logger.warn({ inFlight }, 'RPC requests still in progress at stop: not waiting for them');
+          resolve();
+        }, graceMs);
+      });
+      clearTimeout(timer);
     },
   };
 }

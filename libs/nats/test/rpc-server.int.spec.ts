@@ -16,7 +16,7 @@ const tracer = provider.getTracer('int-test');
 
 const QUOTE = rpcSubject('billing', 'quote');
 const QUOTES = rpcSubject('billing', 'quote-batch');
-const SLOW = rpcSubject('billing', 'slow');
+const UNSERIALIZABLE = rpcSubject('billing', 'unserializable');
 
 const logged: { obj: object; msg: string }[] = [];
 const logger: NatsLogger = { info: () => undefined, warn: () => undefined, error: (obj, msg) => logged.push({ obj, msg }) };
@@ -56,7 +56,7 @@ beforeAll(async () => {
         await sleep(1);
         return { quotes: items.map((i) => quote(i).price) };
       },
-      [SLOW]: () => sleep(300).then(() => 'done'),
+      [UNSERIALIZABLE]: async () => ({ amount: BigInt(1) }),
     },
   });
   await billing.flush();
@@ -116,6 +116,12 @@ describe('serveRpc', () => {
     expect(logged.some((l) => l.msg === 'RPC handler failed' && (l.obj as { subject?: string }).subject === QUOTE)).toBe(true);
   });
 
+  it('answers a result that is not JSON as internal, and keeps serving', async () => {
+    await expect(rpcRequest(caller, UNSERIALIZABLE, {})).rejects.toMatchObject({ code: 'internal', message: 'internal error' });
+    expect(logged.some((l) => l.msg === 'RPC handler failed' && (l.obj as { subject?: string }).subject === UNSERIALIZABLE)).toBe(true);
+    await expect(rpcRequest(caller, QUOTE, { units: 2 })).resolves.toMatchObject({ price: 4 });
+  });
+
   it('answers asynchronous handlers, including their errors, and many requests in flight in order of their callers', async () => {
     await expect(rpcRequest(caller, QUOTES, { items: [{ units: 1 }, { units: 2 }] })).resolves.toEqual({ quotes: [2, 4] });
     await expect(rpcRequest(caller, QUOTES, { items: [{ units: 'x' }] })).rejects.toMatchObject({ code: 'validation', message: 'units: must be a number' });
@@ -134,6 +140,21 @@ describe('serveRpc', () => {
     await other.stop();
     await expect(inProgress).resolves.toBe('answered');
     await expect(rpcRequest(caller, rpcSubject('billing', 'stopping'), {}, { timeoutMs: 1000 })).rejects.toMatchObject({ code: 'unavailable' });
+    await nc.close();
+  });
+
+  it('does not wait past its grace period for a handler that never answers', async () => {
+    const b = await serviceIdentity('billing');
+    identities.push(b);
+    const nc = await connectAs(b, 'int-billing-3');
+    const hanging = serveRpc(nc, { service: 'billing', handlers: { [rpcSubject('billing', 'hanging')]: () => new Promise(() => undefined) } });
+    await nc.flush();
+    const unanswered = rpcRequest(caller, rpcSubject('billing', 'hanging'), {}, { timeoutMs: 1500 }).catch((e: unknown) => e);
+    await sleep(100);
+    const started = Date.now();
+    await hanging.stop(300);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(unanswered).resolves.toMatchObject({ code: 'unavailable' });
     await nc.close();
   });
 });
