@@ -18,18 +18,25 @@ import { VaultRepository } from '@palisade/credential-service/dist/vault.reposit
 import { round, summarize } from './stats';
 
 /**
- * credential: just-in-time leases through the vault in process, over PostgreSQL with the
- * local key provider: each lease is granted (row + `credential.lease.granted` event) and
- * redeemed (lease row + secret version + KEK read, data key unwrapped, value decrypted,
- * lease use taken and `credential.secret.read` appended in one transaction). Next to it,
- * bare AES-256-GCM decryption of the same sealed values with their data keys in the same
- * run. HTTP/TLS is not included (the redemption endpoint adds one mTLS request).
+ * credential: just-in-time leases through the vault IN PROCESS (the `Vault` application
+ * service, as the HTTP controllers call it), over PostgreSQL with the local key provider.
+ * HTTP, TLS and the mTLS redemption request are NOT included. Each lease is granted
+ * (secret read for the access policy, then the lease row + `credential.lease.granted`
+ * event) and redeemed (lease, secret version and KEK read, data key unwrapped, value
+ * decrypted, then the lease use + `credential.secret.read` committed in one statement
+ * before the value is returned). `CONCURRENCY` callers each run grant-then-redeem in a
+ * loop, so that many leases are in flight; the vault group-commits what arrives together.
+ * Next to it, bare AES-256-GCM decryption of the same sealed values with their data keys
+ * in the same run.
  */
 const SECRETS = 200;
 const LEASES = Number(process.env.BENCH_CREDENTIAL_LEASES ?? 20000);
 const WARMUP = 2000;
-const CONCURRENCY = Number(process.env.BENCH_CREDENTIAL_CONCURRENCY ?? 16);
+/** Leases in flight (sandboxes running tools at once); 16 was the first version's figure. */
+const CONCURRENCY = Number(process.env.BENCH_CREDENTIAL_CONCURRENCY ?? 64);
 const TENANT = 'bench';
+/** Group-commit lanes (the vault's default when unset). */
+const LANES = process.env.BENCH_CREDENTIAL_LANES ? Number(process.env.BENCH_CREDENTIAL_LANES) : undefined;
 
 export async function credentialBenchmark(): Promise<Record<string, number>> {
   const db = await createTestSchema('bench_cred');
@@ -50,6 +57,7 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       rotators: new RotatorRegistry([]),
       eventContext: systemEventContext('credential'),
       settings: { ...DEFAULT_VAULT_SETTINGS, leaseMaxUses: 1 },
+      commitLanes: LANES,
     });
     const admin: Principal = { type: 'user', id: 'bench-admin', tenantId: TENANT, scopes: ['credential:admin'] };
     const agent: Principal = { type: 'agent', id: 'bench-agent', tenantId: TENANT, actingFor: 'bench-admin', scopes: ['credential:use'] };
@@ -106,6 +114,7 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       lease_p50_ms: round(leases.p50),
       lease_p99_ms: round(leases.p99),
       raw_decrypt_per_s: round(rawPerSecond, 0),
+      lease_concurrency: CONCURRENCY,
     };
   } finally {
     await local.close();

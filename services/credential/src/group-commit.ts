@@ -25,7 +25,8 @@ interface Pending<I, O> {
  * for one commit between them. A caller's promise settles only after the commit that
  * holds its unit, so nothing is reported done (no value released) before it is durable.
  * When a group fails, each of its units is committed again on its own, so one failing
- * unit fails alone and the others still go through.
+ * unit fails alone and the others still go through. The vault also groups the reads of
+ * the lease path this way (one query per group of lookups).
  */
 export class GroupCommit<I, O> {
   private readonly queue: Array<Pending<I, O>> = [];

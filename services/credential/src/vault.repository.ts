@@ -83,13 +83,11 @@ interface PgPool {
 }
 
 export interface LeaseGrantWrite {
-  kind: 'grant';
   lease: LeaseRow;
   event: EventEnvelope;
 }
 
 export interface LeaseRedeemWrite {
-  kind: 'redeem';
   leaseId: string;
   tenantId: string;
   secretId: string;
@@ -100,8 +98,12 @@ export interface LeaseRedeemWrite {
   event: EventEnvelope;
 }
 
-/** One unit of a lease group commit. */
-export type LeaseWrite = LeaseGrantWrite | LeaseRedeemWrite;
+function validateAll(events: readonly EventEnvelope[]): void {
+  for (const event of events) {
+    const validation = validateForPublish(event);
+    if (!validation.ok) throw new PalisadeError('internal', `event ${event.type} is malformed`, validation.problems);
+  }
+}
 
 const kekOf = (r: Row): KekRow => ({
   tenantId: r.tenant_id as string,
@@ -266,6 +268,18 @@ export class VaultRepository {
     return row ? secretOf(row) : undefined;
   }
 
+  /** Secrets by (tenant, id), one query for a group of lookups (no lock); one answer per key, in order. */
+  async secretsByKey(keys: ReadonlyArray<{ tenantId: string; secretId: string }>): Promise<Array<SecretRow | undefined>> {
+    const rows = await this.q().query(
+      `SELECT k.ord, s.* FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(tenant_id, secret_id, ord)
+         JOIN ${this.t.secrets} s ON s.tenant_id = k.tenant_id AND s.secret_id = k.secret_id
+        WHERE s.state <> 'shredded'`,
+      [keys.map((k) => k.tenantId), keys.map((k) => k.secretId)],
+    );
+    const byOrd = new Map(rows.map((r) => [Number(r.ord), secretOf(r)]));
+    return keys.map((_, i) => byOrd.get(i + 1));
+  }
+
   async secretByName(tenantId: string, name: string): Promise<SecretRow | undefined> {
     const [row] = await this.dataSource.query(`SELECT * FROM ${this.t.secrets} WHERE tenant_id = $1 AND name = $2 AND state <> 'shredded'`, [tenantId, name]);
     return row ? secretOf(row) : undefined;
@@ -406,64 +420,62 @@ export class VaultRepository {
 
   // ---- leases
 
-  /** The lease, its secret's current version material and its KEK, in one query (no lock). */
-  async redemption(tokenHash: Buffer): Promise<RedemptionRow | undefined> {
-    const [r]: Row[] = await this.q().query(
-      `SELECT l.lease_id, l.tenant_id, l.secret_id, l.session_id, l.tool, l.expires_at, l.uses_left,
+  /**
+   * Leases by token hash, each with its secret's current version material and its KEK, in
+   * one query for a group of redemptions (no lock); one answer per hash, in order.
+   */
+  async redemptions(tokenHashes: readonly Buffer[]): Promise<Array<RedemptionRow | undefined>> {
+    const rows = await this.q().query(
+      `SELECT h.ord, l.lease_id, l.tenant_id, l.secret_id, l.session_id, l.tool, l.expires_at, l.uses_left,
               s.state AS secret_state, s.current_version,
               v.version AS v_version, v.cipher AS v_cipher, v.kek_version AS v_kek_version, v.wrapped_dek AS v_wrapped_dek,
               v.storage AS v_storage, v.iv AS v_iv, v.tag AS v_tag, v.ciphertext AS v_ciphertext, v.external_ref AS v_external_ref,
               v.created_at AS v_created_at,
               k.version AS k_version, k.provider AS k_provider, k.origin AS k_origin, k.key_ref AS k_key_ref, k.state AS k_state
-         FROM ${this.t.leases} l
+         FROM unnest($1::bytea[]) WITH ORDINALITY AS h(token_hash, ord)
+         JOIN ${this.t.leases} l ON l.token_hash = h.token_hash
          LEFT JOIN ${this.t.secrets} s ON s.tenant_id = l.tenant_id AND s.secret_id = l.secret_id
          LEFT JOIN ${this.t.versions} v ON v.tenant_id = l.tenant_id AND v.secret_id = l.secret_id AND v.version = s.current_version
-         LEFT JOIN ${this.t.kek} k ON k.tenant_id = l.tenant_id AND k.version = v.kek_version
-        WHERE l.token_hash = $1`,
-      [tokenHash],
+         LEFT JOIN ${this.t.kek} k ON k.tenant_id = l.tenant_id AND k.version = v.kek_version`,
+      [tokenHashes],
     );
-    if (!r) return undefined;
-    return {
-      leaseId: r.lease_id as string,
-      tenantId: r.tenant_id as string,
-      secretId: r.secret_id as string,
-      sessionId: r.session_id as string,
-      tool: r.tool as string,
-      expiresAt: r.expires_at as Date,
-      usesLeft: r.uses_left as number,
-      secretState: (r.secret_state as string | null) ?? null,
-      version: (r.v_version as number | null) ?? null,
-      material: r.v_version === null ? null : materialOf(r, 'v_'),
-      kek:
-        r.k_version === null
-          ? null
-          : kekOf({ tenant_id: r.tenant_id, version: r.k_version, provider: r.k_provider, origin: r.k_origin, key_ref: r.k_key_ref, state: r.k_state }),
-    };
+    const byOrd = new Map(rows.map((r) => [Number(r.ord), r]));
+    return tokenHashes.map((_, i) => {
+      const r = byOrd.get(i + 1);
+      if (!r) return undefined;
+      return {
+        leaseId: r.lease_id as string,
+        tenantId: r.tenant_id as string,
+        secretId: r.secret_id as string,
+        sessionId: r.session_id as string,
+        tool: r.tool as string,
+        expiresAt: r.expires_at as Date,
+        usesLeft: r.uses_left as number,
+        secretState: (r.secret_state as string | null) ?? null,
+        version: (r.v_version as number | null) ?? null,
+        material: r.v_version === null ? null : materialOf(r, 'v_'),
+        kek:
+          r.k_version === null
+            ? null
+            : kekOf({ tenant_id: r.tenant_id, version: r.k_version, provider: r.k_provider, origin: r.k_origin, key_ref: r.k_key_ref, state: r.k_state }),
+      };
+    });
   }
 
   /**
-   * Commits a group of lease writes (grants and redemptions) in ONE statement, hence one
-   * transaction and one commit, on the lean pool. A grant inserts the lease row and its
-   * `credential.lease.granted` event (stream version 1). A redemption takes one use of
-   * its lease only while the lease is unexpired and has uses left, its secret is active
-   * at the version read and the KEK that wraps that version is neither revoked nor
-   * retired, and appends its `credential.secret.read` event at stream version 1 + n (n
-   * the use taken) in the same statement: no use without its record, no record without
-   * its use. The secret and KEK rows are share-locked, so a revocation, rotation or
-   * retirement waits for the statement and a redemption queued behind one re-checks the
-   * new row (the KEK row is locked too: PostgreSQL re-reads only locked rows).
-   * A lease must appear at most once per group (the caller's group commit ensures it).
-   * Answers, per write in order: 0 for a grant, the use number for a redemption, or
-   * undefined for a refused redemption. Any error fails the whole group, which commits nothing.
+   * Commits a group of lease grants in ONE statement (one transaction, one commit, on the
+   * lean pool): each lease row with its `credential.lease.granted` event (stream version 1).
+   *
+   * The commit is asynchronous (`synchronous_commit` off for this transaction only): the
+   * grant is visible at once, and durable within the WAL writer's delay or with the next
+   * synchronous commit, whichever comes first. Since WAL is flushed in order, the commit of
+   * any redemption of this lease (synchronous, later in the WAL) makes the grant durable
+   * first: a crash can lose only a grant that nothing was ever released under, and its
+   * token then redeems nothing. Any error fails the whole group, which commits nothing.
    */
-  async commitLeaseWrites(writes: readonly LeaseWrite[]): Promise<Array<number | undefined>> {
-    for (const w of writes) {
-      const validation = validateForPublish(w.event);
-      if (!validation.ok) throw new PalisadeError('internal', `event ${w.event.type} is malformed`, validation.problems);
-    }
-    const grants = writes.filter((w): w is LeaseGrantWrite => w.kind === 'grant');
-    const redeems = writes.map((w, ord) => ({ w, ord })).filter((x): x is { w: LeaseRedeemWrite; ord: number } => x.w.kind === 'redeem');
-    const { rows } = await this.pool().query(
+  async commitGrants(grants: readonly LeaseGrantWrite[]): Promise<void[]> {
+    validateAll(grants.map((w) => w.event));
+    await this.pool().query(
       `WITH g AS (
          SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int[], $9::text[],
                               $10::timestamptz[], $11::uuid[], $12::text[], $13::jsonb[])
@@ -472,28 +484,12 @@ export class VaultRepository {
          INSERT INTO ${this.t.leases} (lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, uses_left, granted_by, created_at)
          SELECT lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, uses, granted_by, created_at FROM g
          RETURNING lease_id
-       ), r AS (
-         SELECT * FROM unnest($14::int[], $15::uuid[], $16::text[], $17::uuid[], $18::int[], $19::int[], $20::timestamptz[], $21::uuid[], $22::text[], $23::jsonb[])
-           AS r(ord, lease_id, tenant_id, secret_id, version, kek_version, at, event_id, event_type, envelope)
-       ), live AS (
-         SELECT r.ord FROM r
-           JOIN ${this.t.secrets} s ON s.tenant_id = r.tenant_id AND s.secret_id = r.secret_id
-           JOIN ${this.t.kek} k ON k.tenant_id = r.tenant_id AND k.version = r.kek_version
-          WHERE s.state = 'active' AND s.current_version = r.version AND k.state IN ('active', 'retiring')
-          FOR SHARE OF s, k
-       ), used AS (
-         UPDATE ${this.t.leases} l SET uses_left = l.uses_left - 1
-           FROM r JOIN live ON live.ord = r.ord
-          WHERE l.lease_id = r.lease_id AND l.tenant_id = r.tenant_id AND l.secret_id = r.secret_id AND l.uses_left > 0 AND l.expires_at > r.at
-         RETURNING r.ord, l.lease_id, l.uses - l.uses_left AS n
        ), appended AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
          SELECT 'lease-' || g.lease_id, 1, g.event_id, g.event_type, g.tenant_id, g.envelope FROM g
-         UNION ALL
-         SELECT 'lease-' || u.lease_id, 1 + u.n, r.event_id, r.event_type, r.tenant_id, r.envelope FROM used u JOIN r ON r.ord = u.ord
          RETURNING stream_id
        )
-       SELECT ord, n FROM used`,
+       SELECT set_config('synchronous_commit', 'off', true)`,
       [
         grants.map((w) => w.lease.leaseId),
         grants.map((w) => w.lease.tokenHash),
@@ -508,20 +504,61 @@ export class VaultRepository {
         grants.map((w) => w.event.id),
         grants.map((w) => w.event.type),
         grants.map((w) => JSON.stringify(w.event)),
-        redeems.map((x) => x.ord),
-        redeems.map((x) => x.w.leaseId),
-        redeems.map((x) => x.w.tenantId),
-        redeems.map((x) => x.w.secretId),
-        redeems.map((x) => x.w.version),
-        redeems.map((x) => x.w.kekVersion),
-        redeems.map((x) => x.w.now),
-        redeems.map((x) => x.w.event.id),
-        redeems.map((x) => x.w.event.type),
-        redeems.map((x) => JSON.stringify(x.w.event)),
       ],
     );
-    const uses = new Map<number, number>(rows.map((r) => [r.ord as number, r.n as number]));
-    return writes.map((w, ord) => (w.kind === 'grant' ? 0 : uses.get(ord)));
+    return grants.map(() => undefined);
+  }
+
+  /**
+   * Commits a group of redemptions in ONE statement (one transaction, one synchronous
+   * commit, on the lean pool). Each takes one use of its lease only while the lease is
+   * unexpired and has uses left, its secret is active at the version read and the KEK that
+   * wraps that version is neither revoked nor retired, and appends its
+   * `credential.secret.read` event at stream version 1 + n (n the use taken) in the same
+   * statement: no use without its record, no record without its use. The secret and KEK
+   * rows are share-locked, so a revocation, rotation or retirement waits for the statement,
+   * and a redemption queued behind one re-checks the new row (the KEK row is locked too:
+   * PostgreSQL re-reads only locked rows then). A lease appears at most once per group
+   * (the caller's group commit ensures it). Answers, per redemption in order, the use
+   * number, or undefined when refused. Any error fails the whole group, which commits nothing.
+   */
+  async commitRedemptions(redeems: readonly LeaseRedeemWrite[]): Promise<Array<number | undefined>> {
+    validateAll(redeems.map((w) => w.event));
+    const { rows } = await this.pool().query(
+      `WITH r AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::int[], $6::timestamptz[], $7::uuid[], $8::text[], $9::jsonb[])
+           WITH ORDINALITY AS r(lease_id, tenant_id, secret_id, version, kek_version, at, event_id, event_type, envelope, ord)
+       ), live AS (
+         SELECT r.ord FROM r
+           JOIN ${this.t.secrets} s ON s.tenant_id = r.tenant_id AND s.secret_id = r.secret_id
+           JOIN ${this.t.kek} k ON k.tenant_id = r.tenant_id AND k.version = r.kek_version
+          WHERE s.state = 'active' AND s.current_version = r.version AND k.state IN ('active', 'retiring')
+          FOR SHARE OF s, k
+       ), used AS (
+         UPDATE ${this.t.leases} l SET uses_left = l.uses_left - 1
+           FROM r JOIN live ON live.ord = r.ord
+          WHERE l.lease_id = r.lease_id AND l.tenant_id = r.tenant_id AND l.secret_id = r.secret_id AND l.uses_left > 0 AND l.expires_at > r.at
+         RETURNING r.ord, l.lease_id, l.uses - l.uses_left AS n
+       ), appended AS (
+         INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+         SELECT 'lease-' || u.lease_id, 1 + u.n, r.event_id, r.event_type, r.tenant_id, r.envelope FROM used u JOIN r ON r.ord = u.ord
+         RETURNING stream_id
+       )
+       SELECT ord, n FROM used`,
+      [
+        redeems.map((w) => w.leaseId),
+        redeems.map((w) => w.tenantId),
+        redeems.map((w) => w.secretId),
+        redeems.map((w) => w.version),
+        redeems.map((w) => w.kekVersion),
+        redeems.map((w) => w.now),
+        redeems.map((w) => w.event.id),
+        redeems.map((w) => w.event.type),
+        redeems.map((w) => JSON.stringify(w.event)),
+      ],
+    );
+    const uses = new Map<number, number>(rows.map((r) => [Number(r.ord), r.n as number]));
+    return redeems.map((_, i) => uses.get(i + 1));
   }
 
   async purgeLeases(now: Date): Promise<number> {

@@ -21,7 +21,7 @@ import type { RotatorRegistry } from './rotation/rotator';
 import { secretDecider, type SecretCommand } from './secrets/secrets.decider';
 import type { LeaseGranted, SecretEvent, SecretRead } from './secrets/secrets.events';
 import type { CiphertextStore, StoredCiphertext } from './storage/ciphertext-store';
-import type { KekRow, LeaseWrite, SecretRow, VaultRepository, VersionMaterial } from './vault.repository';
+import type { KekRow, LeaseGrantWrite, LeaseRedeemWrite, RedemptionRow, SecretRow, VaultRepository, VersionMaterial } from './vault.repository';
 
 export interface VaultSettings {
   defaultProvider: KeyProviderName;
@@ -121,15 +121,19 @@ export class Vault {
   private readonly now: () => Date;
 
   /** Lease grants and redemptions, group-committed (one statement, one commit per group). */
-  private readonly leaseWrites: GroupCommit<LeaseWrite, number | undefined>;
+  private readonly leaseGrants: GroupCommit<LeaseGrantWrite, void>;
+  private readonly leaseRedemptions: GroupCommit<LeaseRedeemWrite, number | undefined>;
+
+  /** The reads on the lease path, grouped the same way (one query per group). */
+  private readonly leaseSecrets: GroupCommit<{ tenantId: string; secretId: string }, SecretRow | undefined>;
+  private readonly leaseLookups: GroupCommit<Buffer, RedemptionRow | undefined>;
 
   constructor(private readonly d: VaultDependencies) {
     this.now = d.clock ?? (() => new Date());
-    this.leaseWrites = new GroupCommit({
-      commit: (writes) => d.repo.commitLeaseWrites(writes),
-      keyOf: (w) => (w.kind === 'grant' ? w.lease.leaseId : w.leaseId),
-      lanes: d.commitLanes ?? 2,
-    });
+    this.leaseGrants = new GroupCommit({ commit: (grants) => d.repo.commitGrants(grants), lanes: d.commitLanes ?? 2 });
+    this.leaseRedemptions = new GroupCommit({ commit: (redeems) => d.repo.commitRedemptions(redeems), keyOf: (w) => w.leaseId, lanes: d.commitLanes ?? 2 });
+    this.leaseSecrets = new GroupCommit({ commit: (keys) => d.repo.secretsByKey(keys), lanes: 2 });
+    this.leaseLookups = new GroupCommit({ commit: (hashes) => d.repo.redemptions(hashes), lanes: 2 });
   }
 
   get settings(): VaultSettings {
@@ -437,7 +441,7 @@ export class Vault {
   // ------------------------------------------------------------------ leases
 
   async grantLease(principal: Principal, input: { secretId: string; sessionId: string; tool: string; ttlSeconds?: number; uses?: number }): Promise<LeaseGrant> {
-    const row = await this.d.repo.secret(principal.tenantId, input.secretId);
+    const row = await this.leaseSecrets.run({ tenantId: principal.tenantId, secretId: input.secretId });
     if (!row) throw new PalisadeError('not_found', 'secret not found');
     await authorize(this.d.policy, { principal, action: 'use', secret: row, tool: input.tool });
     if (row.state !== 'active') throw new PalisadeError('illegal_state', 'the secret is revoked');
@@ -455,8 +459,7 @@ export class Vault {
       actor: actorOf(principal),
       data: { leaseId, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, expiresAt: expiresAt.toISOString(), uses },
     });
-    await this.leaseWrites.run({
-      kind: 'grant',
+    await this.leaseGrants.run({
       event,
       lease: {
         leaseId,
@@ -483,7 +486,7 @@ export class Vault {
   async redeemLease(caller: ServiceName, input: { token: string; tenantId: string; sessionId: string; tool: string }): Promise<Redemption> {
     if (!LEASE_TOKEN.test(input.token)) throw new PalisadeError('validation', 'token: not a lease token');
     const now = this.now();
-    const row = await this.d.repo.redemption(hashToken(input.token));
+    const row = await this.leaseLookups.run(hashToken(input.token));
     if (!row || row.tenantId !== input.tenantId || row.sessionId !== input.sessionId || row.tool !== input.tool) {
       throw new PalisadeError('not_found', 'lease not found');
     }
@@ -503,8 +506,7 @@ export class Vault {
     const material = row.material;
     let use: number | undefined;
     try {
-      use = await this.leaseWrites.run({
-        kind: 'redeem',
+      use = await this.leaseRedemptions.run({
         leaseId: row.leaseId,
         tenantId: row.tenantId,
         secretId: row.secretId,

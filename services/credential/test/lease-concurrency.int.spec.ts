@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import { buildEvent, systemEventContext } from '@palisade/contracts';
+import { GroupCommit } from '../src/group-commit';
+import { hashToken } from '../src/vault';
+import type { LeaseGrantWrite } from '../src/vault.repository';
+import { admin, agent, startVault, type Harness } from './support/harness';
+
+/** Group-committed lease grants and redemptions under concurrency, on real PostgreSQL. */
+describe('lease group commit (PostgreSQL)', () => {
+  let h: Harness;
+  let secretId: string;
+  beforeAll(async () => {
+    h = await startVault({ settings: { leaseMaxUses: 10 } });
+    secretId = (await h.vault.createSecret(admin('acme'), { name: 'busy', value: Buffer.from('busy-value'), scopes: ['tool:gerrit'] })).id;
+  });
+  afterAll(() => h.close());
+
+  const redeem = (g: { token: string; sessionId: string; tool: string }) =>
+    h.vault.redeemLease('sandbox-orchestrator', { token: g.token, tenantId: 'acme', sessionId: g.sessionId, tool: g.tool });
+
+  const readVersions = async (leaseId: string): Promise<number[]> =>
+    (
+      await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".events WHERE stream_id = $1 ORDER BY stream_version`, [`lease-${leaseId}`])
+    ).map((r: { stream_version: number }) => r.stream_version);
+
+  it('many concurrent leases, and racing redemptions of multi-use leases, give exactly the allowed values with one record each', async () => {
+    const single = await Promise.all(Array.from({ length: 40 }, (_, i) => h.vault.grantLease(agent('acme'), { secretId, sessionId: `s-${i}`, tool: 'gerrit' })));
+    const multi = await Promise.all([4, 7].map((uses) => h.vault.grantLease(agent('acme'), { secretId, sessionId: 'shared', tool: 'gerrit', uses })));
+    const attempts = [...single.map((g) => ({ g, n: 2 })), ...multi.map((g) => ({ g, n: 12 }))].flatMap(({ g, n }) => Array.from({ length: n }, () => g));
+    const settled = await Promise.allSettled(attempts.map((g) => redeem(g)));
+    for (const g of [...single, ...multi]) {
+      const mine = settled.filter((_, i) => attempts[i] === g);
+      const values = mine.filter((s) => s.status === 'fulfilled');
+      expect(values).toHaveLength(g.uses);
+      for (const v of values) expect(v).toMatchObject({ value: { value: 'busy-value', leaseId: g.leaseId } });
+      for (const s of mine.filter((x) => x.status === 'rejected')) expect(s).toMatchObject({ reason: { code: 'illegal_state' } });
+      // granted at 1, then one read per released value at 2 … 1 + uses, no gap, no extra.
+      expect(await readVersions(g.leaseId)).toEqual(Array.from({ length: g.uses + 1 }, (_, i) => i + 1));
+    }
+  });
+
+  it('a unit that fails inside a group does not fail the others', async () => {
+    const existing = await h.vault.grantLease(agent('acme'), { secretId, sessionId: 'dup', tool: 'gerrit' });
+    const now = new Date();
+    const ctx = systemEventContext('credential');
+    const write = (leaseId: string): LeaseGrantWrite => ({
+      lease: {
+        leaseId,
+        tokenHash: hashToken(`pl_${randomUUID()}`),
+        tenantId: 'acme',
+        secretId,
+        sessionId: 'group',
+        tool: 'gerrit',
+        expiresAt: new Date(now.getTime() + 30_000),
+        uses: 1,
+        usesLeft: 1,
+        grantedBy: 'agent:agent-1',
+        createdAt: now,
+      },
+      event: buildEvent(ctx, {
+        type: 'credential.lease.granted',
+        tenantId: 'acme',
+        actor: { type: 'agent', id: 'agent-1' },
+        data: { leaseId, secretId, sessionId: 'group', tool: 'gerrit', expiresAt: new Date(now.getTime() + 30_000).toISOString(), uses: 1 },
+      }),
+    });
+    const gc = new GroupCommit({ commit: (w: LeaseGrantWrite[]) => h.repo.commitGrants(w), lanes: 1 });
+    const ids = Array.from({ length: 6 }, () => randomUUID());
+    ids[3] = existing.leaseId; // primary key violation: this unit cannot commit
+    const settled = await Promise.allSettled(ids.map((id) => gc.run(write(id))));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const rows = await h.db.dataSource.query(`SELECT lease_id FROM "${h.db.schema}".leases WHERE session_id = 'group'`);
+    expect(rows.map((r: { lease_id: string }) => r.lease_id).sort()).toEqual(ids.filter((_, i) => i !== 3).sort());
+    // The existing lease kept its own single grant event.
+    expect(await readVersions(existing.leaseId)).toEqual([1]);
+  });
+
+  it('a key revocation racing redemptions: every released value has its read record, and nothing is released after the revocation returns', async () => {
+    const other = await startVault();
+    try {
+      const s = await other.vault.createSecret(admin('acme'), { name: 'revoked-under-load', value: Buffer.from('rv'), scopes: ['tool:gerrit'] });
+      const grants = await Promise.all(Array.from({ length: 30 }, (_, i) => other.vault.grantLease(agent('acme'), { secretId: s.id, sessionId: `r-${i}`, tool: 'gerrit' })));
+      const go = (g: (typeof grants)[number]) => other.vault.redeemLease('sandbox-orchestrator', { token: g.token, tenantId: 'acme', sessionId: g.sessionId, tool: 'gerrit' });
+      const early = grants.slice(0, 20).map(go);
+      await other.vault.revokeKeyringKey(admin('acme'), { version: 1, reason: 'compromised' });
+      const late = await Promise.allSettled(grants.slice(20).map(go));
+      expect(late.every((r) => r.status === 'rejected')).toBe(true);
+      const settled = await Promise.allSettled(early);
+      const released = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value.leaseId] : []));
+      const reads: Array<{ lease_id: string }> = await other.db.dataSource.query(
+        `SELECT envelope->'data'->>'leaseId' AS lease_id FROM "${other.db.schema}".events WHERE event_type = 'credential.secret.read'`,
+      );
+      expect(reads.map((r) => r.lease_id).sort()).toEqual(released.sort());
+    } finally {
+      await other.close();
+    }
+  });
+});
