@@ -16,7 +16,7 @@ import { counter, gauge, type Logger, type Registry } from '@palisade/observabil
 import type { ServiceIdentity } from '@palisade/pki';
 import {
   createDataSource,
-  eventStoreMigration,
+  eventStoreMigrations,
   OutboxRelay,
   PgEventStore,
   type PgConnectionOptions,
@@ -154,10 +154,13 @@ export class Platform {
 
   private async migrate(): Promise<void> {
     const c = this.options.config;
-    const factories = [eventStoreMigration, ...this.options.migrations];
+    const migrations = [
+      ...eventStoreMigrations(c.PG_SCHEMA, c.PGUSER),
+      ...this.options.migrations.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
+    ];
     const migrator = createDataSource(
       { ...this.connection('owner'), poolSize: 1 },
-      factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
+      migrations,
     );
     await migrator.initialize();
     try {
