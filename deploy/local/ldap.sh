@@ -140,7 +140,8 @@ up() {
   evict_other_checkout "$LDAPS_PORT"
   evict_other_checkout "$LDAP_PORT"
   # slapd forks and writes the pid file itself.
-  /usr/sbin/slapd -f "$LDAP_CONF" -h "ldap://$LDAP_HOST:$LDAP_PORT/ ldaps://$LDAP_HOST:$LDAPS_PORT/" -d 0 </dev/null >>"$LDAP_LOG" 2>&1 &
+  # setsid: slapd outlives the shell (and the process group) that started it.
+  setsid /usr/sbin/slapd -f "$LDAP_CONF" -h "ldap://$LDAP_HOST:$LDAP_PORT/ ldaps://$LDAP_HOST:$LDAPS_PORT/" -d 0 </dev/null >>"$LDAP_LOG" 2>&1 &
   disown
   for _ in $(seq 1 100); do ldaps_answers && break; sleep 0.1; done
   ldaps_answers || die "slapd did not answer on ldaps://$LDAP_HOST:$LDAPS_PORT; see $LDAP_LOG"
