@@ -176,18 +176,14 @@ export class DurableEventConsumer {
     // the whole set per message: that is quadratic at a high concurrency).
     let room: (() => void) | undefined;
     try {
-      const T = { n: 0, wait: 0, t: Date.now(), inflight: 0 };
-      const tick = setInterval(() => { this.logger.warn({ DBG: 'consumer', yielded: T.n, waitRoomMs: T.wait, inflight: inflight.size }, 'DBG'); T.n = 0; T.wait = 0; }, 1000);
-      tick.unref();
       for await (const m of messages) {
-        T.n++;
         const p: Promise<void> = this.process(m).finally(() => {
           inflight.delete(p);
           room?.();
           room = undefined;
         });
         inflight.add(p);
-        if (inflight.size >= this.concurrency) { const w0 = Date.now(); await new Promise<void>((resolve) => (room = resolve)); T.wait += Date.now() - w0; }
+        if (inflight.size >= this.concurrency) await new Promise<void>((resolve) => (room = resolve));
       }
     } catch (error) {
       this.logger.error({ err: error, durable: this.durable }, 'event consumer failed');

@@ -52,6 +52,12 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/** The next batch's de-duplication lookup, started while the current batch commits. */
+interface Lookahead {
+  items: Pending[];
+  known: Promise<Set<string>>;
+}
+
 interface CheckpointState {
   /** Records since the last checkpoint. */
   count: number;
@@ -61,6 +67,15 @@ interface CheckpointState {
 
 /** How long the first event of a small batch may wait for more (ms). */
 const LINGER_MS = 5;
+
+/**
+ * Bytes of one partition's records in one transaction, below Kafka's default 1 MB
+ * `message.max.bytes`, which applies to each partition's record batch: the rest of a
+ * batch waits for the next transaction instead of the whole batch being refused.
+ */
+const MAX_PARTITION_BYTES = 900_000;
+/** Per-record overhead in a Kafka record batch (headers, varints), rounded up. */
+const RECORD_OVERHEAD_BYTES = 64;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -87,6 +102,9 @@ export class ChainWriter {
   private readonly checkpoints = new Map<number, CheckpointState>();
   private queue: Pending[] = [];
   private readonly unindexed = new Set<string>();
+  /** Ids whose index rows are written; they leave `unindexed` when the next lookup starts. */
+  private indexedIds: string[][] = [];
+  private lookahead: Lookahead | undefined;
   private indexing: Promise<void> = Promise.resolve();
   private needsRecovery = true;
   private inFlightSince: number | undefined;
@@ -150,6 +168,7 @@ export class ChainWriter {
     this.active = false;
     clearInterval(this.timer);
     this.wake?.();
+    this.lookahead = undefined;
     const refused = this.queue.splice(0);
     for (const p of refused) p.reject(new Error(`audit writer stopped: ${reason}`));
     for (const r of this.rebuilds.splice(0)) r.reject(new Error(`audit writer stopped: ${reason}`));
@@ -181,11 +200,12 @@ export class ChainWriter {
         // costs more than the few milliseconds of waiting for more.
         const lingerMs = this.queue.length > 0 && this.queue.length < this.batchMax ? LINGER_MS - (Date.now() - this.queue[0].queuedAt) : 0;
         if (lingerMs > 0) await sleep(lingerMs);
-        const batch = this.queue.splice(0, this.batchMax);
+        const { batch, known } = this.takeBatch();
         this.inFlightSince = batch[0]?.queuedAt ?? Date.now();
         try {
-          await this.writeBatch(batch, due);
+          await this.writeBatch(batch, known, due);
         } catch (error) {
+          this.lookahead = undefined;
           this.queue.unshift(...batch);
           throw error;
         } finally {
@@ -210,6 +230,7 @@ export class ChainWriter {
    */
   private async recover(): Promise<void> {
     const { kafka, admin, settings, records } = this.options;
+    this.lookahead = undefined;
     await this.producer?.disconnect().catch(() => undefined);
     this.producer = undefined;
     await this.indexing.catch(() => undefined);
@@ -268,6 +289,7 @@ export class ChainWriter {
     );
     this.heads = heads;
     this.unindexed.clear();
+    this.indexedIds = [];
     const now = Date.now();
     this.checkpoints.clear();
     // What the last checkpoint covers is not known here: seal every non-empty chain's head soon.
@@ -288,11 +310,52 @@ export class ChainWriter {
     return due;
   }
 
-  private async writeBatch(batch: Pending[], duePartitions: number[]): Promise<void> {
+  /**
+   * The next batch and the lookup of which of its ids the topic already holds: the one
+   * started while the previous batch committed when it still heads the queue and is not
+   * much smaller than what waits now, else a new one.
+   */
+  private takeBatch(): { batch: Pending[]; known: Promise<Set<string>> } {
+    const ahead = this.lookahead;
+    this.lookahead = undefined;
+    const available = Math.min(this.queue.length, this.batchMax);
+    if (ahead && ahead.items.length > 0 && this.queue[0] === ahead.items[0] && this.queue.length >= ahead.items.length && ahead.items.length * 2 >= available) {
+      return { batch: this.queue.splice(0, ahead.items.length), known: ahead.known };
+    }
+    const batch = this.queue.splice(0, this.batchMax);
+    return { batch, known: this.lookup(batch) };
+  }
+
+  /**
+   * Which of these events' ids are already chained: the record index (PostgreSQL) plus the
+   * ids committed but not yet indexed when the lookup starts. Ids leave the in-memory set
+   * only here, once their index rows are written, so a lookup sees every id committed
+   * before it started; ids committed after it started are still in `unindexed` when the
+   * batch is checked (one lookup per batch, started after the previous batch's check).
+   */
+  private lookup(items: readonly Pending[]): Promise<Set<string>> {
+    for (const ids of this.indexedIds) for (const id of ids) this.unindexed.delete(id);
+    this.indexedIds = [];
+    const inMemory: string[] = [];
+    const query = new Set<string>();
+    for (const p of items) {
+      if (this.unindexed.has(p.event.id)) inMemory.push(p.event.id);
+      else query.add(p.event.id);
+    }
+    const { records, settings, db } = this.options;
+    const known = records.knownEventIds(db(), settings.topic, [...query]).then((found) => {
+      for (const id of inMemory) found.add(id);
+      return found;
+    });
+    // Awaited by the batch that uses it; a lookahead dropped after a failure must not surface as unhandled.
+    known.catch(() => undefined);
+    return known;
+  }
+
+  private async writeBatch(batch: Pending[], knownIds: Promise<Set<string>>, duePartitions: number[]): Promise<void> {
     const { records, settings, db } = this.options;
     // Exactly once by event id: drop what the topic already holds, and repeats within the batch.
-    const ids = [...new Set(batch.map((p) => p.event.id))];
-    const known = await records.knownEventIds(db(), settings.topic, ids.filter((id) => !this.unindexed.has(id)));
+    const known = await knownIds;
     const seen = new Set<string>();
     const fresh: Pending[] = [];
     const duplicates: Pending[] = [];
@@ -317,11 +380,20 @@ export class ChainWriter {
       checkpointValues.push({ key: String(head.partition), value: JSON.stringify(cp) });
       counts.set(head.partition, { count: 0, since: undefined });
     };
-    for (const event of events) {
+    const partitionBytes = new Map<number, number>();
+    let chained = events.length;
+    for (const [i, event] of events.entries()) {
       const partition = partitionOf(settings.topic, event.tenantId, this.partitions);
       const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
+      const value = serializeRecord(next.record);
+      const bytes = (partitionBytes.get(partition) ?? 0) + Buffer.byteLength(value) + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
+      if (bytes > MAX_PARTITION_BYTES && partitionBytes.has(partition)) {
+        chained = i;
+        break;
+      }
+      partitionBytes.set(partition, bytes);
       heads.set(partition, next.head);
-      written.push({ record: next.record, value: serializeRecord(next.record) });
+      written.push({ record: next.record, value });
       const state = counts.get(partition) ?? { count: 0, since: undefined };
       state.count++;
       state.since ??= nowMs;
@@ -331,6 +403,25 @@ export class ChainWriter {
     for (const partition of duePartitions) {
       const state = counts.get(partition);
       if (state?.since !== undefined) checkpoint(heads.get(partition)!);
+    }
+    if (chained < fresh.length) {
+      // Too many bytes for one transaction: the events not chained go back to the front of
+      // the queue, in order, with the repeats of their ids (acknowledged only once chained).
+      const laterIds = new Set(fresh.slice(chained).map((p) => p.event.id));
+      const kept = new Set([...fresh.slice(0, chained), ...duplicates.filter((p) => !laterIds.has(p.event.id))]);
+      const deferred = batch.filter((p) => !kept.has(p));
+      fresh.splice(chained);
+      duplicates.splice(0, duplicates.length, ...duplicates.filter((p) => kept.has(p)));
+      // `batch` is what the caller puts back if this transaction fails: only what it holds.
+      batch.splice(0, batch.length, ...batch.filter((p) => kept.has(p)));
+      this.queue.unshift(...deferred);
+    }
+
+    // While Kafka commits this batch, look up the next one's ids (this batch is checked:
+    // its ids are added to `unindexed` on commit, before the next batch is checked).
+    if (this.queue.length > 0) {
+      const items = this.queue.slice(0, this.batchMax);
+      this.lookahead = { items, known: this.lookup(items) };
     }
 
     let metadata: RecordMetadata[] = [];
@@ -365,7 +456,9 @@ export class ChainWriter {
     this.indexing = this.indexing
       .then(() => records.insert(db(), settings.topic, rows))
       .then(
-        () => rows.forEach((r) => this.unindexed.delete(r.eventId)),
+        () => {
+          this.indexedIds.push(rows.map((r) => r.eventId));
+        },
         (error: unknown) => {
           // The topic has them; recovery indexes them from there.
           this.options.logger.warn({ err: describe(error) }, 'indexing committed records failed; re-reading them from the topic');
