@@ -43,10 +43,11 @@ function get(url, ca, timeoutMs = 2000) {
 }
 
 /**
- * Spawn each service (node services/<name>/dist/main.js), logs to <logDir>/<name>.log.
+ * Spawn each service (node services/<name>/dist/main.js), logs to <logDir>/<name>.log;
+ * `env` applies to all of them, `envFor(name)` to one.
  * Returns handles with stop(); `waitReady` polls GET /health/ready.
  */
-function startServices({ services = Object.keys(SERVICES), env = {}, portOffset = 0, logDir = path.join(REPO, '.palisade', 'logs') } = {}) {
+function startServices({ services = Object.keys(SERVICES), env = {}, envFor = () => ({}), portOffset = 0, logDir = path.join(REPO, '.palisade', 'logs') } = {}) {
   fs.mkdirSync(logDir, { recursive: true });
   const base = { ...process.env, ...infraEnv(), ...env };
   return services.map((name) => {
@@ -54,7 +55,7 @@ function startServices({ services = Object.keys(SERVICES), env = {}, portOffset 
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
     const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
     const port = Number(env.HTTP_PORT ?? SERVICES[name] + portOffset);
-    const child = spawn(process.execPath, [main], { env: { ...base, HTTP_PORT: String(port) }, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [main], { env: { ...base, ...envFor(name), HTTP_PORT: String(port) }, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const handle = {
       name,

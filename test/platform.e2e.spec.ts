@@ -5,10 +5,10 @@ import { request } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
-import { EVENTS_STREAM, SERVICE_NAMES, validateConsumed, type EventEnvelope } from '@palisade/contracts';
+import { EVENTS_STREAM, SERVICE_NAMES, validateConsumed, type EventEnvelope, type ServiceName } from '@palisade/contracts';
 import { connectNats } from '@palisade/nats';
 import { ensureCa, issueCertificate, ServiceIdentity } from '@palisade/pki';
-import { eventually, infra } from '@palisade/testing';
+import { createTestSchema, eventually, infra, TEST_APP_ROLE, TEST_DATABASE, TEST_OWNER, type TestSchema } from '@palisade/testing';
 
 // The seven built services, started as processes on ports 8101..8107 (offset 1000, so
 // a running `npm start` is not disturbed), tested over their real HTTPS APIs.
@@ -47,6 +47,7 @@ function call(
 describe('the seven services', () => {
   let handles: Array<{ name: string; port: number; stop(): Promise<unknown> }> = [];
   let admin: { nc: NatsConnection; identity: ServiceIdentity; consumer: string };
+  const schemas = new Map<ServiceName, TestSchema>();
 
   beforeAll(async () => {
     // Watch for lifecycle events from before the services start: a consumer of new
@@ -62,7 +63,15 @@ describe('the seven services', () => {
       inactive_threshold: 300 * 1e9,
     });
     admin = { nc, identity, consumer };
-    handles = runner.startServices({ portOffset: OFFSET, env: { LOG_LEVEL: 'warn' }, logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e') });
+    // Each service in a throw-away schema of the test database, so state that other runs
+    // or checkouts left in the services' own databases (keys wrapped by their KEKs) plays no part.
+    for (const service of SERVICE_NAMES) schemas.set(service, await createTestSchema('e2e'));
+    handles = runner.startServices({
+      portOffset: OFFSET,
+      env: { LOG_LEVEL: 'warn', PGDATABASE: TEST_DATABASE, PGUSER: TEST_APP_ROLE, PG_MIGRATION_USER: TEST_OWNER },
+      envFor: (service: ServiceName) => ({ PG_SCHEMA: schemas.get(service)!.schema }),
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e'),
+    });
     await runner.waitReady(handles, { timeoutMs: 120000 });
   }, 150000);
 
@@ -70,6 +79,7 @@ describe('the seven services', () => {
     await Promise.all(handles.map((h) => h.stop()));
     await admin.nc.drain();
     admin.identity.stop();
+    for (const schema of schemas.values()) await schema.drop();
   });
 
   it.each(SERVICE_NAMES)('%s is live and ready, with each dependency checked', async (service) => {
