@@ -1,8 +1,8 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { ident } from './data-source';
 
-/** NOTIFY channel of the first event store version (its trigger is dropped by the second). */
-const EVENTS_APPENDED_CHANNEL = 'palisade_events_appended';
+/** NOTIFY channel an append wakes the outbox relay on (delivered at commit). */
+export const EVENTS_APPENDED_CHANNEL = 'palisade_events_appended';
 
 /**
  * The event store: append-only in the database itself. The application role may only
@@ -66,31 +66,4 @@ export function eventStoreMigration(schema: string, appRole: string): new () => 
       throw new Error('the event store is never rolled back');
     }
   };
-}
-
-/**
- * Appends stop notifying. In PostgreSQL 15 a transaction that ran NOTIFY takes a
- * cluster-wide lock at commit and holds it through the WAL flush, so every commit that
- * appended events ran one at a time, whatever the service. Readers (outbox relay, event
- * tails) poll their index instead, which costs an empty index scan every few ms.
- */
-export function eventStoreQuietAppendsMigration(schema: string): new () => MigrationInterface {
-  const s = ident(schema);
-  return class EventStoreQuietAppends1732300000000 implements MigrationInterface {
-    name = 'EventStoreQuietAppends1732300000000';
-
-    async up(q: QueryRunner): Promise<void> {
-      await q.query(`DROP TRIGGER IF EXISTS events_appended ON ${s}.events`);
-      await q.query(`DROP FUNCTION IF EXISTS ${s}.notify_events_appended()`);
-    }
-
-    async down(): Promise<void> {
-      throw new Error('the event store is never rolled back');
-    }
-  };
-}
-
-/** Every migration of the event store, in order. */
-export function eventStoreMigrations(schema: string, appRole: string): Array<new () => MigrationInterface> {
-  return [eventStoreMigration(schema, appRole), eventStoreQuietAppendsMigration(schema)];
 }

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import type { EventEnvelope } from '@palisade/contracts';
 import { ident, pgClientConfig, type PgConnectionOptions } from './data-source';
+import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
 import type { RelayLogger } from './outbox-relay';
 
 export interface EventTailOptions {
@@ -11,7 +12,7 @@ export interface EventTailOptions {
   /** Called with each batch of newly committed events, in commit-safe order, one batch at a time. */
   onEvents: (events: EventEnvelope[]) => void | Promise<void>;
   logger: RelayLogger;
-  /** How often to look for new events when there were none. Default 25 ms. */
+  /** Look again this often even without a notification. Default 250 ms. */
   pollIntervalMs?: number;
   batchSize?: number;
 }
@@ -39,6 +40,7 @@ export class EventTail {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private notified = false;
   private readonly events: string;
 
   constructor(private readonly options: EventTailOptions) {
@@ -94,7 +96,12 @@ export class EventTail {
   private async connect(): Promise<void> {
     const client = new Client(pgClientConfig({ ...this.options.connection, applicationName: `${this.options.connection.applicationName}-tail` }));
     client.on('error', (error: Error) => this.options.logger.warn({ err: error.message }, 'event tail connection lost'));
+    client.on('notification', () => {
+      this.notified = true;
+      this.wake?.();
+    });
     await client.connect();
+    await client.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
     // Every transaction below xmin has ended: what it wrote is "before" this tail.
     const { rows } = await client.query('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin');
     this.position = { tx: rows[0].xmin, pos: '0' };
@@ -102,7 +109,7 @@ export class EventTail {
   }
 
   private async run(): Promise<void> {
-    const interval = this.options.pollIntervalMs ?? 25;
+    const interval = this.options.pollIntervalMs ?? 250;
     while (!this.stopped) {
       try {
         const more = await this.serial(() => this.readBatch());
@@ -114,6 +121,10 @@ export class EventTail {
         if (!this.client || (this.client as unknown as { _ending?: boolean })._ending) {
           await this.connect().catch(() => undefined);
         }
+        continue;
+      }
+      if (this.notified) {
+        this.notified = false;
         continue;
       }
       await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Client } from 'pg';
 import type { EventEnvelope, EventPublisher } from '@palisade/contracts';
 import { ident, pgClientConfig, type PgConnectionOptions } from './data-source';
+import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
 
 /** Minimal structural logger (pino-compatible). */
 export interface RelayLogger {
@@ -18,7 +19,7 @@ export interface OutboxRelayOptions {
   /** Checkpoint name; one relay per name holds the lock at a time. */
   relayName?: string;
   batchSize?: number;
-  /** How often to look for committed events when there were none (an empty index scan). Default 10 ms. */
+  /** Look again this often even without a notification (long transactions end silently). */
   pollIntervalMs?: number;
   /** How long a standby waits before trying to take over. */
   standbyRetryMs?: number;
@@ -51,9 +52,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * - Nothing duplicated when the relay dies mid-batch: the checkpoint moves only after
  *   the publisher acknowledged the whole batch, and the re-published events carry
  *   their event id as JetStream's de-duplication id.
- * - Found by polling the commit-order index every few milliseconds when idle: appends
- *   do not NOTIFY, since that serialises every commit of the cluster (see
- *   eventStoreQuietAppendsMigration).
  * - One active relay per (schema, name): a session advisory lock on the relay's own
  *   connection; when that connection dies the lock goes with it and a standby takes over.
  * - No network call inside a transaction: reads and the checkpoint write are single
@@ -64,6 +62,7 @@ export class OutboxRelay {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private notified = false;
   private checkpoint: Checkpoint = { transactionId: '0', position: '0' };
   private readonly relayName: string;
   private readonly lockKey: string;
@@ -125,7 +124,7 @@ export class OutboxRelay {
         this.setState('active');
         const relayed = await this.relayBatch(batchSize);
         backoffMs = 100;
-        if (relayed < batchSize) await this.sleepUnlessStopped(this.options.pollIntervalMs ?? 10);
+        if (relayed < batchSize) await this.waitForAppend(this.options.pollIntervalMs ?? 200);
       } catch (error) {
         if (this.stopped) break;
         this.current.lastError = error instanceof Error ? error.message : String(error);
@@ -149,7 +148,12 @@ export class OutboxRelay {
       }
       this.wake?.();
     });
+    client.on('notification', () => {
+      this.notified = true;
+      this.wake?.();
+    });
     await client.connect();
+    await client.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
     this.client = client;
   }
 
@@ -168,6 +172,7 @@ export class OutboxRelay {
 
   private async relayBatch(batchSize: number): Promise<number> {
     const client = this.client!;
+    this.notified = false;
     const { rows } = await client.query(this.sql.read, [this.checkpoint.transactionId, this.checkpoint.position, batchSize]);
     if (rows.length === 0) return 0;
     const events = rows.map((r: { envelope: EventEnvelope }) => r.envelope);
@@ -179,6 +184,19 @@ export class OutboxRelay {
     this.current.publishedTotal += events.length;
     this.options.onPublished?.(events, publishedAt);
     return rows.length;
+  }
+
+  private async waitForAppend(timeoutMs: number): Promise<void> {
+    if (this.notified || this.stopped) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+    this.wake = undefined;
   }
 
   private async sleepUnlessStopped(ms: number): Promise<void> {

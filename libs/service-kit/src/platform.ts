@@ -16,7 +16,7 @@ import { counter, gauge, type Logger, type Registry } from '@palisade/observabil
 import type { ServiceIdentity } from '@palisade/pki';
 import {
   createDataSource,
-  eventStoreMigrations,
+  eventStoreMigration,
   OutboxRelay,
   PgEventStore,
   type PgConnectionOptions,
@@ -154,13 +154,10 @@ export class Platform {
 
   private async migrate(): Promise<void> {
     const c = this.options.config;
-    const migrations = [
-      ...eventStoreMigrations(c.PG_SCHEMA, c.PGUSER),
-      ...this.options.migrations.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
-    ];
+    const factories = [eventStoreMigration, ...this.options.migrations];
     const migrator = createDataSource(
       { ...this.connection('owner'), poolSize: 1 },
-      migrations,
+      factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
     );
     await migrator.initialize();
     try {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
-import { createDataSource, eventStoreMigrations, ident, type PgConnectionOptions } from '@palisade/postgres';
+import { createDataSource, eventStoreMigration, ident, type PgConnectionOptions } from '@palisade/postgres';
 import { infra } from './infra';
 
 export const TEST_DATABASE = 'palisade_test';
@@ -41,7 +41,7 @@ export async function createTestSchema(prefix = 't'): Promise<TestSchema> {
   await admin.connect();
   await admin.query(`CREATE SCHEMA ${ident(schema)}`);
   await admin.end();
-  const migrator = createDataSource(owner, eventStoreMigrations(schema, TEST_APP_ROLE));
+  const migrator = createDataSource(owner, [eventStoreMigration(schema, TEST_APP_ROLE)]);
   await migrator.initialize();
   await migrator.runMigrations();
   await migrator.destroy();
