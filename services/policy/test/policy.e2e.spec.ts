@@ -71,6 +71,16 @@ describe('policy service (two instances)', () => {
     });
     await put('/v1/tools', { tools: ['search'] });
     await put('/v1/agents/helper/tools', { tools: ['search'] });
+    // NATS requests reach either instance (queue group): wait until B, which learns the
+    // changes from the event store, has applied the last one too.
+    await eventually(async () => {
+      const r = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, subject: { type: 'agent', id: 'helper', actingFor: 'alice' }, action: 'invoke', resource: { type: 'tool', id: 'search' } } });
+      return r.status === 200 && !['tenant-tool-allowlist', 'agent-tool-allowlist'].includes(r.body.rule);
+    }, 10000, 50);
+    await eventually(async () => {
+      const r = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, ...docRead('internal') } });
+      return r.status === 200 && r.body.decision === 'allow';
+    }, 10000, 50);
   }, 150000);
 
   afterAll(async () => {
@@ -241,7 +251,8 @@ describe('policy service (two instances)', () => {
       const added = await call(PORT_A, 'PUT', '/v1/policies/main', { token: admin, body: { rules: [...current.body.rules, { id: 'export', effect: 'allow', subject: 'role:analyst', resource: 'document', action: 'export' }] } });
       expect(added.status).toBe(200);
       await eventually(() => client.cached === 0, 5000, 20); // the event reached this instance through JetStream
-      await expect(isAllowed(client, request)).resolves.toBe(true);
+      // Either policy instance may answer; the one that did not take the change applies it from the event store.
+      await expect(eventually(() => isAllowed(client, request), 5000, 50)).resolves.toBe(true);
 
       const closed = await connectNats({ servers: infra('NATS_URL'), identity: caller, name: 'policy-e2e-closed' });
       await closed.close();
