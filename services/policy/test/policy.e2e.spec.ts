@@ -251,8 +251,13 @@ describe('policy service (two instances)', () => {
       const added = await call(PORT_A, 'PUT', '/v1/policies/main', { token: admin, body: { rules: [...current.body.rules, { id: 'export', effect: 'allow', subject: 'role:analyst', resource: 'document', action: 'export' }] } });
       expect(added.status).toBe(200);
       await eventually(() => client.cached === 0, 5000, 20); // the event reached this instance through JetStream
-      // Either policy instance may answer; the one that did not take the change applies it from the event store.
-      await expect(eventually(() => isAllowed(client, request), 5000, 50)).resolves.toBe(true);
+      // Either policy instance may answer: wait until B, which learns the change from the
+      // event store, has it too (asking through the client would cache B's stale answer).
+      await eventually(async () => {
+        const r = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: request });
+        return r.status === 200 && r.body.decision === 'allow';
+      }, 5000, 50);
+      await expect(isAllowed(client, request)).resolves.toBe(true);
 
       const closed = await connectNats({ servers: infra('NATS_URL'), identity: caller, name: 'policy-e2e-closed' });
       await closed.close();
