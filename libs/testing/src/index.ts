@@ -1,2 +1,3 @@
 export * from './infra';
 export * from './postgres';
+export * from './tokens';

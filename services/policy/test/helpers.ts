@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
-import { infra } from '@palisade/testing';
+import { audienceOf } from '@palisade/auth-verifier';
+import { infra, TestTokenIssuer } from '@palisade/testing';
 
 export interface Reply {
   status: number;
@@ -44,30 +43,19 @@ export function call(
   });
 }
 
-/** A token issuer of our own (EdDSA), standing in for the auth service; the service verifies for real. */
+/** Tokens for the policy service, signed as the auth service would (see TestTokenIssuer). */
 export class TestIssuer {
-  private constructor(
-    private readonly key: KeyLike,
-    readonly jwks: string,
-  ) {}
+  private constructor(private readonly issuer: TestTokenIssuer) {}
+
+  get jwks(): string {
+    return this.issuer.jwks;
+  }
 
   static async create(): Promise<TestIssuer> {
-    const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-    const jwk = { ...(await exportJWK(publicKey)), kid: 'test-1', alg: 'EdDSA', use: 'sig' };
-    return new TestIssuer(privateKey, JSON.stringify({ keys: [jwk] }));
+    return new TestIssuer(await TestTokenIssuer.create(audienceOf('policy')));
   }
 
   token(p: { tenantId: string; id: string; type?: 'user' | 'agent'; actingFor?: string; scopes?: string[] }): Promise<string> {
-    const claims: Record<string, unknown> = { tid: p.tenantId, ptp: p.type ?? 'user', jti: randomUUID() };
-    if (p.actingFor) claims.act = p.actingFor;
-    if (p.scopes) claims.scp = p.scopes;
-    return new SignJWT(claims)
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'test-1', typ: 'at+jwt' })
-      .setIssuer('palisade-auth')
-      .setAudience('palisade:policy')
-      .setSubject(p.id)
-      .setIssuedAt()
-      .setExpirationTime('10m')
-      .sign(this.key);
+    return this.issuer.token({ sub: p.id, tid: p.tenantId, ptp: p.type ?? 'user', act: p.actingFor, scp: p.scopes });
   }
 }

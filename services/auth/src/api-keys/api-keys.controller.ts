@@ -1,8 +1,7 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, UseFilters } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
-import { RpcErrorFilter } from '@palisade/nats';
 import { CurrentPrincipal, Public } from '@palisade/service-kit';
 import { ALL_AUDIENCES } from '../sessions/token-issuer';
 import { audience, parse } from '../validation';
@@ -53,7 +52,6 @@ export class ApiKeysController {
 
   /** For the other services (NATS permissions admit only them): the Principal an API key stands for. */
   @MessagePattern('palisade.rpc.auth.verify-api-key')
-  @UseFilters(new RpcErrorFilter())
   async rpcVerify(@Payload() payload: unknown): Promise<Principal> {
     return (await this.keys.verify(parse(apiKeyBody, payload).apiKey)).principal;
   }

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
-import { infra } from '@palisade/testing';
+import { audienceOf } from '@palisade/auth-verifier';
+import { infra, TestTokenIssuer } from '@palisade/testing';
 
 export interface Reply {
   status: number;
@@ -44,30 +43,8 @@ export function call(
   });
 }
 
-/** Signs access tokens as the auth service would, with a key the test made (EdDSA); the service trusts its JWKS. */
-export class TestIssuer {
-  private constructor(
-    private readonly key: KeyLike,
-    readonly jwks: string,
-    private readonly kid: string,
-  ) {}
-
-  static async create(): Promise<TestIssuer> {
-    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-    const kid = `test-${randomUUID()}`;
-    const jwk = { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'EdDSA' };
-    return new TestIssuer(privateKey, JSON.stringify({ keys: [jwk] }), kid);
-  }
-
-  token(claims: { sub: string; tid: string; ptp: 'user' | 'agent' | 'service'; scp?: string[]; sid?: string; act?: string }): Promise<string> {
-    return new SignJWT({ tid: claims.tid, ptp: claims.ptp, ...(claims.scp ? { scp: claims.scp } : {}), ...(claims.sid ? { sid: claims.sid } : {}), ...(claims.act ? { act: claims.act } : {}) })
-      .setProtectedHeader({ alg: 'EdDSA', kid: this.kid, typ: 'at+jwt' })
-      .setIssuer('palisade-auth')
-      .setAudience('palisade:credential')
-      .setSubject(claims.sub)
-      .setJti(randomUUID())
-      .setIssuedAt()
-      .setExpirationTime('10m')
-      .sign(this.key);
-  }
-}
+/** Tokens for the credential service, signed as the auth service would (see TestTokenIssuer). */
+export const TestIssuer = {
+  create: () => TestTokenIssuer.create(audienceOf('credential')),
+};
+export type TestIssuer = TestTokenIssuer;
