@@ -10,6 +10,7 @@ HERE="$PALISADE_REPO/deploy/local"
 status=0
 "$HERE/kafka.sh" down || status=1
 "$HERE/ldap.sh" down || status=1
+"$HERE/rsyslog.sh" down || status=1
 if [ -x "$HERE/nats.sh" ]; then "$HERE/nats.sh" down || status=1; fi
 "$HERE/postgres.sh" down || status=1
 exit "$status"
