@@ -23,6 +23,14 @@ export interface ConnectNatsOptions {
   asyncTraces?: boolean;
 }
 
+/** The inbox prefix each connection made by `connectNats` was given (its replies arrive under it). */
+const inboxPrefixes = new WeakMap<NatsConnection, string>();
+
+/** Where replies to `nc`'s requests must arrive: the prefix it was connected with, else NATS's default. */
+export function inboxPrefixOf(nc: NatsConnection): string {
+  return inboxPrefixes.get(nc) ?? '_INBOX';
+}
+
 /**
  * Where the connection receives replies. NATS permits a service to subscribe only to
  * `_INBOX.<service>.>` (deploy/local/nats.sh), so no service can read another's replies.
@@ -77,6 +85,7 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
     noAsyncTraces: !(options.asyncTraces ?? false),
     ...RECONNECT_OPTIONS,
   });
+  inboxPrefixes.set(nc, inboxPrefixFor(options.identity.current().spiffeId));
   logger.info({ server: nc.getServer(), name: options.name, spiffeId: options.identity.current().spiffeId }, 'NATS connected');
   void logStatus(nc, logger);
   return nc;

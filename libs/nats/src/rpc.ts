@@ -10,12 +10,13 @@ import {
 } from '@nestjs/common';
 import { NatsContext, Transport, type NatsOptions } from '@nestjs/microservices';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
-import { ErrorCode as NatsErrorCode, headers as natsHeaders, type MsgHdrs, type NatsConnection, type NatsError } from 'nats';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { Observable, throwError } from 'rxjs';
 import { PalisadeError, type ErrorBody, type ErrorCode, type ServiceName } from '@palisade/contracts';
 import type { ServiceIdentity } from '@palisade/pki';
 import { identityTlsOptions, inboxPrefixFor, RECONNECT_OPTIONS } from './connection';
 import { silentLogger, type NatsLogger } from './logger';
+import { ReplyMux } from './reply-mux';
 import { extractTraceContext, traceHeaders } from './trace';
 
 /*
@@ -245,17 +246,7 @@ function traceHeadersOf(ctx: Context): MsgHdrs | undefined {
 }
 
 async function request<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs: number, h: MsgHdrs | undefined): Promise<T> {
-  let data: Uint8Array;
-  try {
-    const reply = await nc.request(subject, encoder.encode(JSON.stringify(payload ?? null)), h ? { timeout: timeoutMs, headers: h } : { timeout: timeoutMs });
-    data = reply.data;
-  } catch (error) {
-    const code = (error as NatsError).code;
-    if (code === NatsErrorCode.NoResponders) throw new PalisadeError('unavailable', `no service answers ${subject}`);
-    if (code === NatsErrorCode.Timeout) throw new PalisadeError('unavailable', `${subject} did not answer within ${timeoutMs} ms`);
-    if (code === NatsErrorCode.PermissionsViolation) throw new PalisadeError('forbidden', `not permitted to request ${subject}`);
-    throw new PalisadeError('unavailable', `request to ${subject} failed: ${(error as Error).message}`);
-  }
+  const data = await ReplyMux.request(nc, subject, encoder.encode(JSON.stringify(payload ?? null)), timeoutMs, h);
   let reply: unknown;
   try {
     reply = JSON.parse(decoder.decode(data));

@@ -99,4 +99,42 @@ describe('request-reply between services', () => {
       message: 'no service answers palisade.rpc.billing.check',
     });
   });
+
+  it('keeps many requests in flight on one connection, each settled with its own reply', async () => {
+    const ids = Array.from({ length: 500 }, (_, i) => `s-${i}`);
+    const results = await Promise.all(ids.map((secretId) => rpcRequest<{ leaseId: string }>(caller, rpcSubject('credential', 'lease'), { secretId })));
+    expect(results.map((r) => r.leaseId)).toEqual(ids.map((id) => `lease-of-${id}`));
+  });
+
+  it('reports a service that takes the request but never answers as unavailable after the timeout, and ignores a late reply', async () => {
+    const silent = await connectAs(identities[0], 'int-credential-silent');
+    const late: Array<() => void> = [];
+    silent.subscribe(rpcSubject('credential', 'silent'), { callback: (_e, msg) => late.push(() => msg.respond(new TextEncoder().encode('{"result":"late"}'))) });
+    await silent.flush();
+    try {
+      await expect(rpcRequest(caller, rpcSubject('credential', 'silent'), {}, { timeoutMs: 300 })).rejects.toMatchObject({
+        code: 'unavailable',
+        message: 'palisade.rpc.credential.silent did not answer within 300 ms',
+      });
+      late.forEach((answer) => answer());
+      await silent.flush();
+      // The late reply settles nothing; the connection goes on serving.
+      expect((await rpcRequest<{ leaseId: string }>(caller, rpcSubject('credential', 'lease'), { secretId: 's-2' })).leaseId).toBe('lease-of-s-2');
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('reports a request to a subject the caller may not publish to as forbidden, at once', async () => {
+    await expect(rpcRequest(caller, 'palisade.events.credential.secret.created', {}, { timeoutMs: 3000 })).rejects.toMatchObject({
+      code: 'forbidden',
+      message: 'not permitted to request palisade.events.credential.secret.created',
+    });
+  });
+
+  it('reports a request on a closed connection as unavailable', async () => {
+    const closed = await connectAs(identities[1], 'int-policy-closed');
+    await closed.close();
+    await expect(rpcRequest(closed, rpcSubject('credential', 'lease'), { secretId: 's-3' })).rejects.toMatchObject({ code: 'unavailable' });
+  });
 });

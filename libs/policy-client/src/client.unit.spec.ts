@@ -5,15 +5,22 @@ import { AUTHORIZE_BATCH_SUBJECT, AUTHORIZE_SUBJECT, type AuthorizeDecision, typ
 // A stand-in for the NATS connection: records what is asked and answers like the
 // policy service's wire format ({ result } / { error }), or fails like NATS.
 type Answer = (subject: string, body: unknown) => unknown;
+/** A connection that answers requests (publishes with a reply subject) from `answer`, as a policy service would. */
 function fakeNats(answer: Answer) {
   const asked: Array<{ subject: string; body: any }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  let inbox: ((error: null, msg: { subject: string; data: Uint8Array; headers?: { code: number } }) => void) | undefined;
   const nc = {
-    request: async (subject: string, data: Uint8Array) => {
+    isClosed: () => false,
+    closed: () => new Promise(() => undefined),
+    status: async function* () {},
+    subscribe: (_subject: string, options: { callback: typeof inbox }) => void (inbox = options.callback),
+    publish: (subject: string, data: Uint8Array, options: { reply: string }) => {
       const body = JSON.parse(new TextDecoder().decode(data));
       asked.push({ subject, body });
       const reply = answer(subject, body);
-      if (reply instanceof Error) throw reply;
-      return { data: new TextEncoder().encode(JSON.stringify(reply)) };
+      // A failing service: the server's "no responders" status reply.
+      const msg = reply instanceof Error ? { data: new Uint8Array(0), headers: { code: 503 } } : { data: new TextEncoder().encode(JSON.stringify(reply)) };
+      queueMicrotask(() => inbox?.(null, { subject: options.reply, ...msg }));
     },
   } as unknown as NatsConnection;
   return { nc, asked };
