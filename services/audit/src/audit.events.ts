@@ -3,7 +3,8 @@ import { buildEvent, PalisadeError, type Principal } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 
 /** Event types the audit service emits (coverage/action-classes.ts classifies them). */
-export type AuditEventType = 'audit.events.queried' | 'audit.events.exported' | 'audit.subject.erased' | 'audit.signing_key.rotated' | 'audit.index.rebuilt';
+export type AuditEventType = 'audit.events.queried' | 'audit.events.exported' | 'audit.subject.erased' | 'audit.signing_key.rotated' | 'audit.index.rebuilt'
+  | 'audit.feed.created' | 'audit.feed.deleted' | 'audit.feed.paused' | 'audit.feed.resumed';
 
 /**
  * The audit service's own events: each access to the log (query, export), each erasure

@@ -3,12 +3,13 @@ import { AuditModule } from './audit.module';
 import { auditReadiness } from './ingest/audit-runtime';
 import { indexRebuildMigration } from './ingest/index-rebuild.migration';
 import { ingestMigration } from './ingest/ingest.migration';
+import { feedsMigration } from './feeds/feeds.migration';
 
 main({
   name: 'audit',
   version: packageVersion(__dirname),
   description: 'Every event of every service in a write-once, hash-chained, signed Kafka log: verify, query, export, SIEM feeds.',
   module: AuditModule,
-  migrations: [ingestMigration, indexRebuildMigration],
+  migrations: [ingestMigration, indexRebuildMigration, feedsMigration],
   readiness: { kafka: auditReadiness.kafka, writer: auditReadiness.writer },
 });

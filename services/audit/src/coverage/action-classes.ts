@@ -35,6 +35,10 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'audit.subject.erased': 'admin_configuration',
   'audit.signing_key.rotated': 'credential_lifecycle',
   'audit.index.rebuilt': 'admin_configuration',
+  'audit.feed.created': 'admin_configuration',
+  'audit.feed.deleted': 'admin_configuration',
+  'audit.feed.paused': 'admin_configuration',
+  'audit.feed.resumed': 'admin_configuration',
   // auth (services/auth/src/*/*.events.ts)
   'auth.api-key.created': 'credential_lifecycle',
   'auth.api-key.rotated': 'credential_lifecycle',

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `at most ${max} characters`);
+/** PRINTUSASCII without spaces (RFC 5424 header fields, HEC tokens). */
+const printable = (max: number) => text(max).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const caPem = z
+  .string()
+  .max(65_536, 'at most 65536 characters')
+  .regex(/^\s*-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be PEM certificates (-----BEGIN CERTIFICATE-----)');
+const format = z.enum(['json', 'cef']).default('json');
+/** Where a new feed starts: the oldest retained record (everything of the tenant, the default) or the end of the topics now. */
+const start = z.enum(['beginning', 'end']).default('beginning');
+const tenantId = text(128).optional();
+
+const httpsUrl = z
+  .string()
+  .max(2048, 'at most 2048 characters')
+  .refine((v) => URL.canParse(v), 'must be a URL')
+  .refine((v) => !URL.canParse(v) || new URL(v).protocol === 'https:', 'must be an https:// URL (the token must not travel in clear)')
+  .refine((v) => !URL.canParse(v) || (new URL(v).username === '' && new URL(v).password === ''), 'must not hold credentials')
+  .refine((v) => !URL.canParse(v) || (new URL(v).search === '' && new URL(v).hash === ''), 'must not have a query or fragment');
+
+const host = text(253).regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^[0-9A-Fa-f:.]+$/, 'must be a host name or an IP address');
+
+export const hecFeedSchema = z.strictObject({
+  kind: z.literal('splunk-hec'),
+  format,
+  start,
+  tenantId,
+  url: httpsUrl,
+  token: printable(512),
+  index: text(128).regex(/^[A-Za-z0-9_][A-Za-z0-9_-]*$/, 'letters, digits, "_" and "-"').optional(),
+  sourcetype: printable(128).optional(),
+  caPem: caPem.optional(),
+});
+
+export const syslogFeedSchema = z.strictObject({
+  kind: z.literal('syslog'),
+  format,
+  start,
+  tenantId,
+  host,
+  port: z.number({ message: 'must be a number' }).int('must be an integer').min(1, 'must be 1–65535').max(65_535, 'must be 1–65535'),
+  caPem: caPem.optional(),
+  appName: printable(48).default('palisade-audit'),
+  hostname: printable(255).optional(),
+});
+
+export const createFeedSchema = z.discriminatedUnion('kind', [hecFeedSchema, syslogFeedSchema], { message: 'kind must be "splunk-hec" or "syslog"' });
+export type CreateFeed = z.infer<typeof createFeedSchema>;
+
+export const feedIdSchema = z.uuid('must be a feed id (UUID)');

@@ -1,0 +1,137 @@
+import { request, Agent } from 'node:https';
+import { connect, type TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import { hecOutcome, networkFailure, type FailureClass } from './feed-policy';
+
+/** Why a delivery attempt failed; `retryAfterMs` when the SIEM said so. Never holds a token. */
+export class DeliveryError extends Error {
+  constructor(
+    readonly failure: FailureClass,
+    message: string,
+    readonly retryable = true,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Sends one batch; resolves once the SIEM acknowledged it (HEC) or it is written and flushed (syslog). */
+export interface FeedSender {
+  send(payload: string): Promise<void>;
+  close(): void;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Splunk HTTP Event Collector: POST {url}/services/collector/event with `Authorization: Splunk <token>`. */
+export class HecSender implements FeedSender {
+  private readonly endpoint: URL;
+  private readonly agent: Agent;
+
+  constructor(url: string, private readonly token: string, caPem?: string) {
+    this.endpoint = new URL(`${url.replace(/\/+$/, '')}/services/collector/event`);
+    this.agent = new Agent({ keepAlive: true, maxSockets: 1, minVersion: 'TLSv1.2', ...(caPem ? { ca: caPem } : {}) });
+  }
+
+  send(payload: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        this.endpoint,
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: { authorization: `Splunk ${this.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+          timeout: REQUEST_TIMEOUT_MS,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => body.length < 4096 && (body += c));
+          res.on('error', (e) => reject(new DeliveryError(networkFailure(e), e.message)));
+          res.on('end', () => {
+            const retryAfter = res.headers['retry-after'];
+            const outcome = hecOutcome(res.statusCode ?? 0, body, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now());
+            if (outcome.ok) resolve();
+            else reject(new DeliveryError(outcome.failure, outcome.detail, outcome.retryable, outcome.retryAfterMs));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
+      req.on('error', (e: Error & { code?: string }) => reject(new DeliveryError(networkFailure(e), e.code ? `${e.code}: ${e.message}` : e.message)));
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/**
+ * Syslog over TLS (RFC 5425): one connection, verified against the feed's CA (or the
+ * system's), TLS 1.2 or later. TCP syslog has no application acknowledgement: a batch
+ * counts as delivered once written and flushed to the socket, so a crash may resend it
+ * (at least once; each message names its partition, seq and event id).
+ */
+export class SyslogSender implements FeedSender {
+  private socket: TLSSocket | undefined;
+  private connecting: Promise<TLSSocket> | undefined;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly caPem?: string,
+  ) {}
+
+  private open(): Promise<TLSSocket> {
+    if (this.socket && !this.socket.destroyed && this.socket.writable) return Promise.resolve(this.socket);
+    this.connecting ??= new Promise<TLSSocket>((resolve, reject) => {
+      const socket = connect({
+        host: this.host,
+        port: this.port,
+        ...(isIP(this.host) ? {} : { servername: this.host }),
+        ...(this.caPem ? { ca: this.caPem } : {}),
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
+        timeout: REQUEST_TIMEOUT_MS,
+      });
+      const fail = (e: Error & { code?: string }) => {
+        socket.destroy();
+        reject(new DeliveryError(networkFailure(e), e.code ? `${e.code}: ${e.message}` : e.message));
+      };
+      socket.once('error', fail);
+      socket.once('timeout', () => fail(Object.assign(new Error('TLS connection timed out'), { code: 'ETIMEDOUT' })));
+      socket.once('secureConnect', () => {
+        socket.off('error', fail);
+        socket.setTimeout(0);
+        socket.setKeepAlive(true, 10_000);
+        // The receiver never writes; an error or close just ends this connection (the next send reconnects).
+        socket.on('error', () => socket.destroy());
+        socket.on('data', () => undefined);
+        this.socket = socket;
+        resolve(socket);
+      });
+    }).finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  async send(payload: string): Promise<void> {
+    const socket = await this.open();
+    await new Promise<void>((resolve, reject) => {
+      const onClose = () => reject(new DeliveryError('network', 'connection closed while writing'));
+      socket.once('close', onClose);
+      socket.write(payload, 'utf8', (error) => {
+        socket.off('close', onClose);
+        if (error) {
+          socket.destroy();
+          reject(new DeliveryError(networkFailure(error), error.message));
+        } else resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+}
