@@ -2,6 +2,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import canonicalize from 'canonicalize';
 import {
   appendToChain,
   canonicalJson,
@@ -75,6 +76,19 @@ describe('audit log format', () => {
     expect(hash).toBe(createHash('sha256').update(canonicalJson(rest)).digest('hex'));
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
     expect(text).not.toBe(canonicalJson(rest)); // JSON.stringify with a top-level key list is not JCS
+  });
+
+  it('appends with the hash of the record without hash, and a topic value that is the canonical JSON of the whole record', () => {
+    let head: ChainHead = { partition: 4, seq: 41, hash: 'a'.repeat(64) };
+    for (const data of [{}, { b: 1, a: [1.5, 'x', null, true] }, { 'é': 'ü\u2028"\\', z: { y: -0.000001, x: 1e21 } }]) {
+      const next = appendToChain(head, { ...event('acme'), data, personal: { ciphertext: 'q'.repeat(10) } }, '2026-11-22T10:00:00.123Z');
+      expect(next.record).toMatchObject({ v: 1, partition: 4, seq: head.seq + 1, prev: head.hash });
+      expect(next.record.hash).toBe(recordHash(next.record));
+      expect(next.value).toBe(canonicalize(next.record));
+      expect(JSON.parse(next.value)).toEqual(next.record);
+      expect(next.head).toEqual({ partition: 4, seq: head.seq + 1, hash: next.record.hash });
+      head = next.head;
+    }
   });
 
   it('canonicalizes numbers and strings as RFC 8785 says', () => {

@@ -85,10 +85,20 @@ export interface ChainHead {
 
 export const emptyHead = (partition: number): ChainHead => ({ partition, seq: 0, hash: ZERO_HASH });
 
-/** Append `event` after `head`: the sealed record and the new head. Pure. */
-export function appendToChain(head: ChainHead, event: RecordedEvent, recordedAt: string): { record: AuditRecord; head: ChainHead } {
-  const record = sealRecord({ v: FORMAT_VERSION, partition: head.partition, seq: head.seq + 1, prev: head.hash, recordedAt, event });
-  return { record, head: { partition: head.partition, seq: record.seq, hash: record.hash } };
+/**
+ * Append `event` after `head`: the sealed record, its bytes for the topic (the record's
+ * canonical JSON, the same as `serializeRecord`) and the new head. Pure. The event is
+ * serialized once, for the hash and the value: members in JCS order are event, hash,
+ * partition, prev, recordedAt, seq, v, and every member but the event is a string or a
+ * safe integer, whose JCS form is JSON.stringify's.
+ */
+export function appendToChain(head: ChainHead, event: RecordedEvent, recordedAt: string): { record: AuditRecord; value: string; head: ChainHead } {
+  const seq = head.seq + 1;
+  const eventJson = canonicalJson(event);
+  const rest = `"partition":${head.partition},"prev":${JSON.stringify(head.hash)},"recordedAt":${JSON.stringify(recordedAt)},"seq":${seq},"v":${FORMAT_VERSION}}`;
+  const hash = createHash('sha256').update(`{"event":${eventJson},${rest}`, 'utf8').digest('hex');
+  const record: AuditRecord = { v: FORMAT_VERSION, partition: head.partition, seq, prev: head.hash, recordedAt, event, hash };
+  return { record, value: `{"event":${eventJson},"hash":"${hash}",${rest}`, head: { partition: head.partition, seq, hash } };
 }
 
 // ------------------------------------------------------------------ checkpoints

@@ -4,7 +4,6 @@ import {
   CHECKPOINT_EVERY_MS,
   CHECKPOINT_EVERY_RECORDS,
   emptyHead,
-  serializeRecord,
   signCheckpoint,
   type AuditRecord,
   type ChainHead,
@@ -385,7 +384,7 @@ export class ChainWriter {
     for (const [i, event] of events.entries()) {
       const partition = partitionOf(settings.topic, event.tenantId, this.partitions);
       const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
-      const value = serializeRecord(next.record);
+      const { value } = next;
       const bytes = (partitionBytes.get(partition) ?? 0) + Buffer.byteLength(value) + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
       if (bytes > MAX_PARTITION_BYTES && partitionBytes.has(partition)) {
         chained = i;
