@@ -26,6 +26,10 @@ export const auditConfigShape = {
   AUDIT_ACK_WAIT_MS: env.int(30_000, 1000, 600_000),
   /** Largest number of events chained in one Kafka transaction. */
   AUDIT_BATCH_MAX: env.int(2000, 1, 20_000),
+  /** SIEM feeds: longest wait between two delivery attempts (exponential backoff with jitter). */
+  AUDIT_FEED_RETRY_MAX_MS: env.int(30_000, 100, 600_000),
+  /** SIEM feeds: most events per HEC request or syslog write. */
+  AUDIT_FEED_BATCH_MAX: env.int(500, 1, 10_000),
   /** Key-encryption key file (32 random bytes, base64); created with mode 0600 when missing. */
   AUDIT_KEK_FILE: env.path().optional(),
   PALISADE_HOME: z.string().optional(),

@@ -8,6 +8,7 @@ import { LeaseRepository } from '../ingest/lease.repository';
 import { KeyEncryptionKey } from '../keys/kek';
 import { hecEvent, octetFrame, syslogLine, type FeedItem } from './feed-format';
 import { FeedWorker } from './feed-worker';
+import { DEFAULT_BACKOFF, DEFAULT_BATCH_LIMITS } from './feed-policy';
 import { FeedsRepository, type Feed, type HecSettings, type SyslogSettings } from './feeds.repository';
 import { HecSender, SyslogSender } from './senders';
 
@@ -112,6 +113,8 @@ export class FeedRuntime {
       db: () => this.runtime.db(),
       repository: this.repository,
       logger: this.logger,
+      limits: { ...DEFAULT_BATCH_LIMITS, maxEvents: this.runtime.config.AUDIT_FEED_BATCH_MAX },
+      backoff: { ...DEFAULT_BACKOFF, maxMs: this.runtime.config.AUDIT_FEED_RETRY_MAX_MS },
     };
     if (feed.kind === 'splunk-hec') {
       const s = feed.settings as HecSettings;
