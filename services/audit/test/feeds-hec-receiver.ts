@@ -16,6 +16,10 @@ export class HecReceiver {
   readonly unauthorized: string[] = [];
   requests = 0;
   busy = false;
+  /** When set: how many more requests holding records are accepted; after that they get 503 (checkpoint-only requests pass). */
+  recordBudget: number | undefined;
+  /** 503 answers given. */
+  busyAnswers = 0;
   port = 0;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -48,7 +52,8 @@ export class HecReceiver {
           this.unauthorized.push(req.headers.authorization ?? '');
           return answer(401, 'Invalid token', 4);
         }
-        if (this.busy) return answer(503, 'Server is busy', 9);
+        const busy = () => (this.busyAnswers++, answer(503, 'Server is busy', 9));
+        if (this.busy) return busy();
         let events: Array<Record<string, unknown>>;
         try {
           events = splitConcatenatedJson(body);
@@ -57,6 +62,10 @@ export class HecReceiver {
         }
         if (events.length === 0) return answer(400, 'No data', 5);
         if (events.some((e) => e.event === undefined || e.event === null || e.event === '')) return answer(400, 'Event field is required', 12);
+        if (this.recordBudget !== undefined && events.some((e) => e.sourcetype === 'palisade:audit:record')) {
+          if (this.recordBudget <= 0) return busy();
+          this.recordBudget--;
+        }
         this.events.push(...events);
         answer(200, 'Success', 0);
       });

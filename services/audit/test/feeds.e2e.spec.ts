@@ -50,7 +50,7 @@ const dedup = (records: AuditRecord[]) => {
 };
 
 describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
-  const audit = new AuditUnderTest('e2efeeds', { AUDIT_FEED_RETRY_MAX_MS: '2000', AUDIT_FEED_BATCH_MAX: '20' }, 4700);
+  const audit = new AuditUnderTest('e2efeeds', { AUDIT_FEED_RETRY_MAX_MS: '2000', AUDIT_FEED_BATCH_MAX: '5' }, 4700);
   const [tenantA, tenantB] = audit.tenants;
   const token = `hec-${randomBytes(16).toString('hex')}`;
   const rsyslogOut = infra('RSYSLOG_OUTPUT_FILE');
@@ -239,12 +239,17 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
   });
 
   it('resumes from the durable cursor after the audit process is killed (-9) mid-delivery', async () => {
-    hec.busy = true; // hold deliveries back so the kill lands with records pending
+    // Let one request of records through, then answer 503: the kill lands with part of
+    // the new records acknowledged and the rest pending.
+    hec.recordBudget = 1;
+    const before = hecRecords().length;
+    const busyBefore = hec.busyAnswers;
     await publish(30);
     const expected = await topicRecordsOfA();
-    await eventually(() => hec.requests > 0 && hec.events.length < expected.length * 2, 30_000, 250);
+    await eventually(() => hecRecords().length > before && hec.busyAnswers > busyBefore, 60_000, 100);
+    expect(hecRecords().length).toBeLessThan(expected.length);
     await svc.stop('SIGKILL');
-    hec.busy = false;
+    hec.recordBudget = undefined;
     svc = audit.start();
     await audit.ready(svc);
     const viaHec = await deliveredAll(hecRecords, expected);
