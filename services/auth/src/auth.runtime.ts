@@ -110,4 +110,11 @@ export class AuthRuntime {
   read<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.store.inTransaction(work);
   }
+
+  /** The connection pool itself, for statements that stand alone (no transaction). */
+  get dataSource() {
+    const dataSource = this.platform.dataSource;
+    if (!dataSource?.isInitialized) throw new PalisadeError('unavailable', 'auth is starting: dependencies are not connected yet');
+    return dataSource;
+  }
 }

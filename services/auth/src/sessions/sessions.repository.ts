@@ -1,6 +1,15 @@
 import type { EventEnvelope } from '@palisade/contracts';
 import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
+import type { DataSource } from 'typeorm';
+
+/** What rotate needs of node-postgres: named statements, prepared once per connection. */
+interface StatementPool {
+  query<R>(statement: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+}
+
+/** The node-postgres pool under TypeORM's PostgreSQL driver (TypeORM's query() cannot name statements). */
+const poolOf = (db: DataSource): StatementPool => (db.driver as unknown as { master: StatementPool }).master;
 
 export interface LiveSession {
   sessionId: string;
@@ -36,11 +45,20 @@ export class SessionsRepository {
    * Exchange a refresh token for the next one, in one statement: the old one is marked
    * used, and the new one stored, only while the session and its user are live. A token
    * that was already used is reported as reuse (the caller revokes the family).
+   *
+   * No transaction around it (the hot path of every client): the statement is atomic by
+   * itself, so BEGIN and COMMIT would only add round trips. Both statements are prepared
+   * once per connection, which spares PostgreSQL planning them at every exchange.
+   *
+   * Two exchanges of one token: the row lock makes the second UPDATE wait for the first
+   * to commit, then find the token used; its reuse check, a statement of its own, sees
+   * that commit. So exactly one wins and the other reports reuse.
    */
-  async rotate(tx: Transaction, oldHash: Buffer, newHash: Buffer): Promise<RefreshOutcome> {
-    const sql = sqlOf(tx);
-    const rows: Array<{ id: string; tenant_id: string; user_id: string; audience: string[]; mfa: boolean; roles: string[] }> = await sql.query(
-      `WITH used AS (
+  async rotate(db: DataSource, oldHash: Buffer, newHash: Buffer): Promise<RefreshOutcome> {
+    const pool = poolOf(db);
+    const { rows } = await pool.query<{ id: string; tenant_id: string; user_id: string; audience: string[]; mfa: boolean; roles: string[] }>({
+      name: 'auth.sessions.rotate',
+      text: `WITH used AS (
          UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id
        ), live AS (
          SELECT s.id, s.tenant_id, s.user_id, s.audience, s.mfa, u.roles
@@ -51,16 +69,17 @@ export class SessionsRepository {
          INSERT INTO refresh_tokens (token_hash, session_id) SELECT $2, id FROM live RETURNING session_id
        )
        SELECT live.* FROM live JOIN fresh ON fresh.session_id = live.id`,
-      [oldHash, newHash],
-    );
+      values: [oldHash, newHash],
+    });
     const r = rows[0];
     if (r) return { kind: 'rotated', session: { sessionId: r.id, tenantId: r.tenant_id, userId: r.user_id, audience: r.audience, mfa: r.mfa, roles: r.roles } };
-    const previous: Array<{ session_id: string; tenant_id: string; user_id: string; ended_at: Date | null }> = await sql.query(
-      `SELECT r.session_id, s.tenant_id, s.user_id, s.ended_at FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-        WHERE r.token_hash = $1 AND r.used_at IS NOT NULL`,
-      [oldHash],
-    );
-    const p = previous[0];
+    const previous = await pool.query<{ session_id: string; tenant_id: string; user_id: string; ended_at: Date | null }>({
+      name: 'auth.sessions.rotate-reuse',
+      text: `SELECT r.session_id, s.tenant_id, s.user_id, s.ended_at FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+              WHERE r.token_hash = $1 AND r.used_at IS NOT NULL`,
+      values: [oldHash],
+    });
+    const p = previous.rows[0];
     if (p && p.ended_at === null) return { kind: 'reused', sessionId: p.session_id, tenantId: p.tenant_id, userId: p.user_id };
     return { kind: 'invalid' };
   }

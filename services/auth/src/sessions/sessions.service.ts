@@ -16,7 +16,7 @@ export class SessionsService {
   async refresh(refreshToken: string) {
     if (!isRefreshTokenShaped(refreshToken)) throw new PalisadeError('unauthenticated', 'invalid refresh token');
     const next = newRefreshToken();
-    const outcome = await this.rt.read((tx) => this.rt.sessionsRepo.rotate(tx, hashRefreshToken(refreshToken), next.hash));
+    const outcome = await this.rt.sessionsRepo.rotate(this.rt.dataSource, hashRefreshToken(refreshToken), next.hash);
     if (outcome.kind === 'reused') {
       await this.rt.users.handle(userStream(outcome.tenantId, outcome.userId), {
         type: 'RevokeSession',
