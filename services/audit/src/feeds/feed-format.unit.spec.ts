@@ -32,7 +32,10 @@ function cefParse(line: string): { header: string[]; ext: Record<string, string>
     // a key's "=" is never escaped; count the backslashes before the match
     let k = m.index!;
     let slashes = 0;
-    while (k > 0 && rest[k - 1] === '\\') (slashes++, k--);
+    while (k > 0 && rest[k - 1] === '\\') {
+      slashes++;
+      k--;
+    }
     return slashes % 2 === 0;
   });
   keys.forEach((m, i) => {
