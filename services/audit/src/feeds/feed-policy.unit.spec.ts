@@ -1,3 +1,4 @@
+import { hecEndpoint } from './senders';
 import { advanceCursor, backoffMs, batches, hecOutcome, networkFailure, parseRetryAfter } from './feed-policy';
 
 describe('batches', () => {
@@ -58,5 +59,14 @@ describe('cursor', () => {
     expect(advanceCursor(10n, undefined, undefined)).toBe(10n);
     expect(advanceCursor(30n, 14n, undefined)).toBe(30n);
     expect(advanceCursor(30n, 14n, 20n)).toBe(30n);
+  });
+});
+
+describe('HEC endpoint', () => {
+  it('appends /services/collector/event to a base URL, keeps one that names it', () => {
+    expect(hecEndpoint('https://siem:8088').href).toBe('https://siem:8088/services/collector/event');
+    expect(hecEndpoint('https://siem:8088/splunk/').href).toBe('https://siem:8088/splunk/services/collector/event');
+    expect(hecEndpoint('https://siem:8088/services/collector').href).toBe('https://siem:8088/services/collector/event');
+    expect(hecEndpoint('https://siem:8088/services/collector/event').href).toBe('https://siem:8088/services/collector/event');
   });
 });

@@ -88,8 +88,9 @@ export class FeedWorker {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.consumer?.disconnect().catch(() => undefined);
+    // Closing the sender first ends a request in flight, so the batch handler returns at once.
     this.sender.close();
+    await this.consumer?.disconnect().catch(() => undefined);
   }
 
   private decode(topic: string, value: string): FeedItem | undefined {

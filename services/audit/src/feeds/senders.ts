@@ -23,13 +23,21 @@ export interface FeedSender {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/** The event endpoint under an HEC base URL (a URL that already names it is kept). */
+export function hecEndpoint(url: string): URL {
+  const base = url.replace(/\/+$/, '');
+  if (/\/services\/collector\/event$/.test(base)) return new URL(base);
+  if (/\/services\/collector$/.test(base)) return new URL(`${base}/event`);
+  return new URL(`${base}/services/collector/event`);
+}
+
 /** Splunk HTTP Event Collector: POST {url}/services/collector/event with `Authorization: Splunk <token>`. */
 export class HecSender implements FeedSender {
   private readonly endpoint: URL;
   private readonly agent: Agent;
 
   constructor(url: string, private readonly token: string, caPem?: string) {
-    this.endpoint = new URL(`${url.replace(/\/+$/, '')}/services/collector/event`);
+    this.endpoint = hecEndpoint(url);
     this.agent = new Agent({ keepAlive: true, maxSockets: 1, minVersion: 'TLSv1.2', ...(caPem ? { ca: caPem } : {}) });
   }
 
