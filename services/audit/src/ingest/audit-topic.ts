@@ -22,6 +22,14 @@ export const topicSettingsOf = (c: AuditConfig): TopicSettings => ({
   retentionMs: c.AUDIT_RETENTION_MS,
 });
 
+/**
+ * Largest record the audit topics take (Kafka's default is 1 MB). An event is at most
+ * NATS's max_payload (1 MiB); its record adds the chain members and, for personal
+ * data, the ciphertext's base64 expansion (4/3), so every event that JetStream can
+ * deliver fits, and a large event never stalls ingest behind a refused transaction.
+ */
+export const RECORD_MAX_BYTES = 8 * 1024 * 1024;
+
 /** The contract's topic settings: delete-only retention, never compacted. */
 export function topicConfigEntries(s: TopicSettings): Array<{ name: string; value: string }> {
   return [
@@ -31,6 +39,7 @@ export function topicConfigEntries(s: TopicSettings): Array<{ name: string; valu
     { name: 'min.insync.replicas', value: String(s.minInsyncReplicas) },
     { name: 'unclean.leader.election.enable', value: 'false' },
     { name: 'message.timestamp.type', value: 'CreateTime' },
+    { name: 'max.message.bytes', value: String(RECORD_MAX_BYTES) },
   ];
 }
 

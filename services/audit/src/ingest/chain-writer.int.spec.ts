@@ -5,7 +5,7 @@ import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
 import { createDataSource } from '@palisade/postgres';
 import { ServiceIdentity } from '@palisade/pki';
-import { createTestSchema, infra, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
+import { createTestSchema, eventually, infra, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { endOffsets, readRange, type TopicSettings } from './audit-topic';
 import { ChainWriter } from './chain-writer';
 import { ingestMigration } from './ingest.migration';
@@ -76,10 +76,15 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     writer.activate();
     await Promise.all(appended.map((e) => writer!.append(e)));
 
-    const records: Array<{ partition: number; offset: bigint; record: AuditRecord }> = [];
-    await readRange(kafka, settings.topic, new Map(), await endOffsets(admin, settings.topic), async (batch) => {
-      for (const r of batch) records.push({ partition: r.partition, offset: BigInt(r.offset), record: JSON.parse(r.value) as AuditRecord });
-    }, { groupPrefix: 'audit-cw-int' });
+    // A commit returns before the broker has written its markers: the last transaction
+    // becomes readable (read_committed) a moment later.
+    const records = await eventually(async () => {
+      const read: Array<{ partition: number; offset: bigint; record: AuditRecord }> = [];
+      await readRange(kafka, settings.topic, new Map(), await endOffsets(admin, settings.topic), async (batch) => {
+        for (const r of batch) read.push({ partition: r.partition, offset: BigInt(r.offset), record: JSON.parse(r.value) as AuditRecord });
+      }, { groupPrefix: 'audit-cw-int' });
+      return read.length >= events.length && read;
+    });
 
     // Each id once.
     expect(records.map((r) => r.record.event.id).sort()).toEqual(events.map((e) => e.id).sort());
@@ -101,4 +106,23 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       if (chain.length * 100_000 > 1_000_000) expect(gaps).toBeGreaterThan(0);
     }
   }, 90_000);
+
+  it('writes a record larger than Kafka\'s default 1 MB message size alone, between others, without stalling', async () => {
+    const make = (n: number, size: number) =>
+      buildEvent(ctx, { type: 'billing.usage.recorded', tenantId: 'cw-big', actor: { type: 'agent', id: `agent-${n}` }, data: { n, blob: 'y'.repeat(size) } });
+    const events = [make(1, 10), make(2, 1_300_000), make(3, 10)];
+    const before = await endOffsets(admin, settings.topic);
+    await Promise.all(events.map((e) => writer!.append(e)));
+    const read = await eventually(async () => {
+      const found: AuditRecord[] = [];
+      await readRange(kafka, settings.topic, before, await endOffsets(admin, settings.topic), async (batch) => {
+        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
+      }, { groupPrefix: 'audit-cw-int' });
+      return found.length >= events.length && found;
+    });
+    expect(read.map((r) => r.event.id)).toEqual(events.map((e) => e.id));
+    expect(read.map((r) => r.seq)).toEqual([read[0].seq, read[0].seq + 1, read[0].seq + 2]);
+    expect(read[1].prev).toBe(read[0].hash);
+    expect(read[2].prev).toBe(read[1].hash);
+  }, 60_000);
 });

@@ -51,10 +51,24 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** The next batch's de-duplication lookup, started while the current batch commits. */
-interface Lookahead {
-  items: Pending[];
-  known: Promise<Set<string>>;
+/** A batch chained and signed, ready to be committed as one Kafka transaction. */
+interface Prepared {
+  /** The events it holds (chained or repeats); what goes back to the queue if it fails. */
+  batch: Pending[];
+  fresh: Pending[];
+  freshIds: Set<string>;
+  duplicates: Pending[];
+  written: Array<{ record: AuditRecord; value: string }>;
+  checkpointValues: Array<{ key: string; value: string }>;
+  /** The chain heads and checkpoint counts once it is committed. */
+  heads: Map<number, ChainHead>;
+  counts: Map<number, CheckpointState>;
+}
+
+/** A batch taken from the queue and being prepared; `batch` is what it holds meanwhile. */
+interface Stage {
+  batch: Pending[];
+  prepared: Promise<Prepared>;
 }
 
 interface CheckpointState {
@@ -103,7 +117,6 @@ export class ChainWriter {
   private readonly unindexed = new Set<string>();
   /** Ids whose index rows are written; they leave `unindexed` when the next lookup starts. */
   private indexedIds: string[][] = [];
-  private lookahead: Lookahead | undefined;
   private indexing: Promise<void> = Promise.resolve();
   private needsRecovery = true;
   private inFlightSince: number | undefined;
@@ -156,7 +169,7 @@ export class ChainWriter {
     this.needsRecovery = true;
     this.running = this.run();
     this.timer = setInterval(() => {
-      if (this.dueCheckpoints(Date.now()).length > 0) this.wake?.();
+      if (this.dueCheckpoints(Date.now(), this.checkpoints).length > 0) this.wake?.();
     }, 1000);
     this.timer.unref();
   }
@@ -167,7 +180,6 @@ export class ChainWriter {
     this.active = false;
     clearInterval(this.timer);
     this.wake?.();
-    this.lookahead = undefined;
     const refused = this.queue.splice(0);
     for (const p of refused) p.reject(new Error(`audit writer stopped: ${reason}`));
     for (const r of this.rebuilds.splice(0)) r.reject(new Error(`audit writer stopped: ${reason}`));
@@ -178,40 +190,62 @@ export class ChainWriter {
     this.setState('inactive', reason);
   }
 
+  /**
+   * Batches go through two stages: chained (ids checked, records hashed, checkpoints
+   * signed) and committed. While Kafka commits one batch, the next is chained on top of
+   * it, so the CPU work and the broker's round trips overlap. If a commit fails, the
+   * batch chained on top of it is dropped with it and both go back to the queue.
+   */
   private async run(): Promise<void> {
     let backoff = 250;
+    let next: Stage | undefined;
     while (this.active) {
+      let current: Stage | undefined;
       try {
         if (this.needsRecovery) {
+          // A batch chained on top of heads that recovery may change is chained again.
+          if (next) {
+            await next.prepared.catch(() => undefined);
+            this.queue.unshift(...next.batch);
+            next = undefined;
+          }
           this.setState('recovering', this.current.reason);
           await this.recover();
           this.needsRecovery = false;
           this.setState('active');
           backoff = 250;
         }
-        const due = this.dueCheckpoints(Date.now());
-        if (this.queue.length === 0 && due.length === 0) {
-          await new Promise<void>((resolve) => (this.wake = resolve));
-          this.wake = undefined;
-          continue;
+        if (next) {
+          current = next;
+          next = undefined;
+        } else {
+          const due = this.dueCheckpoints(Date.now(), this.checkpoints);
+          if (this.queue.length === 0 && due.length === 0) {
+            await new Promise<void>((resolve) => (this.wake = resolve));
+            this.wake = undefined;
+            continue;
+          }
+          // Linger briefly when the batch is small: a transaction per handful of events
+          // costs more than the few milliseconds of waiting for more.
+          const lingerMs = this.queue.length > 0 && this.queue.length < this.batchMax ? LINGER_MS - (Date.now() - this.queue[0].queuedAt) : 0;
+          if (lingerMs > 0) await sleep(lingerMs);
+          current = this.stage({ heads: this.heads, counts: this.checkpoints, freshIds: new Set() }, due);
         }
-        // Linger briefly when the batch is small: a transaction per handful of events
-        // costs more than the few milliseconds of waiting for more.
-        const lingerMs = this.queue.length > 0 && this.queue.length < this.batchMax ? LINGER_MS - (Date.now() - this.queue[0].queuedAt) : 0;
-        if (lingerMs > 0) await sleep(lingerMs);
-        const { batch, known } = this.takeBatch();
-        this.inFlightSince = batch[0]?.queuedAt ?? Date.now();
+        const prepared = await current.prepared;
+        this.inFlightSince = prepared.batch[0]?.queuedAt ?? Date.now();
+        if (this.queue.length > 0 && this.active) next = this.stage(prepared, this.dueCheckpoints(Date.now(), prepared.counts));
         try {
-          await this.writeBatch(batch, known, due);
-        } catch (error) {
-          this.lookahead = undefined;
-          this.queue.unshift(...batch);
-          throw error;
+          await this.commit(prepared);
         } finally {
           this.inFlightSince = undefined;
         }
         backoff = 250;
       } catch (error) {
+        // Nothing of a failed batch, nor of the one chained on top of it, is committed.
+        const dropped = next;
+        next = undefined;
+        if (dropped) await dropped.prepared.catch(() => undefined);
+        this.queue.unshift(...(current?.batch ?? []), ...(dropped?.batch ?? []));
         if (!this.active) break;
         const reason = describe(error);
         this.needsRecovery = true;
@@ -221,6 +255,13 @@ export class ChainWriter {
         backoff = Math.min(backoff * 2, 5000);
       }
     }
+    // Deactivated: what is chained but not committed, or was put back after a failure,
+    // is refused, to be redelivered by JetStream to the next writer.
+    if (next) {
+      await next.prepared.catch(() => undefined);
+      this.queue.unshift(...next.batch);
+    }
+    for (const p of this.queue.splice(0)) p.reject(new Error('audit writer stopped'));
   }
 
   /**
@@ -229,7 +270,6 @@ export class ChainWriter {
    */
   private async recover(): Promise<void> {
     const { kafka, admin, settings, records } = this.options;
-    this.lookahead = undefined;
     await this.producer?.disconnect().catch(() => undefined);
     this.producer = undefined;
     await this.indexing.catch(() => undefined);
@@ -301,28 +341,21 @@ export class ChainWriter {
     );
   }
 
-  private dueCheckpoints(nowMs: number): number[] {
+  private dueCheckpoints(nowMs: number, counts: ReadonlyMap<number, CheckpointState>): number[] {
     const due: number[] = [];
-    for (const [partition, cp] of this.checkpoints) {
+    for (const [partition, cp] of counts) {
       if (cp.since !== undefined && nowMs - cp.since >= CHECKPOINT_EVERY_MS) due.push(partition);
     }
     return due;
   }
 
-  /**
-   * The next batch and the lookup of which of its ids the topic already holds: the one
-   * started while the previous batch committed when it still heads the queue and is not
-   * much smaller than what waits now, else a new one.
-   */
-  private takeBatch(): { batch: Pending[]; known: Promise<Set<string>> } {
-    const ahead = this.lookahead;
-    this.lookahead = undefined;
-    const available = Math.min(this.queue.length, this.batchMax);
-    if (ahead && ahead.items.length > 0 && this.queue[0] === ahead.items[0] && this.queue.length >= ahead.items.length && ahead.items.length * 2 >= available) {
-      return { batch: this.queue.splice(0, ahead.items.length), known: ahead.known };
-    }
+  /** Take the next batch from the queue and chain it on top of `base` (committed, or in flight). */
+  private stage(base: Pick<Prepared, 'heads' | 'counts' | 'freshIds'>, due: number[]): Stage {
     const batch = this.queue.splice(0, this.batchMax);
-    return { batch, known: this.lookup(batch) };
+    const prepared = this.prepare(batch, this.lookup(batch), due, base);
+    // Awaited by the loop; a stage dropped after a failure must not surface as unhandled.
+    prepared.catch(() => undefined);
+    return { batch, prepared };
   }
 
   /**
@@ -346,22 +379,28 @@ export class ChainWriter {
       for (const id of inMemory) found.add(id);
       return found;
     });
-    // Awaited by the batch that uses it; a lookahead dropped after a failure must not surface as unhandled.
     known.catch(() => undefined);
     return known;
   }
 
-  private async writeBatch(batch: Pending[], knownIds: Promise<Set<string>>, duePartitions: number[]): Promise<void> {
-    const { records, settings, db } = this.options;
+  /**
+   * Chain `batch` on top of `base`: drop the ids the topic (or the batch in flight) already
+   * holds and repeats within the batch, seal personal data, hash the records and sign the
+   * checkpoints that fall due. What would not fit in one transaction goes back to the
+   * front of the queue. Commits nothing.
+   */
+  private async prepare(batch: Pending[], knownIds: Promise<Set<string>>, duePartitions: number[], base: Pick<Prepared, 'heads' | 'counts' | 'freshIds'>): Promise<Prepared> {
+    const { settings } = this.options;
     // Exactly once by event id: drop what the topic already holds, and repeats within the batch.
     const known = await knownIds;
     const seen = new Set<string>();
     const fresh: Pending[] = [];
     const duplicates: Pending[] = [];
     for (const p of batch) {
-      if (known.has(p.event.id) || this.unindexed.has(p.event.id) || seen.has(p.event.id)) duplicates.push(p);
+      const id = p.event.id;
+      if (known.has(id) || this.unindexed.has(id) || base.freshIds.has(id) || seen.has(id)) duplicates.push(p);
       else {
-        seen.add(p.event.id);
+        seen.add(id);
         fresh.push(p);
       }
     }
@@ -369,8 +408,8 @@ export class ChainWriter {
     const { kid, privateKey } = await this.options.signer.current();
 
     const recordedAt = this.now().toISOString();
-    const heads = new Map(this.heads);
-    const counts = new Map<number, CheckpointState>([...this.checkpoints].map(([p, c]) => [p, { ...c }]));
+    const heads = new Map(base.heads);
+    const counts = new Map<number, CheckpointState>([...base.counts].map(([p, c]) => [p, { ...c }]));
     const written: Array<{ record: AuditRecord; value: string }> = [];
     const checkpointValues: Array<{ key: string; value: string }> = [];
     const nowMs = Date.now();
@@ -409,20 +448,20 @@ export class ChainWriter {
       const laterIds = new Set(fresh.slice(chained).map((p) => p.event.id));
       const kept = new Set([...fresh.slice(0, chained), ...duplicates.filter((p) => !laterIds.has(p.event.id))]);
       const deferred = batch.filter((p) => !kept.has(p));
-      fresh.splice(chained);
+      for (const p of fresh.splice(chained)) seen.delete(p.event.id);
       duplicates.splice(0, duplicates.length, ...duplicates.filter((p) => kept.has(p)));
       // `batch` is what the caller puts back if this transaction fails: only what it holds.
       batch.splice(0, batch.length, ...batch.filter((p) => kept.has(p)));
       this.queue.unshift(...deferred);
     }
 
-    // While Kafka commits this batch, look up the next one's ids (this batch is checked:
-    // its ids are added to `unindexed` on commit, before the next batch is checked).
-    if (this.queue.length > 0) {
-      const items = this.queue.slice(0, this.batchMax);
-      this.lookahead = { items, known: this.lookup(items) };
-    }
+    return { batch, fresh, freshIds: seen, duplicates, written, checkpointValues, heads, counts };
+  }
 
+  /** Commit a prepared batch as one Kafka transaction, then acknowledge and index it. */
+  private async commit(prepared: Prepared): Promise<void> {
+    const { records, settings, db } = this.options;
+    const { written, checkpointValues, fresh, duplicates } = prepared;
     let metadata: RecordMetadata[] = [];
     if (written.length > 0 || checkpointValues.length > 0) {
       const txn = await this.producer!.transaction();
@@ -445,8 +484,8 @@ export class ChainWriter {
       }
     }
     // Committed: this is now the chain.
-    this.heads = heads;
-    for (const [p, c] of counts) this.checkpoints.set(p, c);
+    this.heads = prepared.heads;
+    for (const [p, c] of prepared.counts) this.checkpoints.set(p, c);
     for (const p of [...fresh, ...duplicates]) p.resolve();
     if (fresh.length > 0) this.options.onCommitted?.(fresh.length, fresh[0].queuedAt);
 
