@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildEvent, newEventId, type EventEnvelope } from '@palisade/contracts';
 import { checkpointSignatureValid, keysOf, recordHash, type AuditRecord, type Checkpoint } from '@palisade/audit-log';
@@ -262,6 +263,28 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     }
   });
 
+  it("verifies the SIEM's certificate (another CA: nothing sent, status class tls); start=end begins at the topics' end", async () => {
+    const otherCa = (await ensureCa(mkdtempSync(join(tmpdir(), 'feeds-other-ca-')))).ca.certPem;
+    const hostOther = `feeds-${audit.suffix}-other-ca`;
+    const created = await api('POST', '/v1/audit/feeds', tenantA, { kind: 'syslog', host: '127.0.0.1', port: Number(infra('RSYSLOG_TLS_PORT')), caPem: otherCa, hostname: hostOther, start: 'end' });
+    expect(created.status).toBe(201);
+    const id = JSON.parse(created.body).id as string;
+    const status = JSON.parse((await api('GET', `/v1/audit/feeds/${id}`, tenantA)).body);
+    // start=end: a cursor at the end of every partition of both topics, nothing behind
+    expect(status.cursors.length).toBeGreaterThan(1);
+    for (const c of status.cursors) expect(c.updatedAt).not.toBeNull();
+    expect(status.cursors.find((c: { topic: string; nextOffset: number }) => c.topic === audit.topic && c.nextOffset > 0)).toBeDefined();
+    await publish(2);
+    const failed = await eventually(async () => {
+      const s = JSON.parse((await api('GET', `/v1/audit/feeds/${id}`, tenantA)).body);
+      return s.lastError ? s : undefined;
+    }, 60_000, 250);
+    expect(failed.lastError.class).toBe('tls');
+    expect(failed.lastDeliveredAt).toBeNull();
+    expect(syslogOf(hostOther)).toEqual([]);
+    expect((await api('DELETE', `/v1/audit/feeds/${id}`, tenantA)).status).toBe(200);
+  });
+
   it('every feed change is audited without the token; the token is in no log; deletion stops the feed', async () => {
     const paused = await api('POST', `/v1/audit/feeds/${feedIds.json}/pause`, tenantA);
     expect(paused.status).toBe(200);
@@ -274,9 +297,9 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     const changes = await eventually(async () => {
       const { records } = await audit.verify(await audit.jwks(svc.port));
       const feedEvents = records.filter((r) => r.event.type.startsWith('audit.feed.'));
-      return feedEvents.length >= 6 ? feedEvents : undefined;
+      return feedEvents.length >= 8 ? feedEvents : undefined;
     }, 60_000, 1000);
-    expect(changes.map((r) => r.event.type).sort()).toEqual(['audit.feed.created', 'audit.feed.created', 'audit.feed.created', 'audit.feed.deleted', 'audit.feed.paused', 'audit.feed.resumed']);
+    expect(changes.map((r) => r.event.type).sort()).toEqual(['audit.feed.created', 'audit.feed.created', 'audit.feed.created', 'audit.feed.created', 'audit.feed.deleted', 'audit.feed.deleted', 'audit.feed.paused', 'audit.feed.resumed']);
     expect(changes.every((r) => r.event.tenantId === tenantA)).toBe(true);
     expect(JSON.stringify(changes)).not.toContain(token);
     // the feed events are tenant A's records, delivered to its remaining feeds

@@ -92,7 +92,7 @@ export function hecOutcome(status: number, body: string, retryAfter: string | un
 export function networkFailure(error: Error & { code?: string }): FailureClass {
   const code = error.code ?? '';
   if (/TIMEOUT|TIMEDOUT/.test(code) || /timed out|timeout/i.test(error.message)) return 'timeout';
-  if (/CERT|TLS|SSL|ERR_SSL|DEPTH_ZERO|SELF_SIGNED|HOSTNAME|ALTNAME/.test(code) || /certificate|tls|ssl/i.test(error.message)) return 'tls';
+  if (/CERT|VERIFY|TLS|SSL|DEPTH_ZERO|SELF_SIGNED|HOSTNAME|ALTNAME/.test(code) || /certificate|tls|ssl/i.test(error.message)) return 'tls';
   return 'network';
 }
 
