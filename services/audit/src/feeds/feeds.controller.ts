@@ -39,7 +39,8 @@ function destinationOf(feed: Feed): string {
 /**
  * SIEM feeds per tenant (README "SIEM feeds"): create, list, status, pause/resume,
  * delete. Scope audit:admin (tenant admin: own tenant; platform principal: any).
- * Another tenant's feed is a 404. Every change is an audited event, without the token.
+ * Another tenant's feed is a 404. Every change is an audited event, without the token,
+ * committed in the change's transaction.
  */
 @ApiTags('audit feeds')
 @Controller('v1/audit/feeds')
@@ -70,10 +71,12 @@ export class FeedsController {
         for (const [partition, offset] of await endOffsets(this.runtime.admin, t)) start.push({ topic: t, partition, offset });
       }
     }
-    await this.feeds.repository.insert(this.runtime.db(), { id, tenantId, kind: input.kind, format: input.format, settings, wrappedToken }, start);
-    const feed = (await this.feeds.repository.get(this.runtime.db(), id))!;
-    await this.events.record(principal, 'audit.feed.created', { feedId: id, feedTenantId: tenantId, kind: feed.kind, format: feed.format, destination: destinationOf(feed), start: input.start });
-    return feedView(feed);
+    const row = { id, tenantId, kind: input.kind, format: input.format, settings, wrappedToken };
+    const destination = input.kind === 'splunk-hec' ? (settings as HecSettings).url : `${input.host}:${input.port}`;
+    await this.events.recordWith(principal, 'audit.feed.created', { feedId: id, feedTenantId: tenantId, kind: input.kind, format: input.format, destination, start: input.start }, (tx) =>
+      this.feeds.repository.insert(tx, row, start),
+    );
+    return feedView((await this.feeds.repository.get(this.runtime.db(), id))!);
   }
 
   @Get()
@@ -106,8 +109,9 @@ export class FeedsController {
   @ApiOperation({ summary: 'Delete a feed (delivery stops within a second). Scope audit:admin.' })
   async remove(@CurrentPrincipal() principal: Principal, @Param('id') rawId: string) {
     const feed = await this.load(principal, rawId);
-    await this.feeds.repository.markDeleted(this.runtime.db(), feed.id);
-    const eventId = await this.events.record(principal, 'audit.feed.deleted', { feedId: feed.id, feedTenantId: feed.tenantId, kind: feed.kind, destination: destinationOf(feed) });
+    const eventId = await this.events.recordWith(principal, 'audit.feed.deleted', { feedId: feed.id, feedTenantId: feed.tenantId, kind: feed.kind, destination: destinationOf(feed) }, (tx) =>
+      this.feeds.repository.markDeleted(tx, feed.id),
+    );
     return { id: feed.id, deleted: true, eventId };
   }
 
@@ -127,8 +131,9 @@ export class FeedsController {
 
   private async setPaused(principal: Principal, rawId: string, paused: boolean) {
     const feed = await this.load(principal, rawId);
-    await this.feeds.repository.setPaused(this.runtime.db(), feed.id, paused);
-    await this.events.record(principal, paused ? 'audit.feed.paused' : 'audit.feed.resumed', { feedId: feed.id, feedTenantId: feed.tenantId });
+    await this.events.recordWith(principal, paused ? 'audit.feed.paused' : 'audit.feed.resumed', { feedId: feed.id, feedTenantId: feed.tenantId }, (tx) =>
+      this.feeds.repository.setPaused(tx, feed.id, paused),
+    );
     return feedView({ ...feed, paused });
   }
 
