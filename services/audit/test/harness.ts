@@ -172,7 +172,18 @@ export class AuditUnderTest {
           ...(options.withPersonal && n % 3 === 0 ? { personal: { subjectId: `subject-${n % 4}`, data: { email: `user${n % 4}@example.com` } } } : {}),
         });
       });
-      await this.publisher.publish(batch);
+      // Retried with the same events while NATS is away: JetStream keeps one copy per
+      // event id (Nats-Msg-Id), so a batch partly stored before a failure is not doubled.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          await this.publisher.publish(batch);
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
       events.push(...batch);
       if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
     }
