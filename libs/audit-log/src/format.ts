@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, hash as digest, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalRecordBody, fastCanonicalJson } from './jcs';
 
 /**
@@ -63,7 +63,8 @@ export function canonicalJson(value: unknown): string {
 
 /** Lowercase hex SHA-256 of the JCS form of the record without `hash`. */
 export function recordHash(record: UnsealedRecord | AuditRecord): string {
-  return createHash('sha256').update(canonicalRecordBody(record), 'utf8').digest('hex');
+  // One-shot crypto.hash: a third of createHash's cost for short inputs (no Hash object).
+  return digest('sha256', canonicalRecordBody(record), 'hex');
 }
 
 /** A record with its hash. */
@@ -96,7 +97,7 @@ export function appendToChain(head: ChainHead, event: RecordedEvent, recordedAt:
   const seq = head.seq + 1;
   const eventJson = canonicalJson(event);
   const rest = `"partition":${head.partition},"prev":${JSON.stringify(head.hash)},"recordedAt":${JSON.stringify(recordedAt)},"seq":${seq},"v":${FORMAT_VERSION}}`;
-  const hash = createHash('sha256').update(`{"event":${eventJson},${rest}`, 'utf8').digest('hex');
+  const hash = digest('sha256', `{"event":${eventJson},${rest}`, 'hex');
   const record: AuditRecord = { v: FORMAT_VERSION, partition: head.partition, seq, prev: head.hash, recordedAt, event, hash };
   return { record, value: `{"event":${eventJson},"hash":"${hash}",${rest}`, head: { partition: head.partition, seq, hash } };
 }
