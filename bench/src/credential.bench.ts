@@ -27,13 +27,16 @@ import { round, summarize } from './stats';
  * before the value is returned). `CONCURRENCY` callers each run grant-then-redeem in a
  * loop, so that many leases are in flight; the vault group-commits what arrives together.
  * Next to it, bare AES-256-GCM decryption of the same sealed values with their data keys
- * in the same run.
+ * in the same run. Then the same at a light load (LIGHT_CONCURRENCY in flight), for the
+ * latency of a lease that does not queue behind 63 others.
  */
 const SECRETS = 200;
 const LEASES = Number(process.env.BENCH_CREDENTIAL_LEASES ?? 20000);
 const WARMUP = 2000;
 /** Leases in flight (sandboxes running tools at once); 16 was the first version's figure. */
 const CONCURRENCY = Number(process.env.BENCH_CREDENTIAL_CONCURRENCY ?? 64);
+/** Leases in flight for the light-load latency figures. */
+const LIGHT_CONCURRENCY = 4;
 const TENANT = 'bench';
 /** Group-commit lanes (the vault's default when unset). */
 const LANES = process.env.BENCH_CREDENTIAL_LANES ? Number(process.env.BENCH_CREDENTIAL_LANES) : undefined;
@@ -70,12 +73,12 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       const lease = await vault.grantLease(agent, { secretId: ids[n % SECRETS], sessionId: `sbx-${n % 64}`, tool: 'gerrit' });
       await vault.redeemLease('sandbox-orchestrator', { token: lease.token, tenantId: TENANT, sessionId: lease.sessionId, tool: 'gerrit' });
     };
-    const runLeases = async (count: number) => {
+    const runLeases = async (count: number, concurrency = CONCURRENCY) => {
       const latencies: number[] = [];
       let next = 0;
       const start = performance.now();
       await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
+        Array.from({ length: concurrency }, async () => {
           while (next < count) {
             const n = next++;
             const t0 = performance.now();
@@ -88,6 +91,8 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
     };
     await runLeases(WARMUP);
     const leases = await runLeases(LEASES);
+    // The same at a light load (a few tool executions at once): latency without queueing.
+    const light = await runLeases(Math.min(LEASES, 5000), LIGHT_CONCURRENCY);
 
     // Bare AES-256-GCM decryption of the same values, with their data keys unwrapped beforehand.
     const ring = (await repo.keyring(TENANT))!;
@@ -115,6 +120,10 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       lease_p99_ms: round(leases.p99),
       raw_decrypt_per_s: round(rawPerSecond, 0),
       lease_concurrency: CONCURRENCY,
+      light_leases_per_s: round(light.perSecond, 0),
+      light_lease_p50_ms: round(light.p50),
+      light_lease_p99_ms: round(light.p99),
+      light_concurrency: LIGHT_CONCURRENCY,
     };
   } finally {
     await local.close();
