@@ -6,6 +6,7 @@ import { CREDENTIAL_RUNTIME, CredentialRuntime } from './credential.runtime';
 import { KeyringController } from './keyring/keyring.controller';
 import { LeasesController } from './leases/leases.controller';
 import { SecretsController } from './secrets/secrets.controller';
+import { ServiceSecretsController } from './service-secrets/service-secrets.controller';
 
 /**
  * The credential vault: secrets under envelope encryption, tenant key rings (local,
@@ -14,7 +15,7 @@ import { SecretsController } from './secrets/secrets.controller';
  * The access policy is a port: replace CREDENTIAL_ACCESS_POLICY to plug in another.
  */
 @Module({
-  controllers: [SecretsController, LeasesController, KeyringController],
+  controllers: [SecretsController, LeasesController, KeyringController, ServiceSecretsController],
   providers: [
     { provide: CREDENTIAL_CONFIG, useFactory: () => loadCredentialConfig() },
     { provide: CREDENTIAL_ACCESS_POLICY, useFactory: (): CredentialAccessPolicy => new ScopeAccessPolicy() },

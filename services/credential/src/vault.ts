@@ -19,6 +19,7 @@ import { keyringDecider, type KeyringCommand } from './keyring/keyring.decider';
 import type { KeyOrigin, KeyringEvent } from './keyring/keyring.events';
 import type { RotatorRegistry } from './rotation/rotator';
 import { secretDecider, type SecretCommand } from './secrets/secrets.decider';
+import { decidePut, decideRead } from './service-secrets/service-secrets.policy';
 import type { LeaseGranted, SecretEvent, SecretRead } from './secrets/secrets.events';
 import type { CiphertextStore, StoredCiphertext } from './storage/ciphertext-store';
 import type { KekRow, LeaseGrantWrite, LeaseRedeemWrite, RedemptionRow, SecretRow, VaultRepository, VersionMaterial } from './vault.repository';
@@ -110,6 +111,8 @@ const LEASE_PURGE_AFTER_MS = 10 * 60_000;
 
 export const actorOf = (p: Principal): Actor => ({ type: p.type, id: p.id });
 const SYSTEM_ACTOR: Actor = { type: 'system', id: 'credential-scheduler' };
+/** A service acting on its own secrets (admitted by client certificate, scope-checked by the service-secrets policy). */
+const servicePrincipal = (caller: ServiceName, tenantId: string): Principal => ({ type: 'service', id: caller, tenantId });
 
 /**
  * The credential vault's application service. Everything crosses the access policy
@@ -299,6 +302,11 @@ export class Vault {
     input: { name: string; value: Buffer; scopes: string[]; rotationDays?: number; overlapSeconds?: number },
   ): Promise<SecretView> {
     await authorize(this.d.policy, { principal, action: 'create' });
+    return this.getSecret(principal, await this.storeSecret(principal, input));
+  }
+
+  /** Encrypts and records a new secret (version 1); the caller was authorized. Answers its id. */
+  private async storeSecret(principal: Principal, input: { name: string; value: Buffer; scopes: string[]; rotationDays?: number; overlapSeconds?: number }): Promise<string> {
     const secretId = newEventId();
     const tenantId = principal.tenantId;
     for (let attempt = 1; ; attempt++) {
@@ -328,7 +336,7 @@ export class Vault {
           },
         );
         input.value.fill(0);
-        return this.getSecret(principal, secretId);
+        return secretId;
       } catch (error) {
         await this.d.storage.destroy(prepared.material.stored).catch(() => undefined);
         if (isUniqueViolation(error)) throw new PalisadeError('conflict', `name: a secret named ${input.name} already exists`);
@@ -361,6 +369,13 @@ export class Vault {
     const row = await this.d.repo.secret(principal.tenantId, secretId);
     if (!row) throw new PalisadeError('not_found', 'secret not found');
     await authorize(this.d.policy, { principal, action: 'rotate', secret: row });
+    await this.storeVersion(principal, row, input, ifMatch);
+    return this.getSecret(principal, secretId);
+  }
+
+  /** Encrypts and records the next version; the caller was authorized. Answers the version. */
+  private async storeVersion(principal: Principal, row: SecretRow, input: { value?: Buffer; rotator?: string }, ifMatch?: number): Promise<number> {
+    const secretId = row.secretId;
     if (row.state !== 'active') throw new PalisadeError('illegal_state', 'a revoked secret cannot be rotated');
     let value = input.value;
     const rotatorName = input.rotator ?? 'manual';
@@ -392,7 +407,7 @@ export class Vault {
           },
         );
         value.fill(0);
-        return this.getSecret(principal, secretId);
+        return version;
       } catch (error) {
         await this.d.storage.destroy(prepared.material.stored).catch(() => undefined);
         if (isUniqueViolation(error)) throw new PalisadeError('conflict', 'the secret was rotated concurrently');
@@ -422,6 +437,10 @@ export class Vault {
     const row = await this.d.repo.secret(principal.tenantId, secretId);
     if (!row) throw new PalisadeError('not_found', 'secret not found');
     await authorize(this.d.policy, { principal, action: 'delete', secret: row });
+    return this.shred(principal, secretId, reason);
+  }
+
+  private async shred(principal: Principal, secretId: string, reason: string) {
     const versions = await this.d.repo.versions(principal.tenantId, secretId);
     const result = await this.transact(streamName('secret', secretId), secretDecider, this.command<SecretCommand>(principal, 'shred', { reason }), {
       project: (tx, events, version) => this.d.repo.applySecretEvents(tx, version, events),
@@ -528,6 +547,68 @@ export class Vault {
     return { leaseId: row.leaseId, secretId: row.secretId, version: material.version, value: text };
   }
 
+  // ------------------------------------------------------------------ service secrets
+
+  /**
+   * A Palisade service's own secret (auth: identity-provider client secrets and bind
+   * passwords), by name: created under the caller's scope, or rotated when it exists.
+   * Events as for any secret, with the service as actor. Answers id and version only.
+   */
+  async putServiceSecret(caller: ServiceName, tenantId: string, name: string, value: Buffer): Promise<{ secretId: string; version: number }> {
+    const principal = servicePrincipal(caller, tenantId);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const existing = await this.d.repo.secretByName(tenantId, name);
+        const decision = decidePut(caller, existing);
+        if (decision.do === 'refuse') throw new PalisadeError(decision.code, decision.message);
+        try {
+          if (decision.do === 'create') return { secretId: await this.storeSecret(principal, { name, value, scopes: [decision.scope], overlapSeconds: 0 }), version: 1 };
+          return { secretId: existing!.secretId, version: await this.storeVersion(principal, existing!, { value }) };
+        } catch (error) {
+          // Two first PUTs of one name raced (or two rotations): decide again on what is there now.
+          if (!(error instanceof PalisadeError && error.code === 'conflict') || attempt >= MAX_TX_ATTEMPTS) throw error;
+        }
+      }
+    } finally {
+      value.fill(0);
+    }
+  }
+
+  /**
+   * The current value of a service's own secret. As for a lease redemption, the
+   * `credential.secret.read` event (consumer, purpose) commits, with the secret active at
+   * that version and its KEK usable, before the value is returned.
+   */
+  async readServiceSecret(caller: ServiceName, tenantId: string, secretId: string, purpose: string): Promise<{ secretId: string; version: number; value: string }> {
+    const decision = decideRead(caller, await this.d.repo.secret(tenantId, secretId));
+    if (decision.do === 'refuse') throw new PalisadeError(decision.code, decision.message);
+    const current = await this.decryptCurrent(tenantId, secretId);
+    const event = buildEvent<SecretRead['type'], SecretRead['data']>(this.context(this.now()), {
+      type: 'credential.secret.read',
+      tenantId,
+      actor: { type: 'service', id: caller },
+      data: { secretId, version: current.version, consumer: caller, purpose },
+    });
+    let recorded = false;
+    try {
+      recorded = await this.d.repo.commitServiceRead({ tenantId, secretId, version: current.version, kekVersion: current.kekVersion, event });
+    } finally {
+      if (!recorded) current.value.fill(0);
+    }
+    if (!recorded) throw new PalisadeError('illegal_state', 'the secret was revoked or rotated, or its key revoked, while it was read');
+    const value = current.value.toString('utf8');
+    current.value.fill(0);
+    return { secretId, version: current.version, value };
+  }
+
+  /** Hard delete (crypto-shredding) of a service's own secret, e.g. when auth removes an identity provider. */
+  async deleteServiceSecret(caller: ServiceName, tenantId: string, secretId: string): Promise<{ secretId: string; versionsDestroyed: number[] }> {
+    const decision = decideRead(caller, await this.d.repo.secret(tenantId, secretId));
+    if (decision.do === 'refuse' && decision.code === 'not_found') throw new PalisadeError('not_found', decision.message);
+    const { versionsDestroyed } = await this.shred(servicePrincipal(caller, tenantId), secretId, `removed by ${caller}`);
+    return { secretId, versionsDestroyed };
+  }
+
   // ------------------------------------------------------------------ scheduler
 
   /** Due / overdue notices, retirement of versions past their overlap, expired leases. */
@@ -590,13 +671,13 @@ export class Vault {
     }
   }
 
-  private async decryptCurrent(tenantId: string, secretId: string): Promise<{ value: Buffer }> {
+  private async decryptCurrent(tenantId: string, secretId: string): Promise<{ value: Buffer; version: number; kekVersion: number }> {
     const [row, ring, versions] = await Promise.all([this.d.repo.secret(tenantId, secretId), this.d.repo.keyring(tenantId), this.d.repo.versions(tenantId, secretId)]);
     const material = versions.find((v) => v.version === row?.currentVersion);
     const kek = ring?.keys.find((k) => k.version === material?.kekVersion);
     if (!row || !material || !kek) throw new PalisadeError('illegal_state', 'the secret has no readable version');
     if (kek.state === 'revoked' || kek.state === 'retired') throw new PalisadeError('illegal_state', "the tenant's key-encryption key is revoked");
-    return { value: await this.decrypt(material, kek, { tenantId, secretId, version: material.version }) };
+    return { value: await this.decrypt(material, kek, { tenantId, secretId, version: material.version }), version: material.version, kekVersion: material.kekVersion };
   }
 
   private async requireCurrentKek(tx: Transaction, tenantId: string, kekVersion: number): Promise<void> {

@@ -47,7 +47,11 @@ export type LeaseGranted = DomainEvent<
   'credential.lease.granted',
   { leaseId: string; secretId: string; sessionId: string; tool: string; expiresAt: string; uses: number }
 >;
+/**
+ * A value released: through a lease (leaseId, sessionId, tool), or to a Palisade service
+ * reading its own secret (purpose, e.g. auth's `idp-sign-in`; no lease).
+ */
 export type SecretRead = DomainEvent<
   'credential.secret.read',
-  { secretId: string; version: number; leaseId: string; sessionId: string; tool: string; consumer: string }
+  { secretId: string; version: number; consumer: string; leaseId?: string; sessionId?: string; tool?: string; purpose?: string }
 >;

@@ -1,0 +1,22 @@
+import { decidePut, decideRead } from './service-secrets.policy';
+
+const idp = { scopes: ['auth:idp'], state: 'active' };
+const tool = { scopes: ['tool:gerrit'], state: 'active' };
+
+describe('service secrets: who may put and read what', () => {
+  it('creates under the caller’s scope, rotates its own, refuses a name it does not own or that is revoked', () => {
+    expect(decidePut('auth', undefined)).toEqual({ do: 'create', scope: 'auth:idp' });
+    expect(decidePut('auth', idp)).toEqual({ do: 'rotate' });
+    expect(decidePut('auth', tool)).toMatchObject({ do: 'refuse', code: 'conflict' });
+    expect(decidePut('auth', { ...idp, state: 'revoked' })).toMatchObject({ do: 'refuse', code: 'illegal_state' });
+    expect(decidePut('llm-router', undefined)).toMatchObject({ do: 'refuse', code: 'forbidden' });
+  });
+
+  it('reads only the caller’s own scope: a tool secret, an unknown id or another service is not found', () => {
+    expect(decideRead('auth', idp)).toEqual({ do: 'read' });
+    expect(decideRead('auth', tool)).toMatchObject({ do: 'refuse', code: 'not_found' });
+    expect(decideRead('auth', undefined)).toMatchObject({ do: 'refuse', code: 'not_found' });
+    expect(decideRead('sandbox-orchestrator', idp)).toMatchObject({ do: 'refuse', code: 'not_found' });
+    expect(decideRead('auth', { ...idp, state: 'revoked' })).toMatchObject({ do: 'refuse', code: 'illegal_state' });
+  });
+});
