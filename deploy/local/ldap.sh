@@ -30,6 +30,8 @@ LDAP_PID="$PALISADE_RUN/ldap.pid"
 LDAP_LOG="$PALISADE_LOGS/ldap.log"
 BASE_DN="dc=palisade,dc=test"
 ADMIN_DN="cn=admin,$BASE_DN"
+# Raise when seed_ldif changes: an existing directory is then seeded again.
+SEED_VERSION=2
 BIND_DN="cn=palisade-auth,ou=services,$BASE_DN"
 ADMIN_PW_FILE="$LDAP_DIR/admin.password"
 BIND_PW_FILE="$LDAP_DIR/bind.password"
@@ -113,6 +115,19 @@ dc: palisade
     for m in "${members[@]}"; do printf 'member: uid=%s,ou=people,%s\n' "$m" "$BASE_DN"; done
     echo
   done
+  # Nested groups (members that are groups, "+name"; a cycle among them), for the
+  # resolution of nested groups: alice is in platform-operators through palisade-admins.
+  for groups in "platform-operators:+palisade-admins" "staff:+engineering,+finance" "everyone:+staff" "loop-a:+loop-b,bob" "loop-b:+loop-a"; do
+    printf 'dn: cn=%s,ou=groups,%s\nobjectClass: groupOfNames\ncn: %s\n' "${groups%%:*}" "$BASE_DN" "${groups%%:*}"
+    IFS=, read -ra members <<<"${groups#*:}"
+    for m in "${members[@]}"; do
+      case "$m" in
+        +*) printf 'member: cn=%s,ou=groups,%s\n' "${m#+}" "$BASE_DN" ;;
+        *) printf 'member: uid=%s,ou=people,%s\n' "$m" "$BASE_DN" ;;
+      esac
+    done
+    echo
+  done
 }
 
 up() {
@@ -128,9 +143,16 @@ up() {
     for f in "$ADMIN_PW_FILE" "$BIND_PW_FILE"; do printf '%s' "$(cat "$f")" >"$f.tmp" && mv "$f.tmp" "$f"; done)
   issue_server_certificate
   write_config
+  # A directory seeded by an older version of this script is seeded again.
+  if [ -f "$LDAP_DATA/data.mdb" ] && [ "$(cat "$LDAP_DATA/seed-version" 2>/dev/null)" != "$SEED_VERSION" ]; then
+    pid_alive "$LDAP_PID" && stop_pidfile "$LDAP_PID" 10 || true
+    rm -f "$LDAP_DATA"/*.mdb
+    log "directory seeded by an older version: seeding it again"
+  fi
   if ! [ -f "$LDAP_DATA/data.mdb" ]; then
     seed_ldif | /usr/sbin/slapadd -q -f "$LDAP_CONF" >/dev/null 2>>"$LDAP_LOG" || die "seeding the directory failed; see $LDAP_LOG"
-    log "directory $BASE_DN seeded (users alice, bob, carol)"
+    echo "$SEED_VERSION" >"$LDAP_DATA/seed-version"
+    log "directory $BASE_DN seeded (users alice, bob, carol; groups, nested groups)"
   fi
   if pid_alive "$LDAP_PID" && ldaps_answers; then
     log "reusing the running slapd (pid $(cat "$LDAP_PID"))"

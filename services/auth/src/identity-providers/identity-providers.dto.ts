@@ -31,6 +31,7 @@ const ldap = z
     groupMemberAttribute: attribute.default('member'),
     groupRoles: groupRoles.default({}),
     requireMappedGroup: z.boolean().default(false),
+    nestedGroups: z.enum(['direct', 'recursive']).default('direct'),
   })
   .refine((s) => s.url.startsWith('ldaps://') || s.startTls, { message: 'plain ldap:// needs startTls: true (credentials never travel in clear)', path: ['startTls'] });
 

@@ -24,6 +24,12 @@ export interface LdapSettings {
   groupRoles: GroupRoleMapping;
   /** Users in no mapped group are refused (true) or signed in as members (false). */
   requireMappedGroup: boolean;
+  /**
+   * `direct`: the groups listing the user. `recursive`: also the groups listing those
+   * groups, and so on (nested groups, as Active Directory and groupOfNames allow).
+   * Absent in providers configured before it existed: `direct`.
+   */
+  nestedGroups?: 'direct' | 'recursive';
 }
 
 export interface OidcSettings {

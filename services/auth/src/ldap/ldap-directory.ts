@@ -1,4 +1,4 @@
-import { AndFilter, Client, EqualityFilter, InvalidCredentialsError, type Filter } from 'ldapts';
+import { AndFilter, Client, EqualityFilter, InvalidCredentialsError, OrFilter, type Filter } from 'ldapts';
 import type { ConnectionOptions } from 'node:tls';
 import { PalisadeError } from '@palisade/contracts';
 import type { LdapSettings } from '../identity-providers/identity-providers.events';
@@ -9,7 +9,7 @@ export interface DirectoryUser {
   uid: string;
   email?: string;
   displayName?: string;
-  /** cn of every group listing the user's DN. */
+  /** cn of every group listing the user's DN (and, with nested groups, of the groups listing those). */
   groups: string[];
 }
 
@@ -20,7 +20,7 @@ const unreachable = () => new PalisadeError('unavailable', 'the directory does n
  * LDAP / Active Directory over LDAPS or StartTLS (ldapts). The service account searches
  * the user (filters built from objects, so every value is escaped as RFC 4515 says), the
  * user's own bind checks the password on a separate connection, then the groups listing
- * the user's DN are read. Returns undefined for any wrong credential.
+ * the user's DN are read (and, for nested groups, the groups listing those). Returns undefined for any wrong credential.
  */
 export async function authenticate(settings: LdapSettings, bindPassword: string, username: string, password: string): Promise<DirectoryUser | undefined> {
   // An empty password is an unauthenticated bind (RFC 4513 5.1.2): it would "succeed".
@@ -41,28 +41,58 @@ export async function authenticate(settings: LdapSettings, bindPassword: string,
     if (users.searchEntries.length !== 1) return undefined;
     const entry = users.searchEntries[0];
     if (!(await bindsAs(settings, entry.dn, password))) return undefined;
-    const groups = await service
-      .search(settings.groupBaseDn, {
-        scope: 'sub',
-        filter: new AndFilter({
-          filters: [new EqualityFilter({ attribute: 'objectClass', value: settings.groupObjectClass }), new EqualityFilter({ attribute: settings.groupMemberAttribute, value: entry.dn })],
-        }),
-        attributes: ['cn'],
-        sizeLimit: 1000,
-      })
-      .catch(() => {
-        throw unreachable();
-      });
+    const groups = await groupsOf(service, settings, entry.dn);
     return {
       dn: entry.dn,
       uid: first(entry[settings.userAttribute]) ?? username,
       ...optional('email', first(entry.mail)),
       ...optional('displayName', first(entry.displayName) ?? first(entry.cn)),
-      groups: groups.searchEntries.map((g) => first(g.cn)).filter((g): g is string => g !== undefined),
+      groups,
     };
   } finally {
     await service.unbind().catch(() => undefined);
   }
+}
+
+/** Nested groups are followed this many levels up at most, and this many groups in all. */
+const MAX_NESTING = 10;
+const MAX_GROUPS = 1000;
+/** Member DNs asked about in one search (an OR filter). */
+const DNS_PER_SEARCH = 50;
+
+/**
+ * The cn of every group that lists `userDn` as a member and, with `nestedGroups:
+ * 'recursive'`, of every group listing one of those groups, level by level (each group
+ * once, so cycles end), at most MAX_NESTING levels and MAX_GROUPS groups.
+ */
+async function groupsOf(service: Client, settings: LdapSettings, userDn: string): Promise<string[]> {
+  const found = new Map<string, string | undefined>(); // group DN -> cn
+  let members = [userDn];
+  for (let level = 0; members.length > 0 && level < (settings.nestedGroups === 'recursive' ? MAX_NESTING : 1); level++) {
+    const next: string[] = [];
+    for (let i = 0; i < members.length && found.size < MAX_GROUPS; i += DNS_PER_SEARCH) {
+      const listed = members.slice(i, i + DNS_PER_SEARCH).map((dn) => new EqualityFilter({ attribute: settings.groupMemberAttribute, value: dn }));
+      const result = await service
+        .search(settings.groupBaseDn, {
+          scope: 'sub',
+          filter: new AndFilter({
+            filters: [new EqualityFilter({ attribute: 'objectClass', value: settings.groupObjectClass }), listed.length === 1 ? listed[0] : new OrFilter({ filters: listed })],
+          }),
+          attributes: ['cn'],
+          sizeLimit: MAX_GROUPS,
+        })
+        .catch(() => {
+          throw unreachable();
+        });
+      for (const group of result.searchEntries) {
+        if (found.has(group.dn) || found.size >= MAX_GROUPS) continue;
+        found.set(group.dn, first(group.cn));
+        next.push(group.dn);
+      }
+    }
+    members = next;
+  }
+  return [...found.values()].filter((cn): cn is string => cn !== undefined);
 }
 
 async function bindsAs(settings: LdapSettings, dn: string, password: string): Promise<boolean> {
