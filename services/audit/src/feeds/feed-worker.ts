@@ -99,7 +99,7 @@ export class FeedWorker {
     return record.event?.tenantId === this.feed.tenantId ? { kind: 'record', record } : undefined;
   }
 
-  private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+  private async onBatch({ batch, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
     if (this.stopping || batch.isEmpty()) return;
     const key = `${batch.topic}/${batch.partition}`;
     let position = this.positions.get(key) ?? 0n;
@@ -129,6 +129,8 @@ export class FeedWorker {
         position = end;
         await this.persist(batch.topic, batch.partition, position, false, heartbeat);
       }
+      // The reader's own position: without it kafkajs fetches this batch again (the cursor is PostgreSQL's).
+      resolveOffset(batch.lastOffset());
       await heartbeat().catch(() => undefined);
     } catch (error) {
       if (error instanceof Stopped) return;
