@@ -10,7 +10,8 @@ const { seedDemo } = require('./seed-demo');
 async function main() {
   const startedInfra = process.argv.includes('--started-infra');
   const t0 = Date.now();
-  const handles = startServices();
+  // auth keeps identity-provider secrets in the credential service (its mTLS internal routes).
+  const handles = startServices({ envFor: (name) => (name === 'auth' ? { CREDENTIAL_URL: process.env.CREDENTIAL_URL ?? 'https://127.0.0.1:7103' } : {}) });
   let stopping = false;
   const stop = async (code) => {
     if (stopping) return;

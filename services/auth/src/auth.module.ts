@@ -7,6 +7,7 @@ import { BootstrapService } from './bootstrap/bootstrap.service';
 import { ApiKeysController } from './api-keys/api-keys.controller';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { IdentityProvidersController } from './identity-providers/identity-providers.controller';
+import { idpSecretStore } from './identity-providers/credential-service-secrets';
 import { IdentityProvidersService } from './identity-providers/identity-providers.service';
 import { OidcService } from './sso/oidc.service';
 import { SamlService } from './sso/saml.service';
@@ -32,7 +33,11 @@ import { UsersService } from './users/users.service';
   providers: [
     { provide: AUTH_CONFIG, useFactory: () => loadAuthConfig() },
     { provide: AUTH_RUNTIME, useFactory: (platform: Platform, config: AuthConfig) => new AuthRuntime(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
-    { provide: IdentityProvidersService, useFactory: (rt: AuthRuntime) => new IdentityProvidersService(rt), inject: [AUTH_RUNTIME] },
+    {
+      provide: IdentityProvidersService,
+      useFactory: (rt: AuthRuntime, config: AuthConfig, platform: Platform) => new IdentityProvidersService(rt, idpSecretStore(config, platform.options.identity)),
+      inject: [AUTH_RUNTIME, AUTH_CONFIG, PLATFORM],
+    },
     { provide: SignInService, useFactory: (rt: AuthRuntime, providers: IdentityProvidersService) => new SignInService(rt, providers), inject: [AUTH_RUNTIME, IdentityProvidersService] },
     { provide: SessionsService, useFactory: (rt: AuthRuntime) => new SessionsService(rt), inject: [AUTH_RUNTIME] },
     { provide: UsersService, useFactory: (rt: AuthRuntime) => new UsersService(rt), inject: [AUTH_RUNTIME] },

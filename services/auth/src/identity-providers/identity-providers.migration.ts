@@ -24,3 +24,15 @@ export const identityProvidersMigration = sqlMigration('AuthIdentityProviders176
   `ALTER TABLE ${s}.mfa_challenges ADD COLUMN method text NOT NULL DEFAULT 'password'`,
   `GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.identity_providers, ${s}.identity_provider_secrets TO ${app}`,
 ]);
+
+/**
+ * With the credential service (CREDENTIAL_URL), a provider's secret lives in the vault and
+ * auth keeps only its reference; sealed values remain for development without the vault.
+ */
+export const idpSecretRefsMigration = sqlMigration('AuthIdpSecretRefs1764000000020', (s) => [
+  `ALTER TABLE ${s}.identity_provider_secrets
+     ALTER COLUMN sealed DROP NOT NULL,
+     ADD COLUMN secret_id text,
+     ADD COLUMN secret_version integer,
+     ADD CONSTRAINT identity_provider_secrets_one_kind CHECK ((sealed IS NULL) <> (secret_id IS NULL) AND (secret_id IS NULL) = (secret_version IS NULL))`,
+]);

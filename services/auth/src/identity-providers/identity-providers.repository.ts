@@ -2,6 +2,7 @@ import type { EventEnvelope } from '@palisade/contracts';
 import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 import type { ProviderSettings } from './identity-providers.events';
+import type { StoredIdpSecret } from './idp-secret-store';
 
 export interface IdentityProviderRow {
   providerId: string;
@@ -35,16 +36,23 @@ export class IdentityProvidersRepository {
     return rows[0] && toProvider(rows[0]);
   }
 
-  async sealedSecret(tx: Transaction, tenantId: string, providerId: string): Promise<Buffer | undefined> {
-    const rows: Array<{ sealed: Buffer }> = await sqlOf(tx).query(`SELECT sealed FROM identity_provider_secrets WHERE tenant_id = $1 AND provider_id = $2`, [tenantId, providerId]);
-    return rows[0]?.sealed;
+  async storedSecret(tx: Transaction, tenantId: string, providerId: string): Promise<StoredIdpSecret | undefined> {
+    const rows: Array<{ sealed: Buffer | null; secret_id: string | null; secret_version: number | null }> = await sqlOf(tx).query(
+      `SELECT sealed, secret_id, secret_version FROM identity_provider_secrets WHERE tenant_id = $1 AND provider_id = $2`,
+      [tenantId, providerId],
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return r.secret_id !== null ? { kind: 'vault', secretId: r.secret_id, version: r.secret_version! } : { kind: 'sealed', sealed: r.sealed! };
   }
 
-  async saveSecret(tx: Transaction, tenantId: string, providerId: string, sealed: Buffer): Promise<void> {
+  /** The sealed value, or the vault's reference (then no ciphertext stays here). */
+  async saveSecret(tx: Transaction, tenantId: string, providerId: string, stored: StoredIdpSecret): Promise<void> {
+    const [sealed, secretId, version] = stored.kind === 'sealed' ? [stored.sealed, null, null] : [null, stored.secretId, stored.version];
     await sqlOf(tx).query(
-      `INSERT INTO identity_provider_secrets (tenant_id, provider_id, sealed) VALUES ($1, $2, $3)
-       ON CONFLICT (tenant_id, provider_id) DO UPDATE SET sealed = $3`,
-      [tenantId, providerId, sealed],
+      `INSERT INTO identity_provider_secrets (tenant_id, provider_id, sealed, secret_id, secret_version) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (tenant_id, provider_id) DO UPDATE SET sealed = $3, secret_id = $4, secret_version = $5`,
+      [tenantId, providerId, sealed, secretId, version],
     );
   }
 }

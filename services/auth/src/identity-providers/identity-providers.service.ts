@@ -1,44 +1,61 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
 import { streamName } from '@palisade/eventsourcing';
 import type { AuthRuntime } from '../auth.runtime';
-import { open, seal } from '../crypto/key-encryption';
 import type { ProviderSettings } from './identity-providers.events';
 import type { IdentityProviderRow } from './identity-providers.repository';
+import type { IdpSecretStore, StoredIdpSecret } from './idp-secret-store';
 
 const providerStream = (tenantId: string, providerId: string) => streamName('identity-provider', `${tenantId}.${providerId}`);
-const secretContext = (tenantId: string, providerId: string) => `idp:${tenantId}/${providerId}`;
 
 /**
  * Identity providers of a tenant (OIDC, SAML, LDAP), configured by its administrators.
- * Secrets are sealed under the key-encryption key, as signing keys are, until the
- * credential service holds them; they are never returned, logged or put in an event.
+ * Secrets go to the `IdpSecretStore` (the credential service, or sealed locally in
+ * development); auth's database keeps what the store answers (a reference). They are
+ * never returned, logged or put in an event.
  */
 export class IdentityProvidersService {
-  constructor(private readonly rt: AuthRuntime) {}
+  constructor(
+    private readonly rt: Pick<AuthRuntime, 'identityProviders' | 'identityProvidersRepo' | 'read' | 'platform'>,
+    private readonly secrets: IdpSecretStore,
+  ) {}
 
   async configure(admin: Principal, providerId: string, input: { enabled: boolean; settings: ProviderSettings; secret?: string }) {
-    const sealed = input.secret === undefined ? undefined : seal(this.rt.config.keyEncryptionKey, Buffer.from(input.secret, 'utf8'), secretContext(admin.tenantId, providerId));
+    let stored: StoredIdpSecret | undefined;
+    if (input.secret !== undefined) {
+      // The store is called before the transaction (no network inside it); a type change
+      // the decider would refuse must not replace the working provider's secret first.
+      const existing = await this.rt.read((tx) => this.rt.identityProvidersRepo.find(tx, admin.tenantId, providerId));
+      if (existing && existing.settings.type !== input.settings.type) throw new PalisadeError('conflict', `provider is of type ${existing.settings.type}: remove it to change the type`);
+      stored = await this.secrets.put(admin.tenantId, providerId, input.secret);
+    }
     const result = await this.rt.identityProviders.handle(
       providerStream(admin.tenantId, providerId),
       {
         type: 'ConfigureProvider',
-        data: { providerId, enabled: input.enabled, settings: input.settings, secretProvided: sealed !== undefined },
+        data: { providerId, enabled: input.enabled, settings: input.settings, secretProvided: stored !== undefined },
         metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
       },
       undefined,
       async (tx) => {
-        if (sealed) await this.rt.identityProvidersRepo.saveSecret(tx, admin.tenantId, providerId, sealed);
+        if (stored) await this.rt.identityProvidersRepo.saveSecret(tx, admin.tenantId, providerId, stored);
       },
     );
     return { providerId, version: result.version };
   }
 
+  /** Removes the provider (its row and reference go in the same transaction), then destroys its secret in the store. */
   async remove(admin: Principal, providerId: string): Promise<void> {
+    const stored = await this.rt.read((tx) => this.rt.identityProvidersRepo.storedSecret(tx, admin.tenantId, providerId));
     await this.rt.identityProviders.handle(providerStream(admin.tenantId, providerId), {
       type: 'RemoveProvider',
       data: { providerId },
       metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
     });
+    // The provider is gone either way; a secret left in the vault is rotated by the next
+    // provider of that id, or deleted there by an administrator.
+    if (stored) {
+      await this.secrets.remove(admin.tenantId, providerId, stored).catch((e: Error) => this.rt.platform.logger.warn({ providerId, err: e.message }, 'identity provider secret not deleted in the credential service'));
+    }
   }
 
   async list(admin: Principal) {
@@ -53,8 +70,9 @@ export class IdentityProvidersService {
   async withSecret<T extends ProviderSettings['type']>(tenantId: string, providerId: string, type: T): Promise<{ settings: Extract<ProviderSettings, { type: T }>; secret: string }> {
     const provider = await this.enabledOrAny(tenantId, providerId, true);
     if (provider.settings.type !== type) throw new PalisadeError('not_found', `identity provider ${providerId} is not an ${type} provider`);
-    const sealed = await this.rt.read((tx) => this.rt.identityProvidersRepo.sealedSecret(tx, tenantId, providerId));
-    const secret = sealed ? open(this.rt.config.keyEncryptionKey, sealed, secretContext(tenantId, providerId)).toString('utf8') : '';
+    // SAML signs in without a secret: no read (and no audited vault read) for it.
+    const stored = type === 'saml' ? undefined : await this.rt.read((tx) => this.rt.identityProvidersRepo.storedSecret(tx, tenantId, providerId));
+    const secret = stored ? await this.secrets.read(tenantId, providerId, stored) : '';
     return { settings: provider.settings as Extract<ProviderSettings, { type: T }>, secret };
   }
 
