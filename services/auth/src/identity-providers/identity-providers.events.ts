@@ -59,9 +59,10 @@ export type ProviderSettings = { type: 'ldap'; ldap: LdapSettings } | { type: 'o
 
 /**
  * Stream `identity-provider-<tenant>.<providerId>`. Settings only: the secret (LDAP bind
- * password, OIDC client secret) never appears in an event or a log; it is sealed under
- * the key-encryption key in `identity_provider_secrets`, and `secretChanged` says only
- * that it was replaced.
+ * password, OIDC client secret) never appears in an event or a log; it is kept by the
+ * `IdpSecretStore` (the credential service, or sealed locally in development), auth's
+ * `identity_provider_secrets` holding what the store answered, and `secretChanged` says
+ * only that it was replaced.
  */
 export type IdentityProviderEvent =
   | DomainEvent<'auth.identity-provider.configured', { providerId: string; enabled: boolean; settings: ProviderSettings; secretChanged: boolean }>
