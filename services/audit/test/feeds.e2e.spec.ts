@@ -237,6 +237,11 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     expect(status.lastDeliveredAt).not.toBeNull();
     const cursor = status.cursors.find((c: { topic: string; partition: number }) => c.topic === audit.topic && c.partition === expected[0].partition);
     expect(cursor.nextOffset).toBeGreaterThan(0);
+    expect(cursor.lagOffsets).toBeGreaterThanOrEqual(0);
+    const metrics = (await call(svc.port, '/metrics')).body;
+    expect(metrics).toMatch(/palisade_audit_feed_items_total\{kind="splunk-hec"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/palisade_audit_feed_failures_total\{kind="splunk-hec",failure="network"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/palisade_audit_feed_failures_total\{kind="splunk-hec",failure="server_error"[^}]*\} [1-9]/);
   });
 
   it('resumes from the durable cursor after the audit process is killed (-9) mid-delivery', async () => {

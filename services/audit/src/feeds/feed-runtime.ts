@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { ident } from '@palisade/postgres';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { counter } from '@palisade/observability';
 import { PalisadeError } from '@palisade/contracts';
 import { AuditRuntime } from '../ingest/audit-runtime';
 import { LeaseRepository } from '../ingest/lease.repository';
@@ -34,6 +35,8 @@ export class FeedRuntime {
   private leading = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
+  private readonly delivered: ReturnType<typeof counter>;
+  private readonly failed: ReturnType<typeof counter>;
 
   constructor(
     @Inject(PLATFORM) private readonly platform: Platform,
@@ -41,6 +44,9 @@ export class FeedRuntime {
   ) {
     this.repository = new FeedsRepository(ident(platform.options.config.PG_SCHEMA));
     this.lease = new LeaseRepository(`palisade-audit-feeds/${runtime.settings.topic}`);
+    const metrics = platform.options.metrics;
+    this.delivered = counter(metrics, 'palisade_audit_feed_items_total', 'Records and checkpoints a SIEM acknowledged', ['kind']);
+    this.failed = counter(metrics, 'palisade_audit_feed_failures_total', 'Failed SIEM delivery attempts', ['kind', 'failure']);
     // Registered after AuditRuntime's (a dependency, constructed first): Kafka is connected by then.
     platform.afterConnect(() => this.start());
     platform.beforeClose(() => this.stop());
@@ -115,6 +121,8 @@ export class FeedRuntime {
       logger: this.logger,
       limits: { ...DEFAULT_BATCH_LIMITS, maxEvents: this.runtime.config.AUDIT_FEED_BATCH_MAX },
       backoff: { ...DEFAULT_BACKOFF, maxMs: this.runtime.config.AUDIT_FEED_RETRY_MAX_MS },
+      onDelivered: (count: number) => this.delivered.inc({ kind: feed.kind }, count),
+      onFailed: (failure: string) => this.failed.inc({ kind: feed.kind, failure }),
     };
     if (feed.kind === 'splunk-hec') {
       const s = feed.settings as HecSettings;

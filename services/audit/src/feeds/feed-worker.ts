@@ -4,7 +4,7 @@ import type { AuditRecord, Checkpoint } from '@palisade/audit-log';
 import type { Admin, Consumer, EachBatchPayload, Kafka } from '@palisade/kafka';
 import type { Platform } from '@palisade/service-kit';
 import type { TopicSettings } from '../ingest/audit-topic';
-import { advanceCursor, backoffMs, batches, CONFIG_ERROR_RETRY_MS, DEFAULT_BACKOFF, DEFAULT_BATCH_LIMITS, type Backoff, type BatchLimits } from './feed-policy';
+import { advanceCursor, backoffMs, batches, CONFIG_ERROR_RETRY_MS, DEFAULT_BACKOFF, DEFAULT_BATCH_LIMITS, type Backoff, type BatchLimits, type FailureClass } from './feed-policy';
 import type { FeedItem } from './feed-format';
 import type { Feed, FeedsRepository } from './feeds.repository';
 import { DeliveryError, type FeedSender } from './senders';
@@ -18,6 +18,9 @@ export interface FeedWorkerDeps {
   logger: Platform['logger'];
   limits?: BatchLimits;
   backoff?: Backoff;
+  /** Metrics: items (records and checkpoints) the SIEM acknowledged; failed attempts by class. */
+  onDelivered?: (count: number) => void;
+  onFailed?: (failure: FailureClass) => void;
 }
 
 /** One encoded item: its offset, and the text the sender's format made of it. */
@@ -145,9 +148,11 @@ export class FeedWorker {
       if (this.stopping) throw new Stopped();
       try {
         await this.sender.send(payload);
+        this.deps.onDelivered?.(group.length);
         return;
       } catch (error) {
         const e = error instanceof DeliveryError ? error : new DeliveryError('network', (error as Error).message);
+        this.deps.onFailed?.(e.failure);
         const wait = e.retryable ? backoffMs(attempt, Math.random(), this.backoff, e.retryAfterMs) : CONFIG_ERROR_RETRY_MS;
         if (attempt === 1 || attempt % 20 === 0) {
           this.deps.logger.warn({ feedId: this.feed.id, failure: e.failure, reason: e.message, attempt, retryInMs: wait }, 'SIEM feed delivery failed; retrying');

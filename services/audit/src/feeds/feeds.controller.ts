@@ -94,11 +94,15 @@ export class FeedsController {
     const at = new Map<string, FeedCursor>(cursors.map((c) => [`${c.topic}/${c.partition}`, c]));
     const partitions = [];
     for (const topic of [this.runtime.settings.topic, this.runtime.settings.checkpointTopic]) {
-      for (const [partition, end] of await endOffsets(this.runtime.admin, topic)) {
+      // Kafka away: the cursors still show, without end offsets and lag.
+      const ends = await endOffsets(this.runtime.admin, topic).catch(() => undefined);
+      const known = ends ?? new Map(cursors.filter((c) => c.topic === topic).map((c) => [c.partition, undefined]));
+      for (const [partition, end] of known) {
         const cursor = at.get(`${topic}/${partition}`);
         const next = cursor?.nextOffset ?? 0n;
         // Offsets, not records: other tenants' records and transaction markers count too.
-        partitions.push({ topic, partition, nextOffset: Number(next), endOffset: Number(end), lagOffsets: Number(end > next ? end - next : 0n), updatedAt: cursor?.updatedAt ?? null });
+        const lag = end === undefined ? null : Number(end > next ? end - next : 0n);
+        partitions.push({ topic, partition, nextOffset: Number(next), endOffset: end === undefined ? null : Number(end), lagOffsets: lag, updatedAt: cursor?.updatedAt ?? null });
       }
     }
     return { ...feedView(feed), cursors: partitions };
