@@ -7,6 +7,7 @@ import { audienceOf } from '@palisade/auth-verifier';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, TestTokenIssuer } from '@palisade/testing';
 import { httpsCaller } from './e2e-support';
+import { startTestOp, type TestOp } from './oidc-op';
 
 // Identity-provider secrets in the vault: the built auth AND credential services as
 // processes (port offset 7500: auth 14601, credential 14603), each in a schema of its own,
@@ -208,6 +209,32 @@ describe('identity-provider secrets in the credential service', () => {
     const shredded = await vaultEvents('credential.secret.shredded');
     expect(shredded.map((e) => [e.actor.id, e.data.secretId])).toEqual([['auth', secretId]]);
     expect((await ldapSignIn('alice', seeded().alice)).status).toBe(404);
+  });
+
+  it('signs in through OIDC with the client secret read from the vault', async () => {
+    const op: TestOp = await startTestOp({ pkiDir: infra('PALISADE_PKI_DIR'), port: 7151 + OFFSET, redirectUri: `https://localhost:${AUTH_PORT}/v1/sso/oidc/callback` });
+    try {
+      markers.push(op.clientSecret);
+      const put = await auth('/v1/identity-providers/idp', {
+        method: 'PUT',
+        body: { type: 'oidc', oidc: { issuer: op.issuer, clientId: 'palisade', caCertificate: op.caPem, groupsClaim: 'groups', scopes: ['openid', 'groups'], groupRoles: { 'idp-admins': 'admin' } }, secret: op.clientSecret },
+        token: adminToken,
+      });
+      expect(put.status).toBe(200);
+      const [ref] = await query<{ sealed: Buffer | null; secret_id: string }>('auth', `SELECT sealed, secret_id FROM ${authSchema}.identity_provider_secrets WHERE tenant_id = $1 AND provider_id = 'idp'`, [T]);
+      expect(ref.sealed).toBeNull();
+      op.loginAs('olivia', ['idp-admins']);
+      const start = await auth(`/v1/tenants/${T}/sso/oidc/idp/login`);
+      expect(start.status).toBe(302);
+      const callback = new URL(await op.browse(String(start.headers.location)));
+      const done = await auth(`${callback.pathname}${callback.search}`);
+      expect(done.status).toBe(200);
+      const reads = (await vaultEvents('credential.secret.read')).filter((e) => e.data.secretId === ref.secret_id);
+      expect(reads.length).toBeGreaterThanOrEqual(1);
+      expect(reads[0].data).toEqual({ secretId: ref.secret_id, version: 1, consumer: 'auth', purpose: 'idp-sign-in' });
+    } finally {
+      await op.close();
+    }
   });
 
   it('never writes the bind password (or a marker) to either service’s log or the vault’s events', async () => {
