@@ -4,12 +4,13 @@ import { auditReadiness } from './ingest/audit-runtime';
 import { indexRebuildMigration } from './ingest/index-rebuild.migration';
 import { ingestMigration } from './ingest/ingest.migration';
 import { feedsMigration } from './feeds/feeds.migration';
+import { feedsClientKeyMigration } from './feeds/feeds-client-key.migration';
 
 main({
   name: 'audit',
   version: packageVersion(__dirname),
   description: 'Every event of every service in a write-once, hash-chained, signed Kafka log: verify, query, export, SIEM feeds.',
   module: AuditModule,
-  migrations: [ingestMigration, indexRebuildMigration, feedsMigration],
+  migrations: [ingestMigration, indexRebuildMigration, feedsMigration, feedsClientKeyMigration],
   readiness: { kafka: auditReadiness.kafka, writer: auditReadiness.writer },
 });

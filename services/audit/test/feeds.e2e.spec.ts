@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { buildEvent, newEventId, type EventEnvelope } from '@palisade/contracts';
 import { checkpointSignatureValid, keysOf, recordHash, type AuditRecord, type Checkpoint } from '@palisade/audit-log';
@@ -290,6 +291,65 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     expect((await api('DELETE', `/v1/audit/feeds/${id}`, tenantA)).status).toBe(200);
   });
 
+  it('presents a client certificate (mutual TLS) to a syslog receiver that demands one; its key is write-only', async () => {
+    const theCa = (await ensureCa(infra('PALISADE_PKI_DIR'))).ca;
+    const serverCert = await issueCertificate(theCa, { kind: 'server', name: 'siem-mtls-e2e', ips: ['127.0.0.1'] });
+    const clientCert = await issueCertificate(theCa, { kind: 'server', name: 'siem-client-e2e' });
+    const otherKey = (await issueCertificate(theCa, { kind: 'server', name: 'siem-other-e2e' })).keyPem;
+    const received: string[] = [];
+    const peers: string[] = [];
+    const server = createTlsServer({ cert: serverCert.certPem, key: serverCert.keyPem, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (socket: TLSSocket) => {
+      peers.push(String(socket.getPeerCertificate().subject?.CN));
+      let buf = Buffer.alloc(0);
+      socket.on('error', () => undefined);
+      socket.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const space = buf.indexOf(0x20);
+          if (space < 0) break;
+          const length = Number(buf.subarray(0, space).toString('ascii'));
+          if (buf.length < space + 1 + length) break;
+          received.push(buf.subarray(space + 1, space + 1 + length).toString('utf8'));
+          buf = buf.subarray(space + 1 + length);
+        }
+      });
+    });
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const base = { kind: 'syslog', format: 'json', host: '127.0.0.1', port, caPem: ca };
+      const mismatch = await api('POST', '/v1/audit/feeds', tenantA, { ...base, clientCertPem: clientCert.certPem, clientKeyPem: otherKey });
+      expect(mismatch.status).toBe(400);
+      expect(mismatch.body).toMatch(/clientKeyPem: is not the key of clientCertPem/);
+      expect((await api('POST', '/v1/audit/feeds', tenantA, { ...base, clientCertPem: clientCert.certPem })).status).toBe(400);
+
+      // without a client certificate: refused by the receiver, nothing counted as delivered
+      const without = JSON.parse((await api('POST', '/v1/audit/feeds', tenantA, { ...base, hostname: `feeds-${audit.suffix}-nocert` })).body).id as string;
+      const refused = await eventually(async () => {
+        const st = JSON.parse((await api('GET', `/v1/audit/feeds/${without}`, tenantA)).body);
+        return st.lastError ? st : undefined;
+      }, 60_000, 250);
+      expect(refused.lastError.class).toBe('tls');
+      expect(refused.lastDeliveredAt).toBeNull();
+      expect((await api('DELETE', `/v1/audit/feeds/${without}`, tenantA)).status).toBe(200);
+
+      const created = await api('POST', '/v1/audit/feeds', tenantA, { ...base, hostname: `feeds-${audit.suffix}-mtls`, clientCertPem: clientCert.certPem, clientKeyPem: clientCert.keyPem });
+      expect(created.status).toBe(201);
+      expect(created.body).not.toContain('PRIVATE KEY');
+      const feed = JSON.parse(created.body);
+      expect(feed.destination.clientCertificate).toMatch(/CN=siem-client-e2e/);
+      const expected = await topicRecordsOfA();
+      const records = await deliveredAll(() => received.map((m) => parseSyslog(m)!).filter((m) => m.msgId === 'audit-record').map(payloadOf).filter(isRecord), expected);
+      expect(dedup(records).map(key).slice(0, expected.length)).toEqual(expected.map(key));
+      expect(peers).toContain('siem-client-e2e');
+      expect((await api('GET', '/v1/audit/feeds', tenantA)).body).not.toContain('PRIVATE KEY');
+      expect((await api('DELETE', `/v1/audit/feeds/${feed.id}`, tenantA)).status).toBe(200);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('every feed change is audited without the token; the token is in no log; deletion stops the feed', async () => {
     const paused = await api('POST', `/v1/audit/feeds/${feedIds.json}/pause`, tenantA);
     expect(paused.status).toBe(200);
@@ -302,9 +362,10 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     const changes = await eventually(async () => {
       const { records } = await audit.verify(await audit.jwks(svc.port));
       const feedEvents = records.filter((r) => r.event.type.startsWith('audit.feed.'));
-      return feedEvents.length >= 8 ? feedEvents : undefined;
+      return feedEvents.length >= 12 ? feedEvents : undefined;
     }, 60_000, 1000);
-    expect(changes.map((r) => r.event.type).sort()).toEqual(['audit.feed.created', 'audit.feed.created', 'audit.feed.created', 'audit.feed.created', 'audit.feed.deleted', 'audit.feed.deleted', 'audit.feed.paused', 'audit.feed.resumed']);
+    const count = (type: string) => changes.filter((r) => r.event.type === type).length;
+    expect([count('audit.feed.created'), count('audit.feed.deleted'), count('audit.feed.paused'), count('audit.feed.resumed'), changes.length]).toEqual([6, 4, 1, 1, 12]);
     expect(changes.every((r) => r.event.tenantId === tenantA)).toBe(true);
     expect(JSON.stringify(changes)).not.toContain(token);
     // the feed events are tenant A's records, delivered to its remaining feeds
@@ -313,11 +374,11 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     const log = readFileSync(join(infra('PALISADE_HOME'), 'logs', 'audit-e2e', 'audit.log'), 'utf8');
     expect(log).not.toContain(token);
     expect(hec.unauthorized).toEqual([]);
-    const count = hec.events.length;
+    const hecCount = hec.events.length;
     await publish(4);
     await topicRecordsOfA();
     await deliveredAll(() => syslogOf(hostJson).map(payloadOf).filter(isRecord), (await topicRecordsOfA()).slice(-2));
-    expect(hec.events.length).toBe(count); // the deleted feed delivers nothing more
+    expect(hec.events.length).toBe(hecCount); // the deleted feed delivers nothing more
   });
 });
 

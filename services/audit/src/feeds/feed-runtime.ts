@@ -16,8 +16,9 @@ import { HecSender, SyslogSender } from './senders';
 const RECONCILE_MS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Associated data of a wrapped HEC token: it unwraps only for the feed it was stored with. */
+/** Associated data of a wrapped HEC token or client key: it unwraps only for the feed (and use) it was stored with. */
 export const tokenAad = (feedId: string) => `palisade-audit-feed-token/${feedId}`;
+export const clientKeyAad = (feedId: string) => `palisade-audit-feed-client-key/${feedId}`;
 
 /**
  * The SIEM feeds of this deployment. Exactly one instance delivers them: the holder of
@@ -35,6 +36,8 @@ export class FeedRuntime {
   private leading = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** Reconciliation and stopping a feed run one at a time. */
+  private serial: Promise<unknown> = Promise.resolve();
   private readonly delivered: ReturnType<typeof counter>;
   private readonly failed: ReturnType<typeof counter>;
 
@@ -56,10 +59,10 @@ export class FeedRuntime {
     return this.platform.logger;
   }
 
-  /** Wrap an HEC token for storage; it is never logged, returned or put into an event. */
-  wrapToken(feedId: string, token: string): Buffer {
+  /** Wrap a feed's secret (HEC token, client key) for storage; it is never logged, returned or put into an event. */
+  wrapSecret(secret: string, aad: string): Buffer {
     if (!this.kek) throw new PalisadeError('unavailable', 'the audit service is starting');
-    return this.kek.wrap(Buffer.from(token, 'utf8'), tokenAad(feedId));
+    return this.kek.wrap(Buffer.from(secret, 'utf8'), aad);
   }
 
   private async start(): Promise<void> {
@@ -80,12 +83,32 @@ export class FeedRuntime {
           await this.stopWorkers();
           this.leading = false;
         }
-        if (this.leading) await this.reconcile();
+        if (this.leading) await this.exclusive(() => this.reconcile());
       } catch (error) {
         this.logger.warn({ err: (error as Error).message }, 'SIEM feeds check failed');
       }
       await sleep(RECONCILE_MS);
     }
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(work, work);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Stop delivering a feed now, when this instance delivers it (after its deletion or
+   * pause committed): the API's answer then means no more deliveries. Another instance
+   * stops it at its next reconciliation (within a second).
+   */
+  release(feedId: string): Promise<void> {
+    return this.exclusive(async () => {
+      const worker = this.workers.get(feedId);
+      if (!worker) return;
+      this.workers.delete(feedId);
+      await worker.stop();
+    });
   }
 
   private async reconcile(): Promise<void> {
@@ -134,7 +157,9 @@ export class FeedRuntime {
     const s = feed.settings as SyslogSettings;
     const header = { hostname: s.hostname ?? hostname(), appName: s.appName };
     const encode = (item: FeedItem) => octetFrame(syslogLine(item, feed.format, header, version));
-    return new FeedWorker(feed, new SyslogSender(s.host, s.port, s.caPem), encode, (texts) => texts.join(''), deps);
+    const clientKey = feed.wrappedClientKey ? this.kek!.unwrap(feed.wrappedClientKey, clientKeyAad(feed.id)).toString('utf8') : undefined;
+    const client = s.clientCertPem && clientKey ? { cert: s.clientCertPem, key: clientKey } : undefined;
+    return new FeedWorker(feed, new SyslogSender(s.host, s.port, s.caPem, client), encode, (texts) => texts.join(''), deps);
   }
 
   private async stopWorkers(): Promise<void> {

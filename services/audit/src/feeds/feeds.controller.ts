@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { PalisadeError, type Principal } from '@palisade/contracts';
@@ -10,14 +10,22 @@ import { parseInput } from '../validation';
 import { feedsTenantOf, newFeedTenant } from './feeds.access';
 import { createFeedSchema, feedIdSchema } from './feeds.dto';
 import type { Feed, FeedCursor, HecSettings, SyslogSettings } from './feeds.repository';
-import { FeedRuntime } from './feed-runtime';
+import { clientKeyAad, FeedRuntime, tokenAad } from './feed-runtime';
 
 /** A feed as the API shows it: the HEC token never, only that one is set. */
 export function feedView(feed: Feed) {
   const destination =
     feed.kind === 'splunk-hec'
       ? (({ url, index, sourcetype, caPem }: HecSettings) => ({ url, index: index ?? null, sourcetype: sourcetype ?? null, ca: caPem ? 'custom' : 'system', token: 'set (write-only)' }))(feed.settings as HecSettings)
-      : (({ host, port, appName, hostname, caPem }: SyslogSettings) => ({ host, port, appName, hostname: hostname ?? null, ca: caPem ? 'custom' : 'system' }))(feed.settings as SyslogSettings);
+      : (({ host, port, appName, hostname, caPem, clientCertPem }: SyslogSettings) => ({
+          host,
+          port,
+          appName,
+          hostname: hostname ?? null,
+          ca: caPem ? 'custom' : 'system',
+          // the certificate's subject only; its key is write-only
+          clientCertificate: clientCertPem ? new X509Certificate(clientCertPem).subject.replace(/\n/g, ', ') : null,
+        }))(feed.settings as SyslogSettings);
   const errorClass = feed.lastError ? feed.lastError.split(':')[0] : null;
   return {
     id: feed.id,
@@ -62,8 +70,9 @@ export class FeedsController {
     const settings: HecSettings | SyslogSettings =
       input.kind === 'splunk-hec'
         ? { url: input.url.replace(/\/+$/, ''), index: input.index, sourcetype: input.sourcetype, caPem: input.caPem }
-        : { host: input.host, port: input.port, caPem: input.caPem, appName: input.appName, hostname: input.hostname };
-    const wrappedToken = input.kind === 'splunk-hec' ? this.feeds.wrapToken(id, input.token) : null;
+        : { host: input.host, port: input.port, caPem: input.caPem, appName: input.appName, hostname: input.hostname, clientCertPem: input.clientCertPem };
+    const wrappedToken = input.kind === 'splunk-hec' ? this.feeds.wrapSecret(input.token, tokenAad(id)) : null;
+    const wrappedClientKey = input.kind === 'syslog' && input.clientKeyPem ? this.feeds.wrapSecret(input.clientKeyPem, clientKeyAad(id)) : null;
     const start: Array<{ topic: string; partition: number; offset: bigint }> = [];
     if (input.start === 'end') {
       const { topic, checkpointTopic } = this.runtime.settings;
@@ -71,7 +80,7 @@ export class FeedsController {
         for (const [partition, offset] of await endOffsets(this.runtime.admin, t)) start.push({ topic: t, partition, offset });
       }
     }
-    const row = { id, tenantId, kind: input.kind, format: input.format, settings, wrappedToken };
+    const row = { id, tenantId, kind: input.kind, format: input.format, settings, wrappedToken, wrappedClientKey };
     const destination = input.kind === 'splunk-hec' ? (settings as HecSettings).url : `${input.host}:${input.port}`;
     await this.events.recordWith(principal, 'audit.feed.created', { feedId: id, feedTenantId: tenantId, kind: input.kind, format: input.format, destination, start: input.start }, (tx) =>
       this.feeds.repository.insert(tx, row, start),
@@ -110,12 +119,13 @@ export class FeedsController {
 
   @Delete(':id')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Delete a feed (delivery stops within a second). Scope audit:admin.' })
+  @ApiOperation({ summary: 'Delete a feed: delivery has stopped when this answers (on the delivering instance; elsewhere within a second). Scope audit:admin.' })
   async remove(@CurrentPrincipal() principal: Principal, @Param('id') rawId: string) {
     const feed = await this.load(principal, rawId);
     const eventId = await this.events.recordWith(principal, 'audit.feed.deleted', { feedId: feed.id, feedTenantId: feed.tenantId, kind: feed.kind, destination: destinationOf(feed) }, (tx) =>
       this.feeds.repository.markDeleted(tx, feed.id),
     );
+    await this.feeds.release(feed.id);
     return { id: feed.id, deleted: true, eventId };
   }
 
@@ -138,6 +148,7 @@ export class FeedsController {
     await this.events.recordWith(principal, paused ? 'audit.feed.paused' : 'audit.feed.resumed', { feedId: feed.id, feedTenantId: feed.tenantId }, (tx) =>
       this.feeds.repository.setPaused(tx, feed.id, paused),
     );
+    if (paused) await this.feeds.release(feed.id);
     return feedView({ ...feed, paused });
   }
 

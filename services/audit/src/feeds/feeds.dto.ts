@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 
 const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `at most ${max} characters`);
@@ -34,6 +35,24 @@ export const hecFeedSchema = z.strictObject({
   caPem: caPem.optional(),
 });
 
+const certPem = z
+  .string()
+  .max(65_536, 'at most 65536 characters')
+  .refine((v) => parses(() => new X509Certificate(v)), 'must be a PEM certificate');
+const keyPem = z
+  .string()
+  .max(16_384, 'at most 16384 characters')
+  .refine((v) => /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(v) && parses(() => createPrivateKey(v)), 'must be an unencrypted PEM private key');
+
+function parses(f: () => unknown): boolean {
+  try {
+    f();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const syslogFeedSchema = z.strictObject({
   kind: z.literal('syslog'),
   format,
@@ -44,7 +63,21 @@ export const syslogFeedSchema = z.strictObject({
   caPem: caPem.optional(),
   appName: printable(48).default('palisade-audit'),
   hostname: printable(255).optional(),
-});
+  /** Mutual TLS: a client certificate and its key (write-only), both or neither. */
+  clientCertPem: certPem.optional(),
+  clientKeyPem: keyPem.optional(),
+})
+  .refine((v) => (v.clientCertPem === undefined) === (v.clientKeyPem === undefined), { path: ['clientKeyPem'], message: 'clientCertPem and clientKeyPem go together' })
+  .refine((v) => !v.clientCertPem || !v.clientKeyPem || keyMatches(v.clientCertPem, v.clientKeyPem), { path: ['clientKeyPem'], message: 'is not the key of clientCertPem' });
+
+/** Runs even when the fields themselves failed their checks: unreadable input is not a match, never an exception. */
+function keyMatches(certPem: string, keyPem: string): boolean {
+  try {
+    return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    return false;
+  }
+}
 
 export const createFeedSchema = z.discriminatedUnion('kind', [hecFeedSchema, syslogFeedSchema], { message: 'kind must be "splunk-hec" or "syslog"' });
 export type CreateFeed = z.infer<typeof createFeedSchema>;

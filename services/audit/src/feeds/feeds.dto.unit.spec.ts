@@ -38,6 +38,9 @@ describe('feed DTO', () => {
     expect(refusal({ ...syslog, host: 'bad host' })).toMatch(/host/);
     expect(refusal({ ...syslog, appName: 'x'.repeat(49) })).toMatch(/appName/);
     expect(refusal({ ...syslog, token: 'x' })).toMatch(/token/);
+    expect(refusal({ ...syslog, clientCertPem: 'not a certificate', clientKeyPem: 'nor a key' })).toMatch(/clientCertPem: must be a PEM certificate/);
+    expect(refusal({ ...syslog, clientKeyPem: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' })).toMatch(/clientKeyPem: must be an unencrypted PEM private key/);
+    expect(refusal({ ...syslog, clientKeyPem: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----' })).toMatch(/clientKeyPem/);
     expect(refusal({ kind: 'kafka' })).toMatch(/kind/);
     expect(refusal(undefined)).toMatch(/kind/);
   });

@@ -14,6 +14,8 @@ export interface SyslogSettings {
   host: string;
   port: number;
   caPem?: string;
+  /** Client certificate for mutual TLS (its key: Feed.wrappedClientKey). */
+  clientCertPem?: string;
   appName: string;
   hostname?: string;
 }
@@ -26,6 +28,8 @@ export interface Feed {
   settings: HecSettings | SyslogSettings;
   /** The HEC token wrapped by the KEK (associated data names the feed). */
   wrappedToken: Buffer | null;
+  /** A syslog feed's client private key (PKCS#8 PEM) wrapped by the KEK. */
+  wrappedClientKey: Buffer | null;
   paused: boolean;
   createdAt: string;
   lastDeliveredAt: string | null;
@@ -47,6 +51,7 @@ interface FeedRow {
   format: FeedFormat;
   settings: HecSettings | SyslogSettings;
   wrapped_token: Buffer | null;
+  wrapped_client_key: Buffer | null;
   paused: boolean;
   created_at: Date;
   last_delivered_at: Date | null;
@@ -62,6 +67,7 @@ const feedOf = (r: FeedRow): Feed => ({
   format: r.format,
   settings: r.settings,
   wrappedToken: r.wrapped_token,
+  wrappedClientKey: r.wrapped_client_key,
   paused: r.paused,
   createdAt: r.created_at.toISOString(),
   lastDeliveredAt: iso(r.last_delivered_at),
@@ -69,7 +75,7 @@ const feedOf = (r: FeedRow): Feed => ({
   lastErrorAt: iso(r.last_error_at),
 });
 
-const COLUMNS = 'id::text, tenant_id, kind, format, settings, wrapped_token, paused, created_at, last_delivered_at, last_error, last_error_at';
+const COLUMNS = 'id::text, tenant_id, kind, format, settings, wrapped_token, wrapped_client_key, paused, created_at, last_delivered_at, last_error, last_error_at';
 
 /** Feeds and their cursors in PostgreSQL. Every method takes the connection or transaction to use. */
 export class FeedsRepository {
@@ -81,10 +87,11 @@ export class FeedsRepository {
     this.cursors = `${schema}.audit_feed_cursors`;
   }
 
-  async insert(db: EntityManager, feed: Pick<Feed, 'id' | 'tenantId' | 'kind' | 'format' | 'settings' | 'wrappedToken'>, start: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
-    await db.query(`INSERT INTO ${this.feeds} (id, tenant_id, kind, format, settings, wrapped_token) VALUES ($1, $2, $3, $4, $5, $6)`, [
-      feed.id, feed.tenantId, feed.kind, feed.format, JSON.stringify(feed.settings), feed.wrappedToken,
-    ]);
+  async insert(db: EntityManager, feed: Pick<Feed, 'id' | 'tenantId' | 'kind' | 'format' | 'settings' | 'wrappedToken' | 'wrappedClientKey'>, start: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
+    await db.query(
+      `INSERT INTO ${this.feeds} (id, tenant_id, kind, format, settings, wrapped_token, wrapped_client_key) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [feed.id, feed.tenantId, feed.kind, feed.format, JSON.stringify(feed.settings), feed.wrappedToken, feed.wrappedClientKey],
+    );
     if (start.length === 0) return;
     await db.query(
       `INSERT INTO ${this.cursors} (feed_id, topic, partition, next_offset) SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])`,

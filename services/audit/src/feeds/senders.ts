@@ -22,6 +22,8 @@ export interface FeedSender {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** How long a fresh syslog connection waits for a late refusal of the handshake. */
+const SETTLE_MS = 300;
 
 /** The event endpoint under an HEC base URL (a URL that already names it is kept). */
 export function hecEndpoint(url: string): URL {
@@ -89,6 +91,7 @@ export class SyslogSender implements FeedSender {
     private readonly host: string,
     private readonly port: number,
     private readonly caPem?: string,
+    private readonly client?: { cert: string; key: string },
   ) {}
 
   private open(): Promise<TLSSocket> {
@@ -99,25 +102,38 @@ export class SyslogSender implements FeedSender {
         port: this.port,
         ...(isIP(this.host) ? {} : { servername: this.host }),
         ...(this.caPem ? { ca: this.caPem } : {}),
+        ...(this.client ? { cert: this.client.cert, key: this.client.key } : {}),
         minVersion: 'TLSv1.2',
         rejectUnauthorized: true,
         timeout: REQUEST_TIMEOUT_MS,
       });
       const fail = (e: Error & { code?: string }) => {
-        socket.destroy();
         reject(new DeliveryError(networkFailure(e), e.code ? `${e.code}: ${e.message}` : e.message));
+        socket.destroy();
       };
-      socket.once('error', fail);
+      socket.on('error', fail);
       socket.once('timeout', () => fail(Object.assign(new Error('TLS connection timed out'), { code: 'ETIMEDOUT' })));
       socket.once('secureConnect', () => {
-        socket.off('error', fail);
         socket.setTimeout(0);
-        socket.setKeepAlive(true, 10_000);
-        // The receiver never writes; an error or close just ends this connection (the next send reconnects).
-        socket.on('error', () => socket.destroy());
+        // TLS 1.3: a server refuses our client certificate (or its absence) only after the
+        // handshake completed on our side; what we wrote first would count as sent and be
+        // lost. Syslog receivers never write, so a fresh connection first waits a moment
+        // for such a refusal (an alert and close) before anything goes over it.
+        const settled = setTimeout(() => {
+          socket.off('error', fail);
+          socket.off('close', closed);
+          socket.setKeepAlive(true, 10_000);
+          // From now on an error or close just ends this connection (the next send reconnects).
+          socket.on('error', () => socket.destroy());
+          this.socket = socket;
+          resolve(socket);
+        }, SETTLE_MS);
+        const closed = () => {
+          clearTimeout(settled);
+          reject(new DeliveryError('tls', 'the receiver closed the connection right after the TLS handshake (client certificate refused?)'));
+        };
+        socket.once('close', closed);
         socket.on('data', () => undefined);
-        this.socket = socket;
-        resolve(socket);
       });
     }).finally(() => (this.connecting = undefined));
     return this.connecting;
