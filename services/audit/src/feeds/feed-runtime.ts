@@ -121,13 +121,15 @@ export class FeedRuntime {
     }
     for (const [id, feed] of wanted) {
       if (this.workers.has(id) || this.stopped) continue;
-      const worker = this.workerFor(feed);
+      let worker: FeedWorker | undefined;
       try {
+        // A feed that cannot start (Kafka away, a secret the KEK cannot open) does not hold up the others.
+        worker = this.workerFor(feed);
         await worker.start();
         this.workers.set(id, worker);
         this.logger.info({ feedId: id, tenantId: feed.tenantId, kind: feed.kind, format: feed.format }, 'SIEM feed delivering');
       } catch (error) {
-        await worker.stop();
+        await worker?.stop();
         this.logger.warn({ feedId: id, err: (error as Error).message }, 'SIEM feed could not start; retrying');
       }
     }
