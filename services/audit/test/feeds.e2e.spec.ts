@@ -245,7 +245,10 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     expect(metrics).toMatch(/palisade_audit_feed_failures_total\{kind="splunk-hec",failure="server_error"[^}]*\} [1-9]/);
   });
 
-  it('resumes from the durable cursor after the audit process is killed (-9) mid-delivery', async () => {
+  it('one instance delivers; a standby resumes from the durable cursor when it is killed (-9) mid-delivery', async () => {
+    // A second instance competes for the feeds lease: while both run, nothing goes out twice.
+    const standby = audit.start();
+    await audit.ready(standby);
     // Let one request of records through, then answer 503: the kill lands with part of
     // the new records acknowledged and the rest pending.
     hec.recordBudget = 1;
@@ -257,8 +260,7 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     expect(hecRecords().length).toBeLessThan(expected.length);
     await svc.stop('SIGKILL');
     hec.recordBudget = undefined;
-    svc = audit.start();
-    await audit.ready(svc);
+    svc = standby;
     const viaHec = await deliveredAll(hecRecords, expected);
     expect(dedup(viaHec).map(key)).toEqual(expected.map(key));
     expect(viaHec).toHaveLength(expected.length); // HEC acknowledges: nothing sent twice here
