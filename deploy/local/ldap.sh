@@ -171,13 +171,7 @@ up() {
 }
 
 down() {
-  if pid_alive "$LDAP_PID"; then
-    local pid; pid="$(cat "$LDAP_PID")"
-    stop_pidfile "$LDAP_PID" 15 || true
-    log "stopped slapd (pid $pid)"
-  else
-    log "not running"
-  fi
+  stop_daemon "$LDAP_PID" slapd
 }
 
 env_lines() {

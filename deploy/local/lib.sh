@@ -49,6 +49,18 @@ pid_alive() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
+# `down` of a daemon script: stops the process of a pid file and says what it did.
+stop_daemon() {
+  local pidfile="$1" name="$2" grace="${3:-15}" pid
+  if pid_alive "$pidfile"; then
+    pid="$(cat "$pidfile")"
+    stop_pidfile "$pidfile" "$grace" || true
+    log "stopped $name (pid $pid)"
+  else
+    log "not running"
+  fi
+}
+
 # Stops the process of a pid file: TERM, then KILL after a grace period.
 stop_pidfile() {
   local pidfile="$1" grace="${2:-30}" pid i

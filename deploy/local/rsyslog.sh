@@ -87,13 +87,7 @@ up() {
 }
 
 down() {
-  if pid_alive "$RSYSLOG_PID"; then
-    local pid; pid="$(cat "$RSYSLOG_PID")"
-    stop_pidfile "$RSYSLOG_PID" 15 || true
-    log "stopped rsyslogd (pid $pid)"
-  else
-    log "not running"
-  fi
+  stop_daemon "$RSYSLOG_PID" rsyslogd
 }
 
 env_lines() {
