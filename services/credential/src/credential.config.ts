@@ -5,6 +5,8 @@ import { CIPHERS, cipherAvailable } from './crypto/envelope';
 import { KEY_PROVIDERS, type KeyProviderName } from './keys/key-provider';
 import { STORAGE_BACKENDS } from './storage/ciphertext-store';
 
+export const ACCESS_POLICIES = ['scopes', 'policy'] as const;
+
 /** The credential service's own settings (besides those every service reads). */
 export const credentialConfigShape = {
   /** Key providers this vault may use, comma-separated: local, pkcs11, aws-kms. */
@@ -38,6 +40,10 @@ export const credentialConfigShape = {
   CREDENTIAL_LEASE_MAX_USES: env.int(10, 1, 100),
   /** How often due/overdue rotations, overlap retirements and expired leases are handled. */
   CREDENTIAL_MAINTENANCE_INTERVAL_MS: env.int(60000, 100, 3600000),
+  /** Who decides access: `scopes` (token scopes, ScopeAccessPolicy) or `policy` (the policy service, PolicyAccessPolicy). */
+  CREDENTIAL_ACCESS_POLICY: z.enum(ACCESS_POLICIES).default('scopes'),
+  /** With `policy`: past this, a decision is a refusal (fail-closed). */
+  CREDENTIAL_POLICY_TIMEOUT_MS: env.int(2000, 50, 30000),
   TLS_MODE: z.enum(['dev-ca', 'files']).default('dev-ca'),
   PALISADE_PKI_DIR: z.string().optional(),
 };

@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
-import { CREDENTIAL_ACCESS_POLICY, ScopeAccessPolicy, type CredentialAccessPolicy } from './access/access-policy';
+import { CREDENTIAL_ACCESS_POLICY, type CredentialAccessPolicy } from './access/access-policy';
 import { CREDENTIAL_CONFIG, loadCredentialConfig, type CredentialConfig } from './credential.config';
-import { CREDENTIAL_RUNTIME, CredentialRuntime } from './credential.runtime';
+import { accessPolicyFor, CREDENTIAL_RUNTIME, CredentialRuntime } from './credential.runtime';
 import { KeyringController } from './keyring/keyring.controller';
 import { LeasesController } from './leases/leases.controller';
 import { SecretsController } from './secrets/secrets.controller';
@@ -12,13 +12,17 @@ import { ServiceSecretsController } from './service-secrets/service-secrets.cont
  * The credential vault: secrets under envelope encryption, tenant key rings (local,
  * PKCS#11, AWS KMS; BYOK), lifecycle events, just-in-time leases. Health, metrics,
  * docs, the event store, the outbox and NATS come from @palisade/service-kit.
- * The access policy is a port: replace CREDENTIAL_ACCESS_POLICY to plug in another.
+ * The access policy is a port (CREDENTIAL_ACCESS_POLICY): token scopes or the policy service.
  */
 @Module({
   controllers: [SecretsController, LeasesController, KeyringController, ServiceSecretsController],
   providers: [
     { provide: CREDENTIAL_CONFIG, useFactory: () => loadCredentialConfig() },
-    { provide: CREDENTIAL_ACCESS_POLICY, useFactory: (): CredentialAccessPolicy => new ScopeAccessPolicy() },
+    {
+      provide: CREDENTIAL_ACCESS_POLICY,
+      useFactory: (platform: Platform, config: CredentialConfig): CredentialAccessPolicy => accessPolicyFor(platform, config),
+      inject: [PLATFORM, CREDENTIAL_CONFIG],
+    },
     {
       provide: CREDENTIAL_RUNTIME,
       useFactory: (platform: Platform, config: CredentialConfig, policy: CredentialAccessPolicy) => new CredentialRuntime(platform, config, policy),

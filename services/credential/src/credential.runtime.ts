@@ -1,6 +1,8 @@
 import { PalisadeError } from '@palisade/contracts';
+import { PolicyClient } from '@palisade/policy-client';
 import type { Platform } from '@palisade/service-kit';
 import { ScopeAccessPolicy, type CredentialAccessPolicy } from './access/access-policy';
+import { PolicyAccessPolicy } from './access/policy-access-policy';
 import type { CredentialConfig } from './credential.config';
 import { AwsKmsKeyProvider } from './keys/aws-kms-key-provider';
 import { keyProviders, type KeyProvider, type KeyProviders } from './keys/key-provider';
@@ -12,6 +14,30 @@ import { Vault } from './vault';
 import { VaultRepository } from './vault.repository';
 
 export const CREDENTIAL_RUNTIME = Symbol('credential.runtime');
+
+/**
+ * The access policy CREDENTIAL_ACCESS_POLICY names. With `policy`, a PolicyClient on the
+ * platform's NATS connection, built once connected; its cache follows policy events
+ * through the durable `credential-policy-cache`. Until then every decision is refused.
+ */
+export function accessPolicyFor(platform: Platform, config: CredentialConfig): CredentialAccessPolicy {
+  if (config.CREDENTIAL_ACCESS_POLICY === 'scopes') return new ScopeAccessPolicy();
+  let client: PolicyClient | undefined;
+  platform.afterConnect(async () => {
+    if (client) return;
+    const c = new PolicyClient({ nc: platform.nats!, timeoutMs: config.CREDENTIAL_POLICY_TIMEOUT_MS, logger: platform.logger });
+    try {
+      await c.listen('credential');
+    } catch (error) {
+      await c.close(); // retried as a startup step: leave no subscription behind
+      throw error;
+    }
+    client = c;
+    platform.logger.info({ accessPolicy: 'policy' }, 'credential decisions through the policy service');
+  });
+  platform.beforeClose(async () => client?.close());
+  return new PolicyAccessPolicy(() => client);
+}
 
 /**
  * Builds the vault once the platform is connected (the event store and the data source

@@ -2,8 +2,9 @@ import { PalisadeError, type Principal } from '@palisade/contracts';
 
 /**
  * Who may do what with credentials. The vault asks this port before every action; the
- * default below reads token scopes and the principal type, and the policy service's
- * client library will implement the same port later (RBAC/ABAC, approvals).
+ * default below reads token scopes and the principal type; `PolicyAccessPolicy`
+ * (policy-access-policy.ts) asks the policy service (RBAC/ABAC, agent intersection,
+ * tool allowlists) behind the same port.
  *
  *   create       store a new secret
  *   read         see a secret's metadata and history (never its value)
@@ -25,7 +26,8 @@ export interface AccessRequest {
   tool?: string;
 }
 
-export type AccessDecision = { allowed: true } | { allowed: false; reason: string };
+/** `unavailable`: nobody could decide (the policy service is down): refused, but worth retrying. */
+export type AccessDecision = { allowed: true } | { allowed: false; reason: string; unavailable?: boolean };
 
 export interface CredentialAccessPolicy {
   decide(request: AccessRequest): Promise<AccessDecision>;
@@ -42,6 +44,21 @@ export const ADMIN_SCOPE = 'credential:admin';
 const AGENT_ACTIONS: ReadonlySet<CredentialAction> = new Set(['use', 'read']);
 
 /**
+ * What no policy may grant, checked locally before anything else (defence in depth):
+ * an agent never creates, rotates, revokes, deletes or manages keys (it cannot change
+ * the credentials it is governed by), and a lease needs a tool within the secret's
+ * scopes (`tool:<name>`). The refusal's reason, or undefined.
+ */
+export function invariantRefusal({ principal, action, secret, tool }: AccessRequest): string | undefined {
+  if (principal.type === 'agent' && !AGENT_ACTIONS.has(action)) return `an agent may not ${action.replace('_', ' ')} credentials`;
+  if (action === 'use') {
+    if (!tool || !secret) return 'a lease names a secret and a tool';
+    if (!secret.scopes.includes(`tool:${tool}`)) return `the secret is not scoped to tool ${tool}`;
+  }
+  return undefined;
+}
+
+/**
  * The default policy, deny by default:
  * - the token must carry `credential:<action>` (or `credential:admin` for actions other than `use`);
  * - agents may only `read` and `use`, never create, rotate, revoke, delete or manage keys
@@ -49,23 +66,19 @@ const AGENT_ACTIONS: ReadonlySet<CredentialAction> = new Set(['use', 'read']);
  * - `use` needs the tool to be within the secret's scopes (`tool:<name>`).
  */
 export class ScopeAccessPolicy implements CredentialAccessPolicy {
-  async decide({ principal, action, secret, tool }: AccessRequest): Promise<AccessDecision> {
-    if (principal.type === 'agent' && !AGENT_ACTIONS.has(action)) {
-      return { allowed: false, reason: `an agent may not ${action.replace('_', ' ')} credentials` };
-    }
+  async decide(request: AccessRequest): Promise<AccessDecision> {
+    const { principal, action } = request;
+    if (principal.type === 'agent' && !AGENT_ACTIONS.has(action)) return { allowed: false, reason: invariantRefusal(request)! };
     const scopes = principal.scopes ?? [];
     const granted = scopes.includes(scopeFor(action)) || (action !== 'use' && scopes.includes(ADMIN_SCOPE));
     if (!granted) return { allowed: false, reason: `the token lacks the scope ${scopeFor(action)}` };
-    if (action === 'use') {
-      if (!tool || !secret) return { allowed: false, reason: 'a lease names a secret and a tool' };
-      if (!secret.scopes.includes(`tool:${tool}`)) return { allowed: false, reason: `the secret is not scoped to tool ${tool}` };
-    }
-    return { allowed: true };
+    const refused = invariantRefusal(request);
+    return refused ? { allowed: false, reason: refused } : { allowed: true };
   }
 }
 
-/** Asks the policy and throws 'forbidden' with its reason. */
+/** Asks the policy and throws 'forbidden' with its reason ('unavailable' when nobody could decide). */
 export async function authorize(policy: CredentialAccessPolicy, request: AccessRequest): Promise<void> {
   const decision = await policy.decide(request);
-  if (!decision.allowed) throw new PalisadeError('forbidden', decision.reason);
+  if (!decision.allowed) throw new PalisadeError(decision.unavailable ? 'unavailable' : 'forbidden', decision.reason);
 }
