@@ -10,8 +10,13 @@ const { seedDemo } = require('./seed-demo');
 async function main() {
   const startedInfra = process.argv.includes('--started-infra');
   const t0 = Date.now();
-  // auth keeps identity-provider secrets in the credential service (its mTLS internal routes).
-  const handles = startServices({ envFor: (name) => (name === 'auth' ? { CREDENTIAL_URL: process.env.CREDENTIAL_URL ?? 'https://127.0.0.1:7103' } : {}) });
+  // auth keeps identity-provider secrets in the credential service (its mTLS internal routes);
+  // the credential service asks the policy service who may do what (not token scopes).
+  const envFor = {
+    auth: { CREDENTIAL_URL: process.env.CREDENTIAL_URL ?? 'https://127.0.0.1:7103' },
+    credential: { CREDENTIAL_ACCESS_POLICY: process.env.CREDENTIAL_ACCESS_POLICY ?? 'policy' },
+  };
+  const handles = startServices({ envFor: (name) => envFor[name] ?? {} });
   let stopping = false;
   const stop = async (code) => {
     if (stopping) return;
