@@ -19,6 +19,8 @@ import { SessionsController } from './sessions/sessions.controller';
 import { SessionsService } from './sessions/sessions.service';
 import { SignInController } from './sign-in/sign-in.controller';
 import { SignInService } from './sign-in/sign-in.service';
+import { PlatformTenantsController } from './tenants/platform-tenants.controller';
+import { TenantProvisioning } from './tenants/tenant-provisioning';
 import { TenantsController } from './tenants/tenants.controller';
 import { TenantsService } from './tenants/tenants.service';
 import { UsersController } from './users/users.controller';
@@ -29,7 +31,7 @@ import { UsersService } from './users/users.service';
  * metrics, docs, the event store, the outbox and NATS come from @palisade/service-kit.
  */
 @Module({
-  controllers: [SigningKeysController, SignInController, UsersController, TenantsController, SessionsController, BootstrapController, MfaController, ApiKeysController, IdentityProvidersController, SsoController],
+  controllers: [SigningKeysController, SignInController, UsersController, TenantsController, PlatformTenantsController, SessionsController, BootstrapController, MfaController, ApiKeysController, IdentityProvidersController, SsoController],
   providers: [
     { provide: AUTH_CONFIG, useFactory: () => loadAuthConfig() },
     { provide: AUTH_RUNTIME, useFactory: (platform: Platform, config: AuthConfig) => new AuthRuntime(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
@@ -54,10 +56,11 @@ import { UsersService } from './users/users.service';
       inject: [AUTH_RUNTIME, IdentityProvidersService, SignInService],
     },
     { provide: TenantsService, useFactory: (rt: AuthRuntime) => new TenantsService(rt), inject: [AUTH_RUNTIME] },
+    { provide: TenantProvisioning, useFactory: (tenants: TenantsService, users: UsersService) => new TenantProvisioning(tenants, users), inject: [TenantsService, UsersService] },
     {
       provide: BootstrapService,
-      useFactory: (config: AuthConfig, tenants: TenantsService, users: UsersService) => new BootstrapService(config.AUTH_BOOTSTRAP_TOKEN_FILE, tenants, users),
-      inject: [AUTH_CONFIG, TenantsService, UsersService],
+      useFactory: (config: AuthConfig, tenants: TenantsService, provisioning: TenantProvisioning) => new BootstrapService(config.AUTH_BOOTSTRAP_TOKEN_FILE, tenants, provisioning),
+      inject: [AUTH_CONFIG, TenantsService, TenantProvisioning],
     },
   ],
 })

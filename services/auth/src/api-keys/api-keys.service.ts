@@ -1,7 +1,7 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
 import { streamName } from '@palisade/eventsourcing';
 import type { AuthRuntime } from '../auth.runtime';
-import { scopesOf } from '../sessions/token-issuer';
+import { PLATFORM_ADMIN_SCOPE, scopesOf } from '../sessions/token-issuer';
 import { apiKeyIdOf, apiKeySessionId, matchesAny, newApiKeyId, newApiKeySecret } from './api-key-secret';
 import type { ApiKeyOwner } from './api-keys.events';
 import type { ApiKeyRow } from './api-keys.repository';
@@ -45,8 +45,9 @@ export class ApiKeysService {
       keyStream(caller.tenantId, keyId),
       {
         type: 'CreateApiKey',
-        // The caller's own scopes bound the key, whoever owns it.
-        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: callerScopes },
+        // The caller's own scopes bound the key, whoever owns it; provisioning tenants is
+        // left to a signed-in person, never to a long-lived bearer secret.
+        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: callerScopes.filter((s) => s !== PLATFORM_ADMIN_SCOPE) },
         metadata: this.meta(caller, now),
       },
       0,

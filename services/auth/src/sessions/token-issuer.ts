@@ -9,6 +9,10 @@ const REFRESH_TOKEN = /^prt_[A-Za-z0-9_-]{43}$/;
 /** Every service's audience: what a user's token is for unless it asks for fewer. */
 export const ALL_AUDIENCES = SERVICE_NAMES.map(audienceOf);
 
+/** Provisioning tenants: held only through the `platform-admin` role, which only the bootstrap grants. */
+export const PLATFORM_ADMIN_SCOPE = 'platform:admin';
+export const PLATFORM_ADMIN_ROLE = 'platform-admin';
+
 /** Scopes a role grants in the auth service's own API. */
 export function scopesOf(roles: readonly string[], operator: boolean): string[] {
   const scopes = new Set<string>();
@@ -16,6 +20,7 @@ export function scopesOf(roles: readonly string[], operator: boolean): string[] 
     scopes.add('auth:admin');
     if (operator) scopes.add('auth:keys');
   }
+  if (roles.includes(PLATFORM_ADMIN_ROLE)) scopes.add(PLATFORM_ADMIN_SCOPE);
   return [...scopes];
 }
 

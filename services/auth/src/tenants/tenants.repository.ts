@@ -17,6 +17,10 @@ export class TenantsRepository {
     return rows[0].n;
   }
 
+  async list(tx: Transaction): Promise<Array<{ id: string; name: string }>> {
+    return sqlOf(tx).query(`SELECT id, name FROM tenants ORDER BY id`);
+  }
+
   async find(tx: Transaction, tenantId: string): Promise<TenantRow | undefined> {
     const rows: Array<{ id: string; name: string; password_policy: PasswordPolicy; mfa_required: boolean; version: number }> = await sqlOf(tx).query(
       `SELECT id, name, password_policy, mfa_required, version FROM tenants WHERE id = $1`,

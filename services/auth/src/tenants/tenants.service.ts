@@ -40,6 +40,12 @@ export class TenantsService {
     return { version: r.version };
   }
 
+  /** Every tenant, for platform operators. */
+  async list() {
+    const rows = await this.rt.read((tx) => this.rt.tenantsRepo.list(tx));
+    return rows.map((t) => ({ tenantId: t.id, name: t.name }));
+  }
+
   /** Whether any tenant exists yet (the bootstrap works only before). */
   async any(): Promise<boolean> {
     return this.rt.read(async (tx) => (await this.rt.tenantsRepo.count(tx)) > 0);

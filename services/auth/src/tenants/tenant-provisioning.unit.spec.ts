@@ -1,0 +1,40 @@
+import { PalisadeError } from '@palisade/contracts';
+import { PLATFORM_ADMIN_ROLE, PLATFORM_ADMIN_SCOPE, scopesOf } from '../sessions/token-issuer';
+import { TenantProvisioning } from './tenant-provisioning';
+
+describe('platform operator scope', () => {
+  it('comes from the platform-admin role only, never from being a tenant administrator', () => {
+    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', PLATFORM_ADMIN_SCOPE]);
+    expect(scopesOf(['admin'], true)).not.toContain(PLATFORM_ADMIN_SCOPE);
+    expect(scopesOf(['member'], false)).toEqual([]);
+  });
+});
+
+describe('tenant provisioning', () => {
+  const recorder = () => {
+    const calls: string[] = [];
+    const provisioning = new TenantProvisioning(
+      { create: async (_actor, input) => (calls.push(`tenant ${input.tenantId}`), { tenantId: input.tenantId, version: 1 }) },
+      { register: async (tenantId, _actor, input) => (calls.push(`user ${tenantId} ${input.username} ${input.roles.join(',')}`), { userId: 'u-1' }) },
+    );
+    return { calls, provisioning };
+  };
+  const actor = { type: 'user' as const, id: 'op' };
+
+  it('creates the tenant, then its administrator with the roles given', async () => {
+    const { calls, provisioning } = recorder();
+    await expect(provisioning.provision(actor, { tenantId: 'b', name: 'B', admin: { username: 'boss', password: 'Correct-Horse-7' } }, ['admin'])).resolves.toEqual({
+      tenantId: 'b',
+      adminUserId: 'u-1',
+    });
+    expect(calls).toEqual(['tenant b', 'user b boss admin']);
+  });
+
+  it('refuses a password the new tenant’s policy would refuse before writing anything', async () => {
+    const { calls, provisioning } = recorder();
+    const refused = provisioning.provision(actor, { tenantId: 'b', name: 'B', admin: { username: 'boss', password: 'short' } }, ['admin']);
+    await expect(refused).rejects.toBeInstanceOf(PalisadeError);
+    await expect(refused).rejects.toMatchObject({ code: 'validation', message: expect.stringContaining('admin.password') });
+    expect(calls).toEqual([]);
+  });
+});
