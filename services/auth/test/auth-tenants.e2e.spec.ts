@@ -349,6 +349,17 @@ describe('cross-tenant probes', () => {
     expectProbe(await signIn(A, 'boss@bravo.example', B_PASSWORD), 401, bData);
   });
 
+  it('lockout: failures for a username in B do not lock the same username in A', async () => {
+    for (const token of [a.token, b.token]) {
+      expect((await call('/v1/users', { body: { username: 'locky', password: MEMBER_PASSWORD }, token })).status).toBe(201);
+    }
+    for (let i = 0; i < 5; i++) expect((await signIn(B, 'locky', 'Wrong-Password-000')).status).toBe(401);
+    expect((await signIn(B, 'locky', MEMBER_PASSWORD)).status).toBe(429);
+    const inA = await signIn(A, 'locky', MEMBER_PASSWORD);
+    expectProbe(inA, 200, bData);
+    expect(decodeJwt(inA.json.accessToken).tid).toBe(A);
+  });
+
   it('MFA: a challenge of A is not finished with B’s second factor, nor B’s with an access token; B’s member still signs in', async () => {
     // A's member enrols too, with a secret of its own.
     const as = await signIn(A, 'member', MEMBER_PASSWORD);
