@@ -15,7 +15,7 @@ describe('tenant provisioning', () => {
     const calls: string[] = [];
     const provisioning = new TenantProvisioning(
       { create: async (_actor, input) => (calls.push(`tenant ${input.tenantId}`), { tenantId: input.tenantId, version: 1 }) },
-      { register: async (tenantId, _actor, input) => (calls.push(`user ${tenantId} ${input.username} ${input.roles.join(',')}`), { userId: 'u-1' }) },
+      { register: async (tenantId, _actor, input) => (calls.push(`user ${tenantId} ${input.username} ${input.roles.join(',')}`), { userId: '00000000-0000-4000-8000-000000000001' as const }) },
     );
     return { calls, provisioning };
   };
@@ -25,7 +25,7 @@ describe('tenant provisioning', () => {
     const { calls, provisioning } = recorder();
     await expect(provisioning.provision(actor, { tenantId: 'b', name: 'B', admin: { username: 'boss', password: 'Correct-Horse-7' } }, ['admin'])).resolves.toEqual({
       tenantId: 'b',
-      adminUserId: 'u-1',
+      adminUserId: '00000000-0000-4000-8000-000000000001',
     });
     expect(calls).toEqual(['tenant b', 'user b boss admin']);
   });
