@@ -49,7 +49,10 @@ function get(url, ca, timeoutMs = 2000) {
  */
 function startServices({ services = Object.keys(SERVICES), env = {}, envFor = () => ({}), portOffset = 0, logDir = path.join(REPO, '.palisade', 'logs') } = {}) {
   fs.mkdirSync(logDir, { recursive: true });
-  const base = { ...process.env, ...infraEnv(), ...env };
+  // Every service verifies tokens with the keys of the auth service started beside it (on
+  // its offset port), unless told otherwise.
+  const authJwks = { AUTH_JWKS_URL: `https://127.0.0.1:${SERVICES.auth + portOffset}/.well-known/jwks.json` };
+  const base = { ...authJwks, ...process.env, ...infraEnv(), ...env };
   return services.map((name) => {
     const main = path.join(REPO, 'services', name, 'dist', 'main.js');
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);

@@ -11,10 +11,10 @@ const path = require('node:path');
 const DEMO_TENANT = 'demo';
 const DEMO_ADMIN = 'admin@demo.example';
 
-function post(url, body, headers, ca) {
+function post(url, body, headers, ca, method = 'POST') {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
-    const req = https.request(url, { method: 'POST', ca, timeout: 10000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (res) => {
+    const req = https.request(url, { method, ca, timeout: 10000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (text += c));
@@ -47,13 +47,38 @@ function ensureTokenFile(file) {
   return token;
 }
 
+/** What the demo administrator may do with credentials (the credential service asks the policy service). */
+const CREDENTIAL_ACTIONS = ['create', 'read', 'rotate', 'revoke', 'delete', 'manage_keys'];
+
 /**
- * Options: authUrl (https://127.0.0.1:7101), ca (PEM), tokenFile (the AUTH_BOOTSTRAP_TOKEN_FILE
+ * The demo tenant's first policy, through the policy service's admin API with the
+ * administrator's own token (its `admin` role carries `policy:admin`): role
+ * `secrets-admin` for the administrator, allowed every credential action but `use`
+ * (leases are for agents and tool runners, which the administrator adds).
+ */
+async function seedDemoPolicy({ authUrl, policyUrl, ca, tenantId, username, password, adminUserId }) {
+  const signIn = await post(`${authUrl}/v1/tenants/${tenantId}/sign-in`, { username, password }, {}, ca);
+  if (signIn.status !== 200 || !signIn.json?.accessToken) throw new Error(`demo policy: sign-in answered ${signIn.status}`);
+  const auth = { authorization: `Bearer ${signIn.json.accessToken}` };
+  const steps = [
+    ['PUT', '/v1/roles/secrets-admin', { inherits: [] }],
+    ['POST', '/v1/assignments', { assignments: [{ subject: `user:${adminUserId}`, role: 'secrets-admin' }] }],
+    ['PUT', '/v1/policies/demo-credentials', { rules: CREDENTIAL_ACTIONS.map((a) => ({ id: `secrets-admin-${a.replace('_', '-')}`, effect: 'allow', subject: 'role:secrets-admin', resource: 'credential', action: `credential.${a}` })) }],
+  ];
+  for (const [method, route, body] of steps) {
+    const res = await post(`${policyUrl}${route}`, body, auth, ca, method);
+    if (res.status >= 300) throw new Error(`demo policy: ${method} ${route} answered ${res.status}${res.json?.error ? ` (${res.json.error.message})` : ''}`);
+  }
+}
+
+/**
+ * Options: authUrl (https://127.0.0.1:7101), policyUrl (https://127.0.0.1:7102; the demo
+ * policy is seeded when given), ca (PEM), tokenFile (the AUTH_BOOTSTRAP_TOKEN_FILE
  * of that auth service), markerFile (remembers which tenant was seeded: never the password),
  * print (defaults to console.log; the only place the password goes).
- * Resolves { created: true, tenantId, username, password } or { created: false, tenantId? }.
+ * Resolves { created: true, tenantId, username, password, adminUserId } or { created: false, tenantId? }.
  */
-async function seedDemo({ authUrl, ca, tokenFile, markerFile, tenantId = DEMO_TENANT, username = DEMO_ADMIN, print = console.log }) {
+async function seedDemo({ authUrl, policyUrl, ca, tokenFile, markerFile, tenantId = DEMO_TENANT, username = DEMO_ADMIN, print = console.log }) {
   const token = ensureTokenFile(tokenFile);
   const password = demoPassword();
   const res = await post(
@@ -67,11 +92,16 @@ async function seedDemo({ authUrl, ca, tokenFile, markerFile, tenantId = DEMO_TE
     fs.writeFileSync(markerFile, JSON.stringify({ tenantId, username, createdAt: new Date().toISOString() }), { mode: 0o600 });
     fs.rmSync(tokenFile, { force: true }); // one-time: no longer needed
     print(`demo tenant "${tenantId}" created; administrator ${username}, password (shown only now): ${password}`);
+    if (policyUrl) {
+      await seedDemoPolicy({ authUrl, policyUrl, ca, tenantId, username, password, adminUserId: res.json.adminUserId })
+        .then(() => print('demo policy: role secrets-admin (every credential action but use) granted to the administrator'))
+        .catch((e) => print(`demo policy not seeded: ${e.message}`));
+    }
     print(
       `sign in: curl --cacert .palisade/pki/ca.crt -H 'content-type: application/json' ` +
         `-d '{"username":"${username}","password":"${password}"}' ${authUrl}/v1/tenants/${tenantId}/sign-in`,
     );
-    return { created: true, tenantId, username, password };
+    return { created: true, tenantId, username, password, adminUserId: res.json.adminUserId };
   }
   if (res.status === 409) {
     const marker = fs.existsSync(markerFile) ? JSON.parse(fs.readFileSync(markerFile, 'utf8')) : undefined;

@@ -56,8 +56,10 @@ async function main() {
       // The demo tenant, through auth's bootstrap API (the token file auth reads in dev-ca mode).
       const pki = infraEnv().PALISADE_PKI_DIR;
       const authDir = path.join(path.dirname(pki), 'auth');
+      const policy = handles.find((h) => h.name === 'policy');
       await seedDemo({
         authUrl: `https://127.0.0.1:${auth.port}`,
+        ...(policy ? { policyUrl: `https://127.0.0.1:${policy.port}` } : {}),
         ca: fs.readFileSync(path.join(pki, 'ca.crt')),
         tokenFile: process.env.AUTH_BOOTSTRAP_TOKEN_FILE ?? path.join(authDir, 'bootstrap.token'),
         markerFile: path.join(authDir, 'demo-tenant.json'),

@@ -14,6 +14,8 @@ import { createTestSchema, eventually, infra, TEST_APP_ROLE, TEST_DATABASE, TEST
 // a running `npm start` is not disturbed), tested over their real HTTPS APIs.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../scripts/platform-runner.js');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { seedDemo } = require('../scripts/seed-demo.js');
 const OFFSET = 1000;
 
 interface Reply {
@@ -45,6 +47,8 @@ function call(
 }
 
 describe('the seven services', () => {
+  const bootstrapDir = mkdtempSync(join(tmpdir(), 'palisade-e2e-bootstrap-'));
+  const bootstrapTokenFile = join(bootstrapDir, 'bootstrap.token');
   let handles: Array<{ name: string; port: number; stop(): Promise<unknown> }> = [];
   let admin: { nc: NatsConnection; identity: ServiceIdentity; consumer: string };
   const schemas = new Map<ServiceName, TestSchema>();
@@ -66,10 +70,16 @@ describe('the seven services', () => {
     // Each service in a throw-away schema of the test database, so state that other runs
     // or checkouts left in the services' own databases (keys wrapped by their KEKs) plays no part.
     for (const service of SERVICE_NAMES) schemas.set(service, await createTestSchema('e2e'));
+    // Wired as `npm start` wires them (scripts/start.js): auth keeps identity-provider
+    // secrets in the vault, the vault asks the policy service; auth's bootstrap token of its own.
+    const asNpmStart: Partial<Record<ServiceName, Record<string, string>>> = {
+      auth: { CREDENTIAL_URL: `https://127.0.0.1:${7103 + OFFSET}`, AUTH_BOOTSTRAP_TOKEN_FILE: bootstrapTokenFile },
+      credential: { CREDENTIAL_ACCESS_POLICY: 'policy' },
+    };
     handles = runner.startServices({
       portOffset: OFFSET,
       env: { LOG_LEVEL: 'warn', PGDATABASE: TEST_DATABASE, PGUSER: TEST_APP_ROLE, PG_MIGRATION_USER: TEST_OWNER },
-      envFor: (service: ServiceName) => ({ PG_SCHEMA: schemas.get(service)!.schema }),
+      envFor: (service: ServiceName) => ({ PG_SCHEMA: schemas.get(service)!.schema, ...asNpmStart[service] }),
       logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e'),
     });
     await runner.waitReady(handles, { timeoutMs: 120000 });
@@ -204,6 +214,58 @@ describe('the seven services', () => {
         data: { instanceId: expect.any(String), version: '0.1.0' },
       });
     }
+  });
+
+  it('seeds the demo tenant and its policy; the administrator then manages credentials as the policy service decides', async () => {
+    const port = (service: ServiceName) => handles.find((h) => h.name === service)!.port;
+    const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
+    const printed: string[] = [];
+    const seeded = await seedDemo({
+      authUrl: `https://127.0.0.1:${port('auth')}`,
+      policyUrl: `https://127.0.0.1:${port('policy')}`,
+      ca,
+      tokenFile: bootstrapTokenFile,
+      markerFile: join(mkdtempSync(join(tmpdir(), 'palisade-e2e-demo-')), 'demo-tenant.json'),
+      print: (line: string) => printed.push(line),
+    });
+    expect(seeded).toMatchObject({ created: true, tenantId: 'demo' });
+    expect(printed.join('\n')).toContain('demo policy: role secrets-admin');
+    const signIn = await call(port('auth'), '/v1/tenants/demo/sign-in', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: seeded.username, password: seeded.password }),
+    });
+    expect(signIn.status).toBe(200);
+    const token = JSON.parse(signIn.body).accessToken as string;
+    const asAdmin = (method: string, path: string, body: unknown) =>
+      call(port('credential'), path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    // Wait until the policy service applied the seeded rules (asked directly, over mTLS as a
+    // service), so the vault's decision cache never holds a deny from before them.
+    const vault = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'credential' });
+    try {
+      const probe = { tenantId: 'demo', subject: { type: 'user', id: seeded.adminUserId }, action: 'credential.create', resource: { type: 'credential' } };
+      await eventually(async () => {
+        const r = await call(port('policy'), '/v1/authorize', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(probe),
+          cert: vault.tlsOptions().cert as string,
+          key: vault.tlsOptions().key as string,
+        });
+        return r.status === 200 && JSON.parse(r.body).decision === 'allow';
+      }, 15000, 100);
+    } finally {
+      vault.stop();
+    }
+    // The token carries no credential scope: the policy service's rule allows it.
+    const created = await asAdmin('POST', '/v1/secrets', { name: 'gerrit-token', value: 'demo-value-123', scopes: ['tool:gerrit'] });
+    expect(created.status).toBe(201);
+    const secretId = JSON.parse(created.body).id as string;
+    expect(created.body).not.toContain('demo-value-123');
+    // `use` is not the administrator's: a lease is refused, naming the policy.
+    const lease = await asAdmin('POST', '/v1/leases', { secretId, sessionId: 'sbx-1', tool: 'gerrit' });
+    expect(lease.status).toBe(403);
+    expect(JSON.parse(lease.body).error.message).toMatch(/policy denies credential\.use/);
   });
 });
 

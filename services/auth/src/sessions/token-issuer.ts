@@ -13,11 +13,19 @@ export const ALL_AUDIENCES = SERVICE_NAMES.map(audienceOf);
 export const PLATFORM_ADMIN_SCOPE = 'platform:admin';
 export const PLATFORM_ADMIN_ROLE = 'platform-admin';
 
-/** Scopes a role grants in the auth service's own API. */
+/**
+ * The tenant administrator administers its tenant's policies in the policy service too
+ * (roles, assignments, rules): without it nobody could write a tenant's first rule, and
+ * services deciding through the policy service (credential) would deny everything.
+ */
+export const POLICY_ADMIN_SCOPE = 'policy:admin';
+
+/** Scopes the roles grant, in the auth service's own API and the policy service's administration. */
 export function scopesOf(roles: readonly string[], operator: boolean): string[] {
   const scopes = new Set<string>();
   if (roles.includes('admin')) {
     scopes.add('auth:admin');
+    scopes.add(POLICY_ADMIN_SCOPE);
     if (operator) scopes.add('auth:keys');
   }
   if (roles.includes(PLATFORM_ADMIN_ROLE)) scopes.add(PLATFORM_ADMIN_SCOPE);

@@ -4,7 +4,7 @@ import { TenantProvisioning } from './tenant-provisioning';
 
 describe('platform operator scope', () => {
   it('comes from the platform-admin role only, never from being a tenant administrator', () => {
-    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', PLATFORM_ADMIN_SCOPE]);
+    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', 'policy:admin', PLATFORM_ADMIN_SCOPE]);
     expect(scopesOf(['admin'], true)).not.toContain(PLATFORM_ADMIN_SCOPE);
     expect(scopesOf(['member'], false)).toEqual([]);
   });
