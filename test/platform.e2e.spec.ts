@@ -266,6 +266,30 @@ describe('the seven services', () => {
     const lease = await asAdmin('POST', '/v1/leases', { secretId, sessionId: 'sbx-1', tool: 'gerrit' });
     expect(lease.status).toBe(403);
     expect(JSON.parse(lease.body).error.message).toMatch(/policy denies credential\.use/);
+
+    // The tenant's auditor (a role the administrator gives) reads the tenant's audit log;
+    // the administrator does not, by being one (separation of duties).
+    const json = { 'content-type': 'application/json' };
+    const auditorPassword = `Audit-${Date.now()}-Xy9!long`;
+    const registered = await call(port('auth'), '/v1/users', {
+      method: 'POST',
+      headers: { ...json, authorization: `Bearer ${token}` },
+      body: JSON.stringify({ username: 'auditor@demo.example', password: auditorPassword, roles: ['auditor'] }),
+    });
+    expect(registered.status).toBe(201);
+    const auditorSignIn = await call(port('auth'), '/v1/tenants/demo/sign-in', { method: 'POST', headers: json, body: JSON.stringify({ username: 'auditor@demo.example', password: auditorPassword }) });
+    const auditorToken = JSON.parse(auditorSignIn.body).accessToken as string;
+    const since = encodeURIComponent(new Date(Date.now() - 5 * 60_000).toISOString());
+    const readLog = (bearer: string) => call(port('audit'), `/v1/audit/events?type=credential.secret.created&from=${since}&limit=1000`, { headers: { authorization: `Bearer ${bearer}` } });
+    expect((await readLog(token)).status).toBe(403);
+    // The secret's creation reaches the audit log through the outbox, JetStream and Kafka.
+    const page = await eventually(async () => {
+      const r = await readLog(auditorToken);
+      const body = r.status === 200 ? JSON.parse(r.body) : undefined;
+      return body?.items?.some((e: { event: { data: { secretId?: string } } }) => e.event.data.secretId === secretId) ? body : undefined;
+    }, 60000, 500);
+    expect(page.items.every((e: { event: { tenantId: string } }) => e.event.tenantId === 'demo')).toBe(true);
+    expect(JSON.stringify(page)).not.toContain('demo-value-123');
   });
 });
 

@@ -413,7 +413,7 @@ describe('identity providers and LDAP sign-in (OpenLDAP from deploy/local/ldap.s
     const pw = seeded();
     const alice = await ldapSignIn('corp', 'alice', pw.alice);
     expect(alice.status).toBe(200);
-    expect(decodeJwt(alice.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin'] });
+    expect(decodeJwt(alice.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
     const bob = await ldapSignIn('corp-starttls', 'bob', pw.bob);
     expect(bob.status).toBe(200);
     expect(decodeJwt(bob.json.accessToken).scp).toEqual([]);
@@ -496,7 +496,7 @@ describe('OIDC sign-in against a real OpenID Provider (oidc-provider, in this pr
     expect(callback.pathname).toBe('/v1/sso/oidc/callback');
     const done = await finish(callback);
     expect(done.status).toBe(200);
-    expect(decodeJwt(done.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin'] });
+    expect(decodeJwt(done.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
     expect(done.json.refreshToken).toMatch(/^prt_/);
     // The code and state are good once.
     expect((await finish(callback)).status).toBe(401);
@@ -588,7 +588,7 @@ describe('SAML 2.0 service provider (assertions signed with a real IdP key)', ()
     const xml = await response();
     const ok = await post(xml);
     expect([ok.status, ok.json.error?.message]).toEqual([200, undefined]);
-    expect(decodeJwt(ok.json.accessToken)).toMatchObject({ tid: T, scp: ['auth:admin', 'policy:admin'] });
+    expect(decodeJwt(ok.json.accessToken)).toMatchObject({ tid: T, scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
     const replay = await post(xml);
     expect(replay.status).toBe(401);
     expect((await call('/v1/users', { token: adminToken })).json.map((u: { username: string }) => u.username)).toContain('saml-idp:sam');

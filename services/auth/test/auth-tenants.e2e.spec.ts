@@ -153,7 +153,7 @@ describe('platform operator', () => {
     b.token = s.json.accessToken;
     b.refreshToken = s.json.refreshToken;
     const claims = decodeJwt(b.token);
-    expect(claims).toMatchObject({ tid: B, scp: ['auth:admin', 'policy:admin'] });
+    expect(claims).toMatchObject({ tid: B, scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
     expect((await call('/v1/tenants', { token: b.token })).status).toBe(403);
     const post = await call('/v1/tenants', { body: { tenantId: `${B}-x`, name: 'X', admin: { username: 'x', password: B_PASSWORD } }, token: b.token });
     expect(post.status).toBe(403);

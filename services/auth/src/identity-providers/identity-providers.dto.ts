@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { TENANT_ROLES } from '../sessions/token-issuer';
 
 const dn = z.string().min(3).max(512).regex(/^[^\0\n\r]+=[^\0\n\r]+$/, 'must be a distinguished name such as ou=people,dc=example,dc=com');
 const attribute = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be an LDAP attribute / object class name');
@@ -14,7 +15,7 @@ const pem = z
       return false;
     }
   }, 'must be a PEM X.509 certificate');
-const groupRoles = z.record(z.string().min(1).max(256), z.enum(['admin', 'member'])).refine((m) => Object.keys(m).length <= 100, 'at most 100 groups');
+const groupRoles = z.record(z.string().min(1).max(256), z.enum(TENANT_ROLES)).refine((m) => Object.keys(m).length <= 100, 'at most 100 groups');
 const httpsUrl = z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).max(2048);
 
 const ldap = z

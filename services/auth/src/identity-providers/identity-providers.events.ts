@@ -1,9 +1,10 @@
 import type { DomainEvent } from '@palisade/eventsourcing';
+import type { TenantRole } from '../sessions/token-issuer';
 
 export type IdentityProviderType = 'oidc' | 'saml' | 'ldap';
 
 /** An LDAP / Active Directory group (its cn) to a Palisade role. */
-export type GroupRoleMapping = Record<string, 'admin' | 'member'>;
+export type GroupRoleMapping = Record<string, TenantRole>;
 
 export interface LdapSettings {
   /** ldaps://host:port, or ldap://host:port with startTls (plain LDAP is refused). */

@@ -2,6 +2,7 @@ import { AndFilter, Client, EqualityFilter, InvalidCredentialsError, OrFilter, t
 import type { ConnectionOptions } from 'node:tls';
 import { PalisadeError } from '@palisade/contracts';
 import type { LdapSettings } from '../identity-providers/identity-providers.events';
+import type { TenantRole } from '../sessions/token-issuer';
 
 export interface DirectoryUser {
   dn: string;
@@ -130,7 +131,7 @@ function optional<K extends string>(key: K, value: string | undefined): Partial<
 
 /** Roles from directory groups; undefined when the provider requires a mapped group and none matched. */
 export function rolesOf(groups: readonly string[], settings: Pick<LdapSettings, 'groupRoles' | 'requireMappedGroup'>): string[] | undefined {
-  const mapped = new Set(groups.map((g) => settings.groupRoles[g]).filter((r): r is 'admin' | 'member' => r !== undefined));
+  const mapped = new Set(groups.map((g) => settings.groupRoles[g]).filter((r): r is TenantRole => r !== undefined));
   if (mapped.size === 0) return settings.requireMappedGroup ? undefined : ['member'];
   return [...mapped].sort();
 }

@@ -20,14 +20,28 @@ export const PLATFORM_ADMIN_ROLE = 'platform-admin';
  */
 export const POLICY_ADMIN_SCOPE = 'policy:admin';
 
-/** Scopes the roles grant, in the auth service's own API and the policy service's administration. */
+/**
+ * Roles a tenant gives its users (directly or through directory / IdP groups):
+ * `admin` administers the tenant (its users and providers, its policies, its SIEM feeds),
+ * `auditor` reads the tenant's audit log, `member` holds no administrative scope.
+ */
+export const TENANT_ROLES = ['admin', 'member', 'auditor'] as const;
+export type TenantRole = (typeof TENANT_ROLES)[number];
+
+/**
+ * Scopes the roles grant: in auth's own API, the policy service's administration and the
+ * audit service (the tenant's SIEM feeds for an admin; reading the tenant's audit log for
+ * an auditor: separation of duties, an admin does not read the log by being one).
+ */
 export function scopesOf(roles: readonly string[], operator: boolean): string[] {
   const scopes = new Set<string>();
   if (roles.includes('admin')) {
     scopes.add('auth:admin');
     scopes.add(POLICY_ADMIN_SCOPE);
+    scopes.add('audit:admin');
     if (operator) scopes.add('auth:keys');
   }
+  if (roles.includes('auditor')) scopes.add('audit:read');
   if (roles.includes(PLATFORM_ADMIN_ROLE)) scopes.add(PLATFORM_ADMIN_SCOPE);
   return [...scopes];
 }

@@ -4,9 +4,15 @@ import { TenantProvisioning } from './tenant-provisioning';
 
 describe('platform operator scope', () => {
   it('comes from the platform-admin role only, never from being a tenant administrator', () => {
-    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', 'policy:admin', PLATFORM_ADMIN_SCOPE]);
+    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', PLATFORM_ADMIN_SCOPE]);
     expect(scopesOf(['admin'], true)).not.toContain(PLATFORM_ADMIN_SCOPE);
     expect(scopesOf(['member'], false)).toEqual([]);
+  });
+
+  it('gives an auditor the tenant\'s audit log and nothing else; an admin does not read the log by being one', () => {
+    expect(scopesOf(['auditor'], false)).toEqual(['audit:read']);
+    expect(scopesOf(['admin'], false)).not.toContain('audit:read');
+    expect(scopesOf(['admin', 'auditor'], true)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'auth:keys', 'audit:read']);
   });
 });
 
