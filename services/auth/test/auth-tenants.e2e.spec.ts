@@ -379,3 +379,48 @@ describe('cross-tenant probes', () => {
     expect(decodeJwt(done.json.accessToken)).toMatchObject({ tid: B, sub: b.memberId });
   });
 });
+
+describe('roles', () => {
+  const r = { a: '', b: '' };
+
+  it('a tenant administrator sets its own users’ tenant roles only; platform roles are not theirs to give', async () => {
+    for (const [token, key] of [
+      [a.token, 'a'],
+      [b.token, 'b'],
+    ] as const) {
+      const made = await call('/v1/users', { body: { username: 'roley', password: MEMBER_PASSWORD }, token });
+      expect(made.status).toBe(201);
+      r[key] = made.json.userId;
+    }
+    expect((await call(`/v1/users/${r.b}/roles`, { method: 'PUT', body: { roles: ['auditor'] }, token: b.token })).status).toBe(204);
+    const auditor = await signIn(B, 'roley', MEMBER_PASSWORD);
+    expect(decodeJwt(auditor.json.accessToken)).toMatchObject({ tid: B, scp: ['audit:read'] });
+    // Another tenant's user is not found; platform roles are not tenant roles (400 naming the field).
+    expectProbe(await call(`/v1/users/${r.a}/roles`, { method: 'PUT', body: { roles: ['admin'] }, token: b.token }), 404, aData);
+    const platform = await call(`/v1/users/${r.b}/roles`, { method: 'PUT', body: { roles: ['platform-auditor'] }, token: b.token });
+    expect(platform.status).toBe(400);
+    expect(platform.json.error.message).toMatch(/^roles\.0/);
+    expect((await call(`/v1/users/${r.b}/platform-auditor`, { method: 'PUT', body: { granted: true }, token: b.token })).status).toBe(403);
+    // Taking the role away ends the user's sessions at once: the refresh token is dead.
+    expect((await call(`/v1/users/${r.b}/roles`, { method: 'PUT', body: { roles: ['member'] }, token: b.token })).status).toBe(204);
+    expect((await call('/v1/token/refresh', { body: { refreshToken: auditor.json.refreshToken } })).status).toBe(401);
+  });
+
+  it('the platform operator makes a user of its own tenant a platform auditor (audit:read:all), no one of another tenant, and never through an API key', async () => {
+    expectProbe(await call(`/v1/users/${r.b}/platform-auditor`, { method: 'PUT', body: { granted: true }, token: a.token }), 404, bData);
+    expect((await call(`/v1/users/${r.a}/platform-auditor`, { method: 'PUT', body: { granted: 'yes' }, token: a.token })).status).toBe(400);
+    expect((await call(`/v1/users/${r.a}/platform-auditor`, { method: 'PUT', body: { granted: true }, token: a.token })).status).toBe(204);
+    const signedIn = await signIn(A, 'roley', MEMBER_PASSWORD);
+    expect(decodeJwt(signedIn.json.accessToken)).toMatchObject({ tid: A, scp: ['audit:read:all'] });
+    // A's administrator cannot take the platform role away by setting tenant roles.
+    expect((await call(`/v1/users/${r.a}/roles`, { method: 'PUT', body: { roles: ['member'] }, token: a.token })).status).toBe(204);
+    expect(decodeJwt((await signIn(A, 'roley', MEMBER_PASSWORD)).json.accessToken)).toMatchObject({ scp: ['audit:read:all'] });
+    // A key of the platform auditor never carries the platform scope.
+    const key = await call('/v1/api-keys', { body: { name: 'reader', scopes: ['audit:read:all'] }, token: signedIn.json.accessToken });
+    expect(key.status).toBe(403);
+    // Withdrawn: the scope is gone and the sessions with it.
+    expect((await call(`/v1/users/${r.a}/platform-auditor`, { method: 'PUT', body: { granted: false }, token: a.token })).status).toBe(204);
+    expect((await call('/v1/token/refresh', { body: { refreshToken: signedIn.json.refreshToken } })).status).toBe(401);
+    expect(decodeJwt((await signIn(A, 'roley', MEMBER_PASSWORD)).json.accessToken)).toMatchObject({ scp: [] });
+  });
+});

@@ -1,7 +1,7 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
 import { streamName } from '@palisade/eventsourcing';
 import type { AuthRuntime } from '../auth.runtime';
-import { PLATFORM_ADMIN_SCOPE, scopesOf } from '../sessions/token-issuer';
+import { PLATFORM_SCOPES, scopesOf } from '../sessions/token-issuer';
 import { apiKeyIdOf, apiKeySessionId, matchesAny, newApiKeyId, newApiKeySecret } from './api-key-secret';
 import type { ApiKeyOwner } from './api-keys.events';
 import type { ApiKeyRow } from './api-keys.repository';
@@ -47,7 +47,7 @@ export class ApiKeysService {
         type: 'CreateApiKey',
         // The caller's own scopes bound the key, whoever owns it; provisioning tenants is
         // left to a signed-in person, never to a long-lived bearer secret.
-        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: callerScopes.filter((s) => s !== PLATFORM_ADMIN_SCOPE) },
+        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: callerScopes.filter((s) => !PLATFORM_SCOPES.includes(s)) },
         metadata: this.meta(caller, now),
       },
       0,

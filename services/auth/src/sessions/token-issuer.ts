@@ -12,6 +12,12 @@ export const ALL_AUDIENCES = SERVICE_NAMES.map(audienceOf);
 /** Provisioning tenants: held only through the `platform-admin` role, which only the bootstrap grants. */
 export const PLATFORM_ADMIN_SCOPE = 'platform:admin';
 export const PLATFORM_ADMIN_ROLE = 'platform-admin';
+/** Reads every tenant's audit log (`audit:read:all`): granted to users of the operator's tenant by the operator only. */
+export const PLATFORM_AUDITOR_ROLE = 'platform-auditor';
+/** Scopes of platform roles: held by signed-in people only, never by an API key. */
+export const PLATFORM_SCOPES: readonly string[] = ['platform:admin', 'audit:read:all'];
+/** Roles no tenant administrator, directory or identity provider can give or take away. */
+export const PLATFORM_ROLES: readonly string[] = [PLATFORM_ADMIN_ROLE, PLATFORM_AUDITOR_ROLE];
 
 /**
  * The tenant administrator administers its tenant's policies in the policy service too
@@ -43,6 +49,7 @@ export function scopesOf(roles: readonly string[], operator: boolean): string[] 
   }
   if (roles.includes('auditor')) scopes.add('audit:read');
   if (roles.includes(PLATFORM_ADMIN_ROLE)) scopes.add(PLATFORM_ADMIN_SCOPE);
+  if (roles.includes(PLATFORM_AUDITOR_ROLE)) scopes.add('audit:read:all');
   return [...scopes];
 }
 

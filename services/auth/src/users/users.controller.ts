@@ -1,9 +1,10 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { parse, requireScope } from '../validation';
-import { changePasswordBody, registerUserBody, userIdParam } from './users.dto';
+import { PLATFORM_ADMIN_SCOPE } from '../sessions/token-issuer';
+import { changePasswordBody, platformAuditorBody, registerUserBody, setRolesBody, userIdParam } from './users.dto';
 import { UsersService } from './users.service';
 
 @ApiTags('users')
@@ -39,6 +40,22 @@ export class UsersController {
   async disable(@CurrentPrincipal() admin: Principal, @Param('userId') userId: string) {
     requireScope(admin, 'auth:admin');
     await this.users.disable(admin, parse(userIdParam, userId));
+  }
+
+  @Put('users/:userId/roles')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Set the tenant roles of a user (admin, auditor, member; scope auth:admin); taking a role away ends their sessions at once' })
+  async setRoles(@CurrentPrincipal() admin: Principal, @Param('userId') userId: string, @Body() body: unknown) {
+    requireScope(admin, 'auth:admin');
+    await this.users.setRoles(admin, parse(userIdParam, userId), parse(setRolesBody, body).roles);
+  }
+
+  @Put('users/:userId/platform-auditor')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Grant or withdraw the platform auditor role (audit:read:all) to a user of the operator’s own tenant (scope platform:admin)' })
+  async setPlatformAuditor(@CurrentPrincipal() operator: Principal, @Param('userId') userId: string, @Body() body: unknown) {
+    requireScope(operator, PLATFORM_ADMIN_SCOPE);
+    await this.users.setPlatformAuditor(operator, parse(userIdParam, userId), parse(platformAuditorBody, body).granted);
   }
 
   @Post('me/password')

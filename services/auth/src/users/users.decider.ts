@@ -1,5 +1,6 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { Command, Decider } from '@palisade/eventsourcing';
+import { PLATFORM_AUDITOR_ROLE, PLATFORM_ROLES } from '../sessions/token-issuer';
 import type { MfaMethod, SessionRevocationReason, SignInMethod, UserEvent } from './users.events';
 
 export interface UserState {
@@ -15,7 +16,12 @@ export interface UserState {
 
 export type UserCommand =
   | Command<'RegisterUser', { userId: string; username: string; email?: string; roles: string[]; passwordExpiresAt: string | null; identityProvider?: string }>
+  /** Roles from the directory or an identity provider at sign-in (platform roles kept). */
   | Command<'SyncRoles', { userId: string; roles: string[] }>
+  /** Roles a tenant administrator sets (platform roles kept); a role taken away ends the user's sessions. */
+  | Command<'SetRoles', { userId: string; roles: string[] }>
+  /** The platform operator grants or withdraws the platform auditor role (withdrawing ends the sessions). */
+  | Command<'SetPlatformAuditor', { userId: string; granted: boolean }>
   | Command<'ChangePassword', { userId: string; by: 'self' | 'admin'; problems: string[]; reused: boolean; historySize: number; expiresAt: string | null }>
   | Command<
       'RecordSignIn',
@@ -44,6 +50,21 @@ export type UserCommand =
   | Command<'DisableUser', { userId: string }>;
 
 const notFound = () => new PalisadeError('not_found', 'user not found');
+
+/** `requested` without platform roles, plus the platform roles the user holds. */
+function keepingPlatformRoles(current: readonly string[], requested: readonly string[]): string[] {
+  return [...new Set([...requested.filter((r) => !PLATFORM_ROLES.includes(r)), ...current.filter((r) => PLATFORM_ROLES.includes(r))])];
+}
+
+const sameRoles = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r) => b.includes(r));
+
+/** The change, and when a role is taken away the end of every session (tokens with its scopes die at once). */
+function rolesChanged(state: UserState, userId: string, roles: string[], now: Date): UserEvent[] {
+  if (sameRoles(roles, state.roles)) return [];
+  const events: UserEvent[] = [{ type: 'auth.user.roles-changed', data: { userId, roles } }];
+  if (state.roles.some((r) => !roles.includes(r))) events.push({ type: 'auth.user.sessions-revoked', data: { userId, at: now.toISOString() } });
+  return events;
+}
 
 function personal(userId: string, sourceAddress?: string) {
   return sourceAddress ? { personal: { subjectId: userId, data: { sourceAddress } } } : {};
@@ -119,8 +140,14 @@ export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
         return events;
       }
       case 'SyncRoles': {
-        const same = command.data.roles.length === state.roles.length && command.data.roles.every((r) => state.roles.includes(r));
-        return same ? [] : [{ type: 'auth.user.roles-changed', data: command.data }];
+        const roles = keepingPlatformRoles(state.roles, command.data.roles);
+        return sameRoles(roles, state.roles) ? [] : [{ type: 'auth.user.roles-changed', data: { userId: command.data.userId, roles } }];
+      }
+      case 'SetRoles':
+        return rolesChanged(state, command.data.userId, keepingPlatformRoles(state.roles, command.data.roles), command.metadata.now);
+      case 'SetPlatformAuditor': {
+        const others = state.roles.filter((r) => r !== PLATFORM_AUDITOR_ROLE);
+        return rolesChanged(state, command.data.userId, command.data.granted ? [...others, PLATFORM_AUDITOR_ROLE] : others, command.metadata.now);
       }
       case 'EnrolMfa':
         if (state.status === 'disabled') throw new PalisadeError('forbidden', 'user is disabled');

@@ -24,6 +24,38 @@ describe('user decider', () => {
     given(registered).when(cmd('RegisterUser', { userId: 'u-1', username: 'ann', roles: [], passwordExpiresAt: null })).thenThrows('conflict');
   });
 
+  it('sets tenant roles, keeping platform roles no tenant administrator may give or take; a role taken away ends every session', () => {
+    const operator: UserEvent[] = [{ ...registered[0], data: { userId: 'u-1', roles: ['admin', 'platform-admin'] } } as UserEvent];
+    given(operator).when(cmd('SetRoles', { userId: 'u-1', roles: ['admin', 'auditor'] })).then([{ type: 'auth.user.roles-changed', data: { userId: 'u-1', roles: ['admin', 'auditor', 'platform-admin'] } }]);
+    // Asking for a platform role, or to drop one, changes nothing of the platform roles.
+    given(operator).when(cmd('SetRoles', { userId: 'u-1', roles: ['admin', 'platform-auditor'] })).then([]);
+    given(operator)
+      .when(cmd('SetRoles', { userId: 'u-1', roles: ['member'] }))
+      .then([
+        { type: 'auth.user.roles-changed', data: { userId: 'u-1', roles: ['member', 'platform-admin'] } },
+        { type: 'auth.user.sessions-revoked', data: { userId: 'u-1', at: now.toISOString() } },
+      ]);
+    given([]).when(cmd('SetRoles', { userId: 'u-1', roles: ['member'] })).thenThrows('not_found');
+  });
+
+  it('keeps platform roles when the directory or an identity provider syncs roles at sign-in', () => {
+    const auditor: UserEvent[] = [{ ...registered[0], data: { userId: 'u-1', roles: ['member', 'platform-auditor'] } } as UserEvent];
+    given(auditor).when(cmd('SyncRoles', { userId: 'u-1', roles: ['admin'] })).then([{ type: 'auth.user.roles-changed', data: { userId: 'u-1', roles: ['admin', 'platform-auditor'] } }]);
+    given(auditor).when(cmd('SyncRoles', { userId: 'u-1', roles: ['member', 'platform-admin'] })).then([]);
+  });
+
+  it('grants and withdraws the platform auditor role; withdrawing ends every session', () => {
+    given(registered).when(cmd('SetPlatformAuditor', { userId: 'u-1', granted: true })).then([{ type: 'auth.user.roles-changed', data: { userId: 'u-1', roles: ['admin', 'platform-auditor'] } }]);
+    const granted: UserEvent[] = [...registered, { type: 'auth.user.roles-changed', data: { userId: 'u-1', roles: ['admin', 'platform-auditor'] } }];
+    given(granted).when(cmd('SetPlatformAuditor', { userId: 'u-1', granted: true })).then([]);
+    given(granted)
+      .when(cmd('SetPlatformAuditor', { userId: 'u-1', granted: false }))
+      .then([
+        { type: 'auth.user.roles-changed', data: { userId: 'u-1', roles: ['admin'] } },
+        { type: 'auth.user.sessions-revoked', data: { userId: 'u-1', at: now.toISOString() } },
+      ]);
+  });
+
   it('signs in with valid credentials and opens a session', () => {
     given(registered).when(cmd('RecordSignIn', signIn)).then([signedIn]);
   });

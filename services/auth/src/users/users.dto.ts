@@ -11,3 +11,5 @@ export const registerUserBody = z.strictObject({
 });
 export const changePasswordBody = z.strictObject({ currentPassword: password, newPassword: password });
 export const userIdParam = z.string().uuid('must be a user id (UUID)');
+export const setRolesBody = z.strictObject({ roles: z.array(z.enum(TENANT_ROLES)).max(10) });
+export const platformAuditorBody = z.strictObject({ granted: z.boolean() });

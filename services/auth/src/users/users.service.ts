@@ -72,6 +72,24 @@ export class UsersService {
     await this.command(admin, userId, 'DisableUser');
   }
 
+  /** The tenant roles of a user of the admin's tenant (404 for anyone else's). */
+  async setRoles(admin: Principal, userId: string, roles: string[]): Promise<void> {
+    await this.rt.users.handle(userStream(admin.tenantId, userId), {
+      type: 'SetRoles',
+      data: { userId, roles },
+      metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
+    });
+  }
+
+  /** The platform auditor role, for users of the operator's own tenant only (404 for anyone else's). */
+  async setPlatformAuditor(operator: Principal, userId: string, granted: boolean): Promise<void> {
+    await this.rt.users.handle(userStream(operator.tenantId, userId), {
+      type: 'SetPlatformAuditor',
+      data: { userId, granted },
+      metadata: { tenantId: operator.tenantId, actor: { type: operator.type, id: operator.id }, now: new Date() },
+    });
+  }
+
   async list(admin: Principal) {
     const users = await this.rt.read((tx) => this.rt.usersRepo.list(tx, admin.tenantId));
     return users.map((u) => ({ userId: u.id, username: u.username, status: u.status, roles: u.roles }));
