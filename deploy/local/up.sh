@@ -7,7 +7,9 @@
 #   2. libs/pki built, the development CA in .palisade/pki
 #   3. postgres.sh up   the shared PostgreSQL server, Palisade databases and roles
 #   4. nats.sh up       NATS with JetStream over mutual TLS
-#   5. kafka.sh up      Kafka (KRaft) over mutual TLS, with ACLs
+#   5. kafka.sh up      Kafka (KRaft) over mutual TLS, with ACLs; then softhsm.sh (SoftHSM2
+#                       token, pkcs11js), ldap.sh (OpenLDAP, LDAPS/StartTLS) and rsyslog.sh
+#                       (rsyslogd receiving syslog over TLS)
 #   6. .palisade/env    what the scripts' `env` print, plus PALISADE_HOME and
 #                       PALISADE_PKI_DIR; read by the tests and by npm start
 #
