@@ -466,8 +466,9 @@ export class VaultRepository {
    * Commits a group of lease grants in ONE statement (one transaction, one commit, on the
    * lean pool): each lease row with its `credential.lease.granted` event (stream version 1),
    * committed synchronously like every event (a grant acknowledged to its caller survives a
-   * database crash; an asynchronous commit was measured to gain nothing here: 1,647 vs
-   * 1,695–1,703 leases/s). Any error fails the whole group, which commits nothing.
+   * database crash; an asynchronous commit was measured to gain nothing beyond the noise
+   * here: 1,595–1,701 leases/s asynchronous, 1,513–1,703 synchronous). Any error fails the
+   * whole group, which commits nothing.
    */
   async commitGrants(grants: readonly LeaseGrantWrite[]): Promise<void[]> {
     validateAll(grants.map((w) => w.event));
