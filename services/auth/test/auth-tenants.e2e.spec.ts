@@ -147,6 +147,16 @@ describe('platform operator', () => {
     expect(JSON.stringify([event, registered])).not.toContain(B_PASSWORD);
   });
 
+  it('creates a tenant once when two operators’ requests race: one 201, the other 409, one administrator', async () => {
+    const C = `${B}-race`;
+    const body = (n: number) => ({ tenantId: C, name: 'Race', admin: { username: `first-${n}@race.example`, password: B_PASSWORD } });
+    const replies = await Promise.all([0, 1, 2].map((n) => call('/v1/tenants', { body: body(n), token: a.token })));
+    expect(replies.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+    const registered = await eventsOf('auth.user.registered', C);
+    expect(registered).toHaveLength(1);
+    expect(registered[0].data.userId).toBe(replies.find((r) => r.status === 201)!.json.adminUserId);
+  });
+
   it('B’s administrator is a tenant administrator only: 403 on the platform routes', async () => {
     const s = await signIn(B, 'boss@bravo.example', B_PASSWORD);
     expect(s.status).toBe(200);
