@@ -72,11 +72,6 @@ export function sealRecord(record: UnsealedRecord): AuditRecord {
   return { ...record, hash: recordHash(record) };
 }
 
-/** The bytes written to Kafka: the record's canonical JSON (any JSON would do; this one is stable). */
-export function serializeRecord(record: AuditRecord): string {
-  return canonicalJson(record);
-}
-
 /** The state a chain writer needs to append the next record of a partition. */
 export interface ChainHead {
   partition: number;
@@ -88,7 +83,7 @@ export const emptyHead = (partition: number): ChainHead => ({ partition, seq: 0,
 
 /**
  * Append `event` after `head`: the sealed record, its bytes for the topic (the record's
- * canonical JSON, the same as `serializeRecord`) and the new head. Pure. The event is
+ * canonical JSON: any JSON would do, this one is stable) and the new head. Pure. The event is
  * serialized once, for the hash and the value: members in JCS order are event, hash,
  * partition, prev, recordedAt, seq, v, and every member but the event is a string or a
  * safe integer, whose JCS form is JSON.stringify's.

@@ -6,7 +6,6 @@ import {
   keysOf,
   publicJwk,
   sealRecord,
-  serializeRecord,
   signCheckpoint,
   verifyPartitionsInParallel,
   type AuditRecord,
@@ -31,7 +30,7 @@ function chains(partitions: number, perPartition: number): { values: Map<number,
         '2026-11-22T10:00:01.000Z',
       );
       head = next.head;
-      list.push(serializeRecord(next.record));
+      list.push(next.value);
       if (next.record.seq % 50 === 0) checkpoints.push(signCheckpoint({ v: 1, partition: p, seq: head.seq, hash: head.hash, at: '2026-11-22T10:00:02.000Z', keyId: 'k1' }, privateKey));
     }
     values.set(p, list);
