@@ -13,7 +13,7 @@ import { ServiceIdentity } from '@palisade/pki';
 import { RevocationFeed } from '@palisade/service-kit';
 import { eventually, infra } from '@palisade/testing';
 import { totpCode } from '../src/mfa/totp';
-import { httpsCaller } from './e2e-support';
+import { httpsCaller, testDirectory } from './e2e-support';
 import { startTestOp, type TestOp } from './oidc-op';
 import { assertionXml, authnRequestId, idpKey, responseXml, sign, type IdpKey } from './saml-idp';
 
@@ -360,19 +360,7 @@ describe('API keys', () => {
 });
 
 describe('identity providers and LDAP sign-in (OpenLDAP from deploy/local/ldap.sh)', () => {
-  const seeded = () => Object.fromEntries(readFileSync(infra('LDAP_SEED_PASSWORDS_FILE'), 'utf8').trim().split('\n').map((l) => l.split(' ')));
-  const bindPassword = () => readFileSync(infra('LDAP_BIND_PASSWORD_FILE'), 'utf8').trim();
-  const base = infra('LDAP_BASE_DN');
-  const ldapSettings = (url: string, startTls: boolean) => ({
-    url,
-    startTls,
-    caCertificate: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8'),
-    bindDn: infra('LDAP_BIND_DN'),
-    userBaseDn: `ou=people,${base}`,
-    groupBaseDn: `ou=groups,${base}`,
-    groupRoles: { 'palisade-admins': 'admin', engineering: 'member' },
-    requireMappedGroup: true,
-  });
+  const { seededPasswords: seeded, bindPassword, settings: ldapSettings } = testDirectory;
   const ldapSignIn = (provider: string, username: string, password: string) => call(`/v1/tenants/${T}/sign-in/ldap/${provider}`, { body: { username, password } });
 
   it('configures providers through the admin API, secrets write-only and never in events', async () => {

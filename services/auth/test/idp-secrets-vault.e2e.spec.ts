@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { audienceOf } from '@palisade/auth-verifier';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, TestTokenIssuer } from '@palisade/testing';
-import { httpsCaller } from './e2e-support';
+import { httpsCaller, testDirectory } from './e2e-support';
 import { startTestOp, type TestOp } from './oidc-op';
 
 // Identity-provider secrets in the vault: the built auth AND credential services as
@@ -60,19 +60,8 @@ const marker = () => {
 };
 const certOf = (id: ServiceIdentity) => ({ cert: id.tlsOptions().cert as string, key: id.tlsOptions().key as string });
 
-const base = infra('LDAP_BASE_DN');
-const bindPassword = () => readFileSync(infra('LDAP_BIND_PASSWORD_FILE'), 'utf8').trim();
-const seeded = () => Object.fromEntries(readFileSync(infra('LDAP_SEED_PASSWORDS_FILE'), 'utf8').trim().split('\n').map((l) => l.split(' ')));
-const ldap = {
-  url: infra('LDAP_URL'),
-  startTls: false,
-  caCertificate: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8'),
-  bindDn: infra('LDAP_BIND_DN'),
-  userBaseDn: `ou=people,${base}`,
-  groupBaseDn: `ou=groups,${base}`,
-  groupRoles: { 'palisade-admins': 'admin', engineering: 'member' },
-  requireMappedGroup: true,
-};
+const { seededPasswords: seeded, bindPassword } = testDirectory;
+const ldap = testDirectory.settings();
 const configure = (secret?: string) => auth('/v1/identity-providers/corp', { method: 'PUT', body: { type: 'ldap', ldap, ...(secret === undefined ? {} : { secret }) }, token: adminToken });
 const ldapSignIn = (username: string, password: string) => auth(`/v1/tenants/${T}/sign-in/ldap/corp`, { body: { username, password } });
 const storedInAuth = () =>
