@@ -35,6 +35,15 @@ export function pgClientConfig(options: PgConnectionOptions): ClientConfig {
   };
 }
 
+/**
+ * Settings for a long-lived client (event tails, relays, listeners): a bounded connect,
+ * TCP keep-alive so a silently dropped peer is noticed, and a bounded query, so that a
+ * broken connection always surfaces as an error its owner reconnects after.
+ */
+export function longLivedClientConfig(options: PgConnectionOptions): ClientConfig {
+  return { ...pgClientConfig(options), connectionTimeoutMillis: 5000, keepAlive: true, query_timeout: 30000 };
+}
+
 /** A TypeORM data source over node-postgres; migrations run only when asked. */
 export function createDataSource(
   options: PgConnectionOptions,

@@ -3,3 +3,4 @@ export * from './event-store.migration';
 export * from './outbox-relay';
 export * from './pg-event-store';
 export * from './event-tail';
+export * from './follower';

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Client } from 'pg';
 import type { EventEnvelope, EventPublisher } from '@palisade/contracts';
-import { ident, pgClientConfig, type PgConnectionOptions } from './data-source';
+import { ident, longLivedClientConfig, type PgConnectionOptions } from './data-source';
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
+import { nextBackoffMs, type FollowerStatus } from './follower';
 
 /** Minimal structural logger (pino-compatible). */
 export interface RelayLogger {
@@ -28,11 +29,13 @@ export interface OutboxRelayOptions {
 
 export type RelayState = 'stopped' | 'connecting' | 'standby' | 'active' | 'failing';
 
-export interface RelayStatus {
+export interface RelayStatus extends FollowerStatus {
   state: RelayState;
-  lastError?: string;
   publishedTotal: number;
 }
+
+/** The publisher's failure: the database connection is fine and kept (with its lock). */
+class PublishFailed extends Error {}
 
 interface Checkpoint {
   transactionId: string;
@@ -56,6 +59,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  *   connection; when that connection dies the lock goes with it and a standby takes over.
  * - No network call inside a transaction: reads and the checkpoint write are single
  *   autocommit statements; publishing happens between them.
+ * - Any database error drops the connection; the relay connects again with backoff
+ *   and resumes from its stored checkpoint (a standby may have taken over meanwhile).
  */
 export class OutboxRelay {
   private client: Client | undefined;
@@ -112,7 +117,7 @@ export class OutboxRelay {
 
   private async run(): Promise<void> {
     const batchSize = this.options.batchSize ?? 1000;
-    let backoffMs = 100;
+    let backoffMs: number | undefined;
     while (!this.stopped) {
       try {
         if (!this.client) await this.connect();
@@ -123,37 +128,43 @@ export class OutboxRelay {
         }
         this.setState('active');
         const relayed = await this.relayBatch(batchSize);
-        backoffMs = 100;
+        backoffMs = undefined;
         if (relayed < batchSize) await this.waitForAppend(this.options.pollIntervalMs ?? 200);
       } catch (error) {
         if (this.stopped) break;
         this.current.lastError = error instanceof Error ? error.message : String(error);
         this.setState('failing');
+        backoffMs = nextBackoffMs(backoffMs);
         this.options.logger.warn({ err: this.current.lastError, retryInMs: backoffMs }, 'outbox relay cycle failed; retrying');
-        if (isConnectionProblem(error)) await this.disconnect();
+        if (!(error instanceof PublishFailed)) await this.disconnect();
         await this.sleepUnlessStopped(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5000);
       }
     }
   }
 
   private async connect(): Promise<void> {
     this.setState('connecting');
-    const client = new Client(pgClientConfig({ ...this.options.connection, applicationName: `${this.options.connection.applicationName}-relay` }));
-    client.on('error', (error) => {
-      this.options.logger.warn({ err: error.message }, 'outbox relay connection lost');
-      if (this.client === client) {
-        this.client = undefined;
-        this.locked = false;
-      }
+    const client = new Client(longLivedClientConfig({ ...this.options.connection, applicationName: `${this.options.connection.applicationName}-relay` }));
+    const lost = (error: Error) => {
+      if (this.client !== client) return;
+      this.options.logger.warn({ err: error.message }, 'outbox relay connection lost; reconnecting');
+      this.current.lastError = error.message;
+      void this.disconnect();
       this.wake?.();
-    });
+    };
+    client.on('error', lost);
+    client.on('end', () => lost(new Error('connection ended')));
     client.on('notification', () => {
       this.notified = true;
       this.wake?.();
     });
-    await client.connect();
-    await client.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
     this.client = client;
   }
 
@@ -173,16 +184,25 @@ export class OutboxRelay {
   private async relayBatch(batchSize: number): Promise<number> {
     const client = this.client!;
     this.notified = false;
+    const asOf = Date.now();
     const { rows } = await client.query(this.sql.read, [this.checkpoint.transactionId, this.checkpoint.position, batchSize]);
-    if (rows.length === 0) return 0;
+    if (rows.length === 0) {
+      this.current.caughtUpAt = asOf;
+      return 0;
+    }
     const events = rows.map((r: { envelope: EventEnvelope }) => r.envelope);
-    await this.options.publisher.publish(events);
+    try {
+      await this.options.publisher.publish(events);
+    } catch (error) {
+      throw new PublishFailed(error instanceof Error ? error.message : String(error));
+    }
     const publishedAt = Date.now();
     const last = rows[rows.length - 1];
     await client.query(this.sql.saveCheckpoint, [this.relayName, last.tx, last.pos]);
     this.checkpoint = { transactionId: last.tx, position: last.pos };
     this.current.publishedTotal += events.length;
     this.options.onPublished?.(events, publishedAt);
+    if (rows.length < batchSize) this.current.caughtUpAt = asOf;
     return rows.length;
   }
 
@@ -209,7 +229,10 @@ export class OutboxRelay {
     const client = this.client;
     this.client = undefined;
     this.locked = false;
-    if (client) await client.end().catch(() => undefined);
+    if (client) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+    }
   }
 
   private setState(state: RelayState): void {
@@ -218,10 +241,4 @@ export class OutboxRelay {
       if (state === 'active') this.current.lastError = undefined;
     }
   }
-}
-
-function isConnectionProblem(error: unknown): boolean {
-  const code = (error as { code?: string }).code ?? '';
-  const message = error instanceof Error ? error.message : '';
-  return code.startsWith('08') || code === '57P01' || code === 'ECONNREFUSED' || code === 'ECONNRESET' || /Connection terminated|not queryable|ended/i.test(message);
 }

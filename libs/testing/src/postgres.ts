@@ -63,3 +63,23 @@ export async function createTestSchema(prefix = 't'): Promise<TestSchema> {
     },
   };
 }
+
+/**
+ * Terminate PostgreSQL backends as a failover or a network blip would: every backend of
+ * `database` (other than this one), or only those whose application_name starts with
+ * `applicationPrefix`. Returns how many were terminated.
+ */
+export async function terminateBackends(database: string, applicationPrefix?: string): Promise<number> {
+  const admin = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'postgres', user: 'postgres' });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query(
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+        WHERE datname = $1 AND pid <> pg_backend_pid() AND ($2::text IS NULL OR starts_with(application_name, $2::text))`,
+      [database, applicationPrefix ?? null],
+    );
+    return rows.filter((r: { ok: boolean }) => r.ok).length;
+  } finally {
+    await admin.end();
+  }
+}
