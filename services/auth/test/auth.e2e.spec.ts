@@ -273,15 +273,42 @@ describe('auth service', () => {
   });
 
   it('issues service tokens bound to the caller’s mTLS certificate (RFC 8705)', async () => {
-    const { cert, key } = identity.tlsOptions();
+    // credential may ask the policy service for decisions (SERVICE_GRANTS).
+    const credential = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'credential' });
+    const { cert, key } = credential.tlsOptions();
+    credential.stop();
     expect((await call('/v1/service-tokens', { body: { audience: ['palisade:policy'] } })).status).toBe(401);
-    const res = await call('/v1/service-tokens', { body: { audience: ['palisade:policy'] }, cert: cert as string, key: key as string });
+    const res = await call('/v1/service-tokens', { body: { audience: ['palisade:policy'], scopes: ['policy:decide'] }, cert: cert as string, key: key as string });
     expect(res.status).toBe(200);
     const claims = decodeJwt(res.json.accessToken);
-    expect(claims).toMatchObject({ sub: 'policy', ptp: 'service', tid: 'system', cnf: { 'x5t#S256': expect.any(String) } });
+    expect(claims).toMatchObject({ sub: 'credential', ptp: 'service', tid: 'system', scp: ['policy:decide'], cnf: { 'x5t#S256': expect.any(String) } });
     const presented = new X509Certificate(cert as string);
     await expect(policyVerifier.verify(res.json.accessToken, { clientCertificate: presented })).resolves.toBeDefined();
     await expect(policyVerifier.verify(res.json.accessToken)).rejects.toMatchObject({ message: expect.stringContaining('not presented') });
+  });
+
+  it('gives a service token only what the service’s grant allows: llm-router gets no platform or all-tenant audit scope', async () => {
+    const router = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
+    const { cert, key } = router.tlsOptions();
+    router.stop();
+    const ask = (audience: string[], scopes: string[]) => call('/v1/service-tokens', { body: { audience, scopes }, cert: cert as string, key: key as string });
+    for (const [audience, scope] of [
+      ['palisade:audit', 'audit:read:all'],
+      ['palisade:auth', 'platform:admin'],
+      ['palisade:audit', 'audit:erase'],
+      ['palisade:auth', 'auth:keys'],
+    ]) {
+      const refused = await ask([audience], [scope]);
+      expect(refused.status).toBe(403);
+      expect(refused.json.error.message).toContain(`scope ${scope}`);
+      expect(refused.json.accessToken).toBeUndefined();
+    }
+    const audit = await ask(['palisade:audit'], []);
+    expect(audit.status).toBe(403);
+    expect(audit.json.error.message).toContain('audience palisade:audit');
+    const granted = await ask(['palisade:policy'], ['policy:decide']);
+    expect(granted.status).toBe(200);
+    expect(decodeJwt(granted.json.accessToken)).toMatchObject({ sub: 'llm-router', aud: 'palisade:policy', scp: ['policy:decide'] });
   });
 
   it('answers malformed input with clear 4xx and keeps serving', async () => {

@@ -8,6 +8,7 @@ import { PalisadeError, SERVICE_NAMES, SYSTEM_TENANT, type Principal } from '@pa
 import { callingService, CurrentPrincipal, ServiceCallers } from '@palisade/service-kit';
 import { AUTH_RUNTIME, type AuthRuntime } from '../auth.runtime';
 import { audience, parse, requireScope } from '../validation';
+import { assertServiceGrant } from './service-grants';
 import { SessionsService } from './sessions.service';
 
 const serviceTokenBody = z.strictObject({ audience, scopes: z.array(z.string().regex(/^[a-z][a-z0-9:._-]{0,63}$/)).max(32).default([]) });
@@ -35,12 +36,13 @@ export class SessionsController {
   @Post('service-tokens')
   @HttpCode(200)
   @ServiceCallers(...SERVICE_NAMES)
-  @ApiOperation({ summary: 'Service-to-service only (mTLS): an access token for the calling service, bound to its certificate' })
+  @ApiOperation({ summary: 'Service-to-service only (mTLS): an access token for the calling service, bound to its certificate; only the audiences and scopes its row of SERVICE_GRANTS allows (403 naming the first other one)' })
   async serviceToken(@Req() req: Request, @Body() body: unknown) {
     const input = parse(serviceTokenBody, body);
     const caller = callingService(req);
     const certificate = (req.socket as TLSSocket).getPeerX509Certificate?.();
     if (!caller || !certificate) throw new PalisadeError('unauthenticated', 'a client certificate of a Palisade service is required');
+    assertServiceGrant(caller, { audience: input.audience, scopes: input.scopes });
     const token = await this.rt.issuer.issue({
       tenantId: SYSTEM_TENANT,
       subject: caller,

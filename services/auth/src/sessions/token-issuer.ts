@@ -16,6 +16,15 @@ export const PLATFORM_ADMIN_ROLE = 'platform-admin';
 export const PLATFORM_AUDITOR_ROLE = 'platform-auditor';
 /** Scopes of platform roles: held by signed-in people only, never by an API key. */
 export const PLATFORM_SCOPES: readonly string[] = ['platform:admin', 'audit:read:all'];
+/**
+ * Scopes held by signed-in people only: no service token and no service-account API key
+ * ever carries one, whatever a grant table or a caller asks (a hard deny list, checked
+ * after every table): platform scopes, erasure, signing-key administration and reading
+ * every tenant's audit log.
+ */
+export function isReservedForPeople(scope: string): boolean {
+  return scope.startsWith('platform:') || scope.endsWith(':erase') || scope === 'auth:keys' || PLATFORM_SCOPES.includes(scope);
+}
 /** Roles no tenant administrator, directory or identity provider can give or take away. */
 export const PLATFORM_ROLES: readonly string[] = [PLATFORM_ADMIN_ROLE, PLATFORM_AUDITOR_ROLE];
 
