@@ -144,6 +144,33 @@ describe('audit API: verify, query, export, erasure', () => {
       }
     });
 
+    it('refuses malformed cursors and NUL, control or bidi characters in filters: a 400 naming the parameter, never a 500', async () => {
+      const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+      const cases: Array<[string, string]> = [
+        [`cursor=${cursorOf([new Date().toISOString(), '-'.repeat(36)])}`, 'cursor'],
+        [`cursor=${cursorOf(['0000-01-01T00:00:00.000Z', newEventId()])}`, 'cursor'],
+        [`cursor=${cursorOf([new Date().toISOString(), newEventId(), 'more'])}`, 'cursor'],
+        ['tenant=%00', 'tenant'],
+        ['actor=%00', 'actor'],
+        ['subject=%00', 'subject'],
+        ['actor=a%E2%80%AEb', 'actor'],
+        ['type=billing.usage.recorded,%00', 'type'],
+        ['from=0000-01-01T00:00:00Z', 'from'],
+      ];
+      for (const [q, field] of cases) {
+        for (const scopes of [['audit:read'], ['audit:read:all']]) {
+          const reply = await get(`/v1/audit/events?${q}`, scopes, scopes.length === 1 && scopes[0] === 'audit:read:all' ? 'system' : audit.tenants[0]);
+          expect({ q, status: reply.status }).toEqual({ q, status: 400 });
+          expect(reply.body).toContain(field);
+        }
+      }
+      const exported = await get('/v1/audit/events/export?format=csv&actor=%00', ['audit:read:all'], 'system');
+      expect(exported.status).toBe(400);
+      expect(exported.body).toContain('actor');
+      const erase = await call(svc.port, '/v1/audit/subjects/a%00b', { method: 'DELETE', token: await audit.token(['audit:erase'], 'system') });
+      expect(erase.status).toBe(400);
+    });
+
     it('every query is itself an audited event (class data_export)', async () => {
       await json('/v1/audit/events?limit=1', ['audit:read'], audit.tenants[5], `probe-${audit.suffix}`);
       const seen = await eventually(async () => {

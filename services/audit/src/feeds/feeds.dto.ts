@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { TENANT_ID } from '@palisade/contracts';
 
 const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `at most ${max} characters`);
 /** PRINTUSASCII without spaces (RFC 5424 header fields, HEC tokens). */
@@ -11,7 +12,7 @@ const caPem = z
 const format = z.enum(['json', 'cef']).default('json');
 /** Where a new feed starts: the oldest retained record (everything of the tenant, the default) or the end of the topics now. */
 const start = z.enum(['beginning', 'end']).default('beginning');
-const tenantId = text(128).optional();
+const tenantId = z.string().regex(TENANT_ID, 'must be a tenant id').optional();
 
 const httpsUrl = z
   .string()

@@ -1,12 +1,16 @@
 import { z } from 'zod';
+import { TENANT_ID } from '@palisade/contracts';
 import { ACTION_CLASSES } from '../coverage/action-classes';
+import { EARLIEST_INDEX_MS, safeText } from '../validation';
 
-const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `at most ${max} characters`);
-const timestamp = z.iso.datetime({ offset: true, message: 'must be an RFC 3339 date-time' });
+const text = safeText;
+const timestamp = z.iso
+  .datetime({ offset: true, message: 'must be an RFC 3339 date-time' })
+  .refine((v) => Date.parse(v) >= EARLIEST_INDEX_MS, 'must be in year 1 or later');
 const list = <T extends z.ZodType>(item: T) => z.preprocess((v) => (typeof v === 'string' ? v.split(',') : v), z.array(item).min(1).max(50));
 
 export const eventsQuerySchema = z.strictObject({
-  tenant: text(128).optional(),
+  tenant: z.string().regex(TENANT_ID, 'must be a tenant id').optional(),
   from: timestamp.optional(),
   to: timestamp.optional(),
   actor: text(256).optional(),

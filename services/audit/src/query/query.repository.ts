@@ -1,5 +1,9 @@
 import type { EntityManager } from 'typeorm';
 import { PalisadeError } from '@palisade/contracts';
+import { EARLIEST_INDEX_MS } from '../validation';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const RFC3339_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Filters of the record index, with the tenant already decided by access.ts. */
 export interface RecordFilter {
@@ -30,8 +34,11 @@ export function encodeCursor(r: { occurredAt: string; eventId: string }): string
 
 export function decodeCursor(cursor: string): { occurredAt: string; eventId: string } {
   try {
-    const [occurredAt, eventId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof occurredAt === 'string' && typeof eventId === 'string' && !Number.isNaN(Date.parse(occurredAt)) && /^[0-9a-f-]{36}$/.test(eventId)) return { occurredAt, eventId };
+    const decoded: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(decoded) && decoded.length === 2) {
+      const [occurredAt, eventId] = decoded as [unknown, unknown];
+      if (typeof occurredAt === 'string' && RFC3339_UTC_MS.test(occurredAt) && Date.parse(occurredAt) >= EARLIEST_INDEX_MS && typeof eventId === 'string' && UUID.test(eventId)) return { occurredAt, eventId };
+    }
   } catch {
     // fall through
   }

@@ -1,14 +1,13 @@
 import { Controller, Delete, HttpCode, Param } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
 import { PalisadeError, SYSTEM_TENANT, type Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { AuditEvents } from '../audit.events';
 import { AuditRuntime } from '../ingest/audit-runtime';
-import { parseInput } from '../validation';
+import { parseInput, safeText } from '../validation';
 
 export const ERASE_SCOPE = 'audit:erase';
-const subjectIdSchema = z.string().min(1, 'must not be empty').max(256, 'at most 256 characters');
+const subjectIdSchema = safeText(256);
 
 /**
  * Erasure of a data subject (GDPR art. 17): destroys the subject's keys, so the
