@@ -2,5 +2,6 @@ export * from './envelope';
 export * from './errors';
 export * from './services';
 export * from './subjects';
+export * from './security-events';
 export * from './ports';
 export * from './principal';

@@ -1,4 +1,5 @@
-import type { ServiceName } from './services';
+import { serviceOfEventType } from './envelope';
+import { isServiceName, type ServiceName } from './services';
 
 /**
  * NATS subject naming. The emitting service is always the second token of an event
@@ -36,4 +37,31 @@ export function serviceRpcWildcard(service: ServiceName): string {
 /** Where a consumer of `service` sends what it gave up on: palisade.dlq.<service>.<consumer>. */
 export function deadLetterSubject(service: ServiceName, consumer: string): string {
   return `${DEAD_LETTER_PREFIX}.${service}.${consumer}`;
+}
+
+/**
+ * The service that published on an event subject: `palisade.events.<service>.…`, the
+ * subject only that service may publish on (NATS permissions). Undefined when the
+ * subject is not an event subject of a known service.
+ */
+export function publisherOfEventSubject(subject: string): ServiceName | undefined {
+  const prefix = `${EVENTS_PREFIX}.`;
+  if (!subject.startsWith(prefix)) return undefined;
+  const service = subject.slice(prefix.length).split('.', 1)[0];
+  return isServiceName(service) ? service : undefined;
+}
+
+/**
+ * Why an event received on `subject` claims an origin other than the service that
+ * published it: the envelope's `source` and the service of its `type` must both be the
+ * service named by the subject. Empty when they agree. Pure, for every consumer.
+ */
+export function eventOriginProblems(subject: string, event: { source: string; type: string }): string[] {
+  const publisher = publisherOfEventSubject(subject);
+  if (!publisher) return [`subject: "${subject}" names no service`];
+  const problems: string[] = [];
+  if (event.source !== publisher) problems.push(`source: "${event.source}" published by ${publisher}`);
+  const typeService = serviceOfEventType(event.type);
+  if (typeService !== publisher) problems.push(`type: "${event.type}" published by ${publisher}`);
+  return problems;
 }

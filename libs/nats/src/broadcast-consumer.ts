@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, type NatsConnection, type Subscription } from 'nats';
-import { EVENTS_STREAM, validateConsumed, type EventEnvelope, type ServiceName } from '@palisade/contracts';
+import { eventOriginProblems, EVENTS_STREAM, validateConsumed, type EventEnvelope, type ServiceName } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
 
 export interface EventBroadcastOptions {
@@ -22,7 +22,9 @@ const decoder = new TextDecoder();
  * the service's own inbox that only it may read, and each instance subscribes there
  * without a queue group. For in-memory state of each instance (cache invalidation),
  * not for work that must happen once: delivery is at most once per instance, so the
- * state it guards must also expire by itself.
+ * state it guards must also expire by itself. An event that claims another origin than
+ * the service whose subject carried it (`eventOriginProblems`) is ignored; the audit
+ * service's durable consumer receives the same message and reports the forgery.
  */
 export class EventBroadcastSubscription {
   readonly durable: string;
@@ -73,6 +75,11 @@ export class EventBroadcastSubscription {
       const validation = validateConsumed(value);
       if (!validation.ok) {
         this.logger.warn({ durable: this.durable, problems: validation.problems }, 'broadcast event ignored: invalid');
+        continue;
+      }
+      const forgery = eventOriginProblems(m.subject, validation.event);
+      if (forgery.length > 0) {
+        this.logger.warn({ durable: this.durable, subject: m.subject, problems: forgery }, 'broadcast event ignored: forged origin');
         continue;
       }
       try {

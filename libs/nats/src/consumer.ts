@@ -13,9 +13,12 @@ import {
 import {
   DEAD_LETTER_STREAM,
   deadLetterSubject,
+  eventOriginProblems,
   EVENTS_STREAM,
+  publisherOfEventSubject,
   validateConsumed,
   type EventEnvelope,
+  type ForgeryReport,
   type ServiceName,
 } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
@@ -49,6 +52,15 @@ export interface DurableEventConsumerOptions {
    */
   filterSubjects: string | readonly string[];
   handler: EventHandler;
+  /**
+   * Called with an event that claims another origin than the service that published it
+   * (its `source` or `type` names a service other than the subject's
+   * `palisade.events.<service>.…`, on which only that service may publish): the service
+   * raises `<service>.security.event-forgery-detected` (`eventForgeryDetected`) through
+   * its own event path. The event is then dead-lettered (`forged`) and never reaches the
+   * handler; when this callback fails, the event is retried like a failing handler.
+   */
+  onForgery: (report: ForgeryReport) => Promise<void>;
   /** Deliveries before a failing event is dead-lettered. Default 5. */
   maxDeliver?: number;
   /** Delay before the n-th redelivery (the last one repeats). Default 1 s, 5 s, 30 s, 2 min. */
@@ -76,8 +88,11 @@ export const DLQ_HEADERS = {
   deliveries: 'Palisade-Dlq-Deliveries',
 } as const;
 
-/** `poison`: not a valid event; `handler-failed`: the handler failed maxDeliver times. */
-export type DeadLetterReason = 'poison' | 'handler-failed';
+/**
+ * `poison`: not a valid event; `forged`: it claims another origin than the service that
+ * published it; `handler-failed`: the handler failed maxDeliver times.
+ */
+export type DeadLetterReason = 'poison' | 'forged' | 'handler-failed';
 
 const CONSUMER_NAME = /^[a-z][a-z0-9-]{0,63}$/;
 const decoder = new TextDecoder();
@@ -88,7 +103,9 @@ const headerValue = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 2000);
  * A JetStream durable pull consumer of PALISADE_EVENTS with explicit acknowledgement.
  * Each message is validated (`validateConsumed`): an invalid one is dead-lettered at
  * once to `palisade.dlq.<service>.<consumer>` (stream PALISADE_DLQ) with headers
- * naming the problems. A failing handler is retried with backoff (nak with delay);
+ * naming the problems. One whose `source` or `type` names another service than its
+ * subject (`eventOriginProblems`) is reported (`onForgery`) and dead-lettered at once.
+ * A failing handler is retried with backoff (nak with delay);
  * after `maxDeliver` deliveries the event is dead-lettered with the error. The handler
  * runs in an OpenTelemetry span whose parent is the trace context of the message.
  *
@@ -210,6 +227,8 @@ export class DurableEventConsumer {
     const validation = validateConsumed(value);
     if (!validation.ok) return this.deadLetter(m, 'poison', validation.problems);
     const event = validation.event;
+    const forgery = eventOriginProblems(m.subject, event);
+    if (forgery.length > 0) return this.refuseForged(m, event, forgery);
 
     const parent = extractTraceContext(m.headers);
     await this.tracer.startActiveSpan(
@@ -253,6 +272,29 @@ export class DurableEventConsumer {
         }
       },
     );
+  }
+
+  private async refuseForged(m: JsMsg, event: EventEnvelope, problems: string[]): Promise<void> {
+    const report: ForgeryReport = {
+      subject: m.subject,
+      publisher: publisherOfEventSubject(m.subject),
+      claimedSource: event.source,
+      claimedType: event.type,
+      eventId: event.id,
+      tenantId: event.tenantId,
+      consumer: this.durable,
+      streamSequence: m.seq,
+      problems,
+    };
+    try {
+      await this.options.onForgery(report);
+    } catch (error) {
+      const delay = this.backoffMs[Math.min(m.info.redeliveryCount - 1, this.backoffMs.length - 1)];
+      this.logger.error({ err: error, durable: this.durable, streamSequence: m.seq }, 'reporting a forged event failed, will retry');
+      m.nak(delay);
+      return;
+    }
+    await this.deadLetter(m, 'forged', problems);
   }
 
   private async deadLetter(m: JsMsg, reason: DeadLetterReason, problems: string[]): Promise<void> {

@@ -3,7 +3,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Msg, NatsConnection } from 'nats';
-import { EVENTS_STREAM, type EventEnvelope } from '@palisade/contracts';
+import { EVENTS_STREAM, type EventEnvelope, type ForgeryReport } from '@palisade/contracts';
 import type { ServiceIdentity } from '@palisade/pki';
 import { DLQ_HEADERS, DurableEventConsumer, JetStreamEventPublisher, type NatsLogger } from '../src';
 import { adminIdentity, connectAs, deleteDurable, eventually, runToken, serviceIdentity, sleep, testEvent } from './helpers';
@@ -14,6 +14,8 @@ const tracer = provider.getTracer('int-test');
 
 let admin: NatsConnection;
 let policy: NatsConnection;
+let llmRouter: NatsConnection;
+const forgeries: ForgeryReport[] = [];
 const identities: ServiceIdentity[] = [];
 const consumers: DurableEventConsumer[] = [];
 const logged: { level: string; msg: string; obj: object }[] = [];
@@ -28,17 +30,19 @@ beforeAll(async () => {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   const a = await adminIdentity();
   const p = await serviceIdentity('policy');
-  identities.push(a, p);
+  const l = await serviceIdentity('llm-router');
+  identities.push(a, p, l);
   admin = await connectAs(a, 'int-admin');
   policy = await connectAs(p, 'int-policy');
-  for (const durable of ['policy-inttest-retry', 'policy-inttest-poison', 'policy-inttest-trace']) {
+  llmRouter = await connectAs(l, 'int-llm-router');
+  for (const durable of ['policy-inttest-retry', 'policy-inttest-poison', 'policy-inttest-trace', 'policy-inttest-forgery']) {
     await deleteDurable(admin, EVENTS_STREAM, durable);
   }
 });
 
 afterAll(async () => {
   await Promise.all(consumers.map((c) => c.stop()));
-  await Promise.all([admin?.close(), policy?.close()]);
+  await Promise.all([admin?.close(), policy?.close(), llmRouter?.close()]);
   identities.forEach((i) => i.stop());
   context.disable();
   propagation.disable();
@@ -61,6 +65,9 @@ function consumer(name: string, filter: string, handler: (e: EventEnvelope, deli
     consumer: name,
     filterSubjects: filter,
     handler: (e, d) => handler(e, d.deliveryCount),
+    onForgery: async (report) => {
+      forgeries.push(report);
+    },
     maxDeliver: 3,
     backoffMs: [100, 300],
     logger,
@@ -154,5 +161,44 @@ describe('DurableEventConsumer', () => {
     expect(processSpan.spanContext().traceId).toBe(producer.spanContext().traceId);
     expect(processSpan.parentSpanContext?.spanId).toBe(producer.spanContext().spanId);
     expect(processSpan.attributes['messaging.message.id']).toBe(event.id);
+  });
+
+  it('dead-letters an event whose source and type name another service than its subject, reports it, and never handles it', async () => {
+    const token = runToken();
+    const deadLetters = collect('palisade.dlq.policy.inttest-forgery');
+    await admin.flush();
+    const handled: string[] = [];
+    const c = consumer('inttest-forgery', `palisade.events.llm-router.${token}.>`, async (e) => {
+      handled.push(e.id);
+    });
+    await c.start();
+    // issue 10, finding 2: llm-router writes auth's history on its own subject
+    const forged = { ...testEvent('auth', 'auth.user.signed-in'), tenantId: 'demo', actor: { type: 'user', id: 'forged-ceo' } };
+    const subject = `palisade.events.llm-router.${token}.completed`;
+    await llmRouter.jetstream().publish(subject, JSON.stringify(forged));
+    const own = testEvent('llm-router', `llm-router.${token}.completed`);
+    await new JetStreamEventPublisher(llmRouter).publish([own]);
+
+    await eventually(() => (deadLetters.length >= 1 && handled.length >= 1 && forgeries.some((f) => f.eventId === forged.id) ? true : undefined));
+    expect(handled).toEqual([own.id]);
+    const dead = deadLetters[0];
+    expect(dead.headers?.get(DLQ_HEADERS.reason)).toBe('forged');
+    expect(dead.headers?.get(DLQ_HEADERS.problems)).toBe('source: "auth" published by llm-router; type: "auth.user.signed-in" published by llm-router');
+    expect(dead.headers?.get(DLQ_HEADERS.subject)).toBe(subject);
+    expect(JSON.parse(new TextDecoder().decode(dead.data)).id).toBe(forged.id);
+    const report = forgeries.find((f) => f.eventId === forged.id);
+    expect(report).toMatchObject({
+      subject,
+      publisher: 'llm-router',
+      claimedSource: 'auth',
+      claimedType: 'auth.user.signed-in',
+      tenantId: 'demo',
+      consumer: 'policy-inttest-forgery',
+      streamSequence: expect.any(Number),
+    });
+    expect(JSON.stringify(report)).not.toContain('forged-ceo');
+    await sleep(300);
+    expect(deadLetters).toHaveLength(1); // terminated, not redelivered
+    expect(forgeries.filter((f) => f.eventId === forged.id)).toHaveLength(1);
   });
 });

@@ -4,7 +4,7 @@ import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
 import { DurableEventConsumer } from '@palisade/nats';
 import { counter, histogram } from '@palisade/observability';
 import { PLATFORM, type CheckResult, type Platform } from '@palisade/service-kit';
-import { PalisadeError } from '@palisade/contracts';
+import { eventForgeryDetected, PalisadeError, systemEventContext } from '@palisade/contracts';
 import type { EntityManager } from 'typeorm';
 import { loadAuditConfig, type AuditConfig } from '../audit.config';
 import { KeyEncryptionKey } from '../keys/kek';
@@ -174,6 +174,12 @@ export class AuditRuntime {
       consumer: this.config.AUDIT_CONSUMER,
       filterSubjects: 'palisade.events.>',
       handler: (event) => writer.append(event),
+      // A forged event never enters the chain; the report of it does, as audit's own
+      // security event in the system tenant.
+      onForgery: async (report) => {
+        this.logger.error({ publisher: report.publisher, claimedType: report.claimedType, streamSequence: report.streamSequence }, 'forged event refused');
+        await writer.append(eventForgeryDetected(systemEventContext('audit'), report));
+      },
       // Never dead-letter a valid event because Kafka is away: keep retrying it.
       maxDeliver: 1_000_000,
       backoffMs: [1000, 2000, 5000],
