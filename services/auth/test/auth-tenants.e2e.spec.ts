@@ -125,6 +125,11 @@ describe('platform operator', () => {
     expect(weak.status).toBe(400);
     expect(weak.json.error.message).toContain('admin.password');
     expect(weak.body).not.toContain('short');
+    for (const reserved of ['system', 'platform', 'admin', 'palisade', 'default', 'root', 'internal']) {
+      const refused = await call('/v1/tenants', { body: { ...body, tenantId: reserved }, token: a.token });
+      expect(refused.status).toBe(400);
+      expect(refused.json.error.message).toBe(`tenantId: "${reserved}" is reserved`);
+    }
     // Refused before anything was written: no tenant without its administrator.
     expect((await call('/v1/tenants', { token: a.token })).json.map((t: { tenantId: string }) => t.tenantId)).toEqual([A]);
     expect((await call('/v1/tenants', { token: a.token, body: {} })).status).toBe(400);

@@ -1,4 +1,4 @@
-import { PalisadeError } from '@palisade/contracts';
+import { PalisadeError, SYSTEM_TENANT } from '@palisade/contracts';
 import type { Command, Decider } from '@palisade/eventsourcing';
 import { DEFAULT_PASSWORD_POLICY, type PasswordPolicy, type TenantEvent } from './tenants.events';
 
@@ -16,12 +16,20 @@ export type TenantCommand =
 
 const missing = () => new PalisadeError('not_found', 'tenant not found');
 
+/**
+ * Tenant ids no tenant may have: `system` is the platform's own (service tokens, platform
+ * events), the others read as the platform or a default in logs, audit records and URLs.
+ * Compared without case.
+ */
+export const RESERVED_TENANT_IDS: readonly string[] = [SYSTEM_TENANT, 'platform', 'admin', 'palisade', 'default', 'root', 'internal', 'auth', 'operator'];
+
 export const tenantDecider: Decider<TenantState, TenantCommand, TenantEvent> = {
   initialState: () => ({ exists: false, passwordPolicy: DEFAULT_PASSWORD_POLICY, mfaRequired: false }),
 
   decide(command, state) {
     switch (command.type) {
       case 'CreateTenant':
+        if (RESERVED_TENANT_IDS.includes(command.data.tenantId.toLowerCase())) throw new PalisadeError('validation', `tenantId: "${command.data.tenantId}" is reserved`);
         if (state.exists) throw new PalisadeError('conflict', `tenant ${command.data.tenantId} already exists`);
         return [
           {

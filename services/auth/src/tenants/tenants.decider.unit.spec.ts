@@ -12,6 +12,10 @@ describe('tenant decider', () => {
     given([created]).when({ type: 'CreateTenant', data: { tenantId: 'acme', name: 'Acme' }, metadata }).thenThrows('conflict');
   });
 
+  it.each(['system', 'platform', 'admin', 'palisade', 'default', 'root', 'internal', 'System'])('refuses the reserved tenant id %s', (tenantId) => {
+    given([]).when({ type: 'CreateTenant', data: { tenantId, name: 'Mine' }, metadata }).thenThrows('validation', `tenantId: "${tenantId}" is reserved`);
+  });
+
   it('changes the policy and the MFA requirement of an existing tenant only', () => {
     const policy = { ...DEFAULT_PASSWORD_POLICY, minLength: 16 };
     given([created])
