@@ -1,10 +1,11 @@
 import {
   ConcurrencyError,
+  PalisadeError,
   buildEvent,
   type EventEnvelope,
   type EventFactoryContext,
 } from '@palisade/contracts';
-import { foldEvents, type Command, type Decider, type DomainEvent } from './decider';
+import { foldEvents, type Command, type CommandMetadata, type Decider, type DomainEvent } from './decider';
 import type { EventStore, InlineProjection, Transaction } from './event-store';
 
 export interface CommandHandlerOptions {
@@ -13,6 +14,28 @@ export interface CommandHandlerOptions {
   projections?: readonly InlineProjection[];
   /** How often to decide again after a concurrency conflict. */
   maxRetries?: number;
+  /**
+   * When set, a stream holding events of another tenant than the command's is refused as
+   * not found (another tenant's resource is a 404), before anything is decided.
+   */
+  tenantScoped?: boolean;
+}
+
+/** Writes that commit with the events but are not derived from them (e.g. a password hash, an encrypted version). */
+export type AlsoInTransaction = (tx: Transaction, events: readonly EventEnvelope[], version: number) => Promise<void>;
+
+export interface HandleOptions {
+  /** The version the caller read (If-Match): a mismatch is a conflict, never retried. */
+  expectedVersion?: number;
+  /**
+   * Runs first in the transaction, before the stream is read: locks and checks the
+   * decision relies on that live outside the stream (e.g. share-lock the key ring and
+   * verify the key a value was encrypted under is still current). Throw to abort; the
+   * error reaches the caller (only a ConcurrencyError is retried).
+   */
+  beforeDecide?: (tx: Transaction) => Promise<void>;
+  /** Runs after the append and the projections, in the same transaction. */
+  alsoInTransaction?: AlsoInTransaction;
 }
 
 export interface CommandResult<State> {
@@ -24,7 +47,9 @@ export interface CommandResult<State> {
 
 /**
  * Load the stream, decide, append with the expected version, project; on a conflict
- * load and decide again. Decisions are pure, so deciding twice is safe.
+ * load and decide again. Decisions are pure, so deciding twice is safe. The one
+ * load → decide → append loop of the codebase: hooks (`beforeDecide`,
+ * `alsoInTransaction`, projections) run inside its transaction.
  */
 export class CommandHandler<State, C extends Command, E extends DomainEvent> {
   constructor(
@@ -34,54 +59,59 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
   ) {}
 
   /**
-   * `alsoInTransaction` runs after the append and the projections, in the same
-   * transaction: writes that must commit with the events but are not derived from them
-   * (e.g. a password hash, which never goes into an event).
+   * `expectedVersion` (If-Match) and the hooks, either as `HandleOptions` or, as before,
+   * positionally: `handle(stream, command, expectedVersion, alsoInTransaction)`.
    */
-  async handle(
-    streamId: string,
-    command: C,
-    expectedVersion?: number,
-    alsoInTransaction?: (tx: Transaction, events: readonly EventEnvelope[]) => Promise<void>,
-  ): Promise<CommandResult<State>> {
+  async handle(streamId: string, command: C, expectedVersion?: number | HandleOptions, alsoInTransaction?: AlsoInTransaction): Promise<CommandResult<State>> {
+    const opts: HandleOptions = typeof expectedVersion === 'object' ? expectedVersion : { expectedVersion, alsoInTransaction };
+    const expected = opts.expectedVersion;
     const maxRetries = this.options.maxRetries ?? 3;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.store.inTransaction(async (tx) => {
+          if (opts.beforeDecide) await opts.beforeDecide(tx);
           const stream = await this.store.readStream(tx, streamId);
-          if (expectedVersion !== undefined && stream.version !== expectedVersion) {
-            throw new ConcurrencyError(streamId, expectedVersion, stream.version);
+          if (this.options.tenantScoped && stream.events.some((s) => s.event.tenantId !== command.metadata.tenantId)) {
+            throw new PalisadeError('not_found', 'not found');
+          }
+          if (expected !== undefined && stream.version !== expected) {
+            throw new ConcurrencyError(streamId, expected, stream.version);
           }
           const past = stream.events.map((s) => toDomainEvent<E>(s.event));
           const state = foldEvents(this.decider, past);
           const decided = this.decider.decide(command, state);
-          const events = decided.map((e) => this.envelope(command, e));
+          const events = decided.map((e) => envelopeOf(this.options.eventContext, command.metadata, e));
           const { nextVersion } = await this.store.appendToStream(tx, streamId, events, stream.version);
           for (const projection of this.options.projections ?? []) {
             const relevant = events.filter((e) => projection.handles.includes(e.type));
-            if (relevant.length > 0) await projection.apply(tx, relevant);
+            if (relevant.length > 0) await projection.apply(tx, relevant, nextVersion);
           }
-          if (alsoInTransaction) await alsoInTransaction(tx, events);
+          if (opts.alsoInTransaction) await opts.alsoInTransaction(tx, events, nextVersion);
           return { state: decided.reduce((s, e) => this.decider.evolve(s, e), state), events, version: nextVersion };
         });
       } catch (error) {
         // A caller-given version is the caller's decision (If-Match): never retried.
-        const retry = error instanceof ConcurrencyError && expectedVersion === undefined && attempt < maxRetries;
+        const retry = error instanceof ConcurrencyError && expected === undefined && attempt < maxRetries;
         if (!retry) throw error;
       }
     }
   }
+}
 
-  private envelope(command: C, event: E): EventEnvelope {
-    const ctx = { ...this.options.eventContext, now: () => command.metadata.now };
-    return buildEvent(ctx, {
-      type: event.type,
-      tenantId: command.metadata.tenantId,
-      actor: command.metadata.actor,
-      data: event.data,
-      ...(event.personal ? { personal: event.personal } : {}),
-    });
-  }
+/**
+ * The envelope of a decided event: tenant, actor and time from the command's metadata,
+ * personal data kept apart. Also for paths that append without a handler (credential's
+ * group-committed lease streams), so every event is enveloped the same way.
+ */
+export function envelopeOf(context: EventFactoryContext, metadata: CommandMetadata, event: DomainEvent): EventEnvelope {
+  const ctx = { ...context, now: () => metadata.now };
+  return buildEvent(ctx, {
+    type: event.type,
+    tenantId: metadata.tenantId,
+    actor: metadata.actor,
+    data: event.data,
+    ...(event.personal ? { personal: event.personal } : {}),
+  });
 }
 
 export function toDomainEvent<E extends DomainEvent>(envelope: EventEnvelope): E {

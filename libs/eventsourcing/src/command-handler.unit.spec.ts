@@ -2,6 +2,7 @@ import { PalisadeError, systemEventContext, type ActorType } from '@palisade/con
 import {
   CommandHandler,
   DeciderSpecification,
+  envelopeOf,
   InMemoryEventStore,
   streamName,
   type Command,
@@ -142,5 +143,117 @@ describe('CommandHandler', () => {
     await expect(handler.handle('budget-b4', spend(1))).rejects.toThrow('projection failed');
     expect(seen).toEqual(['billing.budget.spent']);
     expect(store.all()).toHaveLength(1);
+  });
+
+  describe('hooks inside the transaction', () => {
+    it('beforeDecide runs first, in the same transaction; its refusal appends nothing and is not retried', async () => {
+      const store = new InMemoryEventStore();
+      const handler = new CommandHandler(store, budget, { eventContext: ctx });
+      const order: string[] = [];
+      const tracing: EventStore = {
+        inTransaction: (work) => store.inTransaction((tx) => work(tx)),
+        readStream: async (tx, id) => (order.push('read'), store.readStream(tx, id)),
+        appendToStream: async (tx, id, events, expected) => (order.push('append'), store.appendToStream(tx, id, events, expected)),
+      };
+      let seenTx: unknown;
+      await new CommandHandler(tracing, budget, { eventContext: ctx }).handle('budget-h1', open(10), {
+        beforeDecide: async (tx) => {
+          seenTx = tx;
+          order.push('before');
+        },
+        alsoInTransaction: async (tx) => {
+          expect(tx).toBe(seenTx);
+          order.push('also');
+        },
+      });
+      expect(order).toEqual(['before', 'read', 'append', 'also']);
+
+      let calls = 0;
+      await expect(
+        handler.handle('budget-h1', spend(1), {
+          beforeDecide: async () => {
+            calls++;
+            throw new PalisadeError('illegal_state', 'the key changed');
+          },
+        }),
+      ).rejects.toMatchObject({ code: 'illegal_state' });
+      expect(calls).toBe(1);
+      expect(store.all()).toHaveLength(1);
+    });
+
+    it('beforeDecide runs again on each retry after a conflict', async () => {
+      const inner = new InMemoryEventStore();
+      await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-h2', open(10));
+      await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-h2', spend(6));
+      let reads = 0;
+      const racing: EventStore = {
+        inTransaction: (work) => inner.inTransaction(work),
+        async readStream(tx, id) {
+          const fresh = await inner.readStream(tx, id);
+          if (reads++ > 0) return fresh;
+          return { version: fresh.version - 1, events: fresh.events.slice(0, -1) };
+        },
+        appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
+      };
+      let before = 0;
+      const result = await new CommandHandler(racing, budget, { eventContext: ctx }).handle('budget-h2', spend(3), { beforeDecide: async () => void before++ });
+      expect(before).toBe(2);
+      expect(result).toMatchObject({ version: 3, state: { remaining: 1 } });
+    });
+
+    it('alsoInTransaction and projections see the events and the stream version after the append; a failure rolls both back', async () => {
+      const store = new InMemoryEventStore();
+      const seen: Array<[string, string[], number]> = [];
+      const handler = new CommandHandler(store, budget, {
+        eventContext: ctx,
+        projections: [{ name: 'all', handles: ['billing.budget.opened', 'billing.budget.spent'], apply: async (_tx, events, v) => void seen.push(['projection', events.map((e) => e.type), v]) }],
+      });
+      await handler.handle('budget-h3', open(10), { alsoInTransaction: async (_tx, events, v) => void seen.push(['also', events.map((e) => e.type), v]) });
+      await handler.handle('budget-h3', spend(2), { expectedVersion: 1, alsoInTransaction: async (_tx, events, v) => void seen.push(['also', events.map((e) => e.type), v]) });
+      expect(seen).toEqual([
+        ['projection', ['billing.budget.opened'], 1],
+        ['also', ['billing.budget.opened'], 1],
+        ['projection', ['billing.budget.spent'], 2],
+        ['also', ['billing.budget.spent'], 2],
+      ]);
+      await expect(
+        handler.handle('budget-h3', spend(1), {
+          alsoInTransaction: async () => {
+            throw new Error('insert failed');
+          },
+        }),
+      ).rejects.toThrow('insert failed');
+      expect(store.all()).toHaveLength(2);
+    });
+
+    it('the positional form (expectedVersion, alsoInTransaction) still works', async () => {
+      const store = new InMemoryEventStore();
+      const handler = new CommandHandler(store, budget, { eventContext: ctx });
+      const versions: number[] = [];
+      await handler.handle('budget-h4', open(10), 0, async (_tx, _events, v) => void versions.push(v));
+      await expect(handler.handle('budget-h4', spend(1), 0)).rejects.toMatchObject({ code: 'conflict' });
+      expect(versions).toEqual([1]);
+    });
+  });
+
+  it('keeps personal data apart in the envelope (it is not dropped)', async () => {
+    const store = new InMemoryEventStore();
+    const withPersonal: Decider<Budget, BudgetCommand, BudgetEvent> = {
+      ...budget,
+      decide: (command, state) => budget.decide(command, state).map((e) => ({ ...e, personal: { subjectId: 'u-1', data: { email: 'a@example.com' } } })),
+    };
+    await new CommandHandler(store, withPersonal, { eventContext: ctx }).handle('budget-p1', open(10));
+    expect(store.all()[0].event.personal).toEqual({ subjectId: 'u-1', data: { email: 'a@example.com' } });
+    expect(envelopeOf(ctx, meta(), { type: 'billing.budget.spent', data: { amount: 1 } })).not.toHaveProperty('personal');
+  });
+
+  it('with tenantScoped, a stream holding another tenant’s events is not found, and nothing is appended', async () => {
+    const store = new InMemoryEventStore();
+    await new CommandHandler(store, budget, { eventContext: ctx }).handle('budget-t1', open(10));
+    const other = { ...spend(1), metadata: { ...meta(), tenantId: 'globex' } };
+    await expect(new CommandHandler(store, budget, { eventContext: ctx, tenantScoped: true }).handle('budget-t1', other)).rejects.toMatchObject({ code: 'not_found' });
+    expect(store.all()).toHaveLength(1);
+    // Without the option the handler does not look at tenants (streams shared across tenants stay possible).
+    await expect(new CommandHandler(store, budget, { eventContext: ctx }).handle('budget-t1', other)).resolves.toMatchObject({ version: 2 });
   });
 });

@@ -49,5 +49,6 @@ export interface InlineProjection {
   readonly name: string;
   /** Event types it reacts to. */
   readonly handles: readonly string[];
-  apply(tx: Transaction, events: readonly EventEnvelope[]): Promise<void>;
+  /** `streamVersion`: the stream's version after the append (e.g. the ETag a read model keeps). */
+  apply(tx: Transaction, events: readonly EventEnvelope[], streamVersion: number): Promise<void>;
 }
