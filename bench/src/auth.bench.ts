@@ -66,7 +66,7 @@ async function verifyRates(jwks: { keys: Json[] }, token: string) {
   const revocations = new RevocationList();
   const now = Math.floor(Date.now() / 1000);
   for (let i = 0; i < 1000; i++) {
-    revocations.revokeSession(`s-${i}`, now);
+    revocations.revokeSession(`s-${i}`, now * 1000);
     revocations.revokeToken(`j-${i}`, now + 300);
   }
   const verifier = new AccessTokenVerifier({ keys, audience: audienceOf('policy'), revocations });

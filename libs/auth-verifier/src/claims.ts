@@ -15,6 +15,8 @@ export interface AccessTokenClaims {
   aud: string | string[];
   exp: number;
   iat: number;
+  /** Issued at, in milliseconds (same instant as `iat`): revocations compare with it, not with the second. */
+  iat_ms?: number;
   /** Token id: single tokens are revoked by it. */
   jti: string;
   /** Tenant. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureCa, issueCertificate } from '@palisade/pki';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
-import { ACCESS_TOKEN_ISSUER, ACCESS_TOKEN_TYPE, AccessTokenVerifier, audienceOf, certificateThumbprint, RevocationList } from './index';
+import { ACCESS_TOKEN_ISSUER, ACCESS_TOKEN_TYPE, AccessTokenVerifier, audienceOf, certificateThumbprint, issuedAtMs, RevocationList, REVOCATION_SKEW_MS } from './index';
 
 describe('AccessTokenVerifier', () => {
   let privateKey: KeyLike;
@@ -89,12 +89,50 @@ describe('AccessTokenVerifier', () => {
     await verifier.verify(t);
     revocations.revokeToken('j-revoked', now() + 300);
     await expect(verifier.verify(t)).rejects.toMatchObject({ message: 'access token rejected: token revoked' });
-    revocations.revokeSession('s-1', now());
+    revocations.revokeSession('s-1', Date.now());
     await expect(verifier.verify(await token({ jti: 'j-2' }))).rejects.toMatchObject({ message: 'access token rejected: session revoked' });
-    revocations.revokeSubject('acme', 'u-1', now());
+    revocations.revokeSubject('acme', 'u-1', Date.now());
     await expect(verifier.verify(await token({ jti: 'j-3', sid: 's-2' }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
     // A token issued after the revocation (a new sign-in) is accepted again.
     await expect(verifier.verify(await token({ jti: 'j-4', sid: 's-3', iat: now() + 2 }))).resolves.toBeDefined();
+  });
+
+  describe('revocation of a subject to the millisecond, whatever the second (finding 6)', () => {
+    const second = now() - 10;
+    const at = (ms: number) => ({ iat: Math.floor(ms / 1000), iat_ms: ms });
+    it.each([
+      ['mid-second', second * 1000 + 500],
+      ['at the first millisecond of a second', second * 1000],
+      ['at the last millisecond of a second', second * 1000 + 999],
+    ])('a change %s: tokens issued after it are accepted, tokens issued before it are not', async (_label, changedAt) => {
+      revocations.revokeSubject('acme', 'u-1', changedAt);
+      const after = changedAt + REVOCATION_SKEW_MS + 1;
+      const before = changedAt - 1;
+      await expect(verifier.verify(await token({ jti: 'after', sid: 'new-session', ...at(after) }))).resolves.toBeDefined();
+      await expect(verifier.verify(await token({ jti: 'later', sid: 'new-session', ...at(changedAt + 1500) }))).resolves.toBeDefined();
+      await expect(verifier.verify(await token({ jti: 'before', sid: 'old-session', ...at(before) }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
+      await expect(verifier.verify(await token({ jti: 'same', sid: 'old-session', ...at(changedAt) }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
+    });
+
+    it('refuses, within the stated skew margin, a token another auth instance may have signed before the change', async () => {
+      revocations.revokeSubject('acme', 'u-1', second * 1000 + 500);
+      await expect(verifier.verify(await token({ ...at(second * 1000 + 500 + REVOCATION_SKEW_MS) }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
+      await expect(verifier.verify(await token({ ...at(second * 1000 + 501 + REVOCATION_SKEW_MS) }))).resolves.toBeDefined();
+    });
+
+    it('treats a token without iat_ms (or with one that contradicts iat) as issued at the start of its second', async () => {
+      revocations.revokeSubject('acme', 'u-1', second * 1000 + 500);
+      await expect(verifier.verify(await token({ iat: second }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
+      await expect(verifier.verify(await token({ iat: second - 1, iat_ms: second * 1000 + 900 }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
+      await expect(verifier.verify(await token({ iat: second + 1 }))).resolves.toBeDefined();
+      expect(issuedAtMs({ iat: second })).toBe(second * 1000);
+    });
+
+    it('refuses every token of a revoked session, whenever it was issued (a session never comes back)', async () => {
+      revocations.revokeSession('s-1', second * 1000 + 500);
+      await expect(verifier.verify(await token({ ...at(second * 1000 + 900) }))).rejects.toMatchObject({ message: 'access token rejected: session revoked' });
+      await expect(verifier.verify(await token({ sid: 's-other', ...at(second * 1000 + 900) }))).resolves.toBeDefined();
+    });
   });
 
   it('enforces certificate binding (RFC 8705)', async () => {
@@ -110,7 +148,10 @@ describe('AccessTokenVerifier', () => {
 
   it('forgets revocations no live token can match', () => {
     revocations.revokeToken('old', 100);
-    revocations.revokeSession('s-old', 100);
+    revocations.revokeSession('s-old', 100_000);
+    revocations.revokeSubject('acme', 'u-old', 100_000);
+    revocations.prune(100 + 3600);
+    expect(revocations.size()).toBe(2);
     revocations.prune(100 + 3601);
     expect(revocations.size()).toBe(0);
   });

@@ -26,6 +26,13 @@ interface Revocation {
   expiresAt?: number;
   kid?: string;
   at?: number;
+  atMs?: number;
+}
+
+/** The revocation's instant in ms: `atMs`, or for events without it the last millisecond of `at` (s). */
+function revokedAtMs(r: Revocation): number | undefined {
+  if (typeof r.atMs === 'number' && Number.isFinite(r.atMs)) return r.atMs;
+  return typeof r.at === 'number' && Number.isFinite(r.at) ? r.at * 1000 + 999 : undefined;
 }
 
 const decoder = new TextDecoder();
@@ -139,8 +146,9 @@ export class RevocationFeed {
 
   private apply(tenantId: string, r: Revocation): void {
     const list = this.options.revocations;
-    if (r.target === 'session' && typeof r.sessionId === 'string' && typeof r.at === 'number') list.revokeSession(r.sessionId, r.at);
-    else if (r.target === 'subject' && typeof r.subject === 'string' && typeof r.at === 'number') list.revokeSubject(tenantId, r.subject, r.at);
+    const atMs = revokedAtMs(r);
+    if (r.target === 'session' && typeof r.sessionId === 'string' && atMs !== undefined) list.revokeSession(r.sessionId, atMs);
+    else if (r.target === 'subject' && typeof r.subject === 'string' && atMs !== undefined) list.revokeSubject(tenantId, r.subject, atMs);
     else if (r.target === 'token' && typeof r.jti === 'string' && typeof r.expiresAt === 'number') list.revokeToken(r.jti, r.expiresAt);
     else if (r.target === 'key' && typeof r.kid === 'string') list.revokeKey(r.kid);
     else {

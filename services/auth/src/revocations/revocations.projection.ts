@@ -3,7 +3,8 @@ import { buildEvent, type EventEnvelope, type EventFactoryContext } from '@palis
 import type { EventStore, InlineProjection, Transaction } from '@palisade/eventsourcing';
 import type { RevocationTarget } from './revocations.events';
 
-const seconds = (iso: string) => Math.floor(Date.parse(iso) / 1000);
+/** The instant of a revocation: `atMs` (ms) for verifiers, `at` (s) for those that predate it. */
+const instant = (iso: string) => ({ at: Math.floor(Date.parse(iso) / 1000), atMs: Date.parse(iso) });
 
 /** The revocation an auth event implies, if any. */
 export function revocationOf(event: EventEnvelope): RevocationTarget | undefined {
@@ -11,14 +12,14 @@ export function revocationOf(event: EventEnvelope): RevocationTarget | undefined
   switch (event.type) {
     case 'auth.user.signed-out':
     case 'auth.user.session-revoked':
-      return { target: 'session', sessionId: d.sessionId, at: seconds(event.occurredAt) };
+      return { target: 'session', sessionId: d.sessionId, ...instant(event.occurredAt) };
     case 'auth.user.sessions-revoked':
     case 'auth.user.disabled':
-      return { target: 'subject', subject: d.userId, at: seconds(event.occurredAt) };
+      return { target: 'subject', subject: d.userId, ...instant(event.occurredAt) };
     case 'auth.signing-key.revoked':
       return { target: 'key', kid: d.kid };
     case 'auth.api-key.revoked':
-      return { target: 'session', sessionId: apiKeySessionId(d.keyId), at: seconds(event.occurredAt) };
+      return { target: 'session', sessionId: apiKeySessionId(d.keyId), ...instant(event.occurredAt) };
     default:
       return undefined;
   }

@@ -98,13 +98,15 @@ export class TokenIssuer {
   ) {}
 
   async issue(r: AccessTokenRequest, now = Date.now()): Promise<{ accessToken: string; expiresIn: number }> {
-    const iat = Math.floor(now / 1000);
+    const issuedMs = Math.floor(now);
+    const iat = Math.floor(issuedMs / 1000);
     const exp = Math.min(iat + this.ttlSec, r.notAfterMs === undefined ? Infinity : Math.floor(r.notAfterMs / 1000));
     const claims: Record<string, unknown> = {
       iss: ACCESS_TOKEN_ISSUER,
       sub: r.subject,
       aud: r.audience.length === 1 ? r.audience[0] : [...r.audience],
       iat,
+      iat_ms: issuedMs,
       exp,
       jti: randomUUID(),
       tid: r.tenantId,
