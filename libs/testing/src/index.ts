@@ -1,3 +1,5 @@
 export * from './infra';
 export * from './postgres';
 export * from './tokens';
+export * from './https';
+export * from './fuzz';
