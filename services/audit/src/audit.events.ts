@@ -1,11 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { buildEvent, PalisadeError, type Principal } from '@palisade/contracts';
+import { buildEvent, PalisadeError, SYSTEM_TENANT, type Principal } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import type { EntityManager } from 'typeorm';
 
 /** Event types the audit service emits (coverage/action-classes.ts classifies them). */
-export type AuditEventType = 'audit.events.queried' | 'audit.events.exported' | 'audit.subject.erased' | 'audit.signing_key.rotated' | 'audit.index.rebuilt'
+export type AuditEventType = 'audit.events.queried' | 'audit.events.exported' | 'audit.subject.erased' | 'audit.signing_key.rotated' | 'audit.index.rebuilt' | 'audit.index.quarantined'
   | 'audit.feed.created' | 'audit.feed.deleted' | 'audit.feed.paused' | 'audit.feed.resumed';
+
+/** The audit service itself, as the actor of what it does on its own (tenant `system`). */
+export const AUDIT_SERVICE_PRINCIPAL: Principal = { type: 'service', id: 'audit', tenantId: SYSTEM_TENANT };
 
 /**
  * The audit service's own events: each access to the log (query, export), each erasure

@@ -30,6 +30,11 @@ export function unsafeTextProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** Whether PostgreSQL stores the text exactly as given: no NUL (refused) and no lone surrogate (replaced on the way in). */
+export function storableText(value: string): boolean {
+  return !value.includes('\u0000') && !LONE_SURROGATE.test(value);
+}
+
 /** A non-empty text of at most `max` characters without NUL, lone surrogates, controls or bidi overrides. */
 export const safeText = (max: number) =>
   z

@@ -35,6 +35,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'audit.subject.erased': 'admin_configuration',
   'audit.signing_key.rotated': 'credential_lifecycle',
   'audit.index.rebuilt': 'admin_configuration',
+  'audit.index.quarantined': 'platform_operations',
   'audit.feed.created': 'admin_configuration',
   'audit.feed.deleted': 'admin_configuration',
   'audit.feed.paused': 'admin_configuration',

@@ -7,6 +7,7 @@ import { PLATFORM, type CheckResult, type Platform } from '@palisade/service-kit
 import { eventForgeryDetected, PalisadeError, systemEventContext } from '@palisade/contracts';
 import type { EntityManager } from 'typeorm';
 import { loadAuditConfig, type AuditConfig } from '../audit.config';
+import { AUDIT_SERVICE_PRINCIPAL, AuditEvents } from '../audit.events';
 import { KeyEncryptionKey } from '../keys/kek';
 import { SigningKeys } from '../keys/signing-keys';
 import { SigningKeysRepository } from '../keys/signing-keys.repository';
@@ -130,7 +131,7 @@ export class AuditRuntime {
       const signing = new SigningKeys(new SigningKeysRepository(schema), kek, () => dataSource);
       await signing.initialize();
       this.signing = signing;
-      this.personalData = new PersonalData(new SubjectKeysRepository(`${schema}.audit_subject_keys`), kek, () => dataSource.manager);
+      this.personalData = new PersonalData(new SubjectKeysRepository(`${schema}.audit_subject_keys`), kek, () => dataSource.manager, this.config.AUDIT_SUBJECT_KEY_CACHE_MAX);
     }
     if (!this.kafkaInstance) {
       this.kafkaInstance = kafkaClient({
@@ -151,6 +152,8 @@ export class AuditRuntime {
     const metrics = this.platform.options.metrics;
     const committed = counter(metrics, 'palisade_audit_records_total', 'Events chained into the audit topic');
     const latency = histogram(metrics, 'palisade_audit_commit_seconds', 'From an event reaching the writer to its Kafka commit', [], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    const quarantined = counter(metrics, 'palisade_audit_index_quarantined_total', 'Chained records whose index row was quarantined (the index cannot hold them)', ['reason']);
+    const auditEvents = new AuditEvents(this.platform);
     this.writer = new ChainWriter({
       kafka: this.kafkaInstance,
       admin: this.adminInstance!,
@@ -165,6 +168,18 @@ export class AuditRuntime {
       onCommitted: (count, oldest) => {
         committed.inc(count);
         latency.observe((Date.now() - oldest) / 1000);
+      },
+      // Chained, but the index cannot hold it: alert (error log, metric, audited event), never
+      // the record's content (it may carry what the index refused, or personal data).
+      onQuarantined: (rows) => {
+        for (const { row, reasons } of rows) {
+          for (const reason of reasons) quarantined.inc({ reason });
+          const where = { eventId: row.eventId, eventType: row.eventType, tenantId: row.tenantId, partition: row.partition, seq: row.seq, reasons };
+          this.logger.error(where, 'audit record chained but its index row quarantined: the index cannot hold it (queries and exports leave it out)');
+          auditEvents
+            .record(AUDIT_SERVICE_PRINCIPAL, 'audit.index.quarantined', where)
+            .catch((error: Error) => this.logger.warn({ err: error.message, eventId: row.eventId }, 'could not record the audit.index.quarantined event'));
+        }
       },
     });
     const writer = this.writer;

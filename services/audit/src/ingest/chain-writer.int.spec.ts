@@ -8,8 +8,9 @@ import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, eventually, infra, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { endOffsets, readRange, type TopicSettings } from './audit-topic';
 import { ChainWriter } from './chain-writer';
+import { indexQuarantineMigration } from './index-quarantine.migration';
 import { ingestMigration } from './ingest.migration';
-import { RecordsRepository } from './records.repository';
+import { RecordsRepository, type QuarantinedRow } from './records.repository';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
 const ctx: EventFactoryContext = { source: 'billing', now: () => new Date(), newId: () => newEventId() };
@@ -26,6 +27,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
   let db: TestSchema;
   let settings: TopicSettings;
   let writer: ChainWriter | undefined;
+  const quarantineAlerts: QuarantinedRow[] = [];
 
   beforeAll(async () => {
     identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
@@ -33,7 +35,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     admin = kafka.admin();
     await admin.connect();
     db = await createTestSchema('auditcw');
-    const migrator = createDataSource(db.owner, [ingestMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource(db.owner, [ingestMigration(db.schema, TEST_APP_ROLE), indexQuarantineMigration(db.schema, TEST_APP_ROLE)]);
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
@@ -61,6 +63,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       sealer: { sealAll: async (events: readonly EventEnvelope[]) => events as unknown as RecordedEvent[] },
       signer: { current: async () => ({ kid: 'test', privateKey }) },
       logger: quiet,
+      onQuarantined: (rows) => quarantineAlerts.push(...rows),
     });
     // 24 events of ~100 kB in 2 tenants: ~1.2 MB per partition in one batch, which Kafka
     // refuses as one record batch; 6 of them appended twice (a redelivery).
@@ -124,5 +127,56 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     expect(read.map((r) => r.seq)).toEqual([read[0].seq, read[0].seq + 1, read[0].seq + 2]);
     expect(read[1].prev).toBe(read[0].hash);
     expect(read[2].prev).toBe(read[1].hash);
+  }, 60_000);
+
+  it('chains events the index cannot hold (year-0 time, NUL byte), quarantines their index rows with an alert, and goes on indexing', async () => {
+    const make = (n: number, over: Partial<EventEnvelope> = {}): EventEnvelope => ({
+      ...buildEvent(ctx, { type: 'billing.usage.recorded', tenantId: 'cw-quarantine', actor: { type: 'agent', id: `agent-${n}` }, data: { n } }),
+      ...over,
+    });
+    const yearZero = make(1, { occurredAt: '0000-01-01T00:00:00.000Z' });
+    const nul = make(2, { actor: { type: 'agent', id: 'agent\u0000nul' } });
+    const normal = make(3);
+    const before = await endOffsets(admin, settings.topic);
+    await Promise.all([yearZero, nul, normal].map((e) => writer!.append(e)));
+    const q = db.dataSource.manager;
+    // The normal event is indexed within seconds, the two others quarantined, once each.
+    const indexed = await eventually(async () => {
+      const rows: Array<{ event_id: string }> = await q.query(`SELECT event_id::text FROM ${db.schema}.audit_records WHERE event_id = $1`, [normal.id]);
+      return rows.length === 1 && rows;
+    }, 10_000, 200);
+    expect(indexed).toHaveLength(1);
+    const held: Array<{ event_id: string; reasons: string[] }> = await q.query(`SELECT event_id::text, reasons FROM ${db.schema}.audit_index_quarantine ORDER BY seq`);
+    expect(held).toEqual([
+      { event_id: yearZero.id, reasons: ['occurred_at_out_of_range'] },
+      { event_id: nul.id, reasons: ['unstorable_actor_id'] },
+    ]);
+    expect(quarantineAlerts.map((r) => r.row.eventId)).toEqual([yearZero.id, nul.id]);
+    // All three are in the chain (the record of truth), in order.
+    const read = await eventually(async () => {
+      const found: AuditRecord[] = [];
+      await readRange(kafka, settings.topic, before, await endOffsets(admin, settings.topic), async (batch) => {
+        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
+      }, { groupPrefix: 'audit-cw-int' });
+      return found.length >= 3 && found;
+    });
+    expect(read.map((r) => r.event.id)).toEqual([yearZero.id, nul.id, normal.id]);
+    // Ingest goes on; a redelivery of a quarantined event is recognised (not chained twice).
+    const after = make(4);
+    await writer!.append(nul);
+    await writer!.append(after);
+    await eventually(async () => {
+      const rows: unknown[] = await q.query(`SELECT 1 FROM ${db.schema}.audit_records WHERE event_id = $1`, [after.id]);
+      return rows.length === 1;
+    }, 10_000, 200);
+    const again = await eventually(async () => {
+      const found: AuditRecord[] = [];
+      await readRange(kafka, settings.topic, before, await endOffsets(admin, settings.topic), async (batch) => {
+        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
+      }, { groupPrefix: 'audit-cw-int' });
+      return found.length >= 4 && found;
+    });
+    expect(again.map((r) => r.event.id)).toEqual([yearZero.id, nul.id, normal.id, after.id]);
+    expect(quarantineAlerts).toHaveLength(2);
   }, 60_000);
 });

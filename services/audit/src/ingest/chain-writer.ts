@@ -14,7 +14,7 @@ import type { Admin, Kafka, Producer, RecordMetadata } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
 import type { EntityManager } from 'typeorm';
 import { endOffsets, ensureAuditTopics, partitionOf, readRange, type TopicSettings } from './audit-topic';
-import { indexRowOf, type IndexRow, type RecordsRepository } from './records.repository';
+import { indexRowOf, splitIndexable, type IndexRow, type QuarantinedRow, type RecordsRepository } from './records.repository';
 
 /** Seals an event's `personal` member (per-data-subject key) before it is chained. */
 export interface PersonalDataSealer {
@@ -40,6 +40,11 @@ export interface ChainWriterOptions {
   now?: () => Date;
   batchMax?: number;
   onCommitted?: (count: number, oldestQueuedAtMs: number) => void;
+  /**
+   * Records chained whose index row the index cannot hold (quarantined instead, so
+   * ingest goes on): called once per record, when it is first quarantined.
+   */
+  onQuarantined?: (rows: readonly QuarantinedRow[]) => void;
 }
 
 export type WriterState = 'inactive' | 'recovering' | 'active' | 'failing';
@@ -321,7 +326,7 @@ export class ChainWriter {
           heads.set(r.partition, { partition: r.partition, seq: record.seq, hash: record.hash });
           rows.push(indexRowOf(record, r.offset, r.value));
         }
-        await records.insert(this.options.db(), settings.topic, rows);
+        await this.index(this.options.db(), settings.topic, rows);
         caughtUp += rows.length;
       },
       { groupPrefix: `${this.options.transactionalId}-recovery` },
@@ -460,7 +465,7 @@ export class ChainWriter {
 
   /** Commit a prepared batch as one Kafka transaction, then acknowledge and index it. */
   private async commit(prepared: Prepared): Promise<void> {
-    const { records, settings, db } = this.options;
+    const { settings, db } = this.options;
     const { written, checkpointValues, fresh, duplicates } = prepared;
     let metadata: RecordMetadata[] = [];
     if (written.length > 0 || checkpointValues.length > 0) {
@@ -492,7 +497,7 @@ export class ChainWriter {
     const rows = this.indexRows(written, metadata);
     for (const r of rows) this.unindexed.add(r.eventId);
     this.indexing = this.indexing
-      .then(() => records.insert(db(), settings.topic, rows))
+      .then(() => this.index(db(), settings.topic, rows))
       .then(
         () => {
           this.indexedIds.push(rows.map((r) => r.eventId));
@@ -503,6 +508,20 @@ export class ChainWriter {
           this.needsRecovery = true;
         },
       );
+  }
+
+  /**
+   * Index committed records. A record the index cannot hold as columns (a year-0
+   * `occurredAt`, a NUL byte or lone surrogate in an indexed field) is quarantined rather
+   * than refused: it is in the chain (the record of truth) and must not stop the index,
+   * and with it ingest, for ever. The quarantine also counts as "chained" for exactly-once.
+   */
+  private async index(db: EntityManager, topic: string, rows: readonly IndexRow[]): Promise<void> {
+    const { indexable, quarantined } = splitIndexable(rows);
+    await this.options.records.insert(db, topic, indexable);
+    if (quarantined.length === 0) return;
+    const fresh = await this.options.records.quarantine(db, topic, quarantined);
+    if (fresh.length > 0) this.options.onQuarantined?.(fresh);
   }
 
   private indexRows(written: ReadonlyArray<{ record: AuditRecord; value: string }>, metadata: readonly RecordMetadata[]): IndexRow[] {

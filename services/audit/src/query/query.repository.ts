@@ -92,6 +92,15 @@ export class QueryRepository {
     return rows.map((r) => ({ partition: r.partition, seq: Number(r.seq_text), occurredAt: r.occurred_at.toISOString(), eventId: r.event_id, value: r.value }));
   }
 
+  /** Every key the subject's records are sealed under (its own, or its tenant's shared one). */
+  async keyIdsOfSubject(db: EntityManager, topic: string, subjectId: string): Promise<string[]> {
+    const rows: Array<{ key_id: string }> = await db.query(
+      `SELECT DISTINCT key_id::text FROM ${this.table} WHERE topic = $1 AND subject_id = $2 AND key_id IS NOT NULL`,
+      [topic, subjectId],
+    );
+    return rows.map((r) => r.key_id);
+  }
+
   /** The tenants whose records name a data subject (erasure access). */
   async tenantsOfSubject(db: EntityManager, topic: string, subjectId: string): Promise<string[]> {
     const rows: Array<{ tenant_id: string }> = await db.query(`SELECT DISTINCT tenant_id FROM ${this.table} WHERE topic = $1 AND subject_id = $2`, [topic, subjectId]);

@@ -4,6 +4,8 @@ import type { EventEnvelope, Personal } from '@palisade/contracts';
 import type { EntityManager } from 'typeorm';
 import type { PersonalDataSealer } from '../ingest/chain-writer';
 import { open, seal, type KeyEncryptionKey } from '../keys/kek';
+import { keySubjectOf } from './key-subject';
+import { LruCache } from './lru';
 import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
 
 /** The `personal` member as the audit topic holds it. */
@@ -19,36 +21,56 @@ export interface SealedPersonal {
 export type OpenedPersonal = (Personal & { erased?: false }) | { subjectId: string; erased: true };
 
 const CACHE_MS = 10_000;
+/** Live subject keys the writer keeps in memory at most (least recently used forgotten first). */
+export const DEFAULT_KEY_CACHE_MAX = 10_000;
 
 /**
  * Per-data-subject encryption of `personal` (audit-log-format.md): AES-256-GCM under the
  * subject's own key, kept in PostgreSQL wrapped by the KEK. Erasing the subject destroys
  * the key, so the ciphertext in the topic (which the hash covers) stays and verifies but
- * can no longer be read. Live keys are cached for at most 10 s by the writer.
+ * can no longer be read. Live keys are cached for at most 10 s by the writer, and at most
+ * `cacheMax` of them (least recently used forgotten first). Which key seals what:
+ * `keySubjectOf` (failed sign-ins of unknown accounts share their tenant's key).
  */
 export class PersonalData implements PersonalDataSealer {
-  private readonly cache = new Map<string, { keyId: string; key: Buffer; at: number }>();
+  private readonly cache: LruCache<string, { keyId: string; key: Buffer; at: number }>;
 
   constructor(
     private readonly keys: SubjectKeysRepository,
     private readonly kek: KeyEncryptionKey,
     private readonly db: () => EntityManager,
-  ) {}
+    cacheMax = DEFAULT_KEY_CACHE_MAX,
+  ) {
+    this.cache = new LruCache(cacheMax);
+  }
+
+  /** Keys held in memory now (bounded by the cache size). */
+  get cachedKeys(): number {
+    return this.cache.size;
+  }
 
   async sealAll(events: readonly EventEnvelope[]): Promise<RecordedEvent[]> {
     const now = Date.now();
-    const subjects = [...new Set(events.flatMap((e) => (e.personal ? [e.personal.subjectId] : [])))];
-    const missing = subjects.filter((s) => {
+    const keySubjects = events.map((e) => keySubjectOf(e));
+    // This batch's keys: a batch may need more subjects than the cache holds.
+    const batch = new Map<string, { keyId: string; key: Buffer }>();
+    const missing: string[] = [];
+    for (const s of new Set(keySubjects.filter((k): k is string => k !== undefined))) {
       const c = this.cache.get(s);
-      return !c || now - c.at > CACHE_MS;
-    });
+      if (c && now - c.at <= CACHE_MS) batch.set(s, c);
+      else missing.push(s);
+    }
     if (missing.length > 0) {
       const live = await this.keys.liveKeys(this.db(), missing, (keyId) => this.kek.wrap(randomBytes(32), aadOf(keyId)));
-      for (const [subjectId, k] of live) this.cache.set(subjectId, { keyId: k.keyId, key: this.unwrap(k)!, at: now });
+      for (const [subjectId, k] of live) {
+        const entry = { keyId: k.keyId, key: this.unwrap(k)!, at: now };
+        batch.set(subjectId, entry);
+        this.cache.set(subjectId, entry);
+      }
     }
-    return events.map((e) => {
+    return events.map((e, i) => {
       if (!e.personal) return e as RecordedEvent;
-      const k = this.cache.get(e.personal.subjectId);
+      const k = batch.get(keySubjects[i]!);
       if (!k) throw new Error('no key for a data subject');
       const sealed: SealedPersonal = {
         subjectId: e.personal.subjectId,
@@ -60,19 +82,22 @@ export class PersonalData implements PersonalDataSealer {
     });
   }
 
-  /** Forget cached keys of a subject (after its erasure). */
-  forget(subjectId: string): void {
+  /** Forget cached keys of a subject (after its erasure), and these keys wherever cached. */
+  forget(subjectId: string, keyIds: readonly string[] = []): void {
     this.cache.delete(subjectId);
+    if (keyIds.length > 0) this.cache.deleteWhere((k) => keyIds.includes(k.keyId));
   }
 
   /**
-   * Destroy every key of the subject (erasure). Another instance's writer may seal with a
-   * cached key for up to 10 s more: what it seals then is unreadable at once (its key is
-   * gone); after that a new key is created for data arriving later.
+   * Destroy every key of the subject (erasure), and `sharedKeyIds`: keys its records are
+   * sealed under although they are not its own (its tenant's "unknown subjects" key; the
+   * other data under that key becomes unreadable too). Another instance's writer may seal
+   * with a cached key for up to 10 s more: what it seals then is unreadable at once (its
+   * key is gone); after that a new key is created for data arriving later.
    */
-  async erase(subjectId: string): Promise<number> {
-    const destroyed = await this.keys.erase(this.db(), subjectId);
-    this.forget(subjectId);
+  async erase(subjectId: string, sharedKeyIds: readonly string[] = []): Promise<number> {
+    const destroyed = (await this.keys.erase(this.db(), subjectId)) + (sharedKeyIds.length > 0 ? await this.keys.eraseKeys(this.db(), sharedKeyIds) : 0);
+    this.forget(subjectId, sharedKeyIds);
     return destroyed;
   }
 

@@ -45,6 +45,16 @@ export class SubjectKeysRepository {
     return new Map(rows.map((r) => [r.key_id, { keyId: r.key_id, subjectId: r.subject_id, wrapped: r.wrapped_key }]));
   }
 
+  /** Destroy these keys (by id) if still live; returns how many were destroyed. */
+  async eraseKeys(db: EntityManager, keyIds: readonly string[]): Promise<number> {
+    if (keyIds.length === 0) return 0;
+    const rows: unknown[] = await db.query(
+      `UPDATE ${this.table} SET wrapped_key = NULL, erased_at = now() WHERE key_id = ANY($1::uuid[]) AND erased_at IS NULL RETURNING key_id`,
+      [keyIds],
+    );
+    return Array.isArray(rows[0]) ? (rows[0] as unknown[]).length : rows.length;
+  }
+
   /** Destroy every key of the subject; returns how many were destroyed. */
   async erase(db: EntityManager, subjectId: string): Promise<number> {
     const rows: unknown[] = await db.query(

@@ -39,7 +39,8 @@ export class SubjectsController {
       if (!tenants.includes(principal.tenantId)) throw new PalisadeError('not_found', `data subject ${subjectId} not found`);
       if (tenants.length > 1) throw new PalisadeError('forbidden', 'this data subject also appears in other tenants\' records: a platform principal must erase it');
     }
-    const keysDestroyed = await this.runtime.personal.erase(subjectId);
+    const keyIds = await this.runtime.query.keyIdsOfSubject(this.runtime.db(), this.runtime.settings.topic, subjectId);
+    const keysDestroyed = await this.runtime.personal.erase(subjectId, keyIds);
     const eventId = await this.events.record(principal, 'audit.subject.erased', { subjectId, keysDestroyed });
     return { subjectId, keysDestroyed, eventId };
   }
