@@ -1,6 +1,8 @@
 import type { EventEnvelope } from '@palisade/contracts';
 import { storableText } from '../validation';
 
+const isAbsent = (v: unknown) => v === null || v === undefined;
+
 /** Prefix of the per-tenant key subject that seals personal data of subjects not keyed one by one. */
 export const SHARED_KEY_SUBJECT_PREFIX = '~unknown-subjects/';
 
@@ -21,6 +23,6 @@ export function keySubjectOf(event: Pick<EventEnvelope, 'type' | 'tenantId' | 'd
   const subjectId = event.personal?.subjectId;
   if (subjectId === undefined) return undefined;
   if (!storableText(subjectId)) return sharedKeySubject(event.tenantId);
-  if (event.type === 'auth.user.sign-in-failed' && (event.data as { userId?: unknown }).userId == null) return sharedKeySubject(event.tenantId);
+  if (event.type === 'auth.user.sign-in-failed' && isAbsent((event.data as { userId?: unknown }).userId)) return sharedKeySubject(event.tenantId);
   return subjectId;
 }

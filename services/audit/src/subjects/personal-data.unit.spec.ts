@@ -30,14 +30,22 @@ class MemoryKeys {
   }
   async erase(_db: EntityManager, subjectId: string) {
     let n = 0;
-    for (const r of this.rows.values()) if (r.subjectId === subjectId && r.wrapped) (r.wrapped = null), n++;
+    for (const r of this.rows.values()) {
+      if (r.subjectId === subjectId && r.wrapped) {
+        r.wrapped = null;
+        n++;
+      }
+    }
     return n;
   }
   async eraseKeys(_db: EntityManager, keyIds: readonly string[]) {
     let n = 0;
     for (const id of keyIds) {
       const r = this.rows.get(id);
-      if (r?.wrapped) (r.wrapped = null), n++;
+      if (r?.wrapped) {
+        r.wrapped = null;
+        n++;
+      }
     }
     return n;
   }
