@@ -13,6 +13,6 @@ started_infra=""
 if ! bash deploy/local/nats.sh status >/dev/null 2>&1 || ! bash deploy/local/kafka.sh status >/dev/null 2>&1; then
   started_infra="--started-infra"
 fi
-bash deploy/local/up.sh
+PALISADE_NATS_PERMISSIONS=deployed bash deploy/local/up.sh # no test permissions (deploy/local/nats.sh)
 awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "build + infrastructure: %.1f s\n", b - a }'
 exec node scripts/start.js $started_infra

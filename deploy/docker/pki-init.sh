@@ -40,10 +40,14 @@ chown -R 0:0 "$OUT/nats"
 chmod 0755 "$OUT"
 
 # NATS config: the same per-service users and permissions as deploy/local/nats.sh
-# (its functions, taken from the script itself so that there is one definition).
+# (its functions, taken from the script itself so that there is one definition), from
+# the deployed tables only (no test durables or test requests).
 EVENTS_STREAM=PALISADE_EVENTS
 DURABLES_FILE=deploy/local/nats-durables.txt
-eval "$(sed -n -e '/^quote_list() {/,/^}/p' -e '/^service_user() {/,/^}/p' -e '/^durables_of() {/,/^}/p' deploy/local/nats.sh)"
+REQUESTS_FILE=deploy/local/nats-requests.txt
+PALISADE_NATS_PERMISSIONS=deployed
+eval "$(sed -n -e '/^NO_RPC_SERVICES=/p' -e '/^quote_list() {/,/^}/p' -e '/^service_user() {/,/^}/p' -e '/^table_rows() {/,/^}/p' \
+  -e '/^durables_of() {/,/^}/p' -e '/^durables_not_of() {/,/^}/p' -e '/^requests_of() {/,/^}/p' deploy/local/nats.sh)"
 declare -F service_user >/dev/null || { echo "pki-init: service_user not found in deploy/local/nats.sh" >&2; exit 1; }
 {
   cat <<'CONF'

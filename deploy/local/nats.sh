@@ -16,11 +16,21 @@
 #   spiffe://palisade.local/admin/platform      administration: scripts and tests
 #
 # Per-service permissions (see service_user below): publish its own events and dead
-# letters, send requests to any service, answer only its own requests, receive replies
-# on its own inbox prefix (_INBOX.<service>.>; libs/nats sets that prefix), publish to
-# JetStream and use only its own durable consumers, listed in nats-durables.txt next to
-# this script (NATS permissions match whole tokens, so a durable-name prefix cannot be
-# expressed: each durable is named there). Streams are created by the admin only.
+# letters, ask only the request subjects listed for it in nats-requests.txt (per method,
+# never palisade.rpc.>), answer only its own requests, receive replies on its own inbox
+# prefix (_INBOX.<service>.>; libs/nats sets that prefix), publish to JetStream and use
+# only its own durable consumers, listed with their filter subject in nats-durables.txt
+# next to this script. A durable can be created only through the filtered create subject
+# $JS.API.CONSUMER.CREATE.<stream>.<durable>.<filter> (nats-server >= 2.9 checks the
+# filter in the subject against the config; nats.js uses that form for one filter
+# subject), with the listed filter or a narrower one: no service can re-create its
+# durable to read every tenant's events. Streams are created by the admin only.
+#
+# Test permissions. nats-durables.test.txt and nats-requests.test.txt (same formats) list
+# what only tests use (their durables, the request subjects of test servers). They are
+# applied unless PALISADE_NATS_PERMISSIONS=deployed, which `npm start` (scripts/start.sh)
+# and the compose stack (deploy/docker/pki-init.sh) set: `npm test`, `npm run bench` and
+# deploy/local/up.sh by hand add them; `npm start` reloads the server without them.
 #
 # Environment: NATS_TLS_PORT (4223), NATS_MONITOR_PORT (8223), PALISADE_PKI_DIR
 # (.palisade/pki), PALISADE_HOME (.palisade).
@@ -38,6 +48,7 @@ NATS_TLS_DIR="$NATS_DIR/tls"
 NATS_PID="$PALISADE_RUN/nats.pid"
 NATS_LOG="$PALISADE_LOGS/nats.log"
 DURABLES_FILE="$PALISADE_REPO/deploy/local/nats-durables.txt"
+REQUESTS_FILE="$PALISADE_REPO/deploy/local/nats-requests.txt"
 EVENTS_STREAM=PALISADE_EVENTS
 SERVICES=(auth policy credential sandbox-orchestrator audit llm-router billing)
 ADMIN_USER="spiffe://palisade.local/admin/platform"
@@ -65,26 +76,63 @@ issue_server_certificate() {
     --dns localhost --ip 127.0.0.1 --out "$NATS_TLS_DIR" >&2
 }
 
-# Durables of a service from nats-durables.txt ("<service> <durable>" lines, # comments).
-durables_of() {
-  local service="$1"
-  [ -f "$DURABLES_FILE" ] || return 0
-  awk -v s="$service" '!/^[[:space:]]*(#|$)/ && $1 == s { print $2 }' "$DURABLES_FILE"
+# The rows of a permission table without comments and blank lines, followed by those of
+# its test twin (<name>.test.txt) unless PALISADE_NATS_PERMISSIONS=deployed.
+table_rows() {
+  local file
+  for file in "$1" "${1%.txt}.test.txt"; do
+    if [ "$file" != "$1" ] && [ "${PALISADE_NATS_PERMISSIONS:-test}" = deployed ]; then continue; fi
+    if [ -f "$file" ]; then awk '!/^[[:space:]]*(#|$)/' "$file"; fi
+  done
+  return 0
 }
 
-check_durables() {
-  [ -f "$DURABLES_FILE" ] || return 0
-  local service durable extra known
-  while read -r service durable extra; do
-    case "$service" in '' | '#'*) continue ;; esac
-    known=""
-    for s in "${SERVICES[@]}"; do [ "$s" = "$service" ] && known=1; done
-    [ -n "$known" ] || die "$DURABLES_FILE: unknown service '$service'"
-    [[ "$durable" =~ ^[a-z][a-z0-9-]*$ ]] || die "$DURABLES_FILE: invalid durable '$durable'"
-    [[ "$durable" == "$service" || "$durable" == "$service-"* ]] \
-      || die "$DURABLES_FILE: durable '$durable' must start with '$service-'"
-    [ -z "$extra" ] || die "$DURABLES_FILE: unexpected '$extra' after '$service $durable'"
-  done <"$DURABLES_FILE"
+# "<durable> <filter>" lines of a service (nats-durables.txt: "<service> <durable> <filter>").
+durables_of() {
+  table_rows "$DURABLES_FILE" | awk -v s="$1" '$1 == s { print $2, $3 }'
+}
+
+# Durables of every other service: their consumer-create subjects are denied explicitly.
+durables_not_of() {
+  table_rows "$DURABLES_FILE" | awk -v s="$1" '$1 != s { print $2 }'
+}
+
+# Request subjects a service may ask (nats-requests.txt: "<service> <subject>").
+requests_of() {
+  table_rows "$REQUESTS_FILE" | awk -v s="$1" '$1 == s { print $2 }'
+}
+
+known_service() {
+  local s
+  for s in "${SERVICES[@]}"; do [ "$s" = "$1" ] && return 0; done
+  return 1
+}
+
+check_tables() {
+  local service durable filter subject extra file
+  for file in "$DURABLES_FILE" "${DURABLES_FILE%.txt}.test.txt"; do
+    [ -f "$file" ] || continue
+    while read -r service durable filter extra; do
+      case "$service" in '' | '#'*) continue ;; esac
+      known_service "$service" || die "$file: unknown service '$service'"
+      [[ "$durable" =~ ^[a-z][a-z0-9-]*$ ]] || die "$file: invalid durable '$durable'"
+      [[ "$durable" == "$service" || "$durable" == "$service-"* ]] \
+        || die "$file: durable '$durable' must start with '$service-'"
+      [[ "$filter" =~ ^palisade\.events(\.[a-z0-9_-]+)*(\.[>])?$ ]] \
+        || die "$file: '$service $durable' needs its filter subject (palisade.events.…), not '$filter'"
+      [ -z "$extra" ] || die "$file: unexpected '$extra' after '$service $durable $filter'"
+    done <"$file"
+  done
+  for file in "$REQUESTS_FILE" "${REQUESTS_FILE%.txt}.test.txt"; do
+    [ -f "$file" ] || continue
+    while read -r service subject extra; do
+      case "$service" in '' | '#'*) continue ;; esac
+      known_service "$service" || die "$file: unknown service '$service'"
+      [[ "$subject" =~ ^palisade\.rpc\.([a-z-]+)\.[a-z0-9][a-z0-9-]*$ ]] && known_service "${BASH_REMATCH[1]}" \
+        || die "$file: '$subject' is not one method palisade.rpc.<service>.<method> (no wildcards)"
+      [ -z "$extra" ] || die "$file: unexpected '$extra' after '$service $subject'"
+    done <"$file"
+  done
 }
 
 quote_list() { # "a" "b" -> "a", "b"
@@ -104,32 +152,37 @@ quote_list() { # "a" "b" -> "a", "b"
 NO_RPC_SERVICES="audit"
 
 service_user() {
-  local svc="$1" durable responses="allow_responses: true"
+  local svc="$1" durable filter subject responses="allow_responses: true"
   case " $NO_RPC_SERVICES " in *" $svc "*) responses="# no allow_responses: answers no RPC (see NO_RPC_SERVICES)" ;; esac
   local publish=(
-    "palisade.events.$svc.>" "palisade.dlq.$svc.>" "palisade.rpc.>"
+    "palisade.events.$svc.>" "palisade.dlq.$svc.>"
     '$JS.API.INFO' "\$JS.API.STREAM.INFO.$EVENTS_STREAM"
     # Every instance follows the auth service's revocations with its own ephemeral
     # consumer (libs/service-kit RevocationFeed): creatable only filtered on that one
     # subject (the server checks the filter in the subject against the config), and
-    # pushed to the service's own inbox, so no other consumer is reachable this way.
+    # pushed to the service's own inbox; the durables of other services are denied below,
+    # so no other consumer is reachable this way.
     "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.*.palisade.events.auth.revocation.issued"
   )
-  for durable in $(durables_of "$svc"); do
+  local deny=()
+  for subject in $(requests_of "$svc"); do publish+=("$subject"); done
+  while read -r durable filter; do
+    [ -n "$durable" ] || continue
     publish+=(
-      "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.$durable"
-      "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.$durable.>"
-      "\$JS.API.CONSUMER.DURABLE.CREATE.$EVENTS_STREAM.$durable"
+      "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.$durable.$filter"
       "\$JS.API.CONSUMER.INFO.$EVENTS_STREAM.$durable"
       "\$JS.API.CONSUMER.MSG.NEXT.$EVENTS_STREAM.$durable"
       "\$JS.ACK.$EVENTS_STREAM.$durable.>"
     )
-  done
+  done < <(durables_of "$svc")
+  for durable in $(durables_not_of "$svc"); do deny+=("\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.$durable.>"); done
+  local publish_deny=""
+  [ "${#deny[@]}" -eq 0 ] || publish_deny=", deny: [$(quote_list "${deny[@]}")]"
   cat <<EOF
     {
       user: "spiffe://palisade.local/service/$svc"
       permissions: {
-        publish: { allow: [$(quote_list "${publish[@]}")] }
+        publish: { allow: [$(quote_list "${publish[@]}")]$publish_deny }
         subscribe: { allow: [$(quote_list "palisade.rpc.$svc.>" "_INBOX.$svc.>")] }
         $responses
       }
@@ -213,7 +266,7 @@ cmd_up() {
   command -v nats-server >/dev/null || ensure_debian_packages nats-server
   command -v curl >/dev/null || ensure_debian_packages curl
   ensure_pki_built
-  check_durables
+  check_tables
   local before after changed=""
   before="$(cat "$NATS_TLS_DIR/cert.pem" 2>/dev/null || true)"
   issue_server_certificate

@@ -3,29 +3,35 @@ import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, DEAD_LETTER_STREAM, PalisadeError } from '@palisade/contracts';
 import { ensureCa, issueCertificate, type ServiceIdentity } from '@palisade/pki';
-import { JetStreamEventPublisher } from '../src';
-import { adminIdentity, connectAs, connectOnce, NATS_URL, PKI_DIR, runToken, serviceIdentity, sleep, testEvent } from './helpers';
+import { JetStreamEventPublisher, rpcRequest } from '../src';
+import { adminIdentity, connectAs, connectOnce, deleteDurable, NATS_URL, PKI_DIR, runToken, serviceIdentity, sleep, testEvent } from './helpers';
 
 const url = new URL(NATS_URL.replace(/^tls:/, 'http:'));
 const caPem = () => readFileSync(join(PKI_DIR, 'ca.crt'), 'utf8');
 
 let admin: NatsConnection;
 let policy: NatsConnection;
+let credential: NatsConnection;
+let llmRouter: NatsConnection;
 const identities: ServiceIdentity[] = [];
 
 beforeAll(async () => {
   const a = await adminIdentity();
   const p = await serviceIdentity('policy');
-  identities.push(a, p);
+  const c = await serviceIdentity('credential');
+  const l = await serviceIdentity('llm-router');
+  identities.push(a, p, c, l);
   admin = await connectAs(a, 'int-admin');
   policy = await connectAs(p, 'int-policy');
+  credential = await connectAs(c, 'int-credential');
+  llmRouter = await connectAs(l, 'int-llm-router');
 });
 
 afterAll(async () => {
-  await Promise.all([admin?.close(), policy?.close()]);
+  await Promise.all([admin?.close(), policy?.close(), credential?.close(), llmRouter?.close()]);
   identities.forEach((i) => i.stop());
 });
 
@@ -161,6 +167,56 @@ describe('per-service permissions', () => {
     const after = await (await admin.jetstreamManager({ checkAPI: false })).streams.info(EVENTS_STREAM);
     expect(after.state.messages).toBeGreaterThanOrEqual(before.state.messages);
     expect(after.created).toBe(before.created);
+  });
+});
+
+describe('requests per method (deploy/local/nats-requests.txt)', () => {
+  it('refuses a request to a method the service does not use, at once', async () => {
+    for (const subject of ['palisade.rpc.policy.authorize', 'palisade.rpc.auth.verify-api-key', 'palisade.rpc.credential.lease']) {
+      await expect(rpcRequest(llmRouter, subject, {}, { timeoutMs: 3000 })).rejects.toMatchObject({ code: 'forbidden', message: `not permitted to request ${subject}` });
+    }
+    // credential asks the policy service for decisions: only that passes the server
+    await expect(rpcRequest(credential, 'palisade.rpc.auth.verify-api-key', {}, { timeoutMs: 3000 })).rejects.toMatchObject({ code: 'forbidden' });
+    const asked = await rpcRequest(credential, 'palisade.rpc.policy.authorize', {}, { timeoutMs: 3000 }).catch((e: PalisadeError) => e);
+    expect(asked).not.toMatchObject({ code: 'forbidden' });
+  });
+});
+
+describe('durable consumers pinned to their filter subject (deploy/local/nats-durables.txt)', () => {
+  const durable = 'policy-inttest-pinned';
+  const jsApi = async (nc: NatsConnection, subject: string, body: object) => {
+    const reply = await nc.request(subject, JSON.stringify(body), { timeout: 2000 });
+    return JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { description: string }; config?: { filter_subject?: string } };
+  };
+  const filterOf = async () => (await (await admin.jetstreamManager({ checkAPI: false })).consumers.info(EVENTS_STREAM, durable)).config.filter_subject;
+
+  beforeAll(() => deleteDurable(admin, EVENTS_STREAM, durable));
+  afterAll(() => deleteDurable(admin, EVENTS_STREAM, durable));
+
+  it('creates a durable with its listed filter (or a narrower one), and refuses to re-create it wider', async () => {
+    const narrow = `palisade.events.policy.${runToken()}.>`;
+    const jsm = await policy.jetstreamManager({ checkAPI: false });
+    const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New };
+    await jsm.consumers.add(EVENTS_STREAM, { ...config, filter_subject: narrow });
+    expect(await filterOf()).toBe(narrow);
+
+    // every tenant's events, through each create subject there is
+    await expect(jsm.consumers.add(EVENTS_STREAM, { ...config, filter_subject: 'palisade.events.>' })).rejects.toThrow(/permissions violation|timeout/i);
+    await expect(jsm.consumers.add(EVENTS_STREAM, { ...config, filter_subject: 'palisade.events.auth.>' })).rejects.toThrow(/permissions violation|timeout/i);
+    await expect(jsApi(policy, `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}.${durable}`, { stream_name: EVENTS_STREAM, config: { ...config, filter_subject: 'palisade.events.>' } })).rejects.toThrow(/permissions violation|timeout/i);
+    await expect(jsApi(policy, `$JS.API.CONSUMER.DURABLE.CREATE.${EVENTS_STREAM}.${durable}`, { stream_name: EVENTS_STREAM, config: { ...config, filter_subject: 'palisade.events.>' } })).rejects.toThrow(/permissions violation|timeout/i);
+    // the filter in the subject must be the one in the config (checked by the server)
+    const mismatch = await jsApi(policy, `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}.${durable}.${narrow}`, { stream_name: EVENTS_STREAM, config: { ...config, filter_subject: 'palisade.events.>' } });
+    expect(mismatch.error?.description).toMatch(/did not match filtered subject/);
+    expect(await filterOf()).toBe(narrow);
+  });
+
+  it('does not let another service take a durable over through the revocation feed’s create permission', async () => {
+    const jsm = await llmRouter.jetstreamManager({ checkAPI: false });
+    await expect(
+      jsm.consumers.add(EVENTS_STREAM, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: 'palisade.events.auth.revocation.issued' }),
+    ).rejects.toThrow(/permissions violation|timeout/i);
+    expect(await filterOf()).not.toBe('palisade.events.auth.revocation.issued');
   });
 });
 
