@@ -4,3 +4,4 @@ export * from './outbox-relay';
 export * from './pg-event-store';
 export * from './event-tail';
 export * from './follower';
+export * from './sql-migration';

@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * API keys (projection of auth.api-key.* events) and their secrets, stored only as
@@ -29,3 +29,10 @@ export const apiKeysMigration = sqlMigration('AuthApiKeys1764000000007', (s, app
    )`,
   `GRANT SELECT, INSERT, UPDATE ON ${s}.api_keys, ${s}.api_key_secrets TO ${app}`,
 ]);
+
+/**
+ * A service account's key answers to its sponsor (the administrator who made it): it
+ * works only while the sponsor is active, with at most the sponsor's scopes. Keys made
+ * before there were sponsors have none and stop working: make them again.
+ */
+export const apiKeySponsorMigration = sqlMigration('AuthApiKeySponsor1764000000031', (s) => [`ALTER TABLE ${s}.api_keys ADD COLUMN sponsor_id text`]);

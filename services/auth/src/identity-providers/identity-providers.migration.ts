@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Identity providers per tenant (projection of auth.identity-provider.* events) and

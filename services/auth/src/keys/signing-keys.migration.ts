@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /** Token signing keys: the private key encrypted at rest (AES-256-GCM under the key-encryption key). */
 export const signingKeysMigration = sqlMigration('AuthSigningKeys1764000000005', (s, app) => [

@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Second factors. TOTP secrets are sealed (AES-256-GCM under the key-encryption key),

@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Sessions (projection of sign-in / sign-out / revocation events) and their refresh

@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Failed sign-ins per account and per source address, shared by every auth instance:

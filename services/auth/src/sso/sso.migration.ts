@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Single sign-on in progress, shared by every auth instance: OIDC authorization requests

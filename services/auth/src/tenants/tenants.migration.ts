@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /** Read model of tenants (projection of auth.tenant.* events). */
 export const tenantsMigration = sqlMigration('AuthTenants1764000000001', (s, app) => [

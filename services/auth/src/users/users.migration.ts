@@ -1,4 +1,4 @@
-import { sqlMigration } from '../auth.migration';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Users (projection of auth.user.* events) and their password hashes, which never

@@ -1,8 +1,12 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { ident } from '@palisade/postgres';
+import { ident } from './data-source';
 
-/** A migration as SQL statements, with `${s}` (schema) and `${app}` (application role) already filled in. */
-export function sqlMigration(name: string, statements: (s: string, app: string) => string[]) {
+/**
+ * A migration as SQL statements, the one way every service writes one: `statements`
+ * receives the schema and the application role already quoted (`ident`), and returns
+ * the statements to run in order. Migrations only go forward: `down` refuses.
+ */
+export function sqlMigration(name: string, statements: (schema: string, appRole: string) => string[]) {
   return (schema: string, appRole: string): new () => MigrationInterface =>
     class implements MigrationInterface {
       name = name;
