@@ -1,7 +1,7 @@
 import { main, packageVersion } from '@palisade/service-kit';
 import { AuthModule } from './auth.module';
 import { sessionsMigration } from './sessions/sessions.migration';
-import { apiKeysMigration } from './api-keys/api-keys.migration';
+import { apiKeySponsorMigration, apiKeysMigration } from './api-keys/api-keys.migration';
 import { identityProvidersMigration, idpSecretRefsMigration } from './identity-providers/identity-providers.migration';
 import { ssoMigration } from './sso/sso.migration';
 import { mfaMigration } from './mfa/mfa.migration';
@@ -15,5 +15,5 @@ main({
   version: packageVersion(__dirname),
   description: 'Who you are: sign-in (password + TOTP, OIDC, SAML 2.0, LDAP/AD), API keys, short-lived revocable tokens, service identities.',
   module: AuthModule,
-  migrations: [tenantsMigration, usersMigration, signInMigration, sessionsMigration, signingKeysMigration, mfaMigration, apiKeysMigration, identityProvidersMigration, ssoMigration, idpSecretRefsMigration],
+  migrations: [tenantsMigration, usersMigration, signInMigration, sessionsMigration, signingKeysMigration, mfaMigration, apiKeysMigration, identityProvidersMigration, ssoMigration, idpSecretRefsMigration, apiKeySponsorMigration],
 });

@@ -321,6 +321,23 @@ describe('API keys', () => {
     expect(decodeJwt(res.json.accessToken)).toMatchObject({ sub: 'sa-ci-bot', ptp: 'agent', tid: T, aud: 'palisade:policy', scp: [] });
   });
 
+  it('a service account key answers to its sponsor: demoting the sponsor narrows it, disabling the sponsor stops it', async () => {
+    const sponsor = await call('/v1/users', { body: { username: 'sally', password: MEMBER_PASSWORD, roles: ['admin'] }, token: adminToken });
+    expect(sponsor.status).toBe(201);
+    const sallyToken = (await signIn('sally', MEMBER_PASSWORD)).json.accessToken;
+    const created = await call('/v1/api-keys', { body: { name: 'deploy', serviceAccount: 'deploy-bot', scopes: ['auth:admin', 'policy:admin'] }, token: sallyToken });
+    expect(created.status).toBe(201);
+    expect(created.json.owner).toEqual({ type: 'service-account', id: 'deploy-bot', sponsor: sponsor.json.userId });
+    const exchange = () => call('/v1/tokens/api-key', { body: { apiKey: created.json.apiKey } });
+    expect(decodeJwt((await exchange()).json.accessToken)).toMatchObject({ sub: 'sa-deploy-bot', ptp: 'agent', scp: ['auth:admin', 'policy:admin'] });
+    expect((await call(`/v1/users/${sponsor.json.userId}/roles`, { method: 'PUT', body: { roles: ['member'] }, token: adminToken })).status).toBe(204);
+    const narrowed = await exchange();
+    expect(narrowed.status).toBe(200);
+    expect(decodeJwt(narrowed.json.accessToken)).toMatchObject({ sub: 'sa-deploy-bot', scp: [] });
+    expect((await call(`/v1/users/${sponsor.json.userId}/disable`, { method: 'POST', token: adminToken })).status).toBe(204);
+    expect((await exchange()).status).toBe(401);
+  });
+
   it('rotates with an overlap window: both secrets work, then only the new one', async () => {
     const rotated = await call(`/v1/api-keys/${adminKey.keyId}/rotate`, { body: { overlapSec: 2 }, token: adminToken });
     expect(rotated.status).toBe(200);

@@ -19,7 +19,7 @@ export interface ApiKeyRow {
 /** A key as verification needs it: live secrets' digests, and the owner's standing. */
 export interface ApiKeyCredentials extends ApiKeyRow {
   secretHashes: Buffer[];
-  /** For a user owner: their roles while the account is active; null when disabled or gone. */
+  /** Roles of the person the key answers to (its user, or a service account's sponsor) while active; null when disabled, gone or unknown. */
   ownerRoles: string[] | null;
 }
 
@@ -28,6 +28,7 @@ interface Row {
   tenant_id: string;
   owner_type: 'user' | 'service-account';
   owner_id: string;
+  sponsor_id: string | null;
   name: string;
   scopes: string[];
   status: 'active' | 'revoked';
@@ -37,11 +38,11 @@ interface Row {
   version: number;
 }
 
-const COLUMNS = 'k.id, k.tenant_id, k.owner_type, k.owner_id, k.name, k.scopes, k.status, k.expires_at, k.created_at, k.last_used_at, k.version';
+const COLUMNS = 'k.id, k.tenant_id, k.owner_type, k.owner_id, k.sponsor_id, k.name, k.scopes, k.status, k.expires_at, k.created_at, k.last_used_at, k.version';
 const toKey = (r: Row): ApiKeyRow => ({
   keyId: r.id,
   tenantId: r.tenant_id,
-  owner: { type: r.owner_type, id: r.owner_id },
+  owner: r.owner_type === 'user' ? { type: 'user', id: r.owner_id } : { type: 'service-account', id: r.owner_id, ...(r.sponsor_id ? { sponsor: r.sponsor_id } : {}) },
   name: r.name,
   scopes: r.scopes,
   status: r.status,
@@ -74,7 +75,9 @@ export class ApiKeysRepository {
     const rows: Array<Row & { hashes: Buffer[] | null; owner_roles: string[] | null }> = await sqlOf(tx).query(
       `SELECT ${COLUMNS},
               (SELECT array_agg(s.secret_hash) FROM api_key_secrets s WHERE s.key_id = k.id AND (s.valid_until IS NULL OR s.valid_until > $2)) AS hashes,
-              (SELECT u.roles FROM users u WHERE k.owner_type = 'user' AND u.tenant_id = k.tenant_id AND u.id = k.owner_id AND u.status = 'active') AS owner_roles
+              (SELECT u.roles FROM users u
+                WHERE u.tenant_id = k.tenant_id AND u.status = 'active'
+                  AND u.id = CASE WHEN k.owner_type = 'user' THEN k.owner_id ELSE k.sponsor_id END) AS owner_roles
          FROM api_keys k WHERE k.id = $1`,
       [keyId, now],
     );
@@ -104,8 +107,8 @@ export class ApiKeysProjection implements InlineProjection {
       if (e.type === 'auth.api-key.created') {
         const owner = d.owner as ApiKeyOwner;
         await sql.query(
-          `INSERT INTO api_keys (id, tenant_id, owner_type, owner_id, name, scopes, status, expires_at, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, 1)`,
-          [d.keyId, e.tenantId, owner.type, owner.id, d.name, d.scopes, d.expiresAt, e.occurredAt],
+          `INSERT INTO api_keys (id, tenant_id, owner_type, owner_id, sponsor_id, name, scopes, status, expires_at, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, 1)`,
+          [d.keyId, e.tenantId, owner.type, owner.id, owner.type === 'service-account' ? (owner.sponsor ?? null) : null, d.name, d.scopes, d.expiresAt, e.occurredAt],
         );
       } else if (e.type === 'auth.api-key.rotated') {
         await sql.query(`UPDATE api_keys SET version = version + 1 WHERE id = $1 AND tenant_id = $2`, [d.keyId, e.tenantId]);

@@ -1,7 +1,8 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
 import { streamName } from '@palisade/eventsourcing';
 import type { AuthRuntime } from '../auth.runtime';
-import { PLATFORM_SCOPES, scopesOf } from '../sessions/token-issuer';
+import { scopesOf } from '../sessions/token-issuer';
+import { effectiveKeyScopes, grantableScopes } from './api-key-scopes';
 import { apiKeyIdOf, apiKeySessionId, matchesAny, newApiKeyId, newApiKeySecret } from './api-key-secret';
 import type { ApiKeyOwner } from './api-keys.events';
 import type { ApiKeyRow } from './api-keys.repository';
@@ -33,7 +34,8 @@ export class ApiKeysService {
     let owner: ApiKeyOwner;
     if (input.serviceAccount !== undefined) {
       if (!callerScopes.includes('auth:admin')) throw new PalisadeError('forbidden', 'scope auth:admin is required for service account keys');
-      owner = { type: 'service-account', id: input.serviceAccount };
+      if (caller.type !== 'user') throw new PalisadeError('forbidden', 'a service account key is made by an administrator (a user), who sponsors it');
+      owner = { type: 'service-account', id: input.serviceAccount, sponsor: caller.id };
     } else {
       if (caller.type !== 'user') throw new PalisadeError('forbidden', 'only users own API keys (or name a serviceAccount)');
       owner = { type: 'user', id: caller.id };
@@ -46,8 +48,8 @@ export class ApiKeysService {
       {
         type: 'CreateApiKey',
         // The caller's own scopes bound the key, whoever owns it; provisioning tenants is
-        // left to a signed-in person, never to a long-lived bearer secret.
-        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: callerScopes.filter((s) => !PLATFORM_SCOPES.includes(s)) },
+        // left to a signed-in person, never to a long-lived bearer secret (grantableScopes).
+        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: grantableScopes(owner, callerScopes) },
         metadata: this.meta(caller, now),
       },
       0,
@@ -85,8 +87,9 @@ export class ApiKeysService {
 
   /**
    * The principal an API key stands for: its owner, with the key's scopes narrowed to
-   * what the owner holds now. Refused when malformed, unknown, wrong, expired, revoked,
-   * or when its user is disabled.
+   * what the person it answers to (its user, or a service account's sponsor) holds now.
+   * Refused when malformed, unknown, wrong, expired, revoked, or when that person is
+   * disabled or gone.
    */
   async verify(apiKey: string, now = new Date()): Promise<{ principal: Principal; keyId: string; expiresAt: Date }> {
     const keyId = apiKeyIdOf(apiKey);
@@ -95,14 +98,13 @@ export class ApiKeysService {
     // The digest comparison runs even for an unknown key, so timing tells nothing.
     const matches = matchesAny(apiKey, key?.secretHashes ?? []);
     if (!key || !matches || key.status !== 'active' || key.expiresAt.getTime() <= now.getTime()) throw INVALID();
-    let principal: Principal;
-    if (key.owner.type === 'user') {
-      if (!key.ownerRoles) throw INVALID();
-      const held = scopesOf(key.ownerRoles, key.tenantId === this.rt.config.AUTH_OPERATOR_TENANT);
-      principal = { type: 'user', id: key.owner.id, tenantId: key.tenantId, scopes: key.scopes.filter((s) => held.includes(s)), sessionId: apiKeySessionId(keyId) };
-    } else {
-      principal = { type: 'agent', id: serviceAccountPrincipalId(key.owner.id), tenantId: key.tenantId, scopes: key.scopes, sessionId: apiKeySessionId(keyId) };
-    }
+    const held = key.ownerRoles ? scopesOf(key.ownerRoles, key.tenantId === this.rt.config.AUTH_OPERATOR_TENANT) : undefined;
+    const scopes = effectiveKeyScopes(key, held);
+    if (!scopes) throw INVALID();
+    const principal: Principal =
+      key.owner.type === 'user'
+        ? { type: 'user', id: key.owner.id, tenantId: key.tenantId, scopes, sessionId: apiKeySessionId(keyId) }
+        : { type: 'agent', id: serviceAccountPrincipalId(key.owner.id), tenantId: key.tenantId, scopes, sessionId: apiKeySessionId(keyId) };
     await this.rt.read((tx) => this.rt.apiKeysRepo.touch(tx, keyId, now));
     return { principal, keyId, expiresAt: key.expiresAt };
   }
