@@ -30,6 +30,11 @@ export const auditConfigShape = {
   AUDIT_FEED_RETRY_MAX_MS: env.int(30_000, 100, 600_000),
   /** SIEM feeds: most events per HEC request or syslog write. */
   AUDIT_FEED_BATCH_MAX: env.int(500, 1, 10_000),
+  /**
+   * SIEM feeds may deliver to loopback, link-local and unspecified addresses (`true`:
+   * single-host test set-ups only; default `false`).
+   */
+  AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS: env.bool(false),
   /** Most per-subject keys the writer keeps in memory (least recently used forgotten first). */
   AUDIT_SUBJECT_KEY_CACHE_MAX: env.int(10_000, 1, 1_000_000),
   /** Key-encryption key file (32 random bytes, base64); created with mode 0600 when missing. */

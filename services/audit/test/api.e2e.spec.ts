@@ -260,6 +260,23 @@ describe('audit API: verify, query, export, erasure', () => {
     });
   });
 
+  describe('POST /v1/audit/feeds (no AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS here)', () => {
+    it('refuses loopback, link-local and unspecified destinations with a 400 naming the field', async () => {
+      const token = await audit.token(['audit:admin', 'audit:read'], audit.tenants[0]);
+      const post = (body: unknown) => call(svc.port, '/v1/audit/feeds', { method: 'POST', token, body: JSON.stringify(body) });
+      for (const url of ['https://127.0.0.1:8088', 'https://localhost:8088', 'https://[::1]:8088', 'https://169.254.169.254']) {
+        const reply = await post({ kind: 'splunk-hec', url, token: 'hec-token', start: 'end' });
+        expect({ url, status: reply.status }).toEqual({ url, status: 400 });
+        expect(reply.body).toMatch(/url: not an allowed feed destination/);
+      }
+      for (const host of ['127.0.0.1', 'localhost', '0.0.0.0', 'fe80::1']) {
+        const reply = await post({ kind: 'syslog', host, port: 6514, start: 'end' });
+        expect({ host, status: reply.status }).toEqual({ host, status: 400 });
+        expect(reply.body).toMatch(/host: not an allowed feed destination/);
+      }
+    });
+  });
+
   describe('POST /v1/audit/index/rebuild', () => {
     it('empties the index and rebuilds it from the topic: the same answers afterwards', async () => {
       const query = `tenant=${audit.tenants[1]}`;

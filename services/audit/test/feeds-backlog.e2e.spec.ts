@@ -18,7 +18,7 @@ jest.setTimeout(300_000);
 const N = Number(process.env.FEEDS_BACKLOG ?? 3000);
 
 describe('audit SIEM feeds: a backlog', () => {
-  const audit = new AuditUnderTest('e2efeeds2', {}, 4750);
+  const audit = new AuditUnderTest('e2efeeds2', { AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS: 'true' }, 4750);
   const tenant = audit.tenants[0];
   const hecToken = randomBytes(16).toString('hex');
   let hec: HecReceiver;
@@ -52,7 +52,7 @@ describe('audit SIEM feeds: a backlog', () => {
 
     const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8');
     const host = `backlog-${audit.suffix}`;
-    const token = await audit.token(['audit:admin'], tenant);
+    const token = await audit.token(['audit:admin', 'audit:read'], tenant);
     const started = Date.now();
     for (const body of [
       { kind: 'splunk-hec', url: hec.url, token: hecToken, caPem: ca },

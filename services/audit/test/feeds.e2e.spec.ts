@@ -21,7 +21,8 @@ import { AuditUnderTest, call, type Instance } from './harness';
 // (seconds here; the cursor does not care how long).
 jest.setTimeout(240_000);
 
-const ADMIN = ['audit:admin'];
+/** Creating a feed that starts from the beginning reads the log: audit:read as well as audit:admin. */
+const ADMIN = ['audit:admin', 'audit:read'];
 const ctx = { source: 'credential' as const, now: () => new Date(), newId: () => newEventId() };
 
 interface SyslogMessage {
@@ -52,7 +53,8 @@ const dedup = (records: AuditRecord[]) => {
 };
 
 describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
-  const audit = new AuditUnderTest('e2efeeds', { AUDIT_FEED_RETRY_MAX_MS: '2000', AUDIT_FEED_BATCH_MAX: '5' }, 4700);
+  const audit = new AuditUnderTest('e2efeeds', { AUDIT_FEED_RETRY_MAX_MS: '2000', AUDIT_FEED_BATCH_MAX: '5', AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS: 'true' }, 4700);
+  // The receivers run on loopback: the test deployment allows internal feed destinations explicitly.
   const [tenantA, tenantB] = audit.tenants;
   const token = `hec-${randomBytes(16).toString('hex')}`;
   const rsyslogOut = infra('RSYSLOG_OUTPUT_FILE');
@@ -131,6 +133,10 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     expect(badPort.body).toMatch(/port/);
     expect((await api('POST', '/v1/audit/feeds', tenantA, { kind: 'syslog', host: 'bad host', port: 6514 })).status).toBe(400);
     expect((await api('POST', '/v1/audit/feeds', tenantA, hecBody, ['audit:read'])).status).toBe(403);
+    // From the beginning is reading the log: audit:admin alone is not enough.
+    const adminOnly = await api('POST', '/v1/audit/feeds', tenantA, hecBody, ['audit:admin']);
+    expect(adminOnly.status).toBe(403);
+    expect(adminOnly.body).toMatch(/audit:read/);
     expect((await call(svc.port, '/v1/audit/feeds')).status).toBe(401);
     // a platform principal names the tenant
     expect((await api('POST', '/v1/audit/feeds', 'system', hecBody)).status).toBe(400);

@@ -72,15 +72,14 @@ export type HecOutcome = { ok: true } | { ok: false; failure: FailureClass; retr
  */
 export function hecOutcome(status: number, body: string, retryAfter: string | undefined, now: number): HecOutcome {
   let code: unknown;
-  let text: unknown;
   try {
-    const parsed = JSON.parse(body) as { code?: unknown; text?: unknown };
-    code = parsed.code;
-    text = parsed.text;
+    code = (JSON.parse(body) as { code?: unknown }).code;
   } catch {
     // not JSON: judged by the status alone
   }
-  const detail = `HTTP ${status}${code !== undefined ? ` code ${String(code)}` : ''}${typeof text === 'string' ? ` (${text.slice(0, 100)})` : ''}`;
+  // Nothing of the SIEM's answer is echoed (status, feed errors, logs): only the status and
+  // HEC's numeric code. A body may hold anything the remote chose to put there.
+  const detail = `HTTP ${status}${typeof code === 'number' && Number.isSafeInteger(code) ? ` code ${code}` : ''}`;
   if (status === 200 && code === 0) return { ok: true };
   if (status === 200) return { ok: false, failure: 'bad_answer', retryable: true, detail };
   if (status === 429) return { ok: false, failure: 'throttled', retryable: true, retryAfterMs: parseRetryAfter(retryAfter, now), detail };

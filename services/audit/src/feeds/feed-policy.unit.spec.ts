@@ -39,8 +39,8 @@ describe('HEC answers', () => {
 
   it('429 and 5xx are retried (Retry-After kept); other 4xx are configuration errors', () => {
     expect(hecOutcome(429, '', '3', 0)).toMatchObject({ ok: false, failure: 'throttled', retryable: true, retryAfterMs: 3000 });
-    expect(hecOutcome(503, '{"text":"Server is busy","code":9}', undefined, 0)).toMatchObject({ ok: false, failure: 'server_error', retryable: true, detail: 'HTTP 503 code 9 (Server is busy)' });
-    expect(hecOutcome(401, '{"text":"Invalid token","code":4}', undefined, 0)).toMatchObject({ ok: false, failure: 'rejected', retryable: false, detail: 'HTTP 401 code 4 (Invalid token)' });
+    expect(hecOutcome(503, '{"text":"Server is busy","code":9}', undefined, 0)).toMatchObject({ ok: false, failure: 'server_error', retryable: true, detail: 'HTTP 503 code 9' });
+    expect(hecOutcome(401, '{"text":"Invalid token","code":4}', undefined, 0)).toMatchObject({ ok: false, failure: 'rejected', retryable: false, detail: 'HTTP 401 code 4' });
     expect(hecOutcome(400, '{"text":"Incorrect index","code":7}', undefined, 0)).toMatchObject({ failure: 'rejected', retryable: false });
   });
 

@@ -154,14 +154,14 @@ export class FeedRuntime {
       const token = this.kek!.unwrap(feed.wrappedToken!, tokenAad(feed.id)).toString('utf8');
       const options = { host: hostname(), index: s.index, sourcetype: s.sourcetype };
       const encode = (item: FeedItem) => JSON.stringify(hecEvent(item, feed.format, options, version));
-      return new FeedWorker(feed, new HecSender(s.url, token, s.caPem), encode, (texts) => texts.join('\n'), deps);
+      return new FeedWorker(feed, new HecSender(s.url, token, s.caPem, this.runtime.config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS), encode, (texts) => texts.join('\n'), deps);
     }
     const s = feed.settings as SyslogSettings;
     const header = { hostname: s.hostname ?? hostname(), appName: s.appName };
     const encode = (item: FeedItem) => octetFrame(syslogLine(item, feed.format, header, version));
     const clientKey = feed.wrappedClientKey ? this.kek!.unwrap(feed.wrappedClientKey, clientKeyAad(feed.id)).toString('utf8') : undefined;
     const client = s.clientCertPem && clientKey ? { cert: s.clientCertPem, key: clientKey } : undefined;
-    return new FeedWorker(feed, new SyslogSender(s.host, s.port, s.caPem, client), encode, (texts) => texts.join(''), deps);
+    return new FeedWorker(feed, new SyslogSender(s.host, s.port, s.caPem, client, this.runtime.config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS), encode, (texts) => texts.join(''), deps);
   }
 
   private async stopWorkers(): Promise<void> {

@@ -7,7 +7,8 @@ import { AuditEvents } from '../audit.events';
 import { AuditRuntime } from '../ingest/audit-runtime';
 import { endOffsets } from '../ingest/audit-topic';
 import { parseInput } from '../validation';
-import { feedsTenantOf, newFeedTenant } from './feeds.access';
+import { feedsTenantOf, newFeedTenant, requireBacklogRead } from './feeds.access';
+import { blockedHostProblem } from './feed-destination';
 import { createFeedSchema, feedIdSchema } from './feeds.dto';
 import type { Feed, FeedCursor, HecSettings, SyslogSettings } from './feeds.repository';
 import { clientKeyAad, FeedRuntime, tokenAad } from './feed-runtime';
@@ -65,7 +66,12 @@ export class FeedsController {
   @ApiOkResponse({ description: 'the feed, token redacted' })
   async create(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const input = parseInput(createFeedSchema, body, 'body');
+    if (!this.runtime.config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS) {
+      const [field, problem] = input.kind === 'splunk-hec' ? ['url', blockedHostProblem(new URL(input.url).hostname)] : ['host', blockedHostProblem(input.host)];
+      if (problem) throw new PalisadeError('validation', `body ${field}: not an allowed feed destination (${problem})`);
+    }
     const tenantId = newFeedTenant(principal, input.tenantId);
+    requireBacklogRead(principal, tenantId, input.start);
     const id = randomUUID();
     const settings: HecSettings | SyslogSettings =
       input.kind === 'splunk-hec'

@@ -1,6 +1,7 @@
 import { request, Agent } from 'node:https';
 import { connect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
+import { blockedHostProblem, guardedLookup } from './feed-destination';
 import { hecOutcome, networkFailure, type FailureClass } from './feed-policy';
 
 /** Why a delivery attempt failed; `retryAfterMs` when the SIEM said so. Never holds a token. */
@@ -38,12 +39,18 @@ export class HecSender implements FeedSender {
   private readonly endpoint: URL;
   private readonly agent: Agent;
 
-  constructor(url: string, private readonly token: string, caPem?: string) {
+  private readonly refused: string | undefined;
+
+  /** `allowInternal`: loopback and link-local destinations allowed (AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS). */
+  constructor(url: string, private readonly token: string, caPem?: string, allowInternal = false) {
     this.endpoint = hecEndpoint(url);
-    this.agent = new Agent({ keepAlive: true, maxSockets: 1, minVersion: 'TLSv1.2', ...(caPem ? { ca: caPem } : {}) });
+    this.refused = allowInternal ? undefined : blockedHostProblem(this.endpoint.hostname);
+    const lookup = guardedLookup(allowInternal);
+    this.agent = new Agent({ keepAlive: true, maxSockets: 1, minVersion: 'TLSv1.2', ...(caPem ? { ca: caPem } : {}), ...(lookup ? { lookup } : {}) });
   }
 
   send(payload: string): Promise<void> {
+    if (this.refused) return Promise.reject(new DeliveryError('network', `feed destination refused: ${this.refused}`, false));
     return new Promise((resolve, reject) => {
       const req = request(
         this.endpoint,
@@ -92,9 +99,14 @@ export class SyslogSender implements FeedSender {
     private readonly port: number,
     private readonly caPem?: string,
     private readonly client?: { cert: string; key: string },
+    /** Loopback and link-local destinations allowed (AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS). */
+    private readonly allowInternal = false,
   ) {}
 
   private open(): Promise<TLSSocket> {
+    const refused = this.allowInternal ? undefined : blockedHostProblem(this.host);
+    if (refused) return Promise.reject(new DeliveryError('network', `feed destination refused: ${refused}`, false));
+    const lookup = guardedLookup(this.allowInternal);
     if (this.socket && !this.socket.destroyed && this.socket.writable) return Promise.resolve(this.socket);
     this.connecting ??= new Promise<TLSSocket>((resolve, reject) => {
       const socket = connect({
@@ -106,6 +118,7 @@ export class SyslogSender implements FeedSender {
         minVersion: 'TLSv1.2',
         rejectUnauthorized: true,
         timeout: REQUEST_TIMEOUT_MS,
+        ...(lookup ? { lookup } : {}),
       });
       const fail = (e: Error & { code?: string }) => {
         reject(new DeliveryError(networkFailure(e), e.code ? `${e.code}: ${e.message}` : e.message));
