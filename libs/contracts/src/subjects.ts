@@ -34,6 +34,16 @@ export function serviceRpcWildcard(service: ServiceName): string {
   return `${RPC_PREFIX}.${service}.>`;
 }
 
+/**
+ * The service whose inbox a reply subject is in: `_INBOX.<service>.…` (libs/nats sets
+ * that prefix, and NATS lets only `<service>` read it). A requester may name any reply
+ * subject, but only its own inbox brings it the answer. Undefined for any other subject.
+ */
+export function serviceOfReplySubject(reply: string | undefined): ServiceName | undefined {
+  const [inbox, service] = reply?.split('.', 2) ?? [];
+  return inbox === '_INBOX' && service !== undefined && isServiceName(service) ? service : undefined;
+}
+
 /** Where a consumer of `service` sends what it gave up on: palisade.dlq.<service>.<consumer>. */
 export function deadLetterSubject(service: ServiceName, consumer: string): string {
   return `${DEAD_LETTER_PREFIX}.${service}.${consumer}`;

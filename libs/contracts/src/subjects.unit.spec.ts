@@ -1,6 +1,6 @@
 import { systemEventContext, validateForPublish } from './envelope';
 import { eventForgeryDetected } from './security-events';
-import { eventOriginProblems, publisherOfEventSubject } from './subjects';
+import { eventOriginProblems, publisherOfEventSubject, serviceOfReplySubject } from './subjects';
 
 describe('publisherOfEventSubject', () => {
   it.each([
@@ -12,6 +12,19 @@ describe('publisherOfEventSubject', () => {
     ['palisade.events.', undefined],
   ])('%s is published by %s', (subject, service) => {
     expect(publisherOfEventSubject(subject)).toBe(service);
+  });
+});
+
+describe('serviceOfReplySubject', () => {
+  it.each([
+    ['_INBOX.credential.abc.1', 'credential'],
+    ['_INBOX.sandbox-orchestrator.x', 'sandbox-orchestrator'],
+    ['_INBOX.abc123', undefined],
+    ['_INBOX.mailer.x', undefined],
+    ['palisade.rpc.credential.lease', undefined],
+    [undefined, undefined],
+  ])('%s is the inbox of %s', (reply, service) => {
+    expect(serviceOfReplySubject(reply)).toBe(service);
   });
 });
 

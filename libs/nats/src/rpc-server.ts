@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import type { ServiceName } from '@palisade/contracts';
+import { serviceOfReplySubject, type ServiceName } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
 import { toWireError, type RpcReply } from './rpc';
 import { extractTraceContext } from './trace';
@@ -9,9 +9,11 @@ import { extractTraceContext } from './trace';
  * A request handler: gets the request's JSON payload (`null` for an empty body,
  * `undefined` when the body is not JSON, so that its input validation refuses it) and
  * returns the result, or a promise of it. A thrown PalisadeError is answered with its
- * code; anything else as `internal` (logged, message withheld).
+ * code; anything else as `internal` (logged, message withheld). `caller` is the service
+ * whose inbox the reply goes to (`serviceOfReplySubject`): only that service receives
+ * the answer, so it is who asked whenever an answer matters.
  */
-export type RpcHandler = (payload: unknown, subject: string) => unknown;
+export type RpcHandler = (payload: unknown, subject: string, caller: ServiceName | undefined) => unknown;
 
 export interface ServeRpcOptions {
   /** Queue group: the service's replicas share the requests. */
@@ -83,7 +85,7 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
         const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
         try {
           const payload = parsePayload(msg.data);
-          const result = context.with(trace.setSpan(parent, span), () => handler(payload, subject));
+          const result = context.with(trace.setSpan(parent, span), () => handler(payload, subject, serviceOfReplySubject(msg.reply)));
           if (isThenable(result)) {
             result.then(
               (value) => finish(msg, span, { result: value === undefined ? null : value }),

@@ -21,13 +21,13 @@ const UNSERIALIZABLE = rpcSubject('billing', 'unserializable');
 const logged: { obj: object; msg: string }[] = [];
 const logger: NatsLogger = { info: () => undefined, warn: () => undefined, error: (obj, msg) => logged.push({ obj, msg }) };
 
-function quote(payload: unknown) {
+function quote(payload: unknown, _subject?: string, askedBy?: string) {
   const body = payload as { units?: unknown } | null | undefined;
   if (typeof body !== 'object' || body === null) throw validationError('request: must be a JSON object');
   if (typeof body.units !== 'number') throw validationError('units: must be a number');
   if (body.units < 0) throw new PalisadeError('conflict', 'units below zero', { units: body.units });
   if (body.units === 13) throw new Error('connection to postgres://billing:hunter2@db failed');
-  return { price: body.units * 2, activeTraceId: trace.getActiveSpan()?.spanContext().traceId ?? null };
+  return { price: body.units * 2, activeTraceId: trace.getActiveSpan()?.spanContext().traceId ?? null, askedBy: askedBy ?? null };
 }
 
 let billing: NatsConnection;
@@ -84,6 +84,12 @@ describe('serveRpc', () => {
     expect(client?.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
     expect(served?.parentSpanContext?.spanId).toBe(client?.spanContext().spanId);
     expect(served?.attributes['messaging.destination.name']).toBe(QUOTE);
+  });
+
+  it('tells the handler which service asked: the one whose inbox gets the answer', async () => {
+    await expect(rpcRequest(caller, QUOTE, { units: 1 })).resolves.toMatchObject({ askedBy: 'policy' });
+    const raw = await caller.request(QUOTE, JSON.stringify({ units: 1 }), { timeout: 2000 });
+    expect(JSON.parse(new TextDecoder().decode(raw.data)).result.askedBy).toBe('policy');
   });
 
   it('starts a new trace when the request carries no trace context', async () => {

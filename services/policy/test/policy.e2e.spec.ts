@@ -92,16 +92,18 @@ describe('policy service (two instances)', () => {
   const ask = (request: object) => rpcRequest<{ decision: string; rule: string; reason: string; fields?: object; actionHash?: string; explain?: object }>(nc, 'palisade.rpc.policy.authorize', { tenantId: tenant, ...request });
   const docRead = (classification: string) => ({ subject: { type: 'user', id: 'alice' }, action: 'read', resource: { type: 'document', id: 'd1', attributes: { classification }, fields: ['title', 'iban'] } });
 
-  it('decides over NATS with fields, and explains over HTTPS with a client certificate', async () => {
+  it('decides over NATS and HTTPS with a client certificate, with fields, and never explains to a service', async () => {
     await expect(ask(docRead('internal'))).resolves.toMatchObject({ decision: 'allow', rule: 'main/read-docs', fields: { readable: ['title'], masked: ['iban'] } });
     await expect(ask(docRead('secret'))).resolves.toMatchObject({ decision: 'deny', rule: 'default-deny' });
-    const explained = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, ...docRead('internal'), explain: true } });
-    expect(explained.status).toBe(200);
-    expect(explained.body.explain).toEqual({
-      rule: 'main/read-docs',
-      matched: ['main/read-docs', 'main/mask-iban'],
-      attributes: { 'subject.clearance': 'confidential', 'resource.classification': 'internal' },
-    });
+    const overHttps = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, ...docRead('internal'), explain: true } });
+    expect(overHttps.status).toBe(200);
+    expect(overHttps.body).toMatchObject({ decision: 'allow', rule: 'main/read-docs' });
+    expect(overHttps.body).not.toHaveProperty('explain'); // issue 10: the attributes it read are not for services
+    const overNats = await ask({ ...docRead('internal'), explain: true });
+    expect(overNats).toMatchObject({ decision: 'allow' });
+    expect(overNats).not.toHaveProperty('explain');
+    const batchExplained = await rpcRequest<{ decisions: object[] }>(nc, 'palisade.rpc.policy.authorize-batch', { requests: [{ tenantId: tenant, ...docRead('internal'), explain: true }] });
+    expect(batchExplained.decisions[0]).not.toHaveProperty('explain');
     const batch = await rpcRequest<{ decisions: Array<{ decision: string }> }>(nc, 'palisade.rpc.policy.authorize-batch', {
       requests: [docRead('public'), docRead('secret'), { ...docRead('public'), subject: { type: 'agent', id: 'helper', actingFor: 'alice' } }].map((r) => ({ tenantId: tenant, ...r })),
     });
@@ -136,15 +138,18 @@ describe('policy service (two instances)', () => {
     await eventually(async () => (await onB()) === 'deny', 1000, 10);
   });
 
-  it('requires an approval for a payment, bound to the exact parameters, one time, never by the requester', async () => {
+  it('requires an approval for a payment, bound to the exact parameters and the service it names, one time, never by the requester', async () => {
     const agent = { type: 'agent', id: 'helper', actingFor: 'alice' };
     const payment = { subject: agent, action: 'payments.create', resource: { type: 'payment', id: 'p-1' }, parameters: { amount: 1200, iban: 'DE00' } };
     const first = await ask(payment);
     expect(first).toMatchObject({ decision: 'requires_approval', rule: 'critical-action' });
 
     const agentToken = await issuer.token({ tenantId: tenant, id: 'helper', type: 'agent', actingFor: 'alice' });
-    const requested = await call(PORT_A, 'POST', '/v1/approvals', { token: agentToken, body: { action: 'payments.create', resource: { type: 'payment', id: 'p-1' }, parameters: { amount: 1200, iban: 'DE00' } } });
+    const requested = await call(PORT_A, 'POST', '/v1/approvals', { token: agentToken, body: { action: 'payments.create', resource: { type: 'payment', id: 'p-1' }, parameters: { amount: 1200, iban: 'DE00' }, service: 'credential' } });
     expect(requested.status).toBe(201);
+    expect(requested.body.service).toBe('credential');
+    const unnamed = await call(PORT_A, 'POST', '/v1/approvals', { token: agentToken, body: { action: 'payments.create', resource: { type: 'payment', id: 'p-1' } } });
+    expect(unnamed.status).toBe(400);
     expect(requested.body.actionHash).toBe(first.actionHash);
     const id = requested.body.approvalId as string;
 
@@ -163,6 +168,12 @@ describe('policy service (two instances)', () => {
 
     const otherAmount = await ask({ ...payment, parameters: { amount: 9999, iban: 'DE00' }, approvalToken: token });
     expect(otherAmount).toMatchObject({ decision: 'deny', reason: expect.stringContaining('another action') });
+    // another service holding the token cannot redeem it (issue 10), and does not use it up
+    const llmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
+    const { cert, key } = llmRouter.tlsOptions() as { cert: string; key: string };
+    llmRouter.stop();
+    const byOther = await call(PORT_B, 'POST', '/v1/authorize', { cert, key, body: { tenantId: tenant, ...payment, approvalToken: token } });
+    expect(byOther.body).toMatchObject({ decision: 'deny', reason: 'approval token is for the credential service' });
     await expect(ask({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'allow', rule: 'approval' });
     await expect(ask({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'deny', reason: 'approval token already used' });
     const status = await call(PORT_B, 'GET', `/v1/approvals/${id}`, { token: carla });

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import type { Principal } from '@palisade/contracts';
+import { SERVICE_NAMES, type Principal, type ServiceName } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { boundedObject, idSchema, nameSchema, parse, tenantIdSchema } from '../validation';
 import { ApprovalsHandler } from './approvals.handler';
@@ -10,6 +10,8 @@ const requestSchema = z.strictObject({
   action: nameSchema,
   resource: z.strictObject({ type: nameSchema, id: idSchema.optional(), tenantId: tenantIdSchema.optional() }),
   parameters: boundedObject(16 * 1024).optional(),
+  /** The service that performs the action: only its decision requests redeem the token. */
+  service: z.enum(SERVICE_NAMES as [ServiceName, ...ServiceName[]]),
 });
 const approvalIdSchema = z.string().uuid('must be an approval id');
 const rejectSchema = z.strictObject({ reason: z.string().max(500).optional() });

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { PalisadeError } from '@palisade/contracts';
+import { PalisadeError, type ServiceName } from '@palisade/contracts';
 import type { Command, Decider } from '@palisade/eventsourcing';
 import type { ApprovalEvent, ApprovalSubject } from './approvals.events';
 
@@ -13,6 +13,8 @@ export interface ApprovalState {
   resourceType?: string;
   resourceId?: string;
   actionHash?: string;
+  /** The service that performs the action and alone may redeem the token. */
+  service?: ServiceName;
   /** Pending requests expire here; approved tokens at tokenExpiresAt. */
   expiresAt?: string;
   approver?: string;
@@ -21,11 +23,12 @@ export interface ApprovalState {
 }
 
 export type ApprovalCommand =
-  | Command<'request', { approvalId: string; requester: ApprovalSubject; action: string; resourceType: string; resourceId?: string; actionHash: string; ttlMs: number }>
+  | Command<'request', { approvalId: string; requester: ApprovalSubject; action: string; resourceType: string; resourceId?: string; actionHash: string; service: ServiceName; ttlMs: number }>
   /** `authorized`: whether the policy lets the approver approve (outside data, decided before). */
   | Command<'approve', { approver: ApprovalSubject; authorized: boolean; tokenSha256: string; ttlMs: number }>
   | Command<'reject', { approver: ApprovalSubject; authorized: boolean; reason?: string }>
-  | Command<'consume', { subject: ApprovalSubject; actionHash: string; tokenSha256: string }>;
+  /** `service`: the service asking the decision that redeems the token (undefined: unknown). */
+  | Command<'consume', { subject: ApprovalSubject; actionHash: string; tokenSha256: string; service: ServiceName | undefined }>;
 
 const refused = (message: string) => new PalisadeError('forbidden', message);
 const sameHex = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
@@ -60,6 +63,7 @@ export const approvalDecider: Decider<ApprovalState, ApprovalCommand, ApprovalEv
         if (state.status === 'consumed') throw refused('approval token already used');
         if (state.status !== 'approved' || !state.tokenSha256 || !sameHex(state.tokenSha256, command.data.tokenSha256)) throw refused('approval token is not valid');
         if (Date.parse(state.tokenExpiresAt!) <= now.getTime()) throw refused('approval token expired');
+        if (!state.service || command.data.service !== state.service) throw refused(`approval token is for ${state.service ? `the ${state.service} service` : 'no service'}`);
         const { subject } = command.data;
         if (subject.type !== state.requester!.type || subject.id !== state.requester!.id) throw refused('approval token belongs to another requester');
         if (!sameHex(state.actionHash!, command.data.actionHash)) throw refused('approval token is bound to another action or other parameters');

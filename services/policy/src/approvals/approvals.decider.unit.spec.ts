@@ -1,3 +1,4 @@
+import type { ServiceName } from '@palisade/contracts';
 import { DeciderSpecification } from '@palisade/eventsourcing';
 import { approvalDecider, type ApprovalCommand } from './approvals.decider';
 import type { ApprovalEvent } from './approvals.events';
@@ -9,19 +10,19 @@ const TOKEN = 'b'.repeat(64);
 const agent = { type: 'agent' as const, id: 'helper', actingFor: 'alice' };
 const requested: ApprovalEvent = {
   type: 'policy.approval.requested',
-  data: { approvalId: 'ap1', requester: agent, action: 'payments.create', resourceType: 'payment', resourceId: 'p1', actionHash: H, expiresAt: '2026-11-22T11:00:00.000Z' },
+  data: { approvalId: 'ap1', requester: agent, action: 'payments.create', resourceType: 'payment', resourceId: 'p1', actionHash: H, service: 'credential', expiresAt: '2026-11-22T11:00:00.000Z' },
 };
 const approved: ApprovalEvent = { type: 'policy.approval.approved', data: { approvalId: 'ap1', approver: 'cfo', tokenSha256: TOKEN, expiresAt: '2026-11-22T10:15:00.000Z' } };
 const spec = DeciderSpecification.for(approvalDecider);
 const cmd = (c: Omit<ApprovalCommand, 'metadata'>, ms = 60_000) => ({ ...c, metadata: at(ms) }) as ApprovalCommand;
 const approve = (id: string, type: 'user' | 'agent' = 'user', authorized = true, ms = 60_000) =>
   cmd({ type: 'approve', data: { approver: { type, id }, authorized, tokenSha256: TOKEN, ttlMs: 15 * 60_000 } }, ms);
-const consume = (over: Partial<{ subject: typeof agent; actionHash: string; tokenSha256: string }> = {}, ms = 120_000) =>
-  cmd({ type: 'consume', data: { subject: agent, actionHash: H, tokenSha256: TOKEN, ...over } }, ms);
+const consume = (over: Partial<{ subject: typeof agent; actionHash: string; tokenSha256: string; service: ServiceName | undefined }> = {}, ms = 120_000) =>
+  cmd({ type: 'consume', data: { subject: agent, actionHash: H, tokenSha256: TOKEN, service: 'credential', ...over } }, ms);
 
 describe('approvals', () => {
   it('records a request with its expiry', () => {
-    spec([]).when(cmd({ type: 'request', data: { approvalId: 'ap1', requester: agent, action: 'payments.create', resourceType: 'payment', resourceId: 'p1', actionHash: H, ttlMs: 3600_000 } }, 0)).then([requested]);
+    spec([]).when(cmd({ type: 'request', data: { approvalId: 'ap1', requester: agent, action: 'payments.create', resourceType: 'payment', resourceId: 'p1', actionHash: H, service: 'credential', ttlMs: 3600_000 } }, 0)).then([requested]);
   });
 
   it('lets an authorized person approve, issuing a token that expires', () => {
@@ -46,5 +47,13 @@ describe('approvals', () => {
     spec([requested, approved]).when(consume({}, 16 * 60_000)).thenThrows('forbidden', 'expired');
     spec([requested]).when(consume()).thenThrows('forbidden', 'not valid');
     spec([requested, { type: 'policy.approval.rejected', data: { approvalId: 'ap1', approver: 'cfo' } }]).when(consume()).thenThrows('forbidden', 'not valid');
+  });
+
+  it('lets only the service the approval names redeem it (issue 10)', () => {
+    spec([requested, approved]).when(consume({ service: 'llm-router' })).thenThrows('forbidden', 'for the credential service');
+    spec([requested, approved]).when(consume({ service: undefined })).thenThrows('forbidden', 'for the credential service');
+    const { service: _service, ...unnamed } = (requested as { data: object }).data as { service?: string };
+    void _service;
+    spec([{ type: 'policy.approval.requested', data: unnamed } as ApprovalEvent, approved]).when(consume()).thenThrows('forbidden', 'for no service');
   });
 });

@@ -1,3 +1,4 @@
+import type { ServiceName } from '@palisade/contracts';
 import type { DomainEvent } from '@palisade/eventsourcing';
 
 export interface ApprovalSubject {
@@ -9,7 +10,17 @@ export interface ApprovalSubject {
 /** Stream `approval-<id>`. The token itself never appears: only its SHA-256. */
 export type ApprovalRequested = DomainEvent<
   'policy.approval.requested',
-  { approvalId: string; requester: ApprovalSubject; action: string; resourceType: string; resourceId?: string; actionHash: string; expiresAt: string }
+  {
+    approvalId: string;
+    requester: ApprovalSubject;
+    action: string;
+    resourceType: string;
+    resourceId?: string;
+    actionHash: string;
+    expiresAt: string;
+    /** The one service that may redeem it (absent in approvals recorded before: none may). */
+    service?: ServiceName;
+  }
 >;
 export type ApprovalGranted = DomainEvent<'policy.approval.approved', { approvalId: string; approver: string; tokenSha256: string; expiresAt: string }>;
 export type ApprovalRejected = DomainEvent<'policy.approval.rejected', { approvalId: string; approver: string; reason?: string }>;

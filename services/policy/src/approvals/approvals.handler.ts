@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
+import { newEventId, PalisadeError, type Principal, type ServiceName } from '@palisade/contracts';
 import { CommandHandler, foldEvents, streamName, toDomainEvent } from '@palisade/eventsourcing';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { PolicyEngine } from '../engine/policy-engine';
@@ -18,6 +18,8 @@ export interface ApprovalView {
   resourceType: string;
   resourceId?: string;
   actionHash: string;
+  /** The service that performs the action: it alone redeems the token. */
+  service?: ServiceName;
   expiresAt: string;
   approver?: string;
   tokenExpiresAt?: string;
@@ -29,7 +31,8 @@ const TOKEN = /^([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
 /**
  * Approvals of critical actions: requested by whoever wants to act (people or agents),
  * decided by another, authorized person, redeemed once by the requester with a token
- * bound to the exact action. Streams `approval-<tenant>/<id>`, so another tenant's
+ * bound to the exact action and to the one service the request names (the service that
+ * performs the action asks the decision that redeems it). Streams `approval-<tenant>/<id>`, so another tenant's
  * approval is simply not found.
  */
 @Injectable()
@@ -40,7 +43,7 @@ export class ApprovalsHandler {
     @Inject(POLICY_SETTINGS) private readonly settings: PolicySettings,
   ) {}
 
-  async request(principal: Principal, input: Pick<DecisionRequest, 'action' | 'resource' | 'parameters'>): Promise<ApprovalView> {
+  async request(principal: Principal, input: Pick<DecisionRequest, 'action' | 'resource' | 'parameters'> & { service: ServiceName }): Promise<ApprovalView> {
     const approvalId = newEventId();
     const requester = subjectOf(principal);
     const hash = actionHash({ tenantId: principal.tenantId, subject: requester, action: input.action, resource: input.resource, parameters: input.parameters });
@@ -53,6 +56,7 @@ export class ApprovalsHandler {
         resourceType: input.resource.type,
         ...(input.resource.id !== undefined ? { resourceId: input.resource.id } : {}),
         actionHash: hash,
+        service: input.service,
         ttlMs: this.settings.requestTtlMs,
       },
     });
@@ -85,14 +89,15 @@ export class ApprovalsHandler {
 
   /**
    * Redeem a token for the action being authorized. Refusals (replay, another action,
-   * another requester, expiry) are thrown as 'forbidden' with the reason.
+   * another requester, another service than the approval names, expiry) are thrown as
+   * 'forbidden' with the reason.
    */
   async consume(request: DecisionRequest, token: string, hash: string): Promise<void> {
     const match = TOKEN.exec(token);
     if (!match) throw new PalisadeError('forbidden', 'approval token is not valid');
     const [, approvalId, secret] = match;
     const actor = { tenantId: request.tenantId, type: request.subject.type, id: request.subject.id } as Principal;
-    await this.run(actor, approvalId, { type: 'consume', data: { subject: request.subject, actionHash: hash, tokenSha256: sha256(secret) } }, true);
+    await this.run(actor, approvalId, { type: 'consume', data: { subject: request.subject, actionHash: hash, tokenSha256: sha256(secret), service: request.askedBy } }, true);
   }
 
   /** An approver needs a rule allowing `approve` on the approval's action (resource type `approval`). */
@@ -141,6 +146,7 @@ function view(state: ApprovalState): ApprovalView {
     expiresAt: state.expiresAt!,
   };
   if (state.resourceId !== undefined) v.resourceId = state.resourceId;
+  if (state.service) v.service = state.service;
   if (state.approver) v.approver = state.approver;
   if (state.tokenExpiresAt) v.tokenExpiresAt = state.tokenExpiresAt;
   return v;

@@ -1,9 +1,10 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { SERVICE_NAMES } from '@palisade/contracts';
-import { ServiceCallers } from '@palisade/service-kit';
+import { callingService, ServiceCallers } from '@palisade/service-kit';
+import type { Request } from 'express';
 import { parse } from '../validation';
-import { batchRequestSchema, decisionRequestSchema } from './decisions.dto';
+import { askedByService, batchRequestSchema, decisionRequestSchema } from './decisions.dto';
 import { DecisionService } from './decisions.service';
 
 const REQUEST_EXAMPLE = {
@@ -11,13 +12,13 @@ const REQUEST_EXAMPLE = {
   subject: { type: 'agent', id: 'helper', actingFor: 'alice' },
   action: 'read',
   resource: { type: 'document', id: 'd-1', attributes: { department: 'finance', classification: 'internal' }, fields: ['title', 'iban'] },
-  explain: true,
 };
 
 /**
  * Decisions for the other services over HTTPS with a client certificate (NATS
  * request-reply is answered by DecisionsRpc). The tenant is the caller's statement
- * about its own principal; people ask through their service, never directly.
+ * about its own principal; people ask through their service, never directly. A
+ * service never gets `explain` details (ignored), and redeems only approvals that name it.
  */
 @ApiTags('decisions')
 @Controller('v1/authorize')
@@ -27,11 +28,11 @@ export class DecisionsController {
   @Post()
   @HttpCode(200)
   @ServiceCallers(...SERVICE_NAMES)
-  @ApiOperation({ summary: 'One decision: allow, deny or requires_approval, with readable/masked fields and (explain) the deciding rule and attributes' })
+  @ApiOperation({ summary: 'One decision: allow, deny or requires_approval, with readable/masked fields (explain is ignored: not for services)' })
   @ApiBody({ schema: { example: REQUEST_EXAMPLE } })
-  @ApiOkResponse({ description: '{ decision, rule, reason, fields?, actionHash?, explain? }' })
-  authorize(@Body() body: unknown) {
-    return this.decisions.authorize(parse(decisionRequestSchema, body));
+  @ApiOkResponse({ description: '{ decision, rule, reason, fields?, actionHash? }' })
+  authorize(@Req() req: Request, @Body() body: unknown) {
+    return this.decisions.authorize(askedByService(parse(decisionRequestSchema, body), callingService(req)));
   }
 
   @Post('batch')
@@ -39,7 +40,8 @@ export class DecisionsController {
   @ServiceCallers(...SERVICE_NAMES)
   @ApiOperation({ summary: 'Up to 1000 decisions in one call, answered in order' })
   @ApiBody({ schema: { example: { requests: [REQUEST_EXAMPLE] } } })
-  async batch(@Body() body: unknown) {
-    return { decisions: await this.decisions.authorizeBatch(parse(batchRequestSchema, body).requests) };
+  async batch(@Req() req: Request, @Body() body: unknown) {
+    const caller = callingService(req);
+    return { decisions: await this.decisions.authorizeBatch(parse(batchRequestSchema, body).requests.map((r) => askedByService(r, caller))) };
   }
 }

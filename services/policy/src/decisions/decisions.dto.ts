@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { ServiceName } from '@palisade/contracts';
+import type { DecisionRequest } from '../model/policy.model';
 import { attributesSchema, boundedObject, idSchema, nameSchema, tenantIdSchema } from '../validation';
 
 export const MAX_BATCH = 1000;
@@ -29,3 +31,14 @@ export const batchRequestSchema = z.strictObject({
 });
 
 export type DecisionRequestDto = z.infer<typeof decisionRequestSchema>;
+
+/**
+ * A decision request as a service asks it: never with `explain` (which rule decided and
+ * every attribute it read are for the tenant's policy administrators, not for the
+ * services acting on the decision), and stamped with the asking service.
+ */
+export function askedByService(request: DecisionRequestDto, service: ServiceName | undefined): DecisionRequest {
+  const { explain: _explain, ...rest } = request;
+  void _explain;
+  return service ? { ...rest, askedBy: service } : rest;
+}

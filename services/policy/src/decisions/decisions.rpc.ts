@@ -3,7 +3,7 @@ import { rpcSubject } from '@palisade/contracts';
 import { serveRpc, type RpcServer } from '@palisade/nats';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { parse } from '../validation';
-import { batchRequestSchema, decisionRequestSchema } from './decisions.dto';
+import { askedByService, batchRequestSchema, decisionRequestSchema } from './decisions.dto';
 import { DecisionService } from './decisions.service';
 
 export const AUTHORIZE_SUBJECT = rpcSubject('policy', 'authorize');
@@ -15,6 +15,7 @@ export const AUTHORIZE_BATCH_SUBJECT = rpcSubject('policy', 'authorize-batch');
  * platform's mTLS connection, not through Nest's per-message pipeline: the hot path of
  * every other service. Same wire format, validation (a `validation` error naming the
  * field), coded errors and a SERVER span per request, child of the caller's trace.
+ * The asking service is the one whose inbox the reply goes to; it never gets `explain`.
  */
 @Injectable()
 export class DecisionsRpc {
@@ -30,9 +31,9 @@ export class DecisionsRpc {
         tracer: p.options.tracer,
         logger: p.logger,
         handlers: {
-          [AUTHORIZE_SUBJECT]: (payload) => this.decisions.decide(parse(decisionRequestSchema, payload)),
-          [AUTHORIZE_BATCH_SUBJECT]: (payload) => {
-            const decisions = this.decisions.decideBatch(parse(batchRequestSchema, payload).requests);
+          [AUTHORIZE_SUBJECT]: (payload, _subject, caller) => this.decisions.decide(askedByService(parse(decisionRequestSchema, payload), caller)),
+          [AUTHORIZE_BATCH_SUBJECT]: (payload, _subject, caller) => {
+            const decisions = this.decisions.decideBatch(parse(batchRequestSchema, payload).requests.map((r) => askedByService(r, caller)));
             return decisions instanceof Promise ? decisions.then((d) => ({ decisions: d })) : { decisions };
           },
         },

@@ -1,3 +1,4 @@
+import type { ServiceName } from '@palisade/contracts';
 /**
  * The policy language of a tenant: roles with inheritance, assignments, rules with
  * ABAC conditions and field effects, attribute definitions, tool allowlists and
@@ -110,6 +111,12 @@ export interface DecisionRequest {
   /** One-time approval token for a critical action. */
   approvalToken?: string;
   explain?: boolean;
+  /**
+   * The service that asked (its client certificate, or the inbox its NATS reply goes
+   * to), set at the edge, never read from the request body: an approval token is
+   * redeemed only for the service the approval names.
+   */
+  askedBy?: ServiceName;
 }
 
 export type DecisionOutcome = 'allow' | 'deny' | 'requires_approval';
