@@ -42,7 +42,7 @@ import { UsersService } from './users/users.service';
     },
     { provide: SignInService, useFactory: (rt: AuthRuntime, providers: IdentityProvidersService) => new SignInService(rt, providers), inject: [AUTH_RUNTIME, IdentityProvidersService] },
     { provide: SessionsService, useFactory: (rt: AuthRuntime) => new SessionsService(rt), inject: [AUTH_RUNTIME] },
-    { provide: UsersService, useFactory: (rt: AuthRuntime) => new UsersService(rt), inject: [AUTH_RUNTIME] },
+    { provide: UsersService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new UsersService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
     { provide: MfaService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new MfaService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
     { provide: ApiKeysService, useFactory: (rt: AuthRuntime) => new ApiKeysService(rt), inject: [AUTH_RUNTIME] },
     {

@@ -19,6 +19,7 @@ import { tenantDecider } from './tenants/tenants.decider';
 import { TenantsProjection, TenantsRepository } from './tenants/tenants.repository';
 import { userDecider } from './users/users.decider';
 import { UsersProjection, UsersRepository } from './users/users.repository';
+import { SerializedStreams } from './users/user-streams';
 
 export const AUTH_RUNTIME = Symbol('auth.runtime');
 
@@ -75,7 +76,7 @@ export class AuthRuntime {
       tenants: new CommandHandler(store, tenantDecider, { eventContext, projections: [new TenantsProjection()] }),
       identityProviders: new CommandHandler(store, identityProviderDecider, { eventContext, projections: [new IdentityProvidersProjection()] }),
       apiKeys: new CommandHandler(store, apiKeyDecider, { eventContext, projections: [new ApiKeysProjection(), revocations] }),
-      users: new CommandHandler(store, userDecider, { eventContext, projections: [new UsersProjection(), new SessionsProjection(), new MfaProjection(), revocations] }),
+      users: new CommandHandler(new SerializedStreams(store, (tx, streamId) => this.usersRepo.lockStream(tx, streamId)), userDecider, { eventContext, projections: [new UsersProjection(), new SessionsProjection(), new MfaProjection(), revocations] }),
     };
   }
 

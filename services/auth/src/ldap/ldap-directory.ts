@@ -22,8 +22,16 @@ const unreachable = () => new PalisadeError('unavailable', 'the directory does n
  * the user (filters built from objects, so every value is escaped as RFC 4515 says), the
  * user's own bind checks the password on a separate connection, then the groups listing
  * the user's DN are read (and, for nested groups, the groups listing those). Returns undefined for any wrong credential.
+ * `beforeBind` learns the entry the search found (its DN and user attribute as the
+ * directory spells them) before the password is tried; it may refuse by throwing.
  */
-export async function authenticate(settings: LdapSettings, bindPassword: string, username: string, password: string): Promise<DirectoryUser | undefined> {
+export async function authenticate(
+  settings: LdapSettings,
+  bindPassword: string,
+  username: string,
+  password: string,
+  beforeBind?: (entry: Pick<DirectoryUser, 'dn' | 'uid'>) => Promise<void>,
+): Promise<DirectoryUser | undefined> {
   // An empty password is an unauthenticated bind (RFC 4513 5.1.2): it would "succeed".
   if (password.length === 0 || username.length === 0) return undefined;
   const service = await connect(settings);
@@ -41,11 +49,13 @@ export async function authenticate(settings: LdapSettings, bindPassword: string,
       });
     if (users.searchEntries.length !== 1) return undefined;
     const entry = users.searchEntries[0];
+    const uid = first(entry[settings.userAttribute]) ?? username;
+    await beforeBind?.({ dn: entry.dn, uid });
     if (!(await bindsAs(settings, entry.dn, password))) return undefined;
     const groups = await groupsOf(service, settings, entry.dn);
     return {
       dn: entry.dn,
-      uid: first(entry[settings.userAttribute]) ?? username,
+      uid,
       ...optional('email', first(entry.mail)),
       ...optional('displayName', first(entry.displayName) ?? first(entry.cn)),
       groups,

@@ -1,17 +1,18 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { buildEvent, ConcurrencyError, PalisadeError, type Actor } from '@palisade/contracts';
-import { streamName } from '@palisade/eventsourcing';
+import { streamName, type DomainEvent, type Transaction } from '@palisade/eventsourcing';
 import type { AuthRuntime } from '../auth.runtime';
 import { ALL_AUDIENCES, newRefreshToken, scopesOf } from '../sessions/token-issuer';
 import type { LdapSettings } from '../identity-providers/identity-providers.events';
 import type { IdentityProvidersService } from '../identity-providers/identity-providers.service';
 import { authenticate, rolesOf } from '../ldap/ldap-directory';
-import { issueChallenge } from '../mfa/mfa-challenge';
+import { issueChallenge, secondFactorStep } from '../mfa/mfa-challenge';
 import type { TenantRow } from '../tenants/tenants.repository';
+import { throttledSignIn } from '../users/users.decider';
 import type { SignInMethod } from '../users/users.events';
 import { normalizeUsername, type UserRow } from '../users/users.repository';
-import { throttleKey } from './throttle.repository';
+import { throttleKey, type ThrottleClaim } from './throttle.repository';
 
 export interface SignInRequest {
   tenantId: string;
@@ -50,6 +51,30 @@ export interface CompletedSignIn {
 
 const accountKeyOf = (tenantId: string, username: string) => throttleKey('account', tenantId, normalizeUsername(username));
 
+/** A lock a failure set: on the account, or on the source address. */
+export interface Lockout {
+  scope: 'account' | 'address';
+  failures: number;
+  until: string;
+}
+
+/** One credential check, reserved in the lockout before it runs. */
+export interface Attempt {
+  claims: ThrottleClaim[];
+  /** Set when this attempt reached the threshold and locked (recorded if the credential turns out wrong). */
+  lockout?: Lockout;
+}
+
+/** Who is trying: the account as resolved (its own name, or for an unknown one the name as typed). */
+export interface AttemptOf {
+  tenantId: string;
+  accountName: string;
+  /** The local account, when there is one: a refused attempt is recorded for it. */
+  userId?: string;
+  method: SignInMethod;
+  sourceAddress: string;
+}
+
 function lockedOut(until: Date, now: Date): PalisadeError {
   const retryAfter = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
   return new PalisadeError('rate_limited', `too many failed sign-ins: retry in ${retryAfter} s`, { retryAfterSec: retryAfter });
@@ -69,27 +94,20 @@ export class SignInService {
   ) {}
 
   async signIn(r: SignInRequest, now = new Date()): Promise<TokenResponse | MfaChallengeResponse> {
-    const accountKey = accountKeyOf(r.tenantId, r.username);
-    const addressKey = throttleKey('address', r.sourceAddress);
-    const { tenant, user, lockedUntil } = await this.rt.read(async (tx) => ({
+    const { tenant, user } = await this.rt.read(async (tx) => ({
       tenant: await this.rt.tenantsRepo.find(tx, r.tenantId),
       user: await this.rt.usersRepo.findByUsername(tx, r.tenantId, r.username),
-      lockedUntil: await this.rt.throttle.lockedUntil(tx, [accountKey, addressKey], now),
     }));
     const account = tenant ? user : undefined;
-    if (lockedUntil) {
-      if (account) await this.rt.users.handle(streamName('user', `${r.tenantId}.${account.id}`), { type: 'RecordThrottledSignIn', data: { userId: account.id, method: 'password', sourceAddress: r.sourceAddress }, metadata: this.meta(r.tenantId, account.id, now) });
-      throw lockedOut(lockedUntil, now);
-    }
+    const attempt = await this.reserveAttempt({ tenantId: r.tenantId, accountName: account?.username ?? r.username, ...(account ? { userId: account.id } : {}), method: 'password', sourceAddress: r.sourceAddress }, now);
     const valid = account?.passwordHash ? await this.rt.hasher.verify(r.password, account.passwordHash) : await this.rt.hasher.verifyDecoy(r.password);
 
     if (!valid) {
-      const lockout = await this.countFailure(r.tenantId, r.username, r.sourceAddress, now);
-      if (account) await this.recordFailure(r.tenantId, account.id, 'password', r.sourceAddress, now, lockout);
+      if (account) await this.recordFailure(r.tenantId, account.id, 'password', r.sourceAddress, now, attempt.lockout);
       else if (tenant) await this.recordUnknownAccount(r.tenantId, r.username, 'password', r.sourceAddress, now);
       throw INVALID();
     }
-
+    await this.releaseAttempt(attempt);
     return this.proceed(tenant!, account!, { tenantId: r.tenantId, method: 'password', audience: r.audience, sourceAddress: r.sourceAddress, password: r.password }, now);
   }
 
@@ -97,20 +115,28 @@ export class SignInService {
    * LDAP / Active Directory sign-in through one of the tenant's providers: the directory
    * checks the password; the account is provisioned (or its roles updated) from the
    * user's groups; then, as for passwords, the second factor if any, and the tokens.
-   * Failures count in the same lockout.
+   * Attempts are reserved in the same lockout, on the directory entry the search found
+   * (the account `<provider>:<uid>` as the directory spells it, whatever spelling was
+   * typed), before the directory checks the password.
    */
   async signInWithLdap(r: SignInRequest & { providerId: string }, now = new Date()): Promise<TokenResponse | MfaChallengeResponse> {
     const provider = await this.providers.withSecret(r.tenantId, r.providerId, 'ldap');
-    const username = `${r.providerId}:${r.username}`;
-    await this.assertNotLocked(r.tenantId, username, r.sourceAddress, now);
-    const found = await authenticate(provider.settings.ldap, provider.secret, r.username, r.password);
+    let attempt: Attempt | undefined;
+    let account: UserRow | undefined;
+    let accountName = `${r.providerId}:${r.username}`;
+    const found = await authenticate(provider.settings.ldap, provider.secret, r.username, r.password, async (entry) => {
+      accountName = `${r.providerId}:${entry.uid}`;
+      account = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, r.tenantId, accountName));
+      attempt = await this.reserveAttempt({ tenantId: r.tenantId, accountName, ...(account ? { userId: account.id } : {}), method: 'ldap', sourceAddress: r.sourceAddress }, now);
+    });
     if (!found) {
-      const lockout = await this.countFailure(r.tenantId, username, r.sourceAddress, now);
-      const account = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, r.tenantId, username));
-      if (account) await this.recordFailure(r.tenantId, account.id, 'ldap', r.sourceAddress, now, lockout);
-      else await this.recordUnknownAccount(r.tenantId, username, 'ldap', r.sourceAddress, now);
+      // No entry (or no password): nothing was checked, but the attempt counts all the same.
+      attempt ??= await this.reserveAttempt({ tenantId: r.tenantId, accountName, method: 'ldap', sourceAddress: r.sourceAddress }, now);
+      if (account) await this.recordFailure(r.tenantId, account.id, 'ldap', r.sourceAddress, now, attempt.lockout);
+      else await this.recordUnknownAccount(r.tenantId, accountName, 'ldap', r.sourceAddress, now);
       throw INVALID();
     }
+    if (attempt) await this.releaseAttempt(attempt);
     return this.signInExternal({ ...r, method: 'ldap', externalId: found.uid, groups: found.groups, settings: provider.settings.ldap, ...(found.email ? { email: found.email } : {}) }, now);
   }
 
@@ -139,11 +165,10 @@ export class SignInService {
     now: Date,
   ): Promise<TokenResponse | MfaChallengeResponse> {
     const audience = s.audience?.length ? s.audience : ALL_AUDIENCES;
-    // A second factor is needed: enrolled, or mandatory in the tenant (then enrolment first).
-    // OIDC and SAML sign-ins bring the identity provider's own (its policy, not ours).
-    const ours = s.method === 'password' || s.method === 'ldap';
-    if (ours && account.status === 'active' && (account.mfaEnrolled || tenant.mfaRequired)) {
-      const purpose = account.mfaEnrolled ? 'verify' : 'enrol';
+    // A second factor is needed: enrolled, or mandatory in the tenant (then enrolment first;
+    // for OIDC and SAML too). Otherwise OIDC and SAML rely on the identity provider's own.
+    const purpose = account.status === 'active' ? secondFactorStep(s.method, account, tenant) : undefined;
+    if (purpose) {
       const { token, expiresIn } = await issueChallenge(this.rt, { tenantId: s.tenantId, userId: account.id, purpose, audience, method: s.method }, now);
       return { status: purpose === 'verify' ? 'mfa_required' : 'mfa_enrolment_required', mfaToken: token, expiresIn };
     }
@@ -230,7 +255,36 @@ export class SignInService {
   }
 
   /**
-   * One more failure (password or second factor) for the account and the source address,
+   * Reserve one credential check for the account and the source address, atomically in
+   * PostgreSQL, before it runs: it counts as a failure until released. While either is
+   * locked the answer is 429 without a check, and for a local account the refusal is
+   * recorded (`reason: throttled`) in the transaction that found the lock.
+   */
+  async reserveAttempt(a: AttemptOf, now: Date): Promise<Attempt> {
+    const c = this.rt.config;
+    const policy = { baseSec: c.AUTH_LOCKOUT_BASE_SEC, maxSec: c.AUTH_LOCKOUT_MAX_SEC };
+    const claims: ThrottleClaim[] = [
+      { key: accountKeyOf(a.tenantId, a.accountName), policy: { ...policy, threshold: c.AUTH_LOCKOUT_THRESHOLD } },
+      { key: throttleKey('address', a.sourceAddress), policy: { ...policy, threshold: c.AUTH_ADDRESS_LOCKOUT_THRESHOLD } },
+    ];
+    const reservation = await this.rt.read(async (tx) => {
+      const got = await this.rt.throttle.reserve(tx, claims, now);
+      if (!got.granted && a.userId) await this.appendAttempt(tx, a.tenantId, a.userId, throttledSignIn(a.userId, a.method, a.sourceAddress), now);
+      return got;
+    });
+    if (!reservation.granted) throw lockedOut(reservation.lockedUntil, now);
+    const lock = reservation.lockedNow;
+    return lock ? { claims, lockout: { scope: lock.claim === 0 ? 'account' : 'address', failures: lock.failures, until: lock.lockedUntil.toISOString() } } : { claims };
+  }
+
+  /** The credential was good: the reserved attempt is no failure, and a lock it set is lifted. */
+  async releaseAttempt(attempt: Attempt): Promise<void> {
+    const l = attempt.lockout;
+    await this.rt.read((tx) => this.rt.throttle.release(tx, attempt.claims, l && { claim: l.scope === 'account' ? 0 : 1, lockedUntil: new Date(l.until) }));
+  }
+
+  /**
+   * One more failure (second factor) for the account and the source address,
    * in the table every auth instance shares; returns the lockout it caused, if any.
    */
   async countFailure(tenantId: string, username: string, sourceAddress: string, now: Date): Promise<{ scope: 'account' | 'address'; failures: number; until: string } | undefined> {
@@ -255,7 +309,8 @@ export class SignInService {
     return { tenantId, actor, now };
   }
 
-  private async recordFailure(tenantId: string, userId: string, method: SignInMethod, sourceAddress: string, now: Date, lockout?: { scope: 'account' | 'address'; failures: number; until: string }) {
+  /** A wrong credential of a local account, on the user's stream, with the lock it caused if any. */
+  async recordFailure(tenantId: string, userId: string, method: SignInMethod, sourceAddress: string, now: Date, lockout?: Lockout) {
     await this.rt.users.handle(streamName('user', `${tenantId}.${userId}`), {
       type: 'RecordSignIn',
       data: { userId, method, sessionId: '-', sessionExpiresAt: now.toISOString(), sourceAddress, credentialsValid: false, mfa: false, ...(lockout ? { lockout } : {}) },
@@ -265,18 +320,22 @@ export class SignInService {
 
   /** A failure for an account that does not exist: recorded under a digest of the name, the name itself only as personal data. */
   private async recordUnknownAccount(tenantId: string, username: string, method: SignInMethod, sourceAddress: string, now: Date): Promise<void> {
-    const r = { tenantId, username, sourceAddress };
-    const digest = createHash('sha256').update(`${r.tenantId}\u0000${r.username.toLowerCase()}`).digest('hex').slice(0, 32);
+    const digest = createHash('sha256').update(`${tenantId}\u0000${username.toLowerCase()}`).digest('hex').slice(0, 32);
+    const subjectId = `unknown-${digest}`;
+    const event = { type: 'auth.user.sign-in-failed', data: { userId: null, method, reason: 'bad_credentials' }, personal: { subjectId, data: { username, sourceAddress } } };
+    await this.rt.read((tx) => this.appendAttempt(tx, tenantId, subjectId, event, now));
+  }
+
+  /**
+   * An attempt that changes no account (a refusal while locked, a failure of an unknown
+   * account) is a stream of its own, `sign-in-attempt-<tenant>.<event id>`: parallel
+   * attempts never append to one stream, so they never conflict.
+   */
+  private async appendAttempt(tx: Transaction, tenantId: string, actorId: string, e: DomainEvent, now: Date): Promise<void> {
     const event = buildEvent(
       { ...this.rt.platform.eventContext, now: () => now },
-      {
-        type: 'auth.user.sign-in-failed',
-        tenantId: r.tenantId,
-        actor: { type: 'user', id: `unknown-${digest}` },
-        data: { userId: null, method, reason: 'bad_credentials' },
-        personal: { subjectId: `unknown-${digest}`, data: { username: r.username, sourceAddress: r.sourceAddress } },
-      },
+      { type: e.type, tenantId, actor: { type: 'user', id: actorId }, data: e.data, ...(e.personal ? { personal: e.personal } : {}) },
     );
-    await this.rt.store.inTransaction((tx) => this.rt.store.appendToStream(tx, `sign-in-attempts-${r.tenantId}`, [event], 'any'));
+    await this.rt.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${event.id}`), [event], 0);
   }
 }

@@ -1,5 +1,6 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { parse, requireScope } from '../validation';
@@ -60,9 +61,9 @@ export class UsersController {
 
   @Post('me/password')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Change one’s own password under the tenant’s policy (length, classes, history)' })
-  async changePassword(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
+  @ApiOperation({ summary: 'Change one’s own password under the tenant’s policy (length, classes, history); the current password counts in the lockout (401 wrong, 429 locked out); the user’s other sessions end' })
+  async changePassword(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Req() req: Request) {
     const input = parse(changePasswordBody, body);
-    await this.users.changeOwnPassword(principal, input.currentPassword, input.newPassword);
+    await this.users.changeOwnPassword(principal, input.currentPassword, input.newPassword, req.socket.remoteAddress ?? 'unknown');
   }
 }

@@ -22,7 +22,8 @@ export type UserCommand =
   | Command<'SetRoles', { userId: string; roles: string[] }>
   /** The platform operator grants or withdraws the platform auditor role (withdrawing ends the sessions). */
   | Command<'SetPlatformAuditor', { userId: string; granted: boolean }>
-  | Command<'ChangePassword', { userId: string; by: 'self' | 'admin'; problems: string[]; reused: boolean; historySize: number; expiresAt: string | null }>
+  /** A change by the user themselves ends their other open sessions (`keepSessionId`: the one they changed it from). */
+  | Command<'ChangePassword', { userId: string; by: 'self' | 'admin'; problems: string[]; reused: boolean; historySize: number; expiresAt: string | null; keepSessionId?: string }>
   | Command<
       'RecordSignIn',
       {
@@ -43,7 +44,6 @@ export type UserCommand =
   | Command<'RecordMfaFailure', { userId: string; method: SignInMethod; sourceAddress?: string; lockout?: { scope: 'account' | 'address'; failures: number; until: string } }>
   | Command<'EnrolMfa', { userId: string; method: MfaMethod; recoveryCodes: number }>
   | Command<'ResetMfa', { userId: string }>
-  | Command<'RecordThrottledSignIn', { userId: string; method: SignInMethod; sourceAddress?: string }>
   | Command<'SignOut', { userId: string; sessionId: string }>
   | Command<'RevokeSession', { userId: string; sessionId: string; reason: SessionRevocationReason }>
   | Command<'RevokeAllSessions', { userId: string }>
@@ -76,6 +76,15 @@ function openSessions(state: UserState, now: Date): string[] {
     .map(([id]) => id);
 }
 
+/**
+ * A sign-in refused while the account or the address is locked: no credential was
+ * checked and the account does not change, so it is not a command on the user's stream
+ * (the lockout records it on a stream of its own, see SignInService.reserveAttempt).
+ */
+export function throttledSignIn(userId: string, method: SignInMethod, sourceAddress?: string): UserEvent {
+  return { type: 'auth.user.sign-in-failed', data: { userId, method, reason: 'throttled' }, ...personal(userId, sourceAddress) };
+}
+
 export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
   initialState: () => ({ exists: false, status: 'active', roles: [], mfa: false, passwordExpiresAt: null, sessions: {} }),
 
@@ -103,9 +112,12 @@ export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
         if (command.data.reused) {
           throw new PalisadeError('validation', `password: must differ from the last ${command.data.historySize} passwords`);
         }
-        return [{ type: 'auth.user.password-changed', data: { userId: data.userId, by: command.data.by, expiresAt: command.data.expiresAt } }];
-      case 'RecordThrottledSignIn':
-        return [{ type: 'auth.user.sign-in-failed', data: { userId: data.userId, method: command.data.method, reason: 'throttled' }, ...personal(data.userId, command.data.sourceAddress) }];
+        return [
+          { type: 'auth.user.password-changed', data: { userId: data.userId, by: command.data.by, expiresAt: command.data.expiresAt } },
+          ...(command.data.by === 'self' ? openSessions(state, command.metadata.now).filter((id) => id !== command.data.keepSessionId) : []).map(
+            (sessionId): UserEvent => ({ type: 'auth.user.session-revoked', data: { userId: data.userId, sessionId, reason: 'password_changed' } }),
+          ),
+        ];
       case 'RecordSignIn': {
         const c = command.data;
         const failed = (reason: 'bad_credentials' | 'disabled' | 'password_expired' | 'mfa_failed'): UserEvent[] => {

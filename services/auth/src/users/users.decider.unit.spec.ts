@@ -1,5 +1,5 @@
 import { DeciderSpecification } from '@palisade/eventsourcing';
-import { userDecider, type UserCommand } from './users.decider';
+import { throttledSignIn, userDecider, type UserCommand } from './users.decider';
 import type { UserEvent } from './users.events';
 
 const given = DeciderSpecification.for(userDecider);
@@ -82,6 +82,32 @@ describe('user decider', () => {
   it('refuses a new password that breaks the policy or repeats a recent one', () => {
     given(registered).when(cmd('ChangePassword', { userId: 'u-1', by: 'self', problems: ['must be at least 12 characters'], reused: false, historySize: 5, expiresAt: null })).thenThrows('validation', 'at least 12');
     given(registered).when(cmd('ChangePassword', { userId: 'u-1', by: 'self', problems: [], reused: true, historySize: 5, expiresAt: null })).thenThrows('validation', 'last 5 passwords');
+  });
+
+  it('ends the other open sessions when users change their own password, and keeps the one they changed it from', () => {
+    const second: UserEvent = { ...signedIn, data: { ...signedIn.data, sessionId: 's-2' } } as UserEvent;
+    const expired: UserEvent = { ...signedIn, data: { ...signedIn.data, sessionId: 's-0', sessionExpiresAt: '2025-12-31T00:00:00.000Z' } } as UserEvent;
+    const change = { userId: 'u-1', by: 'self' as const, problems: [], reused: false, historySize: 5, expiresAt: null };
+    const changed: UserEvent = { type: 'auth.user.password-changed', data: { userId: 'u-1', by: 'self', expiresAt: null } };
+    given([...registered, expired, signedIn, second])
+      .when(cmd('ChangePassword', { ...change, keepSessionId: 's-2' }))
+      .then([changed, { type: 'auth.user.session-revoked', data: { userId: 'u-1', sessionId: 's-1', reason: 'password_changed' } }]);
+    // Without a session of its own (an API key's token), every open session ends.
+    given([...registered, signedIn, second])
+      .when(cmd('ChangePassword', change))
+      .then([
+        changed,
+        { type: 'auth.user.session-revoked', data: { userId: 'u-1', sessionId: 's-1', reason: 'password_changed' } },
+        { type: 'auth.user.session-revoked', data: { userId: 'u-1', sessionId: 's-2', reason: 'password_changed' } },
+      ]);
+  });
+
+  it('records a refusal while locked out as a throttled failure, source address only in `personal`', () => {
+    expect(throttledSignIn('u-1', 'ldap', '10.0.0.9')).toEqual({
+      type: 'auth.user.sign-in-failed',
+      data: { userId: 'u-1', method: 'ldap', reason: 'throttled' },
+      personal: { subjectId: 'u-1', data: { sourceAddress: '10.0.0.9' } },
+    });
   });
 
   it('signs out an open session once, and revokes sessions it knows', () => {

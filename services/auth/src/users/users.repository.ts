@@ -1,4 +1,4 @@
-import type { EventEnvelope } from '@palisade/contracts';
+import { PalisadeError, type EventEnvelope } from '@palisade/contracts';
 import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 
@@ -25,10 +25,32 @@ interface Row {
 const toUser = (r: Row): UserRow => ({ tenantId: r.tenant_id, id: r.id, username: r.username, status: r.status, roles: r.roles, passwordHash: r.password_hash, mfaEnrolled: r.mfa_enrolled });
 const COLUMNS = 'tenant_id, id, username, status, roles, password_hash, mfa_enrolled';
 
+/** The unique constraints of `users` and the field each one protects. */
+const UNIQUE_FIELDS: Record<string, string> = { users_tenant_id_username_key: 'username', users_pkey: 'userId' };
+
+/**
+ * A unique violation on `users` is a conflict naming the field (409): two registrations
+ * of one username raced past the check before the insert. Only the field is told: never
+ * the value, the statement or its parameters (the driver error carries all three).
+ */
+function conflictOf(error: unknown): PalisadeError | undefined {
+  const pg = error as { code?: string; constraint?: string };
+  const field = pg.code === '23505' && pg.constraint ? UNIQUE_FIELDS[pg.constraint] : undefined;
+  return field ? new PalisadeError('conflict', `${field} is taken`, { field }) : undefined;
+}
+
 /** Usernames compare case-insensitively. */
 export const normalizeUsername = (username: string) => username.normalize('NFKC').toLowerCase();
 
 export class UsersRepository {
+  /**
+   * Commands on one user's stream wait for each other (a lock held until the transaction
+   * ends) instead of racing to append and failing with a concurrency error.
+   */
+  async lockStream(tx: Transaction, streamId: string): Promise<void> {
+    await sqlOf(tx).query(`SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))`, [streamId]);
+  }
+
   async findByUsername(tx: Transaction, tenantId: string, username: string): Promise<UserRow | undefined> {
     const rows: Row[] = await sqlOf(tx).query(`SELECT ${COLUMNS} FROM users WHERE tenant_id = $1 AND username = $2`, [tenantId, normalizeUsername(username)]);
     return rows[0] && toUser(rows[0]);
@@ -82,7 +104,9 @@ export class UsersProjection implements InlineProjection {
       const d = e.data as Record<string, unknown>;
       if (e.type === 'auth.user.registered') {
         const username = normalizeUsername(String(e.personal?.data.username ?? ''));
-        await sql.query(`INSERT INTO users (tenant_id, id, username, status, roles) VALUES ($1, $2, $3, 'active', $4)`, [e.tenantId, d.userId, username, d.roles]);
+        await sql.query(`INSERT INTO users (tenant_id, id, username, status, roles) VALUES ($1, $2, $3, 'active', $4)`, [e.tenantId, d.userId, username, d.roles]).catch((error: unknown) => {
+          throw conflictOf(error) ?? error;
+        });
       } else if (e.type === 'auth.user.password-changed') {
         await sql.query(`UPDATE users SET password_expires_at = $3 WHERE tenant_id = $1 AND id = $2`, [e.tenantId, d.userId, d.expiresAt]);
       } else if (e.type === 'auth.user.roles-changed') {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { PalisadeError, type Actor, type Principal } from '@palisade/contracts';
 import { streamName, type Transaction } from '@palisade/eventsourcing';
 import type { AuthRuntime } from '../auth.runtime';
+import type { SignInService } from '../sign-in/sign-in.service';
 import { passwordProblems } from '../tenants/tenants.decider';
 import type { PasswordPolicy } from '../tenants/tenants.events';
 
@@ -13,14 +14,17 @@ function expiryOf(policy: PasswordPolicy, now: Date): string | null {
 
 /** Local accounts: registration by an administrator, password changes under the tenant's policy, revocation. */
 export class UsersService {
-  constructor(private readonly rt: AuthRuntime) {}
+  constructor(
+    private readonly rt: AuthRuntime,
+    private readonly lockout: Pick<SignInService, 'reserveAttempt' | 'releaseAttempt' | 'recordFailure'>,
+  ) {}
 
   async register(tenantId: string, actor: Actor, input: { username: string; email?: string; password: string; roles: string[] }) {
     const policy = await this.policyOf(tenantId);
     const problems = passwordProblems(input.password, policy);
     if (problems.length > 0) throw new PalisadeError('validation', `password: ${problems.join('; ')}`);
     const taken = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, input.username));
-    if (taken) throw new PalisadeError('conflict', 'username is taken');
+    if (taken) throw new PalisadeError('conflict', 'username is taken', { field: 'username' });
     const userId = randomUUID();
     const hash = await this.rt.hasher.hash(input.password);
     const now = new Date();
@@ -37,13 +41,21 @@ export class UsersService {
     return { userId };
   }
 
-  /** The caller changes their own password: the current one is required, and recent ones may not come back. */
-  async changeOwnPassword(principal: Principal, current: string, next: string): Promise<void> {
+  /**
+   * The caller changes their own password: the current one is required (its check is an
+   * attempt the lockout reserves and counts, like a sign-in's), recent ones may not come
+   * back, and the user's other sessions end.
+   */
+  async changeOwnPassword(principal: Principal, current: string, next: string, sourceAddress: string): Promise<void> {
     if (principal.type !== 'user') throw new PalisadeError('forbidden', 'only users have passwords');
     const user = await this.rt.read((tx) => this.rt.usersRepo.findById(tx, principal.tenantId, principal.id));
-    if (!user?.passwordHash || !(await this.rt.hasher.verify(current, user.passwordHash))) {
+    if (!user?.passwordHash) throw new PalisadeError('unauthenticated', 'current password is wrong');
+    const attempt = await this.lockout.reserveAttempt({ tenantId: principal.tenantId, accountName: user.username, userId: user.id, method: 'password', sourceAddress }, new Date());
+    if (!(await this.rt.hasher.verify(current, user.passwordHash))) {
+      await this.lockout.recordFailure(principal.tenantId, user.id, 'password', sourceAddress, new Date(), attempt.lockout);
       throw new PalisadeError('unauthenticated', 'current password is wrong');
     }
+    await this.lockout.releaseAttempt(attempt);
     const policy = await this.policyOf(principal.tenantId);
     const history = await this.rt.read((tx) => this.rt.usersRepo.passwordHistory(tx, principal.tenantId, principal.id, Math.max(1, policy.historySize)));
     let reused = false;
@@ -55,7 +67,7 @@ export class UsersService {
       userStream(principal.tenantId, principal.id),
       {
         type: 'ChangePassword',
-        data: { userId: principal.id, by: 'self', problems, reused, historySize: policy.historySize, expiresAt: expiryOf(policy, now) },
+        data: { userId: principal.id, by: 'self', problems, reused, historySize: policy.historySize, expiresAt: expiryOf(policy, now), ...(principal.sessionId ? { keepSessionId: principal.sessionId } : {}) },
         metadata: { tenantId: principal.tenantId, actor: { type: 'user', id: principal.id }, now },
       },
       undefined,
