@@ -195,6 +195,15 @@ export class RecordsRepository {
     return rows.map((r) => r.value);
   }
 
+  /** What the index recorded of a partition's record `seq` (hash and time), when indexed. */
+  async recordAt(db: EntityManager, topic: string, partition: number, seq: number): Promise<{ seq: number; hash: string; recordedAt: string } | undefined> {
+    const rows: Array<{ hash: string; recorded_at: Date }> = await db.query(
+      `SELECT hash, recorded_at FROM ${this.table} WHERE topic = $1 AND partition = $2 AND seq = $3`,
+      [topic, partition, seq],
+    );
+    return rows[0] ? { seq, hash: rows[0].hash, recordedAt: rows[0].recorded_at.toISOString() } : undefined;
+  }
+
   /** The Kafka offset of a partition's record `seq`, when indexed (or quarantined). */
   async offsetOf(db: EntityManager, topic: string, partition: number, seq: number): Promise<bigint | undefined> {
     const rows: Array<{ kafka_offset: string }> = await db.query(

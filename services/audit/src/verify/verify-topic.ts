@@ -22,6 +22,12 @@ export interface VerifyTopicOptions {
   untilOffsets?: ReadonlyMap<number, bigint>;
   /** Only checkpoints sealing a seq in this range are checked (a range's later checkpoints would read as a cut tail). */
   checkpointSeqs?: { from: number; to: number };
+  /**
+   * A range ending at `toSeq` of the one partition asked is read on to the first
+   * checkpoint at or after it (when there is one), so a signature vouches for the range
+   * through the links; `offsetOf` maps that checkpoint's seq to its record's offset.
+   */
+  extendToSeal?: { toSeq: number; offsetOf: (seq: number) => Promise<bigint | undefined> };
 }
 
 /**
@@ -36,12 +42,27 @@ export async function verifyTopic(o: VerifyTopicOptions): Promise<VerificationRe
   await readRange(o.kafka, o.checkpointTopic, new Map(), checkpointEnds, async (batch) => {
     for (const r of batch) checkpoints.push(JSON.parse(r.value));
   }, { groupPrefix: o.groupPrefix });
-  const inRange = (cp: { seq?: unknown }) => !o.checkpointSeqs || (typeof cp.seq === 'number' && cp.seq >= o.checkpointSeqs.from && cp.seq <= o.checkpointSeqs.to);
+  let checkpointSeqs = o.checkpointSeqs;
+  let untilOffsets = o.untilOffsets;
+  if (o.extendToSeal && o.partitions?.length === 1) {
+    const p = o.partitions[0];
+    const { toSeq, offsetOf } = o.extendToSeal;
+    const seal = (checkpoints as Array<{ partition?: unknown; seq?: unknown }>)
+      .filter((cp) => cp.partition === p && typeof cp.seq === 'number' && cp.seq >= toSeq)
+      .map((cp) => cp.seq as number)
+      .sort((a, b) => a - b)[0];
+    const offset = seal === undefined ? undefined : await offsetOf(seal);
+    if (seal !== undefined && offset !== undefined) {
+      untilOffsets = new Map([[p, offset + 1n]]);
+      checkpointSeqs = { from: checkpointSeqs?.from ?? 1, to: seal };
+    }
+  }
+  const inRange = (cp: { seq?: unknown }) => !checkpointSeqs || (typeof cp.seq === 'number' && cp.seq >= checkpointSeqs.from && cp.seq <= checkpointSeqs.to);
   for (const cp of checkpoints) {
     if (wanted((cp as { partition: number }).partition) && inRange(cp as { seq?: unknown }) && !verifier.addCheckpoint(cp)) return verifier.finish();
   }
   const topicEnds = await endOffsets(o.admin, o.topic);
-  const ends = new Map([...topicEnds].filter(([p]) => wanted(p)).map(([p, end]) => [p, o.untilOffsets?.get(p) ?? end]));
+  const ends = new Map([...topicEnds].filter(([p]) => wanted(p)).map(([p, end]) => [p, untilOffsets?.get(p) ?? end]));
   const lows = new Map((await o.admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, BigInt(p.low)]));
   const starts = new Map([...lows].map(([p, low]) => [p, o.fromOffsets?.get(p) !== undefined && o.fromOffsets.get(p)! > low ? o.fromOffsets.get(p)! : low]));
   await readRange(o.kafka, o.topic, starts, ends, async (batch) => {

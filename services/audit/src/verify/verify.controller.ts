@@ -6,10 +6,15 @@ import { CurrentPrincipal } from '@palisade/service-kit';
 import { AuditRuntime } from '../ingest/audit-runtime';
 import { READ_ALL_TENANTS, requirePlatformScope } from '../query/access';
 import { parseInput } from '../validation';
+import { rangeVerdict, type VerifyStatus } from './range-verdict';
 import { verifyRangeQuerySchema } from './verify.dto';
 import { verifyTopic } from './verify-topic';
 
 export interface RangeVerification extends VerificationResult {
+  /** `ok` only when a verified checkpoint seals the records; `unverified`: they link, but no signature vouches for them. */
+  status: VerifyStatus;
+  /** Checkpoints whose signature verified and whose hash matched the record at their seq. */
+  checkpointsVerified: number;
   partition: number;
   fromSeq: number | null;
   toSeq: number | null;
@@ -30,7 +35,7 @@ export class VerifyController {
   @ApiQuery({ name: 'partition', required: true, type: Number })
   @ApiQuery({ name: 'fromSeq', required: false, type: Number })
   @ApiQuery({ name: 'toSeq', required: false, type: Number })
-  @ApiOkResponse({ description: '{ok, records, checkpoints, partitions, failure?: {reason, partition, seq, message}}; ok=false is still a 200: the check ran' })
+  @ApiOkResponse({ description: '{ok, status: ok|unverified|failed, records, checkpoints, checkpointsVerified, partitions, failure?: {reason, partition, seq, message}}; ok=false is still a 200: the check ran' })
   async verify(@CurrentPrincipal() principal: Principal, @Query() query: unknown): Promise<RangeVerification> {
     requirePlatformScope(principal, READ_ALL_TENANTS);
     const q = parseInput(verifyRangeQuerySchema, query, 'query');
@@ -42,7 +47,10 @@ export class VerifyController {
     if (q.fromSeq !== undefined && from === undefined) throw new PalisadeError('not_found', `partition ${q.partition} has no record with seq ${q.fromSeq}`);
     const to = q.toSeq === undefined ? undefined : await records.offsetOf(db, settings.topic, q.partition, q.toSeq);
     if (q.toSeq !== undefined && to === undefined) throw new PalisadeError('not_found', `partition ${q.partition} has no record with seq ${q.toSeq}`);
-    const result = await verifyTopic({
+    let first: { seq: number; prev: string } | undefined;
+    let inRange = 0;
+    let rangeLast: { seq: number; hash: string } | undefined;
+    const verified = await verifyTopic({
       kafka,
       admin,
       topic: settings.topic,
@@ -54,10 +62,24 @@ export class VerifyController {
       fromOffsets: from === undefined ? undefined : new Map([[q.partition, from]]),
       untilOffsets: to === undefined ? undefined : new Map([[q.partition, to + 1n]]),
       checkpointSeqs: { from: q.fromSeq ?? 1, to: q.toSeq ?? Number.MAX_SAFE_INTEGER },
+      ...(q.toSeq !== undefined ? { extendToSeal: { toSeq: q.toSeq, offsetOf: (seq: number) => records.offsetOf(db, settings.topic, q.partition, seq) } } : {}),
+      onRecord: (r) => {
+        first ??= { seq: r.seq, prev: r.prev };
+        if (q.toSeq === undefined || r.seq <= q.toSeq) {
+          inRange++;
+          rangeLast = { seq: r.seq, hash: r.hash };
+        }
+      },
     });
-    if (result.ok && q.fromSeq !== undefined && result.partitions[q.partition]?.first !== q.fromSeq) {
-      return { ...result, ok: false, failure: { reason: 'gap', partition: q.partition, seq: q.fromSeq, message: `the range starts at seq ${result.partitions[q.partition]?.first ?? 'nothing'}, not ${q.fromSeq}` }, partition: q.partition, fromSeq: q.fromSeq ?? null, toSeq: q.toSeq ?? null };
+    // Read on to a sealing checkpoint: report the range asked for.
+    const result: VerificationResult = q.toSeq === undefined || !verified.ok || !rangeLast ? verified : { ...verified, records: inRange, partitions: { [q.partition]: { first: verified.partitions[q.partition].first, last: rangeLast.seq, hash: rangeLast.hash } } };
+    const before = first && first.seq > 1 && q.fromSeq === undefined ? await records.recordAt(db, settings.topic, q.partition, first.seq - 1) : undefined;
+    const verdict = rangeVerdict({ result, partition: q.partition, first, wholePartition: q.fromSeq === undefined, before, nowMs: Date.now(), retentionMs: settings.retentionMs });
+    const range = { partition: q.partition, fromSeq: q.fromSeq ?? null, toSeq: q.toSeq ?? null };
+    if (verdict.ok && q.fromSeq !== undefined && result.partitions[q.partition]?.first !== q.fromSeq) {
+      return { ...result, status: 'failed', checkpointsVerified: verdict.checkpointsVerified, ok: false, failure: { reason: 'gap', partition: q.partition, seq: q.fromSeq, message: `the range starts at seq ${result.partitions[q.partition]?.first ?? 'nothing'}, not ${q.fromSeq}` }, ...range };
     }
-    return { ...result, partition: q.partition, fromSeq: q.fromSeq ?? null, toSeq: q.toSeq ?? null };
+    const { failure, ...rest } = result;
+    return { ...rest, ...verdict, ...(verdict.failure ?? failure ? { failure: verdict.failure ?? failure } : {}), ...range };
   }
 }
