@@ -509,6 +509,34 @@ describe('OIDC sign-in against a real OpenID Provider (oidc-provider, in this pr
     expect(users.json.map((u: { username: string }) => u.username)).toContain('idp:olivia');
   });
 
+  it('honours the tenant’s mandatory 2FA: an OIDC sign-in gets the one-time enrolment grant, not tokens; an access token cannot enrol', async () => {
+    op.loginAs('oscar', []);
+    const before = await finish((await roundTrip()).callback);
+    expect(before.status).toBe(200);
+    const oscarToken = before.json.accessToken;
+    expect((await call('/v1/tenant/mfa', { method: 'PUT', body: { required: true }, token: adminToken })).status).toBe(200);
+    try {
+      const res = await finish((await roundTrip()).callback);
+      expect(res.status).toBe(200);
+      expect(res.json).toEqual({ status: 'mfa_enrolment_required', mfaToken: expect.stringMatching(/^pmc_/), expiresIn: 300 });
+      // The token of the earlier (password-less, second-factor-less) session cannot enrol.
+      const bySession = await call('/v1/me/mfa/totp', { method: 'POST', token: oscarToken });
+      expect(bySession.status).toBe(403);
+      expect(bySession.json.error.message).toContain('enrolment grant');
+      // The grant can, once, and completes the OIDC sign-in.
+      const enrolmentToken = res.json.mfaToken;
+      const begun = await call('/v1/mfa/enrolment', { body: { enrolmentToken } });
+      expect(begun.status).toBe(200);
+      const done = await call('/v1/mfa/enrolment/confirm', { body: { enrolmentToken, code: totpCode(begun.json.secret, new Date()) } });
+      expect(done.status).toBe(200);
+      expect(decodeJwt(done.json.accessToken)).toMatchObject({ tid: T, ptp: 'user' });
+      // Enrolled: the next OIDC sign-in asks for the code.
+      expect((await finish((await roundTrip()).callback)).json.status).toBe('mfa_required');
+    } finally {
+      expect((await call('/v1/tenant/mfa', { method: 'PUT', body: { required: false }, token: adminToken })).status).toBe(200);
+    }
+  });
+
   it('follows the provider’s key rotation (JWKS fetched again for a new kid)', async () => {
     op.loginAs('olivia', []);
     const before = decodeJwt((await finish((await roundTrip()).callback)).json.accessToken).sub;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { PalisadeError } from '@palisade/contracts';
 import type { AuthRuntime } from '../auth.runtime';
 import type { SignInMethod } from '../users/users.events';
 import type { ChallengePurpose } from './mfa.repository';
@@ -26,4 +27,31 @@ export async function issueChallenge(
   const token = `pmc_${randomBytes(32).toString('base64url')}`;
   await rt.read((tx) => rt.mfaRepo.createChallenge(tx, hashChallengeToken(token), c, new Date(now.getTime() + CHALLENGE_TTL_SEC * 1000)));
   return { token, expiresIn: CHALLENGE_TTL_SEC };
+}
+
+/**
+ * Which second-factor step a sign-in with good first-factor credentials needs: `verify`
+ * (the user's enrolled factor), `enrol` (none yet, and the tenant makes it mandatory:
+ * the one-time enrolment grant) or none. A mandatory tenant asks it of every method,
+ * OIDC and SAML included (the identity provider's own MFA is not ours to vouch for);
+ * otherwise an enrolled user's password and LDAP sign-ins need it, OIDC and SAML rely
+ * on the provider.
+ */
+export function secondFactorStep(method: SignInMethod, user: { mfaEnrolled: boolean }, tenant: { mfaRequired: boolean }): ChallengePurpose | undefined {
+  const ours = method === 'password' || method === 'ldap';
+  if (!tenant.mfaRequired && !(ours && user.mfaEnrolled)) return undefined;
+  return user.mfaEnrolled ? 'verify' : 'enrol';
+}
+
+/**
+ * Enrolling a second factor with an ordinary access token (`/v1/me/mfa/totp`) is for
+ * tenants where it is optional. Where it is mandatory, a user without one holds no token
+ * that proves more than a password (or an identity provider's word), so enrolment goes
+ * only through the one-time enrolment grant a sign-in hands out (single use, 5 minutes,
+ * bound to that sign-in): 403 otherwise.
+ */
+export function assertSessionEnrolmentAllowed(tenant: { mfaRequired: boolean }): void {
+  if (tenant.mfaRequired) {
+    throw new PalisadeError('forbidden', 'two-factor authentication is mandatory in this tenant: enrol with the one-time enrolment grant (mfaToken) a sign-in returns');
+  }
 }

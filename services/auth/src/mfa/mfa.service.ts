@@ -4,7 +4,7 @@ import type { AuthRuntime } from '../auth.runtime';
 import { open, seal } from '../crypto/key-encryption';
 import { INVALID, type SignInService, type TokenResponse } from '../sign-in/sign-in.service';
 import type { UserRow } from '../users/users.repository';
-import { CHALLENGE_MAX_ATTEMPTS, hashChallengeToken, isChallengeTokenShaped } from './mfa-challenge';
+import { assertSessionEnrolmentAllowed, CHALLENGE_MAX_ATTEMPTS, hashChallengeToken, isChallengeTokenShaped } from './mfa-challenge';
 import type { Challenge, ChallengePurpose } from './mfa.repository';
 import { enrolmentOf, newRecoveryCodes, newTotpSecret, RecoveryCodeHasher, RECOVERY_CODE_COUNT, totpStep } from './totp';
 
@@ -70,14 +70,17 @@ export class MfaService {
     return { ...tokens, recoveryCodes };
   }
 
-  /** A signed-in user enrols (optional 2FA), step 1. */
+  /** A signed-in user enrols (optional 2FA), step 1; where 2FA is mandatory, only with the enrolment grant. */
   async beginForUser(principal: Principal) {
-    return this.begin(principal.tenantId, await this.userOf(principal));
+    const user = await this.userOf(principal);
+    await this.assertOptional(principal.tenantId);
+    return this.begin(principal.tenantId, user);
   }
 
   /** Step 2: the first code confirms; the recovery codes are shown once. */
   async confirmForUser(principal: Principal, code: string, now = new Date()): Promise<{ recoveryCodes: string[] }> {
     const user = await this.userOf(principal);
+    await this.assertOptional(principal.tenantId);
     if (!(await this.acceptTotp(principal.tenantId, user.id, code, 'pending', now))) throw BAD_CODE();
     return { recoveryCodes: await this.enrol(principal.tenantId, user.id, { type: 'user', id: user.id }, now) };
   }
@@ -157,6 +160,11 @@ export class MfaService {
     });
     if (lockout) throw new PalisadeError('rate_limited', `too many failed sign-ins: retry in ${Math.max(1, Math.ceil((Date.parse(lockout.until) - now.getTime()) / 1000))} s`);
     throw BAD_CODE();
+  }
+
+  private async assertOptional(tenantId: string): Promise<void> {
+    const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, tenantId));
+    assertSessionEnrolmentAllowed({ mfaRequired: tenant?.mfaRequired ?? true });
   }
 
   private async userOf(principal: Principal): Promise<UserRow> {

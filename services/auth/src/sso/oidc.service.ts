@@ -79,7 +79,7 @@ export class OidcService {
     const claims = await this.exchange(client, params, request.nonce!, verifier);
     const groupsValue = settings.oidc.groupsClaim ? claims[settings.oidc.groupsClaim] : undefined;
     const groups = Array.isArray(groupsValue) ? groupsValue.filter((g): g is string => typeof g === 'string') : [];
-    const email = typeof claims.email === 'string' && claims.email_verified !== false ? claims.email : undefined;
+    const email = verifiedEmailOf(claims);
     return this.signIns.signInExternal(
       {
         tenantId: request.tenantId,
@@ -150,4 +150,9 @@ export class OidcService {
     this.clients.set(id, { client, fingerprint, at: Date.now() });
     return client;
   }
+}
+
+/** The ID token's e-mail when the provider says it is verified: a missing or non-true `email_verified` is not verified. */
+export function verifiedEmailOf(claims: Record<string, unknown>): string | undefined {
+  return typeof claims.email === 'string' && claims.email_verified === true ? claims.email : undefined;
 }
