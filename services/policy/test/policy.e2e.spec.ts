@@ -102,6 +102,17 @@ describe('policy service (two instances)', () => {
     const overNats = await ask({ ...docRead('internal'), explain: true });
     expect(overNats).toMatchObject({ decision: 'allow' });
     expect(overNats).not.toHaveProperty('explain');
+    // explain is for the tenant's policy administrators, in their own tenant
+    const explained = await call(PORT_B, 'POST', '/v1/authorize/explain', { token: admin, body: { ...docRead('internal'), tenantId: other } });
+    expect(explained.status).toBe(200);
+    expect(explained.body.explain).toEqual({
+      rule: 'main/read-docs',
+      matched: ['main/read-docs', 'main/mask-iban'],
+      attributes: { 'subject.clearance': 'confidential', 'resource.classification': 'internal' },
+    });
+    const alice = await issuer.token({ tenantId: tenant, id: 'alice' });
+    expect((await call(PORT_B, 'POST', '/v1/authorize/explain', { token: alice, body: docRead('internal') })).status).toBe(403);
+    expect((await call(PORT_B, 'POST', '/v1/authorize/explain', { ...mtls, body: docRead('internal') })).status).toBe(401);
     const batchExplained = await rpcRequest<{ decisions: object[] }>(nc, 'palisade.rpc.policy.authorize-batch', { requests: [{ tenantId: tenant, ...docRead('internal'), explain: true }] });
     expect(batchExplained.decisions[0]).not.toHaveProperty('explain');
     const batch = await rpcRequest<{ decisions: Array<{ decision: string }> }>(nc, 'palisade.rpc.policy.authorize-batch', {

@@ -1,10 +1,11 @@
 import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
-import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { SERVICE_NAMES } from '@palisade/contracts';
-import { callingService, ServiceCallers } from '@palisade/service-kit';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { SERVICE_NAMES, type Principal } from '@palisade/contracts';
+import { callingService, CurrentPrincipal, ServiceCallers } from '@palisade/service-kit';
 import type { Request } from 'express';
 import { parse } from '../validation';
 import { askedByService, batchRequestSchema, decisionRequestSchema } from './decisions.dto';
+import { PolicyAdministrators } from '../policyset/admin.guard';
 import { DecisionService } from './decisions.service';
 
 const REQUEST_EXAMPLE = {
@@ -23,7 +24,10 @@ const REQUEST_EXAMPLE = {
 @ApiTags('decisions')
 @Controller('v1/authorize')
 export class DecisionsController {
-  constructor(private readonly decisions: DecisionService) {}
+  constructor(
+    private readonly decisions: DecisionService,
+    private readonly administrators: PolicyAdministrators,
+  ) {}
 
   @Post()
   @HttpCode(200)
@@ -43,5 +47,18 @@ export class DecisionsController {
   async batch(@Req() req: Request, @Body() body: unknown) {
     const caller = callingService(req);
     return { decisions: await this.decisions.authorizeBatch(parse(batchRequestSchema, body).requests.map((r) => askedByService(r, caller))) };
+  }
+
+  @Post('explain')
+  @HttpCode(200)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: "A tenant's policy administrator: the decision with the deciding rule, every matching rule and the attributes read (never redeems an approval)" })
+  @ApiBody({ schema: { example: { ...REQUEST_EXAMPLE, tenantId: undefined } } })
+  @ApiOkResponse({ description: '{ decision, rule, reason, fields?, actionHash?, explain }' })
+  async explain(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
+    await this.administrators.assert(principal);
+    const { approvalToken: _token, ...request } = parse(decisionRequestSchema, { ...(body as object), tenantId: principal.tenantId });
+    void _token;
+    return this.decisions.authorize({ ...request, explain: true });
   }
 }
