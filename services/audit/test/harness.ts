@@ -197,8 +197,8 @@ export class AuditUnderTest {
     return JSON.parse(reply.body) as Jwks;
   }
 
-  /** Verify the whole topic; the records of this test's tenants come back too. */
-  async verify(jwks: Jwks): Promise<{ result: VerificationResult; ids: string[]; records: AuditRecord[] }> {
+  /** Verify the whole topic; the records of this test's tenants (or those `keep` selects) come back too. */
+  async verify(jwks: Jwks, keep: (r: AuditRecord) => boolean = (r) => this.tenants.includes(r.event.tenantId)): Promise<{ result: VerificationResult; ids: string[]; records: AuditRecord[] }> {
     const records: AuditRecord[] = [];
     const result = await verifyTopic({
       kafka: this.kafka,
@@ -209,7 +209,7 @@ export class AuditUnderTest {
       groupPrefix: 'palisade-audit-e2e',
       allowLaterStart: false,
       onRecord: (r) => {
-        if (this.tenants.includes(r.event.tenantId)) records.push(r);
+        if (keep(r)) records.push(r);
       },
     });
     return { result, ids: records.map((r) => r.event.id), records };
