@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { PalisadeError, type EventEnvelope } from '@palisade/contracts';
 import { ident, longLivedClientConfig, type PgConnectionOptions } from './data-source';
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
-import { nextBackoffMs, type FollowerStatus } from './follower';
+import { followerLagMs, nextBackoffMs, type FollowerStatus } from './follower';
 import type { RelayLogger } from './outbox-relay';
 
 export interface EventTailOptions {
@@ -75,6 +75,11 @@ export class EventTail {
   /** Connection state and when the tail last had read everything committed. */
   status(): FollowerStatus {
     return { ...this.current };
+  }
+
+  /** Milliseconds since the tail last had read everything committed (Infinity if never): cheap, for hot paths. */
+  lagMs(now: number): number {
+    return followerLagMs(this.current, now);
   }
 
   /** Read whatever committed since the last batch, now (e.g. right after a local append). */

@@ -46,6 +46,8 @@ export function serviceConfigShape(service: ServiceName) {
       }, 'must be a JWKS: {"keys":[…]}'),
     /** How long a dependency may stay unreachable before readiness says so (it is retried regardless). */
     DEPENDENCY_RETRY_MAX_MS: env.int(10000, 100, 600000),
+    /** How far the outbox relay or an event tail may fall behind the event store before the service is not ready. */
+    EVENT_LAG_MAX_MS: env.int(5000, 100, 600000),
   };
 }
 

@@ -1,5 +1,6 @@
 export * from './bootstrap';
 export * from './config';
+export * from './health';
 export * from './http/auth.guard';
 export * from './http/error.filter';
 export * from './http/request-context';

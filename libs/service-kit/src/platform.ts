@@ -19,18 +19,16 @@ import {
   eventStoreMigration,
   OutboxRelay,
   PgEventStore,
+  type FollowerStatus,
   type PgConnectionOptions,
 } from '@palisade/postgres';
 import type { ServiceConfig } from './config';
 import { lifecycleStarted } from './lifecycle';
 import { RevocationFeed } from './revocation-feed';
+import { followerCheck, type CheckResult } from './health';
 
 export type MigrationFactory = (schema: string, appRole: string) => new () => MigrationInterface;
 
-export interface CheckResult {
-  ok: boolean;
-  reason?: string;
-}
 
 export type ReadinessCheck = (platform: Platform) => Promise<CheckResult>;
 
@@ -82,6 +80,7 @@ export class Platform {
   private readonly closeHooks: Array<() => Promise<void>> = [];
   private closing = false;
   private readonly waiting = new Map<string, string>();
+  private readonly followers = new Map<string, () => FollowerStatus>();
 
   constructor(readonly options: PlatformOptions) {
     this.eventContext = systemEventContext(options.service);
@@ -211,6 +210,19 @@ export class Platform {
     this.closeHooks.push(hook);
   }
 
+  /**
+   * A reader of the event store (an event tail) whose lag readiness reports: more than
+   * EVENT_LAG_MAX_MS behind makes the service not ready, naming it and why.
+   */
+  follow(name: string, status: () => FollowerStatus): void {
+    this.followers.set(name, status);
+  }
+
+  /** The longest a reader of the event store may stay behind before the service is not ready. */
+  get maxEventLagMs(): number {
+    return this.options.config.EVENT_LAG_MAX_MS;
+  }
+
   /** Each dependency's state, for GET /health/ready. */
   async readiness(): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
     const checks: Record<string, CheckResult> = {};
@@ -227,11 +239,10 @@ export class Platform {
             (e: Error) => ({ ok: false, reason: e.message }),
           )
         : { ok: false, reason: this.waiting.get('nats') ?? 'not connected yet' };
+    const now = Date.now();
     const relay = this.relay?.status();
-    checks.outbox =
-      relay && (relay.state === 'active' || relay.state === 'standby')
-        ? { ok: true }
-        : { ok: false, reason: relay?.lastError ?? `relay ${relay?.state ?? 'not started'}` };
+    checks.outbox = relay ? followerCheck(relay, this.maxEventLagMs, now) : { ok: false, reason: 'relay not started' };
+    for (const [name, status] of this.followers) checks[name] = followerCheck(status(), this.maxEventLagMs, now);
     if (!this.connected) checks.startup = { ok: false, reason: [...this.waiting.values()][0] ?? 'connecting' };
     for (const [name, check] of Object.entries(this.options.readiness)) {
       checks[name] = await check(this).catch((e: Error) => ({ ok: false, reason: e.message }));

@@ -83,3 +83,14 @@ export async function terminateBackends(database: string, applicationPrefix?: st
     await admin.end();
   }
 }
+
+/** Open or close `database` to new connections (ALTER DATABASE … ALLOW_CONNECTIONS), as an outage would. */
+export async function allowConnections(database: string, allow: boolean): Promise<void> {
+  const admin = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'postgres', user: 'postgres' });
+  await admin.connect();
+  try {
+    await admin.query(`ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS ${allow ? 'true' : 'false'}`);
+  } finally {
+    await admin.end();
+  }
+}

@@ -10,7 +10,8 @@ import type { Decision, DecisionRequest } from '../model/policy.model';
 /**
  * Answers `authorize`: the pure evaluation over the tenant's in-memory policy, plus
  * the redemption of an approval token for a critical action. Anything that goes
- * wrong while deciding is a denial, never an error (fail closed).
+ * wrong while deciding is a denial, never an error (fail closed), and so is every
+ * decision while the engine's policies may be stale (its tail is behind).
  */
 @Injectable()
 export class DecisionService {
@@ -38,6 +39,8 @@ export class DecisionService {
    */
   decide(request: DecisionRequest): Decision | Promise<Decision> {
     let outcome: Decision | Promise<Decision>;
+    const stale = this.engine.staleness();
+    if (stale !== undefined) return this.settle(this.stale(stale));
     try {
       const tenant = this.engine.peek(request.tenantId);
       const subjectTenant = request.subject.tenantId;
@@ -64,6 +67,10 @@ export class DecisionService {
   private failed(request: DecisionRequest, error: unknown): Decision {
     this.platform.logger.error({ err: (error as Error).message, tenantId: request.tenantId }, 'decision failed: denied');
     return { decision: 'deny', rule: 'decision-failed', reason: 'the decision could not be made' };
+  }
+
+  private stale(why: string): Decision {
+    return { decision: 'deny', rule: 'policy-stale', reason: `the policy state may be stale (${why}): denied until it is current` };
   }
 
   private settle(decision: Decision): Decision {

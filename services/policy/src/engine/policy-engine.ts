@@ -18,6 +18,10 @@ import { isPermissionEvent, type PermissionEvent } from '../policyset/policyset.
  * milliseconds of the commit), never reloading a tenant per change. At most
  * `POLICY_MAX_TENANTS` tenants stay in memory: the least recently asked about is
  * dropped first (it is loaded again from its events when next asked about).
+ *
+ * The tail reconnects by itself after a lost connection; while it is more than
+ * EVENT_LAG_MAX_MS behind (disconnected, or not caught up), the engine knows its
+ * state may be stale: `staleness` says so, decisions are denied, and readiness fails.
  */
 @Injectable()
 export class PolicyEngine {
@@ -26,8 +30,10 @@ export class PolicyEngine {
   private readonly tail: EventTail;
   private readonly applied;
   private readonly loaded;
+  private readonly maxLagMs: number;
 
   constructor(@Inject(PLATFORM) platform: Platform, @Inject(POLICY_SETTINGS) settings: PolicySettings) {
+    this.maxLagMs = platform.maxEventLagMs;
     this.tail = new EventTail({
       connection: platform.connection('app'),
       typePattern: 'policy.%',
@@ -44,8 +50,19 @@ export class PolicyEngine {
         if (reason === 'evict') evicted.inc();
       },
     });
+    platform.follow('policy-tail', () => this.tail.status());
     platform.afterConnect(() => this.tail.start());
     platform.beforeClose(() => this.tail.stop());
+  }
+
+  /**
+   * Why the in-memory policies may be stale (the tail is more than EVENT_LAG_MAX_MS
+   * behind the event store), or undefined while they are current.
+   */
+  staleness(now = Date.now()): string | undefined {
+    const lag = this.tail.lagMs(now);
+    if (lag <= this.maxLagMs) return undefined;
+    return lag === Infinity ? 'policy changes are not being followed yet' : `policy changes last read ${(lag / 1000).toFixed(1)} s ago`;
   }
 
   /** The tenant's policy if it is in memory (the synchronous fast path); marks it recently used. */

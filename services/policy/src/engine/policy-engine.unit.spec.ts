@@ -2,6 +2,7 @@ import type { EventEnvelope } from '@palisade/contracts';
 import { Registry } from '@palisade/observability';
 import { EventTail } from '@palisade/postgres';
 import type { Platform } from '@palisade/service-kit';
+import { DecisionService } from '../decisions/decisions.service';
 import { evaluate } from '../model/evaluate';
 import { loadPolicySettings } from '../policy.settings';
 import { PolicyEngine } from './policy-engine';
@@ -27,6 +28,7 @@ function eventsOf(tenantId: string): EventEnvelope[] {
 }
 
 let onEvents: (events: EventEnvelope[]) => void;
+let lastPlatform: Platform;
 beforeAll(() => {
   jest.spyOn(EventTail.prototype, 'load').mockImplementation(async (tenantId: string, apply: (events: EventEnvelope[]) => void) => {
     loads.push(tenantId);
@@ -43,8 +45,11 @@ function engineWith(maxTenants: number) {
     options: { metrics },
     afterConnect: () => undefined,
     beforeClose: () => undefined,
+    follow: () => undefined,
+    maxEventLagMs: 5000,
   } as unknown as Platform;
   const engine = new PolicyEngine(platform, { ...loadPolicySettings({}), maxTenants });
+  lastPlatform = platform;
   // the tail's change feed, as EventTail would call it
   onEvents = (events) => (engine as unknown as { onEvents(e: EventEnvelope[]): void }).onEvents(events);
   return { engine, metrics };
@@ -91,5 +96,30 @@ describe('PolicyEngine: tenants in memory, bounded', () => {
     await expect(allows(engine, 'a', 'write')).resolves.toBe(true);
     await expect(allows(engine, 'a', 'read')).resolves.toBe(false);
     expect(loads).toEqual(['a']);
+  });
+});
+
+describe('PolicyEngine: fails closed while its tail is behind', () => {
+  const request = { tenantId: 'a', subject: { type: 'user' as const, id: 'alice' }, action: 'read', resource: { type: 'document' } };
+  let lag = 0;
+  beforeAll(() => jest.spyOn(EventTail.prototype, 'lagMs').mockImplementation(() => lag));
+
+  it('allows from a current state, and denies, naming why, once the tail is more than EVENT_LAG_MAX_MS (5 s) behind', async () => {
+    const { engine } = engineWith(10);
+    const decisions = new DecisionService(engine, {} as never, lastPlatform);
+    lag = 200;
+    expect(engine.staleness()).toBeUndefined();
+    await expect(Promise.resolve(decisions.decide(request))).resolves.toMatchObject({ decision: 'allow' });
+    lag = 5200;
+    expect(engine.staleness()).toBe('policy changes last read 5.2 s ago');
+    expect(decisions.decide(request)).toEqual({
+      decision: 'deny',
+      rule: 'policy-stale',
+      reason: 'the policy state may be stale (policy changes last read 5.2 s ago): denied until it is current',
+    });
+    lag = Infinity; // never caught up (disconnected since start)
+    expect(decisions.decide(request)).toMatchObject({ decision: 'deny', rule: 'policy-stale' });
+    lag = 0;
+    await expect(Promise.resolve(decisions.decide(request))).resolves.toMatchObject({ decision: 'allow' });
   });
 });
