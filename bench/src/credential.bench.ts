@@ -11,15 +11,15 @@ import { bindingContext, open } from '@palisade/credential-service/dist/crypto/e
 import { keyProviders } from '@palisade/credential-service/dist/keys/key-provider';
 import { LocalKeyProvider } from '@palisade/credential-service/dist/keys/local-key-provider';
 import { RotatorRegistry } from '@palisade/credential-service/dist/rotation/rotator';
+import { createCredentialServices } from '@palisade/credential-service/dist/credential.services';
+import { DEFAULT_CREDENTIAL_SETTINGS } from '@palisade/credential-service/dist/credential.settings';
 import { PostgresCiphertextStore } from '@palisade/credential-service/dist/storage/ciphertext-store';
-import { DEFAULT_VAULT_SETTINGS, Vault } from '@palisade/credential-service/dist/vault';
 import { vaultMigration } from '@palisade/credential-service/dist/vault.migration';
-import { VaultRepository } from '@palisade/credential-service/dist/vault.repository';
 import { round, summarize } from './stats';
 
 /**
- * credential: just-in-time leases through the vault IN PROCESS (the `Vault` application
- * service, as the HTTP controllers call it), over PostgreSQL with the local key provider.
+ * credential: just-in-time leases through the vault IN PROCESS (the `LeasesService` and
+ * `SecretsService`, as the HTTP controllers call them), over PostgreSQL with the local key provider.
  * HTTP, TLS and the mTLS redemption request are NOT included. Each lease is granted
  * (secret read for the access policy, then the lease row + `credential.lease.granted`
  * event) and redeemed (lease, secret version and KEK read, data key unwrapped, value
@@ -50,28 +50,28 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
-    const repo = new VaultRepository(db.dataSource, db.schema);
-    const vault = new Vault({
+    const { secrets, leases: leaseService, repositories } = createCredentialServices({
       store: new PgEventStore(db.dataSource, db.schema),
-      repo,
+      dataSource: db.dataSource,
+      schema: db.schema,
       providers: keyProviders([local]),
       storage: new PostgresCiphertextStore(),
       policy: new ScopeAccessPolicy(),
       rotators: new RotatorRegistry([]),
       eventContext: systemEventContext('credential'),
-      settings: { ...DEFAULT_VAULT_SETTINGS, leaseMaxUses: 1 },
+      settings: { ...DEFAULT_CREDENTIAL_SETTINGS, leaseMaxUses: 1 },
       commitLanes: LANES,
     });
     const admin: Principal = { type: 'user', id: 'bench-admin', tenantId: TENANT, scopes: ['credential:admin'] };
     const agent: Principal = { type: 'agent', id: 'bench-agent', tenantId: TENANT, actingFor: 'bench-admin', scopes: ['credential:use'] };
     const ids: string[] = [];
     for (let i = 0; i < SECRETS; i++) {
-      ids.push((await vault.createSecret(admin, { name: `s-${i}`, value: Buffer.from(randomBytes(30).toString('base64')), scopes: ['tool:gerrit'] })).id);
+      ids.push((await secrets.create(admin, { name: `s-${i}`, value: Buffer.from(randomBytes(30).toString('base64')), scopes: ['tool:gerrit'] })).id);
     }
 
     const leaseOnce = async (n: number) => {
-      const lease = await vault.grantLease(agent, { secretId: ids[n % SECRETS], sessionId: `sbx-${n % 64}`, tool: 'gerrit' });
-      await vault.redeemLease('sandbox-orchestrator', { token: lease.token, tenantId: TENANT, sessionId: lease.sessionId, tool: 'gerrit' });
+      const lease = await leaseService.grant(agent, { secretId: ids[n % SECRETS], sessionId: `sbx-${n % 64}`, tool: 'gerrit' });
+      await leaseService.redeem('sandbox-orchestrator', { token: lease.token, tenantId: TENANT, sessionId: lease.sessionId, tool: 'gerrit' });
     };
     const runLeases = async (count: number, concurrency = CONCURRENCY) => {
       const latencies: number[] = [];
@@ -95,11 +95,11 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
     const light = await runLeases(Math.min(LEASES, 5000), LIGHT_CONCURRENCY);
 
     // Bare AES-256-GCM decryption of the same values, with their data keys unwrapped beforehand.
-    const ring = (await repo.keyring(TENANT))!;
+    const ring = (await repositories.keyring.keyring(TENANT))!;
     const kek = ring.keys.find((k) => k.version === ring.currentVersion)!;
     const prepared = [];
     for (const id of ids) {
-      const [m] = await repo.versions(TENANT, id);
+      const [m] = await repositories.secrets.versions(TENANT, id);
       const binding = { tenantId: TENANT, secretId: id, version: m.version };
       const dek = await local.unwrap(kek.keyRef, m.wrappedDek, bindingContext(binding, m.cipher));
       if (m.stored.storage !== 'postgres') throw new Error('expected ciphertext in PostgreSQL');

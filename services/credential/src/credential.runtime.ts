@@ -4,14 +4,14 @@ import type { Platform } from '@palisade/service-kit';
 import { ScopeAccessPolicy, type CredentialAccessPolicy } from './access/access-policy';
 import { PolicyAccessPolicy } from './access/policy-access-policy';
 import type { CredentialConfig } from './credential.config';
+import { createCredentialServices, type CredentialServices } from './credential.services';
 import { AwsKmsKeyProvider } from './keys/aws-kms-key-provider';
 import { keyProviders, type KeyProvider, type KeyProviders } from './keys/key-provider';
 import { LocalKeyProvider } from './keys/local-key-provider';
 import { Pkcs11KeyProvider } from './keys/pkcs11-key-provider';
+import { MaintenanceScheduler } from './maintenance/maintenance.scheduler';
 import { RandomTokenRotator, RotatorRegistry } from './rotation/rotator';
 import { PostgresCiphertextStore, SecretsManagerCiphertextStore, type CiphertextStore } from './storage/ciphertext-store';
-import { Vault } from './vault';
-import { VaultRepository } from './vault.repository';
 
 export const CREDENTIAL_RUNTIME = Symbol('credential.runtime');
 
@@ -40,15 +40,15 @@ export function accessPolicyFor(platform: Platform, config: CredentialConfig): C
 }
 
 /**
- * Builds the vault once the platform is connected (the event store and the data source
- * exist only then) and runs its maintenance: due/overdue rotation notices, retirement
- * of versions past their overlap, expired leases.
+ * Builds the key providers, the ciphertext store and the credential services once the
+ * platform is connected (the event store and the data source exist only then), and
+ * runs the maintenance scheduler. Only the module's provider factories read it.
  */
 export class CredentialRuntime {
-  private current: Vault | undefined;
+  private current: CredentialServices | undefined;
   private providers: KeyProviders | undefined;
   private storage: CiphertextStore | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private scheduler: MaintenanceScheduler | undefined;
   private stopped = false;
 
   constructor(
@@ -60,7 +60,7 @@ export class CredentialRuntime {
     platform.beforeClose(() => this.stop());
   }
 
-  get vault(): Vault {
+  get services(): CredentialServices {
     if (!this.current) throw new PalisadeError('unavailable', 'the vault is starting');
     return this.current;
   }
@@ -79,9 +79,10 @@ export class CredentialRuntime {
       c.CREDENTIAL_STORAGE === 'aws-secrets-manager'
         ? new SecretsManagerCiphertextStore({ region: c.AWS_REGION!, endpoint: c.AWS_SECRETS_MANAGER_ENDPOINT, prefix: c.CREDENTIAL_SECRETS_MANAGER_PREFIX })
         : new PostgresCiphertextStore();
-    this.current = new Vault({
+    this.current = createCredentialServices({
       store: this.platform.eventStore!,
-      repo: new VaultRepository(this.platform.dataSource!, this.platform.options.config.PG_SCHEMA),
+      dataSource: this.platform.dataSource!,
+      schema: this.platform.options.config.PG_SCHEMA,
       providers: this.providers,
       storage: this.storage,
       policy: this.policy,
@@ -99,29 +100,13 @@ export class CredentialRuntime {
       },
     });
     this.platform.logger.info({ keyProviders: this.providers.names(), storage: this.storage.backend }, 'vault ready');
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.current!.maintain().then(
-        (done) => {
-          if (done.notices + done.retired > 0) this.platform.logger.info(done, 'vault maintenance');
-          this.schedule();
-        },
-        (error: Error) => {
-          this.platform.logger.warn({ err: error.message }, 'vault maintenance failed; retrying at the next interval');
-          this.schedule();
-        },
-      );
-    }, this.config.CREDENTIAL_MAINTENANCE_INTERVAL_MS);
-    this.timer.unref();
+    this.scheduler = new MaintenanceScheduler(this.current.maintenance, c.CREDENTIAL_MAINTENANCE_INTERVAL_MS, this.platform.logger);
+    if (!this.stopped) this.scheduler.start();
   }
 
   private async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.scheduler?.stop();
     await this.providers?.closeAll();
     if (this.storage instanceof SecretsManagerCiphertextStore) this.storage.close();
   }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { buildEvent, systemEventContext } from '@palisade/contracts';
-import { GroupCommit } from '../src/group-commit';
-import { hashToken } from '../src/vault';
-import type { LeaseGrantWrite } from '../src/vault.repository';
+import { GroupCommit } from '../src/leases/group-commit';
+import { hashToken } from '../src/leases/lease-token';
+import type { LeaseGrantWrite } from '../src/leases/leases.repository';
 import { admin, agent, startVault, type Harness } from './support/harness';
 
 /** Group-committed lease grants and redemptions under concurrency, on real PostgreSQL. */
@@ -11,12 +11,12 @@ describe('lease group commit (PostgreSQL)', () => {
   let secretId: string;
   beforeAll(async () => {
     h = await startVault({ settings: { leaseMaxUses: 10 } });
-    secretId = (await h.vault.createSecret(admin('acme'), { name: 'busy', value: Buffer.from('busy-value'), scopes: ['tool:gerrit'] })).id;
+    secretId = (await h.secrets.create(admin('acme'), { name: 'busy', value: Buffer.from('busy-value'), scopes: ['tool:gerrit'] })).id;
   });
   afterAll(() => h.close());
 
   const redeem = (g: { token: string; sessionId: string; tool: string }) =>
-    h.vault.redeemLease('sandbox-orchestrator', { token: g.token, tenantId: 'acme', sessionId: g.sessionId, tool: g.tool });
+    h.leases.redeem('sandbox-orchestrator', { token: g.token, tenantId: 'acme', sessionId: g.sessionId, tool: g.tool });
 
   const readVersions = async (leaseId: string): Promise<number[]> =>
     (
@@ -24,8 +24,8 @@ describe('lease group commit (PostgreSQL)', () => {
     ).map((r: { stream_version: number }) => r.stream_version);
 
   it('many concurrent leases, and racing redemptions of multi-use leases, give exactly the allowed values with one record each', async () => {
-    const single = await Promise.all(Array.from({ length: 40 }, (_, i) => h.vault.grantLease(agent('acme'), { secretId, sessionId: `s-${i}`, tool: 'gerrit' })));
-    const multi = await Promise.all([4, 7].map((uses) => h.vault.grantLease(agent('acme'), { secretId, sessionId: 'shared', tool: 'gerrit', uses })));
+    const single = await Promise.all(Array.from({ length: 40 }, (_, i) => h.leases.grant(agent('acme'), { secretId, sessionId: `s-${i}`, tool: 'gerrit' })));
+    const multi = await Promise.all([4, 7].map((uses) => h.leases.grant(agent('acme'), { secretId, sessionId: 'shared', tool: 'gerrit', uses })));
     const attempts = [...single.map((g) => ({ g, n: 2 })), ...multi.map((g) => ({ g, n: 12 }))].flatMap(({ g, n }) => Array.from({ length: n }, () => g));
     const settled = await Promise.allSettled(attempts.map((g) => redeem(g)));
     for (const g of [...single, ...multi]) {
@@ -40,7 +40,7 @@ describe('lease group commit (PostgreSQL)', () => {
   });
 
   it('a unit that fails inside a group does not fail the others', async () => {
-    const existing = await h.vault.grantLease(agent('acme'), { secretId, sessionId: 'dup', tool: 'gerrit' });
+    const existing = await h.leases.grant(agent('acme'), { secretId, sessionId: 'dup', tool: 'gerrit' });
     const now = new Date();
     const ctx = systemEventContext('credential');
     const write = (leaseId: string): LeaseGrantWrite => ({
@@ -64,7 +64,7 @@ describe('lease group commit (PostgreSQL)', () => {
         data: { leaseId, secretId, sessionId: 'group', tool: 'gerrit', expiresAt: new Date(now.getTime() + 30_000).toISOString(), uses: 1 },
       }),
     });
-    const gc = new GroupCommit({ commit: (w: LeaseGrantWrite[]) => h.repo.commitGrants(w), lanes: 1 });
+    const gc = new GroupCommit({ commit: (w: LeaseGrantWrite[]) => h.repos.leases.commitGrants(w), lanes: 1 });
     const ids = Array.from({ length: 6 }, () => randomUUID());
     ids[3] = existing.leaseId; // primary key violation: this unit cannot commit
     const settled = await Promise.allSettled(ids.map((id) => gc.run(write(id))));
@@ -78,11 +78,11 @@ describe('lease group commit (PostgreSQL)', () => {
   it('a key revocation racing redemptions: every released value has its read record, and nothing is released after the revocation returns', async () => {
     const other = await startVault();
     try {
-      const s = await other.vault.createSecret(admin('acme'), { name: 'revoked-under-load', value: Buffer.from('rv'), scopes: ['tool:gerrit'] });
-      const grants = await Promise.all(Array.from({ length: 30 }, (_, i) => other.vault.grantLease(agent('acme'), { secretId: s.id, sessionId: `r-${i}`, tool: 'gerrit' })));
-      const go = (g: (typeof grants)[number]) => other.vault.redeemLease('sandbox-orchestrator', { token: g.token, tenantId: 'acme', sessionId: g.sessionId, tool: 'gerrit' });
+      const s = await other.secrets.create(admin('acme'), { name: 'revoked-under-load', value: Buffer.from('rv'), scopes: ['tool:gerrit'] });
+      const grants = await Promise.all(Array.from({ length: 30 }, (_, i) => other.leases.grant(agent('acme'), { secretId: s.id, sessionId: `r-${i}`, tool: 'gerrit' })));
+      const go = (g: (typeof grants)[number]) => other.leases.redeem('sandbox-orchestrator', { token: g.token, tenantId: 'acme', sessionId: g.sessionId, tool: 'gerrit' });
       const early = grants.slice(0, 20).map(go);
-      await other.vault.revokeKeyringKey(admin('acme'), { version: 1, reason: 'compromised' });
+      await other.keyring.revokeKey(admin('acme'), { version: 1, reason: 'compromised' });
       const late = await Promise.allSettled(grants.slice(20).map(go));
       expect(late.every((r) => r.status === 'rejected')).toBe(true);
       const settled = await Promise.allSettled(early);

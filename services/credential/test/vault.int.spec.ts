@@ -12,10 +12,10 @@ import { startKmsEndpoint, startSecretsManagerEndpoint, type KmsEndpoint, type S
 
 const value = (marker: string) => Buffer.from(marker, 'utf8');
 const redeemFor = (h: Harness, lease: { token: string; sessionId: string; tool: string }, tenantId: string) =>
-  h.vault.redeemLease('sandbox-orchestrator', { token: lease.token, tenantId, sessionId: lease.sessionId, tool: lease.tool });
+  h.leases.redeem('sandbox-orchestrator', { token: lease.token, tenantId, sessionId: lease.sessionId, tool: lease.tool });
 
 async function lease(h: Harness, p: Principal, secretId: string, extra: { ttlSeconds?: number; uses?: number; tool?: string } = {}) {
-  return h.vault.grantLease(p, { secretId, sessionId: 'sess-1', tool: extra.tool ?? 'gerrit', ...extra });
+  return h.leases.grant(p, { secretId, sessionId: 'sess-1', tool: extra.tool ?? 'gerrit', ...extra });
 }
 
 describe('vault over PostgreSQL with the local key provider', () => {
@@ -25,7 +25,7 @@ describe('vault over PostgreSQL with the local key provider', () => {
 
   it('stores only ciphertext and a wrapped data key; a lease releases the value once, recorded as a read', async () => {
     const marker = `MARKER-${randomBytes(8).toString('hex')}`;
-    const secret = await h.vault.createSecret(admin('acme'), { name: 'gerrit-1', value: value(marker), scopes: ['tool:gerrit'] });
+    const secret = await h.secrets.create(admin('acme'), { name: 'gerrit-1', value: value(marker), scopes: ['tool:gerrit'] });
     expect(secret).toMatchObject({ name: 'gerrit-1', version: 1, state: 'active', scopes: ['tool:gerrit'], createdBy: 'user:u-admin' });
     const [row] = await h.db.dataSource.query(`SELECT * FROM "${h.db.schema}".secret_versions WHERE secret_id = $1`, [secret.id]);
     for (const column of Object.values(row)) expect(String(column)).not.toContain(marker);
@@ -47,8 +47,8 @@ describe('vault over PostgreSQL with the local key provider', () => {
   });
 
   it('refuses a ciphertext row swapped with another (tenant, secret, version binding)', async () => {
-    const a = await h.vault.createSecret(admin('acme'), { name: 'swap-a', value: value('value-a'), scopes: ['tool:gerrit'] });
-    const b = await h.vault.createSecret(admin('acme'), { name: 'swap-b', value: value('value-b'), scopes: ['tool:gerrit'] });
+    const a = await h.secrets.create(admin('acme'), { name: 'swap-a', value: value('value-a'), scopes: ['tool:gerrit'] });
+    const b = await h.secrets.create(admin('acme'), { name: 'swap-b', value: value('value-b'), scopes: ['tool:gerrit'] });
     const owner = h.db.schema;
     // An attacker with write access to the table moves B's ciphertext and wrapped key into A's row.
     const ownerDs = await import('@palisade/postgres').then((m) => m.createDataSource({ ...h.db.owner, poolSize: 1 }));
@@ -71,7 +71,7 @@ describe('vault over PostgreSQL with the local key provider', () => {
   describe('leases', () => {
     let secretId: string;
     beforeAll(async () => {
-      secretId = (await h.vault.createSecret(admin('acme'), { name: 'lease-target', value: value('lease-value'), scopes: ['tool:gerrit', 'tool:doors'] })).id;
+      secretId = (await h.secrets.create(admin('acme'), { name: 'lease-target', value: value('lease-value'), scopes: ['tool:gerrit', 'tool:doors'] })).id;
     });
 
     it('is single use by default', async () => {
@@ -101,10 +101,10 @@ describe('vault over PostgreSQL with the local key provider', () => {
 
     it('is bound to session, tool and tenant: any other is not found', async () => {
       const granted = await lease(h, agent('acme'), secretId);
-      await expect(h.vault.redeemLease('sandbox-orchestrator', { token: granted.token, tenantId: 'acme', sessionId: 'sess-2', tool: 'gerrit' })).rejects.toMatchObject({ code: 'not_found' });
-      await expect(h.vault.redeemLease('sandbox-orchestrator', { token: granted.token, tenantId: 'acme', sessionId: 'sess-1', tool: 'doors' })).rejects.toMatchObject({ code: 'not_found' });
-      await expect(h.vault.redeemLease('sandbox-orchestrator', { token: granted.token, tenantId: 'globex', sessionId: 'sess-1', tool: 'gerrit' })).rejects.toMatchObject({ code: 'not_found' });
-      await expect(h.vault.redeemLease('sandbox-orchestrator', { token: `pl_${'A'.repeat(43)}`, tenantId: 'acme', sessionId: 'sess-1', tool: 'gerrit' })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(h.leases.redeem('sandbox-orchestrator', { token: granted.token, tenantId: 'acme', sessionId: 'sess-2', tool: 'gerrit' })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(h.leases.redeem('sandbox-orchestrator', { token: granted.token, tenantId: 'acme', sessionId: 'sess-1', tool: 'doors' })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(h.leases.redeem('sandbox-orchestrator', { token: granted.token, tenantId: 'globex', sessionId: 'sess-1', tool: 'gerrit' })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(h.leases.redeem('sandbox-orchestrator', { token: `pl_${'A'.repeat(43)}`, tenantId: 'acme', sessionId: 'sess-1', tool: 'gerrit' })).rejects.toMatchObject({ code: 'not_found' });
       // The right binding still works: the failed attempts did not consume it.
       await expect(redeemFor(h, granted, 'acme')).resolves.toMatchObject({ value: 'lease-value' });
     });
@@ -116,13 +116,13 @@ describe('vault over PostgreSQL with the local key provider', () => {
     });
 
     it('dies with its secret: a revoked secret releases nothing, even on a lease granted before', async () => {
-      const s = await h.vault.createSecret(admin('acme'), { name: 'to-revoke', value: value('v'), scopes: ['tool:gerrit', 'tool:doors'] });
+      const s = await h.secrets.create(admin('acme'), { name: 'to-revoke', value: value('v'), scopes: ['tool:gerrit', 'tool:doors'] });
       const granted = await lease(h, agent('acme'), s.id);
-      const revoked = await h.vault.revokeSecret(admin('acme'), s.id, 'leaked in a ticket');
+      const revoked = await h.secrets.revoke(admin('acme'), s.id, 'leaked in a ticket');
       expect(revoked.state).toBe('revoked');
       await expect(redeemFor(h, granted, 'acme')).rejects.toMatchObject({ code: 'not_found' });
       await expect(lease(h, agent('acme'), s.id)).rejects.toMatchObject({ code: 'illegal_state' });
-      const history = await h.vault.history(admin('acme'), s.id);
+      const history = await h.secrets.history(admin('acme'), s.id);
       expect(history.at(-1)).toMatchObject({
         type: 'credential.secret.revoked',
         actor: { type: 'user', id: 'u-admin' },
@@ -134,61 +134,61 @@ describe('vault over PostgreSQL with the local key provider', () => {
 
   describe('rotation', () => {
     it('puts a new version, serves it, keeps the old for the overlap window, then retires (and shreds) it', async () => {
-      const s = await h.vault.createSecret(admin('acme'), { name: 'rotating', value: value('v1'), scopes: ['tool:gerrit'], overlapSeconds: 600 });
-      const rotated = await h.vault.rotateSecret(admin('acme'), s.id, { value: value('v2') }, s.etag);
+      const s = await h.secrets.create(admin('acme'), { name: 'rotating', value: value('v1'), scopes: ['tool:gerrit'], overlapSeconds: 600 });
+      const rotated = await h.secrets.rotate(admin('acme'), s.id, { value: value('v2') }, s.etag);
       expect(rotated.version).toBe(2);
-      await expect(h.vault.rotateSecret(admin('acme'), s.id, { value: value('v3') }, s.etag)).rejects.toMatchObject({ code: 'conflict' });
+      await expect(h.secrets.rotate(admin('acme'), s.id, { value: value('v3') }, s.etag)).rejects.toMatchObject({ code: 'conflict' });
       await expect(redeemFor(h, await lease(h, agent('acme'), s.id), 'acme')).resolves.toMatchObject({ value: 'v2', version: 2 });
-      const versions = async () => (await h.repo.versions('acme', s.id)).map((v) => v.version);
+      const versions = async () => (await h.repos.secrets.versions('acme', s.id)).map((v) => v.version);
       expect(await versions()).toEqual([1, 2]);
-      expect((await h.vault.maintain()).retired).toBe(0);
+      expect((await h.maintenance.maintain()).retired).toBe(0);
       h.clock.now = new Date(Date.now() + 601_000);
       try {
-        expect((await h.vault.maintain()).retired).toBeGreaterThanOrEqual(1);
+        expect((await h.maintenance.maintain()).retired).toBeGreaterThanOrEqual(1);
       } finally {
         h.clock.now = new Date();
       }
       expect(await versions()).toEqual([2]);
-      const types = (await h.vault.history(admin('acme'), s.id)).map((e) => e.type);
+      const types = (await h.secrets.history(admin('acme'), s.id)).map((e) => e.type);
       expect(types).toEqual(['credential.secret.created', 'credential.secret.rotated', 'credential.secret.version_retired']);
     });
 
     it('rotates with a pluggable rotator, and refuses an unknown one', async () => {
-      const s = await h.vault.createSecret(admin('acme'), { name: 'auto', value: value('initial'), scopes: ['tool:gerrit'] });
-      await h.vault.rotateSecret(admin('acme'), s.id, { rotator: 'random' });
+      const s = await h.secrets.create(admin('acme'), { name: 'auto', value: value('initial'), scopes: ['tool:gerrit'] });
+      await h.secrets.rotate(admin('acme'), s.id, { rotator: 'random' });
       const redeemed = await redeemFor(h, await lease(h, agent('acme'), s.id), 'acme');
       expect(redeemed.version).toBe(2);
       expect(redeemed.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      await expect(h.vault.rotateSecret(admin('acme'), s.id, { rotator: 'gerrit' })).rejects.toMatchObject({ code: 'validation' });
-      const rotatedEvent = (await h.vault.history(admin('acme'), s.id))[1];
+      await expect(h.secrets.rotate(admin('acme'), s.id, { rotator: 'gerrit' })).rejects.toMatchObject({ code: 'validation' });
+      const rotatedEvent = (await h.secrets.history(admin('acme'), s.id))[1];
       expect(rotatedEvent).toMatchObject({ type: 'credential.secret.rotated', actor: { id: 'u-admin' }, data: { version: 2, previousVersion: 1, rotator: 'random' } });
     });
 
     it('announces due (default 90 days) and overdue rotations', async () => {
       const t = 'sched';
-      const s = await h.vault.createSecret(admin(t), { name: 'scheduled', value: value('x'), scopes: ['tool:gerrit'] });
+      const s = await h.secrets.create(admin(t), { name: 'scheduled', value: value('x'), scopes: ['tool:gerrit'] });
       expect(Date.parse(s.nextRotationAt) - Date.parse(s.createdAt)).toBe(90 * 86_400_000);
       h.clock.now = new Date(Date.parse(s.nextRotationAt) + 1000);
       try {
-        await h.vault.maintain();
-        expect((await h.vault.getSecret(admin(t), s.id)).rotationState).toBe('due');
+        await h.maintenance.maintain();
+        expect((await h.secrets.get(admin(t), s.id)).rotationState).toBe('due');
         h.clock.now = new Date(Date.parse(s.nextRotationAt) + 8 * 86_400_000);
-        await h.vault.maintain();
-        await h.vault.maintain();
+        await h.maintenance.maintain();
+        await h.maintenance.maintain();
       } finally {
         h.clock.now = new Date();
       }
-      expect((await h.vault.getSecret(admin(t), s.id)).rotationState).toBe('overdue');
-      const types = (await h.vault.history(admin(t), s.id)).map((e) => e.type);
+      expect((await h.secrets.get(admin(t), s.id)).rotationState).toBe('overdue');
+      const types = (await h.secrets.history(admin(t), s.id)).map((e) => e.type);
       expect(types).toEqual(['credential.secret.created', 'credential.secret.rotation_due', 'credential.secret.rotation_overdue']);
     });
 
     it('rotates the tenant KEK by re-wrapping data keys, leaving ciphertexts untouched', async () => {
       const t = 'kekrot';
       const ids = [];
-      for (let i = 0; i < 3; i++) ids.push((await h.vault.createSecret(admin(t), { name: `s${i}`, value: value(`value-${i}`), scopes: ['tool:gerrit'] })).id);
+      for (let i = 0; i < 3; i++) ids.push((await h.secrets.create(admin(t), { name: `s${i}`, value: value(`value-${i}`), scopes: ['tool:gerrit'] })).id);
       const before = await h.db.dataSource.query(`SELECT secret_id, ciphertext, iv, tag, wrapped_dek, kek_version FROM "${h.db.schema}".secret_versions WHERE tenant_id = $1 ORDER BY secret_id`, [t]);
-      const result = await h.vault.rotateKeyringKey(admin(t), { reason: 'annual' });
+      const result = await h.keyring.rotate(admin(t), { reason: 'annual' });
       expect(result).toEqual({ keyVersion: 2, rewrapped: 3, previousKeyDestroyed: true });
       const after = await h.db.dataSource.query(`SELECT secret_id, ciphertext, iv, tag, wrapped_dek, kek_version FROM "${h.db.schema}".secret_versions WHERE tenant_id = $1 ORDER BY secret_id`, [t]);
       after.forEach((row: Record<string, Buffer | number>, i: number) => {
@@ -199,7 +199,7 @@ describe('vault over PostgreSQL with the local key provider', () => {
         expect(row.kek_version).toBe(2);
       });
       for (const [i, id] of ids.entries()) await expect(redeemFor(h, await lease(h, agent(t), id), t)).resolves.toMatchObject({ value: `value-${i}` });
-      expect((await h.vault.keyring(admin(t))).keys).toEqual([
+      expect((await h.keyring.view(admin(t))).keys).toEqual([
         { version: 1, provider: 'local', origin: 'generated', state: 'retired' },
         { version: 2, provider: 'local', origin: 'generated', state: 'active' },
       ]);
@@ -209,18 +209,18 @@ describe('vault over PostgreSQL with the local key provider', () => {
   it('crypto-shreds: afterwards no backup, copy, event or log yields the value', async () => {
     const t = 'shred';
     const marker = `SHRED-${randomBytes(8).toString('hex')}`;
-    const keep = await h.vault.createSecret(admin(t), { name: 'keep', value: value('kept-value'), scopes: ['tool:gerrit'] });
-    const s = await h.vault.createSecret(admin(t), { name: 'doomed', value: value(marker), scopes: ['tool:gerrit'] });
+    const keep = await h.secrets.create(admin(t), { name: 'keep', value: value('kept-value'), scopes: ['tool:gerrit'] });
+    const s = await h.secrets.create(admin(t), { name: 'doomed', value: value(marker), scopes: ['tool:gerrit'] });
     await redeemFor(h, await lease(h, agent(t), s.id), t);
     // A backup: the database rows and the whole key store directory, as an operator would copy them.
     const backupRows = await h.db.dataSource.query(`SELECT * FROM "${h.db.schema}".secret_versions WHERE secret_id = $1`, [s.id]);
     const backupKeys = mkdtempSync(join(tmpdir(), 'vault-backup-'));
-    const ring = (await h.repo.keyring(t))!;
+    const ring = (await h.repos.keyring.keyring(t))!;
     try {
-      const outcome = await h.vault.shredSecret(admin(t), s.id, 'offboarding');
+      const outcome = await h.secrets.shred(admin(t), s.id, 'offboarding');
       expect(outcome).toMatchObject({ secretId: s.id, versionsDestroyed: [1], keyVersion: 2, previousKeyDestroyed: true });
-      await expect(h.vault.getSecret(admin(t), s.id)).rejects.toMatchObject({ code: 'not_found' });
-      expect(await h.repo.versions(t, s.id)).toEqual([]);
+      await expect(h.secrets.get(admin(t), s.id)).rejects.toMatchObject({ code: 'not_found' });
+      expect(await h.repos.secrets.versions(t, s.id)).toEqual([]);
       // The backup taken before cannot be opened with the live key provider any more.
       const kek = ring.keys[0];
       const row = backupRows[0];
@@ -247,9 +247,9 @@ describe('vault over PostgreSQL with the local key provider', () => {
   it('refuses SM4-GCM for a tenant when this runtime lacks it, naming the cause', async () => {
     const { cipherAvailable } = await import('../src/crypto/envelope');
     if (cipherAvailable('sm4-gcm')) {
-      await expect(h.vault.setCipher(admin('sm4'), 'sm4-gcm')).resolves.toMatchObject({ cipher: 'sm4-gcm' });
+      await expect(h.keyring.setCipher(admin('sm4'), 'sm4-gcm')).resolves.toMatchObject({ cipher: 'sm4-gcm' });
     } else {
-      await expect(h.vault.setCipher(admin('sm4'), 'sm4-gcm')).rejects.toMatchObject({ code: 'validation', message: expect.stringContaining('sm4-gcm is not provided') });
+      await expect(h.keyring.setCipher(admin('sm4'), 'sm4-gcm')).rejects.toMatchObject({ code: 'validation', message: expect.stringContaining('sm4-gcm is not provided') });
     }
   });
 });
@@ -270,8 +270,8 @@ describe('BYOK', () => {
   it('a referenced KMS key the tenant disables on its side makes its secrets unreadable at once', async () => {
     const t = 'byok-ref';
     const arn = kms.createKey();
-    await h.vault.provisionKeyring(admin(t), { provider: 'aws-kms', byok: { keyRef: arn } });
-    const s = await h.vault.createSecret(admin(t), { name: 'k', value: value('byok-value'), scopes: ['tool:gerrit'] });
+    await h.keyring.provision(admin(t), { provider: 'aws-kms', byok: { keyRef: arn } });
+    const s = await h.secrets.create(admin(t), { name: 'k', value: value('byok-value'), scopes: ['tool:gerrit'] });
     await expect(redeemFor(h, await lease(h, agent(t), s.id), t)).resolves.toMatchObject({ value: 'byok-value' });
     const pending = await lease(h, agent(t), s.id);
     kms.disableKey(arn);
@@ -281,27 +281,27 @@ describe('BYOK', () => {
 
   it.each(['aws-kms', 'pkcs11', 'local'] as const)('imported key material on %s: revoking it makes the secrets unreadable at once', async (provider) => {
     const t = `byok-imp-${provider}`;
-    await h.vault.provisionKeyring(admin(t), { provider, byok: { material: randomBytes(32) } });
-    const s = await h.vault.createSecret(admin(t), { name: 'k', value: value('imported'), scopes: ['tool:gerrit'] });
+    await h.keyring.provision(admin(t), { provider, byok: { material: randomBytes(32) } });
+    const s = await h.secrets.create(admin(t), { name: 'k', value: value('imported'), scopes: ['tool:gerrit'] });
     const pending = await lease(h, agent(t), s.id, { uses: 2 });
     await expect(redeemFor(h, pending, t)).resolves.toMatchObject({ value: 'imported' });
-    const ring = await h.vault.revokeKeyringKey(admin(t), { version: 1, reason: 'customer withdrew consent' });
+    const ring = await h.keyring.revokeKey(admin(t), { version: 1, reason: 'customer withdrew consent' });
     expect(ring.keys[0]).toMatchObject({ version: 1, origin: 'imported', state: 'revoked', provider });
     await expect(redeemFor(h, pending, t)).rejects.toMatchObject({ code: 'illegal_state', message: expect.stringContaining('revoked') });
-    await expect(h.vault.createSecret(admin(t), { name: 'k2', value: value('x'), scopes: [] })).rejects.toMatchObject({ code: 'illegal_state' });
+    await expect(h.secrets.create(admin(t), { name: 'k2', value: value('x'), scopes: [] })).rejects.toMatchObject({ code: 'illegal_state' });
   });
 
   it('refuses a reference to a key the vault cannot use', async () => {
-    await expect(h.vault.provisionKeyring(admin('byok-bad'), { provider: 'aws-kms', byok: { keyRef: 'arn:aws:kms:eu-central-1:111122223333:key/00000000-0000-0000-0000-000000000000' } })).rejects.toMatchObject({
+    await expect(h.keyring.provision(admin('byok-bad'), { provider: 'aws-kms', byok: { keyRef: 'arn:aws:kms:eu-central-1:111122223333:key/00000000-0000-0000-0000-000000000000' } })).rejects.toMatchObject({
       code: 'illegal_state',
     });
-    await expect(h.vault.provisionKeyring(admin('byok-bad'), { provider: 'pkcs11', byok: { keyRef: 'whatever' } })).rejects.toMatchObject({ code: 'validation' });
+    await expect(h.keyring.provision(admin('byok-bad'), { provider: 'pkcs11', byok: { keyRef: 'whatever' } })).rejects.toMatchObject({ code: 'validation' });
   });
 
   it('KEK rotation across providers (local → SoftHSM2) keeps every secret readable', async () => {
     const t = 'to-hsm';
-    const s = await h.vault.createSecret(admin(t), { name: 'k', value: value('moving'), scopes: ['tool:gerrit'] });
-    await expect(h.vault.rotateKeyringKey(admin(t), { provider: 'pkcs11' })).resolves.toEqual({ keyVersion: 2, rewrapped: 1, previousKeyDestroyed: true });
+    const s = await h.secrets.create(admin(t), { name: 'k', value: value('moving'), scopes: ['tool:gerrit'] });
+    await expect(h.keyring.rotate(admin(t), { provider: 'pkcs11' })).resolves.toEqual({ keyVersion: 2, rewrapped: 1, previousKeyDestroyed: true });
     await expect(redeemFor(h, await lease(h, agent(t), s.id), t)).resolves.toMatchObject({ value: 'moving' });
   });
 });
@@ -320,7 +320,7 @@ describe('vault storing ciphertexts in AWS Secrets Manager', () => {
 
   it('keeps only ciphertext there, the wrapped data key here, and deletes it without recovery on shredding', async () => {
     const marker = `SM-${randomBytes(8).toString('hex')}`;
-    const s = await h.vault.createSecret(admin('acme'), { name: 'sm', value: value(marker), scopes: ['tool:gerrit'] });
+    const s = await h.secrets.create(admin('acme'), { name: 'sm', value: value(marker), scopes: ['tool:gerrit'] });
     expect(s.storage).toBe('aws-secrets-manager');
     const stored = [...sm.stored().values()];
     expect(stored).toHaveLength(1);
@@ -330,7 +330,7 @@ describe('vault storing ciphertexts in AWS Secrets Manager', () => {
     expect(row.ciphertext).toBeNull();
     expect(row.external_ref).toBe(`palisade/acme/${s.id}/v1`);
     await expect(redeemFor(h, await lease(h, agent('acme'), s.id), 'acme')).resolves.toMatchObject({ value: marker });
-    await h.vault.shredSecret(admin('acme'), s.id, 'done');
+    await h.secrets.shred(admin('acme'), s.id, 'done');
     expect(sm.calls).toEqual(['CreateSecret', 'GetSecretValue', 'DeleteSecret']);
     expect(sm.unsignedRequests).toBe(0);
   });

@@ -2,8 +2,8 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put } from '@nest
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
-import { CREDENTIAL_RUNTIME, type CredentialRuntime } from '../credential.runtime';
-import type { ByokInput } from '../vault';
+import { KEYRING_SERVICE, type Ready } from '../credential.tokens';
+import type { ByokInput, KeyringService } from './keyring.service';
 import { openApiSchema, parse } from '../validation';
 import { cipherSchema, keyVersionSchema, provisionKeyringSchema, revokeKeySchema, rotateKeyringSchema } from './keyring.dto';
 
@@ -15,12 +15,12 @@ const byokOf = (b: { material: string } | { keyRef: string } | undefined): ByokI
 @ApiBearerAuth()
 @Controller('v1/keys')
 export class KeyringController {
-  constructor(@Inject(CREDENTIAL_RUNTIME) private readonly runtime: CredentialRuntime) {}
+  constructor(@Inject(KEYRING_SERVICE) private readonly keyring: Ready<Pick<KeyringService, 'view' | 'provision' | 'rotate' | 'revokeKey' | 'setCipher'>>) {}
 
   @Get()
   @ApiOperation({ summary: 'The key ring (never key material). Scope credential:read.' })
   get(@CurrentPrincipal() principal: Principal) {
-    return this.runtime.vault.keyring(principal);
+    return this.keyring().view(principal);
   }
 
   @Post()
@@ -28,7 +28,7 @@ export class KeyringController {
   @ApiBody({ schema: openApiSchema(provisionKeyringSchema) })
   provision(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const input = parse(provisionKeyringSchema, body);
-    return this.runtime.vault.provisionKeyring(principal, { provider: input.provider, cipher: input.cipher, byok: byokOf(input.byok) });
+    return this.keyring().provision(principal, { provider: input.provider, cipher: input.cipher, byok: byokOf(input.byok) });
   }
 
   @Post('rotate')
@@ -37,7 +37,7 @@ export class KeyringController {
   @ApiBody({ schema: openApiSchema(rotateKeyringSchema) })
   rotate(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const input = parse(rotateKeyringSchema, body);
-    return this.runtime.vault.rotateKeyringKey(principal, { provider: input.provider, byok: byokOf(input.byok), reason: input.reason });
+    return this.keyring().rotate(principal, { provider: input.provider, byok: byokOf(input.byok), reason: input.reason });
   }
 
   @Post('versions/:version/revoke')
@@ -45,13 +45,13 @@ export class KeyringController {
   @ApiOperation({ summary: 'Revoke a KEK version: everything under it is unreadable at once. Scope credential:manage_keys.' })
   @ApiBody({ schema: openApiSchema(revokeKeySchema) })
   revoke(@CurrentPrincipal() principal: Principal, @Param('version') version: string, @Body() body: unknown) {
-    return this.runtime.vault.revokeKeyringKey(principal, { version: parse(keyVersionSchema, version), reason: parse(revokeKeySchema, body).reason });
+    return this.keyring().revokeKey(principal, { version: parse(keyVersionSchema, version), reason: parse(revokeKeySchema, body).reason });
   }
 
   @Put('cipher')
   @ApiOperation({ summary: "Cipher of the tenant's new secret versions (aes-256-gcm, or sm4-gcm where OpenSSL provides it). Scope credential:manage_keys." })
   @ApiBody({ schema: openApiSchema(cipherSchema) })
   cipher(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
-    return this.runtime.vault.setCipher(principal, parse(cipherSchema, body).cipher);
+    return this.keyring().setCipher(principal, parse(cipherSchema, body).cipher);
   }
 }

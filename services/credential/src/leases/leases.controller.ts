@@ -3,15 +3,16 @@ import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { callingService, CurrentPrincipal, ServiceCallers } from '@palisade/service-kit';
 import type { Request } from 'express';
-import { CREDENTIAL_RUNTIME, type CredentialRuntime } from '../credential.runtime';
+import { LEASES_SERVICE, type Ready } from '../credential.tokens';
 import { openApiSchema, parse } from '../validation';
 import { grantLeaseSchema, redeemLeaseSchema } from './leases.dto';
+import type { LeasesService } from './leases.service';
 
 /** Just-in-time leases: an agent sees a short-lived token; the value goes to the tool runner only. */
 @ApiTags('leases')
 @Controller()
 export class LeasesController {
-  constructor(@Inject(CREDENTIAL_RUNTIME) private readonly runtime: CredentialRuntime) {}
+  constructor(@Inject(LEASES_SERVICE) private readonly leases: Ready<Pick<LeasesService, 'grant' | 'redeem'>>) {}
 
   @Post('v1/leases')
   @ApiBearerAuth()
@@ -20,7 +21,7 @@ export class LeasesController {
   })
   @ApiBody({ schema: openApiSchema(grantLeaseSchema) })
   grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
-    return this.runtime.vault.grantLease(principal, parse(grantLeaseSchema, body));
+    return this.leases().grant(principal, parse(grantLeaseSchema, body));
   }
 
   @Post('internal/v1/leases/redeem')
@@ -31,6 +32,6 @@ export class LeasesController {
   })
   @ApiBody({ schema: openApiSchema(redeemLeaseSchema) })
   redeem(@Req() req: Request, @Body() body: unknown) {
-    return this.runtime.vault.redeemLease(callingService(req)!, parse(redeemLeaseSchema, body));
+    return this.leases().redeem(callingService(req)!, parse(redeemLeaseSchema, body));
   }
 }

@@ -42,11 +42,6 @@ export type SecretEvent =
   | RotationDue
   | RotationOverdue;
 
-/** Lease streams, `lease-<id>`: a lease granted, then each redemption (the read). */
-export type LeaseGranted = DomainEvent<
-  'credential.lease.granted',
-  { leaseId: string; secretId: string; sessionId: string; tool: string; expiresAt: string; uses: number }
->;
 /**
  * A value released: through a lease (leaseId, sessionId, tool), or to a Palisade service
  * reading its own secret (purpose, e.g. auth's `idp-sign-in`; no lease).

@@ -2,9 +2,10 @@ import { Body, Controller, Delete, HttpCode, Inject, Param, Post, Put, Req } fro
 import { ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { callingService, ServiceCallers } from '@palisade/service-kit';
 import type { Request } from 'express';
-import { CREDENTIAL_RUNTIME, type CredentialRuntime } from '../credential.runtime';
+import { SERVICE_SECRETS_SERVICE, type Ready } from '../credential.tokens';
 import { openApiSchema, parse } from '../validation';
 import { putServiceSecretSchema, readServiceSecretSchema, serviceSecretId, serviceSecretName, tenantIdParam } from './service-secrets.dto';
+import type { ServiceSecretsService } from './service-secrets.service';
 
 /**
  * Secrets Palisade services keep for themselves (auth: identity-provider client secrets
@@ -15,7 +16,7 @@ import { putServiceSecretSchema, readServiceSecretSchema, serviceSecretId, servi
 @Controller('internal/v1/tenants/:tenantId/service-secrets')
 @ServiceCallers('auth')
 export class ServiceSecretsController {
-  constructor(@Inject(CREDENTIAL_RUNTIME) private readonly runtime: CredentialRuntime) {}
+  constructor(@Inject(SERVICE_SECRETS_SERVICE) private readonly serviceSecrets: Ready<Pick<ServiceSecretsService, 'put' | 'read' | 'delete'>>) {}
 
   @Put(':name')
   @ApiOperation({ summary: 'Service-to-service only (mTLS, auth): create the named secret (scope auth:idp) or rotate it. Answers {secretId, version}, never the value.' })
@@ -24,7 +25,7 @@ export class ServiceSecretsController {
     const tenant = parse(tenantIdParam, tenantId);
     const secretName = parse(serviceSecretName, name);
     const { value } = parse(putServiceSecretSchema, body);
-    return this.runtime.vault.putServiceSecret(callingService(req)!, tenant, secretName, Buffer.from(value, 'utf8'));
+    return this.serviceSecrets().put(callingService(req)!, tenant, secretName, Buffer.from(value, 'utf8'));
   }
 
   @Post(':secretId/read')
@@ -35,12 +36,12 @@ export class ServiceSecretsController {
     const tenant = parse(tenantIdParam, tenantId);
     const id = parse(serviceSecretId, secretId);
     const { purpose } = parse(readServiceSecretSchema, body);
-    return this.runtime.vault.readServiceSecret(callingService(req)!, tenant, id, purpose);
+    return this.serviceSecrets().read(callingService(req)!, tenant, id, purpose);
   }
 
   @Delete(':secretId')
   @ApiOperation({ summary: 'Service-to-service only (mTLS, auth): crypto-shred the secret (e.g. its identity provider was removed).' })
   remove(@Req() req: Request, @Param('tenantId') tenantId: string, @Param('secretId') secretId: string) {
-    return this.runtime.vault.deleteServiceSecret(callingService(req)!, parse(tenantIdParam, tenantId), parse(serviceSecretId, secretId));
+    return this.serviceSecrets().delete(callingService(req)!, parse(tenantIdParam, tenantId), parse(serviceSecretId, secretId));
   }
 }

@@ -10,21 +10,20 @@ import { LocalKeyProvider } from '../../src/keys/local-key-provider';
 import { Pkcs11KeyProvider } from '../../src/keys/pkcs11-key-provider';
 import { RandomTokenRotator, RotatorRegistry } from '../../src/rotation/rotator';
 import { PostgresCiphertextStore, type CiphertextStore } from '../../src/storage/ciphertext-store';
-import { DEFAULT_VAULT_SETTINGS, Vault, type VaultSettings } from '../../src/vault';
+import { createCredentialServices, type CredentialRepositories, type CredentialServices } from '../../src/credential.services';
+import { DEFAULT_CREDENTIAL_SETTINGS, type CredentialSettings } from '../../src/credential.settings';
 import { vaultMigration } from '../../src/vault.migration';
-import { VaultRepository } from '../../src/vault.repository';
 
 export const ADMIN_SCOPES = ['credential:admin', 'credential:use'];
 
 export const admin = (tenantId: string, id = 'u-admin'): Principal => ({ type: 'user', id, tenantId, scopes: ADMIN_SCOPES });
 export const agent = (tenantId: string, id = 'agent-1'): Principal => ({ type: 'agent', id, tenantId, actingFor: 'u-1', scopes: ['credential:use', 'credential:read'] });
 
-export const SETTINGS: VaultSettings = { ...DEFAULT_VAULT_SETTINGS, defaultOverlapSeconds: 3600 };
+export const SETTINGS: CredentialSettings = { ...DEFAULT_CREDENTIAL_SETTINGS, defaultOverlapSeconds: 3600 };
 
-export interface Harness {
-  vault: Vault;
+export interface Harness extends Omit<CredentialServices, 'repositories'> {
   db: TestSchema;
-  repo: VaultRepository;
+  repos: CredentialRepositories;
   store: PgEventStore;
   local: LocalKeyProvider;
   keyDir: string;
@@ -33,7 +32,7 @@ export interface Harness {
 }
 
 /** A vault over a throw-away schema (event store + vault tables), as the app role. */
-export async function startVault(options: { providers?: KeyProvider[]; storage?: CiphertextStore; settings?: Partial<VaultSettings> } = {}): Promise<Harness> {
+export async function startVault(options: { providers?: KeyProvider[]; storage?: CiphertextStore; settings?: Partial<CredentialSettings> } = {}): Promise<Harness> {
   const db = await createTestSchema('cred');
   const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE)]);
   await migrator.initialize();
@@ -42,12 +41,12 @@ export async function startVault(options: { providers?: KeyProvider[]; storage?:
   const keyDir = mkdtempSync(join(tmpdir(), 'palisade-vault-'));
   const local = new LocalKeyProvider({ masterKeyFile: join(keyDir, 'master.key'), keystoreDir: join(keyDir, 'keys') });
   const store = new PgEventStore(db.dataSource, db.schema);
-  const repo = new VaultRepository(db.dataSource, db.schema);
   const clock = { now: new Date() };
   const providers = keyProviders([local, ...(options.providers ?? [])]);
-  const vault = new Vault({
+  const { repositories, ...services } = createCredentialServices({
     store,
-    repo,
+    dataSource: db.dataSource,
+    schema: db.schema,
     providers,
     storage: options.storage ?? new PostgresCiphertextStore(),
     policy: new ScopeAccessPolicy(),
@@ -57,9 +56,9 @@ export async function startVault(options: { providers?: KeyProvider[]; storage?:
     clock: () => clock.now,
   });
   return {
-    vault,
+    ...services,
     db,
-    repo,
+    repos: repositories,
     store,
     local,
     keyDir,
