@@ -24,7 +24,7 @@ interface ComposeService {
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
 }
-const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
+const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
 const services = compose.services;
 
 function properties(text: string): Record<string, string> {
@@ -105,6 +105,15 @@ describe('docker-compose.yml: infrastructure', () => {
       .map(([name]) => name)
       .sort();
     expect(mounting).toEqual(['nats-init', 'pki']);
+  });
+
+  it.each(SERVICE_NAMES)('%s: mounts no CA key and no other identity, only its own certificate volume, written by the pki job', (name) => {
+    const volumes = services[name].volumes ?? [];
+    expect(volumes.filter((v) => v.startsWith('pki'))).toEqual([`pki-${name}:/pki/${name}:ro`]);
+    expect(volumes.some((v) => v.startsWith('pki-ca:') || v.startsWith('pki-certs:'))).toBe(false);
+    expect(services.pki.volumes).toContain(`pki-${name}:/pki/certs/${name}`);
+    expect(compose.volumes).toHaveProperty(`pki-${name}`);
+    expect(services[name].environment?.TLS_MODE).toBe('files'); // never dev-ca: no service issues its own identity
   });
 
   it('creates the databases and roles with the same script as deploy/local/postgres.sh, for every service', () => {
