@@ -74,6 +74,21 @@ describe('DeciderSpecification', () => {
   });
 });
 
+/** The first read is stale (one event short), as if another writer committed right after it. */
+function staleFirstRead(inner: InMemoryEventStore): EventStore & { reads(): number } {
+  let reads = 0;
+  return {
+    reads: () => reads,
+    inTransaction: (work) => inner.inTransaction(work),
+    async readStream(tx, id) {
+      const fresh = await inner.readStream(tx, id);
+      if (reads++ > 0) return fresh;
+      return { version: fresh.version - 1, events: fresh.events.slice(0, -1) };
+    },
+    appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
+  };
+}
+
 describe('CommandHandler', () => {
   const ctx = systemEventContext('billing');
 
@@ -98,20 +113,10 @@ describe('CommandHandler', () => {
     const inner = new InMemoryEventStore();
     await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-b2', open(10));
     await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-b2', spend(6));
-    // The first read is stale, as if another writer committed right after it.
-    let reads = 0;
-    const racing: EventStore = {
-      inTransaction: (work) => inner.inTransaction(work),
-      async readStream(tx, id) {
-        const fresh = await inner.readStream(tx, id);
-        if (reads++ > 0) return fresh;
-        return { version: fresh.version - 1, events: fresh.events.slice(0, -1) };
-      },
-      appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
-    };
+    const racing = staleFirstRead(inner);
     const handler = new CommandHandler(racing, budget, { eventContext: ctx });
     await expect(handler.handle('budget-b2', spend(5))).rejects.toMatchObject({ code: 'rate_limited' });
-    expect(reads).toBe(2);
+    expect(racing.reads()).toBe(2);
     expect(inner.all()).toHaveLength(2);
   });
 
@@ -185,18 +190,8 @@ describe('CommandHandler', () => {
       const inner = new InMemoryEventStore();
       await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-h2', open(10));
       await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-h2', spend(6));
-      let reads = 0;
-      const racing: EventStore = {
-        inTransaction: (work) => inner.inTransaction(work),
-        async readStream(tx, id) {
-          const fresh = await inner.readStream(tx, id);
-          if (reads++ > 0) return fresh;
-          return { version: fresh.version - 1, events: fresh.events.slice(0, -1) };
-        },
-        appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
-      };
       let before = 0;
-      const result = await new CommandHandler(racing, budget, { eventContext: ctx }).handle('budget-h2', spend(3), { beforeDecide: async () => void before++ });
+      const result = await new CommandHandler(staleFirstRead(inner), budget, { eventContext: ctx }).handle('budget-h2', spend(3), { beforeDecide: async () => void before++ });
       expect(before).toBe(2);
       expect(result).toMatchObject({ version: 3, state: { remaining: 1 } });
     });

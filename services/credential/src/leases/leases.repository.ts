@@ -3,22 +3,6 @@ import type { DataSource } from 'typeorm';
 import { CredentialRepository, kekOf, materialOf, secretOf, validateAll, type KekRow, type Row, type SecretRow, type VersionMaterial } from '../credential.repository';
 import { GroupCommit } from './group-commit';
 
-/** What a redemption needs, read in one query: the lease, its secret's current version material and its KEK. */
-export interface RedemptionRow {
-  leaseId: string;
-  tenantId: string;
-  secretId: string;
-  sessionId: string;
-  tool: string;
-  expiresAt: Date;
-  uses: number;
-  usesLeft: number;
-  secretState: string | null;
-  version: number | null;
-  material: VersionMaterial | null;
-  kek: KekRow | null;
-}
-
 export interface LeaseRow {
   leaseId: string;
   tokenHash: Buffer;
@@ -31,6 +15,14 @@ export interface LeaseRow {
   usesLeft: number;
   grantedBy: string;
   createdAt: Date;
+}
+
+/** What a redemption needs, read in one query: the lease, its secret's current version material and its KEK. */
+export interface RedemptionRow extends Omit<LeaseRow, 'tokenHash' | 'grantedBy' | 'createdAt'> {
+  secretState: string | null;
+  version: number | null;
+  material: VersionMaterial | null;
+  kek: KekRow | null;
 }
 
 export interface LeaseGrantWrite {
