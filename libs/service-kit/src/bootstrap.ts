@@ -15,6 +15,7 @@ import { natsTransportOptions, RpcErrorFilter, RpcTraceInterceptor } from '@pali
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig, type ServiceConfig } from './config';
+import { EdgeTextInterceptor } from './http/edge-text';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
 import { httpTelemetry } from './http/telemetry';
@@ -97,6 +98,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.use(bodyParserErrors);
   app.use(readinessGate(() => platform.isConnected()));
   app.useGlobalFilters(new HttpErrorFilter(logger));
+  app.useGlobalInterceptors(new EdgeTextInterceptor());
   app.enableShutdownHooks();
   // Deferred, so the RPC filter and interceptor below apply to every handler; the init
   // hooks already ran with the HTTP app and must not run twice.

@@ -331,3 +331,33 @@ describe('auth service', () => {
     expect((await call('/health/ready')).status).toBe(200);
   });
 });
+
+// The shared edge validator (libs/service-kit EdgeTextInterceptor): NUL bytes, lone
+// UTF-16 surrogates (as the JSON escape "\ud800") and bidirectional controls are a 400
+// naming the field, before any handler, database or log line sees them.
+describe('auth service: unsafe text at the edge', () => {
+  let token: string;
+  beforeAll(async () => {
+    token = (await signIn(tenant, 'root@acme.example', ADMIN_PASSWORD)).json.accessToken;
+  });
+
+  it('refuses an API key name holding a NUL, a lone surrogate or a bidi override (400 naming the field), and still creates a plain one', async () => {
+    for (const raw of ['{"name":"ci\\u0000key","scopes":["auth:admin"]}', '{"name":"ci\\ud800key","scopes":["auth:admin"]}', '{"name":"ci\\udc00","scopes":["auth:admin"]}', '{"name":"ci\\u202Ekey","scopes":["auth:admin"]}']) {
+      const res = await call('/v1/api-keys', { raw, token });
+      expect({ raw, status: res.status }).toEqual({ raw, status: 400 });
+      expect(res.json.error).toMatchObject({ code: 'validation', message: expect.stringMatching(/^name: /), details: { field: 'name', location: 'body' } });
+    }
+    expect((await call('/v1/api-keys', { body: { name: 'ci-key', scopes: ['auth:admin'] }, token })).status).toBe(201);
+  });
+
+  it('refuses an unauthenticated sign-in whose username holds a lone surrogate (400), and keeps counting real failures', async () => {
+    const surrogate = await call(`/v1/tenants/${tenant}/sign-in`, { raw: '{"username":"root@acme.example\\ud800","password":"wrong-password"}' });
+    expect(surrogate.status).toBe(400);
+    expect(surrogate.json.error.details).toEqual({ field: 'username', location: 'body' });
+    const nul = await call(`/v1/tenants/${tenant}/sign-in`, { body: { username: 'nobody\u0000', password: 'wrong-password' } });
+    expect(nul.status).toBe(400);
+    expect((await call(`/v1/tenants/${tenant}/sign-in?x=%00`, { body: { username: 'nobody', password: 'wrong-password' } })).json.error.details).toEqual({ field: 'x', location: 'query' });
+    // The service keeps serving: an ordinary wrong password is still a 401.
+    expect((await signIn(tenant, 'nobody-at-all', 'wrong-password')).status).toBe(401);
+  });
+});
