@@ -25,8 +25,15 @@ export interface AccessTokenClaims {
   ptp: 'user' | 'agent' | 'service';
   /** Session (family of refresh and access tokens). */
   sid?: string;
-  /** For an agent: the user it acts for. */
-  act?: string;
+  /**
+   * For an agent: the user it acts for, RFC 8693 style (`{ sub: <user id> }`). A bare
+   * string (the user id) is accepted from issuers that predate the object form.
+   */
+  act?: { sub: string } | string;
+  /** Teams (ids) of the principal: a user's memberships, or an agent's one team. ABAC reads them as `subject.teams`. */
+  teams?: string[];
+  /** The primary team (a user's first, an agent's own): `subject.department`. */
+  dept?: string;
   /** Scopes. */
   scp?: string[];
   /** RFC 8705 certificate binding: SHA-256 thumbprint of the client certificate (base64url). */
@@ -35,4 +42,12 @@ export interface AccessTokenClaims {
 
 export function audienceOf(service: string): string {
   return `palisade:${service}`;
+}
+
+/** The user an agent's token acts for (`act.sub`, or the older bare string), if any. */
+export function actingForOf(claims: Pick<AccessTokenClaims, 'act'>): string | undefined {
+  const act = claims.act;
+  if (typeof act === 'string') return act || undefined;
+  if (act && typeof act === 'object' && typeof act.sub === 'string' && act.sub) return act.sub;
+  return undefined;
 }

@@ -1,4 +1,4 @@
-import type { AccessTokenClaims } from './claims';
+import { actingForOf, type AccessTokenClaims } from './claims';
 
 /**
  * How far apart the clocks of two auth instances may be (ms): a token issued by one
@@ -58,11 +58,16 @@ export class RevocationList {
   }
 
   /** The reason a token with these claims is revoked, or undefined. */
-  reasonRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'sid' | 'tid' | 'sub' | 'iat' | 'iat_ms'>, kid?: string): string | undefined {
+  reasonRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'sid' | 'tid' | 'sub' | 'iat' | 'iat_ms' | 'act'>, kid?: string): string | undefined {
     if (this.tokens.has(claims.jti)) return 'token revoked';
     if (claims.sid !== undefined && this.sessions.has(claims.sid)) return 'session revoked';
     const subjectAt = this.subjects.get(`${claims.tid}/${claims.sub}`);
     if (subjectAt !== undefined && issuedAtMs(claims) <= subjectAt + REVOCATION_SKEW_MS) return 'principal revoked';
+    // An agent's token stands on the user it acts for: revoking that user (disabled, a role
+    // taken away, every session revoked) revokes the agent tokens issued for them until then.
+    const actingFor = actingForOf(claims);
+    const actorAt = actingFor === undefined ? undefined : this.subjects.get(`${claims.tid}/${actingFor}`);
+    if (actorAt !== undefined && issuedAtMs(claims) <= actorAt + REVOCATION_SKEW_MS) return 'acting user revoked';
     if (kid !== undefined && this.keys.has(kid)) return 'signing key revoked';
     return undefined;
   }

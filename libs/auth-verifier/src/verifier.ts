@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { PalisadeError, type Principal } from '@palisade/contracts';
-import { ACCESS_TOKEN_ISSUER, ACCESS_TOKEN_TYPE, ALLOWED_ALGORITHMS, type AccessTokenClaims } from './claims';
+import { ACCESS_TOKEN_ISSUER, ACCESS_TOKEN_TYPE, ALLOWED_ALGORITHMS, actingForOf, type AccessTokenClaims } from './claims';
 import type { RevocationList } from './revocations';
 
 export interface AccessTokenVerifierOptions {
@@ -60,7 +60,10 @@ export class AccessTokenVerifier {
       if (certificateThumbprint(context.clientCertificate) !== bound) throw unauthenticated('access token is bound to another client certificate');
     }
     const principal: Principal = { type: claims.ptp, id: claims.sub, tenantId: claims.tid };
-    if (claims.act) principal.actingFor = claims.act;
+    const actingFor = actingForOf(claims);
+    if (actingFor) principal.actingFor = actingFor;
+    if (Array.isArray(claims.teams) && claims.teams.every((t) => typeof t === 'string')) principal.teams = claims.teams;
+    if (typeof claims.dept === 'string') principal.department = claims.dept;
     if (claims.scp) principal.scopes = claims.scp;
     if (claims.sid) principal.sessionId = claims.sid;
     return { principal, claims };

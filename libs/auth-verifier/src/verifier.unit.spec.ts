@@ -28,7 +28,7 @@ describe('AccessTokenVerifier', () => {
       .setProtectedHeader({ alg: 'EdDSA', kid: 'k1', typ: ACCESS_TOKEN_TYPE, ...header })
       .setIssuer(ACCESS_TOKEN_ISSUER)
       .setAudience((claims.aud as string) ?? audienceOf('policy'))
-      .setSubject('u-1')
+      .setSubject((claims.sub as string) ?? 'u-1')
       .setJti((claims.jti as string) ?? 'j-1')
       .setIssuedAt((claims.iat as number) ?? now())
       .setExpirationTime((claims.exp as number) ?? now() + 300)
@@ -95,6 +95,29 @@ describe('AccessTokenVerifier', () => {
     await expect(verifier.verify(await token({ jti: 'j-3', sid: 's-2' }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
     // A token issued after the revocation (a new sign-in) is accepted again.
     await expect(verifier.verify(await token({ jti: 'j-4', sid: 's-3', iat: now() + 2 }))).resolves.toBeDefined();
+  });
+
+  describe('agent tokens (issue 12)', () => {
+    const agentClaims = { sub: 'agent-7', ptp: 'agent', act: { sub: 'alice' }, teams: ['platform'], dept: 'platform', sid: 'apikey-k1' };
+
+    it('turns act (RFC 8693 object, or the older bare string), teams and dept into the principal', async () => {
+      const { principal } = await verifier.verify(await token(agentClaims));
+      expect(principal).toEqual({ type: 'agent', id: 'agent-7', tenantId: 'acme', actingFor: 'alice', teams: ['platform'], department: 'platform', sessionId: 'apikey-k1', scopes: ['policy:read'] });
+      expect((await verifier.verify(await token({ ...agentClaims, act: 'bob' }))).principal.actingFor).toBe('bob');
+      expect((await verifier.verify(await token({ ...agentClaims, act: { other: 'x' } }))).principal.actingFor).toBeUndefined();
+    });
+
+    it('refuses an agent token once the agent is revoked, or the user it acts for, to the millisecond', async () => {
+      const ms = (now() - 5) * 1000 + 200;
+      const at = (t: number) => ({ iat: Math.floor(t / 1000), iat_ms: t });
+      revocations.revokeSubject('acme', 'alice', ms);
+      await expect(verifier.verify(await token({ ...agentClaims, ...at(ms - 1) }))).rejects.toMatchObject({ message: 'access token rejected: acting user revoked' });
+      await expect(verifier.verify(await token({ ...agentClaims, ...at(ms + REVOCATION_SKEW_MS + 1) }))).resolves.toBeDefined();
+      revocations.revokeSubject('acme', 'agent-7', ms + 100);
+      await expect(verifier.verify(await token({ ...agentClaims, ...at(ms + 50) }))).rejects.toMatchObject({ message: 'access token rejected: principal revoked' });
+      // Another agent of alice's, issued after her revocation, is untouched.
+      await expect(verifier.verify(await token({ ...agentClaims, sub: 'agent-8', ...at(ms + 50) }))).resolves.toBeDefined();
+    });
   });
 
   describe('revocation of a subject to the millisecond, whatever the second (finding 6)', () => {

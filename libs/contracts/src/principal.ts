@@ -15,6 +15,10 @@ export interface Principal {
   scopes?: readonly string[];
   /** Session the token belongs to (revocation, audit). */
   sessionId?: string;
+  /** Teams (ids) the principal belongs to: a user's memberships, an agent's one team (ABAC `subject.teams`). */
+  teams?: readonly string[];
+  /** Primary team: a user's first, an agent's own (ABAC `subject.department`). */
+  department?: string;
 }
 
 /** Checks a request's credentials; implemented by the auth verifier library. */
