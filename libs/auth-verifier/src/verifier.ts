@@ -32,7 +32,15 @@ export function certificateThumbprint(certificate: X509Certificate | Buffer): st
 export class AccessTokenVerifier {
   constructor(private readonly options: AccessTokenVerifierOptions) {}
 
-  async verify(token: string, context: { clientCertificate?: X509Certificate | Buffer } = {}): Promise<{ principal: Principal; claims: AccessTokenClaims }> {
+  /**
+   * `certificateBindingChecked`: the token was presented to another service, which checked
+   * its certificate binding against the connection it came on, and forwards it to ask a
+   * decision about its holder (the policy service); the binding is not checked again.
+   */
+  async verify(
+    token: string,
+    context: { clientCertificate?: X509Certificate | Buffer; certificateBindingChecked?: boolean } = {},
+  ): Promise<{ principal: Principal; claims: AccessTokenClaims }> {
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192) throw unauthenticated('malformed access token');
     let claims: AccessTokenClaims;
     let kid: string | undefined;
@@ -55,7 +63,7 @@ export class AccessTokenVerifier {
     const revoked = this.options.revocations.reasonRevoked(claims, kid);
     if (revoked) throw unauthenticated(`access token rejected: ${revoked}`);
     const bound = claims.cnf?.['x5t#S256'];
-    if (bound !== undefined) {
+    if (bound !== undefined && context.certificateBindingChecked !== true) {
       if (!context.clientCertificate) throw unauthenticated('access token is bound to a client certificate that was not presented');
       if (certificateThumbprint(context.clientCertificate) !== bound) throw unauthenticated('access token is bound to another client certificate');
     }
