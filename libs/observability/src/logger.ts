@@ -22,6 +22,9 @@ export function createLogger(options: LoggerOptions): Logger {
       base: { service: options.service },
       timestamp: pino.stdTimeFunctions.isoTime,
       messageKey: 'msg',
+      // Errors are already shaped by `redact` (type, message, stack, redacted fields; database
+      // errors without query, parameters or values); pino's own serializer would re-shape them.
+      serializers: { err: (err: unknown) => err },
       formatters: {
         level: (label) => ({ level: label }),
         log: (object) => redact(object) as Record<string, unknown>,

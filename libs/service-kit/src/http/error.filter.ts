@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, HttpException, type ExceptionFilter } from '@nest
 import { PalisadeError, type ErrorBody, type ErrorCode } from '@palisade/contracts';
 import type { Logger } from '@palisade/observability';
 import type { Request, Response } from 'express';
+import { databaseErrorToCoded } from './database-errors';
 
 const STATUS: Record<ErrorCode, number> = {
   validation: 400,
@@ -58,8 +59,11 @@ export function bodyParserErrors(error: unknown, _req: unknown, _res: unknown, n
 
 /**
  * The one place HTTP errors are shaped: `{ error: { code, message, details?, requestId } }`.
- * Domain errors keep their message; anything unexpected becomes a 500 that says only
- * "internal error" and is logged with the request id.
+ * Domain errors keep their message; database errors a service did not translate map
+ * to 409 (unique violation, naming the field) or 503 (connection lost); anything
+ * unexpected becomes a 500 that says only "internal error" and is logged with the
+ * request id (a database error without its query, parameters or row values: the
+ * logger's redaction).
  */
 @Catch()
 export class HttpErrorFilter implements ExceptionFilter {
@@ -81,6 +85,9 @@ export class HttpErrorFilter implements ExceptionFilter {
     if (exception instanceof PalisadeError) {
       return { status: httpStatusOf(exception.code), body: exception.toBody(requestId) };
     }
+    // Database errors a service did not translate: a unique violation is a conflict, a lost connection a 503.
+    const database = databaseErrorToCoded(exception);
+    if (database) return { status: httpStatusOf(database.code), body: database.toBody(requestId) };
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const payload = exception.getResponse();
