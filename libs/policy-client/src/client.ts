@@ -192,7 +192,7 @@ function checked(d: AuthorizeDecision): AuthorizeDecision {
 
 function cacheKey(r: AuthorizeRequest): string | undefined {
   if (r.explain || r.approvalToken || r.parameters) return undefined;
-  return JSON.stringify([r.tenantId, r.subject.type, r.subject.id, r.subject.actingFor, r.subject.tenantId, r.action, r.resource.type, r.resource.id, r.resource.tenantId, r.resource.attributes ? sorted(r.resource.attributes) : null, r.resource.fields ?? null]);
+  return JSON.stringify([r.tenantId, r.subject.type, r.subject.id, r.subject.actingFor, r.subject.tenantId, r.subject.token, r.action, r.resource.type, r.resource.id, r.resource.tenantId, r.resource.attributes ? sorted(r.resource.attributes) : null, r.resource.fields ?? null]);
 }
 
 function sorted(o: Record<string, unknown>): unknown[] {

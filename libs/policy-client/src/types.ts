@@ -1,7 +1,12 @@
 /** The wire contract of palisade.rpc.policy.authorize (services/policy/README.md). */
 export interface AuthorizeRequest {
   tenantId: string;
-  subject: { type: 'user' | 'agent' | 'service'; id: string; actingFor?: string; tenantId?: string };
+  /**
+   * For an agent, `token` is its access token as it was presented to the asking service:
+   * the policy service verifies it and takes the agent and the user it acts for
+   * (`act.sub`) from it; an agent decision without it is a denial (`agent-unverified`).
+   */
+  subject: { type: 'user' | 'agent' | 'service'; id: string; actingFor?: string; tenantId?: string; token?: string };
   action: string;
   resource: { type: string; id?: string; tenantId?: string; attributes?: Record<string, string | number | boolean | string[]>; fields?: string[] };
   parameters?: Record<string, unknown>;

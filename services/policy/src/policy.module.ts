@@ -4,6 +4,7 @@ import { ApprovalsHandler } from './approvals/approvals.handler';
 import { DecisionsController } from './decisions/decisions.controller';
 import { DecisionsRpc } from './decisions/decisions.rpc';
 import { DecisionService } from './decisions/decisions.service';
+import { ForwardedTokens } from './decisions/forwarded-tokens';
 import { PolicyEngine } from './engine/policy-engine';
 import { PoliciesController } from './policies/policies.controller';
 import { loadPolicySettings, POLICY_SETTINGS } from './policy.settings';
@@ -21,6 +22,7 @@ import { PolicyAdministration } from './policyset/policyset.handler';
   providers: [
     { provide: POLICY_SETTINGS, useFactory: () => loadPolicySettings() },
     PolicyEngine,
+    ForwardedTokens,
     DecisionService,
     DecisionsRpc,
     ApprovalsHandler,

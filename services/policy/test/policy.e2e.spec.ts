@@ -25,6 +25,13 @@ describe('policy service (two instances)', () => {
   let admin: string;
   let otherAdmin: string;
   let mtls: { cert: string; key: string };
+  /** helper's token acting for alice, as presented to the credential service (the asking service here). */
+  let helper: string;
+  const put = async (path: string, body: unknown, method = 'PUT') => {
+    const r = await call(PORT_A, method, path, { token: admin, body });
+    expect([200, 201]).toContain(r.status);
+    return r;
+  };
 
   beforeAll(async () => {
     issuer = await TestIssuer.create();
@@ -41,13 +48,9 @@ describe('policy service (two instances)', () => {
     mtls = { cert, key };
     nc = await connectNats({ servers: infra('NATS_URL'), identity: caller, name: 'policy-e2e' });
     admin = await issuer.token({ tenantId: tenant, id: 'admin', scopes: ['policy:admin'] });
+    helper = await issuer.agentToken('credential', { tenantId: tenant, id: 'helper', actingFor: 'alice' });
     otherAdmin = await issuer.token({ tenantId: other, id: 'admin', scopes: ['policy:admin'] });
 
-    const put = async (path: string, body: unknown, method = 'PUT') => {
-      const r = await call(PORT_A, method, path, { token: admin, body });
-      expect([200, 201]).toContain(r.status);
-      return r;
-    };
     for (const [name, def] of Object.entries({
       department: { target: 'subject', type: 'string' },
       clearance: { target: 'subject', type: 'level', levels: ['public', 'internal', 'confidential', 'secret'] },
@@ -74,7 +77,7 @@ describe('policy service (two instances)', () => {
     // NATS requests reach either instance (queue group): wait until B, which learns the
     // changes from the event store, has applied the last one too.
     await eventually(async () => {
-      const r = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, subject: { type: 'agent', id: 'helper', actingFor: 'alice' }, action: 'invoke', resource: { type: 'tool', id: 'search' } } });
+      const r = await call(PORT_B, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, subject: { type: 'agent', id: 'helper', token: helper }, action: 'invoke', resource: { type: 'tool', id: 'search' } } });
       return r.status === 200 && !['tenant-tool-allowlist', 'agent-tool-allowlist'].includes(r.body.rule);
     }, 10000, 50);
     await eventually(async () => {
@@ -116,7 +119,7 @@ describe('policy service (two instances)', () => {
     const batchExplained = await rpcRequest<{ decisions: object[] }>(nc, 'palisade.rpc.policy.authorize-batch', { requests: [{ tenantId: tenant, ...docRead('internal'), explain: true }] });
     expect(batchExplained.decisions[0]).not.toHaveProperty('explain');
     const batch = await rpcRequest<{ decisions: Array<{ decision: string }> }>(nc, 'palisade.rpc.policy.authorize-batch', {
-      requests: [docRead('public'), docRead('secret'), { ...docRead('public'), subject: { type: 'agent', id: 'helper', actingFor: 'alice' } }].map((r) => ({ tenantId: tenant, ...r })),
+      requests: [docRead('public'), docRead('secret'), { ...docRead('public'), subject: { type: 'agent', id: 'helper', token: helper } }].map((r) => ({ tenantId: tenant, ...r })),
     });
     expect(batch.decisions.map((d) => d.decision)).toEqual(['allow', 'deny', 'allow']);
     const httpBatch = await call(PORT_A, 'POST', '/v1/authorize/batch', { ...mtls, body: { requests: [{ tenantId: tenant, ...docRead('public') }] } });
@@ -150,7 +153,7 @@ describe('policy service (two instances)', () => {
   });
 
   it('requires an approval for a payment, bound to the exact parameters and the service it names, one time, never by the requester', async () => {
-    const agent = { type: 'agent', id: 'helper', actingFor: 'alice' };
+    const agent = { type: 'agent', id: 'helper', token: helper };
     const payment = { subject: agent, action: 'payments.create', resource: { type: 'payment', id: 'p-1' }, parameters: { amount: 1200, iban: 'DE00' } };
     const first = await ask(payment);
     expect(first).toMatchObject({ decision: 'requires_approval', rule: 'critical-action' });
@@ -167,8 +170,22 @@ describe('policy service (two instances)', () => {
     const selfApproval = await call(PORT_A, 'POST', `/v1/approvals/${id}/approve`, { token: agentToken });
     expect(selfApproval.status).toBe(403);
     const alice = await issuer.token({ tenantId: tenant, id: 'alice' });
-    const unauthorized = await call(PORT_A, 'POST', `/v1/approvals/${id}/approve`, { token: alice });
+    const unauthorized = await call(PORT_A, 'POST', `/v1/approvals/${id}/approve`, { token: await issuer.token({ tenantId: tenant, id: 'bob' }) });
     expect(unauthorized.status).toBe(403);
+    // four eyes across acting-for (issue 12): the user the agent acts for may not approve
+    // its request, even holding the approver role; nor may another agent
+    await put('/v1/assignments', { assignments: [{ subject: 'user:alice', role: 'cfo' }, { subject: 'agent:other-bot', role: 'cfo' }] }, 'POST');
+    await eventually(async () => ((await call(PORT_A, 'GET', '/v1/policy-set', { token: admin })).body.assignments as Array<{ subject: string; role: string }>).some((a) => a.subject === 'user:alice' && a.role === 'cfo'), 5000, 50);
+    const byAlice = await call(PORT_A, 'POST', `/v1/approvals/${id}/approve`, { token: alice });
+    expect(byAlice.status).toBe(403);
+    expect(byAlice.body.error.message).toBe('the user an agent acts for may not approve or reject its request');
+    const byAliceReject = await call(PORT_A, 'POST', `/v1/approvals/${id}/reject`, { token: alice, body: {} });
+    expect(byAliceReject.status).toBe(403);
+    const otherBot = await issuer.token({ tenantId: tenant, id: 'other-bot', type: 'agent', actingFor: 'carla' });
+    const byAgent = await call(PORT_A, 'POST', `/v1/approvals/${id}/approve`, { token: otherBot });
+    expect(byAgent.status).toBe(403);
+    expect(byAgent.body.error.message).toBe('only a person may approve or reject');
+    await put('/v1/assignments/revoke', { assignments: [{ subject: 'user:alice', role: 'cfo' }, { subject: 'agent:other-bot', role: 'cfo' }] }, 'POST');
     const foreign = await call(PORT_A, 'POST', `/v1/approvals/${id}/approve`, { token: await issuer.token({ tenantId: other, id: 'carla' }) });
     expect(foreign.status).toBe(404);
 
@@ -183,12 +200,52 @@ describe('policy service (two instances)', () => {
     const llmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
     const { cert, key } = llmRouter.tlsOptions() as { cert: string; key: string };
     llmRouter.stop();
-    const byOther = await call(PORT_B, 'POST', '/v1/authorize', { cert, key, body: { tenantId: tenant, ...payment, approvalToken: token } });
+    // (with helper's token as presented to it: a token presented to credential would not even verify)
+    const helperAtRouter = await issuer.agentToken('llm-router', { tenantId: tenant, id: 'helper', actingFor: 'alice' });
+    const byOther = await call(PORT_B, 'POST', '/v1/authorize', { cert, key, body: { tenantId: tenant, ...payment, subject: { ...agent, token: helperAtRouter }, approvalToken: token } });
     expect(byOther.body).toMatchObject({ decision: 'deny', reason: 'approval token is for the credential service' });
     await expect(ask({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'allow', rule: 'approval' });
     await expect(ask({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'deny', reason: 'approval token already used' });
     const status = await call(PORT_B, 'GET', `/v1/approvals/${id}`, { token: carla });
     expect(status.body.status).toBe('consumed');
+  });
+
+  it("decides for an agent from its verified token (agent, tenant, act.sub), never from the body: agent ∩ user, allowlists, within 1 s of the user losing the role", async () => {
+    await put('/v1/assignments', { assignments: [{ subject: 'user:dana', role: 'analyst' }] }, 'POST');
+    await put('/v1/policies/agents', { rules: [{ id: 'run-tools', effect: 'allow', subject: 'role:analyst', resource: 'tool', action: 'invoke' }] });
+    await put('/v1/tools', { tools: ['search', 'deploy'] });
+    const forDana = await issuer.agentToken('credential', { tenantId: tenant, id: 'helper', actingFor: 'dana' });
+    const tool = (id: string, subject: object) => ({ subject: { type: 'agent', id: 'helper', ...subject }, action: 'invoke', resource: { type: 'tool', id } });
+    await eventually(async () => (await ask(tool('search', { token: forDana }))).decision === 'allow', 5000, 50);
+    // the tenant allowlists deploy, the agent's own allowlist does not
+    await expect(ask(tool('deploy', { token: forDana }))).resolves.toMatchObject({ decision: 'deny', rule: 'agent-tool-allowlist' });
+    // what the body claims beyond the token is refused: another user, no token, another agent
+    await expect(ask(tool('search', { token: forDana, actingFor: 'alice' }))).resolves.toMatchObject({ decision: 'deny', rule: 'agent-token-mismatch' });
+    await expect(ask(tool('search', { actingFor: 'dana' }))).resolves.toMatchObject({ decision: 'deny', rule: 'agent-unverified', reason: expect.stringContaining('subject.token is required') });
+    await expect(ask({ ...tool('search', { token: forDana }), subject: { type: 'agent', id: 'other-bot', token: forDana } })).resolves.toMatchObject({ decision: 'deny', rule: 'agent-token-mismatch' });
+    // a token presented to another service cannot be forwarded by this one (audience), nor a policy token
+    const forRouter = await issuer.agentToken('llm-router', { tenantId: tenant, id: 'helper', actingFor: 'dana' });
+    await expect(ask(tool('search', { token: forRouter }))).resolves.toMatchObject({ decision: 'deny', rule: 'agent-unverified', reason: expect.stringContaining('aud') });
+    const policyAudience = await issuer.token({ tenantId: tenant, id: 'helper', type: 'agent', actingFor: 'dana' });
+    await expect(ask(tool('search', { token: policyAudience }))).resolves.toMatchObject({ decision: 'deny', rule: 'agent-unverified' });
+    await expect(ask(tool('search', { token: 'not.a.token' }))).resolves.toMatchObject({ decision: 'deny', rule: 'agent-unverified', reason: expect.not.stringContaining('not.a.token') });
+    // ... but the service it was presented to can (its client certificate names it)
+    const llmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
+    const { cert, key } = llmRouter.tlsOptions() as { cert: string; key: string };
+    llmRouter.stop();
+    const viaRouter = await call(PORT_B, 'POST', '/v1/authorize', { cert, key, body: { tenantId: tenant, ...tool('search', { token: forRouter }) } });
+    expect(viaRouter.body).toMatchObject({ decision: 'allow' });
+    // acting for a user without the right: the intersection refuses
+    const forErin = await issuer.agentToken('credential', { tenantId: tenant, id: 'helper', actingFor: 'erin' });
+    await expect(ask(tool('search', { token: forErin }))).resolves.toMatchObject({ decision: 'deny', reason: expect.stringContaining('the user the agent acts for may not') });
+    // dana loses the role that granted the tool: her agent is refused within a second, on either instance
+    const started = Date.now();
+    await put('/v1/assignments/revoke', { assignments: [{ subject: 'user:dana', role: 'analyst' }] }, 'POST');
+    await eventually(async () => {
+      const [a, b] = await Promise.all([PORT_A, PORT_B].map((port) => call(port, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, ...tool('search', { token: forDana }) } })));
+      return a.body.decision === 'deny' && b.body.decision === 'deny';
+    }, 1000, 10);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('keeps tenants apart: probes with another tenant\'s identifiers find nothing and are denied', async () => {
@@ -294,7 +351,7 @@ describe('policy service (two instances)', () => {
   });
 
   async function decisionsOn(port: number): Promise<number> {
-    const metrics = (await call(port, 'GET', '/metrics')).body as string;
+    const metrics = (await call(port, 'GET', '/metrics', mtls)).body as string;
     return metrics
       .split('\n')
       .filter((l) => l.startsWith('palisade_policy_decisions_total'))
@@ -302,7 +359,7 @@ describe('policy service (two instances)', () => {
   }
 
   async function appliedOn(port: number): Promise<number> {
-    const metrics = (await call(port, 'GET', '/metrics')).body as string;
+    const metrics = (await call(port, 'GET', '/metrics', mtls)).body as string;
     const line = metrics.split('\n').find((l) => l.startsWith('palisade_policy_changes_applied_total'));
     return line ? Number(line.split(' ').pop()) : 0;
   }

@@ -48,8 +48,10 @@ export const approvalDecider: Decider<ApprovalState, ApprovalCommand, ApprovalEv
       case 'reject': {
         if (state.status === 'none') throw new PalisadeError('not_found', 'approval not found');
         const { approver, authorized } = command.data;
-        if (approver.type !== 'user') throw refused('only a person may approve or reject');
+        if (approver.type !== 'user' || approver.actingFor !== undefined) throw refused('only a person may approve or reject');
         if (approver.id === state.requester!.id) throw refused('the requester may not approve or reject their own request');
+        // four eyes across acting-for: an agent's request is its user's own request
+        if (approver.id === state.requester!.actingFor) throw refused('the user an agent acts for may not approve or reject its request');
         if (!authorized) throw refused('you may not decide approvals for this action');
         if (state.status !== 'pending') throw new PalisadeError('illegal_state', `approval is already ${state.status}`);
         if (Date.parse(state.expiresAt!) <= now.getTime()) throw new PalisadeError('illegal_state', 'approval request expired');

@@ -38,6 +38,19 @@ describe('approvals', () => {
     spec([]).when(approve('cfo')).thenThrows('not_found');
   });
 
+  it('keeps four eyes across acting-for: the user the requesting agent acts for may not decide, nor may any agent', () => {
+    spec([requested]).when(approve('alice')).thenThrows('forbidden', 'the user an agent acts for may not approve or reject its request');
+    spec([requested]).when(cmd({ type: 'reject', data: { approver: { type: 'user', id: 'alice' }, authorized: true } })).thenThrows('forbidden', 'the user an agent acts for');
+    const agentFor = (user: string) => ({ type: 'agent' as const, id: 'other-bot', actingFor: user });
+    for (const approver of [agentFor('bob'), agentFor('alice'), agentFor('cfo')]) {
+      spec([requested]).when(cmd({ type: 'approve', data: { approver, authorized: true, tokenSha256: TOKEN, ttlMs: 60_000 } })).thenThrows('forbidden', 'only a person');
+    }
+    // a person's own request: no agent in between, another person decides as before
+    const byAlice: ApprovalEvent = { ...requested, data: { ...requested.data, requester: { type: 'user', id: 'alice' } } } as ApprovalEvent;
+    spec([byAlice]).when(approve('alice')).thenThrows('forbidden', 'own request');
+    spec([byAlice]).when(approve('cfo')).then([{ type: 'policy.approval.approved', data: { approvalId: 'ap1', approver: 'cfo', tokenSha256: TOKEN, expiresAt: '2026-11-22T10:16:00.000Z' } }]);
+  });
+
   it('consumes a valid token once, for the exact action, by the requester, before it expires', () => {
     spec([requested, approved]).when(consume()).then([{ type: 'policy.approval.consumed', data: { approvalId: 'ap1', by: 'agent:helper' } }]);
     spec([requested, approved, { type: 'policy.approval.consumed', data: { approvalId: 'ap1', by: 'agent:helper' } }]).when(consume()).thenThrows('forbidden', 'already used');

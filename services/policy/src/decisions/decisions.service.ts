@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { isPalisadeError } from '@palisade/contracts';
+import { isPalisadeError, type Principal } from '@palisade/contracts';
 import { counter, type Counter } from '@palisade/observability';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { ApprovalsHandler } from '../approvals/approvals.handler';
 import { PolicyEngine } from '../engine/policy-engine';
 import { evaluate } from '../model/evaluate';
 import type { Decision, DecisionRequest } from '../model/policy.model';
+import { missingAgentToken, verifiedAgentRequest } from './agent-subject';
+import { ForwardedTokens } from './forwarded-tokens';
 
 /**
  * Answers `authorize`: the pure evaluation over the tenant's in-memory policy, plus
@@ -21,6 +23,7 @@ export class DecisionService {
     private readonly engine: PolicyEngine,
     private readonly approvals: ApprovalsHandler,
     @Inject(PLATFORM) private readonly platform: Platform,
+    @Inject(ForwardedTokens) private readonly tokens: Pick<ForwardedTokens, 'principalOf'>,
   ) {
     this.decisions = counter(platform.options.metrics, 'palisade_policy_decisions_total', 'Authorization decisions by outcome', ['decision']);
   }
@@ -38,9 +41,30 @@ export class DecisionService {
    * memory and no approval is redeemed, which is nearly every request on a warm instance.
    */
   decide(request: DecisionRequest): Decision | Promise<Decision> {
-    let outcome: Decision | Promise<Decision>;
     const stale = this.engine.staleness();
     if (stale !== undefined) return this.settle(this.stale(stale));
+    // An agent is who its verified token says, acting for the user the token names
+    // (the administrators' explain asks about an agent and user they name themselves).
+    if (request.subject.type === 'agent' && request.explain !== true) return this.forAgent(request);
+    return this.decideVerified(request);
+  }
+
+  private async forAgent(request: DecisionRequest): Promise<Decision> {
+    const { token } = request.subject;
+    let holder: Principal | string = missingAgentToken(request);
+    if (token && request.askedBy) {
+      try {
+        holder = await this.tokens.principalOf(token, request.askedBy);
+      } catch (error) {
+        holder = isPalisadeError(error) ? error.message : 'it could not be verified';
+      }
+    }
+    const verified = verifiedAgentRequest(request, holder);
+    return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified);
+  }
+
+  private decideVerified(request: DecisionRequest): Decision | Promise<Decision> {
+    let outcome: Decision | Promise<Decision>;
     try {
       const tenant = this.engine.peek(request.tenantId);
       const subjectTenant = request.subject.tenantId;

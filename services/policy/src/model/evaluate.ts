@@ -113,7 +113,7 @@ function decideFor(key: string, id: string, request: DecisionRequest, policy: Te
       if (!explain) break;
     } else fieldRules.push(r);
   }
-  const session = resource.type === 'session' ? sessionRoleOf(id, resource.attributes) : undefined;
+  const session = resource.type === 'session' ? sessionRoleOf(key, id, resource.attributes) : undefined;
   if (!allow && session && SESSION_ROLE_ACTIONS[session].includes(action)) allow = `session-role:${session}`;
   const explanation = (rule: string): Explanation => ({ rule, matched, attributes: input.used ?? {} });
 
@@ -153,8 +153,11 @@ function intersectFields(a: FieldDecision, b: FieldDecision): FieldDecision {
   return out;
 }
 
-function sessionRoleOf(id: string, attributes: Attributes | undefined): SessionRole | undefined {
+/** A user's role in a session; an agent working in it (`agents`) has the collaborator's, for its own part. */
+function sessionRoleOf(key: string, id: string, attributes: Attributes | undefined): SessionRole | undefined {
   if (!attributes) return undefined;
+  if (key.startsWith('agent:')) return includes(attributes.agents, id) ? 'collaborator' : undefined;
+  if (!key.startsWith('user:')) return undefined;
   if (attributes.owner === id) return 'owner';
   if (includes(attributes.collaborators, id)) return 'collaborator';
   if (includes(attributes.viewers, id)) return 'viewer';

@@ -183,6 +183,27 @@ describe('built-in session roles', () => {
     expect(decide(policy, req({ type: 'user', id: who }, action, session)).decision).toBe(outcome);
   });
 
+  it('lets the owner create the session it is about to own; nobody else', () => {
+    const fresh = { type: 'session', attributes: { owner: 'alice', collaborators: [], viewers: [], agents: [] } };
+    expect(decide(policy, req({ type: 'user', id: 'alice' }, 'create', fresh)).decision).toBe('allow');
+    expect(decide(policy, req({ type: 'user', id: 'bob' }, 'create', fresh)).decision).toBe('deny');
+  });
+
+  it("gives an agent working in the session the collaborator's actions, intersected with its user's role", () => {
+    const withAgents = { ...session, attributes: { ...session.attributes, agents: ['helper'] } };
+    const agentFor = (user: string) => ({ type: 'agent' as const, id: 'helper', actingFor: user });
+    // acting for the owner: read and write, never share or archive (the agent's own part)
+    expect(decide(policy, req(agentFor('alice'), 'write', withAgents)).decision).toBe('allow');
+    expect(decide(policy, req(agentFor('alice'), 'archive', withAgents))).toMatchObject({ decision: 'deny', rule: 'default-deny' });
+    // acting for a viewer: read only (the user's part)
+    expect(decide(policy, req(agentFor('carol'), 'read', withAgents)).decision).toBe('allow');
+    expect(decide(policy, req(agentFor('carol'), 'write', withAgents))).toMatchObject({ decision: 'deny', reason: expect.stringContaining('the user the agent acts for may not') });
+    // not working in the session: nothing, even for the owner
+    expect(decide(policy, req(agentFor('alice'), 'read', session)).decision).toBe('deny');
+    // the agents list names agents, never users (and a user id in it grants a user nothing)
+    expect(decide(policy, req({ type: 'user', id: 'helper' }, 'read', withAgents)).decision).toBe('deny');
+  });
+
   it('lets an explicit deny override a session role', () => {
     const p = tenant('acme', setup([{ id: 'frozen', effect: 'deny', subject: 'user:alice', resource: 'session', action: 'write' }]));
     expect(decide(p, req(alice, 'write', session))).toMatchObject({ decision: 'deny', rule: 'main/frozen' });

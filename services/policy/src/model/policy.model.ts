@@ -64,9 +64,14 @@ export interface Assignment {
 /** Orders, payments and contract signing need an approval unless configured otherwise. */
 export const DEFAULT_CRITICAL_ACTIONS: readonly string[] = ['orders.create', 'payments.create', 'contracts.sign'];
 
-/** Built-in session roles (resource type `session`). */
+/**
+ * Built-in session roles (resource type `session`, attributes `owner`, `collaborators`,
+ * `viewers` naming users and `agents` naming agents). The owner may also `create` the
+ * session it is about to own. An agent working in the session (`agents`) has the
+ * collaborator's actions for its own part, intersected with its user's role.
+ */
 export const SESSION_ROLE_ACTIONS: Readonly<Record<'owner' | 'collaborator' | 'viewer', readonly string[]>> = {
-  owner: ['read', 'write', 'share', 'archive'],
+  owner: ['create', 'read', 'write', 'share', 'archive'],
   collaborator: ['read', 'write'],
   viewer: ['read'],
 };
@@ -85,8 +90,17 @@ export const PLATFORM_TENANT = 'system';
 export interface DecisionSubject {
   type: 'user' | 'agent' | 'service';
   id: string;
-  /** For an agent: the user it acts for. */
+  /**
+   * For an agent: the user it acts for. In a decision a service asks, set from the
+   * agent's verified token (`act.sub`), never from the request body.
+   */
   actingFor?: string;
+  /**
+   * For an agent, in a decision a service asks: the agent's access token as it was
+   * presented to that service. The policy service verifies it and takes the agent, its
+   * tenant and its user from it; it never reaches the evaluation.
+   */
+  token?: string;
   /** Tenant of the subject (defaults to the request's tenant). */
   tenantId?: string;
 }
