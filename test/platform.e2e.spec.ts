@@ -92,10 +92,16 @@ describe('the seven services', () => {
     for (const schema of schemas.values()) await schema.drop();
   });
 
-  it.each(SERVICE_NAMES)('%s is live and ready, with each dependency checked', async (service) => {
+  /** An operator's client certificate (kind admin), as `pki.js issue --kind admin` gives one. */
+  const operator = () => admin.identity.tlsOptions() as { cert: string; key: string };
+
+  it.each(SERVICE_NAMES)('%s is live and ready; each dependency checked, the details for operators only', async (service) => {
     const port = handles.find((h) => h.name === service)!.port;
     expect(JSON.parse((await call(port, '/health/live')).body)).toEqual({ status: 'ok' });
-    const ready = await call(port, '/health/ready');
+    const anonymous = await call(port, '/health/ready');
+    expect(anonymous.status).toBe(200);
+    expect(JSON.parse(anonymous.body)).toEqual({ status: 'ready' });
+    const ready = await call(port, '/health/ready', operator());
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.body)).toMatchObject({
       status: 'ready',
@@ -103,9 +109,24 @@ describe('the seven services', () => {
     });
   });
 
-  it.each(SERVICE_NAMES)('%s serves Prometheus metrics and OpenAPI docs', async (service) => {
+  it.each(SERVICE_NAMES)('%s serves Prometheus metrics only to a client certificate of the platform', async (service) => {
     const port = handles.find((h) => h.name === service)!.port;
-    const metrics = await call(port, '/metrics');
+    const anonymous = await call(port, '/metrics');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).not.toContain('process_cpu_user_seconds_total');
+    // A certificate of another CA is no operator either.
+    const { ca } = await ensureCa(mkdtempSync(join(tmpdir(), 'palisade-e2e-other-ca-')));
+    const stranger = await issueCertificate(ca, { kind: 'admin', name: 'platform' });
+    expect((await call(port, '/metrics', { cert: stranger.certPem, key: stranger.keyPem })).status).toBe(401);
+    const scraper = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
+    try {
+      const byService = await call(port, '/metrics', scraper.tlsOptions() as { cert: string; key: string });
+      expect(byService.status).toBe(200);
+    } finally {
+      scraper.stop();
+    }
+    const metrics = await call(port, '/metrics', operator());
+    expect(metrics.status).toBe(200);
     expect(metrics.headers['content-type']).toContain('text/plain');
     expect(metrics.body).toContain(`process_cpu_user_seconds_total{service="${service}"}`);
     expect(metrics.body).toContain(`palisade_http_request_duration_seconds_count{service="${service}",method="GET",route="/health/live",status="200"}`);
@@ -351,11 +372,13 @@ describe('a service facing bad configuration or a missing dependency', () => {
       env: { PGPORT: '1', LOG_LEVEL: 'error' },
       logDir: join(infra('PALISADE_HOME'), 'logs', 'e2e-nodeps'),
     });
+    const operator = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
     try {
       const port = 7107 + 2000;
       await eventually(async () => (await call(port, '/health/live')).status === 200, 30000, 100);
+      expect(JSON.parse((await call(port, '/health/ready')).body)).toEqual({ status: 'not_ready' }); // no details for anonymous callers
       const ready = await eventually(async () => {
-        const r = await call(port, '/health/ready');
+        const r = await call(port, '/health/ready', operator.tlsOptions() as { cert: string; key: string });
         const body = JSON.parse(r.body);
         return r.status === 503 && body.checks.postgres.reason ? body : undefined;
       }, 15000, 100);
@@ -368,6 +391,7 @@ describe('a service facing bad configuration or a missing dependency', () => {
       const log = readFileSync(join(infra('PALISADE_HOME'), 'logs', 'e2e-nodeps', 'billing.log'), 'utf8');
       expect(log.match(/postgres unavailable; retrying/g)!.length).toBeGreaterThanOrEqual(2);
     } finally {
+      operator.stop();
       await h.stop();
     }
   });

@@ -5,7 +5,7 @@ import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } f
 import type { Request, Response } from 'express';
 import { SERVICE_NAMES } from '@palisade/contracts';
 import { AuthGuard, Public } from './http/auth.guard';
-import { callingService, MtlsGuard, ServiceCallers } from './http/mtls.guard';
+import { callingService, MtlsGuard, OperatorCallers, platformCaller, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 
 /** Injection token of the running service's Platform. */
@@ -26,12 +26,15 @@ class OperationsController {
 
   @Get('health/ready')
   @Public()
-  @ApiOperation({ summary: 'Readiness: 200 only when every dependency answers' })
-  @ApiOkResponse({ description: 'ready, with the state of each dependency' })
-  @ApiServiceUnavailableResponse({ description: 'not ready; each failing check says why' })
-  async ready(@Res() res: Response) {
+  @ApiOperation({
+    summary: 'Readiness: 200 only when every dependency answers and no event reader is behind; the state of each check only for a client certificate of the platform (service or admin)',
+  })
+  @ApiOkResponse({ description: 'ready (with the state of each dependency for operators)' })
+  @ApiServiceUnavailableResponse({ description: 'not ready; for operators, each failing check says why' })
+  async ready(@Req() req: Request, @Res() res: Response) {
     const { ready, checks } = await this.platform.readiness();
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+    const status = ready ? 'ready' : 'not_ready';
+    res.status(ready ? 200 : 503).json(platformCaller(req) ? { status, checks } : { status });
   }
 
   @Get('internal/whoami')
@@ -42,8 +45,8 @@ class OperationsController {
   }
 
   @Get('metrics')
-  @Public()
-  @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
+  @OperatorCallers()
+  @ApiOperation({ summary: 'Prometheus metrics (text exposition format); only for a client certificate of the platform (service or admin)' })
   async metrics(@Res() res: Response) {
     const registry = this.platform.options.metrics;
     res.setHeader('content-type', registry.contentType);

@@ -9,7 +9,7 @@ import { ensureCa, issueCertificate } from '@palisade/pki';
 import { eventually, infra } from '@palisade/testing';
 import { cefUnescape } from '../src/feeds/feed-format';
 import { HecReceiver } from './feeds-hec-receiver';
-import { AuditUnderTest, call, type Instance } from './harness';
+import { AuditUnderTest, call, metricsOf, type Instance } from './harness';
 
 // SIEM feeds end to end (port offset 4700: audit on 11805, then 11815): the service
 // built and started as a process with its own schema, topics and durable audit-e2efeeds;
@@ -245,7 +245,7 @@ describe('audit SIEM feeds: Splunk HEC and syslog over TLS (rsyslog)', () => {
     const cursor = status.cursors.find((c: { topic: string; partition: number }) => c.topic === audit.topic && c.partition === expected[0].partition);
     expect(cursor.nextOffset).toBeGreaterThan(0);
     expect(cursor.lagOffsets).toBeGreaterThanOrEqual(0);
-    const metrics = (await call(svc.port, '/metrics')).body;
+    const metrics = await metricsOf(svc.port);
     expect(metrics).toMatch(/palisade_audit_feed_items_total\{kind="splunk-hec"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/palisade_audit_feed_failures_total\{kind="splunk-hec",failure="network"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/palisade_audit_feed_failures_total\{kind="splunk-hec",failure="server_error"[^}]*\} [1-9]/);

@@ -32,13 +32,13 @@ export interface Reply {
   body: string;
 }
 
-export function call(port: number, path: string, options: { method?: string; body?: string; token?: string } = {}): Promise<Reply> {
+export function call(port: number, path: string, options: { method?: string; body?: string; token?: string; cert?: string; key?: string } = {}): Promise<Reply> {
   const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body) headers['content-type'] = 'application/json';
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers, servername: 'localhost', agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers, servername: 'localhost', cert: options.cert, key: options.key, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (body += c));
@@ -48,6 +48,17 @@ export function call(port: number, path: string, options: { method?: string; bod
     if (options.body) req.write(options.body);
     req.end();
   });
+}
+
+/** GET /metrics as an operator does: with an admin client certificate of the platform (anonymous callers get 401). */
+export async function metricsOf(port: number): Promise<string> {
+  const operator = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+  try {
+    const { cert, key } = operator.tlsOptions() as { cert: string; key: string };
+    return (await call(port, '/metrics', { cert, key })).body;
+  } finally {
+    operator.stop();
+  }
 }
 
 /**

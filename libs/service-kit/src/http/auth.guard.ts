@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { PalisadeError, type Principal } from '@palisade/contracts';
 import type { AccessTokenVerifier } from '@palisade/auth-verifier';
 import type { Request } from 'express';
-import { SERVICE_CALLERS } from './mtls.guard';
+import { OPERATOR_CALLERS, SERVICE_CALLERS } from './mtls.guard';
 
 const PUBLIC = 'palisade.auth.public';
 
@@ -22,7 +22,8 @@ export const CurrentPrincipal = createParamDecorator((_data: unknown, ctx: Execu
 
 /**
  * Deny by default: every route needs a valid access token (Authorization: Bearer),
- * unless it is @Public() or admits services by client certificate (@ServiceCallers).
+ * unless it is @Public() or admits callers by client certificate (@ServiceCallers,
+ * @OperatorCallers, both enforced by MtlsGuard).
  * Tokens bound to a certificate must come over a connection presenting it.
  */
 @Injectable()
@@ -37,6 +38,7 @@ export class AuthGuard implements CanActivate {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
     if (this.reflector.getAllAndOverride(SERVICE_CALLERS, targets)) return true;
+    if (this.reflector.getAllAndOverride(OPERATOR_CALLERS, targets)) return true;
     const req = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const header = req.header('authorization');
     const match = header ? /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header) : null;
