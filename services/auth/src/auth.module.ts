@@ -4,6 +4,8 @@ import { AUTH_CONFIG, loadAuthConfig, type AuthConfig } from './auth.config';
 import { AUTH_RUNTIME, AuthRuntime } from './auth.runtime';
 import { BootstrapController } from './bootstrap/bootstrap.controller';
 import { BootstrapService } from './bootstrap/bootstrap.service';
+import { AgentGuideController, AgentsController, AgentSelfController } from './agents/agents.controller';
+import { AgentsService } from './agents/agents.service';
 import { ApiKeysController } from './api-keys/api-keys.controller';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { IdentityProvidersController } from './identity-providers/identity-providers.controller';
@@ -21,17 +23,19 @@ import { SignInController } from './sign-in/sign-in.controller';
 import { SignInService } from './sign-in/sign-in.service';
 import { PlatformTenantsController } from './tenants/platform-tenants.controller';
 import { TenantProvisioning } from './tenants/tenant-provisioning';
+import { TeamsController } from './teams/teams.controller';
+import { TeamsService } from './teams/teams.service';
 import { TenantsController } from './tenants/tenants.controller';
 import { TenantsService } from './tenants/tenants.service';
 import { UsersController } from './users/users.controller';
 import { UsersService } from './users/users.service';
 
 /**
- * The auth service: tenants, local accounts, sessions and tokens, signing keys. Health,
+ * The auth service: tenants, local accounts, teams, agents, sessions and tokens, signing keys. Health,
  * metrics, docs, the event store, the outbox and NATS come from @palisade/service-kit.
  */
 @Module({
-  controllers: [SigningKeysController, SignInController, UsersController, TenantsController, PlatformTenantsController, SessionsController, BootstrapController, MfaController, ApiKeysController, IdentityProvidersController, SsoController],
+  controllers: [SigningKeysController, SignInController, UsersController, TenantsController, PlatformTenantsController, SessionsController, BootstrapController, MfaController, ApiKeysController, IdentityProvidersController, SsoController, TeamsController, AgentsController, AgentGuideController, AgentSelfController],
   providers: [
     { provide: AUTH_CONFIG, useFactory: () => loadAuthConfig() },
     { provide: AUTH_RUNTIME, useFactory: (platform: Platform, config: AuthConfig) => new AuthRuntime(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
@@ -40,11 +44,21 @@ import { UsersService } from './users/users.service';
       useFactory: (rt: AuthRuntime, config: AuthConfig, platform: Platform) => new IdentityProvidersService(rt, idpSecretStore(config, platform.options.identity)),
       inject: [AUTH_RUNTIME, AUTH_CONFIG, PLATFORM],
     },
-    { provide: SignInService, useFactory: (rt: AuthRuntime, providers: IdentityProvidersService) => new SignInService(rt, providers), inject: [AUTH_RUNTIME, IdentityProvidersService] },
+    {
+      provide: TeamsService,
+      useFactory: (rt: AuthRuntime) => new TeamsService(rt, { activeAgentsOf: (tx, tenantId, teamId) => rt.agentsRepo.activeAgentsOf(tx, tenantId, teamId) }),
+      inject: [AUTH_RUNTIME],
+    },
+    {
+      provide: SignInService,
+      useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, teams: TeamsService) => new SignInService(rt, providers, teams),
+      inject: [AUTH_RUNTIME, IdentityProvidersService, TeamsService],
+    },
     { provide: SessionsService, useFactory: (rt: AuthRuntime) => new SessionsService(rt), inject: [AUTH_RUNTIME] },
     { provide: UsersService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new UsersService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
     { provide: MfaService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new MfaService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
     { provide: ApiKeysService, useFactory: (rt: AuthRuntime) => new ApiKeysService(rt), inject: [AUTH_RUNTIME] },
+    { provide: AgentsService, useFactory: (rt: AuthRuntime, keys: ApiKeysService) => new AgentsService(rt, keys), inject: [AUTH_RUNTIME, ApiKeysService] },
     {
       provide: OidcService,
       useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, signIns: SignInService) => new OidcService(rt, providers, signIns),

@@ -3,6 +3,8 @@ import { CommandHandler, type Transaction } from '@palisade/eventsourcing';
 import type { Platform } from '@palisade/service-kit';
 import type { AuthConfig } from './auth.config';
 import { PasswordHasher } from './crypto/password-hasher';
+import { agentDecider, agentGuideDecider } from './agents/agents.decider';
+import { AgentsProjection, AgentsRepository } from './agents/agents.repository';
 import { apiKeyDecider } from './api-keys/api-keys.decider';
 import { ApiKeysProjection, ApiKeysRepository } from './api-keys/api-keys.repository';
 import { identityProviderDecider } from './identity-providers/identity-providers.decider';
@@ -15,6 +17,8 @@ import { RevocationIssuer } from './revocations/revocations.projection';
 import { SessionsProjection, SessionsRepository } from './sessions/sessions.repository';
 import { TokenIssuer } from './sessions/token-issuer';
 import { ThrottleRepository } from './sign-in/throttle.repository';
+import { teamDecider } from './teams/teams.decider';
+import { TeamsProjection, TeamsRepository } from './teams/teams.repository';
 import { tenantDecider } from './tenants/tenants.decider';
 import { TenantsProjection, TenantsRepository } from './tenants/tenants.repository';
 import { userDecider } from './users/users.decider';
@@ -39,6 +43,8 @@ export class AuthRuntime {
   readonly apiKeysRepo = new ApiKeysRepository();
   readonly identityProvidersRepo = new IdentityProvidersRepository();
   readonly ssoRepo = new SsoRepository();
+  readonly teamsRepo = new TeamsRepository();
+  readonly agentsRepo = new AgentsRepository();
   private built: ReturnType<AuthRuntime['build']> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -76,6 +82,9 @@ export class AuthRuntime {
       tenants: new CommandHandler(store, tenantDecider, { eventContext, projections: [new TenantsProjection()] }),
       identityProviders: new CommandHandler(store, identityProviderDecider, { eventContext, projections: [new IdentityProvidersProjection()] }),
       apiKeys: new CommandHandler(store, apiKeyDecider, { eventContext, projections: [new ApiKeysProjection(), revocations] }),
+      teams: new CommandHandler(store, teamDecider, { eventContext, projections: [new TeamsProjection(), revocations], tenantScoped: true }),
+      agents: new CommandHandler(store, agentDecider, { eventContext, projections: [new AgentsProjection(), revocations], tenantScoped: true }),
+      agentGuides: new CommandHandler(store, agentGuideDecider, { eventContext, tenantScoped: true }),
       users: new CommandHandler(new SerializedStreams(store, (tx, streamId) => this.usersRepo.lockStream(tx, streamId)), userDecider, { eventContext, projections: [new UsersProjection(), new SessionsProjection(), new MfaProjection(), revocations] }),
     };
   }
@@ -105,6 +114,15 @@ export class AuthRuntime {
   }
   get users() {
     return this.ready.users;
+  }
+  get teams() {
+    return this.ready.teams;
+  }
+  get agents() {
+    return this.ready.agents;
+  }
+  get agentGuides() {
+    return this.ready.agentGuides;
   }
 
   /** Reads outside a command: one short transaction. */

@@ -19,6 +19,12 @@ export const username = z
 export const password = z.string().min(1).refine((p) => Buffer.byteLength(p) <= MAX_PASSWORD_BYTES, `must be at most ${MAX_PASSWORD_BYTES} bytes`);
 export const audience = z.array(z.string().regex(/^palisade:[a-z-]+$/, 'must be palisade:<service>')).min(1).max(7);
 
+/** OpenAPI schema of a zod schema, so the docs say what the validation does. */
+export function openApiSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _drop, ...json } = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+  return json;
+}
+
 /** The caller must hold this scope (granted by a role); otherwise 403. */
 export function requireScope(principal: Principal, scope: string): void {
   if (!principal.scopes?.includes(scope)) throw new PalisadeError('forbidden', `scope ${scope} is required`);

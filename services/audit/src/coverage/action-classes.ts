@@ -41,6 +41,12 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'audit.feed.paused': 'admin_configuration',
   'audit.feed.resumed': 'admin_configuration',
   // auth (services/auth/src/*/*.events.ts)
+  'auth.agent.registered': 'admin_configuration',
+  'auth.agent.suspended': 'permission_change',
+  'auth.agent.resumed': 'permission_change',
+  'auth.agent.retired': 'permission_change',
+  'auth.agent-guide.changed': 'admin_configuration',
+  'auth.agent-token.issued': 'authentication',
   'auth.api-key.created': 'credential_lifecycle',
   'auth.api-key.rotated': 'credential_lifecycle',
   'auth.api-key.revoked': 'credential_lifecycle',
@@ -51,6 +57,11 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'auth.signing-key.activated': 'credential_lifecycle',
   'auth.signing-key.retired': 'credential_lifecycle',
   'auth.signing-key.revoked': 'credential_lifecycle',
+  'auth.team.created': 'admin_configuration',
+  'auth.team.renamed': 'admin_configuration',
+  'auth.team.archived': 'admin_configuration',
+  'auth.team-member.added': 'permission_change',
+  'auth.team-member.removed': 'permission_change',
   'auth.tenant.created': 'admin_configuration',
   'auth.user.registered': 'admin_configuration',
   'auth.user.disabled': 'permission_change',
@@ -88,14 +99,14 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
 
 /** What each class covers (docs/action-classes.md). */
 export const ACTION_CLASS_DESCRIPTIONS: Readonly<Record<ActionClass, string>> = {
-  authentication: 'sign-in, sign-out, failures, MFA, token and session revocation',
-  permission_change: 'roles, assignments, policies, approvals, attributes and allow-lists that change who may do what',
+  authentication: 'sign-in, sign-out, failures, MFA, agent tokens issued, token and session revocation',
+  permission_change: 'roles, assignments, policies, approvals, attributes, allow-lists, team memberships and agents suspended or retired: what changes who may do what',
   credential_lifecycle: 'secrets, keys, API keys and leases: create, read, rotate, revoke, destroy',
   session: 'agent sessions: create, share, archive',
   tool_call: 'tool calls by agents, execute_code included',
   model_io: 'prompts to and completions from models',
   data_export: 'reads and exports of the audit log itself, and other bulk data exports',
-  admin_configuration: 'tenants, identity providers, users, platform settings, erasures',
+  admin_configuration: 'tenants, identity providers, users, teams, agents registered and their guides, platform settings, erasures',
   platform_operations: "the platform's own life (service instances starting)",
 };
 

@@ -1,4 +1,4 @@
-import { isReservedForPeople, PLATFORM_SCOPES } from '../sessions/token-issuer';
+import { AGENTS_MANAGE_SCOPE, isReservedForPeople, PLATFORM_SCOPES } from '../sessions/token-issuer';
 import type { ApiKeyOwner } from './api-keys.events';
 
 /**
@@ -8,7 +8,18 @@ import type { ApiKeyOwner } from './api-keys.events';
  * `*:erase`, no `audit:read:all`, no `platform:*`).
  */
 export function grantableScopes(owner: Pick<ApiKeyOwner, 'type'>, creatorScopes: readonly string[]): string[] {
-  return creatorScopes.filter((s) => !PLATFORM_SCOPES.includes(s) && !(owner.type === 'service-account' && isReservedForPeople(s)));
+  return creatorScopes.filter(
+    (s) => !PLATFORM_SCOPES.includes(s) && !(owner.type !== 'user' && isReservedForPeople(s)) && !(owner.type === 'agent' && isAdministrative(s)),
+  );
+}
+
+/**
+ * Scopes that administer something (`*:admin`, `agents:manage`): a registered agent's key
+ * never carries one, since agents administer nothing (the services refuse them anyway;
+ * this keeps the token from even claiming it).
+ */
+export function isAdministrative(scope: string): boolean {
+  return scope.endsWith(':admin') || scope === AGENTS_MANAGE_SCOPE;
 }
 
 /**

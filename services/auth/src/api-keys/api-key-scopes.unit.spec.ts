@@ -26,6 +26,15 @@ describe('API key scopes', () => {
     expect(effectiveKeyScopes({ owner: user, scopes: ['auth:admin'] }, undefined)).toBeUndefined();
   });
 
+  it('caps an agent key at its owner’s non-administrative scopes, narrowed at each use (issue 12)', () => {
+    const agent = { type: 'agent' as const };
+    expect(grantableScopes(agent, operatorAdmin)).toEqual([]);
+    expect(grantableScopes(agent, [...scopesOf(['admin', 'auditor'], false), 'credential:use'])).toEqual(['audit:read', 'credential:use']);
+    expect(effectiveKeyScopes({ owner: agent, scopes: ['audit:read', 'auth:admin', 'agents:manage'] }, scopesOf(['admin', 'auditor'], false))).toEqual(['audit:read']);
+    expect(effectiveKeyScopes({ owner: agent, scopes: ['audit:read'] }, scopesOf(['member'], false))).toEqual([]);
+    expect(grantableScopes(serviceAccount, scopesOf(['member'], false))).toEqual([]);
+  });
+
   it('never lets a key carry a reserved scope at use, even one stored before the cap', () => {
     expect(effectiveKeyScopes({ owner: serviceAccount, scopes: ['auth:keys', 'audit:read:all', 'auth:admin'] }, operatorAdmin)).toEqual(['auth:admin']);
   });

@@ -7,10 +7,12 @@ import { ALL_AUDIENCES } from '../sessions/token-issuer';
 import { audience, parse } from '../validation';
 import { apiKeyBody, apiKeyIdParam, createApiKeyBody, rotateApiKeyBody } from './api-keys.dto';
 import { ApiKeysService } from './api-keys.service';
+import { Administers } from '../administration';
 
 const exchangeBody = apiKeyBody.extend({ audience: audience.optional() });
 
 @ApiTags('api-keys')
+@Administers('API keys')
 @Controller('v1')
 export class ApiKeysController {
   constructor(@Inject(ApiKeysService) private readonly keys: ApiKeysService) {}

@@ -19,14 +19,16 @@ export interface ApiKeyRow {
 /** A key as verification needs it: live secrets' digests, and the owner's standing. */
 export interface ApiKeyCredentials extends ApiKeyRow {
   secretHashes: Buffer[];
-  /** Roles of the person the key answers to (its user, or a service account's sponsor) while active; null when disabled, gone or unknown. */
+  /** Roles of the person the key answers to (its user, a service account's sponsor, an agent's owner) while active; null when disabled, gone or unknown. */
   ownerRoles: string[] | null;
+  /** For an agent's key: the agent as the registry has it now (null when unknown). */
+  agent: { ownerId: string; teamId: string; status: string; parentStatus: string | null } | null;
 }
 
 interface Row {
   id: string;
   tenant_id: string;
-  owner_type: 'user' | 'service-account';
+  owner_type: 'user' | 'service-account' | 'agent';
   owner_id: string;
   sponsor_id: string | null;
   name: string;
@@ -42,7 +44,10 @@ const COLUMNS = 'k.id, k.tenant_id, k.owner_type, k.owner_id, k.sponsor_id, k.na
 const toKey = (r: Row): ApiKeyRow => ({
   keyId: r.id,
   tenantId: r.tenant_id,
-  owner: r.owner_type === 'user' ? { type: 'user', id: r.owner_id } : { type: 'service-account', id: r.owner_id, ...(r.sponsor_id ? { sponsor: r.sponsor_id } : {}) },
+  owner:
+    r.owner_type === 'service-account'
+      ? { type: 'service-account', id: r.owner_id, ...(r.sponsor_id ? { sponsor: r.sponsor_id } : {}) }
+      : { type: r.owner_type, id: r.owner_id },
   name: r.name,
   scopes: r.scopes,
   status: r.status,
@@ -72,17 +77,23 @@ export class ApiKeysRepository {
 
   /** Any tenant: the key id is global and is all an API key tells before it is verified. */
   async credentials(tx: Transaction, keyId: string, now: Date): Promise<ApiKeyCredentials | undefined> {
-    const rows: Array<Row & { hashes: Buffer[] | null; owner_roles: string[] | null }> = await sqlOf(tx).query(
-      `SELECT ${COLUMNS},
-              (SELECT array_agg(s.secret_hash) FROM api_key_secrets s WHERE s.key_id = k.id AND (s.valid_until IS NULL OR s.valid_until > $2)) AS hashes,
-              (SELECT u.roles FROM users u
-                WHERE u.tenant_id = k.tenant_id AND u.status = 'active'
-                  AND u.id = CASE WHEN k.owner_type = 'user' THEN k.owner_id ELSE k.sponsor_id END) AS owner_roles
-         FROM api_keys k WHERE k.id = $1`,
-      [keyId, now],
-    );
+    const rows: Array<Row & { hashes: Buffer[] | null; owner_roles: string[] | null; agent_owner: string | null; agent_team: string | null; agent_status: string | null; parent_status: string | null }> =
+      await sqlOf(tx).query(
+        `SELECT ${COLUMNS},
+                (SELECT array_agg(s.secret_hash) FROM api_key_secrets s WHERE s.key_id = k.id AND (s.valid_until IS NULL OR s.valid_until > $2)) AS hashes,
+                (SELECT u.roles FROM users u
+                  WHERE u.tenant_id = k.tenant_id AND u.status = 'active'
+                    AND u.id = CASE k.owner_type WHEN 'user' THEN k.owner_id WHEN 'agent' THEN a.owner_id ELSE k.sponsor_id END) AS owner_roles,
+                a.owner_id AS agent_owner, a.team_id AS agent_team, a.status AS agent_status, p.status AS parent_status
+           FROM api_keys k
+           LEFT JOIN agents a ON k.owner_type = 'agent' AND a.tenant_id = k.tenant_id AND a.id = k.owner_id
+           LEFT JOIN agents p ON p.tenant_id = a.tenant_id AND p.id = a.parent_id
+          WHERE k.id = $1`,
+        [keyId, now],
+      );
     const r = rows[0];
-    return r && { ...toKey(r), secretHashes: r.hashes ?? [], ownerRoles: r.owner_roles };
+    const agent = r?.agent_owner ? { ownerId: r.agent_owner, teamId: r.agent_team!, status: r.agent_status!, parentStatus: r.parent_status } : null;
+    return r && { ...toKey(r), secretHashes: r.hashes ?? [], ownerRoles: r.owner_roles, agent };
   }
 
   async addSecret(tx: Transaction, keyId: string, secretHash: Buffer, now: Date): Promise<void> {

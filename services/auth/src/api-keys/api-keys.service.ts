@@ -40,22 +40,32 @@ export class ApiKeysService {
       if (caller.type !== 'user') throw new PalisadeError('forbidden', 'only users own API keys (or name a serviceAccount)');
       owner = { type: 'user', id: caller.id };
     }
+    // The caller's own scopes bound the key, whoever owns it; provisioning tenants is
+    // left to a signed-in person, never to a long-lived bearer secret (grantableScopes).
+    return this.createFor(caller, owner, input, grantableScopes(owner, callerScopes), now);
+  }
+
+  /**
+   * A key for `owner` with at most `grantable` (what the caller and the person the key will
+   * answer to may put on it): for the caller's own, a service account's, or (through the
+   * agent registry, which checks who may) an agent's.
+   */
+  async createFor(caller: Principal, owner: ApiKeyOwner, input: Omit<CreateApiKeyInput, 'serviceAccount'>, grantable: readonly string[], now = new Date()) {
     const keyId = newApiKeyId();
     const secret = newApiKeySecret(keyId);
     const expiresAt = new Date(now.getTime() + input.expiresInDays * 86400_000).toISOString();
     await this.rt.apiKeys.handle(
       keyStream(caller.tenantId, keyId),
-      {
-        type: 'CreateApiKey',
-        // The caller's own scopes bound the key, whoever owns it; provisioning tenants is
-        // left to a signed-in person, never to a long-lived bearer secret (grantableScopes).
-        data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable: grantableScopes(owner, callerScopes) },
-        metadata: this.meta(caller, now),
-      },
+      { type: 'CreateApiKey', data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable }, metadata: this.meta(caller, now) },
       0,
       (tx) => this.rt.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
     );
     return { keyId, apiKey: secret.apiKey, owner, scopes: [...new Set(input.scopes)], expiresAt };
+  }
+
+  /** The keys of one owner (the agent registry lists an agent's). */
+  async listOf(tenantId: string, owner: ApiKeyOwner) {
+    return (await this.rt.read((tx) => this.rt.apiKeysRepo.list(tx, tenantId, owner))).map(view);
   }
 
   async list(caller: Principal) {
@@ -67,6 +77,11 @@ export class ApiKeysService {
   /** A new secret; the previous one keeps working for `overlapSec` (never past the key's expiry). */
   async rotate(caller: Principal, keyId: string, overlapSec: number, now = new Date()) {
     await this.visible(caller, keyId);
+    return this.rotateAuthorized(caller, keyId, overlapSec, now);
+  }
+
+  /** Rotation once the caller's right to the key is established (by `visible`, or by the agent registry). */
+  async rotateAuthorized(caller: Principal, keyId: string, overlapSec: number, now = new Date()) {
     const secret = newApiKeySecret(keyId);
     const result = await this.rt.apiKeys.handle(
       keyStream(caller.tenantId, keyId),
@@ -81,6 +96,12 @@ export class ApiKeysService {
   /** Refused at once here, and by every service within a second (auth.revocation.issued). */
   async revoke(caller: Principal, keyId: string, now = new Date()): Promise<void> {
     const key = await this.visible(caller, keyId);
+    await this.revokeAuthorized(caller, key, now);
+  }
+
+  /** Revocation once the caller's right to the key is established. */
+  async revokeAuthorized(caller: Principal, key: Pick<ApiKeyRow, 'keyId' | 'owner'>, now = new Date()): Promise<void> {
+    const keyId = key.keyId;
     const reason = key.owner.type === 'user' && key.owner.id === caller.id ? 'owner' : 'admin';
     await this.rt.apiKeys.handle(keyStream(caller.tenantId, keyId), { type: 'RevokeApiKey', data: { keyId, reason }, metadata: this.meta(caller, now) });
   }
@@ -91,7 +112,7 @@ export class ApiKeysService {
    * Refused when malformed, unknown, wrong, expired, revoked, or when that person is
    * disabled or gone.
    */
-  async verify(apiKey: string, now = new Date()): Promise<{ principal: Principal; keyId: string; expiresAt: Date }> {
+  async verify(apiKey: string, now = new Date()): Promise<{ principal: Principal; keyId: string; expiresAt: Date; owner: ApiKeyOwner }> {
     const keyId = apiKeyIdOf(apiKey);
     if (!keyId) throw new PalisadeError('unauthenticated', 'not an API key (palisade_<id>_<secret>)');
     const key = await this.rt.read((tx) => this.rt.apiKeysRepo.credentials(tx, keyId, now));
@@ -101,17 +122,24 @@ export class ApiKeysService {
     const held = key.ownerRoles ? scopesOf(key.ownerRoles, key.tenantId === this.rt.config.AUTH_OPERATOR_TENANT) : undefined;
     const scopes = effectiveKeyScopes(key, held);
     if (!scopes) throw INVALID();
-    const principal: Principal =
-      key.owner.type === 'user'
-        ? { type: 'user', id: key.owner.id, tenantId: key.tenantId, scopes, sessionId: apiKeySessionId(keyId) }
-        : { type: 'agent', id: serviceAccountPrincipalId(key.owner.id), tenantId: key.tenantId, scopes, sessionId: apiKeySessionId(keyId) };
+    let principal: Principal;
+    if (key.owner.type === 'user') principal = { type: 'user', id: key.owner.id, tenantId: key.tenantId, scopes, sessionId: apiKeySessionId(keyId) };
+    else if (key.owner.type === 'service-account') principal = { type: 'agent', id: serviceAccountPrincipalId(key.owner.id), tenantId: key.tenantId, scopes, sessionId: apiKeySessionId(keyId) };
+    else {
+      // A registered agent: only while it (and its parent, if any) is active; it acts for its owner.
+      const agent = key.agent;
+      if (!agent || agent.status !== 'active' || (agent.parentStatus !== null && agent.parentStatus !== 'active')) throw INVALID();
+      principal = { type: 'agent', id: key.owner.id, tenantId: key.tenantId, actingFor: agent.ownerId, scopes, sessionId: apiKeySessionId(keyId), teams: [agent.teamId], department: agent.teamId };
+    }
     await this.rt.read((tx) => this.rt.apiKeysRepo.touch(tx, keyId, now));
-    return { principal, keyId, expiresAt: key.expiresAt };
+    return { principal, keyId, expiresAt: key.expiresAt, owner: key.owner };
   }
 
   /** A short-lived access token for an API key (never outliving the key), revoked with it. */
   async exchange(apiKey: string, audience: readonly string[], now = new Date()) {
-    const { principal, expiresAt } = await this.verify(apiKey, now);
+    const { principal, expiresAt, owner } = await this.verify(apiKey, now);
+    // Every agent token names the user it acts for and is recorded: the agent registry issues it.
+    if (owner.type === 'agent') throw new PalisadeError('unauthenticated', 'an agent key is exchanged at POST /v1/tokens/agent');
     const { accessToken, expiresIn } = await this.rt.issuer.issue(
       {
         tenantId: principal.tenantId,
@@ -128,7 +156,7 @@ export class ApiKeysService {
   }
 
   /** The key, if the caller may manage it: its owner, or an administrator of its tenant; anyone else gets 404. */
-  private async visible(caller: Principal, keyId: string): Promise<ApiKeyRow> {
+  async visible(caller: Principal, keyId: string): Promise<ApiKeyRow> {
     const key = await this.rt.read((tx) => this.rt.apiKeysRepo.find(tx, caller.tenantId, keyId));
     const mine = key?.owner.type === 'user' && key.owner.id === caller.id;
     if (!key || !(mine || caller.scopes?.includes('auth:admin'))) throw new PalisadeError('not_found', 'API key not found');

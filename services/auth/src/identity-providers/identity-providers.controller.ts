@@ -6,8 +6,10 @@ import { parse, requireScope } from '../validation';
 import type { ProviderSettings } from './identity-providers.events';
 import { configureProviderBody, providerIdParam } from './identity-providers.dto';
 import { IdentityProvidersService } from './identity-providers.service';
+import { Administers } from '../administration';
 
 @ApiTags('identity-providers')
+@Administers('identity providers')
 @Controller('v1/identity-providers')
 export class IdentityProvidersController {
   constructor(@Inject(IdentityProvidersService) private readonly providers: IdentityProvidersService) {}

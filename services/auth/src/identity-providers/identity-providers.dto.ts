@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { TENANT_ROLES } from '../sessions/token-issuer';
+import { teamId } from '../teams/teams.dto';
 
 const dn = z.string().min(3).max(512).regex(/^[^\0\n\r]+=[^\0\n\r]+$/, 'must be a distinguished name such as ou=people,dc=example,dc=com');
 const attribute = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be an LDAP attribute / object class name');
@@ -16,6 +17,7 @@ const pem = z
     }
   }, 'must be a PEM X.509 certificate');
 const groupRoles = z.record(z.string().min(1).max(256), z.enum(TENANT_ROLES)).refine((m) => Object.keys(m).length <= 100, 'at most 100 groups');
+const groupTeams = z.record(z.string().min(1).max(256), teamId).refine((m) => Object.keys(m).length <= 100, 'at most 100 groups');
 const httpsUrl = z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).max(2048);
 
 const ldap = z
@@ -31,6 +33,7 @@ const ldap = z
     groupObjectClass: attribute.default('groupOfNames'),
     groupMemberAttribute: attribute.default('member'),
     groupRoles: groupRoles.default({}),
+    groupTeams: groupTeams.optional(),
     requireMappedGroup: z.boolean().default(false),
     nestedGroups: z.enum(['direct', 'recursive']).default('direct'),
   })
@@ -43,6 +46,7 @@ const oidc = z.strictObject({
   scopes: z.array(z.string().regex(/^[\x21-\x7e]{1,64}$/)).max(20).default(['openid', 'email', 'profile']),
   groupsClaim: z.string().min(1).max(64).optional(),
   groupRoles: groupRoles.default({}),
+  groupTeams: groupTeams.optional(),
 });
 
 const saml = z.strictObject({
@@ -52,6 +56,7 @@ const saml = z.strictObject({
   wantResponseSigned: z.boolean().default(false),
   groupsAttribute: z.string().min(1).max(256).optional(),
   groupRoles: groupRoles.default({}),
+  groupTeams: groupTeams.optional(),
 });
 
 /** The secret travels only in this request, never back out. */

@@ -23,6 +23,8 @@ export interface LdapSettings {
   /** Attribute of a group listing its members' DNs (member, uniqueMember). */
   groupMemberAttribute: string;
   groupRoles: GroupRoleMapping;
+  /** Directory / IdP group → team id: members of the group join the team at sign-in (absent: none). */
+  groupTeams?: Readonly<Record<string, string>>;
   /** Users in no mapped group are refused (true) or signed in as members (false). */
   requireMappedGroup: boolean;
   /**
@@ -43,6 +45,8 @@ export interface OidcSettings {
   /** Claim holding group names, mapped to roles like LDAP groups. */
   groupsClaim?: string;
   groupRoles: GroupRoleMapping;
+  /** Directory / IdP group → team id: members of the group join the team at sign-in (absent: none). */
+  groupTeams?: Readonly<Record<string, string>>;
 }
 
 export interface SamlSettings {
@@ -54,6 +58,8 @@ export interface SamlSettings {
   wantResponseSigned: boolean;
   groupsAttribute?: string;
   groupRoles: GroupRoleMapping;
+  /** Directory / IdP group → team id: members of the group join the team at sign-in (absent: none). */
+  groupTeams?: Readonly<Record<string, string>>;
 }
 
 export type ProviderSettings = { type: 'ldap'; ldap: LdapSettings } | { type: 'oidc'; oidc: OidcSettings } | { type: 'saml'; saml: SamlSettings };

@@ -6,8 +6,10 @@ import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal, Public } from '@palisade/service-kit';
 import { AUTH_RUNTIME, type AuthRuntime } from '../auth.runtime';
 import { parse, requireScope } from '../validation';
+import { Administers } from '../administration';
 
 @ApiTags('keys')
+@Administers('signing keys')
 @Controller()
 export class SigningKeysController {
   constructor(@Inject(AUTH_RUNTIME) private readonly rt: AuthRuntime) {}

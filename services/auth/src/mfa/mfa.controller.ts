@@ -7,6 +7,7 @@ import { userIdParam } from '../users/users.dto';
 import { parse, requireScope } from '../validation';
 import { confirmBody, enrolmentBody, enrolmentConfirmBody, verifyBody } from './mfa.dto';
 import { MfaService } from './mfa.service';
+import { Administers } from '../administration';
 
 const sourceOf = (req: Request) => req.socket.remoteAddress ?? 'unknown';
 
@@ -55,6 +56,7 @@ export class MfaController {
     return this.mfa.confirmForUser(principal, parse(confirmBody, body).code);
   }
 
+  @Administers('users and roles')
   @Post('users/:userId/mfa/reset')
   @HttpCode(204)
   @ApiOperation({ summary: 'Remove a user’s second factor (lost device); they enrol again at next sign-in if 2FA is mandatory (scope auth:admin)' })

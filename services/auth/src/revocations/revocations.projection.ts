@@ -20,6 +20,15 @@ export function revocationOf(event: EventEnvelope): RevocationTarget | undefined
       return { target: 'key', kid: d.kid };
     case 'auth.api-key.revoked':
       return { target: 'session', sessionId: apiKeySessionId(d.keyId), ...instant(event.occurredAt) };
+    // An agent stopped: its tokens so far (resumed, it gets new ones). Every agent acting
+    // for a revoked user is refused with that user (verifiers compare `act.sub` too).
+    case 'auth.agent.suspended':
+    case 'auth.agent.retired':
+      return { target: 'subject', subject: d.agentId, ...instant(event.occurredAt) };
+    // A user left a team: their tokens so far (which list it) are refused; the session
+    // lives on and its next refresh carries the teams of now.
+    case 'auth.team-member.removed':
+      return { target: 'subject', subject: d.userId, ...instant(event.occurredAt) };
     default:
       return undefined;
   }
@@ -31,7 +40,7 @@ export function revocationOf(event: EventEnvelope): RevocationTarget | undefined
  */
 export class RevocationIssuer implements InlineProjection {
   readonly name = 'revocations';
-  readonly handles = ['auth.user.signed-out', 'auth.user.session-revoked', 'auth.user.sessions-revoked', 'auth.user.disabled', 'auth.signing-key.revoked', 'auth.api-key.revoked'];
+  readonly handles = ['auth.user.signed-out', 'auth.user.session-revoked', 'auth.user.sessions-revoked', 'auth.user.disabled', 'auth.signing-key.revoked', 'auth.api-key.revoked', 'auth.agent.suspended', 'auth.agent.retired', 'auth.team-member.removed'];
 
   constructor(
     private readonly store: EventStore,

@@ -41,3 +41,20 @@ describe('revocation of a user by a role change, with tokens of the same second 
     expect(list.reasonRevoked(await issueAt(changedAt.getTime() + 300, 's-2'))).toBeUndefined();
   });
 });
+
+describe('revocations of agents and team memberships (issue 12)', () => {
+  const at = new Date('2026-12-01T10:00:00.250Z');
+  const event = (type: string, data: Record<string, unknown>) => buildEvent({ ...systemEventContext('auth'), now: () => at }, { type, tenantId: 'acme', actor: { type: 'user', id: 'alice' }, data });
+
+  it('revokes an agent suspended or retired, to the millisecond (it may be resumed)', () => {
+    for (const type of ['auth.agent.suspended', 'auth.agent.retired']) {
+      expect(revocationOf(event(type, { agentId: 'bot', cause: 'person' }))).toEqual({ target: 'subject', subject: 'bot', at: Math.floor(at.getTime() / 1000), atMs: at.getTime() });
+    }
+    expect(revocationOf(event('auth.agent.resumed', { agentId: 'bot' }))).toBeUndefined();
+  });
+
+  it('revokes the tokens (not the session) of a user who left a team, so no token lists it', () => {
+    expect(revocationOf(event('auth.team-member.removed', { teamId: 'platform', userId: 'u-1', source: 'admin' }))).toMatchObject({ target: 'subject', subject: 'u-1', atMs: at.getTime() });
+    expect(revocationOf(event('auth.team-member.added', { teamId: 'platform', userId: 'u-1', source: 'admin' }))).toBeUndefined();
+  });
+});

@@ -10,6 +10,7 @@ import { AUTH_RUNTIME, type AuthRuntime } from '../auth.runtime';
 import { audience, parse, requireScope } from '../validation';
 import { assertServiceGrant } from './service-grants';
 import { SessionsService } from './sessions.service';
+import { Administers } from '../administration';
 
 const serviceTokenBody = z.strictObject({ audience, scopes: z.array(z.string().regex(/^[a-z][a-z0-9:._-]{0,63}$/)).max(32).default([]) });
 
@@ -21,6 +22,7 @@ export class SessionsController {
     @Inject(AUTH_RUNTIME) private readonly rt: AuthRuntime,
   ) {}
 
+  @Administers('sessions')
   @Post('sessions/:sessionId/revoke')
   @HttpCode(204)
   @ApiOperation({ summary: 'Revoke one session of the tenant; its tokens are refused everywhere within a second (scope auth:admin)' })

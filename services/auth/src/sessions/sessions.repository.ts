@@ -2,6 +2,7 @@ import type { EventEnvelope } from '@palisade/contracts';
 import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
+import { USER_TEAMS_SQL } from '../teams/teams.repository';
 
 /** What rotate needs of node-postgres: named statements, prepared once per connection. */
 interface StatementPool {
@@ -18,6 +19,8 @@ export interface LiveSession {
   audience: string[];
   mfa: boolean;
   roles: string[];
+  /** The user's live teams, department first (tokens carry them). */
+  teams: string[];
 }
 
 export type RefreshOutcome = { kind: 'rotated'; session: LiveSession } | { kind: 'reused'; sessionId: string; tenantId: string; userId: string } | { kind: 'invalid' };
@@ -56,12 +59,12 @@ export class SessionsRepository {
    */
   async rotate(db: DataSource, oldHash: Buffer, newHash: Buffer): Promise<RefreshOutcome> {
     const pool = poolOf(db);
-    const { rows } = await pool.query<{ id: string; tenant_id: string; user_id: string; audience: string[]; mfa: boolean; roles: string[] }>({
+    const { rows } = await pool.query<{ id: string; tenant_id: string; user_id: string; audience: string[]; mfa: boolean; roles: string[]; teams: string[] }>({
       name: 'auth.sessions.rotate',
       text: `WITH used AS (
          UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id
        ), live AS (
-         SELECT s.id, s.tenant_id, s.user_id, s.audience, s.mfa, u.roles
+         SELECT s.id, s.tenant_id, s.user_id, s.audience, s.mfa, u.roles, ${USER_TEAMS_SQL('s.tenant_id', 's.user_id')} AS teams
            FROM sessions s JOIN used ON used.session_id = s.id
            JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
           WHERE s.ended_at IS NULL AND s.expires_at > now() AND u.status = 'active'
@@ -72,7 +75,7 @@ export class SessionsRepository {
       values: [oldHash, newHash],
     });
     const r = rows[0];
-    if (r) return { kind: 'rotated', session: { sessionId: r.id, tenantId: r.tenant_id, userId: r.user_id, audience: r.audience, mfa: r.mfa, roles: r.roles } };
+    if (r) return { kind: 'rotated', session: { sessionId: r.id, tenantId: r.tenant_id, userId: r.user_id, audience: r.audience, mfa: r.mfa, roles: r.roles, teams: r.teams } };
     const previous = await pool.query<{ session_id: string; tenant_id: string; user_id: string; ended_at: Date | null }>({
       name: 'auth.sessions.rotate-reuse',
       text: `SELECT r.session_id, s.tenant_id, s.user_id, s.ended_at FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id

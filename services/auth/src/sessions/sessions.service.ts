@@ -34,6 +34,7 @@ export class SessionsService {
       audience: s.audience,
       scopes: scopesOf(s.roles, s.tenantId === this.rt.config.AUTH_OPERATOR_TENANT),
       sessionId: s.sessionId,
+      teams: s.teams,
     });
     return { tokenType: 'Bearer' as const, accessToken, expiresIn, refreshToken: next.token, sessionId: s.sessionId };
   }

@@ -23,8 +23,15 @@ export const PLATFORM_SCOPES: readonly string[] = ['platform:admin', 'audit:read
  * every tenant's audit log.
  */
 export function isReservedForPeople(scope: string): boolean {
-  return scope.startsWith('platform:') || scope.endsWith(':erase') || scope === 'auth:keys' || PLATFORM_SCOPES.includes(scope);
+  return scope.startsWith('platform:') || scope.endsWith(':erase') || scope === 'auth:keys' || scope === AGENTS_MANAGE_SCOPE || PLATFORM_SCOPES.includes(scope);
 }
+
+/**
+ * Registering agents and managing one's own (suspend, resume, retire, keys, guide): held
+ * by the tenant's members and admins, by people only (never on a token of an agent or a
+ * service account: `isReservedForPeople`).
+ */
+export const AGENTS_MANAGE_SCOPE = 'agents:manage';
 /** Roles no tenant administrator, directory or identity provider can give or take away. */
 export const PLATFORM_ROLES: readonly string[] = [PLATFORM_ADMIN_ROLE, PLATFORM_AUDITOR_ROLE];
 
@@ -38,7 +45,8 @@ export const POLICY_ADMIN_SCOPE = 'policy:admin';
 /**
  * Roles a tenant gives its users (directly or through directory / IdP groups):
  * `admin` administers the tenant (its users and providers, its policies, its SIEM feeds),
- * `auditor` reads the tenant's audit log, `member` holds no administrative scope.
+ * `auditor` reads the tenant's audit log, `member` holds no administrative scope. Members
+ * and admins register and manage their own agents (`agents:manage`).
  */
 export const TENANT_ROLES = ['admin', 'member', 'auditor'] as const;
 export type TenantRole = (typeof TENANT_ROLES)[number];
@@ -56,6 +64,7 @@ export function scopesOf(roles: readonly string[], operator: boolean): string[] 
     scopes.add('audit:admin');
     if (operator) scopes.add('auth:keys');
   }
+  if (roles.includes('admin') || roles.includes('member')) scopes.add(AGENTS_MANAGE_SCOPE);
   if (roles.includes('auditor')) scopes.add('audit:read');
   if (roles.includes(PLATFORM_ADMIN_ROLE)) scopes.add(PLATFORM_ADMIN_SCOPE);
   if (roles.includes(PLATFORM_AUDITOR_ROLE)) scopes.add('audit:read:all');
@@ -83,7 +92,12 @@ export interface AccessTokenRequest {
   audience: readonly string[];
   scopes: readonly string[];
   sessionId?: string;
+  /** For an agent: the user it acts for (`act: { sub }`, RFC 8693). */
   actingFor?: string;
+  /** Team ids, the department (primary) first: `teams` and `dept`. */
+  teams?: readonly string[];
+  /** Token id, when the caller recorded it first (an agent token's event names it). */
+  jti?: string;
   /** RFC 8705 x5t#S256 of the client certificate the token is bound to. */
   certificateThumbprint?: string;
   /** The token may not outlive this instant (ms), e.g. the API key it was exchanged for. */
@@ -108,13 +122,17 @@ export class TokenIssuer {
       iat,
       iat_ms: issuedMs,
       exp,
-      jti: randomUUID(),
+      jti: r.jti ?? randomUUID(),
       tid: r.tenantId,
       ptp: r.principalType,
       scp: [...r.scopes],
     };
     if (r.sessionId) claims.sid = r.sessionId;
-    if (r.actingFor) claims.act = r.actingFor;
+    if (r.actingFor) claims.act = { sub: r.actingFor };
+    if (r.teams?.length) {
+      claims.teams = [...r.teams];
+      claims.dept = r.teams[0];
+    }
     if (r.certificateThumbprint) claims.cnf = { 'x5t#S256': r.certificateThumbprint };
     return { accessToken: await this.keys.sign(claims), expiresIn: exp - iat };
   }

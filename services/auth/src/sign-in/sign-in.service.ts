@@ -5,6 +5,7 @@ import { streamName, type DomainEvent, type Transaction } from '@palisade/events
 import type { AuthRuntime } from '../auth.runtime';
 import { ALL_AUDIENCES, newRefreshToken, scopesOf } from '../sessions/token-issuer';
 import type { LdapSettings } from '../identity-providers/identity-providers.events';
+import type { TeamsService } from '../teams/teams.service';
 import type { IdentityProvidersService } from '../identity-providers/identity-providers.service';
 import { authenticate, rolesOf } from '../ldap/ldap-directory';
 import { issueChallenge, secondFactorStep } from '../mfa/mfa-challenge';
@@ -91,6 +92,7 @@ export class SignInService {
   constructor(
     private readonly rt: AuthRuntime,
     private readonly providers: Pick<IdentityProvidersService, 'withSecret'>,
+    private readonly teams?: Pick<TeamsService, 'syncMappedTeams'>,
   ) {}
 
   async signIn(r: SignInRequest, now = new Date()): Promise<TokenResponse | MfaChallengeResponse> {
@@ -146,7 +148,17 @@ export class SignInService {
    * second factor where ours applies, and the tokens.
    */
   async signInExternal(
-    r: { tenantId: string; providerId: string; method: SignInMethod; externalId: string; groups: string[]; email?: string; settings: Pick<LdapSettings, 'groupRoles' | 'requireMappedGroup'>; audience?: string[]; sourceAddress: string },
+    r: {
+      tenantId: string;
+      providerId: string;
+      method: SignInMethod;
+      externalId: string;
+      groups: string[];
+      email?: string;
+      settings: Pick<LdapSettings, 'groupRoles' | 'requireMappedGroup' | 'groupTeams'>;
+      audience?: string[];
+      sourceAddress: string;
+    },
     now = new Date(),
   ): Promise<TokenResponse | MfaChallengeResponse> {
     const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, r.tenantId));
@@ -154,6 +166,7 @@ export class SignInService {
     const roles = rolesOf(r.groups, r.settings);
     if (!roles) throw new PalisadeError('forbidden', 'the account is in no group this tenant admits');
     const account = await this.provision(r.tenantId, r.providerId, `${r.providerId}:${r.externalId}`, roles, r.email, now);
+    await this.teams?.syncMappedTeams(r.tenantId, account.id, r.groups, r.settings.groupTeams, now);
     return this.proceed(tenant, account, { tenantId: r.tenantId, method: r.method, audience: r.audience, sourceAddress: r.sourceAddress }, now);
   }
 
@@ -250,6 +263,7 @@ export class SignInService {
       audience: s.audience,
       scopes: scopesOf(user.roles, s.tenantId === c.AUTH_OPERATOR_TENANT),
       sessionId,
+      teams: await this.rt.read((tx) => this.rt.teamsRepo.teamsOf(tx, s.tenantId, user.id)),
     });
     return { tokenType: 'Bearer', accessToken, expiresIn, refreshToken: refresh.token, sessionId };
   }

@@ -88,7 +88,7 @@ export class OidcService {
         externalId: String(claims.sub),
         groups,
         ...(email ? { email } : {}),
-        settings: { groupRoles: settings.oidc.groupRoles, requireMappedGroup: false },
+        settings: { groupRoles: settings.oidc.groupRoles, groupTeams: settings.oidc.groupTeams, requireMappedGroup: false },
         ...(request.audience.length ? { audience: request.audience } : {}),
         sourceAddress,
       },

@@ -83,7 +83,7 @@ export class SamlService {
         externalId: profile.nameID,
         groups,
         ...(email ? { email } : {}),
-        settings: { groupRoles: settings.saml.groupRoles, requireMappedGroup: false },
+        settings: { groupRoles: settings.saml.groupRoles, groupTeams: settings.saml.groupTeams, requireMappedGroup: false },
         sourceAddress,
       },
       now,

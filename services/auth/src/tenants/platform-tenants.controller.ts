@@ -7,9 +7,11 @@ import { parse, requireScope } from '../validation';
 import { TenantProvisioning } from './tenant-provisioning';
 import { provisionTenantBody } from './tenants.dto';
 import { TenantsService } from './tenants.service';
+import { Administers } from '../administration';
 
 /** Tenants seen by a platform operator (scope platform:admin), across tenants by design. */
 @ApiTags('platform')
+@Administers('tenants')
 @Controller('v1/tenants')
 export class PlatformTenantsController {
   constructor(

@@ -4,15 +4,16 @@ import { TenantProvisioning } from './tenant-provisioning';
 
 describe('platform operator scope', () => {
   it('comes from the platform-admin role only, never from being a tenant administrator', () => {
-    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', PLATFORM_ADMIN_SCOPE]);
+    expect(scopesOf(['admin', PLATFORM_ADMIN_ROLE], false)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'agents:manage', PLATFORM_ADMIN_SCOPE]);
     expect(scopesOf(['admin'], true)).not.toContain(PLATFORM_ADMIN_SCOPE);
-    expect(scopesOf(['member'], false)).toEqual([]);
+    // Members register and manage their own agents, and hold nothing administrative.
+    expect(scopesOf(['member'], false)).toEqual(['agents:manage']);
   });
 
   it('gives an auditor the tenant\'s audit log and nothing else; an admin does not read the log by being one', () => {
     expect(scopesOf(['auditor'], false)).toEqual(['audit:read']);
     expect(scopesOf(['admin'], false)).not.toContain('audit:read');
-    expect(scopesOf(['admin', 'auditor'], true)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'auth:keys', 'audit:read']);
+    expect(scopesOf(['admin', 'auditor'], true)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'auth:keys', 'agents:manage', 'audit:read']);
   });
 });
 

@@ -6,8 +6,10 @@ import { CurrentPrincipal } from '@palisade/service-kit';
 import { ifMatchVersion, parse, requireScope } from '../validation';
 import { mfaBody, passwordPolicyBody } from './tenants.dto';
 import { TenantsService } from './tenants.service';
+import { Administers } from '../administration';
 
 @ApiTags('tenant')
+@Administers('tenant settings')
 @Controller('v1/tenant')
 export class TenantsController {
   constructor(@Inject(TenantsService) private readonly tenants: TenantsService) {}

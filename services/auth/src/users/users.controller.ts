@@ -7,8 +7,10 @@ import { parse, requireScope } from '../validation';
 import { PLATFORM_ADMIN_SCOPE } from '../sessions/token-issuer';
 import { changePasswordBody, platformAuditorBody, registerUserBody, setRolesBody, userIdParam } from './users.dto';
 import { UsersService } from './users.service';
+import { Administers } from '../administration';
 
 @ApiTags('users')
+@Administers('users and roles')
 @Controller('v1')
 export class UsersController {
   constructor(@Inject(UsersService) private readonly users: UsersService) {}

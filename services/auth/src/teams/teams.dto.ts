@@ -1,0 +1,14 @@
+import { z } from 'zod';
+
+/** A team id: what tokens carry and ABAC rules compare, so lower case and stable. */
+export const teamId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a team id: lower case letters, digits, "-", at most 63');
+export const teamName = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
+
+export const createTeamBody = z.strictObject({ teamId, name: teamName });
+export const renameTeamBody = z.strictObject({ name: teamName });
+export const teamIdParam = teamId;
+export const memberIdParam = z.string().uuid('must be a user id (UUID)');
