@@ -95,6 +95,13 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'policy.tool-allowlist.set': 'permission_change',
   'policy.attribute.defined': 'admin_configuration',
   'policy.critical-actions.set': 'admin_configuration',
+  // sandbox-orchestrator (services/sandbox-orchestrator/src/*/*.events.ts)
+  'sandbox-orchestrator.session.created': 'session',
+  'sandbox-orchestrator.session.shared': 'session',
+  'sandbox-orchestrator.session.unshared': 'session',
+  'sandbox-orchestrator.session.agent_joined': 'session',
+  'sandbox-orchestrator.session.agent_left': 'session',
+  'sandbox-orchestrator.session.archived': 'session',
 };
 
 /** What each class covers (docs/action-classes.md). */
@@ -102,7 +109,7 @@ export const ACTION_CLASS_DESCRIPTIONS: Readonly<Record<ActionClass, string>> = 
   authentication: 'sign-in, sign-out, failures, MFA, agent tokens issued, token and session revocation',
   permission_change: 'roles, assignments, policies, approvals, attributes, allow-lists, team memberships and agents suspended or retired: what changes who may do what',
   credential_lifecycle: 'secrets, keys, API keys and leases: create, read, rotate, revoke, destroy',
-  session: 'agent sessions: create, share, archive',
+  session: 'agent sessions: create, share, unshare, agents joining and leaving, archive',
   tool_call: 'tool calls by agents, execute_code included',
   model_io: 'prompts to and completions from models',
   data_export: 'reads and exports of the audit log itself, and other bulk data exports',

@@ -1,0 +1,18 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { PalisadeError, type Principal } from '@palisade/contracts';
+import type { Request } from 'express';
+import type { Caller } from './sessions/sessions.service';
+
+/**
+ * The authenticated caller (after the AuthGuard) and, when it is an agent, the access
+ * token it presented here: the policy service takes the agent and the user it acts for
+ * from that token, verified for this service's audience, never from what we claim.
+ */
+export const CurrentCaller = createParamDecorator((_data: unknown, ctx: ExecutionContext): Caller => {
+  const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
+  const principal = req.principal;
+  if (!principal) throw new PalisadeError('unauthenticated', 'no authenticated principal');
+  if (principal.type !== 'agent') return { principal };
+  const token = /^Bearer (\S+)$/.exec(req.header('authorization') ?? '')?.[1];
+  return token ? { principal, agentToken: token } : { principal };
+});

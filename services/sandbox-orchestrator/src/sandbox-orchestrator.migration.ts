@@ -1,0 +1,5 @@
+import type { MigrationFactory } from '@palisade/service-kit';
+import { sessionsMigration } from './sessions/sessions.migration';
+
+/** The service's migrations, one per context, in order (after the event store's). */
+export const sandboxOrchestratorMigrations: readonly MigrationFactory[] = [sessionsMigration];
