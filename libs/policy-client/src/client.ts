@@ -33,6 +33,12 @@ interface Entry {
 }
 
 const FAILED_RULE = 'policy-unavailable';
+/**
+ * Denials that say nothing about the rules, only that no decision could be made now (the
+ * service unreachable, its policy state stale, a failure while deciding): never cached,
+ * so a caller does not go on denying for the cache's lifetime once the service recovers.
+ */
+const TRANSIENT_RULES: ReadonlySet<string> = new Set([FAILED_RULE, 'policy-stale', 'decision-failed']);
 /** Most decisions the service takes in one batch request. */
 const MAX_BATCH = 1000;
 
@@ -100,7 +106,7 @@ export class PolicyClient {
     }
     const generation = this.generations.get(request.tenantId) ?? 0;
     const decision = await (this.coalesce > 1 ? this.gathered(request) : this.ask(request));
-    if (decision.rule === FAILED_RULE) return decision;
+    if (TRANSIENT_RULES.has(decision.rule)) return decision;
     if (key && this.size > 0 && decision.decision !== 'requires_approval' && (this.generations.get(request.tenantId) ?? 0) === generation) {
       this.cache.set(key, { decision, expires: this.now() + this.ttl, tenantId: request.tenantId });
       if (this.cache.size > this.size) this.cache.delete(this.cache.keys().next().value as string);

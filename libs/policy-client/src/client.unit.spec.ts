@@ -108,4 +108,18 @@ describe('PolicyClient: concurrent decisions coalesced into batch requests', () 
     await expect(client.authorize(ask('read-1'))).resolves.toMatchObject({ decision: 'allow' });
     expect(asked.length).toBe(before);
   });
+
+  it('never caches a denial the service gave because it could not decide (stale policy state, a failure)', async () => {
+    let rule = 'policy-stale';
+    const { nc, asked } = fakeNats(() => ({ result: { decision: 'deny', rule, reason: 'the policy state may be stale' } }));
+    const client = new PolicyClient({ nc, coalesce: 1 });
+    await client.authorize(ask('read-1'));
+    rule = 'decision-failed';
+    await client.authorize(ask('read-1'));
+    expect(client.cached).toBe(0);
+    expect(asked).toHaveLength(2);
+    rule = 'default-deny';
+    await client.authorize(ask('read-1'));
+    expect(client.cached).toBe(1);
+  });
 });
