@@ -22,6 +22,8 @@ export function verifiedAgentRequest(request: DecisionRequest, holder: Principal
     return deny('agent-token-mismatch', 'subject.actingFor is not the user the agent token acts for');
   }
   const verified: DecisionRequest['subject'] = { type: 'agent', id: holder.id, actingFor: holder.actingFor };
+  if (holder.teams) verified.teams = holder.teams;
+  if (holder.department) verified.department = holder.department;
   if (subject.tenantId !== undefined) verified.tenantId = subject.tenantId;
   return { ...request, subject: verified };
 }

@@ -17,6 +17,12 @@ describe('verifiedAgentRequest: an agent is who its verified token says', () => 
     expect(verifiedAgentRequest(request({ actingFor: 'alice' }), holder)).toMatchObject({ subject: { actingFor: 'alice' } });
   });
 
+  it('carries the team and department the token names (issue 12)', () => {
+    expect(verifiedAgentRequest(request(), { ...holder, teams: ['platform'], department: 'platform' })).toMatchObject({
+      subject: { type: 'agent', id: 'release-bot', actingFor: 'alice', teams: ['platform'], department: 'platform' },
+    });
+  });
+
   it('refuses what the body claims beyond the token: another user, another agent, another tenant', () => {
     expect(verifiedAgentRequest(request({ actingFor: 'bob' }), holder)).toEqual({
       decision: 'deny',

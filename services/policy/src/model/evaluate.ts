@@ -95,7 +95,7 @@ function decideFor(key: string, id: string, request: DecisionRequest, policy: Te
     return withExplain(deny('tenant-tool-allowlist', `tool ${resource.id ?? '(none)'} is not on the tenant's allowlist`), explain);
   }
   const input: ConditionInput = {
-    subject: withId(policy.subjectAttributes.get(key), id),
+    subject: withId(subjectAttributesOf(key, request, policy.subjectAttributes.get(key)), id),
     resource: withId(resource.attributes, resource.id),
   };
   if (explain) input.used = {};
@@ -166,6 +166,17 @@ function sessionRoleOf(key: string, id: string, attributes: Attributes | undefin
 
 function includes(list: AttributeValue | undefined, id: string): boolean {
   return Array.isArray(list) && list.includes(id);
+}
+
+/**
+ * The attributes of the subject being decided for: what the tenant stored for it, with
+ * the teams and department of its verified token (auth's word on them) over those.
+ * Only for the subject itself, never for the user an agent acts for.
+ */
+function subjectAttributesOf(key: string, request: DecisionRequest, stored: Attributes | undefined): Attributes | undefined {
+  const { type, id, teams, department } = request.subject;
+  if (key !== `${type}:${id}` || (teams === undefined && department === undefined)) return stored;
+  return { ...stored, ...(teams ? { teams } : {}), ...(department ? { department } : {}) };
 }
 
 function withId(attributes: Attributes | undefined, id: string | undefined): Attributes {

@@ -242,6 +242,20 @@ describe('agents: the intersection of the agent and its user', () => {
     expect(decide(policy, req(alice, 'write', { type: 'policy' })).decision).toBe('allow');
   });
 
+  it('reads the agent’s teams and department from its verified token (issue 12)', () => {
+    const teamPolicy = tenant('acme', setup([
+      { id: 'platform-reads', effect: 'allow', subject: 'role:analyst', resource: 'build', action: 'read', when: { attr: 'subject.department', op: 'eq', value: 'platform' } },
+      { id: 'platform-team', effect: 'allow', subject: 'role:analyst', resource: 'build', action: 'run', when: { attr: 'subject.teams', op: 'contains', value: 'platform' } },
+      { id: 'alice-builds', effect: 'allow', subject: 'user:alice', resource: 'build', action: '*' },
+    ], [{ type: 'policy.attribute.defined', data: { definition: { name: 'teams', target: 'subject', type: 'string[]' } } }]));
+    const helperIn = (teams: string[]) => ({ ...helperFor('alice'), teams, department: teams[0] });
+    expect(decide(teamPolicy, req(helperIn(['platform']), 'read', { type: 'build' })).decision).toBe('allow');
+    expect(decide(teamPolicy, req(helperIn(['platform']), 'run', { type: 'build' })).decision).toBe('allow');
+    expect(decide(teamPolicy, req(helperIn(['data']), 'read', { type: 'build' })).decision).toBe('deny');
+    expect(decide(teamPolicy, req(helperIn(['data']), 'run', { type: 'build' })).decision).toBe('deny');
+    expect(decide(teamPolicy, req(helperFor('alice'), 'read', { type: 'build' })).decision).toBe('deny'); // no token teams, none stored
+  });
+
   it('combines field decisions: masked by either is masked', () => {
     const d = decide(policy, req(helperFor('alice'), 'read', { type: 'customer', fields: ['name', 'iban'] }));
     expect(d.fields).toEqual({ readable: ['name'], masked: ['iban'] });

@@ -103,6 +103,13 @@ export interface DecisionSubject {
   token?: string;
   /** Tenant of the subject (defaults to the request's tenant). */
   tenantId?: string;
+  /**
+   * Teams and department (primary team) as auth issued them in the subject's verified
+   * access token (never from a request body): ABAC reads them as `subject.teams` and
+   * `subject.department`, over what the tenant stored for the subject.
+   */
+  teams?: readonly string[];
+  department?: string;
 }
 
 export interface DecisionResource {
