@@ -1,3 +1,4 @@
 export * from './types';
 export * from './client';
 export * from './guard';
+export * from './connected';

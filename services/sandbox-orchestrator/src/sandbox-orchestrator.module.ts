@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { PalisadeError } from '@palisade/contracts';
-import { PolicyClient } from '@palisade/policy-client';
+import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-client';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { loadSandboxOrchestratorConfig, type SandboxOrchestratorConfig } from './sandbox-orchestrator.config';
 import { POLICY_CLIENT, SANDBOX_CONFIG, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
@@ -9,28 +9,6 @@ import { SessionsRepository } from './sessions/sessions.repository';
 import { SessionsService } from './sessions/sessions.service';
 
 type PolicyPort = () => Pick<PolicyClient, 'authorize'> | undefined;
-
-/**
- * The policy service's client on the platform's NATS connection, built once connected;
- * its decision cache follows policy events through the durable
- * `sandbox-orchestrator-policy-cache`. Until then every decision is refused (503).
- */
-function policyClientFor(platform: Platform, config: SandboxOrchestratorConfig): PolicyPort {
-  let client: PolicyClient | undefined;
-  platform.afterConnect(async () => {
-    if (client) return;
-    const c = new PolicyClient({ nc: platform.nats!, timeoutMs: config.policyTimeoutMs, logger: platform.logger });
-    try {
-      await c.listen('sandbox-orchestrator');
-    } catch (error) {
-      await c.close(); // retried as a startup step: leave no subscription behind
-      throw error;
-    }
-    client = c;
-  });
-  platform.beforeClose(async () => client?.close());
-  return () => client;
-}
 
 /** The sessions service, once the event store and the data source exist. */
 function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<SessionsService> {
@@ -53,7 +31,11 @@ function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<Sessi
   controllers: [SessionsController],
   providers: [
     { provide: SANDBOX_CONFIG, useFactory: () => loadSandboxOrchestratorConfig() },
-    { provide: POLICY_CLIENT, useFactory: (platform: Platform, config: SandboxOrchestratorConfig) => policyClientFor(platform, config), inject: [PLATFORM, SANDBOX_CONFIG] },
+    {
+      provide: POLICY_CLIENT,
+      useFactory: (platform: Platform, config: SandboxOrchestratorConfig): PolicyPort => policyClientOnceConnected(platform, 'sandbox-orchestrator', { timeoutMs: config.policyTimeoutMs }),
+      inject: [PLATFORM, SANDBOX_CONFIG],
+    },
     { provide: SESSIONS_SERVICE, useFactory: (platform: Platform, policy: PolicyPort) => sessionsServiceFor(platform, policy), inject: [PLATFORM, POLICY_CLIENT] },
   ],
 })
