@@ -418,10 +418,10 @@ describe('identity providers and LDAP sign-in (OpenLDAP from deploy/local/ldap.s
     const pw = seeded();
     const alice = await ldapSignIn('corp', 'alice', pw.alice);
     expect(alice.status).toBe(200);
-    expect(decodeJwt(alice.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
+    expect(decodeJwt(alice.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin', 'audit:admin', 'agents:manage'] });
     const bob = await ldapSignIn('corp-starttls', 'bob', pw.bob);
     expect(bob.status).toBe(200);
-    expect(decodeJwt(bob.json.accessToken).scp).toEqual([]);
+    expect(decodeJwt(bob.json.accessToken).scp).toEqual(['agents:manage']);
     // Provisioned once, as <provider>:<uid>; a second sign-in reuses the account.
     const again = await ldapSignIn('corp', 'alice', pw.alice);
     expect(decodeJwt(again.json.accessToken).sub).toBe(decodeJwt(alice.json.accessToken).sub);
@@ -501,7 +501,7 @@ describe('OIDC sign-in against a real OpenID Provider (oidc-provider, in this pr
     expect(callback.pathname).toBe('/v1/sso/oidc/callback');
     const done = await finish(callback);
     expect(done.status).toBe(200);
-    expect(decodeJwt(done.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
+    expect(decodeJwt(done.json.accessToken)).toMatchObject({ tid: T, ptp: 'user', scp: ['auth:admin', 'policy:admin', 'audit:admin', 'agents:manage'] });
     expect(done.json.refreshToken).toMatch(/^prt_/);
     // The code and state are good once.
     expect((await finish(callback)).status).toBe(401);
@@ -543,7 +543,7 @@ describe('OIDC sign-in against a real OpenID Provider (oidc-provider, in this pr
     op.rotateKeys();
     const after = await finish((await roundTrip()).callback);
     expect([after.status, after.json.error?.message]).toEqual([200, undefined]);
-    expect(decodeJwt(after.json.accessToken)).toMatchObject({ sub: before, scp: [] });
+    expect(decodeJwt(after.json.accessToken)).toMatchObject({ sub: before, scp: ['agents:manage'] });
   });
 
   it('refuses a tampered or unknown state, an error answer, and a provider that refuses the client', async () => {
@@ -621,7 +621,7 @@ describe('SAML 2.0 service provider (assertions signed with a real IdP key)', ()
     const xml = await response();
     const ok = await post(xml);
     expect([ok.status, ok.json.error?.message]).toEqual([200, undefined]);
-    expect(decodeJwt(ok.json.accessToken)).toMatchObject({ tid: T, scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
+    expect(decodeJwt(ok.json.accessToken)).toMatchObject({ tid: T, scp: ['auth:admin', 'policy:admin', 'audit:admin', 'agents:manage'] });
     const replay = await post(xml);
     expect(replay.status).toBe(401);
     expect((await call('/v1/users', { token: adminToken })).json.map((u: { username: string }) => u.username)).toContain('saml-idp:sam');

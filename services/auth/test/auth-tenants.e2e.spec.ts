@@ -168,7 +168,7 @@ describe('platform operator', () => {
     b.token = s.json.accessToken;
     b.refreshToken = s.json.refreshToken;
     const claims = decodeJwt(b.token);
-    expect(claims).toMatchObject({ tid: B, scp: ['auth:admin', 'policy:admin', 'audit:admin'] });
+    expect(claims).toMatchObject({ tid: B, scp: ['auth:admin', 'policy:admin', 'audit:admin', 'agents:manage'] });
     expect((await call('/v1/tenants', { token: b.token })).status).toBe(403);
     const post = await call('/v1/tenants', { body: { tenantId: `${B}-x`, name: 'X', admin: { username: 'x', password: B_PASSWORD } }, token: b.token });
     expect(post.status).toBe(403);
@@ -261,7 +261,7 @@ describe('cross-tenant probes', () => {
     expectProbe(await call(`/v1/sessions/${a.sessionId}/revoke`, { method: 'POST', token: b.token }), 404, aData);
     const refreshed = await call('/v1/token/refresh', { body: { refreshToken: b.memberRefresh } });
     expectProbe(refreshed, 200, aData);
-    expect(decodeJwt(refreshed.json.accessToken)).toMatchObject({ tid: B, sub: b.memberId, sid: b.sessionId, scp: [] });
+    expect(decodeJwt(refreshed.json.accessToken)).toMatchObject({ tid: B, sub: b.memberId, sid: b.sessionId, scp: ['agents:manage'] });
     expect(await eventsOf('auth.user.session-revoked', B)).toEqual([]);
   });
 
@@ -426,16 +426,16 @@ describe('roles', () => {
     expect((await call(`/v1/users/${r.a}/platform-auditor`, { method: 'PUT', body: { granted: 'yes' }, token: a.token })).status).toBe(400);
     expect((await call(`/v1/users/${r.a}/platform-auditor`, { method: 'PUT', body: { granted: true }, token: a.token })).status).toBe(204);
     const signedIn = await signIn(A, 'roley', MEMBER_PASSWORD);
-    expect(decodeJwt(signedIn.json.accessToken)).toMatchObject({ tid: A, scp: ['audit:read:all'] });
+    expect(decodeJwt(signedIn.json.accessToken)).toMatchObject({ tid: A, scp: ['agents:manage', 'audit:read:all'] });
     // A's administrator cannot take the platform role away by setting tenant roles.
     expect((await call(`/v1/users/${r.a}/roles`, { method: 'PUT', body: { roles: ['member'] }, token: a.token })).status).toBe(204);
-    expect(decodeJwt((await signIn(A, 'roley', MEMBER_PASSWORD)).json.accessToken)).toMatchObject({ scp: ['audit:read:all'] });
+    expect(decodeJwt((await signIn(A, 'roley', MEMBER_PASSWORD)).json.accessToken)).toMatchObject({ scp: ['agents:manage', 'audit:read:all'] });
     // A key of the platform auditor never carries the platform scope.
     const key = await call('/v1/api-keys', { body: { name: 'reader', scopes: ['audit:read:all'] }, token: signedIn.json.accessToken });
     expect(key.status).toBe(403);
     // Withdrawn: the scope is gone and the sessions with it.
     expect((await call(`/v1/users/${r.a}/platform-auditor`, { method: 'PUT', body: { granted: false }, token: a.token })).status).toBe(204);
     expect((await call('/v1/token/refresh', { body: { refreshToken: signedIn.json.refreshToken } })).status).toBe(401);
-    expect(decodeJwt((await signIn(A, 'roley', MEMBER_PASSWORD)).json.accessToken)).toMatchObject({ scp: [] });
+    expect(decodeJwt((await signIn(A, 'roley', MEMBER_PASSWORD)).json.accessToken)).toMatchObject({ scp: ['agents:manage'] });
   });
 });

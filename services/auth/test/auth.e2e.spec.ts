@@ -132,7 +132,7 @@ describe('auth service', () => {
     expect(dup.status).toBe(409);
     const asBob = await signIn(tenant, 'bob', 'Bob-Password-1234');
     expect(asBob.status).toBe(200);
-    expect(decodeJwt(asBob.json.accessToken).scp).toEqual([]);
+    expect(decodeJwt(asBob.json.accessToken).scp).toEqual(['agents:manage']); // a member manages their own agents, nothing else
     expect((await call('/v1/users', { token: asBob.json.accessToken })).status).toBe(403);
     // A user id that is not in the caller's tenant is not found.
     const stranger = await call('/v1/users/0190d6a0-0000-7000-8000-000000000000/revoke-sessions', { method: 'POST', token: admin.accessToken });
