@@ -20,6 +20,17 @@ export const RequirePermission = (action: string, resourceType: string, idParam?
 interface GuardedRequest {
   principal?: Principal;
   params?: Record<string, string>;
+  headers?: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * An agent's subject: its access token as presented here goes along, and the policy
+ * service takes the agent and the user it acts for from it (never from what we say).
+ */
+export function subjectOf(principal: Principal, authorization: string | undefined): AuthorizeRequest['subject'] {
+  if (principal.type !== 'agent') return { type: principal.type, id: principal.id };
+  const token = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
+  return token ? { type: 'agent', id: principal.id, token } : { type: 'agent', id: principal.id };
 }
 
 /**
@@ -42,7 +53,7 @@ export class PolicyGuard implements CanActivate {
     if (!principal) throw new PalisadeError('forbidden', 'no principal to authorize');
     const request: AuthorizeRequest = {
       tenantId: principal.tenantId,
-      subject: { type: principal.type, id: principal.id, ...(principal.actingFor ? { actingFor: principal.actingFor } : {}) },
+      subject: subjectOf(principal, typeof req.headers?.authorization === 'string' ? req.headers.authorization : undefined),
       action: required.action,
       resource: { type: required.resourceType, ...(required.idParam && req.params?.[required.idParam] ? { id: req.params[required.idParam] } : {}) },
     };

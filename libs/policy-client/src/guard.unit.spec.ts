@@ -9,11 +9,11 @@ class Routes {
   open() {}
 }
 
-const contextFor = (handler: () => void, principal?: object, params: Record<string, string> = { id: 'd-1' }) =>
+const contextFor = (handler: () => void, principal?: object, params: Record<string, string> = { id: 'd-1' }, headers: Record<string, string> = {}) =>
   ({
     getHandler: () => handler,
     getClass: () => Routes,
-    switchToHttp: () => ({ getRequest: () => ({ principal, params }) }),
+    switchToHttp: () => ({ getRequest: () => ({ principal, params, headers }) }),
   }) as unknown as ExecutionContext;
 
 const alice = { type: 'user', id: 'alice', tenantId: 'acme' };
@@ -26,6 +26,16 @@ describe('PolicyGuard (fail-closed)', () => {
     const guard = guardWith(async (r) => (seen.push(r), { decision: 'allow', rule: 'x', reason: 'ok' }));
     await expect(guard.canActivate(contextFor(Routes.prototype.read, alice))).resolves.toBe(true);
     expect(seen).toEqual([{ tenantId: 'acme', subject: { type: 'user', id: 'alice' }, action: 'read', resource: { type: 'document', id: 'd-1' } }]);
+  });
+
+  it("forwards an agent's token (the policy service takes its user from it), never the acting user it was told", async () => {
+    const seen: AuthorizeRequest[] = [];
+    const guard = guardWith(async (r) => (seen.push(r), { decision: 'allow', rule: 'x', reason: 'ok' }));
+    const agent = { type: 'agent', id: 'release-bot', tenantId: 'acme', actingFor: 'alice' };
+    await guard.canActivate(contextFor(Routes.prototype.read, agent, { id: 'd-1' }, { authorization: 'Bearer a.b.c' }));
+    expect(seen[0].subject).toEqual({ type: 'agent', id: 'release-bot', token: 'a.b.c' });
+    await guard.canActivate(contextFor(Routes.prototype.read, alice, { id: 'd-1' }, { authorization: 'Bearer u.s.r' }));
+    expect(seen[1].subject).toEqual({ type: 'user', id: 'alice' }); // a person's token stays here
   });
 
   it('refuses a denial, a required approval, a failure, and a missing principal', async () => {

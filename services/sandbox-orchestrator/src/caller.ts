@@ -1,5 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { PalisadeError, type Principal } from '@palisade/contracts';
+import { subjectOf } from '@palisade/policy-client';
 import type { Request } from 'express';
 import type { Caller } from './sessions/sessions.service';
 
@@ -12,7 +13,6 @@ export const CurrentCaller = createParamDecorator((_data: unknown, ctx: Executio
   const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
   const principal = req.principal;
   if (!principal) throw new PalisadeError('unauthenticated', 'no authenticated principal');
-  if (principal.type !== 'agent') return { principal };
-  const token = /^Bearer (\S+)$/.exec(req.header('authorization') ?? '')?.[1];
+  const { token } = subjectOf(principal, req.header('authorization'));
   return token ? { principal, agentToken: token } : { principal };
 });

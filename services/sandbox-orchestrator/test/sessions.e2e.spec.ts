@@ -98,9 +98,19 @@ describe('sandbox-orchestrator sessions (with the policy service)', () => {
       expect(archive.status).toBe(403);
       expect(message(archive)).toContain('policy denies archive');
     }
+    // every route, probed by a stranger of this tenant and by another tenant's user: 404 and no data
     for (const who of ['dave', 'mallory']) {
-      expect((await orchestrator(path('archive'), t[who], { method: 'POST' })).status).toBe(404);
-      expect((await orchestrator(path('members', who), t[who], { method: 'PUT', body: { role: 'collaborator' } })).status).toBe(404);
+      for (const [route, options] of [
+        [path('archive'), { method: 'POST' }],
+        [path('members', who), { method: 'PUT', body: { role: 'collaborator' } }],
+        [path('members', 'carol'), { method: 'DELETE' }],
+        [path('agents', 'their-bot'), { method: 'PUT' }],
+        [path('agents', 'release-bot'), { method: 'DELETE' }],
+      ] as const) {
+        const probe = await orchestrator(route, t[who], options as CallOptions);
+        expect(probe.status).toBe(404);
+        expect(probe.body).not.toMatch(/alice|bob|carol|release-bot/);
+      }
     }
     expect((await orchestrator(path(), t.alice)).json).toMatchObject({ status: 'active', collaborators: ['bob'], viewers: ['carol'], agents: ['release-bot'] });
   });
