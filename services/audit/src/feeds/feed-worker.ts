@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
 import type { AuditRecord, Checkpoint } from '@palisade/audit-log';
 import type { Admin, Consumer, EachBatchPayload, Kafka } from '@palisade/kafka';
-import type { Platform } from '@palisade/service-kit';
+import type { Logger } from '@palisade/observability';
+import type { Transactions } from '../audit.events';
 import type { TopicSettings } from '../ingest/audit-topic';
 import { advanceCursor, backoffMs, batches, CONFIG_ERROR_RETRY_MS, DEFAULT_BACKOFF, DEFAULT_BATCH_LIMITS, type Backoff, type BatchLimits, type FailureClass } from './feed-policy';
 import type { FeedItem } from './feed-format';
@@ -13,9 +13,9 @@ export interface FeedWorkerDeps {
   kafka: Kafka;
   admin: Admin;
   settings: TopicSettings;
-  db: () => EntityManager;
-  repository: FeedsRepository;
-  logger: Platform['logger'];
+  transactions: Transactions;
+  repository: Pick<FeedsRepository, 'cursorsOf' | 'advance' | 'recordError'>;
+  logger: Logger;
   limits?: BatchLimits;
   backoff?: Backoff;
   /** Metrics: items (records and checkpoints) the SIEM acknowledged; failed attempts by class. */
@@ -63,8 +63,8 @@ export class FeedWorker {
   }
 
   async start(): Promise<void> {
-    const { kafka, admin, settings, repository, db } = this.deps;
-    for (const c of await repository.cursorsOf(db(), this.feed.id)) this.positions.set(`${c.topic}/${c.partition}`, c.nextOffset);
+    const { kafka, admin, settings, repository, transactions } = this.deps;
+    for (const c of await transactions.inTransaction((tx) => repository.cursorsOf(tx, this.feed.id))) this.positions.set(`${c.topic}/${c.partition}`, c.nextOffset);
     const metadata = await admin.fetchTopicMetadata({ topics: [settings.topic, settings.checkpointTopic] });
     const consumer = kafka.consumer({
       groupId: `palisade-audit-feed-${this.feed.id}-${randomUUID()}`,
@@ -157,7 +157,7 @@ export class FeedWorker {
         if (attempt === 1 || attempt % 20 === 0) {
           this.deps.logger.warn({ feedId: this.feed.id, failure: e.failure, reason: e.message, attempt, retryInMs: wait }, 'SIEM feed delivery failed; retrying');
         }
-        await this.deps.repository.recordError(this.deps.db(), this.feed.id, `${e.failure}: ${e.message}`).catch(() => undefined);
+        await this.deps.transactions.inTransaction((tx) => this.deps.repository.recordError(tx, this.feed.id, `${e.failure}: ${e.message}`)).catch(() => undefined);
         await this.pause(wait, heartbeat);
       }
     }
@@ -166,7 +166,7 @@ export class FeedWorker {
   private async persist(topic: string, partition: number, next: bigint, delivered: boolean, heartbeat: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.deps.repository.advance(this.deps.db(), this.feed.id, topic, partition, next, delivered);
+        await this.deps.transactions.inTransaction((tx) => this.deps.repository.advance(tx, this.feed.id, topic, partition, next, delivered));
         this.positions.set(`${topic}/${partition}`, next);
         return;
       } catch (error) {

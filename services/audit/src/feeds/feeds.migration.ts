@@ -1,5 +1,4 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { ident } from '@palisade/postgres';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * SIEM feeds: their configuration per tenant (the HEC token only wrapped by the KEK) and
@@ -7,14 +6,8 @@ import { ident } from '@palisade/postgres';
  * advanced only after the SIEM acknowledged. A deleted feed keeps its row (deleted_at)
  * for the record; the application role never deletes.
  */
-export function feedsMigration(schema: string, appRole: string): new () => MigrationInterface {
-  const s = ident(schema);
-  const app = ident(appRole);
-  return class AuditFeeds1763800000000 implements MigrationInterface {
-    name = 'AuditFeeds1763800000000';
-
-    async up(q: QueryRunner): Promise<void> {
-      await q.query(`
+export const feedsMigration = sqlMigration('AuditFeeds1763800000000', (s, app) => [
+  `
         CREATE TABLE ${s}.audit_feeds (
           id                uuid        PRIMARY KEY,
           tenant_id         text        NOT NULL,
@@ -28,10 +21,10 @@ export function feedsMigration(schema: string, appRole: string): new () => Migra
           last_delivered_at timestamptz,
           last_error        text,
           last_error_at     timestamptz
-        )`);
-      await q.query(`CREATE INDEX audit_feeds_tenant ON ${s}.audit_feeds (tenant_id) WHERE deleted_at IS NULL`);
-      await q.query(`GRANT SELECT, INSERT, UPDATE (paused, deleted_at, last_delivered_at, last_error, last_error_at) ON ${s}.audit_feeds TO ${app}`);
-      await q.query(`
+        )`,
+  `CREATE INDEX audit_feeds_tenant ON ${s}.audit_feeds (tenant_id) WHERE deleted_at IS NULL`,
+  `GRANT SELECT, INSERT, UPDATE (paused, deleted_at, last_delivered_at, last_error, last_error_at) ON ${s}.audit_feeds TO ${app}`,
+  `
         CREATE TABLE ${s}.audit_feed_cursors (
           feed_id     uuid        NOT NULL REFERENCES ${s}.audit_feeds (id),
           topic       text        NOT NULL,
@@ -39,12 +32,6 @@ export function feedsMigration(schema: string, appRole: string): new () => Migra
           next_offset bigint      NOT NULL CHECK (next_offset >= 0),
           updated_at  timestamptz NOT NULL DEFAULT now(),
           PRIMARY KEY (feed_id, topic, partition)
-        )`);
-      await q.query(`GRANT SELECT, INSERT, UPDATE ON ${s}.audit_feed_cursors TO ${app}`);
-    }
-
-    async down(q: QueryRunner): Promise<void> {
-      await q.query(`DROP TABLE ${s}.audit_feed_cursors, ${s}.audit_feeds`);
-    }
-  };
-}
+        )`,
+  `GRANT SELECT, INSERT, UPDATE ON ${s}.audit_feed_cursors TO ${app}`,
+]);

@@ -1,4 +1,5 @@
-import type { EntityManager } from 'typeorm';
+import type { Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
 import type { FeedFormat } from './feed-format';
 
 export type FeedKind = 'splunk-hec' | 'syslog';
@@ -77,7 +78,7 @@ const feedOf = (r: FeedRow): Feed => ({
 
 const COLUMNS = 'id::text, tenant_id, kind, format, settings, wrapped_token, wrapped_client_key, paused, created_at, last_delivered_at, last_error, last_error_at';
 
-/** Feeds and their cursors in PostgreSQL. Every method takes the connection or transaction to use. */
+/** Feeds and their cursors in PostgreSQL. Every method takes the transaction to use. */
 export class FeedsRepository {
   private readonly feeds: string;
   private readonly cursors: string;
@@ -87,45 +88,45 @@ export class FeedsRepository {
     this.cursors = `${schema}.audit_feed_cursors`;
   }
 
-  async insert(db: EntityManager, feed: Pick<Feed, 'id' | 'tenantId' | 'kind' | 'format' | 'settings' | 'wrappedToken' | 'wrappedClientKey'>, start: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
-    await db.query(
+  async insert(tx: Transaction, feed: Pick<Feed, 'id' | 'tenantId' | 'kind' | 'format' | 'settings' | 'wrappedToken' | 'wrappedClientKey'>, start: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
+    await sqlOf(tx).query(
       `INSERT INTO ${this.feeds} (id, tenant_id, kind, format, settings, wrapped_token, wrapped_client_key) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
       [feed.id, feed.tenantId, feed.kind, feed.format, JSON.stringify(feed.settings), feed.wrappedToken, feed.wrappedClientKey],
     );
     if (start.length === 0) return;
-    await db.query(
+    await sqlOf(tx).query(
       `INSERT INTO ${this.cursors} (feed_id, topic, partition, next_offset) SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])`,
       [feed.id, start.map((s) => s.topic), start.map((s) => s.partition), start.map((s) => s.offset.toString())],
     );
   }
 
   /** A live feed; with `tenantId`, only that tenant's (another tenant's feed does not exist). */
-  async get(db: EntityManager, id: string, tenantId?: string): Promise<Feed | undefined> {
-    const rows: FeedRow[] = await db.query(
+  async get(tx: Transaction, id: string, tenantId?: string): Promise<Feed | undefined> {
+    const rows: FeedRow[] = await sqlOf(tx).query(
       `SELECT ${COLUMNS} FROM ${this.feeds} WHERE id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR tenant_id = $2)`,
       [id, tenantId ?? null],
     );
     return rows[0] ? feedOf(rows[0]) : undefined;
   }
 
-  async list(db: EntityManager, tenantId?: string): Promise<Feed[]> {
-    const rows: FeedRow[] = await db.query(
+  async list(tx: Transaction, tenantId?: string): Promise<Feed[]> {
+    const rows: FeedRow[] = await sqlOf(tx).query(
       `SELECT ${COLUMNS} FROM ${this.feeds} WHERE deleted_at IS NULL AND ($1::text IS NULL OR tenant_id = $1) ORDER BY created_at, id`,
       [tenantId ?? null],
     );
     return rows.map(feedOf);
   }
 
-  async markDeleted(db: EntityManager, id: string): Promise<void> {
-    await db.query(`UPDATE ${this.feeds} SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, [id]);
+  async markDeleted(tx: Transaction, id: string): Promise<void> {
+    await sqlOf(tx).query(`UPDATE ${this.feeds} SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, [id]);
   }
 
-  async setPaused(db: EntityManager, id: string, paused: boolean): Promise<void> {
-    await db.query(`UPDATE ${this.feeds} SET paused = $2 WHERE id = $1 AND deleted_at IS NULL`, [id, paused]);
+  async setPaused(tx: Transaction, id: string, paused: boolean): Promise<void> {
+    await sqlOf(tx).query(`UPDATE ${this.feeds} SET paused = $2 WHERE id = $1 AND deleted_at IS NULL`, [id, paused]);
   }
 
-  async cursorsOf(db: EntityManager, feedId: string): Promise<FeedCursor[]> {
-    const rows: Array<{ topic: string; partition: number; next_offset: string; updated_at: Date }> = await db.query(
+  async cursorsOf(tx: Transaction, feedId: string): Promise<FeedCursor[]> {
+    const rows: Array<{ topic: string; partition: number; next_offset: string; updated_at: Date }> = await sqlOf(tx).query(
       `SELECT topic, partition, next_offset::text, updated_at FROM ${this.cursors} WHERE feed_id = $1 ORDER BY topic, partition`,
       [feedId],
     );
@@ -133,16 +134,16 @@ export class FeedsRepository {
   }
 
   /** Move a cursor forward after an acknowledged delivery (never back); `delivered` also stamps the feed. */
-  async advance(db: EntityManager, feedId: string, topic: string, partition: number, nextOffset: bigint, delivered: boolean): Promise<void> {
-    await db.query(
+  async advance(tx: Transaction, feedId: string, topic: string, partition: number, nextOffset: bigint, delivered: boolean): Promise<void> {
+    await sqlOf(tx).query(
       `INSERT INTO ${this.cursors} AS c (feed_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
        ON CONFLICT (feed_id, topic, partition) DO UPDATE SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset), updated_at = now()`,
       [feedId, topic, partition, nextOffset.toString()],
     );
-    if (delivered) await db.query(`UPDATE ${this.feeds} SET last_delivered_at = now() WHERE id = $1`, [feedId]);
+    if (delivered) await sqlOf(tx).query(`UPDATE ${this.feeds} SET last_delivered_at = now() WHERE id = $1`, [feedId]);
   }
 
-  async recordError(db: EntityManager, feedId: string, error: string): Promise<void> {
-    await db.query(`UPDATE ${this.feeds} SET last_error = $2, last_error_at = now() WHERE id = $1`, [feedId, error.slice(0, 300)]);
+  async recordError(tx: Transaction, feedId: string, error: string): Promise<void> {
+    await sqlOf(tx).query(`UPDATE ${this.feeds} SET last_error = $2, last_error_at = now() WHERE id = $1`, [feedId, error.slice(0, 300)]);
   }
 }

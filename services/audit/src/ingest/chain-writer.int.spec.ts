@@ -3,14 +3,16 @@ import type { AuditRecord, RecordedEvent } from '@palisade/audit-log';
 import { buildEvent, newEventId, type EventEnvelope, type EventFactoryContext } from '@palisade/contracts';
 import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
-import { createDataSource } from '@palisade/postgres';
+import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, eventually, infra, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { endOffsets, readRange, type TopicSettings } from './audit-topic';
 import { ChainWriter } from './chain-writer';
 import { indexQuarantineMigration } from './index-quarantine.migration';
 import { ingestMigration } from './ingest.migration';
-import { RecordsRepository, type QuarantinedRow } from './records.repository';
+import type { QuarantinedRow } from './index-rows';
+import { RecordIndex } from './record-index';
+import { RecordsRepository } from './records.repository';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
 const ctx: EventFactoryContext = { source: 'billing', now: () => new Date(), newId: () => newEventId() };
@@ -58,12 +60,15 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       admin,
       settings,
       transactionalId: `palisade-audit-writer-${settings.topic}`,
-      db: () => db.dataSource.manager,
-      records: new RecordsRepository(`${db.schema}.audit_records`),
+      index: new RecordIndex(
+        new PgEventStore(db.dataSource, db.schema),
+        new RecordsRepository(`${db.schema}.audit_records`),
+        settings.topic,
+        (rows) => quarantineAlerts.push(...rows),
+      ),
       sealer: { sealAll: async (events: readonly EventEnvelope[]) => events as unknown as RecordedEvent[] },
       signer: { current: async () => ({ kid: 'test', privateKey }) },
       logger: quiet,
-      onQuarantined: (rows) => quarantineAlerts.push(...rows),
     });
     // 24 events of ~100 kB in 2 tenants: ~1.2 MB per partition in one batch, which Kafka
     // refuses as one record batch; 6 of them appended twice (a redelivery).

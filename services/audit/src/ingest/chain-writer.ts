@@ -1,20 +1,13 @@
 import type { KeyObject } from 'node:crypto';
-import {
-  appendToChain,
-  CHECKPOINT_EVERY_MS,
-  CHECKPOINT_EVERY_RECORDS,
-  emptyHead,
-  signCheckpoint,
-  type AuditRecord,
-  type ChainHead,
-  type RecordedEvent,
-} from '@palisade/audit-log';
+import type { ChainHead, RecordedEvent } from '@palisade/audit-log';
 import type { EventEnvelope } from '@palisade/contracts';
 import type { Admin, Kafka, Producer, RecordMetadata } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
-import type { EntityManager } from 'typeorm';
-import { endOffsets, ensureAuditTopics, partitionOf, readRange, type TopicSettings } from './audit-topic';
-import { indexRowOf, splitIndexable, type IndexRow, type QuarantinedRow, type RecordsRepository } from './records.repository';
+import type { TopicSettings } from './audit-topic';
+import { chainBatch, dueCheckpoints, splitRepeats, type ChainBase, type CheckpointState, type Pending, type Prepared } from './chain-batch';
+import { recoverChains } from './chain-recovery';
+import { indexRowsOf } from './index-rows';
+import type { RecordIndex } from './record-index';
 
 /** Seals an event's `personal` member (per-data-subject key) before it is chained. */
 export interface PersonalDataSealer {
@@ -32,43 +25,17 @@ export interface ChainWriterOptions {
   settings: TopicSettings;
   /** Kafka transactional id: one writer per id; a new one fences the old. */
   transactionalId: string;
-  db: () => EntityManager;
-  records: RecordsRepository;
+  /** The record index of `settings.topic` (record-index.ts). */
+  index: Pick<RecordIndex, 'knownEventIds' | 'heads' | 'clear' | 'index'>;
   sealer: PersonalDataSealer;
   signer: CheckpointSigner;
   logger: Logger;
   now?: () => Date;
   batchMax?: number;
   onCommitted?: (count: number, oldestQueuedAtMs: number) => void;
-  /**
-   * Records chained whose index row the index cannot hold (quarantined instead, so
-   * ingest goes on): called once per record, when it is first quarantined.
-   */
-  onQuarantined?: (rows: readonly QuarantinedRow[]) => void;
 }
 
 export type WriterState = 'inactive' | 'recovering' | 'active' | 'failing';
-
-interface Pending {
-  event: EventEnvelope;
-  queuedAt: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-/** A batch chained and signed, ready to be committed as one Kafka transaction. */
-interface Prepared {
-  /** The events it holds (chained or repeats); what goes back to the queue if it fails. */
-  batch: Pending[];
-  fresh: Pending[];
-  freshIds: Set<string>;
-  duplicates: Pending[];
-  written: Array<{ record: AuditRecord; value: string }>;
-  checkpointValues: Array<{ key: string; value: string }>;
-  /** The chain heads and checkpoint counts once it is committed. */
-  heads: Map<number, ChainHead>;
-  counts: Map<number, CheckpointState>;
-}
 
 /** A batch taken from the queue and being prepared; `batch` is what it holds meanwhile. */
 interface Stage {
@@ -76,24 +43,8 @@ interface Stage {
   prepared: Promise<Prepared>;
 }
 
-interface CheckpointState {
-  /** Records since the last checkpoint. */
-  count: number;
-  /** When the first record not yet checkpointed was written (ms). */
-  since: number | undefined;
-}
-
 /** How long the first event of a small batch may wait for more (ms). */
 const LINGER_MS = 5;
-
-/**
- * Bytes of one partition's records in one transaction, below Kafka's default 1 MB
- * `message.max.bytes`, which applies to each partition's record batch: the rest of a
- * batch waits for the next transaction instead of the whole batch being refused.
- */
-const MAX_PARTITION_BYTES = 900_000;
-/** Per-record overhead in a Kafka record batch (headers, varints), rounded up. */
-const RECORD_OVERHEAD_BYTES = 64;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -102,16 +53,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  *
  * `append(event)` resolves once the event is in a committed Kafka transaction (or was
  * already in the topic): the consumer acknowledges JetStream only then. Events are
- * chained in batches, one transaction per batch holding the records and any due
- * checkpoints, so a batch is in the topic entirely or not at all.
+ * chained in batches (chain-batch.ts), one transaction per batch holding the records and
+ * any due checkpoints, so a batch is in the topic entirely or not at all.
  *
  * Exactly once by event id: before a batch is chained, its ids are looked up in the
  * record index (PostgreSQL) and in the set written since the index was last brought
- * up to date. The index is complete because `recover()` — run on activation and after
- * any failure — first fences every other writer (a new transactional producer with the
- * same id aborts what a predecessor left open), then reads the topic from the last
- * indexed offset to its end (read_committed) and indexes what it finds; the last
- * record of each partition is the chain head.
+ * up to date. The index is complete because recovery (chain-recovery.ts) — run on
+ * activation and after any failure — first fences every other writer (a new
+ * transactional producer with the same id aborts what a predecessor left open), then
+ * reads the topic from the last indexed offset to its end (read_committed) and indexes
+ * what it finds; the last record of each partition is the chain head.
  */
 export class ChainWriter {
   private producer: Producer | undefined;
@@ -133,6 +84,7 @@ export class ChainWriter {
   private rebuilds: Array<{ resolve: (indexed: number) => void; reject: (error: Error) => void }> = [];
   private readonly now: () => Date;
   private readonly batchMax: number;
+  private readonly warned = new Set<string>();
 
   constructor(private readonly options: ChainWriterOptions) {
     this.now = options.now ?? (() => new Date());
@@ -174,7 +126,7 @@ export class ChainWriter {
     this.needsRecovery = true;
     this.running = this.run();
     this.timer = setInterval(() => {
-      if (this.dueCheckpoints(Date.now(), this.checkpoints).length > 0) this.wake?.();
+      if (dueCheckpoints(Date.now(), this.checkpoints).length > 0) this.wake?.();
     }, 1000);
     this.timer.unref();
   }
@@ -224,7 +176,7 @@ export class ChainWriter {
           current = next;
           next = undefined;
         } else {
-          const due = this.dueCheckpoints(Date.now(), this.checkpoints);
+          const due = dueCheckpoints(Date.now(), this.checkpoints);
           if (this.queue.length === 0 && due.length === 0) {
             await new Promise<void>((resolve) => (this.wake = resolve));
             this.wake = undefined;
@@ -238,7 +190,7 @@ export class ChainWriter {
         }
         const prepared = await current.prepared;
         this.inFlightSince = prepared.batch[0]?.queuedAt ?? Date.now();
-        if (this.queue.length > 0 && this.active) next = this.stage(prepared, this.dueCheckpoints(Date.now(), prepared.counts));
+        if (this.queue.length > 0 && this.active) next = this.stage(prepared, dueCheckpoints(Date.now(), prepared.counts));
         try {
           await this.commit(prepared);
         } finally {
@@ -269,93 +221,36 @@ export class ChainWriter {
     for (const p of this.queue.splice(0)) p.reject(new Error('audit writer stopped'));
   }
 
-  /**
-   * Fence other writers, bring the index up to the topic's end and take the chain heads
-   * from the topic itself.
-   */
+  /** Recover (chain-recovery.ts) and start over from what the topic holds. */
   private async recover(): Promise<void> {
-    const { kafka, admin, settings, records } = this.options;
     await this.producer?.disconnect().catch(() => undefined);
     this.producer = undefined;
     await this.indexing.catch(() => undefined);
-    this.partitions = await ensureAuditTopics(admin, settings, (msg) => this.warnOnce(msg));
-    const producer = kafka.producer({
-      transactionalId: this.options.transactionalId,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      transactionTimeout: 60_000,
-      // The coordinator answers CONCURRENT_TRANSACTIONS while it completes the previous
-      // commit (a few ms): retry that quickly, not after kafkajs' default 300 ms.
-      retry: { initialRetryTime: 10, maxRetryTime: 2000, retries: 10 },
+    let rebuilds: typeof this.rebuilds = [];
+    const { kafka, admin, settings, transactionalId, index, logger } = this.options;
+    const recovered = await recoverChains({ kafka, admin, settings, transactionalId, index, logger, warn: (msg) => this.warnOnce(msg) }, () => {
+      rebuilds = [...this.rebuilds];
+      return rebuilds.length > 0;
     });
-    await producer.connect();
-    // An empty transaction initializes the producer id: this bumps the epoch, fences any
-    // other producer with our transactional id and aborts a transaction it left open.
-    const fence = await producer.transaction();
-    await fence.abort();
-    this.producer = producer;
-
-    const rebuilds = [...this.rebuilds];
-    if (rebuilds.length > 0) {
-      const removed = await records.clear(this.options.db(), settings.topic);
-      this.options.logger.warn({ topic: settings.topic, removed }, 'record index emptied: rebuilding it from the topic');
-    }
-    const indexed = await records.heads(this.options.db(), settings.topic);
-    const heads = new Map<number, ChainHead>();
-    for (let p = 0; p < this.partitions; p++) heads.set(p, emptyHead(p));
-    const from = new Map<number, bigint>();
-    for (const h of indexed) {
-      heads.set(h.partition, { partition: h.partition, seq: h.seq, hash: h.hash });
-      from.set(h.partition, h.offset + 1n);
-    }
-    const ends = await endOffsets(admin, settings.topic);
-    let caughtUp = 0;
-    await readRange(
-      kafka,
-      settings.topic,
-      from,
-      ends,
-      async (batch) => {
-        const rows: IndexRow[] = [];
-        for (const r of batch) {
-          const record = JSON.parse(r.value) as AuditRecord;
-          const head = heads.get(r.partition)!;
-          if (record.partition !== r.partition || record.seq !== head.seq + 1 || record.prev !== head.hash) {
-            throw new Error(`the audit topic's chain is broken at partition ${r.partition} offset ${r.offset} (seq ${record.seq} after ${head.seq}); refusing to extend it`);
-          }
-          heads.set(r.partition, { partition: r.partition, seq: record.seq, hash: record.hash });
-          rows.push(indexRowOf(record, r.offset, r.value));
-        }
-        await this.index(this.options.db(), settings.topic, rows);
-        caughtUp += rows.length;
-      },
-      { groupPrefix: `${this.options.transactionalId}-recovery` },
-    );
-    this.heads = heads;
+    this.producer = recovered.producer;
+    this.partitions = recovered.partitions;
+    this.heads = recovered.heads;
     this.unindexed.clear();
     this.indexedIds = [];
     const now = Date.now();
     this.checkpoints.clear();
     // What the last checkpoint covers is not known here: seal every non-empty chain's head soon.
-    for (const h of heads.values()) this.checkpoints.set(h.partition, { count: 0, since: h.seq > 0 ? now : undefined });
+    for (const h of this.heads.values()) this.checkpoints.set(h.partition, { count: 0, since: h.seq > 0 ? now : undefined });
     this.rebuilds = this.rebuilds.filter((r) => !rebuilds.includes(r));
-    for (const r of rebuilds) r.resolve(caughtUp);
-    this.options.logger.info(
-      { partitions: this.partitions, indexedFromTopic: caughtUp, heads: [...heads.values()].map((h) => ({ partition: h.partition, seq: h.seq })) },
+    for (const r of rebuilds) r.resolve(recovered.indexedFromTopic);
+    logger.info(
+      { partitions: this.partitions, indexedFromTopic: recovered.indexedFromTopic, heads: [...this.heads.values()].map((h) => ({ partition: h.partition, seq: h.seq })) },
       'audit chain heads recovered from the topic',
     );
   }
 
-  private dueCheckpoints(nowMs: number, counts: ReadonlyMap<number, CheckpointState>): number[] {
-    const due: number[] = [];
-    for (const [partition, cp] of counts) {
-      if (cp.since !== undefined && nowMs - cp.since >= CHECKPOINT_EVERY_MS) due.push(partition);
-    }
-    return due;
-  }
-
   /** Take the next batch from the queue and chain it on top of `base` (committed, or in flight). */
-  private stage(base: Pick<Prepared, 'heads' | 'counts' | 'freshIds'>, due: number[]): Stage {
+  private stage(base: ChainBase, due: number[]): Stage {
     const batch = this.queue.splice(0, this.batchMax);
     const prepared = this.prepare(batch, this.lookup(batch), due, base);
     // Awaited by the loop; a stage dropped after a failure must not surface as unhandled.
@@ -379,8 +274,7 @@ export class ChainWriter {
       if (this.unindexed.has(p.event.id)) inMemory.push(p.event.id);
       else query.add(p.event.id);
     }
-    const { records, settings, db } = this.options;
-    const known = records.knownEventIds(db(), settings.topic, [...query]).then((found) => {
+    const known = this.options.index.knownEventIds([...query]).then((found) => {
       for (const id of inMemory) found.add(id);
       return found;
     });
@@ -394,78 +288,31 @@ export class ChainWriter {
    * checkpoints that fall due. What would not fit in one transaction goes back to the
    * front of the queue. Commits nothing.
    */
-  private async prepare(batch: Pending[], knownIds: Promise<Set<string>>, duePartitions: number[], base: Pick<Prepared, 'heads' | 'counts' | 'freshIds'>): Promise<Prepared> {
-    const { settings } = this.options;
-    // Exactly once by event id: drop what the topic already holds, and repeats within the batch.
-    const known = await knownIds;
-    const seen = new Set<string>();
-    const fresh: Pending[] = [];
-    const duplicates: Pending[] = [];
-    for (const p of batch) {
-      const id = p.event.id;
-      if (known.has(id) || this.unindexed.has(id) || base.freshIds.has(id) || seen.has(id)) duplicates.push(p);
-      else {
-        seen.add(id);
-        fresh.push(p);
-      }
-    }
+  private async prepare(batch: Pending[], knownIds: Promise<Set<string>>, duePartitions: number[], base: ChainBase): Promise<Prepared> {
+    const { fresh, duplicates, seen } = splitRepeats(batch, await knownIds, this.unindexed, base.freshIds);
     const events = await this.options.sealer.sealAll(fresh.map((p) => p.event));
-    const { kid, privateKey } = await this.options.signer.current();
-
-    const recordedAt = this.now().toISOString();
-    const heads = new Map(base.heads);
-    const counts = new Map<number, CheckpointState>([...base.counts].map(([p, c]) => [p, { ...c }]));
-    const written: Array<{ record: AuditRecord; value: string }> = [];
-    const checkpointValues: Array<{ key: string; value: string }> = [];
-    const nowMs = Date.now();
-    const checkpoint = (head: ChainHead) => {
-      const cp = signCheckpoint({ v: 1, partition: head.partition, seq: head.seq, hash: head.hash, at: recordedAt, keyId: kid }, privateKey);
-      checkpointValues.push({ key: String(head.partition), value: JSON.stringify(cp) });
-      counts.set(head.partition, { count: 0, since: undefined });
-    };
-    const partitionBytes = new Map<number, number>();
-    let chained = events.length;
-    for (const [i, event] of events.entries()) {
-      const partition = partitionOf(settings.topic, event.tenantId, this.partitions);
-      const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
-      const { value } = next;
-      const bytes = (partitionBytes.get(partition) ?? 0) + Buffer.byteLength(value) + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
-      if (bytes > MAX_PARTITION_BYTES && partitionBytes.has(partition)) {
-        chained = i;
-        break;
-      }
-      partitionBytes.set(partition, bytes);
-      heads.set(partition, next.head);
-      written.push({ record: next.record, value });
-      const state = counts.get(partition) ?? { count: 0, since: undefined };
-      state.count++;
-      state.since ??= nowMs;
-      counts.set(partition, state);
-      if (state.count >= CHECKPOINT_EVERY_RECORDS) checkpoint(next.head);
-    }
-    for (const partition of duePartitions) {
-      const state = counts.get(partition);
-      if (state?.since !== undefined) checkpoint(heads.get(partition)!);
-    }
-    if (chained < fresh.length) {
-      // Too many bytes for one transaction: the events not chained go back to the front of
-      // the queue, in order, with the repeats of their ids (acknowledged only once chained).
-      const laterIds = new Set(fresh.slice(chained).map((p) => p.event.id));
-      const kept = new Set([...fresh.slice(0, chained), ...duplicates.filter((p) => !laterIds.has(p.event.id))]);
-      const deferred = batch.filter((p) => !kept.has(p));
-      for (const p of fresh.splice(chained)) seen.delete(p.event.id);
-      duplicates.splice(0, duplicates.length, ...duplicates.filter((p) => kept.has(p)));
-      // `batch` is what the caller puts back if this transaction fails: only what it holds.
-      batch.splice(0, batch.length, ...batch.filter((p) => kept.has(p)));
-      this.queue.unshift(...deferred);
-    }
-
-    return { batch, fresh, freshIds: seen, duplicates, written, checkpointValues, heads, counts };
+    const signer = await this.options.signer.current();
+    const { prepared, deferred } = chainBatch({
+      topic: this.options.settings.topic,
+      partitions: this.partitions,
+      batch,
+      fresh,
+      duplicates,
+      seen,
+      events,
+      signer,
+      recordedAt: this.now().toISOString(),
+      nowMs: Date.now(),
+      duePartitions,
+      base,
+    });
+    this.queue.unshift(...deferred);
+    return prepared;
   }
 
   /** Commit a prepared batch as one Kafka transaction, then acknowledge and index it. */
   private async commit(prepared: Prepared): Promise<void> {
-    const { settings, db } = this.options;
+    const { settings, index } = this.options;
     const { written, checkpointValues, fresh, duplicates } = prepared;
     let metadata: RecordMetadata[] = [];
     if (written.length > 0 || checkpointValues.length > 0) {
@@ -494,10 +341,10 @@ export class ChainWriter {
     for (const p of [...fresh, ...duplicates]) p.resolve();
     if (fresh.length > 0) this.options.onCommitted?.(fresh.length, fresh[0].queuedAt);
 
-    const rows = this.indexRows(written, metadata);
+    const rows = indexRowsOf(settings.topic, written, metadata);
     for (const r of rows) this.unindexed.add(r.eventId);
     this.indexing = this.indexing
-      .then(() => this.index(db(), settings.topic, rows))
+      .then(() => index.index(rows))
       .then(
         () => {
           this.indexedIds.push(rows.map((r) => r.eventId));
@@ -510,36 +357,6 @@ export class ChainWriter {
       );
   }
 
-  /**
-   * Index committed records. A record the index cannot hold as columns (a year-0
-   * `occurredAt`, a NUL byte or lone surrogate in an indexed field) is quarantined rather
-   * than refused: it is in the chain (the record of truth) and must not stop the index,
-   * and with it ingest, for ever. The quarantine also counts as "chained" for exactly-once.
-   */
-  private async index(db: EntityManager, topic: string, rows: readonly IndexRow[]): Promise<void> {
-    const { indexable, quarantined } = splitIndexable(rows);
-    await this.options.records.insert(db, topic, indexable);
-    if (quarantined.length === 0) return;
-    const fresh = await this.options.records.quarantine(db, topic, quarantined);
-    if (fresh.length > 0) this.options.onQuarantined?.(fresh);
-  }
-
-  private indexRows(written: ReadonlyArray<{ record: AuditRecord; value: string }>, metadata: readonly RecordMetadata[]): IndexRow[] {
-    const base = new Map<number, bigint>();
-    for (const m of metadata) {
-      if (m.topicName === this.options.settings.topic && m.baseOffset !== undefined) base.set(m.partition, BigInt(m.baseOffset));
-    }
-    const nth = new Map<number, bigint>();
-    return written.map(({ record, value }) => {
-      const i = nth.get(record.partition) ?? 0n;
-      nth.set(record.partition, i + 1n);
-      const offset = base.get(record.partition);
-      if (offset === undefined) throw new Error(`Kafka returned no offset for partition ${record.partition}`);
-      return indexRowOf(record, offset + i, value);
-    });
-  }
-
-  private warned = new Set<string>();
   private warnOnce(msg: string): void {
     if (this.warned.has(msg)) return;
     this.warned.add(msg);

@@ -1,5 +1,4 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { ident } from '@palisade/postgres';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * Records that are in the chain but that the record index cannot hold as columns (a
@@ -9,14 +8,8 @@ import { ident } from '@palisade/postgres';
  * application role may read, append and, for an index rebuild, delete. Also: the
  * index names the key that seals each record's personal data (`key_id`).
  */
-export function indexQuarantineMigration(schema: string, appRole: string): new () => MigrationInterface {
-  const s = ident(schema);
-  const app = ident(appRole);
-  return class AuditIndexQuarantine1763820000000 implements MigrationInterface {
-    name = 'AuditIndexQuarantine1763820000000';
-
-    async up(q: QueryRunner): Promise<void> {
-      await q.query(`
+export const indexQuarantineMigration = sqlMigration('AuditIndexQuarantine1763820000000', (s, app) => [
+  `
         CREATE TABLE ${s}.audit_index_quarantine (
           topic          text        NOT NULL,
           partition      integer     NOT NULL CHECK (partition >= 0),
@@ -29,17 +22,10 @@ export function indexQuarantineMigration(schema: string, appRole: string): new (
           quarantined_at timestamptz NOT NULL DEFAULT now(),
           PRIMARY KEY (topic, partition, seq),
           CONSTRAINT audit_index_quarantine_event_once UNIQUE (topic, event_id)
-        )`);
-      await q.query(`GRANT SELECT, INSERT, DELETE ON ${s}.audit_index_quarantine TO ${app}`);
-      // The key a record's personal data is sealed under: erasing a subject destroys every
-      // key its records use, its tenant's shared "unknown subjects" key included.
-      await q.query(`ALTER TABLE ${s}.audit_records ADD COLUMN key_id uuid`);
-      await q.query(`CREATE INDEX audit_records_subject_key ON ${s}.audit_records (subject_id, key_id) WHERE key_id IS NOT NULL`);
-    }
-
-    async down(q: QueryRunner): Promise<void> {
-      await q.query(`ALTER TABLE ${s}.audit_records DROP COLUMN key_id`);
-      await q.query(`DROP TABLE ${s}.audit_index_quarantine`);
-    }
-  };
-}
+        )`,
+  `GRANT SELECT, INSERT, DELETE ON ${s}.audit_index_quarantine TO ${app}`,
+  // The key a record's personal data is sealed under: erasing a subject destroys every
+  // key its records use, its tenant's shared "unknown subjects" key included.
+  `ALTER TABLE ${s}.audit_records ADD COLUMN key_id uuid`,
+  `CREATE INDEX audit_records_subject_key ON ${s}.audit_records (subject_id, key_id) WHERE key_id IS NOT NULL`,
+]);

@@ -1,5 +1,4 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { ident } from '@palisade/postgres';
+import { sqlMigration } from '@palisade/postgres';
 
 /**
  * The record index: one row per record of the audit topic (the raw record value
@@ -8,14 +7,8 @@ import { ident } from '@palisade/postgres';
  * committed and can be rebuilt from the topic (README, "Exactly once"). The
  * application role may only read and append.
  */
-export function ingestMigration(schema: string, appRole: string): new () => MigrationInterface {
-  const s = ident(schema);
-  const app = ident(appRole);
-  return class AuditIngest1763780000000 implements MigrationInterface {
-    name = 'AuditIngest1763780000000';
-
-    async up(q: QueryRunner): Promise<void> {
-      await q.query(`
+export const ingestMigration = sqlMigration('AuditIngest1763780000000', (s, app) => [
+  `
         CREATE TABLE ${s}.audit_records (
           topic         text        NOT NULL,
           partition     integer     NOT NULL CHECK (partition >= 0),
@@ -34,30 +27,30 @@ export function ingestMigration(schema: string, appRole: string): new () => Migr
           value         text        NOT NULL,
           PRIMARY KEY (topic, partition, seq),
           CONSTRAINT audit_records_event_once UNIQUE (topic, event_id)
-        )`);
-      await q.query(`CREATE INDEX audit_records_tenant_time ON ${s}.audit_records (topic, tenant_id, occurred_at, event_id)`);
-      await q.query(`CREATE INDEX audit_records_time ON ${s}.audit_records (topic, occurred_at, event_id)`);
-      await q.query(`CREATE INDEX audit_records_offset ON ${s}.audit_records (topic, partition, kafka_offset)`);
-      await q.query(`CREATE INDEX audit_records_subject ON ${s}.audit_records (subject_id) WHERE subject_id IS NOT NULL`);
-      await q.query(`GRANT SELECT, INSERT ON ${s}.audit_records TO ${app}`);
-      await q.query(`
+        )`,
+  `CREATE INDEX audit_records_tenant_time ON ${s}.audit_records (topic, tenant_id, occurred_at, event_id)`,
+  `CREATE INDEX audit_records_time ON ${s}.audit_records (topic, occurred_at, event_id)`,
+  `CREATE INDEX audit_records_offset ON ${s}.audit_records (topic, partition, kafka_offset)`,
+  `CREATE INDEX audit_records_subject ON ${s}.audit_records (subject_id) WHERE subject_id IS NOT NULL`,
+  `GRANT SELECT, INSERT ON ${s}.audit_records TO ${app}`,
+  `
         CREATE TABLE ${s}.audit_kek_check (
           id          smallint    PRIMARY KEY CHECK (id = 1),
           check_value bytea       NOT NULL,
           created_at  timestamptz NOT NULL DEFAULT now()
-        )`);
-      await q.query(`GRANT SELECT, INSERT ON ${s}.audit_kek_check TO ${app}`);
-      await q.query(`
+        )`,
+  `GRANT SELECT, INSERT ON ${s}.audit_kek_check TO ${app}`,
+  `
         CREATE TABLE ${s}.audit_signing_keys (
           kid             text        PRIMARY KEY,
           public_jwk      jsonb       NOT NULL,
           wrapped_private bytea       NOT NULL,
           created_at      timestamptz NOT NULL DEFAULT now(),
           retired_at      timestamptz
-        )`);
-      await q.query(`CREATE UNIQUE INDEX audit_signing_keys_one_active ON ${s}.audit_signing_keys ((true)) WHERE retired_at IS NULL`);
-      await q.query(`GRANT SELECT, INSERT, UPDATE (retired_at) ON ${s}.audit_signing_keys TO ${app}`);
-      await q.query(`
+        )`,
+  `CREATE UNIQUE INDEX audit_signing_keys_one_active ON ${s}.audit_signing_keys ((true)) WHERE retired_at IS NULL`,
+  `GRANT SELECT, INSERT, UPDATE (retired_at) ON ${s}.audit_signing_keys TO ${app}`,
+  `
         CREATE TABLE ${s}.audit_subject_keys (
           key_id      uuid        PRIMARY KEY,
           subject_id  text        NOT NULL,
@@ -65,13 +58,7 @@ export function ingestMigration(schema: string, appRole: string): new () => Migr
           created_at  timestamptz NOT NULL DEFAULT now(),
           erased_at   timestamptz,
           CHECK ((wrapped_key IS NULL) = (erased_at IS NOT NULL))
-        )`);
-      await q.query(`CREATE UNIQUE INDEX audit_subject_keys_live ON ${s}.audit_subject_keys (subject_id) WHERE erased_at IS NULL`);
-      await q.query(`GRANT SELECT, INSERT, UPDATE (wrapped_key, erased_at) ON ${s}.audit_subject_keys TO ${app}`);
-    }
-
-    async down(q: QueryRunner): Promise<void> {
-      await q.query(`DROP TABLE ${s}.audit_subject_keys, ${s}.audit_signing_keys, ${s}.audit_kek_check, ${s}.audit_records`);
-    }
-  };
-}
+        )`,
+  `CREATE UNIQUE INDEX audit_subject_keys_live ON ${s}.audit_subject_keys (subject_id) WHERE erased_at IS NULL`,
+  `GRANT SELECT, INSERT, UPDATE (wrapped_key, erased_at) ON ${s}.audit_subject_keys TO ${app}`,
+]);

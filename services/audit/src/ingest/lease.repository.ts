@@ -8,16 +8,20 @@ import type { DataSource, QueryRunner } from 'typeorm';
 export class LeaseRepository {
   private runner: QueryRunner | undefined;
 
-  constructor(private readonly name: string) {}
+  constructor(
+    private readonly name: string,
+    /** The data source the lease's own connection comes from (throws while PostgreSQL is not connected). */
+    private readonly dataSource: () => DataSource,
+  ) {}
 
   get held(): boolean {
     return this.runner !== undefined;
   }
 
   /** Try to take the lease; true when this instance holds it. */
-  async tryAcquire(dataSource: DataSource): Promise<boolean> {
+  async tryAcquire(): Promise<boolean> {
     if (this.runner) return true;
-    const runner = dataSource.createQueryRunner();
+    const runner = this.dataSource().createQueryRunner();
     try {
       await runner.connect();
       const [{ locked }] = await runner.query('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [this.name]);

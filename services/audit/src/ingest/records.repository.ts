@@ -1,85 +1,6 @@
-import type { EntityManager } from 'typeorm';
-import type { AuditRecord } from '@palisade/audit-log';
-import { actionClassOf } from '../coverage/action-classes';
-import { EARLIEST_INDEX_MS, storableText } from '../validation';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** A row of the record index (ingest.migration.ts). */
-export interface IndexRow {
-  partition: number;
-  seq: number;
-  offset: bigint;
-  hash: string;
-  eventId: string;
-  eventType: string;
-  actionClass: string;
-  tenantId: string;
-  actorType: string;
-  actorId: string;
-  subjectId: string | null;
-  /** The key sealing `personal` (null without personal data). */
-  keyId: string | null;
-  occurredAt: string;
-  recordedAt: string;
-  value: string;
-}
-
-export function indexRowOf(record: AuditRecord, offset: bigint, value: string): IndexRow {
-  const e = record.event;
-  const personal = e.personal as { subjectId?: unknown; keyId?: unknown } | undefined;
-  return {
-    partition: record.partition,
-    seq: record.seq,
-    offset,
-    hash: record.hash,
-    eventId: e.id,
-    eventType: e.type,
-    actionClass: actionClassOf(e.type),
-    tenantId: e.tenantId,
-    actorType: e.actor?.type ?? 'system',
-    actorId: e.actor?.id ?? '',
-    subjectId: typeof personal?.subjectId === 'string' ? personal.subjectId : null,
-    keyId: typeof personal?.keyId === 'string' && UUID.test(personal.keyId) ? personal.keyId : null,
-    occurredAt: e.occurredAt,
-    recordedAt: record.recordedAt,
-    value,
-  };
-}
-
-/** Why the record index cannot hold a row as columns (empty: it can). Pure. */
-export function indexProblems(row: IndexRow): string[] {
-  const problems: string[] = [];
-  const at = Date.parse(row.occurredAt);
-  if (Number.isNaN(at) || at < EARLIEST_INDEX_MS || row.occurredAt.startsWith('0000')) problems.push('occurred_at_out_of_range');
-  const texts: Array<[string, string | null]> = [
-    ['event_type', row.eventType],
-    ['tenant_id', row.tenantId],
-    ['actor_type', row.actorType],
-    ['actor_id', row.actorId],
-    ['subject_id', row.subjectId],
-  ];
-  for (const [column, value] of texts) if (value !== null && !storableText(value)) problems.push(`unstorable_${column}`);
-  return problems;
-}
-
-/** A record that is in the chain but whose index row is quarantined, and why. */
-export interface QuarantinedRow {
-  row: IndexRow;
-  reasons: string[];
-}
-
-/** Split rows into those the index holds and those it cannot (quarantined). Pure. */
-export function splitIndexable(rows: readonly IndexRow[]): { indexable: IndexRow[]; quarantined: QuarantinedRow[] } {
-  const indexable: IndexRow[] = [];
-  const quarantined: QuarantinedRow[] = [];
-  for (const row of rows) {
-    const reasons = indexProblems(row);
-    if (reasons.length === 0) indexable.push(row);
-    else quarantined.push({ row, reasons });
-  }
-  return { indexable, quarantined };
-}
+import type { Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
+import type { IndexRow, QuarantinedRow } from './index-rows';
 
 export interface IndexedHead {
   partition: number;
@@ -88,7 +9,7 @@ export interface IndexedHead {
   offset: bigint;
 }
 
-/** The record index in PostgreSQL. Every method takes the connection or transaction to use. */
+/** The record index in PostgreSQL. Every method takes the transaction to use. */
 export class RecordsRepository {
   /** Records in the chain whose index row is quarantined (index-quarantine.migration.ts). */
   private readonly quarantineTable: string;
@@ -98,9 +19,9 @@ export class RecordsRepository {
   }
 
   /** Which of `ids` the index (or its quarantine) holds for `topic`: those are chained. */
-  async knownEventIds(db: EntityManager, topic: string, ids: readonly string[]): Promise<Set<string>> {
+  async knownEventIds(tx: Transaction, topic: string, ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const rows: Array<{ event_id: string }> = await db.query(
+    const rows: Array<{ event_id: string }> = await sqlOf(tx).query(
       `SELECT event_id::text FROM ${this.table} WHERE topic = $1 AND event_id = ANY($2::uuid[])
        UNION ALL
        SELECT event_id::text FROM ${this.quarantineTable} WHERE topic = $1 AND event_id = ANY($2::uuid[])`,
@@ -110,9 +31,9 @@ export class RecordsRepository {
   }
 
   /** Quarantine rows the index cannot hold; returns those not quarantined before (to alert once). */
-  async quarantine(db: EntityManager, topic: string, rows: readonly QuarantinedRow[]): Promise<QuarantinedRow[]> {
+  async quarantine(tx: Transaction, topic: string, rows: readonly QuarantinedRow[]): Promise<QuarantinedRow[]> {
     if (rows.length === 0) return [];
-    const inserted: Array<{ partition: number; seq: string }> = await db.query(
+    const inserted: Array<{ partition: number; seq: string }> = await sqlOf(tx).query(
       `INSERT INTO ${this.quarantineTable} (topic, partition, seq, kafka_offset, hash, event_id, reasons, value)
        SELECT $1, p, s, o, h, e, string_to_array(r, ','), v
          FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::text[], $8::text[]) AS t(p, s, o, h, e, r, v)
@@ -134,8 +55,8 @@ export class RecordsRepository {
   }
 
   /** Quarantined records of a topic, oldest first (no values: they may hold what the index refused). */
-  async quarantined(db: EntityManager, topic: string, limit: number): Promise<Array<{ partition: number; seq: number; eventId: string; reasons: string[]; quarantinedAt: string }>> {
-    const rows: Array<{ partition: number; seq: string; event_id: string; reasons: string[]; quarantined_at: Date }> = await db.query(
+  async quarantined(tx: Transaction, topic: string, limit: number): Promise<Array<{ partition: number; seq: number; eventId: string; reasons: string[]; quarantinedAt: string }>> {
+    const rows: Array<{ partition: number; seq: string; event_id: string; reasons: string[]; quarantined_at: Date }> = await sqlOf(tx).query(
       `SELECT partition, seq::text, event_id::text, reasons, quarantined_at FROM ${this.quarantineTable} WHERE topic = $1 ORDER BY quarantined_at, partition, seq LIMIT $2`,
       [topic, limit],
     );
@@ -143,9 +64,9 @@ export class RecordsRepository {
   }
 
   /** Add rows; rows already indexed (same partition and seq) are left as they are. */
-  async insert(db: EntityManager, topic: string, rows: readonly IndexRow[]): Promise<void> {
+  async insert(tx: Transaction, topic: string, rows: readonly IndexRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await db.query(
+    await sqlOf(tx).query(
       `INSERT INTO ${this.table}
          (topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
           actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id)
@@ -174,8 +95,8 @@ export class RecordsRepository {
   }
 
   /** The last indexed (or quarantined) record of each partition. */
-  async heads(db: EntityManager, topic: string): Promise<IndexedHead[]> {
-    const rows: Array<{ partition: number; seq: string; hash: string; kafka_offset: string }> = await db.query(
+  async heads(tx: Transaction, topic: string): Promise<IndexedHead[]> {
+    const rows: Array<{ partition: number; seq: string; hash: string; kafka_offset: string }> = await sqlOf(tx).query(
       `SELECT DISTINCT ON (partition) partition, seq::text, hash, kafka_offset::text
          FROM (SELECT partition, seq, hash, kafka_offset FROM ${this.table} WHERE topic = $1
                UNION ALL
@@ -187,8 +108,8 @@ export class RecordsRepository {
   }
 
   /** Raw record values of a partition, seq from..to inclusive, in order. */
-  async range(db: EntityManager, topic: string, partition: number, fromSeq: number, toSeq: number, limit: number): Promise<string[]> {
-    const rows: Array<{ value: string }> = await db.query(
+  async range(tx: Transaction, topic: string, partition: number, fromSeq: number, toSeq: number, limit: number): Promise<string[]> {
+    const rows: Array<{ value: string }> = await sqlOf(tx).query(
       `SELECT value FROM ${this.table} WHERE topic = $1 AND partition = $2 AND seq BETWEEN $3 AND $4 ORDER BY seq LIMIT $5`,
       [topic, partition, fromSeq, toSeq, limit],
     );
@@ -196,8 +117,8 @@ export class RecordsRepository {
   }
 
   /** What the index recorded of a partition's record `seq` (hash and time), when indexed. */
-  async recordAt(db: EntityManager, topic: string, partition: number, seq: number): Promise<{ seq: number; hash: string; recordedAt: string } | undefined> {
-    const rows: Array<{ hash: string; recorded_at: Date }> = await db.query(
+  async recordAt(tx: Transaction, topic: string, partition: number, seq: number): Promise<{ seq: number; hash: string; recordedAt: string } | undefined> {
+    const rows: Array<{ hash: string; recorded_at: Date }> = await sqlOf(tx).query(
       `SELECT hash, recorded_at FROM ${this.table} WHERE topic = $1 AND partition = $2 AND seq = $3`,
       [topic, partition, seq],
     );
@@ -205,8 +126,8 @@ export class RecordsRepository {
   }
 
   /** The Kafka offset of a partition's record `seq`, when indexed (or quarantined). */
-  async offsetOf(db: EntityManager, topic: string, partition: number, seq: number): Promise<bigint | undefined> {
-    const rows: Array<{ kafka_offset: string }> = await db.query(
+  async offsetOf(tx: Transaction, topic: string, partition: number, seq: number): Promise<bigint | undefined> {
+    const rows: Array<{ kafka_offset: string }> = await sqlOf(tx).query(
       `SELECT kafka_offset::text FROM ${this.table} WHERE topic = $1 AND partition = $2 AND seq = $3
        UNION ALL
        SELECT kafka_offset::text FROM ${this.quarantineTable} WHERE topic = $1 AND partition = $2 AND seq = $3`,
@@ -216,9 +137,9 @@ export class RecordsRepository {
   }
 
   /** Empty the topic's index and quarantine (before rebuilding them from the topic); returns the index rows removed. */
-  async clear(db: EntityManager, topic: string): Promise<number> {
-    await db.query(`DELETE FROM ${this.quarantineTable} WHERE topic = $1`, [topic]);
-    const result: [unknown[], number] = await db.query(`DELETE FROM ${this.table} WHERE topic = $1`, [topic]);
+  async clear(tx: Transaction, topic: string): Promise<number> {
+    await sqlOf(tx).query(`DELETE FROM ${this.quarantineTable} WHERE topic = $1`, [topic]);
+    const result: [unknown[], number] = await sqlOf(tx).query(`DELETE FROM ${this.table} WHERE topic = $1`, [topic]);
     return Array.isArray(result) && typeof result[1] === 'number' ? result[1] : 0;
   }
 }

@@ -4,32 +4,26 @@ import type { Jwks } from '@palisade/audit-log';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal, Public } from '@palisade/service-kit';
 import { requirePlatformScope } from '../query/access';
-import { AuditRuntime } from '../ingest/audit-runtime';
-import { AuditEvents } from '../audit.events';
+import { KeysService } from './keys.service';
 
 @ApiTags('audit keys')
 @Controller('v1/audit/keys')
 export class KeysController {
-  constructor(
-    private readonly runtime: AuditRuntime,
-    private readonly events: AuditEvents,
-  ) {}
+  constructor(private readonly keys: KeysService) {}
 
   @Get()
   @Public()
   @ApiOperation({ summary: 'Checkpoint signing keys (Ed25519) as a JWKS; retired keys stay listed so old checkpoints keep verifying' })
   @ApiOkResponse({ description: '{"keys":[{"kty":"OKP","crv":"Ed25519","x":…,"kid":…,"use":"sig"}]}' })
   jwks(): Promise<Jwks> {
-    return this.runtime.keys.jwks();
+    return this.keys.jwks();
   }
 
   @Post('rotate')
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate the checkpoint signing key (scope audit:admin, platform tenant); the old key is retired, still published' })
-  async rotate(@CurrentPrincipal() principal: Principal): Promise<{ kid: string; retired: string | null }> {
+  rotate(@CurrentPrincipal() principal: Principal): Promise<{ kid: string; retired: string | null }> {
     requirePlatformScope(principal, 'audit:admin');
-    const rotated = await this.runtime.keys.rotate();
-    await this.events.record(principal, 'audit.signing_key.rotated', { kid: rotated.kid, retired: rotated.retired });
-    return rotated;
+    return this.keys.rotate(principal);
   }
 }

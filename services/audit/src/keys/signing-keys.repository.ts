@@ -1,4 +1,5 @@
-import type { EntityManager } from 'typeorm';
+import type { Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
 import type { Ed25519Jwk } from '@palisade/audit-log';
 
 export interface StoredSigningKey {
@@ -13,8 +14,8 @@ export interface StoredSigningKey {
 export class SigningKeysRepository {
   constructor(private readonly schema: string) {}
 
-  async all(db: EntityManager): Promise<StoredSigningKey[]> {
-    const rows: Array<{ kid: string; public_jwk: Ed25519Jwk; wrapped_private: Buffer; created_at: Date; retired_at: Date | null }> = await db.query(
+  async all(tx: Transaction): Promise<StoredSigningKey[]> {
+    const rows: Array<{ kid: string; public_jwk: Ed25519Jwk; wrapped_private: Buffer; created_at: Date; retired_at: Date | null }> = await sqlOf(tx).query(
       `SELECT kid, public_jwk, wrapped_private, created_at, retired_at FROM ${this.schema}.audit_signing_keys ORDER BY created_at`,
     );
     return rows.map((r) => ({
@@ -26,33 +27,33 @@ export class SigningKeysRepository {
     }));
   }
 
-  async active(db: EntityManager): Promise<StoredSigningKey | undefined> {
-    return (await this.all(db)).find((k) => k.retiredAt === null);
+  async active(tx: Transaction): Promise<StoredSigningKey | undefined> {
+    return (await this.all(tx)).find((k) => k.retiredAt === null);
   }
 
   /** Serialize key changes across instances (transaction-scoped advisory lock). */
-  async lock(tx: EntityManager): Promise<void> {
-    await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`${this.schema}/audit-signing-keys`]);
+  async lock(tx: Transaction): Promise<void> {
+    await sqlOf(tx).query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`${this.schema}/audit-signing-keys`]);
   }
 
-  async retireActive(tx: EntityManager): Promise<void> {
-    await tx.query(`UPDATE ${this.schema}.audit_signing_keys SET retired_at = now() WHERE retired_at IS NULL`);
+  async retireActive(tx: Transaction): Promise<void> {
+    await sqlOf(tx).query(`UPDATE ${this.schema}.audit_signing_keys SET retired_at = now() WHERE retired_at IS NULL`);
   }
 
-  async insert(tx: EntityManager, key: { kid: string; publicJwk: Ed25519Jwk; wrappedPrivate: Buffer }): Promise<void> {
-    await tx.query(`INSERT INTO ${this.schema}.audit_signing_keys (kid, public_jwk, wrapped_private) VALUES ($1, $2::jsonb, $3)`, [
+  async insert(tx: Transaction, key: { kid: string; publicJwk: Ed25519Jwk; wrappedPrivate: Buffer }): Promise<void> {
+    await sqlOf(tx).query(`INSERT INTO ${this.schema}.audit_signing_keys (kid, public_jwk, wrapped_private) VALUES ($1, $2::jsonb, $3)`, [
       key.kid,
       JSON.stringify(key.publicJwk),
       key.wrappedPrivate,
     ]);
   }
 
-  async kekCheck(db: EntityManager): Promise<Buffer | undefined> {
-    const rows: Array<{ check_value: Buffer }> = await db.query(`SELECT check_value FROM ${this.schema}.audit_kek_check WHERE id = 1`);
+  async kekCheck(tx: Transaction): Promise<Buffer | undefined> {
+    const rows: Array<{ check_value: Buffer }> = await sqlOf(tx).query(`SELECT check_value FROM ${this.schema}.audit_kek_check WHERE id = 1`);
     return rows[0]?.check_value;
   }
 
-  async saveKekCheck(db: EntityManager, value: Buffer): Promise<void> {
-    await db.query(`INSERT INTO ${this.schema}.audit_kek_check (id, check_value) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, [value]);
+  async saveKekCheck(tx: Transaction, value: Buffer): Promise<void> {
+    await sqlOf(tx).query(`INSERT INTO ${this.schema}.audit_kek_check (id, check_value) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, [value]);
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { privateKeyFromPkcs8, publicJwk, type Jwks } from '@palisade/audit-log';
-import type { DataSource } from 'typeorm';
+import type { Transactions } from '../audit.events';
 import type { CheckpointSigner } from '../ingest/chain-writer';
 import type { KeyEncryptionKey } from './kek';
 import type { SigningKeysRepository } from './signing-keys.repository';
@@ -19,23 +19,22 @@ export class SigningKeys implements CheckpointSigner {
   constructor(
     private readonly repository: SigningKeysRepository,
     private readonly kek: KeyEncryptionKey,
-    private readonly dataSource: () => DataSource,
+    private readonly transactions: Transactions,
   ) {}
 
   /** Refuse a KEK other than the one that wrapped the stored keys; make a first signing key. */
   async initialize(): Promise<void> {
-    const db = this.dataSource().manager;
-    const stored = await this.repository.kekCheck(db);
+    const stored = await this.transactions.inTransaction((tx) => this.repository.kekCheck(tx));
     if (stored && !this.kek.matches(stored)) {
       throw new Error('AUDIT_KEK_FILE holds another key-encryption key than the one that wrapped the stored keys');
     }
-    if (!stored) await this.repository.saveKekCheck(db, this.kek.checkValue());
-    if (!(await this.repository.active(db))) await this.rotate(false);
+    if (!stored) await this.transactions.inTransaction((tx) => this.repository.saveKekCheck(tx, this.kek.checkValue()));
+    if (!(await this.transactions.inTransaction((tx) => this.repository.active(tx)))) await this.rotate(false);
   }
 
   async current(): Promise<{ kid: string; privateKey: KeyObject }> {
     if (this.cached && Date.now() - this.cached.at < CACHE_MS) return this.cached;
-    const active = await this.repository.active(this.dataSource().manager);
+    const active = await this.transactions.inTransaction((tx) => this.repository.active(tx));
     if (!active) throw new Error('no active checkpoint signing key');
     const privateKey = privateKeyFromPkcs8(this.kek.unwrap(active.wrappedPrivate, aadOf(active.kid)));
     this.cached = { kid: active.kid, privateKey, at: Date.now() };
@@ -48,7 +47,7 @@ export class SigningKeys implements CheckpointSigner {
     const jwk = publicJwk(publicKey, 'pending');
     // kid: RFC 7638-style thumbprint of the public key, so it names the key itself.
     const kid = createHash('sha256').update(JSON.stringify({ crv: 'Ed25519', kty: 'OKP', x: jwk.x })).digest('base64url').slice(0, 22);
-    const result = await this.dataSource().transaction(async (tx) => {
+    const result = await this.transactions.inTransaction(async (tx) => {
       await this.repository.lock(tx);
       const active = await this.repository.active(tx);
       if (active && !force) return { kid: active.kid, retired: null };
@@ -66,7 +65,7 @@ export class SigningKeys implements CheckpointSigner {
 
   /** Every key, active and retired, as a JWKS. */
   async jwks(): Promise<Jwks> {
-    const keys = await this.repository.all(this.dataSource().manager);
+    const keys = await this.transactions.inTransaction((tx) => this.repository.all(tx));
     return { keys: keys.map((k) => k.publicJwk) };
   }
 }

@@ -1,4 +1,5 @@
-import type { EntityManager } from 'typeorm';
+import type { Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
 import { PalisadeError } from '@palisade/contracts';
 import { EARLIEST_INDEX_MS } from '../validation';
 
@@ -54,7 +55,7 @@ export class QueryRepository {
    * (partition, seq) order for NDJSON exports (`chain`), so each chain reads in order.
    */
   async page(
-    db: EntityManager,
+    tx: Transaction,
     topic: string,
     f: RecordFilter,
     after: { occurredAt: string; eventId: string } | { partition: number; seq: number } | undefined,
@@ -84,7 +85,7 @@ export class QueryRepository {
     }
     params.push(limit);
     const orderBy = order === 'time' ? 'occurred_at, event_id' : 'partition, seq';
-    const rows: Array<{ partition: number; seq_text: string; occurred_at: Date; event_id: string; value: string }> = await db.query(
+    const rows: Array<{ partition: number; seq_text: string; occurred_at: Date; event_id: string; value: string }> = await sqlOf(tx).query(
       `SELECT partition, seq::text AS seq_text, occurred_at, event_id::text AS event_id, value FROM ${this.table}
         WHERE ${where.join(' AND ')} ORDER BY ${orderBy} LIMIT $${params.length}`,
       params,
@@ -93,8 +94,8 @@ export class QueryRepository {
   }
 
   /** Every key the subject's records are sealed under (its own, or its tenant's shared one). */
-  async keyIdsOfSubject(db: EntityManager, topic: string, subjectId: string): Promise<string[]> {
-    const rows: Array<{ key_id: string }> = await db.query(
+  async keyIdsOfSubject(tx: Transaction, topic: string, subjectId: string): Promise<string[]> {
+    const rows: Array<{ key_id: string }> = await sqlOf(tx).query(
       `SELECT DISTINCT key_id::text FROM ${this.table} WHERE topic = $1 AND subject_id = $2 AND key_id IS NOT NULL`,
       [topic, subjectId],
     );
@@ -102,8 +103,8 @@ export class QueryRepository {
   }
 
   /** The tenants whose records name a data subject (erasure access). */
-  async tenantsOfSubject(db: EntityManager, topic: string, subjectId: string): Promise<string[]> {
-    const rows: Array<{ tenant_id: string }> = await db.query(`SELECT DISTINCT tenant_id FROM ${this.table} WHERE topic = $1 AND subject_id = $2`, [topic, subjectId]);
+  async tenantsOfSubject(tx: Transaction, topic: string, subjectId: string): Promise<string[]> {
+    const rows: Array<{ tenant_id: string }> = await sqlOf(tx).query(`SELECT DISTINCT tenant_id FROM ${this.table} WHERE topic = $1 AND subject_id = $2`, [topic, subjectId]);
     return rows.map((r) => r.tenant_id);
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RecordedEvent } from '@palisade/audit-log';
 import type { EventEnvelope, Personal } from '@palisade/contracts';
-import type { EntityManager } from 'typeorm';
+import type { Transactions } from '../audit.events';
 import type { PersonalDataSealer } from '../ingest/chain-writer';
 import { open, seal, type KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf } from './key-subject';
@@ -36,9 +36,9 @@ export class PersonalData implements PersonalDataSealer {
   private readonly cache: LruCache<string, { keyId: string; key: Buffer; at: number }>;
 
   constructor(
-    private readonly keys: SubjectKeysRepository,
+    private readonly keys: Pick<SubjectKeysRepository, 'liveKeys' | 'byIds' | 'erase' | 'eraseKeys'>,
     private readonly kek: KeyEncryptionKey,
-    private readonly db: () => EntityManager,
+    private readonly transactions: Transactions,
     cacheMax = DEFAULT_KEY_CACHE_MAX,
   ) {
     this.cache = new LruCache(cacheMax);
@@ -61,7 +61,7 @@ export class PersonalData implements PersonalDataSealer {
       else missing.push(s);
     }
     if (missing.length > 0) {
-      const live = await this.keys.liveKeys(this.db(), missing, (keyId) => this.kek.wrap(randomBytes(32), aadOf(keyId)));
+      const live = await this.transactions.inTransaction((tx) => this.keys.liveKeys(tx, missing, (keyId) => this.kek.wrap(randomBytes(32), aadOf(keyId))));
       for (const [subjectId, k] of live) {
         const entry = { keyId: k.keyId, key: this.unwrap(k)!, at: now };
         batch.set(subjectId, entry);
@@ -96,7 +96,9 @@ export class PersonalData implements PersonalDataSealer {
    * key is gone); after that a new key is created for data arriving later.
    */
   async erase(subjectId: string, sharedKeyIds: readonly string[] = []): Promise<number> {
-    const destroyed = (await this.keys.erase(this.db(), subjectId)) + (sharedKeyIds.length > 0 ? await this.keys.eraseKeys(this.db(), sharedKeyIds) : 0);
+    const destroyed = await this.transactions.inTransaction(
+      async (tx) => (await this.keys.erase(tx, subjectId)) + (sharedKeyIds.length > 0 ? await this.keys.eraseKeys(tx, sharedKeyIds) : 0),
+    );
     this.forget(subjectId, sharedKeyIds);
     return destroyed;
   }
@@ -104,7 +106,7 @@ export class PersonalData implements PersonalDataSealer {
   /** Open the `personal` members of recorded events (erased subjects read back as erased). */
   async openAll(events: readonly RecordedEvent[]): Promise<Array<OpenedPersonal | undefined>> {
     const keyIds = [...new Set(events.flatMap((e) => (isSealed(e.personal) ? [e.personal.keyId] : [])))];
-    const stored = await this.keys.byIds(this.db(), keyIds);
+    const stored = keyIds.length === 0 ? new Map<string, StoredSubjectKey>() : await this.transactions.inTransaction((tx) => this.keys.byIds(tx, keyIds));
     return events.map((e) => {
       if (!isSealed(e.personal)) return undefined;
       const k = stored.get(e.personal.keyId);

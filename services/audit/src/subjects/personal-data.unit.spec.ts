@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { buildEvent, newEventId, type EventEnvelope } from '@palisade/contracts';
-import type { EntityManager } from 'typeorm';
+import type { Transaction } from '@palisade/eventsourcing';
 import { KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf, sharedKeySubject } from './key-subject';
 import { LruCache } from './lru';
@@ -11,7 +11,7 @@ import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.rep
 class MemoryKeys {
   readonly rows = new Map<string, StoredSubjectKey>();
   created = 0;
-  async liveKeys(_db: EntityManager, subjectIds: readonly string[], wrapNew: (keyId: string) => Buffer): Promise<Map<string, StoredSubjectKey>> {
+  async liveKeys(_tx: Transaction, subjectIds: readonly string[], wrapNew: (keyId: string) => Buffer): Promise<Map<string, StoredSubjectKey>> {
     const out = new Map<string, StoredSubjectKey>();
     for (const subjectId of subjectIds) {
       let row = [...this.rows.values()].find((r) => r.subjectId === subjectId && r.wrapped);
@@ -25,10 +25,10 @@ class MemoryKeys {
     }
     return out;
   }
-  async byIds(_db: EntityManager, keyIds: readonly string[]) {
+  async byIds(_tx: Transaction, keyIds: readonly string[]) {
     return new Map(keyIds.flatMap((id) => (this.rows.has(id) ? [[id, this.rows.get(id)!] as const] : [])));
   }
-  async erase(_db: EntityManager, subjectId: string) {
+  async erase(_tx: Transaction, subjectId: string) {
     let n = 0;
     for (const r of this.rows.values()) {
       if (r.subjectId === subjectId && r.wrapped) {
@@ -38,7 +38,7 @@ class MemoryKeys {
     }
     return n;
   }
-  async eraseKeys(_db: EntityManager, keyIds: readonly string[]) {
+  async eraseKeys(_tx: Transaction, keyIds: readonly string[]) {
     let n = 0;
     for (const id of keyIds) {
       const r = this.rows.get(id);
@@ -65,7 +65,7 @@ const signedIn = (tenantId: string, userId: string): EventEnvelope =>
 
 function personalData(cacheMax?: number) {
   const keys = new MemoryKeys();
-  const data = new PersonalData(keys as unknown as SubjectKeysRepository, KeyEncryptionKey.fromBytes(randomBytes(32)), () => ({}) as EntityManager, cacheMax);
+  const data = new PersonalData(keys as unknown as SubjectKeysRepository, KeyEncryptionKey.fromBytes(randomBytes(32)), { inTransaction: (work) => work({} as Transaction) }, cacheMax);
   return { keys, data };
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
+import type { Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
 
 export interface StoredSubjectKey {
   keyId: string;
@@ -13,10 +14,10 @@ export class SubjectKeysRepository {
   constructor(private readonly table: string) {}
 
   /** The live key of each subject, creating one (from `wrapNew`) for subjects that have none. */
-  async liveKeys(db: EntityManager, subjectIds: readonly string[], wrapNew: (keyId: string) => Buffer): Promise<Map<string, StoredSubjectKey>> {
+  async liveKeys(tx: Transaction, subjectIds: readonly string[], wrapNew: (keyId: string) => Buffer): Promise<Map<string, StoredSubjectKey>> {
     if (subjectIds.length === 0) return new Map();
     const read = async () => {
-      const rows: Array<{ key_id: string; subject_id: string; wrapped_key: Buffer }> = await db.query(
+      const rows: Array<{ key_id: string; subject_id: string; wrapped_key: Buffer }> = await sqlOf(tx).query(
         `SELECT key_id::text, subject_id, wrapped_key FROM ${this.table} WHERE subject_id = ANY($1::text[]) AND erased_at IS NULL`,
         [subjectIds],
       );
@@ -26,7 +27,7 @@ export class SubjectKeysRepository {
     const missing = subjectIds.filter((s) => !found.has(s));
     if (missing.length === 0) return found;
     const keyIds = missing.map(() => randomUUID());
-    await db.query(
+    await sqlOf(tx).query(
       `INSERT INTO ${this.table} (key_id, subject_id, wrapped_key)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
        ON CONFLICT (subject_id) WHERE erased_at IS NULL DO NOTHING`,
@@ -36,9 +37,9 @@ export class SubjectKeysRepository {
   }
 
   /** Keys by id, erased ones included (wrapped = null). */
-  async byIds(db: EntityManager, keyIds: readonly string[]): Promise<Map<string, StoredSubjectKey>> {
+  async byIds(tx: Transaction, keyIds: readonly string[]): Promise<Map<string, StoredSubjectKey>> {
     if (keyIds.length === 0) return new Map();
-    const rows: Array<{ key_id: string; subject_id: string; wrapped_key: Buffer | null }> = await db.query(
+    const rows: Array<{ key_id: string; subject_id: string; wrapped_key: Buffer | null }> = await sqlOf(tx).query(
       `SELECT key_id::text, subject_id, wrapped_key FROM ${this.table} WHERE key_id = ANY($1::uuid[])`,
       [keyIds],
     );
@@ -46,9 +47,9 @@ export class SubjectKeysRepository {
   }
 
   /** Destroy these keys (by id) if still live; returns how many were destroyed. */
-  async eraseKeys(db: EntityManager, keyIds: readonly string[]): Promise<number> {
+  async eraseKeys(tx: Transaction, keyIds: readonly string[]): Promise<number> {
     if (keyIds.length === 0) return 0;
-    const rows: unknown[] = await db.query(
+    const rows: unknown[] = await sqlOf(tx).query(
       `UPDATE ${this.table} SET wrapped_key = NULL, erased_at = now() WHERE key_id = ANY($1::uuid[]) AND erased_at IS NULL RETURNING key_id`,
       [keyIds],
     );
@@ -56,8 +57,8 @@ export class SubjectKeysRepository {
   }
 
   /** Destroy every key of the subject; returns how many were destroyed. */
-  async erase(db: EntityManager, subjectId: string): Promise<number> {
-    const rows: unknown[] = await db.query(
+  async erase(tx: Transaction, subjectId: string): Promise<number> {
+    const rows: unknown[] = await sqlOf(tx).query(
       `UPDATE ${this.table} SET wrapped_key = NULL, erased_at = now() WHERE subject_id = $1 AND erased_at IS NULL RETURNING key_id`,
       [subjectId],
     );

@@ -1,24 +1,35 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
-import { ident } from '@palisade/postgres';
-import { PLATFORM, type Platform } from '@palisade/service-kit';
-import { counter } from '@palisade/observability';
-import { PalisadeError } from '@palisade/contracts';
-import { AuditRuntime } from '../ingest/audit-runtime';
-import { LeaseRepository } from '../ingest/lease.repository';
-import { KeyEncryptionKey } from '../keys/kek';
+import { counter, type Logger, type Registry } from '@palisade/observability';
+import type { AuditConfig } from '../audit.config';
+import type { Transactions } from '../audit.events';
+import type { AuditKafka } from '../ingest/audit-kafka';
+import type { TopicSettings } from '../ingest/audit-topic';
+import type { LeaseRepository } from '../ingest/lease.repository';
+import type { KeyEncryptionKey } from '../keys/kek';
 import { hecEvent, octetFrame, syslogLine, type FeedItem } from './feed-format';
 import { FeedWorker } from './feed-worker';
 import { DEFAULT_BACKOFF, DEFAULT_BATCH_LIMITS } from './feed-policy';
-import { FeedsRepository, type Feed, type HecSettings, type SyslogSettings } from './feeds.repository';
+import { clientKeyAad, tokenAad } from './feed-secrets';
+import type { Feed, FeedsRepository, HecSettings, SyslogSettings } from './feeds.repository';
 import { HecSender, SyslogSender } from './senders';
 
 const RECONCILE_MS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Associated data of a wrapped HEC token or client key: it unwraps only for the feed (and use) it was stored with. */
-export const tokenAad = (feedId: string) => `palisade-audit-feed-token/${feedId}`;
-export const clientKeyAad = (feedId: string) => `palisade-audit-feed-client-key/${feedId}`;
+export interface FeedDeliveryDeps {
+  config: Pick<AuditConfig, 'AUDIT_FEED_BATCH_MAX' | 'AUDIT_FEED_RETRY_MAX_MS' | 'AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS'>;
+  settings: TopicSettings;
+  kek: KeyEncryptionKey;
+  kafka: Pick<AuditKafka, 'client' | 'admin'>;
+  transactions: Transactions;
+  repository: Pick<FeedsRepository, 'list' | 'cursorsOf' | 'advance' | 'recordError'>;
+  /** The feeds' lease (`palisade-audit-feeds/<topic>`), independent of the writer's. */
+  lease: Pick<LeaseRepository, 'tryAcquire' | 'stillHeld' | 'release'>;
+  logger: Logger;
+  metrics: Registry;
+  /** The service's version (HEC and syslog name it). */
+  version: string;
+}
 
 /**
  * The SIEM feeds of this deployment. Exactly one instance delivers them: the holder of
@@ -27,11 +38,7 @@ export const clientKeyAad = (feedId: string) => `palisade-audit-feed-client-key/
  * that set with the table every second, so feeds created, paused or deleted through
  * any instance are picked up, and a crashed reader restarts from its cursors.
  */
-@Injectable()
-export class FeedRuntime {
-  readonly repository: FeedsRepository;
-  private kek: KeyEncryptionKey | undefined;
-  private readonly lease: LeaseRepository;
+export class FeedDeliveryService {
   private readonly workers = new Map<string, FeedWorker>();
   private leading = false;
   private stopped = false;
@@ -41,32 +48,22 @@ export class FeedRuntime {
   private readonly delivered: ReturnType<typeof counter>;
   private readonly failed: ReturnType<typeof counter>;
 
-  constructor(
-    @Inject(PLATFORM) private readonly platform: Platform,
-    private readonly runtime: AuditRuntime,
-  ) {
-    this.repository = new FeedsRepository(ident(platform.options.config.PG_SCHEMA));
-    this.lease = new LeaseRepository(`palisade-audit-feeds/${runtime.settings.topic}`);
-    const metrics = platform.options.metrics;
-    this.delivered = counter(metrics, 'palisade_audit_feed_items_total', 'Records and checkpoints a SIEM acknowledged', ['kind']);
-    this.failed = counter(metrics, 'palisade_audit_feed_failures_total', 'Failed SIEM delivery attempts', ['kind', 'failure']);
-    // Registered after AuditRuntime's (a dependency, constructed first): Kafka is connected by then.
-    platform.afterConnect(() => this.start());
-    platform.beforeClose(() => this.stop());
+  constructor(private readonly deps: FeedDeliveryDeps) {
+    this.delivered = counter(deps.metrics, 'palisade_audit_feed_items_total', 'Records and checkpoints a SIEM acknowledged', ['kind']);
+    this.failed = counter(deps.metrics, 'palisade_audit_feed_failures_total', 'Failed SIEM delivery attempts', ['kind', 'failure']);
   }
 
   private get logger() {
-    return this.platform.logger;
+    return this.deps.logger;
   }
 
   /** Wrap a feed's secret (HEC token, client key) for storage; it is never logged, returned or put into an event. */
   wrapSecret(secret: string, aad: string): Buffer {
-    if (!this.kek) throw new PalisadeError('unavailable', 'the audit service is starting');
-    return this.kek.wrap(Buffer.from(secret, 'utf8'), aad);
+    return this.deps.kek.wrap(Buffer.from(secret, 'utf8'), aad);
   }
 
-  private async start(): Promise<void> {
-    this.kek ??= KeyEncryptionKey.fromFile(this.runtime.config.AUDIT_KEK_FILE).kek;
+  /** Start competing for the feeds' lease (once Kafka is connected). */
+  async start(): Promise<void> {
     this.loop ??= this.run();
   }
 
@@ -74,11 +71,11 @@ export class FeedRuntime {
     while (!this.stopped) {
       try {
         if (!this.leading) {
-          if (await this.lease.tryAcquire(this.platform.dataSource!)) {
+          if (await this.deps.lease.tryAcquire()) {
             this.leading = true;
-            this.logger.info({ topic: this.runtime.settings.topic }, 'SIEM feeds lease taken: this instance delivers the feeds');
+            this.logger.info({ topic: this.deps.settings.topic }, 'SIEM feeds lease taken: this instance delivers the feeds');
           }
-        } else if (!(await this.lease.stillHeld())) {
+        } else if (!(await this.deps.lease.stillHeld())) {
           this.logger.error('SIEM feeds lease lost: stopping every feed');
           await this.stopWorkers();
           this.leading = false;
@@ -112,7 +109,7 @@ export class FeedRuntime {
   }
 
   private async reconcile(): Promise<void> {
-    const wanted = new Map((await this.repository.list(this.runtime.db())).filter((f) => !f.paused).map((f) => [f.id, f]));
+    const wanted = new Map((await this.deps.transactions.inTransaction((tx) => this.deps.repository.list(tx))).filter((f) => !f.paused).map((f) => [f.id, f]));
     for (const [id, worker] of this.workers) {
       if (!wanted.has(id) || worker.crashed) {
         this.workers.delete(id);
@@ -136,32 +133,32 @@ export class FeedRuntime {
   }
 
   private workerFor(feed: Feed): FeedWorker {
-    const version = this.platform.options.version;
+    const { version, config, kek } = this.deps;
     const deps = {
-      kafka: this.runtime.kafka,
-      admin: this.runtime.admin,
-      settings: this.runtime.settings,
-      db: () => this.runtime.db(),
-      repository: this.repository,
+      kafka: this.deps.kafka.client,
+      admin: this.deps.kafka.admin,
+      settings: this.deps.settings,
+      transactions: this.deps.transactions,
+      repository: this.deps.repository,
       logger: this.logger,
-      limits: { ...DEFAULT_BATCH_LIMITS, maxEvents: this.runtime.config.AUDIT_FEED_BATCH_MAX },
-      backoff: { ...DEFAULT_BACKOFF, maxMs: this.runtime.config.AUDIT_FEED_RETRY_MAX_MS },
+      limits: { ...DEFAULT_BATCH_LIMITS, maxEvents: config.AUDIT_FEED_BATCH_MAX },
+      backoff: { ...DEFAULT_BACKOFF, maxMs: config.AUDIT_FEED_RETRY_MAX_MS },
       onDelivered: (count: number) => this.delivered.inc({ kind: feed.kind }, count),
       onFailed: (failure: string) => this.failed.inc({ kind: feed.kind, failure }),
     };
     if (feed.kind === 'splunk-hec') {
       const s = feed.settings as HecSettings;
-      const token = this.kek!.unwrap(feed.wrappedToken!, tokenAad(feed.id)).toString('utf8');
+      const token = kek.unwrap(feed.wrappedToken!, tokenAad(feed.id)).toString('utf8');
       const options = { host: hostname(), index: s.index, sourcetype: s.sourcetype };
       const encode = (item: FeedItem) => JSON.stringify(hecEvent(item, feed.format, options, version));
-      return new FeedWorker(feed, new HecSender(s.url, token, s.caPem, this.runtime.config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS), encode, (texts) => texts.join('\n'), deps);
+      return new FeedWorker(feed, new HecSender(s.url, token, s.caPem, config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS), encode, (texts) => texts.join('\n'), deps);
     }
     const s = feed.settings as SyslogSettings;
     const header = { hostname: s.hostname ?? hostname(), appName: s.appName };
     const encode = (item: FeedItem) => octetFrame(syslogLine(item, feed.format, header, version));
-    const clientKey = feed.wrappedClientKey ? this.kek!.unwrap(feed.wrappedClientKey, clientKeyAad(feed.id)).toString('utf8') : undefined;
+    const clientKey = feed.wrappedClientKey ? kek.unwrap(feed.wrappedClientKey, clientKeyAad(feed.id)).toString('utf8') : undefined;
     const client = s.clientCertPem && clientKey ? { cert: s.clientCertPem, key: clientKey } : undefined;
-    return new FeedWorker(feed, new SyslogSender(s.host, s.port, s.caPem, client, this.runtime.config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS), encode, (texts) => texts.join(''), deps);
+    return new FeedWorker(feed, new SyslogSender(s.host, s.port, s.caPem, client, config.AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS), encode, (texts) => texts.join(''), deps);
   }
 
   private async stopWorkers(): Promise<void> {
@@ -170,10 +167,10 @@ export class FeedRuntime {
     await Promise.all(workers.map((w) => w.stop()));
   }
 
-  private async stop(): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true;
     await this.loop;
     await this.stopWorkers();
-    await this.lease.release();
+    await this.deps.lease.release();
   }
 }

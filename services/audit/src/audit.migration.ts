@@ -1,0 +1,11 @@
+import { feedsClientKeyMigration } from './feeds/feeds-client-key.migration';
+import { feedsMigration } from './feeds/feeds.migration';
+import { indexQuarantineMigration } from './ingest/index-quarantine.migration';
+import { indexRebuildMigration } from './ingest/index-rebuild.migration';
+import { ingestMigration } from './ingest/ingest.migration';
+
+/**
+ * The audit service's migrations, in the order they ran (each keeps the name it had when
+ * databases first ran it; a renamed migration would run again).
+ */
+export const auditMigrations = [ingestMigration, indexRebuildMigration, feedsMigration, feedsClientKeyMigration, indexQuarantineMigration];

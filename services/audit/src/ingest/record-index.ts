@@ -1,0 +1,53 @@
+import type { Transactions } from '../audit.events';
+import { splitIndexable, type IndexRow, type QuarantinedRow } from './index-rows';
+import type { IndexedHead, RecordsRepository } from './records.repository';
+
+/**
+ * The chain writer's view of the record index (PostgreSQL) for one topic: which ids are
+ * chained, where the chains end, and indexing what was committed. Each call is one
+ * transaction of its own.
+ */
+export class RecordIndex {
+  constructor(
+    private readonly transactions: Transactions,
+    private readonly records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear'>,
+    private readonly topic: string,
+    /**
+     * Records chained whose index row the index cannot hold (quarantined instead, so
+     * ingest goes on): called once per record, when it is first quarantined.
+     */
+    private readonly onQuarantined?: (rows: readonly QuarantinedRow[]) => void,
+  ) {}
+
+  /** Which of `ids` the index (or its quarantine) holds: those are chained. */
+  knownEventIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return Promise.resolve(new Set());
+    return this.transactions.inTransaction((tx) => this.records.knownEventIds(tx, this.topic, ids));
+  }
+
+  /** The last indexed (or quarantined) record of each partition. */
+  heads(): Promise<IndexedHead[]> {
+    return this.transactions.inTransaction((tx) => this.records.heads(tx, this.topic));
+  }
+
+  /** Empty the index and its quarantine (before rebuilding them from the topic); returns the index rows removed. */
+  clear(): Promise<number> {
+    return this.transactions.inTransaction((tx) => this.records.clear(tx, this.topic));
+  }
+
+  /**
+   * Index committed records. A record the index cannot hold as columns (a year-0
+   * `occurredAt`, a NUL byte or lone surrogate in an indexed field) is quarantined rather
+   * than refused: it is in the chain (the record of truth) and must not stop the index,
+   * and with it ingest, for ever. The quarantine also counts as "chained" for exactly-once.
+   */
+  async index(rows: readonly IndexRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const { indexable, quarantined } = splitIndexable(rows);
+    const fresh = await this.transactions.inTransaction(async (tx) => {
+      await this.records.insert(tx, this.topic, indexable);
+      return quarantined.length === 0 ? [] : this.records.quarantine(tx, this.topic, quarantined);
+    });
+    if (fresh.length > 0) this.onQuarantined?.(fresh);
+  }
+}
