@@ -8,6 +8,8 @@ export interface AgentState {
   ownerId?: string;
   teamId?: string;
   parentAgentId?: string;
+  /** The latest `iat_ms` of a token issued to the agent: a stop revokes through it at least. */
+  lastIssuedAtMs?: number;
 }
 
 /** What registration needs to know from outside the stream, read before deciding. */
@@ -28,7 +30,7 @@ export type AgentCommand =
   | Command<'RetireAgent', { agentId: string; cause: AgentStopCause }>
   | Command<
       'IssueAgentToken',
-      { agentId: string; keyId: string; actingFor: string; scopes: string[]; audience: string[]; jti: string; expiresAt: string; parentStatus?: AgentStatus }
+      { agentId: string; keyId: string; actingFor: string; scopes: string[]; audience: string[]; jti: string; issuedAtMs: number; expiresAt: string; parentStatus?: AgentStatus }
     >;
 
 const notFound = () => new PalisadeError('not_found', 'agent not found');
@@ -66,7 +68,7 @@ export const agentDecider: Decider<AgentState, AgentCommand, AgentEvent> = {
     switch (command.type) {
       case 'SuspendAgent':
         if (state.status !== 'active') return [];
-        return [{ type: 'auth.agent.suspended', data: command.data }];
+        return [{ type: 'auth.agent.suspended', data: { ...command.data, ...through(state, command.metadata.now) } }];
       case 'ResumeAgent':
         if (state.status === 'retired') throw new PalisadeError('conflict', 'agent is retired');
         if (state.status === 'active') return [];
@@ -74,7 +76,7 @@ export const agentDecider: Decider<AgentState, AgentCommand, AgentEvent> = {
         return [{ type: 'auth.agent.resumed', data: { agentId: command.data.agentId } }];
       case 'RetireAgent':
         if (state.status === 'retired') return [];
-        return [{ type: 'auth.agent.retired', data: command.data }];
+        return [{ type: 'auth.agent.retired', data: { ...command.data, ...through(state, command.metadata.now) } }];
       case 'IssueAgentToken': {
         const { parentStatus, ...d } = command.data;
         if (state.status !== 'active') throw new PalisadeError('unauthenticated', `agent is ${state.status}`);
@@ -94,11 +96,19 @@ export const agentDecider: Decider<AgentState, AgentCommand, AgentEvent> = {
         return { ...state, status: 'active' };
       case 'auth.agent.retired':
         return { ...state, status: 'retired' };
-      default:
-        return state;
+      case 'auth.agent-token.issued':
+        return { ...state, lastIssuedAtMs: Math.max(state.lastIssuedAtMs ?? 0, event.data.issuedAtMs) };
     }
   },
 };
+
+/**
+ * A stop decided at `now` revokes the tokens issued up to `now`; a token the stream shows
+ * issued later (its exchange committed first, this decision was retried) is reached too.
+ */
+function through(state: AgentState, now: Date): { revokedThroughMs?: number } {
+  return state.lastIssuedAtMs !== undefined && state.lastIssuedAtMs >= now.getTime() ? { revokedThroughMs: state.lastIssuedAtMs } : {};
+}
 
 /** Longest agent guide (UTF-8 bytes). */
 export const MAX_GUIDE_BYTES = 16 * 1024;

@@ -10,7 +10,7 @@ const register = { agentId: 'bot', name: 'release-bot', ownerId: 'alice', teamId
 const registered: AgentEvent = { type: 'auth.agent.registered', data: { agentId: 'bot', name: 'release-bot', ownerId: 'alice', teamId: 'platform' } };
 const sub: AgentEvent = { type: 'auth.agent.registered', data: { agentId: 'sub', name: 'helper', ownerId: 'alice', teamId: 'platform', parentAgentId: 'bot' } };
 const suspended: AgentEvent = { type: 'auth.agent.suspended', data: { agentId: 'bot', cause: 'person' } };
-const token = { agentId: 'bot', keyId: 'k1', actingFor: 'alice', scopes: ['audit:read'], audience: ['palisade:policy'], jti: 'j1', expiresAt: '2026-12-01T00:15:00.000Z' };
+const token = { agentId: 'bot', keyId: 'k1', actingFor: 'alice', scopes: ['audit:read'], audience: ['palisade:policy'], jti: 'j1', issuedAtMs: Date.parse('2026-11-30T23:59:59.000Z'), expiresAt: '2026-12-01T00:15:00.000Z' };
 
 describe('agent decider', () => {
   it('registers an agent of its owner in a team of theirs', () => {
@@ -43,6 +43,15 @@ describe('agent decider', () => {
     given([registered, retired]).when({ type: 'ResumeAgent', data: { agentId: 'bot' }, metadata }).thenThrows('conflict', 'retired');
     given([sub, { type: 'auth.agent.suspended', data: { agentId: 'sub', cause: 'parent' } }]).when({ type: 'ResumeAgent', data: { agentId: 'sub', parentStatus: 'suspended' }, metadata }).thenThrows('conflict', 'parent');
     given([]).when({ type: 'SuspendAgent', data: { agentId: 'bot', cause: 'person' }, metadata }).thenThrows('not_found');
+  });
+
+  it('revokes through a token issued after the stop’s own instant (a stop retried after a concurrent exchange)', () => {
+    const later = { type: 'auth.agent-token.issued' as const, data: { ...token, teamId: 'platform', issuedAtMs: metadata.now.getTime() + 40 } };
+    given([registered, later])
+      .when({ type: 'SuspendAgent', data: { agentId: 'bot', cause: 'person' }, metadata })
+      .then([{ type: 'auth.agent.suspended', data: { agentId: 'bot', cause: 'person', revokedThroughMs: metadata.now.getTime() + 40 } }]);
+    const earlier = { ...later, data: { ...later.data, issuedAtMs: metadata.now.getTime() - 40 } };
+    given([registered, earlier]).when({ type: 'RetireAgent', data: { agentId: 'bot', cause: 'person' }, metadata }).then([{ type: 'auth.agent.retired', data: { agentId: 'bot', cause: 'person' } }]);
   });
 
   it('issues a token only to an active agent (and active parent), acting for its owner, in its team', () => {

@@ -12,10 +12,14 @@ export type AgentStopCause = 'person' | 'parent';
  */
 export type AgentEvent =
   | DomainEvent<'auth.agent.registered', { agentId: string; name: string; ownerId: string; teamId: string; parentAgentId?: string }>
-  | DomainEvent<'auth.agent.suspended', { agentId: string; cause: AgentStopCause }>
+  /**
+   * `revokedThroughMs`: set when a token was issued at a later instant than this decision's
+   * (a suspension retried after a concurrent exchange): the revocation reaches it too.
+   */
+  | DomainEvent<'auth.agent.suspended', { agentId: string; cause: AgentStopCause; revokedThroughMs?: number }>
   | DomainEvent<'auth.agent.resumed', { agentId: string }>
-  | DomainEvent<'auth.agent.retired', { agentId: string; cause: AgentStopCause }>
-  | DomainEvent<'auth.agent-token.issued', { agentId: string; keyId: string; actingFor: string; teamId: string; scopes: string[]; audience: string[]; jti: string; expiresAt: string }>;
+  | DomainEvent<'auth.agent.retired', { agentId: string; cause: AgentStopCause; revokedThroughMs?: number }>
+  | DomainEvent<'auth.agent-token.issued', { agentId: string; keyId: string; actingFor: string; teamId: string; scopes: string[]; audience: string[]; jti: string; issuedAtMs: number; expiresAt: string }>;
 
 /**
  * Stream `agent-guide-<tenant>.<agentId>`: the tenant's written operating rules for the

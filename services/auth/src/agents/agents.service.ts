@@ -165,7 +165,7 @@ export class AgentsService {
     await this.rt.agents
       .handle(agentStream(principal.tenantId, principal.id), {
         type: 'IssueAgentToken',
-        data: { agentId: principal.id, keyId, actingFor: principal.actingFor, scopes, audience: aud, jti, expiresAt: new Date(exp * 1000).toISOString(), ...(parent ? { parentStatus: parent.status } : {}) },
+        data: { agentId: principal.id, keyId, actingFor: principal.actingFor, scopes, audience: aud, jti, issuedAtMs: now.getTime(), expiresAt: new Date(exp * 1000).toISOString(), ...(parent ? { parentStatus: parent.status } : {}) },
         metadata: { tenantId: principal.tenantId, actor: { type: 'agent', id: principal.id }, now },
       })
       .catch((e: unknown) => {

@@ -23,8 +23,11 @@ export function revocationOf(event: EventEnvelope): RevocationTarget | undefined
     // An agent stopped: its tokens so far (resumed, it gets new ones). Every agent acting
     // for a revoked user is refused with that user (verifiers compare `act.sub` too).
     case 'auth.agent.suspended':
-    case 'auth.agent.retired':
-      return { target: 'subject', subject: d.agentId, ...instant(event.occurredAt) };
+    case 'auth.agent.retired': {
+      const through = (event.data as { revokedThroughMs?: number }).revokedThroughMs;
+      const at = instant(event.occurredAt);
+      return { target: 'subject', subject: d.agentId, ...(through !== undefined && through > at.atMs ? { at: Math.floor(through / 1000), atMs: through } : at) };
+    }
     // A user left a team: their tokens so far (which list it) are refused; the session
     // lives on and its next refresh carries the teams of now.
     case 'auth.team-member.removed':

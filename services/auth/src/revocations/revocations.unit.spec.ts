@@ -51,6 +51,8 @@ describe('revocations of agents and team memberships (issue 12)', () => {
       expect(revocationOf(event(type, { agentId: 'bot', cause: 'person' }))).toEqual({ target: 'subject', subject: 'bot', at: Math.floor(at.getTime() / 1000), atMs: at.getTime() });
     }
     expect(revocationOf(event('auth.agent.resumed', { agentId: 'bot' }))).toBeUndefined();
+    // A token the stream shows issued after the stop's instant is reached too.
+    expect(revocationOf(event('auth.agent.suspended', { agentId: 'bot', cause: 'person', revokedThroughMs: at.getTime() + 40 }))).toMatchObject({ subject: 'bot', atMs: at.getTime() + 40 });
   });
 
   it('revokes the tokens (not the session) of a user who left a team, so no token lists it', () => {
