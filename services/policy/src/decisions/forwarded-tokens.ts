@@ -1,38 +1,74 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AccessTokenVerifier, audienceOf, signingKeysOf } from '@palisade/auth-verifier';
-import type { Principal, ServiceName } from '@palisade/contracts';
+import { LRUCache } from 'lru-cache';
+import { AccessTokenVerifier, audienceOf, signingKeysOf, type AccessTokenClaims, type RevocationList } from '@palisade/auth-verifier';
+import { PalisadeError, type Principal, type ServiceName } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
+
+interface Verified {
+  principal: Principal;
+  claims: AccessTokenClaims;
+  kid: string | undefined;
+}
+
+/** Verified tokens kept per instance: a hit costs a map look-up and the revocation check, not a signature. */
+const CACHED_TOKENS = 10_000;
 
 /**
  * Verifies the access tokens other services forward with a decision about an agent: the
  * auth service's signature (the keys this service's own edge uses), issuer, expiry,
  * revocation (this service's revocation feed) and the audience of the service that asks,
  * so a service can only speak for agents whose tokens were presented to it. The
- * certificate binding was checked by that service on the agent's connection.
+ * certificate binding was checked by that service on the agent's connection. A token
+ * verified once is remembered until it expires; every use checks expiry and the
+ * revocation list again, so a revoked agent, user or key is refused at once.
  */
 @Injectable()
 export class ForwardedTokens {
   private readonly verifiers = new Map<ServiceName, AccessTokenVerifier>();
+  private readonly verified = new LRUCache<string, Verified>({ max: CACHED_TOKENS });
+  private readonly revocations: RevocationList;
+  private readonly keys: () => ReturnType<typeof signingKeysOf>;
 
-  constructor(@Inject(PLATFORM) private readonly platform: Platform) {}
-
-  async principalOf(token: string, askedBy: ServiceName): Promise<Principal> {
-    let verifier = this.verifiers.get(askedBy);
-    if (!verifier) {
-      const { config, identity } = this.platform.options;
-      verifier = new AccessTokenVerifier({
-        keys: this.keys(config.AUTH_JWKS, config.AUTH_JWKS_URL, identity.current().caPem),
-        audience: audienceOf(askedBy),
-        revocations: this.platform.revocations,
-      });
-      this.verifiers.set(askedBy, verifier);
-    }
-    return (await verifier.verify(token, { certificateBindingChecked: true })).principal;
+  constructor(@Inject(PLATFORM) platform: Pick<Platform, 'options' | 'revocations'>) {
+    this.revocations = platform.revocations;
+    let keys: ReturnType<typeof signingKeysOf> | undefined;
+    const { config, identity } = platform.options;
+    this.keys = () => (keys ??= signingKeysOf({ jwks: config.AUTH_JWKS, url: config.AUTH_JWKS_URL, caPem: identity.current().caPem }));
   }
 
-  private sharedKeys: ReturnType<typeof signingKeysOf> | undefined;
+  async principalOf(token: string, askedBy: ServiceName): Promise<Principal> {
+    const key = `${askedBy} ${token}`;
+    const hit = this.verified.get(key);
+    if (hit) {
+      if (hit.claims.exp * 1000 <= Date.now()) {
+        this.verified.delete(key);
+        throw new PalisadeError('unauthenticated', 'access token expired');
+      }
+      const revoked = this.revocations.reasonRevoked(hit.claims, hit.kid);
+      if (revoked) throw new PalisadeError('unauthenticated', `access token rejected: ${revoked}`);
+      return hit.principal;
+    }
+    const { principal, claims } = await this.verifierFor(askedBy).verify(token, { certificateBindingChecked: true });
+    this.verified.set(key, { principal, claims, kid: kidOf(token) });
+    return principal;
+  }
 
-  private keys(jwks: string | undefined, url: string, caPem: string) {
-    return (this.sharedKeys ??= signingKeysOf({ jwks, url, caPem }));
+  private verifierFor(askedBy: ServiceName): AccessTokenVerifier {
+    let verifier = this.verifiers.get(askedBy);
+    if (!verifier) {
+      verifier = new AccessTokenVerifier({ keys: this.keys(), audience: audienceOf(askedBy), revocations: this.revocations });
+      this.verifiers.set(askedBy, verifier);
+    }
+    return verifier;
+  }
+}
+
+/** The signing key id of a token that verified (its protected header). */
+function kidOf(token: string): string | undefined {
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as { kid?: unknown };
+    return typeof header.kid === 'string' ? header.kid : undefined;
+  } catch {
+    return undefined;
   }
 }
