@@ -11,7 +11,7 @@ import { createLogger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { RevocationFeed } from '@palisade/service-kit';
 import { eventually, infra } from '@palisade/testing';
-import { httpsCaller, type Reply } from './e2e-support';
+import { httpsCaller, testDirectory, type Reply } from './e2e-support';
 
 // Teams, agents, agent keys and agent tokens (issue 12) against the built auth service on
 // port 15501 (offset 8400) in a schema of its own; this test process plays "another
@@ -140,6 +140,27 @@ describe('teams, agents and agent tokens', () => {
     expect(principal).toMatchObject({ teams: ['platform'], department: 'platform' });
     // A member changes no team.
     expect((await call('/v1/teams', { token: alice, body: { teamId: 'mine', name: 'Mine' } })).status).toBe(403);
+  });
+
+  it('maps directory groups to teams at sign-in (groupTeams), and leaves a mapped team the groups no longer give', async () => {
+    const ldap = (groupTeams: Record<string, string>) => ({ type: 'ldap', ldap: { ...testDirectory.settings(infra('LDAP_URL'), false), groupTeams }, secret: testDirectory.bindPassword() });
+    expect((await call('/v1/identity-providers/corp', { method: 'PUT', token: root, body: ldap({ engineering: 'platform', nowhere: 'no-such-team' }) })).status).toBe(200);
+    const bobSignIn = () => call(`/v1/tenants/${tenant}/sign-in/ldap/corp`, { body: { username: 'bob', password: testDirectory.seededPasswords().bob } });
+    const first = await bobSignIn();
+    expect(first.status).toBe(200);
+    expect(decodeJwt(first.json.accessToken)).toMatchObject({ sub: expect.any(String), teams: ['platform'], dept: 'platform' });
+    const bobId = decodeJwt(first.json.accessToken).sub!;
+    expect((await call('/v1/teams/platform', { token: root })).json.members).toContain(bobId);
+    expect((await call('/v1/identity-providers/corp', { method: 'PUT', token: root, body: ldap({ 'palisade-admins': 'data' }) })).status).toBe(200);
+    const again = await bobSignIn();
+    expect(decodeJwt(again.json.accessToken).teams).toBeUndefined();
+    expect((await call('/v1/teams/platform', { token: root })).json.members).not.toContain(bobId);
+    // His earlier token listed the team: refused everywhere now.
+    await eventually(() => refusedBy(first.json.accessToken, 'principal revoked'), 1000, 10);
+    expect((await events(tenant)).filter((e) => e.type.startsWith('auth.team-member.') && e.data.userId === bobId).map((e) => [e.type, e.data.source])).toEqual([
+      ['auth.team-member.added', 'group-mapping'],
+      ['auth.team-member.removed', 'group-mapping'],
+    ]);
   });
 
   it('alice registers release-bot in platform (not in a team of which she is no member) and issues its key', async () => {

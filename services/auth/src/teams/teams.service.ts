@@ -49,12 +49,11 @@ export class TeamsService {
 
   /**
    * At a directory / IdP sign-in: the user is made a member of the teams their groups map
-   * to, and leaves the mapped teams they are no longer in by group (memberships an
-   * administrator made stay). Teams that do not exist or are archived are skipped.
+   * to (`groupTeams`), and leaves the teams a mapping gave them that their groups no longer
+   * give (an account belongs to one provider, so these are that provider's); memberships an
+   * administrator made stay. Teams that do not exist or are archived are skipped.
    */
   async syncMappedTeams(tenantId: string, userId: string, groups: readonly string[], groupTeams: Readonly<Record<string, string>> | undefined, now = new Date()): Promise<void> {
-    const mapped = new Set(Object.values(groupTeams ?? {}));
-    if (mapped.size === 0) return;
     const wanted = new Set(groups.map((g) => groupTeams?.[g]).filter((t): t is string => t !== undefined));
     const current = await this.rt.read(async (tx) => this.rt.teamsRepo.membershipsOf(tx, tenantId, userId));
     const actor: Actor = { type: 'service', id: 'auth' };
@@ -63,7 +62,7 @@ export class TeamsService {
       const team = await this.rt.read((tx) => this.rt.teamsRepo.find(tx, tenantId, teamId));
       if (team?.status === 'active') await this.member(tenantId, actor, teamId, userId, true, 'group-mapping', now);
     }
-    for (const m of current) if (m.source === 'group-mapping' && mapped.has(m.teamId) && !wanted.has(m.teamId)) await this.member(tenantId, actor, m.teamId, userId, false, 'group-mapping', now);
+    for (const m of current) if (m.source === 'group-mapping' && !wanted.has(m.teamId)) await this.member(tenantId, actor, m.teamId, userId, false, 'group-mapping', now);
   }
 
   async list(caller: Principal) {
