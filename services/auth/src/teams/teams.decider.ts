@@ -37,7 +37,7 @@ export const teamDecider: Decider<TeamState, TeamCommand, TeamEvent> = {
         return [{ type: 'auth.team.renamed', data: { teamId: d.teamId, name: command.data.name } }];
       case 'ArchiveTeam':
         if (state.archived) return [];
-        if (command.data.activeAgents > 0) throw new PalisadeError('conflict', `team has ${command.data.activeAgents} agent(s) not retired: retire or move them first`);
+        if (command.data.activeAgents > 0) throw new PalisadeError('conflict', `team has ${command.data.activeAgents} agent(s) not retired: retire them first`);
         return [{ type: 'auth.team.archived', data: { teamId: d.teamId } }];
       case 'AddTeamMember':
         if (state.archived) throw new PalisadeError('conflict', 'team is archived');
