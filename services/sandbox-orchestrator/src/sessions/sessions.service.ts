@@ -37,8 +37,11 @@ export interface SessionsServiceDependencies {
   now?: () => Date;
 }
 
-/** Rule the policy client names when the policy service could not be asked. */
-const UNAVAILABLE_RULE = 'policy-unavailable';
+/**
+ * Denials that only say no decision could be made (the policy service unreachable, its
+ * state stale, the decision failing): a 503 to retry, never a 404 or a 403.
+ */
+const UNDECIDED_RULES: readonly string[] = ['policy-unavailable', 'policy-stale', 'decision-failed'];
 const MAX_ATTEMPTS = 3;
 const notFound = () => new PalisadeError('not_found', 'session not found');
 
@@ -160,7 +163,7 @@ function resourceOf(row: SessionRow): { id: string; attributes: SessionAttribute
 }
 
 function unavailableIn(decisions: readonly AuthorizeDecision[]): void {
-  const failed = decisions.find((d) => d.rule === UNAVAILABLE_RULE && d.decision !== 'allow');
+  const failed = decisions.find((d) => d.decision !== 'allow' && UNDECIDED_RULES.includes(d.rule));
   if (failed) throw new PalisadeError('unavailable', `the policy service could not decide (${failed.reason}): denied`);
 }
 
