@@ -50,15 +50,23 @@ export function call(port: number, path: string, options: { method?: string; bod
   });
 }
 
-/** GET /metrics as an operator does: with an admin client certificate of the platform (anonymous callers get 401). */
-export async function metricsOf(port: number): Promise<string> {
+/**
+ * GET a path as an operator does: with an admin client certificate of the platform
+ * (anonymous callers get 401 from /metrics and only the status from /health/ready).
+ */
+export async function callAsOperator(port: number, path: string): Promise<Reply> {
   const operator = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
   try {
     const { cert, key } = operator.tlsOptions() as { cert: string; key: string };
-    return (await call(port, '/metrics', { cert, key })).body;
+    return await call(port, path, { cert, key });
   } finally {
     operator.stop();
   }
+}
+
+/** GET /metrics as an operator does. */
+export async function metricsOf(port: number): Promise<string> {
+  return (await callAsOperator(port, '/metrics')).body;
 }
 
 /**

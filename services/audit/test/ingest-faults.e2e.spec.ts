@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { eventually } from '@palisade/testing';
-import { AuditUnderTest, call, sameIds } from './harness';
+import { AuditUnderTest, callAsOperator, sameIds } from './harness';
 
 // The audit service built and started as processes (port offset 4000), fed through
 // the real PALISADE_EVENTS stream, writing a throw-away audit topic on the shared
@@ -44,7 +44,7 @@ describe('audit ingest under faults', () => {
     }, 30_000, 1000);
     // Other events (the shared stream, the service's own) may have arrived meanwhile: at least as many.
     expect(sealed.records).toBeGreaterThanOrEqual(result.records);
-    const ready = JSON.parse((await call(b.port, '/health/ready')).body);
+    const ready = JSON.parse((await callAsOperator(b.port, '/health/ready')).body);
     expect(ready.checks.writer).toEqual({ ok: true });
   });
 
@@ -59,7 +59,7 @@ describe('audit ingest under faults', () => {
       await sh('bash deploy/local/kafka.sh down');
       const publishing = audit.publish(600, { perBatch: 50, pauseMs: 500 });
       const notReady = await eventually(async () => {
-        const reply = await call(writer.port, '/health/ready');
+        const reply = await callAsOperator(writer.port, '/health/ready');
         return reply.status === 503 ? JSON.parse(reply.body) : undefined;
       }, 20_000, 500);
       expect(notReady.checks.kafka.ok).toBe(false);
