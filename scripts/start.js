@@ -10,10 +10,10 @@ const { seedDemo } = require('./seed-demo');
 async function main() {
   const startedInfra = process.argv.includes('--started-infra');
   const t0 = Date.now();
-  // auth keeps identity-provider secrets in the credential service (its mTLS internal routes);
+  // auth keeps identity-provider secrets in the credential service (NATS request-reply);
   // the credential service asks the policy service who may do what (not token scopes).
   const envFor = {
-    auth: { CREDENTIAL_URL: process.env.CREDENTIAL_URL ?? 'https://127.0.0.1:7103' },
+    auth: { AUTH_IDP_SECRETS: process.env.AUTH_IDP_SECRETS ?? 'vault' },
     credential: { CREDENTIAL_ACCESS_POLICY: process.env.CREDENTIAL_ACCESS_POLICY ?? 'policy' },
   };
   const handles = startServices({ envFor: (name) => envFor[name] ?? {} });

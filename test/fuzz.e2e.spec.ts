@@ -28,7 +28,7 @@ describe('fuzzing every route of the seven services', () => {
       env: { LOG_LEVEL: 'error', PGDATABASE: TEST_DATABASE, PGUSER: TEST_APP_ROLE, PG_MIGRATION_USER: TEST_OWNER },
       envFor: (service: ServiceName) => ({
         PG_SCHEMA: schemas.get(service)!.schema,
-        ...(service === 'auth' ? { AUTH_BOOTSTRAP_TOKEN_FILE: bootstrapTokenFile, CREDENTIAL_URL: `https://127.0.0.1:${7103 + OFFSET}` } : {}),
+        ...(service === 'auth' ? { AUTH_BOOTSTRAP_TOKEN_FILE: bootstrapTokenFile, AUTH_IDP_SECRETS: 'vault' } : {}),
       }),
       logDir: join(infra('PALISADE_HOME'), 'logs', 'fuzz'),
     });

@@ -73,7 +73,7 @@ describe('the seven services', () => {
     // Wired as `npm start` wires them (scripts/start.js): auth keeps identity-provider
     // secrets in the vault, the vault asks the policy service; auth's bootstrap token of its own.
     const asNpmStart: Partial<Record<ServiceName, Record<string, string>>> = {
-      auth: { CREDENTIAL_URL: `https://127.0.0.1:${7103 + OFFSET}`, AUTH_BOOTSTRAP_TOKEN_FILE: bootstrapTokenFile },
+      auth: { AUTH_IDP_SECRETS: 'vault', AUTH_BOOTSTRAP_TOKEN_FILE: bootstrapTokenFile },
       credential: { CREDENTIAL_ACCESS_POLICY: 'policy' },
     };
     handles = runner.startServices({

@@ -1,12 +1,9 @@
 import { context, propagation, trace, TraceFlags } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { HttpException } from '@nestjs/common';
-import type { ArgumentsHost } from '@nestjs/common';
 import type { Msg, MsgHdrs, NatsConnection, PublishOptions } from 'nats';
-import { firstValueFrom } from 'rxjs';
 import { buildEvent, PalisadeError, systemEventContext } from '@palisade/contracts';
-import { inboxPrefixFor, JetStreamEventPublisher, RpcErrorFilter, RpcReplySerializer, RpcRequestDeserializer, streamConfigs } from './index';
+import { inboxPrefixFor, JetStreamEventPublisher, streamConfigs, toWireError } from './index';
 
 const event = (n: number) =>
   buildEvent(systemEventContext('billing'), { type: 'billing.budget.exceeded', tenantId: 'acme', actor: { type: 'system', id: 'meter' }, data: { n } });
@@ -102,47 +99,17 @@ describe('JetStreamEventPublisher', () => {
 });
 
 describe('RPC wire format', () => {
-  const host = { getType: () => 'rpc', switchToRpc: () => ({ getContext: () => undefined }) } as unknown as ArgumentsHost;
-
-  it('reads a plain JSON request and knows a request by its reply subject', () => {
-    const d = new RpcRequestDeserializer();
-    const body = new TextEncoder().encode('{"secretId":"s-1"}');
-    expect(d.deserialize(body, { channel: 'palisade.rpc.credential.lease', replyTo: '_INBOX.policy.x' })).toEqual({
-      pattern: 'palisade.rpc.credential.lease',
-      data: { secretId: 's-1' },
-      id: '_INBOX.policy.x',
-    });
-    expect(d.deserialize(new TextEncoder().encode('{oops'), { channel: 'a', replyTo: 'r' }).data).toBeUndefined();
-    expect(d.deserialize(body, { channel: 'a' })).not.toHaveProperty('id');
-  });
-
-  it('writes results and coded errors, and never an uncoded error', () => {
-    const s = new RpcReplySerializer();
-    const json = (p: object) => JSON.parse(new TextDecoder().decode(s.serialize(p).data));
-    expect(json({ response: { ok: 1 }, isDisposed: true })).toEqual({ result: { ok: 1 } });
-    expect(json({ err: { code: 'forbidden', message: 'no' } })).toEqual({ error: { code: 'forbidden', message: 'no' } });
-    expect(json({ err: new Error('secret detail') })).toEqual({ error: { code: 'internal', message: 'internal error' } });
-    expect(json({ err: 'There is no matching message handler defined in the remote service.' })).toEqual({
-      error: { code: 'not_found', message: 'no handler for this request' },
-    });
-  });
-
-  it('filters PalisadeErrors to their code, client HttpExceptions to theirs, the rest to internal (logged)', async () => {
+  it('codes PalisadeErrors as themselves, with details; anything else as internal without its message (logged)', () => {
     const errors: object[] = [];
-    const filter = new RpcErrorFilter({ info: () => undefined, warn: () => undefined, error: (obj) => errors.push(obj) });
-    const caught = (e: unknown) => firstValueFrom(filter.catch(e, host)).catch((x: unknown) => x);
-    expect(await caught(new PalisadeError('conflict', 'version 3 expected', { v: 3 }))).toEqual({
+    const logger = { info: () => undefined, warn: () => undefined, error: (obj: object) => errors.push(obj) };
+    expect(toWireError(new PalisadeError('conflict', 'version 3 expected', { v: 3 }), logger)).toEqual({
       code: 'conflict',
       message: 'version 3 expected',
       details: { v: 3 },
     });
-    expect(await caught(new HttpException({ message: ['name must be a string'] }, 400))).toMatchObject({
-      code: 'validation',
-      details: ['name must be a string'],
-    });
     expect(errors).toHaveLength(0);
-    expect(await caught(new TypeError('cannot read x of undefined'))).toEqual({ code: 'internal', message: 'internal error' });
-    expect(errors).toHaveLength(1);
+    expect(toWireError(new TypeError('cannot read x of undefined'), logger, 'palisade.rpc.billing.quote')).toEqual({ code: 'internal', message: 'internal error' });
+    expect(errors).toEqual([expect.objectContaining({ subject: 'palisade.rpc.billing.quote' })]);
   });
 });
 

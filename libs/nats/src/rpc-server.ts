@@ -34,11 +34,11 @@ const decoder = new TextDecoder();
 
 /**
  * Answer `palisade.rpc.<service>.<method>` requests on an existing connection (e.g.
- * `platform.nats`) from plain nats.js queue subscriptions: the wire format, coded error
- * replies and SERVER spans of the Nest transport (`natsTransportOptions` with
- * `RpcErrorFilter` and `RpcTraceInterceptor`), without its per-message pipeline. For
- * hot request paths; a subject must be served by one of the two, not both. The
- * connection's identity and NATS permissions apply as they are.
+ * `platform.nats`) from plain nats.js queue subscriptions (queue = service): the one way
+ * a Palisade service answers another. Wire format and coded errors as `rpcRequest`
+ * expects them, a SERVER span per request (child of the caller's trace context). The
+ * connection's identity and NATS permissions apply as they are: who may ask a method is
+ * `deploy/local/nats-requests.txt`; the handler learns who asked from `caller`.
  */
 export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServer {
   const tracer = options.tracer ?? trace.getTracer('@palisade/nats');

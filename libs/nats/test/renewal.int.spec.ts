@@ -25,10 +25,9 @@ describe('certificate renewal under a live NATS connection', () => {
     expect(identity.current().certPem).not.toBe(first.certPem);
     expect(new X509Certificate(first.certPem).validToDate.getTime()).toBeLessThan(Date.now());
 
-    // The established connection survives...
+    // The established connection survives (the server still answers its pings)...
     await nc.flush();
-    nc.publish('palisade.rpc.audit.ping', 'x');
-    await nc.flush();
+    expect(await nc.rtt()).toBeGreaterThanOrEqual(0);
     // NATS refuses the expired certificate on a new connection.
     await expect(connectOnce({ cert: first.certPem, key: first.keyPem, ca: first.caPem })).rejects.toThrow();
 

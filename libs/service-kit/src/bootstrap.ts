@@ -5,13 +5,11 @@ import { join } from 'node:path';
 import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { NestMicroservice } from '@nestjs/microservices';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Agent } from 'node:https';
 import { AccessTokenVerifier, audienceOf, createLocalJWKSet, createRemoteJWKSet } from '@palisade/auth-verifier';
 import { ConfigError } from '@palisade/config';
 import type { ServiceName } from '@palisade/contracts';
-import { natsTransportOptions, RpcErrorFilter, RpcTraceInterceptor } from '@palisade/nats';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig, type ServiceConfig } from './config';
@@ -28,7 +26,7 @@ export interface ServiceDefinition {
   version: string;
   /** One line for the OpenAPI document. */
   description: string;
-  /** The service's own Nest module (controllers, RPC handlers, providers). */
+  /** The service's own Nest module (controllers, providers; `*.rpc.ts` providers answer NATS requests with serveRpc). */
   module: Type<unknown>;
   migrations?: readonly MigrationFactory[];
   readiness?: Readonly<Record<string, ReadinessCheck>>;
@@ -49,8 +47,8 @@ export const EXIT_CONFIG = 78;
 /**
  * Start a Palisade service: validated configuration, its TLS identity, HTTPS (TLS 1.3)
  * with health, metrics and docs served at once, then its dependencies connected in
- * the background with retries, the outbox relay, NATS request-reply, and the
- * `<service>.lifecycle.started` event.
+ * the background with retries, the outbox relay, the service's `afterConnect` hooks
+ * (its NATS request handlers, consumers), and the `<service>.lifecycle.started` event.
  */
 export async function runService(definition: ServiceDefinition, env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
   const config = loadServiceConfig(definition.name, env);
@@ -59,8 +57,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   const metrics = createMetrics(definition.name);
   const identity = await startIdentity(definition.name, config, logger);
 
-  // The RPC transport starts once NATS answers; the app exists by then.
-  const started: { app?: NestExpressApplication } = {};
   const platform = new Platform({
     service: definition.name,
     version: definition.version,
@@ -71,8 +67,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     identity,
     migrations: definition.migrations ?? [],
     readiness: definition.readiness ?? {},
-    // NATS answers: start answering requests (the transport was set up before init).
-    onConnected: () => started.app!.startAllMicroservices().then(() => undefined),
   });
 
   const verifier = new AccessTokenVerifier({
@@ -89,7 +83,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     logger: new NestPinoLogger(logger),
     bodyParser: false,
   });
-  started.app = app;
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(requestContext);
@@ -100,15 +93,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.useGlobalFilters(new HttpErrorFilter(logger));
   app.useGlobalInterceptors(new EdgeTextInterceptor());
   app.enableShutdownHooks();
-  // Deferred, so the RPC filter and interceptor below apply to every handler; the init
-  // hooks already ran with the HTTP app and must not run twice.
-  const rpc = app.connectMicroservice(natsTransportOptions({ service: definition.name, servers: config.NATS_URL, identity }), {
-    inheritAppConfig: false,
-    deferInitialization: true,
-  });
-  (rpc as unknown as NestMicroservice).setIsInitHookCalled(true);
-  rpc.useGlobalFilters(new RpcErrorFilter(logger));
-  rpc.useGlobalInterceptors(new RpcTraceInterceptor(tracer));
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder().setTitle(`Palisade ${definition.name}`).setDescription(definition.description).setVersion(definition.version).build(),

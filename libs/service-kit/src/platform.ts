@@ -5,13 +5,14 @@ import type { Tracer } from '@opentelemetry/api';
 import type { MigrationInterface, DataSource } from 'typeorm';
 import {
   buildEvent,
+  RPC_PREFIX,
   systemEventContext,
   SYSTEM_TENANT,
   type EventFactoryContext,
   type ServiceName,
 } from '@palisade/contracts';
 import { RevocationList } from '@palisade/auth-verifier';
-import { connectNats, JetStreamEventPublisher, type NatsConnection } from '@palisade/nats';
+import { connectNats, JetStreamEventPublisher, serveRpc, type NatsConnection, type RpcHandler, type RpcServer } from '@palisade/nats';
 import { counter, gauge, type Logger, type Registry } from '@palisade/observability';
 import type { ServiceIdentity } from '@palisade/pki';
 import {
@@ -42,8 +43,6 @@ export interface PlatformOptions {
   identity: ServiceIdentity;
   migrations: readonly MigrationFactory[];
   readiness: Readonly<Record<string, ReadinessCheck>>;
-  /** Called once NATS is connected (the Nest app starts its RPC transport then). */
-  onConnected: (platform: Platform) => Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -144,7 +143,6 @@ export class Platform {
       onPublished: (events) => this.onPublished(events.length, Date.parse(events[0].occurredAt)),
     });
     this.relay.start();
-    await this.step('rpc', () => this.options.onConnected(this));
     for (const hook of this.connectHooks) await this.step('startup', () => hook(this));
     await this.step('postgres', () => this.announceStart());
     this.connected = true;
@@ -203,6 +201,28 @@ export class Platform {
    */
   afterConnect(hook: (platform: Platform) => Promise<void>): void {
     this.connectHooks.push(hook);
+  }
+
+  /**
+   * Answer NATS requests to this service (`palisade.rpc.<service>.<method>` → handler)
+   * with `serveRpc` on the platform's mTLS connection: subscribed once NATS is connected,
+   * before the service reports ready; drained (requests in progress answered) when it
+   * stops. Who may ask each method is deploy/local/nats-requests.txt; a handler learns
+   * who asked from its `caller` argument. Register from a provider's constructor.
+   */
+  answerRequests(handlers: Readonly<Record<string, RpcHandler>>): void {
+    const own = `${RPC_PREFIX}.${this.options.service}.`;
+    const foreign = Object.keys(handlers).filter((subject) => !subject.startsWith(own) || !/^[a-z0-9][a-z0-9-]*$/.test(subject.slice(own.length)));
+    if (foreign.length > 0) throw new Error(`${this.options.service} answers only ${own}<method>, not ${foreign.join(', ')}`);
+    let server: RpcServer | undefined;
+    this.afterConnect(async (p) => {
+      server ??= serveRpc(p.nats!, { service: p.options.service, handlers, tracer: p.options.tracer, logger: p.logger });
+      await p.nats!.flush(); // the subscriptions are registered with NATS before the service reports ready
+    });
+    this.beforeClose(async () => {
+      await server?.stop();
+      server = undefined;
+    });
   }
 
   /** Work to do when the service stops (drain consumers), before NATS and PostgreSQL close. */

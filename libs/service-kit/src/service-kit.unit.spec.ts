@@ -1,8 +1,11 @@
 import { BadRequestException, NotFoundException, type ArgumentsHost } from '@nestjs/common';
 import { ConfigError } from '@palisade/config';
 import { PalisadeError } from '@palisade/contracts';
-import type { Logger } from '@palisade/observability';
+import { trace } from '@opentelemetry/api';
+import { createMetrics, type Logger } from '@palisade/observability';
+import type { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig } from './config';
+import { Platform } from './platform';
 import { bodyParserErrors, HttpErrorFilter, httpStatusOf } from './http/error.filter';
 
 function respond(exception: unknown) {
@@ -107,5 +110,28 @@ describe('loadServiceConfig', () => {
     expect(() => loadServiceConfig('auth', { ...base, NATS_URL: 'nats://127.0.0.1:4222', PG_SCHEMA: 'Robert"); DROP' })).toThrow(
       /NATS_URL: must be a URL with scheme tls[\s\S]*PG_SCHEMA: must be a lowercase SQL identifier/,
     );
+  });
+});
+
+describe('Platform.answerRequests', () => {
+  const platform = () =>
+    new Platform({
+      service: 'billing',
+      version: '0.0.0',
+      config: loadServiceConfig('billing', { NATS_URL: 'tls://127.0.0.1:4223', PALISADE_PKI_DIR: '/tmp/pki' }),
+      logger: { info: () => undefined } as unknown as Logger,
+      metrics: createMetrics('billing'),
+      tracer: trace.getTracer('test'),
+      identity: {} as ServiceIdentity,
+      migrations: [],
+      readiness: {},
+    });
+
+  it('answers only the service’s own methods, palisade.rpc.<service>.<method>', () => {
+    const p = platform();
+    expect(() => p.answerRequests({ 'palisade.rpc.billing.quote': () => 1 })).not.toThrow();
+    for (const subject of ['palisade.rpc.credential.service-secret-read', 'palisade.rpc.billing.', 'palisade.rpc.billing.a.b', 'palisade.rpc.billing.>']) {
+      expect(() => p.answerRequests({ [subject]: () => 1 })).toThrow(`billing answers only palisade.rpc.billing.<method>, not ${subject}`);
+    }
   });
 });

@@ -35,11 +35,12 @@ export const authConfigShape = {
   /** Where browsers and identity providers reach this service (OIDC redirect URI, SAML ACS). Default https://localhost:<HTTP_PORT>. */
   AUTH_PUBLIC_URL: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).optional(),
   /**
-   * The credential service (https): identity-provider secrets are kept there, auth reaching
-   * it with its own client certificate. Unset: sealed under the key-encryption key in auth's
-   * database (development without the vault).
+   * Where identity-provider secrets are kept. `vault`: in the credential service, asked
+   * over NATS request-reply with auth's own certificate (`palisade.rpc.credential.service-secret-*`).
+   * `local` (default): sealed under the key-encryption key in auth's database (development
+   * without the vault).
    */
-  CREDENTIAL_URL: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).optional(),
+  AUTH_IDP_SECRETS: z.enum(['vault', 'local']).default('local'),
   /** Seconds an identity-provider secret read from the vault stays in memory (0: none; each read is audited there). */
   AUTH_IDP_SECRET_CACHE_SEC: env.int(30, 0, 60),
   TLS_MODE: z.enum(['dev-ca', 'files']).default('dev-ca'),

@@ -7,6 +7,7 @@ import { BootstrapService } from './bootstrap/bootstrap.service';
 import { AgentGuideController, AgentsController, AgentSelfController } from './agents/agents.controller';
 import { AgentsService } from './agents/agents.service';
 import { ApiKeysController } from './api-keys/api-keys.controller';
+import { ApiKeysRpc } from './api-keys/api-keys.rpc';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { IdentityProvidersController } from './identity-providers/identity-providers.controller';
 import { idpSecretStore } from './identity-providers/credential-service-secrets';
@@ -41,7 +42,7 @@ import { UsersService } from './users/users.service';
     { provide: AUTH_RUNTIME, useFactory: (platform: Platform, config: AuthConfig) => new AuthRuntime(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
     {
       provide: IdentityProvidersService,
-      useFactory: (rt: AuthRuntime, config: AuthConfig, platform: Platform) => new IdentityProvidersService(rt, idpSecretStore(config, platform.options.identity)),
+      useFactory: (rt: AuthRuntime, config: AuthConfig, platform: Platform) => new IdentityProvidersService(rt, idpSecretStore(config, () => platform.nats)),
       inject: [AUTH_RUNTIME, AUTH_CONFIG, PLATFORM],
     },
     {
@@ -58,6 +59,7 @@ import { UsersService } from './users/users.service';
     { provide: UsersService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new UsersService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
     { provide: MfaService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new MfaService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
     { provide: ApiKeysService, useFactory: (rt: AuthRuntime) => new ApiKeysService(rt), inject: [AUTH_RUNTIME] },
+    ApiKeysRpc,
     { provide: AgentsService, useFactory: (rt: AuthRuntime, keys: ApiKeysService) => new AgentsService(rt, keys), inject: [AUTH_RUNTIME, ApiKeysService] },
     {
       provide: OidcService,

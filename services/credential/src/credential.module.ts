@@ -7,7 +7,7 @@ import { KEYRING_SERVICE, LEASES_SERVICE, SECRETS_SERVICE, SERVICE_SECRETS_SERVI
 import { KeyringController } from './keyring/keyring.controller';
 import { LeasesController } from './leases/leases.controller';
 import { SecretsController } from './secrets/secrets.controller';
-import { ServiceSecretsController } from './service-secrets/service-secrets.controller';
+import { ServiceSecretsRpc } from './service-secrets/service-secrets.rpc';
 
 /** Each controller gets a getter of its one service (built once the platform is connected). */
 function ready<T>(token: symbol, pick: (runtime: CredentialRuntime) => T) {
@@ -21,7 +21,7 @@ function ready<T>(token: symbol, pick: (runtime: CredentialRuntime) => T) {
  * The access policy is a port (CREDENTIAL_ACCESS_POLICY): token scopes or the policy service.
  */
 @Module({
-  controllers: [SecretsController, LeasesController, KeyringController, ServiceSecretsController],
+  controllers: [SecretsController, LeasesController, KeyringController],
   providers: [
     { provide: CREDENTIAL_CONFIG, useFactory: () => loadCredentialConfig() },
     {
@@ -38,6 +38,7 @@ function ready<T>(token: symbol, pick: (runtime: CredentialRuntime) => T) {
     ready(SECRETS_SERVICE, (rt) => rt.services.secrets),
     ready(LEASES_SERVICE, (rt) => rt.services.leases),
     ready(SERVICE_SECRETS_SERVICE, (rt) => rt.services.serviceSecrets),
+    ServiceSecretsRpc,
   ],
 })
 export class CredentialModule {}

@@ -1,5 +1,4 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal, Public } from '@palisade/service-kit';
@@ -50,12 +49,6 @@ export class ApiKeysController {
   exchange(@Body() body: unknown) {
     const input = parse(exchangeBody, body);
     return this.keys.exchange(input.apiKey, input.audience?.length ? input.audience : ALL_AUDIENCES);
-  }
-
-  /** For the other services (NATS permissions admit only them): the Principal an API key stands for. */
-  @MessagePattern('palisade.rpc.auth.verify-api-key')
-  async rpcVerify(@Payload() payload: unknown): Promise<Principal> {
-    return (await this.keys.verify(parse(apiKeyBody, payload).apiKey)).principal;
   }
 }
 

@@ -26,7 +26,7 @@ export const identityProvidersMigration = sqlMigration('AuthIdentityProviders176
 ]);
 
 /**
- * With the credential service (CREDENTIAL_URL), a provider's secret lives in the vault and
+ * With the credential service (AUTH_IDP_SECRETS=vault), a provider's secret lives in the vault and
  * auth keeps only its reference; sealed values remain for development without the vault.
  */
 export const idpSecretRefsMigration = sqlMigration('AuthIdpSecretRefs1764000000020', (s) => [

@@ -21,7 +21,7 @@ export interface IdpSecretStore {
 const context = (tenantId: string, providerId: string) => `idp:${tenantId}/${providerId}`;
 
 /**
- * Development without the vault (CREDENTIAL_URL unset): the value sealed with AES-256-GCM
+ * Development without the vault (AUTH_IDP_SECRETS=local): the value sealed with AES-256-GCM
  * under auth's key-encryption key, bound to tenant and provider. Reads are not audited.
  */
 export class LocalSealedSecrets implements IdpSecretStore {
@@ -32,7 +32,7 @@ export class LocalSealedSecrets implements IdpSecretStore {
   }
 
   async read(tenantId: string, providerId: string, stored: StoredIdpSecret): Promise<string> {
-    if (stored.kind !== 'sealed') throw new PalisadeError('unavailable', 'this identity provider’s secret is kept in the credential service, and CREDENTIAL_URL is not configured');
+    if (stored.kind !== 'sealed') throw new PalisadeError('unavailable', 'this identity provider’s secret is kept in the credential service, and AUTH_IDP_SECRETS is not vault');
     return open(this.keyEncryptionKey, stored.sealed, context(tenantId, providerId)).toString('utf8');
   }
 

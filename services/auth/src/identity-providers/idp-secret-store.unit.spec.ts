@@ -16,7 +16,7 @@ describe('local sealing of identity-provider secrets (development without the va
   it('cannot read a secret kept in the credential service, and says why without a value', async () => {
     await expect(store.read('acme', 'corp', { kind: 'vault', secretId: '01a20143-b6e6-72cb-8b2c-ba2513c57961', version: 1 })).rejects.toMatchObject({
       code: 'unavailable',
-      message: expect.stringContaining('CREDENTIAL_URL'),
+      message: expect.stringContaining('AUTH_IDP_SECRETS'),
     });
   });
 });

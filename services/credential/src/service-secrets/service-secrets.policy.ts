@@ -1,4 +1,4 @@
-import type { ServiceName } from '@palisade/contracts';
+import { PalisadeError, type ServiceName } from '@palisade/contracts';
 
 /**
  * Secrets a Palisade service keeps for itself in the vault (not for tools: no lease, no
@@ -9,6 +9,16 @@ export const SERVICE_SECRET_SCOPES: Readonly<Partial<Record<ServiceName, string>
 
 export function serviceSecretScope(caller: ServiceName): string | undefined {
   return SERVICE_SECRET_SCOPES[caller];
+}
+
+/**
+ * Who may ask for service secrets at all: a service that owns a scope (auth). NATS
+ * permissions already admit only those to the methods (deploy/local/nats-requests.txt);
+ * this is the check behind them. `caller` is the service whose inbox the answer goes to.
+ */
+export function admitCaller(caller: ServiceName | undefined): ServiceName {
+  if (caller && serviceSecretScope(caller)) return caller;
+  throw new PalisadeError('forbidden', caller ? `${caller} keeps no secrets in the vault` : 'service secrets are answered only to a service’s own inbox');
 }
 
 interface Existing {

@@ -1,4 +1,4 @@
-import { decidePut, decideRead } from './service-secrets.policy';
+import { admitCaller, decidePut, decideRead } from './service-secrets.policy';
 
 const idp = { scopes: ['auth:idp'], state: 'active' };
 const tool = { scopes: ['tool:gerrit'], state: 'active' };
@@ -18,5 +18,11 @@ describe('service secrets: who may put and read what', () => {
     expect(decideRead('auth', undefined)).toMatchObject({ do: 'refuse', code: 'not_found' });
     expect(decideRead('sandbox-orchestrator', idp)).toMatchObject({ do: 'refuse', code: 'not_found' });
     expect(decideRead('auth', { ...idp, state: 'revoked' })).toMatchObject({ do: 'refuse', code: 'illegal_state' });
+  });
+
+  it('admits only a service that keeps secrets (auth), asking from its own inbox', () => {
+    expect(admitCaller('auth')).toBe('auth');
+    expect(() => admitCaller('llm-router')).toThrow(expect.objectContaining({ code: 'forbidden', message: 'llm-router keeps no secrets in the vault' }));
+    expect(() => admitCaller(undefined)).toThrow(expect.objectContaining({ code: 'forbidden' }));
   });
 });
