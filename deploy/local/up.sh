@@ -47,6 +47,7 @@ components+=(kafka)
 components+=(softhsm) # SoftHSM2 token + pkcs11js (credential service, pkcs11 key provider)
 components+=(ldap) # OpenLDAP over LDAPS/StartTLS with test users (auth service, LDAP sign-in)
 components+=(rsyslog) # rsyslogd receiving syslog over TLS (audit service, SIEM feeds)
+components+=(sandbox) # crun and cgroup v1 for the sandbox-orchestrator's isolation runtime
 for component in "${components[@]}"; do
   "$HERE/$component.sh" up || die "$component could not start (see the messages above and .palisade/logs/)"
 done

@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { CrunRuntime } from './crun.runtime';
+import type { SandboxLimits } from './runtime.port';
+
+// Real crun on this machine (deploy/local/sandbox.sh installs it). Timeouts are generous; nothing is timed.
+jest.setTimeout(90_000);
+
+const LIMITS: SandboxLimits = { cpuMillis: 1000, memoryMb: 128, pids: 64, workspaceMb: 16, timeoutMs: 20_000 };
+const instance = `rt${process.pid}`;
+const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance });
+const sandbox = randomUUID();
+const sh = (script: string, extra: Partial<Parameters<CrunRuntime['exec']>[2]> = {}) =>
+  runtime.exec(sandbox, randomUUID(), { argv: ['/bin/sh', '-c', script], timeoutMs: LIMITS.timeoutMs, outputCapBytes: 64 * 1024, ...extra });
+
+beforeAll(async () => {
+  await runtime.check();
+  await runtime.create(sandbox, LIMITS);
+});
+afterAll(async () => {
+  await runtime.reconcile(new Set());
+});
+
+describe('crun runtime', () => {
+  it('runs a program as the sandbox user in /workspace, with stdin, exit code and its output', async () => {
+    const r = await sh('id -u; pwd; cat; echo err >&2; exit 3', { stdin: 'from stdin\n' }).result;
+    expect(r.stdout.toString()).toBe('1000\n/workspace\nfrom stdin\n');
+    expect(r.stderr.toString()).toBe('err\n');
+    expect(r).toMatchObject({ exitCode: 3, reason: 'exited', signal: null });
+    expect(r.usage.wallSeconds).toBeGreaterThan(0);
+  });
+
+  it('keeps the workspace between executions, each with a fresh /tmp', async () => {
+    await sh('echo kept > /workspace/file; echo gone > /tmp/file').result;
+    const r = await sh('cat /workspace/file; cat /tmp/file 2>/dev/null || echo no-tmp').result;
+    expect(r.stdout.toString()).toBe('kept\nno-tmp\n');
+  });
+
+  it('caps the output it keeps and says so', async () => {
+    const r = await runtime.exec(sandbox, randomUUID(), { argv: ['/bin/sh', '-c', 'head -c 200000 /dev/zero'], timeoutMs: 20_000, outputCapBytes: 1000 }).result;
+    expect(r.stdout.length).toBe(1000);
+    expect(r.stdoutTruncated).toBe(true);
+  });
+
+  it('kills an execution on request (reason killed) and on its timeout (reason timeout)', async () => {
+    const running = sh('sleep 60');
+    setTimeout(running.kill, 300);
+    expect(await running.result).toMatchObject({ reason: 'killed', signal: 'SIGKILL' });
+    const late = await sh('echo started; sleep 60', { timeoutMs: 1000 }).result;
+    expect(late).toMatchObject({ reason: 'timeout' });
+    expect(late.stdout.toString()).toBe('started\n');
+  });
+
+  it('measures CPU and memory from the execution’s own cgroup', async () => {
+    const r = await runtime.exec(sandbox, randomUUID(), { argv: ['/usr/bin/python3', '-c', 'x = bytearray(40 * 1024 * 1024)\nn = 0\nfor i in range(3_000_000): n += i'], timeoutMs: 60_000, outputCapBytes: 1024 }).result;
+    expect(r.reason).toBe('exited');
+    expect(r.usage.cpuSeconds).toBeGreaterThan(0.05);
+    expect(r.usage.peakMemoryBytes).toBeGreaterThan(40 * 1024 * 1024);
+    expect(r.usage.memoryGbSeconds).toBeGreaterThan(0);
+  });
+
+  it('leaves no container or cgroup behind an execution', async () => {
+    await sh('true').result;
+    expect(await runtime.containers()).toEqual([]);
+    const dir = `/sys/fs/cgroup/memory/palisade-sandbox/${instance}`;
+    expect(existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('psbx-')) : []).toEqual([]);
+  });
+});

@@ -1,0 +1,325 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PalisadeError } from '@palisade/contracts';
+import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
+import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID } from './oci-config';
+import type { ExecRequest, ExecResult, RuntimeLeftovers, SandboxLimits, SandboxRuntime } from './runtime.port';
+
+const run = promisify(execFile);
+
+export interface CrunRuntimeOptions {
+  /** The crun binary. */
+  crun: string;
+  /** Bundles, workspaces and crun's state live under `<runDir>/<instance>/`. */
+  runDir: string;
+  /** Names this orchestrator's containers and cgroups (`psbx-<instance>-…`), so a restart finds exactly its own. */
+  instance: string;
+  /** Where the cgroup v1 controllers are mounted. */
+  cgroupRoot?: string;
+}
+
+/** Lets `kill` arrive before the container exists: it is killed as soon as it does. */
+interface KillSwitch {
+  requested: boolean;
+  kill?: () => void;
+}
+
+function killBy(control: KillSwitch): void {
+  control.requested = true;
+  control.kill?.();
+}
+
+interface Running {
+  sandboxId: string;
+  kill: () => void;
+}
+
+const SANDBOX_DIR_NAME = /^[0-9a-f-]{36}$/;
+/** After a kill, how long crun may take to tear the container down before its processes are killed one by one. */
+const KILL_GRACE_MS = 2000;
+
+/**
+ * The local isolation runtime: crun (an OCI runtime from Debian) driven through
+ * child_process. A sandbox is a directory with its generated /etc, an empty root of
+ * mount points and a workspace tmpfs mounted with a size cap; each execution is
+ * `crun run` of a fresh container (config.json from `ociConfig`) in a cgroup the runtime
+ * creates with the sandbox's limits.
+ */
+export class CrunRuntime implements SandboxRuntime {
+  private readonly base: string;
+  private readonly state: string;
+  private readonly cgroupRoot: string;
+  private readonly cgroupParent: string;
+  private readonly prefix: string;
+  private readonly running = new Map<string, Running>();
+
+  constructor(private readonly options: CrunRuntimeOptions) {
+    if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(options.instance)) throw new PalisadeError('validation', 'instance: lowercase letters, digits and - (at most 31)');
+    this.base = join(options.runDir, options.instance);
+    this.state = join(this.base, 'crun');
+    this.cgroupRoot = options.cgroupRoot ?? '/sys/fs/cgroup';
+    this.cgroupParent = join('palisade-sandbox', options.instance);
+    this.prefix = `psbx-${options.instance}-`;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await run(this.options.crun, ['--version']);
+    } catch {
+      throw new PalisadeError('unavailable', `the sandbox runtime ${this.options.crun} is missing: run deploy/local/sandbox.sh up`);
+    }
+    for (const controller of CGROUP_CONTROLLERS) {
+      if (!existsSync(join(this.cgroupRoot, controller, 'cgroup.procs'))) throw new PalisadeError('unavailable', `cgroup v1 controller ${controller} is not mounted at ${this.cgroupRoot}/${controller}`);
+    }
+    const unified = join(this.cgroupRoot, 'unified', 'cgroup.controllers');
+    if (existsSync(unified) && (await readFile(unified, 'utf8')).trim() !== '') {
+      throw new PalisadeError('unavailable', 'the cgroup v2 hierarchy holds controllers (crun refuses hybrid mode): run deploy/local/sandbox.sh up');
+    }
+    await this.prepareBase();
+  }
+
+  /** `<runDir>/<instance>/sandboxes` must be traversable by the containers' mapped root (a nobody on the host); crun's state is root's only. */
+  private async prepareBase(): Promise<void> {
+    await mkdir(join(this.base, 'sandboxes'), { recursive: true, mode: 0o755 });
+    for (const dir of [this.options.runDir, this.base, join(this.base, 'sandboxes')]) await chmod(dir, 0o755);
+    await mkdir(this.state, { recursive: true, mode: 0o700 });
+  }
+
+  async create(sandboxId: string, limits: SandboxLimits): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
+    const rootfs = join(dir, 'rootfs');
+    await this.prepareBase();
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await mkdir(join(dir, 'execs'), { recursive: true, mode: 0o700 });
+    for (const d of ['usr', 'etc', 'proc', 'dev', 'workspace', 'tmp']) await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
+    for (const [link, target] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']]) {
+      if (!existsSync(join(rootfs, link))) await symlink(target, join(rootfs, link));
+    }
+    const etc = join(dir, 'etc');
+    for (const d of ['ssl/certs', 'alternatives']) await mkdir(join(etc, d), { recursive: true, mode: 0o755 });
+    for (const [name, content] of Object.entries(generatedEtc())) await writeFile(join(etc, name), content, { mode: 0o644 });
+    await writeFile(join(dir, 'limits.json'), JSON.stringify(limits), { mode: 0o600 });
+    const workspace = join(dir, 'workspace');
+    await mkdir(workspace, { recursive: true, mode: 0o700 });
+    if (!(await isMountPoint(workspace))) {
+      const owner = `uid=${HOST_ID_BASE + SANDBOX_UID},gid=${HOST_ID_BASE + SANDBOX_GID}`;
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${limits.workspaceMb}m,nr_inodes=${limits.workspaceMb * 256},mode=0700,${owner},nosuid,nodev`, 'tmpfs', workspace]);
+    }
+  }
+
+  exec(sandboxId: string, executionId: string, request: ExecRequest): { result: Promise<ExecResult>; kill: () => void } {
+    const control: KillSwitch = { requested: false };
+    return { result: this.execute(sandboxId, executionId, request, control), kill: () => killBy(control) };
+  }
+
+  private async execute(sandboxId: string, executionId: string, request: ExecRequest, control: KillSwitch): Promise<ExecResult> {
+    const limits = await this.limitsOf(sandboxId);
+    const container = `${this.prefix}${executionId}`;
+    const cgroup = join(this.cgroupParent, container);
+    const dir = this.sandboxDir(sandboxId);
+    for (const controller of CGROUP_CONTROLLERS) await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
+    for (const s of cgroupSettings(limits)) await writeFile(join(this.cgroupRoot, s.controller, cgroup, s.file), s.value);
+    const configFile = join(dir, 'execs', `${executionId}.json`);
+    const pidFile = join(dir, 'execs', `${executionId}.pid`);
+    const config = ociConfig({
+      rootfs: join(dir, 'rootfs'),
+      etc: join(dir, 'etc'),
+      workspace: join(dir, 'workspace'),
+      cgroupsPath: `/${cgroup}/c`,
+      argv: request.argv,
+      env: request.env ?? {},
+      limits,
+    });
+    await writeFile(configFile, JSON.stringify(config), { mode: 0o600 });
+
+    const started = process.hrtime.bigint();
+    const child = spawn(this.options.crun, ['--root', this.state, 'run', '--bundle', dir, '--config', configFile, '--pid-file', pidFile, container], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    const stdout = capped(request.outputCapBytes, request.onStdout);
+    const stderr = capped(request.outputCapBytes);
+    child.stdout.on('data', stdout.push);
+    child.stderr.on('data', stderr.push);
+    child.stdin.on('error', () => undefined); // a program that does not read its stdin
+    child.stdin.end(request.stdin ?? '');
+
+    let timedOut = false;
+    const killContainer = () => {
+      void run(this.options.crun, ['--root', this.state, 'kill', container, 'KILL']).catch(() => undefined);
+      setTimeout(() => void this.killCgroup(`${cgroup}/c`), KILL_GRACE_MS).unref();
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killContainer();
+    }, request.timeoutMs);
+    control.kill = killContainer;
+    this.running.set(container, { sandboxId, kill: () => killBy(control) });
+    if (control.requested) killContainer();
+
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    }).finally(() => {
+      clearTimeout(timer);
+      this.running.delete(container);
+    });
+    const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const startedContainer = existsSync(pidFile);
+    const usage = await this.usageOf(cgroup);
+    await this.removeCgroup(cgroup);
+    await rm(configFile, { force: true });
+    await rm(pidFile, { force: true });
+    if (!startedContainer && !timedOut) {
+      const detail = stderr.text().split('\n')[0]?.slice(0, 300) ?? '';
+      throw new PalisadeError('unavailable', `the sandbox runtime could not start the execution: ${detail}`);
+    }
+    // crun reports a container killed by a signal as 128 + signal
+    const code = exit.code;
+    const signal = code !== null && code > 128 && code < 160 ? signalName(code - 128) : exit.signal;
+    const reason = timedOut ? 'timeout' : control.requested ? 'killed' : usage.oomKills > 0 ? 'oom' : 'exited';
+    return {
+      exitCode: signal ? null : code,
+      signal: signal ?? null,
+      reason,
+      stdout: stdout.bytes(),
+      stderr: stderr.bytes(),
+      stdoutTruncated: stdout.truncated(),
+      stderrTruncated: stderr.truncated(),
+      usage: { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peak, memoryGbSeconds: (usage.peak / 1024 ** 3) * wallSeconds, wallSeconds },
+    };
+  }
+
+  async stop(sandboxId: string): Promise<void> {
+    for (const r of this.running.values()) if (r.sandboxId === sandboxId) r.kill();
+  }
+
+  async remove(sandboxId: string): Promise<void> {
+    await this.stop(sandboxId);
+    const dir = this.sandboxDir(sandboxId);
+    const workspace = join(dir, 'workspace');
+    if (await isMountPoint(workspace)) await run('umount', ['-l', workspace]);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async reconcile(keep: ReadonlySet<string>): Promise<RuntimeLeftovers> {
+    await this.prepareBase();
+    const containers = (await run(this.options.crun, ['--root', this.state, 'list', '-q'])).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((id) => id.startsWith(this.prefix));
+    for (const id of containers) {
+      await run(this.options.crun, ['--root', this.state, 'delete', '-f', id]).catch(() => undefined);
+    }
+    // cgroups left by a container crun no longer knows (killed between mkdir and run)
+    for (const controller of CGROUP_CONTROLLERS) {
+      const parent = join(this.cgroupRoot, controller, this.cgroupParent);
+      for (const name of await readdir(parent).catch(() => [] as string[])) {
+        if (!name.startsWith(this.prefix)) continue;
+        if (!containers.includes(name)) containers.push(name);
+        await this.killCgroup(join(this.cgroupParent, name, 'c'));
+        await this.removeCgroup(join(this.cgroupParent, name));
+      }
+    }
+    const workspaces: string[] = [];
+    const sandboxes = join(this.base, 'sandboxes');
+    for (const id of await readdir(sandboxes).catch(() => [] as string[])) {
+      if (!SANDBOX_DIR_NAME.test(id)) continue;
+      workspaces.push(id);
+      await rm(join(sandboxes, id, 'execs'), { recursive: true, force: true });
+      await mkdir(join(sandboxes, id, 'execs'), { recursive: true, mode: 0o700 });
+      if (!keep.has(id)) await this.remove(id);
+    }
+    return { containers, workspaces };
+  }
+
+  /** Containers of this instance crun knows (running or not). */
+  async containers(): Promise<string[]> {
+    const { stdout } = await run(this.options.crun, ['--root', this.state, 'list', '-q']);
+    return stdout.split('\n').map((l) => l.trim()).filter((id) => id.startsWith(this.prefix));
+  }
+
+  private sandboxDir(sandboxId: string): string {
+    if (!SANDBOX_DIR_NAME.test(sandboxId)) throw new PalisadeError('validation', 'sandboxId: must be a lowercase UUID');
+    return join(this.base, 'sandboxes', sandboxId);
+  }
+
+  private async limitsOf(sandboxId: string): Promise<SandboxLimits> {
+    try {
+      return JSON.parse(await readFile(join(this.sandboxDir(sandboxId), 'limits.json'), 'utf8')) as SandboxLimits;
+    } catch {
+      throw new PalisadeError('not_found', 'sandbox not prepared on this host');
+    }
+  }
+
+  private async usageOf(cgroup: string): Promise<{ cpuSeconds: number; peak: number; oomKills: number }> {
+    const read = (controller: string, file: string) => readFile(join(this.cgroupRoot, controller, cgroup, file), 'utf8').catch(() => '0');
+    const [cpu, peak, oom] = await Promise.all([read('cpuacct', 'cpuacct.usage'), read('memory', 'memory.max_usage_in_bytes'), read('memory', 'memory.oom_control')]);
+    return { cpuSeconds: Number(cpu.trim()) / 1e9, peak: Number(peak.trim()) || 0, oomKills: oomKills(oom) };
+  }
+
+  /** SIGKILL to every process of a cgroup (pids controller), for what a container kill left behind. */
+  private async killCgroup(cgroup: string): Promise<void> {
+    const procs = await readFile(join(this.cgroupRoot, 'pids', cgroup, 'cgroup.procs'), 'utf8').catch(() => '');
+    for (const pid of procs.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** rmdir of the execution's cgroups (the child first), retried while the kernel still tears processes down. */
+  private async removeCgroup(cgroup: string): Promise<void> {
+    for (const controller of CGROUP_CONTROLLERS) {
+      for (const path of [join(this.cgroupRoot, controller, cgroup, 'c'), join(this.cgroupRoot, controller, cgroup)]) {
+        for (let attempt = 0; attempt < 50 && existsSync(path); attempt++) {
+          try {
+            await rmdir(path);
+          } catch {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Whether `path` is a mount point (from /proc/self/mountinfo). */
+async function isMountPoint(path: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => line.split(' ')[4] === path);
+}
+
+function signalName(n: number): NodeJS.Signals | null {
+  const names: Record<number, NodeJS.Signals> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM', 24: 'SIGXCPU', 25: 'SIGXFSZ' };
+  return names[n] ?? null;
+}
+
+/** Keeps the first `cap` bytes of a stream and counts the rest. */
+function capped(cap: number, onChunk?: (chunk: Buffer) => void) {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let dropped = 0;
+  return {
+    push: (chunk: Buffer) => {
+      onChunk?.(chunk);
+      const room = cap - kept;
+      if (room <= 0) {
+        dropped += chunk.length;
+        return;
+      }
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      chunks.push(part);
+      kept += part.length;
+      dropped += chunk.length - part.length;
+    },
+    bytes: () => Buffer.concat(chunks),
+    text: () => Buffer.concat(chunks).toString('utf8'),
+    truncated: () => dropped > 0,
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The isolation runtime, as the orchestrator sees it: a port, so that the local crun
+ * adapter (`crun.runtime.ts`) can be joined by a Kubernetes one (agent-sandbox CRDs,
+ * gVisor) without touching the lifecycle.
+ *
+ * A sandbox is a prepared place (its bundle, its capped workspace); every execution runs
+ * in a fresh container of that sandbox (own pid namespace and cgroup, same workspace), so
+ * a timeout or an OOM kills exactly that execution's processes and its usage is measured
+ * from its own cgroup.
+ */
+
+/** Limits of a sandbox, applied to each execution (cgroups) and its workspace (tmpfs size). */
+export interface SandboxLimits {
+  /** CPU quota in milli-CPUs (1000 = one core). */
+  cpuMillis: number;
+  memoryMb: number;
+  pids: number;
+  workspaceMb: number;
+  /** Hard wall-clock limit of one execution. */
+  timeoutMs: number;
+}
+
+export type ExecReason = 'exited' | 'timeout' | 'oom' | 'killed';
+
+export interface ExecRequest {
+  /** argv, run as the sandbox user in /workspace. */
+  argv: readonly string[];
+  /** Written to the program's stdin, then closed. */
+  stdin?: string | Buffer;
+  /** Environment besides PATH/HOME/LANG; never secrets (the caller's values, validated by name). */
+  env?: Readonly<Record<string, string>>;
+  timeoutMs: number;
+  /** Bytes kept of each of stdout and stderr; beyond, the rest is counted and dropped. */
+  outputCapBytes: number;
+  /** Called with each stdout chunk as it arrives (first-byte latency, streaming). */
+  onStdout?: (chunk: Buffer) => void;
+}
+
+export interface ExecUsage {
+  cpuSeconds: number;
+  /** Peak memory × wall seconds, in GB-seconds (an upper bound of the integral). */
+  memoryGbSeconds: number;
+  peakMemoryBytes: number;
+  wallSeconds: number;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  reason: ExecReason;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  usage: ExecUsage;
+}
+
+/** What survives of this runtime's own containers and workspaces (after a crash). */
+export interface RuntimeLeftovers {
+  /** Containers that were running or stopped (they were removed). */
+  containers: string[];
+  /** Sandbox ids whose workspace was found. */
+  workspaces: string[];
+}
+
+export interface SandboxRuntime {
+  /** Checks the runtime works here (binary, cgroups); throws naming what is missing. */
+  check(): Promise<void>;
+  /** Prepares the sandbox: its bundle and its size-capped workspace. Idempotent. */
+  create(sandboxId: string, limits: SandboxLimits): Promise<void>;
+  /** Runs one program in a fresh container of the sandbox; `kill` ends it early (reason `killed`). */
+  exec(sandboxId: string, executionId: string, request: ExecRequest): { result: Promise<ExecResult>; kill: () => void };
+  /** Kills what runs in the sandbox; the workspace stays. */
+  stop(sandboxId: string): Promise<void>;
+  /** Removes the sandbox: containers, cgroups, workspace, bundle. Idempotent. */
+  remove(sandboxId: string): Promise<void>;
+  /**
+   * At start: removes every container of this runtime's instance (an execution that was
+   * running when the orchestrator died is over) and every workspace not in `keep`.
+   */
+  reconcile(keep: ReadonlySet<string>): Promise<RuntimeLeftovers>;
+}
