@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { audienceOf } from '@palisade/auth-verifier';
+import { PalisadeError, rpcSubject } from '@palisade/contracts';
+import { connectNats, rpcRequest, type NatsConnection } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, TestTokenIssuer } from '@palisade/testing';
 import { httpsCaller, testDirectory } from './e2e-support';
@@ -11,7 +13,10 @@ import { startTestOp, type TestOp } from './oidc-op';
 
 // Identity-provider secrets in the vault: the built auth AND credential services as
 // processes (port offset 7500: auth 14601, credential 14603), each in a schema of its own,
-// auth configured with CREDENTIAL_URL and reaching the vault with its own certificate.
+// auth configured with AUTH_IDP_SECRETS=vault, asking the vault over NATS request-reply
+// (palisade.rpc.credential.service-secret-*) with its own certificate. Every credential
+// instance on the shared development NATS answers in the queue group `credential`: run it
+// while no other credential service (npm start, another e2e run) is on the same NATS.
 // An LDAP provider (OpenLDAP of deploy/local/ldap.sh) is configured through auth's admin
 // API; its bind password must live only in the vault, every read recorded there.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -51,6 +56,8 @@ let handles: Array<{ stop(): Promise<unknown> }> = [];
 let issuer: TestTokenIssuer;
 let asAuth: ServiceIdentity;
 let asLlmRouter: ServiceIdentity;
+let authNc: NatsConnection;
+let llmRouterNc: NatsConnection;
 let adminToken = '';
 const markers: string[] = [];
 const marker = () => {
@@ -58,7 +65,14 @@ const marker = () => {
   markers.push(m);
   return m;
 };
-const certOf = (id: ServiceIdentity) => ({ cert: id.tlsOptions().cert as string, key: id.tlsOptions().key as string });
+const READ = rpcSubject('credential', 'service-secret-read');
+const PUT = rpcSubject('credential', 'service-secret-put');
+/** The vault's answer to a service-secret request: its result, or its coded error. */
+const ask = (nc: NatsConnection, subject: string, payload: object) =>
+  rpcRequest<Record<string, unknown>>(nc, subject, payload, { timeoutMs: 3000 }).then(
+    (result) => ({ result }),
+    (e: PalisadeError) => ({ code: e.code, message: e.message }),
+  );
 
 const { seededPasswords: seeded, bindPassword } = testDirectory;
 const ldap = testDirectory.settings();
@@ -83,7 +97,7 @@ beforeAll(async () => {
             PG_SCHEMA: authSchema,
             AUTH_JWKS_URL: `https://127.0.0.1:${AUTH_PORT}/.well-known/jwks.json`,
             AUTH_BOOTSTRAP_TOKEN_FILE: join(dir, 'auth', 'bootstrap.token'),
-            CREDENTIAL_URL: `https://127.0.0.1:${CRED_PORT}`,
+            AUTH_IDP_SECRETS: 'vault',
           }
         : {
             PG_SCHEMA: credSchema,
@@ -95,6 +109,8 @@ beforeAll(async () => {
   await runner.waitReady(handles, { timeoutMs: 90000 });
   asAuth = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'auth' });
   asLlmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
+  authNc = await connectNats({ servers: infra('NATS_URL'), identity: asAuth, name: 'e2e-idp-vault-auth' });
+  llmRouterNc = await connectNats({ servers: infra('NATS_URL'), identity: asLlmRouter, name: 'e2e-idp-vault-llm-router' });
   const seededAdmin = await seedDemo({
     authUrl: `https://127.0.0.1:${AUTH_PORT}`,
     ca: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')),
@@ -109,6 +125,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(handles.map((h) => h.stop()));
+  await authNc?.close();
+  await llmRouterNc?.close();
   asAuth?.stop();
   asLlmRouter?.stop();
   await query('auth', `DROP SCHEMA IF EXISTS ${authSchema} CASCADE`);
@@ -167,29 +185,29 @@ describe('identity-provider secrets in the credential service', () => {
     expect(await storedInAuth()).toEqual([{ sealed: null, secret_id: secretId, secret_version: 3 }]);
   });
 
-  it('admits only auth’s certificate to the internal routes, and only its own secrets of its own tenant', async () => {
-    const read = (tenant: string, id: string, tls?: { cert: string; key: string }, token?: string) =>
-      vault(`/internal/v1/tenants/${tenant}/service-secrets/${id}/read`, { body: { purpose: 'idp-sign-in' }, ...(tls ?? {}), ...(token ? { token } : {}) });
+  it('lets only auth ask the service-secret methods over NATS, and only for its own secrets of its own tenant', async () => {
+    const read = (nc: NatsConnection, tenantId: string, id: string) => ask(nc, READ, { tenantId, secretId: id, purpose: 'idp-sign-in' });
     const userToken = await issuer.token({ sub: 'u-admin', tid: T, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
-    expect((await read(T, secretId, certOf(asLlmRouter))).status).toBe(403);
-    expect((await read(T, secretId, undefined, userToken)).status).toBe(401);
-    expect((await read('other-tenant', secretId, certOf(asAuth))).status).toBe(404);
-    expect((await read(T, 'not-a-uuid', certOf(asAuth))).status).toBe(400);
-    expect((await vault(`/internal/v1/tenants/${T}/service-secrets/${secretId}/read`, { body: {}, ...certOf(asAuth) })).json.error.message).toContain('purpose');
-    expect((await vault(`/internal/v1/tenants/${T}/service-secrets/idp.x`, { method: 'PUT', body: { value: 'v' }, ...certOf(asLlmRouter) })).status).toBe(403);
+    expect(await read(llmRouterNc, T, secretId)).toEqual({ code: 'forbidden', message: `not permitted to request ${READ}` });
+    // No HTTPS route serves service secrets any more, to a person's token or to auth's certificate.
+    expect((await vault(`/internal/v1/tenants/${T}/service-secrets/${secretId}/read`, { body: { purpose: 'idp-sign-in' }, token: userToken })).status).toBe(404);
+    expect((await vault(`/internal/v1/tenants/${T}/service-secrets/${secretId}/read`, { body: { purpose: 'idp-sign-in' }, cert: asAuth.tlsOptions().cert as string, key: asAuth.tlsOptions().key as string })).status).toBe(404);
+    expect(await read(authNc, 'other-tenant', secretId)).toMatchObject({ code: 'not_found' });
+    expect(await read(authNc, T, 'not-a-uuid')).toMatchObject({ code: 'validation', message: expect.stringContaining('secretId') });
+    expect(await ask(authNc, READ, { tenantId: T, secretId })).toMatchObject({ code: 'validation', message: expect.stringContaining('purpose') });
+    expect(await ask(llmRouterNc, PUT, { tenantId: T, name: 'idp.x', value: 'v' })).toEqual({ code: 'forbidden', message: `not permitted to request ${PUT}` });
     // A tool secret of the same tenant is not auth's: not found, and its name cannot be taken over.
     const toolSecret = await vault('/v1/secrets', { body: { name: 'gerrit', value: marker(), scopes: ['tool:gerrit'] }, token: userToken });
     expect(toolSecret.status).toBe(201);
-    expect((await read(T, toolSecret.json.id, certOf(asAuth))).status).toBe(404);
-    expect((await vault(`/internal/v1/tenants/${T}/service-secrets/gerrit`, { method: 'PUT', body: { value: marker() }, ...certOf(asAuth) })).status).toBe(409);
+    expect(await read(authNc, T, toolSecret.json.id)).toMatchObject({ code: 'not_found' });
+    expect(await ask(authNc, PUT, { tenantId: T, name: 'gerrit', value: marker() })).toMatchObject({ code: 'conflict' });
     // Administrators see the secret's metadata through the public API, never its value (no lease: it has no tool scope).
     const meta = await vault(`/v1/secrets/${secretId}`, { token: userToken });
     expect(meta.json).toMatchObject({ id: secretId, name: 'idp.corp', scopes: ['auth:idp'], version: 3, createdBy: 'service:auth' });
     expect((await vault('/v1/leases', { body: { secretId, sessionId: 'sbx-1', tool: 'ldap' }, token: userToken })).status).toBe(403);
     // Auth's own certificate reads it, recorded like any read.
-    const own = await read(T, secretId, certOf(asAuth));
-    expect(own.status).toBe(200);
-    expect(own.json).toMatchObject({ secretId, version: 3 });
+    const own = await ask(authNc, READ, { tenantId: T, secretId, purpose: 'idp-sign-in' });
+    expect(own).toMatchObject({ result: { secretId, version: 3 } });
   });
 
   it('removing the provider shreds its secret in the vault', async () => {
@@ -228,7 +246,7 @@ describe('identity-provider secrets in the credential service', () => {
 
   it('never writes the bind password (or a marker) to either service’s log or the vault’s events', async () => {
     const logs = { auth: readFileSync(join(LOG_DIR, 'auth.log'), 'utf8'), credential: readFileSync(join(LOG_DIR, 'credential.log'), 'utf8') };
-    expect(logs.credential).toContain('service-secrets');
+    expect(logs.credential).toContain(READ);
     const events = (await query<{ e: string }>('credential', `SELECT envelope::text AS e FROM ${credSchema}.events`)).map((r) => r.e).join('\n');
     const authEvents = (await query<{ e: string }>('auth', `SELECT envelope::text AS e FROM ${authSchema}.events`)).map((r) => r.e).join('\n');
     for (const [where, text] of Object.entries({ ...logs, events, authEvents })) {
