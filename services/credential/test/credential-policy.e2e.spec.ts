@@ -10,7 +10,10 @@ import { call, TestIssuer, type Reply } from './support/https';
 // The built credential service deciding through the built policy service (port offset
 // 7700: policy on 14802, credential on 14803), both as processes, over their real HTTPS
 // APIs and NATS (mTLS). Each service verifies tokens signed by a key of the test's own
-// (AUTH_JWKS per service, each token for its audience).
+// (AUTH_JWKS per service, each token for its audience). The policy service also holds the
+// credential issuer's key: the credential service forwards an agent's token (issued for
+// the credential audience) with each decision, and the policy service verifies it for
+// that audience and takes the agent and its user from it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 7700;
@@ -18,11 +21,15 @@ const POLICY = 7102 + OFFSET;
 const CREDENTIAL = 7103 + OFFSET;
 const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'e2e-credential-policy');
 
+/** One JWKS with the keys of several test issuers. */
+const jwksOf = (...issuers: TestTokenIssuer[]) => JSON.stringify({ keys: issuers.flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
+
 describe('credential service deciding through the policy service', () => {
   let handles: Array<{ name: string; stop(): Promise<unknown> }> = [];
   let credentialIssuer: TestIssuer;
   let policyIssuer: TestTokenIssuer;
   let sandbox: ServiceIdentity;
+  let credentialService: ServiceIdentity;
   let keyDir: string;
   const tenant = `pol-${randomBytes(4).toString('hex')}`;
   const t: Record<string, string> = {};
@@ -53,14 +60,16 @@ describe('credential service deciding through the policy service', () => {
       env: { LOG_LEVEL: 'warn' },
       envFor: (name: string) =>
         name === 'policy'
-          ? { AUTH_JWKS: policyIssuer.jwks }
+          ? { AUTH_JWKS: jwksOf(policyIssuer, credentialIssuer) }
           : { AUTH_JWKS: credentialIssuer.jwks, CREDENTIAL_ACCESS_POLICY: 'policy', CREDENTIAL_MASTER_KEY_FILE: join(keyDir, 'master.key') },
     });
     await runner.waitReady(handles, { timeoutMs: 120000 });
     sandbox = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'sandbox-orchestrator' });
+    credentialService = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'credential' });
 
-    // Credential tokens carry no credential scopes: the policy decides, not the token.
-    const token = (sub: string, ptp: 'user' | 'agent', act?: string) => credentialIssuer.token({ sub, tid: tenant, ptp, ...(act ? { act } : {}) });
+    // Credential tokens carry no credential scopes: the policy decides, not the token. An
+    // agent's names the user it acts for as the auth service does (RFC 8693 `act.sub`).
+    const token = (sub: string, ptp: 'user' | 'agent', act?: string) => credentialIssuer.token({ sub, tid: tenant, ptp, ...(act ? { act: { sub: act } } : {}) });
     t.alice = await token('alice', 'user');
     t.bob = await token('bob', 'user');
     t.agentForBob = await token('helper', 'agent', 'bob');
@@ -85,15 +94,17 @@ describe('credential service deciding through the policy service', () => {
     });
     await policyCall('PUT', '/v1/tools', { tools: ['gerrit', 'doors'] });
     await policyCall('PUT', '/v1/agents/helper/tools', { tools: ['gerrit'] });
-    // the policy instance applies its own changes from the event store: wait for the last one
-    const probe = { tenantId: tenant, subject: { type: 'agent', id: 'helper', actingFor: 'bob' }, action: 'invoke', resource: { type: 'tool', id: 'gerrit' } };
-    const mtls = { cert: sandbox.tlsOptions().cert as string, key: sandbox.tlsOptions().key as string };
+    // the policy instance applies its own changes from the event store: wait for the last one,
+    // asked as the credential service will (its certificate, the agent's token forwarded)
+    const probe = { tenantId: tenant, subject: { type: 'agent', id: 'helper', token: t.agentForBob }, action: 'invoke', resource: { type: 'tool', id: 'gerrit' } };
+    const mtls = { cert: credentialService.tlsOptions().cert as string, key: credentialService.tlsOptions().key as string };
     await eventually(async () => (await call(POLICY, 'POST', '/v1/authorize', { ...mtls, body: probe })).json?.decision === 'allow', 10000, 50);
   }, 180000);
 
   afterAll(async () => {
     await Promise.all(handles.map((h) => h.stop()));
     sandbox?.stop();
+    credentialService?.stop();
     rmSync(keyDir, { recursive: true, force: true });
   });
 

@@ -24,6 +24,14 @@ export interface AccessRequest {
   secret?: { secretId: string; scopes: readonly string[] };
   /** For `use`: the tool the lease is for. */
   tool?: string;
+  /**
+   * The `Authorization` header as the caller presented it to this service. For an agent
+   * its bearer token is forwarded to the policy service (`subjectOf`), which takes the
+   * agent and the user it acts for from that token, never from what we say. Carried on
+   * `read` and `use`, the only actions an agent may reach the policy with (the others are
+   * refused to agents before anyone is asked). Never logged, recorded or put in an event.
+   */
+  authorization?: string;
 }
 
 /** `unavailable`: nobody could decide (the policy service is down): refused, but worth retrying. */

@@ -1,4 +1,4 @@
-import type { AuthorizeDecision, AuthorizeRequest, PolicyClient } from '@palisade/policy-client';
+import { subjectOf, type AuthorizeDecision, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
 import { invariantRefusal, type AccessDecision, type AccessRequest, type CredentialAccessPolicy, type CredentialAction } from './access-policy';
 
 /** Resource type of a secret in the policy service's model. */
@@ -16,14 +16,16 @@ const UNAVAILABLE_RULE = 'policy-unavailable';
 /**
  * The policy decisions one access request needs, in order:
  * - `credential.<action>` on resource `credential` (id = the secret, attributes: its
- *   scopes and, for a lease, the tool), by the principal (an agent with the user it acts
- *   for: the policy service intersects their rights);
+ *   scopes and, for a lease, the tool), by the principal: a person or service as itself,
+ *   an agent by the access token it presented here (`subjectOf`), from which the policy
+ *   service takes the agent and the user it acts for and intersects their rights (we
+ *   never claim the user ourselves: a claim without the token is a denial);
  * - for `use` also `invoke` on resource `tool` (id = the tool): the tenant's and the
  *   agent's tool allowlists apply only to that action, so a lease for a tool needs the
  *   right to run the tool too.
  */
-export function policyRequestsFor({ principal, action, secret, tool }: AccessRequest): AuthorizeRequest[] {
-  const subject: AuthorizeRequest['subject'] = { type: principal.type, id: principal.id, ...(principal.actingFor ? { actingFor: principal.actingFor } : {}) };
+export function policyRequestsFor({ principal, action, secret, tool, authorization }: AccessRequest): AuthorizeRequest[] {
+  const subject = subjectOf(principal, authorization);
   const attributes: Record<string, string | string[]> = {};
   if (secret) attributes.scopes = [...secret.scopes];
   if (tool) attributes.tool = tool;

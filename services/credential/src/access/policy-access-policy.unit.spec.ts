@@ -6,6 +6,8 @@ import { accessDecisionOf, PolicyAccessPolicy, policyRequestsFor } from './polic
 const alice: Principal = { type: 'user', id: 'alice', tenantId: 'acme', scopes: [] };
 const agent: Principal = { type: 'agent', id: 'helper', tenantId: 'acme', actingFor: 'bob', scopes: ['credential:admin'] };
 const secret = { secretId: 's-1', scopes: ['tool:gerrit', 'tool:doors'] };
+/** An agent's access token as presented to the credential service (opaque here). */
+const agentToken = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJoZWxwZXIifQ.c2ln';
 const allow = (rule = 'main/r'): AuthorizeDecision => ({ decision: 'allow', rule, reason: `allowed by ${rule}` });
 
 /** Answers from a table (action → decision), recording what it was asked. */
@@ -32,16 +34,32 @@ describe('policyRequestsFor (AccessRequest → policy decisions)', () => {
     expect(policyRequestsFor({ principal: alice, action: 'manage_keys' })[0].action).toBe('credential.manage_keys');
   });
 
-  it('for use, names the user an agent acts for and asks invoke on the tool too (allowlists apply there)', () => {
-    expect(policyRequestsFor({ principal: agent, action: 'use', secret, tool: 'gerrit' })).toEqual([
+  it("for use, forwards the agent's token (never the user it acts for, which the policy service takes from the token) and asks invoke on the tool too", () => {
+    expect(policyRequestsFor({ principal: agent, action: 'use', secret, tool: 'gerrit', authorization: `Bearer ${agentToken}` })).toEqual([
       {
         tenantId: 'acme',
-        subject: { type: 'agent', id: 'helper', actingFor: 'bob' },
+        subject: { type: 'agent', id: 'helper', token: agentToken },
         action: 'credential.use',
         resource: { type: 'credential', id: 's-1', attributes: { scopes: ['tool:gerrit', 'tool:doors'], tool: 'gerrit' } },
       },
-      { tenantId: 'acme', subject: { type: 'agent', id: 'helper', actingFor: 'bob' }, action: 'invoke', resource: { type: 'tool', id: 'gerrit' } },
+      { tenantId: 'acme', subject: { type: 'agent', id: 'helper', token: agentToken }, action: 'invoke', resource: { type: 'tool', id: 'gerrit' } },
     ]);
+  });
+
+  it("never claims an agent's user itself: without a bearer token the subject is the bare agent (the policy service denies it)", () => {
+    for (const authorization of [undefined, '', 'Basic aGVscGVyOng=', 'Bearer', `Bearer ${agentToken} extra`]) {
+      const subjects = policyRequestsFor({ principal: agent, action: 'use', secret, tool: 'gerrit', authorization }).map((r) => r.subject);
+      expect(subjects).toEqual([
+        { type: 'agent', id: 'helper' },
+        { type: 'agent', id: 'helper' },
+      ]);
+    }
+  });
+
+  it("keeps a person's or a service's token here: only an agent's goes to the policy service", () => {
+    expect(policyRequestsFor({ principal: alice, action: 'read', secret, authorization: 'Bearer alice.token.sig' })[0].subject).toEqual({ type: 'user', id: 'alice' });
+    const service: Principal = { type: 'service', id: 'auth', tenantId: 'acme' };
+    expect(policyRequestsFor({ principal: service, action: 'read', authorization: 'Bearer svc.token.sig' })[0].subject).toEqual({ type: 'service', id: 'auth' });
   });
 
   it('gives action names the policy service accepts (its NAME_PATTERN)', () => {
@@ -85,6 +103,19 @@ describe('PolicyAccessPolicy (fail-closed, invariants checked locally)', () => {
     await expect(policy.decide({ principal: alice, action: 'create' })).resolves.toEqual({ allowed: true });
     await expect(policy.decide({ principal: agent, action: 'use', secret, tool: 'doors' })).resolves.toEqual({ allowed: true });
     expect(client.asked.map((r) => r.action)).toEqual(['credential.create', 'credential.use', 'invoke']);
+  });
+
+  it("forwards the agent's token with every decision of an access, and keeps it out of the reasons", async () => {
+    const client = new FakePolicyClient((r) => (r.action === 'invoke' ? { decision: 'deny', rule: 'agent-tool-allowlist', reason: "tool doors is not on this agent's allowlist" } : allow()));
+    const policy = new PolicyAccessPolicy(() => client);
+    const decision = await policy.decide({ principal: agent, action: 'use', secret, tool: 'doors', authorization: `Bearer ${agentToken}` });
+    expect(decision).toEqual({ allowed: false, reason: "policy denies invoke (rule agent-tool-allowlist): tool doors is not on this agent's allowlist" });
+    expect(client.asked.map((r) => r.subject)).toEqual([
+      { type: 'agent', id: 'helper', token: agentToken },
+      { type: 'agent', id: 'helper', token: agentToken },
+    ]);
+    await policy.decide({ principal: agent, action: 'read', secret, authorization: `Bearer ${agentToken}` });
+    expect(client.asked[2]).toMatchObject({ action: 'credential.read', subject: { type: 'agent', id: 'helper', token: agentToken } });
   });
 
   it('never lets an agent change credentials, whatever the policy says, without asking it', async () => {

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
@@ -19,8 +19,8 @@ export class KeyringController {
 
   @Get()
   @ApiOperation({ summary: 'The key ring (never key material). Scope credential:read.' })
-  get(@CurrentPrincipal() principal: Principal) {
-    return this.keyring().view(principal);
+  get(@CurrentPrincipal() principal: Principal, @Headers('authorization') authorization: string | undefined) {
+    return this.keyring().view(principal, authorization);
   }
 
   @Post()

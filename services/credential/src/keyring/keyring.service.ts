@@ -50,8 +50,9 @@ export class KeyringService {
     this.handler = new CommandHandler(d.store, keyringDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
   }
 
-  async view(principal: Principal): Promise<KeyringView> {
-    await authorize(this.d.policy, { principal, action: 'read' });
+  /** `authorization`: the header the caller presented, for the access policy only (an agent's token). */
+  async view(principal: Principal, authorization?: string): Promise<KeyringView> {
+    await authorize(this.d.policy, { principal, action: 'read', authorization });
     const ring = await this.d.repo.keyring(principal.tenantId);
     if (!ring) throw new PalisadeError('not_found', 'key ring not found: it is created with the first secret or by POST /v1/keys');
     return viewOf(ring);

@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Inject, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { callingService, CurrentPrincipal, ServiceCallers } from '@palisade/service-kit';
@@ -20,8 +20,9 @@ export class LeasesController {
     summary: 'A lease (at most 60 s, single use by default) bound to tenant, sandbox session, tool and secret. Scope credential:use; the tool must be within the secret scopes.',
   })
   @ApiBody({ schema: openApiSchema(grantLeaseSchema) })
-  grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
-    return this.leases().grant(principal, parse(grantLeaseSchema, body));
+  grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('authorization') authorization: string | undefined) {
+    // the agent's token goes to the policy service with the decision, nowhere else
+    return this.leases().grant(principal, parse(grantLeaseSchema, body), authorization);
   }
 
   @Post('internal/v1/leases/redeem')

@@ -51,10 +51,14 @@ export class LeasesService {
     this.decider = leasesDecider(d.limits);
   }
 
-  async grant(principal: Principal, input: { secretId: string; sessionId: string; tool: string; ttlSeconds?: number; uses?: number }): Promise<LeaseGrant> {
+  /**
+   * `authorization`: the header the caller presented (an agent's token goes to the policy
+   * service with the decision); it stays out of the lease, its event and the answer.
+   */
+  async grant(principal: Principal, input: { secretId: string; sessionId: string; tool: string; ttlSeconds?: number; uses?: number }, authorization?: string): Promise<LeaseGrant> {
     const secret = await this.d.repo.secretForLease(principal.tenantId, input.secretId);
     if (!secret) throw new PalisadeError('not_found', 'secret not found');
-    await authorize(this.d.policy, { principal, action: 'use', secret, tool: input.tool });
+    await authorize(this.d.policy, { principal, action: 'use', secret, tool: input.tool, authorization });
     const now = this.d.now();
     const leaseId = newEventId();
     const metadata = { tenantId: principal.tenantId, actor: actorOf(principal), now };

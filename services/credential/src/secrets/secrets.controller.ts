@@ -30,21 +30,21 @@ export class SecretsController {
 
   @Get()
   @ApiOperation({ summary: "The tenant's secrets (metadata), by id. Scope credential:read." })
-  async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
+  async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown, @Headers('authorization') authorization: string | undefined) {
     const page = parse(listSecretsSchema, query);
-    return { items: await this.secrets().list(principal, page) };
+    return { items: await this.secrets().list(principal, page, authorization) };
   }
 
   @Get(':id')
   @ApiOperation({ summary: 'One secret (metadata, ETag = its version). Scope credential:read.' })
-  async get(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
-    return withEtag(res, await this.secrets().get(principal, parse(uuid, id)));
+  async get(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) res: Response) {
+    return withEtag(res, await this.secrets().get(principal, parse(uuid, id), authorization));
   }
 
   @Get(':id/history')
   @ApiOperation({ summary: 'Its lifecycle events: created, rotated, revoked, … (who, when, what; never a value). Scope credential:read.' })
-  async history(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
-    return { items: await this.secrets().history(principal, parse(uuid, id)) };
+  async history(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Headers('authorization') authorization: string | undefined) {
+    return { items: await this.secrets().history(principal, parse(uuid, id), authorization) };
   }
 
   @Post(':id/rotate')

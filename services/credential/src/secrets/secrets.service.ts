@@ -68,21 +68,22 @@ export class SecretsService {
     return this.get(principal, await this.store(principal, input));
   }
 
-  async get(principal: Principal, secretId: string): Promise<SecretView> {
+  /** `authorization` (on the reads, which agents may reach): the header the caller presented, for the access policy only. */
+  async get(principal: Principal, secretId: string, authorization?: string): Promise<SecretView> {
     const row = await this.d.repo.secret(principal.tenantId, secretId);
     if (!row) throw new PalisadeError('not_found', 'secret not found');
-    await authorize(this.d.policy, { principal, action: 'read', secret: row });
+    await authorize(this.d.policy, { principal, action: 'read', secret: row, authorization });
     return viewOf(row);
   }
 
-  async list(principal: Principal, page: { limit: number; after?: string }): Promise<SecretView[]> {
-    await authorize(this.d.policy, { principal, action: 'read' });
+  async list(principal: Principal, page: { limit: number; after?: string }, authorization?: string): Promise<SecretView[]> {
+    await authorize(this.d.policy, { principal, action: 'read', authorization });
     return (await this.d.repo.secrets(principal.tenantId, page.limit, page.after)).map(viewOf);
   }
 
   /** The secret's lifecycle as recorded (metadata only: events never hold values). */
-  async history(principal: Principal, secretId: string): Promise<EventEnvelope[]> {
-    await this.get(principal, secretId);
+  async history(principal: Principal, secretId: string, authorization?: string): Promise<EventEnvelope[]> {
+    await this.get(principal, secretId, authorization);
     const stream = await this.d.store.inTransaction((tx) => this.d.store.readStream(tx, streamName('secret', secretId)));
     return stream.events.map((e) => e.event).filter((e) => e.tenantId === principal.tenantId);
   }
