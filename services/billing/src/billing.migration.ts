@@ -1,0 +1,4 @@
+import { ledgerMigration } from './ledger/ledger.migration';
+
+/** The billing service's migrations, in order. */
+export const billingMigrations = [ledgerMigration] as const;

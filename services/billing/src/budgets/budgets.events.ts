@@ -1,0 +1,30 @@
+/** The budgets context's published language. Money is a decimal string of micro-units (bigint). */
+
+export const LEVELS = ['tenant', 'team', 'agent'] as const;
+export type Level = (typeof LEVELS)[number];
+/** Locking order of the ledger: every path locks budget rows in this order (no deadlocks). */
+export const LEVEL_RANK: Readonly<Record<Level, number>> = { tenant: 0, team: 1, agent: 2 };
+
+export const PERIODS = ['month', 'day', 'none'] as const;
+export type Period = (typeof PERIODS)[number];
+
+export type BudgetSetData = {
+  budgetId: string;
+  level: Level;
+  subjectId: string;
+  limitMicros: string;
+  period: Period;
+  timeZone: string;
+  hard: boolean;
+  thresholds: number[];
+};
+
+export type BudgetSet = { type: 'billing.budget.set'; data: BudgetSetData };
+export type BudgetRemoved = { type: 'billing.budget.removed'; data: { budgetId: string; level: Level; subjectId: string } };
+/** Posted spending crossed a threshold (percent of the limit) in a period: once per budget, period and threshold. */
+export type BudgetThresholdCrossed = {
+  type: 'billing.budget.threshold-crossed';
+  data: { budgetId: string; level: Level; subjectId: string; threshold: number; periodStart: string; limitMicros: string; postedMicros: string; hard: boolean };
+};
+
+export type BudgetEvent = BudgetSet | BudgetRemoved;

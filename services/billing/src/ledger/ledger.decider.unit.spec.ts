@@ -1,0 +1,126 @@
+import { PalisadeError } from '@palisade/contracts';
+import { accountKey, decide, type Account, type Hold, type LedgerCommand } from './ledger.decider';
+
+const now = new Date('2026-12-03T10:00:00.000Z');
+const account = (level: Account['level'], limit: bigint, over: Partial<Account> = {}): Account => ({
+  budgetId: `00000000-0000-7000-8000-00000000000${level === 'tenant' ? 1 : level === 'team' ? 2 : 3}`,
+  level,
+  subjectId: level,
+  periodStart: new Date('2026-12-01T00:00:00.000Z'),
+  periodEnd: new Date('2027-01-01T00:00:00.000Z'),
+  limit,
+  hard: true,
+  thresholds: [50, 80, 100],
+  posted: 0n,
+  pending: 0n,
+  ...over,
+});
+
+function ledger(...accounts: Account[]) {
+  const map = new Map(accounts.map((a) => [accountKey(a), a]));
+  const holds = new Map<string, Hold>();
+  const run = (command: LedgerCommand) => {
+    const d = decide(command, holds.get(command.requestId), map);
+    if (d.hold) holds.set(command.requestId, d.hold);
+    for (const a of d.accounts) map.set(accountKey(a), a);
+    return d;
+  };
+  const reserve = (requestId: string, amount: bigint) =>
+    run({ type: 'reserve', tenantId: 'acme', requestId, agentId: 'agent', teamId: 'team', amount, ttlMs: 30_000, now, accountKeys: accounts.map(accountKey) });
+  const of = (level: Account['level']) => [...map.values()].find((a) => a.level === level)!;
+  return { run, reserve, of, holds };
+}
+
+const refusalOf = (f: () => unknown): PalisadeError => {
+  try {
+    f();
+  } catch (e) {
+    return e as PalisadeError;
+  }
+  throw new Error('no refusal');
+};
+
+describe('ledger decider', () => {
+  it('holds the amount on every level at once and refuses naming the level without headroom', () => {
+    const l = ledger(account('tenant', 1000n), account('team', 500n), account('agent', 300n));
+    expect(l.reserve('r1', 200n).answer).toMatchObject({ status: 'reserved', amountMicros: '200' });
+    expect([l.of('tenant').pending, l.of('team').pending, l.of('agent').pending]).toEqual([200n, 200n, 200n]);
+    const refused = l.reserve('r2', 200n);
+    expect(refused.answer).toMatchObject({ status: 'refused', level: 'agent', limitMicros: '300', pendingMicros: '200', availableMicros: '100', resetsAt: '2027-01-01T00:00:00.000Z' });
+    expect(refused.events[0].type).toBe('billing.hold.refused');
+    // all or nothing: nothing moved on tenant or team
+    expect([l.of('tenant').pending, l.of('team').pending]).toEqual([200n, 200n]);
+  });
+
+  it('names the first level in order tenant, team, agent', () => {
+    const l = ledger(account('tenant', 100n), account('team', 50n), account('agent', 10n));
+    expect(l.reserve('r', 200n).answer).toMatchObject({ status: 'refused', level: 'tenant' });
+  });
+
+  it('a soft budget never refuses', () => {
+    const l = ledger(account('agent', 10n, { hard: false }));
+    expect(l.reserve('r', 200n).answer.status).toBe('reserved');
+  });
+
+  it('a retry returns the first answer, whatever the ledger holds now', () => {
+    const l = ledger(account('agent', 100n));
+    const first = l.reserve('r', 80n).answer;
+    expect(l.reserve('r', 10n)).toEqual({ answer: first, events: [], hold: null, accounts: [] });
+    const refusedFirst = l.reserve('x', 90n).answer;
+    l.run({ type: 'release', tenantId: 'acme', requestId: 'r', now });
+    expect(l.reserve('x', 90n).answer).toEqual(refusedFirst);
+  });
+
+  it('settles the actual, releases the rest, and answers a second settle with the first answer', () => {
+    const l = ledger(account('tenant', 1000n), account('agent', 100n));
+    l.reserve('r', 80n);
+    const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'r', actual: 30n, model: 'm', usage: [], now });
+    expect(s.answer).toEqual({ status: 'settled', requestId: 'r', postedMicros: '30', overrunMicros: '0', releasedMicros: '50', late: false });
+    expect([l.of('agent').posted, l.of('agent').pending]).toEqual([30n, 0n]);
+    expect(l.run({ type: 'settle', tenantId: 'acme', requestId: 'r', actual: 99n, model: 'm', usage: [], now }).answer).toEqual(s.answer);
+  });
+
+  it('posts an actual above the hold only as far as the hard budgets allow; the rest is overrun, never posted', () => {
+    const l = ledger(account('agent', 100n));
+    l.reserve('a', 50n);
+    l.reserve('b', 30n);
+    const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 90n, model: null, usage: [], now });
+    expect(s.answer).toMatchObject({ postedMicros: '70', overrunMicros: '20' });
+    const a = l.of('agent');
+    expect(a.posted + a.pending).toBeLessThanOrEqual(a.limit);
+  });
+
+  it('emits each threshold once when posted spending crosses it', () => {
+    const l = ledger(account('agent', 100n));
+    l.reserve('a', 60n);
+    const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 85n, model: null, usage: [], now });
+    expect(s.events.filter((e) => e.type === 'billing.budget.threshold-crossed').map((e) => e.data)).toEqual([
+      expect.objectContaining({ threshold: 50 }),
+      expect.objectContaining({ threshold: 80 }),
+    ]);
+  });
+
+  it('expire releases only holds past their TTL; release after settle changes nothing', () => {
+    const l = ledger(account('agent', 100n));
+    l.reserve('a', 60n);
+    expect(l.run({ type: 'expire', tenantId: 'acme', requestId: 'a', now }).events).toEqual([]);
+    const later = new Date(now.getTime() + 31_000);
+    const e = l.run({ type: 'expire', tenantId: 'acme', requestId: 'a', now: later });
+    expect(e.answer).toMatchObject({ status: 'expired', releasedMicros: '60' });
+    expect(l.of('agent').pending).toBe(0n);
+    const late = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 20n, model: null, usage: [], now: later });
+    expect(late.answer).toMatchObject({ postedMicros: '20', late: true });
+    expect(l.run({ type: 'release', tenantId: 'acme', requestId: 'a', now: later }).answer).toMatchObject({ status: 'settled', releasedMicros: '0' });
+  });
+
+  it('refuses bad amounts, settles of refused or released holds, and unknown holds', () => {
+    const l = ledger(account('agent', 100n));
+    expect(refusalOf(() => l.reserve('z', 0n)).code).toBe('validation');
+    l.reserve('big', 1000n);
+    expect(refusalOf(() => l.run({ type: 'settle', tenantId: 'acme', requestId: 'big', actual: 1n, model: null, usage: [], now })).code).toBe('illegal_state');
+    l.reserve('r', 10n);
+    l.run({ type: 'release', tenantId: 'acme', requestId: 'r', now });
+    expect(refusalOf(() => l.run({ type: 'settle', tenantId: 'acme', requestId: 'r', actual: 1n, model: null, usage: [], now })).code).toBe('illegal_state');
+    expect(refusalOf(() => l.run({ type: 'release', tenantId: 'acme', requestId: 'nope', now })).code).toBe('not_found');
+  });
+});

@@ -1,0 +1,93 @@
+import { sqlMigration } from '@palisade/postgres';
+
+/**
+ * The ledger's tables. `budgets` is the read model of the budget streams; `budget_periods`
+ * are the ledger's accounts (one row per budget and period) whose CHECK makes overshooting
+ * a hard budget impossible even for a bug above it; `holds` is one row per request id,
+ * with the first answer of each operation (idempotency); `usage_lines` is append-only,
+ * one line per settled request (metering), summing to what was posted.
+ */
+export const ledgerMigration = sqlMigration('BillingLedger1764756000000', (s, app) => [
+  `CREATE TABLE ${s}.budgets (
+     budget_id    uuid        PRIMARY KEY,
+     tenant_id    text        NOT NULL,
+     level        text        NOT NULL CHECK (level IN ('tenant', 'team', 'agent')),
+     subject_id   text        NOT NULL,
+     limit_micros bigint      NOT NULL CHECK (limit_micros >= 0),
+     period       text        NOT NULL CHECK (period IN ('month', 'day', 'none')),
+     time_zone    text        NOT NULL,
+     hard         boolean     NOT NULL,
+     thresholds   integer[]   NOT NULL,
+     version      integer     NOT NULL,
+     updated_at   timestamptz NOT NULL,
+     CONSTRAINT budgets_subject_unique UNIQUE (tenant_id, level, subject_id)
+   )`,
+  `CREATE TABLE ${s}.budget_periods (
+     budget_id    uuid        NOT NULL,
+     period_start timestamptz NOT NULL,
+     period_end   timestamptz,
+     tenant_id    text        NOT NULL,
+     level        text        NOT NULL,
+     subject_id   text        NOT NULL,
+     limit_micros bigint      NOT NULL CHECK (limit_micros >= 0),
+     hard         boolean     NOT NULL,
+     thresholds   integer[]   NOT NULL,
+     posted       bigint      NOT NULL DEFAULT 0 CHECK (posted >= 0),
+     pending      bigint      NOT NULL DEFAULT 0 CHECK (pending >= 0),
+     PRIMARY KEY (budget_id, period_start),
+     CONSTRAINT budget_periods_within_limit CHECK (NOT hard OR posted + pending <= limit_micros)
+   )`,
+  `CREATE INDEX budget_periods_subject ON ${s}.budget_periods (tenant_id, level, subject_id, period_start DESC)`,
+  `CREATE TABLE ${s}.holds (
+     tenant_id      text        NOT NULL,
+     request_id     text        NOT NULL,
+     agent_id       text        NOT NULL,
+     team_id        text,
+     amount         bigint      NOT NULL CHECK (amount >= 0),
+     status         text        NOT NULL CHECK (status IN ('held', 'refused', 'settled', 'released', 'expired')),
+     accounts       jsonb       NOT NULL,
+     expires_at     timestamptz NOT NULL,
+     posted         bigint      NOT NULL DEFAULT 0 CHECK (posted >= 0),
+     version        integer     NOT NULL,
+     reserve_answer jsonb       NOT NULL,
+     settle_answer  jsonb,
+     release_answer jsonb,
+     created_at     timestamptz NOT NULL,
+     updated_at     timestamptz NOT NULL,
+     PRIMARY KEY (tenant_id, request_id)
+   )`,
+  `CREATE INDEX holds_expiring ON ${s}.holds (expires_at) WHERE status = 'held'`,
+  `CREATE TABLE ${s}.usage_lines (
+     event_id       uuid        PRIMARY KEY,
+     tenant_id      text        NOT NULL,
+     request_id     text        NOT NULL,
+     source         text        NOT NULL,
+     agent_id       text        NOT NULL,
+     team_id        text,
+     model          text,
+     posted_micros  bigint      NOT NULL CHECK (posted_micros >= 0),
+     actual_micros  bigint      NOT NULL CHECK (actual_micros >= 0),
+     overrun_micros bigint      NOT NULL CHECK (overrun_micros >= 0),
+     usage          jsonb       NOT NULL,
+     occurred_at    timestamptz NOT NULL,
+     recorded_at    timestamptz NOT NULL DEFAULT now()
+   )`,
+  `CREATE INDEX usage_lines_tenant_time ON ${s}.usage_lines (tenant_id, occurred_at)`,
+  `CREATE UNIQUE INDEX usage_lines_request ON ${s}.usage_lines (tenant_id, source, request_id)`,
+  `CREATE FUNCTION ${s}.forbid_usage_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN RAISE EXCEPTION 'usage lines are append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege'; END $$`,
+  `CREATE TRIGGER usage_lines_append_only BEFORE UPDATE OR DELETE ON ${s}.usage_lines FOR EACH ROW EXECUTE FUNCTION ${s}.forbid_usage_mutation()`,
+  `CREATE TABLE ${s}.price_tables (
+     tenant_id      text        NOT NULL,
+     version        integer     NOT NULL CHECK (version > 0),
+     effective_from timestamptz NOT NULL,
+     currency       text        NOT NULL,
+     entries        jsonb       NOT NULL,
+     published_at   timestamptz NOT NULL,
+     PRIMARY KEY (tenant_id, version)
+   )`,
+  `CREATE INDEX price_tables_effective ON ${s}.price_tables (tenant_id, effective_from DESC, version DESC)`,
+  `GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.budgets TO ${app}`,
+  `GRANT SELECT, INSERT, UPDATE ON ${s}.budget_periods, ${s}.holds TO ${app}`,
+  `GRANT SELECT, INSERT ON ${s}.usage_lines, ${s}.price_tables TO ${app}`,
+]);

@@ -1,0 +1,345 @@
+import { PalisadeError, validateForPublish, type EventEnvelope } from '@palisade/contracts';
+import type { Transaction } from '@palisade/eventsourcing';
+import { ident, sqlOf } from '@palisade/postgres';
+import type { DataSource } from 'typeorm';
+import type { Level, Period } from '../budgets/budgets.events';
+import type { Account, Hold, HoldStatus, LedgerAnswer, ReleaseAnswer, ReserveAnswer, SettleAnswer } from './ledger.decider';
+import type { HeldAccount } from './ledger.events';
+
+type Row = Record<string, unknown>;
+
+/** A budget as the ledger needs it to find (or open) the account of the current period. */
+export interface BudgetRow {
+  budgetId: string;
+  tenantId: string;
+  level: Level;
+  subjectId: string;
+  limit: bigint;
+  period: Period;
+  timeZone: string;
+  hard: boolean;
+  thresholds: number[];
+}
+
+/** An account to open when missing: a budget and the period window it is for. */
+export interface PeriodToOpen {
+  budget: BudgetRow;
+  start: Date;
+  end: Date | null;
+}
+
+/** An event to append, on its stream at its version (the stream's next). */
+export interface StreamEvent {
+  streamId: string;
+  version: number;
+  event: EventEnvelope;
+}
+
+/** A usage line: one per settled request and source (append-only). */
+export interface UsageLine {
+  eventId: string;
+  tenantId: string;
+  requestId: string;
+  source: string;
+  agentId: string;
+  teamId: string | null;
+  model: string | null;
+  posted: bigint;
+  actual: bigint;
+  overrun: bigint;
+  usage: unknown;
+  occurredAt: Date;
+}
+
+export interface LedgerWrite {
+  holds: Hold[];
+  accounts: Account[];
+  events: StreamEvent[];
+  usage: UsageLine[];
+}
+
+const SERIALIZATION_CODES = new Set(['40001', '40P01']);
+
+/**
+ * The ledger's SQL: budgets, their period accounts, holds, usage lines and the events of
+ * a batch of decisions. Locks are always taken holds first (by tenant and request id),
+ * then accounts by (level tenant→team→agent, budget id, period), so two transactions
+ * never wait on each other in a cycle.
+ */
+export class LedgerRepository {
+  private readonly t: { budgets: string; periods: string; holds: string; usage: string; events: string };
+
+  constructor(
+    private readonly dataSource: DataSource,
+    schema: string,
+  ) {
+    const s = ident(schema);
+    this.t = { budgets: `${s}.budgets`, periods: `${s}.budget_periods`, holds: `${s}.holds`, usage: `${s}.usage_lines`, events: `${s}.events` };
+  }
+
+  /**
+   * Runs `work` in one transaction; a deadlock, a serialization failure or a request id
+   * inserted meanwhile by another instance (unique violation on holds) runs it again.
+   */
+  async inTransaction<T>(work: (tx: Transaction) => Promise<T>, attempts = 5): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction((m) => work(m as unknown as Transaction));
+      } catch (error) {
+        const e = error as { code?: string; constraint?: string };
+        const retry = SERIALIZATION_CODES.has(e.code ?? '') || (e.code === '23505' && e.constraint === 'holds_pkey');
+        if (!retry || attempt >= attempts) throw mapError(error);
+      }
+    }
+  }
+
+  /** Budgets of the given (tenant, level, subject) triples (no lock: a budget changes rarely; its period row is what is locked). */
+  async budgetsOf(subjects: ReadonlyArray<{ tenantId: string; level: Level; subjectId: string }>): Promise<BudgetRow[]> {
+    if (subjects.length === 0) return [];
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT b.* FROM unnest($1::text[], $2::text[], $3::text[]) AS k(tenant_id, level, subject_id)
+         JOIN ${this.t.budgets} b ON b.tenant_id = k.tenant_id AND b.level = k.level AND b.subject_id = k.subject_id`,
+      [subjects.map((s) => s.tenantId), subjects.map((s) => s.level), subjects.map((s) => s.subjectId)],
+    );
+    return rows.map(budgetOf);
+  }
+
+  /** Opens missing period accounts (autocommit, before any lock is taken; in lock order). */
+  async openPeriods(periods: readonly PeriodToOpen[]): Promise<void> {
+    if (periods.length === 0) return;
+    await this.dataSource.query(
+      `INSERT INTO ${this.t.periods} (budget_id, period_start, period_end, tenant_id, level, subject_id, limit_micros, hard, thresholds)
+       SELECT p.budget_id, p.period_start, p.period_end, b.tenant_id, b.level, b.subject_id, b.limit_micros, b.hard, b.thresholds
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS p(budget_id, period_start, period_end)
+         JOIN ${this.t.budgets} b ON b.budget_id = p.budget_id
+        ORDER BY CASE b.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, p.budget_id, p.period_start
+       ON CONFLICT (budget_id, period_start) DO NOTHING`,
+      [periods.map((p) => p.budget.budgetId), periods.map((p) => p.start), periods.map((p) => p.end)],
+    );
+  }
+
+  /** Holds of these request ids, locked (FOR UPDATE, in key order). */
+  async lockHolds(tx: Transaction, keys: ReadonlyArray<{ tenantId: string; requestId: string }>): Promise<Map<string, Hold>> {
+    if (keys.length === 0) return new Map();
+    const rows: Row[] = await sqlOf(tx).query(
+      `SELECT h.* FROM ${this.t.holds} h
+         JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, request_id) ON h.tenant_id = k.tenant_id AND h.request_id = k.request_id
+        ORDER BY h.tenant_id, h.request_id
+          FOR UPDATE OF h`,
+      [keys.map((k) => k.tenantId), keys.map((k) => k.requestId)],
+    );
+    return new Map(rows.map((r) => [holdKey(r.tenant_id as string, r.request_id as string), holdOf(r)]));
+  }
+
+  /** Accounts (budget id, period start), locked FOR UPDATE in the ledger's lock order. */
+  async lockAccounts(tx: Transaction, keys: ReadonlyArray<{ budgetId: string; periodStart: Date }>): Promise<Account[]> {
+    if (keys.length === 0) return [];
+    const rows: Row[] = await sqlOf(tx).query(
+      `SELECT a.* FROM ${this.t.periods} a
+         JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(budget_id, period_start) ON a.budget_id = k.budget_id AND a.period_start = k.period_start
+        ORDER BY CASE a.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, a.budget_id, a.period_start
+          FOR UPDATE OF a`,
+      [keys.map((k) => k.budgetId), keys.map((k) => k.periodStart)],
+    );
+    return rows.map(accountOf);
+  }
+
+  /** Stores what a batch decided: accounts, holds, events (the outbox) and usage lines, in `tx`. */
+  async write(tx: Transaction, w: LedgerWrite): Promise<void> {
+    const sql = sqlOf(tx);
+    if (w.accounts.length > 0) {
+      await sql.query(
+        `UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[]) AS x(budget_id, period_start, posted, pending)
+          WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start`,
+        [w.accounts.map((a) => a.budgetId), w.accounts.map((a) => a.periodStart), w.accounts.map((a) => a.posted.toString()), w.accounts.map((a) => a.pending.toString())],
+      );
+    }
+    if (w.holds.length > 0) {
+      const h = w.holds;
+      await sql.query(
+        `INSERT INTO ${this.t.holds} AS h (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
+                                          reserve_answer, settle_answer, release_answer, created_at, updated_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::jsonb[], $8::timestamptz[], $9::bigint[],
+                              $10::int[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::timestamptz[], $14::timestamptz[])
+         ON CONFLICT (tenant_id, request_id) DO UPDATE SET status = excluded.status, posted = excluded.posted, version = excluded.version,
+           settle_answer = excluded.settle_answer, release_answer = excluded.release_answer, updated_at = excluded.updated_at
+         WHERE h.version = excluded.version - 1`,
+        [
+          h.map((x) => x.tenantId),
+          h.map((x) => x.requestId),
+          h.map((x) => x.agentId),
+          h.map((x) => x.teamId),
+          h.map((x) => x.amount.toString()),
+          h.map((x) => x.status),
+          h.map((x) => JSON.stringify(x.accounts)),
+          h.map((x) => x.expiresAt),
+          h.map((x) => x.posted.toString()),
+          h.map((x) => x.version),
+          h.map((x) => JSON.stringify(x.reserveAnswer)),
+          h.map((x) => (x.settleAnswer ? JSON.stringify(x.settleAnswer) : null)),
+          h.map((x) => (x.releaseAnswer ? JSON.stringify(x.releaseAnswer) : null)),
+          h.map((x) => x.updatedAt),
+        ],
+      );
+    }
+    if (w.events.length > 0) await this.appendEvents(tx, w.events);
+    if (w.usage.length > 0) await this.appendUsage(tx, w.usage);
+  }
+
+  /** Appends events at their stream versions (a version taken is a conflict: the batch is retried or refused). */
+  async appendEvents(tx: Transaction, events: readonly StreamEvent[]): Promise<void> {
+    for (const { event } of events) {
+      const v = validateForPublish(event);
+      if (!v.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, v.problems);
+    }
+    await sqlOf(tx).query(
+      `INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+       SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])`,
+      [
+        events.map((e) => e.streamId),
+        events.map((e) => e.version),
+        events.map((e) => e.event.id),
+        events.map((e) => e.event.type),
+        events.map((e) => e.event.tenantId),
+        events.map((e) => JSON.stringify(e.event)),
+      ],
+    );
+  }
+
+  /** Appends usage lines; a line already there (same event id, or same source and request) is kept as it was: exactly once. */
+  async appendUsage(tx: Transaction | undefined, lines: readonly UsageLine[]): Promise<number> {
+    const q = tx ? sqlOf(tx) : this.dataSource;
+    const rows: Row[] = await q.query(
+      `INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::jsonb[], $12::timestamptz[])
+       ON CONFLICT DO NOTHING
+       RETURNING event_id`,
+      [
+        lines.map((l) => l.eventId),
+        lines.map((l) => l.tenantId),
+        lines.map((l) => l.requestId),
+        lines.map((l) => l.source),
+        lines.map((l) => l.agentId),
+        lines.map((l) => l.teamId),
+        lines.map((l) => l.model),
+        lines.map((l) => l.posted.toString()),
+        lines.map((l) => l.actual.toString()),
+        lines.map((l) => l.overrun.toString()),
+        lines.map((l) => JSON.stringify(l.usage)),
+        lines.map((l) => l.occurredAt),
+      ],
+    );
+    return rows.length;
+  }
+
+  /** Holds past their TTL, oldest first (no lock: the release locks and re-checks). */
+  async expiredHolds(now: Date, limit: number): Promise<Array<{ tenantId: string; requestId: string }>> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT tenant_id, request_id FROM ${this.t.holds} WHERE status = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`,
+      [now, limit],
+    );
+    return rows.map((r) => ({ tenantId: r.tenant_id as string, requestId: r.request_id as string }));
+  }
+
+  /** The current (latest started, not ended) period account of each budget of a subject, for status. */
+  async currentAccounts(tenantId: string, now: Date, filter: { level?: Level; subjectId?: string } = {}): Promise<Array<{ budget: BudgetRow; account: Account | null }>> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT b.*, a.period_start AS a_period_start, a.period_end AS a_period_end, a.limit_micros AS a_limit, a.hard AS a_hard,
+              a.posted AS a_posted, a.pending AS a_pending, a.thresholds AS a_thresholds
+         FROM ${this.t.budgets} b
+         LEFT JOIN LATERAL (
+           SELECT * FROM ${this.t.periods} p
+            WHERE p.budget_id = b.budget_id AND p.period_start <= $2 AND (p.period_end IS NULL OR p.period_end > $2)
+            ORDER BY p.period_start DESC LIMIT 1) a ON true
+        WHERE b.tenant_id = $1 AND ($3::text IS NULL OR b.level = $3) AND ($4::text IS NULL OR b.subject_id = $4)
+        ORDER BY CASE b.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, b.subject_id`,
+      [tenantId, now, filter.level ?? null, filter.subjectId ?? null],
+    );
+    return rows.map((r) => {
+      const budget = budgetOf(r);
+      const account: Account | null =
+        r.a_period_start === null
+          ? null
+          : {
+              budgetId: budget.budgetId,
+              level: budget.level,
+              subjectId: budget.subjectId,
+              periodStart: r.a_period_start as Date,
+              periodEnd: (r.a_period_end as Date | null) ?? null,
+              limit: BigInt(r.a_limit as string),
+              hard: r.a_hard as boolean,
+              thresholds: r.a_thresholds as number[],
+              posted: BigInt(r.a_posted as string),
+              pending: BigInt(r.a_pending as string),
+            };
+      return { budget, account };
+    });
+  }
+
+  /** The hold of a request, unlocked (reads). */
+  async hold(tenantId: string, requestId: string): Promise<Hold | undefined> {
+    const rows: Row[] = await this.dataSource.query(`SELECT * FROM ${this.t.holds} WHERE tenant_id = $1 AND request_id = $2`, [tenantId, requestId]);
+    return rows[0] ? holdOf(rows[0]) : undefined;
+  }
+}
+
+export const holdKey = (tenantId: string, requestId: string) => `${tenantId}\u0000${requestId}`;
+
+function mapError(error: unknown): unknown {
+  const e = error as { code?: string; constraint?: string };
+  if (e.code === '23514' && e.constraint === 'budget_periods_within_limit') {
+    return new PalisadeError('conflict', 'the change would take a hard budget past its limit');
+  }
+  return error;
+}
+
+export function budgetOf(r: Row): BudgetRow {
+  return {
+    budgetId: r.budget_id as string,
+    tenantId: r.tenant_id as string,
+    level: r.level as Level,
+    subjectId: r.subject_id as string,
+    limit: BigInt(r.limit_micros as string),
+    period: r.period as Period,
+    timeZone: r.time_zone as string,
+    hard: r.hard as boolean,
+    thresholds: r.thresholds as number[],
+  };
+}
+
+function accountOf(r: Row): Account {
+  return {
+    budgetId: r.budget_id as string,
+    level: r.level as Level,
+    subjectId: r.subject_id as string,
+    periodStart: r.period_start as Date,
+    periodEnd: (r.period_end as Date | null) ?? null,
+    limit: BigInt(r.limit_micros as string),
+    hard: r.hard as boolean,
+    thresholds: r.thresholds as number[],
+    posted: BigInt(r.posted as string),
+    pending: BigInt(r.pending as string),
+  };
+}
+
+function holdOf(r: Row): Hold {
+  return {
+    tenantId: r.tenant_id as string,
+    requestId: r.request_id as string,
+    agentId: r.agent_id as string,
+    teamId: (r.team_id as string | null) ?? null,
+    amount: BigInt(r.amount as string),
+    status: r.status as HoldStatus,
+    accounts: r.accounts as HeldAccount[],
+    expiresAt: r.expires_at as Date,
+    posted: BigInt(r.posted as string),
+    version: r.version as number,
+    reserveAnswer: r.reserve_answer as ReserveAnswer,
+    settleAnswer: (r.settle_answer as SettleAnswer | null) ?? null,
+    releaseAnswer: (r.release_answer as ReleaseAnswer | null) ?? null,
+    updatedAt: r.updated_at as Date,
+  };
+}
+
+export type { LedgerAnswer };

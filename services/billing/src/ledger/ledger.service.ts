@@ -1,0 +1,277 @@
+import { PalisadeError, type EventFactoryContext, type ServiceName } from '@palisade/contracts';
+import { envelopeOf } from '@palisade/eventsourcing';
+import { periodOf } from '../budgets/budgets.decider';
+import type { Level } from '../budgets/budgets.events';
+import { Batcher, hashOf } from './ledger.batcher';
+import {
+  accountKey,
+  decide,
+  type Account,
+  type Hold,
+  type LedgerAnswer,
+  type LedgerCommand,
+  type ReleaseAnswer,
+  type ReserveAnswer,
+  type ReserveCommand,
+  type SettleAnswer,
+} from './ledger.decider';
+import type { UsageQuantity } from './ledger.events';
+import { holdKey, type LedgerRepository, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
+
+export interface LedgerServiceDependencies {
+  repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lockHolds' | 'lockAccounts' | 'write' | 'expiredHolds' | 'currentAccounts'>;
+  eventContext: EventFactoryContext;
+  now?: () => Date;
+  /** Batches that may commit at once. */
+  lanes?: number;
+  maxBatch?: number;
+}
+
+export interface ReserveInput {
+  tenantId: string;
+  requestId: string;
+  agentId: string;
+  teamId?: string | null;
+  amountMicros: string;
+  ttlMs: number;
+}
+export interface SettleInput {
+  tenantId: string;
+  requestId: string;
+  actualMicros: string;
+  model?: string | null;
+  usage?: UsageQuantity[];
+}
+export interface ReleaseInput {
+  tenantId: string;
+  requestId: string;
+}
+
+export interface LevelStatus {
+  level: Level;
+  subjectId: string;
+  budgetId: string;
+  hard: boolean;
+  period: string;
+  limitMicros: string;
+  postedMicros: string;
+  pendingMicros: string;
+  remainingMicros: string;
+  periodStart: string | null;
+  resetsAt: string | null;
+}
+
+type Item = { command: LedgerCommand; caller: ServiceName };
+
+/**
+ * The ledger: reserve → settle → release on the agent, its team and the tenant at once.
+ * Each operation is decided by the pure `ledger.decider.ts` on rows locked in one
+ * transaction, grouped with whatever else arrived meanwhile (group commit, `Batcher`),
+ * and stored with its events and usage line in that transaction.
+ *
+ * Not through the CommandHandler: one decision here moves three shared budget rows and a
+ * hold; the CommandHandler's model (load one stream, decide, append at its version)
+ * would serialise on one stream and reread it on every call. The hold stream
+ * `hold-<tenant>.<requestId>` is still appended at exact versions (the hold row carries
+ * it, locked), through the same events table, so the outbox relays it like any other.
+ */
+export class LedgerService {
+  private readonly batcher: Batcher<Item, LedgerAnswer>;
+  private readonly now: () => Date;
+
+  constructor(private readonly d: LedgerServiceDependencies) {
+    this.now = d.now ?? (() => new Date());
+    this.batcher = new Batcher<Item, LedgerAnswer>({
+      lanes: d.lanes ?? 4,
+      maxBatch: d.maxBatch ?? 64,
+      laneOf: (i) => hashOf(i.command.requestId),
+      run: (items) => this.runBatch(items),
+    });
+  }
+
+  reserve(caller: ServiceName, input: ReserveInput): Promise<ReserveAnswer> {
+    const command: ReserveCommand = {
+      type: 'reserve',
+      tenantId: input.tenantId,
+      requestId: input.requestId,
+      agentId: input.agentId,
+      teamId: input.teamId ?? null,
+      amount: micros(input.amountMicros, 'amountMicros'),
+      ttlMs: input.ttlMs,
+      now: this.now(),
+      accountKeys: [],
+    };
+    return this.batcher.submit({ command, caller }) as Promise<ReserveAnswer>;
+  }
+
+  settle(caller: ServiceName, input: SettleInput): Promise<SettleAnswer> {
+    const command: LedgerCommand = {
+      type: 'settle',
+      tenantId: input.tenantId,
+      requestId: input.requestId,
+      actual: micros(input.actualMicros, 'actualMicros'),
+      model: input.model ?? null,
+      usage: input.usage ?? [],
+      now: this.now(),
+    };
+    return this.batcher.submit({ command, caller }) as Promise<SettleAnswer>;
+  }
+
+  release(caller: ServiceName, input: ReleaseInput): Promise<ReleaseAnswer> {
+    return this.batcher.submit({ command: { type: 'release', tenantId: input.tenantId, requestId: input.requestId, now: this.now() }, caller }) as Promise<ReleaseAnswer>;
+  }
+
+  /** The sweeper's tick: releases holds past their TTL (`billing.hold.expired`); how many. */
+  async expire(limit = 500): Promise<number> {
+    const now = this.now();
+    const due = await this.d.repo.expiredHolds(now, limit);
+    const answers = await Promise.all(
+      due.map((k) =>
+        this.batcher.submit({ command: { type: 'expire', tenantId: k.tenantId, requestId: k.requestId, now }, caller: 'billing' }).catch(() => undefined),
+      ),
+    );
+    return answers.filter((a) => a && a.status === 'expired' && a.releasedMicros !== '0').length;
+  }
+
+  /** Budget status per level (limit, posted, pending, remaining, resets at), optionally of one level and subject. */
+  async status(tenantId: string, filter: { level?: Level; subjectId?: string } = {}): Promise<LevelStatus[]> {
+    const now = this.now();
+    const rows = await this.d.repo.currentAccounts(tenantId, now, filter);
+    return rows.map(({ budget, account }) => {
+      const window = periodOf(now, budget.period, budget.timeZone);
+      const posted = account?.posted ?? 0n;
+      const pending = account?.pending ?? 0n;
+      const limit = account?.limit ?? budget.limit;
+      const remaining = limit - posted - pending;
+      return {
+        level: budget.level,
+        subjectId: budget.subjectId,
+        budgetId: budget.budgetId,
+        hard: budget.hard,
+        period: budget.period,
+        limitMicros: limit.toString(),
+        postedMicros: posted.toString(),
+        pendingMicros: pending.toString(),
+        remainingMicros: (remaining > 0n ? remaining : 0n).toString(),
+        periodStart: budget.period === 'none' ? null : window.start.toISOString(),
+        resetsAt: window.end?.toISOString() ?? null,
+      };
+    });
+  }
+
+  /** What an agent may still spend: the least remaining over its hard levels (agent, team, tenant); null when unlimited. */
+  async remaining(tenantId: string, agentId: string, teamId: string | null): Promise<{ remainingMicros: string | null; levels: LevelStatus[] }> {
+    const all = await this.status(tenantId);
+    const levels = all.filter((l) => l.level === 'tenant' || (l.level === 'team' && l.subjectId === teamId) || (l.level === 'agent' && l.subjectId === agentId));
+    const hard = levels.filter((l) => l.hard).map((l) => BigInt(l.remainingMicros));
+    const least = hard.length === 0 ? null : hard.reduce((a, b) => (a < b ? a : b));
+    return { remainingMicros: least === null ? null : least.toString(), levels };
+  }
+
+  private async runBatch(items: Item[]): Promise<Array<LedgerAnswer | Error>> {
+    const reserves = items.filter((i): i is Item & { command: ReserveCommand } => i.command.type === 'reserve');
+    await this.resolveAccounts(reserves.map((r) => r.command));
+    const { repo } = this.d;
+    return repo.inTransaction(async (tx) => {
+      const holds = await repo.lockHolds(tx, dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId)));
+      const wanted = new Map<string, { budgetId: string; periodStart: Date }>();
+      for (const { command } of reserves) for (const k of command.accountKeys) wanted.set(k, keyParts(k));
+      for (const h of holds.values()) for (const a of h.accounts) wanted.set(accountKey(a), { budgetId: a.budgetId, periodStart: new Date(a.periodStart) });
+      const accounts = new Map<string, Account>((await repo.lockAccounts(tx, [...wanted.values()])).map((a) => [accountKey(a), a]));
+      const changedHolds = new Map<string, Hold>();
+      const changedAccounts = new Map<string, Account>();
+      const events: StreamEvent[] = [];
+      const usage: UsageLine[] = [];
+      const answers = items.map(({ command, caller }): LedgerAnswer | Error => {
+        const key = holdKey(command.tenantId, command.requestId);
+        let decision;
+        try {
+          decision = decide(command, holds.get(key), accounts);
+        } catch (error) {
+          return error instanceof Error ? error : new Error(String(error));
+        }
+        const metadata = { tenantId: command.tenantId, actor: { type: 'service' as const, id: caller }, now: command.now };
+        const streamId = `hold-${command.tenantId}.${command.requestId}`;
+        for (const event of decision.events) {
+          const envelope = envelopeOf(this.d.eventContext, metadata, event);
+          if (event.type === 'billing.budget.threshold-crossed') {
+            events.push({ streamId: `budget-${event.data.budgetId}.${Date.parse(event.data.periodStart)}.t${event.data.threshold}`, version: 1, event: envelope });
+          } else {
+            events.push({ streamId, version: decision.hold!.version, event: envelope });
+          }
+          if (event.type === 'billing.hold.settled') {
+            usage.push({
+              eventId: envelope.id,
+              tenantId: command.tenantId,
+              requestId: command.requestId,
+              source: 'billing',
+              agentId: event.data.agentId,
+              teamId: event.data.teamId,
+              model: event.data.model,
+              posted: BigInt(event.data.postedMicros),
+              actual: BigInt(event.data.actualMicros),
+              overrun: BigInt(event.data.overrunMicros),
+              usage: event.data.usage,
+              occurredAt: command.now,
+            });
+          }
+        }
+        if (decision.hold) {
+          holds.set(key, decision.hold);
+          changedHolds.set(key, decision.hold);
+        }
+        for (const a of decision.accounts) {
+          accounts.set(accountKey(a), a);
+          changedAccounts.set(accountKey(a), a);
+        }
+        return decision.answer;
+      });
+      await repo.write(tx, { holds: [...changedHolds.values()], accounts: [...changedAccounts.values()], events, usage });
+      return answers;
+    });
+  }
+
+  /** For each reserve: the budgets of its tenant, team and agent, their current periods opened, their keys on the command. */
+  private async resolveAccounts(commands: ReserveCommand[]): Promise<void> {
+    if (commands.length === 0) return;
+    const subjects = dedupe(
+      commands.flatMap((c) => [
+        { tenantId: c.tenantId, level: 'tenant' as Level, subjectId: c.tenantId },
+        ...(c.teamId ? [{ tenantId: c.tenantId, level: 'team' as Level, subjectId: c.teamId }] : []),
+        { tenantId: c.tenantId, level: 'agent' as Level, subjectId: c.agentId },
+      ]),
+      (s) => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`,
+    );
+    const budgets = await this.d.repo.budgetsOf(subjects);
+    const bySubject = new Map(budgets.map((b) => [`${b.tenantId}\u0000${b.level}\u0000${b.subjectId}`, b]));
+    const open = new Map<string, PeriodToOpen>();
+    for (const c of commands) {
+      const mine = [
+        bySubject.get(`${c.tenantId}\u0000tenant\u0000${c.tenantId}`),
+        c.teamId ? bySubject.get(`${c.tenantId}\u0000team\u0000${c.teamId}`) : undefined,
+        bySubject.get(`${c.tenantId}\u0000agent\u0000${c.agentId}`),
+      ].filter((b) => b !== undefined);
+      c.accountKeys = mine.map((budget) => {
+        const w = periodOf(c.now, budget.period, budget.timeZone);
+        const key = accountKey({ budgetId: budget.budgetId, periodStart: w.start });
+        open.set(key, { budget, start: w.start, end: w.end });
+        return key;
+      });
+    }
+    await this.d.repo.openPeriods([...open.values()]);
+  }
+}
+
+function micros(value: string, field: string): bigint {
+  if (!/^\d{1,19}$/.test(value)) throw new PalisadeError('validation', `${field}: must be a whole number of micro-units, as a decimal string`);
+  return BigInt(value);
+}
+
+function keyParts(key: string): { budgetId: string; periodStart: Date } {
+  const [budgetId, start] = key.split('|');
+  return { budgetId, periodStart: new Date(start) };
+}
+
+function dedupe<T>(items: T[], keyOf: (t: T) => string): T[] {
+  return [...new Map(items.map((i) => [keyOf(i), i])).values()];
+}

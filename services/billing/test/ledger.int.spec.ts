@@ -1,0 +1,139 @@
+import { systemEventContext } from '@palisade/contracts';
+import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
+import { BudgetsRepository } from '../src/budgets/budgets.repository';
+import { BudgetsService } from '../src/budgets/budgets.service';
+import { ledgerMigration } from '../src/ledger/ledger.migration';
+import { LedgerRepository } from '../src/ledger/ledger.repository';
+import { LedgerService } from '../src/ledger/ledger.service';
+
+/**
+ * Property test on real PostgreSQL: concurrent reservers, settles, retries, releases and
+ * expiries against small budgets on three levels; after every round, posted + pending ≤
+ * limit on every hard row, pending = what live holds hold, posted = what settled holds
+ * posted = the sum of the usage lines, and a retry always gets its first answer.
+ */
+describe('ledger (PostgreSQL)', () => {
+  let db: TestSchema;
+  let clock = Date.parse('2026-12-03T10:00:00.000Z');
+  const now = () => new Date(clock);
+  const admin = { type: 'user' as const, id: 'alice' };
+  let ledger: LedgerService;
+  let budgets: BudgetsService;
+
+  beforeAll(async () => {
+    db = await createTestSchema('billing');
+    const migrator = createDataSource(db.owner, [ledgerMigration(db.schema, TEST_APP_ROLE)]);
+    await migrator.initialize();
+    await migrator.runMigrations();
+    await migrator.destroy();
+    const store = new PgEventStore(db.dataSource, db.schema);
+    ledger = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now, lanes: 3, maxBatch: 16 });
+    budgets = new BudgetsService(store, new BudgetsRepository(db.schema), systemEventContext('billing'), now);
+  });
+  afterAll(() => db?.drop());
+
+  async function invariants(tenantId: string) {
+    const q = (sql: string) => db.dataSource.query(sql.replaceAll('$s', `"${db.schema}"`), [tenantId]);
+    const over = await q(`SELECT * FROM $s.budget_periods WHERE tenant_id = $1 AND hard AND posted + pending > limit_micros`);
+    expect(over).toEqual([]);
+    const mismatched = await q(
+      `SELECT a.level, a.subject_id, a.posted, a.pending, coalesce(sum(h.posted), 0) AS held_posted,
+              coalesce(sum(h.amount) FILTER (WHERE h.status = 'held'), 0) AS held_pending
+         FROM $s.budget_periods a
+         LEFT JOIN $s.holds h ON h.tenant_id = a.tenant_id AND h.accounts @> jsonb_build_array(jsonb_build_object('budgetId', a.budget_id::text))
+        WHERE a.tenant_id = $1
+        GROUP BY a.level, a.subject_id, a.posted, a.pending
+       HAVING a.posted <> coalesce(sum(h.posted), 0) OR a.pending <> coalesce(sum(h.amount) FILTER (WHERE h.status = 'held'), 0)`,
+    );
+    expect(mismatched).toEqual([]);
+    const [sums] = await q(
+      `SELECT (SELECT coalesce(sum(posted), 0) FROM $s.holds WHERE tenant_id = $1) AS holds,
+              (SELECT coalesce(sum(posted_micros), 0) FROM $s.usage_lines WHERE tenant_id = $1) AS usage,
+              (SELECT posted FROM $s.budget_periods WHERE tenant_id = $1 AND level = 'tenant') AS tenant`,
+    );
+    expect(sums.usage).toBe(sums.holds);
+    expect(sums.tenant).toBe(sums.holds);
+  }
+
+  it('reserves on all three levels or none, naming the level; settles, releases; status', async () => {
+    await budgets.set('t1', admin, { level: 'tenant', subjectId: 't1', limitMicros: '1000', period: 'month' });
+    await budgets.set('t1', admin, { level: 'team', subjectId: 'platform', limitMicros: '500', period: 'month' });
+    await budgets.set('t1', admin, { level: 'agent', subjectId: 'bot', limitMicros: '300', period: 'day', timeZone: 'Asia/Shanghai' });
+    const r = (id: string, amount: string) => ledger.reserve('llm-router', { tenantId: 't1', requestId: id, agentId: 'bot', teamId: 'platform', amountMicros: amount, ttlMs: 30_000 });
+    expect(await r('a', '200')).toMatchObject({ status: 'reserved' });
+    expect(await r('b', '200')).toMatchObject({ status: 'refused', level: 'agent', availableMicros: '100', resetsAt: '2026-12-03T16:00:00.000Z' });
+    expect(await r('a', '1')).toMatchObject({ status: 'reserved', amountMicros: '200' });
+    expect(await ledger.settle('llm-router', { tenantId: 't1', requestId: 'a', actualMicros: '150' })).toMatchObject({ postedMicros: '150', releasedMicros: '50' });
+    const status = await ledger.status('t1');
+    expect(status.map((s) => [s.level, s.postedMicros, s.pendingMicros])).toEqual([
+      ['tenant', '150', '0'],
+      ['team', '150', '0'],
+      ['agent', '150', '0'],
+    ]);
+    await expect(budgets.set('t1', admin, { level: 'agent', subjectId: 'bot', limitMicros: '100', period: 'day', timeZone: 'Asia/Shanghai' })).rejects.toMatchObject({ code: 'conflict' });
+    const events = await db.dataSource.query(`SELECT event_type FROM "${db.schema}".events WHERE stream_id LIKE 'hold-t1.%' ORDER BY global_position`);
+    expect(events.map((e: { event_type: string }) => e.event_type)).toEqual(['billing.hold.reserved', 'billing.hold.refused', 'billing.hold.settled']);
+    await invariants('t1');
+  });
+
+  it('property: concurrent reserves, retries, settles, releases and expiries never overshoot', async () => {
+    const tenant = 't2';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '2000', period: 'month' });
+    for (const team of ['a', 'b', 'c']) await budgets.set(tenant, admin, { level: 'team', subjectId: team, limitMicros: '900', period: 'none' });
+    for (let i = 0; i < 9; i++) await budgets.set(tenant, admin, { level: 'agent', subjectId: `agent-${i}`, limitMicros: String(200 + i * 40), period: 'day', hard: i !== 8 });
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const answers = new Map<string, unknown>();
+    const live: string[] = [];
+    let next = 0;
+    for (let round = 0; round < 25; round++) {
+      const ops: Array<Promise<void>> = [];
+      for (let k = 0; k < 24; k++) {
+        const dice = rand(10);
+        if (dice < 5 || live.length === 0) {
+          const id = `r${next++}`;
+          const agent = rand(9);
+          const input = { tenantId: tenant, requestId: id, agentId: `agent-${agent}`, teamId: ['a', 'b', 'c'][agent % 3], amountMicros: String(1 + rand(120)), ttlMs: 1000 + rand(3000) };
+          ops.push(
+            ledger.reserve('llm-router', input).then((a) => {
+              answers.set(id, a);
+              if (a.status === 'reserved') live.push(id);
+            }),
+          );
+        } else if (dice < 6 && answers.size > 0) {
+          const id = [...answers.keys()][rand(answers.size)];
+          ops.push(ledger.reserve('llm-router', { tenantId: tenant, requestId: id, agentId: 'agent-0', teamId: 'a', amountMicros: '1', ttlMs: 1000 }).then((a) => expect(a).toEqual(answers.get(id))));
+        } else if (dice < 9) {
+          const id = live.splice(rand(live.length), 1)[0];
+          const actual = String(rand(160));
+          ops.push(
+            ledger.settle('llm-router', { tenantId: tenant, requestId: id, actualMicros: actual }).then(
+              async (first) => expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: id, actualMicros: '7' })).toEqual(first),
+              (e: { code?: string }) => expect(e.code).toBe('illegal_state'),
+            ),
+          );
+        } else {
+          const id = live.splice(rand(live.length), 1)[0];
+          ops.push(ledger.release('llm-router', { tenantId: tenant, requestId: id }).then(() => undefined));
+        }
+      }
+      if (round % 3 === 2) {
+        clock += 1500;
+        ops.push(ledger.expire().then(() => undefined));
+      }
+      await Promise.all(ops);
+      await invariants(tenant);
+    }
+    clock += 10_000;
+    await ledger.expire();
+    await invariants(tenant);
+    const [{ held }] = await db.dataSource.query(`SELECT count(*)::int AS held FROM "${db.schema}".holds WHERE tenant_id = $1 AND status = 'held'`, [tenant]);
+    expect(held).toBe(0);
+    const [{ pending }] = await db.dataSource.query(`SELECT sum(pending)::int AS pending FROM "${db.schema}".budget_periods WHERE tenant_id = $1`, [tenant]);
+    expect(pending).toBe(0);
+  });
+});
