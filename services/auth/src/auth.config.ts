@@ -60,6 +60,8 @@ function decodeKek(value: string, name: string): Buffer {
 /** Validated at start; a missing key-encryption key stops the service unless the development CA mode can make one. */
 export function loadAuthConfig(source: NodeJS.ProcessEnv = process.env): AuthConfig {
   const c = loadConfig(authConfigShape, source);
+  // Replaced by AUTH_IDP_SECRETS: a deployment still setting it meant the vault, not local sealing.
+  if (source.CREDENTIAL_URL !== undefined) throw new ConfigError(['CREDENTIAL_URL: no longer read (auth asks the credential service over NATS): set AUTH_IDP_SECRETS=vault instead']);
   let kek: Buffer;
   if (c.AUTH_KEY_ENCRYPTION_KEY) kek = decodeKek(c.AUTH_KEY_ENCRYPTION_KEY, 'AUTH_KEY_ENCRYPTION_KEY');
   else {
