@@ -1,9 +1,22 @@
 import { Module } from '@nestjs/common';
+import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { BILLING_CONFIG, loadBillingConfig, type BillingConfig } from './billing.config';
+import { BILLING_SERVICES, BillingRuntime } from './billing.runtime';
+import { BudgetsController } from './budgets/budgets.controller';
+import { LedgerRpc } from './ledger/ledger.rpc';
 
 /**
- * The billing service's own module. Its domain (deciders, handlers, projections,
- * controllers) lands here; health, metrics, docs, the event store, the outbox and
- * NATS come from @palisade/service-kit.
+ * The billing service: the ledger (reserve → settle → release over NATS for the router and
+ * the orchestrator), budgets and their status over HTTP for people. Health, metrics, docs,
+ * the event store, the outbox and NATS come from @palisade/service-kit.
  */
-@Module({})
+@Module({
+  controllers: [BudgetsController],
+  providers: [
+    { provide: BILLING_CONFIG, useFactory: () => loadBillingConfig() },
+    { provide: BillingRuntime, useFactory: (platform: Platform, config: BillingConfig) => new BillingRuntime(platform, config), inject: [PLATFORM, BILLING_CONFIG] },
+    { provide: BILLING_SERVICES, useFactory: (runtime: BillingRuntime) => () => runtime.services, inject: [BillingRuntime] },
+    { provide: LedgerRpc, useFactory: (platform: Platform, runtime: BillingRuntime) => new LedgerRpc(platform, () => runtime.services.ledger), inject: [PLATFORM, BillingRuntime] },
+  ],
+})
 export class BillingModule {}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { audienceOf } from '@palisade/auth-verifier';
+import { connectNats, rpcRequest, type NatsConnection } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
+
+// The built billing service (offset 8800: 15907) on its own database. People set budgets
+// over HTTPS with tokens of a key of our own (AUTH_JWKS); the ledger is asked over NATS
+// as llm-router (its development certificate, the permissions of nats-requests.txt).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../../scripts/platform-runner.js');
+const OFFSET = 8800;
+const BILLING = 7107 + OFFSET;
+
+const tenant = `b-${randomBytes(4).toString('hex')}`;
+const other = `o-${randomBytes(4).toString('hex')}`;
+
+describe('billing (built service: HTTP for people, NATS for the router)', () => {
+  let handles: Array<{ stop(): Promise<unknown> }> = [];
+  const t: Record<string, string> = {};
+  const ncs: NatsConnection[] = [];
+  let router: NatsConnection;
+  let auditor: NatsConnection;
+  const http = httpsCaller(BILLING);
+  const ask = <T = Record<string, string>>(nc: NatsConnection, method: string, payload: unknown) => rpcRequest<T>(nc, `palisade.rpc.billing.${method}`, payload);
+
+  beforeAll(async () => {
+    const issuer = await TestTokenIssuer.create(audienceOf('billing'));
+    handles = runner.startServices({
+      services: ['billing'],
+      portOffset: OFFSET,
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'billing-e2e'),
+      env: { AUTH_JWKS: issuer.jwks, LOG_LEVEL: 'warn', BILLING_SWEEP_INTERVAL_MS: '200' },
+    });
+    for (const name of ['llm-router', 'audit'] as const) {
+      const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name });
+      ncs.push(await connectNats({ servers: infra('NATS_URL'), identity, name: `e2e-billing-${name}` }));
+    }
+    [router, auditor] = ncs;
+    await runner.waitReady(handles, { timeoutMs: 90000 });
+    t.admin = await issuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
+    t.member = await issuer.token({ sub: 'bob', tid: tenant, ptp: 'user', scp: ['agents:manage'] });
+    t.mallory = await issuer.token({ sub: 'mallory', tid: other, ptp: 'user', scp: ['auth:admin'] });
+    t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+  }, 120000);
+
+  afterAll(async () => {
+    await Promise.all(ncs.map((nc) => nc.close()));
+    await Promise.all(handles.map((h) => h.stop()));
+  });
+
+  it('sets budgets over HTTP; reserves over NATS until refused naming the level; settles; status shows posted and pending', async () => {
+    const put = (path: string, body: unknown, token = t.admin) => http(`/v1/budgets/${path}`, { method: 'PUT', body, token });
+    expect((await put(`tenant/${tenant}`, { limitMicros: '10000000', period: 'month', timeZone: 'Asia/Shanghai' })).status).toBe(200);
+    expect((await put('team/platform', { limitMicros: '5000000', period: 'month' })).status).toBe(200);
+    const agent = await put('agent/release-bot', { limitMicros: '1000000', period: 'day', timeZone: 'Asia/Shanghai' });
+    expect(agent.status).toBe(200);
+    expect(agent.json).toMatchObject({ level: 'agent', subjectId: 'release-bot', limitMicros: '1000000', hard: true, thresholds: [50, 80, 100] });
+    // refused: a member, an agent, a bad body
+    expect((await put('agent/release-bot', { limitMicros: '1', period: 'day' }, t.member)).status).toBe(403);
+    expect((await put('agent/release-bot', { limitMicros: '1', period: 'day' }, t.bot)).status).toBe(403);
+    expect((await put('agent/release-bot', { limitMicros: '1.5', period: 'day' })).status).toBe(400);
+
+    const reserve = (requestId: string, amountMicros: string) =>
+      ask(router, 'reserve', { tenantId: tenant, requestId, agentId: 'release-bot', teamId: 'platform', amountMicros, ttlMs: 30000 });
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await reserve(`req-${i}`, '300000'));
+    expect(answers.map((a) => a.status)).toEqual(['reserved', 'reserved', 'reserved', 'refused', 'refused']);
+    expect(answers[3]).toMatchObject({ level: 'agent', limitMicros: '1000000', pendingMicros: '900000', availableMicros: '100000' });
+    expect(answers[3].resetsAt).toMatch(/T16:00:00.000Z$/); // local midnight in Asia/Shanghai
+    expect(await reserve('req-0', '1')).toEqual(answers[0]); // a retry gets its first answer
+
+    expect(await ask(router, 'settle', { tenantId: tenant, requestId: 'req-0', actualMicros: '120000', model: 'gpt-x', usage: [{ kind: 'input_tokens', quantity: 1000 }] })).toMatchObject({
+      status: 'settled',
+      postedMicros: '120000',
+      releasedMicros: '180000',
+    });
+    expect(await ask(router, 'release', { tenantId: tenant, requestId: 'req-1' })).toMatchObject({ status: 'released', releasedMicros: '300000' });
+
+    const status = await http(`/v1/budgets/agent/release-bot`, { token: t.admin });
+    expect(status.json).toMatchObject({ limitMicros: '1000000', postedMicros: '120000', pendingMicros: '300000', remainingMicros: '580000' });
+    const all = await http('/v1/budgets', { token: t.admin });
+    expect(all.json.map((s: { level: string; postedMicros: string }) => [s.level, s.postedMicros])).toEqual([
+      ['tenant', '120000'],
+      ['team', '120000'],
+      ['agent', '120000'],
+    ]);
+    // the agent reads its own remaining; another tenant sees nothing; only the router and orchestrator spend
+    const me = await http('/v1/budgets/me', { token: t.bot });
+    expect(me.json).toMatchObject({ remainingMicros: '580000' });
+    expect((await http('/v1/budgets', { token: t.bot })).status).toBe(403);
+    expect((await http('/v1/budgets/agent/release-bot', { token: t.mallory })).status).toBe(404);
+    await expect(ask(auditor, 'reserve', { tenantId: tenant, requestId: 'x', agentId: 'release-bot', amountMicros: '1', ttlMs: 1000 })).rejects.toThrow();
+  });
+
+  it('64 concurrent reserves against a budget that fits N admit exactly N', async () => {
+    const N = 7;
+    await http('/v1/budgets/agent/burst-bot', { method: 'PUT', token: t.admin, body: { limitMicros: String(N * 1000), period: 'none' } });
+    const answers = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => ask(router, 'reserve', { tenantId: tenant, requestId: `burst-${i}`, agentId: 'burst-bot', teamId: 'platform', amountMicros: '1000', ttlMs: 1000 })),
+    );
+    expect(answers.filter((a) => a.status === 'reserved')).toHaveLength(N);
+    expect(answers.filter((a) => a.status === 'refused').every((a) => a.level === 'agent')).toBe(true);
+    const status = await http('/v1/budgets/agent/burst-bot', { token: t.admin });
+    expect(status.json).toMatchObject({ pendingMicros: String(N * 1000), postedMicros: '0' });
+    // the sweeper releases the holds once their TTL (1 s) has passed
+    let pending = status.json.pendingMicros;
+    for (let i = 0; i < 40 && pending !== '0'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pending = (await http('/v1/budgets/agent/burst-bot', { token: t.admin })).json.pendingMicros;
+    }
+    expect(pending).toBe('0');
+  });
+});
