@@ -40,6 +40,16 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'audit.feed.deleted': 'admin_configuration',
   'audit.feed.paused': 'admin_configuration',
   'audit.feed.resumed': 'admin_configuration',
+  // billing (services/billing/src/*/*.events.ts): budgets are configuration; holds and
+  // thresholds are the spending side of model and tool calls
+  'billing.budget.set': 'admin_configuration',
+  'billing.budget.removed': 'admin_configuration',
+  'billing.budget.threshold_crossed': 'model_io',
+  'billing.hold.reserved': 'model_io',
+  'billing.hold.refused': 'model_io',
+  'billing.hold.settled': 'model_io',
+  'billing.hold.released': 'model_io',
+  'billing.hold.expired': 'model_io',
   // auth (services/auth/src/*/*.events.ts)
   'auth.agent.registered': 'admin_configuration',
   'auth.agent.suspended': 'permission_change',

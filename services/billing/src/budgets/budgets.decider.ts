@@ -79,7 +79,7 @@ export function thresholdEvent(
   posted: bigint,
 ): BudgetThresholdCrossed {
   return {
-    type: 'billing.budget.threshold-crossed',
+    type: 'billing.budget.threshold_crossed',
     data: {
       budgetId: account.budgetId,
       level: account.level,

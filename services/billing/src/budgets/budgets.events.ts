@@ -23,7 +23,7 @@ export type BudgetSet = { type: 'billing.budget.set'; data: BudgetSetData };
 export type BudgetRemoved = { type: 'billing.budget.removed'; data: { budgetId: string; level: Level; subjectId: string } };
 /** Posted spending crossed a threshold (percent of the limit) in a period: once per budget, period and threshold. */
 export type BudgetThresholdCrossed = {
-  type: 'billing.budget.threshold-crossed';
+  type: 'billing.budget.threshold_crossed';
   data: { budgetId: string; level: Level; subjectId: string; threshold: number; periodStart: string; limitMicros: string; postedMicros: string; hard: boolean };
 };
 

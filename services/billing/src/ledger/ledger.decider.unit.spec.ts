@@ -94,7 +94,7 @@ describe('ledger decider', () => {
     const l = ledger(account('agent', 100n));
     l.reserve('a', 60n);
     const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 85n, model: null, usage: [], now });
-    expect(s.events.filter((e) => e.type === 'billing.budget.threshold-crossed').map((e) => e.data)).toEqual([
+    expect(s.events.filter((e) => e.type === 'billing.budget.threshold_crossed').map((e) => e.data)).toEqual([
       expect.objectContaining({ threshold: 50 }),
       expect.objectContaining({ threshold: 80 }),
     ]);

@@ -194,7 +194,7 @@ export class LedgerService {
         const streamId = `hold-${command.tenantId}.${command.requestId}`;
         for (const event of decision.events) {
           const envelope = envelopeOf(this.d.eventContext, metadata, event);
-          if (event.type === 'billing.budget.threshold-crossed') {
+          if (event.type === 'billing.budget.threshold_crossed') {
             events.push({ streamId: `budget-${event.data.budgetId}.${Date.parse(event.data.periodStart)}.t${event.data.threshold}`, version: 1, event: envelope });
           } else {
             events.push({ streamId, version: decision.hold!.version, event: envelope });
