@@ -1,9 +1,64 @@
 import { Module } from '@nestjs/common';
+import { PalisadeError } from '@palisade/contracts';
+import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { NatsBillingAdapter } from './budgets/billing.nats';
+import { CatalogController } from './catalog/catalog.controller';
+import { CatalogRepository } from './catalog/catalog.repository';
+import { CatalogService } from './catalog/catalog.service';
+import { AnthropicController, OpenAiController } from './completions/completions.controller';
+import { CompletionsService } from './completions/completions.service';
+import { PiiDetector } from './guards/pii.detector';
+import { loadLlmRouterConfig, type LlmRouterConfig } from './llm-router.config';
+import { CATALOG_SERVICE, COMPLETIONS_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
+import { ModelCallsService } from './model-calls/model-calls.service';
+import { VaultProviderKeys } from './providers/provider-keys';
+import { Upstream } from './providers/upstream';
+import type { CountryCode } from 'libphonenumber-js';
+
+interface Services {
+  catalog: CatalogService;
+  completions: CompletionsService;
+}
+
+/** The router's services, once the event store, the data source and NATS exist. */
+function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Services> {
+  let services: Services | undefined;
+  platform.afterConnect(async (p) => {
+    if (services) return;
+    const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
+    const upstream = new Upstream({ connectTimeoutMs: config.providerConnectTimeoutMs });
+    p.beforeClose(async () => upstream.shutdown());
+    const completions = new CompletionsService({
+      catalog,
+      billing: new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs),
+      upstream,
+      detector: new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode }),
+      audit: new ModelCallsService(p.eventStore!, p.eventContext),
+      keys: new VaultProviderKeys(),
+      settings: config,
+      logger: p.logger,
+    });
+    services = { catalog, completions };
+  });
+  return () => {
+    if (!services) throw new PalisadeError('unavailable', 'the service is starting');
+    return services;
+  };
+}
 
 /**
- * The llm-router service's own module. Its domain (deciders, handlers, projections,
- * controllers) lands here; health, metrics, docs, the event store, the outbox and
- * NATS come from @palisade/service-kit.
+ * The llm-router service: the one door between agents and models (OpenAI- and
+ * Anthropic-compatible APIs, compliance routing, PII masking that fails closed, budgets
+ * reserved first, breakers, model IO audited). Health, metrics, docs, the event store,
+ * the outbox and NATS come from @palisade/service-kit.
  */
-@Module({})
+@Module({
+  controllers: [OpenAiController, AnthropicController, CatalogController],
+  providers: [
+    { provide: ROUTER_CONFIG, useFactory: () => loadLlmRouterConfig() },
+    { provide: 'llm-router.services', useFactory: (platform: Platform, config: LlmRouterConfig) => servicesFor(platform, config), inject: [PLATFORM, ROUTER_CONFIG] },
+    { provide: CATALOG_SERVICE, useFactory: (services: Ready<Services>): Ready<CatalogService> => () => services().catalog, inject: ['llm-router.services'] },
+    { provide: COMPLETIONS_SERVICE, useFactory: (services: Ready<Services>): Ready<CompletionsService> => () => services().completions, inject: ['llm-router.services'] },
+  ],
+})
 export class LlmRouterModule {}

@@ -1,4 +1,5 @@
 import { main, packageVersion } from '@palisade/service-kit';
+import { llmRouterMigrations } from './llm-router.migration';
 import { LlmRouterModule } from './llm-router.module';
 
 main({
@@ -6,4 +7,5 @@ main({
   version: packageVersion(__dirname),
   description: 'Every model call: compliance routing, PII masking, injection guards, circuit breakers, budgets checked first.',
   module: LlmRouterModule,
+  migrations: llmRouterMigrations,
 });

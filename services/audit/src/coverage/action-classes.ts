@@ -90,6 +90,14 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'credential.secret.rotation_overdue': 'credential_lifecycle',
   'credential.secret.shredded': 'credential_lifecycle',
   'credential.secret.version_retired': 'credential_lifecycle',
+  // llm-router (services/llm-router/src/*/*.events.ts)
+  'llm-router.model-call.recorded': 'model_io',
+  'llm-router.provider.registered': 'admin_configuration',
+  'llm-router.provider.removed': 'admin_configuration',
+  'llm-router.model.registered': 'admin_configuration',
+  'llm-router.model.removed': 'admin_configuration',
+  'llm-router.route.configured': 'admin_configuration',
+  'llm-router.route.removed': 'admin_configuration',
   // policy (services/policy/src/*/*.events.ts)
   'policy.approval.requested': 'permission_change',
   'policy.approval.approved': 'permission_change',

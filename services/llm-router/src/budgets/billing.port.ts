@@ -1,0 +1,43 @@
+/** Which level of the budget hierarchy lacks headroom. */
+export type BudgetLevel = 'agent' | 'team' | 'tenant';
+
+export interface ReserveRequest {
+  tenantId: string;
+  /** The router's request id: also the hold id and the usage event id (idempotent). */
+  requestId: string;
+  agentId?: string;
+  userId?: string;
+  teams: readonly string[];
+  model: string;
+  /** Worst-case cost in micro-USD (an integer). */
+  amountMicros: number;
+  /** When billing may expire the hold if it was never settled (the router's hard deadline). */
+  expiresAt: string;
+}
+
+export type ReserveResult =
+  | { status: 'held' }
+  | { status: 'refused'; level: BudgetLevel; limitMicros: number; resetsAt?: string };
+
+export interface SettleRequest {
+  tenantId: string;
+  requestId: string;
+  /** Real cost in micro-USD; the rest of the hold is released. */
+  amountMicros: number;
+  /** True when the cost is the hold itself (a stream cut before its usage arrived). */
+  estimated: boolean;
+  usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number };
+  model: string;
+  providerId: string;
+}
+
+/**
+ * What the router needs from billing (`palisade.rpc.billing.reserve|settle|release`).
+ * Every method throws `PalisadeError('unavailable')` when billing cannot answer, and the
+ * router then refuses the request (fail-closed: never an unbudgeted call).
+ */
+export interface BillingPort {
+  reserve(request: ReserveRequest): Promise<ReserveResult>;
+  settle(request: SettleRequest): Promise<void>;
+  release(request: { tenantId: string; requestId: string }): Promise<void>;
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { COMPLIANCE_CLASSES, PROVIDER_KINDS, type ComplianceClass, type ProviderKind } from './catalog.events';
+
+/** A provider's, model's or route's id: what callers put in `model`. */
+export const catalogIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'must be letters, digits, . _ : / - (at most 128)');
+
+const money = z.number().int().min(0).max(1_000_000_000_000);
+
+export const providerSchema = z.strictObject({
+  kind: z.enum(PROVIDER_KINDS as [ProviderKind, ...ProviderKind[]]),
+  baseUrl: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .refine((u) => !/[?#]/.test(u) && !new URL(u).username && !new URL(u).password, 'must be an http(s) URL without credentials, query or fragment'),
+  compliance: z.enum(COMPLIANCE_CLASSES as [ComplianceClass, ...ComplianceClass[]]),
+  apiKeySecretId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, 'must be a secret id of the credential service').optional(),
+});
+
+export const modelSchema = z.strictObject({
+  providerId: catalogIdSchema,
+  upstreamModel: z.string().min(1).max(200),
+  contextWindow: z.number().int().min(1).max(100_000_000),
+  maxOutputTokens: z.number().int().min(1).max(10_000_000),
+  inputMicrosPerMTok: money,
+  outputMicrosPerMTok: money,
+});
+
+export const routeSchema = z.strictObject({
+  candidates: z.array(catalogIdSchema).min(1).max(8),
+});

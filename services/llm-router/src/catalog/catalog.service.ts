@@ -1,0 +1,92 @@
+import { PalisadeError, type EventFactoryContext, type Principal } from '@palisade/contracts';
+import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
+import { catalogDecider, type CatalogCommand, type CatalogState } from './catalog.decider';
+import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition } from './catalog.events';
+import type { CatalogRepository } from './catalog.repository';
+
+/** The scope a person needs to change the tenant's providers, models and routes. */
+export const ROUTER_ADMIN_SCOPE = 'llm-router:admin';
+
+export interface CatalogView extends CatalogState {
+  etag: number;
+}
+
+export interface CatalogServiceDependencies {
+  store: EventStore;
+  repo: Pick<CatalogRepository, 'catalog' | 'projection'>;
+  eventContext: EventFactoryContext;
+  /** How long a tenant's catalog is served from memory on the request path (other instances' changes show within it). */
+  cacheMs: number;
+  now?: () => Date;
+}
+
+/**
+ * A tenant's providers, models and routes (stream `llm-catalog-<tenant>`), changed by its
+ * router administrators (people with `llm-router:admin`); read on every model call from
+ * a short per-instance cache.
+ */
+export class CatalogService {
+  private readonly handler: CommandHandler<CatalogState, CatalogCommand, CatalogEvent>;
+  private readonly cache = new Map<string, { state: CatalogState; until: number }>();
+  private readonly now: () => Date;
+
+  constructor(private readonly d: CatalogServiceDependencies) {
+    this.handler = new CommandHandler(d.store, catalogDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
+    this.now = d.now ?? (() => new Date());
+  }
+
+  async view(principal: Principal): Promise<CatalogView> {
+    requireAdmin(principal);
+    const row = await this.d.repo.catalog(principal.tenantId);
+    return row ? { ...row.state, etag: row.version } : { ...catalogDecider.initialState(), etag: 0 };
+  }
+
+  /** The catalog a model call routes on. */
+  async current(tenantId: string): Promise<CatalogState> {
+    const at = Date.now();
+    const cached = this.cache.get(tenantId);
+    if (cached && cached.until > at) return cached.state;
+    const state = (await this.d.repo.catalog(tenantId))?.state ?? catalogDecider.initialState();
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(tenantId, { state, until: at + this.d.cacheMs });
+    return state;
+  }
+
+  registerProvider(principal: Principal, provider: ProviderDefinition, ifMatch?: number) {
+    return this.change(principal, { type: 'register-provider', data: provider }, ifMatch);
+  }
+
+  removeProvider(principal: Principal, providerId: string, ifMatch?: number) {
+    return this.change(principal, { type: 'remove-provider', data: { providerId } }, ifMatch);
+  }
+
+  registerModel(principal: Principal, model: ModelDefinition, ifMatch?: number) {
+    return this.change(principal, { type: 'register-model', data: model }, ifMatch);
+  }
+
+  removeModel(principal: Principal, modelId: string, ifMatch?: number) {
+    return this.change(principal, { type: 'remove-model', data: { modelId } }, ifMatch);
+  }
+
+  configureRoute(principal: Principal, route: RouteDefinition, ifMatch?: number) {
+    return this.change(principal, { type: 'configure-route', data: route }, ifMatch);
+  }
+
+  removeRoute(principal: Principal, routeId: string, ifMatch?: number) {
+    return this.change(principal, { type: 'remove-route', data: { routeId } }, ifMatch);
+  }
+
+  private async change(principal: Principal, command: Omit<CatalogCommand, 'metadata'>, ifMatch?: number): Promise<CatalogView> {
+    requireAdmin(principal);
+    const metadata = { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: this.now() };
+    const result = await this.handler.handle(streamName('llm-catalog', principal.tenantId), { ...command, metadata } as CatalogCommand, { expectedVersion: ifMatch });
+    this.cache.delete(principal.tenantId);
+    return { ...result.state, etag: result.version };
+  }
+}
+
+function requireAdmin(principal: Principal): void {
+  if (principal.type !== 'user' || !principal.scopes?.includes(ROUTER_ADMIN_SCOPE)) {
+    throw new PalisadeError('forbidden', `the tenant's models are configured by people with the ${ROUTER_ADMIN_SCOPE} scope`);
+  }
+}

@@ -1,0 +1,439 @@
+import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
+import type { CatalogService } from '../catalog/catalog.service';
+import type { ProviderDefinition } from '../catalog/catalog.events';
+import type { BillingPort } from '../budgets/billing.port';
+import { clampMaxTokens, costMicros, inputTokenBound, worstCaseMicros } from '../budgets/cost';
+import type { PiiDetector } from '../guards/pii.detector';
+import { MaskingSession } from '../guards/pii.masker';
+import type { ModelCallRecorded } from '../model-calls/model-calls.events';
+import type { ModelCallsService } from '../model-calls/model-calls.service';
+import { UpstreamFailure, UpstreamRejection, type Upstream } from '../providers/upstream';
+import { attemptsOf, classify, plan, type Candidate, type Classification } from './routing';
+import { SseParser, sseOf } from './sse';
+import { StreamUnmasker } from './stream-unmasker';
+import { anthropicRequestToOpenAi, anthropicResponseToOpenAi, openAiRequestToAnthropic, openAiResponseToAnthropic } from './translate';
+
+export type Api = 'openai' | 'anthropic';
+type Json = Record<string, unknown>;
+
+/** Where a provider's API key comes from: the credential service's vault, by the provider's secret id. */
+export interface ProviderKeys {
+  keyFor(tenantId: string, provider: ProviderDefinition): Promise<string | undefined>;
+}
+
+export interface CompletionsSettings {
+  piiDeadlineMs: number;
+  requestDeadlineMs: number;
+  defaultMaxTokens: number;
+  defaultClassification: Classification;
+}
+
+export interface CompletionsDependencies {
+  catalog: Pick<CatalogService, 'current'>;
+  billing: BillingPort;
+  upstream: Pick<Upstream, 'send'>;
+  detector: Pick<PiiDetector, 'detect'>;
+  audit: Pick<ModelCallsService, 'record'>;
+  keys: ProviderKeys;
+  settings: CompletionsSettings;
+  /** Logs carry ids, codes and counts only: never a prompt, a response or a detected value. */
+  logger: { warn(obj: object, msg: string): void };
+  now?: () => Date;
+  newId?: () => string;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface CallInput {
+  api: Api;
+  principal: Principal;
+  /** The caller's body, validated by the controller (model, messages, max tokens, stream). */
+  body: Json;
+  declared?: Classification;
+  /** Aborted when the caller goes away. */
+  signal: AbortSignal;
+}
+
+export type CallResult = { kind: 'json'; body: Json; requestId: string } | { kind: 'stream'; events: AsyncGenerator<string, void, undefined>; requestId: string };
+
+interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+}
+
+/** What one call has learned so far: becomes its audit event. */
+interface Trace {
+  requestId: string;
+  started: number;
+  principal: Principal;
+  api: Api;
+  model: string;
+  classification: Classification;
+  streamed: boolean;
+  attempts: number;
+  reservedMicros: number;
+  session?: MaskingSession;
+  served?: Candidate;
+  prompt: unknown;
+}
+
+const DEFAULT_SLEEP = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * One model call, in this order: mask (fail-closed) → classify (declared, raised by what
+ * was found) → route (only permitted providers) → reserve the worst case with billing
+ * (refused: 429, unreachable: 503) → at most three attempts through the providers'
+ * breakers, never retried once a byte reached the caller → unmask → settle the real
+ * usage → audit. Nothing is sent to a provider before the masking and the reservation
+ * have both succeeded.
+ */
+export class CompletionsService {
+  private readonly now: () => Date;
+  private readonly newId: () => string;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly d: CompletionsDependencies) {
+    this.now = d.now ?? (() => new Date());
+    this.newId = d.newId ?? newEventId;
+    this.sleep = d.sleep ?? DEFAULT_SLEEP;
+  }
+
+  /** The model names a caller of this tenant may use (routes and models). */
+  async models(principal: Principal): Promise<string[]> {
+    requireCaller(principal);
+    const catalog = await this.d.catalog.current(principal.tenantId);
+    return [...Object.keys(catalog.routes), ...Object.keys(catalog.models)].sort();
+  }
+
+  async call(input: CallInput): Promise<CallResult> {
+    const { principal, body, api } = input;
+    requireCaller(principal);
+    const t: Trace = {
+      requestId: this.newId(),
+      started: performance.now(),
+      principal,
+      api,
+      model: String(body.model),
+      classification: input.declared ?? this.d.settings.defaultClassification,
+      streamed: body.stream === true,
+      attempts: 0,
+      reservedMicros: 0,
+      prompt: api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages },
+    };
+    try {
+      // 1. mask, fail-closed
+      t.session = new MaskingSession(this.d.detector);
+      const masked = t.session.maskBody(api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages }, { deadlineMs: this.d.settings.piiDeadlineMs });
+      const maskedBody: Json = { ...body, ...masked };
+      if (api === 'openai' || body.system === undefined) delete maskedBody.system;
+      // 2. classify, 3. route
+      t.classification = classify(t.classification, t.session.found);
+      const catalog = await this.d.catalog.current(principal.tenantId);
+      let candidates = plan(catalog, t.model, t.classification);
+      if (t.streamed) {
+        candidates = candidates.filter((c) => c.provider.kind === api);
+        if (candidates.length === 0) throw new PalisadeError('validation', 'stream: streaming between the OpenAI and Anthropic protocols is not supported yet; call without stream');
+      }
+      // 4. reserve the worst case
+      const requested = intOrUndefined(body.max_completion_tokens) ?? intOrUndefined(body.max_tokens);
+      const models = candidates.map((c) => c.model);
+      const maxTokens = clampMaxTokens(requested, this.d.settings.defaultMaxTokens, models);
+      t.reservedMicros = worstCaseMicros(models, inputTokenBound(maskedBody), maxTokens);
+      await this.reserve(t);
+      // 5. attempts
+      return await this.attempt(t, input, maskedBody, candidates, maxTokens);
+    } catch (error) {
+      const reason = reasonOf(error);
+      this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
+      throw error;
+    }
+  }
+
+  private async reserve(t: Trace): Promise<void> {
+    const { principal } = t;
+    const expiresAt = new Date(this.now().getTime() + this.d.settings.requestDeadlineMs).toISOString();
+    const result = await this.d.billing.reserve({
+      tenantId: principal.tenantId,
+      requestId: t.requestId,
+      ...(principal.type === 'agent' ? { agentId: principal.id, ...(principal.actingFor ? { userId: principal.actingFor } : {}) } : { userId: principal.id }),
+      teams: principal.teams ?? [],
+      model: t.model,
+      amountMicros: t.reservedMicros,
+      expiresAt,
+    });
+    if (result.status === 'refused') {
+      const resets = result.resetsAt ? `, resets at ${result.resetsAt}` : '';
+      throw new PalisadeError('rate_limited', `the ${result.level} budget has no room for this request (limit ${result.limitMicros} micro-USD${resets})`, {
+        budget: { level: result.level, limitMicros: result.limitMicros, ...(result.resetsAt ? { resetsAt: result.resetsAt } : {}) },
+      });
+    }
+  }
+
+  private async attempt(t: Trace, input: CallInput, maskedBody: Json, candidates: Candidate[], maxTokens: number): Promise<CallResult> {
+    const deadline = AbortSignal.any([input.signal, AbortSignal.timeout(this.d.settings.requestDeadlineMs)]);
+    let lastFailure: UpstreamFailure | undefined;
+    for (const candidate of attemptsOf(candidates)) {
+      if (deadline.aborted) break;
+      if (t.attempts > 0) await this.sleep(Math.min(lastFailure?.retryAfterMs ?? 100 * 2 ** (t.attempts - 1), 2000));
+      t.attempts++;
+      try {
+        const apiKey = await this.d.keys.keyFor(t.principal.tenantId, candidate.provider);
+        const upstreamBody = upstreamBodyOf(input.api, candidate, maskedBody, maxTokens, t.streamed);
+        const response = await this.d.upstream.send({ tenantId: t.principal.tenantId, provider: candidate.provider, upstreamModel: candidate.model.upstreamModel, body: upstreamBody, ...(apiKey ? { apiKey } : {}), signal: deadline });
+        t.served = candidate;
+        if (t.streamed) return { kind: 'stream', requestId: t.requestId, events: this.stream(t, input, response, deadline) };
+        const text = await response.text();
+        let json: Json;
+        try {
+          json = JSON.parse(text) as Json;
+        } catch {
+          throw new UpstreamFailure('status', response.status);
+        }
+        return { kind: 'json', requestId: t.requestId, body: await this.complete(t, input.api, candidate, json) };
+      } catch (error) {
+        if (error instanceof UpstreamRejection) {
+          await this.release(t);
+          throw new PalisadeError('validation', `the provider refused the request (${error.status})`);
+        }
+        if (!(error instanceof UpstreamFailure)) {
+          await this.release(t);
+          throw error;
+        }
+        lastFailure = error;
+        this.d.logger.warn({ requestId: t.requestId, provider: candidate.provider.providerId, reason: error.reason, status: error.status }, 'provider attempt failed');
+      }
+    }
+    await this.release(t);
+    throw new PalisadeError('unavailable', `no permitted provider answered (${t.attempts} attempts)`);
+  }
+
+  private async complete(t: Trace, api: Api, candidate: Candidate, json: Json): Promise<Json> {
+    const kind = candidate.provider.kind;
+    const usage = kind === 'anthropic' ? anthropicUsage(json.usage) : openAiUsage(json.usage);
+    const translated = api === kind ? { ...json, model: t.model } : api === 'openai' ? anthropicResponseToOpenAi(json, t.model) : openAiResponseToAnthropic(json, t.model);
+    const body = t.session!.unmaskBody(translated);
+    await this.settle(t, usage, false);
+    this.finish(t, { outcome: 'served', usage, response: api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content });
+    return body;
+  }
+
+  private async *stream(t: Trace, input: CallInput, response: Response, signal: AbortSignal): AsyncGenerator<string, void, undefined> {
+    const parser = new SseParser();
+    const unmasker = new StreamUnmasker(t.session!);
+    const wantsUsage = (input.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const usage: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+    let sawUsage = false;
+    let complete = false;
+    const texts: string[] = [];
+    const handle = input.api === 'openai' ? openAiStreamHandler : anthropicStreamHandler;
+    const state = { usage, wantsUsage, unmasker, texts, model: t.model, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) };
+    try {
+      const reader = response.body!.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        const events = done ? parser.end() : parser.push(value);
+        for (const event of events) {
+          const out = handle(event, state);
+          if (out) yield out;
+        }
+        if (done) break;
+      }
+    } catch {
+      // the provider cut the connection, or the deadline passed: reported below
+    } finally {
+      if (!complete) {
+        // never a silent clean end: the caller learns the stream is cut
+        const message = signal.aborted && !input.signal.aborted ? 'the request deadline passed before the stream was complete' : 'the provider ended the stream before it was complete';
+        const error = input.api === 'openai' ? sseOf({ data: JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'stream_cut' } }) }) : sseOf({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }) });
+        if (!input.signal.aborted) yield error;
+      }
+      const estimated = !complete || !sawUsage;
+      await this.settle(t, usage, estimated).catch(() => undefined);
+      this.finish(t, { outcome: complete ? 'served' : 'cut', usage, estimated, response: texts.join('') });
+      await response.body?.cancel().catch(() => undefined);
+    }
+  }
+
+  private async settle(t: Trace, usage: Usage, estimated: boolean): Promise<void> {
+    const model = t.served!.model;
+    const real = costMicros(model, { inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens, outputTokens: usage.outputTokens });
+    const amountMicros = estimated ? t.reservedMicros : Math.min(real, t.reservedMicros);
+    (t as Trace & { cost?: number; estimated?: boolean }).cost = amountMicros;
+    try {
+      await this.d.billing.settle({
+        tenantId: t.principal.tenantId,
+        requestId: t.requestId,
+        amountMicros,
+        estimated,
+        usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens, cacheWriteTokens: usage.cacheWriteTokens },
+        model: model.modelId,
+        providerId: t.served!.provider.providerId,
+      });
+    } catch (error) {
+      // the response is the caller's already; billing expires the hold at its deadline (charged as reserved)
+      this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'settlement failed: the hold stands until it expires');
+    }
+  }
+
+  private async release(t: Trace): Promise<void> {
+    await this.d.billing.release({ tenantId: t.principal.tenantId, requestId: t.requestId }).catch((error: unknown) => {
+      this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'release failed: the hold expires at its deadline');
+    });
+  }
+
+  /** The audit event; the call never waits for it, a failure to write it is logged. */
+  private finish(t: Trace, result: { outcome: ModelCallRecorded['outcome']; reason?: string; usage?: Usage; estimated?: boolean; response?: unknown }): void {
+    const { principal } = t;
+    const usage = result.usage ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+    const call: ModelCallRecorded = {
+      requestId: t.requestId,
+      api: t.api,
+      ...(principal.type === 'agent' ? { agentId: principal.id, ...(principal.actingFor ? { userId: principal.actingFor } : {}) } : { userId: principal.id }),
+      teams: [...(principal.teams ?? [])],
+      requestedModel: t.model.slice(0, 200),
+      ...(t.served ? { providerId: t.served.provider.providerId, model: t.served.model.modelId } : {}),
+      classification: t.classification,
+      outcome: result.outcome,
+      ...(result.reason ? { reason: result.reason } : {}),
+      streamed: t.streamed,
+      attempts: t.attempts,
+      inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens,
+      outputTokens: usage.outputTokens,
+      reservedMicros: t.reservedMicros,
+      costMicros: (t as Trace & { cost?: number }).cost ?? 0,
+      estimated: result.estimated ?? false,
+      latencyMs: Math.round(performance.now() - t.started),
+      guards: { pii: { masked: t.session?.masked ?? 0, byType: { ...(t.session?.statistics ?? {}) } } },
+    };
+    const texts = { prompt: t.prompt, ...(result.response !== undefined ? { response: result.response } : {}) };
+    this.d.audit.record(principal, call, texts, this.now()).catch((error: unknown) => {
+      this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'model call audit event not written');
+    });
+  }
+}
+
+function requireCaller(principal: Principal): void {
+  if (principal.type !== 'agent' && principal.type !== 'user') throw new PalisadeError('forbidden', 'models are called by agents and people');
+}
+
+function intOrUndefined(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
+}
+
+function reasonOf(error: unknown): string {
+  if (!(error instanceof PalisadeError)) return 'internal';
+  if (error.code === 'rate_limited') return `budget:${(error.details as { budget?: { level?: string } } | undefined)?.budget?.level ?? 'unknown'}`;
+  if (error.code === 'forbidden') return 'compliance';
+  if (error.code === 'unavailable' && error.message.startsWith('the PII detector')) return 'pii-detector';
+  if (error.code === 'unavailable' && error.message.startsWith('billing')) return 'billing-unavailable';
+  if (error.code === 'unavailable') return 'providers-failed';
+  return error.code;
+}
+
+/** The body sent to the candidate: its model name, the clamped output limit, usage always asked on streams. */
+function upstreamBodyOf(api: Api, candidate: Candidate, maskedBody: Json, maxTokens: number, stream: boolean): Json {
+  const { kind } = candidate.provider;
+  if (kind === 'openai') {
+    const base = api === 'openai' ? { ...maskedBody } : anthropicRequestToOpenAi(maskedBody, maxTokens);
+    base.model = candidate.model.upstreamModel;
+    if (base.max_completion_tokens !== undefined) base.max_completion_tokens = maxTokens;
+    else base.max_tokens = maxTokens;
+    if (stream) base.stream_options = { ...((base.stream_options as Json | undefined) ?? {}), include_usage: true };
+    else delete base.stream_options;
+    return base;
+  }
+  const base = api === 'anthropic' ? { ...maskedBody } : openAiRequestToAnthropic(maskedBody, maxTokens);
+  base.model = candidate.model.upstreamModel;
+  base.max_tokens = maxTokens;
+  return base;
+}
+
+function openAiUsage(u: unknown): Usage {
+  const usage = (u ?? {}) as { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } };
+  const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+  return { inputTokens: (usage.prompt_tokens ?? 0) - cached, outputTokens: usage.completion_tokens ?? 0, cacheReadTokens: cached, cacheWriteTokens: 0 };
+}
+
+function anthropicUsage(u: unknown): Usage {
+  const usage = (u ?? {}) as Record<string, number | undefined>;
+  return { inputTokens: usage.input_tokens ?? 0, outputTokens: usage.output_tokens ?? 0, cacheReadTokens: usage.cache_read_input_tokens ?? 0, cacheWriteTokens: usage.cache_creation_input_tokens ?? 0 };
+}
+
+interface StreamState {
+  usage: Usage;
+  wantsUsage: boolean;
+  unmasker: StreamUnmasker;
+  texts: string[];
+  model: string;
+  onUsage(): void;
+  onEnd(): void;
+}
+
+/** An OpenAI chunk: usage taken (and stripped unless asked), content unmasked, the caller's model name. */
+function openAiStreamHandler(event: { data: string }, s: StreamState): string | undefined {
+  if (event.data === '[DONE]') {
+    s.onEnd();
+    return sseOf(event);
+  }
+  let chunk: Json;
+  try {
+    chunk = JSON.parse(event.data) as Json;
+  } catch {
+    return undefined;
+  }
+  if (chunk.usage) {
+    Object.assign(s.usage, openAiUsage(chunk.usage));
+    s.onUsage();
+  }
+  const choices = (chunk.choices as Array<{ index: number; delta?: { content?: string | null }; finish_reason?: string | null }>) ?? [];
+  if (!s.wantsUsage) {
+    if (choices.length === 0 && chunk.usage) return undefined;
+    delete chunk.usage;
+  }
+  for (const choice of choices) {
+    let text = typeof choice.delta?.content === 'string' ? s.unmasker.push(choice.index, choice.delta.content) : '';
+    if (choice.finish_reason) text += s.unmasker.flush(choice.index);
+    if (choice.delta && (typeof choice.delta.content === 'string' || text !== '')) choice.delta.content = text;
+    if (text) s.texts.push(text);
+  }
+  chunk.model = s.model;
+  return sseOf({ data: JSON.stringify(chunk) });
+}
+
+/** An Anthropic event: usage taken once (message_start's input, message_delta's cumulative output), text unmasked. */
+function anthropicStreamHandler(event: { event?: string; data: string }, s: StreamState): string | undefined {
+  let data: Json;
+  try {
+    data = JSON.parse(event.data) as Json;
+  } catch {
+    return undefined;
+  }
+  if (data.type === 'message_start') {
+    const message = data.message as Json;
+    const start = anthropicUsage(message.usage);
+    Object.assign(s.usage, { inputTokens: start.inputTokens, cacheReadTokens: start.cacheReadTokens, cacheWriteTokens: start.cacheWriteTokens, outputTokens: start.outputTokens });
+    message.model = s.model;
+  } else if (data.type === 'message_delta') {
+    const usage = (data.usage ?? {}) as { output_tokens?: number };
+    if (typeof usage.output_tokens === 'number') {
+      s.usage.outputTokens = usage.output_tokens;
+      s.onUsage();
+    }
+  } else if (data.type === 'content_block_delta') {
+    const delta = data.delta as { type: string; text?: string };
+    if (delta.type === 'text_delta' && typeof delta.text === 'string') {
+      delta.text = s.unmasker.push(Number(data.index), delta.text);
+      s.texts.push(delta.text);
+    }
+  } else if (data.type === 'content_block_stop') {
+    const rest = s.unmasker.flush(Number(data.index));
+    if (rest) {
+      s.texts.push(rest);
+      return sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: data.index, delta: { type: 'text_delta', text: rest } }) }) + sseOf(event);
+    }
+  } else if (data.type === 'message_stop') {
+    s.onEnd();
+  }
+  return sseOf(event.event ? { event: event.event, data: JSON.stringify(data) } : { data: JSON.stringify(data) });
+}

@@ -1,0 +1,84 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { CatalogState } from '../catalog/catalog.decider';
+import type { ComplianceClass, ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
+import type { EntityType } from '../guards/pii.detector';
+
+/** How sensitive a request is; declared by the caller, raised by what the guards find, never lowered. */
+export type Classification = 'public' | 'internal' | 'confidential' | 'restricted';
+export const CLASSIFICATIONS: readonly Classification[] = ['public', 'internal', 'confidential', 'restricted'];
+const RANK: Record<Classification, number> = { public: 0, internal: 1, confidential: 2, restricted: 3 };
+
+/** Most attempts per request, fallbacks included (no loops). */
+export const MAX_ATTEMPTS = 3;
+
+/** What a detected entity makes the request at least: personal data is confidential, a secret restricted. */
+const FLOOR_OF: Record<EntityType, Classification> = {
+  email: 'confidential',
+  phone: 'confidential',
+  ip: 'confidential',
+  card: 'confidential',
+  iban: 'confidential',
+  us_ssn: 'confidential',
+  cn_resident_id: 'confidential',
+  secret: 'restricted',
+};
+
+/** The higher of two classes. */
+export function higher(a: Classification, b: Classification): Classification {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+/** The declared class, raised by every entity found (never lowered). */
+export function classify(declared: Classification, found: readonly EntityType[]): Classification {
+  return found.reduce<Classification>((c, type) => higher(c, FLOOR_OF[type]), declared);
+}
+
+/** The highest class a provider of this compliance class may receive: confidential and above go only to private providers. */
+export function ceilingOf(compliance: ComplianceClass): Classification {
+  return compliance === 'private' ? 'restricted' : 'internal';
+}
+
+export function permits(compliance: ComplianceClass, classification: Classification): boolean {
+  return RANK[classification] <= RANK[ceilingOf(compliance)];
+}
+
+export interface Candidate {
+  model: ModelDefinition;
+  provider: ProviderDefinition;
+}
+
+const COMPLIANCE_RANK: Record<ComplianceClass, number> = { external: 0, private: 1 };
+
+/**
+ * The candidates a request may be sent to, in order, at most `MAX_ATTEMPTS`:
+ * `model` names a route (its candidates) or a model. Only providers that may receive the
+ * request's class are kept; a fallback is never of a lower compliance class than the
+ * first candidate, nor a model with a smaller context window. No permitted candidate: the
+ * request fails (`forbidden`), it is never sent where it may not go.
+ */
+export function plan(catalog: CatalogState, model: string, classification: Classification): Candidate[] {
+  const route = Object.hasOwn(catalog.routes, model) ? catalog.routes[model] : undefined;
+  const ids = route ? route.candidates : Object.hasOwn(catalog.models, model) ? [model] : undefined;
+  if (!ids) throw new PalisadeError('not_found', 'model: no such model or route');
+  const all = ids.flatMap((id) => {
+    const m = catalog.models[id];
+    const p = m && catalog.providers[m.providerId];
+    return m && p ? [{ model: m, provider: p }] : [];
+  });
+  const permitted = all.filter((c) => permits(c.provider.compliance, classification));
+  if (permitted.length === 0) {
+    throw new PalisadeError('forbidden', `no provider of model ${model} may receive ${classification} data: refused, nothing was sent`, { classification });
+  }
+  const [first] = permitted;
+  const fallbacks = permitted
+    .slice(1)
+    .filter((c) => COMPLIANCE_RANK[c.provider.compliance] >= COMPLIANCE_RANK[first.provider.compliance] && c.model.contextWindow >= first.model.contextWindow);
+  return [first, ...fallbacks].slice(0, MAX_ATTEMPTS);
+}
+
+/** The sequence of attempts: the plan, then its first candidate again while attempts remain (one candidate: up to three tries). */
+export function attemptsOf(candidates: readonly Candidate[]): Candidate[] {
+  const attempts = [...candidates];
+  while (attempts.length < MAX_ATTEMPTS && candidates.length > 0) attempts.push(candidates[attempts.length % candidates.length]);
+  return attempts.slice(0, MAX_ATTEMPTS);
+}

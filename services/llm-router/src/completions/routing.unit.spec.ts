@@ -1,0 +1,76 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { CatalogState } from '../catalog/catalog.decider';
+import type { ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
+import { attemptsOf, classify, permits, plan } from './routing';
+
+const provider = (providerId: string, compliance: 'private' | 'external'): ProviderDefinition => ({ providerId, kind: 'openai', baseUrl: `http://${providerId}.test/v1`, compliance });
+const model = (modelId: string, providerId: string, contextWindow = 128_000): ModelDefinition => ({ modelId, providerId, upstreamModel: modelId, contextWindow, maxOutputTokens: 4096, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 });
+
+const catalog: CatalogState = {
+  providers: { onprem: provider('onprem', 'private'), onprem2: provider('onprem2', 'private'), cloud: provider('cloud', 'external'), cloud2: provider('cloud2', 'external') },
+  models: {
+    local: model('local', 'onprem'),
+    'local-small': model('local-small', 'onprem2', 8_000),
+    'local-big': model('local-big', 'onprem2', 200_000),
+    gpt: model('gpt', 'cloud'),
+    gpt2: model('gpt2', 'cloud2'),
+  },
+  routes: {
+    'cloud-first': { routeId: 'cloud-first', candidates: ['gpt', 'local', 'gpt2'] },
+    'cloud-only': { routeId: 'cloud-only', candidates: ['gpt', 'gpt2'] },
+    'private-then-cloud': { routeId: 'private-then-cloud', candidates: ['local', 'gpt'] },
+    'big-then-small': { routeId: 'big-then-small', candidates: ['local', 'local-small', 'local-big'] },
+  },
+};
+const ids = (c: ReturnType<typeof plan>) => c.map((x) => x.model.modelId);
+
+describe('classification', () => {
+  it('keeps the declared class when nothing is found', () => {
+    expect(classify('public', [])).toBe('public');
+    expect(classify('restricted', [])).toBe('restricted');
+  });
+  it('raises to confidential for personal data and to restricted for secrets', () => {
+    for (const type of ['email', 'phone', 'ip', 'card', 'iban', 'us_ssn', 'cn_resident_id'] as const) expect(classify('public', [type])).toBe('confidential');
+    expect(classify('internal', ['email', 'secret'])).toBe('restricted');
+  });
+  it('never lowers what the caller declared', () => {
+    expect(classify('restricted', ['email'])).toBe('restricted');
+  });
+});
+
+describe('compliance routing', () => {
+  it('lets external providers receive public and internal data only; private providers everything', () => {
+    expect(['public', 'internal', 'confidential', 'restricted'].map((c) => permits('external', c as never))).toEqual([true, true, false, false]);
+    expect(['public', 'internal', 'confidential', 'restricted'].map((c) => permits('private', c as never))).toEqual([true, true, true, true]);
+  });
+
+  it('sends confidential and restricted requests only to private providers, skipping external candidates', () => {
+    expect(ids(plan(catalog, 'cloud-first', 'confidential'))).toEqual(['local']);
+    expect(ids(plan(catalog, 'cloud-first', 'restricted'))).toEqual(['local']);
+    expect(ids(plan(catalog, 'cloud-first', 'internal'))).toEqual(['gpt', 'local', 'gpt2']);
+  });
+
+  it('refuses when no permitted provider exists: nothing is sent where it may not go', () => {
+    expect(() => plan(catalog, 'cloud-only', 'confidential')).toThrow(PalisadeError);
+    expect(() => plan(catalog, 'gpt', 'restricted')).toThrow(/may receive restricted data/);
+  });
+
+  it('never falls back to a lower compliance class than the first candidate', () => {
+    expect(ids(plan(catalog, 'private-then-cloud', 'public'))).toEqual(['local']);
+  });
+
+  it('never falls back to a model with a smaller context window', () => {
+    expect(ids(plan(catalog, 'big-then-small', 'internal'))).toEqual(['local', 'local-big']);
+  });
+
+  it('resolves a model name directly, and an unknown name is not found', () => {
+    expect(ids(plan(catalog, 'gpt', 'public'))).toEqual(['gpt']);
+    expect(() => plan(catalog, 'nope', 'public')).toThrow(/no such model/);
+    expect(() => plan(catalog, 'constructor', 'public')).toThrow(/no such model/);
+  });
+
+  it('makes at most three attempts, repeating a lone candidate, never more', () => {
+    expect(ids(attemptsOf(plan(catalog, 'gpt', 'public')))).toEqual(['gpt', 'gpt', 'gpt']);
+    expect(ids(attemptsOf(plan(catalog, 'cloud-first', 'public')))).toEqual(['gpt', 'local', 'gpt2']);
+  });
+});

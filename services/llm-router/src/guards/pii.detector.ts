@@ -1,0 +1,117 @@
+import { electronicFormatIBAN, isValidIBAN } from 'ibantools';
+import { findPhoneNumbersInText, type CountryCode } from 'libphonenumber-js';
+import { isIP } from 'node:net';
+import { RE2JS } from 're2js';
+import { SECRET_RULES, type SecretRule } from './secret-rules';
+
+/** What the detector finds. `secret` covers API keys, tokens, JWTs, private keys and connection strings. */
+export type EntityType = 'email' | 'phone' | 'ip' | 'card' | 'iban' | 'us_ssn' | 'cn_resident_id' | 'secret';
+export const ENTITY_TYPES: readonly EntityType[] = ['secret', 'email', 'card', 'iban', 'us_ssn', 'cn_resident_id', 'ip', 'phone'];
+
+export interface Entity {
+  type: EntityType;
+  start: number;
+  end: number;
+  /** For secrets: the rule that found it. */
+  rule?: string;
+}
+
+export interface DetectorOptions {
+  /** Region for numbers written without +country (libphonenumber-js). */
+  defaultPhoneRegion?: CountryCode;
+}
+
+/** Luhn checksum (cards). */
+export function luhn(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+const CN_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const CN_CHECK = '10X98765432';
+
+/** Chinese resident identity number (GB 11643): 6-digit area, birth date, sequence, ISO 7064 MOD 11-2 check character. */
+export function validChineseResidentId(id: string): boolean {
+  if (!/^[1-9]\d{16}[\dXx]$/.test(id)) return false;
+  const y = Number(id.slice(6, 10));
+  const m = Number(id.slice(10, 12));
+  const d = Number(id.slice(12, 14));
+  const date = new Date(Date.UTC(y, m - 1, d));
+  if (y < 1900 || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) return false;
+  let sum = 0;
+  for (let i = 0; i < 17; i++) sum += (id.charCodeAt(i) - 48) * CN_WEIGHTS[i];
+  return CN_CHECK[sum % 11] === id[17].toUpperCase();
+}
+
+const EMAIL = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b/g;
+const CARD = /(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])/g;
+const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g;
+const US_SSN = /(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])/g;
+const CN_ID = /(?<![\dA-Za-z])[1-9]\d{16}[\dXx](?![\dA-Za-z])/g;
+const IPV4 = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])/g;
+const IPV6_CANDIDATE = /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])/g;
+
+interface CompiledRule {
+  rule: SecretRule;
+  re: RE2JS;
+}
+
+/**
+ * Finds personal data and secrets in text: regular expressions propose, validators
+ * decide (Luhn for cards, mod-97 for IBANs via ibantools, the GB 11643 checksum for
+ * Chinese resident ids, libphonenumber-js for phones, the SSA's excluded ranges for US
+ * SSNs, re2js for the secret rules). Spans never overlap: the first type in
+ * `ENTITY_TYPES` order wins a contested span (a card number is not also a phone).
+ */
+export class PiiDetector {
+  private readonly rules: CompiledRule[];
+  private readonly region: CountryCode;
+
+  constructor(options: DetectorOptions = {}, rules: readonly SecretRule[] = SECRET_RULES) {
+    this.rules = rules.map((rule) => ({ rule, re: RE2JS.compile(rule.regex) }));
+    this.region = options.defaultPhoneRegion ?? 'US';
+  }
+
+  detect(text: string): Entity[] {
+    const found: Entity[] = [];
+    const taken = (start: number, end: number) => found.some((e) => start < e.end && end > e.start);
+    const add = (type: EntityType, start: number, end: number, rule?: string) => {
+      if (end > start && !taken(start, end)) found.push(rule ? { type, start, end, rule } : { type, start, end });
+    };
+    const lower = text.toLowerCase();
+    for (const { rule, re } of this.rules) {
+      if (!rule.keywords.some((k) => lower.includes(k))) continue;
+      const m = re.matcher(text);
+      while (m.find()) {
+        // a rule with a capture group masks the value only (`password = <value>`)
+        if (m.groupCount() > 0 && m.group(1) !== null) add('secret', m.start(1), m.end(1), rule.id);
+        else add('secret', m.start(), m.end(), rule.id);
+      }
+    }
+    for (const m of text.matchAll(EMAIL)) add('email', m.index, m.index + m[0].length);
+    for (const m of text.matchAll(CARD)) {
+      const digits = m[0].replace(/[ -]/g, '');
+      if (digits.length >= 13 && digits.length <= 19 && luhn(digits) && !/^(\d)\1+$/.test(digits)) add('card', m.index, m.index + m[0].length);
+    }
+    for (const m of text.matchAll(IBAN)) {
+      const iban = electronicFormatIBAN(m[0]);
+      if (iban && isValidIBAN(iban)) add('iban', m.index, m.index + m[0].length);
+    }
+    for (const m of text.matchAll(US_SSN)) add('us_ssn', m.index, m.index + m[0].length);
+    for (const m of text.matchAll(CN_ID)) if (validChineseResidentId(m[0])) add('cn_resident_id', m.index, m.index + m[0].length);
+    for (const m of text.matchAll(IPV4)) add('ip', m.index, m.index + m[0].length);
+    if (text.includes(':')) for (const m of text.matchAll(IPV6_CANDIDATE)) if (isIP(m[0]) === 6 && m[0].length > 2) add('ip', m.index, m.index + m[0].length);
+    if (/\d{3}/.test(text)) for (const p of findPhoneNumbersInText(text, this.region)) if (p.number.isValid()) add('phone', p.startsAt, p.endsAt);
+    return found.sort((a, b) => a.start - b.start);
+  }
+}

@@ -1,0 +1,109 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { EntityType, PiiDetector } from './pii.detector';
+
+/** Keys whose string values are protocol, not content: never scanned nor changed. */
+const PROTOCOL_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'tool_use_id', 'model', 'media_type', 'detail', 'cache_control', 'finish_reason', 'stop_reason', 'object']);
+/** Keys whose object values are binary payloads (images, audio, documents): not text. */
+const BINARY_KEYS = new Set(['image_url', 'source', 'input_audio', 'file']);
+
+export type MaskStatistics = Partial<Record<EntityType, number>>;
+
+export interface MaskOptions {
+  /** Past this, detection is a failure and the request is refused (fail-closed). */
+  deadlineMs: number;
+  now?: () => number;
+}
+
+const OPEN = '⟦';
+const CLOSE = '⟧';
+const PLACEHOLDER = /⟦([A-Z_]+)_(\d+)⟧/g;
+
+/**
+ * Reversible masking, one instance per request: each distinct value becomes a
+ * placeholder `⟦EMAIL_1⟧` (the same value the same placeholder, so the model can still
+ * refer to it), the originals stay in this object's memory only and are put back into
+ * the response for the caller. Statistics count entities per type; they never hold a value.
+ */
+export class MaskingSession {
+  private readonly byValue = new Map<string, string>();
+  private readonly byPlaceholder = new Map<string, string>();
+  private readonly counters = new Map<EntityType, number>();
+  readonly statistics: MaskStatistics = {};
+
+  constructor(private readonly detector: Pick<PiiDetector, 'detect'>) {}
+
+  get found(): EntityType[] {
+    return Object.keys(this.statistics) as EntityType[];
+  }
+
+  get masked(): number {
+    return Object.values(this.statistics).reduce((a, b) => a + (b ?? 0), 0);
+  }
+
+  /** The text with every entity replaced by its placeholder. */
+  maskText(text: string): string {
+    const entities = this.detector.detect(text);
+    if (entities.length === 0) return text;
+    let out = '';
+    let at = 0;
+    for (const e of entities) {
+      const value = text.slice(e.start, e.end);
+      out += text.slice(at, e.start) + this.placeholderFor(e.type, value);
+      at = e.end;
+      this.statistics[e.type] = (this.statistics[e.type] ?? 0) + 1;
+    }
+    return out + text.slice(at);
+  }
+
+  /** Puts the originals back (a placeholder this request did not make is left as it is). */
+  unmaskText(text: string): string {
+    if (!text.includes(OPEN)) return text;
+    return text.replace(PLACEHOLDER, (whole) => this.byPlaceholder.get(whole) ?? whole);
+  }
+
+  /**
+   * Masks every content string of a request body (messages, system prompts, tool
+   * results, tool-call arguments), fail-closed: any error, or the deadline passing, is a
+   * refusal; the body is never returned half-masked.
+   */
+  maskBody<T>(body: T, options: MaskOptions): T {
+    const now = options.now ?? (() => performance.now());
+    const deadline = now() + options.deadlineMs;
+    try {
+      return this.walk(body, undefined, (s) => {
+        if (now() > deadline) throw new Error('deadline');
+        return this.maskText(s);
+      }) as T;
+    } catch {
+      throw new PalisadeError('unavailable', 'the PII detector could not check the request in time: refused (nothing was sent)');
+    }
+  }
+
+  /** The response with the originals back in every content string. */
+  unmaskBody<T>(body: T): T {
+    if (this.byPlaceholder.size === 0) return body;
+    return this.walk(body, undefined, (s) => this.unmaskText(s)) as T;
+  }
+
+  private walk(value: unknown, key: string | undefined, fn: (s: string) => string): unknown {
+    if (typeof value === 'string') return key !== undefined && PROTOCOL_KEYS.has(key) ? value : fn(value);
+    if (Array.isArray(value)) return value.map((v) => this.walk(v, undefined, fn));
+    if (value && typeof value === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = BINARY_KEYS.has(k) && v !== null && typeof v === 'object' ? v : this.walk(v, k, fn);
+      return out;
+    }
+    return value;
+  }
+
+  private placeholderFor(type: EntityType, value: string): string {
+    const known = this.byValue.get(value);
+    if (known) return known;
+    const n = (this.counters.get(type) ?? 0) + 1;
+    this.counters.set(type, n);
+    const placeholder = `${OPEN}${type.toUpperCase()}_${n}${CLOSE}`;
+    this.byValue.set(value, placeholder);
+    this.byPlaceholder.set(placeholder, value);
+    return placeholder;
+  }
+}

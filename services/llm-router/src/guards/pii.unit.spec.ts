@@ -1,0 +1,69 @@
+import { NEGATIVES, POSITIVES } from '../../test/support/pii-corpus';
+import { luhn, PiiDetector, validChineseResidentId } from './pii.detector';
+import { MaskingSession } from './pii.masker';
+
+const detector = new PiiDetector();
+
+describe('PII detector on the labelled corpus', () => {
+  it.each(POSITIVES.map((p) => [p.type, p.value.split('\n')[0].slice(0, 40), p] as const))('finds %s %s, whole', (_type, _shown, p) => {
+    const found = detector.detect(p.text);
+    const hit = found.find((e) => p.text.slice(e.start, e.end).includes(p.value) || p.value.includes(p.text.slice(e.start, e.end)));
+    expect(hit?.type).toBe(p.type);
+    const masked = new MaskingSession(detector).maskText(p.text);
+    expect(masked).not.toContain(p.value);
+  });
+
+  it('reaches 100% recall and masks nothing in the near-misses', () => {
+    const recall = POSITIVES.filter((p) => !new MaskingSession(detector).maskText(p.text).includes(p.value)).length / POSITIVES.length;
+    const falseMasks = NEGATIVES.filter((t) => detector.detect(t).length > 0);
+    expect(recall).toBe(1);
+    expect(falseMasks).toEqual([]);
+  });
+
+  it('validates with the checksums, not the shapes', () => {
+    expect(luhn('4111111111111111')).toBe(true);
+    expect(luhn('4111111111111112')).toBe(false);
+    expect(validChineseResidentId('11010519491231002X')).toBe(true);
+    expect(validChineseResidentId('110105194912310021')).toBe(false);
+    expect(validChineseResidentId('110105194913310028')).toBe(false); // month 13
+  });
+});
+
+describe('masking session', () => {
+  it('masks reversibly: the same value one placeholder, originals back in the response, counts per type without values', () => {
+    const s = new MaskingSession(detector);
+    const body = s.maskBody({ messages: [{ role: 'user', content: 'mail alice.martin@example.com twice: alice.martin@example.com, card 4111 1111 1111 1111' }] }, { deadlineMs: 1000 });
+    const text = body.messages[0].content;
+    expect(text).toBe('mail ⟦EMAIL_1⟧ twice: ⟦EMAIL_1⟧, card ⟦CARD_1⟧');
+    expect(s.statistics).toEqual({ email: 2, card: 1 });
+    expect(JSON.stringify(s.statistics)).not.toContain('alice');
+    expect(s.unmaskText('reply to ⟦EMAIL_1⟧ and ⟦CARD_1⟧, not ⟦EMAIL_9⟧')).toBe('reply to alice.martin@example.com and 4111 1111 1111 1111, not ⟦EMAIL_9⟧');
+  });
+
+  it('masks content parts, tool results and tool-call arguments, but not protocol fields or images', () => {
+    const s = new MaskingSession(detector);
+    const image = { url: 'data:image/png;base64,AAAA' };
+    const body = s.maskBody(
+      {
+        messages: [
+          { role: 'user', content: [{ type: 'text', text: 'ip 192.168.10.25' }, { type: 'image_url', image_url: image }] },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"email":"bob@example.org"}' } }] },
+          { role: 'tool', tool_call_id: 'call_1', content: 'IBAN GB82WEST12345698765432' },
+        ],
+      },
+      { deadlineMs: 1000 },
+    );
+    const out = JSON.stringify(body);
+    expect(out).not.toMatch(/192\.168\.10\.25|bob@example\.org|GB82WEST/);
+    expect(out).toContain('"tool_call_id":"call_1"');
+    expect(body.messages[0].content[1]).toEqual({ type: 'image_url', image_url: image });
+  });
+
+  it('fails closed: a detector that throws or runs past its deadline refuses the request', () => {
+    const broken = new MaskingSession({ detect: () => { throw new Error('boom'); } });
+    expect(() => broken.maskBody({ messages: [{ role: 'user', content: 'x' }] }, { deadlineMs: 1000 })).toThrow(/refused/);
+    let clock = 0;
+    const slow = new MaskingSession({ detect: () => ((clock += 100), []) });
+    expect(() => slow.maskBody({ messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }, { role: 'user', content: 'c' }] }, { deadlineMs: 150, now: () => clock })).toThrow(/could not check the request in time/);
+  });
+});

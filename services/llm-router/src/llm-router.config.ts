@@ -1,0 +1,50 @@
+import { env, loadConfig } from '@palisade/config';
+import { z } from 'zod';
+import { CLASSIFICATIONS, type Classification } from './completions/routing';
+
+/** The llm-router's own settings (besides every service's, in @palisade/service-kit). */
+export interface LlmRouterConfig {
+  /** Past this, a billing reservation is a refusal (503, fail-closed): LLM_ROUTER_BILLING_TIMEOUT_MS. */
+  billingTimeoutMs: number;
+  /** Past this, PII detection is a failure and the request is refused: LLM_ROUTER_PII_DEADLINE_MS. */
+  piiDeadlineMs: number;
+  /** Waiting for a provider's response headers, per attempt: LLM_ROUTER_PROVIDER_CONNECT_TIMEOUT_MS. */
+  providerConnectTimeoutMs: number;
+  /** A request's hard deadline (all attempts and the stream); billing may expire the hold after it: LLM_ROUTER_REQUEST_DEADLINE_MS. */
+  requestDeadlineMs: number;
+  /** `max_tokens` when the caller sets none: LLM_ROUTER_DEFAULT_MAX_TOKENS. */
+  defaultMaxTokens: number;
+  /** The class of a request that declares none: LLM_ROUTER_DEFAULT_CLASSIFICATION. */
+  defaultClassification: Classification;
+  /** How long a tenant's catalog is cached per instance: LLM_ROUTER_CATALOG_CACHE_MS. */
+  catalogCacheMs: number;
+  /** Region for phone numbers written without +country: LLM_ROUTER_PHONE_REGION. */
+  phoneRegion: string;
+}
+
+/** Validated at start, naming the bad variable. */
+export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): LlmRouterConfig {
+  const c = loadConfig(
+    {
+      LLM_ROUTER_BILLING_TIMEOUT_MS: env.int(2000, 50, 30_000),
+      LLM_ROUTER_PII_DEADLINE_MS: env.int(250, 5, 10_000),
+      LLM_ROUTER_PROVIDER_CONNECT_TIMEOUT_MS: env.int(30_000, 100, 600_000),
+      LLM_ROUTER_REQUEST_DEADLINE_MS: env.int(600_000, 1000, 3_600_000),
+      LLM_ROUTER_DEFAULT_MAX_TOKENS: env.int(1024, 1, 1_000_000),
+      LLM_ROUTER_DEFAULT_CLASSIFICATION: z.enum(CLASSIFICATIONS as [Classification, ...Classification[]]).default('internal'),
+      LLM_ROUTER_CATALOG_CACHE_MS: env.int(1000, 0, 60_000),
+      LLM_ROUTER_PHONE_REGION: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 region such as US').default('US'),
+    },
+    source,
+  );
+  return {
+    billingTimeoutMs: c.LLM_ROUTER_BILLING_TIMEOUT_MS,
+    piiDeadlineMs: c.LLM_ROUTER_PII_DEADLINE_MS,
+    providerConnectTimeoutMs: c.LLM_ROUTER_PROVIDER_CONNECT_TIMEOUT_MS,
+    requestDeadlineMs: c.LLM_ROUTER_REQUEST_DEADLINE_MS,
+    defaultMaxTokens: c.LLM_ROUTER_DEFAULT_MAX_TOKENS,
+    defaultClassification: c.LLM_ROUTER_DEFAULT_CLASSIFICATION,
+    catalogCacheMs: c.LLM_ROUTER_CATALOG_CACHE_MS,
+    phoneRegion: c.LLM_ROUTER_PHONE_REGION,
+  };
+}

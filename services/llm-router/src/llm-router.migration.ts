@@ -1,0 +1,5 @@
+import type { MigrationFactory } from '@palisade/service-kit';
+import { catalogMigration } from './catalog/catalog.migration';
+
+/** The service's migrations, one per context, in order (after the event store's). Model calls keep no table of their own: their events are the record. */
+export const llmRouterMigrations: readonly MigrationFactory[] = [catalogMigration];

@@ -1,0 +1,183 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A model provider stand-in speaking the real wire formats: OpenAI chat completions
+ * (JSON, and SSE with `data: {...}` chunks, a usage chunk when asked, `data: [DONE]`) and
+ * Anthropic messages (JSON, and SSE `message_start` … `message_stop`). Streams are written
+ * in pieces split inside lines, words and UTF-8 characters. It records every request it
+ * receives, so tests can assert what reached the provider (and what never did).
+ *
+ * The reply echoes the last user text (`echo: …`), which lets tests see that placeholders
+ * went out and came back. Behaviour by model name:
+ *   `fail-429` → 429 with retry-after; `fail-500` → 500; `cut-stream` → the stream stops
+ *   after a few chunks (connection destroyed, no [DONE]); `slow` → 300 ms before answering.
+ * Run in-process (`startStandIn()`) or as a process: `node provider-standin.js <port>`
+ * (records at `GET /__records`, cleared by `DELETE /__records`).
+ */
+export interface Recorded {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export interface StandIn {
+  url: string;
+  port: number;
+  records: Recorded[];
+  close(): Promise<void>;
+}
+
+const UTF8_TAIL = 'naïve café — 数据 ✓';
+
+function lastUserText(body: Record<string, unknown>): string {
+  const messages = (body.messages as Array<{ role: string; content: unknown }>) ?? [];
+  const user = [...messages].reverse().find((m) => m.role === 'user');
+  const content = user?.content;
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((p: { type?: string; text?: string }) => (p.type === 'text' ? (p.text ?? '') : '')).join('');
+  return '';
+}
+
+/** Writes `text` as bytes in pieces of 1–7 bytes (so lines, words and UTF-8 characters are split). */
+async function writeSplit(res: ServerResponse, text: string): Promise<void> {
+  const bytes = Buffer.from(text, 'utf8');
+  let at = 0;
+  let step = 0;
+  while (at < bytes.length) {
+    const size = [5, 1, 7, 2, 3][step++ % 5];
+    res.write(bytes.subarray(at, at + size));
+    at += size;
+    if (step % 8 === 0) await new Promise((r) => setImmediate(r));
+  }
+}
+
+function words(text: string): string[] {
+  return text.match(/\S+\s*|\s+/g) ?? [''];
+}
+
+async function openAi(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  const model = String(body.model);
+  const text = `echo: ${lastUserText(body)} ${UTF8_TAIL}`;
+  const promptTokens = Math.ceil(JSON.stringify(body.messages ?? []).length / 4);
+  const completionTokens = words(text).length;
+  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  const id = `chatcmpl-${Date.now().toString(36)}`;
+  const created = Math.floor(Date.now() / 1000);
+  if (!body.stream) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: 'stop' }], usage }));
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+  let out = chunk({ role: 'assistant', content: '' });
+  const parts = words(text);
+  for (let i = 0; i < parts.length; i++) {
+    out += chunk({ content: parts[i] });
+    if (model === 'cut-stream' && i === 2) {
+      await writeSplit(res, out);
+      res.socket?.destroy();
+      return;
+    }
+  }
+  out += chunk({}, 'stop');
+  const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  if (includeUsage) out += `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`;
+  out += 'data: [DONE]\n\n';
+  await writeSplit(res, out);
+  res.end();
+}
+
+async function anthropic(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  const model = String(body.model);
+  const text = `echo: ${lastUserText(body)} ${UTF8_TAIL}`;
+  const inputTokens = Math.ceil(JSON.stringify(body.messages ?? []).length / 4);
+  const outputTokens = words(text).length;
+  const id = `msg_${Date.now().toString(36)}`;
+  if (!body.stream) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ id, type: 'message', role: 'assistant', model, content: [{ type: 'text', text }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: outputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } }));
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const event = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
+  let out = event('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 1 } } });
+  out += event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+  out += event('ping', {});
+  for (const part of words(text)) out += event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: part } });
+  out += event('content_block_stop', { index: 0 });
+  out += event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: outputTokens } });
+  out += event('message_stop', {});
+  await writeSplit(res, out);
+  res.end();
+}
+
+function models(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ object: 'list', data: [{ id: 'standin-model', object: 'model', created: 0, owned_by: 'standin' }] }));
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, records: Recorded[]): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const raw = Buffer.concat(chunks).toString('utf8');
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/__records') {
+    if (req.method === 'DELETE') records.length = 0;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(records));
+    return;
+  }
+  records.push({ method: req.method ?? 'GET', path, headers: { ...req.headers }, body: raw });
+  if (req.method === 'GET' && path.endsWith('/models')) return models(res);
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: 'invalid JSON', type: 'invalid_request_error', param: null, code: null } }));
+    return;
+  }
+  const model = String(body.model);
+  if (model === 'slow') await new Promise((r) => setTimeout(r, 300));
+  if (model === 'fail-429') {
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end(JSON.stringify({ error: { message: 'rate limited', type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } }));
+    return;
+  }
+  if (model === 'fail-500') {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: 'boom', type: 'server_error', param: null, code: null } }));
+    return;
+  }
+  if (path.endsWith('/chat/completions')) return openAi(body, res);
+  if (path.endsWith('/messages')) return anthropic(body, res);
+  res.writeHead(404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error', param: null, code: null } }));
+}
+
+export async function startStandIn(port = 0): Promise<StandIn> {
+  const records: Recorded[] = [];
+  const server: Server = createServer((req, res) => {
+    handle(req, res, records).catch(() => res.destroy());
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${actual}`,
+    port: actual,
+    records,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+if (require.main === module) {
+  startStandIn(Number(process.argv[2] ?? 0)).then((s) => process.stdout.write(`${s.url}\n`));
+}
