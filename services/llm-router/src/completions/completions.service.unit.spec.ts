@@ -1,0 +1,282 @@
+import { PalisadeError, type Principal } from '@palisade/contracts';
+import type { CatalogState } from '../catalog/catalog.decider';
+import type { BillingPort, ReserveRequest, ReserveResult, SettleRequest } from '../budgets/billing.port';
+import { PiiDetector } from '../guards/pii.detector';
+import type { ModelCallRecorded } from '../model-calls/model-calls.events';
+import { UpstreamFailure, type UpstreamCall } from '../providers/upstream';
+import { CompletionsService, type CallResult } from './completions.service';
+
+// The billing port's double (unit tests only), an upstream double answering in the
+// providers' wire formats (SSE bytes split inside lines and UTF-8 characters), no I/O.
+
+const agent: Principal = { type: 'agent', id: 'release-bot', tenantId: 'acme', actingFor: 'alice', teams: ['platform'] };
+
+const catalog: CatalogState = {
+  providers: {
+    onprem: { providerId: 'onprem', kind: 'openai', baseUrl: 'http://onprem.test/v1', compliance: 'private' },
+    cloud: { providerId: 'cloud', kind: 'openai', baseUrl: 'http://cloud.test/v1', compliance: 'external' },
+    claude: { providerId: 'claude', kind: 'anthropic', baseUrl: 'http://claude.test/v1', compliance: 'external' },
+  },
+  models: {
+    local: { modelId: 'local', providerId: 'onprem', upstreamModel: 'llama', contextWindow: 128_000, maxOutputTokens: 2048, inputMicrosPerMTok: 1_000_000, outputMicrosPerMTok: 2_000_000 },
+    gpt: { modelId: 'gpt', providerId: 'cloud', upstreamModel: 'gpt-x', contextWindow: 128_000, maxOutputTokens: 4096, inputMicrosPerMTok: 3_000_000, outputMicrosPerMTok: 10_000_000 },
+    sonnet: { modelId: 'sonnet', providerId: 'claude', upstreamModel: 'claude-x', contextWindow: 200_000, maxOutputTokens: 4096, inputMicrosPerMTok: 3_000_000, outputMicrosPerMTok: 15_000_000 },
+  },
+  routes: { default: { routeId: 'default', candidates: ['gpt', 'local'] } },
+};
+
+class BillingDouble implements BillingPort {
+  reserves: ReserveRequest[] = [];
+  settles: SettleRequest[] = [];
+  releases: string[] = [];
+  answer: ReserveResult | Error = { status: 'held' };
+  async reserve(r: ReserveRequest): Promise<ReserveResult> {
+    this.reserves.push(r);
+    if (this.answer instanceof Error) throw this.answer;
+    return this.answer;
+  }
+  async settle(r: SettleRequest): Promise<void> {
+    this.settles.push(r);
+  }
+  async release(r: { requestId: string }): Promise<void> {
+    this.releases.push(r.requestId);
+  }
+}
+
+function bytesResponse(text: string, contentType: string, cut = false): Response {
+  const bytes = Buffer.from(text, 'utf8');
+  const sizes = [5, 1, 7, 2, 3];
+  let at = 0;
+  let i = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= bytes.length) {
+        if (cut) controller.error(new Error('socket hang up'));
+        else controller.close();
+        return;
+      }
+      const size = sizes[i++ % sizes.length];
+      controller.enqueue(new Uint8Array(bytes.subarray(at, at + size)));
+      at += size;
+    },
+  });
+  return new Response(body, { status: 200, headers: { 'content-type': contentType } });
+}
+
+const TAIL = 'naïve 数据 ✓';
+function openAiJson(content: string, model: string): Response {
+  return new Response(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 } }), { headers: { 'content-type': 'application/json' } });
+}
+function openAiSse(content: string, includeUsage: boolean, cutAfter?: number): Response {
+  const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  const parts = content.match(/\S+\s*/g) ?? [];
+  let out = chunk({ role: 'assistant', content: '' });
+  parts.forEach((p, i) => {
+    if (cutAfter === undefined || i < cutAfter) out += chunk({ content: p });
+  });
+  if (cutAfter !== undefined) return bytesResponse(out, 'text/event-stream', true);
+  out += chunk({}, 'stop');
+  if (includeUsage) out += `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [], usage: { prompt_tokens: 50, completion_tokens: parts.length, total_tokens: 50 + parts.length } })}\n\n`;
+  return bytesResponse(`${out}data: [DONE]\n\n`, 'text/event-stream');
+}
+function lastUser(body: Record<string, unknown>): string {
+  const messages = body.messages as Array<{ role: string; content: unknown }>;
+  const c = [...messages].reverse().find((m) => m.role === 'user')?.content;
+  return typeof c === 'string' ? c : Array.isArray(c) ? c.map((b: { text?: string }) => b.text ?? '').join('') : '';
+}
+
+interface Setup {
+  billing: BillingDouble;
+  sent: UpstreamCall[];
+  audited: Array<{ call: ModelCallRecorded; texts: unknown }>;
+  service: CompletionsService;
+  respond: (call: UpstreamCall, attempt: number) => Response | Promise<Response>;
+}
+
+function setup(respond?: Setup['respond']): Setup {
+  const s = { billing: new BillingDouble(), sent: [], audited: [] } as unknown as Setup;
+  s.respond =
+    respond ??
+    ((call) => {
+      const b = call.body;
+      if (call.provider.kind === 'anthropic') {
+        return new Response(JSON.stringify({ id: 'm1', type: 'message', role: 'assistant', model: b.model, content: [{ type: 'text', text: `echo: ${lastUser(b)}` }], stop_reason: 'end_turn', usage: { input_tokens: 40, output_tokens: 7, cache_read_input_tokens: 10 } }));
+      }
+      if (b.stream) return openAiSse(`echo: ${lastUser(b)} ${TAIL}`, (b.stream_options as { include_usage?: boolean })?.include_usage === true);
+      return openAiJson(`echo: ${lastUser(b)}`, String(b.model));
+    });
+  let attempt = 0;
+  s.service = new CompletionsService({
+    catalog: { current: async () => catalog },
+    billing: s.billing,
+    upstream: {
+      send: async (call) => {
+        s.sent.push(call);
+        return s.respond(call, attempt++);
+      },
+    },
+    detector: new PiiDetector(),
+    audit: { record: async (_p, call, texts) => void s.audited.push({ call, texts }) },
+    keys: { keyFor: async () => undefined },
+    settings: { piiDeadlineMs: 1000, requestDeadlineMs: 10_000, defaultMaxTokens: 1000, defaultClassification: 'internal' },
+    logger: { warn: () => undefined },
+    sleep: async () => undefined,
+  });
+  return s;
+}
+
+const call = (s: Setup, body: Record<string, unknown>, api: 'openai' | 'anthropic' = 'openai') => s.service.call({ api, principal: agent, body, signal: new AbortController().signal });
+async function drain(result: CallResult): Promise<string> {
+  if (result.kind !== 'stream') throw new Error('not a stream');
+  let out = '';
+  for await (const frame of result.events) out += frame;
+  return out;
+}
+const dataOf = (sse: string) => sse.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => b.slice(6));
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('budgets first', () => {
+  it('reserves the worst case before anything is sent, clamps max_tokens to the models it may reach, settles the real usage', async () => {
+    const s = setup();
+    const result = await call(s, { model: 'default', messages: [{ role: 'user', content: 'hello' }], max_tokens: 100_000 });
+    expect(result.kind).toBe('json');
+    const [reserve] = s.billing.reserves;
+    expect(reserve).toMatchObject({ tenantId: 'acme', agentId: 'release-bot', userId: 'alice', teams: ['platform'], model: 'default' });
+    // clamp: the smaller of the route's output limits (local: 2048)
+    expect(s.sent[0].body.max_tokens).toBe(2048);
+    // worst case at the highest prices of the route (gpt): input bound × 3 + 2048 × 10 (micro-USD per token)
+    expect(reserve.amountMicros).toBeGreaterThanOrEqual(2048 * 10);
+    expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: reserve.requestId, amountMicros: 100 * 3 + 20 * 10, estimated: false, usage: expect.objectContaining({ inputTokens: 100, outputTokens: 20 }), model: 'gpt' })]);
+  });
+
+  it('answers over budget with rate_limited naming the level, the limit and the reset; nothing is sent', async () => {
+    const s = setup();
+    s.billing.answer = { status: 'refused', level: 'agent', limitMicros: 5_000_000, resetsAt: '2026-12-04T00:00:00.000Z' };
+    const refused = call(s, { model: 'default', messages: [{ role: 'user', content: 'hello' }] });
+    await expect(refused).rejects.toMatchObject({ code: 'rate_limited', details: { budget: { level: 'agent', limitMicros: 5_000_000, resetsAt: '2026-12-04T00:00:00.000Z' } } });
+    await expect(refused).rejects.toThrow(/agent budget/);
+    expect(s.sent).toEqual([]);
+    await flush();
+    expect(s.audited[0].call).toMatchObject({ outcome: 'refused', reason: 'budget:agent' });
+  });
+
+  it('fails closed when billing cannot be reached: unavailable, nothing sent', async () => {
+    const s = setup();
+    s.billing.answer = new PalisadeError('unavailable', 'billing cannot be reached: refused (no unbudgeted call)');
+    await expect(call(s, { model: 'default', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'unavailable' });
+    expect(s.sent).toEqual([]);
+  });
+});
+
+describe('compliance routing and masking', () => {
+  it('masks an e-mail, an IBAN and a card before they leave, routes the now-confidential request to the private provider, and unmasks the answer', async () => {
+    const s = setup();
+    const prompt = 'Refund alice.martin@example.com to DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111';
+    const result = await call(s, { model: 'default', messages: [{ role: 'user', content: prompt }] });
+    expect(s.sent.map((c) => c.provider.providerId)).toEqual(['onprem']);
+    const wire = JSON.stringify(s.sent[0].body);
+    for (const value of ['alice.martin@example.com', 'DE89 3704 0044 0532 0130 00', '4111 1111 1111 1111']) expect(wire).not.toContain(value);
+    expect(result.kind === 'json' && (result.body.choices as Array<{ message: { content: string } }>)[0].message.content).toBe(`echo: ${prompt}`);
+    await flush();
+    const { call: audited, texts } = s.audited[0];
+    expect(audited).toMatchObject({ classification: 'confidential', providerId: 'onprem', outcome: 'served', guards: { pii: { masked: 3, byType: { email: 1, iban: 1, card: 1 } } } });
+    expect(JSON.stringify(audited)).not.toMatch(/alice\.martin|DE89|4111/);
+    expect(JSON.stringify(texts)).toContain('alice.martin@example.com');
+  });
+
+  it('refuses a restricted request when the model has no private provider, before billing is asked', async () => {
+    const s = setup();
+    await expect(call(s, { model: 'gpt', messages: [{ role: 'user', content: 'key AKIAIOSFODNN7EXAMPLE' }] })).rejects.toMatchObject({ code: 'forbidden' });
+    expect(s.sent).toEqual([]);
+    expect(s.billing.reserves).toEqual([]);
+  });
+
+  it('refuses when the detector fails: nothing is sent, nothing reserved', async () => {
+    const s = setup();
+    (s.service as unknown as { d: { detector: unknown } }).d.detector = { detect: () => { throw new Error('x'); } };
+    await expect(call(s, { model: 'default', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ code: 'unavailable' });
+    expect(s.sent).toEqual([]);
+    expect(s.billing.reserves).toEqual([]);
+  });
+});
+
+describe('streaming', () => {
+  it('forces include_usage upstream, strips the usage chunk for a caller who did not ask, keeps UTF-8 whole and settles the real usage', async () => {
+    const s = setup();
+    const out = await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi there' }] }));
+    expect(s.sent[0].body.stream_options).toEqual({ include_usage: true });
+    const chunks = dataOf(out);
+    expect(chunks[chunks.length - 1]).toBe('[DONE]');
+    const parsed = chunks.slice(0, -1).map((c) => JSON.parse(c));
+    expect(parsed.every((c) => c.usage === undefined && c.choices.length === 1)).toBe(true);
+    expect(parsed.map((c) => c.choices[0].delta.content ?? '').join('')).toBe(`echo: hi there ${TAIL}`);
+    expect(parsed.every((c) => c.model === 'default')).toBe(true);
+    expect(s.billing.settles[0]).toMatchObject({ estimated: false, usage: { inputTokens: 50 } });
+  });
+
+  it('passes the usage chunk to a caller who asked for it', async () => {
+    const s = setup();
+    const out = await drain(await call(s, { model: 'default', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }));
+    const usage = dataOf(out).slice(0, -1).map((c) => JSON.parse(c)).find((c) => c.usage);
+    expect(usage).toMatchObject({ choices: [], usage: { prompt_tokens: 50 } });
+  });
+
+  it('unmasks streamed text, holding back a placeholder split across chunks', async () => {
+    const s = setup();
+    const out = await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'write to bob@example.org now' }] }));
+    const text = dataOf(out).slice(0, -1).map((c) => JSON.parse(c).choices[0]?.delta?.content ?? '').join('');
+    expect(text).toBe(`echo: write to bob@example.org now ${TAIL}`);
+    expect(JSON.stringify(s.sent[0].body)).not.toContain('bob@example.org');
+  });
+
+  it('ends a stream the provider cut with an explicit error event, never a clean end, and charges the hold as estimated', async () => {
+    const s = setup(() => openAiSse('one two three four five', false, 2));
+    const out = await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+    const last = dataOf(out).pop()!;
+    expect(JSON.parse(last)).toMatchObject({ error: { code: 'stream_cut', type: 'server_error' } });
+    expect(out).not.toContain('[DONE]');
+    expect(s.billing.settles[0]).toMatchObject({ estimated: true, amountMicros: s.billing.reserves[0].amountMicros });
+    await flush();
+    expect(s.audited[0].call).toMatchObject({ outcome: 'cut', estimated: true });
+  });
+
+  it('never retries once the stream has begun: one attempt even when it is cut', async () => {
+    const s = setup(() => openAiSse('one two three', false, 1));
+    await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+    expect(s.sent).toHaveLength(1);
+  });
+});
+
+describe('attempts and fallbacks', () => {
+  it('falls back to the next candidate before the first byte, at most three attempts', async () => {
+    const s = setup((c, attempt) => {
+      if (attempt < 2) throw new UpstreamFailure('status', 503);
+      return openAiJson('ok', String(c.body.model));
+    });
+    const result = await call(s, { model: 'default', messages: [{ role: 'user', content: 'hi' }] });
+    expect(result.kind).toBe('json');
+    expect(s.sent.map((c) => c.provider.providerId)).toEqual(['cloud', 'onprem', 'cloud']);
+  });
+
+  it('gives up after three failed attempts, releases the hold, and says so', async () => {
+    const s = setup(() => {
+      throw new UpstreamFailure('network');
+    });
+    await expect(call(s, { model: 'default', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ code: 'unavailable', message: 'no permitted provider answered (3 attempts)' });
+    expect(s.sent).toHaveLength(3);
+    expect(s.billing.releases).toEqual([s.billing.reserves[0].requestId]);
+    expect(s.billing.settles).toEqual([]);
+  });
+});
+
+describe('translation', () => {
+  it('serves the Anthropic API from an OpenAI-compatible provider, and the OpenAI API from an Anthropic provider', async () => {
+    const s = setup();
+    const viaOpenAi = await call(s, { model: 'local', max_tokens: 50, system: 'be brief', messages: [{ role: 'user', content: [{ type: 'text', text: 'hello' }] }] }, 'anthropic');
+    expect(s.sent[0].body).toMatchObject({ model: 'llama', max_tokens: 50, messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }] });
+    expect(viaOpenAi.kind === 'json' && viaOpenAi.body).toMatchObject({ type: 'message', role: 'assistant', model: 'local', content: [{ type: 'text', text: 'echo: hello' }], stop_reason: 'end_turn', usage: { input_tokens: 100, output_tokens: 20 } });
+    const viaAnthropic = await call(s, { model: 'sonnet', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }] });
+    expect(s.sent[1].body).toMatchObject({ model: 'claude-x', system: 'be brief', messages: [{ role: 'user', content: [{ type: 'text', text: 'hello' }] }] });
+    expect(viaAnthropic.kind === 'json' && viaAnthropic.body).toMatchObject({ object: 'chat.completion', model: 'sonnet', choices: [{ message: { content: 'echo: hello' }, finish_reason: 'stop' }], usage: { prompt_tokens: 50, completion_tokens: 7, prompt_tokens_details: { cached_tokens: 10 } } });
+  });
+});
