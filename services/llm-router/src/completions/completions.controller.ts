@@ -16,7 +16,7 @@ const CLASSIFICATION = { name: 'X-Palisade-Classification', required: false, des
 async function serve(service: Pick<CompletionsService, 'call'>, api: Api, principal: Principal, body: Record<string, unknown>, declared: string | undefined, req: Request, res: Response): Promise<void> {
   const aborted = new AbortController();
   res.on('close', () => aborted.abort());
-  const result: CallResult = await service.call({ api, principal, body, declared: parse(classificationSchema, declared, 'X-Palisade-Classification'), signal: aborted.signal });
+  const result: CallResult = await service.call({ api, principal, body, declared: declared === undefined ? undefined : parse(classificationSchema, declared, 'X-Palisade-Classification'), signal: aborted.signal });
   res.setHeader('x-palisade-request-id', result.requestId);
   if (result.kind === 'json') {
     res.status(200).json(result.body);

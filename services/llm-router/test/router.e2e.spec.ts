@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { Client } from 'pg';
+import { audienceOf } from '@palisade/auth-verifier';
+import { connectNats, serveRpc, type NatsConnection, type RpcServer } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { eventually, httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
+import { NEGATIVES, POSITIVES } from './support/pii-corpus';
+import { startStandIn, type StandIn } from './support/provider-standin';
+
+// The built llm-router (offset 8900: 16006) on its own database, two provider stand-ins
+// (a private one inside the perimeter, an external one), and a billing stand-in answering
+// palisade.rpc.billing.reserve|settle|release over NATS as the billing service's identity
+// (the billing service is being built). Callers are the official OpenAI and Anthropic SDKs
+// with agent tokens (act = the user the agent acts for); the tenant comes from the token.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../../scripts/platform-runner.js');
+const OFFSET = 8900;
+const ROUTER = 7106 + OFFSET;
+const tenant = `r-${randomBytes(4).toString('hex')}`;
+const other = `o-${randomBytes(4).toString('hex')}`;
+
+/** A budget ledger per tenant (micro-USD), holds by request id: what the router must respect. */
+class BillingStandIn {
+  limits = new Map<string, number>();
+  held = new Map<string, { tenantId: string; amount: number }>();
+  spent = new Map<string, number>();
+  settled: Array<Record<string, unknown>> = [];
+  down = false;
+
+  handlers() {
+    const used = (tenantId: string) => (this.spent.get(tenantId) ?? 0) + [...this.held.values()].filter((h) => h.tenantId === tenantId).reduce((a, h) => a + h.amount, 0);
+    return {
+      reserve: (p: unknown) => {
+        const r = p as { tenantId: string; requestId: string; amountMicros: number };
+        if (this.down) throw new Error('billing database down');
+        const limit = this.limits.get(r.tenantId) ?? Number.MAX_SAFE_INTEGER;
+        if (used(r.tenantId) + r.amountMicros > limit) return { status: 'refused', level: 'agent', limitMicros: limit, resetsAt: '2026-12-04T00:00:00.000Z' };
+        this.held.set(r.requestId, { tenantId: r.tenantId, amount: r.amountMicros });
+        return { status: 'held' };
+      },
+      settle: (p: unknown) => {
+        const r = p as { tenantId: string; requestId: string; amountMicros: number };
+        this.settled.push(r as Record<string, unknown>);
+        this.held.delete(r.requestId);
+        this.spent.set(r.tenantId, (this.spent.get(r.tenantId) ?? 0) + r.amountMicros);
+        return { settled: true };
+      },
+      release: (p: unknown) => {
+        this.held.delete((p as { requestId: string }).requestId);
+        return { released: true };
+      },
+    };
+  }
+}
+
+describe('llm-router (built service, provider stand-ins, official SDKs)', () => {
+  let handles: Array<{ stop(): Promise<unknown> }> = [];
+  let onprem: StandIn;
+  let cloud: StandIn;
+  let billingIdentity: ServiceIdentity;
+  let billingNc: NatsConnection;
+  let billingServer: RpcServer;
+  const billing = new BillingStandIn();
+  const t: Record<string, string> = {};
+  const router = (path: string, token: string, options: Parameters<ReturnType<typeof httpsCaller>>[1] = {}) => httpsCaller(ROUTER)(path, { token, ...options });
+  const openai = (token: string) => new OpenAI({ apiKey: token, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+  const received = () => [...onprem.records, ...cloud.records].map((r) => r.body).join('\n');
+
+  beforeAll(async () => {
+    setDefaultCACertificates([...getCACertificates('default'), readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8')]);
+    [onprem, cloud] = await Promise.all([startStandIn(), startStandIn()]);
+    billingIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
+    billingNc = await connectNats({ servers: infra('NATS_URL'), identity: billingIdentity, name: 'llm-router-e2e-billing' });
+    const h = billing.handlers();
+    billingServer = serveRpc(billingNc, { service: 'billing', handlers: { 'palisade.rpc.billing.reserve': h.reserve, 'palisade.rpc.billing.settle': h.settle, 'palisade.rpc.billing.release': h.release } });
+    const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+    handles = runner.startServices({
+      services: ['llm-router'],
+      portOffset: OFFSET,
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'llm-router-e2e'),
+      env: { AUTH_JWKS: issuer.jwks, LOG_LEVEL: 'warn' },
+    });
+    t.admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
+    t.alice = await issuer.token({ sub: 'alice', tid: tenant, ptp: 'user' });
+    t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    t.otherAdmin = await issuer.token({ sub: 'admin', tid: other, ptp: 'user', scp: ['llm-router:admin'] });
+    t.otherBot = await issuer.token({ sub: 'release-bot', tid: other, ptp: 'agent', act: { sub: 'mallory' } });
+    await runner.waitReady(handles, { timeoutMs: 60000 });
+    const put = async (path: string, body: object) => expect((await router(path, t.admin, { method: 'PUT', body })).status).toBe(200);
+    await put('/v1/router/providers/onprem', { kind: 'openai', baseUrl: `${onprem.url}/v1`, compliance: 'private' });
+    await put('/v1/router/providers/cloud', { kind: 'openai', baseUrl: `${cloud.url}/v1`, compliance: 'external' });
+    await put('/v1/router/models/local', { providerId: 'onprem', upstreamModel: 'llama-local', contextWindow: 128000, maxOutputTokens: 2048, inputMicrosPerMTok: 100000, outputMicrosPerMTok: 200000 });
+    await put('/v1/router/models/gpt', { providerId: 'cloud', upstreamModel: 'gpt-cloud', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 2500000, outputMicrosPerMTok: 10000000 });
+    await put('/v1/router/routes/default', { candidates: ['gpt', 'local'] });
+  }, 120000);
+
+  afterAll(async () => {
+    await Promise.all(handles.map((h) => h.stop()));
+    await billingServer?.stop();
+    await billingNc?.close();
+    billingIdentity?.stop();
+    await Promise.all([onprem?.close(), cloud?.close()]);
+  });
+
+  beforeEach(() => {
+    onprem.records.length = 0;
+    cloud.records.length = 0;
+  });
+
+  it('serves an agent using the official OpenAI SDK: models, a completion and a stream, from the stand-in', async () => {
+    const client = openai(t.bot);
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['default', 'gpt', 'local']);
+    const completion = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Say hi' }] });
+    expect(completion.choices[0].message.content).toBe('echo: Say hi naïve café — 数据 ✓');
+    expect(completion.model).toBe('default');
+    expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
+    // internal by default: the route's first candidate (external) served it, with its own model name and the default output limit
+    expect(cloud.records).toHaveLength(1);
+    expect(JSON.parse(cloud.records[0].body)).toMatchObject({ model: 'gpt-cloud', max_tokens: 1024 });
+    expect(cloud.records[0].headers.authorization).toBeUndefined();
+
+    const stream = await client.chat.completions.create({ model: 'default', stream: true, messages: [{ role: 'user', content: 'Stream please' }] });
+    let text = '';
+    let usageChunks = 0;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (chunk.usage) usageChunks++;
+    }
+    expect(text).toBe('echo: Stream please naïve café — 数据 ✓');
+    expect(usageChunks).toBe(0);
+    expect(JSON.parse(cloud.records[1].body).stream_options).toEqual({ include_usage: true });
+    // settled with the real usage (the stream's usage chunk, which the caller did not ask for)
+    await eventually(() => billing.settled.length >= 2, 5000);
+    expect(billing.settled.slice(-1)[0]).toMatchObject({ tenantId: tenant, estimated: false });
+  });
+
+  it('never lets an e-mail, an IBAN or a card reach the external provider: masked, classified confidential, served by the private one, unmasked for the caller', async () => {
+    const prompt = 'Refund alice.martin@example.com on IBAN DE89 3704 0044 0532 0130 00 and card 4111 1111 1111 1111.';
+    const completion = await openai(t.bot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: prompt }] });
+    expect(completion.choices[0].message.content).toBe(`echo: ${prompt} naïve café — 数据 ✓`);
+    expect(cloud.records).toHaveLength(0);
+    expect(onprem.records).toHaveLength(1);
+    for (const value of ['alice.martin@example.com', 'DE89 3704 0044 0532 0130 00', '4111 1111 1111 1111']) expect(received()).not.toContain(value);
+    expect(onprem.records[0].body).toContain('⟦EMAIL_1⟧');
+  });
+
+  it('lets no value of the labelled PII corpus reach any provider, and masks none of its near-misses', async () => {
+    const client = openai(t.bot);
+    for (const p of POSITIVES) await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: p.text }] });
+    const leaked = POSITIVES.filter((p) => received().includes(p.value)).map((p) => p.type);
+    expect(leaked).toEqual([]);
+    expect(cloud.records).toHaveLength(0);
+    // near-misses: declared public, nothing found, so nothing masked and the external provider may serve them
+    const overMasked: string[] = [];
+    for (const text of NEGATIVES) {
+      cloud.records.length = 0;
+      await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: text }] }, { headers: { 'x-palisade-classification': 'public' } });
+      if (cloud.records.length !== 1 || !cloud.records[0].body.includes(JSON.stringify(text).slice(1, -1))) overMasked.push(text);
+    }
+    expect(overMasked).toEqual([]);
+  });
+
+  it('answers the Anthropic SDK through the OpenAI-compatible private provider', async () => {
+    const anthropic = new Anthropic({ authToken: t.bot, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 });
+    const message = await anthropic.messages.create({ model: 'local', max_tokens: 100, system: 'be brief', messages: [{ role: 'user', content: 'Hello there' }] });
+    expect(message.content).toEqual([{ type: 'text', text: 'echo: Hello there naïve café — 数据 ✓' }]);
+    expect(message.stop_reason).toBe('end_turn');
+    expect(JSON.parse(onprem.records[0].body)).toMatchObject({ model: 'llama-local', max_tokens: 100, messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'Hello there' }] });
+  });
+
+  it('keeps tenants apart: another tenant sees no model, cannot call ours, and its admin sees an empty catalog', async () => {
+    const models = await openai(t.otherBot).models.list();
+    expect(models.data).toEqual([]);
+    const error = await openai(t.otherBot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((error as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ type: 'invalid_request_error', code: 'model_not_found' });
+    const catalog = await router('/v1/router/catalog', t.otherAdmin);
+    expect(catalog.json).toMatchObject({ providers: {}, models: {}, routes: {}, etag: 0 });
+    expect(catalog.body).not.toContain('onprem');
+    // a route or model of ours cannot be removed from another tenant (it does not exist there)
+    expect((await router('/v1/router/routes/default', t.otherAdmin, { method: 'DELETE' })).status).toBe(404);
+    expect(onprem.records.length + cloud.records.length).toBe(0);
+    // agents and people without the scope do not configure models
+    expect((await router('/v1/router/catalog', t.bot)).status).toBe(403);
+    expect((await router('/v1/router/routes/x', t.alice, { method: 'PUT', body: { candidates: ['local'] } })).status).toBe(403);
+    expect((await router('/v1/chat/completions', '', { method: 'POST', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }] } })).json).toMatchObject({ error: { type: 'authentication_error' } });
+  });
+
+  it('refuses over budget with 429 naming the budget, and with 503 when billing fails; nothing is sent either way', async () => {
+    billing.limits.set(tenant, 1);
+    const error = await openai(t.bot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((error as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ type: 'insufficient_quota', code: 'budget_exceeded', budget: { level: 'agent', limitMicros: 1, resetsAt: '2026-12-04T00:00:00.000Z' } });
+    billing.limits.delete(tenant);
+    billing.down = true;
+    const unavailable = await router('/v1/chat/completions', t.bot, { method: 'POST', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }] } });
+    billing.down = false;
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.json.error).toMatchObject({ type: 'server_error' });
+    expect(onprem.records.length + cloud.records.length).toBe(0);
+  });
+
+  it('records every model call as a model_io event: ids, classification, tokens and masking counts in data, texts only in personal', async () => {
+    const owner = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
+    await owner.connect();
+    try {
+      const rows = await eventually(async () => {
+        const r = await owner.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded'`, [tenant]);
+        return r.rows.length >= 5 ? r.rows.map((x) => x.envelope) : undefined;
+      }, 5000);
+      const masked = rows.find((e) => e.data.guards.pii.byType.iban === 1);
+      expect(masked).toMatchObject({ actor: { type: 'agent', id: 'release-bot' }, data: { agentId: 'release-bot', userId: 'alice', providerId: 'onprem', classification: 'confidential', outcome: 'served' }, personal: { subjectId: 'alice' } });
+      expect(JSON.stringify(masked.data)).not.toMatch(/alice\.martin|DE89|4111/);
+      expect(JSON.stringify(masked.personal)).toContain('alice.martin@example.com');
+      expect(rows.some((e) => e.data.outcome === 'refused' && e.data.reason === 'budget:agent')).toBe(true);
+    } finally {
+      await owner.end();
+    }
+  });
+});
