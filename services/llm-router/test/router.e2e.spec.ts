@@ -97,6 +97,9 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     await put('/v1/router/models/local', { providerId: 'onprem', upstreamModel: 'llama-local', contextWindow: 128000, maxOutputTokens: 2048, inputMicrosPerMTok: 100000, outputMicrosPerMTok: 200000 });
     await put('/v1/router/models/gpt', { providerId: 'cloud', upstreamModel: 'gpt-cloud', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 2500000, outputMicrosPerMTok: 10000000 });
     await put('/v1/router/routes/default', { candidates: ['gpt', 'local'] });
+    await put('/v1/router/providers/claude-onprem', { kind: 'anthropic', baseUrl: `${onprem.url}/v1`, compliance: 'private' });
+    await put('/v1/router/models/claude', { providerId: 'claude-onprem', upstreamModel: 'claude-local', contextWindow: 200000, maxOutputTokens: 4096, inputMicrosPerMTok: 3000000, outputMicrosPerMTok: 15000000 });
+    await put('/v1/router/models/flaky', { providerId: 'cloud', upstreamModel: 'cut-stream', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 1000000 });
   }, 120000);
 
   afterAll(async () => {
@@ -115,7 +118,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
   it('serves an agent using the official OpenAI SDK: models, a completion and a stream, from the stand-in', async () => {
     const client = openai(t.bot);
     const models = await client.models.list();
-    expect(models.data.map((m) => m.id)).toEqual(['default', 'gpt', 'local']);
+    expect(models.data.map((m) => m.id)).toEqual(['claude', 'default', 'flaky', 'gpt', 'local']);
     const completion = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Say hi' }] });
     expect(completion.choices[0].message.content).toBe('echo: Say hi naïve café — 数据 ✓');
     expect(completion.model).toBe('default');
@@ -172,6 +175,34 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(message.content).toEqual([{ type: 'text', text: 'echo: Hello there naïve café — 数据 ✓' }]);
     expect(message.stop_reason).toBe('end_turn');
     expect(JSON.parse(onprem.records[0].body)).toMatchObject({ model: 'llama-local', max_tokens: 100, messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'Hello there' }] });
+  });
+
+  it('streams Anthropic messages from an Anthropic provider (usage counted once), and serves the OpenAI SDK from it too', async () => {
+    const anthropic = new Anthropic({ authToken: t.bot, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 });
+    const stream = anthropic.messages.stream({ model: 'claude', max_tokens: 200, messages: [{ role: 'user', content: 'Stream from Claude, mail bob@example.org' }] });
+    const final = await stream.finalMessage();
+    expect(final.content).toEqual([{ type: 'text', text: 'echo: Stream from Claude, mail bob@example.org naïve café — 数据 ✓' }]);
+    expect(final.model).toBe('claude');
+    expect(onprem.records[0].body).not.toContain('bob@example.org');
+    const settled = await eventually(() => billing.settled.find((x) => x.model === 'claude'), 5000);
+    expect(settled).toMatchObject({ estimated: false, usage: { outputTokens: final.usage.output_tokens } });
+    const completion = await openai(t.bot).chat.completions.create({ model: 'claude', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'Hi Claude' }] });
+    expect(completion.choices[0]).toMatchObject({ message: { role: 'assistant', content: 'echo: Hi Claude naïve café — 数据 ✓' }, finish_reason: 'stop' });
+    expect(JSON.parse(onprem.records[1].body)).toMatchObject({ model: 'claude-local', system: 'be brief' });
+  });
+
+  it('ends a stream the provider cut with an explicit error the SDK raises, never a clean end', async () => {
+    const stream = await openai(t.bot).chat.completions.create({ model: 'flaky', stream: true, messages: [{ role: 'user', content: 'one two three four five six' }] });
+    let text = '';
+    const error = await (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(String((error as Error).message)).toContain('the provider ended the stream before it was complete');
+    expect(text.startsWith('echo:')).toBe(true);
+    expect(cloud.records).toHaveLength(1);
+    const settled = await eventually(() => billing.settled.find((x) => x.model === 'flaky'), 5000);
+    expect(settled).toMatchObject({ estimated: true });
   });
 
   it('keeps tenants apart: another tenant sees no model, cannot call ours, and its admin sees an empty catalog', async () => {
