@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { auditBenchmark } from './audit.bench';
 import { authBenchmark } from './auth.bench';
+import { billingBenchmark } from './billing.bench';
 import { credentialBenchmark } from './credential.bench';
 import { outboxBenchmark } from './outbox.bench';
 import { policyBenchmark } from './policy.bench';
@@ -15,6 +16,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   outbox: outboxBenchmark,
   policy: policyBenchmark,
   auth: authBenchmark,
+  billing: billingBenchmark,
 };
 
 async function main(): Promise<void> {

@@ -144,65 +144,85 @@ export class LedgerRepository {
     return rows.map(accountOf);
   }
 
-  /** Stores what a batch decided: accounts, holds, events (the outbox) and usage lines, in `tx`. */
+  /**
+   * Stores what a batch decided in ONE statement (one round trip, in `tx`): the accounts'
+   * new posted and pending (the CHECK re-checks every hard row), the holds, the events
+   * (the outbox) and the usage lines.
+   */
   async write(tx: Transaction, w: LedgerWrite): Promise<void> {
-    const sql = sqlOf(tx);
-    if (w.accounts.length > 0) {
-      await sql.query(
-        `UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
-           FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[]) AS x(budget_id, period_start, posted, pending)
-          WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start`,
-        [w.accounts.map((a) => a.budgetId), w.accounts.map((a) => a.periodStart), w.accounts.map((a) => a.posted.toString()), w.accounts.map((a) => a.pending.toString())],
-      );
-    }
-    if (w.holds.length > 0) {
-      const h = w.holds;
-      await sql.query(
-        `INSERT INTO ${this.t.holds} AS h (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
-                                          reserve_answer, settle_answer, release_answer, created_at, updated_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::jsonb[], $8::timestamptz[], $9::bigint[],
-                              $10::int[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::timestamptz[], $14::timestamptz[])
-         ON CONFLICT (tenant_id, request_id) DO UPDATE SET status = excluded.status, posted = excluded.posted, version = excluded.version,
-           settle_answer = excluded.settle_answer, release_answer = excluded.release_answer, updated_at = excluded.updated_at
-         WHERE h.version = excluded.version - 1`,
-        [
-          h.map((x) => x.tenantId),
-          h.map((x) => x.requestId),
-          h.map((x) => x.agentId),
-          h.map((x) => x.teamId),
-          h.map((x) => x.amount.toString()),
-          h.map((x) => x.status),
-          h.map((x) => JSON.stringify(x.accounts)),
-          h.map((x) => x.expiresAt),
-          h.map((x) => x.posted.toString()),
-          h.map((x) => x.version),
-          h.map((x) => JSON.stringify(x.reserveAnswer)),
-          h.map((x) => (x.settleAnswer ? JSON.stringify(x.settleAnswer) : null)),
-          h.map((x) => (x.releaseAnswer ? JSON.stringify(x.releaseAnswer) : null)),
-          h.map((x) => x.updatedAt),
-        ],
-      );
-    }
-    if (w.events.length > 0) await this.appendEvents(tx, w.events);
-    if (w.usage.length > 0) await this.appendUsage(tx, w.usage);
-  }
-
-  /** Appends events at their stream versions (a version taken is a conflict: the batch is retried or refused). */
-  async appendEvents(tx: Transaction, events: readonly StreamEvent[]): Promise<void> {
-    for (const { event } of events) {
+    for (const { event } of w.events) {
       const v = validateForPublish(event);
       if (!v.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, v.problems);
     }
+    const a = w.accounts;
+    const h = w.holds;
+    const e = w.events;
+    const u = w.usage;
     await sqlOf(tx).query(
-      `INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-       SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])`,
+      `WITH accounts AS (
+         UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[]) AS x(budget_id, period_start, posted, pending)
+          WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start
+         RETURNING 1
+       ), holds AS (
+         INSERT INTO ${this.t.holds} AS h (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
+                                           reserve_answer, settle_answer, release_answer, created_at, updated_at)
+         SELECT x.*, x.updated_at FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[], $12::timestamptz[],
+                              $13::bigint[], $14::int[], $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])
+                AS x(tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version, reserve_answer, settle_answer, release_answer, updated_at)
+         ON CONFLICT (tenant_id, request_id) DO UPDATE SET status = excluded.status, posted = excluded.posted, version = excluded.version,
+           settle_answer = excluded.settle_answer, release_answer = excluded.release_answer, updated_at = excluded.updated_at
+         WHERE h.version < excluded.version
+         RETURNING 1
+       ), events AS (
+         INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+         SELECT * FROM unnest($19::text[], $20::int[], $21::uuid[], $22::text[], $23::text[], $24::jsonb[])
+         RETURNING 1
+       ), usage AS (
+         INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at)
+         SELECT * FROM unnest($25::uuid[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::bigint[], $33::bigint[],
+                              $34::bigint[], $35::jsonb[], $36::timestamptz[])
+         ON CONFLICT DO NOTHING
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM accounts) AS a, (SELECT count(*) FROM holds) AS h, (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM usage) AS u`,
       [
-        events.map((e) => e.streamId),
-        events.map((e) => e.version),
-        events.map((e) => e.event.id),
-        events.map((e) => e.event.type),
-        events.map((e) => e.event.tenantId),
-        events.map((e) => JSON.stringify(e.event)),
+        a.map((x) => x.budgetId),
+        a.map((x) => x.periodStart),
+        a.map((x) => x.posted.toString()),
+        a.map((x) => x.pending.toString()),
+        h.map((x) => x.tenantId),
+        h.map((x) => x.requestId),
+        h.map((x) => x.agentId),
+        h.map((x) => x.teamId),
+        h.map((x) => x.amount.toString()),
+        h.map((x) => x.status),
+        h.map((x) => JSON.stringify(x.accounts)),
+        h.map((x) => x.expiresAt),
+        h.map((x) => x.posted.toString()),
+        h.map((x) => x.version),
+        h.map((x) => JSON.stringify(x.reserveAnswer)),
+        h.map((x) => (x.settleAnswer ? JSON.stringify(x.settleAnswer) : null)),
+        h.map((x) => (x.releaseAnswer ? JSON.stringify(x.releaseAnswer) : null)),
+        h.map((x) => x.updatedAt),
+        e.map((x) => x.streamId),
+        e.map((x) => x.version),
+        e.map((x) => x.event.id),
+        e.map((x) => x.event.type),
+        e.map((x) => x.event.tenantId),
+        e.map((x) => JSON.stringify(x.event)),
+        u.map((l) => l.eventId),
+        u.map((l) => l.tenantId),
+        u.map((l) => l.requestId),
+        u.map((l) => l.source),
+        u.map((l) => l.agentId),
+        u.map((l) => l.teamId),
+        u.map((l) => l.model),
+        u.map((l) => l.posted.toString()),
+        u.map((l) => l.actual.toString()),
+        u.map((l) => l.overrun.toString()),
+        u.map((l) => JSON.stringify(l.usage)),
+        u.map((l) => l.occurredAt),
       ],
     );
   }

@@ -78,6 +78,8 @@ type Item = { command: LedgerCommand; caller: ServiceName };
 export class LedgerService {
   private readonly batcher: Batcher<Item, LedgerAnswer>;
   private readonly now: () => Date;
+  /** Period accounts known to exist (rows are never deleted): no insert attempt for them. */
+  private readonly opened = new Set<string>();
 
   constructor(private readonly d: LedgerServiceDependencies) {
     this.now = d.now ?? (() => new Date());
@@ -258,7 +260,11 @@ export class LedgerService {
         return key;
       });
     }
+    for (const key of [...open.keys()]) if (this.opened.has(key)) open.delete(key);
+    if (open.size === 0) return;
+    if (this.opened.size > 100_000) this.opened.clear();
     await this.d.repo.openPeriods([...open.values()]);
+    for (const key of open.keys()) this.opened.add(key);
   }
 }
 

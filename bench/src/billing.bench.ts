@@ -1,0 +1,121 @@
+import { performance } from 'node:perf_hooks';
+import { systemEventContext } from '@palisade/contracts';
+import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createTestSchema, TEST_APP_ROLE } from '@palisade/testing';
+import { BudgetsRepository } from '@palisade/billing-service/dist/budgets/budgets.repository';
+import { BudgetsService } from '@palisade/billing-service/dist/budgets/budgets.service';
+import { ledgerMigration } from '@palisade/billing-service/dist/ledger/ledger.migration';
+import { LedgerRepository } from '@palisade/billing-service/dist/ledger/ledger.repository';
+import { LedgerService } from '@palisade/billing-service/dist/ledger/ledger.service';
+import { round, summarize } from './stats';
+
+/**
+ * billing: the ledger IN PROCESS (`LedgerService`, as the NATS handlers call it) on
+ * PostgreSQL; NATS and TLS are not included. A pair is a reserve then a settle of the
+ * same request, each a locked, checked, evented transaction (grouped with whatever else
+ * is in flight). Spread: 1,000 agents in 50 teams of one tenant, budgets on all three
+ * levels (so every pair also locks the tenant's row). Hot: one agent, one team. Latency
+ * of a reserve at 4 in flight. Raw: a single-row conditional UPDATE transaction
+ * (`UPDATE … SET pending = pending + 1 WHERE … AND pending + 1 <= limit`) on the same
+ * PostgreSQL, same concurrency, same run. Overshoot: three ledger instances (as three
+ * router-facing replicas, each its own connection pool) race 192 reserves against one
+ * budget that fits 50; admitted beyond 50, and rows past their limit, are the overshoot.
+ */
+const PAIRS = Number(process.env.BENCH_BILLING_PAIRS ?? 20000);
+const CONCURRENCY = Number(process.env.BENCH_BILLING_CONCURRENCY ?? 64);
+const LIGHT = 4;
+const TENANT = 'bench';
+const admin = { type: 'user' as const, id: 'bench-admin' };
+
+export async function billingBenchmark(): Promise<Record<string, number>> {
+  const db = await createTestSchema('bench_bill');
+  const extra: Array<{ destroy(): Promise<void> }> = [];
+  try {
+    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [ledgerMigration(db.schema, TEST_APP_ROLE)]);
+    await migrator.initialize();
+    await migrator.runMigrations();
+    // The raw comparison's counters (created by the owner, as a migration would).
+    await migrator.query(`CREATE TABLE "${db.schema}".raw_counters (id int PRIMARY KEY, pending bigint NOT NULL, lim bigint NOT NULL)`);
+    await migrator.query(`INSERT INTO "${db.schema}".raw_counters SELECT g, 0, 900000000000000 FROM generate_series(0, 999) g`);
+    await migrator.query(`GRANT SELECT, UPDATE ON "${db.schema}".raw_counters TO ${TEST_APP_ROLE}`);
+    await migrator.destroy();
+    const ctx = systemEventContext('billing');
+    const ledger = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: ctx });
+    const budgets = new BudgetsService(new PgEventStore(db.dataSource, db.schema), new BudgetsRepository(db.schema), ctx);
+    const big = '900000000000000';
+    await budgets.set(TENANT, admin, { level: 'tenant', subjectId: TENANT, limitMicros: big, period: 'month' });
+    for (let t = 0; t < 50; t++) await budgets.set(TENANT, admin, { level: 'team', subjectId: `team-${t}`, limitMicros: big, period: 'month' });
+    for (let a = 0; a < 1000; a++) await budgets.set(TENANT, admin, { level: 'agent', subjectId: `agent-${a}`, limitMicros: big, period: 'day' });
+
+    let seq = 0;
+    const pair = async (agent: number) => {
+      const requestId = `r-${seq++}`;
+      const input = { tenantId: TENANT, requestId, agentId: `agent-${agent}`, teamId: `team-${agent % 50}`, amountMicros: '5000', ttlMs: 60000 };
+      const r = await ledger.reserve('llm-router', input);
+      if (r.status !== 'reserved') throw new Error(`refused: ${JSON.stringify(r)}`);
+      await ledger.settle('llm-router', { tenantId: TENANT, requestId, actualMicros: '3217' });
+    };
+    const run = async (count: number, concurrency: number, op: (n: number) => Promise<void>) => {
+      const latencies: number[] = [];
+      let next = 0;
+      const start = performance.now();
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < count) {
+            const n = next++;
+            const t0 = performance.now();
+            await op(n);
+            latencies.push(performance.now() - t0);
+          }
+        }),
+      );
+      return { perSecond: count / ((performance.now() - start) / 1000), ...summarize(latencies) };
+    };
+    await run(2000, CONCURRENCY, (n) => pair(n % 1000));
+    const spread = await run(PAIRS, CONCURRENCY, (n) => pair((n * 7919) % 1000));
+    const hot = await run(Math.min(PAIRS, 10000), CONCURRENCY, () => pair(0));
+    const light = await run(3000, LIGHT, async (n) => {
+      const requestId = `light-${n}`;
+      await ledger.reserve('llm-router', { tenantId: TENANT, requestId, agentId: `agent-${n % 1000}`, teamId: `team-${n % 50}`, amountMicros: '5000', ttlMs: 60000 });
+    });
+    const releaseAll = await db.dataSource.query(`SELECT request_id FROM "${db.schema}".holds WHERE status = 'held'`);
+    await Promise.all(releaseAll.map((r: { request_id: string }) => ledger.release('llm-router', { tenantId: TENANT, requestId: r.request_id })));
+
+    // Raw: the least a locked, checked counter costs on this PostgreSQL (one statement, one commit).
+    const raw = await run(PAIRS, CONCURRENCY, (n) =>
+      db.dataSource.transaction(async (m) => {
+        await m.query(`UPDATE "${db.schema}".raw_counters SET pending = pending + 1 WHERE id = $1 AND pending + 1 <= lim`, [(n * 7919) % 1000]);
+      }),
+    );
+
+    // Overshoot: three instances, 192 concurrent reserves, a budget that fits 50.
+    const instances = [ledger];
+    for (let i = 0; i < 2; i++) {
+      const ds = createDataSource({ ...db.app, poolSize: 10 });
+      await ds.initialize();
+      extra.push(ds);
+      instances.push(new LedgerService({ repo: new LedgerRepository(ds, db.schema), eventContext: ctx }));
+    }
+    await budgets.set(TENANT, admin, { level: 'agent', subjectId: 'capped', limitMicros: String(50 * 1000), period: 'none' });
+    const answers = await Promise.all(
+      Array.from({ length: 192 }, (_, i) =>
+        instances[i % 3].reserve('llm-router', { tenantId: TENANT, requestId: `cap-${i}`, agentId: 'capped', teamId: 'team-0', amountMicros: '1000', ttlMs: 60000 }),
+      ),
+    );
+    const admitted = answers.filter((a) => a.status === 'reserved').length;
+    const [{ over }] = await db.dataSource.query(`SELECT count(*)::int AS over FROM "${db.schema}".budget_periods WHERE hard AND posted + pending > limit_micros`);
+    return {
+      reserve_settle_per_s: round(spread.perSecond, 0),
+      hot_reserve_settle_per_s: round(hot.perSecond, 0),
+      reserve_p50_ms: round(light.p50),
+      reserve_p99_ms: round(light.p99),
+      raw_update_per_s: round(raw.perSecond, 0),
+      ratio: round(spread.perSecond / raw.perSecond),
+      overshoot: Math.max(0, admitted - 50) + over,
+      concurrency: CONCURRENCY,
+    };
+  } finally {
+    for (const ds of extra) await ds.destroy().catch(() => undefined);
+    await db.drop();
+  }
+}
