@@ -5,6 +5,7 @@ export * from './http/auth.guard';
 export * from './http/edge-text';
 export * from './http/error.filter';
 export * from './http/request-context';
+export * from './http/validation';
 export * from './lifecycle';
 export * from './platform';
 export * from './platform.module';

@@ -1,14 +1,9 @@
 import { z } from 'zod';
-import { TENANT_ID, validationError } from '@palisade/contracts';
+import { TENANT_ID } from '@palisade/contracts';
 import { ATTRIBUTE_NAME, NAME_PATTERN } from './model/policy.model';
 
-/** Parse at the edge; a bad input is a validation error naming the field. */
-export function parse<T>(schema: z.ZodType<T>, value: unknown, what = 'request'): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : what}: ${i.message}`);
-  throw validationError(problems[0], problems);
-}
+// The one parse of every service (@palisade/service-kit).
+export { parse } from '@palisade/service-kit';
 
 export const nameSchema = z.string().regex(NAME_PATTERN, 'must be a name of letters, digits, _ . : - (at most 128)');
 export const tenantIdSchema = z.string().regex(TENANT_ID, 'must be a tenant id');

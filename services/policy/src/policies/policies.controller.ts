@@ -5,7 +5,8 @@ import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { PolicyAdministrators } from '../policyset/admin.guard';
 import { policyDocumentSchema, rollbackSchema } from '../policyset/policyset.dto';
-import { ifMatch, PolicyAdministration } from '../policyset/policyset.handler';
+import { PolicyAdministration } from '../policyset/policyset.handler';
+import { ifMatch } from '@palisade/service-kit';
 import { nameSchema, parse } from '../validation';
 
 /** Versioned policy documents (rule sets) of the caller's tenant; ETag = version. */

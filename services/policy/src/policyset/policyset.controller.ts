@@ -18,7 +18,8 @@ import {
   subjectParamSchema,
   toolsSchema,
 } from './policyset.dto';
-import { ifMatch, PolicyAdministration } from './policyset.handler';
+import { PolicyAdministration } from './policyset.handler';
+import { ifMatch } from '@palisade/service-kit';
 
 /** Roles, assignments, attribute definitions, subject attributes, tool allowlists, critical actions of the caller's tenant. */
 @ApiTags('administration')

@@ -66,10 +66,3 @@ function metadataOf(principal: Principal) {
   return { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: new Date() };
 }
 
-/** `If-Match: "3"` → 3; absent or `*` → undefined (no precondition). */
-export function ifMatch(header: string | undefined): number | undefined {
-  if (header === undefined || header.trim() === '*') return undefined;
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
-  if (!m) throw new PalisadeError('validation', 'If-Match: must be a version ETag such as "3"');
-  return Number(m[1]);
-}
