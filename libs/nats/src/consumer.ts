@@ -23,6 +23,7 @@ import {
 } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
 import { extractTraceContext } from './trace';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What a handler learns about the delivery besides the event. */
 export interface DeliveryInfo {
@@ -96,7 +97,6 @@ export type DeadLetterReason = 'poison' | 'forged' | 'handler-failed';
 
 const CONSUMER_NAME = /^[a-z][a-z0-9-]{0,63}$/;
 const decoder = new TextDecoder();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const headerValue = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 2000);
 
 /**

@@ -43,7 +43,7 @@ export async function deleteDurable(admin: NatsConnection, stream: string, durab
   });
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { setTimeout as sleep } from 'node:timers/promises';
 
 /** Resolve with the value `poll` returns once it is not undefined, or fail after `timeoutMs`. */
 export async function eventually<T>(poll: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Write a file so readers never see it half-written: a temporary file, then a rename. */
 export function writeFileAtomic(path: string, content: string, mode: number): void {
@@ -10,7 +11,6 @@ export function writeFileAtomic(path: string, content: string, mode: number): vo
   renameSync(tmp, path);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Run `fn` while holding a lock directory (mkdir is atomic), so two processes that

@@ -4,6 +4,7 @@ import type { EventEnvelope, EventPublisher } from '@palisade/contracts';
 import { ident, longLivedClientConfig, type PgConnectionOptions } from './data-source';
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
 import { nextBackoffMs, type FollowerStatus } from './follower';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Minimal structural logger (pino-compatible). */
 export interface RelayLogger {
@@ -42,7 +43,6 @@ interface Checkpoint {
   position: string;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Relays committed events from the event store to the publisher (JetStream), in commit

@@ -27,6 +27,7 @@ import type { ServiceConfig } from './config';
 import { lifecycleStarted } from './lifecycle';
 import { RevocationFeed } from './revocation-feed';
 import { followerCheck, type CheckResult } from './health';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type MigrationFactory = (schema: string, appRole: string) => new () => MigrationInterface;
 
@@ -45,7 +46,6 @@ export interface PlatformOptions {
   readiness: Readonly<Record<string, ReadinessCheck>>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { ServiceIdentity } from '@palisade/pki';
 import { eventually, infra } from '@palisade/testing';
 import { call, TestIssuer, type Reply } from './helpers';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 // The built policy service while PostgreSQL itself restarts (every connection of every
 // service drops; for a while none can be made): decisions never fail (5xx), and once
@@ -15,7 +16,6 @@ import { call, TestIssuer, type Reply } from './helpers';
 const runner = require('../../../scripts/platform-runner.js');
 const PORT = 12132;
 const tenant = `pr-${randomBytes(4).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function restartPostgres(): Promise<void> {
   const version = readdirSync('/etc/postgresql').sort().pop()!;

@@ -4,6 +4,7 @@ import { serviceDatabase } from '@palisade/contracts';
 import { ServiceIdentity } from '@palisade/pki';
 import { allowConnections, eventually, infra, terminateBackends } from '@palisade/testing';
 import { call, TestIssuer, type Reply } from './helpers';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 // The built policy service while its database connections are terminated (what a
 // failover or a network blip does) and while its database refuses new ones for longer
@@ -14,7 +15,6 @@ const runner = require('../../../scripts/platform-runner.js');
 const PORT = 12122;
 const DATABASE = serviceDatabase('policy');
 const tenant = `r-${randomBytes(4).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('policy service when PostgreSQL connections drop', () => {
   let issuer: TestIssuer;
