@@ -24,6 +24,9 @@ import { round, summarize } from './stats';
 const PAIRS = Number(process.env.BENCH_BILLING_PAIRS ?? 20000);
 const CONCURRENCY = Number(process.env.BENCH_BILLING_CONCURRENCY ?? 64);
 const LIGHT = 4;
+/** Ledger lanes and batch size (the service's defaults when unset). */
+const LANES = process.env.BENCH_BILLING_LANES ? Number(process.env.BENCH_BILLING_LANES) : undefined;
+const MAX_BATCH = process.env.BENCH_BILLING_MAX_BATCH ? Number(process.env.BENCH_BILLING_MAX_BATCH) : undefined;
 const TENANT = 'bench';
 const admin = { type: 'user' as const, id: 'bench-admin' };
 
@@ -40,7 +43,7 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
     await migrator.query(`GRANT SELECT, UPDATE ON "${db.schema}".raw_counters TO ${TEST_APP_ROLE}`);
     await migrator.destroy();
     const ctx = systemEventContext('billing');
-    const ledger = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: ctx });
+    const ledger = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: ctx, lanes: LANES, maxBatch: MAX_BATCH });
     const budgets = new BudgetsService(new PgEventStore(db.dataSource, db.schema), new BudgetsRepository(db.schema), ctx);
     const big = '900000000000000';
     await budgets.set(TENANT, admin, { level: 'tenant', subjectId: TENANT, limitMicros: big, period: 'month' });
@@ -94,7 +97,7 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
       const ds = createDataSource({ ...db.app, poolSize: 10 });
       await ds.initialize();
       extra.push(ds);
-      instances.push(new LedgerService({ repo: new LedgerRepository(ds, db.schema), eventContext: ctx }));
+      instances.push(new LedgerService({ repo: new LedgerRepository(ds, db.schema), eventContext: ctx, lanes: LANES, maxBatch: MAX_BATCH }));
     }
     await budgets.set(TENANT, admin, { level: 'agent', subjectId: 'capped', limitMicros: String(50 * 1000), period: 'none' });
     const answers = await Promise.all(

@@ -4,6 +4,7 @@ import { BILLING_CONFIG, loadBillingConfig, type BillingConfig } from './billing
 import { BILLING_SERVICES, BillingRuntime } from './billing.runtime';
 import { BudgetsController } from './budgets/budgets.controller';
 import { LedgerRpc } from './ledger/ledger.rpc';
+import { ReportsController } from './reports/reports.controller';
 
 /**
  * The billing service: the ledger (reserve → settle → release over NATS for the router and
@@ -11,7 +12,7 @@ import { LedgerRpc } from './ledger/ledger.rpc';
  * the event store, the outbox and NATS come from @palisade/service-kit.
  */
 @Module({
-  controllers: [BudgetsController],
+  controllers: [BudgetsController, ReportsController],
   providers: [
     { provide: BILLING_CONFIG, useFactory: () => loadBillingConfig() },
     { provide: BillingRuntime, useFactory: (platform: Platform, config: BillingConfig) => new BillingRuntime(platform, config), inject: [PLATFORM, BILLING_CONFIG] },

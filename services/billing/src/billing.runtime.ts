@@ -6,12 +6,15 @@ import { BudgetsService } from './budgets/budgets.service';
 import { LedgerRepository } from './ledger/ledger.repository';
 import { LedgerService } from './ledger/ledger.service';
 import { LedgerSweeper } from './ledger/ledger.sweeper';
+import { ReportsRepository } from './reports/reports.repository';
+import { ReportsService } from './reports/reports.service';
 
 export const BILLING_SERVICES = Symbol('billing.services');
 
 export interface BillingServices {
   ledger: LedgerService;
   budgets: BudgetsService;
+  reports: ReportsService;
 }
 
 /**
@@ -45,7 +48,11 @@ export class BillingRuntime {
       lanes: this.config.BILLING_LEDGER_LANES,
       maxBatch: this.config.BILLING_LEDGER_MAX_BATCH,
     });
-    this.current = { ledger, budgets: new BudgetsService(p.eventStore!, new BudgetsRepository(schema), p.eventContext) };
+    this.current = {
+      ledger,
+      budgets: new BudgetsService(p.eventStore!, new BudgetsRepository(schema), p.eventContext),
+      reports: new ReportsService(new ReportsRepository(p.dataSource!, schema), p.eventStore!, p.eventContext, this.config.BILLING_CURRENCY),
+    };
     this.sweeper = new LedgerSweeper(ledger, this.config.BILLING_SWEEP_INTERVAL_MS, p.logger);
     this.sweeper.start();
   }

@@ -94,6 +94,24 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
     await expect(ask(auditor, 'reserve', { tenantId: tenant, requestId: 'x', agentId: 'release-bot', amountMicros: '1', ttlMs: 1000 })).rejects.toThrow();
   });
 
+  it('reports usage by agent and model as JSON, CSV and FinOps FOCUS, to admins only', async () => {
+    const from = new Date(Date.now() - 86_400_000).toISOString();
+    const to = new Date(Date.now() + 86_400_000).toISOString();
+    const json = await http(`/v1/usage?from=${from}&to=${to}&groupBy=agent,model`, { token: t.admin });
+    expect(json.status).toBe(200);
+    expect(json.json.rows).toEqual([{ day: null, teamId: null, agentId: 'release-bot', model: 'gpt-x', requests: 1, postedMicros: '120000', actualMicros: '120000', overrunMicros: '0' }]);
+    const csv = await http(`/v1/usage?from=${from}&to=${to}&groupBy=team&format=csv`, { token: t.admin });
+    expect(csv.headers['content-type']).toContain('text/csv');
+    expect(csv.body).toBe('day,team_id,agent_id,model,requests,posted_micros,actual_micros,overrun_micros\r\n,platform,,,1,120000,120000,0\r\n');
+    const focus = await http(`/v1/usage?from=${from}&to=${to}&format=focus&timeZone=Asia/Shanghai`, { token: t.admin });
+    const [header, row] = focus.body.trim().split('\r\n');
+    expect(header).toContain('BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd');
+    expect(row).toMatch(/^0\.120000,0\.120000,USD,\d{4}-\d{2}-\d{2}T16:00:00\.000Z,.*,Usage,1,Requests,gpt-x,platform,release-bot,/);
+    expect((await http(`/v1/usage?from=${from}&to=${to}`, { token: t.member })).status).toBe(403);
+    expect((await http(`/v1/usage?from=${from}&to=${to}`, { token: t.mallory })).json.rows).toEqual([]);
+    expect((await http(`/v1/usage?from=${to}&to=${from}`, { token: t.admin })).status).toBe(400);
+  });
+
   it('64 concurrent reserves against a budget that fits N admit exactly N', async () => {
     const N = 7;
     await http('/v1/budgets/agent/burst-bot', { method: 'PUT', token: t.admin, body: { limitMicros: String(N * 1000), period: 'none' } });

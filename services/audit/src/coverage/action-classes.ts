@@ -50,6 +50,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'billing.hold.settled': 'model_io',
   'billing.hold.released': 'model_io',
   'billing.hold.expired': 'model_io',
+  'billing.usage.exported': 'data_export',
   // auth (services/auth/src/*/*.events.ts)
   'auth.agent.registered': 'admin_configuration',
   'auth.agent.suspended': 'permission_change',
@@ -120,6 +121,13 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'sandbox-orchestrator.session.agent_joined': 'session',
   'sandbox-orchestrator.session.agent_left': 'session',
   'sandbox-orchestrator.session.archived': 'session',
+  'sandbox-orchestrator.sandbox.created': 'session',
+  'sandbox-orchestrator.sandbox.stopped': 'session',
+  'sandbox-orchestrator.sandbox.deleted': 'session',
+  'sandbox-orchestrator.sandbox.exec_started': 'tool_call',
+  'sandbox-orchestrator.sandbox.exec_finished': 'tool_call',
+  'sandbox-orchestrator.sandbox.exec_refused': 'tool_call',
+  'sandbox-orchestrator.sandbox.usage_recorded': 'tool_call',
 };
 
 /** What each class covers (docs/action-classes.md). */

@@ -84,8 +84,8 @@ export class LedgerService {
   constructor(private readonly d: LedgerServiceDependencies) {
     this.now = d.now ?? (() => new Date());
     this.batcher = new Batcher<Item, LedgerAnswer>({
-      lanes: d.lanes ?? 4,
-      maxBatch: d.maxBatch ?? 64,
+      lanes: d.lanes ?? 1,
+      maxBatch: d.maxBatch ?? 256,
       laneOf: (i) => hashOf(i.command.requestId),
       run: (items) => this.runBatch(items),
     });
