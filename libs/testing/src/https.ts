@@ -14,7 +14,7 @@ export interface CallOptions {
   method?: string;
   /** Sent as JSON. */
   body?: unknown;
-  /** Sent as it is (malformed JSON, other content types). */
+  /** Sent as it is (malformed JSON; another content type through `headers`). */
   raw?: string | Buffer;
   token?: string;
   headers?: Record<string, string>;
@@ -31,12 +31,13 @@ export interface CallOptions {
  * JSON when it is JSON.
  */
 export function httpsCaller(port: number, defaults: Pick<CallOptions, 'token' | 'cert' | 'key'> = {}) {
-  const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
+  let ca: Buffer | undefined;
   return function call(path: string, options: CallOptions = {}): Promise<Reply> {
+    ca ??= readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
     const o = { ...defaults, ...options };
     const payload = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
     const headers: Record<string, string> = {
-      ...(payload !== undefined && o.raw === undefined ? { 'content-type': 'application/json' } : {}),
+      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
       ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
       ...o.headers,
     };
