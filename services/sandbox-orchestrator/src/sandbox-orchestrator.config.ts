@@ -1,13 +1,41 @@
 import { env, loadConfig } from '@palisade/config';
+import { z } from 'zod';
 
 /** The sandbox-orchestrator's own settings (besides every service's, in @palisade/service-kit). */
 export interface SandboxOrchestratorConfig {
   /** Past this, a policy decision is a refusal (fail-closed): SANDBOX_POLICY_TIMEOUT_MS. */
   policyTimeoutMs: number;
+  /** The crun binary: SANDBOX_CRUN. */
+  crun: string;
+  /** Bundles, workspaces and crun's state: SANDBOX_RUN_DIR. */
+  runDir: string;
+  /** Names this orchestrator's containers and cgroups, so a restart finds exactly its own: SANDBOX_INSTANCE. */
+  instance: string;
+  /** A ready sandbox idle this long is stopped: SANDBOX_IDLE_STOP_MS. */
+  idleStopMs: number;
+  /** Bytes kept of each of stdout and stderr per execution: SANDBOX_OUTPUT_CAP_BYTES. */
+  outputCapBytes: number;
 }
 
 /** Validated at start, naming the bad variable. */
 export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = process.env): SandboxOrchestratorConfig {
-  const config = loadConfig({ SANDBOX_POLICY_TIMEOUT_MS: env.int(2000, 50, 30000) }, source);
-  return { policyTimeoutMs: config.SANDBOX_POLICY_TIMEOUT_MS };
+  const config = loadConfig(
+    {
+      SANDBOX_POLICY_TIMEOUT_MS: env.int(2000, 50, 30000),
+      SANDBOX_CRUN: env.path().default('crun'),
+      SANDBOX_RUN_DIR: env.path().default('/run/palisade-sandbox'),
+      SANDBOX_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'must be lowercase letters, digits and - (at most 31)').default('local'),
+      SANDBOX_IDLE_STOP_MS: env.int(15 * 60_000, 1000, 7 * 24 * 3_600_000),
+      SANDBOX_OUTPUT_CAP_BYTES: env.int(1024 * 1024, 1024, 64 * 1024 * 1024),
+    },
+    source,
+  );
+  return {
+    policyTimeoutMs: config.SANDBOX_POLICY_TIMEOUT_MS,
+    crun: config.SANDBOX_CRUN,
+    runDir: config.SANDBOX_RUN_DIR,
+    instance: config.SANDBOX_INSTANCE,
+    idleStopMs: config.SANDBOX_IDLE_STOP_MS,
+    outputCapBytes: config.SANDBOX_OUTPUT_CAP_BYTES,
+  };
 }

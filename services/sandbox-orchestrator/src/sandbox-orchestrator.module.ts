@@ -3,7 +3,11 @@ import { PalisadeError } from '@palisade/contracts';
 import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-client';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { loadSandboxOrchestratorConfig, type SandboxOrchestratorConfig } from './sandbox-orchestrator.config';
-import { POLICY_CLIENT, SANDBOX_CONFIG, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
+import { POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
+import { CrunRuntime } from './runtime/crun.runtime';
+import { SandboxesController } from './sandboxes/sandboxes.controller';
+import { SandboxesRepository } from './sandboxes/sandboxes.repository';
+import { SandboxesService } from './sandboxes/sandboxes.service';
 import { SessionsController } from './sessions/sessions.controller';
 import { SessionsRepository } from './sessions/sessions.repository';
 import { SessionsService } from './sessions/sessions.service';
@@ -23,12 +27,58 @@ function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<Sessi
 }
 
 /**
- * The sandbox-orchestrator service: agent work sessions (sandboxes and egress rules come
- * next). Health, metrics, docs, the event store, the outbox and NATS come from
+ * The sandboxes service, once the platform is connected and the runtime checked; at
+ * start it reconciles what the runtime holds (adopts or removes) and then stops idle
+ * sandboxes periodically.
+ */
+function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig): Ready<SandboxesService> {
+  let service: SandboxesService | undefined;
+  let failure: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  platform.afterConnect(async (p) => {
+    if (service) return;
+    const runtime = new CrunRuntime({ crun: config.crun, runDir: config.runDir, instance: config.instance });
+    try {
+      await runtime.check();
+    } catch (error) {
+      failure = (error as Error).message;
+      p.logger.error({ err: error }, 'sandbox runtime unavailable: sandboxes are refused (503)');
+      return;
+    }
+    const candidate = new SandboxesService({
+      store: p.eventStore!,
+      repo: new SandboxesRepository(p.dataSource!),
+      sessions: new SessionsRepository(p.dataSource!),
+      policy,
+      runtime,
+      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance },
+      eventContext: p.eventContext,
+    });
+    const recovered = await candidate.recover();
+    p.logger.info(recovered, 'sandboxes reconciled with the runtime');
+    service = candidate;
+    timer = setInterval(() => {
+      candidate.stopIdle().catch((error: unknown) => p.logger.warn({ err: error }, 'idle stop failed; retried at the next tick'));
+    }, Math.min(60_000, Math.max(1000, Math.floor(config.idleStopMs / 4))));
+    timer.unref();
+  });
+  platform.beforeClose(async () => {
+    if (timer) clearInterval(timer);
+  });
+  return () => {
+    if (failure) throw new PalisadeError('unavailable', `the sandbox runtime is unavailable: ${failure}`);
+    if (!service) throw new PalisadeError('unavailable', 'the service is starting');
+    return service;
+  };
+}
+
+/**
+ * The sandbox-orchestrator service: agent work sessions and their sandboxes (egress rules
+ * come next). Health, metrics, docs, the event store, the outbox and NATS come from
  * @palisade/service-kit; who may do what is the policy service's decision.
  */
 @Module({
-  controllers: [SessionsController],
+  controllers: [SessionsController, SandboxesController],
   providers: [
     { provide: SANDBOX_CONFIG, useFactory: () => loadSandboxOrchestratorConfig() },
     {
@@ -37,6 +87,11 @@ function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<Sessi
       inject: [PLATFORM, SANDBOX_CONFIG],
     },
     { provide: SESSIONS_SERVICE, useFactory: (platform: Platform, policy: PolicyPort) => sessionsServiceFor(platform, policy), inject: [PLATFORM, POLICY_CLIENT] },
+    {
+      provide: SANDBOXES_SERVICE,
+      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig) => sandboxesServiceFor(platform, policy, config),
+      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG],
+    },
   ],
 })
 export class SandboxOrchestratorModule {}

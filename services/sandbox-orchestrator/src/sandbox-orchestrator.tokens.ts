@@ -9,3 +9,4 @@ export type Ready<T> = () => T;
 export const SANDBOX_CONFIG = Symbol('sandbox-orchestrator.config');
 export const POLICY_CLIENT = Symbol('sandbox-orchestrator.policy-client');
 export const SESSIONS_SERVICE = Symbol('sandbox-orchestrator.sessions-service');
+export const SANDBOXES_SERVICE = Symbol('sandbox-orchestrator.sandboxes-service');

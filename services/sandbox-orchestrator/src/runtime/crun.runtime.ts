@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
@@ -98,7 +98,7 @@ export class CrunRuntime implements SandboxRuntime {
     await mkdir(join(dir, 'execs'), { recursive: true, mode: 0o700 });
     for (const d of ['usr', 'etc', 'proc', 'dev', 'workspace', 'tmp']) await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
     for (const [link, target] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']]) {
-      if (!existsSync(join(rootfs, link))) await symlink(target, join(rootfs, link));
+      if (!(await lstat(join(rootfs, link)).catch(() => undefined))) await symlink(target, join(rootfs, link));
     }
     const etc = join(dir, 'etc');
     for (const d of ['ssl/certs', 'alternatives']) await mkdir(join(etc, d), { recursive: true, mode: 0o755 });

@@ -1,0 +1,91 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { Command, Decider } from '@palisade/eventsourcing';
+import type { SandboxLimits } from '../runtime/runtime.port';
+import type { ExecutionReason, ExecutionUsage, SandboxEvent } from './sandboxes.events';
+
+export interface SandboxState {
+  status: 'none' | 'ready' | 'stopped' | 'deleted';
+  sandboxId?: string;
+  sessionId?: string;
+  limits?: SandboxLimits;
+  /** The execution running now (one at a time per sandbox). */
+  running?: string;
+}
+
+export type SandboxCommand =
+  | Command<'create', { sandboxId: string; sessionId: string; template: string; limits: SandboxLimits; instance: string }>
+  | Command<'start', { executionId: string; kind: 'command' | 'code'; program: string; timeoutMs: number }>
+  | Command<'finish', { executionId: string; reason: ExecutionReason; exitCode: number | null; signal: string | null; stdoutBytes: number; stderrBytes: number; usage: ExecutionUsage }>
+  | Command<'refuse', { action: string; rule: string }>
+  | Command<'stop', { reason: 'requested' | 'idle' }>
+  | Command<'delete', Record<string, never>>;
+
+const notFound = () => new PalisadeError('not_found', 'sandbox not found');
+
+/**
+ * The sandbox's own rules (who may ask is the policy service's decision, asked before):
+ * created once; one execution at a time, none once stopped or deleted; an execution's
+ * end is recorded once, whatever happened to the sandbox meanwhile (so its usage is
+ * billed exactly once); usage is recorded for every end but `lost` (nothing measured).
+ */
+export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent> = {
+  initialState: () => ({ status: 'none' }),
+
+  decide(command, state) {
+    if (command.type === 'create') {
+      if (state.status !== 'none') throw new PalisadeError('conflict', 'sandbox already exists');
+      return [{ type: 'sandbox-orchestrator.sandbox.created', data: { ...command.data } }];
+    }
+    if (state.status === 'none') throw notFound();
+    const ids = { sandboxId: state.sandboxId!, sessionId: state.sessionId! };
+    switch (command.type) {
+      case 'finish': {
+        const d = command.data;
+        if (state.running !== d.executionId) return []; // already recorded
+        const finished: SandboxEvent = {
+          type: 'sandbox-orchestrator.sandbox.exec_finished',
+          data: { ...ids, executionId: d.executionId, reason: d.reason, exitCode: d.exitCode, signal: d.signal, stdoutBytes: d.stdoutBytes, stderrBytes: d.stderrBytes, usage: d.usage },
+        };
+        if (d.reason === 'lost') return [finished];
+        return [finished, { type: 'sandbox-orchestrator.sandbox.usage_recorded', data: { ...ids, executionId: d.executionId, ...d.usage } }];
+      }
+      case 'refuse':
+        if (state.status === 'deleted') throw notFound();
+        return [{ type: 'sandbox-orchestrator.sandbox.exec_refused', data: { ...ids, ...command.data } }];
+      case 'start':
+        if (state.status === 'deleted') throw notFound();
+        if (state.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped');
+        if (state.running) throw new PalisadeError('conflict', 'an execution is running in this sandbox (one at a time)');
+        if (command.data.timeoutMs > state.limits!.timeoutMs) throw new PalisadeError('validation', `timeoutMs: at most ${state.limits!.timeoutMs} in this sandbox`);
+        return [{ type: 'sandbox-orchestrator.sandbox.exec_started', data: { ...ids, ...command.data } }];
+      case 'stop':
+        if (state.status === 'deleted') throw notFound();
+        if (state.status === 'stopped') return [];
+        return [{ type: 'sandbox-orchestrator.sandbox.stopped', data: { ...ids, reason: command.data.reason } }];
+      case 'delete':
+        if (state.status === 'deleted') throw notFound();
+        return [{ type: 'sandbox-orchestrator.sandbox.deleted', data: ids }];
+    }
+  },
+
+  evolve(state, event) {
+    switch (event.type) {
+      case 'sandbox-orchestrator.sandbox.created':
+        return { status: 'ready', sandboxId: event.data.sandboxId, sessionId: event.data.sessionId, limits: event.data.limits };
+      case 'sandbox-orchestrator.sandbox.exec_started':
+        return { ...state, running: event.data.executionId };
+      case 'sandbox-orchestrator.sandbox.exec_finished': {
+        const { running: _done, ...rest } = state;
+        void _done;
+        return rest;
+      }
+      case 'sandbox-orchestrator.sandbox.stopped':
+        return { ...state, status: 'stopped' };
+      case 'sandbox-orchestrator.sandbox.deleted':
+        return { ...state, status: 'deleted' };
+      case 'sandbox-orchestrator.sandbox.usage_recorded':
+      case 'sandbox-orchestrator.sandbox.exec_refused':
+        return state;
+    }
+  },
+};

@@ -1,0 +1,45 @@
+import type { DomainEvent } from '@palisade/eventsourcing';
+import type { SandboxLimits } from '../runtime/runtime.port';
+
+type Limits = { [K in keyof SandboxLimits]: SandboxLimits[K] };
+
+/** How an execution ended: its own exit, the wall-clock timeout, the OOM killer, a kill (stop, delete), or lost (the orchestrator died while it ran). */
+export type ExecutionReason = 'exited' | 'timeout' | 'oom' | 'killed' | 'lost';
+export const EXECUTION_REASONS: readonly ExecutionReason[] = ['exited', 'timeout', 'oom', 'killed', 'lost'];
+
+/** Metered usage of one execution (the billing contract: see the README). */
+export type ExecutionUsage = {
+  cpuSeconds: number;
+  memoryGbSeconds: number;
+  wallSeconds: number;
+};
+
+/**
+ * A sandbox (stream `sandbox-<id>`, events of one tenant only), in a session. No event
+ * carries what a program printed, its stdin, its code or its environment (they may hold
+ * personal data or secrets the caller passed): only sizes, ids, the program's name and
+ * the outcome.
+ */
+export type SandboxEvent =
+  | DomainEvent<'sandbox-orchestrator.sandbox.created', { sandboxId: string; sessionId: string; template: string; limits: Limits; instance: string }>
+  | DomainEvent<'sandbox-orchestrator.sandbox.exec_started', { sandboxId: string; sessionId: string; executionId: string; kind: 'command' | 'code'; program: string; timeoutMs: number }>
+  | DomainEvent<
+      'sandbox-orchestrator.sandbox.exec_finished',
+      { sandboxId: string; sessionId: string; executionId: string; reason: ExecutionReason; exitCode: number | null; signal: string | null; stdoutBytes: number; stderrBytes: number; usage: ExecutionUsage }
+    >
+  | DomainEvent<'sandbox-orchestrator.sandbox.usage_recorded', { sandboxId: string; sessionId: string; executionId: string } & ExecutionUsage>
+  | DomainEvent<'sandbox-orchestrator.sandbox.exec_refused', { sandboxId: string; sessionId: string; action: string; rule: string }>
+  | DomainEvent<'sandbox-orchestrator.sandbox.stopped', { sandboxId: string; sessionId: string; reason: 'requested' | 'idle' }>
+  | DomainEvent<'sandbox-orchestrator.sandbox.deleted', { sandboxId: string; sessionId: string }>;
+
+export type SandboxEventType = SandboxEvent['type'];
+
+export const SANDBOX_EVENT_TYPES: readonly SandboxEventType[] = [
+  'sandbox-orchestrator.sandbox.created',
+  'sandbox-orchestrator.sandbox.exec_started',
+  'sandbox-orchestrator.sandbox.exec_finished',
+  'sandbox-orchestrator.sandbox.usage_recorded',
+  'sandbox-orchestrator.sandbox.exec_refused',
+  'sandbox-orchestrator.sandbox.stopped',
+  'sandbox-orchestrator.sandbox.deleted',
+];

@@ -1,0 +1,221 @@
+import type { EventEnvelope } from '@palisade/contracts';
+import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
+import type { DataSource } from 'typeorm';
+import type { SandboxLimits } from '../runtime/runtime.port';
+import { SANDBOX_EVENT_TYPES, type ExecutionReason, type ExecutionUsage, type SandboxEvent } from './sandboxes.events';
+
+export interface SandboxRow {
+  tenantId: string;
+  sandboxId: string;
+  sessionId: string;
+  template: string;
+  /** The orchestrator instance (host) whose runtime holds it. */
+  instance: string;
+  limits: SandboxLimits;
+  status: 'ready' | 'stopped' | 'deleted';
+  runningExecution?: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  lastActivityAt: string;
+}
+
+export interface ExecutionRow {
+  sandboxId: string;
+  executionId: string;
+  program: string;
+  status: 'running' | 'finished';
+  reason?: ExecutionReason;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  usage?: ExecutionUsage;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+export interface ExecutionOutput {
+  executionId: string;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+interface Row {
+  tenant_id: string;
+  sandbox_id: string;
+  session_id: string;
+  template: string;
+  instance: string;
+  limits: SandboxLimits;
+  status: SandboxRow['status'];
+  running_execution: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  last_activity_at: Date;
+}
+
+interface ExecRow {
+  sandbox_id: string;
+  execution_id: string;
+  program: string;
+  status: ExecutionRow['status'];
+  reason: ExecutionReason | null;
+  exit_code: number | null;
+  signal: string | null;
+  stdout: Buffer | null;
+  stderr: Buffer | null;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  usage: ExecutionUsage | null;
+  started_at: Date;
+  finished_at: Date | null;
+}
+
+const COLUMNS = 'tenant_id, sandbox_id, session_id, template, instance, limits, status, running_execution, version, created_at, updated_at, last_activity_at';
+
+function rowOf(r: Row): SandboxRow {
+  const row: SandboxRow = {
+    tenantId: r.tenant_id,
+    sandboxId: r.sandbox_id,
+    sessionId: r.session_id,
+    template: r.template,
+    instance: r.instance,
+    limits: r.limits,
+    status: r.status,
+    version: r.version,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    lastActivityAt: r.last_activity_at.toISOString(),
+  };
+  if (r.running_execution) row.runningExecution = r.running_execution;
+  return row;
+}
+
+function execOf(r: ExecRow): ExecutionRow {
+  const row: ExecutionRow = {
+    sandboxId: r.sandbox_id,
+    executionId: r.execution_id,
+    program: r.program,
+    status: r.status,
+    exitCode: r.exit_code,
+    signal: r.signal,
+    stdout: r.stdout ?? Buffer.alloc(0),
+    stderr: r.stderr ?? Buffer.alloc(0),
+    stdoutTruncated: r.stdout_truncated,
+    stderrTruncated: r.stderr_truncated,
+    startedAt: r.started_at.toISOString(),
+  };
+  if (r.reason) row.reason = r.reason;
+  if (r.usage) row.usage = r.usage;
+  if (r.finished_at) row.finishedAt = r.finished_at.toISOString();
+  return row;
+}
+
+/** The only SQL of the sandboxes context: `sandboxes` and `sandbox_executions`, kept inline with the events. */
+export class SandboxesRepository {
+  constructor(private readonly dataSource: Pick<DataSource, 'query'>) {}
+
+  async sandbox(tenantId: string, sandboxId: string): Promise<SandboxRow | undefined> {
+    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND sandbox_id = $2`, [tenantId, sandboxId]);
+    return rows[0] && rowOf(rows[0]);
+  }
+
+  async sandboxesOf(tenantId: string, sessionId: string): Promise<SandboxRow[]> {
+    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND session_id = $2 AND status <> 'deleted' ORDER BY sandbox_id DESC LIMIT 500`, [
+      tenantId,
+      sessionId,
+    ]);
+    return rows.map(rowOf);
+  }
+
+  /** The instance's sandboxes of every tenant that are ready or have an execution running (start-up reconciliation). */
+  async liveSandboxes(instance: string): Promise<SandboxRow[]> {
+    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sandboxes WHERE instance = $1 AND (status = 'ready' OR running_execution IS NOT NULL)`, [instance]);
+    return rows.map(rowOf);
+  }
+
+  /** Ready sandboxes with nothing running and no activity since `before`. */
+  async idleSince(instance: string, before: Date, limit = 100): Promise<SandboxRow[]> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT ${COLUMNS} FROM sandboxes WHERE instance = $1 AND status = 'ready' AND running_execution IS NULL AND last_activity_at < $2 ORDER BY last_activity_at LIMIT $3`,
+      [instance, before, limit],
+    );
+    return rows.map(rowOf);
+  }
+
+  async execution(tenantId: string, sandboxId: string, executionId: string): Promise<ExecutionRow | undefined> {
+    const rows: ExecRow[] = await this.dataSource.query(
+      `SELECT sandbox_id, execution_id, program, status, reason, exit_code, signal, stdout, stderr, stdout_truncated, stderr_truncated, usage, started_at, finished_at
+         FROM sandbox_executions WHERE tenant_id = $1 AND sandbox_id = $2 AND execution_id = $3`,
+      [tenantId, sandboxId, executionId],
+    );
+    return rows[0] && execOf(rows[0]);
+  }
+
+  /** The output of a finished execution, in the transaction of its exec_finished event. */
+  async storeOutput(tx: Transaction, tenantId: string, output: ExecutionOutput): Promise<void> {
+    await sqlOf(tx).query(
+      `UPDATE sandbox_executions SET stdout = $3, stderr = $4, stdout_truncated = $5, stderr_truncated = $6 WHERE tenant_id = $1 AND execution_id = $2`,
+      [tenantId, output.executionId, output.stdout, output.stderr, output.stdoutTruncated, output.stderrTruncated],
+    );
+  }
+
+  /** Keeps `sandboxes` and `sandbox_executions` in the transaction of the sandbox's events. */
+  readonly projection: InlineProjection = {
+    name: 'sandboxes',
+    handles: SANDBOX_EVENT_TYPES,
+    apply: async (tx: Transaction, events: readonly EventEnvelope[], version: number) => {
+      const sql = sqlOf(tx);
+      for (const envelope of events) {
+        const event = { type: envelope.type, data: envelope.data } as SandboxEvent;
+        const key = [envelope.tenantId, event.data.sandboxId];
+        const at = envelope.occurredAt;
+        switch (event.type) {
+          case 'sandbox-orchestrator.sandbox.created':
+            await sql.query(
+              `INSERT INTO sandboxes (tenant_id, sandbox_id, session_id, template, instance, limits, status, version, created_at, updated_at, last_activity_at)
+               VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7, $8, $8, $8)`,
+              [...key, event.data.sessionId, event.data.template, event.data.instance, JSON.stringify(event.data.limits), version, at],
+            );
+            break;
+          case 'sandbox-orchestrator.sandbox.exec_started':
+            await sql.query(`UPDATE sandboxes SET running_execution = $3, last_activity_at = $4 WHERE tenant_id = $1 AND sandbox_id = $2`, [...key, event.data.executionId, at]);
+            await sql.query(
+              `INSERT INTO sandbox_executions (tenant_id, sandbox_id, execution_id, program, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
+              [...key, event.data.executionId, event.data.program, at],
+            );
+            break;
+          case 'sandbox-orchestrator.sandbox.exec_finished':
+            await sql.query(`UPDATE sandboxes SET running_execution = NULL, last_activity_at = $3 WHERE tenant_id = $1 AND sandbox_id = $2`, [...key, at]);
+            await sql.query(
+              `UPDATE sandbox_executions SET status = 'finished', reason = $3, exit_code = $4, signal = $5, usage = $6, finished_at = $7 WHERE tenant_id = $1 AND execution_id = $2`,
+              [envelope.tenantId, event.data.executionId, event.data.reason, event.data.exitCode, event.data.signal, JSON.stringify(event.data.usage), at],
+            );
+            break;
+          case 'sandbox-orchestrator.sandbox.stopped':
+            await sql.query(`UPDATE sandboxes SET status = 'stopped' WHERE tenant_id = $1 AND sandbox_id = $2`, key);
+            break;
+          case 'sandbox-orchestrator.sandbox.deleted':
+            await sql.query(`UPDATE sandboxes SET status = 'deleted' WHERE tenant_id = $1 AND sandbox_id = $2`, key);
+            break;
+          case 'sandbox-orchestrator.sandbox.usage_recorded':
+          case 'sandbox-orchestrator.sandbox.exec_refused':
+            break;
+        }
+      }
+      await sql.query(`UPDATE sandboxes SET version = $3, updated_at = $4 WHERE tenant_id = $1 AND sandbox_id = $2`, [
+        events[0].tenantId,
+        (events[0].data as { sandboxId: string }).sandboxId,
+        version,
+        events[events.length - 1].occurredAt,
+      ]);
+    },
+  };
+}

@@ -1,0 +1,353 @@
+import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type Principal } from '@palisade/contracts';
+import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
+import type { AuthorizeDecision, AuthorizeRequest, PolicyClient } from '@palisade/policy-client';
+import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
+import type { SessionRow, SessionsRepository } from '../sessions/sessions.repository';
+import type { Caller } from '../sessions/sessions.service';
+import { sandboxDecider, type SandboxCommand, type SandboxState } from './sandboxes.decider';
+import type { ExecutionReason, ExecutionUsage, SandboxEvent } from './sandboxes.events';
+import type { ExecutionRow, SandboxesRepository, SandboxRow } from './sandboxes.repository';
+import { SANDBOX_TEMPLATES } from './sandboxes.templates';
+
+/** The tool an execution is, for the policy service's allowlists (`invoke` on resource type `tool`). */
+export const EXECUTE_TOOL = 'execute_code';
+const SESSION_RESOURCE = 'session';
+const TOOL_RESOURCE = 'tool';
+const UNAVAILABLE_RULE = 'policy-unavailable';
+const SELF: Actor = { type: 'service', id: 'sandbox-orchestrator' };
+const notFound = () => new PalisadeError('not_found', 'sandbox not found');
+
+export type ExecInput = { timeoutMs?: number; env?: Record<string, string> } & (
+  | { command: string[]; stdin?: string }
+  | { language: 'python' | 'node' | 'sh'; code: string }
+);
+
+export interface SandboxView {
+  id: string;
+  sessionId: string;
+  template: string;
+  limits: SandboxRow['limits'];
+  status: SandboxRow['status'];
+  runningExecution?: string;
+  createdAt: string;
+  lastActivityAt: string;
+  etag: number;
+}
+
+export interface ExecutionView {
+  id: string;
+  sandboxId: string;
+  program: string;
+  status: 'running' | 'finished';
+  reason?: ExecutionReason;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  usage?: ExecutionUsage;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+export interface SandboxesSettings {
+  /** Bytes of stdout and of stderr kept per execution. */
+  outputCapBytes: number;
+  /** A ready sandbox with nothing run for this long is stopped. */
+  idleStopMs: number;
+  /** This orchestrator's instance: the sandboxes its runtime holds. */
+  instance: string;
+}
+
+export interface SandboxesServiceDependencies {
+  store: EventStore;
+  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'execution' | 'storeOutput' | 'projection'>;
+  sessions: Pick<SessionsRepository, 'session'>;
+  policy: () => Pick<PolicyClient, 'authorize'> | undefined;
+  runtime: SandboxRuntime;
+  settings: SandboxesSettings;
+  eventContext: EventFactoryContext;
+  now?: () => Date;
+}
+
+const INTERPRETERS: Record<'python' | 'node' | 'sh', string[]> = { python: ['/usr/bin/python3', '-'], node: ['/usr/bin/node', '-'], sh: ['/bin/sh', '-s'] };
+
+/**
+ * Sandboxes of a session (stream `sandbox-<id>`): create from a template, exec (a
+ * command with its stdin, or code on an interpreter's stdin), stop, delete; idle stop;
+ * at start, adoption of what the runtime still holds and removal of the rest. Before
+ * anything runs, the policy service decides, with the caller's own token for an agent:
+ * `write` on the session (its roles; an agent ∩ its user) and `invoke` on the tool
+ * `execute_code` (the allowlists). A refusal is a 403 naming the rule and an
+ * `exec_refused` event (audited).
+ */
+export class SandboxesService {
+  private readonly handler: CommandHandler<SandboxState, SandboxCommand, SandboxEvent>;
+  private readonly now: () => Date;
+  private readonly running = new Map<string, () => void>();
+
+  constructor(private readonly d: SandboxesServiceDependencies) {
+    this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
+    this.now = d.now ?? (() => new Date());
+  }
+
+  async create(caller: Caller, sessionId: string, template: string): Promise<SandboxView> {
+    const limits = SANDBOX_TEMPLATES[template];
+    if (!limits) throw new PalisadeError('validation', `template: one of ${Object.keys(SANDBOX_TEMPLATES).join(', ')}`);
+    const session = await this.session(caller, sessionId);
+    if (session.status !== 'active') throw new PalisadeError('illegal_state', 'session is archived');
+    await this.authorize(caller, session, ['write']);
+    const sandboxId = newEventId();
+    await this.d.runtime.create(sandboxId, limits);
+    try {
+      await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'create', data: { sandboxId, sessionId, template, limits, instance: this.d.settings.instance } }), { expectedVersion: 0 });
+    } catch (error) {
+      await this.d.runtime.remove(sandboxId);
+      throw error;
+    }
+    return viewOf((await this.d.repo.sandbox(caller.principal.tenantId, sandboxId))!);
+  }
+
+  async get(caller: Caller, sandboxId: string): Promise<SandboxView> {
+    const { row } = await this.readable(caller, sandboxId);
+    return viewOf(row);
+  }
+
+  async list(caller: Caller, sessionId: string): Promise<SandboxView[]> {
+    await this.session(caller, sessionId);
+    return (await this.d.repo.sandboxesOf(caller.principal.tenantId, sessionId)).map(viewOf);
+  }
+
+  async execution(caller: Caller, sandboxId: string, executionId: string): Promise<ExecutionView> {
+    await this.readable(caller, sandboxId);
+    const row = await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId);
+    if (!row) throw new PalisadeError('not_found', 'execution not found');
+    return executionViewOf(row);
+  }
+
+  /** Runs one program to its end (or timeout) and returns its outcome; `onStdout` sees the output as it comes. */
+  async exec(caller: Caller, sandboxId: string, input: ExecInput, onStdout?: (chunk: Buffer) => void): Promise<ExecutionView> {
+    const { row, session } = await this.readable(caller, sandboxId);
+    this.local(row);
+    const refused = await this.refusal(caller, session);
+    if (refused) {
+      await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
+      throw refusalError(refused.action, refused.decision);
+    }
+    const executionId = newEventId();
+    const timeoutMs = input.timeoutMs ?? row.limits.timeoutMs;
+    const request: ExecRequest =
+      'command' in input
+        ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, onStdout }
+        : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, onStdout };
+    const program = 'command' in input ? input.command[0] : input.language;
+    await this.handler.handle(
+      streamName('sandbox', sandboxId),
+      this.command(caller.principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }),
+    );
+    const run = this.d.runtime.exec(sandboxId, executionId, request);
+    this.running.set(sandboxId, run.kill);
+    let result: ExecResult;
+    try {
+      result = await run.result;
+    } catch (error) {
+      await this.finish(caller.principal, sandboxId, executionId, undefined);
+      throw error;
+    } finally {
+      this.running.delete(sandboxId);
+    }
+    await this.finish(caller.principal, sandboxId, executionId, result);
+    return executionViewOf((await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId))!);
+  }
+
+  async stop(caller: Caller, sandboxId: string): Promise<SandboxView> {
+    const { row, session } = await this.readable(caller, sandboxId);
+    this.local(row);
+    await this.authorize(caller, session, ['write']);
+    await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'stop', data: { reason: 'requested' } }));
+    await this.release(sandboxId);
+    return viewOf((await this.d.repo.sandbox(row.tenantId, sandboxId))!);
+  }
+
+  async delete(caller: Caller, sandboxId: string): Promise<void> {
+    const { row, session } = await this.readable(caller, sandboxId);
+    this.local(row);
+    await this.authorize(caller, session, ['write']);
+    await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'delete', data: {} }));
+    await this.release(sandboxId);
+  }
+
+  /** Stops the sandboxes idle for longer than the setting; returns how many. */
+  async stopIdle(): Promise<number> {
+    const idle = await this.d.repo.idleSince(this.d.settings.instance, new Date(this.now().getTime() - this.d.settings.idleStopMs));
+    for (const row of idle) {
+      await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'stop', data: { reason: 'idle' }, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
+      await this.release(row.sandboxId);
+    }
+    return idle.length;
+  }
+
+  /**
+   * At start (after a crash or kill -9 too): every container and cgroup of this
+   * orchestrator's instance is removed (what ran is over), ready sandboxes are adopted
+   * (their workspace kept, or prepared again), the rest removed; an execution recorded as
+   * running is recorded as `lost` (no usage: nothing was measured, nothing is billed twice).
+   */
+  async recover(): Promise<{ adopted: number; lost: number; removedContainers: number }> {
+    const live = await this.d.repo.liveSandboxes(this.d.settings.instance);
+    const ready = live.filter((r) => r.status === 'ready');
+    const leftovers = await this.d.runtime.reconcile(new Set(ready.map((r) => r.sandboxId)));
+    for (const row of ready) await this.d.runtime.create(row.sandboxId, row.limits);
+    let lost = 0;
+    for (const row of live.filter((r) => r.runningExecution)) {
+      const noUsage = { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 };
+      const data = { executionId: row.runningExecution!, reason: 'lost' as const, exitCode: null, signal: null, stdoutBytes: 0, stderrBytes: 0, usage: noUsage };
+      await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'finish', data, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
+      lost++;
+    }
+    return { adopted: ready.length, lost, removedContainers: leftovers.containers.length };
+  }
+
+  /** A sandbox lives on the instance that created it (its runtime holds the workspace); routing to another is not built yet. */
+  private local(row: SandboxRow): void {
+    if (row.instance !== this.d.settings.instance) throw new PalisadeError('unavailable', `the sandbox lives on orchestrator instance ${row.instance}`);
+  }
+
+  /** Kills what runs (its end is recorded as killed by the exec call) and removes the sandbox's workspace. */
+  private async release(sandboxId: string): Promise<void> {
+    this.running.get(sandboxId)?.();
+    await this.d.runtime.remove(sandboxId);
+  }
+
+  private async finish(principal: Principal, sandboxId: string, executionId: string, result: ExecResult | undefined): Promise<void> {
+    const usage = result ? roundUsage(result.usage) : { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 };
+    const data = {
+      executionId,
+      reason: result?.reason ?? ('killed' as const),
+      exitCode: result?.exitCode ?? null,
+      signal: result?.signal ?? null,
+      stdoutBytes: result?.stdout.length ?? 0,
+      stderrBytes: result?.stderr.length ?? 0,
+      usage,
+    };
+    await this.handler.handle(streamName('sandbox', sandboxId), this.command(principal, { type: 'finish', data }), {
+      alsoInTransaction: result
+        ? (tx) => this.d.repo.storeOutput(tx, principal.tenantId, { executionId, stdout: result.stdout, stderr: result.stderr, stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated })
+        : undefined,
+    });
+  }
+
+  /** The session, if the caller may read it (the policy's session roles); else not found, as another tenant's. */
+  private async session(caller: Caller, sessionId: string): Promise<SessionRow> {
+    const session = await this.d.sessions.session(caller.principal.tenantId, sessionId);
+    if (!session) throw new PalisadeError('not_found', 'session not found');
+    const [read] = await this.ask(caller, [{ type: SESSION_RESOURCE, action: 'read', session }]);
+    if (read.decision !== 'allow') throw new PalisadeError('not_found', 'session not found');
+    return session;
+  }
+
+  private async readable(caller: Caller, sandboxId: string): Promise<{ row: SandboxRow; session: SessionRow }> {
+    const row = await this.d.repo.sandbox(caller.principal.tenantId, sandboxId);
+    if (!row || row.status === 'deleted') throw notFound();
+    const session = await this.d.sessions.session(caller.principal.tenantId, row.sessionId);
+    if (!session) throw notFound();
+    const [read] = await this.ask(caller, [{ type: SESSION_RESOURCE, action: 'read', session }]);
+    if (read.decision !== 'allow') throw notFound();
+    return { row, session };
+  }
+
+  private async authorize(caller: Caller, session: SessionRow, actions: readonly 'write'[]): Promise<void> {
+    const decisions = await this.ask(caller, actions.map((action) => ({ type: SESSION_RESOURCE, action, session })));
+    decisions.forEach((d, i) => {
+      if (d.decision !== 'allow') throw refusalError(actions[i], d);
+    });
+  }
+
+  /** `write` on the session and `invoke` of the tool, asked together; the first refusal, if any. */
+  private async refusal(caller: Caller, session: SessionRow): Promise<{ action: string; decision: AuthorizeDecision } | undefined> {
+    const [write, invoke] = await this.ask(caller, [
+      { type: SESSION_RESOURCE, action: 'write', session },
+      { type: TOOL_RESOURCE, action: 'invoke', session },
+    ]);
+    if (write.decision !== 'allow') return { action: 'write', decision: write };
+    if (invoke.decision !== 'allow') return { action: 'invoke', decision: invoke };
+    return undefined;
+  }
+
+  private async ask(caller: Caller, asks: Array<{ type: string; action: string; session: SessionRow }>): Promise<AuthorizeDecision[]> {
+    const policy = this.d.policy();
+    if (!policy) throw new PalisadeError('unavailable', 'the policy service could not decide (not connected yet)');
+    const { principal, agentToken } = caller;
+    const subject: AuthorizeRequest['subject'] = { type: principal.type, id: principal.id };
+    if (principal.type === 'agent' && agentToken) subject.token = agentToken;
+    const decisions = await Promise.all(
+      asks.map(({ type, action, session }) =>
+        policy.authorize({
+          tenantId: principal.tenantId,
+          subject,
+          action,
+          resource:
+            type === TOOL_RESOURCE
+              ? { type: TOOL_RESOURCE, id: EXECUTE_TOOL, attributes: { session: session.sessionId } }
+              : { type: SESSION_RESOURCE, id: session.sessionId, attributes: { owner: session.owner, collaborators: session.collaborators, viewers: session.viewers, agents: session.agents } },
+        }),
+      ),
+    );
+    const failed = decisions.find((d) => d.rule === UNAVAILABLE_RULE && d.decision !== 'allow');
+    if (failed) throw new PalisadeError('unavailable', `the policy service could not decide (${failed.reason}): denied`);
+    return decisions;
+  }
+
+  private command(principal: Principal, command: Omit<SandboxCommand, 'metadata'>): SandboxCommand {
+    return { ...command, metadata: { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: this.now() } } as SandboxCommand;
+  }
+}
+
+function refusalError(action: string, decision: AuthorizeDecision): PalisadeError {
+  if (decision.decision === 'requires_approval') {
+    return new PalisadeError('forbidden', `policy: ${action} requires an approval (rule ${decision.rule}); approvals of executions are not supported yet`, { rule: decision.rule });
+  }
+  return new PalisadeError('forbidden', `policy denies ${action} (rule ${decision.rule}): ${decision.reason}`, { rule: decision.rule });
+}
+
+/** Usage rounded to micro-units (events carry numbers a consumer can sum without float noise). */
+function roundUsage(u: { cpuSeconds: number; memoryGbSeconds: number; wallSeconds: number }): ExecutionUsage {
+  const r = (n: number) => Math.round(n * 1e6) / 1e6;
+  return { cpuSeconds: r(u.cpuSeconds), memoryGbSeconds: r(u.memoryGbSeconds), wallSeconds: r(u.wallSeconds) };
+}
+
+function viewOf(row: SandboxRow): SandboxView {
+  const view: SandboxView = {
+    id: row.sandboxId,
+    sessionId: row.sessionId,
+    template: row.template,
+    limits: row.limits,
+    status: row.status,
+    createdAt: row.createdAt,
+    lastActivityAt: row.lastActivityAt,
+    etag: row.version,
+  };
+  if (row.runningExecution) view.runningExecution = row.runningExecution;
+  return view;
+}
+
+function executionViewOf(row: ExecutionRow): ExecutionView {
+  const view: ExecutionView = {
+    id: row.executionId,
+    sandboxId: row.sandboxId,
+    program: row.program,
+    status: row.status,
+    exitCode: row.exitCode,
+    signal: row.signal,
+    stdout: row.stdout.toString('utf8'),
+    stderr: row.stderr.toString('utf8'),
+    stdoutTruncated: row.stdoutTruncated,
+    stderrTruncated: row.stderrTruncated,
+    startedAt: row.startedAt,
+  };
+  if (row.reason) view.reason = row.reason;
+  if (row.usage) view.usage = row.usage;
+  if (row.finishedAt) view.finishedAt = row.finishedAt;
+  return view;
+}

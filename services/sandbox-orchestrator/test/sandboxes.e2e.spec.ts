@@ -1,0 +1,167 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { audienceOf } from '@palisade/auth-verifier';
+import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions, type Reply } from '@palisade/testing';
+
+// The built sandbox-orchestrator (real crun runtime, instance e2e9100) and policy services
+// at offset 9100 (ports 16204 and 16202). Tokens of our own keys through AUTH_JWKS, as in
+// sessions.e2e.spec.ts. Nothing here is timed: timeouts are generous for a busy machine.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../../scripts/platform-runner.js');
+const OFFSET = 9100;
+const ORCHESTRATOR = 7104 + OFFSET;
+const POLICY = 7102 + OFFSET;
+const INSTANCE = 'e2e9100';
+const RUN_DIR = process.env.SANDBOX_RUN_DIR ?? '/run/palisade-sandbox';
+const CRUN = process.env.SANDBOX_CRUN ?? 'crun';
+
+const tenant = `x-${randomBytes(4).toString('hex')}`;
+const other = `y-${randomBytes(4).toString('hex')}`;
+
+jest.setTimeout(90_000);
+
+describe('sandboxes (real crun runtime, with the policy service)', () => {
+  type Handle = { stop(signal?: string): Promise<unknown>; name: string };
+  let handles: Handle[] = [];
+  let jwks: string;
+  const t: Record<string, string> = {};
+  let policyAdmin: string;
+  const orchestrator = (path: string, token: string, options: CallOptions = {}) => httpsCaller(ORCHESTRATOR)(path, { token, timeoutMs: 60_000, ...options });
+  const policy = (path: string, options: CallOptions) => httpsCaller(POLICY)(path, { token: policyAdmin, ...options });
+  const message = (r: Reply) => String(r.json?.error?.message ?? '');
+  const start = (services: string[]) =>
+    runner.startServices({
+      services,
+      portOffset: OFFSET,
+      logDir: join(infra('PALISADE_HOME'), 'logs', 'sandboxes-e2e'),
+      env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: INSTANCE },
+    }) as Handle[];
+  const containers = () =>
+    execFileSync(CRUN, ['--root', join(RUN_DIR, INSTANCE, 'crun'), 'list', '-q'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.startsWith(`psbx-${INSTANCE}-`));
+
+  let session: string;
+  let sandbox: string;
+
+  beforeAll(async () => {
+    const users = await TestTokenIssuer.create(audienceOf('sandbox-orchestrator'));
+    const admins = await TestTokenIssuer.create(audienceOf('policy'));
+    jwks = JSON.stringify({ keys: [users, admins].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
+    handles = start(['policy', 'sandbox-orchestrator']);
+    await runner.waitReady(handles, { timeoutMs: 120000 });
+    for (const id of ['alice', 'bob', 'carol']) t[id] = await users.token({ sub: id, tid: tenant, ptp: 'user' });
+    t.mallory = await users.token({ sub: 'mallory', tid: other, ptp: 'user' });
+    t.bot = await users.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    t.strayBot = await users.token({ sub: 'stray-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    policyAdmin = await admins.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['policy:admin'] });
+    // execute_code: allowlisted for the tenant and for release-bot (not stray-bot); alice and bob may invoke it
+    expect((await policy('/v1/roles/coder', { method: 'PUT', body: { inherits: [] } })).status).toBeLessThan(300);
+    const coders = ['user:alice', 'user:bob', 'agent:release-bot', 'agent:stray-bot'].map((subject) => ({ subject, role: 'coder' }));
+    expect((await policy('/v1/assignments', { method: 'POST', body: { assignments: coders } })).status).toBeLessThan(300);
+    expect((await policy('/v1/policies/tools', { method: 'PUT', body: { rules: [{ id: 'coders-run-code', effect: 'allow', subject: 'role:coder', resource: 'tool', action: 'invoke' }] } })).status).toBeLessThan(300);
+    expect((await policy('/v1/tools', { method: 'PUT', body: { tools: ['execute_code'] } })).status).toBeLessThan(300);
+    expect((await policy('/v1/agents/release-bot/tools', { method: 'PUT', body: { tools: ['execute_code'] } })).status).toBeLessThan(300);
+    const created = await orchestrator('/v1/sessions', t.alice, { method: 'POST', body: {} });
+    session = created.json.id;
+    await orchestrator(`/v1/sessions/${session}/members/carol`, t.alice, { method: 'PUT', body: { role: 'viewer' } });
+    for (const bot of ['release-bot', 'stray-bot']) await orchestrator(`/v1/sessions/${session}/agents/${bot}`, t.alice, { method: 'PUT' });
+  }, 180000);
+
+  afterAll(async () => {
+    await Promise.all(handles.map((h) => h.stop()));
+  });
+
+  it('creates a sandbox in a session from a template and runs code in it: output, exit code, reason, usage; the result again by id', async () => {
+    const created = await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'small' } });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ sessionId: session, template: 'small', status: 'ready', limits: { memoryMb: 256, pids: 64 } });
+    sandbox = created.json.id;
+    // the policy may need a moment to see the new rules: retry the first execution until allowed
+    let run!: Reply;
+    await eventually(async () => {
+      run = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { language: 'python', code: 'import os\nprint("hello", os.getuid())\nopen("/workspace/kept", "w").write("yes")' } });
+      return run.status === 200;
+    }, 20000, 200);
+    expect(run.json).toMatchObject({ status: 'finished', reason: 'exited', exitCode: 0, stdout: 'hello 1000\n', program: 'python' });
+    expect(run.json.usage.wallSeconds).toBeGreaterThan(0);
+    const again = await orchestrator(`/v1/sandboxes/${sandbox}/executions/${run.json.id}`, t.carol);
+    expect(again.json).toMatchObject({ id: run.json.id, stdout: 'hello 1000\n', reason: 'exited' });
+    const withStdin = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sh', '-c', 'cat /workspace/kept; cat; echo "$GREETING"; exit 4'], stdin: '-in-', env: { GREETING: 'hi' } } });
+    expect(withStdin.json).toMatchObject({ reason: 'exited', exitCode: 4, stdout: 'yes-in-hi\n' });
+  });
+
+  it('reports a timeout and an OOM kill as such', async () => {
+    const slow = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sleep', '30'], timeoutMs: 1000 } });
+    expect(slow.json).toMatchObject({ reason: 'timeout', signal: 'SIGKILL', exitCode: null });
+    const bomb = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { language: 'python', code: 'a = []\nwhile True: a.append(bytearray(32 * 1024 * 1024))' } });
+    expect(bomb.json).toMatchObject({ reason: 'oom' });
+  });
+
+  it('lets an agent run code within its user’s rights and allowlist; refuses a stray agent and a viewer with 403 naming the rule', async () => {
+    const byBot = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { command: ['/bin/echo', 'bot'] } });
+    expect(byBot.status).toBe(200);
+    expect(byBot.json.stdout).toBe('bot\n');
+    const stray = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.strayBot, { method: 'POST', body: { command: ['/bin/echo', 'stray'] } });
+    expect(stray.status).toBe(403);
+    expect(message(stray)).toMatch(/^policy denies invoke \(rule agent-tool-allowlist\)/);
+    const viewer = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.carol, { method: 'POST', body: { command: ['/bin/echo', 'viewer'] } });
+    expect(viewer.status).toBe(403);
+    expect(message(viewer)).toContain('policy denies write (rule');
+    expect((await orchestrator(`/v1/sessions/${session}/sandboxes`, t.carol, { method: 'POST', body: {} })).status).toBe(403);
+  });
+
+  it('answers 404 to anyone the session is not shared with, in this tenant or another; refuses bad input', async () => {
+    for (const who of ['bob', 'mallory']) {
+      for (const [path, options] of [
+        [`/v1/sandboxes/${sandbox}`, {}],
+        [`/v1/sandboxes/${sandbox}/executions`, { method: 'POST', body: { command: ['/bin/true'] } }],
+        [`/v1/sandboxes/${sandbox}/stop`, { method: 'POST' }],
+        [`/v1/sandboxes/${sandbox}`, { method: 'DELETE' }],
+        [`/v1/sessions/${session}/sandboxes`, { method: 'POST', body: {} }],
+      ] as const) {
+        const r = await orchestrator(path, t[who], options as CallOptions);
+        expect(r.status).toBe(404);
+      }
+    }
+    const bad = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/true'], env: { LD_PRELOAD: '/x' } } });
+    expect(bad.status).toBe(400);
+    expect((await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'huge' } })).status).toBe(400);
+  });
+
+  it('leaves no orphan after kill -9: the restarted orchestrator removes the container, reports the execution lost and adopts the sandbox', async () => {
+    const running = orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sleep', '60'] } }).catch(() => undefined);
+    let executionId = '';
+    await eventually(async () => {
+      const view = await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice);
+      executionId = view.json.runningExecution ?? '';
+      return executionId !== '' && containers().length === 1;
+    }, 20000, 100);
+    const orchestratorHandle = handles.find((h) => h.name === 'sandbox-orchestrator')!;
+    await orchestratorHandle.stop('SIGKILL');
+    await running;
+    expect(containers()).toEqual([`psbx-${INSTANCE}-${executionId}`]); // the orphan is there while nothing owns it
+    const [restarted] = start(['sandbox-orchestrator']);
+    handles = [...handles.filter((h) => h !== orchestratorHandle), restarted];
+    await runner.waitReady([restarted], { timeoutMs: 120000 });
+    expect(containers()).toEqual([]);
+    const lost = await orchestrator(`/v1/sandboxes/${sandbox}/executions/${executionId}`, t.alice);
+    expect(lost.json).toMatchObject({ status: 'finished', reason: 'lost' });
+    const view = await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice);
+    expect(view.json).toMatchObject({ status: 'ready' });
+    expect(view.json.runningExecution).toBeUndefined();
+    const after = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/cat', '/workspace/kept'] } });
+    expect(after.json).toMatchObject({ reason: 'exited', stdout: 'yes' }); // adopted: the workspace survived
+  });
+
+  it('stops (nothing runs there any more) and deletes', async () => {
+    const stopped = await orchestrator(`/v1/sandboxes/${sandbox}/stop`, t.alice, { method: 'POST' });
+    expect(stopped.json).toMatchObject({ status: 'stopped' });
+    const refused = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/true'] } });
+    expect(refused.status).toBe(409);
+    expect(message(refused)).toBe('sandbox is stopped');
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice, { method: 'DELETE' })).status).toBe(204);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice)).status).toBe(404);
+  });
+});
