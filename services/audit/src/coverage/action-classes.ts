@@ -50,6 +50,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'billing.hold.settled': 'model_io',
   'billing.hold.released': 'model_io',
   'billing.hold.expired': 'model_io',
+  'billing.usage.exported': 'data_export',
   // auth (services/auth/src/*/*.events.ts)
   'auth.agent.registered': 'admin_configuration',
   'auth.agent.suspended': 'permission_change',
