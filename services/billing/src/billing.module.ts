@@ -4,6 +4,7 @@ import { BILLING_CONFIG, loadBillingConfig, type BillingConfig } from './billing
 import { BILLING_SERVICES, BillingRuntime } from './billing.runtime';
 import { BudgetsController } from './budgets/budgets.controller';
 import { LedgerRpc } from './ledger/ledger.rpc';
+import { PricesController } from './prices/prices.controller';
 import { ReportsController } from './reports/reports.controller';
 
 /**
@@ -12,12 +13,12 @@ import { ReportsController } from './reports/reports.controller';
  * the event store, the outbox and NATS come from @palisade/service-kit.
  */
 @Module({
-  controllers: [BudgetsController, ReportsController],
+  controllers: [BudgetsController, PricesController, ReportsController],
   providers: [
     { provide: BILLING_CONFIG, useFactory: () => loadBillingConfig() },
     { provide: BillingRuntime, useFactory: (platform: Platform, config: BillingConfig) => new BillingRuntime(platform, config), inject: [PLATFORM, BILLING_CONFIG] },
     { provide: BILLING_SERVICES, useFactory: (runtime: BillingRuntime) => () => runtime.services, inject: [BillingRuntime] },
-    { provide: LedgerRpc, useFactory: (platform: Platform, runtime: BillingRuntime) => new LedgerRpc(platform, () => runtime.services.ledger), inject: [PLATFORM, BillingRuntime] },
+    { provide: LedgerRpc, useFactory: (platform: Platform, runtime: BillingRuntime) => new LedgerRpc(platform, () => runtime.services.ledger, () => runtime.services.prices), inject: [PLATFORM, BillingRuntime] },
   ],
 })
 export class BillingModule {}

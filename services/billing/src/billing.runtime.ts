@@ -6,6 +6,8 @@ import { BudgetsService } from './budgets/budgets.service';
 import { LedgerRepository } from './ledger/ledger.repository';
 import { LedgerService } from './ledger/ledger.service';
 import { LedgerSweeper } from './ledger/ledger.sweeper';
+import { PricesRepository } from './prices/prices.repository';
+import { PricesService } from './prices/prices.service';
 import { ReportsRepository } from './reports/reports.repository';
 import { ReportsService } from './reports/reports.service';
 
@@ -15,6 +17,7 @@ export interface BillingServices {
   ledger: LedgerService;
   budgets: BudgetsService;
   reports: ReportsService;
+  prices: PricesService;
 }
 
 /**
@@ -51,6 +54,7 @@ export class BillingRuntime {
     this.current = {
       ledger,
       budgets: new BudgetsService(p.eventStore!, new BudgetsRepository(schema), p.eventContext),
+      prices: new PricesService(p.eventStore!, new PricesRepository(p.dataSource!, schema), p.eventContext),
       reports: new ReportsService(new ReportsRepository(p.dataSource!, schema), p.eventStore!, p.eventContext, this.config.BILLING_CURRENCY),
     };
     this.sweeper = new LedgerSweeper(ledger, this.config.BILLING_SWEEP_INTERVAL_MS, p.logger);

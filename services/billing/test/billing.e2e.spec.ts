@@ -112,6 +112,19 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
     expect((await http(`/v1/usage?from=${to}&to=${from}`, { token: t.admin })).status).toBe(400);
   });
 
+  it('publishes price tables (tenant over the platform default, versioned) and quotes over NATS, rounded up once', async () => {
+    const table = { currency: 'USD', entries: [{ provider: 'openai', model: 'gpt-x', kind: 'input_tokens', microsPerMillion: '2500000' }, { provider: 'openai', model: 'gpt-x', kind: 'output_tokens', microsPerMillion: '10000000' }] };
+    const first = await http('/v1/price-tables', { method: 'PUT', token: t.admin, body: table });
+    expect(first.status).toBe(200);
+    expect(first.json).toMatchObject({ scope: tenant, version: 1, currency: 'USD' });
+    expect((await http('/v1/price-tables', { method: 'PUT', token: t.member, body: table })).status).toBe(403);
+    expect((await http('/v1/price-tables/platform', { method: 'PUT', token: t.admin, body: table })).status).toBe(403);
+    expect((await http('/v1/price-tables/effective', { token: t.admin })).json).toMatchObject({ scope: 'tenant', version: 1 });
+    const quote = await ask(router, 'quote', { tenantId: tenant, provider: 'openai', model: 'gpt-x', usage: [{ kind: 'input_tokens', quantity: 1001 }, { kind: 'output_tokens', quantity: 333 }] });
+    // 1001 × 2.5 µ + 333 × 10 µ = 2502.5 + 3330 = 5832.5 → 5833
+    expect(quote).toMatchObject({ amountMicros: '5833', currency: 'USD', priceTable: { scope: 'tenant', version: 1 } });
+  });
+
   it('64 concurrent reserves against a budget that fits N admit exactly N', async () => {
     const N = 7;
     await http('/v1/budgets/agent/burst-bot', { method: 'PUT', token: t.admin, body: { limitMicros: String(N * 1000), period: 'none' } });

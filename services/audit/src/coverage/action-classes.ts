@@ -44,6 +44,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   // thresholds are the spending side of model and tool calls
   'billing.budget.set': 'admin_configuration',
   'billing.budget.removed': 'admin_configuration',
+  'billing.price-table.published': 'admin_configuration',
   'billing.budget.threshold_crossed': 'model_io',
   'billing.hold.reserved': 'model_io',
   'billing.hold.refused': 'model_io',
