@@ -27,13 +27,17 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     if (services) return;
     const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
     const upstream = new Upstream({ connectTimeoutMs: config.providerConnectTimeoutMs });
-    p.beforeClose(async () => upstream.shutdown());
+    const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext);
+    p.beforeClose(async () => {
+      upstream.shutdown();
+      await modelCalls.flush();
+    });
     const completions = new CompletionsService({
       catalog,
       billing: new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs),
       upstream,
       detector: new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode }),
-      audit: new ModelCallsService(p.eventStore!, p.eventContext),
+      audit: modelCalls,
       keys: new VaultProviderKeys(),
       settings: config,
       logger: p.logger,

@@ -24,39 +24,43 @@ const ROUTER = 7106 + OFFSET;
 const tenant = `r-${randomBytes(4).toString('hex')}`;
 const other = `o-${randomBytes(4).toString('hex')}`;
 
-/** A budget ledger per tenant (micro-USD), holds by request id: what the router must respect. */
+/** A budget ledger per tenant (micro-USD) in billing's wire format (services/billing ledger.rpc.ts): what the router must respect. */
 class BillingStandIn {
   limits = new Map<string, number>();
   held = new Map<string, { tenantId: string; amount: number }>();
   spent = new Map<string, number>();
-  settled: Array<Record<string, unknown>> = [];
+  settled: Array<{ tenantId: string; requestId: string; actualMicros: string; model: string; usage: Array<{ kind: string; quantity: number }> }> = [];
   down = false;
 
   handlers() {
     const used = (tenantId: string) => (this.spent.get(tenantId) ?? 0) + [...this.held.values()].filter((h) => h.tenantId === tenantId).reduce((a, h) => a + h.amount, 0);
     return {
       reserve: (p: unknown) => {
-        const r = p as { tenantId: string; requestId: string; amountMicros: number };
+        const r = p as { tenantId: string; requestId: string; agentId: string; amountMicros: string; ttlMs: number };
         if (this.down) throw new Error('billing database down');
+        const amount = Number(r.amountMicros);
         const limit = this.limits.get(r.tenantId) ?? Number.MAX_SAFE_INTEGER;
-        if (used(r.tenantId) + r.amountMicros > limit) return { status: 'refused', level: 'agent', limitMicros: limit, resetsAt: '2026-12-04T00:00:00.000Z' };
-        this.held.set(r.requestId, { tenantId: r.tenantId, amount: r.amountMicros });
-        return { status: 'held' };
+        if (used(r.tenantId) + amount > limit) return { status: 'refused', requestId: r.requestId, level: 'agent', budgetId: 'b-1', limitMicros: String(limit), postedMicros: '0', pendingMicros: '0', availableMicros: String(limit), resetsAt: '2026-12-04T00:00:00.000Z' };
+        this.held.set(r.requestId, { tenantId: r.tenantId, amount });
+        return { status: 'reserved', requestId: r.requestId, amountMicros: r.amountMicros, expiresAt: new Date(Date.now() + r.ttlMs).toISOString() };
       },
       settle: (p: unknown) => {
-        const r = p as { tenantId: string; requestId: string; amountMicros: number };
-        this.settled.push(r as Record<string, unknown>);
+        const r = p as BillingStandIn['settled'][number];
+        this.settled.push(r);
         this.held.delete(r.requestId);
-        this.spent.set(r.tenantId, (this.spent.get(r.tenantId) ?? 0) + r.amountMicros);
-        return { settled: true };
+        this.spent.set(r.tenantId, (this.spent.get(r.tenantId) ?? 0) + Number(r.actualMicros));
+        return { status: 'settled', requestId: r.requestId, postedMicros: r.actualMicros, overrunMicros: '0', releasedMicros: '0', late: false };
       },
       release: (p: unknown) => {
-        this.held.delete((p as { requestId: string }).requestId);
-        return { released: true };
+        const r = p as { requestId: string };
+        this.held.delete(r.requestId);
+        return { status: 'released', requestId: r.requestId, releasedMicros: '0' };
       },
     };
   }
 }
+
+const estimated = (s: { usage: Array<{ kind: string }> }) => s.usage.some((u) => u.kind === 'estimated');
 
 describe('llm-router (built service, provider stand-ins, official SDKs)', () => {
   let handles: Array<{ stop(): Promise<unknown> }> = [];
@@ -140,7 +144,8 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(JSON.parse(cloud.records[1].body).stream_options).toEqual({ include_usage: true });
     // settled with the real usage (the stream's usage chunk, which the caller did not ask for)
     await eventually(() => billing.settled.length >= 2, 5000);
-    expect(billing.settled.slice(-1)[0]).toMatchObject({ tenantId: tenant, estimated: false });
+    expect(billing.settled.slice(-1)[0]).toMatchObject({ tenantId: tenant, model: 'gpt' });
+    expect(estimated(billing.settled.slice(-1)[0])).toBe(false);
   });
 
   it('never lets an e-mail, an IBAN or a card reach the external provider: masked, classified confidential, served by the private one, unmasked for the caller', async () => {
@@ -185,7 +190,8 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(final.model).toBe('claude');
     expect(onprem.records[0].body).not.toContain('bob@example.org');
     const settled = await eventually(() => billing.settled.find((x) => x.model === 'claude'), 5000);
-    expect(settled).toMatchObject({ estimated: false, usage: { outputTokens: final.usage.output_tokens } });
+    expect(estimated(settled)).toBe(false);
+    expect(settled.usage).toContainEqual({ kind: 'output_tokens', quantity: final.usage.output_tokens });
     const completion = await openai(t.bot).chat.completions.create({ model: 'claude', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'Hi Claude' }] });
     expect(completion.choices[0]).toMatchObject({ message: { role: 'assistant', content: 'echo: Hi Claude naïve café — 数据 ✓' }, finish_reason: 'stop' });
     expect(JSON.parse(onprem.records[1].body)).toMatchObject({ model: 'claude-local', system: 'be brief' });
@@ -202,7 +208,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(text.startsWith('echo:')).toBe(true);
     expect(cloud.records).toHaveLength(1);
     const settled = await eventually(() => billing.settled.find((x) => x.model === 'flaky'), 5000);
-    expect(settled).toMatchObject({ estimated: true });
+    expect(estimated(settled)).toBe(true);
   });
 
   it('keeps tenants apart: another tenant sees no model, cannot call ours, and its admin sees an empty catalog', async () => {

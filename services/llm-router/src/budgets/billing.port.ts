@@ -5,9 +5,11 @@ export interface ReserveRequest {
   tenantId: string;
   /** The router's request id: also the hold id and the usage event id (idempotent). */
   requestId: string;
-  agentId?: string;
+  /** The agent (or, for a person calling directly, `user:<id>`): billing's agent level. */
+  agentId: string;
   userId?: string;
-  teams: readonly string[];
+  /** The agent's team (billing's team level), from the verified token. */
+  teamId?: string;
   model: string;
   /** Worst-case cost in micro-USD (an integer). */
   amountMicros: number;

@@ -156,8 +156,8 @@ export class CompletionsService {
     const result = await this.d.billing.reserve({
       tenantId: principal.tenantId,
       requestId: t.requestId,
-      ...(principal.type === 'agent' ? { agentId: principal.id, ...(principal.actingFor ? { userId: principal.actingFor } : {}) } : { userId: principal.id }),
-      teams: principal.teams ?? [],
+      ...(principal.type === 'agent' ? { agentId: principal.id, ...(principal.actingFor ? { userId: principal.actingFor } : {}) } : { agentId: `user:${principal.id}`, userId: principal.id }),
+      ...((principal.department ?? principal.teams?.[0]) ? { teamId: principal.department ?? principal.teams![0] } : {}),
       model: t.model,
       amountMicros: t.reservedMicros,
       expiresAt,
@@ -213,7 +213,8 @@ export class CompletionsService {
     const usage = kind === 'anthropic' ? anthropicUsage(json.usage) : openAiUsage(json.usage);
     const translated = api === kind ? { ...json, model: t.model } : api === 'openai' ? anthropicResponseToOpenAi(json, t.model) : openAiResponseToAnthropic(json, t.model);
     const body = t.session!.unmaskBody(translated);
-    await this.settle(t, usage, false);
+    // the caller does not wait for the settlement (the hold covers it until billing has it)
+    void this.settle(t, usage, false);
     this.finish(t, { outcome: 'served', usage, response: api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content });
     return body;
   }

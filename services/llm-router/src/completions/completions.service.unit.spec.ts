@@ -141,7 +141,7 @@ describe('budgets first', () => {
     const result = await call(s, { model: 'default', messages: [{ role: 'user', content: 'hello' }], max_tokens: 100_000 });
     expect(result.kind).toBe('json');
     const [reserve] = s.billing.reserves;
-    expect(reserve).toMatchObject({ tenantId: 'acme', agentId: 'release-bot', userId: 'alice', teams: ['platform'], model: 'default' });
+    expect(reserve).toMatchObject({ tenantId: 'acme', agentId: 'release-bot', userId: 'alice', teamId: 'platform', model: 'default' });
     // clamp: the smaller of the route's output limits (local: 2048)
     expect(s.sent[0].body.max_tokens).toBe(2048);
     // worst case at the highest prices of the route (gpt): input bound × 3 + 2048 × 10 (micro-USD per token)

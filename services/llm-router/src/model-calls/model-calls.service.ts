@@ -1,23 +1,75 @@
-import type { EventFactoryContext, Personal, Principal } from '@palisade/contracts';
-import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
-import { modelCallDecider, type ModelCallCommand, type ModelCallState } from './model-calls.decider';
-import type { ModelCallEvent, ModelCallRecorded } from './model-calls.events';
+import type { EventEnvelope, EventFactoryContext, Personal, Principal } from '@palisade/contracts';
+import { envelopeOf, streamName, type EventStore } from '@palisade/eventsourcing';
+import { modelCallDecider } from './model-calls.decider';
+import type { ModelCallRecorded } from './model-calls.events';
 
-/** Appends the audit event of each model call (the outbox carries it to the audit chain). */
+export interface ModelCallsOptions {
+  /** How long an event may wait for others to share its commit. */
+  lingerMs: number;
+  /** Most events per commit. */
+  maxBatch: number;
+}
+
+interface Pending {
+  streamId: string;
+  envelope: EventEnvelope;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Appends the audit event of each model call (stream `model-call-<requestId>`, one event,
+ * decided by `modelCallDecider` on a new stream) and the outbox carries it to the audit
+ * chain. Model calls are the hottest write of the platform, so their events are
+ * group-committed, like credential's lease streams: the events of the calls that end
+ * within `lingerMs` share one transaction (each stream still appended at expected version
+ * 0, so a request id is recorded once). The call never waits for it; a failure is logged
+ * by the caller, and an event still queued when the process dies is lost (README, gaps).
+ */
 export class ModelCallsService {
-  private readonly handler: CommandHandler<ModelCallState, ModelCallCommand, ModelCallEvent>;
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing = false;
 
-  constructor(store: EventStore, eventContext: EventFactoryContext) {
-    this.handler = new CommandHandler(store, modelCallDecider, { eventContext });
-  }
+  constructor(
+    private readonly store: EventStore,
+    private readonly eventContext: EventFactoryContext,
+    private readonly options: ModelCallsOptions = { lingerMs: 10, maxBatch: 128 },
+  ) {}
 
-  async record(principal: Principal, call: ModelCallRecorded, texts: { prompt: unknown; response?: unknown } | undefined, now: Date): Promise<void> {
+  record(principal: Principal, call: ModelCallRecorded, texts: { prompt: unknown; response?: unknown } | undefined, now: Date): Promise<void> {
     const subjectId = principal.actingFor ?? principal.id;
     const personal: Personal | undefined = texts ? { subjectId, data: texts.response === undefined ? { prompt: texts.prompt } : { prompt: texts.prompt, response: texts.response } } : undefined;
-    await this.handler.handle(
-      streamName('model-call', call.requestId),
-      { type: 'record', data: { call, ...(personal ? { personal } : {}) }, metadata: { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now } },
-      0,
-    );
+    const metadata = { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now };
+    const [event] = modelCallDecider.decide({ type: 'record', data: { call, ...(personal ? { personal } : {}) }, metadata }, modelCallDecider.initialState());
+    const envelope = envelopeOf(this.eventContext, metadata, event);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ streamId: streamName('model-call', call.requestId), envelope, resolve, reject });
+      if (this.queue.length >= this.options.maxBatch) void this.flush();
+      else this.timer ??= setTimeout(() => void this.flush(), this.options.lingerMs);
+    });
+  }
+
+  /** Commits what is queued now (also on shutdown). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, this.options.maxBatch);
+        try {
+          await this.store.inTransaction(async (tx) => {
+            for (const p of group) await this.store.appendToStream(tx, p.streamId, [p.envelope], 0);
+          });
+          for (const p of group) p.resolve();
+        } catch (error) {
+          for (const p of group) p.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 }
