@@ -92,6 +92,18 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(withStdin.json).toMatchObject({ reason: 'exited', exitCode: 4, stdout: 'yes-in-hi\n' });
   });
 
+  it('streams stdout and stderr as NDJSON while the program runs, then its outcome', async () => {
+    const r = await orchestrator(`/v1/sandboxes/${sandbox}/executions/stream`, t.alice, { method: 'POST', body: { command: ['/bin/sh', '-c', 'echo one; echo oops >&2; sleep 0.2; echo two'] } });
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toContain('application/x-ndjson');
+    const lines = r.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => 'stdout' in l).map((l) => l.stdout).join('')).toBe('one\ntwo\n');
+    expect(lines.filter((l) => 'stderr' in l).map((l) => l.stderr).join('')).toBe('oops\n');
+    expect(lines[lines.length - 1].execution).toMatchObject({ reason: 'exited', exitCode: 0, stdout: 'one\ntwo\n' });
+    const refused = await orchestrator(`/v1/sandboxes/${sandbox}/executions/stream`, t.strayBot, { method: 'POST', body: { command: ['/bin/true'] } });
+    expect(refused.status).toBe(403); // refusals before it starts are ordinary errors
+  });
+
   it('reports a timeout and an OOM kill as such', async () => {
     const slow = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sleep', '30'], timeoutMs: 1000 } });
     expect(slow.json).toMatchObject({ reason: 'timeout', signal: 'SIGKILL', exitCode: null });

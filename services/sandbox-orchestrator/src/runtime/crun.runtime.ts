@@ -143,7 +143,7 @@ export class CrunRuntime implements SandboxRuntime {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
     const stdout = capped(request.outputCapBytes, request.onStdout);
-    const stderr = capped(request.outputCapBytes);
+    const stderr = capped(request.outputCapBytes, request.onStderr);
     child.stdout.on('data', stdout.push);
     child.stderr.on('data', stderr.push);
     child.stdin.on('error', () => undefined); // a program that does not read its stdin
@@ -305,14 +305,13 @@ function signalName(n: number): NodeJS.Signals | null {
   return names[n] ?? null;
 }
 
-/** Keeps the first `cap` bytes of a stream and counts the rest. */
+/** Keeps (and passes on) the first `cap` bytes of a stream and counts the rest. */
 function capped(cap: number, onChunk?: (chunk: Buffer) => void) {
   const chunks: Buffer[] = [];
   let kept = 0;
   let dropped = 0;
   return {
     push: (chunk: Buffer) => {
-      onChunk?.(chunk);
       const room = cap - kept;
       if (room <= 0) {
         dropped += chunk.length;
@@ -320,6 +319,7 @@ function capped(cap: number, onChunk?: (chunk: Buffer) => void) {
       }
       const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
       chunks.push(part);
+      onChunk?.(part);
       kept += part.length;
       dropped += chunk.length - part.length;
     },

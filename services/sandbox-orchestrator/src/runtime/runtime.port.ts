@@ -32,8 +32,10 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Bytes kept of each of stdout and stderr; beyond, the rest is counted and dropped. */
   outputCapBytes: number;
-  /** Called with each stdout chunk as it arrives (first-byte latency, streaming). */
+  /** Called with each stdout chunk as it arrives, within the cap (streaming). */
   onStdout?: (chunk: Buffer) => void;
+  /** Called with each stderr chunk as it arrives, within the cap. */
+  onStderr?: (chunk: Buffer) => void;
 }
 
 export interface ExecUsage {

@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -51,6 +52,36 @@ export class SandboxesController {
   @ApiBody({ schema: openApiSchema(execSchema) })
   async exec(@CurrentCaller() caller: Caller, @Param('id') id: string, @Body() body: unknown) {
     return this.sandboxes().exec(caller, parse(sandboxIdSchema, id, 'id'), parse(execSchema, body));
+  }
+
+  @Post('v1/sandboxes/:id/executions/stream')
+  @ApiOperation({
+    summary:
+      'The same, streamed as NDJSON while it runs: {"stdout": text} and {"stderr": text} lines as the program writes (within the caps), then {"execution": outcome}. Refusals before it starts are ordinary JSON errors.',
+  })
+  @ApiBody({ schema: openApiSchema(execSchema) })
+  async stream(@CurrentCaller() caller: Caller, @Param('id') id: string, @Body() body: unknown, @Res() res: Response) {
+    const sandboxId = parse(sandboxIdSchema, id, 'id');
+    const input = parse(execSchema, body);
+    let streaming = false;
+    const begin = () => {
+      if (streaming) return;
+      streaming = true;
+      res.status(200).setHeader('content-type', 'application/x-ndjson');
+      res.flushHeaders();
+    };
+    const line = (key: 'stdout' | 'stderr', decoder: StringDecoder) => (chunk: Buffer) => {
+      begin();
+      res.write(`${JSON.stringify({ [key]: decoder.write(chunk) })}\n`);
+    };
+    try {
+      const execution = await this.sandboxes().exec(caller, sandboxId, input, { onStdout: line('stdout', new StringDecoder('utf8')), onStderr: line('stderr', new StringDecoder('utf8')) });
+      begin();
+      res.end(`${JSON.stringify({ execution })}\n`);
+    } catch (error) {
+      if (!streaming) throw error; // before any output: the ordinary error answer
+      res.end(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'internal', message: 'the execution failed while streaming' } })}\n`);
+    }
   }
 
   @Get('v1/sandboxes/:id/executions/:executionId')

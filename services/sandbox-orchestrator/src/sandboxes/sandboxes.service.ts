@@ -22,6 +22,11 @@ export type ExecInput = { timeoutMs?: number; env?: Record<string, string> } & (
   | { language: 'python' | 'node' | 'sh'; code: string }
 );
 
+export interface ExecOutputListener {
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
 export interface SandboxView {
   id: string;
   sessionId: string;
@@ -126,8 +131,8 @@ export class SandboxesService {
     return executionViewOf(row);
   }
 
-  /** Runs one program to its end (or timeout) and returns its outcome; `onStdout` sees the output as it comes. */
-  async exec(caller: Caller, sandboxId: string, input: ExecInput, onStdout?: (chunk: Buffer) => void): Promise<ExecutionView> {
+  /** Runs one program to its end (or timeout) and returns its outcome; `output` sees stdout and stderr as they come (within the caps). */
+  async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
     const { row, session } = await this.readable(caller, sandboxId);
     this.local(row);
     const refused = await this.refusal(caller, session);
@@ -139,8 +144,8 @@ export class SandboxesService {
     const timeoutMs = input.timeoutMs ?? row.limits.timeoutMs;
     const request: ExecRequest =
       'command' in input
-        ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, onStdout }
-        : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, onStdout };
+        ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...output }
+        : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...output };
     const program = 'command' in input ? input.command[0] : input.language;
     await this.handler.handle(
       streamName('sandbox', sandboxId),
