@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { systemEventContext } from '@palisade/contracts';
 import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
@@ -136,4 +138,36 @@ describe('ledger (PostgreSQL)', () => {
     const [{ pending }] = await db.dataSource.query(`SELECT sum(pending)::int AS pending FROM "${db.schema}".budget_periods WHERE tenant_id = $1`, [tenant]);
     expect(pending).toBe(0);
   });
+
+  it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {
+    const tenant = 't3';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '3000', period: 'month' });
+    for (const team of [0, 1]) await budgets.set(tenant, admin, { level: 'team', subjectId: `team-${team}`, limitMicros: '1800', period: 'month' });
+    for (let i = 0; i < 6; i++) await budgets.set(tenant, admin, { level: 'agent', subjectId: `agent-${i}`, limitMicros: '500', period: 'none' });
+    const child = spawn(process.execPath, [join(__dirname, 'support', 'reserver.js')], {
+      env: { ...process.env, RESERVER: JSON.stringify({ connection: db.app, schema: db.schema, tenant, agents: 6, teams: 2 }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      let lines = 0;
+      child.stdout.on('data', (d: Buffer) => {
+        lines += d.toString().split('\n').filter(Boolean).length;
+        if (lines >= 8) resolve();
+      });
+      child.on('exit', () => reject(new Error(`reserver exited early: ${err}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    await invariants(tenant);
+    const [{ held }] = await db.dataSource.query(`SELECT count(*)::int AS held FROM "${db.schema}".holds WHERE tenant_id = $1 AND status = 'held'`, [tenant]);
+    expect(held).toBeGreaterThan(0); // it died holding
+    // The holds were made on the real clock with a 1 s TTL: the sweeper (here, a tick) releases them.
+    clock = Date.now() + 5000;
+    while ((await ledger.expire()) > 0);
+    await invariants(tenant);
+    const [{ pending }] = await db.dataSource.query(`SELECT sum(pending)::int AS pending FROM "${db.schema}".budget_periods WHERE tenant_id = $1`, [tenant]);
+    expect(pending).toBe(0);
+  }, 60000);
 });
