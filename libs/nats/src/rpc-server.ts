@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import { serviceOfReplySubject, type ServiceName } from '@palisade/contracts';
+import { PalisadeError, serviceOfReplySubject, type ServiceName } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
 import { toWireError, type RpcReply } from './rpc';
 import { extractTraceContext } from './trace';
@@ -118,12 +118,13 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
   };
 }
 
+/** The request's JSON (`null` when empty); a body that is not JSON is refused here, before any handler. */
 function parsePayload(data: Uint8Array): unknown {
   if (data.length === 0) return null;
   try {
     return JSON.parse(decoder.decode(data));
   } catch {
-    return undefined;
+    throw new PalisadeError('validation', 'request: must be a JSON object');
   }
 }
 
