@@ -4,6 +4,7 @@ import { auditBenchmark } from './audit.bench';
 import { authBenchmark } from './auth.bench';
 import { billingBenchmark } from './billing.bench';
 import { credentialBenchmark } from './credential.bench';
+import { llmRouterBenchmark } from './llm-router.bench';
 import { outboxBenchmark } from './outbox.bench';
 import { policyBenchmark } from './policy.bench';
 
@@ -16,6 +17,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   outbox: outboxBenchmark,
   policy: policyBenchmark,
   auth: authBenchmark,
+  'llm-router': llmRouterBenchmark,
   billing: billingBenchmark,
 };
 

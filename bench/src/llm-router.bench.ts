@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { audienceOf } from '@palisade/auth-verifier';
+import { connectNats, serveRpc } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { infra, TestTokenIssuer } from '@palisade/testing';
+import { round, summarize } from './stats';
+
+// The router (guards on: PII masking, compliance routing, a budget reservation and a
+// settlement over NATS, a breaker, the model-call audit event) in front of a provider
+// stand-in, against the same stand-in called directly. 4 KB prompts, one request at a
+// time, then 256 in flight. Billing is a stand-in on NATS (the billing identity) that
+// holds and settles in memory, so its own cost is only the NATS round trips.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../scripts/platform-runner.js');
+const PORT = 7106 + 9300;
+const SEQUENTIAL = 500;
+const CONCURRENT = 256;
+const CONCURRENT_REQUESTS = 4000;
+
+/** OpenAI chat completions in JSON and SSE, answering at once (the stand-in's wire format, trimmed for load). */
+function startUpstream(): Promise<{ url: string; close(): void }> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { model: string; stream?: boolean };
+      const usage = { prompt_tokens: 1000, completion_tokens: 5, total_tokens: 1005 };
+      if (!body.stream) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'ok, done.' }, finish_reason: 'stop' }], usage }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      res.write(chunk({ role: 'assistant', content: 'ok' }));
+      res.end(`${chunk({ content: ', done.' })}${chunk({}, 'stop')}data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage })}\n\ndata: [DONE]\n\n`);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => (server.closeAllConnections(), server.close()) })));
+}
+
+interface Target {
+  send(body: string, firstByte?: boolean): Promise<{ status: number; ms: number }>;
+}
+
+function target(kind: 'router' | 'direct', base: string, token: string, agent: HttpAgent | HttpsAgent, ca?: Buffer): Target {
+  const url = new URL(kind === 'router' ? `${base}/v1/chat/completions` : `${base}/v1/chat/completions`);
+  const request = kind === 'router' ? httpsRequest : httpRequest;
+  return {
+    send: (body, firstByte = false) =>
+      new Promise((resolve, reject) => {
+        const started = performance.now();
+        const req = request(
+          { host: '127.0.0.1', port: url.port, path: url.pathname, method: 'POST', agent, ...(ca ? { ca, servername: 'localhost' } : {}), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(kind === 'router' ? { authorization: `Bearer ${token}` } : {}) } },
+          (res) => {
+            let first: number | undefined;
+            res.on('data', () => (first ??= performance.now()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: (firstByte ? (first ?? performance.now()) : performance.now()) - started }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      }),
+  };
+}
+
+async function sequential(t: Target, body: string, n: number, firstByte = false): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await t.send(body, firstByte);
+    if (r.status !== 200) throw new Error(`status ${r.status}`);
+    samples.push(r.ms);
+  }
+  return samples;
+}
+
+async function concurrent(t: Target, body: string, inFlight: number, total: number): Promise<{ rps: number; p99: number; failed: number; statuses: Record<string, number> }> {
+  let next = 0;
+  let failed = 0;
+  const statuses: Record<string, number> = {};
+  const samples: number[] = [];
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next++ < total) {
+        const r = await t.send(body).catch(() => ({ status: 0, ms: 0 }));
+        if (r.status !== 200) {
+          failed++;
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        }
+        else samples.push(r.ms);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { rps: samples.length / seconds, p99: summarize(samples).p99, failed, statuses };
+}
+
+export async function llmRouterBenchmark(): Promise<Record<string, number>> {
+  const upstream = await startUpstream();
+  const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
+  const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'llm-router-bench-billing' });
+  const billing = serveRpc(nc, {
+    service: 'billing',
+    handlers: {
+      'palisade.rpc.billing.reserve': (p) => ({ status: 'reserved', requestId: (p as { requestId: string }).requestId, amountMicros: (p as { amountMicros: string }).amountMicros, expiresAt: new Date(Date.now() + 60_000).toISOString() }),
+      'palisade.rpc.billing.settle': (p) => ({ status: 'settled', requestId: (p as { requestId: string }).requestId, postedMicros: '0', overrunMicros: '0', releasedMicros: '0', late: false }),
+      'palisade.rpc.billing.release': (p) => ({ status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' }),
+    },
+  });
+  const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+  const tenant = `bench-${randomBytes(3).toString('hex')}`;
+  const handles = runner.startServices({
+    services: ['llm-router'],
+    env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, PG_POOL_SIZE: '10' },
+    logDir: join(infra('PALISADE_HOME'), 'logs', 'bench'),
+  });
+  const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
+  const httpsAgent = new HttpsAgent({ ca, keepAlive: true, maxSockets: CONCURRENT });
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: CONCURRENT });
+  try {
+    await runner.waitReady(handles, { timeoutMs: 90000 });
+    const admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
+    const agentToken = await issuer.token({ sub: 'bench-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    const put = (path: string, body: object) =>
+      new Promise<void>((resolve, reject) => {
+        const payload = JSON.stringify(body);
+        const req = httpsRequest({ host: '127.0.0.1', port: PORT, path, method: 'PUT', agent: httpsAgent, servername: 'localhost', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${path}: ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(payload);
+      });
+    await put('/v1/router/providers/standin', { kind: 'openai', baseUrl: `${upstream.url}/v1`, compliance: 'private' });
+    await put('/v1/router/models/bench', { providerId: 'standin', upstreamModel: 'standin-model', contextWindow: 128000, maxOutputTokens: 1024, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 2000000 });
+
+    // a 4 KB prompt of ordinary prose (no PII: the detector runs over all of it and finds nothing)
+    const prose = 'The release train leaves on Thursday; every change needs a review and a green build before it merges. ';
+    const prompt = prose.repeat(Math.ceil(4096 / prose.length)).slice(0, 4096);
+    const body = JSON.stringify({ model: 'bench', max_tokens: 64, messages: [{ role: 'user', content: prompt }] });
+    const direct = target('direct', upstream.url, '', httpAgent);
+    const router = target('router', `https://localhost:${PORT}`, agentToken, httpsAgent, ca);
+    await sequential(router, body, 100);
+    await sequential(direct, body, 100);
+    const d = summarize(await sequential(direct, body, SEQUENTIAL));
+    const r = summarize(await sequential(router, body, SEQUENTIAL));
+    const streamBody = JSON.stringify({ model: 'bench', max_tokens: 64, stream: true, messages: [{ role: 'user', content: prompt }] });
+    const dt = summarize(await sequential(direct, streamBody, 200, true));
+    const rt = summarize(await sequential(router, streamBody, 200, true));
+    const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
+    return {
+      direct_p50_ms: round(d.p50, 3),
+      router_p50_ms: round(r.p50, 3),
+      added_p50_ms: round(r.p50 - d.p50, 3),
+      added_p99_ms: round(r.p99 - d.p99, 3),
+      ttft_added_p50_ms: round(rt.p50 - dt.p50, 3),
+      rps: round(load.rps, 0),
+      rps_p99_ms: round(load.p99, 1),
+      rps_failed: load.failed,
+      ...Object.fromEntries(Object.entries(load.statuses).map(([status, n]) => [`rps_failed_${status}`, n])),
+    };
+  } finally {
+    await Promise.all(handles.map((h: { stop(): Promise<unknown> }) => h.stop()));
+    await billing.stop();
+    await nc.close();
+    identity.stop();
+    upstream.close();
+    httpsAgent.destroy();
+    httpAgent.destroy();
+  }
+}
