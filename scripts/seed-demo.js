@@ -72,13 +72,34 @@ async function seedDemoPolicy({ authUrl, policyUrl, ca, tenantId, username, pass
 }
 
 /**
+ * The demo tenant's billing, with the administrator's own token (its `admin` role carries
+ * `auth:admin`, which billing accepts for tenant administration): a price table (two
+ * models, per million tokens) and a hard tenant budget of $100 a month. Money is µ-units.
+ */
+async function seedDemoBilling({ authUrl, billingUrl, ca, tenantId, username, password }) {
+  const signIn = await post(`${authUrl}/v1/tenants/${tenantId}/sign-in`, { username, password }, {}, ca);
+  if (signIn.status !== 200 || !signIn.json?.accessToken) throw new Error(`demo billing: sign-in answered ${signIn.status}`);
+  const auth = { authorization: `Bearer ${signIn.json.accessToken}` };
+  const price = (model, kind, usdPerMillion) => ({ provider: 'openai', model, kind, microsPerMillion: String(usdPerMillion * 1_000_000) });
+  const steps = [
+    ['PUT', '/v1/price-tables', { currency: 'USD', entries: [price('gpt-4o', 'input_tokens', 2.5), price('gpt-4o', 'output_tokens', 10), price('gpt-4o-mini', 'input_tokens', 0.15), price('gpt-4o-mini', 'output_tokens', 0.6)] }],
+    ['PUT', `/v1/budgets/tenant/${tenantId}`, { limitMicros: '100000000', period: 'month', timeZone: 'UTC', hard: true }],
+  ];
+  for (const [method, route, body] of steps) {
+    const res = await post(`${billingUrl}${route}`, body, auth, ca, method);
+    if (res.status >= 300) throw new Error(`demo billing: ${method} ${route} answered ${res.status}${res.json?.error ? ` (${res.json.error.message})` : ''}`);
+  }
+}
+
+/**
  * Options: authUrl (https://127.0.0.1:7101), policyUrl (https://127.0.0.1:7102; the demo
- * policy is seeded when given), ca (PEM), tokenFile (the AUTH_BOOTSTRAP_TOKEN_FILE
+ * policy is seeded when given), billingUrl (https://127.0.0.1:7107; the demo price table and
+ * tenant budget are seeded when given), ca (PEM), tokenFile (the AUTH_BOOTSTRAP_TOKEN_FILE
  * of that auth service), markerFile (remembers which tenant was seeded: never the password),
  * print (defaults to console.log; the only place the password goes).
  * Resolves { created: true, tenantId, username, password, adminUserId } or { created: false, tenantId? }.
  */
-async function seedDemo({ authUrl, policyUrl, ca, tokenFile, markerFile, tenantId = DEMO_TENANT, username = DEMO_ADMIN, print = console.log }) {
+async function seedDemo({ authUrl, policyUrl, billingUrl, ca, tokenFile, markerFile, tenantId = DEMO_TENANT, username = DEMO_ADMIN, print = console.log }) {
   const token = ensureTokenFile(tokenFile);
   const password = demoPassword();
   const res = await post(
@@ -96,6 +117,11 @@ async function seedDemo({ authUrl, policyUrl, ca, tokenFile, markerFile, tenantI
       await seedDemoPolicy({ authUrl, policyUrl, ca, tenantId, username, password, adminUserId: res.json.adminUserId })
         .then(() => print('demo policy: role secrets-admin (every credential action but use) granted to the administrator'))
         .catch((e) => print(`demo policy not seeded: ${e.message}`));
+    }
+    if (billingUrl) {
+      await seedDemoBilling({ authUrl, billingUrl, ca, tenantId, username, password })
+        .then(() => print('demo billing: price table (gpt-4o, gpt-4o-mini) and a hard tenant budget of $100 a month'))
+        .catch((e) => print(`demo billing not seeded: ${e.message}`));
     }
     print(
       `sign in: curl --cacert .palisade/pki/ca.crt -H 'content-type: application/json' ` +

@@ -57,9 +57,11 @@ async function main() {
       const pki = infraEnv().PALISADE_PKI_DIR;
       const authDir = path.join(path.dirname(pki), 'auth');
       const policy = handles.find((h) => h.name === 'policy');
+      const billing = handles.find((h) => h.name === 'billing');
       await seedDemo({
         authUrl: `https://127.0.0.1:${auth.port}`,
         ...(policy ? { policyUrl: `https://127.0.0.1:${policy.port}` } : {}),
+        ...(billing ? { billingUrl: `https://127.0.0.1:${billing.port}` } : {}),
         ca: fs.readFileSync(path.join(pki, 'ca.crt')),
         tokenFile: process.env.AUTH_BOOTSTRAP_TOKEN_FILE ?? path.join(authDir, 'bootstrap.token'),
         markerFile: path.join(authDir, 'demo-tenant.json'),
