@@ -1,14 +1,13 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, SERVICE_NAMES, validateConsumed, type EventEnvelope, type ServiceName } from '@palisade/contracts';
 import { connectNats } from '@palisade/nats';
 import { ensureCa, issueCertificate, ServiceIdentity } from '@palisade/pki';
-import { createTestSchema, eventually, infra, TEST_APP_ROLE, TEST_DATABASE, TEST_OWNER, type TestSchema } from '@palisade/testing';
+import { createTestSchema, eventually, httpsCaller, infra, type Reply, TEST_APP_ROLE, TEST_DATABASE, TEST_OWNER, type TestSchema } from '@palisade/testing';
 
 // The seven built services, started as processes on ports 8101..8107 (offset 1000, so
 // a running `npm start` is not disturbed), tested over their real HTTPS APIs.
@@ -18,32 +17,13 @@ const runner = require('../scripts/platform-runner.js');
 const { seedDemo } = require('../scripts/seed-demo.js');
 const OFFSET = 1000;
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
+/** HTTPS to one of the services (the one client of @palisade/testing); the body as text. */
 function call(
   port: number,
   path: string,
   options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; cert?: string; key?: string } = {},
 ): Promise<Reply> {
-  const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers: options.headers, servername: 'localhost', cert: options.cert, key: options.key, agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.on('error', reject);
-    if (options.body) req.write(options.body);
-    req.end();
-  });
+  return httpsCaller(port)(path, { method: options.method ?? 'GET', raw: options.body, headers: options.headers, cert: options.cert, key: options.key });
 }
 
 describe('the seven services', () => {
