@@ -4,6 +4,7 @@ import { BILLING_CONFIG, loadBillingConfig, type BillingConfig } from './billing
 import { BILLING_SERVICES, BillingRuntime } from './billing.runtime';
 import { BudgetsController } from './budgets/budgets.controller';
 import { LedgerRpc } from './ledger/ledger.rpc';
+import { MeteringConsumers } from './metering/metering.consumer';
 import { PricesController } from './prices/prices.controller';
 import { ReportsController } from './reports/reports.controller';
 
@@ -18,6 +19,11 @@ import { ReportsController } from './reports/reports.controller';
     { provide: BILLING_CONFIG, useFactory: () => loadBillingConfig() },
     { provide: BillingRuntime, useFactory: (platform: Platform, config: BillingConfig) => new BillingRuntime(platform, config), inject: [PLATFORM, BILLING_CONFIG] },
     { provide: BILLING_SERVICES, useFactory: (runtime: BillingRuntime) => () => runtime.services, inject: [BillingRuntime] },
+    {
+      provide: MeteringConsumers,
+      useFactory: (platform: Platform, runtime: BillingRuntime) => new MeteringConsumers(platform, () => runtime.services.ledger, () => platform.eventStore!),
+      inject: [PLATFORM, BillingRuntime],
+    },
     { provide: LedgerRpc, useFactory: (platform: Platform, runtime: BillingRuntime) => new LedgerRpc(platform, () => runtime.services.ledger, () => runtime.services.prices), inject: [PLATFORM, BillingRuntime] },
   ],
 })

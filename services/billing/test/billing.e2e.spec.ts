@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { audienceOf } from '@palisade/auth-verifier';
-import { connectNats, rpcRequest, type NatsConnection } from '@palisade/nats';
+import { buildEvent, systemEventContext } from '@palisade/contracts';
+import { connectNats, JetStreamEventPublisher, rpcRequest, type NatsConnection } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
 
@@ -123,6 +124,29 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
     const quote = await ask(router, 'quote', { tenantId: tenant, provider: 'openai', model: 'gpt-x', usage: [{ kind: 'input_tokens', quantity: 1001 }, { kind: 'output_tokens', quantity: 333 }] });
     // 1001 × 2.5 µ + 333 × 10 µ = 2502.5 + 3330 = 5832.5 → 5833
     expect(quote).toMatchObject({ amountMicros: '5833', currency: 'USD', priceTable: { scope: 'tenant', version: 1 } });
+  });
+
+  it('meters the router\'s usage events from JetStream exactly once: a duplicate or a later RPC settle changes nothing', async () => {
+    await http('/v1/budgets/agent/meter-bot', { method: 'PUT', token: t.admin, body: { limitMicros: '100000', period: 'none' } });
+    expect(await ask(router, 'reserve', { tenantId: tenant, requestId: 'meter-1', agentId: 'meter-bot', amountMicros: '50000', ttlMs: 60000 })).toMatchObject({ status: 'reserved' });
+    const event = buildEvent(systemEventContext('llm-router'), {
+      type: 'llm-router.usage.recorded',
+      tenantId: tenant,
+      actor: { type: 'service', id: 'llm-router' },
+      data: { requestId: 'meter-1', agentId: 'meter-bot', actualMicros: '12345', model: 'gpt-x', usage: [{ kind: 'output_tokens', quantity: 10 }] },
+    });
+    const publisher = new JetStreamEventPublisher(router);
+    await publisher.publish([event]);
+    await publisher.publish([{ ...event, id: systemEventContext('llm-router').newId() }]); // the same usage again, as another event
+    let status = (await http('/v1/budgets/agent/meter-bot', { token: t.admin })).json;
+    for (let i = 0; i < 100 && status.postedMicros !== '12345'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = (await http('/v1/budgets/agent/meter-bot', { token: t.admin })).json;
+    }
+    expect(status).toMatchObject({ postedMicros: '12345', pendingMicros: '0' });
+    expect(await ask(router, 'settle', { tenantId: tenant, requestId: 'meter-1', actualMicros: '99999' })).toMatchObject({ postedMicros: '12345' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await http('/v1/budgets/agent/meter-bot', { token: t.admin })).json).toMatchObject({ postedMicros: '12345' });
   });
 
   it('64 concurrent reserves against a budget that fits N admit exactly N', async () => {

@@ -1,0 +1,20 @@
+import { buildEvent, PalisadeError, systemEventContext } from '@palisade/contracts';
+import { handleUsageRecorded } from './metering.consumer';
+
+const event = (data: Record<string, unknown>) =>
+  buildEvent(systemEventContext('llm-router'), { type: 'llm-router.usage.recorded', tenantId: 'acme', actor: { type: 'service', id: 'llm-router' }, data });
+
+describe('metering: usage events settle their holds', () => {
+  it('settles as the publishing service, with the usage line fields', async () => {
+    const settle = jest.fn().mockResolvedValue({ status: 'settled' });
+    await handleUsageRecorded({ settle }, event({ requestId: 'r1', actualMicros: '12', model: 'm', usage: [{ kind: 'input_tokens', quantity: 3 }] }));
+    expect(settle).toHaveBeenCalledWith('llm-router', { tenantId: 'acme', requestId: 'r1', actualMicros: '12', model: 'm', usage: [{ kind: 'input_tokens', quantity: 3 }] });
+  });
+  it('acknowledges what the ledger refuses for good (no hold, released); retries anything else; malformed data fails (dead-lettered after its retries)', async () => {
+    for (const code of ['not_found', 'illegal_state'] as const) {
+      await expect(handleUsageRecorded({ settle: jest.fn().mockRejectedValue(new PalisadeError(code, 'x')) }, event({ requestId: 'r', actualMicros: '1' }))).resolves.toBeUndefined();
+    }
+    await expect(handleUsageRecorded({ settle: jest.fn().mockRejectedValue(new Error('db down')) }, event({ requestId: 'r', actualMicros: '1' }))).rejects.toThrow('db down');
+    await expect(handleUsageRecorded({ settle: jest.fn() }, event({ requestId: 'r', actualMicros: '1.5' }))).rejects.toMatchObject({ code: 'validation' });
+  });
+});
