@@ -7,6 +7,7 @@ import { credentialBenchmark } from './credential.bench';
 import { llmRouterBenchmark } from './llm-router.bench';
 import { outboxBenchmark } from './outbox.bench';
 import { policyBenchmark } from './policy.bench';
+import { sandboxBenchmark } from './sandbox.bench';
 
 /** A benchmark prints nothing itself; it returns its metrics by name. */
 export type Benchmark = () => Promise<Record<string, number>>;
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   outbox: outboxBenchmark,
   policy: policyBenchmark,
   auth: authBenchmark,
+  sandbox: sandboxBenchmark,
   'llm-router': llmRouterBenchmark,
   billing: billingBenchmark,
 };

@@ -23,11 +23,21 @@ SANDBOX_RUN_DIR="${SANDBOX_RUN_DIR:-/run/palisade-sandbox}"
 
 crun_path() { command -v crun 2>/dev/null || { [ -x /usr/bin/crun ] && echo /usr/bin/crun; }; }
 
+# Controllers whose folder under /sys/fs/cgroup is there but not mounted (crun would write into the bare folder).
+unmounted_controllers() {
+  local controller
+  for controller in $(awk 'NR > 1 && $4 == 1 { print $1 }' /proc/cgroups); do
+    [ -d "$CGROUP_ROOT/$controller" ] && ! mountpoint -q "$CGROUP_ROOT/$controller" && echo "$controller"
+  done
+  return 0
+}
+
 cgroups_usable() {
   local controller
   for controller in cpu cpuacct memory pids; do
     [ -f "$CGROUP_ROOT/$controller/cgroup.procs" ] || return 1
   done
+  [ -z "$(unmounted_controllers)" ] || return 1
   ! [ -s "$CGROUP_ROOT/unified/cgroup.controllers" ] || [ -z "$(tr -d ' \n' <"$CGROUP_ROOT/unified/cgroup.controllers")" ]
 }
 
@@ -36,12 +46,14 @@ cgroups_usable() {
 release_v2_controllers() {
   local file="$CGROUP_ROOT/unified/cgroup.controllers" controller
   [ -f "$file" ] || return 0
-  for controller in $(cat "$file"); do
+  for controller in $(cat "$file") $(unmounted_controllers); do
     [ -n "$(tr -d ' \n' <"$CGROUP_ROOT/unified/cgroup.subtree_control" 2>/dev/null)" ] && die "cgroup v2 enables controllers ($(cat "$CGROUP_ROOT/unified/cgroup.subtree_control")): crun cannot run in hybrid mode here"
     mkdir -p "$CGROUP_ROOT/$controller"
+    # a bare folder (not mounted) may hold what a runtime wrote there: emptied before the mount
+    mountpoint -q "$CGROUP_ROOT/$controller" || find "$CGROUP_ROOT/$controller" -mindepth 1 -delete
     mountpoint -q "$CGROUP_ROOT/$controller" || mount -t cgroup -o "$controller" cgroup "$CGROUP_ROOT/$controller" \
       || die "could not mount the $controller cgroup v1 hierarchy (needs root)"
-    log "mounted the $controller controller as cgroup v1 (it was bound to the empty v2 hierarchy)"
+    log "mounted the $controller controller as a cgroup v1 hierarchy (it was bound to the empty v2 one, or its folder was bare)"
   done
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { CrunRuntime } from '../src/runtime/crun.runtime';
 import type { ExecRequest, ExecResult, SandboxLimits } from '../src/runtime/runtime.port';
@@ -12,7 +13,8 @@ import type { ExecRequest, ExecResult, SandboxLimits } from '../src/runtime/runt
 jest.setTimeout(60_000);
 
 const LIMITS: SandboxLimits = { cpuMillis: 500, memoryMb: 128, pids: 48, workspaceMb: 16, timeoutMs: 30_000 };
-const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: `esc${process.pid}` });
+const INSTANCE = `esc${process.pid}`;
+const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: INSTANCE });
 const A = randomUUID();
 const B = randomUUID();
 const HOST_MARKER = `host-secret-${randomUUID()}`;
@@ -66,6 +68,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runtime.reconcile(new Set());
+  rmSync(`/run/palisade-sandbox-test/${INSTANCE}`, { recursive: true, force: true });
   const rows = doors.map((name) => ({ escape: name, result: closed.has(name) ? 'closed' : 'OPEN or not run' }));
   console.log(`${rows.map((r) => `${r.result.padEnd(16)} ${r.escape}`).join('\n')}\nescape_tests_passed: ${closed.size}/${doors.length}`);
 });

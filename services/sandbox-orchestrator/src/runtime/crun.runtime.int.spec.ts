@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { CrunRuntime } from './crun.runtime';
 import type { SandboxLimits } from './runtime.port';
 
@@ -19,6 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await runtime.reconcile(new Set());
+  rmSync(`/run/palisade-sandbox-test/${instance}`, { recursive: true, force: true });
 });
 
 describe('crun runtime', () => {
@@ -59,10 +60,12 @@ describe('crun runtime', () => {
     expect(r.usage.memoryGbSeconds).toBeGreaterThan(0);
   });
 
-  it('leaves no container or cgroup behind an execution', async () => {
+  it('leaves no container or cgroup behind an execution, in any cgroup hierarchy', async () => {
     await sh('true').result;
     expect(await runtime.containers()).toEqual([]);
-    const dir = `/sys/fs/cgroup/memory/palisade-sandbox/${instance}`;
-    expect(existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('psbx-')) : []).toEqual([]);
+    for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
+      const dir = `/sys/fs/cgroup/${hierarchy}/palisade-sandbox/${instance}`;
+      expect([hierarchy, existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('psbx-')) : []]).toEqual([hierarchy, []]);
+    }
   });
 });

@@ -219,15 +219,19 @@ export class CrunRuntime implements SandboxRuntime {
     for (const id of containers) {
       await run(this.options.crun, ['--root', this.state, 'delete', '-f', id]).catch(() => undefined);
     }
-    // cgroups left by a container crun no longer knows (killed between mkdir and run)
-    for (const controller of CGROUP_CONTROLLERS) {
-      const parent = join(this.cgroupRoot, controller, this.cgroupParent);
+    // cgroups left by a container crun no longer knows (killed between mkdir and run), in every hierarchy crun writes to
+    for (const hierarchy of await this.hierarchies()) {
+      const parent = join(this.cgroupRoot, hierarchy, this.cgroupParent);
       for (const name of await readdir(parent).catch(() => [] as string[])) {
         if (!name.startsWith(this.prefix)) continue;
         if (!containers.includes(name)) containers.push(name);
         await this.killCgroup(join(this.cgroupParent, name, 'c'));
         await this.removeCgroup(join(this.cgroupParent, name));
       }
+    }
+    // the instance's own cgroup in every hierarchy, empty now; made again by the next execution
+    for (const hierarchy of await this.hierarchies()) {
+      await rmdir(join(this.cgroupRoot, hierarchy, this.cgroupParent)).catch(() => undefined);
     }
     const workspaces: string[] = [];
     const sandboxes = join(this.base, 'sandboxes');
@@ -278,10 +282,16 @@ export class CrunRuntime implements SandboxRuntime {
     }
   }
 
-  /** rmdir of the execution's cgroups (the child first), retried while the kernel still tears processes down. */
+  /** Every cgroup hierarchy mounted under the root (crun makes the container's path in each: devices, freezer, blkio…). */
+  private async hierarchies(): Promise<string[]> {
+    const names = await readdir(this.cgroupRoot).catch(() => [] as string[]);
+    return names.filter((name) => existsSync(join(this.cgroupRoot, name, 'cgroup.procs')));
+  }
+
+  /** rmdir of the execution's cgroups in every hierarchy (the child first), retried while the kernel still tears processes down. */
   private async removeCgroup(cgroup: string): Promise<void> {
-    for (const controller of CGROUP_CONTROLLERS) {
-      for (const path of [join(this.cgroupRoot, controller, cgroup, 'c'), join(this.cgroupRoot, controller, cgroup)]) {
+    for (const hierarchy of await this.hierarchies()) {
+      for (const path of [join(this.cgroupRoot, hierarchy, cgroup, 'c'), join(this.cgroupRoot, hierarchy, cgroup)]) {
         for (let attempt = 0; attempt < 50 && existsSync(path); attempt++) {
           try {
             await rmdir(path);
