@@ -15,7 +15,10 @@ const CLASSIFICATION = { name: 'X-Palisade-Classification', required: false, des
 /** Calls the service with the caller's own abort signal (the client going away stops the provider call). */
 async function serve(service: Pick<CompletionsService, 'call'>, api: Api, principal: Principal, body: Record<string, unknown>, declared: string | undefined, req: Request, res: Response): Promise<void> {
   const aborted = new AbortController();
-  res.on('close', () => aborted.abort());
+  // only a caller that goes away before the end aborts (an abort builds a DOMException: not on every request)
+  res.on('close', () => {
+    if (!res.writableFinished) aborted.abort();
+  });
   const result: CallResult = await service.call({ api, principal, body, declared: declared === undefined ? undefined : parse(classificationSchema, declared, 'X-Palisade-Classification'), signal: aborted.signal });
   res.setHeader('x-palisade-request-id', result.requestId);
   if (result.kind === 'json') {

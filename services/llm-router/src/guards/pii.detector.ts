@@ -53,11 +53,27 @@ export function validChineseResidentId(id: string): boolean {
   return CN_CHECK[sum % 11] === id[17].toUpperCase();
 }
 
-const EMAIL = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b/g;
+/** E-mail: from each `@`, the local part to the left (at most 64 characters) and the domain to the right (anchored), so no scan backtracks over the whole text. */
+const EMAIL_LOCAL = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]/;
+const EMAIL_DOMAIN = /[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b/y;
+
+function* emails(text: string): Generator<[number, number]> {
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
+    let start = at;
+    while (start > 0 && at - start < 64 && EMAIL_LOCAL.test(text[start - 1])) start--;
+    while (start < at && text[start] === '.') start++;
+    if (start === at) continue;
+    EMAIL_DOMAIN.lastIndex = at + 1;
+    const domain = EMAIL_DOMAIN.exec(text);
+    if (domain) yield [start, at + 1 + domain[0].length];
+  }
+}
 const CARD = /(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])/g;
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g;
 const US_SSN = /(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])/g;
 const CN_ID = /(?<![\dA-Za-z])[1-9]\d{16}[\dXx](?![\dA-Za-z])/g;
+/** Where a phone number may be (digits with separators): libphonenumber-js then reads only these windows, not the whole text. */
+const PHONE_CANDIDATE = /(?<![\w+])(?:\+|\(\d)?[\d ().-]{6,24}\d(?!\w)/g;
 const IPV4 = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])/g;
 const IPV6_CANDIDATE = /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])/g;
 
@@ -65,6 +81,8 @@ interface CompiledRule {
   rule: SecretRule;
   re: RE2JS;
 }
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
 /**
  * Finds personal data and secrets in text: regular expressions propose, validators
@@ -76,10 +94,16 @@ interface CompiledRule {
 export class PiiDetector {
   private readonly rules: CompiledRule[];
   private readonly region: CountryCode;
+  /** Every rule's keywords in one pattern: one pass over the text says which rules may match. */
+  private readonly keywords: RegExp;
+  private readonly keywordList: readonly string[];
 
   constructor(options: DetectorOptions = {}, rules: readonly SecretRule[] = SECRET_RULES) {
     this.rules = rules.map((rule) => ({ rule, re: RE2JS.compile(rule.regex) }));
     this.region = options.defaultPhoneRegion ?? 'US';
+    const all = [...new Set(rules.flatMap((r) => r.keywords))].sort((a, b) => b.length - a.length);
+    this.keywords = new RegExp(all.map(escapeRegExp).join('|'), 'g');
+    this.keywordList = all;
   }
 
   detect(text: string): Entity[] {
@@ -88,9 +112,11 @@ export class PiiDetector {
     const add = (type: EntityType, start: number, end: number, rule?: string) => {
       if (end > start && !taken(start, end)) found.push(rule ? { type, start, end, rule } : { type, start, end });
     };
-    const lower = text.toLowerCase();
+    const present = new Set<string>();
+    for (const m of text.toLowerCase().matchAll(this.keywords)) for (const k of this.keywordList) if (m[0].includes(k)) present.add(k);
     for (const { rule, re } of this.rules) {
-      if (!rule.keywords.some((k) => lower.includes(k))) continue;
+      if (present.size === 0) break;
+      if (!rule.keywords.some((k) => present.has(k))) continue;
       const m = re.matcher(text);
       while (m.find()) {
         // a rule with a capture group masks the value only (`password = <value>`)
@@ -98,20 +124,35 @@ export class PiiDetector {
         else add('secret', m.start(), m.end(), rule.id);
       }
     }
-    for (const m of text.matchAll(EMAIL)) add('email', m.index, m.index + m[0].length);
-    for (const m of text.matchAll(CARD)) {
-      const digits = m[0].replace(/[ -]/g, '');
-      if (digits.length >= 13 && digits.length <= 19 && luhn(digits) && !/^(\d)\1+$/.test(digits)) add('card', m.index, m.index + m[0].length);
+    for (const [start, end] of emails(text)) add('email', start, end);
+    if (/\d/.test(text)) {
+      for (const m of text.matchAll(CARD)) {
+        const digits = m[0].replace(/[ -]/g, '');
+        if (digits.length >= 13 && digits.length <= 19 && luhn(digits) && !/^(\d)\1+$/.test(digits)) add('card', m.index, m.index + m[0].length);
+      }
+      for (const m of text.matchAll(IBAN)) {
+        const iban = electronicFormatIBAN(m[0]);
+        if (iban && isValidIBAN(iban)) add('iban', m.index, m.index + m[0].length);
+      }
+      for (const m of text.matchAll(US_SSN)) add('us_ssn', m.index, m.index + m[0].length);
+      for (const m of text.matchAll(CN_ID)) if (validChineseResidentId(m[0])) add('cn_resident_id', m.index, m.index + m[0].length);
+      for (const m of text.matchAll(IPV4)) add('ip', m.index, m.index + m[0].length);
     }
-    for (const m of text.matchAll(IBAN)) {
-      const iban = electronicFormatIBAN(m[0]);
-      if (iban && isValidIBAN(iban)) add('iban', m.index, m.index + m[0].length);
-    }
-    for (const m of text.matchAll(US_SSN)) add('us_ssn', m.index, m.index + m[0].length);
-    for (const m of text.matchAll(CN_ID)) if (validChineseResidentId(m[0])) add('cn_resident_id', m.index, m.index + m[0].length);
-    for (const m of text.matchAll(IPV4)) add('ip', m.index, m.index + m[0].length);
     if (text.includes(':')) for (const m of text.matchAll(IPV6_CANDIDATE)) if (isIP(m[0]) === 6 && m[0].length > 2) add('ip', m.index, m.index + m[0].length);
-    if (/\d{3}/.test(text)) for (const p of findPhoneNumbersInText(text, this.region)) if (p.number.isValid()) add('phone', p.startsAt, p.endsAt);
+    if (/\d{3}/.test(text)) {
+      for (const c of text.matchAll(PHONE_CANDIDATE)) {
+        // only the parts of the window no other entity holds (a card number is not read again as phones)
+        let from = c.index;
+        const end = c.index + c[0].length;
+        for (const e of [...found.filter((f) => f.start < end && f.end > from).sort((a, b) => a.start - b.start), { start: end, end }]) {
+          if (e.start - from >= 7) {
+            const part = text.slice(from, e.start);
+            for (const p of findPhoneNumbersInText(part, this.region)) if (p.number.isValid()) add('phone', from + p.startsAt, from + p.endsAt);
+          }
+          from = Math.max(from, e.end);
+        }
+      }
+    }
     return found.sort((a, b) => a.start - b.start);
   }
 }
