@@ -50,10 +50,11 @@ export class BillingRuntime {
       eventContext: p.eventContext,
       lanes: this.config.BILLING_LEDGER_LANES,
       maxBatch: this.config.BILLING_LEDGER_MAX_BATCH,
+      budgetCacheMs: this.config.BILLING_BUDGET_CACHE_MS,
     });
     this.current = {
       ledger,
-      budgets: new BudgetsService(p.eventStore!, new BudgetsRepository(schema), p.eventContext),
+      budgets: new BudgetsService(p.eventStore!, new BudgetsRepository(schema), p.eventContext, undefined, () => ledger.forgetBudgets()),
       prices: new PricesService(p.eventStore!, new PricesRepository(p.dataSource!, schema), p.eventContext),
       reports: new ReportsService(new ReportsRepository(p.dataSource!, schema), p.eventStore!, p.eventContext, this.config.BILLING_CURRENCY),
     };

@@ -27,6 +27,8 @@ export class BudgetsService {
     private readonly repo: Pick<BudgetsRepository, 'set' | 'remove'>,
     eventContext: EventFactoryContext,
     private readonly now: () => Date = () => new Date(),
+    /** Called after every change (the ledger forgets the budgets it remembered). */
+    private readonly changed: () => void = () => undefined,
   ) {
     this.handler = new CommandHandler(store, budgetsDecider, { eventContext, tenantScoped: true });
   }
@@ -53,6 +55,7 @@ export class BudgetsService {
         for (const e of events) if (e.type === 'billing.budget.set') await this.repo.set(tx, tenantId, e.data as BudgetSetData, version, now);
       },
     });
+    this.changed();
     return { ...result.state.budget!, version: result.version };
   }
 
@@ -63,6 +66,7 @@ export class BudgetsService {
         for (const e of events) await this.repo.remove(tx, (e.data as { budgetId: string }).budgetId);
       },
     });
+    this.changed();
   }
 }
 

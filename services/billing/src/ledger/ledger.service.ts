@@ -16,7 +16,7 @@ import {
   type SettleAnswer,
 } from './ledger.decider';
 import type { UsageQuantity } from './ledger.events';
-import { holdKey, type LedgerRepository, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
+import { holdKey, type BudgetRow, type LedgerRepository, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
 
 export interface LedgerServiceDependencies {
   repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lockHolds' | 'lockAccounts' | 'write' | 'expiredHolds' | 'currentAccounts'>;
@@ -25,6 +25,13 @@ export interface LedgerServiceDependencies {
   /** Batches that may commit at once. */
   lanes?: number;
   maxBatch?: number;
+  /**
+   * How long which budgets exist (and their period and time zone) is remembered, in ms; 0
+   * reads them for every batch. Limits, hard/soft and thresholds are read from the locked
+   * period row, so they apply at once whatever this is; a budget created or removed on
+   * another instance applies within this time (this instance's own changes: `forgetBudgets`).
+   */
+  budgetCacheMs?: number;
 }
 
 export interface ReserveInput {
@@ -80,6 +87,7 @@ export class LedgerService {
   private readonly now: () => Date;
   /** Period accounts known to exist (rows are never deleted): no insert attempt for them. */
   private readonly opened = new Set<string>();
+  private readonly budgetCache = new Map<string, { budget: BudgetRow | undefined; until: number }>();
 
   constructor(private readonly d: LedgerServiceDependencies) {
     this.now = d.now ?? (() => new Date());
@@ -233,6 +241,32 @@ export class LedgerService {
     });
   }
 
+  /** Forget remembered budgets (after this instance changed one). */
+  forgetBudgets(): void {
+    this.budgetCache.clear();
+  }
+
+  private async budgetsOf(subjects: Array<{ tenantId: string; level: Level; subjectId: string }>): Promise<Map<string, BudgetRow>> {
+    const keyOf = (s: { tenantId: string; level: Level; subjectId: string }) => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`;
+    const ttl = this.d.budgetCacheMs ?? 0;
+    const now = Date.now();
+    const found = new Map<string, BudgetRow>();
+    const missing = subjects.filter((s) => {
+      const hit = ttl > 0 ? this.budgetCache.get(keyOf(s)) : undefined;
+      if (!hit || hit.until < now) return true;
+      if (hit.budget) found.set(keyOf(s), hit.budget);
+      return false;
+    });
+    if (missing.length === 0) return found;
+    const rows = await this.d.repo.budgetsOf(missing);
+    for (const b of rows) found.set(keyOf(b), b);
+    if (ttl > 0) {
+      if (this.budgetCache.size > 100_000) this.budgetCache.clear();
+      for (const s of missing) this.budgetCache.set(keyOf(s), { budget: found.get(keyOf(s)), until: now + ttl });
+    }
+    return found;
+  }
+
   /** For each reserve: the budgets of its tenant, team and agent, their current periods opened, their keys on the command. */
   private async resolveAccounts(commands: ReserveCommand[]): Promise<void> {
     if (commands.length === 0) return;
@@ -244,8 +278,7 @@ export class LedgerService {
       ]),
       (s) => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`,
     );
-    const budgets = await this.d.repo.budgetsOf(subjects);
-    const bySubject = new Map(budgets.map((b) => [`${b.tenantId}\u0000${b.level}\u0000${b.subjectId}`, b]));
+    const bySubject = await this.budgetsOf(subjects);
     const open = new Map<string, PeriodToOpen>();
     for (const c of commands) {
       const mine = [
