@@ -23,6 +23,10 @@ afterAll(async () => {
 });
 
 describe('crun runtime', () => {
+  it('compiled the seccomp profile once (python3-seccomp from deploy/local/sandbox.sh)', () => {
+    expect(runtime.seccompPrecompiled).toBe(true);
+  });
+
   it('runs a program as the sandbox user in /workspace, with stdin, exit code and its output', async () => {
     const r = await sh('id -u; pwd; cat; echo err >&2; exit 3', { stdin: 'from stdin\n' }).result;
     expect(r.stdout.toString()).toBe('1000\n/workspace\nfrom stdin\n');

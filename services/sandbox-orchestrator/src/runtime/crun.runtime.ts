@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
 import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
 import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID } from './oci-config';
+import { seccompProfile } from './seccomp';
+import { compileSeccompBpf } from './seccomp-bpf';
 import type { ExecRequest, ExecResult, RuntimeLeftovers, SandboxLimits, SandboxRuntime } from './runtime.port';
 
 const run = promisify(execFile);
@@ -57,6 +59,7 @@ export class CrunRuntime implements SandboxRuntime {
   private readonly cgroupParent: string;
   private readonly prefix: string;
   private readonly running = new Map<string, Running>();
+  private seccompBpf: string | undefined;
 
   constructor(private readonly options: CrunRuntimeOptions) {
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(options.instance)) throw new PalisadeError('validation', 'instance: lowercase letters, digits and - (at most 31)');
@@ -81,6 +84,12 @@ export class CrunRuntime implements SandboxRuntime {
       throw new PalisadeError('unavailable', 'the cgroup v2 hierarchy holds controllers (crun refuses hybrid mode): run deploy/local/sandbox.sh up');
     }
     await this.prepareBase();
+    this.seccompBpf ??= await compileSeccompBpf(seccompProfile());
+  }
+
+  /** Whether the seccomp profile was compiled once at check (else crun compiles it on every run). */
+  get seccompPrecompiled(): boolean {
+    return this.seccompBpf !== undefined;
   }
 
   /** `<runDir>/<instance>/sandboxes` must be traversable by the containers' mapped root (a nobody on the host); crun's state is root's only. */
@@ -134,6 +143,7 @@ export class CrunRuntime implements SandboxRuntime {
       argv: request.argv,
       env: request.env ?? {},
       limits,
+      seccompBpf: this.seccompBpf,
     });
     await writeFile(configFile, JSON.stringify(config), { mode: 0o600 });
 

@@ -24,6 +24,8 @@ export interface OciConfigInput {
   argv: readonly string[];
   env: Readonly<Record<string, string>>;
   limits: Pick<SandboxLimits, 'workspaceMb'>;
+  /** The profile compiled once (`compileSeccompBpf`): crun loads it instead of compiling `linux.seccomp` on every run. */
+  seccompBpf?: string;
 }
 
 /** /tmp inside: a tmpfs of its own, at most this or the workspace cap (it counts against the memory limit). */
@@ -45,6 +47,7 @@ export function ociConfig(input: OciConfigInput): Record<string, unknown> {
   const readonlyBind = (source: string, destination = source) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
   return {
     ociVersion: '1.0.2',
+    ...(input.seccompBpf ? { annotations: { 'run.oci.seccomp_bpf_data': input.seccompBpf } } : {}),
     process: {
       terminal: false,
       user: { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },

@@ -60,6 +60,12 @@ describe('ociConfig', () => {
     expect(config.process.cwd).toBe('/workspace');
   });
 
+  it('hands crun the precompiled seccomp program when there is one, keeping the profile', () => {
+    const base = { rootfs: '/r', etc: '/e', workspace: '/w', cgroupsPath: '/c', argv: ['true'], env: {}, limits: { workspaceMb: 1 } };
+    expect(ociConfig({ ...base, seccompBpf: 'AAAA' })).toMatchObject({ annotations: { 'run.oci.seccomp_bpf_data': 'AAAA' }, linux: { seccomp: { defaultAction: 'SCMP_ACT_ERRNO' } } });
+    expect(ociConfig(base)).not.toHaveProperty('annotations');
+  });
+
   it('denies every device and leaves the quotas to the parent cgroup', () => {
     expect(config.linux.resources).toEqual({ devices: [{ allow: false, access: 'rwm' }] });
     expect(config.linux.cgroupsPath).toBe('/palisade-sandbox/i/psbx-i-e/c');
