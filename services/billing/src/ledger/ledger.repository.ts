@@ -58,6 +58,14 @@ export interface LedgerWrite {
   usage: UsageLine[];
 }
 
+interface PgClient {
+  query(sql: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  release(destroy?: boolean): void;
+}
+interface PgPool {
+  connect(): Promise<PgClient>;
+}
+
 const SERIALIZATION_CODES = new Set(['40001', '40P01']);
 
 /**
@@ -84,12 +92,35 @@ export class LedgerRepository {
   async inTransaction<T>(work: (tx: Transaction) => Promise<T>, attempts = 5): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.dataSource.transaction((m) => work(m as unknown as Transaction));
+        return await this.transaction(work);
       } catch (error) {
         const e = error as { code?: string; constraint?: string };
         const retry = SERIALIZATION_CODES.has(e.code ?? '') || (e.code === '23505' && e.constraint === 'holds_pkey');
         if (!retry || attempt >= attempts) throw mapError(error);
       }
+    }
+  }
+
+  /**
+   * BEGIN … COMMIT on a connection of the pg pool under the TypeORM data source (same
+   * connections, same type parsers), without TypeORM's per-query runner: the ledger's hot
+   * path. The handle answers `query(sql, params)` with the rows, as an EntityManager does.
+   */
+  private async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const pool = (this.dataSource.driver as unknown as { master: PgPool }).master;
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const tx = { query: async (sql: string, params?: unknown[]) => (await client.query(sql, params)).rows } as unknown as Transaction;
+      const result = await work(tx);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => (broken = true));
+      throw error;
+    } finally {
+      client.release(broken || undefined);
     }
   }
 
