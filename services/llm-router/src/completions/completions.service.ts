@@ -7,7 +7,7 @@ import type { PiiDetector } from '../guards/pii.detector';
 import { MaskingSession } from '../guards/pii.masker';
 import type { ModelCallRecorded } from '../model-calls/model-calls.events';
 import type { ModelCallsService } from '../model-calls/model-calls.service';
-import { UpstreamFailure, UpstreamRejection, type Upstream } from '../providers/upstream';
+import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
 import { attemptsOf, classify, plan, type Candidate, type Classification } from './routing';
 import { SseParser, sseOf } from './sse';
 import { StreamUnmasker } from './stream-unmasker';
@@ -219,7 +219,7 @@ export class CompletionsService {
     return body;
   }
 
-  private async *stream(t: Trace, input: CallInput, response: Response, signal: AbortSignal): AsyncGenerator<string, void, undefined> {
+  private async *stream(t: Trace, input: CallInput, response: UpstreamResponse, signal: AbortSignal): AsyncGenerator<string, void, undefined> {
     const parser = new SseParser();
     const unmasker = new StreamUnmasker(t.session!);
     const wantsUsage = (input.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
@@ -230,15 +230,15 @@ export class CompletionsService {
     const handle = input.api === 'openai' ? openAiStreamHandler : anthropicStreamHandler;
     const state = { usage, wantsUsage, unmasker, texts, model: t.model, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) };
     try {
-      const reader = response.body!.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        const events = done ? parser.end() : parser.push(value);
-        for (const event of events) {
+      for await (const chunk of response.body) {
+        for (const event of parser.push(chunk)) {
           const out = handle(event, state);
           if (out) yield out;
         }
-        if (done) break;
+      }
+      for (const event of parser.end()) {
+        const out = handle(event, state);
+        if (out) yield out;
       }
     } catch {
       // the provider cut the connection, or the deadline passed: reported below
@@ -252,7 +252,7 @@ export class CompletionsService {
       const estimated = !complete || !sawUsage;
       await this.settle(t, usage, estimated).catch(() => undefined);
       this.finish(t, { outcome: complete ? 'served' : 'cut', usage, estimated, response: texts.join('') });
-      await response.body?.cancel().catch(() => undefined);
+      response.cancel();
     }
   }
 

@@ -3,7 +3,7 @@ import type { CatalogState } from '../catalog/catalog.decider';
 import type { BillingPort, ReserveRequest, ReserveResult, SettleRequest } from '../budgets/billing.port';
 import { PiiDetector } from '../guards/pii.detector';
 import type { ModelCallRecorded } from '../model-calls/model-calls.events';
-import { UpstreamFailure, type UpstreamCall } from '../providers/upstream';
+import { UpstreamFailure, type UpstreamCall, type UpstreamResponse } from '../providers/upstream';
 import { CompletionsService, type CallResult } from './completions.service';
 
 // The billing port's double (unit tests only), an upstream double answering in the
@@ -85,6 +85,11 @@ function lastUser(body: Record<string, unknown>): string {
   return typeof c === 'string' ? c : Array.isArray(c) ? c.map((b: { text?: string }) => b.text ?? '').join('') : '';
 }
 
+/** A fetch Response as the upstream's response (its body read as byte chunks). */
+function upstreamResponseOf(r: Response): UpstreamResponse {
+  return { status: r.status, text: () => r.text(), body: r.body as unknown as AsyncIterable<Uint8Array>, cancel: () => void r.body?.cancel().catch(() => undefined) };
+}
+
 interface Setup {
   billing: BillingDouble;
   sent: UpstreamCall[];
@@ -112,7 +117,7 @@ function setup(respond?: Setup['respond']): Setup {
     upstream: {
       send: async (call) => {
         s.sent.push(call);
-        return s.respond(call, attempt++);
+        return upstreamResponseOf(await s.respond(call, attempt++));
       },
     },
     detector: new PiiDetector(),
