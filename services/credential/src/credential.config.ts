@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, env, loadConfig } from '@palisade/config';
 import { CIPHERS, cipherAvailable } from './crypto/envelope';
-import { KEY_PROVIDERS, type KeyProviderName } from './keys/key-provider';
+import { cipherUnsupportedReason, KEY_PROVIDERS, type KeyProviderName } from './keys/key-provider';
 import { STORAGE_BACKENDS } from './storage/ciphertext-store';
 
 export const ACCESS_POLICIES = ['scopes', 'policy'] as const;
@@ -77,6 +77,8 @@ export function loadCredentialConfig(source: NodeJS.ProcessEnv = process.env): C
   if ((enabled.has('aws-kms') || c.CREDENTIAL_STORAGE === 'aws-secrets-manager') && !c.AWS_REGION) {
     problems.push('AWS_REGION: required with the aws-kms key provider or aws-secrets-manager storage (unset)');
   }
+  const unsupported = cipherUnsupportedReason(c.CREDENTIAL_DEFAULT_KEY_PROVIDER, c.CREDENTIAL_DEFAULT_CIPHER);
+  if (unsupported) problems.push(`CREDENTIAL_DEFAULT_CIPHER: ${c.CREDENTIAL_DEFAULT_CIPHER} with CREDENTIAL_DEFAULT_KEY_PROVIDER=${c.CREDENTIAL_DEFAULT_KEY_PROVIDER}: ${unsupported}`);
   if (!cipherAvailable(c.CREDENTIAL_DEFAULT_CIPHER)) {
     problems.push(`CREDENTIAL_DEFAULT_CIPHER: ${c.CREDENTIAL_DEFAULT_CIPHER} is not provided by this runtime's OpenSSL ${process.versions.openssl}`);
   }

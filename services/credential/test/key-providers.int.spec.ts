@@ -98,6 +98,49 @@ describe('provider specifics', () => {
     }
   });
 
+  it('local: an sm4 KEK is sealed under the master key with SM4 and wraps sm4 data keys with SM4-CTR + HMAC-SM3', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'palisade-local-kp-'));
+    try {
+      const options = { masterKeyFile: join(dir, 'master.key'), keystoreDir: join(dir, 'keys') };
+      const sm4Ctx = { ...ctx, cipher: 'sm4' };
+      const material = randomBytes(32);
+      const first = new LocalKeyProvider(options);
+      const ref = await first.importKey('x', Buffer.from(material), { cipher: 'sm4' });
+      expect(ref).toMatch(/^local:sm4:[0-9a-f-]{36}$/);
+      const [file] = readdirSync(options.keystoreDir);
+      expect(file).toMatch(/\.sm4\.kek$/);
+      const sealedKek = readFileSync(join(options.keystoreDir, file));
+      expect(sealedKek).toHaveLength(16 + 32 + 32); // SM4 construction: iv 16, tag 32, key 32 (AES-GCM would be 12 + 16 + 32)
+      expect(sealedKek.includes(material)).toBe(false);
+      const dek = randomBytes(32);
+      const wrapped = await first.wrap(ref, dek, sm4Ctx);
+      expect(wrapped).toHaveLength(16 + 32 + 32);
+      const second = new LocalKeyProvider(options);
+      expect((await second.unwrap(ref, wrapped, sm4Ctx)).equals(dek)).toBe(true);
+      await expect(second.unwrap(ref, wrapped, { ...sm4Ctx, secretId: 's-2' })).rejects.toMatchObject({ code: 'illegal_state' });
+      // Relabelling the context's cipher does not open it either.
+      await expect(second.unwrap(ref, wrapped, ctx)).rejects.toMatchObject({ code: 'illegal_state' });
+      const generated = await second.generateKey('y', { cipher: 'sm4' });
+      expect((await first.unwrap(generated, await second.wrap(generated, dek, sm4Ctx), sm4Ctx)).equals(dek)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('pkcs11 (SoftHSM2): refuses SM4 KEKs when they are asked for, naming the mechanisms it lacks', async () => {
+    const provider = softHsm();
+    try {
+      const refusal = { code: 'validation', message: expect.stringMatching(/sm4 with provider pkcs11: .*SoftHSM2 has none.*CKM_AES_GCM/) };
+      await expect(provider.generateKey('x', { cipher: 'sm4' })).rejects.toMatchObject(refusal);
+      await expect(provider.importKey('x', randomBytes(32), { cipher: 'sm4' })).rejects.toMatchObject(refusal);
+      const aes = await provider.generateKey('x', { cipher: 'aes-256-gcm' });
+      await expect(provider.wrap(aes, randomBytes(32), { ...ctx, cipher: 'sm4' })).rejects.toMatchObject(refusal);
+      await provider.destroyKey(aes);
+    } finally {
+      await provider.close();
+    }
+  });
+
   it('pkcs11: KEKs on the token are sensitive and not extractable', async () => {
     const provider = softHsm();
     try {

@@ -244,13 +244,47 @@ describe('vault over PostgreSQL with the local key provider', () => {
     }
   });
 
-  it('refuses SM4-GCM for a tenant when this runtime lacks it, naming the cause', async () => {
-    const { cipherAvailable } = await import('../src/crypto/envelope');
-    if (cipherAvailable('sm4-gcm')) {
-      await expect(h.keyring.setCipher(admin('sm4'), 'sm4-gcm')).resolves.toMatchObject({ cipher: 'sm4-gcm' });
-    } else {
-      await expect(h.keyring.setCipher(admin('sm4'), 'sm4-gcm')).rejects.toMatchObject({ code: 'validation', message: expect.stringContaining('sm4-gcm is not provided') });
-    }
+  it('an sm4 tenant: KEK sealed with SM4, secrets stored as sm4 (iv 16, tag 32), leased back; old AES secrets still read after the switch; rotation re-encrypts into sm4', async () => {
+    const t = 'sm4-tenant';
+    await expect(h.keyring.provision(admin(t), { provider: 'local', cipher: 'sm4' })).resolves.toMatchObject({ cipher: 'sm4', currentVersion: 1 });
+    const secret = await h.secrets.create(admin(t), { name: 'sm4-1', value: value('sm4-value'), scopes: ['tool:gerrit'] });
+    const [row] = await h.db.dataSource.query(`SELECT cipher, iv, tag, wrapped_dek FROM "${h.db.schema}".secret_versions WHERE secret_id = $1`, [secret.id]);
+    expect(row.cipher).toBe('sm4');
+    expect(Buffer.from(row.iv)).toHaveLength(16);
+    expect(Buffer.from(row.tag)).toHaveLength(32);
+    expect(Buffer.from(row.wrapped_dek)).toHaveLength(16 + 32 + 32); // the data key wrapped with SM4-CTR + HMAC-SM3, not AES-GCM (12 + 16 + 32)
+    const kekRef = (await h.repos.keyring.keyring(t))!.keys[0].keyRef;
+    expect(kekRef).toMatch(/^local:sm4:/);
+    await expect(redeemFor(h, await lease(h, agent(t), secret.id), t)).resolves.toMatchObject({ value: 'sm4-value', version: 1 });
+    const created = (await h.db.dataSource.query(`SELECT envelope FROM "${h.db.schema}".events WHERE event_type = 'credential.secret.created' AND envelope->'data'->>'secretId' = $1`, [secret.id]))[0];
+    expect(JSON.stringify(created?.envelope ?? {})).toContain('"sm4"');
+
+    // An AES tenant switches: the old secret still reads, a rotation re-encrypts it with sm4.
+    const u = 'aes-then-sm4';
+    const old = await h.secrets.create(admin(u), { name: 'old', value: value('aes-value'), scopes: ['tool:gerrit'] });
+    await expect(h.keyring.setCipher(admin(u), 'sm4')).resolves.toMatchObject({ cipher: 'sm4' });
+    await expect(redeemFor(h, await lease(h, agent(u), old.id), u)).resolves.toMatchObject({ value: 'aes-value', version: 1 });
+    await h.secrets.rotate(admin(u), old.id, { value: value('sm4-now') });
+    const ciphers = await h.db.dataSource.query(`SELECT version, cipher FROM "${h.db.schema}".secret_versions WHERE secret_id = $1 ORDER BY version`, [old.id]);
+    expect(ciphers).toEqual([{ version: 1, cipher: 'aes-256-gcm' }, { version: 2, cipher: 'sm4' }]);
+    await expect(redeemFor(h, await lease(h, agent(u), old.id), u)).resolves.toMatchObject({ value: 'sm4-now', version: 2 });
+  });
+});
+
+describe('sm4 where the key provider cannot hold SM4 keys (SoftHSM2)', () => {
+  let h: Harness;
+  beforeAll(async () => (h = await startVault({ providers: [softHsm()] })));
+  afterAll(() => h.close());
+
+  it('is refused when the key ring is provisioned, when the cipher is set and when the ring is rotated onto it, never at the first read', async () => {
+    const refusal = { code: 'validation', message: expect.stringContaining('sm4 with provider pkcs11: the pkcs11 key provider cannot hold SM4 key-encryption keys') };
+    await expect(h.keyring.provision(admin('hsm-a'), { provider: 'pkcs11', cipher: 'sm4' })).rejects.toMatchObject(refusal);
+    expect(await h.repos.keyring.keyring('hsm-a')).toBeUndefined();
+    await h.keyring.provision(admin('hsm-b'), { provider: 'pkcs11', cipher: 'aes-256-gcm' });
+    await expect(h.keyring.setCipher(admin('hsm-b'), 'sm4')).rejects.toMatchObject(refusal);
+    await h.keyring.provision(admin('hsm-c'), { provider: 'local', cipher: 'sm4' });
+    await expect(h.keyring.rotate(admin('hsm-c'), { provider: 'pkcs11' })).rejects.toMatchObject(refusal);
+    expect((await h.keyring.view(admin('hsm-c'))).keys).toHaveLength(1);
   });
 });
 

@@ -49,7 +49,7 @@ export class KeyringController {
   }
 
   @Put('cipher')
-  @ApiOperation({ summary: "Cipher of the tenant's new secret versions (aes-256-gcm, or sm4-gcm where OpenSSL provides it). Scope credential:manage_keys." })
+  @ApiOperation({ summary: "Cipher of the tenant's new secret versions (aes-256-gcm, or sm4: SM4-CTR + HMAC-SM3, encrypt-then-MAC; sm4 needs a local-provider KEK, 400 otherwise). Scope credential:manage_keys." })
   @ApiBody({ schema: openApiSchema(cipherSchema) })
   cipher(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     return this.keyring().setCipher(principal, parse(cipherSchema, body).cipher);

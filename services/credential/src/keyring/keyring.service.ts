@@ -4,7 +4,7 @@ import { authorize, type CredentialAccessPolicy } from '../access/access-policy'
 import type { KeyringRow } from '../credential.repository';
 import { actorOf, SYSTEM_ACTOR, type Clock, type CredentialSettings } from '../credential.settings';
 import { bindingContext, requireCipher, type CipherName } from '../crypto/envelope';
-import { KeyUnusable, type KeyProviderName, type KeyProviders } from '../keys/key-provider';
+import { KeyUnusable, requireProviderCipher, type KeyProviderName, type KeyProviders } from '../keys/key-provider';
 import { keyringDecider, type KeyringCommand, type KeyringState } from './keyring.decider';
 import type { KeyOrigin, KeyringEvent } from './keyring.events';
 import type { KeyringRepository } from './keyring.repository';
@@ -64,7 +64,8 @@ export class KeyringService {
     const cipher = input.cipher ?? this.d.settings.defaultCipher;
     requireCipher(cipher);
     const provider = input.provider ?? this.d.settings.defaultProvider;
-    const { keyRef, origin } = await this.obtainKey(principal.tenantId, provider, input.byok);
+    requireProviderCipher(provider, cipher);
+    const { keyRef, origin } = await this.obtainKey(principal.tenantId, provider, cipher, input.byok);
     try {
       await this.decide(principal.tenantId, this.command(principal, 'provision', { provider, cipher, origin, keyRef }));
     } catch (error) {
@@ -77,7 +78,9 @@ export class KeyringService {
   async setCipher(principal: Principal, cipher: CipherName): Promise<KeyringView> {
     await authorize(this.d.policy, { principal, action: 'manage_keys' });
     requireCipher(cipher);
-    await this.ensure(principal.tenantId);
+    const ring = await this.ensure(principal.tenantId);
+    // Refused now, not at the first secret: the current KEK's provider must wrap this cipher.
+    requireProviderCipher(ring.keys.find((k) => k.version === ring.currentVersion)!.provider, cipher);
     await this.decide(principal.tenantId, this.command(principal, 'set-cipher', { cipher }));
     return this.view(principal);
   }
@@ -88,7 +91,8 @@ export class KeyringService {
     const ring = await this.ensure(principal.tenantId);
     const current = ring.keys.find((k) => k.version === ring.currentVersion)!;
     const provider = input.provider ?? current.provider;
-    const { keyRef, origin } = await this.obtainKey(principal.tenantId, provider, input.byok);
+    requireProviderCipher(provider, ring.cipher);
+    const { keyRef, origin } = await this.obtainKey(principal.tenantId, provider, ring.cipher, input.byok);
     return this.rotateKek(principal.tenantId, actorOf(principal), { provider, keyRef, origin }, input.reason ?? 'rotation');
   }
 
@@ -114,7 +118,8 @@ export class KeyringService {
     const ring = await this.d.repo.keyring(tenantId);
     if (ring) return ring;
     const provider = this.d.settings.defaultProvider;
-    const { keyRef } = await this.obtainKey(tenantId, provider);
+    requireProviderCipher(provider, this.d.settings.defaultCipher);
+    const { keyRef } = await this.obtainKey(tenantId, provider, this.d.settings.defaultCipher);
     try {
       await this.decide(tenantId, {
         type: 'provision',
@@ -147,17 +152,18 @@ export class KeyringService {
     const ring = (await this.d.repo.keyring(tenantId))!;
     const current = ring.keys.find((k) => k.version === ring.currentVersion)!;
     if (current.state !== 'active' || current.origin === 'referenced') return { keyVersion: ring.currentVersion, rewrapped: 0, previousKeyDestroyed: false };
-    const keyRef = await this.d.providers.get(current.provider).generateKey(`palisade/${tenantId}/kek`);
+    const keyRef = await this.d.providers.get(current.provider).generateKey(`palisade/${tenantId}/kek`, { cipher: ring.cipher });
     return this.rotateKek(tenantId, actor, { provider: current.provider, keyRef, origin: 'generated' }, 'crypto-shredding');
   }
 
-  private async obtainKey(tenantId: string, provider: KeyProviderName, byok?: ByokInput): Promise<{ keyRef: string; origin: KeyOrigin }> {
+  /** A new KEK for a ring whose cipher is `cipher` (the local provider seals an sm4 ring's KEK with SM4). */
+  private async obtainKey(tenantId: string, provider: KeyProviderName, cipher: CipherName, byok?: ByokInput): Promise<{ keyRef: string; origin: KeyOrigin }> {
     const p = this.d.providers.get(provider);
     const label = `palisade/${tenantId}/kek`;
-    if (!byok) return { keyRef: await p.generateKey(label), origin: 'generated' };
+    if (!byok) return { keyRef: await p.generateKey(label, { cipher }), origin: 'generated' };
     if ('material' in byok) {
       try {
-        return { keyRef: await p.importKey(label, byok.material), origin: 'imported' };
+        return { keyRef: await p.importKey(label, byok.material, { cipher }), origin: 'imported' };
       } finally {
         byok.material.fill(0);
       }

@@ -13,7 +13,8 @@ import {
   type KMSClientConfig,
 } from '@aws-sdk/client-kms';
 import { PalisadeError } from '@palisade/contracts';
-import { KeyUnusable, type KeyProvider } from './key-provider';
+import { cipherOfContext } from '../crypto/envelope';
+import { KeyUnusable, requireProviderCipher, type KeyOptions, type KeyProvider } from './key-provider';
 
 export interface AwsKmsKeyProviderOptions {
   region: string;
@@ -57,14 +58,16 @@ export class AwsKmsKeyProvider implements KeyProvider {
     });
   }
 
-  async generateKey(label: string): Promise<string> {
+  async generateKey(label: string, options: KeyOptions = {}): Promise<string> {
+    requireProviderCipher(this.name, options.cipher ?? 'aes-256-gcm');
     const created = await this.call(() =>
       this.kms.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: label })),
     );
     return PREFIX + created.KeyMetadata!.Arn!;
   }
 
-  async importKey(label: string, material: Buffer): Promise<string> {
+  async importKey(label: string, material: Buffer, options: KeyOptions = {}): Promise<string> {
+    requireProviderCipher(this.name, options.cipher ?? 'aes-256-gcm');
     if (material.length !== 32) throw new PalisadeError('validation', 'material: must be 32 bytes (AES-256)');
     const created = await this.call(() =>
       this.kms.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Origin: 'EXTERNAL', Description: label })),
@@ -99,6 +102,7 @@ export class AwsKmsKeyProvider implements KeyProvider {
   }
 
   async wrap(keyRef: string, dataKey: Buffer, context: Record<string, string>): Promise<Buffer> {
+    requireProviderCipher(this.name, cipherOfContext(context));
     const out = await this.call(() =>
       this.kms.send(new EncryptCommand({ KeyId: keyIdOf(keyRef), Plaintext: dataKey, EncryptionContext: context })),
     );

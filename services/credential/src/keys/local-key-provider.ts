@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, closeSync, fsyncSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PalisadeError } from '@palisade/contracts';
-import { canonicalAad, gcmUnwrap, gcmWrap } from '../crypto/envelope';
-import { KeyUnusable, type KeyProvider } from './key-provider';
+import { canonicalAad, cipherOfContext, unwrapKey, wrapKey, type CipherName } from '../crypto/envelope';
+import { KeyUnusable, type KeyOptions, type KeyProvider } from './key-provider';
 
 export interface LocalKeyProviderOptions {
   /** 32 random bytes; created (0600) when missing. */
@@ -12,12 +12,16 @@ export interface LocalKeyProviderOptions {
   keystoreDir: string;
 }
 
-const REF = /^local:[0-9a-f-]{36}$/;
+/** `local:<uuid>`: sealed with AES-256-GCM under the master key; `local:sm4:<uuid>`: with the sm4 construction. */
+const REF = /^local:(sm4:)?[0-9a-f-]{36}$/;
 
 /**
  * Development and air-gapped single hosts: KEKs are random 256-bit keys kept in files,
- * each sealed with AES-256-GCM under a master key file (AAD = the key's reference).
- * Destroying a KEK overwrites and removes its file.
+ * each sealed under a master key file (AAD = the key's reference): with AES-256-GCM, or,
+ * for a KEK made for an sm4 tenant, with the sm4 construction (SM4-CTR + HMAC-SM3, keys
+ * from HKDF-SM3), so that no AES touches that tenant's keys. A data key is wrapped with
+ * the cipher its context names (the cipher of the value it encrypts). Destroying a KEK
+ * overwrites and removes its file.
  */
 export class LocalKeyProvider implements KeyProvider {
   readonly name = 'local' as const;
@@ -29,13 +33,13 @@ export class LocalKeyProvider implements KeyProvider {
     mkdirSync(options.keystoreDir, { recursive: true, mode: 0o700 });
   }
 
-  async generateKey(): Promise<string> {
-    return this.store(randomBytes(32));
+  async generateKey(_label?: string, options: KeyOptions = {}): Promise<string> {
+    return this.store(randomBytes(32), options.cipher ?? 'aes-256-gcm');
   }
 
-  async importKey(_label: string, material: Buffer): Promise<string> {
+  async importKey(_label: string, material: Buffer, options: KeyOptions = {}): Promise<string> {
     if (material.length !== 32) throw new PalisadeError('validation', 'material: must be 32 bytes (AES-256)');
-    return this.store(Buffer.from(material));
+    return this.store(Buffer.from(material), options.cipher ?? 'aes-256-gcm');
   }
 
   async verifyReference(keyRef: string): Promise<void> {
@@ -43,13 +47,13 @@ export class LocalKeyProvider implements KeyProvider {
   }
 
   async wrap(keyRef: string, dataKey: Buffer, context: Record<string, string>): Promise<Buffer> {
-    return gcmWrap(this.kek(keyRef), dataKey, canonicalAad(context));
+    return wrapKey(cipherOfContext(context), this.kek(keyRef), dataKey, canonicalAad(context));
   }
 
   async unwrap(keyRef: string, wrapped: Buffer, context: Record<string, string>): Promise<Buffer> {
     const kek = this.kek(keyRef);
     try {
-      return gcmUnwrap(kek, wrapped, canonicalAad(context));
+      return unwrapKey(cipherOfContext(context), kek, wrapped, canonicalAad(context));
     } catch {
       throw new KeyUnusable('the wrapped data key does not verify under this key and context');
     }
@@ -77,11 +81,11 @@ export class LocalKeyProvider implements KeyProvider {
     this.cache.clear();
   }
 
-  private store(material: Buffer): string {
-    const ref = `local:${randomUUID()}`;
+  private store(material: Buffer, cipher: CipherName): string {
+    const ref = cipher === 'sm4' ? `local:sm4:${randomUUID()}` : `local:${randomUUID()}`;
     const file = this.fileOf(ref);
     const tmp = `${file}.tmp`;
-    writeFileSync(tmp, gcmWrap(this.master, material, Buffer.from(ref)), { mode: 0o600 });
+    writeFileSync(tmp, wrapKey(sealingOf(ref), this.master, material, Buffer.from(ref)), { mode: 0o600 });
     renameSync(tmp, file);
     this.cache.set(ref, material);
     return ref;
@@ -94,7 +98,7 @@ export class LocalKeyProvider implements KeyProvider {
     if (!existsSync(file)) throw new KeyUnusable(`${ref} does not exist (destroyed or never created here)`);
     let material: Buffer;
     try {
-      material = gcmUnwrap(this.master, readFileSync(file), Buffer.from(ref));
+      material = unwrapKey(sealingOf(ref), this.master, readFileSync(file), Buffer.from(ref));
     } catch {
       throw new KeyUnusable(`${ref} does not open under this master key`);
     }
@@ -104,8 +108,14 @@ export class LocalKeyProvider implements KeyProvider {
 
   private fileOf(ref: string): string {
     if (!REF.test(ref)) throw new KeyUnusable('not a local key reference');
-    return join(this.options.keystoreDir, `${ref.slice('local:'.length)}.kek`);
+    const sm4 = ref.startsWith('local:sm4:');
+    return join(this.options.keystoreDir, `${ref.slice(sm4 ? 'local:sm4:'.length : 'local:'.length)}${sm4 ? '.sm4' : ''}.kek`);
   }
+}
+
+/** How a KEK file is sealed under the master key: named by its reference. */
+function sealingOf(ref: string): CipherName {
+  return ref.startsWith('local:sm4:') ? 'sm4' : 'aes-256-gcm';
 }
 
 function loadOrCreateMasterKey(file: string): Buffer {

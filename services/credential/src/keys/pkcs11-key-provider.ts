@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
 import { PalisadeError } from '@palisade/contracts';
-import { canonicalAad } from '../crypto/envelope';
-import { KeyUnusable, type KeyProvider } from './key-provider';
+import { canonicalAad, cipherOfContext } from '../crypto/envelope';
+import { KeyUnusable, requireProviderCipher, type KeyOptions, type KeyProvider } from './key-provider';
 
 export interface Pkcs11KeyProviderOptions {
   /** The vendor's PKCS#11 module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so). */
@@ -42,7 +42,8 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
   }
 
-  async generateKey(): Promise<string> {
+  async generateKey(_label?: string, options: KeyOptions = {}): Promise<string> {
+    requireProviderCipher(this.name, options.cipher ?? 'aes-256-gcm');
     const ref = newRef();
     const handle = this.p11.C_GenerateKey(this.session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
       ...keyTemplate(ref),
@@ -52,7 +53,8 @@ export class Pkcs11KeyProvider implements KeyProvider {
     return ref;
   }
 
-  async importKey(_label: string, material: Buffer): Promise<string> {
+  async importKey(_label: string, material: Buffer, options: KeyOptions = {}): Promise<string> {
+    requireProviderCipher(this.name, options.cipher ?? 'aes-256-gcm');
     if (material.length !== 32) throw new PalisadeError('validation', 'material: must be 32 bytes (AES-256)');
     const ref = newRef();
     const handle = this.p11.C_CreateObject(this.session, [
@@ -70,6 +72,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
   }
 
   async wrap(keyRef: string, dataKey: Buffer, context: Record<string, string>): Promise<Buffer> {
+    requireProviderCipher(this.name, cipherOfContext(context));
     const iv = randomBytes(12);
     const out = this.withKey(keyRef, (key) => {
       this.p11.C_EncryptInit(this.session, gcm(iv, canonicalAad(context)), key);
