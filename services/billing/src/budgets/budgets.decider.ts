@@ -58,6 +58,19 @@ function localMidnight(y: number, m: number, d: number, timeZone: string): Date 
  */
 export function periodOf(now: Date, period: Period, timeZone: string): PeriodWindow {
   if (period === 'none') return { start: new Date(0), end: null };
+  // The last window of each (period, zone) is remembered: the ledger asks for every reserve.
+  const key = `${period}|${timeZone}`;
+  const last = lastWindows.get(key);
+  if (last && last.start.getTime() <= now.getTime() && now.getTime() < last.end!.getTime()) return last;
+  const window = computePeriod(now, period, timeZone);
+  if (lastWindows.size > 1000) lastWindows.clear();
+  lastWindows.set(key, window);
+  return window;
+}
+
+const lastWindows = new Map<string, PeriodWindow>();
+
+function computePeriod(now: Date, period: 'month' | 'day', timeZone: string): PeriodWindow {
   const { y, m, d } = localParts(now.getTime(), timeZone);
   if (period === 'day') {
     const next = new Date(Date.UTC(y, m - 1, d + 1));
