@@ -361,6 +361,9 @@ function anthropicUsage(u: unknown): Usage {
   return { inputTokens: usage.input_tokens ?? 0, outputTokens: usage.output_tokens ?? 0, cacheReadTokens: usage.cache_read_input_tokens ?? 0, cacheWriteTokens: usage.cache_creation_input_tokens ?? 0 };
 }
 
+/** Hold-back lanes of tool calls: choice c, call i → TOOL_LANES + c × TOOL_LANES + i (text uses lane c). */
+const TOOL_LANES = 1000;
+
 interface StreamState {
   usage: Usage;
   wantsUsage: boolean;
@@ -387,7 +390,7 @@ function openAiStreamHandler(event: { data: string }, s: StreamState): string | 
     Object.assign(s.usage, openAiUsage(chunk.usage));
     s.onUsage();
   }
-  const choices = (chunk.choices as Array<{ index: number; delta?: { content?: string | null }; finish_reason?: string | null }>) ?? [];
+  const choices = (chunk.choices as Array<{ index: number; delta?: { content?: string | null; tool_calls?: Array<{ index: number; function?: { arguments?: string } }> }; finish_reason?: string | null }>) ?? [];
   if (!s.wantsUsage) {
     if (choices.length === 0 && chunk.usage) return undefined;
     delete chunk.usage;
@@ -397,6 +400,17 @@ function openAiStreamHandler(event: { data: string }, s: StreamState): string | 
     if (choice.finish_reason) text += s.unmasker.flush(choice.index);
     if (choice.delta && (typeof choice.delta.content === 'string' || text !== '')) choice.delta.content = text;
     if (text) s.texts.push(text);
+    // streamed tool-call arguments: unmasked like text, each call on its own hold-back lane
+    for (const call of choice.delta?.tool_calls ?? []) {
+      const lane = TOOL_LANES + choice.index * TOOL_LANES + call.index;
+      if (call.function && typeof call.function.arguments === 'string') call.function.arguments = s.unmasker.push(lane, call.function.arguments);
+    }
+    if (choice.finish_reason) {
+      const rest = s.unmasker.pending().filter((lane) => lane >= TOOL_LANES + choice.index * TOOL_LANES && lane < TOOL_LANES + (choice.index + 1) * TOOL_LANES);
+      if (rest.length > 0 && choice.delta) {
+        choice.delta.tool_calls = [...(choice.delta.tool_calls ?? []), ...rest.map((lane) => ({ index: lane - TOOL_LANES - choice.index * TOOL_LANES, function: { arguments: s.unmasker.flush(lane) } }))];
+      }
+    }
   }
   chunk.model = s.model;
   return sseOf({ data: JSON.stringify(chunk) });

@@ -285,3 +285,25 @@ describe('translation', () => {
     expect(viaAnthropic.kind === 'json' && viaAnthropic.body).toMatchObject({ object: 'chat.completion', model: 'sonnet', choices: [{ message: { content: 'echo: hello' }, finish_reason: 'stop' }], usage: { prompt_tokens: 50, completion_tokens: 7, prompt_tokens_details: { cached_tokens: 10 } } });
   });
 });
+
+describe('streamed tool calls', () => {
+  it('unmasks tool-call arguments split across chunks, placeholders included', async () => {
+    const s = setup((call) => {
+      const text = JSON.stringify({ to: lastUser(call.body).replace('mail ', '') });
+      const pieces = [text.slice(0, 9), text.slice(9, 12), text.slice(12)];
+      const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      let out = chunk({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'send', arguments: '' } }] });
+      for (const piece of pieces) out += chunk({ tool_calls: [{ index: 0, function: { arguments: piece } }] });
+      out += chunk({}, 'tool_calls');
+      return bytesResponse(`${out}data: [DONE]\n\n`, 'text/event-stream');
+    });
+    const out = await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'mail carol@example.net' }] }));
+    expect(JSON.stringify(s.sent[0].body)).not.toContain('carol@example.net');
+    const args = dataOf(out)
+      .slice(0, -1)
+      .flatMap((c) => JSON.parse(c).choices[0]?.delta?.tool_calls ?? [])
+      .map((t: { function?: { arguments?: string } }) => t.function?.arguments ?? '')
+      .join('');
+    expect(JSON.parse(args)).toEqual({ to: 'carol@example.net' });
+  });
+});
