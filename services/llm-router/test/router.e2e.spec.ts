@@ -256,6 +256,15 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
       expect(JSON.stringify(masked.data)).not.toMatch(/alice\.martin|DE89|4111/);
       expect(JSON.stringify(masked.personal)).toContain('alice.martin@example.com');
       expect(rows.some((e) => e.data.outcome === 'refused' && e.data.reason === 'budget:agent')).toBe(true);
+      // zero retention: the tenant's next calls keep no text, the audit event still counts them
+      expect((await router('/v1/router/settings', t.admin, { method: 'PUT', body: { zeroRetention: true } })).status).toBe(200);
+      const reply = await router('/v1/chat/completions', t.bot, { method: 'POST', body: { model: 'local', messages: [{ role: 'user', content: 'forget me please' }] } });
+      expect(reply.status).toBe(200);
+      const requestId = reply.headers['x-palisade-request-id'];
+      const forgotten = await eventually(async () => (await owner.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`model-call-${requestId}`])).rows[0]?.envelope, 5000);
+      expect(forgotten.data).toMatchObject({ outcome: 'served', model: 'local' });
+      expect(forgotten.personal).toBeUndefined();
+      expect(JSON.stringify(forgotten)).not.toContain('forget me');
     } finally {
       await owner.end();
     }

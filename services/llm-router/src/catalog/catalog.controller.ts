@@ -5,7 +5,7 @@ import { CurrentPrincipal } from '@palisade/service-kit';
 import type { Response } from 'express';
 import { CATALOG_SERVICE, type Ready } from '../llm-router.tokens';
 import { ifMatch, openApiSchema, parse } from '../validation';
-import { catalogIdSchema, modelSchema, providerSchema, routeSchema } from './catalog.dto';
+import { catalogIdSchema, modelSchema, providerSchema, routeSchema, settingsSchema } from './catalog.dto';
 import type { CatalogService, CatalogView } from './catalog.service';
 
 function withEtag(res: Response, view: CatalogView): CatalogView {
@@ -20,7 +20,7 @@ const IF_MATCH = { name: 'If-Match', required: false, description: 'the ETag rea
 @ApiBearerAuth()
 @Controller('v1/router')
 export class CatalogController {
-  constructor(@Inject(CATALOG_SERVICE) private readonly catalog: Ready<Pick<CatalogService, 'view' | 'registerProvider' | 'removeProvider' | 'registerModel' | 'removeModel' | 'configureRoute' | 'removeRoute'>>) {}
+  constructor(@Inject(CATALOG_SERVICE) private readonly catalog: Ready<Pick<CatalogService, 'view' | 'registerProvider' | 'removeProvider' | 'registerModel' | 'removeModel' | 'configureRoute' | 'removeRoute' | 'configureSettings'>>) {}
 
   @Get('catalog')
   @ApiOperation({ summary: "The tenant's providers, models and routes (ETag = version)" })
@@ -69,6 +69,14 @@ export class CatalogController {
   async putRoute(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Body() body: unknown, @Headers('if-match') match: string | undefined, @Res({ passthrough: true }) res: Response) {
     const r = parse(routeSchema, body);
     return withEtag(res, await this.catalog().configureRoute(principal, { routeId: parse(catalogIdSchema, id, 'id'), candidates: r.candidates }, ifMatch(match)));
+  }
+
+  @Put('settings')
+  @ApiOperation({ summary: 'Router settings of the tenant: zeroRetention (no prompt or response text kept anywhere, audit events included)' })
+  @ApiHeader(IF_MATCH)
+  @ApiBody({ schema: openApiSchema(settingsSchema) })
+  async putSettings(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('if-match') match: string | undefined, @Res({ passthrough: true }) res: Response) {
+    return withEtag(res, await this.catalog().configureSettings(principal, parse(settingsSchema, body), ifMatch(match)));
   }
 
   @Delete('routes/:id')

@@ -1,6 +1,6 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { Command, Decider } from '@palisade/eventsourcing';
-import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition } from './catalog.events';
+import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition, RouterSettings } from './catalog.events';
 
 export const MAX_PROVIDERS = 100;
 export const MAX_MODELS = 500;
@@ -10,6 +10,8 @@ export interface CatalogState {
   providers: Readonly<Record<string, ProviderDefinition>>;
   models: Readonly<Record<string, ModelDefinition>>;
   routes: Readonly<Record<string, RouteDefinition>>;
+  /** Absent until configured (catalogs stored before settings existed): zero retention off. */
+  settings?: RouterSettings;
 }
 
 export type CatalogCommand =
@@ -18,7 +20,8 @@ export type CatalogCommand =
   | Command<'register-model', ModelDefinition>
   | Command<'remove-model', { modelId: string }>
   | Command<'configure-route', RouteDefinition>
-  | Command<'remove-route', { routeId: string }>;
+  | Command<'remove-route', { routeId: string }>
+  | Command<'configure-settings', RouterSettings>;
 
 const same = (a: object, b: object | undefined) => b !== undefined && JSON.stringify(a) === JSON.stringify(b);
 const without = <T>(record: Readonly<Record<string, T>>, key: string): Record<string, T> => Object.fromEntries(Object.entries(record).filter(([k]) => k !== key));
@@ -75,6 +78,9 @@ export const catalogDecider: Decider<CatalogState, CatalogCommand, CatalogEvent>
       case 'remove-route':
         if (!state.routes[command.data.routeId]) throw new PalisadeError('not_found', 'route not found');
         return [{ type: 'llm-router.route.removed', data: { routeId: command.data.routeId } }];
+      case 'configure-settings':
+        if (same(command.data, state.settings ?? { zeroRetention: false })) return [];
+        return [{ type: 'llm-router.settings.configured', data: command.data }];
     }
   },
 
@@ -92,6 +98,8 @@ export const catalogDecider: Decider<CatalogState, CatalogCommand, CatalogEvent>
         return { ...state, routes: { ...state.routes, [event.data.routeId]: event.data } };
       case 'llm-router.route.removed':
         return { ...state, routes: without(state.routes, event.data.routeId) };
+      case 'llm-router.settings.configured':
+        return { ...state, settings: event.data };
     }
   },
 };

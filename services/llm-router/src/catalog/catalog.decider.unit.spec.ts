@@ -35,4 +35,12 @@ describe('catalog decider', () => {
     spec([providerRegistered, modelRegistered]).when(cmd({ type: 'remove-model', data: { modelId: 'llama' } })).then([{ type: 'llm-router.model.removed', data: { modelId: 'llama' } }]);
     spec([]).when(cmd({ type: 'remove-route', data: { routeId: 'x' } })).thenThrows('not_found');
   });
+
+  it('turns zero retention on and off, and the same setting again changes nothing', () => {
+    const on: CatalogEvent = { type: 'llm-router.settings.configured', data: { zeroRetention: true } };
+    spec([]).when(cmd({ type: 'configure-settings', data: { zeroRetention: false } })).then([]);
+    spec([]).when(cmd({ type: 'configure-settings', data: { zeroRetention: true } })).then([on]);
+    spec([on]).when(cmd({ type: 'configure-settings', data: { zeroRetention: true } })).then([]);
+    spec([on]).when(cmd({ type: 'configure-settings', data: { zeroRetention: false } })).then([{ type: 'llm-router.settings.configured', data: { zeroRetention: false } }]);
+  });
 });

@@ -28,3 +28,7 @@ export const modelSchema = z.strictObject({
 export const routeSchema = z.strictObject({
   candidates: z.array(catalogIdSchema).min(1).max(8),
 });
+
+export const settingsSchema = z.strictObject({
+  zeroRetention: z.boolean(),
+});

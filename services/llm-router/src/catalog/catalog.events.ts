@@ -37,6 +37,12 @@ export type RouteDefinition = {
   candidates: string[];
 };
 
+/** The tenant's router settings. */
+export type RouterSettings = {
+  /** No prompt or response text is kept anywhere (audit events carry no `personal`). */
+  zeroRetention: boolean;
+};
+
 /**
  * A tenant's model catalog (stream `llm-catalog-<tenant>`): providers, models and
  * routes. No event holds a key or personal data.
@@ -47,7 +53,8 @@ export type CatalogEvent =
   | DomainEvent<'llm-router.model.registered', ModelDefinition>
   | DomainEvent<'llm-router.model.removed', { modelId: string }>
   | DomainEvent<'llm-router.route.configured', RouteDefinition>
-  | DomainEvent<'llm-router.route.removed', { routeId: string }>;
+  | DomainEvent<'llm-router.route.removed', { routeId: string }>
+  | DomainEvent<'llm-router.settings.configured', RouterSettings>;
 
 export type CatalogEventType = CatalogEvent['type'];
 
@@ -58,4 +65,5 @@ export const CATALOG_EVENT_TYPES: readonly CatalogEventType[] = [
   'llm-router.model.removed',
   'llm-router.route.configured',
   'llm-router.route.removed',
+  'llm-router.settings.configured',
 ];

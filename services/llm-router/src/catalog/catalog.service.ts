@@ -1,7 +1,7 @@
 import { PalisadeError, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
 import { catalogDecider, type CatalogCommand, type CatalogState } from './catalog.decider';
-import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition } from './catalog.events';
+import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition, RouterSettings } from './catalog.events';
 import type { CatalogRepository } from './catalog.repository';
 
 /** The scope a person needs to change the tenant's providers, models and routes. */
@@ -74,6 +74,10 @@ export class CatalogService {
 
   removeRoute(principal: Principal, routeId: string, ifMatch?: number) {
     return this.change(principal, { type: 'remove-route', data: { routeId } }, ifMatch);
+  }
+
+  configureSettings(principal: Principal, settings: RouterSettings, ifMatch?: number) {
+    return this.change(principal, { type: 'configure-settings', data: settings }, ifMatch);
   }
 
   private async change(principal: Principal, command: Omit<CatalogCommand, 'metadata'>, ifMatch?: number): Promise<CatalogView> {

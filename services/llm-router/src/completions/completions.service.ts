@@ -76,6 +76,8 @@ interface Trace {
   session?: MaskingSession;
   served?: Candidate;
   prompt: unknown;
+  /** The tenant keeps no text anywhere: no `personal` in the audit event. */
+  zeroRetention: boolean;
 }
 
 const DEFAULT_SLEEP = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -120,8 +122,11 @@ export class CompletionsService {
       attempts: 0,
       reservedMicros: 0,
       prompt: api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages },
+      zeroRetention: true,
     };
     try {
+      const catalog = await this.d.catalog.current(principal.tenantId);
+      t.zeroRetention = catalog.settings?.zeroRetention === true;
       // 1. mask, fail-closed
       t.session = new MaskingSession(this.d.detector);
       const masked = t.session.maskBody(api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages }, { deadlineMs: this.d.settings.piiDeadlineMs });
@@ -129,7 +134,6 @@ export class CompletionsService {
       if (api === 'openai' || body.system === undefined) delete maskedBody.system;
       // 2. classify, 3. route
       t.classification = classify(t.classification, t.session.found);
-      const catalog = await this.d.catalog.current(principal.tenantId);
       let candidates = plan(catalog, t.model, t.classification);
       if (t.streamed) {
         candidates = candidates.filter((c) => c.provider.kind === api);
@@ -307,7 +311,7 @@ export class CompletionsService {
       latencyMs: Math.round(performance.now() - t.started),
       guards: { pii: { masked: t.session?.masked ?? 0, byType: { ...(t.session?.statistics ?? {}) } } },
     };
-    const texts = { prompt: t.prompt, ...(result.response !== undefined ? { response: result.response } : {}) };
+    const texts = t.zeroRetention ? undefined : { prompt: t.prompt, ...(result.response !== undefined ? { response: result.response } : {}) };
     this.d.audit.record(principal, call, texts, this.now()).catch((error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'model call audit event not written');
     });

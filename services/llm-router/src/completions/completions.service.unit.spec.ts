@@ -98,7 +98,7 @@ interface Setup {
   respond: (call: UpstreamCall, attempt: number) => Response | Promise<Response>;
 }
 
-function setup(respond?: Setup['respond']): Setup {
+function setup(respond?: Setup['respond'], current: CatalogState = catalog): Setup {
   const s = { billing: new BillingDouble(), sent: [], audited: [] } as unknown as Setup;
   s.respond =
     respond ??
@@ -112,7 +112,7 @@ function setup(respond?: Setup['respond']): Setup {
     });
   let attempt = 0;
   s.service = new CompletionsService({
-    catalog: { current: async () => catalog },
+    catalog: { current: async () => current },
     billing: s.billing,
     upstream: {
       send: async (call) => {
@@ -305,5 +305,19 @@ describe('streamed tool calls', () => {
       .map((t: { function?: { arguments?: string } }) => t.function?.arguments ?? '')
       .join('');
     expect(JSON.parse(args)).toEqual({ to: 'carol@example.net' });
+  });
+});
+
+describe('zero retention', () => {
+  it('keeps no prompt or response text in the audit event when the tenant asks for it', async () => {
+    const s = setup(undefined, { ...catalog, settings: { zeroRetention: true } });
+    await call(s, { model: 'default', messages: [{ role: 'user', content: 'secret plans' }] });
+    await flush();
+    expect(s.audited[0].call).toMatchObject({ outcome: 'served' });
+    expect(s.audited[0].texts).toBeUndefined();
+    const normal = setup();
+    await call(normal, { model: 'default', messages: [{ role: 'user', content: 'secret plans' }] });
+    await flush();
+    expect(JSON.stringify(normal.audited[0].texts)).toContain('secret plans');
   });
 });
