@@ -6,6 +6,7 @@ import { connect, type NatsConnection } from 'nats';
 import { buildEvent, systemEventContext, type EventEnvelope, type ServiceName } from '@palisade/contracts';
 import { ServiceIdentity } from '@palisade/pki';
 import { connectNats } from '../src';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const NATS_URL = process.env.NATS_URL ?? 'tls://127.0.0.1:4223';
 export const PKI_DIR = process.env.PALISADE_PKI_DIR ?? join(__dirname, '..', '..', '..', '.palisade', 'pki');
@@ -43,7 +44,7 @@ export async function deleteDurable(admin: NatsConnection, stream: string, durab
   });
 }
 
-export { setTimeout as sleep } from 'node:timers/promises';
+export { sleep };
 
 /** Resolve with the value `poll` returns once it is not undefined, or fail after `timeoutMs`. */
 export async function eventually<T>(poll: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {

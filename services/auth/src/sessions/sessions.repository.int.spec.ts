@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDataSource } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
+import { teamsMigration } from '../teams/teams.migration';
 import { usersMigration } from '../users/users.migration';
 import { sessionsMigration } from './sessions.migration';
 import { SessionsRepository, type RefreshOutcome } from './sessions.repository';
@@ -16,7 +17,7 @@ describe('SessionsRepository.rotate (PostgreSQL)', () => {
 
   beforeAll(async () => {
     db = await createTestSchema('authsess');
-    const migrator = createDataSource(db.owner, [usersMigration(db.schema, TEST_APP_ROLE), sessionsMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource(db.owner, [usersMigration(db.schema, TEST_APP_ROLE), sessionsMigration(db.schema, TEST_APP_ROLE), teamsMigration(db.schema, TEST_APP_ROLE)]);
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
@@ -46,7 +47,7 @@ describe('SessionsRepository.rotate (PostgreSQL)', () => {
     const second = newRefreshToken();
     expect(await repo.rotate(db.dataSource, hash, second.hash)).toEqual({
       kind: 'rotated',
-      session: { sessionId, tenantId: 'acme', userId: 'u-1', audience: ['palisade:policy'], mfa: false, roles: ['admin'] },
+      session: { sessionId, tenantId: 'acme', userId: 'u-1', audience: ['palisade:policy'], mfa: false, roles: ['admin'], teams: [] },
     });
     const third = newRefreshToken();
     expect(await repo.rotate(db.dataSource, second.hash, third.hash)).toMatchObject({ kind: 'rotated', session: { sessionId } });
