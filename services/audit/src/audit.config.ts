@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { env, loadConfig } from '@palisade/config';
-import { DEFAULT_AUDIT_TOPIC, DEFAULT_CHECKPOINT_TOPIC } from '@palisade/audit-log';
+import { CHECKPOINT_ALGORITHMS, DEFAULT_AUDIT_TOPIC, DEFAULT_CHECKPOINT_TOPIC } from '@palisade/audit-log';
 
 const TOPIC = /^palisade\.audit\.[A-Za-z0-9._-]{1,200}$/;
 const DAY_MS = 24 * 3600 * 1000;
@@ -37,6 +37,12 @@ export const auditConfigShape = {
   AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS: env.bool(false),
   /** Most per-subject keys the writer keeps in memory (least recently used forgotten first). */
   AUDIT_SUBJECT_KEY_CACHE_MAX: env.int(10_000, 1, 1_000_000),
+  /**
+   * How checkpoints are signed: `ed25519` (audit log format version 1) or `sm2` (SM2 with
+   * SM3, services/audit/docs/audit-log-format-addendum-sm2.md). Changing it rotates the
+   * signing key at the next start; keys of the other algorithm stay published.
+   */
+  AUDIT_CHECKPOINT_ALGORITHM: z.enum(CHECKPOINT_ALGORITHMS).default('ed25519'),
   /** Key-encryption key file (32 random bytes, base64); created with mode 0600 when missing. */
   AUDIT_KEK_FILE: env.path().optional(),
   PALISADE_HOME: z.string().optional(),

@@ -68,7 +68,7 @@ function wire(platform: Platform): AuditServices {
   const kafka = new AuditKafka({ brokers: config.KAFKA_BROKERS, identity: platform.options.identity, clientId: `audit-${platform.instanceId}`, logger });
   const records = new RecordsRepository(`${schema}.audit_records`);
   const index = new QueryRepository(`${schema}.audit_records`);
-  const signing = new SigningKeys(new SigningKeysRepository(schema), kek, transactions);
+  const signing = new SigningKeys(new SigningKeysRepository(schema), kek, transactions, config.AUDIT_CHECKPOINT_ALGORITHM);
   const personal = new PersonalData(new SubjectKeysRepository(`${schema}.audit_subject_keys`), kek, transactions, config.AUDIT_SUBJECT_KEY_CACHE_MAX);
 
   const ingest = new IngestService({

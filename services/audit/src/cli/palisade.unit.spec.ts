@@ -2,16 +2,20 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appendToChain, emptyHead, publicJwk, sealRecord, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint } from '@palisade/audit-log';
+import { appendToChain, checkpointKeyId, emptyHead, generateCheckpointKeyPair, publicJwk, sealRecord, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint } from '@palisade/audit-log';
 import { run } from './palisade';
 
 // `palisade audit verify --file` on exports tampered with in each way the contract names.
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const dir = mkdtempSync(join(tmpdir(), 'audit-cli-'));
 const keysFile = join(dir, 'keys.json');
-writeFileSync(keysFile, JSON.stringify({ keys: [publicJwk(publicKey, 'k1')] }));
+// An SM2 deployment's key (addendum), published next to the Ed25519 one: kid `sm2:<thumbprint>`.
+const sm2 = generateCheckpointKeyPair('sm2');
+const sm2Jwk = publicJwk(sm2.publicKey, 'pending');
+const sm2Kid = checkpointKeyId(sm2Jwk);
+writeFileSync(keysFile, JSON.stringify({ keys: [publicJwk(publicKey, 'k1'), { ...sm2Jwk, kid: sm2Kid }] }));
 
-function exportOf(): { records: AuditRecord[]; checkpoints: Checkpoint[] } {
+function exportOf(keyId = 'k1', signingKey = privateKey): { records: AuditRecord[]; checkpoints: Checkpoint[] } {
   const records: AuditRecord[] = [];
   const checkpoints: Checkpoint[] = [];
   for (const partition of [0, 1]) {
@@ -21,7 +25,7 @@ function exportOf(): { records: AuditRecord[]; checkpoints: Checkpoint[] } {
       const next = appendToChain(head, event, '2026-11-22T10:00:01.000Z');
       records.push(next.record);
       head = next.head;
-      if (i % 10 === 0) checkpoints.push(signCheckpoint({ v: 1, partition, seq: i, hash: head.hash, at: '2026-11-22T10:00:02.000Z', keyId: 'k1' }, privateKey));
+      if (i % 10 === 0) checkpoints.push(signCheckpoint({ v: 1, partition, seq: i, hash: head.hash, at: '2026-11-22T10:00:02.000Z', keyId }, signingKey));
     }
   }
   return { records, checkpoints };
@@ -59,6 +63,15 @@ describe('palisade audit verify --file', () => {
     expect(result.code).toBe(1);
     expect(result.out).toMatch(expected);
     expect(result.out).toMatch(/verified before the failure: \d+ record\(s\)/);
+  });
+
+  it('verifies an export whose checkpoints are signed with SM2, and catches a tampered SM2 checkpoint', async () => {
+    const { records, checkpoints } = exportOf(sm2Kid, sm2.privateKey);
+    expect(checkpoints[0].keyId).toMatch(/^sm2:/);
+    expect(await verify([...checkpoints, ...records])).toEqual({ code: 0, out: 'OK: verified 40 record(s) in 2 partition(s) and 4 checkpoint(s)' });
+    const tampered = await verify([...records, ...checkpoints.map((c, i) => (i === 3 ? { ...c, hash: records[38].hash } : c))]);
+    expect(tampered.code).toBe(1);
+    expect(tampered.out).toMatch(/FAILED at partition 1 seq 20: bad signature/);
   });
 
   it('exits 2 on bad usage', async () => {

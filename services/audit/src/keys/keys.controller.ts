@@ -13,8 +13,8 @@ export class KeysController {
 
   @Get()
   @Public()
-  @ApiOperation({ summary: 'Checkpoint signing keys (Ed25519) as a JWKS; retired keys stay listed so old checkpoints keep verifying' })
-  @ApiOkResponse({ description: '{"keys":[{"kty":"OKP","crv":"Ed25519","x":…,"kid":…,"use":"sig"}]}' })
+  @ApiOperation({ summary: 'Checkpoint signing keys (Ed25519, or SM2 with kid sm2:…) as a JWKS; retired keys stay listed so old checkpoints keep verifying' })
+  @ApiOkResponse({ description: '{"keys":[{"kty":"OKP","crv":"Ed25519","x":…,"kid":…,"use":"sig"}, {"kty":"EC","crv":"SM2","x":…,"y":…,"kid":"sm2:…","use":"sig"}]}' })
   jwks(): Promise<Jwks> {
     return this.keys.jwks();
   }

@@ -1,10 +1,10 @@
 import type { Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
-import type { Ed25519Jwk } from '@palisade/audit-log';
+import type { CheckpointJwk } from '@palisade/audit-log';
 
 export interface StoredSigningKey {
   kid: string;
-  publicJwk: Ed25519Jwk;
+  publicJwk: CheckpointJwk;
   wrappedPrivate: Buffer;
   createdAt: string;
   retiredAt: string | null;
@@ -15,7 +15,7 @@ export class SigningKeysRepository {
   constructor(private readonly schema: string) {}
 
   async all(tx: Transaction): Promise<StoredSigningKey[]> {
-    const rows: Array<{ kid: string; public_jwk: Ed25519Jwk; wrapped_private: Buffer; created_at: Date; retired_at: Date | null }> = await sqlOf(tx).query(
+    const rows: Array<{ kid: string; public_jwk: CheckpointJwk; wrapped_private: Buffer; created_at: Date; retired_at: Date | null }> = await sqlOf(tx).query(
       `SELECT kid, public_jwk, wrapped_private, created_at, retired_at FROM ${this.schema}.audit_signing_keys ORDER BY created_at`,
     );
     return rows.map((r) => ({
@@ -40,7 +40,7 @@ export class SigningKeysRepository {
     await sqlOf(tx).query(`UPDATE ${this.schema}.audit_signing_keys SET retired_at = now() WHERE retired_at IS NULL`);
   }
 
-  async insert(tx: Transaction, key: { kid: string; publicJwk: Ed25519Jwk; wrappedPrivate: Buffer }): Promise<void> {
+  async insert(tx: Transaction, key: { kid: string; publicJwk: CheckpointJwk; wrappedPrivate: Buffer }): Promise<void> {
     await sqlOf(tx).query(`INSERT INTO ${this.schema}.audit_signing_keys (kid, public_jwk, wrapped_private) VALUES ($1, $2::jsonb, $3)`, [
       key.kid,
       JSON.stringify(key.publicJwk),

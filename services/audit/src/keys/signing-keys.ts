@@ -1,5 +1,5 @@
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { privateKeyFromPkcs8, publicJwk, type Jwks } from '@palisade/audit-log';
+import type { KeyObject } from 'node:crypto';
+import { algorithmOfKeyId, checkpointKeyId, generateCheckpointKeyPair, privateKeyFromPkcs8, publicJwk, type CheckpointAlgorithm, type Jwks } from '@palisade/audit-log';
 import type { Transactions } from '../audit.events';
 import type { CheckpointSigner } from '../ingest/chain-writer';
 import type { KeyEncryptionKey } from './kek';
@@ -9,9 +9,10 @@ const CACHE_MS = 5000;
 const aadOf = (kid: string) => `palisade-audit-signing-key:${kid}`;
 
 /**
- * The Ed25519 checkpoint signing keys: generated here, the private key stored only
- * wrapped by the KEK, never logged; rotation retires the active key, which stays in
- * the JWKS so that the checkpoints it signed keep verifying.
+ * The checkpoint signing keys, Ed25519 or SM2 per deployment (AUDIT_CHECKPOINT_ALGORITHM):
+ * generated here, the private key stored only wrapped by the KEK, never logged; rotation
+ * retires the active key, which stays in the JWKS so that the checkpoints it signed keep
+ * verifying. The kid names the algorithm (`sm2:` prefix for SM2).
  */
 export class SigningKeys implements CheckpointSigner {
   private cached: { kid: string; privateKey: KeyObject; at: number } | undefined;
@@ -20,16 +21,21 @@ export class SigningKeys implements CheckpointSigner {
     private readonly repository: SigningKeysRepository,
     private readonly kek: KeyEncryptionKey,
     private readonly transactions: Transactions,
+    private readonly algorithm: CheckpointAlgorithm = 'ed25519',
   ) {}
 
-  /** Refuse a KEK other than the one that wrapped the stored keys; make a first signing key. */
+  /**
+   * Refuse a KEK other than the one that wrapped the stored keys; make a first signing key,
+   * or a new one when the active key is of another algorithm than the configured one.
+   */
   async initialize(): Promise<void> {
     const stored = await this.transactions.inTransaction((tx) => this.repository.kekCheck(tx));
     if (stored && !this.kek.matches(stored)) {
       throw new Error('AUDIT_KEK_FILE holds another key-encryption key than the one that wrapped the stored keys');
     }
     if (!stored) await this.transactions.inTransaction((tx) => this.repository.saveKekCheck(tx, this.kek.checkValue()));
-    if (!(await this.transactions.inTransaction((tx) => this.repository.active(tx)))) await this.rotate(false);
+    const active = await this.transactions.inTransaction((tx) => this.repository.active(tx));
+    if (!active || algorithmOfKeyId(active.kid) !== this.algorithm) await this.rotateUnless((kid) => algorithmOfKeyId(kid) === this.algorithm);
   }
 
   async current(): Promise<{ kid: string; privateKey: KeyObject }> {
@@ -43,14 +49,19 @@ export class SigningKeys implements CheckpointSigner {
 
   /** A new active key; the previous one is retired (still published). Returns the new and retired kids. */
   async rotate(force = true): Promise<{ kid: string; retired: string | null }> {
-    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    return this.rotateUnless(() => !force);
+  }
+
+  /** Rotates unless, under the lock, the active key is one `keep` accepts. */
+  private async rotateUnless(keep: (activeKid: string) => boolean): Promise<{ kid: string; retired: string | null }> {
+    const { publicKey, privateKey } = generateCheckpointKeyPair(this.algorithm);
     const jwk = publicJwk(publicKey, 'pending');
-    // kid: RFC 7638-style thumbprint of the public key, so it names the key itself.
-    const kid = createHash('sha256').update(JSON.stringify({ crv: 'Ed25519', kty: 'OKP', x: jwk.x })).digest('base64url').slice(0, 22);
+    // kid: RFC 7638-style thumbprint of the public key, so it names the key itself (and, by its prefix, the algorithm).
+    const kid = checkpointKeyId(jwk);
     const result = await this.transactions.inTransaction(async (tx) => {
       await this.repository.lock(tx);
       const active = await this.repository.active(tx);
-      if (active && !force) return { kid: active.kid, retired: null };
+      if (active && keep(active.kid)) return { kid: active.kid, retired: null };
       if (active) await this.repository.retireActive(tx);
       await this.repository.insert(tx, {
         kid,

@@ -1,0 +1,14 @@
+import { loadAuditConfig } from './audit.config';
+
+const base = { KAFKA_BROKERS: '127.0.0.1:9093', AUDIT_KEK_FILE: '/tmp/palisade-audit-config-test/kek.key' };
+
+describe('AUDIT_CHECKPOINT_ALGORITHM', () => {
+  it('defaults to ed25519 (audit log format version 1) and accepts sm2', () => {
+    expect(loadAuditConfig({ ...base }).AUDIT_CHECKPOINT_ALGORITHM).toBe('ed25519');
+    expect(loadAuditConfig({ ...base, AUDIT_CHECKPOINT_ALGORITHM: 'sm2' }).AUDIT_CHECKPOINT_ALGORITHM).toBe('sm2');
+  });
+
+  it('refuses anything else at boot, naming the variable', () => {
+    expect(() => loadAuditConfig({ ...base, AUDIT_CHECKPOINT_ALGORITHM: 'ecdsa' })).toThrow(/AUDIT_CHECKPOINT_ALGORITHM/);
+  });
+});
