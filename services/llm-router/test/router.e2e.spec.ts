@@ -249,7 +249,8 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     try {
       const rows = await eventually(async () => {
         const r = await owner.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded'`, [tenant]);
-        return r.rows.length >= 5 ? r.rows.map((x) => x.envelope) : undefined;
+        const envelopes = r.rows.map((x) => x.envelope);
+        return envelopes.some((e) => e.data.outcome === 'refused' && e.data.reason === 'budget:agent') && envelopes.some((e) => e.data.guards.pii.byType.iban === 1) ? envelopes : undefined;
       }, 5000);
       const masked = rows.find((e) => e.data.guards.pii.byType.iban === 1);
       expect(masked).toMatchObject({ actor: { type: 'agent', id: 'release-bot' }, data: { agentId: 'release-bot', userId: 'alice', providerId: 'onprem', classification: 'confidential', outcome: 'served' }, personal: { subjectId: 'alice' } });
@@ -265,6 +266,10 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
       expect(forgotten.data).toMatchObject({ outcome: 'served', model: 'local' });
       expect(forgotten.personal).toBeUndefined();
       expect(JSON.stringify(forgotten)).not.toContain('forget me');
+      // the durable settlement billing's metering reads (llm-router.usage.recorded, stream usage-<requestId>)
+      const usage = await eventually(async () => (await owner.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`usage-${requestId}`])).rows[0]?.envelope, 5000);
+      expect(usage).toMatchObject({ type: 'llm-router.usage.recorded', tenantId: tenant, data: { requestId, agentId: 'release-bot', model: 'local' } });
+      expect(usage.data.actualMicros).toMatch(/^\d+$/);
     } finally {
       await owner.end();
     }

@@ -33,7 +33,7 @@ export interface CompletionsDependencies {
   billing: BillingPort;
   upstream: Pick<Upstream, 'send'>;
   detector: Pick<PiiDetector, 'detect'>;
-  audit: Pick<ModelCallsService, 'record'>;
+  audit: Pick<ModelCallsService, 'record' | 'recordUsage'>;
   keys: ProviderKeys;
   settings: CompletionsSettings;
   /** Logs carry ids, codes and counts only: never a prompt, a response or a detected value. */
@@ -265,6 +265,18 @@ export class CompletionsService {
     const real = costMicros(model, { inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens, outputTokens: usage.outputTokens });
     const amountMicros = estimated ? t.reservedMicros : Math.min(real, t.reservedMicros);
     (t as Trace & { cost?: number; estimated?: boolean }).cost = amountMicros;
+    // the durable path: billing settles from this event if the request below is lost
+    const { principal } = t;
+    const usageLines = [
+      { kind: 'input_tokens', quantity: usage.inputTokens },
+      { kind: 'output_tokens', quantity: usage.outputTokens },
+      ...(usage.cacheReadTokens ? [{ kind: 'cache_read_tokens', quantity: usage.cacheReadTokens }] : []),
+      ...(usage.cacheWriteTokens ? [{ kind: 'cache_write_tokens', quantity: usage.cacheWriteTokens }] : []),
+      ...(estimated ? [{ kind: 'estimated', quantity: 1 }] : []),
+    ];
+    this.d.audit
+      .recordUsage(principal, { requestId: t.requestId, agentId: principal.type === 'agent' ? principal.id : `user:${principal.id}`, actualMicros: String(amountMicros), model: model.modelId, usage: usageLines }, this.now())
+      .catch((error: unknown) => this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written'));
     try {
       await this.d.billing.settle({
         tenantId: t.principal.tenantId,

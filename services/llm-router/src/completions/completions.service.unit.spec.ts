@@ -2,7 +2,7 @@ import { PalisadeError, type Principal } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { BillingPort, ReserveRequest, ReserveResult, SettleRequest } from '../budgets/billing.port';
 import { PiiDetector } from '../guards/pii.detector';
-import type { ModelCallRecorded } from '../model-calls/model-calls.events';
+import type { ModelCallRecorded, UsageRecorded } from '../model-calls/model-calls.events';
 import { UpstreamFailure, type UpstreamCall, type UpstreamResponse } from '../providers/upstream';
 import { CompletionsService, type CallResult } from './completions.service';
 
@@ -94,12 +94,13 @@ interface Setup {
   billing: BillingDouble;
   sent: UpstreamCall[];
   audited: Array<{ call: ModelCallRecorded; texts: unknown }>;
+  usages: UsageRecorded[];
   service: CompletionsService;
   respond: (call: UpstreamCall, attempt: number) => Response | Promise<Response>;
 }
 
 function setup(respond?: Setup['respond'], current: CatalogState = catalog): Setup {
-  const s = { billing: new BillingDouble(), sent: [], audited: [] } as unknown as Setup;
+  const s = { billing: new BillingDouble(), sent: [], audited: [], usages: [] } as unknown as Setup;
   s.respond =
     respond ??
     ((call) => {
@@ -121,7 +122,7 @@ function setup(respond?: Setup['respond'], current: CatalogState = catalog): Set
       },
     },
     detector: new PiiDetector(),
-    audit: { record: async (_p, call, texts) => void s.audited.push({ call, texts }) },
+    audit: { record: async (_p, call, texts) => void s.audited.push({ call, texts }), recordUsage: async (_p, usage) => void s.usages.push(usage) },
     keys: { keyFor: async () => undefined },
     settings: { piiDeadlineMs: 1000, requestDeadlineMs: 10_000, defaultMaxTokens: 1000, defaultClassification: 'internal' },
     logger: { warn: () => undefined },
@@ -152,6 +153,8 @@ describe('budgets first', () => {
     // worst case at the highest prices of the route (gpt): input bound × 3 + 2048 × 10 (micro-USD per token)
     expect(reserve.amountMicros).toBeGreaterThanOrEqual(2048 * 10);
     expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: reserve.requestId, amountMicros: 100 * 3 + 20 * 10, estimated: false, usage: expect.objectContaining({ inputTokens: 100, outputTokens: 20 }), model: 'gpt' })]);
+    // and the durable path: the usage event billing's metering settles from, in billing's schema
+    expect(s.usages).toEqual([{ requestId: reserve.requestId, agentId: 'release-bot', actualMicros: String(100 * 3 + 20 * 10), model: 'gpt', usage: [{ kind: 'input_tokens', quantity: 100 }, { kind: 'output_tokens', quantity: 20 }] }]);
   });
 
   it('answers over budget with rate_limited naming the level, the limit and the reset; nothing is sent', async () => {
@@ -241,6 +244,8 @@ describe('streaming', () => {
     expect(JSON.parse(last)).toMatchObject({ error: { code: 'stream_cut', type: 'server_error' } });
     expect(out).not.toContain('[DONE]');
     expect(s.billing.settles[0]).toMatchObject({ estimated: true, amountMicros: s.billing.reserves[0].amountMicros });
+    expect(s.usages[0].usage).toContainEqual({ kind: 'estimated', quantity: 1 });
+    expect(s.usages[0].actualMicros).toBe(String(s.billing.reserves[0].amountMicros));
     await flush();
     expect(s.audited[0].call).toMatchObject({ outcome: 'cut', estimated: true });
   });

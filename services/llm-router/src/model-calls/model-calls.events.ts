@@ -33,5 +33,19 @@ export type ModelCallRecorded = {
   guards: { pii: { masked: number; byType: MaskStatistics } };
 };
 
-export type ModelCallEvent = DomainEvent<'llm-router.model-call.recorded', ModelCallRecorded>;
-export const MODEL_CALL_EVENT_TYPES: readonly ModelCallEvent['type'][] = ['llm-router.model-call.recorded'];
+/**
+ * The settlement of a call's hold as an event (stream `usage-<requestId>`, one event):
+ * billing's metering consumer settles the hold from it exactly once, so a call is
+ * charged even when the settlement request was lost. Billing's schema
+ * (services/billing/src/metering/metering.dto.ts): micro-USD as a decimal string.
+ */
+export type UsageRecorded = {
+  requestId: string;
+  agentId: string;
+  actualMicros: string;
+  model: string;
+  usage: Array<{ kind: string; quantity: number }>;
+};
+
+export type ModelCallEvent = DomainEvent<'llm-router.model-call.recorded', ModelCallRecorded> | DomainEvent<'llm-router.usage.recorded', UsageRecorded>;
+export const MODEL_CALL_EVENT_TYPES: readonly ModelCallEvent['type'][] = ['llm-router.model-call.recorded', 'llm-router.usage.recorded'];

@@ -1,7 +1,7 @@
 import type { EventEnvelope, EventFactoryContext, Personal, Principal } from '@palisade/contracts';
 import { envelopeOf, streamName, type EventStore } from '@palisade/eventsourcing';
-import { modelCallDecider } from './model-calls.decider';
-import type { ModelCallRecorded } from './model-calls.events';
+import { modelCallDecider, type ModelCallCommand } from './model-calls.decider';
+import type { ModelCallRecorded, UsageRecorded } from './model-calls.events';
 
 export interface ModelCallsOptions {
   /** How long an event may wait for others to share its commit. */
@@ -40,11 +40,20 @@ export class ModelCallsService {
   record(principal: Principal, call: ModelCallRecorded, texts: { prompt: unknown; response?: unknown } | undefined, now: Date): Promise<void> {
     const subjectId = principal.actingFor ?? principal.id;
     const personal: Personal | undefined = texts ? { subjectId, data: texts.response === undefined ? { prompt: texts.prompt } : { prompt: texts.prompt, response: texts.response } } : undefined;
+    return this.enqueue(principal, streamName('model-call', call.requestId), { type: 'record', data: { call, ...(personal ? { personal } : {}) } }, now);
+  }
+
+  /** The hold's settlement as an event, for billing's metering consumer (exactly once, even if the settlement request is lost). */
+  recordUsage(principal: Principal, usage: UsageRecorded, now: Date): Promise<void> {
+    return this.enqueue(principal, streamName('usage', usage.requestId), { type: 'record-usage', data: usage }, now);
+  }
+
+  private enqueue(principal: Principal, streamId: string, command: Omit<ModelCallCommand, 'metadata'>, now: Date): Promise<void> {
     const metadata = { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now };
-    const [event] = modelCallDecider.decide({ type: 'record', data: { call, ...(personal ? { personal } : {}) }, metadata }, modelCallDecider.initialState());
+    const [event] = modelCallDecider.decide({ ...command, metadata } as ModelCallCommand, modelCallDecider.initialState());
     const envelope = envelopeOf(this.eventContext, metadata, event);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ streamId: streamName('model-call', call.requestId), envelope, resolve, reject });
+      this.queue.push({ streamId, envelope, resolve, reject });
       if (this.queue.length >= this.options.maxBatch) void this.flush();
       else this.timer ??= setTimeout(() => void this.flush(), this.options.lingerMs);
     });
