@@ -4,7 +4,7 @@ import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE } from '@palisade/testing';
 import { BudgetsRepository } from '@palisade/billing-service/dist/budgets/budgets.repository';
 import { BudgetsService } from '@palisade/billing-service/dist/budgets/budgets.service';
-import { ledgerMigration } from '@palisade/billing-service/dist/ledger/ledger.migration';
+import { billingMigrations } from '@palisade/billing-service/dist/billing.migration';
 import { LedgerRepository } from '@palisade/billing-service/dist/ledger/ledger.repository';
 import { LedgerService } from '@palisade/billing-service/dist/ledger/ledger.service';
 import { round, summarize } from './stats';
@@ -36,7 +36,7 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
   const db = await createTestSchema('bench_bill');
   const extra: Array<{ destroy(): Promise<void> }> = [];
   try {
-    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [ledgerMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, billingMigrations.map((m) => m(db.schema, TEST_APP_ROLE)));
     await migrator.initialize();
     await migrator.runMigrations();
     // The raw comparison's counters (created by the owner, as a migration would).

@@ -1,4 +1,4 @@
-import { ledgerMigration } from './ledger/ledger.migration';
+import { ledgerFillfactorMigration, ledgerMigration } from './ledger/ledger.migration';
 
 /** The billing service's migrations, in order. */
-export const billingMigrations = [ledgerMigration] as const;
+export const billingMigrations = [ledgerMigration, ledgerFillfactorMigration] as const;

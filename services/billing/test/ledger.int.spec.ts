@@ -5,7 +5,7 @@ import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { BudgetsRepository } from '../src/budgets/budgets.repository';
 import { BudgetsService } from '../src/budgets/budgets.service';
-import { ledgerMigration } from '../src/ledger/ledger.migration';
+import { billingMigrations } from '../src/billing.migration';
 import { LedgerRepository } from '../src/ledger/ledger.repository';
 import { LedgerService } from '../src/ledger/ledger.service';
 
@@ -25,7 +25,7 @@ describe('ledger (PostgreSQL)', () => {
 
   beforeAll(async () => {
     db = await createTestSchema('billing');
-    const migrator = createDataSource(db.owner, [ledgerMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource(db.owner, billingMigrations.map((m) => m(db.schema, TEST_APP_ROLE)));
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
