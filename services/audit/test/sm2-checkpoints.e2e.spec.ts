@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { eventually, infra } from '@palisade/testing';
+import { AuditUnderTest, call, type Instance } from './harness';
+
+// Issue 18: a deployment with AUDIT_CHECKPOINT_ALGORITHM=sm2 (port offset 4850, audit on
+// 11955, durable audit-e2esm2, its own schema and topics). Its checkpoints are signed with
+// SM2 under an `sm2:` kid; the JWKS publishes {"kty":"EC","crv":"SM2"}; the verification
+// endpoint and `palisade audit verify` on the live topic accept them.
+jest.setTimeout(120_000);
+
+const REPO = join(__dirname, '..', '..', '..');
+const PLATFORM = ['audit:read:all', 'audit:erase', 'audit:admin'];
+
+describe('audit with SM2 checkpoints', () => {
+  const audit = new AuditUnderTest('e2esm2', { AUDIT_CHECKPOINT_ALGORITHM: 'sm2' }, 4850);
+  let svc: Instance;
+
+  beforeAll(async () => {
+    await audit.setUp();
+    svc = audit.start();
+    await audit.ready(svc);
+    await audit.publish(12);
+  });
+  afterAll(() => audit.tearDown());
+
+  it('publishes an SM2 key, seals every partition with SM2 checkpoints that verify, through the endpoint and the CLI', async () => {
+    const jwks = await audit.jwks(svc.port);
+    expect(jwks.keys).toEqual([{ kty: 'EC', crv: 'SM2', x: expect.any(String), y: expect.any(String), kid: expect.stringMatching(/^sm2:[A-Za-z0-9_-]{22}$/), use: 'sig' }]);
+    const { result, ids } = await audit.settleAndVerify(svc.port);
+    expect(result.ok).toBe(true);
+    expect(ids.length).toBeGreaterThanOrEqual(12);
+
+    const token = await audit.token(PLATFORM, 'system');
+    const verified = await eventually(async () => {
+      const reply = await call(svc.port, '/v1/audit/verify?partition=0', { token });
+      const body = reply.status === 200 ? JSON.parse(reply.body) : undefined;
+      return body?.status === 'ok' && body.checkpointsVerified >= 1 ? body : undefined;
+    }, 30_000, 1000);
+    expect(verified).toMatchObject({ ok: true, status: 'ok' });
+
+    const run = await cli(['audit', 'verify', '--brokers', infra('KAFKA_BROKERS'), '--topic', audit.topic, '--checkpoint-topic', audit.checkpointTopic, '--keys-url', `https://127.0.0.1:${svc.port}/v1/audit/keys`]);
+    expect(run.stderr).not.toMatch(/FAILED|error/i);
+    expect(run.code).toBe(0);
+    const m = /^OK: verified (\d+) record\(s\) in \d+ partition\(s\) and (\d+) checkpoint\(s\)/.exec(run.stdout);
+    expect(Number(m?.[1])).toBeGreaterThanOrEqual(12);
+    expect(Number(m?.[2])).toBeGreaterThanOrEqual(1);
+  });
+});
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(REPO, 'services', 'audit', 'bin', 'palisade.js'), ...args], { cwd: REPO, env: { ...process.env, PALISADE_HOME: infra('PALISADE_HOME') } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
