@@ -1,20 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { EgressAuditBatcher } from '../src/egress/egress.audit';
+import { EgressService } from '../src/egress/egress.service';
 import { CrunRuntime } from '../src/runtime/crun.runtime';
 import type { ExecRequest, ExecResult, SandboxLimits } from '../src/runtime/runtime.port';
 
 /**
  * Ways out of a sandbox (agent-path.md), each a test that fails if the door opens, on the
- * real crun runtime of this machine. Network classes that belong to the egress proxy
- * (SNI ≠ Host, CONNECT to other ports, redirects, WebSocket, credential injection) come
- * with the proxy; here the network has no way out at all.
+ * real crun runtime of this machine, each sandbox in its network namespace whose only way
+ * out is its egress proxy (here with no rule). The proxy's own classes (SNI ≠ CONNECT
+ * target, Host, redirects, WebSocket, addresses, injection) are in egress.int.spec.ts.
  */
 jest.setTimeout(60_000);
 
 const LIMITS: SandboxLimits = { cpuMillis: 500, memoryMb: 128, pids: 48, workspaceMb: 16, timeoutMs: 30_000 };
 const INSTANCE = `esc${process.pid}`;
-const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: INSTANCE });
+// the sandboxes' real network: a namespace whose only way out is the egress proxy, with no rule (everything denied)
+const egress = new EgressService({
+  instance: INSTANCE,
+  context: async () => ({ tenantId: 't', sessionId: 's', rules: [] }),
+  leases: { value: async () => Promise.reject(new Error('no secret here')) },
+  audit: new EgressAuditBatcher(async () => undefined),
+});
+const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: INSTANCE, egress });
 const A = randomUUID();
 const B = randomUUID();
 const HOST_MARKER = `host-secret-${randomUUID()}`;
@@ -93,6 +102,16 @@ describe('escapes from a sandbox', () => {
   door('IPv6 connections', async () => {
     expect(out(await connect('2606:4700:4700::1111', 443))).toBe('refused 101');
     expect(out(await connect('::1', 5432))).toMatch(/^refused/); // its own loopback, not the host's
+  });
+
+  door('the host through the sandbox’s link (its ports but the proxy’s), and the proxy without a rule', async () => {
+    const proxy = /^http:\/\/([\d.]+):(\d+)$/.exec(out(await sh('echo $HTTPS_PROXY')));
+    expect(proxy).not.toBeNull();
+    const [, hostEnd, proxyPort] = proxy!;
+    for (const port of [22, 5432, 4222, 2024]) expect([port, out(await connect(hostEnd!, port))]).toEqual([port, expect.stringMatching(/^refused/)]);
+    expect(out(await connect(hostEnd!, Number(proxyPort)))).toBe('connected'); // the proxy, and only it
+    const r = await sh(`curl -s -o /dev/null -w '%{http_code}' --max-time 5 https://example.com/; echo " exit=$?"; curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://169.254.169.254/latest/meta-data/`);
+    expect(out(r)).toBe('000 exit=56\n403'); // CONNECT refused by the proxy (403), metadata refused (default deny)
   });
 
   door('DNS resolution (and DNS exfiltration over UDP)', async () => {

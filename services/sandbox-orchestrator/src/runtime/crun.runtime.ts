@@ -8,7 +8,7 @@ import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
 import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID } from './oci-config';
 import { seccompProfile } from './seccomp';
 import { compileSeccompBpf } from './seccomp-bpf';
-import type { ExecRequest, ExecResult, RuntimeLeftovers, SandboxLimits, SandboxRuntime } from './runtime.port';
+import type { ExecRequest, ExecResult, RuntimeLeftovers, SandboxEgress, SandboxEgressAttachment, SandboxLimits, SandboxRuntime } from './runtime.port';
 
 const run = promisify(execFile);
 
@@ -21,6 +21,31 @@ export interface CrunRuntimeOptions {
   instance: string;
   /** Where the cgroup v1 controllers are mounted. */
   cgroupRoot?: string;
+  /** The egress proxy and sandbox network; without it a sandbox has only loopback (no way out at all). */
+  egress?: SandboxEgress;
+}
+
+/** The host's trusted roots, to which a sandbox's bundle adds its own CA. */
+const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+/** Inside the sandbox: the bundle of the host's roots and the sandbox's CA (the generated /etc, read-only). */
+export const SANDBOX_CA_BUNDLE = '/etc/ssl/sandbox-ca-bundle.pem';
+export const SANDBOX_CA_CERT = '/etc/ssl/sandbox-ca.pem';
+
+/** The environment that sends programs through the proxy and makes them trust the sandbox's CA. */
+export function egressEnvironment(proxyUrl: string): Record<string, string> {
+  return {
+    HTTPS_PROXY: proxyUrl,
+    HTTP_PROXY: proxyUrl,
+    https_proxy: proxyUrl,
+    http_proxy: proxyUrl,
+    ALL_PROXY: proxyUrl,
+    NO_PROXY: '',
+    no_proxy: '',
+    SSL_CERT_FILE: SANDBOX_CA_BUNDLE,
+    CURL_CA_BUNDLE: SANDBOX_CA_BUNDLE,
+    REQUESTS_CA_BUNDLE: SANDBOX_CA_BUNDLE,
+    NODE_EXTRA_CA_CERTS: SANDBOX_CA_CERT,
+  };
 }
 
 /** Lets `kill` arrive before the container exists: it is killed as soon as it does. */
@@ -84,6 +109,7 @@ export class CrunRuntime implements SandboxRuntime {
       throw new PalisadeError('unavailable', 'the cgroup v2 hierarchy holds controllers (crun refuses hybrid mode): run deploy/local/sandbox.sh up');
     }
     await this.prepareBase();
+    await this.options.egress?.check();
     this.seccompBpf ??= await compileSeccompBpf(seccompProfile());
   }
 
@@ -113,6 +139,14 @@ export class CrunRuntime implements SandboxRuntime {
     for (const d of ['ssl/certs', 'alternatives']) await mkdir(join(etc, d), { recursive: true, mode: 0o755 });
     for (const [name, content] of Object.entries(generatedEtc())) await writeFile(join(etc, name), content, { mode: 0o644 });
     await writeFile(join(dir, 'limits.json'), JSON.stringify(limits), { mode: 0o600 });
+    if (this.options.egress) {
+      const attachment = await this.options.egress.open(sandboxId);
+      const roots = await readFile(HOST_CA_BUNDLE, 'utf8').catch(() => '');
+      await writeFile(join(etc, 'ssl', 'sandbox-ca.pem'), attachment.caCertificatePem, { mode: 0o644 });
+      await writeFile(join(etc, 'ssl', 'sandbox-ca-bundle.pem'), `${roots.trimEnd()}\n${attachment.caCertificatePem}`, { mode: 0o644 });
+      const { netnsPath, proxyUrl } = attachment;
+      await writeFile(join(dir, 'egress.json'), JSON.stringify({ netnsPath, proxyUrl }), { mode: 0o600 });
+    }
     const workspace = join(dir, 'workspace');
     await mkdir(workspace, { recursive: true, mode: 0o700 });
     if (!(await isMountPoint(workspace))) {
@@ -133,6 +167,7 @@ export class CrunRuntime implements SandboxRuntime {
     const dir = this.sandboxDir(sandboxId);
     for (const controller of CGROUP_CONTROLLERS) await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
     for (const s of cgroupSettings(limits)) await writeFile(join(this.cgroupRoot, s.controller, cgroup, s.file), s.value);
+    const egress = await this.egressOf(sandboxId);
     const configFile = join(dir, 'execs', `${executionId}.json`);
     const pidFile = join(dir, 'execs', `${executionId}.pid`);
     const config = ociConfig({
@@ -141,7 +176,8 @@ export class CrunRuntime implements SandboxRuntime {
       workspace: join(dir, 'workspace'),
       cgroupsPath: `/${cgroup}/c`,
       argv: request.argv,
-      env: request.env ?? {},
+      env: egress ? { ...request.env, ...egressEnvironment(egress.proxyUrl) } : (request.env ?? {}),
+      netnsPath: egress?.netnsPath,
       limits,
       seccompBpf: this.seccompBpf,
     });
@@ -215,6 +251,7 @@ export class CrunRuntime implements SandboxRuntime {
   async remove(sandboxId: string): Promise<void> {
     await this.stop(sandboxId);
     const dir = this.sandboxDir(sandboxId);
+    await this.options.egress?.close(sandboxId);
     const workspace = join(dir, 'workspace');
     if (await isMountPoint(workspace)) await run('umount', ['-l', workspace]);
     await rm(dir, { recursive: true, force: true });
@@ -252,6 +289,7 @@ export class CrunRuntime implements SandboxRuntime {
       await mkdir(join(sandboxes, id, 'execs'), { recursive: true, mode: 0o700 });
       if (!keep.has(id)) await this.remove(id);
     }
+    await this.options.egress?.reconcile(keep);
     return { containers, workspaces };
   }
 
@@ -264,6 +302,15 @@ export class CrunRuntime implements SandboxRuntime {
   private sandboxDir(sandboxId: string): string {
     if (!SANDBOX_DIR_NAME.test(sandboxId)) throw new PalisadeError('validation', 'sandboxId: must be a lowercase UUID');
     return join(this.base, 'sandboxes', sandboxId);
+  }
+
+  private async egressOf(sandboxId: string): Promise<Pick<SandboxEgressAttachment, 'netnsPath' | 'proxyUrl'> | undefined> {
+    if (!this.options.egress) return undefined;
+    try {
+      return JSON.parse(await readFile(join(this.sandboxDir(sandboxId), 'egress.json'), 'utf8')) as Pick<SandboxEgressAttachment, 'netnsPath' | 'proxyUrl'>;
+    } catch {
+      throw new PalisadeError('not_found', 'sandbox network not prepared on this host');
+    }
   }
 
   private async limitsOf(sandboxId: string): Promise<SandboxLimits> {

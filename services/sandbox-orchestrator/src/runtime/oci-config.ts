@@ -24,6 +24,8 @@ export interface OciConfigInput {
   argv: readonly string[];
   env: Readonly<Record<string, string>>;
   limits: Pick<SandboxLimits, 'workspaceMb'>;
+  /** The sandbox's prepared network namespace (only way out: the egress proxy); without it, a new one with only loopback. */
+  netnsPath?: string;
   /** The profile compiled once (`compileSeccompBpf`): crun loads it instead of compiling `linux.seccomp` on every run. */
   seccompBpf?: string;
 }
@@ -76,7 +78,7 @@ export function ociConfig(input: OciConfigInput): Record<string, unknown> {
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${tmpMb}m`] },
     ],
     linux: {
-      namespaces: ['user', 'pid', 'mount', 'network', 'ipc', 'uts', 'cgroup'].map((type) => ({ type })),
+      namespaces: ['user', 'pid', 'mount', 'network', 'ipc', 'uts', 'cgroup'].map((type) => (type === 'network' && input.netnsPath ? { type, path: input.netnsPath } : { type })),
       uidMappings: [{ containerID: 0, hostID: HOST_ID_BASE, size: HOST_ID_RANGE }],
       gidMappings: [{ containerID: 0, hostID: HOST_ID_BASE, size: HOST_ID_RANGE }],
       cgroupsPath: input.cgroupsPath,

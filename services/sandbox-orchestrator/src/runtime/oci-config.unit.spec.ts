@@ -17,7 +17,7 @@ type Config = {
   };
 };
 
-const config = ociConfig({
+const config0 = () => ({
   rootfs: '/run/x/rootfs',
   etc: '/run/x/etc',
   workspace: '/run/x/workspace',
@@ -25,9 +25,17 @@ const config = ociConfig({
   argv: ['/bin/sh', '-c', 'echo hi'],
   env: { FOO: 'bar' },
   limits: { workspaceMb: 32 },
-}) as unknown as Config;
+});
+const config = ociConfig(config0()) as unknown as Config;
 
 describe('ociConfig', () => {
+  it('joins the sandbox’s prepared network namespace when it has one (the egress proxy its only way out)', () => {
+    const joined = ociConfig({ ...config0(), netnsPath: '/run/netns/psbx-i-s' }) as unknown as Config;
+    expect(joined.linux.namespaces.find((n) => n.type === 'network')).toEqual({ type: 'network', path: '/run/netns/psbx-i-s' });
+    expect(joined.linux.namespaces.filter((n) => n.path).map((n) => n.type)).toEqual(['network']);
+    expect(config.linux.namespaces.find((n) => n.type === 'network')).toEqual({ type: 'network' });
+  });
+
   it('puts the program in every namespace of its own, user namespace mapped to nobody on the host', () => {
     expect(config.linux.namespaces.map((n) => n.type).sort()).toEqual(['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts']);
     expect(config.linux.namespaces.every((n) => n.path === undefined)).toBe(true); // never the host's

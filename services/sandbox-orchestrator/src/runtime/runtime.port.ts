@@ -65,6 +65,27 @@ export interface RuntimeLeftovers {
   workspaces: string[];
 }
 
+/** What a sandbox's way out is: its network namespace, the proxy's address and the CA the sandbox trusts. */
+export interface SandboxEgressAttachment {
+  /** The network namespace the executions join (its only way out is the proxy). */
+  netnsPath: string;
+  /** `http://<address>:<port>`: HTTPS_PROXY / HTTP_PROXY of every execution. */
+  proxyUrl: string;
+  /** The sandbox's own CA certificate (PEM; never a key), added to the trusted bundle inside. */
+  caCertificatePem: string;
+}
+
+/** The egress side the runtime asks at create and remove (the proxy and the sandbox network). */
+export interface SandboxEgress {
+  check(): Promise<void>;
+  /** Makes (again) the sandbox's network and proxy endpoint; a new CA each time. */
+  open(sandboxId: string): Promise<SandboxEgressAttachment>;
+  /** Closes its proxy endpoint and removes its network. Idempotent. */
+  close(sandboxId: string): Promise<void>;
+  /** Removes the networks of this instance's sandboxes not in `keep`. */
+  reconcile(keep: ReadonlySet<string>): Promise<void>;
+}
+
 export interface SandboxRuntime {
   /** Checks the runtime works here (binary, cgroups); throws naming what is missing. */
   check(): Promise<void>;

@@ -1,0 +1,164 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { PalisadeError } from '@palisade/contracts';
+
+const run = promisify(execFile);
+const HOST_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+
+/** Where a sandbox's namespace reaches its proxy: the host end of its veth pair. */
+export interface SandboxLink {
+  /** `/run/netns/<name>`: the execution's config joins it (`linux.namespaces[network].path`). */
+  netnsPath: string;
+  netns: string;
+  /** The host end of the /30: the proxy listens here, and only here is reachable from inside. */
+  hostAddress: string;
+  sandboxAddress: string;
+  hostInterface: string;
+}
+
+/**
+ * The nftables ruleset of a sandbox's namespace (pure): loopback, and TCP to the proxy's
+ * address and port; everything else (other ports of the host end, UDP/DNS, ICMP, IPv6)
+ * dropped. The namespace has no default route either, so this is the second lock.
+ */
+export function sandboxRuleset(hostAddress: string, proxyPort: number): string {
+  return [
+    'table inet palisade_egress {',
+    '  chain output {',
+    '    type filter hook output priority 0; policy drop;',
+    '    oif "lo" accept',
+    `    ip daddr ${hostAddress} tcp dport ${proxyPort} accept`,
+    '  }',
+    '  chain input {',
+    '    type filter hook input priority 0; policy drop;',
+    '    iif "lo" accept',
+    `    ip saddr ${hostAddress} tcp sport ${proxyPort} ct state established accept`,
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy drop;',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The i-th /30 of the instance's /16 (`10.<octet>.0.0/16`): host end .1, sandbox end .2. */
+export function linkAddresses(octet: number, index: number): { hostAddress: string; sandboxAddress: string } {
+  if (index < 0 || index >= 16384) throw new PalisadeError('unavailable', 'no sandbox network address left on this host');
+  const third = index >> 6;
+  const fourth = (index & 63) * 4;
+  return { hostAddress: `10.${octet}.${third}.${fourth + 1}`, sandboxAddress: `10.${octet}.${third}.${fourth + 2}` };
+}
+
+/** The instance's second octet, 10.64–10.127, from its name (two instances on a host rarely share one; addresses in use are skipped anyway). */
+export function instanceOctet(instance: string): number {
+  return 64 + (createHash('sha256').update(instance).digest()[0]! % 64);
+}
+
+/**
+ * Per sandbox a network namespace (`ip netns`) with loopback and one veth whose host end
+ * holds a /30 address where the proxy listens; nftables inside drops everything but that
+ * address and port. Made with `ip` and `nft` as root (the orchestrator's user); the
+ * sandbox's programs run in a user namespace without capabilities, so they cannot change
+ * the namespace's routes or rules.
+ */
+export class SandboxNetwork {
+  private readonly prefix: string;
+  private readonly octet: number;
+  private readonly used = new Map<string, number>();
+
+  constructor(
+    private readonly instance: string,
+    private readonly proxyPort: number,
+  ) {
+    this.prefix = `psbx-${instance}-`;
+    this.octet = instanceOctet(instance);
+  }
+
+  async check(): Promise<void> {
+    for (const [bin, args] of [['ip', ['-V']], ['nft', ['--version']]] as const) {
+      try {
+        await run(bin, [...args], { env: HOST_ENV });
+      } catch {
+        throw new PalisadeError('unavailable', `${bin} is missing (the sandbox network needs iproute2 and nftables): run deploy/local/sandbox.sh up`);
+      }
+    }
+  }
+
+  private names(sandboxId: string): { netns: string; hostInterface: string } {
+    const hash = createHash('sha256').update(`${this.instance}/${sandboxId}`).digest('hex');
+    return { netns: `${this.prefix}${sandboxId}`, hostInterface: `psx${hash.slice(0, 12)}` };
+  }
+
+  /** Makes (again, from scratch) the sandbox's namespace and link. */
+  async attach(sandboxId: string): Promise<SandboxLink> {
+    await this.detach(sandboxId);
+    const { netns, hostInterface } = this.names(sandboxId);
+    const index = await this.allocate(sandboxId);
+    const { hostAddress, sandboxAddress } = linkAddresses(this.octet, index);
+    const ip = (...args: string[]) => run('ip', args, { env: HOST_ENV });
+    try {
+      await ip('netns', 'add', netns);
+      await ip('link', 'add', hostInterface, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns);
+      await ip('addr', 'add', `${hostAddress}/30`, 'dev', hostInterface);
+      await ip('link', 'set', hostInterface, 'up');
+      await ip('-n', netns, 'addr', 'add', `${sandboxAddress}/30`, 'dev', 'eth0');
+      await ip('-n', netns, 'link', 'set', 'eth0', 'up');
+      await ip('-n', netns, 'link', 'set', 'lo', 'up');
+      await nftIn(netns, sandboxRuleset(hostAddress, this.proxyPort));
+    } catch (error) {
+      await this.detach(sandboxId);
+      throw new PalisadeError('unavailable', `could not prepare the sandbox network: ${(error as Error).message.split('\n')[0]}`);
+    }
+    return { netnsPath: `/run/netns/${netns}`, netns, hostAddress, sandboxAddress, hostInterface };
+  }
+
+  /** Removes the namespace (its veth pair goes with it). Idempotent. */
+  async detach(sandboxId: string): Promise<void> {
+    const { netns, hostInterface } = this.names(sandboxId);
+    await run('ip', ['link', 'del', hostInterface], { env: HOST_ENV }).catch(() => undefined);
+    await run('ip', ['netns', 'del', netns], { env: HOST_ENV }).catch(() => undefined);
+    this.used.delete(sandboxId);
+  }
+
+  /** Removes this instance's namespaces whose sandbox is not in `keep`; returns the sandbox ids removed. */
+  async reconcile(keep: ReadonlySet<string>): Promise<string[]> {
+    const { stdout } = await run('ip', ['netns', 'list'], { env: HOST_ENV });
+    const removed: string[] = [];
+    for (const line of stdout.split('\n')) {
+      const name = line.trim().split(' ')[0] ?? '';
+      if (!name.startsWith(this.prefix)) continue;
+      const sandboxId = name.slice(this.prefix.length);
+      if (keep.has(sandboxId)) continue;
+      await this.detach(sandboxId);
+      removed.push(sandboxId);
+    }
+    return removed;
+  }
+
+  /** The lowest /30 index neither ours nor on any interface of the host. */
+  private async allocate(sandboxId: string): Promise<number> {
+    const { stdout } = await run('ip', ['-4', '-o', 'addr', 'show'], { env: HOST_ENV });
+    const taken = new Set(this.used.values());
+    for (let index = 0; index < 16384; index++) {
+      if (taken.has(index)) continue;
+      const { hostAddress } = linkAddresses(this.octet, index);
+      if (stdout.includes(` ${hostAddress}/`)) continue;
+      this.used.set(sandboxId, index);
+      return index;
+    }
+    throw new PalisadeError('unavailable', 'no sandbox network address left on this host');
+  }
+}
+
+function nftIn(netns: string, ruleset: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], { env: HOST_ENV, stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`nft: ${err.trim()}`))));
+    child.stdin.end(ruleset);
+  });
+}

@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { issueCertificate, loadCa } from '@palisade/pki';
+import { EgressAuditBatcher, type EgressBatch } from '../src/egress/egress.audit';
+import type { CredentialLeases, LeaseContext } from '../src/egress/egress.credentials';
+import type { EgressContext } from '../src/egress/egress.proxy';
+import type { EgressRule } from '../src/egress/egress.rules';
+import { EgressService } from '../src/egress/egress.service';
+import { CrunRuntime } from '../src/runtime/crun.runtime';
+import type { ExecResult, SandboxLimits } from '../src/runtime/runtime.port';
+
+/**
+ * The egress proxy with credential injection, on the real crun runtime: a local HTTPS
+ * upstream (a stand-in for Gerrit, with a dev-CA certificate) records the Authorization
+ * it receives; code in the sandbox fetches through the proxy with curl and python.
+ */
+jest.setTimeout(60_000);
+
+const LIMITS: SandboxLimits = { cpuMillis: 500, memoryMb: 128, pids: 48, workspaceMb: 16, timeoutMs: 20_000 };
+const INSTANCE = `egr${process.pid}`;
+const TOKEN = `gerrit-token-${randomUUID()}`;
+const SECRET_ID = randomUUID();
+const A = randomUUID();
+const B = randomUUID();
+
+const received: Array<{ host?: string; path?: string; authorization?: string }> = [];
+const leaseCalls: LeaseContext[] = [];
+const leases: CredentialLeases = {
+  value: async (context) => {
+    leaseCalls.push(context);
+    return TOKEN;
+  },
+};
+const batches: EgressBatch[] = [];
+const audit = new EgressAuditBatcher(async (b) => void batches.push(b), { intervalMs: 200 });
+const contexts = new Map<string, EgressContext>();
+const egress = new EgressService({ instance: INSTANCE, context: async (id) => contexts.get(id), leases, audit, resolve: async () => [] });
+const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: INSTANCE, egress });
+
+let upstream: Server;
+let port = 0;
+let devCa = '';
+let hostEnd = '';
+
+function run(sandbox: string, argv: string[], env: Record<string, string> = {}): Promise<ExecResult> {
+  return runtime.exec(sandbox, randomUUID(), { argv, env, timeoutMs: LIMITS.timeoutMs, outputCapBytes: 256 * 1024 }).result;
+}
+const sh = (script: string, sandbox = A) => run(sandbox, ['/bin/sh', '-c', script]);
+const py = (code: string, ...args: string[]) => run(A, ['/usr/bin/python3', '-c', code, ...args]);
+const all = (r: ExecResult) => `${r.stdout.toString()}${r.stderr.toString()}`;
+
+beforeAll(async () => {
+  const ca = await loadCa(join(__dirname, '../../../.palisade/pki'));
+  const cert = await issueCertificate(ca, { kind: 'server', name: 'gerrit-stand-in', dns: ['gerrit.test', 'other.test', 'plain.test'] });
+  devCa = cert.caPem;
+  // the stand-in for Gerrit: records what it receives and echoes the Authorization back (the proxy must scrub it)
+  upstream = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+    received.push({ host: req.headers.host, path: req.url, authorization: req.headers.authorization });
+    res.setHeader('x-echo-authorization', String(req.headers.authorization));
+    if (req.url?.startsWith('/redirect')) return void res.writeHead(302, { location: 'https://other.test:' + port + '/a/changes/' }).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ changes: [{ id: 'I1' }], youSent: req.headers.authorization }));
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '0.0.0.0', resolve));
+  port = (upstream.address() as AddressInfo).port;
+  const rules: EgressRule[] = [
+    {
+      id: 'gerrit-changes',
+      host: 'gerrit.test',
+      ports: [port],
+      methods: ['GET'],
+      pathPrefixes: ['/a/changes/', '/redirect'],
+      addresses: ['127.0.0.1'],
+      upstreamCaPem: devCa,
+      inject: { secretId: SECRET_ID, tool: 'gerrit', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } },
+    },
+    { id: 'plain-spliced', host: 'plain.test', ports: [port], addresses: ['127.0.0.1'] },
+    { id: 'public-only', host: 'rebind.test', ports: [port], intercept: true, upstreamCaPem: devCa },
+  ];
+  contexts.set(A, { tenantId: 'tenant-a', sessionId: 'session-a', rules });
+  contexts.set(B, { tenantId: 'tenant-a', sessionId: 'session-b', rules: [] });
+  await runtime.check();
+  await runtime.create(A, LIMITS);
+  await runtime.create(B, LIMITS);
+  hostEnd = /http:\/\/([\d.]+):/.exec((await sh('echo $HTTPS_PROXY')).stdout.toString())![1]!;
+});
+
+afterAll(async () => {
+  await runtime.remove(A).catch(() => undefined);
+  await runtime.remove(B).catch(() => undefined);
+  await audit.close();
+  await new Promise((r) => upstream?.close(r));
+});
+
+describe('egress proxy with credential injection (real crun)', () => {
+  it('injects the token: the upstream receives it, the sandbox’s output, environment and files do not', async () => {
+    const r = await sh(`curl -sS --max-time 10 -H 'Authorization: Bearer sandbox-fake' -D - https://gerrit.test:${port}/a/changes/?q=status:open; echo; env; cat /etc/ssl/sandbox-ca.pem; grep -rl '${TOKEN.slice(0, 20)}' /workspace /etc /tmp 2>/dev/null; echo grep-done`);
+    const text = all(r);
+    expect(text).toContain('"changes":[{"id":"I1"}]');
+    expect(text).toContain('[redacted by palisade]'); // the upstream echoed it: scrubbed from headers and body
+    expect(text).toContain('HTTPS_PROXY=http://');
+    expect(text).toContain('BEGIN CERTIFICATE');
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain('PRIVATE KEY');
+    expect(text).toContain('grep-done');
+    const got = received.filter((x) => x.path?.startsWith('/a/changes/'));
+    expect(got.at(-1)?.authorization).toBe(`Bearer ${TOKEN}`); // the client's own Authorization was stripped
+    expect(leaseCalls.at(-1)).toEqual({ tenantId: 'tenant-a', sessionId: 'session-a', sandboxId: A, tool: 'gerrit', secretId: SECRET_ID });
+  });
+
+  it('python (urllib through HTTPS_PROXY) gets the same, and never the token', async () => {
+    const r = await py(`import urllib.request, sys\nprint(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())`, `https://gerrit.test:${port}/a/changes/`);
+    expect(all(r)).toContain('"changes"');
+    expect(all(r)).not.toContain(TOKEN);
+  });
+
+  it('a disallowed path, a disallowed method and another host are refused (the token is not sent)', async () => {
+    const before = received.length;
+    const path = await sh(`curl -s -o /dev/null -w '%{http_code}' https://gerrit.test:${port}/a/accounts/self`);
+    expect(path.stdout.toString()).toBe('403');
+    const dots = await sh(`curl -s --path-as-is -o /dev/null -w '%{http_code}' https://gerrit.test:${port}/a/changes/../accounts/self`);
+    expect(dots.stdout.toString()).toBe('403');
+    const post = await sh(`curl -s -X POST -d x -o /dev/null -w '%{http_code}' https://gerrit.test:${port}/a/changes/`);
+    expect(post.stdout.toString()).toBe('403');
+    const other = await sh(`curl -sS --max-time 10 https://other.test:${port}/a/changes/ 2>&1; echo " exit=$?"`);
+    expect(other.stdout.toString()).toMatch(/403|CONNECT/);
+    expect(other.stdout.toString()).not.toMatch(/exit=0$/);
+    const plainHttp = await sh(`curl -s -o /dev/null -w '%{http_code}' http://exfil.example/`);
+    expect(plainHttp.stdout.toString()).toBe('403');
+    expect(received.length).toBe(before);
+  });
+
+  it('a redirect to another host is decided again at the next hop (refused)', async () => {
+    const r = await sh(`curl -sS -L --max-time 10 https://gerrit.test:${port}/redirect 2>&1; echo " exit=$?"`);
+    expect(r.stdout.toString()).not.toMatch(/exit=0$/);
+    expect(received.some((x) => x.host?.startsWith('other.test'))).toBe(false);
+  });
+
+  it('direct connections ignoring the proxy fail: by IP to the upstream, to the host end’s other ports, UDP DNS', async () => {
+    // the upstream listens on 0.0.0.0: the host end of the link would reach it, were it not for the namespace's rules
+    const code = `
+import socket, sys
+def tcp(h, p):
+    s = socket.socket(); s.settimeout(2)
+    try:
+        s.connect((h, p)); return 'connected'
+    except OSError as e:
+        return 'refused %s' % (e.errno or 'timeout')
+print(tcp(sys.argv[1], int(sys.argv[2])))
+print(tcp('127.0.0.1', int(sys.argv[2])))
+print(tcp(sys.argv[1], 5432))
+print(tcp('1.1.1.1', 443))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b'x', (sys.argv[1], 53)); print('sent')
+except OSError as e:
+    print('unsent', e.errno)
+print(tcp(sys.argv[1], 3128))
+`;
+    const r = await py(code, hostEnd, String(port));
+    const lines = r.stdout.toString().trim().split('\n');
+    expect(lines.slice(0, 4)).toEqual([expect.stringMatching(/^refused/), expect.stringMatching(/^refused/), expect.stringMatching(/^refused/), 'refused 101']);
+    expect(lines[4]).toMatch(/^unsent 1$/); // EPERM from the namespace's nftables
+    expect(lines[5]).toBe('connected'); // the proxy, and only it
+    const noProxy = await sh(`curl -sS --noproxy '*' --max-time 4 --resolve gerrit.test:${port}:${hostEnd} https://gerrit.test:${port}/a/changes/ 2>&1; echo " exit=$?"`);
+    expect(noProxy.stdout.toString()).not.toMatch(/exit=0$/);
+    expect(received.some((x) => x.authorization === undefined && x.path === '/a/changes/')).toBe(false);
+  });
+
+  it('SNI ≠ CONNECT target is refused (intercepted and spliced)', async () => {
+    const code = `
+import socket, ssl, sys
+def attempt(target, sni):
+    s = socket.create_connection((sys.argv[1], 3128), timeout=5)
+    s.sendall(('CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n' % (target, target)).encode())
+    head = s.recv(4096).decode()
+    if ' 200 ' not in head: return 'connect ' + head.split('\\r\\n')[0]
+    ctx = ssl.create_default_context(cafile='/etc/ssl/sandbox-ca-bundle.pem')
+    ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    try:
+        t = ctx.wrap_socket(s, server_hostname=sni)
+        t.sendall(('GET /a/changes/ HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' % target).encode())
+        data = t.recv(4096)
+        return 'answered ' + data.decode(errors='replace').split('\\r\\n')[0] if data else 'closed'
+    except (OSError, ssl.SSLError) as e:
+        return 'refused'
+print(attempt('gerrit.test:%s' % sys.argv[2], 'other.test'))
+print(attempt('plain.test:%s' % sys.argv[2], 'gerrit.test'))
+print(attempt('gerrit.test:%s' % sys.argv[2], 'gerrit.test'))
+`;
+    const r = await py(code, hostEnd, String(port));
+    const [intercepted, spliced, same] = r.stdout.toString().trim().split('\n');
+    expect(intercepted).toBe('refused');
+    expect(spliced).toMatch(/^(refused|closed)$/);
+    expect(same).toBe('answered HTTP/1.1 200 OK'); // the same client with a matching SNI passes
+  });
+
+  it('Host ≠ CONNECT target inside the tunnel, and a WebSocket upgrade, are refused', async () => {
+    const host = await sh(`curl -s -o /dev/null -w '%{http_code}' -H 'Host: other.test:${port}' https://gerrit.test:${port}/a/changes/`);
+    expect(host.stdout.toString()).toBe('403');
+    const ws = await sh(`curl -s -o /dev/null -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' https://gerrit.test:${port}/a/changes/`);
+    expect(ws.stdout.toString()).toBe('403');
+  });
+
+  it('a name resolving only to non-public addresses is refused unless the rule names them', async () => {
+    // rebind.test resolves (here) to nothing public: the proxy refuses before connecting
+    const r = await sh(`curl -s -o /dev/null -w '%{http_code}' https://rebind.test:${port}/`);
+    expect(r.stdout.toString()).toBe('403');
+  });
+
+  it('another sandbox has no rule: everything refused there, and its proxy is its own', async () => {
+    const r = await sh(`curl -s -o /dev/null -w '%{http_code}' https://gerrit.test:${port}/a/changes/; echo; curl -s -o /dev/null -w '%{http_code}' --max-time 3 --proxy http://${hostEnd}:3128 https://gerrit.test:${port}/a/changes/; echo " exit=$?"`, B);
+    const [own, others] = r.stdout.toString().trim().split('\n');
+    expect(own).toBe('000'); // CONNECT refused (403) by its own proxy: curl reports no HTTP code
+    expect(others).toMatch(/exit=(7|28)$/); // sandbox A's proxy address is not reachable from B
+  });
+
+  it('every decision is audited, batched per sandbox, with rule and secret id, never the value', async () => {
+    await audit.flush();
+    const text = JSON.stringify(batches);
+    expect(text).not.toContain(TOKEN);
+    const decisions = batches.filter((b) => b.sandboxId === A).flatMap((b) => b.decisions);
+    expect(decisions).toEqual(expect.arrayContaining([
+      expect.objectContaining({ outcome: 'injected', host: 'gerrit.test', rule: 'gerrit-changes', secretId: SECRET_ID, method: 'GET', path: '/a/changes/' }),
+      expect.objectContaining({ outcome: 'denied', host: 'other.test', rule: 'default-deny', stage: 'connect' }),
+      expect.objectContaining({ outcome: 'denied', host: 'gerrit.test', path: '/a/accounts/self', rule: 'default-deny' }),
+      expect.objectContaining({ outcome: 'denied', rule: 'sni-mismatch' }),
+      expect.objectContaining({ outcome: 'denied', rule: 'host-mismatch' }),
+      expect.objectContaining({ outcome: 'denied', rule: 'address-refused', host: 'rebind.test' }),
+    ]));
+    expect(batches.length).toBeLessThan(decisions.length); // batched, not one event per decision
+  });
+});
