@@ -174,8 +174,33 @@ describe('credential service', () => {
 
     const ring = await call(PORT, 'GET', '/v1/keys', { token: tokens.adminA });
     expect(ring.json).toMatchObject({ cipher: 'aes-256-gcm', keys: expect.arrayContaining([expect.objectContaining({ state: 'retired' }), expect.objectContaining({ state: 'active' })]) });
-    const sm4 = await call(PORT, 'PUT', '/v1/keys/cipher', { token: tokens.adminA, body: { cipher: 'sm4-gcm' } });
-    expect([200, 400]).toContain(sm4.status);
+    const sm4 = await call(PORT, 'PUT', '/v1/keys/cipher', { token: tokens.adminA, body: { cipher: 'sm4' } });
+    expect(sm4.status).toBe(200);
+    expect(sm4.json).toMatchObject({ cipher: 'sm4' });
+    // The tenant's AES versions still read; new ones are sm4.
+    const afterSwitch = await create(tokens.adminA, 'after-switch', marker());
+    expect((await call(PORT, 'GET', `/v1/secrets/${afterSwitch.id}`, { token: tokens.adminA })).status).toBe(200);
+  });
+
+  it('an sm4 tenant over HTTP: provisioned with cipher sm4, stores and leases a secret; on SoftHSM2 sm4 is a 400 naming the mechanism', async () => {
+    const t = `e2e-sm4-${run}`;
+    const token = await issuer.token({ sub: 'u-sm4', tid: t, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
+    const ring = await call(PORT, 'POST', '/v1/keys', { token, body: { provider: 'local', cipher: 'sm4' } });
+    expect(ring.status).toBe(201);
+    expect(ring.json).toMatchObject({ cipher: 'sm4', keys: [{ version: 1, provider: 'local', origin: 'generated', state: 'active' }] });
+    const value = marker();
+    const s = await create(token, 'sm4-secret', value);
+    const lease = await grant(token, s.id);
+    const redeemed = await redeem({ token: lease.json.token, tenantId: t, sessionId: 'sbx-1', tool: 'gerrit' });
+    expect(redeemed.status).toBe(200);
+    expect(redeemed.json).toMatchObject({ secretId: s.id, version: 1, value });
+
+    const hsm = `e2e-sm4-hsm-${run}`;
+    const hsmToken = await issuer.token({ sub: 'u-sm4', tid: hsm, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
+    const refused = await call(PORT, 'POST', '/v1/keys', { token: hsmToken, body: { provider: 'pkcs11', cipher: 'sm4' } });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error.message).toContain('cannot hold SM4 key-encryption keys');
+    expect(refused.json.error.message).toContain('CKM_AES_GCM');
   });
 
   it('BYOK over HTTP: a tenant on SoftHSM2 with imported material, revoked, reads nothing more', async () => {
