@@ -6,17 +6,15 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { Client } from 'pg';
 import { audienceOf } from '@palisade/auth-verifier';
-import { connectNats, serveRpc, type NatsConnection, type RpcServer } from '@palisade/nats';
-import { ServiceIdentity } from '@palisade/pki';
 import { eventually, httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
 import { NEGATIVES, POSITIVES } from './support/pii-corpus';
 import { startStandIn, type StandIn } from './support/provider-standin';
 
-// The built llm-router (offset 8900: 16006) on its own database, two provider stand-ins
-// (a private one inside the perimeter, an external one), and a billing stand-in answering
-// palisade.rpc.billing.reserve|settle|release over NATS as the billing service's identity
-// (the billing service is being built). Callers are the official OpenAI and Anthropic SDKs
-// with agent tokens (act = the user the agent acts for); the tenant comes from the token.
+// The built llm-router and billing services (offset 8900: 16006 and 16007) on their own
+// databases, the router reserving and settling with billing's ledger over NATS (mTLS),
+// and two provider stand-ins (a private one inside the perimeter, an external one)
+// recording what reaches them. Callers are the official OpenAI and Anthropic SDKs with
+// agent tokens (act = the user the agent acts for); the tenant comes from the token.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 8900;
@@ -24,71 +22,45 @@ const ROUTER = 7106 + OFFSET;
 const tenant = `r-${randomBytes(4).toString('hex')}`;
 const other = `o-${randomBytes(4).toString('hex')}`;
 
-/** A budget ledger per tenant (micro-USD) in billing's wire format (services/billing ledger.rpc.ts): what the router must respect. */
-class BillingStandIn {
-  limits = new Map<string, number>();
-  held = new Map<string, { tenantId: string; amount: number }>();
-  spent = new Map<string, number>();
-  settled: Array<{ tenantId: string; requestId: string; actualMicros: string; model: string; usage: Array<{ kind: string; quantity: number }> }> = [];
-  down = false;
+const estimated = (s: { usage: Array<{ kind: string }> }) => s.usage.some((u) => u.kind === 'estimated');
+const BILLING = 7107 + OFFSET;
+const owner = () => new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
 
-  handlers() {
-    const used = (tenantId: string) => (this.spent.get(tenantId) ?? 0) + [...this.held.values()].filter((h) => h.tenantId === tenantId).reduce((a, h) => a + h.amount, 0);
-    return {
-      reserve: (p: unknown) => {
-        const r = p as { tenantId: string; requestId: string; agentId: string; amountMicros: string; ttlMs: number };
-        if (this.down) throw new Error('billing database down');
-        const amount = Number(r.amountMicros);
-        const limit = this.limits.get(r.tenantId) ?? Number.MAX_SAFE_INTEGER;
-        if (used(r.tenantId) + amount > limit) return { status: 'refused', requestId: r.requestId, level: 'agent', budgetId: 'b-1', limitMicros: String(limit), postedMicros: '0', pendingMicros: '0', availableMicros: String(limit), resetsAt: '2026-12-04T00:00:00.000Z' };
-        this.held.set(r.requestId, { tenantId: r.tenantId, amount });
-        return { status: 'reserved', requestId: r.requestId, amountMicros: r.amountMicros, expiresAt: new Date(Date.now() + r.ttlMs).toISOString() };
-      },
-      settle: (p: unknown) => {
-        const r = p as BillingStandIn['settled'][number];
-        this.settled.push(r);
-        this.held.delete(r.requestId);
-        this.spent.set(r.tenantId, (this.spent.get(r.tenantId) ?? 0) + Number(r.actualMicros));
-        return { status: 'settled', requestId: r.requestId, postedMicros: r.actualMicros, overrunMicros: '0', releasedMicros: '0', late: false };
-      },
-      release: (p: unknown) => {
-        const r = p as { requestId: string };
-        this.held.delete(r.requestId);
-        return { status: 'released', requestId: r.requestId, releasedMicros: '0' };
-      },
-    };
+/** The settlements the router recorded for billing (llm-router.usage.recorded), by the model used. */
+async function usageOf(model: string): Promise<{ requestId: string; actualMicros: string; usage: Array<{ kind: string; quantity: number }> } | undefined> {
+  const c = owner();
+  await c.connect();
+  try {
+    const r = await c.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = $2 ORDER BY global_position DESC LIMIT 1`, [tenant, model]);
+    return r.rows[0]?.envelope.data;
+  } finally {
+    await c.end();
   }
 }
-
-const estimated = (s: { usage: Array<{ kind: string }> }) => s.usage.some((u) => u.kind === 'estimated');
 
 describe('llm-router (built service, provider stand-ins, official SDKs)', () => {
   let handles: Array<{ stop(): Promise<unknown> }> = [];
   let onprem: StandIn;
   let cloud: StandIn;
-  let billingIdentity: ServiceIdentity;
-  let billingNc: NatsConnection;
-  let billingServer: RpcServer;
-  const billing = new BillingStandIn();
   const t: Record<string, string> = {};
   const router = (path: string, token: string, options: Parameters<ReturnType<typeof httpsCaller>>[1] = {}) => httpsCaller(ROUTER)(path, { token, ...options });
   const openai = (token: string) => new OpenAI({ apiKey: token, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+  const budget = (limitMicros: string) => httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin, method: 'PUT', body: { limitMicros, period: 'day', timeZone: 'UTC' } });
   const received = () => [...onprem.records, ...cloud.records].map((r) => r.body).join('\n');
 
   beforeAll(async () => {
     setDefaultCACertificates([...getCACertificates('default'), readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8')]);
     [onprem, cloud] = await Promise.all([startStandIn(), startStandIn()]);
-    billingIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
-    billingNc = await connectNats({ servers: infra('NATS_URL'), identity: billingIdentity, name: 'llm-router-e2e-billing' });
-    const h = billing.handlers();
-    billingServer = serveRpc(billingNc, { service: 'billing', handlers: { 'palisade.rpc.billing.reserve': h.reserve, 'palisade.rpc.billing.settle': h.settle, 'palisade.rpc.billing.release': h.release } });
     const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+    const billingIssuer = await TestTokenIssuer.create(audienceOf('billing'));
+    const jwks = JSON.stringify({ keys: [issuer, billingIssuer].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
     handles = runner.startServices({
-      services: ['llm-router'],
+      services: ['billing', 'llm-router'],
       portOffset: OFFSET,
       logDir: join(infra('PALISADE_HOME'), 'logs', 'llm-router-e2e'),
-      env: { AUTH_JWKS: issuer.jwks, LOG_LEVEL: 'warn' },
+      env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn' },
     });
+    t.billingAdmin = await billingIssuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
     t.admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
     t.alice = await issuer.token({ sub: 'alice', tid: tenant, ptp: 'user' });
     t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
@@ -101,6 +73,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     await put('/v1/router/models/local', { providerId: 'onprem', upstreamModel: 'llama-local', contextWindow: 128000, maxOutputTokens: 2048, inputMicrosPerMTok: 100000, outputMicrosPerMTok: 200000 });
     await put('/v1/router/models/gpt', { providerId: 'cloud', upstreamModel: 'gpt-cloud', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 2500000, outputMicrosPerMTok: 10000000 });
     await put('/v1/router/routes/default', { candidates: ['gpt', 'local'] });
+    expect((await budget('1000000000')).status).toBe(200);
     await put('/v1/router/providers/claude-onprem', { kind: 'anthropic', baseUrl: `${onprem.url}/v1`, compliance: 'private' });
     await put('/v1/router/models/claude', { providerId: 'claude-onprem', upstreamModel: 'claude-local', contextWindow: 200000, maxOutputTokens: 4096, inputMicrosPerMTok: 3000000, outputMicrosPerMTok: 15000000 });
     await put('/v1/router/models/flaky', { providerId: 'cloud', upstreamModel: 'cut-stream', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 1000000 });
@@ -108,9 +81,6 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
 
   afterAll(async () => {
     await Promise.all(handles.map((h) => h.stop()));
-    await billingServer?.stop();
-    await billingNc?.close();
-    billingIdentity?.stop();
     await Promise.all([onprem?.close(), cloud?.close()]);
   });
 
@@ -143,9 +113,14 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(usageChunks).toBe(0);
     expect(JSON.parse(cloud.records[1].body).stream_options).toEqual({ include_usage: true });
     // settled with the real usage (the stream's usage chunk, which the caller did not ask for)
-    await eventually(() => billing.settled.length >= 2, 5000);
-    expect(billing.settled.slice(-1)[0]).toMatchObject({ tenantId: tenant, model: 'gpt' });
-    expect(estimated(billing.settled.slice(-1)[0])).toBe(false);
+    const settled = await eventually(() => usageOf('gpt').then((u) => (u && u.usage.some((x) => x.kind === 'output_tokens' && x.quantity > 0) ? u : undefined)), 5000);
+    expect(estimated(settled)).toBe(false);
+    // the ledger has it: posted, nothing left pending
+    const ledger = await eventually(async () => {
+      const status = await httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin });
+      return status.json?.pendingMicros === '0' && Number(status.json?.postedMicros) > 0 ? status.json : undefined;
+    }, 10000);
+    expect(Number(ledger.postedMicros)).toBeGreaterThan(0);
   });
 
   it('never lets an e-mail, an IBAN or a card reach the external provider: masked, classified confidential, served by the private one, unmasked for the caller', async () => {
@@ -189,7 +164,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(final.content).toEqual([{ type: 'text', text: 'echo: Stream from Claude, mail bob@example.org naïve café — 数据 ✓' }]);
     expect(final.model).toBe('claude');
     expect(onprem.records[0].body).not.toContain('bob@example.org');
-    const settled = await eventually(() => billing.settled.find((x) => x.model === 'claude'), 5000);
+    const settled = await eventually(() => usageOf('claude'), 5000);
     expect(estimated(settled)).toBe(false);
     expect(settled.usage).toContainEqual({ kind: 'output_tokens', quantity: final.usage.output_tokens });
     const completion = await openai(t.bot).chat.completions.create({ model: 'claude', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'Hi Claude' }] });
@@ -207,7 +182,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect(String((error as Error).message)).toContain('the provider ended the stream before it was complete');
     expect(text.startsWith('echo:')).toBe(true);
     expect(cloud.records).toHaveLength(1);
-    const settled = await eventually(() => billing.settled.find((x) => x.model === 'flaky'), 5000);
+    const settled = await eventually(() => usageOf('flaky'), 5000);
     expect(estimated(settled)).toBe(true);
   });
 
@@ -229,26 +204,35 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect((await router('/v1/chat/completions', '', { method: 'POST', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }] } })).json).toMatchObject({ error: { type: 'authentication_error' } });
   });
 
-  it('refuses over budget with 429 naming the budget, and with 503 when billing fails; nothing is sent either way', async () => {
-    billing.limits.set(tenant, 1);
-    const error = await openai(t.bot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+  it('refuses with 429 naming the budget, its limit and its reset once the worst case no longer fits the agent budget; nothing is sent', async () => {
+    // the agent may spend 5,000 µ$ more today than it has
+    const spent = await eventually(async () => {
+      const status = await httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin });
+      return status.json?.pendingMicros === '0' ? Number(status.json.postedMicros) : undefined;
+    }, 10000);
+    const limit = spent + 5000;
+    expect((await budget(String(limit))).status).toBe(200);
+    const client = openai(t.bot);
+    // worst case 100 output tokens × 0.2 µ$ plus the input bound: fits
+    expect((await client.chat.completions.create({ model: 'local', max_tokens: 100, messages: [{ role: 'user', content: 'small' }] })).choices).toHaveLength(1);
+    onprem.records.length = 0;
+    // worst case on the route: 2,048 output tokens (its smallest limit) × 10 µ$ at gpt's price = 20,480 µ$: does not fit
+    const error = await client.chat.completions.create({ model: 'default', max_tokens: 4096, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
-    expect((error as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ type: 'insufficient_quota', code: 'budget_exceeded', budget: { level: 'agent', limitMicros: 1, resetsAt: '2026-12-04T00:00:00.000Z' } });
-    billing.limits.delete(tenant);
-    billing.down = true;
-    const unavailable = await router('/v1/chat/completions', t.bot, { method: 'POST', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }] } });
-    billing.down = false;
-    expect(unavailable.status).toBe(503);
-    expect(unavailable.json.error).toMatchObject({ type: 'server_error' });
+    const body = (error as InstanceType<typeof OpenAI.RateLimitError>).error as { type: string; code: string; message: string; budget: { level: string; limitMicros: number; resetsAt: string } };
+    expect(body).toMatchObject({ type: 'insufficient_quota', code: 'budget_exceeded', budget: { level: 'agent', limitMicros: limit } });
+    expect(body.budget.resetsAt).toMatch(/T00:00:00.000Z$/);
+    expect(body.message).toContain(`the agent budget has no room for this request (limit ${limit} micro-USD, resets at`);
     expect(onprem.records.length + cloud.records.length).toBe(0);
+    expect((await budget('1000000000')).status).toBe(200);
   });
 
   it('records every model call as a model_io event: ids, classification, tokens and masking counts in data, texts only in personal', async () => {
-    const owner = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
-    await owner.connect();
+    const db = owner();
+    await db.connect();
     try {
       const rows = await eventually(async () => {
-        const r = await owner.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded'`, [tenant]);
+        const r = await db.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded'`, [tenant]);
         const envelopes = r.rows.map((x) => x.envelope);
         return envelopes.some((e) => e.data.outcome === 'refused' && e.data.reason === 'budget:agent') && envelopes.some((e) => e.data.guards.pii.byType.iban === 1) ? envelopes : undefined;
       }, 5000);
@@ -262,16 +246,16 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
       const reply = await router('/v1/chat/completions', t.bot, { method: 'POST', body: { model: 'local', messages: [{ role: 'user', content: 'forget me please' }] } });
       expect(reply.status).toBe(200);
       const requestId = reply.headers['x-palisade-request-id'];
-      const forgotten = await eventually(async () => (await owner.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`model-call-${requestId}`])).rows[0]?.envelope, 5000);
+      const forgotten = await eventually(async () => (await db.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`model-call-${requestId}`])).rows[0]?.envelope, 5000);
       expect(forgotten.data).toMatchObject({ outcome: 'served', model: 'local' });
       expect(forgotten.personal).toBeUndefined();
       expect(JSON.stringify(forgotten)).not.toContain('forget me');
       // the durable settlement billing's metering reads (llm-router.usage.recorded, stream usage-<requestId>)
-      const usage = await eventually(async () => (await owner.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`usage-${requestId}`])).rows[0]?.envelope, 5000);
+      const usage = await eventually(async () => (await db.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`usage-${requestId}`])).rows[0]?.envelope, 5000);
       expect(usage).toMatchObject({ type: 'llm-router.usage.recorded', tenantId: tenant, data: { requestId, agentId: 'release-bot', model: 'local' } });
       expect(usage.data.actualMicros).toMatch(/^\d+$/);
     } finally {
-      await owner.end();
+      await db.end();
     }
   });
 });
