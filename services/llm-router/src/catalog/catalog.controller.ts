@@ -1,10 +1,9 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Put, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
-import { CurrentPrincipal } from '@palisade/service-kit';
+import { CurrentPrincipal, ifMatch, openApiSchema, parse } from '@palisade/service-kit';
 import type { Response } from 'express';
 import { CATALOG_SERVICE, type Ready } from '../llm-router.tokens';
-import { ifMatch, openApiSchema, parse } from '../validation';
 import { catalogIdSchema, modelSchema, providerSchema, routeSchema, settingsSchema } from './catalog.dto';
 import type { CatalogService, CatalogView } from './catalog.service';
 

@@ -1,11 +1,10 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Req, Res, UseFilters } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
-import { CurrentPrincipal } from '@palisade/service-kit';
+import { CurrentPrincipal, openApiSchema, parse } from '@palisade/service-kit';
 import type { Request, Response } from 'express';
 import { once } from 'node:events';
 import { COMPLETIONS_SERVICE, type Ready } from '../llm-router.tokens';
-import { openApiSchema, parse } from '../validation';
 import { AnthropicErrorFilter, OpenAiErrorFilter } from './api-errors';
 import { chatCompletionSchema, classificationSchema, messagesSchema } from './completions.dto';
 import type { Api, CallResult, CompletionsService } from './completions.service';
