@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildEvent, newEventId, type EventEnvelope } from '@palisade/contracts';
 import { eventually, infra } from '@palisade/testing';
-import { AuditUnderTest, call, sameIds, type Instance } from './harness';
+import { AuditUnderTest, call, palisadeCli as cli, sameIds, type Instance } from './harness';
 
 // The audit service's read side, built and started as a process (port offset 4500:
 // audit on 11605), fed through PALISADE_EVENTS (durable audit-e2eapi) into a topic of
@@ -13,7 +12,6 @@ import { AuditUnderTest, call, sameIds, type Instance } from './harness';
 // verified by the service against AUTH_JWKS.
 jest.setTimeout(120_000);
 
-const REPO = join(__dirname, '..', '..', '..');
 const PLATFORM = ['audit:read:all', 'audit:erase', 'audit:admin'];
 
 describe('audit API: verify, query, export, erasure', () => {
@@ -335,14 +333,3 @@ describe('audit API: verify, query, export, erasure', () => {
     });
   });
 });
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO, 'services', 'audit', 'bin', 'palisade.js'), ...args], { cwd: REPO, env: { ...process.env, PALISADE_HOME: infra('PALISADE_HOME') } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}

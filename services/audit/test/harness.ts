@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -247,4 +248,17 @@ export class AuditUnderTest {
 /** The ids published and the ids found, as sorted arrays, for an exact comparison. */
 export function sameIds(published: readonly EventEnvelope[], found: readonly string[]): { published: string[]; found: string[] } {
   return { published: published.map((e) => e.id).sort(), found: [...found].sort() };
+}
+
+/** `palisade audit …` from the build, as an operator runs it (dev admin certificate from PALISADE_HOME). */
+export function palisadeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const repo = join(__dirname, '..', '..', '..');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repo, 'services', 'audit', 'bin', 'palisade.js'), ...args], { cwd: repo, env: { ...process.env, PALISADE_HOME: infra('PALISADE_HOME') } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { eventually, infra } from '@palisade/testing';
-import { AuditUnderTest, call, type Instance } from './harness';
+import { AuditUnderTest, call, palisadeCli as cli, type Instance } from './harness';
 
 // Issue 18: a deployment with AUDIT_CHECKPOINT_ALGORITHM=sm2 (port offset 4850, audit on
 // 11955, durable audit-e2esm2, its own schema and topics). Its checkpoints are signed with
@@ -9,7 +7,6 @@ import { AuditUnderTest, call, type Instance } from './harness';
 // endpoint and `palisade audit verify` on the live topic accept them.
 jest.setTimeout(120_000);
 
-const REPO = join(__dirname, '..', '..', '..');
 const PLATFORM = ['audit:read:all', 'audit:erase', 'audit:admin'];
 
 describe('audit with SM2 checkpoints', () => {
@@ -47,14 +44,3 @@ describe('audit with SM2 checkpoints', () => {
     expect(Number(m?.[2])).toBeGreaterThanOrEqual(1);
   });
 });
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO, 'services', 'audit', 'bin', 'palisade.js'), ...args], { cwd: REPO, env: { ...process.env, PALISADE_HOME: infra('PALISADE_HOME') } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
