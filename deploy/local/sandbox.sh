@@ -2,7 +2,7 @@
 # The sandbox-orchestrator's local isolation runtime: crun (an OCI runtime from Debian)
 # and what it needs from the host.
 #
-#   sandbox.sh up       install crun and python3-seccomp (Debian) when missing; check user namespaces and the
+#   sandbox.sh up       install crun, python3-seccomp and nftables (Debian) when missing; check user namespaces and the
 #                       cgroup v1 controllers cpu, cpuacct, memory and pids; when the cgroup
 #                       v2 hierarchy (/sys/fs/cgroup/unified) holds a controller that no v1
 #                       hierarchy has (hugetlb on these machines), mount it as v1 so that
@@ -61,6 +61,9 @@ up() {
   [ -n "$(crun_path)" ] || ensure_debian_packages crun
   # libseccomp's Python binding: the orchestrator compiles its seccomp profile once at start
   /usr/bin/python3 -c 'import seccomp' 2>/dev/null || ensure_debian_packages python3 python3-seccomp
+  # the sandbox network: a namespace per sandbox whose only way out is the egress proxy (veth + nftables)
+  command -v ip >/dev/null 2>&1 || ensure_debian_packages iproute2
+  command -v nft >/dev/null 2>&1 || ensure_debian_packages nftables
   [ -n "$(crun_path)" ] || die "crun is installed but not found"
   [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo 0)" -gt 0 ] || die "user namespaces are disabled (user.max_user_namespaces = 0)"
   for controller in cpu cpuacct memory pids; do
@@ -73,7 +76,7 @@ up() {
 }
 
 status() {
-  [ -n "$(crun_path)" ] && "$(crun_path)" --version >/dev/null 2>&1 && /usr/bin/python3 -c 'import seccomp' 2>/dev/null && cgroups_usable
+  [ -n "$(crun_path)" ] && "$(crun_path)" --version >/dev/null 2>&1 && /usr/bin/python3 -c 'import seccomp' 2>/dev/null && command -v nft >/dev/null 2>&1 && cgroups_usable
 }
 
 env_lines() {

@@ -15,6 +15,12 @@ export interface SandboxOrchestratorConfig {
   idleStopMs: number;
   /** Bytes kept of each of stdout and stderr per execution: SANDBOX_OUTPUT_CAP_BYTES. */
   outputCapBytes: number;
+  /** Sandboxes get a network whose only way out is the egress proxy (`on`), or only loopback (`off`): SANDBOX_EGRESS. */
+  egress: boolean;
+  /** The port the proxy listens on at each sandbox's host address: SANDBOX_EGRESS_PROXY_PORT. */
+  egressProxyPort: number;
+  /** JSON rules per tenant (see the README); unset: everything denied: SANDBOX_EGRESS_RULES_FILE. */
+  egressRulesFile?: string;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -27,6 +33,9 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
       SANDBOX_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'must be lowercase letters, digits and - (at most 31)').default('local'),
       SANDBOX_IDLE_STOP_MS: env.int(15 * 60_000, 1000, 7 * 24 * 3_600_000),
       SANDBOX_OUTPUT_CAP_BYTES: env.int(1024 * 1024, 1024, 64 * 1024 * 1024),
+      SANDBOX_EGRESS: z.enum(['on', 'off']).default('on'),
+      SANDBOX_EGRESS_PROXY_PORT: env.int(3128, 1, 65535),
+      SANDBOX_EGRESS_RULES_FILE: env.path().optional(),
     },
     source,
   );
@@ -37,5 +46,8 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
     instance: config.SANDBOX_INSTANCE,
     idleStopMs: config.SANDBOX_IDLE_STOP_MS,
     outputCapBytes: config.SANDBOX_OUTPUT_CAP_BYTES,
+    egress: config.SANDBOX_EGRESS === 'on',
+    egressProxyPort: config.SANDBOX_EGRESS_PROXY_PORT,
+    egressRulesFile: config.SANDBOX_EGRESS_RULES_FILE,
   };
 }

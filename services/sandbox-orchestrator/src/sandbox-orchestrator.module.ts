@@ -4,6 +4,11 @@ import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-c
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { loadSandboxOrchestratorConfig, type SandboxOrchestratorConfig } from './sandbox-orchestrator.config';
 import { POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
+import { EgressAuditBatcher } from './egress/egress.audit';
+import { loadEgressRules, rulesFor } from './egress/egress.config';
+import type { CredentialLeases } from './egress/egress.credentials';
+import { EgressService } from './egress/egress.service';
+import { cachedOwner, eventStoreSink } from './egress/egress.store';
 import { CrunRuntime } from './runtime/crun.runtime';
 import { SandboxesController } from './sandboxes/sandboxes.controller';
 import { SandboxesRepository } from './sandboxes/sandboxes.repository';
@@ -11,6 +16,18 @@ import { SandboxesService } from './sandboxes/sandboxes.service';
 import { SessionsController } from './sessions/sessions.controller';
 import { SessionsRepository } from './sessions/sessions.repository';
 import { SessionsService } from './sessions/sessions.service';
+
+/**
+ * The credential service's lease grant needs a token allowed `credential:use` for the
+ * agent whose code runs (its tool allowlist decides): the proxy does not hold one yet, so
+ * injection rules are refused (502, audited) until that is wired (README, gaps).
+ * `CredentialServiceLeases` is the adapter to use then.
+ */
+const UNWIRED_LEASES: CredentialLeases = {
+  value: async () => {
+    throw new PalisadeError('unavailable', 'credential injection is not wired to the credential service in this deployment');
+  },
+};
 
 type PolicyPort = () => Pick<PolicyClient, 'authorize'> | undefined;
 
@@ -35,9 +52,27 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
   let service: SandboxesService | undefined;
   let failure: string | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let audit: EgressAuditBatcher | undefined;
   platform.afterConnect(async (p) => {
     if (service) return;
-    const runtime = new CrunRuntime({ crun: config.crun, runDir: config.runDir, instance: config.instance });
+    const repo = new SandboxesRepository(p.dataSource!);
+    let egress: EgressService | undefined;
+    if (config.egress) {
+      const rules = loadEgressRules(config.egressRulesFile);
+      const owner = cachedOwner((id) => repo.ownerOf(id));
+      audit = new EgressAuditBatcher(eventStoreSink(p.eventStore!, p.eventContext, owner), { onError: (error) => p.logger.warn({ err: error }, 'egress decisions not recorded') });
+      egress = new EgressService({
+        instance: config.instance,
+        proxyPort: config.egressProxyPort,
+        context: async (id) => {
+          const o = await owner(id);
+          return o && { ...o, rules: rulesFor(rules, o.tenantId) };
+        },
+        leases: UNWIRED_LEASES,
+        audit,
+      });
+    }
+    const runtime = new CrunRuntime({ crun: config.crun, runDir: config.runDir, instance: config.instance, egress });
     try {
       await runtime.check();
     } catch (error) {
@@ -47,7 +82,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     }
     const candidate = new SandboxesService({
       store: p.eventStore!,
-      repo: new SandboxesRepository(p.dataSource!),
+      repo,
       sessions: new SessionsRepository(p.dataSource!),
       policy,
       runtime,
@@ -64,6 +99,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
   });
   platform.beforeClose(async () => {
     if (timer) clearInterval(timer);
+    await audit?.close();
   });
   return () => {
     if (failure) throw new PalisadeError('unavailable', `the sandbox runtime is unavailable: ${failure}`);

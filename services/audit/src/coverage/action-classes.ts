@@ -131,6 +131,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'sandbox-orchestrator.sandbox.exec_finished': 'tool_call',
   'sandbox-orchestrator.sandbox.exec_refused': 'tool_call',
   'sandbox-orchestrator.sandbox.usage_recorded': 'tool_call',
+  'sandbox-orchestrator.egress.decisions_recorded': 'tool_call',
 };
 
 /** What each class covers (docs/action-classes.md). */

@@ -1,3 +1,4 @@
+import { parseEgressRules, rulesFor } from './egress.config';
 import { addressAllowed, canonicalPath, classifyAddress, decideConnect, decideRequest, hostMatches, normalizeHost, type EgressRule } from './egress.rules';
 
 const gerrit: EgressRule = {
@@ -55,5 +56,23 @@ describe('egress rules', () => {
     expect(addressAllowed({ ...gerrit, addresses: ['10.0.0.5'] }, '10.0.0.5')).toBe(true);
     expect(addressAllowed({ ...gerrit, addresses: ['10.0.0.5'] }, '10.0.0.6')).toBe(false);
     expect(addressAllowed({ id: 'ip', host: '169.254.169.254' }, '169.254.169.254')).toBe(false);
+  });
+});
+
+describe('egress rules document (SANDBOX_EGRESS_RULES_FILE)', () => {
+  it('parses rules per tenant, "*" after the tenant’s own', () => {
+    const doc = parseEgressRules({
+      acme: [{ id: 'gerrit', host: 'gerrit.acme.internal', methods: ['GET'], pathPrefixes: ['/a/changes/'], inject: { secretId: '00000000-0000-4000-8000-000000000001', tool: 'gerrit', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } } }],
+      '*': [{ id: 'pypi', host: '*.pythonhosted.org' }],
+    });
+    expect(rulesFor(doc, 'acme').map((r) => r.id)).toEqual(['gerrit', 'pypi']);
+    expect(rulesFor(doc, 'other').map((r) => r.id)).toEqual(['pypi']);
+  });
+
+  it('refuses a bad rule, naming the field', () => {
+    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a b' }] })).toThrow(/acme\.0\.host/);
+    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a.b', pathPrefixes: ['nope'] }] })).toThrow(/pathPrefixes/);
+    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a.b', inject: { secretId: 'nope', tool: 't', as: { type: 'header', name: 'X' } } }] })).toThrow(/secretId/);
+    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a.b', extra: 1 }] })).toThrow();
   });
 });

@@ -127,6 +127,12 @@ export class SandboxesRepository {
     return rows[0] && rowOf(rows[0]);
   }
 
+  /** Whose a sandbox is, by its id alone: for the egress proxy, which knows a sandbox by its network link (never by a caller's claim). */
+  async ownerOf(sandboxId: string): Promise<{ tenantId: string; sessionId: string } | undefined> {
+    const rows: Array<{ tenant_id: string; session_id: string }> = await this.dataSource.query(`SELECT tenant_id, session_id FROM sandboxes WHERE sandbox_id = $1 AND status = 'ready'`, [sandboxId]);
+    return rows[0] && { tenantId: rows[0].tenant_id, sessionId: rows[0].session_id };
+  }
+
   async sandboxesOf(tenantId: string, sessionId: string): Promise<SandboxRow[]> {
     const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND session_id = $2 AND status <> 'deleted' ORDER BY sandbox_id DESC LIMIT 500`, [
       tenantId,
