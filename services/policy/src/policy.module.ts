@@ -1,16 +1,16 @@
 import { Module } from '@nestjs/common';
 import { ApprovalsController } from './approvals/approvals.controller';
-import { ApprovalsHandler } from './approvals/approvals.handler';
+import { ApprovalsService } from './approvals/approvals.service';
 import { DecisionsController } from './decisions/decisions.controller';
 import { DecisionsRpc } from './decisions/decisions.rpc';
 import { DecisionService } from './decisions/decisions.service';
 import { ForwardedTokens } from './decisions/forwarded-tokens';
 import { PolicyEngine } from './engine/policy-engine';
 import { PoliciesController } from './policies/policies.controller';
-import { loadPolicySettings, POLICY_SETTINGS } from './policy.settings';
+import { loadPolicySettings, POLICY_SETTINGS } from './policy.config';
 import { PolicyAdministrators } from './policyset/admin.guard';
 import { PolicySetController } from './policyset/policyset.controller';
-import { PolicyAdministration } from './policyset/policyset.handler';
+import { PolicySetService } from './policyset/policyset.service';
 
 /**
  * The policy service: decisions (NATS + HTTPS), administration of roles, assignments,
@@ -25,8 +25,8 @@ import { PolicyAdministration } from './policyset/policyset.handler';
     ForwardedTokens,
     DecisionService,
     DecisionsRpc,
-    ApprovalsHandler,
-    PolicyAdministration,
+    ApprovalsService,
+    PolicySetService,
     PolicyAdministrators,
   ],
 })

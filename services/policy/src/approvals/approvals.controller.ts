@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { SERVICE_NAMES, type Principal, type ServiceName } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { boundedObject, idSchema, nameSchema, parse, tenantIdSchema } from '../validation';
-import { ApprovalsHandler } from './approvals.handler';
+import { ApprovalsService } from './approvals.service';
 
 const requestSchema = z.strictObject({
   action: nameSchema,
@@ -21,7 +21,7 @@ const rejectSchema = z.strictObject({ reason: z.string().max(500).optional() });
 @ApiBearerAuth()
 @Controller('v1/approvals')
 export class ApprovalsController {
-  constructor(private readonly approvals: ApprovalsHandler) {}
+  constructor(private readonly approvals: ApprovalsService) {}
 
   @Post()
   @ApiOperation({ summary: 'Ask for an approval of an exact action and parameters (people and agents)' })

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { isPalisadeError, type Principal } from '@palisade/contracts';
 import { counter, type Counter } from '@palisade/observability';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
-import { ApprovalsHandler } from '../approvals/approvals.handler';
+import { ApprovalsService } from '../approvals/approvals.service';
 import { PolicyEngine } from '../engine/policy-engine';
 import { evaluate } from '../model/evaluate';
 import type { Decision, DecisionRequest } from '../model/policy.model';
@@ -21,7 +21,7 @@ export class DecisionService {
 
   constructor(
     private readonly engine: PolicyEngine,
-    private readonly approvals: ApprovalsHandler,
+    private readonly approvals: ApprovalsService,
     @Inject(PLATFORM) private readonly platform: Platform,
     @Inject(ForwardedTokens) private readonly tokens: Pick<ForwardedTokens, 'principalOf'>,
   ) {

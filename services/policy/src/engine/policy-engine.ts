@@ -6,7 +6,7 @@ import { counter, gauge } from '@palisade/observability';
 import { EventTail } from '@palisade/postgres';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { PLATFORM_TENANT } from '../model/policy.model';
-import { POLICY_SETTINGS, type PolicySettings } from '../policy.settings';
+import { POLICY_SETTINGS, type PolicySettings } from '../policy.config';
 import { TenantPolicy } from '../model/tenant-policy';
 import { isPermissionEvent, type PermissionEvent } from '../policyset/policyset.events';
 

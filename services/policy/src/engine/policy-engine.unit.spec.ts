@@ -4,7 +4,7 @@ import { EventTail } from '@palisade/postgres';
 import type { Platform } from '@palisade/service-kit';
 import { DecisionService } from '../decisions/decisions.service';
 import { evaluate } from '../model/evaluate';
-import { loadPolicySettings } from '../policy.settings';
+import { loadPolicySettings } from '../policy.config';
 import { PolicyEngine } from './policy-engine';
 
 // The engine's memory bound: tenants are loaded from their events on first use (the

@@ -5,7 +5,7 @@ import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { PolicyAdministrators } from '../policyset/admin.guard';
 import { policyDocumentSchema, rollbackSchema } from '../policyset/policyset.dto';
-import { PolicyAdministration } from '../policyset/policyset.handler';
+import { PolicySetService } from '../policyset/policyset.service';
 import { ifMatch } from '@palisade/service-kit';
 import { nameSchema, parse } from '../validation';
 
@@ -15,7 +15,7 @@ import { nameSchema, parse } from '../validation';
 @Controller('v1/policies')
 export class PoliciesController {
   constructor(
-    private readonly admin: PolicyAdministration,
+    private readonly admin: PolicySetService,
     private readonly administrators: PolicyAdministrators,
   ) {}
 

@@ -18,7 +18,7 @@ import {
   subjectParamSchema,
   toolsSchema,
 } from './policyset.dto';
-import { PolicyAdministration } from './policyset.handler';
+import { PolicySetService } from './policyset.service';
 import { ifMatch } from '@palisade/service-kit';
 
 /** Roles, assignments, attribute definitions, subject attributes, tool allowlists, critical actions of the caller's tenant. */
@@ -27,12 +27,12 @@ import { ifMatch } from '@palisade/service-kit';
 @Controller('v1')
 export class PolicySetController {
   constructor(
-    private readonly admin: PolicyAdministration,
+    private readonly admin: PolicySetService,
     private readonly administrators: PolicyAdministrators,
     private readonly engine: PolicyEngine,
   ) {}
 
-  private async change(principal: Principal, res: Response, ifMatchHeader: string | undefined, command: Parameters<PolicyAdministration['changePolicySet']>[1]) {
+  private async change(principal: Principal, res: Response, ifMatchHeader: string | undefined, command: Parameters<PolicySetService['changePolicySet']>[1]) {
     const expected = ifMatch(ifMatchHeader);
     await this.administrators.assert(principal);
     const { version } = await this.admin.changePolicySet(principal, command, expected);

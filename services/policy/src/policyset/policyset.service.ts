@@ -16,7 +16,7 @@ type Without<C extends Command> = C extends Command ? Omit<C, 'metadata'> : neve
  * instance's engine. Versions are stream versions: ETag / If-Match.
  */
 @Injectable()
-export class PolicyAdministration {
+export class PolicySetService {
   constructor(
     @Inject(PLATFORM) private readonly platform: Platform,
     private readonly engine: PolicyEngine,

@@ -6,7 +6,7 @@ import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { PolicyEngine } from '../engine/policy-engine';
 import { actionHash, evaluate } from '../model/evaluate';
 import type { DecisionRequest } from '../model/policy.model';
-import { POLICY_SETTINGS, type PolicySettings } from '../policy.settings';
+import { POLICY_SETTINGS, type PolicySettings } from '../policy.config';
 import { approvalDecider, type ApprovalCommand, type ApprovalState } from './approvals.decider';
 import type { ApprovalEvent, ApprovalSubject } from './approvals.events';
 
@@ -36,7 +36,7 @@ const TOKEN = /^([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
  * approval is simply not found.
  */
 @Injectable()
-export class ApprovalsHandler {
+export class ApprovalsService {
   constructor(
     @Inject(PLATFORM) private readonly platform: Platform,
     private readonly engine: PolicyEngine,

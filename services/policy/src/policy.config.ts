@@ -1,7 +1,7 @@
 import { env, loadConfig } from '@palisade/config';
 
 /** The policy service's own settings (besides every service's, in @palisade/service-kit). */
-export const POLICY_SETTINGS = Symbol('palisade.policy.settings');
+export const POLICY_SETTINGS = Symbol('palisade.policy.config');
 
 export interface PolicySettings {
   /** How long a pending approval request may wait for a decision. */
