@@ -6,7 +6,7 @@ import { connectNats, JetStreamEventPublisher, rpcRequest, type NatsConnection }
 import { ServiceIdentity } from '@palisade/pki';
 import { httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
 
-// The built billing service (offset 8800: 15907) on its own database. People set budgets
+// The built billing service (offsets 8800, 8810, 8820: three replicas on its database). People set budgets
 // over HTTPS with tokens of a key of our own (AUTH_JWKS); the ledger is asked over NATS
 // as llm-router (its development certificate, the permissions of nats-requests.txt).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -18,7 +18,8 @@ const tenant = `b-${randomBytes(4).toString('hex')}`;
 const other = `o-${randomBytes(4).toString('hex')}`;
 
 describe('billing (built service: HTTP for people, NATS for the router)', () => {
-  let handles: Array<{ stop(): Promise<unknown> }> = [];
+  let handles: Array<{ stop(signal?: string): Promise<unknown> }> = [];
+  let start: (offset: number) => Array<{ stop(signal?: string): Promise<unknown> }>;
   const t: Record<string, string> = {};
   const ncs: NatsConnection[] = [];
   let router: NatsConnection;
@@ -28,18 +29,23 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
 
   beforeAll(async () => {
     const issuer = await TestTokenIssuer.create(audienceOf('billing'));
-    handles = runner.startServices({
-      services: ['billing'],
-      portOffset: OFFSET,
-      logDir: join(infra('PALISADE_HOME'), 'logs', 'billing-e2e'),
-      env: { AUTH_JWKS: issuer.jwks, LOG_LEVEL: 'warn', BILLING_SWEEP_INTERVAL_MS: '200' },
-    });
+    start = (offset: number) =>
+      runner.startServices({
+        services: ['billing'],
+        portOffset: offset,
+        logDir: join(infra('PALISADE_HOME'), 'logs', `billing-e2e-${offset}`),
+        env: { AUTH_JWKS: issuer.jwks, LOG_LEVEL: 'warn', BILLING_SWEEP_INTERVAL_MS: '200' },
+      });
+    // Three replicas on one database, sharing the NATS queue group and the durables.
+    const replicas = [OFFSET, OFFSET + 10, OFFSET + 20].map((o) => start(o));
+    handles = replicas.flat();
     for (const name of ['llm-router', 'audit'] as const) {
       const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name });
       ncs.push(await connectNats({ servers: infra('NATS_URL'), identity, name: `e2e-billing-${name}` }));
     }
     [router, auditor] = ncs;
-    await runner.waitReady(handles, { timeoutMs: 90000 });
+    // one waitReady per replica: it counts services by name
+    await Promise.all(replicas.map((r) => runner.waitReady(r, { timeoutMs: 90000 })));
     t.admin = await issuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
     t.member = await issuer.token({ sub: 'bob', tid: tenant, ptp: 'user', scp: ['agents:manage'] });
     t.mallory = await issuer.token({ sub: 'mallory', tid: other, ptp: 'user', scp: ['auth:admin'] });
@@ -148,6 +154,51 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
     await new Promise((r) => setTimeout(r, 300));
     expect((await http('/v1/budgets/agent/meter-bot', { token: t.admin })).json).toMatchObject({ postedMicros: '12345' });
   });
+
+  it('192 concurrent reserves through three replicas against a budget that fits 50 admit exactly 50', async () => {
+    await http('/v1/budgets/agent/crowd-bot', { method: 'PUT', token: t.admin, body: { limitMicros: String(50 * 1000), period: 'month' } });
+    const answers = await Promise.all(
+      Array.from({ length: 192 }, (_, i) => ask(router, 'reserve', { tenantId: tenant, requestId: `crowd-${i}`, agentId: 'crowd-bot', amountMicros: '1000', ttlMs: 60000 })),
+    );
+    expect(answers.filter((a) => a.status === 'reserved')).toHaveLength(50);
+    expect((await http('/v1/budgets/agent/crowd-bot', { token: t.admin })).json).toMatchObject({ pendingMicros: '50000', remainingMicros: '0' });
+  });
+
+  it('meters exactly once when every replica is killed (kill -9) mid-stream and one comes back', async () => {
+    const n = 150;
+    await http('/v1/budgets/agent/stream-bot', { method: 'PUT', token: t.admin, body: { limitMicros: '100000000', period: 'none' } });
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, k) => ask(router, 'reserve', { tenantId: tenant, requestId: `stream-${i + k}`, agentId: 'stream-bot', amountMicros: '1000', ttlMs: 600000 })));
+    }
+    const publisher = new JetStreamEventPublisher(router);
+    const events = Array.from({ length: n }, (_, i) =>
+      buildEvent(systemEventContext('llm-router'), {
+        type: 'llm-router.usage.recorded',
+        tenantId: tenant,
+        actor: { type: 'service', id: 'llm-router' },
+        data: { requestId: `stream-${i}`, actualMicros: String(100 + i), model: 'gpt-x' },
+      }),
+    );
+    const posted = async () => (await http('/v1/budgets/agent/stream-bot', { token: t.admin })).json.postedMicros as string;
+    await publisher.publish(events);
+    for (let i = 0; i < 100 && (await posted()) === '0'; i++) await new Promise((r) => setTimeout(r, 20));
+    await Promise.all(handles.map((h) => h.stop('SIGKILL')));
+    const cut = await posted().catch(() => 'down');
+    handles = start(OFFSET);
+    await runner.waitReady(handles, { timeoutMs: 60000 });
+    await publisher.publish(events.slice(0, 20)); // and some again, as a relay re-sending after its own crash would
+    const expected = String(events.reduce((sum, _, i) => sum + 100 + i, 0));
+    let now = await posted();
+    for (let i = 0; i < 250 && now !== expected; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = await posted();
+    }
+    expect({ cut: cut !== expected, now }).toEqual({ cut: true, now: expected });
+    const from = new Date(Date.now() - 86_400_000).toISOString();
+    const to = new Date(Date.now() + 86_400_000).toISOString();
+    const lines = (await http(`/v1/usage?from=${from}&to=${to}&groupBy=agent`, { token: t.admin })).json.rows.find((r: { agentId: string }) => r.agentId === 'stream-bot');
+    expect(lines).toMatchObject({ requests: n, postedMicros: expected });
+  }, 90000);
 
   it('64 concurrent reserves against a budget that fits N admit exactly N', async () => {
     const N = 7;

@@ -55,6 +55,8 @@ export class MeteringConsumers {
             const e = eventForgeryDetected(p.eventContext, report);
             await store().inTransaction((tx) => store().appendToStream(tx, `security-${e.id}`, [e], 0));
           },
+          // A settle takes milliseconds; what a killed replica had pulled comes again after 5 s, not 30.
+          ackWaitMs: 5000,
           logger: p.logger,
           tracer: p.options.tracer,
         });
