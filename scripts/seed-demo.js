@@ -80,9 +80,10 @@ async function seedDemoBilling({ authUrl, billingUrl, ca, tenantId, username, pa
   const signIn = await post(`${authUrl}/v1/tenants/${tenantId}/sign-in`, { username, password }, {}, ca);
   if (signIn.status !== 200 || !signIn.json?.accessToken) throw new Error(`demo billing: sign-in answered ${signIn.status}`);
   const auth = { authorization: `Bearer ${signIn.json.accessToken}` };
-  const price = (model, kind, usdPerMillion) => ({ provider: 'openai', model, kind, microsPerMillion: String(usdPerMillion * 1_000_000) });
+  // µ-USD per million tokens (integers: $2.50 per 1M = 2500000), never a float
+  const price = (model, kind, microsPerMillion) => ({ provider: 'openai', model, kind, microsPerMillion });
   const steps = [
-    ['PUT', '/v1/price-tables', { currency: 'USD', entries: [price('gpt-4o', 'input_tokens', 2.5), price('gpt-4o', 'output_tokens', 10), price('gpt-4o-mini', 'input_tokens', 0.15), price('gpt-4o-mini', 'output_tokens', 0.6)] }],
+    ['PUT', '/v1/price-tables', { currency: 'USD', entries: [price('gpt-4o', 'input_tokens', '2500000'), price('gpt-4o', 'output_tokens', '10000000'), price('gpt-4o-mini', 'input_tokens', '150000'), price('gpt-4o-mini', 'output_tokens', '600000')] }],
     ['PUT', `/v1/budgets/tenant/${tenantId}`, { limitMicros: '100000000', period: 'month', timeZone: 'UTC', hard: true }],
   ];
   for (const [method, route, body] of steps) {
