@@ -74,8 +74,12 @@ describe('ledger (PostgreSQL)', () => {
       ['agent', '150', '0'],
     ]);
     await expect(budgets.set('t1', admin, { level: 'agent', subjectId: 'bot', limitMicros: '100', period: 'day', timeZone: 'Asia/Shanghai' })).rejects.toMatchObject({ code: 'conflict' });
+    // the user the agent acts for, where the tenant budgets people
+    await budgets.set('t1', admin, { level: 'user', subjectId: 'alice', limitMicros: '100', period: 'month' });
+    expect(await ledger.reserve('llm-router', { tenantId: 't1', requestId: 'u1', agentId: 'bot', teamId: 'platform', userId: 'alice', amountMicros: '101', ttlMs: 30_000 })).toMatchObject({ status: 'refused', level: 'user' });
+    expect((await ledger.remaining('t1', 'bot', 'platform', 'alice')).levels.map((l) => l.level)).toEqual(['tenant', 'team', 'user', 'agent']);
     const events = await db.dataSource.query(`SELECT event_type FROM "${db.schema}".events WHERE stream_id LIKE 'hold-t1.%' ORDER BY global_position`);
-    expect(events.map((e: { event_type: string }) => e.event_type)).toEqual(['billing.hold.reserved', 'billing.hold.refused', 'billing.hold.settled']);
+    expect(events.map((e: { event_type: string }) => e.event_type)).toEqual(['billing.hold.reserved', 'billing.hold.refused', 'billing.hold.settled', 'billing.hold.refused']);
     await invariants('t1');
   });
 

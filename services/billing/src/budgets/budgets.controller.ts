@@ -15,10 +15,10 @@ export class BudgetsController {
   constructor(@Inject(BILLING_SERVICES) private readonly services: () => BillingServices) {}
 
   @Get('me')
-  @ApiOperation({ summary: "An agent's own remaining budget: the least over its hard levels, and each level's status" })
+  @ApiOperation({ summary: "An agent's own remaining budget: the least over its hard levels (tenant, team, the user it acts for, itself), and each level's status" })
   me(@CurrentPrincipal() principal: Principal) {
     if (principal.type !== 'agent') throw new PalisadeError('forbidden', 'only an agent has a budget of its own here');
-    return this.services().ledger.remaining(principal.tenantId, principal.id, principal.department ?? principal.teams?.[0] ?? null);
+    return this.services().ledger.remaining(principal.tenantId, principal.id, principal.department ?? principal.teams?.[0] ?? null, principal.actingFor ?? null);
   }
 
   @Get()

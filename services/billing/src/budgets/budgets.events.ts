@@ -1,9 +1,10 @@
 /** The budgets context's published language. Money is a decimal string of micro-units (bigint). */
 
-export const LEVELS = ['tenant', 'team', 'agent'] as const;
+/** `user`: the person an agent acts for (its token's `act.sub`), where a tenant budgets people too. */
+export const LEVELS = ['tenant', 'team', 'user', 'agent'] as const;
 export type Level = (typeof LEVELS)[number];
 /** Locking order of the ledger: every path locks budget rows in this order (no deadlocks). */
-export const LEVEL_RANK: Readonly<Record<Level, number>> = { tenant: 0, team: 1, agent: 2 };
+export const LEVEL_RANK: Readonly<Record<Level, number>> = { tenant: 0, team: 1, user: 2, agent: 3 };
 
 export const PERIODS = ['month', 'day', 'none'] as const;
 export type Period = (typeof PERIODS)[number];

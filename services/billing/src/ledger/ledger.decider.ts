@@ -95,6 +95,8 @@ export interface ReserveCommand {
   requestId: string;
   agentId: string;
   teamId: string | null;
+  /** Only to find the user's budget (the repository resolves it into `accountKeys`). */
+  userId?: string | null;
   amount: bigint;
   ttlMs: number;
   now: Date;
@@ -154,7 +156,7 @@ function accountsOf(keys: readonly string[], accounts: Accounts): Account[] {
 
 /**
  * Holds `amount` on every level at once, or on none: the first hard level (tenant, team,
- * agent) without headroom refuses, and is named. Soft budgets never refuse. A request id
+ * user, agent) without headroom refuses, and is named. Soft budgets never refuse. A request id
  * seen before gets its first answer back, whatever the amounts now.
  */
 export function decideReserve(c: ReserveCommand, hold: Hold | undefined, accounts: Accounts): LedgerDecision {

@@ -3,7 +3,7 @@ import { accountKey, decide, type Account, type Hold, type LedgerCommand } from 
 
 const now = new Date('2026-12-03T10:00:00.000Z');
 const account = (level: Account['level'], limit: bigint, over: Partial<Account> = {}): Account => ({
-  budgetId: `00000000-0000-7000-8000-00000000000${level === 'tenant' ? 1 : level === 'team' ? 2 : 3}`,
+  budgetId: `00000000-0000-7000-8000-00000000000${{ tenant: 1, team: 2, user: 3, agent: 4 }[level]}`,
   level,
   subjectId: level,
   periodStart: new Date('2026-12-01T00:00:00.000Z'),
@@ -55,6 +55,13 @@ describe('ledger decider', () => {
   it('names the first level in order tenant, team, agent', () => {
     const l = ledger(account('tenant', 100n), account('team', 50n), account('agent', 10n));
     expect(l.reserve('r', 200n).answer).toMatchObject({ status: 'refused', level: 'tenant' });
+  });
+
+  it('charges the user an agent acts for as a level of its own, in lock order tenant, team, user, agent', () => {
+    const l = ledger(account('agent', 500n), account('user', 100n), account('tenant', 1000n), account('team', 500n));
+    expect(l.reserve('r1', 80n).answer.status).toBe('reserved');
+    expect(l.of('user').pending).toBe(80n);
+    expect(l.reserve('r2', 80n).answer).toMatchObject({ status: 'refused', level: 'user', availableMicros: '20' });
   });
 
   it('a soft budget never refuses', () => {

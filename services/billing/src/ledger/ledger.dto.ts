@@ -11,6 +11,7 @@ export const reserveSchema = z.strictObject({
   requestId: id,
   agentId: id,
   teamId: id.nullable().optional(),
+  userId: id.nullable().optional(),
   amountMicros: micros,
   ttlMs: z.number().int().min(1000).max(3_600_000).default(60_000),
 });
@@ -29,4 +30,4 @@ export const settleSchema = z.strictObject({
 export const releaseSchema = z.strictObject({ tenantId, requestId: id });
 
 /** `palisade.rpc.billing.remaining`: what an agent may still spend. */
-export const remainingSchema = z.strictObject({ tenantId, agentId: id, teamId: id.nullable().optional() });
+export const remainingSchema = z.strictObject({ tenantId, agentId: id, teamId: id.nullable().optional(), userId: id.nullable().optional() });

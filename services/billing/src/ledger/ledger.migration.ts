@@ -98,6 +98,12 @@ export const ledgerMigration = sqlMigration('BillingLedger1764756000000', (s, ap
  * so with free space PostgreSQL keeps each update on the row's page (HOT) instead of adding
  * index entries for it.
  */
+/** Budgets of people (the user an agent acts for), where a tenant wants them. */
+export const ledgerUserBudgetsMigration = sqlMigration('BillingUserBudgets1764770000000', (s) => [
+  `ALTER TABLE ${s}.budgets DROP CONSTRAINT budgets_level_check`,
+  `ALTER TABLE ${s}.budgets ADD CONSTRAINT budgets_level_check CHECK (level IN ('tenant', 'team', 'user', 'agent'))`,
+]);
+
 export const ledgerFillfactorMigration = sqlMigration('BillingLedgerFillfactor1764760000000', (s) => [
   `ALTER TABLE ${s}.budget_periods SET (fillfactor = 50)`,
   `ALTER TABLE ${s}.holds SET (fillfactor = 70)`,

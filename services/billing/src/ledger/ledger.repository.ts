@@ -71,7 +71,7 @@ const SERIALIZATION_CODES = new Set(['40001', '40P01']);
 /**
  * The ledger's SQL: budgets, their period accounts, holds, usage lines and the events of
  * a batch of decisions. Locks are always taken holds first (by tenant and request id),
- * then accounts by (level tenant→team→agent, budget id, period), so two transactions
+ * then accounts by (level tenant→team→user→agent, budget id, period), so two transactions
  * never wait on each other in a cycle.
  */
 export class LedgerRepository {
@@ -143,7 +143,7 @@ export class LedgerRepository {
        SELECT p.budget_id, p.period_start, p.period_end, b.tenant_id, b.level, b.subject_id, b.limit_micros, b.hard, b.thresholds
          FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS p(budget_id, period_start, period_end)
          JOIN ${this.t.budgets} b ON b.budget_id = p.budget_id
-        ORDER BY CASE b.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, p.budget_id, p.period_start
+        ORDER BY CASE b.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 WHEN 'user' THEN 2 ELSE 3 END, p.budget_id, p.period_start
        ON CONFLICT (budget_id, period_start) DO NOTHING`,
       [periods.map((p) => p.budget.budgetId), periods.map((p) => p.start), periods.map((p) => p.end)],
     );
@@ -168,7 +168,7 @@ export class LedgerRepository {
     const rows: Row[] = await sqlOf(tx).query(
       `SELECT a.* FROM ${this.t.periods} a
          JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(budget_id, period_start) ON a.budget_id = k.budget_id AND a.period_start = k.period_start
-        ORDER BY CASE a.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, a.budget_id, a.period_start
+        ORDER BY CASE a.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 WHEN 'user' THEN 2 ELSE 3 END, a.budget_id, a.period_start
           FOR UPDATE OF a`,
       [keys.map((k) => k.budgetId), keys.map((k) => k.periodStart)],
     );
@@ -304,7 +304,7 @@ export class LedgerRepository {
             WHERE p.budget_id = b.budget_id AND p.period_start <= $2 AND (p.period_end IS NULL OR p.period_end > $2)
             ORDER BY p.period_start DESC LIMIT 1) a ON true
         WHERE b.tenant_id = $1 AND ($3::text IS NULL OR b.level = $3) AND ($4::text IS NULL OR b.subject_id = $4)
-        ORDER BY CASE b.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 ELSE 2 END, b.subject_id`,
+        ORDER BY CASE b.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 WHEN 'user' THEN 2 ELSE 3 END, b.subject_id`,
       [tenantId, now, filter.level ?? null, filter.subjectId ?? null],
     );
     return rows.map((r) => {

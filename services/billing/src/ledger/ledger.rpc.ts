@@ -48,7 +48,7 @@ export class LedgerRpc {
           [REMAINING_SUBJECT]: (payload, _s, caller) => {
             callerOf(caller);
             const r = parse(remainingSchema, payload);
-            return ledger().remaining(r.tenantId, r.agentId, r.teamId ?? null);
+            return ledger().remaining(r.tenantId, r.agentId, r.teamId ?? null, r.userId ?? null);
           },
           [QUOTE_SUBJECT]: (payload, _s, caller) => {
             callerOf(caller);

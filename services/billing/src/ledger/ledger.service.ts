@@ -39,6 +39,8 @@ export interface ReserveInput {
   requestId: string;
   agentId: string;
   teamId?: string | null;
+  /** The user the agent acts for (its token's `act.sub`): charged too when that user has a budget. */
+  userId?: string | null;
   amountMicros: string;
   ttlMs: number;
 }
@@ -106,6 +108,7 @@ export class LedgerService {
       requestId: input.requestId,
       agentId: input.agentId,
       teamId: input.teamId ?? null,
+      userId: input.userId ?? null,
       amount: micros(input.amountMicros, 'amountMicros'),
       ttlMs: input.ttlMs,
       now: this.now(),
@@ -170,9 +173,10 @@ export class LedgerService {
   }
 
   /** What an agent may still spend: the least remaining over its hard levels (agent, team, tenant); null when unlimited. */
-  async remaining(tenantId: string, agentId: string, teamId: string | null): Promise<{ remainingMicros: string | null; levels: LevelStatus[] }> {
+  async remaining(tenantId: string, agentId: string, teamId: string | null, userId: string | null = null): Promise<{ remainingMicros: string | null; levels: LevelStatus[] }> {
     const all = await this.status(tenantId);
-    const levels = all.filter((l) => l.level === 'tenant' || (l.level === 'team' && l.subjectId === teamId) || (l.level === 'agent' && l.subjectId === agentId));
+    const mine: Record<Level, string | null> = { tenant: tenantId, team: teamId, user: userId, agent: agentId };
+    const levels = all.filter((l) => mine[l.level] === l.subjectId);
     const hard = levels.filter((l) => l.hard).map((l) => BigInt(l.remainingMicros));
     const least = hard.length === 0 ? null : hard.reduce((a, b) => (a < b ? a : b));
     return { remainingMicros: least === null ? null : least.toString(), levels };
@@ -274,6 +278,7 @@ export class LedgerService {
       commands.flatMap((c) => [
         { tenantId: c.tenantId, level: 'tenant' as Level, subjectId: c.tenantId },
         ...(c.teamId ? [{ tenantId: c.tenantId, level: 'team' as Level, subjectId: c.teamId }] : []),
+        ...(c.userId ? [{ tenantId: c.tenantId, level: 'user' as Level, subjectId: c.userId }] : []),
         { tenantId: c.tenantId, level: 'agent' as Level, subjectId: c.agentId },
       ]),
       (s) => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`,
@@ -284,6 +289,7 @@ export class LedgerService {
       const mine = [
         bySubject.get(`${c.tenantId}\u0000tenant\u0000${c.tenantId}`),
         c.teamId ? bySubject.get(`${c.tenantId}\u0000team\u0000${c.teamId}`) : undefined,
+        c.userId ? bySubject.get(`${c.tenantId}\u0000user\u0000${c.userId}`) : undefined,
         bySubject.get(`${c.tenantId}\u0000agent\u0000${c.agentId}`),
       ].filter((b) => b !== undefined);
       c.accountKeys = mine.map((budget) => {
