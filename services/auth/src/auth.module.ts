@@ -1,35 +1,199 @@
 import { Module } from '@nestjs/common';
+import { PalisadeError, type EventEnvelope } from '@palisade/contracts';
+import { CommandHandler, type AppendResult, type EventStore, type ExpectedVersion, type ReadStreamResult, type Transaction } from '@palisade/eventsourcing';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { AUTH_CONFIG, loadAuthConfig, type AuthConfig } from './auth.config';
-import { AUTH_RUNTIME, AuthRuntime } from './auth.runtime';
 import { BootstrapController } from './bootstrap/bootstrap.controller';
 import { BootstrapService } from './bootstrap/bootstrap.service';
+import { PasswordHasher } from './crypto/password-hasher';
 import { AgentGuideController, AgentsController, AgentSelfController } from './agents/agents.controller';
+import { agentDecider, agentGuideDecider } from './agents/agents.decider';
+import { AgentsProjection, AgentsRepository } from './agents/agents.repository';
 import { AgentsService } from './agents/agents.service';
 import { ApiKeysController } from './api-keys/api-keys.controller';
+import { apiKeyDecider } from './api-keys/api-keys.decider';
+import { ApiKeysProjection, ApiKeysRepository } from './api-keys/api-keys.repository';
 import { ApiKeysRpc } from './api-keys/api-keys.rpc';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { IdentityProvidersController } from './identity-providers/identity-providers.controller';
 import { idpSecretStore } from './identity-providers/credential-service-secrets';
+import { identityProviderDecider } from './identity-providers/identity-providers.decider';
+import { IdentityProvidersProjection, IdentityProvidersRepository } from './identity-providers/identity-providers.repository';
 import { IdentityProvidersService } from './identity-providers/identity-providers.service';
+import { SigningKeysController } from './keys/signing-keys.controller';
+import { SigningKeysRepository } from './keys/signing-keys.repository';
+import { KeyRing } from './keys/signing-keys.service';
+import { MfaController } from './mfa/mfa.controller';
+import { MfaProjection, MfaRepository } from './mfa/mfa.repository';
+import { MfaService } from './mfa/mfa.service';
+import { RevocationIssuer } from './revocations/revocations.projection';
+import { SessionsController } from './sessions/sessions.controller';
+import { SessionsProjection, SessionsRepository } from './sessions/sessions.repository';
+import { SessionsService } from './sessions/sessions.service';
+import { TokenIssuer } from './sessions/token-issuer';
+import { SignInController } from './sign-in/sign-in.controller';
+import { SignInService } from './sign-in/sign-in.service';
+import { ThrottleRepository } from './sign-in/throttle.repository';
 import { OidcService } from './sso/oidc.service';
 import { SamlService } from './sso/saml.service';
 import { SsoController } from './sso/sso.controller';
-import { MfaController } from './mfa/mfa.controller';
-import { MfaService } from './mfa/mfa.service';
-import { SigningKeysController } from './keys/signing-keys.controller';
-import { SessionsController } from './sessions/sessions.controller';
-import { SessionsService } from './sessions/sessions.service';
-import { SignInController } from './sign-in/sign-in.controller';
-import { SignInService } from './sign-in/sign-in.service';
+import { SsoRepository } from './sso/sso.repository';
+import { TeamsController } from './teams/teams.controller';
+import { teamDecider } from './teams/teams.decider';
+import { TeamsProjection, TeamsRepository } from './teams/teams.repository';
+import { TeamsService } from './teams/teams.service';
 import { PlatformTenantsController } from './tenants/platform-tenants.controller';
 import { TenantProvisioning } from './tenants/tenant-provisioning';
-import { TeamsController } from './teams/teams.controller';
-import { TeamsService } from './teams/teams.service';
 import { TenantsController } from './tenants/tenants.controller';
+import { tenantDecider } from './tenants/tenants.decider';
+import { TenantsProjection, TenantsRepository } from './tenants/tenants.repository';
 import { TenantsService } from './tenants/tenants.service';
+import type { Transactions } from './transactions';
+import { SerializedStreams } from './users/user-streams';
 import { UsersController } from './users/users.controller';
+import { userDecider } from './users/users.decider';
+import { UsersProjection, UsersRepository } from './users/users.repository';
 import { UsersService } from './users/users.service';
+
+const starting = () => new PalisadeError('unavailable', 'auth is starting: dependencies are not connected yet');
+
+/**
+ * The platform's event store once PostgreSQL is connected; before that every call is
+ * refused as `unavailable` (requests do not get this far: the readiness gate answers 503).
+ */
+class ConnectedEventStore implements EventStore {
+  constructor(private readonly platform: Platform) {}
+
+  private get store(): EventStore {
+    if (!this.platform.eventStore) throw starting();
+    return this.platform.eventStore;
+  }
+
+  async inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.store.inTransaction(work);
+  }
+
+  async readStream(tx: Transaction, streamId: string): Promise<ReadStreamResult> {
+    return this.store.readStream(tx, streamId);
+  }
+
+  async appendToStream(tx: Transaction, streamId: string, events: readonly EventEnvelope[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
+    return this.store.appendToStream(tx, streamId, events, expectedVersion);
+  }
+}
+
+/** What the controllers and the RPC are given: one service each. */
+interface AuthServices {
+  keyRing: KeyRing;
+  tenants: TenantsService;
+  users: UsersService;
+  teams: TeamsService;
+  signIns: SignInService;
+  sessions: SessionsService;
+  mfa: MfaService;
+  apiKeys: ApiKeysService;
+  agents: AgentsService;
+  identityProviders: IdentityProvidersService;
+  oidc: OidcService;
+  saml: SamlService;
+  provisioning: TenantProvisioning;
+  bootstrap: BootstrapService;
+}
+
+const AUTH_SERVICES = Symbol('AUTH_SERVICES');
+
+/**
+ * The wiring, and the only place that knows the platform: builds the repositories, the
+ * command handlers with their inline projections, the key ring and the services, hands
+ * each only what it uses, and starts and stops the key ring's refresh with the platform.
+ */
+function wire(platform: Platform, config: AuthConfig): AuthServices {
+  const { eventContext, logger } = platform;
+  const store = new ConnectedEventStore(platform);
+  const transactions: Transactions = store;
+  const hasher = new PasswordHasher({ memoryKiB: config.AUTH_ARGON2_MEMORY_KIB, passes: config.AUTH_ARGON2_PASSES, parallelism: 1 });
+
+  const tenantsRepo = new TenantsRepository();
+  const usersRepo = new UsersRepository();
+  const sessionsRepo = new SessionsRepository();
+  const throttle = new ThrottleRepository();
+  const mfaRepo = new MfaRepository();
+  const apiKeysRepo = new ApiKeysRepository();
+  const identityProvidersRepo = new IdentityProvidersRepository();
+  const ssoRepo = new SsoRepository();
+  const teamsRepo = new TeamsRepository();
+  const agentsRepo = new AgentsRepository();
+
+  const revocations = new RevocationIssuer(store, eventContext);
+  const keyRing = new KeyRing({
+    store,
+    repository: new SigningKeysRepository(),
+    revocations,
+    eventContext,
+    keyEncryptionKey: config.keyEncryptionKey,
+    rotationPeriodMs: config.AUTH_KEY_ROTATION_HOURS * 3600_000,
+    retiredKeysPublishedMs: 3600_000 + 60_000,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  platform.afterConnect(async () => {
+    await keyRing.start();
+    timer ??= setInterval(() => void keyRing.tick().catch((e: Error) => logger.warn({ err: e.message }, 'signing key refresh failed')), 10_000);
+    timer.unref();
+  });
+  platform.beforeClose(async () => clearInterval(timer));
+  const issuer = new TokenIssuer(keyRing, config.AUTH_ACCESS_TOKEN_TTL_SEC);
+
+  const tenantCommands = new CommandHandler(store, tenantDecider, { eventContext, projections: [new TenantsProjection()] });
+  const providerCommands = new CommandHandler(store, identityProviderDecider, { eventContext, projections: [new IdentityProvidersProjection()] });
+  const apiKeyCommands = new CommandHandler(store, apiKeyDecider, { eventContext, projections: [new ApiKeysProjection(), revocations] });
+  const teamCommands = new CommandHandler(store, teamDecider, { eventContext, projections: [new TeamsProjection(), revocations], tenantScoped: true });
+  const agentCommands = new CommandHandler(store, agentDecider, { eventContext, projections: [new AgentsProjection(), revocations], tenantScoped: true });
+  const guideCommands = new CommandHandler(store, agentGuideDecider, { eventContext, tenantScoped: true });
+  const userCommands = new CommandHandler(new SerializedStreams(store, (tx, streamId) => usersRepo.lockStream(tx, streamId)), userDecider, {
+    eventContext,
+    projections: [new UsersProjection(), new SessionsProjection(), new MfaProjection(), revocations],
+  });
+
+  const identityProviders = new IdentityProvidersService(transactions, providerCommands, identityProvidersRepo, idpSecretStore(config, () => platform.nats), logger);
+  const teams = new TeamsService(transactions, teamCommands, teamsRepo, { activeAgentsOf: (tx, tenantId, teamId) => agentsRepo.activeAgentsOf(tx, tenantId, teamId) });
+  const signIns = new SignInService(transactions, userCommands, store, eventContext, usersRepo, tenantsRepo, teamsRepo, sessionsRepo, throttle, mfaRepo, hasher, issuer, config, identityProviders, teams);
+  const refreshTokens = {
+    rotate: (oldHash: Buffer, newHash: Buffer) => {
+      const dataSource = platform.dataSource;
+      if (!dataSource?.isInitialized) throw starting();
+      return sessionsRepo.rotate(dataSource, oldHash, newHash);
+    },
+  };
+  const sessions = new SessionsService(transactions, userCommands, sessionsRepo, refreshTokens, issuer, config);
+  const users = new UsersService(transactions, userCommands, usersRepo, tenantsRepo, hasher, signIns);
+  const mfa = new MfaService(transactions, userCommands, mfaRepo, usersRepo, tenantsRepo, config, signIns);
+  const apiKeys = new ApiKeysService(transactions, apiKeyCommands, apiKeysRepo, issuer, config);
+  const agents = new AgentsService(transactions, agentCommands, guideCommands, agentsRepo, teamsRepo, usersRepo, apiKeysRepo, issuer, config, apiKeys);
+  const tenants = new TenantsService(transactions, tenantCommands, tenantsRepo);
+  const provisioning = new TenantProvisioning(tenants, users);
+  return {
+    keyRing,
+    tenants,
+    users,
+    teams,
+    signIns,
+    sessions,
+    mfa,
+    apiKeys,
+    agents,
+    identityProviders,
+    oidc: new OidcService(transactions, ssoRepo, config, identityProviders, signIns),
+    saml: new SamlService(transactions, ssoRepo, config, identityProviders, signIns),
+    provisioning,
+    bootstrap: new BootstrapService(config.AUTH_BOOTSTRAP_TOKEN_FILE, tenants, provisioning),
+  };
+}
+
+const serviceOf = <K extends keyof AuthServices>(token: abstract new (...args: never[]) => AuthServices[K], key: K) => ({
+  provide: token,
+  useFactory: (services: AuthServices) => services[key],
+  inject: [AUTH_SERVICES],
+});
 
 /**
  * The auth service: tenants, local accounts, teams, agents, sessions and tokens, signing keys. Health,
@@ -39,45 +203,22 @@ import { UsersService } from './users/users.service';
   controllers: [SigningKeysController, SignInController, UsersController, TenantsController, PlatformTenantsController, SessionsController, BootstrapController, MfaController, ApiKeysController, IdentityProvidersController, SsoController, TeamsController, AgentsController, AgentGuideController, AgentSelfController],
   providers: [
     { provide: AUTH_CONFIG, useFactory: () => loadAuthConfig() },
-    { provide: AUTH_RUNTIME, useFactory: (platform: Platform, config: AuthConfig) => new AuthRuntime(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
-    {
-      provide: IdentityProvidersService,
-      useFactory: (rt: AuthRuntime, config: AuthConfig, platform: Platform) => new IdentityProvidersService(rt, idpSecretStore(config, () => platform.nats)),
-      inject: [AUTH_RUNTIME, AUTH_CONFIG, PLATFORM],
-    },
-    {
-      provide: TeamsService,
-      useFactory: (rt: AuthRuntime) => new TeamsService(rt, { activeAgentsOf: (tx, tenantId, teamId) => rt.agentsRepo.activeAgentsOf(tx, tenantId, teamId) }),
-      inject: [AUTH_RUNTIME],
-    },
-    {
-      provide: SignInService,
-      useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, teams: TeamsService) => new SignInService(rt, providers, teams),
-      inject: [AUTH_RUNTIME, IdentityProvidersService, TeamsService],
-    },
-    { provide: SessionsService, useFactory: (rt: AuthRuntime) => new SessionsService(rt), inject: [AUTH_RUNTIME] },
-    { provide: UsersService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new UsersService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
-    { provide: MfaService, useFactory: (rt: AuthRuntime, signIns: SignInService) => new MfaService(rt, signIns), inject: [AUTH_RUNTIME, SignInService] },
-    { provide: ApiKeysService, useFactory: (rt: AuthRuntime) => new ApiKeysService(rt), inject: [AUTH_RUNTIME] },
+    { provide: AUTH_SERVICES, useFactory: (platform: Platform, config: AuthConfig) => wire(platform, config), inject: [PLATFORM, AUTH_CONFIG] },
+    serviceOf(KeyRing, 'keyRing'),
+    serviceOf(TenantsService, 'tenants'),
+    serviceOf(UsersService, 'users'),
+    serviceOf(TeamsService, 'teams'),
+    serviceOf(SignInService, 'signIns'),
+    serviceOf(SessionsService, 'sessions'),
+    serviceOf(MfaService, 'mfa'),
+    serviceOf(ApiKeysService, 'apiKeys'),
+    serviceOf(AgentsService, 'agents'),
+    serviceOf(IdentityProvidersService, 'identityProviders'),
+    serviceOf(OidcService, 'oidc'),
+    serviceOf(SamlService, 'saml'),
+    serviceOf(TenantProvisioning, 'provisioning'),
+    serviceOf(BootstrapService, 'bootstrap'),
     ApiKeysRpc,
-    { provide: AgentsService, useFactory: (rt: AuthRuntime, keys: ApiKeysService) => new AgentsService(rt, keys), inject: [AUTH_RUNTIME, ApiKeysService] },
-    {
-      provide: OidcService,
-      useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, signIns: SignInService) => new OidcService(rt, providers, signIns),
-      inject: [AUTH_RUNTIME, IdentityProvidersService, SignInService],
-    },
-    {
-      provide: SamlService,
-      useFactory: (rt: AuthRuntime, providers: IdentityProvidersService, signIns: SignInService) => new SamlService(rt, providers, signIns),
-      inject: [AUTH_RUNTIME, IdentityProvidersService, SignInService],
-    },
-    { provide: TenantsService, useFactory: (rt: AuthRuntime) => new TenantsService(rt), inject: [AUTH_RUNTIME] },
-    { provide: TenantProvisioning, useFactory: (tenants: TenantsService, users: UsersService) => new TenantProvisioning(tenants, users), inject: [TenantsService, UsersService] },
-    {
-      provide: BootstrapService,
-      useFactory: (config: AuthConfig, tenants: TenantsService, provisioning: TenantProvisioning) => new BootstrapService(config.AUTH_BOOTSTRAP_TOKEN_FILE, tenants, provisioning),
-      inject: [AUTH_CONFIG, TenantsService, TenantProvisioning],
-    },
   ],
 })
 export class AuthModule {}

@@ -1,14 +1,19 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PalisadeError, type Actor, type Principal } from '@palisade/contracts';
-import { streamName } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
+import { streamName, type CommandHandler } from '@palisade/eventsourcing';
+import type { AuthConfig } from '../auth.config';
+import type { Transactions } from '../transactions';
+import type { ApiKeysRepository } from '../api-keys/api-keys.repository';
+import type { TeamsRepository } from '../teams/teams.repository';
+import type { UsersRepository } from '../users/users.repository';
 import { grantableScopes } from '../api-keys/api-key-scopes';
 import type { ApiKeysService, CreateApiKeyInput } from '../api-keys/api-keys.service';
 import type { ApiKeyOwner } from '../api-keys/api-keys.events';
-import { AGENTS_MANAGE_SCOPE, scopesOf } from '../sessions/token-issuer';
+import { AGENTS_MANAGE_SCOPE, scopesOf, type TokenIssuer } from '../sessions/token-issuer';
 import { requireScope } from '../validation';
-import type { AgentStopCause } from './agents.events';
-import type { AgentRow } from './agents.repository';
+import type { AgentCommand, AgentGuideCommand, AgentGuideState, AgentState } from './agents.decider';
+import type { AgentEvent, AgentGuideEvent, AgentStopCause } from './agents.events';
+import type { AgentRow, AgentsRepository } from './agents.repository';
 
 const agentStream = (tenantId: string, agentId: string) => streamName('agent', `${tenantId}.${agentId}`);
 const guideStream = (tenantId: string, agentId: string) => streamName('agent-guide', `${tenantId}.${agentId}`);
@@ -33,23 +38,31 @@ export interface RegisterAgentInput {
  */
 export class AgentsService {
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly agentCommands: CommandHandler<AgentState, AgentCommand, AgentEvent>,
+    private readonly guideCommands: CommandHandler<AgentGuideState, AgentGuideCommand, AgentGuideEvent>,
+    private readonly agentsRepo: Pick<AgentsRepository, 'find' | 'list' | 'children' | 'guide' | 'storeGuide'>,
+    private readonly teamsRepo: Pick<TeamsRepository, 'find' | 'teamsOf'>,
+    private readonly usersRepo: Pick<UsersRepository, 'findById'>,
+    private readonly apiKeysRepo: Pick<ApiKeysRepository, 'find'>,
+    private readonly issuer: Pick<TokenIssuer, 'issue' | 'ttlSec'>,
+    private readonly config: Pick<AuthConfig, 'AUTH_OPERATOR_TENANT'>,
     private readonly keys: Pick<ApiKeysService, 'createFor' | 'listOf' | 'rotateAuthorized' | 'revokeAuthorized' | 'verify'>,
   ) {}
 
   async register(caller: Principal, input: RegisterAgentInput, now = new Date()) {
     requireScope(caller, AGENTS_MANAGE_SCOPE);
     const admin = isAdmin(caller);
-    const parent = input.parentAgentId === undefined ? undefined : await this.rt.read((tx) => this.rt.agentsRepo.find(tx, caller.tenantId, input.parentAgentId!));
+    const parent = input.parentAgentId === undefined ? undefined : await this.transactions.inTransaction((tx) => this.agentsRepo.find(tx, caller.tenantId, input.parentAgentId!));
     if (input.parentAgentId !== undefined && (!parent || !(admin || parent.ownerId === caller.id))) throw NOT_FOUND();
     const ownerId = parent?.ownerId ?? input.ownerId ?? caller.id;
     if (ownerId !== caller.id && !admin) throw new PalisadeError('forbidden', 'ownerId: only an administrator registers an agent for another user');
     const teamId = input.teamId ?? parent?.teamId;
     if (!teamId) throw new PalisadeError('validation', 'teamId: required');
-    const facts = await this.rt.read(async (tx) => {
-      const team = await this.rt.teamsRepo.find(tx, caller.tenantId, teamId);
-      const owner = await this.rt.usersRepo.findById(tx, caller.tenantId, ownerId);
-      const ownerTeams = owner ? await this.rt.teamsRepo.teamsOf(tx, caller.tenantId, ownerId) : [];
+    const facts = await this.transactions.inTransaction(async (tx) => {
+      const team = await this.teamsRepo.find(tx, caller.tenantId, teamId);
+      const owner = await this.usersRepo.findById(tx, caller.tenantId, ownerId);
+      const ownerTeams = owner ? await this.teamsRepo.teamsOf(tx, caller.tenantId, ownerId) : [];
       return {
         ...(team ? { team: team.status } : {}),
         ownerActive: owner?.status === 'active',
@@ -58,7 +71,7 @@ export class AgentsService {
       };
     });
     const agentId = randomUUID();
-    await this.rt.agents.handle(
+    await this.agentCommands.handle(
       agentStream(caller.tenantId, agentId),
       {
         type: 'RegisterAgent',
@@ -72,7 +85,7 @@ export class AgentsService {
 
   async list(caller: Principal) {
     requireScope(caller, AGENTS_MANAGE_SCOPE);
-    const rows = await this.rt.read((tx) => this.rt.agentsRepo.list(tx, caller.tenantId, isAdmin(caller) ? undefined : caller.id));
+    const rows = await this.transactions.inTransaction((tx) => this.agentsRepo.list(tx, caller.tenantId, isAdmin(caller) ? undefined : caller.id));
     return rows.map(view);
   }
 
@@ -93,7 +106,7 @@ export class AgentsService {
   async resume(caller: Principal, agentId: string) {
     const agent = await this.manageable(caller, agentId);
     const parent = agent.parentAgentId ? await this.find(caller.tenantId, agent.parentAgentId) : undefined;
-    await this.rt.agents.handle(agentStream(caller.tenantId, agentId), {
+    await this.agentCommands.handle(agentStream(caller.tenantId, agentId), {
       type: 'ResumeAgent',
       data: { agentId, ...(parent ? { parentStatus: parent.status } : {}) },
       metadata: meta(caller, new Date()),
@@ -134,10 +147,10 @@ export class AgentsService {
   async setGuide(caller: Principal, agentId: string, text: string, ifMatch?: number) {
     const agent = await this.manageable(caller, agentId);
     const now = new Date();
-    const r = await this.rt.agentGuides.handle(
+    const r = await this.guideCommands.handle(
       guideStream(caller.tenantId, agentId),
       { type: 'SetAgentGuide', data: { agentId, sha256: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text), agentStatus: agent.status }, metadata: meta(caller, now) },
-      { ...(ifMatch === undefined ? {} : { expectedVersion: ifMatch }), alsoInTransaction: (tx, events, version) => (events.length ? this.rt.agentsRepo.storeGuide(tx, caller.tenantId, agentId, text, version, now) : Promise.resolve()) },
+      { ...(ifMatch === undefined ? {} : { expectedVersion: ifMatch }), alsoInTransaction: (tx, events, version) => (events.length ? this.agentsRepo.storeGuide(tx, caller.tenantId, agentId, text, version, now) : Promise.resolve()) },
     );
     return { version: r.version };
   }
@@ -159,10 +172,10 @@ export class AgentsService {
     const agent = await this.find(principal.tenantId, principal.id);
     const parent = agent.parentAgentId ? await this.find(principal.tenantId, agent.parentAgentId) : undefined;
     const jti = randomUUID();
-    const exp = Math.min(Math.floor(now.getTime() / 1000) + this.rt.issuer.ttlSec, Math.floor(expiresAt.getTime() / 1000));
+    const exp = Math.min(Math.floor(now.getTime() / 1000) + this.issuer.ttlSec, Math.floor(expiresAt.getTime() / 1000));
     const scopes = [...(principal.scopes ?? [])];
     const aud = [...audience];
-    await this.rt.agents
+    await this.agentCommands
       .handle(agentStream(principal.tenantId, principal.id), {
         type: 'IssueAgentToken',
         data: { agentId: principal.id, keyId, actingFor: principal.actingFor, scopes, audience: aud, jti, issuedAtMs: now.getTime(), expiresAt: new Date(exp * 1000).toISOString(), ...(parent ? { parentStatus: parent.status } : {}) },
@@ -172,7 +185,7 @@ export class AgentsService {
         throw e instanceof PalisadeError && ['unauthenticated', 'not_found'].includes(e.code) ? INVALID() : e;
       });
     // Issued at the decision's instant: a suspension deciding after it revokes this token too.
-    const { accessToken, expiresIn } = await this.rt.issuer.issue(
+    const { accessToken, expiresIn } = await this.issuer.issue(
       { tenantId: principal.tenantId, subject: principal.id, principalType: 'agent', audience: aud, scopes, sessionId: principal.sessionId, actingFor: principal.actingFor, teams: [agent.teamId], jti, notAfterMs: expiresAt.getTime() },
       now.getTime(),
     );
@@ -183,50 +196,50 @@ export class AgentsService {
   private async stop(caller: Principal, agentId: string, type: 'SuspendAgent' | 'RetireAgent', cause: AgentStopCause): Promise<void> {
     const actor: Actor = { type: caller.type, id: caller.id };
     const now = new Date();
-    await this.rt.agents.handle(agentStream(caller.tenantId, agentId), { type, data: { agentId, cause }, metadata: { tenantId: caller.tenantId, actor, now } });
-    const children = await this.rt.read((tx) => this.rt.agentsRepo.children(tx, caller.tenantId, agentId));
+    await this.agentCommands.handle(agentStream(caller.tenantId, agentId), { type, data: { agentId, cause }, metadata: { tenantId: caller.tenantId, actor, now } });
+    const children = await this.transactions.inTransaction((tx) => this.agentsRepo.children(tx, caller.tenantId, agentId));
     for (const child of children) {
-      await this.rt.agents.handle(agentStream(caller.tenantId, child.agentId), { type, data: { agentId: child.agentId, cause: 'parent' }, metadata: { tenantId: caller.tenantId, actor, now } });
+      await this.agentCommands.handle(agentStream(caller.tenantId, child.agentId), { type, data: { agentId: child.agentId, cause: 'parent' }, metadata: { tenantId: caller.tenantId, actor, now } });
     }
   }
 
   /** The agent, if the caller may manage it: its owner (with agents:manage) or an administrator; anyone else gets 404. */
   private async manageable(caller: Principal, agentId: string): Promise<AgentRow> {
     requireScope(caller, AGENTS_MANAGE_SCOPE);
-    const agent = await this.rt.read((tx) => this.rt.agentsRepo.find(tx, caller.tenantId, agentId));
+    const agent = await this.transactions.inTransaction((tx) => this.agentsRepo.find(tx, caller.tenantId, agentId));
     if (!agent || !(agent.ownerId === caller.id || isAdmin(caller))) throw NOT_FOUND();
     return agent;
   }
 
   private async keyOf(caller: Principal, agentId: string, keyId: string) {
     await this.manageable(caller, agentId);
-    const key = await this.rt.read((tx) => this.rt.apiKeysRepo.find(tx, caller.tenantId, keyId));
+    const key = await this.transactions.inTransaction((tx) => this.apiKeysRepo.find(tx, caller.tenantId, keyId));
     if (!key || key.owner.type !== 'agent' || key.owner.id !== agentId) throw new PalisadeError('not_found', 'API key not found');
     return key;
   }
 
   private async selfRow(agent: Principal): Promise<AgentRow> {
     if (agent.type !== 'agent') throw new PalisadeError('forbidden', 'only an agent has an agent entry');
-    const row = await this.rt.read((tx) => this.rt.agentsRepo.find(tx, agent.tenantId, agent.id));
+    const row = await this.transactions.inTransaction((tx) => this.agentsRepo.find(tx, agent.tenantId, agent.id));
     if (!row) throw NOT_FOUND();
     return row;
   }
 
   private async find(tenantId: string, agentId: string): Promise<AgentRow> {
-    const row = await this.rt.read((tx) => this.rt.agentsRepo.find(tx, tenantId, agentId));
+    const row = await this.transactions.inTransaction((tx) => this.agentsRepo.find(tx, tenantId, agentId));
     if (!row) throw NOT_FOUND();
     return row;
   }
 
   private async guideOf(tenantId: string, agentId: string) {
-    const g = await this.rt.read((tx) => this.rt.agentsRepo.guide(tx, tenantId, agentId));
+    const g = await this.transactions.inTransaction((tx) => this.agentsRepo.guide(tx, tenantId, agentId));
     return { text: g?.text ?? '', version: g?.version ?? 0, updatedAt: g?.updatedAt.toISOString() ?? null };
   }
 
   private async ownerScopes(tenantId: string, ownerId: string): Promise<string[]> {
-    const owner = await this.rt.read((tx) => this.rt.usersRepo.findById(tx, tenantId, ownerId));
+    const owner = await this.transactions.inTransaction((tx) => this.usersRepo.findById(tx, tenantId, ownerId));
     if (owner?.status !== 'active') throw new PalisadeError('conflict', 'the agent’s owner is disabled');
-    return scopesOf(owner.roles, tenantId === this.rt.config.AUTH_OPERATOR_TENANT);
+    return scopesOf(owner.roles, tenantId === this.config.AUTH_OPERATOR_TENANT);
   }
 }
 

@@ -1,11 +1,13 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
-import { streamName } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
-import { scopesOf } from '../sessions/token-issuer';
+import { streamName, type CommandHandler } from '@palisade/eventsourcing';
+import type { AuthConfig } from '../auth.config';
+import type { Transactions } from '../transactions';
+import { scopesOf, type TokenIssuer } from '../sessions/token-issuer';
 import { effectiveKeyScopes, grantableScopes } from './api-key-scopes';
 import { apiKeyIdOf, apiKeySessionId, matchesAny, newApiKeyId, newApiKeySecret } from './api-key-secret';
-import type { ApiKeyOwner } from './api-keys.events';
-import type { ApiKeyRow } from './api-keys.repository';
+import type { ApiKeyCommand, ApiKeyState } from './api-keys.decider';
+import type { ApiKeyEvent, ApiKeyOwner } from './api-keys.events';
+import type { ApiKeyRow, ApiKeysRepository } from './api-keys.repository';
 
 const keyStream = (tenantId: string, keyId: string) => streamName('api-key', `${tenantId}.${keyId}`);
 const INVALID = () => new PalisadeError('unauthenticated', 'invalid, expired or revoked API key');
@@ -27,7 +29,13 @@ export interface CreateApiKeyInput {
  * service like other revocations) and the time of last use.
  */
 export class ApiKeysService {
-  constructor(private readonly rt: AuthRuntime) {}
+  constructor(
+    private readonly transactions: Transactions,
+    private readonly apiKeyCommands: CommandHandler<ApiKeyState, ApiKeyCommand, ApiKeyEvent>,
+    private readonly apiKeysRepo: Pick<ApiKeysRepository, 'addSecret' | 'list' | 'credentials' | 'touch' | 'find'>,
+    private readonly issuer: Pick<TokenIssuer, 'issue'>,
+    private readonly config: Pick<AuthConfig, 'AUTH_OPERATOR_TENANT'>,
+  ) {}
 
   async create(caller: Principal, input: CreateApiKeyInput, now = new Date()) {
     const callerScopes = caller.scopes ?? [];
@@ -54,23 +62,23 @@ export class ApiKeysService {
     const keyId = newApiKeyId();
     const secret = newApiKeySecret(keyId);
     const expiresAt = new Date(now.getTime() + input.expiresInDays * 86400_000).toISOString();
-    await this.rt.apiKeys.handle(
+    await this.apiKeyCommands.handle(
       keyStream(caller.tenantId, keyId),
       { type: 'CreateApiKey', data: { keyId, owner, name: input.name, scopes: input.scopes, expiresAt, grantable }, metadata: this.meta(caller, now) },
       0,
-      (tx) => this.rt.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
+      (tx) => this.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
     );
     return { keyId, apiKey: secret.apiKey, owner, scopes: [...new Set(input.scopes)], expiresAt };
   }
 
   /** The keys of one owner (the agent registry lists an agent's). */
   async listOf(tenantId: string, owner: ApiKeyOwner) {
-    return (await this.rt.read((tx) => this.rt.apiKeysRepo.list(tx, tenantId, owner))).map(view);
+    return (await this.transactions.inTransaction((tx) => this.apiKeysRepo.list(tx, tenantId, owner))).map(view);
   }
 
   async list(caller: Principal) {
     const admin = caller.scopes?.includes('auth:admin') ?? false;
-    const rows = await this.rt.read((tx) => this.rt.apiKeysRepo.list(tx, caller.tenantId, admin ? undefined : { type: 'user', id: caller.id }));
+    const rows = await this.transactions.inTransaction((tx) => this.apiKeysRepo.list(tx, caller.tenantId, admin ? undefined : { type: 'user', id: caller.id }));
     return rows.map(view);
   }
 
@@ -83,11 +91,11 @@ export class ApiKeysService {
   /** Rotation once the caller's right to the key is established (by `visible`, or by the agent registry). */
   async rotateAuthorized(caller: Principal, keyId: string, overlapSec: number, now = new Date()) {
     const secret = newApiKeySecret(keyId);
-    const result = await this.rt.apiKeys.handle(
+    const result = await this.apiKeyCommands.handle(
       keyStream(caller.tenantId, keyId),
       { type: 'RotateApiKey', data: { keyId, overlapSec }, metadata: this.meta(caller, now) },
       undefined,
-      (tx) => this.rt.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
+      (tx) => this.apiKeysRepo.addSecret(tx, keyId, secret.hash, now),
     );
     const rotated = result.events[0].data as { previousSecretValidUntil: string };
     return { keyId, apiKey: secret.apiKey, previousSecretValidUntil: rotated.previousSecretValidUntil };
@@ -103,7 +111,7 @@ export class ApiKeysService {
   async revokeAuthorized(caller: Principal, key: Pick<ApiKeyRow, 'keyId' | 'owner'>, now = new Date()): Promise<void> {
     const keyId = key.keyId;
     const reason = key.owner.type === 'user' && key.owner.id === caller.id ? 'owner' : 'admin';
-    await this.rt.apiKeys.handle(keyStream(caller.tenantId, keyId), { type: 'RevokeApiKey', data: { keyId, reason }, metadata: this.meta(caller, now) });
+    await this.apiKeyCommands.handle(keyStream(caller.tenantId, keyId), { type: 'RevokeApiKey', data: { keyId, reason }, metadata: this.meta(caller, now) });
   }
 
   /**
@@ -115,11 +123,11 @@ export class ApiKeysService {
   async verify(apiKey: string, now = new Date()): Promise<{ principal: Principal; keyId: string; expiresAt: Date; owner: ApiKeyOwner }> {
     const keyId = apiKeyIdOf(apiKey);
     if (!keyId) throw new PalisadeError('unauthenticated', 'not an API key (palisade_<id>_<secret>)');
-    const key = await this.rt.read((tx) => this.rt.apiKeysRepo.credentials(tx, keyId, now));
+    const key = await this.transactions.inTransaction((tx) => this.apiKeysRepo.credentials(tx, keyId, now));
     // The digest comparison runs even for an unknown key, so timing tells nothing.
     const matches = matchesAny(apiKey, key?.secretHashes ?? []);
     if (!key || !matches || key.status !== 'active' || key.expiresAt.getTime() <= now.getTime()) throw INVALID();
-    const held = key.ownerRoles ? scopesOf(key.ownerRoles, key.tenantId === this.rt.config.AUTH_OPERATOR_TENANT) : undefined;
+    const held = key.ownerRoles ? scopesOf(key.ownerRoles, key.tenantId === this.config.AUTH_OPERATOR_TENANT) : undefined;
     const scopes = effectiveKeyScopes(key, held);
     if (!scopes) throw INVALID();
     let principal: Principal;
@@ -131,7 +139,7 @@ export class ApiKeysService {
       if (!agent || agent.status !== 'active' || (agent.parentStatus !== null && agent.parentStatus !== 'active')) throw INVALID();
       principal = { type: 'agent', id: key.owner.id, tenantId: key.tenantId, actingFor: agent.ownerId, scopes, sessionId: apiKeySessionId(keyId), teams: [agent.teamId], department: agent.teamId };
     }
-    await this.rt.read((tx) => this.rt.apiKeysRepo.touch(tx, keyId, now));
+    await this.transactions.inTransaction((tx) => this.apiKeysRepo.touch(tx, keyId, now));
     return { principal, keyId, expiresAt: key.expiresAt, owner: key.owner };
   }
 
@@ -140,7 +148,7 @@ export class ApiKeysService {
     const { principal, expiresAt, owner } = await this.verify(apiKey, now);
     // Every agent token names the user it acts for and is recorded: the agent registry issues it.
     if (owner.type === 'agent') throw new PalisadeError('unauthenticated', 'an agent key is exchanged at POST /v1/tokens/agent');
-    const { accessToken, expiresIn } = await this.rt.issuer.issue(
+    const { accessToken, expiresIn } = await this.issuer.issue(
       {
         tenantId: principal.tenantId,
         subject: principal.id,
@@ -157,7 +165,7 @@ export class ApiKeysService {
 
   /** The key, if the caller may manage it: its owner, or an administrator of its tenant; anyone else gets 404. */
   async visible(caller: Principal, keyId: string): Promise<ApiKeyRow> {
-    const key = await this.rt.read((tx) => this.rt.apiKeysRepo.find(tx, caller.tenantId, keyId));
+    const key = await this.transactions.inTransaction((tx) => this.apiKeysRepo.find(tx, caller.tenantId, keyId));
     const mine = key?.owner.type === 'user' && key.owner.id === caller.id;
     if (!key || !(mine || caller.scopes?.includes('auth:admin'))) throw new PalisadeError('not_found', 'API key not found');
     return key;

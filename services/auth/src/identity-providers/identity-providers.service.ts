@@ -1,8 +1,9 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
-import { streamName } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
-import type { ProviderSettings } from './identity-providers.events';
-import type { IdentityProviderRow } from './identity-providers.repository';
+import { streamName, type CommandHandler } from '@palisade/eventsourcing';
+import type { Transactions } from '../transactions';
+import type { IdentityProviderCommand, IdentityProviderState } from './identity-providers.decider';
+import type { IdentityProviderEvent, ProviderSettings } from './identity-providers.events';
+import type { IdentityProviderRow, IdentityProvidersRepository } from './identity-providers.repository';
 import type { IdpSecretStore, StoredIdpSecret } from './idp-secret-store';
 
 const providerStream = (tenantId: string, providerId: string) => streamName('identity-provider', `${tenantId}.${providerId}`);
@@ -15,8 +16,11 @@ const providerStream = (tenantId: string, providerId: string) => streamName('ide
  */
 export class IdentityProvidersService {
   constructor(
-    private readonly rt: Pick<AuthRuntime, 'identityProviders' | 'identityProvidersRepo' | 'read' | 'platform'>,
+    private readonly transactions: Transactions,
+    private readonly providerCommands: CommandHandler<IdentityProviderState, IdentityProviderCommand, IdentityProviderEvent>,
+    private readonly identityProvidersRepo: IdentityProvidersRepository,
     private readonly secrets: IdpSecretStore,
+    private readonly logger: { warn(fields: object, message: string): void },
   ) {}
 
   async configure(admin: Principal, providerId: string, input: { enabled: boolean; settings: ProviderSettings; secret?: string }) {
@@ -24,11 +28,11 @@ export class IdentityProvidersService {
     if (input.secret !== undefined) {
       // The store is called before the transaction (no network inside it); a type change
       // the decider would refuse must not replace the working provider's secret first.
-      const existing = await this.rt.read((tx) => this.rt.identityProvidersRepo.find(tx, admin.tenantId, providerId));
+      const existing = await this.transactions.inTransaction((tx) => this.identityProvidersRepo.find(tx, admin.tenantId, providerId));
       if (existing && existing.settings.type !== input.settings.type) throw new PalisadeError('conflict', `provider is of type ${existing.settings.type}: remove it to change the type`);
       stored = await this.secrets.put(admin.tenantId, providerId, input.secret);
     }
-    const result = await this.rt.identityProviders.handle(
+    const result = await this.providerCommands.handle(
       providerStream(admin.tenantId, providerId),
       {
         type: 'ConfigureProvider',
@@ -37,7 +41,7 @@ export class IdentityProvidersService {
       },
       undefined,
       async (tx) => {
-        if (stored) await this.rt.identityProvidersRepo.saveSecret(tx, admin.tenantId, providerId, stored);
+        if (stored) await this.identityProvidersRepo.saveSecret(tx, admin.tenantId, providerId, stored);
       },
     );
     return { providerId, version: result.version };
@@ -45,8 +49,8 @@ export class IdentityProvidersService {
 
   /** Removes the provider (its row and reference go in the same transaction), then destroys its secret in the store. */
   async remove(admin: Principal, providerId: string): Promise<void> {
-    const stored = await this.rt.read((tx) => this.rt.identityProvidersRepo.storedSecret(tx, admin.tenantId, providerId));
-    await this.rt.identityProviders.handle(providerStream(admin.tenantId, providerId), {
+    const stored = await this.transactions.inTransaction((tx) => this.identityProvidersRepo.storedSecret(tx, admin.tenantId, providerId));
+    await this.providerCommands.handle(providerStream(admin.tenantId, providerId), {
       type: 'RemoveProvider',
       data: { providerId },
       metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
@@ -54,12 +58,12 @@ export class IdentityProvidersService {
     // The provider is gone either way; a secret left in the vault is rotated by the next
     // provider of that id, or deleted there by an administrator.
     if (stored) {
-      await this.secrets.remove(admin.tenantId, providerId, stored).catch((e: Error) => this.rt.platform.logger.warn({ providerId, err: e.message }, 'identity provider secret not deleted in the credential service'));
+      await this.secrets.remove(admin.tenantId, providerId, stored).catch((e: Error) => this.logger.warn({ providerId, err: e.message }, 'identity provider secret not deleted in the credential service'));
     }
   }
 
   async list(admin: Principal) {
-    return (await this.rt.read((tx) => this.rt.identityProvidersRepo.list(tx, admin.tenantId))).map(view);
+    return (await this.transactions.inTransaction((tx) => this.identityProvidersRepo.list(tx, admin.tenantId))).map(view);
   }
 
   async get(admin: Principal, providerId: string) {
@@ -71,13 +75,13 @@ export class IdentityProvidersService {
     const provider = await this.enabledOrAny(tenantId, providerId, true);
     if (provider.settings.type !== type) throw new PalisadeError('not_found', `identity provider ${providerId} is not an ${type} provider`);
     // SAML signs in without a secret: no read (and no audited vault read) for it.
-    const stored = type === 'saml' ? undefined : await this.rt.read((tx) => this.rt.identityProvidersRepo.storedSecret(tx, tenantId, providerId));
+    const stored = type === 'saml' ? undefined : await this.transactions.inTransaction((tx) => this.identityProvidersRepo.storedSecret(tx, tenantId, providerId));
     const secret = stored ? await this.secrets.read(tenantId, providerId, stored) : '';
     return { settings: provider.settings as Extract<ProviderSettings, { type: T }>, secret };
   }
 
   private async enabledOrAny(tenantId: string, providerId: string, enabledOnly: boolean): Promise<IdentityProviderRow> {
-    const provider = await this.rt.read((tx) => this.rt.identityProvidersRepo.find(tx, tenantId, providerId));
+    const provider = await this.transactions.inTransaction((tx) => this.identityProvidersRepo.find(tx, tenantId, providerId));
     if (!provider || (enabledOnly && !provider.enabled)) throw new PalisadeError('not_found', 'identity provider not found');
     return provider;
   }

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PalisadeError } from '@palisade/contracts';
-import type { AuthRuntime } from '../auth.runtime';
+import type { Transactions } from '../transactions';
 import type { SignInMethod } from '../users/users.events';
-import type { ChallengePurpose } from './mfa.repository';
+import type { ChallengePurpose, MfaRepository } from './mfa.repository';
 
 /** Lifetime of the token between a good password and the second factor (or enrolment). */
 export const CHALLENGE_TTL_SEC = 300;
@@ -20,12 +20,13 @@ export const isChallengeTokenShaped = (token: string) => CHALLENGE_TOKEN.test(to
  * is stored; it is good for nothing else (it is not an access token).
  */
 export async function issueChallenge(
-  rt: Pick<AuthRuntime, 'read' | 'mfaRepo'>,
+  transactions: Transactions,
+  challenges: Pick<MfaRepository, 'createChallenge'>,
   c: { tenantId: string; userId: string; purpose: ChallengePurpose; audience: string[]; method: SignInMethod },
   now: Date,
 ): Promise<{ token: string; expiresIn: number }> {
   const token = `pmc_${randomBytes(32).toString('base64url')}`;
-  await rt.read((tx) => rt.mfaRepo.createChallenge(tx, hashChallengeToken(token), c, new Date(now.getTime() + CHALLENGE_TTL_SEC * 1000)));
+  await transactions.inTransaction((tx) => challenges.createChallenge(tx, hashChallengeToken(token), c, new Date(now.getTime() + CHALLENGE_TTL_SEC * 1000)));
   return { token, expiresIn: CHALLENGE_TTL_SEC };
 }
 

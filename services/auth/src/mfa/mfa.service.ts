@@ -1,11 +1,15 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
-import { streamName } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
+import { streamName, type CommandHandler } from '@palisade/eventsourcing';
+import type { AuthConfig } from '../auth.config';
+import type { Transactions } from '../transactions';
+import type { TenantsRepository } from '../tenants/tenants.repository';
+import type { UserCommand, UserState } from '../users/users.decider';
+import type { UserEvent } from '../users/users.events';
 import { open, seal } from '../crypto/key-encryption';
 import { INVALID, type SignInService, type TokenResponse } from '../sign-in/sign-in.service';
-import type { UserRow } from '../users/users.repository';
+import type { UserRow, UsersRepository } from '../users/users.repository';
 import { assertSessionEnrolmentAllowed, CHALLENGE_MAX_ATTEMPTS, hashChallengeToken, isChallengeTokenShaped } from './mfa-challenge';
-import type { Challenge, ChallengePurpose } from './mfa.repository';
+import type { Challenge, ChallengePurpose, MfaRepository } from './mfa.repository';
 import { enrolmentOf, newRecoveryCodes, newTotpSecret, RecoveryCodeHasher, RECOVERY_CODE_COUNT, totpStep } from './totp';
 
 const userStream = (tenantId: string, userId: string) => streamName('user', `${tenantId}.${userId}`);
@@ -28,10 +32,15 @@ export class MfaService {
   private readonly recovery: RecoveryCodeHasher;
 
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly userCommands: CommandHandler<UserState, UserCommand, UserEvent>,
+    private readonly mfaRepo: MfaRepository,
+    private readonly usersRepo: Pick<UsersRepository, 'findById'>,
+    private readonly tenantsRepo: Pick<TenantsRepository, 'find'>,
+    private readonly config: Pick<AuthConfig, 'keyEncryptionKey'>,
     private readonly signIns: Pick<SignInService, 'complete' | 'countFailure' | 'assertNotLocked'>,
   ) {
-    this.recovery = new RecoveryCodeHasher(rt.config.keyEncryptionKey);
+    this.recovery = new RecoveryCodeHasher(config.keyEncryptionKey);
   }
 
   /** Second step of a sign-in: the TOTP code or a recovery code against the MFA token. */
@@ -87,7 +96,7 @@ export class MfaService {
 
   /** An administrator removes a user's second factor (lost device); the user enrols again. */
   async reset(admin: Principal, userId: string): Promise<void> {
-    await this.rt.users.handle(userStream(admin.tenantId, userId), {
+    await this.userCommands.handle(userStream(admin.tenantId, userId), {
       type: 'ResetMfa',
       data: { userId },
       metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
@@ -98,7 +107,7 @@ export class MfaService {
     if (user.status !== 'active') throw new PalisadeError('forbidden', 'user is disabled');
     if (user.mfaEnrolled) throw new PalisadeError('conflict', 'a second factor is already enrolled: an administrator can reset it');
     const secret = newTotpSecret();
-    const saved = await this.rt.read((tx) => this.rt.mfaRepo.savePending(tx, tenantId, user.id, seal(this.rt.config.keyEncryptionKey, secret, sealContext(tenantId, user.id))));
+    const saved = await this.transactions.inTransaction((tx) => this.mfaRepo.savePending(tx, tenantId, user.id, seal(this.config.keyEncryptionKey, secret, sealContext(tenantId, user.id))));
     if (!saved) throw new PalisadeError('conflict', 'a second factor is already enrolled');
     return { method: 'totp' as const, ...enrolmentOf(secret, user.username, `Palisade (${tenantId})`) };
   }
@@ -106,40 +115,40 @@ export class MfaService {
   private async enrol(tenantId: string, userId: string, actor: { type: 'user'; id: string }, now: Date): Promise<string[]> {
     const codes = newRecoveryCodes();
     const hashes = codes.map((c) => this.recovery.hash(tenantId, userId, c));
-    await this.rt.users.handle(
+    await this.userCommands.handle(
       userStream(tenantId, userId),
       { type: 'EnrolMfa', data: { userId, method: 'totp', recoveryCodes: RECOVERY_CODE_COUNT }, metadata: { tenantId, actor, now } },
       undefined,
-      (tx) => this.rt.mfaRepo.activate(tx, tenantId, userId, hashes),
+      (tx) => this.mfaRepo.activate(tx, tenantId, userId, hashes),
     );
     return codes;
   }
 
   /** A code of the stored secret in the given state, for a time step not used before. */
   private async acceptTotp(tenantId: string, userId: string, code: string, status: 'pending' | 'active', now: Date): Promise<boolean> {
-    const stored = await this.rt.read((tx) => this.rt.mfaRepo.totp(tx, tenantId, userId));
+    const stored = await this.transactions.inTransaction((tx) => this.mfaRepo.totp(tx, tenantId, userId));
     if (!stored || stored.status !== status) return false;
-    const step = totpStep(open(this.rt.config.keyEncryptionKey, stored.sealed, sealContext(tenantId, userId)), code, now);
+    const step = totpStep(open(this.config.keyEncryptionKey, stored.sealed, sealContext(tenantId, userId)), code, now);
     if (step === undefined) return false;
-    return this.rt.read((tx) => this.rt.mfaRepo.useStep(tx, tenantId, userId, step));
+    return this.transactions.inTransaction((tx) => this.mfaRepo.useStep(tx, tenantId, userId, step));
   }
 
   /** How many codes remain after using this one, or undefined when it is not an unused code of the user. */
   private async consumeRecoveryCode(c: Challenge, code: string): Promise<number | undefined> {
     const candidate = this.recovery.hash(c.tenantId, c.userId, code);
-    return this.rt.read(async (tx) => {
-      const stored = await this.rt.mfaRepo.unusedRecoveryCodes(tx, c.tenantId, c.userId);
+    return this.transactions.inTransaction(async (tx) => {
+      const stored = await this.mfaRepo.unusedRecoveryCodes(tx, c.tenantId, c.userId);
       const match = this.recovery.match(candidate, stored);
-      if (!match || !(await this.rt.mfaRepo.consumeRecoveryCode(tx, c.tenantId, c.userId, match))) return undefined;
+      if (!match || !(await this.mfaRepo.consumeRecoveryCode(tx, c.tenantId, c.userId, match))) return undefined;
       return stored.length - 1;
     });
   }
 
   private async challenge(token: string, purpose: ChallengePurpose, now: Date): Promise<{ challenge: Challenge; user: UserRow }> {
     if (!isChallengeTokenShaped(token)) throw BAD_CHALLENGE();
-    const found = await this.rt.read(async (tx) => {
-      const challenge = await this.rt.mfaRepo.attemptChallenge(tx, hashChallengeToken(token), purpose, CHALLENGE_MAX_ATTEMPTS, now);
-      const user = challenge && (await this.rt.usersRepo.findById(tx, challenge.tenantId, challenge.userId));
+    const found = await this.transactions.inTransaction(async (tx) => {
+      const challenge = await this.mfaRepo.attemptChallenge(tx, hashChallengeToken(token), purpose, CHALLENGE_MAX_ATTEMPTS, now);
+      const user = challenge && (await this.usersRepo.findById(tx, challenge.tenantId, challenge.userId));
       return challenge && user ? { challenge, user } : undefined;
     });
     if (!found) throw BAD_CHALLENGE();
@@ -147,13 +156,13 @@ export class MfaService {
   }
 
   private async useChallenge(token: string): Promise<void> {
-    if (!(await this.rt.read((tx) => this.rt.mfaRepo.completeChallenge(tx, hashChallengeToken(token))))) throw BAD_CHALLENGE();
+    if (!(await this.transactions.inTransaction((tx) => this.mfaRepo.completeChallenge(tx, hashChallengeToken(token))))) throw BAD_CHALLENGE();
   }
 
   /** A wrong code: counted per account and address (lockout) and recorded as an mfa_failed sign-in failure. */
   private async fail(c: Challenge, user: UserRow, sourceAddress: string, now: Date): Promise<never> {
     const lockout = await this.signIns.countFailure(c.tenantId, user.username, sourceAddress, now);
-    await this.rt.users.handle(userStream(c.tenantId, user.id), {
+    await this.userCommands.handle(userStream(c.tenantId, user.id), {
       type: 'RecordMfaFailure',
       data: { userId: user.id, method: c.method, sourceAddress, ...(lockout ? { lockout } : {}) },
       metadata: { tenantId: c.tenantId, actor: { type: 'user', id: user.id }, now },
@@ -163,13 +172,13 @@ export class MfaService {
   }
 
   private async assertOptional(tenantId: string): Promise<void> {
-    const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, tenantId));
+    const tenant = await this.transactions.inTransaction((tx) => this.tenantsRepo.find(tx, tenantId));
     assertSessionEnrolmentAllowed({ mfaRequired: tenant?.mfaRequired ?? true });
   }
 
   private async userOf(principal: Principal): Promise<UserRow> {
     if (principal.type !== 'user') throw new PalisadeError('forbidden', 'only users enrol a second factor');
-    const user = await this.rt.read((tx) => this.rt.usersRepo.findById(tx, principal.tenantId, principal.id));
+    const user = await this.transactions.inTransaction((tx) => this.usersRepo.findById(tx, principal.tenantId, principal.id));
     if (!user) throw INVALID();
     return user;
   }

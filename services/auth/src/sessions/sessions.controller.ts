@@ -4,9 +4,8 @@ import type { Request } from 'express';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import { certificateThumbprint } from '@palisade/auth-verifier';
-import { PalisadeError, SERVICE_NAMES, SYSTEM_TENANT, type Principal } from '@palisade/contracts';
+import { PalisadeError, SERVICE_NAMES, type Principal } from '@palisade/contracts';
 import { callingService, CurrentPrincipal, ServiceCallers } from '@palisade/service-kit';
-import { AUTH_RUNTIME, type AuthRuntime } from '../auth.runtime';
 import { audience, parse, requireScope } from '../validation';
 import { assertServiceGrant } from './service-grants';
 import { SessionsService } from './sessions.service';
@@ -17,10 +16,7 @@ const serviceTokenBody = z.strictObject({ audience, scopes: z.array(z.string().r
 @ApiTags('sessions')
 @Controller('v1')
 export class SessionsController {
-  constructor(
-    @Inject(SessionsService) private readonly sessions: SessionsService,
-    @Inject(AUTH_RUNTIME) private readonly rt: AuthRuntime,
-  ) {}
+  constructor(@Inject(SessionsService) private readonly sessions: SessionsService) {}
 
   @Administers('sessions')
   @Post('sessions/:sessionId/revoke')
@@ -45,14 +41,6 @@ export class SessionsController {
     const certificate = (req.socket as TLSSocket).getPeerX509Certificate?.();
     if (!caller || !certificate) throw new PalisadeError('unauthenticated', 'a client certificate of a Palisade service is required');
     assertServiceGrant(caller, { audience: input.audience, scopes: input.scopes });
-    const token = await this.rt.issuer.issue({
-      tenantId: SYSTEM_TENANT,
-      subject: caller,
-      principalType: 'service',
-      audience: input.audience,
-      scopes: input.scopes,
-      certificateThumbprint: certificateThumbprint(certificate),
-    });
-    return { tokenType: 'Bearer', ...token };
+    return this.sessions.serviceToken(caller, input.audience, input.scopes, certificateThumbprint(certificate));
   }
 }

@@ -1,9 +1,17 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { buildEvent, ConcurrencyError, PalisadeError, type Actor } from '@palisade/contracts';
-import { streamName, type DomainEvent, type Transaction } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
-import { ALL_AUDIENCES, newRefreshToken, scopesOf } from '../sessions/token-issuer';
+import { buildEvent, ConcurrencyError, PalisadeError, type Actor, type EventFactoryContext } from '@palisade/contracts';
+import { streamName, type CommandHandler, type DomainEvent, type EventStore, type Transaction } from '@palisade/eventsourcing';
+import type { AuthConfig } from '../auth.config';
+import type { PasswordHasher } from '../crypto/password-hasher';
+import type { MfaRepository } from '../mfa/mfa.repository';
+import type { SessionsRepository } from '../sessions/sessions.repository';
+import type { TeamsRepository } from '../teams/teams.repository';
+import type { TenantsRepository } from '../tenants/tenants.repository';
+import type { Transactions } from '../transactions';
+import type { UserCommand, UserState } from '../users/users.decider';
+import type { UserEvent } from '../users/users.events';
+import { ALL_AUDIENCES, newRefreshToken, scopesOf, type TokenIssuer } from '../sessions/token-issuer';
 import type { LdapSettings } from '../identity-providers/identity-providers.events';
 import type { TeamsService } from '../teams/teams.service';
 import type { IdentityProvidersService } from '../identity-providers/identity-providers.service';
@@ -12,8 +20,8 @@ import { issueChallenge, secondFactorStep } from '../mfa/mfa-challenge';
 import type { TenantRow } from '../tenants/tenants.repository';
 import { throttledSignIn } from '../users/users.decider';
 import type { SignInMethod } from '../users/users.events';
-import { normalizeUsername, type UserRow } from '../users/users.repository';
-import { throttleKey, type ThrottleClaim } from './throttle.repository';
+import { normalizeUsername, type UserRow, type UsersRepository } from '../users/users.repository';
+import { throttleKey, type ThrottleClaim, type ThrottleRepository } from './throttle.repository';
 
 export interface SignInRequest {
   tenantId: string;
@@ -90,19 +98,35 @@ export const INVALID = () => new PalisadeError('unauthenticated', 'invalid usern
  */
 export class SignInService {
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly userCommands: CommandHandler<UserState, UserCommand, UserEvent>,
+    /** Where attempts that change no account are appended (a stream of their own each). */
+    private readonly store: Pick<EventStore, 'appendToStream'>,
+    private readonly eventContext: EventFactoryContext,
+    private readonly usersRepo: Pick<UsersRepository, 'findByUsername' | 'rehash'>,
+    private readonly tenantsRepo: Pick<TenantsRepository, 'find'>,
+    private readonly teamsRepo: Pick<TeamsRepository, 'teamsOf'>,
+    private readonly sessionsRepo: Pick<SessionsRepository, 'open'>,
+    private readonly throttle: ThrottleRepository,
+    private readonly challenges: Pick<MfaRepository, 'createChallenge'>,
+    private readonly hasher: Pick<PasswordHasher, 'hash' | 'verify' | 'verifyDecoy' | 'needsRehash'>,
+    private readonly issuer: Pick<TokenIssuer, 'issue'>,
+    private readonly config: Pick<
+      AuthConfig,
+      'AUTH_SESSION_TTL_SEC' | 'AUTH_OPERATOR_TENANT' | 'AUTH_LOCKOUT_BASE_SEC' | 'AUTH_LOCKOUT_MAX_SEC' | 'AUTH_LOCKOUT_THRESHOLD' | 'AUTH_ADDRESS_LOCKOUT_THRESHOLD'
+    >,
     private readonly providers: Pick<IdentityProvidersService, 'withSecret'>,
     private readonly teams?: Pick<TeamsService, 'syncMappedTeams'>,
   ) {}
 
   async signIn(r: SignInRequest, now = new Date()): Promise<TokenResponse | MfaChallengeResponse> {
-    const { tenant, user } = await this.rt.read(async (tx) => ({
-      tenant: await this.rt.tenantsRepo.find(tx, r.tenantId),
-      user: await this.rt.usersRepo.findByUsername(tx, r.tenantId, r.username),
+    const { tenant, user } = await this.transactions.inTransaction(async (tx) => ({
+      tenant: await this.tenantsRepo.find(tx, r.tenantId),
+      user: await this.usersRepo.findByUsername(tx, r.tenantId, r.username),
     }));
     const account = tenant ? user : undefined;
     const attempt = await this.reserveAttempt({ tenantId: r.tenantId, accountName: account?.username ?? r.username, ...(account ? { userId: account.id } : {}), method: 'password', sourceAddress: r.sourceAddress }, now);
-    const valid = account?.passwordHash ? await this.rt.hasher.verify(r.password, account.passwordHash) : await this.rt.hasher.verifyDecoy(r.password);
+    const valid = account?.passwordHash ? await this.hasher.verify(r.password, account.passwordHash) : await this.hasher.verifyDecoy(r.password);
 
     if (!valid) {
       if (account) await this.recordFailure(r.tenantId, account.id, 'password', r.sourceAddress, now, attempt.lockout);
@@ -128,7 +152,7 @@ export class SignInService {
     let accountName = `${r.providerId}:${r.username}`;
     const found = await authenticate(provider.settings.ldap, provider.secret, r.username, r.password, async (entry) => {
       accountName = `${r.providerId}:${entry.uid}`;
-      account = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, r.tenantId, accountName));
+      account = await this.transactions.inTransaction((tx) => this.usersRepo.findByUsername(tx, r.tenantId, accountName));
       attempt = await this.reserveAttempt({ tenantId: r.tenantId, accountName, ...(account ? { userId: account.id } : {}), method: 'ldap', sourceAddress: r.sourceAddress }, now);
     });
     if (!found) {
@@ -161,7 +185,7 @@ export class SignInService {
     },
     now = new Date(),
   ): Promise<TokenResponse | MfaChallengeResponse> {
-    const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, r.tenantId));
+    const tenant = await this.transactions.inTransaction((tx) => this.tenantsRepo.find(tx, r.tenantId));
     if (!tenant) throw INVALID();
     const roles = rolesOf(r.groups, r.settings);
     if (!roles) throw new PalisadeError('forbidden', 'the account is in no group this tenant admits');
@@ -182,7 +206,7 @@ export class SignInService {
     // for OIDC and SAML too). Otherwise OIDC and SAML rely on the identity provider's own.
     const purpose = account.status === 'active' ? secondFactorStep(s.method, account, tenant) : undefined;
     if (purpose) {
-      const { token, expiresIn } = await issueChallenge(this.rt, { tenantId: s.tenantId, userId: account.id, purpose, audience, method: s.method }, now);
+      const { token, expiresIn } = await issueChallenge(this.transactions, this.challenges, { tenantId: s.tenantId, userId: account.id, purpose, audience, method: s.method }, now);
       return { status: purpose === 'verify' ? 'mfa_required' : 'mfa_enrolment_required', mfaToken: token, expiresIn };
     }
     return this.complete({ tenantId: s.tenantId, user: account, method: s.method, mfa: false, audience, sourceAddress: s.sourceAddress, ...(s.password ? { password: s.password } : {}) }, now);
@@ -190,13 +214,13 @@ export class SignInService {
 
   /** The local account of a directory user: registered at first sign-in, roles kept in step with the groups. */
   private async provision(tenantId: string, providerId: string, username: string, roles: string[], email: string | undefined, now: Date): Promise<UserRow> {
-    const existing = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, username));
+    const existing = await this.transactions.inTransaction((tx) => this.usersRepo.findByUsername(tx, tenantId, username));
     const userId = existing?.id ?? randomUUID();
     const actor: Actor = { type: 'service', id: 'auth' };
     if (existing) {
-      await this.rt.users.handle(streamName('user', `${tenantId}.${userId}`), { type: 'SyncRoles', data: { userId, roles }, metadata: { tenantId, actor, now } });
+      await this.userCommands.handle(streamName('user', `${tenantId}.${userId}`), { type: 'SyncRoles', data: { userId, roles }, metadata: { tenantId, actor, now } });
     } else {
-      await this.rt.users
+      await this.userCommands
         .handle(
           streamName('user', `${tenantId}.${userId}`),
           {
@@ -211,7 +235,7 @@ export class SignInService {
           if (!(e instanceof PalisadeError && e.code === 'conflict') && !(e instanceof ConcurrencyError)) throw e;
         });
     }
-    const account = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, username));
+    const account = await this.transactions.inTransaction((tx) => this.usersRepo.findByUsername(tx, tenantId, username));
     if (!account) throw new PalisadeError('unavailable', 'the account could not be provisioned: try again');
     return account;
   }
@@ -221,12 +245,12 @@ export class SignInService {
    * session with its first refresh token, and issue the access token.
    */
   async complete(s: CompletedSignIn, now = new Date()): Promise<TokenResponse> {
-    const c = this.rt.config;
+    const c = this.config;
     const sessionId = uuidv7();
     const expiresAt = new Date(now.getTime() + c.AUTH_SESSION_TTL_SEC * 1000);
     const refresh = newRefreshToken();
     const user = s.user;
-    const result = await this.rt.users.handle(
+    const result = await this.userCommands.handle(
       streamName('user', `${s.tenantId}.${user.id}`),
       {
         type: 'RecordSignIn',
@@ -244,10 +268,10 @@ export class SignInService {
       },
       undefined,
       async (tx, events) => {
-        await this.rt.throttle.clear(tx, accountKeyOf(s.tenantId, user.username));
-        if (s.password && user.passwordHash && this.rt.hasher.needsRehash(user.passwordHash)) await this.rt.usersRepo.rehash(tx, s.tenantId, user.id, await this.rt.hasher.hash(s.password));
+        await this.throttle.clear(tx, accountKeyOf(s.tenantId, user.username));
+        if (s.password && user.passwordHash && this.hasher.needsRehash(user.passwordHash)) await this.usersRepo.rehash(tx, s.tenantId, user.id, await this.hasher.hash(s.password));
         if (events.some((e) => e.type === 'auth.user.signed-in')) {
-          await this.rt.sessionsRepo.open(tx, { sessionId, tenantId: s.tenantId, userId: user.id, audience: s.audience, mfa: s.mfa, createdAt: now, expiresAt }, refresh.hash);
+          await this.sessionsRepo.open(tx, { sessionId, tenantId: s.tenantId, userId: user.id, audience: s.audience, mfa: s.mfa, createdAt: now, expiresAt }, refresh.hash);
         }
       },
     );
@@ -256,14 +280,14 @@ export class SignInService {
       const reason = (failure.data as { reason: string }).reason;
       throw reason === 'password_expired' ? new PalisadeError('forbidden', 'password expired: change it before signing in') : INVALID();
     }
-    const { accessToken, expiresIn } = await this.rt.issuer.issue({
+    const { accessToken, expiresIn } = await this.issuer.issue({
       tenantId: s.tenantId,
       subject: user.id,
       principalType: 'user',
       audience: s.audience,
       scopes: scopesOf(user.roles, s.tenantId === c.AUTH_OPERATOR_TENANT),
       sessionId,
-      teams: await this.rt.read((tx) => this.rt.teamsRepo.teamsOf(tx, s.tenantId, user.id)),
+      teams: await this.transactions.inTransaction((tx) => this.teamsRepo.teamsOf(tx, s.tenantId, user.id)),
     });
     return { tokenType: 'Bearer', accessToken, expiresIn, refreshToken: refresh.token, sessionId };
   }
@@ -275,14 +299,14 @@ export class SignInService {
    * recorded (`reason: throttled`) in the transaction that found the lock.
    */
   async reserveAttempt(a: AttemptOf, now: Date): Promise<Attempt> {
-    const c = this.rt.config;
+    const c = this.config;
     const policy = { baseSec: c.AUTH_LOCKOUT_BASE_SEC, maxSec: c.AUTH_LOCKOUT_MAX_SEC };
     const claims: ThrottleClaim[] = [
       { key: accountKeyOf(a.tenantId, a.accountName), policy: { ...policy, threshold: c.AUTH_LOCKOUT_THRESHOLD } },
       { key: throttleKey('address', a.sourceAddress), policy: { ...policy, threshold: c.AUTH_ADDRESS_LOCKOUT_THRESHOLD } },
     ];
-    const reservation = await this.rt.read(async (tx) => {
-      const got = await this.rt.throttle.reserve(tx, claims, now);
+    const reservation = await this.transactions.inTransaction(async (tx) => {
+      const got = await this.throttle.reserve(tx, claims, now);
       if (!got.granted && a.userId) await this.appendAttempt(tx, a.tenantId, a.userId, throttledSignIn(a.userId, a.method, a.sourceAddress), now);
       return got;
     });
@@ -294,7 +318,7 @@ export class SignInService {
   /** The credential was good: the reserved attempt is no failure, and a lock it set is lifted. */
   async releaseAttempt(attempt: Attempt): Promise<void> {
     const l = attempt.lockout;
-    await this.rt.read((tx) => this.rt.throttle.release(tx, attempt.claims, l && { claim: l.scope === 'account' ? 0 : 1, lockedUntil: new Date(l.until) }));
+    await this.transactions.inTransaction((tx) => this.throttle.release(tx, attempt.claims, l && { claim: l.scope === 'account' ? 0 : 1, lockedUntil: new Date(l.until) }));
   }
 
   /**
@@ -302,11 +326,11 @@ export class SignInService {
    * in the table every auth instance shares; returns the lockout it caused, if any.
    */
   async countFailure(tenantId: string, username: string, sourceAddress: string, now: Date): Promise<{ scope: 'account' | 'address'; failures: number; until: string } | undefined> {
-    const c = this.rt.config;
+    const c = this.config;
     const policy = { baseSec: c.AUTH_LOCKOUT_BASE_SEC, maxSec: c.AUTH_LOCKOUT_MAX_SEC };
-    const { byAccount, byAddress } = await this.rt.read(async (tx) => ({
-      byAccount: await this.rt.throttle.recordFailure(tx, accountKeyOf(tenantId, username), { ...policy, threshold: c.AUTH_LOCKOUT_THRESHOLD }, now),
-      byAddress: await this.rt.throttle.recordFailure(tx, throttleKey('address', sourceAddress), { ...policy, threshold: c.AUTH_ADDRESS_LOCKOUT_THRESHOLD }, now),
+    const { byAccount, byAddress } = await this.transactions.inTransaction(async (tx) => ({
+      byAccount: await this.throttle.recordFailure(tx, accountKeyOf(tenantId, username), { ...policy, threshold: c.AUTH_LOCKOUT_THRESHOLD }, now),
+      byAddress: await this.throttle.recordFailure(tx, throttleKey('address', sourceAddress), { ...policy, threshold: c.AUTH_ADDRESS_LOCKOUT_THRESHOLD }, now),
     }));
     const lock = byAccount.lockedNow ? { scope: 'account' as const, ...byAccount } : byAddress.lockedNow ? { scope: 'address' as const, ...byAddress } : undefined;
     return lock && { scope: lock.scope, failures: lock.failures, until: lock.lockedUntil!.toISOString() };
@@ -314,7 +338,7 @@ export class SignInService {
 
   /** 429 while the account or the address is locked. */
   async assertNotLocked(tenantId: string, username: string, sourceAddress: string, now: Date): Promise<void> {
-    const lockedUntil = await this.rt.read((tx) => this.rt.throttle.lockedUntil(tx, [accountKeyOf(tenantId, username), throttleKey('address', sourceAddress)], now));
+    const lockedUntil = await this.transactions.inTransaction((tx) => this.throttle.lockedUntil(tx, [accountKeyOf(tenantId, username), throttleKey('address', sourceAddress)], now));
     if (lockedUntil) throw lockedOut(lockedUntil, now);
   }
 
@@ -325,7 +349,7 @@ export class SignInService {
 
   /** A wrong credential of a local account, on the user's stream, with the lock it caused if any. */
   async recordFailure(tenantId: string, userId: string, method: SignInMethod, sourceAddress: string, now: Date, lockout?: Lockout) {
-    await this.rt.users.handle(streamName('user', `${tenantId}.${userId}`), {
+    await this.userCommands.handle(streamName('user', `${tenantId}.${userId}`), {
       type: 'RecordSignIn',
       data: { userId, method, sessionId: '-', sessionExpiresAt: now.toISOString(), sourceAddress, credentialsValid: false, mfa: false, ...(lockout ? { lockout } : {}) },
       metadata: this.meta(tenantId, userId, now),
@@ -337,7 +361,7 @@ export class SignInService {
     const digest = createHash('sha256').update(`${tenantId}\u0000${username.toLowerCase()}`).digest('hex').slice(0, 32);
     const subjectId = `unknown-${digest}`;
     const event = { type: 'auth.user.sign-in-failed', data: { userId: null, method, reason: 'bad_credentials' }, personal: { subjectId, data: { username, sourceAddress } } };
-    await this.rt.read((tx) => this.appendAttempt(tx, tenantId, subjectId, event, now));
+    await this.transactions.inTransaction((tx) => this.appendAttempt(tx, tenantId, subjectId, event, now));
   }
 
   /**
@@ -347,9 +371,9 @@ export class SignInService {
    */
   private async appendAttempt(tx: Transaction, tenantId: string, actorId: string, e: DomainEvent, now: Date): Promise<void> {
     const event = buildEvent(
-      { ...this.rt.platform.eventContext, now: () => now },
+      { ...this.eventContext, now: () => now },
       { type: e.type, tenantId, actor: { type: 'user', id: actorId }, data: e.data, ...(e.personal ? { personal: e.personal } : {}) },
     );
-    await this.rt.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${event.id}`), [event], 0);
+    await this.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${event.id}`), [event], 0);
   }
 }

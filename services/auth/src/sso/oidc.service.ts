@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { custom, errors, generators, Issuer, type BaseClient, type HttpOptions, type TokenSet } from 'openid-client';
 import { PalisadeError } from '@palisade/contracts';
-import type { AuthRuntime } from '../auth.runtime';
+import type { AuthConfig } from '../auth.config';
+import type { Transactions } from '../transactions';
+import type { SsoRepository } from './sso.repository';
 import { open, seal } from '../crypto/key-encryption';
 import type { OidcSettings } from '../identity-providers/identity-providers.events';
 import type { IdentityProvidersService } from '../identity-providers/identity-providers.service';
@@ -32,11 +34,13 @@ export class OidcService {
   readonly redirectUri: string;
 
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly ssoRepo: Pick<SsoRepository, 'save' | 'take'>,
+    private readonly config: Pick<AuthConfig, 'keyEncryptionKey' | 'publicUrl'>,
     private readonly providers: Pick<IdentityProvidersService, 'withSecret'>,
     private readonly signIns: Pick<SignInService, 'signInExternal'>,
   ) {
-    this.redirectUri = `${rt.config.publicUrl}/v1/sso/oidc/callback`;
+    this.redirectUri = `${config.publicUrl}/v1/sso/oidc/callback`;
   }
 
   /** Where to send the browser: the provider's authorization endpoint with this request's state, nonce and PKCE challenge. */
@@ -47,11 +51,11 @@ export class OidcService {
     const nonce = generators.nonce();
     const verifier = generators.codeVerifier();
     const key = digest(state);
-    await this.rt.read((tx) =>
-      this.rt.ssoRepo.save(
+    await this.transactions.inTransaction((tx) =>
+      this.ssoRepo.save(
         tx,
         key,
-        { tenantId, providerId, protocol: 'oidc', secret: seal(this.rt.config.keyEncryptionKey, Buffer.from(verifier), `pkce:${key.toString('hex')}`), nonce, audience: audience ?? [] },
+        { tenantId, providerId, protocol: 'oidc', secret: seal(this.config.keyEncryptionKey, Buffer.from(verifier), `pkce:${key.toString('hex')}`), nonce, audience: audience ?? [] },
         new Date(now.getTime() + REQUEST_TTL_SEC * 1000),
       ),
     );
@@ -69,13 +73,13 @@ export class OidcService {
   /** The provider sent the browser back: exchange the code, validate the ID token, sign the user in. */
   async callback(params: { state: string; code?: string; error?: string; iss?: string }, sourceAddress: string, now = new Date()) {
     const key = digest(params.state);
-    const request = await this.rt.read((tx) => this.rt.ssoRepo.take(tx, key, 'oidc', now));
+    const request = await this.transactions.inTransaction((tx) => this.ssoRepo.take(tx, key, 'oidc', now));
     if (!request) throw refused('unknown, expired or already used state');
     if (params.error !== undefined) throw refused(`the identity provider answered ${params.error}`);
     if (!params.code) throw new PalisadeError('validation', 'code: required');
     const { settings, secret } = await this.providers.withSecret(request.tenantId, request.providerId, 'oidc');
     const client = await this.client(request.tenantId, request.providerId, settings.oidc, secret);
-    const verifier = open(this.rt.config.keyEncryptionKey, request.secret!, `pkce:${key.toString('hex')}`).toString();
+    const verifier = open(this.config.keyEncryptionKey, request.secret!, `pkce:${key.toString('hex')}`).toString();
     const claims = await this.exchange(client, params, request.nonce!, verifier);
     const groupsValue = settings.oidc.groupsClaim ? claims[settings.oidc.groupsClaim] : undefined;
     const groups = Array.isArray(groupsValue) ? groupsValue.filter((g): g is string => typeof g === 'string') : [];

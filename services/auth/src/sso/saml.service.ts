@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { SAML, ValidateInResponseTo, type CacheProvider } from '@node-saml/node-saml';
 import { DOMParser } from '@xmldom/xmldom';
 import { PalisadeError } from '@palisade/contracts';
-import type { AuthRuntime } from '../auth.runtime';
+import type { AuthConfig } from '../auth.config';
+import type { Transactions } from '../transactions';
+import type { SsoRepository } from './sso.repository';
 import type { SamlSettings } from '../identity-providers/identity-providers.events';
 import type { IdentityProvidersService } from '../identity-providers/identity-providers.service';
 import type { SignInService } from '../sign-in/sign-in.service';
@@ -23,13 +25,15 @@ const digest = (...parts: string[]) => createHash('sha256').update(parts.join('\
  */
 export class SamlService {
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly ssoRepo: Pick<SsoRepository, 'save' | 'take' | 'peek' | 'firstUseOfAssertion'>,
+    private readonly config: Pick<AuthConfig, 'publicUrl'>,
     private readonly providers: Pick<IdentityProvidersService, 'withSecret'>,
     private readonly signIns: Pick<SignInService, 'signInExternal'>,
   ) {}
 
   entityId(tenantId: string, providerId: string): string {
-    return `${this.rt.config.publicUrl}/v1/tenants/${tenantId}/sso/saml/${providerId}`;
+    return `${this.config.publicUrl}/v1/tenants/${tenantId}/sso/saml/${providerId}`;
   }
 
   acsUrl(tenantId: string, providerId: string): string {
@@ -70,7 +74,7 @@ export class SamlService {
     if (!assertionId) throw refused('the assertion has no ID');
     const notOnOrAfter = Array.from(assertion.getElementsByTagNameNS(ASSERTION_NS, 'Conditions'))[0]?.getAttribute('NotOnOrAfter');
     const keepUntil = new Date(Math.max(now.getTime() + REQUEST_TTL_MS, notOnOrAfter ? Date.parse(notOnOrAfter) || 0 : 0));
-    const first = await this.rt.read((tx) => this.rt.ssoRepo.firstUseOfAssertion(tx, digest(tenantId, providerId, assertionId), keepUntil));
+    const first = await this.transactions.inTransaction((tx) => this.ssoRepo.firstUseOfAssertion(tx, digest(tenantId, providerId, assertionId), keepUntil));
     if (!first) throw refused('this assertion was used before (replay)');
     const groupsValue = settings.saml.groupsAttribute ? (profile as Record<string, unknown>)[settings.saml.groupsAttribute] : undefined;
     const groups = (Array.isArray(groupsValue) ? groupsValue : [groupsValue]).filter((g): g is string => typeof g === 'string');
@@ -117,15 +121,15 @@ export class SamlService {
     const key = (requestId: string) => digest('saml', tenantId, providerId, requestId);
     return {
       saveAsync: async (requestId, value) => {
-        await this.rt.read((tx) =>
-          this.rt.ssoRepo.save(tx, key(requestId), { tenantId, providerId, protocol: 'saml', secret: null, nonce: value, audience: [] }, new Date(Date.now() + REQUEST_TTL_MS)),
+        await this.transactions.inTransaction((tx) =>
+          this.ssoRepo.save(tx, key(requestId), { tenantId, providerId, protocol: 'saml', secret: null, nonce: value, audience: [] }, new Date(Date.now() + REQUEST_TTL_MS)),
         );
         return { value, createdAt: Date.now() };
       },
-      getAsync: async (requestId) => (await this.rt.read((tx) => this.rt.ssoRepo.peek(tx, key(requestId), 'saml', new Date()))) ?? null,
+      getAsync: async (requestId) => (await this.transactions.inTransaction((tx) => this.ssoRepo.peek(tx, key(requestId), 'saml', new Date()))) ?? null,
       removeAsync: async (requestId) => {
         if (requestId === null) return null;
-        const taken = await this.rt.read((tx) => this.rt.ssoRepo.take(tx, key(requestId), 'saml', new Date()));
+        const taken = await this.transactions.inTransaction((tx) => this.ssoRepo.take(tx, key(requestId), 'saml', new Date()));
         return taken ? requestId : null;
       },
     };

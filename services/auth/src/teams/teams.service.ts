@@ -1,7 +1,9 @@
 import { PalisadeError, type Actor, type Principal } from '@palisade/contracts';
-import { streamName, type Transaction } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
-import type { TeamMembershipSource } from './teams.events';
+import { streamName, type CommandHandler, type Transaction } from '@palisade/eventsourcing';
+import type { Transactions } from '../transactions';
+import type { TeamCommand, TeamState } from './teams.decider';
+import type { TeamEvent, TeamMembershipSource } from './teams.events';
+import type { TeamsRepository } from './teams.repository';
 
 const teamStream = (tenantId: string, teamId: string) => streamName('team', `${tenantId}.${teamId}`);
 
@@ -18,24 +20,26 @@ export interface TeamAgents {
  */
 export class TeamsService {
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly teamCommands: CommandHandler<TeamState, TeamCommand, TeamEvent>,
+    private readonly teamsRepo: Pick<TeamsRepository, 'find' | 'list' | 'members' | 'membershipsOf' | 'userActive'>,
     private readonly agents: TeamAgents,
   ) {}
 
   async create(caller: Principal, input: { teamId: string; name: string }) {
-    const r = await this.rt.teams.handle(teamStream(caller.tenantId, input.teamId), { type: 'CreateTeam', data: input, metadata: meta(caller) }, 0);
+    const r = await this.teamCommands.handle(teamStream(caller.tenantId, input.teamId), { type: 'CreateTeam', data: input, metadata: meta(caller) }, 0);
     return { teamId: input.teamId, name: input.name, status: 'active' as const, version: r.version };
   }
 
   async rename(caller: Principal, teamId: string, name: string, ifMatch?: number) {
-    const r = await this.rt.teams.handle(teamStream(caller.tenantId, teamId), { type: 'RenameTeam', data: { teamId, name }, metadata: meta(caller) }, ifMatch);
+    const r = await this.teamCommands.handle(teamStream(caller.tenantId, teamId), { type: 'RenameTeam', data: { teamId, name }, metadata: meta(caller) }, ifMatch);
     return { teamId, name, version: r.version };
   }
 
   async archive(caller: Principal, teamId: string): Promise<void> {
-    await this.rt.teams.handle(
+    await this.teamCommands.handle(
       teamStream(caller.tenantId, teamId),
-      { type: 'ArchiveTeam', data: { teamId, activeAgents: await this.rt.read((tx) => this.agents.activeAgentsOf(tx, caller.tenantId, teamId)) }, metadata: meta(caller) },
+      { type: 'ArchiveTeam', data: { teamId, activeAgents: await this.transactions.inTransaction((tx) => this.agents.activeAgentsOf(tx, caller.tenantId, teamId)) }, metadata: meta(caller) },
     );
   }
 
@@ -55,25 +59,25 @@ export class TeamsService {
    */
   async syncMappedTeams(tenantId: string, userId: string, groups: readonly string[], groupTeams: Readonly<Record<string, string>> | undefined, now = new Date()): Promise<void> {
     const wanted = new Set(groups.map((g) => groupTeams?.[g]).filter((t): t is string => t !== undefined));
-    const current = await this.rt.read(async (tx) => this.rt.teamsRepo.membershipsOf(tx, tenantId, userId));
+    const current = await this.transactions.inTransaction(async (tx) => this.teamsRepo.membershipsOf(tx, tenantId, userId));
     const actor: Actor = { type: 'service', id: 'auth' };
     for (const teamId of wanted) {
       if (current.some((m) => m.teamId === teamId)) continue;
-      const team = await this.rt.read((tx) => this.rt.teamsRepo.find(tx, tenantId, teamId));
+      const team = await this.transactions.inTransaction((tx) => this.teamsRepo.find(tx, tenantId, teamId));
       if (team?.status === 'active') await this.member(tenantId, actor, teamId, userId, true, 'group-mapping', now);
     }
     for (const m of current) if (m.source === 'group-mapping' && !wanted.has(m.teamId)) await this.member(tenantId, actor, m.teamId, userId, false, 'group-mapping', now);
   }
 
   async list(caller: Principal) {
-    const rows = await this.rt.read((tx) => this.rt.teamsRepo.list(tx, caller.tenantId));
+    const rows = await this.transactions.inTransaction((tx) => this.teamsRepo.list(tx, caller.tenantId));
     return rows.map((t) => ({ teamId: t.teamId, name: t.name, status: t.status, createdAt: t.createdAt.toISOString() }));
   }
 
   async get(caller: Principal, teamId: string) {
-    const found = await this.rt.read(async (tx) => {
-      const team = await this.rt.teamsRepo.find(tx, caller.tenantId, teamId);
-      return team && { team, members: await this.rt.teamsRepo.members(tx, caller.tenantId, teamId) };
+    const found = await this.transactions.inTransaction(async (tx) => {
+      const team = await this.teamsRepo.find(tx, caller.tenantId, teamId);
+      return team && { team, members: await this.teamsRepo.members(tx, caller.tenantId, teamId) };
     });
     if (!found) throw new PalisadeError('not_found', 'team not found');
     const t = found.team;
@@ -83,10 +87,10 @@ export class TeamsService {
   private async member(tenantId: string, actor: Actor, teamId: string, userId: string, add: boolean, source: TeamMembershipSource, now = new Date()): Promise<void> {
     const metadata = { tenantId, actor, now };
     if (add) {
-      const userActive = await this.rt.read((tx) => this.rt.teamsRepo.userActive(tx, tenantId, userId));
-      await this.rt.teams.handle(teamStream(tenantId, teamId), { type: 'AddTeamMember', data: { teamId, userId, userActive, source }, metadata });
+      const userActive = await this.transactions.inTransaction((tx) => this.teamsRepo.userActive(tx, tenantId, userId));
+      await this.teamCommands.handle(teamStream(tenantId, teamId), { type: 'AddTeamMember', data: { teamId, userId, userActive, source }, metadata });
     } else {
-      await this.rt.teams.handle(teamStream(tenantId, teamId), { type: 'RemoveTeamMember', data: { teamId, userId, source }, metadata });
+      await this.teamCommands.handle(teamStream(tenantId, teamId), { type: 'RemoveTeamMember', data: { teamId, userId, source }, metadata });
     }
   }
 }

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { PalisadeError, type Actor, type Principal } from '@palisade/contracts';
-import { streamName, type Transaction } from '@palisade/eventsourcing';
-import type { AuthRuntime } from '../auth.runtime';
+import { streamName, type CommandHandler, type Transaction } from '@palisade/eventsourcing';
+import type { Transactions } from '../transactions';
+import type { PasswordHasher } from '../crypto/password-hasher';
+import type { TenantsRepository } from '../tenants/tenants.repository';
+import type { UserCommand, UserState } from './users.decider';
+import type { UserEvent } from './users.events';
+import type { UsersRepository } from './users.repository';
 import type { SignInService } from '../sign-in/sign-in.service';
 import { passwordProblems } from '../tenants/tenants.decider';
 import type { PasswordPolicy } from '../tenants/tenants.events';
@@ -15,7 +20,11 @@ function expiryOf(policy: PasswordPolicy, now: Date): string | null {
 /** Local accounts: registration by an administrator, password changes under the tenant's policy, revocation. */
 export class UsersService {
   constructor(
-    private readonly rt: AuthRuntime,
+    private readonly transactions: Transactions,
+    private readonly userCommands: CommandHandler<UserState, UserCommand, UserEvent>,
+    private readonly usersRepo: Pick<UsersRepository, 'findByUsername' | 'findById' | 'list' | 'passwordHistory' | 'setPasswordHash'>,
+    private readonly tenantsRepo: Pick<TenantsRepository, 'find'>,
+    private readonly hasher: Pick<PasswordHasher, 'hash' | 'verify'>,
     private readonly lockout: Pick<SignInService, 'reserveAttempt' | 'releaseAttempt' | 'recordFailure'>,
   ) {}
 
@@ -23,12 +32,12 @@ export class UsersService {
     const policy = await this.policyOf(tenantId);
     const problems = passwordProblems(input.password, policy);
     if (problems.length > 0) throw new PalisadeError('validation', `password: ${problems.join('; ')}`);
-    const taken = await this.rt.read((tx) => this.rt.usersRepo.findByUsername(tx, tenantId, input.username));
+    const taken = await this.transactions.inTransaction((tx) => this.usersRepo.findByUsername(tx, tenantId, input.username));
     if (taken) throw new PalisadeError('conflict', 'username is taken', { field: 'username' });
     const userId = randomUUID();
-    const hash = await this.rt.hasher.hash(input.password);
+    const hash = await this.hasher.hash(input.password);
     const now = new Date();
-    await this.rt.users.handle(
+    await this.userCommands.handle(
       userStream(tenantId, userId),
       {
         type: 'RegisterUser',
@@ -36,7 +45,7 @@ export class UsersService {
         metadata: { tenantId, actor, now },
       },
       0,
-      (tx) => this.rt.usersRepo.setPasswordHash(tx, tenantId, userId, hash, policy.historySize),
+      (tx) => this.usersRepo.setPasswordHash(tx, tenantId, userId, hash, policy.historySize),
     );
     return { userId };
   }
@@ -48,22 +57,22 @@ export class UsersService {
    */
   async changeOwnPassword(principal: Principal, current: string, next: string, sourceAddress: string): Promise<void> {
     if (principal.type !== 'user') throw new PalisadeError('forbidden', 'only users have passwords');
-    const user = await this.rt.read((tx) => this.rt.usersRepo.findById(tx, principal.tenantId, principal.id));
+    const user = await this.transactions.inTransaction((tx) => this.usersRepo.findById(tx, principal.tenantId, principal.id));
     if (!user?.passwordHash) throw new PalisadeError('unauthenticated', 'current password is wrong');
     const attempt = await this.lockout.reserveAttempt({ tenantId: principal.tenantId, accountName: user.username, userId: user.id, method: 'password', sourceAddress }, new Date());
-    if (!(await this.rt.hasher.verify(current, user.passwordHash))) {
+    if (!(await this.hasher.verify(current, user.passwordHash))) {
       await this.lockout.recordFailure(principal.tenantId, user.id, 'password', sourceAddress, new Date(), attempt.lockout);
       throw new PalisadeError('unauthenticated', 'current password is wrong');
     }
     await this.lockout.releaseAttempt(attempt);
     const policy = await this.policyOf(principal.tenantId);
-    const history = await this.rt.read((tx) => this.rt.usersRepo.passwordHistory(tx, principal.tenantId, principal.id, Math.max(1, policy.historySize)));
+    const history = await this.transactions.inTransaction((tx) => this.usersRepo.passwordHistory(tx, principal.tenantId, principal.id, Math.max(1, policy.historySize)));
     let reused = false;
-    for (const old of history) if (await this.rt.hasher.verify(next, old)) reused = true;
+    for (const old of history) if (await this.hasher.verify(next, old)) reused = true;
     const problems = passwordProblems(next, policy);
-    const hash = problems.length === 0 && !reused ? await this.rt.hasher.hash(next) : '';
+    const hash = problems.length === 0 && !reused ? await this.hasher.hash(next) : '';
     const now = new Date();
-    await this.rt.users.handle(
+    await this.userCommands.handle(
       userStream(principal.tenantId, principal.id),
       {
         type: 'ChangePassword',
@@ -71,7 +80,7 @@ export class UsersService {
         metadata: { tenantId: principal.tenantId, actor: { type: 'user', id: principal.id }, now },
       },
       undefined,
-      (tx: Transaction) => this.rt.usersRepo.setPasswordHash(tx, principal.tenantId, principal.id, hash, policy.historySize),
+      (tx: Transaction) => this.usersRepo.setPasswordHash(tx, principal.tenantId, principal.id, hash, policy.historySize),
     );
   }
 
@@ -86,7 +95,7 @@ export class UsersService {
 
   /** The tenant roles of a user of the admin's tenant (404 for anyone else's). */
   async setRoles(admin: Principal, userId: string, roles: string[]): Promise<void> {
-    await this.rt.users.handle(userStream(admin.tenantId, userId), {
+    await this.userCommands.handle(userStream(admin.tenantId, userId), {
       type: 'SetRoles',
       data: { userId, roles },
       metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
@@ -95,7 +104,7 @@ export class UsersService {
 
   /** The platform auditor role, for users of the operator's own tenant only (404 for anyone else's). */
   async setPlatformAuditor(operator: Principal, userId: string, granted: boolean): Promise<void> {
-    await this.rt.users.handle(userStream(operator.tenantId, userId), {
+    await this.userCommands.handle(userStream(operator.tenantId, userId), {
       type: 'SetPlatformAuditor',
       data: { userId, granted },
       metadata: { tenantId: operator.tenantId, actor: { type: operator.type, id: operator.id }, now: new Date() },
@@ -103,12 +112,12 @@ export class UsersService {
   }
 
   async list(admin: Principal) {
-    const users = await this.rt.read((tx) => this.rt.usersRepo.list(tx, admin.tenantId));
+    const users = await this.transactions.inTransaction((tx) => this.usersRepo.list(tx, admin.tenantId));
     return users.map((u) => ({ userId: u.id, username: u.username, status: u.status, roles: u.roles }));
   }
 
   private async command(admin: Principal, userId: string, type: 'RevokeAllSessions' | 'DisableUser') {
-    await this.rt.users.handle(userStream(admin.tenantId, userId), {
+    await this.userCommands.handle(userStream(admin.tenantId, userId), {
       type,
       data: { userId },
       metadata: { tenantId: admin.tenantId, actor: { type: admin.type, id: admin.id }, now: new Date() },
@@ -116,7 +125,7 @@ export class UsersService {
   }
 
   private async policyOf(tenantId: string): Promise<PasswordPolicy> {
-    const tenant = await this.rt.read((tx) => this.rt.tenantsRepo.find(tx, tenantId));
+    const tenant = await this.transactions.inTransaction((tx) => this.tenantsRepo.find(tx, tenantId));
     if (!tenant) throw new PalisadeError('not_found', 'tenant not found');
     return tenant.passwordPolicy;
   }
