@@ -1,26 +1,6 @@
 import { z } from 'zod';
-import { PalisadeError } from '@palisade/contracts';
 
-/** Parses a request part; a bad input is a 400 naming the field. */
-export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
-  const result = schema.safeParse(input ?? {});
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
-  throw new PalisadeError('validation', problems.join('; '), problems);
-}
-
-/** OpenAPI schema of a zod schema, so the docs say what the validation does. */
-export function openApiSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _drop, ...json } = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
-  return json;
-}
+// The one parse, OpenAPI schema and If-Match of every service (@palisade/service-kit).
+export { ifMatch, openApiSchema, parse } from '@palisade/service-kit';
 
 export const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID');
-
-/** `If-Match: "3"` → 3; absent → undefined. */
-export function ifMatch(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const m = /^(?:W\/)?"(\d{1,9})"$/.exec(header.trim());
-  if (!m) throw new PalisadeError('validation', 'If-Match: must be an ETag such as "3"');
-  return Number(m[1]);
-}
