@@ -1,16 +1,15 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:https';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { buildEvent, EVENTS_STREAM, newEventId, type EventEnvelope, type EventFactoryContext } from '@palisade/contracts';
 import { keysOf, type AuditRecord, type Jwks, type VerificationResult } from '@palisade/audit-log';
 import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
 import { connectNats, JetStreamEventPublisher, type NatsConnection } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
-import { createTestSchema, eventually, infra, type TestSchema } from '@palisade/testing';
+import { createTestSchema, eventually, httpsCaller, infra, type Reply, type TestSchema } from '@palisade/testing';
 import { verifyTopic } from '../src/verify/verify-topic';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -27,28 +26,11 @@ export interface Instance {
   stop(signal?: string): Promise<unknown>;
 }
 
-export interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
+export type { Reply } from '@palisade/testing';
 
+/** HTTPS to an audit instance (the one client of @palisade/testing); the body as text. */
 export function call(port: number, path: string, options: { method?: string; body?: string; token?: string; cert?: string; key?: string } = {}): Promise<Reply> {
-  const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
-  const headers: Record<string, string> = {};
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (options.body) headers['content-type'] = 'application/json';
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', ca, headers, servername: 'localhost', cert: options.cert, key: options.key, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    if (options.body) req.write(options.body);
-    req.end();
-  });
+  return httpsCaller(port)(path, { method: options.method ?? 'GET', raw: options.body, token: options.token, cert: options.cert, key: options.key });
 }
 
 /**
