@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { connectNats, rpcRequest } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
-import { infra } from '@palisade/testing';
+import { httpsCaller, infra } from '@palisade/testing';
 import { casbinAllows, casbinEnforcerFor } from '@palisade/policy-service/dist/model/casbin-model';
 import { evaluate } from '@palisade/policy-service/dist/model/evaluate';
 import type { AttributeDefinition, DecisionRequest, Rule } from '@palisade/policy-service/dist/model/policy.model';
@@ -135,16 +133,9 @@ async function casbinRate(policy: TenantPolicy, reqs: DecisionRequest[], ms = 30
   return { perSecond: n / ((performance.now() - start) / 1000), agree };
 }
 
-function https(port: number, method: string, path: string, token: string, body: unknown): Promise<number> {
-  const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, method, ca, servername: 'localhost', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+/** A set-up call (not measured), through the one HTTPS client of @palisade/testing: its status. */
+async function https(port: number, method: string, path: string, token: string, body: unknown): Promise<number> {
+  return (await httpsCaller(port)(path, { method, token, body })).status;
 }
 
 export async function policyBenchmark(): Promise<Record<string, number>> {
