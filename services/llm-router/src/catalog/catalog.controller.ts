@@ -14,7 +14,7 @@ function withEtag(res: Response, view: CatalogView): CatalogView {
 
 const IF_MATCH = { name: 'If-Match', required: false, description: 'the ETag read before (409 when the catalog changed since)' };
 
-/** The tenant's providers, models and routes; people with `llm-router:admin` only. Provider keys are references to the credential service's secrets, never keys. */
+/** The tenant's providers, models and routes; people with `llm-router:admin` or the tenant admin's `auth:admin` only. Provider keys are references to the credential service's secrets, never keys. */
 @ApiTags('catalog')
 @ApiBearerAuth()
 @Controller('v1/router')

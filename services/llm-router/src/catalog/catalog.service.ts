@@ -6,6 +6,11 @@ import type { CatalogRepository } from './catalog.repository';
 
 /** The scope a person needs to change the tenant's providers, models and routes. */
 export const ROUTER_ADMIN_SCOPE = 'llm-router:admin';
+/**
+ * The tenant administrator's scope (auth's `admin` role): it configures the tenant's models
+ * too, as it administers billing, since no role of auth gives `llm-router:admin` yet.
+ */
+export const TENANT_ADMIN_SCOPE = 'auth:admin';
 
 export interface CatalogView extends CatalogState {
   etag: number;
@@ -90,7 +95,7 @@ export class CatalogService {
 }
 
 function requireAdmin(principal: Principal): void {
-  if (principal.type !== 'user' || !principal.scopes?.includes(ROUTER_ADMIN_SCOPE)) {
-    throw new PalisadeError('forbidden', `the tenant's models are configured by people with the ${ROUTER_ADMIN_SCOPE} scope`);
+  if (principal.type !== 'user' || !(principal.scopes?.includes(ROUTER_ADMIN_SCOPE) || principal.scopes?.includes(TENANT_ADMIN_SCOPE))) {
+    throw new PalisadeError('forbidden', `the tenant's models are configured by people with the ${ROUTER_ADMIN_SCOPE} or ${TENANT_ADMIN_SCOPE} scope`);
   }
 }
