@@ -11,7 +11,7 @@ import { bindingContext, newDataKey, open, seal } from '@palisade/credential-ser
 import { keyProviders } from '@palisade/credential-service/dist/keys/key-provider';
 import { LocalKeyProvider } from '@palisade/credential-service/dist/keys/local-key-provider';
 import { RotatorRegistry } from '@palisade/credential-service/dist/rotation/rotator';
-import { createCredentialServices } from '@palisade/credential-service/dist/credential.services';
+import { createCredentialServices } from '@palisade/credential-service/dist/credential.module';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '@palisade/credential-service/dist/credential.settings';
 import { PostgresCiphertextStore } from '@palisade/credential-service/dist/storage/ciphertext-store';
 import { vaultMigration } from '@palisade/credential-service/dist/vault.migration';
@@ -52,7 +52,7 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
     await migrator.destroy();
     const { secrets, leases: leaseService, repositories } = createCredentialServices({
       store: new PgEventStore(db.dataSource, db.schema),
-      dataSource: db.dataSource,
+      dataSource: () => db.dataSource,
       schema: db.schema,
       providers: keyProviders([local]),
       storage: new PostgresCiphertextStore(),

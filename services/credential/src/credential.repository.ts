@@ -130,12 +130,17 @@ export const materialOf = (r: Row, prefix = ''): VersionMaterial => {
 export abstract class CredentialRepository {
   protected readonly t: Record<CredentialTable, string>;
 
+  /** `dataSource`: the connected data source (asked at each use: the service builds its repositories before it connects). */
   constructor(
-    protected readonly dataSource: DataSource,
+    private readonly connection: () => DataSource,
     schema: string,
   ) {
     const s = ident(schema);
     this.t = { keyrings: `${s}.keyrings`, kek: `${s}.kek_versions`, secrets: `${s}.secrets`, versions: `${s}.secret_versions`, leases: `${s}.leases`, events: `${s}.events` };
+  }
+
+  protected get dataSource(): DataSource {
+    return this.connection();
   }
 
   /** Inside a transaction its handle; outside, the lean pool (no TypeORM query runner per call). */

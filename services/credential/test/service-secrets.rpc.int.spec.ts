@@ -33,7 +33,7 @@ describe('service secrets over NATS request-reply', () => {
       as[name] = await connectNats({ servers: infra('NATS_URL'), identity, name: `int-${name}-service-secrets` });
       connections.push(as[name]);
     }
-    new ServiceSecretsRpc(() => h.serviceSecrets, {
+    new ServiceSecretsRpc(h.serviceSecrets, {
       logger: { debug: (obj) => debug.push(obj) },
       answerRequests: (handlers: Readonly<Record<string, RpcHandler>>) => {
         server = serveRpc(as.credential, { service: 'credential', handlers });

@@ -41,8 +41,6 @@ export interface CredentialAccessPolicy {
   decide(request: AccessRequest): Promise<AccessDecision>;
 }
 
-export const CREDENTIAL_ACCESS_POLICY = Symbol('credential.access-policy');
-
 /** Scope a token needs for an action: `credential:<action>`. */
 export const scopeFor = (action: CredentialAction) => `credential:${action}`;
 /** Grants every administrative action (not `use`: administrators do not consume credentials). */

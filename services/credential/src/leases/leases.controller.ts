@@ -3,16 +3,15 @@ import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { callingService, CurrentPrincipal, ServiceCallers } from '@palisade/service-kit';
 import type { Request } from 'express';
-import { LEASES_SERVICE, type Ready } from '../credential.tokens';
 import { openApiSchema, parse } from '../validation';
 import { grantLeaseSchema, redeemLeaseSchema } from './leases.dto';
-import type { LeasesService } from './leases.service';
+import { LeasesService } from './leases.service';
 
 /** Just-in-time leases: an agent sees a short-lived token; the value goes to the tool runner only. */
 @ApiTags('leases')
 @Controller()
 export class LeasesController {
-  constructor(@Inject(LEASES_SERVICE) private readonly leases: Ready<Pick<LeasesService, 'grant' | 'redeem'>>) {}
+  constructor(@Inject(LeasesService) private readonly leases: Pick<LeasesService, 'grant' | 'redeem'>) {}
 
   @Post('v1/leases')
   @ApiBearerAuth()
@@ -22,7 +21,7 @@ export class LeasesController {
   @ApiBody({ schema: openApiSchema(grantLeaseSchema) })
   grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('authorization') authorization: string | undefined) {
     // the agent's token goes to the policy service with the decision, nowhere else
-    return this.leases().grant(principal, parse(grantLeaseSchema, body), authorization);
+    return this.leases.grant(principal, parse(grantLeaseSchema, body), authorization);
   }
 
   @Post('internal/v1/leases/redeem')
@@ -33,6 +32,6 @@ export class LeasesController {
   })
   @ApiBody({ schema: openApiSchema(redeemLeaseSchema) })
   redeem(@Req() req: Request, @Body() body: unknown) {
-    return this.leases().redeem(callingService(req)!, parse(redeemLeaseSchema, body));
+    return this.leases.redeem(callingService(req)!, parse(redeemLeaseSchema, body));
   }
 }

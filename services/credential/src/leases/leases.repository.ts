@@ -54,7 +54,7 @@ export class LeasesRepository extends CredentialRepository {
   private readonly tokenLookups: GroupCommit<Buffer, RedemptionRow | undefined>;
 
   /** `commitLanes`: grant and redemption groups that may commit at once (each on its own pooled connection). */
-  constructor(dataSource: DataSource, schema: string, options: { commitLanes?: number } = {}) {
+  constructor(dataSource: () => DataSource, schema: string, options: { commitLanes?: number } = {}) {
     super(dataSource, schema);
     const lanes = options.commitLanes ?? 2;
     this.grants = new GroupCommit({ commit: (units) => this.commitGrants(units), lanes });

@@ -3,8 +3,7 @@ import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestj
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import type { Response } from 'express';
-import { SECRETS_SERVICE, type Ready } from '../credential.tokens';
-import type { SecretsService, SecretView } from './secrets.service';
+import { SecretsService, type SecretView } from './secrets.service';
 import { ifMatch, openApiSchema, parse, uuid } from '../validation';
 import { createSecretSchema, deleteSecretSchema, listSecretsSchema, revokeSecretSchema, rotateSecretSchema } from './secrets.dto';
 
@@ -18,33 +17,33 @@ function withEtag(res: Response, view: SecretView): SecretView {
 @ApiBearerAuth()
 @Controller('v1/secrets')
 export class SecretsController {
-  constructor(@Inject(SECRETS_SERVICE) private readonly secrets: Ready<Pick<SecretsService, 'create' | 'list' | 'get' | 'history' | 'rotate' | 'revoke' | 'shred'>>) {}
+  constructor(@Inject(SecretsService) private readonly secrets: Pick<SecretsService, 'create' | 'list' | 'get' | 'history' | 'rotate' | 'revoke' | 'shred'>) {}
 
   @Post()
   @ApiOperation({ summary: 'Store a secret (envelope-encrypted); answers its id and metadata, never the value. Scope credential:create.' })
   @ApiBody({ schema: openApiSchema(createSecretSchema) })
   async create(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
     const input = parse(createSecretSchema, body);
-    return withEtag(res, await this.secrets().create(principal, { ...input, value: Buffer.from(input.value, 'utf8') }));
+    return withEtag(res, await this.secrets.create(principal, { ...input, value: Buffer.from(input.value, 'utf8') }));
   }
 
   @Get()
   @ApiOperation({ summary: "The tenant's secrets (metadata), by id. Scope credential:read." })
   async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown, @Headers('authorization') authorization: string | undefined) {
     const page = parse(listSecretsSchema, query);
-    return { items: await this.secrets().list(principal, page, authorization) };
+    return { items: await this.secrets.list(principal, page, authorization) };
   }
 
   @Get(':id')
   @ApiOperation({ summary: 'One secret (metadata, ETag = its version). Scope credential:read.' })
   async get(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) res: Response) {
-    return withEtag(res, await this.secrets().get(principal, parse(uuid, id), authorization));
+    return withEtag(res, await this.secrets.get(principal, parse(uuid, id), authorization));
   }
 
   @Get(':id/history')
   @ApiOperation({ summary: 'Its lifecycle events: created, rotated, revoked, … (who, when, what; never a value). Scope credential:read.' })
   async history(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Headers('authorization') authorization: string | undefined) {
-    return { items: await this.secrets().history(principal, parse(uuid, id), authorization) };
+    return { items: await this.secrets.history(principal, parse(uuid, id), authorization) };
   }
 
   @Post(':id/rotate')
@@ -54,7 +53,7 @@ export class SecretsController {
   @ApiBody({ schema: openApiSchema(rotateSecretSchema) })
   async rotate(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Body() body: unknown, @Headers('if-match') match: string | undefined, @Res({ passthrough: true }) res: Response) {
     const input = parse(rotateSecretSchema, body);
-    const view = await this.secrets().rotate(
+    const view = await this.secrets.rotate(
       principal,
       parse(uuid, id),
       { value: input.value === undefined ? undefined : Buffer.from(input.value, 'utf8'), rotator: input.rotator },
@@ -70,7 +69,7 @@ export class SecretsController {
   @ApiBody({ schema: openApiSchema(revokeSecretSchema) })
   async revoke(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Body() body: unknown, @Headers('if-match') match: string | undefined, @Res({ passthrough: true }) res: Response) {
     const { reason } = parse(revokeSecretSchema, body);
-    return withEtag(res, await this.secrets().revoke(principal, parse(uuid, id), reason, ifMatch(match)));
+    return withEtag(res, await this.secrets.revoke(principal, parse(uuid, id), reason, ifMatch(match)));
   }
 
   @Delete(':id')
@@ -79,6 +78,6 @@ export class SecretsController {
   @ApiBody({ schema: openApiSchema(deleteSecretSchema), required: false })
   async remove(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Body() body: unknown) {
     const { reason } = parse(deleteSecretSchema, body);
-    return this.secrets().shred(principal, parse(uuid, id), reason ?? 'deleted');
+    return this.secrets.shred(principal, parse(uuid, id), reason ?? 'deleted');
   }
 }

@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { rpcSubject } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
-import { SERVICE_SECRETS_SERVICE, type Ready } from '../credential.tokens';
 import { parse } from '../validation';
 import { deleteServiceSecretRequest, putServiceSecretRequest, readServiceSecretRequest } from './service-secrets.dto';
 import { admitCaller } from './service-secrets.policy';
-import type { ServiceSecretsService } from './service-secrets.service';
+import { ServiceSecretsService } from './service-secrets.service';
 
 export const SERVICE_SECRET_PUT = rpcSubject('credential', 'service-secret-put');
 export const SERVICE_SECRET_READ = rpcSubject('credential', 'service-secret-read');
@@ -24,7 +23,7 @@ export const SERVICE_SECRET_DELETE = rpcSubject('credential', 'service-secret-de
 @Injectable()
 export class ServiceSecretsRpc {
   constructor(
-    @Inject(SERVICE_SECRETS_SERVICE) serviceSecrets: Ready<Pick<ServiceSecretsService, 'put' | 'read' | 'delete'>>,
+    @Inject(ServiceSecretsService) serviceSecrets: Pick<ServiceSecretsService, 'put' | 'read' | 'delete'>,
     @Inject(PLATFORM) platform: Pick<Platform, 'answerRequests'> & { logger: { debug(obj: object, msg: string): void } },
   ) {
     const asked = (subject: string, caller: string, tenant: string, secret?: string) => platform.logger.debug({ subject, caller, tenantId: tenant, secretId: secret }, 'service-secret request');
@@ -33,19 +32,19 @@ export class ServiceSecretsRpc {
         const asker = admitCaller(caller);
         const { tenantId, name, value } = parse(putServiceSecretRequest, payload);
         asked(subject, asker, tenantId);
-        return serviceSecrets().put(asker, tenantId, name, Buffer.from(value, 'utf8'));
+        return serviceSecrets.put(asker, tenantId, name, Buffer.from(value, 'utf8'));
       },
       [SERVICE_SECRET_READ]: (payload, subject, caller) => {
         const asker = admitCaller(caller);
         const { tenantId, secretId, purpose } = parse(readServiceSecretRequest, payload);
         asked(subject, asker, tenantId, secretId);
-        return serviceSecrets().read(asker, tenantId, secretId, purpose);
+        return serviceSecrets.read(asker, tenantId, secretId, purpose);
       },
       [SERVICE_SECRET_DELETE]: (payload, subject, caller) => {
         const asker = admitCaller(caller);
         const { tenantId, secretId } = parse(deleteServiceSecretRequest, payload);
         asked(subject, asker, tenantId, secretId);
-        return serviceSecrets().delete(asker, tenantId, secretId);
+        return serviceSecrets.delete(asker, tenantId, secretId);
       },
     });
   }

@@ -10,7 +10,7 @@ import { LocalKeyProvider } from '../../src/keys/local-key-provider';
 import { Pkcs11KeyProvider } from '../../src/keys/pkcs11-key-provider';
 import { RandomTokenRotator, RotatorRegistry } from '../../src/rotation/rotator';
 import { PostgresCiphertextStore, type CiphertextStore } from '../../src/storage/ciphertext-store';
-import { createCredentialServices, type CredentialRepositories, type CredentialServices } from '../../src/credential.services';
+import { createCredentialServices, type CredentialRepositories, type CredentialServices } from '../../src/credential.module';
 import { DEFAULT_CREDENTIAL_SETTINGS, type CredentialSettings } from '../../src/credential.settings';
 import { vaultMigration } from '../../src/vault.migration';
 
@@ -45,7 +45,7 @@ export async function startVault(options: { providers?: KeyProvider[]; storage?:
   const providers = keyProviders([local, ...(options.providers ?? [])]);
   const { repositories, ...services } = createCredentialServices({
     store,
-    dataSource: db.dataSource,
+    dataSource: () => db.dataSource,
     schema: db.schema,
     providers,
     storage: options.storage ?? new PostgresCiphertextStore(),
