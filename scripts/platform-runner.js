@@ -52,7 +52,9 @@ function startServices({ services = Object.keys(SERVICES), env = {}, envFor = ()
   // Every service verifies tokens with the keys of the auth service started beside it (on
   // its offset port), unless told otherwise.
   const authJwks = { AUTH_JWKS_URL: `https://127.0.0.1:${SERVICES.auth + portOffset}/.well-known/jwks.json` };
-  const base = { ...authJwks, ...process.env, ...infraEnv(), ...env };
+  // the sandbox orchestrator's egress proxy leases secrets from the credential service beside it
+  const peers = { SANDBOX_CREDENTIAL_URL: `https://127.0.0.1:${SERVICES.credential + portOffset}` };
+  const base = { ...authJwks, ...peers, ...process.env, ...infraEnv(), ...env };
   return services.map((name) => {
     const main = path.join(REPO, 'services', name, 'dist', 'main.js');
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);

@@ -13,6 +13,8 @@ export const CurrentCaller = createParamDecorator((_data: unknown, ctx: Executio
   const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
   const principal = req.principal;
   if (!principal) throw new PalisadeError('unauthenticated', 'no authenticated principal');
-  const { token } = subjectOf(principal, req.header('authorization'));
-  return token ? { principal, agentToken: token } : { principal };
+  const authorization = req.header('authorization');
+  const { token } = subjectOf(principal, authorization);
+  const bearer = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
+  return { principal, ...(token ? { agentToken: token } : {}), ...(bearer ? { token: bearer } : {}) };
 });

@@ -21,6 +21,10 @@ export interface SandboxOrchestratorConfig {
   egressProxyPort: number;
   /** JSON rules per tenant (see the README); unset: everything denied: SANDBOX_EGRESS_RULES_FILE. */
   egressRulesFile?: string;
+  /** The credential service (lease grant and mTLS redemption for injection rules): SANDBOX_CREDENTIAL_URL. */
+  credentialUrl: string;
+  /** Past this, a lease grant or redemption fails (the request is refused 502): SANDBOX_CREDENTIAL_TIMEOUT_MS. */
+  credentialTimeoutMs: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -36,6 +40,8 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
       SANDBOX_EGRESS: z.enum(['on', 'off']).default('on'),
       SANDBOX_EGRESS_PROXY_PORT: env.int(3128, 1, 65535),
       SANDBOX_EGRESS_RULES_FILE: env.path().optional(),
+      SANDBOX_CREDENTIAL_URL: env.url(['https']).default('https://127.0.0.1:7103'),
+      SANDBOX_CREDENTIAL_TIMEOUT_MS: env.int(3000, 100, 30000),
     },
     source,
   );
@@ -49,5 +55,7 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
     egress: config.SANDBOX_EGRESS === 'on',
     egressProxyPort: config.SANDBOX_EGRESS_PROXY_PORT,
     egressRulesFile: config.SANDBOX_EGRESS_RULES_FILE,
+    credentialUrl: config.SANDBOX_CREDENTIAL_URL,
+    credentialTimeoutMs: config.SANDBOX_CREDENTIAL_TIMEOUT_MS,
   };
 }

@@ -6,7 +6,8 @@ import { loadSandboxOrchestratorConfig, type SandboxOrchestratorConfig } from '.
 import { POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
 import { EgressAuditBatcher } from './egress/egress.audit';
 import { loadEgressRules, rulesFor } from './egress/egress.config';
-import type { CredentialLeases } from './egress/egress.credentials';
+import { CredentialServiceLeases } from './egress/egress.credentials';
+import { ExecutionTokens } from './egress/egress.execution-tokens';
 import { EgressService } from './egress/egress.service';
 import { cachedOwner, eventStoreSink } from './egress/egress.store';
 import { CrunRuntime } from './runtime/crun.runtime';
@@ -16,18 +17,6 @@ import { SandboxesService } from './sandboxes/sandboxes.service';
 import { SessionsController } from './sessions/sessions.controller';
 import { SessionsRepository } from './sessions/sessions.repository';
 import { SessionsService } from './sessions/sessions.service';
-
-/**
- * The credential service's lease grant needs a token allowed `credential:use` for the
- * agent whose code runs (its tool allowlist decides): the proxy does not hold one yet, so
- * injection rules are refused (502, audited) until that is wired (README, gaps).
- * `CredentialServiceLeases` is the adapter to use then.
- */
-const UNWIRED_LEASES: CredentialLeases = {
-  value: async () => {
-    throw new PalisadeError('unavailable', 'credential injection is not wired to the credential service in this deployment');
-  },
-};
 
 type PolicyPort = () => Pick<PolicyClient, 'authorize'> | undefined;
 
@@ -57,6 +46,11 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     if (service) return;
     const repo = new SandboxesRepository(p.dataSource!);
     let egress: EgressService | undefined;
+    // an injection rule's lease is granted with the token of the execution running in the
+    // sandbox (held in memory for that execution only) and redeemed over mTLS with this
+    // service's own certificate (SPIFFE id sandbox-orchestrator, the only caller the
+    // credential service's redeem route admits)
+    const executionTokens = new ExecutionTokens();
     if (config.egress) {
       const rules = loadEgressRules(config.egressRulesFile);
       const owner = cachedOwner((id) => repo.ownerOf(id));
@@ -68,7 +62,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
           const o = await owner(id);
           return o && { ...o, rules: rulesFor(rules, o.tenantId) };
         },
-        leases: UNWIRED_LEASES,
+        leases: new CredentialServiceLeases({ baseUrl: config.credentialUrl, grantToken: executionTokens.grantToken, tls: () => p.options.identity.tlsOptions(), timeoutMs: config.credentialTimeoutMs }),
         audit,
       });
     }
@@ -86,6 +80,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
       sessions: new SessionsRepository(p.dataSource!),
       policy,
       runtime,
+      executionTokens,
       settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance },
       eventContext: p.eventContext,
     });

@@ -52,6 +52,13 @@ describe('CredentialServiceLeases', () => {
     ]);
   });
 
+  it('reads the TLS material per request when given a function (the service identity renews without a restart)', async () => {
+    let reads = 0;
+    const leases = new CredentialServiceLeases({ baseUrl, grantToken: async () => 'agent-token', tls: () => (reads++, client) });
+    expect(await leases.value(context)).toBe(VALUE);
+    expect(reads).toBe(2);
+  });
+
   it('a refusal is an error naming the status and code, never the body (which could hold anything)', async () => {
     mode = 'used';
     const leases = new CredentialServiceLeases({ baseUrl, grantToken: async () => 'agent-token', tls: client });

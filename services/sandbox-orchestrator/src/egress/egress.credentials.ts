@@ -15,13 +15,23 @@ export interface CredentialLeases {
   value(context: LeaseContext): Promise<string>;
 }
 
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
 export interface CredentialServiceLeasesOptions {
   /** e.g. `https://127.0.0.1:14103` */
   baseUrl: string;
   /** A bearer token allowed `credential:use` for the tenant (the grant side; see the README's gaps). */
   grantToken: (context: LeaseContext) => Promise<string>;
-  /** The orchestrator's client certificate (SPIFFE id of sandbox-orchestrator) and key, and the CA of the credential service. */
-  tls: { cert: string; key: string; ca: string };
+  /**
+   * The orchestrator's client certificate (SPIFFE id of sandbox-orchestrator) and key, and
+   * the CA of the credential service; a function is read per request (the service's
+   * `ServiceIdentity.tlsOptions()`, which renews without a restart).
+   */
+  tls: TlsMaterial | (() => TlsMaterial);
   timeoutMs?: number;
   ttlSeconds?: number;
 }
@@ -46,15 +56,17 @@ export class CredentialServiceLeases implements CredentialLeases {
   private post<T>(path: string, body: unknown, headers: Record<string, string>): Promise<T> {
     const url = new URL(path, this.options.baseUrl);
     const payload = Buffer.from(JSON.stringify(body));
+    const tls = typeof this.options.tls === 'function' ? this.options.tls() : this.options.tls;
     return new Promise<T>((resolve, reject) => {
       const req = httpsRequest(
         url,
         {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'content-length': String(payload.length), ...headers },
-          cert: this.options.tls.cert,
-          key: this.options.tls.key,
-          ca: this.options.tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          ca: tls.ca,
+          minVersion: 'TLSv1.3',
           timeout: this.options.timeoutMs ?? 3000,
         },
         (res) => {
@@ -70,7 +82,9 @@ export class CredentialServiceLeases implements CredentialLeases {
               } catch {
                 // not JSON
               }
-              reject(new PalisadeError(res.statusCode === 404 ? 'not_found' : res.statusCode === 409 ? 'conflict' : 'unavailable', `credential service ${path}: ${res.statusCode} ${code}`.trim()));
+              // a grant refused as unauthenticated: most often a token not issued for the credential service
+              const hint = res.statusCode === 401 ? " (the execution's token must be valid for the credential service: its audience must include palisade:credential)" : '';
+              reject(new PalisadeError(res.statusCode === 404 ? 'not_found' : res.statusCode === 409 ? 'conflict' : 'unavailable', `credential service ${path}: ${res.statusCode} ${code}`.trim() + hint));
               return;
             }
             try {

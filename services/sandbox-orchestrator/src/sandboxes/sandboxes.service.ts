@@ -3,6 +3,7 @@ import { CommandHandler, streamName, type EventStore } from '@palisade/eventsour
 import type { AuthorizeDecision, AuthorizeRequest, PolicyClient } from '@palisade/policy-client';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
 import type { SessionRow, SessionsRepository } from '../sessions/sessions.repository';
+import type { ExecutionTokens } from '../egress/egress.execution-tokens';
 import type { Caller } from '../sessions/sessions.service';
 import { sandboxDecider, type SandboxCommand, type SandboxState } from './sandboxes.decider';
 import type { ExecutionReason, ExecutionUsage, SandboxEvent } from './sandboxes.events';
@@ -71,6 +72,8 @@ export interface SandboxesServiceDependencies {
   sessions: Pick<SessionsRepository, 'session'>;
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   runtime: SandboxRuntime;
+  /** Holds the caller's token for the egress proxy's lease grants while its execution runs (absent: no lease can be granted). */
+  executionTokens?: Pick<ExecutionTokens, 'hold'>;
   settings: SandboxesSettings;
   eventContext: EventFactoryContext;
   now?: () => Date;
@@ -151,15 +154,19 @@ export class SandboxesService {
       streamName('sandbox', sandboxId),
       this.command(caller.principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }),
     );
-    const run = this.d.runtime.exec(sandboxId, executionId, request);
-    this.running.set(sandboxId, run.kill);
+    // the caller's token, for the egress proxy's lease grants, for this execution only
+    const release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token) : undefined;
     let result: ExecResult;
     try {
+      const run = this.d.runtime.exec(sandboxId, executionId, request);
+      this.running.set(sandboxId, run.kill);
       result = await run.result;
     } catch (error) {
+      release?.();
       await this.finish(caller.principal, sandboxId, executionId, undefined);
       throw error;
     } finally {
+      release?.();
       this.running.delete(sandboxId);
     }
     await this.finish(caller.principal, sandboxId, executionId, result);

@@ -8,7 +8,10 @@ import type { SessionRow, SessionsRepository } from './sessions.repository';
 /** Who asks: the verified principal and, for an agent, its access token as presented here (forwarded to the policy service, which verifies it). */
 export interface Caller {
   principal: Principal;
+  /** An agent's token, forwarded to the policy service (it takes the agent and its user from it). */
   agentToken?: string;
+  /** The bearer token the caller presented (verified by the AuthGuard): an execution's lease grants use it, and nothing else. */
+  token?: string;
 }
 
 /** Actions on resource type `session` in the policy service (its built-in session roles). */

@@ -1,0 +1,39 @@
+import { PalisadeError } from '@palisade/contracts';
+import type { LeaseContext } from './egress.credentials';
+
+/**
+ * The token of the execution running in each sandbox, for the time of that execution
+ * only: the caller's bearer token as it was presented to the exec route (already verified
+ * there), so that the egress proxy grants a lease as that caller (the credential service
+ * forwards it to the policy service: the agent's own tool allowlist and its user's rights
+ * decide). Held in this process's memory only: never written to disk, the environment,
+ * an event or a log line; released when the execution ends, whatever the outcome.
+ */
+export class ExecutionTokens {
+  private readonly held = new Map<string, { executionId: string; token: string }>();
+
+  /** Holds `token` for the execution; the returned function releases it (idempotent; never another execution's). */
+  hold(sandboxId: string, executionId: string, token: string): () => void {
+    this.held.set(sandboxId, { executionId, token });
+    return () => {
+      if (this.held.get(sandboxId)?.executionId === executionId) this.held.delete(sandboxId);
+    };
+  }
+
+  /** The token of the execution running in the sandbox now, if any. */
+  tokenFor(sandboxId: string): string | undefined {
+    return this.held.get(sandboxId)?.token;
+  }
+
+  /** How many executions hold a token (tests: nothing is left behind). */
+  size(): number {
+    return this.held.size;
+  }
+
+  /** `grantToken` of `CredentialServiceLeases`: no execution running, no lease (fail-closed). */
+  readonly grantToken = async (context: Pick<LeaseContext, 'sandboxId'>): Promise<string> => {
+    const token = this.tokenFor(context.sandboxId);
+    if (!token) throw new PalisadeError('unavailable', 'no execution holds a token in this sandbox: a lease is granted only for the caller of the running execution');
+    return token;
+  };
+}
