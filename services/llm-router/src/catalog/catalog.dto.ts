@@ -11,7 +11,8 @@ export const providerSchema = z.strictObject({
   baseUrl: z
     .url({ protocol: /^https?$/ })
     .max(2048)
-    .refine((u) => !/[?#]/.test(u) && !new URL(u).username && !new URL(u).password, 'must be an http(s) URL without credentials, query or fragment'),
+    // zod runs refinements even after a failed check: a value `new URL` refuses is simply invalid here, never a throw.
+    .refine((u) => URL.canParse(u) && !/[?#]/.test(u) && !new URL(u).username && !new URL(u).password, 'must be an http(s) URL without credentials, query or fragment'),
   compliance: z.enum(COMPLIANCE_CLASSES as [ComplianceClass, ...ComplianceClass[]]),
   apiKeySecretId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, 'must be a secret id of the credential service').optional(),
 });
