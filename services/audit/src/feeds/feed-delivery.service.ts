@@ -12,9 +12,9 @@ import { DEFAULT_BACKOFF, DEFAULT_BATCH_LIMITS } from './feed-policy';
 import { clientKeyAad, tokenAad } from './feed-secrets';
 import type { Feed, FeedsRepository, HecSettings, SyslogSettings } from './feeds.repository';
 import { HecSender, SyslogSender } from './senders';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const RECONCILE_MS = 1000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface FeedDeliveryDeps {
   config: Pick<AuditConfig, 'AUDIT_FEED_BATCH_MAX' | 'AUDIT_FEED_RETRY_MAX_MS' | 'AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS'>;

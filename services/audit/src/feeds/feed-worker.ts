@@ -8,6 +8,7 @@ import { advanceCursor, backoffMs, batches, CONFIG_ERROR_RETRY_MS, DEFAULT_BACKO
 import type { FeedItem } from './feed-format';
 import type { Feed, FeedsRepository } from './feeds.repository';
 import { DeliveryError, type FeedSender } from './senders';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface FeedWorkerDeps {
   kafka: Kafka;
@@ -31,7 +32,6 @@ export interface Encoded {
 
 class Stopped extends Error {}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Delivers one feed: reads the audit topic (the feed's tenant's records) and the

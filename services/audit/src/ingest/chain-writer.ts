@@ -8,6 +8,7 @@ import { chainBatch, dueCheckpoints, splitRepeats, type ChainBase, type Checkpoi
 import { recoverChains } from './chain-recovery';
 import { indexRowsOf } from './index-rows';
 import type { RecordIndex } from './record-index';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Seals an event's `personal` member (per-data-subject key) before it is chained. */
 export interface PersonalDataSealer {
@@ -46,7 +47,6 @@ interface Stage {
 /** How long the first event of a small batch may wait for more (ms). */
 const LINGER_MS = 5;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The only writer of the audit topic's hash chains (while it holds the lease).

@@ -10,12 +10,12 @@ import type { QuarantinedRow } from './index-rows';
 import type { LeaseRepository } from './lease.repository';
 import { RecordIndex } from './record-index';
 import type { RecordsRepository } from './records.repository';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const LEASE_CHECK_MS = 1000;
 /** Readiness fails when an event has waited longer than this for its Kafka commit. */
 const STALL_MS = 10_000;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The JetStream durable that feeds the writer (built by the module: NATS is the platform's). */
 export interface IngestConsumer {
