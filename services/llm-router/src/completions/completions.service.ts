@@ -1,3 +1,9 @@
+// Over 400 lines on purpose: this is the one call path of a model request, in the order
+// it runs (classify and mask, plan the route, reserve the worst case, attempt providers
+// with breakers, stream or answer with unmasking, settle, record). The rules it applies
+// live elsewhere and are tested on their own (routing.ts, cost.ts, pii.*, translate.ts);
+// splitting the sequence itself would hide the order that budgets-first and fail-closed
+// depend on.
 import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { ProviderDefinition } from '../catalog/catalog.events';
