@@ -213,8 +213,9 @@ describe("one agent's day (seven services, two tenants)", () => {
         { id: 'admin-reads-secrets', effect: 'allow', subject: 'role:secrets-admin', resource: 'credential', action: 'credential.read' },
       ],
     });
-    await policy('PUT', '/v1/tools', { tools: ['gerrit.query', 'execute_code', 'payments.create'] });
-    await policy('PUT', `/v1/agents/${id.agent}/tools`, { tools: ['gerrit.query', 'execute_code', 'payments.create'] });
+    // `gerrit` is the tool the egress rule's lease is granted for (the secret's scope tool:gerrit)
+    await policy('PUT', '/v1/tools', { tools: ['gerrit', 'execute_code', 'payments.create'] });
+    await policy('PUT', `/v1/agents/${id.agent}/tools`, { tools: ['gerrit', 'execute_code', 'payments.create'] });
 
     // the vault: the Gerrit token, usable only for tool gerrit (the credential service asks the policy service)
     const secret = await settled(() => call('credential', '/v1/secrets', tok.admin, { method: 'POST', body: { name: 'gerrit-token', value: GERRIT_TOKEN, scopes: ['tool:gerrit'] } }), 201);
@@ -349,10 +350,9 @@ describe("one agent's day (seven services, two tenants)", () => {
     expect(out.match(/direct refused/g)).toHaveLength(3);
     expect(out).toContain('HTTPS_PROXY');
     expect(out).not.toContain(GERRIT_TOKEN);
-    // injection: the lease for the vault's token is not obtained in this set-up yet (the egress proxy answers
-    // 502, audited), so the request is refused rather than sent without its credential: Gerrit received nothing
-    expect(out).toMatch(/refused https:\/\/gerrit\.acme\.test:\d+\/a\/changes\/\?q=status:open .*502/);
-    expect(gerritSeen).toEqual([]);
+    // injection: the proxy leased the vault's token for this session and tool, and Gerrit received it; the code saw only the answer
+    expect(out).toMatch(/fetched https:\/\/gerrit\.acme\.test:\d+\/a\/changes\/\?q=status:open 200 .*release 4\.2/);
+    expect(gerritSeen).toEqual([{ path: '/a/changes/?q=status:open', authorization: `Bearer ${GERRIT_TOKEN}` }]);
     // the proxy's decisions are in the audit chain (audit class tool_call): the refusal of exfil.example among them
     const decisions = await eventually(async () => {
       const r = await call('audit', `/v1/audit/events?type=sandbox-orchestrator.egress.decisions_recorded&from=${encodeURIComponent(since)}&limit=100`, tok.audrey);

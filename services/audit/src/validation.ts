@@ -1,14 +1,7 @@
 import { z } from 'zod';
-import { PalisadeError } from '@palisade/contracts';
 
-/** Parse an input with a zod schema; a bad input is a 400 naming the field. */
-export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
-  const parsed = schema.safeParse(value ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const field = issue.path.length > 0 ? issue.path.join('.') : where;
-  throw new PalisadeError('validation', `${where} ${field}: ${issue.message}`);
-}
+// The one parse of every service (@palisade/service-kit): a 400 naming each bad field.
+export { parse } from '@palisade/service-kit';
 
 /** The earliest instant the record index (PostgreSQL timestamptz, which has no year 0) is asked about. */
 export const EARLIEST_INDEX_MS = Date.parse('0001-01-01T00:00:00.000Z');

@@ -1,5 +1,5 @@
 import { PalisadeError } from '@palisade/contracts';
-import { parseInput } from '../validation';
+import { parse as parseInput } from '../validation';
 import { createFeedSchema } from './feeds.dto';
 
 const parse = (body: unknown) => parseInput(createFeedSchema, body, 'body');

@@ -3,7 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagg
 import type { Response } from 'express';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
-import { parseInput } from '../validation';
+import { parse } from '../validation';
 import { eventsQuerySchema, exportQuerySchema } from './query.dto';
 import { QueryService, type EventsPage } from './query.service';
 
@@ -17,14 +17,14 @@ export class QueryController {
   @ApiOperation({ summary: 'Audit records filtered by tenant, time range (occurredAt), actor, action class, event type and data subject; cursor paging. Scope audit:read (own tenant) or audit:read:all.' })
   @ApiOkResponse({ description: '{items: records with `personal` opened (or {subjectId, erased: true}) and their actionClass, nextCursor}' })
   list(@CurrentPrincipal() principal: Principal, @Query() query: unknown): Promise<EventsPage> {
-    return this.query.list(principal, parseInput(eventsQuerySchema, query, 'query'));
+    return this.query.list(principal, parse(eventsQuerySchema, query, 'query'));
   }
 
   @Get('export')
   @ApiOperation({ summary: 'Export as NDJSON (the raw records, partition by partition in seq order: `palisade audit verify --file` checks them) or CSV (one row per record; personal data left out). Same filters and access as the query.' })
   @ApiProduces('application/x-ndjson', 'text/csv')
   async export(@CurrentPrincipal() principal: Principal, @Query() query: unknown, @Res() res: Response): Promise<void> {
-    const exported = await this.query.export(principal, parseInput(exportQuerySchema, query, 'query'));
+    const exported = await this.query.export(principal, parse(exportQuerySchema, query, 'query'));
     res.status(200);
     res.setHeader('content-type', exported.contentType);
     res.setHeader('content-disposition', `attachment; filename="${exported.filename}"`);

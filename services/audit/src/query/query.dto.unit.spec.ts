@@ -1,5 +1,5 @@
 import { newEventId } from '@palisade/contracts';
-import { parseInput, unsafeTextProblem } from '../validation';
+import { parse, unsafeTextProblem } from '../validation';
 import { eventsQuerySchema } from './query.dto';
 import { decodeCursor, encodeCursor } from './query.repository';
 
@@ -34,11 +34,11 @@ describe('audit query input', () => {
     ['from', '0000-01-01T00:00:00Z'],
     ['to', '0001-01-01T00:00:00+01:00'],
   ])('refuses %s = %j with a 400 naming it', (field, value) => {
-    expect(() => parseInput(eventsQuerySchema, { [field]: value }, 'query')).toThrow(expect.objectContaining({ code: 'validation', message: expect.stringContaining(field) }));
+    expect(() => parse(eventsQuerySchema, { [field]: value }, 'query')).toThrow(expect.objectContaining({ code: 'validation', message: expect.stringContaining(field) }));
   });
 
   it('accepts ordinary filters', () => {
-    expect(parseInput(eventsQuerySchema, { tenant: 'demo', actor: 'user-1', subject: 'unknown-ab12', from: '2026-01-01T00:00:00Z', type: 'a.b.c,d.e.f' }, 'query')).toMatchObject({ tenant: 'demo', type: ['a.b.c', 'd.e.f'] });
+    expect(parse(eventsQuerySchema, { tenant: 'demo', actor: 'user-1', subject: 'unknown-ab12', from: '2026-01-01T00:00:00Z', type: 'a.b.c,d.e.f' }, 'query')).toMatchObject({ tenant: 'demo', type: ['a.b.c', 'd.e.f'] });
     expect(unsafeTextProblem('Zoë ✓ 名前')).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@ import { Controller, Delete, HttpCode, Param } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
-import { parseInput, safeText } from '../validation';
+import { parse, safeText } from '../validation';
 import { SubjectsService } from './subjects.service';
 
 const subjectIdSchema = safeText(256);
@@ -18,6 +18,6 @@ export class SubjectsController {
   @ApiOperation({ summary: "Erase a data subject: destroy its keys (records stay and verify; their personal data reads back as erased). Scope audit:erase, platform principal or the tenant's auditor admin." })
   @ApiOkResponse({ description: '{subjectId, keysDestroyed, eventId}' })
   erase(@CurrentPrincipal() principal: Principal, @Param('id') id: string): Promise<{ subjectId: string; keysDestroyed: number; eventId: string }> {
-    return this.subjects.erase(principal, parseInput(subjectIdSchema, id, 'path id'));
+    return this.subjects.erase(principal, parse(subjectIdSchema, id, 'path id'));
   }
 }

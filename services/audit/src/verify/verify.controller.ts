@@ -3,7 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger'
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import { READ_ALL_TENANTS, requirePlatformScope } from '../query/access';
-import { parseInput } from '../validation';
+import { parse } from '../validation';
 import { verifyRangeQuerySchema } from './verify.dto';
 import { VerifyService, type RangeVerification } from './verify.service';
 
@@ -25,6 +25,6 @@ export class VerifyController {
   @ApiOkResponse({ description: '{ok, status: ok|unverified|failed, records, checkpoints, checkpointsVerified, partitions, failure?: {reason, partition, seq, message}}; ok=false is still a 200: the check ran' })
   verify(@CurrentPrincipal() principal: Principal, @Query() query: unknown): Promise<RangeVerification> {
     requirePlatformScope(principal, READ_ALL_TENANTS);
-    return this.verification.verifyRange(parseInput(verifyRangeQuerySchema, query, 'query'));
+    return this.verification.verifyRange(parse(verifyRangeQuerySchema, query, 'query'));
   }
 }
