@@ -2,16 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'node:https';
 import { Client } from 'pg';
-import { createRemoteJWKSet, decodeJwt } from 'jose';
-import { AccessTokenVerifier, audienceOf, RevocationList } from '@palisade/auth-verifier';
-import { connectNats, type NatsConnection } from '@palisade/nats';
-import { createLogger } from '@palisade/observability';
-import { ServiceIdentity } from '@palisade/pki';
-import { RevocationFeed } from '@palisade/service-kit';
+import { decodeJwt } from 'jose';
+import { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { eventually, infra } from '@palisade/testing';
-import { httpsCaller, testDirectory, type Reply } from './e2e-support';
+import { httpsCaller, testDirectory, type Reply, watchAsPolicy } from './e2e-support';
 
 // Teams, agents, agent keys and agent tokens (issue 12) against the built auth service on
 // port 15501 (offset 8400) in a schema of its own; this test process plays "another
@@ -31,9 +26,7 @@ const signIn = (t: string, username: string, password: string) => call(`/v1/tena
 const owner = () => new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_auth', user: 'palisade_auth_owner' });
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
-let nc: NatsConnection;
-let identity: ServiceIdentity;
-let feed: RevocationFeed;
+let peer: Awaited<ReturnType<typeof watchAsPolicy>> | undefined;
 let policy: AccessTokenVerifier;
 let root: string;
 let rival: string;
@@ -98,22 +91,12 @@ beforeAll(async () => {
   expect(created.status).toBe(201);
   rival = (await signIn(otherTenant, 'rival-admin', ROOT_PASSWORD)).json.accessToken;
 
-  identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'policy' });
-  nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'auth-agents-e2e-policy' });
-  const revocations = new RevocationList();
-  feed = new RevocationFeed({ nc, service: 'policy', revocations, logger: createLogger({ service: 'policy', level: 'silent' }) });
-  await feed.start();
-  policy = new AccessTokenVerifier({
-    keys: createRemoteJWKSet(new URL(`https://127.0.0.1:${PORT}/.well-known/jwks.json`), { agent: new Agent({ ca: identity.current().caPem }), cooldownDuration: 0 }),
-    audience: audienceOf('policy'),
-    revocations,
-  });
+  peer = await watchAsPolicy(PORT, 'auth-agents-e2e-policy');
+  policy = peer.verifier;
 }, 120000);
 
 afterAll(async () => {
-  await feed?.stop();
-  await nc?.drain().catch(() => undefined);
-  identity?.stop();
+  await peer?.stop();
   await Promise.all(handles.map((h) => h.stop()));
   const c = owner();
   await c.connect();

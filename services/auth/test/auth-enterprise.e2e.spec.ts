@@ -1,19 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { createRemoteJWKSet, decodeJwt } from 'jose';
-import { AccessTokenVerifier, audienceOf, RevocationList } from '@palisade/auth-verifier';
+import { decodeJwt } from 'jose';
+import { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { PalisadeError } from '@palisade/contracts';
-import { connectNats, rpcRequest, type NatsConnection } from '@palisade/nats';
-import { createLogger } from '@palisade/observability';
-import { ServiceIdentity } from '@palisade/pki';
-import { RevocationFeed } from '@palisade/service-kit';
+import { rpcRequest, type NatsConnection } from '@palisade/nats';
 import { eventually, infra } from '@palisade/testing';
 import { totpCode } from '../src/mfa/totp';
-import { httpsCaller, testDirectory } from './e2e-support';
+import { httpsCaller, testDirectory, watchAsPolicy } from './e2e-support';
 import { startTestOp, type TestOp } from './oidc-op';
 import { assertionXml, authnRequestId, idpKey, responseXml, sign, type IdpKey } from './saml-idp';
 
@@ -36,8 +32,7 @@ const MEMBER_PASSWORD = 'Member-Password-1234';
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
 let nc: NatsConnection;
-let identity: ServiceIdentity;
-let feed: RevocationFeed;
+let peer: Awaited<ReturnType<typeof watchAsPolicy>> | undefined;
 let verifier: AccessTokenVerifier;
 let adminToken = '';
 let adminPassword = '';
@@ -100,22 +95,13 @@ beforeAll(async () => {
     },
   });
   await runner.waitReady(handles, { timeoutMs: 90000 });
-  identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'policy' });
-  nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'auth-enterprise-policy' });
-  const revocations = new RevocationList();
-  feed = new RevocationFeed({ nc, service: 'policy', revocations, logger: createLogger({ service: 'policy', level: 'silent' }) });
-  await feed.start();
-  verifier = new AccessTokenVerifier({
-    keys: createRemoteJWKSet(new URL(`https://127.0.0.1:${PORT}/.well-known/jwks.json`), { agent: new Agent({ ca: identity.current().caPem }), cooldownDuration: 0 }),
-    audience: audienceOf('policy'),
-    revocations,
-  });
+  peer = await watchAsPolicy(PORT, 'auth-enterprise-policy');
+  ({ nc } = peer);
+  verifier = peer.verifier;
 }, 120000);
 
 afterAll(async () => {
-  await feed?.stop();
-  await nc?.drain().catch(() => undefined);
-  identity?.stop();
+  await peer?.stop();
   await Promise.all(handles.map((h) => h.stop()));
   const c = owner();
   await c.connect();

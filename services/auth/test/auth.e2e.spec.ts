@@ -2,16 +2,12 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'node:https';
 import { Client } from 'pg';
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader } from 'jose';
-import { AccessTokenVerifier, audienceOf, RevocationList } from '@palisade/auth-verifier';
-import { connectNats, type NatsConnection } from '@palisade/nats';
-import { createLogger } from '@palisade/observability';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { ServiceIdentity } from '@palisade/pki';
-import { RevocationFeed } from '@palisade/service-kit';
 import { eventually, infra } from '@palisade/testing';
-import { httpsCaller } from './e2e-support';
+import { httpsCaller, watchAsPolicy } from './e2e-support';
 
 // The built auth service on port 13101 (offset 6000) in a schema of its own, over its
 // real HTTPS API; this test process plays "another service" (policy): its own NATS
@@ -29,9 +25,7 @@ const call = httpsCaller(PORT);
 const signIn = (t: string, username: string, password: string) => call(`/v1/tenants/${t}/sign-in`, { body: { username, password } });
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
-let nc: NatsConnection;
-let identity: ServiceIdentity;
-let feed: RevocationFeed;
+let peer: Awaited<ReturnType<typeof watchAsPolicy>> | undefined;
 let policyVerifier: AccessTokenVerifier;
 let admin: { accessToken: string; refreshToken: string };
 const owner = () => new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_auth', user: 'palisade_auth_owner' });
@@ -60,22 +54,12 @@ beforeAll(async () => {
   await runner.waitReady(handles, { timeoutMs: 90000 });
   (globalThis as Record<string, unknown>).bootstrapToken = readFileSync(join(dir, 'bootstrap.token'), 'utf8');
 
-  identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'policy' });
-  nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'auth-e2e-policy' });
-  const revocations = new RevocationList();
-  feed = new RevocationFeed({ nc, service: 'policy', revocations, logger: createLogger({ service: 'policy', level: 'silent' }) });
-  await feed.start();
-  policyVerifier = new AccessTokenVerifier({
-    keys: createRemoteJWKSet(new URL(`https://127.0.0.1:${PORT}/.well-known/jwks.json`), { agent: new Agent({ ca: identity.current().caPem }), cooldownDuration: 0 }),
-    audience: audienceOf('policy'),
-    revocations,
-  });
+  peer = await watchAsPolicy(PORT, 'auth-e2e-policy');
+  policyVerifier = peer.verifier;
 }, 120000);
 
 afterAll(async () => {
-  await feed?.stop();
-  await nc?.drain().catch(() => undefined);
-  identity?.stop();
+  await peer?.stop();
   await Promise.all(handles.map((h) => h.stop()));
   const c = owner();
   await c.connect();
