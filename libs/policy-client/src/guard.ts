@@ -24,13 +24,15 @@ interface GuardedRequest {
 }
 
 /**
- * An agent's subject: its access token as presented here goes along, and the policy
- * service takes the agent and the user it acts for from it (never from what we say).
+ * The subject of a decision about the caller: an agent's or a person's access token as
+ * presented here goes along, and the policy service takes the agent and the user it
+ * acts for, or the person, with their teams and department, from it (never from what we
+ * say). A service's own identity goes without a token.
  */
 export function subjectOf(principal: Principal, authorization: string | undefined): AuthorizeRequest['subject'] {
-  if (principal.type !== 'agent') return { type: principal.type, id: principal.id };
+  if (principal.type === 'service') return { type: principal.type, id: principal.id };
   const token = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
-  return token ? { type: 'agent', id: principal.id, token } : { type: 'agent', id: principal.id };
+  return token ? { type: principal.type, id: principal.id, token } : { type: principal.type, id: principal.id };
 }
 
 /**

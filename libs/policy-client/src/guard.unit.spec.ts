@@ -28,14 +28,17 @@ describe('PolicyGuard (fail-closed)', () => {
     expect(seen).toEqual([{ tenantId: 'acme', subject: { type: 'user', id: 'alice' }, action: 'read', resource: { type: 'document', id: 'd-1' } }]);
   });
 
-  it("forwards an agent's token (the policy service takes its user from it), never the acting user it was told", async () => {
+  it("forwards an agent's or a person's token (the policy service takes the user, teams and department from it), never the acting user it was told", async () => {
     const seen: AuthorizeRequest[] = [];
     const guard = guardWith(async (r) => (seen.push(r), { decision: 'allow', rule: 'x', reason: 'ok' }));
     const agent = { type: 'agent', id: 'release-bot', tenantId: 'acme', actingFor: 'alice' };
     await guard.canActivate(contextFor(Routes.prototype.read, agent, { id: 'd-1' }, { authorization: 'Bearer a.b.c' }));
     expect(seen[0].subject).toEqual({ type: 'agent', id: 'release-bot', token: 'a.b.c' });
     await guard.canActivate(contextFor(Routes.prototype.read, alice, { id: 'd-1' }, { authorization: 'Bearer u.s.r' }));
-    expect(seen[1].subject).toEqual({ type: 'user', id: 'alice' }); // a person's token stays here
+    expect(seen[1].subject).toEqual({ type: 'user', id: 'alice', token: 'u.s.r' }); // verified there like an agent's
+    const service = { type: 'service', id: 'billing', tenantId: 'acme' };
+    await guard.canActivate(contextFor(Routes.prototype.read, service, { id: 'd-1' }, { authorization: 'Bearer s.v.c' }));
+    expect(seen[2].subject).toEqual({ type: 'service', id: 'billing' }); // a service speaks as itself
   });
 
   it('refuses a denial, a required approval, a failure, and a missing principal', async () => {

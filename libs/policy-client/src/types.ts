@@ -5,6 +5,9 @@ export interface AuthorizeRequest {
    * For an agent, `token` is its access token as it was presented to the asking service:
    * the policy service verifies it and takes the agent and the user it acts for
    * (`act.sub`) from it; an agent decision without it is a denial (`agent-unverified`).
+   * For a user, `token` (optional) is the user's access token as presented to the asking
+   * service: verified the same way, it makes the user's teams and department reach ABAC
+   * (`subject.teams`, `subject.department`); one that does not verify is `user-unverified`.
    */
   subject: { type: 'user' | 'agent' | 'service'; id: string; actingFor?: string; tenantId?: string; token?: string };
   action: string;

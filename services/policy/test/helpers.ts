@@ -1,4 +1,6 @@
-import { audienceOf } from '@palisade/auth-verifier';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import { ACCESS_TOKEN_ISSUER, ACCESS_TOKEN_TYPE, audienceOf } from '@palisade/auth-verifier';
 import { httpsCaller, TestTokenIssuer } from '@palisade/testing';
 
 export interface Reply {
@@ -28,17 +30,37 @@ export class TestIssuer {
   private constructor(
     private readonly issuer: TestTokenIssuer,
     private readonly others: ReadonlyMap<string, TestTokenIssuer>,
+    private readonly teamed: { key: KeyLike; kid: string; jwk: object },
   ) {}
 
   get jwks(): string {
     const keys = [this.issuer, ...this.others.values()].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys);
-    return JSON.stringify({ keys });
+    return JSON.stringify({ keys: [...keys, this.teamed.jwk] });
   }
 
   static async create(forwardingServices: readonly string[] = ['credential', 'llm-router', 'sandbox-orchestrator']): Promise<TestIssuer> {
     const others = new Map<string, TestTokenIssuer>();
     for (const service of forwardingServices) others.set(service, await TestTokenIssuer.create(audienceOf(service)));
-    return new TestIssuer(await TestTokenIssuer.create(audienceOf('policy')), others);
+    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const kid = `test-teams-${randomUUID()}`;
+    const jwk = { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'EdDSA' };
+    return new TestIssuer(await TestTokenIssuer.create(audienceOf('policy')), others, { key: privateKey, kid, jwk });
+  }
+
+  /**
+   * A person's token with the teams and department auth puts in it (`teams`, `dept`),
+   * for `service` (the policy service itself, or a service that forwards it).
+   */
+  userToken(service: string, p: { tenantId: string; id: string; teams?: string[]; dept?: string; scopes?: string[] }): Promise<string> {
+    return new SignJWT({ tid: p.tenantId, ptp: 'user', ...(p.scopes ? { scp: p.scopes } : {}), ...(p.teams ? { teams: p.teams } : {}), ...(p.dept ? { dept: p.dept } : {}) })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.teamed.kid, typ: ACCESS_TOKEN_TYPE })
+      .setIssuer(ACCESS_TOKEN_ISSUER)
+      .setAudience(audienceOf(service))
+      .setSubject(p.id)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(this.teamed.key);
   }
 
   token(p: { tenantId: string; id: string; type?: 'user' | 'agent'; actingFor?: string; scopes?: string[] }): Promise<string> {

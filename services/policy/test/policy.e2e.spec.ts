@@ -248,6 +248,46 @@ describe('policy service (two instances)', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
+  it("decides for a user from the teams and department of the user's verified token (forwarded, or at the policy service itself), never from the body (issue 12)", async () => {
+    await put('/v1/roles/builder', { inherits: [] });
+    await put('/v1/assignments', { assignments: [{ subject: 'user:frank', role: 'builder' }, { subject: 'user:gina', role: 'builder' }] }, 'POST');
+    // stored attributes say otherwise: the token is auth's word and wins
+    await put('/v1/subjects/user:frank/attributes', { attributes: { department: 'finance' } });
+    await put('/v1/subjects/user:gina/attributes', { attributes: { department: 'platform' } });
+    await put('/v1/policies/teams', {
+      rules: [
+        { id: 'platform-builds', effect: 'allow', subject: 'role:builder', resource: 'build', action: 'run', when: { attr: 'subject.department', op: 'eq', value: 'platform' } },
+        { id: 'platform-approves', effect: 'allow', subject: 'role:builder', resource: 'approval', action: 'approve', when: { attr: 'subject.department', op: 'eq', value: 'platform' } },
+      ],
+    });
+    const frank = await issuer.userToken('credential', { tenantId: tenant, id: 'frank', teams: ['platform'], dept: 'platform' });
+    const gina = await issuer.userToken('credential', { tenantId: tenant, id: 'gina', teams: ['data'], dept: 'data' });
+    const build = (id: string, subject: object = {}) => ({ subject: { type: 'user', id, ...subject }, action: 'run', resource: { type: 'build', id: 'b-1' } });
+    await eventually(async () => (await ask(build('frank', { token: frank }))).decision === 'allow', 5000, 50);
+    await expect(ask(build('gina', { token: gina }))).resolves.toMatchObject({ decision: 'deny', rule: 'default-deny' });
+    const [a, b] = await Promise.all([PORT_A, PORT_B].map((port) => call(port, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, ...build('frank', { token: frank }) } })));
+    expect([a.body.decision, b.body.decision]).toEqual(['allow', 'allow']);
+    // without a token a user's decision stays on the stored attributes (the service's word): gina's platform
+    await expect(ask(build('gina'))).resolves.toMatchObject({ decision: 'allow' });
+    await expect(ask(build('frank'))).resolves.toMatchObject({ decision: 'deny' });
+    // the body may not claim a department or teams, nor someone else's token, nor a token of another audience
+    const claimed = await call(PORT_A, 'POST', '/v1/authorize', { ...mtls, body: { tenantId: tenant, ...build('gina', { token: gina, department: 'platform', teams: ['platform'] }) } });
+    expect(claimed.status).toBe(400);
+    expect(claimed.body.error.message).toMatch(/^subject: /);
+    await expect(rpcRequest(nc, 'palisade.rpc.policy.authorize', { tenantId: tenant, ...build('gina', { department: 'platform' }) })).rejects.toMatchObject({ code: 'validation' });
+    await expect(ask(build('gina', { token: frank }))).resolves.toMatchObject({ decision: 'deny', rule: 'user-token-mismatch' });
+    await expect(ask(build('frank', { token: frank, actingFor: 'gina' }))).resolves.toMatchObject({ decision: 'deny', rule: 'user-token-mismatch' });
+    const atPolicy = await issuer.userToken('policy', { tenantId: tenant, id: 'frank', teams: ['platform'], dept: 'platform' });
+    await expect(ask(build('frank', { token: atPolicy }))).resolves.toMatchObject({ decision: 'deny', rule: 'user-unverified', reason: expect.stringContaining('aud') });
+    await expect(ask(build('frank', { token: 'not.a.token' }))).resolves.toMatchObject({ decision: 'deny', rule: 'user-unverified', reason: expect.not.stringContaining('not.a.token') });
+    // the policy service's own routes decide about the caller from its token too: an approval's approver
+    const requested = await call(PORT_A, 'POST', '/v1/approvals', { token: await issuer.token({ tenantId: tenant, id: 'alice' }), body: { action: 'payments.create', resource: { type: 'payment', id: 'p-teams' }, service: 'credential' } });
+    expect(requested.status).toBe(201);
+    const ginaHere = await issuer.userToken('policy', { tenantId: tenant, id: 'gina', teams: ['data'], dept: 'data' });
+    expect((await call(PORT_A, 'POST', `/v1/approvals/${requested.body.approvalId}/approve`, { token: ginaHere })).status).toBe(403);
+    expect((await call(PORT_A, 'POST', `/v1/approvals/${requested.body.approvalId}/approve`, { token: atPolicy })).status).toBe(200);
+  });
+
   it('keeps tenants apart: probes with another tenant\'s identifiers find nothing and are denied', async () => {
     expect((await call(PORT_A, 'GET', '/v1/policies/main', { token: otherAdmin })).status).toBe(404);
     const crossRead = await ask({ ...docRead('public'), resource: { type: 'document', tenantId: other } });

@@ -5,6 +5,7 @@ import { CommandHandler, foldEvents, streamName, toDomainEvent } from '@palisade
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { PolicyEngine } from '../engine/policy-engine';
 import { actionHash, evaluate } from '../model/evaluate';
+import { subjectOfPrincipal } from '../decisions/agent-subject';
 import type { DecisionRequest } from '../model/policy.model';
 import { POLICY_SETTINGS, type PolicySettings } from '../policy.config';
 import { approvalDecider, type ApprovalCommand, type ApprovalState } from './approvals.decider';
@@ -105,7 +106,7 @@ export class ApprovalsService {
     const approval = await this.get(principal.tenantId, approvalId);
     const tenant = await this.engine.policyOf(principal.tenantId);
     const decision = evaluate(
-      { tenantId: principal.tenantId, subject: { type: principal.type, id: principal.id }, action: 'approve', resource: { type: 'approval', id: approval.action } },
+      { tenantId: principal.tenantId, subject: subjectOfPrincipal(principal), action: 'approve', resource: { type: 'approval', id: approval.action } },
       { tenant, platform: undefined },
     );
     return decision.decision === 'allow';

@@ -21,11 +21,42 @@ export function verifiedAgentRequest(request: DecisionRequest, holder: Principal
   if (subject.actingFor !== undefined && subject.actingFor !== holder.actingFor) {
     return deny('agent-token-mismatch', 'subject.actingFor is not the user the agent token acts for');
   }
-  const verified: DecisionRequest['subject'] = { type: 'agent', id: holder.id, actingFor: holder.actingFor };
-  if (holder.teams) verified.teams = holder.teams;
-  if (holder.department) verified.department = holder.department;
+  const verified: DecisionRequest['subject'] = { type: 'agent', id: holder.id, actingFor: holder.actingFor, ...tokenAttributes(holder) };
   if (subject.tenantId !== undefined) verified.tenantId = subject.tenantId;
   return { ...request, subject: verified };
+}
+
+/**
+ * A decision a service asks about a person and forwards the person's access token with
+ * (as presented to that service, verified like an agent's by the caller of this
+ * function): the person, tenant, teams and department come from the token; the body may
+ * only repeat the user and tenant, and a person acts for nobody. Without a token a
+ * user's decision stays what the asking service says (this function is not called).
+ * The answer is the request to evaluate (token dropped) or the denial. Pure.
+ */
+export function verifiedUserRequest(request: DecisionRequest, holder: Principal | string): DecisionRequest | Decision {
+  const { subject } = request;
+  if (typeof holder === 'string') return deny('user-unverified', `the user's access token was not accepted: ${holder}`);
+  if (holder.type !== 'user') return deny('user-unverified', "subject.token is not a user's access token");
+  if (holder.id !== subject.id) return deny('user-token-mismatch', 'subject.id is not the user the token was issued to');
+  if (holder.tenantId !== (subject.tenantId ?? request.tenantId)) return deny('user-token-mismatch', "the user's token is of another tenant");
+  if (subject.actingFor !== undefined) return deny('user-token-mismatch', 'a user acts for nobody (subject.actingFor)');
+  const verified: DecisionRequest['subject'] = { type: 'user', id: holder.id, ...tokenAttributes(holder) };
+  if (subject.tenantId !== undefined) verified.tenantId = subject.tenantId;
+  return { ...request, subject: verified };
+}
+
+/**
+ * The subject of a decision the policy service makes about its own authenticated caller
+ * (administration, approvals): who the verified token says, with its teams and department.
+ */
+export function subjectOfPrincipal(principal: Principal): DecisionRequest['subject'] {
+  return { type: principal.type, id: principal.id, ...(principal.actingFor ? { actingFor: principal.actingFor } : {}), ...tokenAttributes(principal) };
+}
+
+/** The teams and department a verified token names (ABAC's subject.teams / subject.department). */
+function tokenAttributes(holder: Principal): Pick<DecisionRequest['subject'], 'teams' | 'department'> {
+  return { ...(holder.teams ? { teams: holder.teams } : {}), ...(holder.department ? { department: holder.department } : {}) };
 }
 
 /** Why an agent decision without a verifiable token is refused. */

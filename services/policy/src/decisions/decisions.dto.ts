@@ -12,7 +12,7 @@ export const decisionRequestSchema = z.strictObject({
     id: idSchema,
     actingFor: idSchema.optional(),
     tenantId: tenantIdSchema.optional(),
-    /** An agent's access token as presented to the asking service (verified here). */
+    /** An agent's (or a user's) access token as presented to the asking service (verified here). */
     token: z.string().min(1).max(8192).optional(),
   }),
   action: nameSchema,

@@ -6,7 +6,7 @@ import { ApprovalsService } from '../approvals/approvals.service';
 import { PolicyEngine } from '../engine/policy-engine';
 import { evaluate } from '../model/evaluate';
 import type { Decision, DecisionRequest } from '../model/policy.model';
-import { missingAgentToken, verifiedAgentRequest } from './agent-subject';
+import { missingAgentToken, verifiedAgentRequest, verifiedUserRequest } from './agent-subject';
 import { ForwardedTokens } from './forwarded-tokens';
 
 /**
@@ -46,21 +46,30 @@ export class DecisionService {
     // An agent is who its verified token says, acting for the user the token names
     // (the administrators' explain asks about an agent and user they name themselves).
     if (request.subject.type === 'agent' && request.explain !== true) return this.forAgent(request);
+    // A person whose token the asking service forwards is who (and in which teams) it says.
+    if (request.subject.type === 'user' && request.subject.token !== undefined && request.explain !== true) return this.forUser(request);
     return this.decideVerified(request);
   }
 
   private async forAgent(request: DecisionRequest): Promise<Decision> {
-    const { token } = request.subject;
-    let holder: Principal | string = missingAgentToken(request);
-    if (token && request.askedBy) {
-      try {
-        holder = await this.tokens.principalOf(token, request.askedBy);
-      } catch (error) {
-        holder = isPalisadeError(error) ? error.message : 'it could not be verified';
-      }
-    }
-    const verified = verifiedAgentRequest(request, holder);
+    const verified = verifiedAgentRequest(request, await this.holderOf(request, missingAgentToken(request)));
     return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified);
+  }
+
+  private async forUser(request: DecisionRequest): Promise<Decision> {
+    const verified = verifiedUserRequest(request, await this.holderOf(request, 'the asking service is unknown'));
+    return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified);
+  }
+
+  /** The forwarded token's principal, verified for the asking service's audience, or why not. */
+  private async holderOf(request: DecisionRequest, missing: string): Promise<Principal | string> {
+    const { token } = request.subject;
+    if (!token || !request.askedBy) return missing;
+    try {
+      return await this.tokens.principalOf(token, request.askedBy);
+    } catch (error) {
+      return isPalisadeError(error) ? error.message : 'it could not be verified';
+    }
   }
 
   private decideVerified(request: DecisionRequest): Decision | Promise<Decision> {

@@ -256,6 +256,19 @@ describe('agents: the intersection of the agent and its user', () => {
     expect(decide(teamPolicy, req(helperFor('alice'), 'read', { type: 'build' })).decision).toBe('deny'); // no token teams, none stored
   });
 
+  it('reads a user’s teams and department from the verified token over the stored ones; the agent’s own only for the agent (issue 12)', () => {
+    const teamPolicy = tenant('acme', setup([
+      { id: 'platform-reads', effect: 'allow', subject: 'role:employee', resource: 'build', action: 'read', when: { attr: 'subject.department', op: 'eq', value: 'platform' } },
+      { id: 'platform-team', effect: 'allow', subject: 'role:employee', resource: 'build', action: 'run', when: { attr: 'subject.teams', op: 'contains', value: 'platform' } },
+    ], [{ type: 'policy.attribute.defined', data: { definition: { name: 'teams', target: 'subject', type: 'string[]' } } }]));
+    // alice's stored department is finance: her token's platform wins, and without one the stored value stands
+    expect(decide(teamPolicy, req({ ...alice, department: 'platform', teams: ['platform'] }, 'read', { type: 'build' })).decision).toBe('allow');
+    expect(decide(teamPolicy, req({ ...alice, department: 'platform', teams: ['platform'] }, 'run', { type: 'build' })).decision).toBe('allow');
+    expect(decide(teamPolicy, req(alice, 'read', { type: 'build' })).decision).toBe('deny');
+    expect(decide(teamPolicy, req({ ...carol, department: 'data', teams: ['data'] }, 'read', { type: 'build' })).decision).toBe('deny');
+    expect(decide(teamPolicy, req({ ...carol, department: 'data', teams: ['data'] }, 'run', { type: 'build' })).decision).toBe('deny');
+  });
+
   it('combines field decisions: masked by either is masked', () => {
     const d = decide(policy, req(helperFor('alice'), 'read', { type: 'customer', fields: ['name', 'iban'] }));
     expect(d.fields).toEqual({ readable: ['name'], masked: ['iban'] });

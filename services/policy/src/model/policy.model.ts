@@ -96,9 +96,10 @@ export interface DecisionSubject {
    */
   actingFor?: string;
   /**
-   * For an agent, in a decision a service asks: the agent's access token as it was
-   * presented to that service. The policy service verifies it and takes the agent, its
-   * tenant and its user from it; it never reaches the evaluation.
+   * For an agent (required) or a user (optional), in a decision a service asks: the
+   * principal's access token as it was presented to that service. The policy service
+   * verifies it and takes the agent or user, its tenant, its user (`act.sub`), teams and
+   * department from it; it never reaches the evaluation.
    */
   token?: string;
   /** Tenant of the subject (defaults to the request's tenant). */

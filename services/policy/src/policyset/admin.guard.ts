@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PalisadeError, type Principal } from '@palisade/contracts';
 import { PolicyEngine } from '../engine/policy-engine';
 import { evaluate } from '../model/evaluate';
+import { subjectOfPrincipal } from '../decisions/agent-subject';
 
 /** Scope an access token carries for a tenant's policy administrators (issued by auth). */
 export const POLICY_ADMIN_SCOPE = 'policy:admin';
@@ -21,7 +22,7 @@ export class PolicyAdministrators {
     if (principal.scopes?.includes(POLICY_ADMIN_SCOPE)) return;
     const tenant = await this.engine.policyOf(principal.tenantId);
     const decision = evaluate(
-      { tenantId: principal.tenantId, subject: { type: 'user', id: principal.id }, action: 'manage', resource: { type: 'policy' } },
+      { tenantId: principal.tenantId, subject: subjectOfPrincipal(principal), action: 'manage', resource: { type: 'policy' } },
       { tenant, platform: undefined },
     );
     if (decision.decision !== 'allow') throw new PalisadeError('forbidden', 'you may not administer this tenant\'s policy');
