@@ -12,6 +12,8 @@ import { eventually, infra } from '@palisade/testing';
 import { startKmsEndpoint, type KmsEndpoint } from './support/aws-json-endpoint';
 import { call, TestIssuer } from './support/https';
 import { TcpProxy } from './support/tcp-proxy';
+import { bindingContext, open, type CipherName } from '../src/crypto/envelope';
+import { LocalKeyProvider } from '../src/keys/local-key-provider';
 
 // The built credential service as a process on 14103 (port offset 7000), over its real
 // HTTPS API, with real token verification (a JWKS the test owns), SoftHSM2, a local KMS
@@ -21,6 +23,11 @@ const runner = require('../../../scripts/platform-runner.js');
 const PORT = 7103 + 7000;
 const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'e2e-credential');
 const AUDIT_TOPIC = 'palisade.audit.v1';
+/** Each cipher a tenant can choose, with the infix of its tenants' ids. */
+const CIPHER_RUNS: Array<[CipherName, string]> = [
+  ['aes-256-gcm', '-aes'],
+  ['sm4', '-sm4'],
+];
 
 describe('credential service', () => {
   let handle: { stop(): Promise<unknown> };
@@ -33,7 +40,6 @@ describe('credential service', () => {
   const startedAt = new Date();
   const run = randomBytes(4).toString('hex');
   const tenantA = `e2e-a-${run}`;
-  const tenantB = `e2e-b-${run}`;
   const markers: string[] = [];
   const leaseTokens: string[] = [];
   const tokens: Record<string, string> = {};
@@ -76,7 +82,6 @@ describe('credential service', () => {
     llmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
     const admin = ['credential:admin', 'credential:use'];
     tokens.adminA = await issuer.token({ sub: 'u-admin-a', tid: tenantA, ptp: 'user', scp: admin });
-    tokens.adminB = await issuer.token({ sub: 'u-admin-b', tid: tenantB, ptp: 'user', scp: admin });
     tokens.agentA = await issuer.token({ sub: 'agent-a', tid: tenantA, ptp: 'agent', act: 'u-1', scp: ['credential:use', 'credential:read', 'credential:admin'] });
     tokens.readerA = await issuer.token({ sub: 'u-reader-a', tid: tenantA, ptp: 'user', scp: ['credential:read'] });
     await runner.waitReady([handle], { timeoutMs: 90000 });
@@ -121,80 +126,7 @@ describe('credential service', () => {
     expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/v1/secrets', '/v1/secrets/{id}', '/v1/leases', '/internal/v1/leases/redeem', '/v1/keys', '/v1/keys/rotate']));
   });
 
-  it('runs the lifecycle; a value reaches only the sandbox service over mTLS, once, recorded as a read', async () => {
-    const first = marker();
-    const s = await create(tokens.adminA, 'gerrit-http', first);
-    const got = await call(PORT, 'GET', `/v1/secrets/${s.id}`, { token: tokens.agentA });
-    expect(got.status).toBe(200);
-    expect(got.headers.etag).toBe('"1"');
-    const second = marker();
-    const rotated = await call(PORT, 'POST', `/v1/secrets/${s.id}/rotate`, { token: tokens.adminA, body: { value: second }, headers: { 'if-match': '"1"' } });
-    expect(rotated.status).toBe(200);
-    expect(rotated.json.version).toBe(2);
-    const stale = await call(PORT, 'POST', `/v1/secrets/${s.id}/rotate`, { token: tokens.adminA, body: { value: 'x' }, headers: { 'if-match': '"1"' } });
-    expect(stale.status).toBe(409);
-
-    const lease = await grant(tokens.agentA, s.id);
-    expect(lease.status).toBe(201);
-    expect(lease.json).toEqual({ leaseId: expect.any(String), token: expect.stringMatching(/^pl_/), secretId: s.id, sessionId: 'sbx-1', tool: 'gerrit', uses: 1, expiresAt: expect.any(String) });
-    const body = { token: lease.json.token, tenantId: tenantA, sessionId: 'sbx-1', tool: 'gerrit' };
-    // Not to the agent (no client certificate), not to another service.
-    const asAgent = await call(PORT, 'POST', '/internal/v1/leases/redeem', { token: tokens.agentA, body });
-    expect(asAgent.status).toBe(401);
-    const { cert, key } = llmRouter.tlsOptions();
-    expect((await redeem(body, { cert: cert as string, key: key as string })).status).toBe(403);
-    const wrongSession = await redeem({ ...body, sessionId: 'sbx-2' });
-    expect(wrongSession.status).toBe(404);
-    const redeemed = await redeem(body);
-    expect(redeemed.status).toBe(200);
-    expect(redeemed.json).toEqual({ leaseId: lease.json.leaseId, secretId: s.id, version: 2, value: second });
-    const reuse = await redeem(body);
-    expect(reuse.status).toBe(409);
-    expect(reuse.json.error.message).toBe('lease already used');
-
-    const short = await grant(tokens.agentA, s.id, { ttlSeconds: 1 });
-    await new Promise((r) => setTimeout(r, 1100));
-    const expired = await redeem({ ...body, token: short.json.token });
-    expect(expired.status).toBe(409);
-    expect(expired.json.error.message).toBe('lease expired');
-
-    const history = await call(PORT, 'GET', `/v1/secrets/${s.id}/history`, { token: tokens.adminA });
-    expect(history.json.items.map((e: { type: string }) => e.type)).toEqual(['credential.secret.created', 'credential.secret.rotated']);
-    expect(history.json.items[0]).toMatchObject({ actor: { type: 'user', id: 'u-admin-a' }, data: { name: 'gerrit-http', scopes: ['tool:gerrit'] } });
-
-    const revoked = await call(PORT, 'POST', `/v1/secrets/${s.id}/revoke`, { token: tokens.adminA, body: { reason: 'e2e' } });
-    expect(revoked.status).toBe(200);
-    expect((await grant(tokens.agentA, s.id)).status).toBe(409);
-
-    const doomed = await create(tokens.adminA, 'doomed', marker());
-    const shred = await call(PORT, 'DELETE', `/v1/secrets/${doomed.id}`, { token: tokens.adminA });
-    expect(shred.status).toBe(200);
-    expect(shred.json).toMatchObject({ secretId: doomed.id, versionsDestroyed: [1], previousKeyDestroyed: true });
-    expect((await call(PORT, 'GET', `/v1/secrets/${doomed.id}`, { token: tokens.adminA })).status).toBe(404);
-
-    const ring = await call(PORT, 'GET', '/v1/keys', { token: tokens.adminA });
-    expect(ring.json).toMatchObject({ cipher: 'aes-256-gcm', keys: expect.arrayContaining([expect.objectContaining({ state: 'retired' }), expect.objectContaining({ state: 'active' })]) });
-    const sm4 = await call(PORT, 'PUT', '/v1/keys/cipher', { token: tokens.adminA, body: { cipher: 'sm4' } });
-    expect(sm4.status).toBe(200);
-    expect(sm4.json).toMatchObject({ cipher: 'sm4' });
-    // The tenant's AES versions still read; new ones are sm4.
-    const afterSwitch = await create(tokens.adminA, 'after-switch', marker());
-    expect((await call(PORT, 'GET', `/v1/secrets/${afterSwitch.id}`, { token: tokens.adminA })).status).toBe(200);
-  });
-
-  it('an sm4 tenant over HTTP: provisioned with cipher sm4, stores and leases a secret; on SoftHSM2 sm4 is a 400 naming the mechanism', async () => {
-    const t = `e2e-sm4-${run}`;
-    const token = await issuer.token({ sub: 'u-sm4', tid: t, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
-    const ring = await call(PORT, 'POST', '/v1/keys', { token, body: { provider: 'local', cipher: 'sm4' } });
-    expect(ring.status).toBe(201);
-    expect(ring.json).toMatchObject({ cipher: 'sm4', keys: [{ version: 1, provider: 'local', origin: 'generated', state: 'active' }] });
-    const value = marker();
-    const s = await create(token, 'sm4-secret', value);
-    const lease = await grant(token, s.id);
-    const redeemed = await redeem({ token: lease.json.token, tenantId: t, sessionId: 'sbx-1', tool: 'gerrit' });
-    expect(redeemed.status).toBe(200);
-    expect(redeemed.json).toMatchObject({ secretId: s.id, version: 1, value });
-
+  it('sm4 on SoftHSM2 is a 400 naming the mechanism, at configuration time', async () => {
     const hsm = `e2e-sm4-hsm-${run}`;
     const hsmToken = await issuer.token({ sub: 'u-sm4', tid: hsm, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
     const refused = await call(PORT, 'POST', '/v1/keys', { token: hsmToken, body: { provider: 'pkcs11', cipher: 'sm4' } });
@@ -203,72 +135,211 @@ describe('credential service', () => {
     expect(refused.json.error.message).toContain('CKM_AES_GCM');
   });
 
-  it('BYOK over HTTP: a tenant on SoftHSM2 with imported material, revoked, reads nothing more', async () => {
-    const t = `e2e-byok-${run}`;
-    const token = await issuer.token({ sub: 'u-byok', tid: t, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
-    const ring = await call(PORT, 'POST', '/v1/keys', { token, body: { provider: 'pkcs11', byok: { material: randomBytes(32).toString('base64') } } });
-    expect(ring.status).toBe(201);
-    expect(ring.json.keys).toEqual([{ version: 1, provider: 'pkcs11', origin: 'imported', state: 'active' }]);
-    const s = await create(token, 'byok', marker());
-    const lease = await grant(token, s.id, { uses: 2 });
-    const body = { token: lease.json.token, tenantId: t, sessionId: 'sbx-1', tool: 'gerrit' };
-    expect((await redeem(body)).status).toBe(200);
-    expect((await call(PORT, 'POST', '/v1/keys/versions/1/revoke', { token, body: { reason: 'customer revoked' } })).status).toBe(200);
-    const after = await redeem(body);
-    expect(after.status).toBe(409);
-    expect(after.json).not.toHaveProperty('value');
-  });
+  // The behaviour, once per cipher: each run has its own tenants, provisioned with that cipher.
+  describe.each(CIPHER_RUNS)('with cipher %s', (cipher, short) => {
+    const tA = `e2e-a${short}-${run}`;
+    const tB = `e2e-b${short}-${run}`;
+    const tk: Record<string, string> = {};
+    const iv = cipher === 'sm4' ? 16 : 12;
+    const tag = cipher === 'sm4' ? 32 : 16;
 
-  it('probes every endpoint with another tenant’s ids: 404 and nothing of theirs', async () => {
-    const secretName = `a-only-${run}`;
-    const a = await create(tokens.adminA, secretName, marker());
-    const lease = await grant(tokens.agentA, a.id);
-    await create(tokens.adminB, 'b-own', 'b-value');
-    const probes: Array<[string, string, unknown?]> = [
-      ['GET', `/v1/secrets/${a.id}`],
-      ['GET', `/v1/secrets/${a.id}/history`],
-      ['POST', `/v1/secrets/${a.id}/rotate`, { value: 'hijack' }],
-      ['POST', `/v1/secrets/${a.id}/revoke`, { reason: 'hijack' }],
-      ['DELETE', `/v1/secrets/${a.id}`],
-      ['POST', '/v1/leases', { secretId: a.id, sessionId: 'sbx-1', tool: 'gerrit' }],
-    ];
-    for (const [method, path, body] of probes) {
-      const r = await call(PORT, method, path, { token: tokens.adminB, body });
-      expect({ method, path, status: r.status }).toEqual({ method, path, status: 404 });
-      expect(r.body).not.toContain(secretName);
-    }
-    const asB = await redeem({ token: lease.json.token, tenantId: tenantB, sessionId: 'sbx-1', tool: 'gerrit' });
-    expect(asB.status).toBe(404);
-    const list = await call(PORT, 'GET', '/v1/secrets', { token: tokens.adminB });
-    expect(list.json.items.map((i: { name: string }) => i.name)).toEqual(['b-own']);
-    const ringB = await call(PORT, 'GET', '/v1/keys', { token: tokens.adminB });
-    expect(ringB.json.keys).toHaveLength(1);
-    // A's secret is untouched and its lease still redeems for A.
-    expect((await call(PORT, 'GET', `/v1/secrets/${a.id}`, { token: tokens.adminA })).json).toMatchObject({ state: 'active', version: 1 });
-    expect((await redeem({ token: lease.json.token, tenantId: tenantA, sessionId: 'sbx-1', tool: 'gerrit' })).status).toBe(200);
-  });
-
-  it('keeps releasing values with their read record while NATS (and so the audit pipeline) is down; the outbox delivers later', async () => {
-    const s = await create(tokens.adminA, `outage-${run}`, marker());
-    await natsProxy.cut();
-    try {
-      const lease = await grant(tokens.agentA, s.id);
-      const r = await redeem({ token: lease.json.token, tenantId: tenantA, sessionId: 'sbx-1', tool: 'gerrit' });
-      expect(r.status).toBe(200);
-      const pg = await ownerClient();
-      try {
-        const rows = await pg.query(`SELECT 1 FROM palisade.events WHERE event_type = 'credential.secret.read' AND envelope->'data'->>'leaseId' = $1`, [lease.json.leaseId]);
-        expect(rows.rowCount).toBe(1);
-      } finally {
-        await pg.end();
+    beforeAll(async () => {
+      const admin = ['credential:admin', 'credential:use'];
+      tk.adminA = await issuer.token({ sub: 'u-admin-a', tid: tA, ptp: 'user', scp: admin });
+      tk.adminB = await issuer.token({ sub: 'u-admin-b', tid: tB, ptp: 'user', scp: admin });
+      tk.agentA = await issuer.token({ sub: 'agent-a', tid: tA, ptp: 'agent', act: 'u-1', scp: ['credential:use', 'credential:read', 'credential:admin'] });
+      for (const token of [tk.adminA, tk.adminB]) {
+        const ring = await call(PORT, 'POST', '/v1/keys', { token, body: { provider: 'local', cipher } });
+        expect(ring.status).toBe(201);
+        expect(ring.json).toMatchObject({ cipher, keys: [{ version: 1, provider: 'local', origin: 'generated', state: 'active' }] });
       }
-      await natsProxy.restore();
-      const seen = await eventually(async () => (await jetStreamText()).includes(lease.json.leaseId) || undefined, 45000, 500);
-      expect(seen).toBe(true);
-    } finally {
-      if (!natsProxy.listening) await natsProxy.restore();
-    }
-  }, 90000);
+    });
+
+    it('runs the lifecycle; a value reaches only the sandbox service over mTLS, once, recorded as a read', async () => {
+      const first = marker();
+      const s = await create(tk.adminA, 'gerrit-http', first);
+      const got = await call(PORT, 'GET', `/v1/secrets/${s.id}`, { token: tk.agentA });
+      expect(got.status).toBe(200);
+      expect(got.headers.etag).toBe('"1"');
+      const second = marker();
+      const rotated = await call(PORT, 'POST', `/v1/secrets/${s.id}/rotate`, { token: tk.adminA, body: { value: second }, headers: { 'if-match': '"1"' } });
+      expect(rotated.status).toBe(200);
+      expect(rotated.json.version).toBe(2);
+      const stale = await call(PORT, 'POST', `/v1/secrets/${s.id}/rotate`, { token: tk.adminA, body: { value: 'x' }, headers: { 'if-match': '"1"' } });
+      expect(stale.status).toBe(409);
+      // Both versions stored with the tenant's cipher (sm4: iv 16, tag 32; AES-GCM: 12, 16).
+      expect(await storedVersions(tA, s.id)).toEqual([
+        { version: 1, cipher, iv, tag },
+        { version: 2, cipher, iv, tag },
+      ]);
+
+      const lease = await grant(tk.agentA, s.id);
+      expect(lease.status).toBe(201);
+      expect(lease.json).toEqual({ leaseId: expect.any(String), token: expect.stringMatching(/^pl_/), secretId: s.id, sessionId: 'sbx-1', tool: 'gerrit', uses: 1, expiresAt: expect.any(String) });
+      const body = { token: lease.json.token, tenantId: tA, sessionId: 'sbx-1', tool: 'gerrit' };
+      // Not to the agent (no client certificate), not to another service.
+      const asAgent = await call(PORT, 'POST', '/internal/v1/leases/redeem', { token: tk.agentA, body });
+      expect(asAgent.status).toBe(401);
+      const { cert, key } = llmRouter.tlsOptions();
+      expect((await redeem(body, { cert: cert as string, key: key as string })).status).toBe(403);
+      const wrongSession = await redeem({ ...body, sessionId: 'sbx-2' });
+      expect(wrongSession.status).toBe(404);
+      const redeemed = await redeem(body);
+      expect(redeemed.status).toBe(200);
+      expect(redeemed.json).toEqual({ leaseId: lease.json.leaseId, secretId: s.id, version: 2, value: second });
+      const reuse = await redeem(body);
+      expect(reuse.status).toBe(409);
+      expect(reuse.json.error.message).toBe('lease already used');
+
+      const short = await grant(tk.agentA, s.id, { ttlSeconds: 1 });
+      await new Promise((r) => setTimeout(r, 1100));
+      const expired = await redeem({ ...body, token: short.json.token });
+      expect(expired.status).toBe(409);
+      expect(expired.json.error.message).toBe('lease expired');
+
+      const history = await call(PORT, 'GET', `/v1/secrets/${s.id}/history`, { token: tk.adminA });
+      expect(history.json.items.map((e: { type: string }) => e.type)).toEqual(['credential.secret.created', 'credential.secret.rotated']);
+      expect(history.json.items[0]).toMatchObject({ actor: { type: 'user', id: 'u-admin-a' }, data: { name: 'gerrit-http', scopes: ['tool:gerrit'], cipher } });
+
+      const revoked = await call(PORT, 'POST', `/v1/secrets/${s.id}/revoke`, { token: tk.adminA, body: { reason: 'e2e' } });
+      expect(revoked.status).toBe(200);
+      expect((await grant(tk.agentA, s.id)).status).toBe(409);
+
+      // Crypto-shredding: data key and ciphertext gone, the KEK rotated (same cipher) and the previous one destroyed.
+      const doomed = await create(tk.adminA, 'doomed', marker());
+      const shred = await call(PORT, 'DELETE', `/v1/secrets/${doomed.id}`, { token: tk.adminA });
+      expect(shred.status).toBe(200);
+      expect(shred.json).toMatchObject({ secretId: doomed.id, versionsDestroyed: [1], previousKeyDestroyed: true });
+      expect((await call(PORT, 'GET', `/v1/secrets/${doomed.id}`, { token: tk.adminA })).status).toBe(404);
+      expect(await storedVersions(tA, doomed.id)).toEqual([]);
+      const ring = await call(PORT, 'GET', '/v1/keys', { token: tk.adminA });
+      expect(ring.json).toMatchObject({ cipher, currentVersion: 2, keys: expect.arrayContaining([expect.objectContaining({ version: 1, state: 'retired' }), expect.objectContaining({ version: 2, state: 'active' })]) });
+      // The tenant keeps working under the new KEK, with its cipher.
+      const after = await create(tk.adminA, 'after-shred', marker());
+      expect(await storedVersions(tA, after.id)).toEqual([{ version: 1, cipher, iv, tag }]);
+    });
+
+    it('BYOK over HTTP: a tenant with imported material, revoked, reads nothing more', async () => {
+      // SM4 KEKs cannot live on SoftHSM2 (refused at configuration, below), so sm4 imports into the local provider.
+      const provider = cipher === 'sm4' ? 'local' : 'pkcs11';
+      const t = `e2e-byok${short}-${run}`;
+      const token = await issuer.token({ sub: 'u-byok', tid: t, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
+      const ring = await call(PORT, 'POST', '/v1/keys', { token, body: { provider, cipher, byok: { material: randomBytes(32).toString('base64') } } });
+      expect(ring.status).toBe(201);
+      expect(ring.json).toMatchObject({ cipher, keys: [{ version: 1, provider, origin: 'imported', state: 'active' }] });
+      const value = marker();
+      const s = await create(token, 'byok', value);
+      expect(await storedVersions(t, s.id)).toEqual([{ version: 1, cipher, iv, tag }]);
+      const lease = await grant(token, s.id, { uses: 2 });
+      const body = { token: lease.json.token, tenantId: t, sessionId: 'sbx-1', tool: 'gerrit' };
+      const first = await redeem(body);
+      expect(first.status).toBe(200);
+      expect(first.json).toMatchObject({ secretId: s.id, version: 1, value });
+      expect((await call(PORT, 'POST', '/v1/keys/versions/1/revoke', { token, body: { reason: 'customer revoked' } })).status).toBe(200);
+      const after = await redeem(body);
+      expect(after.status).toBe(409);
+      expect(after.json).not.toHaveProperty('value');
+      // A lease granted after the revocation does not redeem either.
+      const later = await grant(token, s.id);
+      const laterRedeemed = await redeem({ ...body, token: later.json.token });
+      expect(laterRedeemed.status).toBe(409);
+      expect(laterRedeemed.json).not.toHaveProperty('value');
+    });
+
+    it('probes every endpoint with another tenant’s ids: 404 and nothing of theirs', async () => {
+      const secretName = `a-only-${run}`;
+      const a = await create(tk.adminA, secretName, marker());
+      const lease = await grant(tk.agentA, a.id);
+      await create(tk.adminB, 'b-own', 'b-value');
+      const probes: Array<[string, string, unknown?]> = [
+        ['GET', `/v1/secrets/${a.id}`],
+        ['GET', `/v1/secrets/${a.id}/history`],
+        ['POST', `/v1/secrets/${a.id}/rotate`, { value: 'hijack' }],
+        ['POST', `/v1/secrets/${a.id}/revoke`, { reason: 'hijack' }],
+        ['DELETE', `/v1/secrets/${a.id}`],
+        ['POST', '/v1/leases', { secretId: a.id, sessionId: 'sbx-1', tool: 'gerrit' }],
+      ];
+      for (const [method, path, body] of probes) {
+        const r = await call(PORT, method, path, { token: tk.adminB, body });
+        expect({ method, path, status: r.status }).toEqual({ method, path, status: 404 });
+        expect(r.body).not.toContain(secretName);
+      }
+      const asB = await redeem({ token: lease.json.token, tenantId: tB, sessionId: 'sbx-1', tool: 'gerrit' });
+      expect(asB.status).toBe(404);
+      const list = await call(PORT, 'GET', '/v1/secrets', { token: tk.adminB });
+      expect(list.json.items.map((i: { name: string }) => i.name)).toEqual(['b-own']);
+      const ringB = await call(PORT, 'GET', '/v1/keys', { token: tk.adminB });
+      expect(ringB.json.keys).toHaveLength(1);
+      // A's secret is untouched and its lease still redeems for A.
+      expect((await call(PORT, 'GET', `/v1/secrets/${a.id}`, { token: tk.adminA })).json).toMatchObject({ state: 'active', version: 1 });
+      expect((await redeem({ token: lease.json.token, tenantId: tA, sessionId: 'sbx-1', tool: 'gerrit' })).status).toBe(200);
+    });
+
+    it('keeps releasing values with their read record while NATS (and so the audit pipeline) is down; the outbox delivers later', async () => {
+      const s = await create(tk.adminA, `outage-${run}`, marker());
+      await natsProxy.cut();
+      try {
+        const lease = await grant(tk.agentA, s.id);
+        const r = await redeem({ token: lease.json.token, tenantId: tA, sessionId: 'sbx-1', tool: 'gerrit' });
+        expect(r.status).toBe(200);
+        const pg = await ownerClient();
+        try {
+          const rows = await pg.query(`SELECT 1 FROM palisade.events WHERE event_type = 'credential.secret.read' AND envelope->'data'->>'leaseId' = $1`, [lease.json.leaseId]);
+          expect(rows.rowCount).toBe(1);
+        } finally {
+          await pg.end();
+        }
+        await natsProxy.restore();
+        const seen = await eventually(async () => (await jetStreamText()).includes(lease.json.leaseId) || undefined, 45000, 500);
+        expect(seen).toBe(true);
+      } finally {
+        if (!natsProxy.listening) await natsProxy.restore();
+      }
+    }, 90000);
+  });
+
+  it('a tenant switches from AES to sm4: old AES secrets still read, new ones are sm4, a rotation re-encrypts into sm4 and the AES version stays readable', async () => {
+    const t = `e2e-switch-${run}`;
+    const token = await issuer.token({ sub: 'u-switch', tid: t, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
+    expect((await call(PORT, 'POST', '/v1/keys', { token, body: { provider: 'local' } })).json).toMatchObject({ cipher: 'aes-256-gcm' });
+    const oldValue = marker();
+    const kept = marker();
+    const rotatedAway = await create(token, 'rotated', oldValue);
+    const untouched = await create(token, 'untouched', kept);
+    const byRotator = await create(token, 'by-rotator', marker());
+    const sm4 = await call(PORT, 'PUT', '/v1/keys/cipher', { token, body: { cipher: 'sm4' } });
+    expect(sm4.status).toBe(200);
+    expect(sm4.json).toMatchObject({ cipher: 'sm4' });
+
+    const fresh = marker();
+    const created = await create(token, 'after-switch', fresh);
+    expect(await storedVersions(t, created.id)).toEqual([{ version: 1, cipher: 'sm4', iv: 16, tag: 32 }]);
+
+    const newValue = marker();
+    const rotated = await call(PORT, 'POST', `/v1/secrets/${rotatedAway.id}/rotate`, { token, body: { value: newValue }, headers: { 'if-match': '"1"' } });
+    expect(rotated.status).toBe(200);
+    // The new version is sm4; the AES version overlaps, untouched.
+    expect(await storedVersions(t, rotatedAway.id)).toEqual([
+      { version: 1, cipher: 'aes-256-gcm', iv: 12, tag: 16 },
+      { version: 2, cipher: 'sm4', iv: 16, tag: 32 },
+    ]);
+    // A rotator reads the current (AES) value to rotate it, and writes sm4.
+    expect((await call(PORT, 'POST', `/v1/secrets/${byRotator.id}/rotate`, { token, body: { rotator: 'random' } })).status).toBe(200);
+    expect((await storedVersions(t, byRotator.id)).map((v) => v.cipher)).toEqual(['aes-256-gcm', 'sm4']);
+
+    const leased = async (secretId: string) => {
+      const lease = await grant(token, secretId);
+      expect(lease.status).toBe(201);
+      const r = await redeem({ token: lease.json.token, tenantId: t, sessionId: 'sbx-1', tool: 'gerrit' });
+      expect(r.status).toBe(200);
+      return r.json as { version: number; value: string };
+    };
+    expect(await leased(rotatedAway.id)).toMatchObject({ version: 2, value: newValue });
+    expect(await leased(untouched.id)).toMatchObject({ version: 1, value: kept });
+    expect(await leased(created.id)).toMatchObject({ version: 1, value: fresh });
+    // The overlapping AES version 1 still opens with the vault's own key store (no endpoint reads a previous version).
+    expect(await openStoredVersion(t, rotatedAway.id, 1)).toBe(oldValue);
+  });
 
   it('leaks no marker value or lease token to the logs, the event store, JetStream or the audit topic', async () => {
     expect(markers.length).toBeGreaterThanOrEqual(5);
@@ -294,6 +365,41 @@ describe('credential service', () => {
       expect({ where, leakedAwsSecret: text.includes('not-a-real-secret-e2e') }).toEqual({ where, leakedAwsSecret: false });
     }
   });
+
+  /** The stored rows of a secret's versions: cipher and the sizes of IV and tag. */
+  async function storedVersions(tenantId: string, secretId: string): Promise<Array<{ version: number; cipher: string; iv: number; tag: number }>> {
+    const pg = await ownerClient();
+    try {
+      const rows = await pg.query(
+        `SELECT version, cipher, length(iv) AS iv, length(tag) AS tag FROM palisade.secret_versions WHERE tenant_id = $1 AND secret_id = $2 ORDER BY version`,
+        [tenantId, secretId],
+      );
+      return rows.rows;
+    } finally {
+      await pg.end();
+    }
+  }
+
+  /** Opens a stored version outside the service: its row, its KEK from the service's local key store, the bound context. */
+  async function openStoredVersion(tenantId: string, secretId: string, version: number): Promise<string> {
+    const pg = await ownerClient();
+    try {
+      const { rows } = await pg.query(
+        `SELECT v.cipher, v.wrapped_dek, v.iv, v.tag, v.ciphertext, k.key_ref FROM palisade.secret_versions v
+           JOIN palisade.kek_versions k ON k.tenant_id = v.tenant_id AND k.version = v.kek_version
+          WHERE v.tenant_id = $1 AND v.secret_id = $2 AND v.version = $3`,
+        [tenantId, secretId, version],
+      );
+      expect(rows).toHaveLength(1);
+      const row = rows[0];
+      const binding = { tenantId, secretId, version };
+      const provider = new LocalKeyProvider({ masterKeyFile: join(keyDir, 'master.key'), keystoreDir: join(keyDir, 'keys') });
+      const dek = await provider.unwrap(row.key_ref, row.wrapped_dek, bindingContext(binding, row.cipher));
+      return open({ cipher: row.cipher, iv: row.iv, tag: row.tag, ciphertext: row.ciphertext }, dek, binding).toString('utf8');
+    } finally {
+      await pg.end();
+    }
+  }
 
   async function ownerClient(): Promise<Client> {
     const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_credential', user: 'palisade_credential_owner' });
