@@ -56,8 +56,8 @@ describe('policyRequestsFor (AccessRequest → policy decisions)', () => {
     }
   });
 
-  it("keeps a person's or a service's token here: only an agent's goes to the policy service", () => {
-    expect(policyRequestsFor({ principal: alice, action: 'read', secret, authorization: 'Bearer alice.token.sig' })[0].subject).toEqual({ type: 'user', id: 'alice' });
+  it("forwards a person's token (the policy service takes their teams from it) and keeps a service's here", () => {
+    expect(policyRequestsFor({ principal: alice, action: 'read', secret, authorization: 'Bearer alice.token.sig' })[0].subject).toEqual({ type: 'user', id: 'alice', token: 'alice.token.sig' });
     const service: Principal = { type: 'service', id: 'auth', tenantId: 'acme' };
     expect(policyRequestsFor({ principal: service, action: 'read', authorization: 'Bearer svc.token.sig' })[0].subject).toEqual({ type: 'service', id: 'auth' });
   });
