@@ -5,8 +5,8 @@ import type { Request } from 'express';
 import type { Caller } from './sessions/sessions.service';
 
 /**
- * The authenticated caller (after the AuthGuard) and, when it is an agent, the access
- * token it presented here: the policy service takes the agent and the user it acts for
+ * The authenticated caller (after the AuthGuard) and, for a person or an agent, the access
+ * token it presented here: the policy service takes who they are (an agent's user, teams)
  * from that token, verified for this service's audience, never from what we claim.
  */
 export const CurrentCaller = createParamDecorator((_data: unknown, ctx: ExecutionContext): Caller => {

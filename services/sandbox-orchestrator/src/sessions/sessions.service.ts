@@ -145,7 +145,7 @@ export class SessionsService {
     if (!policy) throw new PalisadeError('unavailable', 'the policy service could not decide (not connected yet)');
     const { principal, agentToken } = caller;
     const subject: AuthorizeRequest['subject'] = { type: principal.type, id: principal.id };
-    if (principal.type === 'agent' && agentToken) subject.token = agentToken;
+    if (agentToken) subject.token = agentToken; // a person's or an agent's token: the policy service takes who they are (and their teams) from it
     const decisions = await Promise.all(
       actions.map((action) => policy.authorize({ tenantId: principal.tenantId, subject, action, resource: { type: SESSION_RESOURCE, ...resource } })),
     );
