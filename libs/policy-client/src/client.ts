@@ -39,6 +39,9 @@ const FAILED_RULE = 'policy-unavailable';
  * so a caller does not go on denying for the cache's lifetime once the service recovers.
  */
 const TRANSIENT_RULES: ReadonlySet<string> = new Set([FAILED_RULE, 'policy-stale', 'decision-failed']);
+
+/** A denial that only says no decision could be made now: the caller answers 503, not 403. */
+export const isUndecided = (decision: AuthorizeDecision): boolean => decision.decision !== 'allow' && TRANSIENT_RULES.has(decision.rule);
 /** Most decisions the service takes in one batch request. */
 const MAX_BATCH = 1000;
 

@@ -1,6 +1,6 @@
 import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
-import type { AuthorizeDecision, AuthorizeRequest, PolicyClient } from '@palisade/policy-client';
+import { isUndecided, type AuthorizeDecision, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
 import type { SessionRow, SessionsRepository } from '../sessions/sessions.repository';
 import type { ExecutionTokens } from '../egress/egress.execution-tokens';
@@ -14,7 +14,6 @@ import { SANDBOX_TEMPLATES } from './sandboxes.templates';
 export const EXECUTE_TOOL = 'execute_code';
 const SESSION_RESOURCE = 'session';
 const TOOL_RESOURCE = 'tool';
-const UNAVAILABLE_RULE = 'policy-unavailable';
 const SELF: Actor = { type: 'service', id: 'sandbox-orchestrator' };
 const notFound = () => new PalisadeError('not_found', 'sandbox not found');
 
@@ -306,7 +305,7 @@ export class SandboxesService {
         }),
       ),
     );
-    const failed = decisions.find((d) => d.rule === UNAVAILABLE_RULE && d.decision !== 'allow');
+    const failed = decisions.find(isUndecided);
     if (failed) throw new PalisadeError('unavailable', `the policy service could not decide (${failed.reason}): denied`);
     return decisions;
   }

@@ -1,6 +1,6 @@
 import { ConcurrencyError, newEventId, PalisadeError, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
-import type { AuthorizeDecision, AuthorizeRequest, PolicyClient } from '@palisade/policy-client';
+import { isUndecided, type AuthorizeDecision, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
 import { sessionDecider, type SessionCommand, type SessionState } from './sessions.decider';
 import type { SessionEvent, ShareRole } from './sessions.events';
 import type { SessionRow, SessionsRepository } from './sessions.repository';
@@ -44,7 +44,6 @@ export interface SessionsServiceDependencies {
  * Denials that only say no decision could be made (the policy service unreachable, its
  * state stale, the decision failing): a 503 to retry, never a 404 or a 403.
  */
-const UNDECIDED_RULES: readonly string[] = ['policy-unavailable', 'policy-stale', 'decision-failed'];
 const MAX_ATTEMPTS = 3;
 const notFound = () => new PalisadeError('not_found', 'session not found');
 
@@ -166,7 +165,7 @@ function resourceOf(row: SessionRow): { id: string; attributes: SessionAttribute
 }
 
 function unavailableIn(decisions: readonly AuthorizeDecision[]): void {
-  const failed = decisions.find((d) => d.decision !== 'allow' && UNDECIDED_RULES.includes(d.rule));
+  const failed = decisions.find(isUndecided);
   if (failed) throw new PalisadeError('unavailable', `the policy service could not decide (${failed.reason}): denied`);
 }
 
