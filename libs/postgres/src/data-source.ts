@@ -1,5 +1,5 @@
 import { DataSource, type MigrationInterface } from 'typeorm';
-import type { ClientConfig } from 'pg';
+import type { ClientConfig, Pool } from 'pg';
 
 export interface PgConnectionOptions {
   host: string;
@@ -67,4 +67,12 @@ export function createDataSource(
     migrationsTransactionMode: 'each',
     logging: false,
   });
+}
+
+/**
+ * The pg pool under a TypeORM data source, for the few hot paths that run one statement
+ * without TypeORM's query runner (group commits, refresh-token rotation).
+ */
+export function pgPoolOf<P = Pool>(dataSource: DataSource): P {
+  return (dataSource.driver as unknown as { master: P }).master;
 }

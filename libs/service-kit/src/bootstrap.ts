@@ -6,8 +6,7 @@ import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Agent } from 'node:https';
-import { AccessTokenVerifier, audienceOf, createLocalJWKSet, createRemoteJWKSet } from '@palisade/auth-verifier';
+import { AccessTokenVerifier, audienceOf, signingKeysOf } from '@palisade/auth-verifier';
 import { ConfigError } from '@palisade/config';
 import type { ServiceName } from '@palisade/contracts';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
@@ -119,12 +118,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
 
 /** The auth service's token signing keys: a local JWKS when configured, else its HTTPS endpoint. */
 function signingKeys(config: ServiceConfig, identity: ServiceIdentity) {
-  if (config.AUTH_JWKS) return createLocalJWKSet(JSON.parse(config.AUTH_JWKS));
-  return createRemoteJWKSet(new URL(config.AUTH_JWKS_URL), {
-    agent: new Agent({ ca: identity.current().caPem, minVersion: 'TLSv1.3' }),
-    cooldownDuration: 30_000,
-    cacheMaxAge: 10 * 60_000,
-  });
+  return signingKeysOf({ jwks: config.AUTH_JWKS, url: config.AUTH_JWKS_URL, caPem: identity.current().caPem });
 }
 
 async function startIdentity(service: ServiceName, config: ServiceConfig, logger: Logger): Promise<ServiceIdentity> {

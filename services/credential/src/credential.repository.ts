@@ -1,6 +1,6 @@
 import { PalisadeError, validateForPublish, type EventEnvelope } from '@palisade/contracts';
 import type { Transaction } from '@palisade/eventsourcing';
-import { ident, sqlOf } from '@palisade/postgres';
+import { ident, pgPoolOf, sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import type { CipherName } from './crypto/envelope';
 import type { KeyProviderName } from './keys/key-provider';
@@ -155,6 +155,6 @@ export abstract class CredentialRepository {
    * query runner. Only plain SELECTs and single self-committing statements use it.
    */
   protected pool(): PgPool {
-    return (this.dataSource.driver as unknown as { master: PgPool }).master;
+    return pgPoolOf<PgPool>(this.dataSource);
   }
 }

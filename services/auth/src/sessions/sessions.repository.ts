@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@palisade/contracts';
 import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
-import { sqlOf } from '@palisade/postgres';
+import { pgPoolOf, sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { USER_TEAMS_SQL } from '../teams/teams.repository';
 
@@ -10,7 +10,7 @@ interface StatementPool {
 }
 
 /** The node-postgres pool under TypeORM's PostgreSQL driver (TypeORM's query() cannot name statements). */
-const poolOf = (db: DataSource): StatementPool => (db.driver as unknown as { master: StatementPool }).master;
+const poolOf = (db: DataSource): StatementPool => pgPoolOf<StatementPool>(db);
 
 export interface LiveSession {
   sessionId: string;

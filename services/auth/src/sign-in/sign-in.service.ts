@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { buildEvent, ConcurrencyError, PalisadeError, type Actor, type EventFactoryContext } from '@palisade/contracts';
-import { streamName, type CommandHandler, type DomainEvent, type EventStore, type Transaction } from '@palisade/eventsourcing';
+import { ConcurrencyError, PalisadeError, type Actor, type EventFactoryContext } from '@palisade/contracts';
+import { envelopeOf, streamName, type CommandHandler, type DomainEvent, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import type { AuthConfig } from '../auth.config';
 import type { PasswordHasher } from '../crypto/password-hasher';
 import type { MfaRepository } from '../mfa/mfa.repository';
@@ -370,10 +370,7 @@ export class SignInService {
    * attempts never append to one stream, so they never conflict.
    */
   private async appendAttempt(tx: Transaction, tenantId: string, actorId: string, e: DomainEvent, now: Date): Promise<void> {
-    const event = buildEvent(
-      { ...this.eventContext, now: () => now },
-      { type: e.type, tenantId, actor: { type: 'user', id: actorId }, data: e.data, ...(e.personal ? { personal: e.personal } : {}) },
-    );
+    const event = envelopeOf(this.eventContext, { tenantId, actor: { type: 'user', id: actorId }, now }, e);
     await this.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${event.id}`), [event], 0);
   }
 }

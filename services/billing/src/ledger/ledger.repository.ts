@@ -1,6 +1,6 @@
 import { PalisadeError, validateForPublish, type EventEnvelope } from '@palisade/contracts';
 import type { Transaction } from '@palisade/eventsourcing';
-import { ident, sqlOf } from '@palisade/postgres';
+import { ident, pgPoolOf, sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import type { Level, Period } from '../budgets/budgets.events';
 import type { Account, Hold, HoldStatus, LedgerAnswer, ReleaseAnswer, ReserveAnswer, SettleAnswer } from './ledger.decider';
@@ -107,7 +107,7 @@ export class LedgerRepository {
    * path. The handle answers `query(sql, params)` with the rows, as an EntityManager does.
    */
   private async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
-    const pool = (this.dataSource.driver as unknown as { master: PgPool }).master;
+    const pool = pgPoolOf<PgPool>(this.dataSource);
     const client = await pool.connect();
     let broken = false;
     try {
