@@ -55,9 +55,9 @@ const vaultEvents = (type: string) =>
 let handles: Array<{ stop(): Promise<unknown> }> = [];
 let issuer: TestTokenIssuer;
 let asAuth: ServiceIdentity;
-let asLlmRouter: ServiceIdentity;
+let asBilling: ServiceIdentity;
 let authNc: NatsConnection;
-let llmRouterNc: NatsConnection;
+let billingNc: NatsConnection;
 let adminToken = '';
 const markers: string[] = [];
 const marker = () => {
@@ -108,9 +108,9 @@ beforeAll(async () => {
   });
   await runner.waitReady(handles, { timeoutMs: 90000 });
   asAuth = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'auth' });
-  asLlmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
+  asBilling = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
   authNc = await connectNats({ servers: infra('NATS_URL'), identity: asAuth, name: 'e2e-idp-vault-auth' });
-  llmRouterNc = await connectNats({ servers: infra('NATS_URL'), identity: asLlmRouter, name: 'e2e-idp-vault-llm-router' });
+  billingNc = await connectNats({ servers: infra('NATS_URL'), identity: asBilling, name: 'e2e-idp-vault-billing' });
   const seededAdmin = await seedDemo({
     authUrl: `https://127.0.0.1:${AUTH_PORT}`,
     ca: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')),
@@ -126,9 +126,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(handles.map((h) => h.stop()));
   await authNc?.close();
-  await llmRouterNc?.close();
+  await billingNc?.close();
   asAuth?.stop();
-  asLlmRouter?.stop();
+  asBilling?.stop();
   await query('auth', `DROP SCHEMA IF EXISTS ${authSchema} CASCADE`);
   await query('credential', `DROP SCHEMA IF EXISTS ${credSchema} CASCADE`);
   rmSync(dir, { recursive: true, force: true });
@@ -188,14 +188,14 @@ describe('identity-provider secrets in the credential service', () => {
   it('lets only auth ask the service-secret methods over NATS, and only for its own secrets of its own tenant', async () => {
     const read = (nc: NatsConnection, tenantId: string, id: string) => ask(nc, READ, { tenantId, secretId: id, purpose: 'idp-sign-in' });
     const userToken = await issuer.token({ sub: 'u-admin', tid: T, ptp: 'user', scp: ['credential:admin', 'credential:use'] });
-    expect(await read(llmRouterNc, T, secretId)).toEqual({ code: 'forbidden', message: `not permitted to request ${READ}` });
+    expect(await read(billingNc, T, secretId)).toEqual({ code: 'forbidden', message: `not permitted to request ${READ}` });
     // No HTTPS route serves service secrets any more, to a person's token or to auth's certificate.
     expect((await vault(`/internal/v1/tenants/${T}/service-secrets/${secretId}/read`, { body: { purpose: 'idp-sign-in' }, token: userToken })).status).toBe(404);
     expect((await vault(`/internal/v1/tenants/${T}/service-secrets/${secretId}/read`, { body: { purpose: 'idp-sign-in' }, cert: asAuth.tlsOptions().cert as string, key: asAuth.tlsOptions().key as string })).status).toBe(404);
     expect(await read(authNc, 'other-tenant', secretId)).toMatchObject({ code: 'not_found' });
     expect(await read(authNc, T, 'not-a-uuid')).toMatchObject({ code: 'validation', message: expect.stringContaining('secretId') });
     expect(await ask(authNc, READ, { tenantId: T, secretId })).toMatchObject({ code: 'validation', message: expect.stringContaining('purpose') });
-    expect(await ask(llmRouterNc, PUT, { tenantId: T, name: 'idp.x', value: 'v' })).toEqual({ code: 'forbidden', message: `not permitted to request ${PUT}` });
+    expect(await ask(billingNc, PUT, { tenantId: T, name: 'idp.x', value: 'v' })).toEqual({ code: 'forbidden', message: `not permitted to request ${PUT}` });
     // A tool secret of the same tenant is not auth's: not found, and its name cannot be taken over.
     const toolSecret = await vault('/v1/secrets', { body: { name: 'gerrit', value: marker(), scopes: ['tool:gerrit'] }, token: userToken });
     expect(toolSecret.status).toBe(201);

@@ -5,14 +5,14 @@ import { PalisadeError, type ServiceName } from '@palisade/contracts';
  * `tool:` scope). Each caller owns one scope; a secret outside it does not exist for that
  * caller (404, like another tenant's), so a service reads only what it stored.
  */
-export const SERVICE_SECRET_SCOPES: Readonly<Partial<Record<ServiceName, string>>> = { auth: 'auth:idp' };
+export const SERVICE_SECRET_SCOPES: Readonly<Partial<Record<ServiceName, string>>> = { auth: 'auth:idp', 'llm-router': 'llm-router:provider-key' };
 
 export function serviceSecretScope(caller: ServiceName): string | undefined {
   return SERVICE_SECRET_SCOPES[caller];
 }
 
 /**
- * Who may ask for service secrets at all: a service that owns a scope (auth). NATS
+ * Who may ask for service secrets at all: a service that owns a scope (auth, llm-router). NATS
  * permissions already admit only those to the methods (deploy/local/nats-requests.txt);
  * this is the check behind them. `caller` is the service whose inbox the answer goes to.
  */
