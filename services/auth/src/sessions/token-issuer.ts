@@ -66,6 +66,9 @@ export function scopesOf(roles: readonly string[], operator: boolean): string[] 
   }
   if (roles.includes('admin') || roles.includes('member')) scopes.add(AGENTS_MANAGE_SCOPE);
   if (roles.includes('auditor')) scopes.add('audit:read');
+  // the tenant's auditor admin (both roles, e.g. its data protection officer) erases a data
+  // subject of the tenant from the audit log (audit's DELETE /v1/audit/subjects/:id)
+  if (roles.includes('auditor') && roles.includes('admin')) scopes.add('audit:erase');
   if (roles.includes(PLATFORM_ADMIN_ROLE)) scopes.add(PLATFORM_ADMIN_SCOPE);
   if (roles.includes(PLATFORM_AUDITOR_ROLE)) scopes.add('audit:read:all');
   return [...scopes];

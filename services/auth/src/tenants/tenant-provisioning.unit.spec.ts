@@ -13,7 +13,7 @@ describe('platform operator scope', () => {
   it('gives an auditor the tenant\'s audit log and nothing else; an admin does not read the log by being one', () => {
     expect(scopesOf(['auditor'], false)).toEqual(['audit:read']);
     expect(scopesOf(['admin'], false)).not.toContain('audit:read');
-    expect(scopesOf(['admin', 'auditor'], true)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'auth:keys', 'agents:manage', 'audit:read']);
+    expect(scopesOf(['admin', 'auditor'], true)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'auth:keys', 'agents:manage', 'audit:read', 'audit:erase']);
   });
 });
 
