@@ -3,11 +3,14 @@ import { readFileSync } from 'node:fs';
 import { v7 as uuidv7 } from 'uuid';
 import type { Tracer } from '@opentelemetry/api';
 import type { MigrationInterface, DataSource } from 'typeorm';
+import type { AppendResult, EventStore, ExpectedVersion, ReadStreamResult, Transaction } from '@palisade/eventsourcing';
 import {
   buildEvent,
+  PalisadeError,
   RPC_PREFIX,
   systemEventContext,
   SYSTEM_TENANT,
+  type EventEnvelope,
   type EventFactoryContext,
   type ServiceName,
 } from '@palisade/contracts';
@@ -278,4 +281,22 @@ export class Platform {
     await this.nats?.drain().catch(() => undefined);
     await this.dataSource?.destroy().catch(() => undefined);
   }
+}
+
+/**
+ * The platform's event store once PostgreSQL is connected, for services built before it is;
+ * before that every call is refused as `unavailable` with `whileStarting` (requests do not
+ * get this far: the readiness gate answers 503).
+ */
+export function connectedEventStore(platform: Pick<Platform, 'eventStore'>, whileStarting: string): EventStore {
+  const store = (): EventStore => {
+    if (!platform.eventStore) throw new PalisadeError('unavailable', whileStarting);
+    return platform.eventStore;
+  };
+  return {
+    inTransaction: <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => store().inTransaction(work),
+    readStream: (tx: Transaction, streamId: string): Promise<ReadStreamResult> => store().readStream(tx, streamId),
+    appendToStream: (tx: Transaction, streamId: string, events: readonly EventEnvelope[], expectedVersion: ExpectedVersion): Promise<AppendResult> =>
+      store().appendToStream(tx, streamId, events, expectedVersion),
+  };
 }

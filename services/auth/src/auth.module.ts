@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
-import { PalisadeError, type EventEnvelope } from '@palisade/contracts';
-import { CommandHandler, type AppendResult, type EventStore, type ExpectedVersion, type ReadStreamResult, type Transaction } from '@palisade/eventsourcing';
-import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { PalisadeError } from '@palisade/contracts';
+import { CommandHandler } from '@palisade/eventsourcing';
+import { connectedEventStore, PLATFORM, type Platform } from '@palisade/service-kit';
 import { AUTH_CONFIG, loadAuthConfig, type AuthConfig } from './auth.config';
 import { BootstrapController } from './bootstrap/bootstrap.controller';
 import { BootstrapService } from './bootstrap/bootstrap.service';
@@ -57,31 +57,6 @@ import { UsersService } from './users/users.service';
 
 const starting = () => new PalisadeError('unavailable', 'auth is starting: dependencies are not connected yet');
 
-/**
- * The platform's event store once PostgreSQL is connected; before that every call is
- * refused as `unavailable` (requests do not get this far: the readiness gate answers 503).
- */
-class ConnectedEventStore implements EventStore {
-  constructor(private readonly platform: Platform) {}
-
-  private get store(): EventStore {
-    if (!this.platform.eventStore) throw starting();
-    return this.platform.eventStore;
-  }
-
-  async inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.store.inTransaction(work);
-  }
-
-  async readStream(tx: Transaction, streamId: string): Promise<ReadStreamResult> {
-    return this.store.readStream(tx, streamId);
-  }
-
-  async appendToStream(tx: Transaction, streamId: string, events: readonly EventEnvelope[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
-    return this.store.appendToStream(tx, streamId, events, expectedVersion);
-  }
-}
-
 /** What the controllers and the RPC are given: one service each. */
 interface AuthServices {
   keyRing: KeyRing;
@@ -109,7 +84,7 @@ const AUTH_SERVICES = Symbol('AUTH_SERVICES');
  */
 function wire(platform: Platform, config: AuthConfig): AuthServices {
   const { eventContext, logger } = platform;
-  const store = new ConnectedEventStore(platform);
+  const store = connectedEventStore(platform, 'auth is starting: dependencies are not connected yet');
   const transactions: Transactions = store;
   const hasher = new PasswordHasher({ memoryKiB: config.AUTH_ARGON2_MEMORY_KIB, passes: config.AUTH_ARGON2_PASSES, parallelism: 1 });
 

@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
-import { PalisadeError, type EventEnvelope, type EventFactoryContext } from '@palisade/contracts';
-import type { AppendResult, EventStore, ExpectedVersion, ReadStreamResult, Transaction } from '@palisade/eventsourcing';
+import { PalisadeError, type EventFactoryContext } from '@palisade/contracts';
+import type { EventStore } from '@palisade/eventsourcing';
 import { PolicyClient } from '@palisade/policy-client';
-import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { connectedEventStore, PLATFORM, type Platform } from '@palisade/service-kit';
 import { ScopeAccessPolicy, type CredentialAccessPolicy } from './access/access-policy';
 import { PolicyAccessPolicy } from './access/policy-access-policy';
 import { CREDENTIAL_CONFIG, loadCredentialConfig, type CredentialConfig } from './credential.config';
@@ -106,26 +106,6 @@ function connected<T>(value: T | undefined): T {
 }
 
 /**
- * The platform's event store once PostgreSQL is connected; before that every call is
- * refused as `unavailable` (requests do not get this far: the readiness gate answers 503).
- */
-class ConnectedEventStore implements EventStore {
-  constructor(private readonly platform: Platform) {}
-
-  async inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
-    return connected(this.platform.eventStore).inTransaction(work);
-  }
-
-  async readStream(tx: Transaction, streamId: string): Promise<ReadStreamResult> {
-    return connected(this.platform.eventStore).readStream(tx, streamId);
-  }
-
-  async appendToStream(tx: Transaction, streamId: string, events: readonly EventEnvelope[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
-    return connected(this.platform.eventStore).appendToStream(tx, streamId, events, expectedVersion);
-  }
-}
-
-/**
  * The key providers CREDENTIAL_KEY_PROVIDERS names, opened once the platform is connected
  * (a PKCS#11 token or a key file that is not there yet is retried as a startup step);
  * `unavailable` before.
@@ -203,7 +183,7 @@ function wire(platform: Platform, config: CredentialConfig): CredentialServices 
       ? new SecretsManagerCiphertextStore({ region: c.AWS_REGION!, endpoint: c.AWS_SECRETS_MANAGER_ENDPOINT, prefix: c.CREDENTIAL_SECRETS_MANAGER_PREFIX })
       : new PostgresCiphertextStore();
   const services = createCredentialServices({
-    store: new ConnectedEventStore(platform),
+    store: connectedEventStore(platform, 'the vault is starting'),
     dataSource: () => connected(platform.dataSource),
     schema: platform.options.config.PG_SCHEMA,
     providers,
