@@ -20,6 +20,8 @@ const FLOOR_OF: Record<EntityType, Classification> = {
   iban: 'confidential',
   us_ssn: 'confidential',
   cn_resident_id: 'confidential',
+  uk_nino: 'confidential',
+  date_of_birth: 'confidential',
   secret: 'restricted',
 };
 

@@ -5,8 +5,8 @@ import { RE2JS } from 're2js';
 import { SECRET_RULES, type SecretRule } from './secret-rules';
 
 /** What the detector finds. `secret` covers API keys, tokens, JWTs, private keys and connection strings. */
-export type EntityType = 'email' | 'phone' | 'ip' | 'card' | 'iban' | 'us_ssn' | 'cn_resident_id' | 'secret';
-export const ENTITY_TYPES: readonly EntityType[] = ['secret', 'email', 'card', 'iban', 'us_ssn', 'cn_resident_id', 'ip', 'phone'];
+export type EntityType = 'email' | 'phone' | 'ip' | 'card' | 'iban' | 'us_ssn' | 'cn_resident_id' | 'uk_nino' | 'date_of_birth' | 'secret';
+export const ENTITY_TYPES: readonly EntityType[] = ['secret', 'email', 'card', 'iban', 'us_ssn', 'cn_resident_id', 'uk_nino', 'date_of_birth', 'ip', 'phone'];
 
 export interface Entity {
   type: EntityType;
@@ -74,6 +74,37 @@ const US_SSN = /(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d
 const CN_ID = /(?<![\dA-Za-z])[1-9]\d{16}[\dXx](?![\dA-Za-z])/g;
 /** Where a phone number may be (digits with separators): libphonenumber-js then reads only these windows, not the whole text. */
 const PHONE_CANDIDATE = /(?<![\w+])(?:\+|\(\d)?[\d ().-]{6,24}\d(?!\w)/g;
+/** UK National Insurance number: two prefix letters (not D, F, I, Q, U, V; second not O; never BG, GB, KN, NK, NT, TN, ZZ), six digits, suffix A–D. */
+const UK_NINO = /(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])/g;
+const MONTHS = 'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
+/**
+ * A date of birth is a date in its context: after "born", "date of birth", "DOB", "birthday", "geboren",
+ * "né(e) le", "出生日期"… (at most 24 characters between), in the usual numeric and written forms.
+ * Only the date is masked; a date without such a context (an order, a release) is not personal.
+ */
+const DOB = new RegExp(
+  `(?:\\b(?:date of birth|birth ?date|birthday|d\\.?o\\.?b\\.?|born(?: on)?|geburtsdatum|geboren(?: am)?|date de naissance|n[ée]e? le|fecha de nacimiento|nacid[oa] el)|出生日期|出生于|生日)[^\\n\\d]{0,24}?` +
+    `((?:\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2})|(?:\\d{1,2}[-/.]\\d{1,2}[-/.](?:\\d{4}|\\d{2}))|(?:\\d{1,2}(?:st|nd|rd|th)?(?: of)? (?:${MONTHS})\\.?,? \\d{4})|(?:(?:${MONTHS})\\.? \\d{1,2}(?:st|nd|rd|th)?,? \\d{4})|(?:\\d{4}年\\d{1,2}月\\d{1,2}日))(?![\\d])`,
+  'gi',
+);
+const MONTH_INDEX = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/** A written date that exists and is a plausible birth date (1900 up to today). */
+export function plausibleBirthDate(text: string, today = new Date()): boolean {
+  const numbers = text.match(/\d+/g)?.map(Number) ?? [];
+  const month = MONTH_INDEX.findIndex((m) => text.toLowerCase().includes(m));
+  let y: number, m: number, d: number;
+  if (month >= 0) [y, m, d] = [numbers.find((n) => n > 31) ?? -1, month + 1, numbers.find((n) => n <= 31) ?? -1];
+  else if (/^\d{4}/.test(text) || text.includes('年')) [y, m, d] = numbers;
+  else {
+    const [a, b, c] = numbers;
+    y = c < 100 ? c + (c + 2000 > today.getUTCFullYear() ? 1900 : 2000) : c;
+    // day first (most of the world) unless that is no date and month first is (US)
+    [d, m] = a > 12 ? [a, b] : b > 12 ? [b, a] : [a, b];
+  }
+  const date = new Date(Date.UTC(y, m - 1, d));
+  return y >= 1900 && date.getUTCMonth() === m - 1 && date.getUTCDate() === d && date.getTime() <= today.getTime();
+}
 const IPV4 = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])/g;
 const IPV6_CANDIDATE = /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])/g;
 
@@ -136,6 +167,11 @@ export class PiiDetector {
       }
       for (const m of text.matchAll(US_SSN)) add('us_ssn', m.index, m.index + m[0].length);
       for (const m of text.matchAll(CN_ID)) if (validChineseResidentId(m[0])) add('cn_resident_id', m.index, m.index + m[0].length);
+      for (const m of text.matchAll(UK_NINO)) add('uk_nino', m.index, m.index + m[0].length);
+      for (const m of text.matchAll(DOB)) {
+        const start = m.index + m[0].length - m[1].length;
+        if (plausibleBirthDate(m[1])) add('date_of_birth', start, start + m[1].length);
+      }
       for (const m of text.matchAll(IPV4)) add('ip', m.index, m.index + m[0].length);
     }
     if (text.includes(':')) for (const m of text.matchAll(IPV6_CANDIDATE)) if (isIP(m[0]) === 6 && m[0].length > 2) add('ip', m.index, m.index + m[0].length);
