@@ -12,18 +12,7 @@ const deny = (rule: string, reason: string): Decision => ({ decision: 'deny', ru
  * token, the token itself dropped) or the denial. Pure.
  */
 export function verifiedAgentRequest(request: DecisionRequest, holder: Principal | string): DecisionRequest | Decision {
-  const { subject } = request;
-  if (typeof holder === 'string') return deny('agent-unverified', `the agent's access token was not accepted: ${holder}`);
-  if (holder.type !== 'agent') return deny('agent-unverified', "subject.token is not an agent's access token");
-  if (holder.id !== subject.id) return deny('agent-token-mismatch', 'subject.id is not the agent the token was issued to');
-  if (holder.tenantId !== (subject.tenantId ?? request.tenantId)) return deny('agent-token-mismatch', "the agent's token is of another tenant");
-  if (!holder.actingFor) return deny('agent-without-user', 'an agent must act for a user (its token names none)');
-  if (subject.actingFor !== undefined && subject.actingFor !== holder.actingFor) {
-    return deny('agent-token-mismatch', 'subject.actingFor is not the user the agent token acts for');
-  }
-  const verified: DecisionRequest['subject'] = { type: 'agent', id: holder.id, actingFor: holder.actingFor, ...tokenAttributes(holder) };
-  if (subject.tenantId !== undefined) verified.tenantId = subject.tenantId;
-  return { ...request, subject: verified };
+  return verifiedRequest('agent', request, holder);
 }
 
 /**
@@ -35,13 +24,25 @@ export function verifiedAgentRequest(request: DecisionRequest, holder: Principal
  * The answer is the request to evaluate (token dropped) or the denial. Pure.
  */
 export function verifiedUserRequest(request: DecisionRequest, holder: Principal | string): DecisionRequest | Decision {
+  return verifiedRequest('user', request, holder);
+}
+
+/** The two above: the same checks of a forwarded token, and whom the subject acts for. */
+function verifiedRequest(kind: 'agent' | 'user', request: DecisionRequest, holder: Principal | string): DecisionRequest | Decision {
   const { subject } = request;
-  if (typeof holder === 'string') return deny('user-unverified', `the user's access token was not accepted: ${holder}`);
-  if (holder.type !== 'user') return deny('user-unverified', "subject.token is not a user's access token");
-  if (holder.id !== subject.id) return deny('user-token-mismatch', 'subject.id is not the user the token was issued to');
-  if (holder.tenantId !== (subject.tenantId ?? request.tenantId)) return deny('user-token-mismatch', "the user's token is of another tenant");
-  if (subject.actingFor !== undefined) return deny('user-token-mismatch', 'a user acts for nobody (subject.actingFor)');
-  const verified: DecisionRequest['subject'] = { type: 'user', id: holder.id, ...tokenAttributes(holder) };
+  const [unverified, mismatch, whose, one] = [`${kind}-unverified`, `${kind}-token-mismatch`, `the ${kind}'s`, kind === 'agent' ? 'an agent' : 'a user'];
+  if (typeof holder === 'string') return deny(unverified, `${whose} access token was not accepted: ${holder}`);
+  if (holder.type !== kind) return deny(unverified, `subject.token is not ${one}'s access token`);
+  if (holder.id !== subject.id) return deny(mismatch, `subject.id is not the ${kind} the token was issued to`);
+  if (holder.tenantId !== (subject.tenantId ?? request.tenantId)) return deny(mismatch, `${whose} token is of another tenant`);
+  const verified: DecisionRequest['subject'] = { type: kind, id: holder.id, ...tokenAttributes(holder) };
+  if (kind === 'agent') {
+    if (!holder.actingFor) return deny('agent-without-user', 'an agent must act for a user (its token names none)');
+    if (subject.actingFor !== undefined && subject.actingFor !== holder.actingFor) return deny(mismatch, 'subject.actingFor is not the user the agent token acts for');
+    verified.actingFor = holder.actingFor;
+  } else if (subject.actingFor !== undefined) {
+    return deny(mismatch, 'a user acts for nobody (subject.actingFor)');
+  }
   if (subject.tenantId !== undefined) verified.tenantId = subject.tenantId;
   return { ...request, subject: verified };
 }
