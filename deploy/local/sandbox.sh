@@ -38,7 +38,8 @@ cgroups_usable() {
     [ -f "$CGROUP_ROOT/$controller/cgroup.procs" ] || return 1
   done
   [ -z "$(unmounted_controllers)" ] || return 1
-  ! [ -s "$CGROUP_ROOT/unified/cgroup.controllers" ] || [ -z "$(tr -d ' \n' <"$CGROUP_ROOT/unified/cgroup.controllers")" ]
+  # cgroup files report size 0: -s cannot tell an empty one
+  ! [ -f "$CGROUP_ROOT/unified/cgroup.controllers" ] || [ -z "$(tr -d ' \n' <"$CGROUP_ROOT/unified/cgroup.controllers")" ]
 }
 
 # Controllers still bound to the v2 hierarchy get a v1 hierarchy of their own (they are
