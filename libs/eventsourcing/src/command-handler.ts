@@ -19,6 +19,12 @@ export interface CommandHandlerOptions {
    * not found (another tenant's resource is a 404), before anything is decided.
    */
   tenantScoped?: boolean;
+  /**
+   * Takes the stream's lock for the transaction before it is read (after `beforeDecide`):
+   * commands on one busy stream then wait for each other instead of racing to the append
+   * and, after the retries, answering a concurrency error to a client.
+   */
+  lockStream?: (tx: Transaction, streamId: string) => Promise<void>;
 }
 
 /** Writes that commit with the events but are not derived from them (e.g. a password hash, an encrypted version). */
@@ -70,6 +76,7 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
       try {
         return await this.store.inTransaction(async (tx) => {
           if (opts.beforeDecide) await opts.beforeDecide(tx);
+          if (this.options.lockStream) await this.options.lockStream(tx, streamId);
           const stream = await this.store.readStream(tx, streamId);
           if (this.options.tenantScoped && stream.events.some((s) => s.event.tenantId !== command.metadata.tenantId)) {
             throw new PalisadeError('not_found', 'not found');

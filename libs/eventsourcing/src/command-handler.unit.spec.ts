@@ -186,6 +186,20 @@ describe('CommandHandler', () => {
       expect(store.all()).toHaveLength(1);
     });
 
+    it("lockStream takes the stream's lock in the transaction after beforeDecide and before the read", async () => {
+      const inner = new InMemoryEventStore();
+      await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-l1', open(10));
+      const order: string[] = [];
+      const reading: EventStore = {
+        inTransaction: (work) => inner.inTransaction(work),
+        readStream: async (tx, id) => (order.push('read'), inner.readStream(tx, id)),
+        appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
+      };
+      const handler = new CommandHandler(reading, budget, { eventContext: ctx, lockStream: async (_tx, id) => void order.push(`lock ${id}`) });
+      await handler.handle('budget-l1', spend(2), { beforeDecide: async () => void order.push('before') });
+      expect(order).toEqual(['before', 'lock budget-l1', 'read']);
+    });
+
     it('beforeDecide runs again on each retry after a conflict', async () => {
       const inner = new InMemoryEventStore();
       await new CommandHandler(inner, budget, { eventContext: ctx }).handle('budget-h2', open(10));

@@ -49,7 +49,6 @@ import { tenantDecider } from './tenants/tenants.decider';
 import { TenantsProjection, TenantsRepository } from './tenants/tenants.repository';
 import { TenantsService } from './tenants/tenants.service';
 import type { Transactions } from './transactions';
-import { SerializedStreams } from './users/user-streams';
 import { UsersController } from './users/users.controller';
 import { userDecider } from './users/users.decider';
 import { UsersProjection, UsersRepository } from './users/users.repository';
@@ -124,8 +123,10 @@ function wire(platform: Platform, config: AuthConfig): AuthServices {
   const teamCommands = new CommandHandler(store, teamDecider, { eventContext, projections: [new TeamsProjection(), revocations], tenantScoped: true });
   const agentCommands = new CommandHandler(store, agentDecider, { eventContext, projections: [new AgentsProjection(), revocations], tenantScoped: true });
   const guideCommands = new CommandHandler(store, agentGuideDecider, { eventContext, tenantScoped: true });
-  const userCommands = new CommandHandler(new SerializedStreams(store, (tx, streamId) => usersRepo.lockStream(tx, streamId)), userDecider, {
+  // commands on one user (sign-ins, the failures the lockout counts, revocations, password changes) wait for each other
+  const userCommands = new CommandHandler(store, userDecider, {
     eventContext,
+    lockStream: (tx, streamId) => usersRepo.lockStream(tx, streamId),
     projections: [new UsersProjection(), new SessionsProjection(), new MfaProjection(), revocations],
   });
 
