@@ -20,6 +20,10 @@ export interface LlmRouterConfig {
   catalogCacheMs: number;
   /** Region for phone numbers written without +country: LLM_ROUTER_PHONE_REGION. */
   phoneRegion: string;
+  /** How long a provider key read from the vault stays in memory (0: read, and audited, on every call): LLM_ROUTER_PROVIDER_KEY_CACHE_MS. */
+  providerKeyCacheMs: number;
+  /** Past this, the vault has not answered (the call is refused, 503): LLM_ROUTER_VAULT_TIMEOUT_MS. */
+  vaultTimeoutMs: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -34,6 +38,8 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
       LLM_ROUTER_DEFAULT_CLASSIFICATION: z.enum(CLASSIFICATIONS as [Classification, ...Classification[]]).default('internal'),
       LLM_ROUTER_CATALOG_CACHE_MS: env.int(1000, 0, 60_000),
       LLM_ROUTER_PHONE_REGION: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 region such as US').default('US'),
+      LLM_ROUTER_PROVIDER_KEY_CACHE_MS: env.int(60_000, 0, 3_600_000),
+      LLM_ROUTER_VAULT_TIMEOUT_MS: env.int(3000, 50, 30_000),
     },
     source,
   );
@@ -46,5 +52,7 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
     defaultClassification: c.LLM_ROUTER_DEFAULT_CLASSIFICATION,
     catalogCacheMs: c.LLM_ROUTER_CATALOG_CACHE_MS,
     phoneRegion: c.LLM_ROUTER_PHONE_REGION,
+    providerKeyCacheMs: c.LLM_ROUTER_PROVIDER_KEY_CACHE_MS,
+    vaultTimeoutMs: c.LLM_ROUTER_VAULT_TIMEOUT_MS,
   };
 }

@@ -25,7 +25,8 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
   let services: Services | undefined;
   platform.afterConnect(async (p) => {
     if (services) return;
-    const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
+    const keys = new VaultProviderKeys({ nats: () => p.nats, cacheMs: config.providerKeyCacheMs, timeoutMs: config.vaultTimeoutMs });
+    const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs, keys, logger: p.logger });
     const upstream = new Upstream({ connectTimeoutMs: config.providerConnectTimeoutMs });
     const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext);
     p.beforeClose(async () => {
@@ -38,7 +39,7 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
       upstream,
       detector: new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode }),
       audit: modelCalls,
-      keys: new VaultProviderKeys(),
+      keys,
       settings: config,
       logger: p.logger,
     });

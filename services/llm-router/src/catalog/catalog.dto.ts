@@ -14,8 +14,16 @@ export const providerSchema = z.strictObject({
     // zod runs refinements even after a failed check: a value `new URL` refuses is simply invalid here, never a throw.
     .refine((u) => URL.canParse(u) && !/[?#]/.test(u) && !new URL(u).username && !new URL(u).password, 'must be an http(s) URL without credentials, query or fragment'),
   compliance: z.enum(COMPLIANCE_CLASSES as [ComplianceClass, ...ComplianceClass[]]),
-  apiKeySecretId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, 'must be a secret id of the credential service').optional(),
-});
+  /** Write-only: the router stores it in the vault and keeps only the secret's id; never answered back. */
+  apiKey: z
+    .string()
+    .min(1)
+    .max(8192)
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .optional(),
+  /** A key the router already keeps in the vault for this tenant (another provider's `apiKeySecretId`). */
+  apiKeySecretId: z.uuid('must be a secret id of the credential service').optional(),
+}).refine((p) => p.apiKey === undefined || p.apiKeySecretId === undefined, { message: 'give either apiKey or apiKeySecretId', path: ['apiKey'] });
 
 export const modelSchema = z.strictObject({
   providerId: catalogIdSchema,

@@ -3,6 +3,7 @@ import { CommandHandler, streamName, type EventStore } from '@palisade/eventsour
 import { catalogDecider, type CatalogCommand, type CatalogState } from './catalog.decider';
 import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition, RouterSettings } from './catalog.events';
 import type { CatalogRepository } from './catalog.repository';
+import type { ProviderKeyStore } from '../providers/provider-keys';
 
 /** The scope a person needs to change the tenant's providers, models and routes. */
 export const ROUTER_ADMIN_SCOPE = 'llm-router:admin';
@@ -22,6 +23,9 @@ export interface CatalogServiceDependencies {
   eventContext: EventFactoryContext;
   /** How long a tenant's catalog is served from memory on the request path (other instances' changes show within it). */
   cacheMs: number;
+  /** Provider API keys go to the vault; the catalog keeps their secret ids only. */
+  keys: ProviderKeyStore;
+  logger: { warn(obj: object, msg: string): void };
   now?: () => Date;
 }
 
@@ -57,12 +61,33 @@ export class CatalogService {
     return state;
   }
 
-  registerProvider(principal: Principal, provider: ProviderDefinition, ifMatch?: number) {
-    return this.change(principal, { type: 'register-provider', data: provider }, ifMatch);
+  /**
+   * A provider; its API key, when given, is stored in the vault first (created, or rotated
+   * under the same secret id) and only the secret id is recorded. A key no provider
+   * references any more is removed from the vault.
+   */
+  async registerProvider(principal: Principal, input: ProviderDefinition & { apiKey?: string }, ifMatch?: number) {
+    requireAdmin(principal);
+    const { apiKey, ...provider } = input;
+    if (apiKey !== undefined) provider.apiKeySecretId = await this.d.keys.store(principal.tenantId, provider.providerId, apiKey);
+    return this.withoutOrphanKeys(principal.tenantId, () => this.change(principal, { type: 'register-provider', data: provider }, ifMatch));
   }
 
   removeProvider(principal: Principal, providerId: string, ifMatch?: number) {
-    return this.change(principal, { type: 'remove-provider', data: { providerId } }, ifMatch);
+    requireAdmin(principal);
+    return this.withoutOrphanKeys(principal.tenantId, () => this.change(principal, { type: 'remove-provider', data: { providerId } }, ifMatch));
+  }
+
+  private async withoutOrphanKeys(tenantId: string, change: () => Promise<CatalogView>): Promise<CatalogView> {
+    const keysOf = (state: CatalogState | undefined) => new Set(Object.values(state?.providers ?? {}).flatMap((p) => (p.apiKeySecretId ? [p.apiKeySecretId] : [])));
+    const before = keysOf((await this.d.repo.catalog(tenantId))?.state);
+    const view = await change();
+    const after = keysOf(view);
+    for (const secretId of before) {
+      if (after.has(secretId)) continue;
+      await this.d.keys.remove(tenantId, secretId).catch((error: unknown) => this.d.logger.warn({ tenantId, secretId, code: (error as PalisadeError).code }, 'a provider key no provider uses stays in the vault'));
+    }
+    return view;
   }
 
   registerModel(principal: Principal, model: ModelDefinition, ifMatch?: number) {

@@ -6,7 +6,6 @@
 // depend on.
 import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
 import type { CatalogService } from '../catalog/catalog.service';
-import type { ProviderDefinition } from '../catalog/catalog.events';
 import type { BillingPort } from '../budgets/billing.port';
 import { clampMaxTokens, costMicros, inputTokenBound, worstCaseMicros } from '../budgets/cost';
 import type { PiiDetector } from '../guards/pii.detector';
@@ -14,6 +13,7 @@ import { MaskingSession } from '../guards/pii.masker';
 import type { ModelCallRecorded } from '../model-calls/model-calls.events';
 import type { ModelCallsService } from '../model-calls/model-calls.service';
 import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
+import type { ProviderKeys } from '../providers/provider-keys';
 import { attemptsOf, classify, plan, type Candidate, type Classification } from './routing';
 import { SseParser, sseOf } from './sse';
 import { StreamUnmasker } from './stream-unmasker';
@@ -22,10 +22,6 @@ import { anthropicRequestToOpenAi, anthropicResponseToOpenAi, openAiRequestToAnt
 export type Api = 'openai' | 'anthropic';
 type Json = Record<string, unknown>;
 
-/** Where a provider's API key comes from: the credential service's vault, by the provider's secret id. */
-export interface ProviderKeys {
-  keyFor(tenantId: string, provider: ProviderDefinition): Promise<string | undefined>;
-}
 
 export interface CompletionsSettings {
   piiDeadlineMs: number;
@@ -40,7 +36,7 @@ export interface CompletionsDependencies {
   upstream: Pick<Upstream, 'send'>;
   detector: Pick<PiiDetector, 'detect'>;
   audit: Pick<ModelCallsService, 'record' | 'recordUsage'>;
-  keys: ProviderKeys;
+  keys: Pick<ProviderKeys, 'keyFor' | 'forget'>;
   settings: CompletionsSettings;
   /** Logs carry ids, codes and counts only: never a prompt, a response or a detected value. */
   logger: { warn(obj: object, msg: string): void };
@@ -204,6 +200,11 @@ export class CompletionsService {
       } catch (error) {
         if (error instanceof UpstreamRejection) {
           await this.release(t);
+          if ((error.status === 401 || error.status === 403) && candidate.provider.apiKeySecretId) {
+            // the provider refused the router's key (revoked or rotated at the provider): not the caller's error
+            this.d.keys.forget(t.principal.tenantId, candidate.provider.apiKeySecretId);
+            throw new PalisadeError('unavailable', `provider ${candidate.provider.providerId} refused the key the vault holds for it (${error.status})`);
+          }
           throw new PalisadeError('validation', `the provider refused the request (${error.status})`);
         }
         if (!(error instanceof UpstreamFailure)) {

@@ -123,7 +123,7 @@ function setup(respond?: Setup['respond'], current: CatalogState = catalog): Set
     },
     detector: new PiiDetector(),
     audit: { record: async (_p, call, texts) => void s.audited.push({ call, texts }), recordUsage: async (_p, usage) => void s.usages.push(usage) },
-    keys: { keyFor: async () => undefined },
+    keys: { keyFor: async () => undefined, forget: () => undefined },
     settings: { piiDeadlineMs: 1000, requestDeadlineMs: 10_000, defaultMaxTokens: 1000, defaultClassification: 'internal' },
     logger: { warn: () => undefined },
     sleep: async () => undefined,

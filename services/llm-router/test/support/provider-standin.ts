@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
  * went out and came back. Behaviour by model name:
  *   `fail-429` → 429 with retry-after; `fail-500` → 500; `cut-stream` → the stream stops
  *   after a few chunks (connection destroyed, no [DONE]); `slow` → 300 ms before answering.
- * Run in-process (`startStandIn()`) or as a process: `node provider-standin.js <port>`
- * (records at `GET /__records`, cleared by `DELETE /__records`).
+ * Run in-process (`startStandIn(port, requiredKey?)`) or as a process: `node provider-standin.js <port>`
+ * (`STANDIN_API_KEY` requires that key; records at `GET /__records`, cleared by `DELETE /__records`).
  */
 export interface Recorded {
   method: string;
@@ -26,6 +26,8 @@ export interface StandIn {
   url: string;
   port: number;
   records: Recorded[];
+  /** When set, a request without this key (`authorization: Bearer …` or `x-api-key`) is refused 401 in the provider's shape. */
+  requiredKey?: string;
   close(): Promise<void>;
 }
 
@@ -119,7 +121,12 @@ function models(res: ServerResponse): void {
   res.end(JSON.stringify({ object: 'list', data: [{ id: 'standin-model', object: 'model', created: 0, owned_by: 'standin' }] }));
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, records: Recorded[]): Promise<void> {
+function keyOf(req: IncomingMessage): string | undefined {
+  const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+  return bearer ? bearer[1] : (req.headers['x-api-key'] as string | undefined);
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, records: Recorded[], requiredKey: () => string | undefined): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const raw = Buffer.concat(chunks).toString('utf8');
@@ -131,6 +138,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, records: Record
     return;
   }
   records.push({ method: req.method ?? 'GET', path, headers: { ...req.headers }, body: raw });
+  const key = requiredKey();
+  if (key !== undefined && keyOf(req) !== key) {
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.end(path.endsWith('/messages') ? JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }) : JSON.stringify({ error: { message: 'Incorrect API key provided', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } }));
+    return;
+  }
   if (req.method === 'GET' && path.endsWith('/models')) return models(res);
   let body: Record<string, unknown>;
   try {
@@ -158,15 +171,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, records: Record
   res.end(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error', param: null, code: null } }));
 }
 
-export async function startStandIn(port = 0): Promise<StandIn> {
+export async function startStandIn(port = 0, requiredKey?: string): Promise<StandIn> {
   const records: Recorded[] = [];
+  const standIn = { requiredKey } as StandIn;
   const server: Server = createServer((req, res) => {
-    handle(req, res, records).catch(() => res.destroy());
+    handle(req, res, records, () => standIn.requiredKey).catch(() => res.destroy());
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const actual = (server.address() as AddressInfo).port;
-  return {
+  return Object.assign(standIn, {
     url: `http://127.0.0.1:${actual}`,
     port: actual,
     records,
@@ -175,9 +189,9 @@ export async function startStandIn(port = 0): Promise<StandIn> {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  };
+  });
 }
 
 if (require.main === module) {
-  startStandIn(Number(process.argv[2] ?? 0)).then((s) => process.stdout.write(`${s.url}\n`));
+  startStandIn(Number(process.argv[2] ?? 0), process.env.STANDIN_API_KEY || undefined).then((s) => process.stdout.write(`${s.url}\n`));
 }

@@ -1,0 +1,137 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { Client } from 'pg';
+import { audienceOf } from '@palisade/auth-verifier';
+import { eventually, httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
+import { startStandIn, type StandIn } from './support/provider-standin';
+
+// Providers behind the router: keys kept in the credential service's vault and read
+// through its audited path. The built credential, billing and llm-router services (offset
+// 9970: 17073, 17077, 17076), the vault on its default schema and master key (any
+// credential instance on the shared NATS answering in its queue group reads the same
+// rows), provider stand-ins that require a key, the official SDKs as callers.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../../scripts/platform-runner.js');
+const OFFSET = 9970;
+const ROUTER = 7106 + OFFSET;
+const BILLING = 7107 + OFFSET;
+const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'llm-router-providers-e2e');
+const tenant = `p-${randomBytes(4).toString('hex')}`;
+
+const db = async <T>(database: 'llm_router' | 'credential', sql: string, params: unknown[]): Promise<T[]> => {
+  const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: `palisade_${database}`, user: `palisade_${database}_owner` });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+};
+const vaultEvents = (type: string) =>
+  db<{ envelope: { actor: { type: string; id: string }; data: Record<string, unknown> } }>('credential', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND event_type = $2 ORDER BY global_position`, [tenant, type]).then((rows) => rows.map((r) => r.envelope));
+
+describe('llm-router providers (vault keys, official SDKs)', () => {
+  let handles: Array<{ stop(): Promise<unknown> }> = [];
+  let keyed: StandIn;
+  const t: Record<string, string> = {};
+  const key1 = `sk-test-${randomBytes(16).toString('hex')}`;
+  const key2 = `sk-test-${randomBytes(16).toString('hex')}`;
+  const router = (path: string, token: string, options: Parameters<ReturnType<typeof httpsCaller>>[1] = {}) => httpsCaller(ROUTER)(path, { token, ...options });
+  const put = (path: string, body: object) => router(path, t.admin, { method: 'PUT', body });
+  const openai = () => new OpenAI({ apiKey: t.bot, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+  const anthropic = () => new Anthropic({ authToken: t.bot, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 });
+
+  beforeAll(async () => {
+    setDefaultCACertificates([...getCACertificates('default'), readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8')]);
+    keyed = await startStandIn(0, key1);
+    const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+    const billingIssuer = await TestTokenIssuer.create(audienceOf('billing'));
+    const jwks = JSON.stringify({ keys: [issuer, billingIssuer].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
+    handles = runner.startServices({ services: ['credential', 'billing', 'llm-router'], portOffset: OFFSET, logDir: LOG_DIR, env: { AUTH_JWKS: jwks, LOG_LEVEL: 'debug' } });
+    t.billingAdmin = await billingIssuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
+    t.admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
+    t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    await runner.waitReady(handles, { timeoutMs: 90000 });
+    expect((await httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin, method: 'PUT', body: { limitMicros: '1000000000', period: 'day', timeZone: 'UTC' } })).status).toBe(200);
+  }, 150000);
+
+  afterAll(async () => {
+    await Promise.all(handles.map((h) => h.stop()));
+    await keyed?.close();
+  });
+
+  beforeEach(() => {
+    keyed.records.length = 0;
+  });
+
+  it("keeps a provider's API key in the vault: stored write-only, read through the vault's audited path, sent only to the provider, never in the catalog, events or logs", async () => {
+    const registered = await put('/v1/router/providers/cloud', { kind: 'openai', baseUrl: `${keyed.url}/v1`, compliance: 'external', apiKey: key1 });
+    expect(registered.status).toBe(200);
+    expect(registered.body).not.toContain(key1);
+    const secretId = registered.json.providers.cloud.apiKeySecretId as string;
+    expect(secretId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await put('/v1/router/models/gpt', { providerId: 'cloud', upstreamModel: 'gpt-cloud', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 1000000 })).status).toBe(200);
+    // the same key for an Anthropic-kind provider, by reference: sent as x-api-key
+    expect((await put('/v1/router/providers/claude', { kind: 'anthropic', baseUrl: `${keyed.url}/v1`, compliance: 'external', apiKeySecretId: secretId })).status).toBe(200);
+    expect((await put('/v1/router/models/claude', { providerId: 'claude', upstreamModel: 'claude-cloud', contextWindow: 200000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 1000000 })).status).toBe(200);
+
+    const completion = await openai().chat.completions.create({ model: 'gpt', messages: [{ role: 'user', content: 'Say hi' }] });
+    expect(completion.choices[0].message.content).toBe('echo: Say hi naïve café — 数据 ✓');
+    expect(keyed.records.at(-1)?.headers.authorization).toBe(`Bearer ${key1}`);
+    const message = await anthropic().messages.create({ model: 'claude', max_tokens: 50, messages: [{ role: 'user', content: 'Hello' }] });
+    expect(message.content).toEqual([{ type: 'text', text: 'echo: Hello naïve café — 数据 ✓' }]);
+    expect(keyed.records.at(-1)?.headers['x-api-key']).toBe(key1);
+    expect(keyed.records.at(-1)?.headers.authorization).toBeUndefined();
+
+    // the vault stored it under the router's scope and recorded the read (consumer llm-router, purpose provider-call)
+    const created = await vaultEvents('credential.secret.created');
+    expect(created).toEqual([expect.objectContaining({ actor: { type: 'service', id: 'llm-router' }, data: expect.objectContaining({ secretId, name: 'llm-provider.cloud', scopes: ['llm-router:provider-key'] }) })]);
+    const reads = await eventually(async () => ((await vaultEvents('credential.secret.read')).length > 0 ? vaultEvents('credential.secret.read') : undefined), 5000);
+    expect(reads[0]).toMatchObject({ actor: { type: 'service', id: 'llm-router' }, data: { secretId, consumer: 'llm-router', purpose: 'provider-call' } });
+
+    // nowhere else: the catalog, the router's events, its logs
+    expect((await router('/v1/router/catalog', t.admin)).body).not.toContain(key1);
+    const events = await db<{ envelope: object }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1`, [tenant]);
+    expect(events.length).toBeGreaterThan(3);
+    expect(JSON.stringify(events)).not.toContain(key1);
+    const logs = readdirSync(LOG_DIR).map((f) => readFileSync(join(LOG_DIR, f), 'utf8')).join('\n');
+    expect(logs).not.toContain(key1);
+  });
+
+  it("rotates the key through the same secret (the next call sends the new one), refuses a reference that is not the tenant's router key (503, nothing sent), and removes an unused key from the vault", async () => {
+    keyed.requiredKey = key2;
+    expect((await put('/v1/router/providers/cloud', { kind: 'openai', baseUrl: `${keyed.url}/v1`, compliance: 'external', apiKey: key2 })).status).toBe(200);
+    await openai().chat.completions.create({ model: 'gpt', messages: [{ role: 'user', content: 'after rotation' }] });
+    expect(keyed.records.at(-1)?.headers.authorization).toBe(`Bearer ${key2}`);
+
+    // a secret id the vault does not hold for this tenant under the router's scope: refused before anything is sent
+    keyed.records.length = 0;
+    expect((await put('/v1/router/providers/claude', { kind: 'anthropic', baseUrl: `${keyed.url}/v1`, compliance: 'external', apiKeySecretId: randomUUID() })).status).toBe(200);
+    const refused = await anthropic()
+      .messages.create({ model: 'claude', max_tokens: 50, messages: [{ role: 'user', content: 'Hello' }] })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Anthropic.APIError);
+    expect((refused as InstanceType<typeof Anthropic.APIError>).status).toBe(503);
+    expect(String((refused as Error).message)).toContain('the key of provider claude could not be read from the vault (not_found)');
+    expect(keyed.records).toHaveLength(0);
+
+    // a key the provider refuses is the router's problem (503), not the caller's (400)
+    keyed.requiredKey = 'a-key-the-vault-does-not-hold';
+    const wrong = await openai()
+      .chat.completions.create({ model: 'gpt', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect((wrong as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    keyed.requiredKey = key2;
+
+    // removing the provider (its model first) shreds the key no provider references any more
+    const secretId = ((await router('/v1/router/catalog', t.admin)).json.providers.cloud as { apiKeySecretId: string }).apiKeySecretId;
+    expect((await router('/v1/router/models/gpt', t.admin, { method: 'DELETE' })).status).toBe(200);
+    expect((await router('/v1/router/providers/cloud', t.admin, { method: 'DELETE' })).status).toBe(200);
+    const shredded = await eventually(async () => (await vaultEvents('credential.secret.shredded')).find((e) => e.data.secretId === secretId), 5000);
+    expect(shredded).toMatchObject({ actor: { type: 'service', id: 'llm-router' } });
+  });
+});
