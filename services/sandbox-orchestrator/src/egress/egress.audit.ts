@@ -2,8 +2,8 @@
 export interface EgressDecision {
   at: string;
   outcome: 'allowed' | 'denied' | 'injected';
-  /** `connect` (a tunnel or connection) or `request` (one HTTP request). */
-  stage: 'connect' | 'request';
+  /** `connect` (a tunnel or connection), `request` (one HTTP request) or `dns` (a lookup the sandbox's resolver refused). */
+  stage: 'connect' | 'request' | 'dns';
   host: string;
   port: number;
   method?: string;

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createTcpServer, isIP, type Server as TcpServer, type Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 import { checkServerIdentity, TLSSocket } from 'node:tls';
 import type { EgressAuditBatcher, EgressDecision } from './egress.audit';
@@ -27,6 +27,12 @@ export interface SandboxProxyOptions {
   audit: EgressAuditBatcher;
   /** Resolves a name (tests and the service: the system resolver). */
   resolve?: (host: string) => Promise<string[]>;
+  /**
+   * The ports on the proxy's address where connections made without the proxy arrive
+   * (the sandbox's resolver answers allowed names with this address): HTTP decided by
+   * Host, TLS by SNI. Default 80 and 443; 0 leaves one out.
+   */
+  transparentPorts?: { http: number; https: number };
 }
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -42,11 +48,17 @@ async function systemResolve(host: string): Promise<string[]> {
 /**
  * The egress proxy of one sandbox, listening on the host end of its link: CONNECT
  * (spliced, or TLS-intercepted with a leaf of the sandbox's CA when a rule governs the
- * host) and absolute-form HTTP. Deny by default; every decision audited.
+ * host) and absolute-form HTTP on the proxy port; on 80 and 443 of the same address the
+ * connections of programs that ignore proxy variables (the sandbox's resolver answers
+ * allowed names with this address), decided by Host and SNI. Deny by default; every
+ * decision audited.
  */
 export class SandboxProxy {
   private readonly server: Server;
   private readonly inner: Server;
+  /** Direct HTTP (origin-form, decided by Host) and TLS (decided by SNI) on the proxy's address. */
+  private readonly directHttp: Server;
+  private readonly directTls: TcpServer;
   private readonly sockets = new Set<Socket>();
   private readonly resolve: (host: string) => Promise<string[]>;
 
@@ -56,6 +68,13 @@ export class SandboxProxy {
     this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.refuseUpgrade(req, socket, 'http', 80));
     this.server.on('connection', (s: Socket) => this.track(s));
+    this.directHttp = createServer((req, res) => void this.onDirectRequest(req, res));
+    this.directHttp.on('upgrade', (req: IncomingMessage, socket: Socket) => this.refuseUpgrade(req, socket, 'http', this.o.transparentPorts?.http ?? 80));
+    this.directHttp.on('connection', (s: Socket) => this.track(s));
+    this.directTls = createTcpServer((s) => {
+      this.track(s);
+      void this.onTransparentTls(s);
+    });
     // the intercepted tunnels' requests: each TLS socket carries its own target
     this.inner = createServer((req, res) => {
       const target = (req.socket as TLSSocket & { palisadeTarget?: ConnectTarget }).palisadeTarget;
@@ -68,19 +87,19 @@ export class SandboxProxy {
     });
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port, exclusive: true }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  /** Listens on the proxy port and the transparent ones of `host`. */
+  async listen(host: string, port: number): Promise<void> {
+    const { http, https } = this.o.transparentPorts ?? { http: 80, https: 443 };
+    await listenOn(this.server, host, port);
+    if (http) await listenOn(this.directHttp, host, http);
+    if (https) await listenOn(this.directTls, host, https);
   }
 
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const server of [this.server, this.directHttp, this.directTls]) {
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }
 
   private track(socket: Socket): void {
@@ -105,16 +124,44 @@ export class SandboxProxy {
     if (!context) return refuse('503 Service Unavailable', target, 'default-deny', 'no egress context for the sandbox');
     const decision = decideConnect(context.rules, target);
     if (!decision.allow) return refuse('403 Forbidden', target, decision.rule, decision.reason);
-    if (decision.mode === 'intercept') return this.intercept(target, socket, head);
-    // spliced: the ClientHello's SNI must name the CONNECT target, then the bytes pass untouched
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    const hello = await readHello(socket, head);
+    if (decision.mode === 'intercept') return this.intercept(target, socket, head);
+    await this.splice(target, decision.rules, socket, await readHello(socket, head));
+  }
+
+  /**
+   * A TLS connection straight to the proxy's address on 443 (a program that ignored the
+   * proxy variables, its name answered by the sandbox's resolver): the target is the
+   * ClientHello's SNI, decided as a CONNECT to it on 443 would be. No SNI: refused.
+   */
+  private async onTransparentTls(socket: Socket): Promise<void> {
+    const port = this.o.transparentPorts?.https ?? 443;
+    const hello = await readHello(socket, Buffer.alloc(0));
+    const sni = hello ? sniOf(hello) : undefined;
+    const host = sni ? normalizeHost(sni) : undefined;
+    if (!hello || !host) {
+      this.audit({ outcome: 'denied', stage: 'connect', host: '', port, rule: 'sni-mismatch', reason: 'direct TLS connection without a server name' });
+      return void socket.destroy();
+    }
+    const target: ConnectTarget = { scheme: 'https', host, port };
+    const context = await this.o.context(this.o.sandboxId).catch(() => undefined);
+    const decision = context ? decideConnect(context.rules, target) : ({ allow: false, rule: 'default-deny', reason: 'no egress context for the sandbox' } as const);
+    if (!decision.allow) {
+      this.audit({ outcome: 'denied', stage: 'connect', host, port, rule: decision.rule, reason: decision.reason });
+      return void socket.destroy();
+    }
+    if (decision.mode === 'intercept') return this.intercept(target, socket, hello);
+    await this.splice(target, decision.rules, socket, hello);
+  }
+
+  /** A spliced tunnel: the ClientHello's SNI must name the target, then the bytes pass untouched to an allowed address. */
+  private async splice(target: ConnectTarget, rules: readonly EgressRule[], socket: Socket, hello: Buffer | undefined): Promise<void> {
     const sni = hello ? sniOf(hello) : undefined;
     if (!hello || sni === null || (sni === undefined && !isIP(target.host)) || (sni !== undefined && normalizeHost(sni) !== target.host)) {
       this.audit({ outcome: 'denied', stage: 'connect', host: target.host, port: target.port, rule: 'sni-mismatch', reason: `TLS server name ${sni ?? 'absent'} is not the CONNECT target` });
       return void socket.destroy();
     }
-    const picked = await this.pickAddress(decision.rules, target.host);
+    const picked = await this.pickAddress(rules, target.host);
     if (!picked) {
       this.audit({ outcome: 'denied', stage: 'connect', host: target.host, port: target.port, rule: 'address-refused', reason: 'no allowed address (private, loopback, link-local or metadata)' });
       return void socket.destroy();
@@ -131,7 +178,6 @@ export class SandboxProxy {
 
   private async intercept(target: ConnectTarget, socket: Socket, head: Buffer): Promise<void> {
     const context = await this.o.ca.contextFor(target.host);
-    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length) socket.unshift(head);
     let refused = false;
     const tls = new TLSSocket(socket, {
@@ -170,6 +216,17 @@ export class SandboxProxy {
     }
     const host = normalizeHost(url.hostname) ?? url.hostname;
     await this.onRequest({ scheme: 'http', host, port: Number(url.port) || 80 }, req, res, `${url.pathname}${url.search}`);
+  }
+
+  /** An origin-form request straight to the proxy's address on 80: the target is the Host header's name (on this port). */
+  private async onDirectRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const port = this.o.transparentPorts?.http ?? 80;
+    const host = hostOfHeader(req.headers.host);
+    if (!host || !(req.url ?? '').startsWith('/')) {
+      this.audit({ outcome: 'denied', stage: 'request', host: host ?? '', port, method: req.method, rule: 'host-mismatch', reason: 'direct request without a Host name' });
+      return void res.writeHead(400, { 'x-palisade-rule': 'host-mismatch', connection: 'close' }).end('a Host header is required\n');
+    }
+    await this.onRequest({ scheme: 'http', host, port }, req, res, req.url ?? '/');
   }
 
   private refuseUpgrade(req: IncomingMessage, socket: Socket, scheme: string, port: number, host?: string): void {
@@ -271,6 +328,16 @@ export class SandboxProxy {
     }
     return undefined;
   }
+}
+
+function listenOn(server: Server | TcpServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function parseAuthority(authority: string): { host: string; port: number } | undefined {

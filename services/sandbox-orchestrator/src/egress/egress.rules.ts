@@ -80,6 +80,16 @@ export function decideConnect(rules: readonly EgressRule[], target: ConnectTarge
   return { allow: true, mode: target.scheme === 'http' || matched.some(needsInterception) ? 'intercept' : 'splice', rules: matched };
 }
 
+/**
+ * Whether the sandbox's resolver answers `name` (pure): some rule names it (exactly, or
+ * below its `*.suffix`), whatever the port or scheme. IP-literal rules name no name.
+ */
+export function nameAllowed(rules: readonly EgressRule[], name: string): boolean {
+  const host = normalizeHost(name);
+  if (!host || isIP(host)) return false;
+  return rules.some((r) => !isIP(r.host) && hostMatches(r.host, host));
+}
+
 /** A path the prefixes can be trusted on: no dot segments, no encoded slash, dot or backslash. */
 export function canonicalPath(path: string): boolean {
   if (!path.startsWith('/')) return false;

@@ -3,6 +3,7 @@ import type { SandboxEgress, SandboxEgressAttachment } from '../runtime/runtime.
 import type { EgressAuditBatcher } from './egress.audit';
 import { SandboxCa } from './egress.ca';
 import type { CredentialLeases } from './egress.credentials';
+import { SandboxResolver } from './egress.dns';
 import { SandboxProxy, type EgressContextSource } from './egress.proxy';
 import { SandboxNetwork } from './sandbox-network';
 
@@ -14,22 +15,26 @@ export interface EgressServiceOptions {
   leases: CredentialLeases;
   audit: EgressAuditBatcher;
   resolve?: (host: string) => Promise<string[]>;
+  /** Direct HTTP and TLS on the proxy's address (default 80 and 443; 0 leaves one out). */
+  transparentPorts?: { http: number; https: number };
 }
 
 export const DEFAULT_PROXY_PORT = 3128;
 
 /**
  * The egress side of the runtime: per sandbox a network namespace whose only way out is
- * its proxy endpoint, a CA of its own (memory only) and the proxy listening there.
+ * its proxy endpoint, a CA of its own (memory only), the proxy listening there and a
+ * resolver answering only the names its rules allow (with the proxy's address).
  */
 export class EgressService implements SandboxEgress {
   private readonly network: SandboxNetwork;
-  private readonly proxies = new Map<string, SandboxProxy>();
+  private readonly proxies = new Map<string, { proxy: SandboxProxy; resolver: SandboxResolver }>();
   private readonly port: number;
 
   constructor(private readonly o: EgressServiceOptions) {
     this.port = o.proxyPort ?? DEFAULT_PROXY_PORT;
-    this.network = new SandboxNetwork(o.instance, this.port);
+    const transparent = o.transparentPorts ?? { http: 80, https: 443 };
+    this.network = new SandboxNetwork(o.instance, { proxy: this.port, transparent: [transparent.http, transparent.https] });
   }
 
   check(): Promise<void> {
@@ -41,11 +46,19 @@ export class EgressService implements SandboxEgress {
     const link = await this.network.attach(sandboxId);
     try {
       const ca = await SandboxCa.create(sandboxId);
-      const proxy = new SandboxProxy({ sandboxId, ca, context: this.o.context, leases: this.o.leases, audit: this.o.audit, resolve: this.o.resolve });
+      const proxy = new SandboxProxy({ sandboxId, ca, context: this.o.context, leases: this.o.leases, audit: this.o.audit, resolve: this.o.resolve, transparentPorts: this.o.transparentPorts });
+      // the sandbox's resolver: allowed names answer the proxy's own address, nothing is forwarded
+      const resolver = new SandboxResolver({
+        address: link.hostAddress,
+        rules: async () => (await this.o.context(sandboxId))?.rules,
+        record: (decision) => this.o.audit.record(sandboxId, { at: new Date().toISOString(), ...decision }),
+      });
+      this.proxies.set(sandboxId, { proxy, resolver });
       await proxy.listen(link.hostAddress, this.port);
-      this.proxies.set(sandboxId, proxy);
-      return { netnsPath: link.netnsPath, proxyUrl: `http://${link.hostAddress}:${this.port}`, caCertificatePem: ca.certificatePem };
+      await resolver.listen(link.hostAddress);
+      return { netnsPath: link.netnsPath, proxyUrl: `http://${link.hostAddress}:${this.port}`, caCertificatePem: ca.certificatePem, nameserver: link.hostAddress };
     } catch (error) {
+      await this.closeProxy(sandboxId);
       await this.network.detach(sandboxId);
       throw error instanceof PalisadeError ? error : new PalisadeError('unavailable', `could not start the sandbox's egress proxy: ${(error as Error).message}`);
     }
@@ -63,8 +76,9 @@ export class EgressService implements SandboxEgress {
   }
 
   private async closeProxy(sandboxId: string): Promise<void> {
-    const proxy = this.proxies.get(sandboxId);
+    const endpoint = this.proxies.get(sandboxId);
     this.proxies.delete(sandboxId);
-    await proxy?.close();
+    await endpoint?.proxy.close();
+    await endpoint?.resolver.close();
   }
 }

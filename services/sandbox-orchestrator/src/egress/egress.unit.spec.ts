@@ -33,13 +33,16 @@ describe('egress pieces', () => {
     expect(batches.map((b) => [b.sandboxId, b.decisions.length, b.dropped])).toEqual([['s1', 2, 3], ['s2', 1, 0]]);
   });
 
-  it('the namespace ruleset allows only the proxy address and port', () => {
+  it('the namespace ruleset allows only the proxy address: its proxy and transparent ports, and DNS (UDP and TCP 53)', () => {
     const { hostAddress, sandboxAddress } = linkAddresses(77, 65);
     expect([hostAddress, sandboxAddress]).toEqual(['10.77.1.5', '10.77.1.6']);
-    const r = sandboxRuleset(hostAddress, 3128);
+    const r = sandboxRuleset(hostAddress, { proxy: 3128, transparent: [80, 443] });
     expect(r).toContain('policy drop');
-    expect(r).toContain('ip daddr 10.77.1.5 tcp dport 3128 accept');
-    expect(r.match(/accept/g)).toHaveLength(4);
+    expect(r).toContain('ip daddr 10.77.1.5 tcp dport { 53, 80, 443, 3128 } accept');
+    expect(r).toContain('ip daddr 10.77.1.5 udp dport 53 accept');
+    expect(r).toContain('ip saddr 10.77.1.5 udp sport 53 ct state established accept');
+    expect(r.match(/accept/g)).toHaveLength(6);
+    expect(sandboxRuleset(hostAddress, { proxy: 3128, transparent: [0, 0] })).toContain('tcp dport { 53, 3128 } accept');
   });
 
   it('reads the SNI of a ClientHello, and nothing from other bytes', () => {

@@ -18,23 +18,36 @@ export interface SandboxLink {
   hostInterface: string;
 }
 
+/** The ports of the host end a sandbox may reach: the proxy's, the transparent HTTP and TLS ones, and DNS (UDP and TCP 53, its resolver). */
+export interface SandboxPorts {
+  proxy: number;
+  /** Direct HTTP and TLS to the proxy's address (0: none). */
+  transparent: number[];
+}
+
+export const DNS_PORT = 53;
+
 /**
- * The nftables ruleset of a sandbox's namespace (pure): loopback, and TCP to the proxy's
- * address and port; everything else (other ports of the host end, UDP/DNS, ICMP, IPv6)
+ * The nftables ruleset of a sandbox's namespace (pure): loopback; TCP to the proxy's
+ * address on the proxy port, the transparent ports and 53; UDP to it on 53 (the sandbox's
+ * resolver); everything else (other ports of the host end, other UDP, ICMP, IPv6)
  * dropped. The namespace has no default route either, so this is the second lock.
  */
-export function sandboxRuleset(hostAddress: string, proxyPort: number): string {
+export function sandboxRuleset(hostAddress: string, ports: SandboxPorts): string {
+  const tcp = [...new Set([ports.proxy, ...ports.transparent.filter((p) => p > 0), DNS_PORT])].sort((a, b) => a - b).join(', ');
   return [
     'table inet palisade_egress {',
     '  chain output {',
     '    type filter hook output priority 0; policy drop;',
     '    oif "lo" accept',
-    `    ip daddr ${hostAddress} tcp dport ${proxyPort} accept`,
+    `    ip daddr ${hostAddress} tcp dport { ${tcp} } accept`,
+    `    ip daddr ${hostAddress} udp dport ${DNS_PORT} accept`,
     '  }',
     '  chain input {',
     '    type filter hook input priority 0; policy drop;',
     '    iif "lo" accept',
-    `    ip saddr ${hostAddress} tcp sport ${proxyPort} ct state established accept`,
+    `    ip saddr ${hostAddress} tcp sport { ${tcp} } ct state established accept`,
+    `    ip saddr ${hostAddress} udp sport ${DNS_PORT} ct state established accept`,
     '  }',
     '  chain forward {',
     '    type filter hook forward priority 0; policy drop;',
@@ -71,7 +84,7 @@ export class SandboxNetwork {
 
   constructor(
     private readonly instance: string,
-    private readonly proxyPort: number,
+    private readonly ports: SandboxPorts,
   ) {
     this.prefix = `psbx-${instance}-`;
     this.octet = instanceOctet(instance);
@@ -102,7 +115,7 @@ export class SandboxNetwork {
       // two `ip -batch` runs and one `nft`: three processes instead of eight
       await pipeTo('ip', ['-batch', '-'], [`netns add ${netns}`, `link add ${hostInterface} type veth peer name eth0 netns ${netns}`, `addr add ${hostAddress}/30 dev ${hostInterface}`, `link set ${hostInterface} up`, ''].join('\n'));
       await pipeTo('ip', ['-n', netns, '-batch', '-'], [`addr add ${sandboxAddress}/30 dev eth0`, 'link set eth0 up', 'link set lo up', ''].join('\n'));
-      await nftIn(netns, sandboxRuleset(hostAddress, this.proxyPort));
+      await nftIn(netns, sandboxRuleset(hostAddress, this.ports));
     } catch (error) {
       await this.detach(sandboxId);
       throw new PalisadeError('unavailable', `could not prepare the sandbox network: ${(error as Error).message.split('\n')[0]}`);

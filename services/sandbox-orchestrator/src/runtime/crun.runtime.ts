@@ -144,6 +144,7 @@ export class CrunRuntime implements SandboxRuntime {
       const roots = await readFile(HOST_CA_BUNDLE, 'utf8').catch(() => '');
       await writeFile(join(etc, 'ssl', 'sandbox-ca.pem'), attachment.caCertificatePem, { mode: 0o644 });
       await writeFile(join(etc, 'ssl', 'sandbox-ca-bundle.pem'), `${roots.trimEnd()}\n${attachment.caCertificatePem}`, { mode: 0o644 });
+      if (attachment.nameserver) await writeFile(join(etc, 'resolv.conf'), `nameserver ${attachment.nameserver}\noptions timeout:2 attempts:2\n`, { mode: 0o644 });
       const { netnsPath, proxyUrl } = attachment;
       await writeFile(join(dir, 'egress.json'), JSON.stringify({ netnsPath, proxyUrl }), { mode: 0o600 });
     }

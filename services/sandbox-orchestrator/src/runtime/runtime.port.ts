@@ -73,6 +73,8 @@ export interface SandboxEgressAttachment {
   proxyUrl: string;
   /** The sandbox's own CA certificate (PEM; never a key), added to the trusted bundle inside. */
   caCertificatePem: string;
+  /** The sandbox's DNS resolver (its /etc/resolv.conf); absent: nothing resolves. */
+  nameserver?: string;
 }
 
 /** The egress side the runtime asks at create and remove (the proxy and the sandbox network). */
