@@ -15,7 +15,8 @@ import type { ModelCallsService } from '../model-calls/model-calls.service';
 import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
 import type { ProviderKeys } from '../providers/provider-keys';
 import { attemptsOf, classify, plan, type Candidate, type Classification } from './routing';
-import { SseParser, sseOf } from './sse';
+import { SseParser, sseOf, type SseEvent } from './sse';
+import { AnthropicToOpenAiStream, OpenAiToAnthropicStream } from './stream-translate';
 import { StreamUnmasker } from './stream-unmasker';
 import { anthropicRequestToOpenAi, anthropicResponseToOpenAi, openAiRequestToAnthropic, openAiResponseToAnthropic } from './translate';
 
@@ -136,11 +137,7 @@ export class CompletionsService {
       if (api === 'openai' || body.system === undefined) delete maskedBody.system;
       // 2. classify, 3. route
       t.classification = classify(t.classification, t.session.found);
-      let candidates = plan(catalog, t.model, t.classification);
-      if (t.streamed) {
-        candidates = candidates.filter((c) => c.provider.kind === api);
-        if (candidates.length === 0) throw new PalisadeError('validation', 'stream: streaming between the OpenAI and Anthropic protocols is not supported yet; call without stream');
-      }
+      const candidates = plan(catalog, t.model, t.classification);
       // 4. reserve the worst case
       const requested = intOrUndefined(body.max_completion_tokens) ?? intOrUndefined(body.max_tokens);
       const models = candidates.map((c) => c.model);
@@ -238,17 +235,27 @@ export class CompletionsService {
     let sawUsage = false;
     let complete = false;
     const texts: string[] = [];
-    const handle = input.api === 'openai' ? openAiStreamHandler : anthropicStreamHandler;
+    const caller = input.api === 'openai' ? openAiStreamHandler : anthropicStreamHandler;
     const state = { usage, wantsUsage, unmasker, texts, model: t.model, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) };
+    // a provider of the other protocol: its events translated first (stream-translate.ts), its usage taken in its own terms
+    const translator = t.served!.provider.kind === input.api ? undefined : input.api === 'openai' ? new AnthropicToOpenAiStream(t.model) : new OpenAiToAnthropicStream(t.model);
+    const translated = { ...state, usage: { ...usage }, onUsage: () => undefined };
+    const handle = (event: SseEvent): string | undefined => {
+      if (!translator) return caller(event, state);
+      const out = translator.push(event).map((e) => caller(e, translated) ?? '');
+      Object.assign(usage, translator.usage);
+      if (translator.sawUsage) sawUsage = true;
+      return out.join('') || undefined;
+    };
     try {
       for await (const chunk of response.body) {
         for (const event of parser.push(chunk)) {
-          const out = handle(event, state);
+          const out = handle(event);
           if (out) yield out;
         }
       }
       for (const event of parser.end()) {
-        const out = handle(event, state);
+        const out = handle(event);
         if (out) yield out;
       }
     } catch {
@@ -363,13 +370,17 @@ function upstreamBodyOf(api: Api, candidate: Candidate, maskedBody: Json, maxTok
     base.model = candidate.model.upstreamModel;
     if (base.max_completion_tokens !== undefined) base.max_completion_tokens = maxTokens;
     else base.max_tokens = maxTokens;
-    if (stream) base.stream_options = { ...((base.stream_options as Json | undefined) ?? {}), include_usage: true };
+    if (stream) {
+      base.stream = true;
+      base.stream_options = { ...((base.stream_options as Json | undefined) ?? {}), include_usage: true };
+    }
     else delete base.stream_options;
     return base;
   }
   const base = api === 'anthropic' ? { ...maskedBody } : openAiRequestToAnthropic(maskedBody, maxTokens);
   base.model = candidate.model.upstreamModel;
   base.max_tokens = maxTokens;
+  if (stream) base.stream = true;
   return base;
 }
 

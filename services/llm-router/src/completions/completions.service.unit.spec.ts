@@ -326,3 +326,64 @@ describe('zero retention', () => {
     expect(JSON.stringify(normal.audited[0].texts)).toContain('secret plans');
   });
 });
+
+describe('streams across protocols', () => {
+  const anthropicSse = (text: string, cut = false) => {
+    const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    let out = ev('message_start', { message: { id: 'm1', type: 'message', role: 'assistant', model: 'claude-x', content: [], usage: { input_tokens: 40, cache_read_input_tokens: 10, cache_creation_input_tokens: 5, output_tokens: 1 } } });
+    out += ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+    for (const word of text.match(/\S+\s*/g) ?? []) out += ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: word } });
+    if (cut) return bytesResponse(out, 'text/event-stream', true);
+    out += ev('content_block_stop', { index: 0 }) + ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 31 } }) + ev('message_stop', {});
+    return bytesResponse(out, 'text/event-stream');
+  };
+
+  it('streams an OpenAI call from an Anthropic provider: chunks in OpenAI shape, usage (cache tokens once) settled and stripped for a caller who did not ask', async () => {
+    const s = setup((c) => anthropicSse(`echo: ${lastUser(c.body)} ${TAIL}`));
+    const out = await drain(await call(s, { model: 'sonnet', stream: true, messages: [{ role: 'user', content: 'hello there' }] }));
+    expect(s.sent[0].body).toMatchObject({ model: 'claude-x', stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: 'hello there' }] }] });
+    expect(s.sent[0].body.stream_options).toBeUndefined();
+    const chunks = dataOf(out);
+    expect(chunks.at(-1)).toBe('[DONE]');
+    const parsed = chunks.slice(0, -1).map((c) => JSON.parse(c) as { model: string; usage?: unknown; choices: Array<{ delta: { content?: string }; finish_reason: string | null }> });
+    expect(parsed.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(`echo: hello there ${TAIL}`);
+    expect(parsed.at(-1)?.choices[0].finish_reason).toBe('stop');
+    expect(parsed.every((c) => c.model === 'sonnet' && c.usage === undefined)).toBe(true);
+    await flush();
+    expect(s.billing.settles).toEqual([expect.objectContaining({ amountMicros: (40 + 10 + 5) * 3 + 31 * 15, estimated: false, usage: { inputTokens: 40, outputTokens: 31, cacheReadTokens: 10, cacheWriteTokens: 5 }, model: 'sonnet' })]);
+    // asked for: the usage chunk comes, in OpenAI's terms (prompt tokens include the cached ones)
+    const asked = await drain(await call(s, { model: 'sonnet', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'again' }] }));
+    expect(JSON.parse(dataOf(asked).at(-2)!)).toMatchObject({ choices: [], usage: { prompt_tokens: 55, completion_tokens: 31, total_tokens: 86, prompt_tokens_details: { cached_tokens: 10 } } });
+  });
+
+  it('streams an Anthropic call from an OpenAI-compatible provider, masked upstream and unmasked in the text deltas, settled from the forced usage chunk', async () => {
+    const s = setup();
+    const out = await drain(await call(s, { model: 'local', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'mail dora@example.com' }] }, 'anthropic'));
+    expect(s.sent[0].body).toMatchObject({ model: 'llama', stream: true, stream_options: { include_usage: true } });
+    expect(JSON.stringify(s.sent[0].body)).not.toContain('dora@example.com');
+    const events = out
+      .split('\n\n')
+      .filter(Boolean)
+      .map((block) => JSON.parse(block.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { type: string; delta?: { text?: string; stop_reason?: string }; usage?: object; message?: { model: string } });
+    expect(events[0]).toMatchObject({ type: 'message_start', message: { model: 'local' } });
+    expect(events.at(-1)?.type).toBe('message_stop');
+    expect(
+      events
+        .filter((e) => e.type === 'content_block_delta')
+        .map((e) => e.delta?.text)
+        .join(''),
+    ).toBe(`echo: mail dora@example.com ${TAIL}`);
+    expect(events.at(-2)).toMatchObject({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { input_tokens: 50, output_tokens: 6 } });
+    await flush();
+    expect(s.billing.settles).toEqual([expect.objectContaining({ estimated: false, usage: expect.objectContaining({ inputTokens: 50, outputTokens: 6 }), model: 'local' })]);
+  });
+
+  it('ends a cut cross-protocol stream with an error event in the caller’s protocol and charges the hold as estimated', async () => {
+    const s = setup((c) => anthropicSse(`echo: ${lastUser(c.body)}`, true));
+    const out = await drain(await call(s, { model: 'sonnet', stream: true, messages: [{ role: 'user', content: 'one two three' }] }));
+    expect(out).not.toContain('[DONE]');
+    expect(JSON.parse(dataOf(out).at(-1)!)).toMatchObject({ error: { type: 'server_error', code: 'stream_cut' } });
+    await flush();
+    expect(s.billing.settles).toEqual([expect.objectContaining({ estimated: true, amountMicros: s.billing.reserves[0].amountMicros })]);
+  });
+});

@@ -56,8 +56,8 @@ function safeJson(text: string): unknown {
   }
 }
 
-const STOP_TO_ANTHROPIC: Record<string, string> = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use', content_filter: 'refusal' };
-const STOP_TO_OPENAI: Record<string, string> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter', pause_turn: 'stop' };
+export const STOP_TO_ANTHROPIC: Record<string, string> = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use', content_filter: 'refusal' };
+export const STOP_TO_OPENAI: Record<string, string> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter', pause_turn: 'stop' };
 
 /** An OpenAI chat request as an Anthropic messages request. */
 export function openAiRequestToAnthropic(body: Json, maxTokens: number): Json {
