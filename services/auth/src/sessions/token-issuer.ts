@@ -45,10 +45,12 @@ export const POLICY_ADMIN_SCOPE = 'policy:admin';
 /**
  * Roles a tenant gives its users (directly or through directory / IdP groups):
  * `admin` administers the tenant (its users and providers, its policies, its SIEM feeds),
- * `auditor` reads the tenant's audit log, `member` holds no administrative scope. Members
- * and admins register and manage their own agents (`agents:manage`).
+ * `auditor` reads the tenant's audit log, `billing` reads the tenant's usage reports and
+ * budget status and manages its budgets and price tables (in the billing service),
+ * `member` holds no administrative scope. Members and admins register and manage their
+ * own agents (`agents:manage`).
  */
-export const TENANT_ROLES = ['admin', 'member', 'auditor'] as const;
+export const TENANT_ROLES = ['admin', 'member', 'auditor', 'billing'] as const;
 export type TenantRole = (typeof TENANT_ROLES)[number];
 
 /**
@@ -66,6 +68,11 @@ export function scopesOf(roles: readonly string[], operator: boolean): string[] 
   }
   if (roles.includes('admin') || roles.includes('member')) scopes.add(AGENTS_MANAGE_SCOPE);
   if (roles.includes('auditor')) scopes.add('audit:read');
+  // the billing service's tenant-scoped administration (a tenant admin holds it through `auth:admin`)
+  if (roles.includes('billing')) {
+    scopes.add('billing:read');
+    scopes.add('billing:admin');
+  }
   // the tenant's auditor admin (both roles, e.g. its data protection officer) erases a data
   // subject of the tenant from the audit log (audit's DELETE /v1/audit/subjects/:id)
   if (roles.includes('auditor') && roles.includes('admin')) scopes.add('audit:erase');

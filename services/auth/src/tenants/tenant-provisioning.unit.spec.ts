@@ -15,6 +15,11 @@ describe('platform operator scope', () => {
     expect(scopesOf(['admin'], false)).not.toContain('audit:read');
     expect(scopesOf(['admin', 'auditor'], true)).toEqual(['auth:admin', 'policy:admin', 'audit:admin', 'auth:keys', 'agents:manage', 'audit:read', 'audit:erase']);
   });
+
+  it('gives the billing role the billing service\'s scopes and nothing else; no other role holds them', () => {
+    expect(scopesOf(['billing'], false)).toEqual(['billing:read', 'billing:admin']);
+    for (const role of ['admin', 'member', 'auditor']) expect(scopesOf([role], true).filter((s) => s.startsWith('billing:'))).toEqual([]);
+  });
 });
 
 describe('tenant provisioning', () => {
