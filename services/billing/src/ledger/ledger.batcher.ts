@@ -33,6 +33,9 @@ export class Batcher<T, R> {
     this.busy[lane] = true;
     const queue = this.queues[lane];
     while (queue.length > 0) {
+      // Let the callers the previous batch answered submit their next operation first
+      // (their continuations run before this macrotask): it joins this batch, not the next.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const batch = queue.splice(0, this.options.maxBatch);
       try {
         const results = await this.options.run(batch.map((b) => b.item));

@@ -149,30 +149,51 @@ export class LedgerRepository {
     );
   }
 
-  /** Holds of these request ids, locked (FOR UPDATE, in key order). */
-  async lockHolds(tx: Transaction, keys: ReadonlyArray<{ tenantId: string; requestId: string }>): Promise<Map<string, Hold>> {
-    if (keys.length === 0) return new Map();
+  /**
+   * Locks, in ONE statement (one round trip), the holds of these request ids (in key order)
+   * and then the accounts a batch moves, in the ledger's lock order: the given accounts (a
+   * reserve's current periods) and every account a locked hold was charged to (a settle's or
+   * release's). Both CTEs are materialized and the holds' branch is read first, so every
+   * transaction takes holds before accounts, each in one total order: no wait cycle.
+   */
+  async lock(
+    tx: Transaction,
+    holdKeys: ReadonlyArray<{ tenantId: string; requestId: string }>,
+    accountKeys: ReadonlyArray<{ budgetId: string; periodStart: Date }>,
+  ): Promise<{ holds: Map<string, Hold>; accounts: Account[] }> {
     const rows: Row[] = await sqlOf(tx).query(
-      `SELECT h.* FROM ${this.t.holds} h
-         JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, request_id) ON h.tenant_id = k.tenant_id AND h.request_id = k.request_id
-        ORDER BY h.tenant_id, h.request_id
-          FOR UPDATE OF h`,
-      [keys.map((k) => k.tenantId), keys.map((k) => k.requestId)],
+      `WITH h AS MATERIALIZED (
+         SELECT h.* FROM ${this.t.holds} h
+           JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, request_id) ON h.tenant_id = k.tenant_id AND h.request_id = k.request_id
+          ORDER BY h.tenant_id, h.request_id
+            FOR UPDATE OF h
+       ), k AS (
+         SELECT x.budget_id, x.period_start FROM unnest($3::uuid[], $4::timestamptz[]) AS x(budget_id, period_start)
+         UNION
+         SELECT (e->>'budgetId')::uuid, (e->>'periodStart')::timestamptz FROM h, jsonb_array_elements(h.accounts) AS e
+       ), a AS MATERIALIZED (
+         SELECT a.* FROM ${this.t.periods} a JOIN k ON a.budget_id = k.budget_id AND a.period_start = k.period_start
+          ORDER BY CASE a.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 WHEN 'user' THEN 2 ELSE 3 END, a.budget_id, a.period_start
+            FOR UPDATE OF a
+       )
+       SELECT 'hold' AS kind, h.tenant_id, h.request_id, h.agent_id, h.team_id, h.amount, h.status, h.accounts, h.expires_at, h.posted,
+              h.version, h.reserve_answer, h.settle_answer, h.release_answer, h.updated_at,
+              NULL::uuid AS budget_id, NULL::timestamptz AS period_start, NULL::timestamptz AS period_end, NULL::text AS level,
+              NULL::text AS subject_id, NULL::bigint AS limit_micros, NULL::boolean AS hard, NULL::integer[] AS thresholds, NULL::bigint AS pending
+         FROM h
+       UNION ALL
+       SELECT 'account', a.tenant_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.posted, NULL, NULL, NULL, NULL, NULL,
+              a.budget_id, a.period_start, a.period_end, a.level, a.subject_id, a.limit_micros, a.hard, a.thresholds, a.pending
+         FROM a`,
+      [holdKeys.map((k) => k.tenantId), holdKeys.map((k) => k.requestId), accountKeys.map((k) => k.budgetId), accountKeys.map((k) => k.periodStart)],
     );
-    return new Map(rows.map((r) => [holdKey(r.tenant_id as string, r.request_id as string), holdOf(r)]));
-  }
-
-  /** Accounts (budget id, period start), locked FOR UPDATE in the ledger's lock order. */
-  async lockAccounts(tx: Transaction, keys: ReadonlyArray<{ budgetId: string; periodStart: Date }>): Promise<Account[]> {
-    if (keys.length === 0) return [];
-    const rows: Row[] = await sqlOf(tx).query(
-      `SELECT a.* FROM ${this.t.periods} a
-         JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(budget_id, period_start) ON a.budget_id = k.budget_id AND a.period_start = k.period_start
-        ORDER BY CASE a.level WHEN 'tenant' THEN 0 WHEN 'team' THEN 1 WHEN 'user' THEN 2 ELSE 3 END, a.budget_id, a.period_start
-          FOR UPDATE OF a`,
-      [keys.map((k) => k.budgetId), keys.map((k) => k.periodStart)],
-    );
-    return rows.map(accountOf);
+    const holds = new Map<string, Hold>();
+    const accounts: Account[] = [];
+    for (const r of rows) {
+      if (r.kind === 'hold') holds.set(holdKey(r.tenant_id as string, r.request_id as string), holdOf(r));
+      else accounts.push(accountOf(r));
+    }
+    return { holds, accounts };
   }
 
   /**

@@ -19,7 +19,7 @@ import type { UsageQuantity } from './ledger.events';
 import { holdKey, type BudgetRow, type LedgerRepository, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
 
 export interface LedgerServiceDependencies {
-  repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lockHolds' | 'lockAccounts' | 'write' | 'expiredHolds' | 'currentAccounts'>;
+  repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lock' | 'write' | 'expiredHolds' | 'currentAccounts'>;
   eventContext: EventFactoryContext;
   now?: () => Date;
   /** Batches that may commit at once. */
@@ -187,11 +187,11 @@ export class LedgerService {
     await this.resolveAccounts(reserves.map((r) => r.command));
     const { repo } = this.d;
     return repo.inTransaction(async (tx) => {
-      const holds = await repo.lockHolds(tx, dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId)));
-      const wanted = new Map<string, { budgetId: string; periodStart: Date }>();
-      for (const { command } of reserves) for (const k of command.accountKeys) wanted.set(k, keyParts(k));
-      for (const h of holds.values()) for (const a of h.accounts) wanted.set(accountKey(a), { budgetId: a.budgetId, periodStart: new Date(a.periodStart) });
-      const accounts = new Map<string, Account>((await repo.lockAccounts(tx, [...wanted.values()])).map((a) => [accountKey(a), a]));
+      const holdKeys = dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId));
+      const reserveKeys = [...new Set(reserves.flatMap((r) => r.command.accountKeys))].map(keyParts);
+      const locked = await repo.lock(tx, holdKeys, reserveKeys);
+      const holds = locked.holds;
+      const accounts = new Map<string, Account>(locked.accounts.map((a) => [accountKey(a), a]));
       const changedHolds = new Map<string, Hold>();
       const changedAccounts = new Map<string, Account>();
       const events: StreamEvent[] = [];
