@@ -39,6 +39,8 @@ export function databaseErrorToCoded(error: unknown): PalisadeError | undefined 
     }
     return undefined;
   }
+  // TypeORM's, when a transaction's connection was terminated under it (its commit then cannot run)
+  if (error instanceof Error && error.name === 'QueryRunnerAlreadyReleasedError') return new PalisadeError('unavailable', 'the database is unavailable; try again');
   if (error instanceof Error && CONNECTION_LOST.test(error.message)) return new PalisadeError('unavailable', 'the database is unavailable; try again');
   return undefined;
 }

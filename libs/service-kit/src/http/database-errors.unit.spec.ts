@@ -1,6 +1,6 @@
 import type { ArgumentsHost } from '@nestjs/common';
 import { DatabaseError } from 'pg';
-import { QueryFailedError } from 'typeorm';
+import { QueryFailedError, QueryRunnerAlreadyReleasedError } from 'typeorm';
 import { createLogger } from '@palisade/observability';
 import { databaseErrorToCoded } from './database-errors';
 import { HttpErrorFilter } from './error.filter';
@@ -60,6 +60,8 @@ describe('database errors at the edge', () => {
     expect(databaseErrorToCoded(failed('57P01', { message: 'terminating connection due to administrator command' }))).toMatchObject({ code: 'unavailable' });
     expect(databaseErrorToCoded(failed('08006'))).toMatchObject({ code: 'unavailable' });
     expect(databaseErrorToCoded(new Error('Connection terminated unexpectedly'))).toMatchObject({ code: 'unavailable' });
+    // the commit of a transaction whose connection was terminated under it (a failover): unknown outcome, retry
+    expect(databaseErrorToCoded(new QueryRunnerAlreadyReleasedError())).toMatchObject({ code: 'unavailable' });
     expect(databaseErrorToCoded(failed('22P02'))).toBeUndefined();
     expect(databaseErrorToCoded(new Error('something else'))).toBeUndefined();
   });
