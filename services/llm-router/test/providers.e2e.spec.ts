@@ -37,6 +37,7 @@ const vaultEvents = (type: string) =>
 describe('llm-router providers (vault keys, official SDKs)', () => {
   let handles: Array<{ stop(): Promise<unknown> }> = [];
   let keyed: StandIn;
+  let plain: StandIn;
   const t: Record<string, string> = {};
   const key1 = `sk-test-${randomBytes(16).toString('hex')}`;
   const key2 = `sk-test-${randomBytes(16).toString('hex')}`;
@@ -47,7 +48,7 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
 
   beforeAll(async () => {
     setDefaultCACertificates([...getCACertificates('default'), readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8')]);
-    keyed = await startStandIn(0, key1);
+    [keyed, plain] = await Promise.all([startStandIn(0, key1), startStandIn()]);
     const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
     const billingIssuer = await TestTokenIssuer.create(audienceOf('billing'));
     const jwks = JSON.stringify({ keys: [issuer, billingIssuer].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
@@ -55,17 +56,19 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     t.billingAdmin = await billingIssuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
     t.admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
     t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    t.alice = await issuer.token({ sub: 'alice', tid: tenant, ptp: 'user' });
     await runner.waitReady(handles, { timeoutMs: 90000 });
     expect((await httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin, method: 'PUT', body: { limitMicros: '1000000000', period: 'day', timeZone: 'UTC' } })).status).toBe(200);
   }, 150000);
 
   afterAll(async () => {
     await Promise.all(handles.map((h) => h.stop()));
-    await keyed?.close();
+    await Promise.all([keyed?.close(), plain?.close()]);
   });
 
   beforeEach(() => {
     keyed.records.length = 0;
+    plain.records.length = 0;
   });
 
   it("keeps a provider's API key in the vault: stored write-only, read through the vault's audited path, sent only to the provider, never in the catalog, events or logs", async () => {
@@ -133,5 +136,68 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect((await router('/v1/router/providers/cloud', t.admin, { method: 'DELETE' })).status).toBe(200);
     const shredded = await eventually(async () => (await vaultEvents('credential.secret.shredded')).find((e) => e.data.secretId === secretId), 5000);
     expect(shredded).toMatchObject({ actor: { type: 'service', id: 'llm-router' } });
+  });
+
+  it('streams across protocols with the official SDKs: OpenAI from an Anthropic provider and Anthropic from an OpenAI-compatible one, tool calls streamed, an e-mail masked and back, usage with cache tokens settled once', async () => {
+    for (const [path, body] of [
+      ['/v1/router/providers/a-onprem', { kind: 'anthropic', baseUrl: `${plain.url}/v1`, compliance: 'private' }],
+      ['/v1/router/providers/o-onprem', { kind: 'openai', baseUrl: `${plain.url}/v1`, compliance: 'private' }],
+      ['/v1/router/models/a-tools', { providerId: 'a-onprem', upstreamModel: 'tools', contextWindow: 200000, maxOutputTokens: 4096, inputMicrosPerMTok: 3000000, outputMicrosPerMTok: 15000000 }],
+      ['/v1/router/models/o-tools', { providerId: 'o-onprem', upstreamModel: 'tools', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 2000000 }],
+    ] as const) expect((await put(path, body)).status).toBe(200);
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+
+    // the OpenAI SDK, streaming, from the Anthropic-kind provider
+    const stream = openai().chat.completions.stream({ model: 'a-tools', tools, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Zürich, mail eve@example.com' }] });
+    const completion = await stream.finalChatCompletion();
+    const sent = JSON.parse(plain.records[0].body);
+    expect(plain.records[0].path).toBe('/v1/messages');
+    expect(sent).toMatchObject({ model: 'tools', stream: true, tools: [{ name: 'get_weather' }] });
+    expect(plain.records[0].body).not.toContain('eve@example.com');
+    expect(completion.choices[0].message.content).toBe('echo: Zürich, mail eve@example.com naïve café — 数据 ✓');
+    expect(completion.choices[0].finish_reason).toBe('tool_calls');
+    expect(completion.choices[0].message.tool_calls?.map((c) => (c.type === 'function' ? [c.id, c.function.name, JSON.parse(c.function.arguments)] : []))).toEqual([['toolu_w1', 'get_weather', { city: 'Zürich, mail eve@example.com' }]]);
+    expect(completion.usage).toMatchObject({ prompt_tokens_details: { cached_tokens: 7 } });
+    expect(completion.model).toBe('a-tools');
+
+    // the Anthropic SDK, streaming, from the OpenAI-compatible provider
+    const message = await anthropic()
+      .messages.stream({ model: 'o-tools', max_tokens: 300, tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }], messages: [{ role: 'user', content: 'Genève' }] })
+      .finalMessage();
+    expect(plain.records[1].path).toBe('/v1/chat/completions');
+    expect(JSON.parse(plain.records[1].body)).toMatchObject({ model: 'tools', stream: true, stream_options: { include_usage: true } });
+    expect(message.content).toEqual([
+      { type: 'text', text: 'echo: Genève naïve café — 数据 ✓' },
+      { type: 'tool_use', id: 'call_w1', name: 'get_weather', input: { city: 'Genève' } },
+    ]);
+    expect(message.stop_reason).toBe('tool_use');
+    expect(message.usage).toMatchObject({ cache_read_input_tokens: 7, output_tokens: expect.any(Number) });
+    expect(message.usage.input_tokens).toBeGreaterThan(0);
+
+    // settled once each, cache tokens in their own lines (Anthropic's 7 read and 3 written; OpenAI's 7 cached)
+    const usageOf = (model: string) =>
+      db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = $2`, [tenant, model]).then((rows) => (rows.length > 0 ? rows.map((r) => r.envelope.data.usage) : undefined));
+    expect(await eventually(() => usageOf('a-tools'), 5000)).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'cache_write_tokens', quantity: 3 }])]);
+    const openAiSide = await eventually(() => usageOf('o-tools'), 5000);
+    expect(openAiSide).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'output_tokens', quantity: message.usage.output_tokens }])]);
+    expect(openAiSide[0].some((u) => u.kind === 'estimated')).toBe(false);
+  });
+
+  it("charges the user an agent acts for: the user's budget in billing applies (429 naming the user level), and a person calling directly too", async () => {
+    const userBudget = (limitMicros: string) => httpsCaller(BILLING)('/v1/budgets/user/alice', { token: t.billingAdmin, method: 'PUT', body: { limitMicros, period: 'day', timeZone: 'UTC' } });
+    expect((await userBudget('10')).status).toBe(200);
+    plain.records.length = 0;
+    const refused = await openai()
+      .chat.completions.create({ model: 'o-tools', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((refused as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ code: 'budget_exceeded', budget: { level: 'user', limitMicros: 10 } });
+    // alice herself, calling directly, meets the same budget
+    const asAlice = new OpenAI({ apiKey: t.alice, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+    const direct = await asAlice.chat.completions.create({ model: 'o-tools', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect((direct as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ budget: { level: 'user' } });
+    expect(plain.records).toHaveLength(0);
+    expect((await userBudget('1000000000')).status).toBe(200);
+    expect((await openai().chat.completions.create({ model: 'o-tools', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
   });
 });

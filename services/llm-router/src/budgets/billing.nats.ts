@@ -3,7 +3,7 @@ import { LedgerClient } from '@palisade/billing-client';
 import type { NatsConnection } from '@palisade/nats';
 import type { BillingPort, BudgetLevel, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
 
-const LEVELS: readonly BudgetLevel[] = ['agent', 'team', 'tenant'];
+const LEVELS: readonly BudgetLevel[] = ['agent', 'user', 'team', 'tenant'];
 
 /**
  * The billing port over NATS request-reply (mTLS; `deploy/local/nats-requests.txt` lets
@@ -25,7 +25,7 @@ export class NatsBillingAdapter implements BillingPort {
   }
 
   async reserve(r: ReserveRequest): Promise<ReserveResult> {
-    const answer = await this.ledger.reserve({ tenantId: r.tenantId, requestId: r.requestId, agentId: r.agentId, teamId: r.teamId ?? null, amountMicros: r.amountMicros, ttlMs: Date.parse(r.expiresAt) - this.now() });
+    const answer = await this.ledger.reserve({ tenantId: r.tenantId, requestId: r.requestId, agentId: r.agentId, teamId: r.teamId ?? null, userId: r.userId ?? null, amountMicros: r.amountMicros, ttlMs: Date.parse(r.expiresAt) - this.now() });
     if (answer.status === 'held') return { status: 'held' };
     const level = answer.level as BudgetLevel;
     if (LEVELS.includes(level)) return { status: 'refused', level, limitMicros: answer.limitMicros, ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) };

@@ -13,13 +13,15 @@ const reserve = { tenantId: 'acme', requestId: 'r-1', agentId: 'release-bot', us
 describe('billing port over NATS (billing ledger wire format)', () => {
   beforeEach(() => rpcRequest.mockReset());
 
-  it('reserves with decimal-string micro-units, the agent, its team and the deadline as ttlMs', async () => {
+  it('reserves with decimal-string micro-units, the agent, the user it acts for (user-level budgets), its team and the deadline as ttlMs', async () => {
     rpcRequest.mockResolvedValue({ status: 'reserved', requestId: 'r-1', amountMicros: '20480', expiresAt: '2026-12-03T10:10:00.000Z' });
     await expect(adapter.reserve(reserve)).resolves.toEqual({ status: 'held' });
-    expect(rpcRequest).toHaveBeenCalledWith(nc, 'palisade.rpc.billing.reserve', { tenantId: 'acme', requestId: 'r-1', agentId: 'release-bot', teamId: 'platform', amountMicros: '20480', ttlMs: 600_000 }, { timeoutMs: 2000 });
+    expect(rpcRequest).toHaveBeenCalledWith(nc, 'palisade.rpc.billing.reserve', { tenantId: 'acme', requestId: 'r-1', agentId: 'release-bot', teamId: 'platform', userId: 'alice', amountMicros: '20480', ttlMs: 600_000 }, { timeoutMs: 2000 });
   });
 
-  it('turns a refusal into the level, its limit and its reset', async () => {
+  it('turns a refusal into the level (the acting user’s too), its limit and its reset', async () => {
+    rpcRequest.mockResolvedValueOnce({ status: 'refused', requestId: 'r-1', level: 'user', limitMicros: '1000', resetsAt: null });
+    await expect(adapter.reserve(reserve)).resolves.toEqual({ status: 'refused', level: 'user', limitMicros: 1000 });
     rpcRequest.mockResolvedValue({ status: 'refused', requestId: 'r-1', level: 'team', budgetId: 'b', limitMicros: '50000000', postedMicros: '1', pendingMicros: '0', availableMicros: '0', resetsAt: '2027-01-01T00:00:00.000Z' });
     await expect(adapter.reserve(reserve)).resolves.toEqual({ status: 'refused', level: 'team', limitMicros: 50_000_000, resetsAt: '2027-01-01T00:00:00.000Z' });
   });

@@ -1,5 +1,5 @@
-/** Which level of the budget hierarchy lacks headroom. */
-export type BudgetLevel = 'agent' | 'team' | 'tenant';
+/** Which level of the budget hierarchy lacks headroom (`user`: the person an agent acts for, or who calls). */
+export type BudgetLevel = 'agent' | 'user' | 'team' | 'tenant';
 
 export interface ReserveRequest {
   tenantId: string;
@@ -7,6 +7,7 @@ export interface ReserveRequest {
   requestId: string;
   /** The agent (or, for a person calling directly, `user:<id>`): billing's agent level. */
   agentId: string;
+  /** The acting user (the person an agent acts for, or who calls): billing's user level. */
   userId?: string;
   /** The agent's team (billing's team level), from the verified token. */
   teamId?: string;

@@ -11,7 +11,10 @@ import type { AddressInfo } from 'node:net';
  * The reply echoes the last user text (`echo: …`), which lets tests see that placeholders
  * went out and came back. Behaviour by model name:
  *   `fail-429` → 429 with retry-after; `fail-500` → 500; `cut-stream` → the stream stops
- *   after a few chunks (connection destroyed, no [DONE]); `slow` → 300 ms before answering.
+ *   after a few chunks (connection destroyed, no [DONE]); `slow` → 300 ms before answering;
+ *   `tools` → after the text, a call of tool `get_weather` with `{"city": <the user text>}`
+ *   (streamed in pieces), stop reason tool_calls / tool_use, and cached prompt tokens in the usage
+ *   (OpenAI: 7 cached; Anthropic: 7 read and 3 written).
  * Run in-process (`startStandIn(port, requiredKey?)`) or as a process: `node provider-standin.js <port>`
  * (`STANDIN_API_KEY` requires that key; records at `GET /__records`, cleared by `DELETE /__records`).
  */
@@ -64,7 +67,9 @@ async function openAi(body: Record<string, unknown>, res: ServerResponse): Promi
   const text = `echo: ${lastUserText(body)} ${UTF8_TAIL}`;
   const promptTokens = Math.ceil(JSON.stringify(body.messages ?? []).length / 4);
   const completionTokens = words(text).length;
-  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  const tools = model === 'tools';
+  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...(tools ? { prompt_tokens_details: { cached_tokens: 7 } } : {}) };
+  const args = JSON.stringify({ city: lastUserText(body) });
   const id = `chatcmpl-${Date.now().toString(36)}`;
   const created = Math.floor(Date.now() / 1000);
   if (!body.stream) {
@@ -84,7 +89,11 @@ async function openAi(body: Record<string, unknown>, res: ServerResponse): Promi
       return;
     }
   }
-  out += chunk({}, 'stop');
+  if (tools) {
+    out += chunk({ tool_calls: [{ index: 0, id: 'call_w1', type: 'function', function: { name: 'get_weather', arguments: '' } }] });
+    for (let at = 0; at < args.length; at += 5) out += chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(at, at + 5) } }] });
+  }
+  out += chunk({}, tools ? 'tool_calls' : 'stop');
   const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
   if (includeUsage) out += `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`;
   out += 'data: [DONE]\n\n';
@@ -105,12 +114,20 @@ async function anthropic(body: Record<string, unknown>, res: ServerResponse): Pr
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const event = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
-  let out = event('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 1 } } });
+  const tools = model === 'tools';
+  const cache = tools ? { cache_read_input_tokens: 7, cache_creation_input_tokens: 3 } : {};
+  let out = event('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 1, ...cache } } });
   out += event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
   out += event('ping', {});
   for (const part of words(text)) out += event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: part } });
   out += event('content_block_stop', { index: 0 });
-  out += event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: outputTokens } });
+  if (tools) {
+    const args = JSON.stringify({ city: lastUserText(body) });
+    out += event('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_w1', name: 'get_weather', input: {} } });
+    for (let at = 0; at < args.length; at += 5) out += event('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: args.slice(at, at + 5) } });
+    out += event('content_block_stop', { index: 1 });
+  }
+  out += event('message_delta', { delta: { stop_reason: tools ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: outputTokens } });
   out += event('message_stop', {});
   await writeSplit(res, out);
   res.end();
