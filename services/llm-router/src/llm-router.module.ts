@@ -7,9 +7,14 @@ import { CatalogRepository } from './catalog/catalog.repository';
 import { CatalogService } from './catalog/catalog.service';
 import { AnthropicController, OpenAiController } from './completions/completions.controller';
 import { CompletionsService } from './completions/completions.service';
+import { GuardPipeline } from './guards/guard-pipeline';
+import { GuardPolicyController } from './guards/guard-policy.controller';
+import { GuardPolicyService } from './guards/guard-policy.service';
 import { PiiDetector } from './guards/pii.detector';
+import { PolicyToolAllowlist } from './guards/tool-allowlist';
+import { policyClientOnceConnected } from '@palisade/policy-client';
 import { loadLlmRouterConfig, type LlmRouterConfig } from './llm-router.config';
-import { CATALOG_SERVICE, COMPLETIONS_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
+import { CATALOG_SERVICE, COMPLETIONS_SERVICE, GUARD_POLICY_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
 import { ModelCallsService } from './model-calls/model-calls.service';
 import { VaultProviderKeys } from './providers/provider-keys';
 import { Upstream } from './providers/upstream';
@@ -18,11 +23,14 @@ import type { CountryCode } from 'libphonenumber-js';
 interface Services {
   catalog: CatalogService;
   completions: CompletionsService;
+  guardPolicies: GuardPolicyService;
 }
 
 /** The router's services, once the event store, the data source and NATS exist. */
 function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Services> {
   let services: Services | undefined;
+  // tool allowlists are the policy service's (its cache follows policy events: durable llm-router-policy-cache)
+  const policy = policyClientOnceConnected(platform, 'llm-router');
   platform.afterConnect(async (p) => {
     if (services) return;
     const keys = new VaultProviderKeys({ nats: () => p.nats, cacheMs: config.providerKeyCacheMs, timeoutMs: config.vaultTimeoutMs });
@@ -33,17 +41,20 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
       upstream.shutdown();
       await modelCalls.flush();
     });
+    const detector = new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode });
+    const guardPolicies = new GuardPolicyService({ store: p.eventStore!, eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
     const completions = new CompletionsService({
       catalog,
       billing: new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs),
       upstream,
-      detector: new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode }),
+      detector,
+      guards: new GuardPipeline({ detector, piiDeadlineMs: config.piiDeadlineMs, policies: guardPolicies, tools: new PolicyToolAllowlist(policy) }),
       audit: modelCalls,
       keys,
       settings: config,
       logger: p.logger,
     });
-    services = { catalog, completions };
+    services = { catalog, completions, guardPolicies };
   });
   return () => {
     if (!services) throw new PalisadeError('unavailable', 'the service is starting');
@@ -58,11 +69,12 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
  * the outbox and NATS come from @palisade/service-kit.
  */
 @Module({
-  controllers: [OpenAiController, AnthropicController, CatalogController],
+  controllers: [OpenAiController, AnthropicController, CatalogController, GuardPolicyController],
   providers: [
     { provide: ROUTER_CONFIG, useFactory: () => loadLlmRouterConfig() },
     { provide: 'llm-router.services', useFactory: (platform: Platform, config: LlmRouterConfig) => servicesFor(platform, config), inject: [PLATFORM, ROUTER_CONFIG] },
     { provide: CATALOG_SERVICE, useFactory: (services: Ready<Services>): Ready<CatalogService> => () => services().catalog, inject: ['llm-router.services'] },
+    { provide: GUARD_POLICY_SERVICE, useFactory: (services: Ready<Services>): Ready<GuardPolicyService> => () => services().guardPolicies, inject: ['llm-router.services'] },
     { provide: COMPLETIONS_SERVICE, useFactory: (services: Ready<Services>): Ready<CompletionsService> => () => services().completions, inject: ['llm-router.services'] },
   ],
 })

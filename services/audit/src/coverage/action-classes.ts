@@ -101,6 +101,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'llm-router.route.configured': 'admin_configuration',
   'llm-router.route.removed': 'admin_configuration',
   'llm-router.settings.configured': 'admin_configuration',
+  'llm-router.guard-policy.configured': 'admin_configuration',
   'llm-router.usage.recorded': 'model_io',
   // policy (services/policy/src/*/*.events.ts)
   'policy.approval.requested': 'permission_change',

@@ -2,6 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Req, Res, UseFi
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal, openApiSchema, parse } from '@palisade/service-kit';
+import { subjectOf } from '@palisade/policy-client';
 import type { Request, Response } from 'express';
 import { once } from 'node:events';
 import { COMPLETIONS_SERVICE, type Ready } from '../llm-router.tokens';
@@ -18,7 +19,9 @@ async function serve(service: Pick<CompletionsService, 'call'>, api: Api, princi
   res.on('close', () => {
     if (!res.writableFinished) aborted.abort();
   });
-  const result: CallResult = await service.call({ api, principal, body, declared: declared === undefined ? undefined : parse(classificationSchema, declared, 'X-Palisade-Classification'), signal: aborted.signal });
+  // the caller's token as presented: the policy service decides on tools for who it names, not for what we claim
+  const { token } = subjectOf(principal, req.header('authorization'));
+  const result: CallResult = await service.call({ api, principal, body, declared: declared === undefined ? undefined : parse(classificationSchema, declared, 'X-Palisade-Classification'), ...(token ? { token } : {}), signal: aborted.signal });
   res.setHeader('x-palisade-request-id', result.requestId);
   if (result.kind === 'json') {
     res.status(200).json(result.body);
@@ -38,7 +41,6 @@ async function serve(service: Pick<CompletionsService, 'call'>, api: Api, princi
     await result.events.return(undefined);
     if (!res.destroyed) res.end();
   }
-  void req;
 }
 
 /**

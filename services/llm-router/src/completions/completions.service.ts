@@ -8,13 +8,14 @@ import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { BillingPort } from '../budgets/billing.port';
 import { clampMaxTokens, costMicros, inputTokenBound, worstCaseMicros } from '../budgets/cost';
+import { GuardPipeline, type GuardRun } from '../guards/guard-pipeline';
 import type { PiiDetector } from '../guards/pii.detector';
-import { MaskingSession } from '../guards/pii.masker';
+import type { MaskingSession } from '../guards/pii.masker';
 import type { ModelCallRecorded } from '../model-calls/model-calls.events';
 import type { ModelCallsService } from '../model-calls/model-calls.service';
 import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
 import type { ProviderKeys } from '../providers/provider-keys';
-import { attemptsOf, classify, plan, type Candidate, type Classification } from './routing';
+import { attemptsOf, plan, type Candidate, type Classification } from './routing';
 import { SseParser, sseOf, type SseEvent } from './sse';
 import { AnthropicToOpenAiStream, OpenAiToAnthropicStream } from './stream-translate';
 import { StreamUnmasker } from './stream-unmasker';
@@ -36,6 +37,8 @@ export interface CompletionsDependencies {
   billing: BillingPort;
   upstream: Pick<Upstream, 'send'>;
   detector: Pick<PiiDetector, 'detect'>;
+  /** The guards (policy per tenant, injections, tool allowlists); absent: masking with the default policy only. */
+  guards?: GuardPipeline;
   audit: Pick<ModelCallsService, 'record' | 'recordUsage'>;
   keys: Pick<ProviderKeys, 'keyFor' | 'forget'>;
   settings: CompletionsSettings;
@@ -52,6 +55,8 @@ export interface CallInput {
   /** The caller's body, validated by the controller (model, messages, max tokens, stream). */
   body: Json;
   declared?: Classification;
+  /** The caller's access token as presented, for the policy service's tool decisions. */
+  token?: string;
   /** Aborted when the caller goes away. */
   signal: AbortSignal;
 }
@@ -77,6 +82,9 @@ interface Trace {
   attempts: number;
   reservedMicros: number;
   session?: MaskingSession;
+  guarded?: GuardRun;
+  /** The audit event is written once. */
+  finished?: boolean;
   served?: Candidate;
   prompt: unknown;
   /** The tenant keeps no text anywhere: no `personal` in the audit event. */
@@ -97,8 +105,10 @@ export class CompletionsService {
   private readonly now: () => Date;
   private readonly newId: () => string;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly guards: GuardPipeline;
 
   constructor(private readonly d: CompletionsDependencies) {
+    this.guards = d.guards ?? new GuardPipeline({ detector: { detect: (text) => this.d.detector.detect(text) }, piiDeadlineMs: d.settings.piiDeadlineMs });
     this.now = d.now ?? (() => new Date());
     this.newId = d.newId ?? newEventId;
     this.sleep = d.sleep ?? DEFAULT_SLEEP;
@@ -130,13 +140,12 @@ export class CompletionsService {
     try {
       const catalog = await this.d.catalog.current(principal.tenantId);
       t.zeroRetention = catalog.settings?.zeroRetention === true;
-      // 1. mask, fail-closed
-      t.session = new MaskingSession(this.d.detector);
-      const masked = t.session.maskBody(api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages }, { deadlineMs: this.d.settings.piiDeadlineMs });
-      const maskedBody: Json = { ...body, ...masked };
-      if (api === 'openai' || body.system === undefined) delete maskedBody.system;
-      // 2. classify, 3. route
-      t.classification = classify(t.classification, t.session.found);
+      // 1. guards: injections, PII masked per the tenant's policy (fail-closed), 2. classified, tools checked
+      t.guarded = this.guards.start(t.classification);
+      t.session = t.guarded.session;
+      const maskedBody = await this.guards.inbound(t.guarded, { api, principal, body, ...(input.token ? { token: input.token } : {}) });
+      t.classification = t.guarded.classification;
+      // 3. route
       const candidates = plan(catalog, t.model, t.classification);
       // 4. reserve the worst case
       const requested = intOrUndefined(body.max_completion_tokens) ?? intOrUndefined(body.max_tokens);
@@ -220,9 +229,13 @@ export class CompletionsService {
     const kind = candidate.provider.kind;
     const usage = kind === 'anthropic' ? anthropicUsage(json.usage) : openAiUsage(json.usage);
     const translated = api === kind ? { ...json, model: t.model } : api === 'openai' ? anthropicResponseToOpenAi(json, t.model) : openAiResponseToAnthropic(json, t.model);
-    const body = t.session!.unmaskBody(translated);
+    const { body, refusal } = t.guarded!.response(api, translated);
     // the caller does not wait for the settlement (the hold covers it until billing has it)
     void this.settle(t, usage, false);
+    if (refusal) {
+      this.finish(t, { outcome: 'refused', reason: refusal.reason, usage });
+      throw refusal.error;
+    }
     this.finish(t, { outcome: 'served', usage, response: api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content });
     return body;
   }
@@ -236,7 +249,7 @@ export class CompletionsService {
     let complete = false;
     const texts: string[] = [];
     const caller = input.api === 'openai' ? openAiStreamHandler : anthropicStreamHandler;
-    const state = { usage, wantsUsage, unmasker, texts, model: t.model, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) };
+    const state = { usage, wantsUsage, unmasker, texts, model: t.model, guard: t.guarded!, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) };
     // a provider of the other protocol: its events translated first (stream-translate.ts), its usage taken in its own terms
     const translator = t.served!.provider.kind === input.api ? undefined : input.api === 'openai' ? new AnthropicToOpenAiStream(t.model) : new OpenAiToAnthropicStream(t.model);
     const translated = { ...state, usage: { ...usage }, onUsage: () => undefined };
@@ -267,6 +280,7 @@ export class CompletionsService {
         const error = input.api === 'openai' ? sseOf({ data: JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'stream_cut' } }) }) : sseOf({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }) });
         if (!input.signal.aborted) yield error;
       }
+      t.guarded!.scan('output', texts.join(''));
       const estimated = !complete || !sawUsage;
       await this.settle(t, usage, estimated).catch(() => undefined);
       this.finish(t, { outcome: complete ? 'served' : 'cut', usage, estimated, response: texts.join('') });
@@ -308,6 +322,7 @@ export class CompletionsService {
   }
 
   private async release(t: Trace): Promise<void> {
+    if ((t as Trace & { cost?: number }).cost !== undefined) return; // settled already (an answer refused by a guard)
     await this.d.billing.release({ tenantId: t.principal.tenantId, requestId: t.requestId }).catch((error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'release failed: the hold expires at its deadline');
     });
@@ -315,6 +330,8 @@ export class CompletionsService {
 
   /** The audit event; the call never waits for it, a failure to write it is logged. */
   private finish(t: Trace, result: { outcome: ModelCallRecorded['outcome']; reason?: string; usage?: Usage; estimated?: boolean; response?: unknown }): void {
+    if (t.finished) return;
+    t.finished = true;
     const { principal } = t;
     const usage = result.usage ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
     const call: ModelCallRecorded = {
@@ -335,7 +352,7 @@ export class CompletionsService {
       costMicros: (t as Trace & { cost?: number }).cost ?? 0,
       estimated: result.estimated ?? false,
       latencyMs: Math.round(performance.now() - t.started),
-      guards: { pii: { masked: t.session?.masked ?? 0, byType: { ...(t.session?.statistics ?? {}) } } },
+      guards: t.guarded?.outcomes() ?? { pii: { masked: 0, byType: {} } },
     };
     const texts = t.zeroRetention ? undefined : { prompt: t.prompt, ...(result.response !== undefined ? { response: result.response } : {}) };
     this.d.audit.record(principal, call, texts, this.now()).catch((error: unknown) => {
@@ -354,6 +371,8 @@ function intOrUndefined(v: unknown): number | undefined {
 
 function reasonOf(error: unknown): string {
   if (!(error instanceof PalisadeError)) return 'internal';
+  const guard = (error.details as { guard?: string } | undefined)?.guard;
+  if (guard) return `guard:${guard}`;
   if (error.code === 'rate_limited') return `budget:${(error.details as { budget?: { level?: string } } | undefined)?.budget?.level ?? 'unknown'}`;
   if (error.code === 'forbidden') return 'compliance';
   if (error.code === 'unavailable' && error.message.startsWith('the PII detector')) return 'pii-detector';
@@ -404,6 +423,7 @@ interface StreamState {
   unmasker: StreamUnmasker;
   texts: string[];
   model: string;
+  guard: GuardRun;
   onUsage(): void;
   onEnd(): void;
 }
@@ -430,6 +450,8 @@ function openAiStreamHandler(event: { data: string }, s: StreamState): string | 
     delete chunk.usage;
   }
   for (const choice of choices) {
+    if (choice.delta) s.guard.openAiToolDeltas(choice.index, choice.delta);
+    if (choice.finish_reason) choice.finish_reason = s.guard.openAiFinish(choice.index, choice.finish_reason);
     let text = typeof choice.delta?.content === 'string' ? s.unmasker.push(choice.index, choice.delta.content) : '';
     if (choice.finish_reason) text += s.unmasker.flush(choice.index);
     if (choice.delta && (typeof choice.delta.content === 'string' || text !== '')) choice.delta.content = text;
@@ -458,6 +480,7 @@ function anthropicStreamHandler(event: { event?: string; data: string }, s: Stre
   } catch {
     return undefined;
   }
+  if (!s.guard.anthropicEvent(data)) return undefined;
   if (data.type === 'message_start') {
     const message = data.message as Json;
     const start = anthropicUsage(message.usage);
@@ -479,7 +502,7 @@ function anthropicStreamHandler(event: { event?: string; data: string }, s: Stre
     const rest = s.unmasker.flush(Number(data.index));
     if (rest) {
       s.texts.push(rest);
-      return sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: data.index, delta: { type: 'text_delta', text: rest } }) }) + sseOf(event);
+      return sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: data.index, delta: { type: 'text_delta', text: rest } }) }) + sseOf({ ...event, data: JSON.stringify(data) });
     }
   } else if (data.type === 'message_stop') {
     s.onEnd();

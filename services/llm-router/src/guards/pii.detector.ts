@@ -2,6 +2,7 @@ import { electronicFormatIBAN, isValidIBAN } from 'ibantools';
 import { findPhoneNumbersInText, type CountryCode } from 'libphonenumber-js';
 import { isIP } from 'node:net';
 import { RE2JS } from 're2js';
+import { KeywordIndex } from './keywords';
 import { SECRET_RULES, type SecretRule } from './secret-rules';
 
 /** What the detector finds. `secret` covers API keys, tokens, JWTs, private keys and connection strings. */
@@ -113,8 +114,6 @@ interface CompiledRule {
   re: RE2JS;
 }
 
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-
 /**
  * Finds personal data and secrets in text: regular expressions propose, validators
  * decide (Luhn for cards, mod-97 for IBANs via ibantools, the GB 11643 checksum for
@@ -126,15 +125,12 @@ export class PiiDetector {
   private readonly rules: CompiledRule[];
   private readonly region: CountryCode;
   /** Every rule's keywords in one pattern: one pass over the text says which rules may match. */
-  private readonly keywords: RegExp;
-  private readonly keywordList: readonly string[];
+  private readonly keywords: KeywordIndex;
 
   constructor(options: DetectorOptions = {}, rules: readonly SecretRule[] = SECRET_RULES) {
     this.rules = rules.map((rule) => ({ rule, re: RE2JS.compile(rule.regex) }));
     this.region = options.defaultPhoneRegion ?? 'US';
-    const all = [...new Set(rules.flatMap((r) => r.keywords))].sort((a, b) => b.length - a.length);
-    this.keywords = new RegExp(all.map(escapeRegExp).join('|'), 'g');
-    this.keywordList = all;
+    this.keywords = new KeywordIndex(rules.flatMap((r) => r.keywords));
   }
 
   detect(text: string): Entity[] {
@@ -143,8 +139,7 @@ export class PiiDetector {
     const add = (type: EntityType, start: number, end: number, rule?: string) => {
       if (end > start && !taken(start, end)) found.push(rule ? { type, start, end, rule } : { type, start, end });
     };
-    const present = new Set<string>();
-    for (const m of text.toLowerCase().matchAll(this.keywords)) for (const k of this.keywordList) if (m[0].includes(k)) present.add(k);
+    const present = this.keywords.present(text);
     for (const { rule, re } of this.rules) {
       if (present.size === 0) break;
       if (!rule.keywords.some((k) => present.has(k))) continue;

@@ -1,4 +1,5 @@
 import { PalisadeError } from '@palisade/contracts';
+import type { PiiAction } from './guard-policy.events';
 import type { EntityType, PiiDetector } from './pii.detector';
 
 /** Keys whose string values are protocol, not content: never scanned nor changed. */
@@ -12,6 +13,8 @@ export interface MaskOptions {
   /** Past this, detection is a failure and the request is refused (fail-closed). */
   deadlineMs: number;
   now?: () => number;
+  /** The tenant's policy per entity type (default: mask everything). */
+  actionOf?: (type: EntityType) => PiiAction;
 }
 
 const OPEN = '⟦';
@@ -28,7 +31,13 @@ export class MaskingSession {
   private readonly byValue = new Map<string, string>();
   private readonly byPlaceholder = new Map<string, string>();
   private readonly counters = new Map<EntityType, number>();
+  /** Entities found per type (masked or not). */
   readonly statistics: MaskStatistics = {};
+  /** Entities the tenant's policy let through unmasked, per type. */
+  readonly allowed: MaskStatistics = {};
+  /** Types the tenant's policy blocks that were found (the request is refused). */
+  readonly blocked = new Set<EntityType>();
+  private actionOf: (type: EntityType) => PiiAction = () => 'mask';
 
   constructor(private readonly detector: Pick<PiiDetector, 'detect'>) {}
 
@@ -37,7 +46,8 @@ export class MaskingSession {
   }
 
   get masked(): number {
-    return Object.values(this.statistics).reduce((a, b) => a + (b ?? 0), 0);
+    const sum = (s: MaskStatistics) => Object.values(s).reduce((a, b) => a + (b ?? 0), 0);
+    return sum(this.statistics) - sum(this.allowed);
   }
 
   /** The text with every entity replaced by its placeholder. */
@@ -47,10 +57,15 @@ export class MaskingSession {
     let out = '';
     let at = 0;
     for (const e of entities) {
-      const value = text.slice(e.start, e.end);
-      out += text.slice(at, e.start) + this.placeholderFor(e.type, value);
-      at = e.end;
       this.statistics[e.type] = (this.statistics[e.type] ?? 0) + 1;
+      const action = this.actionOf(e.type);
+      if (action === 'block') this.blocked.add(e.type);
+      if (action === 'allow') {
+        this.allowed[e.type] = (this.allowed[e.type] ?? 0) + 1;
+        continue;
+      }
+      out += text.slice(at, e.start) + this.placeholderFor(e.type, text.slice(e.start, e.end));
+      at = e.end;
     }
     return out + text.slice(at);
   }
@@ -64,19 +79,27 @@ export class MaskingSession {
   /**
    * Masks every content string of a request body (messages, system prompts, tool
    * results, tool-call arguments), fail-closed: any error, or the deadline passing, is a
-   * refusal; the body is never returned half-masked.
+   * refusal; the body is never returned half-masked. An entity type the tenant's policy
+   * blocks refuses the request (403 naming the type, never the value).
    */
   maskBody<T>(body: T, options: MaskOptions): T {
     const now = options.now ?? (() => performance.now());
     const deadline = now() + options.deadlineMs;
+    if (options.actionOf) this.actionOf = options.actionOf;
+    let masked: T;
     try {
-      return this.walk(body, undefined, (s) => {
+      masked = this.walk(body, undefined, (s) => {
         if (now() > deadline) throw new Error('deadline');
         return this.maskText(s);
       }) as T;
     } catch {
       throw new PalisadeError('unavailable', 'the PII detector could not check the request in time: refused (nothing was sent)');
     }
+    if (this.blocked.size > 0) {
+      const types = [...this.blocked].sort();
+      throw new PalisadeError('forbidden', `the request contains ${types.join(', ')}, which the tenant's guard policy blocks: refused (nothing was sent)`, { guard: 'pii', entityTypes: types });
+    }
+    return masked;
   }
 
   /** The response with the originals back in every content string. */

@@ -1,5 +1,5 @@
 import type { DomainEvent } from '@palisade/eventsourcing';
-import type { MaskStatistics } from '../guards/pii.masker';
+import type { GuardOutcomes } from '../guards/guard-pipeline';
 
 export type ModelCallOutcome = 'served' | 'refused' | 'failed' | 'cut';
 
@@ -30,7 +30,8 @@ export type ModelCallRecorded = {
   costMicros: number;
   estimated: boolean;
   latencyMs: number;
-  guards: { pii: { masked: number; byType: MaskStatistics } };
+  /** PII counts per entity type (masked, allowed, blocked), injection findings (rule ids), tools removed (names): never a value. */
+  guards: GuardOutcomes;
 };
 
 /**

@@ -1,0 +1,295 @@
+import { PalisadeError, type Principal } from '@palisade/contracts';
+import { classify, type Classification } from '../completions/routing';
+import { DEFAULT_GUARD_POLICY, piiActionOf, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
+import type { GuardPolicyService } from './guard-policy.service';
+import { InjectionScanner, type InjectionFinding, type TextSource } from './injection.scanner';
+import type { EntityType, PiiDetector } from './pii.detector';
+import { MaskingSession, type MaskStatistics } from './pii.masker';
+import type { ToolAllowlist } from './tool-allowlist';
+
+type Json = Record<string, unknown>;
+type Api = 'openai' | 'anthropic';
+
+/** What the guards did to one call, for its audit event: counts, rule ids and tool names, never a value or a text. */
+export interface GuardOutcomes {
+  pii: { masked: number; byType: MaskStatistics; allowed?: MaskStatistics; blocked?: EntityType[] };
+  injection?: { action: InjectionAction; blocked: boolean; findings: InjectionFinding[] };
+  tools?: { action: ToolCallAction; offered: number; removedFromRequest: string[]; removedCalls: string[]; refused: boolean };
+}
+
+export interface GuardPipelineDependencies {
+  detector: Pick<PiiDetector, 'detect'>;
+  piiDeadlineMs: number;
+  /** The tenant's guard policy; absent: the default (mask everything, flag injections). */
+  policies?: Pick<GuardPolicyService, 'current'>;
+  /** The policy service's tool allowlists; absent: tools are not checked (unit tests of other parts only; the service always wires it). */
+  tools?: ToolAllowlist;
+  scanner?: InjectionScanner;
+}
+
+export interface InboundInput {
+  api: Api;
+  principal: Principal;
+  /** The caller's access token, for the policy service (it takes the agent and its user from it). */
+  token?: string;
+  body: Json;
+}
+
+/** A refusal of an answer already paid for: the caller gets the error, billing the usage. */
+export interface ResponseRefusal {
+  reason: string;
+  error: PalisadeError;
+}
+
+/**
+ * The guards of one call, from the request to the end of the answer: the masking session
+ * (its placeholders are needed to unmask), the classification after detection, the tools
+ * the model may call, and what each guard found.
+ */
+export class GuardRun {
+  readonly session: MaskingSession;
+  classification: Classification;
+  policy: GuardPolicy = DEFAULT_GUARD_POLICY;
+  /** Tools the model may call (offered and allowed); undefined: tool calls are not checked. */
+  tools?: Set<string>;
+  private readonly findings: InjectionFinding[] = [];
+  private injectionBlocked = false;
+  private toolOutcome?: NonNullable<GuardOutcomes['tools']>;
+  /** Streams: per choice (OpenAI) the original tool-call index → the index passed on; removed calls map to -1. */
+  private readonly lanes = new Map<string, number>();
+  private readonly passedCalls = new Map<number, number>();
+  /** Streams (Anthropic): content blocks removed, by original index, and tool_use blocks passed on. */
+  private readonly removedBlocks: number[] = [];
+  private passedBlocks = 0;
+
+  constructor(
+    detector: Pick<PiiDetector, 'detect'>,
+    declared: Classification,
+    private readonly scanner: InjectionScanner,
+  ) {
+    this.session = new MaskingSession(detector);
+    this.classification = declared;
+  }
+
+  outcomes(): GuardOutcomes {
+    const s = this.session;
+    return {
+      pii: { masked: s.masked, byType: { ...s.statistics }, ...(Object.keys(s.allowed).length ? { allowed: { ...s.allowed } } : {}), ...(s.blocked.size ? { blocked: [...s.blocked].sort() } : {}) },
+      ...(this.findings.length ? { injection: { action: this.policy.injection, blocked: this.injectionBlocked, findings: this.findings } } : {}),
+      ...(this.toolOutcome ? { tools: this.toolOutcome } : {}),
+    };
+  }
+
+  /** Scans a text; a high-confidence finding under `injection: block` is returned as a refusal. */
+  scan(source: TextSource, text: string): PalisadeError | undefined {
+    const found = this.scanner.scan(text);
+    if (!found) return undefined;
+    const same = this.findings.find((f) => f.source === source);
+    if (same) {
+      same.rules = [...new Set([...same.rules, ...found.rules])];
+      if (found.confidence === 'high') same.confidence = 'high';
+    } else this.findings.push({ source, ...found });
+    if (this.policy.injection !== 'block' || found.confidence !== 'high') return undefined;
+    this.injectionBlocked = true;
+    const where = source === 'tool' ? 'a tool result' : source === 'output' ? "the model's answer" : 'the prompt';
+    return new PalisadeError('forbidden', `the prompt-injection guard found an injection in ${where} (rules ${found.rules.join(', ')}): refused by the tenant's guard policy`, { guard: 'injection' });
+  }
+
+  /** Records tools offered to the model that the caller may not use. */
+  toolsChecked(offered: number, removed: string[], refused: boolean): void {
+    this.toolOutcome = { action: this.policy.toolCalls, offered, removedFromRequest: removed, removedCalls: [], refused };
+  }
+
+  private callRemoved(name: string): void {
+    this.toolOutcome ??= { action: this.policy.toolCalls, offered: 0, removedFromRequest: [], removedCalls: [], refused: false };
+    this.toolOutcome.removedCalls.push(name.slice(0, 200));
+  }
+
+  private mayCall(name: unknown): boolean {
+    return this.tools === undefined || (typeof name === 'string' && this.tools.has(name));
+  }
+
+  /**
+   * A JSON answer in the caller's API (already translated): the originals back, calls to
+   * tools the caller may not use removed (or, per the tenant's policy, the answer
+   * refused), the answer's text scanned for injections.
+   */
+  response(api: Api, translated: Json): { body: Json; refusal?: ResponseRefusal } {
+    const body = this.session.unmaskBody(translated);
+    let removed = 0;
+    if (api === 'openai') {
+      for (const choice of (body.choices as Array<{ message?: Json; finish_reason?: string }> | undefined) ?? []) {
+        const message = choice.message;
+        const calls = message?.tool_calls as Array<{ function?: { name?: string } }> | undefined;
+        if (!message || !Array.isArray(calls)) continue;
+        const kept = calls.filter((c) => this.mayCall(c.function?.name) || (this.callRemoved(String(c.function?.name)), removed++, false));
+        if (kept.length === calls.length) continue;
+        if (kept.length > 0) message.tool_calls = kept;
+        else {
+          delete message.tool_calls;
+          message.content ??= '';
+          if (choice.finish_reason === 'tool_calls') choice.finish_reason = 'stop';
+        }
+      }
+    } else if (Array.isArray(body.content)) {
+      const blocks = body.content as Array<{ type?: string; name?: string }>;
+      const kept = blocks.filter((b) => b.type !== 'tool_use' || this.mayCall(b.name) || (this.callRemoved(String(b.name)), removed++, false));
+      if (kept.length !== blocks.length) {
+        body.content = kept;
+        if (body.stop_reason === 'tool_use' && !kept.some((b) => b.type === 'tool_use')) body.stop_reason = 'end_turn';
+      }
+    }
+    if (removed > 0 && this.policy.toolCalls === 'refuse') {
+      this.toolOutcome!.refused = true;
+      return { body, refusal: { reason: 'guard:tools', error: new PalisadeError('forbidden', `the model called ${this.toolOutcome!.removedCalls.join(', ')}, which the caller may not use: the answer is refused by the tenant's guard policy`, { guard: 'tools' }) } };
+    }
+    const blocked = this.scan('output', answerText(api, body));
+    return blocked ? { body, refusal: { reason: 'guard:injection', error: blocked } } : { body };
+  }
+
+  /** Streams (OpenAI): drops the deltas of calls to tools not allowed and renumbers the rest, so the caller's SDK sees a dense list. */
+  openAiToolDeltas(choice: number, delta: { tool_calls?: Array<{ index: number; function?: { name?: string; arguments?: string } }> }): void {
+    if (this.tools === undefined || !delta.tool_calls) return;
+    const kept: typeof delta.tool_calls = [];
+    for (const call of delta.tool_calls) {
+      const key = `${choice}:${call.index}`;
+      let lane = this.lanes.get(key);
+      if (lane === undefined) {
+        if (this.mayCall(call.function?.name)) {
+          lane = this.passedCalls.get(choice) ?? 0;
+          this.passedCalls.set(choice, lane + 1);
+        } else {
+          lane = -1;
+          this.callRemoved(String(call.function?.name));
+        }
+        this.lanes.set(key, lane);
+      }
+      if (lane >= 0) kept.push({ ...call, index: lane });
+    }
+    if (kept.length > 0) delta.tool_calls = kept;
+    else delete delta.tool_calls;
+  }
+
+  /** Streams (OpenAI): `tool_calls` becomes `stop` when every call of the choice was removed. */
+  openAiFinish(choice: number, reason: string): string {
+    if (reason !== 'tool_calls' || this.tools === undefined) return reason;
+    return (this.passedCalls.get(choice) ?? 0) === 0 ? 'stop' : reason;
+  }
+
+  /** Streams (Anthropic): false for the events of a removed tool_use block; later blocks renumbered; `tool_use` stop becomes `end_turn` when none is left. */
+  anthropicEvent(data: Json): boolean {
+    if (this.tools === undefined) return true;
+    if (data.type === 'content_block_start') {
+      const block = data.content_block as { type?: string; name?: string } | undefined;
+      if (block?.type === 'tool_use' && !this.mayCall(block.name)) {
+        this.removedBlocks.push(Number(data.index));
+        this.callRemoved(String(block.name));
+        return false;
+      }
+    }
+    if (typeof data.index === 'number') {
+      if (this.removedBlocks.includes(data.index)) return false;
+      data.index -= this.removedBlocks.filter((i) => i < (data.index as number)).length;
+    }
+    if (data.type === 'content_block_start' && (data.content_block as { type?: string } | undefined)?.type === 'tool_use') this.passedBlocks++;
+    if (data.type === 'message_delta' && this.removedBlocks.length > 0 && this.passedBlocks === 0) {
+      const delta = data.delta as { stop_reason?: string } | undefined;
+      if (delta?.stop_reason === 'tool_use') delta.stop_reason = 'end_turn';
+    }
+    return true;
+  }
+}
+
+/**
+ * The guards around a model call, in order: injections in what the model will read
+ * (the caller's prompt, tool results, retrieved content), PII masked per the tenant's
+ * policy (fail-closed), the class raised by what was found, the tools offered checked
+ * against the caller's allowlist in the policy service. Then, on the answer: unmasking,
+ * calls to tools not allowed removed, injections in the answer.
+ */
+export class GuardPipeline {
+  private readonly scanner: InjectionScanner;
+
+  constructor(private readonly d: GuardPipelineDependencies) {
+    this.scanner = d.scanner ?? new InjectionScanner();
+  }
+
+  start(declared: Classification): GuardRun {
+    return new GuardRun(this.d.detector, declared, this.scanner);
+  }
+
+  /** The body to send (masked, only allowed tools), or a refusal (403 naming the guard, 503 when a guard cannot decide). */
+  async inbound(run: GuardRun, input: InboundInput): Promise<Json> {
+    const { api, body } = input;
+    const declared = run.classification;
+    if (this.d.policies) run.policy = await this.d.policies.current(input.principal.tenantId);
+    for (const [source, text] of inputTexts(api, body)) {
+      const refusal = run.scan(source, text);
+      if (refusal) throw refusal;
+    }
+    const masked = run.session.maskBody(api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages }, {
+      deadlineMs: this.d.piiDeadlineMs,
+      actionOf: (type) => piiActionOf(run.policy, declared, type),
+    });
+    const out: Json = { ...body, ...masked };
+    if (api === 'openai' || body.system === undefined) delete out.system;
+    run.classification = classify(declared, run.session.found);
+    if (this.d.tools) await this.checkTools(run, input, out);
+    return out;
+  }
+
+  private async checkTools(run: GuardRun, input: InboundInput, out: Json): Promise<void> {
+    const offered = offeredTools(input.api, out);
+    const allowed = await this.d.tools!.allowed(input.principal, input.token, [...new Set(offered.map((t) => t.name))]);
+    run.tools = allowed;
+    const removed = offered.filter((t) => !allowed.has(t.name)).map((t) => t.name);
+    run.toolsChecked(offered.length, removed, removed.length > 0 && run.policy.toolCalls === 'refuse');
+    if (removed.length === 0) return;
+    if (run.policy.toolCalls === 'refuse') throw new PalisadeError('forbidden', `tools ${removed.join(', ')} are not allowed for this caller (policy service): refused by the tenant's guard policy`, { guard: 'tools' });
+    const forced = forcedTool(input.api, out.tool_choice);
+    if (forced !== undefined && !allowed.has(forced)) throw new PalisadeError('forbidden', `tool_choice: the tool ${forced} is not allowed for this caller (policy service)`, { guard: 'tools' });
+    const kept = (out.tools as unknown[]).filter((_, i) => allowed.has(offered[i].name));
+    if (kept.length > 0) out.tools = kept;
+    else {
+      delete out.tools;
+      delete out.tool_choice;
+      delete out.parallel_tool_calls;
+    }
+  }
+}
+
+/** The texts the model will read that may carry an injection: the caller's messages and tool results (not the system prompt, not earlier answers). */
+function* inputTexts(api: Api, body: Json): Generator<[TextSource, string]> {
+  for (const message of (body.messages as Array<{ role?: string; content?: unknown }> | undefined) ?? []) {
+    if (message.role === 'user') yield* textsOf(message.content, 'prompt');
+    else if (api === 'openai' && (message.role === 'tool' || message.role === 'function')) yield* textsOf(message.content, 'tool');
+  }
+}
+
+function* textsOf(content: unknown, source: TextSource): Generator<[TextSource, string]> {
+  if (typeof content === 'string') {
+    yield [source, content];
+    return;
+  }
+  if (!Array.isArray(content)) return;
+  for (const part of content as Array<{ type?: string; text?: unknown; content?: unknown }>) {
+    if (part.type === 'text' && typeof part.text === 'string') yield [source, part.text];
+    else if (part.type === 'tool_result') yield* textsOf(part.content, 'tool');
+  }
+}
+
+function offeredTools(api: Api, body: Json): Array<{ name: string }> {
+  const tools = Array.isArray(body.tools) ? (body.tools as Array<{ name?: unknown; function?: { name?: unknown } }>) : [];
+  return tools.map((t) => ({ name: String((api === 'openai' ? t.function?.name : t.name) ?? '') }));
+}
+
+function forcedTool(api: Api, choice: unknown): string | undefined {
+  if (!choice || typeof choice !== 'object') return undefined;
+  const c = choice as { type?: string; name?: string; function?: { name?: string } };
+  return api === 'openai' ? c.function?.name : c.type === 'tool' ? c.name : undefined;
+}
+
+function answerText(api: Api, body: Json): string {
+  if (api === 'openai') return ((body.choices as Array<{ message?: { content?: unknown } }> | undefined) ?? []).map((c) => (typeof c.message?.content === 'string' ? c.message.content : '')).join('\n');
+  return ((body.content as Array<{ type?: string; text?: string }> | undefined) ?? []).map((b) => (b.type === 'text' ? (b.text ?? '') : '')).join('\n');
+}

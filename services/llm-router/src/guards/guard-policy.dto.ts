@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { CLASSIFICATIONS, type Classification } from '../completions/routing';
+import { INJECTION_ACTIONS, PII_ACTIONS, TOOL_CALL_ACTIONS, type GuardPolicy, type InjectionAction, type PiiAction, type ToolCallAction } from './guard-policy.events';
+import { ENTITY_TYPES, type EntityType } from './pii.detector';
+
+const piiAction = z.enum(PII_ACTIONS as [PiiAction, ...PiiAction[]]);
+const byEntity = z.partialRecord(z.enum(ENTITY_TYPES as [EntityType, ...EntityType[]]), piiAction);
+
+/** `PUT /v1/router/guard-policy`: every part optional (absent = the default), unknown classes, entity types or actions refused by name. */
+export const guardPolicySchema = z
+  .strictObject({
+    pii: z.partialRecord(z.enum(CLASSIFICATIONS as [Classification, ...Classification[]]), byEntity).optional(),
+    injection: z.enum(INJECTION_ACTIONS as [InjectionAction, ...InjectionAction[]]).optional(),
+    toolCalls: z.enum(TOOL_CALL_ACTIONS as [ToolCallAction, ...ToolCallAction[]]).optional(),
+  })
+  .transform(
+    (p): GuardPolicy => ({
+      // stored in a fixed order, so the same policy is the same event
+      pii: Object.fromEntries(
+        CLASSIFICATIONS.filter((c) => p.pii?.[c] && Object.keys(p.pii[c]!).length > 0).map((c) => [c, Object.fromEntries(ENTITY_TYPES.filter((t) => p.pii![c]![t]).map((t) => [t, p.pii![c]![t]]))]),
+      ),
+      injection: p.injection ?? 'flag',
+      toolCalls: p.toolCalls ?? 'remove',
+    }),
+  );

@@ -1,0 +1,37 @@
+import type { DomainEvent } from '@palisade/eventsourcing';
+import type { Classification } from '../completions/routing';
+import type { EntityType } from './pii.detector';
+
+/** What happens to an entity found in a request: masked (reversibly), the request refused, or sent as it is. */
+export type PiiAction = 'mask' | 'block' | 'allow';
+export const PII_ACTIONS: readonly PiiAction[] = ['mask', 'block', 'allow'];
+
+/** What a prompt-injection finding does: recorded in the audit event only, or (high confidence) the request refused. */
+export type InjectionAction = 'flag' | 'block';
+export const INJECTION_ACTIONS: readonly InjectionAction[] = ['flag', 'block'];
+
+/** What a tool call the agent may not make does to a response: the call removed, or the response refused. */
+export type ToolCallAction = 'remove' | 'refuse';
+export const TOOL_CALL_ACTIONS: readonly ToolCallAction[] = ['remove', 'refuse'];
+
+/**
+ * A tenant's guard policy (stream `llm-guards-<tenant>`). `pii` is per declared
+ * classification (the class the caller states, before the detector raises it) and entity
+ * type; anything not named is masked. Routing still uses the raised class, so an entity
+ * sent unmasked (`allow`) still only reaches the providers that class permits.
+ */
+export type GuardPolicy = {
+  pii: Partial<Record<Classification, Partial<Record<EntityType, PiiAction>>>>;
+  injection: InjectionAction;
+  toolCalls: ToolCallAction;
+};
+
+/** Until a tenant configures one: mask everything, flag injections, remove calls to tools not allowed. */
+export const DEFAULT_GUARD_POLICY: GuardPolicy = { pii: {}, injection: 'flag', toolCalls: 'remove' };
+
+export function piiActionOf(policy: GuardPolicy, classification: Classification, type: EntityType): PiiAction {
+  return policy.pii[classification]?.[type] ?? 'mask';
+}
+
+export type GuardPolicyEvent = DomainEvent<'llm-router.guard-policy.configured', GuardPolicy>;
+export const GUARD_POLICY_EVENT_TYPES: readonly GuardPolicyEvent['type'][] = ['llm-router.guard-policy.configured'];

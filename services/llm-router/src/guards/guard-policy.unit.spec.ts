@@ -1,0 +1,70 @@
+import { systemEventContext, type Principal } from '@palisade/contracts';
+import { InMemoryEventStore } from '@palisade/eventsourcing';
+import { parse } from '@palisade/service-kit';
+import { guardPolicyDecider } from './guard-policy.decider';
+import { guardPolicySchema } from './guard-policy.dto';
+import { DEFAULT_GUARD_POLICY, piiActionOf } from './guard-policy.events';
+import { GuardPolicyService } from './guard-policy.service';
+
+const admin: Principal = { type: 'user', id: 'root', tenantId: 'acme', scopes: ['llm-router:admin'] };
+const tenantAdmin: Principal = { type: 'user', id: 'boss', tenantId: 'acme', scopes: ['auth:admin'] };
+const otherAdmin: Principal = { type: 'user', id: 'eve', tenantId: 'globex', scopes: ['llm-router:admin'] };
+const agent: Principal = { type: 'agent', id: 'bot', tenantId: 'acme', scopes: ['llm-router:admin'] };
+const person: Principal = { type: 'user', id: 'bob', tenantId: 'acme' };
+const metadata = { tenantId: 'acme', actor: { type: 'user' as const, id: 'root' }, now: new Date() };
+
+describe('guard policy: decider and validation', () => {
+  it('masks everything by default and decides a change once', () => {
+    expect(piiActionOf(DEFAULT_GUARD_POLICY, 'public', 'card')).toBe('mask');
+    const policy = parse(guardPolicySchema, { pii: { public: { card: 'block' }, confidential: { email: 'allow' } }, injection: 'block' });
+    expect(policy).toEqual({ pii: { public: { card: 'block' }, confidential: { email: 'allow' } }, injection: 'block', toolCalls: 'remove' });
+    expect(piiActionOf(policy, 'public', 'card')).toBe('block');
+    expect(piiActionOf(policy, 'internal', 'card')).toBe('mask');
+    const [event] = guardPolicyDecider.decide({ type: 'configure-guard-policy', data: policy, metadata }, guardPolicyDecider.initialState());
+    expect(event.type).toBe('llm-router.guard-policy.configured');
+    expect(guardPolicyDecider.decide({ type: 'configure-guard-policy', data: policy, metadata }, guardPolicyDecider.evolve(guardPolicyDecider.initialState(), event))).toEqual([]);
+    expect(guardPolicyDecider.decide({ type: 'configure-guard-policy', data: parse(guardPolicySchema, {}), metadata }, guardPolicyDecider.initialState())).toEqual([]);
+  });
+
+  it('refuses unknown classes, entity types, actions and fields by name', () => {
+    expect(() => parse(guardPolicySchema, { pii: { secret: { card: 'mask' } } })).toThrow(/pii/);
+    expect(() => parse(guardPolicySchema, { pii: { public: { passport: 'mask' } } })).toThrow(/pii\.public/);
+    expect(() => parse(guardPolicySchema, { pii: { public: { card: 'encrypt' } } })).toThrow(/pii\.public\.card/);
+    expect(() => parse(guardPolicySchema, { injection: 'ignore' })).toThrow(/injection/);
+    expect(() => parse(guardPolicySchema, { toolCalls: 'allow' })).toThrow(/toolCalls/);
+    expect(() => parse(guardPolicySchema, { zeroRetention: true })).toThrow(/zeroRetention|unrecognized/i);
+  });
+});
+
+describe('guard policy service', () => {
+  const setup = () => new GuardPolicyService({ store: new InMemoryEventStore(), eventContext: systemEventContext('llm-router'), cacheMs: 60_000 });
+
+  it('is configured by router or tenant administrators only, with If-Match, and read per tenant', async () => {
+    const service = setup();
+    expect(await service.view(admin)).toEqual({ ...DEFAULT_GUARD_POLICY, etag: 0 });
+    const view = await service.configure(admin, { pii: { public: { email: 'block' } }, injection: 'block', toolCalls: 'refuse' });
+    expect(view.etag).toBe(1);
+    await expect(service.configure(tenantAdmin, { ...DEFAULT_GUARD_POLICY }, 0)).rejects.toMatchObject({ name: 'ConcurrencyError' });
+    expect((await service.configure(tenantAdmin, { ...DEFAULT_GUARD_POLICY }, 1)).etag).toBe(2);
+    for (const who of [agent, person]) {
+      await expect(service.configure(who, DEFAULT_GUARD_POLICY)).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(service.view(who)).rejects.toMatchObject({ code: 'forbidden' });
+    }
+    // another tenant sees its own (default) policy, never ours
+    await service.configure(admin, { pii: { public: { email: 'block' } }, injection: 'block', toolCalls: 'refuse' });
+    expect(await service.view(otherAdmin)).toEqual({ ...DEFAULT_GUARD_POLICY, etag: 0 });
+    expect(await service.current('globex')).toEqual(DEFAULT_GUARD_POLICY);
+    expect((await service.current('acme')).injection).toBe('block');
+  });
+
+  it('serves the request path from its cache and forgets a tenant on change', async () => {
+    const store = new InMemoryEventStore();
+    const service = new GuardPolicyService({ store, eventContext: systemEventContext('llm-router'), cacheMs: 60_000 });
+    const reads = jest.spyOn(store, 'readStream');
+    await service.current('acme');
+    await service.current('acme');
+    expect(reads).toHaveBeenCalledTimes(1);
+    await service.configure(admin, { ...DEFAULT_GUARD_POLICY, injection: 'block' });
+    expect((await service.current('acme')).injection).toBe('block');
+  });
+});
