@@ -166,6 +166,11 @@ service_user() {
   )
   local deny=()
   for subject in $(requests_of "$svc"); do publish+=("$subject"); done
+  # With the test permissions, the same requests in a namespace (libs/nats rpcWireSubject,
+  # PALISADE_RPC_NAMESPACE): suites sharing this server never answer each other.
+  if [ "${PALISADE_NATS_PERMISSIONS:-test}" != deployed ]; then
+    for subject in $(requests_of "$svc"); do publish+=("$subject.*"); done
+  fi
   while read -r durable filter; do
     [ -n "$durable" ] || continue
     publish+=(

@@ -2,7 +2,7 @@ import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { PalisadeError, serviceOfReplySubject, type ServiceName } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
-import { toWireError, type RpcReply } from './rpc';
+import { rpcWireSubject, toWireError, type RpcReply } from './rpc';
 import { extractTraceContext } from './trace';
 
 /**
@@ -72,7 +72,7 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
   const subscriptions: Subscription[] = Object.entries(options.handlers).map(([subject, handler]) => {
     const attributes = { 'rpc.system': 'nats', 'messaging.system': 'nats', 'messaging.destination.name': subject };
     const name = `process ${subject}`;
-    return nc.subscribe(subject, {
+    return nc.subscribe(rpcWireSubject(subject), {
       queue: options.service,
       callback: (err, msg) => {
         if (err) {

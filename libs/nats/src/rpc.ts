@@ -28,6 +28,23 @@ const ERROR_CODES: readonly ErrorCode[] = [
 const isErrorCode = (v: unknown): v is ErrorCode => typeof v === 'string' && (ERROR_CODES as readonly string[]).includes(v);
 
 const encoder = new TextEncoder();
+
+const NAMESPACE = /^[a-z0-9]{1,32}$/;
+
+/**
+ * The subject a request travels on. With PALISADE_RPC_NAMESPACE=<ns> (letters and digits)
+ * requests are asked and answered on `<subject>.<ns>`: deployments that share one NATS
+ * server (end-to-end suites running side by side) then never answer each other's requests
+ * through the shared queue groups. Unset in production, where a NATS server serves one
+ * deployment; the namespaced subjects are granted only with the test permissions
+ * (deploy/local/nats.sh). Read per call, so a test process can join the deployment it starts.
+ */
+export function rpcWireSubject(subject: string): string {
+  const namespace = process.env.PALISADE_RPC_NAMESPACE;
+  if (!namespace) return subject;
+  if (!NAMESPACE.test(namespace)) throw new Error('PALISADE_RPC_NAMESPACE must be 1 to 32 lowercase letters or digits');
+  return `${subject}.${namespace}`;
+}
 const decoder = new TextDecoder();
 const INTERNAL: WireError = { code: 'internal', message: 'internal error' };
 
@@ -95,7 +112,7 @@ function traceHeadersOf(ctx: Context): MsgHdrs | undefined {
 }
 
 async function request<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs: number, h: MsgHdrs | undefined): Promise<T> {
-  const data = await ReplyMux.request(nc, subject, encoder.encode(JSON.stringify(payload ?? null)), timeoutMs, h);
+  const data = await ReplyMux.request(nc, rpcWireSubject(subject), encoder.encode(JSON.stringify(payload ?? null)), timeoutMs, h);
   let reply: unknown;
   try {
     reply = JSON.parse(decoder.decode(data));

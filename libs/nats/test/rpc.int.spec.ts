@@ -65,6 +65,37 @@ describe('request-reply between services', () => {
     expect(served?.parentSpanContext?.spanId).toBe(client?.spanContext().spanId);
   });
 
+  it('keeps namespaced deployments apart: a request is answered only by a server of its PALISADE_RPC_NAMESPACE', async () => {
+    const answer = (who: string) => () => ({ who });
+    const inNamespace = async <T>(namespace: string | undefined, work: () => Promise<T>): Promise<T> => {
+      const before = process.env.PALISADE_RPC_NAMESPACE;
+      if (namespace === undefined) delete process.env.PALISADE_RPC_NAMESPACE;
+      else process.env.PALISADE_RPC_NAMESPACE = namespace;
+      try {
+        return await work();
+      } finally {
+        if (before === undefined) delete process.env.PALISADE_RPC_NAMESPACE;
+        else process.env.PALISADE_RPC_NAMESPACE = before;
+      }
+    };
+    const subject = rpcSubject('credential', 'silent');
+    const a = await inNamespace('suitea', async () => serveRpc(credentialNc, { service: 'credential', handlers: { [subject]: answer('a') } }));
+    const b = await inNamespace('suiteb', async () => serveRpc(credentialNc, { service: 'credential', handlers: { [subject]: answer('b') } }));
+    await credentialNc.flush();
+    try {
+      for (let i = 0; i < 10; i++) {
+        expect(await inNamespace('suitea', () => rpcRequest(caller, subject, {}))).toEqual({ who: 'a' });
+        expect(await inNamespace('suiteb', () => rpcRequest(caller, subject, {}))).toEqual({ who: 'b' });
+      }
+      // nobody answers the subject outside a namespace, nor a namespace nobody serves
+      await expect(inNamespace(undefined, () => rpcRequest(caller, subject, {}, { timeoutMs: 300 }))).rejects.toMatchObject({ code: 'unavailable' });
+      await expect(inNamespace('suitec', () => rpcRequest(caller, subject, {}, { timeoutMs: 300 }))).rejects.toMatchObject({ code: 'unavailable' });
+      await expect(inNamespace('Not-Valid', () => rpcRequest(caller, subject, {}))).rejects.toThrow('PALISADE_RPC_NAMESPACE');
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   it('turns a coded domain error into a coded reply, thrown again as PalisadeError at the caller', async () => {
     const error = await rpcRequest(caller, rpcSubject('credential', 'lease'), { secretId: 's-missing' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PalisadeError);
