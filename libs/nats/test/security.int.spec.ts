@@ -172,8 +172,18 @@ describe('per-service permissions', () => {
 
 describe('requests per method (deploy/local/nats-requests.txt)', () => {
   it('refuses a request to a method the service does not use, at once', async () => {
-    for (const subject of ['palisade.rpc.policy.authorize', 'palisade.rpc.auth.verify-api-key', 'palisade.rpc.credential.lease']) {
+    for (const subject of ['palisade.rpc.policy.explain', 'palisade.rpc.audit.erase', 'palisade.rpc.credential.lease']) {
       await expect(rpcRequest(llmRouter, subject, {}, { timeoutMs: 3000 })).rejects.toMatchObject({ code: 'forbidden', message: `not permitted to request ${subject}` });
+    }
+    // nor in a namespace (the test permissions grant <subject>.* only for the methods listed)
+    process.env.PALISADE_RPC_NAMESPACE = 'suite';
+    try {
+      await expect(rpcRequest(llmRouter, 'palisade.rpc.credential.lease', {}, { timeoutMs: 3000 })).rejects.toMatchObject({
+        code: 'forbidden',
+        message: 'not permitted to request palisade.rpc.credential.lease.suite',
+      });
+    } finally {
+      delete process.env.PALISADE_RPC_NAMESPACE;
     }
     // credential asks the policy service for decisions: only that passes the server
     await expect(rpcRequest(credential, 'palisade.rpc.auth.verify-api-key', {}, { timeoutMs: 3000 })).rejects.toMatchObject({ code: 'forbidden' });
