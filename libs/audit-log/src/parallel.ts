@@ -4,9 +4,247 @@ import { Worker } from 'node:worker_threads';
 import type { Jwks } from './format';
 import type { VerificationFailure, VerificationResult } from './verifier';
 
+export interface ParallelVerifierOptions {
+  jwks: Jwks;
+  allowLaterStart?: boolean;
+  /** Worker threads (default: the machine's parallelism). */
+  threads?: number;
+  /**
+   * Which worker verifies a partition (0 … threads-1). Default: as `plan()` placed it,
+   * else round-robin in the order the partitions are first seen (checkpoints or records).
+   */
+  workerOf?: (partition: number) => number;
+  /** Bytes of records gathered for a worker before they are handed over (default 1 MiB). */
+  batchBytes?: number;
+}
+
+/** What a worker answers at the end. */
+interface WorkerReply {
+  result: VerificationResult;
+  /** JSON of { partition: event ids in seq order from `result.partitions[p].first` }. */
+  ids: string;
+}
+
+/**
+ * The worker's code. It loads this package's build (dist/), so the package must be
+ * built (`tsc -b libs/audit-log`) — the service, the CLI and the benchmark run from it.
+ * Messages: `{ checkpoints }`, `{ bytes, length, ends, partitions, count }` (a batch of
+ * `count` records in one transferred buffer: record i is bytes[ends[i-1] … ends[i]), read
+ * from partition partitions[i]), `{ finish: true }`. It says `{ failed: true }` once at its first failure
+ * (so a reader can stop) and `{ result, ids }` when finished.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const lib = require(workerData.module);
+const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart });
+const ids = {};
+let ok = true;
+parentPort.on('message', (m) => {
+  if (m.checkpoints) {
+    for (const cp of m.checkpoints) if (ok && !(ok = verifier.addCheckpoint(cp))) parentPort.postMessage({ failed: true });
+  } else if (m.bytes) {
+    if (!ok) return;
+    const buf = Buffer.from(m.bytes, 0, m.length);
+    const ends = new Uint32Array(m.ends, 0, m.count);
+    const partitions = new Int32Array(m.partitions, 0, m.count);
+    // One decode of the whole batch; when it is all ASCII, bytes and characters line up.
+    const text = buf.toString('utf8');
+    const ascii = text.length === m.length;
+    let start = 0;
+    for (let i = 0; i < m.count; i++) {
+      const partition = partitions[i];
+      let record;
+      try { record = JSON.parse(ascii ? text.slice(start, ends[i]) : buf.toString('utf8', start, ends[i])); } catch { record = { partition, unparsable: true }; }
+      start = ends[i];
+      if (!verifier.addRecord(record)) { ok = false; parentPort.postMessage({ failed: true }); return; }
+      (ids[record.partition] ??= []).push(record.event.id);
+    }
+  } else if (m.finish) {
+    parentPort.postMessage({ result: verifier.finish(), ids: JSON.stringify(ids) });
+  }
+});
+`;
+
+const DEFAULT_BATCH_BYTES = 1 << 20;
+const encoder = new TextEncoder();
+
+/** Records gathered for one worker, not yet handed over: copied into one buffer as they come. */
+class Gathering {
+  bytes: Uint8Array<ArrayBuffer>;
+  length = 0;
+  ends: Uint32Array<ArrayBuffer>;
+  partitions: Int32Array<ArrayBuffer>;
+  count = 0;
+
+  constructor(capacity: number) {
+    this.bytes = new Uint8Array(capacity);
+    this.ends = new Uint32Array(Math.max(16, capacity >> 8));
+    this.partitions = new Int32Array(this.ends.length);
+  }
+
+  /** Room for `n` more bytes (false: hand over what is gathered first). */
+  fits(n: number): boolean {
+    return this.length + n <= this.bytes.byteLength;
+  }
+
+  add(partition: number, value: Uint8Array | string): void {
+    if (typeof value === 'string') this.length += encoder.encodeInto(value, this.bytes.subarray(this.length)).written;
+    else {
+      this.bytes.set(value, this.length);
+      this.length += value.byteLength;
+    }
+    if (this.count === this.ends.length) {
+      const ends = new Uint32Array(this.count * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+      const partitions = new Int32Array(this.count * 2);
+      partitions.set(this.partitions);
+      this.partitions = partitions;
+    }
+    this.ends[this.count] = this.length;
+    this.partitions[this.count++] = partition;
+  }
+}
+
+/**
+ * Verification of a topic's partitions on worker threads, fed while it is read: the
+ * workers start when it is made (before the reader asks Kafka for anything); each owns
+ * some partitions and runs a ChainVerifier over them (hash, links, seq, checkpoints, ids
+ * within its partitions). The reader only hands records over, as they come, gathered into
+ * large batches whose bytes are transferred, not copied; event ids repeated across
+ * workers are checked at the end. Give it every checkpoint first (`addCheckpoint`), then
+ * each partition's records in offset order (`addRecord`, partitions may interleave),
+ * then `finish()`. Same verdicts as a single ChainVerifier over the same input; when
+ * several partitions fail, the failure of the lowest partition is reported.
+ */
+export class ParallelChainVerifier {
+  private readonly workers: Worker[];
+  private readonly replies: Array<Promise<WorkerReply>>;
+  private readonly owners = new Map<number, number>();
+  private readonly gathering: Gathering[];
+  private readonly checkpointsOf: unknown[][];
+  private readonly batchBytes: number;
+  private failedEarly = false;
+  private finished = false;
+
+  constructor(private readonly options: ParallelVerifierOptions) {
+    const threads = Math.max(1, options.threads ?? availableParallelism());
+    this.batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
+    const workerData = { module: join(__dirname, '..', 'dist', 'index.js'), jwks: options.jwks, allowLaterStart: options.allowLaterStart ?? false };
+    this.workers = Array.from({ length: threads }, () => new Worker(WORKER_SOURCE, { eval: true, workerData }));
+    this.replies = this.workers.map(
+      (worker) =>
+        new Promise<WorkerReply>((resolve, reject) => {
+          worker.on('message', (m: WorkerReply | { failed: true }) => {
+            if ('failed' in m) this.failedEarly = true;
+            else resolve(m);
+          });
+          worker.once('error', reject);
+          worker.once('exit', (code) => reject(new Error(`verification worker exited with code ${code}`)));
+        }),
+    );
+    // Seen only when finish() awaits them; a worker dying earlier must not be unhandled.
+    for (const r of this.replies) r.catch(() => undefined);
+    this.gathering = this.workers.map(() => new Gathering(this.batchBytes * 2));
+    this.checkpointsOf = this.workers.map(() => []);
+  }
+
+  /**
+   * Spread the partitions over the workers by how many records each will bring (a reader
+   * knows its offset ranges before it reads): largest first, each to the least loaded
+   * worker. Partitions already placed stay where they are.
+   */
+  plan(sizes: ReadonlyMap<number, number>): void {
+    const load = new Array<number>(this.workers.length).fill(0);
+    for (const [p, w] of this.owners) load[w] += sizes.get(p) ?? 0;
+    for (const [p, size] of [...sizes].sort((a, b) => b[1] - a[1] || a[0] - b[0])) {
+      if (this.owners.has(p)) continue;
+      const w = load.indexOf(Math.min(...load));
+      this.owners.set(p, w);
+      load[w] += size;
+    }
+  }
+
+  /** True once a worker has found a failure: the rest need not be read. */
+  get failed(): boolean {
+    return this.failedEarly;
+  }
+
+  addCheckpoint(value: unknown): void {
+    const partition = (value as { partition?: unknown } | null)?.partition;
+    // Not a partition number: malformed, any worker says so.
+    const w = typeof partition === 'number' && Number.isInteger(partition) ? this.ownerOf(partition) : 0;
+    this.checkpointsOf[w].push(value);
+  }
+
+  /** A record value as read from `partition` (raw bytes or text). False once a failure is known. */
+  addRecord(partition: number, value: Uint8Array | string): boolean {
+    const w = this.ownerOf(partition);
+    // A string takes at most 3 bytes per UTF-16 unit.
+    const most = typeof value === 'string' ? value.length * 3 : value.byteLength;
+    if (!this.gathering[w].fits(most)) {
+      this.handOver(w);
+      if (!this.gathering[w].fits(most)) this.gathering[w] = new Gathering(most);
+    }
+    const g = this.gathering[w];
+    g.add(partition, value);
+    if (g.length >= this.batchBytes) this.handOver(w);
+    return !this.failedEarly;
+  }
+
+  /** Hand what is gathered over, wait for every worker and merge their verdicts. */
+  async finish(): Promise<VerificationResult> {
+    if (this.finished) throw new Error('ParallelChainVerifier.finish() called twice');
+    this.finished = true;
+    try {
+      for (let w = 0; w < this.workers.length; w++) {
+        this.sendCheckpoints(w);
+        this.handOver(w);
+        this.workers[w].postMessage({ finish: true });
+      }
+      return merge(await Promise.all(this.replies));
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Stop the workers (finish() does it; call it when giving up early). */
+  async close(): Promise<void> {
+    this.finished = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private ownerOf(partition: number): number {
+    let w = this.owners.get(partition);
+    if (w === undefined) {
+      const chosen = this.options.workerOf?.(partition) ?? this.owners.size;
+      w = ((chosen % this.workers.length) + this.workers.length) % this.workers.length;
+      this.owners.set(partition, w);
+    }
+    return w;
+  }
+
+  /** Checkpoints go before the records they seal: first, and again for any given late. */
+  private sendCheckpoints(w: number): void {
+    const list = this.checkpointsOf[w];
+    if (list.length === 0) return;
+    this.workers[w].postMessage({ checkpoints: list });
+    this.checkpointsOf[w] = [];
+  }
+
+  private handOver(w: number): void {
+    this.sendCheckpoints(w);
+    const g = this.gathering[w];
+    if (g.count === 0) return;
+    const { bytes, length, ends, partitions, count } = g;
+    this.workers[w].postMessage({ bytes: bytes.buffer, length, ends: ends.buffer, partitions: partitions.buffer, count }, [bytes.buffer, ends.buffer, partitions.buffer]);
+    this.gathering[w] = new Gathering(this.batchBytes * 2);
+  }
+}
+
 export interface ParallelVerifyInput {
   /** Each partition's record values (the raw JSON, as read from the topic), in offset order. */
-  partitions: ReadonlyMap<number, readonly string[]>;
+  partitions: ReadonlyMap<number, ReadonlyArray<string | Uint8Array>>;
   /** Every checkpoint (parsed), any order. */
   checkpoints: readonly unknown[];
   jwks: Jwks;
@@ -15,107 +253,45 @@ export interface ParallelVerifyInput {
   threads?: number;
 }
 
-interface WorkerReply {
-  result: VerificationResult;
-  /** Per partition: the event ids in seq order, from `result.partitions[p].first`. */
-  ids: Record<number, string[]>;
-}
-
 /**
- * The worker's code. It loads this package's build (dist/), so the package must be
- * built (`tsc -b libs/audit-log`) — the service, the CLI and the benchmark run from it.
- */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const lib = require(workerData.module);
-const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart });
-const ids = {};
-let ok = true;
-for (const cp of workerData.checkpoints) if (!(ok = verifier.addCheckpoint(cp))) break;
-outer: for (const [partition, text] of ok ? workerData.partitions : []) {
-  const list = (ids[partition] = []);
-  for (const value of text.length === 0 ? [] : text.split('\\n')) {
-    let record;
-    try { record = JSON.parse(value); } catch { record = { partition, unparsable: true }; }
-    if (!verifier.addRecord(record)) break outer;
-    list.push(record.event.id);
-  }
-}
-parentPort.postMessage({ result: verifier.finish(), ids });
-`;
-
-/**
- * Verify several partitions at once, one worker thread per group of partitions: each
- * runs a ChainVerifier over its partitions (hash, links, seq, checkpoints), and the
- * event-id uniqueness across partitions is checked here. Same verdicts as a single
- * ChainVerifier over the same records; when several partitions fail, the failure of
- * the lowest partition is reported.
+ * Verify partitions held in memory on worker threads (ParallelChainVerifier), the
+ * largest partitions first, each to the least loaded worker.
  */
 export async function verifyPartitionsInParallel(input: ParallelVerifyInput): Promise<VerificationResult> {
-  const partitions = [...input.partitions.keys()].sort((a, b) => a - b);
-  const threads = Math.max(1, Math.min(input.threads ?? availableParallelism(), partitions.length));
-  const groups: number[][] = Array.from({ length: threads }, () => []);
-  // Largest partitions first, each to the least loaded group.
-  const load = new Array<number>(threads).fill(0);
-  for (const p of [...partitions].sort((a, b) => input.partitions.get(b)!.length - input.partitions.get(a)!.length)) {
-    const g = load.indexOf(Math.min(...load));
-    groups[g].push(p);
-    load[g] += input.partitions.get(p)!.length;
-  }
-  const module = join(__dirname, '..', 'dist', 'index.js');
-  const replies = await Promise.all(
-    groups.map((group) => {
-      const mine = new Set(group);
-      const checkpoints = input.checkpoints.filter((cp) => mine.has((cp as { partition?: number })?.partition as number));
-      return runWorker({
-        module,
-        jwks: input.jwks,
-        allowLaterStart: input.allowLaterStart ?? false,
-        checkpoints,
-        // One string per partition: cloning a few large strings is far cheaper than many small ones.
-        partitions: group.map((p) => [p, input.partitions.get(p)!.join('\n')]),
-      });
-    }),
-  );
-  // Checkpoints of partitions without records: a single verifier would call the tail cut.
-  const orphan = input.checkpoints.find((cp) => !input.partitions.has((cp as { partition?: number })?.partition as number));
-  return merge(replies, orphan as { partition?: number; seq?: number } | undefined);
+  const threads = Math.max(1, Math.min(input.threads ?? availableParallelism(), input.partitions.size));
+  const verifier = new ParallelChainVerifier({ jwks: input.jwks, allowLaterStart: input.allowLaterStart, threads });
+  verifier.plan(new Map([...input.partitions].map(([p, list]) => [p, list.length])));
+  for (const cp of input.checkpoints) verifier.addCheckpoint(cp);
+  for (const p of [...input.partitions.keys()].sort((a, b) => a - b)) for (const value of input.partitions.get(p)!) verifier.addRecord(p, value);
+  return verifier.finish();
 }
 
-function runWorker(workerData: unknown): Promise<WorkerReply> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
-    worker.once('message', (reply: WorkerReply) => resolve(reply));
-    worker.once('error', reject);
-    worker.once('exit', (code) => code !== 0 && reject(new Error(`verification worker exited with code ${code}`)));
-  });
-}
-
-function merge(replies: readonly WorkerReply[], orphan: { partition?: number; seq?: number } | undefined): VerificationResult {
+function merge(replies: readonly WorkerReply[]): VerificationResult {
   const failures: VerificationFailure[] = [];
   const partitions: VerificationResult['partitions'] = {};
+  const idsOf = new Map<number, string[]>();
   let records = 0;
   let checkpoints = 0;
-  for (const { result } of replies) {
+  for (const { result, ids } of replies) {
     records += result.records;
     checkpoints += result.checkpoints;
     Object.assign(partitions, result.partitions);
     if (result.failure) failures.push(result.failure);
+    for (const [p, list] of Object.entries(JSON.parse(ids) as Record<string, string[]>)) idsOf.set(Number(p), list);
   }
   // Uniqueness of event ids across partitions (each worker checked its own).
-  const seen = new Set<string>();
-  for (const p of Object.keys(partitions).map(Number).sort((a, b) => a - b)) {
-    const ids = replies.find((r) => r.ids[p])?.ids[p] ?? [];
-    for (let i = 0; i < ids.length; i++) {
-      if (seen.has(ids[i])) {
-        failures.push({ reason: 'duplicate_event', partition: p, seq: partitions[p].first + i, message: `event ${ids[i]} appears twice` });
-        break;
+  if (replies.length > 1) {
+    const seen = new Set<string>();
+    for (const p of [...idsOf.keys()].sort((a, b) => a - b)) {
+      const ids = idsOf.get(p)!;
+      for (let i = 0; i < ids.length; i++) {
+        if (seen.has(ids[i])) {
+          failures.push({ reason: 'duplicate_event', partition: p, seq: partitions[p].first + i, message: `event ${ids[i]} appears twice` });
+          break;
+        }
+        seen.add(ids[i]);
       }
-      seen.add(ids[i]);
     }
-  }
-  if (orphan && typeof orphan.partition === 'number') {
-    failures.push({ reason: 'truncated_tail', partition: orphan.partition, seq: orphan.seq ?? null, message: `a checkpoint seals seq ${orphan.seq} but the last record is missing` });
   }
   failures.sort((a, b) => (a.partition ?? -1) - (b.partition ?? -1));
   const sorted: VerificationResult['partitions'] = {};

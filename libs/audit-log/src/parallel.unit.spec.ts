@@ -4,6 +4,7 @@ import {
   ChainVerifier,
   emptyHead,
   keysOf,
+  ParallelChainVerifier,
   publicJwk,
   sealRecord,
   signCheckpoint,
@@ -91,5 +92,85 @@ describe('verifyPartitionsInParallel', () => {
     }
     const result = await verifyPartitionsInParallel({ partitions: copy, checkpoints: checkpoints.filter((c) => c.partition !== 3), jwks, threads: 2 });
     expect(result.failure).toMatchObject({ reason: 'duplicate_event', partition: 3, seq: 41 });
+  });
+});
+
+/** The records as a reader gets them from the topic: partitions interleaved, raw bytes. */
+function interleaved(values: Map<number, string[]>): Array<{ partition: number; value: Uint8Array }> {
+  const out: Array<{ partition: number; value: Uint8Array }> = [];
+  const longest = Math.max(...[...values.values()].map((l) => l.length));
+  for (let i = 0; i < longest; i += 7) {
+    for (const [partition, list] of values) for (const v of list.slice(i, i + 7)) out.push({ partition, value: Buffer.from(v) });
+  }
+  return out;
+}
+
+/** A single ChainVerifier over the same interleaved input. */
+function singleInterleaved(values: Map<number, string[]>, checkpoints: Checkpoint[]) {
+  const v = new ChainVerifier({ keys: keysOf(jwks) });
+  for (const cp of checkpoints) v.addCheckpoint(cp);
+  for (const r of interleaved(values)) if (!v.addRecord(JSON.parse(Buffer.from(r.value).toString('utf8')))) break;
+  return v.finish();
+}
+
+async function streamed(values: Map<number, string[]>, checkpoints: Checkpoint[], threads: number, batchBytes = 4096) {
+  const verifier = new ParallelChainVerifier({ jwks, threads, batchBytes });
+  for (const cp of checkpoints) verifier.addCheckpoint(cp);
+  for (const r of interleaved(values)) verifier.addRecord(r.partition, r.value);
+  return verifier.finish();
+}
+
+describe('ParallelChainVerifier (workers started first, fed batches of raw records as they are read)', () => {
+  const { values, checkpoints } = chains(5, 300);
+  const swap = (list: string[], i: number) => [...list.slice(0, i), list[i + 1], list[i], ...list.slice(i + 2)];
+
+  it('accepts intact chains read interleaved, with the same result as a single verifier, on 1, 2 and 3 workers', async () => {
+    const expected = singleInterleaved(values, checkpoints);
+    expect(expected.ok).toBe(true);
+    for (const threads of [1, 2, 3]) {
+      const result = await streamed(values, checkpoints, threads);
+      expect(result).toEqual(expected);
+      expect(result.records).toBe(1500);
+      expect(result.checkpoints).toBe(30);
+    }
+  });
+
+  it('finds the same fault as a single verifier: tampered record, gap, reordering, replayed record, cut tail, id repeated across workers', async () => {
+    const id = (JSON.parse(values.get(0)![3]) as AuditRecord).event.id;
+    const cases: Array<{ name: string; values: Map<number, string[]>; checkpoints: Checkpoint[]; reason: string; partition: number; seq: number }> = [
+      { name: 'tampered', values: edit(values, 4, 120, (r) => ({ ...r, event: { ...r.event, data: { i: -1 } } })), checkpoints, reason: 'content_changed', partition: 4, seq: 121 },
+      { name: 'gap', values: new Map(values).set(1, values.get(1)!.filter((_, i) => i !== 200)), checkpoints, reason: 'gap', partition: 1, seq: 202 },
+      { name: 'reordered', values: new Map(values).set(2, swap(values.get(2)!, 60)), checkpoints, reason: 'gap', partition: 2, seq: 62 },
+      { name: 'replayed', values: new Map(values).set(3, [...values.get(3)!.slice(0, 90), values.get(3)![40], ...values.get(3)!.slice(90)]), checkpoints, reason: 'out_of_order', partition: 3, seq: 41 },
+      { name: 'cut tail', values: new Map(values).set(0, values.get(0)!.slice(0, 260)), checkpoints, reason: 'truncated_tail', partition: 0, seq: 300 },
+      { name: 'repeated id', values: edit(values, 1, 299, (r) => sealRecord({ ...r, event: { ...r.event, id } })), checkpoints: checkpoints.filter((c) => !(c.partition === 1 && c.seq === 300)), reason: 'duplicate_event', partition: 1, seq: 300 },
+    ];
+    for (const c of cases) {
+      const expected = singleInterleaved(c.values, c.checkpoints);
+      expect({ name: c.name, failure: expected.failure }).toMatchObject({ name: c.name, failure: { reason: c.reason, partition: c.partition, seq: c.seq } });
+      for (const threads of [2, 3]) {
+        const result = await streamed(c.values, c.checkpoints, threads);
+        expect({ name: c.name, threads, ok: result.ok, failure: result.failure }).toMatchObject({ name: c.name, threads, ok: false, failure: { reason: c.reason, partition: c.partition, seq: c.seq } });
+      }
+    }
+  });
+
+  it('a checkpoint of a partition with no record is a cut tail; a failure is known before the end (the reader may stop)', async () => {
+    const orphan = signCheckpoint({ v: 1, partition: 9, seq: 5, hash: 'a'.repeat(64), at: '2026-11-22T10:00:02.000Z', keyId: 'k1' }, privateKey);
+    const result = await streamed(values, [...checkpoints, orphan], 2);
+    expect(result.failure).toMatchObject({ reason: 'truncated_tail', partition: 9, seq: 5 });
+    expect(singleInterleaved(values, [...checkpoints, orphan]).failure).toMatchObject({ reason: 'truncated_tail', partition: 9, seq: 5 });
+
+    const verifier = new ParallelChainVerifier({ jwks, threads: 2, batchBytes: 1 });
+    const tampered = edit(values, 0, 0, (r) => ({ ...r, seq: 2 }));
+    for (const cp of checkpoints) verifier.addCheckpoint(cp);
+    const records = interleaved(tampered);
+    for (const r of records.slice(0, 100)) verifier.addRecord(r.partition, r.value);
+    // The worker says so as soon as it met the fault; from then on the reader is told to stop.
+    const deadline = Date.now() + 20_000;
+    while (!verifier.failed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(verifier.failed).toBe(true);
+    expect(verifier.addRecord(records[100].partition, records[100].value)).toBe(false);
+    expect((await verifier.finish()).failure).toMatchObject({ reason: 'content_changed', partition: 0, seq: 2 });
   });
 });

@@ -5,12 +5,12 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_AUDIT_TOPIC, DEFAULT_CHECKPOINT_TOPIC, keysOf, verifyNdjsonFile, type Jwks, type VerificationResult } from '@palisade/audit-log';
 import { kafkaClient } from '@palisade/kafka';
 import { ServiceIdentity } from '@palisade/pki';
-import { verifyTopic } from '../verify/verify-topic';
+import { verifyTopic, verifyTopicInParallel } from '../verify/verify-topic';
 
 const USAGE = `usage: palisade audit verify (--file <export.ndjson> | --brokers <host:port> [--topic <t>] [--checkpoint-topic <t>])
                               (--keys <jwks.json> | --keys-url <https://…/v1/audit/keys>)
                               [--partition <n>]… [--cert <pem> --key <pem>] [--ca <pem>]
-                              [--from-start | --allow-later-start]
+                              [--from-start | --allow-later-start] [--threads <n>]
 
 Verifies the audit log against audit-log-format.md: every record's hash, the links and
 sequence of each partition's chain, that no event appears twice, every checkpoint's
@@ -25,7 +25,9 @@ reason), 2 usage or I/O error.
   --partition          live topic: only these partitions (repeatable)
   --from-start         live topic: every chain must start at seq 1 (by default the first record
                        still held anchors the chain: retention deletes the oldest records)
-  --allow-later-start  file: accept chains whose first record is after seq 1 (a range export)`;
+  --allow-later-start  file: accept chains whose first record is after seq 1 (a range export)
+  --threads            live topic: verify on n worker threads (partitions spread over them,
+                       this thread only reads); default 1`;
 
 interface Io {
   out: (line: string) => void;
@@ -83,6 +85,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
         ca: { type: 'string' },
         'from-start': { type: 'boolean', default: false },
         'allow-later-start': { type: 'boolean', default: false },
+        threads: { type: 'string', default: '1' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -104,6 +107,11 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
     io.err('--partition must be a partition number');
     return 2;
   }
+  const threads = Number(args.threads);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+    io.err('--threads must be a whole number from 1 to 64');
+    return 2;
+  }
   const home = io.env.PALISADE_HOME ?? join(process.cwd(), '.palisade');
   const admin = join(home, 'kafka', 'tls', 'admin');
   const caFile = args.ca ?? join(admin, 'ca.pem');
@@ -118,16 +126,8 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
     const kafkaAdmin = kafka.admin();
     try {
       await kafkaAdmin.connect();
-      const result = await verifyTopic({
-        kafka,
-        admin: kafkaAdmin,
-        topic: args.topic!,
-        checkpointTopic: args['checkpoint-topic']!,
-        keys,
-        partitions,
-        groupPrefix: 'palisade-audit-verify',
-        allowLaterStart: !args['from-start'],
-      });
+      const common = { kafka, admin: kafkaAdmin, topic: args.topic!, checkpointTopic: args['checkpoint-topic']!, partitions, groupPrefix: 'palisade-audit-verify', allowLaterStart: !args['from-start'] };
+      const result = threads > 1 ? await verifyTopicInParallel({ ...common, jwks, threads }) : await verifyTopic({ ...common, keys });
       return report(result, io);
     } finally {
       await kafkaAdmin.disconnect().catch(() => undefined);

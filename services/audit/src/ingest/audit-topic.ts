@@ -104,10 +104,10 @@ export async function endOffsets(admin: Admin, topic: string): Promise<Map<numbe
   return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
 }
 
-export interface ReadRecord {
+export interface ReadRecord<V = string> {
   partition: number;
   offset: bigint;
-  value: string;
+  value: V;
 }
 
 /**
@@ -116,13 +116,25 @@ export interface ReadRecord {
  * batches (the callback returns false to stop early). Transaction markers and aborted records take offsets but are not records:
  * a partition is done when the reader's position reaches its end offset.
  */
-export async function readRange(
+export function readRange(
   kafka: Kafka,
   topic: string,
   from: ReadonlyMap<number, bigint>,
   until: ReadonlyMap<number, bigint>,
   onBatch: (records: ReadRecord[]) => Promise<void | false>,
   options: { groupPrefix: string; timeoutMs?: number },
+): Promise<void> {
+  return readRangeRaw(kafka, topic, from, until, (records) => onBatch(records.map((r) => ({ ...r, value: r.value.toString('utf8') }))), options);
+}
+
+/** readRange with the values as Kafka gave them (bytes), for readers that hand them on. */
+export async function readRangeRaw(
+  kafka: Kafka,
+  topic: string,
+  from: ReadonlyMap<number, bigint>,
+  until: ReadonlyMap<number, bigint>,
+  onBatch: (records: Array<ReadRecord<Buffer>>) => Promise<void | false>,
+  options: { groupPrefix: string; timeoutMs?: number; maxBytesPerPartition?: number },
 ): Promise<void> {
   const remaining = new Map<number, bigint>();
   for (const [partition, end] of until) {
@@ -136,6 +148,7 @@ export async function readRange(
     maxWaitTimeInMs: 200,
     sessionTimeout: 30_000,
     heartbeatInterval: 3000,
+    ...(options.maxBytesPerPartition ? { maxBytesPerPartition: options.maxBytesPerPartition, maxBytes: Math.max(10 * 1024 * 1024, options.maxBytesPerPartition * 4) } : {}),
   });
   let settle!: (error?: Error) => void;
   const done = new Promise<void>((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
@@ -160,7 +173,7 @@ export async function readRange(
         if (end === undefined || !remaining.has(batch.partition)) return;
         const records = batch.messages
           .filter((m: KafkaMessage) => BigInt(m.offset) < end && m.value)
-          .map((m: KafkaMessage) => ({ partition: batch.partition, offset: BigInt(m.offset), value: m.value!.toString('utf8') }));
+          .map((m: KafkaMessage) => ({ partition: batch.partition, offset: BigInt(m.offset), value: m.value! }));
         if (records.length > 0) {
           // A failing or stopping callback ends the read at once (no kafkajs retries).
           const outcome = await onBatch(records).catch((error: Error) => error);

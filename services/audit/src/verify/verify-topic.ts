@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
-import { ChainVerifier, type AuditRecord, type VerificationResult } from '@palisade/audit-log';
+import { ChainVerifier, ParallelChainVerifier, type AuditRecord, type Jwks, type VerificationResult } from '@palisade/audit-log';
 import type { Admin, Kafka } from '@palisade/kafka';
-import { endOffsets, readRange } from '../ingest/audit-topic';
+import { endOffsets, readRange, readRangeRaw } from '../ingest/audit-topic';
 
 export interface VerifyTopicOptions {
   kafka: Kafka;
@@ -78,4 +78,42 @@ export async function verifyTopic(o: VerifyTopicOptions): Promise<VerificationRe
       }
     }, { groupPrefix: o.groupPrefix });
   return verifier.finish();
+}
+
+export interface VerifyTopicInParallelOptions extends Pick<VerifyTopicOptions, 'kafka' | 'admin' | 'topic' | 'checkpointTopic' | 'partitions' | 'groupPrefix' | 'allowLaterStart'> {
+  /** The published keys (the workers build their own). */
+  jwks: Jwks;
+  /** Worker threads (default: the machine's parallelism). */
+  threads?: number;
+}
+
+/** Fetch size per partition for the parallel reader: large batches, few round trips. */
+const PARALLEL_FETCH_BYTES = 8 * 1024 * 1024;
+
+/**
+ * verifyTopic on worker threads (ParallelChainVerifier), whole partitions: the workers
+ * start before anything is read; this thread only reads — the checkpoints, then the
+ * records as raw bytes, the partitions spread over the workers by their offset ranges —
+ * and hands the bytes over. It stops reading at the first failure a worker reports.
+ */
+export async function verifyTopicInParallel(o: VerifyTopicInParallelOptions): Promise<VerificationResult> {
+  const verifier = new ParallelChainVerifier({ jwks: o.jwks, threads: o.threads, allowLaterStart: o.allowLaterStart ?? true });
+  try {
+    const wanted = (p: number) => !o.partitions || o.partitions.includes(p);
+    await readRange(o.kafka, o.checkpointTopic, new Map(), await endOffsets(o.admin, o.checkpointTopic), async (batch) => {
+      for (const r of batch) {
+        const cp = JSON.parse(r.value) as { partition: number };
+        if (wanted(cp.partition)) verifier.addCheckpoint(cp);
+      }
+    }, { groupPrefix: o.groupPrefix });
+    const ends = new Map([...(await endOffsets(o.admin, o.topic))].filter(([p]) => wanted(p)));
+    const starts = new Map((await o.admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, BigInt(p.low)]));
+    verifier.plan(new Map([...ends].map(([p, end]) => [p, Number(end - (starts.get(p) ?? 0n))])));
+    await readRangeRaw(o.kafka, o.topic, starts, ends, async (batch) => {
+      for (const r of batch) if (!verifier.addRecord(r.partition, r.value)) return false;
+    }, { groupPrefix: o.groupPrefix, maxBytesPerPartition: PARALLEL_FETCH_BYTES });
+    return await verifier.finish();
+  } finally {
+    await verifier.close();
+  }
 }
