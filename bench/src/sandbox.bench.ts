@@ -50,7 +50,7 @@ export async function sandboxBenchmark(): Promise<Record<string, number>> {
     services: ['policy', 'sandbox-orchestrator'],
     portOffset: OFFSET,
     logDir: join(infra('PALISADE_HOME'), 'logs', 'sandbox-bench'),
-    env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: 'bench9200' },
+    env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: 'bench9200', SANDBOX_BILLING: 'off' },
   });
   try {
     await runner.waitReady(handles, { timeoutMs: 120000 });

@@ -1,6 +1,6 @@
 import type { MigrationFactory } from '@palisade/service-kit';
-import { sandboxesMigration } from './sandboxes/sandboxes.migration';
+import { sandboxesMigration, sandboxQuotasMigration } from './sandboxes/sandboxes.migration';
 import { sessionsMigration } from './sessions/sessions.migration';
 
 /** The service's migrations, one per context, in order (after the event store's). */
-export const sandboxOrchestratorMigrations: readonly MigrationFactory[] = [sessionsMigration, sandboxesMigration];
+export const sandboxOrchestratorMigrations: readonly MigrationFactory[] = [sessionsMigration, sandboxesMigration, sandboxQuotasMigration];

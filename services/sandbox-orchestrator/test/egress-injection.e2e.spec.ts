@@ -91,7 +91,7 @@ describe('egress credential injection (built policy, credential and sandbox-orch
         name === 'credential'
           ? { CREDENTIAL_ACCESS_POLICY: 'policy', CREDENTIAL_MASTER_KEY_FILE: join(dir, 'master.key') }
           : name === 'sandbox-orchestrator'
-            ? { SANDBOX_INSTANCE: INSTANCE, SANDBOX_EGRESS_RULES_FILE: rulesFile }
+            ? { SANDBOX_INSTANCE: INSTANCE, SANDBOX_EGRESS_RULES_FILE: rulesFile, SANDBOX_BILLING: 'off' }
             : {},
     }) as Handle[];
   const fetchCode = (path: string) =>

@@ -4,14 +4,18 @@ import { join } from 'node:path';
 import { audienceOf } from '@palisade/auth-verifier';
 import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions, type Reply } from '@palisade/testing';
 
-// The built sandbox-orchestrator (real crun runtime, instance e2e9100) and policy services
-// at offset 9100 (ports 16204 and 16202). Tokens of our own keys through AUTH_JWKS, as in
-// sessions.e2e.spec.ts. Nothing here is timed: timeouts are generous for a busy machine.
+// The built sandbox-orchestrator (real crun runtime, instance e2e9100), policy and billing
+// services at offset 9100 (ports 16204, 16202, 16207). Tokens of our own keys through
+// AUTH_JWKS, as in sessions.e2e.spec.ts. Executions are held and metered by billing (a
+// price table of the tenant for provider `sandbox`); tenant quotas are small here (3
+// sandboxes, 4 CPU-seconds an hour). Nothing here is timed: timeouts are generous for a busy machine.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 9100;
 const ORCHESTRATOR = 7104 + OFFSET;
 const POLICY = 7102 + OFFSET;
+const BILLING = 7107 + OFFSET;
+const CPU_QUOTA = 4;
 const INSTANCE = 'e2e9100';
 const RUN_DIR = process.env.SANDBOX_RUN_DIR ?? '/run/palisade-sandbox';
 const CRUN = process.env.SANDBOX_CRUN ?? 'crun';
@@ -27,15 +31,24 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
   let jwks: string;
   const t: Record<string, string> = {};
   let policyAdmin: string;
+  let billingAdmin: string;
   const orchestrator = (path: string, token: string, options: CallOptions = {}) => httpsCaller(ORCHESTRATOR)(path, { token, timeoutMs: 60_000, ...options });
   const policy = (path: string, options: CallOptions) => httpsCaller(POLICY)(path, { token: policyAdmin, ...options });
+  const billing = (path: string, options: CallOptions = {}) => httpsCaller(BILLING)(path, { token: billingAdmin, ...options });
+  /** What the tenant's budget holds for executions not settled yet. */
+  const tenantPending = async () => (await billing(`/v1/budgets/tenant/${tenant}`)).json.pendingMicros as string;
+  const requestsOf = async (agent: string) => {
+    const day = 24 * 3_600_000;
+    const report = await billing(`/v1/usage?from=${new Date(Date.now() - day).toISOString()}&to=${new Date(Date.now() + day).toISOString()}&groupBy=agent,model`);
+    return (report.json.rows as Array<{ agentId: string; model: string; requests: number; postedMicros: string }>).filter((r) => r.agentId === agent);
+  };
   const message = (r: Reply) => String(r.json?.error?.message ?? '');
   const start = (services: string[]) =>
     runner.startServices({
       services,
       portOffset: OFFSET,
       logDir: join(infra('PALISADE_HOME'), 'logs', 'sandboxes-e2e'),
-      env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: INSTANCE },
+      env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: INSTANCE, SANDBOX_TENANT_MAX_SANDBOXES: '3', SANDBOX_TENANT_CPU_SECONDS: String(CPU_QUOTA), SANDBOX_TENANT_CPU_WINDOW_HOURS: '1' },
     }) as Handle[];
   const containers = () =>
     execFileSync(CRUN, ['--root', join(RUN_DIR, INSTANCE, 'crun'), 'list', '-q'], { encoding: 'utf8' })
@@ -48,25 +61,35 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
   beforeAll(async () => {
     const users = await TestTokenIssuer.create(audienceOf('sandbox-orchestrator'));
     const admins = await TestTokenIssuer.create(audienceOf('policy'));
-    jwks = JSON.stringify({ keys: [users, admins].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
-    handles = start(['policy', 'sandbox-orchestrator']);
+    const billers = await TestTokenIssuer.create(audienceOf('billing'));
+    jwks = JSON.stringify({ keys: [users, admins, billers].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
+    handles = start(['policy', 'billing', 'sandbox-orchestrator']);
     await runner.waitReady(handles, { timeoutMs: 120000 });
     for (const id of ['alice', 'bob', 'carol']) t[id] = await users.token({ sub: id, tid: tenant, ptp: 'user' });
     t.mallory = await users.token({ sub: 'mallory', tid: other, ptp: 'user' });
     t.bot = await users.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
     t.strayBot = await users.token({ sub: 'stray-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
     policyAdmin = await admins.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['policy:admin'] });
+    billingAdmin = await billers.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['billing:admin'] });
+    t.poorBot = await users.token({ sub: 'poor-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    // sandbox usage priced per template: 1 µ per CPU-ms, 0.001 µ per MB·ms, 1 µ per wall-ms
+    const prices = ['small', 'default', 'large'].flatMap((model) =>
+      [['cpu_ms', '1000000'], ['memory_mb_ms', '1000'], ['wall_ms', '1000000']].map(([kind, microsPerMillion]) => ({ provider: 'sandbox', model, kind, microsPerMillion })),
+    );
+    expect((await billing('/v1/price-tables', { method: 'PUT', body: { currency: 'USD', entries: prices } })).status).toBe(200);
+    expect((await billing(`/v1/budgets/tenant/${tenant}`, { method: 'PUT', body: { limitMicros: '1000000000', period: 'month' } })).status).toBe(200);
+    expect((await billing('/v1/budgets/agent/poor-bot', { method: 'PUT', body: { limitMicros: '1000', period: 'day' } })).status).toBe(200);
     // execute_code: allowlisted for the tenant and for release-bot (not stray-bot); alice and bob may invoke it
     expect((await policy('/v1/roles/coder', { method: 'PUT', body: { inherits: [] } })).status).toBeLessThan(300);
-    const coders = ['user:alice', 'user:bob', 'agent:release-bot', 'agent:stray-bot'].map((subject) => ({ subject, role: 'coder' }));
+    const coders = ['user:alice', 'user:bob', 'agent:release-bot', 'agent:stray-bot', 'agent:poor-bot'].map((subject) => ({ subject, role: 'coder' }));
     expect((await policy('/v1/assignments', { method: 'POST', body: { assignments: coders } })).status).toBeLessThan(300);
     expect((await policy('/v1/policies/tools', { method: 'PUT', body: { rules: [{ id: 'coders-run-code', effect: 'allow', subject: 'role:coder', resource: 'tool', action: 'invoke' }] } })).status).toBeLessThan(300);
     expect((await policy('/v1/tools', { method: 'PUT', body: { tools: ['execute_code'] } })).status).toBeLessThan(300);
-    expect((await policy('/v1/agents/release-bot/tools', { method: 'PUT', body: { tools: ['execute_code'] } })).status).toBeLessThan(300);
+    for (const bot of ['release-bot', 'poor-bot']) expect((await policy(`/v1/agents/${bot}/tools`, { method: 'PUT', body: { tools: ['execute_code'] } })).status).toBeLessThan(300);
     const created = await orchestrator('/v1/sessions', t.alice, { method: 'POST', body: {} });
     session = created.json.id;
     await orchestrator(`/v1/sessions/${session}/members/carol`, t.alice, { method: 'PUT', body: { role: 'viewer' } });
-    for (const bot of ['release-bot', 'stray-bot']) await orchestrator(`/v1/sessions/${session}/agents/${bot}`, t.alice, { method: 'PUT' });
+    for (const bot of ['release-bot', 'stray-bot', 'poor-bot']) await orchestrator(`/v1/sessions/${session}/agents/${bot}`, t.alice, { method: 'PUT' });
   }, 180000);
 
   afterAll(async () => {
@@ -124,6 +147,49 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect((await orchestrator(`/v1/sessions/${session}/sandboxes`, t.carol, { method: 'POST', body: {} })).status).toBe(403);
   });
 
+  it('holds each execution’s worst case in billing first and settles its usage exactly once; an agent over budget gets 429 naming it', async () => {
+    // what release-bot ran before (the test above) is settled first
+    await eventually(async () => (await requestsOf('release-bot'))[0]?.requests === 1 && (await tenantPending()) === '0', 30000, 200);
+    const [before] = await requestsOf('release-bot');
+    for (const word of ['one', 'two']) {
+      const run = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { command: ['/bin/echo', word], timeoutMs: 5000 } });
+      expect(run.json).toMatchObject({ reason: 'exited', stdout: `${word}\n` });
+    }
+    // billing's durable settles each hold from its usage event: two requests, nothing pending, something posted
+    let rows: Awaited<ReturnType<typeof requestsOf>> = [];
+    await eventually(async () => {
+      rows = await requestsOf('release-bot');
+      return rows[0]?.requests === before.requests + 2 && (await tenantPending()) === '0';
+    }, 30000, 200);
+    await new Promise((r) => setTimeout(r, 1000));
+    rows = await requestsOf('release-bot');
+    expect(rows).toEqual([expect.objectContaining({ agentId: 'release-bot', model: 'small', requests: before.requests + 2 })]); // once each, not again
+    const posted = BigInt(rows[0].postedMicros) - BigInt(before.postedMicros);
+    expect(posted).toBeGreaterThan(0n);
+    expect(posted).toBeLessThan(2n * (2500n + 256n * 5n + 5000n)); // each below its worst case (5 s: 2.5 CPU-s, 256 MB, 5 s)
+    // the agent's 1000 µ budget cannot hold the worst case of even a one-second execution
+    const poor = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.poorBot, { method: 'POST', body: { command: ['/bin/echo', 'spend'], timeoutMs: 1000 } });
+    expect(poor.status).toBe(429);
+    expect(message(poor)).toMatch(/^the agent budget has no room for this execution \(limit 1000 micro-units, resets at /);
+    expect(poor.json.error.details).toMatchObject({ budget: { level: 'agent', limitMicros: 1000 } });
+    expect(await requestsOf('poor-bot')).toEqual([]);
+  });
+
+  it('refuses a sandbox past the tenant’s concurrent sandboxes with 429 naming the quota', async () => {
+    const extra: string[] = [];
+    let refused: Reply | undefined;
+    for (let i = 0; i < 3 && !refused; i++) {
+      const r = await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'small' } });
+      if (r.status === 201) extra.push(r.json.id);
+      else refused = r;
+    }
+    expect(extra).toHaveLength(2); // the tenant's third, beside the first one
+    expect(refused!.status).toBe(429);
+    expect(message(refused!)).toMatch(/^quota concurrent-sandboxes: .*\(limit 3\)/);
+    for (const id of extra) expect((await orchestrator(`/v1/sandboxes/${id}`, t.alice, { method: 'DELETE' })).status).toBe(204);
+    expect((await orchestrator(`/v1/sessions/${session}/sandboxes`, t.carol, { method: 'POST', body: {} })).status).toBe(403); // a refusal of the policy still comes first
+  });
+
   it('answers 404 to anyone the session is not shared with, in this tenant or another; refuses bad input', async () => {
     for (const who of ['bob', 'mallory']) {
       for (const [path, options] of [
@@ -143,6 +209,7 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
   });
 
   it('leaves no orphan after kill -9: the restarted orchestrator removes the container, reports the execution lost and adopts the sandbox', async () => {
+    const settledBefore = await requestsOf('user:alice');
     const running = orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sleep', '60'] } }).catch(() => undefined);
     let executionId = '';
     await eventually(async () => {
@@ -165,6 +232,22 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(view.json.runningExecution).toBeUndefined();
     const after = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/cat', '/workspace/kept'] } });
     expect(after.json).toMatchObject({ reason: 'exited', stdout: 'yes' }); // adopted: the workspace survived
+    // billed: the execution after the restart; not billed: the lost one (its hold released at once, not left to expire)
+    await eventually(async () => (await requestsOf('user:alice'))[0]?.requests === settledBefore[0].requests + 1, 30000, 200);
+    await eventually(async () => (await tenantPending()) === '0', 10000, 200);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await requestsOf('user:alice'))[0].requests).toBe(settledBefore[0].requests + 1);
+  });
+
+  it('refuses executions once the tenant used its CPU-seconds in the window, with 429 naming the quota', async () => {
+    const spin = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, {
+      method: 'POST',
+      body: { language: 'python', code: `import time\nwhile time.process_time() < ${CPU_QUOTA + 0.2}: pass\nprint("spun")`, timeoutMs: 30000 },
+    });
+    expect(spin.json).toMatchObject({ reason: 'exited', stdout: 'spun\n' });
+    const refused = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/true'] } });
+    expect(refused.status).toBe(429);
+    expect(message(refused)).toMatch(new RegExp(`^quota cpu-seconds: the tenant's executions used \\d+ CPU-seconds in the last 1 hours \\(limit ${CPU_QUOTA}\\)`));
   });
 
   it('stops (nothing runs there any more) and deletes', async () => {

@@ -1,23 +1,33 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { Command, Decider } from '@palisade/eventsourcing';
 import type { SandboxLimits } from '../runtime/runtime.port';
-import type { ExecutionReason, ExecutionUsage, SandboxEvent } from './sandboxes.events';
+import type { ExecutionReason, ExecutionUsage, MeteredQuantity, SandboxEvent, StopReason } from './sandboxes.events';
+
+/** What billing settles an execution with (absent for `lost`: nothing was measured). */
+export interface ExecutionMetering {
+  agentId: string;
+  actualMicros: string;
+  model: string;
+  usage: MeteredQuantity[];
+}
 
 export interface SandboxState {
   status: 'none' | 'ready' | 'stopped' | 'deleted';
   sandboxId?: string;
   sessionId?: string;
   limits?: SandboxLimits;
+  /** The lifetime limit: nothing runs from then on (absent in streams older than the limit). */
+  expiresAt?: string;
   /** The execution running now (one at a time per sandbox). */
   running?: string;
 }
 
 export type SandboxCommand =
-  | Command<'create', { sandboxId: string; sessionId: string; template: string; limits: SandboxLimits; instance: string }>
+  | Command<'create', { sandboxId: string; sessionId: string; template: string; limits: SandboxLimits; instance: string; expiresAt: string }>
   | Command<'start', { executionId: string; kind: 'command' | 'code'; program: string; timeoutMs: number }>
-  | Command<'finish', { executionId: string; reason: ExecutionReason; exitCode: number | null; signal: string | null; stdoutBytes: number; stderrBytes: number; usage: ExecutionUsage }>
+  | Command<'finish', { executionId: string; reason: ExecutionReason; exitCode: number | null; signal: string | null; stdoutBytes: number; stderrBytes: number; usage: ExecutionUsage; metering?: ExecutionMetering }>
   | Command<'refuse', { action: string; rule: string }>
-  | Command<'stop', { reason: 'requested' | 'idle' }>
+  | Command<'stop', { reason: StopReason }>
   | Command<'delete', Record<string, never>>;
 
 const notFound = () => new PalisadeError('not_found', 'sandbox not found');
@@ -26,7 +36,8 @@ const notFound = () => new PalisadeError('not_found', 'sandbox not found');
  * The sandbox's own rules (who may ask is the policy service's decision, asked before):
  * created once; one execution at a time, none once stopped or deleted; an execution's
  * end is recorded once, whatever happened to the sandbox meanwhile (so its usage is
- * billed exactly once); usage is recorded for every end but `lost` (nothing measured).
+ * billed exactly once: one `usage.recorded` per execution id, billing's request id); usage
+ * is recorded for every end but `lost` (nothing measured, nothing billed).
  */
 export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent> = {
   initialState: () => ({ status: 'none' }),
@@ -46,8 +57,8 @@ export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent>
           type: 'sandbox-orchestrator.sandbox.exec_finished',
           data: { ...ids, executionId: d.executionId, reason: d.reason, exitCode: d.exitCode, signal: d.signal, stdoutBytes: d.stdoutBytes, stderrBytes: d.stderrBytes, usage: d.usage },
         };
-        if (d.reason === 'lost') return [finished];
-        return [finished, { type: 'sandbox-orchestrator.sandbox.usage_recorded', data: { ...ids, executionId: d.executionId, ...d.usage } }];
+        if (d.reason === 'lost' || !d.metering) return [finished];
+        return [finished, { type: 'sandbox-orchestrator.usage.recorded', data: { ...ids, executionId: d.executionId, requestId: d.executionId, ...d.metering } }];
       }
       case 'refuse':
         if (state.status === 'deleted') throw notFound();
@@ -55,6 +66,7 @@ export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent>
       case 'start':
         if (state.status === 'deleted') throw notFound();
         if (state.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped');
+        if (state.expiresAt && command.metadata.now.getTime() >= Date.parse(state.expiresAt)) throw new PalisadeError('illegal_state', 'sandbox reached its lifetime limit');
         if (state.running) throw new PalisadeError('conflict', 'an execution is running in this sandbox (one at a time)');
         if (command.data.timeoutMs > state.limits!.timeoutMs) throw new PalisadeError('validation', `timeoutMs: at most ${state.limits!.timeoutMs} in this sandbox`);
         return [{ type: 'sandbox-orchestrator.sandbox.exec_started', data: { ...ids, ...command.data } }];
@@ -71,7 +83,7 @@ export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent>
   evolve(state, event) {
     switch (event.type) {
       case 'sandbox-orchestrator.sandbox.created':
-        return { status: 'ready', sandboxId: event.data.sandboxId, sessionId: event.data.sessionId, limits: event.data.limits };
+        return { status: 'ready', sandboxId: event.data.sandboxId, sessionId: event.data.sessionId, limits: event.data.limits, ...(event.data.expiresAt ? { expiresAt: event.data.expiresAt } : {}) };
       case 'sandbox-orchestrator.sandbox.exec_started':
         return { ...state, running: event.data.executionId };
       case 'sandbox-orchestrator.sandbox.exec_finished': {
@@ -84,6 +96,7 @@ export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent>
       case 'sandbox-orchestrator.sandbox.deleted':
         return { ...state, status: 'deleted' };
       case 'sandbox-orchestrator.sandbox.usage_recorded':
+      case 'sandbox-orchestrator.usage.recorded':
       case 'sandbox-orchestrator.sandbox.exec_refused':
         return state;
     }

@@ -9,22 +9,25 @@ const cmd = (c: Omit<SandboxCommand, 'metadata'>) => ({ ...c, metadata: at }) as
 const ids = { sandboxId: 'sb-1', sessionId: 's-1' };
 const limits = SANDBOX_TEMPLATES.small;
 const usage = { cpuSeconds: 0.5, memoryGbSeconds: 0.01, wallSeconds: 1.2 };
-const created: SandboxEvent = { type: 'sandbox-orchestrator.sandbox.created', data: { ...ids, template: 'small', limits, instance: 'local' } };
+const expiresAt = '2026-12-03T12:00:00.000Z';
+const created: SandboxEvent = { type: 'sandbox-orchestrator.sandbox.created', data: { ...ids, template: 'small', limits, instance: 'local', expiresAt } };
 const start = { executionId: 'e-1', kind: 'command' as const, program: 'python3', timeoutMs: 10_000 };
 const started: SandboxEvent = { type: 'sandbox-orchestrator.sandbox.exec_started', data: { ...ids, ...start } };
-const end = { executionId: 'e-1', exitCode: 0, signal: null, stdoutBytes: 3, stderrBytes: 0, usage };
+const metering = { agentId: 'release-bot', actualMicros: '1234', model: 'small', usage: [{ kind: 'cpu_ms', quantity: 500 }, { kind: 'memory_mb_ms', quantity: 12289 }, { kind: 'wall_ms', quantity: 1200 }] };
+const end = { executionId: 'e-1', exitCode: 0, signal: null, stdoutBytes: 3, stderrBytes: 0, usage, metering };
 const finished = (reason: 'exited' | 'timeout' | 'oom' | 'killed' | 'lost'): SandboxEvent => ({
   type: 'sandbox-orchestrator.sandbox.exec_finished',
   data: { ...ids, executionId: 'e-1', reason, exitCode: 0, signal: null, stdoutBytes: 3, stderrBytes: 0, usage },
 });
-const metered: SandboxEvent = { type: 'sandbox-orchestrator.sandbox.usage_recorded', data: { ...ids, executionId: 'e-1', ...usage } };
+// billing's contract: the execution id is the hold's request id
+const metered: SandboxEvent = { type: 'sandbox-orchestrator.usage.recorded', data: { ...ids, executionId: 'e-1', requestId: 'e-1', ...metering } };
 const stopped: SandboxEvent = { type: 'sandbox-orchestrator.sandbox.stopped', data: { ...ids, reason: 'requested' } };
 const deleted: SandboxEvent = { type: 'sandbox-orchestrator.sandbox.deleted', data: ids };
 
 describe('sandboxes decider', () => {
   it('creates a sandbox once, with the limits of its template', () => {
-    spec([]).when(cmd({ type: 'create', data: { ...ids, template: 'small', limits, instance: 'local' } })).then([created]);
-    spec([created]).when(cmd({ type: 'create', data: { ...ids, template: 'small', limits, instance: 'local' } })).thenThrows('conflict', 'already exists');
+    spec([]).when(cmd({ type: 'create', data: { ...ids, template: 'small', limits, instance: 'local', expiresAt } })).then([created]);
+    spec([created]).when(cmd({ type: 'create', data: { ...ids, template: 'small', limits, instance: 'local', expiresAt } })).thenThrows('conflict', 'already exists');
   });
 
   it('starts one execution at a time, within the sandbox’s timeout', () => {
@@ -41,12 +44,21 @@ describe('sandboxes decider', () => {
       spec([created, started]).when(cmd({ type: 'finish', data: { ...end, reason } })).then([finished(reason), metered]);
     }
     spec([created, started]).when(cmd({ type: 'finish', data: { ...end, reason: 'lost' } })).then([finished('lost')]);
+    const { metering: _none, ...unmetered } = end;
+    void _none;
+    spec([created, started]).when(cmd({ type: 'finish', data: { ...unmetered, reason: 'exited' } })).then([finished('exited')]); // nothing priced: no usage event
     spec([created, started, finished('exited'), metered]).when(cmd({ type: 'finish', data: { ...end, reason: 'exited' } })).then([]); // never billed twice
   });
 
   it('records the end of an execution that ran when the sandbox was stopped or deleted', () => {
     spec([created, started, stopped]).when(cmd({ type: 'finish', data: { ...end, reason: 'killed' } })).then([finished('killed'), metered]);
     spec([created, started, deleted]).when(cmd({ type: 'finish', data: { ...end, reason: 'killed' } })).then([finished('killed'), metered]);
+  });
+
+  it('runs nothing past the sandbox’s lifetime limit; stops it once for that reason', () => {
+    const late = { ...at, now: new Date(expiresAt) };
+    spec([created]).when({ type: 'start', data: start, metadata: late }).thenThrows('illegal_state', 'lifetime');
+    spec([created]).when(cmd({ type: 'stop', data: { reason: 'lifetime' } })).then([{ type: 'sandbox-orchestrator.sandbox.stopped', data: { ...ids, reason: 'lifetime' } }]);
   });
 
   it('records a refusal of the policy, naming the rule', () => {

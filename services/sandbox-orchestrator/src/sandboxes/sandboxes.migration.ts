@@ -45,3 +45,21 @@ export const sandboxesMigration = sqlMigration('SandboxSandboxes1764900000001', 
   `GRANT SELECT, INSERT, UPDATE ON ${s}.sandboxes TO ${app}`,
   `GRANT SELECT, INSERT, UPDATE ON ${s}.sandbox_executions TO ${app}`,
 ]);
+
+/**
+ * Quotas: each sandbox's lifetime limit (`expires_at`, from its created event) and each
+ * tenant's CPU-seconds per hour (kept with the exec_finished events), summed over the
+ * quota's window.
+ */
+export const sandboxQuotasMigration = sqlMigration('SandboxQuotas1764900000002', (s, app) => [
+  `ALTER TABLE ${s}.sandboxes ADD COLUMN expires_at timestamptz`,
+  `CREATE INDEX sandboxes_expiring ON ${s}.sandboxes (instance, expires_at) WHERE status = 'ready'`,
+  `CREATE INDEX sandboxes_tenant_ready ON ${s}.sandboxes (tenant_id) WHERE status = 'ready'`,
+  `CREATE TABLE ${s}.sandbox_tenant_cpu (
+     tenant_id   text NOT NULL,
+     hour        timestamptz NOT NULL,
+     cpu_seconds double precision NOT NULL,
+     PRIMARY KEY (tenant_id, hour)
+   )`,
+  `GRANT SELECT, INSERT, UPDATE ON ${s}.sandbox_tenant_cpu TO ${app}`,
+]);

@@ -19,6 +19,8 @@ export interface SandboxRow {
   createdAt: string;
   updatedAt: string;
   lastActivityAt: string;
+  /** The lifetime limit (absent for sandboxes created before it). */
+  expiresAt?: string;
 }
 
 export interface ExecutionRow {
@@ -59,6 +61,7 @@ interface Row {
   created_at: Date;
   updated_at: Date;
   last_activity_at: Date;
+  expires_at: Date | null;
 }
 
 interface ExecRow {
@@ -78,7 +81,7 @@ interface ExecRow {
   finished_at: Date | null;
 }
 
-const COLUMNS = 'tenant_id, sandbox_id, session_id, template, instance, limits, status, running_execution, version, created_at, updated_at, last_activity_at';
+const COLUMNS = 'tenant_id, sandbox_id, session_id, template, instance, limits, status, running_execution, version, created_at, updated_at, last_activity_at, expires_at';
 
 function rowOf(r: Row): SandboxRow {
   const row: SandboxRow = {
@@ -95,6 +98,7 @@ function rowOf(r: Row): SandboxRow {
     lastActivityAt: r.last_activity_at.toISOString(),
   };
   if (r.running_execution) row.runningExecution = r.running_execution;
+  if (r.expires_at) row.expiresAt = r.expires_at.toISOString();
   return row;
 }
 
@@ -156,6 +160,36 @@ export class SandboxesRepository {
     return rows.map(rowOf);
   }
 
+  /** Ready sandboxes of the instance past their lifetime limit. */
+  async expiredBy(instance: string, at: Date, limit = 100): Promise<SandboxRow[]> {
+    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sandboxes WHERE instance = $1 AND status = 'ready' AND expires_at <= $2 ORDER BY expires_at LIMIT $3`, [instance, at, limit]);
+    return rows.map(rowOf);
+  }
+
+  /** How many sandboxes of the tenant are ready (on every instance). */
+  async readyCount(tenantId: string): Promise<number> {
+    const rows: Array<{ n: number }> = await this.dataSource.query(`SELECT count(*)::int AS n FROM sandboxes WHERE tenant_id = $1 AND status = 'ready'`, [tenantId]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
+   * In the transaction of a sandbox's created event (after its projection): serialises the
+   * tenant's creations and counts its ready sandboxes, the new one included, so two
+   * concurrent creations never both take the last place.
+   */
+  async readyCountLocked(tx: Transaction, tenantId: string): Promise<number> {
+    const sql = sqlOf(tx);
+    await sql.query(`SELECT pg_advisory_xact_lock(hashtextextended('sandbox-quota:' || $1, 0))`, [tenantId]);
+    const rows: Array<{ n: number }> = await sql.query(`SELECT count(*)::int AS n FROM sandboxes WHERE tenant_id = $1 AND status = 'ready'`, [tenantId]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** CPU-seconds the tenant's executions used in the hours from `since` on. */
+  async cpuSecondsSince(tenantId: string, since: Date): Promise<number> {
+    const rows: Array<{ s: number | null }> = await this.dataSource.query(`SELECT sum(cpu_seconds) AS s FROM sandbox_tenant_cpu WHERE tenant_id = $1 AND hour >= date_trunc('hour', $2::timestamptz)`, [tenantId, since]);
+    return Number(rows[0]?.s ?? 0);
+  }
+
   async execution(tenantId: string, sandboxId: string, executionId: string): Promise<ExecutionRow | undefined> {
     const rows: ExecRow[] = await this.dataSource.query(
       `SELECT sandbox_id, execution_id, program, status, reason, exit_code, signal, stdout, stderr, stdout_truncated, stderr_truncated, usage, started_at, finished_at
@@ -186,9 +220,9 @@ export class SandboxesRepository {
         switch (event.type) {
           case 'sandbox-orchestrator.sandbox.created':
             await sql.query(
-              `INSERT INTO sandboxes (tenant_id, sandbox_id, session_id, template, instance, limits, status, version, created_at, updated_at, last_activity_at)
-               VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7, $8, $8, $8)`,
-              [...key, event.data.sessionId, event.data.template, event.data.instance, JSON.stringify(event.data.limits), version, at],
+              `INSERT INTO sandboxes (tenant_id, sandbox_id, session_id, template, instance, limits, status, version, created_at, updated_at, last_activity_at, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7, $8, $8, $8, $9)`,
+              [...key, event.data.sessionId, event.data.template, event.data.instance, JSON.stringify(event.data.limits), version, at, event.data.expiresAt ?? null],
             );
             break;
           case 'sandbox-orchestrator.sandbox.exec_started':
@@ -204,6 +238,13 @@ export class SandboxesRepository {
               `UPDATE sandbox_executions SET status = 'finished', reason = $3, exit_code = $4, signal = $5, usage = $6, finished_at = $7 WHERE tenant_id = $1 AND execution_id = $2`,
               [envelope.tenantId, event.data.executionId, event.data.reason, event.data.exitCode, event.data.signal, JSON.stringify(event.data.usage), at],
             );
+            if (event.data.usage.cpuSeconds > 0) {
+              await sql.query(
+                `INSERT INTO sandbox_tenant_cpu (tenant_id, hour, cpu_seconds) VALUES ($1, date_trunc('hour', $2::timestamptz), $3)
+                 ON CONFLICT (tenant_id, hour) DO UPDATE SET cpu_seconds = sandbox_tenant_cpu.cpu_seconds + EXCLUDED.cpu_seconds`,
+                [envelope.tenantId, at, event.data.usage.cpuSeconds],
+              );
+            }
             break;
           case 'sandbox-orchestrator.sandbox.stopped':
             await sql.query(`UPDATE sandboxes SET status = 'stopped' WHERE tenant_id = $1 AND sandbox_id = $2`, key);
@@ -212,6 +253,7 @@ export class SandboxesRepository {
             await sql.query(`UPDATE sandboxes SET status = 'deleted' WHERE tenant_id = $1 AND sandbox_id = $2`, key);
             break;
           case 'sandbox-orchestrator.sandbox.usage_recorded':
+          case 'sandbox-orchestrator.usage.recorded':
           case 'sandbox-orchestrator.sandbox.exec_refused':
             break;
         }

@@ -1,0 +1,135 @@
+import { systemEventContext, type EventEnvelope, type Principal } from '@palisade/contracts';
+import { InMemoryEventStore } from '@palisade/eventsourcing';
+import type { AuthorizeDecision, AuthorizeRequest } from '@palisade/policy-client';
+import type { ExecResult, SandboxRuntime } from '../src/runtime/runtime.port';
+import type { SandboxEvent } from '../src/sandboxes/sandboxes.events';
+import type { ExecutionRow, SandboxesRepository, SandboxRow } from '../src/sandboxes/sandboxes.repository';
+import { SandboxesService, type SandboxesServiceDependencies } from '../src/sandboxes/sandboxes.service';
+import type { SessionRow } from '../src/sessions/sessions.repository';
+import type { Caller } from '../src/sessions/sessions.service';
+
+/** Unit tests of SandboxesService: an in-memory event store and read model, a policy stand-in, a runtime stand-in. */
+export const session: SessionRow = { tenantId: 'acme', sessionId: 's1', owner: 'alice', collaborators: [], viewers: [], agents: ['fetch-bot'], status: 'active', version: 1, createdAt: '', updatedAt: '' };
+export const bot: Caller = {
+  principal: { type: 'agent', id: 'fetch-bot', tenantId: 'acme', actingFor: 'alice', department: 'platform' } as Principal,
+  agentToken: 'the.agent.token',
+  token: 'the.agent.token',
+};
+export const alice: Caller = { principal: { type: 'user', id: 'alice', tenantId: 'acme' } as Principal, token: 'alice.token' };
+
+export type MemoryRepository = Pick<
+  SandboxesRepository,
+  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'
+> & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number } };
+
+export function memoryRepository(): MemoryRepository {
+  const rows = new Map<string, SandboxRow>();
+  const events: SandboxEvent[] = [];
+  const cpu = { seconds: 0 };
+  const ready = (tenantId: string) => [...rows.values()].filter((r) => r.tenantId === tenantId && r.status === 'ready').length;
+  return {
+    rows,
+    events,
+    cpu,
+    sandbox: async (tenantId, id) => (rows.get(id)?.tenantId === tenantId ? rows.get(id) : undefined),
+    sandboxesOf: async () => [...rows.values()],
+    liveSandboxes: async () => [...rows.values()].filter((r) => r.status === 'ready' || r.runningExecution),
+    idleSince: async () => [],
+    expiredBy: async (_instance, at) => [...rows.values()].filter((r) => r.status === 'ready' && r.expiresAt && Date.parse(r.expiresAt) <= at.getTime()),
+    readyCount: async (tenantId) => ready(tenantId),
+    readyCountLocked: async (_tx, tenantId) => ready(tenantId),
+    cpuSecondsSince: async () => cpu.seconds,
+    execution: async (_tenant, sandboxId, executionId) =>
+      ({ sandboxId, executionId, program: 'sh', status: 'finished', exitCode: 0, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, startedAt: '' }) as ExecutionRow,
+    storeOutput: async () => undefined,
+    projection: {
+      name: 'sandboxes',
+      handles: [
+        'sandbox-orchestrator.sandbox.created',
+        'sandbox-orchestrator.sandbox.exec_started',
+        'sandbox-orchestrator.sandbox.exec_finished',
+        'sandbox-orchestrator.usage.recorded',
+        'sandbox-orchestrator.sandbox.stopped',
+        'sandbox-orchestrator.sandbox.deleted',
+        'sandbox-orchestrator.sandbox.exec_refused',
+      ],
+      apply: async (_tx, envelopes: readonly EventEnvelope[], version) => {
+        for (const e of envelopes) {
+          const event = { type: e.type, data: e.data } as SandboxEvent;
+          events.push(event);
+          const row = rows.get(event.data.sandboxId);
+          switch (event.type) {
+            case 'sandbox-orchestrator.sandbox.created': {
+              const d = event.data;
+              rows.set(d.sandboxId, { tenantId: e.tenantId, sandboxId: d.sandboxId, sessionId: d.sessionId, template: d.template, instance: d.instance, limits: d.limits, status: 'ready', version, createdAt: '', updatedAt: '', lastActivityAt: '', ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}) });
+              break;
+            }
+            case 'sandbox-orchestrator.sandbox.exec_started':
+              if (row) row.runningExecution = event.data.executionId;
+              break;
+            case 'sandbox-orchestrator.sandbox.exec_finished':
+              if (row) delete row.runningExecution;
+              cpu.seconds += event.data.usage.cpuSeconds;
+              break;
+            case 'sandbox-orchestrator.sandbox.stopped':
+              if (row) row.status = 'stopped';
+              break;
+            case 'sandbox-orchestrator.sandbox.deleted':
+              if (row) row.status = 'deleted';
+              break;
+            default:
+              break;
+          }
+        }
+      },
+    },
+  };
+}
+
+export const outcome = (usage = { cpuSeconds: 0.25, memoryGbSeconds: 0.001, wallSeconds: 0.5 }): ExecResult => ({
+  exitCode: 0,
+  signal: null,
+  reason: 'exited',
+  stdout: Buffer.from('ok\n'),
+  stderr: Buffer.alloc(0),
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  usage: { ...usage, peakMemoryBytes: 0 },
+});
+
+/** A service on the stand-ins; `runtimeExec` and `decide` may be replaced by a test. */
+export function serviceHarness(overrides: Partial<SandboxesServiceDependencies> = {}) {
+  const repo = memoryRepository();
+  const h = {
+    repo,
+    decide: ((): AuthorizeDecision => ({ decision: 'allow', rule: 'test', reason: 'ok' })) as (request: AuthorizeRequest) => AuthorizeDecision,
+    asked: [] as AuthorizeRequest[],
+    runtimeExec: ((): ReturnType<SandboxRuntime['exec']> => ({ result: Promise.resolve(outcome()), kill: () => undefined })) as SandboxRuntime['exec'],
+    removed: [] as string[],
+    service: undefined as unknown as SandboxesService,
+  };
+  const runtime = {
+    check: async () => undefined,
+    create: async () => undefined,
+    exec: (...a: Parameters<SandboxRuntime['exec']>) => h.runtimeExec(...a),
+    stop: async () => undefined,
+    remove: async (id: string) => void h.removed.push(id),
+    reconcile: async () => ({ containers: [], workspaces: [] }),
+  } as unknown as SandboxRuntime;
+  h.service = new SandboxesService({
+    store: new InMemoryEventStore(),
+    repo,
+    sessions: { session: async () => session },
+    policy: () => ({
+      authorize: async (r) => {
+        h.asked.push(r);
+        return h.decide(r);
+      },
+    }),
+    runtime,
+    settings: { outputCapBytes: 1024, idleStopMs: 60_000, instance: 'unit', lifetimeMs: 3_600_000, quotas: { maxSandboxes: 5, cpuSeconds: 100, cpuWindowMs: 3_600_000 } },
+    eventContext: systemEventContext('sandbox-orchestrator'),
+    ...overrides,
+  });
+  return h;
+}
