@@ -116,9 +116,14 @@ describe('ledger (PostgreSQL)', () => {
         } else if (dice < 9) {
           const id = live.splice(rand(live.length), 1)[0];
           const actual = String(rand(160));
+          // a third of the settled usage is corrected afterwards (up or down, capped by the headroom as a settle is)
+          const corrected = rand(3) === 0 ? String(rand(200)) : null;
           ops.push(
             ledger.settle('llm-router', { tenantId: tenant, requestId: id, actualMicros: actual }).then(
-              async (first) => expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: id, actualMicros: '7' })).toEqual(first),
+              async (first) => {
+                expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: id, actualMicros: '7' })).toEqual(first);
+                if (corrected !== null) expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: id, actualMicros: corrected, revision: 1 })).toMatchObject({ revision: 1 });
+              },
               (e: { code?: string }) => expect(e.code).toBe('illegal_state'),
             ),
           );
@@ -141,6 +146,37 @@ describe('ledger (PostgreSQL)', () => {
     expect(held).toBe(0);
     const [{ pending }] = await db.dataSource.query(`SELECT sum(pending)::int AS pending FROM "${db.schema}".budget_periods WHERE tenant_id = $1`, [tenant]);
     expect(pending).toBe(0);
+  });
+
+  it('late and corrected usage adjust the period of the usage\'s time (a month in Asia/Shanghai), with append-only lines summing to posted', async () => {
+    const tenant = 't4';
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1000', period: 'month', timeZone: 'Asia/Shanghai' });
+    const usage = (requestId: string, actualMicros: string, occurredAt: string, revision = 0) =>
+      ledger.settle('sandbox-orchestrator', { tenantId: tenant, requestId, actualMicros, agentId: 'bot', teamId: 'ops', occurredAt: new Date(occurredAt), revision });
+    // 23:00 on 30 November in Shanghai, arriving on 3 December: November's account
+    expect(await usage('nov', '300', '2026-11-30T15:00:00.000Z')).toMatchObject({ postedMicros: '300', late: true });
+    // 01:00 on 1 December in Shanghai (still 30 November in UTC): December's
+    expect(await usage('dec', '200', '2026-11-30T17:00:00.000Z')).toMatchObject({ postedMicros: '200', late: true });
+    expect(await usage('dec', '999', '2026-11-30T17:00:00.000Z')).toMatchObject({ postedMicros: '200' }); // a redelivery: its first answer
+    expect(await usage('nov', '120', '2026-11-30T15:00:00.000Z', 1)).toMatchObject({ postedMicros: '120', revision: 1 }); // a correction, down
+    expect(await usage('nov', '900', '2026-11-30T15:00:00.000Z', 1)).toMatchObject({ postedMicros: '120', revision: 1 }); // the same revision again: nothing
+    const q = (sql: string) => db.dataSource.query(sql.replaceAll('$s', `"${db.schema}"`), [tenant]);
+    const periods = await q(`SELECT period_start, posted::int AS posted FROM $s.budget_periods WHERE tenant_id = $1 ORDER BY period_start`);
+    expect(periods.map((p: { period_start: Date; posted: number }) => [p.period_start.toISOString(), p.posted])).toEqual([
+      ['2026-10-31T16:00:00.000Z', 120],
+      ['2026-11-30T16:00:00.000Z', 200],
+    ]);
+    const lines = await q(`SELECT request_id, revision, posted_micros::int AS posted, occurred_at FROM $s.usage_lines WHERE tenant_id = $1 ORDER BY request_id, revision`);
+    expect(lines.map((l: { request_id: string; revision: number; posted: number }) => [l.request_id, l.revision, l.posted])).toEqual([
+      ['dec', 0, 200],
+      ['nov', 0, 300],
+      ['nov', 1, -180],
+    ]);
+    expect(lines.every((l: { occurred_at: Date }) => l.occurred_at.getTime() < Date.parse('2026-12-01T00:00:00.000Z'))).toBe(true);
+    // append-only: the ledger's role may not change a line (and a trigger refuses it to anyone)
+    await expect(q(`UPDATE $s.usage_lines SET posted_micros = 0 WHERE tenant_id = $1`)).rejects.toThrow(/permission denied/);
+    // a usage naming no agent, with no hold, still has nowhere to go
+    await expect(ledger.settle('llm-router', { tenantId: tenant, requestId: 'ghost', actualMicros: '5' })).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {

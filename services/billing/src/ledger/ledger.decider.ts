@@ -58,10 +58,13 @@ export type ReserveAnswer =
 export interface SettleAnswer {
   status: 'settled';
   requestId: string;
+  /** What is posted for the request in all (after a correction: the corrected total). */
   postedMicros: string;
   overrunMicros: string;
   releasedMicros: string;
   late: boolean;
+  /** The usage revision this answers (0: the original; a correction counts up). */
+  revision?: number;
 }
 export interface ReleaseAnswer {
   status: 'released' | 'expired' | 'settled' | 'refused';
@@ -86,6 +89,10 @@ export interface Hold {
   reserveAnswer: ReserveAnswer;
   settleAnswer: SettleAnswer | null;
   releaseAnswer: ReleaseAnswer | null;
+  /** The usage revision posted so far (0: the original settle; corrections count up). */
+  revision: number;
+  /** When the hold was made (for a hold-less late usage: the usage's time). */
+  createdAt: Date;
   updatedAt: Date;
 }
 
@@ -111,6 +118,15 @@ export interface SettleCommand {
   model: string | null;
   usage: UsageQuantity[];
   now: Date;
+  /** Usage revision: 0 the original; a higher one corrects what was posted to this total (a lower or equal one, once settled, gets the latest answer). */
+  revision: number;
+  /** When the usage happened (a usage event's time); the line is dated so, and a hold-less usage is posted in the period of this time. */
+  occurredAt: Date | null;
+  /** For a usage with no hold (late: billing never saw the reserve): the agent and its team, and the current-at-`occurredAt` period rows of their budgets (the service resolved them). */
+  agentId?: string | null;
+  teamId?: string | null;
+  userId?: string | null;
+  accountKeys: readonly string[];
 }
 export interface ReleaseCommand {
   type: 'release' | 'expire';
@@ -127,6 +143,17 @@ export interface LedgerDecision {
   /** The hold to store (unchanged hold: null, nothing to write). */
   hold: Hold | null;
   accounts: Account[];
+  /** The usage line a settle appends: what it moved (a correction: the differences, possibly negative), so the lines of a request sum to its posted. */
+  line?: UsageLineAmounts;
+}
+
+/** The amounts of one usage line and its revision and date. */
+export interface UsageLineAmounts {
+  revision: number;
+  posted: bigint;
+  actual: bigint;
+  overrun: bigint;
+  occurredAt: Date;
 }
 
 /** Accounts by key; a decision reads them and the batch applies its changed copies. */
@@ -164,7 +191,20 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
   if (c.amount <= 0n || c.amount > MAX_AMOUNT_MICROS) throw new PalisadeError('validation', `amountMicros: must be between 1 and ${MAX_AMOUNT_MICROS}`);
   if (!Number.isInteger(c.ttlMs) || c.ttlMs < MIN_TTL_MS || c.ttlMs > MAX_TTL_MS) throw new PalisadeError('validation', `ttlMs: must be between ${MIN_TTL_MS} and ${MAX_TTL_MS}`);
   const held = accountsOf(c.accountKeys, accounts).sort(compareAccounts);
-  const base = { tenantId: c.tenantId, requestId: c.requestId, agentId: c.agentId, teamId: c.teamId, amount: c.amount, expiresAt: new Date(c.now.getTime() + c.ttlMs), posted: 0n, settleAnswer: null, releaseAnswer: null, updatedAt: c.now };
+  const base = {
+    tenantId: c.tenantId,
+    requestId: c.requestId,
+    agentId: c.agentId,
+    teamId: c.teamId,
+    amount: c.amount,
+    expiresAt: new Date(c.now.getTime() + c.ttlMs),
+    posted: 0n,
+    settleAnswer: null,
+    releaseAnswer: null,
+    revision: 0,
+    createdAt: c.now,
+    updatedAt: c.now,
+  };
   const short = held.find((a) => a.hard && a.posted + a.pending + c.amount > a.limit);
   if (short) {
     const available = short.limit - short.posted - short.pending;
@@ -208,14 +248,20 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
  * hold is released: never less than the hold itself, so an actual within the hold is
  * always posted whole; the rest is the `overrun`, recorded on the usage line and never
  * posted (posted + pending ≤ limit holds). A hold that already expired is settled
- * `late` the same way with nothing held. A second settle gets the first answer.
+ * `late` the same way with nothing held; so is a usage billing holds nothing for (the
+ * reserve never reached it), on the accounts of the period of the usage's time. A second
+ * settle gets the first answer; a higher `revision` corrects (`decideCorrection`).
  */
 export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts: Accounts): LedgerDecision {
-  if (!hold) throw new PalisadeError('not_found', 'hold not found');
-  if (hold.status === 'settled') return { answer: hold.settleAnswer!, events: [], hold: null, accounts: [] };
+  if (c.actual < 0n || c.actual > MAX_AMOUNT_MICROS) throw new PalisadeError('validation', `actualMicros: must be between 0 and ${MAX_AMOUNT_MICROS}`);
+  if (!Number.isInteger(c.revision) || c.revision < 0) throw new PalisadeError('validation', 'revision: must be a whole number ≥ 0');
+  if (!hold) {
+    if (!c.agentId) throw new PalisadeError('not_found', 'hold not found');
+    hold = usageWithoutHold(c, accounts);
+  }
+  if (hold.status === 'settled') return c.revision > hold.revision ? decideCorrection(c, hold, accounts) : { answer: hold.settleAnswer!, events: [], hold: null, accounts: [] };
   if (hold.status === 'refused') throw new PalisadeError('illegal_state', 'the reservation was refused: nothing to settle');
   if (hold.status === 'released') throw new PalisadeError('illegal_state', 'the hold was released: nothing to settle');
-  if (c.actual < 0n || c.actual > MAX_AMOUNT_MICROS) throw new PalisadeError('validation', `actualMicros: must be between 0 and ${MAX_AMOUNT_MICROS}`);
   const late = hold.status === 'expired';
   const heldAmount = late ? 0n : hold.amount;
   const rows = accountsOf(hold.accounts.map(accountKey), accounts);
@@ -230,8 +276,81 @@ export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts:
   });
   const overrun = c.actual - posted;
   const released = heldAmount > posted ? heldAmount - posted : 0n;
-  const answer: SettleAnswer = { status: 'settled', requestId: c.requestId, postedMicros: str(posted), overrunMicros: str(overrun), releasedMicros: str(released), late };
-  events.unshift({
+  const answer: SettleAnswer = { status: 'settled', requestId: c.requestId, postedMicros: str(posted), overrunMicros: str(overrun), releasedMicros: str(released), late, revision: c.revision };
+  events.unshift(settledEvent(c, hold, answer, 0n));
+  const occurredAt = c.occurredAt ?? c.now;
+  return {
+    answer,
+    events,
+    hold: { ...hold, status: 'settled', posted, revision: c.revision, version: hold.version + 1, settleAnswer: answer, updatedAt: c.now },
+    accounts: changed,
+    line: { revision: c.revision, posted, actual: c.actual, overrun, occurredAt },
+  };
+}
+
+/**
+ * A usage with no hold (billing never saw its reserve, or it arrived after its period
+ * closed): settled late, with nothing held, on the accounts of the period the usage
+ * happened in (`c.accountKeys`, resolved at `c.occurredAt`), never the arrival's.
+ */
+function usageWithoutHold(c: SettleCommand, accounts: Accounts): Hold {
+  const at = c.occurredAt ?? c.now;
+  const held = accountsOf(c.accountKeys, accounts).sort(compareAccounts);
+  return {
+    tenantId: c.tenantId,
+    requestId: c.requestId,
+    agentId: c.agentId!,
+    teamId: c.teamId ?? null,
+    amount: 0n,
+    status: 'expired',
+    accounts: held.map((a) => ({ level: a.level, budgetId: a.budgetId, periodStart: a.periodStart.toISOString() })),
+    expiresAt: at,
+    posted: 0n,
+    version: 0,
+    reserveAnswer: { status: 'reserved', requestId: c.requestId, amountMicros: '0', expiresAt: at.toISOString() },
+    settleAnswer: null,
+    releaseAnswer: null,
+    revision: 0,
+    createdAt: at,
+    updatedAt: c.now,
+  };
+}
+
+/**
+ * A corrected usage (a higher revision of a settled request): the request's posted becomes
+ * the corrected actual, capped by the hard levels' headroom as a settle is, on the same
+ * accounts (the period of the original usage). The usage line is the difference (negative
+ * when the correction lowers the cost), so the lines of a request sum to what it posted.
+ */
+export function decideCorrection(c: SettleCommand, hold: Hold, accounts: Accounts): LedgerDecision {
+  const before = hold.settleAnswer!;
+  const postedBefore = BigInt(before.postedMicros);
+  const actualBefore = postedBefore + BigInt(before.overrunMicros);
+  const rows = accountsOf(hold.accounts.map(accountKey), accounts);
+  let cap = c.actual;
+  for (const a of rows) if (a.hard) cap = min(cap, postedBefore + a.limit - a.posted - a.pending);
+  const posted = cap > 0n ? cap : 0n;
+  const delta = posted - postedBefore;
+  const events: LedgerEvent[] = [];
+  const changed = rows.map((a) => {
+    const after = a.posted + delta;
+    for (const t of thresholdsCrossed(a.thresholds, a.limit, a.posted, after)) events.push(thresholdEvent(a, t, after));
+    return { ...a, posted: after };
+  });
+  const overrun = c.actual - posted;
+  const answer: SettleAnswer = { ...before, postedMicros: str(posted), overrunMicros: str(overrun), releasedMicros: '0', revision: c.revision };
+  events.unshift(settledEvent(c, hold, answer, postedBefore));
+  return {
+    answer,
+    events,
+    hold: { ...hold, posted, revision: c.revision, version: hold.version + 1, settleAnswer: answer, updatedAt: c.now },
+    accounts: changed,
+    line: { revision: c.revision, posted: delta, actual: c.actual - actualBefore, overrun: overrun - BigInt(before.overrunMicros), occurredAt: c.occurredAt ?? hold.createdAt },
+  };
+}
+
+function settledEvent(c: SettleCommand, hold: Hold, answer: SettleAnswer, previousPosted: bigint): LedgerEvent {
+  return {
     type: 'billing.hold.settled',
     data: {
       requestId: c.requestId,
@@ -239,15 +358,16 @@ export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts:
       teamId: hold.teamId,
       reservedMicros: str(hold.amount),
       actualMicros: str(c.actual),
-      postedMicros: str(posted),
-      overrunMicros: str(overrun),
-      late,
+      postedMicros: answer.postedMicros,
+      overrunMicros: answer.overrunMicros,
+      late: answer.late,
       model: c.model,
       usage: c.usage,
       accounts: hold.accounts,
+      revision: c.revision,
+      previousPostedMicros: str(previousPosted),
     },
-  });
-  return { answer, events, hold: { ...hold, status: 'settled', posted, version: hold.version + 1, settleAnswer: answer, updatedAt: c.now }, accounts: changed };
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import { PalisadeError } from '@palisade/contracts';
 import { accountKey, decide, type Account, type Hold, type LedgerCommand } from './ledger.decider';
 
 const now = new Date('2026-12-03T10:00:00.000Z');
+const settleDefaults = { revision: 0, occurredAt: null, accountKeys: [] as string[] };
 const account = (level: Account['level'], limit: bigint, over: Partial<Account> = {}): Account => ({
   budgetId: `00000000-0000-7000-8000-00000000000${{ tenant: 1, team: 2, user: 3, agent: 4 }[level]}`,
   level,
@@ -81,17 +82,17 @@ describe('ledger decider', () => {
   it('settles the actual, releases the rest, and answers a second settle with the first answer', () => {
     const l = ledger(account('tenant', 1000n), account('agent', 100n));
     l.reserve('r', 80n);
-    const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'r', actual: 30n, model: 'm', usage: [], now });
-    expect(s.answer).toEqual({ status: 'settled', requestId: 'r', postedMicros: '30', overrunMicros: '0', releasedMicros: '50', late: false });
+    const s = l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'r', actual: 30n, model: 'm', usage: [], now });
+    expect(s.answer).toEqual({ status: 'settled', requestId: 'r', postedMicros: '30', overrunMicros: '0', releasedMicros: '50', late: false, revision: 0 });
     expect([l.of('agent').posted, l.of('agent').pending]).toEqual([30n, 0n]);
-    expect(l.run({ type: 'settle', tenantId: 'acme', requestId: 'r', actual: 99n, model: 'm', usage: [], now }).answer).toEqual(s.answer);
+    expect(l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'r', actual: 99n, model: 'm', usage: [], now }).answer).toEqual(s.answer);
   });
 
   it('posts an actual above the hold only as far as the hard budgets allow; the rest is overrun, never posted', () => {
     const l = ledger(account('agent', 100n));
     l.reserve('a', 50n);
     l.reserve('b', 30n);
-    const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 90n, model: null, usage: [], now });
+    const s = l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'a', actual: 90n, model: null, usage: [], now });
     expect(s.answer).toMatchObject({ postedMicros: '70', overrunMicros: '20' });
     const a = l.of('agent');
     expect(a.posted + a.pending).toBeLessThanOrEqual(a.limit);
@@ -100,7 +101,7 @@ describe('ledger decider', () => {
   it('emits each threshold once when posted spending crosses it', () => {
     const l = ledger(account('agent', 100n));
     l.reserve('a', 60n);
-    const s = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 85n, model: null, usage: [], now });
+    const s = l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'a', actual: 85n, model: null, usage: [], now });
     expect(s.events.filter((e) => e.type === 'billing.budget.threshold_crossed').map((e) => e.data)).toEqual([
       expect.objectContaining({ threshold: 50 }),
       expect.objectContaining({ threshold: 80 }),
@@ -115,7 +116,7 @@ describe('ledger decider', () => {
     const e = l.run({ type: 'expire', tenantId: 'acme', requestId: 'a', now: later });
     expect(e.answer).toMatchObject({ status: 'expired', releasedMicros: '60' });
     expect(l.of('agent').pending).toBe(0n);
-    const late = l.run({ type: 'settle', tenantId: 'acme', requestId: 'a', actual: 20n, model: null, usage: [], now: later });
+    const late = l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'a', actual: 20n, model: null, usage: [], now: later });
     expect(late.answer).toMatchObject({ postedMicros: '20', late: true });
     expect(l.run({ type: 'release', tenantId: 'acme', requestId: 'a', now: later }).answer).toMatchObject({ status: 'settled', releasedMicros: '0' });
   });
@@ -124,10 +125,54 @@ describe('ledger decider', () => {
     const l = ledger(account('agent', 100n));
     expect(refusalOf(() => l.reserve('z', 0n)).code).toBe('validation');
     l.reserve('big', 1000n);
-    expect(refusalOf(() => l.run({ type: 'settle', tenantId: 'acme', requestId: 'big', actual: 1n, model: null, usage: [], now })).code).toBe('illegal_state');
+    expect(refusalOf(() => l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'big', actual: 1n, model: null, usage: [], now })).code).toBe('illegal_state');
     l.reserve('r', 10n);
     l.run({ type: 'release', tenantId: 'acme', requestId: 'r', now });
-    expect(refusalOf(() => l.run({ type: 'settle', tenantId: 'acme', requestId: 'r', actual: 1n, model: null, usage: [], now })).code).toBe('illegal_state');
+    expect(refusalOf(() => l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'r', actual: 1n, model: null, usage: [], now })).code).toBe('illegal_state');
     expect(refusalOf(() => l.run({ type: 'release', tenantId: 'acme', requestId: 'nope', now })).code).toBe('not_found');
+  });
+
+  it('posts a usage billing held nothing for late, in the period of its time, not of its arrival; a retry changes nothing', () => {
+    const november = account('agent', 100n, { periodStart: new Date('2026-11-01T00:00:00.000Z'), periodEnd: new Date('2026-12-01T00:00:00.000Z') });
+    const december = account('agent', 100n);
+    const l = ledger(november, december);
+    const usage = { ...settleDefaults, type: 'settle' as const, tenantId: 'acme', requestId: 'old', actual: 40n, model: 'm', usage: [], now, agentId: 'agent', teamId: 'team', occurredAt: new Date('2026-11-30T23:00:00.000Z'), accountKeys: [accountKey(november)] };
+    const s = l.run(usage);
+    expect(s.answer).toMatchObject({ status: 'settled', postedMicros: '40', late: true });
+    expect(s.line).toEqual({ revision: 0, posted: 40n, actual: 40n, overrun: 0n, occurredAt: usage.occurredAt });
+    const posted = [...s.accounts.values()].map((a) => [a.periodStart.toISOString(), a.posted]);
+    expect(posted).toEqual([['2026-11-01T00:00:00.000Z', 40n]]);
+    expect(l.run(usage)).toMatchObject({ answer: s.answer, accounts: [], hold: null });
+    // without an agent to charge, a usage with no hold is refused for good, as before
+    expect(refusalOf(() => l.run({ ...usage, requestId: 'nobody', agentId: null })).code).toBe('not_found');
+  });
+
+  it('corrects a settled usage by a higher revision: posted becomes the corrected total; the lines are the differences and sum to it; an older revision changes nothing', () => {
+    const l = ledger(account('tenant', 1000n), account('agent', 100n));
+    l.reserve('r', 80n);
+    const settle = (actual: bigint, revision: number) => l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'r', actual, model: 'm', usage: [], now, revision });
+    const lines = [settle(30n, 0).line!, settle(50n, 1).line!];
+    expect([l.of('agent').posted, l.of('tenant').posted, l.of('agent').pending]).toEqual([50n, 50n, 0n]);
+    const down = settle(10n, 2);
+    expect(down.answer).toMatchObject({ postedMicros: '10', overrunMicros: '0', revision: 2 });
+    expect(down.events[0]).toMatchObject({ type: 'billing.hold.settled', data: { postedMicros: '10', previousPostedMicros: '50', revision: 2 } });
+    lines.push(down.line!);
+    expect(lines.map((x) => x.posted)).toEqual([30n, 20n, -40n]);
+    expect(lines.reduce((sum, x) => sum + x.posted, 0n)).toBe(l.of('agent').posted);
+    expect(lines.reduce((sum, x) => sum + x.actual, 0n)).toBe(10n);
+    expect(settle(999n, 1)).toMatchObject({ answer: down.answer, accounts: [], hold: null });
+    expect(l.of('agent').posted).toBe(10n);
+  });
+
+  it('caps a correction upwards by the headroom of the hard levels, as a settle is', () => {
+    const l = ledger(account('agent', 100n));
+    l.reserve('a', 50n);
+    l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'a', actual: 50n, model: null, usage: [], now });
+    l.reserve('b', 40n);
+    const c = l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'a', actual: 90n, model: null, usage: [], now, revision: 1 });
+    expect(c.answer).toMatchObject({ postedMicros: '60', overrunMicros: '30' });
+    expect(c.line).toMatchObject({ posted: 10n, actual: 40n, overrun: 30n });
+    const a = l.of('agent');
+    expect([a.posted, a.pending]).toEqual([60n, 40n]);
   });
 });

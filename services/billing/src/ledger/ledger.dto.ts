@@ -25,6 +25,8 @@ export const settleSchema = z.strictObject({
   actualMicros: micros,
   model: z.string().min(1).max(200).nullable().optional(),
   usage: usage.optional(),
+  /** A correction: a higher revision than the one posted replaces the request's posted total (default 0, the original). */
+  revision: z.number().int().min(0).max(1_000_000).optional(),
 });
 
 export const releaseSchema = z.strictObject({ tenantId, requestId: id });

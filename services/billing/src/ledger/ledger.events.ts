@@ -55,6 +55,9 @@ export type HoldSettled = {
     model: string | null;
     usage: UsageQuantity[];
     accounts: HeldAccount[];
+    /** 0: the original usage; higher: a correction, whose `postedMicros` replaces `previousPostedMicros` on the same accounts. */
+    revision?: number;
+    previousPostedMicros?: string;
   };
 };
 

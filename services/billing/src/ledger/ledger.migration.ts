@@ -108,3 +108,20 @@ export const ledgerFillfactorMigration = sqlMigration('BillingLedgerFillfactor17
   `ALTER TABLE ${s}.budget_periods SET (fillfactor = 50)`,
   `ALTER TABLE ${s}.holds SET (fillfactor = 70)`,
 ]);
+
+/**
+ * Late and corrected usage: a hold remembers the usage revision it posted; a usage line
+ * has a revision (0 the request's usage, higher a correction whose amounts are the
+ * differences, so they may be negative) and is unique per request and revision.
+ */
+export const ledgerUsageRevisionsMigration = sqlMigration('BillingUsageRevisions1764780000000', (s) => [
+  `ALTER TABLE ${s}.holds ADD COLUMN revision integer NOT NULL DEFAULT 0 CHECK (revision >= 0)`,
+  `ALTER TABLE ${s}.usage_lines ADD COLUMN revision integer NOT NULL DEFAULT 0 CHECK (revision >= 0)`,
+  `DROP INDEX ${s}.usage_lines_request`,
+  `CREATE UNIQUE INDEX usage_lines_request ON ${s}.usage_lines (tenant_id, source, request_id, revision)`,
+  `ALTER TABLE ${s}.usage_lines DROP CONSTRAINT usage_lines_posted_micros_check`,
+  `ALTER TABLE ${s}.usage_lines DROP CONSTRAINT usage_lines_actual_micros_check`,
+  `ALTER TABLE ${s}.usage_lines DROP CONSTRAINT usage_lines_overrun_micros_check`,
+  `ALTER TABLE ${s}.usage_lines ADD CONSTRAINT usage_lines_usage_not_negative
+     CHECK (revision > 0 OR (posted_micros >= 0 AND actual_micros >= 0 AND overrun_micros >= 0))`,
+]);

@@ -49,6 +49,8 @@ export interface UsageLine {
   overrun: bigint;
   usage: unknown;
   occurredAt: Date;
+  /** 0: the request's usage; higher: a correction (the amounts are the differences). */
+  revision: number;
 }
 
 export interface LedgerWrite {
@@ -177,12 +179,12 @@ export class LedgerRepository {
             FOR UPDATE OF a
        )
        SELECT 'hold' AS kind, h.tenant_id, h.request_id, h.agent_id, h.team_id, h.amount, h.status, h.accounts, h.expires_at, h.posted,
-              h.version, h.reserve_answer, h.settle_answer, h.release_answer, h.updated_at,
+              h.version, h.reserve_answer, h.settle_answer, h.release_answer, h.updated_at, h.created_at, h.revision,
               NULL::uuid AS budget_id, NULL::timestamptz AS period_start, NULL::timestamptz AS period_end, NULL::text AS level,
               NULL::text AS subject_id, NULL::bigint AS limit_micros, NULL::boolean AS hard, NULL::integer[] AS thresholds, NULL::bigint AS pending
          FROM h
        UNION ALL
-       SELECT 'account', a.tenant_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.posted, NULL, NULL, NULL, NULL, NULL,
+       SELECT 'account', a.tenant_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.posted, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
               a.budget_id, a.period_start, a.period_end, a.level, a.subject_id, a.limit_micros, a.hard, a.thresholds, a.pending
          FROM a`,
       [holdKeys.map((k) => k.tenantId), holdKeys.map((k) => k.requestId), accountKeys.map((k) => k.budgetId), accountKeys.map((k) => k.periodStart)],
@@ -218,22 +220,22 @@ export class LedgerRepository {
          RETURNING 1
        ), holds AS (
          INSERT INTO ${this.t.holds} AS h (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
-                                           reserve_answer, settle_answer, release_answer, created_at, updated_at)
-         SELECT x.*, x.updated_at FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[], $12::timestamptz[],
-                              $13::bigint[], $14::int[], $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])
-                AS x(tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version, reserve_answer, settle_answer, release_answer, updated_at)
+                                           reserve_answer, settle_answer, release_answer, updated_at, created_at, revision)
+         SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[], $12::timestamptz[],
+                              $13::bigint[], $14::int[], $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::timestamptz[], $37::timestamptz[], $38::int[])
          ON CONFLICT (tenant_id, request_id) DO UPDATE SET status = excluded.status, posted = excluded.posted, version = excluded.version,
-           settle_answer = excluded.settle_answer, release_answer = excluded.release_answer, updated_at = excluded.updated_at
+           settle_answer = excluded.settle_answer, release_answer = excluded.release_answer, updated_at = excluded.updated_at, revision = excluded.revision
          WHERE h.version < excluded.version
          RETURNING 1
        ), events AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
          SELECT * FROM unnest($19::text[], $20::int[], $21::uuid[], $22::text[], $23::text[], $24::jsonb[])
+         ON CONFLICT (stream_id, stream_version) DO NOTHING
          RETURNING 1
        ), usage AS (
-         INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at)
+         INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at, revision)
          SELECT * FROM unnest($25::uuid[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::bigint[], $33::bigint[],
-                              $34::bigint[], $35::jsonb[], $36::timestamptz[])
+                              $34::bigint[], $35::jsonb[], $36::timestamptz[], $39::int[])
          ON CONFLICT DO NOTHING
          RETURNING 1
        )
@@ -275,34 +277,11 @@ export class LedgerRepository {
         u.map((l) => l.overrun.toString()),
         u.map((l) => JSON.stringify(l.usage)),
         u.map((l) => l.occurredAt),
+        h.map((x) => x.createdAt),
+        h.map((x) => x.revision),
+        u.map((l) => l.revision),
       ],
     );
-  }
-
-  /** Appends usage lines; a line already there (same event id, or same source and request) is kept as it was: exactly once. */
-  async appendUsage(tx: Transaction | undefined, lines: readonly UsageLine[]): Promise<number> {
-    const q = tx ? sqlOf(tx) : this.dataSource;
-    const rows: Row[] = await q.query(
-      `INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::jsonb[], $12::timestamptz[])
-       ON CONFLICT DO NOTHING
-       RETURNING event_id`,
-      [
-        lines.map((l) => l.eventId),
-        lines.map((l) => l.tenantId),
-        lines.map((l) => l.requestId),
-        lines.map((l) => l.source),
-        lines.map((l) => l.agentId),
-        lines.map((l) => l.teamId),
-        lines.map((l) => l.model),
-        lines.map((l) => l.posted.toString()),
-        lines.map((l) => l.actual.toString()),
-        lines.map((l) => l.overrun.toString()),
-        lines.map((l) => JSON.stringify(l.usage)),
-        lines.map((l) => l.occurredAt),
-      ],
-    );
-    return rows.length;
   }
 
   /** Holds past their TTL, oldest first (no lock: the release locks and re-checks). */
@@ -410,6 +389,8 @@ function holdOf(r: Row): Hold {
     reserveAnswer: r.reserve_answer as ReserveAnswer,
     settleAnswer: (r.settle_answer as SettleAnswer | null) ?? null,
     releaseAnswer: (r.release_answer as ReleaseAnswer | null) ?? null,
+    revision: r.revision as number,
+    createdAt: r.created_at as Date,
     updatedAt: r.updated_at as Date,
   };
 }

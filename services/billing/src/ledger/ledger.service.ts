@@ -14,6 +14,7 @@ import {
   type ReserveAnswer,
   type ReserveCommand,
   type SettleAnswer,
+  type SettleCommand,
 } from './ledger.decider';
 import type { UsageQuantity } from './ledger.events';
 import { holdKey, type BudgetRow, type LedgerRepository, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
@@ -50,6 +51,14 @@ export interface SettleInput {
   actualMicros: string;
   model?: string | null;
   usage?: UsageQuantity[];
+  /** 0 (default) the original usage; a higher revision corrects the request's posted to `actualMicros`. */
+  revision?: number;
+  /** When the usage happened (default: now): dates the usage line, and picks the period of a usage with no hold. */
+  occurredAt?: Date | null;
+  /** The agent (and its team and user) of a usage that may have no hold: with `agentId`, such a usage is posted late in its period instead of refused. */
+  agentId?: string | null;
+  teamId?: string | null;
+  userId?: string | null;
 }
 export interface ReleaseInput {
   tenantId: string;
@@ -118,7 +127,7 @@ export class LedgerService {
   }
 
   settle(caller: ServiceName, input: SettleInput): Promise<SettleAnswer> {
-    const command: LedgerCommand = {
+    const command: SettleCommand = {
       type: 'settle',
       tenantId: input.tenantId,
       requestId: input.requestId,
@@ -126,6 +135,12 @@ export class LedgerService {
       model: input.model ?? null,
       usage: input.usage ?? [],
       now: this.now(),
+      revision: input.revision ?? 0,
+      occurredAt: input.occurredAt ?? null,
+      agentId: input.agentId ?? null,
+      teamId: input.teamId ?? null,
+      userId: input.userId ?? null,
+      accountKeys: [],
     };
     return this.batcher.submit({ command, caller }) as Promise<SettleAnswer>;
   }
@@ -183,12 +198,13 @@ export class LedgerService {
   }
 
   private async runBatch(items: Item[]): Promise<Array<LedgerAnswer | Error>> {
-    const reserves = items.filter((i): i is Item & { command: ReserveCommand } => i.command.type === 'reserve');
-    await this.resolveAccounts(reserves.map((r) => r.command));
+    // a reserve's accounts, and those of a usage that names its agent (it may have no hold: then they are where it is posted)
+    const resolving = items.map((i) => i.command).filter((c): c is ReserveCommand | SettleCommand => c.type === 'reserve' || (c.type === 'settle' && !!c.agentId));
+    await this.resolveAccounts(resolving);
     const { repo } = this.d;
     return repo.inTransaction(async (tx) => {
       const holdKeys = dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId));
-      const reserveKeys = [...new Set(reserves.flatMap((r) => r.command.accountKeys))].map(keyParts);
+      const reserveKeys = [...new Set(resolving.flatMap((c) => c.accountKeys))].map(keyParts);
       const locked = await repo.lock(tx, holdKeys, reserveKeys);
       const holds = locked.holds;
       const accounts = new Map<string, Account>(locked.accounts.map((a) => [accountKey(a), a]));
@@ -213,8 +229,9 @@ export class LedgerService {
           } else {
             events.push({ streamId, version: decision.hold!.version, event: envelope });
           }
-          if (event.type === 'billing.hold.settled') {
+          if (event.type === 'billing.hold.settled' && decision.line) {
             usage.push({
+              ...decision.line,
               eventId: envelope.id,
               tenantId: command.tenantId,
               requestId: command.requestId,
@@ -222,11 +239,7 @@ export class LedgerService {
               agentId: event.data.agentId,
               teamId: event.data.teamId,
               model: event.data.model,
-              posted: BigInt(event.data.postedMicros),
-              actual: BigInt(event.data.actualMicros),
-              overrun: BigInt(event.data.overrunMicros),
               usage: event.data.usage,
-              occurredAt: command.now,
             });
           }
         }
@@ -250,54 +263,52 @@ export class LedgerService {
     this.budgetCache.clear();
   }
 
-  private async budgetsOf(subjects: Array<{ tenantId: string; level: Level; subjectId: string }>): Promise<Map<string, BudgetRow>> {
-    const keyOf = (s: { tenantId: string; level: Level; subjectId: string }) => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`;
+  private async budgetsOf(subjects: BudgetSubject[]): Promise<Map<string, BudgetRow>> {
     const ttl = this.d.budgetCacheMs ?? 0;
     const now = Date.now();
     const found = new Map<string, BudgetRow>();
     const missing = subjects.filter((s) => {
-      const hit = ttl > 0 ? this.budgetCache.get(keyOf(s)) : undefined;
+      const hit = ttl > 0 ? this.budgetCache.get(subjectKey(s)) : undefined;
       if (!hit || hit.until < now) return true;
-      if (hit.budget) found.set(keyOf(s), hit.budget);
+      if (hit.budget) found.set(subjectKey(s), hit.budget);
       return false;
     });
     if (missing.length === 0) return found;
     const rows = await this.d.repo.budgetsOf(missing);
-    for (const b of rows) found.set(keyOf(b), b);
+    for (const b of rows) found.set(subjectKey(b), b);
     if (ttl > 0) {
       if (this.budgetCache.size > 100_000) this.budgetCache.clear();
-      for (const s of missing) this.budgetCache.set(keyOf(s), { budget: found.get(keyOf(s)), until: now + ttl });
+      for (const s of missing) this.budgetCache.set(subjectKey(s), { budget: found.get(subjectKey(s)), until: now + ttl });
     }
     return found;
   }
 
-  /** For each reserve: the budgets of its tenant, team and agent, their current periods opened, their keys on the command. */
-  private async resolveAccounts(commands: ReserveCommand[]): Promise<void> {
+  /**
+   * For each reserve (at its time) and each usage naming its agent (at the usage's time):
+   * the budgets of its tenant, team, user and agent, their periods at that time opened,
+   * their keys on the command.
+   */
+  private async resolveAccounts(commands: Array<ReserveCommand | SettleCommand>): Promise<void> {
     if (commands.length === 0) return;
-    const subjects = dedupe(
-      commands.flatMap((c) => [
-        { tenantId: c.tenantId, level: 'tenant' as Level, subjectId: c.tenantId },
-        ...(c.teamId ? [{ tenantId: c.tenantId, level: 'team' as Level, subjectId: c.teamId }] : []),
-        ...(c.userId ? [{ tenantId: c.tenantId, level: 'user' as Level, subjectId: c.userId }] : []),
-        { tenantId: c.tenantId, level: 'agent' as Level, subjectId: c.agentId },
-      ]),
-      (s) => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`,
-    );
-    const bySubject = await this.budgetsOf(subjects);
+    const subjectsOf = (c: ReserveCommand | SettleCommand): BudgetSubject[] => [
+      { tenantId: c.tenantId, level: 'tenant', subjectId: c.tenantId },
+      ...(c.teamId ? [{ tenantId: c.tenantId, level: 'team' as const, subjectId: c.teamId }] : []),
+      ...(c.userId ? [{ tenantId: c.tenantId, level: 'user' as const, subjectId: c.userId }] : []),
+      { tenantId: c.tenantId, level: 'agent', subjectId: c.agentId! },
+    ];
+    const bySubject = await this.budgetsOf(dedupe(commands.flatMap(subjectsOf), subjectKey));
     const open = new Map<string, PeriodToOpen>();
     for (const c of commands) {
-      const mine = [
-        bySubject.get(`${c.tenantId}\u0000tenant\u0000${c.tenantId}`),
-        c.teamId ? bySubject.get(`${c.tenantId}\u0000team\u0000${c.teamId}`) : undefined,
-        c.userId ? bySubject.get(`${c.tenantId}\u0000user\u0000${c.userId}`) : undefined,
-        bySubject.get(`${c.tenantId}\u0000agent\u0000${c.agentId}`),
-      ].filter((b) => b !== undefined);
-      c.accountKeys = mine.map((budget) => {
-        const w = periodOf(c.now, budget.period, budget.timeZone);
-        const key = accountKey({ budgetId: budget.budgetId, periodStart: w.start });
-        open.set(key, { budget, start: w.start, end: w.end });
-        return key;
-      });
+      const at = c.type === 'settle' ? (c.occurredAt ?? c.now) : c.now;
+      c.accountKeys = subjectsOf(c)
+        .map((s) => bySubject.get(subjectKey(s)))
+        .filter((b) => b !== undefined)
+        .map((budget) => {
+          const w = periodOf(at, budget.period, budget.timeZone);
+          const key = accountKey({ budgetId: budget.budgetId, periodStart: w.start });
+          open.set(key, { budget, start: w.start, end: w.end });
+          return key;
+        });
     }
     for (const key of [...open.keys()]) if (this.opened.has(key)) open.delete(key);
     if (open.size === 0) return;
@@ -306,6 +317,11 @@ export class LedgerService {
     for (const key of open.keys()) this.opened.add(key);
   }
 }
+
+type BudgetSubject = { tenantId: string; level: Level; subjectId: string };
+
+/** The one key of a budget's subject (tenant, level, subject id), for lookups and the cache. */
+const subjectKey = (s: BudgetSubject): string => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`;
 
 function micros(value: string, field: string): bigint {
   if (!/^\d{1,19}$/.test(value)) throw new PalisadeError('validation', `${field}: must be a whole number of micro-units, as a decimal string`);

@@ -22,9 +22,21 @@ export const USAGE_SOURCES: ReadonlyArray<{ service: ServiceName; consumer: stri
 export async function handleUsageRecorded(ledger: Pick<LedgerService, 'settle'>, event: EventEnvelope): Promise<void> {
   const d = parse(usageRecordedSchema, event.data);
   try {
-    await ledger.settle(event.source, { tenantId: event.tenantId, requestId: d.requestId, actualMicros: d.actualMicros, model: d.model ?? null, usage: d.usage ?? [] });
+    await ledger.settle(event.source, {
+      tenantId: event.tenantId,
+      requestId: d.requestId,
+      actualMicros: d.actualMicros,
+      model: d.model ?? null,
+      usage: d.usage ?? [],
+      revision: d.revision ?? 0,
+      // the period is the usage's, not the arrival's: the event says when it happened
+      occurredAt: new Date(d.occurredAt ?? event.occurredAt),
+      agentId: d.agentId ?? null,
+      teamId: d.teamId ?? null,
+      userId: d.userId ?? null,
+    });
   } catch (error) {
-    // A settle the ledger refuses for good (no such hold, a refused or released one) is
+    // A settle the ledger refuses for good (no such hold and no agent to post it to, a refused or released one) is
     // not retried: it is acknowledged and reported; anything else is retried, then dead-lettered.
     if (error instanceof PalisadeError && ['not_found', 'illegal_state', 'validation'].includes(error.code)) return;
     throw error;

@@ -7,8 +7,27 @@ const event = (data: Record<string, unknown>) =>
 describe('metering: usage events settle their holds', () => {
   it('settles as the publishing service, with the usage line fields', async () => {
     const settle = jest.fn().mockResolvedValue({ status: 'settled' });
-    await handleUsageRecorded({ settle }, event({ requestId: 'r1', actualMicros: '12', model: 'm', usage: [{ kind: 'input_tokens', quantity: 3 }] }));
-    expect(settle).toHaveBeenCalledWith('llm-router', { tenantId: 'acme', requestId: 'r1', actualMicros: '12', model: 'm', usage: [{ kind: 'input_tokens', quantity: 3 }] });
+    const e = event({ requestId: 'r1', actualMicros: '12', model: 'm', usage: [{ kind: 'input_tokens', quantity: 3 }] });
+    await handleUsageRecorded({ settle }, e);
+    expect(settle).toHaveBeenLastCalledWith('llm-router', {
+      tenantId: 'acme',
+      requestId: 'r1',
+      actualMicros: '12',
+      model: 'm',
+      usage: [{ kind: 'input_tokens', quantity: 3 }],
+      revision: 0,
+      occurredAt: new Date(e.occurredAt),
+      agentId: null,
+      teamId: null,
+      userId: null,
+    });
+  });
+  it('passes the usage time, the agent, its team and user, and the revision of a late or corrected usage (the contract\'s optional fields)', async () => {
+    const settle = jest.fn().mockResolvedValue({ status: 'settled' });
+    await handleUsageRecorded({ settle }, event({ requestId: 'r2', agentId: 'bot', teamId: 'ops', userId: 'alice', actualMicros: '7', occurredAt: '2026-11-30T23:59:00+08:00', revision: 2 }));
+    expect(settle).toHaveBeenCalledWith('llm-router', expect.objectContaining({ agentId: 'bot', teamId: 'ops', userId: 'alice', revision: 2, occurredAt: new Date('2026-11-30T15:59:00.000Z') }));
+    await expect(handleUsageRecorded({ settle }, event({ requestId: 'r', actualMicros: '1', revision: -1 }))).rejects.toMatchObject({ code: 'validation' });
+    await expect(handleUsageRecorded({ settle }, event({ requestId: 'r', actualMicros: '1', occurredAt: 'yesterday' }))).rejects.toMatchObject({ code: 'validation' });
   });
   it('acknowledges what the ledger refuses for good (no hold, released); retries anything else; malformed data fails (dead-lettered after its retries)', async () => {
     for (const code of ['not_found', 'illegal_state'] as const) {

@@ -37,7 +37,8 @@ export class ReportsRepository {
     const cols = GROUPS.map((g) => (groupBy.includes(g) ? `${COLUMNS[g]} AS ${g}` : `NULL::text AS ${g}`));
     const keys = GROUPS.filter((g) => groupBy.includes(g));
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(
-      `SELECT ${cols.join(', ')}, count(*)::int AS requests, sum(posted_micros)::text AS posted, sum(actual_micros)::text AS actual,
+      `SELECT ${cols.join(', ')}, count(*) FILTER (WHERE revision = 0)::int AS requests, count(*)::int AS lines,
+              sum(posted_micros)::text AS posted, sum(actual_micros)::text AS actual,
               sum(overrun_micros)::text AS overrun
          FROM ${this.usage}
         WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND $4::text IS NOT NULL
@@ -45,7 +46,8 @@ export class ReportsRepository {
       [tenantId, from, to, timeZone],
     );
     return rows
-      .filter((r) => r.requests !== 0)
+      // corrections (revision > 0) add their differences to the sums, not to the requests
+      .filter((r) => r.lines !== 0)
       .map((r) => ({
         day: (r.day as string | null) ?? null,
         teamId: (r.team as string | null) ?? null,
