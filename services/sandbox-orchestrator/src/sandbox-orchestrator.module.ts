@@ -1,18 +1,18 @@
 import { Module } from '@nestjs/common';
-import { LedgerClient } from '@palisade/billing-client';
 import { PalisadeError } from '@palisade/contracts';
 import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-client';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { loadSandboxOrchestratorConfig, type SandboxOrchestratorConfig } from './sandbox-orchestrator.config';
-import { POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
+import { EGRESS_RULES_SERVICE, POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
 import { EgressAuditBatcher } from './egress/egress.audit';
-import { loadEgressRules, rulesFor } from './egress/egress.config';
+import { EgressRulesController } from './egress/egress-rules.controller';
+import { EgressRulesRepository } from './egress/egress-rules.repository';
+import { EgressRulesService } from './egress/egress-rules.service';
 import { CredentialServiceLeases } from './egress/egress.credentials';
 import { ExecutionTokens } from './egress/egress.execution-tokens';
 import { EgressService } from './egress/egress.service';
 import { cachedOwner, eventStoreSink } from './egress/egress.store';
 import { CrunRuntime } from './runtime/crun.runtime';
-import { LedgerExecutionBilling } from './sandboxes/sandboxes.billing';
 import { SandboxesController } from './sandboxes/sandboxes.controller';
 import { SandboxesRepository } from './sandboxes/sandboxes.repository';
 import { SandboxesService } from './sandboxes/sandboxes.service';
@@ -34,12 +34,24 @@ function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<Sessi
   };
 }
 
+/** The egress rules service (the API, and the rules the proxy resolves), once the event store and the data source exist. */
+function egressRulesServiceFor(platform: Platform): Ready<EgressRulesService> {
+  let service: EgressRulesService | undefined;
+  platform.afterConnect(async (p) => {
+    service ??= new EgressRulesService({ store: p.eventStore!, repo: new EgressRulesRepository(p.dataSource!), eventContext: p.eventContext });
+  });
+  return () => {
+    if (!service) throw new PalisadeError('unavailable', 'the service is starting');
+    return service;
+  };
+}
+
 /**
  * The sandboxes service, once the platform is connected and the runtime checked; at
  * start it reconciles what the runtime holds (adopts or removes) and then stops idle
  * sandboxes periodically.
  */
-function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig): Ready<SandboxesService> {
+function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>): Ready<SandboxesService> {
   let service: SandboxesService | undefined;
   let failure: string | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -54,7 +66,6 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     // credential service's redeem route admits)
     const executionTokens = new ExecutionTokens();
     if (config.egress) {
-      const rules = loadEgressRules(config.egressRulesFile);
       const owner = cachedOwner((id) => repo.ownerOf(id));
       audit = new EgressAuditBatcher(eventStoreSink(p.eventStore!, p.eventContext, owner), { onError: (error) => p.logger.warn({ err: error }, 'egress decisions not recorded') });
       egress = new EgressService({
@@ -62,7 +73,8 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
         proxyPort: config.egressProxyPort,
         context: async (id) => {
           const o = await owner(id);
-          return o && { ...o, rules: rulesFor(rules, o.tenantId) };
+          // the tenant's rules narrowed by the running execution's agent's and by the session's
+          return o && { ...o, rules: await egressRules().rulesFor(o.tenantId, o.sessionId, executionTokens.agentFor(id)) };
         },
         leases: new CredentialServiceLeases({ baseUrl: config.credentialUrl, grantToken: executionTokens.grantToken, tls: () => p.options.identity.tlsOptions(), timeoutMs: config.credentialTimeoutMs }),
         audit,
@@ -83,18 +95,15 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
       policy,
       runtime,
       executionTokens,
-      billing: config.billing ? new LedgerExecutionBilling(new LedgerClient(() => p.nats, config.billingTimeoutMs)) : undefined,
-      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance, lifetimeMs: config.lifetimeMs, quotas: config.quotas },
+      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance },
       eventContext: p.eventContext,
-      warn: (details, message) => p.logger.warn(details, message),
     });
     const recovered = await candidate.recover();
     p.logger.info(recovered, 'sandboxes reconciled with the runtime');
     service = candidate;
     timer = setInterval(() => {
       candidate.stopIdle().catch((error: unknown) => p.logger.warn({ err: error }, 'idle stop failed; retried at the next tick'));
-      candidate.stopExpired().catch((error: unknown) => p.logger.warn({ err: error }, 'lifetime stop failed; retried at the next tick'));
-    }, Math.min(60_000, Math.max(1000, Math.floor(Math.min(config.idleStopMs, config.lifetimeMs) / 4))));
+    }, Math.min(60_000, Math.max(1000, Math.floor(config.idleStopMs / 4))));
     timer.unref();
   });
   platform.beforeClose(async () => {
@@ -109,12 +118,12 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
 }
 
 /**
- * The sandbox-orchestrator service: agent work sessions and their sandboxes (egress rules
- * come next). Health, metrics, docs, the event store, the outbox and NATS come from
+ * The sandbox-orchestrator service: agent work sessions, their sandboxes and the tenants'
+ * egress rules. Health, metrics, docs, the event store, the outbox and NATS come from
  * @palisade/service-kit; who may do what is the policy service's decision.
  */
 @Module({
-  controllers: [SessionsController, SandboxesController],
+  controllers: [SessionsController, SandboxesController, EgressRulesController],
   providers: [
     { provide: SANDBOX_CONFIG, useFactory: () => loadSandboxOrchestratorConfig() },
     {
@@ -123,10 +132,11 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
       inject: [PLATFORM, SANDBOX_CONFIG],
     },
     { provide: SESSIONS_SERVICE, useFactory: (platform: Platform, policy: PolicyPort) => sessionsServiceFor(platform, policy), inject: [PLATFORM, POLICY_CLIENT] },
+    { provide: EGRESS_RULES_SERVICE, useFactory: (platform: Platform) => egressRulesServiceFor(platform), inject: [PLATFORM] },
     {
       provide: SANDBOXES_SERVICE,
-      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig) => sandboxesServiceFor(platform, policy, config),
-      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG],
+      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>) => sandboxesServiceFor(platform, policy, config, egressRules),
+      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG, EGRESS_RULES_SERVICE],
     },
   ],
 })

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,8 +12,9 @@ import { eventually, httpsCaller, infra, type CallOptions, type Reply } from '@p
 // Credential injection end to end: the built policy, credential and sandbox-orchestrator
 // services (offset 9700: 16802, 16803, 16804; instance e2e9700), the credential service
 // deciding through the policy service (CREDENTIAL_ACCESS_POLICY=policy). A secret is
-// stored in the vault; a rules file names it for a local HTTPS stand-in upstream that
-// records the Authorization it receives. An agent runs code in a sandbox that fetches
+// stored in the vault; the tenant's egress rule set (PUT /v1/egress-rules/tenant by a
+// policy administrator) names it for a local HTTPS stand-in upstream that records the
+// Authorization it receives. An agent runs code in a sandbox that fetches
 // through the egress proxy: the proxy grants a lease with the agent's own token (the one it
 // presented to the exec route, held for that execution only), redeems it over mTLS with the
 // orchestrator's certificate and injects the value. Tokens are signed by a key of the test's
@@ -75,13 +76,14 @@ describe('egress credential injection (built policy, credential and sandbox-orch
   const t: Record<string, string> = {};
   let secretId: string;
   let sandbox: string;
+  let sessionId: string;
 
   const orchestrator = (path: string, token: string, options: CallOptions = {}) => httpsCaller(ORCHESTRATOR)(path, { token, timeoutMs: 60_000, ...options });
   const policy = async (path: string, method: string, body: unknown) => {
     const r = await httpsCaller(POLICY)(path, { token: t.policyAdmin, method, body });
     expect(r.status).toBeLessThan(300);
   };
-  const start = (services: string[], jwks: string, rulesFile: string) =>
+  const start = (services: string[], jwks: string) =>
     runner.startServices({
       services,
       portOffset: OFFSET,
@@ -91,7 +93,7 @@ describe('egress credential injection (built policy, credential and sandbox-orch
         name === 'credential'
           ? { CREDENTIAL_ACCESS_POLICY: 'policy', CREDENTIAL_MASTER_KEY_FILE: join(dir, 'master.key') }
           : name === 'sandbox-orchestrator'
-            ? { SANDBOX_INSTANCE: INSTANCE, SANDBOX_EGRESS_RULES_FILE: rulesFile, SANDBOX_BILLING: 'off' }
+            ? { SANDBOX_INSTANCE: INSTANCE, SANDBOX_BILLING: 'off' }
             : {},
     }) as Handle[];
   const fetchCode = (path: string) =>
@@ -125,7 +127,9 @@ describe('egress credential injection (built policy, credential and sandbox-orch
     // the same agent with a token for the orchestrator only
     t.botOrchestratorOnly = await signer.token([ORCHESTRATOR_AUD], { sub: 'fetch-bot', ptp: 'agent', act: { sub: 'alice' } });
 
-    const first = start(['policy', 'credential'], signer.jwks, '');
+    // the tenant's egress administrator: a person with the policy administration scope
+    t.rulesAdmin = await signer.token([ORCHESTRATOR_AUD], { sub: 'admin', ptp: 'user', scp: ['policy:admin'] });
+    const first = start(['policy', 'credential'], signer.jwks);
     handles = first;
     await runner.waitReady(first, { timeoutMs: 60_000 });
     // the allowlists first and the rules the secret's creation needs last: the policy instance
@@ -170,20 +174,23 @@ describe('egress credential injection (built policy, credential and sandbox-orch
     });
     secretId = created.json.id;
 
-    const rulesFile = join(dir, 'rules.json');
-    const rule = { id: 'upstream-api', host: 'upstream.test', ports: [upstreamPort], methods: ['GET'], pathPrefixes: ['/api/'], addresses: ['127.0.0.1'], upstreamCaPem: cert.caPem };
-    writeFileSync(
-      rulesFile,
-      JSON.stringify({ [tenant]: [{ ...rule, inject: { secretId, tool: 'upstream', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } } }] }),
-    );
-    const second = start(['sandbox-orchestrator'], signer.jwks, rulesFile);
+    const second = start(['sandbox-orchestrator'], signer.jwks);
     handles = [...first, ...second];
     await runner.waitReady(second, { timeoutMs: 60_000 });
-    const session = (await orchestrator('/v1/sessions', t.alice, { method: 'POST', body: {} })).json.id as string;
+    const rule = { id: 'upstream-api', host: 'upstream.test', ports: [upstreamPort], methods: ['GET'], pathPrefixes: ['/api/'], addresses: ['127.0.0.1'], upstreamCaPem: cert.caPem };
+    const rules = await orchestrator('/v1/egress-rules/tenant', t.rulesAdmin, {
+      method: 'PUT',
+      body: { rules: [{ ...rule, inject: { secretId, tool: 'upstream', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } } }] },
+    });
+    expect(rules.status).toBe(200);
+    const opened = await orchestrator('/v1/sessions', t.alice, { method: 'POST', body: {} });
+    expect([opened.status, opened.body]).toEqual([201, expect.any(String)]);
+    const session = opened.json.id as string;
     expect((await orchestrator(`/v1/sessions/${session}/agents/fetch-bot`, t.alice, { method: 'PUT' })).status).toBeLessThan(300);
     const made = await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'small' } });
     expect(made.status).toBe(201);
     sandbox = made.json.id;
+    sessionId = session;
   }, 120_000);
 
   afterAll(async () => {
@@ -229,5 +236,24 @@ describe('egress credential injection (built policy, credential and sandbox-orch
     const log = readFileSync(join(LOG_DIR, 'sandbox-orchestrator.log'), 'utf8');
     expect(log.length).toBeGreaterThan(0);
     for (const needle of [SECRET, Buffer.from(SECRET).toString('base64'), t.bot, t.bot.split('.')[2], t.botOrchestratorOnly.split('.')[2]]) expect(log).not.toContain(needle);
+  });
+
+  it("a session's rule set narrows the tenant's, an agent's too; the change applies to the next connection", async () => {
+    const narrowed = await orchestrator(`/v1/egress-rules/session:${sessionId}`, t.rulesAdmin, { method: 'PUT', body: { rules: [{ id: 'items-only', host: 'upstream.test', ports: [upstreamPort], pathPrefixes: ['/api/items'] }] } });
+    expect(narrowed.status).toBe(200);
+    const items = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { language: 'python', code: fetchCode('/api/items/1') } });
+    expect(items.json.stdout).toContain('status 200');
+    const other = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { language: 'python', code: fetchCode('/api/other') } });
+    expect(other.json.stdout).toContain('status 403 default-deny');
+    expect(received.at(-1)?.path).toBe('/api/items/1');
+    expect((await orchestrator(`/v1/egress-rules/session:${sessionId}`, t.rulesAdmin, { method: 'DELETE' })).status).toBe(204);
+    // the agent's own rule set: an empty one leaves it nothing
+    expect((await orchestrator('/v1/egress-rules/agent:fetch-bot', t.rulesAdmin, { method: 'PUT', body: { rules: [] } })).status).toBe(200);
+    const none = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { language: 'python', code: fetchCode('/api/items/2') } });
+    expect(none.json.stdout).not.toContain('status 200');
+    expect(received.at(-1)?.path).toBe('/api/items/1');
+    expect((await orchestrator('/v1/egress-rules/agent:fetch-bot', t.rulesAdmin, { method: 'DELETE' })).status).toBe(204);
+    const again = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { language: 'python', code: fetchCode('/api/other') } });
+    expect(again.json.stdout).toContain('status 200');
   });
 });

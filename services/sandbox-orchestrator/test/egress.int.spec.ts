@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -61,14 +61,21 @@ const all = (r: ExecResult) => `${r.stdout.toString()}${r.stderr.toString()}`;
 
 beforeAll(async () => {
   const ca = await loadCa(join(__dirname, '../../../.palisade/pki'));
-  const cert = await issueCertificate(ca, { kind: 'server', name: 'gerrit-stand-in', dns: ['gerrit.test', 'other.test', 'plain.test', 'direct.test', 'splice.test'] });
+  const cert = await issueCertificate(ca, { kind: 'server', name: 'gerrit-stand-in', dns: ['gerrit.test', 'other.test', 'plain.test', 'direct.test', 'splice.test', 'ws.test', 'api.test'] });
   devCa = cert.caPem;
   // the stand-in for Gerrit: records what it receives and echoes the Authorization back (the proxy must scrub it)
   upstream = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
     received.push({ host: req.headers.host, path: req.url, authorization: req.headers.authorization });
     res.setHeader('x-echo-authorization', String(req.headers.authorization));
     if (req.url?.startsWith('/redirect')) return void res.writeHead(302, { location: 'https://other.test:' + port + '/a/changes/' }).end();
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ changes: [{ id: 'I1' }], youSent: req.headers.authorization }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ changes: [{ id: 'I1' }], youSent: req.headers.authorization, url: req.url }));
+  });
+  // a WebSocket stand-in: accepts the handshake on /ws, then echoes the bytes it gets
+  upstream.on('upgrade', (req, socket: import('node:net').Socket) => {
+    received.push({ host: req.headers.host, path: req.url, authorization: req.headers.authorization });
+    const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on('data', (d) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
   });
   await new Promise<void>((resolve) => upstream.listen(0, '0.0.0.0', resolve));
   port = (upstream.address() as AddressInfo).port;
@@ -98,6 +105,8 @@ beforeAll(async () => {
     { id: 'direct-https', host: 'direct.test', addresses: [DIRECT_ADDRESS], intercept: true, pathPrefixes: ['/ok'], upstreamCaPem: devCa },
     { id: 'direct-http', host: 'direct.test', scheme: 'http', addresses: [DIRECT_ADDRESS] },
     { id: 'splice-443', host: 'splice.test', addresses: [DIRECT_ADDRESS] },
+    { id: 'ws-echo', host: 'ws.test', ports: [port], pathPrefixes: ['/ws'], websocket: true, addresses: ['127.0.0.1'], upstreamCaPem: devCa },
+    { id: 'api-key', host: 'api.test', ports: [port], addresses: ['127.0.0.1'], upstreamCaPem: devCa, inject: { secretId: SECRET_ID, tool: 'api', as: { type: 'query', name: 'api_key' } } },
   ];
   contexts.set(A, { tenantId: 'tenant-a', sessionId: 'session-a', rules });
   contexts.set(B, { tenantId: 'tenant-a', sessionId: 'session-b', rules: [] });
@@ -226,6 +235,40 @@ print(attempt('gerrit.test:%s' % sys.argv[2], 'gerrit.test'))
     expect(ws.stdout.toString()).toBe('403');
   });
 
+  it('injects a query parameter the rule names (replacing the client’s), and the echoed value is scrubbed', async () => {
+    const r = await sh(`curl -sS --max-time 10 'https://api.test:${port}/v1/search?api_key=mine&q=a+b'`);
+    const got = received.filter((x) => x.host?.startsWith('api.test')).at(-1);
+    expect(got?.path).toBe(`/v1/search?q=a+b&api_key=${encodeURIComponent(TOKEN)}`);
+    expect(got?.authorization).toBeUndefined();
+    expect(all(r)).toContain('"url":"/v1/search?q=a+b&api_key=[redacted by palisade]"');
+    expect(all(r)).not.toContain(TOKEN);
+    expect(leaseCalls.at(-1)).toMatchObject({ tool: 'api', secretId: SECRET_ID });
+  });
+
+  it('a WebSocket upgrade passes only where a rule allows it (host, path), then carries the frames', async () => {
+    const code = `
+import base64, os, socket, ssl, sys
+def ws(target, path):
+    s = socket.create_connection((sys.argv[1], 3128), timeout=5)
+    s.sendall(('CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n' % (target, target)).encode())
+    if b' 200 ' not in s.recv(4096): return 'connect refused'
+    t = ssl.create_default_context(cafile='/etc/ssl/sandbox-ca-bundle.pem').wrap_socket(s, server_hostname=target.split(':')[0])
+    key = base64.b64encode(os.urandom(16)).decode()
+    t.sendall(('GET %s HTTP/1.1\\r\\nHost: %s\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: %s\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n' % (path, target, key)).encode())
+    head = t.recv(4096).decode(errors='replace')
+    status = head.split('\\r\\n')[0]
+    if ' 101 ' not in status: return status
+    t.sendall(b'frame-bytes')
+    return status + ' ' + t.recv(4096).decode(errors='replace')
+print(ws('ws.test:' + sys.argv[2], '/ws/chat'))
+print(ws('ws.test:' + sys.argv[2], '/other'))
+print(ws('gerrit.test:' + sys.argv[2], '/a/changes/'))
+`;
+    const r = await py(code, hostEnd, String(port));
+    expect(r.stdout.toString().trim().split('\n')).toEqual(['HTTP/1.1 101 Switching Protocols echo:frame-bytes', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 403 Forbidden']);
+    expect(received.filter((x) => x.host?.startsWith('ws.test')).map((x) => x.path)).toEqual(['/ws/chat']);
+  });
+
   it('a name resolving only to non-public addresses is refused unless the rule names them', async () => {
     // rebind.test resolves (here) to nothing public: the proxy refuses before connecting
     const r = await sh(`curl -s -o /dev/null -w '%{http_code}' https://rebind.test:${port}/`);
@@ -308,6 +351,10 @@ print(tcp_query('gerrit.test'))
       expect.objectContaining({ outcome: 'denied', stage: 'connect', host: 'evil.test', port: 443, rule: 'default-deny' }),
       expect.objectContaining({ outcome: 'denied', stage: 'request', host: 'evil.test', port: 80, rule: 'default-deny' }),
       expect.objectContaining({ outcome: 'denied', stage: 'dns', host: 'nowhere.example' }),
+      expect.objectContaining({ outcome: 'injected', host: 'api.test', rule: 'api-key', secretId: SECRET_ID, path: '/v1/search' }),
+      expect.objectContaining({ outcome: 'allowed', host: 'ws.test', rule: 'ws-echo', path: '/ws/chat' }),
+      expect.objectContaining({ outcome: 'denied', host: 'ws.test', path: '/other', rule: 'default-deny' }),
+      expect.objectContaining({ outcome: 'denied', host: 'gerrit.test', rule: 'default-deny', reason: expect.stringContaining('upgrade (websocket) not allowed by rule gerrit-changes') }),
     ]));
     expect(batches.length).toBeLessThan(decisions.length); // batched, not one event per decision
   });

@@ -10,11 +10,15 @@ import type { LeaseContext } from './egress.credentials';
  * an event or a log line; released when the execution ends, whatever the outcome.
  */
 export class ExecutionTokens {
-  private readonly held = new Map<string, { executionId: string; token: string }>();
+  private readonly held = new Map<string, { executionId: string; token: string; agentId?: string }>();
 
-  /** Holds `token` for the execution; the returned function releases it (idempotent; never another execution's). */
-  hold(sandboxId: string, executionId: string, token: string): () => void {
-    this.held.set(sandboxId, { executionId, token });
+  /**
+   * Holds `token` for the execution (and, when an agent runs it, the agent's id: its egress
+   * rule set narrows the tenant's); the returned function releases it (idempotent; never
+   * another execution's).
+   */
+  hold(sandboxId: string, executionId: string, token: string, agentId?: string): () => void {
+    this.held.set(sandboxId, { executionId, token, ...(agentId ? { agentId } : {}) });
     return () => {
       if (this.held.get(sandboxId)?.executionId === executionId) this.held.delete(sandboxId);
     };
@@ -23,6 +27,11 @@ export class ExecutionTokens {
   /** The token of the execution running in the sandbox now, if any. */
   tokenFor(sandboxId: string): string | undefined {
     return this.held.get(sandboxId)?.token;
+  }
+
+  /** The agent whose execution runs in the sandbox now, if an agent's. */
+  agentFor(sandboxId: string): string | undefined {
+    return this.held.get(sandboxId)?.agentId;
   }
 
   /** How many executions hold a token (tests: nothing is left behind). */

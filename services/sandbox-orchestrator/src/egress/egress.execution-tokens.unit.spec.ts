@@ -27,4 +27,14 @@ describe('ExecutionTokens', () => {
     second();
     expect(tokens.size()).toBe(0);
   });
+
+  it('knows the agent of the running execution (its rule set narrows the tenant’s), none for a person’s', () => {
+    const tokens = new ExecutionTokens();
+    const release = tokens.hold('sbx-1', 'exec-1', 'token-a', 'release-bot');
+    tokens.hold('sbx-2', 'exec-2', 'token-b');
+    expect(tokens.agentFor('sbx-1')).toBe('release-bot');
+    expect(tokens.agentFor('sbx-2')).toBeUndefined();
+    release();
+    expect(tokens.agentFor('sbx-1')).toBeUndefined();
+  });
 });

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, createServer as createTcpServer, isIP, type Server as TcpServer, type Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -7,7 +7,7 @@ import { checkServerIdentity, TLSSocket } from 'node:tls';
 import type { EgressAuditBatcher, EgressDecision } from './egress.audit';
 import type { SandboxCa } from './egress.ca';
 import type { CredentialLeases } from './egress.credentials';
-import { addressAllowed, decideConnect, decideRequest, normalizeHost, type ConnectTarget, type EgressRule } from './egress.rules';
+import { addressAllowed, decideConnect, decideRequest, DEFAULT_DENY, normalizeHost, type ConnectTarget, type EgressRule } from './egress.rules';
 import { sniOf } from './tls-client-hello';
 
 /** What the proxy needs to know of a sandbox, asked per connection (so a rule change applies to the next one). */
@@ -66,10 +66,10 @@ export class SandboxProxy {
     this.resolve = o.resolve ?? systemResolve;
     this.server = createServer((req, res) => void this.onPlainRequest(req, res));
     this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onConnect(req, socket, head));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.refuseUpgrade(req, socket, 'http', 80));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onPlainRequest(req, undefined, { socket, head }));
     this.server.on('connection', (s: Socket) => this.track(s));
     this.directHttp = createServer((req, res) => void this.onDirectRequest(req, res));
-    this.directHttp.on('upgrade', (req: IncomingMessage, socket: Socket) => this.refuseUpgrade(req, socket, 'http', this.o.transparentPorts?.http ?? 80));
+    this.directHttp.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onDirectRequest(req, undefined, { socket, head }));
     this.directHttp.on('connection', (s: Socket) => this.track(s));
     this.directTls = createTcpServer((s) => {
       this.track(s);
@@ -81,9 +81,10 @@ export class SandboxProxy {
       if (!target) return void res.destroy();
       void this.onRequest(target, req, res, req.url ?? '/');
     });
-    this.inner.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    this.inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const target = (req.socket as TLSSocket & { palisadeTarget?: ConnectTarget }).palisadeTarget;
-      this.refuseUpgrade(req, socket, 'https', target?.port ?? 443, target?.host);
+      if (!target) return void socket.destroy();
+      void this.onRequest(target, req, undefined, req.url ?? '/', { socket, head });
     });
   }
 
@@ -202,44 +203,40 @@ export class SandboxProxy {
     this.inner.emit('connection', tls);
   }
 
-  private async onPlainRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async onPlainRequest(req: IncomingMessage, res: ServerResponse | undefined, upgrade?: Upgrade): Promise<void> {
     let url: URL;
     try {
       url = new URL(req.url ?? '');
     } catch {
       this.audit({ outcome: 'denied', stage: 'request', host: '', port: 0, method: req.method, rule: 'default-deny', reason: 'not an absolute-form proxy request' });
-      return void res.writeHead(400, { 'x-palisade-rule': 'default-deny' }).end('absolute-form requests only\n');
+      return refuse(res, upgrade, 400, 'default-deny', 'absolute-form requests only');
     }
     if (url.protocol !== 'http:') {
       this.audit({ outcome: 'denied', stage: 'request', host: url.hostname, port: Number(url.port) || 0, method: req.method, rule: 'default-deny', reason: 'https only through CONNECT' });
-      return void res.writeHead(400, { 'x-palisade-rule': 'default-deny' }).end('use CONNECT for https\n');
+      return refuse(res, upgrade, 400, 'default-deny', 'use CONNECT for https');
     }
     const host = normalizeHost(url.hostname) ?? url.hostname;
-    await this.onRequest({ scheme: 'http', host, port: Number(url.port) || 80 }, req, res, `${url.pathname}${url.search}`);
+    await this.onRequest({ scheme: 'http', host, port: Number(url.port) || 80 }, req, res, `${url.pathname}${url.search}`, upgrade);
   }
 
   /** An origin-form request straight to the proxy's address on 80: the target is the Host header's name (on this port). */
-  private async onDirectRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async onDirectRequest(req: IncomingMessage, res: ServerResponse | undefined, upgrade?: Upgrade): Promise<void> {
     const port = this.o.transparentPorts?.http ?? 80;
     const host = hostOfHeader(req.headers.host);
     if (!host || !(req.url ?? '').startsWith('/')) {
       this.audit({ outcome: 'denied', stage: 'request', host: host ?? '', port, method: req.method, rule: 'host-mismatch', reason: 'direct request without a Host name' });
-      return void res.writeHead(400, { 'x-palisade-rule': 'host-mismatch', connection: 'close' }).end('a Host header is required\n');
+      return refuse(res, upgrade, 400, 'host-mismatch', 'a Host header is required');
     }
-    await this.onRequest({ scheme: 'http', host, port }, req, res, req.url ?? '/');
+    await this.onRequest({ scheme: 'http', host, port }, req, res, req.url ?? '/', upgrade);
   }
 
-  private refuseUpgrade(req: IncomingMessage, socket: Socket, scheme: string, port: number, host?: string): void {
-    this.audit({ outcome: 'denied', stage: 'request', host: host ?? hostOfHeader(req.headers.host) ?? '', port, method: req.method, rule: 'default-deny', reason: `${scheme} upgrade (${String(req.headers.upgrade).slice(0, 32)}) not allowed` });
-    socket.end('HTTP/1.1 403 Forbidden\r\nX-Palisade-Rule: default-deny\r\nContent-Length: 0\r\n\r\n');
-  }
-
-  private async onRequest(target: ConnectTarget, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  /** One HTTP request (or, with `upgrade`, a WebSocket handshake) on an allowed connection: decided, then sent upstream with its credential. */
+  private async onRequest(target: ConnectTarget, req: IncomingMessage, res: ServerResponse | undefined, path: string, upgrade?: Upgrade): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const base = { stage: 'request' as const, host: target.host, port: target.port, method, path: path.split('?')[0]!.slice(0, 512) };
     const deny = (status: number, rule: string, reason: string) => {
       this.audit({ ...base, outcome: 'denied', rule, reason });
-      res.writeHead(status, { 'content-type': 'text/plain', 'x-palisade-rule': rule, connection: 'close' }).end(`egress denied (rule ${rule}): ${reason}\n`);
+      refuse(res, upgrade, status, rule, `egress denied (rule ${rule}): ${reason}`);
     };
     const hostHeader = hostOfHeader(req.headers.host);
     const headerPort = portOfHeader(req.headers.host) ?? (target.scheme === 'https' ? 443 : 80);
@@ -249,6 +246,11 @@ export class SandboxProxy {
     const decision = decideRequest(context.rules, target, method, path);
     if (!decision.allow) return deny(403, decision.rule, decision.reason);
     const rule = decision.rule;
+    if (upgrade) {
+      const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+      // frames cannot be scrubbed: a WebSocket never carries an injected credential
+      if (protocol !== 'websocket' || !rule.websocket || rule.inject) return deny(403, DEFAULT_DENY, `${target.scheme} upgrade (${protocol.slice(0, 32)}) not allowed by rule ${rule.id}`);
+    }
     const picked = await this.pickAddress([rule], target.host);
     if (!picked) return deny(403, 'address-refused', 'no allowed address (private, loopback, link-local or metadata)');
 
@@ -257,7 +259,9 @@ export class SandboxProxy {
       if (value === undefined || HOP_BY_HOP.includes(name)) continue;
       headers[name] = value;
     }
+    if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: 'websocket' });
     let needles: string[] = [];
+    let upstreamPath = path;
     if (rule.inject) {
       let value: string;
       try {
@@ -271,6 +275,14 @@ export class SandboxProxy {
       if (rule.inject.as.type === 'basic') {
         injected = `Basic ${Buffer.from(`${rule.inject.as.username}:${value}`).toString('base64')}`;
         headers.authorization = injected;
+      } else if (rule.inject.as.type === 'query') {
+        // the rule's parameter, whatever the client sent under that name replaced
+        const at = path.indexOf('?');
+        const params = new URLSearchParams(at < 0 ? '' : path.slice(at + 1));
+        params.delete(rule.inject.as.name);
+        params.append(rule.inject.as.name, value);
+        upstreamPath = `${at < 0 ? path : path.slice(0, at)}?${params.toString()}`;
+        injected = new URLSearchParams({ v: value }).toString().slice(2);
       } else {
         injected = `${rule.inject.as.prefix ?? ''}${value}`;
         delete headers[rule.inject.as.name.toLowerCase()];
@@ -290,7 +302,7 @@ export class SandboxProxy {
         host: picked.address,
         port: target.port,
         method,
-        path,
+        path: upstreamPath,
         headers,
         agent: false,
         ...(target.scheme === 'https'
@@ -302,6 +314,11 @@ export class SandboxProxy {
           : {}),
       },
       (upstreamRes) => {
+        if (!res) {
+          // a handshake the upstream did not accept: its status, nothing more
+          upstreamRes.resume();
+          return refuse(undefined, upgrade, upstreamRes.statusCode ?? 502, rule.id, 'the upstream did not switch protocols');
+        }
         const out: Record<string, string | string[]> = {};
         for (const [name, value] of Object.entries(upstreamRes.headers)) {
           if (value === undefined || HOP_BY_HOP.includes(name)) continue;
@@ -313,10 +330,24 @@ export class SandboxProxy {
       },
     );
     upstream.on('error', (error) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain', connection: 'close' }).end(`upstream failed: ${error.message.replaceAll(picked.address, target.host).slice(0, 200)}\n`);
-      else res.destroy();
+      const message = `upstream failed: ${error.message.replaceAll(picked.address, target.host).slice(0, 200)}`;
+      if (upgrade) return void (upgrade.socket.writable ? refuse(undefined, upgrade, 502, rule.id, message) : upgrade.socket.destroy());
+      if (!res!.headersSent) res!.writeHead(502, { 'content-type': 'text/plain', connection: 'close' }).end(`${message}\n`);
+      else res!.destroy();
     });
-    req.pipe(upstream);
+    if (!upgrade) return void req.pipe(upstream);
+    upstream.on('upgrade', (upstreamRes: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {
+      const client = upgrade.socket;
+      const head = ['HTTP/1.1 101 Switching Protocols'];
+      for (let i = 0; i < upstreamRes.rawHeaders.length; i += 2) head.push(`${upstreamRes.rawHeaders[i]}: ${upstreamRes.rawHeaders[i + 1]}`);
+      client.write(`${head.join('\r\n')}\r\n\r\n`);
+      if (upstreamHead.length) client.write(upstreamHead);
+      if (upgrade.head.length) upstreamSocket.write(upgrade.head);
+      upstreamSocket.on('error', () => client.destroy());
+      client.on('error', () => upstreamSocket.destroy());
+      client.pipe(upstreamSocket).pipe(client);
+    });
+    upstream.end();
   }
 
   /** The first address of the name that a rule allows: the one the proxy connects to (no second lookup, so no rebinding). */
@@ -328,6 +359,18 @@ export class SandboxProxy {
     }
     return undefined;
   }
+}
+
+/** A WebSocket handshake: the client's socket and what it sent past the request head. */
+interface Upgrade {
+  socket: Socket;
+  head: Buffer;
+}
+
+/** A refusal as a response, or on the raw socket of an upgrade request. */
+function refuse(res: ServerResponse | undefined, upgrade: Upgrade | undefined, status: number, rule: string, text: string): void {
+  if (res) return void res.writeHead(status, { 'content-type': 'text/plain', 'x-palisade-rule': rule, connection: 'close' }).end(`${text}\n`);
+  upgrade?.socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\nX-Palisade-Rule: ${rule}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\nConnection: close\r\n\r\n${text}\n`);
 }
 
 function listenOn(server: Server | TcpServer, host: string, port: number): Promise<void> {

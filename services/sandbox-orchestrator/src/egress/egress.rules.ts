@@ -24,6 +24,8 @@ export interface EgressRule {
   upstreamCaPem?: string;
   /** Terminate TLS even without methods, paths or injection (default: only when needed). */
   intercept?: boolean;
+  /** Let WebSocket upgrades through (on the paths and methods the rule allows); default: refused. */
+  websocket?: boolean;
   inject?: EgressInjection;
 }
 
@@ -32,7 +34,7 @@ export interface EgressInjection {
   secretId: string;
   /** The tool the lease is asked for (the secret must carry scope `tool:<tool>`). */
   tool: string;
-  as: { type: 'header'; name: string; prefix?: string } | { type: 'basic'; username: string };
+  as: { type: 'header'; name: string; prefix?: string } | { type: 'basic'; username: string } | { type: 'query'; name: string };
 }
 
 export interface ConnectTarget {
@@ -68,7 +70,7 @@ function portsOf(rule: EgressRule): number[] {
 }
 
 export function needsInterception(rule: EgressRule): boolean {
-  return Boolean(rule.intercept || rule.inject || rule.methods?.length || rule.pathPrefixes?.length);
+  return Boolean(rule.intercept || rule.inject || rule.websocket || rule.methods?.length || rule.pathPrefixes?.length);
 }
 
 /** Per connection (CONNECT, or an absolute-form request before its method and path): host, port, scheme. */
@@ -155,4 +157,55 @@ export function addressAllowed(rule: EgressRule, address: string): boolean {
   if (rule.addresses?.includes(address)) return true;
   if (isIP(rule.host) && rule.host === address) return classifyAddress(address) === 'public';
   return classifyAddress(address) === 'public';
+}
+
+/** The names both patterns match, as one pattern (exact or `*.suffix`); undefined when none. */
+function intersectHost(a: string, b: string): string | undefined {
+  if (a === b) return a;
+  const wildA = a.startsWith('*.');
+  const wildB = b.startsWith('*.');
+  if (!wildA && wildB && !isIP(a) && hostMatches(b, a)) return a;
+  if (wildA && !wildB && !isIP(b) && hostMatches(a, b)) return b;
+  if (wildA && wildB) {
+    if (a.endsWith(b.slice(1))) return a;
+    if (b.endsWith(a.slice(1))) return b;
+  }
+  return undefined;
+}
+
+/** What `base` allows that `by` allows too: scheme, name, ports, methods, path prefixes; undefined when nothing. */
+function intersectRule(base: EgressRule, by: EgressRule): EgressRule | undefined {
+  if ((base.scheme ?? 'https') !== (by.scheme ?? 'https')) return undefined;
+  const host = intersectHost(base.host, by.host);
+  if (!host) return undefined;
+  const ports = portsOf(base).filter((p) => portsOf(by).includes(p));
+  if (ports.length === 0) return undefined;
+  let methods = base.methods?.length ? base.methods : by.methods;
+  if (base.methods?.length && by.methods?.length) {
+    methods = base.methods.filter((m) => by.methods!.includes(m));
+    if (methods.length === 0) return undefined;
+  }
+  let pathPrefixes = base.pathPrefixes?.length ? base.pathPrefixes : by.pathPrefixes;
+  if (base.pathPrefixes?.length && by.pathPrefixes?.length) {
+    pathPrefixes = [...new Set(base.pathPrefixes.flatMap((a) => by.pathPrefixes!.flatMap((b) => (a.startsWith(b) ? [a] : b.startsWith(a) ? [b] : []))))];
+    if (pathPrefixes.length === 0) return undefined;
+  }
+  const narrowed: EgressRule = { ...base, id: `${base.id}/${by.id}`, host, ports };
+  if (methods?.length) narrowed.methods = methods;
+  if (pathPrefixes?.length) narrowed.pathPrefixes = pathPrefixes;
+  if (by.intercept) narrowed.intercept = true;
+  if (!by.websocket) delete narrowed.websocket;
+  return narrowed;
+}
+
+/**
+ * The rules narrowed by a rule set of a narrower scope (pure): what a rule of `base` and a
+ * rule of `by` both allow (the name both match, the common ports, methods and path
+ * prefixes, WebSocket upgrades only where both allow them), with the base rule's addresses, CA and injection (a narrowing rule adds no
+ * reach and no credential). Ids are `<base>/<narrowing>`. No narrowing set: the base as
+ * it is; an empty one: nothing.
+ */
+export function narrowRules(base: readonly EgressRule[], by: readonly EgressRule[] | undefined): EgressRule[] {
+  if (!by) return [...base];
+  return base.flatMap((b) => by.flatMap((n) => intersectRule(b, n) ?? []));
 }

@@ -1,5 +1,6 @@
-import { parseEgressRules, rulesFor } from './egress.config';
-import { addressAllowed, canonicalPath, classifyAddress, decideConnect, decideRequest, hostMatches, normalizeHost, type EgressRule } from './egress.rules';
+import { parse } from '../validation';
+import { egressRulesBodySchema, egressScopeSchema } from './egress-rules.dto';
+import { addressAllowed, canonicalPath, classifyAddress, decideConnect, decideRequest, hostMatches, narrowRules, normalizeHost, type EgressRule } from './egress.rules';
 
 const gerrit: EgressRule = {
   id: 'gerrit-changes',
@@ -59,20 +60,50 @@ describe('egress rules', () => {
   });
 });
 
-describe('egress rules document (SANDBOX_EGRESS_RULES_FILE)', () => {
-  it('parses rules per tenant, "*" after the tenant’s own', () => {
-    const doc = parseEgressRules({
-      acme: [{ id: 'gerrit', host: 'gerrit.acme.internal', methods: ['GET'], pathPrefixes: ['/a/changes/'], inject: { secretId: '00000000-0000-4000-8000-000000000001', tool: 'gerrit', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } } }],
-      '*': [{ id: 'pypi', host: '*.pythonhosted.org' }],
-    });
-    expect(rulesFor(doc, 'acme').map((r) => r.id)).toEqual(['gerrit', 'pypi']);
-    expect(rulesFor(doc, 'other').map((r) => r.id)).toEqual(['pypi']);
+describe('narrowing (an agent’s or a session’s rule set)', () => {
+  it('keeps what both allow: the name both match, common ports, methods, the longer path prefix; the base rule’s injection', () => {
+    const wide: EgressRule = { id: 'acme', host: '*.acme.internal', ports: [443, 8443], addresses: ['10.0.0.5'], inject: gerrit.inject };
+    const [n] = narrowRules([wide], [{ id: 'only-gerrit', host: 'gerrit.acme.internal', ports: [443, 9000], methods: ['GET'], pathPrefixes: ['/a/changes/'] }]);
+    expect(n).toEqual({ id: 'acme/only-gerrit', host: 'gerrit.acme.internal', ports: [443], methods: ['GET'], pathPrefixes: ['/a/changes/'], addresses: ['10.0.0.5'], inject: gerrit.inject });
+    expect(decideRequest([n!], https('gerrit.acme.internal'), 'GET', '/a/changes/1')).toMatchObject({ allow: true });
+    expect(decideRequest([n!], https('gerrit.acme.internal'), 'POST', '/a/changes/1')).toMatchObject({ allow: false });
+    expect(decideConnect([n!], https('ci.acme.internal'))).toMatchObject({ allow: false });
+    expect(narrowRules([gerrit], [{ id: 'deeper', host: 'gerrit.acme.internal', pathPrefixes: ['/a/changes/123'] }])[0]?.pathPrefixes).toEqual(['/a/changes/123']);
+    expect(narrowRules([{ id: 'w', host: '*.b.c' }], [{ id: 'ww', host: '*.a.b.c' }])[0]?.host).toBe('*.a.b.c');
   });
 
-  it('refuses a bad rule, naming the field', () => {
-    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a b' }] })).toThrow(/acme\.0\.host/);
-    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a.b', pathPrefixes: ['nope'] }] })).toThrow(/pathPrefixes/);
-    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a.b', inject: { secretId: 'nope', tool: 't', as: { type: 'header', name: 'X' } } }] })).toThrow(/secretId/);
-    expect(() => parseEgressRules({ acme: [{ id: 'x', host: 'a.b', extra: 1 }] })).toThrow();
+  it('never widens: other names, ports, methods or paths give nothing; an empty set denies everything; none narrows nothing', () => {
+    expect(narrowRules([gerrit], [{ id: 'x', host: 'other.example' }])).toEqual([]);
+    expect(narrowRules([gerrit], [{ id: 'x', host: '*.internal', methods: ['POST'] }])).toEqual([]);
+    expect(narrowRules([gerrit], [{ id: 'x', host: '*.acme.internal', pathPrefixes: ['/a/accounts/'] }])).toEqual([]);
+    expect(narrowRules([pypi], [{ id: 'x', host: 'pythonhosted.org' }])).toEqual([]); // *.s never matches s itself
+    expect(narrowRules([plain], [{ id: 'x', host: 'example.org' }])).toEqual([]); // another scheme
+    expect(narrowRules(rules, [])).toEqual([]);
+    expect(narrowRules(rules, undefined)).toEqual(rules);
+    expect(narrowRules([{ ...pypi, websocket: true }], [{ id: 'x', host: '*.pythonhosted.org' }])[0]?.websocket).toBeUndefined();
+  });
+});
+
+describe('rule sets (the API’s validation)', () => {
+  it('parses rules, lower-cases names, names the bad field', () => {
+    expect(parse(egressRulesBodySchema, { rules: [{ id: 'g', host: 'Gerrit.Acme.Test.' }] }).rules[0]!.host).toBe('gerrit.acme.test');
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a b' }] })).toThrow(/rules\.0\.host/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', pathPrefixes: ['nope'] }] })).toThrow(/pathPrefixes/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', ports: [0] }] })).toThrow(/ports/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', methods: ['get'] }] })).toThrow(/methods/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', inject: { secretId: 'nope', tool: 't', as: { type: 'header', name: 'X' } } }] })).toThrow(/secretId/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', inject: { secretId: gerrit.inject!.secretId, tool: 't', as: { type: 'query', name: 'a b' } } }] })).toThrow(/as\.name/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', extra: 1 }] })).toThrow();
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b' }, { id: 'x', host: 'c.d' }] })).toThrow(/unique/);
+    expect(() => parse(egressRulesBodySchema, { rules: [{ id: 'x', host: 'a.b', websocket: true, inject: gerrit.inject }] })).toThrow(/rules\.0\.websocket/);
+    const query = parse(egressRulesBodySchema, { rules: [{ id: 'ws', host: 'ws.test', websocket: true }, { id: 'q', host: 'api.test', inject: { secretId: gerrit.inject!.secretId, tool: 'api', as: { type: 'query', name: 'api_key' } } }] });
+    expect(query.rules).toMatchObject([{ websocket: true }, { inject: { as: { type: 'query', name: 'api_key' } } }]);
+  });
+
+  it('scopes: tenant, agent:<id>, session:<uuid>', () => {
+    expect(parse(egressScopeSchema, 'tenant')).toBe('tenant');
+    expect(parse(egressScopeSchema, 'agent:release-bot')).toBe('agent:release-bot');
+    expect(parse(egressScopeSchema, 'session:0190b7e4-1c2d-7a3b-8c4d-5e6f7a8b9c0d')).toBe('session:0190b7e4-1c2d-7a3b-8c4d-5e6f7a8b9c0d');
+    for (const bad of ['tenants', 'agent:', 'agent:a b', 'session:x', 'user:alice', '*']) expect(() => parse(egressScopeSchema, bad, 'scope')).toThrow(/scope/);
   });
 });
