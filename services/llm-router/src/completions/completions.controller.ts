@@ -7,13 +7,13 @@ import type { Request, Response } from 'express';
 import { once } from 'node:events';
 import { COMPLETIONS_SERVICE, type Ready } from '../llm-router.tokens';
 import { AnthropicErrorFilter, OpenAiErrorFilter } from './api-errors';
-import { chatCompletionSchema, classificationSchema, messagesSchema } from './completions.dto';
-import type { Api, CallResult, CompletionsService } from './completions.service';
+import { chatCompletionSchema, classificationSchema, embeddingsSchema, messagesSchema } from './completions.dto';
+import type { Api, CallInput, CallResult, CompletionsService } from './completions.service';
 
 const CLASSIFICATION = { name: 'X-Palisade-Classification', required: false, description: 'public, internal, confidential or restricted: what the caller declares (raised by the PII detector, never lowered)' };
 
-/** Calls the service with the caller's own abort signal (the client going away stops the provider call). */
-async function serve(service: Pick<CompletionsService, 'call'>, api: Api, principal: Principal, body: Record<string, unknown>, declared: string | undefined, req: Request, res: Response): Promise<void> {
+/** What every call takes from the HTTP request: the declared class, the caller's token, and an abort signal (the client going away stops the provider call). */
+function callerOf(principal: Principal, declared: string | undefined, req: Request, res: Response): Pick<CallInput, 'principal' | 'declared' | 'token' | 'signal'> {
   const aborted = new AbortController();
   // only a caller that goes away before the end aborts (an abort builds a DOMException: not on every request)
   res.on('close', () => {
@@ -21,7 +21,11 @@ async function serve(service: Pick<CompletionsService, 'call'>, api: Api, princi
   });
   // the caller's token as presented: the policy service decides on tools for who it names, not for what we claim
   const { token } = subjectOf(principal, req.header('authorization'));
-  const result: CallResult = await service.call({ api, principal, body, declared: declared === undefined ? undefined : parse(classificationSchema, declared, 'X-Palisade-Classification'), ...(token ? { token } : {}), signal: aborted.signal });
+  return { principal, declared: declared === undefined ? undefined : parse(classificationSchema, declared, 'X-Palisade-Classification'), ...(token ? { token } : {}), signal: aborted.signal };
+}
+
+async function serve(service: Pick<CompletionsService, 'call'>, api: Api, principal: Principal, body: Record<string, unknown>, declared: string | undefined, req: Request, res: Response): Promise<void> {
+  const result: CallResult = await service.call({ api, body, ...callerOf(principal, declared, req, res) });
   res.setHeader('x-palisade-request-id', result.requestId);
   if (result.kind === 'json') {
     res.status(200).json(result.body);
@@ -52,7 +56,7 @@ async function serve(service: Pick<CompletionsService, 'call'>, api: Api, princi
 @UseFilters(OpenAiErrorFilter)
 @Controller('v1')
 export class OpenAiController {
-  constructor(@Inject(COMPLETIONS_SERVICE) private readonly completions: Ready<Pick<CompletionsService, 'call' | 'models'>>) {}
+  constructor(@Inject(COMPLETIONS_SERVICE) private readonly completions: Ready<Pick<CompletionsService, 'call' | 'models' | 'embed'>>) {}
 
   @Post('chat/completions')
   @HttpCode(200)
@@ -61,6 +65,17 @@ export class OpenAiController {
   @ApiBody({ schema: openApiSchema(chatCompletionSchema) })
   async chat(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('x-palisade-classification') declared: string | undefined, @Req() req: Request, @Res() res: Response) {
     await serve(this.completions(), 'openai', principal, parse(chatCompletionSchema, body), declared, req, res);
+  }
+
+  @Post('embeddings')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Embeddings (OpenAI shape; OpenAI-compatible providers): inputs masked and classified, routed, budgeted, audited' })
+  @ApiHeader(CLASSIFICATION)
+  @ApiBody({ schema: openApiSchema(embeddingsSchema) })
+  async embeddings(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('x-palisade-classification') declared: string | undefined, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    const result = await this.completions().embed({ body: parse(embeddingsSchema, body), ...callerOf(principal, declared, req, res) });
+    res.setHeader('x-palisade-request-id', result.requestId);
+    return result.body;
   }
 
   @Get('models')

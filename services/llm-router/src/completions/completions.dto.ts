@@ -33,5 +33,21 @@ export const messagesSchema = z.looseObject({
   stream: z.boolean().optional(),
 });
 
+/** One embeddings input at most (characters), and inputs per request (OpenAI's limit). */
+const MAX_EMBEDDING_INPUT = 1_000_000;
+const MAX_EMBEDDING_INPUTS = 2048;
+const embeddingText = z.string().min(1, 'must not be empty').max(MAX_EMBEDDING_INPUT);
+
+/**
+ * OpenAI embeddings request. Only text: token arrays cannot be checked for personal data,
+ * so they are refused (fail-closed). The rest (`encoding_format`, `dimensions`, `user`) passes through.
+ */
+export const embeddingsSchema = z.looseObject({
+  model: z.string().min(1).max(200),
+  input: z.union([embeddingText, z.array(embeddingText).min(1).max(MAX_EMBEDDING_INPUTS)], { error: 'must be a string or an array of strings (token arrays cannot be checked for personal data)' }),
+  encoding_format: z.enum(['float', 'base64']).optional(),
+  dimensions: z.number().int().min(1).max(100_000).optional(),
+});
+
 /** `X-Palisade-Classification`: what the caller declares (the router may raise it, never lowers it). */
 export const classificationSchema = z.enum(CLASSIFICATIONS as [Classification, ...Classification[]]).optional();

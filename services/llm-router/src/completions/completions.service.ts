@@ -61,6 +61,9 @@ export interface CallInput {
   signal: AbortSignal;
 }
 
+/** `POST /v1/embeddings`: the caller's body (model, input as a string or strings), validated by the controller. */
+export type EmbedInput = Omit<CallInput, 'api'>;
+
 export type CallResult = { kind: 'json'; body: Json; requestId: string } | { kind: 'stream'; events: AsyncGenerator<string, void, undefined>; requestId: string };
 
 interface Usage {
@@ -76,6 +79,8 @@ interface Trace {
   started: number;
   principal: Principal;
   api: Api;
+  /** An embeddings request (OpenAI's `/v1/embeddings`, OpenAI-compatible providers only). */
+  embeddings?: boolean;
   model: string;
   classification: Classification;
   streamed: boolean;
@@ -162,6 +167,64 @@ export class CompletionsService {
     }
   }
 
+  /**
+   * Embeddings (OpenAI's shape), on the same path as a chat call: the inputs guarded and
+   * masked like user messages (the class raised by what was found), routed only to
+   * permitted OpenAI-compatible providers, the worst case (every input byte a token at the
+   * highest input price) reserved first, at most three attempts, the real usage settled,
+   * one audit event (the inputs in `personal`, never the vectors).
+   */
+  async embed(input: EmbedInput): Promise<{ body: Json; requestId: string }> {
+    const { principal, body } = input;
+    requireCaller(principal);
+    const inputs = typeof body.input === 'string' ? [body.input] : (body.input as string[]);
+    const t: Trace = {
+      requestId: this.newId(),
+      started: performance.now(),
+      principal,
+      api: 'openai',
+      embeddings: true,
+      model: String(body.model),
+      classification: input.declared ?? this.d.settings.defaultClassification,
+      streamed: false,
+      attempts: 0,
+      reservedMicros: 0,
+      prompt: { input: body.input },
+      zeroRetention: true,
+    };
+    try {
+      const catalog = await this.d.catalog.current(principal.tenantId);
+      t.zeroRetention = catalog.settings?.zeroRetention === true;
+      t.guarded = this.guards.start(t.classification);
+      t.session = t.guarded.session;
+      const guarded = await this.guards.inbound(t.guarded, { api: 'openai', principal, body: { messages: inputs.map((content) => ({ role: 'user', content })) }, ...(input.token ? { token: input.token } : {}) });
+      const masked = (guarded.messages as Array<{ content: string }>).map((m) => m.content);
+      t.classification = t.guarded.classification;
+      const candidates = plan(catalog, t.model, t.classification).filter((c) => c.provider.kind === 'openai');
+      if (candidates.length === 0) throw new PalisadeError('validation', `model: no OpenAI-compatible provider of ${t.model} may serve these embeddings (Anthropic has no embeddings API)`);
+      t.reservedMicros = worstCaseMicros(
+        candidates.map((c) => c.model),
+        inputTokenBound({ messages: masked }),
+        0,
+      );
+      await this.reserve(t);
+      const result = await this.attempt(t, { ...input, api: 'openai' }, { ...body, input: typeof body.input === 'string' ? masked[0] : masked }, candidates, 0);
+      return { body: (result as { body: Json }).body, requestId: result.requestId };
+    } catch (error) {
+      const reason = reasonOf(error);
+      this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
+      throw error;
+    }
+  }
+
+  /** An embeddings answer: the caller's model name, the real usage settled; nothing to unmask (vectors), no text kept. */
+  private embedded(t: Trace, json: Json): Json {
+    const usage = openAiUsage(json.usage);
+    void this.settle(t, usage, false);
+    this.finish(t, { outcome: 'served', usage });
+    return { ...json, model: t.model };
+  }
+
   private async reserve(t: Trace): Promise<void> {
     const { principal } = t;
     const expiresAt = new Date(this.now().getTime() + this.d.settings.requestDeadlineMs).toISOString();
@@ -191,8 +254,8 @@ export class CompletionsService {
       t.attempts++;
       try {
         const apiKey = await this.d.keys.keyFor(t.principal.tenantId, candidate.provider);
-        const upstreamBody = upstreamBodyOf(input.api, candidate, maskedBody, maxTokens, t.streamed);
-        const response = await this.d.upstream.send({ tenantId: t.principal.tenantId, provider: candidate.provider, upstreamModel: candidate.model.upstreamModel, body: upstreamBody, ...(apiKey ? { apiKey } : {}), signal: deadline });
+        const upstreamBody = t.embeddings ? { ...maskedBody, model: candidate.model.upstreamModel } : upstreamBodyOf(input.api, candidate, maskedBody, maxTokens, t.streamed);
+        const response = await this.d.upstream.send({ tenantId: t.principal.tenantId, provider: candidate.provider, upstreamModel: candidate.model.upstreamModel, body: upstreamBody, ...(apiKey ? { apiKey } : {}), ...(t.embeddings ? { path: '/embeddings' as const } : {}), signal: deadline });
         t.served = candidate;
         if (t.streamed) return { kind: 'stream', requestId: t.requestId, events: this.stream(t, input, response, deadline) };
         const text = await response.text();
@@ -202,7 +265,7 @@ export class CompletionsService {
         } catch {
           throw new UpstreamFailure('status', response.status);
         }
-        return { kind: 'json', requestId: t.requestId, body: await this.complete(t, input.api, candidate, json) };
+        return { kind: 'json', requestId: t.requestId, body: t.embeddings ? this.embedded(t, json) : await this.complete(t, input.api, candidate, json) };
       } catch (error) {
         if (error instanceof UpstreamRejection) {
           await this.release(t);

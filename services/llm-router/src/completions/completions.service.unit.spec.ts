@@ -387,3 +387,45 @@ describe('streams across protocols', () => {
     expect(s.billing.settles).toEqual([expect.objectContaining({ estimated: true, amountMicros: s.billing.reserves[0].amountMicros })]);
   });
 });
+
+describe('embeddings', () => {
+  const embeddingsOf = (call: UpstreamCall) => {
+    const inputs = ([] as string[]).concat(call.body.input as string | string[]);
+    return new Response(JSON.stringify({ object: 'list', data: inputs.map((_, index) => ({ object: 'embedding', index, embedding: [0.1, 0.2] })), model: call.body.model, usage: { prompt_tokens: 12 * inputs.length, total_tokens: 12 * inputs.length } }));
+  };
+  const embed = (s: Setup, body: Record<string, unknown>) => s.service.embed({ principal: agent, body, signal: new AbortController().signal });
+
+  it('masks every input, routes by the raised class to an OpenAI-compatible provider, reserves the input bound first and settles the real usage', async () => {
+    const s = setup(embeddingsOf);
+    const result = await embed(s, { model: 'default', input: ['refund frank@example.com', 'plain text'] });
+    expect(s.sent).toHaveLength(1);
+    expect(s.sent[0]).toMatchObject({ path: '/embeddings', provider: { providerId: 'onprem' }, body: { model: 'llama', input: ['refund ⟦EMAIL_1⟧', 'plain text'] } });
+    expect(result.body).toMatchObject({ object: 'list', model: 'default', data: [{ index: 0 }, { index: 1 }], usage: { prompt_tokens: 24 } });
+    const [reserve] = s.billing.reserves;
+    // every input byte may be a token, at the highest input price of the candidates (local: 1 µ$ per token)
+    expect(reserve.amountMicros).toBeGreaterThanOrEqual(Buffer.byteLength('refund ⟦EMAIL_1⟧plain text'));
+    await flush();
+    expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: reserve.requestId, amountMicros: 24, estimated: false, model: 'local', usage: expect.objectContaining({ inputTokens: 24, outputTokens: 0 }) })]);
+    expect(s.audited[0].call).toMatchObject({ outcome: 'served', classification: 'confidential', model: 'local', inputTokens: 24, outputTokens: 0, guards: { pii: { byType: { email: 1 } } } });
+    expect(JSON.stringify(s.audited[0].call)).not.toContain('frank@');
+    // a single string stays a single string
+    await embed(s, { model: 'gpt', input: 'just one' });
+    expect(s.sent[1].body).toMatchObject({ model: 'gpt-x', input: 'just one' });
+  });
+
+  it('never sends embeddings to an Anthropic provider (no such API): refused before billing', async () => {
+    const s = setup(embeddingsOf);
+    await expect(embed(s, { model: 'sonnet', input: 'x' })).rejects.toMatchObject({ code: 'validation', message: expect.stringContaining('no OpenAI-compatible provider') });
+    expect(s.billing.reserves).toHaveLength(0);
+    expect(s.sent).toHaveLength(0);
+  });
+
+  it('answers over budget with rate_limited, and fails closed without billing; nothing is sent', async () => {
+    const s = setup(embeddingsOf);
+    s.billing.answer = { status: 'refused', level: 'user', limitMicros: 5 };
+    await expect(embed(s, { model: 'gpt', input: 'x' })).rejects.toMatchObject({ code: 'rate_limited', details: { budget: { level: 'user', limitMicros: 5 } } });
+    s.billing.answer = new PalisadeError('unavailable', 'billing cannot be reached: refused');
+    await expect(embed(s, { model: 'gpt', input: 'x' })).rejects.toMatchObject({ code: 'unavailable' });
+    expect(s.sent).toHaveLength(0);
+  });
+});

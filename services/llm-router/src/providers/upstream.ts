@@ -40,6 +40,8 @@ export interface UpstreamCall {
   upstreamModel: string;
   body: Record<string, unknown>;
   apiKey?: string;
+  /** The provider's route below its base URL: by default `/messages` (Anthropic kind) or `/chat/completions`; `/embeddings`. */
+  path?: '/embeddings';
   /** Aborts the attempt and its body (the request's deadline, or the caller going away). */
   signal: AbortSignal;
 }
@@ -124,7 +126,7 @@ export class Upstream {
   /** One HTTP(S) request on a keep-alive connection (node:http: no redirects followed, less overhead than fetch). */
   private attempt(call: UpstreamCall): Promise<UpstreamResponse> {
     const { provider } = call;
-    const path = provider.kind === 'anthropic' ? '/messages' : '/chat/completions';
+    const path = call.path ?? (provider.kind === 'anthropic' ? '/messages' : '/chat/completions');
     const payload = JSON.stringify(call.body);
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), accept: call.body.stream ? 'text/event-stream' : 'application/json' };
     if (provider.kind === 'anthropic') {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 /**
- * A model provider stand-in speaking the real wire formats: OpenAI chat completions
+ * A model provider stand-in speaking the real wire formats: OpenAI chat completions and embeddings
  * (JSON, and SSE with `data: {...}` chunks, a usage chunk when asked, `data: [DONE]`) and
  * Anthropic messages (JSON, and SSE `message_start` … `message_stop`). Streams are written
  * in pieces split inside lines, words and UTF-8 characters. It records every request it
@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
  *   after a few chunks (connection destroyed, no [DONE]); `slow` → 300 ms before answering;
  *   `tools` → after the text, a call of tool `get_weather` with `{"city": <the user text>}`
  *   (streamed in pieces), stop reason tool_calls / tool_use, and cached prompt tokens in the usage
- *   (OpenAI: 7 cached; Anthropic: 7 read and 3 written).
+ *   (OpenAI: 7 cached; Anthropic: 7 read and 3 written); `cached` → those cached tokens, no tool call.
  * Run in-process (`startStandIn(port, requiredKey?)`) or as a process: `node provider-standin.js <port>`
  * (`STANDIN_API_KEY` requires that key; records at `GET /__records`, cleared by `DELETE /__records`).
  */
@@ -68,7 +68,7 @@ async function openAi(body: Record<string, unknown>, res: ServerResponse): Promi
   const promptTokens = Math.ceil(JSON.stringify(body.messages ?? []).length / 4);
   const completionTokens = words(text).length;
   const tools = model === 'tools';
-  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...(tools ? { prompt_tokens_details: { cached_tokens: 7 } } : {}) };
+  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...(tools || model === 'cached' ? { prompt_tokens_details: { cached_tokens: 7 } } : {}) };
   const args = JSON.stringify({ city: lastUserText(body) });
   const id = `chatcmpl-${Date.now().toString(36)}`;
   const created = Math.floor(Date.now() / 1000);
@@ -115,7 +115,7 @@ async function anthropic(body: Record<string, unknown>, res: ServerResponse): Pr
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const event = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
   const tools = model === 'tools';
-  const cache = tools ? { cache_read_input_tokens: 7, cache_creation_input_tokens: 3 } : {};
+  const cache = tools || model === 'cached' ? { cache_read_input_tokens: 7, cache_creation_input_tokens: 3 } : {};
   let out = event('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 1, ...cache } } });
   out += event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
   out += event('ping', {});
@@ -131,6 +131,15 @@ async function anthropic(body: Record<string, unknown>, res: ServerResponse): Pr
   out += event('message_stop', {});
   await writeSplit(res, out);
   res.end();
+}
+
+/** OpenAI embeddings: one small deterministic vector per input, usage by characters. */
+function embeddings(body: Record<string, unknown>, res: ServerResponse): void {
+  const inputs = ([] as unknown[]).concat(body.input);
+  const data = inputs.map((input, index) => ({ object: 'embedding', index, embedding: [String(input).length / 100, 0.5, -0.25] }));
+  const tokens = inputs.reduce<number>((n, input) => n + Math.ceil(String(input).length / 4), 0);
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
 }
 
 function models(res: ServerResponse): void {
@@ -182,6 +191,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, records: Record
     res.end(JSON.stringify({ error: { message: 'boom', type: 'server_error', param: null, code: null } }));
     return;
   }
+  if (path.endsWith('/embeddings')) return embeddings(body, res);
   if (path.endsWith('/chat/completions')) return openAi(body, res);
   if (path.endsWith('/messages')) return anthropic(body, res);
   res.writeHead(404, { 'content-type': 'application/json' });
