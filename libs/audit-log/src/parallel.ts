@@ -36,6 +36,17 @@ interface WorkerReply {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const lib = require(workerData.module);
+// Warm up while the reader connects: load what verifying loads lazily (hashing, JCS) and
+// let the JIT see the hot path, on a throwaway chain.
+{
+  const warm = new lib.ChainVerifier({ keys: new Map() });
+  let head = lib.emptyHead(0);
+  for (let i = 0; i < 500; i++) {
+    const next = lib.appendToChain(head, { id: 'warm-' + i, type: 'warm.up', source: 'audit', tenantId: 'warm', occurredAt: '2026-01-01T00:00:00.000Z', data: { i } }, '2026-01-01T00:00:00.000Z');
+    head = next.head;
+    warm.addRecord(JSON.parse(Buffer.from(next.value).toString('utf8')));
+  }
+}
 const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart });
 const ids = {};
 let ok = true;
