@@ -23,6 +23,14 @@ export interface SandboxOrchestratorConfig {
   credentialUrl: string;
   /** Past this, a lease grant or redemption fails (the request is refused 502): SANDBOX_CREDENTIAL_TIMEOUT_MS. */
   credentialTimeoutMs: number;
+  /** Executions held and metered by billing's ledger (`on`), or not held, metered at 0 (`off`): SANDBOX_BILLING. */
+  billing: boolean;
+  /** Past this, a billing quote or hold is a refusal (503, fail-closed): SANDBOX_BILLING_TIMEOUT_MS. */
+  billingTimeoutMs: number;
+  /** A sandbox is stopped this long after its creation (reason `lifetime`): SANDBOX_LIFETIME_MS. */
+  lifetimeMs: number;
+  /** Per tenant: sandboxes ready at once (SANDBOX_TENANT_MAX_SANDBOXES), CPU-seconds (SANDBOX_TENANT_CPU_SECONDS) within a sliding window of hours (SANDBOX_TENANT_CPU_WINDOW_HOURS). */
+  quotas: { maxSandboxes: number; cpuSeconds: number; cpuWindowMs: number };
 }
 
 /** Validated at start, naming the bad variable. */
@@ -39,6 +47,12 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
       SANDBOX_EGRESS_PROXY_PORT: env.int(3128, 1, 65535),
       SANDBOX_CREDENTIAL_URL: env.url(['https']).default('https://127.0.0.1:7103'),
       SANDBOX_CREDENTIAL_TIMEOUT_MS: env.int(3000, 100, 30000),
+      SANDBOX_BILLING: z.enum(['on', 'off']).default('on'),
+      SANDBOX_BILLING_TIMEOUT_MS: env.int(2000, 50, 30000),
+      SANDBOX_LIFETIME_MS: env.int(24 * 3_600_000, 1000, 30 * 24 * 3_600_000),
+      SANDBOX_TENANT_MAX_SANDBOXES: env.int(20, 1, 100_000),
+      SANDBOX_TENANT_CPU_SECONDS: env.int(36_000, 1, 1_000_000_000),
+      SANDBOX_TENANT_CPU_WINDOW_HOURS: env.int(24, 1, 24 * 31),
     },
     source,
   );
@@ -53,5 +67,9 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
     egressProxyPort: config.SANDBOX_EGRESS_PROXY_PORT,
     credentialUrl: config.SANDBOX_CREDENTIAL_URL,
     credentialTimeoutMs: config.SANDBOX_CREDENTIAL_TIMEOUT_MS,
+    billing: config.SANDBOX_BILLING === 'on',
+    billingTimeoutMs: config.SANDBOX_BILLING_TIMEOUT_MS,
+    lifetimeMs: config.SANDBOX_LIFETIME_MS,
+    quotas: { maxSandboxes: config.SANDBOX_TENANT_MAX_SANDBOXES, cpuSeconds: config.SANDBOX_TENANT_CPU_SECONDS, cpuWindowMs: config.SANDBOX_TENANT_CPU_WINDOW_HOURS * 3_600_000 },
   };
 }

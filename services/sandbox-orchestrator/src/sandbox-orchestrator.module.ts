@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { LedgerClient } from '@palisade/billing-client';
 import { PalisadeError } from '@palisade/contracts';
 import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-client';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
@@ -13,6 +14,7 @@ import { ExecutionTokens } from './egress/egress.execution-tokens';
 import { EgressService } from './egress/egress.service';
 import { cachedOwner, eventStoreSink } from './egress/egress.store';
 import { CrunRuntime } from './runtime/crun.runtime';
+import { LedgerExecutionBilling } from './sandboxes/sandboxes.billing';
 import { SandboxesController } from './sandboxes/sandboxes.controller';
 import { SandboxesRepository } from './sandboxes/sandboxes.repository';
 import { SandboxesService } from './sandboxes/sandboxes.service';
@@ -95,15 +97,18 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
       policy,
       runtime,
       executionTokens,
-      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance },
+      billing: config.billing ? new LedgerExecutionBilling(new LedgerClient(() => p.nats, config.billingTimeoutMs)) : undefined,
+      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance, lifetimeMs: config.lifetimeMs, quotas: config.quotas },
       eventContext: p.eventContext,
+      warn: (details, message) => p.logger.warn(details, message),
     });
     const recovered = await candidate.recover();
     p.logger.info(recovered, 'sandboxes reconciled with the runtime');
     service = candidate;
     timer = setInterval(() => {
       candidate.stopIdle().catch((error: unknown) => p.logger.warn({ err: error }, 'idle stop failed; retried at the next tick'));
-    }, Math.min(60_000, Math.max(1000, Math.floor(config.idleStopMs / 4))));
+      candidate.stopExpired().catch((error: unknown) => p.logger.warn({ err: error }, 'lifetime stop failed; retried at the next tick'));
+    }, Math.min(60_000, Math.max(1000, Math.floor(Math.min(config.idleStopMs, config.lifetimeMs) / 4))));
     timer.unref();
   });
   platform.beforeClose(async () => {

@@ -5,8 +5,10 @@ import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime
 import type { SessionRow, SessionsRepository } from '../sessions/sessions.repository';
 import type { ExecutionTokens } from '../egress/egress.execution-tokens';
 import type { Caller } from '../sessions/sessions.service';
-import { sandboxDecider, type SandboxCommand, type SandboxState } from './sandboxes.decider';
-import type { ExecutionReason, ExecutionUsage, SandboxEvent } from './sandboxes.events';
+import { sandboxDecider, type ExecutionMetering, type SandboxCommand, type SandboxState } from './sandboxes.decider';
+import type { ExecutionBilling } from './sandboxes.billing';
+import type { ExecutionReason, ExecutionUsage, SandboxEvent, StopReason } from './sandboxes.events';
+import { billedSubjectOf, meteredQuantities, worstCaseUsage } from './sandboxes.metering';
 import type { ExecutionRow, SandboxesRepository, SandboxRow } from './sandboxes.repository';
 import { SANDBOX_TEMPLATES } from './sandboxes.templates';
 
@@ -36,6 +38,8 @@ export interface SandboxView {
   runningExecution?: string;
   createdAt: string;
   lastActivityAt: string;
+  /** The lifetime limit: the sandbox is stopped then (reason `lifetime`). */
+  expiresAt?: string;
   etag: number;
 }
 
@@ -63,19 +67,27 @@ export interface SandboxesSettings {
   idleStopMs: number;
   /** This orchestrator's instance: the sandboxes its runtime holds. */
   instance: string;
+  /** A sandbox's lifetime limit: stopped this long after its creation, whatever it runs. */
+  lifetimeMs: number;
+  /** Per tenant: sandboxes ready at once, and CPU-seconds of executions within a sliding window of whole hours. */
+  quotas: { maxSandboxes: number; cpuSeconds: number; cpuWindowMs: number };
 }
 
 export interface SandboxesServiceDependencies {
   store: EventStore;
-  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'execution' | 'storeOutput' | 'projection'>;
+  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'>;
   sessions: Pick<SessionsRepository, 'session'>;
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   runtime: SandboxRuntime;
   /** Holds the caller's token for the egress proxy's lease grants while its execution runs (absent: no lease can be granted). */
   executionTokens?: Pick<ExecutionTokens, 'hold'>;
+  /** billing's ledger: the worst case held before an execution, its actual priced after (absent: nothing is held, `actualMicros` 0). */
+  billing?: ExecutionBilling;
   settings: SandboxesSettings;
   eventContext: EventFactoryContext;
   now?: () => Date;
+  /** Failures that are not the caller's (a hold not released: billing expires it). */
+  warn?: (details: Record<string, unknown>, message: string) => void;
 }
 
 const INTERPRETERS: Record<'python' | 'node' | 'sh', string[]> = { python: ['/usr/bin/python3', '-'], node: ['/usr/bin/node', '-'], sh: ['/bin/sh', '-s'] };
@@ -105,10 +117,24 @@ export class SandboxesService {
     const session = await this.session(caller, sessionId);
     if (session.status !== 'active') throw new PalisadeError('illegal_state', 'session is archived');
     await this.authorize(caller, session, ['write']);
+    const tenantId = caller.principal.tenantId;
+    const { maxSandboxes } = this.d.settings.quotas;
+    if ((await this.d.repo.readyCount(tenantId)) >= maxSandboxes) throw sandboxQuotaError(maxSandboxes);
     const sandboxId = newEventId();
+    const expiresAt = new Date(this.now().getTime() + this.d.settings.lifetimeMs).toISOString();
     await this.d.runtime.create(sandboxId, limits);
     try {
-      await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'create', data: { sandboxId, sessionId, template, limits, instance: this.d.settings.instance } }), { expectedVersion: 0 });
+      await this.handler.handle(
+        streamName('sandbox', sandboxId),
+        this.command(caller.principal, { type: 'create', data: { sandboxId, sessionId, template, limits, instance: this.d.settings.instance, expiresAt } }),
+        {
+          expectedVersion: 0,
+          // the count again, serialised per tenant, the new sandbox included: concurrent creations never both take the last place
+          alsoInTransaction: async (tx) => {
+            if ((await this.d.repo.readyCountLocked(tx, tenantId)) > maxSandboxes) throw sandboxQuotaError(maxSandboxes);
+          },
+        },
+      );
     } catch (error) {
       await this.d.runtime.remove(sandboxId);
       throw error;
@@ -142,17 +168,28 @@ export class SandboxesService {
       await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
       throw refusalError(refused.action, refused.decision);
     }
+    if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
+    await this.checkCpuQuota(caller.principal.tenantId);
     const executionId = newEventId();
-    const timeoutMs = input.timeoutMs ?? row.limits.timeoutMs;
+    // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
+    const left = row.expiresAt ? Date.parse(row.expiresAt) - this.now().getTime() : Number.POSITIVE_INFINITY;
+    const timeoutMs = Math.max(1, Math.min(input.timeoutMs ?? row.limits.timeoutMs, left));
     const request: ExecRequest =
       'command' in input
         ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...output }
         : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...output };
     const program = 'command' in input ? input.command[0] : input.language;
-    await this.handler.handle(
-      streamName('sandbox', sandboxId),
-      this.command(caller.principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }),
-    );
+    // billing holds the worst case first (a budget without room: 429 naming it), under the execution id
+    const heldMicros = await this.hold(caller.principal, row, executionId, timeoutMs);
+    try {
+      await this.handler.handle(
+        streamName('sandbox', sandboxId),
+        this.command(caller.principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }),
+      );
+    } catch (error) {
+      if (heldMicros !== undefined) await this.releaseHold(caller.principal.tenantId, executionId);
+      throw error;
+    }
     // the caller's token, for the egress proxy's lease grants, for this execution only
     const release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token, caller.principal.type === 'agent' ? caller.principal.id : undefined) : undefined;
     let result: ExecResult;
@@ -162,13 +199,13 @@ export class SandboxesService {
       result = await run.result;
     } catch (error) {
       release?.();
-      await this.finish(caller.principal, sandboxId, executionId, undefined);
+      await this.finish(caller.principal, sandboxId, executionId, undefined, await this.metering(caller.principal, row.template, undefined, heldMicros));
       throw error;
     } finally {
       release?.();
       this.running.delete(sandboxId);
     }
-    await this.finish(caller.principal, sandboxId, executionId, result);
+    await this.finish(caller.principal, sandboxId, executionId, result, await this.metering(caller.principal, row.template, result, heldMicros));
     return executionViewOf((await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId))!);
   }
 
@@ -192,11 +229,20 @@ export class SandboxesService {
   /** Stops the sandboxes idle for longer than the setting; returns how many. */
   async stopIdle(): Promise<number> {
     const idle = await this.d.repo.idleSince(this.d.settings.instance, new Date(this.now().getTime() - this.d.settings.idleStopMs));
-    for (const row of idle) {
-      await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'stop', data: { reason: 'idle' }, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
-      await this.release(row.sandboxId);
-    }
+    for (const row of idle) await this.stopBySelf(row, 'idle');
     return idle.length;
+  }
+
+  /** Stops the sandboxes past their lifetime limit, killing what runs there; returns how many. */
+  async stopExpired(): Promise<number> {
+    const expired = await this.d.repo.expiredBy(this.d.settings.instance, this.now());
+    for (const row of expired) await this.stopBySelf(row, 'lifetime');
+    return expired.length;
+  }
+
+  private async stopBySelf(row: SandboxRow, reason: StopReason): Promise<void> {
+    await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'stop', data: { reason }, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
+    await this.release(row.sandboxId);
   }
 
   /**
@@ -213,8 +259,11 @@ export class SandboxesService {
     let lost = 0;
     for (const row of live.filter((r) => r.runningExecution)) {
       const noUsage = { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 };
-      const data = { executionId: row.runningExecution!, reason: 'lost' as const, exitCode: null, signal: null, stdoutBytes: 0, stderrBytes: 0, usage: noUsage };
+      const executionId = row.runningExecution!;
+      const data = { executionId, reason: 'lost' as const, exitCode: null, signal: null, stdoutBytes: 0, stderrBytes: 0, usage: noUsage };
       await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'finish', data, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
+      // nothing was measured: its hold is released, so it is billed neither now nor at expiry
+      await this.releaseHold(row.tenantId, executionId);
       lost++;
     }
     return { adopted: ready.length, lost, removedContainers: leftovers.containers.length };
@@ -231,7 +280,50 @@ export class SandboxesService {
     await this.d.runtime.remove(sandboxId);
   }
 
-  private async finish(principal: Principal, sandboxId: string, executionId: string, result: ExecResult | undefined): Promise<void> {
+  /** The tenant's CPU-seconds within the quota's window: at or past the quota, nothing more runs (429 naming it). */
+  private async checkCpuQuota(tenantId: string): Promise<void> {
+    const { cpuSeconds, cpuWindowMs } = this.d.settings.quotas;
+    const used = await this.d.repo.cpuSecondsSince(tenantId, new Date(this.now().getTime() - cpuWindowMs));
+    if (used >= cpuSeconds) {
+      throw new PalisadeError('rate_limited', `quota cpu-seconds: the tenant's executions used ${Math.floor(used)} CPU-seconds in the last ${cpuWindowMs / 3_600_000} hours (limit ${cpuSeconds})`, {
+        quota: { name: 'cpu-seconds', limit: cpuSeconds, used: Math.floor(used), windowMs: cpuWindowMs },
+      });
+    }
+  }
+
+  /** The worst case of the execution held by billing; undefined when billing is off. */
+  private async hold(principal: Principal, row: SandboxRow, executionId: string, timeoutMs: number): Promise<bigint | undefined> {
+    if (!this.d.billing) return undefined;
+    const worstCase = meteredQuantities(worstCaseUsage(row.limits, timeoutMs));
+    // the hold outlives the execution's timeout by a margin (the kill, the measurement, the relay of the usage event)
+    return this.d.billing.hold(principal, { executionId, template: row.template, worstCase, ttlMs: timeoutMs + 60_000 });
+  }
+
+  private async releaseHold(tenantId: string, executionId: string): Promise<void> {
+    if (!this.d.billing) return;
+    await this.d.billing.release(tenantId, executionId).catch((error: unknown) => {
+      this.d.warn?.({ executionId, code: (error as PalisadeError).code }, 'hold not released: billing expires it unposted');
+    });
+  }
+
+  /**
+   * The usage event's content: the execution's quantities priced by billing, never more
+   * than was held; if billing cannot price it now, the hold itself (marked `estimated`).
+   */
+  private async metering(principal: Principal, template: string, result: ExecResult | undefined, heldMicros: bigint | undefined): Promise<ExecutionMetering> {
+    const usage = meteredQuantities(result ? roundUsage(result.usage) : { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 });
+    const { agentId } = billedSubjectOf(principal);
+    if (!this.d.billing || heldMicros === undefined) return { agentId, actualMicros: '0', model: template, usage };
+    try {
+      const priced = await this.d.billing.price(principal.tenantId, template, usage);
+      return { agentId, actualMicros: String(priced < heldMicros ? priced : heldMicros), model: template, usage };
+    } catch (error) {
+      this.d.warn?.({ code: (error as PalisadeError).code }, 'usage not priced: the hold is charged');
+      return { agentId, actualMicros: String(heldMicros), model: template, usage: [...usage, { kind: 'estimated', quantity: 1 }] };
+    }
+  }
+
+  private async finish(principal: Principal, sandboxId: string, executionId: string, result: ExecResult | undefined, metering: ExecutionMetering): Promise<void> {
     const usage = result ? roundUsage(result.usage) : { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 };
     const data = {
       executionId,
@@ -241,6 +333,7 @@ export class SandboxesService {
       stdoutBytes: result?.stdout.length ?? 0,
       stderrBytes: result?.stderr.length ?? 0,
       usage,
+      metering,
     };
     await this.handler.handle(streamName('sandbox', sandboxId), this.command(principal, { type: 'finish', data }), {
       alsoInTransaction: result
@@ -315,6 +408,10 @@ export class SandboxesService {
   }
 }
 
+function sandboxQuotaError(limit: number): PalisadeError {
+  return new PalisadeError('rate_limited', `quota concurrent-sandboxes: the tenant has ${limit} sandboxes ready (limit ${limit}); stop or delete one`, { quota: { name: 'concurrent-sandboxes', limit } });
+}
+
 function refusalError(action: string, decision: AuthorizeDecision): PalisadeError {
   if (decision.decision === 'requires_approval') {
     return new PalisadeError('forbidden', `policy: ${action} requires an approval (rule ${decision.rule}); approvals of executions are not supported yet`, { rule: decision.rule });
@@ -340,6 +437,7 @@ function viewOf(row: SandboxRow): SandboxView {
     etag: row.version,
   };
   if (row.runningExecution) view.runningExecution = row.runningExecution;
+  if (row.expiresAt) view.expiresAt = row.expiresAt;
   return view;
 }
 
