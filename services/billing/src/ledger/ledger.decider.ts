@@ -284,7 +284,8 @@ export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts:
     events,
     hold: { ...hold, status: 'settled', posted, revision: c.revision, version: hold.version + 1, settleAnswer: answer, updatedAt: c.now },
     accounts: changed,
-    line: { revision: c.revision, posted, actual: c.actual, overrun, occurredAt },
+    // the request's own line is revision 0 whatever revision settled it (a correction that arrived first); corrections after it are theirs
+    line: { revision: 0, posted, actual: c.actual, overrun, occurredAt },
   };
 }
 

@@ -161,6 +161,12 @@ describe('ledger decider', () => {
     expect(lines.reduce((sum, x) => sum + x.posted, 0n)).toBe(l.of('agent').posted);
     expect(lines.reduce((sum, x) => sum + x.actual, 0n)).toBe(10n);
     expect(settle(999n, 1)).toMatchObject({ answer: down.answer, accounts: [], hold: null });
+    // a correction that arrives before the usage it corrects settles it; the late original then changes nothing
+    const m = ledger(account('agent', 100n));
+    m.reserve('q', 80n);
+    const first = m.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'q', actual: 20n, model: null, usage: [], now, revision: 1 });
+    expect(first.line).toMatchObject({ revision: 0, posted: 20n });
+    expect(m.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'q', actual: 70n, model: null, usage: [], now })).toMatchObject({ answer: first.answer, hold: null });
     expect(l.of('agent').posted).toBe(10n);
   });
 

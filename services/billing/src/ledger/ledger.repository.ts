@@ -49,7 +49,7 @@ export interface UsageLine {
   overrun: bigint;
   usage: unknown;
   occurredAt: Date;
-  /** 0: the request's usage; higher: a correction (the amounts are the differences). */
+  /** 0: the request's usage (counted as a request in reports); higher: the correction to that revision (the amounts are the differences). */
   revision: number;
 }
 
