@@ -18,6 +18,9 @@ import { round, summarize } from './stats';
 // holds and settles in memory, so its own cost is only the NATS round trips.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../scripts/platform-runner.js');
+// The guards measured on their labelled sets (services/llm-router/src/guards/corpus): the built router's own detector and rules.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { guardRates } = require('../../services/llm-router/dist/guards/guard-rates.js') as { guardRates(): Record<string, number> };
 const PORT = 7106 + 9300;
 const SEQUENTIAL = 500;
 const CONCURRENT = 256;
@@ -165,6 +168,7 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       rps: round(load.rps, 0),
       rps_p99_ms: round(load.p99, 1),
       rps_failed: load.failed,
+      ...guardRates(),
       ...Object.fromEntries(Object.entries(load.statuses).map(([status, n]) => [`rps_failed_${status}`, n])),
     };
   } finally {
