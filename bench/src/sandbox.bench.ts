@@ -1,9 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions, type TLSSocket } from 'node:tls';
+import { EgressAuditBatcher } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.audit';
+import { SandboxCa } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.ca';
+import { SandboxProxy } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.proxy';
 import { audienceOf } from '@palisade/auth-verifier';
+import { issueCertificate, loadCa } from '@palisade/pki';
 import { httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
 import { round, summarize } from './stats';
 
@@ -42,6 +49,12 @@ function firstByte(ca: Buffer, token: string, path: string, body: unknown): Prom
 }
 
 export async function sandboxBenchmark(): Promise<Record<string, number>> {
+  // the proxy's figures first: in process, they need none of the services below
+  const proxy = await proxyFigures();
+  return { ...proxy, ...(await apiFigures()) };
+}
+
+async function apiFigures(): Promise<Record<string, number>> {
   const tenant = `bench-${randomBytes(4).toString('hex')}`;
   const users = await TestTokenIssuer.create(audienceOf('sandbox-orchestrator'));
   const admins = await TestTokenIssuer.create(audienceOf('policy'));
@@ -106,5 +119,150 @@ export async function sandboxBenchmark(): Promise<Record<string, number>> {
     };
   } finally {
     await Promise.all(handles.map((h: { stop(): Promise<unknown> }) => h.stop()));
+  }
+}
+
+// ---- the egress proxy (in process, on 127.0.0.1): what it adds to a request, next to a
+// direct request to the same local HTTPS upstream in the same run. Each latency sample is
+// a new connection, as a program's first request to a host is: direct (TLS to the
+// upstream), spliced (CONNECT, then TLS to the upstream through the tunnel) and
+// intercepted (CONNECT, TLS to the proxy's leaf of the sandbox CA; the proxy decides the
+// request and sends it upstream on its kept-alive connection). Throughput: intercepted
+// requests on kept-alive tunnels, PROXY_CLIENTS at once.
+const PROXY_WARMUP = 50;
+const PROXY_SAMPLES = 400;
+const PROXY_CLIENTS = 8;
+const PROXY_THROUGHPUT_MS = 4000;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Reads one HTTP/1.1 response (Content-Length bodies) from a socket, resolving with its body. */
+function readResponse(socket: Duplex): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buffered.subarray(0, end).toString('latin1');
+      const length = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buffered.length < end + 4 + length) return;
+      socket.off('data', onData);
+      socket.off('error', reject);
+      if (!head.startsWith('HTTP/1.1 200')) return reject(new Error(head.split('\r\n')[0]));
+      resolve(buffered.subarray(end + 4, end + 4 + length).toString());
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+  });
+}
+
+function tlsTo(options: TlsConnectionOptions): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect(options, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** A CONNECT tunnel through the proxy to host:port. */
+function tunnel(proxyPort: number, host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: '127.0.0.1', port: proxyPort }, () => socket.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`));
+    socket.once('error', reject);
+    socket.once('data', (chunk: Buffer) => (chunk.toString('latin1').startsWith('HTTP/1.1 200') ? resolve(socket) : reject(new Error(chunk.toString('latin1').split('\r\n')[0]))));
+  });
+}
+
+async function oneRequest(socket: TLSSocket, host: string, port: number, close: boolean): Promise<void> {
+  const response = readResponse(socket);
+  socket.write(`GET /bench HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: ${close ? 'close' : 'keep-alive'}\r\n\r\n`);
+  await response;
+}
+
+export async function proxyFigures(): Promise<Record<string, number>> {
+  const devCa = await loadCa(infra('PALISADE_PKI_DIR'));
+  const cert = await issueCertificate(devCa, { kind: 'server', name: 'proxy-bench-upstream', dns: ['splice.bench', 'intercept.bench'] });
+  const upstream = createHttpsServer({ cert: cert.certPem, key: cert.keyPem, keepAliveTimeout: 30_000 }, (_req, res) => res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 }).end('ok'));
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const upPort = (upstream.address() as AddressInfo).port;
+  const ca = await SandboxCa.create('proxy-bench');
+  const audit = new EgressAuditBatcher(async () => undefined);
+  const rules = [
+    { id: 'splice', host: 'splice.bench', ports: [upPort], addresses: ['127.0.0.1'] },
+    { id: 'intercept', host: 'intercept.bench', ports: [upPort], addresses: ['127.0.0.1'], upstreamCaPem: cert.caPem, intercept: true },
+  ];
+  const proxy = new SandboxProxy({
+    sandboxId: 'proxy-bench',
+    ca,
+    context: async () => ({ tenantId: 'bench', sessionId: 'bench', rules }),
+    leases: { value: async () => Promise.reject(new Error('no injection here')) },
+    audit,
+    transparentPorts: { http: 0, https: 0 },
+  });
+  const proxyPort = await freePort();
+  await proxy.listen('127.0.0.1', proxyPort);
+  try {
+    const direct = async () => {
+      const socket = await tlsTo({ host: '127.0.0.1', port: upPort, servername: 'splice.bench', ca: cert.caPem });
+      await oneRequest(socket, 'splice.bench', upPort, true);
+      socket.destroy();
+    };
+    const through = async (host: string, trust: string) => {
+      const raw = await tunnel(proxyPort, host, upPort);
+      const socket = await tlsTo({ socket: raw, servername: host, ca: trust });
+      await oneRequest(socket, host, upPort, true);
+      socket.destroy();
+    };
+    const spliced = () => through('splice.bench', cert.caPem);
+    const intercepted = () => through('intercept.bench', ca.certificatePem);
+    const samples = { direct: [] as number[], spliced: [] as number[], intercepted: [] as number[] };
+    // interleaved, so that the machine's load falls on the three alike
+    for (let i = 0; i < PROXY_WARMUP + PROXY_SAMPLES; i++) {
+      for (const [name, fn] of [['direct', direct], ['spliced', spliced], ['intercepted', intercepted]] as const) {
+        const t0 = performance.now();
+        await fn();
+        if (i >= PROXY_WARMUP) samples[name].push(performance.now() - t0);
+      }
+    }
+    // throughput: kept-alive intercepted tunnels, each sending its next request when the last is answered
+    let done = 0;
+    const until = performance.now() + PROXY_THROUGHPUT_MS;
+    await Promise.all(
+      Array.from({ length: PROXY_CLIENTS }, async () => {
+        const socket = await tlsTo({ socket: await tunnel(proxyPort, 'intercept.bench', upPort), servername: 'intercept.bench', ca: ca.certificatePem });
+        while (performance.now() < until) {
+          await oneRequest(socket, 'intercept.bench', upPort, false);
+          done++;
+        }
+        socket.destroy();
+      }),
+    );
+    const d = summarize(samples.direct);
+    const s = summarize(samples.spliced);
+    const c = summarize(samples.intercepted);
+    return {
+      proxy_direct_p50_ms: round(d.p50),
+      proxy_direct_p99_ms: round(d.p99),
+      proxy_spliced_p50_ms: round(s.p50),
+      proxy_spliced_added_p50_ms: round(s.p50 - d.p50),
+      proxy_intercepted_p99_ms: round(c.p99),
+      proxy_intercepted_added_p50_ms: round(c.p50 - d.p50),
+      proxy_intercepted_added_p99_ms: round(c.p99 - d.p99),
+      proxy_intercepted_per_s: Math.round(done / (PROXY_THROUGHPUT_MS / 1000)),
+      proxy_samples: PROXY_SAMPLES,
+    };
+  } finally {
+    await proxy.close();
+    await audit.close();
+    await new Promise((r) => upstream.close(r));
   }
 }

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
-import { createServer, request as httpRequest, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, createServer, request as httpRequest, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect as netConnect, createServer as createTcpServer, isIP, type Server as TcpServer, type Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 import { checkServerIdentity, TLSSocket } from 'node:tls';
@@ -61,6 +61,12 @@ export class SandboxProxy {
   private readonly directTls: TcpServer;
   private readonly sockets = new Set<Socket>();
   private readonly resolve: (host: string) => Promise<string[]>;
+  /**
+   * Upstream connections kept alive between this sandbox's requests (never shared with
+   * another sandbox): keyed by address, port, server name and CA, so a connection is
+   * reused only for the same checked target.
+   */
+  private readonly upstreamAgents = { http: new HttpAgent({ keepAlive: true, maxSockets: 64 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) };
 
   constructor(private readonly o: SandboxProxyOptions) {
     this.resolve = o.resolve ?? systemResolve;
@@ -98,6 +104,8 @@ export class SandboxProxy {
 
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
+    this.upstreamAgents.http.destroy();
+    this.upstreamAgents.https.destroy();
     for (const server of [this.server, this.directHttp, this.directTls]) {
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     }
@@ -304,7 +312,8 @@ export class SandboxProxy {
         method,
         path: upstreamPath,
         headers,
-        agent: false,
+        // a WebSocket's connection leaves the pool; other requests reuse this sandbox's connections to the same checked target
+        agent: upgrade ? false : this.upstreamAgents[target.scheme],
         ...(target.scheme === 'https'
           ? {
               servername: isIP(target.host) ? undefined : target.host,
