@@ -104,4 +104,7 @@ export const NEGATIVES: readonly string[] = [
   'ya29 is the prefix of Google access tokens.',
   'The sk-learn and ask-the-team channels are on Slack.',
   'Ask the task runner for the dapi endpoint list.',
+  'Card 5500-0000-0000-0005 and Amex 378282246310006 fail the Luhn check.',
+  'IBAN GB82WEST12345698765433 and FR1420041010050500013M02607 fail mod-97.',
+  'The resident id 11010519491231002Y has no valid check character.',
 ];
