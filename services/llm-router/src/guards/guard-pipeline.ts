@@ -97,7 +97,7 @@ export class GuardRun {
 
   /** Records tools offered to the model that the caller may not use. */
   toolsChecked(offered: number, removed: string[], refused: boolean): void {
-    this.toolOutcome = { action: this.policy.toolCalls, offered, removedFromRequest: removed, removedCalls: [], refused };
+    this.toolOutcome = { action: this.policy.toolCalls, offered, removedFromRequest: [...new Set(removed)].map((name) => name.slice(0, 200)), removedCalls: [], refused };
   }
 
   private callRemoved(name: string): void {
