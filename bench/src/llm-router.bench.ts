@@ -18,9 +18,6 @@ import { round, summarize } from './stats';
 // holds and settles in memory, so its own cost is only the NATS round trips.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../scripts/platform-runner.js');
-// The guards measured on their labelled sets (services/llm-router/src/guards/corpus): the built router's own detector and rules.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { guardRates } = require('../../services/llm-router/dist/guards/guard-rates.js') as { guardRates(): Record<string, number> };
 const PORT = 7106 + 9300;
 const SEQUENTIAL = 500;
 const CONCURRENT = 256;
@@ -107,6 +104,9 @@ async function concurrent(t: Target, body: string, inFlight: number, total: numb
 }
 
 export async function llmRouterBenchmark(): Promise<Record<string, number>> {
+  // the guards measured on their labelled sets (services/llm-router/src/guards/corpus): the built router's own detector and rules
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { guardRates } = require('../../services/llm-router/dist/guards/guard-rates.js') as { guardRates(): Record<string, number> };
   const upstream = await startUpstream();
   const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
   const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'llm-router-bench-billing' });
