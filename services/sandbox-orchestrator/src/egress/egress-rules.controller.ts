@@ -4,16 +4,11 @@ import type { Principal } from '@palisade/contracts';
 import { CurrentPrincipal } from '@palisade/service-kit';
 import type { Response } from 'express';
 import { EGRESS_RULES_SERVICE, type Ready } from '../sandbox-orchestrator.tokens';
-import { ifMatch, openApiSchema, parse } from '../validation';
+import { ifMatch, openApiSchema, parse, withEtag } from '../validation';
 import { egressRulesBodySchema, egressScopeSchema } from './egress-rules.dto';
-import type { EgressRuleSetView, EgressRulesService } from './egress-rules.service';
+import type { EgressRulesService } from './egress-rules.service';
 
 const IF_MATCH = { name: 'If-Match', required: false, description: 'the ETag read before (409 when the rule set changed since)' };
-
-function withEtag(res: Response, view: EgressRuleSetView): EgressRuleSetView {
-  res.setHeader('etag', `"${view.etag}"`);
-  return view;
-}
 
 /**
  * The tenant's egress rule sets, by scope: `tenant`, `agent:<id>` (narrows the tenant's

@@ -3,14 +3,9 @@ import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestj
 import type { Response } from 'express';
 import { CurrentCaller } from '../caller';
 import { SESSIONS_SERVICE, type Ready } from '../sandbox-orchestrator.tokens';
-import { ifMatch, openApiSchema, parse } from '../validation';
+import { ifMatch, openApiSchema, parse, withEtag } from '../validation';
 import { createSessionSchema, listSessionsSchema, principalIdSchema, sessionIdSchema, shareSchema } from './sessions.dto';
-import type { Caller, SessionsService, SessionView } from './sessions.service';
-
-function withEtag(res: Response, view: SessionView): SessionView {
-  res.setHeader('etag', `"${view.etag}"`);
-  return view;
-}
+import type { Caller, SessionsService } from './sessions.service';
 
 const IF_MATCH = { name: 'If-Match', required: false, description: 'the ETag read before (409 when the session changed since)' };
 
