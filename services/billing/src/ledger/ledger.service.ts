@@ -261,24 +261,49 @@ export class LedgerService {
   /** Forget remembered budgets (after this instance changed one). */
   forgetBudgets(): void {
     this.budgetCache.clear();
+    this.generation++;
   }
 
+  /**
+   * The budgets of these subjects. Remembered for `budgetCacheMs`; past that an entry is
+   * still used once more while it is read again in the background (at most one read in
+   * flight), so a reservation never waits for a refresh: a budget created or removed on
+   * another instance applies within the cache time plus one read.
+   */
   private async budgetsOf(subjects: BudgetSubject[]): Promise<Map<string, BudgetRow>> {
     const ttl = this.d.budgetCacheMs ?? 0;
     const now = Date.now();
     const found = new Map<string, BudgetRow>();
+    const stale: BudgetSubject[] = [];
     const missing = subjects.filter((s) => {
       const hit = ttl > 0 ? this.budgetCache.get(subjectKey(s)) : undefined;
-      if (!hit || hit.until < now) return true;
+      if (!hit) return true;
+      if (hit.until < now) stale.push(s);
       if (hit.budget) found.set(subjectKey(s), hit.budget);
       return false;
     });
+    if (stale.length > 0 && !this.refreshing) {
+      this.refreshing = this.readBudgets(stale, ttl)
+        .catch(() => undefined) // the entries stay stale; the next batch tries again
+        .finally(() => (this.refreshing = undefined));
+    }
     if (missing.length === 0) return found;
-    const rows = await this.d.repo.budgetsOf(missing);
-    for (const b of rows) found.set(subjectKey(b), b);
-    if (ttl > 0) {
+    for (const [key, budget] of await this.readBudgets(missing, ttl)) found.set(key, budget);
+    return found;
+  }
+
+  private refreshing: Promise<unknown> | undefined;
+
+  /** Counts `forgetBudgets`: a read that started before one is not remembered (it may predate the change). */
+  private generation = 0;
+
+  private async readBudgets(subjects: BudgetSubject[], ttl: number): Promise<Map<string, BudgetRow>> {
+    const generation = this.generation;
+    const found = new Map((await this.d.repo.budgetsOf(subjects)).map((b) => [subjectKey(b), b]));
+    if (ttl > 0 && generation === this.generation) {
       if (this.budgetCache.size > 100_000) this.budgetCache.clear();
-      for (const s of missing) this.budgetCache.set(subjectKey(s), { budget: found.get(subjectKey(s)), until: now + ttl });
+      const until = Date.now() + ttl;
+      for (const s of subjects) this.budgetCache.set(subjectKey(s), { budget: found.get(subjectKey(s)), until });
     }
     return found;
   }

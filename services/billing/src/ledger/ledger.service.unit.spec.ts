@@ -1,0 +1,83 @@
+import { systemEventContext } from '@palisade/contracts';
+import type { Account } from './ledger.decider';
+import type { BudgetRow } from './ledger.repository';
+import { LedgerService, type LedgerServiceDependencies } from './ledger.service';
+
+const budget: BudgetRow = {
+  budgetId: '00000000-0000-7000-8000-000000000004',
+  tenantId: 'acme',
+  level: 'agent',
+  subjectId: 'bot',
+  limit: 1000n,
+  period: 'none',
+  timeZone: 'UTC',
+  hard: true,
+  thresholds: [],
+};
+
+/** The service over an in-memory repository: only what a reserve needs. */
+function serviceWith(budgetsOf: jest.Mock) {
+  const accounts = new Map<string, Account>();
+  const repo = {
+    inTransaction: async <T>(work: (tx: never) => Promise<T>) => work(undefined as never),
+    budgetsOf,
+    openPeriods: async () => undefined,
+    lock: async (_tx: unknown, _holds: unknown, keys: ReadonlyArray<{ budgetId: string; periodStart: Date }>) => ({
+      holds: new Map(),
+      accounts: keys.map((k) => accounts.get(k.budgetId) ?? { ...budget, periodStart: k.periodStart, periodEnd: null, posted: 0n, pending: 0n }),
+    }),
+    write: async (_tx: unknown, w: { accounts: Account[] }) => {
+      for (const a of w.accounts) accounts.set(a.budgetId, a);
+    },
+    expiredHolds: async () => [],
+    currentAccounts: async () => [],
+  } as unknown as LedgerServiceDependencies['repo'];
+  return { ledger: new LedgerService({ repo, eventContext: systemEventContext('billing'), budgetCacheMs: 1000 }), accounts };
+}
+
+describe('ledger service: remembered budgets', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('a reservation never waits for a budget refresh: past the cache time the entry is used while one read runs in the background', async () => {
+    let clock = 1_000_000;
+    jest.spyOn(Date, 'now').mockImplementation(() => clock);
+    let finishRefresh: (rows: BudgetRow[]) => void = () => undefined;
+    const budgetsOf = jest
+      .fn()
+      .mockResolvedValueOnce([budget])
+      .mockImplementationOnce(() => new Promise<BudgetRow[]>((resolve) => (finishRefresh = resolve)))
+      .mockResolvedValue([]);
+    const { ledger, accounts } = serviceWith(budgetsOf);
+    const reserve = (requestId: string) => ledger.reserve('llm-router', { tenantId: 'acme', requestId, agentId: 'bot', amountMicros: '100', ttlMs: 60_000 });
+    expect(await reserve('r1')).toMatchObject({ status: 'reserved' });
+    clock += 1500; // past the cache time
+    // answered on the remembered budget although its refresh has not come back (without this it would wait for it)
+    expect(await reserve('r2')).toMatchObject({ status: 'reserved' });
+    expect(await reserve('r3')).toMatchObject({ status: 'reserved' });
+    expect(budgetsOf).toHaveBeenCalledTimes(2); // one refresh in flight, not one per batch
+    expect(accounts.get(budget.budgetId)?.pending).toBe(300n);
+    finishRefresh([]); // the budget was removed meanwhile: once read, it is no longer charged
+    await new Promise((r) => setImmediate(r));
+    expect(await reserve('r4')).toMatchObject({ status: 'reserved' });
+    expect(accounts.get(budget.budgetId)?.pending).toBe(300n);
+  });
+
+  it('forgets what it remembered when this instance changes a budget, and does not keep a read that started before the change', async () => {
+    jest.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    let finishRead: (rows: BudgetRow[]) => void = () => undefined;
+    const budgetsOf = jest
+      .fn()
+      .mockImplementationOnce(() => new Promise<BudgetRow[]>((resolve) => (finishRead = resolve)))
+      .mockResolvedValue([budget]);
+    const { ledger } = serviceWith(budgetsOf);
+    const reserve = (requestId: string) => ledger.reserve('llm-router', { tenantId: 'acme', requestId, agentId: 'bot', amountMicros: '1', ttlMs: 60_000 });
+    const first = reserve('a');
+    await new Promise((r) => setImmediate(r));
+    ledger.forgetBudgets(); // a budget was set while that read was on its way
+    finishRead([]);
+    await first;
+    await reserve('b');
+    await reserve('c');
+    expect(budgetsOf).toHaveBeenCalledTimes(2); // read again after the change, then remembered
+  });
+});
