@@ -25,6 +25,7 @@ import { round, summarize } from './stats';
  */
 const PAIRS = Number(process.env.BENCH_BILLING_PAIRS ?? 20000);
 const CONCURRENCY = Number(process.env.BENCH_BILLING_CONCURRENCY ?? 64);
+/** reserve_p50_ms / reserve_p99_ms are of reserves alone at this many in flight (the "at 4 in flight"), not at CONCURRENCY. */
 const LIGHT = 4;
 /** Ledger lanes and batch size (the service's defaults when unset). */
 const LANES = process.env.BENCH_BILLING_LANES ? Number(process.env.BENCH_BILLING_LANES) : undefined;
@@ -118,6 +119,7 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
       ratio: round(spread.perSecond / raw.perSecond),
       overshoot: Math.max(0, admitted - 50) + over,
       concurrency: CONCURRENCY,
+      latency_concurrency: LIGHT,
     };
   } finally {
     for (const ds of extra) await ds.destroy().catch(() => undefined);
