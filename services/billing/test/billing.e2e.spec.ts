@@ -50,6 +50,9 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
     t.member = await issuer.token({ sub: 'bob', tid: tenant, ptp: 'user', scp: ['agents:manage'] });
     t.mallory = await issuer.token({ sub: 'mallory', tid: other, ptp: 'user', scp: ['auth:admin'] });
     t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    // auth's billing role gives these two scopes (scopesOf); a read-only API key may carry the first alone
+    t.biller = await issuer.token({ sub: 'carol', tid: tenant, ptp: 'user', scp: ['billing:read', 'billing:admin'] });
+    t.reader = await issuer.token({ sub: 'dave', tid: tenant, ptp: 'user', scp: ['billing:read'] });
   }, 120000);
 
   afterAll(async () => {
@@ -217,5 +220,42 @@ describe('billing (built service: HTTP for people, NATS for the router)', () => 
       pending = (await http('/v1/budgets/agent/burst-bot', { token: t.admin })).json.pendingMicros;
     }
     expect(pending).toBe('0');
+  });
+
+  it("meters late and corrected usage in the period of the usage's time, for a user of the billing role; holds the user an agent acts for", async () => {
+    const put = (path: string, body: unknown, token = t.biller) => http(`/v1/budgets/${path}`, { method: 'PUT', body, token });
+    expect((await put('agent/late-bot', { limitMicros: '1000000', period: 'month', timeZone: 'UTC' })).status).toBe(200);
+    expect((await put('agent/late-bot', { limitMicros: '1', period: 'month' }, t.reader)).status).toBe(403);
+    expect((await http('/v1/budgets/agent/late-bot', { token: t.reader })).status).toBe(200);
+    const thisMonth = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1));
+    const lastMonth = new Date(Date.UTC(thisMonth.getUTCFullYear(), thisMonth.getUTCMonth() - 1, 1));
+    const usage = (data: Record<string, unknown>) =>
+      buildEvent(systemEventContext('llm-router'), { type: 'llm-router.usage.recorded', tenantId: tenant, actor: { type: 'service', id: 'llm-router' }, data: { agentId: 'late-bot', teamId: 'platform', model: 'gpt-x', ...data } });
+    // no reserve reached billing for these: last month's arrives now, this month's is corrected down afterwards
+    await new JetStreamEventPublisher(router).publish([
+      usage({ requestId: 'late-1', actualMicros: '4000', occurredAt: new Date(lastMonth.getTime() + 3_600_000).toISOString() }),
+      usage({ requestId: 'late-2', actualMicros: '2500' }),
+      usage({ requestId: 'late-2', actualMicros: '1000', revision: 1 }),
+    ]);
+    const report = async (from: Date, to: Date) =>
+      (await http(`/v1/usage?from=${from.toISOString()}&to=${to.toISOString()}&groupBy=agent`, { token: t.biller })).json.rows.find((r: { agentId: string }) => r.agentId === 'late-bot');
+    const nextMonth = new Date(Date.UTC(thisMonth.getUTCFullYear(), thisMonth.getUTCMonth() + 1, 1));
+    let now = await report(thisMonth, nextMonth);
+    for (let i = 0; i < 100 && now?.postedMicros !== '1000'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = await report(thisMonth, nextMonth);
+    }
+    expect(now).toMatchObject({ requests: 1, postedMicros: '1000', actualMicros: '1000' });
+    expect(await report(lastMonth, thisMonth)).toMatchObject({ requests: 1, postedMicros: '4000' });
+    // this month's account holds this month's usage only; last month's went to last month's
+    expect((await http('/v1/budgets/agent/late-bot', { token: t.biller })).json).toMatchObject({ postedMicros: '1000', pendingMicros: '0' });
+
+    // the user an agent acts for (userId on the reserve, from its token's act.sub) is held too
+    expect((await put('user/alice', { limitMicros: '5000', period: 'none' })).status).toBe(200);
+    const reserve = (requestId: string, amountMicros: string) => ask(router, 'reserve', { tenantId: tenant, requestId, agentId: 'late-bot', teamId: 'platform', userId: 'alice', amountMicros, ttlMs: 30000 });
+    expect(await reserve('as-alice-1', '6000')).toMatchObject({ status: 'refused', level: 'user', limitMicros: '5000' });
+    expect(await reserve('as-alice-2', '3000')).toMatchObject({ status: 'reserved' });
+    expect((await http('/v1/budgets/user/alice', { token: t.reader })).json).toMatchObject({ pendingMicros: '3000', remainingMicros: '2000' });
+    expect(await ask(router, 'release', { tenantId: tenant, requestId: 'as-alice-2' })).toMatchObject({ status: 'released' });
   });
 });
