@@ -222,27 +222,19 @@ describe("one agent's day (seven services, two tenants)", () => {
     id.secret = secret.json.id;
     expect(secret.body).not.toContain(GERRIT_TOKEN);
 
-    // the egress rule (a file per tenant: the orchestrator has no rules API yet): GET /a/changes/ on
-    // the Gerrit stand-in, the vault's secret injected as Authorization; then the orchestrator starts
-    const rulesFile = join(workDir, 'egress-rules.json');
-    writeFileSync(
-      rulesFile,
-      JSON.stringify({
-        [ACME]: [
-          {
-            id: 'gerrit-changes',
-            host: 'gerrit.acme.test',
-            ports: [gerritPort],
-            methods: ['GET'],
-            pathPrefixes: ['/a/changes/'],
-            addresses: ['127.0.0.1'],
-            upstreamCaPem: devCa,
-            inject: { secretId: id.secret, tool: 'gerrit', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } },
-          },
-        ],
-      }),
-    );
-    const [orchestrator] = start(['sandbox-orchestrator'], { 'sandbox-orchestrator': { SANDBOX_INSTANCE: INSTANCE, SANDBOX_EGRESS_RULES_FILE: rulesFile } });
+    // the egress rule (through the orchestrator's API once it is ready, below): GET /a/changes/ on
+    // the Gerrit stand-in, the vault's secret injected as Authorization
+    const egressRule = {
+      id: 'gerrit-changes',
+      host: 'gerrit.acme.test',
+      ports: [gerritPort],
+      methods: ['GET'],
+      pathPrefixes: ['/a/changes/'],
+      addresses: ['127.0.0.1'],
+      upstreamCaPem: devCa,
+      inject: { secretId: id.secret, tool: 'gerrit', as: { type: 'header', name: 'Authorization', prefix: 'Bearer ' } },
+    };
+    const [orchestrator] = start(['sandbox-orchestrator'], { 'sandbox-orchestrator': { SANDBOX_INSTANCE: INSTANCE } });
     handles.push(orchestrator);
 
     // billing: the price table, team $50 a month, agent $5 a day (micro-USD)
@@ -268,6 +260,8 @@ describe("one agent's day (seven services, two tenants)", () => {
     expect(catalog.json.providers.cloud).toMatchObject({ compliance: 'external' });
 
     await runner.waitReady([orchestrator], { timeoutMs: 90_000 });
+    // PUT /v1/egress-rules/tenant: the tenant admin's policy:admin
+    await ok(call('sandbox-orchestrator', '/v1/egress-rules/tenant', tok.admin, { method: 'PUT', body: { rules: [egressRule] } }));
   });
 
   it('2. the agent exchanges its key for a token acting for alice, in team platform', async () => {
