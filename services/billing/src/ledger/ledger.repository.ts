@@ -112,6 +112,10 @@ export class LedgerRepository {
     const pool = pgPoolOf<PgPool>(this.dataSource);
     const client = await pool.connect();
     let broken = false;
+    // A connection terminated while checked out (a failover) emits 'error' on the client: with
+    // no listener that would crash the process; the query in flight fails and the client is discarded.
+    const onError = () => void (broken = true);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const tx = { query: async (sql: string, params?: unknown[]) => (await client.query(sql, params)).rows } as unknown as Transaction;
@@ -122,6 +126,7 @@ export class LedgerRepository {
       await client.query('ROLLBACK').catch(() => (broken = true));
       throw error;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken || undefined);
     }
   }
