@@ -63,6 +63,8 @@ export interface LedgerWrite {
 interface PgClient {
   query(sql: string, params?: unknown[]): Promise<{ rows: Row[] }>;
   release(destroy?: boolean): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PgPool {
   connect(): Promise<PgClient>;
