@@ -12,6 +12,7 @@ import type { ServiceName } from '@palisade/contracts';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig, type ServiceConfig } from './config';
+import { NatsApiKeyResolver } from './http/api-keys';
 import { EdgeTextInterceptor } from './http/edge-text';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
@@ -29,6 +30,8 @@ export interface ServiceDefinition {
   module: Type<unknown>;
   migrations?: readonly MigrationFactory[];
   readiness?: Readonly<Record<string, ReadinessCheck>>;
+  /** Callers may present one of auth's API keys directly (bearer or `x-api-key`), verified by auth over NATS on every request. */
+  apiKeys?: boolean;
 }
 
 export interface RunningService {
@@ -74,7 +77,8 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     revocations: platform.revocations,
   });
 
-  @Module({ imports: [PlatformModule.forRoot(platform, verifier), definition.module] })
+  const apiKeys = definition.apiKeys ? new NatsApiKeyResolver(() => platform.nats) : undefined;
+  @Module({ imports: [PlatformModule.forRoot(platform, verifier, apiKeys), definition.module] })
   class ServiceRootModule {}
 
   const app = await NestFactory.create<NestExpressApplication>(ServiceRootModule, {

@@ -2,6 +2,7 @@ export * from './bootstrap';
 export * from './config';
 export * from './health';
 export * from './http/auth.guard';
+export * from './http/api-keys';
 export * from './http/edge-text';
 export * from './http/error.filter';
 export * from './http/request-context';

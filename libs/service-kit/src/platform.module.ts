@@ -4,7 +4,7 @@ import type { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { SERVICE_NAMES } from '@palisade/contracts';
-import { AuthGuard, Public } from './http/auth.guard';
+import { AuthGuard, Public, type ApiKeyResolver } from './http/auth.guard';
 import { callingService, MtlsGuard, OperatorCallers, platformCaller, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 
@@ -57,14 +57,14 @@ class OperationsController {
 @Global()
 @Module({})
 export class PlatformModule {
-  static forRoot(platform: Platform, verifier: Pick<AccessTokenVerifier, 'verify'>): DynamicModule {
+  static forRoot(platform: Platform, verifier: Pick<AccessTokenVerifier, 'verify'>, apiKeys?: ApiKeyResolver): DynamicModule {
     return {
       module: PlatformModule,
       controllers: [OperationsController],
       providers: [
         { provide: PLATFORM, useValue: platform },
         { provide: APP_GUARD, useClass: MtlsGuard },
-        { provide: APP_GUARD, useFactory: (reflector: Reflector) => new AuthGuard(reflector, verifier), inject: [Reflector] },
+        { provide: APP_GUARD, useFactory: (reflector: Reflector) => new AuthGuard(reflector, verifier, apiKeys), inject: [Reflector] },
       ],
       exports: [PLATFORM],
     };

@@ -94,3 +94,18 @@ export async function allowConnections(database: string, allow: boolean): Promis
     await admin.end();
   }
 }
+
+/**
+ * The rows of one query on a service's own database (`palisade_<service>`, `-` as `_`) as
+ * its owner role: what e2e tests read of what a running service stored (its events).
+ */
+export async function queryServiceDatabase<T = Record<string, unknown>>(service: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const database = `palisade_${service.replaceAll('-', '_')}`;
+  const client = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database, user: `${database}_owner` });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}

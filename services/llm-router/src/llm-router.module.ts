@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { PalisadeError } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { pgPoolOf } from '@palisade/postgres';
 import { NatsBillingAdapter } from './budgets/billing.nats';
+import { PgRateLimits } from './budgets/rate-limits';
 import { CatalogController } from './catalog/catalog.controller';
 import { CatalogRepository } from './catalog/catalog.repository';
 import { CatalogService } from './catalog/catalog.service';
@@ -46,6 +48,7 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     const completions = new CompletionsService({
       catalog,
       billing: new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs),
+      rateLimits: new PgRateLimits(pgPoolOf(p.dataSource!), p.options.config.PG_SCHEMA),
       upstream,
       detector,
       guards: new GuardPipeline({ detector, piiDeadlineMs: config.piiDeadlineMs, policies: guardPolicies, tools: new PolicyToolAllowlist(policy) }),

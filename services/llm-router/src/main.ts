@@ -8,4 +8,6 @@ main({
   description: 'Every model call: compliance routing, PII masking, injection guards, circuit breakers, budgets checked first.',
   module: LlmRouterModule,
   migrations: llmRouterMigrations,
+  // agents' SDKs may carry one of auth's API keys instead of a token (tenant and agent from the key)
+  apiKeys: true,
 });

@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { Client } from 'pg';
 import { audienceOf } from '@palisade/auth-verifier';
-import { eventually, httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
+import { PalisadeError } from '@palisade/contracts';
+import { connectNats, serveRpc } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { eventually, httpsCaller, infra, queryServiceDatabase, TestTokenIssuer } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
 
 // Providers behind the router: keys kept in the credential service's vault and read
@@ -22,15 +24,7 @@ const BILLING = 7107 + OFFSET;
 const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'llm-router-providers-e2e');
 const tenant = `p-${randomBytes(4).toString('hex')}`;
 
-const db = async <T>(database: 'llm_router' | 'credential', sql: string, params: unknown[]): Promise<T[]> => {
-  const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: `palisade_${database}`, user: `palisade_${database}_owner` });
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-};
+const db = <T>(service: 'llm-router' | 'credential', sql: string, params: unknown[]) => queryServiceDatabase<T>(service, sql, params);
 const vaultEvents = (type: string) =>
   db<{ envelope: { actor: { type: string; id: string }; data: Record<string, unknown> } }>('credential', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND event_type = $2 ORDER BY global_position`, [tenant, type]).then((rows) => rows.map((r) => r.envelope));
 
@@ -56,7 +50,11 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     t.billingAdmin = await billingIssuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
     t.admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
     t.bot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
-    t.alice = await issuer.token({ sub: 'alice', tid: tenant, ptp: 'user' });
+    t.bob = await issuer.token({ sub: 'bob', tid: tenant, ptp: 'user' });
+    t.bobsBot = await issuer.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'bob' } });
+    t.limitedBot = await issuer.token({ sub: 'limited-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    t.keyBotA = await issuer.token({ sub: 'key-bot-a', tid: tenant, ptp: 'agent', act: { sub: 'alice' }, sid: 'apikey-k9' });
+    t.keyBotB = await issuer.token({ sub: 'key-bot-b', tid: tenant, ptp: 'agent', act: { sub: 'alice' }, sid: 'apikey-k9' });
     await runner.waitReady(handles, { timeoutMs: 90000 });
     expect((await httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin, method: 'PUT', body: { limitMicros: '1000000000', period: 'day', timeZone: 'UTC' } })).status).toBe(200);
   }, 150000);
@@ -98,7 +96,7 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
 
     // nowhere else: the catalog, the router's events, its logs
     expect((await router('/v1/router/catalog', t.admin)).body).not.toContain(key1);
-    const events = await db<{ envelope: object }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1`, [tenant]);
+    const events = await db<{ envelope: object }>('llm-router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1`, [tenant]);
     expect(events.length).toBeGreaterThan(3);
     expect(JSON.stringify(events)).not.toContain(key1);
     const logs = readdirSync(LOG_DIR).map((f) => readFileSync(join(LOG_DIR, f), 'utf8')).join('\n');
@@ -173,7 +171,7 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
 
     // settled once each, cache tokens in their own lines (Anthropic's 7 read and 3 written; OpenAI's 7 cached)
     const usageOf = (model: string) =>
-      db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = $2`, [tenant, model]).then((rows) => (rows.length > 0 ? rows.map((r) => r.envelope.data.usage) : undefined));
+      db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm-router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = $2`, [tenant, model]).then((rows) => (rows.length > 0 ? rows.map((r) => r.envelope.data.usage) : undefined));
     expect(await eventually(() => usageOf('a-cached'), 5000)).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'cache_write_tokens', quantity: 3 }])]);
     const openAiSide = await eventually(() => usageOf('o-cached'), 5000);
     expect(openAiSide).toEqual([expect.arrayContaining([{ kind: 'cache_read_tokens', quantity: 7 }, { kind: 'output_tokens', quantity: message.usage.output_tokens }])]);
@@ -181,20 +179,20 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
   });
 
   it("charges the user an agent acts for: the user's budget in billing applies (429 naming the user level), and a person calling directly too", async () => {
-    const userBudget = (limitMicros: string) => httpsCaller(BILLING)('/v1/budgets/user/alice', { token: t.billingAdmin, method: 'PUT', body: { limitMicros, period: 'day', timeZone: 'UTC' } });
-    expect((await userBudget('10')).status).toBe(200);
+    // bob's own budget (billing remembers budgets for a while: a user no other test uses)
+    expect((await httpsCaller(BILLING)('/v1/budgets/user/bob', { token: t.billingAdmin, method: 'PUT', body: { limitMicros: '10', period: 'day', timeZone: 'UTC' } })).status).toBe(200);
     plain.records.length = 0;
-    const refused = await openai()
-      .chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
+    const refused = await new OpenAI({ apiKey: t.bobsBot, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 }).chat.completions
+      .create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
     expect((refused as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ code: 'budget_exceeded', budget: { level: 'user', limitMicros: 10 } });
-    // alice herself, calling directly, meets the same budget
-    const asAlice = new OpenAI({ apiKey: t.alice, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
-    const direct = await asAlice.chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    // bob himself, calling directly, meets the same budget
+    const asBob = new OpenAI({ apiKey: t.bob, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+    const direct = await asBob.chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
     expect((direct as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ budget: { level: 'user' } });
     expect(plain.records).toHaveLength(0);
-    expect((await userBudget('1000000000')).status).toBe(200);
+    // the same agent acting for alice (no user budget of hers) is served
     expect((await openai().chat.completions.create({ model: 'o-cached', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })).choices).toHaveLength(1);
   });
 
@@ -218,12 +216,12 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect(plain.records[1].body).not.toContain('grace@example.org');
 
     const usage = await eventually(async () => {
-      const rows = await db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
+      const rows = await db<{ envelope: { data: { usage: Array<{ kind: string; quantity: number }> } } }>('llm-router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.usage.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
       return rows[0]?.envelope.data.usage;
     }, 5000);
     expect(usage).toEqual([{ kind: 'input_tokens', quantity: personal.usage.prompt_tokens }, { kind: 'output_tokens', quantity: 0 }]);
     const audited = await eventually(async () => {
-      const rows = await db<{ envelope: { data: Record<string, unknown> } }>('llm_router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
+      const rows = await db<{ envelope: { data: Record<string, unknown> } }>('llm-router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
       return rows[0]?.envelope.data;
     }, 5000);
     expect(audited).toMatchObject({ requestedModel: 'embed', classification: 'confidential', outcome: 'served', outputTokens: 0 });
@@ -237,5 +235,74 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect(tokens.status).toBe(400);
     expect(tokens.json.error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining('input') });
     expect(plain.records).toHaveLength(0);
+  });
+
+  it("accepts one of auth's API keys directly, as the bearer (OpenAI SDK) or x-api-key (Anthropic SDK): tenant and agent from the key; a key auth refuses is 401", async () => {
+    // auth's verify-api-key answered by this test with auth's NATS identity (queue auth), for one key
+    const keyId = randomBytes(12).toString('hex');
+    const apiKey = `palisade_${keyId}_${randomBytes(32).toString('base64url')}`;
+    const asAuth = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'auth' });
+    const nc = await connectNats({ servers: infra('NATS_URL'), identity: asAuth, name: 'e2e-llm-router-api-keys' });
+    const asked: string[] = [];
+    const server = serveRpc(nc, {
+      service: 'auth',
+      handlers: {
+        'palisade.rpc.auth.verify-api-key': async (payload) => {
+          asked.push((payload as { apiKey: string }).apiKey);
+          if ((payload as { apiKey: string }).apiKey !== apiKey) throw new PalisadeError('unauthenticated', 'API key is not valid');
+          return { type: 'agent', id: 'key-bot', tenantId: tenant, actingFor: 'alice', sessionId: `apikey-${keyId}`, scopes: [] };
+        },
+      },
+    });
+    try {
+      const viaOpenAi = await new OpenAI({ apiKey, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 }).chat.completions.create({ model: 'o-cached', max_tokens: 20, messages: [{ role: 'user', content: 'with a key' }] });
+      expect(viaOpenAi.choices[0].message.content).toContain('with a key');
+      const viaAnthropic = await new Anthropic({ apiKey, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 }).messages.create({ model: 'o-cached', max_tokens: 20, messages: [{ role: 'user', content: 'x-api-key' }] });
+      expect(viaAnthropic.content).toEqual([{ type: 'text', text: 'echo: x-api-key naïve café — 数据 ✓' }]);
+      expect(asked).toEqual([apiKey, apiKey]);
+      // the calls are the key's agent's, in the key's tenant
+      const calls = await eventually(async () => {
+        const rows = await db<{ envelope: { data: { agentId?: string; userId?: string; outcome: string } } }>('llm-router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded' AND envelope->'data'->>'agentId' = 'key-bot'`, [tenant]);
+        return rows.length === 2 ? rows.map((r) => r.envelope.data) : undefined;
+      }, 5000);
+      expect(calls).toEqual([expect.objectContaining({ userId: 'alice', outcome: 'served' }), expect.objectContaining({ userId: 'alice', outcome: 'served' })]);
+      // a key auth does not know: 401 in each API's shape, nothing sent
+      plain.records.length = 0;
+      const forged = `palisade_${keyId}_${randomBytes(32).toString('base64url')}`;
+      const refused = await new OpenAI({ apiKey: forged, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 }).models.list().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
+      const refusedAnthropic = await new Anthropic({ apiKey: forged, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 }).messages.create({ model: 'o-cached', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+      expect(refusedAnthropic).toBeInstanceOf(Anthropic.AuthenticationError);
+      expect(plain.records).toHaveLength(0);
+    } finally {
+      await server.stop();
+      await nc.close();
+      asAuth.stop();
+    }
+  });
+
+  it('limits requests per agent and per API key across calls, with 429 in each API’s shape and retry-after', async () => {
+    // (last: the tenant's settings change) two requests a minute per agent, one per API key
+    expect((await router('/v1/router/settings', t.admin, { method: 'PUT', body: { zeroRetention: false, rateLimits: { perAgent: { requestsPerMinute: 2 }, perKey: { requestsPerMinute: 1 } } } })).status).toBe(200);
+    const limitedBot = new OpenAI({ apiKey: t.limitedBot, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+    const ask = (client: OpenAI) => client.chat.completions.create({ model: 'o-cached', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] });
+    await ask(limitedBot);
+    await ask(limitedBot);
+    plain.records.length = 0;
+    const third = await ask(limitedBot).catch((e: unknown) => e);
+    expect(third).toBeInstanceOf(OpenAI.RateLimitError);
+    const error = third as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(error.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded', rate_limit: { scope: 'agent', kind: 'requests', limitPerMinute: 2 } });
+    expect(Number(error.headers?.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const viaAnthropic = await new Anthropic({ authToken: t.limitedBot, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 }).messages.create({ model: 'o-cached', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(viaAnthropic).toBeInstanceOf(Anthropic.RateLimitError);
+    expect((viaAnthropic as InstanceType<typeof Anthropic.RateLimitError>).error).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
+    expect(plain.records).toHaveLength(0);
+    // one API key used by two agents: its own limit of one a minute
+    const keyA = new OpenAI({ apiKey: t.keyBotA, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+    const keyB = new OpenAI({ apiKey: t.keyBotB, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
+    await ask(keyA);
+    const sameKey = await ask(keyB).catch((e: unknown) => e);
+    expect((sameKey as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ rate_limit: { scope: 'key', limitPerMinute: 1 } });
   });
 });

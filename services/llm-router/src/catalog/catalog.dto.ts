@@ -38,6 +38,14 @@ export const routeSchema = z.strictObject({
   candidates: z.array(catalogIdSchema).min(1).max(8),
 });
 
+const perMinute = z
+  .strictObject({
+    requestsPerMinute: z.number().int().min(1).max(1_000_000).optional(),
+    tokensPerMinute: z.number().int().min(1).max(10_000_000_000).optional(),
+  })
+  .optional();
+
 export const settingsSchema = z.strictObject({
   zeroRetention: z.boolean(),
+  rateLimits: z.strictObject({ perAgent: perMinute, perKey: perMinute }).optional(),
 });

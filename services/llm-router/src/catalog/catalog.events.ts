@@ -1,4 +1,5 @@
 import type { DomainEvent } from '@palisade/eventsourcing';
+import type { RateLimitSettings } from '../budgets/rate-limits';
 
 /** How the router speaks to a provider. `openai` covers every OpenAI-compatible server (vLLM, Ollama, DeepSeek, Qwen, GLM…). */
 export type ProviderKind = 'openai' | 'anthropic';
@@ -41,6 +42,8 @@ export type RouteDefinition = {
 export type RouterSettings = {
   /** No prompt or response text is kept anywhere (audit events carry no `personal`). */
   zeroRetention: boolean;
+  /** Requests and tokens per minute for each agent and each API key, shared by the router's instances; absent: none. */
+  rateLimits?: RateLimitSettings;
 };
 
 /**

@@ -44,6 +44,11 @@ function budgetOf(error: PalisadeError): object | undefined {
   return (error.details as { budget?: object } | undefined)?.budget;
 }
 
+/** A rate limit's refusal: which (agent or key, requests or tokens), and when to retry. */
+function rateLimitOf(error: PalisadeError): { scope: string; kind: 'requests' | 'tokens'; limitPerMinute: number; retryAfterSeconds: number } | undefined {
+  return (error.details as { rateLimit?: ReturnType<typeof rateLimitOf> } | undefined)?.rateLimit;
+}
+
 abstract class ApiErrorFilter implements ExceptionFilter {
   constructor(@Inject(PLATFORM) private readonly platform: Pick<Platform, 'logger'>) {}
 
@@ -58,6 +63,9 @@ abstract class ApiErrorFilter implements ExceptionFilter {
       response.end();
       return;
     }
+    // a rate limit says when to come back, as the providers do (the official SDKs honour it)
+    const rateLimit = rateLimitOf(error);
+    if (rateLimit) response.setHeader('retry-after', String(rateLimit.retryAfterSeconds));
     response.status(status).json(this.body(error, String(response.getHeader('x-request-id') ?? '')));
   }
 
@@ -69,6 +77,8 @@ abstract class ApiErrorFilter implements ExceptionFilter {
 export class OpenAiErrorFilter extends ApiErrorFilter {
   protected body(error: PalisadeError, requestId: string): object {
     const budget = budgetOf(error);
+    const rateLimit = rateLimitOf(error);
+    if (rateLimit) return { error: { message: error.message, type: rateLimit.kind, param: null, code: 'rate_limit_exceeded', rate_limit: rateLimit, request_id: requestId } };
     const code = budget ? 'budget_exceeded' : error.code === 'not_found' ? 'model_not_found' : error.code;
     return { error: { message: error.message, type: budget ? 'insufficient_quota' : OPENAI_TYPE[error.code], param: null, code, ...(budget ? { budget } : {}), request_id: requestId } };
   }

@@ -5,9 +5,11 @@
 // splitting the sequence itself would hide the order that budgets-first and fail-closed
 // depend on.
 import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
+import type { CatalogState } from '../catalog/catalog.decider';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { BillingPort } from '../budgets/billing.port';
 import { clampMaxTokens, costMicros, inputTokenBound, worstCaseMicros } from '../budgets/cost';
+import type { RateLimiterPort, RateTicket } from '../budgets/rate-limits';
 import { GuardPipeline, type GuardRun } from '../guards/guard-pipeline';
 import type { PiiDetector } from '../guards/pii.detector';
 import type { MaskingSession } from '../guards/pii.masker';
@@ -35,6 +37,8 @@ export interface CompletionsSettings {
 export interface CompletionsDependencies {
   catalog: Pick<CatalogService, 'current'>;
   billing: BillingPort;
+  /** Requests and tokens per minute per agent and API key, shared by the instances; absent: none checked. */
+  rateLimits?: RateLimiterPort;
   upstream: Pick<Upstream, 'send'>;
   detector: Pick<PiiDetector, 'detect'>;
   /** The guards (policy per tenant, injections, tool allowlists); absent: masking with the default policy only. */
@@ -86,6 +90,8 @@ interface Trace {
   streamed: boolean;
   attempts: number;
   reservedMicros: number;
+  /** What the rate limits counted for this call (its unused tokens are given back). */
+  ticket?: RateTicket;
   session?: MaskingSession;
   guarded?: GuardRun;
   /** The audit event is written once. */
@@ -129,39 +135,26 @@ export class CompletionsService {
   async call(input: CallInput): Promise<CallResult> {
     const { principal, body, api } = input;
     requireCaller(principal);
-    const t: Trace = {
-      requestId: this.newId(),
-      started: performance.now(),
-      principal,
-      api,
-      model: String(body.model),
-      classification: input.declared ?? this.d.settings.defaultClassification,
-      streamed: body.stream === true,
-      attempts: 0,
-      reservedMicros: 0,
-      prompt: api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages },
-      zeroRetention: true,
-    };
+    const t = this.traceOf(input, api, { streamed: body.stream === true, prompt: api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages } });
     try {
-      const catalog = await this.d.catalog.current(principal.tenantId);
-      t.zeroRetention = catalog.settings?.zeroRetention === true;
       // 1. guards: injections, PII masked per the tenant's policy (fail-closed), 2. classified, tools checked
-      t.guarded = this.guards.start(t.classification);
-      t.session = t.guarded.session;
-      const maskedBody = await this.guards.inbound(t.guarded, { api, principal, body, ...(input.token ? { token: input.token } : {}) });
-      t.classification = t.guarded.classification;
+      const { catalog, masked: maskedBody } = await this.guard(t, input, body);
       // 3. route
       const candidates = plan(catalog, t.model, t.classification);
       // 4. reserve the worst case
       const requested = intOrUndefined(body.max_completion_tokens) ?? intOrUndefined(body.max_tokens);
       const models = candidates.map((c) => c.model);
       const maxTokens = clampMaxTokens(requested, this.d.settings.defaultMaxTokens, models);
-      t.reservedMicros = worstCaseMicros(models, inputTokenBound(maskedBody), maxTokens);
+      const inputBound = inputTokenBound(maskedBody);
+      t.reservedMicros = worstCaseMicros(models, inputBound, maxTokens);
+      // rate limits per agent and key (worst-case tokens), then the budget
+      t.ticket = await this.d.rateLimits?.admit(principal, catalog.settings?.rateLimits, inputBound + maxTokens);
       await this.reserve(t);
       // 5. attempts
       return await this.attempt(t, input, maskedBody, candidates, maxTokens);
     } catch (error) {
       const reason = reasonOf(error);
+      void t.ticket?.settle(0);
       this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
       throw error;
     }
@@ -178,43 +171,54 @@ export class CompletionsService {
     const { principal, body } = input;
     requireCaller(principal);
     const inputs = typeof body.input === 'string' ? [body.input] : (body.input as string[]);
-    const t: Trace = {
-      requestId: this.newId(),
-      started: performance.now(),
-      principal,
-      api: 'openai',
-      embeddings: true,
-      model: String(body.model),
-      classification: input.declared ?? this.d.settings.defaultClassification,
-      streamed: false,
-      attempts: 0,
-      reservedMicros: 0,
-      prompt: { input: body.input },
-      zeroRetention: true,
-    };
+    const t = this.traceOf(input, 'openai', { streamed: false, prompt: { input: body.input }, embeddings: true });
     try {
-      const catalog = await this.d.catalog.current(principal.tenantId);
-      t.zeroRetention = catalog.settings?.zeroRetention === true;
-      t.guarded = this.guards.start(t.classification);
-      t.session = t.guarded.session;
-      const guarded = await this.guards.inbound(t.guarded, { api: 'openai', principal, body: { messages: inputs.map((content) => ({ role: 'user', content })) }, ...(input.token ? { token: input.token } : {}) });
+      const { catalog, masked: guarded } = await this.guard(t, input, { messages: inputs.map((content) => ({ role: 'user', content })) });
       const masked = (guarded.messages as Array<{ content: string }>).map((m) => m.content);
-      t.classification = t.guarded.classification;
       const candidates = plan(catalog, t.model, t.classification).filter((c) => c.provider.kind === 'openai');
       if (candidates.length === 0) throw new PalisadeError('validation', `model: no OpenAI-compatible provider of ${t.model} may serve these embeddings (Anthropic has no embeddings API)`);
+      const inputBound = inputTokenBound({ messages: masked });
       t.reservedMicros = worstCaseMicros(
         candidates.map((c) => c.model),
-        inputTokenBound({ messages: masked }),
+        inputBound,
         0,
       );
+      t.ticket = await this.d.rateLimits?.admit(principal, catalog.settings?.rateLimits, inputBound);
       await this.reserve(t);
       const result = await this.attempt(t, { ...input, api: 'openai' }, { ...body, input: typeof body.input === 'string' ? masked[0] : masked }, candidates, 0);
       return { body: (result as { body: Json }).body, requestId: result.requestId };
     } catch (error) {
       const reason = reasonOf(error);
+      void t.ticket?.settle(0);
       this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
       throw error;
     }
+  }
+
+  private traceOf(input: EmbedInput, api: Api, how: Pick<Trace, 'streamed' | 'prompt' | 'embeddings'>): Trace {
+    return {
+      requestId: this.newId(),
+      started: performance.now(),
+      principal: input.principal,
+      api,
+      model: String(input.body.model),
+      classification: input.declared ?? this.d.settings.defaultClassification,
+      attempts: 0,
+      reservedMicros: 0,
+      zeroRetention: true,
+      ...how,
+    };
+  }
+
+  /** The tenant's catalog, and the body the guards let out (masked per the tenant's policy, fail-closed; the class raised by what was found). */
+  private async guard(t: Trace, input: EmbedInput, body: Json): Promise<{ catalog: CatalogState; masked: Json }> {
+    const catalog = await this.d.catalog.current(input.principal.tenantId);
+    t.zeroRetention = catalog.settings?.zeroRetention === true;
+    t.guarded = this.guards.start(t.classification);
+    t.session = t.guarded.session;
+    const masked = await this.guards.inbound(t.guarded, { api: t.api, principal: input.principal, body, ...(input.token ? { token: input.token } : {}) });
+    t.classification = t.guarded.classification;
+    return { catalog, masked };
   }
 
   /** An embeddings answer: the caller's model name, the real usage settled; nothing to unmask (vectors), no text kept. */
@@ -356,6 +360,8 @@ export class CompletionsService {
     const real = costMicros(model, { inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens, outputTokens: usage.outputTokens });
     const amountMicros = estimated ? t.reservedMicros : Math.min(real, t.reservedMicros);
     (t as Trace & { cost?: number; estimated?: boolean }).cost = amountMicros;
+    // the rate limits keep what was used (all of the worst case when it is not known)
+    void t.ticket?.settle(estimated ? Number.MAX_SAFE_INTEGER : usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens + usage.outputTokens);
     // the durable path: billing settles from this event if the request below is lost
     const { principal } = t;
     const usageLines = [
@@ -385,6 +391,7 @@ export class CompletionsService {
   }
 
   private async release(t: Trace): Promise<void> {
+    void t.ticket?.settle(0);
     if ((t as Trace & { cost?: number }).cost !== undefined) return; // settled already (an answer refused by a guard)
     await this.d.billing.release({ tenantId: t.principal.tenantId, requestId: t.requestId }).catch((error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'release failed: the hold expires at its deadline');
@@ -436,6 +443,8 @@ function reasonOf(error: unknown): string {
   if (!(error instanceof PalisadeError)) return 'internal';
   const guard = (error.details as { guard?: string } | undefined)?.guard;
   if (guard) return `guard:${guard}`;
+  const rateLimit = (error.details as { rateLimit?: { scope: string; kind: string } } | undefined)?.rateLimit;
+  if (rateLimit) return `rate-limit:${rateLimit.scope}:${rateLimit.kind}`;
   if (error.code === 'rate_limited') return `budget:${(error.details as { budget?: { level?: string } } | undefined)?.budget?.level ?? 'unknown'}`;
   if (error.code === 'forbidden') return 'compliance';
   if (error.code === 'unavailable' && error.message.startsWith('the PII detector')) return 'pii-detector';

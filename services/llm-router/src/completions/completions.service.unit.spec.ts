@@ -4,7 +4,7 @@ import type { BillingPort, ReserveRequest, ReserveResult, SettleRequest } from '
 import { PiiDetector } from '../guards/pii.detector';
 import type { ModelCallRecorded, UsageRecorded } from '../model-calls/model-calls.events';
 import { UpstreamFailure, type UpstreamCall, type UpstreamResponse } from '../providers/upstream';
-import { CompletionsService, type CallResult } from './completions.service';
+import { CompletionsService, type CallResult, type CompletionsDependencies } from './completions.service';
 
 // The billing port's double (unit tests only), an upstream double answering in the
 // providers' wire formats (SSE bytes split inside lines and UTF-8 characters), no I/O.
@@ -99,7 +99,7 @@ interface Setup {
   respond: (call: UpstreamCall, attempt: number) => Response | Promise<Response>;
 }
 
-function setup(respond?: Setup['respond'], current: CatalogState = catalog): Setup {
+function setup(respond?: Setup['respond'], current: CatalogState = catalog, extra: Partial<CompletionsDependencies> = {}): Setup {
   const s = { billing: new BillingDouble(), sent: [], audited: [], usages: [] } as unknown as Setup;
   s.respond =
     respond ??
@@ -127,6 +127,7 @@ function setup(respond?: Setup['respond'], current: CatalogState = catalog): Set
     settings: { piiDeadlineMs: 1000, requestDeadlineMs: 10_000, defaultMaxTokens: 1000, defaultClassification: 'internal' },
     logger: { warn: () => undefined },
     sleep: async () => undefined,
+    ...extra,
   });
   return s;
 }
@@ -427,5 +428,52 @@ describe('embeddings', () => {
     s.billing.answer = new PalisadeError('unavailable', 'billing cannot be reached: refused');
     await expect(embed(s, { model: 'gpt', input: 'x' })).rejects.toMatchObject({ code: 'unavailable' });
     expect(s.sent).toHaveLength(0);
+  });
+});
+
+describe('rate limits', () => {
+  const limited = { ...catalog, settings: { zeroRetention: false, rateLimits: { perAgent: { requestsPerMinute: 10, tokensPerMinute: 5000 } } } };
+  function limiter(refuse = false) {
+    const admitted: Array<{ tokens: number; settings: unknown }> = [];
+    const settled: number[] = [];
+    return {
+      admitted,
+      settled,
+      port: {
+        admit: async (_p: Principal, settings: unknown, tokens: number) => {
+          if (refuse) throw new PalisadeError('rate_limited', 'the agent’s rate limit of 10 requests per minute is reached: retry after 12 s', { rateLimit: { scope: 'agent', kind: 'requests', limitPerMinute: 10, retryAfterSeconds: 12 } });
+          admitted.push({ tokens, settings });
+          return { settle: async (used: number) => void settled.push(used) };
+        },
+      },
+    };
+  }
+
+  it('counts the worst case against the tenant’s limits before billing is asked, and gives back what the call did not use', async () => {
+    const l = limiter();
+    const s = setup(undefined, limited, { rateLimits: l.port });
+    await call(s, { model: 'gpt', max_tokens: 100, messages: [{ role: 'user', content: 'hello' }] });
+    expect(l.admitted).toEqual([{ tokens: expect.any(Number), settings: limited.settings.rateLimits }]);
+    expect(l.admitted[0].tokens).toBeGreaterThan(100);
+    await flush();
+    // the stand-in's usage: 100 input, 20 output
+    expect(l.settled).toEqual([120]);
+  });
+
+  it('refuses over the limit with rate_limited (retry-after in the details) before billing and before anything is sent', async () => {
+    const s = setup(undefined, limited, { rateLimits: limiter(true).port });
+    await expect(call(s, { model: 'gpt', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'rate_limited', details: { rateLimit: { retryAfterSeconds: 12 } } });
+    expect(s.billing.reserves).toHaveLength(0);
+    expect(s.sent).toHaveLength(0);
+    await flush();
+    expect(s.audited[0].call).toMatchObject({ outcome: 'refused', reason: 'rate-limit:agent:requests' });
+  });
+
+  it('gives all the tokens back when billing refuses or no provider answers', async () => {
+    const l = limiter();
+    const s = setup(() => new Response('boom', { status: 500 }), limited, { rateLimits: l.port });
+    await expect(call(s, { model: 'gpt', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'unavailable' });
+    await flush();
+    expect(l.settled[0]).toBe(0);
   });
 });
