@@ -15,6 +15,7 @@ export function pgErrorOf(error: unknown): PgErrorShape | undefined {
   return typeof candidate.code === 'string' && /^[0-9A-Z]{5}$/.test(candidate.code) && 'severity' in candidate ? candidate : undefined;
 }
 
+const RELEASED_UNDER_TRANSACTION = new Set(['QueryRunnerAlreadyReleasedError', 'QueryRunnerProviderAlreadyReleasedError']);
 const CONNECTION_LOST = /Connection terminated|not queryable|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET/;
 
 /**
@@ -39,8 +40,8 @@ export function databaseErrorToCoded(error: unknown): PalisadeError | undefined 
     }
     return undefined;
   }
-  // TypeORM's, when a transaction's connection was terminated under it (its commit then cannot run)
-  if (error instanceof Error && error.name === 'QueryRunnerAlreadyReleasedError') return new PalisadeError('unavailable', 'the database is unavailable; try again');
+  // TypeORM's, when a transaction's connection was terminated under it (its next query or commit cannot run)
+  if (error instanceof Error && RELEASED_UNDER_TRANSACTION.has(error.name)) return new PalisadeError('unavailable', 'the database is unavailable; try again');
   if (error instanceof Error && CONNECTION_LOST.test(error.message)) return new PalisadeError('unavailable', 'the database is unavailable; try again');
   return undefined;
 }

@@ -1,6 +1,6 @@
 import type { ArgumentsHost } from '@nestjs/common';
 import { DatabaseError } from 'pg';
-import { QueryFailedError, QueryRunnerAlreadyReleasedError } from 'typeorm';
+import { QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError } from 'typeorm';
 import { createLogger } from '@palisade/observability';
 import { databaseErrorToCoded } from './database-errors';
 import { HttpErrorFilter } from './error.filter';
@@ -62,6 +62,7 @@ describe('database errors at the edge', () => {
     expect(databaseErrorToCoded(new Error('Connection terminated unexpectedly'))).toMatchObject({ code: 'unavailable' });
     // the commit of a transaction whose connection was terminated under it (a failover): unknown outcome, retry
     expect(databaseErrorToCoded(new QueryRunnerAlreadyReleasedError())).toMatchObject({ code: 'unavailable' });
+    expect(databaseErrorToCoded(new QueryRunnerProviderAlreadyReleasedError())).toMatchObject({ code: 'unavailable' });
     expect(databaseErrorToCoded(failed('22P02'))).toBeUndefined();
     expect(databaseErrorToCoded(new Error('something else'))).toBeUndefined();
   });
