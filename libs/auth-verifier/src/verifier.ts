@@ -13,6 +13,8 @@ export interface AccessTokenVerifierOptions {
   clockToleranceSec?: number;
   /** Longest lifetime accepted, whatever the token says. */
   maxLifetimeSec?: number;
+  /** The issuer accepted: the auth service (default), or a service's own tokens in the same format (the sandbox orchestrator's sandbox-scoped tokens). */
+  issuer?: string;
 }
 
 const unauthenticated = (message: string) => new PalisadeError('unauthenticated', message);
@@ -47,7 +49,7 @@ export class AccessTokenVerifier {
     try {
       const result = await jwtVerify(token, this.options.keys, {
         algorithms: [...ALLOWED_ALGORITHMS],
-        issuer: ACCESS_TOKEN_ISSUER,
+        issuer: this.options.issuer ?? ACCESS_TOKEN_ISSUER,
         audience: this.options.audience,
         typ: ACCESS_TOKEN_TYPE,
         clockTolerance: this.options.clockToleranceSec ?? 5,

@@ -31,6 +31,8 @@ export interface SandboxOrchestratorConfig {
   lifetimeMs: number;
   /** Per tenant: sandboxes ready at once (SANDBOX_TENANT_MAX_SANDBOXES), CPU-seconds (SANDBOX_TENANT_CPU_SECONDS) within a sliding window of hours (SANDBOX_TENANT_CPU_WINDOW_HOURS). */
   quotas: { maxSandboxes: number; cpuSeconds: number; cpuWindowMs: number };
+  /** The largest file uploaded into or downloaded from a workspace at once: SANDBOX_FILE_MAX_BYTES. */
+  fileMaxBytes: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -53,6 +55,7 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
       SANDBOX_TENANT_MAX_SANDBOXES: env.int(20, 1, 100_000),
       SANDBOX_TENANT_CPU_SECONDS: env.int(36_000, 1, 1_000_000_000),
       SANDBOX_TENANT_CPU_WINDOW_HOURS: env.int(24, 1, 24 * 31),
+      SANDBOX_FILE_MAX_BYTES: env.int(16 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     },
     source,
   );
@@ -71,5 +74,6 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
     billingTimeoutMs: config.SANDBOX_BILLING_TIMEOUT_MS,
     lifetimeMs: config.SANDBOX_LIFETIME_MS,
     quotas: { maxSandboxes: config.SANDBOX_TENANT_MAX_SANDBOXES, cpuSeconds: config.SANDBOX_TENANT_CPU_SECONDS, cpuWindowMs: config.SANDBOX_TENANT_CPU_WINDOW_HOURS * 3_600_000 },
+    fileMaxBytes: config.SANDBOX_FILE_MAX_BYTES,
   };
 }

@@ -14,8 +14,10 @@ import { ExecutionTokens } from './egress/egress.execution-tokens';
 import { EgressService } from './egress/egress.service';
 import { cachedOwner, eventStoreSink } from './egress/egress.store';
 import { CrunRuntime } from './runtime/crun.runtime';
+import { CrunWorkspaceFiles } from './runtime/workspace-files';
+import { SandboxTokens } from './sandboxes/sandbox-tokens';
 import { LedgerExecutionBilling } from './sandboxes/sandboxes.billing';
-import { SandboxesController } from './sandboxes/sandboxes.controller';
+import { SandboxesController, SandboxSelfController } from './sandboxes/sandboxes.controller';
 import { SandboxesRepository } from './sandboxes/sandboxes.repository';
 import { SandboxesService } from './sandboxes/sandboxes.service';
 import { SessionsController } from './sessions/sessions.controller';
@@ -98,7 +100,9 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
       runtime,
       executionTokens,
       billing: config.billing ? new LedgerExecutionBilling(new LedgerClient(() => p.nats, config.billingTimeoutMs)) : undefined,
-      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance, lifetimeMs: config.lifetimeMs, quotas: config.quotas },
+      files: new CrunWorkspaceFiles({ runDir: config.runDir, instance: config.instance }),
+      tokens: await SandboxTokens.create(config.lifetimeMs),
+      settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance, lifetimeMs: config.lifetimeMs, quotas: config.quotas, fileMaxBytes: config.fileMaxBytes },
       eventContext: p.eventContext,
       warn: (details, message) => p.logger.warn(details, message),
     });
@@ -128,7 +132,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
  * @palisade/service-kit; who may do what is the policy service's decision.
  */
 @Module({
-  controllers: [SessionsController, SandboxesController, EgressRulesController],
+  controllers: [SessionsController, SandboxesController, SandboxSelfController, EgressRulesController],
   providers: [
     { provide: SANDBOX_CONFIG, useFactory: () => loadSandboxOrchestratorConfig() },
     {

@@ -31,6 +31,7 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
   let jwks: string;
   const t: Record<string, string> = {};
   let policyAdmin: string;
+  let admins: TestTokenIssuer;
   let billingAdmin: string;
   const orchestrator = (path: string, token: string, options: CallOptions = {}) => httpsCaller(ORCHESTRATOR)(path, { token, timeoutMs: 60_000, ...options });
   const policy = (path: string, options: CallOptions) => httpsCaller(POLICY)(path, { token: policyAdmin, ...options });
@@ -48,7 +49,7 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
       services,
       portOffset: OFFSET,
       logDir: join(infra('PALISADE_HOME'), 'logs', 'sandboxes-e2e'),
-      env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: INSTANCE, SANDBOX_TENANT_MAX_SANDBOXES: '3', SANDBOX_TENANT_CPU_SECONDS: String(CPU_QUOTA), SANDBOX_TENANT_CPU_WINDOW_HOURS: '1' },
+      env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: INSTANCE, SANDBOX_TENANT_MAX_SANDBOXES: '3', SANDBOX_TENANT_CPU_SECONDS: String(CPU_QUOTA), SANDBOX_TENANT_CPU_WINDOW_HOURS: '1', SANDBOX_FILE_MAX_BYTES: '65536' },
     }) as Handle[];
   const containers = () =>
     execFileSync(CRUN, ['--root', join(RUN_DIR, INSTANCE, 'crun'), 'list', '-q'], { encoding: 'utf8' })
@@ -57,10 +58,13 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
 
   let session: string;
   let sandbox: string;
+  let sandboxToken: string;
+  const self = (path: string, token: string, options: CallOptions = {}) => httpsCaller(ORCHESTRATOR)(path, { token, ...options });
+  const bytes = (content: string | Buffer) => ({ method: 'PUT', raw: content, headers: { 'content-type': 'application/octet-stream' } });
 
   beforeAll(async () => {
     const users = await TestTokenIssuer.create(audienceOf('sandbox-orchestrator'));
-    const admins = await TestTokenIssuer.create(audienceOf('policy'));
+    admins = await TestTokenIssuer.create(audienceOf('policy'));
     const billers = await TestTokenIssuer.create(audienceOf('billing'));
     jwks = JSON.stringify({ keys: [users, admins, billers].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
     handles = start(['policy', 'billing', 'sandbox-orchestrator']);
@@ -101,6 +105,9 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ sessionId: session, template: 'small', status: 'ready', limits: { memoryMb: 256, pids: 64 } });
     sandbox = created.json.id;
+    sandboxToken = created.json.sandboxToken;
+    expect(sandboxToken).toMatch(/^eyJ/);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice)).json.sandboxToken).toBeUndefined(); // shown once
     // the policy may need a moment to see the new rules: retry the first execution until allowed
     let run!: Reply;
     await eventually(async () => {
@@ -175,6 +182,61 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(await requestsOf('poor-bot')).toEqual([]);
   });
 
+  it('uploads and downloads workspace files (as an execution may), confined to the workspace, capped in size', async () => {
+    const up = await orchestrator(`/v1/sandboxes/${sandbox}/files?path=dir/hello.txt`, t.alice, bytes('hi there'));
+    expect(up.status).toBe(200);
+    expect(up.json).toEqual({ path: '/workspace/dir/hello.txt', bytes: 8 });
+    const seen = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sh', '-c', 'cat /workspace/dir/hello.txt; echo; stat -c %u /workspace/dir/hello.txt; echo made > /workspace/dir/out.txt'] } });
+    expect(seen.json).toMatchObject({ reason: 'exited', stdout: 'hi there\n1000\n' });
+    const down = await orchestrator(`/v1/sandboxes/${sandbox}/files?path=/workspace/dir/out.txt`, t.bot);
+    expect(down.status).toBe(200);
+    expect(down.headers['content-type']).toContain('application/octet-stream');
+    expect(down.body).toBe('made\n');
+    // links made inside the sandbox lead nowhere: not to a host file, not out through a directory
+    await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/sh', '-c', 'ln -s /etc/passwd /workspace/esc; ln -s / /workspace/root; ln -s dir /workspace/d'] } });
+    for (const path of ['esc', 'root/etc/passwd', 'd/hello.txt', '../sandboxes', '/etc/passwd', 'dir/../../x']) {
+      const r = await orchestrator(`/v1/sandboxes/${sandbox}/files?path=${encodeURIComponent(path)}`, t.alice);
+      expect([path, r.status]).toEqual([path, 400]);
+    }
+    expect(message(await orchestrator(`/v1/sandboxes/${sandbox}/files?path=esc`, t.alice))).toContain('symbolic link');
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/files?path=root/tmp/planted`, t.alice, bytes('x'))).status).toBe(400);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/files?path=../planted`, t.alice, bytes('x'))).status).toBe(400);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/files?path=big`, t.alice, bytes(Buffer.alloc(65537, 97)))).status).toBe(413);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/files?path=missing`, t.alice)).status).toBe(404);
+    // the same decisions as an execution: a viewer and a stray agent are refused naming the rule, a stranger sees nothing
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/files?path=dir/hello.txt`, t.carol)).status).toBe(403);
+    const stray = await orchestrator(`/v1/sandboxes/${sandbox}/files?path=x`, t.strayBot, bytes('x'));
+    expect(stray.status).toBe(403);
+    expect(message(stray)).toMatch(/rule agent-tool-allowlist/);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/files?path=dir/hello.txt`, t.bob)).status).toBe(404);
+  });
+
+  it('gives each sandbox a token for its own callbacks only, never a person’s or agent’s, that ends with the sandbox', async () => {
+    const own = await self('/v1/sandbox/self', sandboxToken);
+    expect(own.status).toBe(200);
+    expect(own.json).toMatchObject({ id: sandbox, status: 'ready' });
+    expect((await self('/v1/sandbox/self/files?path=note.md', sandboxToken, bytes('from the sandbox token'))).json).toEqual({ path: '/workspace/note.md', bytes: 22 });
+    expect((await self('/v1/sandbox/self/files?path=note.md', sandboxToken)).body).toBe('from the sandbox token');
+    expect((await self('/v1/sandbox/self/files?path=esc', sandboxToken)).status).toBe(400);
+    // it opens nothing else: not the sandbox's routes for people and agents, not its session
+    expect((await self(`/v1/sandboxes/${sandbox}`, sandboxToken)).status).toBe(401);
+    expect((await self(`/v1/sandboxes/${sandbox}/files?path=note.md`, sandboxToken)).status).toBe(401);
+    expect((await self(`/v1/sessions/${session}`, sandboxToken)).status).toBe(401);
+    expect((await self(`/v1/sandboxes/${sandbox}/executions`, sandboxToken, { method: 'POST', body: { command: ['/bin/true'] } })).status).toBe(401);
+    // and people's or agents' tokens do not open the self routes
+    expect((await self('/v1/sandbox/self', t.alice)).status).toBe(401);
+    expect((await self('/v1/sandbox/self', '')).status).toBe(401);
+    // another sandbox's token opens that one only, and dies with it
+    const other = await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'small' } });
+    expect((await self('/v1/sandbox/self', other.json.sandboxToken)).json.id).toBe(other.json.id);
+    expect((await self('/v1/sandbox/self/files?path=note.md', other.json.sandboxToken)).status).toBe(404);
+    expect((await orchestrator(`/v1/sandboxes/${other.json.id}`, t.alice, { method: 'DELETE' })).status).toBe(204);
+    const dead = await self('/v1/sandbox/self', other.json.sandboxToken);
+    expect(dead.status).toBe(401);
+    expect(message(dead)).toBe('sandbox token: its sandbox is stopped or gone');
+    expect(JSON.stringify(own.json)).not.toContain(sandboxToken);
+  });
+
   it('refuses a sandbox past the tenant’s concurrent sandboxes with 429 naming the quota', async () => {
     const extra: string[] = [];
     let refused: Reply | undefined;
@@ -232,11 +294,53 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(view.json.runningExecution).toBeUndefined();
     const after = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/cat', '/workspace/kept'] } });
     expect(after.json).toMatchObject({ reason: 'exited', stdout: 'yes' }); // adopted: the workspace survived
+    // the signing key of sandbox tokens was the dead process's: tokens are minted again by someone who may write
+    expect((await self('/v1/sandbox/self', sandboxToken)).status).toBe(401);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/token`, t.carol, { method: 'POST' })).status).toBe(403);
+    const minted = await orchestrator(`/v1/sandboxes/${sandbox}/token`, t.alice, { method: 'POST' });
+    expect(minted.status).toBe(200);
+    sandboxToken = minted.json.sandboxToken;
+    expect((await self('/v1/sandbox/self', sandboxToken)).json).toMatchObject({ id: sandbox, status: 'ready' });
     // billed: the execution after the restart; not billed: the lost one (its hold released at once, not left to expire)
     await eventually(async () => (await requestsOf('user:alice'))[0]?.requests === settledBefore[0].requests + 1, 30000, 200);
     await eventually(async () => (await tenantPending()) === '0', 10000, 200);
     await new Promise((r) => setTimeout(r, 1000));
     expect((await requestsOf('user:alice'))[0].requests).toBe(settledBefore[0].requests + 1);
+  });
+
+  it('answers requires_approval for a critical tool with what to ask for; the approval token runs exactly that call, once', async () => {
+    // the tenant makes tool invocation critical; bob may approve
+    expect((await policy('/v1/policies/approvers', { method: 'PUT', body: { rules: [{ id: 'bob-approves', effect: 'allow', subject: 'user:bob', resource: 'approval', action: 'approve' }] } })).status).toBeLessThan(300);
+    expect((await policy('/v1/critical-actions', { method: 'PUT', body: { actions: ['invoke'] } })).status).toBeLessThan(300);
+    const body = { command: ['/bin/echo', 'pay 100 to acme'] };
+    let refused!: Reply;
+    await eventually(async () => {
+      refused = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body });
+      return refused.status === 403 && refused.json.error.details?.rule === 'critical-action';
+    }, 20000, 200);
+    expect(message(refused)).toMatch(/^policy: invoke requires an approval \(rule critical-action\)/);
+    const { actionHash, ...ask } = refused.json.error.details.approval;
+    expect(actionHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(ask).toMatchObject({ action: 'invoke', resource: { type: 'tool', id: 'execute_code' }, service: 'sandbox-orchestrator', parameters: { sandboxId: sandbox, inputSha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    // the agent asks the policy service, bob approves (alice may not approve her own agent's request)
+    const botAtPolicy = await admins.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    const requested = await httpsCaller(POLICY)('/v1/approvals', { method: 'POST', token: botAtPolicy, body: ask });
+    expect(requested.status).toBe(201);
+    expect(requested.json.actionHash).toBe(actionHash); // the same action the orchestrator asked about
+    const approved = await httpsCaller(POLICY)(`/v1/approvals/${requested.json.approvalId}/approve`, { method: 'POST', token: await admins.token({ sub: 'bob', tid: tenant, ptp: 'user' }) });
+    expect(approved.status).toBe(200);
+    const approvalToken = approved.json.token as string;
+    // another call with the token is refused (it is bound to the exact input), and does not use it up
+    const other = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { command: ['/bin/echo', 'pay 9999 to acme'], approvalToken } });
+    expect(other.status).toBe(403);
+    const run = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { ...body, approvalToken } });
+    expect(run.status).toBe(200);
+    expect(run.json).toMatchObject({ reason: 'exited', stdout: 'pay 100 to acme\n' });
+    const replay = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body: { ...body, approvalToken } });
+    expect(replay.status).toBe(403);
+    expect(message(replay)).toContain('rule approval');
+    expect((await policy('/v1/critical-actions', { method: 'PUT', body: { actions: ['orders.create', 'payments.create', 'contracts.sign'] } })).status).toBeLessThan(300);
+    await eventually(async () => (await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body })).status === 200, 20000, 200);
   });
 
   it('refuses executions once the tenant used its CPU-seconds in the window, with 429 naming the quota', async () => {

@@ -133,6 +133,8 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'sandbox-orchestrator.sandbox.exec_refused': 'tool_call',
   'sandbox-orchestrator.sandbox.usage_recorded': 'tool_call',
   'sandbox-orchestrator.usage.recorded': 'tool_call',
+  'sandbox-orchestrator.sandbox.file_uploaded': 'tool_call',
+  'sandbox-orchestrator.sandbox.file_downloaded': 'tool_call',
   'sandbox-orchestrator.egress.decisions_recorded': 'tool_call',
   'sandbox-orchestrator.egress_rules.set': 'permission_change',
   'sandbox-orchestrator.egress_rules.removed': 'permission_change',

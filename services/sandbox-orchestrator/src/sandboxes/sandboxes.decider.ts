@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { Command, Decider } from '@palisade/eventsourcing';
 import type { SandboxLimits } from '../runtime/runtime.port';
-import type { ExecutionReason, ExecutionUsage, MeteredQuantity, SandboxEvent, StopReason } from './sandboxes.events';
+import type { ExecutionReason, ExecutionUsage, FileTransfer, MeteredQuantity, SandboxEvent, StopReason } from './sandboxes.events';
 
 /** What billing settles an execution with (absent for `lost`: nothing was measured). */
 export interface ExecutionMetering {
@@ -27,6 +27,7 @@ export type SandboxCommand =
   | Command<'start', { executionId: string; kind: 'command' | 'code'; program: string; timeoutMs: number }>
   | Command<'finish', { executionId: string; reason: ExecutionReason; exitCode: number | null; signal: string | null; stdoutBytes: number; stderrBytes: number; usage: ExecutionUsage; metering?: ExecutionMetering }>
   | Command<'refuse', { action: string; rule: string }>
+  | Command<'transfer', { direction: 'upload' | 'download' } & Omit<FileTransfer, 'sandboxId' | 'sessionId'>>
   | Command<'stop', { reason: StopReason }>
   | Command<'delete', Record<string, never>>;
 
@@ -70,6 +71,13 @@ export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent>
         if (state.running) throw new PalisadeError('conflict', 'an execution is running in this sandbox (one at a time)');
         if (command.data.timeoutMs > state.limits!.timeoutMs) throw new PalisadeError('validation', `timeoutMs: at most ${state.limits!.timeoutMs} in this sandbox`);
         return [{ type: 'sandbox-orchestrator.sandbox.exec_started', data: { ...ids, ...command.data } }];
+      case 'transfer': {
+        if (state.status === 'deleted') throw notFound();
+        if (state.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped');
+        if (state.expiresAt && command.metadata.now.getTime() >= Date.parse(state.expiresAt)) throw new PalisadeError('illegal_state', 'sandbox reached its lifetime limit');
+        const { direction, ...file } = command.data;
+        return [{ type: direction === 'upload' ? 'sandbox-orchestrator.sandbox.file_uploaded' : 'sandbox-orchestrator.sandbox.file_downloaded', data: { ...ids, ...file } }];
+      }
       case 'stop':
         if (state.status === 'deleted') throw notFound();
         if (state.status === 'stopped') return [];
@@ -98,6 +106,8 @@ export const sandboxDecider: Decider<SandboxState, SandboxCommand, SandboxEvent>
       case 'sandbox-orchestrator.sandbox.usage_recorded':
       case 'sandbox-orchestrator.usage.recorded':
       case 'sandbox-orchestrator.sandbox.exec_refused':
+      case 'sandbox-orchestrator.sandbox.file_uploaded':
+      case 'sandbox-orchestrator.sandbox.file_downloaded':
         return state;
     }
   },

@@ -61,6 +61,17 @@ describe('sandboxes decider', () => {
     spec([created]).when(cmd({ type: 'stop', data: { reason: 'lifetime' } })).then([{ type: 'sandbox-orchestrator.sandbox.stopped', data: { ...ids, reason: 'lifetime' } }]);
   });
 
+  it('records a file transfer by path and size (never content) while the sandbox is ready, running or not', () => {
+    const upload = { direction: 'upload' as const, path: '/workspace/a.txt', bytes: 3, via: 'caller' as const };
+    spec([created]).when(cmd({ type: 'transfer', data: upload })).then([{ type: 'sandbox-orchestrator.sandbox.file_uploaded', data: { ...ids, path: '/workspace/a.txt', bytes: 3, via: 'caller' } }]);
+    spec([created, started]).when(cmd({ type: 'transfer', data: { ...upload, direction: 'download', via: 'sandbox-token' } })).then([
+      { type: 'sandbox-orchestrator.sandbox.file_downloaded', data: { ...ids, path: '/workspace/a.txt', bytes: 3, via: 'sandbox-token' } },
+    ]);
+    spec([created, stopped]).when(cmd({ type: 'transfer', data: upload })).thenThrows('illegal_state', 'sandbox is stopped');
+    spec([created, deleted]).when(cmd({ type: 'transfer', data: upload })).thenThrows('not_found');
+    spec([created]).when({ type: 'transfer', data: upload, metadata: { ...at, now: new Date(expiresAt) } }).thenThrows('illegal_state', 'lifetime');
+  });
+
   it('records a refusal of the policy, naming the rule', () => {
     spec([created]).when(cmd({ type: 'refuse', data: { action: 'invoke', rule: 'tool-not-allowlisted' } })).then([
       { type: 'sandbox-orchestrator.sandbox.exec_refused', data: { ...ids, action: 'invoke', rule: 'tool-not-allowlisted' } },

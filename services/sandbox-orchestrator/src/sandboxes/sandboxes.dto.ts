@@ -14,7 +14,13 @@ const envName = z
 const env = z.record(envName, z.string().max(4096)).refine((e) => Object.keys(e).length <= 64, 'at most 64 variables').optional();
 const timeoutMs = z.number().int().min(100).max(3_600_000).optional();
 
+/** The one-time token of a policy approval (`<approval id>.<secret>`), for an execution the policy marks critical. */
+const approvalToken = z.string().regex(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]{16,128}$/, 'must be an approval token').optional();
+
 export const execSchema = z.union([
-  z.strictObject({ command: z.array(z.string().max(65536)).min(1).max(256), stdin: z.string().max(1024 * 1024).optional(), env, timeoutMs }),
-  z.strictObject({ language: z.enum(['python', 'node', 'sh']), code: z.string().min(1).max(1024 * 1024), env, timeoutMs }),
+  z.strictObject({ command: z.array(z.string().max(65536)).min(1).max(256), stdin: z.string().max(1024 * 1024).optional(), env, timeoutMs, approvalToken }),
+  z.strictObject({ language: z.enum(['python', 'node', 'sh']), code: z.string().min(1).max(1024 * 1024), env, timeoutMs, approvalToken }),
 ]);
+
+/** A workspace file path as given (its names are checked again where it is opened: runtime/workspace-path.ts). */
+export const filePathSchema = z.string().min(1, 'required').max(1024);

@@ -34,6 +34,8 @@ export type UsageRecorded = {
   usage: MeteredQuantity[];
 };
 
+export type FileTransfer = { sandboxId: string; sessionId: string; path: string; bytes: number; via: 'caller' | 'sandbox-token' };
+
 /** Why a sandbox stopped: asked, idle past the idle stop, or past its lifetime limit. */
 export type StopReason = 'requested' | 'idle' | 'lifetime';
 
@@ -54,6 +56,9 @@ export type SandboxEvent =
   | DomainEvent<'sandbox-orchestrator.sandbox.usage_recorded', { sandboxId: string; sessionId: string; executionId: string } & ExecutionUsage>
   | DomainEvent<'sandbox-orchestrator.usage.recorded', UsageRecorded>
   | DomainEvent<'sandbox-orchestrator.sandbox.exec_refused', { sandboxId: string; sessionId: string; action: string; rule: string }>
+  /** A file written into / read from the workspace: by path and size, never its content; `via` a sandbox-scoped token, or the caller (the actor). */
+  | DomainEvent<'sandbox-orchestrator.sandbox.file_uploaded', FileTransfer>
+  | DomainEvent<'sandbox-orchestrator.sandbox.file_downloaded', FileTransfer>
   | DomainEvent<'sandbox-orchestrator.sandbox.stopped', { sandboxId: string; sessionId: string; reason: StopReason }>
   | DomainEvent<'sandbox-orchestrator.sandbox.deleted', { sandboxId: string; sessionId: string }>;
 
@@ -66,6 +71,8 @@ export const SANDBOX_EVENT_TYPES: readonly SandboxEventType[] = [
   'sandbox-orchestrator.sandbox.usage_recorded',
   'sandbox-orchestrator.usage.recorded',
   'sandbox-orchestrator.sandbox.exec_refused',
+  'sandbox-orchestrator.sandbox.file_uploaded',
+  'sandbox-orchestrator.sandbox.file_downloaded',
   'sandbox-orchestrator.sandbox.stopped',
   'sandbox-orchestrator.sandbox.deleted',
 ];

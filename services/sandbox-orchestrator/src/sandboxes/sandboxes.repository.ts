@@ -256,6 +256,10 @@ export class SandboxesRepository {
           case 'sandbox-orchestrator.usage.recorded':
           case 'sandbox-orchestrator.sandbox.exec_refused':
             break;
+          case 'sandbox-orchestrator.sandbox.file_uploaded':
+          case 'sandbox-orchestrator.sandbox.file_downloaded':
+            await sql.query(`UPDATE sandboxes SET last_activity_at = $3 WHERE tenant_id = $1 AND sandbox_id = $2`, [...key, at]);
+            break;
         }
       }
       await sql.query(`UPDATE sandboxes SET version = $3, updated_at = $4 WHERE tenant_id = $1 AND sandbox_id = $2`, [

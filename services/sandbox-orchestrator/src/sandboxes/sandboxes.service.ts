@@ -2,10 +2,13 @@ import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type P
 import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
 import { isUndecided, type AuthorizeDecision, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
+import type { SandboxFiles } from '../runtime/workspace-files';
+import type { SandboxTokens } from './sandbox-tokens';
 import type { SessionRow, SessionsRepository } from '../sessions/sessions.repository';
 import type { ExecutionTokens } from '../egress/egress.execution-tokens';
 import type { Caller } from '../sessions/sessions.service';
 import { sandboxDecider, type ExecutionMetering, type SandboxCommand, type SandboxState } from './sandboxes.decider';
+import { executionApprovalParameters } from './sandboxes.approvals';
 import type { ExecutionBilling } from './sandboxes.billing';
 import type { ExecutionReason, ExecutionUsage, SandboxEvent, StopReason } from './sandboxes.events';
 import { billedSubjectOf, meteredQuantities, worstCaseUsage } from './sandboxes.metering';
@@ -19,7 +22,7 @@ const TOOL_RESOURCE = 'tool';
 const SELF: Actor = { type: 'service', id: 'sandbox-orchestrator' };
 const notFound = () => new PalisadeError('not_found', 'sandbox not found');
 
-export type ExecInput = { timeoutMs?: number; env?: Record<string, string> } & (
+export type ExecInput = { timeoutMs?: number; env?: Record<string, string>; approvalToken?: string } & (
   | { command: string[]; stdin?: string }
   | { language: 'python' | 'node' | 'sh'; code: string }
 );
@@ -71,6 +74,8 @@ export interface SandboxesSettings {
   lifetimeMs: number;
   /** Per tenant: sandboxes ready at once, and CPU-seconds of executions within a sliding window of whole hours. */
   quotas: { maxSandboxes: number; cpuSeconds: number; cpuWindowMs: number };
+  /** The largest file uploaded or downloaded at once. */
+  fileMaxBytes: number;
 }
 
 export interface SandboxesServiceDependencies {
@@ -81,6 +86,10 @@ export interface SandboxesServiceDependencies {
   runtime: SandboxRuntime;
   /** Holds the caller's token for the egress proxy's lease grants while its execution runs (absent: no lease can be granted). */
   executionTokens?: Pick<ExecutionTokens, 'hold'>;
+  /** The workspace's files, from the host (upload and download). */
+  files?: SandboxFiles;
+  /** Sandbox-scoped tokens (minted at creation, verified at the sandbox's own callbacks). */
+  tokens?: Pick<SandboxTokens, 'mint' | 'verify'>;
   /** billing's ledger: the worst case held before an execution, its actual priced after (absent: nothing is held, `actualMicros` 0). */
   billing?: ExecutionBilling;
   settings: SandboxesSettings;
@@ -111,7 +120,7 @@ export class SandboxesService {
     this.now = d.now ?? (() => new Date());
   }
 
-  async create(caller: Caller, sessionId: string, template: string): Promise<SandboxView> {
+  async create(caller: Caller, sessionId: string, template: string): Promise<SandboxView & { sandboxToken?: string }> {
     const limits = SANDBOX_TEMPLATES[template];
     if (!limits) throw new PalisadeError('validation', `template: one of ${Object.keys(SANDBOX_TEMPLATES).join(', ')}`);
     const session = await this.session(caller, sessionId);
@@ -139,7 +148,86 @@ export class SandboxesService {
       await this.d.runtime.remove(sandboxId);
       throw error;
     }
-    return viewOf((await this.d.repo.sandbox(caller.principal.tenantId, sandboxId))!);
+    const view = viewOf((await this.d.repo.sandbox(caller.principal.tenantId, sandboxId))!);
+    // the sandbox-scoped token: shown here only, never stored or recorded
+    return this.d.tokens ? { ...view, sandboxToken: await this.d.tokens.mint(tenantId, sandboxId, new Date(expiresAt), this.now()) } : view;
+  }
+
+  /** A new sandbox-scoped token (after a restart of the orchestrator, whose signing key is in memory only). Needs write on the session. */
+  async mintToken(caller: Caller, sandboxId: string): Promise<{ sandboxToken: string; expiresAt: string }> {
+    const { row, session } = await this.readable(caller, sandboxId);
+    await this.authorize(caller, session, ['write']);
+    if (!this.d.tokens) throw new PalisadeError('unavailable', 'sandbox tokens are not issued here');
+    if (row.status !== 'ready') throw new PalisadeError('illegal_state', 'sandbox is stopped');
+    const expiresAt = row.expiresAt ? new Date(row.expiresAt) : new Date(this.now().getTime() + this.d.settings.lifetimeMs);
+    return { sandboxToken: await this.d.tokens.mint(row.tenantId, sandboxId, expiresAt, this.now()), expiresAt: expiresAt.toISOString() };
+  }
+
+  /** Writes a file into the workspace (policy: as an execution), audited by path and size. */
+  async upload(caller: Caller, sandboxId: string, path: string, content: Buffer): Promise<{ path: string; bytes: number }> {
+    const row = await this.executable(caller, sandboxId);
+    return this.transfer(row, { type: caller.principal.type, id: caller.principal.id }, 'caller', 'upload', path, content);
+  }
+
+  /** Reads a file of the workspace (policy: as an execution), audited by path and size. */
+  async download(caller: Caller, sandboxId: string, path: string): Promise<Buffer> {
+    const row = await this.executable(caller, sandboxId);
+    return this.transfer(row, { type: caller.principal.type, id: caller.principal.id }, 'caller', 'download', path);
+  }
+
+  /** The largest file a transfer takes (the body read is cut there). */
+  fileLimit(): number {
+    return this.d.settings.fileMaxBytes;
+  }
+
+  /** The sandbox a sandbox-scoped token opens: its own, while it is ready (the token expires with it). */
+  async self(token: string): Promise<SandboxView> {
+    return viewOf(await this.ownSandbox(token));
+  }
+
+  async selfUpload(token: string, path: string, content: Buffer): Promise<{ path: string; bytes: number }> {
+    return this.transfer(await this.ownSandbox(token), SELF, 'sandbox-token', 'upload', path, content);
+  }
+
+  async selfDownload(token: string, path: string): Promise<Buffer> {
+    return this.transfer(await this.ownSandbox(token), SELF, 'sandbox-token', 'download', path);
+  }
+
+  private async ownSandbox(token: string): Promise<SandboxRow> {
+    if (!this.d.tokens) throw new PalisadeError('unauthenticated', 'sandbox tokens are not accepted here');
+    const { tenantId, sandboxId } = await this.d.tokens.verify(token);
+    const row = await this.d.repo.sandbox(tenantId, sandboxId);
+    if (!row || row.status !== 'ready') throw new PalisadeError('unauthenticated', 'sandbox token: its sandbox is stopped or gone');
+    this.local(row);
+    return row;
+  }
+
+  /** The sandbox, if the caller may run things in it (the same decisions as an execution; a refusal is a 403 and an exec_refused event). */
+  private async executable(caller: Caller, sandboxId: string): Promise<SandboxRow> {
+    const { row, session } = await this.readable(caller, sandboxId);
+    this.local(row);
+    const refused = await this.refusal(caller, session);
+    if (refused) {
+      await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
+      throw refusalError(refused.action, refused.decision);
+    }
+    return row;
+  }
+
+  private async transfer(row: SandboxRow, actor: Actor, via: 'caller' | 'sandbox-token', direction: 'upload', path: string, content: Buffer): Promise<{ path: string; bytes: number }>;
+  private async transfer(row: SandboxRow, actor: Actor, via: 'caller' | 'sandbox-token', direction: 'download', path: string): Promise<Buffer>;
+  private async transfer(row: SandboxRow, actor: Actor, via: 'caller' | 'sandbox-token', direction: 'upload' | 'download', path: string, content?: Buffer): Promise<{ path: string; bytes: number } | Buffer> {
+    if (!this.d.files) throw new PalisadeError('unavailable', 'files are not served here');
+    if (row.status !== 'ready') throw new PalisadeError('illegal_state', 'sandbox is stopped');
+    if (content && content.length > this.d.settings.fileMaxBytes) throw new PalisadeError('payload_too_large', `a file of at most ${this.d.settings.fileMaxBytes} bytes`);
+    const data = direction === 'upload' ? (await this.d.files.write(row.sandboxId, path, content!), content!) : await this.d.files.read(row.sandboxId, path, this.d.settings.fileMaxBytes);
+    const shown = path.startsWith('/') ? path : `/workspace/${path}`;
+    await this.handler.handle(streamName('sandbox', row.sandboxId), {
+      type: 'transfer',
+      data: { direction, path: shown.slice(0, 1100), bytes: data.length, via },
+      metadata: { tenantId: row.tenantId, actor, now: this.now() },
+    });
+    return direction === 'upload' ? { path: shown, bytes: data.length } : data;
   }
 
   async get(caller: Caller, sandboxId: string): Promise<SandboxView> {
@@ -163,10 +251,11 @@ export class SandboxesService {
   async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
     const { row, session } = await this.readable(caller, sandboxId);
     this.local(row);
-    const refused = await this.refusal(caller, session);
+    // a critical tool's approval is bound to exactly this input; its token is redeemed by the policy service, once
+    const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken });
     if (refused) {
       await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
-      throw refusalError(refused.action, refused.decision);
+      throw refusalError(refused.action, refused.decision, refused.approval);
     }
     if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
     await this.checkCpuQuota(caller.principal.tenantId);
@@ -368,29 +457,53 @@ export class SandboxesService {
     });
   }
 
-  /** `write` on the session and `invoke` of the tool, asked together; the first refusal, if any. */
-  private async refusal(caller: Caller, session: SessionRow): Promise<{ action: string; decision: AuthorizeDecision } | undefined> {
-    const [write, invoke] = await this.ask(caller, [
-      { type: SESSION_RESOURCE, action: 'write', session },
-      { type: TOOL_RESOURCE, action: 'invoke', session },
-    ]);
-    if (write.decision !== 'allow') return { action: 'write', decision: write };
-    if (invoke.decision !== 'allow') return { action: 'invoke', decision: invoke };
+  /**
+   * `write` on the session and `invoke` of the tool, asked together; the first refusal, if
+   * any. With `approval`, every decision is asked with its parameters (what an approval is
+   * bound to); one that requires an approval is asked again with the caller's approval
+   * token, if any (the policy service consumes it: allowed once).
+   */
+  private async refusal(
+    caller: Caller,
+    session: SessionRow,
+    approval?: { parameters: Record<string, string>; token?: string },
+  ): Promise<{ action: string; decision: AuthorizeDecision; approval?: ApprovalRequest } | undefined> {
+    const asks = [
+      { type: SESSION_RESOURCE, action: 'write', session, parameters: approval?.parameters },
+      { type: TOOL_RESOURCE, action: 'invoke', session, parameters: approval?.parameters },
+    ];
+    const decisions = await this.ask(caller, asks);
+    for (const [i, d] of decisions.entries()) {
+      if (d.decision === 'allow') continue;
+      const ask = asks[i];
+      if (d.decision === 'requires_approval' && approval?.token) {
+        const [redeemed] = await this.ask(caller, [{ ...ask, approvalToken: approval.token }]);
+        if (redeemed.decision === 'allow') continue;
+        return { action: ask.action, decision: redeemed };
+      }
+      const request: ApprovalRequest | undefined =
+        d.decision === 'requires_approval' && approval
+          ? { action: ask.action, resource: ask.type === TOOL_RESOURCE ? { type: TOOL_RESOURCE, id: EXECUTE_TOOL } : { type: SESSION_RESOURCE, id: session.sessionId }, parameters: approval.parameters, service: 'sandbox-orchestrator', ...(d.actionHash ? { actionHash: d.actionHash } : {}) }
+          : undefined;
+      return { action: ask.action, decision: d, ...(request ? { approval: request } : {}) };
+    }
     return undefined;
   }
 
-  private async ask(caller: Caller, asks: Array<{ type: string; action: string; session: SessionRow }>): Promise<AuthorizeDecision[]> {
+  private async ask(caller: Caller, asks: Array<{ type: string; action: string; session: SessionRow; parameters?: Record<string, string>; approvalToken?: string }>): Promise<AuthorizeDecision[]> {
     const policy = this.d.policy();
     if (!policy) throw new PalisadeError('unavailable', 'the policy service could not decide (not connected yet)');
     const { principal, agentToken } = caller;
     const subject: AuthorizeRequest['subject'] = { type: principal.type, id: principal.id };
     if (agentToken) subject.token = agentToken; // a person's or an agent's token: the policy service takes who they are (and their teams) from it
     const decisions = await Promise.all(
-      asks.map(({ type, action, session }) =>
+      asks.map(({ type, action, session, parameters, approvalToken }) =>
         policy.authorize({
           tenantId: principal.tenantId,
           subject,
           action,
+          ...(parameters ? { parameters } : {}),
+          ...(approvalToken ? { approvalToken } : {}),
           resource:
             type === TOOL_RESOURCE
               ? { type: TOOL_RESOURCE, id: EXECUTE_TOOL, attributes: { session: session.sessionId } }
@@ -412,9 +525,21 @@ function sandboxQuotaError(limit: number): PalisadeError {
   return new PalisadeError('rate_limited', `quota concurrent-sandboxes: the tenant has ${limit} sandboxes ready (limit ${limit}); stop or delete one`, { quota: { name: 'concurrent-sandboxes', limit } });
 }
 
-function refusalError(action: string, decision: AuthorizeDecision): PalisadeError {
+/** What the caller asks the policy service for (`POST /v1/approvals`), exactly, to have an execution approved. */
+export interface ApprovalRequest {
+  action: string;
+  resource: { type: string; id: string };
+  parameters: Record<string, string>;
+  service: 'sandbox-orchestrator';
+  actionHash?: string;
+}
+
+function refusalError(action: string, decision: AuthorizeDecision, approval?: ApprovalRequest): PalisadeError {
   if (decision.decision === 'requires_approval') {
-    return new PalisadeError('forbidden', `policy: ${action} requires an approval (rule ${decision.rule}); approvals of executions are not supported yet`, { rule: decision.rule });
+    const next = approval
+      ? 'ask the policy service for an approval (POST /v1/approvals with details.approval, without actionHash) and repeat the same request with its approvalToken'
+      : 'approvals are taken for executions only';
+    return new PalisadeError('forbidden', `policy: ${action} requires an approval (rule ${decision.rule}): ${next}`, { rule: decision.rule, ...(approval ? { approval } : {}) });
   }
   return new PalisadeError('forbidden', `policy denies ${action} (rule ${decision.rule}): ${decision.reason}`, { rule: decision.rule });
 }
