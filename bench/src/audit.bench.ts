@@ -86,7 +86,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
       AUTH_JWKS: JSON.stringify({ keys: [jwk] }),
     },
     logDir: join(infra('PALISADE_HOME'), 'logs', 'audit-bench'),
-  })[0] as { port: number; stop(signal?: string): Promise<unknown> };
+  })[0] as { port: number; child: { pid?: number }; stop(signal?: string): Promise<unknown> };
   let service: ReturnType<typeof startService> | undefined;
   let parallel: ParallelChainVerifier | undefined;
   const consumer = kafka.consumer({ groupId: `palisade-audit-bench-${suffix}`, readUncommitted: false, maxWaitTimeInMs: 20, maxBytes: 50 * 1024 * 1024 });
@@ -148,8 +148,11 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     await startReading();
     await untilSeen(WARMUP);
     const start = lastSeenAt;
+    const cpuStart = cpuMsOf(service.child.pid);
     await untilSeen(WARMUP + EVENTS);
     const ingestRate = EVENTS / ((lastSeenAt - start) / 1000);
+    // CPU the service spent per event while draining: what a loaded machine does not change.
+    const cpuPerEvent = ((cpuMsOf(service.child.pid) - cpuStart) * 1000) / EVENTS;
     // Latency: publish → visible, at a steady LATENCY_RATE (not a backlog).
     for (let i = 0; i < LATENCY_EVENTS; i += LATENCY_RATE / 10) {
       const tick = performance.now();
@@ -207,6 +210,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     return {
       ingest_events_per_s: Math.round(ingestRate),
       ingest_p99_ms: round(p99, 1),
+      ingest_service_cpu_us_per_event: round(cpuPerEvent, 1),
       raw_producer_events_per_s: Math.round(rawRate),
       ratio: round(ingestRate / rawRate, 3),
       verify_records_per_s: Math.round(verifyRate),
@@ -227,6 +231,17 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     rmSync(kekDir, { recursive: true, force: true });
   }
 }
+
+/** User + system CPU of a process so far (ms), from /proc (Linux). */
+function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+/** USER_HZ of Linux (`getconf CLK_TCK`): 100 on every common architecture. */
+const CLOCK_TICKS = 100;
 
 async function fetchJwks(port: number): Promise<unknown> {
   const reply = await runner.get(`https://127.0.0.1:${port}/v1/audit/keys`, readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')));

@@ -6,6 +6,7 @@ import type { Logger } from '@palisade/observability';
 import type { TopicSettings } from './audit-topic';
 import { chainBatch, dueCheckpoints, splitRepeats, type ChainBase, type CheckpointState, type Pending, type Prepared } from './chain-batch';
 import { recoverChains } from './chain-recovery';
+import { IdFilter } from './id-filter';
 import { indexRowsOf } from './index-rows';
 import type { RecordIndex } from './record-index';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +28,7 @@ export interface ChainWriterOptions {
   /** Kafka transactional id: one writer per id; a new one fences the old. */
   transactionalId: string;
   /** The record index of `settings.topic` (record-index.ts). */
-  index: Pick<RecordIndex, 'knownEventIds' | 'heads' | 'clear' | 'index'>;
+  index: Pick<RecordIndex, 'knownEventIds' | 'heads' | 'clear' | 'index'> & Partial<Pick<RecordIndex, 'eventIdCount' | 'eachEventId'>>;
   sealer: PersonalDataSealer;
   signer: CheckpointSigner;
   logger: Logger;
@@ -46,6 +47,8 @@ interface Stage {
 
 /** How long the first event of a small batch may wait for more (ms). */
 const LINGER_MS = 5;
+/** The id filter is sized for at least this many ids (1.25 MB), and twice the ids it starts with. */
+const MIN_FILTER_IDS = 1_000_000;
 
 
 /**
@@ -85,15 +88,21 @@ export class ChainWriter {
   private readonly now: () => Date;
   private readonly batchMax: number;
   private readonly warned = new Set<string>();
+  /** Every id in the topic (no false negatives), once loaded after recovery: most ids need no PostgreSQL lookup. */
+  private filter: IdFilter | undefined;
+  /** The filter being loaded from the index (commits are added to it too). */
+  private loadingFilter: IdFilter | undefined;
+  private filterGeneration = 0;
 
   constructor(private readonly options: ChainWriterOptions) {
     this.now = options.now ?? (() => new Date());
     this.batchMax = options.batchMax ?? 2000;
   }
 
-  status(): { state: WriterState; reason?: string; since: number; queued: number; oldestWaitMs: number } {
+  /** `dedup`: whether fresh ids are told from memory (the id filter) or by asking the index. */
+  status(): { state: WriterState; reason?: string; since: number; queued: number; oldestWaitMs: number; dedup: 'memory' | 'index' } {
     const oldest = this.inFlightSince ?? this.queue[0]?.queuedAt;
-    return { ...this.current, queued: this.queue.length, oldestWaitMs: oldest === undefined ? 0 : Date.now() - oldest };
+    return { ...this.current, queued: this.queue.length, oldestWaitMs: oldest === undefined ? 0 : Date.now() - oldest, dedup: this.filter ? 'memory' : 'index' };
   }
 
   /** Chain `event`; resolves when Kafka committed it. Rejects when the writer is deactivated first. */
@@ -135,6 +144,7 @@ export class ChainWriter {
   async deactivate(reason: string): Promise<void> {
     if (!this.active) return;
     this.active = false;
+    this.dropFilter();
     clearInterval(this.timer);
     this.wake?.();
     const refused = this.queue.splice(0);
@@ -223,6 +233,8 @@ export class ChainWriter {
 
   /** Recover (chain-recovery.ts) and start over from what the topic holds. */
   private async recover(): Promise<void> {
+    // The topic may hold what this writer never saw (a commit it thought failed, a predecessor's).
+    this.dropFilter();
     await this.producer?.disconnect().catch(() => undefined);
     this.producer = undefined;
     await this.indexing.catch(() => undefined);
@@ -243,6 +255,8 @@ export class ChainWriter {
     for (const h of this.heads.values()) this.checkpoints.set(h.partition, { count: 0, since: h.seq > 0 ? now : undefined });
     this.rebuilds = this.rebuilds.filter((r) => !rebuilds.includes(r));
     for (const r of rebuilds) r.resolve(recovered.indexedFromTopic);
+    // The index now holds the whole topic: load the id filter from it, off the commit path.
+    void this.loadFilter();
     logger.info(
       { partitions: this.partitions, indexedFromTopic: recovered.indexedFromTopic, heads: [...this.heads.values()].map((h) => ({ partition: h.partition, seq: h.seq })) },
       'audit chain heads recovered from the topic',
@@ -270,9 +284,12 @@ export class ChainWriter {
     this.indexedIds = [];
     const inMemory: string[] = [];
     const query = new Set<string>();
+    const filter = this.filter;
     for (const p of items) {
       if (this.unindexed.has(p.event.id)) inMemory.push(p.event.id);
-      else query.add(p.event.id);
+      // Not in the filter: never chained (the filter has every id of the topic). The
+      // index is asked only about the ids the filter might hold.
+      else if (!filter || filter.mightHave(p.event.id)) query.add(p.event.id);
     }
     const known = this.options.index.knownEventIds([...query]).then((found) => {
       for (const id of inMemory) found.add(id);
@@ -342,7 +359,12 @@ export class ChainWriter {
     if (fresh.length > 0) this.options.onCommitted?.(fresh.length, fresh[0].queuedAt);
 
     const rows = indexRowsOf(settings.topic, written, metadata);
-    for (const r of rows) this.unindexed.add(r.eventId);
+    for (const r of rows) {
+      this.unindexed.add(r.eventId);
+      this.filter?.add(r.eventId);
+      this.loadingFilter?.add(r.eventId);
+    }
+    if (this.filter?.full && !this.loadingFilter) void this.loadFilter();
     this.indexing = this.indexing
       .then(() => index.index(rows))
       .then(
@@ -355,6 +377,42 @@ export class ChainWriter {
           this.needsRecovery = true;
         },
       );
+  }
+
+  /**
+   * Build the id filter from the index, in the background; until it is complete, ids are
+   * looked up in the index. Complete because at every instant each committed id is in
+   * `unindexed` or in a committed index row: the filter takes `unindexed` when it is made,
+   * then every page of the index, and every commit from then on.
+   */
+  private async loadFilter(): Promise<void> {
+    const { eventIdCount, eachEventId } = this.options.index;
+    if (!eventIdCount || !eachEventId) return;
+    const generation = ++this.filterGeneration;
+    try {
+      const count = await eventIdCount.call(this.options.index);
+      if (generation !== this.filterGeneration) return;
+      const filter = new IdFilter(Math.max(MIN_FILTER_IDS, 2 * count));
+      this.loadingFilter = filter;
+      for (const id of this.unindexed) filter.add(id);
+      await eachEventId.call(this.options.index, (ids) => {
+        if (generation === this.filterGeneration) for (const id of ids) filter.add(id);
+      });
+      if (generation !== this.filterGeneration) return;
+      this.filter = filter;
+      this.loadingFilter = undefined;
+      this.options.logger.info({ ids: filter.count, capacity: filter.capacity }, 'audit id filter loaded: fresh event ids are told from memory');
+    } catch (error) {
+      if (generation !== this.filterGeneration) return;
+      this.loadingFilter = undefined;
+      this.options.logger.warn({ err: describe(error) }, 'loading the audit id filter failed; ids are looked up in the index until the next recovery');
+    }
+  }
+
+  private dropFilter(): void {
+    this.filterGeneration++;
+    this.filter = undefined;
+    this.loadingFilter = undefined;
   }
 
   private warnOnce(msg: string): void {

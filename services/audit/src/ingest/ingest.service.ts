@@ -35,7 +35,7 @@ export interface IngestDeps {
   signing: Pick<SigningKeys, 'initialize' | 'current'>;
   sealer: PersonalDataSealer;
   transactions: Transactions;
-  records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear'>;
+  records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear' | 'countEventIds' | 'eventIdsAfter' | 'quarantinedEventIds'>;
   /** The writer lease (`palisade-audit-writer/<topic>`). */
   lease: Pick<LeaseRepository, 'tryAcquire' | 'stillHeld' | 'release'>;
   newConsumer: (handlers: IngestConsumerHandlers) => IngestConsumer;

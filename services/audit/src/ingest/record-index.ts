@@ -10,7 +10,7 @@ import type { IndexedHead, RecordsRepository } from './records.repository';
 export class RecordIndex {
   constructor(
     private readonly transactions: Transactions,
-    private readonly records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear'>,
+    private readonly records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear' | 'countEventIds' | 'eventIdsAfter' | 'quarantinedEventIds'>,
     private readonly topic: string,
     /**
      * Records chained whose index row the index cannot hold (quarantined instead, so
@@ -23,6 +23,23 @@ export class RecordIndex {
   knownEventIds(ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return Promise.resolve(new Set());
     return this.transactions.inTransaction((tx) => this.records.knownEventIds(tx, this.topic, ids));
+  }
+
+  /** How many event ids the index (and its quarantine) holds. */
+  eventIdCount(): Promise<number> {
+    return this.transactions.inTransaction((tx) => this.records.countEventIds(tx, this.topic));
+  }
+
+  /** Every event id the index (and its quarantine) holds, in pages (a transaction each). */
+  async eachEventId(onPage: (ids: readonly string[]) => void, pageSize = 50_000): Promise<void> {
+    onPage(await this.transactions.inTransaction((tx) => this.records.quarantinedEventIds(tx, this.topic)));
+    let after: string | null = null;
+    for (;;) {
+      const page: string[] = await this.transactions.inTransaction((tx) => this.records.eventIdsAfter(tx, this.topic, after, pageSize));
+      onPage(page);
+      if (page.length < pageSize) return;
+      after = page[page.length - 1];
+    }
   }
 
   /** The last indexed (or quarantined) record of each partition. */

@@ -19,7 +19,7 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 const ctx: EventFactoryContext = { source: 'billing', now: () => new Date(), newId: () => newEventId() };
 const EVENTS = 40;
 
-type Index = Pick<RecordIndex, 'knownEventIds' | 'heads' | 'clear' | 'index'>;
+type Index = Pick<RecordIndex, 'knownEventIds' | 'heads' | 'clear' | 'index' | 'eventIdCount' | 'eachEventId'>;
 
 /**
  * Exactly once against the topic, forced deterministically: events go through a real
@@ -28,9 +28,10 @@ type Index = Pick<RecordIndex, 'knownEventIds' | 'heads' | 'clear' | 'index'>;
  * throws after the commit, so the consumer naks it), and JetStream redelivers it. Each
  * redelivery must be recognised as already in the topic and acknowledged without a second
  * record: while its index row is not yet written (the writer's memory), once it is
- * (PostgreSQL), and by a new writer after the first died between commit and index (the
- * topic, read back by recovery). Without the de-duplication against the topic (only the
- * in-batch check) every event of these tests is chained twice.
+ * (the id filter, then PostgreSQL), and by a new writer after the first died between
+ * commit and index (the topic, read back by recovery, then the filter loaded from the
+ * index). Without the de-duplication against the topic (only the in-batch check), or
+ * without committed ids added to the filter, every event of these tests is chained twice.
  */
 describe('ChainWriter: redelivery of events committed to Kafka but not acknowledged to JetStream', () => {
   let identity: ServiceIdentity;
@@ -136,6 +137,23 @@ describe('ChainWriter: redelivery of events committed to Kafka but not acknowled
     return { committedOnce, acknowledged, events };
   }
 
+  /** The writer tells fresh ids from memory (its id filter is loaded). */
+  async function filterLoaded(writer: ChainWriter): Promise<void> {
+    await eventually(async () => writer.status().dedup === 'memory', 20_000, 50);
+  }
+
+  /** The real index with `index()` replaced. */
+  function indexWith(real: RecordIndex, index: Index['index']): Index {
+    return {
+      knownEventIds: (ids) => real.knownEventIds(ids),
+      heads: () => real.heads(),
+      clear: () => real.clear(),
+      eventIdCount: () => real.eventIdCount(),
+      eachEventId: (onPage, pageSize) => real.eachEventId(onPage, pageSize),
+      index,
+    };
+  }
+
   async function eventIdsIn(settings: TopicSettings): Promise<string[]> {
     const ids: string[] = [];
     await readRange(kafka, settings.topic, new Map(), await endOffsets(admin, settings.topic), async (batch) => {
@@ -162,14 +180,9 @@ describe('ChainWriter: redelivery of events committed to Kafka but not acknowled
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     const real = realIndex(settings);
-    const index: Index = {
-      knownEventIds: (ids) => real.knownEventIds(ids),
-      heads: () => real.heads(),
-      clear: () => real.clear(),
-      index: (rows) => gate.then(() => real.index(rows)),
-    };
-    const writer = writerOf(settings, index);
+    const writer = writerOf(settings, indexWith(real, (rows) => gate.then(() => real.index(rows))));
     writer.activate();
+    await filterLoaded(writer);
     const run = await consume('memory', `rd-${suffix}-memory`, (event) => writer.append(event));
     await eventually(async () => run.acknowledged.size === run.events.length, 30_000, 100);
     expect(run.committedOnce.size).toBe(EVENTS);
@@ -181,17 +194,15 @@ describe('ChainWriter: redelivery of events committed to Kafka but not acknowled
     const settings = settingsOf('index');
     const indexed = new Set<string>();
     const real = realIndex(settings);
-    const index: Index = {
-      knownEventIds: (ids) => real.knownEventIds(ids),
-      heads: () => real.heads(),
-      clear: () => real.clear(),
-      index: async (rows) => {
+    const writer = writerOf(
+      settings,
+      indexWith(real, async (rows) => {
         await real.index(rows);
         for (const r of rows) indexed.add(r.eventId);
-      },
-    };
-    const writer = writerOf(settings, index);
+      }),
+    );
     writer.activate();
+    await filterLoaded(writer);
     const run = await consume('index', `rd-${suffix}-index`, async (event, deliveryCount) => {
       await writer.append(event);
       // The lost ack surfaces only once the record is indexed.
@@ -207,15 +218,14 @@ describe('ChainWriter: redelivery of events committed to Kafka but not acknowled
     const real = realIndex(settings);
     // The first writer "dies" after each commit: its index rows are never written.
     const lost: IndexRow[] = [];
-    const first = writerOf(settings, {
-      knownEventIds: (ids) => real.knownEventIds(ids),
-      heads: () => real.heads(),
-      clear: () => real.clear(),
-      index: async (rows) => {
+    const first = writerOf(
+      settings,
+      indexWith(real, async (rows) => {
         lost.push(...rows);
-      },
-    });
+      }),
+    );
     first.activate();
+    await filterLoaded(first);
     let current = first;
     let restarted!: () => void;
     const replaced = new Promise<void>((resolve) => (restarted = resolve));
@@ -233,6 +243,7 @@ describe('ChainWriter: redelivery of events committed to Kafka but not acknowled
     // first and indexes what the topic holds beyond the index.
     current = writerOf(settings, real);
     current.activate();
+    await filterLoaded(current);
     restarted();
     await expectEachOnce(settings, run);
   }, 90_000);
