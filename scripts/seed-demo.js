@@ -93,14 +93,35 @@ async function seedDemoBilling({ authUrl, billingUrl, ca, tenantId, username, pa
 }
 
 /**
+ * The demo tenant's models, with the administrator's own token (`auth:admin` administers
+ * the tenant's router too): the provider stand-in of `npm start` as a private provider
+ * (inside the perimeter: every class of data may go to it, no key), its model `demo-local`
+ * and the route `default` to it. Prices are µ-USD per million tokens.
+ */
+async function seedDemoRouter({ routerUrl, providerUrl, ca, accessToken }) {
+  const auth = { authorization: `Bearer ${accessToken}` };
+  const steps = [
+    ['PUT', '/v1/router/providers/demo-standin', { kind: 'openai', baseUrl: providerUrl, compliance: 'private' }],
+    ['PUT', '/v1/router/models/demo-local', { providerId: 'demo-standin', upstreamModel: 'demo-local', contextWindow: 32000, maxOutputTokens: 1024, inputMicrosPerMTok: 150000, outputMicrosPerMTok: 600000 }],
+    ['PUT', '/v1/router/routes/default', { candidates: ['demo-local'] }],
+  ];
+  for (const [method, route, body] of steps) {
+    const res = await post(`${routerUrl}${route}`, body, auth, ca, method);
+    if (res.status >= 300) throw new Error(`demo router: ${method} ${route} answered ${res.status}${res.json?.error ? ` (${res.json.error.message})` : ''}`);
+  }
+}
+
+/**
  * Options: authUrl (https://127.0.0.1:7101), policyUrl (https://127.0.0.1:7102; the demo
  * policy is seeded when given), billingUrl (https://127.0.0.1:7107; the demo price table and
- * tenant budget are seeded when given), ca (PEM), tokenFile (the AUTH_BOOTSTRAP_TOKEN_FILE
+ * tenant budget are seeded when given), routerUrl and providerUrl (https://127.0.0.1:7106 and
+ * the provider stand-in's http://127.0.0.1:7190/v1: the demo model and route are seeded when
+ * given), ca (PEM), tokenFile (the AUTH_BOOTSTRAP_TOKEN_FILE
  * of that auth service), markerFile (remembers which tenant was seeded: never the password),
  * print (defaults to console.log; the only place the password goes).
  * Resolves { created: true, tenantId, username, password, adminUserId } or { created: false, tenantId? }.
  */
-async function seedDemo({ authUrl, policyUrl, billingUrl, ca, tokenFile, markerFile, tenantId = DEMO_TENANT, username = DEMO_ADMIN, print = console.log }) {
+async function seedDemo({ authUrl, policyUrl, billingUrl, routerUrl, providerUrl, ca, tokenFile, markerFile, tenantId = DEMO_TENANT, username = DEMO_ADMIN, print = console.log }) {
   const token = ensureTokenFile(tokenFile);
   const password = demoPassword();
   const res = await post(
@@ -124,6 +145,15 @@ async function seedDemo({ authUrl, policyUrl, billingUrl, ca, tokenFile, markerF
         .then(() => print('demo billing: price table (gpt-4o, gpt-4o-mini) and a hard tenant budget of $100 a month'))
         .catch((e) => print(`demo billing not seeded: ${e.message}`));
     }
+    if (routerUrl && providerUrl) {
+      await post(`${authUrl}/v1/tenants/${tenantId}/sign-in`, { username, password }, {}, ca)
+        .then((signIn) => {
+          if (signIn.status !== 200 || !signIn.json?.accessToken) throw new Error(`sign-in answered ${signIn.status}`);
+          return seedDemoRouter({ routerUrl, providerUrl, ca, accessToken: signIn.json.accessToken });
+        })
+        .then(() => print(`demo models: the provider stand-in (${providerUrl}) as private model demo-local, route default → demo-local (see services/llm-router/README.md for curl and the OpenAI SDK)`))
+        .catch((e) => print(`demo models not seeded: ${e.message}`));
+    }
     print(
       `sign in: curl --cacert .palisade/pki/ca.crt -H 'content-type: application/json' ` +
         `-d '{"username":"${username}","password":"${password}"}' ${authUrl}/v1/tenants/${tenantId}/sign-in`,
@@ -144,4 +174,4 @@ async function seedDemo({ authUrl, policyUrl, billingUrl, ca, tokenFile, markerF
   throw new Error(`demo tenant: bootstrap refused (${error})`);
 }
 
-module.exports = { seedDemo, DEMO_TENANT, DEMO_ADMIN };
+module.exports = { seedDemo, seedDemoRouter, DEMO_TENANT, DEMO_ADMIN };

@@ -1,7 +1,7 @@
 // `npm start` after set-up: runs the seven services, prints their URLs once all are
 // ready, and stops them (and the infrastructure this run started) on Ctrl-C.
 'use strict';
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { REPO, infraEnv, startServices, waitReady } = require('./platform-runner');
@@ -17,12 +17,18 @@ async function main() {
     credential: { CREDENTIAL_ACCESS_POLICY: process.env.CREDENTIAL_ACCESS_POLICY ?? 'policy' },
   };
   const handles = startServices({ envFor: (name) => envFor[name] ?? {} });
+  // A model provider stand-in (OpenAI and Anthropic wire formats, answers `echo: …`): the
+  // demo tenant's private model behind the llm-router (Node runs the TypeScript as it is).
+  const providerPort = Number(process.env.LLM_ROUTER_DEMO_PROVIDER_PORT ?? 7190);
+  const providerLog = fs.openSync(path.join(REPO, '.palisade', 'logs', 'provider-standin.log'), 'a');
+  const provider = spawn(process.execPath, ['--no-warnings', path.join(REPO, 'services/llm-router/test/support/provider-standin.ts'), String(providerPort)], { stdio: ['ignore', providerLog, providerLog] });
   let stopping = false;
   const stop = async (code) => {
     if (stopping) return;
     stopping = true;
     console.log('\nstopping services…');
     await Promise.all(handles.map((h) => h.stop()));
+    provider.kill();
     if (startedInfra) {
       console.log('stopping the infrastructure this run started…');
       execFileSync('bash', ['deploy/local/down.sh'], { cwd: REPO, stdio: 'inherit' });
@@ -58,10 +64,12 @@ async function main() {
       const authDir = path.join(path.dirname(pki), 'auth');
       const policy = handles.find((h) => h.name === 'policy');
       const billing = handles.find((h) => h.name === 'billing');
+      const router = handles.find((h) => h.name === 'llm-router');
       await seedDemo({
         authUrl: `https://127.0.0.1:${auth.port}`,
         ...(policy ? { policyUrl: `https://127.0.0.1:${policy.port}` } : {}),
         ...(billing ? { billingUrl: `https://127.0.0.1:${billing.port}` } : {}),
+        ...(router ? { routerUrl: `https://127.0.0.1:${router.port}`, providerUrl: `http://127.0.0.1:${providerPort}/v1` } : {}),
         ca: fs.readFileSync(path.join(pki, 'ca.crt')),
         tokenFile: process.env.AUTH_BOOTSTRAP_TOKEN_FILE ?? path.join(authDir, 'bootstrap.token'),
         markerFile: path.join(authDir, 'demo-tenant.json'),

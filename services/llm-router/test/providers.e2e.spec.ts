@@ -1,4 +1,6 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
@@ -10,6 +12,8 @@ import { connectNats, serveRpc } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { eventually, httpsCaller, infra, queryServiceDatabase, TestTokenIssuer } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { seedDemoRouter } = require('../../../scripts/seed-demo.js');
 
 // Providers behind the router: keys kept in the credential service's vault and read
 // through its audited path. The built credential, billing and llm-router services (offset
@@ -235,6 +239,25 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect(tokens.status).toBe(400);
     expect(tokens.json.error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining('input') });
     expect(plain.records).toHaveLength(0);
+  });
+
+  it('npm start’s demo model: the provider stand-in run as a process as npm start runs it, registered by its seed as a private model behind route default; the README’s curl and OpenAI SDK calls', async () => {
+    const standIn = spawn(process.execPath, ['--no-warnings', join(__dirname, 'support', 'provider-standin.ts'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [line] = (await once(standIn.stdout!, 'data')) as [Buffer];
+      const providerUrl = `${line.toString('utf8').trim()}/v1`;
+      await seedDemoRouter({ routerUrl: `https://127.0.0.1:${ROUTER}`, providerUrl, ca: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')), accessToken: t.admin });
+      // as in the README: curl with the development CA …
+      const body = JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'Refund alice@example.com' }] });
+      const out = execFileSync('curl', ['-s', '--cacert', join(infra('PALISADE_PKI_DIR'), 'ca.crt'), `https://localhost:${ROUTER}/v1/chat/completions`, '-H', `authorization: Bearer ${t.bot}`, '-H', 'content-type: application/json', '-d', body], { encoding: 'utf8' });
+      expect(JSON.parse(out)).toMatchObject({ object: 'chat.completion', model: 'default', choices: [{ message: { content: 'echo: Refund alice@example.com naïve café — 数据 ✓' } }] });
+      // … and the OpenAI SDK
+      const answer = await openai().chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hello' }] });
+      expect(answer.choices[0].message.content).toBe('echo: Hello naïve café — 数据 ✓');
+      expect((await openai().models.list()).data.map((m) => m.id)).toEqual(expect.arrayContaining(['default', 'demo-local']));
+    } finally {
+      standIn.kill();
+    }
   });
 
   it("accepts one of auth's API keys directly, as the bearer (OpenAI SDK) or x-api-key (Anthropic SDK): tenant and agent from the key; a key auth refuses is 401", async () => {

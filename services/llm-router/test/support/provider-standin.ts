@@ -219,6 +219,7 @@ export async function startStandIn(port = 0, requiredKey?: string): Promise<Stan
   });
 }
 
-if (require.main === module) {
+// run as a process (`node provider-standin.ts <port>`: Node strips the types; `npm start` does so)
+if (/provider-standin\.[jt]s$/.test(process.argv[1] ?? '')) {
   startStandIn(Number(process.argv[2] ?? 0), process.env.STANDIN_API_KEY || undefined).then((s) => process.stdout.write(`${s.url}\n`));
 }
