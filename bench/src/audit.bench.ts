@@ -200,16 +200,21 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     for (const r of all) parallel.addRecord(r.partition, r.value);
     const result = await parallel.finish();
     const verifyRate = result.records / ((performance.now() - verifyStart) / 1000);
+    // On a loaded machine the workers wait for a core: their CPU says what two free cores would give.
+    process.stderr.write(`audit: verification workers' CPU ${parallel.cpuMs.map((ms) => Math.round(ms)).join(' + ')} ms (warm-up included) for ${result.records} records\n`);
     if (!result.ok) throw new Error(`the benchmark's audit topic does not verify: ${JSON.stringify(result.failure)}`);
     // Other engineers' events published meanwhile land in the topic too: at least ours.
     if (result.records < WARMUP + EVENTS + LATENCY_EVENTS) throw new Error(`expected at least ${WARMUP + EVENTS + LATENCY_EVENTS} records, verified ${result.records}`);
     // The single-threaded ChainVerifier over the same bytes in the same order.
     const single = new ChainVerifier({ keys: keysOf(jwks) });
     const singleStart = performance.now();
+    const singleCpuStart = process.threadCpuUsage();
     for (const cp of checkpoints) single.addCheckpoint(cp);
     for (const r of all) single.addRecord(JSON.parse(r.value.toString('utf8')));
     const singleResult = single.finish();
     const singleRate = singleResult.records / ((performance.now() - singleStart) / 1000);
+    const singleCpu = process.threadCpuUsage(singleCpuStart);
+    process.stderr.write(`audit: single-threaded verification CPU ${Math.round((singleCpu.user + singleCpu.system) / 1000)} ms\n`);
     if (!singleResult.ok || singleResult.records !== result.records) throw new Error(`the single-threaded verifier disagrees: ${JSON.stringify(singleResult.failure ?? singleResult.records)}`);
 
     return {

@@ -23,6 +23,8 @@ interface WorkerReply {
   result: VerificationResult;
   /** JSON of { partition: event ids in seq order from `result.partitions[p].first` }. */
   ids: string;
+  /** CPU the worker's thread used, warm-up included (ms). */
+  cpuMs: number;
 }
 
 /**
@@ -71,7 +73,8 @@ parentPort.on('message', (m) => {
       (ids[record.partition] ??= []).push(record.event.id);
     }
   } else if (m.finish) {
-    parentPort.postMessage({ result: verifier.finish(), ids: JSON.stringify(ids) });
+    const cpu = process.threadCpuUsage();
+    parentPort.postMessage({ result: verifier.finish(), ids: JSON.stringify(ids), cpuMs: (cpu.user + cpu.system) / 1000 });
   }
 });
 `;
@@ -136,6 +139,8 @@ export class ParallelChainVerifier {
   private readonly checkpointsOf: unknown[][];
   private readonly batchBytes: number;
   private failedEarly = false;
+  /** After finish(): the CPU each worker's thread used, warm-up included (ms), for measurements. */
+  cpuMs: number[] = [];
   private finished = false;
 
   constructor(private readonly options: ParallelVerifierOptions) {
@@ -213,7 +218,9 @@ export class ParallelChainVerifier {
         this.handOver(w);
         this.workers[w].postMessage({ finish: true });
       }
-      return merge(await Promise.all(this.replies));
+      const replies = await Promise.all(this.replies);
+      this.cpuMs = replies.map((r) => r.cpuMs);
+      return merge(replies);
     } finally {
       await this.close();
     }
