@@ -565,12 +565,17 @@ function anthropicStreamHandler(event: { event?: string; data: string }, s: Stre
       s.onUsage();
     }
   } else if (data.type === 'content_block_delta') {
-    const delta = data.delta as { type: string; text?: string };
+    const delta = data.delta as { type: string; text?: string; partial_json?: string };
     if (delta.type === 'text_delta' && typeof delta.text === 'string') {
       delta.text = s.unmasker.push(Number(data.index), delta.text);
       s.texts.push(delta.text);
+    } else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') {
+      // a tool call's streamed input: unmasked like text, on the block's own hold-back lane
+      delta.partial_json = s.unmasker.push(TOOL_LANES + Number(data.index), delta.partial_json);
     }
   } else if (data.type === 'content_block_stop') {
+    const json = s.unmasker.flush(TOOL_LANES + Number(data.index));
+    if (json) return sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: data.index, delta: { type: 'input_json_delta', partial_json: json } }) }) + sseOf({ ...event, data: JSON.stringify(data) });
     const rest = s.unmasker.flush(Number(data.index));
     if (rest) {
       s.texts.push(rest);

@@ -314,6 +314,31 @@ describe('streamed tool calls', () => {
   });
 });
 
+describe('streamed tool calls (Anthropic protocol)', () => {
+  it('unmasks a tool_use block’s streamed input split across deltas, placeholders included', async () => {
+    const claudeOnPrem = { ...catalog, providers: { ...catalog.providers, claude: { ...catalog.providers.claude, compliance: 'private' as const } } };
+    const s = setup((c) => {
+      const text = JSON.stringify({ to: lastUser(c.body).replace('mail ', '') });
+      const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+      let out = ev('message_start', { message: { id: 'm1', type: 'message', role: 'assistant', model: 'claude-x', content: [], usage: { input_tokens: 10, output_tokens: 1 } } });
+      out += ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'send', input: {} } });
+      for (const piece of [text.slice(0, 9), text.slice(9, 12), text.slice(12)]) out += ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: piece } });
+      out += ev('content_block_stop', { index: 0 }) + ev('message_delta', { delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 9 } }) + ev('message_stop', {});
+      return bytesResponse(out, 'text/event-stream');
+    }, claudeOnPrem);
+    const out = await drain(await call(s, { model: 'sonnet', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'mail dave@example.com' }] }, 'anthropic'));
+    expect(JSON.stringify(s.sent[0].body)).not.toContain('dave@example.com');
+    const input = out
+      .split('\n\n')
+      .filter(Boolean)
+      .map((block) => JSON.parse(block.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { type: string; delta?: { partial_json?: string } })
+      .filter((e) => e.type === 'content_block_delta')
+      .map((e) => e.delta?.partial_json ?? '')
+      .join('');
+    expect(JSON.parse(input)).toEqual({ to: 'dave@example.com' });
+  });
+});
+
 describe('zero retention', () => {
   it('keeps no prompt or response text in the audit event when the tenant asks for it', async () => {
     const s = setup(undefined, { ...catalog, settings: { zeroRetention: true } });
