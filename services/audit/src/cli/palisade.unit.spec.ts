@@ -79,4 +79,10 @@ describe('palisade audit verify --file', () => {
     expect(await run(['audit', 'verify', '--keys', keysFile], { out: (l) => out.push(l), err: (l) => out.push(l), env: {} })).toBe(2);
     expect(out.join('\n')).toContain('usage: palisade audit verify');
   });
+
+  it.each(['0', '1.5', 'two', '65'])('exits 2 naming --threads when it is %s', async (threads) => {
+    const out: string[] = [];
+    expect(await run(['audit', 'verify', '--brokers', '127.0.0.1:1', '--keys', keysFile, '--threads', threads], { out: (l) => out.push(l), err: (l) => out.push(l), env: {} })).toBe(2);
+    expect(out.join('\n')).toContain('--threads must be a whole number from 1 to 64');
+  });
 });
