@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { audienceOf } from '@palisade/auth-verifier';
 import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions, type Reply } from '@palisade/testing';
@@ -132,6 +134,45 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(lines[lines.length - 1].execution).toMatchObject({ reason: 'exited', exitCode: 0, stdout: 'one\ntwo\n' });
     const refused = await orchestrator(`/v1/sandboxes/${sandbox}/executions/stream`, t.strayBot, { method: 'POST', body: { command: ['/bin/true'] } });
     expect(refused.status).toBe(403); // refusals before it starts are ordinary errors
+  });
+
+  it('lets a client that went away reattach to the execution by id: its output from the start, the rest as it comes, its outcome', async () => {
+    // a streaming client reads the execution id and the first line, then hangs up
+    const firstLines = await new Promise<Array<Record<string, string>>>((resolve, reject) => {
+      const lines: Array<Record<string, string>> = [];
+      let buffered = '';
+      const req = request(
+        { host: '127.0.0.1', port: ORCHESTRATOR, path: `/v1/sandboxes/${sandbox}/executions/stream`, method: 'POST', servername: 'localhost', ca: readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')), headers: { authorization: `Bearer ${t.alice}`, 'content-type': 'application/json' } },
+        (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffered += chunk;
+            const parts = buffered.split('\n');
+            buffered = parts.pop()!;
+            lines.push(...parts.map((l) => JSON.parse(l) as Record<string, string>));
+            if (lines.some((l) => l.stdout)) {
+              req.destroy();
+              resolve(lines);
+            }
+          });
+          res.on('end', () => resolve(lines));
+        },
+      );
+      req.on('error', (error) => (lines.some((l) => l.stdout) ? undefined : reject(error)));
+      req.end(JSON.stringify({ command: ['/bin/sh', '-c', 'echo one; sleep 1; echo two >&2; sleep 1; echo three'] }));
+    });
+    const executionId = firstLines[0].executionId;
+    expect(executionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(firstLines[1]).toEqual({ stdout: 'one\n' });
+    const again = await orchestrator(`/v1/sandboxes/${sandbox}/executions/${executionId}/stream`, t.carol); // a viewer may read
+    expect(again.status).toBe(200);
+    const lines = again.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => 'stdout' in l || 'stderr' in l)).toEqual([{ stdout: 'one\n' }, { stderr: 'two\n' }, { stdout: 'three\n' }]);
+    expect(lines[lines.length - 1].execution).toMatchObject({ id: executionId, reason: 'exited', stdout: 'one\nthree\n', stderr: 'two\n' });
+    // a finished one: its stored output, then its outcome
+    const later = await orchestrator(`/v1/sandboxes/${sandbox}/executions/${executionId}/stream`, t.alice);
+    expect(later.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([{ stdout: 'one\nthree\n' }, { stderr: 'two\n' }, { execution: expect.objectContaining({ id: executionId }) }]);
+    expect((await orchestrator(`/v1/sandboxes/${sandbox}/executions/${executionId}/stream`, t.bob)).status).toBe(404);
   });
 
   it('reports a timeout and an OOM kill as such', async () => {

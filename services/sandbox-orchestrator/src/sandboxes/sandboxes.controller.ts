@@ -12,6 +12,40 @@ import { openApiSchema, parse } from '../validation';
 import { createSandboxSchema, execSchema, executionIdSchema, filePathSchema, sandboxIdSchema } from './sandboxes.dto';
 import type { SandboxesService, SandboxView } from './sandboxes.service';
 
+/**
+ * NDJSON answer of a streamed or followed execution: `{"executionId"}` first when known,
+ * `{"stdout"}` / `{"stderr"}` lines as the program writes (UTF-8 decoded across chunks),
+ * then `{"execution"}`; the status line is sent with the first line, so a refusal before
+ * it is an ordinary JSON error.
+ */
+function ndjson(res: Response) {
+  let streaming = false;
+  const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  const begin = () => {
+    if (streaming) return;
+    streaming = true;
+    res.status(200).setHeader('content-type', 'application/x-ndjson');
+    res.flushHeaders();
+  };
+  const line = (value: object) => {
+    begin();
+    res.write(`${JSON.stringify(value)}\n`);
+  };
+  return {
+    started: (executionId: string) => line({ executionId }),
+    output: (stream: 'stdout' | 'stderr', chunk: Buffer) => line({ [stream]: decoders[stream].write(chunk) }),
+    end: (execution: object) => {
+      begin();
+      res.end(`${JSON.stringify({ execution })}\n`);
+    },
+    /** After output began: a last error line; before: the ordinary error answer (rethrown). */
+    fail: (error: unknown) => {
+      if (!streaming) throw error;
+      res.end(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'internal', message: 'the execution failed while streaming' } })}\n`);
+    },
+  };
+}
+
 function withEtag(res: Response, view: SandboxView): SandboxView {
   res.setHeader('etag', `"${view.etag}"`);
   return view;
@@ -28,7 +62,7 @@ function withEtag(res: Response, view: SandboxView): SandboxView {
 export class SandboxesController {
   constructor(
     @Inject(SANDBOXES_SERVICE)
-    private readonly sandboxes: Ready<Pick<SandboxesService, 'create' | 'get' | 'list' | 'exec' | 'execution' | 'stop' | 'delete' | 'mintToken' | 'upload' | 'download' | 'fileLimit'>>,
+    private readonly sandboxes: Ready<Pick<SandboxesService, 'create' | 'get' | 'list' | 'exec' | 'execution' | 'follow' | 'stop' | 'delete' | 'mintToken' | 'upload' | 'download' | 'fileLimit'>>,
   ) {}
 
   @Post('v1/sessions/:sessionId/sandboxes')
@@ -65,30 +99,34 @@ export class SandboxesController {
   @Post('v1/sandboxes/:id/executions/stream')
   @ApiOperation({
     summary:
-      'The same, streamed as NDJSON while it runs: {"stdout": text} and {"stderr": text} lines as the program writes (within the caps), then {"execution": outcome}. Refusals before it starts are ordinary JSON errors.',
+      'The same, streamed as NDJSON while it runs: {"executionId"} first (to reattach with), {"stdout": text} and {"stderr": text} lines as the program writes (within the caps), then {"execution": outcome}. The execution goes on if the client goes away. Refusals before it starts are ordinary JSON errors.',
   })
   @ApiBody({ schema: openApiSchema(execSchema) })
   async stream(@CurrentCaller() caller: Caller, @Param('id') id: string, @Body() body: unknown, @Res() res: Response) {
     const sandboxId = parse(sandboxIdSchema, id, 'id');
     const input = parse(execSchema, body);
-    let streaming = false;
-    const begin = () => {
-      if (streaming) return;
-      streaming = true;
-      res.status(200).setHeader('content-type', 'application/x-ndjson');
-      res.flushHeaders();
-    };
-    const line = (key: 'stdout' | 'stderr', decoder: StringDecoder) => (chunk: Buffer) => {
-      begin();
-      res.write(`${JSON.stringify({ [key]: decoder.write(chunk) })}\n`);
-    };
+    const out = ndjson(res);
     try {
-      const execution = await this.sandboxes().exec(caller, sandboxId, input, { onStdout: line('stdout', new StringDecoder('utf8')), onStderr: line('stderr', new StringDecoder('utf8')) });
-      begin();
-      res.end(`${JSON.stringify({ execution })}\n`);
+      const execution = await this.sandboxes().exec(caller, sandboxId, input, { onStart: out.started, onStdout: (c) => out.output('stdout', c), onStderr: (c) => out.output('stderr', c) });
+      out.end(execution);
     } catch (error) {
-      if (!streaming) throw error; // before any output: the ordinary error answer
-      res.end(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'internal', message: 'the execution failed while streaming' } })}\n`);
+      out.fail(error);
+    }
+  }
+
+  @Get('v1/sandboxes/:id/executions/:executionId/stream')
+  @ApiOperation({
+    summary:
+      'Reattach to an execution by id (NDJSON, as the stream above): everything it printed so far, in order, then the rest as it comes, then {"execution": outcome}; a finished one gives its stored output. Needs read.',
+  })
+  async follow(@CurrentCaller() caller: Caller, @Param('id') id: string, @Param('executionId') executionId: string, @Res() res: Response) {
+    const sandboxId = parse(sandboxIdSchema, id, 'id');
+    const execution = parse(executionIdSchema, executionId, 'executionId');
+    const out = ndjson(res);
+    try {
+      out.end(await this.sandboxes().follow(caller, sandboxId, execution, (c) => out.output(c.stream, c.data)));
+    } catch (error) {
+      out.fail(error);
     }
   }
 

@@ -9,6 +9,7 @@ import type { ExecutionTokens } from '../egress/egress.execution-tokens';
 import type { Caller } from '../sessions/sessions.service';
 import { sandboxDecider, type ExecutionMetering, type SandboxCommand, type SandboxState } from './sandboxes.decider';
 import { executionApprovalParameters } from './sandboxes.approvals';
+import { LiveOutput, type OutputChunk } from './sandboxes.live-output';
 import type { ExecutionBilling } from './sandboxes.billing';
 import type { ExecutionReason, ExecutionUsage, SandboxEvent, StopReason } from './sandboxes.events';
 import { billedSubjectOf, meteredQuantities, worstCaseUsage } from './sandboxes.metering';
@@ -28,6 +29,8 @@ export type ExecInput = { timeoutMs?: number; env?: Record<string, string>; appr
 );
 
 export interface ExecOutputListener {
+  /** The execution's id, once it is recorded as started (before any output): what a client reattaches with. */
+  onStart?: (executionId: string) => void;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
 }
@@ -114,6 +117,8 @@ export class SandboxesService {
   private readonly handler: CommandHandler<SandboxState, SandboxCommand, SandboxEvent>;
   private readonly now: () => Date;
   private readonly running = new Map<string, () => void>();
+  /** The output of the executions running on this instance, by execution id, for clients that reattach. */
+  private readonly live = new Map<string, LiveOutput>();
 
   constructor(private readonly d: SandboxesServiceDependencies) {
     this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
@@ -263,10 +268,22 @@ export class SandboxesService {
     // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
     const left = row.expiresAt ? Date.parse(row.expiresAt) - this.now().getTime() : Number.POSITIVE_INFINITY;
     const timeoutMs = Math.max(1, Math.min(input.timeoutMs ?? row.limits.timeoutMs, left));
+    // the output goes to the caller and to whoever reattaches by execution id, while it runs
+    const live = new LiveOutput();
+    const listeners = {
+      onStdout: (chunk: Buffer) => {
+        live.push('stdout', chunk);
+        output.onStdout?.(chunk);
+      },
+      onStderr: (chunk: Buffer) => {
+        live.push('stderr', chunk);
+        output.onStderr?.(chunk);
+      },
+    };
     const request: ExecRequest =
       'command' in input
-        ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...output }
-        : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...output };
+        ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...listeners }
+        : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...listeners };
     const program = 'command' in input ? input.command[0] : input.language;
     // billing holds the worst case first (a budget without room: 429 naming it), under the execution id
     const heldMicros = await this.hold(caller.principal, row, executionId, timeoutMs);
@@ -279,6 +296,8 @@ export class SandboxesService {
       if (heldMicros !== undefined) await this.releaseHold(caller.principal.tenantId, executionId);
       throw error;
     }
+    this.live.set(executionId, live);
+    output.onStart?.(executionId);
     // the caller's token, for the egress proxy's lease grants, for this execution only
     const release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token, caller.principal.type === 'agent' ? caller.principal.id : undefined) : undefined;
     let result: ExecResult;
@@ -288,14 +307,46 @@ export class SandboxesService {
       result = await run.result;
     } catch (error) {
       release?.();
-      await this.finish(caller.principal, sandboxId, executionId, undefined, await this.metering(caller.principal, row.template, undefined, heldMicros));
+      try {
+        await this.finish(caller.principal, sandboxId, executionId, undefined, await this.metering(caller.principal, row.template, undefined, heldMicros));
+      } finally {
+        this.endLive(executionId);
+      }
       throw error;
     } finally {
       release?.();
       this.running.delete(sandboxId);
+      // followers learn the end once the outcome is recorded (below), or now if it failed
     }
-    await this.finish(caller.principal, sandboxId, executionId, result, await this.metering(caller.principal, row.template, result, heldMicros));
+    try {
+      await this.finish(caller.principal, sandboxId, executionId, result, await this.metering(caller.principal, row.template, result, heldMicros));
+    } finally {
+      this.endLive(executionId);
+    }
     return executionViewOf((await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId))!);
+  }
+
+  /**
+   * Reattaches to an execution by id (`read` on the session): what it printed so far, in
+   * order, then the rest as it comes, then its outcome. A finished one (or one running on
+   * another instance) gives its stored output and its state.
+   */
+  async follow(caller: Caller, sandboxId: string, executionId: string, onChunk: (chunk: OutputChunk) => void): Promise<ExecutionView> {
+    await this.readable(caller, sandboxId);
+    const stored = await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId);
+    if (!stored) throw new PalisadeError('not_found', 'execution not found');
+    const live = this.live.get(executionId);
+    if (live) await new Promise<void>((resolve) => live.follow({ onChunk, onEnd: resolve }));
+    else {
+      if (stored.stdout.length > 0) onChunk({ stream: 'stdout', data: stored.stdout });
+      if (stored.stderr.length > 0) onChunk({ stream: 'stderr', data: stored.stderr });
+    }
+    return executionViewOf((await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId))!);
+  }
+
+  private endLive(executionId: string): void {
+    this.live.get(executionId)?.end();
+    this.live.delete(executionId);
   }
 
   async stop(caller: Caller, sandboxId: string): Promise<SandboxView> {
