@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { context, trace } from '@opentelemetry/api';
-import { createLogger, createMetrics, counter, extractTraceContext, finishedSpans, initTracing, injectTraceHeaders, redact, REDACTED } from './index';
+import { createLogger, createMetrics, counter, extractTraceContext, finishedSpans, initTracing, injectTraceHeaders, redact, REDACTED, shutdownTracing } from './index';
 
 function capture() {
   const lines: string[] = [];
@@ -80,6 +80,36 @@ describe('tracing', () => {
     expect(JSON.parse(lines[0]).traceId).toBe(sentTraceId);
     expect(finishedSpans().map((s) => s.name)).toEqual(['send', 'receive']);
     expect(trace.getActiveSpan()).toBeUndefined();
+  });
+});
+
+describe('tracing with nothing exported', () => {
+  it('records no span but still carries trace context across a hop and into log lines', async () => {
+    await shutdownTracing();
+    const tracer = initTracing('policy', 'none');
+    const { lines, destination } = capture();
+    const log = createLogger({ service: 'policy', destination });
+    let headers: Record<string, string> = {};
+    let sentTraceId = '';
+    tracer.startActiveSpan('send', (span) => {
+      expect(span.isRecording()).toBe(false);
+      sentTraceId = span.spanContext().traceId;
+      headers = injectTraceHeaders();
+      span.end();
+    });
+    expect(sentTraceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(sentTraceId).not.toBe('0'.repeat(32));
+    expect(headers.traceparent).toMatch(new RegExp(`^00-${sentTraceId}-[0-9a-f]{16}-00$`));
+    context.with(extractTraceContext(headers), () =>
+      tracer.startActiveSpan('receive', (span) => {
+        log.info('handled');
+        expect(span.spanContext().traceId).toBe(sentTraceId);
+        span.end();
+      }),
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(JSON.parse(lines[0]).traceId).toBe(sentTraceId);
+    await shutdownTracing();
   });
 });
 

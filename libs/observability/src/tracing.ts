@@ -2,6 +2,7 @@ import { context, propagation, trace, type Context, type Tracer } from '@opentel
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import {
+  AlwaysOffSampler,
   BatchSpanProcessor,
   ConsoleSpanExporter,
   InMemorySpanExporter,
@@ -28,7 +29,9 @@ export function initTracing(service: string, exporter: TraceExporterName = 'none
       memoryExporter = new InMemorySpanExporter();
       processors.push(new SimpleSpanProcessor(memoryExporter));
     }
-    provider = new NodeTracerProvider({ spanProcessors: processors });
+    // Nothing exported: spans are not recorded (no attributes, timings or events kept per
+    // request) but still get ids, so trace context travels between services and log lines.
+    provider = new NodeTracerProvider({ spanProcessors: processors, ...(exporter === 'none' ? { sampler: new AlwaysOffSampler() } : {}) });
     provider.register({
       contextManager: new AsyncLocalStorageContextManager(),
       propagator: new W3CTraceContextPropagator(),
@@ -45,6 +48,10 @@ export function finishedSpans() {
 export async function shutdownTracing(): Promise<void> {
   await provider?.shutdown();
   provider = undefined;
+  // unregistered too, so a later initTracing registers its own provider (the API keeps the first otherwise)
+  trace.disable();
+  context.disable();
+  propagation.disable();
 }
 
 /** Carrier for W3C `traceparent` / `tracestate` headers. */
