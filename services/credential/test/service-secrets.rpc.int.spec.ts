@@ -9,7 +9,7 @@ import { startVault, type Harness } from './support/harness';
 // The service-secret methods over the shared TLS NATS of deploy/local/nats.sh, answered by
 // ServiceSecretsRpc (as in the service) over a vault on a throw-away schema, asked with
 // each service's own certificate. NATS permissions (deploy/local/nats-requests.txt) let
-// only auth ask; policy may ask service-secret-read in tests only (nats-requests.test.txt)
+// only auth and llm-router ask (each its own scope); policy may ask service-secret-read in tests only (nats-requests.test.txt)
 // so that the credential service's own check is seen to refuse it too.
 // Every credential instance on this NATS shares the queue group `credential`: run it while
 // no credential service is running on the same NATS (npm start, an e2e test), or another
@@ -22,12 +22,12 @@ describe('service secrets over NATS request-reply', () => {
   let server: RpcServer;
   const identities: ServiceIdentity[] = [];
   const connections: NatsConnection[] = [];
-  const as: Record<'credential' | 'auth' | 'policy' | 'llm-router', NatsConnection> = {} as never;
+  const as: Record<'credential' | 'auth' | 'policy' | 'llm-router' | 'billing', NatsConnection> = {} as never;
   const debug: object[] = [];
 
   beforeAll(async () => {
     h = await startVault();
-    for (const name of ['credential', 'auth', 'policy', 'llm-router'] as const) {
+    for (const name of ['credential', 'auth', 'policy', 'llm-router', 'billing'] as const) {
       const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name });
       identities.push(identity);
       as[name] = await connectNats({ servers: infra('NATS_URL'), identity, name: `int-${name}-service-secrets` });
@@ -77,14 +77,17 @@ describe('service secrets over NATS request-reply', () => {
 
   it('refuses every other service: NATS does not let it ask, and the credential service refuses it if it could', async () => {
     const { secretId } = await rpcRequest<{ secretId: string }>(as.auth, SERVICE_SECRET_PUT, { tenantId: 'acme', name: 'idp.okta', value: marker() });
-    // llm-router may not ask any of the methods (NATS permissions: only auth).
+    // billing may not ask any of the methods (NATS permissions: only auth and llm-router).
     for (const [subject, payload] of [
       [SERVICE_SECRET_PUT, { tenantId: 'acme', name: 'idp.x', value: 'v' }],
       [SERVICE_SECRET_READ, { tenantId: 'acme', secretId, purpose: 'idp-sign-in' }],
       [SERVICE_SECRET_DELETE, { tenantId: 'acme', secretId }],
     ] as const) {
-      expect(await refusal(rpcRequest(as['llm-router'], subject, payload, { timeoutMs: 3000 }))).toEqual({ code: 'forbidden', message: `not permitted to request ${subject}` });
+      expect(await refusal(rpcRequest(as.billing, subject, payload, { timeoutMs: 3000 }))).toEqual({ code: 'forbidden', message: `not permitted to request ${subject}` });
     }
+    // llm-router may ask (its provider keys), but auth's secret is outside its scope: not found, nothing read
+    expect(await refusal(rpcRequest(as['llm-router'], SERVICE_SECRET_READ, { tenantId: 'acme', secretId, purpose: 'provider-call' }, { timeoutMs: 3000 }))).toMatchObject({ code: 'not_found' });
+    expect(await refusal(rpcRequest(as['llm-router'], SERVICE_SECRET_DELETE, { tenantId: 'acme', secretId }, { timeoutMs: 3000 }))).toMatchObject({ code: 'not_found' });
     // policy may ask service-secret-read here (test permissions only): the credential service refuses it.
     expect(await refusal(rpcRequest(as.policy, SERVICE_SECRET_READ, { tenantId: 'acme', secretId, purpose: 'idp-sign-in' }))).toEqual({ code: 'forbidden', message: 'policy keeps no secrets in the vault' });
     expect(await reads(secretId)).toEqual([]);
