@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigResourceTypes, Partitioners, type Admin, type Kafka, type KafkaMessage } from '@palisade/kafka';
 import type { AuditConfig } from '../audit.config';
-import { LruCache } from '../subjects/lru';
+import { LRUCache } from 'lru-cache';
 
 /** The Kafka side of the audit log: its topics, partitioning and reading ranges back. */
 
@@ -93,7 +93,7 @@ async function checkDeleteOnly(admin: Admin, s: TopicSettings, log: (msg: string
 
 const partitioner = Partitioners.DefaultPartitioner();
 /** Tenants' partitions, remembered: murmur2 and its metadata per event cost ~2 % of ingest. */
-const partitionCache = new LruCache<string, number>(10_000);
+const partitionCache = new LRUCache<string, number>({ max: 10_000 });
 
 /** The partition Kafka's default (murmur2) partitioner gives a key: where a tenant's chain lives. */
 export function partitionOf(topic: string, key: string, partitions: number): number {

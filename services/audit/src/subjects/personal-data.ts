@@ -5,7 +5,7 @@ import type { Transactions } from '../audit.events';
 import type { PersonalDataSealer } from '../ingest/chain-writer';
 import { open, seal, type KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf } from './key-subject';
-import { LruCache } from './lru';
+import { LRUCache } from 'lru-cache';
 import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
 
 /** The `personal` member as the audit topic holds it. */
@@ -33,7 +33,7 @@ export const DEFAULT_KEY_CACHE_MAX = 10_000;
  * `keySubjectOf` (failed sign-ins of unknown accounts share their tenant's key).
  */
 export class PersonalData implements PersonalDataSealer {
-  private readonly cache: LruCache<string, { keyId: string; key: Buffer; at: number }>;
+  private readonly cache: LRUCache<string, { keyId: string; key: Buffer; at: number }>;
 
   constructor(
     private readonly keys: Pick<SubjectKeysRepository, 'liveKeys' | 'byIds' | 'erase' | 'eraseKeys'>,
@@ -41,7 +41,7 @@ export class PersonalData implements PersonalDataSealer {
     private readonly transactions: Transactions,
     cacheMax = DEFAULT_KEY_CACHE_MAX,
   ) {
-    this.cache = new LruCache(cacheMax);
+    this.cache = new LRUCache({ max: cacheMax });
   }
 
   /** Keys held in memory now (bounded by the cache size). */
@@ -85,7 +85,7 @@ export class PersonalData implements PersonalDataSealer {
   /** Forget cached keys of a subject (after its erasure), and these keys wherever cached. */
   forget(subjectId: string, keyIds: readonly string[] = []): void {
     this.cache.delete(subjectId);
-    if (keyIds.length > 0) this.cache.deleteWhere((k) => keyIds.includes(k.keyId));
+    if (keyIds.length > 0) for (const [subject, k] of this.cache.entries()) if (keyIds.includes(k.keyId)) this.cache.delete(subject);
   }
 
   /**

@@ -3,7 +3,6 @@ import { buildEvent, newEventId, type EventEnvelope } from '@palisade/contracts'
 import type { Transaction } from '@palisade/eventsourcing';
 import { KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf, sharedKeySubject } from './key-subject';
-import { LruCache } from './lru';
 import { PersonalData, type SealedPersonal } from './personal-data';
 import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
 
@@ -68,21 +67,6 @@ function personalData(cacheMax?: number) {
   const data = new PersonalData(keys as unknown as SubjectKeysRepository, KeyEncryptionKey.fromBytes(randomBytes(32)), { inTransaction: (work) => work({} as Transaction) }, cacheMax);
   return { keys, data };
 }
-
-describe('LruCache', () => {
-  it('never holds more than its bound and forgets the least recently used entry first', () => {
-    const lru = new LruCache<string, number>(3);
-    for (let i = 0; i < 1000; i++) lru.set(`k${i}`, i);
-    expect(lru.size).toBe(3);
-    expect([lru.get('k997'), lru.get('k998'), lru.get('k999')]).toEqual([997, 998, 999]);
-    lru.get('k997'); // now the most recently used
-    lru.set('new', -1);
-    expect(lru.get('k998')).toBeUndefined();
-    expect(lru.get('k997')).toBe(997);
-    expect(lru.size).toBe(3);
-    expect(() => new LruCache(0)).toThrow(RangeError);
-  });
-});
 
 describe('PersonalData key cache and key subjects', () => {
   it('keeps at most AUDIT_SUBJECT_KEY_CACHE_MAX keys in memory, and still seals a batch with more subjects than that', async () => {
