@@ -20,7 +20,8 @@ export const providerSchema = z.strictObject({
     .min(1)
     .max(8192)
     .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
-    .optional(),
+    .optional()
+    .meta({ writeOnly: true, description: "the provider's API key: stored in the credential service's vault, never answered back (the answer names its apiKeySecretId)" }),
   /** A key the router already keeps in the vault for this tenant (another provider's `apiKeySecretId`). */
   apiKeySecretId: z.uuid('must be a secret id of the credential service').optional(),
 }).refine((p) => p.apiKey === undefined || p.apiKeySecretId === undefined, { message: 'give either apiKey or apiKeySecretId', path: ['apiKey'] });
