@@ -2,20 +2,10 @@ import { PalisadeError } from '@palisade/contracts';
 import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
 import type { ServiceIdentity } from '@palisade/pki';
-import type { CheckResult } from '@palisade/service-kit';
+import { withTimeout, type CheckResult } from '@palisade/service-kit';
 import type { AuditConfig } from '../audit.config';
 
 const KAFKA_PROBE_MS = 2000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    promise.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e) => (clearTimeout(timer), reject(e)),
-    );
-  });
-}
 
 export interface AuditKafkaOptions {
   brokers: AuditConfig['KAFKA_BROKERS'];
