@@ -56,60 +56,48 @@ describe('logger', () => {
 });
 
 describe('tracing', () => {
-  it('carries W3C trace context across a hop and stamps log lines with it', async () => {
-    const tracer = initTracing('policy', 'memory');
-    const { lines, destination } = capture();
-    const log = createLogger({ service: 'policy', destination });
-    let headers: Record<string, string> = {};
-    let sentTraceId = '';
-    tracer.startActiveSpan('send', (span) => {
-      sentTraceId = span.spanContext().traceId;
-      headers = injectTraceHeaders();
-      span.end();
-    });
-    expect(headers.traceparent).toMatch(new RegExp(`^00-${sentTraceId}-[0-9a-f]{16}-01$`));
-    const received = extractTraceContext(headers);
-    context.with(received, () =>
-      tracer.startActiveSpan('receive', (span) => {
-        log.info('handled');
-        expect(span.spanContext().traceId).toBe(sentTraceId);
-        span.end();
-      }),
-    );
-    await new Promise((r) => setImmediate(r));
-    expect(JSON.parse(lines[0]).traceId).toBe(sentTraceId);
-    expect(finishedSpans().map((s) => s.name)).toEqual(['send', 'receive']);
-    expect(trace.getActiveSpan()).toBeUndefined();
-  });
-});
-
-describe('tracing with nothing exported', () => {
-  it('records no span but still carries trace context across a hop and into log lines', async () => {
+  /** A send span, its W3C headers, and a receive span under them that logs a line. */
+  async function hop(exporter: 'memory' | 'none') {
     await shutdownTracing();
-    const tracer = initTracing('policy', 'none');
+    const tracer = initTracing('policy', exporter);
     const { lines, destination } = capture();
     const log = createLogger({ service: 'policy', destination });
     let headers: Record<string, string> = {};
-    let sentTraceId = '';
+    let sent = { traceId: '', recording: false };
+    let receivedTraceId = '';
     tracer.startActiveSpan('send', (span) => {
-      expect(span.isRecording()).toBe(false);
-      sentTraceId = span.spanContext().traceId;
+      sent = { traceId: span.spanContext().traceId, recording: span.isRecording() };
       headers = injectTraceHeaders();
       span.end();
     });
-    expect(sentTraceId).toMatch(/^[0-9a-f]{32}$/);
-    expect(sentTraceId).not.toBe('0'.repeat(32));
-    expect(headers.traceparent).toMatch(new RegExp(`^00-${sentTraceId}-[0-9a-f]{16}-00$`));
     context.with(extractTraceContext(headers), () =>
       tracer.startActiveSpan('receive', (span) => {
         log.info('handled');
-        expect(span.spanContext().traceId).toBe(sentTraceId);
+        receivedTraceId = span.spanContext().traceId;
         span.end();
       }),
     );
     await new Promise((r) => setImmediate(r));
-    expect(JSON.parse(lines[0]).traceId).toBe(sentTraceId);
-    await shutdownTracing();
+    return { sent, headers, receivedTraceId, loggedTraceId: JSON.parse(lines[0]).traceId as string };
+  }
+
+  afterAll(() => shutdownTracing());
+
+  it('carries W3C trace context across a hop and stamps log lines with it', async () => {
+    const { sent, headers, receivedTraceId, loggedTraceId } = await hop('memory');
+    expect(sent.recording).toBe(true);
+    expect(headers.traceparent).toMatch(new RegExp(`^00-${sent.traceId}-[0-9a-f]{16}-01$`));
+    expect([receivedTraceId, loggedTraceId]).toEqual([sent.traceId, sent.traceId]);
+    expect(finishedSpans().map((s) => s.name)).toEqual(['send', 'receive']);
+    expect(trace.getActiveSpan()).toBeUndefined();
+  });
+
+  it('with nothing exported, records no span but still carries trace context across a hop and into log lines', async () => {
+    const { sent, headers, receivedTraceId, loggedTraceId } = await hop('none');
+    expect(sent.recording).toBe(false);
+    expect(sent.traceId).toMatch(/^(?!0{32})[0-9a-f]{32}$/);
+    expect(headers.traceparent).toMatch(new RegExp(`^00-${sent.traceId}-[0-9a-f]{16}-00$`));
+    expect([receivedTraceId, loggedTraceId]).toEqual([sent.traceId, sent.traceId]);
   });
 });
 
