@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { systemEventContext, type Principal } from '@palisade/contracts';
-import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createDataSource, ident, PgEventStore, pgPoolOf } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE } from '@palisade/testing';
 import { ScopeAccessPolicy } from '@palisade/credential-service/dist/access/access-policy';
 import { bindingContext, newDataKey, open, seal } from '@palisade/credential-service/dist/crypto/envelope';
@@ -14,7 +14,7 @@ import { RotatorRegistry } from '@palisade/credential-service/dist/rotation/rota
 import { createCredentialServices } from '@palisade/credential-service/dist/credential.module';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '@palisade/credential-service/dist/credential.settings';
 import { PostgresCiphertextStore } from '@palisade/credential-service/dist/storage/ciphertext-store';
-import { vaultMigration } from '@palisade/credential-service/dist/vault.migration';
+import { leaseNotifyMigration, vaultMigration } from '@palisade/credential-service/dist/vault.migration';
 import { round, summarize } from './stats';
 
 /**
@@ -29,6 +29,10 @@ import { round, summarize } from './stats';
  * Next to it, bare AES-256-GCM decryption of the same sealed values with their data keys
  * in the same run, and the same values sealed with sm4 (`raw_decrypt_sm4_per_s`). Then the same at a light load (LIGHT_CONCURRENCY in flight), for the
  * latency of a lease that does not queue behind 63 others.
+ * Baseline in the same run, at each concurrency: PostgreSQL's bare durable commits, as many
+ * as a lease has (2: the grant, the redemption), each a single-row INSERT committing on its
+ * own through the vault's pool (`raw_commit_pairs_per_s`; `lease_ratio` = leases over it;
+ * `raw_light_pair_p50_ms` at the light load).
  */
 const SECRETS = 200;
 const LEASES = Number(process.env.BENCH_CREDENTIAL_LEASES ?? 20000);
@@ -46,9 +50,13 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
   const keyDir = mkdtempSync(join(tmpdir(), 'palisade-bench-cred-'));
   const local = new LocalKeyProvider({ masterKeyFile: join(keyDir, 'master.key'), keystoreDir: join(keyDir, 'keys') });
   try {
-    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE), leaseNotifyMigration(db.schema)]);
     await migrator.initialize();
     await migrator.runMigrations();
+    const rawTable = `${ident(db.schema)}.raw_commits`;
+    await migrator.query(`CREATE TABLE ${rawTable} (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), v text NOT NULL)`);
+    await migrator.query(`GRANT SELECT, INSERT ON ${rawTable} TO ${ident(TEST_APP_ROLE)}`);
+    await migrator.query(`GRANT USAGE ON SEQUENCE ${ident(db.schema)}.raw_commits_id_seq TO ${ident(TEST_APP_ROLE)}`);
     await migrator.destroy();
     const { secrets, leases: leaseService, repositories } = createCredentialServices({
       store: new PgEventStore(db.dataSource, db.schema),
@@ -73,7 +81,12 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       const lease = await leaseService.grant(agent, { secretId: ids[n % SECRETS], sessionId: `sbx-${n % 64}`, tool: 'gerrit' });
       await leaseService.redeem('sandbox-orchestrator', { token: lease.token, tenantId: TENANT, sessionId: lease.sessionId, tool: 'gerrit' });
     };
-    const runLeases = async (count: number, concurrency = CONCURRENCY) => {
+    const pool = pgPoolOf<{ query(sql: string, params: unknown[]): Promise<unknown> }>(db.dataSource);
+    const commitPair = async (n: number) => {
+      await pool.query(`INSERT INTO ${rawTable} (v) VALUES ($1)`, [`grant-${n}`]);
+      await pool.query(`INSERT INTO ${rawTable} (v) VALUES ($1)`, [`redeem-${n}`]);
+    };
+    const runLoop = async (count: number, concurrency: number, once: (n: number) => Promise<void>) => {
       const latencies: number[] = [];
       let next = 0;
       const start = performance.now();
@@ -82,17 +95,20 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
           while (next < count) {
             const n = next++;
             const t0 = performance.now();
-            await leaseOnce(n);
+            await once(n);
             latencies.push(performance.now() - t0);
           }
         }),
       );
       return { perSecond: count / ((performance.now() - start) / 1000), ...summarize(latencies) };
     };
+    const runLeases = (count: number, concurrency = CONCURRENCY) => runLoop(count, concurrency, leaseOnce);
     await runLeases(WARMUP);
     const leases = await runLeases(LEASES);
+    const rawPairs = await runLoop(Math.min(LEASES, 10000), CONCURRENCY, commitPair);
     // The same at a light load (a few tool executions at once): latency without queueing.
     const light = await runLeases(Math.min(LEASES, 5000), LIGHT_CONCURRENCY);
+    const rawLight = await runLoop(Math.min(LEASES, 2000), LIGHT_CONCURRENCY, commitPair);
 
     // Bare AES-256-GCM decryption of the same values, with their data keys unwrapped beforehand.
     const ring = (await repositories.keyring.keyring(TENANT))!;
@@ -132,10 +148,14 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       lease_p99_ms: round(leases.p99),
       raw_decrypt_per_s: round(rawPerSecond, 0),
       raw_decrypt_sm4_per_s: round(sm4PerSecond, 0),
+      raw_commit_pairs_per_s: round(rawPairs.perSecond, 0),
+      lease_ratio: round(leases.perSecond / rawPairs.perSecond, 3),
       lease_concurrency: CONCURRENCY,
       light_leases_per_s: round(light.perSecond, 0),
       light_lease_p50_ms: round(light.p50),
       light_lease_p99_ms: round(light.p99),
+      raw_light_pair_p50_ms: round(rawLight.p50),
+      raw_light_pair_p99_ms: round(rawLight.p99),
       light_concurrency: LIGHT_CONCURRENCY,
     };
   } finally {

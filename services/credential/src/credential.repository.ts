@@ -62,9 +62,9 @@ export interface VersionMaterial {
 
 export type Row = Record<string, unknown>;
 
-/** The part of a `pg` pool the repositories use. */
+/** The part of a `pg` pool the repositories use (a named statement is prepared once per connection). */
 interface PgPool {
-  query(sql: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  query(sql: string | { name: string; text: string; values: unknown[] }, params?: unknown[]): Promise<{ rows: Row[] }>;
 }
 
 export type CredentialTable = 'keyrings' | 'kek' | 'secrets' | 'versions' | 'leases' | 'events';

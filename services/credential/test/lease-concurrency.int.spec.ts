@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { Client, type Notification } from 'pg';
 import { buildEvent, systemEventContext } from '@palisade/contracts';
+import { EVENTS_APPENDED_CHANNEL } from '@palisade/postgres';
 import { GroupCommit } from '../src/leases/group-commit';
 import { hashToken } from '../src/leases/lease-token';
 import type { LeaseGrantWrite } from '../src/leases/leases.repository';
+import { NOTIFY_AFTER_COMMIT_SETTING } from '../src/vault.migration';
 import { admin, agent, startVault, type Harness } from './support/harness';
 
 /** Group-committed lease grants and redemptions under concurrency, on real PostgreSQL. */
@@ -93,6 +96,41 @@ describe('lease group commit (PostgreSQL)', () => {
       expect(reads.map((r) => r.lease_id).sort()).toEqual(released.sort());
     } finally {
       await other.close();
+    }
+  });
+
+  it("an append of a transaction that rings after its commit does not NOTIFY (the lease statements); every other append does", async () => {
+    const { host, port, database, user, password } = h.db.app;
+    const [listener, appender] = [new Client({ host, port, database, user, password }), new Client({ host, port, database, user, password })];
+    await Promise.all([listener.connect(), appender.connect()]);
+    try {
+      const pid = (await appender.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const heard: string[] = [];
+      let marker: (() => void) | undefined;
+      listener.on('notification', (n: Notification) => {
+        if (n.processId !== pid || n.channel !== EVENTS_APPENDED_CHANNEL) return; // other suites append in this database too
+        heard.push(n.payload ?? '');
+        if (n.payload) marker?.();
+      });
+      await listener.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
+      // Notifications of one session arrive in commit order: once the marker after it is heard, the append's own would have been.
+      const ring = (payload: string) => new Promise<void>((resolve) => ((marker = resolve), void appender.query('SELECT pg_notify($1, $2)', [EVENTS_APPENDED_CHANNEL, payload])));
+      const append = () =>
+        appender.query(`INSERT INTO "${h.db.schema}".events (stream_id, stream_version, event_id, event_type, tenant_id, envelope) VALUES ($1, 1, $2, 'test.appended', 'acme', '{}')`, [
+          `notify-${randomUUID()}`,
+          randomUUID(),
+        ]);
+      await appender.query('BEGIN');
+      await appender.query(`SELECT set_config('${NOTIFY_AFTER_COMMIT_SETTING}', 'on', true)`);
+      await append();
+      await appender.query('COMMIT');
+      await ring('after-lease-like');
+      expect(heard).toEqual(['after-lease-like']);
+      await append(); // any other append: notified at its commit, as before
+      await ring('after-plain');
+      expect(heard).toEqual(['after-lease-like', '', 'after-plain']);
+    } finally {
+      await Promise.all([listener.end(), appender.end()]);
     }
   });
 });

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { EventEnvelope } from '@palisade/contracts';
+import { EVENTS_APPENDED_CHANNEL } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { CredentialRepository, kekOf, materialOf, secretOf, validateAll, type KekRow, type Row, type SecretRow, type VersionMaterial } from '../credential.repository';
+import { NOTIFY_AFTER_COMMIT_SETTING } from '../vault.migration';
 import { GroupCommit } from './group-commit';
 
 export interface LeaseRow {
@@ -17,13 +20,20 @@ export interface LeaseRow {
   createdAt: Date;
 }
 
-/** What a redemption needs, read in one query: the lease, its secret's current version material and its KEK. */
-export interface RedemptionRow extends Omit<LeaseRow, 'tokenHash' | 'grantedBy' | 'createdAt'> {
-  secretState: string | null;
-  version: number | null;
+/** What a redemption reads besides the lease: its secret's current version material and the KEK that wraps it. */
+export interface SecretMaterialRow {
   material: VersionMaterial | null;
   kek: KekRow | null;
 }
+
+/** What a redemption needs, read in one query: the lease, its secret's current version material and its KEK. */
+export interface RedemptionRow extends Omit<LeaseRow, 'tokenHash' | 'grantedBy' | 'createdAt'>, SecretMaterialRow {
+  secretState: string | null;
+  version: number | null;
+}
+
+/** The secret a lease is asked for, with what its redemption will need (read by the grant in the same query). */
+export type LeaseSecretRow = SecretRow & SecretMaterialRow;
 
 export interface LeaseGrantWrite {
   lease: LeaseRow;
@@ -50,8 +60,11 @@ export interface LeaseRedeemWrite {
 export class LeasesRepository extends CredentialRepository {
   private readonly grants: GroupCommit<LeaseGrantWrite, void>;
   private readonly redemptionsGroup: GroupCommit<LeaseRedeemWrite, number | undefined>;
-  private readonly secretLookups: GroupCommit<{ tenantId: string; secretId: string }, SecretRow | undefined>;
+  private readonly secretLookups: GroupCommit<{ tenantId: string; secretId: string }, LeaseSecretRow | undefined>;
   private readonly tokenLookups: GroupCommit<Buffer, RedemptionRow | undefined>;
+  private ringing = false;
+  private readonly statementNames = new Map<string, string>();
+  private ringAgain = false;
 
   /** `commitLanes`: grant and redemption groups that may commit at once (each on its own pooled connection). */
   constructor(dataSource: () => DataSource, schema: string, options: { commitLanes?: number } = {}) {
@@ -64,8 +77,8 @@ export class LeasesRepository extends CredentialRepository {
     this.tokenLookups = new GroupCommit({ commit: (hashes) => this.redemptions(hashes), lanes: 2 });
   }
 
-  /** The secret a lease is asked for (grouped read, no lock). */
-  secretForLease(tenantId: string, secretId: string): Promise<SecretRow | undefined> {
+  /** The secret a lease is asked for, with its current version material and KEK (grouped read, no lock). */
+  secretForLease(tenantId: string, secretId: string): Promise<LeaseSecretRow | undefined> {
     return this.secretLookups.run({ tenantId, secretId });
   }
 
@@ -84,15 +97,20 @@ export class LeasesRepository extends CredentialRepository {
     return this.redemptionsGroup.run(write);
   }
 
-  /** Secrets by (tenant, id), one query for a group of lookups (no lock); one answer per key, in order. */
-  async secretsByKey(keys: ReadonlyArray<{ tenantId: string; secretId: string }>): Promise<Array<SecretRow | undefined>> {
-    const rows = await this.q().query(
-      `SELECT k.ord, s.* FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(tenant_id, secret_id, ord)
-         JOIN ${this.t.secrets} s ON s.tenant_id = k.tenant_id AND s.secret_id = k.secret_id
+  /**
+   * Secrets by (tenant, id), each with its current version material and KEK, one query for
+   * a group of lookups (no lock); one answer per key, in order.
+   */
+  async secretsByKey(keys: ReadonlyArray<{ tenantId: string; secretId: string }>): Promise<Array<LeaseSecretRow | undefined>> {
+    const { rows } = await this.prepared(
+      `SELECT asked.ord, s.*, ${this.materialColumns}
+         FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS asked(tenant_id, secret_id, ord)
+         JOIN ${this.t.secrets} s ON s.tenant_id = asked.tenant_id AND s.secret_id = asked.secret_id
+         ${this.materialJoins}
         WHERE s.state <> 'shredded'`,
       [keys.map((k) => k.tenantId), keys.map((k) => k.secretId)],
     );
-    const byOrd = new Map(rows.map((r) => [Number(r.ord), secretOf(r)]));
+    const byOrd = new Map(rows.map((r) => [Number(r.ord), { ...secretOf(r), ...secretMaterialOf(r) }]));
     return keys.map((_, i) => byOrd.get(i + 1));
   }
 
@@ -101,18 +119,13 @@ export class LeasesRepository extends CredentialRepository {
    * one query for a group of redemptions (no lock); one answer per hash, in order.
    */
   async redemptions(tokenHashes: readonly Buffer[]): Promise<Array<RedemptionRow | undefined>> {
-    const rows = await this.q().query(
+    const { rows } = await this.prepared(
       `SELECT h.ord, l.lease_id, l.tenant_id, l.secret_id, l.session_id, l.tool, l.expires_at, l.uses, l.uses_left,
-              s.state AS secret_state, s.current_version,
-              v.version AS v_version, v.cipher AS v_cipher, v.kek_version AS v_kek_version, v.wrapped_dek AS v_wrapped_dek,
-              v.storage AS v_storage, v.iv AS v_iv, v.tag AS v_tag, v.ciphertext AS v_ciphertext, v.external_ref AS v_external_ref,
-              v.created_at AS v_created_at,
-              k.version AS k_version, k.provider AS k_provider, k.origin AS k_origin, k.key_ref AS k_key_ref, k.state AS k_state
+              s.state AS secret_state, s.current_version, ${this.materialColumns}
          FROM unnest($1::bytea[]) WITH ORDINALITY AS h(token_hash, ord)
          JOIN ${this.t.leases} l ON l.token_hash = h.token_hash
          LEFT JOIN ${this.t.secrets} s ON s.tenant_id = l.tenant_id AND s.secret_id = l.secret_id
-         LEFT JOIN ${this.t.versions} v ON v.tenant_id = l.tenant_id AND v.secret_id = l.secret_id AND v.version = s.current_version
-         LEFT JOIN ${this.t.kek} k ON k.tenant_id = l.tenant_id AND k.version = v.kek_version`,
+         ${this.materialJoins}`,
       [tokenHashes],
     );
     const byOrd = new Map(rows.map((r) => [Number(r.ord), r]));
@@ -130,13 +143,20 @@ export class LeasesRepository extends CredentialRepository {
         usesLeft: r.uses_left as number,
         secretState: (r.secret_state as string | null) ?? null,
         version: (r.v_version as number | null) ?? null,
-        material: r.v_version === null ? null : materialOf(r, 'v_'),
-        kek:
-          r.k_version === null
-            ? null
-            : kekOf({ tenant_id: r.tenant_id, version: r.k_version, provider: r.k_provider, origin: r.k_origin, key_ref: r.k_key_ref, state: r.k_state }),
+        ...secretMaterialOf(r),
       };
     });
+  }
+
+  /** The current version (`v_…`) and its KEK (`k_…`) of the secret `s`, as `secretMaterialOf` reads them. */
+  private readonly materialColumns = `v.version AS v_version, v.cipher AS v_cipher, v.kek_version AS v_kek_version, v.wrapped_dek AS v_wrapped_dek,
+              v.storage AS v_storage, v.iv AS v_iv, v.tag AS v_tag, v.ciphertext AS v_ciphertext, v.external_ref AS v_external_ref,
+              v.created_at AS v_created_at,
+              k.version AS k_version, k.provider AS k_provider, k.origin AS k_origin, k.key_ref AS k_key_ref, k.state AS k_state`;
+
+  private get materialJoins(): string {
+    return `LEFT JOIN ${this.t.versions} v ON v.tenant_id = s.tenant_id AND v.secret_id = s.secret_id AND v.version = s.current_version
+         LEFT JOIN ${this.t.kek} k ON k.tenant_id = s.tenant_id AND k.version = v.kek_version`;
   }
 
   /**
@@ -149,7 +169,7 @@ export class LeasesRepository extends CredentialRepository {
    */
   async commitGrants(grants: readonly LeaseGrantWrite[]): Promise<void[]> {
     validateAll(grants.map((w) => w.event));
-    await this.pool().query(
+    await this.prepared(
       `WITH g AS (
          SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int[], $9::text[],
                               $10::timestamptz[], $11::uuid[], $12::text[], $13::jsonb[])
@@ -163,7 +183,7 @@ export class LeasesRepository extends CredentialRepository {
          SELECT 'lease-' || g.lease_id, 1, g.event_id, g.event_type, g.tenant_id, g.envelope FROM g
          RETURNING stream_id
        )
-       SELECT count(*) FROM appended`,
+       SELECT count(*), set_config('${NOTIFY_AFTER_COMMIT_SETTING}', 'on', true) FROM appended`,
       [
         grants.map((w) => w.lease.leaseId),
         grants.map((w) => w.lease.tokenHash),
@@ -180,6 +200,7 @@ export class LeasesRepository extends CredentialRepository {
         grants.map((w) => JSON.stringify(w.event)),
       ],
     );
+    this.ring();
     return grants.map(() => undefined);
   }
 
@@ -201,9 +222,10 @@ export class LeasesRepository extends CredentialRepository {
    */
   async commitRedemptions(redeems: readonly LeaseRedeemWrite[]): Promise<Array<number | undefined>> {
     validateAll(redeems.map((w) => w.event));
-    const { rows } = await this.pool().query(
+    const { rows } = await this.prepared(
       `WITH r AS (
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::int[], $6::timestamptz[], $7::uuid[], $8::text[], $9::jsonb[])
+         SELECT r.*, set_config('${NOTIFY_AFTER_COMMIT_SETTING}', 'on', true) AS notify_after_commit
+           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::int[], $6::timestamptz[], $7::uuid[], $8::text[], $9::jsonb[])
            WITH ORDINALITY AS r(lease_id, tenant_id, secret_id, version, kek_version, at, event_id, event_type, envelope, ord)
        ), live AS (
          SELECT r.ord FROM r
@@ -234,8 +256,47 @@ export class LeasesRepository extends CredentialRepository {
         redeems.map((w) => JSON.stringify(w.event)),
       ],
     );
+    this.ring();
     const uses = new Map<number, number>(rows.map((r: Row) => [Number(r.ord), r.n as number]));
     return redeems.map((_, i) => uses.get(i + 1));
+  }
+
+  /**
+   * One of the lease path's four statements, as a named prepared statement: parsed and
+   * planned once per pooled connection instead of at every group (the name is the text's
+   * hash, so two vaults over different schemas never share one).
+   */
+  private prepared(text: string, values: unknown[]): Promise<{ rows: Row[] }> {
+    let name = this.statementNames.get(text);
+    if (!name) {
+      name = `lease_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+      this.statementNames.set(text, name);
+    }
+    return this.pool().query({ name, text, values });
+  }
+
+  /**
+   * Wakes the outbox relay after a lease statement committed: those statements do not
+   * NOTIFY inside their transaction (`leaseNotifyMigration`), so that their commit never
+   * waits for the cluster's notifying commits; this NOTIFY is its own transaction, off the
+   * caller's path, asynchronous (a lost one costs nothing: the relay also polls), and
+   * coalesced: one at a time, and one more after it when statements committed meanwhile.
+   */
+  private ring(): void {
+    if (this.ringing) {
+      this.ringAgain = true;
+      return;
+    }
+    this.ringing = true;
+    this.pool()
+      .query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, [EVENTS_APPENDED_CHANNEL])
+      .catch(() => undefined)
+      .finally(() => {
+        this.ringing = false;
+        if (!this.ringAgain) return;
+        this.ringAgain = false;
+        this.ring();
+      });
   }
 
   /** Deletes leases that expired before `before`; answers how many. */
@@ -243,4 +304,12 @@ export class LeasesRepository extends CredentialRepository {
     const rows: Row[] = await this.dataSource.query(`WITH gone AS (DELETE FROM ${this.t.leases} WHERE expires_at <= $1 RETURNING lease_id) SELECT lease_id FROM gone`, [before]);
     return rows.length;
   }
+}
+
+/** The current version material and its KEK from a row with `v_…` and `k_…` columns (null when missing). */
+function secretMaterialOf(r: Row): SecretMaterialRow {
+  return {
+    material: r.v_version === null ? null : materialOf(r, 'v_'),
+    kek: r.k_version === null ? null : kekOf({ tenant_id: r.tenant_id, version: r.k_version, provider: r.k_provider, origin: r.k_origin, key_ref: r.k_key_ref, state: r.k_state }),
+  };
 }

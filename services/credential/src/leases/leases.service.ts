@@ -6,7 +6,7 @@ import type { SecretMaterial } from '../crypto/secret-material';
 import { hashToken, isLeaseToken, newLeaseToken } from './lease-token';
 import { leasesDecider, type LeaseCommand, type LeaseLimits, type LeaseState } from './leases.decider';
 import type { LeaseEvent, LeaseGranted } from './leases.events';
-import type { LeasesRepository, RedemptionRow } from './leases.repository';
+import type { LeaseRow, LeaseSecretRow, LeasesRepository, RedemptionRow } from './leases.repository';
 
 export interface LeaseGrant {
   leaseId: string;
@@ -24,6 +24,9 @@ export interface Redemption {
   version: number;
   value: string;
 }
+
+/** Leases granted here and not yet redeemed, remembered for their redemption (each at most until it expires). */
+const HANDED_OVER = 10_000;
 
 export interface LeasesServiceDependencies {
   repo: Pick<LeasesRepository, 'secretForLease' | 'findByToken' | 'grant' | 'redeem'>;
@@ -43,9 +46,19 @@ export interface LeasesServiceDependencies {
  * CommandHandler: a lease's state is its row (the stream's projection), read by token
  * hash in a group, and each commit is one statement for many leases; that is what the
  * lease path's throughput rests on (README, Performance).
+ *
+ * A grant reads, with the secret, what the redemption will need (the current version's
+ * material and its KEK) and hands it over to the redemption in memory, by token hash: a
+ * lease redeemed on the instance that granted it is decided on that row without reading
+ * it again. Nothing is trusted that may have changed since: the redemption's statement
+ * re-checks uses left, expiry, the secret's state and version and the KEK's state, and
+ * when the handed-over row is refused (by the decider, the decryption or that statement)
+ * the lease is read afresh and decided again, exactly as without the hand-over.
  */
 export class LeasesService {
   private readonly decider: Decider<LeaseState, LeaseCommand, LeaseEvent>;
+  /** Granted leases by token hash (base64), with their secret's material as the grant read it. */
+  private readonly handedOver = new Map<string, RedemptionRow>();
 
   constructor(private readonly d: LeasesServiceDependencies) {
     this.decider = leasesDecider(d.limits);
@@ -65,22 +78,21 @@ export class LeasesService {
     const [granted] = this.decider.decide({ type: 'grant', data: { ...input, leaseId, secretState: secret.state }, metadata }, this.decider.initialState()) as [LeaseGranted];
     const token = newLeaseToken();
     const { expiresAt, uses } = granted.data;
-    await this.d.repo.grant({
-      event: envelopeOf(this.d.eventContext, metadata, granted),
-      lease: {
-        leaseId,
-        tokenHash: hashToken(token),
-        tenantId: principal.tenantId,
-        secretId: input.secretId,
-        sessionId: input.sessionId,
-        tool: input.tool,
-        expiresAt: new Date(expiresAt),
-        uses,
-        usesLeft: uses,
-        grantedBy: `${principal.type}:${principal.id}`,
-        createdAt: now,
-      },
-    });
+    const lease: LeaseRow = {
+      leaseId,
+      tokenHash: hashToken(token),
+      tenantId: principal.tenantId,
+      secretId: input.secretId,
+      sessionId: input.sessionId,
+      tool: input.tool,
+      expiresAt: new Date(expiresAt),
+      uses,
+      usesLeft: uses,
+      grantedBy: `${principal.type}:${principal.id}`,
+      createdAt: now,
+    };
+    await this.d.repo.grant({ event: envelopeOf(this.d.eventContext, metadata, granted), lease });
+    this.handOver(lease, secret);
     return { leaseId, token, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, uses, expiresAt };
   }
 
@@ -91,8 +103,35 @@ export class LeasesService {
    */
   async redeem(caller: ServiceName, input: { token: string; tenantId: string; sessionId: string; tool: string }): Promise<Redemption> {
     if (!isLeaseToken(input.token)) throw new PalisadeError('validation', 'token: not a lease token');
+    const tokenHash = hashToken(input.token);
+    const key = tokenHash.toString('base64');
+    const handed = this.handedOver.get(key);
+    if (handed) {
+      const released = await this.release(caller, input, handed, true);
+      if (released) {
+        handed.usesLeft = Math.min(handed.usesLeft, handed.uses - released.use);
+        if (handed.usesLeft <= 0) this.handedOver.delete(key);
+        return released.redemption;
+      }
+      // Refused on the row as granted (a use elsewhere, expiry, a rotation or revocation since): decided again on a fresh read.
+      this.handedOver.delete(key);
+    }
+    return (await this.release(caller, input, await this.d.repo.findByToken(tokenHash), false))!.redemption;
+  }
+
+  /**
+   * Decides the redemption on `row`, decrypts, and commits the use with its read event:
+   * the value once committed. With `handedOver` (a row as the grant read it), a refusal
+   * of the decider, the decryption or the statement answers undefined (the caller reads
+   * afresh); otherwise it is thrown. A failing statement is thrown either way.
+   */
+  private async release(
+    caller: ServiceName,
+    input: { tenantId: string; sessionId: string; tool: string },
+    row: RedemptionRow | undefined,
+    handedOver: boolean,
+  ): Promise<{ redemption: Redemption; use: number } | undefined> {
     const now = this.d.now();
-    const row = await this.d.repo.findByToken(hashToken(input.token));
     const metadata = { tenantId: input.tenantId, actor: { type: 'service' as const, id: caller }, now };
     const command: LeaseCommand = {
       type: 'redeem',
@@ -104,10 +143,18 @@ export class LeasesService {
       },
       metadata,
     };
-    const [read] = this.decider.decide(command, stateOf(row, input.tenantId));
-    // The decision passed, so the lease, its material and its KEK are there.
-    const { material, kek } = row as RedemptionRow & { material: NonNullable<RedemptionRow['material']>; kek: NonNullable<RedemptionRow['kek']> };
-    const value = await this.d.material.decrypt(material, kek, { tenantId: row!.tenantId, secretId: row!.secretId, version: material.version });
+    let read: LeaseEvent;
+    let value: Buffer;
+    try {
+      [read] = this.decider.decide(command, stateOf(row, input.tenantId));
+      // The decision passed, so the lease, its material and its KEK are there.
+      const { material, kek } = row as RedemptionRow & { material: NonNullable<RedemptionRow['material']>; kek: NonNullable<RedemptionRow['kek']> };
+      value = await this.d.material.decrypt(material, kek, { tenantId: row!.tenantId, secretId: row!.secretId, version: material.version });
+    } catch (error) {
+      if (handedOver) return undefined;
+      throw error;
+    }
+    const material = row!.material!;
     let use: number | undefined;
     try {
       use = await this.d.repo.redeem({
@@ -125,11 +172,24 @@ export class LeasesService {
     }
     if (use === undefined) {
       value.fill(0);
+      if (handedOver) return undefined;
       throw new PalisadeError('illegal_state', 'lease already used or expired, or its secret or key was revoked');
     }
     const text = value.toString('utf8');
     value.fill(0);
-    return { leaseId: row!.leaseId, secretId: row!.secretId, version: material.version, value: text };
+    return { redemption: { leaseId: row!.leaseId, secretId: row!.secretId, version: material.version, value: text }, use };
+  }
+
+  /** Remembers a lease just granted for its redemption here, while there is room (else it is read again then). */
+  private handOver(lease: LeaseRow, secret: LeaseSecretRow): void {
+    if (!secret.material || !secret.kek) return;
+    if (this.handedOver.size >= HANDED_OVER) {
+      const now = this.d.now().getTime();
+      for (const [key, row] of this.handedOver) if (row.expiresAt.getTime() <= now) this.handedOver.delete(key);
+      if (this.handedOver.size >= HANDED_OVER) return;
+    }
+    const { tokenHash: _hash, grantedBy: _by, createdAt: _at, ...row } = lease;
+    this.handedOver.set(lease.tokenHash.toString('base64'), { ...row, secretState: secret.state, version: secret.material.version, material: secret.material, kek: secret.kek });
   }
 }
 

@@ -1,7 +1,8 @@
 import { systemEventContext, type Principal } from '@palisade/contracts';
 import type { AuthorizeDecision, AuthorizeRequest } from '@palisade/policy-client';
+import { ScopeAccessPolicy } from '../access/access-policy';
 import { PolicyAccessPolicy } from '../access/policy-access-policy';
-import type { SecretRow } from '../credential.repository';
+import type { SecretRow, VersionMaterial } from '../credential.repository';
 import type { LeaseGrantWrite } from './leases.repository';
 import { LeasesService } from './leases.service';
 
@@ -22,7 +23,7 @@ function leasesWith(answer: (r: AuthorizeRequest) => AuthorizeDecision) {
   const written: LeaseGrantWrite[] = [];
   const service = new LeasesService({
     repo: {
-      secretForLease: async (tenantId, secretId) => (tenantId === secret.tenantId && secretId === secret.secretId ? secret : undefined),
+      secretForLease: async (tenantId, secretId) => (tenantId === secret.tenantId && secretId === secret.secretId ? { ...secret, material: null, kek: null } : undefined),
       findByToken: async () => undefined,
       grant: async (write) => void written.push(write),
       redeem: async () => undefined,
@@ -61,5 +62,60 @@ describe("LeasesService.grant: the agent's token goes to the policy service and 
     await expect(service.grant(agent, input)).rejects.toMatchObject({ code: 'forbidden', message: expect.stringContaining('agent-unverified') });
     expect(asked[0].subject).toEqual({ type: 'agent', id: 'helper' });
     expect(written).toEqual([]);
+  });
+});
+
+describe('LeasesService.redeem: the grant hands its read over to the redemption', () => {
+  const kek = { tenantId: 'acme', version: 1, provider: 'local', origin: 'generated', keyRef: 'local:k1', state: 'active' } as const;
+  const materialOf = (version: number) => ({ tenantId: 'acme', secretId: secret.secretId, version, cipher: 'aes-256-gcm', kekVersion: 1, wrappedDek: Buffer.alloc(0) }) as unknown as VersionMaterial;
+  const input = { secretId: secret.secretId, sessionId: 'sbx-1', tool: 'gerrit' };
+
+  function vault(redeemAnswers: Array<number | undefined>) {
+    const reads: Buffer[] = [];
+    const decrypted: number[] = [];
+    let lease: LeaseGrantWrite['lease'] | undefined;
+    const service = new LeasesService({
+      repo: {
+        secretForLease: async () => ({ ...secret, material: materialOf(1), kek }),
+        findByToken: async (hash) => {
+          reads.push(hash);
+          // Read afresh: the secret was rotated to version 2 since the grant.
+          return { ...lease!, secretState: 'active', version: 2, material: materialOf(2), kek };
+        },
+        grant: async (write) => void (lease = write.lease),
+        redeem: async () => redeemAnswers.shift(),
+      },
+      material: { decrypt: async (m) => (decrypted.push(m.version), Buffer.from(`value-v${m.version}`)) },
+      policy: new ScopeAccessPolicy(),
+      eventContext: systemEventContext('credential'),
+      limits: { defaultTtlSeconds: 30, maxTtlSeconds: 60, maxUses: 10 },
+      now: () => now,
+    });
+    return { service, reads, decrypted };
+  }
+  const redeemer = { tenantId: 'acme', sessionId: 'sbx-1', tool: 'gerrit' };
+  const user: Principal = { type: 'agent', id: 'helper', tenantId: 'acme', actingFor: 'bob', scopes: ['credential:use'] };
+
+  it('redeems a lease granted here without reading it again', async () => {
+    const { service, reads, decrypted } = vault([1]);
+    const grant = await service.grant(user, input);
+    await expect(service.redeem('sandbox-orchestrator', { ...redeemer, token: grant.token })).resolves.toMatchObject({ version: 1, value: 'value-v1' });
+    expect(reads).toHaveLength(0);
+    expect(decrypted).toEqual([1]);
+  });
+
+  it('reads the lease afresh and decides again when its statement refuses the row as granted (here: a rotation since)', async () => {
+    const { service, reads, decrypted } = vault([undefined, 1]);
+    const grant = await service.grant(user, input);
+    await expect(service.redeem('sandbox-orchestrator', { ...redeemer, token: grant.token })).resolves.toMatchObject({ version: 2, value: 'value-v2' });
+    expect(reads).toHaveLength(1);
+    expect(decrypted).toEqual([1, 2]);
+  });
+
+  it('refuses, on the fresh read, what the decider refuses (another session), as without the hand-over', async () => {
+    const { service, reads } = vault([1]);
+    const grant = await service.grant(user, input);
+    await expect(service.redeem('sandbox-orchestrator', { ...redeemer, sessionId: 'sbx-2', token: grant.token })).rejects.toMatchObject({ code: 'not_found' });
+    expect(reads).toHaveLength(1);
   });
 });
