@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { COMPLIANCE_CLASSES, PROVIDER_KINDS, type ComplianceClass, type ProviderKind } from './catalog.events';
+import { CAPABILITIES, COMPLIANCE_CLASSES, PROVIDER_KINDS, type Capability, type ComplianceClass, type ProviderKind } from './catalog.events';
 
 /** A provider's, model's or route's id: what callers put in `model`. */
 export const catalogIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'must be letters, digits, . _ : / - (at most 128)');
@@ -33,6 +33,12 @@ export const modelSchema = z.strictObject({
   maxOutputTokens: z.number().int().min(1).max(10_000_000),
   inputMicrosPerMTok: money,
   outputMicrosPerMTok: money,
+  /** What the model can do besides text (`tools`, `images`): a request using one is never routed to a model that declares it cannot. */
+  capabilities: z
+    .array(z.enum(CAPABILITIES as [Capability, ...Capability[]]))
+    .max(CAPABILITIES.length)
+    .refine((c) => new Set(c).size === c.length, 'must not repeat a capability')
+    .optional(),
 });
 
 export const routeSchema = z.strictObject({

@@ -18,6 +18,10 @@ export type ProviderDefinition = {
   apiKeySecretId?: string;
 };
 
+/** What a request may need of a model beyond text: tool definitions and calls, images (also in tool results). */
+export type Capability = 'tools' | 'images';
+export const CAPABILITIES: readonly Capability[] = ['tools', 'images'];
+
 export type ModelDefinition = {
   /** The name callers use (`model` in a request). */
   modelId: string;
@@ -29,6 +33,8 @@ export type ModelDefinition = {
   /** Prices in micro-USD per million tokens (integers: money is never a float). */
   inputMicrosPerMTok: number;
   outputMicrosPerMTok: number;
+  /** What the model can do besides text; absent: not declared (taken as able, as before models declared it). */
+  capabilities?: Capability[];
 };
 
 export type RouteDefinition = {

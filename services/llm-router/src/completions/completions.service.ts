@@ -17,7 +17,7 @@ import type { ModelCallRecorded } from '../model-calls/model-calls.events';
 import type { ModelCallsService } from '../model-calls/model-calls.service';
 import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
 import type { ProviderKeys } from '../providers/provider-keys';
-import { attemptsOf, plan, type Candidate, type Classification } from './routing';
+import { attemptsOf, capabilitiesOf, plan, type Candidate, type Classification } from './routing';
 import { SseParser, sseOf, type SseEvent } from './sse';
 import { AnthropicToOpenAiStream, OpenAiToAnthropicStream } from './stream-translate';
 import { StreamUnmasker } from './stream-unmasker';
@@ -140,7 +140,7 @@ export class CompletionsService {
       // 1. guards: injections, PII masked per the tenant's policy (fail-closed), 2. classified, tools checked
       const { catalog, masked: maskedBody } = await this.guard(t, input, body);
       // 3. route
-      const candidates = plan(catalog, t.model, t.classification);
+      const candidates = plan(catalog, t.model, t.classification, capabilitiesOf(maskedBody));
       // 4. reserve the worst case
       const requested = intOrUndefined(body.max_completion_tokens) ?? intOrUndefined(body.max_tokens);
       const models = candidates.map((c) => c.model);

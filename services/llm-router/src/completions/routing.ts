@@ -1,6 +1,6 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
-import type { ComplianceClass, ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
+import type { Capability, ComplianceClass, ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
 import type { EntityType } from '../guards/pii.detector';
 
 /** How sensitive a request is; declared by the caller, raised by what the guards find, never lowered. */
@@ -51,14 +51,30 @@ export interface Candidate {
 
 const COMPLIANCE_RANK: Record<ComplianceClass, number> = { external: 0, private: 1 };
 
+/** Whether a model can serve a request that uses these capabilities (a model that declares none is taken as able). */
+export function capable(model: ModelDefinition, uses: readonly Capability[]): boolean {
+  return model.capabilities === undefined || uses.every((c) => model.capabilities!.includes(c));
+}
+
+/** The capabilities a request body uses (either API): tools offered, images anywhere in its messages, system or tool results. */
+export function capabilitiesOf(body: Record<string, unknown>): Capability[] {
+  const uses: Capability[] = [];
+  if (Array.isArray(body.tools) && body.tools.length > 0) uses.push('tools');
+  const text = JSON.stringify([body.system ?? null, body.messages ?? null]);
+  if (/"type":"(image_url|image)"/.test(text)) uses.push('images');
+  return uses;
+}
+
 /**
  * The candidates a request may be sent to, in order, at most `MAX_ATTEMPTS`:
  * `model` names a route (its candidates) or a model. Only providers that may receive the
- * request's class are kept; a fallback is never of a lower compliance class than the
- * first candidate, nor a model with a smaller context window. No permitted candidate: the
- * request fails (`forbidden`), it is never sent where it may not go.
+ * request's class are kept, and only models able to do what the request uses (tools,
+ * images); a fallback is never of a lower compliance class than the first candidate, nor
+ * a model with a smaller context window. No permitted candidate: the request fails
+ * (`forbidden` for the class, `validation` for capabilities), it is never sent where it
+ * may not go.
  */
-export function plan(catalog: CatalogState, model: string, classification: Classification): Candidate[] {
+export function plan(catalog: CatalogState, model: string, classification: Classification, uses: readonly Capability[] = []): Candidate[] {
   const route = Object.hasOwn(catalog.routes, model) ? catalog.routes[model] : undefined;
   const ids = route ? route.candidates : Object.hasOwn(catalog.models, model) ? [model] : undefined;
   if (!ids) throw new PalisadeError('not_found', 'model: no such model or route');
@@ -71,8 +87,10 @@ export function plan(catalog: CatalogState, model: string, classification: Class
   if (permitted.length === 0) {
     throw new PalisadeError('forbidden', `no provider of model ${model} may receive ${classification} data: refused, nothing was sent`, { classification });
   }
-  const [first] = permitted;
-  const fallbacks = permitted
+  const able = permitted.filter((c) => capable(c.model, uses));
+  if (able.length === 0) throw new PalisadeError('validation', `no permitted model of ${model} can serve a request that uses ${uses.join(' and ')}`);
+  const [first] = able;
+  const fallbacks = able
     .slice(1)
     .filter((c) => COMPLIANCE_RANK[c.provider.compliance] >= COMPLIANCE_RANK[first.provider.compliance] && c.model.contextWindow >= first.model.contextWindow);
   return [first, ...fallbacks].slice(0, MAX_ATTEMPTS);

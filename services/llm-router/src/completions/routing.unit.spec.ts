@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
-import { attemptsOf, classify, permits, plan } from './routing';
+import { attemptsOf, capabilitiesOf, classify, permits, plan } from './routing';
 
 const provider = (providerId: string, compliance: 'private' | 'external'): ProviderDefinition => ({ providerId, kind: 'openai', baseUrl: `http://${providerId}.test/v1`, compliance });
 const model = (modelId: string, providerId: string, contextWindow = 128_000): ModelDefinition => ({ modelId, providerId, upstreamModel: modelId, contextWindow, maxOutputTokens: 4096, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 });
@@ -72,5 +72,38 @@ describe('compliance routing', () => {
   it('makes at most three attempts, repeating a lone candidate, never more', () => {
     expect(ids(attemptsOf(plan(catalog, 'gpt', 'public')))).toEqual(['gpt', 'gpt', 'gpt']);
     expect(ids(attemptsOf(plan(catalog, 'cloud-first', 'public')))).toEqual(['gpt', 'local', 'gpt2']);
+  });
+});
+
+describe('capabilities', () => {
+  const withCaps: CatalogState = {
+    ...catalog,
+    models: {
+      ...catalog.models,
+      'text-only': { ...model('text-only', 'onprem'), capabilities: [] },
+      'tools-only': { ...model('tools-only', 'onprem2'), capabilities: ['tools'] },
+      vision: { ...model('vision', 'onprem2'), capabilities: ['tools', 'images'] },
+    },
+    routes: { mixed: { routeId: 'mixed', candidates: ['text-only', 'tools-only', 'vision', 'local'] }, 'text-only': { routeId: 'text-only', candidates: ['text-only'] } },
+  };
+
+  it('never routes a request to a model that declares it cannot do what the request uses, first candidate or fallback', () => {
+    expect(ids(plan(withCaps, 'mixed', 'internal'))).toEqual(['text-only', 'tools-only', 'vision']);
+    expect(ids(plan(withCaps, 'mixed', 'internal', ['tools']))).toEqual(['tools-only', 'vision', 'local']);
+    // a model that declares nothing is taken as able (catalogs from before capabilities)
+    expect(ids(plan(withCaps, 'mixed', 'internal', ['tools', 'images']))).toEqual(['vision', 'local']);
+  });
+
+  it('refuses when no permitted model can: nothing is sent', () => {
+    expect(() => plan(withCaps, 'text-only', 'internal', ['images'])).toThrow(expect.objectContaining({ code: 'validation', message: expect.stringContaining('images') }));
+  });
+
+  it('reads what a request uses in either API: tools offered, images in messages, system prompts and tool results', () => {
+    expect(capabilitiesOf({ messages: [{ role: 'user', content: 'hi' }] })).toEqual([]);
+    expect(capabilitiesOf({ tools: [{ type: 'function', function: { name: 'f' } }], messages: [] })).toEqual(['tools']);
+    expect(capabilitiesOf({ tools: [], messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } }] }] })).toEqual(['images']);
+    expect(capabilitiesOf({ messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA' } }] }] }] })).toEqual(['images']);
+    // the words in a text are not an image
+    expect(capabilitiesOf({ messages: [{ role: 'user', content: 'send {"type":"image_url"}' }] })).toEqual([]);
   });
 });
