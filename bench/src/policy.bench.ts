@@ -138,11 +138,16 @@ async function https(port: number, method: string, path: string, token: string, 
   return (await httpsCaller(port)(path, { method, token, body })).status;
 }
 
+/** `BENCH_POLICY_PARTS=service` (or `in-process`) runs one part only; both by default. */
+const PARTS = new Set((process.env.BENCH_POLICY_PARTS ?? 'service,in-process').split(','));
+/** How long each throughput figure of the service is measured. */
+const THROUGHPUT_MS = Number(process.env.BENCH_POLICY_THROUGHPUT_MS ?? 8000);
+
 export async function policyBenchmark(): Promise<Record<string, number>> {
   // The service first, while this process's heap is small (the in-process tenants below
   // hold 100,000 rules, whose garbage collection would add to the client's latencies).
-  const service = await serviceFigures();
-  return { ...service, ...(await inProcessFigures()) };
+  const service = PARTS.has('service') ? await serviceFigures() : {};
+  return { ...service, ...(PARTS.has('in-process') ? await inProcessFigures() : {}) };
 }
 
 async function inProcessFigures(): Promise<Record<string, number>> {
@@ -203,7 +208,7 @@ async function serviceFigures(): Promise<Record<string, number>> {
     for (let i = 0; i < 2000; i++) await rpcRequest(nc, 'palisade.rpc.policy.authorize', reqs[i % reqs.length]); // warm-up
 
     // Throughput: one NATS request per decision, `concurrency` in flight from one client connection (one TLS connection to NATS).
-    const throughput = async (concurrency: number, decide: (r: DecisionRequest) => Promise<unknown>, durationMs = 8000) => {
+    const throughput = async (concurrency: number, decide: (r: DecisionRequest) => Promise<unknown>, durationMs = THROUGHPUT_MS) => {
       const latencies: number[] = [];
       let sent = 0;
       const start = performance.now();

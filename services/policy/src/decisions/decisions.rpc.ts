@@ -2,8 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { rpcSubject } from '@palisade/contracts';
 import { serveRpc, type RpcServer } from '@palisade/nats';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
-import { parse } from '../validation';
-import { askedByService, batchRequestSchema, decisionRequestSchema } from './decisions.dto';
+import { askedByService, parseBatchRequest, parseDecisionRequest } from './decisions.dto';
 import { DecisionService } from './decisions.service';
 
 export const AUTHORIZE_SUBJECT = rpcSubject('policy', 'authorize');
@@ -31,9 +30,9 @@ export class DecisionsRpc {
         tracer: p.options.tracer,
         logger: p.logger,
         handlers: {
-          [AUTHORIZE_SUBJECT]: (payload, _subject, caller) => this.decisions.decide(askedByService(parse(decisionRequestSchema, payload), caller)),
+          [AUTHORIZE_SUBJECT]: (payload, _subject, caller) => this.decisions.decide(askedByService(parseDecisionRequest(payload), caller)),
           [AUTHORIZE_BATCH_SUBJECT]: (payload, _subject, caller) => {
-            const decisions = this.decisions.decideBatch(parse(batchRequestSchema, payload).requests.map((r) => askedByService(r, caller)));
+            const decisions = this.decisions.decideBatch(parseBatchRequest(payload).requests.map((r) => askedByService(r, caller)));
             return decisions instanceof Promise ? decisions.then((d) => ({ decisions: d })) : { decisions };
           },
         },

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import { decodeProtectedHeader } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AccessTokenVerifier, audienceOf, signingKeysOf, type AccessTokenClaims, type RevocationList } from '@palisade/auth-verifier';
 import { PalisadeError, type Principal, type ServiceName } from '@palisade/contracts';
@@ -19,8 +21,9 @@ const CACHED_TOKENS = 10_000;
  * revocation (this service's revocation feed) and the audience of the service that asks,
  * so a service can only speak for agents whose tokens were presented to it. The
  * certificate binding was checked by that service on the agent's connection. A token
- * verified once is remembered until it expires; every use checks expiry and the
- * revocation list again, so a revoked agent, user or key is refused at once.
+ * verified once is remembered (by its SHA-256, never the token itself) until it expires;
+ * every use checks expiry and the revocation list again, so a revoked agent, user or key
+ * is refused at once.
  */
 @Injectable()
 export class ForwardedTokens {
@@ -37,7 +40,7 @@ export class ForwardedTokens {
   }
 
   async principalOf(token: string, askedBy: ServiceName): Promise<Principal> {
-    const key = `${askedBy} ${token}`;
+    const key = `${askedBy} ${createHash('sha256').update(token).digest('base64')}`;
     const hit = this.verified.get(key);
     if (hit) {
       if (hit.claims.exp * 1000 <= Date.now()) {
@@ -65,10 +68,6 @@ export class ForwardedTokens {
 
 /** The signing key id of a token that verified (its protected header). */
 function kidOf(token: string): string | undefined {
-  try {
-    const header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as { kid?: unknown };
-    return typeof header.kid === 'string' ? header.kid : undefined;
-  } catch {
-    return undefined;
-  }
+  const { kid } = decodeProtectedHeader(token);
+  return typeof kid === 'string' ? kid : undefined;
 }
