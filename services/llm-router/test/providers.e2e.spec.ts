@@ -241,6 +241,19 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     expect(plain.records).toHaveLength(0);
   });
 
+  it('routes by weight: a route’s weights are stored with it, the draw spreads first attempts, bad weights are 400', async () => {
+    expect((await put('/v1/router/providers/w-onprem', { kind: 'openai', baseUrl: `${plain.url}/v1`, compliance: 'private' })).status).toBe(200);
+    for (const id of ['w-a', 'w-b']) expect((await put(`/v1/router/models/${id}`, { providerId: 'w-onprem', upstreamModel: id, contextWindow: 8000, maxOutputTokens: 100, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 })).status).toBe(200);
+    expect((await put('/v1/router/routes/weighted', { candidates: ['w-a', 'w-b'], weights: [1, 1] })).status).toBe(200);
+    expect((await router('/v1/router/catalog', t.admin)).json.routes.weighted).toEqual({ routeId: 'weighted', candidates: ['w-a', 'w-b'], weights: [1, 1] });
+    expect((await put('/v1/router/routes/weighted', { candidates: ['w-a', 'w-b'], weights: [1] })).status).toBe(400);
+    plain.records.length = 0;
+    for (let i = 0; i < 24; i++) await openai().chat.completions.create({ model: 'weighted', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
+    const served = new Set(plain.records.map((r) => JSON.parse(r.body).model as string));
+    // 24 draws at 1:1 all landing on one model: 2^-23
+    expect(served).toEqual(new Set(['w-a', 'w-b']));
+  });
+
   it('npm start’s demo model: the provider stand-in run as a process as npm start runs it, registered by its seed as a private model behind route default; the README’s curl and OpenAI SDK calls', async () => {
     const standIn = spawn(process.execPath, ['--no-warnings', join(__dirname, 'support', 'provider-standin.ts'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {

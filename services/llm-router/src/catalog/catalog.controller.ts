@@ -67,7 +67,7 @@ export class CatalogController {
   @ApiBody({ schema: openApiSchema(routeSchema) })
   async putRoute(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Body() body: unknown, @Headers('if-match') match: string | undefined, @Res({ passthrough: true }) res: Response) {
     const r = parse(routeSchema, body);
-    return withEtag(res, await this.catalog().configureRoute(principal, { routeId: parse(catalogIdSchema, id, 'id'), candidates: r.candidates }, ifMatch(match)));
+    return withEtag(res, await this.catalog().configureRoute(principal, { routeId: parse(catalogIdSchema, id, 'id'), candidates: r.candidates, ...(r.weights ? { weights: r.weights } : {}) }, ifMatch(match)));
   }
 
   @Put('settings')

@@ -41,9 +41,12 @@ export const modelSchema = z.strictObject({
     .optional(),
 });
 
-export const routeSchema = z.strictObject({
-  candidates: z.array(catalogIdSchema).min(1).max(8),
-});
+export const routeSchema = z
+  .strictObject({
+    candidates: z.array(catalogIdSchema).min(1).max(8),
+    weights: z.array(z.number().int().min(0).max(1000)).min(1).max(8).optional(),
+  })
+  .refine((r) => r.weights === undefined || (r.weights.length === r.candidates.length && r.weights.some((w) => w > 0)), { message: 'one weight per candidate, at least one above 0', path: ['weights'] });
 
 const perMinute = z
   .strictObject({

@@ -1,4 +1,4 @@
-import { providerSchema } from './catalog.dto';
+import { providerSchema, routeSchema } from './catalog.dto';
 
 const provider = (baseUrl: string) => ({ kind: 'openai', baseUrl, compliance: 'private' });
 
@@ -16,5 +16,13 @@ describe('providerSchema', () => {
   ])('refuses a base URL with %s as invalid input, never by throwing', (_why, baseUrl) => {
     expect(() => providerSchema.safeParse(provider(baseUrl))).not.toThrow();
     expect(providerSchema.safeParse(provider(baseUrl)).success).toBe(false);
+  });
+});
+
+describe('routeSchema', () => {
+  it('takes one weight per candidate, at least one above 0', () => {
+    expect(routeSchema.safeParse({ candidates: ['a', 'b'], weights: [3, 0] }).success).toBe(true);
+    expect(routeSchema.safeParse({ candidates: ['a', 'b'] }).success).toBe(true);
+    for (const weights of [[1], [0, 0], [1, -1], [1.5, 1]]) expect(routeSchema.safeParse({ candidates: ['a', 'b'], weights }).success).toBe(false);
   });
 });

@@ -42,6 +42,12 @@ export type RouteDefinition = {
   routeId: string;
   /** Model ids in order of preference: the first permitted one is tried first, the rest are fallbacks. */
   candidates: string[];
+  /**
+   * Traffic shares, one per candidate (integers, 0 = only as a fallback): the first
+   * candidate of a call is drawn by weight among those permitted and able, the others
+   * follow in order as fallbacks. Absent: always the first permitted.
+   */
+  weights?: number[];
 };
 
 /** The tenant's router settings. */

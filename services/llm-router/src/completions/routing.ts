@@ -74,14 +74,14 @@ export function capabilitiesOf(body: Record<string, unknown>): Capability[] {
  * (`forbidden` for the class, `validation` for capabilities), it is never sent where it
  * may not go.
  */
-export function plan(catalog: CatalogState, model: string, classification: Classification, uses: readonly Capability[] = []): Candidate[] {
+export function plan(catalog: CatalogState, model: string, classification: Classification, uses: readonly Capability[] = [], random: () => number = Math.random): Candidate[] {
   const route = Object.hasOwn(catalog.routes, model) ? catalog.routes[model] : undefined;
   const ids = route ? route.candidates : Object.hasOwn(catalog.models, model) ? [model] : undefined;
   if (!ids) throw new PalisadeError('not_found', 'model: no such model or route');
-  const all = ids.flatMap((id) => {
+  const all = ids.flatMap((id, i) => {
     const m = catalog.models[id];
     const p = m && catalog.providers[m.providerId];
-    return m && p ? [{ model: m, provider: p }] : [];
+    return m && p ? [{ model: m, provider: p, weight: route?.weights?.[i] }] : [];
   });
   const permitted = all.filter((c) => permits(c.provider.compliance, classification));
   if (permitted.length === 0) {
@@ -89,11 +89,24 @@ export function plan(catalog: CatalogState, model: string, classification: Class
   }
   const able = permitted.filter((c) => capable(c.model, uses));
   if (able.length === 0) throw new PalisadeError('validation', `no permitted model of ${model} can serve a request that uses ${uses.join(' and ')}`);
-  const [first] = able;
+  const first = drawn(able, random);
   const fallbacks = able
-    .slice(1)
+    .filter((c) => c !== first)
     .filter((c) => COMPLIANCE_RANK[c.provider.compliance] >= COMPLIANCE_RANK[first.provider.compliance] && c.model.contextWindow >= first.model.contextWindow);
-  return [first, ...fallbacks].slice(0, MAX_ATTEMPTS);
+  return [first, ...fallbacks].slice(0, MAX_ATTEMPTS).map(({ model: m, provider }) => ({ model: m, provider }));
+}
+
+/** The first candidate: by weight among those with one above 0 (a route with weights), else the first in order. */
+function drawn<T extends { weight?: number }>(candidates: readonly T[], random: () => number): T {
+  const weighted = candidates.filter((c) => (c.weight ?? 0) > 0);
+  const total = weighted.reduce((sum, c) => sum + c.weight!, 0);
+  if (total === 0) return candidates[0];
+  let at = random() * total;
+  for (const c of weighted) {
+    at -= c.weight!;
+    if (at < 0) return c;
+  }
+  return weighted[weighted.length - 1];
 }
 
 /** The sequence of attempts: the plan, then its first candidate again while attempts remain (one candidate: up to three tries). */

@@ -107,3 +107,31 @@ describe('capabilities', () => {
     expect(capabilitiesOf({ messages: [{ role: 'user', content: 'send {"type":"image_url"}' }] })).toEqual([]);
   });
 });
+
+describe('route weights', () => {
+  const weighted: CatalogState = {
+    ...catalog,
+    routes: {
+      split: { routeId: 'split', candidates: ['gpt', 'gpt2', 'local'], weights: [3, 1, 0] },
+      'private-split': { routeId: 'private-split', candidates: ['local', 'local-big', 'gpt'], weights: [1, 1, 8] },
+    },
+  };
+  const firstOf = (route: string, r: number, classification: 'internal' | 'confidential' = 'internal') => plan(weighted, route, classification, [], () => r)[0].model.modelId;
+
+  it('draws the first candidate by weight; the others follow in order as fallbacks', () => {
+    expect(firstOf('split', 0)).toBe('gpt');
+    expect(firstOf('split', 0.74)).toBe('gpt');
+    expect(firstOf('split', 0.75)).toBe('gpt2');
+    expect(ids(plan(weighted, 'split', 'internal', [], () => 0.9))).toEqual(['gpt2', 'gpt', 'local']);
+    // weight 0: never drawn, still a fallback
+    const drawn = new Set(Array.from({ length: 100 }, (_, i) => firstOf('split', i / 100)));
+    expect([...drawn].sort()).toEqual(['gpt', 'gpt2']);
+  });
+
+  it('draws only among what the class permits, and the fallback rules hold for the one drawn', () => {
+    // confidential: gpt (weight 8) is not permitted, so the draw is between the two private models
+    expect(new Set(Array.from({ length: 100 }, (_, i) => firstOf('private-split', i / 100, 'confidential')))).toEqual(new Set(['local', 'local-big']));
+    // local-big drawn: local (smaller context window) is no fallback of it
+    expect(ids(plan(weighted, 'private-split', 'confidential', [], () => 0.99))).toEqual(['local-big']);
+  });
+});
