@@ -33,6 +33,8 @@ export interface SandboxOrchestratorConfig {
   quotas: { maxSandboxes: number; cpuSeconds: number; cpuWindowMs: number };
   /** The largest file uploaded into or downloaded from a workspace at once: SANDBOX_FILE_MAX_BYTES. */
   fileMaxBytes: number;
+  /** One container per sandbox created ahead for its next execution: SANDBOX_WARM_POOL. */
+  warmPool: boolean;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -56,6 +58,7 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
       SANDBOX_TENANT_CPU_SECONDS: env.int(36_000, 1, 1_000_000_000),
       SANDBOX_TENANT_CPU_WINDOW_HOURS: env.int(24, 1, 24 * 31),
       SANDBOX_FILE_MAX_BYTES: env.int(16 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+      SANDBOX_WARM_POOL: z.enum(['on', 'off']).default('on'),
     },
     source,
   );
@@ -75,5 +78,6 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
     lifetimeMs: config.SANDBOX_LIFETIME_MS,
     quotas: { maxSandboxes: config.SANDBOX_TENANT_MAX_SANDBOXES, cpuSeconds: config.SANDBOX_TENANT_CPU_SECONDS, cpuWindowMs: config.SANDBOX_TENANT_CPU_WINDOW_HOURS * 3_600_000 },
     fileMaxBytes: config.SANDBOX_FILE_MAX_BYTES,
+    warmPool: config.SANDBOX_WARM_POOL === 'on',
   };
 }

@@ -84,7 +84,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
         audit,
       });
     }
-    const runtime = new CrunRuntime({ crun: config.crun, runDir: config.runDir, instance: config.instance, egress });
+    const runtime = new CrunRuntime({ crun: config.crun, runDir: config.runDir, instance: config.instance, egress, warm: config.warmPool });
     try {
       await runtime.check();
     } catch (error) {

@@ -318,16 +318,17 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     await eventually(async () => {
       const view = await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice);
       executionId = view.json.runningExecution ?? '';
-      return executionId !== '' && containers().length === 1;
+      return executionId !== '' && containers().length >= 1;
     }, 20000, 100);
+    const before = containers(); // the running execution's (and, with the warm pool, the next one made ahead)
     const orchestratorHandle = handles.find((h) => h.name === 'sandbox-orchestrator')!;
     await orchestratorHandle.stop('SIGKILL');
     await running;
-    expect(containers()).toEqual([`psbx-${INSTANCE}-${executionId}`]); // the orphan is there while nothing owns it
+    expect(containers()).toEqual(before); // the orphans are there while nothing owns them
     const [restarted] = start(['sandbox-orchestrator']);
     handles = [...handles.filter((h) => h !== orchestratorHandle), restarted];
     await runner.waitReady([restarted], { timeoutMs: 120000 });
-    expect(containers()).toEqual([]);
+    expect(containers().filter((c) => before.includes(c))).toEqual([]); // (the adopted sandbox may have a new warm one)
     const lost = await orchestrator(`/v1/sandboxes/${sandbox}/executions/${executionId}`, t.alice);
     expect(lost.json).toMatchObject({ status: 'finished', reason: 'lost' });
     const view = await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice);

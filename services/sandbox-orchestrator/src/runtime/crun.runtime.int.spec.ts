@@ -7,22 +7,23 @@ import type { SandboxLimits } from './runtime.port';
 jest.setTimeout(90_000);
 
 const LIMITS: SandboxLimits = { cpuMillis: 1000, memoryMb: 128, pids: 64, workspaceMb: 16, timeoutMs: 20_000 };
-const instance = `rt${process.pid}`;
-const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance });
-const sandbox = randomUUID();
-const sh = (script: string, extra: Partial<Parameters<CrunRuntime['exec']>[2]> = {}) =>
-  runtime.exec(sandbox, randomUUID(), { argv: ['/bin/sh', '-c', script], timeoutMs: LIMITS.timeoutMs, outputCapBytes: 64 * 1024, ...extra });
+// every execution a fresh container (`crun run`), or one created ahead (warm: the program handed to its waiting init)
+describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
+  const instance = `rt${process.pid}${warm ? 'w' : ''}`;
+  const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance, warm });
+  const sandbox = randomUUID();
+  const sh = (script: string, extra: Partial<Parameters<CrunRuntime['exec']>[2]> = {}) =>
+    runtime.exec(sandbox, randomUUID(), { argv: ['/bin/sh', '-c', script], timeoutMs: LIMITS.timeoutMs, outputCapBytes: 64 * 1024, ...extra });
 
-beforeAll(async () => {
-  await runtime.check();
-  await runtime.create(sandbox, LIMITS);
-});
-afterAll(async () => {
-  await runtime.reconcile(new Set());
-  rmSync(`/run/palisade-sandbox-test/${instance}`, { recursive: true, force: true });
-});
+  beforeAll(async () => {
+    await runtime.check();
+    await runtime.create(sandbox, LIMITS);
+  });
+  afterAll(async () => {
+    await runtime.reconcile(new Set());
+    rmSync(`/run/palisade-sandbox-test/${instance}`, { recursive: true, force: true });
+  });
 
-describe('crun runtime', () => {
   it('compiled the seccomp profile once (python3-seccomp from deploy/local/sandbox.sh)', () => {
     expect(runtime.seccompPrecompiled).toBe(true);
   });
@@ -64,12 +65,28 @@ describe('crun runtime', () => {
     expect(r.usage.memoryGbSeconds).toBeGreaterThan(0);
   });
 
-  it('leaves no container or cgroup behind an execution, in any cgroup hierarchy', async () => {
+  it('runs the program itself (not a shell builtin), with the caller’s environment quoted as given, and reports a signal', async () => {
+    const r = await runtime.exec(sandbox, randomUUID(), { argv: ['printf', '%s|', "it's", '$HOME', '`id`'], env: { QUOTED: "a'b $(id) \\n" }, timeoutMs: 20_000, outputCapBytes: 1024 }).result;
+    expect(r).toMatchObject({ reason: 'exited', exitCode: 0, stdout: Buffer.from("it's|$HOME|`id`|") });
+    const env = await runtime.exec(sandbox, randomUUID(), { argv: ['/bin/sh', '-c', 'printf %s "$QUOTED"'], env: { QUOTED: "a'b $(id) \\n" }, timeoutMs: 20_000, outputCapBytes: 1024 }).result;
+    expect(env.stdout.toString()).toBe("a'b $(id) \\n");
+    const builtin = await runtime.exec(sandbox, randomUUID(), { argv: ['exit', '3'], timeoutMs: 20_000, outputCapBytes: 1024 }).result.then((r) => r.exitCode, () => 'no such program');
+    expect(builtin).not.toBe(3); // no such program (crun refuses it; env answers 127), not the shell's exit
+    expect(await sh(`sh -c 'kill -TERM $$'; exit $?`).result).toMatchObject({ signal: 'SIGTERM', exitCode: null });
+  });
+
+  it('leaves no container or cgroup behind an execution, in any cgroup hierarchy (but the next warm one)', async () => {
     await sh('true').result;
-    expect(await runtime.containers()).toEqual([]);
+    await new Promise((r) => setTimeout(r, warm ? 2000 : 0)); // the next warm container is being made
+    const left = await runtime.containers();
+    expect(left).toHaveLength(warm ? 1 : 0);
     for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
       const dir = `/sys/fs/cgroup/${hierarchy}/palisade-sandbox/${instance}`;
-      expect([hierarchy, existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('psbx-')) : []]).toEqual([hierarchy, []]);
+      const cgroups = existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('psbx-')) : [];
+      expect([hierarchy, cgroups.filter((n) => !left.includes(n))]).toEqual([hierarchy, []]);
     }
+    await runtime.remove(sandbox);
+    expect(await runtime.containers()).toEqual([]);
+    await runtime.create(sandbox, LIMITS);
   });
 });

@@ -1,11 +1,12 @@
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { constants, existsSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
 import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
-import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID } from './oci-config';
+import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID, WARM_CONTROL } from './oci-config';
 import { seccompProfile } from './seccomp';
 import { compileSeccompBpf } from './seccomp-bpf';
 import type { ExecRequest, ExecResult, RuntimeLeftovers, SandboxEgress, SandboxEgressAttachment, SandboxLimits, SandboxRuntime } from './runtime.port';
@@ -23,7 +24,30 @@ export interface CrunRuntimeOptions {
   cgroupRoot?: string;
   /** The egress proxy and sandbox network; without it a sandbox has only loopback (no way out at all). */
   egress?: SandboxEgress;
+  /**
+   * Keep one container per sandbox created ahead (`crun run --detach`), its init (a shell)
+   * blocked on a FIFO until an execution hands it the program: the first byte then needs no
+   * crun process, no namespaces, mounts or cgroups made. Each container still serves one
+   * execution only (its own pid namespace and cgroup), and is removed after it.
+   */
+  warm?: boolean;
 }
+
+/** A container created ahead for a sandbox's next execution. */
+interface WarmContainer {
+  name: string;
+  cgroup: string;
+  /** Host side of WARM_CONTROL: `go` (FIFO), `cmd.sh`, `status`. */
+  control: string;
+  configFile: string;
+  child: ChildProcessWithoutNullStreams;
+}
+
+/** The warm container's init: wait for the go, run the command on its stdin, record its status. */
+const WARM_INIT = `read -r _ < ${WARM_CONTROL}/go && . ${WARM_CONTROL}/cmd.sh < ${WARM_CONTROL}/stdin; echo $? > ${WARM_CONTROL}/status`;
+
+/** A word for sh, quoted (no expansion of anything in it). */
+const shQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
 
 /** The host's trusted roots, to which a sandbox's bundle adds its own CA. */
 const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -84,6 +108,8 @@ export class CrunRuntime implements SandboxRuntime {
   private readonly cgroupParent: string;
   private readonly prefix: string;
   private readonly running = new Map<string, Running>();
+  /** The container created ahead for each sandbox's next execution (when `warm`). */
+  private readonly warmBySandbox = new Map<string, Promise<WarmContainer | undefined>>();
   private seccompBpf: string | undefined;
 
   constructor(private readonly options: CrunRuntimeOptions) {
@@ -131,7 +157,7 @@ export class CrunRuntime implements SandboxRuntime {
     await this.prepareBase();
     await mkdir(dir, { recursive: true, mode: 0o755 });
     await mkdir(join(dir, 'execs'), { recursive: true, mode: 0o700 });
-    for (const d of ['usr', 'etc', 'proc', 'dev', 'workspace', 'tmp']) await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
+    for (const d of ['usr', 'etc', 'proc', 'dev', 'workspace', 'tmp', WARM_CONTROL.slice(1)]) await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
     for (const [link, target] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']]) {
       if (!(await lstat(join(rootfs, link)).catch(() => undefined))) await symlink(target, join(rootfs, link));
     }
@@ -162,6 +188,17 @@ export class CrunRuntime implements SandboxRuntime {
   }
 
   private async execute(sandboxId: string, executionId: string, request: ExecRequest, control: KillSwitch): Promise<ExecResult> {
+    // a sandbox's first execution makes its container itself (a start stays as fast as without the pool); each
+    // execution has the next one made while it runs
+    const warm = this.warmBySandbox.get(sandboxId);
+    this.warmBySandbox.delete(sandboxId);
+    this.warmUp(sandboxId);
+    if (warm) {
+      const container = await warm;
+      const result = container && (await this.executeWarm(sandboxId, container, request, control));
+      if (result) return result;
+      // the warm container did not take the go (it died meanwhile): a container of its own, as without a pool
+    }
     const limits = await this.limitsOf(sandboxId);
     const container = `${this.prefix}${executionId}`;
     const cgroup = join(this.cgroupParent, container);
@@ -251,6 +288,10 @@ export class CrunRuntime implements SandboxRuntime {
 
   async remove(sandboxId: string): Promise<void> {
     await this.stop(sandboxId);
+    const warm = this.warmBySandbox.get(sandboxId);
+    this.warmBySandbox.delete(sandboxId);
+    const container = await warm;
+    if (container) await this.discardWarm(container);
     const dir = this.sandboxDir(sandboxId);
     await this.options.egress?.close(sandboxId);
     const workspace = join(dir, 'workspace');
@@ -287,11 +328,156 @@ export class CrunRuntime implements SandboxRuntime {
       if (!SANDBOX_DIR_NAME.test(id)) continue;
       workspaces.push(id);
       await rm(join(sandboxes, id, 'execs'), { recursive: true, force: true });
+      await rm(join(sandboxes, id, 'warm'), { recursive: true, force: true });
       await mkdir(join(sandboxes, id, 'execs'), { recursive: true, mode: 0o700 });
       if (!keep.has(id)) await this.remove(id);
     }
     await this.options.egress?.reconcile(keep);
     return { containers, workspaces };
+  }
+
+  /** Starts creating the sandbox's next warm container (when `warm`, and none is there or coming). */
+  private warmUp(sandboxId: string): void {
+    if (!this.options.warm || this.warmBySandbox.has(sandboxId)) return;
+    this.warmBySandbox.set(
+      sandboxId,
+      this.createWarm(sandboxId).catch(() => undefined), // the execution then starts a container itself
+    );
+  }
+
+  private async createWarm(sandboxId: string): Promise<WarmContainer> {
+    const limits = await this.limitsOf(sandboxId);
+    const name = `${this.prefix}w${randomUUID()}`;
+    const cgroup = join(this.cgroupParent, name);
+    const dir = this.sandboxDir(sandboxId);
+    for (const controller of CGROUP_CONTROLLERS) await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
+    for (const s of cgroupSettings(limits)) await writeFile(join(this.cgroupRoot, s.controller, cgroup, s.file), s.value);
+    // the control directory: root's, but for the status file the init writes
+    const control = join(dir, 'warm', name);
+    await mkdir(control, { recursive: true, mode: 0o755 });
+    await run('mkfifo', ['-m', '0644', join(control, 'go')]);
+    await writeFile(join(control, 'status'), '', { mode: 0o644 });
+    await chown(join(control, 'status'), HOST_ID_BASE + SANDBOX_UID, HOST_ID_BASE + SANDBOX_GID);
+    await writeFile(join(control, 'cmd.sh'), 'exit 125\n', { mode: 0o644 });
+    const egress = await this.egressOf(sandboxId);
+    const configFile = join(dir, 'execs', `${name}.json`);
+    const config = ociConfig({
+      rootfs: join(dir, 'rootfs'),
+      etc: join(dir, 'etc'),
+      workspace: join(dir, 'workspace'),
+      cgroupsPath: `/${cgroup}/c`,
+      argv: ['/bin/sh', '-c', WARM_INIT],
+      env: egress ? egressEnvironment(egress.proxyUrl) : {},
+      netnsPath: egress?.netnsPath,
+      limits,
+      seccompBpf: this.seccompBpf,
+      control,
+    });
+    await writeFile(configFile, JSON.stringify(config), { mode: 0o600 });
+    const child = spawn(this.options.crun, ['--root', this.state, 'run', '--detach', '--bundle', dir, '--config', configFile, name], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    child.stdin.on('error', () => undefined);
+    const container: WarmContainer = { name, cgroup, control, configFile, child };
+    const started = await new Promise<boolean>((resolve) => {
+      child.once('error', () => resolve(false));
+      child.once('exit', (code) => resolve(code === 0));
+    });
+    if (!started) {
+      await this.discardWarm(container);
+      throw new PalisadeError('unavailable', 'the warm container could not be created');
+    }
+    return container;
+  }
+
+  /** Tells a warm container's init to go (its FIFO, without ever blocking); false if nobody reads it any more. */
+  private async signalGo(w: WarmContainer): Promise<boolean> {
+    for (let attempt = 0; attempt < 400; attempt++) {
+      try {
+        const fifo = await open(join(w.control, 'go'), constants.O_WRONLY | constants.O_NONBLOCK);
+        try {
+          await fifo.write('go\n');
+        } finally {
+          await fifo.close();
+        }
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENXIO') return false;
+        if (w.child.stdout.readableEnded || w.child.stdout.destroyed) return false;
+        await new Promise((r) => setTimeout(r, 5)); // the init has not opened it yet
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Runs one program in a warm container: its command and stdin written, the go given; the
+   * container is removed after. Undefined (and nothing ran) if the container did not take the go.
+   */
+  private async executeWarm(sandboxId: string, w: WarmContainer, request: ExecRequest, control: KillSwitch): Promise<ExecResult | undefined> {
+    const limits = await this.limitsOf(sandboxId);
+    await writeFile(join(w.control, 'stdin'), request.stdin ?? '', { mode: 0o644 });
+    const exports = Object.entries(request.env ?? {}).map(([k, v]) => `export ${k}=${shQuote(v)}\n`);
+    // env(1) runs the program as crun would (a PATH lookup, never a shell builtin or function)
+    await writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}/usr/bin/env -- ${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 });
+    const stdout = capped(request.outputCapBytes, request.onStdout);
+    const stderr = capped(request.outputCapBytes, request.onStderr);
+    w.child.stdout.on('data', stdout.push);
+    w.child.stderr.on('data', stderr.push);
+    const closed = Promise.all([new Promise((r) => w.child.stdout.once('close', r)), new Promise((r) => w.child.stderr.once('close', r))]);
+    let timedOut = false;
+    const killContainer = () => {
+      void run(this.options.crun, ['--root', this.state, 'kill', w.name, 'KILL']).catch(() => undefined);
+      setTimeout(() => void this.killCgroup(`${w.cgroup}/c`), KILL_GRACE_MS).unref();
+    };
+    const started = process.hrtime.bigint();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killContainer();
+    }, request.timeoutMs);
+    control.kill = killContainer;
+    this.running.set(w.name, { sandboxId, kill: () => killBy(control) });
+    if (control.requested) killContainer();
+    try {
+      if (!(await this.signalGo(w))) {
+        await this.discardWarm(w);
+        return undefined;
+      }
+      await closed;
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(w.name);
+    }
+    const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const status = (await readFile(join(w.control, 'status'), 'utf8').catch(() => '')).trim();
+    const usage = await this.usageOf(w.cgroup);
+    // measured: the container goes in the background (the caller has its answer sooner; a restart's reconcile removes what a crash left)
+    void this.discardWarm(w).catch(() => undefined);
+    // sh reports a program killed by a signal as 128 + signal; no status: the container itself was killed
+    const code = /^\d+$/.test(status) ? Number(status) : null;
+    const signal = code === null ? 'SIGKILL' : code > 128 && code < 160 ? signalName(code - 128) : null;
+    const oom = usage.oomKills > 0 || (signal === 'SIGKILL' && usage.peak >= limits.memoryMb * 1024 * 1024 * OOM_PEAK_RATIO);
+    const reason = timedOut ? 'timeout' : control.requested ? 'killed' : oom ? 'oom' : 'exited';
+    return {
+      exitCode: signal ? null : code,
+      signal: signal ?? null,
+      reason,
+      stdout: stdout.bytes(),
+      stderr: stderr.bytes(),
+      stdoutTruncated: stdout.truncated(),
+      stderrTruncated: stderr.truncated(),
+      usage: { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peak, memoryGbSeconds: (usage.peak / 1024 ** 3) * wallSeconds, wallSeconds },
+    };
+  }
+
+  /** Removes a warm container, its cgroups and its control directory. */
+  private async discardWarm(w: WarmContainer): Promise<void> {
+    await run(this.options.crun, ['--root', this.state, 'delete', '-f', w.name]).catch(() => undefined);
+    await this.killCgroup(`${w.cgroup}/c`);
+    await this.removeCgroup(w.cgroup);
+    await rm(w.control, { recursive: true, force: true });
+    await rm(w.configFile, { force: true });
+    w.child.stdout.destroy();
+    w.child.stderr.destroy();
+    w.child.stdin.destroy();
   }
 
   /** Containers of this instance crun knows (running or not). */

@@ -28,7 +28,12 @@ export interface OciConfigInput {
   netnsPath?: string;
   /** The profile compiled once (`compileSeccompBpf`): crun loads it instead of compiling `linux.seccomp` on every run. */
   seccompBpf?: string;
+  /** A warm container's control directory on the host (its go FIFO, the command, the exit status), at WARM_CONTROL inside. */
+  control?: string;
 }
+
+/** Where a warm container's init finds its control directory. */
+export const WARM_CONTROL = '/run/psbx';
 
 /** /tmp inside: a tmpfs of its own, at most this or the workspace cap (it counts against the memory limit). */
 const TMP_MAX_MB = 64;
@@ -76,6 +81,7 @@ export function ociConfig(input: OciConfigInput): Record<string, unknown> {
       ...HOST_READONLY_DIRS.filter((d) => d !== '/usr').map((d) => readonlyBind(d)),
       { destination: WORKSPACE, type: 'bind', source: input.workspace, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${tmpMb}m`] },
+      ...(input.control ? [{ destination: WARM_CONTROL, type: 'bind', source: input.control, options: ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'] }] : []),
     ],
     linux: {
       namespaces: ['user', 'pid', 'mount', 'network', 'ipc', 'uts', 'cgroup'].map((type) => (type === 'network' && input.netnsPath ? { type, path: input.netnsPath } : { type })),
