@@ -234,10 +234,7 @@ export class CrunRuntime implements SandboxRuntime {
     child.stdin.end(request.stdin ?? '');
 
     let timedOut = false;
-    const killContainer = () => {
-      void run(this.options.crun, ['--root', this.state, 'kill', container, 'KILL']).catch(() => undefined);
-      setTimeout(() => void this.killCgroup(`${cgroup}/c`), KILL_GRACE_MS).unref();
-    };
+    const killContainer = this.killerOf(container, cgroup);
     const timer = setTimeout(() => {
       timedOut = true;
       killContainer();
@@ -266,20 +263,7 @@ export class CrunRuntime implements SandboxRuntime {
     // crun reports a container killed by a signal as 128 + signal
     const code = exit.code;
     const signal = code !== null && code > 128 && code < 160 ? signalName(code - 128) : exit.signal;
-    // cgroup v1 counts an OOM kill in the memcg of the killed task (the child crun removed), not in ours that hit
-    // the limit: a SIGKILL we did not send, with the peak at the limit, is the OOM killer's
-    const oom = usage.oomKills > 0 || (signal === 'SIGKILL' && usage.peak >= limits.memoryMb * 1024 * 1024 * OOM_PEAK_RATIO);
-    const reason = timedOut ? 'timeout' : control.requested ? 'killed' : oom ? 'oom' : 'exited';
-    return {
-      exitCode: signal ? null : code,
-      signal: signal ?? null,
-      reason,
-      stdout: stdout.bytes(),
-      stderr: stderr.bytes(),
-      stdoutTruncated: stdout.truncated(),
-      stderrTruncated: stderr.truncated(),
-      usage: { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peak, memoryGbSeconds: (usage.peak / 1024 ** 3) * wallSeconds, wallSeconds },
-    };
+    return outcomeOf({ code, signal: signal ?? null, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, killed: control.requested, stdout, stderr });
   }
 
   async stop(sandboxId: string): Promise<void> {
@@ -424,10 +408,7 @@ export class CrunRuntime implements SandboxRuntime {
     w.child.stderr.on('data', stderr.push);
     const closed = Promise.all([new Promise((r) => w.child.stdout.once('close', r)), new Promise((r) => w.child.stderr.once('close', r))]);
     let timedOut = false;
-    const killContainer = () => {
-      void run(this.options.crun, ['--root', this.state, 'kill', w.name, 'KILL']).catch(() => undefined);
-      setTimeout(() => void this.killCgroup(`${w.cgroup}/c`), KILL_GRACE_MS).unref();
-    };
+    const killContainer = this.killerOf(w.name, w.cgroup);
     const started = process.hrtime.bigint();
     const timer = setTimeout(() => {
       timedOut = true;
@@ -454,17 +435,14 @@ export class CrunRuntime implements SandboxRuntime {
     // sh reports a program killed by a signal as 128 + signal; no status: the container itself was killed
     const code = /^\d+$/.test(status) ? Number(status) : null;
     const signal = code === null ? 'SIGKILL' : code > 128 && code < 160 ? signalName(code - 128) : null;
-    const oom = usage.oomKills > 0 || (signal === 'SIGKILL' && usage.peak >= limits.memoryMb * 1024 * 1024 * OOM_PEAK_RATIO);
-    const reason = timedOut ? 'timeout' : control.requested ? 'killed' : oom ? 'oom' : 'exited';
-    return {
-      exitCode: signal ? null : code,
-      signal: signal ?? null,
-      reason,
-      stdout: stdout.bytes(),
-      stderr: stderr.bytes(),
-      stdoutTruncated: stdout.truncated(),
-      stderrTruncated: stderr.truncated(),
-      usage: { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peak, memoryGbSeconds: (usage.peak / 1024 ** 3) * wallSeconds, wallSeconds },
+    return outcomeOf({ code, signal, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, killed: control.requested, stdout, stderr });
+  }
+
+  /** Kills a container (crun), then what is left of its processes (the cgroup) after a grace. */
+  private killerOf(container: string, cgroup: string): () => void {
+    return () => {
+      void run(this.options.crun, ['--root', this.state, 'kill', container, 'KILL']).catch(() => undefined);
+      setTimeout(() => void this.killCgroup(`${cgroup}/c`), KILL_GRACE_MS).unref();
     };
   }
 
@@ -557,6 +535,36 @@ async function isMountPoint(path: string): Promise<boolean> {
 function signalName(n: number): NodeJS.Signals | null {
   const names: Record<number, NodeJS.Signals> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM', 24: 'SIGXCPU', 25: 'SIGXFSZ' };
   return names[n] ?? null;
+}
+
+/**
+ * An execution's outcome from what was seen. cgroup v1 counts an OOM kill in the memcg of
+ * the killed task (a child that is gone), not in ours that hit the limit: a SIGKILL we did
+ * not send, with the peak at the limit, is the OOM killer's.
+ */
+function outcomeOf(o: {
+  code: number | null;
+  signal: string | null;
+  usage: { cpuSeconds: number; peak: number; oomKills: number };
+  memoryMb: number;
+  wallSeconds: number;
+  timedOut: boolean;
+  killed: boolean;
+  stdout: ReturnType<typeof capped>;
+  stderr: ReturnType<typeof capped>;
+}): ExecResult {
+  const { usage, wallSeconds, signal } = o;
+  const oom = usage.oomKills > 0 || (signal === 'SIGKILL' && usage.peak >= o.memoryMb * 1024 * 1024 * OOM_PEAK_RATIO);
+  return {
+    exitCode: signal ? null : o.code,
+    signal,
+    reason: o.timedOut ? 'timeout' : o.killed ? 'killed' : oom ? 'oom' : 'exited',
+    stdout: o.stdout.bytes(),
+    stderr: o.stderr.bytes(),
+    stdoutTruncated: o.stdout.truncated(),
+    stderrTruncated: o.stderr.truncated(),
+    usage: { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peak, memoryGbSeconds: (usage.peak / 1024 ** 3) * wallSeconds, wallSeconds },
+  };
 }
 
 /** Keeps (and passes on) the first `cap` bytes of a stream and counts the rest. */
