@@ -75,6 +75,14 @@ describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
     expect(await sh(`sh -c 'kill -TERM $$'; exit $?`).result).toMatchObject({ signal: 'SIGTERM', exitCode: null });
   });
 
+  it('gives a program no hold on the warm control directory: the command and the FIFO are root’s, a forged status is overwritten', async () => {
+    const r = await sh('echo "echo pwned" > /run/psbx/cmd.sh; echo $? ; echo 0 > /run/psbx/status; mkdir /run/psbx/x 2>/dev/null; echo $?; exit 3').result;
+    if (warm) expect(r.stdout.toString()).toBe('2\n1\n'); // sh: cannot create (permission denied); mkdir refused
+    expect(r).toMatchObject({ exitCode: 3, reason: 'exited' });
+    const next = await sh('cat /run/psbx/cmd.sh 2>/dev/null | head -c 0; echo ok').result;
+    expect(next.stdout.toString()).toBe('ok\n'); // the next execution ran its own command
+  });
+
   it('leaves no container or cgroup behind an execution, in any cgroup hierarchy (but the next warm one)', async () => {
     await sh('true').result;
     await new Promise((r) => setTimeout(r, warm ? 2000 : 0)); // the next warm container is being made
