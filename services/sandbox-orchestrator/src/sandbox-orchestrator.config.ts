@@ -19,6 +19,8 @@ export interface SandboxOrchestratorConfig {
   egress: boolean;
   /** The port the proxy listens on at each sandbox's host address: SANDBOX_EGRESS_PROXY_PORT. */
   egressProxyPort: number;
+  /** Sandbox networks (namespace, nftables, CA, proxy and resolver listening) kept prepared ahead; 0: made at each start: SANDBOX_NETNS_POOL_SIZE. */
+  netnsPoolSize: number;
   /** The credential service (lease grant and mTLS redemption for injection rules): SANDBOX_CREDENTIAL_URL. */
   credentialUrl: string;
   /** Past this, a lease grant or redemption fails (the request is refused 502): SANDBOX_CREDENTIAL_TIMEOUT_MS. */
@@ -49,6 +51,7 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
       SANDBOX_OUTPUT_CAP_BYTES: env.int(1024 * 1024, 1024, 64 * 1024 * 1024),
       SANDBOX_EGRESS: z.enum(['on', 'off']).default('on'),
       SANDBOX_EGRESS_PROXY_PORT: env.int(3128, 1, 65535),
+      SANDBOX_NETNS_POOL_SIZE: env.int(4, 0, 64),
       SANDBOX_CREDENTIAL_URL: env.url(['https']).default('https://127.0.0.1:7103'),
       SANDBOX_CREDENTIAL_TIMEOUT_MS: env.int(3000, 100, 30000),
       SANDBOX_BILLING: z.enum(['on', 'off']).default('on'),
@@ -71,6 +74,7 @@ export function loadSandboxOrchestratorConfig(source: NodeJS.ProcessEnv = proces
     outputCapBytes: config.SANDBOX_OUTPUT_CAP_BYTES,
     egress: config.SANDBOX_EGRESS === 'on',
     egressProxyPort: config.SANDBOX_EGRESS_PROXY_PORT,
+    netnsPoolSize: config.SANDBOX_NETNS_POOL_SIZE,
     credentialUrl: config.SANDBOX_CREDENTIAL_URL,
     credentialTimeoutMs: config.SANDBOX_CREDENTIAL_TIMEOUT_MS,
     billing: config.SANDBOX_BILLING === 'on',

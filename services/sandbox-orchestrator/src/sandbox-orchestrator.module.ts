@@ -60,6 +60,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
   let failure: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let audit: EgressAuditBatcher | undefined;
+  let pool: EgressService | undefined;
   platform.afterConnect(async (p) => {
     if (service) return;
     const repo = new SandboxesRepository(p.dataSource!);
@@ -82,6 +83,8 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
         },
         leases: new CredentialServiceLeases({ baseUrl: config.credentialUrl, grantToken: executionTokens.grantToken, tls: () => p.options.identity.tlsOptions(), timeoutMs: config.credentialTimeoutMs }),
         audit,
+        poolSize: config.netnsPoolSize,
+        onPoolError: (error) => p.logger.warn({ err: error }, 'sandbox network pool: a preparation failed; retried (starts prepare their own meanwhile)'),
       });
     }
     const runtime = new CrunRuntime({ crun: config.crun, runDir: config.runDir, instance: config.instance, egress, warm: config.warmPool });
@@ -109,6 +112,9 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     const recovered = await candidate.recover();
     p.logger.info(recovered, 'sandboxes reconciled with the runtime');
     service = candidate;
+    // the prepared sandbox networks, after the reconcile removed those of a previous process
+    pool = egress;
+    void egress?.warm();
     timer = setInterval(() => {
       candidate.stopIdle().catch((error: unknown) => p.logger.warn({ err: error }, 'idle stop failed; retried at the next tick'));
       candidate.stopExpired().catch((error: unknown) => p.logger.warn({ err: error }, 'lifetime stop failed; retried at the next tick'));
@@ -117,6 +123,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
   });
   platform.beforeClose(async () => {
     if (timer) clearInterval(timer);
+    await pool?.stopPool();
     await audit?.close();
   });
   return () => {

@@ -111,6 +111,8 @@ beforeAll(async () => {
   contexts.set(A, { tenantId: 'tenant-a', sessionId: 'session-a', rules });
   contexts.set(B, { tenantId: 'tenant-a', sessionId: 'session-b', rules: [] });
   await runtime.check();
+  await egress.warm(); // both sandboxes get prepared (pooled) networks
+  expect(egress.pooled).toBeGreaterThanOrEqual(2);
   await runtime.create(A, LIMITS);
   await runtime.create(B, LIMITS);
   hostEnd = /http:\/\/([\d.]+):/.exec((await sh('echo $HTTPS_PROXY')).stdout.toString())![1]!;
@@ -119,6 +121,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await runtime.remove(A).catch(() => undefined);
   await runtime.remove(B).catch(() => undefined);
+  await egress.stopPool();
   await audit.close();
   await new Promise((r) => upstream?.close(r));
   await new Promise((r) => direct443?.close(r));

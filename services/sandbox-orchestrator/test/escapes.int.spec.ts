@@ -77,12 +77,14 @@ function door(name: string, test: () => Promise<void>): void {
 beforeAll(async () => {
   process.env.PALISADE_ESCAPE_MARKER = HOST_MARKER; // in the orchestrator's environment: must not reach a sandbox
   await runtime.check();
+  await egress.warm(); // both sandboxes get prepared (pooled) networks
+  expect(egress.pooled).toBeGreaterThanOrEqual(2);
   await runtime.create(A, LIMITS);
   await runtime.create(B, LIMITS);
 });
 
 afterAll(async () => {
-  await runtime.reconcile(new Set());
+  await runtime.reconcile(new Set()); // the sandboxes and the pool's waiting networks
   await audit.close();
   rmSync(`/run/palisade-sandbox-test/${INSTANCE}`, { recursive: true, force: true });
   const rows = doors.map((name) => ({ escape: name, result: closed.has(name) ? 'closed' : 'OPEN or not run' }));

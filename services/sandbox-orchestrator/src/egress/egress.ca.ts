@@ -34,12 +34,13 @@ export class SandboxCa {
     private readonly cert: x509.X509Certificate,
   ) {}
 
-  static async create(sandboxId: string): Promise<SandboxCa> {
+  /** `label` names the CA in its subject (the network it was prepared for: made ahead, before its sandbox is known). */
+  static async create(label: string): Promise<SandboxCa> {
     const keys = (await webcrypto.subtle.generateKey(EC_KEY, false, ['sign', 'verify'])) as unknown as KeyPair;
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
-      name: `CN=Palisade sandbox ${sandboxId} egress CA`,
+      name: `CN=Palisade sandbox ${label} egress CA`,
       notBefore: new Date(now - 60_000),
       notAfter: new Date(now + 30 * DAY_MS),
       keys,

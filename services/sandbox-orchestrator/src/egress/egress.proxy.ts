@@ -20,7 +20,8 @@ export interface EgressContext {
 export type EgressContextSource = (sandboxId: string) => Promise<EgressContext | undefined>;
 
 export interface SandboxProxyOptions {
-  sandboxId: string;
+  /** The sandbox served; absent for a proxy prepared ahead (the pool), which refuses everything until `assign`. */
+  sandboxId?: string;
   ca: SandboxCa;
   context: EgressContextSource;
   leases: CredentialLeases;
@@ -61,6 +62,7 @@ export class SandboxProxy {
   private readonly directTls: TcpServer;
   private readonly sockets = new Set<Socket>();
   private readonly resolve: (host: string) => Promise<string[]>;
+  private sandboxId: string | undefined;
   /**
    * Upstream connections kept alive between this sandbox's requests (never shared with
    * another sandbox): keyed by address, port, server name and CA, so a connection is
@@ -70,6 +72,7 @@ export class SandboxProxy {
 
   constructor(private readonly o: SandboxProxyOptions) {
     this.resolve = o.resolve ?? systemResolve;
+    this.sandboxId = o.sandboxId;
     this.server = createServer((req, res) => void this.onPlainRequest(req, res));
     this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onPlainRequest(req, undefined, { socket, head }));
@@ -111,6 +114,17 @@ export class SandboxProxy {
     }
   }
 
+  /** Gives a proxy prepared ahead to the one sandbox it will serve (once: never another). */
+  assign(sandboxId: string): void {
+    if (this.sandboxId !== undefined) throw new Error('the proxy already serves a sandbox');
+    this.sandboxId = sandboxId;
+  }
+
+  /** The sandbox's context now; none before the proxy serves a sandbox (everything refused). */
+  private context(): Promise<EgressContext | undefined> {
+    return this.sandboxId === undefined ? Promise.resolve(undefined) : this.o.context(this.sandboxId).catch(() => undefined);
+  }
+
   private track(socket: Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
@@ -118,7 +132,7 @@ export class SandboxProxy {
   }
 
   private audit(decision: Omit<EgressDecision, 'at'>): void {
-    this.o.audit.record(this.o.sandboxId, { at: new Date().toISOString(), ...decision });
+    if (this.sandboxId !== undefined) this.o.audit.record(this.sandboxId, { at: new Date().toISOString(), ...decision });
   }
 
   private async onConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
@@ -129,7 +143,7 @@ export class SandboxProxy {
     const parsed = parseAuthority(req.url ?? '');
     if (!parsed) return refuse('400 Bad Request', { host: String(req.url ?? '').slice(0, 255), port: 0 }, 'default-deny', 'bad CONNECT target');
     const target: ConnectTarget = { scheme: 'https', ...parsed };
-    const context = await this.o.context(this.o.sandboxId).catch(() => undefined);
+    const context = await this.context();
     if (!context) return refuse('503 Service Unavailable', target, 'default-deny', 'no egress context for the sandbox');
     const decision = decideConnect(context.rules, target);
     if (!decision.allow) return refuse('403 Forbidden', target, decision.rule, decision.reason);
@@ -153,7 +167,7 @@ export class SandboxProxy {
       return void socket.destroy();
     }
     const target: ConnectTarget = { scheme: 'https', host, port };
-    const context = await this.o.context(this.o.sandboxId).catch(() => undefined);
+    const context = await this.context();
     const decision = context ? decideConnect(context.rules, target) : ({ allow: false, rule: 'default-deny', reason: 'no egress context for the sandbox' } as const);
     if (!decision.allow) {
       this.audit({ outcome: 'denied', stage: 'connect', host, port, rule: decision.rule, reason: decision.reason });
@@ -249,7 +263,7 @@ export class SandboxProxy {
     const hostHeader = hostOfHeader(req.headers.host);
     const headerPort = portOfHeader(req.headers.host) ?? (target.scheme === 'https' ? 443 : 80);
     if (hostHeader !== target.host || headerPort !== target.port) return deny(403, 'host-mismatch', `Host ${String(req.headers.host).slice(0, 255)} is not ${target.host}:${target.port}`);
-    const context = await this.o.context(this.o.sandboxId).catch(() => undefined);
+    const context = await this.context();
     if (!context) return deny(503, 'default-deny', 'no egress context for the sandbox');
     const decision = decideRequest(context.rules, target, method, path);
     if (!decision.allow) return deny(403, decision.rule, decision.reason);
@@ -273,7 +287,7 @@ export class SandboxProxy {
     if (rule.inject) {
       let value: string;
       try {
-        value = await this.o.leases.value({ tenantId: context.tenantId, sessionId: context.sessionId, sandboxId: this.o.sandboxId, tool: rule.inject.tool, secretId: rule.inject.secretId });
+        value = await this.o.leases.value({ tenantId: context.tenantId, sessionId: context.sessionId, sandboxId: this.sandboxId!, tool: rule.inject.tool, secretId: rule.inject.secretId });
       } catch (error) {
         return deny(502, rule.id, `credential unavailable: ${(error as Error).message.slice(0, 200)}`);
       }

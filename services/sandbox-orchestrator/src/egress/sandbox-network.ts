@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
@@ -70,23 +70,39 @@ export function instanceOctet(instance: string): number {
   return 64 + (createHash('sha256').update(instance).digest()[0]! % 64);
 }
 
+/** The names of a network, from its id: the namespace (`psbx-<instance>-net-<id>`) and the veth's host end (at most 15 characters). */
+function networkNames(instance: string, id: string): { netns: string; hostInterface: string } {
+  const hash = createHash('sha256').update(`${instance}/${id}`).digest('hex');
+  return { netns: `psbx-${instance}-net-${id}`, hostInterface: `psx${hash.slice(0, 12)}` };
+}
+
+const NETWORK_ID = /^[0-9a-f]{12}$/;
+/** Before the pool, a network was named by its sandbox (`psbx-<instance>-<sandbox id>`): still found and removed. */
+const SANDBOX_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /**
- * Per sandbox a network namespace (`ip netns`) with loopback and one veth whose host end
- * holds a /30 address where the proxy listens; nftables inside drops everything but that
- * address and port. Made with `ip` and `nft` as root (the orchestrator's user); the
- * sandbox's programs run in a user namespace without capabilities, so they cannot change
- * the namespace's routes or rules.
+ * Sandbox networks: a network namespace (`ip netns`) with loopback and one veth whose host
+ * end holds a /30 address where the proxy listens; nftables inside drops everything but
+ * that address and its ports. Made with `ip` and `nft` as root (the orchestrator's user);
+ * the sandbox's programs run in a user namespace without capabilities, so they cannot
+ * change the namespace's routes or rules.
+ *
+ * A network is named by a random id, not by a sandbox: it can be made ahead (the pool)
+ * and given to the next sandbox. Every name carries the instance
+ * (`psbx-<instance>-net-<id>`), so a restart after a crash finds all of this instance's
+ * networks, given to a sandbox or still waiting, and removes them (`reconcile`).
  */
 export class SandboxNetwork {
   private readonly prefix: string;
   private readonly octet: number;
+  /** The /30 index of each network of this process, by namespace name. */
   private readonly used = new Map<string, number>();
 
   constructor(
     private readonly instance: string,
     private readonly ports: SandboxPorts,
   ) {
-    this.prefix = `psbx-${instance}-`;
+    this.prefix = `psbx-${instance}-net-`;
     this.octet = instanceOctet(instance);
   }
 
@@ -100,16 +116,10 @@ export class SandboxNetwork {
     }
   }
 
-  private names(sandboxId: string): { netns: string; hostInterface: string } {
-    const hash = createHash('sha256').update(`${this.instance}/${sandboxId}`).digest('hex');
-    return { netns: `${this.prefix}${sandboxId}`, hostInterface: `psx${hash.slice(0, 12)}` };
-  }
-
-  /** Makes (again, from scratch) the sandbox's namespace and link. */
-  async attach(sandboxId: string): Promise<SandboxLink> {
-    await this.detach(sandboxId);
-    const { netns, hostInterface } = this.names(sandboxId);
-    const index = await this.allocate(sandboxId);
+  /** Makes a new network (namespace, veth pair, addresses, nftables loaded), for one sandbox. */
+  async create(): Promise<SandboxLink> {
+    const { netns, hostInterface } = networkNames(this.instance, randomBytes(6).toString('hex'));
+    const index = await this.allocate(netns);
     const { hostAddress, sandboxAddress } = linkAddresses(this.octet, index);
     try {
       // two `ip -batch` runs and one `nft`: three processes instead of eight
@@ -117,45 +127,63 @@ export class SandboxNetwork {
       await pipeTo('ip', ['-n', netns, '-batch', '-'], [`addr add ${sandboxAddress}/30 dev eth0`, 'link set eth0 up', 'link set lo up', ''].join('\n'));
       await nftIn(netns, sandboxRuleset(hostAddress, this.ports));
     } catch (error) {
-      await this.detach(sandboxId);
+      await this.remove(netns);
       throw new PalisadeError('unavailable', `could not prepare the sandbox network: ${(error as Error).message.split('\n')[0]}`);
     }
     return { netnsPath: `/run/netns/${netns}`, netns, hostAddress, sandboxAddress, hostInterface };
   }
 
-  /** Removes the namespace (its veth pair goes with it). Idempotent. */
-  async detach(sandboxId: string): Promise<void> {
-    const { netns, hostInterface } = this.names(sandboxId);
+  /** The id a namespace name of this instance carries (its veth's name derives from it); undefined: not ours. */
+  private idOf(netns: string): string | undefined {
+    if (netns.startsWith(this.prefix) && NETWORK_ID.test(netns.slice(this.prefix.length))) return netns.slice(this.prefix.length);
+    const legacy = `psbx-${this.instance}-`;
+    return netns.startsWith(legacy) && SANDBOX_ID.test(netns.slice(legacy.length)) ? netns.slice(legacy.length) : undefined;
+  }
+
+  /** Removes a network by its namespace's name (its veth pair goes with it). Idempotent. */
+  async remove(netns: string): Promise<void> {
+    const id = this.idOf(netns);
+    if (id === undefined) return;
+    const { hostInterface } = networkNames(this.instance, id);
     // the veth pair goes with the namespace; a host end left alone (a crash between the two) is removed by itself
     if (existsSync(`/run/netns/${netns}`)) await run('ip', ['netns', 'del', netns], { env: HOST_ENV }).catch(() => undefined);
     if (existsSync(`/sys/class/net/${hostInterface}`)) await run('ip', ['link', 'del', hostInterface], { env: HOST_ENV }).catch(() => undefined);
-    this.used.delete(sandboxId);
+    this.used.delete(netns);
   }
 
-  /** Removes this instance's namespaces whose sandbox is not in `keep`; returns the sandbox ids removed. */
-  async reconcile(keep: ReadonlySet<string>): Promise<string[]> {
+  /** This instance's networks on the host (namespace names), whoever made them. */
+  async list(): Promise<string[]> {
     const { stdout } = await run('ip', ['netns', 'list'], { env: HOST_ENV });
+    return stdout
+      .split('\n')
+      .map((line) => line.trim().split(' ')[0] ?? '')
+      .filter((name) => this.idOf(name) !== undefined);
+  }
+
+  /**
+   * Removes this instance's networks this process did not make (or made and removed):
+   * after a crash, all of the dead process's, served or waiting in its pool. Returns the
+   * names removed.
+   */
+  async reconcile(): Promise<string[]> {
     const removed: string[] = [];
-    for (const line of stdout.split('\n')) {
-      const name = line.trim().split(' ')[0] ?? '';
-      if (!name.startsWith(this.prefix)) continue;
-      const sandboxId = name.slice(this.prefix.length);
-      if (keep.has(sandboxId)) continue;
-      await this.detach(sandboxId);
-      removed.push(sandboxId);
+    for (const netns of await this.list()) {
+      if (this.used.has(netns)) continue;
+      await this.remove(netns);
+      removed.push(netns);
     }
     return removed;
   }
 
   /** The lowest /30 index neither ours nor on any interface of the host. */
-  private async allocate(sandboxId: string): Promise<number> {
+  private async allocate(netns: string): Promise<number> {
     const { stdout } = await run('ip', ['-4', '-o', 'addr', 'show'], { env: HOST_ENV });
     const taken = new Set(this.used.values());
     for (let index = 0; index < 16384; index++) {
       if (taken.has(index)) continue;
       const { hostAddress } = linkAddresses(this.octet, index);
       if (stdout.includes(` ${hostAddress}/`)) continue;
-      this.used.set(sandboxId, index);
+      this.used.set(netns, index);
       return index;
     }
     throw new PalisadeError('unavailable', 'no sandbox network address left on this host');
