@@ -93,6 +93,16 @@ export async function readTopics(options: { brokers: string; tlsDir: string; top
   return out;
 }
 
+/** Whether every record of `tenantId` is sealed by a verified checkpoint (records after a partition's last checkpoint link, but no signature vouches for them yet). */
+export function tenantSealed(records: RawRecord[], verdict: IndependentVerdict, tenantId: string): boolean {
+  const last = new Map<number, number>();
+  for (const r of records) {
+    const record = JSON.parse(r.value) as { seq: number; event: { tenantId: string } };
+    if (record.event.tenantId === tenantId) last.set(r.partition, Math.max(last.get(r.partition) ?? 0, record.seq));
+  }
+  return last.size > 0 && [...last].every(([partition, seq]) => (verdict.partitions[partition]?.sealedSeq ?? 0) >= seq);
+}
+
 /** Verifies records and checkpoints (as read by `readTopics`) with the published JWKS. */
 export function verifyAuditLog(records: RawRecord[], checkpoints: RawRecord[], jwks: { keys: Array<Record<string, unknown>> }): IndependentVerdict {
   const failures: string[] = [];

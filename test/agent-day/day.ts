@@ -84,15 +84,25 @@ export class AgentDay {
    * on a shared NATS another policy instance in the queue group `policy` may answer for a tenant it
    * does not know; that denial stays in the asking service's decision cache for up to 30 s.
    */
-  settled(request: () => Promise<Reply>, status = 200): Promise<Reply> {
+  async settled(request: () => Promise<Reply>, status = 200): Promise<Reply> {
     let last: Reply | undefined;
-    return eventually(async () => {
+    let first: Reply | undefined;
+    let attempts = 0;
+    const started = Date.now();
+    const reply = await eventually(async () => {
       last = await request();
+      first ??= last;
+      attempts++;
       return last.status === status ? last : undefined;
     }, this.o.settleMs ?? 75_000, 500).catch((e: Error) => {
       throw new Error(`${e.message}; last answer ${last?.status} ${last?.body.slice(0, 300)}`);
     });
+    if (attempts > 1) this.waits.push({ ms: Date.now() - started, attempts, first: `${first!.status} ${first!.json?.error?.message ?? ''}`.trim() });
+    return reply;
   }
+
+  /** Calls `settled` had to repeat: how long, and the first answer (what the demo tells). */
+  readonly waits: Array<{ ms: number; attempts: number; first: string }> = [];
 
   signIn = async (tenant: string, username: string): Promise<string> =>
     (await this.ok(this.call('auth', `/v1/tenants/${tenant}/sign-in`, undefined, { method: 'POST', body: { username, password: this.data.password } }))).json.accessToken;
