@@ -531,7 +531,7 @@ function openAiStreamHandler(event: { data: string }, s: StreamState): string | 
     // streamed tool-call arguments: unmasked like text, each call on its own hold-back lane
     for (const call of choice.delta?.tool_calls ?? []) {
       const lane = TOOL_LANES + choice.index * TOOL_LANES + call.index;
-      if (call.function && typeof call.function.arguments === 'string') call.function.arguments = s.unmasker.push(lane, call.function.arguments);
+      if (call.function && typeof call.function.arguments === 'string') call.function.arguments = s.unmasker.push(lane, call.function.arguments, true);
     }
     if (choice.finish_reason) {
       const rest = s.unmasker.pending().filter((lane) => lane >= TOOL_LANES + choice.index * TOOL_LANES && lane < TOOL_LANES + (choice.index + 1) * TOOL_LANES);
@@ -571,7 +571,7 @@ function anthropicStreamHandler(event: { event?: string; data: string }, s: Stre
       s.texts.push(delta.text);
     } else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') {
       // a tool call's streamed input: unmasked like text, on the block's own hold-back lane
-      delta.partial_json = s.unmasker.push(TOOL_LANES + Number(data.index), delta.partial_json);
+      delta.partial_json = s.unmasker.push(TOOL_LANES + Number(data.index), delta.partial_json, true);
     }
   } else if (data.type === 'content_block_stop') {
     const json = s.unmasker.flush(TOOL_LANES + Number(data.index));

@@ -77,6 +77,19 @@ export class MaskingSession {
   }
 
   /**
+   * As `unmaskText`, in JSON text (a tool call's arguments, whole or streamed): each
+   * original is JSON-escaped, so a value holding a quote, a backslash or a newline (a
+   * private key, a connection string) stays inside its string and cannot add members.
+   */
+  unmaskJsonText(text: string): string {
+    if (!text.includes(OPEN)) return text;
+    return text.replace(PLACEHOLDER, (whole) => {
+      const value = this.byPlaceholder.get(whole);
+      return value === undefined ? whole : JSON.stringify(value).slice(1, -1);
+    });
+  }
+
+  /**
    * Masks every content string of a request body (messages, system prompts, tool
    * results, tool-call arguments), fail-closed: any error, or the deadline passing, is a
    * refusal; the body is never returned half-masked. An entity type the tenant's policy
@@ -105,11 +118,11 @@ export class MaskingSession {
   /** The response with the originals back in every content string. */
   unmaskBody<T>(body: T): T {
     if (this.byPlaceholder.size === 0) return body;
-    return this.walk(body, undefined, (s) => this.unmaskText(s)) as T;
+    return this.walk(body, undefined, (s, key) => (key === 'arguments' ? this.unmaskJsonText(s) : this.unmaskText(s))) as T;
   }
 
-  private walk(value: unknown, key: string | undefined, fn: (s: string) => string): unknown {
-    if (typeof value === 'string') return key !== undefined && PROTOCOL_KEYS.has(key) ? value : fn(value);
+  private walk(value: unknown, key: string | undefined, fn: (s: string, key: string | undefined) => string): unknown {
+    if (typeof value === 'string') return key !== undefined && PROTOCOL_KEYS.has(key) ? value : fn(value, key);
     if (Array.isArray(value)) return value.map((v) => this.walk(v, undefined, fn));
     if (value && typeof value === 'object') {
       const out: Record<string, unknown> = {};

@@ -1,5 +1,6 @@
 import { NEGATIVES, POSITIVES } from '../../test/support/pii-corpus';
 import { luhn, PiiDetector, validChineseResidentId } from './pii.detector';
+import { StreamUnmasker } from '../completions/stream-unmasker';
 import { MaskingSession } from './pii.masker';
 
 const detector = new PiiDetector();
@@ -57,6 +58,23 @@ describe('masking session', () => {
     expect(out).not.toMatch(/192\.168\.10\.25|bob@example\.org|GB82WEST/);
     expect(out).toContain('"tool_call_id":"call_1"');
     expect(body.messages[0].content[1]).toEqual({ type: 'image_url', image_url: image });
+  });
+
+  it('puts originals back into tool-call arguments JSON-escaped, whole and streamed, so a value with quotes or newlines stays one string', () => {
+    const key = ['-----BEGIN RSA PRIVATE KEY-----', 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw', '-----END RSA PRIVATE KEY-----'].join('\n');
+    const s = new MaskingSession(detector);
+    const masked = s.maskBody({ messages: [{ role: 'user', content: `deploy with ${key} please` }] }, { deadlineMs: 1000 }).messages[0].content;
+    const placeholder = /⟦[A-Z_]+_\d+⟧/.exec(masked)?.[0];
+    expect(placeholder).toBeDefined();
+    expect(masked).not.toContain('MIIEowIBAAKCAQEA');
+    const args = `{"key":"${placeholder}","note":"x"}`;
+    const answer = s.unmaskBody({ choices: [{ message: { content: placeholder, tool_calls: [{ function: { name: 'deploy', arguments: args } }] } }] });
+    expect(JSON.parse(answer.choices[0].message.tool_calls[0].function.arguments)).toEqual({ key, note: 'x' });
+    expect(answer.choices[0].message.content).toBe(key);
+    const stream = new StreamUnmasker(s);
+    const pieces = [args.slice(0, 9), args.slice(9, 14), args.slice(14)];
+    const streamed = pieces.map((piece) => stream.push(7, piece, true)).join('') + stream.flush(7);
+    expect(JSON.parse(streamed)).toEqual({ key, note: 'x' });
   });
 
   it('fails closed: a detector that throws or runs past its deadline refuses the request', () => {
