@@ -24,6 +24,10 @@ export interface LlmRouterConfig {
   providerKeyCacheMs: number;
   /** Past this, the vault has not answered (the call is refused, 503): LLM_ROUTER_VAULT_TIMEOUT_MS. */
   vaultTimeoutMs: number;
+  /** How long an answer held for review waits for its release: LLM_ROUTER_HELD_ANSWER_TTL_MS. */
+  heldAnswerTtlMs: number;
+  /** How often held answers past their time are expired (text deleted, event written): LLM_ROUTER_HELD_SWEEP_MS. */
+  heldSweepMs: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -40,6 +44,8 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
       LLM_ROUTER_PHONE_REGION: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 region such as US').default('US'),
       LLM_ROUTER_PROVIDER_KEY_CACHE_MS: env.int(60_000, 0, 3_600_000),
       LLM_ROUTER_VAULT_TIMEOUT_MS: env.int(3000, 50, 30_000),
+      LLM_ROUTER_HELD_ANSWER_TTL_MS: env.int(86_400_000, 1000, 7 * 86_400_000),
+      LLM_ROUTER_HELD_SWEEP_MS: env.int(60_000, 100, 3_600_000),
     },
     source,
   );
@@ -54,5 +60,7 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
     phoneRegion: c.LLM_ROUTER_PHONE_REGION,
     providerKeyCacheMs: c.LLM_ROUTER_PROVIDER_KEY_CACHE_MS,
     vaultTimeoutMs: c.LLM_ROUTER_VAULT_TIMEOUT_MS,
+    heldAnswerTtlMs: c.LLM_ROUTER_HELD_ANSWER_TTL_MS,
+    heldSweepMs: c.LLM_ROUTER_HELD_SWEEP_MS,
   };
 }

@@ -12,11 +12,14 @@ import { CompletionsService } from './completions/completions.service';
 import { GuardPipeline } from './guards/guard-pipeline';
 import { GuardPolicyController } from './guards/guard-policy.controller';
 import { GuardPolicyService } from './guards/guard-policy.service';
+import { HeldAnswersController } from './guards/held-answers.controller';
+import { HeldAnswersRepository } from './guards/held-answers.repository';
+import { HeldAnswersService } from './guards/held-answers.service';
 import { PiiDetector } from './guards/pii.detector';
 import { PolicyToolAllowlist } from './guards/tool-allowlist';
 import { policyClientOnceConnected } from '@palisade/policy-client';
 import { loadLlmRouterConfig, type LlmRouterConfig } from './llm-router.config';
-import { CATALOG_SERVICE, COMPLETIONS_SERVICE, GUARD_POLICY_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
+import { CATALOG_SERVICE, COMPLETIONS_SERVICE, GUARD_POLICY_SERVICE, HELD_ANSWERS_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
 import { ModelCallsService } from './model-calls/model-calls.service';
 import { VaultProviderKeys } from './providers/provider-keys';
 import { Upstream } from './providers/upstream';
@@ -26,6 +29,7 @@ interface Services {
   catalog: CatalogService;
   completions: CompletionsService;
   guardPolicies: GuardPolicyService;
+  held: HeldAnswersService;
 }
 
 /** The router's services, once the event store, the data source and NATS exist. */
@@ -45,6 +49,11 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     });
     const detector = new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode });
     const guardPolicies = new GuardPolicyService({ store: p.eventStore!, eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
+    const held = new HeldAnswersService({ store: p.eventStore!, eventContext: p.eventContext, repo: new HeldAnswersRepository(p.dataSource!), policy, ttlMs: config.heldAnswerTtlMs });
+    // held answers past their time: expired (event) and their text deleted, by whichever instance gets there first
+    const sweeper = setInterval(() => void held.sweep().catch((error: unknown) => p.logger.warn({ code: (error as PalisadeError).code }, 'held answers not swept')), config.heldSweepMs);
+    sweeper.unref();
+    p.beforeClose(async () => clearInterval(sweeper));
     const completions = new CompletionsService({
       catalog,
       billing: new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs),
@@ -53,11 +62,12 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
       detector,
       guards: new GuardPipeline({ detector, piiDeadlineMs: config.piiDeadlineMs, policies: guardPolicies, tools: new PolicyToolAllowlist(policy) }),
       audit: modelCalls,
+      review: held,
       keys,
       settings: config,
       logger: p.logger,
     });
-    services = { catalog, completions, guardPolicies };
+    services = { catalog, completions, guardPolicies, held };
   });
   return () => {
     if (!services) throw new PalisadeError('unavailable', 'the service is starting');
@@ -72,12 +82,13 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
  * the outbox and NATS come from @palisade/service-kit.
  */
 @Module({
-  controllers: [OpenAiController, AnthropicController, CatalogController, GuardPolicyController],
+  controllers: [OpenAiController, AnthropicController, CatalogController, GuardPolicyController, HeldAnswersController],
   providers: [
     { provide: ROUTER_CONFIG, useFactory: () => loadLlmRouterConfig() },
     { provide: 'llm-router.services', useFactory: (platform: Platform, config: LlmRouterConfig) => servicesFor(platform, config), inject: [PLATFORM, ROUTER_CONFIG] },
     { provide: CATALOG_SERVICE, useFactory: (services: Ready<Services>): Ready<CatalogService> => () => services().catalog, inject: ['llm-router.services'] },
     { provide: GUARD_POLICY_SERVICE, useFactory: (services: Ready<Services>): Ready<GuardPolicyService> => () => services().guardPolicies, inject: ['llm-router.services'] },
+    { provide: HELD_ANSWERS_SERVICE, useFactory: (services: Ready<Services>): Ready<HeldAnswersService> => () => services().held, inject: ['llm-router.services'] },
     { provide: COMPLETIONS_SERVICE, useFactory: (services: Ready<Services>): Ready<CompletionsService> => () => services().completions, inject: ['llm-router.services'] },
   ],
 })

@@ -9,3 +9,4 @@ export const ROUTER_CONFIG = Symbol('llm-router.config');
 export const CATALOG_SERVICE = Symbol('llm-router.catalog-service');
 export const COMPLETIONS_SERVICE = Symbol('llm-router.completions-service');
 export const GUARD_POLICY_SERVICE = Symbol('llm-router.guard-policy-service');
+export const HELD_ANSWERS_SERVICE = Symbol('llm-router.held-answers-service');

@@ -102,6 +102,9 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'llm-router.route.removed': 'admin_configuration',
   'llm-router.settings.configured': 'admin_configuration',
   'llm-router.guard-policy.configured': 'admin_configuration',
+  'llm-router.answer.held': 'model_io',
+  'llm-router.answer.released': 'model_io',
+  'llm-router.answer.expired': 'model_io',
   'llm-router.usage.recorded': 'model_io',
   // policy (services/policy/src/*/*.events.ts)
   'policy.approval.requested': 'permission_change',

@@ -49,6 +49,11 @@ function rateLimitOf(error: PalisadeError): { scope: string; kind: 'requests' | 
   return (error.details as { rateLimit?: ReturnType<typeof rateLimitOf> } | undefined)?.rateLimit;
 }
 
+/** An answer held for review (guards/held-answers.service.ts): its id and the approval to ask for. */
+function reviewOf(error: PalisadeError): object | undefined {
+  return (error.details as { review?: object } | undefined)?.review;
+}
+
 abstract class ApiErrorFilter implements ExceptionFilter {
   constructor(@Inject(PLATFORM) private readonly platform: Pick<Platform, 'logger'>) {}
 
@@ -79,6 +84,8 @@ export class OpenAiErrorFilter extends ApiErrorFilter {
     const budget = budgetOf(error);
     const rateLimit = rateLimitOf(error);
     if (rateLimit) return { error: { message: error.message, type: rateLimit.kind, param: null, code: 'rate_limit_exceeded', rate_limit: rateLimit, request_id: requestId } };
+    const review = reviewOf(error);
+    if (review) return { error: { message: error.message, type: 'review_required', param: null, code: 'review_required', review, request_id: requestId } };
     const code = budget ? 'budget_exceeded' : error.code === 'not_found' ? 'model_not_found' : error.code;
     return { error: { message: error.message, type: budget ? 'insufficient_quota' : OPENAI_TYPE[error.code], param: null, code, ...(budget ? { budget } : {}), request_id: requestId } };
   }
@@ -89,6 +96,8 @@ export class OpenAiErrorFilter extends ApiErrorFilter {
 export class AnthropicErrorFilter extends ApiErrorFilter {
   protected body(error: PalisadeError, requestId: string): object {
     const budget = budgetOf(error);
+    const review = reviewOf(error);
+    if (review) return { type: 'error', error: { type: 'review_required', message: error.message, review }, request_id: requestId };
     return { type: 'error', error: { type: ANTHROPIC_TYPE[error.code], message: error.message, ...(budget ? { budget } : {}) }, request_id: requestId };
   }
 }

@@ -13,6 +13,8 @@ import type { RateLimiterPort, RateTicket } from '../budgets/rate-limits';
 import { GuardPipeline, type GuardRun } from '../guards/guard-pipeline';
 import type { PiiDetector } from '../guards/pii.detector';
 import type { MaskingSession } from '../guards/pii.masker';
+import { reviewRequired, type HeldAnswersService } from '../guards/held-answers.service';
+import { reviewedCalls, type ReviewedCalls } from '../guards/review';
 import type { ModelCallRecorded } from '../model-calls/model-calls.events';
 import type { ModelCallsService } from '../model-calls/model-calls.service';
 import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
@@ -44,6 +46,8 @@ export interface CompletionsDependencies {
   /** The guards (policy per tenant, injections, tool allowlists); absent: masking with the default policy only. */
   guards?: GuardPipeline;
   audit: Pick<ModelCallsService, 'record' | 'recordUsage'>;
+  /** Output review: where answers calling reviewed tools are held; absent: such answers are refused (nothing can hold them). */
+  review?: Pick<HeldAnswersService, 'hold'>;
   keys: Pick<ProviderKeys, 'keyFor' | 'forget'>;
   settings: CompletionsSettings;
   /** Logs carry ids, codes and counts only: never a prompt, a response or a detected value. */
@@ -303,8 +307,32 @@ export class CompletionsService {
       this.finish(t, { outcome: 'refused', reason: refusal.reason, usage });
       throw refusal.error;
     }
-    this.finish(t, { outcome: 'served', usage, response: api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content });
+    const response = api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content;
+    // output review: an answer calling a reviewed tool is held, never released here (it is settled already)
+    const reviewed = reviewedCalls(t.guarded!.policy, api, body);
+    if (reviewed) return this.hold(t, api, body, reviewed, { usage, response });
+    this.finish(t, { outcome: 'served', usage, response });
     return body;
+  }
+
+  /** Holds an answer for review (409 `review_required` with the held id and the approval to ask for); under zero retention nothing may keep it: refused (403). */
+  private async hold(t: Trace, api: Api, body: Json, calls: ReviewedCalls, result: { usage: Usage; response: unknown }): Promise<never> {
+    const named = calls.tools.join(', ');
+    if (t.zeroRetention || !this.d.review) {
+      t.guarded!.reviewed(calls.tools, false);
+      this.finish(t, { outcome: 'refused', reason: 'guard:review', usage: result.usage });
+      const why = t.zeroRetention ? 'the tenant keeps no text (zero retention), so it cannot be held for review' : 'no store for held answers is configured';
+      throw new PalisadeError('forbidden', `the model called ${named}, which the tenant's guard policy reviews: ${why} and is refused`, { guard: 'review' });
+    }
+    const receipt = await this.d.review.hold(t.principal, { requestId: t.requestId, api, body, calls }).catch((error: unknown) => {
+      this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'answer not held');
+      t.guarded!.reviewed(calls.tools, false);
+      this.finish(t, { outcome: 'failed', reason: 'review-store', usage: result.usage });
+      throw new PalisadeError('unavailable', `the model called ${named}, which the tenant's guard policy reviews, and the answer could not be held: refused`);
+    });
+    t.guarded!.reviewed(calls.tools, true);
+    this.finish(t, { outcome: 'refused', reason: 'review:held', ...result });
+    throw reviewRequired(receipt, `the model called ${named}, which the tenant's guard policy reviews: the answer is held (details.review.heldId) until a person approves its release (ask the policy service for details.review.approval, then POST /v1/router/held/<heldId>/release with the approval's token)`);
   }
 
   private async *stream(t: Trace, input: CallInput, response: UpstreamResponse, signal: AbortSignal): AsyncGenerator<string, void, undefined> {

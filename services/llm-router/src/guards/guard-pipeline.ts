@@ -5,6 +5,7 @@ import type { GuardPolicyService } from './guard-policy.service';
 import { InjectionScanner, type InjectionFinding, type TextSource } from './injection.scanner';
 import type { EntityType, PiiDetector } from './pii.detector';
 import { MaskingSession, type MaskStatistics } from './pii.masker';
+import { refuseStreamedReview } from './review';
 import type { ToolAllowlist } from './tool-allowlist';
 
 type Json = Record<string, unknown>;
@@ -15,6 +16,8 @@ export interface GuardOutcomes {
   pii: { masked: number; byType: MaskStatistics; allowed?: MaskStatistics; blocked?: EntityType[] };
   injection?: { action: InjectionAction; blocked: boolean; findings: InjectionFinding[] };
   tools?: { action: ToolCallAction; offered: number; removedFromRequest: string[]; removedCalls: string[]; refused: boolean };
+  /** Output review: the reviewed tools the answer called, and whether it was held (false: refused). */
+  review?: { tools: string[]; held: boolean };
 }
 
 export interface GuardPipelineDependencies {
@@ -55,6 +58,7 @@ export class GuardRun {
   private readonly findings: InjectionFinding[] = [];
   private injectionBlocked = false;
   private toolOutcome?: NonNullable<GuardOutcomes['tools']>;
+  private reviewOutcome?: NonNullable<GuardOutcomes['review']>;
   /** Streams: per choice (OpenAI) the original tool-call index → the index passed on; removed calls map to -1. */
   private readonly lanes = new Map<string, number>();
   private readonly passedCalls = new Map<number, number>();
@@ -77,6 +81,7 @@ export class GuardRun {
       pii: { masked: s.masked, byType: { ...s.statistics }, ...(Object.keys(s.allowed).length ? { allowed: { ...s.allowed } } : {}), ...(s.blocked.size ? { blocked: [...s.blocked].sort() } : {}) },
       ...(this.findings.length ? { injection: { action: this.policy.injection, blocked: this.injectionBlocked, findings: this.findings } } : {}),
       ...(this.toolOutcome ? { tools: this.toolOutcome } : {}),
+      ...(this.reviewOutcome ? { review: this.reviewOutcome } : {}),
     };
   }
 
@@ -93,6 +98,11 @@ export class GuardRun {
     this.injectionBlocked = true;
     const where = source === 'tool' ? 'a tool result' : source === 'output' ? "the model's answer" : 'the prompt';
     return new PalisadeError('forbidden', `the prompt-injection guard found an injection in ${where} (rules ${found.rules.join(', ')}): refused by the tenant's guard policy`, { guard: 'injection' });
+  }
+
+  /** Records that the answer called reviewed tools, and whether it was held for review. */
+  reviewed(tools: string[], held: boolean): void {
+    this.reviewOutcome = { tools: tools.map((name) => name.slice(0, 200)), held };
   }
 
   /** Records tools offered to the model that the caller may not use. */
@@ -235,6 +245,8 @@ export class GuardPipeline {
     if (api === 'openai' || body.system === undefined) delete out.system;
     run.classification = classify(declared, run.session.found);
     if (this.d.tools) await this.checkTools(run, input, out);
+    // output review: a stream offering a reviewed tool is refused before anything is sent
+    refuseStreamedReview(run.policy, api, out);
     return out;
   }
 

@@ -12,6 +12,11 @@ export const guardPolicySchema = z
     pii: z.partialRecord(z.enum(CLASSIFICATIONS as [Classification, ...Classification[]]), byEntity).optional(),
     injection: z.enum(INJECTION_ACTIONS as [InjectionAction, ...InjectionAction[]]).optional(),
     toolCalls: z.enum(TOOL_CALL_ACTIONS as [ToolCallAction, ...ToolCallAction[]]).optional(),
+    review: z
+      .strictObject({
+        tools: z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be a tool name of letters, digits, _ . : - (at most 128)')).max(64),
+      })
+      .optional(),
   })
   .transform(
     (p): GuardPolicy => ({
@@ -21,5 +26,7 @@ export const guardPolicySchema = z
       ),
       injection: p.injection ?? 'flag',
       toolCalls: p.toolCalls ?? 'remove',
+      // absent when empty, so a policy without review is the event it always was
+      ...(p.review && p.review.tools.length > 0 ? { review: { tools: [...new Set(p.review.tools)].sort() } } : {}),
     }),
   );

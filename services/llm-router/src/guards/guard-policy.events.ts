@@ -24,6 +24,13 @@ export type GuardPolicy = {
   pii: Partial<Record<Classification, Partial<Record<EntityType, PiiAction>>>>;
   injection: InjectionAction;
   toolCalls: ToolCallAction;
+  /**
+   * Output review: answers calling one of these tools are held until a person approves
+   * their release through the policy service (guards/held-answers.service.ts); absent:
+   * nothing is held. (The policy service's critical actions are action names, not tools:
+   * it knows no "critical tool", so the tenant names the tools here.)
+   */
+  review?: { tools: string[] };
 };
 
 /** Until a tenant configures one: mask everything, flag injections, remove calls to tools not allowed. */

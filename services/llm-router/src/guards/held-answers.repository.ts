@@ -1,0 +1,29 @@
+import type { Transaction } from '@palisade/eventsourcing';
+import { sqlOf } from '@palisade/postgres';
+import type { DataSource } from 'typeorm';
+
+/**
+ * The only SQL of held answers: `held_answers`, one row per answer held for review, with
+ * the answer as the caller would have received it (personal data of the acting user:
+ * never logged, never in an event). Written with the `held` event, deleted with the
+ * `released` or `expired` one, in the same transaction; every query names the tenant.
+ */
+export class HeldAnswersRepository {
+  constructor(private readonly dataSource: Pick<DataSource, 'query'>) {}
+
+  async insert(tx: Transaction, row: { tenantId: string; heldId: string; api: string; body: unknown; expiresAt: string }): Promise<void> {
+    await sqlOf(tx).query(`INSERT INTO held_answers (tenant_id, held_id, api, body, expires_at) VALUES ($1, $2, $3, $4::jsonb, $5)`, [row.tenantId, row.heldId, row.api, JSON.stringify(row.body), row.expiresAt]);
+  }
+
+  /** Deletes the row and answers the body it held (undefined when there is none). */
+  async take(tx: Transaction, tenantId: string, heldId: string): Promise<Record<string, unknown> | undefined> {
+    const rows: Array<{ body: Record<string, unknown> }> = await sqlOf(tx).query(`DELETE FROM held_answers WHERE tenant_id = $1 AND held_id = $2 RETURNING body`, [tenantId, heldId]);
+    return rows[0]?.body;
+  }
+
+  /** Held answers past their expiry (oldest first), for the sweeper. */
+  async expired(now: Date, limit: number): Promise<Array<{ tenantId: string; heldId: string }>> {
+    const rows: Array<{ tenant_id: string; held_id: string }> = await this.dataSource.query(`SELECT tenant_id, held_id FROM held_answers WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2`, [now.toISOString(), limit]);
+    return rows.map((r) => ({ tenantId: r.tenant_id, heldId: r.held_id }));
+  }
+}
