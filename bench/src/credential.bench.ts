@@ -31,7 +31,7 @@ import { round, summarize } from './stats';
  * latency of a lease that does not queue behind 63 others.
  * Baseline in the same run, at each concurrency: PostgreSQL's bare durable commits, as many
  * as a lease has (2: the grant, the redemption), each a single-row INSERT committing on its
- * own through the vault's pool (`raw_commit_pairs_per_s`; `lease_ratio` = leases over it;
+ * own through the vault's pool, in slices alternating with the leases' (`raw_commit_pairs_per_s`; `lease_ratio` = leases over it;
  * `raw_light_pair_p50_ms` at the light load).
  */
 const SECRETS = 200;
@@ -42,6 +42,8 @@ const CONCURRENCY = Number(process.env.BENCH_CREDENTIAL_CONCURRENCY ?? 64);
 /** Leases in flight for the light-load latency figures. */
 const LIGHT_CONCURRENCY = 4;
 const TENANT = 'bench';
+/** Slices of leases alternating with slices of the raw baseline. */
+const SLICES = 4;
 /** Group-commit lanes (the vault's default when unset). */
 const LANES = process.env.BENCH_CREDENTIAL_LANES ? Number(process.env.BENCH_CREDENTIAL_LANES) : undefined;
 
@@ -86,8 +88,8 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       await pool.query(`INSERT INTO ${rawTable} (v) VALUES ($1)`, [`grant-${n}`]);
       await pool.query(`INSERT INTO ${rawTable} (v) VALUES ($1)`, [`redeem-${n}`]);
     };
-    const runLoop = async (count: number, concurrency: number, once: (n: number) => Promise<void>) => {
-      const latencies: number[] = [];
+    /** `count` runs of `once` with `concurrency` in flight: the rate, and latencies (samples appended to `latencies`). */
+    const runLoop = async (count: number, concurrency: number, once: (n: number) => Promise<void>, latencies: number[] = []) => {
       let next = 0;
       const start = performance.now();
       await Promise.all(
@@ -100,15 +102,25 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
           }
         }),
       );
-      return { perSecond: count / ((performance.now() - start) / 1000), ...summarize(latencies) };
+      return { ms: performance.now() - start, latencies };
     };
-    const runLeases = (count: number, concurrency = CONCURRENCY) => runLoop(count, concurrency, leaseOnce);
-    await runLeases(WARMUP);
-    const leases = await runLeases(LEASES);
-    const rawPairs = await runLoop(Math.min(LEASES, 10000), CONCURRENCY, commitPair);
+    /**
+     * Leases and the raw commit pairs in alternating slices (SLICES of each), so that a
+     * neighbour's burst on the shared machine weighs on both sides of the ratio.
+     */
+    const alternate = async (leaseCount: number, rawCount: number, concurrency: number) => {
+      const sides = { lease: { ms: 0, latencies: [] as number[] }, raw: { ms: 0, latencies: [] as number[] } };
+      for (let i = 0; i < SLICES; i++) {
+        sides.lease.ms += (await runLoop(Math.ceil(leaseCount / SLICES), concurrency, leaseOnce, sides.lease.latencies)).ms;
+        sides.raw.ms += (await runLoop(Math.ceil(rawCount / SLICES), concurrency, commitPair, sides.raw.latencies)).ms;
+      }
+      const figures = (side: { ms: number; latencies: number[] }) => ({ perSecond: side.latencies.length / (side.ms / 1000), ...summarize(side.latencies) });
+      return { leases: figures(sides.lease), raw: figures(sides.raw) };
+    };
+    await runLoop(WARMUP, CONCURRENCY, leaseOnce);
+    const { leases, raw: rawPairs } = await alternate(LEASES, Math.min(LEASES, 10000), CONCURRENCY);
     // The same at a light load (a few tool executions at once): latency without queueing.
-    const light = await runLeases(Math.min(LEASES, 5000), LIGHT_CONCURRENCY);
-    const rawLight = await runLoop(Math.min(LEASES, 2000), LIGHT_CONCURRENCY, commitPair);
+    const { leases: light, raw: rawLight } = await alternate(Math.min(LEASES, 5000), Math.min(LEASES, 2000), LIGHT_CONCURRENCY);
 
     // Bare AES-256-GCM decryption of the same values, with their data keys unwrapped beforehand.
     const ring = (await repositories.keyring.keyring(TENANT))!;
