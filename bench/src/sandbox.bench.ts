@@ -6,9 +6,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions, type TLSSocket } from 'node:tls';
+import { randomUUID } from 'node:crypto';
 import { EgressAuditBatcher } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.audit';
 import { SandboxCa } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.ca';
+import { SandboxResolver } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.dns';
 import { SandboxProxy } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.proxy';
+import { EgressService } from '@palisade/sandbox-orchestrator-service/dist/egress/egress.service';
+import { SandboxNetwork } from '@palisade/sandbox-orchestrator-service/dist/egress/sandbox-network';
+import { CrunRuntime } from '@palisade/sandbox-orchestrator-service/dist/runtime/crun.runtime';
 import { audienceOf } from '@palisade/auth-verifier';
 import { issueCertificate, loadCa } from '@palisade/pki';
 import { httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
@@ -51,7 +56,79 @@ function firstByte(ca: Buffer, token: string, path: string, body: unknown): Prom
 export async function sandboxBenchmark(): Promise<Record<string, number>> {
   // the proxy's figures first: in process, they need none of the services below
   const proxy = await proxyFigures();
-  return { ...proxy, ...(await apiFigures()) };
+  const breakdown = await startBreakdown();
+  return { ...proxy, ...breakdown, ...(await apiFigures()) };
+}
+
+/** Sandbox networks kept prepared by the orchestrator of the API figures (SANDBOX_NETNS_POOL_SIZE of the run; 0: the start before the pool). */
+const POOL_SIZE = Number(process.env.SANDBOX_NETNS_POOL_SIZE ?? 4);
+const BREAKDOWN_SAMPLES = 15;
+
+/**
+ * Where a sandbox's start goes, piece by piece, in process (the built classes, real ip,
+ * nft and crun, instance `bench9200b`), medians of BREAKDOWN_SAMPLES: the network made at
+ * start (namespace, veth, addresses, nftables), the CA, the proxy's and resolver's
+ * listeners; the egress side whole, cold and from the pool; the runtime's create (bundle,
+ * /etc, workspace tmpfs) with a pooled network. The API's start minus the runtime's is
+ * the service's own part: policy round trip, quota count, event append, token.
+ */
+async function startBreakdown(): Promise<Record<string, number>> {
+  const instance = 'bench9200b';
+  const audit = new EgressAuditBatcher(async () => undefined);
+  const options = { context: async () => undefined, leases: { value: async () => Promise.reject(new Error('none')) }, audit };
+  const cold = new EgressService({ instance: `${instance}c`, poolSize: 0, ...options });
+  const pooled = new EgressService({ instance, poolSize: 4, ...options });
+  const runtime = new CrunRuntime({ crun: infra('SANDBOX_CRUN'), runDir: infra('SANDBOX_RUN_DIR'), instance, egress: pooled });
+  const network = new SandboxNetwork(`${instance}n`, { proxy: 3128, transparent: [80, 443] });
+  const limits = { cpuMillis: 500, memoryMb: 128, pids: 48, workspaceMb: 16, timeoutMs: 30_000 };
+  const t: Record<string, number[]> = { net: [], ca: [], listen: [], cold: [], pooled: [], create: [] };
+  const time = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const value = await fn();
+    t[key]!.push(performance.now() - t0);
+    return value;
+  };
+  try {
+    await runtime.check();
+    for (let i = 0; i < BREAKDOWN_SAMPLES; i++) {
+      const link = await time('net', () => network.create());
+      const ca = await time('ca', () => SandboxCa.create('bench'));
+      const proxy = new SandboxProxy({ ca, ...options, transparentPorts: { http: 80, https: 443 } });
+      const resolver = new SandboxResolver({ address: link.hostAddress, rules: async () => undefined, record: () => undefined });
+      await time('listen', async () => {
+        await proxy.listen(link.hostAddress, 3128);
+        await resolver.listen(link.hostAddress);
+      });
+      await proxy.close();
+      await resolver.close();
+      await network.remove(link.netns);
+      let id = randomUUID();
+      await time('cold', () => cold.open(id));
+      await cold.close(id);
+      await pooled.warm();
+      id = randomUUID();
+      await time('pooled', () => pooled.open(id));
+      await pooled.close(id);
+      await pooled.warm();
+      id = randomUUID();
+      await time('create', () => runtime.create(id, limits));
+      await runtime.remove(id);
+    }
+  } finally {
+    await runtime.reconcile(new Set());
+    await cold.reconcile(new Set());
+    await network.reconcile();
+    await audit.close();
+  }
+  const p50 = (key: string) => round(summarize(t[key]!).p50);
+  return {
+    start_part_network_p50_ms: p50('net'),
+    start_part_ca_p50_ms: p50('ca'),
+    start_part_listeners_p50_ms: p50('listen'),
+    start_part_egress_cold_p50_ms: p50('cold'),
+    start_part_egress_pooled_p50_ms: p50('pooled'),
+    start_part_runtime_create_p50_ms: p50('create'),
+  };
 }
 
 async function apiFigures(): Promise<Record<string, number>> {
@@ -63,7 +140,7 @@ async function apiFigures(): Promise<Record<string, number>> {
     services: ['policy', 'sandbox-orchestrator'],
     portOffset: OFFSET,
     logDir: join(infra('PALISADE_HOME'), 'logs', 'sandbox-bench'),
-    env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: 'bench9200', SANDBOX_BILLING: 'off' },
+    env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', SANDBOX_INSTANCE: 'bench9200', SANDBOX_BILLING: 'off', SANDBOX_NETNS_POOL_SIZE: String(POOL_SIZE) },
   });
   try {
     await runner.waitReady(handles, { timeoutMs: 120000 });
@@ -75,18 +152,31 @@ async function apiFigures(): Promise<Record<string, number>> {
     await policy('/v1/policies/tools', 'PUT', { rules: [{ id: 'coders-run-code', effect: 'allow', subject: 'role:coder', resource: 'tool', action: 'invoke' }] });
     await policy('/v1/tools', 'PUT', { tools: ['execute_code'] });
     const api = httpsCaller(ORCHESTRATOR, { token: alice });
-    const session = (await api('/v1/sessions', { method: 'POST', body: {} })).json.id as string;
+    // another team's policy instance on the shared NATS may answer the first asks (queue group): asked again
+    let opened = await api('/v1/sessions', { method: 'POST', body: {} });
+    for (let i = 0; i < 50 && opened.status !== 201; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      opened = await api('/v1/sessions', { method: 'POST', body: {} });
+    }
+    if (opened.status !== 201) throw new Error(`session: ${opened.status} ${opened.body}`);
+    const session = opened.json.id as string;
 
     const start: number[] = [];
+    let crossTalk = 0;
     for (let i = 0; i < WARMUP + SAMPLES; i++) {
       const t0 = performance.now();
       const created = await api(`/v1/sessions/${session}/sandboxes`, { method: 'POST', body: { template: 'small' } });
       const ms = performance.now() - t0;
+      if (created.status === 403 && crossTalk++ < 50) {
+        i--; // refused by another team's policy instance (cross-talk): taken again
+        continue;
+      }
       if (created.status !== 201) throw new Error(`create: ${created.status} ${created.body}`);
       if (i >= WARMUP) start.push(ms);
       await api(`/v1/sandboxes/${created.json.id}`, { method: 'DELETE' });
     }
 
+    console.log(`start (pool ${POOL_SIZE}): p50 ${round(summarize(start).p50)} ms, p99 ${round(summarize(start).p99)} ms`);
     const sandbox = (await api(`/v1/sessions/${session}/sandboxes`, { method: 'POST', body: { template: 'small' } })).json.id as string;
     const echo = { command: ['/bin/echo', 'x'] };
     // the policy may take a moment to see the new rules
@@ -94,12 +184,18 @@ async function apiFigures(): Promise<Record<string, number>> {
     const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
     const first: number[] = [];
     const total: number[] = [];
+    let refused = 0;
     for (let i = 0; i < WARMUP + SAMPLES; i++) {
-      const fb = await firstByte(ca, alice, `/v1/sandboxes/${sandbox}/executions/stream`, echo);
+      const fb = await firstByte(ca, alice, `/v1/sandboxes/${sandbox}/executions/stream`, echo).catch(() => undefined);
       const t0 = performance.now();
       const done = await api(`/v1/sandboxes/${sandbox}/executions`, { method: 'POST', body: echo });
       const ms = performance.now() - t0;
-      if (done.json?.stdout !== 'x\n') throw new Error(`exec: ${done.status} ${done.body}`);
+      // a refusal by another team's policy instance on the shared NATS (cross-talk): the sample is taken again
+      if ((fb === undefined || done.status === 403) && refused++ < 50) {
+        i--;
+        continue;
+      }
+      if (fb === undefined || done.json?.stdout !== 'x\n') throw new Error(`exec: ${done.status} ${done.body}`);
       if (i >= WARMUP) {
         first.push(fb);
         total.push(ms);
@@ -110,6 +206,7 @@ async function apiFigures(): Promise<Record<string, number>> {
     const f = summarize(first);
     const e = summarize(total);
     return {
+      start_netns_pool_size: POOL_SIZE,
       start_p50_ms: round(s.p50),
       start_p99_ms: round(s.p99),
       exec_first_byte_p50_ms: round(f.p50),

@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { EgressAuditBatcher } from '../src/egress/egress.audit';
 import { SandboxCa } from '../src/egress/egress.ca';
@@ -112,6 +113,26 @@ describe('sandbox network pool', () => {
       expect(() => proxy.assign('sandbox-2')).toThrow('already serves a sandbox');
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('the built service makes its CAs on a worker thread: the key cloned back (not extractable) signs leaves a client trusting the CA accepts', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const built = require('../dist/egress/egress.ca') as { SandboxCa: typeof SandboxCa };
+    expect(existsSync(join(__dirname, '..', 'dist', 'egress', 'egress.ca.worker.js'))).toBe(true);
+    const ca = await built.SandboxCa.create('worker-test');
+    const keys = (ca as unknown as { keys: { privateKey: { extractable: boolean } } }).keys;
+    expect(keys.privateKey.extractable).toBe(false);
+    const server = createTlsServer({ SNICallback: (name, cb) => void ca.contextFor(name).then((c) => cb(null, c), cb) }, (s) => s.end('hello'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername: 'leaf.test', ca: ca.certificatePem }, () => socket.once('data', (d: Buffer) => resolve(d.toString())));
+        socket.once('error', reject);
+      });
+      expect(text).toBe('hello');
+    } finally {
+      await new Promise((r) => server.close(r));
     }
   });
 });
