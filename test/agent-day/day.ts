@@ -273,10 +273,14 @@ export class AgentDay {
     const onpremReceived: Recorded[] = [...this.onprem.records];
     const cloudReceived: Recorded[] = [...this.cloud.records];
     // billing: the hold was reserved and settled with the real usage: posted > 0, nothing pending
+    let last: Budget | undefined;
     const budget = await eventually(async () => {
-      const s = await this.budget();
-      return s.pendingMicros === '0' && Number(s.postedMicros) > 0 ? s : undefined;
-    }, 30_000, 200);
+      last = await this.budget();
+      return last.pendingMicros === '0' && Number(last.postedMicros) > 0 ? last : undefined;
+    }, 30_000, 200).catch((e: Error) => {
+      // the usage event reaches billing through the durable billing-router-usage, which every billing instance on a shared NATS shares
+      throw new Error(`${e.message}; last budget status ${JSON.stringify(last)}`);
+    });
     const usage = await this.ok(this.call('billing', `/v1/usage?from=${encodeURIComponent(this.since)}&to=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}&groupBy=agent,model`, this.tok.admin));
     // audit: the model-io event, read by the tenant's auditor through the audit API
     const audited = await eventually(async () => {
@@ -509,7 +513,12 @@ export class AgentDay {
       { service: 'sandbox-orchestrator', method: 'GET', path: (i) => `/v1/sandboxes/${i}`, kind: 'sandbox' },
       { service: 'sandbox-orchestrator', method: 'POST', path: (i) => `/v1/sandboxes/${i}/executions`, kind: 'sandbox', body: { language: 'python', code: 'print(1)' } },
       { service: 'sandbox-orchestrator', method: 'GET', path: (i) => `/v1/sandboxes/${sandboxOf()}/executions/${i}`, kind: 'execution' },
+      { service: 'sandbox-orchestrator', method: 'GET', path: (i) => `/v1/sandboxes/${i}/files?path=notes.txt`, kind: 'sandbox' },
       { service: 'sandbox-orchestrator', method: 'POST', path: (i) => `/v1/sandboxes/${i}/stop`, kind: 'sandbox' },
+      { service: 'sandbox-orchestrator', method: 'GET', path: (i) => `/v1/egress-rules/agent:${i}`, kind: 'agent' },
+      { service: 'sandbox-orchestrator', method: 'DELETE', path: (i) => `/v1/egress-rules/agent:${i}`, kind: 'agent' },
+      { service: 'sandbox-orchestrator', method: 'GET', path: (i) => `/v1/egress-rules/session:${i}`, kind: 'session' },
+      { service: 'sandbox-orchestrator', method: 'DELETE', path: (i) => `/v1/egress-rules/session:${i}`, kind: 'session' },
       { service: 'sandbox-orchestrator', method: 'DELETE', path: (i) => `/v1/sandboxes/${i}`, kind: 'sandbox' },
       // llm-router
       { service: 'llm-router', method: 'DELETE', path: (i) => `/v1/router/providers/${i}`, kind: 'provider' },
