@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { systemEventContext } from '@palisade/contracts';
-import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createDataSource, PgEventStore, pgPoolOf } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { BudgetsRepository } from '../src/budgets/budgets.repository';
 import { BudgetsService } from '../src/budgets/budgets.service';
 import { billingMigrations } from '../src/billing.migration';
-import { LedgerRepository } from '../src/ledger/ledger.repository';
+import { inlineParameters, LedgerRepository } from '../src/ledger/ledger.repository';
 import { LedgerService } from '../src/ledger/ledger.service';
 
 /**
@@ -177,6 +177,38 @@ describe('ledger (PostgreSQL)', () => {
     await expect(q(`UPDATE $s.usage_lines SET posted_micros = 0 WHERE tenant_id = $1`)).rejects.toThrow(/permission denied/);
     // a usage naming no agent, with no hold, still has nowhere to go
     await expect(ledger.settle('llm-router', { tenantId: tenant, requestId: 'ghost', actualMicros: '5' })).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('a batch is two round trips (the BEGIN with the locks, the COMMIT with the write); quotes and backslashes travel intact', async () => {
+    const tenant = 't5';
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1000', period: 'none' });
+    await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'warm', agentId: 'bot', amountMicros: '1', ttlMs: 30_000 }); // budgets remembered, period opened
+    type Client = { query(...args: unknown[]): unknown };
+    const pool = pgPoolOf<{ connect(...args: unknown[]): Promise<Client> }>(db.dataSource);
+    const connect = pool.connect.bind(pool);
+    const sent: string[] = [];
+    // the ledger's connections (a promise); TypeORM's own (a callback) pass untouched
+    const spy = jest.spyOn(pool, 'connect').mockImplementation(async (...args: unknown[]) => {
+      if (args.length > 0) return connect(...args);
+      const client = await connect();
+      const query = client.query.bind(client);
+      jest.spyOn(client, 'query').mockImplementation((...args: unknown[]) => (sent.push(String(args[0]).slice(0, 40)), query(...args)));
+      return client;
+    });
+    try {
+      expect(await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'r', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(sent).toHaveLength(2);
+    expect(sent[0]).toMatch(/^BEGIN;/);
+    const model = `o'brien\\"; DROP TABLE x; --\u00e9$1`;
+    expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: 'r', actualMicros: '40', model, usage: [{ kind: 'input_tokens', quantity: 1.5 }] })).toMatchObject({ postedMicros: '40' });
+    const [line] = await db.dataSource.query(`SELECT model, usage FROM "${db.schema}".usage_lines WHERE tenant_id = $1 AND request_id = 'r'`, [tenant]);
+    expect(line).toEqual({ model, usage: [{ kind: 'input_tokens', quantity: 1.5 }] });
+    const [event] = await db.dataSource.query(`SELECT envelope->'data'->>'model' AS model FROM "${db.schema}".events WHERE stream_id = $1 AND stream_version = 2`, [`hold-${tenant}.r`]);
+    expect(event.model).toBe(model);
+    expect(inlineParameters('SELECT $1::text[], $2, $10', [['a', null], null, 1, 2, 3, 4, 5, 6, 7, `x'y`])).toBe(`SELECT '{"a",NULL}'::text[], NULL, 'x''y'`);
   });
 
   it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {

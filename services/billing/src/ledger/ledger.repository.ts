@@ -1,6 +1,6 @@
 import { PalisadeError, validateForPublish, type EventEnvelope } from '@palisade/contracts';
-import type { Transaction } from '@palisade/eventsourcing';
-import { ident, pgPoolOf, sqlOf } from '@palisade/postgres';
+import { ident, pgPoolOf } from '@palisade/postgres';
+import * as pg from 'pg';
 import type { DataSource } from 'typeorm';
 import type { Level, Period } from '../budgets/budgets.events';
 import type { Account, Hold, HoldStatus, LedgerAnswer, ReleaseAnswer, ReserveAnswer, SettleAnswer } from './ledger.decider';
@@ -61,7 +61,7 @@ export interface LedgerWrite {
 }
 
 interface PgClient {
-  query(sql: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  query(sql: string, params?: unknown[]): Promise<{ rows: Row[] } | Array<{ rows: Row[] }>>;
   release(destroy?: boolean): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
   removeListener(event: 'error', listener: (error: Error) => void): unknown;
@@ -71,6 +71,32 @@ interface PgPool {
 }
 
 const SERIALIZATION_CODES = new Set(['40001', '40P01']);
+
+/**
+ * A ledger transaction: its statements, the first of which also begins it and the one
+ * marked `commit` also commits it, in the same round trip.
+ */
+export interface LedgerTransaction {
+  query(sql: string, params: readonly unknown[], options?: { commit?: boolean }): Promise<Row[]>;
+}
+
+/** node-postgres's own conversion of a parameter to its text form (arrays, dates, JSON), as it sends it. */
+const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils.prepareValue;
+
+/**
+ * The statement with its `$n` parameters written in as literals — node-postgres's text form
+ * of each value (`prepareValue`) quoted by its `escapeLiteral` — so that it can travel in
+ * one simple-protocol message with the BEGIN or COMMIT beside it. The ledger's statements
+ * have no other `$` in them.
+ */
+export function inlineParameters(sql: string, params: readonly unknown[]): string {
+  return sql.replace(/\$(\d+)/g, (_, n: string) => {
+    const i = Number(n) - 1;
+    if (i >= params.length) throw new Error(`statement parameter $${n} has no value`);
+    const value = prepareValue(params[i]);
+    return value === null || value === undefined ? 'NULL' : pg.escapeLiteral(String(value));
+  });
+}
 
 /**
  * The ledger's SQL: budgets, their period accounts, holds, usage lines and the events of
@@ -93,7 +119,7 @@ export class LedgerRepository {
    * Runs `work` in one transaction; a deadlock, a serialization failure or a request id
    * inserted meanwhile by another instance (unique violation on holds) runs it again.
    */
-  async inTransaction<T>(work: (tx: Transaction) => Promise<T>, attempts = 5): Promise<T> {
+  async inTransaction<T>(work: (tx: LedgerTransaction) => Promise<T>, attempts = 5): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.transaction(work);
@@ -108,9 +134,12 @@ export class LedgerRepository {
   /**
    * BEGIN … COMMIT on a connection of the pg pool under the TypeORM data source (same
    * connections, same type parsers), without TypeORM's per-query runner: the ledger's hot
-   * path. The handle answers `query(sql, params)` with the rows, as an EntityManager does.
+   * path. Two round trips for a batch, not four: the BEGIN travels with the first statement
+   * (the locks) and the COMMIT with the statement marked `commit` (the write), each pair
+   * as one simple-protocol message (`inlineParameters`). A statement that fails there
+   * fails the message, the COMMIT is not run, and the transaction is rolled back.
    */
-  private async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+  private async transaction<T>(work: (tx: LedgerTransaction) => Promise<T>): Promise<T> {
     const pool = pgPoolOf<PgPool>(this.dataSource);
     const client = await pool.connect();
     let broken = false;
@@ -118,14 +147,25 @@ export class LedgerRepository {
     // no listener that would crash the process; the query in flight fails and the client is discarded.
     const onError = () => void (broken = true);
     client.on('error', onError);
+    let begun = false;
+    let committed = false;
     try {
-      await client.query('BEGIN');
-      const tx = { query: async (sql: string, params?: unknown[]) => (await client.query(sql, params)).rows } as unknown as Transaction;
+      const tx: LedgerTransaction = {
+        query: async (sql, params, options = {}) => {
+          if (committed) throw new Error('the ledger transaction is already committed');
+          const parts = [...(begun ? [] : ['BEGIN']), inlineParameters(sql, params), ...(options.commit ? ['COMMIT'] : [])];
+          const results = await client.query(parts.join(';\n'));
+          const statement = begun ? 0 : 1;
+          begun = true;
+          committed = !!options.commit;
+          return Array.isArray(results) ? results[statement].rows : results.rows;
+        },
+      };
       const result = await work(tx);
-      await client.query('COMMIT');
+      if (begun && !committed) await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => (broken = true));
+      if (begun) await client.query('ROLLBACK').catch(() => (broken = true));
       throw error;
     } finally {
       client.removeListener('error', onError);
@@ -166,11 +206,11 @@ export class LedgerRepository {
    * transaction takes holds before accounts, each in one total order: no wait cycle.
    */
   async lock(
-    tx: Transaction,
+    tx: LedgerTransaction,
     holdKeys: ReadonlyArray<{ tenantId: string; requestId: string }>,
     accountKeys: ReadonlyArray<{ budgetId: string; periodStart: Date }>,
   ): Promise<{ holds: Map<string, Hold>; accounts: Account[] }> {
-    const rows: Row[] = await sqlOf(tx).query(
+    const rows: Row[] = await tx.query(
       `WITH h AS MATERIALIZED (
          SELECT h.* FROM ${this.t.holds} h
            JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, request_id) ON h.tenant_id = k.tenant_id AND h.request_id = k.request_id
@@ -208,9 +248,10 @@ export class LedgerRepository {
   /**
    * Stores what a batch decided in ONE statement (one round trip, in `tx`): the accounts'
    * new posted and pending (the CHECK re-checks every hard row), the holds, the events
-   * (the outbox) and the usage lines.
+   * (the outbox) and the usage lines; and commits the transaction, in the same round trip.
+   * It is the last statement of a ledger transaction.
    */
-  async write(tx: Transaction, w: LedgerWrite): Promise<void> {
+  async write(tx: LedgerTransaction, w: LedgerWrite): Promise<void> {
     for (const { event } of w.events) {
       const v = validateForPublish(event);
       if (!v.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, v.problems);
@@ -219,7 +260,7 @@ export class LedgerRepository {
     const h = w.holds;
     const e = w.events;
     const u = w.usage;
-    await sqlOf(tx).query(
+    await tx.query(
       `WITH accounts AS (
          UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
            FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[]) AS x(budget_id, period_start, posted, pending)
@@ -288,6 +329,7 @@ export class LedgerRepository {
         h.map((x) => x.revision),
         u.map((l) => l.revision),
       ],
+      { commit: true },
     );
   }
 
