@@ -17,7 +17,8 @@ export class HeldAnswersRepository {
 
   /** Deletes the row and answers the body it held (undefined when there is none). */
   async take(tx: Transaction, tenantId: string, heldId: string): Promise<Record<string, unknown> | undefined> {
-    const rows: Array<{ body: Record<string, unknown> }> = await sqlOf(tx).query(`DELETE FROM held_answers WHERE tenant_id = $1 AND held_id = $2 RETURNING body`, [tenantId, heldId]);
+    // in a CTE: TypeORM answers a bare DELETE … RETURNING with [rows, count]
+    const rows: Array<{ body: Record<string, unknown> }> = await sqlOf(tx).query(`WITH d AS (DELETE FROM held_answers WHERE tenant_id = $1 AND held_id = $2 RETURNING body) SELECT body FROM d`, [tenantId, heldId]);
     return rows[0]?.body;
   }
 

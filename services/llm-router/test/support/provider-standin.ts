@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
  *   after a few chunks (connection destroyed, no [DONE]); `slow` → 300 ms before answering;
  *   `tools` → after the text, a call of tool `get_weather` with `{"city": <the user text>}`
  *   (streamed in pieces), stop reason tool_calls / tool_use, and cached prompt tokens in the usage
- *   (OpenAI: 7 cached; Anthropic: 7 read and 3 written); `cached` → those cached tokens, no tool call.
+ *   (OpenAI: 7 cached; Anthropic: 7 read and 3 written); `cached` → those cached tokens, no tool call;
+ *   `call-tool` → as `tools`, and the JSON answer (OpenAI) carries that call too.
  * Run in-process (`startStandIn(port, requiredKey?)`) or as a process: `node provider-standin.js <port>`
  * (`STANDIN_API_KEY` requires that key; records at `GET /__records`, cleared by `DELETE /__records`).
  */
@@ -67,14 +68,15 @@ async function openAi(body: Record<string, unknown>, res: ServerResponse): Promi
   const text = `echo: ${lastUserText(body)} ${UTF8_TAIL}`;
   const promptTokens = Math.ceil(JSON.stringify(body.messages ?? []).length / 4);
   const completionTokens = words(text).length;
-  const tools = model === 'tools';
+  const tools = model === 'tools' || model === 'call-tool';
   const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...(tools || model === 'cached' ? { prompt_tokens_details: { cached_tokens: 7 } } : {}) };
   const args = JSON.stringify({ city: lastUserText(body) });
   const id = `chatcmpl-${Date.now().toString(36)}`;
   const created = Math.floor(Date.now() / 1000);
   if (!body.stream) {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: 'stop' }], usage }));
+    const call = model === 'call-tool' ? { tool_calls: [{ id: 'call_w1', type: 'function', function: { name: 'get_weather', arguments: args } }] } : {};
+    res.end(JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, ...call }, logprobs: null, finish_reason: model === 'call-tool' ? 'tool_calls' : 'stop' }], usage }));
     return;
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
