@@ -33,6 +33,9 @@ const ACME = `acme-${suffix}`;
 const RIVAL = `rival-${suffix}`;
 const PASSWORD = data.password;
 const INSTANCE = `day${suffix}`; // the orchestrator's containers, cgroups and network namespaces
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): a policy or
+// billing instance of another suite on the shared NATS never answers them; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = INSTANCE;
 const AUDIT_TOPIC = `palisade.audit.e2eday.${suffix}`;
 const CHECKPOINT_TOPIC = `${AUDIT_TOPIC}.checkpoints`;
 const GERRIT_TOKEN = data.gerritToken;
