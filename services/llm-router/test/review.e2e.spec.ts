@@ -27,7 +27,7 @@ const tenant = `rv-${randomBytes(4).toString('hex')}`;
 const other = `rw-${randomBytes(4).toString('hex')}`;
 const CITY = 'Zürich-Altstetten';
 
-type Review = { heldId: string; expiresAt: string; approval: { action: string; resource: { type: string; id: string }; parameters: { tools: string[]; callsSha256: string }; service: string } };
+type Review = { heldId: string; expiresAt: string; releaseKey: string; approval: { action: string; resource: { type: string; id: string }; parameters: { tools: string[]; callsSha256: string }; service: string } };
 
 /** The tenant's events of a type, oldest first. */
 async function events(type: string): Promise<Array<{ data: Record<string, unknown>; personal?: unknown }>> {
@@ -36,6 +36,18 @@ async function events(type: string): Promise<Array<{ data: Record<string, unknow
   try {
     const r = await c.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = $2 ORDER BY global_position`, [tenant, type]);
     return r.rows.map((row: { envelope: { data: Record<string, unknown>; personal?: unknown } }) => row.envelope);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The held answer's row as stored (sealed). */
+async function storedRow(heldId: string): Promise<string | undefined> {
+  const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
+  await c.connect();
+  try {
+    const r = await c.query(`SELECT body::text AS body FROM palisade.held_answers WHERE tenant_id = $1 AND held_id = $2`, [tenant, heldId]);
+    return r.rows[0]?.body as string | undefined;
   } finally {
     await c.end();
   }
@@ -52,9 +64,9 @@ describe('llm-router output review (built router, policy and billing services, O
   const weather = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
   // another run's policy instance on the shared NATS may take the router's decision request (queue group): it does not
   // know our test issuer's keys and denies with agent-unverified, spending nothing; asked again, ours answers
-  const release = (heldId: string, token: string, approvalToken?: string) =>
+  const release = (held: Review, token: string, approvalToken?: string) =>
     eventually(async () => {
-      const reply = await router(`/v1/router/held/${heldId}/release`, token, { method: 'POST', body: approvalToken ? { approvalToken } : {} });
+      const reply = await router(`/v1/router/held/${held.heldId}/release`, token, { method: 'POST', body: approvalToken ? { approvalToken, releaseKey: held.releaseKey } : {} });
       return reply.status === 403 && String(reply.json.error?.message).includes('agent-unverified') ? undefined : reply;
     }, 10000);
 
@@ -149,9 +161,10 @@ describe('llm-router output review (built router, policy and billing services, O
   it('an answer calling a reviewed tool is held; released once a second person approved, exactly once, to that agent only', async () => {
     forgotten = await held(); // nobody releases this one: it expires (last test)
     const review = await held();
+    expect(review.releaseKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(review.approval).toEqual({ action: 'llm.release', resource: { type: 'llm-answer', id: review.heldId }, parameters: { tools: ['get_weather'], callsSha256: expect.stringMatching(/^[0-9a-f]{64}$/) }, service: 'llm-router' });
     // still waiting: 409 with what to ask for
-    const waiting = await release(review.heldId, t.bot);
+    const waiting = await release(review, t.bot);
     expect(waiting.status).toBe(409);
     // the agent asks; alice, whom it acts for, may not approve (four eyes across acting-for), even as a reviewer
     const asked = await policy('/v1/approvals', t.botAtPolicy, { method: 'POST', body: review.approval });
@@ -163,12 +176,12 @@ describe('llm-router output review (built router, policy and billing services, O
     expect(byCarla.status).toBe(200);
     const token = byCarla.json.token as string;
     // another agent of the tenant, and the same agent name in another tenant: not found, the approval not spent
-    expect((await release(review.heldId, t.otherBot, token)).status).toBe(404);
-    expect((await release(review.heldId, t.rivalBot, token)).status).toBe(404);
-    const answer = await release(review.heldId, t.bot, token);
+    expect((await release(review, t.otherBot, token)).status).toBe(404);
+    expect((await release(review, t.rivalBot, token)).status).toBe(404);
+    const answer = await release(review, t.bot, token);
     expect(answer.status).toBe(200);
     expect(answer.json).toMatchObject({ object: 'chat.completion', model: 'weather', choices: [{ finish_reason: 'tool_calls', message: { tool_calls: [{ function: { name: 'get_weather', arguments: JSON.stringify({ city: CITY }) } }] } }] });
-    const again = await release(review.heldId, t.bot, token);
+    const again = await release(review, t.bot, token);
     expect(again.status).toBe(404);
     expect(again.json.error.message).toBe('the held answer was released already');
     const status = await policy(`/v1/approvals/${asked.json.approvalId}`, t.carla);
@@ -190,11 +203,16 @@ describe('llm-router output review (built router, policy and billing services, O
     const first = await held();
     const second = await held();
     const token = await approved(first);
-    const wrong = await release(second.heldId, t.bot, token);
+    // at rest the answer is sealed under the key only the caller got
+    const stored = await storedRow(second.heldId);
+    expect(stored).toContain('"tag"');
+    expect(stored).not.toContain('Altstetten');
+    expect(stored).not.toContain('get_weather');
+    const wrong = await release(second, t.bot, token);
     expect(wrong.status).toBe(403);
     expect(wrong.json.error.message).toContain('another action or other parameters');
-    expect((await release(first.heldId, t.bot, token)).status).toBe(200);
-    expect((await release(second.heldId, t.bot)).status).toBe(409);
+    expect((await release(first, t.bot, token)).status).toBe(200);
+    expect((await release(second, t.bot)).status).toBe(409);
     // (as in held(): until the policy service lets pay-bot use get_weather, the tool is removed and the stream has nothing to review)
     const streamed = await eventually(async () => {
       onprem.records.length = 0;
@@ -216,7 +234,7 @@ describe('llm-router output review (built router, policy and billing services, O
   it('a held answer nobody releases expires: an event, then 404', async () => {
     const expired = await eventually(async () => (await events('llm-router.answer.expired')).find((e) => e.data.heldId === forgotten.heldId), TTL_MS + 20000, 500);
     expect(expired.data).toEqual({ heldId: forgotten.heldId });
-    const gone = await release(forgotten.heldId, t.bot, 'x');
+    const gone = await release(forgotten, t.bot, 'x');
     expect(gone.status).toBe(404);
     expect(gone.json.error.message).toBe('the held answer has expired');
   }, TTL_MS + 30000);

@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { newEventId, PalisadeError, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, foldEvents, streamName, toDomainEvent, type EventStore } from '@palisade/eventsourcing';
 import { isUndecided, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
@@ -12,7 +13,7 @@ type Api = 'openai' | 'anthropic';
 export interface HeldAnswersDependencies {
   store: EventStore;
   eventContext: EventFactoryContext;
-  repo: Pick<HeldAnswersRepository, 'insert' | 'take' | 'expired'>;
+  repo: Pick<HeldAnswersRepository, 'insert' | 'peek' | 'take' | 'expired'>;
   /** The policy service's decisions (the release redeems an approval there). */
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   /** How long a held answer waits for its release. */
@@ -27,9 +28,36 @@ export interface HeldReceipt {
   expiresAt: string;
   /** What to ask the policy service for (`POST /v1/approvals`) to have it released. */
   approval: ReleaseApproval;
+  /** The key the stored answer is sealed with (AES-256-GCM): given to the caller once, kept nowhere by the router. */
+  releaseKey?: string;
+}
+
+/** A held answer at rest: AES-256-GCM under a key only the caller holds, bound to the tenant and the held id. */
+export interface SealedAnswer {
+  iv: string;
+  tag: string;
+  data: string;
+}
+
+export function seal(body: Json, key: Buffer, binding: string): SealedAnswer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(binding));
+  const data = Buffer.concat([cipher.update(JSON.stringify(body), 'utf8'), cipher.final()]);
+  return { iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+}
+
+/** The answer, or undefined when the key (or the binding) is not the one it was sealed with. */
+export function open(sealed: SealedAnswer, key: Buffer, binding: string): Json | undefined {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64')).setAAD(Buffer.from(binding)).setAuthTag(Buffer.from(sealed.tag, 'base64'));
+    return JSON.parse(Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]).toString('utf8')) as Json;
+  } catch {
+    return undefined;
+  }
 }
 
 const APPROVAL_TOKEN = /^([0-9a-f-]{36})\.[A-Za-z0-9_-]{43}$/;
+const RELEASE_KEY = /^[A-Za-z0-9_-]{43}$/;
 const streamOf = (tenantId: string, heldId: string) => streamName('llm-held', `${tenantId}.${heldId}`);
 
 /** The error a held answer is to its caller (409 `review_required`): the held id and the approval to ask for, never the answer. */
@@ -61,13 +89,14 @@ export class HeldAnswersService {
   /** Holds an answer (as the caller would have received it) for review; answers what the caller is told. */
   async hold(principal: Principal, input: { requestId: string; api: Api; body: Json; calls: ReviewedCalls }): Promise<HeldReceipt> {
     const heldId = this.newId();
+    const key = randomBytes(32);
     const owner = { type: principal.type === 'agent' ? ('agent' as const) : ('user' as const), id: principal.id, ...(principal.actingFor ? { actingFor: principal.actingFor } : {}) };
     const result = await this.handler.handle(
       streamOf(principal.tenantId, heldId),
       { type: 'hold', data: { heldId, requestId: input.requestId, api: input.api, owner, tools: input.calls.tools, callsSha256: input.calls.callsSha256, ttlMs: this.d.ttlMs }, metadata: this.metadata(principal) },
-      { expectedVersion: 0, alsoInTransaction: (tx, events) => this.d.repo.insert(tx, { tenantId: principal.tenantId, heldId, api: input.api, body: input.body, expiresAt: (events[0].data as { expiresAt: string }).expiresAt }) },
+      { expectedVersion: 0, alsoInTransaction: (tx, events) => this.d.repo.insert(tx, { tenantId: principal.tenantId, heldId, api: input.api, body: seal(input.body, key, `${principal.tenantId}/${heldId}`), expiresAt: (events[0].data as { expiresAt: string }).expiresAt }) },
     );
-    return receiptOf(result.state);
+    return { ...receiptOf(result.state), releaseKey: key.toString('base64url') };
   }
 
   /**
@@ -75,7 +104,7 @@ export class HeldAnswersService {
    * approval's token was redeemed by the policy service for exactly this release. Without
    * a token: 409 (still waiting); a token the policy service does not redeem: 403 naming why.
    */
-  async release(principal: Principal, token: string | undefined, heldId: string, approvalToken: string | undefined): Promise<{ api: Api; body: Json }> {
+  async release(principal: Principal, token: string | undefined, heldId: string, approvalToken: string | undefined, releaseKey?: string): Promise<{ api: Api; body: Json }> {
     const now = this.now();
     const state = await this.load(principal.tenantId, heldId);
     if (isExpired(state, now)) await this.expire(principal.tenantId, heldId);
@@ -84,6 +113,11 @@ export class HeldAnswersService {
     if (approvalToken === undefined) throw reviewRequired(receipt, `the answer awaits review: ask the policy service for the approval in details.review.approval, then release it with the approval's token`);
     const match = APPROVAL_TOKEN.exec(approvalToken);
     if (!match) throw new PalisadeError('validation', 'approvalToken: must be the token the approval gave');
+    if (!releaseKey || !RELEASE_KEY.test(releaseKey)) throw new PalisadeError('validation', 'releaseKey: must be the key given with the held answer');
+    // the key is checked before the approval is spent
+    const sealed = await this.d.repo.peek(principal.tenantId, heldId);
+    const body = sealed && open(sealed, Buffer.from(releaseKey, 'base64url'), `${principal.tenantId}/${heldId}`);
+    if (!body) throw new PalisadeError('forbidden', 'releaseKey: not the key of this held answer');
     const policy = this.d.policy();
     if (!policy) throw new PalisadeError('unavailable', 'the policy service could not decide on the release (not connected yet)');
     const subject: AuthorizeRequest['subject'] = { type: principal.type === 'agent' ? 'agent' : 'user', id: principal.id, ...(token ? { token } : {}) };
@@ -92,13 +126,11 @@ export class HeldAnswersService {
     if (decision.decision !== 'allow') throw new PalisadeError('forbidden', `policy: the release was not approved (rule ${decision.rule}: ${decision.reason})`, { rule: decision.rule });
     // a plain allow redeemed nothing: the tenant has not made llm.release a critical action, and no one reviewed
     if (decision.rule !== 'approval') throw new PalisadeError('forbidden', `policy: ${RELEASE_ACTION} is not a critical action of the tenant, so no approval was redeemed: the answer stays held`, { rule: decision.rule });
-    let body: Json | undefined;
     await this.handler.handle(
       streamOf(principal.tenantId, heldId),
       { type: 'release', data: { caller: { type: principal.type, id: principal.id }, approvalId: match[1] }, metadata: this.metadata(principal) },
-      { alsoInTransaction: async (tx) => void (body = await this.d.repo.take(tx, principal.tenantId, heldId)) },
+      { alsoInTransaction: async (tx) => void (await this.d.repo.take(tx, principal.tenantId, heldId)) },
     );
-    if (!body) throw new PalisadeError('internal', 'the held answer has no stored body');
     return { api: state.held!.api, body };
   }
 

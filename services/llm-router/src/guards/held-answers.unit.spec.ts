@@ -9,7 +9,7 @@ import { guardPolicySchema } from './guard-policy.dto';
 import { DEFAULT_GUARD_POLICY, type GuardPolicy } from './guard-policy.events';
 import { heldAnswerDecider, type HeldAnswerCommand } from './held-answers.decider';
 import type { AnswerHeld, HeldAnswerEvent } from './held-answers.events';
-import { HeldAnswersService } from './held-answers.service';
+import { HeldAnswersService, type SealedAnswer } from './held-answers.service';
 import { PiiDetector } from './pii.detector';
 import { refuseStreamedReview, reviewedCalls } from './review';
 
@@ -106,8 +106,9 @@ function heldService(decide: (r: AuthorizeRequest) => AuthorizeDecision) {
     eventContext: systemEventContext('llm-router'),
     repo: {
       insert: async (_tx, row) => void rows.set(`${row.tenantId}/${row.heldId}`, row.body),
+      peek: async (tenantId, heldId) => rows.get(`${tenantId}/${heldId}`) as SealedAnswer | undefined,
       take: async (_tx, tenantId, heldId) => {
-        const body = rows.get(`${tenantId}/${heldId}`) as Record<string, unknown> | undefined;
+        const body = rows.get(`${tenantId}/${heldId}`) as SealedAnswer | undefined;
         rows.delete(`${tenantId}/${heldId}`);
         return body;
       },
@@ -121,22 +122,28 @@ function heldService(decide: (r: AuthorizeRequest) => AuthorizeDecision) {
   return { service, rows, asked, store, later: (ms: number) => (now = new Date(T0.getTime() + ms)) };
 }
 const approved: AuthorizeDecision = { decision: 'allow', rule: 'approval', reason: 'critical action approved; the approval is now used' };
-const body = { id: 'c', choices: [{ index: 0, message: { role: 'assistant', tool_calls: [] } }] };
+const body = { id: 'c', choices: [{ index: 0, message: { role: 'assistant', content: 'paying Zürich', tool_calls: [] } }] };
+const KEY = expect.stringMatching(/^[A-Za-z0-9_-]{43}$/);
 const calls = { tools: ['wire_money'], callsSha256: 'cd'.repeat(32) };
 
 describe('held answers service', () => {
   it('releases to the caller once the policy service redeemed the approval, exactly once; the text is deleted', async () => {
     let redeemed = 0;
     const h = heldService(() => (redeemed++ === 0 ? approved : { decision: 'deny', rule: 'approval', reason: 'approval token already used' }));
-    const receipt = await h.service.hold(agent, { requestId: 'r-1', api: 'openai', body, calls });
-    expect(receipt).toEqual({ heldId: HELD_ID, expiresAt: '2026-12-03T10:01:00.000Z', approval: { action: 'llm.release', resource: { type: 'llm-answer', id: HELD_ID }, parameters: calls, service: 'llm-router' } });
-    // without a token: still waiting (409), nothing asked
+    const { releaseKey, ...receipt } = await h.service.hold(agent, { requestId: 'r-1', api: 'openai', body, calls });
+    expect({ releaseKey, ...receipt }).toEqual({ heldId: HELD_ID, expiresAt: '2026-12-03T10:01:00.000Z', approval: { action: 'llm.release', resource: { type: 'llm-answer', id: HELD_ID }, parameters: calls, service: 'llm-router' }, releaseKey: KEY });
+    // at rest the answer is sealed under the caller's key
+    expect(JSON.stringify([...h.rows.values()])).not.toContain('Zürich');
+    // without a token: still waiting (409, no key: the router has none), nothing asked
     await expect(h.service.release(agent, 'agent-token', HELD_ID, undefined)).rejects.toMatchObject({ code: 'conflict', details: { review: receipt } });
+    // a wrong key: refused before the approval is spent
+    await expect(h.service.release(agent, 'agent-token', HELD_ID, TOKEN, 'A'.repeat(43))).rejects.toMatchObject({ code: 'forbidden', message: 'releaseKey: not the key of this held answer' });
+    await expect(h.service.release(agent, 'agent-token', HELD_ID, TOKEN)).rejects.toMatchObject({ code: 'validation', message: expect.stringMatching(/^releaseKey:/) });
     expect(h.asked).toEqual([]);
-    await expect(h.service.release(agent, 'agent-token', HELD_ID, TOKEN)).resolves.toEqual({ api: 'openai', body });
+    await expect(h.service.release(agent, 'agent-token', HELD_ID, TOKEN, releaseKey)).resolves.toEqual({ api: 'openai', body });
     expect(h.asked[0]).toEqual({ tenantId: 'acme', subject: { type: 'agent', id: 'bot', token: 'agent-token' }, action: 'llm.release', resource: { type: 'llm-answer', id: HELD_ID }, parameters: calls, approvalToken: TOKEN });
     expect(h.rows.size).toBe(0);
-    await expect(h.service.release(agent, 'agent-token', HELD_ID, TOKEN)).rejects.toMatchObject({ code: 'not_found', message: 'the held answer was released already' });
+    await expect(h.service.release(agent, 'agent-token', HELD_ID, TOKEN, releaseKey)).rejects.toMatchObject({ code: 'not_found', message: 'the held answer was released already' });
     expect(h.asked).toHaveLength(1);
   });
 
@@ -157,8 +164,8 @@ describe('held answers service', () => {
       [{ decision: 'deny', rule: 'decision-failed', reason: 'the decision could not be made' }, 'unavailable'],
     ] as const) {
       const h = heldService(() => decision);
-      await h.service.hold(agent, { requestId: 'r-1', api: 'openai', body, calls });
-      await expect(h.service.release(agent, 't', HELD_ID, TOKEN)).rejects.toMatchObject({ code });
+      const { releaseKey } = await h.service.hold(agent, { requestId: 'r-1', api: 'openai', body, calls });
+      await expect(h.service.release(agent, 't', HELD_ID, TOKEN, releaseKey)).rejects.toMatchObject({ code });
       expect(h.rows.size).toBe(1);
     }
     const h = heldService(() => approved);
