@@ -152,13 +152,14 @@ export class PiiDetector {
     }
     for (const [start, end] of emails(text)) add('email', start, end);
     if (/\d/.test(text)) {
-      for (const m of text.matchAll(CARD)) {
-        const digits = m[0].replace(/[ -]/g, '');
-        if (digits.length >= 13 && digits.length <= 19 && luhn(digits) && !/^(\d)\1+$/.test(digits)) add('card', m.index, m.index + m[0].length);
-      }
+      // an IBAN first: its digits may hold a run that passes Luhn, which must not claim part of it
       for (const m of text.matchAll(IBAN)) {
         const iban = electronicFormatIBAN(m[0]);
         if (iban && isValidIBAN(iban)) add('iban', m.index, m.index + m[0].length);
+      }
+      for (const m of text.matchAll(CARD)) {
+        const digits = m[0].replace(/[ -]/g, '');
+        if (digits.length >= 13 && digits.length <= 19 && luhn(digits) && !/^(\d)\1+$/.test(digits)) add('card', m.index, m.index + m[0].length);
       }
       for (const m of text.matchAll(US_SSN)) add('us_ssn', m.index, m.index + m[0].length);
       for (const m of text.matchAll(CN_ID)) if (validChineseResidentId(m[0])) add('cn_resident_id', m.index, m.index + m[0].length);

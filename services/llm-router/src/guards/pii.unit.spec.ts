@@ -1,3 +1,4 @@
+import { composeIBAN } from 'ibantools';
 import { NEGATIVES, POSITIVES } from '../../test/support/pii-corpus';
 import { luhn, PiiDetector, validChineseResidentId } from './pii.detector';
 import { StreamUnmasker } from '../completions/stream-unmasker';
@@ -27,6 +28,23 @@ describe('PII detector on the labelled corpus', () => {
     expect(validChineseResidentId('11010519491231002X')).toBe(true);
     expect(validChineseResidentId('110105194912310021')).toBe(false);
     expect(validChineseResidentId('110105194913310028')).toBe(false); // month 13
+  });
+});
+
+describe('PII detector: overlapping candidates', () => {
+  it('masks a whole IBAN as one IBAN, even when a run of its digits would pass as a card number (Luhn)', () => {
+    let seed = 20261203;
+    const digit = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), String(seed % 10));
+    let withLuhnRun = 0;
+    for (let i = 0; i < 2000; i++) {
+      const iban = composeIBAN({ countryCode: 'DE', bban: Array.from({ length: 18 }, digit).join('') })!;
+      const grouped = iban.replace(/(.{4})/g, '$1 ').trim();
+      const text = `refund on IBAN ${grouped} today`;
+      // without its country code the digits are no IBAN: does a card number show among them?
+      if (detector.detect(grouped.slice(4)).some((e) => e.type === 'card')) withLuhnRun++;
+      expect(detector.detect(text).map((e) => [e.type, text.slice(e.start, e.end)])).toEqual([['iban', grouped]]);
+    }
+    expect(withLuhnRun).toBeGreaterThan(0); // the case was met: some IBANs hold a Luhn-valid run
   });
 });
 
