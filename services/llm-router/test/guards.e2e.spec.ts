@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import OpenAI from 'openai';
-import { Client } from 'pg';
 import { audienceOf } from '@palisade/auth-verifier';
 import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
+import { withRouterDb } from './support/router-db';
 
 // The guards of the built llm-router (offset 9950) with the built policy and billing
 // services: the tenant's guard policy over HTTP, a blocked entity type and a blocked
@@ -27,15 +27,11 @@ const IBAN = 'DE89 3704 0044 0532 0130 00';
 type Guards = { pii?: { byType?: Record<string, number>; blocked?: string[] }; injection?: { blocked: boolean; findings: Array<{ source: string; rules: string[] }> }; tools?: { removedFromRequest: string[]; removedCalls: string[] } };
 
 /** The model-call audit events of the tenant, newest first. */
-async function modelCalls(): Promise<Array<{ agentId: string; outcome: string; reason?: string; guards: Guards }>> {
-  const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
-  await c.connect();
-  try {
+function modelCalls(): Promise<Array<{ agentId: string; outcome: string; reason?: string; guards: Guards }>> {
+  return withRouterDb(async (c) => {
     const r = await c.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded' ORDER BY global_position DESC`, [tenant]);
     return r.rows.map((row: { envelope: { data: never } }) => row.envelope.data);
-  } finally {
-    await c.end();
-  }
+  });
 }
 
 describe('llm-router guards (built router, policy and billing services, OpenAI SDK)', () => {

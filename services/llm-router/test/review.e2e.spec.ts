@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import OpenAI from 'openai';
-import { Client } from 'pg';
 import { audienceOf } from '@palisade/auth-verifier';
 import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
+import { withRouterDb } from './support/router-db';
 
 // The output review hook of the built llm-router (offset 9960) with the built policy and
 // billing services: the tenant reviews get_weather; an answer calling it is held (409
@@ -30,27 +30,16 @@ const CITY = 'Zürich-Altstetten';
 type Review = { heldId: string; expiresAt: string; releaseKey: string; approval: { action: string; resource: { type: string; id: string }; parameters: { tools: string[]; callsSha256: string }; service: string } };
 
 /** The tenant's events of a type, oldest first. */
-async function events(type: string): Promise<Array<{ data: Record<string, unknown>; personal?: unknown }>> {
-  const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
-  await c.connect();
-  try {
+function events(type: string): Promise<Array<{ data: Record<string, unknown>; personal?: unknown }>> {
+  return withRouterDb(async (c) => {
     const r = await c.query(`SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = $2 ORDER BY global_position`, [tenant, type]);
     return r.rows.map((row: { envelope: { data: Record<string, unknown>; personal?: unknown } }) => row.envelope);
-  } finally {
-    await c.end();
-  }
+  });
 }
 
 /** The held answer's row as stored (sealed). */
-async function storedRow(heldId: string): Promise<string | undefined> {
-  const c = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_llm_router', user: 'palisade_llm_router_owner' });
-  await c.connect();
-  try {
-    const r = await c.query(`SELECT body::text AS body FROM palisade.held_answers WHERE tenant_id = $1 AND held_id = $2`, [tenant, heldId]);
-    return r.rows[0]?.body as string | undefined;
-  } finally {
-    await c.end();
-  }
+function storedRow(heldId: string): Promise<string | undefined> {
+  return withRouterDb(async (c) => (await c.query(`SELECT body::text AS body FROM palisade.held_answers WHERE tenant_id = $1 AND held_id = $2`, [tenant, heldId])).rows[0]?.body as string | undefined);
 }
 
 describe('llm-router output review (built router, policy and billing services, OpenAI SDK)', () => {
