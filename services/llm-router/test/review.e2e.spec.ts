@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { audienceOf } from '@palisade/auth-verifier';
 import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions } from '@palisade/testing';
@@ -218,6 +219,29 @@ describe('llm-router output review (built router, policy and billing services, O
     }, 15000);
     expect(streamed?.message).toContain('review.tools');
     expect(onprem.records).toEqual([]);
+  });
+
+  it('the Anthropic API: held in its error shape (the SDK raises a conflict), released as an Anthropic message', async () => {
+    const review = await eventually(async () => {
+      const bot = await users.token({ sub: 'pay-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+      const client = new Anthropic({ authToken: bot, baseURL: `https://localhost:${ROUTER}`, maxRetries: 0 });
+      const error = await client.messages
+        .create({ model: 'weather', max_tokens: 100, tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }], messages: [{ role: 'user', content: CITY }] })
+        .then(
+          () => undefined,
+          (e: unknown) => e as InstanceType<typeof Anthropic.APIError>,
+        );
+      if (error?.status !== 409) return undefined;
+      expect(error).toBeInstanceOf(Anthropic.ConflictError);
+      const body = error.error as { type: string; error: { type: string; review: Review } };
+      expect(body.type).toBe('error');
+      expect(body.error.type).toBe('review_required');
+      return body.error.review;
+    }, 15000);
+    const token = await approved(review);
+    const answer = await release(review, t.bot, token);
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({ type: 'message', role: 'assistant', stop_reason: 'tool_use', content: expect.arrayContaining([{ type: 'tool_use', id: expect.any(String), name: 'get_weather', input: { city: CITY } }]) });
   });
 
   it('a held answer nobody releases expires: an event, then 404', async () => {

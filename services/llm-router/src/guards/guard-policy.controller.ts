@@ -28,7 +28,7 @@ export class GuardPolicyController {
   @Put('guard-policy')
   @ApiOperation({
     summary:
-      'Replace the guard policy: pii.<declared class>.<entity type> = mask|block|allow (absent: mask), injection = flag|block (block refuses high-confidence findings), toolCalls = remove|refuse',
+      'Replace the guard policy: pii.<declared class>.<entity type> = mask|block|allow (absent: mask), injection = flag|block (block refuses high-confidence findings), toolCalls = remove|refuse, review.tools = tools whose calls in an answer are held for a reviewed release',
   })
   @ApiHeader({ name: 'If-Match', required: false, description: 'the ETag read before (409 when the policy changed since)' })
   @ApiBody({ schema: openApiSchema(guardPolicySchema) })
