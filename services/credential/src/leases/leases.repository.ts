@@ -288,8 +288,9 @@ export class LeasesRepository extends CredentialRepository {
       return;
     }
     this.ringing = true;
-    this.pool()
-      .query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, [EVENTS_APPENDED_CHANNEL])
+    // Never throws into the committed statement's caller (not even a pool that is closing).
+    Promise.resolve()
+      .then(() => this.pool().query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, [EVENTS_APPENDED_CHANNEL]))
       .catch(() => undefined)
       .finally(() => {
         this.ringing = false;
