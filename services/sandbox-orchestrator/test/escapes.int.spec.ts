@@ -172,7 +172,8 @@ except OSError as e:
   });
 
   door('the host’s files (/work, /root, /home, .palisade, PostgreSQL data, /tmp)', async () => {
-    const r = await sh('for p in /work /root /home /var/lib/postgresql /var /run /opt /work/main/.palisade/pki/ca.key /etc/shadow /etc/ssh; do test -e "$p" && echo "sees $p"; done; ls /tmp | wc -l');
+    // /run is the sandbox's own: only the mount point of the warm pool's control directory (WARM_CONTROL), none of the host's
+    const r = await sh('for p in /work /root /home /var/lib/postgresql /var /run/netns /run/palisade-sandbox /run/postgresql /opt /work/main/.palisade/pki/ca.key /etc/shadow /etc/ssh; do test -e "$p" && echo "sees $p"; done; ls -A /run 2>/dev/null | grep -vx psbx | sed "s|^|sees /run/|"; ls /tmp | wc -l');
     expect(out(r)).toBe('0');
   });
 
