@@ -1,5 +1,6 @@
 export * from './bootstrap';
 export * from './config';
+export * from './csv';
 export * from './health';
 export * from './http/auth.guard';
 export * from './http/api-keys';

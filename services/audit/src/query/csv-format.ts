@@ -1,4 +1,4 @@
-import { stringify } from 'csv-stringify/sync';
+import { csvOf, spreadsheetSafe } from '@palisade/service-kit';
 import type { AuditRecord } from '@palisade/audit-log';
 import { actionClassOf } from '../coverage/action-classes';
 
@@ -8,12 +8,12 @@ const CSV_COLUMNS = ['partition', 'seq', 'recordedAt', 'occurredAt', 'eventId', 
 
 /** The header line. */
 export function csvHeader(): string {
-  return stringify([CSV_COLUMNS]);
+  return csvOf([CSV_COLUMNS]);
 }
 
 /** The lines of these records, in order. */
 export function csvLines(records: readonly AuditRecord[]): string {
-  return stringify(records.map(csvRow));
+  return csvOf(records.map(csvRow));
 }
 
 /** A CSV row; a cell a spreadsheet would read as a formula is prefixed with "'". */
@@ -36,5 +36,5 @@ export function csvRow(r: AuditRecord): string[] {
     JSON.stringify(e.data ?? {}),
     r.hash,
   ];
-  return cells.map((c) => (/^[=+\-@\t\r]/.test(c) ? `'${c}` : c));
+  return cells.map(spreadsheetSafe);
 }

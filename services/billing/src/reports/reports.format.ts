@@ -1,3 +1,4 @@
+import { csvOf } from '@palisade/service-kit';
 import type { UsageRow } from './reports.repository';
 
 /** µ-units as a decimal amount of the currency, exactly (no float): 1234567 → "1.234567". */
@@ -5,18 +6,6 @@ export function money(micros: bigint): string {
   const sign = micros < 0n ? '-' : '';
   const v = micros < 0n ? -micros : micros;
   return `${sign}${v / 1_000_000n}.${(v % 1_000_000n).toString().padStart(6, '0')}`;
-}
-
-/** One CSV field (RFC 4180), with formula-leading characters neutralised for spreadsheets. */
-export function csvField(value: string | number | null): string {
-  if (value === null) return '';
-  let s = String(value);
-  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
-export function csv(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number | null>>): string {
-  return [header, ...rows].map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
 }
 
 export function usageJson(rows: readonly UsageRow[]) {
@@ -33,9 +22,12 @@ export function usageJson(rows: readonly UsageRow[]) {
 }
 
 export function usageCsv(rows: readonly UsageRow[]): string {
-  return csv(
-    ['day', 'team_id', 'agent_id', 'model', 'requests', 'posted_micros', 'actual_micros', 'overrun_micros'],
-    rows.map((r) => [r.day, r.teamId, r.agentId, r.model, r.requests, r.postedMicros.toString(), r.actualMicros.toString(), r.overrunMicros.toString()]),
+  return csvOf(
+    [
+      ['day', 'team_id', 'agent_id', 'model', 'requests', 'posted_micros', 'actual_micros', 'overrun_micros'],
+      ...rows.map((r) => [r.day, r.teamId, r.agentId, r.model, r.requests, r.postedMicros.toString(), r.actualMicros.toString(), r.overrunMicros.toString()]),
+    ],
+    { crlf: true },
   );
 }
 
@@ -61,9 +53,10 @@ export const FOCUS_COLUMNS = [
  * SkuId = model, SubAccountId = team, ResourceId = agent, Tags = {"x_Overrun": µ-units}.
  */
 export function focusCsv(rows: readonly UsageRow[], currency: string, dayStart: (day: string) => { start: Date; end: Date }): string {
-  return csv(
-    FOCUS_COLUMNS,
-    rows.map((r) => {
+  return csvOf(
+    [
+      FOCUS_COLUMNS,
+      ...rows.map((r) => {
       const { start, end } = dayStart(r.day!);
       return [
         money(r.postedMicros),
@@ -79,6 +72,8 @@ export function focusCsv(rows: readonly UsageRow[], currency: string, dayStart: 
         r.agentId,
         JSON.stringify({ x_OverrunMicros: r.overrunMicros.toString() }),
       ];
-    }),
+      }),
+    ],
+    { crlf: true },
   );
 }

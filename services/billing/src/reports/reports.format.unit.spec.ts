@@ -1,4 +1,4 @@
-import { csvField, focusCsv, FOCUS_COLUMNS, money } from './reports.format';
+import { focusCsv, FOCUS_COLUMNS, money } from './reports.format';
 
 describe('report formats', () => {
   it('money is exact decimal from µ-units', () => {
@@ -6,11 +6,13 @@ describe('report formats', () => {
     expect(money(1_234_567n)).toBe('1.234567');
     expect(money(900_000_000_000_000n)).toBe('900000000.000000');
   });
-  it('CSV quotes and neutralises formulas', () => {
-    expect(csvField('a,"b"')).toBe('"a,""b"""');
-    expect(csvField('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
-    expect(csvField('-12')).toBe('-12');
-    expect(csvField(null)).toBe('');
+  it('CSV neutralises a formula a tenant could plant in a model name (service-kit csvOf)', () => {
+    const out = focusCsv(
+      [{ day: '2026-12-03', teamId: 'platform', agentId: 'bot', model: '-1+cmd|x', requests: 1, postedMicros: -500_000n, actualMicros: 0n, overrunMicros: 0n }],
+      'EUR',
+      () => ({ start: new Date('2026-12-02T16:00:00.000Z'), end: new Date('2026-12-03T16:00:00.000Z') }),
+    );
+    expect(out.trim().split('\r\n')[1]).toMatch(/^-0\.500000,-0\.500000,EUR,.*,'-1\+cmd\|x,platform,bot,/);
   });
   it('FOCUS rows: billed and effective cost, charge period, quantity, SkuId = model, SubAccountId = team', () => {
     const out = focusCsv(
