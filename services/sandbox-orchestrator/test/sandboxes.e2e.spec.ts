@@ -57,6 +57,12 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     execFileSync(CRUN, ['--root', join(RUN_DIR, INSTANCE, 'crun'), 'list', '-q'], { encoding: 'utf8' })
       .split('\n')
       .filter((l) => l.startsWith(`psbx-${INSTANCE}-`));
+  /** The instance's sandbox networks on the host: its sandboxes' and those its namespace pool keeps prepared. */
+  const networks = () =>
+    execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.trim().split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(`psbx-${INSTANCE}-net-`));
 
   let session: string;
   let sandbox: string;
@@ -325,10 +331,15 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     await orchestratorHandle.stop('SIGKILL');
     await running;
     expect(containers()).toEqual(before); // the orphans are there while nothing owns them
+    const orphanNetworks = networks(); // the sandboxes' and the namespace pool's prepared ones (default 4), nobody's now
+    expect(orphanNetworks.length).toBeGreaterThan(4);
     const [restarted] = start(['sandbox-orchestrator']);
     handles = [...handles.filter((h) => h !== orchestratorHandle), restarted];
     await runner.waitReady([restarted], { timeoutMs: 120000 });
     expect(containers().filter((c) => before.includes(c))).toEqual([]); // (the adopted sandbox may have a new warm one)
+    // every network of the dead process removed (the adopted sandbox got a new one), the pool prepared again
+    await eventually(async () => networks().length > 4, 30000, 200);
+    expect(networks().filter((n) => orphanNetworks.includes(n))).toEqual([]);
     const lost = await orchestrator(`/v1/sandboxes/${sandbox}/executions/${executionId}`, t.alice);
     expect(lost.json).toMatchObject({ status: 'finished', reason: 'lost' });
     const view = await orchestrator(`/v1/sandboxes/${sandbox}`, t.alice);
