@@ -81,9 +81,16 @@ async function seedDemoBilling({ authUrl, billingUrl, ca, tenantId, username, pa
   if (signIn.status !== 200 || !signIn.json?.accessToken) throw new Error(`demo billing: sign-in answered ${signIn.status}`);
   const auth = { authorization: `Bearer ${signIn.json.accessToken}` };
   // µ-USD per million tokens (integers: $2.50 per 1M = 2500000), never a float
-  const price = (model, kind, microsPerMillion) => ({ provider: 'openai', model, kind, microsPerMillion });
+  const price = (model, kind, microsPerMillion, provider = 'openai') => ({ provider, model, kind, microsPerMillion });
+  // sandbox executions are quoted and held like model calls (provider `sandbox`, model = the template): per million
+  // CPU-ms, MB-ms of memory and wall-ms; a tenant without these prices gets 503 for every execution (fail closed)
+  const sandbox = ['small', 'default', 'large'].flatMap((template) => [
+    price(template, 'cpu_ms', '100000', 'sandbox'),
+    price(template, 'memory_mb_ms', '1000', 'sandbox'),
+    price(template, 'wall_ms', '10000', 'sandbox'),
+  ]);
   const steps = [
-    ['PUT', '/v1/price-tables', { currency: 'USD', entries: [price('gpt-4o', 'input_tokens', '2500000'), price('gpt-4o', 'output_tokens', '10000000'), price('gpt-4o-mini', 'input_tokens', '150000'), price('gpt-4o-mini', 'output_tokens', '600000')] }],
+    ['PUT', '/v1/price-tables', { currency: 'USD', entries: [price('gpt-4o', 'input_tokens', '2500000'), price('gpt-4o', 'output_tokens', '10000000'), price('gpt-4o-mini', 'input_tokens', '150000'), price('gpt-4o-mini', 'output_tokens', '600000'), ...sandbox] }],
     ['PUT', `/v1/budgets/tenant/${tenantId}`, { limitMicros: '100000000', period: 'month', timeZone: 'UTC', hard: true }],
   ];
   for (const [method, route, body] of steps) {
@@ -142,7 +149,7 @@ async function seedDemo({ authUrl, policyUrl, billingUrl, routerUrl, providerUrl
     }
     if (billingUrl) {
       await seedDemoBilling({ authUrl, billingUrl, ca, tenantId, username, password })
-        .then(() => print('demo billing: price table (gpt-4o, gpt-4o-mini) and a hard tenant budget of $100 a month'))
+        .then(() => print('demo billing: price table (gpt-4o, gpt-4o-mini, sandbox templates) and a hard tenant budget of $100 a month'))
         .catch((e) => print(`demo billing not seeded: ${e.message}`));
     }
     if (routerUrl && providerUrl) {
