@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Module, type BeforeApplicationShutdown } from '@nestjs/common';
 import { LedgerClient } from '@palisade/billing-client';
 import { PalisadeError } from '@palisade/contracts';
 import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-client';
@@ -55,7 +55,24 @@ function egressRulesServiceFor(platform: Platform): Ready<EgressRulesService> {
  * start it reconciles what the runtime holds (adopts or removes) and then stops idle
  * sandboxes periodically.
  */
-function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>): Ready<SandboxesService> {
+/**
+ * Work that must be done before Nest's own signal handler ends the process: on SIGTERM it
+ * re-raises the signal after its shutdown hooks, without waiting for the platform's close
+ * hooks (which then stop halfway).
+ */
+class BeforeShutdown implements BeforeApplicationShutdown {
+  private readonly hooks: Array<() => Promise<void>> = [];
+
+  add(hook: () => Promise<void>): void {
+    this.hooks.push(hook);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const hook of this.hooks) await hook().catch(() => undefined);
+  }
+}
+
+function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>, shutdown: BeforeShutdown): Ready<SandboxesService> {
   let service: SandboxesService | undefined;
   let failure: string | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -121,6 +138,8 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     }, Math.min(60_000, Math.max(1000, Math.floor(Math.min(config.idleStopMs, config.lifetimeMs) / 4))));
     timer.unref();
   });
+  // the namespace pool's waiting networks removed at a clean stop (a restart's reconcile removes them otherwise)
+  shutdown.add(async () => pool?.stopPool());
   platform.beforeClose(async () => {
     if (timer) clearInterval(timer);
     await pool?.stopPool();
@@ -151,9 +170,11 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     { provide: EGRESS_RULES_SERVICE, useFactory: (platform: Platform) => egressRulesServiceFor(platform), inject: [PLATFORM] },
     {
       provide: SANDBOXES_SERVICE,
-      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>) => sandboxesServiceFor(platform, policy, config, egressRules),
-      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG, EGRESS_RULES_SERVICE],
+      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>, shutdown: BeforeShutdown) =>
+        sandboxesServiceFor(platform, policy, config, egressRules, shutdown),
+      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG, EGRESS_RULES_SERVICE, BeforeShutdown],
     },
+    BeforeShutdown,
   ],
 })
 export class SandboxOrchestratorModule {}

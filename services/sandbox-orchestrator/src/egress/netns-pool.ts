@@ -38,6 +38,7 @@ export class NetnsPool<T> {
   private failures = 0;
   private retry: NodeJS.Timeout | undefined;
   private deferred: NodeJS.Timeout | undefined;
+  private draining: Promise<void> | undefined;
   private readonly now: () => number;
 
   constructor(private readonly o: NetnsPoolOptions<T>) {
@@ -79,8 +80,13 @@ export class NetnsPool<T> {
     this.running = this.o.size > 0;
   }
 
-  /** Stops refilling, waits for a preparation under way and destroys every waiting entry. */
-  async drain(): Promise<void> {
+  /** Stops refilling, waits for a preparation under way and destroys every waiting entry; a caller during a drain waits for that drain. */
+  drain(): Promise<void> {
+    this.draining ??= this.empty().finally(() => (this.draining = undefined));
+    return this.draining;
+  }
+
+  private async empty(): Promise<void> {
     this.running = false;
     for (const timer of [this.retry, this.deferred]) if (timer) clearTimeout(timer);
     this.retry = undefined;

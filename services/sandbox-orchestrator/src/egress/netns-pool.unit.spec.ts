@@ -62,6 +62,24 @@ describe('NetnsPool', () => {
     expect(made).toHaveLength(3); // stopped: the take after the drain prepared nothing
   });
 
+  it('a drain asked while one runs waits for it (a shutdown hook and a close hook both drain)', async () => {
+    let release!: () => void;
+    const destroyed: number[] = [];
+    let next = 0;
+    const pool = new NetnsPool<number>({ size: 2, prepare: async () => next++, destroy: (e) => new Promise<void>((r) => (release = () => (destroyed.push(e), r()))), refillDelayMs: 0 });
+    await pool.warm();
+    const first = pool.drain();
+    let secondDone = false;
+    const second = pool.drain().then(() => (secondDone = true));
+    await settle();
+    expect(secondDone).toBe(false); // still destroying
+    release();
+    await settle();
+    release();
+    await Promise.all([first, second]);
+    expect(destroyed).toEqual([0, 1]);
+  });
+
   it('a failed preparation is reported and retried later; take meanwhile gives nothing', async () => {
     let failing = true;
     const { pool, errors } = harness(1, { fail: () => failing });
