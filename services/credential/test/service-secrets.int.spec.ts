@@ -44,7 +44,7 @@ describe('service secrets (Vault over PostgreSQL)', () => {
     expect(events).not.toContain(v2);
   });
 
-  it('is not found for another tenant, another service, or a secret outside auth:idp; a name it does not own is a conflict', async () => {
+  it('is not found for another tenant, another service, or a secret outside the caller\'s scope; a name it does not own is a conflict', async () => {
     const { secretId } = await h.serviceSecrets.put('auth', 'acme', 'idp.ldap', value(marker()));
     await expect(h.serviceSecrets.read('auth', 'globex', secretId, 'idp-sign-in')).rejects.toMatchObject({ code: 'not_found' });
     await expect(h.serviceSecrets.read('sandbox-orchestrator', 'acme', secretId, 'x')).rejects.toMatchObject({ code: 'not_found' });
@@ -52,7 +52,11 @@ describe('service secrets (Vault over PostgreSQL)', () => {
     await expect(h.serviceSecrets.read('auth', 'acme', tool.id, 'idp-sign-in')).rejects.toMatchObject({ code: 'not_found' });
     await expect(h.serviceSecrets.delete('auth', 'acme', tool.id)).rejects.toMatchObject({ code: 'not_found' });
     await expect(h.serviceSecrets.put('auth', 'acme', 'gerrit', value(marker()))).rejects.toMatchObject({ code: 'conflict' });
-    await expect(h.serviceSecrets.put('llm-router', 'acme', 'idp.x', value(marker()))).rejects.toMatchObject({ code: 'forbidden' });
+    // a service without a scope of its own keeps nothing; one with a scope keeps its own, which no other service reads
+    await expect(h.serviceSecrets.put('billing', 'acme', 'idp.x', value(marker()))).rejects.toMatchObject({ code: 'forbidden' });
+    const routers = await h.serviceSecrets.put('llm-router', 'acme', 'idp.x', value(marker()));
+    await expect(h.serviceSecrets.read('auth', 'acme', routers.secretId, 'idp-sign-in')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(h.serviceSecrets.read('llm-router', 'acme', secretId, 'provider-call')).rejects.toMatchObject({ code: 'not_found' });
     expect(await reads(tool.id)).toEqual([]);
   });
 
