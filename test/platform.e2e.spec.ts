@@ -292,6 +292,13 @@ describe('the seven services', () => {
     expect(page.items.every((e: { event: { tenantId: string } }) => e.event.tenantId === 'demo')).toBe(true);
     expect(JSON.stringify(page)).not.toContain('demo-value-123');
   });
+
+  // last: it stops them. Nest's own shutdown hook used to re-raise SIGTERM once Nest had closed, killing the
+  // process before the platform's close hooks (relay, consumers, audit batches, sandbox networks) had run.
+  it('each service stops on SIGTERM only after closing its connections: exit code 0, not killed by the signal', async () => {
+    const exits = await Promise.all(handles.map(async (h) => [h.name, await h.stop()]));
+    expect(exits).toEqual(handles.map((h) => [h.name, { code: 0, signal: null }]));
+  });
 });
 
 describe('certificate renewal', () => {

@@ -95,7 +95,9 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.use(readinessGate(() => platform.isConnected()));
   app.useGlobalFilters(new HttpErrorFilter(logger));
   app.useGlobalInterceptors(new EdgeTextInterceptor());
-  app.enableShutdownHooks();
+  // No app.enableShutdownHooks(): main() stops on SIGTERM/SIGINT through stop() (the platform's close hooks,
+  // then app.close(), which runs Nest's hooks); Nest's own handler re-raised the signal once Nest had closed,
+  // killing the process before the platform finished (events in flight, audit batches, sandbox networks).
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder().setTitle(`Palisade ${definition.name}`).setDescription(definition.description).setVersion(definition.version).build(),
