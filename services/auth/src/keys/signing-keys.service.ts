@@ -152,7 +152,13 @@ export class KeyRing {
       .map((k) => k.publicJwk);
     const active = keys.find((k) => k.status === 'active');
     if (active && active.kid !== this.active?.kid) {
-      const der = open(this.options.keyEncryptionKey, active.privateKey, active.kid);
+      let der: Buffer;
+      try {
+        der = open(this.options.keyEncryptionKey, active.privateKey, active.kid);
+      } catch {
+        // what an operator must fix (GCM's own message says only "unable to authenticate data")
+        throw new Error(`the configured key-encryption key (AUTH_KEY_ENCRYPTION_KEY[_FILE]) is not the one that wrapped the stored signing key ${active.kid}`);
+      }
       this.active = { kid: active.kid, key: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }) };
     }
   }
