@@ -114,7 +114,11 @@ describe('lease group commit (PostgreSQL)', () => {
       });
       await listener.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
       // Notifications of one session arrive in commit order: once the marker after it is heard, the append's own would have been.
-      const ring = (payload: string) => new Promise<void>((resolve) => ((marker = resolve), void appender.query('SELECT pg_notify($1, $2)', [EVENTS_APPENDED_CHANNEL, payload])));
+      // heard, and the query answered too (a query still in flight when the client ends fails with "Connection terminated")
+      const ring = async (payload: string) => {
+        const heardIt = new Promise<void>((resolve) => (marker = resolve));
+        await Promise.all([heardIt, appender.query('SELECT pg_notify($1, $2)', [EVENTS_APPENDED_CHANNEL, payload])]);
+      };
       const append = () =>
         appender.query(`INSERT INTO "${h.db.schema}".events (stream_id, stream_version, event_id, event_type, tenant_id, envelope) VALUES ($1, 1, $2, 'test.appended', 'acme', '{}')`, [
           `notify-${randomUUID()}`,
