@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { createDataSource, eventStoreMigration, ident, type PgConnectionOptions } from '@palisade/postgres';
+import { serviceDatabase, type ServiceName } from '@palisade/contracts';
 import { infra } from './infra';
 
 export const TEST_DATABASE = 'palisade_test';
@@ -96,11 +97,11 @@ export async function allowConnections(database: string, allow: boolean): Promis
 }
 
 /**
- * The rows of one query on a service's own database (`palisade_<service>`, `-` as `_`) as
+ * The rows of one query on a service's own database (`serviceDatabase`) as
  * its owner role: what e2e tests read of what a running service stored (its events).
  */
-export async function queryServiceDatabase<T = Record<string, unknown>>(service: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const database = `palisade_${service.replaceAll('-', '_')}`;
+export async function queryServiceDatabase<T = Record<string, unknown>>(service: ServiceName, sql: string, params: unknown[] = []): Promise<T[]> {
+  const database = serviceDatabase(service);
   const client = new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database, user: `${database}_owner` });
   await client.connect();
   try {
