@@ -9,11 +9,6 @@ export interface ParallelVerifierOptions {
   allowLaterStart?: boolean;
   /** Worker threads (default: the machine's parallelism). */
   threads?: number;
-  /**
-   * Which worker verifies a partition (0 … threads-1). Default: as `plan()` placed it,
-   * else round-robin in the order the partitions are first seen (checkpoints or records).
-   */
-  workerOf?: (partition: number) => number;
   /** Bytes of records gathered for a worker before they are handed over (default 1 MiB). */
   batchBytes?: number;
 }
@@ -143,7 +138,7 @@ export class ParallelChainVerifier {
   cpuMs: number[] = [];
   private finished = false;
 
-  constructor(private readonly options: ParallelVerifierOptions) {
+  constructor(options: ParallelVerifierOptions) {
     const threads = Math.max(1, options.threads ?? availableParallelism());
     this.batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
     const workerData = { module: join(__dirname, '..', 'dist', 'index.js'), jwks: options.jwks, allowLaterStart: options.allowLaterStart ?? false };
@@ -232,11 +227,11 @@ export class ParallelChainVerifier {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
+  /** The worker `plan()` placed a partition on, else round-robin in the order partitions are first seen. */
   private ownerOf(partition: number): number {
     let w = this.owners.get(partition);
     if (w === undefined) {
-      const chosen = this.options.workerOf?.(partition) ?? this.owners.size;
-      w = ((chosen % this.workers.length) + this.workers.length) % this.workers.length;
+      w = this.owners.size % this.workers.length;
       this.owners.set(partition, w);
     }
     return w;
