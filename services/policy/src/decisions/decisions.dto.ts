@@ -1,9 +1,23 @@
 import { z } from 'zod';
 import { TENANT_ID, type ServiceName } from '@palisade/contracts';
 import { ATTRIBUTE_NAME, NAME_PATTERN, type DecisionRequest } from '../model/policy.model';
-import { attributesSchema, boundedObject, idSchema, nameSchema, parse, tenantIdSchema } from '../validation';
+import {
+  ATTRIBUTE_LIST_ITEM_MAX,
+  ATTRIBUTE_LIST_MAX,
+  ATTRIBUTE_STRING_MAX,
+  ATTRIBUTES_MAX,
+  attributesSchema,
+  boundedObject,
+  ID_MAX,
+  idSchema,
+  nameSchema,
+  parse,
+  tenantIdSchema,
+} from '../validation';
 
 export const MAX_BATCH = 1000;
+/** The longest access token a subject may carry. */
+const TOKEN_MAX = 8192;
 
 export const decisionRequestSchema = z.strictObject({
   tenantId: tenantIdSchema,
@@ -13,7 +27,7 @@ export const decisionRequestSchema = z.strictObject({
     actingFor: idSchema.optional(),
     tenantId: tenantIdSchema.optional(),
     /** An agent's (or a user's) access token as presented to the asking service (verified here). */
-    token: z.string().min(1).max(8192).optional(),
+    token: z.string().min(1).max(TOKEN_MAX).optional(),
   }),
   action: nameSchema,
   resource: z.strictObject({
@@ -69,7 +83,7 @@ function plainObject(v: unknown, keys: ReadonlySet<string>): v is Record<string,
 }
 
 const isString = (v: unknown, min: number, max: number): v is string => typeof v === 'string' && v.length >= min && v.length <= max;
-const isId = (v: unknown) => isString(v, 1, 200);
+const isId = (v: unknown) => isString(v, 1, ID_MAX);
 const isTenant = (v: unknown) => typeof v === 'string' && TENANT_ID.test(v);
 const isName = (v: unknown) => typeof v === 'string' && NAME_PATTERN.test(v);
 
@@ -80,7 +94,7 @@ function plainRequest(v: unknown): v is DecisionRequestDto {
   const { subject, resource } = v;
   if (!plainObject(subject, SUBJECT_KEYS) || !SUBJECT_TYPES.has(subject.type as string) || !isId(subject.id)) return false;
   if ((subject.actingFor !== undefined && !isId(subject.actingFor)) || (subject.tenantId !== undefined && !isTenant(subject.tenantId))) return false;
-  if (subject.token !== undefined && !isString(subject.token, 1, 8192)) return false;
+  if (subject.token !== undefined && !isString(subject.token, 1, TOKEN_MAX)) return false;
   if (!plainObject(resource, RESOURCE_KEYS) || !isName(resource.type)) return false;
   if ((resource.id !== undefined && !isId(resource.id)) || (resource.tenantId !== undefined && !isTenant(resource.tenantId))) return false;
   return resource.attributes === undefined || plainAttributes(resource.attributes);
@@ -90,15 +104,15 @@ function plainAttributes(v: unknown): boolean {
   if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
   let count = 0;
   for (const key in v) {
-    if (++count > 64 || !ATTRIBUTE_NAME.test(key)) return false;
+    if (++count > ATTRIBUTES_MAX || !ATTRIBUTE_NAME.test(key)) return false;
     const value = (v as Record<string, unknown>)[key];
     if (typeof value === 'string') {
-      if (value.length > 1024) return false;
+      if (value.length > ATTRIBUTE_STRING_MAX) return false;
     } else if (typeof value === 'number') {
       if (!Number.isFinite(value)) return false;
     } else if (Array.isArray(value)) {
-      if (value.length > 256) return false;
-      for (let i = 0; i < value.length; i++) if (!isString(value[i], 0, 256)) return false;
+      if (value.length > ATTRIBUTE_LIST_MAX) return false;
+      for (let i = 0; i < value.length; i++) if (!isString(value[i], 0, ATTRIBUTE_LIST_ITEM_MAX)) return false;
     } else if (typeof value !== 'boolean') return false;
   }
   return true;
