@@ -94,6 +94,8 @@ interface Trace {
   streamed: boolean;
   attempts: number;
   reservedMicros: number;
+  /** What the call was charged, once settled (an answer refused by a guard is settled before it is refused). */
+  cost?: number;
   /** What the rate limits counted for this call (its unused tokens are given back). */
   ticket?: RateTicket;
   session?: MaskingSession;
@@ -157,10 +159,7 @@ export class CompletionsService {
       // 5. attempts
       return await this.attempt(t, input, maskedBody, candidates, maxTokens);
     } catch (error) {
-      const reason = reasonOf(error);
-      void t.ticket?.settle(0);
-      this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
-      throw error;
+      this.failed(t, error);
     }
   }
 
@@ -192,11 +191,16 @@ export class CompletionsService {
       const result = await this.attempt(t, { ...input, api: 'openai' }, { ...body, input: typeof body.input === 'string' ? masked[0] : masked }, candidates, 0);
       return { body: (result as { body: Json }).body, requestId: result.requestId };
     } catch (error) {
-      const reason = reasonOf(error);
-      void t.ticket?.settle(0);
-      this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
-      throw error;
+      this.failed(t, error);
     }
+  }
+
+  /** A call that ended in an error before any answer: its rate-limit ticket given back, its audit event written, the error rethrown. */
+  private failed(t: Trace, error: unknown): never {
+    const reason = reasonOf(error);
+    void t.ticket?.settle(0);
+    this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
+    throw error;
   }
 
   private traceOf(input: EmbedInput, api: Api, how: Pick<Trace, 'streamed' | 'prompt' | 'embeddings'>): Trace {
@@ -387,7 +391,7 @@ export class CompletionsService {
     const model = t.served!.model;
     const real = costMicros(model, { inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens, outputTokens: usage.outputTokens });
     const amountMicros = estimated ? t.reservedMicros : Math.min(real, t.reservedMicros);
-    (t as Trace & { cost?: number; estimated?: boolean }).cost = amountMicros;
+    t.cost = amountMicros;
     // the rate limits keep what was used (all of the worst case when it is not known)
     void t.ticket?.settle(estimated ? Number.MAX_SAFE_INTEGER : usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens + usage.outputTokens);
     // the durable path: billing settles from this event if the request below is lost
@@ -420,7 +424,7 @@ export class CompletionsService {
 
   private async release(t: Trace): Promise<void> {
     void t.ticket?.settle(0);
-    if ((t as Trace & { cost?: number }).cost !== undefined) return; // settled already (an answer refused by a guard)
+    if (t.cost !== undefined) return; // settled already (an answer refused by a guard)
     await this.d.billing.release({ tenantId: t.principal.tenantId, requestId: t.requestId }).catch((error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'release failed: the hold expires at its deadline');
     });
@@ -447,7 +451,7 @@ export class CompletionsService {
       inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens,
       outputTokens: usage.outputTokens,
       reservedMicros: t.reservedMicros,
-      costMicros: (t as Trace & { cost?: number }).cost ?? 0,
+      costMicros: t.cost ?? 0,
       estimated: result.estimated ?? false,
       latencyMs: Math.round(performance.now() - t.started),
       guards: t.guarded?.outcomes() ?? { pii: { masked: 0, byType: {} } },
