@@ -111,6 +111,8 @@ export class CrunRuntime implements SandboxRuntime {
   /** The container created ahead for each sandbox's next execution (when `warm`). */
   private readonly warmBySandbox = new Map<string, Promise<WarmContainer | undefined>>();
   private seccompBpf: string | undefined;
+  /** The host's trusted roots, read once (the first sandbox with egress) and shared by every sandbox's bundle. */
+  private hostRoots: Promise<string> | undefined;
 
   constructor(private readonly options: CrunRuntimeOptions) {
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(options.instance)) throw new PalisadeError('validation', 'instance: lowercase letters, digits and - (at most 31)');
@@ -167,7 +169,7 @@ export class CrunRuntime implements SandboxRuntime {
     await writeFile(join(dir, 'limits.json'), JSON.stringify(limits), { mode: 0o600 });
     if (this.options.egress) {
       const attachment = await this.options.egress.open(sandboxId);
-      const roots = await readFile(HOST_CA_BUNDLE, 'utf8').catch(() => '');
+      const roots = await (this.hostRoots ??= readFile(HOST_CA_BUNDLE, 'utf8').catch(() => ''));
       await writeFile(join(etc, 'ssl', 'sandbox-ca.pem'), attachment.caCertificatePem, { mode: 0o644 });
       await writeFile(join(etc, 'ssl', 'sandbox-ca-bundle.pem'), `${roots.trimEnd()}\n${attachment.caCertificatePem}`, { mode: 0o644 });
       if (attachment.nameserver) await writeFile(join(etc, 'resolv.conf'), `nameserver ${attachment.nameserver}\noptions timeout:2 attempts:2\n`, { mode: 0o644 });
