@@ -108,8 +108,13 @@ export function partitionOf(topic: string, key: string, partitions: number): num
 
 /** Per partition: the offset after the last one (high watermark). */
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, bigint>> {
+  return (await offsetBounds(admin, topic)).ends;
+}
+
+/** Per partition, from one request: the first offset still held (low) and the offset after the last one (high watermark). */
+export async function offsetBounds(admin: Admin, topic: string): Promise<{ lows: Map<number, bigint>; ends: Map<number, bigint> }> {
   const offsets = await admin.fetchTopicOffsets(topic);
-  return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  return { lows: new Map(offsets.map((o) => [o.partition, BigInt(o.low)])), ends: new Map(offsets.map((o) => [o.partition, BigInt(o.high)])) };
 }
 
 export interface ReadRecord<V = string> {

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ChainVerifier, ParallelChainVerifier, type AuditRecord, type Jwks, type VerificationResult } from '@palisade/audit-log';
 import type { Admin, Kafka } from '@palisade/kafka';
-import { endOffsets, readRange, readRangeRaw } from '../ingest/audit-topic';
+import { endOffsets, offsetBounds, readRange, readRangeRaw } from '../ingest/audit-topic';
 
 export interface VerifyTopicOptions {
   kafka: Kafka;
@@ -61,9 +61,8 @@ export async function verifyTopic(o: VerifyTopicOptions): Promise<VerificationRe
   for (const cp of checkpoints) {
     if (wanted((cp as { partition: number }).partition) && inRange(cp as { seq?: unknown }) && !verifier.addCheckpoint(cp)) return verifier.finish();
   }
-  const topicEnds = await endOffsets(o.admin, o.topic);
+  const { lows, ends: topicEnds } = await offsetBounds(o.admin, o.topic);
   const ends = new Map([...topicEnds].filter(([p]) => wanted(p)).map(([p, end]) => [p, untilOffsets?.get(p) ?? end]));
-  const lows = new Map((await o.admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, BigInt(p.low)]));
   const starts = new Map([...lows].map(([p, low]) => [p, o.fromOffsets?.get(p) !== undefined && o.fromOffsets.get(p)! > low ? o.fromOffsets.get(p)! : low]));
   await readRange(o.kafka, o.topic, starts, ends, async (batch) => {
       for (const r of batch) {
@@ -106,8 +105,8 @@ export async function verifyTopicInParallel(o: VerifyTopicInParallelOptions): Pr
         if (wanted(cp.partition)) verifier.addCheckpoint(cp);
       }
     }, { groupPrefix: o.groupPrefix });
-    const ends = new Map([...(await endOffsets(o.admin, o.topic))].filter(([p]) => wanted(p)));
-    const starts = new Map((await o.admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, BigInt(p.low)]));
+    const { lows: starts, ends: topicEnds } = await offsetBounds(o.admin, o.topic);
+    const ends = new Map([...topicEnds].filter(([p]) => wanted(p)));
     verifier.plan(new Map([...ends].map(([p, end]) => [p, Number(end - (starts.get(p) ?? 0n))])));
     await readRangeRaw(o.kafka, o.topic, starts, ends, async (batch) => {
       for (const r of batch) if (!verifier.addRecord(r.partition, r.value)) return false;
