@@ -59,6 +59,8 @@ export class LeasesService {
   private readonly decider: Decider<LeaseState, LeaseCommand, LeaseEvent>;
   /** Granted leases by token hash (base64), with their secret's material as the grant read it. */
   private readonly handedOver = new Map<string, RedemptionRow>();
+  /** No lease in `handedOver` expires before this (epoch ms; earlier when nothing was pruned yet). */
+  private firstExpiry = 0;
 
   constructor(private readonly d: LeasesServiceDependencies) {
     this.decider = leasesDecider(d.limits);
@@ -184,10 +186,20 @@ export class LeasesService {
   private handOver(lease: LeaseRow, secret: LeaseSecretRow): void {
     if (!secret.material || !secret.kek) return;
     if (this.handedOver.size >= HANDED_OVER) {
+      // full: drop the expired, scanning only once one may have expired (not at every grant while full)
       const now = this.d.now().getTime();
-      for (const [key, row] of this.handedOver) if (row.expiresAt.getTime() <= now) this.handedOver.delete(key);
+      if (now >= this.firstExpiry) {
+        let first = Infinity;
+        for (const [key, row] of this.handedOver) {
+          const at = row.expiresAt.getTime();
+          if (at <= now) this.handedOver.delete(key);
+          else if (at < first) first = at;
+        }
+        this.firstExpiry = first;
+      }
       if (this.handedOver.size >= HANDED_OVER) return;
     }
+    this.firstExpiry = Math.min(this.firstExpiry, lease.expiresAt.getTime());
     const { tokenHash: _hash, grantedBy: _by, createdAt: _at, ...row } = lease;
     this.handedOver.set(lease.tokenHash.toString('base64'), { ...row, secretState: secret.state, version: secret.material.version, material: secret.material, kek: secret.kek });
   }
