@@ -1,6 +1,7 @@
 import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
-import { isUndecided, type AuthorizeDecision, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
+import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
+import { askPolicy, type PolicyAsk } from '../policy';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
 import type { SandboxFiles } from '../runtime/workspace-files';
 import type { SandboxTokens } from './sandbox-tokens';
@@ -541,30 +542,20 @@ export class SandboxesService {
     return undefined;
   }
 
-  private async ask(caller: Caller, asks: Array<{ type: string; action: string; session: SessionRow; parameters?: Record<string, string>; approvalToken?: string }>): Promise<AuthorizeDecision[]> {
-    const policy = this.d.policy();
-    if (!policy) throw new PalisadeError('unavailable', 'the policy service could not decide (not connected yet)');
-    const { principal, agentToken } = caller;
-    const subject: AuthorizeRequest['subject'] = { type: principal.type, id: principal.id };
-    if (agentToken) subject.token = agentToken; // a person's or an agent's token: the policy service takes who they are (and their teams) from it
-    const decisions = await Promise.all(
-      asks.map(({ type, action, session, parameters, approvalToken }) =>
-        policy.authorize({
-          tenantId: principal.tenantId,
-          subject,
-          action,
-          ...(parameters ? { parameters } : {}),
-          ...(approvalToken ? { approvalToken } : {}),
-          resource:
-            type === TOOL_RESOURCE
-              ? { type: TOOL_RESOURCE, id: EXECUTE_TOOL, attributes: { session: session.sessionId } }
-              : { type: SESSION_RESOURCE, id: session.sessionId, attributes: { owner: session.owner, collaborators: session.collaborators, viewers: session.viewers, agents: session.agents } },
-        }),
-      ),
+  private ask(caller: Caller, asks: Array<{ type: string; action: string; session: SessionRow; parameters?: Record<string, string>; approvalToken?: string }>): Promise<AuthorizeDecision[]> {
+    return askPolicy(
+      this.d.policy(),
+      caller,
+      asks.map(({ type, action, session, parameters, approvalToken }): PolicyAsk => ({
+        action,
+        ...(parameters ? { parameters } : {}),
+        ...(approvalToken ? { approvalToken } : {}),
+        resource:
+          type === TOOL_RESOURCE
+            ? { type: TOOL_RESOURCE, id: EXECUTE_TOOL, attributes: { session: session.sessionId } }
+            : { type: SESSION_RESOURCE, id: session.sessionId, attributes: { owner: session.owner, collaborators: session.collaborators, viewers: session.viewers, agents: session.agents } },
+      })),
     );
-    const failed = decisions.find(isUndecided);
-    if (failed) throw new PalisadeError('unavailable', `the policy service could not decide (${failed.reason}): denied`);
-    return decisions;
   }
 
   private command(principal: Principal, command: Omit<SandboxCommand, 'metadata'>): SandboxCommand {

@@ -1,6 +1,7 @@
 import { ConcurrencyError, newEventId, PalisadeError, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
-import { isUndecided, type AuthorizeDecision, type AuthorizeRequest, type PolicyClient } from '@palisade/policy-client';
+import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
+import { askPolicy } from '../policy';
 import { sessionDecider, type SessionCommand, type SessionState } from './sessions.decider';
 import type { SessionEvent, ShareRole } from './sessions.events';
 import type { SessionRow, SessionsRepository } from './sessions.repository';
@@ -87,7 +88,6 @@ export class SessionsService {
     if (principal.type === 'service') return [];
     const rows = await this.d.repo.sessionsOf(principal.tenantId, member, page.limit, page.before);
     const decisions = await Promise.all(rows.map((row) => this.ask(caller, ['read'], resourceOf(row))));
-    unavailableIn(decisions.flat());
     return rows.filter((_, i) => decisions[i][0].decision === 'allow').map(viewOf);
   }
 
@@ -139,17 +139,8 @@ export class SessionsService {
   }
 
   /** The policy's decisions on these actions, in order (asked together: the client coalesces them). Fails closed. */
-  private async ask(caller: Caller, actions: readonly SessionAction[], resource: { id: string; attributes: SessionAttributes }): Promise<AuthorizeDecision[]> {
-    const policy = this.d.policy();
-    if (!policy) throw new PalisadeError('unavailable', 'the policy service could not decide (not connected yet)');
-    const { principal, agentToken } = caller;
-    const subject: AuthorizeRequest['subject'] = { type: principal.type, id: principal.id };
-    if (agentToken) subject.token = agentToken; // a person's or an agent's token: the policy service takes who they are (and their teams) from it
-    const decisions = await Promise.all(
-      actions.map((action) => policy.authorize({ tenantId: principal.tenantId, subject, action, resource: { type: SESSION_RESOURCE, ...resource } })),
-    );
-    unavailableIn(decisions);
-    return decisions;
+  private ask(caller: Caller, actions: readonly SessionAction[], resource: { id: string; attributes: SessionAttributes }): Promise<AuthorizeDecision[]> {
+    return askPolicy(this.d.policy(), caller, actions.map((action) => ({ action, resource: { type: SESSION_RESOURCE, ...resource } })));
   }
 
   private command(principal: Principal, command: Omit<SessionCommand, 'metadata'>): SessionCommand {
@@ -162,11 +153,6 @@ type SessionAttributes = { owner: string; collaborators: string[]; viewers: stri
 
 function resourceOf(row: SessionRow): { id: string; attributes: SessionAttributes } {
   return { id: row.sessionId, attributes: { owner: row.owner, collaborators: row.collaborators, viewers: row.viewers, agents: row.agents } };
-}
-
-function unavailableIn(decisions: readonly AuthorizeDecision[]): void {
-  const failed = decisions.find(isUndecided);
-  if (failed) throw new PalisadeError('unavailable', `the policy service could not decide (${failed.reason}): denied`);
 }
 
 function refuseUnlessAllowed(action: SessionAction, decision: AuthorizeDecision): void {
