@@ -4,13 +4,13 @@ import { pgPoolOf, sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { USER_TEAMS_SQL } from '../teams/teams.repository';
 
-/** What rotate needs of node-postgres: named statements, prepared once per connection. */
+/**
+ * What rotate needs of node-postgres (the pool under TypeORM's driver, `pgPoolOf`): named
+ * statements, prepared once per connection, which TypeORM's query() cannot name.
+ */
 interface StatementPool {
   query<R>(statement: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
 }
-
-/** The node-postgres pool under TypeORM's PostgreSQL driver (TypeORM's query() cannot name statements). */
-const poolOf = (db: DataSource): StatementPool => pgPoolOf<StatementPool>(db);
 
 export interface LiveSession {
   sessionId: string;
@@ -58,7 +58,7 @@ export class SessionsRepository {
    * that commit. So exactly one wins and the other reports reuse.
    */
   async rotate(db: DataSource, oldHash: Buffer, newHash: Buffer): Promise<RefreshOutcome> {
-    const pool = poolOf(db);
+    const pool = pgPoolOf<StatementPool>(db);
     const { rows } = await pool.query<{ id: string; tenant_id: string; user_id: string; audience: string[]; mfa: boolean; roles: string[]; teams: string[] }>({
       name: 'auth.sessions.rotate',
       text: `WITH used AS (
