@@ -155,8 +155,9 @@ export class KeyRing {
       let der: Buffer;
       try {
         der = open(this.options.keyEncryptionKey, active.privateKey, active.kid);
-      } catch {
-        // what an operator must fix (GCM's own message says only "unable to authenticate data")
+      } catch (error) {
+        // GCM's own message says only "unable to authenticate data": say what an operator must fix (anything else as it is)
+        if (!/unable to authenticate data/.test((error as Error).message)) throw error;
         throw new Error(`the configured key-encryption key (AUTH_KEY_ENCRYPTION_KEY[_FILE]) is not the one that wrapped the stored signing key ${active.kid}`);
       }
       this.active = { kid: active.kid, key: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }) };
