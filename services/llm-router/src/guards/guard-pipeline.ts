@@ -6,7 +6,7 @@ import { InjectionScanner, type InjectionFinding, type TextSource } from './inje
 import type { EntityType, PiiDetector } from './pii.detector';
 import { MaskingSession, type MaskStatistics } from './pii.masker';
 import { refuseStreamedReview } from './review';
-import type { ToolAllowlist } from './tool-allowlist';
+import { offeredToolNames, type ToolAllowlist } from './tool-allowlist';
 
 type Json = Record<string, unknown>;
 type Api = 'openai' | 'anthropic';
@@ -251,16 +251,16 @@ export class GuardPipeline {
   }
 
   private async checkTools(run: GuardRun, input: InboundInput, out: Json): Promise<void> {
-    const offered = offeredTools(input.api, out);
-    const allowed = await this.d.tools!.allowed(input.principal, input.token, [...new Set(offered.map((t) => t.name))]);
+    const offered = offeredToolNames(input.api, out);
+    const allowed = await this.d.tools!.allowed(input.principal, input.token, [...new Set(offered)]);
     run.tools = allowed;
-    const removed = offered.filter((t) => !allowed.has(t.name)).map((t) => t.name);
+    const removed = offered.filter((name) => !allowed.has(name));
     run.toolsChecked(offered.length, removed, removed.length > 0 && run.policy.toolCalls === 'refuse');
     if (removed.length === 0) return;
     if (run.policy.toolCalls === 'refuse') throw new PalisadeError('forbidden', `tools ${removed.join(', ')} are not allowed for this caller (policy service): refused by the tenant's guard policy`, { guard: 'tools' });
     const forced = forcedTool(input.api, out.tool_choice);
     if (forced !== undefined && !allowed.has(forced)) throw new PalisadeError('forbidden', `tool_choice: the tool ${forced} is not allowed for this caller (policy service)`, { guard: 'tools' });
-    const kept = (out.tools as unknown[]).filter((_, i) => allowed.has(offered[i].name));
+    const kept = (out.tools as unknown[]).filter((_, i) => allowed.has(offered[i]));
     if (kept.length > 0) out.tools = kept;
     else {
       delete out.tools;
@@ -288,11 +288,6 @@ function* textsOf(content: unknown, source: TextSource): Generator<[TextSource, 
     if (part.type === 'text' && typeof part.text === 'string') yield [source, part.text];
     else if (part.type === 'tool_result') yield* textsOf(part.content, 'tool');
   }
-}
-
-function offeredTools(api: Api, body: Json): Array<{ name: string }> {
-  const tools = Array.isArray(body.tools) ? (body.tools as Array<{ name?: unknown; function?: { name?: unknown } }>) : [];
-  return tools.map((t) => ({ name: String((api === 'openai' ? t.function?.name : t.name) ?? '') }));
 }
 
 function forcedTool(api: Api, choice: unknown): string | undefined {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { PalisadeError } from '@palisade/contracts';
 import type { GuardPolicy } from './guard-policy.events';
+import { offeredToolNames } from './tool-allowlist';
 
 type Json = Record<string, unknown>;
 type Api = 'openai' | 'anthropic';
@@ -45,7 +46,7 @@ export function reviewedCalls(policy: GuardPolicy, api: Api, body: Json): Review
 export function refuseStreamedReview(policy: GuardPolicy, api: Api, body: Json): void {
   const reviewed = policy.review?.tools ?? [];
   if (body.stream !== true || reviewed.length === 0 || !Array.isArray(body.tools)) return;
-  const offered = (body.tools as Array<{ name?: unknown; function?: { name?: unknown } }>).map((t) => String((api === 'openai' ? t.function?.name : t.name) ?? ''));
+  const offered = offeredToolNames(api, body);
   const under = reviewed.filter((name) => offered.includes(name));
   if (under.length === 0) return;
   throw new PalisadeError(

@@ -30,3 +30,9 @@ export class PolicyToolAllowlist implements ToolAllowlist {
     return new Set(tools.filter((_, i) => decisions[i].decision === 'allow'));
   }
 }
+
+/** The names of the tools a request offers the model, in order (OpenAI: `function.name`, Anthropic: `name`). */
+export function offeredToolNames(api: 'openai' | 'anthropic', body: Record<string, unknown>): string[] {
+  const tools = Array.isArray(body.tools) ? (body.tools as Array<{ name?: unknown; function?: { name?: unknown } }>) : [];
+  return tools.map((t) => String((api === 'openai' ? t.function?.name : t.name) ?? ''));
+}
