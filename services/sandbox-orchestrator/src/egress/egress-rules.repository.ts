@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '@palisade/contracts';
-import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
+import { toDomainEvent, type InlineProjection, type Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { EGRESS_RULES_EVENT_TYPES, type EgressRulesEvent } from './egress-rules.events';
@@ -59,7 +59,7 @@ export class EgressRulesRepository {
     apply: async (tx: Transaction, events: readonly EventEnvelope[], version: number) => {
       const sql = sqlOf(tx);
       for (const envelope of events) {
-        const event = { type: envelope.type, data: envelope.data } as EgressRulesEvent;
+        const event = toDomainEvent<EgressRulesEvent>(envelope);
         switch (event.type) {
           case 'sandbox-orchestrator.egress_rules.set':
             await sql.query(

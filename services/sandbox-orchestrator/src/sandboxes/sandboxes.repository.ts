@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '@palisade/contracts';
-import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
+import { toDomainEvent, type InlineProjection, type Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import type { SandboxLimits } from '../runtime/runtime.port';
@@ -214,7 +214,7 @@ export class SandboxesRepository {
     apply: async (tx: Transaction, events: readonly EventEnvelope[], version: number) => {
       const sql = sqlOf(tx);
       for (const envelope of events) {
-        const event = { type: envelope.type, data: envelope.data } as SandboxEvent;
+        const event = toDomainEvent<SandboxEvent>(envelope);
         const key = [envelope.tenantId, event.data.sandboxId];
         const at = envelope.occurredAt;
         switch (event.type) {

@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '@palisade/contracts';
-import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
+import { toDomainEvent, type InlineProjection, type Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { SESSION_EVENT_TYPES, type SessionEvent } from './sessions.events';
@@ -80,7 +80,7 @@ export class SessionsRepository {
     apply: async (tx: Transaction, events: readonly EventEnvelope[], version: number) => {
       const sql = sqlOf(tx);
       for (const envelope of events) {
-        const event = { type: envelope.type, data: envelope.data } as SessionEvent;
+        const event = toDomainEvent<SessionEvent>(envelope);
         const key = [envelope.tenantId, event.data.sessionId];
         const at = envelope.occurredAt;
         switch (event.type) {
