@@ -4,6 +4,7 @@ import { catalogDecider, type CatalogCommand, type CatalogState } from './catalo
 import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition, RouterSettings } from './catalog.events';
 import type { CatalogRepository } from './catalog.repository';
 import type { ProviderKeyStore } from '../providers/provider-keys';
+import { TenantCache } from '../tenant-cache';
 
 /** The scope a person needs to change the tenant's providers, models and routes. */
 export const ROUTER_ADMIN_SCOPE = 'llm-router:admin';
@@ -36,12 +37,13 @@ export interface CatalogServiceDependencies {
  */
 export class CatalogService {
   private readonly handler: CommandHandler<CatalogState, CatalogCommand, CatalogEvent>;
-  private readonly cache = new Map<string, { state: CatalogState; until: number }>();
+  private readonly cache: TenantCache<CatalogState>;
   private readonly now: () => Date;
 
   constructor(private readonly d: CatalogServiceDependencies) {
     this.handler = new CommandHandler(d.store, catalogDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
     this.now = d.now ?? (() => new Date());
+    this.cache = new TenantCache(d.cacheMs);
   }
 
   async view(principal: Principal): Promise<CatalogView> {
@@ -52,13 +54,7 @@ export class CatalogService {
 
   /** The catalog a model call routes on. */
   async current(tenantId: string): Promise<CatalogState> {
-    const at = Date.now();
-    const cached = this.cache.get(tenantId);
-    if (cached && cached.until > at) return cached.state;
-    const state = (await this.d.repo.catalog(tenantId))?.state ?? catalogDecider.initialState();
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(tenantId, { state, until: at + this.d.cacheMs });
-    return state;
+    return this.cache.get(tenantId, async () => (await this.d.repo.catalog(tenantId))?.state ?? catalogDecider.initialState());
   }
 
   /**

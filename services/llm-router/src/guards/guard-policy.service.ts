@@ -3,6 +3,7 @@ import { CommandHandler, foldEvents, streamName, toDomainEvent, type EventStore 
 import { ROUTER_ADMIN_SCOPE, TENANT_ADMIN_SCOPE } from '../catalog/catalog.service';
 import { guardPolicyDecider, type GuardPolicyCommand, type GuardPolicyState } from './guard-policy.decider';
 import type { GuardPolicy, GuardPolicyEvent } from './guard-policy.events';
+import { TenantCache } from '../tenant-cache';
 
 export interface GuardPolicyView extends GuardPolicy {
   etag: number;
@@ -25,12 +26,13 @@ const streamOf = (tenantId: string) => streamName('llm-guards', tenantId);
  */
 export class GuardPolicyService {
   private readonly handler: CommandHandler<GuardPolicyState, GuardPolicyCommand, GuardPolicyEvent>;
-  private readonly cache = new Map<string, { policy: GuardPolicy; until: number }>();
+  private readonly cache: TenantCache<GuardPolicy>;
   private readonly now: () => Date;
 
   constructor(private readonly d: GuardPolicyServiceDependencies) {
     this.handler = new CommandHandler(d.store, guardPolicyDecider, { eventContext: d.eventContext, tenantScoped: true });
     this.now = d.now ?? (() => new Date());
+    this.cache = new TenantCache(d.cacheMs);
   }
 
   async view(principal: Principal): Promise<GuardPolicyView> {
@@ -41,13 +43,7 @@ export class GuardPolicyService {
 
   /** The policy a model call is guarded by. */
   async current(tenantId: string): Promise<GuardPolicy> {
-    const at = Date.now();
-    const cached = this.cache.get(tenantId);
-    if (cached && cached.until > at) return cached.policy;
-    const { policy } = (await this.load(tenantId)).state;
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(tenantId, { policy, until: at + this.d.cacheMs });
-    return policy;
+    return this.cache.get(tenantId, async () => (await this.load(tenantId)).state.policy);
   }
 
   async configure(principal: Principal, policy: GuardPolicy, ifMatch?: number): Promise<GuardPolicyView> {
