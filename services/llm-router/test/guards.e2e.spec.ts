@@ -57,7 +57,6 @@ describe('llm-router guards (built router, policy and billing services, OpenAI S
     t.admin = await users.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
     t.otherAdmin = await users.token({ sub: 'admin', tid: other, ptp: 'user', scp: ['llm-router:admin'] });
     t.bot = await users.token({ sub: 'release-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
-    t.weatherBot = await users.token({ sub: 'weather-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
     const policyAdmin = await admins.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['policy:admin'] });
     const billingAdmin = await billers.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['billing:admin'] });
     await runner.waitReady(handles, { timeoutMs: 120000 });
@@ -146,9 +145,14 @@ describe('llm-router guards (built router, policy and billing services, OpenAI S
     }, 20000, 300);
     expect(seen).toEqual({ names: '', finish: 'stop', offered: ['search'] });
     // weather-bot may use get_weather: offered, and the call comes through with its arguments
-    const allowed = await openai(t.weatherBot).chat.completions.create({ model: 'weather', stream: true, tools: weatherTools, messages: [{ role: 'user', content: 'Paris' }] });
-    let args = '';
-    for await (const chunk of allowed) for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) args += call.function?.arguments ?? '';
+    // (its rule may reach the policy service after release-bot's: retried like that one, each time with a new token)
+    const args = await eventually(async () => {
+      const bot = await users.token({ sub: 'weather-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+      const allowed = await openai(bot).chat.completions.create({ model: 'weather', stream: true, tools: weatherTools, messages: [{ role: 'user', content: 'Paris' }] });
+      let streamed = '';
+      for await (const chunk of allowed) for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) streamed += call.function?.arguments ?? '';
+      return streamed || undefined;
+    }, 20000, 300);
     expect(JSON.parse(args)).toEqual({ city: 'Paris' });
     const events = await eventually(async () => {
       const calls = (await modelCalls()).filter((c) => c.outcome === 'served');
