@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import { z } from 'zod';
 import { PalisadeError } from '@palisade/contracts';
 
@@ -33,4 +34,10 @@ export function ifMatch(header: string | undefined): number | undefined {
   const m = /^(?:W\/)?"(\d{1,9})"$/.exec(value);
   if (!m) throw new PalisadeError('validation', 'If-Match: must be an ETag such as "3"');
   return Number(m[1]);
+}
+
+/** Sets the view's version as the response's ETag (what `ifMatch` reads back), and returns the view. */
+export function withEtag<V extends { etag: number }>(res: Response, view: V): V {
+  res.setHeader('etag', `"${view.etag}"`);
+  return view;
 }

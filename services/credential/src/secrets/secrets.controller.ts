@@ -1,16 +1,11 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
-import { CurrentPrincipal } from '@palisade/service-kit';
+import { CurrentPrincipal, withEtag } from '@palisade/service-kit';
 import type { Response } from 'express';
-import { SecretsService, type SecretView } from './secrets.service';
+import { SecretsService } from './secrets.service';
 import { ifMatch, openApiSchema, parse, uuid } from '../validation';
 import { createSecretSchema, deleteSecretSchema, listSecretsSchema, revokeSecretSchema, rotateSecretSchema } from './secrets.dto';
-
-function withEtag(res: Response, view: SecretView): SecretView {
-  res.setHeader('etag', `"${view.etag}"`);
-  return view;
-}
 
 /** Secrets of the caller's tenant. Values go in, never out: they leave only through a lease. */
 @ApiTags('secrets')

@@ -1,16 +1,11 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Put, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
-import { CurrentPrincipal, ifMatch, openApiSchema, parse } from '@palisade/service-kit';
+import { CurrentPrincipal, ifMatch, openApiSchema, parse, withEtag } from '@palisade/service-kit';
 import type { Response } from 'express';
 import { CATALOG_SERVICE, type Ready } from '../llm-router.tokens';
 import { catalogIdSchema, modelSchema, providerSchema, routeSchema, settingsSchema } from './catalog.dto';
-import type { CatalogService, CatalogView } from './catalog.service';
-
-function withEtag(res: Response, view: CatalogView): CatalogView {
-  res.setHeader('etag', `"${view.etag}"`);
-  return view;
-}
+import type { CatalogService } from './catalog.service';
 
 const IF_MATCH = { name: 'If-Match', required: false, description: 'the ETag read before (409 when the catalog changed since)' };
 

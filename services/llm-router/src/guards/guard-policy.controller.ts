@@ -1,16 +1,11 @@
 import { Body, Controller, Get, Headers, Inject, Put, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Principal } from '@palisade/contracts';
-import { CurrentPrincipal, ifMatch, openApiSchema, parse } from '@palisade/service-kit';
+import { CurrentPrincipal, ifMatch, openApiSchema, parse, withEtag } from '@palisade/service-kit';
 import type { Response } from 'express';
 import { GUARD_POLICY_SERVICE, type Ready } from '../llm-router.tokens';
 import { guardPolicySchema } from './guard-policy.dto';
-import type { GuardPolicyService, GuardPolicyView } from './guard-policy.service';
-
-function withEtag(res: Response, view: GuardPolicyView): GuardPolicyView {
-  res.setHeader('etag', `"${view.etag}"`);
-  return view;
-}
+import type { GuardPolicyService } from './guard-policy.service';
 
 /** The tenant's guard policy (PII per class and entity type, prompt injection, tool calls); people with `llm-router:admin` or `auth:admin` only. */
 @ApiTags('guards')

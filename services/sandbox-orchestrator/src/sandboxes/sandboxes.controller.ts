@@ -8,9 +8,9 @@ import { CurrentCaller } from '../caller';
 import { SANDBOXES_SERVICE, type Ready } from '../sandbox-orchestrator.tokens';
 import { sessionIdSchema } from '../sessions/sessions.dto';
 import type { Caller } from '../sessions/sessions.service';
-import { openApiSchema, parse } from '../validation';
+import { openApiSchema, parse, withEtag } from '../validation';
 import { createSandboxSchema, execSchema, executionIdSchema, filePathSchema, sandboxIdSchema } from './sandboxes.dto';
-import type { SandboxesService, SandboxView } from './sandboxes.service';
+import type { SandboxesService } from './sandboxes.service';
 
 /**
  * NDJSON answer of a streamed or followed execution: `{"executionId"}` first when known,
@@ -44,11 +44,6 @@ function ndjson(res: Response) {
       res.end(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'internal', message: 'the execution failed while streaming' } })}\n`);
     },
   };
-}
-
-function withEtag(res: Response, view: SandboxView): SandboxView {
-  res.setHeader('etag', `"${view.etag}"`);
-  return view;
 }
 
 /**
