@@ -103,8 +103,9 @@ describe('the platform across a PostgreSQL outage', () => {
       return outcome('sandbox-orchestrator', r, r.json?.sessionId ?? r.json?.id);
     },
     'llm-router': async (n) => {
-      const r = await call('llm-router', `/v1/router/providers/provider-${n}`, { method: 'PUT', body: { kind: 'openai', baseUrl: `https://provider-${n}.example`, compliance: 'external' } });
-      return outcome('llm-router', r, `provider-${n}`);
+      // a tenant holds at most 100 providers: the writes re-register a few, each with a new URL
+      const r = await call('llm-router', `/v1/router/providers/provider-${n % 20}`, { method: 'PUT', body: { kind: 'openai', baseUrl: `https://provider-${n}.example`, compliance: 'external' } });
+      return outcome('llm-router', r, `provider-${n}.example`);
     },
   };
   const writers = Object.keys(writes) as Array<keyof typeof writes>;

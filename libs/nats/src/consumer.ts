@@ -145,20 +145,56 @@ export class DurableEventConsumer {
   async start(): Promise<void> {
     if (this.loop) return;
     this.stopped = false;
-    await this.ensureDurable();
-    const consumer = await this.js.consumers.get(EVENTS_STREAM, this.durable);
-    this.messages = await consumer.consume({ max_messages: Math.max(this.options.batchSize ?? 100, this.concurrency) });
-    this.loop = this.run(this.messages);
+    this.messages = await this.open();
+    this.loop = this.supervise(this.messages);
     this.logger.info({ durable: this.durable, filter: this.options.filterSubjects }, 'event consumer started');
   }
 
-  /** Stop pulling and wait for the events being handled. */
+  /**
+   * Stop pulling and wait for the events being handled. A stop wins over a restart in
+   * progress: the loop that is restarting sees it and closes what it opened.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     await this.messages?.close();
     await this.loop;
     this.loop = undefined;
     this.messages = undefined;
+  }
+
+  private async open(): Promise<ConsumerMessages> {
+    await this.ensureDurable();
+    const consumer = await this.js.consumers.get(EVENTS_STREAM, this.durable);
+    // A deleted durable ends the pull (rather than leaving it waiting for nothing), and is made again.
+    return consumer.consume({ max_messages: Math.max(this.options.batchSize ?? 100, this.concurrency), abort_on_missing_resource: true });
+  }
+
+  /** Handle events until stopped; a pull subscription that ends under us is opened again, until it opens. */
+  private async supervise(first: ConsumerMessages): Promise<void> {
+    let messages = first;
+    for (;;) {
+      await this.run(messages);
+      if (this.stopped) return;
+      // The pull subscription ended under us (e.g. the durable was deleted): start over.
+      this.logger.warn({ durable: this.durable }, 'event consumer stopped unexpectedly, restarting');
+      let reopened: ConsumerMessages | undefined;
+      while (!reopened) {
+        await sleep(1000);
+        if (this.stopped) return;
+        reopened = await this.open().catch((error: unknown) => {
+          this.logger.error({ err: error, durable: this.durable }, 'event consumer restart failed; retrying');
+          return undefined;
+        });
+      }
+      if (this.stopped) {
+        // Not awaited: a pull's close settles only once it is iterated, and this one never is
+        // (what it buffered is redelivered after the ack wait).
+        void reopened.close();
+        return;
+      }
+      messages = this.messages = reopened;
+      this.logger.info({ durable: this.durable }, 'event consumer restarted');
+    }
   }
 
   private async ensureDurable(): Promise<void> {
@@ -206,14 +242,6 @@ export class DurableEventConsumer {
       this.logger.error({ err: error, durable: this.durable }, 'event consumer failed');
     }
     await Promise.allSettled(inflight);
-    if (!this.stopped) {
-      // The pull subscription ended under us (e.g. the durable was deleted): start over.
-      this.logger.warn({ durable: this.durable }, 'event consumer stopped unexpectedly, restarting');
-      await sleep(1000);
-      if (this.stopped) return;
-      this.loop = undefined;
-      await this.start().catch((error) => this.logger.error({ err: error, durable: this.durable }, 'event consumer restart failed'));
-    }
   }
 
   private async process(m: JsMsg): Promise<void> {

@@ -35,7 +35,7 @@ beforeAll(async () => {
   admin = await connectAs(a, 'int-admin');
   policy = await connectAs(p, 'int-policy');
   llmRouter = await connectAs(l, 'int-llm-router');
-  for (const durable of ['policy-inttest-retry', 'policy-inttest-poison', 'policy-inttest-trace', 'policy-inttest-forgery']) {
+  for (const durable of ['policy-inttest-retry', 'policy-inttest-poison', 'policy-inttest-trace', 'policy-inttest-forgery', 'policy-inttest-restart']) {
     await deleteDurable(admin, EVENTS_STREAM, durable);
   }
 });
@@ -200,5 +200,71 @@ describe('DurableEventConsumer', () => {
     await sleep(300);
     expect(deadLetters).toHaveLength(1); // terminated, not redelivered
     expect(forgeries.filter((f) => f.eventId === forged.id)).toHaveLength(1);
+  });
+
+  it('restarts a pull that ended under it, and a stop during that restart stops it for good', async () => {
+    const token = runToken();
+    // The restart's JetStream management calls wait at a gate the test opens, so that the
+    // stop lands inside the restart deterministically.
+    const gate: { closed?: Promise<void> } = {};
+    let inRestart: () => void = () => undefined;
+    const restarting = new Promise<void>((resolve) => (inRestart = resolve));
+    const gated = new Proxy(policy, {
+      get(target, key) {
+        if (key === 'jetstreamManager') {
+          return async (...args: Parameters<NatsConnection['jetstreamManager']>) => {
+            if (gate.closed) {
+              inRestart();
+              await gate.closed;
+            }
+            return target.jetstreamManager(...args);
+          };
+        }
+        const value = Reflect.get(target, key) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const handled: string[] = [];
+    const c = new DurableEventConsumer({
+      nc: gated,
+      service: 'policy',
+      consumer: 'inttest-restart',
+      filterSubjects: `palisade.events.policy.${token}.>`,
+      handler: async (e) => {
+        handled.push(e.id);
+      },
+      logger,
+      tracer,
+    });
+    consumers.push(c);
+    await c.start();
+    const before = testEvent('policy', `policy.${token}.before`);
+    await new JetStreamEventPublisher(policy).publish([before]);
+    await eventually(() => (handled.includes(before.id) ? true : undefined));
+
+    await deleteDurable(admin, EVENTS_STREAM, 'policy-inttest-restart'); // the pull ends: it is opened again
+    await eventually(async () => {
+      await new JetStreamEventPublisher(policy).publish([testEvent('policy', `policy.${token}.restarted`)]);
+      return handled.length > 1 ? true : undefined;
+    }, 15_000);
+    const handledBeforeStop = handled.length;
+
+    let open: () => void = () => undefined;
+    gate.closed = new Promise<void>((resolve) => (open = resolve));
+    await deleteDurable(admin, EVENTS_STREAM, 'policy-inttest-restart'); // the pull ends under the consumer
+    await restarting;
+    const stopping = c.stop();
+    open();
+    await stopping;
+
+    const after = testEvent('policy', `policy.${token}.after`);
+    await new JetStreamEventPublisher(policy).publish([after]);
+    await sleep(1500);
+    expect(handled).toHaveLength(handledBeforeStop); // nothing handled after the stop
+    expect(handled).not.toContain(after.id);
+    const jsm = await admin.jetstreamManager({ checkAPI: false });
+    const pulling = await jsm.consumers.info(EVENTS_STREAM, 'policy-inttest-restart').then((i) => i.num_waiting, () => 0);
+    expect(pulling).toBe(0); // and nothing left pulling
+    expect(logged.some((l) => l.msg === 'event consumer stopped unexpectedly, restarting')).toBe(true);
   });
 });
