@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AuditRecord, RecordedEvent } from '@palisade/audit-log';
 import { buildEvent, newEventId, type EventEnvelope, type EventFactoryContext } from '@palisade/contracts';
@@ -183,5 +184,58 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     });
     expect(again.map((r) => r.event.id)).toEqual([yearZero.id, nul.id, normal.id, after.id]);
     expect(quarantineAlerts).toHaveLength(2);
+  }, 60_000);
+
+  it('stops when deactivated while recovering (it used to wait for work forever, holding up the lease hand-over), and writes again once activated', async () => {
+    const topic = `${settings.topic}-r`;
+    const own: TopicSettings = { ...settings, topic, checkpointTopic: `${topic}-checkpoints` };
+    const index = new RecordIndex(new PgEventStore(db.dataSource, db.schema), new RecordsRepository(`${db.schema}.audit_records`), topic, () => undefined);
+    // Recovery waits at a gate the test opens, so the deactivation lands inside it.
+    const heads = index.heads.bind(index);
+    let recovering: () => void = () => undefined;
+    const inRecovery = new Promise<void>((resolve) => (recovering = resolve));
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    index.heads = async () => {
+      recovering();
+      await gate;
+      return heads();
+    };
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const w = new ChainWriter({
+      kafka,
+      admin,
+      settings: own,
+      transactionalId: `palisade-audit-writer-${topic}`,
+      index,
+      sealer: { sealAll: async (events: readonly EventEnvelope[]) => events as unknown as RecordedEvent[] },
+      signer: { current: async () => ({ kid: 'test', privateKey }) },
+      logger: quiet,
+    });
+    try {
+      w.activate();
+      await inRecovery;
+      const stopped = w.deactivate('lease lost');
+      open();
+      const outcome = await Promise.race([stopped.then(() => 'stopped'), sleep(15_000).then(() => 'still waiting')]);
+      expect(outcome).toBe('stopped');
+      expect(w.status()).toMatchObject({ state: 'inactive', reason: 'lease lost' });
+
+      index.heads = heads;
+      w.activate();
+      const event = buildEvent(ctx, { type: 'billing.usage.recorded', tenantId: 'cw-again', actor: { type: 'agent', id: 'agent-1' }, data: { n: 1 } });
+      await w.append(event);
+      const read = await eventually(async () => {
+        const found: AuditRecord[] = [];
+        await readRange(kafka, topic, new Map(), await endOffsets(admin, topic), async (batch) => {
+          for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
+        }, { groupPrefix: 'audit-cw-int' });
+        return found.length >= 1 && found;
+      });
+      expect(read.map((r) => r.event.id)).toEqual([event.id]);
+    } finally {
+      await w.deactivate('test over');
+      await admin.deleteTopics({ topics: [own.topic, own.checkpointTopic] }).catch(() => undefined);
+    }
   }, 60_000);
 });

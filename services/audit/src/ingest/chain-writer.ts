@@ -188,6 +188,8 @@ export class ChainWriter {
         } else {
           const due = dueCheckpoints(Date.now(), this.checkpoints);
           if (this.queue.length === 0 && due.length === 0) {
+            // Deactivated while recovering: its wake-up came before anyone waited for it.
+            if (!this.active) break;
             await new Promise<void>((resolve) => (this.wake = resolve));
             this.wake = undefined;
             continue;
