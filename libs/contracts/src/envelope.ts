@@ -33,10 +33,27 @@ export const actorSchema = z.strictObject({
   id: z.string().min(1).max(200),
 });
 
-/** Personal data rides only here; the audit service stores it encrypted per data subject. */
+/**
+ * Personal data rides only here, and is stored only sealed: the producer has the audit
+ * service seal it (`SEAL_PERSONAL_SUBJECT`) before the event reaches its event store,
+ * JetStream or the audit topic, so erasing the subject (destroying its key) makes it
+ * unreadable everywhere. Plaintext exists only in the producer's memory, on the way.
+ */
 export const personalSchema = z.strictObject({
   subjectId: z.string().min(1).max(200),
   data: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * `personal` sealed by the audit service (audit-log-format.md): AES-256-GCM under the data
+ * subject's key `keyId`; `sealed` is base64url of iv (12) || ciphertext || tag (16), with
+ * the event id as associated data (so it cannot be moved to another event).
+ */
+export const sealedPersonalSchema = z.strictObject({
+  subjectId: z.string().min(1).max(200),
+  keyId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID'),
+  alg: z.literal('A256GCM'),
+  sealed: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(MAX_EVENT_BYTES),
 });
 
 const envelopeShape = {
@@ -47,7 +64,7 @@ const envelopeShape = {
   actor: actorSchema,
   occurredAt: timestamp,
   data: z.record(z.string(), z.unknown()),
-  personal: personalSchema.optional(),
+  personal: z.union([personalSchema, sealedPersonalSchema]).optional(),
 };
 
 function sourceMatchesType(e: { type: string; source: string }): boolean {
@@ -62,6 +79,12 @@ export const consumedEventSchema = z.looseObject(envelopeShape).refine(sourceMat
 
 export type Actor = z.infer<typeof actorSchema>;
 export type Personal = z.infer<typeof personalSchema>;
+export type SealedPersonal = z.infer<typeof sealedPersonalSchema>;
+
+/** Whether a `personal` member is sealed (else it is plaintext on its way to be sealed). */
+export function isSealedPersonal(p: Personal | SealedPersonal | undefined): p is SealedPersonal {
+  return !!p && typeof (p as SealedPersonal).sealed === 'string';
+}
 
 export interface EventEnvelope<TType extends string = string, TData extends object = Record<string, unknown>> {
   id: string;
@@ -71,7 +94,7 @@ export interface EventEnvelope<TType extends string = string, TData extends obje
   actor: Actor;
   occurredAt: string;
   data: TData;
-  personal?: Personal;
+  personal?: Personal | SealedPersonal;
 }
 
 export type EnvelopeValidation =

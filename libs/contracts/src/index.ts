@@ -5,3 +5,4 @@ export * from './subjects';
 export * from './security-events';
 export * from './ports';
 export * from './principal';
+export * from './personal-sealing';
