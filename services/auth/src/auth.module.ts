@@ -53,6 +53,7 @@ import { UsersController } from './users/users.controller';
 import { userDecider } from './users/users.decider';
 import { UsersProjection, UsersRepository } from './users/users.repository';
 import { UsersService } from './users/users.service';
+import { ErasuresConsumer } from './users/erasures.consumer';
 
 const starting = () => new PalisadeError('unavailable', 'auth is starting: dependencies are not connected yet');
 
@@ -142,6 +143,7 @@ function wire(platform: Platform, config: AuthConfig): AuthServices {
   };
   const sessions = new SessionsService(transactions, userCommands, sessionsRepo, refreshTokens, issuer, config);
   const users = new UsersService(transactions, userCommands, usersRepo, tenantsRepo, hasher, signIns);
+  new ErasuresConsumer(platform, () => users, () => store);
   const mfa = new MfaService(transactions, userCommands, mfaRepo, usersRepo, tenantsRepo, config, signIns);
   const apiKeys = new ApiKeysService(transactions, apiKeyCommands, apiKeysRepo, issuer, config);
   const agents = new AgentsService(transactions, agentCommands, guideCommands, agentsRepo, teamsRepo, usersRepo, apiKeysRepo, issuer, config, apiKeys);

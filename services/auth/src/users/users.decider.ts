@@ -6,6 +6,8 @@ import type { MfaMethod, SessionRevocationReason, SignInMethod, UserEvent } from
 export interface UserState {
   exists: boolean;
   status: 'active' | 'disabled';
+  /** Erased as a data subject: nothing brings the account back. */
+  erased: boolean;
   roles: string[];
   /** A second factor is enrolled: sign-in needs it. */
   mfa: boolean;
@@ -47,7 +49,9 @@ export type UserCommand =
   | Command<'SignOut', { userId: string; sessionId: string }>
   | Command<'RevokeSession', { userId: string; sessionId: string; reason: SessionRevocationReason }>
   | Command<'RevokeAllSessions', { userId: string }>
-  | Command<'DisableUser', { userId: string }>;
+  | Command<'DisableUser', { userId: string }>
+  /** The audit service erased the user as a data subject (`erasure`: its event id): sessions end, the account is disabled for good and its name forgotten. */
+  | Command<'EraseUser', { userId: string; erasure: string }>;
 
 const notFound = () => new PalisadeError('not_found', 'user not found');
 
@@ -86,7 +90,7 @@ export function throttledSignIn(userId: string, method: SignInMethod, sourceAddr
 }
 
 export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
-  initialState: () => ({ exists: false, status: 'active', roles: [], mfa: false, passwordExpiresAt: null, sessions: {} }),
+  initialState: () => ({ exists: false, erased: false, status: 'active', roles: [], mfa: false, passwordExpiresAt: null, sessions: {} }),
 
   decide(command, state) {
     const { data } = command;
@@ -104,6 +108,8 @@ export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
       ];
     }
     if (!state.exists) throw notFound();
+    // An erased user is gone: nothing may act on the account again.
+    if (state.erased && command.type !== 'EraseUser') throw notFound();
     switch (command.type) {
       case 'ChangePassword':
         if (command.data.problems.length > 0) {
@@ -179,6 +185,13 @@ export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
       case 'DisableUser':
         if (state.status === 'disabled') return [];
         return [{ type: 'auth.user.disabled', data: { userId: data.userId } }];
+      case 'EraseUser': {
+        if (state.erased) return [];
+        const events: UserEvent[] = [{ type: 'auth.user.sessions-revoked', data: { userId: data.userId, at: command.metadata.now.toISOString() } }];
+        if (state.status !== 'disabled') events.push({ type: 'auth.user.disabled', data: { userId: data.userId } });
+        events.push({ type: 'auth.user.erased', data: { userId: data.userId, erasure: command.data.erasure } });
+        return events;
+      }
     }
   },
 
@@ -200,6 +213,8 @@ export const userDecider: Decider<UserState, UserCommand, UserEvent> = {
         return { ...state, sessions: {} };
       case 'auth.user.disabled':
         return { ...state, status: 'disabled', sessions: {} };
+      case 'auth.user.erased':
+        return { ...state, erased: true, status: 'disabled', sessions: {} };
       case 'auth.user.mfa-enrolled':
         return { ...state, mfa: true };
       case 'auth.user.roles-changed':

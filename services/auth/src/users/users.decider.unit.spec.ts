@@ -56,6 +56,22 @@ describe('user decider', () => {
       ]);
   });
 
+  it('erases a user for good when its data subject is erased: sessions end, the account is disabled, and nothing acts on it again', () => {
+    const erased: UserEvent[] = [
+      { type: 'auth.user.sessions-revoked', data: { userId: 'u-1', at: now.toISOString() } },
+      { type: 'auth.user.disabled', data: { userId: 'u-1' } },
+      { type: 'auth.user.erased', data: { userId: 'u-1', erasure: 'e-1' } },
+    ];
+    given([...registered, signedIn]).when(cmd('EraseUser', { userId: 'u-1', erasure: 'e-1' })).then(erased);
+    // already disabled: not disabled twice
+    given([...registered, { type: 'auth.user.disabled', data: { userId: 'u-1' } }]).when(cmd('EraseUser', { userId: 'u-1', erasure: 'e-1' })).then([erased[0], erased[2]]);
+    // a redelivery changes nothing; after it the account is gone for every command
+    given([...registered, ...erased]).when(cmd('EraseUser', { userId: 'u-1', erasure: 'e-1' })).then([]);
+    given([...registered, ...erased]).when(cmd('SetRoles', { userId: 'u-1', roles: ['admin'] })).thenThrows('not_found');
+    given([...registered, ...erased]).when(cmd('RecordSignIn', signIn)).thenThrows('not_found');
+    given([]).when(cmd('EraseUser', { userId: 'u-1', erasure: 'e-1' })).thenThrows('not_found');
+  });
+
   it('signs in with valid credentials and opens a session', () => {
     given(registered).when(cmd('RecordSignIn', signIn)).then([signedIn]);
   });

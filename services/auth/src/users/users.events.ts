@@ -20,6 +20,8 @@ export type UserEvent =
   | DomainEvent<'auth.user.disabled', { userId: string }>
   | DomainEvent<'auth.user.mfa-enrolled', { userId: string; method: MfaMethod; recoveryCodes: number }>
   | DomainEvent<'auth.user.mfa-reset', { userId: string }>
-  | DomainEvent<'auth.user.recovery-code-used', { userId: string; remaining: number }>;
+  | DomainEvent<'auth.user.recovery-code-used', { userId: string; remaining: number }>
+  /** The user's data subject was erased in the audit service (`erasure`: that event's id): the account is gone for good. */
+  | DomainEvent<'auth.user.erased', { userId: string; erasure: string }>;
 
 export type UserEventType = UserEvent['type'];

@@ -61,6 +61,14 @@ export class UsersRepository {
     return rows[0] && toUser(rows[0]);
   }
 
+  /** The tenants holding a user with this id (one, or none; `tenantId` narrows the search to it). */
+  async tenantsOfUser(tx: Transaction, userId: string, tenantId?: string): Promise<string[]> {
+    const rows: Array<{ tenant_id: string }> = tenantId
+      ? await sqlOf(tx).query(`SELECT tenant_id FROM users WHERE id = $1 AND tenant_id = $2`, [userId, tenantId])
+      : await sqlOf(tx).query(`SELECT tenant_id FROM users WHERE id = $1`, [userId]);
+    return rows.map((r) => r.tenant_id);
+  }
+
   async list(tx: Transaction, tenantId: string): Promise<UserRow[]> {
     const rows: Row[] = await sqlOf(tx).query(`SELECT ${COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY username LIMIT 1000`, [tenantId]);
     return rows.map(toUser);
@@ -93,10 +101,13 @@ export class UsersRepository {
   }
 }
 
+/** What an erased user's name becomes in `users`. */
+export const erasedUsername = (userId: string) => `~erased:${userId}`;
+
 /** Keeps `users` in step with auth.user.* events (the username comes from `personal`). */
 export class UsersProjection implements InlineProjection {
   readonly name = 'users';
-  readonly handles = ['auth.user.registered', 'auth.user.password-changed', 'auth.user.disabled', 'auth.user.sessions-revoked', 'auth.user.roles-changed'];
+  readonly handles = ['auth.user.registered', 'auth.user.password-changed', 'auth.user.disabled', 'auth.user.sessions-revoked', 'auth.user.roles-changed', 'auth.user.erased'];
 
   async apply(tx: Transaction, events: readonly EventEnvelope[]): Promise<void> {
     const sql = sqlOf(tx);
@@ -111,6 +122,10 @@ export class UsersProjection implements InlineProjection {
         await sql.query(`UPDATE users SET password_expires_at = $3 WHERE tenant_id = $1 AND id = $2`, [e.tenantId, d.userId, d.expiresAt]);
       } else if (e.type === 'auth.user.roles-changed') {
         await sql.query(`UPDATE users SET roles = $3 WHERE tenant_id = $1 AND id = $2`, [e.tenantId, d.userId, d.roles]);
+      } else if (e.type === 'auth.user.erased') {
+        // The name goes (a placeholder no one can register: ":" is reserved, no provider id starts with "~"), and every password hash.
+        await sql.query(`UPDATE users SET username = $3, status = 'disabled', password_hash = NULL WHERE tenant_id = $1 AND id = $2`, [e.tenantId, d.userId, erasedUsername(String(d.userId))]);
+        await sql.query(`DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2`, [e.tenantId, d.userId]);
       } else if (e.type === 'auth.user.disabled') {
         await sql.query(`UPDATE users SET status = 'disabled' WHERE tenant_id = $1 AND id = $2`, [e.tenantId, d.userId]);
       } else {

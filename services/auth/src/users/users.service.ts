@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PalisadeError, type Actor, type Principal } from '@palisade/contracts';
+import { PalisadeError, SYSTEM_TENANT, type Actor, type EventEnvelope, type Principal } from '@palisade/contracts';
 import { streamName, type CommandHandler, type Transaction } from '@palisade/eventsourcing';
 import type { Transactions } from '../transactions';
 import type { PasswordHasher } from '../crypto/password-hasher';
@@ -22,7 +22,7 @@ export class UsersService {
   constructor(
     private readonly transactions: Transactions,
     private readonly userCommands: CommandHandler<UserState, UserCommand, UserEvent>,
-    private readonly usersRepo: Pick<UsersRepository, 'findByUsername' | 'findById' | 'list' | 'passwordHistory' | 'setPasswordHash'>,
+    private readonly usersRepo: Pick<UsersRepository, 'findByUsername' | 'findById' | 'list' | 'passwordHistory' | 'setPasswordHash' | 'tenantsOfUser'>,
     private readonly tenantsRepo: Pick<TenantsRepository, 'find'>,
     private readonly hasher: Pick<PasswordHasher, 'hash' | 'verify'>,
     private readonly lockout: Pick<SignInService, 'reserveAttempt' | 'releaseAttempt' | 'recordFailure'>,
@@ -91,6 +91,27 @@ export class UsersService {
 
   async disable(admin: Principal, userId: string): Promise<void> {
     await this.command(admin, userId, 'DisableUser');
+  }
+
+  /**
+   * A data subject erased in the audit service (`audit.subject.erased`, checked by the
+   * consumer to come from audit): if it is one of our users, the account ends for good and
+   * its name is forgotten. A tenant's erasure reaches only that tenant's user; a platform
+   * erasure (tenant `system`) the user wherever it is. Idempotent (a redelivery changes nothing).
+   */
+  async eraseSubject(erasure: Pick<EventEnvelope, 'id' | 'tenantId' | 'actor' | 'data'>): Promise<number> {
+    const subjectId = (erasure.data as { subjectId?: unknown }).subjectId;
+    if (typeof subjectId !== 'string' || subjectId.length === 0) return 0;
+    const within = erasure.tenantId === SYSTEM_TENANT ? undefined : erasure.tenantId;
+    const tenants = await this.transactions.inTransaction((tx) => this.usersRepo.tenantsOfUser(tx, subjectId, within));
+    for (const tenantId of tenants) {
+      await this.userCommands.handle(userStream(tenantId, subjectId), {
+        type: 'EraseUser',
+        data: { userId: subjectId, erasure: erasure.id },
+        metadata: { tenantId, actor: erasure.actor, now: new Date() },
+      });
+    }
+    return tenants.length;
   }
 
   /** The tenant roles of a user of the admin's tenant (404 for anyone else's). */
