@@ -150,7 +150,7 @@ export async function main(): Promise<number> {
     say(`dora (the tenant's auditor admin) erased alice: ${erased.erased.status === 200 ? `${String(erased.erased.json.keysDestroyed)} key(s) destroyed` : `HTTP ${erased.erased.status}`}.`);
     const stillErased = erased.after.every((i) => (i.event.personal as { erased?: boolean } | undefined)?.erased === true);
     say(`Her ${erased.after.length} record(s) are still in the chain; their personal data reads back as erased: ${stillErased ? 'yes' : 'NO'}.`);
-    say(`Known gap (issue 10): auth's user list still shows her username "${String(erased.aliceInAuth?.username)}" (auth cannot erase a person yet).`);
+    say(`Auth heard of it: her account is ${String(erased.aliceInAuth?.status)}, and its user list names her "${String(erased.aliceInAuth?.username)}".`);
 
     step('9', 'The rival tenant probes every id of the day');
     const probes = await day.probeAsRival();

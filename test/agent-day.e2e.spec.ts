@@ -285,9 +285,9 @@ describe("one agent's day (seven services, two tenants)", () => {
       expect(['ok', 'unverified']).toContain(v.status);
       expect(v.failure).toBeUndefined();
     }
-    // auth, the one service whose reads show a person's data: its user list still shows alice's username (auth has
-    // no erasure of a person: the known gap of issue 10, docs/threat-model.md); asserted so that closing it shows here
-    expect(r.aliceInAuth).toMatchObject({ userId: id.alice, username: 'alice' });
+    // auth, the one service whose reads show a person's data: the erasure reached it (audit.subject.erased), her
+    // account is ended for good and her name is gone from its user list
+    expect(r.aliceInAuth).toEqual(expect.objectContaining({ userId: id.alice, username: `~erased:${id.alice}`, status: 'disabled' }));
   });
 
   it('9. the second tenant sees none of it: its admin, auditor and agent probe every id of the day on every route that takes one: 404 (or the refusal any id gets) and no data', async () => {

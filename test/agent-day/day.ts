@@ -435,9 +435,15 @@ export class AgentDay {
     }, 60_000, 500);
     const erased = await this.call('audit', `/v1/audit/subjects/${encodeURIComponent(this.id.alice)}`, this.tok.dora, { method: 'DELETE' });
     const after = await this.recordsOfSubject(this.id.alice);
-    // what the services' own reads show of alice (auth is the one service with reads of a person's data)
-    const users = await this.ok(this.call('auth', '/v1/users', this.tok.admin));
-    const aliceInAuth = (users.json.items ?? users.json).find((u: { userId?: string; id?: string }) => (u.userId ?? u.id) === this.id.alice);
+    // what the services' own reads show of alice (auth is the one service with reads of a person's data): the
+    // erasure reaches auth as an event, so her account ends and her name goes a moment later
+    type UserItem = { userId?: string; id?: string; username?: string; status?: string };
+    let aliceInAuth: UserItem | undefined;
+    await eventually(async () => {
+      const users = await this.ok(this.call('auth', '/v1/users', this.tok.admin));
+      aliceInAuth = ((users.json.items ?? users.json) as UserItem[]).find((u) => (u.userId ?? u.id) === this.id.alice);
+      return aliceInAuth?.username !== 'alice' ? true : undefined;
+    }, 30_000, 250).catch(() => undefined);
     return { before, erased, after, aliceInAuth };
   }
 
