@@ -9,3 +9,14 @@ import type { EventEnvelope } from './envelope';
 export interface EventPublisher {
   publish(events: readonly EventEnvelope[]): Promise<void>;
 }
+
+/**
+ * Seals the `personal` member of events before they are stored (issue 10): plaintext
+ * `personal` replaced by its sealed form, an event without `personal` or already sealed
+ * returned as it is, in the same order. Implemented by the NATS adapter (@palisade/nats,
+ * asking the audit service, which holds the keys); the PostgreSQL event store
+ * (@palisade/postgres) only knows this port. Throws rather than return plaintext.
+ */
+export interface PersonalSealer {
+  seal(events: readonly EventEnvelope[]): Promise<EventEnvelope[]>;
+}

@@ -2,6 +2,7 @@ import {
   ConcurrencyError,
   PalisadeError,
   buildEvent,
+  isSealedPersonal,
   type EventEnvelope,
   type EventFactoryContext,
 } from '@palisade/contracts';
@@ -121,8 +122,12 @@ export function envelopeOf(context: EventFactoryContext, metadata: CommandMetada
   });
 }
 
+/**
+ * The domain event of an envelope. Stored events hold `personal` sealed (issue 10), which
+ * no decision reads: only plaintext `personal` (an event still in memory) is kept.
+ */
 export function toDomainEvent<E extends DomainEvent>(envelope: EventEnvelope): E {
   const event = { type: envelope.type, data: envelope.data } as E;
-  if (envelope.personal) event.personal = envelope.personal;
+  if (envelope.personal && !isSealedPersonal(envelope.personal)) event.personal = envelope.personal;
   return event;
 }

@@ -8,3 +8,4 @@ export * from './rpc';
 export type { NatsConnection } from 'nats';
 export * from './broadcast-consumer';
 export * from './rpc-server';
+export * from './personal-sealer';

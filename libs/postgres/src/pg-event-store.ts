@@ -1,4 +1,4 @@
-import { ConcurrencyError, PalisadeError, validateForPublish, type EventEnvelope } from '@palisade/contracts';
+import { ConcurrencyError, isSealedPersonal, PalisadeError, validateForPublish, type EventEnvelope, type PersonalSealer } from '@palisade/contracts';
 import type {
   AppendResult,
   EventStore,
@@ -20,13 +20,19 @@ interface PgError {
   constraint?: string;
 }
 
-/** Event store on PostgreSQL, in the schema its migration created. */
+/**
+ * Event store on PostgreSQL, in the schema its migration created. With a `sealer`, the
+ * `personal` member of every appended event is sealed before the INSERT (issue 10): the
+ * `events` table, and so the outbox relay and JetStream, never hold personal data in
+ * plaintext. The caller keeps its plaintext events in memory (inline projections get them).
+ */
 export class PgEventStore implements EventStore {
   private readonly events: string;
 
   constructor(
     private readonly dataSource: DataSource,
     schema: string,
+    private readonly sealer?: PersonalSealer,
   ) {
     this.events = `${ident(schema)}.events`;
   }
@@ -65,6 +71,7 @@ export class PgEventStore implements EventStore {
       throw new ConcurrencyError(streamId, expectedVersion, version);
     }
     if (events.length === 0) return { nextVersion: version };
+    const stored = await this.sealed(events);
     try {
       await sql.query(
         `INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
@@ -72,11 +79,11 @@ export class PgEventStore implements EventStore {
            FROM unnest($2::int[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[]) AS x(v, id, t, tn, e)`,
         [
           streamId,
-          events.map((_, i) => version + i + 1),
-          events.map((e) => e.id),
-          events.map((e) => e.type),
-          events.map((e) => e.tenantId),
-          events.map((e) => JSON.stringify(e)),
+          stored.map((_, i) => version + i + 1),
+          stored.map((e) => e.id),
+          stored.map((e) => e.type),
+          stored.map((e) => e.tenantId),
+          stored.map((e) => JSON.stringify(e)),
         ],
       );
     } catch (error) {
@@ -88,5 +95,21 @@ export class PgEventStore implements EventStore {
       throw error;
     }
     return { nextVersion: version + events.length };
+  }
+
+  /**
+   * The events as they are stored: `personal` sealed, one request for the whole append and
+   * none when no event has plaintext personal data. A sealer's failure fails the append (the
+   * transaction rolls back); an answer that still holds plaintext, or not the same events,
+   * is refused rather than stored.
+   */
+  private async sealed(events: readonly EventEnvelope[]): Promise<readonly EventEnvelope[]> {
+    if (!this.sealer || !events.some((e) => e.personal && !isSealedPersonal(e.personal))) return events;
+    const sealed = await this.sealer.seal(events);
+    const intact =
+      sealed.length === events.length &&
+      sealed.every((e, i) => e.id === events[i].id && (!e.personal || isSealedPersonal(e.personal)) && !!e.personal === !!events[i].personal);
+    if (!intact) throw new PalisadeError('internal', 'personal data was not sealed: refusing to store it');
+    return sealed;
   }
 }

@@ -12,10 +12,11 @@ import {
   SYSTEM_TENANT,
   type EventEnvelope,
   type EventFactoryContext,
+  type PersonalSealer,
   type ServiceName,
 } from '@palisade/contracts';
 import { RevocationList } from '@palisade/auth-verifier';
-import { connectNats, JetStreamEventPublisher, serveRpc, type NatsConnection, type RpcHandler, type RpcServer } from '@palisade/nats';
+import { connectNats, JetStreamEventPublisher, NatsPersonalSealer, serveRpc, type NatsConnection, type RpcHandler, type RpcServer } from '@palisade/nats';
 import { counter, gauge, type Logger, type Registry } from '@palisade/observability';
 import type { ServiceIdentity } from '@palisade/pki';
 import {
@@ -72,6 +73,12 @@ export class Platform {
   readonly eventContext: EventFactoryContext;
   /** Revoked tokens, sessions and principals, fed by the auth service's revocation events. */
   readonly revocations = new RevocationList();
+  /**
+   * Seals `personal` through the audit service before events are stored (issue 10): the
+   * event store uses it on every append, and so must any path that stores or publishes
+   * events without it. Asks nothing for events without personal data.
+   */
+  readonly personalSealer: PersonalSealer;
   dataSource: DataSource | undefined;
   eventStore: PgEventStore | undefined;
   nats: NatsConnection | undefined;
@@ -87,6 +94,7 @@ export class Platform {
 
   constructor(readonly options: PlatformOptions) {
     this.eventContext = systemEventContext(options.service);
+    this.personalSealer = new NatsPersonalSealer({ nats: () => this.nats, timeoutMs: options.config.PERSONAL_SEALING_TIMEOUT_MS });
     const published = counter(options.metrics, 'palisade_outbox_published_events_total', 'Events relayed from the event store to JetStream');
     const lag = gauge(options.metrics, 'palisade_outbox_relay_lag_seconds', 'Age of the newest relayed event when JetStream acknowledged it');
     this.onPublished = (count, oldestMs) => {
@@ -127,7 +135,7 @@ export class Platform {
       const ds = createDataSource(this.connection('app'));
       await ds.initialize();
       this.dataSource = ds;
-      this.eventStore = new PgEventStore(ds, this.options.config.PG_SCHEMA);
+      this.eventStore = new PgEventStore(ds, this.options.config.PG_SCHEMA, this.personalSealer);
     });
     await this.step('nats', async () => {
       this.nats = await connectNats({

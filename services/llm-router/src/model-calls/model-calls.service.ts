@@ -1,4 +1,4 @@
-import type { EventEnvelope, EventFactoryContext, Personal, Principal } from '@palisade/contracts';
+import type { EventEnvelope, EventFactoryContext, Personal, PersonalSealer, Principal } from '@palisade/contracts';
 import { envelopeOf, streamName, type EventStore } from '@palisade/eventsourcing';
 import { modelCallDecider, type ModelCallCommand } from './model-calls.decider';
 import type { ModelCallRecorded, UsageRecorded } from './model-calls.events';
@@ -35,6 +35,8 @@ export class ModelCallsService {
     private readonly store: EventStore,
     private readonly eventContext: EventFactoryContext,
     private readonly options: ModelCallsOptions = { lingerMs: 10, maxBatch: 128 },
+    /** Seals the prompts of a whole group in one request, before its transaction (the store would ask once per stream). */
+    private readonly sealer?: PersonalSealer,
   ) {}
 
   record(principal: Principal, call: ModelCallRecorded, texts: { prompt: unknown; response?: unknown } | undefined, now: Date): Promise<void> {
@@ -69,8 +71,10 @@ export class ModelCallsService {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, this.options.maxBatch);
         try {
+          const envelopes = group.map((p) => p.envelope);
+          const stored = this.sealer ? await this.sealer.seal(envelopes) : envelopes;
           await this.store.inTransaction(async (tx) => {
-            for (const p of group) await this.store.appendToStream(tx, p.streamId, [p.envelope], 0);
+            for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
           });
           for (const p of group) p.resolve();
         } catch (error) {
