@@ -1,4 +1,4 @@
-import { PalisadeError, type EventEnvelope } from '@palisade/contracts';
+import { isSealedPersonal, PalisadeError, type EventEnvelope } from '@palisade/contracts';
 import type { InlineProjection, Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
 
@@ -114,6 +114,8 @@ export class UsersProjection implements InlineProjection {
     for (const e of events) {
       const d = e.data as Record<string, unknown>;
       if (e.type === 'auth.user.registered') {
+        // the command handler projects the decided events before the store seals `personal`
+        if (isSealedPersonal(e.personal)) throw new PalisadeError('internal', 'a registration reached the users projection sealed');
         const username = normalizeUsername(String(e.personal?.data.username ?? ''));
         await sql.query(`INSERT INTO users (tenant_id, id, username, status, roles) VALUES ($1, $2, $3, 'active', $4)`, [e.tenantId, d.userId, username, d.roles]).catch((error: unknown) => {
           throw conflictOf(error) ?? error;
