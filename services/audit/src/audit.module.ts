@@ -24,6 +24,7 @@ import { QueryController } from './query/query.controller';
 import { QueryRepository } from './query/query.repository';
 import { QueryService } from './query/query.service';
 import { PersonalData } from './subjects/personal-data';
+import { SealPersonalRpc } from './subjects/seal-personal.rpc';
 import { SubjectKeysRepository } from './subjects/subject-keys.repository';
 import { SubjectsController } from './subjects/subjects.controller';
 import { SubjectsService } from './subjects/subjects.service';
@@ -70,6 +71,8 @@ function wire(platform: Platform): AuditServices {
   const index = new QueryRepository(`${schema}.audit_records`);
   const signing = new SigningKeys(new SigningKeysRepository(schema), kek, transactions, config.AUDIT_CHECKPOINT_ALGORITHM);
   const personal = new PersonalData(new SubjectKeysRepository(`${schema}.audit_subject_keys`), kek, transactions, config.AUDIT_SUBJECT_KEY_CACHE_MAX);
+  // Producers have their events' personal data sealed here before they store them; every instance answers.
+  new SealPersonalRpc(platform, personal);
 
   const ingest = new IngestService({
     settings,

@@ -9,7 +9,7 @@ import {
   type ChainHead,
   type RecordedEvent,
 } from '@palisade/audit-log';
-import type { EventEnvelope } from '@palisade/contracts';
+import { eventSubject, publisherOfEventSubject, type EventEnvelope, type ForgeryReport } from '@palisade/contracts';
 import { partitionOf } from './audit-topic';
 
 /**
@@ -18,9 +18,19 @@ import { partitionOf } from './audit-topic';
  * (chain-writer.ts) runs these stages and commits what they produce.
  */
 
+/** Where an event was consumed (JetStream), as a forgery report names it. */
+export interface Delivery {
+  subject: string;
+  streamSequence: number;
+  /** The durable that received it. */
+  consumer: string;
+}
+
 /** An event waiting in the writer's queue, and how to tell its consumer it is committed. */
 export interface Pending {
   event: EventEnvelope;
+  /** Absent for events audit appends itself. */
+  delivery?: Delivery;
   queuedAt: number;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -86,6 +96,25 @@ export function splitRepeats(batch: readonly Pending[], known: ReadonlySet<strin
     }
   }
   return { fresh, duplicates, seen };
+}
+
+/**
+ * The forgery report of an event whose producer-sealed `personal` failed its check: where
+ * it came from and what it claimed, never its content (it may carry personal data).
+ */
+export function sealRefusalReport(event: EventEnvelope, delivery: Delivery | undefined, problems: readonly string[]): ForgeryReport {
+  const subject = delivery?.subject ?? eventSubject(event.type);
+  return {
+    subject,
+    publisher: publisherOfEventSubject(subject),
+    claimedSource: event.source,
+    claimedType: event.type,
+    eventId: event.id,
+    tenantId: event.tenantId,
+    consumer: delivery?.consumer ?? '',
+    streamSequence: delivery?.streamSequence ?? 0,
+    problems: [...problems],
+  };
 }
 
 export interface ChainInput {

@@ -1,19 +1,25 @@
 import type { KeyObject } from 'node:crypto';
 import type { ChainHead, RecordedEvent } from '@palisade/audit-log';
-import type { EventEnvelope } from '@palisade/contracts';
+import { eventForgeryDetected, systemEventContext, type EventEnvelope } from '@palisade/contracts';
 import type { Admin, Kafka, Producer, RecordMetadata } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
 import type { TopicSettings } from './audit-topic';
-import { chainBatch, dueCheckpoints, splitRepeats, type ChainBase, type CheckpointState, type Pending, type Prepared } from './chain-batch';
+import { chainBatch, dueCheckpoints, sealRefusalReport, splitRepeats, type ChainBase, type CheckpointState, type Delivery, type Pending, type Prepared } from './chain-batch';
 import { recoverChains } from './chain-recovery';
 import { IdFilter } from './id-filter';
 import { indexRowsOf } from './index-rows';
 import type { RecordIndex } from './record-index';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Seals an event's `personal` member (per-data-subject key) before it is chained. */
+/** What to chain in place of event `index`, whose producer-sealed `personal` failed its check. */
+export type RefuseSealed = (index: number, problems: string[]) => RecordedEvent;
+
+/**
+ * Seals an event's `personal` member (per-data-subject key) before it is chained, and
+ * checks one its producer had sealed already (`refuse` for one that fails).
+ */
 export interface PersonalDataSealer {
-  sealAll(events: readonly EventEnvelope[]): Promise<RecordedEvent[]>;
+  sealAll(events: readonly EventEnvelope[], refuse: RefuseSealed): Promise<RecordedEvent[]>;
 }
 
 /** The checkpoint signing key in use. */
@@ -105,11 +111,14 @@ export class ChainWriter {
     return { ...this.current, queued: this.queue.length, oldestWaitMs: oldest === undefined ? 0 : Date.now() - oldest, dedup: this.filter ? 'memory' : 'index' };
   }
 
-  /** Chain `event`; resolves when Kafka committed it. Rejects when the writer is deactivated first. */
-  append(event: EventEnvelope): Promise<void> {
+  /**
+   * Chain `event` (`delivery`: where it was consumed, for a report if it is refused);
+   * resolves when Kafka committed it. Rejects when the writer is deactivated first.
+   */
+  append(event: EventEnvelope, delivery?: Delivery): Promise<void> {
     if (!this.active) return Promise.reject(new Error('audit writer is not active (another instance holds the lease)'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ event, queuedAt: Date.now(), resolve, reject });
+      this.queue.push({ event, delivery, queuedAt: Date.now(), resolve, reject });
       if (this.queue.length === 1 || this.queue.length >= this.batchMax) this.wake?.();
     });
   }
@@ -309,7 +318,10 @@ export class ChainWriter {
    */
   private async prepare(batch: Pending[], knownIds: Promise<Set<string>>, duePartitions: number[], base: ChainBase): Promise<Prepared> {
     const { fresh, duplicates, seen } = splitRepeats(batch, await knownIds, this.unindexed, base.freshIds);
-    const events = await this.options.sealer.sealAll(fresh.map((p) => p.event));
+    const events = await this.options.sealer.sealAll(
+      fresh.map((p) => p.event),
+      (i, problems) => this.refused(fresh[i], problems),
+    );
     const signer = await this.options.signer.current();
     const { prepared, deferred } = chainBatch({
       topic: this.options.settings.topic,
@@ -327,6 +339,17 @@ export class ChainWriter {
     });
     this.queue.unshift(...deferred);
     return prepared;
+  }
+
+  /**
+   * An event whose producer-sealed `personal` failed its check is treated as forged: it
+   * never enters the chain; audit's security event about it takes its place (and is
+   * acknowledged with it, so it is neither retried nor stalls the chain).
+   */
+  private refused(pending: Pending, problems: string[]): RecordedEvent {
+    const report = sealRefusalReport(pending.event, pending.delivery, problems);
+    this.options.logger.error({ claimedType: report.claimedType, eventId: report.eventId, streamSequence: report.streamSequence, problems }, 'event with a forged sealed personal member refused');
+    return eventForgeryDetected(systemEventContext('audit'), report) as unknown as RecordedEvent;
   }
 
   /** Commit a prepared batch as one Kafka transaction, then acknowledge and index it. */

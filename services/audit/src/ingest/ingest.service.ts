@@ -5,6 +5,7 @@ import { AUDIT_SERVICE_PRINCIPAL, type AuditEvents, type Transactions } from '..
 import type { SigningKeys } from '../keys/signing-keys';
 import type { TopicSettings } from './audit-topic';
 import type { AuditKafka } from './audit-kafka';
+import type { Delivery } from './chain-batch';
 import { ChainWriter, type PersonalDataSealer } from './chain-writer';
 import type { QuarantinedRow } from './index-rows';
 import type { LeaseRepository } from './lease.repository';
@@ -19,12 +20,14 @@ const STALL_MS = 10_000;
 
 /** The JetStream durable that feeds the writer (built by the module: NATS is the platform's). */
 export interface IngestConsumer {
+  /** The durable's name, as forgery reports give it. */
+  readonly durable: string;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface IngestConsumerHandlers {
-  handler: (event: EventEnvelope) => Promise<void>;
+  handler: (event: EventEnvelope, delivery: Pick<Delivery, 'subject' | 'streamSequence'>) => Promise<void>;
   onForgery: (report: ForgeryReport) => Promise<void>;
 }
 
@@ -119,7 +122,7 @@ export class IngestService {
     });
     this.writer = writer;
     this.consumer = deps.newConsumer({
-      handler: (event) => writer.append(event),
+      handler: (event, delivery) => writer.append(event, { subject: delivery.subject, streamSequence: delivery.streamSequence, consumer: this.consumer!.durable }),
       // A forged event never enters the chain; the report of it does, as audit's own
       // security event in the system tenant.
       onForgery: async (report) => {

@@ -1,21 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import type { RecordedEvent } from '@palisade/audit-log';
-import type { EventEnvelope, Personal } from '@palisade/contracts';
+import { isSealedPersonal, sealedPersonalSchema, type EventEnvelope, type Personal, type SealedPersonal, type SealPersonalRequest } from '@palisade/contracts';
 import type { Transactions } from '../audit.events';
-import type { PersonalDataSealer } from '../ingest/chain-writer';
+import type { PersonalDataSealer, RefuseSealed } from '../ingest/chain-writer';
 import { open, seal, type KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf } from './key-subject';
 import { LRUCache } from 'lru-cache';
 import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
 
-/** The `personal` member as the audit topic holds it. */
-export interface SealedPersonal {
-  subjectId: string;
-  keyId: string;
-  alg: 'A256GCM';
-  /** base64url of iv (12) || ciphertext || tag (16); associated data: the event id. */
-  sealed: string;
-}
+/** The `personal` member as the audit topic holds it (the contract's type; producers store it so too). */
+export type { SealedPersonal } from '@palisade/contracts';
+
+/** An event to seal for its producer (SEAL_PERSONAL_SUBJECT). */
+export type EventToSeal = SealPersonalRequest['events'][number];
 
 /** What a reader gets back: the personal data, or the fact that it was erased. */
 export type OpenedPersonal = (Personal & { erased?: false }) | { subjectId: string; erased: true };
@@ -33,7 +30,7 @@ export const DEFAULT_KEY_CACHE_MAX = 10_000;
  * `keySubjectOf` (failed sign-ins of unknown accounts share their tenant's key).
  */
 export class PersonalData implements PersonalDataSealer {
-  private readonly cache: LRUCache<string, { keyId: string; key: Buffer; at: number }>;
+  private readonly cache: LRUCache<string, SubjectKey & { at: number }>;
 
   constructor(
     private readonly keys: Pick<SubjectKeysRepository, 'liveKeys' | 'byIds' | 'erase' | 'eraseKeys'>,
@@ -49,37 +46,107 @@ export class PersonalData implements PersonalDataSealer {
     return this.cache.size;
   }
 
-  async sealAll(events: readonly EventEnvelope[]): Promise<RecordedEvent[]> {
-    const now = Date.now();
+  /**
+   * Seal the `personal` member of a producer's events before it stores them
+   * (SEAL_PERSONAL_SUBJECT): the same keys, and the same format (associated data: the
+   * event id), as the writer's own sealing, so the audit topic's readers open both alike.
+   * One sealed member per event, in order.
+   */
+  async sealFor(events: readonly EventToSeal[]): Promise<SealedPersonal[]> {
+    const keySubjects = events.map((e) => keySubjectOf(e)!);
+    const keys = await this.liveKeysOf(keySubjects);
+    return events.map((e, i) => sealWith(keys.get(keySubjects[i])!, e.id, e.personal));
+  }
+
+  /**
+   * Seal the plaintext `personal` members of a batch to chain (audit's own events, and
+   * producers that do not seal yet); a member the producer already had sealed is chained
+   * as given once it checks out (`sealedProblems`). One that does not never enters the
+   * chain: `refuse(i, problems)` gives what goes in its place, and the rest of the batch
+   * is chained as usual.
+   */
+  async sealAll(events: readonly EventEnvelope[], refuse: RefuseSealed): Promise<RecordedEvent[]> {
     const keySubjects = events.map((e) => keySubjectOf(e));
-    // This batch's keys: a batch may need more subjects than the cache holds.
-    const batch = new Map<string, { keyId: string; key: Buffer }>();
+    const plaintextSubjects = events.flatMap((e, i) => (e.personal && !isSealedPersonal(e.personal) ? [keySubjects[i]!] : []));
+    const keys = await this.liveKeysOf(plaintextSubjects);
+    const problems = await this.sealedProblems(events.filter((e) => isSealedPersonal(e.personal)));
+    return events.map((e, i) => {
+      if (!e.personal) return e as RecordedEvent;
+      if (isSealedPersonal(e.personal)) {
+        const refused = problems.get(e.id);
+        return refused ? refuse(i, refused) : (e as RecordedEvent);
+      }
+      const k = keys.get(keySubjects[i]!);
+      if (!k) throw new Error('no key for a data subject');
+      return { ...e, personal: sealWith(k, e.id, e.personal) } as RecordedEvent;
+    });
+  }
+
+  /**
+   * The live key of each key subject: from the cache (at most 10 s old), else from
+   * PostgreSQL, creating the missing ones. A batch may need more subjects than the cache
+   * holds, so the batch gets a map of its own.
+   */
+  private async liveKeysOf(keySubjects: readonly string[]): Promise<Map<string, SubjectKey>> {
+    const now = Date.now();
+    const keys = new Map<string, SubjectKey>();
     const missing: string[] = [];
-    for (const s of new Set(keySubjects.filter((k): k is string => k !== undefined))) {
+    for (const s of new Set(keySubjects)) {
       const c = this.cache.get(s);
-      if (c && now - c.at <= CACHE_MS) batch.set(s, c);
+      if (c && now - c.at <= CACHE_MS) keys.set(s, c);
       else missing.push(s);
     }
     if (missing.length > 0) {
       const live = await this.transactions.inTransaction((tx) => this.keys.liveKeys(tx, missing, (keyId) => this.kek.wrap(randomBytes(32), aadOf(keyId))));
       for (const [subjectId, k] of live) {
         const entry = { keyId: k.keyId, key: this.unwrap(k)!, at: now };
-        batch.set(subjectId, entry);
+        keys.set(subjectId, entry);
         this.cache.set(subjectId, entry);
       }
     }
-    return events.map((e, i) => {
-      if (!e.personal) return e as RecordedEvent;
-      const k = batch.get(keySubjects[i]!);
-      if (!k) throw new Error('no key for a data subject');
-      const sealed: SealedPersonal = {
-        subjectId: e.personal.subjectId,
-        keyId: k.keyId,
-        alg: 'A256GCM',
-        sealed: seal(k.key, Buffer.from(JSON.stringify(e.personal.data), 'utf8'), e.id).toString('base64url'),
-      };
-      return { ...e, personal: sealed } as RecordedEvent;
-    });
+    return keys;
+  }
+
+  /**
+   * Why the producer-sealed members of these events must not be chained, by event id
+   * (none: fine). A producer may lie, so each must name a key that exists, belongs to the
+   * event's key subject (`keySubjectOf`), and, while the key lives, open under it with the
+   * event id (else it was made for another event, or altered). An erased key cannot be
+   * checked, and whatever it sealed is unreadable anyway.
+   */
+  private async sealedProblems(events: readonly EventEnvelope[]): Promise<Map<string, string[]>> {
+    const problems = new Map<string, string[]>();
+    const toCheck: Array<{ event: EventEnvelope; sealed: SealedPersonal; keySubject: string }> = [];
+    for (const event of events) {
+      const parsed = sealedPersonalSchema.safeParse(event.personal);
+      if (!parsed.success) problems.set(event.id, ['personal: not a sealed member (subjectId, keyId, alg A256GCM, sealed)']);
+      else toCheck.push({ event, sealed: parsed.data, keySubject: keySubjectOf(event)! });
+    }
+    const now = Date.now();
+    const cachedKey = (c: (typeof toCheck)[number]) => {
+      const k = this.cache.get(c.keySubject);
+      return k && now - k.at <= CACHE_MS && k.keyId === c.sealed.keyId ? k.key : undefined;
+    };
+    const unknownIds = [...new Set(toCheck.filter((c) => !cachedKey(c)).map((c) => c.sealed.keyId))];
+    const stored = unknownIds.length === 0 ? new Map<string, StoredSubjectKey>() : await this.transactions.inTransaction((tx) => this.keys.byIds(tx, unknownIds));
+    for (const c of toCheck) {
+      let key = cachedKey(c);
+      if (!key) {
+        const row = stored.get(c.sealed.keyId);
+        if (!row) {
+          problems.set(c.event.id, ['personal.keyId: no such data subject key']);
+          continue;
+        }
+        if (row.subjectId !== c.keySubject) {
+          problems.set(c.event.id, ["personal.keyId: the key of another data subject than the event's"]);
+          continue;
+        }
+        if (!row.wrapped) continue;
+        key = this.unwrap(row)!;
+      }
+      if (!opens(key, c.sealed.sealed, c.event.id)) problems.set(c.event.id, ['personal.sealed: does not open under its key with this event id (sealed for another event, or altered)']);
+    }
+    return problems;
   }
 
   /** Forget cached keys of a subject (after its erasure), and these keys wherever cached. */
@@ -122,7 +189,32 @@ export class PersonalData implements PersonalDataSealer {
   }
 }
 
+/** A live subject key, unwrapped. */
+interface SubjectKey {
+  keyId: string;
+  key: Buffer;
+}
+
 const aadOf = (keyId: string) => `palisade-audit-subject-key:${keyId}`;
+
+/** The one sealing of a `personal` member (audit-log-format.md): associated data = the event id, so it cannot be moved. */
+function sealWith(k: SubjectKey, eventId: string, personal: Personal): SealedPersonal {
+  return {
+    subjectId: personal.subjectId,
+    keyId: k.keyId,
+    alg: 'A256GCM',
+    sealed: seal(k.key, Buffer.from(JSON.stringify(personal.data), 'utf8'), eventId).toString('base64url'),
+  };
+}
+
+function opens(key: Buffer, sealed: string, eventId: string): boolean {
+  try {
+    open(key, Buffer.from(sealed, 'base64url'), eventId);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function isSealed(value: unknown): value is SealedPersonal {
   const v = value as SealedPersonal | undefined;

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { buildEvent, newEventId, type EventEnvelope } from '@palisade/contracts';
+import type { RecordedEvent } from '@palisade/audit-log';
+import { buildEvent, newEventId, type EventEnvelope, type Personal } from '@palisade/contracts';
 import type { Transaction } from '@palisade/eventsourcing';
 import { KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf, sharedKeySubject } from './key-subject';
@@ -68,11 +69,16 @@ function personalData(cacheMax?: number) {
   return { keys, data };
 }
 
+/** Sealing plaintext never refuses. */
+const noRefusal = (): RecordedEvent => {
+  throw new Error('refused');
+};
+
 describe('PersonalData key cache and key subjects', () => {
   it('keeps at most AUDIT_SUBJECT_KEY_CACHE_MAX keys in memory, and still seals a batch with more subjects than that', async () => {
     const { data, keys } = personalData(50);
     const events = Array.from({ length: 400 }, (_, i) => signedIn('t1', `user-${i}`));
-    const sealed = await data.sealAll(events);
+    const sealed = await data.sealAll(events, noRefusal);
     expect(data.cachedKeys).toBe(50);
     expect(keys.created).toBe(400);
     expect(sealed.every((e) => typeof (e.personal as unknown as SealedPersonal).keyId === 'string')).toBe(true);
@@ -83,7 +89,7 @@ describe('PersonalData key cache and key subjects', () => {
   it('a spray of unknown usernames at sign-in creates one key per tenant, not one per name, and still reads back', async () => {
     const { data, keys } = personalData();
     const spray = Array.from({ length: 1000 }, (_, i) => failedSignIn(i % 2 === 0 ? 'tenant-a' : 'tenant-b', `guess${i}`));
-    const sealed = await data.sealAll(spray);
+    const sealed = await data.sealAll(spray, noRefusal);
     expect(keys.created).toBe(2);
     expect([...keys.rows.values()].map((r) => r.subjectId).sort()).toEqual([sharedKeySubject('tenant-a'), sharedKeySubject('tenant-b')]);
     expect(data.cachedKeys).toBe(2);
@@ -91,17 +97,17 @@ describe('PersonalData key cache and key subjects', () => {
     expect((sealed[7].personal as unknown as SealedPersonal).subjectId).toBe('unknown-guess7');
     expect((await data.openAll([sealed[7]]))[0]).toEqual({ subjectId: 'unknown-guess7', data: { username: 'guess7', sourceAddress: '192.0.2.1' } });
     // A known account keeps a key of its own.
-    await data.sealAll([signedIn('tenant-a', 'alice')]);
+    await data.sealAll([signedIn('tenant-a', 'alice')], noRefusal);
     expect(keys.created).toBe(3);
   });
 
   it('erasing an unknown-account subject destroys the shared key its records use: they read back as erased; new data gets a new key', async () => {
     const { data, keys } = personalData();
-    const [first] = await data.sealAll([failedSignIn('tenant-a', 'typo')]);
+    const [first] = await data.sealAll([failedSignIn('tenant-a', 'typo')], noRefusal);
     const keyId = (first.personal as unknown as SealedPersonal).keyId;
     expect(await data.erase('unknown-typo', [keyId])).toBe(1);
     expect((await data.openAll([first]))[0]).toEqual({ subjectId: 'unknown-typo', erased: true });
-    const [later] = await data.sealAll([failedSignIn('tenant-a', 'other')]);
+    const [later] = await data.sealAll([failedSignIn('tenant-a', 'other')], noRefusal);
     expect((later.personal as unknown as SealedPersonal).keyId).not.toBe(keyId);
     expect(keys.created).toBe(2);
   });
@@ -109,9 +115,92 @@ describe('PersonalData key cache and key subjects', () => {
   it('a subject id PostgreSQL cannot store (NUL, lone surrogate) shares its tenant key instead of stalling the writer', async () => {
     const { data } = personalData();
     const bad = [signedIn('t1', 'a\u0000b'), signedIn('t1', '\ud800')];
-    const sealed = await data.sealAll(bad);
+    const sealed = await data.sealAll(bad, noRefusal);
     expect(sealed.map((e) => (e.personal as unknown as SealedPersonal).subjectId)).toEqual(['a\u0000b', '\ud800']);
     expect(keySubjectOf(bad[0])).toBe(sharedKeySubject('t1'));
     expect(keySubjectOf(signedIn('t1', 'alice'))).toBe('alice');
+  });
+});
+
+describe('PersonalData sealing for producers (sealFor) and producer-sealed events at ingest', () => {
+  /** Two audit instances over one key table and one KEK: the one that answers the RPC and the writer. */
+  function twoInstances() {
+    const keys = new MemoryKeys();
+    const kek = KeyEncryptionKey.fromBytes(randomBytes(32));
+    const tx = { inTransaction: <T>(work: (tx: Transaction) => Promise<T>) => work({} as Transaction) };
+    return { keys, rpc: new PersonalData(keys as unknown as SubjectKeysRepository, kek, tx), writer: new PersonalData(keys as unknown as SubjectKeysRepository, kek, tx) };
+  }
+  /** What the producer stores: the event with `personal` replaced by audit's answer. */
+  async function producerSealed(rpc: PersonalData, event: EventEnvelope): Promise<EventEnvelope> {
+    const [sealed] = await rpc.sealFor([{ id: event.id, type: event.type, tenantId: event.tenantId, data: event.data, personal: event.personal as Personal }]);
+    return { ...event, personal: sealed };
+  }
+  const REFUSED = (i: number, problems: string[]) => ({ refusedIndex: i, problems }) as unknown as RecordedEvent;
+
+  it('seals in the topic format: openAll reads it back, under the same key sealAll uses', async () => {
+    const { rpc, writer } = twoInstances();
+    const event = signedIn('t1', 'alice');
+    const stored = await producerSealed(rpc, event);
+    expect(stored.personal).toEqual({ subjectId: 'alice', keyId: expect.any(String), alg: 'A256GCM', sealed: expect.stringMatching(/^[A-Za-z0-9_-]+$/) });
+    expect(JSON.stringify(stored)).not.toContain('192.0.2.2');
+    expect(await writer.openAll([stored as RecordedEvent])).toEqual([{ subjectId: 'alice', data: { sourceAddress: '192.0.2.2' } }]);
+    const [byWriter] = await writer.sealAll([signedIn('t1', 'alice')], noRefusal);
+    expect((byWriter.personal as SealedPersonal).keyId).toBe((stored.personal as SealedPersonal).keyId);
+    // Failed sign-ins of unknown accounts share the tenant key, as at ingest.
+    const spray = await Promise.all([failedSignIn('t1', 'a'), failedSignIn('t1', 'b')].map((e) => producerSealed(rpc, e)));
+    expect(new Set(spray.map((e) => (e.personal as SealedPersonal).keyId)).size).toBe(1);
+  });
+
+  it('a producer-sealed event is chained as given, not sealed again, whether the writer has its key cached or not', async () => {
+    const { rpc, writer } = twoInstances();
+    const stored = await producerSealed(rpc, signedIn('t1', 'alice'));
+    const unknown = await producerSealed(rpc, failedSignIn('t1', 'nobody'));
+    const chained = await writer.sealAll([stored, unknown], noRefusal);
+    expect(chained).toEqual([stored, unknown]);
+    expect(await writer.sealAll([stored], noRefusal)).toEqual([stored]); // key now cached
+  });
+
+  it('an erased subject: its producer-sealed blob is chained and reads back as erased', async () => {
+    const { rpc, writer } = twoInstances();
+    const stored = await producerSealed(rpc, signedIn('t1', 'alice'));
+    expect(await writer.erase('alice')).toBe(1);
+    const [chained] = await writer.sealAll([stored], noRefusal);
+    expect(await writer.openAll([chained])).toEqual([{ subjectId: 'alice', erased: true }]);
+  });
+
+  it('refuses a forged sealed member (key of another subject, blob of another event, garbage, unknown key) and chains the good events of the batch', async () => {
+    const { rpc, writer } = twoInstances();
+    const good = await producerSealed(rpc, signedIn('t1', 'alice'));
+    const plaintext = signedIn('t1', 'carol');
+    const bobEvent = signedIn('t1', 'bob');
+    // Sealed under alice's key for bob's event id, then labelled bob.
+    const [aliceKeyForBob] = await rpc.sealFor([{ id: bobEvent.id, type: bobEvent.type, tenantId: 't1', data: {}, personal: { subjectId: 'alice', data: { sourceAddress: '203.0.113.9' } } }]);
+    const otherSubjectsKey = { ...bobEvent, personal: { ...aliceKeyForBob, subjectId: 'bob' } };
+    const alicesOther = signedIn('t1', 'alice');
+    const moved = { ...alicesOther, personal: good.personal }; // alice's blob of another event
+    const garbage = { ...signedIn('t1', 'alice'), personal: { ...(good.personal as SealedPersonal), sealed: randomBytes(40).toString('base64url') } };
+    const unknownKey = { ...signedIn('t1', 'alice'), personal: { ...(good.personal as SealedPersonal), keyId: randomUUID() } };
+
+    const chained = await writer.sealAll([otherSubjectsKey, good, moved, plaintext, garbage, unknownKey], REFUSED);
+
+    expect(chained[1]).toEqual(good);
+    expect((await writer.openAll([chained[3]]))[0]).toEqual({ subjectId: 'carol', data: { sourceAddress: '192.0.2.2' } });
+    const refusals = [chained[0], chained[2], chained[4], chained[5]] as unknown as Array<{ refusedIndex: number; problems: string[] }>;
+    expect(refusals.map((r) => r.refusedIndex)).toEqual([0, 2, 4, 5]);
+    expect(refusals[0].problems[0]).toMatch(/another data subject/);
+    expect(refusals[1].problems[0]).toMatch(/does not open/);
+    expect(refusals[2].problems[0]).toMatch(/does not open/);
+    expect(refusals[3].problems[0]).toMatch(/no such data subject key/);
+    // The problems name no personal data.
+    expect(JSON.stringify(refusals)).not.toMatch(/alice|bob|203\.0\.113/);
+  });
+
+  it('checks a sealed member against the key the writer has cached too (a blob moved to another event is refused)', async () => {
+    const { rpc, writer } = twoInstances();
+    const good = await producerSealed(rpc, signedIn('t1', 'alice'));
+    await writer.sealAll([good], noRefusal); // the writer now has alice's key in memory
+    const moved = { ...signedIn('t1', 'alice'), personal: good.personal };
+    const [chained] = await writer.sealAll([moved], REFUSED);
+    expect(chained).toEqual({ refusedIndex: 0, problems: [expect.stringMatching(/does not open/)] });
   });
 });
