@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AuditRecord, RecordedEvent } from '@palisade/audit-log';
-import { buildEvent, newEventId, type EventEnvelope, type EventFactoryContext } from '@palisade/contracts';
+import { buildEvent, newEventId, type EventEnvelope, type EventFactoryContext, type Personal } from '@palisade/contracts';
 import { kafkaClient, type Admin, type Kafka } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
 import { createDataSource, PgEventStore } from '@palisade/postgres';
@@ -14,6 +14,9 @@ import { ingestMigration } from './ingest.migration';
 import type { QuarantinedRow } from './index-rows';
 import { RecordIndex } from './record-index';
 import { RecordsRepository } from './records.repository';
+import { KeyEncryptionKey } from '../keys/kek';
+import { PersonalData } from '../subjects/personal-data';
+import { SubjectKeysRepository } from '../subjects/subject-keys.repository';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
 const ctx: EventFactoryContext = { source: 'billing', now: () => new Date(), newId: () => newEventId() };
@@ -233,6 +236,63 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
         return found.length >= 1 && found;
       });
       expect(read.map((r) => r.event.id)).toEqual([event.id]);
+    } finally {
+      await w.deactivate('test over');
+      await admin.deleteTopics({ topics: [own.topic, own.checkpointTopic] }).catch(() => undefined);
+    }
+  }, 60_000);
+  it('chains a producer-sealed personal member as given; one that fails its check is refused as a forgery (its report takes its place), the rest of the batch chained', async () => {
+    const topic = `${settings.topic}-s`;
+    const own: TopicSettings = { ...settings, topic, checkpointTopic: `${topic}-checkpoints` };
+    const transactions = new PgEventStore(db.dataSource, db.schema);
+    const personal = new PersonalData(new SubjectKeysRepository(`${db.schema}.audit_subject_keys`), KeyEncryptionKey.fromBytes(randomBytes(32)), transactions);
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const w = new ChainWriter({
+      kafka,
+      admin,
+      settings: own,
+      transactionalId: `palisade-audit-writer-${topic}`,
+      index: new RecordIndex(transactions, new RecordsRepository(`${db.schema}.audit_records`), topic, () => undefined),
+      sealer: personal,
+      signer: { current: async () => ({ kid: 'test', privateKey }) },
+      logger: quiet,
+    });
+    const authCtx: EventFactoryContext = { source: 'auth', now: () => new Date(), newId: () => newEventId() };
+    const signedIn = (userId: string) =>
+      buildEvent(authCtx, { type: 'auth.user.signed-in', tenantId: 'cw-sealed', actor: { type: 'user', id: userId }, data: { userId }, personal: { subjectId: userId, data: { sourceAddress: '192.0.2.9' } } });
+    const producerSealed = async (e: EventEnvelope): Promise<EventEnvelope> => {
+      const [sealed] = await personal.sealFor([{ id: e.id, type: e.type, tenantId: e.tenantId, data: e.data, personal: e.personal as Personal }]);
+      return { ...e, personal: sealed };
+    };
+    const good = await producerSealed(signedIn('u-good'));
+    const plaintext = signedIn('u-plain');
+    const moved = { ...signedIn('u-good'), personal: good.personal }; // u-good's blob on another event
+    try {
+      w.activate();
+      const delivery = { subject: 'palisade.events.auth.user.signed-in', streamSequence: 42, consumer: 'audit-audit-log' };
+      await Promise.all([w.append(good), w.append(moved, delivery), w.append(plaintext)]);
+      const read = await eventually(async () => {
+        const found: AuditRecord[] = [];
+        await readRange(kafka, topic, new Map(), await endOffsets(admin, topic), async (batch) => {
+          for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
+        }, { groupPrefix: 'audit-cw-int' });
+        return found.length >= 3 && found;
+      });
+      const ids = read.map((r) => r.event.id);
+      expect(ids).toContain(good.id);
+      expect(ids).toContain(plaintext.id);
+      expect(ids).not.toContain(moved.id);
+      expect(read.find((r) => r.event.id === good.id)!.event).toEqual(good);
+      const report = read.find((r) => r.event.type === 'audit.security.event-forgery-detected')!.event;
+      expect(report).toMatchObject({
+        source: 'audit',
+        tenantId: 'system',
+        data: { eventId: moved.id, claimedType: 'auth.user.signed-in', publisher: 'auth', consumer: 'audit-audit-log', streamSequence: 42, problems: [expect.stringMatching(/does not open/)] },
+      });
+      expect(JSON.stringify(report)).not.toMatch(/u-good|192\.0\.2\.9/);
+      expect(await personal.openAll(read.map((r) => r.event))).toEqual(
+        read.map((r) => (r.event.id === good.id ? { subjectId: 'u-good', data: { sourceAddress: '192.0.2.9' } } : r.event.id === plaintext.id ? { subjectId: 'u-plain', data: { sourceAddress: '192.0.2.9' } } : undefined)),
+      );
     } finally {
       await w.deactivate('test over');
       await admin.deleteTopics({ topics: [own.topic, own.checkpointTopic] }).catch(() => undefined);

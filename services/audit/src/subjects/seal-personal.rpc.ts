@@ -1,5 +1,5 @@
 import { PalisadeError, SEAL_PERSONAL_SUBJECT, sealPersonalRequestSchema, serviceOfEventType, type SealPersonalReply, type SealPersonalRequest, type ServiceName } from '@palisade/contracts';
-import { serveRpc, type RpcServer } from '@palisade/nats';
+import { serveRpc, type RpcHandler, type RpcServer } from '@palisade/nats';
 import type { Platform } from '@palisade/service-kit';
 import { parse } from '../validation';
 import type { PersonalData } from './personal-data';
@@ -20,10 +20,19 @@ export function ownEventsOf(caller: ServiceName | undefined, request: SealPerson
   throw new PalisadeError('forbidden', `${caller} may have only its own events sealed (type ${caller}.…): ${named}`);
 }
 
+/** The method: validate, check the caller, call one method. */
+export function sealPersonalHandlers(personal: Pick<PersonalData, 'sealFor'>): Record<string, RpcHandler> {
+  return {
+    [SEAL_PERSONAL_SUBJECT]: async (payload, _s, caller): Promise<SealPersonalReply> => ({
+      sealed: await personal.sealFor(ownEventsOf(caller, parse(sealPersonalRequestSchema, payload))),
+    }),
+  };
+}
+
 /**
  * SEAL_PERSONAL_SUBJECT over NATS request-reply: a producer has the `personal` member of
  * its events sealed before it stores them. Any audit instance answers (the keys are in
- * PostgreSQL), not only the writer. Thin: validate, check the caller, call one method.
+ * PostgreSQL), not only the writer.
  */
 export class SealPersonalRpc {
   private server: RpcServer | undefined;
@@ -34,11 +43,7 @@ export class SealPersonalRpc {
         service: 'audit',
         tracer: p.options.tracer,
         logger: p.logger,
-        handlers: {
-          [SEAL_PERSONAL_SUBJECT]: async (payload, _s, caller): Promise<SealPersonalReply> => ({
-            sealed: await personal.sealFor(ownEventsOf(caller, parse(sealPersonalRequestSchema, payload))),
-          }),
-        },
+        handlers: sealPersonalHandlers(personal),
       });
       await p.nats!.flush();
     });
