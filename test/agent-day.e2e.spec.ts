@@ -42,25 +42,6 @@ const GERRIT_TOKEN = data.gerritToken;
 const { email: EMAIL, iban: IBAN, card: CARD } = data;
 const HEC_TOKEN = `hec-${randomBytes(8).toString('hex')}`;
 
-/**
- * Plaintext personal data the marker search (step 11) finds and that is the known gap of
- * issue 10 (docs/threat-model.md, "Known gaps"): each service's own event store keeps the
- * personal data of its events in plaintext (only the audit topic seals `personal` per data
- * subject), and the events reach the audit service through JetStream as they were stored.
- * Each entry names the place and the value; anything found elsewhere fails the test, and an
- * entry no longer found fails it too (so this list shrinks when issue 10 is done).
- */
-const KNOWN_PLAINTEXT_ISSUE_10: Array<{ where: string; marker: string }> = [
-  // auth keeps alice's contact (username, e-mail) in auth.user.registered; its `personal` is sealed only in the audit topic
-  { where: 'postgres auth events auth.user.registered', marker: "alice's e-mail" },
-  { where: 'jetstream palisade.events.auth.user.registered', marker: "alice's e-mail" },
-  // the router keeps the prompt (alice's personal data: the customer's e-mail, IBAN, card) in llm-router.model-call.recorded
-  ...['customer e-mail', 'IBAN', 'card number'].flatMap((marker) => [
-    { where: 'postgres llm-router events llm-router.model-call.recorded', marker },
-    { where: 'jetstream palisade.events.llm-router.model-call.recorded', marker },
-  ]),
-];
-
 jest.setTimeout(120_000);
 
 type Handle = { name: string; port: number; stop(): Promise<unknown> };
@@ -356,7 +337,7 @@ describe("one agent's day (seven services, two tenants)", () => {
     expect(received.slice(0, acme.length).map((r) => `${r.partition}/${r.seq}/${r.hash}`)).toEqual(acme.map((r) => `${r.partition}/${r.seq}/${r.hash}`));
   });
 
-  it("11. a marker search for the day's secrets and personal data over logs, event stores, JetStream and the audit topic finds them only encrypted (or in the named gap of issue 10)", async () => {
+  it("11. a marker search for the day's secrets and personal data over logs, event stores, JetStream and the audit topic finds them only encrypted (personal data sealed by its producer before it is stored: issue 10)", async () => {
     const markers = markersOf(data, {
       'agent API key': day.agentKey,
       "agent's access token": tok.agent,
@@ -378,10 +359,12 @@ describe("one agent's day (seven services, two tenants)", () => {
     const findings: Finding[] = search(places, markers);
     // secrets: nowhere, ever
     expect(findings.filter((f) => f.kind === 'secret')).toEqual([]);
-    // personal data: never in the audit topic (sealed per subject), nor in logs; elsewhere only where issue 10's gap is named
-    const known = (f: Finding) => KNOWN_PLAINTEXT_ISSUE_10.some((k) => k.where === f.where && k.marker === f.marker);
-    expect(findings.filter((f) => f.where.startsWith('kafka ') || f.where.startsWith('log '))).toEqual([]);
-    expect(findings.filter((f) => !known(f))).toEqual([]);
-    expect(KNOWN_PLAINTEXT_ISSUE_10.filter((k) => !findings.some((f) => f.where === k.where && f.marker === k.marker))).toEqual([]);
+    // personal data: nowhere in plaintext either (the producers have audit seal `personal` before their event stores hold it,
+    // so neither their `events` tables, nor JetStream, nor the audit topic, nor a log has it)
+    expect(findings).toEqual([]);
+    // …and the prompts and alice's contact are there, sealed (the search above did not pass for want of them)
+    for (const where of ['postgres llm-router events llm-router.model-call.recorded', 'jetstream palisade.events.llm-router.model-call.recorded', 'postgres auth events auth.user.registered', 'jetstream palisade.events.auth.user.registered']) {
+      expect({ where, sealed: places.some((p) => p.where === where && /"personal":\s*\{[^{}]*"alg":\s*"A256GCM"/.test(p.text)) }).toEqual({ where, sealed: true });
+    }
   });
 });
