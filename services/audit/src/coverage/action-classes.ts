@@ -77,6 +77,7 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'auth.tenant.created': 'admin_configuration',
   'auth.user.registered': 'admin_configuration',
   'auth.user.disabled': 'permission_change',
+  'auth.user.erased': 'permission_change',
   // credential (services/credential/src/*/*.events.ts)
   'credential.keyring.provisioned': 'credential_lifecycle',
   'credential.keyring.rotated': 'credential_lifecycle',
