@@ -1,4 +1,4 @@
-import { buildEvent, isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer } from '@palisade/contracts';
+import { buildEvent, isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type Personal, type PersonalSealer } from '@palisade/contracts';
 import { CommandHandler, type Command, type Decider, type DomainEvent, type InlineProjection } from '@palisade/eventsourcing';
 import type { DataSource } from 'typeorm';
 import { PgEventStore } from './pg-event-store';
@@ -48,7 +48,7 @@ const register = (userId: string): Register => ({
   data: { userId, email: `${userId}@example.com` },
   metadata: { tenantId: 'acme', actor: { type: 'user', id: userId }, now: new Date('2026-12-03T10:00:00.000Z') },
 });
-const event = (personal?: EventEnvelope['personal']): EventEnvelope =>
+const event = (personal?: Personal): EventEnvelope =>
   buildEvent(ctx, { type: 'auth.user.registered', tenantId: 'acme', actor: { type: 'user', id: 'u-1' }, data: { userId: 'u-1' }, ...(personal ? { personal } : {}) });
 
 describe('PgEventStore sealing personal data (issue 10)', () => {
@@ -75,7 +75,7 @@ describe('PgEventStore sealing personal data (issue 10)', () => {
     expect(sealer.requests).toHaveLength(1);
     expect(db.inserted.map((e) => e.personal)).toEqual([{ subjectId: 'u-1', ...SEALED }, undefined, { subjectId: 'u-2', ...SEALED }]);
 
-    await store.inTransaction((tx) => store.appendToStream(tx, 's-2', [event(), event({ subjectId: 'u-3', ...SEALED })], 0));
+    await store.inTransaction((tx) => store.appendToStream(tx, 's-2', [event(), { ...event(), personal: { subjectId: 'u-3', ...SEALED } }], 0));
     expect(sealer.requests).toHaveLength(1);
     expect(db.inserted).toHaveLength(5);
   });

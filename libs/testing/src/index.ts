@@ -3,3 +3,4 @@ export * from './postgres';
 export * from './tokens';
 export * from './https';
 export * from './fuzz';
+export * from './seal-personal';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { decodeJwt } from 'jose';
 import { AccessTokenVerifier } from '@palisade/auth-verifier';
-import { eventually, infra } from '@palisade/testing';
+import { eventually, infra, startSealPersonalStandIn } from '@palisade/testing';
 import { httpsCaller, testDirectory, type Reply, watchAsPolicy } from './e2e-support';
 
 // Teams, agents, agent keys and agent tokens (issue 12) against the built auth service on
@@ -26,6 +26,8 @@ const signIn = (t: string, username: string, password: string) => call(`/v1/tena
 const owner = () => new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_auth', user: 'palisade_auth_owner' });
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
+/** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
 let peer: Awaited<ReturnType<typeof watchAsPolicy>> | undefined;
 let policy: AccessTokenVerifier;
 let root: string;
@@ -70,6 +72,7 @@ beforeAll(async () => {
   await c.end();
   const dir = mkdtempSync(join(tmpdir(), 'auth-agents-e2e-'));
   writeFileSync(join(dir, 'bootstrap.token'), randomBytes(32).toString('base64url'), { mode: 0o600 });
+  sealing = await startSealPersonalStandIn();
   handles = runner.startServices({
     services: ['auth'],
     portOffset: 8400,
@@ -98,6 +101,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await peer?.stop();
   await Promise.all(handles.map((h) => h.stop()));
+  await sealing?.stop();
   const c = owner();
   await c.connect();
   await c.query(`DROP SCHEMA ${schema} CASCADE`);

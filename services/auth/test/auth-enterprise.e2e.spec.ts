@@ -7,7 +7,7 @@ import { decodeJwt } from 'jose';
 import { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { PalisadeError } from '@palisade/contracts';
 import { rpcRequest, type NatsConnection } from '@palisade/nats';
-import { eventually, infra } from '@palisade/testing';
+import { eventually, infra, startSealPersonalStandIn } from '@palisade/testing';
 import { totpCode } from '../src/mfa/totp';
 import { httpsCaller, testDirectory, watchAsPolicy } from './e2e-support';
 import { startTestOp, type TestOp } from './oidc-op';
@@ -31,6 +31,8 @@ const T = 'demo';
 const MEMBER_PASSWORD = 'Member-Password-1234';
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
+/** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
 let nc: NatsConnection;
 let peer: Awaited<ReturnType<typeof watchAsPolicy>> | undefined;
 let verifier: AccessTokenVerifier;
@@ -80,6 +82,7 @@ beforeAll(async () => {
   await c.connect();
   await c.query(`CREATE SCHEMA ${schema}`);
   await c.end();
+  sealing = await startSealPersonalStandIn();
   handles = runner.startServices({
     services: ['auth'],
     portOffset: 6500,
@@ -103,6 +106,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await peer?.stop();
   await Promise.all(handles.map((h) => h.stop()));
+  await sealing?.stop();
   const c = owner();
   await c.connect();
   await c.query(`DROP SCHEMA ${schema} CASCADE`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { decodeJwt } from 'jose';
-import { eventually, infra } from '@palisade/testing';
+import { eventually, infra, startSealPersonalStandIn } from '@palisade/testing';
 import { httpsCaller, testDirectory, type Reply } from './e2e-support';
 
 // The built auth service on port 15301 (offset 8200) in a schema of its own, with an
@@ -24,6 +24,8 @@ const signIn = (username: string, password: string) => call(`/v1/tenants/${tenan
 const owner = () => new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_auth', user: 'palisade_auth_owner' });
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
+/** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
 let adminToken: string;
 
 /** Statuses of replies, counted: `{ 401: 3, 429: 27 }`. */
@@ -57,6 +59,7 @@ beforeAll(async () => {
   await c.end();
   const dir = mkdtempSync(join(tmpdir(), 'auth-lockout-e2e-'));
   writeFileSync(join(dir, 'bootstrap.token'), randomBytes(32).toString('base64url'), { mode: 0o600 });
+  sealing = await startSealPersonalStandIn();
   handles = runner.startServices({
     services: ['auth'],
     portOffset: 8200,
@@ -82,6 +85,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(handles.map((h) => h.stop()));
+  await sealing?.stop();
   const c = owner();
   await c.connect();
   await c.query(`DROP SCHEMA ${schema} CASCADE`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { decodeJwt } from 'jose';
-import { infra } from '@palisade/testing';
+import { infra, startSealPersonalStandIn } from '@palisade/testing';
 import { totpCode } from '../src/mfa/totp';
 import { httpsCaller, type CallOptions, type Reply } from './e2e-support';
 
@@ -27,6 +27,8 @@ const signIn = (t: string, username: string, password: string) => call(`/v1/tena
 const owner = () => new Client({ host: infra('PGHOST'), port: Number(infra('PGPORT')), database: 'palisade_auth', user: 'palisade_auth_owner' });
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
+/** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
 let bootstrapToken = '';
 
 /** What tenant B holds that A must never see (filled as the test goes). */
@@ -59,6 +61,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-tenants-e2e-'));
   bootstrapToken = randomBytes(32).toString('base64url');
   writeFileSync(join(dir, 'bootstrap.token'), bootstrapToken, { mode: 0o600 });
+  sealing = await startSealPersonalStandIn();
   handles = runner.startServices({
     services: ['auth'],
     portOffset: 6800,
@@ -75,6 +78,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(handles.map((h) => h.stop()));
+  await sealing?.stop();
   const c = owner();
   await c.connect();
   await c.query(`DROP SCHEMA ${schema} CASCADE`);

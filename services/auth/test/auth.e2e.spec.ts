@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { AccessTokenVerifier } from '@palisade/auth-verifier';
 import { ServiceIdentity } from '@palisade/pki';
-import { eventually, infra } from '@palisade/testing';
+import { eventually, infra, startSealPersonalStandIn } from '@palisade/testing';
 import { httpsCaller, watchAsPolicy } from './e2e-support';
 
 // The built auth service on port 13101 (offset 6000) in a schema of its own, over its
@@ -25,6 +25,8 @@ const call = httpsCaller(PORT);
 const signIn = (t: string, username: string, password: string) => call(`/v1/tenants/${t}/sign-in`, { body: { username, password } });
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
+/** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
 let peer: Awaited<ReturnType<typeof watchAsPolicy>> | undefined;
 let policyVerifier: AccessTokenVerifier;
 let admin: { accessToken: string; refreshToken: string };
@@ -37,6 +39,7 @@ beforeAll(async () => {
   await c.end();
   const dir = mkdtempSync(join(tmpdir(), 'auth-e2e-'));
   writeFileSync(join(dir, 'bootstrap.token'), randomBytes(32).toString('base64url'), { mode: 0o600 });
+  sealing = await startSealPersonalStandIn();
   handles = runner.startServices({
     services: ['auth'],
     portOffset: 6000,
@@ -61,6 +64,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await peer?.stop();
   await Promise.all(handles.map((h) => h.stop()));
+  await sealing?.stop();
   const c = owner();
   await c.connect();
   await c.query(`DROP SCHEMA ${schema} CASCADE`);
@@ -164,7 +168,10 @@ describe('auth service', () => {
       const lock = rows.map((r) => r.envelope).find((e) => e.type === 'auth.user.locked-out');
       expect(lock.data).toMatchObject({ scope: 'account', failures: 3 });
       expect(JSON.stringify(lock.data)).not.toContain('127.0.0.1');
-      expect(lock.personal.data.sourceAddress).toBeDefined();
+      // the source address is personal data: stored only sealed by audit (issue 10)
+      expect(lock.personal).toMatchObject({ subjectId: expect.any(String), alg: 'A256GCM', sealed: expect.any(String) });
+      expect(lock.personal).not.toHaveProperty('data');
+      expect(text).not.toContain('127.0.0.1');
       const throttled = rows.map((r) => r.envelope).filter((e) => e.data.reason === 'throttled');
       expect(throttled.length).toBe(1);
     } finally {

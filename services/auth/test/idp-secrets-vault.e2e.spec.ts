@@ -7,7 +7,7 @@ import { audienceOf } from '@palisade/auth-verifier';
 import { PalisadeError, rpcSubject } from '@palisade/contracts';
 import { connectNats, rpcRequest, type NatsConnection } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
-import { infra, TestTokenIssuer } from '@palisade/testing';
+import { infra, startSealPersonalStandIn, TestTokenIssuer } from '@palisade/testing';
 import { httpsCaller, testDirectory } from './e2e-support';
 import { startTestOp, type TestOp } from './oidc-op';
 
@@ -53,6 +53,8 @@ const vaultEvents = (type: string) =>
   ).then((rows) => rows.map((r) => r.envelope));
 
 let handles: Array<{ stop(): Promise<unknown> }> = [];
+/** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
 let issuer: TestTokenIssuer;
 let asAuth: ServiceIdentity;
 let asBilling: ServiceIdentity;
@@ -86,6 +88,7 @@ beforeAll(async () => {
   await query('credential', `CREATE SCHEMA ${credSchema}`);
   rmSync(LOG_DIR, { recursive: true, force: true });
   issuer = await TestTokenIssuer.create(audienceOf('credential'));
+  sealing = await startSealPersonalStandIn();
   handles = runner.startServices({
     services: ['auth', 'credential'],
     portOffset: OFFSET,
@@ -125,6 +128,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(handles.map((h) => h.stop()));
+  await sealing?.stop();
   await authNc?.close();
   await billingNc?.close();
   asAuth?.stop();

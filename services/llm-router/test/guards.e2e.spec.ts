@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import OpenAI from 'openai';
 import { audienceOf } from '@palisade/auth-verifier';
-import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions } from '@palisade/testing';
+import { type CallOptions, eventually, httpsCaller, infra, startSealPersonalStandIn, TestTokenIssuer } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
 import { withRouterDb } from './support/router-db';
 
@@ -36,6 +36,8 @@ function modelCalls(): Promise<Array<{ agentId: string; outcome: string; reason?
 
 describe('llm-router guards (built router, policy and billing services, OpenAI SDK)', () => {
   let handles: Array<{ stop(): Promise<unknown> }> = [];
+  /** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+  let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
   let onprem: StandIn;
   const t: Record<string, string> = {};
   let users: TestTokenIssuer;
@@ -53,6 +55,7 @@ describe('llm-router guards (built router, policy and billing services, OpenAI S
     const admins = await TestTokenIssuer.create(audienceOf('policy'));
     const billers = await TestTokenIssuer.create(audienceOf('billing'));
     const jwks = JSON.stringify({ keys: [users, admins, billers].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
+    sealing = await startSealPersonalStandIn();
     handles = runner.startServices({ services: ['policy', 'billing', 'llm-router'], portOffset: OFFSET, logDir: join(infra('PALISADE_HOME'), 'logs', 'llm-router-guards-e2e'), env: { AUTH_JWKS: jwks, LOG_LEVEL: 'warn' } });
     t.admin = await users.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
     t.otherAdmin = await users.token({ sub: 'admin', tid: other, ptp: 'user', scp: ['llm-router:admin'] });
@@ -78,6 +81,7 @@ describe('llm-router guards (built router, policy and billing services, OpenAI S
 
   afterAll(async () => {
     await Promise.all(handles.map((h) => h.stop()));
+    await sealing?.stop();
     await onprem?.close();
   });
 

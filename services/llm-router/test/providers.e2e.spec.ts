@@ -10,7 +10,7 @@ import { audienceOf } from '@palisade/auth-verifier';
 import { PalisadeError } from '@palisade/contracts';
 import { connectNats, serveRpc } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
-import { eventually, httpsCaller, infra, queryServiceDatabase, TestTokenIssuer } from '@palisade/testing';
+import { eventually, httpsCaller, infra, queryServiceDatabase, startSealPersonalStandIn, TestTokenIssuer } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { seedDemoRouter } = require('../../../scripts/seed-demo.js');
@@ -34,6 +34,8 @@ const vaultEvents = (type: string) =>
 
 describe('llm-router providers (vault keys, official SDKs)', () => {
   let handles: Array<{ stop(): Promise<unknown> }> = [];
+  /** Seals the personal data the service stores, as audit would (audit is not started here; without it the writes fail closed). */
+  let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
   let keyed: StandIn;
   let plain: StandIn;
   const t: Record<string, string> = {};
@@ -50,6 +52,7 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
     const billingIssuer = await TestTokenIssuer.create(audienceOf('billing'));
     const jwks = JSON.stringify({ keys: [issuer, billingIssuer].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
+    sealing = await startSealPersonalStandIn();
     handles = runner.startServices({ services: ['credential', 'billing', 'llm-router'], portOffset: OFFSET, logDir: LOG_DIR, env: { AUTH_JWKS: jwks, LOG_LEVEL: 'debug' } });
     t.billingAdmin = await billingIssuer.token({ sub: 'alice', tid: tenant, ptp: 'user', scp: ['auth:admin'] });
     t.admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
@@ -65,6 +68,7 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
 
   afterAll(async () => {
     await Promise.all(handles.map((h) => h.stop()));
+    await sealing?.stop();
     await Promise.all([keyed?.close(), plain?.close()]);
   });
 
