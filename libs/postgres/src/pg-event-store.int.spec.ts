@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { buildEvent, ConcurrencyError, systemEventContext, type EventEnvelope } from '@palisade/contracts';
+import { buildEvent, ConcurrencyError, isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer } from '@palisade/contracts';
 import { createTestSchema, type TestSchema } from '@palisade/testing';
 import { PgEventStore } from './pg-event-store';
 import { ident } from './data-source';
@@ -63,6 +63,35 @@ describe('PgEventStore', () => {
       }),
     ).rejects.toThrow('state change failed');
     expect((await store.inTransaction((tx) => store.readStream(tx, 'budget-rollback'))).version).toBe(0);
+  });
+
+  describe('personal data sealed before it is stored (issue 10)', () => {
+    const sealedMember = (subjectId: string) => ({ subjectId, keyId: '0190a1b2-c3d4-4e5f-8a6b-7c8d9e0f1a2b', alg: 'A256GCM' as const, sealed: 'b3BhcXVlLWJsb2I' });
+    const sealer: PersonalSealer = {
+      seal: async (events) => events.map((e) => (e.personal && !isSealedPersonal(e.personal) ? { ...e, personal: sealedMember(e.personal.subjectId) } : e)),
+    };
+    const withPersonal = (n: number): EventEnvelope =>
+      buildEvent(ctx, { type: 'billing.budget.spent', tenantId: 'acme', actor: { type: 'user', id: 'u-1' }, data: { n }, personal: { subjectId: 'u-1', data: { email: 'carol@example.org', ip: '203.0.113.7' } } });
+    const rows = async (streamId: string) =>
+      ((await db.dataSource.query(`SELECT envelope::text AS envelope FROM ${ident(db.schema)}.events WHERE stream_id = $1 ORDER BY stream_version`, [streamId])) as Array<{ envelope: string }>).map((r) => r.envelope);
+
+    it('the row holds the sealed member only; the stream reads back sealed', async () => {
+      const sealing = new PgEventStore(db.dataSource, db.schema, sealer);
+      await sealing.inTransaction((tx) => sealing.appendToStream(tx, 'budget-personal', [withPersonal(1), event(2)], 0));
+      const stored = await rows('budget-personal');
+      expect(stored).toHaveLength(2);
+      expect(stored.join('\n')).not.toMatch(/carol@example\.org|203\.0\.113\.7/);
+      expect(JSON.parse(stored[0]).personal).toEqual(sealedMember('u-1'));
+      expect(JSON.parse(stored[1])).not.toHaveProperty('personal');
+      const read = await sealing.inTransaction((tx) => sealing.readStream(tx, 'budget-personal'));
+      expect(read.events[0].event.personal).toEqual(sealedMember('u-1'));
+    });
+
+    it('fails closed: when sealing fails nothing is stored, in that transaction or after it', async () => {
+      const down = new PgEventStore(db.dataSource, db.schema, { seal: () => Promise.reject(new PalisadeError('unavailable', 'personal data cannot be sealed: the audit service is unavailable')) });
+      await expect(down.inTransaction((tx) => down.appendToStream(tx, 'budget-unsealed', [event(1), withPersonal(2)], 0))).rejects.toMatchObject({ code: 'unavailable' });
+      expect(await rows('budget-unsealed')).toEqual([]);
+    });
   });
 
   describe('immutability in the database itself', () => {
