@@ -47,7 +47,7 @@ DURABLES_FILE=deploy/local/nats-durables.txt
 REQUESTS_FILE=deploy/local/nats-requests.txt
 PALISADE_NATS_PERMISSIONS=deployed
 eval "$(sed -n -e '/^NO_RPC_SERVICES=/p' -e '/^quote_list() {/,/^}/p' -e '/^service_user() {/,/^}/p' -e '/^table_rows() {/,/^}/p' \
-  -e '/^durables_of() {/,/^}/p' -e '/^durables_not_of() {/,/^}/p' -e '/^requests_of() {/,/^}/p' deploy/local/nats.sh)"
+  -e '/^durables_of() {/,/^}/p' -e '/^durables_not_of() {/,/^}/p' -e '/^requests_of() {/,/^}/p' -e '/^callers_of() {/,/^}/p' deploy/local/nats.sh)"
 declare -F service_user >/dev/null || { echo "pki-init: service_user not found in deploy/local/nats.sh" >&2; exit 1; }
 {
   cat <<'CONF'

@@ -102,6 +102,11 @@ requests_of() {
   table_rows "$REQUESTS_FILE" | awk -v s="$1" '$1 == s { print $2 }'
 }
 
+# Services that ask a method of a service (nats-requests.txt), one per line.
+callers_of() {
+  table_rows "$REQUESTS_FILE" | awk -v p="palisade.rpc.$1." 'index($2, p) == 1 { print $1 }' | sort -u
+}
+
 known_service() {
   local s
   for s in "${SERVICES[@]}"; do [ "$s" = "$1" ] && return 0; done
@@ -149,11 +154,18 @@ quote_list() { # "a" "b" -> "a", "b"
 # has one, the ack subject, and an explicitly allowed ack never clears it) and, past 4,096
 # entries, scans them all on every delivery, so a fast JetStream consumer drops to ~2k
 # msgs/s (audit ingest: 2.0-2.6k/s with it, 21k/s without, same durable and client).
+# Such a service may still answer the few methods nats-requests.txt lists for it (audit:
+# seal-personal): it may publish to the inboxes of exactly those callers, which it cannot
+# read, so forging an answer would mean guessing a random inbox name.
 NO_RPC_SERVICES="audit"
 
 service_user() {
   local svc="$1" durable filter subject responses="allow_responses: true"
-  case " $NO_RPC_SERVICES " in *" $svc "*) responses="# no allow_responses: answers no RPC (see NO_RPC_SERVICES)" ;; esac
+  local answers_to=()
+  case " $NO_RPC_SERVICES " in *" $svc "*)
+    responses="# no allow_responses: replies only to the callers' inboxes above (see NO_RPC_SERVICES)"
+    for subject in $(callers_of "$svc"); do answers_to+=("_INBOX.$subject.>"); done ;;
+  esac
   local publish=(
     "palisade.events.$svc.>" "palisade.dlq.$svc.>"
     '$JS.API.INFO' "\$JS.API.STREAM.INFO.$EVENTS_STREAM"
@@ -165,6 +177,7 @@ service_user() {
     "\$JS.API.CONSUMER.CREATE.$EVENTS_STREAM.*.palisade.events.auth.revocation.issued"
   )
   local deny=()
+  publish+=("${answers_to[@]}")
   for subject in $(requests_of "$svc"); do publish+=("$subject"); done
   # With the test permissions, the same requests in a namespace (libs/nats rpcWireSubject,
   # PALISADE_RPC_NAMESPACE): suites sharing this server never answer each other.
