@@ -127,6 +127,29 @@ describe('auth service', () => {
     expect(stranger.status).toBe(404);
   });
 
+  it('refuses a registration with 503 while personal data cannot be sealed, and stores nothing of it (issue 10)', async () => {
+    await sealing?.stop();
+    sealing = undefined;
+    try {
+      const carol = await call('/v1/users', { token: admin.accessToken, body: { username: 'carol-unsealed', email: 'carol@acme.example', password: 'Carol-Password-1234' } });
+      expect(carol.status).toBe(503);
+      expect(carol.json.error.message).toBe('personal data cannot be sealed: the audit service is unavailable');
+    } finally {
+      sealing = await startSealPersonalStandIn();
+    }
+    const c = owner();
+    await c.connect();
+    try {
+      const { rows } = await c.query(`SELECT (SELECT count(*) FROM ${schema}.events WHERE envelope::text LIKE '%carol%')::int AS events, (SELECT count(*) FROM ${schema}.users WHERE username LIKE 'carol%')::int AS users`);
+      expect(rows[0]).toEqual({ events: 0, users: 0 });
+    } finally {
+      await c.end();
+    }
+    // sealed again: the same registration goes through
+    const carol = await call('/v1/users', { token: admin.accessToken, body: { username: 'carol-unsealed', email: 'carol@acme.example', password: 'Carol-Password-1234' } });
+    expect(carol.status).toBe(201);
+  });
+
   it('answers a wrong password and an unknown account alike, in similar time', async () => {
     const timed = async (username: string) => {
       const t = process.hrtime.bigint();
