@@ -2,13 +2,13 @@ import type { NatsConnection } from 'nats';
 import { buildEvent, SEAL_PERSONAL_SUBJECT, sealPersonalRequestSchema, systemEventContext, type EventEnvelope, type Personal, type SealPersonalRequest } from '@palisade/contracts';
 import type { ServiceIdentity } from '@palisade/pki';
 import { NatsPersonalSealer, serveRpc, type RpcServer } from '../src';
-import { adminIdentity, connectAs, runToken, serviceIdentity } from './helpers';
+import { connectAs, runToken, serviceIdentity } from './helpers';
 
 // NatsPersonalSealer, the producer's side of SEAL_PERSONAL_SUBJECT, over the TLS NATS of
-// deploy/local: auth's certificate asks, a stand-in answers with sealed blobs in audit's
-// queue group (audit's own handler is tested in services/audit; the stand-in uses the
-// admin certificate, since NATS lets audit answer no request: NO_RPC_SERVICES). Requests
-// travel in a namespace of this run, so no running audit service answers them.
+// deploy/local: auth's certificate asks, a stand-in with audit's certificate answers with
+// sealed blobs (audit's own handler is tested in services/audit; audit may publish only to
+// the inboxes of the callers nats-requests.txt lets ask it). Requests travel in a namespace
+// of this run, so no running audit service answers them.
 const event = (personal?: Personal): EventEnvelope =>
   buildEvent(systemEventContext('auth'), { type: 'auth.user.sign-in-failed', tenantId: 'acme', actor: { type: 'user', id: 'u-1' }, data: { userId: 'u-1' }, ...(personal ? { personal } : {}) });
 const sealedFor = (e: SealPersonalRequest['events'][number]) => ({ subjectId: e.personal.subjectId, keyId: '0190a1b2-c3d4-4e5f-8a6b-7c8d9e0f1a2b', alg: 'A256GCM' as const, sealed: Buffer.from(`sealed:${e.id}`).toString('base64url') });
@@ -26,7 +26,7 @@ describe('NatsPersonalSealer over NATS request-reply', () => {
 
   beforeAll(async () => {
     process.env.PALISADE_RPC_NAMESPACE = runToken('sealer');
-    identities.push(await adminIdentity(), await serviceIdentity('auth'));
+    identities.push(await serviceIdentity('audit'), await serviceIdentity('auth'));
     audit = await connectAs(identities[0], 'int-audit-seal-stand-in');
     auth = await connectAs(identities[1], 'int-auth-sealer');
     server = serveRpc(audit, {

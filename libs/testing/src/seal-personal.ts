@@ -11,14 +11,13 @@ export interface SealPersonalStandIn {
 }
 
 /**
- * Answers SEAL_PERSONAL_SUBJECT as the audit service would (its queue group, AES-256-GCM with
- * the event id as associated data, under a key of this run), for end-to-end suites that start
- * auth or llm-router without audit: their writes of personal data fail closed when nobody
- * seals it. The key is thrown away: what it sealed cannot be opened. Connected with the
- * admin certificate of the tests (the test stands in for a service; NATS lets it answer).
+ * Answers SEAL_PERSONAL_SUBJECT as the audit service would (its certificate, its queue group,
+ * AES-256-GCM with the event id as associated data, under a key of this run), for end-to-end
+ * suites that start auth or llm-router without audit: their writes of personal data fail
+ * closed when nobody seals it. The key is thrown away: what it sealed cannot be opened.
  */
 export async function startSealPersonalStandIn(): Promise<SealPersonalStandIn> {
-  const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+  const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'audit' });
   const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'test-seal-personal-stand-in' });
   const key = randomBytes(32);
   const keyId = randomUUID();
