@@ -42,7 +42,9 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     const keys = new VaultProviderKeys({ nats: () => p.nats, cacheMs: config.providerKeyCacheMs, timeoutMs: config.vaultTimeoutMs });
     const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs, keys, logger: p.logger });
     const upstream = new Upstream({ connectTimeoutMs: config.providerConnectTimeoutMs });
-    const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext, undefined, p.personalSealer);
+    const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext, undefined, p.personalSealer, (records, error) =>
+      p.logger.warn({ records, err: (error as Error).message }, 'model-call texts could not be sealed: the records are kept without them'),
+    );
     p.beforeClose(async () => {
       upstream.shutdown();
       await modelCalls.flush();

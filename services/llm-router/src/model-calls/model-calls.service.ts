@@ -25,6 +25,7 @@ interface Pending {
  * within `lingerMs` share one transaction (each stream still appended at expected version
  * 0, so a request id is recorded once). The call never waits for it; a failure is logged
  * by the caller, and an event still queued when the process dies is lost (README, gaps).
+ * The prompts and answers are sealed by the audit service before they are stored.
  */
 export class ModelCallsService {
   private queue: Pending[] = [];
@@ -37,6 +38,8 @@ export class ModelCallsService {
     private readonly options: ModelCallsOptions = { lingerMs: 10, maxBatch: 128 },
     /** Seals the prompts of a whole group in one request, before its transaction (the store would ask once per stream). */
     private readonly sealer?: PersonalSealer,
+    /** Told how many records were kept without their texts because they could not be sealed. */
+    private readonly onTextsWithheld: (records: number, error: unknown) => void = () => undefined,
   ) {}
 
   record(principal: Principal, call: ModelCallRecorded, texts: { prompt: unknown; response?: unknown } | undefined, now: Date): Promise<void> {
@@ -72,7 +75,7 @@ export class ModelCallsService {
         const group = this.queue.splice(0, this.options.maxBatch);
         try {
           const envelopes = group.map((p) => p.envelope);
-          const stored = this.sealer ? await this.sealer.seal(envelopes) : envelopes;
+          const stored = await this.sealed(envelopes);
           await this.store.inTransaction(async (tx) => {
             for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
           });
@@ -83,6 +86,26 @@ export class ModelCallsService {
       }
     } finally {
       this.flushing = false;
+    }
+  }
+
+  /**
+   * The group with its texts sealed. When they cannot be (the audit service is away), the
+   * records are kept without them, as under zero retention: the texts are never stored in
+   * plaintext, and neither the record of the call nor the usage events sharing the
+   * group (billing's metering) are lost.
+   */
+  private async sealed(envelopes: EventEnvelope[]): Promise<EventEnvelope[]> {
+    if (!this.sealer || !envelopes.some((e) => e.personal)) return envelopes;
+    try {
+      return await this.sealer.seal(envelopes);
+    } catch (error) {
+      this.onTextsWithheld(envelopes.filter((e) => e.personal).length, error);
+      return envelopes.map((e) => {
+        if (!e.personal) return e;
+        const { personal: _withheld, ...kept } = e;
+        return kept;
+      });
     }
   }
 }

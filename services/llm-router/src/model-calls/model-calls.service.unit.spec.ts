@@ -1,7 +1,7 @@
 import { isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer, type Principal } from '@palisade/contracts';
 import { InMemoryEventStore } from '@palisade/eventsourcing';
 import { ModelCallsService } from './model-calls.service';
-import type { ModelCallRecorded } from './model-calls.events';
+import type { ModelCallRecorded, UsageRecorded } from './model-calls.events';
 
 const principal: Principal = { type: 'agent', id: 'weather-bot', tenantId: 'acme', actingFor: 'alice' };
 const call = (requestId: string): ModelCallRecorded => ({
@@ -23,6 +23,8 @@ const call = (requestId: string): ModelCallRecorded => ({
   latencyMs: 1,
   guards: {} as ModelCallRecorded['guards'],
 });
+
+const usage = (requestId: string): UsageRecorded => ({ requestId, agentId: 'weather-bot', actualMicros: '10', model: 'gpt-test', usage: [{ kind: 'input_tokens', quantity: 1 }] });
 
 class CountingSealer implements PersonalSealer {
   requests = 0;
@@ -50,11 +52,16 @@ describe('ModelCallsService sealing the prompts (issue 10)', () => {
     expect(JSON.stringify(stored)).not.toContain('hello from alice');
   });
 
-  it('fails closed: when the prompts cannot be sealed, the group is not stored and each call learns why', async () => {
+  it('never stores a prompt in plaintext: when the texts cannot be sealed, the records (and the usage sharing their group) are kept without them, and it says so', async () => {
     const store = new InMemoryEventStore();
     const down: PersonalSealer = { seal: () => Promise.reject(new PalisadeError('unavailable', 'personal data cannot be sealed: the audit service is unavailable')) };
-    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 }, down);
-    await expect(calls.record(principal, call('r-1'), { prompt: 'hello' }, now)).rejects.toMatchObject({ code: 'unavailable' });
-    expect(store.all()).toEqual([]);
+    const withheld: number[] = [];
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 }, down, (n) => withheld.push(n));
+    await Promise.all([calls.record(principal, call('r-1'), { prompt: 'hello from alice' }, now), calls.recordUsage(principal, usage('r-1'), now)]);
+    const stored = store.all().map((s) => s.event);
+    expect(stored.map((e) => e.type).sort()).toEqual(['llm-router.model-call.recorded', 'llm-router.usage.recorded']);
+    expect(stored.every((e) => e.personal === undefined)).toBe(true);
+    expect(JSON.stringify(stored)).not.toContain('hello from alice');
+    expect(withheld).toEqual([1]);
   });
 });
