@@ -5,6 +5,7 @@ export * from './streams';
 export * from './publisher';
 export * from './consumer';
 export * from './rpc';
+export * from './rpc-caller';
 export type { NatsConnection } from 'nats';
 export * from './broadcast-consumer';
 export * from './rpc-server';

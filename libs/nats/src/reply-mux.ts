@@ -24,8 +24,11 @@ export class ReplyMux {
   private readonly pending = new Map<string, Pending>();
   private next = 0;
 
-  /** Ask `subject` on `nc` and resolve with the reply's bytes. */
-  static request(nc: NatsConnection, subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Uint8Array> {
+  /**
+   * Ask `subject` on `nc` and resolve with the reply's bytes. `headers` may be made for
+   * the reply subject the request gets (a signature binding it: rpc-caller.ts).
+   */
+  static request(nc: NatsConnection, subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs | ((reply: string) => Promise<MsgHdrs>)): Promise<Uint8Array> {
     if (nc.isClosed()) return Promise.reject(new PalisadeError('unavailable', 'the NATS connection is closed'));
     return ReplyMux.of(nc).request(subject, data, timeoutMs, headers);
   }
@@ -43,8 +46,13 @@ export class ReplyMux {
     void nc.closed().then(() => this.failAll(new PalisadeError('unavailable', 'the NATS connection is closed')));
   }
 
-  private request(subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Uint8Array> {
+  private request(subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs | ((reply: string) => Promise<MsgHdrs>)): Promise<Uint8Array> {
     const token = (this.next++).toString(36);
+    if (typeof headers === 'function') return headers(this.prefix + token).then((h) => this.send(token, subject, data, timeoutMs, h));
+    return this.send(token, subject, data, timeoutMs, headers);
+  }
+
+  private send(token: string, subject: string, data: Uint8Array, timeoutMs: number, headers: MsgHdrs | undefined): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(token);

@@ -3,17 +3,30 @@ import type { Msg, NatsConnection, Subscription } from 'nats';
 import { PalisadeError, serviceOfReplySubject, type ServiceName } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
 import { rpcWireSubject, toWireError, type RpcReply } from './rpc';
+import { CALLER_HEADER, verifyCaller, type RpcCallerTrust } from './rpc-caller';
 import { extractTraceContext } from './trace';
+
+/**
+ * Who asked. `service` is the service whose inbox the reply goes to
+ * (`serviceOfReplySubject`): only that service receives the answer, so it is who asked
+ * whenever only the answer matters. Any service may name another's inbox, though, so for
+ * a side effect that must be the named service's own (redeeming an approval) only a
+ * `proven` caller counts: the request carried a valid `Palisade-Caller` signature by
+ * that very service (rpc-caller.ts).
+ */
+export interface RpcCaller {
+  service: ServiceName | undefined;
+  proven: boolean;
+}
 
 /**
  * A request handler: gets the request's JSON payload (`null` for an empty body,
  * `undefined` when the body is not JSON, so that its input validation refuses it) and
  * returns the result, or a promise of it. A thrown PalisadeError is answered with its
  * code; anything else as `internal` (logged, message withheld). `caller` is the service
- * whose inbox the reply goes to (`serviceOfReplySubject`): only that service receives
- * the answer, so it is who asked whenever an answer matters.
+ * whose inbox the reply goes to; `asker` says whether that is proven (RpcCaller).
  */
-export type RpcHandler = (payload: unknown, subject: string, caller: ServiceName | undefined) => unknown;
+export type RpcHandler = (payload: unknown, subject: string, caller: ServiceName | undefined, asker: RpcCaller) => unknown;
 
 export interface ServeRpcOptions {
   /** Queue group: the service's replicas share the requests. */
@@ -22,6 +35,11 @@ export interface ServeRpcOptions {
   handlers: Readonly<Record<string, RpcHandler>>;
   tracer?: Tracer;
   logger?: NatsLogger;
+  /**
+   * The platform CA that signed requests' certificates must chain to (the service's
+   * ServiceIdentity). Without it a signed request is refused: it cannot be verified.
+   */
+  trust?: RpcCallerTrust;
 }
 
 export interface RpcServer {
@@ -83,9 +101,9 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
         inFlight++;
         const parent = extractTraceContext(msg.headers);
         const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
-        try {
+        const answer = (asker: RpcCaller) => {
           const payload = parsePayload(msg.data);
-          const result = context.with(trace.setSpan(parent, span), () => handler(payload, subject, serviceOfReplySubject(msg.reply)));
+          const result = context.with(trace.setSpan(parent, span), () => handler(payload, subject, asker.service, asker));
           if (isThenable(result)) {
             result.then(
               (value) => finish(msg, span, { result: value === undefined ? null : value }),
@@ -94,6 +112,21 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
           } else {
             finish(msg, span, { result: result === undefined ? null : result });
           }
+        };
+        try {
+          const signature = msg.headers?.get(CALLER_HEADER);
+          // Unsigned requests (nearly all) are answered at once, without any verification cost.
+          if (!signature) return answer({ service: serviceOfReplySubject(msg.reply), proven: false });
+          provenCaller(signature, msg, options.trust).then(
+            (service) => {
+              try {
+                answer({ service, proven: true });
+              } catch (error) {
+                fail(msg, span, error);
+              }
+            },
+            (error: unknown) => fail(msg, span, error),
+          );
         } catch (error) {
           fail(msg, span, error);
         }
@@ -116,6 +149,12 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
       clearTimeout(timer);
     },
   };
+}
+
+/** The service that signed `msg` (its `Palisade-Caller` signature), which is the one its reply goes to. */
+async function provenCaller(signature: string, msg: Msg, trust: RpcCallerTrust | undefined): Promise<ServiceName> {
+  if (!trust) throw new PalisadeError('forbidden', `${CALLER_HEADER}: this service does not verify signed requests`);
+  return verifyCaller(signature, { subject: msg.subject, reply: msg.reply!, data: msg.data }, trust.current().caPem);
 }
 
 /** The request's JSON (`null` when empty); a body that is not JSON is refused here, before any handler. */

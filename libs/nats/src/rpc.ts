@@ -3,6 +3,7 @@ import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats'
 import { PalisadeError, type ErrorBody, type ErrorCode } from '@palisade/contracts';
 import { silentLogger, type NatsLogger } from './logger';
 import { ReplyMux } from './reply-mux';
+import { CALLER_HEADER, signCaller, type RpcSigner } from './rpc-caller';
 import { traceHeaders } from './trace';
 
 /*
@@ -70,6 +71,12 @@ export interface RpcRequestOptions {
   /** Default 5 s. */
   timeoutMs?: number;
   tracer?: Tracer;
+  /**
+   * Sign the request as this service (its ServiceIdentity): a `Palisade-Caller` header
+   * proving to the responder who asked (rpc-caller.ts). For requests whose side effect
+   * matters (redeeming an approval); costs a signature, so not for the hot path.
+   */
+  signAs?: RpcSigner;
 }
 
 /**
@@ -92,7 +99,8 @@ export async function rpcRequest<T = unknown>(
     attributes: { 'rpc.system': 'nats', 'messaging.system': 'nats', 'messaging.destination.name': subject },
   });
   try {
-    return await request<T>(nc, subject, payload, timeoutMs, traceHeadersOf(trace.setSpan(context.active(), span)));
+    const h = traceHeadersOf(trace.setSpan(context.active(), span));
+    return await request<T>(nc, subject, payload, timeoutMs, options.signAs ? signedHeaders(options.signAs, h) : h);
   } catch (error) {
     span.recordException(error as Error);
     span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
@@ -111,8 +119,22 @@ function traceHeadersOf(ctx: Context): MsgHdrs | undefined {
   return h;
 }
 
-async function request<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs: number, h: MsgHdrs | undefined): Promise<T> {
-  const data = await ReplyMux.request(nc, rpcWireSubject(subject), encoder.encode(JSON.stringify(payload ?? null)), timeoutMs, h);
+/** The headers `h` plus a `Palisade-Caller` signature over the message, made once its reply subject is known. */
+function signedHeaders(signer: RpcSigner, h: MsgHdrs | undefined) {
+  return (wireSubject: string, data: Uint8Array) =>
+    async (reply: string): Promise<MsgHdrs> => {
+      const signed = h ?? natsHeaders();
+      signed.set(CALLER_HEADER, await signCaller(signer, wireSubject, reply, data));
+      return signed;
+    };
+}
+
+type SignedHeaders = ReturnType<typeof signedHeaders>;
+
+async function request<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs: number, h: MsgHdrs | SignedHeaders | undefined): Promise<T> {
+  const wireSubject = rpcWireSubject(subject);
+  const body = encoder.encode(JSON.stringify(payload ?? null));
+  const data = await ReplyMux.request(nc, wireSubject, body, timeoutMs, typeof h === 'function' ? h(wireSubject, body) : h);
   let reply: unknown;
   try {
     reply = JSON.parse(decoder.decode(data));
