@@ -16,7 +16,8 @@ export interface InjectionFinding {
 /**
  * The prompt-injection rules over a text: high confidence when a `high` rule or two
  * `medium` rules match, medium when one `medium` rule does. Linear time (re2js), one
- * keyword pass first so most texts run no rule at all.
+ * keyword pass first so most texts run no rule at all (a rule runs only when one of its
+ * keywords and one word of each of its `alsoNeeds` groups occur).
  */
 export class InjectionScanner {
   private readonly rules: Array<{ rule: InjectionRule; re: RE2JS }>;
@@ -24,13 +25,14 @@ export class InjectionScanner {
 
   constructor(rules: readonly InjectionRule[] = INJECTION_RULES) {
     this.rules = rules.map((rule) => ({ rule, re: RE2JS.compile(rule.regex) }));
-    this.keywords = new KeywordIndex(rules.flatMap((r) => r.keywords));
+    this.keywords = new KeywordIndex(rules.flatMap((r) => [...r.keywords, ...(r.alsoNeeds ?? []).flat()]));
   }
 
   scan(text: string): { confidence: InjectionConfidence; rules: string[] } | undefined {
     const present = this.keywords.present(text);
     if (present.size === 0) return undefined;
-    const matched = this.rules.filter(({ rule, re }) => rule.keywords.some((k) => present.has(k)) && re.matcher(text).find()).map(({ rule }) => rule);
+    const has = (words: readonly string[]) => words.some((k) => present.has(k));
+    const matched = this.rules.filter(({ rule, re }) => has(rule.keywords) && (rule.alsoNeeds ?? []).every(has) && re.matcher(text).find()).map(({ rule }) => rule);
     if (matched.length === 0) return undefined;
     const high = matched.some((r) => r.severity === 'high') || matched.length >= 2;
     return { confidence: high ? 'high' : 'medium', rules: matched.map((r) => r.id) };
