@@ -27,8 +27,12 @@ export type ApprovalCommand =
   /** `authorized`: whether the policy lets the approver approve (outside data, decided before). */
   | Command<'approve', { approver: ApprovalSubject; authorized: boolean; tokenSha256: string; ttlMs: number }>
   | Command<'reject', { approver: ApprovalSubject; authorized: boolean; reason?: string }>
-  /** `service`: the service asking the decision that redeems the token (undefined: unknown). */
-  | Command<'consume', { subject: ApprovalSubject; actionHash: string; tokenSha256: string; service: ServiceName | undefined }>;
+  /**
+   * `service`: the service asking the decision that redeems the token (undefined: unknown);
+   * `serviceProven`: whether that is proven (its mTLS client certificate, or its signature
+   * on the NATS request) rather than only named by the NATS inbox the answer goes to.
+   */
+  | Command<'consume', { subject: ApprovalSubject; actionHash: string; tokenSha256: string; service: ServiceName | undefined; serviceProven: boolean }>;
 
 const refused = (message: string) => new PalisadeError('forbidden', message);
 const sameHex = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
@@ -62,6 +66,12 @@ export const approvalDecider: Decider<ApprovalState, ApprovalCommand, ApprovalEv
         return [{ type: 'policy.approval.approved', data: { approvalId: state.approvalId!, approver: approver.id, tokenSha256: command.data.tokenSha256, expiresAt } }];
       }
       case 'consume': {
+        // Any service may publish a NATS request naming another's inbox (issue 10): it never
+        // sees the answer, but must not burn the token in that service's name. Checked
+        // first, so such a request learns nothing of the token either.
+        if (!command.data.serviceProven) {
+          throw refused(`an approval token is redeemed only in a request signed by ${state.service ? `the ${state.service} service` : 'the service it names'} (NATS header Palisade-Caller): this one names its asker only by its reply inbox`);
+        }
         if (state.status === 'consumed') throw refused('approval token already used');
         if (state.status !== 'approved' || !state.tokenSha256 || !sameHex(state.tokenSha256, command.data.tokenSha256)) throw refused('approval token is not valid');
         if (Date.parse(state.tokenExpiresAt!) <= now.getTime()) throw refused('approval token expired');

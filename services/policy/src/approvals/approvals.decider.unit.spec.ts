@@ -17,8 +17,8 @@ const spec = DeciderSpecification.for(approvalDecider);
 const cmd = (c: Omit<ApprovalCommand, 'metadata'>, ms = 60_000) => ({ ...c, metadata: at(ms) }) as ApprovalCommand;
 const approve = (id: string, type: 'user' | 'agent' = 'user', authorized = true, ms = 60_000) =>
   cmd({ type: 'approve', data: { approver: { type, id }, authorized, tokenSha256: TOKEN, ttlMs: 15 * 60_000 } }, ms);
-const consume = (over: Partial<{ subject: typeof agent; actionHash: string; tokenSha256: string; service: ServiceName | undefined }> = {}, ms = 120_000) =>
-  cmd({ type: 'consume', data: { subject: agent, actionHash: H, tokenSha256: TOKEN, service: 'credential', ...over } }, ms);
+const consume = (over: Partial<{ subject: typeof agent; actionHash: string; tokenSha256: string; service: ServiceName | undefined; serviceProven: boolean }> = {}, ms = 120_000) =>
+  cmd({ type: 'consume', data: { subject: agent, actionHash: H, tokenSha256: TOKEN, service: 'credential', serviceProven: true, ...over } }, ms);
 
 describe('approvals', () => {
   it('records a request with its expiry', () => {
@@ -68,5 +68,13 @@ describe('approvals', () => {
     const { service: _service, ...unnamed } = (requested as { data: object }).data as { service?: string };
     void _service;
     spec([{ type: 'policy.approval.requested', data: unnamed } as ApprovalEvent, approved]).when(consume()).thenThrows('forbidden', 'for no service');
+  });
+
+  it('redeems only for a proven asker: a NATS request naming the service only by its reply inbox consumes nothing (issue 10)', () => {
+    const unproven = 'an approval token is redeemed only in a request signed by the credential service (NATS header Palisade-Caller): this one names its asker only by its reply inbox';
+    spec([requested, approved]).when(consume({ serviceProven: false })).thenThrows('forbidden', unproven);
+    // and it says nothing about the token: used or not, valid or not, the same refusal
+    spec([requested, approved, { type: 'policy.approval.consumed', data: { approvalId: 'ap1', by: 'agent:helper' } }]).when(consume({ serviceProven: false })).thenThrows('forbidden', unproven);
+    spec([requested, approved]).when(consume({ serviceProven: false, tokenSha256: 'd'.repeat(64) })).thenThrows('forbidden', unproven);
   });
 });

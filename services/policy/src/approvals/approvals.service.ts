@@ -90,15 +90,16 @@ export class ApprovalsService {
 
   /**
    * Redeem a token for the action being authorized. Refusals (replay, another action,
-   * another requester, another service than the approval names, expiry) are thrown as
+   * another requester, another service than the approval names, an asking service not
+   * proven (`askerProven`: named only by a NATS reply inbox), expiry) are thrown as
    * 'forbidden' with the reason.
    */
-  async consume(request: DecisionRequest, token: string, hash: string): Promise<void> {
+  async consume(request: DecisionRequest, token: string, hash: string, askerProven: boolean): Promise<void> {
     const match = TOKEN.exec(token);
     if (!match) throw new PalisadeError('forbidden', 'approval token is not valid');
     const [, approvalId, secret] = match;
     const actor = { tenantId: request.tenantId, type: request.subject.type, id: request.subject.id } as Principal;
-    await this.run(actor, approvalId, { type: 'consume', data: { subject: request.subject, actionHash: hash, tokenSha256: sha256(secret), service: request.askedBy } }, true);
+    await this.run(actor, approvalId, { type: 'consume', data: { subject: request.subject, actionHash: hash, tokenSha256: sha256(secret), service: request.askedBy, serviceProven: askerProven } }, true);
   }
 
   /** An approver needs a rule allowing `approve` on the approval's action (resource type `approval`). */

@@ -15,6 +15,9 @@ export const AUTHORIZE_BATCH_SUBJECT = rpcSubject('policy', 'authorize-batch');
  * every other service. Same wire format, validation (a `validation` error naming the
  * field), coded errors and a SERVER span per request, child of the caller's trace.
  * The asking service is the one whose inbox the reply goes to; it never gets `explain`.
+ * Only a request the asking service signed (`Palisade-Caller`, verified against the
+ * platform CA: libs/nats rpc-caller.ts) redeems an approval token: any service may name
+ * another's inbox (issue 10). Unsigned decisions cost no verification.
  */
 @Injectable()
 export class DecisionsRpc {
@@ -29,10 +32,14 @@ export class DecisionsRpc {
         service: 'policy',
         tracer: p.options.tracer,
         logger: p.logger,
+        trust: p.options.identity,
         handlers: {
-          [AUTHORIZE_SUBJECT]: (payload, _subject, caller) => this.decisions.decide(askedByService(parseDecisionRequest(payload), caller)),
-          [AUTHORIZE_BATCH_SUBJECT]: (payload, _subject, caller) => {
-            const decisions = this.decisions.decideBatch(parseBatchRequest(payload).requests.map((r) => askedByService(r, caller)));
+          [AUTHORIZE_SUBJECT]: (payload, _subject, caller, asker) => this.decisions.decide(askedByService(parseDecisionRequest(payload), caller), asker.proven),
+          [AUTHORIZE_BATCH_SUBJECT]: (payload, _subject, caller, asker) => {
+            const decisions = this.decisions.decideBatch(
+              parseBatchRequest(payload).requests.map((r) => askedByService(r, caller)),
+              asker.proven,
+            );
             return decisions instanceof Promise ? decisions.then((d) => ({ decisions: d })) : { decisions };
           },
         },

@@ -28,37 +28,42 @@ export class DecisionService {
     this.decisions = counter(platform.options.metrics, 'palisade_policy_decisions_total', 'Authorization decisions by outcome', ['decision']);
   }
 
+  /** Over HTTPS: the asking service (`askedBy`) is proven by its mTLS client certificate. */
   async authorize(request: DecisionRequest): Promise<Decision> {
-    return this.decide(request);
+    return this.decide(request, true);
   }
 
+  /** Over HTTPS, as `authorize`. */
   authorizeBatch(requests: readonly DecisionRequest[]): Promise<Decision[]> {
-    return Promise.resolve(this.decideBatch(requests));
+    return Promise.resolve(this.decideBatch(requests, true));
   }
 
   /**
    * The decision: synchronous (no promise, no microtask) when the tenant's policy is in
    * memory and no approval is redeemed, which is nearly every request on a warm instance.
+   * `askerProven`: whether `request.askedBy` is proven (client certificate, signed NATS
+   * request) rather than only named by the NATS inbox the answer goes to; only a proven
+   * asker redeems an approval token (issue 10).
    */
-  decide(request: DecisionRequest): Decision | Promise<Decision> {
+  decide(request: DecisionRequest, askerProven = false): Decision | Promise<Decision> {
     const stale = this.engine.staleness();
     if (stale !== undefined) return this.settle(this.stale(stale));
     // An agent is who its verified token says, acting for the user the token names
     // (the administrators' explain asks about an agent and user they name themselves).
-    if (request.subject.type === 'agent' && request.explain !== true) return this.forAgent(request);
+    if (request.subject.type === 'agent' && request.explain !== true) return this.forAgent(request, askerProven);
     // A person whose token the asking service forwards is who (and in which teams) it says.
-    if (request.subject.type === 'user' && request.subject.token !== undefined && request.explain !== true) return this.forUser(request);
-    return this.decideVerified(request);
+    if (request.subject.type === 'user' && request.subject.token !== undefined && request.explain !== true) return this.forUser(request, askerProven);
+    return this.decideVerified(request, askerProven);
   }
 
-  private async forAgent(request: DecisionRequest): Promise<Decision> {
+  private async forAgent(request: DecisionRequest, askerProven: boolean): Promise<Decision> {
     const verified = verifiedAgentRequest(request, await this.holderOf(request, missingAgentToken(request)));
-    return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified);
+    return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified, askerProven);
   }
 
-  private async forUser(request: DecisionRequest): Promise<Decision> {
+  private async forUser(request: DecisionRequest, askerProven: boolean): Promise<Decision> {
     const verified = verifiedUserRequest(request, await this.holderOf(request, 'the asking service is unknown'));
-    return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified);
+    return 'decision' in verified ? this.settle(verified) : this.decideVerified(verified, askerProven);
   }
 
   /** The forwarded token's principal, verified for the asking service's audience, or why not. */
@@ -72,29 +77,29 @@ export class DecisionService {
     }
   }
 
-  private decideVerified(request: DecisionRequest): Decision | Promise<Decision> {
+  private decideVerified(request: DecisionRequest, askerProven: boolean): Decision | Promise<Decision> {
     let outcome: Decision | Promise<Decision>;
     try {
       const tenant = this.engine.peek(request.tenantId);
       const subjectTenant = request.subject.tenantId;
       outcome =
         tenant && subjectTenant === undefined
-          ? this.complete(request, evaluate(request, { tenant, platform: undefined }))
-          : this.engine.lookup(request.tenantId, subjectTenant).then((policies) => this.complete(request, evaluate(request, policies)));
+          ? this.complete(request, evaluate(request, { tenant, platform: undefined }), askerProven)
+          : this.engine.lookup(request.tenantId, subjectTenant).then((policies) => this.complete(request, evaluate(request, policies), askerProven));
     } catch (error) {
       return this.settle(this.failed(request, error));
     }
     return outcome instanceof Promise ? outcome.catch((error: unknown) => this.failed(request, error)).then((d) => this.settle(d)) : this.settle(outcome);
   }
 
-  /** Every decision of a batch, in order (synchronous when each one is). */
-  decideBatch(requests: readonly DecisionRequest[]): Decision[] | Promise<Decision[]> {
-    const decisions = requests.map((r) => this.decide(r));
+  /** Every decision of a batch, in order (synchronous when each one is); `askerProven` as for `decide`. */
+  decideBatch(requests: readonly DecisionRequest[], askerProven = false): Decision[] | Promise<Decision[]> {
+    const decisions = requests.map((r) => this.decide(r, askerProven));
     return decisions.some((d) => d instanceof Promise) ? Promise.all(decisions) : (decisions as Decision[]);
   }
 
-  private complete(request: DecisionRequest, decision: Decision): Decision | Promise<Decision> {
-    return decision.decision === 'requires_approval' && request.approvalToken ? this.redeem(request, decision) : decision;
+  private complete(request: DecisionRequest, decision: Decision, askerProven: boolean): Decision | Promise<Decision> {
+    return decision.decision === 'requires_approval' && request.approvalToken ? this.redeem(request, decision, askerProven) : decision;
   }
 
   private failed(request: DecisionRequest, error: unknown): Decision {
@@ -111,9 +116,9 @@ export class DecisionService {
     return decision;
   }
 
-  private async redeem(request: DecisionRequest, pending: Decision): Promise<Decision> {
+  private async redeem(request: DecisionRequest, pending: Decision, askerProven: boolean): Promise<Decision> {
     try {
-      await this.approvals.consume(request, request.approvalToken!, pending.actionHash!);
+      await this.approvals.consume(request, request.approvalToken!, pending.actionHash!, askerProven);
       const { actionHash: _hash, ...rest } = pending;
       void _hash;
       return { ...rest, decision: 'allow', rule: 'approval', reason: 'critical action approved; the approval is now used' };
