@@ -1,5 +1,5 @@
 import { isPalisadeError, type EventEnvelope, type ServiceName } from '@palisade/contracts';
-import { EventBroadcastSubscription, rpcRequest, type NatsConnection, type NatsLogger } from '@palisade/nats';
+import { EventBroadcastSubscription, rpcRequest, type NatsConnection, type NatsLogger, type RpcSigner } from '@palisade/nats';
 import { AUTHORIZE_BATCH_SUBJECT, AUTHORIZE_SUBJECT, POLICY_EVENTS, type AuthorizeDecision, type AuthorizeRequest } from './types';
 
 export interface PolicyClientOptions {
@@ -19,6 +19,12 @@ export interface PolicyClientOptions {
    * 1 sends every decision on its own.
    */
   coalesce?: number;
+  /**
+   * The service's identity (ServiceIdentity): requests carrying an approval token are
+   * signed with it (`Palisade-Caller`), since the policy service redeems a token over NATS
+   * only for a proven caller (issue 10). Without it such requests are denied.
+   */
+  signAs?: RpcSigner;
 }
 
 interface Waiting {
@@ -108,7 +114,8 @@ export class PolicyClient {
       if (hit) this.cache.delete(key);
     }
     const generation = this.generations.get(request.tenantId) ?? 0;
-    const decision = await (this.coalesce > 1 ? this.gathered(request) : this.ask(request));
+    // a redemption is signed, so it travels alone rather than in an unsigned batch
+    const decision = await (this.coalesce > 1 && !request.approvalToken ? this.gathered(request) : this.ask(request));
     if (TRANSIENT_RULES.has(decision.rule)) return decision;
     if (key && this.size > 0 && decision.decision !== 'requires_approval' && (this.generations.get(request.tenantId) ?? 0) === generation) {
       this.cache.set(key, { decision, expires: this.now() + this.ttl, tenantId: request.tenantId });
@@ -120,7 +127,7 @@ export class PolicyClient {
   /** One decision in its own request; a failure is a denial. */
   private async ask(request: AuthorizeRequest): Promise<AuthorizeDecision> {
     try {
-      return checked(await rpcRequest<AuthorizeDecision>(this.options.nc, AUTHORIZE_SUBJECT, request, { timeoutMs: this.timeoutMs }));
+      return checked(await rpcRequest<AuthorizeDecision>(this.options.nc, AUTHORIZE_SUBJECT, request, this.requestOptions([request])));
     } catch (error) {
       this.options.logger?.warn({ err: (error as Error).message }, 'policy decision failed: denied');
       return failClosed('the policy service could not decide');
@@ -164,13 +171,19 @@ export class PolicyClient {
   /** Several decisions in one request, in order; on failure every one is a denial. */
   async authorizeBatch(requests: readonly AuthorizeRequest[]): Promise<AuthorizeDecision[]> {
     try {
-      const { decisions } = await rpcRequest<{ decisions: AuthorizeDecision[] }>(this.options.nc, AUTHORIZE_BATCH_SUBJECT, { requests }, { timeoutMs: this.timeoutMs });
+      const { decisions } = await rpcRequest<{ decisions: AuthorizeDecision[] }>(this.options.nc, AUTHORIZE_BATCH_SUBJECT, { requests }, this.requestOptions(requests));
       if (!Array.isArray(decisions) || decisions.length !== requests.length) throw new Error('malformed batch answer');
       return decisions.map(checked);
     } catch (error) {
       this.options.logger?.warn({ err: (error as Error).message }, 'policy batch failed: all denied');
       return requests.map(() => failClosed('the policy service could not decide'));
     }
+  }
+
+  /** Signed only when a request redeems an approval: the signature costs, the hot path never pays it. */
+  private requestOptions(requests: readonly AuthorizeRequest[]): { timeoutMs: number; signAs?: RpcSigner } {
+    const { signAs } = this.options;
+    return signAs && requests.some((r) => r.approvalToken) ? { timeoutMs: this.timeoutMs, signAs } : { timeoutMs: this.timeoutMs };
   }
 
   /** Forget a tenant's cached decisions. */

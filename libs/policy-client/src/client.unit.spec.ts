@@ -1,4 +1,8 @@
-import type { NatsConnection } from '@palisade/nats';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { verifyCaller, type NatsConnection } from '@palisade/nats';
+import { ensureCa, issueCertificate } from '@palisade/pki';
 import { PolicyClient } from './client';
 import { AUTHORIZE_BATCH_SUBJECT, AUTHORIZE_SUBJECT, type AuthorizeDecision, type AuthorizeRequest } from './types';
 
@@ -7,16 +11,17 @@ import { AUTHORIZE_BATCH_SUBJECT, AUTHORIZE_SUBJECT, type AuthorizeDecision, typ
 type Answer = (subject: string, body: unknown) => unknown;
 /** A connection that answers requests (publishes with a reply subject) from `answer`, as a policy service would. */
 function fakeNats(answer: Answer) {
-  const asked: Array<{ subject: string; body: any }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const asked: Array<{ subject: string; body: any; reply: string; data: Uint8Array; signature?: string }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
   let inbox: ((error: null, msg: { subject: string; data: Uint8Array; headers?: { code: number } }) => void) | undefined;
   const nc = {
     isClosed: () => false,
     closed: () => new Promise(() => undefined),
     status: async function* () {},
     subscribe: (_subject: string, options: { callback: typeof inbox }) => void (inbox = options.callback),
-    publish: (subject: string, data: Uint8Array, options: { reply: string }) => {
+    publish: (subject: string, data: Uint8Array, options: { reply: string; headers?: { get(k: string): string } }) => {
       const body = JSON.parse(new TextDecoder().decode(data));
-      asked.push({ subject, body });
+      const signature = options.headers?.get('Palisade-Caller') || undefined;
+      asked.push({ subject, body, reply: options.reply, data, ...(signature ? { signature } : {}) });
       const reply = answer(subject, body);
       // A failing service: the server's "no responders" status reply.
       const msg = reply instanceof Error ? { data: new Uint8Array(0), headers: { code: 503 } } : { data: new TextEncoder().encode(JSON.stringify(reply)) };
@@ -121,5 +126,43 @@ describe('PolicyClient: concurrent decisions coalesced into batch requests', () 
     rule = 'default-deny';
     await client.authorize(ask('read-1'));
     expect(client.cached).toBe(1);
+  });
+});
+
+describe('PolicyClient: redeeming an approval (issue 10)', () => {
+  let dir: string;
+  let caPem: string;
+  let identity: { current(): { certPem: string; keyPem: string } };
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'palisade-policy-client-'));
+    const { ca } = await ensureCa(dir);
+    const issued = await issueCertificate(ca, { kind: 'service', name: 'sandbox-orchestrator' });
+    caPem = ca.certPem;
+    identity = { current: () => ({ certPem: issued.certPem, keyPem: issued.keyPem }) };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const redeem = (action: string): AuthorizeRequest => ({ ...ask(action), approvalToken: `${'0'.repeat(36)}.${'a'.repeat(43)}` });
+
+  it('signs the request that carries an approval token, as the service, and sends it alone; other decisions stay unsigned and batched', async () => {
+    const { nc, asked } = fakeNats(service);
+    const client = new PolicyClient({ nc, cacheSize: 0, signAs: identity });
+    await Promise.all([client.authorize(ask('read-1')), client.authorize(redeem('write')), client.authorize(ask('read-2'))]);
+    const signed = asked.filter((a) => a.signature);
+    expect(signed.map((a) => [a.subject, a.body.action])).toEqual([[AUTHORIZE_SUBJECT, 'write']]);
+    // the signature is about that very request (subject, reply, payload: all checked before
+    // the inbox, which this stand-in connection does not name after the service)
+    await expect(verifyCaller(signed[0].signature!, { subject: signed[0].subject, reply: signed[0].reply, data: signed[0].data }, caPem)).rejects.toMatchObject({
+      message: 'Palisade-Caller: signed by sandbox-orchestrator, but the reply goes to no service inbox',
+    });
+    expect(asked.filter((a) => !a.signature).map((a) => [a.subject, a.body.requests.map((r: AuthorizeRequest) => r.action)])).toEqual([[AUTHORIZE_BATCH_SUBJECT, ['read-1', 'read-2']]]);
+  });
+
+  it('signs a batch only when one of its requests redeems an approval', async () => {
+    const { nc, asked } = fakeNats(service);
+    const client = new PolicyClient({ nc, cacheSize: 0, signAs: identity });
+    await client.authorizeBatch([ask('read-1'), ask('read-2')]);
+    await client.authorizeBatch([ask('read-1'), redeem('write')]);
+    expect(asked.map((a) => a.signature !== undefined)).toEqual([false, true]);
   });
 });
