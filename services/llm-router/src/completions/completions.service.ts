@@ -252,7 +252,20 @@ export class CompletionsService {
   }
 
   private async attempt(t: Trace, input: CallInput, maskedBody: Json, candidates: Candidate[], maxTokens: number): Promise<CallResult> {
-    const deadline = AbortSignal.any([input.signal, AbortSignal.timeout(this.d.settings.requestDeadlineMs)]);
+    const call = deadlineOf(input.signal, this.d.settings.requestDeadlineMs);
+    let streaming = false;
+    try {
+      const result = await this.attempts(t, input, maskedBody, candidates, maxTokens, call);
+      streaming = result.kind === 'stream';
+      return result;
+    } finally {
+      // a stream ends its deadline itself, when it ends
+      if (!streaming) call.end();
+    }
+  }
+
+  private async attempts(t: Trace, input: CallInput, maskedBody: Json, candidates: Candidate[], maxTokens: number, call: Deadline): Promise<CallResult> {
+    const deadline = call.signal;
     let lastFailure: UpstreamFailure | undefined;
     for (const candidate of attemptsOf(candidates)) {
       if (deadline.aborted) break;
@@ -263,7 +276,7 @@ export class CompletionsService {
         const upstreamBody = t.embeddings ? { ...maskedBody, model: candidate.model.upstreamModel } : upstreamBodyOf(input.api, candidate, maskedBody, maxTokens, t.streamed);
         const response = await this.d.upstream.send({ tenantId: t.principal.tenantId, provider: candidate.provider, upstreamModel: candidate.model.upstreamModel, body: upstreamBody, ...(apiKey ? { apiKey } : {}), ...(t.embeddings ? { path: '/embeddings' as const } : {}), signal: deadline });
         t.served = candidate;
-        if (t.streamed) return { kind: 'stream', requestId: t.requestId, events: this.stream(t, input, response, deadline) };
+        if (t.streamed) return { kind: 'stream', requestId: t.requestId, events: this.stream(t, input, response, call) };
         const text = await response.text();
         let json: Json;
         try {
@@ -333,7 +346,8 @@ export class CompletionsService {
     throw reviewRequired(receipt, `the model called ${named}, which the tenant's guard policy reviews: the answer is held (details.review.heldId) until a person approves its release (ask the policy service for details.review.approval, then POST /v1/router/held/<heldId>/release with the approval's token)`);
   }
 
-  private async *stream(t: Trace, input: CallInput, response: UpstreamResponse, signal: AbortSignal): AsyncGenerator<string, void, undefined> {
+  private async *stream(t: Trace, input: CallInput, response: UpstreamResponse, deadline: Deadline): AsyncGenerator<string, void, undefined> {
+    const { signal } = deadline;
     const parser = new SseParser();
     const unmasker = new StreamUnmasker(t.session!);
     const wantsUsage = (input.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
@@ -378,6 +392,7 @@ export class CompletionsService {
       await this.settle(t, usage, estimated).catch(() => undefined);
       this.finish(t, { outcome: complete ? 'served' : 'cut', usage, estimated, response: texts.join('') });
       response.cancel();
+      deadline.end();
     }
   }
 
@@ -455,6 +470,33 @@ export class CompletionsService {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'model call audit event not written');
     });
   }
+}
+
+/** A call's deadline and its caller going away, as one signal; `end()` once the call is over. */
+interface Deadline {
+  signal: AbortSignal;
+  end(): void;
+}
+
+/**
+ * As `AbortSignal.any([caller, AbortSignal.timeout(ms)])`, with its timer dropped when the
+ * call ends: a timeout signal's timer lives for the whole deadline (ten minutes by default),
+ * one per request, long after the answer went out.
+ */
+function deadlineOf(caller: AbortSignal, ms: number): Deadline {
+  const controller = new AbortController();
+  const onCallerGone = () => controller.abort(caller.reason);
+  const timer = setTimeout(() => controller.abort(new DOMException('the request deadline passed', 'TimeoutError')), ms);
+  timer.unref();
+  if (caller.aborted) onCallerGone();
+  else caller.addEventListener('abort', onCallerGone, { once: true });
+  return {
+    signal: controller.signal,
+    end: () => {
+      clearTimeout(timer);
+      caller.removeEventListener('abort', onCallerGone);
+    },
+  };
 }
 
 function requireCaller(principal: Principal): void {

@@ -251,6 +251,47 @@ describe('streaming', () => {
     expect(s.audited[0].call).toMatchObject({ outcome: 'cut', estimated: true });
   });
 
+  it('ends a stream the provider stalls with an error event naming the deadline once the request deadline passes, charged as estimated', async () => {
+    const first = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta: { role: 'assistant', content: 'one' }, finish_reason: null }] })}\n\n`;
+    const stalled = (call: UpstreamCall) =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(first));
+            call.signal.addEventListener('abort', () => controller.error(call.signal.reason));
+          },
+        }),
+        { headers: { 'content-type': 'text/event-stream' } },
+      );
+    const s = setup(stalled, catalog, { settings: { piiDeadlineMs: 1000, requestDeadlineMs: 50, defaultMaxTokens: 1000, defaultClassification: 'internal' } });
+    const out = await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+    expect(JSON.parse(dataOf(out).pop()!)).toMatchObject({ error: { code: 'stream_cut', message: 'the request deadline passed before the stream was complete' } });
+    expect(s.sent[0].signal.aborted).toBe(true);
+    expect(s.billing.settles[0]).toMatchObject({ estimated: true });
+  });
+
+  it('aborts the provider call when the caller goes away, and drops the deadline timer once an answer is complete', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask', 'performance'] });
+    try {
+      const s = setup();
+      await call(s, { model: 'default', messages: [{ role: 'user', content: 'hello' }] });
+      expect(jest.getTimerCount()).toBe(0);
+      expect(s.sent[0].signal.aborted).toBe(false);
+      const caller = new AbortController();
+      const gone = setup((c) => new Promise<Response>((_resolve, reject) => c.signal.addEventListener('abort', () => reject(new UpstreamFailure('timeout')))));
+      const pending = gone.service.call({ api: 'openai', principal: agent, body: { model: 'local', messages: [{ role: 'user', content: 'hello' }] }, signal: caller.signal });
+      await flush();
+      expect(gone.sent).toHaveLength(1);
+      caller.abort();
+      await expect(pending).rejects.toMatchObject({ code: 'unavailable' });
+      expect(gone.sent[0].signal.aborted).toBe(true);
+      expect(gone.sent).toHaveLength(1);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('never retries once the stream has begun: one attempt even when it is cut', async () => {
     const s = setup(() => openAiSse('one two three', false, 1));
     await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
