@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { connectNats, injectTraceContext, rpcRequest, type NatsConnection } from '@palisade/nats';
+import { connectNats, injectTraceContext, rpcRequest, rpcWireSubject, type NatsConnection } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { PolicyClient, isAllowed } from '@palisade/policy-client';
 import { eventually, infra } from '@palisade/testing';
@@ -194,18 +194,38 @@ describe('policy service (two instances)', () => {
     expect(approved.status).toBe(200);
     const token = approved.body.token as string;
 
-    const otherAmount = await ask({ ...payment, parameters: { amount: 9999, iban: 'DE00' }, approvalToken: token });
+    // over NATS a token is redeemed only in a request the asking service signs (issue 10)
+    const redeem = (request: object) => rpcRequest<{ decision: string; rule: string; reason: string }>(nc, 'palisade.rpc.policy.authorize', { tenantId: tenant, ...request }, { signAs: caller });
+    const otherAmount = await redeem({ ...payment, parameters: { amount: 9999, iban: 'DE00' }, approvalToken: token });
     expect(otherAmount).toMatchObject({ decision: 'deny', reason: expect.stringContaining('another action') });
+    const unsigned = await ask({ ...payment, approvalToken: token });
+    expect(unsigned).toMatchObject({ decision: 'deny', rule: 'approval', reason: expect.stringContaining('signed by the credential service') });
     // another service holding the token cannot redeem it (issue 10), and does not use it up
     const llmRouter = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'llm-router' });
     const { cert, key } = llmRouter.tlsOptions() as { cert: string; key: string };
+    // ... not even by naming credential's inbox as the reply subject of its NATS request:
+    // it never sees the answer (credential does), and the token is not used up
+    const routerNc = await connectNats({ servers: infra('NATS_URL'), identity: llmRouter, name: 'policy-e2e-router' });
     llmRouter.stop();
+    try {
+      const forgedInbox = `_INBOX.credential.forged${randomBytes(4).toString('hex')}`;
+      const answers = nc.subscribe(`${forgedInbox}.>`, { max: 1 });
+      await nc.flush();
+      const body = { tenantId: tenant, ...payment, subject: { ...agent, token: await issuer.agentToken('llm-router', { tenantId: tenant, id: 'helper', actingFor: 'alice' }) }, approvalToken: token };
+      routerNc.publish(rpcWireSubject('palisade.rpc.policy.authorize'), new TextEncoder().encode(JSON.stringify(body)), { reply: `${forgedInbox}.1` });
+      for await (const m of answers) {
+        expect(JSON.parse(new TextDecoder().decode(m.data))).toMatchObject({ result: { decision: 'deny', reason: expect.stringContaining('names its asker only by its reply inbox') } });
+      }
+    } finally {
+      await routerNc.drain().catch(() => undefined);
+    }
+    expect((await call(PORT_B, 'GET', `/v1/approvals/${id}`, { token: carla })).body.status).toBe('approved');
     // (with helper's token as presented to it: a token presented to credential would not even verify)
     const helperAtRouter = await issuer.agentToken('llm-router', { tenantId: tenant, id: 'helper', actingFor: 'alice' });
     const byOther = await call(PORT_B, 'POST', '/v1/authorize', { cert, key, body: { tenantId: tenant, ...payment, subject: { ...agent, token: helperAtRouter }, approvalToken: token } });
     expect(byOther.body).toMatchObject({ decision: 'deny', reason: 'approval token is for the credential service' });
-    await expect(ask({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'allow', rule: 'approval' });
-    await expect(ask({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'deny', reason: 'approval token already used' });
+    await expect(redeem({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'allow', rule: 'approval' });
+    await expect(redeem({ ...payment, approvalToken: token })).resolves.toMatchObject({ decision: 'deny', reason: 'approval token already used' });
     const status = await call(PORT_B, 'GET', `/v1/approvals/${id}`, { token: carla });
     expect(status.body.status).toBe('consumed');
   });
