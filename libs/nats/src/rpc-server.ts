@@ -125,7 +125,11 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
                 fail(msg, span, error);
               }
             },
-            (error: unknown) => fail(msg, span, error),
+            (error: unknown) => {
+              // a security signal: someone presented a signature that proves nothing here
+              logger.warn({ err: (error as Error).message, subject, inbox: serviceOfReplySubject(msg.reply) }, 'RPC request with a bad caller signature refused');
+              fail(msg, span, error);
+            },
           );
         } catch (error) {
           fail(msg, span, error);
