@@ -211,7 +211,8 @@ describe('policy service (two instances)', () => {
       const forgedInbox = `_INBOX.credential.forged${randomBytes(4).toString('hex')}`;
       const answers = nc.subscribe(`${forgedInbox}.>`, { max: 1 });
       await nc.flush();
-      const body = { tenantId: tenant, ...payment, subject: { ...agent, token: await issuer.agentToken('llm-router', { tenantId: tenant, id: 'helper', actingFor: 'alice' }) }, approvalToken: token };
+      // (with helper's token as presented to credential, so that only the redemption can stop it)
+      const body = { tenantId: tenant, ...payment, approvalToken: token };
       routerNc.publish(rpcWireSubject('palisade.rpc.policy.authorize'), new TextEncoder().encode(JSON.stringify(body)), { reply: `${forgedInbox}.1` });
       for await (const m of answers) {
         expect(JSON.parse(new TextDecoder().decode(m.data))).toMatchObject({ result: { decision: 'deny', reason: expect.stringContaining('names its asker only by its reply inbox') } });
