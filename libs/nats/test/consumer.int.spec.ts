@@ -233,6 +233,9 @@ describe('DurableEventConsumer', () => {
       handler: async (e) => {
         handled.push(e.id);
       },
+      onForgery: async (report) => {
+        forgeries.push(report);
+      },
       logger,
       tracer,
     });

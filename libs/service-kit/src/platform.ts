@@ -228,7 +228,7 @@ export class Platform {
     if (foreign.length > 0) throw new Error(`${this.options.service} answers only ${own}<method>, not ${foreign.join(', ')}`);
     let server: RpcServer | undefined;
     this.afterConnect(async (p) => {
-      server ??= serveRpc(p.nats!, { service: p.options.service, handlers, tracer: p.options.tracer, logger: p.logger });
+      server ??= serveRpc(p.nats!, { service: p.options.service, handlers, trust: p.options.identity, tracer: p.options.tracer, logger: p.logger });
       await p.nats!.flush(); // the subscriptions are registered with NATS before the service reports ready
     });
     this.beforeClose(async () => {
