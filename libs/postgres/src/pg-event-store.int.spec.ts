@@ -47,6 +47,19 @@ describe('PgEventStore', () => {
     expect(read.version).toBe(2);
   });
 
+  it('appends one event to each of many new streams in one statement; an existing stream among them stores nothing', async () => {
+    await store.inTransaction((tx) => store.appendToNewStreams(tx, [{ streamId: 'call-1', event: event(1) }, { streamId: 'usage-1', event: event(2) }, { streamId: 'call-2', event: event(3) }]));
+    for (const [streamId, n] of [['call-1', 1], ['usage-1', 2], ['call-2', 3]] as const) {
+      const read = await store.inTransaction((tx) => store.readStream(tx, streamId));
+      expect(read.events.map((e) => [e.version, e.event.data.n])).toEqual([[1, n]]);
+    }
+    await expect(store.inTransaction((tx) => store.appendToNewStreams(tx, [{ streamId: 'call-3', event: event(4) }, { streamId: 'call-1', event: event(5) }]))).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await store.inTransaction((tx) => store.readStream(tx, 'call-3'))).version).toBe(0);
+    expect((await store.inTransaction((tx) => store.readStream(tx, 'call-1'))).events).toHaveLength(1);
+    await expect(store.inTransaction((tx) => store.appendToNewStreams(tx, [{ streamId: 'call-4', event: event(6) }, { streamId: 'call-4', event: event(7) }]))).rejects.toMatchObject({ code: 'validation' });
+    expect((await store.inTransaction((tx) => store.readStream(tx, 'call-4'))).version).toBe(0);
+  });
+
   it('refuses a malformed event before storing anything', async () => {
     const bad = { ...event(1), type: 'billing.budget' };
     await expect(store.inTransaction((tx) => store.appendToStream(tx, 'budget-bad', [bad], 0))).rejects.toMatchObject({

@@ -98,6 +98,35 @@ export class PgEventStore implements EventStore {
   }
 
   /**
+   * One event into each of many new streams (each appended at expected version 0), in one
+   * INSERT: a group commit of one-event streams (llm-router's model calls) costs one
+   * statement instead of a version read and an insert per stream. A stream that already
+   * exists fails the whole append with a ConcurrencyError (nothing of it is stored).
+   */
+  async appendToNewStreams(tx: Transaction, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
+    if (appends.length === 0) return;
+    if (new Set(appends.map((a) => a.streamId)).size !== appends.length) throw new PalisadeError('validation', 'each stream is appended to once');
+    for (const { event } of appends) {
+      const validation = validateForPublish(event);
+      if (!validation.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
+    }
+    const stored = await this.sealed(appends.map((a) => a.event));
+    try {
+      await sqlOf(tx).query(
+        `INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+         SELECT x.s, 1, x.id, x.t, x.tn, x.e
+           FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[]) AS x(s, id, t, tn, e)`,
+        [appends.map((a) => a.streamId), stored.map((e) => e.id), stored.map((e) => e.type), stored.map((e) => e.tenantId), stored.map((e) => JSON.stringify(e))],
+      );
+    } catch (error) {
+      const pg = error as PgError;
+      if (pg.code === '23505' && pg.constraint === 'events_stream_version_unique') throw new ConcurrencyError(appends.length === 1 ? appends[0].streamId : 'one of the streams', 0, 1);
+      if (pg.code === '23505') throw new PalisadeError('conflict', 'an event with this id is already stored');
+      throw error;
+    }
+  }
+
+  /**
    * The events as they are stored: `personal` sealed, one request for the whole append and
    * none when no event has plaintext personal data. A sealer's failure fails the append (the
    * transaction rolls back); an answer that still holds plaintext, or not the same events,
