@@ -1,5 +1,5 @@
 import type { EventEnvelope, EventFactoryContext, Personal, PersonalSealer, Principal } from '@palisade/contracts';
-import { envelopeOf, streamName, type EventStore } from '@palisade/eventsourcing';
+import { envelopeOf, streamName, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import { modelCallDecider, type ModelCallCommand } from './model-calls.decider';
 import type { ModelCallRecorded, UsageRecorded } from './model-calls.events';
 
@@ -8,6 +8,11 @@ export interface ModelCallsOptions {
   lingerMs: number;
   /** Most events per commit. */
   maxBatch: number;
+}
+
+/** The event store; one that appends to many new streams in one statement (PgEventStore) commits a group with one INSERT. */
+export interface ModelCallsStore extends EventStore {
+  appendToNewStreams?(tx: Transaction, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void>;
 }
 
 interface Pending {
@@ -33,7 +38,7 @@ export class ModelCallsService {
   private flushing = false;
 
   constructor(
-    private readonly store: EventStore,
+    private readonly store: ModelCallsStore,
     private readonly eventContext: EventFactoryContext,
     private readonly options: ModelCallsOptions = { lingerMs: 10, maxBatch: 128 },
     /** Seals the prompts of a whole group in one request, before its transaction (the store would ask once per stream). */
@@ -77,7 +82,8 @@ export class ModelCallsService {
           const envelopes = group.map((p) => p.envelope);
           const stored = await this.sealed(envelopes);
           await this.store.inTransaction(async (tx) => {
-            for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
+            if (this.store.appendToNewStreams) await this.store.appendToNewStreams(tx, group.map((p, i) => ({ streamId: p.streamId, event: stored[i] })));
+            else for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
           });
           for (const p of group) p.resolve();
         } catch (error) {

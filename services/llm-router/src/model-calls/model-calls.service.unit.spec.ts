@@ -1,5 +1,5 @@
-import { isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer, type Principal } from '@palisade/contracts';
-import { InMemoryEventStore } from '@palisade/eventsourcing';
+import { ConcurrencyError, isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer, type Principal } from '@palisade/contracts';
+import { InMemoryEventStore, type Transaction } from '@palisade/eventsourcing';
 import { ModelCallsService } from './model-calls.service';
 import type { ModelCallRecorded, UsageRecorded } from './model-calls.events';
 
@@ -35,6 +35,35 @@ class CountingSealer implements PersonalSealer {
     );
   }
 }
+
+/** The in-memory store with the group append of PgEventStore: each group one call, every stream new. */
+class GroupStore extends InMemoryEventStore {
+  groups: string[][] = [];
+  async appendToNewStreams(tx: Transaction, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
+    this.groups.push(appends.map((a) => a.streamId));
+    for (const a of appends) await this.appendToStream(tx, a.streamId, [a.event], 0);
+  }
+}
+
+describe('ModelCallsService group commit', () => {
+  const now = new Date('2026-12-03T10:00:00.000Z');
+
+  it('appends a group of calls and usages, each to its own new stream, in one group append when the store offers it', async () => {
+    const store = new GroupStore();
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 });
+    await Promise.all(['r-1', 'r-2'].flatMap((id) => [calls.record(principal, call(id), { prompt: 'hi' }, now), calls.recordUsage(principal, usage(id), now)]));
+    expect(store.groups).toEqual([['model-call-r-1', 'usage-r-1', 'model-call-r-2', 'usage-r-2']]);
+    expect(store.all().map((e) => [e.streamId, e.version])).toEqual([['model-call-r-1', 1], ['usage-r-1', 1], ['model-call-r-2', 1], ['usage-r-2', 1]]);
+  });
+
+  it('a request id recorded twice fails its group (each stream is new): the callers are told', async () => {
+    const store = new GroupStore();
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 });
+    await calls.record(principal, call('r-1'), undefined, now);
+    await expect(calls.record(principal, call('r-1'), undefined, now)).rejects.toBeInstanceOf(ConcurrencyError);
+    expect(store.all()).toHaveLength(1);
+  });
+});
 
 describe('ModelCallsService sealing the prompts (issue 10)', () => {
   const now = new Date('2026-12-03T10:00:00.000Z');
