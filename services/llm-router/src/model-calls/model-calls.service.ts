@@ -8,6 +8,8 @@ export interface ModelCallsOptions {
   lingerMs: number;
   /** Most events per commit. */
   maxBatch: number;
+  /** Most commits under way at once (default 4): under load each commit waits its turn on a busy event loop, so one at a time fell behind. */
+  maxConcurrent?: number;
 }
 
 /** The event store; one that appends to many new streams in one statement (PgEventStore) commits a group with one INSERT. */
@@ -35,7 +37,7 @@ interface Pending {
 export class ModelCallsService {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private flushing = false;
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly store: ModelCallsStore,
@@ -64,34 +66,44 @@ export class ModelCallsService {
     const envelope = envelopeOf(this.eventContext, metadata, event);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ streamId, envelope, resolve, reject });
-      if (this.queue.length >= this.options.maxBatch) void this.flush();
-      else this.timer ??= setTimeout(() => void this.flush(), this.options.lingerMs);
+      if (this.queue.length >= this.options.maxBatch) this.startCommits();
+      else this.timer ??= setTimeout(() => this.startCommits(), this.options.lingerMs);
     });
   }
 
-  /** Commits what is queued now (also on shutdown). */
+  /** Commits what is queued now, and waits for every commit under way (also on shutdown). */
   async flush(): Promise<void> {
+    this.startCommits();
+    while (this.running.size > 0) {
+      await Promise.all(this.running);
+      this.startCommits();
+    }
+  }
+
+  /** Starts a commit per group queued, up to `maxConcurrent` at once; a commit that ends starts the next. */
+  private startCommits(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.flushing) return;
-    this.flushing = true;
+    while (this.queue.length > 0 && this.running.size < (this.options.maxConcurrent ?? 4)) {
+      const commit: Promise<void> = this.commit(this.queue.splice(0, this.options.maxBatch)).finally(() => {
+        this.running.delete(commit);
+        if (this.queue.length > 0) this.startCommits();
+      });
+      this.running.add(commit);
+    }
+  }
+
+  /** One group in one transaction (each stream still new); the group's callers learn how it went. Never rejects. */
+  private async commit(group: Pending[]): Promise<void> {
     try {
-      while (this.queue.length > 0) {
-        const group = this.queue.splice(0, this.options.maxBatch);
-        try {
-          const envelopes = group.map((p) => p.envelope);
-          const stored = await this.sealed(envelopes);
-          await this.store.inTransaction(async (tx) => {
-            if (this.store.appendToNewStreams) await this.store.appendToNewStreams(tx, group.map((p, i) => ({ streamId: p.streamId, event: stored[i] })));
-            else for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
-          });
-          for (const p of group) p.resolve();
-        } catch (error) {
-          for (const p of group) p.reject(error);
-        }
-      }
-    } finally {
-      this.flushing = false;
+      const stored = await this.sealed(group.map((p) => p.envelope));
+      await this.store.inTransaction(async (tx) => {
+        if (this.store.appendToNewStreams) await this.store.appendToNewStreams(tx, group.map((p, i) => ({ streamId: p.streamId, event: stored[i] })));
+        else for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
+      });
+      for (const p of group) p.resolve();
+    } catch (error) {
+      for (const p of group) p.reject(error);
     }
   }
 

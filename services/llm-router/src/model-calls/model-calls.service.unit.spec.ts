@@ -56,6 +56,30 @@ describe('ModelCallsService group commit', () => {
     expect(store.all().map((e) => [e.streamId, e.version])).toEqual([['model-call-r-1', 1], ['usage-r-1', 1], ['model-call-r-2', 1], ['usage-r-2', 1]]);
   });
 
+  it('runs up to maxConcurrent commits at once, and flush (shutdown) waits for the ones under way and the rest queued', async () => {
+    const gates: Array<() => void> = [];
+    class SlowStore extends GroupStore {
+      override inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+        return new Promise<void>((release) => gates.push(release)).then(() => super.inTransaction(work));
+      }
+    }
+    const store = new SlowStore();
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 1000, maxBatch: 2, maxConcurrent: 2 });
+    const written = ['r-1', 'r-2', 'r-3', 'r-4', 'r-5', 'r-6', 'r-7'].map((id) => calls.record(principal, call(id), undefined, now));
+    await new Promise((r) => setImmediate(r));
+    expect(gates).toHaveLength(2);
+    let flushed = false;
+    const flushing = calls.flush().then(() => (flushed = true));
+    for (let i = 0; i < 10 && !flushed; i++) {
+      gates.splice(0).forEach((release) => release());
+      await new Promise((r) => setImmediate(r));
+    }
+    await flushing;
+    await Promise.all(written);
+    expect(store.all()).toHaveLength(7);
+    expect(store.groups.map((g) => g.length)).toEqual([2, 2, 2, 1]);
+  });
+
   it('a request id recorded twice fails its group (each stream is new): the callers are told', async () => {
     const store = new GroupStore();
     const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 });
