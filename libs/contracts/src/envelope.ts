@@ -56,7 +56,8 @@ export const sealedPersonalSchema = z.strictObject({
   sealed: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(MAX_EVENT_BYTES),
 });
 
-const envelopeShape = {
+/** The envelope's members, each with its rule (for schemas of parts of an event). */
+export const envelopeShape = {
   id: z.string().regex(UUID_V7, 'must be a lowercase UUIDv7'),
   type: z.string().regex(EVENT_TYPE, 'must be <service>.<aggregate>.<past-tense verb> of a known service'),
   source: z.enum(SERVICE_NAMES as [ServiceName, ...ServiceName[]]),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EVENT_TYPE, personalSchema, sealedPersonalSchema, TENANT_ID } from './envelope';
+import { envelopeShape, personalSchema, sealedPersonalSchema } from './envelope';
 import { rpcSubject } from './subjects';
 
 /**
@@ -17,11 +17,11 @@ export const sealPersonalRequestSchema = z.strictObject({
   events: z
     .array(
       z.strictObject({
-        id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'must be a lowercase UUIDv7'),
-        type: z.string().regex(EVENT_TYPE, 'must be <service>.<aggregate>.<past-tense verb> of a known service'),
-        tenantId: z.string().regex(TENANT_ID, 'must be a tenant id'),
+        id: envelopeShape.id,
+        type: envelopeShape.type,
+        tenantId: envelopeShape.tenantId,
         /** The event's data: which key seals it may depend on it (auth's failed sign-ins of unknown accounts). */
-        data: z.record(z.string(), z.unknown()),
+        data: envelopeShape.data,
         personal: personalSchema,
       }),
     )

@@ -8,7 +8,7 @@ import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, eventually, infra, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { endOffsets, readRange, type TopicSettings } from './audit-topic';
-import { ChainWriter } from './chain-writer';
+import { ChainWriter, type PersonalDataSealer } from './chain-writer';
 import { indexQuarantineMigration } from './index-quarantine.migration';
 import { ingestMigration } from './ingest.migration';
 import type { QuarantinedRow } from './index-rows';
@@ -56,6 +56,32 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     await db?.drop();
     identity?.stop();
   }, 60_000);
+
+  /** The records of `topic` from `from` on, once at least `atLeast` are readable (a commit's markers come a moment after it returns). */
+  const recordsOf = (topic: string, atLeast: number, from: ReadonlyMap<number, bigint> = new Map()) =>
+    eventually(async () => {
+      const found: AuditRecord[] = [];
+      await readRange(kafka, topic, from, await endOffsets(admin, topic), async (batch) => {
+        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
+      }, { groupPrefix: 'audit-cw-int' });
+      return found.length >= atLeast && found;
+    });
+  /** Settings of a topic of the test's own, beside the shared one. */
+  const ownTopic = (suffix: string): TopicSettings => ({ ...settings, topic: `${settings.topic}-${suffix}`, checkpointTopic: `${settings.topic}-${suffix}-checkpoints` });
+  /** A writer of `own`'s topic with a signing key of its own. */
+  const writerOn = (own: TopicSettings, index: RecordIndex, sealer: PersonalDataSealer) => {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    return new ChainWriter({
+      kafka,
+      admin,
+      settings: own,
+      transactionalId: `palisade-audit-writer-${own.topic}`,
+      index,
+      sealer,
+      signer: { current: async () => ({ kid: 'test', privateKey }) },
+      logger: quiet,
+    });
+  };
 
   it('splits a batch too large for one transaction, chains each id once, in order, every link intact', async () => {
     const { privateKey } = generateKeyPairSync('ed25519');
@@ -125,13 +151,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     const events = [make(1, 10), make(2, 1_300_000), make(3, 10)];
     const before = await endOffsets(admin, settings.topic);
     await Promise.all(events.map((e) => writer!.append(e)));
-    const read = await eventually(async () => {
-      const found: AuditRecord[] = [];
-      await readRange(kafka, settings.topic, before, await endOffsets(admin, settings.topic), async (batch) => {
-        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
-      }, { groupPrefix: 'audit-cw-int' });
-      return found.length >= events.length && found;
-    });
+    const read = await recordsOf(settings.topic, events.length, before);
     expect(read.map((r) => r.event.id)).toEqual(events.map((e) => e.id));
     expect(read.map((r) => r.seq)).toEqual([read[0].seq, read[0].seq + 1, read[0].seq + 2]);
     expect(read[1].prev).toBe(read[0].hash);
@@ -162,13 +182,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     ]);
     expect(quarantineAlerts.map((r) => r.row.eventId)).toEqual([yearZero.id, nul.id]);
     // All three are in the chain (the record of truth), in order.
-    const read = await eventually(async () => {
-      const found: AuditRecord[] = [];
-      await readRange(kafka, settings.topic, before, await endOffsets(admin, settings.topic), async (batch) => {
-        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
-      }, { groupPrefix: 'audit-cw-int' });
-      return found.length >= 3 && found;
-    });
+    const read = await recordsOf(settings.topic, 3, before);
     expect(read.map((r) => r.event.id)).toEqual([yearZero.id, nul.id, normal.id]);
     // Ingest goes on; a redelivery of a quarantined event is recognised (not chained twice).
     const after = make(4);
@@ -178,20 +192,14 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       const rows: unknown[] = await q.query(`SELECT 1 FROM ${db.schema}.audit_records WHERE event_id = $1`, [after.id]);
       return rows.length === 1;
     }, 10_000, 200);
-    const again = await eventually(async () => {
-      const found: AuditRecord[] = [];
-      await readRange(kafka, settings.topic, before, await endOffsets(admin, settings.topic), async (batch) => {
-        for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
-      }, { groupPrefix: 'audit-cw-int' });
-      return found.length >= 4 && found;
-    });
+    const again = await recordsOf(settings.topic, 4, before);
     expect(again.map((r) => r.event.id)).toEqual([yearZero.id, nul.id, normal.id, after.id]);
     expect(quarantineAlerts).toHaveLength(2);
   }, 60_000);
 
   it('stops when deactivated while recovering (it used to wait for work forever, holding up the lease hand-over), and writes again once activated', async () => {
-    const topic = `${settings.topic}-r`;
-    const own: TopicSettings = { ...settings, topic, checkpointTopic: `${topic}-checkpoints` };
+    const own = ownTopic('r');
+    const { topic } = own;
     const index = new RecordIndex(new PgEventStore(db.dataSource, db.schema), new RecordsRepository(`${db.schema}.audit_records`), topic, () => undefined);
     // Recovery waits at a gate the test opens, so the deactivation lands inside it.
     const heads = index.heads.bind(index);
@@ -204,17 +212,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       await gate;
       return heads();
     };
-    const { privateKey } = generateKeyPairSync('ed25519');
-    const w = new ChainWriter({
-      kafka,
-      admin,
-      settings: own,
-      transactionalId: `palisade-audit-writer-${topic}`,
-      index,
-      sealer: { sealAll: async (events: readonly EventEnvelope[]) => events as unknown as RecordedEvent[] },
-      signer: { current: async () => ({ kid: 'test', privateKey }) },
-      logger: quiet,
-    });
+    const w = writerOn(own, index, { sealAll: async (events: readonly EventEnvelope[]) => events as unknown as RecordedEvent[] });
     try {
       w.activate();
       await inRecovery;
@@ -228,13 +226,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       w.activate();
       const event = buildEvent(ctx, { type: 'billing.usage.recorded', tenantId: 'cw-again', actor: { type: 'agent', id: 'agent-1' }, data: { n: 1 } });
       await w.append(event);
-      const read = await eventually(async () => {
-        const found: AuditRecord[] = [];
-        await readRange(kafka, topic, new Map(), await endOffsets(admin, topic), async (batch) => {
-          for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
-        }, { groupPrefix: 'audit-cw-int' });
-        return found.length >= 1 && found;
-      });
+      const read = await recordsOf(topic, 1);
       expect(read.map((r) => r.event.id)).toEqual([event.id]);
     } finally {
       await w.deactivate('test over');
@@ -242,21 +234,11 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
     }
   }, 60_000);
   it('chains a producer-sealed personal member as given; one that fails its check is refused as a forgery (its report takes its place), the rest of the batch chained', async () => {
-    const topic = `${settings.topic}-s`;
-    const own: TopicSettings = { ...settings, topic, checkpointTopic: `${topic}-checkpoints` };
+    const own = ownTopic('s');
+    const { topic } = own;
     const transactions = new PgEventStore(db.dataSource, db.schema);
     const personal = new PersonalData(new SubjectKeysRepository(`${db.schema}.audit_subject_keys`), KeyEncryptionKey.fromBytes(randomBytes(32)), transactions);
-    const { privateKey } = generateKeyPairSync('ed25519');
-    const w = new ChainWriter({
-      kafka,
-      admin,
-      settings: own,
-      transactionalId: `palisade-audit-writer-${topic}`,
-      index: new RecordIndex(transactions, new RecordsRepository(`${db.schema}.audit_records`), topic, () => undefined),
-      sealer: personal,
-      signer: { current: async () => ({ kid: 'test', privateKey }) },
-      logger: quiet,
-    });
+    const w = writerOn(own, new RecordIndex(transactions, new RecordsRepository(`${db.schema}.audit_records`), topic, () => undefined), personal);
     const authCtx: EventFactoryContext = { source: 'auth', now: () => new Date(), newId: () => newEventId() };
     const signedIn = (userId: string) =>
       buildEvent(authCtx, { type: 'auth.user.signed-in', tenantId: 'cw-sealed', actor: { type: 'user', id: userId }, data: { userId }, personal: { subjectId: userId, data: { sourceAddress: '192.0.2.9' } } });
@@ -271,13 +253,7 @@ describe('ChainWriter (Kafka, PostgreSQL)', () => {
       w.activate();
       const delivery = { subject: 'palisade.events.auth.user.signed-in', streamSequence: 42, consumer: 'audit-audit-log' };
       await Promise.all([w.append(good), w.append(moved, delivery), w.append(plaintext)]);
-      const read = await eventually(async () => {
-        const found: AuditRecord[] = [];
-        await readRange(kafka, topic, new Map(), await endOffsets(admin, topic), async (batch) => {
-          for (const r of batch) found.push(JSON.parse(r.value) as AuditRecord);
-        }, { groupPrefix: 'audit-cw-int' });
-        return found.length >= 3 && found;
-      });
+      const read = await recordsOf(topic, 3);
       const ids = read.map((r) => r.event.id);
       expect(ids).toContain(good.id);
       expect(ids).toContain(plaintext.id);

@@ -1,5 +1,5 @@
-import { eventForgeryDetected, eventSubject } from '@palisade/contracts';
-import type { EventStore } from '@palisade/eventsourcing';
+import { eventSubject } from '@palisade/contracts';
+import { recordForgery, type EventStore } from '@palisade/eventsourcing';
 import { DurableEventConsumer } from '@palisade/nats';
 import type { Platform } from '@palisade/service-kit';
 import type { UsersService } from './users.service';
@@ -28,10 +28,7 @@ export class ErasuresConsumer {
           const erased = await users().eraseSubject(event);
           if (erased > 0) p.logger.info({ eventId: event.id, accounts: erased }, 'erased data subject: user account ended');
         },
-        onForgery: async (report) => {
-          const e = eventForgeryDetected(p.eventContext, report);
-          await store().inTransaction((tx) => store().appendToStream(tx, `security-${e.id}`, [e], 0));
-        },
+        onForgery: recordForgery(store, p.eventContext),
         logger: p.logger,
         tracer: p.options.tracer,
       });

@@ -1,5 +1,5 @@
-import { eventForgeryDetected, eventSubject, PalisadeError, type EventEnvelope, type ServiceName } from '@palisade/contracts';
-import type { EventStore } from '@palisade/eventsourcing';
+import { eventSubject, PalisadeError, type EventEnvelope, type ServiceName } from '@palisade/contracts';
+import { recordForgery, type EventStore } from '@palisade/eventsourcing';
 import { DurableEventConsumer } from '@palisade/nats';
 import type { Platform } from '@palisade/service-kit';
 import type { LedgerService } from '../ledger/ledger.service';
@@ -63,10 +63,7 @@ export class MeteringConsumers {
               throw error;
             }
           },
-          onForgery: async (report) => {
-            const e = eventForgeryDetected(p.eventContext, report);
-            await store().inTransaction((tx) => store().appendToStream(tx, `security-${e.id}`, [e], 0));
-          },
+          onForgery: recordForgery(store, p.eventContext),
           // A settle takes milliseconds; what a killed replica had pulled comes again after 5 s, not 30.
           ackWaitMs: 5000,
           logger: p.logger,
