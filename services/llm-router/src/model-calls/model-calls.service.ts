@@ -43,7 +43,7 @@ export class ModelCallsService {
     private readonly store: ModelCallsStore,
     private readonly eventContext: EventFactoryContext,
     private readonly options: ModelCallsOptions = { lingerMs: 10, maxBatch: 128 },
-    /** Seals the prompts of a whole group in one request, before its transaction (the store would ask once per stream). */
+    /** Seals the texts of a whole group in one request before its transaction (no database connection held while audit answers; texts it cannot seal are withheld). */
     private readonly sealer?: PersonalSealer,
     /** Told how many records were kept without their texts because they could not be sealed. */
     private readonly onTextsWithheld: (records: number, error: unknown) => void = () => undefined,
