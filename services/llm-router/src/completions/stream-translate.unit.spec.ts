@@ -113,6 +113,11 @@ function assembleAnthropic(events: SseEvent[]) {
 const SIZES = [1, 2, 3, 5, 7, 64, 100_000];
 
 describe('streams across protocols (golden round trips)', () => {
+  // A translator stamps its chunks with the second it was made: one clock for the whole
+  // file, so that translations compared with each other never straddle a second.
+  beforeAll(() => jest.spyOn(Date, 'now').mockReturnValue(Date.parse('2026-12-03T12:00:00.000Z')));
+  afterAll(() => jest.restoreAllMocks());
+
   it('an Anthropic stream as OpenAI chunks: text, the tool call with its streamed arguments, the stop reason, usage with cache tokens once', () => {
     const golden = json(translate(ANTHROPIC, 100_000, new AnthropicToOpenAiStream('sonnet')));
     const base = { id: 'chatcmpl-msg_1', object: 'chat.completion.chunk', created: expect.any(Number), model: 'sonnet' };
