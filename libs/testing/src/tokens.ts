@@ -23,9 +23,9 @@ export class TestTokenIssuer {
     return new TestTokenIssuer(privateKey, kid, audience, JSON.stringify({ keys: [jwk] }));
   }
 
-  token(claims: Pick<AccessTokenClaims, 'sub' | 'tid' | 'ptp'> & Partial<Pick<AccessTokenClaims, 'scp' | 'sid' | 'act'>>): Promise<string> {
-    const { sub, tid, ptp, scp, sid, act } = claims;
-    return new SignJWT({ tid, ptp, ...(scp ? { scp } : {}), ...(sid ? { sid } : {}), ...(act ? { act } : {}) })
+  token(claims: Pick<AccessTokenClaims, 'sub' | 'tid' | 'ptp'> & Partial<Pick<AccessTokenClaims, 'scp' | 'sid' | 'act' | 'teams'>>): Promise<string> {
+    const { sub, tid, ptp, scp, sid, act, teams } = claims;
+    return new SignJWT({ tid, ptp, ...(scp ? { scp } : {}), ...(sid ? { sid } : {}), ...(act ? { act } : {}), ...(teams ? { teams } : {}) })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.kid, typ: ACCESS_TOKEN_TYPE })
       .setIssuer(ACCESS_TOKEN_ISSUER)
       .setAudience(this.audience)

@@ -45,6 +45,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
   let onprem: StandIn;
   let cloud: StandIn;
   const t: Record<string, string> = {};
+  let issuerToken: TestTokenIssuer['token'];
   const router = (path: string, token: string, options: Parameters<ReturnType<typeof httpsCaller>>[1] = {}) => httpsCaller(ROUTER)(path, { token, ...options });
   const openai = (token: string) => new OpenAI({ apiKey: token, baseURL: `https://localhost:${ROUTER}/v1`, maxRetries: 0 });
   const budget = (limitMicros: string) => httpsCaller(BILLING)('/v1/budgets/agent/release-bot', { token: t.billingAdmin, method: 'PUT', body: { limitMicros, period: 'day', timeZone: 'UTC' } });
@@ -54,6 +55,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     setDefaultCACertificates([...getCACertificates('default'), readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'), 'utf8')]);
     [onprem, cloud] = await Promise.all([startStandIn(), startStandIn()]);
     const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+    issuerToken = (claims) => issuer.token(claims);
     const billingIssuer = await TestTokenIssuer.create(audienceOf('billing'));
     const jwks = JSON.stringify({ keys: [issuer, billingIssuer].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
     sealing = await startSealPersonalStandIn();
@@ -260,6 +262,55 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
       const usage = await eventually(async () => (await db.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`usage-${requestId}`])).rows[0]?.envelope, 5000);
       expect(usage).toMatchObject({ type: 'llm-router.usage.recorded', tenantId: tenant, data: { requestId, agentId: 'release-bot', model: 'local' } });
       expect(usage.data.actualMicros).toMatch(/^\d+$/);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('raises the class by the tenant’s rules: a team rule sends the team’s requests to the private provider only, a lower rule never lowers, the audit event names the rule', async () => {
+    const ledgerBot = await issuerToken({ sub: 'ledger-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' }, teams: ['finance'] });
+    // validated at the edge, naming the problem; agents do not administer; another tenant's policy is its own
+    const bad = await router('/v1/router/guard-policy', t.admin, { method: 'PUT', body: { classificationRules: [{ team: 'finance', atLeast: 'secret' }] } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.json)).toContain('classificationRules.0.atLeast');
+    expect((await router('/v1/router/guard-policy', t.bot, { method: 'PUT', body: { classificationRules: [{ team: 'finance', atLeast: 'internal' }] } })).status).toBe(403);
+    const current = await router('/v1/router/guard-policy', t.admin);
+    const rules = [{ model: 'default', atLeast: 'internal' }, { team: 'finance', atLeast: 'confidential' }];
+    const set = await router('/v1/router/guard-policy', t.admin, { method: 'PUT', body: { classificationRules: rules }, headers: { 'if-match': current.headers.etag } });
+    expect(set.status).toBe(200);
+    expect(set.json.classificationRules).toEqual(rules);
+    expect((await router('/v1/router/guard-policy', t.otherAdmin)).json.classificationRules).toBeUndefined();
+
+    // the finance agent's plain request (declared internal) is confidential: the route's external first candidate gets nothing
+    const { data: completion, response } = await eventually(async () => {
+      cloud.records.length = 0;
+      onprem.records.length = 0;
+      const r = await openai(ledgerBot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Quarterly figures, please' }] }).withResponse();
+      return onprem.records.length === 1 ? r : undefined;
+    }, 5000);
+    expect(completion.choices[0].message.content).toContain('Quarterly figures');
+    expect(cloud.records).toHaveLength(0);
+    expect(onprem.records).toHaveLength(1);
+    // release-bot (no team) is not raised: the external candidate serves it
+    await openai(t.bot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Public note' }] });
+    expect(cloud.records).toHaveLength(1);
+    // declared restricted, rules at internal and confidential: still restricted
+    const { response: restricted } = await openai(ledgerBot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Board minutes' }] }, { headers: { 'X-Palisade-Classification': 'restricted' } }).withResponse();
+    expect(cloud.records).toHaveLength(1);
+
+    const db = owner();
+    await db.connect();
+    try {
+      const eventOf = (requestId: string | null) => eventually(async () => (await db.query(`SELECT envelope FROM palisade.events WHERE stream_id = $1`, [`model-call-${requestId}`])).rows[0]?.envelope.data, 5000);
+      expect(await eventOf(response.headers.get('x-palisade-request-id'))).toMatchObject({
+        agentId: 'ledger-bot',
+        providerId: 'onprem',
+        classification: 'confidential',
+        guards: { classification: { declared: 'internal', rules: [{ index: 1, team: 'finance', atLeast: 'confidential' }] } },
+      });
+      const kept = await eventOf(restricted.headers.get('x-palisade-request-id'));
+      expect(kept).toMatchObject({ classification: 'restricted', providerId: 'onprem' });
+      expect(kept.guards.classification).toBeUndefined();
     } finally {
       await db.end();
     }

@@ -218,7 +218,7 @@ export class CompletionsService {
     t.zeroRetention = catalog.settings?.zeroRetention === true;
     t.guarded = this.guards.start(t.classification);
     t.session = t.guarded.session;
-    const masked = await this.guards.inbound(t.guarded, { api: t.api, principal: input.principal, body, ...(input.token ? { token: input.token } : {}) });
+    const masked = await this.guards.inbound(t.guarded, { api: t.api, principal: input.principal, model: t.model, body, ...(input.token ? { token: input.token } : {}) });
     t.classification = t.guarded.classification;
     return { catalog, masked };
   }

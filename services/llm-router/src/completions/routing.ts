@@ -30,6 +30,45 @@ export function higher(a: Classification, b: Classification): Classification {
   return RANK[a] >= RANK[b] ? a : b;
 }
 
+/**
+ * A tenant's rule raising the class of the requests it matches (guard policy
+ * `classificationRules`): every field given must match — `team` one of the caller's teams,
+ * `agent` the calling agent, `model` the model or route the request names — and at least
+ * one is given.
+ */
+export interface ClassificationRule {
+  team?: string;
+  agent?: string;
+  model?: string;
+  atLeast: Exclude<Classification, 'public'>;
+}
+
+/** Who is asking for what, as the rules see it. */
+export interface RuleSubject {
+  teams: readonly string[];
+  /** The calling agent; absent for a person calling directly. */
+  agentId?: string;
+  /** The model or route named by the request. */
+  model: string;
+}
+
+export function ruleMatches(rule: ClassificationRule, subject: RuleSubject): boolean {
+  return (
+    (rule.team === undefined || subject.teams.includes(rule.team)) &&
+    (rule.agent === undefined || rule.agent === subject.agentId) &&
+    (rule.model === undefined || rule.model === subject.model)
+  );
+}
+
+/**
+ * The declared class raised by every matching rule (never lowered), and the positions of
+ * the rules that raised it (each matching rule above the declared class), for the audit event.
+ */
+export function raisedByRules(declared: Classification, rules: readonly ClassificationRule[], subject: RuleSubject): { classification: Classification; raisedBy: number[] } {
+  const raisedBy = rules.flatMap((rule, i) => (ruleMatches(rule, subject) && RANK[rule.atLeast] > RANK[declared] ? [i] : []));
+  return { classification: raisedBy.reduce<Classification>((c, i) => higher(c, rules[i].atLeast), declared), raisedBy };
+}
+
 /** The declared class, raised by every entity found (never lowered). */
 export function classify(declared: Classification, found: readonly EntityType[]): Classification {
   return found.reduce<Classification>((c, type) => higher(c, FLOOR_OF[type]), declared);

@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
-import { attemptsOf, capabilitiesOf, classify, permits, plan } from './routing';
+import { attemptsOf, capabilitiesOf, classify, permits, plan, raisedByRules, type ClassificationRule, type RuleSubject } from './routing';
 
 const provider = (providerId: string, compliance: 'private' | 'external'): ProviderDefinition => ({ providerId, kind: 'openai', baseUrl: `http://${providerId}.test/v1`, compliance });
 const model = (modelId: string, providerId: string, contextWindow = 128_000): ModelDefinition => ({ modelId, providerId, upstreamModel: modelId, contextWindow, maxOutputTokens: 4096, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 });
@@ -23,6 +23,47 @@ const catalog: CatalogState = {
   },
 };
 const ids = (c: ReturnType<typeof plan>) => c.map((x) => x.model.modelId);
+
+describe('tenant rules raising the class', () => {
+  const agentId = '0190c3a0-0000-7000-8000-000000000001';
+  const caller: RuleSubject = { teams: ['finance', 'ops'], agentId, model: 'gpt' };
+
+  it('a team rule raises requests of callers in that team only', () => {
+    const rules: ClassificationRule[] = [{ team: 'finance', atLeast: 'confidential' }];
+    expect(raisedByRules('internal', rules, caller)).toEqual({ classification: 'confidential', raisedBy: [0] });
+    expect(raisedByRules('internal', rules, { ...caller, teams: ['sales'] })).toEqual({ classification: 'internal', raisedBy: [] });
+  });
+
+  it('an agent rule raises that agent’s requests only (never a person’s)', () => {
+    const rules: ClassificationRule[] = [{ agent: agentId, atLeast: 'restricted' }];
+    expect(raisedByRules('public', rules, caller).classification).toBe('restricted');
+    expect(raisedByRules('public', rules, { ...caller, agentId: '0190c3a0-0000-7000-8000-000000000002' }).classification).toBe('public');
+    expect(raisedByRules('public', rules, { teams: [], model: 'gpt' }).classification).toBe('public');
+  });
+
+  it('a model rule raises requests naming that model or route', () => {
+    const rules: ClassificationRule[] = [{ model: 'cloud-first', atLeast: 'confidential' }];
+    expect(raisedByRules('public', rules, { ...caller, model: 'cloud-first' }).classification).toBe('confidential');
+    expect(raisedByRules('public', rules, caller).classification).toBe('public');
+  });
+
+  it('every field of a rule must match; the highest matching rule wins and every rule that raised is named', () => {
+    const rules: ClassificationRule[] = [
+      { team: 'finance', model: 'local', atLeast: 'restricted' },
+      { team: 'ops', atLeast: 'internal' },
+      { team: 'finance', atLeast: 'confidential' },
+      { model: 'gpt', atLeast: 'internal' },
+    ];
+    expect(raisedByRules('public', rules, caller)).toEqual({ classification: 'confidential', raisedBy: [1, 2, 3] });
+    expect(raisedByRules('public', rules, { ...caller, model: 'local' })).toEqual({ classification: 'restricted', raisedBy: [0, 1, 2] });
+  });
+
+  it('never lowers: a rule at or below the declared class changes nothing and is not named', () => {
+    const rules: ClassificationRule[] = [{ team: 'finance', atLeast: 'internal' }, { agent: agentId, atLeast: 'confidential' }];
+    expect(raisedByRules('restricted', rules, caller)).toEqual({ classification: 'restricted', raisedBy: [] });
+    expect(raisedByRules('confidential', rules, caller)).toEqual({ classification: 'confidential', raisedBy: [] });
+  });
+});
 
 describe('classification', () => {
   it('keeps the declared class when nothing is found', () => {

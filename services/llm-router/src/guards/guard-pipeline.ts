@@ -1,5 +1,5 @@
 import { PalisadeError, type Principal } from '@palisade/contracts';
-import { classify, type Classification } from '../completions/routing';
+import { classify, raisedByRules, type Classification, type ClassificationRule } from '../completions/routing';
 import { DEFAULT_GUARD_POLICY, piiActionOf, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
 import type { GuardPolicyService } from './guard-policy.service';
 import { InjectionScanner, type InjectionFinding, type TextSource } from './injection.scanner';
@@ -18,6 +18,8 @@ export interface GuardOutcomes {
   tools?: { action: ToolCallAction; offered: number; removedFromRequest: string[]; removedCalls: string[]; refused: boolean };
   /** Output review: the reviewed tools the answer called, and whether it was held (false: refused). */
   review?: { tools: string[]; held: boolean };
+  /** How the class came about when it is not the declared one: the tenant's rules that raised it (by position in the policy, with the rule), and the detector's raise. */
+  classification?: { declared: Classification; rules?: Array<{ index: number } & ClassificationRule>; detector?: Classification };
 }
 
 export interface GuardPipelineDependencies {
@@ -35,6 +37,8 @@ export interface InboundInput {
   principal: Principal;
   /** The caller's access token, for the policy service (it takes the agent and its user from it). */
   token?: string;
+  /** The model or route the request names (the tenant's classification rules may name it). */
+  model: string;
   body: Json;
 }
 
@@ -59,6 +63,7 @@ export class GuardRun {
   private injectionBlocked = false;
   private toolOutcome?: NonNullable<GuardOutcomes['tools']>;
   private reviewOutcome?: NonNullable<GuardOutcomes['review']>;
+  private classificationOutcome?: NonNullable<GuardOutcomes['classification']>;
   /** Streams: per choice (OpenAI) the original tool-call index → the index passed on; removed calls map to -1. */
   private readonly lanes = new Map<string, number>();
   private readonly passedCalls = new Map<number, number>();
@@ -68,7 +73,8 @@ export class GuardRun {
 
   constructor(
     detector: Pick<PiiDetector, 'detect'>,
-    declared: Classification,
+    /** The class the caller declared (or the default). */
+    readonly declared: Classification,
     private readonly scanner: InjectionScanner,
   ) {
     this.session = new MaskingSession(detector);
@@ -82,7 +88,29 @@ export class GuardRun {
       ...(this.findings.length ? { injection: { action: this.policy.injection, blocked: this.injectionBlocked, findings: this.findings } } : {}),
       ...(this.toolOutcome ? { tools: this.toolOutcome } : {}),
       ...(this.reviewOutcome ? { review: this.reviewOutcome } : {}),
+      ...(this.classificationOutcome ? { classification: this.classificationOutcome } : {}),
     };
+  }
+
+  /**
+   * The class: the declared one raised by the tenant's rules matching the caller and the
+   * model, then by what the detector found; never lowered. Returns the class after the
+   * rules (the one the PII policy is read for).
+   */
+  classify(principal: Principal, model: string, found: readonly EntityType[] = []): Classification {
+    const rules = this.policy.classificationRules ?? [];
+    const subject = { teams: [...(principal.teams ?? []), ...(principal.department ? [principal.department] : [])], ...(principal.type === 'agent' ? { agentId: principal.id } : {}), model };
+    const ruled = raisedByRules(this.declared, rules, subject);
+    this.classification = classify(ruled.classification, found);
+    this.classificationOutcome =
+      this.classification === this.declared
+        ? undefined
+        : {
+            declared: this.declared,
+            ...(ruled.raisedBy.length ? { rules: ruled.raisedBy.map((index) => ({ index, ...rules[index] })) } : {}),
+            ...(this.classification !== ruled.classification ? { detector: this.classification } : {}),
+          };
+    return ruled.classification;
   }
 
   /** Scans a text; a high-confidence finding under `injection: block` is returned as a refusal. */
@@ -231,19 +259,20 @@ export class GuardPipeline {
   /** The body to send (masked, only allowed tools), or a refusal (403 naming the guard, 503 when a guard cannot decide). */
   async inbound(run: GuardRun, input: InboundInput): Promise<Json> {
     const { api, body } = input;
-    const declared = run.classification;
     if (this.d.policies) run.policy = await this.d.policies.current(input.principal.tenantId);
+    // the tenant's rules first: the PII policy is read for the class they give
+    const stated = run.classify(input.principal, input.model);
     for (const [source, text] of inputTexts(api, body)) {
       const refusal = run.scan(source, text);
       if (refusal) throw refusal;
     }
     const masked = run.session.maskBody(api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages }, {
       deadlineMs: this.d.piiDeadlineMs,
-      actionOf: (type) => piiActionOf(run.policy, declared, type),
+      actionOf: (type) => piiActionOf(run.policy, stated, type),
     });
     const out: Json = { ...body, ...masked };
     if (api === 'openai' || body.system === undefined) delete out.system;
-    run.classification = classify(declared, run.session.found);
+    run.classify(input.principal, input.model, run.session.found);
     if (this.d.tools) await this.checkTools(run, input, out);
     // output review: a stream offering a reviewed tool is refused before anything is sent
     refuseStreamedReview(run.policy, api, out);

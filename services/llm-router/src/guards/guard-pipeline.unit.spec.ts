@@ -13,16 +13,41 @@ type Json = Record<string, unknown>;
 function pipeline(policy: Partial<GuardPolicy> = {}, tools?: ToolAllowlist) {
   return new GuardPipeline({ detector, piiDeadlineMs: 1000, policies: { current: async () => ({ ...DEFAULT_GUARD_POLICY, ...policy }) }, ...(tools ? { tools } : {}) });
 }
-async function inbound(p: GuardPipeline, body: Json, declared: Classification = 'internal', api: 'openai' | 'anthropic' = 'openai'): Promise<{ run: GuardRun; out?: Json; error?: PalisadeError }> {
+async function inbound(p: GuardPipeline, body: Json, declared: Classification = 'internal', api: 'openai' | 'anthropic' = 'openai', principal: Principal = agent): Promise<{ run: GuardRun; out?: Json; error?: PalisadeError }> {
   const run = p.start(declared);
   try {
-    return { run, out: await p.inbound(run, { api, principal: agent, token: 'agent-token', body }) };
+    return { run, out: await p.inbound(run, { api, principal, token: 'agent-token', model: String(body.model), body }) };
   } catch (error) {
     return { run, error: error as PalisadeError };
   }
 }
 const user = (content: unknown) => ({ model: 'm', messages: [{ role: 'user', content }] });
 const allowOnly = (...names: string[]): ToolAllowlist => ({ allowed: async (_p, _t, tools) => new Set(tools.filter((t) => names.includes(t))) });
+
+describe('tenant rules raising the class', () => {
+  const finance: Principal = { type: 'agent', id: '0190c3a0-0000-7000-8000-000000000001', tenantId: 'acme', teams: ['finance'] };
+
+  it('raises the declared class for the matching team, records the rule, and reads the PII policy for the raised class', async () => {
+    const p = pipeline({ pii: { internal: { email: 'allow' } }, classificationRules: [{ team: 'sales', atLeast: 'restricted' }, { team: 'finance', atLeast: 'confidential' }] });
+    const { run, out } = await inbound(p, user('write to bob@example.org'), 'internal', 'openai', finance);
+    expect(run.classification).toBe('confidential');
+    // internal allows e-mail; the rule made it confidential, where it is masked
+    expect(JSON.stringify(out)).not.toContain('bob@example.org');
+    expect(run.outcomes().classification).toEqual({ declared: 'internal', rules: [{ index: 1, team: 'finance', atLeast: 'confidential' }] });
+    // another team is not raised, and nothing is recorded
+    const other = await inbound(p, user('hello'), 'internal', 'openai', { ...finance, teams: ['ops'] });
+    expect(other.run.classification).toBe('internal');
+    expect(other.run.outcomes().classification).toBeUndefined();
+  });
+
+  it('never lowers: a rule below the declared class changes nothing; the detector raises further and says so', async () => {
+    const p = pipeline({ classificationRules: [{ team: 'finance', atLeast: 'internal' }] });
+    expect((await inbound(p, user('hello'), 'confidential', 'openai', finance)).run.classification).toBe('confidential');
+    const raised = await inbound(pipeline({ classificationRules: [{ team: 'finance', atLeast: 'confidential' }] }), user('aws_access_key_id = AKIAIOSFODNN7EXAMPLE'), 'public', 'openai', finance);
+    expect(raised.run.classification).toBe('restricted');
+    expect(raised.run.outcomes().classification).toEqual({ declared: 'public', rules: [{ index: 0, team: 'finance', atLeast: 'confidential' }], detector: 'restricted' });
+  });
+});
 
 describe('masking policy per tenant and declared class', () => {
   const text = 'Card 4111 1111 1111 1111, mail bob@example.org, born on 12 May 1990';

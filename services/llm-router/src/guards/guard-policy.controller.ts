@@ -23,7 +23,7 @@ export class GuardPolicyController {
   @Put('guard-policy')
   @ApiOperation({
     summary:
-      'Replace the guard policy: pii.<declared class>.<entity type> = mask|block|allow (absent: mask), injection = flag|block (block refuses high-confidence findings), toolCalls = remove|refuse, review.tools = tools whose calls in an answer are held for a reviewed release',
+      'Replace the guard policy: pii.<declared class>.<entity type> = mask|block|allow (absent: mask), injection = flag|block (block refuses high-confidence findings), toolCalls = remove|refuse, review.tools = tools whose calls in an answer are held for a reviewed release, classificationRules = [{team?, agent?, model?, atLeast}] raising (never lowering) the class of the requests they match',
   })
   @ApiHeader({ name: 'If-Match', required: false, description: 'the ETag read before (409 when the policy changed since)' })
   @ApiBody({ schema: openApiSchema(guardPolicySchema) })

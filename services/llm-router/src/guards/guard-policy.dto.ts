@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { catalogIdSchema } from '../catalog/catalog.dto';
 import { CLASSIFICATIONS, type Classification } from '../completions/routing';
 import { INJECTION_ACTIONS, PII_ACTIONS, TOOL_CALL_ACTIONS, type GuardPolicy, type InjectionAction, type PiiAction, type ToolCallAction } from './guard-policy.events';
 import { ENTITY_TYPES, type EntityType } from './pii.detector';
@@ -12,6 +13,19 @@ export const guardPolicySchema = z
     pii: z.partialRecord(z.enum(CLASSIFICATIONS as [Classification, ...Classification[]]), byEntity).optional(),
     injection: z.enum(INJECTION_ACTIONS as [InjectionAction, ...InjectionAction[]]).optional(),
     toolCalls: z.enum(TOOL_CALL_ACTIONS as [ToolCallAction, ...ToolCallAction[]]).optional(),
+    classificationRules: z
+      .array(
+        z
+          .strictObject({
+            team: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a team id: lower case letters, digits, "-", at most 63').optional(),
+            agent: z.uuid('must be an agent id (UUID)').optional(),
+            model: catalogIdSchema.optional(),
+            atLeast: z.enum(['internal', 'confidential', 'restricted']),
+          })
+          .refine((r) => r.team !== undefined || r.agent !== undefined || r.model !== undefined, 'a rule names at least one of team, agent, model'),
+      )
+      .max(256)
+      .optional(),
     review: z
       .strictObject({
         tools: z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be a tool name of letters, digits, _ . : - (at most 128)')).max(64),
@@ -28,5 +42,9 @@ export const guardPolicySchema = z
       toolCalls: p.toolCalls ?? 'remove',
       // absent when empty, so a policy without review is the event it always was
       ...(p.review && p.review.tools.length > 0 ? { review: { tools: [...new Set(p.review.tools)].sort() } } : {}),
+      // in the order given (the audit event names a rule by its position), fields in a fixed order
+      ...(p.classificationRules && p.classificationRules.length > 0
+        ? { classificationRules: p.classificationRules.map(({ team, agent, model, atLeast }) => ({ ...(team ? { team } : {}), ...(agent ? { agent } : {}), ...(model ? { model } : {}), atLeast })) }
+        : {}),
     }),
   );

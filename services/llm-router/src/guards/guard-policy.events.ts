@@ -1,5 +1,5 @@
 import type { DomainEvent } from '@palisade/eventsourcing';
-import type { Classification } from '../completions/routing';
+import type { Classification, ClassificationRule } from '../completions/routing';
 import type { EntityType } from './pii.detector';
 
 /** What happens to an entity found in a request: masked (reversibly), the request refused, or sent as it is. */
@@ -31,6 +31,12 @@ export type GuardPolicy = {
    * it knows no "critical tool", so the tenant names the tools here.)
    */
   review?: { tools: string[] };
+  /**
+   * Tenant rules raising the class of the requests they match, per team, agent and model
+   * (`routing.ts`, `raisedByRules`): applied to the declared class before the PII policy
+   * is looked up and before the detector raises it further; never lowering it. Absent: none.
+   */
+  classificationRules?: ClassificationRule[];
 };
 
 /** Until a tenant configures one: mask everything, flag injections, remove calls to tools not allowed. */

@@ -34,6 +34,18 @@ describe('guard policy: decider and validation', () => {
     expect(() => parse(guardPolicySchema, { toolCalls: 'allow' })).toThrow(/toolCalls/);
     expect(() => parse(guardPolicySchema, { zeroRetention: true })).toThrow(/zeroRetention|unrecognized/i);
   });
+
+  it('keeps classification rules in their order and refuses bad ones by name', () => {
+    const agentId = '0190c3a0-0000-7000-8000-000000000001';
+    const policy = parse(guardPolicySchema, { classificationRules: [{ atLeast: 'restricted', model: 'gpt-4o', team: 'finance' }, { agent: agentId, atLeast: 'confidential' }] });
+    expect(policy.classificationRules).toEqual([{ team: 'finance', model: 'gpt-4o', atLeast: 'restricted' }, { agent: agentId, atLeast: 'confidential' }]);
+    expect(parse(guardPolicySchema, { classificationRules: [] })).toEqual(DEFAULT_GUARD_POLICY);
+    expect(() => parse(guardPolicySchema, { classificationRules: [{ team: 'finance', atLeast: 'public' }] })).toThrow(/classificationRules\.0\.atLeast/);
+    expect(() => parse(guardPolicySchema, { classificationRules: [{ agent: 'bot', atLeast: 'restricted' }] })).toThrow(/classificationRules\.0\.agent/);
+    expect(() => parse(guardPolicySchema, { classificationRules: [{ team: 'Finance Team', atLeast: 'restricted' }] })).toThrow(/classificationRules\.0\.team/);
+    expect(() => parse(guardPolicySchema, { classificationRules: [{ atLeast: 'restricted' }] })).toThrow(/at least one of team, agent, model/);
+    expect(() => parse(guardPolicySchema, { classificationRules: [{ team: 'finance', atLeast: 'restricted', user: 'bob' }] })).toThrow(/classificationRules\.0/);
+  });
 });
 
 describe('guard policy service', () => {
