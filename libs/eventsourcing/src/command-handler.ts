@@ -56,7 +56,8 @@ export interface CommandResult<State> {
  * Load the stream, decide, append with the expected version, project; on a conflict
  * load and decide again. Decisions are pure, so deciding twice is safe. The one
  * load → decide → append loop of the codebase: hooks (`beforeDecide`,
- * `alsoInTransaction`, projections) run inside its transaction.
+ * `alsoInTransaction`, projections) run inside its transaction. A decision carrying
+ * personal data, on a store that seals it, is sealed between two passes (see `SealFirst`).
  */
 export class CommandHandler<State, C extends Command, E extends DomainEvent> {
   constructor(
@@ -73,6 +74,7 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
     const opts: HandleOptions = typeof expectedVersion === 'object' ? expectedVersion : { expectedVersion, alsoInTransaction };
     const expected = opts.expectedVersion;
     const maxRetries = this.options.maxRetries ?? 3;
+    let sealed: SealedDecision<E> | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.store.inTransaction(async (tx) => {
@@ -88,8 +90,15 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
           const past = stream.events.map((s) => toDomainEvent<E>(s.event));
           const state = foldEvents(this.decider, past);
           const decided = this.decider.decide(command, state);
-          const events = decided.map((e) => envelopeOf(this.options.eventContext, command.metadata, e));
-          const { nextVersion } = await this.store.appendToStream(tx, streamId, events, stream.version);
+          let events = decided.map((e) => envelopeOf(this.options.eventContext, command.metadata, e));
+          let stored: readonly EventEnvelope[] = events;
+          if (this.store.sealPersonal && holdsPlaintextPersonal(events)) {
+            // Sealing asks another service: never while this transaction holds a connection.
+            // Roll back, seal, and append the sealed events if the next pass decides the same.
+            if (!sealed?.matches(stream.version, decided)) throw new SealFirst(stream.version, decided, events);
+            ({ events, stored } = sealed);
+          }
+          const { nextVersion } = await this.store.appendToStream(tx, streamId, stored, stream.version);
           for (const projection of this.options.projections ?? []) {
             const relevant = events.filter((e) => projection.handles.includes(e.type));
             if (relevant.length > 0) await projection.apply(tx, relevant, nextVersion);
@@ -98,11 +107,51 @@ export class CommandHandler<State, C extends Command, E extends DomainEvent> {
           return { state: decided.reduce((s, e) => this.decider.evolve(s, e), state), events, version: nextVersion };
         });
       } catch (error) {
+        if (error instanceof SealFirst && this.store.sealPersonal) {
+          // The first sealing is part of the work, not a retry; sealing again means the
+          // decision changed in between, which counts like a conflict.
+          const again = sealed !== undefined;
+          sealed = new SealedDecision<E>(error.version, error.decided, error.events, await this.store.sealPersonal(error.events));
+          if (!again) attempt--;
+          else if (attempt >= maxRetries) throw new ConcurrencyError(streamId, error.version, error.version);
+          continue;
+        }
         // A caller-given version is the caller's decision (If-Match): never retried.
         const retry = error instanceof ConcurrencyError && expected === undefined && attempt < maxRetries;
         if (!retry) throw error;
       }
     }
+  }
+}
+
+const holdsPlaintextPersonal = (events: readonly EventEnvelope[]) => events.some((e) => e.personal && !isSealedPersonal(e.personal));
+
+/** A decision that needs sealing: it rolls its transaction back and is sealed outside it. */
+class SealFirst<E extends DomainEvent> extends Error {
+  constructor(
+    readonly version: number,
+    readonly decided: readonly E[],
+    readonly events: EventEnvelope[],
+  ) {
+    super('personal data is sealed before the transaction');
+  }
+}
+
+/** Envelopes sealed outside the transaction, stored only by a pass that decides the same on the same version. */
+class SealedDecision<E extends DomainEvent> {
+  private readonly decision: string;
+
+  constructor(
+    private readonly version: number,
+    decided: readonly E[],
+    readonly events: EventEnvelope[],
+    readonly stored: readonly EventEnvelope[],
+  ) {
+    this.decision = JSON.stringify(decided);
+  }
+
+  matches(version: number, decided: readonly E[]): boolean {
+    return version === this.version && JSON.stringify(decided) === this.decision;
   }
 }
 

@@ -1,4 +1,4 @@
-import { PalisadeError, systemEventContext, type ActorType } from '@palisade/contracts';
+import { isSealedPersonal, PalisadeError, systemEventContext, type ActorType, type EventEnvelope } from '@palisade/contracts';
 import {
   CommandHandler,
   DeciderSpecification,
@@ -9,6 +9,8 @@ import {
   type Decider,
   type DomainEvent,
   type EventStore,
+  type ExpectedVersion,
+  type Transaction,
 } from './index';
 
 // A small aggregate to exercise the machinery: a budget that can be raised and spent.
@@ -254,6 +256,84 @@ describe('CommandHandler', () => {
     await new CommandHandler(store, withPersonal, { eventContext: ctx }).handle('budget-p1', open(10));
     expect(store.all()[0].event.personal).toEqual({ subjectId: 'u-1', data: { email: 'a@example.com' } });
     expect(envelopeOf(ctx, meta(), { type: 'billing.budget.spent', data: { amount: 1 } })).not.toHaveProperty('personal');
+  });
+
+  describe('personal data sealed outside the transaction (a slow sealer holds no connection)', () => {
+    const SEALED = { keyId: '0190a1b2-c3d4-4e5f-8a6b-7c8d9e0f1a2b', alg: 'A256GCM' as const, sealed: 'c2VhbGVk' };
+    /** Seals like PgEventStore (also inside an append, if given plaintext) and records where each sealing ran. */
+    class SealingStore extends InMemoryEventStore {
+      inTransactionNow = false;
+      sealings: Array<{ inTransaction: boolean; ids: string[] }> = [];
+      beforeNextSeal?: () => Promise<void>;
+      failWith?: Error;
+
+      override async inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+        return super.inTransaction(async (tx) => {
+          this.inTransactionNow = true;
+          try {
+            return await work(tx);
+          } finally {
+            this.inTransactionNow = false;
+          }
+        });
+      }
+
+      async sealPersonal(events: readonly EventEnvelope[]): Promise<readonly EventEnvelope[]> {
+        if (!events.some((e) => e.personal && !isSealedPersonal(e.personal))) return events;
+        this.sealings.push({ inTransaction: this.inTransactionNow, ids: events.map((e) => e.id) });
+        const hook = this.beforeNextSeal;
+        this.beforeNextSeal = undefined;
+        if (hook) await hook();
+        if (this.failWith) throw this.failWith;
+        return events.map((e) => (e.personal && !isSealedPersonal(e.personal) ? { ...e, personal: { subjectId: e.personal.subjectId, ...SEALED } } : e));
+      }
+
+      override async appendToStream(tx: Transaction, streamId: string, events: readonly EventEnvelope[], expected: ExpectedVersion) {
+        return super.appendToStream(tx, streamId, await this.sealPersonal(events), expected);
+      }
+    }
+    const withPersonal: Decider<Budget, BudgetCommand, BudgetEvent> = {
+      ...budget,
+      decide: (command, state) => budget.decide(command, state).map((e) => ({ ...e, personal: { subjectId: 'u-1', data: { email: 'a@example.com' } } })),
+    };
+
+    it('seals before the transaction, stores only the sealed form and answers the plaintext events with the same ids', async () => {
+      const store = new SealingStore();
+      const projected: EventEnvelope[] = [];
+      const projection = { name: 'p', handles: ['billing.budget.opened'], apply: async (_tx: Transaction, events: readonly EventEnvelope[]) => void projected.push(...events) };
+      const result = await new CommandHandler(store, withPersonal, { eventContext: ctx, projections: [projection] }).handle('budget-s1', open(10));
+      expect(store.sealings).toEqual([{ inTransaction: false, ids: [result.events[0].id] }]);
+      expect(store.all()[0].event).toMatchObject({ id: result.events[0].id, personal: { subjectId: 'u-1', ...SEALED } });
+      expect(result.events[0].personal).toEqual({ subjectId: 'u-1', data: { email: 'a@example.com' } });
+      expect(projected.map((e) => [e.id, e.personal])).toEqual([[result.events[0].id, { subjectId: 'u-1', data: { email: 'a@example.com' } }]]);
+      expect(result.version).toBe(1);
+    });
+
+    it('decides again when the stream moved while sealing, and stores what the new decision sealed', async () => {
+      const store = new SealingStore();
+      const handler = new CommandHandler(store, withPersonal, { eventContext: ctx });
+      await handler.handle('budget-s2', open(10));
+      store.beforeNextSeal = () => handler.handle('budget-s2', spend(7)).then(() => undefined);
+      await expect(handler.handle('budget-s2', spend(5))).rejects.toMatchObject({ code: 'rate_limited' });
+      expect(store.all().map((s) => s.event.type)).toEqual(['billing.budget.opened', 'billing.budget.spent']);
+      await expect(handler.handle('budget-s2', spend(3))).resolves.toMatchObject({ version: 3, state: { remaining: 0 } });
+      expect(store.sealings.every((s) => !s.inTransaction)).toBe(true);
+      expect(store.all().every((s) => isSealedPersonal(s.event.personal!))).toBe(true);
+    });
+
+    it('fails closed: a sealer that fails stores nothing and its error reaches the caller', async () => {
+      const store = new SealingStore();
+      store.failWith = new PalisadeError('unavailable', 'personal data cannot be sealed: the audit service is unavailable');
+      await expect(new CommandHandler(store, withPersonal, { eventContext: ctx }).handle('budget-s3', open(10))).rejects.toMatchObject({ code: 'unavailable' });
+      expect(store.all()).toEqual([]);
+    });
+
+    it('events without personal data are appended in one pass, never sent to the sealer', async () => {
+      const store = new SealingStore();
+      await new CommandHandler(store, budget, { eventContext: ctx }).handle('budget-s4', open(10));
+      expect(store.sealings).toEqual([]);
+      expect(store.all()).toHaveLength(1);
+    });
   });
 
   it('with tenantScoped, a stream holding another tenant’s events is not found, and nothing is appended', async () => {

@@ -42,6 +42,12 @@ export interface EventStore {
     events: readonly EventEnvelope[],
     expectedVersion: ExpectedVersion,
   ): Promise<AppendResult>;
+  /**
+   * The events as this store will keep them (`personal` sealed), asked outside any
+   * transaction so that no connection waits on the sealer; `appendToStream` stores
+   * events already sealed as they are. Absent on stores that keep events as given.
+   */
+  sealPersonal?(events: readonly EventEnvelope[]): Promise<readonly EventEnvelope[]>;
 }
 
 /** A read model kept in the same transaction as the events it is built from. */

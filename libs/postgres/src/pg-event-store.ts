@@ -71,7 +71,7 @@ export class PgEventStore implements EventStore {
       throw new ConcurrencyError(streamId, expectedVersion, version);
     }
     if (events.length === 0) return { nextVersion: version };
-    const stored = await this.sealed(events);
+    const stored = await this.sealPersonal(events);
     try {
       await sql.query(
         `INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
@@ -110,7 +110,7 @@ export class PgEventStore implements EventStore {
       const validation = validateForPublish(event);
       if (!validation.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
     }
-    const stored = await this.sealed(appends.map((a) => a.event));
+    const stored = await this.sealPersonal(appends.map((a) => a.event));
     try {
       await sqlOf(tx).query(
         `INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
@@ -130,9 +130,10 @@ export class PgEventStore implements EventStore {
    * The events as they are stored: `personal` sealed, one request for the whole append and
    * none when no event has plaintext personal data. A sealer's failure fails the append (the
    * transaction rolls back); an answer that still holds plaintext, or not the same events,
-   * is refused rather than stored.
+   * is refused rather than stored. Called by the appends, and before the transaction by
+   * the CommandHandler, so that a slow sealer holds no connection.
    */
-  private async sealed(events: readonly EventEnvelope[]): Promise<readonly EventEnvelope[]> {
+  async sealPersonal(events: readonly EventEnvelope[]): Promise<readonly EventEnvelope[]> {
     if (!this.sealer || !events.some((e) => e.personal && !isSealedPersonal(e.personal))) return events;
     const sealed = await this.sealer.seal(events);
     const intact =
