@@ -101,7 +101,7 @@ export class SignInService {
     private readonly transactions: Transactions,
     private readonly userCommands: CommandHandler<UserState, UserCommand, UserEvent>,
     /** Where attempts that change no account are appended (a stream of their own each). */
-    private readonly store: Pick<EventStore, 'appendToStream'>,
+    private readonly store: Pick<EventStore, 'appendToStream' | 'sealPersonal'>,
     private readonly eventContext: EventFactoryContext,
     private readonly usersRepo: Pick<UsersRepository, 'findByUsername' | 'rehash'>,
     private readonly tenantsRepo: Pick<TenantsRepository, 'find'>,
@@ -361,7 +361,10 @@ export class SignInService {
     const digest = createHash('sha256').update(`${tenantId}\u0000${username.toLowerCase()}`).digest('hex').slice(0, 32);
     const subjectId = `unknown-${digest}`;
     const event = { type: 'auth.user.sign-in-failed', data: { userId: null, method, reason: 'bad_credentials' }, personal: { subjectId, data: { username, sourceAddress } } };
-    await this.transactions.inTransaction((tx) => this.appendAttempt(tx, tenantId, subjectId, event, now));
+    // Sealed before the transaction: a spray of unknown names must not hold connections while audit answers.
+    const envelope = envelopeOf(this.eventContext, { tenantId, actor: { type: 'user', id: subjectId }, now }, event);
+    const [stored] = this.store.sealPersonal ? await this.store.sealPersonal([envelope]) : [envelope];
+    await this.transactions.inTransaction((tx) => this.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${stored.id}`), [stored], 0));
   }
 
   /**
