@@ -276,7 +276,7 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     expect((await router('/v1/router/guard-policy', t.bot, { method: 'PUT', body: { classificationRules: [{ team: 'finance', atLeast: 'internal' }] } })).status).toBe(403);
     const current = await router('/v1/router/guard-policy', t.admin);
     const rules = [{ model: 'default', atLeast: 'internal' }, { team: 'finance', atLeast: 'confidential' }];
-    const set = await router('/v1/router/guard-policy', t.admin, { method: 'PUT', body: { classificationRules: rules }, headers: { 'if-match': current.headers.etag } });
+    const set = await router('/v1/router/guard-policy', t.admin, { method: 'PUT', body: { classificationRules: rules }, headers: { 'if-match': String(current.headers.etag) } });
     expect(set.status).toBe(200);
     expect(set.json.classificationRules).toEqual(rules);
     expect((await router('/v1/router/guard-policy', t.otherAdmin)).json.classificationRules).toBeUndefined();

@@ -23,7 +23,7 @@ import { attemptsOf, capabilitiesOf, plan, type Candidate, type Classification }
 import { SseParser, sseOf, type SseEvent } from './sse';
 import { AnthropicToOpenAiStream, OpenAiToAnthropicStream } from './stream-translate';
 import { StreamUnmasker } from './stream-unmasker';
-import { anthropicStreamHandler, anthropicUsage, openAiStreamHandler, openAiUsage, type Usage } from './stream-handlers';
+import { anthropicStreamHandler, anthropicUsage, openAiStreamHandler, openAiUsage, streamStateOf, type Usage } from './stream-handlers';
 import { anthropicRequestToOpenAi, anthropicResponseToOpenAi, openAiRequestToAnthropic, openAiResponseToAnthropic } from './translate';
 
 export type Api = 'openai' | 'anthropic';
@@ -356,7 +356,7 @@ export class CompletionsService {
     let complete = false;
     const texts: string[] = [];
     const caller = input.api === 'openai' ? openAiStreamHandler : anthropicStreamHandler;
-    const state = { usage, wantsUsage, unmasker, texts, model: t.model, guard: t.guarded!, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) };
+    const state = streamStateOf({ usage, wantsUsage, unmasker, texts, model: t.model, guard: t.guarded!, onUsage: () => (sawUsage = true), onEnd: () => (complete = true) });
     // a provider of the other protocol: its events translated first (stream-translate.ts), its usage taken in its own terms
     const translator = t.served!.provider.kind === input.api ? undefined : input.api === 'openai' ? new AnthropicToOpenAiStream(t.model) : new OpenAiToAnthropicStream(t.model);
     const translated = { ...state, usage: { ...usage }, onUsage: () => undefined };

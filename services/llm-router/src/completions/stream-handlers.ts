@@ -25,8 +25,19 @@ export function anthropicUsage(u: unknown): Usage {
   return { inputTokens: usage.input_tokens ?? 0, outputTokens: usage.output_tokens ?? 0, cacheReadTokens: usage.cache_read_input_tokens ?? 0, cacheWriteTokens: usage.cache_creation_input_tokens ?? 0 };
 }
 
-/** Hold-back lanes of tool calls: choice c, call i → TOOL_LANES + c × TOOL_LANES + i (text uses lane c). */
-const TOOL_LANES = 1000;
+/** A streamed tool call held until it is whole (OpenAI: per choice and call index). */
+interface HeldCall {
+  index: number;
+  id?: string;
+  name: string;
+  args: string;
+}
+
+/** A streamed tool_use block held until its `content_block_stop` (Anthropic). */
+interface HeldBlock {
+  start: Json;
+  json: string;
+}
 
 export interface StreamState {
   usage: Usage;
@@ -35,11 +46,25 @@ export interface StreamState {
   texts: string[];
   model: string;
   guard: GuardRun;
+  /** Tool calls held whole until complete: OpenAI by `<choice>:<index>`, Anthropic by block index. */
+  heldCalls: Map<string, HeldCall>;
+  heldBlocks: Map<number, HeldBlock>;
   onUsage(): void;
   onEnd(): void;
 }
 
-/** An OpenAI chunk: usage taken (and stripped unless asked), content unmasked, the caller's model name. */
+export function streamStateOf(base: Omit<StreamState, 'heldCalls' | 'heldBlocks'>): StreamState {
+  return { ...base, heldCalls: new Map(), heldBlocks: new Map() };
+}
+
+type ToolCallDelta = { index: number; id?: string; type?: string; function?: { name?: string; arguments?: string } };
+
+/**
+ * An OpenAI chunk: usage taken (and stripped unless asked), content unmasked, the caller's
+ * model name. Tool calls are held whole until their choice finishes, then checked
+ * (allowlist, injection in the unmasked arguments) and passed on, each as one delta with
+ * its whole arguments, renumbered densely; text deltas stream as they come.
+ */
 export function openAiStreamHandler(event: { data: string }, s: StreamState): string | undefined {
   if (event.data === '[DONE]') {
     s.onEnd();
@@ -55,35 +80,63 @@ export function openAiStreamHandler(event: { data: string }, s: StreamState): st
     Object.assign(s.usage, openAiUsage(chunk.usage));
     s.onUsage();
   }
-  const choices = (chunk.choices as Array<{ index: number; delta?: { content?: string | null; tool_calls?: Array<{ index: number; function?: { arguments?: string } }> }; finish_reason?: string | null }>) ?? [];
+  const choices = (chunk.choices as Array<{ index: number; delta?: { content?: string | null; tool_calls?: ToolCallDelta[] }; finish_reason?: string | null }>) ?? [];
   if (!s.wantsUsage) {
     if (choices.length === 0 && chunk.usage) return undefined;
     delete chunk.usage;
   }
+  let held = 0;
   for (const choice of choices) {
-    if (choice.delta) s.guard.openAiToolDeltas(choice.index, choice.delta);
-    if (choice.finish_reason) choice.finish_reason = s.guard.openAiFinish(choice.index, choice.finish_reason);
+    if (choice.delta?.tool_calls) {
+      for (const call of choice.delta.tool_calls) holdCall(s, choice.index, call);
+      delete choice.delta.tool_calls;
+      if (Object.keys(choice.delta).length === 0 && !choice.finish_reason) held++;
+    }
     let text = typeof choice.delta?.content === 'string' ? s.unmasker.push(choice.index, choice.delta.content) : '';
     if (choice.finish_reason) text += s.unmasker.flush(choice.index);
     if (choice.delta && (typeof choice.delta.content === 'string' || text !== '')) choice.delta.content = text;
     if (text) s.texts.push(text);
-    // streamed tool-call arguments: unmasked like text, each call on its own hold-back lane
-    for (const call of choice.delta?.tool_calls ?? []) {
-      const lane = TOOL_LANES + choice.index * TOOL_LANES + call.index;
-      if (call.function && typeof call.function.arguments === 'string') call.function.arguments = s.unmasker.push(lane, call.function.arguments, true);
-    }
     if (choice.finish_reason) {
-      const rest = s.unmasker.pending().filter((lane) => lane >= TOOL_LANES + choice.index * TOOL_LANES && lane < TOOL_LANES + (choice.index + 1) * TOOL_LANES);
-      if (rest.length > 0 && choice.delta) {
-        choice.delta.tool_calls = [...(choice.delta.tool_calls ?? []), ...rest.map((lane) => ({ index: lane - TOOL_LANES - choice.index * TOOL_LANES, function: { arguments: s.unmasker.flush(lane) } }))];
-      }
+      const calls = releaseCalls(s, choice.index);
+      if (calls.length > 0) (choice.delta ??= {}).tool_calls = calls;
+      choice.finish_reason = s.guard.openAiFinish(choice.index, choice.finish_reason);
     }
   }
+  // a chunk that only carried held argument deltas has nothing for the caller yet
+  if (held > 0 && held === choices.length && !chunk.usage) return undefined;
   chunk.model = s.model;
   return sseOf({ data: JSON.stringify(chunk) });
 }
 
-/** An Anthropic event: usage taken once (message_start's input, message_delta's cumulative output), text unmasked. */
+function holdCall(s: StreamState, choice: number, delta: ToolCallDelta): void {
+  const key = `${choice}:${delta.index}`;
+  const call = s.heldCalls.get(key) ?? { index: delta.index, name: '', args: '' };
+  if (delta.id !== undefined) call.id = delta.id;
+  if (typeof delta.function?.name === 'string') call.name += delta.function.name;
+  if (typeof delta.function?.arguments === 'string') call.args += delta.function.arguments;
+  s.heldCalls.set(key, call);
+}
+
+/** The choice's whole calls, in order: arguments unmasked, each checked by the guards; those kept, renumbered. */
+function releaseCalls(s: StreamState, choice: number): ToolCallDelta[] {
+  const prefix = `${choice}:`;
+  const calls = [...s.heldCalls.entries()].filter(([key]) => key.startsWith(prefix)).sort(([, a], [, b]) => a.index - b.index);
+  const kept: ToolCallDelta[] = [];
+  for (const [key, call] of calls) {
+    s.heldCalls.delete(key);
+    const args = s.unmasker.whole(call.args, true);
+    if (!s.guard.passCall(choice, call.name, args)) continue;
+    kept.push({ index: kept.length, ...(call.id !== undefined ? { id: call.id } : {}), type: 'function', function: { name: call.name, arguments: args } });
+  }
+  return kept;
+}
+
+/**
+ * An Anthropic event: usage taken once (message_start's input, message_delta's cumulative
+ * output), text unmasked. A tool_use block is held from its start to its stop, then
+ * checked (allowlist, injection in the unmasked input) and passed on as start, one
+ * `input_json_delta` with the whole input, stop; or dropped, later blocks renumbered.
+ */
 export function anthropicStreamHandler(event: { event?: string; data: string }, s: StreamState): string | undefined {
   let data: Json;
   try {
@@ -91,7 +144,20 @@ export function anthropicStreamHandler(event: { event?: string; data: string }, 
   } catch {
     return undefined;
   }
-  if (!s.guard.anthropicEvent(data)) return undefined;
+  const index = typeof data.index === 'number' ? data.index : undefined;
+  if (index !== undefined && data.type === 'content_block_start' && (data.content_block as { type?: string } | undefined)?.type === 'tool_use') {
+    s.heldBlocks.set(index, { start: data, json: '' });
+    return undefined;
+  }
+  const block = index === undefined ? undefined : s.heldBlocks.get(index);
+  if (block && index !== undefined) {
+    const delta = data.delta as { type?: string; partial_json?: string } | undefined;
+    if (data.type === 'content_block_delta' && delta?.type === 'input_json_delta' && typeof delta.partial_json === 'string') block.json += delta.partial_json;
+    if (data.type !== 'content_block_stop') return undefined;
+    s.heldBlocks.delete(index);
+    return releaseBlock(s, index, block, data);
+  }
+  s.guard.anthropicEvent(data);
   if (data.type === 'message_start') {
     const message = data.message as Json;
     const start = anthropicUsage(message.usage);
@@ -104,18 +170,13 @@ export function anthropicStreamHandler(event: { event?: string; data: string }, 
       s.onUsage();
     }
   } else if (data.type === 'content_block_delta') {
-    const delta = data.delta as { type: string; text?: string; partial_json?: string };
+    const delta = data.delta as { type: string; text?: string };
     if (delta.type === 'text_delta' && typeof delta.text === 'string') {
-      delta.text = s.unmasker.push(Number(data.index), delta.text);
+      delta.text = s.unmasker.push(index!, delta.text);
       s.texts.push(delta.text);
-    } else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') {
-      // a tool call's streamed input: unmasked like text, on the block's own hold-back lane
-      delta.partial_json = s.unmasker.push(TOOL_LANES + Number(data.index), delta.partial_json, true);
     }
   } else if (data.type === 'content_block_stop') {
-    const json = s.unmasker.flush(TOOL_LANES + Number(data.index));
-    if (json) return sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: data.index, delta: { type: 'input_json_delta', partial_json: json } }) }) + sseOf({ ...event, data: JSON.stringify(data) });
-    const rest = s.unmasker.flush(Number(data.index));
+    const rest = s.unmasker.flush(index!);
     if (rest) {
       s.texts.push(rest);
       return sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: data.index, delta: { type: 'text_delta', text: rest } }) }) + sseOf({ ...event, data: JSON.stringify(data) });
@@ -124,4 +185,17 @@ export function anthropicStreamHandler(event: { event?: string; data: string }, 
     s.onEnd();
   }
   return sseOf(event.event ? { event: event.event, data: JSON.stringify(data) } : { data: JSON.stringify(data) });
+}
+
+/** A whole tool_use block: checked, then passed on at its (renumbered) index as start, one input delta and stop, or dropped. */
+function releaseBlock(s: StreamState, index: number, block: HeldBlock, stop: Json): string | undefined {
+  const start = block.start;
+  const name = String((start.content_block as { name?: unknown }).name ?? '');
+  const input = s.unmasker.whole(block.json, true);
+  const at = s.guard.anthropicToolBlock(index, name, input);
+  if (at === undefined) return undefined;
+  const out = [sseOf({ event: 'content_block_start', data: JSON.stringify({ ...start, index: at }) })];
+  if (input !== '') out.push(sseOf({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: at, delta: { type: 'input_json_delta', partial_json: input } }) }));
+  out.push(sseOf({ event: 'content_block_stop', data: JSON.stringify({ ...stop, index: at }) }));
+  return out.join('');
 }

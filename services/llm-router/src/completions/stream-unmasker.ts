@@ -36,6 +36,11 @@ export class StreamUnmasker {
     return this.jsonLanes.has(index) ? this.session.unmaskJsonText(text) : this.session.unmaskText(text);
   }
 
+  /** A whole text (a tool call's complete arguments): nothing held back. */
+  whole(text: string, json = false): string {
+    return json ? this.session.unmaskJsonText(text) : this.session.unmaskText(text);
+  }
+
   /** Every index still holding text. */
   pending(): number[] {
     return [...this.held.keys()];

@@ -64,12 +64,10 @@ export class GuardRun {
   private toolOutcome?: NonNullable<GuardOutcomes['tools']>;
   private reviewOutcome?: NonNullable<GuardOutcomes['review']>;
   private classificationOutcome?: NonNullable<GuardOutcomes['classification']>;
-  /** Streams: per choice (OpenAI) the original tool-call index → the index passed on; removed calls map to -1. */
-  private readonly lanes = new Map<string, number>();
+  /** Streams: tool calls passed on, per OpenAI choice (Anthropic: choice 0). */
   private readonly passedCalls = new Map<number, number>();
-  /** Streams (Anthropic): content blocks removed, by original index, and tool_use blocks passed on. */
+  /** Streams (Anthropic): tool_use blocks removed, by original index. */
   private readonly removedBlocks: number[] = [];
-  private passedBlocks = 0;
 
   constructor(
     detector: Pick<PiiDetector, 'detect'>,
@@ -185,56 +183,46 @@ export class GuardRun {
     return blocked ? { body, refusal: { reason: 'guard:injection', error: blocked } } : { body };
   }
 
-  /** Streams (OpenAI): drops the deltas of calls to tools not allowed and renumbers the rest, so the caller's SDK sees a dense list. */
-  openAiToolDeltas(choice: number, delta: { tool_calls?: Array<{ index: number; function?: { name?: string; arguments?: string } }> }): void {
-    if (this.tools === undefined || !delta.tool_calls) return;
-    const kept: typeof delta.tool_calls = [];
-    for (const call of delta.tool_calls) {
-      const key = `${choice}:${call.index}`;
-      let lane = this.lanes.get(key);
-      if (lane === undefined) {
-        if (this.mayCall(call.function?.name)) {
-          lane = this.passedCalls.get(choice) ?? 0;
-          this.passedCalls.set(choice, lane + 1);
-        } else {
-          lane = -1;
-          this.callRemoved(String(call.function?.name));
-        }
-        this.lanes.set(key, lane);
-      }
-      if (lane >= 0) kept.push({ ...call, index: lane });
+  /**
+   * Streams: a whole tool call (its arguments unmasked), before anything of it is passed
+   * on: false when the caller may not call the tool, or when its arguments carry an
+   * injection the tenant's policy blocks (high confidence); the call is then dropped and
+   * recorded. `choice` counts the calls passed per OpenAI choice (Anthropic: 0).
+   */
+  passCall(choice: number, name: string, args: string): boolean {
+    const blocked = this.scan('output', args);
+    if (!this.mayCall(name) || blocked) {
+      this.callRemoved(name);
+      return false;
     }
-    if (kept.length > 0) delta.tool_calls = kept;
-    else delete delta.tool_calls;
+    this.passedCalls.set(choice, (this.passedCalls.get(choice) ?? 0) + 1);
+    return true;
   }
 
   /** Streams (OpenAI): `tool_calls` becomes `stop` when every call of the choice was removed. */
   openAiFinish(choice: number, reason: string): string {
-    if (reason !== 'tool_calls' || this.tools === undefined) return reason;
+    if (reason !== 'tool_calls' || !this.toolOutcome?.removedCalls.length) return reason;
     return (this.passedCalls.get(choice) ?? 0) === 0 ? 'stop' : reason;
   }
 
-  /** Streams (Anthropic): false for the events of a removed tool_use block; later blocks renumbered; `tool_use` stop becomes `end_turn` when none is left. */
-  anthropicEvent(data: Json): boolean {
-    if (this.tools === undefined) return true;
-    if (data.type === 'content_block_start') {
-      const block = data.content_block as { type?: string; name?: string } | undefined;
-      if (block?.type === 'tool_use' && !this.mayCall(block.name)) {
-        this.removedBlocks.push(Number(data.index));
-        this.callRemoved(String(block.name));
-        return false;
-      }
-    }
-    if (typeof data.index === 'number') {
-      if (this.removedBlocks.includes(data.index)) return false;
-      data.index -= this.removedBlocks.filter((i) => i < (data.index as number)).length;
-    }
-    if (data.type === 'content_block_start' && (data.content_block as { type?: string } | undefined)?.type === 'tool_use') this.passedBlocks++;
-    if (data.type === 'message_delta' && this.removedBlocks.length > 0 && this.passedBlocks === 0) {
+  /** Streams (Anthropic): a whole tool_use block, checked as `passCall`; its index for the caller (later blocks renumbered past removed ones), or undefined when removed. */
+  anthropicToolBlock(index: number, name: string, input: string): number | undefined {
+    if (this.passCall(0, name, input)) return this.renumbered(index);
+    this.removedBlocks.push(index);
+    return undefined;
+  }
+
+  /** Streams (Anthropic), every other event: renumbered past removed tool_use blocks; `tool_use` stop becomes `end_turn` when none is left. */
+  anthropicEvent(data: Json): void {
+    if (typeof data.index === 'number') data.index = this.renumbered(data.index);
+    if (data.type === 'message_delta' && this.removedBlocks.length > 0 && (this.passedCalls.get(0) ?? 0) === 0) {
       const delta = data.delta as { stop_reason?: string } | undefined;
       if (delta?.stop_reason === 'tool_use') delta.stop_reason = 'end_turn';
     }
-    return true;
+  }
+
+  private renumbered(index: number): number {
+    return index - this.removedBlocks.filter((i) => i < index).length;
   }
 }
 
@@ -325,7 +313,12 @@ function forcedTool(api: Api, choice: unknown): string | undefined {
   return api === 'openai' ? c.function?.name : c.type === 'tool' ? c.name : undefined;
 }
 
+/** The answer's text and its tool calls' arguments (what the caller or its tools act on). */
 function answerText(api: Api, body: Json): string {
-  if (api === 'openai') return ((body.choices as Array<{ message?: { content?: unknown } }> | undefined) ?? []).map((c) => (typeof c.message?.content === 'string' ? c.message.content : '')).join('\n');
-  return ((body.content as Array<{ type?: string; text?: string }> | undefined) ?? []).map((b) => (b.type === 'text' ? (b.text ?? '') : '')).join('\n');
+  if (api === 'openai') {
+    return ((body.choices as Array<{ message?: { content?: unknown; tool_calls?: Array<{ function?: { arguments?: unknown } }> } }> | undefined) ?? [])
+      .flatMap((c) => [typeof c.message?.content === 'string' ? c.message.content : '', ...(c.message?.tool_calls ?? []).map((t) => (typeof t.function?.arguments === 'string' ? t.function.arguments : ''))])
+      .join('\n');
+  }
+  return ((body.content as Array<{ type?: string; text?: string; input?: unknown }> | undefined) ?? []).map((b) => (b.type === 'text' ? (b.text ?? '') : b.type === 'tool_use' ? JSON.stringify(b.input ?? {}) : '')).join('\n');
 }

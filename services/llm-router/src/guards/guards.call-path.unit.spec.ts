@@ -67,6 +67,7 @@ describe('guards in the call path', () => {
     await settle();
     expect(s.audited[0].guards).toEqual({
       pii: { masked: 2, byType: { email: 2 } },
+      classification: { declared: 'internal', detector: 'confidential' },
       injection: { action: 'flag', blocked: false, findings: [{ source: 'tool', confidence: 'high', rules: ['ignore-instructions'] }] },
       tools: { action: 'remove', offered: 2, removedFromRequest: ['wire_money'], removedCalls: [], refused: false },
     });
