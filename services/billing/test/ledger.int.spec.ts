@@ -211,6 +211,46 @@ describe('ledger (PostgreSQL)', () => {
     expect(inlineParameters('SELECT $1::text[], $2, $10', [['a', null], null, 1, 2, 3, 4, 5, 6, 7, `x'y`])).toBe(`SELECT '{"a",NULL}'::text[], NULL, 'x''y'`);
   });
 
+  it('two instances reserving one new request id at once hold it once (the later meets the primary key, retries, and gets the first answer)', async () => {
+    const tenant = 't6';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '5000', period: 'none' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1000', period: 'none' });
+    const other = createDataSource({ ...db.app, poolSize: 2 });
+    await other.initialize();
+    try {
+      const first = new LedgerRepository(db.dataSource, db.schema);
+      const a = new LedgerService({ repo: first, eventContext: systemEventContext('billing'), now });
+      const b = new LedgerService({ repo: new LedgerRepository(other, db.schema), eventContext: systemEventContext('billing'), now });
+      const reserve = (ledger: LedgerService, requestId: string) => ledger.reserve('llm-router', { tenantId: tenant, requestId, agentId: 'bot', amountMicros: '100', ttlMs: 30_000 });
+      await Promise.all([reserve(a, 'warm-a'), reserve(b, 'warm-b')]); // periods opened
+      // a has locked (and found no hold); b's lock statement reads no hold either, then waits for a's account rows
+      let bLocking: Promise<unknown> | undefined;
+      const write = first.write.bind(first);
+      jest.spyOn(first, 'write').mockImplementationOnce(async (tx, w) => {
+        bLocking = reserve(b, 'same');
+        for (let i = 0; i < 200; i++) {
+          const [{ waiting }] = await other.query(
+            `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%MATERIALIZED%'`,
+            [db.schema],
+          );
+          if (waiting > 0) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        return write(tx, w);
+      });
+      const fromA = await reserve(a, 'same');
+      const fromB = await bLocking;
+      expect(fromA).toMatchObject({ status: 'reserved', amountMicros: '100' });
+      expect(fromB).toEqual(fromA);
+      const [{ pending }] = await db.dataSource.query(`SELECT pending::int FROM "${db.schema}".budget_periods WHERE tenant_id = $1 AND level = 'agent'`, [tenant]);
+      expect(pending).toBe(300); // warm-a, warm-b and one hold of 'same'
+      await invariants(tenant);
+    } finally {
+      jest.restoreAllMocks();
+      await other.destroy();
+    }
+  });
+
   it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {
     const tenant = 't3';
     await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '3000', period: 'month' });

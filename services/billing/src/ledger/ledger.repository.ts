@@ -33,6 +33,8 @@ export interface StreamEvent {
   streamId: string;
   version: number;
   event: EventEnvelope;
+  /** Appended only if its stream has no event at that version yet (a threshold: recorded once); otherwise a conflict fails the batch. */
+  once?: boolean;
 }
 
 /** A usage line: one per settled request and source (append-only). */
@@ -54,7 +56,10 @@ export interface UsageLine {
 }
 
 export interface LedgerWrite {
-  holds: Hold[];
+  /** Holds of request ids the lock found no row for: inserted (another instance's insert of the same id meets the primary key, and the batch is retried). */
+  newHolds: Hold[];
+  /** Holds the lock found (and holds locked): updated in place. */
+  changedHolds: Hold[];
   accounts: Account[];
   events: StreamEvent[];
   usage: UsageLine[];
@@ -247,9 +252,13 @@ export class LedgerRepository {
 
   /**
    * Stores what a batch decided in ONE statement (one round trip, in `tx`): the accounts'
-   * new posted and pending (the CHECK re-checks every hard row), the holds, the events
-   * (the outbox) and the usage lines; and commits the transaction, in the same round trip.
-   * It is the last statement of a ledger transaction.
+   * new posted and pending (the CHECK re-checks every hard row), the new holds (a plain
+   * INSERT: a request id another instance inserted meanwhile fails it on the primary key,
+   * and `inTransaction` runs the batch again, which then finds that hold and answers its
+   * first answer), the changed holds (locked by `lock`), the events (the outbox; a hold's
+   * at its exact version, so a conflict is an error, a threshold's once) and the usage
+   * lines; and commits the transaction, in the same round trip. It is the last statement
+   * of a ledger transaction.
    */
   async write(tx: LedgerTransaction, w: LedgerWrite): Promise<void> {
     for (const { event } of w.events) {
@@ -257,62 +266,80 @@ export class LedgerRepository {
       if (!v.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, v.problems);
     }
     const a = w.accounts;
-    const h = w.holds;
-    const e = w.events;
+    const n = w.newHolds;
+    const c = w.changedHolds;
+    const e = w.events.filter((x) => !x.once);
+    const o = w.events.filter((x) => x.once);
     const u = w.usage;
+    const eventColumns = (x: StreamEvent[]) => [x.map((v) => v.streamId), x.map((v) => v.version), x.map((v) => v.event.id), x.map((v) => v.event.type), x.map((v) => v.event.tenantId), x.map((v) => JSON.stringify(v.event))];
     await tx.query(
       `WITH accounts AS (
          UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
            FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[]) AS x(budget_id, period_start, posted, pending)
           WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start
          RETURNING 1
-       ), holds AS (
-         INSERT INTO ${this.t.holds} AS h (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
-                                           reserve_answer, settle_answer, release_answer, updated_at, created_at, revision)
+       ), new_holds AS (
+         INSERT INTO ${this.t.holds} (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
+                                      reserve_answer, settle_answer, release_answer, updated_at, created_at, revision)
          SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[], $12::timestamptz[],
-                              $13::bigint[], $14::int[], $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::timestamptz[], $37::timestamptz[], $38::int[])
-         ON CONFLICT (tenant_id, request_id) DO UPDATE SET status = excluded.status, posted = excluded.posted, version = excluded.version,
-           settle_answer = excluded.settle_answer, release_answer = excluded.release_answer, updated_at = excluded.updated_at, revision = excluded.revision
-         WHERE h.version < excluded.version
+                              $13::bigint[], $14::int[], $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::timestamptz[], $19::timestamptz[], $20::int[])
+         RETURNING 1
+       ), changed_holds AS (
+         UPDATE ${this.t.holds} h SET status = x.status, posted = x.posted, version = x.version, settle_answer = x.settle_answer,
+                release_answer = x.release_answer, updated_at = x.updated_at, revision = x.revision
+           FROM unnest($21::text[], $22::text[], $23::text[], $24::bigint[], $25::int[], $26::jsonb[], $27::jsonb[], $28::timestamptz[], $29::int[])
+                AS x(tenant_id, request_id, status, posted, version, settle_answer, release_answer, updated_at, revision)
+          WHERE h.tenant_id = x.tenant_id AND h.request_id = x.request_id
          RETURNING 1
        ), events AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT * FROM unnest($19::text[], $20::int[], $21::uuid[], $22::text[], $23::text[], $24::jsonb[])
+         SELECT * FROM unnest($30::text[], $31::int[], $32::uuid[], $33::text[], $34::text[], $35::jsonb[])
+         RETURNING 1
+       ), once_events AS (
+         INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+         SELECT * FROM unnest($36::text[], $37::int[], $38::uuid[], $39::text[], $40::text[], $41::jsonb[])
          ON CONFLICT (stream_id, stream_version) DO NOTHING
          RETURNING 1
        ), usage AS (
          INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at, revision)
-         SELECT * FROM unnest($25::uuid[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::bigint[], $33::bigint[],
-                              $34::bigint[], $35::jsonb[], $36::timestamptz[], $39::int[])
-         ON CONFLICT DO NOTHING
+         SELECT * FROM unnest($42::uuid[], $43::text[], $44::text[], $45::text[], $46::text[], $47::text[], $48::text[], $49::bigint[], $50::bigint[],
+                              $51::bigint[], $52::jsonb[], $53::timestamptz[], $54::int[])
          RETURNING 1
        )
-       SELECT (SELECT count(*) FROM accounts) AS a, (SELECT count(*) FROM holds) AS h, (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM usage) AS u`,
+       SELECT (SELECT count(*) FROM accounts) AS a, (SELECT count(*) FROM new_holds) AS n, (SELECT count(*) FROM changed_holds) AS h,
+              (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM once_events) AS o, (SELECT count(*) FROM usage) AS u`,
       [
         a.map((x) => x.budgetId),
         a.map((x) => x.periodStart),
         a.map((x) => x.posted.toString()),
         a.map((x) => x.pending.toString()),
-        h.map((x) => x.tenantId),
-        h.map((x) => x.requestId),
-        h.map((x) => x.agentId),
-        h.map((x) => x.teamId),
-        h.map((x) => x.amount.toString()),
-        h.map((x) => x.status),
-        h.map((x) => JSON.stringify(x.accounts)),
-        h.map((x) => x.expiresAt),
-        h.map((x) => x.posted.toString()),
-        h.map((x) => x.version),
-        h.map((x) => JSON.stringify(x.reserveAnswer)),
-        h.map((x) => (x.settleAnswer ? JSON.stringify(x.settleAnswer) : null)),
-        h.map((x) => (x.releaseAnswer ? JSON.stringify(x.releaseAnswer) : null)),
-        h.map((x) => x.updatedAt),
-        e.map((x) => x.streamId),
-        e.map((x) => x.version),
-        e.map((x) => x.event.id),
-        e.map((x) => x.event.type),
-        e.map((x) => x.event.tenantId),
-        e.map((x) => JSON.stringify(x.event)),
+        n.map((x) => x.tenantId),
+        n.map((x) => x.requestId),
+        n.map((x) => x.agentId),
+        n.map((x) => x.teamId),
+        n.map((x) => x.amount.toString()),
+        n.map((x) => x.status),
+        n.map((x) => JSON.stringify(x.accounts)),
+        n.map((x) => x.expiresAt),
+        n.map((x) => x.posted.toString()),
+        n.map((x) => x.version),
+        n.map((x) => JSON.stringify(x.reserveAnswer)),
+        n.map((x) => (x.settleAnswer ? JSON.stringify(x.settleAnswer) : null)),
+        n.map((x) => (x.releaseAnswer ? JSON.stringify(x.releaseAnswer) : null)),
+        n.map((x) => x.updatedAt),
+        n.map((x) => x.createdAt),
+        n.map((x) => x.revision),
+        c.map((x) => x.tenantId),
+        c.map((x) => x.requestId),
+        c.map((x) => x.status),
+        c.map((x) => x.posted.toString()),
+        c.map((x) => x.version),
+        c.map((x) => (x.settleAnswer ? JSON.stringify(x.settleAnswer) : null)),
+        c.map((x) => (x.releaseAnswer ? JSON.stringify(x.releaseAnswer) : null)),
+        c.map((x) => x.updatedAt),
+        c.map((x) => x.revision),
+        ...eventColumns(e),
+        ...eventColumns(o),
         u.map((l) => l.eventId),
         u.map((l) => l.tenantId),
         u.map((l) => l.requestId),
@@ -325,8 +352,6 @@ export class LedgerRepository {
         u.map((l) => l.overrun.toString()),
         u.map((l) => JSON.stringify(l.usage)),
         u.map((l) => l.occurredAt),
-        h.map((x) => x.createdAt),
-        h.map((x) => x.revision),
         u.map((l) => l.revision),
       ],
       { commit: true },

@@ -206,7 +206,7 @@ export class LedgerService {
       const holdKeys = dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId));
       const reserveKeys = [...new Set(resolving.flatMap((c) => c.accountKeys))].map(keyParts);
       const locked = await repo.lock(tx, holdKeys, reserveKeys);
-      const holds = locked.holds;
+      const holds = new Map(locked.holds); // locked.holds stays what the lock found: which holds are new
       const accounts = new Map<string, Account>(locked.accounts.map((a) => [accountKey(a), a]));
       const changedHolds = new Map<string, Hold>();
       const changedAccounts = new Map<string, Account>();
@@ -225,7 +225,7 @@ export class LedgerService {
         for (const event of decision.events) {
           const envelope = envelopeOf(this.d.eventContext, metadata, event);
           if (event.type === 'billing.budget.threshold_crossed') {
-            events.push({ streamId: `budget-${event.data.budgetId}.${Date.parse(event.data.periodStart)}.t${event.data.threshold}`, version: 1, event: envelope });
+            events.push({ streamId: `budget-${event.data.budgetId}.${Date.parse(event.data.periodStart)}.t${event.data.threshold}`, version: 1, event: envelope, once: true });
           } else {
             events.push({ streamId, version: decision.hold!.version, event: envelope });
           }
@@ -253,7 +253,14 @@ export class LedgerService {
         }
         return decision.answer;
       });
-      await repo.write(tx, { holds: [...changedHolds.values()], accounts: [...changedAccounts.values()], events, usage });
+      const written = [...changedHolds.entries()];
+      await repo.write(tx, {
+        newHolds: written.filter(([key]) => !locked.holds.has(key)).map(([, hold]) => hold),
+        changedHolds: written.filter(([key]) => locked.holds.has(key)).map(([, hold]) => hold),
+        accounts: [...changedAccounts.values()],
+        events,
+        usage,
+      });
       return answers;
     });
   }
