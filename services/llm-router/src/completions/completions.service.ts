@@ -153,7 +153,7 @@ export class CompletionsService {
       // 5. attempts
       return await this.attempt(t, input, maskedBody, candidates, maxTokens);
     } catch (error) {
-      this.failed(t, error);
+      return this.failed(t, error);
     }
   }
 
@@ -185,15 +185,15 @@ export class CompletionsService {
       const result = await this.attempt(t, { ...input, api: 'openai' }, { ...body, input: typeof body.input === 'string' ? masked[0] : masked }, candidates, 0);
       return { body: (result as { body: Json }).body, requestId: result.requestId };
     } catch (error) {
-      this.failed(t, error);
+      return this.failed(t, error);
     }
   }
 
-  /** A call that ended in an error before any answer: its rate-limit ticket given back, its audit event written, the error rethrown. */
-  private failed(t: Trace, error: unknown): never {
+  /** A call that ended in an error before any answer: its rate-limit ticket given back, its audit event written (committed before the caller hears), the error rethrown. */
+  private async failed(t: Trace, error: unknown): Promise<never> {
     const reason = reasonOf(error);
     void t.ticket?.settle(0);
-    this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
+    await this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
     throw error;
   }
 
@@ -224,10 +224,9 @@ export class CompletionsService {
   }
 
   /** An embeddings answer: the caller's model name, the real usage settled; nothing to unmask (vectors), no text kept. */
-  private embedded(t: Trace, json: Json): Json {
+  private async embedded(t: Trace, json: Json): Promise<Json> {
     const usage = openAiUsage(json.usage);
-    void this.settle(t, usage, false);
-    this.finish(t, { outcome: 'served', usage });
+    await Promise.all([this.settle(t, usage, false), this.finish(t, { outcome: 'served', usage })]);
     return { ...json, model: t.model };
   }
 
@@ -284,7 +283,7 @@ export class CompletionsService {
         } catch {
           throw new UpstreamFailure('status', response.status);
         }
-        return { kind: 'json', requestId: t.requestId, body: t.embeddings ? this.embedded(t, json) : await this.complete(t, input.api, candidate, json) };
+        return { kind: 'json', requestId: t.requestId, body: t.embeddings ? await this.embedded(t, json) : await this.complete(t, input.api, candidate, json) };
       } catch (error) {
         if (error instanceof UpstreamRejection) {
           await this.release(t);
@@ -312,17 +311,21 @@ export class CompletionsService {
     const usage = kind === 'anthropic' ? anthropicUsage(json.usage) : openAiUsage(json.usage);
     const translated = api === kind ? { ...json, model: t.model } : api === 'openai' ? anthropicResponseToOpenAi(json, t.model) : openAiResponseToAnthropic(json, t.model);
     const { body, refusal } = t.guarded!.response(api, translated);
-    // the caller does not wait for the settlement (the hold covers it until billing has it)
-    void this.settle(t, usage, false);
+    // the caller waits for the usage event's commit, not for billing's answer (the hold covers it until billing has it)
+    const settled = this.settle(t, usage, false);
     if (refusal) {
-      this.finish(t, { outcome: 'refused', reason: refusal.reason, usage });
+      await Promise.all([settled, this.finish(t, { outcome: 'refused', reason: refusal.reason, usage })]);
       throw refusal.error;
     }
     const response = api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content;
     // output review: an answer calling a reviewed tool is held, never released here (it is settled already)
     const reviewed = reviewedCalls(t.guarded!.policy, api, body);
-    if (reviewed) return this.hold(t, api, body, reviewed, { usage, response });
-    this.finish(t, { outcome: 'served', usage, response });
+    if (reviewed) {
+      await settled;
+      return this.hold(t, api, body, reviewed, { usage, response });
+    }
+    // the answer goes out once its audit and usage events are committed (a crash after this loses neither)
+    await Promise.all([settled, this.finish(t, { outcome: 'served', usage, response })]);
     return body;
   }
 
@@ -331,18 +334,18 @@ export class CompletionsService {
     const named = calls.tools.join(', ');
     if (t.zeroRetention || !this.d.review) {
       t.guarded!.reviewed(calls.tools, false);
-      this.finish(t, { outcome: 'refused', reason: 'guard:review', usage: result.usage });
+      await this.finish(t, { outcome: 'refused', reason: 'guard:review', usage: result.usage });
       const why = t.zeroRetention ? 'the tenant keeps no text (zero retention), so it cannot be held for review' : 'no store for held answers is configured';
       throw new PalisadeError('forbidden', `the model called ${named}, which the tenant's guard policy reviews: ${why} and is refused`, { guard: 'review' });
     }
-    const receipt = await this.d.review.hold(t.principal, { requestId: t.requestId, api, body, calls }).catch((error: unknown) => {
+    const receipt = await this.d.review.hold(t.principal, { requestId: t.requestId, api, body, calls }).catch(async (error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'answer not held');
       t.guarded!.reviewed(calls.tools, false);
-      this.finish(t, { outcome: 'failed', reason: 'review-store', usage: result.usage });
+      await this.finish(t, { outcome: 'failed', reason: 'review-store', usage: result.usage });
       throw new PalisadeError('unavailable', `the model called ${named}, which the tenant's guard policy reviews, and the answer could not be held: refused`);
     });
     t.guarded!.reviewed(calls.tools, true);
-    this.finish(t, { outcome: 'refused', reason: 'review:held', ...result });
+    await this.finish(t, { outcome: 'refused', reason: 'review:held', ...result });
     throw reviewRequired(receipt, `the model called ${named}, which the tenant's guard policy reviews: the answer is held (details.review.heldId) until a person approves its release (ask the policy service for details.review.approval, then POST /v1/router/held/<heldId>/release with the approval's token)`);
   }
 
@@ -367,36 +370,55 @@ export class CompletionsService {
       if (translator.sawUsage) sawUsage = true;
       return out.join('') || undefined;
     };
+    // the caller's end marker (and whatever follows it) waits for the commit of the call's events
+    let end = '';
+    let stopped = true;
     try {
       for await (const chunk of response.body) {
         for (const event of parser.push(chunk)) {
           const out = handle(event);
-          if (out) yield out;
+          if (out && complete) end += out;
+          else if (out) yield out;
         }
       }
       for (const event of parser.end()) {
         const out = handle(event);
-        if (out) yield out;
+        if (out && complete) end += out;
+        else if (out) yield out;
       }
+      stopped = false;
     } catch {
       // the provider cut the connection, or the deadline passed: reported below
+      stopped = false;
     } finally {
-      if (!complete) {
-        // never a silent clean end: the caller learns the stream is cut
-        const message = signal.aborted && !input.signal.aborted ? 'the request deadline passed before the stream was complete' : 'the provider ended the stream before it was complete';
-        const error = input.api === 'openai' ? sseOf({ data: JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'stream_cut' } }) }) : sseOf({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }) });
-        if (!input.signal.aborted) yield error;
-      }
-      t.guarded!.scan('output', texts.join(''));
-      const estimated = !complete || !sawUsage;
-      await this.settle(t, usage, estimated).catch(() => undefined);
-      this.finish(t, { outcome: complete ? 'served' : 'cut', usage, estimated, response: texts.join('') });
-      response.cancel();
-      deadline.end();
+      // the caller stopped reading (gone): still settled and recorded, nothing more to send
+      if (stopped) void this.streamEnded(t, texts, usage, complete, sawUsage, response, deadline);
     }
+    if (!complete) {
+      // never a silent clean end: the caller learns the stream is cut
+      const message = signal.aborted && !input.signal.aborted ? 'the request deadline passed before the stream was complete' : 'the provider ended the stream before it was complete';
+      end = input.api === 'openai' ? sseOf({ data: JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'stream_cut' } }) }) : sseOf({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }) });
+    }
+    await this.streamEnded(t, texts, usage, complete, sawUsage, response, deadline);
+    if (!input.signal.aborted) yield end;
   }
 
-  private async settle(t: Trace, usage: Usage, estimated: boolean): Promise<void> {
+  /** A stream's end: its answer scanned, settled (real usage, or the hold when cut), recorded; resolves once its usage and audit events are committed. */
+  private streamEnded(t: Trace, texts: string[], usage: Usage, complete: boolean, sawUsage: boolean, response: UpstreamResponse, deadline: Deadline): Promise<unknown> {
+    t.guarded!.scan('output', texts.join(''));
+    const estimated = !complete || !sawUsage;
+    const committed = Promise.all([this.settle(t, usage, estimated), this.finish(t, { outcome: complete ? 'served' : 'cut', usage, estimated, response: texts.join('') })]);
+    response.cancel();
+    deadline.end();
+    return committed;
+  }
+
+  /**
+   * Settles the call twice over: the usage event (durable: billing's metering settles from
+   * it) and the settle request (not waited for: the hold covers the call until billing has
+   * it). Resolves once the usage event is committed (or its failure logged).
+   */
+  private settle(t: Trace, usage: Usage, estimated: boolean): Promise<void> {
     const model = t.served!.model;
     const real = costMicros(model, { inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens, outputTokens: usage.outputTokens });
     const amountMicros = estimated ? t.reservedMicros : Math.min(real, t.reservedMicros);
@@ -412,9 +434,15 @@ export class CompletionsService {
       ...(usage.cacheWriteTokens ? [{ kind: 'cache_write_tokens', quantity: usage.cacheWriteTokens }] : []),
       ...(estimated ? [{ kind: 'estimated', quantity: 1 }] : []),
     ];
-    this.d.audit
+    const recorded = this.d.audit
       .recordUsage(principal, { requestId: t.requestId, agentId: principal.type === 'agent' ? principal.id : `user:${principal.id}`, actualMicros: String(amountMicros), model: model.modelId, usage: usageLines }, this.now())
       .catch((error: unknown) => this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written'));
+    void this.settleWithBilling(t, usage, amountMicros, estimated);
+    return recorded;
+  }
+
+  private async settleWithBilling(t: Trace, usage: Usage, amountMicros: number, estimated: boolean): Promise<void> {
+    const model = t.served!.model;
     try {
       await this.d.billing.settle({
         tenantId: t.principal.tenantId,
@@ -439,9 +467,9 @@ export class CompletionsService {
     });
   }
 
-  /** The audit event; the call never waits for it, a failure to write it is logged. */
-  private finish(t: Trace, result: { outcome: ModelCallRecorded['outcome']; reason?: string; usage?: Usage; estimated?: boolean; response?: unknown }): void {
-    if (t.finished) return;
+  /** The audit event; resolves once it is committed (group commit, shared with concurrent calls); a failure to write it is logged. */
+  private finish(t: Trace, result: { outcome: ModelCallRecorded['outcome']; reason?: string; usage?: Usage; estimated?: boolean; response?: unknown }): Promise<void> {
+    if (t.finished) return Promise.resolve();
     t.finished = true;
     const { principal } = t;
     const usage = result.usage ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
@@ -466,7 +494,7 @@ export class CompletionsService {
       guards: t.guarded?.outcomes() ?? { pii: { masked: 0, byType: {} } },
     };
     const texts = t.zeroRetention ? undefined : { prompt: t.prompt, ...(result.response !== undefined ? { response: result.response } : {}) };
-    this.d.audit.record(principal, call, texts, this.now()).catch((error: unknown) => {
+    return this.d.audit.record(principal, call, texts, this.now()).catch((error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'model call audit event not written');
     });
   }

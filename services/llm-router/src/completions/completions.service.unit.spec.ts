@@ -1,10 +1,12 @@
-import { PalisadeError, type Principal } from '@palisade/contracts';
+import { PalisadeError, systemEventContext, type Principal } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { BillingPort, ReserveRequest, ReserveResult, SettleRequest } from '../budgets/billing.port';
 import { GuardPipeline } from '../guards/guard-pipeline';
 import { DEFAULT_GUARD_POLICY } from '../guards/guard-policy.events';
 import { PiiDetector } from '../guards/pii.detector';
 import type { ModelCallRecorded, UsageRecorded } from '../model-calls/model-calls.events';
+import { ModelCallsService } from '../model-calls/model-calls.service';
+import { InMemoryEventStore, type Transaction } from '@palisade/eventsourcing';
 import { UpstreamFailure, type UpstreamCall, type UpstreamResponse } from '../providers/upstream';
 import { CompletionsService, type CallResult, type CompletionsDependencies } from './completions.service';
 
@@ -298,6 +300,73 @@ describe('streaming', () => {
     const s = setup(() => openAiSse('one two three', false, 1));
     await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
     expect(s.sent).toHaveLength(1);
+  });
+});
+
+describe('the answer ends only once its events are committed', () => {
+  /** The model calls' real group commit over an in-memory store whose transactions wait for the test to open them. */
+  function gatedAudit() {
+    const gates: Array<() => void> = [];
+    class GatedStore extends InMemoryEventStore {
+      override inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+        return new Promise<void>((open) => gates.push(open)).then(() => super.inTransaction(work));
+      }
+    }
+    const store = new GatedStore();
+    const audit = new ModelCallsService(store, systemEventContext('llm-router'));
+    const streams = () => store.all().map((e) => e.streamId);
+    return { audit, gates, streams };
+  }
+  const ticks = async (n = 5) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('a JSON answer is returned only after its model-call and usage events are in the store', async () => {
+    const { audit, gates, streams } = gatedAudit();
+    const s = setup(undefined, catalog, { audit });
+    let answered = false;
+    const answer = call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] }).then((r) => ((answered = true), r));
+    await ticks();
+    // one group commit for both events, waiting at the store
+    expect(gates).toHaveLength(1);
+    expect(answered).toBe(false);
+    expect(streams()).toEqual([]);
+    gates.splice(0).forEach((open) => open());
+    const result = await answer;
+    expect(streams().sort()).toEqual([`model-call-${result.requestId}`, `usage-${result.requestId}`]);
+  });
+
+  it('a stream’s end marker reaches the caller only after the commit; the text before it is not held', async () => {
+    const { audit, gates, streams } = gatedAudit();
+    const s = setup(undefined, catalog, { audit });
+    const result = await call(s, { model: 'local', stream: true, messages: [{ role: 'user', content: 'stream this' }] });
+    if (result.kind !== 'stream') throw new Error('not a stream');
+    const frames: string[] = [];
+    const drained = (async () => {
+      for await (const frame of result.events) frames.push(frame);
+    })();
+    await ticks(50);
+    // the text and the finish went out; the end marker waits
+    expect(frames.join('')).toContain('"finish_reason":"stop"');
+    expect(frames.join('')).not.toContain('[DONE]');
+    expect(gates).toHaveLength(1);
+    gates.splice(0).forEach((open) => open());
+    await drained;
+    expect(frames[frames.length - 1]).toBe('data: [DONE]\n\n');
+    expect(streams().sort()).toEqual([`model-call-${result.requestId}`, `usage-${result.requestId}`]);
+  });
+
+  it('a refusal is answered only after its audit event is committed', async () => {
+    const { audit, gates, streams } = gatedAudit();
+    const s = setup(undefined, catalog, { audit });
+    s.billing.answer = { status: 'refused', level: 'agent', limitMicros: 10 };
+    let refused = false;
+    const refusal = call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] }).catch((e: unknown) => ((refused = true), e));
+    await ticks();
+    expect(refused).toBe(false);
+    gates.splice(0).forEach((open) => open());
+    expect(await refusal).toMatchObject({ code: 'rate_limited' });
+    expect(streams()).toHaveLength(1);
   });
 });
 

@@ -4,8 +4,6 @@ import { modelCallDecider, type ModelCallCommand } from './model-calls.decider';
 import type { ModelCallRecorded, UsageRecorded } from './model-calls.events';
 
 export interface ModelCallsOptions {
-  /** How long an event may wait for others to share its commit. */
-  lingerMs: number;
   /** Most events per commit. */
   maxBatch: number;
   /** Most commits under way at once (default 4): under load each commit waits its turn on a busy event loop, so one at a time fell behind. */
@@ -28,21 +26,23 @@ interface Pending {
  * Appends the audit event of each model call (stream `model-call-<requestId>`, one event,
  * decided by `modelCallDecider` on a new stream) and the outbox carries it to the audit
  * chain. Model calls are the hottest write of the platform, so their events are
- * group-committed, like credential's lease streams: the events of the calls that end
- * within `lingerMs` share one transaction (each stream still appended at expected version
- * 0, so a request id is recorded once). The call never waits for it; a failure is logged
- * by the caller, and an event still queued when the process dies is lost (README, gaps).
+ * group-committed, like credential's lease streams, without a linger: an event commits at
+ * once (with the others of the same turn of the event loop) while fewer than
+ * `maxConcurrent` commits run; otherwise it waits for one to end, and everything queued
+ * meanwhile shares the next transaction (each stream still appended at expected version 0,
+ * so a request id is recorded once). The call path waits for the commit before the answer's
+ * end reaches the caller, so an answer the caller has was recorded.
  * The prompts and answers are sealed by the audit service before they are stored.
  */
 export class ModelCallsService {
   private queue: Pending[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled: NodeJS.Immediate | undefined;
   private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly store: ModelCallsStore,
     private readonly eventContext: EventFactoryContext,
-    private readonly options: ModelCallsOptions = { lingerMs: 10, maxBatch: 128 },
+    private readonly options: ModelCallsOptions = { maxBatch: 128 },
     /** Seals the texts of a whole group in one request before its transaction (no database connection held while audit answers; texts it cannot seal are withheld). */
     private readonly sealer?: PersonalSealer,
     /** Told how many records were kept without their texts because they could not be sealed. */
@@ -67,8 +67,13 @@ export class ModelCallsService {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ streamId, envelope, resolve, reject });
       if (this.queue.length >= this.options.maxBatch) this.startCommits();
-      else this.timer ??= setTimeout(() => this.startCommits(), this.options.lingerMs);
+      // a free slot: commit now, with what this turn of the event loop adds; none: a commit ending takes the queue
+      else if (this.running.size < this.maxConcurrent) this.scheduled ??= setImmediate(() => this.startCommits());
     });
+  }
+
+  private get maxConcurrent(): number {
+    return this.options.maxConcurrent ?? 4;
   }
 
   /** Commits what is queued now, and waits for every commit under way (also on shutdown). */
@@ -82,9 +87,9 @@ export class ModelCallsService {
 
   /** Starts a commit per group queued, up to `maxConcurrent` at once; a commit that ends starts the next. */
   private startCommits(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.queue.length > 0 && this.running.size < (this.options.maxConcurrent ?? 4)) {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    while (this.queue.length > 0 && this.running.size < this.maxConcurrent) {
       const commit: Promise<void> = this.commit(this.queue.splice(0, this.options.maxBatch)).finally(() => {
         this.running.delete(commit);
         if (this.queue.length > 0) this.startCommits();

@@ -50,7 +50,7 @@ describe('ModelCallsService group commit', () => {
 
   it('appends a group of calls and usages, each to its own new stream, in one group append when the store offers it', async () => {
     const store = new GroupStore();
-    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 });
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { maxBatch: 10 });
     await Promise.all(['r-1', 'r-2'].flatMap((id) => [calls.record(principal, call(id), { prompt: 'hi' }, now), calls.recordUsage(principal, usage(id), now)]));
     expect(store.groups).toEqual([['model-call-r-1', 'usage-r-1', 'model-call-r-2', 'usage-r-2']]);
     expect(store.all().map((e) => [e.streamId, e.version])).toEqual([['model-call-r-1', 1], ['usage-r-1', 1], ['model-call-r-2', 1], ['usage-r-2', 1]]);
@@ -64,7 +64,7 @@ describe('ModelCallsService group commit', () => {
       }
     }
     const store = new SlowStore();
-    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 1000, maxBatch: 2, maxConcurrent: 2 });
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { maxBatch: 2, maxConcurrent: 2 });
     const written = ['r-1', 'r-2', 'r-3', 'r-4', 'r-5', 'r-6', 'r-7'].map((id) => calls.record(principal, call(id), undefined, now));
     await new Promise((r) => setImmediate(r));
     expect(gates).toHaveLength(2);
@@ -82,7 +82,7 @@ describe('ModelCallsService group commit', () => {
 
   it('a request id recorded twice fails its group (each stream is new): the callers are told', async () => {
     const store = new GroupStore();
-    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 });
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { maxBatch: 10 });
     await calls.record(principal, call('r-1'), undefined, now);
     await expect(calls.record(principal, call('r-1'), undefined, now)).rejects.toBeInstanceOf(ConcurrencyError);
     expect(store.all()).toHaveLength(1);
@@ -95,7 +95,7 @@ describe('ModelCallsService sealing the prompts (issue 10)', () => {
   it('seals a group of calls in one request before it is appended: no prompt is stored in plaintext', async () => {
     const store = new InMemoryEventStore();
     const sealer = new CountingSealer();
-    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 }, sealer);
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { maxBatch: 10 }, sealer);
     await Promise.all(['r-1', 'r-2', 'r-3'].map((id) => calls.record(principal, call(id), { prompt: `hello from alice ${id}`, response: 'hi' }, now)));
 
     expect(sealer.requests).toBe(1);
@@ -109,7 +109,7 @@ describe('ModelCallsService sealing the prompts (issue 10)', () => {
     const store = new InMemoryEventStore();
     const down: PersonalSealer = { seal: () => Promise.reject(new PalisadeError('unavailable', 'personal data cannot be sealed: the audit service is unavailable')) };
     const withheld: number[] = [];
-    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { lingerMs: 5, maxBatch: 10 }, down, (n) => withheld.push(n));
+    const calls = new ModelCallsService(store, systemEventContext('llm-router'), { maxBatch: 10 }, down, (n) => withheld.push(n));
     await Promise.all([calls.record(principal, call('r-1'), { prompt: 'hello from alice' }, now), calls.recordUsage(principal, usage('r-1'), now)]);
     const stored = store.all().map((s) => s.event);
     expect(stored.map((e) => e.type).sort()).toEqual(['llm-router.model-call.recorded', 'llm-router.usage.recorded']);
