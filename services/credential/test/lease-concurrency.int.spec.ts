@@ -46,7 +46,9 @@ describe('lease group commit (PostgreSQL)', () => {
     const existing = await h.leases.grant(agent('acme'), { secretId, sessionId: 'dup', tool: 'gerrit' });
     const now = new Date();
     const ctx = systemEventContext('credential');
+    const [{ stream_version: secretStreamVersion }] = await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".secrets WHERE secret_id = $1`, [secretId]);
     const write = (leaseId: string): LeaseGrantWrite => ({
+      secretStreamVersion,
       lease: {
         leaseId,
         tokenHash: hashToken(`pl_${randomUUID()}`),
@@ -76,6 +78,38 @@ describe('lease group commit (PostgreSQL)', () => {
     expect(rows.map((r: { lease_id: string }) => r.lease_id).sort()).toEqual(ids.filter((_, i) => i !== 3).sort());
     // The existing lease kept its own single grant event.
     expect(await readVersions(existing.leaseId)).toEqual([1]);
+  });
+
+  it('a grant decided on a secret row that changed since (another stream version) is not written; the others of its group are', async () => {
+    const s = await h.secrets.create(admin('acme'), { name: 'changes-under-grant', value: Buffer.from('v1'), scopes: ['tool:gerrit'] });
+    const now = new Date();
+    const ctx = systemEventContext('credential');
+    const write = (secretStreamVersion: number): LeaseGrantWrite => {
+      const leaseId = randomUUID();
+      const expiresAt = new Date(now.getTime() + 30_000);
+      return {
+        secretStreamVersion,
+        lease: { leaseId, tokenHash: hashToken(`pl_${randomUUID()}`), tenantId: 'acme', secretId: s.id, sessionId: 'stale', tool: 'gerrit', expiresAt, uses: 1, usesLeft: 1, grantedBy: 'agent:agent-1', createdAt: now },
+        event: buildEvent(ctx, {
+          type: 'credential.lease.granted',
+          tenantId: 'acme',
+          actor: { type: 'agent', id: 'agent-1' },
+          data: { leaseId, secretId: s.id, sessionId: 'stale', tool: 'gerrit', expiresAt: expiresAt.toISOString(), uses: 1 },
+        }),
+      };
+    };
+    const streamVersion = async () => (await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".secrets WHERE secret_id = $1`, [s.id]))[0].stream_version as number;
+    const decidedOn = await streamVersion();
+    await h.secrets.rotate(admin('acme'), s.id, { value: Buffer.from('v2') }, s.etag);
+    const current = await streamVersion();
+    const writes = [write(decidedOn), write(current)];
+    expect(await h.repos.leases.commitGrants(writes)).toEqual([false, true]);
+    const leases = await h.db.dataSource.query(`SELECT lease_id FROM "${h.db.schema}".leases WHERE session_id = 'stale'`);
+    expect(leases.map((r: { lease_id: string }) => r.lease_id)).toEqual([writes[1].lease.leaseId]);
+    expect(await readVersions(writes[0].lease.leaseId)).toEqual([]);
+    expect(await readVersions(writes[1].lease.leaseId)).toEqual([1]);
+    await h.secrets.revoke(admin('acme'), s.id, 'leaked');
+    expect(await h.repos.leases.commitGrants([write(await streamVersion())])).toEqual([false]);
   });
 
   it('a key revocation racing redemptions: every released value has its read record, and nothing is released after the revocation returns', async () => {

@@ -115,6 +115,13 @@ describe('vault over PostgreSQL with the local key provider', () => {
       await expect(lease(h, { ...agent('acme'), scopes: ['credential:read'] }, secretId)).rejects.toMatchObject({ code: 'forbidden' });
     });
 
+    it('a rotation between two grants of one secret: the second is decided on the rotated row and releases the new version', async () => {
+      const s = await h.secrets.create(admin('acme'), { name: 'rotates-between-grants', value: value('before'), scopes: ['tool:gerrit'] });
+      await expect(redeemFor(h, await lease(h, agent('acme'), s.id), 'acme')).resolves.toMatchObject({ version: 1, value: 'before' });
+      await h.secrets.rotate(admin('acme'), s.id, { value: value('after') }, s.etag);
+      await expect(redeemFor(h, await lease(h, agent('acme'), s.id), 'acme')).resolves.toMatchObject({ version: 2, value: 'after' });
+    });
+
     it('dies with its secret: a revoked secret releases nothing, even on a lease granted before', async () => {
       const s = await h.secrets.create(admin('acme'), { name: 'to-revoke', value: value('v'), scopes: ['tool:gerrit', 'tool:doors'] });
       const granted = await lease(h, agent('acme'), s.id);

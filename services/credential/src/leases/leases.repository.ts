@@ -38,6 +38,8 @@ export type LeaseSecretRow = SecretRow & SecretMaterialRow;
 export interface LeaseGrantWrite {
   lease: LeaseRow;
   event: EventEnvelope;
+  /** The secret row's `stream_version` the grant was decided on: the lease is written only while the secret is still that row, active. */
+  secretStreamVersion: number;
 }
 
 export interface LeaseRedeemWrite {
@@ -58,7 +60,7 @@ export interface LeaseRedeemWrite {
  * SQL statement on the `pg` pool (one round trip, one commit for the whole group).
  */
 export class LeasesRepository extends CredentialRepository {
-  private readonly grants: GroupCommit<LeaseGrantWrite, void>;
+  private readonly grants: GroupCommit<LeaseGrantWrite, boolean>;
   private readonly redemptionsGroup: GroupCommit<LeaseRedeemWrite, number | undefined>;
   private readonly secretLookups: GroupCommit<{ tenantId: string; secretId: string }, LeaseSecretRow | undefined>;
   private readonly tokenLookups: GroupCommit<Buffer, RedemptionRow | undefined>;
@@ -87,8 +89,12 @@ export class LeasesRepository extends CredentialRepository {
     return this.tokenLookups.run(tokenHash);
   }
 
-  /** The lease row and its `credential.lease.granted` event, committed (grouped) before this resolves. */
-  grant(write: LeaseGrantWrite): Promise<void> {
+  /**
+   * The lease row and its `credential.lease.granted` event, committed (grouped) before this
+   * resolves: true; false (nothing written) when the secret is no longer active at the
+   * stream version the grant was decided on.
+   */
+  grant(write: LeaseGrantWrite): Promise<boolean> {
     return this.grants.run(write);
   }
 
@@ -164,26 +170,36 @@ export class LeasesRepository extends CredentialRepository {
    * lean pool): each lease row with its `credential.lease.granted` event (stream version 1),
    * committed synchronously like every event (a grant acknowledged to its caller survives a
    * database crash; an asynchronous commit was measured to gain nothing beyond the noise
-   * here: 1,595–1,701 leases/s asynchronous, 1,513–1,703 synchronous). Any error fails the
-   * whole group, which commits nothing.
+   * here: 1,595–1,701 leases/s asynchronous, 1,513–1,703 synchronous). A grant is written
+   * only while its secret is active at the stream version the grant was decided on (the
+   * row the access policy and the decider saw; every change of a secret moves its stream
+   * version), so the service may decide on a secret row it read for an earlier lease: a
+   * grant refused here is decided again on a fresh read. Answers, per grant in order,
+   * whether it was written. Any error fails the whole group, which commits nothing.
    */
-  async commitGrants(grants: readonly LeaseGrantWrite[]): Promise<void[]> {
+  async commitGrants(grants: readonly LeaseGrantWrite[]): Promise<boolean[]> {
     validateAll(grants.map((w) => w.event));
-    await this.prepared(
+    const { rows } = await this.prepared(
       `WITH g AS (
-         SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int[], $9::text[],
-                              $10::timestamptz[], $11::uuid[], $12::text[], $13::jsonb[])
-           AS g(lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, granted_by, created_at, event_id, event_type, envelope)
+         SELECT g.*, set_config('${NOTIFY_AFTER_COMMIT_SETTING}', 'on', true) AS notify_after_commit
+           FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int[], $9::text[],
+                       $10::timestamptz[], $11::uuid[], $12::text[], $13::jsonb[], $14::int[])
+           WITH ORDINALITY AS g(lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, granted_by, created_at, event_id, event_type,
+                                envelope, secret_stream_version, ord)
+       ), decided AS (
+         SELECT g.* FROM g
+           JOIN ${this.t.secrets} s ON s.tenant_id = g.tenant_id AND s.secret_id = g.secret_id
+          WHERE s.state = 'active' AND s.stream_version = g.secret_stream_version
        ), granted AS (
          INSERT INTO ${this.t.leases} (lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, uses_left, granted_by, created_at)
-         SELECT lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, uses, granted_by, created_at FROM g
+         SELECT lease_id, token_hash, tenant_id, secret_id, session_id, tool, expires_at, uses, uses, granted_by, created_at FROM decided
          RETURNING lease_id
        ), appended AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT 'lease-' || g.lease_id, 1, g.event_id, g.event_type, g.tenant_id, g.envelope FROM g
+         SELECT 'lease-' || lease_id, 1, event_id, event_type, tenant_id, envelope FROM decided
          RETURNING stream_id
        )
-       SELECT count(*), set_config('${NOTIFY_AFTER_COMMIT_SETTING}', 'on', true) FROM appended`,
+       SELECT ord FROM decided`,
       [
         grants.map((w) => w.lease.leaseId),
         grants.map((w) => w.lease.tokenHash),
@@ -198,10 +214,12 @@ export class LeasesRepository extends CredentialRepository {
         grants.map((w) => w.event.id),
         grants.map((w) => w.event.type),
         grants.map((w) => JSON.stringify(w.event)),
+        grants.map((w) => w.secretStreamVersion),
       ],
     );
     this.ring();
-    return grants.map(() => undefined);
+    const written = new Set(rows.map((r: Row) => Number(r.ord)));
+    return grants.map((_, i) => written.has(i + 1));
   }
 
   /**

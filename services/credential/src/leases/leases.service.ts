@@ -27,6 +27,12 @@ export interface Redemption {
 
 /** Leases granted here and not yet redeemed, remembered for their redemption (each at most until it expires). */
 const HANDED_OVER = 10_000;
+/** Secret rows remembered from grants, for the next grant of the same secret (least recently granted dropped first). */
+const REMEMBERED_SECRETS = 10_000;
+/** How long a remembered secret row is used (then read again), so nothing read stays in memory longer than a lease lives. */
+const REMEMBER_SECRET_MS = 60_000;
+/** Decisions on a secret that keeps changing under the grant before it is refused as a conflict. */
+const GRANT_ATTEMPTS = 3;
 
 export interface LeasesServiceDependencies {
   repo: Pick<LeasesRepository, 'secretForLease' | 'findByToken' | 'grant' | 'redeem'>;
@@ -61,6 +67,8 @@ export class LeasesService {
   private readonly handedOver = new Map<string, RedemptionRow>();
   /** No lease in `handedOver` expires before this (epoch ms; earlier when nothing was pruned yet). */
   private firstExpiry = 0;
+  /** Secret rows a grant was written on, by tenant and secret id, each with when it stops being used (epoch ms). */
+  private readonly rememberedSecrets = new Map<string, { secret: LeaseSecretRow; until: number }>();
 
   constructor(private readonly d: LeasesServiceDependencies) {
     this.decider = leasesDecider(d.limits);
@@ -69,33 +77,49 @@ export class LeasesService {
   /**
    * `authorization`: the header the caller presented (an agent's token goes to the policy
    * service with the decision); it stays out of the lease, its event and the answer.
+   *
+   * Decided on the secret row remembered from an earlier grant when there is one (no read:
+   * the grant is then one statement), else on a fresh read. Either way the access policy
+   * and the decider see the row, and the grant's statement writes the lease only while
+   * the secret is still that row (same stream version) and active; when it is not, the
+   * grant is asked and decided again on a fresh read, as if nothing had been remembered.
    */
   async grant(principal: Principal, input: { secretId: string; sessionId: string; tool: string; ttlSeconds?: number; uses?: number }, authorization?: string): Promise<LeaseGrant> {
-    const secret = await this.d.repo.secretForLease(principal.tenantId, input.secretId);
-    if (!secret) throw new PalisadeError('not_found', 'secret not found');
-    await authorize(this.d.policy, { principal, action: 'use', secret, tool: input.tool, authorization });
-    const now = this.d.now();
-    const leaseId = newEventId();
-    const metadata = { tenantId: principal.tenantId, actor: actorOf(principal), now };
-    const [granted] = this.decider.decide({ type: 'grant', data: { ...input, leaseId, secretState: secret.state }, metadata }, this.decider.initialState()) as [LeaseGranted];
-    const token = newLeaseToken();
-    const { expiresAt, uses } = granted.data;
-    const lease: LeaseRow = {
-      leaseId,
-      tokenHash: hashToken(token),
-      tenantId: principal.tenantId,
-      secretId: input.secretId,
-      sessionId: input.sessionId,
-      tool: input.tool,
-      expiresAt: new Date(expiresAt),
-      uses,
-      usesLeft: uses,
-      grantedBy: `${principal.type}:${principal.id}`,
-      createdAt: now,
-    };
-    await this.d.repo.grant({ event: envelopeOf(this.d.eventContext, metadata, granted), lease });
-    this.handOver(lease, secret);
-    return { leaseId, token, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, uses, expiresAt };
+    const secretKey = `${principal.tenantId}\u0000${input.secretId}`;
+    let secret = this.rememberedSecret(secretKey);
+    for (let attempt = 1; ; attempt++) {
+      secret ??= await this.d.repo.secretForLease(principal.tenantId, input.secretId);
+      if (!secret) throw new PalisadeError('not_found', 'secret not found');
+      await authorize(this.d.policy, { principal, action: 'use', secret, tool: input.tool, authorization });
+      const now = this.d.now();
+      const leaseId = newEventId();
+      const metadata = { tenantId: principal.tenantId, actor: actorOf(principal), now };
+      const [granted] = this.decider.decide({ type: 'grant', data: { ...input, leaseId, secretState: secret.state }, metadata }, this.decider.initialState()) as [LeaseGranted];
+      const token = newLeaseToken();
+      const { expiresAt, uses } = granted.data;
+      const lease: LeaseRow = {
+        leaseId,
+        tokenHash: hashToken(token),
+        tenantId: principal.tenantId,
+        secretId: input.secretId,
+        sessionId: input.sessionId,
+        tool: input.tool,
+        expiresAt: new Date(expiresAt),
+        uses,
+        usesLeft: uses,
+        grantedBy: `${principal.type}:${principal.id}`,
+        createdAt: now,
+      };
+      if (await this.d.repo.grant({ event: envelopeOf(this.d.eventContext, metadata, granted), lease, secretStreamVersion: secret.streamVersion })) {
+        this.rememberSecret(secretKey, secret, now);
+        this.handOver(lease, secret);
+        return { leaseId, token, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, uses, expiresAt };
+      }
+      // The secret changed since the row the grant was decided on: decided again on a fresh read.
+      this.rememberedSecrets.delete(secretKey);
+      if (attempt >= GRANT_ATTEMPTS) throw new PalisadeError('conflict', 'the secret changed while the lease was granted; try again');
+      secret = undefined;
+    }
   }
 
   /**
@@ -180,6 +204,27 @@ export class LeasesService {
     const text = value.toString('utf8');
     value.fill(0);
     return { redemption: { leaseId: row!.leaseId, secretId: row!.secretId, version: material.version, value: text }, use };
+  }
+
+  private rememberedSecret(key: string): LeaseSecretRow | undefined {
+    const remembered = this.rememberedSecrets.get(key);
+    if (!remembered) return undefined;
+    if (remembered.until > this.d.now().getTime()) return remembered.secret;
+    this.rememberedSecrets.delete(key);
+    return undefined;
+  }
+
+  /** Remembers the secret row a grant was just written on (most recently granted last, so the least recent goes first when full). */
+  private rememberSecret(key: string, secret: LeaseSecretRow, now: Date): void {
+    const remembered = this.rememberedSecrets.get(key);
+    if (remembered?.secret === secret) {
+      this.rememberedSecrets.delete(key);
+      this.rememberedSecrets.set(key, remembered);
+      return;
+    }
+    this.rememberedSecrets.delete(key);
+    if (this.rememberedSecrets.size >= REMEMBERED_SECRETS) this.rememberedSecrets.delete(this.rememberedSecrets.keys().next().value!);
+    this.rememberedSecrets.set(key, { secret, until: now.getTime() + REMEMBER_SECRET_MS });
   }
 
   /** Remembers a lease just granted for its redemption here, while there is room (else it is read again then). */

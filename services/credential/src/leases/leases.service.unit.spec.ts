@@ -16,6 +16,7 @@ const secret = {
   scopes: ['tool:gerrit'],
   state: 'active',
   currentVersion: 1,
+  streamVersion: 1,
 } as SecretRow;
 
 function leasesWith(answer: (r: AuthorizeRequest) => AuthorizeDecision) {
@@ -25,7 +26,7 @@ function leasesWith(answer: (r: AuthorizeRequest) => AuthorizeDecision) {
     repo: {
       secretForLease: async (tenantId, secretId) => (tenantId === secret.tenantId && secretId === secret.secretId ? { ...secret, material: null, kek: null } : undefined),
       findByToken: async () => undefined,
-      grant: async (write) => void written.push(write),
+      grant: async (write) => (written.push(write), true),
       redeem: async () => undefined,
     },
     material: { decrypt: async () => Buffer.alloc(0) },
@@ -82,7 +83,7 @@ describe('LeasesService.redeem: the grant hands its read over to the redemption'
           // Read afresh: the secret was rotated to version 2 since the grant.
           return { ...lease!, secretState: 'active', version: 2, material: materialOf(2), kek };
         },
-        grant: async (write) => void (lease = write.lease),
+        grant: async (write) => ((lease = write.lease), true),
         redeem: async () => redeemAnswers.shift(),
       },
       material: { decrypt: async (m) => (decrypted.push(m.version), Buffer.from(`value-v${m.version}`)) },
@@ -117,5 +118,90 @@ describe('LeasesService.redeem: the grant hands its read over to the redemption'
     const grant = await service.grant(user, input);
     await expect(service.redeem('sandbox-orchestrator', { ...redeemer, sessionId: 'sbx-2', token: grant.token })).rejects.toMatchObject({ code: 'not_found' });
     expect(reads).toHaveLength(1);
+  });
+});
+
+describe('LeasesService.grant: decided on the secret row of an earlier grant, written only while the secret is still that row', () => {
+  const input = { secretId: secret.secretId, sessionId: 'sbx-1', tool: 'gerrit' };
+  const user: Principal = { type: 'agent', id: 'helper', tenantId: 'acme', actingFor: 'bob', scopes: ['credential:use'] };
+
+  /** `rows`: what each fresh read answers, in turn; `written`: what each grant statement answers, in turn (true when unset). */
+  function vault(rows: Array<Partial<SecretRow> | undefined>, writes: boolean[] = []) {
+    const reads: Array<[string, string]> = [];
+    const statements: Array<{ secretStreamVersion: number; tenantId: string }> = [];
+    const asked: Array<readonly string[]> = [];
+    const clock = { now: now };
+    const service = new LeasesService({
+      repo: {
+        secretForLease: async (tenantId, secretId) => {
+          reads.push([tenantId, secretId]);
+          const row = rows.shift();
+          return row && { ...secret, tenantId, ...row, material: null, kek: null };
+        },
+        findByToken: async () => undefined,
+        grant: async (write) => (statements.push({ secretStreamVersion: write.secretStreamVersion, tenantId: write.lease.tenantId }), writes.shift() ?? true),
+        redeem: async () => undefined,
+      },
+      material: { decrypt: async () => Buffer.alloc(0) },
+      policy: { decide: async (r) => (asked.push(r.secret!.scopes), r.secret!.scopes.includes(`tool:${r.tool}`) ? { allowed: true } : { allowed: false, reason: 'not scoped' }) },
+      eventContext: systemEventContext('credential'),
+      limits: { defaultTtlSeconds: 30, maxTtlSeconds: 60, maxUses: 10 },
+      now: () => clock.now,
+    });
+    return { service, reads, statements, asked, clock };
+  }
+
+  it('reads the secret once for two grants, asks the policy for each, and binds each statement to the stream version decided on', async () => {
+    const { service, reads, statements, asked } = vault([{ streamVersion: 4 }]);
+    await service.grant(user, input);
+    await service.grant(user, { ...input, sessionId: 'sbx-2' });
+    expect(reads).toHaveLength(1);
+    expect(asked).toHaveLength(2);
+    expect(statements.map((s) => s.secretStreamVersion)).toEqual([4, 4]);
+  });
+
+  it('decides again on a fresh read when the statement refuses the remembered row: a revocation since is refused', async () => {
+    const { service, reads, statements } = vault([{ streamVersion: 4 }, { streamVersion: 5, state: 'revoked' }], [true, false]);
+    await service.grant(user, input);
+    await expect(service.grant(user, input)).rejects.toMatchObject({ code: 'illegal_state', message: 'the secret is revoked' });
+    expect(reads).toHaveLength(2);
+    expect(statements.map((s) => s.secretStreamVersion)).toEqual([4, 4]);
+  });
+
+  it('asks the policy again on the fresh row: a scope removed since is refused', async () => {
+    const { service, asked, statements } = vault([{ streamVersion: 4 }, { streamVersion: 5, scopes: ['tool:doors'] }], [true, false]);
+    await service.grant(user, input);
+    await expect(service.grant(user, input)).rejects.toMatchObject({ code: 'forbidden' });
+    expect(asked).toEqual([['tool:gerrit'], ['tool:gerrit'], ['tool:doors']]);
+    expect(statements).toHaveLength(2);
+  });
+
+  it("never decides a tenant's grant on another tenant's remembered row", async () => {
+    const { service, reads, statements } = vault([{ streamVersion: 4 }, undefined]);
+    await service.grant(user, input);
+    await expect(service.grant({ ...user, tenantId: 'globex' }, input)).rejects.toMatchObject({ code: 'not_found' });
+    expect(reads).toEqual([
+      ['acme', secret.secretId],
+      ['globex', secret.secretId],
+    ]);
+    expect(statements.map((s) => s.tenantId)).toEqual(['acme']);
+  });
+
+  it('reads the secret again once the remembered row is a minute old', async () => {
+    const { service, reads, clock } = vault([{ streamVersion: 4 }, { streamVersion: 4 }]);
+    await service.grant(user, input);
+    clock.now = new Date(now.getTime() + 59_999);
+    await service.grant(user, input);
+    expect(reads).toHaveLength(1);
+    clock.now = new Date(now.getTime() + 60_000);
+    await service.grant(user, input);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('gives up with a conflict when the secret changes under each of three decisions', async () => {
+    const { service, reads, statements } = vault([{ streamVersion: 4 }, { streamVersion: 5 }, { streamVersion: 6 }], [false, false, false]);
+    await expect(service.grant(user, input)).rejects.toMatchObject({ code: 'conflict' });
+    expect(reads).toHaveLength(3);
+    expect(statements.map((s) => s.secretStreamVersion)).toEqual([4, 5, 6]);
   });
 });
