@@ -16,10 +16,18 @@ export interface ParallelVerifierOptions {
 /** What a worker answers at the end. */
 interface WorkerReply {
   result: VerificationResult;
-  /** JSON of { partition: event ids in seq order from `result.partitions[p].first` }. */
-  ids: string;
+  /** A 52-bit hash of each event id it verified, ascending: equal ids have equal hashes. */
+  hashes: Float64Array;
   /** CPU the worker's thread used, warm-up included (ms). */
   cpuMs: number;
+  /** CPU it used after its warm-up: verifying (ms). */
+  verifyCpuMs: number;
+}
+
+/** What a worker answers when asked for its ids (two workers' hashes met). */
+interface IdsReply {
+  /** JSON of { partition: event ids in seq order from `result.partitions[p].first` }. */
+  ids: string;
 }
 
 /**
@@ -28,7 +36,8 @@ interface WorkerReply {
  * Messages: `{ checkpoints }`, `{ bytes, length, ends, partitions, count }` (a batch of
  * `count` records in one transferred buffer: record i is bytes[ends[i-1] … ends[i]), read
  * from partition partitions[i]), `{ finish: true }`. It says `{ failed: true }` once at its first failure
- * (so a reader can stop) and `{ result, ids }` when finished.
+ * (so a reader can stop) and `{ result, hashes }` when finished; asked `{ ids: true }` after
+ * that, it answers `{ ids }`.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -44,8 +53,22 @@ const lib = require(workerData.module);
     warm.addRecord(JSON.parse(Buffer.from(next.value).toString('utf8')));
   }
 }
+const warmedUp = process.threadCpuUsage();
 const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart });
 const ids = {};
+// A 52-bit hash of each event id verified, for the check across workers (exact when no two are equal).
+let hashes = new Float64Array(1 << 14);
+let hashCount = 0;
+const idHash = (id) => {
+  let a = 0x811c9dc5, b = 0x9e3779b9;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return (a >>> 0) * 1048576 + (b >>> 12);
+};
 let ok = true;
 parentPort.on('message', (m) => {
   if (m.checkpoints) {
@@ -66,10 +89,17 @@ parentPort.on('message', (m) => {
       start = ends[i];
       if (!verifier.addRecord(record)) { ok = false; parentPort.postMessage({ failed: true }); return; }
       (ids[record.partition] ??= []).push(record.event.id);
+      if (hashCount === hashes.length) { const more = new Float64Array(hashCount * 2); more.set(hashes); hashes = more; }
+      hashes[hashCount++] = idHash(record.event.id);
     }
   } else if (m.finish) {
+    const sorted = hashes.subarray(0, hashCount).sort();
+    const result = verifier.finish();
     const cpu = process.threadCpuUsage();
-    parentPort.postMessage({ result: verifier.finish(), ids: JSON.stringify(ids), cpuMs: (cpu.user + cpu.system) / 1000 });
+    const verifyCpu = process.threadCpuUsage(warmedUp);
+    parentPort.postMessage({ result, hashes: sorted, cpuMs: (cpu.user + cpu.system) / 1000, verifyCpuMs: (verifyCpu.user + verifyCpu.system) / 1000 }, [hashes.buffer]);
+  } else if (m.ids) {
+    parentPort.postMessage({ ids: JSON.stringify(ids) });
   }
 });
 `;
@@ -129,6 +159,7 @@ class Gathering {
 export class ParallelChainVerifier {
   private readonly workers: Worker[];
   private readonly replies: Array<Promise<WorkerReply>>;
+  private readonly idReplies: Array<(reply: IdsReply) => void> = [];
   private readonly owners = new Map<number, number>();
   private readonly gathering: Gathering[];
   private readonly checkpointsOf: unknown[][];
@@ -136,6 +167,8 @@ export class ParallelChainVerifier {
   private failedEarly = false;
   /** After finish(): the CPU each worker's thread used, warm-up included (ms), for measurements. */
   cpuMs: number[] = [];
+  /** After finish(): the CPU each worker used after its warm-up, i.e. verifying (ms). */
+  verifyCpuMs: number[] = [];
   private finished = false;
 
   constructor(options: ParallelVerifierOptions) {
@@ -146,8 +179,9 @@ export class ParallelChainVerifier {
     this.replies = this.workers.map(
       (worker) =>
         new Promise<WorkerReply>((resolve, reject) => {
-          worker.on('message', (m: WorkerReply | { failed: true }) => {
+          worker.on('message', (m: WorkerReply | IdsReply | { failed: true }) => {
             if ('failed' in m) this.failedEarly = true;
+            else if ('ids' in m) this.idReplies.shift()?.(m);
             else resolve(m);
           });
           worker.once('error', reject);
@@ -215,10 +249,25 @@ export class ParallelChainVerifier {
       }
       const replies = await Promise.all(this.replies);
       this.cpuMs = replies.map((r) => r.cpuMs);
-      return merge(replies);
+      this.verifyCpuMs = replies.map((r) => r.verifyCpuMs);
+      // Ids can repeat across workers only where their hashes do; the ids themselves are
+      // asked for only then (a repeat, or a rare hash collision), not for every record.
+      const ids = replies.length > 1 && hashesMeet(replies.map((r) => r.hashes)) ? await this.idsOfWorkers() : undefined;
+      return merge(replies, ids);
     } finally {
       await this.close();
     }
+  }
+
+  /** Each worker's event ids by partition (after finish), one worker at a time. */
+  private async idsOfWorkers(): Promise<string[]> {
+    const out: string[] = [];
+    for (const worker of this.workers) {
+      const reply = new Promise<IdsReply>((resolve) => this.idReplies.push(resolve));
+      worker.postMessage({ ids: true });
+      out.push((await reply).ids);
+    }
+    return out;
   }
 
   /** Stop the workers (finish() does it; call it when giving up early). */
@@ -279,21 +328,39 @@ export async function verifyPartitionsInParallel(input: ParallelVerifyInput): Pr
   return verifier.finish();
 }
 
-function merge(replies: readonly WorkerReply[]): VerificationResult {
+/** Whether any hash appears twice in these lists (equal ids always do; different ids almost never). */
+function hashesMeet(lists: readonly Float64Array[]): boolean {
+  const all = new Float64Array(lists.reduce((n, l) => n + l.length, 0));
+  let at = 0;
+  for (const l of lists) {
+    all.set(l, at);
+    at += l.length;
+  }
+  // Sorted, equal hashes are neighbours: a native sort of numbers instead of a set of strings.
+  all.sort();
+  for (let i = 1; i < all.length; i++) if (all[i] === all[i - 1]) return true;
+  return false;
+}
+
+/**
+ * The workers' verdicts as one. `ids` (each worker's ids by partition, as JSON) only when
+ * their id hashes met: otherwise no event id appears in two workers' partitions.
+ */
+function merge(replies: readonly WorkerReply[], ids?: readonly string[]): VerificationResult {
   const failures: VerificationFailure[] = [];
   const partitions: VerificationResult['partitions'] = {};
   const idsOf = new Map<number, string[]>();
   let records = 0;
   let checkpoints = 0;
-  for (const { result, ids } of replies) {
+  for (const { result } of replies) {
     records += result.records;
     checkpoints += result.checkpoints;
     Object.assign(partitions, result.partitions);
     if (result.failure) failures.push(result.failure);
-    for (const [p, list] of Object.entries(JSON.parse(ids) as Record<string, string[]>)) idsOf.set(Number(p), list);
   }
+  for (const json of ids ?? []) for (const [p, list] of Object.entries(JSON.parse(json) as Record<string, string[]>)) idsOf.set(Number(p), list);
   // Uniqueness of event ids across partitions (each worker checked its own).
-  if (replies.length > 1) {
+  if (ids) {
     const seen = new Set<string>();
     for (const p of [...idsOf.keys()].sort((a, b) => a - b)) {
       const ids = idsOf.get(p)!;
