@@ -109,6 +109,14 @@ describe('fast JCS', () => {
     }
   });
 
+  it('keeps a member named __proto__ (from JSON.parse) a member, in order, and a string toJSON a string', () => {
+    for (const text of ['{"z":1,"__proto__":{"b":1,"a":2},"c":[{"y":1,"x":2}]}', '{"toJSON":"x","a":1}', '{"b":{"__proto__":null},"a":1}']) {
+      const value = JSON.parse(text);
+      expect(fastCanonicalJson(value)).toBe(canonicalize(value));
+    }
+    expect(fastCanonicalJson(JSON.parse('{"z":1,"__proto__":{"b":1,"a":2}}'))).toBe('{"__proto__":{"a":2,"b":1},"z":1}');
+  });
+
   it('sorts members by UTF-16 code units, not by code points or locale', () => {
     const value = { '\ud83d\ude00': 1, '\ufb33': 2, b: 3, B: 4, '10': 5, '9': 6, é: 7 };
     expect(fastCanonicalJson(value)).toBe(canonicalize(value));
