@@ -1,0 +1,18 @@
+import * as pg from 'pg';
+import { inlineParameters, quoteLiteral } from './ledger.repository';
+
+describe('ledger repository: literals written into a statement', () => {
+  it("quotes exactly as node-postgres's escapeLiteral does, quotes and backslashes included", () => {
+    const alphabet = ["'", '\\', '"', '$', '1', 'a', 'é', '{', '}', ',', ' ', '\n', '😀'];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const samples = ['', "o'brien", 'back\\slash', `'\\'`, '{"a":"b\\"c"}', "''\\\\''"];
+    for (let i = 0; i < 500; i++) samples.push(Array.from({ length: next() % 40 }, () => alphabet[next() % alphabet.length]).join(''));
+    for (const s of samples) expect(quoteLiteral(s)).toBe(pg.escapeLiteral(s));
+  });
+
+  it('writes each parameter in by its text form', () => {
+    expect(inlineParameters('SELECT $1::text[], $2, $3', [["x'y", 'b\\c'], null, 5])).toBe(`SELECT  E'{"x''y","b\\\\\\\\c"}'::text[], NULL, '5'`);
+    expect(() => inlineParameters('SELECT $2', [1])).toThrow(/\$2/);
+  });
+});
