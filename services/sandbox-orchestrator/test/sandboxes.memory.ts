@@ -1,7 +1,7 @@
 import { systemEventContext, type EventEnvelope, type Principal } from '@palisade/contracts';
 import { InMemoryEventStore } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, AuthorizeRequest } from '@palisade/policy-client';
-import type { ExecResult, SandboxRuntime } from '../src/runtime/runtime.port';
+import type { ExecRequest, ExecResult, SandboxRuntime } from '../src/runtime/runtime.port';
 import type { SandboxEvent } from '../src/sandboxes/sandboxes.events';
 import type { ExecutionRow, SandboxesRepository, SandboxRow } from '../src/sandboxes/sandboxes.repository';
 import { SandboxesService, type SandboxesServiceDependencies } from '../src/sandboxes/sandboxes.service';
@@ -19,7 +19,7 @@ export const alice: Caller = { principal: { type: 'user', id: 'alice', tenantId:
 
 export type MemoryRepository = Pick<
   SandboxesRepository,
-  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'
+  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'
 > & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number } };
 
 export function memoryRepository(): MemoryRepository {
@@ -38,6 +38,7 @@ export function memoryRepository(): MemoryRepository {
     expiredBy: async (_instance, at) => [...rows.values()].filter((r) => r.status === 'ready' && r.expiresAt && Date.parse(r.expiresAt) <= at.getTime()),
     readyCount: async (tenantId) => ready(tenantId),
     readyCountLocked: async (_tx, tenantId) => ready(tenantId),
+    lockedSandbox: async (_tx, tenantId, id) => (rows.get(id)?.tenantId === tenantId ? { ...rows.get(id)! } : undefined),
     cpuSecondsSince: async () => cpu.seconds,
     execution: async (_tenant, sandboxId, executionId) =>
       ({ sandboxId, executionId, program: 'sh', status: 'finished', exitCode: 0, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, startedAt: '' }) as ExecutionRow,
@@ -80,6 +81,8 @@ export function memoryRepository(): MemoryRepository {
             default:
               break;
           }
+          const updated = rows.get(event.data.sandboxId);
+          if (updated) updated.version = version;
         }
       },
     },
@@ -97,6 +100,11 @@ export const outcome = (usage = { cpuSeconds: 0.25, memoryGbSeconds: 0.001, wall
   usage: { ...usage, peakMemoryBytes: 0 },
 });
 
+/** A runtime's exec as the port has it: the program (`run`) only once `startWhen` resolved, never if it rejects. */
+export function runtimeOf(run: (sandboxId: string, executionId: string, request: ExecRequest) => Promise<ExecResult>): SandboxRuntime['exec'] {
+  return (sandboxId, executionId, request) => ({ result: Promise.resolve(request.startWhen).then(() => run(sandboxId, executionId, request)), kill: () => undefined });
+}
+
 /** A service on the stand-ins; `runtimeExec` and `decide` may be replaced by a test. */
 export function serviceHarness(overrides: Partial<SandboxesServiceDependencies> = {}) {
   const repo = memoryRepository();
@@ -104,7 +112,7 @@ export function serviceHarness(overrides: Partial<SandboxesServiceDependencies> 
     repo,
     decide: ((): AuthorizeDecision => ({ decision: 'allow', rule: 'test', reason: 'ok' })) as (request: AuthorizeRequest) => AuthorizeDecision,
     asked: [] as AuthorizeRequest[],
-    runtimeExec: ((): ReturnType<SandboxRuntime['exec']> => ({ result: Promise.resolve(outcome()), kill: () => undefined })) as SandboxRuntime['exec'],
+    runtimeExec: runtimeOf(async () => outcome()),
     removed: [] as string[],
     service: undefined as unknown as SandboxesService,
   };

@@ -36,6 +36,21 @@ describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
     expect(r.usage.wallSeconds).toBeGreaterThan(0);
   });
 
+  it('runs the program only once startWhen resolves (prepared meanwhile), and nothing when it rejects', async () => {
+    const workspace = `/run/palisade-sandbox-test/${instance}/sandboxes/${sandbox}/workspace`;
+    let admit!: () => void;
+    const gated = sh('echo ran > /workspace/gated; echo gated', { startWhen: new Promise<void>((resolve) => (admit = resolve)) });
+    await new Promise((r) => setTimeout(r, 700)); // time enough to have run, had it not waited
+    expect(existsSync(`${workspace}/gated`)).toBe(false);
+    admit();
+    expect(await gated.result).toMatchObject({ reason: 'exited', exitCode: 0, stdout: Buffer.from('gated\n') });
+    expect(existsSync(`${workspace}/gated`)).toBe(true);
+    const refused = sh('echo ran > /workspace/refused', { startWhen: new Promise((_, reject) => setTimeout(() => reject(new Error('no budget')), 300)) });
+    await expect(refused.result).rejects.toThrow('no budget');
+    expect(existsSync(`${workspace}/refused`)).toBe(false);
+    expect((await sh('echo next').result).stdout.toString()).toBe('next\n'); // the sandbox goes on
+  });
+
   it('keeps the workspace between executions, each with a fresh /tmp', async () => {
     await sh('echo kept > /workspace/file; echo gone > /tmp/file').result;
     const r = await sh('cat /workspace/file; cat /tmp/file 2>/dev/null || echo no-tmp').result;

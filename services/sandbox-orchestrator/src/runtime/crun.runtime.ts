@@ -110,6 +110,8 @@ export class CrunRuntime implements SandboxRuntime {
   private readonly running = new Map<string, Running>();
   /** The container created ahead for each sandbox's next execution (when `warm`). */
   private readonly warmBySandbox = new Map<string, Promise<WarmContainer | undefined>>();
+  /** Each prepared sandbox's limits (its limits.json, read once). */
+  private readonly limitsBySandbox = new Map<string, SandboxLimits>();
   private seccompBpf: string | undefined;
   /** The host's trusted roots, read once (the first sandbox with egress) and shared by every sandbox's bundle. */
   private hostRoots: Promise<string> | undefined;
@@ -167,6 +169,7 @@ export class CrunRuntime implements SandboxRuntime {
     for (const d of ['ssl/certs', 'alternatives']) await mkdir(join(etc, d), { recursive: true, mode: 0o755 });
     for (const [name, content] of Object.entries(generatedEtc())) await writeFile(join(etc, name), content, { mode: 0o644 });
     await writeFile(join(dir, 'limits.json'), JSON.stringify(limits), { mode: 0o600 });
+    this.limitsBySandbox.set(sandboxId, limits);
     if (this.options.egress) {
       const attachment = await this.options.egress.open(sandboxId);
       const roots = await (this.hostRoots ??= readFile(HOST_CA_BUNDLE, 'utf8').catch(() => ''));
@@ -222,6 +225,13 @@ export class CrunRuntime implements SandboxRuntime {
       seccompBpf: this.seccompBpf,
     });
     await writeFile(configFile, JSON.stringify(config), { mode: 0o600 });
+    try {
+      await request.startWhen;
+    } catch (error) {
+      await this.removeCgroup(cgroup);
+      await rm(configFile, { force: true });
+      throw error;
+    }
 
     const started = process.hrtime.bigint();
     const child = spawn(this.options.crun, ['--root', this.state, 'run', '--bundle', dir, '--config', configFile, '--pid-file', pidFile, container], {
@@ -279,6 +289,7 @@ export class CrunRuntime implements SandboxRuntime {
     const container = await warm;
     if (container) await this.discardWarm(container);
     const dir = this.sandboxDir(sandboxId);
+    this.limitsBySandbox.delete(sandboxId);
     await this.options.egress?.close(sandboxId);
     const workspace = join(dir, 'workspace');
     if (await isMountPoint(workspace)) await run('umount', ['-l', workspace]);
@@ -400,10 +411,18 @@ export class CrunRuntime implements SandboxRuntime {
    */
   private async executeWarm(sandboxId: string, w: WarmContainer, request: ExecRequest, control: KillSwitch): Promise<ExecResult | undefined> {
     const limits = await this.limitsOf(sandboxId);
-    await writeFile(join(w.control, 'stdin'), request.stdin ?? '', { mode: 0o644 });
     const exports = Object.entries(request.env ?? {}).map(([k, v]) => `export ${k}=${shQuote(v)}\n`);
-    // env(1) runs the program as crun would (a PATH lookup, never a shell builtin or function)
-    await writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}/usr/bin/env -- ${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 });
+    await Promise.all([
+      writeFile(join(w.control, 'stdin'), request.stdin ?? '', { mode: 0o644 }),
+      // env(1) runs the program as crun would (a PATH lookup, never a shell builtin or function)
+      writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}/usr/bin/env -- ${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
+    ]);
+    try {
+      await request.startWhen;
+    } catch (error) {
+      await this.discardWarm(w); // never given the go: its init never read the command
+      throw error;
+    }
     const stdout = capped(request.outputCapBytes, request.onStdout);
     const stderr = capped(request.outputCapBytes, request.onStderr);
     w.child.stdout.on('data', stdout.push);
@@ -481,8 +500,12 @@ export class CrunRuntime implements SandboxRuntime {
   }
 
   private async limitsOf(sandboxId: string): Promise<SandboxLimits> {
+    const known = this.limitsBySandbox.get(sandboxId);
+    if (known) return known;
     try {
-      return JSON.parse(await readFile(join(this.sandboxDir(sandboxId), 'limits.json'), 'utf8')) as SandboxLimits;
+      const limits = JSON.parse(await readFile(join(this.sandboxDir(sandboxId), 'limits.json'), 'utf8')) as SandboxLimits;
+      this.limitsBySandbox.set(sandboxId, limits);
+      return limits;
     } catch {
       throw new PalisadeError('not_found', 'sandbox not prepared on this host');
     }

@@ -32,6 +32,13 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Bytes kept of each of stdout and stderr; beyond, the rest is counted and dropped. */
   outputCapBytes: number;
+  /**
+   * The program runs only once this resolves: what must precede any of it (billing's hold,
+   * the `exec_started` event) goes on meanwhile, and the runtime prepares (the command and
+   * stdin handed to a warm container, a cold one's cgroup and configuration). Rejected:
+   * nothing runs, the result rejects with its error.
+   */
+  startWhen?: Promise<unknown>;
   /** Called with each stdout chunk as it arrives, within the cap (streaming). */
   onStdout?: (chunk: Buffer) => void;
   /** Called with each stderr chunk as it arrives, within the cap. */

@@ -5,8 +5,8 @@ import { billedSubjectOf, SANDBOX_PRICE_PROVIDER } from './sandboxes.metering';
 
 /** What the sandboxes service needs of billing: hold an execution's worst case, price its actual usage, release a hold. */
 export interface ExecutionBilling {
-  /** Holds the worst case under the execution id (billing's request id); a budget without room is a 429 naming it. Returns the µ-units held. */
-  hold(principal: Principal, execution: { executionId: string; template: string; worstCase: readonly MeteredQuantity[]; ttlMs: number }): Promise<bigint>;
+  /** Holds an amount (the worst case, priced) under the execution id (billing's request id); a budget without room is a 429 naming it. */
+  reserve(principal: Principal, execution: { executionId: string; amountMicros: bigint; ttlMs: number }): Promise<void>;
   /** The cost of a usage at the tenant's price table in force (billing's quote). */
   price(tenantId: string, template: string, usage: readonly MeteredQuantity[]): Promise<bigint>;
   /** Releases a hold whose execution will not be metered (it never started, or was lost). */
@@ -22,16 +22,15 @@ export interface ExecutionBilling {
 export class LedgerExecutionBilling implements ExecutionBilling {
   constructor(private readonly ledger: Pick<LedgerClient, 'quote' | 'reserve' | 'release'>) {}
 
-  async hold(principal: Principal, execution: { executionId: string; template: string; worstCase: readonly MeteredQuantity[]; ttlMs: number }): Promise<bigint> {
-    const amountMicros = await this.price(principal.tenantId, execution.template, execution.worstCase);
-    const answer = await this.ledger.reserve({ tenantId: principal.tenantId, requestId: execution.executionId, ...billedSubjectOf(principal), amountMicros, ttlMs: execution.ttlMs });
+  async reserve(principal: Principal, execution: { executionId: string; amountMicros: bigint; ttlMs: number }): Promise<void> {
+    const { executionId, amountMicros, ttlMs } = execution;
+    const answer = await this.ledger.reserve({ tenantId: principal.tenantId, requestId: executionId, ...billedSubjectOf(principal), amountMicros, ttlMs });
     if (answer.status === 'refused') {
       const resets = answer.resetsAt ? `, resets at ${answer.resetsAt}` : '';
       throw new PalisadeError('rate_limited', `the ${answer.level} budget has no room for this execution (limit ${answer.limitMicros} micro-units${resets})`, {
         budget: { level: answer.level, limitMicros: answer.limitMicros, ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) },
       });
     }
-    return amountMicros;
   }
 
   async price(tenantId: string, template: string, usage: readonly MeteredQuantity[]): Promise<bigint> {

@@ -22,6 +22,21 @@ export interface SandboxState {
   running?: string;
 }
 
+/**
+ * The state of a sandbox from its read-model row (pure): the row holds every field the
+ * decider keeps, at the stream's version, so a command need not fold the whole stream.
+ */
+export function sandboxStateOf(row: { sandboxId: string; sessionId: string; limits: SandboxLimits; status: 'ready' | 'stopped' | 'deleted'; runningExecution?: string; expiresAt?: string }): SandboxState {
+  return {
+    status: row.status,
+    sandboxId: row.sandboxId,
+    sessionId: row.sessionId,
+    limits: row.limits,
+    ...(row.expiresAt ? { expiresAt: row.expiresAt } : {}),
+    ...(row.runningExecution ? { running: row.runningExecution } : {}),
+  };
+}
+
 export type SandboxCommand =
   | Command<'create', { sandboxId: string; sessionId: string; template: string; limits: SandboxLimits; instance: string; expiresAt: string }>
   | Command<'start', { executionId: string; kind: 'command' | 'code'; program: string; timeoutMs: number }>

@@ -1,5 +1,5 @@
 import { DeciderSpecification } from '@palisade/eventsourcing';
-import { sandboxDecider, type SandboxCommand } from './sandboxes.decider';
+import { sandboxDecider, sandboxStateOf, type SandboxCommand } from './sandboxes.decider';
 import type { SandboxEvent } from './sandboxes.events';
 import { SANDBOX_TEMPLATES } from './sandboxes.templates';
 
@@ -92,5 +92,21 @@ describe('sandboxes decider', () => {
   it('knows no sandbox that was never created', () => {
     spec([]).when(cmd({ type: 'start', data: start })).thenThrows('not_found', 'sandbox not found');
     spec([]).when(cmd({ type: 'finish', data: { ...end, reason: 'exited' } })).thenThrows('not_found');
+  });
+});
+
+describe('the state from the read-model row', () => {
+  const fold = (events: SandboxEvent[]) => events.reduce((s, e) => sandboxDecider.evolve(s, e), sandboxDecider.initialState());
+  const row = { ...ids, limits, expiresAt, status: 'ready' as const };
+
+  it('is the state the stream folds to: created, running, finished, stopped, deleted', () => {
+    expect(sandboxStateOf(row)).toEqual(fold([created]));
+    expect(sandboxStateOf({ ...row, runningExecution: 'e-1' })).toEqual(fold([created, started]));
+    expect(sandboxStateOf(row)).toEqual(fold([created, started, finished('exited'), metered]));
+    expect(sandboxStateOf({ ...row, status: 'stopped' })).toEqual(fold([created, stopped]));
+    expect(sandboxStateOf({ ...row, status: 'deleted' })).toEqual(fold([created, stopped, deleted]));
+    const { expiresAt: _none, ...older } = row; // streams from before the lifetime limit
+    void _none;
+    expect(sandboxStateOf(older)).toEqual(fold([{ ...created, data: { ...ids, template: 'small', limits, instance: 'local' } } as SandboxEvent]));
   });
 });

@@ -1,6 +1,6 @@
 import { ExecutionTokens } from '../egress/egress.execution-tokens';
 import type { SandboxRuntime } from '../runtime/runtime.port';
-import { bot, outcome as outcomeOf, serviceHarness } from '../../test/sandboxes.memory';
+import { bot, outcome as outcomeOf, runtimeOf, serviceHarness } from '../../test/sandboxes.memory';
 import type { AuthorizeDecision, AuthorizeRequest } from '@palisade/policy-client';
 import type { SandboxesService } from './sandboxes.service';
 
@@ -22,10 +22,10 @@ describe('SandboxesService: the execution token for the egress proxy', () => {
     tokens = new ExecutionTokens();
     seenDuringRun = [];
     decide = () => ({ decision: 'allow', rule: 'test', reason: 'ok' });
-    runtimeExec = (id) => {
+    runtimeExec = runtimeOf(async (id) => {
       seenDuringRun.push(tokens.tokenFor(id));
-      return { result: Promise.resolve(outcome), kill: () => undefined };
-    };
+      return outcome;
+    });
     const h = serviceHarness({ executionTokens: tokens });
     h.runtimeExec = (...a: Parameters<SandboxRuntime['exec']>) => runtimeExec(...a);
     h.decide = (r) => decide(r);
@@ -40,10 +40,10 @@ describe('SandboxesService: the execution token for the egress proxy', () => {
   });
 
   it('releases it when the run fails or the runtime throws', async () => {
-    runtimeExec = (id) => {
+    runtimeExec = runtimeOf(async (id) => {
       seenDuringRun.push(tokens.tokenFor(id));
-      return { result: Promise.reject(new Error('runtime lost it')), kill: () => undefined };
-    };
+      throw new Error('runtime lost it');
+    });
     await expect(service.exec(bot, sandboxId, { command: ['/bin/true'] })).rejects.toThrow('runtime lost it');
     expect(seenDuringRun).toEqual(['the.agent.token']);
     expect(tokens.size()).toBe(0);

@@ -1,6 +1,5 @@
 import { PalisadeError } from '@palisade/contracts';
-import type { SandboxRuntime } from '../runtime/runtime.port';
-import { alice, bot, outcome, serviceHarness } from '../../test/sandboxes.memory';
+import { alice, bot, outcome, runtimeOf, serviceHarness } from '../../test/sandboxes.memory';
 import { LedgerExecutionBilling, type ExecutionBilling } from './sandboxes.billing';
 import type { SandboxEvent, UsageRecorded } from './sandboxes.events';
 import { billedSubjectOf, meteredQuantities, worstCaseUsage } from './sandboxes.metering';
@@ -49,10 +48,10 @@ describe('metering for billing', () => {
     const ledger = ledgerStandIn();
     const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
     let heldWhenRun = 0;
-    h.runtimeExec = () => {
+    h.runtimeExec = runtimeOf(async () => {
       heldWhenRun = ledger.reserves.length;
-      return { result: Promise.resolve(outcome({ cpuSeconds: 0.25, memoryGbSeconds: 0.001, wallSeconds: 0.5 })), kill: () => undefined };
-    };
+      return outcome({ cpuSeconds: 0.25, memoryGbSeconds: 0.001, wallSeconds: 0.5 });
+    });
     const sandbox = await h.service.create(bot, 's1', 'small');
     const execution = await h.service.exec(bot, sandbox.id, { command: ['/bin/true'], timeoutMs: 10_000 });
     expect(heldWhenRun).toBe(1);
@@ -81,10 +80,10 @@ describe('metering for billing', () => {
     const ledger = ledgerStandIn(10n);
     const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
     let ran = false;
-    h.runtimeExec = () => {
+    h.runtimeExec = runtimeOf(async () => {
       ran = true;
-      return { result: Promise.resolve(outcome()), kill: () => undefined };
-    };
+      return outcome();
+    });
     const sandbox = await h.service.create(bot, 's1', 'small');
     const refused = await h.service.exec(bot, sandbox.id, { command: ['/bin/true'] }).catch((e: PalisadeError) => e);
     expect(refused).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/^the agent budget has no room for this execution \(limit 10 micro-units, resets at 2026-12-04/), details: { budget: { level: 'agent', limitMicros: 10 } } });
@@ -107,7 +106,7 @@ describe('metering for billing', () => {
     const ledger = ledgerStandIn();
     const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
     let finishFirst!: () => void;
-    h.runtimeExec = () => ({ result: new Promise((resolve) => (finishFirst = () => resolve(outcome()))), kill: () => undefined });
+    h.runtimeExec = runtimeOf(() => new Promise((resolve) => (finishFirst = () => resolve(outcome()))));
     const sandbox = await h.service.create(bot, 's1', 'small');
     const first = h.service.exec(bot, sandbox.id, { command: ['/bin/sleep', '1'] });
     await new Promise((r) => setTimeout(r, 10));
@@ -118,7 +117,7 @@ describe('metering for billing', () => {
 
     // an execution recorded as running when the orchestrator died: lost, its hold released, no usage event
     const crashed = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
-    crashed.runtimeExec = () => ({ result: new Promise(() => undefined), kill: () => undefined });
+    crashed.runtimeExec = runtimeOf(() => new Promise(() => undefined));
     const sb = await crashed.service.create(bot, 's1', 'small');
     void crashed.service.exec(bot, sb.id, { command: ['/bin/sleep', '60'] });
     await new Promise((r) => setTimeout(r, 10));
@@ -132,10 +131,10 @@ describe('metering for billing', () => {
   it('charges the hold, marked estimated, when the actual cannot be priced after the run; never more than the hold', async () => {
     const ledger = ledgerStandIn();
     const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
-    h.runtimeExec = () => {
+    h.runtimeExec = runtimeOf(async () => {
       ledger.failQuote = true;
-      return { result: Promise.resolve(outcome()), kill: () => undefined };
-    };
+      return outcome();
+    });
     const sandbox = await h.service.create(bot, 's1', 'small');
     const execution = await h.service.exec(bot, sandbox.id, { command: ['/bin/true'], timeoutMs: 1000 });
     const [event] = usageEvents(h.repo.events);
@@ -143,7 +142,7 @@ describe('metering for billing', () => {
     expect(event.usage).toContainEqual({ kind: 'estimated', quantity: 1 });
     // a usage beyond the worst case (e.g. CPU accounted past the kill) is capped at the hold
     const over = serviceHarness({ billing: new LedgerExecutionBilling(ledgerStandIn()) });
-    over.runtimeExec = () => ({ result: Promise.resolve(outcome({ cpuSeconds: 50, memoryGbSeconds: 50, wallSeconds: 50 })), kill: () => undefined });
+    over.runtimeExec = runtimeOf(async () => outcome({ cpuSeconds: 50, memoryGbSeconds: 50, wallSeconds: 50 }));
     const sb = await over.service.create(bot, 's1', 'small');
     await over.service.exec(bot, sb.id, { command: ['/bin/true'], timeoutMs: 1000 });
     expect(usageEvents(over.repo.events)[0].actualMicros).toBe(String(500 + 256_000 + 1000));
@@ -190,10 +189,10 @@ describe('tenant quotas and the sandbox lifetime', () => {
     let now = new Date('2026-12-03T10:00:00.000Z');
     const h = serviceHarness({ now: () => now });
     const timeouts: number[] = [];
-    h.runtimeExec = ((_s: string, _e: string, request: { timeoutMs: number }) => {
+    h.runtimeExec = runtimeOf(async (_s, _e, request) => {
       timeouts.push(request.timeoutMs);
-      return { result: Promise.resolve(outcome()), kill: () => undefined };
-    }) as unknown as SandboxRuntime['exec'];
+      return outcome();
+    });
     const sandbox = await h.service.create(alice, 's1', 'small');
     expect(sandbox.expiresAt).toBe('2026-12-03T11:00:00.000Z');
     now = new Date('2026-12-03T10:59:50.000Z');

@@ -131,6 +131,16 @@ export class SandboxesRepository {
     return rows[0] && rowOf(rows[0]);
   }
 
+  /**
+   * The sandbox's row, locked for the transaction: what its commands decide on instead of
+   * its stream (the projection below keeps the row at the stream's version in the same
+   * transactions; the stream grows by three events per execution, the row does not).
+   */
+  async lockedSandbox(tx: Transaction, tenantId: string, sandboxId: string): Promise<SandboxRow | undefined> {
+    const rows: Row[] = await sqlOf(tx).query(`SELECT ${COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND sandbox_id = $2 FOR UPDATE`, [tenantId, sandboxId]);
+    return rows[0] && rowOf(rows[0]);
+  }
+
   /** Whose a sandbox is, by its id alone: for the egress proxy, which knows a sandbox by its network link (never by a caller's claim). */
   async ownerOf(sandboxId: string): Promise<{ tenantId: string; sessionId: string } | undefined> {
     const rows: Array<{ tenant_id: string; session_id: string }> = await this.dataSource.query(`SELECT tenant_id, session_id FROM sandboxes WHERE sandbox_id = $1 AND status = 'ready'`, [sandboxId]);
@@ -207,12 +217,18 @@ export class SandboxesRepository {
     );
   }
 
-  /** Keeps `sandboxes` and `sandbox_executions` in the transaction of the sandbox's events. */
+  /**
+   * Keeps `sandboxes` and `sandbox_executions` in the transaction of the sandbox's events;
+   * the sandbox's row changes once per append (its columns, its version), not once per
+   * event and again for the version: an execution's start and end are each in a transaction
+   * the caller waits for.
+   */
   readonly projection: InlineProjection = {
     name: 'sandboxes',
     handles: SANDBOX_EVENT_TYPES,
     apply: async (tx: Transaction, events: readonly EventEnvelope[], version: number) => {
       const sql = sqlOf(tx);
+      const changed: RowChanges = {};
       for (const envelope of events) {
         const event = toDomainEvent<SandboxEvent>(envelope);
         const key = [envelope.tenantId, event.data.sandboxId];
@@ -226,14 +242,14 @@ export class SandboxesRepository {
             );
             break;
           case 'sandbox-orchestrator.sandbox.exec_started':
-            await sql.query(`UPDATE sandboxes SET running_execution = $3, last_activity_at = $4 WHERE tenant_id = $1 AND sandbox_id = $2`, [...key, event.data.executionId, at]);
+            Object.assign(changed, { running_execution: event.data.executionId, last_activity_at: at });
             await sql.query(
               `INSERT INTO sandbox_executions (tenant_id, sandbox_id, execution_id, program, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
               [...key, event.data.executionId, event.data.program, at],
             );
             break;
           case 'sandbox-orchestrator.sandbox.exec_finished':
-            await sql.query(`UPDATE sandboxes SET running_execution = NULL, last_activity_at = $3 WHERE tenant_id = $1 AND sandbox_id = $2`, [...key, at]);
+            Object.assign(changed, { running_execution: null, last_activity_at: at });
             await sql.query(
               `UPDATE sandbox_executions SET status = 'finished', reason = $3, exit_code = $4, signal = $5, usage = $6, finished_at = $7 WHERE tenant_id = $1 AND execution_id = $2`,
               [envelope.tenantId, event.data.executionId, event.data.reason, event.data.exitCode, event.data.signal, JSON.stringify(event.data.usage), at],
@@ -247,10 +263,10 @@ export class SandboxesRepository {
             }
             break;
           case 'sandbox-orchestrator.sandbox.stopped':
-            await sql.query(`UPDATE sandboxes SET status = 'stopped' WHERE tenant_id = $1 AND sandbox_id = $2`, key);
+            changed.status = 'stopped';
             break;
           case 'sandbox-orchestrator.sandbox.deleted':
-            await sql.query(`UPDATE sandboxes SET status = 'deleted' WHERE tenant_id = $1 AND sandbox_id = $2`, key);
+            changed.status = 'deleted';
             break;
           case 'sandbox-orchestrator.sandbox.usage_recorded':
           case 'sandbox-orchestrator.usage.recorded':
@@ -258,16 +274,27 @@ export class SandboxesRepository {
             break;
           case 'sandbox-orchestrator.sandbox.file_uploaded':
           case 'sandbox-orchestrator.sandbox.file_downloaded':
-            await sql.query(`UPDATE sandboxes SET last_activity_at = $3 WHERE tenant_id = $1 AND sandbox_id = $2`, [...key, at]);
+            changed.last_activity_at = at;
             break;
         }
       }
-      await sql.query(`UPDATE sandboxes SET version = $3, updated_at = $4 WHERE tenant_id = $1 AND sandbox_id = $2`, [
+      // the columns changed (a fixed set of names, never input), then the version, in one statement
+      const columns = Object.keys(changed) as Array<keyof RowChanges>;
+      const sets = [...columns.map((c, i) => `${c} = $${i + 5}`), 'version = $3', 'updated_at = $4'];
+      await sql.query(`UPDATE sandboxes SET ${sets.join(', ')} WHERE tenant_id = $1 AND sandbox_id = $2`, [
         events[0].tenantId,
         (events[0].data as { sandboxId: string }).sandboxId,
         version,
         events[events.length - 1].occurredAt,
+        ...columns.map((c) => changed[c]),
       ]);
     },
   };
+}
+
+/** What an append changes of a sandbox's row besides its version (the last event's value wins). */
+interface RowChanges {
+  running_execution?: string | null;
+  last_activity_at?: string;
+  status?: 'stopped' | 'deleted';
 }

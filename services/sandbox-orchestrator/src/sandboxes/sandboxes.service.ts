@@ -1,5 +1,5 @@
 import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type Principal } from '@palisade/contracts';
-import { CommandHandler, streamName, type EventStore } from '@palisade/eventsourcing';
+import { CommandHandler, envelopeOf, streamName, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
 import { askPolicy, type PolicyAsk } from '../policy';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
@@ -8,7 +8,7 @@ import type { SandboxTokens } from './sandbox-tokens';
 import type { SessionRow, SessionsRepository } from '../sessions/sessions.repository';
 import type { ExecutionTokens } from '../egress/egress.execution-tokens';
 import type { Caller } from '../sessions/sessions.service';
-import { sandboxDecider, type ExecutionMetering, type SandboxCommand, type SandboxState } from './sandboxes.decider';
+import { sandboxDecider, sandboxStateOf, type ExecutionMetering, type SandboxCommand, type SandboxState } from './sandboxes.decider';
 import { executionApprovalParameters } from './sandboxes.approvals';
 import { LiveOutput, type OutputChunk } from './sandboxes.live-output';
 import type { ExecutionBilling } from './sandboxes.billing';
@@ -84,7 +84,7 @@ export interface SandboxesSettings {
 
 export interface SandboxesServiceDependencies {
   store: EventStore;
-  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'>;
+  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'>;
   sessions: Pick<SessionsRepository, 'session'>;
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   runtime: SandboxRuntime;
@@ -120,6 +120,8 @@ export class SandboxesService {
   private readonly running = new Map<string, () => void>();
   /** The output of the executions running on this instance, by execution id, for clients that reattach. */
   private readonly live = new Map<string, LiveOutput>();
+  /** Each sandbox's session, as far as seen here (never changes), so that both rows are read at once. */
+  private readonly sessionOf = new Map<string, string>();
 
   constructor(private readonly d: SandboxesServiceDependencies) {
     this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
@@ -210,11 +212,11 @@ export class SandboxesService {
 
   /** The sandbox, if the caller may run things in it (the same decisions as an execution; a refusal is a 403 and an exec_refused event). */
   private async executable(caller: Caller, sandboxId: string): Promise<SandboxRow> {
-    const { row, session } = await this.readable(caller, sandboxId);
+    const { row, session } = await this.sandboxAndSession(caller, sandboxId);
     this.local(row);
     const refused = await this.refusal(caller, session);
     if (refused) {
-      await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
+      await this.handle(caller.principal.tenantId, sandboxId, this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
       throw refusalError(refused.action, refused.decision);
     }
     return row;
@@ -228,7 +230,7 @@ export class SandboxesService {
     if (content && content.length > this.d.settings.fileMaxBytes) throw new PalisadeError('payload_too_large', `a file of at most ${this.d.settings.fileMaxBytes} bytes`);
     const data = direction === 'upload' ? (await this.d.files.write(row.sandboxId, path, content!), content!) : await this.d.files.read(row.sandboxId, path, this.d.settings.fileMaxBytes);
     const shown = path.startsWith('/') ? path : `/workspace/${path}`;
-    await this.handler.handle(streamName('sandbox', row.sandboxId), {
+    await this.handle(row.tenantId, row.sandboxId, {
       type: 'transfer',
       data: { direction, path: shown.slice(0, 1100), bytes: data.length, via },
       metadata: { tenantId: row.tenantId, actor, now: this.now() },
@@ -253,22 +255,33 @@ export class SandboxesService {
     return executionViewOf(row);
   }
 
-  /** Runs one program to its end (or timeout) and returns its outcome; `output` sees stdout and stderr as they come (within the caps). */
+  /**
+   * Runs one program to its end (or timeout) and returns its outcome; `output` sees stdout
+   * and stderr as they come (within the caps). What does not depend on each other is asked
+   * at once (the sandbox and its session, the tenant's CPU used; then the policy's three
+   * decisions in one request and the worst case's price) and judged in order: 404, 403, 409,
+   * 429. The runtime prepares the program meanwhile but runs it only once billing holds the
+   * worst case and `exec_started` is appended (`startWhen`).
+   */
   async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
-    const { row, session } = await this.readable(caller, sandboxId);
+    const { principal } = caller;
+    const cpuUsed = settle(this.cpuUsed(principal.tenantId));
+    const { row, session } = await this.sandboxAndSession(caller, sandboxId);
     this.local(row);
-    // a critical tool's approval is bound to exactly this input; its token is redeemed by the policy service, once
-    const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken });
-    if (refused) {
-      await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
-      throw refusalError(refused.action, refused.decision, refused.approval);
-    }
-    if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
-    await this.checkCpuQuota(caller.principal.tenantId);
-    const executionId = newEventId();
     // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
     const left = row.expiresAt ? Date.parse(row.expiresAt) - this.now().getTime() : Number.POSITIVE_INFINITY;
     const timeoutMs = Math.max(1, Math.min(input.timeoutMs ?? row.limits.timeoutMs, left));
+    const price = settle(this.worstCasePrice(principal.tenantId, row, timeoutMs));
+    // a critical tool's approval is bound to exactly this input; its token is redeemed by the policy service, once
+    const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken });
+    if (refused) {
+      await this.handle(principal.tenantId, sandboxId, this.command(principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
+      throw refusalError(refused.action, refused.decision, refused.approval);
+    }
+    if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
+    this.checkCpuQuota(await cpuUsed.value());
+    const heldMicros = await price.value();
+    const executionId = newEventId();
     // the output goes to the caller and to whoever reattaches by execution id, while it runs
     const live = new LiveOutput();
     const listeners = {
@@ -281,35 +294,39 @@ export class SandboxesService {
         output.onStderr?.(chunk);
       },
     };
-    const request: ExecRequest =
-      'command' in input
-        ? { argv: input.command, stdin: input.stdin, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...listeners }
-        : { argv: INTERPRETERS[input.language], stdin: input.code, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, ...listeners };
-    const program = 'command' in input ? input.command[0] : input.language;
-    // billing holds the worst case first (a budget without room: 429 naming it), under the execution id
-    const heldMicros = await this.hold(caller.principal, row, executionId, timeoutMs);
+    let release: (() => void) | undefined;
+    // billing holds the worst case first (a budget without room: 429 naming it), under the execution id; then exec_started
+    const admitted = (async () => {
+      if (heldMicros !== undefined) await this.d.billing!.reserve(principal, { executionId, amountMicros: heldMicros, ttlMs: timeoutMs + 60_000 });
+      const program = 'command' in input ? input.command[0] : input.language;
+      try {
+        await this.handle(principal.tenantId, sandboxId, this.command(principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }));
+      } catch (error) {
+        if (heldMicros !== undefined) await this.releaseHold(principal.tenantId, executionId);
+        throw error;
+      }
+      this.live.set(executionId, live);
+      output.onStart?.(executionId);
+      // the caller's token, for the egress proxy's lease grants, for this execution only
+      release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token, principal.type === 'agent' ? principal.id : undefined) : undefined;
+    })();
+    const common = { stdin: undefined as string | undefined, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, startWhen: admitted, ...listeners };
+    const request: ExecRequest = 'command' in input ? { ...common, argv: input.command, stdin: input.stdin } : { ...common, argv: INTERPRETERS[input.language], stdin: input.code };
+    const run = startedOrFailed(() => this.d.runtime.exec(sandboxId, executionId, request));
     try {
-      await this.handler.handle(
-        streamName('sandbox', sandboxId),
-        this.command(caller.principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }),
-      );
+      await admitted;
     } catch (error) {
-      if (heldMicros !== undefined) await this.releaseHold(caller.principal.tenantId, executionId);
+      run.result.catch(() => undefined); // nothing ran: the runtime gave the program up
       throw error;
     }
-    this.live.set(executionId, live);
-    output.onStart?.(executionId);
-    // the caller's token, for the egress proxy's lease grants, for this execution only
-    const release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token, caller.principal.type === 'agent' ? caller.principal.id : undefined) : undefined;
     let result: ExecResult;
     try {
-      const run = this.d.runtime.exec(sandboxId, executionId, request);
       this.running.set(sandboxId, run.kill);
       result = await run.result;
     } catch (error) {
       release?.();
       try {
-        await this.finish(caller.principal, sandboxId, executionId, undefined, await this.metering(caller.principal, row.template, undefined, heldMicros));
+        await this.finish(principal, sandboxId, executionId, undefined, await this.metering(principal, row.template, undefined, heldMicros));
       } finally {
         this.endLive(executionId);
       }
@@ -320,11 +337,11 @@ export class SandboxesService {
       // followers learn the end once the outcome is recorded (below), or now if it failed
     }
     try {
-      await this.finish(caller.principal, sandboxId, executionId, result, await this.metering(caller.principal, row.template, result, heldMicros));
+      await this.finish(principal, sandboxId, executionId, result, await this.metering(principal, row.template, result, heldMicros));
     } finally {
       this.endLive(executionId);
     }
-    return executionViewOf((await this.d.repo.execution(caller.principal.tenantId, sandboxId, executionId))!);
+    return executionViewOf((await this.d.repo.execution(principal.tenantId, sandboxId, executionId))!);
   }
 
   /**
@@ -354,7 +371,7 @@ export class SandboxesService {
     const { row, session } = await this.readable(caller, sandboxId);
     this.local(row);
     await this.authorize(caller, session, ['write']);
-    await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'stop', data: { reason: 'requested' } }));
+    await this.handle(row.tenantId, sandboxId, this.command(caller.principal, { type: 'stop', data: { reason: 'requested' } }));
     await this.release(sandboxId);
     return viewOf((await this.d.repo.sandbox(row.tenantId, sandboxId))!);
   }
@@ -363,7 +380,7 @@ export class SandboxesService {
     const { row, session } = await this.readable(caller, sandboxId);
     this.local(row);
     await this.authorize(caller, session, ['write']);
-    await this.handler.handle(streamName('sandbox', sandboxId), this.command(caller.principal, { type: 'delete', data: {} }));
+    await this.handle(row.tenantId, sandboxId, this.command(caller.principal, { type: 'delete', data: {} }));
     await this.release(sandboxId);
   }
 
@@ -382,7 +399,7 @@ export class SandboxesService {
   }
 
   private async stopBySelf(row: SandboxRow, reason: StopReason): Promise<void> {
-    await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'stop', data: { reason }, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
+    await this.handle(row.tenantId, row.sandboxId, { type: 'stop', data: { reason }, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
     await this.release(row.sandboxId);
   }
 
@@ -402,7 +419,7 @@ export class SandboxesService {
       const noUsage = { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 };
       const executionId = row.runningExecution!;
       const data = { executionId, reason: 'lost' as const, exitCode: null, signal: null, stdoutBytes: 0, stderrBytes: 0, usage: noUsage };
-      await this.handler.handle(streamName('sandbox', row.sandboxId), { type: 'finish', data, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
+      await this.handle(row.tenantId, row.sandboxId, { type: 'finish', data, metadata: { tenantId: row.tenantId, actor: SELF, now: this.now() } });
       // nothing was measured: its hold is released, so it is billed neither now nor at expiry
       await this.releaseHold(row.tenantId, executionId);
       lost++;
@@ -421,10 +438,14 @@ export class SandboxesService {
     await this.d.runtime.remove(sandboxId);
   }
 
-  /** The tenant's CPU-seconds within the quota's window: at or past the quota, nothing more runs (429 naming it). */
-  private async checkCpuQuota(tenantId: string): Promise<void> {
+  /** The tenant's CPU-seconds used within the quota's window. */
+  private cpuUsed(tenantId: string): Promise<number> {
+    return this.d.repo.cpuSecondsSince(tenantId, new Date(this.now().getTime() - this.d.settings.quotas.cpuWindowMs));
+  }
+
+  /** At or past the tenant's CPU-seconds quota, nothing more runs (429 naming it). */
+  private checkCpuQuota(used: number): void {
     const { cpuSeconds, cpuWindowMs } = this.d.settings.quotas;
-    const used = await this.d.repo.cpuSecondsSince(tenantId, new Date(this.now().getTime() - cpuWindowMs));
     if (used >= cpuSeconds) {
       throw new PalisadeError('rate_limited', `quota cpu-seconds: the tenant's executions used ${Math.floor(used)} CPU-seconds in the last ${cpuWindowMs / 3_600_000} hours (limit ${cpuSeconds})`, {
         quota: { name: 'cpu-seconds', limit: cpuSeconds, used: Math.floor(used), windowMs: cpuWindowMs },
@@ -432,12 +453,10 @@ export class SandboxesService {
     }
   }
 
-  /** The worst case of the execution held by billing; undefined when billing is off. */
-  private async hold(principal: Principal, row: SandboxRow, executionId: string, timeoutMs: number): Promise<bigint | undefined> {
+  /** The execution's worst case at the tenant's prices (a quote: nothing held yet); undefined when billing is off. */
+  private async worstCasePrice(tenantId: string, row: SandboxRow, timeoutMs: number): Promise<bigint | undefined> {
     if (!this.d.billing) return undefined;
-    const worstCase = meteredQuantities(worstCaseUsage(row.limits, timeoutMs));
-    // the hold outlives the execution's timeout by a margin (the kill, the measurement, the relay of the usage event)
-    return this.d.billing.hold(principal, { executionId, template: row.template, worstCase, ttlMs: timeoutMs + 60_000 });
+    return this.d.billing.price(tenantId, row.template, meteredQuantities(worstCaseUsage(row.limits, timeoutMs)));
   }
 
   private async releaseHold(tenantId: string, executionId: string): Promise<void> {
@@ -476,11 +495,36 @@ export class SandboxesService {
       usage,
       metering,
     };
-    await this.handler.handle(streamName('sandbox', sandboxId), this.command(principal, { type: 'finish', data }), {
-      alsoInTransaction: result
+    await this.handle(
+      principal.tenantId,
+      sandboxId,
+      this.command(principal, { type: 'finish', data }),
+      result
         ? (tx) => this.d.repo.storeOutput(tx, principal.tenantId, { executionId, stdout: result.stdout, stderr: result.stderr, stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated })
         : undefined,
+    );
+  }
+
+  /**
+   * A command on an existing sandbox, decided on its read-model row (locked for the
+   * transaction, at the stream's version: the inline projection keeps it so) rather than on
+   * its stream, which grows by three events per execution and was read whole by every
+   * command (the start of an execution among them). No row: the stream, as for a creation.
+   */
+  private async handle(tenantId: string, sandboxId: string, command: SandboxCommand, alsoInTransaction?: (tx: Transaction) => Promise<void>): Promise<void> {
+    const stream = streamName('sandbox', sandboxId);
+    const decided = await this.d.store.inTransaction(async (tx) => {
+      const row = await this.d.repo.lockedSandbox(tx, tenantId, sandboxId);
+      if (!row) return false;
+      const events = sandboxDecider.decide(command, sandboxStateOf(row)).map((e) => envelopeOf(this.d.eventContext, command.metadata, e));
+      if (events.length > 0) {
+        const { nextVersion } = await this.d.store.appendToStream(tx, stream, events, row.version);
+        await this.d.repo.projection.apply(tx, events, nextVersion);
+      }
+      await alsoInTransaction?.(tx);
+      return true;
     });
+    if (!decided) await this.handler.handle(stream, command, { alsoInTransaction });
   }
 
   /** The session, if the caller may read it (the policy's session roles); else not found, as another tenant's. */
@@ -492,13 +536,28 @@ export class SandboxesService {
     return session;
   }
 
+  /** The sandbox and its session, if the caller may read the session (the policy's session roles); else not found. */
   private async readable(caller: Caller, sandboxId: string): Promise<{ row: SandboxRow; session: SessionRow }> {
-    const row = await this.d.repo.sandbox(caller.principal.tenantId, sandboxId);
-    if (!row || row.status === 'deleted') throw notFound();
-    const session = await this.d.sessions.session(caller.principal.tenantId, row.sessionId);
-    if (!session) throw notFound();
-    const [read] = await this.ask(caller, [{ type: SESSION_RESOURCE, action: 'read', session }]);
+    const found = await this.sandboxAndSession(caller, sandboxId);
+    const [read] = await this.ask(caller, [{ type: SESSION_RESOURCE, action: 'read', session: found.session }]);
     if (read.decision !== 'allow') throw notFound();
+    return found;
+  }
+
+  /**
+   * The sandbox's row and its session's, both read at once when the sandbox's session is
+   * known here (a sandbox never changes session: the id is kept, the rows are read fresh).
+   * Nothing is decided about the caller yet.
+   */
+  private async sandboxAndSession(caller: Caller, sandboxId: string): Promise<{ row: SandboxRow; session: SessionRow }> {
+    const { tenantId } = caller.principal;
+    const known = this.sessionOf.get(sandboxId);
+    const [row, early] = await Promise.all([this.d.repo.sandbox(tenantId, sandboxId), known ? this.d.sessions.session(tenantId, known) : undefined]);
+    if (!row || row.status === 'deleted') throw notFound();
+    const session = row.sessionId === known ? early : await this.d.sessions.session(tenantId, row.sessionId);
+    if (!session) throw notFound();
+    if (this.sessionOf.size >= SESSION_IDS_KEPT) this.sessionOf.delete(this.sessionOf.keys().next().value as string);
+    this.sessionOf.set(sandboxId, row.sessionId);
     return { row, session };
   }
 
@@ -510,8 +569,9 @@ export class SandboxesService {
   }
 
   /**
-   * `write` on the session and `invoke` of the tool, asked together; the first refusal, if
-   * any. With `approval`, every decision is asked with its parameters (what an approval is
+   * `read` on the session (not found if refused), `write` on it and `invoke` of the tool,
+   * asked together (one request: the client gathers what is asked in one turn; `read`
+   * comes from its cache when it can); the first refusal, if any. With `approval`, every decision is asked with its parameters (what an approval is
    * bound to); one that requires an approval is asked again with the caller's approval
    * token, if any (the policy service consumes it: allowed once).
    */
@@ -524,7 +584,8 @@ export class SandboxesService {
       { type: SESSION_RESOURCE, action: 'write', session, parameters: approval?.parameters },
       { type: TOOL_RESOURCE, action: 'invoke', session, parameters: approval?.parameters },
     ];
-    const decisions = await this.ask(caller, asks);
+    const [read, ...decisions] = await this.ask(caller, [{ type: SESSION_RESOURCE, action: 'read', session }, ...asks]);
+    if (read.decision !== 'allow') throw notFound();
     for (const [i, d] of decisions.entries()) {
       if (d.decision === 'allow') continue;
       const ask = asks[i];
@@ -561,6 +622,33 @@ export class SandboxesService {
   private command(principal: Principal, command: Omit<SandboxCommand, 'metadata'>): SandboxCommand {
     return { ...command, metadata: { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: this.now() } } as SandboxCommand;
   }
+}
+
+/** The runtime's run, or one that failed (a runtime throwing at once is a failed run, recorded as any other once admitted). */
+function startedOrFailed(exec: () => ReturnType<SandboxRuntime['exec']>): ReturnType<SandboxRuntime['exec']> {
+  try {
+    return exec();
+  } catch (error) {
+    return { result: Promise.reject(error), kill: () => undefined };
+  }
+}
+
+/** Sandbox → session ids kept (the oldest forgotten first). */
+const SESSION_IDS_KEPT = 10_000;
+
+/** A promise whose failure is kept for later (never unhandled meanwhile): asked now, judged in its turn. */
+function settle<T>(promise: Promise<T>): { value: () => Promise<T> } {
+  const outcome = promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  return {
+    value: async () => {
+      const o = await outcome;
+      if (!o.ok) throw o.error;
+      return o.value;
+    },
+  };
 }
 
 function sandboxQuotaError(limit: number): PalisadeError {

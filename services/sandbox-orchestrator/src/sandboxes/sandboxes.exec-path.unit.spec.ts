@@ -1,0 +1,123 @@
+import { InMemoryEventStore, type EventStore } from '@palisade/eventsourcing';
+import type { AuthorizeRequest } from '@palisade/policy-client';
+import { alice, outcome, runtimeOf, serviceHarness } from '../../test/sandboxes.memory';
+import { LedgerExecutionBilling } from './sandboxes.billing';
+
+/**
+ * The path of an execution before its program runs (the exec first byte): what does not
+ * depend on each other is asked at once, a command reads the sandbox's row rather than its
+ * whole stream, and the program still runs only after the hold and `exec_started`.
+ */
+
+/** An event store counting the reads of sandbox streams. */
+function countingStore(): EventStore & { sandboxReads: () => number } {
+  const inner = new InMemoryEventStore();
+  let reads = 0;
+  return {
+    inTransaction: (work) => inner.inTransaction(work),
+    readStream: async (tx, id) => {
+      if (id.startsWith('sandbox-')) reads++;
+      return inner.readStream(tx, id);
+    },
+    appendToStream: (tx, id, events, expected) => inner.appendToStream(tx, id, events, expected),
+    sandboxReads: () => reads,
+  };
+}
+
+describe('SandboxesService: the execution path', () => {
+  it('asks read, write and invoke in one turn (one request of the policy client), not read first', async () => {
+    const turns: string[][] = [];
+    let turn: string[] | undefined;
+    let recording = false;
+    const h = serviceHarness({
+      policy: () => ({
+        authorize: async (r: AuthorizeRequest) => {
+          if (recording && !turn) {
+            turns.push((turn = []));
+            setImmediate(() => (turn = undefined));
+          }
+          turn?.push(r.action);
+          await new Promise((resolve) => setImmediate(resolve));
+          return { decision: 'allow', rule: 'test', reason: 'ok' };
+        },
+      }),
+    });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    recording = true;
+    await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    expect(turns[0]).toEqual(['read', 'write', 'invoke']);
+    expect(turns).toHaveLength(1);
+  });
+
+  it('a refused read is still a 404 (nothing recorded), a refused invoke a 403 with exec_refused', async () => {
+    const h = serviceHarness();
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    h.decide = (r) => (r.action === 'read' ? { decision: 'deny', rule: 'default-deny', reason: 'no' } : { decision: 'allow', rule: 'test', reason: 'ok' });
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'not_found' });
+    expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created']);
+    h.decide = (r) => (r.action === 'invoke' ? { decision: 'deny', rule: 'agent-tool-allowlist', reason: 'no' } : { decision: 'allow', rule: 'test', reason: 'ok' });
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'forbidden', details: { rule: 'agent-tool-allowlist' } });
+    expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created', 'sandbox-orchestrator.sandbox.exec_refused']);
+  });
+
+  it('decides commands on the sandbox’s row: its stream is read at creation only, and the decisions stay the stream’s', async () => {
+    const store = countingStore();
+    const h = serviceHarness({ store });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    expect(store.sandboxReads()).toBe(1);
+    for (let i = 0; i < 3; i++) await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    await h.service.stop(alice, sandbox.id);
+    expect(store.sandboxReads()).toBe(1);
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'illegal_state', message: 'sandbox is stopped' });
+    // every event appended at the version the row held: the stream is whole and in order
+    const stream = await store.inTransaction((tx) => store.readStream(tx, `sandbox-${sandbox.id}`));
+    expect(stream.events.map((e) => e.event.type.split('.').pop())).toEqual(['created', ...Array(3).fill(['exec_started', 'exec_finished', 'recorded']).flat(), 'stopped']);
+    expect(h.repo.rows.get(sandbox.id)?.version).toBe(stream.version);
+  });
+
+  it('quotes the worst case while the policy decides, holds it after the allow, and runs the program only after the hold and exec_started', async () => {
+    const order: string[] = [];
+    const ledger = {
+      quote: async (q: { usage: ReadonlyArray<{ quantity: number }> }) => (order.push('quote'), q.usage.reduce((s, u) => s + BigInt(u.quantity), 0n)),
+      reserve: async () => (order.push('reserve'), { status: 'held' as const, expiresAt: '' }),
+      release: async () => undefined,
+    };
+    const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    h.decide = (r) => (order.push(`policy ${r.action}`), { decision: 'allow', rule: 'test', reason: 'ok' });
+    h.runtimeExec = (sandboxId, executionId, request) => {
+      order.push('runtime called');
+      return runtimeOf(async () => {
+        order.push(`program runs (started: ${h.repo.rows.get(sandbox.id)?.runningExecution === executionId})`);
+        return outcome();
+      })(sandboxId, executionId, request);
+    };
+    await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    // the quote is asked before the policy's decisions are in (it waited for them before)
+    expect(order.indexOf('quote')).toBeLessThan(order.indexOf('policy invoke'));
+    expect(order.indexOf('reserve')).toBeGreaterThan(order.indexOf('policy invoke'));
+    expect(order.indexOf('runtime called')).toBeGreaterThan(order.indexOf('policy invoke'));
+    expect(order.filter((o) => o.startsWith('program runs'))).toEqual(['program runs (started: true)']);
+    expect(order.indexOf('program runs (started: true)')).toBeGreaterThan(order.indexOf('reserve'));
+  });
+
+  it('gives the runtime’s prepared program up when the start is refused: nothing runs, the hold is released', async () => {
+    const released: string[] = [];
+    const ledger = { quote: async () => 10n, reserve: async () => ({ status: 'held' as const, expiresAt: '' }), release: async (r: { requestId: string }) => void released.push(r.requestId) };
+    const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger) });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    let ran = 0;
+    let gaveUp: unknown;
+    h.runtimeExec = (sandboxId, executionId, request) => {
+      void Promise.resolve(request.startWhen).catch((e: unknown) => (gaveUp = e));
+      return runtimeOf(async () => (ran++, outcome()))(sandboxId, executionId, request);
+    };
+    // over the sandbox's timeout: the decider refuses the start after the hold
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'], timeoutMs: 10 * 60_000 })).rejects.toMatchObject({ code: 'validation' });
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toBe(0);
+    expect(gaveUp).toMatchObject({ code: 'validation' });
+    expect(released).toHaveLength(1);
+    expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created']);
+  });
+});
