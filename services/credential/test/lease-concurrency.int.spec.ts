@@ -26,6 +26,25 @@ describe('lease group commit (PostgreSQL)', () => {
       await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".events WHERE stream_id = $1 ORDER BY stream_version`, [`lease-${leaseId}`])
     ).map((r: { stream_version: number }) => r.stream_version);
 
+  const streamVersionOf = async (id: string): Promise<number> =>
+    (await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".secrets WHERE secret_id = $1`, [id]))[0].stream_version;
+
+  /** A grant of a single-use 30 s lease for `gerrit`, as the service would write it, decided on `secretStreamVersion`. */
+  const grantWrite = ({ leaseId, secretId, sessionId, secretStreamVersion }: { leaseId: string; secretId: string; sessionId: string; secretStreamVersion: number }): LeaseGrantWrite => {
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + 30_000);
+    return {
+      secretStreamVersion,
+      lease: { leaseId, tokenHash: hashToken(`pl_${randomUUID()}`), tenantId: 'acme', secretId, sessionId, tool: 'gerrit', expiresAt, uses: 1, usesLeft: 1, grantedBy: 'agent:agent-1', createdAt: now },
+      event: buildEvent(systemEventContext('credential'), {
+        type: 'credential.lease.granted',
+        tenantId: 'acme',
+        actor: { type: 'agent', id: 'agent-1' },
+        data: { leaseId, secretId, sessionId, tool: 'gerrit', expiresAt: expiresAt.toISOString(), uses: 1 },
+      }),
+    };
+  };
+
   it('many concurrent leases, and racing redemptions of multi-use leases, give exactly the allowed values with one record each', async () => {
     const single = await Promise.all(Array.from({ length: 40 }, (_, i) => h.leases.grant(agent('acme'), { secretId, sessionId: `s-${i}`, tool: 'gerrit' })));
     const multi = await Promise.all([4, 7].map((uses) => h.leases.grant(agent('acme'), { secretId, sessionId: 'shared', tool: 'gerrit', uses })));
@@ -44,31 +63,8 @@ describe('lease group commit (PostgreSQL)', () => {
 
   it('a unit that fails inside a group does not fail the others', async () => {
     const existing = await h.leases.grant(agent('acme'), { secretId, sessionId: 'dup', tool: 'gerrit' });
-    const now = new Date();
-    const ctx = systemEventContext('credential');
-    const [{ stream_version: secretStreamVersion }] = await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".secrets WHERE secret_id = $1`, [secretId]);
-    const write = (leaseId: string): LeaseGrantWrite => ({
-      secretStreamVersion,
-      lease: {
-        leaseId,
-        tokenHash: hashToken(`pl_${randomUUID()}`),
-        tenantId: 'acme',
-        secretId,
-        sessionId: 'group',
-        tool: 'gerrit',
-        expiresAt: new Date(now.getTime() + 30_000),
-        uses: 1,
-        usesLeft: 1,
-        grantedBy: 'agent:agent-1',
-        createdAt: now,
-      },
-      event: buildEvent(ctx, {
-        type: 'credential.lease.granted',
-        tenantId: 'acme',
-        actor: { type: 'agent', id: 'agent-1' },
-        data: { leaseId, secretId, sessionId: 'group', tool: 'gerrit', expiresAt: new Date(now.getTime() + 30_000).toISOString(), uses: 1 },
-      }),
-    });
+    const secretStreamVersion = await streamVersionOf(secretId);
+    const write = (leaseId: string) => grantWrite({ leaseId, secretId, sessionId: 'group', secretStreamVersion });
     const gc = new GroupCommit({ commit: (w: LeaseGrantWrite[]) => h.repos.leases.commitGrants(w), lanes: 1 });
     const ids = Array.from({ length: 6 }, () => randomUUID());
     ids[3] = existing.leaseId; // primary key violation: this unit cannot commit
@@ -82,23 +78,8 @@ describe('lease group commit (PostgreSQL)', () => {
 
   it('a grant decided on a secret row that changed since (another stream version) is not written; the others of its group are', async () => {
     const s = await h.secrets.create(admin('acme'), { name: 'changes-under-grant', value: Buffer.from('v1'), scopes: ['tool:gerrit'] });
-    const now = new Date();
-    const ctx = systemEventContext('credential');
-    const write = (secretStreamVersion: number): LeaseGrantWrite => {
-      const leaseId = randomUUID();
-      const expiresAt = new Date(now.getTime() + 30_000);
-      return {
-        secretStreamVersion,
-        lease: { leaseId, tokenHash: hashToken(`pl_${randomUUID()}`), tenantId: 'acme', secretId: s.id, sessionId: 'stale', tool: 'gerrit', expiresAt, uses: 1, usesLeft: 1, grantedBy: 'agent:agent-1', createdAt: now },
-        event: buildEvent(ctx, {
-          type: 'credential.lease.granted',
-          tenantId: 'acme',
-          actor: { type: 'agent', id: 'agent-1' },
-          data: { leaseId, secretId: s.id, sessionId: 'stale', tool: 'gerrit', expiresAt: expiresAt.toISOString(), uses: 1 },
-        }),
-      };
-    };
-    const streamVersion = async () => (await h.db.dataSource.query(`SELECT stream_version FROM "${h.db.schema}".secrets WHERE secret_id = $1`, [s.id]))[0].stream_version as number;
+    const write = (secretStreamVersion: number) => grantWrite({ leaseId: randomUUID(), secretId: s.id, sessionId: 'stale', secretStreamVersion });
+    const streamVersion = () => streamVersionOf(s.id);
     const decidedOn = await streamVersion();
     await h.secrets.rotate(admin('acme'), s.id, { value: Buffer.from('v2') }, s.etag);
     const current = await streamVersion();
