@@ -78,6 +78,17 @@ interface PgPool {
 const SERIALIZATION_CODES = new Set(['40001', '40P01']);
 
 /**
+ * What opens a ledger transaction, in the message of its first statement. Nested loops
+ * only: every join of the ledger's statements pairs a batch's keys (tens, hundreds) with
+ * a table that grows with history (an account per budget and period, a hold per request),
+ * where one primary-key probe per key is the plan. The planner guesses 100 rows for each
+ * `jsonb_to_recordset` and `jsonb_array_elements` and hashes a sequential scan of all of
+ * `budget_periods` instead: with 30 days of agents' day periods (30,000 rows) PostgreSQL's
+ * CPU per reserve and settle pair doubled (benchmark, README "Performance").
+ */
+const OPENING = ['BEGIN', 'SET LOCAL enable_hashjoin = off', 'SET LOCAL enable_mergejoin = off'];
+
+/**
  * A ledger transaction: its statements, the first of which also begins it and the one
  * marked `commit` also commits it, in the same round trip.
  */
@@ -169,9 +180,9 @@ export class LedgerRepository {
       const tx: LedgerTransaction = {
         query: async (sql, params, options = {}) => {
           if (committed) throw new Error('the ledger transaction is already committed');
-          const parts = [...(begun ? [] : ['BEGIN']), inlineParameters(sql, params), ...(options.commit ? ['COMMIT'] : [])];
+          const parts = [...(begun ? [] : OPENING), inlineParameters(sql, params), ...(options.commit ? ['COMMIT'] : [])];
           const results = await client.query(parts.join(';\n'));
-          const statement = begun ? 0 : 1;
+          const statement = begun ? 0 : OPENING.length;
           begun = true;
           committed = !!options.commit;
           return Array.isArray(results) ? results[statement].rows : results.rows;
