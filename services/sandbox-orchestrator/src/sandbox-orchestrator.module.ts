@@ -4,7 +4,7 @@ import { PalisadeError } from '@palisade/contracts';
 import { policyClientOnceConnected, type PolicyClient } from '@palisade/policy-client';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { loadSandboxOrchestratorConfig, type SandboxOrchestratorConfig } from './sandbox-orchestrator.config';
-import { EGRESS_RULES_SERVICE, POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
+import { EGRESS_RULES_SERVICE, POLICY_CLIENT, SANDBOX_CONFIG, SANDBOXES_SERVICE, SESSIONS_SERVICE, TENANT_QUOTAS_SERVICE, type Ready } from './sandbox-orchestrator.tokens';
 import { EgressAuditBatcher } from './egress/egress.audit';
 import { EgressRulesController } from './egress/egress-rules.controller';
 import { EgressRulesRepository } from './egress/egress-rules.repository';
@@ -13,6 +13,9 @@ import { CredentialServiceLeases } from './egress/egress.credentials';
 import { ExecutionTokens } from './egress/egress.execution-tokens';
 import { EgressService } from './egress/egress.service';
 import { cachedOwner, eventStoreSink } from './egress/egress.store';
+import { TenantQuotasController } from './quotas/tenant-quotas.controller';
+import { TenantQuotasRepository } from './quotas/tenant-quotas.repository';
+import { TenantQuotasService } from './quotas/tenant-quotas.service';
 import { CrunRuntime } from './runtime/crun.runtime';
 import { CrunWorkspaceFiles } from './runtime/workspace-files';
 import { SandboxTokens } from './sandboxes/sandbox-tokens';
@@ -26,11 +29,11 @@ import { SessionsService } from './sessions/sessions.service';
 
 type PolicyPort = () => Pick<PolicyClient, 'authorize'> | undefined;
 
-/** The sessions service, once the event store and the data source exist. */
-function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<SessionsService> {
-  let service: SessionsService | undefined;
+/** A service made once the platform is connected (the event store and the data source exist); 503 before. */
+function onceConnected<T>(platform: Platform, make: (p: Platform) => T): Ready<T> {
+  let service: T | undefined;
   platform.afterConnect(async (p) => {
-    service ??= new SessionsService({ store: p.eventStore!, repo: new SessionsRepository(p.dataSource!), policy, eventContext: p.eventContext });
+    service ??= make(p);
   });
   return () => {
     if (!service) throw new PalisadeError('unavailable', 'the service is starting');
@@ -38,17 +41,17 @@ function sessionsServiceFor(platform: Platform, policy: PolicyPort): Ready<Sessi
   };
 }
 
-/** The egress rules service (the API, and the rules the proxy resolves), once the event store and the data source exist. */
-function egressRulesServiceFor(platform: Platform): Ready<EgressRulesService> {
-  let service: EgressRulesService | undefined;
-  platform.afterConnect(async (p) => {
-    service ??= new EgressRulesService({ store: p.eventStore!, repo: new EgressRulesRepository(p.dataSource!), eventContext: p.eventContext });
-  });
-  return () => {
-    if (!service) throw new PalisadeError('unavailable', 'the service is starting');
-    return service;
-  };
-}
+/** The sessions service. */
+const sessionsServiceFor = (platform: Platform, policy: PolicyPort): Ready<SessionsService> =>
+  onceConnected(platform, (p) => new SessionsService({ store: p.eventStore!, repo: new SessionsRepository(p.dataSource!), policy, eventContext: p.eventContext }));
+
+/** The egress rules service (the API, and the rules the proxy resolves). */
+const egressRulesServiceFor = (platform: Platform): Ready<EgressRulesService> =>
+  onceConnected(platform, (p) => new EgressRulesService({ store: p.eventStore!, repo: new EgressRulesRepository(p.dataSource!), eventContext: p.eventContext }));
+
+/** The tenants' own sandbox quotas (the API, and what the sandboxes enforce); the environment's are the platform's. */
+const tenantQuotasServiceFor = (platform: Platform, config: SandboxOrchestratorConfig): Ready<TenantQuotasService> =>
+  onceConnected(platform, (p) => new TenantQuotasService({ store: p.eventStore!, repo: new TenantQuotasRepository(p.dataSource!), platform: config.quotas, eventContext: p.eventContext }));
 
 /**
  * The sandboxes service, once the platform is connected and the runtime checked; at
@@ -72,7 +75,14 @@ class BeforeShutdown implements BeforeApplicationShutdown {
   }
 }
 
-function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>, shutdown: BeforeShutdown): Ready<SandboxesService> {
+function sandboxesServiceFor(
+  platform: Platform,
+  policy: PolicyPort,
+  config: SandboxOrchestratorConfig,
+  egressRules: Ready<EgressRulesService>,
+  tenantQuotas: Ready<TenantQuotasService>,
+  shutdown: BeforeShutdown,
+): Ready<SandboxesService> {
   let service: SandboxesService | undefined;
   let failure: string | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -123,6 +133,7 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
       files: new CrunWorkspaceFiles({ runDir: config.runDir, instance: config.instance }),
       tokens: await SandboxTokens.create(config.lifetimeMs),
       settings: { outputCapBytes: config.outputCapBytes, idleStopMs: config.idleStopMs, instance: config.instance, lifetimeMs: config.lifetimeMs, quotas: config.quotas, fileMaxBytes: config.fileMaxBytes },
+      tenantQuotas: (tenantId) => tenantQuotas().quotasFor(tenantId),
       eventContext: p.eventContext,
       warn: (details, message) => p.logger.warn(details, message),
     });
@@ -153,12 +164,12 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
 }
 
 /**
- * The sandbox-orchestrator service: agent work sessions, their sandboxes and the tenants'
- * egress rules. Health, metrics, docs, the event store, the outbox and NATS come from
+ * The sandbox-orchestrator service: agent work sessions, their sandboxes, the tenants'
+ * egress rules and sandbox quotas. Health, metrics, docs, the event store, the outbox and NATS come from
  * @palisade/service-kit; who may do what is the policy service's decision.
  */
 @Module({
-  controllers: [SessionsController, SandboxesController, SandboxSelfController, EgressRulesController],
+  controllers: [SessionsController, SandboxesController, SandboxSelfController, EgressRulesController, TenantQuotasController],
   providers: [
     { provide: SANDBOX_CONFIG, useFactory: () => loadSandboxOrchestratorConfig() },
     {
@@ -168,11 +179,12 @@ function sandboxesServiceFor(platform: Platform, policy: PolicyPort, config: San
     },
     { provide: SESSIONS_SERVICE, useFactory: (platform: Platform, policy: PolicyPort) => sessionsServiceFor(platform, policy), inject: [PLATFORM, POLICY_CLIENT] },
     { provide: EGRESS_RULES_SERVICE, useFactory: (platform: Platform) => egressRulesServiceFor(platform), inject: [PLATFORM] },
+    { provide: TENANT_QUOTAS_SERVICE, useFactory: (platform: Platform, config: SandboxOrchestratorConfig) => tenantQuotasServiceFor(platform, config), inject: [PLATFORM, SANDBOX_CONFIG] },
     {
       provide: SANDBOXES_SERVICE,
-      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>, shutdown: BeforeShutdown) =>
-        sandboxesServiceFor(platform, policy, config, egressRules, shutdown),
-      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG, EGRESS_RULES_SERVICE, BeforeShutdown],
+      useFactory: (platform: Platform, policy: PolicyPort, config: SandboxOrchestratorConfig, egressRules: Ready<EgressRulesService>, tenantQuotas: Ready<TenantQuotasService>, shutdown: BeforeShutdown) =>
+        sandboxesServiceFor(platform, policy, config, egressRules, tenantQuotas, shutdown),
+      inject: [PLATFORM, POLICY_CLIENT, SANDBOX_CONFIG, EGRESS_RULES_SERVICE, TENANT_QUOTAS_SERVICE, BeforeShutdown],
     },
     BeforeShutdown,
   ],

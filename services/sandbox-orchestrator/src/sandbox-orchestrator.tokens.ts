@@ -11,3 +11,4 @@ export const POLICY_CLIENT = Symbol('sandbox-orchestrator.policy-client');
 export const SESSIONS_SERVICE = Symbol('sandbox-orchestrator.sessions-service');
 export const SANDBOXES_SERVICE = Symbol('sandbox-orchestrator.sandboxes-service');
 export const EGRESS_RULES_SERVICE = Symbol('sandbox-orchestrator.egress-rules-service');
+export const TENANT_QUOTAS_SERVICE = Symbol('sandbox-orchestrator.tenant-quotas-service');

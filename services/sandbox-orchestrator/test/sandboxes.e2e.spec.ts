@@ -19,6 +19,9 @@ const POLICY = 7102 + OFFSET;
 const BILLING = 7107 + OFFSET;
 const CPU_QUOTA = 4;
 const INSTANCE = 'e2e9100';
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): a policy or
+// billing instance of another suite on the shared NATS never answers them; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = INSTANCE;
 const RUN_DIR = process.env.SANDBOX_RUN_DIR ?? '/run/palisade-sandbox';
 const CRUN = process.env.SANDBOX_CRUN ?? 'crun';
 
@@ -84,6 +87,8 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     policyAdmin = await admins.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['policy:admin'] });
     billingAdmin = await billers.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['billing:admin'] });
     t.poorBot = await users.token({ sub: 'poor-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    t.quotaAdmin = await users.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['policy:admin'] });
+    t.otherAdmin = await users.token({ sub: 'olga', tid: other, ptp: 'user', scp: ['policy:admin'] });
     // sandbox usage priced per template: 1 µ per CPU-ms, 0.001 µ per MB·ms, 1 µ per wall-ms
     const prices = ['small', 'default', 'large'].flatMap((model) =>
       [['cpu_ms', '1000000'], ['memory_mb_ms', '1000'], ['wall_ms', '1000000']].map(([kind, microsPerMillion]) => ({ provider: 'sandbox', model, kind, microsPerMillion })),
@@ -284,6 +289,37 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     expect(JSON.stringify(own.json)).not.toContain(sandboxToken);
   });
 
+  it('lets the tenant’s administrators set its own quotas (at most the platform’s, If-Match), enforced at the next creation; nobody else', async () => {
+    const quotas = `/v1/sandbox-quotas/${tenant}`;
+    const platform = await orchestrator(quotas, t.quotaAdmin);
+    expect(platform.status).toBe(200);
+    expect(platform.json).toMatchObject({ tenantId: tenant, maxSandboxes: 3, cpuSeconds: CPU_QUOTA, source: 'platform', cpuWindowHours: 1, etag: 0 });
+    expect(platform.headers.etag).toBe('"0"');
+    const set = await orchestrator(quotas, t.quotaAdmin, { method: 'PUT', body: { maxSandboxes: 2, cpuSeconds: CPU_QUOTA }, headers: { 'if-match': '"0"' } });
+    expect(set.status).toBe(200);
+    expect(set.json).toMatchObject({ maxSandboxes: 2, source: 'tenant', etag: 1 });
+    expect((await orchestrator(quotas, t.quotaAdmin, { method: 'PUT', body: { maxSandboxes: 1, cpuSeconds: 1 }, headers: { 'if-match': '"0"' } })).status).toBe(409);
+    const above = await orchestrator(quotas, t.quotaAdmin, { method: 'PUT', body: { maxSandboxes: 4, cpuSeconds: 1 } });
+    expect(above.status).toBe(400);
+    expect(message(above)).toBe("maxSandboxes: at most the platform's 3");
+    expect((await orchestrator(quotas, t.quotaAdmin, { method: 'PUT', body: { maxSandboxes: 1 } })).status).toBe(400);
+    expect((await orchestrator(quotas, t.quotaAdmin, { method: 'PUT', body: { maxSandboxes: 1, cpuSeconds: 1, extra: true } })).status).toBe(400);
+    expect((await orchestrator(quotas, t.bot, { method: 'PUT', body: { maxSandboxes: 3, cpuSeconds: 100 } })).status).toBe(403);
+    expect((await orchestrator(quotas, t.alice, { method: 'PUT', body: { maxSandboxes: 3, cpuSeconds: 100 } })).status).toBe(403);
+    expect((await orchestrator(quotas, t.otherAdmin)).status).toBe(404);
+    expect((await orchestrator(quotas, t.otherAdmin, { method: 'DELETE' })).status).toBe(404);
+    // the tenant's 2 now: one sandbox is there, a second one fits, a third is refused naming the tenant's limit
+    const second = await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'small' } });
+    expect(second.status).toBe(201);
+    const third = await orchestrator(`/v1/sessions/${session}/sandboxes`, t.alice, { method: 'POST', body: { template: 'small' } });
+    expect(third.status).toBe(429);
+    expect(message(third)).toMatch(/^quota concurrent-sandboxes: .*\(limit 2\)/);
+    expect((await orchestrator(`/v1/sandboxes/${second.json.id}`, t.alice, { method: 'DELETE' })).status).toBe(204);
+    // removed: the platform's apply again
+    expect((await orchestrator(quotas, t.quotaAdmin, { method: 'DELETE', headers: { 'if-match': '"1"' } })).status).toBe(204);
+    expect((await orchestrator(quotas, t.quotaAdmin)).json).toMatchObject({ maxSandboxes: 3, source: 'platform', etag: 2 });
+  });
+
   it('refuses a sandbox past the tenant’s concurrent sandboxes with 429 naming the quota', async () => {
     const extra: string[] = [];
     let refused: Reply | undefined;
@@ -396,12 +432,15 @@ describe('sandboxes (real crun runtime, with the policy service)', () => {
     await eventually(async () => (await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.bot, { method: 'POST', body })).status === 200, 20000, 200);
   });
 
-  it('refuses executions once the tenant used its CPU-seconds in the window, with 429 naming the quota', async () => {
+  it('kills an execution once the tenant’s CPU-seconds are used (reason quota), and refuses the next with 429 naming the quota', async () => {
     const spin = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, {
       method: 'POST',
       body: { language: 'python', code: `import time\nwhile time.process_time() < ${CPU_QUOTA + 0.2}: pass\nprint("spun")`, timeoutMs: 30000 },
     });
-    expect(spin.json).toMatchObject({ reason: 'exited', stdout: 'spun\n' });
+    // it would have spun past the quota; it is killed at what the tenant had left, well before its timeout
+    expect(spin.json).toMatchObject({ reason: 'quota', signal: 'SIGKILL', stdout: '' });
+    expect(spin.json.usage.cpuSeconds).toBeLessThan(CPU_QUOTA + 0.2);
+    expect(spin.json.usage.wallSeconds).toBeLessThan(25);
     const refused = await orchestrator(`/v1/sandboxes/${sandbox}/executions`, t.alice, { method: 'POST', body: { command: ['/bin/true'] } });
     expect(refused.status).toBe(429);
     expect(message(refused)).toMatch(new RegExp(`^quota cpu-seconds: the tenant's executions used \\d+ CPU-seconds in the last 1 hours \\(limit ${CPU_QUOTA}\\)`));

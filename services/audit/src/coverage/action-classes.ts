@@ -142,6 +142,8 @@ export const EVENT_TYPE_CLASSES: Readonly<Record<string, ActionClass>> = {
   'sandbox-orchestrator.egress.decisions_recorded': 'tool_call',
   'sandbox-orchestrator.egress_rules.set': 'permission_change',
   'sandbox-orchestrator.egress_rules.removed': 'permission_change',
+  'sandbox-orchestrator.tenant_quotas.set': 'admin_configuration',
+  'sandbox-orchestrator.tenant_quotas.removed': 'admin_configuration',
 };
 
 /** What each class covers (docs/action-classes.md). */

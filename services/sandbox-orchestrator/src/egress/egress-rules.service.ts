@@ -5,9 +5,8 @@ import type { EgressScope } from './egress-rules.dto';
 import type { EgressRulesEvent } from './egress-rules.events';
 import type { EgressRuleSetRow, EgressRulesRepository } from './egress-rules.repository';
 import { narrowRules, type EgressRule } from './egress.rules';
+import { requireTenantAdmin } from '../admins';
 
-/** The scope a tenant's policy administrators hold (issued by auth to the tenant's admins): egress rules are part of the tenant's policy. */
-export const EGRESS_ADMIN_SCOPE = 'policy:admin';
 /** How long the rules of a (tenant, agent, session) are reused by the proxy; a change made here clears them at once. */
 const RULES_TTL_MS = 5000;
 
@@ -98,11 +97,9 @@ export class EgressRulesService {
   }
 }
 
-/** A person holding the tenant's policy administration scope; never an agent or a service. */
+/** A person holding the tenant's policy administration scope (egress rules are part of the tenant's policy); never an agent or a service. */
 function administers(principal: Principal): void {
-  if (principal.type === 'agent') throw new PalisadeError('forbidden', 'an agent administers no egress rules');
-  if (principal.type !== 'user') throw new PalisadeError('forbidden', 'only a person administers egress rules');
-  if (!principal.scopes?.includes(EGRESS_ADMIN_SCOPE)) throw new PalisadeError('forbidden', `egress rules are administered by the tenant's policy administrators (scope ${EGRESS_ADMIN_SCOPE})`);
+  requireTenantAdmin(principal, 'egress rules');
 }
 
 function viewOf(row: EgressRuleSetRow): EgressRuleSetView {

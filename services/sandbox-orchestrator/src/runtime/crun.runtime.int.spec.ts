@@ -72,6 +72,15 @@ describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
     expect(late.stdout.toString()).toBe('started\n');
   });
 
+  it('kills an execution once it used the CPU-seconds it was given (reason quota), long before its timeout; one within them runs', async () => {
+    const spin = await runtime.exec(sandbox, randomUUID(), { argv: ['/usr/bin/python3', '-c', 'while True: pass'], timeoutMs: 20_000, outputCapBytes: 1024, cpuSecondsLimit: 0.4 }).result;
+    expect(spin).toMatchObject({ reason: 'quota', signal: 'SIGKILL', exitCode: null });
+    expect(spin.usage.cpuSeconds).toBeGreaterThanOrEqual(0.4);
+    expect(spin.usage.wallSeconds).toBeLessThan(15);
+    const within = await sh('echo fine', { cpuSecondsLimit: 5 }).result;
+    expect(within).toMatchObject({ reason: 'exited', exitCode: 0, stdout: Buffer.from('fine\n') });
+  });
+
   it('measures CPU and memory from the execution’s own cgroup', async () => {
     const r = await runtime.exec(sandbox, randomUUID(), { argv: ['/usr/bin/python3', '-c', 'x = bytearray(40 * 1024 * 1024)\nn = 0\nfor i in range(3_000_000): n += i'], timeoutMs: 60_000, outputCapBytes: 1024 }).result;
     expect(r.reason).toBe('exited');

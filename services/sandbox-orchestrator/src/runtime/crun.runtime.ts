@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
 import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
+import { nextCpuCheckMs } from './cpu-budget';
 import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID, WARM_CONTROL } from './oci-config';
 import { seccompProfile } from './seccomp';
 import { compileSeccompBpf } from './seccomp-bpf';
@@ -246,11 +247,16 @@ export class CrunRuntime implements SandboxRuntime {
     child.stdin.end(request.stdin ?? '');
 
     let timedOut = false;
+    let overQuota = false;
     const killContainer = this.killerOf(container, cgroup);
     const timer = setTimeout(() => {
       timedOut = true;
       killContainer();
     }, request.timeoutMs);
+    const unwatch = this.watchCpu(cgroup, request.cpuSecondsLimit, limits.cpuMillis, () => {
+      overQuota = true;
+      killContainer();
+    });
     control.kill = killContainer;
     this.running.set(container, { sandboxId, kill: () => killBy(control) });
     if (control.requested) killContainer();
@@ -260,6 +266,7 @@ export class CrunRuntime implements SandboxRuntime {
       child.once('close', (code, signal) => resolve({ code, signal }));
     }).finally(() => {
       clearTimeout(timer);
+      unwatch();
       this.running.delete(container);
     });
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -275,7 +282,7 @@ export class CrunRuntime implements SandboxRuntime {
     // crun reports a container killed by a signal as 128 + signal
     const code = exit.code;
     const signal = code !== null && code > 128 && code < 160 ? signalName(code - 128) : exit.signal;
-    return outcomeOf({ code, signal: signal ?? null, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, killed: control.requested, stdout, stderr });
+    return outcomeOf({ code, signal: signal ?? null, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, overQuota, killed: control.requested, stdout, stderr });
   }
 
   async stop(sandboxId: string): Promise<void> {
@@ -429,12 +436,17 @@ export class CrunRuntime implements SandboxRuntime {
     w.child.stderr.on('data', stderr.push);
     const closed = Promise.all([new Promise((r) => w.child.stdout.once('close', r)), new Promise((r) => w.child.stderr.once('close', r))]);
     let timedOut = false;
+    let overQuota = false;
     const killContainer = this.killerOf(w.name, w.cgroup);
     const started = process.hrtime.bigint();
     const timer = setTimeout(() => {
       timedOut = true;
       killContainer();
     }, request.timeoutMs);
+    const unwatch = this.watchCpu(w.cgroup, request.cpuSecondsLimit, limits.cpuMillis, () => {
+      overQuota = true;
+      killContainer();
+    });
     control.kill = killContainer;
     this.running.set(w.name, { sandboxId, kill: () => killBy(control) });
     if (control.requested) killContainer();
@@ -446,6 +458,7 @@ export class CrunRuntime implements SandboxRuntime {
       await closed;
     } finally {
       clearTimeout(timer);
+      unwatch();
       this.running.delete(w.name);
     }
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -456,7 +469,7 @@ export class CrunRuntime implements SandboxRuntime {
     // sh reports a program killed by a signal as 128 + signal; no status: the container itself was killed
     const code = /^\d+$/.test(status) ? Number(status) : null;
     const signal = code === null ? 'SIGKILL' : code > 128 && code < 160 ? signalName(code - 128) : null;
-    return outcomeOf({ code, signal, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, killed: control.requested, stdout, stderr });
+    return outcomeOf({ code, signal, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, overQuota, killed: control.requested, stdout, stderr });
   }
 
   /** Kills a container (crun), then what is left of its processes (the cgroup) after a grace. */
@@ -517,6 +530,27 @@ export class CrunRuntime implements SandboxRuntime {
     return { cpuSeconds: Number(cpu.trim()) / 1e9, peak: Number(peak.trim()) || 0, oomKills: oomKills(oom) };
   }
 
+  /**
+   * Calls `onExceeded` once the cgroup used `limit` CPU-seconds: looked at when it could
+   * first have (its CPU quota bounds the rate), then again for what is left. Returns the stop.
+   */
+  private watchCpu(cgroup: string, limit: number | undefined, cpuMillis: number, onExceeded: () => void): () => void {
+    if (limit === undefined) return () => undefined;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const check = async () => {
+      const used = Number((await readFile(join(this.cgroupRoot, 'cpuacct', cgroup, 'cpuacct.usage'), 'utf8').catch(() => '0')).trim()) / 1e9;
+      if (stopped) return;
+      if (used >= limit) return onExceeded();
+      timer = setTimeout(() => void check(), nextCpuCheckMs(limit - used, cpuMillis));
+    };
+    timer = setTimeout(() => void check(), nextCpuCheckMs(limit, cpuMillis));
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
   /** SIGKILL to every process of a cgroup (pids controller), for what a container kill left behind. */
   private async killCgroup(cgroup: string): Promise<void> {
     const procs = await readFile(join(this.cgroupRoot, 'pids', cgroup, 'cgroup.procs'), 'utf8').catch(() => '');
@@ -574,6 +608,8 @@ function outcomeOf(o: {
   memoryMb: number;
   wallSeconds: number;
   timedOut: boolean;
+  /** Killed for using the CPU-seconds it was given. */
+  overQuota: boolean;
   killed: boolean;
   stdout: ReturnType<typeof capped>;
   stderr: ReturnType<typeof capped>;
@@ -583,7 +619,7 @@ function outcomeOf(o: {
   return {
     exitCode: signal ? null : o.code,
     signal,
-    reason: o.timedOut ? 'timeout' : o.killed ? 'killed' : oom ? 'oom' : 'exited',
+    reason: o.timedOut ? 'timeout' : o.overQuota ? 'quota' : o.killed ? 'killed' : oom ? 'oom' : 'exited',
     stdout: o.stdout.bytes(),
     stderr: o.stderr.bytes(),
     stdoutTruncated: o.stdout.truncated(),

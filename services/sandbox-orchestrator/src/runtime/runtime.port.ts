@@ -20,7 +20,8 @@ export interface SandboxLimits {
   timeoutMs: number;
 }
 
-export type ExecReason = 'exited' | 'timeout' | 'oom' | 'killed';
+/** `quota`: killed once it used the CPU-seconds it was given (`cpuSecondsLimit`: what its tenant had left). */
+export type ExecReason = 'exited' | 'timeout' | 'oom' | 'killed' | 'quota';
 
 export interface ExecRequest {
   /** argv, run as the sandbox user in /workspace. */
@@ -30,6 +31,8 @@ export interface ExecRequest {
   /** Environment besides PATH/HOME/LANG; never secrets (the caller's values, validated by name). */
   env?: Readonly<Record<string, string>>;
   timeoutMs: number;
+  /** CPU-seconds the execution may use (its tenant's left in the quota's window); past them it is killed, reason `quota`. Absent: no bound but the timeout. */
+  cpuSecondsLimit?: number;
   /** Bytes kept of each of stdout and stderr; beyond, the rest is counted and dropped. */
   outputCapBytes: number;
   /**

@@ -4,8 +4,8 @@ import type { SandboxLimits } from '../runtime/runtime.port';
 type Limits = { [K in keyof SandboxLimits]: SandboxLimits[K] };
 
 /** How an execution ended: its own exit, the wall-clock timeout, the OOM killer, a kill (stop, delete), or lost (the orchestrator died while it ran). */
-export type ExecutionReason = 'exited' | 'timeout' | 'oom' | 'killed' | 'lost';
-export const EXECUTION_REASONS: readonly ExecutionReason[] = ['exited', 'timeout', 'oom', 'killed', 'lost'];
+export type ExecutionReason = 'exited' | 'timeout' | 'oom' | 'killed' | 'quota' | 'lost';
+export const EXECUTION_REASONS: readonly ExecutionReason[] = ['exited', 'timeout', 'oom', 'killed', 'quota', 'lost'];
 
 /** Measured usage of one execution (seconds; what the caller sees). */
 export type ExecutionUsage = {

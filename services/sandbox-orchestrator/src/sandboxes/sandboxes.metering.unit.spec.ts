@@ -185,6 +185,36 @@ describe('tenant quotas and the sandbox lifetime', () => {
     expect(refused).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/^quota cpu-seconds: .*\(limit 100\)/), details: { quota: { name: 'cpu-seconds', limit: 100 } } });
   });
 
+  it('enforces a tenant’s own quotas where it set them: its sandboxes, its CPU-seconds (429), the other tenants the platform’s', async () => {
+    const own = { maxSandboxes: 2, cpuSeconds: 10 };
+    const h = serviceHarness({ tenantQuotas: async (tenantId) => (tenantId === 'acme' ? own : { maxSandboxes: 5, cpuSeconds: 100 }) });
+    await h.service.create(alice, 's1', 'small');
+    const second = await h.service.create(alice, 's1', 'small');
+    await expect(h.service.create(alice, 's1', 'small')).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'concurrent-sandboxes', limit: 2 } } });
+    h.repo.cpu.seconds = 10;
+    await expect(h.service.exec(alice, second.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'cpu-seconds', limit: 10 } } });
+    own.cpuSeconds = 100; // a change applies to the next execution
+    await expect(h.service.exec(alice, second.id, { command: ['/bin/true'] })).resolves.toMatchObject({ status: 'finished' });
+  });
+
+  it('gives the runtime the tenant’s CPU-seconds left as the execution’s bound, and records a kill past it as reason quota (metered)', async () => {
+    const h = serviceHarness({ tenantQuotas: async () => ({ maxSandboxes: 5, cpuSeconds: 10 }) });
+    const limits: Array<number | undefined> = [];
+    h.runtimeExec = runtimeOf(async (_s, _e, request) => {
+      limits.push(request.cpuSecondsLimit);
+      return { ...outcome({ cpuSeconds: 2.5, memoryGbSeconds: 0.01, wallSeconds: 5 }), exitCode: null, signal: 'SIGKILL', reason: 'quota' };
+    });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    h.repo.cpu.seconds = 7.5;
+    const execution = await h.service.exec(alice, sandbox.id, { command: ['/usr/bin/python3', '-c', 'while True: pass'] });
+    expect(limits).toEqual([2.5]);
+    expect(h.repo.events.find((e) => e.type === 'sandbox-orchestrator.sandbox.exec_finished')?.data).toMatchObject({ executionId: execution.id, reason: 'quota', signal: 'SIGKILL' });
+    expect(usageEvents(h.repo.events)).toEqual([expect.objectContaining({ executionId: execution.id, usage: expect.arrayContaining([{ kind: 'cpu_ms', quantity: 2500 }]) })]);
+    // the quota is used up now: the next one is refused before anything runs
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'rate_limited' });
+    expect(limits).toHaveLength(1);
+  });
+
   it('gives each sandbox a lifetime: executions end by it, nothing runs after it, and it is stopped for that reason', async () => {
     let now = new Date('2026-12-03T10:00:00.000Z');
     const h = serviceHarness({ now: () => now });

@@ -94,6 +94,8 @@ export interface SandboxesServiceDependencies {
   files?: SandboxFiles;
   /** Sandbox-scoped tokens (minted at creation, verified at the sandbox's own callbacks). */
   tokens?: Pick<SandboxTokens, 'mint' | 'verify'>;
+  /** A tenant's own quotas (the tenant quotas API); absent: the settings' for every tenant. */
+  tenantQuotas?: (tenantId: string) => Promise<{ maxSandboxes: number; cpuSeconds: number }>;
   /** billing's ledger: the worst case held before an execution, its actual priced after (absent: nothing is held, `actualMicros` 0). */
   billing?: ExecutionBilling;
   settings: SandboxesSettings;
@@ -135,8 +137,8 @@ export class SandboxesService {
     if (session.status !== 'active') throw new PalisadeError('illegal_state', 'session is archived');
     await this.authorize(caller, session, ['write']);
     const tenantId = caller.principal.tenantId;
-    const { maxSandboxes } = this.d.settings.quotas;
-    if ((await this.d.repo.readyCount(tenantId)) >= maxSandboxes) throw sandboxQuotaError(maxSandboxes);
+    const [{ maxSandboxes }, ready] = await Promise.all([this.quotasOf(tenantId), this.d.repo.readyCount(tenantId)]);
+    if (ready >= maxSandboxes) throw sandboxQuotaError(maxSandboxes);
     const sandboxId = newEventId();
     const expiresAt = new Date(this.now().getTime() + this.d.settings.lifetimeMs).toISOString();
     await this.d.runtime.create(sandboxId, limits);
@@ -265,7 +267,7 @@ export class SandboxesService {
    */
   async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
     const { principal } = caller;
-    const cpuUsed = settle(this.cpuUsed(principal.tenantId));
+    const cpu = settle(Promise.all([this.cpuUsed(principal.tenantId), this.quotasOf(principal.tenantId)]));
     const { row, session } = await this.sandboxAndSession(caller, sandboxId);
     this.local(row);
     // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
@@ -279,7 +281,8 @@ export class SandboxesService {
       throw refusalError(refused.action, refused.decision, refused.approval);
     }
     if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
-    this.checkCpuQuota(await cpuUsed.value());
+    const [cpuUsed, { cpuSeconds }] = await cpu.value();
+    this.checkCpuQuota(cpuUsed, cpuSeconds);
     const heldMicros = await price.value();
     const executionId = newEventId();
     // the output goes to the caller and to whoever reattaches by execution id, while it runs
@@ -310,7 +313,8 @@ export class SandboxesService {
       // the caller's token, for the egress proxy's lease grants, for this execution only
       release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token, principal.type === 'agent' ? principal.id : undefined) : undefined;
     })();
-    const common = { stdin: undefined as string | undefined, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, startWhen: admitted, ...listeners };
+    // the tenant's CPU-seconds left bound this execution too: killed (reason quota) once it used them
+    const common = { stdin: undefined as string | undefined, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, startWhen: admitted, cpuSecondsLimit: cpuSeconds - cpuUsed, ...listeners };
     const request: ExecRequest = 'command' in input ? { ...common, argv: input.command, stdin: input.stdin } : { ...common, argv: INTERPRETERS[input.language], stdin: input.code };
     const run = startedOrFailed(() => this.d.runtime.exec(sandboxId, executionId, request));
     try {
@@ -443,9 +447,14 @@ export class SandboxesService {
     return this.d.repo.cpuSecondsSince(tenantId, new Date(this.now().getTime() - this.d.settings.quotas.cpuWindowMs));
   }
 
+  /** The tenant's quotas in force: its own, else the settings'. */
+  private async quotasOf(tenantId: string): Promise<{ maxSandboxes: number; cpuSeconds: number }> {
+    return this.d.tenantQuotas ? this.d.tenantQuotas(tenantId) : this.d.settings.quotas;
+  }
+
   /** At or past the tenant's CPU-seconds quota, nothing more runs (429 naming it). */
-  private checkCpuQuota(used: number): void {
-    const { cpuSeconds, cpuWindowMs } = this.d.settings.quotas;
+  private checkCpuQuota(used: number, cpuSeconds: number): void {
+    const { cpuWindowMs } = this.d.settings.quotas;
     if (used >= cpuSeconds) {
       throw new PalisadeError('rate_limited', `quota cpu-seconds: the tenant's executions used ${Math.floor(used)} CPU-seconds in the last ${cpuWindowMs / 3_600_000} hours (limit ${cpuSeconds})`, {
         quota: { name: 'cpu-seconds', limit: cpuSeconds, used: Math.floor(used), windowMs: cpuWindowMs },
