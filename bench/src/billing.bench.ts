@@ -1,13 +1,15 @@
+import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { systemEventContext } from '@palisade/contracts';
-import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createDataSource, PgEventStore, pgPoolOf } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE } from '@palisade/testing';
+import type { DataSource } from 'typeorm';
 import { BudgetsRepository } from '@palisade/billing-service/dist/budgets/budgets.repository';
 import { BudgetsService } from '@palisade/billing-service/dist/budgets/budgets.service';
 import { billingMigrations } from '@palisade/billing-service/dist/billing.migration';
 import { LedgerRepository } from '@palisade/billing-service/dist/ledger/ledger.repository';
 import { LedgerService } from '@palisade/billing-service/dist/ledger/ledger.service';
-import { round, summarize } from './stats';
+import { cpuMsOf, round, summarize } from './stats';
 
 /**
  * billing: the ledger IN PROCESS (`LedgerService`, as the NATS handlers call it) on
@@ -21,7 +23,9 @@ import { round, summarize } from './stats';
  * router-facing replicas, each its own connection pool) race 192 reserves against one
  * budget that fits 50; admitted beyond 50, and rows past their limit, are the overshoot.
  * The ledger runs as the service does by default (one lane, batches of 256, budgets
- * remembered for 1 s).
+ * remembered for 1 s). CPU per pair of the spread run, of this process and of the
+ * PostgreSQL backends of the ledger's pool: what a pair costs, which a loaded shared
+ * machine changes far less than it changes the pairs per second.
  */
 const PAIRS = Number(process.env.BENCH_BILLING_PAIRS ?? 20000);
 const CONCURRENCY = Number(process.env.BENCH_BILLING_CONCURRENCY ?? 64);
@@ -30,6 +34,8 @@ const LIGHT = 4;
 /** Ledger lanes and batch size (the service's defaults when unset). */
 const LANES = process.env.BENCH_BILLING_LANES ? Number(process.env.BENCH_BILLING_LANES) : undefined;
 const MAX_BATCH = process.env.BENCH_BILLING_MAX_BATCH ? Number(process.env.BENCH_BILLING_MAX_BATCH) : undefined;
+/** Days of past day periods of every agent's budget before the runs (a deployment that old): the accounts table grows by one row per agent a day. */
+const HISTORY_DAYS = Number(process.env.BENCH_BILLING_HISTORY_DAYS ?? 0);
 const TENANT = 'bench';
 const admin = { type: 'user' as const, id: 'bench-admin' };
 
@@ -78,7 +84,20 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
       return { perSecond: count / ((performance.now() - start) / 1000), ...summarize(latencies) };
     };
     await run(2000, CONCURRENCY, (n) => pair(n % 1000));
+    if (HISTORY_DAYS > 0) {
+      await db.dataSource.query(
+        `INSERT INTO "${db.schema}".budget_periods
+         SELECT budget_id, period_start - make_interval(days => d), period_end - make_interval(days => d), tenant_id, level, subject_id, limit_micros, hard, thresholds, 0, 0
+           FROM "${db.schema}".budget_periods, generate_series(1, $1::int) d WHERE level = 'agent'`,
+        [HISTORY_DAYS],
+      );
+    }
+    const backends = new Map((await backendPids(db.dataSource)).map((pid) => [pid, cpuMsOf(pid)]));
+    const nodeCpu0 = process.cpuUsage();
     const spread = await run(PAIRS, CONCURRENCY, (n) => pair((n * 7919) % 1000));
+    const nodeCpu = process.cpuUsage(nodeCpu0);
+    // a connection the pool closed as idle meanwhile (its backend gone) did none of the work
+    const pgCpuMs = sum([...backends].map(([pid, before]) => (existsSync(`/proc/${pid}`) ? cpuMsOf(pid) - before : 0)));
     const hot = await run(Math.min(PAIRS, 10000), CONCURRENCY, () => pair(0));
     const light = await run(3000, LIGHT, async (n) => {
       const requestId = `light-${n}`;
@@ -117,6 +136,8 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
       reserve_p99_ms: round(light.p99),
       raw_update_per_s: round(raw.perSecond, 0),
       ratio: round(spread.perSecond / raw.perSecond),
+      node_cpu_us_per_pair: round((nodeCpu.user + nodeCpu.system) / PAIRS, 0),
+      pg_cpu_us_per_pair: round((pgCpuMs * 1000) / PAIRS, 0),
       overshoot: Math.max(0, admitted - 50) + over,
       concurrency: CONCURRENCY,
       latency_concurrency: LIGHT,
@@ -124,5 +145,19 @@ export async function billingBenchmark(): Promise<Record<string, number>> {
   } finally {
     for (const ds of extra) await ds.destroy().catch(() => undefined);
     await db.drop();
+  }
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** The PostgreSQL backend of every connection of the data source's pool (each opened now, and kept idle in the pool for the run). */
+async function backendPids(ds: DataSource): Promise<number[]> {
+  type Client = { query(sql: string): Promise<{ rows: Array<{ pid: number }> }>; release(): void };
+  const pool = pgPoolOf<{ connect(): Promise<Client>; options: { max: number } }>(ds);
+  const clients = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
+  try {
+    return await Promise.all(clients.map(async (c) => (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+  } finally {
+    for (const c of clients) c.release();
   }
 }
