@@ -164,7 +164,8 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     await consumer.stop();
 
     // The raw producer: the same record values, same broker, batches like the writer's.
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: rawTopic, numPartitions: PARTITIONS, replicationFactor: 1 }] });
+    // Records up to 8 MiB, like the audit topic (a skewed partition's batch of 1,000 was once refused as too large).
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: rawTopic, numPartitions: PARTITIONS, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: String(8 * 1024 * 1024) }] }] });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
     await producer.connect();
     // Interleaved over the partitions like the writer's batches (a request per broker holds every partition's share).
