@@ -178,4 +178,73 @@ describe('AccessTokenVerifier', () => {
     revocations.prune(100 + 3601);
     expect(revocations.size()).toBe(0);
   });
+
+  describe('with a cache of verified tokens', () => {
+    afterEach(() => jest.restoreAllMocks());
+    /** A verifier whose key look-ups are counted: one per signature checked. */
+    function cached(ttlMs = 5000, max = 100) {
+      const local = createLocalJWKSet({ keys: [jwk] });
+      const lookups = { n: 0 };
+      const revocations = new RevocationList();
+      const verifier = new AccessTokenVerifier({ keys: (header, input) => (lookups.n++, local(header, input)), audience: audienceOf('policy'), revocations, cache: { ttlMs, max } });
+      return { verifier, lookups, revocations };
+    }
+
+    it('checks a token’s signature once within the ttl, and again after it', async () => {
+      const { verifier, lookups } = cached(5000);
+      const t = await token();
+      const first = await verifier.verify(t);
+      expect((await verifier.verify(t)).principal).toEqual(first.principal);
+      expect(lookups.n).toBe(1);
+      const later = Date.now() + 5001;
+      jest.spyOn(Date, 'now').mockReturnValue(later);
+      await verifier.verify(t);
+      expect(lookups.n).toBe(2);
+    });
+
+    it('refuses a cached token once revoked (token, session, principal, signing key), with no delay', async () => {
+      for (const revoke of [
+        (r: RevocationList) => r.revokeToken('j-1', now() + 300),
+        (r: RevocationList) => r.revokeSession('s-1', Date.now()),
+        (r: RevocationList) => r.revokeSubject('acme', 'u-1', Date.now()),
+        (r: RevocationList) => r.revokeKey('k1'),
+      ]) {
+        const { verifier, revocations } = cached();
+        const t = await token();
+        await verifier.verify(t);
+        revoke(revocations);
+        await expect(verifier.verify(t)).rejects.toMatchObject({ code: 'unauthenticated', message: expect.stringContaining('rejected') });
+      }
+    });
+
+    it('never serves a token past its expiry, and still checks the certificate binding on every use', async () => {
+      const { verifier, lookups } = cached(60_000);
+      const t = await token({ exp: now() + 2 });
+      await verifier.verify(t);
+      // the clock (Date only) 10 s on: past the expiry and the verifier's 5 s tolerance
+      jest.useFakeTimers({ now: Date.now() + 10_000, doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'queueMicrotask', 'hrtime', 'performance'] });
+      try {
+        await expect(verifier.verify(t)).rejects.toMatchObject({ message: 'access token expired' });
+      } finally {
+        jest.useRealTimers();
+      }
+      expect(lookups.n).toBe(2);
+      const { ca } = await ensureCa(mkdtempSync(join(tmpdir(), 'binding-ca-')));
+      const cert = new X509Certificate((await issueCertificate(ca, { kind: 'service', name: 'policy' })).certPem);
+      const bound = await token({ jti: 'j-bound', cnf: { 'x5t#S256': certificateThumbprint(cert) } });
+      await expect(verifier.verify(bound, { clientCertificate: cert })).resolves.toBeDefined();
+      await expect(verifier.verify(bound)).rejects.toMatchObject({ message: expect.stringContaining('not presented') });
+    });
+
+    it('keeps at most max tokens, and a tampered token never matches a cached one', async () => {
+      const { verifier, lookups } = cached(5000, 2);
+      const [a, b, c] = await Promise.all(['j-a', 'j-b', 'j-c'].map((jti) => token({ jti })));
+      for (const t of [a, b, c]) await verifier.verify(t);
+      await verifier.verify(a);
+      expect(lookups.n).toBe(4);
+      const [head, payload, signature] = c.split('.');
+      const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: 'admin' })).toString('base64url');
+      await expect(verifier.verify(`${head}.${forged}.${signature}`)).rejects.toMatchObject({ code: 'unauthenticated' });
+    });
+  });
 });

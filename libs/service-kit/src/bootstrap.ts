@@ -32,6 +32,8 @@ export interface ServiceDefinition {
   readiness?: Readonly<Record<string, ReadinessCheck>>;
   /** Callers may present one of auth's API keys directly (bearer or `x-api-key`), verified by auth over NATS on every request. */
   apiKeys?: boolean;
+  /** Remember verified access tokens briefly (see AccessTokenVerifierOptions.cache: revocation still checked on every request); absent: each verified in full. */
+  verifiedTokenCache?: { ttlMs: number; max: number };
 }
 
 export interface RunningService {
@@ -75,6 +77,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     keys: signingKeys(config, identity),
     audience: audienceOf(definition.name),
     revocations: platform.revocations,
+    ...(definition.verifiedTokenCache ? { cache: definition.verifiedTokenCache } : {}),
   });
 
   const apiKeys = definition.apiKeys ? new NatsApiKeyResolver(() => platform.nats) : undefined;

@@ -10,4 +10,6 @@ main({
   migrations: llmRouterMigrations,
   // agents' SDKs may carry one of auth's API keys instead of a token (tenant and agent from the key)
   apiKeys: true,
+  // an agent presents the same token on every call: its signature is checked once per 5 s (revocation on every call)
+  verifiedTokenCache: { ttlMs: 5_000, max: 10_000 },
 });
