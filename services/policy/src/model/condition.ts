@@ -4,6 +4,7 @@ import {
   type AttributeDefinition,
   type AttributeValue,
   type Attributes,
+  type ComparisonOp,
   type Condition,
   type Scalar,
 } from './policy.model';
@@ -12,6 +13,10 @@ import {
 export interface ConditionInput {
   subject: Attributes;
   resource: Attributes;
+  /** `subject.id`, over any attribute of that name in `subject` (read from `subject` when absent). */
+  subjectId?: string;
+  /** `resource.id`, over any attribute of that name in `resource` (read from `resource` when absent). */
+  resourceId?: string;
   /** When given, every attribute read is recorded with its value (explain mode). */
   used?: Record<string, AttributeValue | null>;
 }
@@ -94,15 +99,67 @@ function isScalarOrList(v: unknown): v is Scalar | string[] {
   return ['string', 'number', 'boolean'].includes(typeof v) || (Array.isArray(v) && v.length <= 256 && v.every((x) => typeof x === 'string'));
 }
 
-function read(input: ConditionInput, path: string): AttributeValue | undefined {
-  const dot = path.indexOf('.');
-  const bag = path.charCodeAt(0) === 115 /* s */ ? input.subject : input.resource;
-  const value = bag[path.slice(dot + 1)];
-  if (input.used) input.used[path] = value ?? null;
-  return value;
+type Reader = (input: ConditionInput) => AttributeValue | undefined;
+
+/**
+ * A reader of one attribute path, its target and name split once at compile time (no
+ * string work per decision); `subject.id` / `resource.id` come from the input's ids.
+ */
+function readerOf(path: string): Reader {
+  const name = path.slice(path.indexOf('.') + 1);
+  const ofSubject = path.charCodeAt(0) === 115; /* s */
+  const value: Reader =
+    name === 'id'
+      ? ofSubject
+        ? (input) => input.subjectId ?? input.subject.id
+        : (input) => input.resourceId ?? input.resource.id
+      : ofSubject
+        ? (input) => input.subject[name]
+        : (input) => input.resource[name];
+  return (input) => {
+    const v = value(input);
+    if (input.used) input.used[path] = v ?? null;
+    return v;
+  };
 }
 
-/** Compile a validated condition to a closure (no interpretation of the tree per decision). */
+/** Rank on the attribute's scale: a level's position (levels looked up in a map built once), or the number itself. */
+function rankerOf(levels: readonly string[] | undefined): (v: AttributeValue) => number | undefined {
+  if (!levels) return (v) => (typeof v === 'number' ? v : undefined);
+  const ranks = new Map<string, number>();
+  levels.forEach((level, i) => {
+    if (!ranks.has(level)) ranks.set(level, i); // the first, as indexOf
+  });
+  return (v) => ranks.get(String(v));
+}
+
+type Comparison = (l: AttributeValue, r: AttributeValue) => boolean | undefined;
+
+function comparisonOf(op: ComparisonOp, rank: (v: AttributeValue) => number | undefined): Comparison {
+  switch (op) {
+    case 'eq':
+      return equal;
+    case 'ne':
+      return (l, r) => !equal(l, r);
+    case 'in':
+      return (l, r) => (Array.isArray(r) ? (Array.isArray(l) ? l.every((x) => r.includes(x)) : r.includes(String(l))) : equal(l, r));
+    case 'contains':
+      return (l, r) => (Array.isArray(l) ? (Array.isArray(r) ? r.every((x) => l.includes(x)) : l.includes(String(r))) : typeof l === 'string' && l.includes(String(r)));
+    default: {
+      const holds = op === 'gte' ? (a: number, b: number) => a >= b : op === 'gt' ? (a: number, b: number) => a > b : op === 'lte' ? (a: number, b: number) => a <= b : (a: number, b: number) => a < b;
+      return (l, r) => {
+        const a = rank(l);
+        const b = rank(r);
+        return a === undefined || b === undefined ? undefined : holds(a, b);
+      };
+    }
+  }
+}
+
+/**
+ * Compile a validated condition to a closure, once per policy version: no interpretation
+ * of the tree, no path splitting and no level search per decision.
+ */
 export function compileCondition(condition: Condition, defs: Definitions): CompiledCondition {
   if ('all' in condition || 'any' in condition) {
     // all: false wins; any: true wins; otherwise unknown if any part is unknown
@@ -126,36 +183,20 @@ export function compileCondition(condition: Condition, defs: Definitions): Compi
     };
   }
   const { attr, op, value, ref } = condition;
-  const levels = defs.get(attr)?.type === 'level' ? defs.get(attr)!.levels ?? [] : undefined;
-  const rank = (v: AttributeValue | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    if (levels) {
-      const i = levels.indexOf(String(v));
-      return i < 0 ? undefined : i;
-    }
-    return typeof v === 'number' ? v : undefined;
-  };
-  const right: (input: ConditionInput) => AttributeValue | undefined = ref !== undefined ? (input) => read(input, ref) : () => value;
+  const definition = defs.get(attr);
+  const compare = comparisonOf(op, rankerOf(definition?.type === 'level' ? definition.levels ?? [] : undefined));
+  const left = readerOf(attr);
+  if (ref !== undefined) {
+    const right = readerOf(ref);
+    return (input) => {
+      const l = left(input);
+      const r = right(input);
+      return l === undefined || r === undefined ? undefined : compare(l, r);
+    };
+  }
   return (input) => {
-    const l = read(input, attr);
-    const r = right(input);
-    if (l === undefined || r === undefined) return undefined;
-    switch (op) {
-      case 'eq':
-        return equal(l, r);
-      case 'ne':
-        return !equal(l, r);
-      case 'in':
-        return Array.isArray(r) ? (Array.isArray(l) ? l.every((x) => r.includes(x)) : r.includes(String(l))) : equal(l, r);
-      case 'contains':
-        return Array.isArray(l) ? (Array.isArray(r) ? r.every((x) => l.includes(x)) : l.includes(String(r))) : typeof l === 'string' && l.includes(String(r));
-      default: {
-        const a = rank(l);
-        const b = rank(r);
-        if (a === undefined || b === undefined) return undefined;
-        return op === 'gte' ? a >= b : op === 'gt' ? a > b : op === 'lte' ? a <= b : a < b;
-      }
-    }
+    const l = left(input);
+    return l === undefined || value === undefined ? undefined : compare(l, value);
   };
 }
 

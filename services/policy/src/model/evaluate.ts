@@ -89,42 +89,52 @@ function decideForAgent(request: DecisionRequest, policy: TenantPolicy, explain:
   return out;
 }
 
+const NO_ATTRIBUTES: Attributes = {};
+
 function decideFor(key: string, id: string, request: DecisionRequest, policy: TenantPolicy, explain: boolean): Decision {
   const { resource, action } = request;
   if (resource.type === TOOL_RESOURCE && action === TOOL_ACTION && !policy.tenantTools.has(resource.id ?? '')) {
     return withExplain(deny('tenant-tool-allowlist', `tool ${resource.id ?? '(none)'} is not on the tenant's allowlist`), explain);
   }
+  // The attributes as they are: the conditions read the ids from subjectId / resourceId (no copy per decision).
   const input: ConditionInput = {
-    subject: withId(subjectAttributesOf(key, request, policy.subjectAttributes.get(key)), id),
-    resource: withId(resource.attributes, resource.id),
+    subject: subjectAttributesOf(key, request, policy.subjectAttributes.get(key)) ?? NO_ATTRIBUTES,
+    resource: resource.attributes ?? NO_ATTRIBUTES,
+    subjectId: id,
+    resourceId: resource.id,
   };
   if (explain) input.used = {};
-  const candidates = policy.candidates(policy.closureOf(key), resource.type, action, []);
+  const matched: string[] | undefined = explain ? [] : undefined;
   let allow: string | undefined;
   let denied: IndexedRule | undefined;
-  const fieldRules: IndexedRule[] = [];
-  const matched: string[] = [];
-  for (const r of candidates) {
-    if (r.condition && r.condition(input) !== true) continue;
-    if (explain) matched.push(r.id);
-    if (r.rule.effect === 'allow') allow ??= r.id;
-    else if (r.rule.effect === 'deny' && !r.rule.fields) {
-      denied = r;
-      if (!explain) break;
-    } else fieldRules.push(r);
+  let fieldRules: IndexedRule[] | undefined;
+  const rules = policy.rulesFor(resource.type, action);
+  if (rules) {
+    scan: for (const subjectKey of policy.closureOf(key)) {
+      const list = rules.get(subjectKey);
+      if (list === undefined) continue;
+      for (const r of list) {
+        if (r.condition && r.condition(input) !== true) continue;
+        matched?.push(r.id);
+        if (r.rule.effect === 'allow') allow ??= r.id;
+        else if (r.rule.effect === 'deny' && !r.rule.fields) {
+          denied = r;
+          if (!explain) break scan;
+        } else (fieldRules ??= []).push(r);
+      }
+    }
   }
   const session = resource.type === 'session' ? sessionRoleOf(key, id, resource.attributes) : undefined;
   if (!allow && session && SESSION_ROLE_ACTIONS[session].includes(action)) allow = `session-role:${session}`;
-  const explanation = (rule: string): Explanation => ({ rule, matched, attributes: input.used ?? {} });
 
   let decision: Decision;
   if (denied) decision = { decision: 'deny', rule: denied.id, reason: `denied by rule ${denied.id}` };
   else if (!allow) decision = { decision: 'deny', rule: 'default-deny', reason: 'no rule allows this' };
   else {
     decision = { decision: 'allow', rule: allow, reason: `allowed by ${allow}` };
-    if (resource.fields) decision.fields = fieldsOf(resource.fields, fieldRules);
+    if (resource.fields) decision.fields = fieldsOf(resource.fields, fieldRules ?? []);
   }
-  if (explain) decision.explain = explanation(decision.rule);
+  if (explain) decision.explain = { rule: decision.rule, matched: matched!, attributes: input.used ?? {} } satisfies Explanation;
   return decision;
 }
 
@@ -177,10 +187,6 @@ function subjectAttributesOf(key: string, request: DecisionRequest, stored: Attr
   const { type, id, teams, department } = request.subject;
   if (key !== `${type}:${id}` || (teams === undefined && department === undefined)) return stored;
   return { ...stored, ...(teams ? { teams } : {}), ...(department ? { department } : {}) };
-}
-
-function withId(attributes: Attributes | undefined, id: string | undefined): Attributes {
-  return id === undefined ? attributes ?? {} : { ...attributes, id };
 }
 
 function withExplain(decision: Decision, explain: boolean): Decision {

@@ -3,6 +3,7 @@ import {
   DEFAULT_CRITICAL_ACTIONS,
   type AttributeDefinition,
   type Attributes,
+  type Condition,
   type Rule,
 } from './policy.model';
 import type { PermissionEvent } from '../policyset/policyset.events';
@@ -12,10 +13,20 @@ export interface IndexedRule {
   id: string;
   rule: Rule;
   condition: CompiledCondition | undefined;
+  /** The compiled condition as shared with the tenant's other rules of the same `when`. */
+  shared?: SharedCondition;
 }
 
-type BySubject = Map<string, IndexedRule[]>;
-type ByAction = Map<string, BySubject>;
+/** One compiled condition for every rule of the tenant with the same `when` (rules repeat a few conditions). */
+interface SharedCondition {
+  key: string;
+  compiled: CompiledCondition;
+  rules: number;
+}
+
+/** subject key → its rules, in the order a decision reads them */
+export type BySubject = ReadonlyMap<string, readonly IndexedRule[]>;
+type ByAction = Map<string, Map<string, IndexedRule[]>>;
 
 /**
  * One tenant's policy in memory, kept up to date event by event (no reload per
@@ -37,6 +48,10 @@ export class TenantPolicy {
   applied = 0;
   private readonly index = new Map<string, ByAction>();
   private readonly closures = new Map<string, readonly string[]>();
+  /** rulesFor's merged maps, by resource type then action (`''` when not in the index): dropped at every rule change. */
+  private readonly merged = new Map<string, Map<string, BySubject>>();
+  /** Compiled conditions by their JSON, shared by the rules that use them; a definition change starts afresh. */
+  private readonly conditions = new Map<string, SharedCondition>();
 
   constructor(readonly tenantId: string) {}
 
@@ -74,6 +89,7 @@ export class TenantPolicy {
       case 'policy.attribute.defined':
         this.definitions.set(definitionKey(event.data.definition.target, event.data.definition.name), event.data.definition);
         // Level scales may have changed: recompile (rare; conditions stay closures).
+        this.conditions.clear();
         for (const [policyId, p] of this.policies) this.setRules(policyId, p.version, p.rules.map((r) => r.rule));
         break;
       case 'policy.subject-attributes.set':
@@ -98,19 +114,37 @@ export class TenantPolicy {
 
   /** Replace one policy document's rules in the index (incremental: other documents are untouched). */
   private setRules(policyId: string, version: number, rules: readonly Rule[] | undefined): void {
+    this.merged.clear();
     const previous = this.policies.get(policyId);
-    if (previous) for (const r of previous.rules) this.unindex(r);
+    if (previous) {
+      for (const r of previous.rules) {
+        this.unindex(r);
+        if (r.shared) this.release(r.shared);
+      }
+    }
     if (!rules) {
       this.policies.delete(policyId);
       return;
     }
-    const indexed = rules.map((rule) => ({
-      id: `${policyId}/${rule.id}`,
-      rule,
-      condition: rule.when ? compileCondition(rule.when, this.definitions) : undefined,
-    }));
+    const indexed = rules.map((rule): IndexedRule => {
+      const shared = rule.when ? this.share(rule.when) : undefined;
+      return { id: `${policyId}/${rule.id}`, rule, condition: shared?.compiled, shared };
+    });
     for (const r of indexed) this.indexRule(r);
     this.policies.set(policyId, { version, rules: indexed });
+  }
+
+  private share(when: Condition): SharedCondition {
+    const key = JSON.stringify(when, distinctNonFinite);
+    let shared = this.conditions.get(key);
+    if (!shared) this.conditions.set(key, (shared = { key, compiled: compileCondition(when, this.definitions), rules: 0 }));
+    shared.rules++;
+    return shared;
+  }
+
+  private release(shared: SharedCondition): void {
+    // after a definition change the map holds new compilations: leave those alone
+    if (--shared.rules === 0 && this.conditions.get(shared.key) === shared) this.conditions.delete(shared.key);
   }
 
   private indexRule(r: IndexedRule): void {
@@ -149,30 +183,47 @@ export class TenantPolicy {
   }
 
   /**
-   * Rules that may apply to these subject keys, resource type and action, per key in
-   * the order (type, action), (type, *), (*, action), (*, *). The index is resource type
-   * → action → subject, so the few maps of this type and action are found once and
-   * each subject key costs one look-up in a small map, however many rules the tenant has.
+   * The rules that may apply to a resource type and action, by subject key; each key's
+   * list in the order (type, action), (type, *), (*, action), (*, *). A decision then
+   * costs one look-up per subject key of its closure, however many rules the tenant has.
+   * Where more than one of those four exist, they are merged once per rule change (keyed
+   * only by types and actions in the index, so requests cannot grow it).
    */
-  candidates(keys: readonly string[], resource: string, action: string, into: IndexedRule[]): IndexedRule[] {
+  rulesFor(resource: string, action: string): BySubject | undefined {
     const byType = this.index.get(resource);
     const byAnyType = resource !== '*' ? this.index.get('*') : undefined;
     const a = byType?.get(action);
     const b = action !== '*' ? byType?.get('*') : undefined;
     const c = byAnyType?.get(action);
     const d = action !== '*' ? byAnyType?.get('*') : undefined;
-    if (!a && !b && !c && !d) return into;
-    for (const k of keys) {
-      collect(a, k, into);
-      collect(b, k, into);
-      collect(c, k, into);
-      collect(d, k, into);
-    }
-    return into;
+    const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
+    if (found <= 1) return a ?? b ?? c ?? d;
+    // '' is never a rule's resource type or action (NAME_PATTERN or '*')
+    const typeKey = byType ? resource : '';
+    const actionKey = a || c ? action : '';
+    let byAction = this.merged.get(typeKey);
+    if (!byAction) this.merged.set(typeKey, (byAction = new Map()));
+    let rules = byAction.get(actionKey);
+    if (!rules) byAction.set(actionKey, (rules = mergedBySubject([a, b, c, d])));
+    return rules;
   }
 }
 
-function collect(bySubject: BySubject | undefined, key: string, into: IndexedRule[]): void {
-  const rules = bySubject?.get(key);
-  if (rules) for (const r of rules) into.push(r);
+/** JSON writes NaN and ±Infinity as null: keep them apart from null (and from each other) in a condition's key. */
+function distinctNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? { nonFinite: String(value) } : value;
+}
+
+function mergedBySubject(sources: readonly (ReadonlyMap<string, readonly IndexedRule[]> | undefined)[]): BySubject {
+  const out = new Map<string, IndexedRule[]>();
+  for (const source of sources) {
+    if (!source) continue;
+    for (const [subject, rules] of source) {
+      if (rules.length === 0) continue;
+      const list = out.get(subject);
+      if (list) list.push(...rules);
+      else out.set(subject, [...rules]);
+    }
+  }
+  return out;
 }
