@@ -2,6 +2,10 @@ import { InMemoryEventStore, type EventStore } from '@palisade/eventsourcing';
 import type { AuthorizeRequest } from '@palisade/policy-client';
 import { alice, outcome, runtimeOf, serviceHarness } from '../../test/sandboxes.memory';
 import { LedgerExecutionBilling } from './sandboxes.billing';
+import type { SandboxRow } from './sandboxes.repository';
+
+/** What GET answers for a row (the fields the create answer must share with it). */
+const viewOf = (row: SandboxRow) => ({ id: row.sandboxId, sessionId: row.sessionId, template: row.template, limits: row.limits, status: row.status, expiresAt: row.expiresAt });
 
 /**
  * The path of an execution before its program runs (the exec first byte): what does not
@@ -47,6 +51,38 @@ describe('SandboxesService: the execution path', () => {
     await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
     expect(turns[0]).toEqual(['read', 'write', 'invoke']);
     expect(turns).toHaveLength(1);
+  });
+
+  it('creates after read and write asked in one turn; a non-reader 404, a reader who may not write 403, nothing prepared for either', async () => {
+    const turns: string[][] = [];
+    let turn: string[] | undefined;
+    let allowed = (_r: AuthorizeRequest) => true;
+    let prepared = 0;
+    const h = serviceHarness({
+      policy: () => ({
+        authorize: async (r: AuthorizeRequest) => {
+          if (!turn) {
+            turns.push((turn = []));
+            setImmediate(() => (turn = undefined));
+          }
+          turn.push(r.action);
+          await new Promise((resolve) => setImmediate(resolve));
+          return allowed(r) ? { decision: 'allow', rule: 'test', reason: 'ok' } : { decision: 'deny', rule: 'viewer', reason: 'no' };
+        },
+      }),
+      runtime: { check: async () => undefined, create: async () => void prepared++, exec: runtimeOf(async () => outcome()), stop: async () => undefined, remove: async () => undefined, reconcile: async () => ({ containers: [], workspaces: [] }) },
+    });
+    const made = await h.service.create(alice, 's1', 'small');
+    expect(turns).toEqual([['read', 'write']]);
+    // the view is the row the projection wrote
+    expect(made).toMatchObject({ ...viewOf(h.repo.rows.get(made.id)!), etag: 1 });
+    expect(prepared).toBe(1);
+    allowed = (r) => r.action !== 'read';
+    await expect(h.service.create(alice, 's1', 'small')).rejects.toMatchObject({ code: 'not_found', message: 'session not found' });
+    allowed = (r) => r.action !== 'write';
+    await expect(h.service.create(alice, 's1', 'small')).rejects.toMatchObject({ code: 'forbidden', details: { rule: 'viewer' } });
+    expect(prepared).toBe(1);
+    expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created']);
   });
 
   it('a refused read is still a 404 (nothing recorded), a refused invoke a 403 with exec_refused', async () => {

@@ -1,5 +1,5 @@
 import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type Principal } from '@palisade/contracts';
-import { CommandHandler, envelopeOf, streamName, type EventStore, type Transaction } from '@palisade/eventsourcing';
+import { CommandHandler, envelopeOf, streamName, type CommandResult, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
 import { askPolicy, type PolicyAsk } from '../policy';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../runtime/runtime.port';
@@ -133,17 +133,26 @@ export class SandboxesService {
   async create(caller: Caller, sessionId: string, template: string): Promise<SandboxView & { sandboxToken?: string }> {
     const limits = SANDBOX_TEMPLATES[template];
     if (!limits) throw new PalisadeError('validation', `template: one of ${Object.keys(SANDBOX_TEMPLATES).join(', ')}`);
-    const session = await this.session(caller, sessionId);
-    if (session.status !== 'active') throw new PalisadeError('illegal_state', 'session is archived');
-    await this.authorize(caller, session, ['write']);
     const tenantId = caller.principal.tenantId;
-    const [{ maxSandboxes }, ready] = await Promise.all([this.quotasOf(tenantId), this.d.repo.readyCount(tenantId)]);
+    // asked at once: the session, the tenant's quotas and ready sandboxes; then read and write in one policy request
+    const counted = settle(Promise.all([this.quotasOf(tenantId), this.d.repo.readyCount(tenantId)]));
+    const session = await this.d.sessions.session(tenantId, sessionId);
+    if (!session) throw new PalisadeError('not_found', 'session not found');
+    const [read, write] = await this.ask(caller, [
+      { type: SESSION_RESOURCE, action: 'read', session },
+      { type: SESSION_RESOURCE, action: 'write', session },
+    ]);
+    if (read.decision !== 'allow') throw new PalisadeError('not_found', 'session not found');
+    if (session.status !== 'active') throw new PalisadeError('illegal_state', 'session is archived');
+    if (write.decision !== 'allow') throw refusalError('write', write);
+    const [{ maxSandboxes }, ready] = await counted.value();
     if (ready >= maxSandboxes) throw sandboxQuotaError(maxSandboxes);
     const sandboxId = newEventId();
     const expiresAt = new Date(this.now().getTime() + this.d.settings.lifetimeMs).toISOString();
     await this.d.runtime.create(sandboxId, limits);
+    let created: CommandResult<SandboxState>;
     try {
-      await this.handler.handle(
+      created = await this.handler.handle(
         streamName('sandbox', sandboxId),
         this.command(caller.principal, { type: 'create', data: { sandboxId, sessionId, template, limits, instance: this.d.settings.instance, expiresAt } }),
         {
@@ -158,7 +167,9 @@ export class SandboxesService {
       await this.d.runtime.remove(sandboxId);
       throw error;
     }
-    const view = viewOf((await this.d.repo.sandbox(caller.principal.tenantId, sandboxId))!);
+    // the row as the projection wrote it (not read back)
+    const at = created.events[0].occurredAt;
+    const view = viewOf({ tenantId, sandboxId, sessionId, template, instance: this.d.settings.instance, limits, status: 'ready', version: created.version, createdAt: at, updatedAt: at, lastActivityAt: at, expiresAt });
     // the sandbox-scoped token: shown here only, never stored or recorded
     return this.d.tokens ? { ...view, sandboxToken: await this.d.tokens.mint(tenantId, sandboxId, new Date(expiresAt), this.now()) } : view;
   }
