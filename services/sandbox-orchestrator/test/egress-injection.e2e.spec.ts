@@ -29,6 +29,9 @@ const POLICY = 7102 + OFFSET;
 const CREDENTIAL = 7103 + OFFSET;
 const ORCHESTRATOR = 7104 + OFFSET;
 const INSTANCE = 'e2e9700';
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): a policy or
+// billing instance of another suite on the shared NATS never answers them; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = INSTANCE;
 const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'egress-injection-e2e');
 const ORCHESTRATOR_AUD = audienceOf('sandbox-orchestrator');
 const CREDENTIAL_AUD = audienceOf('credential');

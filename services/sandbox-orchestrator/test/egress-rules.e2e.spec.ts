@@ -13,6 +13,9 @@ import { httpsCaller, infra, type CallOptions } from '@palisade/testing';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 9800;
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): a policy or
+// billing instance of another suite on the shared NATS never answers them; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = 'e2e9800';
 const ORCHESTRATOR = 7104 + OFFSET;
 const schema = `egress_rules_${randomBytes(4).toString('hex')}`;
 const ACME = `acme-${randomBytes(3).toString('hex')}`;

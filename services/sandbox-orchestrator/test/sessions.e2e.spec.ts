@@ -11,6 +11,9 @@ import { eventually, httpsCaller, infra, TestTokenIssuer, type CallOptions, type
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 8600;
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): a policy or
+// billing instance of another suite on the shared NATS never answers them; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = 'e2e8600';
 const ORCHESTRATOR = 7104 + OFFSET;
 const POLICY = 7102 + OFFSET;
 
