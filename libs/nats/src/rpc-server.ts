@@ -90,6 +90,9 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
   const subscriptions: Subscription[] = Object.entries(options.handlers).map(([subject, handler]) => {
     const attributes = { 'rpc.system': 'nats', 'messaging.system': 'nats', 'messaging.destination.name': subject };
     const name = `process ${subject}`;
+    // No attributes at the start: the SDK copies and checks them before it knows whether the
+    // span is recorded; a non-recording span (no exporter) gets none, a recording one gets them at once.
+    const spanOptions = { kind: SpanKind.SERVER };
     return nc.subscribe(rpcWireSubject(subject), {
       queue: options.service,
       callback: (err, msg) => {
@@ -100,7 +103,8 @@ export function serveRpc(nc: NatsConnection, options: ServeRpcOptions): RpcServe
         if (!msg.reply) return; // a publish, not a request: nobody to answer
         inFlight++;
         const parent = extractTraceContext(msg.headers);
-        const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
+        const span = tracer.startSpan(name, spanOptions, parent);
+        if (span.isRecording()) span.setAttributes(attributes);
         const answer = (asker: RpcCaller) => {
           const payload = parsePayload(msg.data);
           const result = context.with(trace.setSpan(parent, span), () => handler(payload, subject, asker.service, asker));
