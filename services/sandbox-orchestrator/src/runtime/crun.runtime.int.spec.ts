@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CrunRuntime } from './crun.runtime';
 import type { SandboxLimits } from './runtime.port';
 
@@ -120,5 +120,46 @@ describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
     await runtime.remove(sandbox);
     expect(await runtime.containers()).toEqual([]);
     await runtime.create(sandbox, LIMITS);
+  });
+});
+
+describe('crun runtime create: the network opened while the directories are made', () => {
+  const instance = `rc${process.pid}`;
+  const base = `/run/palisade-sandbox-test/${instance}`;
+  const calls: string[] = [];
+  let failOpen = false;
+  const egress = {
+    check: async () => undefined,
+    open: async (id: string) => {
+      calls.push(`open ${id}`);
+      if (failOpen) throw new Error('no network');
+      return { netnsPath: '/run/netns/none', proxyUrl: 'http://10.64.0.1:3128', caCertificatePem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n' };
+    },
+    close: async (id: string) => void calls.push(`close ${id}`),
+    reconcile: async () => undefined,
+  };
+  const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir: '/run/palisade-sandbox-test', instance, egress });
+  afterAll(async () => {
+    await runtime.reconcile(new Set());
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('writes the CA, the bundle and egress.json once both are done; closes the network when the directories fail, mounts nothing when the network fails', async () => {
+    const ok = randomUUID();
+    await runtime.create(ok, LIMITS);
+    expect(readFileSync(`${base}/sandboxes/${ok}/etc/ssl/sandbox-ca.pem`, 'utf8')).toContain('BEGIN CERTIFICATE');
+    expect(JSON.parse(readFileSync(`${base}/sandboxes/${ok}/egress.json`, 'utf8'))).toEqual({ netnsPath: '/run/netns/none', proxyUrl: 'http://10.64.0.1:3128' });
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toContain(`${base}/sandboxes/${ok}/workspace`);
+
+    const blocked = randomUUID();
+    writeFileSync(`${base}/sandboxes/${blocked}`, 'a file where the directory goes');
+    await expect(runtime.create(blocked, LIMITS)).rejects.toThrow();
+    expect(calls).toEqual([`open ${ok}`, `open ${blocked}`, `close ${blocked}`]);
+    rmSync(`${base}/sandboxes/${blocked}`);
+
+    failOpen = true;
+    const unreachable = randomUUID();
+    await expect(runtime.create(unreachable, LIMITS)).rejects.toThrow('no network');
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(`${base}/sandboxes/${unreachable}/workspace`);
   });
 });

@@ -114,6 +114,8 @@ export class CrunRuntime implements SandboxRuntime {
   /** Each prepared sandbox's limits (its limits.json, read once). */
   private readonly limitsBySandbox = new Map<string, SandboxLimits>();
   private seccompBpf: string | undefined;
+  /** `<runDir>/<instance>/…` made once by the first create (reconcile makes it again itself). */
+  private basePrepared: Promise<void> | undefined;
   /** The host's trusted roots, read once (the first sandbox with egress) and shared by every sandbox's bundle. */
   private hostRoots: Promise<string> | undefined;
 
@@ -158,34 +160,61 @@ export class CrunRuntime implements SandboxRuntime {
 
   async create(sandboxId: string, limits: SandboxLimits): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
-    const rootfs = join(dir, 'rootfs');
-    await this.prepareBase();
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await mkdir(join(dir, 'execs'), { recursive: true, mode: 0o700 });
-    for (const d of ['usr', 'etc', 'proc', 'dev', 'workspace', 'tmp', WARM_CONTROL.slice(1)]) await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
-    for (const [link, target] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']]) {
-      if (!(await lstat(join(rootfs, link)).catch(() => undefined))) await symlink(target, join(rootfs, link));
+    // the sandbox's network and CA (a claim from the pool, or made now) while its directories are made
+    const opening = this.options.egress?.open(sandboxId);
+    opening?.catch(() => undefined); // judged below, after the directories (never an unhandled rejection meanwhile)
+    let etc: string;
+    try {
+      etc = await this.prepareDirectories(dir, limits);
+    } catch (error) {
+      await opening?.then(() => this.options.egress?.close(sandboxId), () => undefined);
+      throw error;
     }
-    const etc = join(dir, 'etc');
-    for (const d of ['ssl/certs', 'alternatives']) await mkdir(join(etc, d), { recursive: true, mode: 0o755 });
-    for (const [name, content] of Object.entries(generatedEtc())) await writeFile(join(etc, name), content, { mode: 0o644 });
-    await writeFile(join(dir, 'limits.json'), JSON.stringify(limits), { mode: 0o600 });
     this.limitsBySandbox.set(sandboxId, limits);
-    if (this.options.egress) {
-      const attachment = await this.options.egress.open(sandboxId);
-      const roots = await (this.hostRoots ??= readFile(HOST_CA_BUNDLE, 'utf8').catch(() => ''));
-      await writeFile(join(etc, 'ssl', 'sandbox-ca.pem'), attachment.caCertificatePem, { mode: 0o644 });
-      await writeFile(join(etc, 'ssl', 'sandbox-ca-bundle.pem'), `${roots.trimEnd()}\n${attachment.caCertificatePem}`, { mode: 0o644 });
-      if (attachment.nameserver) await writeFile(join(etc, 'resolv.conf'), `nameserver ${attachment.nameserver}\noptions timeout:2 attempts:2\n`, { mode: 0o644 });
+    if (opening) {
+      const [attachment, roots] = await Promise.all([opening, (this.hostRoots ??= readFile(HOST_CA_BUNDLE, 'utf8').catch(() => ''))]);
       const { netnsPath, proxyUrl } = attachment;
-      await writeFile(join(dir, 'egress.json'), JSON.stringify({ netnsPath, proxyUrl }), { mode: 0o600 });
+      await Promise.all([
+        writeFile(join(etc, 'ssl', 'sandbox-ca.pem'), attachment.caCertificatePem, { mode: 0o644 }),
+        writeFile(join(etc, 'ssl', 'sandbox-ca-bundle.pem'), `${roots.trimEnd()}\n${attachment.caCertificatePem}`, { mode: 0o644 }),
+        attachment.nameserver ? writeFile(join(etc, 'resolv.conf'), `nameserver ${attachment.nameserver}\noptions timeout:2 attempts:2\n`, { mode: 0o644 }) : undefined,
+        writeFile(join(dir, 'egress.json'), JSON.stringify({ netnsPath, proxyUrl }), { mode: 0o600 }),
+      ]);
     }
     const workspace = join(dir, 'workspace');
-    await mkdir(workspace, { recursive: true, mode: 0o700 });
     if (!(await isMountPoint(workspace))) {
       const owner = `uid=${HOST_ID_BASE + SANDBOX_UID},gid=${HOST_ID_BASE + SANDBOX_GID}`;
       await run('mount', ['-t', 'tmpfs', '-o', `size=${limits.workspaceMb}m,nr_inodes=${limits.workspaceMb * 256},mode=0700,${owner},nosuid,nodev`, 'tmpfs', workspace]);
     }
+  }
+
+  /** The sandbox's directories: an empty root of mount points, its generated /etc, its limits, the workspace's mount point (independent steps at once). Returns its /etc. */
+  private async prepareDirectories(dir: string, limits: SandboxLimits): Promise<string> {
+    const rootfs = join(dir, 'rootfs');
+    const etc = join(dir, 'etc');
+    await (this.basePrepared ??= this.prepareBase().catch((error: unknown) => {
+      this.basePrepared = undefined; // tried again by the next create
+      throw error;
+    }));
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await Promise.all([
+      mkdir(join(dir, 'execs'), { recursive: true, mode: 0o700 }),
+      mkdir(join(dir, 'workspace'), { recursive: true, mode: 0o700 }),
+      writeFile(join(dir, 'limits.json'), JSON.stringify(limits), { mode: 0o600 }),
+      (async () => {
+        await Promise.all(['usr', 'etc', 'proc', 'dev', 'workspace', 'tmp', WARM_CONTROL.slice(1)].map((d) => mkdir(join(rootfs, d), { recursive: true, mode: 0o755 })));
+        await Promise.all(
+          [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']].map(async ([link, target]) => {
+            if (!(await lstat(join(rootfs, link)).catch(() => undefined))) await symlink(target, join(rootfs, link));
+          }),
+        );
+      })(),
+      (async () => {
+        await Promise.all(['ssl/certs', 'alternatives'].map((d) => mkdir(join(etc, d), { recursive: true, mode: 0o755 })));
+        await Promise.all(Object.entries(generatedEtc()).map(([name, content]) => writeFile(join(etc, name), content, { mode: 0o644 })));
+      })(),
+    ]);
+    return etc;
   }
 
   exec(sandboxId: string, executionId: string, request: ExecRequest): { result: Promise<ExecResult>; kill: () => void } {
