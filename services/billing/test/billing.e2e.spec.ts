@@ -12,6 +12,9 @@ import { httpsCaller, infra, TestTokenIssuer } from '@palisade/testing';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 8800;
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): another suite's billing (or a
+// stand-in answering "reserved" to everything) on the shared NATS never answers them; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = 'e2e8800';
 const BILLING = 7107 + OFFSET;
 
 const tenant = `b-${randomBytes(4).toString('hex')}`;
