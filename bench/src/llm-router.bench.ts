@@ -22,6 +22,16 @@ const PORT = 7106 + 9300;
 const SEQUENTIAL = 500;
 const CONCURRENT = 256;
 const CONCURRENT_REQUESTS = 4000;
+/** The soak (`rss_mb_after_soak`): 100k requests unless LLM_ROUTER_BENCH_SOAK says fewer (a quick run). */
+const SOAK_REQUESTS = Number(process.env.LLM_ROUTER_BENCH_SOAK ?? 100_000);
+/** Lower levels of in-flight requests tried (1,000 requests each) for the soak's: it runs at the level with the best rps. */
+const SOAK_PROBES = [32, 64];
+
+/** A process's resident set size in MB (Linux: /proc/<pid>/status). */
+function rssMb(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb) / 1024;
+}
 
 /** OpenAI chat completions in JSON and SSE, answering at once (the stand-in's wire format, trimmed for load). */
 function startUpstream(): Promise<{ url: string; close(): void }> {
@@ -50,7 +60,7 @@ interface Target {
   send(body: string, firstByte?: boolean): Promise<{ status: number; ms: number }>;
 }
 
-function target(kind: 'router' | 'direct', base: string, token: string, agent: HttpAgent | HttpsAgent, ca?: Buffer): Target {
+function target(kind: 'router' | 'direct', base: string, token: () => string, agent: HttpAgent | HttpsAgent, ca?: Buffer): Target {
   const url = new URL(kind === 'router' ? `${base}/v1/chat/completions` : `${base}/v1/chat/completions`);
   const request = kind === 'router' ? httpsRequest : httpRequest;
   return {
@@ -58,7 +68,7 @@ function target(kind: 'router' | 'direct', base: string, token: string, agent: H
       new Promise((resolve, reject) => {
         const started = performance.now();
         const req = request(
-          { host: '127.0.0.1', port: url.port, path: url.pathname, method: 'POST', agent, ...(ca ? { ca, servername: 'localhost' } : {}), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(kind === 'router' ? { authorization: `Bearer ${token}` } : {}) } },
+          { host: '127.0.0.1', port: url.port, path: url.pathname, method: 'POST', agent, ...(ca ? { ca, servername: 'localhost' } : {}), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(kind === 'router' ? { authorization: `Bearer ${token()}` } : {}) } },
           (res) => {
             let first: number | undefined;
             res.on('data', () => (first ??= performance.now()));
@@ -128,10 +138,14 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
   const httpsAgent = new HttpsAgent({ ca, keepAlive: true, maxSockets: CONCURRENT });
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: CONCURRENT });
+  let refresh: NodeJS.Timeout | undefined;
   try {
     await runner.waitReady(handles, { timeoutMs: 90000 });
     const admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
-    const agentToken = await issuer.token({ sub: 'bench-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    // the test issuer's tokens live 10 minutes and the soak runs longer: a fresh one every 4 minutes
+    const mint = () => issuer.token({ sub: 'bench-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    let agentToken = await mint();
+    refresh = setInterval(() => void mint().then((t) => (agentToken = t)), 4 * 60_000);
     const put = (path: string, body: object) =>
       new Promise<void>((resolve, reject) => {
         const payload = JSON.stringify(body);
@@ -149,8 +163,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const prose = 'The release train leaves on Thursday; every change needs a review and a green build before it merges. ';
     const prompt = prose.repeat(Math.ceil(4096 / prose.length)).slice(0, 4096);
     const body = JSON.stringify({ model: 'bench', max_tokens: 64, messages: [{ role: 'user', content: prompt }] });
-    const direct = target('direct', upstream.url, '', httpAgent);
-    const router = target('router', `https://localhost:${PORT}`, agentToken, httpsAgent, ca);
+    const direct = target('direct', upstream.url, () => '', httpAgent);
+    const router = target('router', `https://localhost:${PORT}`, () => agentToken, httpsAgent, ca);
     await sequential(router, body, 100);
     await sequential(direct, body, 100);
     const d = summarize(await sequential(direct, body, SEQUENTIAL));
@@ -159,6 +173,14 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const dt = summarize(await sequential(direct, streamBody, 200, true));
     const rt = summarize(await sequential(router, streamBody, 200, true));
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
+    // the soak: at the level of in-flight requests with the best rps, the router's memory before and after
+    const probes = [{ inFlight: CONCURRENT, rps: load.rps }];
+    for (const inFlight of SOAK_PROBES) probes.push({ inFlight, rps: (await concurrent(router, body, inFlight, 1000)).rps });
+    const best = probes.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const pid = (handles[0] as { child: { pid: number } }).child.pid;
+    const rssBefore = rssMb(pid);
+    const soak = await concurrent(router, body, best.inFlight, SOAK_REQUESTS);
+    const rssAfter = rssMb(pid);
     return {
       direct_p50_ms: round(d.p50, 3),
       router_p50_ms: round(r.p50, 3),
@@ -168,10 +190,18 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       rps: round(load.rps, 0),
       rps_p99_ms: round(load.p99, 1),
       rps_failed: load.failed,
+      soak_requests: SOAK_REQUESTS,
+      soak_in_flight: best.inFlight,
+      soak_rps: round(soak.rps, 0),
+      soak_failed: soak.failed,
+      rss_mb_before_soak: round(rssBefore, 1),
+      rss_mb_after_soak: round(rssAfter, 1),
       ...guardRates(),
       ...Object.fromEntries(Object.entries(load.statuses).map(([status, n]) => [`rps_failed_${status}`, n])),
+      ...Object.fromEntries(Object.entries(soak.statuses).map(([status, n]) => [`soak_failed_${status}`, n])),
     };
   } finally {
+    clearInterval(refresh);
     await Promise.all(handles.map((h: { stop(): Promise<unknown> }) => h.stop()));
     await billing.stop();
     await nc.close();
