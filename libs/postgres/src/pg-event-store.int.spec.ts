@@ -60,6 +60,14 @@ describe('PgEventStore', () => {
     expect((await store.inTransaction((tx) => store.readStream(tx, 'call-4'))).version).toBe(0);
   });
 
+  it('commits one event to each of many new streams in one statement of its own; an existing stream among them stores nothing', async () => {
+    await store.commitToNewStreams([{ streamId: 'own-1', event: event(21) }, { streamId: 'own-2', event: event(22) }]);
+    const read = await store.inTransaction((tx) => store.readStream(tx, 'own-2'));
+    expect(read.events.map((e) => [e.version, e.event.data.n])).toEqual([[1, 22]]);
+    await expect(store.commitToNewStreams([{ streamId: 'own-3', event: event(23) }, { streamId: 'own-1', event: event(24) }])).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await store.inTransaction((tx) => store.readStream(tx, 'own-3'))).version).toBe(0);
+  });
+
   it('refuses a malformed event before storing anything', async () => {
     const bad = { ...event(1), type: 'billing.budget' };
     await expect(store.inTransaction((tx) => store.appendToStream(tx, 'budget-bad', [bad], 0))).rejects.toMatchObject({

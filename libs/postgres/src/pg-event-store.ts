@@ -127,6 +127,16 @@ export class PgEventStore implements EventStore {
   }
 
   /**
+   * `appendToNewStreams` as one statement in a transaction of its own (PostgreSQL's implicit
+   * one): one round trip where BEGIN, INSERT, COMMIT take three, for writers whose whole
+   * transaction is this append (llm-router's group-committed model calls). All or nothing,
+   * like the statement.
+   */
+  commitToNewStreams(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
+    return this.appendToNewStreams(this.dataSource.manager as unknown as Transaction, appends);
+  }
+
+  /**
    * The events as they are stored: `personal` sealed, one request for the whole append and
    * none when no event has plaintext personal data. A sealer's failure fails the append (the
    * transaction rolls back); an answer that still holds plaintext, or not the same events,

@@ -13,6 +13,8 @@ export interface ModelCallsOptions {
 /** The event store; one that appends to many new streams in one statement (PgEventStore) commits a group with one INSERT. */
 export interface ModelCallsStore extends EventStore {
   appendToNewStreams?(tx: Transaction, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void>;
+  /** The same as one statement in a transaction of its own: one round trip instead of three. */
+  commitToNewStreams?(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void>;
 }
 
 interface Pending {
@@ -102,10 +104,13 @@ export class ModelCallsService {
   private async commit(group: Pending[]): Promise<void> {
     try {
       const stored = await this.sealed(group.map((p) => p.envelope));
-      await this.store.inTransaction(async (tx) => {
-        if (this.store.appendToNewStreams) await this.store.appendToNewStreams(tx, group.map((p, i) => ({ streamId: p.streamId, event: stored[i] })));
-        else for (const [i, p] of group.entries()) await this.store.appendToStream(tx, p.streamId, [stored[i]], 0);
-      });
+      const appends = group.map((p, i) => ({ streamId: p.streamId, event: stored[i] }));
+      if (this.store.commitToNewStreams) await this.store.commitToNewStreams(appends);
+      else
+        await this.store.inTransaction(async (tx) => {
+          if (this.store.appendToNewStreams) await this.store.appendToNewStreams(tx, appends);
+          else for (const a of appends) await this.store.appendToStream(tx, a.streamId, [a.event], 0);
+        });
       for (const p of group) p.resolve();
     } catch (error) {
       for (const p of group) p.reject(error);
