@@ -3,7 +3,7 @@ import { CommandHandler, streamName, type EventStore } from '@palisade/eventsour
 import { requireTenantAdmin } from '../admins';
 import { tenantQuotasDecider, type TenantQuotasCommand, type TenantQuotasState } from './tenant-quotas.decider';
 import type { TenantQuotas, TenantQuotasEvent } from './tenant-quotas.events';
-import type { TenantQuotasRepository } from './tenant-quotas.repository';
+import type { TenantQuotasRepository, TenantQuotasRow } from './tenant-quotas.repository';
 
 export type TenantQuotasView = TenantQuotas & {
   tenantId: string;
@@ -50,8 +50,7 @@ export class TenantQuotasService {
   /** Replaces the tenant's quotas; `ifMatch`: the version read before (409 when it changed; 0: only if never set). */
   async set(principal: Principal, tenantId: string, quotas: TenantQuotas, ifMatch?: number): Promise<TenantQuotasView> {
     this.administers(principal, tenantId);
-    const { maxSandboxes, cpuSeconds } = this.d.platform;
-    await this.handler.handle(streamName('tenant_quotas', tenantId), this.command(principal, { type: 'set', data: { quotas, platform: { maxSandboxes, cpuSeconds } } }), { expectedVersion: ifMatch });
+    await this.handler.handle(streamName('tenant_quotas', tenantId), this.command(principal, { type: 'set', data: { quotas, platform: this.platformQuotas() } }), { expectedVersion: ifMatch });
     return this.view(tenantId);
   }
 
@@ -64,15 +63,20 @@ export class TenantQuotasService {
   /** The quotas in force for a tenant: its own, else the platform's (read fresh: a change applies to the next creation or execution). */
   async quotasFor(tenantId: string): Promise<TenantQuotas> {
     const row = await this.d.repo.quotasOf(tenantId);
-    return row?.status === 'set' ? { maxSandboxes: row.maxSandboxes, cpuSeconds: row.cpuSeconds } : { maxSandboxes: this.d.platform.maxSandboxes, cpuSeconds: this.d.platform.cpuSeconds };
+    return ownQuotas(row) ?? this.platformQuotas();
   }
 
   private async view(tenantId: string): Promise<TenantQuotasView> {
     const row = await this.d.repo.quotasOf(tenantId);
-    const { maxSandboxes, cpuSeconds, cpuWindowMs } = this.d.platform;
-    const platform = { maxSandboxes, cpuSeconds };
-    const own = row?.status === 'set' ? { maxSandboxes: row.maxSandboxes, cpuSeconds: row.cpuSeconds } : undefined;
-    return { tenantId, ...(own ?? platform), source: own ? 'tenant' : 'platform', platform, cpuWindowHours: cpuWindowMs / 3_600_000, etag: row?.version ?? 0 };
+    const platform = this.platformQuotas();
+    const own = ownQuotas(row);
+    return { tenantId, ...(own ?? platform), source: own ? 'tenant' : 'platform', platform, cpuWindowHours: this.d.platform.cpuWindowMs / 3_600_000, etag: row?.version ?? 0 };
+  }
+
+  /** The platform's quotas, without its window. */
+  private platformQuotas(): TenantQuotas {
+    const { maxSandboxes, cpuSeconds } = this.d.platform;
+    return { maxSandboxes, cpuSeconds };
   }
 
   /** Another tenant's quotas are not found (whoever asks); then only the tenant's administrators. */
@@ -84,4 +88,9 @@ export class TenantQuotasService {
   private command(principal: Principal, command: Omit<TenantQuotasCommand, 'metadata'>): TenantQuotasCommand {
     return { ...command, metadata: { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: this.now() } } as TenantQuotasCommand;
   }
+}
+
+/** The tenant's own quotas, if set (a removed setting keeps its row, not its quotas). */
+function ownQuotas(row: TenantQuotasRow | undefined): TenantQuotas | undefined {
+  return row?.status === 'set' ? { maxSandboxes: row.maxSandboxes, cpuSeconds: row.cpuSeconds } : undefined;
 }
