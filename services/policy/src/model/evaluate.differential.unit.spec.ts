@@ -1,4 +1,5 @@
 import { referenceEvaluate, ReferenceTenantPolicy } from '../../test/reference/evaluate-v1';
+import { seededRandom } from '../../test/seeded-random';
 import { evaluate } from './evaluate';
 import type { AttributeDefinition, AttributeValue, Condition, ComparisonOp, DecisionRequest, Rule } from './policy.model';
 import { TenantPolicy } from './tenant-policy';
@@ -9,18 +10,6 @@ import type { PermissionEvent } from '../policyset/policyset.events';
 // must stay what the evaluator before it (test/reference/evaluate-v1.ts) answers, on
 // generated tenants (roles, denies, ABAC, field rules, sessions, tools, agents, critical
 // actions, republished, rolled-back and withdrawn documents, redefined scales) and requests.
-
-/** mulberry32: the same cases on every run, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LEVELS = ['public', 'internal', 'confidential', 'secret'];
 const OTHER_LEVELS = ['low', 'mid', 'high'];
@@ -50,7 +39,7 @@ const DEFINITIONS: AttributeDefinition[] = [
 const OPS: ComparisonOp[] = ['eq', 'ne', 'in', 'contains', 'gte', 'gt', 'lte', 'lt'];
 
 function generator(seed: number) {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)];
   const chance = (p: number) => random() < p;
   const some = <T>(list: readonly T[], max: number): T[] => Array.from({ length: Math.floor(random() * (max + 1)) }, () => pick(list));

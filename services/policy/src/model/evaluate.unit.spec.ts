@@ -3,6 +3,7 @@ import { actionHash, evaluate } from './evaluate';
 import type { DecisionRequest, Rule } from './policy.model';
 import { TenantPolicy } from './tenant-policy';
 import type { PermissionEvent } from '../policyset/policyset.events';
+import { seededRandom } from '../../test/seeded-random';
 
 const LEVELS = ['public', 'internal', 'confidential', 'secret'];
 
@@ -326,13 +327,8 @@ describe('critical actions and cross-tenant probes', () => {
 
 describe('the indexed evaluator gives Casbin\'s answers', () => {
   it('agrees with casbin enforce on randomized requests over hierarchy, ABAC and deny rules', async () => {
-    let seed = 42; // mulberry32
-    const rand = (n: number) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * n | 0;
-    };
+    const random = seededRandom(42);
+    const rand = (n: number) => (random() * n) | 0;
     const types = ['document', 'report', 'invoice'];
     const actions = ['read', 'write', 'delete'];
     const subjects = ['role:employee', 'role:analyst', 'role:senior-analyst', 'role:cfo', 'user:alice', 'user:bob'];
