@@ -554,9 +554,18 @@ export class CrunRuntime implements SandboxRuntime {
   }
 
   private async usageOf(cgroup: string): Promise<{ cpuSeconds: number; peak: number; oomKills: number }> {
-    const read = (controller: string, file: string) => readFile(join(this.cgroupRoot, controller, cgroup, file), 'utf8').catch(() => '0');
-    const [cpu, peak, oom] = await Promise.all([read('cpuacct', 'cpuacct.usage'), read('memory', 'memory.max_usage_in_bytes'), read('memory', 'memory.oom_control')]);
-    return { cpuSeconds: Number(cpu.trim()) / 1e9, peak: Number(peak.trim()) || 0, oomKills: oomKills(oom) };
+    const [cpuSeconds, peak, oom] = await Promise.all([this.cpuSecondsOf(cgroup), this.cgroupFile(cgroup, 'memory', 'memory.max_usage_in_bytes'), this.cgroupFile(cgroup, 'memory', 'memory.oom_control')]);
+    return { cpuSeconds, peak: Number(peak.trim()) || 0, oomKills: oomKills(oom) };
+  }
+
+  /** CPU-seconds the cgroup's processes used so far. */
+  private async cpuSecondsOf(cgroup: string): Promise<number> {
+    return Number((await this.cgroupFile(cgroup, 'cpuacct', 'cpuacct.usage')).trim()) / 1e9;
+  }
+
+  /** A cgroup file's content; '0' once the cgroup is gone. */
+  private cgroupFile(cgroup: string, controller: string, file: string): Promise<string> {
+    return readFile(join(this.cgroupRoot, controller, cgroup, file), 'utf8').catch(() => '0');
   }
 
   /**
@@ -568,7 +577,7 @@ export class CrunRuntime implements SandboxRuntime {
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
     const check = async () => {
-      const used = Number((await readFile(join(this.cgroupRoot, 'cpuacct', cgroup, 'cpuacct.usage'), 'utf8').catch(() => '0')).trim()) / 1e9;
+      const used = await this.cpuSecondsOf(cgroup);
       if (stopped) return;
       if (used >= limit) return onExceeded();
       timer = setTimeout(() => void check(), nextCpuCheckMs(limit - used, cpuMillis));
