@@ -40,9 +40,4 @@ export class StreamUnmasker {
   whole(text: string, json = false): string {
     return json ? this.session.unmaskJsonText(text) : this.session.unmaskText(text);
   }
-
-  /** Every index still holding text. */
-  pending(): number[] {
-    return [...this.held.keys()];
-  }
 }
