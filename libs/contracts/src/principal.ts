@@ -1,4 +1,8 @@
+import { z } from 'zod';
 import type { ActorType } from './envelope';
+
+/** A team's id, as auth makes them and principals carry them (`teams`): what any service validates a team id against. */
+export const teamIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a team id: lower case letters, digits, "-", at most 63');
 
 /**
  * Who is calling, once authenticated (by the auth service's verifier library: a

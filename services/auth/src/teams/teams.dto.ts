@@ -1,7 +1,8 @@
+import { teamIdSchema } from '@palisade/contracts';
 import { z } from 'zod';
 
 /** A team id: what tokens carry and ABAC rules compare, so lower case and stable. */
-export const teamId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a team id: lower case letters, digits, "-", at most 63');
+export const teamId = teamIdSchema;
 export const teamName = z
   .string()
   .min(1)

@@ -1,3 +1,4 @@
+import { teamIdSchema } from '@palisade/contracts';
 import { z } from 'zod';
 import { catalogIdSchema } from '../catalog/catalog.dto';
 import { CLASSIFICATIONS, type Classification } from '../completions/routing';
@@ -17,7 +18,7 @@ export const guardPolicySchema = z
       .array(
         z
           .strictObject({
-            team: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a team id: lower case letters, digits, "-", at most 63').optional(),
+            team: teamIdSchema.optional(),
             agent: z.uuid('must be an agent id (UUID)').optional(),
             model: catalogIdSchema.optional(),
             atLeast: z.enum(['internal', 'confidential', 'restricted']),
