@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { AccessTokenVerifier, ACCESS_TOKEN_ISSUER, audienceOf, RevocationList } from '@palisade/auth-verifier';
 import { infra } from '@palisade/testing';
-import { round } from './stats';
+import { cpuMsOf, round } from './stats';
 
 /**
  * auth: the built auth service on its own port and schema, measured over HTTPS (keep-alive):
@@ -26,12 +26,6 @@ const SIGNINS = 48;
 const PASSWORD = 'Bench-Password-1234';
 
 type Json = Record<string, unknown>;
-
-/** CPU time (ms) a process has used so far, from /proc (USER_HZ = 100 on Linux). */
-function cpuMsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 /** TLS connections the client opened: with keep-alive, one per concurrent chain, not one per request. */
 const connections = new WeakSet<object>();
