@@ -11,7 +11,7 @@ import { AckPolicy, DeliverPolicy } from 'nats';
 import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, infra } from '@palisade/testing';
-import { round, summarize } from './stats';
+import { cpuMsOf, round, summarize } from './stats';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.js'));
@@ -247,17 +247,6 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     rmSync(kekDir, { recursive: true, force: true });
   }
 }
-
-/** User + system CPU of a process so far (ms), from /proc (Linux). */
-function cpuMsOf(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-/** USER_HZ of Linux (`getconf CLK_TCK`): 100 on every common architecture. */
-const CLOCK_TICKS = 100;
 
 async function fetchJwks(port: number): Promise<unknown> {
   const reply = await runner.get(`https://127.0.0.1:${port}/v1/audit/keys`, readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt')));

@@ -15,7 +15,8 @@ export function summarize(samplesMs: number[]): { p50: number; p99: number; max:
 export const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
 /** User + system CPU a process has used so far (ms), from /proc (Linux; USER_HZ is 100 on every common architecture). */
-export function cpuMsOf(pid: number): number {
+export function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
   // the fields after the command name (which may hold spaces and parentheses): utime and stime are the 12th and 13th
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
