@@ -34,6 +34,14 @@ const REMEMBER_SECRET_MS = 60_000;
 /** Decisions on a secret that keeps changing under the grant before it is refused as a conflict. */
 const GRANT_ATTEMPTS = 3;
 
+interface GrantInput {
+  secretId: string;
+  sessionId: string;
+  tool: string;
+  ttlSeconds?: number;
+  uses?: number;
+}
+
 export interface LeasesServiceDependencies {
   repo: Pick<LeasesRepository, 'secretForLease' | 'findByToken' | 'grant' | 'redeem'>;
   material: Pick<SecretMaterial, 'decrypt'>;
@@ -84,42 +92,47 @@ export class LeasesService {
    * the secret is still that row (same stream version) and active; when it is not, the
    * grant is asked and decided again on a fresh read, as if nothing had been remembered.
    */
-  async grant(principal: Principal, input: { secretId: string; sessionId: string; tool: string; ttlSeconds?: number; uses?: number }, authorization?: string): Promise<LeaseGrant> {
+  async grant(principal: Principal, input: GrantInput, authorization?: string): Promise<LeaseGrant> {
     const secretKey = `${principal.tenantId}\u0000${input.secretId}`;
     let secret = this.rememberedSecret(secretKey);
     for (let attempt = 1; ; attempt++) {
       secret ??= await this.d.repo.secretForLease(principal.tenantId, input.secretId);
       if (!secret) throw new PalisadeError('not_found', 'secret not found');
-      await authorize(this.d.policy, { principal, action: 'use', secret, tool: input.tool, authorization });
-      const now = this.d.now();
-      const leaseId = newEventId();
-      const metadata = { tenantId: principal.tenantId, actor: actorOf(principal), now };
-      const [granted] = this.decider.decide({ type: 'grant', data: { ...input, leaseId, secretState: secret.state }, metadata }, this.decider.initialState()) as [LeaseGranted];
-      const token = newLeaseToken();
-      const { expiresAt, uses } = granted.data;
-      const lease: LeaseRow = {
-        leaseId,
-        tokenHash: hashToken(token),
-        tenantId: principal.tenantId,
-        secretId: input.secretId,
-        sessionId: input.sessionId,
-        tool: input.tool,
-        expiresAt: new Date(expiresAt),
-        uses,
-        usesLeft: uses,
-        grantedBy: `${principal.type}:${principal.id}`,
-        createdAt: now,
-      };
-      if (await this.d.repo.grant({ event: envelopeOf(this.d.eventContext, metadata, granted), lease, secretStreamVersion: secret.streamVersion })) {
-        this.rememberSecret(secretKey, secret, now);
-        this.handOver(lease, secret);
-        return { leaseId, token, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, uses, expiresAt };
-      }
+      const granted = await this.grantOn(secret, secretKey, principal, input, authorization);
+      if (granted) return granted;
       // The secret changed since the row the grant was decided on: decided again on a fresh read.
       this.rememberedSecrets.delete(secretKey);
       if (attempt >= GRANT_ATTEMPTS) throw new PalisadeError('conflict', 'the secret changed while the lease was granted; try again');
       secret = undefined;
     }
+  }
+
+  /** One decision of a grant on this secret row: the lease granted, or undefined when the statement found the secret no longer that row. */
+  private async grantOn(secret: LeaseSecretRow, secretKey: string, principal: Principal, input: GrantInput, authorization: string | undefined): Promise<LeaseGrant | undefined> {
+    await authorize(this.d.policy, { principal, action: 'use', secret, tool: input.tool, authorization });
+    const now = this.d.now();
+    const leaseId = newEventId();
+    const metadata = { tenantId: principal.tenantId, actor: actorOf(principal), now };
+    const [granted] = this.decider.decide({ type: 'grant', data: { ...input, leaseId, secretState: secret.state }, metadata }, this.decider.initialState()) as [LeaseGranted];
+    const token = newLeaseToken();
+    const { expiresAt, uses } = granted.data;
+    const lease: LeaseRow = {
+      leaseId,
+      tokenHash: hashToken(token),
+      tenantId: principal.tenantId,
+      secretId: input.secretId,
+      sessionId: input.sessionId,
+      tool: input.tool,
+      expiresAt: new Date(expiresAt),
+      uses,
+      usesLeft: uses,
+      grantedBy: `${principal.type}:${principal.id}`,
+      createdAt: now,
+    };
+    if (!(await this.d.repo.grant({ event: envelopeOf(this.d.eventContext, metadata, granted), lease, secretStreamVersion: secret.streamVersion }))) return undefined;
+    this.rememberSecret(secretKey, secret, now);
+    this.handOver(lease, secret);
+    return { leaseId, token, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, uses, expiresAt };
   }
 
   /**
