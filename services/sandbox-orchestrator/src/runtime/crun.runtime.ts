@@ -275,43 +275,25 @@ export class CrunRuntime implements SandboxRuntime {
     child.stdin.on('error', () => undefined); // a program that does not read its stdin
     child.stdin.end(request.stdin ?? '');
 
-    let timedOut = false;
-    let overQuota = false;
-    const killContainer = this.killerOf(container, cgroup);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killContainer();
-    }, request.timeoutMs);
-    const unwatch = this.watchCpu(cgroup, request.cpuSecondsLimit, limits.cpuMillis, () => {
-      overQuota = true;
-      killContainer();
-    });
-    control.kill = killContainer;
-    this.running.set(container, { sandboxId, kill: () => killBy(control) });
-    if (control.requested) killContainer();
-
+    const guard = this.guard(sandboxId, container, cgroup, request, limits.cpuMillis, control);
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', (code, signal) => resolve({ code, signal }));
-    }).finally(() => {
-      clearTimeout(timer);
-      unwatch();
-      this.running.delete(container);
-    });
+    }).finally(guard.end);
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const startedContainer = existsSync(pidFile);
     const usage = await this.usageOf(cgroup);
     await this.removeCgroup(cgroup);
     await rm(configFile, { force: true });
     await rm(pidFile, { force: true });
-    if (!startedContainer && !timedOut) {
+    if (!startedContainer && !guard.timedOut()) {
       const detail = stderr.text().split('\n')[0]?.slice(0, 300) ?? '';
       throw new PalisadeError('unavailable', `the sandbox runtime could not start the execution: ${detail}`);
     }
     // crun reports a container killed by a signal as 128 + signal
     const code = exit.code;
     const signal = code !== null && code > 128 && code < 160 ? signalName(code - 128) : exit.signal;
-    return outcomeOf({ code, signal: signal ?? null, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, overQuota, killed: control.requested, stdout, stderr });
+    return outcomeOf({ code, signal: signal ?? null, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut: guard.timedOut(), overQuota: guard.overQuota(), killed: control.requested, stdout, stderr });
   }
 
   async stop(sandboxId: string): Promise<void> {
@@ -464,21 +446,8 @@ export class CrunRuntime implements SandboxRuntime {
     w.child.stdout.on('data', stdout.push);
     w.child.stderr.on('data', stderr.push);
     const closed = Promise.all([new Promise((r) => w.child.stdout.once('close', r)), new Promise((r) => w.child.stderr.once('close', r))]);
-    let timedOut = false;
-    let overQuota = false;
-    const killContainer = this.killerOf(w.name, w.cgroup);
     const started = process.hrtime.bigint();
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killContainer();
-    }, request.timeoutMs);
-    const unwatch = this.watchCpu(w.cgroup, request.cpuSecondsLimit, limits.cpuMillis, () => {
-      overQuota = true;
-      killContainer();
-    });
-    control.kill = killContainer;
-    this.running.set(w.name, { sandboxId, kill: () => killBy(control) });
-    if (control.requested) killContainer();
+    const guard = this.guard(sandboxId, w.name, w.cgroup, request, limits.cpuMillis, control);
     try {
       if (!(await this.signalGo(w))) {
         await this.discardWarm(w);
@@ -486,9 +455,7 @@ export class CrunRuntime implements SandboxRuntime {
       }
       await closed;
     } finally {
-      clearTimeout(timer);
-      unwatch();
-      this.running.delete(w.name);
+      guard.end();
     }
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const status = (await readFile(join(w.control, 'status'), 'utf8').catch(() => '')).trim();
@@ -498,7 +465,37 @@ export class CrunRuntime implements SandboxRuntime {
     // sh reports a program killed by a signal as 128 + signal; no status: the container itself was killed
     const code = /^\d+$/.test(status) ? Number(status) : null;
     const signal = code === null ? 'SIGKILL' : code > 128 && code < 160 ? signalName(code - 128) : null;
-    return outcomeOf({ code, signal, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut, overQuota, killed: control.requested, stdout, stderr });
+    return outcomeOf({ code, signal, usage, memoryMb: limits.memoryMb, wallSeconds, timedOut: guard.timedOut(), overQuota: guard.overQuota(), killed: control.requested, stdout, stderr });
+  }
+
+  /**
+   * While a container runs (cold or warm): killed on its timeout, once it used its
+   * CPU-seconds, or on request (also by sandbox); `end` stops all of it once it is over.
+   */
+  private guard(sandboxId: string, container: string, cgroup: string, request: ExecRequest, cpuMillis: number, control: KillSwitch): { timedOut: () => boolean; overQuota: () => boolean; end: () => void } {
+    let timedOut = false;
+    let overQuota = false;
+    const killContainer = this.killerOf(container, cgroup);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killContainer();
+    }, request.timeoutMs);
+    const unwatch = this.watchCpu(cgroup, request.cpuSecondsLimit, cpuMillis, () => {
+      overQuota = true;
+      killContainer();
+    });
+    control.kill = killContainer;
+    this.running.set(container, { sandboxId, kill: () => killBy(control) });
+    if (control.requested) killContainer();
+    return {
+      timedOut: () => timedOut,
+      overQuota: () => overQuota,
+      end: () => {
+        clearTimeout(timer);
+        unwatch();
+        this.running.delete(container);
+      },
+    };
   }
 
   /** Kills a container (crun), then what is left of its processes (the cgroup) after a grace. */
