@@ -135,6 +135,14 @@ function rankerOf(levels: readonly string[] | undefined): (v: AttributeValue) =>
 
 type Comparison = (l: AttributeValue, r: AttributeValue) => boolean | undefined;
 
+/** The ordering comparisons, on ranks. */
+const ORDER: Record<Exclude<ComparisonOp, 'eq' | 'ne' | 'in' | 'contains'>, (a: number, b: number) => boolean> = {
+  gte: (a, b) => a >= b,
+  gt: (a, b) => a > b,
+  lte: (a, b) => a <= b,
+  lt: (a, b) => a < b,
+};
+
 function comparisonOf(op: ComparisonOp, rank: (v: AttributeValue) => number | undefined): Comparison {
   switch (op) {
     case 'eq':
@@ -146,7 +154,7 @@ function comparisonOf(op: ComparisonOp, rank: (v: AttributeValue) => number | un
     case 'contains':
       return (l, r) => (Array.isArray(l) ? (Array.isArray(r) ? r.every((x) => l.includes(x)) : l.includes(String(r))) : typeof l === 'string' && l.includes(String(r)));
     default: {
-      const holds = op === 'gte' ? (a: number, b: number) => a >= b : op === 'gt' ? (a: number, b: number) => a > b : op === 'lte' ? (a: number, b: number) => a <= b : (a: number, b: number) => a < b;
+      const holds = ORDER[op];
       return (l, r) => {
         const a = rank(l);
         const b = rank(r);
