@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { ConcurrencyError, PalisadeError, type Actor, type EventFactoryContext } from '@palisade/contracts';
-import { envelopeOf, streamName, type CommandHandler, type DomainEvent, type EventStore, type Transaction } from '@palisade/eventsourcing';
+import { envelopeOf, streamName, type CommandHandler, type DomainEvent, type EventStore } from '@palisade/eventsourcing';
 import type { AuthConfig } from '../auth.config';
 import type { PasswordHasher } from '../crypto/password-hasher';
 import type { MfaRepository } from '../mfa/mfa.repository';
@@ -296,7 +296,7 @@ export class SignInService {
    * Reserve one credential check for the account and the source address, atomically in
    * PostgreSQL, before it runs: it counts as a failure until released. While either is
    * locked the answer is 429 without a check, and for a local account the refusal is
-   * recorded (`reason: throttled`) in the transaction that found the lock.
+   * recorded (`reason: throttled`) before the 429 is given.
    */
   async reserveAttempt(a: AttemptOf, now: Date): Promise<Attempt> {
     const c = this.config;
@@ -305,12 +305,12 @@ export class SignInService {
       { key: accountKeyOf(a.tenantId, a.accountName), policy: { ...policy, threshold: c.AUTH_LOCKOUT_THRESHOLD } },
       { key: throttleKey('address', a.sourceAddress), policy: { ...policy, threshold: c.AUTH_ADDRESS_LOCKOUT_THRESHOLD } },
     ];
-    const reservation = await this.transactions.inTransaction(async (tx) => {
-      const got = await this.throttle.reserve(tx, claims, now);
-      if (!got.granted && a.userId) await this.appendAttempt(tx, a.tenantId, a.userId, throttledSignIn(a.userId, a.method, a.sourceAddress), now);
-      return got;
-    });
-    if (!reservation.granted) throw lockedOut(reservation.lockedUntil, now);
+    const reservation = await this.transactions.inTransaction((tx) => this.throttle.reserve(tx, claims, now));
+    if (!reservation.granted) {
+      // A refusal writes nothing to the throttle, so its record needs no shared transaction.
+      if (a.userId) await this.appendAttempt(a.tenantId, a.userId, throttledSignIn(a.userId, a.method, a.sourceAddress), now);
+      throw lockedOut(reservation.lockedUntil, now);
+    }
     const lock = reservation.lockedNow;
     return lock ? { claims, lockout: { scope: lock.claim === 0 ? 'account' : 'address', failures: lock.failures, until: lock.lockedUntil.toISOString() } } : { claims };
   }
@@ -361,19 +361,19 @@ export class SignInService {
     const digest = createHash('sha256').update(`${tenantId}\u0000${username.toLowerCase()}`).digest('hex').slice(0, 32);
     const subjectId = `unknown-${digest}`;
     const event = { type: 'auth.user.sign-in-failed', data: { userId: null, method, reason: 'bad_credentials' }, personal: { subjectId, data: { username, sourceAddress } } };
-    // Sealed before the transaction: a spray of unknown names must not hold connections while audit answers.
-    const envelope = envelopeOf(this.eventContext, { tenantId, actor: { type: 'user', id: subjectId }, now }, event);
-    const [stored] = this.store.sealPersonal ? await this.store.sealPersonal([envelope]) : [envelope];
-    await this.transactions.inTransaction((tx) => this.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${stored.id}`), [stored], 0));
+    await this.appendAttempt(tenantId, subjectId, event, now);
   }
 
   /**
    * An attempt that changes no account (a refusal while locked, a failure of an unknown
    * account) is a stream of its own, `sign-in-attempt-<tenant>.<event id>`: parallel
-   * attempts never append to one stream, so they never conflict.
+   * attempts never append to one stream, so they never conflict. Its personal data is
+   * sealed before the transaction: a spray of attempts must not hold connections while
+   * audit answers.
    */
-  private async appendAttempt(tx: Transaction, tenantId: string, actorId: string, e: DomainEvent, now: Date): Promise<void> {
-    const event = envelopeOf(this.eventContext, { tenantId, actor: { type: 'user', id: actorId }, now }, e);
-    await this.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${event.id}`), [event], 0);
+  private async appendAttempt(tenantId: string, actorId: string, e: DomainEvent, now: Date): Promise<void> {
+    const envelope = envelopeOf(this.eventContext, { tenantId, actor: { type: 'user', id: actorId }, now }, e);
+    const [stored] = this.store.sealPersonal ? await this.store.sealPersonal([envelope]) : [envelope];
+    await this.transactions.inTransaction((tx) => this.store.appendToStream(tx, streamName('sign-in-attempt', `${tenantId}.${stored.id}`), [stored], 0));
   }
 }
