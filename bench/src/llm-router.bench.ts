@@ -9,7 +9,7 @@ import { audienceOf } from '@palisade/auth-verifier';
 import { connectNats, serveRpc } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, TestTokenIssuer } from '@palisade/testing';
-import { round, summarize } from './stats';
+import { cpuMsOf, round, summarize } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
@@ -167,17 +167,22 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const router = target('router', `https://localhost:${PORT}`, () => agentToken, httpsAgent, ca);
     await sequential(router, body, 100);
     await sequential(direct, body, 100);
+    const pid = (handles[0] as { child: { pid: number } }).child.pid;
     const d = summarize(await sequential(direct, body, SEQUENTIAL));
+    // the router's own CPU per request (user + system, /proc): steadier than latencies on a shared machine
+    const cpuSequential = cpuMsOf(pid);
     const r = summarize(await sequential(router, body, SEQUENTIAL));
+    const cpuUsSequential = ((cpuMsOf(pid) - cpuSequential) * 1000) / SEQUENTIAL;
     const streamBody = JSON.stringify({ model: 'bench', max_tokens: 64, stream: true, messages: [{ role: 'user', content: prompt }] });
     const dt = summarize(await sequential(direct, streamBody, 200, true));
     const rt = summarize(await sequential(router, streamBody, 200, true));
+    const cpuLoad = cpuMsOf(pid);
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
+    const cpuUsLoad = ((cpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
     // the soak: at the level of in-flight requests with the best rps, the router's memory before and after
     const probes = [{ inFlight: CONCURRENT, rps: load.rps }];
     for (const inFlight of SOAK_PROBES) probes.push({ inFlight, rps: (await concurrent(router, body, inFlight, 1000)).rps });
     const best = probes.reduce((a, b) => (b.rps > a.rps ? b : a));
-    const pid = (handles[0] as { child: { pid: number } }).child.pid;
     const rssBefore = rssMb(pid);
     const soak = await concurrent(router, body, best.inFlight, SOAK_REQUESTS);
     const rssAfter = rssMb(pid);
@@ -190,6 +195,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       rps: round(load.rps, 0),
       rps_p99_ms: round(load.p99, 1),
       rps_failed: load.failed,
+      cpu_us_per_request: round(cpuUsSequential, 0),
+      cpu_us_per_request_at_256: round(cpuUsLoad, 0),
       soak_requests: SOAK_REQUESTS,
       soak_in_flight: best.inFlight,
       soak_rps: round(soak.rps, 0),
