@@ -104,6 +104,16 @@ interface Trace {
 
 const DEFAULT_SLEEP = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Why an answer is withheld when its audit or usage event cannot be committed (the store down). */
+const UNRECORDED = 'the call could not be recorded (audit and usage events not committed): the answer is withheld';
+
+/** An error event in the caller's stream protocol (after a 200 and its headers, the only way left to fail). */
+function streamErrorOf(api: Api, code: 'stream_cut' | 'unavailable', message: string): string {
+  return api === 'openai'
+    ? sseOf({ data: JSON.stringify({ error: { message, type: 'server_error', param: null, code } }) })
+    : sseOf({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: code === 'unavailable' ? 'overloaded_error' : 'api_error', message } }) });
+}
+
 /**
  * One model call, in this order: mask (fail-closed) → classify (declared, raised by what
  * was found) → route (only permitted providers) → reserve the worst case with billing
@@ -189,11 +199,16 @@ export class CompletionsService {
     }
   }
 
-  /** A call that ended in an error before any answer: its rate-limit ticket given back, its audit event written (committed before the caller hears), the error rethrown. */
+  /**
+   * A call that ended in an error before any answer: its rate-limit ticket given back, its
+   * audit event written (committed before the caller hears), the error rethrown. The error
+   * stays the call's own even when its event cannot be committed (logged): no answer is
+   * given either way.
+   */
   private async failed(t: Trace, error: unknown): Promise<never> {
     const reason = reasonOf(error);
     void t.ticket?.settle(0);
-    await this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason });
+    await this.finish(t, { outcome: reason === 'providers-failed' || reason === 'internal' ? 'failed' : 'refused', reason }).catch(() => undefined);
     throw error;
   }
 
@@ -314,7 +329,8 @@ export class CompletionsService {
     // the caller waits for the usage event's commit, not for billing's answer (the hold covers it until billing has it)
     const settled = this.settle(t, usage, false);
     if (refusal) {
-      await Promise.all([settled, this.finish(t, { outcome: 'refused', reason: refusal.reason, usage })]);
+      // a refusal gives no answer: it stays the caller's error even if its events cannot be committed (logged)
+      await Promise.all([settled, this.finish(t, { outcome: 'refused', reason: refusal.reason, usage })]).catch(() => undefined);
       throw refusal.error;
     }
     const response = api === 'openai' ? (body.choices as Json[] | undefined)?.map((c) => c.message) : body.content;
@@ -324,7 +340,8 @@ export class CompletionsService {
       await settled;
       return this.hold(t, api, body, reviewed, { usage, response });
     }
-    // the answer goes out once its audit and usage events are committed (a crash after this loses neither)
+    // the answer goes out once its audit and usage events are committed (a crash after this loses neither);
+    // events that cannot be committed withhold it (503: fail closed, never an unrecorded answer)
     await Promise.all([settled, this.finish(t, { outcome: 'served', usage, response })]);
     return body;
   }
@@ -334,14 +351,14 @@ export class CompletionsService {
     const named = calls.tools.join(', ');
     if (t.zeroRetention || !this.d.review) {
       t.guarded!.reviewed(calls.tools, false);
-      await this.finish(t, { outcome: 'refused', reason: 'guard:review', usage: result.usage });
+      await this.finish(t, { outcome: 'refused', reason: 'guard:review', usage: result.usage }).catch(() => undefined);
       const why = t.zeroRetention ? 'the tenant keeps no text (zero retention), so it cannot be held for review' : 'no store for held answers is configured';
       throw new PalisadeError('forbidden', `the model called ${named}, which the tenant's guard policy reviews: ${why} and is refused`, { guard: 'review' });
     }
     const receipt = await this.d.review.hold(t.principal, { requestId: t.requestId, api, body, calls }).catch(async (error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'answer not held');
       t.guarded!.reviewed(calls.tools, false);
-      await this.finish(t, { outcome: 'failed', reason: 'review-store', usage: result.usage });
+      await this.finish(t, { outcome: 'failed', reason: 'review-store', usage: result.usage }).catch(() => undefined);
       throw new PalisadeError('unavailable', `the model called ${named}, which the tenant's guard policy reviews, and the answer could not be held: refused`);
     });
     t.guarded!.reviewed(calls.tools, true);
@@ -391,19 +408,24 @@ export class CompletionsService {
       // the provider cut the connection, or the deadline passed: reported below
       stopped = false;
     } finally {
-      // the caller stopped reading (gone): still settled and recorded, nothing more to send
-      if (stopped) void this.streamEnded(t, texts, usage, complete, sawUsage, response, deadline);
+      // the caller stopped reading (gone): still settled and recorded (a failure is logged), nothing more to send
+      if (stopped) void this.streamEnded(t, texts, usage, complete, sawUsage, response, deadline).catch(() => undefined);
     }
     if (!complete) {
       // never a silent clean end: the caller learns the stream is cut
       const message = signal.aborted && !input.signal.aborted ? 'the request deadline passed before the stream was complete' : 'the provider ended the stream before it was complete';
-      end = input.api === 'openai' ? sseOf({ data: JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'stream_cut' } }) }) : sseOf({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }) });
+      end = streamErrorOf(input.api, 'stream_cut', message);
     }
-    await this.streamEnded(t, texts, usage, complete, sawUsage, response, deadline);
+    const recorded = await this.streamEnded(t, texts, usage, complete, sawUsage, response, deadline).then(
+      () => true,
+      () => false,
+    );
+    // events that cannot be committed: no end marker, an error event instead (fail closed, as a JSON answer's 503)
+    if (!recorded) end = streamErrorOf(input.api, 'unavailable', UNRECORDED);
     if (!input.signal.aborted) yield end;
   }
 
-  /** A stream's end: its answer scanned, settled (real usage, or the hold when cut), recorded; resolves once its usage and audit events are committed. */
+  /** A stream's end: its answer scanned, settled (real usage, or the hold when cut), recorded; resolves once its usage and audit events are committed, rejects when they cannot be. */
   private streamEnded(t: Trace, texts: string[], usage: Usage, complete: boolean, sawUsage: boolean, response: UpstreamResponse, deadline: Deadline): Promise<unknown> {
     t.guarded!.scan('output', texts.join(''));
     const estimated = !complete || !sawUsage;
@@ -416,7 +438,8 @@ export class CompletionsService {
   /**
    * Settles the call twice over: the usage event (durable: billing's metering settles from
    * it) and the settle request (not waited for: the hold covers the call until billing has
-   * it). Resolves once the usage event is committed (or its failure logged).
+   * it). Resolves once the usage event is committed; rejects (`unavailable`, the failure
+   * logged) when it cannot be.
    */
   private settle(t: Trace, usage: Usage, estimated: boolean): Promise<void> {
     const model = t.served!.model;
@@ -436,7 +459,10 @@ export class CompletionsService {
     ];
     const recorded = this.d.audit
       .recordUsage(principal, { requestId: t.requestId, agentId: principal.type === 'agent' ? principal.id : `user:${principal.id}`, actualMicros: String(amountMicros), model: model.modelId, usage: usageLines }, this.now())
-      .catch((error: unknown) => this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written'));
+      .catch((error: unknown) => {
+        this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written');
+        throw new PalisadeError('unavailable', UNRECORDED);
+      });
     void this.settleWithBilling(t, usage, amountMicros, estimated);
     return recorded;
   }
@@ -467,7 +493,7 @@ export class CompletionsService {
     });
   }
 
-  /** The audit event; resolves once it is committed (group commit, shared with concurrent calls); a failure to write it is logged. */
+  /** The audit event; resolves once it is committed (group commit, shared with concurrent calls); rejects (`unavailable`, the failure logged) when it cannot be. */
   private finish(t: Trace, result: { outcome: ModelCallRecorded['outcome']; reason?: string; usage?: Usage; estimated?: boolean; response?: unknown }): Promise<void> {
     if (t.finished) return Promise.resolve();
     t.finished = true;
@@ -496,6 +522,7 @@ export class CompletionsService {
     const texts = t.zeroRetention ? undefined : { prompt: t.prompt, ...(result.response !== undefined ? { response: result.response } : {}) };
     return this.d.audit.record(principal, call, texts, this.now()).catch((error: unknown) => {
       this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'model call audit event not written');
+      throw new PalisadeError('unavailable', UNRECORDED);
     });
   }
 }

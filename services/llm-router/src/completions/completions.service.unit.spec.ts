@@ -368,6 +368,46 @@ describe('the answer ends only once its events are committed', () => {
     expect(await refusal).toMatchObject({ code: 'rate_limited' });
     expect(streams()).toHaveLength(1);
   });
+
+  describe('events that cannot be committed withhold the answer (fail closed)', () => {
+    /** The model calls' real group commit over a store whose database is down. */
+    function downAudit() {
+      class DownStore extends InMemoryEventStore {
+        override inTransaction<T>(): Promise<T> {
+          return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+        }
+      }
+      return new ModelCallsService(new DownStore(), systemEventContext('llm-router'));
+    }
+
+    it('a JSON answer is refused with 503 (unavailable) in either API, after the provider answered and billing was settled', async () => {
+      const warnings: string[] = [];
+      const s = setup(undefined, catalog, { audit: downAudit(), logger: { warn: (_o, msg) => void warnings.push(msg) } });
+      await expect(call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'unavailable', message: expect.stringMatching(/could not be recorded/) });
+      await expect(call(s, { model: 'local', max_tokens: 50, messages: [{ role: 'user', content: 'hello' }] }, 'anthropic')).rejects.toMatchObject({ code: 'unavailable' });
+      expect(s.sent).toHaveLength(2);
+      // the provider's tokens are charged all the same (the settle request), the hold is not released uncharged
+      expect(s.billing.settles).toHaveLength(2);
+      expect(s.billing.releases).toEqual([]);
+      expect(warnings).toEqual(expect.arrayContaining(['model call audit event not written', 'usage event not written']));
+    });
+
+    it('a stream ends with an error event in the caller’s protocol, never its end marker', async () => {
+      const s = setup(undefined, catalog, { audit: downAudit() });
+      const openai = await drain(await call(s, { model: 'local', stream: true, messages: [{ role: 'user', content: 'stream this' }] }));
+      expect(openai).not.toContain('[DONE]');
+      expect(JSON.parse(dataOf(openai).at(-1)!)).toMatchObject({ error: { type: 'server_error', code: 'unavailable' } });
+      const anthropic = await drain(await call(s, { model: 'local', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'stream this' }] }, 'anthropic'));
+      expect(anthropic).not.toContain('message_stop');
+      expect(anthropic.trimEnd().split('\n\n').at(-1)).toMatch(/^event: error\ndata: .*"overloaded_error"/);
+    });
+
+    it('a refusal keeps its own error (no answer is given either way)', async () => {
+      const s = setup(undefined, catalog, { audit: downAudit() });
+      s.billing.answer = { status: 'refused', level: 'agent', limitMicros: 10 };
+      await expect(call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'rate_limited' });
+    });
+  });
 });
 
 describe('attempts and fallbacks', () => {
