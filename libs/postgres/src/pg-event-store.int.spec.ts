@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { buildEvent, ConcurrencyError, isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer } from '@palisade/contracts';
 import { createTestSchema, type TestSchema } from '@palisade/testing';
-import { PgEventStore } from './pg-event-store';
+import { PgEventStore, runStatement } from './pg-event-store';
 import { ident } from './data-source';
 
 const ctx = systemEventContext('billing');
@@ -28,10 +28,20 @@ describe('PgEventStore', () => {
     expect(await store.inTransaction((tx) => store.readStream(tx, 'budget-none'))).toEqual({ version: 0, events: [] });
   });
 
-  it('refuses an append at the wrong expected version', async () => {
-    await expect(store.inTransaction((tx) => store.appendToStream(tx, 'budget-1', [event(4)], 1))).rejects.toBeInstanceOf(
-      ConcurrencyError,
+  it('refuses an append at the wrong expected version, naming the version found, and stores nothing of it', async () => {
+    await expect(store.inTransaction((tx) => store.appendToStream(tx, 'budget-1', [event(4)], 1))).rejects.toMatchObject(
+      new ConcurrencyError('budget-1', 1, 3),
     );
+    await expect(store.inTransaction((tx) => store.appendToStream(tx, 'budget-1', [event(5)], 0))).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await store.inTransaction((tx) => store.readStream(tx, 'budget-1'))).version).toBe(3);
+  });
+
+  it("appends at 'any' after whatever is there, and an empty append only checks the version", async () => {
+    expect(await store.inTransaction((tx) => store.appendToStream(tx, 'budget-any', [event(1)], 'any'))).toEqual({ nextVersion: 1 });
+    expect(await store.inTransaction((tx) => store.appendToStream(tx, 'budget-any', [event(2), event(3)], 'any'))).toEqual({ nextVersion: 3 });
+    expect(await store.inTransaction((tx) => store.appendToStream(tx, 'budget-any', [], 3))).toEqual({ nextVersion: 3 });
+    await expect(store.inTransaction((tx) => store.appendToStream(tx, 'budget-any', [], 2))).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await store.inTransaction((tx) => store.readStream(tx, 'budget-any'))).events.map((e) => [e.version, e.event.data.n])).toEqual([[1, 1], [2, 2], [3, 3]]);
   });
 
   it('lets exactly one of two concurrent appends at the same version win', async () => {
@@ -66,6 +76,71 @@ describe('PgEventStore', () => {
     expect(read.events.map((e) => [e.version, e.event.data.n])).toEqual([[1, 22]]);
     await expect(store.commitToNewStreams([{ streamId: 'own-3', event: event(23) }, { streamId: 'own-1', event: event(24) }])).rejects.toBeInstanceOf(ConcurrencyError);
     expect((await store.inTransaction((tx) => store.readStream(tx, 'own-3'))).version).toBe(0);
+  });
+
+  describe('commitToStream: the append and its read model in one statement', () => {
+    /** A read model of the test's own: a row per stream with its version and a count, and one row per event. */
+    const t = () => ident(db.schema);
+    beforeAll(async () => {
+      const owner = new Client({ host: db.owner.host, port: db.owner.port, database: db.owner.database, user: db.owner.user });
+      await owner.connect();
+      await owner.query(`CREATE TABLE ${t()}.counters (stream_id text PRIMARY KEY, version int NOT NULL, n int NOT NULL)`);
+      await owner.query(`CREATE TABLE ${t()}.counted (event_id uuid PRIMARY KEY, stream_id text NOT NULL)`);
+      await owner.query(`GRANT SELECT, INSERT, UPDATE ON ${t()}.counters, ${t()}.counted TO ${ident(db.app.user)}`);
+      await owner.end();
+    });
+    const guard = (streamId: string, at: number) => (p: (v: unknown) => string) => `UPDATE ${t()}.counters SET version = ${p(at + 1)}, n = n + 1 WHERE stream_id = ${p(streamId)} AND version = ${p(at)} RETURNING 1`;
+    const counted = (streamId: string, e: EventEnvelope) => (p: (v: unknown) => string) => `INSERT INTO ${t()}.counted (event_id, stream_id) VALUES (${p(e.id)}, ${p(streamId)})`;
+    const state = async (streamId: string) => ({
+      stream: (await store.inTransaction((tx) => store.readStream(tx, streamId))).events.map((e) => [e.version, e.event.data.n]),
+      row: ((await db.dataSource.query(`SELECT version, n FROM ${t()}.counters WHERE stream_id = $1`, [streamId])) as Array<{ version: number; n: number }>)[0],
+      counted: Number(((await db.dataSource.query(`SELECT count(*) AS c FROM ${t()}.counted WHERE stream_id = $1`, [streamId])) as Array<{ c: string }>)[0].c),
+    });
+    const started = async (streamId: string) => {
+      await store.inTransaction((tx) => store.appendToStream(tx, streamId, [event(1)], 0));
+      await db.dataSource.query(`INSERT INTO ${t()}.counters VALUES ($1, 1, 0)`, [streamId]);
+    };
+
+    it('stores the events at the next versions and runs the guard and the other statements, all at once', async () => {
+      await started('count-1');
+      const e = event(2);
+      expect(await store.commitToStream('count-1', [e], 1, guard('count-1', 1), [counted('count-1', e)])).toEqual({ nextVersion: 2 });
+      expect(await state('count-1')).toEqual({ stream: [[1, 1], [2, 2]], row: { version: 2, n: 1 }, counted: 1 });
+    });
+
+    it('stores nothing, and runs none of it, when the guard finds no row at the version or the stream is not at it (ConcurrencyError)', async () => {
+      await started('count-2');
+      const e = event(3);
+      // the row is at 1, the guard asks for 5: nothing
+      await expect(store.commitToStream('count-2', [e], 1, guard('count-2', 5), [counted('count-2', e)])).rejects.toMatchObject({ name: 'ConcurrencyError', actualVersion: 1 });
+      // the guard finds its row, the stream is not at the expected version (behind it): nothing either, no gap
+      await db.dataSource.query(`UPDATE ${t()}.counters SET version = 3 WHERE stream_id = 'count-2'`);
+      await expect(store.commitToStream('count-2', [e], 3, guard('count-2', 3), [counted('count-2', e)])).rejects.toBeInstanceOf(ConcurrencyError);
+      expect(await state('count-2')).toEqual({ stream: [[1, 1]], row: { version: 3, n: 0 }, counted: 0 });
+    });
+
+    it('lets one of concurrent commits at one version win and refuses the others whole, also against a transaction holding the row (no deadlock)', async () => {
+      await started('count-3');
+      const tries = Array.from({ length: 5 }, (_, i) => event(10 + i));
+      // a writer that locks the row first, then appends, as a command handler on a locked row does
+      const locked = store.inTransaction(async (tx) => {
+        await runStatement(tx, (p) => `SELECT 1 FROM ${t()}.counters WHERE stream_id = ${p('count-3')} FOR UPDATE`);
+        await new Promise((r) => setTimeout(r, 100));
+        await store.appendToStream(tx, 'count-3', [event(9)], 1);
+        await runStatement(tx, guard('count-3', 1));
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      const results = await Promise.allSettled([locked, ...tries.map((e) => store.commitToStream('count-3', [e], 1, guard('count-3', 1), [counted('count-3', e)]))]);
+      expect(results[0].status).toBe('fulfilled');
+      for (const r of results.slice(1)) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError);
+      expect(await state('count-3')).toEqual({ stream: [[1, 1], [2, 9]], row: { version: 2, n: 1 }, counted: 0 });
+      // and among themselves, without the locked writer: exactly one
+      const again = await Promise.allSettled(tries.map((e) => store.commitToStream('count-3', [e], 2, guard('count-3', 2), [counted('count-3', e)])));
+      expect(again.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const after = await state('count-3');
+      expect(after.stream).toHaveLength(3);
+      expect(after).toMatchObject({ row: { version: 3, n: 2 }, counted: 1 });
+    });
   });
 
   it('refuses a malformed event before storing anything', async () => {

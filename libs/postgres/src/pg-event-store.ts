@@ -18,6 +18,21 @@ export function sqlOf(tx: Transaction): EntityManager {
 interface PgError {
   code?: string;
   constraint?: string;
+  column?: string;
+}
+
+/**
+ * A statement that takes its parameters through `param` (which answers its placeholder,
+ * `$n`), so that statements can share one parameter list: run alone (`runStatement`) or as
+ * parts of one statement (`PgEventStore.commitToStream`).
+ */
+export type SqlStatement = (param: (value: unknown) => string) => string;
+
+/** Runs a statement on its own, in the transaction. */
+export function runStatement(tx: Transaction, statement: SqlStatement): Promise<unknown> {
+  const params: unknown[] = [];
+  const sql = statement((value) => `$${params.push(value)}`);
+  return sqlOf(tx).query(sql, params);
 }
 
 /**
@@ -50,6 +65,12 @@ export class PgEventStore implements EventStore {
     return { version: events.length === 0 ? 0 : events[events.length - 1].version, events };
   }
 
+  /**
+   * The version read, its check and the INSERT are one statement (one round trip where
+   * they took two): at another version than `expectedVersion` nothing is inserted and the
+   * version found is returned; a concurrent append of the same version meets the unique
+   * index. Either is a ConcurrencyError.
+   */
   async appendToStream(
     tx: Transaction,
     streamId: string,
@@ -62,39 +83,33 @@ export class PgEventStore implements EventStore {
         throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
       }
     }
-    const sql = sqlOf(tx);
-    const [{ version }]: Array<{ version: number }> = await sql.query(
-      `SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1`,
-      [streamId],
-    );
-    if (expectedVersion !== 'any' && expectedVersion !== version) {
-      throw new ConcurrencyError(streamId, expectedVersion, version);
-    }
-    if (events.length === 0) return { nextVersion: version };
     const stored = await this.sealPersonal(events);
+    const params: unknown[] = [streamId, stored.map((e) => e.id), stored.map((e) => e.type), stored.map((e) => e.tenantId), stored.map((e) => JSON.stringify(e))];
+    const atExpected = expectedVersion === 'any' ? 'TRUE' : `cur.version = $${params.push(expectedVersion)}::int`;
+    let found: { version: number; appended: number };
     try {
-      await sql.query(
-        `INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT $1, x.v, x.id, x.t, x.tn, x.e
-           FROM unnest($2::int[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[]) AS x(v, id, t, tn, e)`,
-        [
-          streamId,
-          stored.map((_, i) => version + i + 1),
-          stored.map((e) => e.id),
-          stored.map((e) => e.type),
-          stored.map((e) => e.tenantId),
-          stored.map((e) => JSON.stringify(e)),
-        ],
+      [found] = await sqlOf(tx).query(
+        `WITH cur AS (SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1),
+         appended AS (
+           INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+           SELECT $1, cur.version + x.i::int, x.id, x.t, x.tn, x.e
+             FROM cur, unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY AS x(id, t, tn, e, i)
+            WHERE ${atExpected}
+           RETURNING 1)
+         SELECT cur.version, (SELECT count(*) FROM appended)::int AS appended FROM cur`,
+        params,
       );
     } catch (error) {
       const pg = error as PgError;
       if (pg.code === '23505' && pg.constraint === 'events_stream_version_unique') {
-        throw new ConcurrencyError(streamId, version, version + 1);
+        const expected = expectedVersion === 'any' ? 0 : expectedVersion;
+        throw new ConcurrencyError(streamId, expected, expected + 1);
       }
       if (pg.code === '23505') throw new PalisadeError('conflict', 'an event with this id is already stored');
       throw error;
     }
-    return { nextVersion: version + events.length };
+    if (expectedVersion !== 'any' && expectedVersion !== found.version) throw new ConcurrencyError(streamId, expectedVersion, found.version);
+    return { nextVersion: found.version + found.appended };
   }
 
   /**
@@ -134,6 +149,55 @@ export class PgEventStore implements EventStore {
    */
   commitToNewStreams(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
     return this.appendToNewStreams(this.dataSource.manager as unknown as Transaction, appends);
+  }
+
+  /**
+   * Events appended to one stream at `expectedVersion` with the statements that keep their
+   * read models, as ONE statement in a transaction of its own: one round trip where BEGIN,
+   * a lock, the version read, the INSERT, each read-model statement and COMMIT take one
+   * each. `guard` runs first and takes the lock of what the decision was made on: a
+   * data-modifying statement returning a row only at the decision's version (e.g. `UPDATE
+   * the_row … WHERE version = … RETURNING 1`). A guard that returns nothing, or a stream not
+   * at `expectedVersion`, fails the whole statement with a ConcurrencyError (decide again);
+   * `also` run after the append and see the database as it was before the statement, so
+   * none may depend on another's write or change the guard's row again.
+   */
+  async commitToStream(streamId: string, events: readonly EventEnvelope[], expectedVersion: number, guard: SqlStatement, also: readonly SqlStatement[] = []): Promise<AppendResult> {
+    if (events.length === 0) throw new PalisadeError('validation', 'nothing to append');
+    for (const event of events) {
+      const validation = validateForPublish(event);
+      if (!validation.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
+    }
+    const stored = await this.sealPersonal(events);
+    const params: unknown[] = [];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    const stream = param(streamId);
+    const expected = param(expectedVersion);
+    const rows = [param(stored.map((e) => e.id)), param(stored.map((e) => e.type)), param(stored.map((e) => e.tenantId)), param(stored.map((e) => JSON.stringify(e)))];
+    const parts = [`guard AS (${guard(param)})`];
+    // the append reads the guard (so the guard's lock is taken first, in the order of the other writers:
+    // the row, then the events); without the guard's row or at another version the stream version is NULL,
+    // which the column refuses: the statement fails whole
+    parts.push(`appended AS (
+      INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+      SELECT ${stream}, CASE WHEN g.n > 0 AND cur.version = ${expected}::int THEN ${expected}::int + x.i::int END, x.id, x.t, x.tn, x.e
+        FROM (SELECT count(*) AS n FROM guard) AS g,
+             (SELECT coalesce(max(stream_version), 0) AS version FROM ${this.events} WHERE stream_id = ${stream}) AS cur,
+             unnest(${rows[0]}::uuid[], ${rows[1]}::text[], ${rows[2]}::text[], ${rows[3]}::jsonb[]) WITH ORDINALITY AS x(id, t, tn, e, i)
+      RETURNING 1)`);
+    also.forEach((statement, i) => parts.push(`also${i} AS (${statement(param)})`));
+    try {
+      await this.dataSource.query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n FROM appended`, params);
+    } catch (error) {
+      const pg = error as PgError;
+      if ((pg.code === '23502' && pg.column === 'stream_version') || (pg.code === '23505' && pg.constraint === 'events_stream_version_unique')) {
+        const [{ version }]: Array<{ version: number }> = await this.dataSource.query(`SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1`, [streamId]);
+        throw new ConcurrencyError(streamId, expectedVersion, version);
+      }
+      if (pg.code === '23505' && pg.constraint === 'events_event_id_key') throw new PalisadeError('conflict', 'an event with this id is already stored');
+      throw error;
+    }
+    return { nextVersion: expectedVersion + events.length };
   }
 
   /**
