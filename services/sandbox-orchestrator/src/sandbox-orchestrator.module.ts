@@ -90,7 +90,7 @@ function sandboxesServiceFor(
   let pool: EgressService | undefined;
   platform.afterConnect(async (p) => {
     if (service) return;
-    const repo = new SandboxesRepository(p.dataSource!);
+    const repo = new SandboxesRepository(p.dataSource!, p.eventStore!);
     let egress: EgressService | undefined;
     // an injection rule's lease is granted with the token of the execution running in the
     // sandbox (held in memory for that execution only) and redeemed over mTLS with this

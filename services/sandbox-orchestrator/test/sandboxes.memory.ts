@@ -1,5 +1,5 @@
 import { systemEventContext, type EventEnvelope, type Principal } from '@palisade/contracts';
-import { InMemoryEventStore } from '@palisade/eventsourcing';
+import { InMemoryEventStore, type EventStore } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, AuthorizeRequest } from '@palisade/policy-client';
 import type { ExecRequest, ExecResult, SandboxRuntime } from '../src/runtime/runtime.port';
 import type { SandboxEvent } from '../src/sandboxes/sandboxes.events';
@@ -19,15 +19,16 @@ export const alice: Caller = { principal: { type: 'user', id: 'alice', tenantId:
 
 export type MemoryRepository = Pick<
   SandboxesRepository,
-  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'
+  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection' | 'commit'
 > & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number } };
 
-export function memoryRepository(): MemoryRepository {
+/** `store`: where `commit` appends (with the rows, as the PostgreSQL repository does in one statement). */
+export function memoryRepository(store: EventStore = new InMemoryEventStore()): MemoryRepository {
   const rows = new Map<string, SandboxRow>();
   const events: SandboxEvent[] = [];
   const cpu = { seconds: 0 };
   const ready = (tenantId: string) => [...rows.values()].filter((r) => r.tenantId === tenantId && r.status === 'ready').length;
-  return {
+  const repository: MemoryRepository = {
     rows,
     events,
     cpu,
@@ -43,6 +44,11 @@ export function memoryRepository(): MemoryRepository {
     execution: async (_tenant, sandboxId, executionId) =>
       ({ sandboxId, executionId, program: 'sh', status: 'finished', exitCode: 0, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, startedAt: '' }) as ExecutionRow,
     storeOutput: async () => undefined,
+    commit: (envelopes, version) =>
+      store.inTransaction(async (tx) => {
+        const { nextVersion } = await store.appendToStream(tx, `sandbox-${(envelopes[0].data as { sandboxId: string }).sandboxId}`, envelopes, version);
+        await repository.projection.apply(tx, envelopes, nextVersion);
+      }),
     projection: {
       name: 'sandboxes',
       handles: [
@@ -87,6 +93,7 @@ export function memoryRepository(): MemoryRepository {
       },
     },
   };
+  return repository;
 }
 
 export const outcome = (usage = { cpuSeconds: 0.25, memoryGbSeconds: 0.001, wallSeconds: 0.5 }): ExecResult => ({
@@ -107,7 +114,8 @@ export function runtimeOf(run: (sandboxId: string, executionId: string, request:
 
 /** A service on the stand-ins; `runtimeExec` and `decide` may be replaced by a test. */
 export function serviceHarness(overrides: Partial<SandboxesServiceDependencies> = {}) {
-  const repo = memoryRepository();
+  const store = overrides.store ?? new InMemoryEventStore();
+  const repo = memoryRepository(store);
   const h = {
     repo,
     decide: ((): AuthorizeDecision => ({ decision: 'allow', rule: 'test', reason: 'ok' })) as (request: AuthorizeRequest) => AuthorizeDecision,
@@ -125,7 +133,7 @@ export function serviceHarness(overrides: Partial<SandboxesServiceDependencies> 
     reconcile: async () => ({ containers: [], workspaces: [] }),
   } as unknown as SandboxRuntime;
   h.service = new SandboxesService({
-    store: new InMemoryEventStore(),
+    store,
     repo,
     sessions: { session: async () => session },
     policy: () => ({

@@ -31,7 +31,7 @@ describe('SandboxesRepository: the row a command decides on (PostgreSQL)', () =>
     await migrator.runMigrations();
     await migrator.destroy();
     store = new PgEventStore(db.dataSource, db.schema);
-    repo = new SandboxesRepository(db.dataSource);
+    repo = new SandboxesRepository(db.dataSource, store);
     const runtime = {
       check: async () => undefined,
       create: async () => undefined,

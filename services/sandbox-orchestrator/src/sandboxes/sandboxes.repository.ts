@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@palisade/contracts';
-import { toDomainEvent, type InlineProjection, type Transaction } from '@palisade/eventsourcing';
-import { sqlOf } from '@palisade/postgres';
+import { streamName, toDomainEvent, type InlineProjection, type Transaction } from '@palisade/eventsourcing';
+import { runStatement, sqlOf, type PgEventStore, type SqlStatement } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import type { SandboxLimits } from '../runtime/runtime.port';
 import { SANDBOX_EVENT_TYPES, type ExecutionReason, type ExecutionUsage, type SandboxEvent } from './sandboxes.events';
@@ -124,7 +124,11 @@ function execOf(r: ExecRow): ExecutionRow {
 
 /** The only SQL of the sandboxes context: `sandboxes` and `sandbox_executions`, kept inline with the events. */
 export class SandboxesRepository {
-  constructor(private readonly dataSource: Pick<DataSource, 'query'>) {}
+  /** `store`: the service's event store, for `commit` (the row and the events in one statement). */
+  constructor(
+    private readonly dataSource: Pick<DataSource, 'query'>,
+    private readonly store?: Pick<PgEventStore, 'commitToStream'>,
+  ) {}
 
   async sandbox(tenantId: string, sandboxId: string): Promise<SandboxRow | undefined> {
     const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND sandbox_id = $2`, [tenantId, sandboxId]);
@@ -218,6 +222,20 @@ export class SandboxesRepository {
   }
 
   /**
+   * A sandbox's events decided on its row (read at `version`, not locked) committed with
+   * their rows in one statement, one round trip (`PgEventStore.commitToStream`): the row is
+   * updated first, only if still at `version` (its lock taken before the events', as the
+   * locked path takes it), then the events and the other rows. ConcurrencyError when the
+   * row or the stream moved: nothing is stored, the caller decides again.
+   */
+  async commit(events: readonly EventEnvelope[], version: number): Promise<void> {
+    if (!this.store) throw new Error('SandboxesRepository: commit needs the event store');
+    const { row, others } = statementsOf(events, version + events.length);
+    const guarded: SqlStatement = (p) => `${row(p)} AND version = ${p(version)} RETURNING 1`;
+    await this.store.commitToStream(streamName('sandbox', (events[0].data as { sandboxId: string }).sandboxId), events, version, guarded, others);
+  }
+
+  /**
    * Keeps `sandboxes` and `sandbox_executions` in the transaction of the sandbox's events;
    * the sandbox's row changes once per append (its columns, its version), not once per
    * event and again for the version: an execution's start and end are each in a transaction
@@ -227,69 +245,81 @@ export class SandboxesRepository {
     name: 'sandboxes',
     handles: SANDBOX_EVENT_TYPES,
     apply: async (tx: Transaction, events: readonly EventEnvelope[], version: number) => {
-      const sql = sqlOf(tx);
-      const changed: RowChanges = {};
-      for (const envelope of events) {
-        const event = toDomainEvent<SandboxEvent>(envelope);
-        const key = [envelope.tenantId, event.data.sandboxId];
-        const at = envelope.occurredAt;
-        switch (event.type) {
-          case 'sandbox-orchestrator.sandbox.created':
-            await sql.query(
-              `INSERT INTO sandboxes (tenant_id, sandbox_id, session_id, template, instance, limits, status, version, created_at, updated_at, last_activity_at, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7, $8, $8, $8, $9)`,
-              [...key, event.data.sessionId, event.data.template, event.data.instance, JSON.stringify(event.data.limits), version, at, event.data.expiresAt ?? null],
-            );
-            break;
-          case 'sandbox-orchestrator.sandbox.exec_started':
-            Object.assign(changed, { running_execution: event.data.executionId, last_activity_at: at });
-            await sql.query(
-              `INSERT INTO sandbox_executions (tenant_id, sandbox_id, execution_id, program, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
-              [...key, event.data.executionId, event.data.program, at],
-            );
-            break;
-          case 'sandbox-orchestrator.sandbox.exec_finished':
-            Object.assign(changed, { running_execution: null, last_activity_at: at });
-            await sql.query(
-              `UPDATE sandbox_executions SET status = 'finished', reason = $3, exit_code = $4, signal = $5, usage = $6, finished_at = $7 WHERE tenant_id = $1 AND execution_id = $2`,
-              [envelope.tenantId, event.data.executionId, event.data.reason, event.data.exitCode, event.data.signal, JSON.stringify(event.data.usage), at],
-            );
-            if (event.data.usage.cpuSeconds > 0) {
-              await sql.query(
-                `INSERT INTO sandbox_tenant_cpu (tenant_id, hour, cpu_seconds) VALUES ($1, date_trunc('hour', $2::timestamptz), $3)
-                 ON CONFLICT (tenant_id, hour) DO UPDATE SET cpu_seconds = sandbox_tenant_cpu.cpu_seconds + EXCLUDED.cpu_seconds`,
-                [envelope.tenantId, at, event.data.usage.cpuSeconds],
-              );
-            }
-            break;
-          case 'sandbox-orchestrator.sandbox.stopped':
-            changed.status = 'stopped';
-            break;
-          case 'sandbox-orchestrator.sandbox.deleted':
-            changed.status = 'deleted';
-            break;
-          case 'sandbox-orchestrator.sandbox.usage_recorded':
-          case 'sandbox-orchestrator.usage.recorded':
-          case 'sandbox-orchestrator.sandbox.exec_refused':
-            break;
-          case 'sandbox-orchestrator.sandbox.file_uploaded':
-          case 'sandbox-orchestrator.sandbox.file_downloaded':
-            changed.last_activity_at = at;
-            break;
-        }
-      }
-      // the columns changed (a fixed set of names, never input), then the version, in one statement
-      const columns = Object.keys(changed) as Array<keyof RowChanges>;
-      const sets = [...columns.map((c, i) => `${c} = $${i + 5}`), 'version = $3', 'updated_at = $4'];
-      await sql.query(`UPDATE sandboxes SET ${sets.join(', ')} WHERE tenant_id = $1 AND sandbox_id = $2`, [
-        events[0].tenantId,
-        (events[0].data as { sandboxId: string }).sandboxId,
-        version,
-        events[events.length - 1].occurredAt,
-        ...columns.map((c) => changed[c]),
-      ]);
+      const { row, others } = statementsOf(events, version);
+      for (const statement of others) await runStatement(tx, statement);
+      await runStatement(tx, row);
     },
   };
+}
+
+/**
+ * The statements that keep the rows of an append of a sandbox's events at `version`: the
+ * sandbox's row (its columns changed and version, one UPDATE, WHERE left open for a guard)
+ * and the others (its executions, the tenant's CPU). None depends on another's write, so
+ * they run one by one in a transaction or as parts of one statement.
+ */
+function statementsOf(events: readonly EventEnvelope[], version: number): { row: SqlStatement; others: SqlStatement[] } {
+  const changed: RowChanges = {};
+  const others: SqlStatement[] = [];
+  for (const envelope of events) {
+    const event = toDomainEvent<SandboxEvent>(envelope);
+    const tenantId = envelope.tenantId;
+    const sandboxId = event.data.sandboxId;
+    const at = envelope.occurredAt;
+    switch (event.type) {
+      case 'sandbox-orchestrator.sandbox.created': {
+        const d = event.data;
+        others.push(
+          (p) => `INSERT INTO sandboxes (tenant_id, sandbox_id, session_id, template, instance, limits, status, version, created_at, updated_at, last_activity_at, expires_at)
+                  VALUES (${p(tenantId)}, ${p(sandboxId)}, ${p(d.sessionId)}, ${p(d.template)}, ${p(d.instance)}, ${p(JSON.stringify(d.limits))}, 'ready', ${p(version)}, ${p(at)}, ${p(at)}, ${p(at)}, ${p(d.expiresAt ?? null)})`,
+        );
+        break;
+      }
+      case 'sandbox-orchestrator.sandbox.exec_started': {
+        const d = event.data;
+        Object.assign(changed, { running_execution: d.executionId, last_activity_at: at });
+        others.push((p) => `INSERT INTO sandbox_executions (tenant_id, sandbox_id, execution_id, program, status, started_at) VALUES (${p(tenantId)}, ${p(sandboxId)}, ${p(d.executionId)}, ${p(d.program)}, 'running', ${p(at)})`);
+        break;
+      }
+      case 'sandbox-orchestrator.sandbox.exec_finished': {
+        const d = event.data;
+        Object.assign(changed, { running_execution: null, last_activity_at: at });
+        others.push(
+          (p) =>
+            `UPDATE sandbox_executions SET status = 'finished', reason = ${p(d.reason)}, exit_code = ${p(d.exitCode)}, signal = ${p(d.signal)}, usage = ${p(JSON.stringify(d.usage))}, finished_at = ${p(at)}
+              WHERE tenant_id = ${p(tenantId)} AND execution_id = ${p(d.executionId)}`,
+        );
+        if (d.usage.cpuSeconds > 0) {
+          others.push(
+            (p) => `INSERT INTO sandbox_tenant_cpu (tenant_id, hour, cpu_seconds) VALUES (${p(tenantId)}, date_trunc('hour', ${p(at)}::timestamptz), ${p(d.usage.cpuSeconds)})
+                    ON CONFLICT (tenant_id, hour) DO UPDATE SET cpu_seconds = sandbox_tenant_cpu.cpu_seconds + EXCLUDED.cpu_seconds`,
+          );
+        }
+        break;
+      }
+      case 'sandbox-orchestrator.sandbox.stopped':
+        changed.status = 'stopped';
+        break;
+      case 'sandbox-orchestrator.sandbox.deleted':
+        changed.status = 'deleted';
+        break;
+      case 'sandbox-orchestrator.sandbox.usage_recorded':
+      case 'sandbox-orchestrator.usage.recorded':
+      case 'sandbox-orchestrator.sandbox.exec_refused':
+        break;
+      case 'sandbox-orchestrator.sandbox.file_uploaded':
+      case 'sandbox-orchestrator.sandbox.file_downloaded':
+        changed.last_activity_at = at;
+        break;
+    }
+  }
+  // the columns changed (a fixed set of names, never input), then the version, in one statement
+  const columns = Object.keys(changed) as Array<keyof RowChanges>;
+  const [first, last] = [events[0], events[events.length - 1]];
+  const row: SqlStatement = (p) =>
+    `UPDATE sandboxes SET ${[...columns.map((c) => `${c} = ${p(changed[c])}`), `version = ${p(version)}`, `updated_at = ${p(last.occurredAt)}`].join(', ')}
+      WHERE tenant_id = ${p(first.tenantId)} AND sandbox_id = ${p((first.data as { sandboxId: string }).sandboxId)}`;
+  return { row, others };
 }
 
 /** What an append changes of a sandbox's row besides its version (the last event's value wins). */

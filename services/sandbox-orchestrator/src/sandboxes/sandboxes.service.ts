@@ -1,4 +1,4 @@
-import { newEventId, PalisadeError, type Actor, type EventFactoryContext, type Principal } from '@palisade/contracts';
+import { ConcurrencyError, newEventId, PalisadeError, type Actor, type EventEnvelope, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, envelopeOf, streamName, type CommandResult, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
 import { askPolicy, type PolicyAsk } from '../policy';
@@ -84,7 +84,7 @@ export interface SandboxesSettings {
 
 export interface SandboxesServiceDependencies {
   store: EventStore;
-  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection'>;
+  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection' | 'commit'>;
   sessions: Pick<SessionsRepository, 'session'>;
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   runtime: SandboxRuntime;
@@ -314,7 +314,7 @@ export class SandboxesService {
       if (heldMicros !== undefined) await this.d.billing!.reserve(principal, { executionId, amountMicros: heldMicros, ttlMs: timeoutMs + 60_000 });
       const program = 'command' in input ? input.command[0] : input.language;
       try {
-        await this.handle(principal.tenantId, sandboxId, this.command(principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }));
+        await this.handleOn(row, this.command(principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }));
       } catch (error) {
         if (heldMicros !== undefined) await this.releaseHold(principal.tenantId, executionId);
         throw error;
@@ -545,6 +545,28 @@ export class SandboxesService {
       return true;
     });
     if (!decided) await this.handler.handle(stream, command, { alsoInTransaction });
+  }
+
+  /**
+   * A command decided on the sandbox's row as this request read it, committed with the row
+   * in one statement (one round trip: the start of an execution, which the first byte
+   * waits for). If the row moved since, or the decision on it is a refusal, the command is
+   * decided again on the locked row (`handle`): a refusal is never made on a stale row.
+   */
+  private async handleOn(row: SandboxRow, command: SandboxCommand): Promise<void> {
+    let events: EventEnvelope[];
+    try {
+      events = sandboxDecider.decide(command, sandboxStateOf(row)).map((e) => envelopeOf(this.d.eventContext, command.metadata, e));
+    } catch {
+      return this.handle(row.tenantId, row.sandboxId, command);
+    }
+    if (events.length === 0) return;
+    try {
+      await this.d.repo.commit(events, row.version);
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+      await this.handle(row.tenantId, row.sandboxId, command);
+    }
   }
 
   /** The session, if the caller may read it (the policy's session roles); else not found, as another tenant's. */
