@@ -58,7 +58,8 @@ interface Checkpoint {
  * - One active relay per (schema, name): a session advisory lock on the relay's own
  *   connection; when that connection dies the lock goes with it and a standby takes over.
  * - No network call inside a transaction: reads and the checkpoint write are single
- *   autocommit statements; publishing happens between them.
+ *   autocommit statements; publishing happens between them. The checkpoint is written
+ *   without waiting for its flush (re-publishing is harmless, waiting is not free).
  * - Any database error drops the connection; the relay connects again with backoff
  *   and resumes from its stored checkpoint (a standby may have taken over meanwhile).
  */
@@ -160,7 +161,9 @@ export class OutboxRelay {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${EVENTS_APPENDED_CHANNEL}`);
+      // The checkpoint need not wait for its flush to disk: one lost in a crash of the
+      // server only re-publishes events JetStream de-duplicates by id (window 1 h).
+      await client.query(`SET synchronous_commit TO off; LISTEN ${EVENTS_APPENDED_CHANNEL}`);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
