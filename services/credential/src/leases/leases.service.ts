@@ -1,5 +1,6 @@
 import { PalisadeError, newEventId, type EventFactoryContext, type Principal, type ServiceName } from '@palisade/contracts';
 import { envelopeOf, type Decider } from '@palisade/eventsourcing';
+import { LRUCache } from 'lru-cache';
 import { authorize, type CredentialAccessPolicy } from '../access/access-policy';
 import { actorOf, type Clock } from '../credential.settings';
 import type { SecretMaterial } from '../crypto/secret-material';
@@ -71,15 +72,17 @@ export interface LeasesServiceDependencies {
  */
 export class LeasesService {
   private readonly decider: Decider<LeaseState, LeaseCommand, LeaseEvent>;
-  /** Granted leases by token hash (base64), with their secret's material as the grant read it. */
-  private readonly handedOver = new Map<string, RedemptionRow>();
-  /** No lease in `handedOver` expires before this (epoch ms; earlier when nothing was pruned yet). */
-  private firstExpiry = 0;
-  /** Secret rows a grant was written on, by tenant and secret id, each with when it stops being used (epoch ms). */
-  private readonly rememberedSecrets = new Map<string, { secret: LeaseSecretRow; until: number }>();
+  /** Granted leases by token hash (base64), with their secret's material as the grant read it, each until the lease expires. */
+  private readonly handedOver: LRUCache<string, RedemptionRow>;
+  /** Secret rows a grant was written on, by tenant and secret id, each used for REMEMBER_SECRET_MS after it was read. */
+  private readonly rememberedSecrets: LRUCache<string, LeaseSecretRow>;
 
   constructor(private readonly d: LeasesServiceDependencies) {
     this.decider = leasesDecider(d.limits);
+    // Ages on the service's clock, read at every look-up (ttlResolution 0), so an expiry is never late.
+    const perf = { now: () => d.now().getTime() };
+    this.handedOver = new LRUCache({ max: HANDED_OVER, perf, ttlResolution: 0 });
+    this.rememberedSecrets = new LRUCache({ max: REMEMBERED_SECRETS, ttl: REMEMBER_SECRET_MS, perf, ttlResolution: 0 });
   }
 
   /**
@@ -94,7 +97,7 @@ export class LeasesService {
    */
   async grant(principal: Principal, input: GrantInput, authorization?: string): Promise<LeaseGrant> {
     const secretKey = `${principal.tenantId}\u0000${input.secretId}`;
-    let secret = this.rememberedSecret(secretKey);
+    let secret = this.rememberedSecrets.get(secretKey);
     for (let attempt = 1; ; attempt++) {
       secret ??= await this.d.repo.secretForLease(principal.tenantId, input.secretId);
       if (!secret) throw new PalisadeError('not_found', 'secret not found');
@@ -130,8 +133,9 @@ export class LeasesService {
       createdAt: now,
     };
     if (!(await this.d.repo.grant({ event: envelopeOf(this.d.eventContext, metadata, granted), lease, secretStreamVersion: secret.streamVersion }))) return undefined;
-    this.rememberSecret(secretKey, secret, now);
-    this.handOver(lease, secret);
+    // A row read now starts its REMEMBER_SECRET_MS; the remembered one keeps its own (the get made it the most recent).
+    if (this.rememberedSecrets.get(secretKey) !== secret) this.rememberedSecrets.set(secretKey, secret);
+    this.handOver(lease, secret, now);
     return { leaseId, token, secretId: input.secretId, sessionId: input.sessionId, tool: input.tool, uses, expiresAt };
   }
 
@@ -219,47 +223,12 @@ export class LeasesService {
     return { redemption: { leaseId: row!.leaseId, secretId: row!.secretId, version: material.version, value: text }, use };
   }
 
-  private rememberedSecret(key: string): LeaseSecretRow | undefined {
-    const remembered = this.rememberedSecrets.get(key);
-    if (!remembered) return undefined;
-    if (remembered.until > this.d.now().getTime()) return remembered.secret;
-    this.rememberedSecrets.delete(key);
-    return undefined;
-  }
-
-  /** Remembers the secret row a grant was just written on (most recently granted last, so the least recent goes first when full). */
-  private rememberSecret(key: string, secret: LeaseSecretRow, now: Date): void {
-    const remembered = this.rememberedSecrets.get(key);
-    if (remembered?.secret === secret) {
-      this.rememberedSecrets.delete(key);
-      this.rememberedSecrets.set(key, remembered);
-      return;
-    }
-    this.rememberedSecrets.delete(key);
-    if (this.rememberedSecrets.size >= REMEMBERED_SECRETS) this.rememberedSecrets.delete(this.rememberedSecrets.keys().next().value!);
-    this.rememberedSecrets.set(key, { secret, until: now.getTime() + REMEMBER_SECRET_MS });
-  }
-
-  /** Remembers a lease just granted for its redemption here, while there is room (else it is read again then). */
-  private handOver(lease: LeaseRow, secret: LeaseSecretRow): void {
-    if (!secret.material || !secret.kek) return;
-    if (this.handedOver.size >= HANDED_OVER) {
-      // full: drop the expired, scanning only once one may have expired (not at every grant while full)
-      const now = this.d.now().getTime();
-      if (now >= this.firstExpiry) {
-        let first = Infinity;
-        for (const [key, row] of this.handedOver) {
-          const at = row.expiresAt.getTime();
-          if (at <= now) this.handedOver.delete(key);
-          else if (at < first) first = at;
-        }
-        this.firstExpiry = first;
-      }
-      if (this.handedOver.size >= HANDED_OVER) return;
-    }
-    this.firstExpiry = Math.min(this.firstExpiry, lease.expiresAt.getTime());
+  /** Remembers a lease just granted for its redemption here, until it expires (when full, the least recently granted goes first: it is read again then). */
+  private handOver(lease: LeaseRow, secret: LeaseSecretRow, now: Date): void {
+    const ttl = lease.expiresAt.getTime() - now.getTime();
+    if (!secret.material || !secret.kek || ttl < 1) return;
     const { tokenHash: _hash, grantedBy: _by, createdAt: _at, ...row } = lease;
-    this.handedOver.set(lease.tokenHash.toString('base64'), { ...row, secretState: secret.state, version: secret.material.version, material: secret.material, kek: secret.kek });
+    this.handedOver.set(lease.tokenHash.toString('base64'), { ...row, secretState: secret.state, version: secret.material.version, material: secret.material, kek: secret.kek }, { ttl });
   }
 }
 

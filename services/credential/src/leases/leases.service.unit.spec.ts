@@ -75,6 +75,7 @@ describe('LeasesService.redeem: the grant hands its read over to the redemption'
     const reads: Buffer[] = [];
     const decrypted: number[] = [];
     let lease: LeaseGrantWrite['lease'] | undefined;
+    const clock = { now: now };
     const service = new LeasesService({
       repo: {
         secretForLease: async () => ({ ...secret, material: materialOf(1), kek }),
@@ -90,9 +91,9 @@ describe('LeasesService.redeem: the grant hands its read over to the redemption'
       policy: new ScopeAccessPolicy(),
       eventContext: systemEventContext('credential'),
       limits: { defaultTtlSeconds: 30, maxTtlSeconds: 60, maxUses: 10 },
-      now: () => now,
+      now: () => clock.now,
     });
-    return { service, reads, decrypted };
+    return { service, reads, decrypted, clock };
   }
   const redeemer = { tenantId: 'acme', sessionId: 'sbx-1', tool: 'gerrit' };
   const user: Principal = { type: 'agent', id: 'helper', tenantId: 'acme', actingFor: 'bob', scopes: ['credential:use'] };
@@ -103,6 +104,15 @@ describe('LeasesService.redeem: the grant hands its read over to the redemption'
     await expect(service.redeem('sandbox-orchestrator', { ...redeemer, token: grant.token })).resolves.toMatchObject({ version: 1, value: 'value-v1' });
     expect(reads).toHaveLength(0);
     expect(decrypted).toEqual([1]);
+  });
+
+  it('does not release an expired handed-over lease: it is read afresh and refused', async () => {
+    const { service, reads, decrypted, clock } = vault([1]);
+    const grant = await service.grant(user, { ...input, ttlSeconds: 1 });
+    clock.now = new Date(now.getTime() + 1_001);
+    await expect(service.redeem('sandbox-orchestrator', { ...redeemer, token: grant.token })).rejects.toMatchObject({ code: 'illegal_state' });
+    expect(reads).toHaveLength(1);
+    expect(decrypted).toEqual([]);
   });
 
   it('reads the lease afresh and decides again when its statement refuses the row as granted (here: a rotation since)', async () => {
@@ -187,13 +197,13 @@ describe('LeasesService.grant: decided on the secret row of an earlier grant, wr
     expect(statements.map((s) => s.tenantId)).toEqual(['acme']);
   });
 
-  it('reads the secret again once the remembered row is a minute old', async () => {
+  it('reads the secret again once the remembered row is more than a minute old', async () => {
     const { service, reads, clock } = vault([{ streamVersion: 4 }, { streamVersion: 4 }]);
     await service.grant(user, input);
-    clock.now = new Date(now.getTime() + 59_999);
+    clock.now = new Date(now.getTime() + 60_000);
     await service.grant(user, input);
     expect(reads).toHaveLength(1);
-    clock.now = new Date(now.getTime() + 60_000);
+    clock.now = new Date(now.getTime() + 60_001);
     await service.grant(user, input);
     expect(reads).toHaveLength(2);
   });
