@@ -179,29 +179,43 @@ describe('ledger (PostgreSQL)', () => {
     await expect(ledger.settle('llm-router', { tenantId: tenant, requestId: 'ghost', actualMicros: '5' })).rejects.toMatchObject({ code: 'not_found' });
   });
 
-  it('a batch is two round trips (the BEGIN with the locks, the COMMIT with the write); quotes and backslashes travel intact', async () => {
+  it('a batch is two round trips (the BEGIN with the locks, the COMMIT with the write), one on rows the instance remembers; quotes and backslashes travel intact', async () => {
     const tenant = 't5';
     await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1000', period: 'none' });
-    await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'warm', agentId: 'bot', amountMicros: '1', ttlMs: 30_000 }); // budgets remembered, period opened
+    await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'warm', agentId: 'bot', amountMicros: '1', ttlMs: 30_000 }); // budget known, period opened
+    // (budgets remembered: no read of them on a watched connection between the two reserves)
+    const fresh = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now, budgetCacheMs: 60_000 });
     type Client = { query(...args: unknown[]): unknown };
     const pool = pgPoolOf<{ connect(...args: unknown[]): Promise<Client> }>(db.dataSource);
     const connect = pool.connect.bind(pool);
     const sent: string[] = [];
+    const watched = new WeakSet<Client>();
     // the ledger's connections (a promise); TypeORM's own (a callback) pass untouched
-    const spy = jest.spyOn(pool, 'connect').mockImplementation(async (...args: unknown[]) => {
+    jest.spyOn(pool, 'connect').mockImplementation(async (...args: unknown[]) => {
       if (args.length > 0) return connect(...args);
       const client = await connect();
-      const query = client.query.bind(client);
-      jest.spyOn(client, 'query').mockImplementation((...args: unknown[]) => (sent.push(String(args[0]).slice(0, 40)), query(...args)));
+      if (!watched.has(client)) {
+        watched.add(client);
+        const query = client.query.bind(client);
+        jest.spyOn(client, 'query').mockImplementation((...args: unknown[]) => (sent.push(String(args[0])), query(...args)));
+      }
       return client;
     });
     try {
-      expect(await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'r', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
+      // rows this instance has not seen: locked, then written
+      expect(await fresh.reserve('llm-router', { tenantId: tenant, requestId: 'r0', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
+      expect(sent).toHaveLength(2);
+      expect(sent[0]).toMatch(/^BEGIN;[^]*FOR UPDATE/);
+      expect(sent[1]).toMatch(/COMMIT$/);
+      // now it remembers the account as it committed it: the write alone, checked against it
+      sent.length = 0;
+      expect(await fresh.reserve('llm-router', { tenantId: tenant, requestId: 'r', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatch(/^BEGIN;[^]*ledger_expect[^]*COMMIT$/);
+      expect(sent[0]).not.toMatch(/FOR UPDATE/);
     } finally {
-      spy.mockRestore();
+      jest.restoreAllMocks();
     }
-    expect(sent).toHaveLength(2);
-    expect(sent[0]).toMatch(/^BEGIN;/);
     const model = `o'brien\\"; DROP TABLE x; --\u00e9$1`;
     expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: 'r', actualMicros: '40', model, usage: [{ kind: 'input_tokens', quantity: 1.5 }] })).toMatchObject({ postedMicros: '40' });
     const [line] = await db.dataSource.query(`SELECT model, usage FROM "${db.schema}".usage_lines WHERE tenant_id = $1 AND request_id = 'r'`, [tenant]);
@@ -209,6 +223,39 @@ describe('ledger (PostgreSQL)', () => {
     const [event] = await db.dataSource.query(`SELECT envelope->'data'->>'model' AS model FROM "${db.schema}".events WHERE stream_id = $1 AND stream_version = 2`, [`hold-${tenant}.r`]);
     expect(event.model).toBe(model);
     expect(inlineParameters('SELECT $1::text[], $2, $10', [['a', null], null, 1, 2, 3, 4, 5, 6, 7, `x'y`])).toBe(`SELECT '{"a",NULL}'::text[], NULL, 'x''y'`);
+  });
+
+  it('a batch on remembered rows that another instance changed meanwhile is decided again on locked rows (no lost update; a lowered limit applies at once)', async () => {
+    const tenant = 't7';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '5000', period: 'none' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '300', period: 'none' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'eve', limitMicros: '1000', period: 'none' });
+    const other = createDataSource({ ...db.app, poolSize: 2 });
+    await other.initialize();
+    try {
+      const a = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now });
+      const repoB = new LedgerRepository(other, db.schema);
+      const b = new LedgerService({ repo: repoB, eventContext: systemEventContext('billing'), now });
+      const reserve = (ledger: LedgerService, requestId: string, agentId = 'bot') => ledger.reserve('llm-router', { tenantId: tenant, requestId, agentId, amountMicros: '100', ttlMs: 30_000 });
+      expect(await reserve(a, 'a1')).toMatchObject({ status: 'reserved' }); // a remembers pending 100
+      expect(await reserve(b, 'b1')).toMatchObject({ status: 'reserved' }); // b remembers 200
+      expect(await reserve(a, 'a2')).toMatchObject({ status: 'reserved' }); // a's 100 is stale: decided again on the row's 200
+      const writes = jest.spyOn(repoB, 'write');
+      const locks = jest.spyOn(repoB, 'lock');
+      // b remembers 200, where 200 + 100 fits; the row holds 300: written as remembered, that would be a lost update
+      expect(await reserve(b, 'b2')).toMatchObject({ status: 'refused', level: 'agent', pendingMicros: '300', availableMicros: '0' });
+      expect([writes.mock.calls.length, locks.mock.calls.length]).toEqual([2, 1]); // the remembered attempt, then the locked one
+      await invariants(tenant);
+      // an admin lowers a limit that an instance remembers: its next reserve is checked against the new one
+      const c = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now });
+      expect(await reserve(c, 'c1', 'eve')).toMatchObject({ status: 'reserved' });
+      await budgets.set(tenant, admin, { level: 'agent', subjectId: 'eve', limitMicros: '150', period: 'none' });
+      expect(await reserve(c, 'c2', 'eve')).toMatchObject({ status: 'refused', limitMicros: '150' });
+      await invariants(tenant);
+    } finally {
+      jest.restoreAllMocks();
+      await other.destroy();
+    }
   });
 
   it('two instances reserving one new request id at once hold it once (the later meets the primary key, retries, and gets the first answer)', async () => {
@@ -219,10 +266,13 @@ describe('ledger (PostgreSQL)', () => {
     await other.initialize();
     try {
       const first = new LedgerRepository(db.dataSource, db.schema);
-      const a = new LedgerService({ repo: first, eventContext: systemEventContext('billing'), now });
-      const b = new LedgerService({ repo: new LedgerRepository(other, db.schema), eventContext: systemEventContext('billing'), now });
+      let a = new LedgerService({ repo: first, eventContext: systemEventContext('billing'), now });
+      let b = new LedgerService({ repo: new LedgerRepository(other, db.schema), eventContext: systemEventContext('billing'), now });
       const reserve = (ledger: LedgerService, requestId: string) => ledger.reserve('llm-router', { tenantId: tenant, requestId, agentId: 'bot', amountMicros: '100', ttlMs: 30_000 });
       await Promise.all([reserve(a, 'warm-a'), reserve(b, 'warm-b')]); // periods opened
+      // instances that remember no rows yet, so that both lock (the case of a remembered row is the test above)
+      a = new LedgerService({ repo: first, eventContext: systemEventContext('billing'), now });
+      b = new LedgerService({ repo: new LedgerRepository(other, db.schema), eventContext: systemEventContext('billing'), now });
       // a has locked (and found no hold); b's lock statement reads no hold either, then waits for a's account rows
       let bLocking: Promise<unknown> | undefined;
       const write = first.write.bind(first);

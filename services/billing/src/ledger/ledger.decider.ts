@@ -32,8 +32,9 @@ export interface Account {
   pending: bigint;
 }
 
+/** The key of an account: budget id and period start in epoch ms (a held account's ISO string and a row's Date give the same key). */
 export const accountKey = (a: { budgetId: string; periodStart: Date | string }): string =>
-  `${a.budgetId}|${typeof a.periodStart === 'string' ? new Date(a.periodStart).toISOString() : a.periodStart.toISOString()}`;
+  `${a.budgetId}|${typeof a.periodStart === 'string' ? Date.parse(a.periodStart) : a.periodStart.getTime()}`;
 
 /** Lock order of accounts: tenant, team, agent, then budget id and period (a total order every path uses). */
 export function compareAccounts(a: Pick<Account, 'level' | 'budgetId' | 'periodStart'>, b: Pick<Account, 'level' | 'budgetId' | 'periodStart'>): number {

@@ -125,3 +125,17 @@ export const ledgerUsageRevisionsMigration = sqlMigration('BillingUsageRevisions
   `ALTER TABLE ${s}.usage_lines ADD CONSTRAINT usage_lines_usage_not_negative
      CHECK (revision > 0 OR (posted_micros >= 0 AND actual_micros >= 0 AND overrun_micros >= 0))`,
 ]);
+
+/**
+ * A ledger batch decided on rows this instance remembers (its last commit) writes them
+ * only if they are still as remembered (compare-and-set in the write statement), and calls
+ * this with whether every row matched: a row another instance (or lane) changed meanwhile
+ * fails the batch with SQLSTATE 40L01, and the service decides it again on locked rows.
+ */
+export const ledgerRememberedRowsMigration = sqlMigration('BillingRememberedRows1764790000000', (s) => [
+  `CREATE FUNCTION ${s}.ledger_expect(ok boolean) RETURNS boolean LANGUAGE plpgsql AS $$
+   BEGIN
+     IF NOT ok THEN RAISE EXCEPTION 'ledger rows changed since this instance remembered them' USING ERRCODE = '40L01'; END IF;
+     RETURN true;
+   END $$`,
+]);

@@ -56,14 +56,18 @@ export interface UsageLine {
 }
 
 export interface LedgerWrite {
-  /** Holds of request ids the lock found no row for: inserted (another instance's insert of the same id meets the primary key, and the batch is retried). */
+  /** Holds of request ids the batch found no row for: inserted (another instance's insert of the same id meets the primary key, and the batch is decided again). */
   newHolds: Hold[];
-  /** Holds the lock found (and holds locked): updated in place. */
-  changedHolds: Hold[];
-  accounts: Account[];
+  /** Holds the batch found (locked, or remembered), each written only if its row is still at `before` (its version then). */
+  changedHolds: Array<{ hold: Hold; before: number }>;
+  /** Accounts the batch decided on, each written only if its row is still as `before` (posted, pending, limit, hard, thresholds). */
+  accounts: Array<{ after: Account; before: Account }>;
   events: StreamEvent[];
   usage: UsageLine[];
 }
+
+/** SQLSTATE of `ledger_expect`: a row the batch was decided on had changed (ledger.migration.ts). */
+export const STALE_ROWS = '40L01';
 
 interface PgClient {
   query(sql: string, params?: unknown[]): Promise<{ rows: Row[] } | Array<{ rows: Row[] }>>;
@@ -132,14 +136,14 @@ export function quoteLiteral(text: string): string {
  * never wait on each other in a cycle.
  */
 export class LedgerRepository {
-  private readonly t: { budgets: string; periods: string; holds: string; usage: string; events: string };
+  private readonly t: { budgets: string; periods: string; holds: string; usage: string; events: string; expect: string };
 
   constructor(
     private readonly dataSource: DataSource,
     schema: string,
   ) {
     const s = ident(schema);
-    this.t = { budgets: `${s}.budgets`, periods: `${s}.budget_periods`, holds: `${s}.holds`, usage: `${s}.usage_lines`, events: `${s}.events` };
+    this.t = { budgets: `${s}.budgets`, periods: `${s}.budget_periods`, holds: `${s}.holds`, usage: `${s}.usage_lines`, events: `${s}.events`, expect: `${s}.ledger_expect` };
   }
 
   /**
@@ -181,9 +185,9 @@ export class LedgerRepository {
         query: async (sql, params, options = {}) => {
           if (committed) throw new Error('the ledger transaction is already committed');
           const parts = [...(begun ? [] : OPENING), inlineParameters(sql, params), ...(options.commit ? ['COMMIT'] : [])];
-          const results = await client.query(parts.join(';\n'));
           const statement = begun ? 0 : OPENING.length;
-          begun = true;
+          begun = true; // before the answer: a statement that fails leaves the transaction open, to be rolled back
+          const results = await client.query(parts.join(';\n'));
           committed = !!options.commit;
           return Array.isArray(results) ? results[statement].rows : results.rows;
         },
@@ -273,14 +277,16 @@ export class LedgerRepository {
   }
 
   /**
-   * Stores what a batch decided in ONE statement (one round trip, in `tx`): the accounts'
-   * new posted and pending (the CHECK re-checks every hard row), the new holds (a plain
-   * INSERT: a request id another instance inserted meanwhile fails it on the primary key,
-   * and `inTransaction` runs the batch again, which then finds that hold and answers its
-   * first answer), the changed holds (locked by `lock`), the events (the outbox; a hold's
-   * at its exact version, so a conflict is an error, a threshold's once) and the usage
-   * lines; and commits the transaction, in the same round trip. It is the last statement
-   * of a ledger transaction.
+   * Stores what a batch decided in ONE statement (one round trip, in `tx`), and commits it
+   * in the same round trip; it is the last statement of a ledger transaction, or the only
+   * one (a batch decided on remembered rows). Holds first, then accounts (the lock order):
+   * the changed holds, each only if still at the version it was decided on; the new holds
+   * (a plain INSERT: a request id another instance inserted meanwhile fails it on the
+   * primary key); the accounts' new posted and pending, each only if the row still holds
+   * what the decision read (the CHECK re-checks every hard row); the events (the outbox; a
+   * hold's at its exact version, so a conflict is an error, a threshold's once); the usage
+   * lines. A hold or account that was not as decided on fails it with `STALE_ROWS`
+   * (`ledger_expect`); under `lock` that cannot happen.
    */
   async write(tx: LedgerTransaction, w: LedgerWrite): Promise<void> {
     for (const { event } of w.events) {
@@ -290,10 +296,12 @@ export class LedgerRepository {
     const events = (x: StreamEvent[]) =>
       x.map((v) => ({ stream_id: v.streamId, stream_version: v.version, event_id: v.event.id, event_type: v.event.type, tenant_id: v.event.tenantId, envelope: v.event }));
     await tx.query(
-      `WITH accounts AS (
-         UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
-           FROM jsonb_to_recordset($1::jsonb) AS x(budget_id uuid, period_start timestamptz, posted bigint, pending bigint)
-          WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start
+      `WITH changed_holds AS (
+         UPDATE ${this.t.holds} h SET status = x.status, posted = x.posted, version = x.version, settle_answer = x.settle_answer,
+                release_answer = x.release_answer, updated_at = x.updated_at, revision = x.revision
+           FROM jsonb_to_recordset($3::jsonb) AS x(tenant_id text, request_id text, before int, status text, posted bigint, version int,
+                settle_answer jsonb, release_answer jsonb, updated_at timestamptz, revision int)
+          WHERE h.tenant_id = x.tenant_id AND h.request_id = x.request_id AND h.version = x.before
          RETURNING 1
        ), new_holds AS (
          INSERT INTO ${this.t.holds} (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
@@ -302,12 +310,15 @@ export class LedgerRepository {
                 accounts jsonb, expires_at timestamptz, posted bigint, version int, reserve_answer jsonb, settle_answer jsonb, release_answer jsonb,
                 updated_at timestamptz, created_at timestamptz, revision int)
          RETURNING 1
-       ), changed_holds AS (
-         UPDATE ${this.t.holds} h SET status = x.status, posted = x.posted, version = x.version, settle_answer = x.settle_answer,
-                release_answer = x.release_answer, updated_at = x.updated_at, revision = x.revision
-           FROM jsonb_to_recordset($3::jsonb) AS x(tenant_id text, request_id text, status text, posted bigint, version int, settle_answer jsonb,
-                release_answer jsonb, updated_at timestamptz, revision int)
-          WHERE h.tenant_id = x.tenant_id AND h.request_id = x.request_id
+       ), accounts AS (
+         UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
+           FROM jsonb_to_recordset($1::jsonb) AS x(budget_id uuid, period_start timestamptz, posted bigint, pending bigint,
+                was_posted bigint, was_pending bigint, limit_micros bigint, hard boolean, thresholds jsonb)
+          WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start
+            AND a.posted = x.was_posted AND a.pending = x.was_pending AND a.limit_micros = x.limit_micros AND a.hard = x.hard
+            AND to_jsonb(a.thresholds) = x.thresholds
+            -- the holds' rows before the accounts' (the lock order of every ledger transaction)
+            AND (SELECT count(*) FROM changed_holds) + (SELECT count(*) FROM new_holds) >= 0
          RETURNING 1
        ), events AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
@@ -324,59 +335,74 @@ export class LedgerRepository {
                 posted_micros bigint, actual_micros bigint, overrun_micros bigint, usage jsonb, occurred_at timestamptz, revision int)
          RETURNING 1
        )
-       SELECT (SELECT count(*) FROM accounts) AS a, (SELECT count(*) FROM new_holds) AS n, (SELECT count(*) FROM changed_holds) AS h,
+       SELECT ${this.t.expect}((SELECT count(*) FROM changed_holds) = $7::int AND (SELECT count(*) FROM accounts) = $8::int) AS ok,
               (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM once_events) AS o, (SELECT count(*) FROM usage) AS u`,
       // one JSON document per table (bigints as decimal strings, dates as ISO 8601): one JSON.stringify and one literal each,
       // where arrays of JSON texts were escaped three times over (JSON, array element, literal)
       [
-        w.accounts.map((x) => ({ budget_id: x.budgetId, period_start: x.periodStart, posted: x.posted.toString(), pending: x.pending.toString() })),
-        w.newHolds.map((x) => ({
-          tenant_id: x.tenantId,
-          request_id: x.requestId,
-          agent_id: x.agentId,
-          team_id: x.teamId,
-          amount: x.amount.toString(),
-          status: x.status,
-          accounts: x.accounts,
-          expires_at: x.expiresAt,
-          posted: x.posted.toString(),
-          version: x.version,
-          reserve_answer: x.reserveAnswer,
-          settle_answer: x.settleAnswer,
-          release_answer: x.releaseAnswer,
-          updated_at: x.updatedAt,
-          created_at: x.createdAt,
-          revision: x.revision,
-        })),
-        w.changedHolds.map((x) => ({
-          tenant_id: x.tenantId,
-          request_id: x.requestId,
-          status: x.status,
-          posted: x.posted.toString(),
-          version: x.version,
-          settle_answer: x.settleAnswer,
-          release_answer: x.releaseAnswer,
-          updated_at: x.updatedAt,
-          revision: x.revision,
-        })),
-        events(w.events.filter((x) => !x.once)),
-        events(w.events.filter((x) => x.once)),
-        w.usage.map((l) => ({
-          event_id: l.eventId,
-          tenant_id: l.tenantId,
-          request_id: l.requestId,
-          source: l.source,
-          agent_id: l.agentId,
-          team_id: l.teamId,
-          model: l.model,
-          posted_micros: l.posted.toString(),
-          actual_micros: l.actual.toString(),
-          overrun_micros: l.overrun.toString(),
-          usage: l.usage,
-          occurred_at: l.occurredAt,
-          revision: l.revision,
-        })),
-      ].map((rows) => JSON.stringify(rows)),
+        ...[
+          w.accounts.map(({ after: x, before: b }) => ({
+            budget_id: x.budgetId,
+            period_start: x.periodStart,
+            posted: x.posted.toString(),
+            pending: x.pending.toString(),
+            was_posted: b.posted.toString(),
+            was_pending: b.pending.toString(),
+            limit_micros: b.limit.toString(),
+            hard: b.hard,
+            thresholds: b.thresholds,
+          })),
+          w.newHolds.map((x) => ({
+            tenant_id: x.tenantId,
+            request_id: x.requestId,
+            agent_id: x.agentId,
+            team_id: x.teamId,
+            amount: x.amount.toString(),
+            status: x.status,
+            accounts: x.accounts,
+            expires_at: x.expiresAt,
+            posted: x.posted.toString(),
+            version: x.version,
+            reserve_answer: x.reserveAnswer,
+            settle_answer: x.settleAnswer,
+            release_answer: x.releaseAnswer,
+            updated_at: x.updatedAt,
+            created_at: x.createdAt,
+            revision: x.revision,
+          })),
+          w.changedHolds.map(({ hold: x, before }) => ({
+            tenant_id: x.tenantId,
+            request_id: x.requestId,
+            before,
+            status: x.status,
+            posted: x.posted.toString(),
+            version: x.version,
+            settle_answer: x.settleAnswer,
+            release_answer: x.releaseAnswer,
+            updated_at: x.updatedAt,
+            revision: x.revision,
+          })),
+          events(w.events.filter((x) => !x.once)),
+          events(w.events.filter((x) => x.once)),
+          w.usage.map((l) => ({
+            event_id: l.eventId,
+            tenant_id: l.tenantId,
+            request_id: l.requestId,
+            source: l.source,
+            agent_id: l.agentId,
+            team_id: l.teamId,
+            model: l.model,
+            posted_micros: l.posted.toString(),
+            actual_micros: l.actual.toString(),
+            overrun_micros: l.overrun.toString(),
+            usage: l.usage,
+            occurred_at: l.occurredAt,
+            revision: l.revision,
+          })),
+        ].map((rows) => JSON.stringify(rows)),
+        w.changedHolds.length,
+        w.accounts.length,
+      ],
       { commit: true },
     );
   }

@@ -17,7 +17,7 @@ import {
   type SettleCommand,
 } from './ledger.decider';
 import type { UsageQuantity } from './ledger.events';
-import { holdKey, type BudgetRow, type LedgerRepository, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
+import { holdKey, type BudgetRow, type LedgerRepository, type LedgerTransaction, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
 
 export interface LedgerServiceDependencies {
   repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lock' | 'write' | 'expiredHolds' | 'currentAccounts'>;
@@ -80,6 +80,11 @@ export interface LevelStatus {
 }
 
 type Item = { command: LedgerCommand; caller: ServiceName };
+/** The rows a batch is decided on, by hold key and account key. */
+type Rows = { holds: ReadonlyMap<string, Hold>; accounts: ReadonlyMap<string, Account> };
+
+/** How long a lane locks again after a batch on remembered rows found one changed (another instance writes them too). */
+const LOCK_AFTER_STALE_MS = 1000;
 
 /**
  * The ledger: reserve → settle → release on the agent, its team and the tenant at once.
@@ -99,6 +104,11 @@ export class LedgerService {
   /** Period accounts known to exist (rows are never deleted): no insert attempt for them. */
   private readonly opened = new Set<string>();
   private readonly budgetCache = new Map<string, { budget: BudgetRow | undefined; until: number }>();
+  /** Accounts and held holds as this instance last committed them (or locked them): a batch on these alone needs no lock statement. */
+  private readonly knownAccounts = new Map<string, Account>();
+  private readonly knownHolds = new Map<string, Hold>();
+  /** Until then every batch locks (a batch on remembered rows found one changed). */
+  private lockUntil = 0;
 
   constructor(private readonly d: LedgerServiceDependencies) {
     this.now = d.now ?? (() => new Date());
@@ -202,67 +212,139 @@ export class LedgerService {
     const resolving = items.map((i) => i.command).filter((c): c is ReserveCommand | SettleCommand => c.type === 'reserve' || (c.type === 'settle' && !!c.agentId));
     await this.resolveAccounts(resolving);
     const { repo } = this.d;
+    const known = this.rememberedRows(items);
+    if (known) {
+      try {
+        // one round trip: the write alone, checked against the rows as remembered
+        return await repo.inTransaction((tx) => this.decideAndWrite(tx, items, known), 1);
+      } catch {
+        // another instance (or lane) moved a row, or the request id exists after all: decide again on locked rows,
+        // and lock for a while (while others write the same rows, remembering them only costs a failed attempt)
+        this.forgetRows(items);
+        this.lockUntil = Date.now() + LOCK_AFTER_STALE_MS;
+      }
+    }
     return repo.inTransaction(async (tx) => {
       const holdKeys = dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId));
       const reserveKeys = [...new Set(resolving.flatMap((c) => c.accountKeys))].map(keyParts);
       const locked = await repo.lock(tx, holdKeys, reserveKeys);
-      const holds = new Map(locked.holds); // locked.holds stays what the lock found: which holds are new
-      const accounts = new Map<string, Account>(locked.accounts.map((a) => [accountKey(a), a]));
-      const changedHolds = new Map<string, Hold>();
-      const changedAccounts = new Map<string, Account>();
-      const events: StreamEvent[] = [];
-      const usage: UsageLine[] = [];
-      const answers = items.map(({ command, caller }): LedgerAnswer | Error => {
-        const key = holdKey(command.tenantId, command.requestId);
-        let decision;
-        try {
-          decision = decide(command, holds.get(key), accounts);
-        } catch (error) {
-          return error instanceof Error ? error : new Error(String(error));
-        }
-        const metadata = { tenantId: command.tenantId, actor: { type: 'service' as const, id: caller }, now: command.now };
-        const streamId = `hold-${command.tenantId}.${command.requestId}`;
-        for (const event of decision.events) {
-          const envelope = envelopeOf(this.d.eventContext, metadata, event);
-          if (event.type === 'billing.budget.threshold_crossed') {
-            events.push({ streamId: `budget-${event.data.budgetId}.${Date.parse(event.data.periodStart)}.t${event.data.threshold}`, version: 1, event: envelope, once: true });
-          } else {
-            events.push({ streamId, version: decision.hold!.version, event: envelope });
-          }
-          if (event.type === 'billing.hold.settled' && decision.line) {
-            usage.push({
-              ...decision.line,
-              eventId: envelope.id,
-              tenantId: command.tenantId,
-              requestId: command.requestId,
-              source: 'billing',
-              agentId: event.data.agentId,
-              teamId: event.data.teamId,
-              model: event.data.model,
-              usage: event.data.usage,
-            });
-          }
-        }
-        if (decision.hold) {
-          holds.set(key, decision.hold);
-          changedHolds.set(key, decision.hold);
-        }
-        for (const a of decision.accounts) {
-          accounts.set(accountKey(a), a);
-          changedAccounts.set(accountKey(a), a);
-        }
-        return decision.answer;
-      });
-      const written = [...changedHolds.entries()];
-      await repo.write(tx, {
-        newHolds: written.filter(([key]) => !locked.holds.has(key)).map(([, hold]) => hold),
-        changedHolds: written.filter(([key]) => locked.holds.has(key)).map(([, hold]) => hold),
-        accounts: [...changedAccounts.values()],
-        events,
-        usage,
-      });
-      return answers;
+      return this.decideAndWrite(tx, items, { holds: locked.holds, accounts: new Map(locked.accounts.map((a) => [accountKey(a), a])) });
     });
+  }
+
+  /**
+   * Decides each operation in turn on `found` (each sees what the previous left), writes
+   * the result in one statement that commits, and remembers the rows as committed.
+   */
+  private async decideAndWrite(tx: LedgerTransaction, items: Item[], found: Rows): Promise<Array<LedgerAnswer | Error>> {
+    const holds = new Map(found.holds); // found.holds stays what was found: which holds are new
+    const accounts = new Map(found.accounts);
+    const changedHolds = new Map<string, Hold>();
+    const changedAccounts = new Map<string, Account>();
+    const events: StreamEvent[] = [];
+    const usage: UsageLine[] = [];
+    const answers = items.map(({ command, caller }): LedgerAnswer | Error => {
+      const key = holdKey(command.tenantId, command.requestId);
+      let decision;
+      try {
+        decision = decide(command, holds.get(key), accounts);
+      } catch (error) {
+        return error instanceof Error ? error : new Error(String(error));
+      }
+      const metadata = { tenantId: command.tenantId, actor: { type: 'service' as const, id: caller }, now: command.now };
+      const streamId = `hold-${command.tenantId}.${command.requestId}`;
+      for (const event of decision.events) {
+        const envelope = envelopeOf(this.d.eventContext, metadata, event);
+        if (event.type === 'billing.budget.threshold_crossed') {
+          events.push({ streamId: `budget-${event.data.budgetId}.${Date.parse(event.data.periodStart)}.t${event.data.threshold}`, version: 1, event: envelope, once: true });
+        } else {
+          events.push({ streamId, version: decision.hold!.version, event: envelope });
+        }
+        if (event.type === 'billing.hold.settled' && decision.line) {
+          usage.push({
+            ...decision.line,
+            eventId: envelope.id,
+            tenantId: command.tenantId,
+            requestId: command.requestId,
+            source: 'billing',
+            agentId: event.data.agentId,
+            teamId: event.data.teamId,
+            model: event.data.model,
+            usage: event.data.usage,
+          });
+        }
+      }
+      if (decision.hold) {
+        holds.set(key, decision.hold);
+        changedHolds.set(key, decision.hold);
+      }
+      // a refusal moves nothing, but was decided on its accounts: they are written back as they are, so a
+      // batch decided on remembered rows checks them too
+      const moved = decision.hold?.status === 'refused' && command.type === 'reserve' ? command.accountKeys.map((k) => accounts.get(k)!) : decision.accounts;
+      for (const a of moved) {
+        accounts.set(accountKey(a), a);
+        changedAccounts.set(accountKey(a), a);
+      }
+      return decision.answer;
+    });
+    const written = [...changedHolds];
+    await this.d.repo.write(tx, {
+      newHolds: written.filter(([key]) => !found.holds.has(key)).map(([, hold]) => hold),
+      changedHolds: written.filter(([key]) => found.holds.has(key)).map(([key, hold]) => ({ hold, before: found.holds.get(key)!.version })),
+      accounts: [...changedAccounts].map(([key, after]) => ({ after, before: found.accounts.get(key)! })),
+      events,
+      usage,
+    });
+    this.remember(holds, accounts);
+    return answers;
+  }
+
+  /**
+   * The rows a batch needs, when this instance remembers every one of them as it last
+   * committed them: the hold of each settle, release or expire (or a reserve earlier in the
+   * batch makes it), and the accounts of every reserve and remembered hold. A reserve of a
+   * request id it does not remember is taken for new (if another instance holds it, the
+   * insert meets the primary key and the batch is decided again on locked rows). None
+   * (`undefined`) while locking after a stale attempt, or when a row is not remembered.
+   */
+  private rememberedRows(items: Item[]): Rows | undefined {
+    if (Date.now() < this.lockUntil) return undefined;
+    const holds = new Map<string, Hold>();
+    const accounts = new Map<string, Account>();
+    const made = new Set<string>();
+    const known = (key: string) => {
+      const a = this.knownAccounts.get(key);
+      if (a) accounts.set(key, a);
+      return !!a;
+    };
+    for (const { command: c } of items) {
+      const key = holdKey(c.tenantId, c.requestId);
+      const hold = this.knownHolds.get(key);
+      if (hold) {
+        holds.set(key, hold);
+        if (!hold.accounts.every((a) => known(accountKey(a)))) return undefined;
+      } else if (!made.has(key)) {
+        if (c.type !== 'reserve' || !c.accountKeys.every(known)) return undefined;
+        made.add(key);
+      }
+    }
+    return { holds, accounts };
+  }
+
+  /** After a commit: the batch's rows as committed; holds only while held (a settled, released or expired one goes through the lock). */
+  private remember(holds: ReadonlyMap<string, Hold>, accounts: ReadonlyMap<string, Account>): void {
+    if (this.knownAccounts.size > 100_000) this.knownAccounts.clear();
+    if (this.knownHolds.size > 100_000) this.knownHolds.clear();
+    for (const [key, a] of accounts) this.knownAccounts.set(key, a);
+    for (const [key, h] of holds) {
+      if (h.status === 'held') this.knownHolds.set(key, h);
+      else this.knownHolds.delete(key);
+    }
+  }
+
+  private forgetRows(items: Item[]): void {
+    this.knownAccounts.clear();
+    for (const { command: c } of items) this.knownHolds.delete(holdKey(c.tenantId, c.requestId));
   }
 
   /** Forget remembered budgets (after this instance changed one). */
@@ -362,7 +444,7 @@ function micros(value: string, field: string): bigint {
 
 function keyParts(key: string): { budgetId: string; periodStart: Date } {
   const [budgetId, start] = key.split('|');
-  return { budgetId, periodStart: new Date(start) };
+  return { budgetId, periodStart: new Date(Number(start)) };
 }
 
 function dedupe<T>(items: T[], keyOf: (t: T) => string): T[] {

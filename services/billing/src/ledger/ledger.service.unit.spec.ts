@@ -26,8 +26,8 @@ function serviceWith(budgetsOf: jest.Mock) {
       holds: new Map(),
       accounts: keys.map((k) => accounts.get(k.budgetId) ?? { ...budget, periodStart: k.periodStart, periodEnd: null, posted: 0n, pending: 0n }),
     }),
-    write: async (_tx: unknown, w: { accounts: Account[] }) => {
-      for (const a of w.accounts) accounts.set(a.budgetId, a);
+    write: async (_tx: unknown, w: { accounts: Array<{ after: Account }> }) => {
+      for (const { after } of w.accounts) accounts.set(after.budgetId, after);
     },
     expiredHolds: async () => [],
     currentAccounts: async () => [],
