@@ -24,10 +24,11 @@ const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.j
  *   in the audit topic, and p99 of publish → visible per event;
  * - raw: a plain kafkajs producer (acks=all, batches of the same size) writing the same
  *   record values to a topic of its own on the same broker, in the same run;
- * - verify: the records read back (raw bytes, as Kafka gave them), verified (parse, JCS,
+ * - verify: the records read back (raw bytes, as Kafka gave them), verified (JCS form,
  *   SHA-256, links, checkpoint signatures, ids) by the ParallelChainVerifier, whose
  *   workers were started before the topic was read and get the records in transferred
- *   batches; beside it the single-threaded ChainVerifier over the same bytes.
+ *   batches; beside it the single-threaded ChainVerifier over the same bytes (its
+ *   `addRecordBytes`, as the workers use it).
  * Everything it creates is deleted afterwards.
  */
 const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 60_000);
@@ -211,7 +212,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     const singleStart = performance.now();
     const singleCpuStart = process.threadCpuUsage();
     for (const cp of checkpoints) single.addCheckpoint(cp);
-    for (const r of all) single.addRecord(JSON.parse(r.value.toString('utf8')));
+    for (const r of all) single.addRecordBytes(r.value, r.partition);
     const singleResult = single.finish();
     const singleRate = singleResult.records / ((performance.now() - singleStart) / 1000);
     const singleCpu = process.threadCpuUsage(singleCpuStart);

@@ -161,6 +161,19 @@ describe('audit log format', () => {
     expect(recordHash(records[0])).toBe(records[0].hash);
   });
 
+  it('reports a record holding a number JCS cannot write (1e999 reads as Infinity) as malformed, instead of throwing', () => {
+    const { records } = chain();
+    const text = JSON.stringify(records[1]).replace('"data":{"n":', '"data":{"big":1e999,"n":');
+    const verifier = new ChainVerifier({ keys });
+    verifier.addRecord(records[0]);
+    expect(verifier.addRecord(JSON.parse(text))).toBe(false);
+    expect(verifier.finish().failure).toMatchObject({ reason: 'malformed', partition: 0, seq: 2 });
+    const bytes = new ChainVerifier({ keys });
+    bytes.addRecordBytes(Buffer.from(JSON.stringify(records[0])));
+    expect(bytes.addRecordBytes(Buffer.from(text))).toBe(false);
+    expect(bytes.finish().failure).toMatchObject({ reason: 'malformed', partition: 0, seq: 2 });
+  });
+
   it('verifies NDJSON exports with checkpoints anywhere in the file, and names a broken line', async () => {
     const { records, checkpoints } = chain();
     const dir = mkdtempSync(join(tmpdir(), 'audit-ndjson-'));

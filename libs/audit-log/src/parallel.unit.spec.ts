@@ -135,10 +135,12 @@ describe('ParallelChainVerifier (workers started first, fed batches of raw recor
     }
   });
 
-  it('finds the same fault as a single verifier: tampered record, gap, reordering, replayed record, cut tail, id repeated across workers', async () => {
+  it('finds the same fault as a single verifier: tampered record (parsed, and in place), gap, reordering, replayed record, cut tail, id repeated across workers', async () => {
     const id = (JSON.parse(values.get(0)![3]) as AuditRecord).event.id;
     const cases: Array<{ name: string; values: Map<number, string[]>; checkpoints: Checkpoint[]; reason: string; partition: number; seq: number }> = [
       { name: 'tampered', values: edit(values, 4, 120, (r) => ({ ...r, event: { ...r.event, data: { i: -1 } } })), checkpoints, reason: 'content_changed', partition: 4, seq: 121 },
+      // Still in JCS form, so the workers hash its bytes (record-bytes.ts) rather than parse it.
+      { name: 'tampered in place', values: new Map(values).set(2, values.get(2)!.map((v, i) => (i === 150 ? v.replace('"data":{"i":150}', '"data":{"i":151}') : v))), checkpoints, reason: 'content_changed', partition: 2, seq: 151 },
       { name: 'gap', values: new Map(values).set(1, values.get(1)!.filter((_, i) => i !== 200)), checkpoints, reason: 'gap', partition: 1, seq: 202 },
       { name: 'reordered', values: new Map(values).set(2, swap(values.get(2)!, 60)), checkpoints, reason: 'gap', partition: 2, seq: 62 },
       { name: 'replayed', values: new Map(values).set(3, [...values.get(3)!.slice(0, 90), values.get(3)![40], ...values.get(3)!.slice(90)]), checkpoints, reason: 'out_of_order', partition: 3, seq: 41 },

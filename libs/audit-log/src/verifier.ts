@@ -7,6 +7,7 @@ import {
   type AuditRecord,
   type Checkpoint,
 } from './format';
+import { storedRecordView } from './record-bytes';
 
 /**
  * Why a verification failed (audit-log-format.md, "What a verifier rejects"):
@@ -56,6 +57,8 @@ export interface ChainVerifierOptions {
    * false: every chain must start at seq 1 with `prev` = 64 zeros.
    */
   allowLaterStart?: boolean;
+  /** Called for each record that verified, in order (e.g. to collect its event id). */
+  onRecord?: (partition: number, eventId: string) => void;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -116,32 +119,59 @@ export class ChainVerifier {
     if (this.failure) return false;
     const r = value as AuditRecord;
     if (!isRecord(r)) return this.fail('malformed', numberOr(r?.partition), numberOr(r?.seq), 'not a version 1 audit record');
-    if (recordHash(r) !== r.hash) return this.fail('content_changed', r.partition, r.seq, 'hash does not match the record content');
-    const state = this.partitions.get(r.partition);
-    if (!state) {
-      if (r.seq === 1 && r.prev !== ZERO_HASH) return this.fail('link_broken', r.partition, r.seq, 'the first record of a partition must have prev = 64 zeros');
-      if (r.seq !== 1 && !this.options.allowLaterStart) return this.fail('gap', r.partition, r.seq, `partition starts at seq ${r.seq}, not 1 (records before it are missing)`);
-    } else {
-      if (r.seq <= state.last) return this.fail('out_of_order', r.partition, r.seq, `seq ${r.seq} after seq ${state.last} (repeats or goes back)`);
-      if (r.seq !== state.last + 1) return this.fail('gap', r.partition, r.seq, `seq ${r.seq} after seq ${state.last}: ${r.seq - state.last - 1} record(s) missing`);
-      if (r.prev !== state.hash) return this.fail('link_broken', r.partition, r.seq, 'prev is not the hash of the previous record');
+    let hash: string;
+    try {
+      hash = recordHash(r);
+    } catch {
+      // JSON.parse reads 1e999 as Infinity, which JCS cannot write (RFC 8785 takes I-JSON numbers only).
+      return this.fail('malformed', r.partition, r.seq, 'the record has no canonical JSON form (a number out of range)');
     }
-    if (this.eventIds.has(r.event.id)) return this.fail('duplicate_event', r.partition, r.seq, `event ${r.event.id} appears twice`);
-    this.eventIds.add(r.event.id);
-    if (state) {
-      state.last = r.seq;
-      state.hash = r.hash;
+    if (hash !== r.hash) return this.fail('content_changed', r.partition, r.seq, 'hash does not match the record content');
+    return this.link(r.partition, r.seq, r.prev, r.hash, r.event.id);
+  }
+
+  /**
+   * A record value as stored (UTF-8 bytes), read from `partition`: the verdict of
+   * `addRecord(JSON.parse(bytes))` (a value that is not JSON is malformed). When the bytes
+   * are the record's JCS form, as the audit service writes them, its hash is taken over
+   * the bytes themselves, without parsing (record-bytes.ts); else the parsed value is verified.
+   */
+  addRecordBytes(bytes: Uint8Array, partition: number | null = null): boolean {
+    if (this.failure) return false;
+    const view = storedRecordView(bytes);
+    if (!view) return this.addRecord(parsed(bytes, partition));
+    if (view.contentHash !== view.hash) return this.fail('content_changed', view.partition, view.seq, 'hash does not match the record content');
+    return this.link(view.partition, view.seq, view.prev, view.hash, view.eventId);
+  }
+
+  /** The chain checks of a record whose hash matched: seq, link, event id, checkpoints. */
+  private link(partition: number, seq: number, prev: string, hash: string, eventId: string): boolean {
+    const state = this.partitions.get(partition);
+    if (!state) {
+      if (seq === 1 && prev !== ZERO_HASH) return this.fail('link_broken', partition, seq, 'the first record of a partition must have prev = 64 zeros');
+      if (seq !== 1 && !this.options.allowLaterStart) return this.fail('gap', partition, seq, `partition starts at seq ${seq}, not 1 (records before it are missing)`);
     } else {
-      this.partitions.set(r.partition, { first: r.seq, last: r.seq, hash: r.hash });
+      if (seq <= state.last) return this.fail('out_of_order', partition, seq, `seq ${seq} after seq ${state.last} (repeats or goes back)`);
+      if (seq !== state.last + 1) return this.fail('gap', partition, seq, `seq ${seq} after seq ${state.last}: ${seq - state.last - 1} record(s) missing`);
+      if (prev !== state.hash) return this.fail('link_broken', partition, seq, 'prev is not the hash of the previous record');
+    }
+    if (this.eventIds.has(eventId)) return this.fail('duplicate_event', partition, seq, `event ${eventId} appears twice`);
+    this.eventIds.add(eventId);
+    if (state) {
+      state.last = seq;
+      state.hash = hash;
+    } else {
+      this.partitions.set(partition, { first: seq, last: seq, hash });
     }
     this.records++;
-    const waiting = this.pending.get(r.partition)?.get(r.seq);
+    this.options.onRecord?.(partition, eventId);
+    const waiting = this.pending.get(partition)?.get(seq);
     if (waiting) {
       for (const cp of waiting) {
-        if (cp.hash !== r.hash) return this.fail('checkpoint_mismatch', r.partition, r.seq, 'checkpoint hash differs from the record at its seq');
+        if (cp.hash !== hash) return this.fail('checkpoint_mismatch', partition, seq, 'checkpoint hash differs from the record at its seq');
         this.checkpoints++;
       }
-      this.pending.get(r.partition)!.delete(r.seq);
+      this.pending.get(partition)!.delete(seq);
     }
     return true;
   }
@@ -172,6 +202,15 @@ export class ChainVerifier {
   private fail(reason: FailureReason, partition: number | null, seq: number | null, message: string): false {
     this.failure ??= { reason, partition, seq, message };
     return false;
+  }
+}
+
+/** A stored value parsed; not JSON: a value no record check accepts, naming the partition it was read from. */
+function parsed(bytes: Uint8Array, partition: number | null): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    return { partition, unparsable: true };
   }
 }
 

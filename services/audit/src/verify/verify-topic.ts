@@ -64,18 +64,13 @@ export async function verifyTopic(o: VerifyTopicOptions): Promise<VerificationRe
   const { lows, ends: topicEnds } = await offsetBounds(o.admin, o.topic);
   const ends = new Map([...topicEnds].filter(([p]) => wanted(p)).map(([p, end]) => [p, untilOffsets?.get(p) ?? end]));
   const starts = new Map([...lows].map(([p, low]) => [p, o.fromOffsets?.get(p) !== undefined && o.fromOffsets.get(p)! > low ? o.fromOffsets.get(p)! : low]));
-  await readRange(o.kafka, o.topic, starts, ends, async (batch) => {
-      for (const r of batch) {
-        let value: unknown;
-        try {
-          value = JSON.parse(r.value);
-        } catch {
-          value = { partition: r.partition, unparsable: true };
-        }
-        if (!verifier.addRecord(value)) return false;
-        o.onRecord?.(value as AuditRecord);
-      }
-    }, { groupPrefix: o.groupPrefix });
+  // The bytes as stored: a record in JCS form (as the service writes them) is hashed without parsing.
+  await readRangeRaw(o.kafka, o.topic, starts, ends, async (batch) => {
+    for (const r of batch) {
+      if (!verifier.addRecordBytes(r.value, r.partition)) return false;
+      o.onRecord?.(JSON.parse(r.value.toString('utf8')) as AuditRecord);
+    }
+  }, { groupPrefix: o.groupPrefix });
   return verifier.finish();
 }
 
