@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CrunRuntime } from './crun.runtime';
@@ -99,12 +100,39 @@ describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
     expect(await sh(`sh -c 'kill -TERM $$'; exit $?`).result).toMatchObject({ signal: 'SIGTERM', exitCode: null });
   });
 
-  it('gives a program no hold on the warm control directory: the command and the FIFO are root’s, a forged status is overwritten', async () => {
+  it('gives a program no hold on the warm control directory: the command is root’s, a forged status is overwritten', async () => {
     const r = await sh('echo "echo pwned" > /run/psbx/cmd.sh; echo $? ; echo 0 > /run/psbx/status; mkdir /run/psbx/x 2>/dev/null; echo $?; exit 3').result;
     if (warm) expect(r.stdout.toString()).toBe('2\n1\n'); // sh: cannot create (permission denied); mkdir refused
     expect(r).toMatchObject({ exitCode: 3, reason: 'exited' });
     const next = await sh('cat /run/psbx/cmd.sh 2>/dev/null | head -c 0; echo ok').result;
     expect(next.stdout.toString()).toBe('ok\n'); // the next execution ran its own command
+  });
+
+  it('runs in the container made ahead when there is one, and the program holds no descriptor of the go (closed by the init)', async () => {
+    await sh('true').result;
+    await new Promise((r) => setTimeout(r, warm ? 1000 : 0)); // the next warm container is being made
+    const r = await sh('[ -e /proc/$$/fd/3 ] && echo open || echo closed; [ -e /proc/1/fd/3 ] && echo init-open || echo init-closed; [ -e /run/psbx/cmd.sh ] && echo warm || echo cold').result;
+    expect(r.stdout.toString()).toBe(`closed\ninit-closed\n${warm ? 'warm' : 'cold'}\n`);
+  });
+
+  it('runs an execution in a container of its own when the warm one’s init is gone before the go (nothing lost, nothing run twice)', async () => {
+    await sh('true').result;
+    const crun = (...args: string[]) => execFileSync(process.env.SANDBOX_CRUN ?? 'crun', ['--root', `/run/palisade-sandbox-test/${instance}/crun`, ...args]).toString();
+    const status = (name: string) => (JSON.parse(crun('state', name)) as { status: string }).status;
+    if (warm) {
+      // the next execution's container, made ahead (the one just used may still be listed, stopped, until it is deleted)
+      let waiting: string[] = [];
+      for (let i = 0; i < 200 && waiting.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        waiting = (await runtime.containers()).filter((name) => status(name) === 'running');
+      }
+      expect(waiting).toHaveLength(1);
+      crun('kill', waiting[0], 'KILL');
+      for (let i = 0; i < 200 && status(waiting[0]) !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 20));
+    }
+    const r = await sh('echo fine; cat', { stdin: 'in\n' }).result;
+    expect(r).toMatchObject({ exitCode: 0, reason: 'exited' });
+    expect(r.stdout.toString()).toBe('fine\nin\n');
   });
 
   it('leaves no container or cgroup behind an execution, in any cgroup hierarchy (but the next warm one)', async () => {

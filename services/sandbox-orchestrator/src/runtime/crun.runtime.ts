@@ -1,8 +1,9 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants, existsSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
 import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
@@ -27,7 +28,7 @@ export interface CrunRuntimeOptions {
   egress?: SandboxEgress;
   /**
    * Keep one container per sandbox created ahead (`crun run --detach`), its init (a shell)
-   * blocked on a FIFO until an execution hands it the program: the first byte then needs no
+   * blocked on its stdin until an execution hands it the program: the first byte then needs no
    * crun process, no namespaces, mounts or cgroups made. Each container still serves one
    * execution only (its own pid namespace and cgroup), and is removed after it.
    */
@@ -38,14 +39,20 @@ export interface CrunRuntimeOptions {
 interface WarmContainer {
   name: string;
   cgroup: string;
-  /** Host side of WARM_CONTROL: `go` (FIFO), `cmd.sh`, `status`. */
+  /** Host side of WARM_CONTROL: `cmd.sh`, `stdin`, `status`. */
   control: string;
   configFile: string;
   child: ChildProcessWithoutNullStreams;
+  /** This end of the init's fd 3: the go is a line written here. */
+  go: Writable;
 }
 
-/** The warm container's init: wait for the go, run the command on its stdin, record its status. */
-const WARM_INIT = `read -r _ < ${WARM_CONTROL}/go && . ${WARM_CONTROL}/cmd.sh < ${WARM_CONTROL}/stdin; echo $? > ${WARM_CONTROL}/status`;
+/**
+ * The warm container's init: wait for the go (a line on fd 3, a socket to this process that
+ * crun passes in, `--preserve-fds`; crun gives a detached container /dev/null as stdin),
+ * close it, run the command on the execution's stdin, record its status.
+ */
+const WARM_INIT = `read -r _ <&3 && exec 3<&- && . ${WARM_CONTROL}/cmd.sh < ${WARM_CONTROL}/stdin; echo $? > ${WARM_CONTROL}/status`;
 
 /** A word for sh, quoted (no expansion of anything in it). */
 const shQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
@@ -370,7 +377,6 @@ export class CrunRuntime implements SandboxRuntime {
     // the control directory: root's, but for the status file the init writes
     const control = join(dir, 'warm', name);
     await mkdir(control, { recursive: true, mode: 0o755 });
-    await run('mkfifo', ['-m', '0644', join(control, 'go')]);
     await writeFile(join(control, 'status'), '', { mode: 0o644 });
     await chown(join(control, 'status'), HOST_ID_BASE + SANDBOX_UID, HOST_ID_BASE + SANDBOX_GID);
     await writeFile(join(control, 'cmd.sh'), 'exit 125\n', { mode: 0o644 });
@@ -389,9 +395,14 @@ export class CrunRuntime implements SandboxRuntime {
       control,
     });
     await writeFile(configFile, JSON.stringify(config), { mode: 0o600 });
-    const child = spawn(this.options.crun, ['--root', this.state, 'run', '--detach', '--bundle', dir, '--config', configFile, name], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    const child = spawn(this.options.crun, ['--root', this.state, 'run', '--detach', '--preserve-fds', '1', '--bundle', dir, '--config', configFile, name], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
     child.stdin.on('error', () => undefined);
-    const container: WarmContainer = { name, cgroup, control, configFile, child };
+    const go = child.stdio[3] as Writable;
+    go.on('error', () => undefined); // an init that is gone: EPIPE, seen by signalGo
+    const container: WarmContainer = { name, cgroup, control, configFile, child, go };
     const started = await new Promise<boolean>((resolve) => {
       child.once('error', () => resolve(false));
       child.once('exit', (code) => resolve(code === 0));
@@ -403,24 +414,17 @@ export class CrunRuntime implements SandboxRuntime {
     return container;
   }
 
-  /** Tells a warm container's init to go (its FIFO, without ever blocking); false if nobody reads it any more. */
-  private async signalGo(w: WarmContainer): Promise<boolean> {
-    for (let attempt = 0; attempt < 400; attempt++) {
-      try {
-        const fifo = await open(join(w.control, 'go'), constants.O_WRONLY | constants.O_NONBLOCK);
-        try {
-          await fifo.write('go\n');
-        } finally {
-          await fifo.close();
-        }
-        return true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENXIO') return false;
-        if (w.child.stdout.readableEnded || w.child.stdout.destroyed) return false;
-        await new Promise((r) => setTimeout(r, 5)); // the init has not opened it yet
-      }
-    }
-    return false;
+  /**
+   * Tells a warm container's init to go: a line on its fd 3, written at once (no file
+   * opened, no process, no wait for the init to open anything: the line waits in the
+   * socket); false if nobody holds the other end any more (the init is gone).
+   */
+  private signalGo(w: WarmContainer): Promise<boolean> {
+    if (!w.go.writable) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      w.go.write('go\n', (error) => resolve(!error));
+      w.go.end();
+    });
   }
 
   /**
@@ -432,8 +436,9 @@ export class CrunRuntime implements SandboxRuntime {
     const exports = Object.entries(request.env ?? {}).map(([k, v]) => `export ${k}=${shQuote(v)}\n`);
     await Promise.all([
       writeFile(join(w.control, 'stdin'), request.stdin ?? '', { mode: 0o644 }),
-      // env(1) runs the program as crun would (a PATH lookup, never a shell builtin or function)
-      writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}/usr/bin/env -- ${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
+      // a program named without a path through env(1), as crun would run it (a PATH lookup, never a shell builtin or
+      // function); a path sh runs itself (no lookup either: one exec fewer)
+      writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}${request.argv[0].includes('/') ? '' : '/usr/bin/env -- '}${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
     ]);
     try {
       await request.startWhen;
@@ -516,6 +521,7 @@ export class CrunRuntime implements SandboxRuntime {
     w.child.stdout.destroy();
     w.child.stderr.destroy();
     w.child.stdin.destroy();
+    w.go.destroy();
   }
 
   /** Containers of this instance crun knows (running or not). */

@@ -28,7 +28,7 @@ export interface OciConfigInput {
   netnsPath?: string;
   /** The profile compiled once (`compileSeccompBpf`): crun loads it instead of compiling `linux.seccomp` on every run. */
   seccompBpf?: string;
-  /** A warm container's control directory on the host (its go FIFO, the command, the exit status), at WARM_CONTROL inside. */
+  /** A warm container's control directory on the host (the command, its stdin, the exit status), at WARM_CONTROL inside. */
   control?: string;
 }
 
