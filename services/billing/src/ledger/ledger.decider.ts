@@ -351,6 +351,11 @@ export function decideCorrection(c: SettleCommand, hold: Hold, accounts: Account
   };
 }
 
+/**
+ * Only what the stream does not already say (half of a settle's write is its event): the
+ * accounts when no `billing.hold.reserved` names them (a usage with no hold), the revision
+ * and the previous posted of a correction.
+ */
 function settledEvent(c: SettleCommand, hold: Hold, answer: SettleAnswer, previousPosted: bigint): LedgerEvent {
   return {
     type: 'billing.hold.settled',
@@ -365,9 +370,8 @@ function settledEvent(c: SettleCommand, hold: Hold, answer: SettleAnswer, previo
       late: answer.late,
       model: c.model,
       usage: c.usage,
-      accounts: hold.accounts,
-      revision: c.revision,
-      previousPostedMicros: str(previousPosted),
+      ...(hold.version === 0 ? { accounts: hold.accounts } : {}),
+      ...(c.revision > 0 ? { revision: c.revision, previousPostedMicros: str(previousPosted) } : {}),
     },
   };
 }

@@ -85,6 +85,8 @@ describe('ledger decider', () => {
     const s = l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'r', actual: 30n, model: 'm', usage: [], now });
     expect(s.answer).toEqual({ status: 'settled', requestId: 'r', postedMicros: '30', overrunMicros: '0', releasedMicros: '50', late: false, revision: 0 });
     expect([l.of('agent').posted, l.of('agent').pending]).toEqual([30n, 0n]);
+    // the settled event says only what the stream's reserved event does not (its accounts are there)
+    expect(Object.keys(s.events[0].data).sort()).toEqual(['actualMicros', 'agentId', 'late', 'model', 'overrunMicros', 'postedMicros', 'requestId', 'reservedMicros', 'teamId', 'usage']);
     expect(l.run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId: 'r', actual: 99n, model: 'm', usage: [], now }).answer).toEqual(s.answer);
   });
 
@@ -140,6 +142,8 @@ describe('ledger decider', () => {
     const s = l.run(usage);
     expect(s.answer).toMatchObject({ status: 'settled', postedMicros: '40', late: true });
     expect(s.line).toEqual({ revision: 0, posted: 40n, actual: 40n, overrun: 0n, occurredAt: usage.occurredAt });
+    // no reserved event names its accounts: its settled event does
+    expect(s.events[0].data).toMatchObject({ accounts: [{ level: 'agent', budgetId: november.budgetId, periodStart: '2026-11-01T00:00:00.000Z' }] });
     const posted = [...s.accounts.values()].map((a) => [a.periodStart.toISOString(), a.posted]);
     expect(posted).toEqual([['2026-11-01T00:00:00.000Z', 40n]]);
     expect(l.run(usage)).toMatchObject({ answer: s.answer, accounts: [], hold: null });

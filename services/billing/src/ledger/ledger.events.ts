@@ -54,8 +54,9 @@ export type HoldSettled = {
     late: boolean;
     model: string | null;
     usage: UsageQuantity[];
-    accounts: HeldAccount[];
-    /** 0: the original usage; higher: a correction, whose `postedMicros` replaces `previousPostedMicros` on the same accounts. */
+    /** Only on a usage with no hold (the stream's first event); otherwise its `billing.hold.reserved` names them. */
+    accounts?: HeldAccount[];
+    /** Only on a correction (absent: 0, the original usage), whose `postedMicros` replaces `previousPostedMicros` on the same accounts. */
     revision?: number;
     previousPostedMicros?: string;
   };

@@ -293,8 +293,8 @@ export class LedgerRepository {
       const v = validateForPublish(event);
       if (!v.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, v.problems);
     }
-    const events = (x: StreamEvent[]) =>
-      x.map((v) => ({ stream_id: v.streamId, stream_version: v.version, event_id: v.event.id, event_type: v.event.type, tenant_id: v.event.tenantId, envelope: v.event }));
+    // the event's id, type and tenant are read from its envelope, not sent twice
+    const events = (x: StreamEvent[]) => x.map((v) => ({ stream_id: v.streamId, stream_version: v.version, envelope: v.event }));
     await tx.query(
       `WITH changed_holds AS (
          UPDATE ${this.t.holds} h SET status = x.status, posted = x.posted, version = x.version, settle_answer = x.settle_answer,
@@ -322,11 +322,13 @@ export class LedgerRepository {
          RETURNING 1
        ), events AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT * FROM jsonb_to_recordset($4::jsonb) AS x(stream_id text, stream_version int, event_id uuid, event_type text, tenant_id text, envelope jsonb)
+         SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
+           FROM jsonb_to_recordset($4::jsonb) AS x(stream_id text, stream_version int, envelope jsonb)
          RETURNING 1
        ), once_events AS (
          INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT * FROM jsonb_to_recordset($5::jsonb) AS x(stream_id text, stream_version int, event_id uuid, event_type text, tenant_id text, envelope jsonb)
+         SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
+           FROM jsonb_to_recordset($5::jsonb) AS x(stream_id text, stream_version int, envelope jsonb)
          ON CONFLICT (stream_id, stream_version) DO NOTHING
          RETURNING 1
        ), usage AS (
