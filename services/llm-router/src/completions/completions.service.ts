@@ -437,9 +437,9 @@ export class CompletionsService {
 
   /**
    * Settles the call twice over: the usage event (durable: billing's metering settles from
-   * it) and the settle request (not waited for: the hold covers the call until billing has
-   * it). Resolves once the usage event is committed; rejects (`unavailable`, the failure
-   * logged) when it cannot be.
+   * it) and the settle request (sent once the event's commit ended, not waited for: the
+   * hold covers the call until billing has it). Resolves once the usage event is
+   * committed; rejects (`unavailable`, the failure logged) when it cannot be.
    */
   private settle(t: Trace, usage: Usage, estimated: boolean): Promise<void> {
     const model = t.served!.model;
@@ -463,7 +463,8 @@ export class CompletionsService {
         this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written');
         throw new PalisadeError('unavailable', UNRECORDED);
       });
-    void this.settleWithBilling(t, usage, amountMicros, estimated);
+    // the settle request once the usage event is committed (or failed): its send no longer delays the commit the answer waits for
+    void recorded.catch(() => undefined).then(() => this.settleWithBilling(t, usage, amountMicros, estimated));
     return recorded;
   }
 

@@ -327,13 +327,15 @@ describe('the answer ends only once its events are committed', () => {
     let answered = false;
     const answer = call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] }).then((r) => ((answered = true), r));
     await ticks();
-    // one group commit for both events, waiting at the store
+    // one group commit for both events, waiting at the store; the settle request waits for it too (off the answer's path)
     expect(gates).toHaveLength(1);
     expect(answered).toBe(false);
     expect(streams()).toEqual([]);
+    expect(s.billing.settles).toEqual([]);
     gates.splice(0).forEach((open) => open());
     const result = await answer;
     expect(streams().sort()).toEqual([`model-call-${result.requestId}`, `usage-${result.requestId}`]);
+    expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: result.requestId, estimated: false })]);
   });
 
   it('a stream’s end marker reaches the caller only after the commit; the text before it is not held', async () => {
