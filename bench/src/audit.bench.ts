@@ -37,6 +37,8 @@ const PUBLISH_CHUNK = 1000;
 const LATENCY_EVENTS = 10_000;
 const LATENCY_RATE = 2000;
 const RAW_BATCH = 1000;
+/** Bytes per raw send at most, like the writer's ~900 kB per partition and transaction (other services' large events land in the topic too). */
+const RAW_BATCH_BYTES = 900 * 1024;
 const RAW_IN_FLIGHT = 2;
 const PARTITIONS = 6;
 const PORT = 7105 + 4590;
@@ -173,13 +175,17 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     const all: Array<{ partition: number; value: Buffer }> = [];
     const longest = Math.max(...[...values.values()].map((l) => l.length));
     for (let i = 0; i < longest; i++) for (const [partition, list] of values) if (i < list.length) all.push({ partition, value: list[i] });
-    process.stderr.write(`audit: records per partition ${JSON.stringify(Object.fromEntries([...values].map(([p, l]) => [p, l.length])))}, ${all[0]?.value.length ?? 0} bytes each\n`);
+    process.stderr.write(`audit: records per partition ${JSON.stringify(Object.fromEntries([...values].map(([p, l]) => [p, l.length])))}, ${all[0]?.value.length ?? 0} bytes each (largest ${all.reduce((most, r) => Math.max(most, r.value.length), 0)})\n`);
     const rawStart = performance.now();
     let next = 0;
     await Promise.all(
       Array.from({ length: RAW_IN_FLIGHT }, async () => {
         while (next < all.length) {
-          const batch = all.slice(next, (next += RAW_BATCH));
+          const batch: typeof all = [];
+          for (let bytes = 0; next < all.length && batch.length < RAW_BATCH && (batch.length === 0 || bytes + all[next].value.length <= RAW_BATCH_BYTES); next++) {
+            bytes += all[next].value.length;
+            batch.push(all[next]);
+          }
           await producer.send({ topic: rawTopic, acks: -1, messages: batch });
         }
       }),
