@@ -245,9 +245,10 @@ export class CrunRuntime implements SandboxRuntime {
     const container = `${this.prefix}${executionId}`;
     const cgroup = join(this.cgroupParent, container);
     const dir = this.sandboxDir(sandboxId);
-    for (const controller of CGROUP_CONTROLLERS) await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
-    for (const s of cgroupSettings(limits)) await writeFile(join(this.cgroupRoot, s.controller, cgroup, s.file), s.value);
-    const egress = await this.egressOf(sandboxId);
+    const [egress] = await Promise.all([this.egressOf(sandboxId), this.makeCgroup(cgroup, limits)]).catch(async (error: unknown) => {
+      await this.removeCgroup(cgroup);
+      throw error;
+    });
     const configFile = join(dir, 'execs', `${executionId}.json`);
     const pidFile = join(dir, 'execs', `${executionId}.pid`);
     const config = ociConfig({
@@ -372,15 +373,24 @@ export class CrunRuntime implements SandboxRuntime {
     const name = `${this.prefix}w${randomUUID()}`;
     const cgroup = join(this.cgroupParent, name);
     const dir = this.sandboxDir(sandboxId);
-    for (const controller of CGROUP_CONTROLLERS) await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
-    for (const s of cgroupSettings(limits)) await writeFile(join(this.cgroupRoot, s.controller, cgroup, s.file), s.value);
-    // the control directory: root's, but for the status file the init writes
     const control = join(dir, 'warm', name);
-    await mkdir(control, { recursive: true, mode: 0o755 });
-    await writeFile(join(control, 'status'), '', { mode: 0o644 });
-    await chown(join(control, 'status'), HOST_ID_BASE + SANDBOX_UID, HOST_ID_BASE + SANDBOX_GID);
-    await writeFile(join(control, 'cmd.sh'), 'exit 125\n', { mode: 0o644 });
-    const egress = await this.egressOf(sandboxId);
+    // independent steps at once (each a thread-pool round; this runs while an execution does, and the next one may wait for it)
+    const [egress] = await Promise.all([
+      this.egressOf(sandboxId),
+      this.makeCgroup(cgroup, limits),
+      // the control directory: root's, but for the status file the init writes
+      (async () => {
+        await mkdir(control, { recursive: true, mode: 0o755 });
+        await Promise.all([
+          writeFile(join(control, 'status'), '', { mode: 0o644 }).then(() => chown(join(control, 'status'), HOST_ID_BASE + SANDBOX_UID, HOST_ID_BASE + SANDBOX_GID)),
+          writeFile(join(control, 'cmd.sh'), 'exit 125\n', { mode: 0o644 }),
+        ]);
+      })(),
+    ]).catch(async (error: unknown) => {
+      await this.removeCgroup(cgroup);
+      await rm(control, { recursive: true, force: true });
+      throw error;
+    });
     const configFile = join(dir, 'execs', `${name}.json`);
     const config = ociConfig({
       rootfs: join(dir, 'rootfs'),
@@ -528,6 +538,20 @@ export class CrunRuntime implements SandboxRuntime {
   async containers(): Promise<string[]> {
     const { stdout } = await run(this.options.crun, ['--root', this.state, 'list', '-q']);
     return stdout.split('\n').map((l) => l.trim()).filter((id) => id.startsWith(this.prefix));
+  }
+
+  /**
+   * An execution's cgroup under each controller, with the sandbox's limits: the controllers
+   * at once, each one's files in their order (memory's limit before memory+swap's).
+   */
+  private async makeCgroup(cgroup: string, limits: SandboxLimits): Promise<void> {
+    const settings = cgroupSettings(limits);
+    await Promise.all(
+      CGROUP_CONTROLLERS.map(async (controller) => {
+        await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
+        for (const s of settings.filter((c) => c.controller === controller)) await writeFile(join(this.cgroupRoot, controller, cgroup, s.file), s.value);
+      }),
+    );
   }
 
   private sandboxDir(sandboxId: string): string {
