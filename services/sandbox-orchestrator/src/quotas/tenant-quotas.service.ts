@@ -26,6 +26,8 @@ export interface TenantQuotasServiceDependencies {
 }
 
 const WHAT = 'sandbox quotas';
+/** How long the quotas in force are reused (each creation and execution asks; a change made here applies at once, elsewhere within this). */
+const QUOTAS_TTL_MS = 5000;
 
 /**
  * A tenant's own sandbox quotas (stream `tenant_quotas-<tenant>`): concurrent sandboxes
@@ -36,6 +38,7 @@ const WHAT = 'sandbox quotas';
 export class TenantQuotasService {
   private readonly handler: CommandHandler<TenantQuotasState, TenantQuotasCommand, TenantQuotasEvent>;
   private readonly now: () => Date;
+  private readonly cache = new Map<string, { at: number; quotas: Promise<TenantQuotas> }>();
 
   constructor(private readonly d: TenantQuotasServiceDependencies) {
     this.handler = new CommandHandler(d.store, tenantQuotasDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
@@ -51,6 +54,7 @@ export class TenantQuotasService {
   async set(principal: Principal, tenantId: string, quotas: TenantQuotas, ifMatch?: number): Promise<TenantQuotasView> {
     this.administers(principal, tenantId);
     await this.handler.handle(streamName('tenant_quotas', tenantId), this.command(principal, { type: 'set', data: { quotas, platform: this.platformQuotas() } }), { expectedVersion: ifMatch });
+    this.cache.delete(tenantId);
     return this.view(tenantId);
   }
 
@@ -58,12 +62,23 @@ export class TenantQuotasService {
   async remove(principal: Principal, tenantId: string, ifMatch?: number): Promise<void> {
     this.administers(principal, tenantId);
     await this.handler.handle(streamName('tenant_quotas', tenantId), this.command(principal, { type: 'remove', data: {} }), { expectedVersion: ifMatch });
+    this.cache.delete(tenantId);
   }
 
-  /** The quotas in force for a tenant: its own, else the platform's (read fresh: a change applies to the next creation or execution). */
-  async quotasFor(tenantId: string): Promise<TenantQuotas> {
-    const row = await this.d.repo.quotasOf(tenantId);
-    return ownQuotas(row) ?? this.platformQuotas();
+  /**
+   * The quotas in force for a tenant: its own, else the platform's. Reused for 5 s (every
+   * creation and execution asks); a change through this instance applies to the next one at
+   * once, through another instance within 5 s.
+   */
+  quotasFor(tenantId: string): Promise<TenantQuotas> {
+    const hit = this.cache.get(tenantId);
+    const now = this.now().getTime();
+    if (hit && now - hit.at < QUOTAS_TTL_MS) return hit.quotas;
+    const quotas = this.d.repo.quotasOf(tenantId).then((row) => ownQuotas(row) ?? this.platformQuotas());
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(tenantId, { at: now, quotas });
+    quotas.catch(() => this.cache.delete(tenantId));
+    return quotas;
   }
 
   private async view(tenantId: string): Promise<TenantQuotasView> {

@@ -34,13 +34,16 @@ function memoryRepository() {
       },
     },
   };
-  return { repo, events };
+  return { repo, events, rows };
 }
 
 function harness() {
-  const { repo, events } = memoryRepository();
-  const service = new TenantQuotasService({ store: new InMemoryEventStore(), repo, platform, eventContext: systemEventContext('sandbox-orchestrator') });
-  return { service, events };
+  const { repo, events, rows } = memoryRepository();
+  const clock = { now: new Date('2026-12-04T10:00:00Z') };
+  let reads = 0;
+  const counted = { ...repo, quotasOf: (tenantId: string) => (reads++, repo.quotasOf(tenantId)) };
+  const service = new TenantQuotasService({ store: new InMemoryEventStore(), repo: counted, platform, eventContext: systemEventContext('sandbox-orchestrator'), now: () => clock.now });
+  return { service, events, rows, clock, reads: () => reads };
 }
 
 describe('TenantQuotasService', () => {
@@ -59,6 +62,22 @@ describe('TenantQuotasService', () => {
       { type: 'sandbox-orchestrator.tenant_quotas.set', tenantId: 'acme', actor: 'alice' },
       { type: 'sandbox-orchestrator.tenant_quotas.removed', tenantId: 'acme', actor: 'alice' },
     ]);
+  });
+
+  it('reuses the quotas in force for 5 s (one read for many executions); a change made elsewhere is seen after them, one made here at once', async () => {
+    const { service, rows, clock, reads } = harness();
+    for (let i = 0; i < 3; i++) expect(await service.quotasFor('acme')).toEqual({ maxSandboxes: 20, cpuSeconds: 36_000 });
+    expect(reads()).toBe(1);
+    // another instance set them: this one keeps the platform's until 5 s passed
+    rows.set('acme', { maxSandboxes: 1, cpuSeconds: 10, status: 'set', version: 1, updatedAt: '' });
+    clock.now = new Date(clock.now.getTime() + 4999);
+    expect(await service.quotasFor('acme')).toEqual({ maxSandboxes: 20, cpuSeconds: 36_000 });
+    clock.now = new Date(clock.now.getTime() + 1);
+    expect(await service.quotasFor('acme')).toEqual({ maxSandboxes: 1, cpuSeconds: 10 });
+    expect(reads()).toBe(2);
+    // changed through this instance: the next ask reads them
+    await service.set(admin, 'acme', { maxSandboxes: 3, cpuSeconds: 30 });
+    expect(await service.quotasFor('acme')).toEqual({ maxSandboxes: 3, cpuSeconds: 30 });
   });
 
   it('honours If-Match: a stale version is 409, never retried; 0 only while none was set', async () => {

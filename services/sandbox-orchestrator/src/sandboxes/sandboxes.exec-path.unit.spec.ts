@@ -111,7 +111,59 @@ describe('SandboxesService: the execution path', () => {
     expect(h.repo.rows.get(sandbox.id)?.version).toBe(stream.version);
   });
 
-  it('quotes the worst case while the policy decides, holds it after the allow, and runs the program only after the hold and exec_started', async () => {
+  it('asks the CPU used, the quotas and the quote only once the policy allowed: a non-reader (404) and a caller refused write or invoke (403) cause none of them', async () => {
+    const asked: string[] = [];
+    const ledger = { quote: async () => (asked.push('quote'), 10n), reserve: async () => ({ status: 'held' as const, expiresAt: '' }), release: async () => undefined };
+    const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger), tenantQuotas: async () => (asked.push('quotas'), { maxSandboxes: 5, cpuSeconds: 100 }) });
+    const cpu = h.repo.cpuSecondsSince;
+    h.repo.cpuSecondsSince = (...a) => (asked.push('cpu'), cpu(...a));
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    asked.length = 0;
+    for (const refused of ['read', 'write', 'invoke']) {
+      h.decide = (r) => (r.action === refused ? { decision: 'deny', rule: 'no', reason: 'no' } : { decision: 'allow', rule: 'test', reason: 'ok' });
+      await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: refused === 'read' ? 'not_found' : 'forbidden' });
+    }
+    expect(asked).toEqual([]);
+    h.decide = () => ({ decision: 'allow', rule: 'test', reason: 'ok' });
+    await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    expect(asked.slice(0, 3).sort()).toEqual(['cpu', 'quotas', 'quote']); // then the usage's price, after the run
+  });
+
+  it('stop and delete ask read and write in one request: a non-reader 404, a reader who may not write 403, nothing recorded for either', async () => {
+    const turns: string[][] = [];
+    let turn: string[] | undefined;
+    let allowed = (_r: AuthorizeRequest) => true;
+    const h = serviceHarness({
+      policy: () => ({
+        authorize: async (r: AuthorizeRequest) => {
+          if (!turn) {
+            turns.push((turn = []));
+            setImmediate(() => (turn = undefined));
+          }
+          turn.push(r.action);
+          await new Promise((resolve) => setImmediate(resolve));
+          return allowed(r) ? { decision: 'allow', rule: 'test', reason: 'ok' } : { decision: 'deny', rule: 'viewer', reason: 'no' };
+        },
+      }),
+    });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    for (const [refused, code] of [['read', 'not_found'], ['write', 'forbidden']]) {
+      allowed = (r) => r.action !== refused;
+      turns.length = 0;
+      await expect(h.service.stop(alice, sandbox.id)).rejects.toMatchObject({ code });
+      await expect(h.service.delete(alice, sandbox.id)).rejects.toMatchObject({ code });
+      expect(turns).toEqual([['read', 'write'], ['read', 'write']]);
+    }
+    expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created']);
+    allowed = () => true;
+    turns.length = 0;
+    await h.service.stop(alice, sandbox.id);
+    await h.service.delete(alice, sandbox.id);
+    expect(turns).toEqual([['read', 'write'], ['read', 'write']]);
+    expect(h.repo.events.map((e) => e.type.split('.').pop())).toEqual(['created', 'stopped', 'deleted']);
+  });
+
+  it('quotes the worst case after the allow, holds it, and runs the program only after the hold and exec_started', async () => {
     const order: string[] = [];
     const ledger = {
       quote: async (q: { usage: ReadonlyArray<{ quantity: number }> }) => (order.push('quote'), q.usage.reduce((s, u) => s + BigInt(u.quantity), 0n)),
@@ -129,9 +181,8 @@ describe('SandboxesService: the execution path', () => {
       })(sandboxId, executionId, request);
     };
     await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
-    // the quote is asked before the policy's decisions are in (it waited for them before)
-    expect(order.indexOf('quote')).toBeLessThan(order.indexOf('policy invoke'));
-    expect(order.indexOf('reserve')).toBeGreaterThan(order.indexOf('policy invoke'));
+    expect(order.indexOf('quote')).toBeGreaterThan(order.indexOf('policy invoke'));
+    expect(order.indexOf('reserve')).toBeGreaterThan(order.indexOf('quote'));
     expect(order.indexOf('runtime called')).toBeGreaterThan(order.indexOf('policy invoke'));
     expect(order.filter((o) => o.startsWith('program runs'))).toEqual(['program runs (started: true)']);
     expect(order.indexOf('program runs (started: true)')).toBeGreaterThan(order.indexOf('reserve'));

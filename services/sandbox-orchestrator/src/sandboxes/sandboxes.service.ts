@@ -176,8 +176,7 @@ export class SandboxesService {
 
   /** A new sandbox-scoped token (after a restart of the orchestrator, whose signing key is in memory only). Needs write on the session. */
   async mintToken(caller: Caller, sandboxId: string): Promise<{ sandboxToken: string; expiresAt: string }> {
-    const { row, session } = await this.readable(caller, sandboxId);
-    await this.authorize(caller, session, ['write']);
+    const row = await this.writable(caller, sandboxId);
     if (!this.d.tokens) throw new PalisadeError('unavailable', 'sandbox tokens are not issued here');
     if (row.status !== 'ready') throw new PalisadeError('illegal_state', 'sandbox is stopped');
     const expiresAt = row.expiresAt ? new Date(row.expiresAt) : new Date(this.now().getTime() + this.d.settings.lifetimeMs);
@@ -270,21 +269,20 @@ export class SandboxesService {
 
   /**
    * Runs one program to its end (or timeout) and returns its outcome; `output` sees stdout
-   * and stderr as they come (within the caps). What does not depend on each other is asked
-   * at once (the sandbox and its session, the tenant's CPU used; then the policy's three
-   * decisions in one request and the worst case's price) and judged in order: 404, 403, 409,
-   * 429. The runtime prepares the program meanwhile but runs it only once billing holds the
-   * worst case and `exec_started` is appended (`startWhen`).
+   * and stderr as they come (within the caps). The sandbox and its session are read at once,
+   * the policy's three decisions asked in one request, and only then, for a caller the
+   * policy allows (a refused one causes no other work), the tenant's CPU used, its quotas
+   * (cached) and the worst case's price, at once; judged in order: 404, 403, 409, 429. The
+   * runtime prepares the program meanwhile but runs it only once billing holds the worst
+   * case and `exec_started` is committed (`startWhen`).
    */
   async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
     const { principal } = caller;
-    const cpu = settle(Promise.all([this.cpuUsed(principal.tenantId), this.quotasOf(principal.tenantId)]));
     const { row, session } = await this.sandboxAndSession(caller, sandboxId);
     this.local(row);
     // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
     const left = row.expiresAt ? Date.parse(row.expiresAt) - this.now().getTime() : Number.POSITIVE_INFINITY;
     const timeoutMs = Math.max(1, Math.min(input.timeoutMs ?? row.limits.timeoutMs, left));
-    const price = settle(this.worstCasePrice(principal.tenantId, row, timeoutMs));
     // a critical tool's approval is bound to exactly this input; its token is redeemed by the policy service, once
     const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken });
     if (refused) {
@@ -292,9 +290,8 @@ export class SandboxesService {
       throw refusalError(refused.action, refused.decision, refused.approval);
     }
     if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
-    const [cpuUsed, { cpuSeconds }] = await cpu.value();
+    const [cpuUsed, { cpuSeconds }, heldMicros] = await Promise.all([this.cpuUsed(principal.tenantId), this.quotasOf(principal.tenantId), this.worstCasePrice(principal.tenantId, row, timeoutMs)]);
     this.checkCpuQuota(cpuUsed, cpuSeconds);
-    const heldMicros = await price.value();
     const executionId = newEventId();
     // the output goes to the caller and to whoever reattaches by execution id, while it runs
     const live = new LiveOutput();
@@ -383,18 +380,16 @@ export class SandboxesService {
   }
 
   async stop(caller: Caller, sandboxId: string): Promise<SandboxView> {
-    const { row, session } = await this.readable(caller, sandboxId);
+    const row = await this.writable(caller, sandboxId);
     this.local(row);
-    await this.authorize(caller, session, ['write']);
     await this.handle(row.tenantId, sandboxId, this.command(caller.principal, { type: 'stop', data: { reason: 'requested' } }));
     await this.release(sandboxId);
     return viewOf((await this.d.repo.sandbox(row.tenantId, sandboxId))!);
   }
 
   async delete(caller: Caller, sandboxId: string): Promise<void> {
-    const { row, session } = await this.readable(caller, sandboxId);
+    const row = await this.writable(caller, sandboxId);
     this.local(row);
-    await this.authorize(caller, session, ['write']);
     await this.handle(row.tenantId, sandboxId, this.command(caller.principal, { type: 'delete', data: {} }));
     await this.release(sandboxId);
   }
@@ -603,11 +598,16 @@ export class SandboxesService {
     return { row, session };
   }
 
-  private async authorize(caller: Caller, session: SessionRow, actions: readonly 'write'[]): Promise<void> {
-    const decisions = await this.ask(caller, actions.map((action) => ({ type: SESSION_RESOURCE, action, session })));
-    decisions.forEach((d, i) => {
-      if (d.decision !== 'allow') throw refusalError(actions[i], d);
-    });
+  /** The sandbox, if the caller may read its session (else not found) and write it (else 403): both asked in one request. */
+  private async writable(caller: Caller, sandboxId: string): Promise<SandboxRow> {
+    const { row, session } = await this.sandboxAndSession(caller, sandboxId);
+    const [read, write] = await this.ask(caller, [
+      { type: SESSION_RESOURCE, action: 'read', session },
+      { type: SESSION_RESOURCE, action: 'write', session },
+    ]);
+    if (read.decision !== 'allow') throw notFound();
+    if (write.decision !== 'allow') throw refusalError('write', write);
+    return row;
   }
 
   /**
