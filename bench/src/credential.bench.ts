@@ -32,7 +32,8 @@ import { round, summarize } from './stats';
  * Baseline in the same run, at each concurrency: PostgreSQL's bare durable commits, as many
  * as a lease has (2: the grant, the redemption), each a single-row INSERT committing on its
  * own through the vault's pool, in slices alternating with the leases' (`raw_commit_pairs_per_s`; `lease_ratio` = leases over it;
- * `raw_light_pair_p50_ms` at the light load).
+ * `raw_light_pair_p50_ms` at the light load). The benchmark process's CPU per lease and per
+ * raw pair (`node_cpu_us_per_*`: this process is the vault here, plus its callers' loops).
  */
 const SECRETS = 200;
 const LEASES = Number(process.env.BENCH_CREDENTIAL_LEASES ?? 20000);
@@ -109,12 +110,18 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
      * neighbour's burst on the shared machine weighs on both sides of the ratio.
      */
     const alternate = async (leaseCount: number, rawCount: number, concurrency: number) => {
-      const sides = { lease: { ms: 0, latencies: [] as number[] }, raw: { ms: 0, latencies: [] as number[] } };
+      const sides = { lease: { ms: 0, cpuUs: 0, latencies: [] as number[] }, raw: { ms: 0, cpuUs: 0, latencies: [] as number[] } };
+      const slice = async (side: typeof sides.lease, count: number, once: (n: number) => Promise<void>) => {
+        const cpu = process.cpuUsage();
+        side.ms += (await runLoop(Math.ceil(count / SLICES), concurrency, once, side.latencies)).ms;
+        const used = process.cpuUsage(cpu);
+        side.cpuUs += used.user + used.system;
+      };
       for (let i = 0; i < SLICES; i++) {
-        sides.lease.ms += (await runLoop(Math.ceil(leaseCount / SLICES), concurrency, leaseOnce, sides.lease.latencies)).ms;
-        sides.raw.ms += (await runLoop(Math.ceil(rawCount / SLICES), concurrency, commitPair, sides.raw.latencies)).ms;
+        await slice(sides.lease, leaseCount, leaseOnce);
+        await slice(sides.raw, rawCount, commitPair);
       }
-      const figures = (side: { ms: number; latencies: number[] }) => ({ perSecond: side.latencies.length / (side.ms / 1000), ...summarize(side.latencies) });
+      const figures = (side: typeof sides.lease) => ({ perSecond: side.latencies.length / (side.ms / 1000), cpuUsPerUnit: side.cpuUs / side.latencies.length, ...summarize(side.latencies) });
       return { leases: figures(sides.lease), raw: figures(sides.raw) };
     };
     await runLoop(WARMUP, CONCURRENCY, leaseOnce);
@@ -162,10 +169,13 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
       raw_decrypt_sm4_per_s: round(sm4PerSecond, 0),
       raw_commit_pairs_per_s: round(rawPairs.perSecond, 0),
       lease_ratio: round(leases.perSecond / rawPairs.perSecond, 3),
+      node_cpu_us_per_lease: round(leases.cpuUsPerUnit, 0),
+      node_cpu_us_per_raw_pair: round(rawPairs.cpuUsPerUnit, 0),
       lease_concurrency: CONCURRENCY,
       light_leases_per_s: round(light.perSecond, 0),
       light_lease_p50_ms: round(light.p50),
       light_lease_p99_ms: round(light.p99),
+      light_node_cpu_us_per_lease: round(light.cpuUsPerUnit, 0),
       raw_light_pair_p50_ms: round(rawLight.p50),
       raw_light_pair_p99_ms: round(rawLight.p99),
       light_concurrency: LIGHT_CONCURRENCY,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { connectNats, rpcRequest } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
@@ -10,7 +11,7 @@ import { evaluate } from '@palisade/policy-service/dist/model/evaluate';
 import type { AttributeDefinition, DecisionRequest, Rule } from '@palisade/policy-service/dist/model/policy.model';
 import { TenantPolicy } from '@palisade/policy-service/dist/model/tenant-policy';
 import { PolicyClient, type AuthorizeRequest } from '@palisade/policy-client';
-import { round, summarize } from './stats';
+import { cpuMsOf, round, summarize } from './stats';
 
 // A realistic tenant: 1,000 users, 50 roles in a hierarchy (5 chains of 10), rules over
 // 200 resource types × 10 actions with ABAC conditions on department and clearance.
@@ -178,6 +179,40 @@ async function inProcessFigures(): Promise<Record<string, number>> {
   };
 }
 
+/**
+ * Runs `measure` while a worker thread (its own event loop, as the service's process has)
+ * answers authorize-batch with `reply` through libs/nats `serveRpc`, connected as the policy
+ * service (its identity and queue group): the same request and reply bytes, no decision.
+ */
+async function withCannedResponder<T>(reply: unknown, measure: () => Promise<T>): Promise<T> {
+  const code = `
+    const { parentPort, workerData: w } = require('node:worker_threads');
+    const { connectNats, serveRpc } = require(w.nats);
+    const { ServiceIdentity } = require(w.pki);
+    (async () => {
+      const identity = await ServiceIdentity.fromDevCa({ caDir: w.caDir, name: 'policy' });
+      const nc = await connectNats({ servers: w.servers, identity, name: 'policy-bench-floor' });
+      const server = serveRpc(nc, { service: 'policy', handlers: { 'palisade.rpc.policy.authorize-batch': () => w.reply } });
+      await nc.flush();
+      parentPort.postMessage('ready');
+      parentPort.once('message', async () => { await server.stop(); await nc.drain(); identity.stop(); parentPort.postMessage('stopped'); });
+    })().catch((e) => parentPort.postMessage(String(e)));`;
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { nats: require.resolve('@palisade/nats'), pki: require.resolve('@palisade/pki'), caDir: infra('PALISADE_PKI_DIR'), servers: infra('NATS_URL'), reply },
+  });
+  const next = () => new Promise<unknown>((resolve, reject) => (worker.once('message', resolve), worker.once('error', reject)));
+  try {
+    const ready = await next();
+    if (ready !== 'ready') throw new Error(`the canned responder did not start: ${String(ready)}`);
+    return await measure();
+  } finally {
+    worker.postMessage('stop');
+    await Promise.race([next(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await worker.terminate();
+  }
+}
+
 async function serviceFigures(): Promise<Record<string, number>> {
   // Through the service over NATS (mTLS).
   const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
@@ -232,23 +267,40 @@ async function serviceFigures(): Promise<Record<string, number>> {
     const client = new PolicyClient({ nc, cacheSize: 0 });
     const viaClient = await throughput(256, (r) => client.authorize(r as AuthorizeRequest));
     const perSecond = loaded.perSecond;
-    // Latency of a single caller (no queueing behind others).
+    // Latency of a single caller (no queueing behind others), and the service's CPU for it.
+    const serviceCpuMs = () => cpuMsOf(handle.child.pid);
     const single: number[] = [];
+    const singleCpu = serviceCpuMs();
     for (let i = 0; i < 5000; i++) {
       const t = performance.now();
       await rpcRequest(nc, 'palisade.rpc.policy.authorize', reqs[i % reqs.length]);
       single.push(performance.now() - t);
     }
-    const batches: number[] = [];
-    for (let i = 0; i < 300; i++) {
-      const t = performance.now();
-      await rpcRequest(nc, 'palisade.rpc.policy.authorize-batch', { requests: reqs.slice((i * 100) % 4900, ((i * 100) % 4900) + 100) });
-      batches.push(performance.now() - t);
-    }
+    const batchOf = (i: number) => ({ requests: reqs.slice((i * 100) % 4900, ((i * 100) % 4900) + 100) });
+    const timeBatches = async () => {
+      const batches: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now();
+        await rpcRequest(nc, 'palisade.rpc.policy.authorize-batch', batchOf(i));
+        batches.push(performance.now() - t);
+      }
+      return batches;
+    };
+    const singleCpuUs = ((serviceCpuMs() - singleCpu) * 1000) / single.length;
+    const batchCpu = serviceCpuMs();
+    const batches = await timeBatches();
+    const batchCpuUs = ((serviceCpuMs() - batchCpu) * 1000) / batches.length;
     const alone = summarize(single);
+    // The same batches answered without deciding: the service stopped, a responder on the same
+    // subject (policy's identity, its queue) returns a reply the service gave. What is left is
+    // NATS, TLS and both sides' JSON; the difference to batch100_ms is the service's own work.
+    const reply = await rpcRequest(nc, 'palisade.rpc.policy.authorize-batch', batchOf(0));
+    await handle.stop();
+    const floor = summarize(await withCannedResponder(reply, timeBatches)).p50;
     console.log(`service: ${round(perSecond, 0)} decisions/s with ${concurrency} requests in flight (p50 ${round(loaded.p50, 3)} ms, p99 ${round(loaded.p99, 3)} ms); one caller p50 ${round(alone.p50, 3)} ms p99 ${round(alone.p99, 3)} ms; batch of 100 p50 ${round(summarize(batches).p50, 3)} ms`);
     console.log(`service with 64 requests in flight: ${round(fewer.perSecond, 0)} decisions/s (p99 ${round(fewer.p99, 3)} ms)`);
     console.log(`policy-client (coalescing, no cache): ${round(viaClient.perSecond, 0)} decisions/s with 256 callers (p50 ${round(viaClient.p50, 3)} ms, p99 ${round(viaClient.p99, 3)} ms)`);
+    console.log(`batch of 100 answered without deciding (canned reply): p50 ${round(floor, 3)} ms; the service's CPU per request: one caller ${round(singleCpuUs, 0)} µs, batch of 100 ${round(batchCpuUs, 0)} µs`);
     return {
       service_decisions_per_s: round(perSecond, 0),
       service_p50_ms: round(alone.p50, 3),
@@ -258,6 +310,9 @@ async function serviceFigures(): Promise<Record<string, number>> {
       client_coalesced_decisions_per_s: round(viaClient.perSecond, 0),
       client_coalesced_p99_ms: round(viaClient.p99, 3),
       batch100_ms: round(summarize(batches).p50, 3),
+      batch100_floor_ms: round(floor, 3),
+      service_cpu_us_per_request: round(singleCpuUs, 0),
+      batch100_service_cpu_us: round(batchCpuUs, 0),
     };
   } finally {
     await nc.drain().catch(() => undefined);
