@@ -200,8 +200,8 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
       return seq <= (values.get(partition)?.length ?? 0);
     });
     // The workers start and warm up before the hand-over, as a live reader's do while it
-    // connects; not before the drain, which would leave them idle for a minute: V8 drops
-    // code an idle isolate compiled (10–20 % more CPU after 40 s idle, measured).
+    // connects; not before the drain, which would leave them idle for a minute (40 s idle
+    // cost them 10–20 % more CPU, measured; V8's bytecode flushing, probably).
     parallel = new ParallelChainVerifier({ jwks, threads: 2 });
     await parallel.ready();
     const verifyStart = performance.now();

@@ -218,8 +218,8 @@ export class ParallelChainVerifier {
 
   /**
    * Resolves once every worker has warmed up. A reader need not wait (records handed over
-   * before are queued); a measurement does, and should not let the workers idle long
-   * after it: V8 drops code an idle isolate compiled (10–20 % more CPU after 40 s idle).
+   * before are queued); a measurement does, and should not leave the workers idle long
+   * after it: 40 s idle cost them 10–20 % more CPU (V8's bytecode flushing, probably).
    */
   async ready(): Promise<void> {
     // A worker that dies first rejects its reply: so does this.
