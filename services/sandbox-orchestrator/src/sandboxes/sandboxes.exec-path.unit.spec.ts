@@ -28,6 +28,29 @@ function countingStore(): EventStore & { sandboxReads: () => number } {
   };
 }
 
+/**
+ * A policy stand-in that records the actions asked in each turn of the event loop (what the
+ * client sends as one request) and allows what `allowed` says (else a deny by rule `viewer`).
+ */
+function turnsOfPolicy() {
+  const turns: string[][] = [];
+  let turn: string[] | undefined;
+  const policy = {
+    turns,
+    allowed: (_r: AuthorizeRequest) => true,
+    authorize: async (r: AuthorizeRequest) => {
+      if (!turn) {
+        turns.push((turn = []));
+        setImmediate(() => (turn = undefined));
+      }
+      turn.push(r.action);
+      await new Promise((resolve) => setImmediate(resolve));
+      return policy.allowed(r) ? ({ decision: 'allow', rule: 'test', reason: 'ok' } as const) : ({ decision: 'deny', rule: 'viewer', reason: 'no' } as const);
+    },
+  };
+  return policy;
+}
+
 describe('SandboxesService: the execution path', () => {
   it('asks read, write and invoke in one turn (one request of the policy client), not read first', async () => {
     const turns: string[][] = [];
@@ -54,22 +77,11 @@ describe('SandboxesService: the execution path', () => {
   });
 
   it('creates after read and write asked in one turn; a non-reader 404, a reader who may not write 403, nothing prepared for either', async () => {
-    const turns: string[][] = [];
-    let turn: string[] | undefined;
-    let allowed = (_r: AuthorizeRequest) => true;
+    const policy = turnsOfPolicy();
+    const { turns } = policy;
     let prepared = 0;
     const h = serviceHarness({
-      policy: () => ({
-        authorize: async (r: AuthorizeRequest) => {
-          if (!turn) {
-            turns.push((turn = []));
-            setImmediate(() => (turn = undefined));
-          }
-          turn.push(r.action);
-          await new Promise((resolve) => setImmediate(resolve));
-          return allowed(r) ? { decision: 'allow', rule: 'test', reason: 'ok' } : { decision: 'deny', rule: 'viewer', reason: 'no' };
-        },
-      }),
+      policy: () => policy,
       runtime: { check: async () => undefined, create: async () => void prepared++, exec: runtimeOf(async () => outcome()), stop: async () => undefined, remove: async () => undefined, reconcile: async () => ({ containers: [], workspaces: [] }) },
     });
     const made = await h.service.create(alice, 's1', 'small');
@@ -77,9 +89,9 @@ describe('SandboxesService: the execution path', () => {
     // the view is the row the projection wrote
     expect(made).toMatchObject({ ...viewOf(h.repo.rows.get(made.id)!), etag: 1 });
     expect(prepared).toBe(1);
-    allowed = (r) => r.action !== 'read';
+    policy.allowed = (r) => r.action !== 'read';
     await expect(h.service.create(alice, 's1', 'small')).rejects.toMatchObject({ code: 'not_found', message: 'session not found' });
-    allowed = (r) => r.action !== 'write';
+    policy.allowed = (r) => r.action !== 'write';
     await expect(h.service.create(alice, 's1', 'small')).rejects.toMatchObject({ code: 'forbidden', details: { rule: 'viewer' } });
     expect(prepared).toBe(1);
     expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created']);
@@ -130,32 +142,19 @@ describe('SandboxesService: the execution path', () => {
   });
 
   it('stop and delete ask read and write in one request: a non-reader 404, a reader who may not write 403, nothing recorded for either', async () => {
-    const turns: string[][] = [];
-    let turn: string[] | undefined;
-    let allowed = (_r: AuthorizeRequest) => true;
-    const h = serviceHarness({
-      policy: () => ({
-        authorize: async (r: AuthorizeRequest) => {
-          if (!turn) {
-            turns.push((turn = []));
-            setImmediate(() => (turn = undefined));
-          }
-          turn.push(r.action);
-          await new Promise((resolve) => setImmediate(resolve));
-          return allowed(r) ? { decision: 'allow', rule: 'test', reason: 'ok' } : { decision: 'deny', rule: 'viewer', reason: 'no' };
-        },
-      }),
-    });
+    const policy = turnsOfPolicy();
+    const { turns } = policy;
+    const h = serviceHarness({ policy: () => policy });
     const sandbox = await h.service.create(alice, 's1', 'small');
     for (const [refused, code] of [['read', 'not_found'], ['write', 'forbidden']]) {
-      allowed = (r) => r.action !== refused;
+      policy.allowed = (r) => r.action !== refused;
       turns.length = 0;
       await expect(h.service.stop(alice, sandbox.id)).rejects.toMatchObject({ code });
       await expect(h.service.delete(alice, sandbox.id)).rejects.toMatchObject({ code });
       expect(turns).toEqual([['read', 'write'], ['read', 'write']]);
     }
     expect(h.repo.events.map((e) => e.type)).toEqual(['sandbox-orchestrator.sandbox.created']);
-    allowed = () => true;
+    policy.allowed = () => true;
     turns.length = 0;
     await h.service.stop(alice, sandbox.id);
     await h.service.delete(alice, sandbox.id);
