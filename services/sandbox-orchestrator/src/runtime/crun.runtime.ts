@@ -231,16 +231,17 @@ export class CrunRuntime implements SandboxRuntime {
 
   private async execute(sandboxId: string, executionId: string, request: ExecRequest, control: KillSwitch): Promise<ExecResult> {
     // a sandbox's first execution makes its container itself (a start stays as fast as without the pool); each
-    // execution has the next one made while it runs
+    // execution has the next one made while it runs (a warm one once its own command is written: the next one's
+    // files would otherwise hold the thread pool first)
     const warm = this.warmBySandbox.get(sandboxId);
     this.warmBySandbox.delete(sandboxId);
-    this.warmUp(sandboxId);
     if (warm) {
       const container = await warm;
       const result = container && (await this.executeWarm(sandboxId, container, request, control));
       if (result) return result;
       // the warm container did not take the go (it died meanwhile): a container of its own, as without a pool
     }
+    this.warmUp(sandboxId);
     const limits = await this.limitsOf(sandboxId);
     const container = `${this.prefix}${executionId}`;
     const cgroup = join(this.cgroupParent, container);
@@ -449,7 +450,7 @@ export class CrunRuntime implements SandboxRuntime {
       // a program named without a path through env(1), as crun would run it (a PATH lookup, never a shell builtin or
       // function); a path sh runs itself (no lookup either: one exec fewer)
       writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}${request.argv[0].includes('/') ? '' : '/usr/bin/env -- '}${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
-    ]);
+    ]).finally(() => this.warmUp(sandboxId));
     try {
       await request.startWhen;
     } catch (error) {
