@@ -5,6 +5,7 @@ import type { Level } from '../budgets/budgets.events';
 import { Batcher, hashOf } from './ledger.batcher';
 import {
   accountKey,
+  compareAccounts,
   decide,
   type Account,
   type Hold,
@@ -287,11 +288,14 @@ export class LedgerService {
       }
       return decision.answer;
     });
-    const written = [...changedHolds];
+    // on remembered rows the write is what locks them: accounts in the lock statement's order (level, budget, period), holds by key
+    const written = [...changedHolds].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     await this.d.repo.write(tx, {
       newHolds: written.filter(([key]) => !found.holds.has(key)).map(([, hold]) => hold),
       changedHolds: written.filter(([key]) => found.holds.has(key)).map(([key, hold]) => ({ hold, before: found.holds.get(key)!.version })),
-      accounts: [...changedAccounts].map(([key, after]) => ({ after, before: found.accounts.get(key)! })),
+      accounts: [...changedAccounts]
+        .sort(([, a], [, b]) => compareAccounts(a, b))
+        .map(([key, after]) => ({ after, before: found.accounts.get(key)! })),
       events,
       usage,
     });
