@@ -44,6 +44,40 @@ async function rawPublish(nc: NatsConnection, count: number): Promise<number> {
   return count / ((performance.now() - start) / 1000);
 }
 
+/**
+ * The relay's own pace: `count` events committed first, then the relay started on them
+ * (its CPU and the time until JetStream acknowledged the last), so the writers do not bound it.
+ */
+async function drainRun(nc: NatsConnection, count: number) {
+  const db = await createTestSchema('bench');
+  const store = new PgEventStore(db.dataSource, db.schema);
+  for (let n = 0; n < count; n += 500) {
+    const events = Array.from({ length: Math.min(500, count - n) }, (_, i) => makeEvent(n + i));
+    await store.inTransaction((t) => store.appendToStream(t, `backlog-${n}`, events, 0));
+  }
+  let acked = 0;
+  let allAcked: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (allAcked = resolve));
+  const relay = new OutboxRelay({
+    connection: { ...db.app, applicationName: 'palisade-bench' },
+    publisher: new JetStreamEventPublisher(nc, { subjectOf: (e) => `${SUBJECT_PREFIX}.${e.type}`, streamName: STREAM }),
+    logger: { info: () => undefined, warn: (o, m) => console.warn(m, o), error: (o, m) => console.error(m, o) },
+    onPublished(events) {
+      acked += events.length;
+      if (acked >= count) allAcked();
+    },
+  });
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  relay.start();
+  await done;
+  const ms = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  await relay.stop();
+  await db.drop();
+  return { perSecond: count / (ms / 1000), cpuUsPerEvent: (used.user + used.system) / count };
+}
+
 async function relayRun(nc: NatsConnection, count: number) {
   const db = await createTestSchema('bench');
   const store = new PgEventStore(db.dataSource, db.schema);
@@ -101,7 +135,11 @@ export async function outboxBenchmark(): Promise<Record<string, number>> {
     await rawPublish(nc, WARMUP);
     const relay = await relayRun(nc, EVENTS);
     const raw = await rawPublish(nc, EVENTS);
+    const drain = await drainRun(nc, EVENTS);
     return {
+      // the relay alone on a backlog, and the benchmark process's CPU per event relayed
+      relay_drain_events_per_s: round(drain.perSecond, 0),
+      relay_drain_cpu_us_per_event: round(drain.cpuUsPerEvent, 1),
       relay_events_per_s: round(relay.perSecond, 0),
       // the writers' own pace: the relay cannot be faster than the commits it follows
       appended_events_per_s: round(relay.writtenPerSecond, 0),
