@@ -3,7 +3,7 @@ import { buildEvent, systemEventContext, type EventEnvelope } from '@palisade/co
 import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { OutboxRelay, PgEventStore } from '@palisade/postgres';
-import { createTestSchema, infra } from '@palisade/testing';
+import { createTestSchema, infra, type TestSchema } from '@palisade/testing';
 import { round, summarize } from './stats';
 
 /**
@@ -44,6 +44,16 @@ async function rawPublish(nc: NatsConnection, count: number): Promise<number> {
   return count / ((performance.now() - start) / 1000);
 }
 
+/** A relay of the test schema's events to the benchmark's stream. */
+function relayOf(nc: NatsConnection, db: TestSchema, onPublished: (events: readonly EventEnvelope[]) => void): OutboxRelay {
+  return new OutboxRelay({
+    connection: { ...db.app, applicationName: 'palisade-bench' },
+    publisher: new JetStreamEventPublisher(nc, { subjectOf: (e) => `${SUBJECT_PREFIX}.${e.type}`, streamName: STREAM }),
+    logger: { info: () => undefined, warn: (o, m) => console.warn(m, o), error: (o, m) => console.error(m, o) },
+    onPublished,
+  });
+}
+
 /**
  * The relay's own pace: `count` events committed first, then the relay started on them
  * (its CPU and the time until JetStream acknowledged the last), so the writers do not bound it.
@@ -58,14 +68,9 @@ async function drainRun(nc: NatsConnection, count: number) {
   let acked = 0;
   let allAcked: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (allAcked = resolve));
-  const relay = new OutboxRelay({
-    connection: { ...db.app, applicationName: 'palisade-bench' },
-    publisher: new JetStreamEventPublisher(nc, { subjectOf: (e) => `${SUBJECT_PREFIX}.${e.type}`, streamName: STREAM }),
-    logger: { info: () => undefined, warn: (o, m) => console.warn(m, o), error: (o, m) => console.error(m, o) },
-    onPublished(events) {
-      acked += events.length;
-      if (acked >= count) allAcked();
-    },
+  const relay = relayOf(nc, db, (events) => {
+    acked += events.length;
+    if (acked >= count) allAcked();
   });
   const cpu = process.cpuUsage();
   const start = performance.now();
@@ -87,20 +92,15 @@ async function relayRun(nc: NatsConnection, count: number) {
   let lastAck = 0;
   let allAcked: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (allAcked = resolve));
-  const relay = new OutboxRelay({
-    connection: { ...db.app, applicationName: 'palisade-bench' },
-    publisher: new JetStreamEventPublisher(nc, { subjectOf: (e) => `${SUBJECT_PREFIX}.${e.type}`, streamName: STREAM }),
-    logger: { info: () => undefined, warn: (o, m) => console.warn(m, o), error: (o, m) => console.error(m, o) },
-    onPublished(events) {
-      const now = performance.now();
-      for (const e of events) {
-        const at = committedAt.get(e.id);
-        if (at !== undefined) latencies.push(now - at);
-      }
-      acked += events.length;
-      lastAck = now;
-      if (acked >= count) allAcked();
-    },
+  const relay = relayOf(nc, db, (events) => {
+    const now = performance.now();
+    for (const e of events) {
+      const at = committedAt.get(e.id);
+      if (at !== undefined) latencies.push(now - at);
+    }
+    acked += events.length;
+    lastAck = now;
+    if (acked >= count) allAcked();
   });
   relay.start();
   const start = performance.now();
