@@ -14,8 +14,8 @@ import { cpuMsOf, round, summarize } from './stats';
 /**
  * billing: the ledger IN PROCESS (`LedgerService`, as the NATS handlers call it) on
  * PostgreSQL; NATS and TLS are not included. A pair is a reserve then a settle of the
- * same request, each a locked, checked, evented transaction (grouped with whatever else
- * is in flight). Spread: 1,000 agents in 50 teams of one tenant, budgets on all three
+ * same request, each a checked, evented transaction on locked or remembered rows (grouped
+ * with whatever else is in flight). Spread: 1,000 agents in 50 teams of one tenant, budgets on all three
  * levels (so every pair also locks the tenant's row). Hot: one agent, one team. Latency
  * of a reserve at 4 in flight. Raw: a single-row conditional UPDATE transaction
  * (`UPDATE … SET pending = pending + 1 WHERE … AND pending + 1 <= limit`) on the same
