@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, hash as digest, sign, verify, type KeyObject } from 'node:crypto';
-import { canonicalRecordBody, fastCanonicalJson } from './jcs';
+import { canonicalRecordBody, fastCanonicalJson, hasLoneSurrogate, withWellFormedStrings } from './jcs';
 
 /**
  * The audit log format, version 1 (shared/design/audit-log-format.md), as code. This
@@ -63,8 +63,13 @@ export function canonicalJson(value: unknown): string {
 
 /** Lowercase hex SHA-256 of the JCS form of the record without `hash`. */
 export function recordHash(record: UnsealedRecord | AuditRecord): string {
+  return hashOfCanonical(canonicalRecordBody(record));
+}
+
+/** SHA-256 (lowercase hex) of a canonical form. */
+export function hashOfCanonical(canonical: string): string {
   // One-shot crypto.hash: a third of createHash's cost for short inputs (no Hash object).
-  return digest('sha256', canonicalRecordBody(record), 'hex');
+  return digest('sha256', canonical, 'hex');
 }
 
 /** A record with its hash. */
@@ -90,7 +95,13 @@ export const emptyHead = (partition: number): ChainHead => ({ partition, seq: 0,
  */
 export function appendToChain(head: ChainHead, event: RecordedEvent, recordedAt: string): { record: AuditRecord; value: string; head: ChainHead } {
   const seq = head.seq + 1;
-  const eventJson = canonicalJson(event);
+  let eventJson = canonicalJson(event);
+  if (hasLoneSurrogate(eventJson)) {
+    // I-JSON has no lone surrogates: chained with U+FFFD in their place, as other JCS
+    // implementations read them, so that any verifier computes the same hash.
+    event = withWellFormedStrings(event) as RecordedEvent;
+    eventJson = canonicalJson(event);
+  }
   const rest = `"partition":${head.partition},"prev":${JSON.stringify(head.hash)},"recordedAt":${JSON.stringify(recordedAt)},"seq":${seq},"v":${FORMAT_VERSION}}`;
   const hash = digest('sha256', `{"event":${eventJson},${rest}`, 'hex');
   const record: AuditRecord = { v: FORMAT_VERSION, partition: head.partition, seq, prev: head.hash, recordedAt, event, hash };

@@ -172,3 +172,27 @@ export function canonicalRecordBody(record: { v: unknown; partition: unknown; se
 }
 
 const RECORD_BODY_KEYS = ['event', 'partition', 'prev', 'recordedAt', 'seq', 'v'] as const;
+
+/**
+ * Whether JSON text written by JSON.stringify (as every canonical form here is) holds a
+ * lone surrogate: JSON.stringify writes one as a `\udxxx` escape (a pair it writes as is).
+ * I-JSON, and so RFC 8785, allows none; other JCS implementations replace or refuse them.
+ */
+export function hasLoneSurrogate(json: string): boolean {
+  return json.includes('\\ud') && LONE_SURROGATE_ESCAPE.test(json);
+}
+
+// A `\ud800`–`\udfff` escape after an even number of backslashes (an odd one escapes the first).
+const LONE_SURROGATE_ESCAPE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+/** The value with every string (keys too) made well-formed: each lone surrogate becomes U+FFFD. */
+export function withWellFormedStrings(value: unknown): unknown {
+  if (typeof value === 'string') return wellFormed(value);
+  if (Array.isArray(value)) return value.map(withWellFormedStrings);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [wellFormed(k), withWellFormedStrings(v)]));
+  }
+  return value;
+}
+
+const wellFormed = (s: string): string => (s as string & { toWellFormed(): string }).toWellFormed();

@@ -46,14 +46,19 @@ const lib = require(workerData.module);
 // Warm up while the reader connects: load what verifying loads lazily (hashing, the byte
 // scanner, JCS) and let the JIT see the hot paths, on a throwaway chain.
 {
-  const warm = new lib.ChainVerifier({ keys: new Map() });
+  // Two verifiers, each given the whole chain: one record given to both would be a replay to the second.
+  const warmBytes = new lib.ChainVerifier({ keys: new Map() });
+  const warmParsed = new lib.ChainVerifier({ keys: new Map() });
   let head = lib.emptyHead(0);
   for (let i = 0; i < 2000; i++) {
     const next = lib.appendToChain(head, { id: 'warm-' + i, type: 'warm.up', source: 'audit', tenantId: 'warm', actor: { type: 'system', id: 'warm' }, occurredAt: '2026-01-01T00:00:00.000Z', data: { i, s: 'x' + i } }, '2026-01-01T00:00:00.000Z');
     head = next.head;
-    warm.addRecordBytes(Buffer.from(next.value), 0);
-    if (i % 100 === 0) warm.addRecord(JSON.parse(next.value));
+    warmBytes.addRecordBytes(Buffer.from(next.value), 0);
+    if (i < 200) warmParsed.addRecord(JSON.parse(next.value));
   }
+  const bytes = warmBytes.finish();
+  const parsed = warmParsed.finish();
+  if (!bytes.ok || bytes.records !== 2000 || !parsed.ok || parsed.records !== 200) throw new Error('the warm-up chain did not verify: ' + JSON.stringify({ bytes, parsed }));
 }
 const warmedUp = process.threadCpuUsage();
 parentPort.postMessage({ ready: true });

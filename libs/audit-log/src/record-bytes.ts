@@ -18,8 +18,8 @@ import { hash as digest } from 'node:crypto';
  * printable ASCII without escapes, strictly increasing (so sorted as JCS sorts, by UTF-16
  * code units, and never repeated); strings of literal characters (well-formed UTF-8,
  * which holds no lone surrogate) and only the escapes JSON.stringify writes
- * (`\" \\ \b \f \n \r \t`, `\u00xx` for other control characters, `\udxxx` for lone
- * surrogates, in lowercase); numbers
+ * (`\" \\ \b \f \n \r \t`, `\u00xx` for other control characters, in lowercase; never
+ * `\udxxx`, a lone surrogate, which I-JSON forbids); numbers
  * that read back to the same text (ECMAScript Number::toString, which JCS prescribes,
  * so `-0`, `1.0`, `1e2` are not); `true`, `false`, `null`; at most 64 levels deep.
  */
@@ -251,13 +251,8 @@ function string(at: number): number {
         continue;
       }
       if (e !== 0x75 || i + 5 >= end) return -1;
-      // \udxxx, lowercase: a lone surrogate (a high one followed by a low one would be a pair, written as is).
-      const surrogate = surrogateEscape(i);
-      if (surrogate === HIGH && surrogateEscape(i + 6) === LOW) return -1;
-      if (surrogate !== 0) {
-        i += 6;
-        continue;
-      }
+      // \udxxx: a lone surrogate, which I-JSON (and so RFC 8785) does not allow: the parse path calls it malformed.
+      if (surrogateEscape(i) !== 0) return -1;
       // \u00xx, lowercase, only for control characters without a short form.
       if (b[i + 2] !== 0x30 || b[i + 3] !== 0x30) return -1;
       const h = b[i + 4];
@@ -277,15 +272,11 @@ function string(at: number): number {
   return -1;
 }
 
-const HIGH = 1;
-const LOW = 2;
-
-/** HIGH or LOW when a `\udxxx` escape (lowercase hex) of a surrogate starts at `at`, else 0. */
+/** 1 when a `\udxxx` escape (lowercase hex) of a surrogate starts at `at`, else 0. */
 function surrogateEscape(at: number): number {
   if (at + 5 >= end || b[at] !== BACKSLASH || b[at + 1] !== 0x75 || b[at + 2] !== 0x64 || HEX[b[at + 4]] === 0 || HEX[b[at + 5]] === 0) return 0;
   const c = b[at + 3];
-  if (c === 0x38 || c === 0x39 || c === 0x61 || c === 0x62) return HIGH;
-  return c >= 0x63 && c <= 0x66 ? LOW : 0;
+  return (c >= 0x38 && c <= 0x39) || (c >= 0x61 && c <= 0x66) ? 1 : 0;
 }
 
 const continuation = (at: number, lo = 0x80, hi = 0xbf) => at < end && b[at] >= lo && b[at] <= hi;

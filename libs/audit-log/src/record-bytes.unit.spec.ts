@@ -1,5 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { appendToChain, canonicalJson, ChainVerifier, emptyHead, isRecord, keysOf, publicJwk, recordHash, signCheckpoint, type AuditRecord, type Checkpoint } from './index';
+import { withWellFormedStrings } from './jcs';
 import { storedRecordView } from './record-bytes';
 import { generator } from '../test/generated-json';
 
@@ -7,7 +9,11 @@ const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const keys = keysOf({ keys: [publicJwk(publicKey, 'k1')] });
 
 /** A record stored as the audit service writes it: the JCS form of the whole record (canonicalJson is the library's, jcs.unit.spec.ts). */
-const stored = (r: Omit<AuditRecord, 'hash'>): Buffer => Buffer.from(canonicalJson({ ...r, hash: recordHash(r) }), 'utf8');
+const stored = (generated: Omit<AuditRecord, 'hash'>): Buffer => {
+  // with U+FFFD for lone surrogates, as the writer chains them (appendToChain)
+  const r = withWellFormedStrings(generated) as Omit<AuditRecord, 'hash'>;
+  return Buffer.from(canonicalJson({ ...r, hash: recordHash(r) }), 'utf8');
+};
 
 /** The verdict on these values, each given as bytes (the fast path where it applies) or parsed (the reference). */
 function verdicts(values: readonly Buffer[], checkpoints: readonly Checkpoint[] = [], allowLaterStart = false) {
@@ -84,6 +90,25 @@ describe('records verified from their stored bytes', () => {
       expect(readAsParsed(Buffer.from(next.value))).toBe(true);
       head = next.head;
     }
+  });
+
+  it('chains lone surrogates as U+FFFD, so that the hash is that of RFC 8785 over the record as any verifier reads it', () => {
+    const next = appendToChain(emptyHead(0), { id: 'e-1', type: 'a.b.c', source: 's', tenantId: 't', actor: { type: 'user', id: 'u' }, occurredAt: '2026-11-22T10:00:00.000Z', data: { program: `${'x'.repeat(199)}\ud83d`, ['k\udc00']: ['\udfff\ud800', 'ok 😀'] } }, '2026-11-22T10:00:00.123Z');
+    expect(next.value).not.toMatch(/\\ud[89a-f]/);
+    const parsed = JSON.parse(next.value) as AuditRecord;
+    expect(parsed.event.data).toEqual({ program: `${'x'.repeat(199)}\ufffd`, ['k\ufffd']: ['\ufffd\ufffd', 'ok 😀'] });
+    const { hash, ...body } = parsed;
+    expect(hash).toBe(createHash('sha256').update(canonicalize(body)!).digest('hex'));
+    expect(verdicts([Buffer.from(next.value)])).toEqual({ bytes: expect.objectContaining({ ok: true }), parsed: expect.objectContaining({ ok: true }) });
+  });
+
+  it('calls a record holding a lone surrogate malformed, from its bytes and parsed (I-JSON, so RFC 8785, has none)', () => {
+    const record = { v: 1 as const, partition: 7, seq: 1, prev: '0'.repeat(64), recordedAt: '2026-11-22T10:00:00.123Z', event: { id: 'e-1', type: 'a.b.c', source: 's', tenantId: 't', actor: { type: 'user', id: 'u' }, occurredAt: '2026-11-22T10:00:00.000Z', data: { s: 'x\ud83d' } } };
+    const value = Buffer.from(canonicalJson({ ...record, hash: recordHash(record) }), 'utf8');
+    expect(value.toString('utf8')).toContain('\\ud83d');
+    const { bytes, parsed } = verdicts([value]);
+    expect(bytes.failure).toMatchObject({ reason: 'malformed', partition: 7, seq: 1 });
+    expect(parsed.failure).toMatchObject({ reason: 'malformed', partition: 7, seq: 1 });
   });
 
   it('gives the verdict of the parsed record for 10,000 byte-level mutations of stored records', () => {

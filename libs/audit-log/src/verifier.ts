@@ -2,11 +2,12 @@ import type { KeyObject } from 'node:crypto';
 import {
   checkpointSignatureValid,
   FORMAT_VERSION,
-  recordHash,
+  hashOfCanonical,
   ZERO_HASH,
   type AuditRecord,
   type Checkpoint,
 } from './format';
+import { canonicalRecordBody, hasLoneSurrogate } from './jcs';
 import { storedRecordView } from './record-bytes';
 
 /**
@@ -119,13 +120,16 @@ export class ChainVerifier {
     if (this.failure) return false;
     const r = value as AuditRecord;
     if (!isRecord(r)) return this.fail('malformed', numberOr(r?.partition), numberOr(r?.seq), 'not a version 1 audit record');
-    let hash: string;
+    let body: string;
     try {
-      hash = recordHash(r);
+      body = canonicalRecordBody(r);
     } catch {
-      // JSON.parse reads 1e999 as Infinity, which JCS cannot write (RFC 8785 takes I-JSON numbers only).
-      return this.fail('malformed', r.partition, r.seq, 'the record has no canonical JSON form (a number out of range)');
+      // e.g. JSON.parse reads 1e999 as Infinity, which JCS cannot write (RFC 8785 takes I-JSON numbers only).
+      return this.fail('malformed', r.partition, r.seq, 'the record has no canonical JSON form (a number out of range?)');
     }
+    // RFC 8785 takes I-JSON only; the writer never chains a lone surrogate (format.ts).
+    if (hasLoneSurrogate(body)) return this.fail('malformed', r.partition, r.seq, 'the record holds a lone surrogate, which I-JSON (RFC 8785) does not allow');
+    const hash = hashOfCanonical(body);
     if (hash !== r.hash) return this.fail('content_changed', r.partition, r.seq, 'hash does not match the record content');
     return this.link(r.partition, r.seq, r.prev, r.hash, r.event.id);
   }
