@@ -106,12 +106,30 @@ function problemsOf(error: z.ZodError): string[] {
   return error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`);
 }
 
+// A `\ud800`–`\udfff` escape after an even number of backslashes (an odd one escapes the first).
+const LONE_SURROGATE_ESCAPE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+/**
+ * At most `max` UTF-16 code units of `text` for an event, well-formed: a surrogate pair cut
+ * in two, or a lone surrogate the caller sent, becomes U+FFFD (which events may not hold).
+ */
+export function clip(text: string, max: number): string {
+  return ((text.length > max ? text.slice(0, max) : text) as WellFormable).toWellFormed();
+}
+
+/** ES2024's String.prototype.toWellFormed (Node ≥ 20), which the ES2023 lib does not declare. */
+type WellFormable = string & { toWellFormed(): string };
+
 /** Validate an event before it is appended or published. */
 export function validateForPublish(value: unknown): EnvelopeValidation {
   const parsed = publishableEventSchema.safeParse(value);
   if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
-  const size = Buffer.byteLength(JSON.stringify(parsed.data));
+  const json = JSON.stringify(parsed.data);
+  const size = Buffer.byteLength(json);
   if (size > MAX_EVENT_BYTES) return { ok: false, problems: [`(event): ${size} bytes exceeds ${MAX_EVENT_BYTES}`] };
+  // JSON.stringify writes a lone surrogate as a \udxxx escape (a pair as is): not I-JSON, so
+  // the audit chain's RFC 8785 could not hold it as sent (audit replaces it with U+FFFD).
+  if (json.includes('\\ud') && LONE_SURROGATE_ESCAPE.test(json)) return { ok: false, problems: ['(event): a string holds a lone UTF-16 surrogate (cut a string by code points, not code units)'] };
   return { ok: true, event: parsed.data as EventEnvelope };
 }
 

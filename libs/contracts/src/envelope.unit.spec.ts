@@ -1,4 +1,4 @@
-import { buildEvent, newEventId, systemEventContext, validateConsumed, validateForPublish, MAX_EVENT_BYTES } from './envelope';
+import { buildEvent, clip, newEventId, systemEventContext, validateConsumed, validateForPublish, MAX_EVENT_BYTES } from './envelope';
 import { eventSubject, serviceOfEventType } from './index';
 
 const ctx = systemEventContext('credential');
@@ -39,6 +39,21 @@ describe('event envelope', () => {
     expect(validateForPublish(extended).ok).toBe(false);
     const consumed = validateConsumed(extended);
     expect(consumed.ok && (consumed.event as unknown as { extra: number }).extra).toBe(1);
+  });
+
+  it('refuses a string holding a lone surrogate (not I-JSON), and takes pairs and escaped backslashes', () => {
+    for (const text of [`${'x'.repeat(199)}\ud83d`, '\udc00', 'a\\\udfffb']) {
+      const result = validateForPublish({ ...valid(), data: { program: text } });
+      expect(result).toEqual({ ok: false, problems: ['(event): a string holds a lone UTF-16 surrogate (cut a string by code points, not code units)'] });
+    }
+    for (const text of ['😀', '\\ud83d', 'é\u2028']) expect(validateForPublish({ ...valid(), data: { program: text } }).ok).toBe(true);
+  });
+
+  it('clips strings for events by code units, never leaving a lone surrogate', () => {
+    expect(clip(`${'x'.repeat(199)}😀`, 200)).toBe(`${'x'.repeat(199)}\ufffd`);
+    expect(clip('a\ud800b', 200)).toBe('a\ufffdb');
+    expect(clip('abc😀', 5)).toBe('abc😀');
+    expect(validateForPublish({ ...valid(), data: { program: clip(`${'x'.repeat(199)}😀`, 200) } }).ok).toBe(true);
   });
 
   it('refuses an oversized event', () => {

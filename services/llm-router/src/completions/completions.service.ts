@@ -4,7 +4,7 @@
 // live elsewhere (routing.ts, cost.ts, pii.*, translate.ts, the per-API stream handling
 // in stream-handlers.ts); splitting the sequence itself would hide the order that budgets-first and fail-closed
 // depend on.
-import { newEventId, PalisadeError, type Principal } from '@palisade/contracts';
+import { clip, newEventId, PalisadeError, type Principal } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { BillingPort } from '../budgets/billing.port';
@@ -505,7 +505,7 @@ export class CompletionsService {
       api: t.api,
       ...(principal.type === 'agent' ? { agentId: principal.id, ...(principal.actingFor ? { userId: principal.actingFor } : {}) } : { userId: principal.id }),
       teams: [...(principal.teams ?? [])],
-      requestedModel: t.model.slice(0, 200),
+      requestedModel: clip(t.model, 200),
       ...(t.served ? { providerId: t.served.provider.providerId, model: t.served.model.modelId } : {}),
       classification: t.classification,
       outcome: result.outcome,

@@ -1,4 +1,4 @@
-import { PalisadeError, type Principal } from '@palisade/contracts';
+import { clip, PalisadeError, type Principal } from '@palisade/contracts';
 import { classify, raisedByRules, type Classification, type ClassificationRule } from '../completions/routing';
 import { DEFAULT_GUARD_POLICY, piiActionOf, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
 import type { GuardPolicyService } from './guard-policy.service';
@@ -128,17 +128,17 @@ export class GuardRun {
 
   /** Records that the answer called reviewed tools, and whether it was held for review. */
   reviewed(tools: string[], held: boolean): void {
-    this.reviewOutcome = { tools: tools.map((name) => name.slice(0, 200)), held };
+    this.reviewOutcome = { tools: tools.map((name) => clip(name, 200)), held };
   }
 
   /** Records tools offered to the model that the caller may not use. */
   toolsChecked(offered: number, removed: string[], refused: boolean): void {
-    this.toolOutcome = { action: this.policy.toolCalls, offered, removedFromRequest: [...new Set(removed)].map((name) => name.slice(0, 200)), removedCalls: [], refused };
+    this.toolOutcome = { action: this.policy.toolCalls, offered, removedFromRequest: [...new Set(removed)].map((name) => clip(name, 200)), removedCalls: [], refused };
   }
 
   private callRemoved(name: string): void {
     this.toolOutcome ??= { action: this.policy.toolCalls, offered: 0, removedFromRequest: [], removedCalls: [], refused: false };
-    this.toolOutcome.removedCalls.push(name.slice(0, 200));
+    this.toolOutcome.removedCalls.push(clip(name, 200));
   }
 
   private mayCall(name: unknown): boolean {

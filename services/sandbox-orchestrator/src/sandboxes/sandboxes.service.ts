@@ -1,4 +1,4 @@
-import { ConcurrencyError, newEventId, PalisadeError, type Actor, type EventEnvelope, type EventFactoryContext, type Principal } from '@palisade/contracts';
+import { clip, ConcurrencyError, newEventId, PalisadeError, type Actor, type EventEnvelope, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, envelopeOf, streamName, type CommandResult, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
 import { askPolicy, type PolicyAsk } from '../policy';
@@ -244,7 +244,7 @@ export class SandboxesService {
     const shown = path.startsWith('/') ? path : `/workspace/${path}`;
     await this.handle(row.tenantId, row.sandboxId, {
       type: 'transfer',
-      data: { direction, path: shown.slice(0, 1100), bytes: data.length, via },
+      data: { direction, path: clip(shown, 1100), bytes: data.length, via },
       metadata: { tenantId: row.tenantId, actor, now: this.now() },
     });
     return direction === 'upload' ? { path: shown, bytes: data.length } : data;
@@ -311,7 +311,7 @@ export class SandboxesService {
       if (heldMicros !== undefined) await this.d.billing!.reserve(principal, { executionId, amountMicros: heldMicros, ttlMs: timeoutMs + 60_000 });
       const program = 'command' in input ? input.command[0] : input.language;
       try {
-        await this.handleOn(row, this.command(principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: program.slice(0, 200), timeoutMs } }));
+        await this.handleOn(row, this.command(principal, { type: 'start', data: { executionId, kind: 'command' in input ? 'command' : 'code', program: clip(program, 200), timeoutMs } }));
       } catch (error) {
         if (heldMicros !== undefined) await this.releaseHold(principal.tenantId, executionId);
         throw error;
