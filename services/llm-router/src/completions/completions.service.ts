@@ -5,6 +5,7 @@
 // in stream-handlers.ts); splitting the sequence itself would hide the order that budgets-first and fail-closed
 // depend on.
 import { clip, newEventId, PalisadeError, type Principal } from '@palisade/contracts';
+import { nextBackoffMs } from '@palisade/postgres';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { BillingPort } from '../budgets/billing.port';
@@ -103,6 +104,9 @@ interface Trace {
 }
 
 const DEFAULT_SLEEP = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Settle requests sent for a call whose usage event could not be written (backoff 0.1 s doubling: ~3 s in all). */
+const SETTLE_ATTEMPTS_UNRECORDED = 6;
 
 /** Why an answer is withheld when its audit or usage event cannot be committed (the store down). */
 const UNRECORDED = 'the call could not be recorded (audit and usage events not committed): the answer is withheld';
@@ -464,25 +468,40 @@ export class CompletionsService {
         throw new PalisadeError('unavailable', UNRECORDED);
       });
     // the settle request once the usage event is committed (or failed): its send no longer delays the commit the answer waits for
-    void recorded.catch(() => undefined).then(() => this.settleWithBilling(t, usage, amountMicros, estimated));
+    void recorded.then(
+      () => this.settleWithBilling(t, usage, amountMicros, estimated, 1),
+      // without the usage event the request is the only way the tokens are charged: it is retried
+      () => this.settleWithBilling(t, usage, amountMicros, estimated, SETTLE_ATTEMPTS_UNRECORDED),
+    );
     return recorded;
   }
 
-  private async settleWithBilling(t: Trace, usage: Usage, amountMicros: number, estimated: boolean): Promise<void> {
+  private async settleWithBilling(t: Trace, usage: Usage, amountMicros: number, estimated: boolean, attempts: number): Promise<void> {
     const model = t.served!.model;
-    try {
-      await this.d.billing.settle({
-        tenantId: t.principal.tenantId,
-        requestId: t.requestId,
-        amountMicros,
-        estimated,
-        usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens, cacheWriteTokens: usage.cacheWriteTokens },
-        model: model.modelId,
-        providerId: t.served!.provider.providerId,
-      });
-    } catch (error) {
-      // the response is the caller's already; billing expires the hold at its deadline (charged as reserved)
-      this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'settlement failed: the hold stands until it expires');
+    for (let attempt = 1, backoffMs: number | undefined; ; attempt++) {
+      try {
+        await this.d.billing.settle({
+          tenantId: t.principal.tenantId,
+          requestId: t.requestId,
+          amountMicros,
+          estimated,
+          usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens, cacheWriteTokens: usage.cacheWriteTokens },
+          model: model.modelId,
+          providerId: t.served!.provider.providerId,
+        });
+        return;
+      } catch (error) {
+        const code = (error as PalisadeError).code;
+        if (attempt >= attempts) {
+          // with the usage event committed, billing's metering settles from it; without it, an
+          // expired hold is released and the call is not charged: an error for operators
+          if (attempts === 1) this.d.logger.warn({ requestId: t.requestId, code }, 'settlement request failed: billing settles from the usage event');
+          else this.d.logger.warn({ requestId: t.requestId, code, attempts }, 'settlement failed and no usage event was written: the call is not charged');
+          return;
+        }
+        backoffMs = nextBackoffMs(backoffMs);
+        await this.sleep(backoffMs);
+      }
     }
   }
 

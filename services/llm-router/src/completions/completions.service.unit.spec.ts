@@ -394,6 +394,34 @@ describe('the answer ends only once its events are committed', () => {
       expect(warnings).toEqual(expect.arrayContaining(['model call audit event not written', 'usage event not written']));
     });
 
+    it('without the usage event, a failed settle request is retried (it is the only way the call is charged); with it, sent once', async () => {
+      const warnings: string[] = [];
+      const slept: number[] = [];
+      const s = setup(undefined, catalog, { audit: downAudit(), logger: { warn: (_o, msg) => void warnings.push(msg) }, sleep: async (ms) => void slept.push(ms) });
+      let failures = 3;
+      const settle = s.billing.settle.bind(s.billing);
+      s.billing.settle = async (r) => {
+        if (failures-- > 0) throw new PalisadeError('unavailable', 'billing did not answer');
+        return settle(r);
+      };
+      await expect(call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'unavailable' });
+      for (let i = 0; i < 20 && s.billing.settles.length === 0; i++) await new Promise((r) => setImmediate(r));
+      expect(s.billing.settles).toHaveLength(1);
+      expect(slept).toEqual([100, 200, 400]);
+
+      const up = setup();
+      let upFailures = 1;
+      const upSettle = up.billing.settle.bind(up.billing);
+      up.billing.settle = async (r) => {
+        if (upFailures-- > 0) throw new PalisadeError('unavailable', 'billing did not answer');
+        return upSettle(r);
+      };
+      await call(up, { model: 'local', messages: [{ role: 'user', content: 'hello' }] });
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(up.billing.settles).toHaveLength(0);
+      expect(up.usages).toHaveLength(1);
+    });
+
     it('a stream ends with an error event in the caller’s protocol, never its end marker', async () => {
       const s = setup(undefined, catalog, { audit: downAudit() });
       const openai = await drain(await call(s, { model: 'local', stream: true, messages: [{ role: 'user', content: 'stream this' }] }));
