@@ -5,16 +5,19 @@ import { PgEventStore } from './pg-event-store';
 
 /**
  * PgEventStore's sealing without PostgreSQL: a fake connection that records every query,
- * so what would reach the `events` table is the INSERT's envelope parameter.
+ * so what would reach the `events` table is the INSERT's envelope parameter (the array of
+ * JSON texts), whether the INSERT stands alone or in a WITH.
  */
 class FakeConnection {
   readonly inserted: EventEnvelope[] = [];
   readonly statements: string[] = [];
   async query(sql: string, params: unknown[]): Promise<unknown[]> {
-    this.statements.push(sql.trim().split(/\s+/)[0]);
-    if (sql.includes('max(stream_version)')) return [{ version: 0 }];
-    if (sql.startsWith('INSERT')) this.inserted.push(...(params[5] as string[]).map((e) => JSON.parse(e) as EventEnvelope));
-    return [];
+    const inserts = sql.includes('INSERT INTO');
+    this.statements.push(inserts ? 'INSERT' : sql.trim().split(/\s+/)[0]);
+    if (!inserts) return sql.includes('max(stream_version)') ? [{ version: 0 }] : [];
+    const envelopes = params.find((p): p is string[] => Array.isArray(p) && typeof p[0] === 'string' && p[0].startsWith('{')) ?? [];
+    this.inserted.push(...envelopes.map((e) => JSON.parse(e) as EventEnvelope));
+    return [{ version: 0, appended: envelopes.length }];
   }
   transaction<T>(work: (manager: unknown) => Promise<T>): Promise<T> {
     return work(this);
