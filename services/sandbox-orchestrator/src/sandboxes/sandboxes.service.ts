@@ -225,12 +225,13 @@ export class SandboxesService {
   /** The sandbox, if the caller may run things in it (the same decisions as an execution; a refusal is a 403 and an exec_refused event). */
   private async executable(caller: Caller, sandboxId: string): Promise<SandboxRow> {
     const { row, session } = await this.sandboxAndSession(caller, sandboxId);
-    this.local(row);
+    // the decisions before the instance: a caller who may not read the sandbox learns neither that it exists nor where
     const refused = await this.refusal(caller, session);
     if (refused) {
       await this.handle(caller.principal.tenantId, sandboxId, this.command(caller.principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
       throw refusalError(refused.action, refused.decision);
     }
+    this.local(row);
     return row;
   }
 
@@ -279,16 +280,18 @@ export class SandboxesService {
   async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
     const { principal } = caller;
     const { row, session } = await this.sandboxAndSession(caller, sandboxId);
-    this.local(row);
     // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
     const left = row.expiresAt ? Date.parse(row.expiresAt) - this.now().getTime() : Number.POSITIVE_INFINITY;
     const timeoutMs = Math.max(1, Math.min(input.timeoutMs ?? row.limits.timeoutMs, left));
     // a critical tool's approval is bound to exactly this input; its token is redeemed by the policy service, once
-    const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken });
+    // the decisions before the instance (a non-reader: 404, never where the sandbox lives); an approval is not
+    // redeemed for a sandbox this instance cannot run (`local` before the token is spent)
+    const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken }, () => this.local(row));
     if (refused) {
       await this.handle(principal.tenantId, sandboxId, this.command(principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
       throw refusalError(refused.action, refused.decision, refused.approval);
     }
+    this.local(row);
     if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
     const [cpuUsed, { cpuSeconds }, heldMicros] = await Promise.all([this.cpuUsed(principal.tenantId), this.quotasOf(principal.tenantId), this.worstCasePrice(principal.tenantId, row, timeoutMs)]);
     this.checkCpuQuota(cpuUsed, cpuSeconds);
@@ -615,12 +618,13 @@ export class SandboxesService {
    * asked together (one request: the client gathers what is asked in one turn; `read`
    * comes from its cache when it can); the first refusal, if any. With `approval`, every decision is asked with its parameters (what an approval is
    * bound to); one that requires an approval is asked again with the caller's approval
-   * token, if any (the policy service consumes it: allowed once).
+   * token, if any (the policy service consumes it: allowed once), after `beforeRedeem` (which may throw).
    */
   private async refusal(
     caller: Caller,
     session: SessionRow,
     approval?: { parameters: Record<string, string>; token?: string },
+    beforeRedeem?: () => void,
   ): Promise<{ action: string; decision: AuthorizeDecision; approval?: ApprovalRequest } | undefined> {
     const asks = [
       { type: SESSION_RESOURCE, action: 'write', session, parameters: approval?.parameters },
@@ -632,6 +636,7 @@ export class SandboxesService {
       if (d.decision === 'allow') continue;
       const ask = asks[i];
       if (d.decision === 'requires_approval' && approval?.token) {
+        beforeRedeem?.();
         const [redeemed] = await this.ask(caller, [{ ...ask, approvalToken: approval.token }]);
         if (redeemed.decision === 'allow') continue;
         return { action: ask.action, decision: redeemed };
