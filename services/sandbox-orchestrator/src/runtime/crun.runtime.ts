@@ -10,6 +10,7 @@ import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
 import { nextCpuCheckMs } from './cpu-budget';
 import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID, WARM_CONTROL } from './oci-config';
 import { seccompProfile } from './seccomp';
+import { allOrUndo } from './settled';
 import { compileSeccompBpf } from './seccomp-bpf';
 import type { ExecRequest, ExecResult, RuntimeLeftovers, SandboxEgress, SandboxEgressAttachment, SandboxLimits, SandboxRuntime } from './runtime.port';
 
@@ -246,10 +247,8 @@ export class CrunRuntime implements SandboxRuntime {
     const container = `${this.prefix}${executionId}`;
     const cgroup = join(this.cgroupParent, container);
     const dir = this.sandboxDir(sandboxId);
-    const [egress] = await Promise.all([this.egressOf(sandboxId), this.makeCgroup(cgroup, limits)]).catch(async (error: unknown) => {
-      await this.removeCgroup(cgroup);
-      throw error;
-    });
+    // every step ended before the undo (a controller's directory made after it would stay behind)
+    const [egress] = await allOrUndo([this.egressOf(sandboxId), this.makeCgroup(cgroup, limits)], () => this.removeCgroup(cgroup));
     const configFile = join(dir, 'execs', `${executionId}.json`);
     const pidFile = join(dir, 'execs', `${executionId}.pid`);
     const config = ociConfig({
@@ -376,22 +375,25 @@ export class CrunRuntime implements SandboxRuntime {
     const dir = this.sandboxDir(sandboxId);
     const control = join(dir, 'warm', name);
     // independent steps at once (each a thread-pool round; this runs while an execution does, and the next one may wait for it)
-    const [egress] = await Promise.all([
-      this.egressOf(sandboxId),
-      this.makeCgroup(cgroup, limits),
-      // the control directory: root's, but for the status file the init writes
-      (async () => {
-        await mkdir(control, { recursive: true, mode: 0o755 });
-        await Promise.all([
-          writeFile(join(control, 'status'), '', { mode: 0o644 }).then(() => chown(join(control, 'status'), HOST_ID_BASE + SANDBOX_UID, HOST_ID_BASE + SANDBOX_GID)),
-          writeFile(join(control, 'cmd.sh'), 'exit 125\n', { mode: 0o644 }),
-        ]);
-      })(),
-    ]).catch(async (error: unknown) => {
-      await this.removeCgroup(cgroup);
-      await rm(control, { recursive: true, force: true });
-      throw error;
-    });
+    // (each step to its end before the undo: what a step still running made after it would stay behind)
+    const [egress] = await allOrUndo(
+      [
+        this.egressOf(sandboxId),
+        this.makeCgroup(cgroup, limits),
+        // the control directory: root's, but for the status file the init writes
+        (async () => {
+          await mkdir(control, { recursive: true, mode: 0o755 });
+          await allOrUndo([
+            writeFile(join(control, 'status'), '', { mode: 0o644 }).then(() => chown(join(control, 'status'), HOST_ID_BASE + SANDBOX_UID, HOST_ID_BASE + SANDBOX_GID)),
+            writeFile(join(control, 'cmd.sh'), 'exit 125\n', { mode: 0o644 }),
+          ]);
+        })(),
+      ],
+      async () => {
+        await this.removeCgroup(cgroup);
+        await rm(control, { recursive: true, force: true });
+      },
+    );
     const configFile = join(dir, 'execs', `${name}.json`);
     const config = ociConfig({
       rootfs: join(dir, 'rootfs'),
@@ -547,7 +549,8 @@ export class CrunRuntime implements SandboxRuntime {
    */
   private async makeCgroup(cgroup: string, limits: SandboxLimits): Promise<void> {
     const settings = cgroupSettings(limits);
-    await Promise.all(
+    // settled, not all: it fails only once no controller's mkdir still runs (its caller's undo comes after)
+    await allOrUndo(
       CGROUP_CONTROLLERS.map(async (controller) => {
         await mkdir(join(this.cgroupRoot, controller, cgroup), { recursive: true });
         for (const s of settings.filter((c) => c.controller === controller)) await writeFile(join(this.cgroupRoot, controller, cgroup, s.file), s.value);
