@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/contracts';
 import { CGROUP_CONTROLLERS, cgroupSettings, oomKills } from './cgroups';
-import { nextCpuCheckMs } from './cpu-budget';
+import { watchCpu } from './cpu-budget';
 import { generatedEtc, HOST_ID_BASE, ociConfig, SANDBOX_GID, SANDBOX_UID, WARM_CONTROL } from './oci-config';
 import { seccompProfile } from './seccomp';
 import { allOrUndo } from './settled';
@@ -498,7 +498,7 @@ export class CrunRuntime implements SandboxRuntime {
       timedOut = true;
       killContainer();
     }, request.timeoutMs);
-    const unwatch = this.watchCpu(cgroup, request.cpuSecondsLimit, cpuMillis, () => {
+    const unwatch = this.watchCpu(cgroup, request, cpuMillis, () => {
       overQuota = true;
       killContainer();
     });
@@ -603,21 +603,9 @@ export class CrunRuntime implements SandboxRuntime {
    * Calls `onExceeded` once the cgroup used `limit` CPU-seconds: looked at when it could
    * first have (its CPU quota bounds the rate), then again for what is left. Returns the stop.
    */
-  private watchCpu(cgroup: string, limit: number | undefined, cpuMillis: number, onExceeded: () => void): () => void {
-    if (limit === undefined) return () => undefined;
-    let stopped = false;
-    let timer: NodeJS.Timeout | undefined;
-    const check = async () => {
-      const used = await this.cpuSecondsOf(cgroup);
-      if (stopped) return;
-      if (used >= limit) return onExceeded();
-      timer = setTimeout(() => void check(), nextCpuCheckMs(limit - used, cpuMillis));
-    };
-    timer = setTimeout(() => void check(), nextCpuCheckMs(limit, cpuMillis));
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
+  private watchCpu(cgroup: string, request: ExecRequest, cpuMillis: number, onExceeded: () => void): () => void {
+    if (request.cpuSecondsLimit === undefined) return () => undefined;
+    return watchCpu({ readUsed: () => this.cpuSecondsOf(cgroup), limit: request.cpuSecondsLimit, limitNow: request.cpuSecondsLimitNow, cpuMillis, onExceeded });
   }
 
   /** SIGKILL to every process of a cgroup (pids controller), for what a container kill left behind. */

@@ -33,6 +33,8 @@ export interface ExecRequest {
   timeoutMs: number;
   /** CPU-seconds the execution may use (its tenant's left in the quota's window); past them it is killed, reason `quota`. Absent: no bound but the timeout. */
   cpuSecondsLimit?: number;
+  /** The bound now, when it can be lowered while the execution runs (its tenant's quota lowered): asked again at least every second; at or past it, killed (`quota`). */
+  cpuSecondsLimitNow?: () => Promise<number>;
   /** Bytes kept of each of stdout and stderr; beyond, the rest is counted and dropped. */
   outputCapBytes: number;
   /**

@@ -13,6 +13,7 @@ import { executionApprovalParameters } from './sandboxes.approvals';
 import { LiveOutput, type OutputChunk } from './sandboxes.live-output';
 import type { ExecutionBilling } from './sandboxes.billing';
 import type { ExecutionReason, ExecutionUsage, SandboxEvent, StopReason } from './sandboxes.events';
+import { CpuGrants } from './sandboxes.cpu-grants';
 import { billedSubjectOf, meteredQuantities, worstCaseUsage } from './sandboxes.metering';
 import type { ExecutionRow, SandboxesRepository, SandboxRow } from './sandboxes.repository';
 import { SANDBOX_TEMPLATES } from './sandboxes.templates';
@@ -124,6 +125,8 @@ export class SandboxesService {
   private readonly live = new Map<string, LiveOutput>();
   /** Each sandbox's session, as far as seen here (never changes), so that both rows are read at once. */
   private readonly sessionOf = new Map<string, string>();
+  /** The CPU-seconds granted to the executions running here (a tenant's never pass its remainder together). */
+  private readonly cpuGrants = new CpuGrants();
 
   constructor(private readonly d: SandboxesServiceDependencies) {
     this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
@@ -293,9 +296,46 @@ export class SandboxesService {
     }
     this.local(row);
     if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
-    const [cpuUsed, { cpuSeconds }, heldMicros] = await Promise.all([this.cpuUsed(principal.tenantId), this.quotasOf(principal.tenantId), this.worstCasePrice(principal.tenantId, row, timeoutMs)]);
-    this.checkCpuQuota(cpuUsed, cpuSeconds);
     const executionId = newEventId();
+    const cpuLimit = await this.grantCpu(principal.tenantId, executionId, row, timeoutMs);
+    let spent = 0;
+    try {
+      return await this.run(caller, row, executionId, input, output, timeoutMs, cpuLimit, (cpuSeconds) => (spent = cpuSeconds));
+    } finally {
+      // once its end is committed (its usage then in `used`), or nothing ran
+      this.cpuGrants.end(executionId, spent);
+    }
+  }
+
+  /**
+   * What the execution may spend of its tenant's CPU-seconds (429 when nothing is left):
+   * the quota less what is used and what the tenant's running executions here were granted,
+   * at most its own worst case (CPU quota × timeout); and billing's quote of that worst case.
+   */
+  private async grantCpu(tenantId: string, executionId: string, row: SandboxRow, timeoutMs: number): Promise<{ limit: number; heldMicros: bigint | undefined }> {
+    const mark = this.cpuGrants.open();
+    try {
+      const [cpuUsed, { cpuSeconds }, heldMicros] = await Promise.all([this.cpuUsed(tenantId), this.quotasOf(tenantId), this.worstCasePrice(tenantId, row, timeoutMs)]);
+      const granted = this.cpuGrants.admit(mark, tenantId, executionId, cpuSeconds, cpuUsed, worstCaseUsage(row.limits, timeoutMs).cpuSeconds);
+      if (!('limit' in granted)) throw this.cpuQuotaError(cpuUsed, granted.held, cpuSeconds);
+      return { limit: granted.limit, heldMicros };
+    } finally {
+      this.cpuGrants.close(mark);
+    }
+  }
+
+  private async run(
+    caller: Caller,
+    row: SandboxRow,
+    executionId: string,
+    input: ExecInput,
+    output: ExecOutputListener,
+    timeoutMs: number,
+    { limit, heldMicros }: { limit: number; heldMicros: bigint | undefined },
+    spending: (cpuSeconds: number) => void,
+  ): Promise<ExecutionView> {
+    const { principal } = caller;
+    const { sandboxId } = row;
     // the output goes to the caller and to whoever reattaches by execution id, while it runs
     const live = new LiveOutput();
     const listeners = {
@@ -324,8 +364,10 @@ export class SandboxesService {
       // the caller's token, for the egress proxy's lease grants, for this execution only
       release = caller.token ? this.d.executionTokens?.hold(sandboxId, executionId, caller.token, principal.type === 'agent' ? principal.id : undefined) : undefined;
     })();
-    // the tenant's CPU-seconds left bound this execution too: killed (reason quota) once it used them
-    const common = { stdin: undefined as string | undefined, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, startWhen: admitted, cpuSecondsLimit: cpuSeconds - cpuUsed, ...listeners };
+    // the CPU-seconds granted bound this execution too: killed (reason quota) once it used them, or once the tenant's
+    // quota was lowered by what it has left (the quota read again through its cache while it runs)
+    const cpuSecondsLimitNow = async () => this.cpuGrants.limitNow(executionId, (await this.quotasOf(principal.tenantId)).cpuSeconds) ?? limit;
+    const common = { stdin: undefined as string | undefined, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, startWhen: admitted, cpuSecondsLimit: limit, cpuSecondsLimitNow, ...listeners };
     const request: ExecRequest = 'command' in input ? { ...common, argv: input.command, stdin: input.stdin } : { ...common, argv: INTERPRETERS[input.language], stdin: input.code };
     const run = startedOrFailed(() => this.d.runtime.exec(sandboxId, executionId, request));
     try {
@@ -338,6 +380,7 @@ export class SandboxesService {
     try {
       this.running.set(sandboxId, run.kill);
       result = await run.result;
+      spending(result.usage.cpuSeconds);
     } catch (error) {
       release?.();
       try {
@@ -461,14 +504,13 @@ export class SandboxesService {
     return this.d.tenantQuotas ? this.d.tenantQuotas(tenantId) : this.d.settings.quotas;
   }
 
-  /** At or past the tenant's CPU-seconds quota, nothing more runs (429 naming it). */
-  private checkCpuQuota(used: number, cpuSeconds: number): void {
+  /** Nothing left of the tenant's CPU-seconds quota (used, or granted to its executions running here): 429 naming it. */
+  private cpuQuotaError(used: number, running: number, cpuSeconds: number): PalisadeError {
     const { cpuWindowMs } = this.d.settings.quotas;
-    if (used >= cpuSeconds) {
-      throw new PalisadeError('rate_limited', `quota cpu-seconds: the tenant's executions used ${Math.floor(used)} CPU-seconds in the last ${cpuWindowMs / 3_600_000} hours (limit ${cpuSeconds})`, {
-        quota: { name: 'cpu-seconds', limit: cpuSeconds, used: Math.floor(used), windowMs: cpuWindowMs },
-      });
-    }
+    const held = running > 0 ? ` and its running executions may still use ${Math.ceil(running)}` : '';
+    return new PalisadeError('rate_limited', `quota cpu-seconds: the tenant's executions used ${Math.floor(used)} CPU-seconds in the last ${cpuWindowMs / 3_600_000} hours${held} (limit ${cpuSeconds})`, {
+      quota: { name: 'cpu-seconds', limit: cpuSeconds, used: Math.floor(used), windowMs: cpuWindowMs, ...(running > 0 ? { running: Math.ceil(running) } : {}) },
+    });
   }
 
   /** The execution's worst case at the tenant's prices (a quote: nothing held yet); undefined when billing is off. */
