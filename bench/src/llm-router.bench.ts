@@ -58,7 +58,7 @@ function startUpstream(): Promise<{ url: string; close(): void }> {
 }
 
 interface Target {
-  send(body: string, firstByte?: boolean): Promise<{ status: number; ms: number }>;
+  send(body: string, firstByte?: boolean): Promise<{ status: number; ms: number; text: string }>;
 }
 
 function target(kind: 'router' | 'direct', base: string, token: () => string, agent: HttpAgent | HttpsAgent, ca?: Buffer): Target {
@@ -72,8 +72,13 @@ function target(kind: 'router' | 'direct', base: string, token: () => string, ag
           { host: '127.0.0.1', port: url.port, path: url.pathname, method: 'POST', agent, ...(ca ? { ca, servername: 'localhost' } : {}), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(kind === 'router' ? { authorization: `Bearer ${token()}` } : {}) } },
           (res) => {
             let first: number | undefined;
-            res.on('data', () => (first ??= performance.now()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: (firstByte ? (first ?? performance.now()) : performance.now()) - started }));
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => {
+              first ??= performance.now();
+              // the body is kept only for an error's message
+              if (res.statusCode !== 200) chunks.push(chunk);
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: (firstByte ? (first ?? performance.now()) : performance.now()) - started, text: Buffer.concat(chunks).toString('utf8').slice(0, 500) }));
           },
         );
         req.on('error', reject);
@@ -86,7 +91,7 @@ async function sequential(t: Target, body: string, n: number, firstByte = false)
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const r = await t.send(body, firstByte);
-    if (r.status !== 200) throw new Error(`status ${r.status}`);
+    if (r.status !== 200) throw new Error(`status ${r.status}: ${r.text}`);
     samples.push(r.ms);
   }
   return samples;
