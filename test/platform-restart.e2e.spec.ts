@@ -234,8 +234,13 @@ describe('the platform across a PostgreSQL outage', () => {
     }
     for (const service of writers) expect([...stored.values()].filter((s) => s === service).length).toBeGreaterThan(0);
 
-    const inJetStream = await countInJetStream(new Set(stored.keys()));
-    expect([...stored.keys()].filter((id) => inJetStream.get(id) !== 1)).toEqual([]);
+    // the relays publish after the commit: an event is looked for until it is there (or 30 s), then counted
+    let inJetStream = new Map<string, number>();
+    await eventually(async () => {
+      inJetStream = await countInJetStream(new Set(stored.keys()));
+      return [...stored.keys()].every((id) => inJetStream.has(id));
+    }, 30_000, 500).catch(() => undefined);
+    expect([...stored.keys()].filter((id) => inJetStream.get(id) !== 1).map((id) => `${types.get(id)} ${id}: ${inJetStream.get(id) ?? 0}`)).toEqual([]);
 
     let inTopic = new Map<string, number>();
     await eventually(async () => {
