@@ -35,6 +35,14 @@ export function runStatement(tx: Transaction, statement: SqlStatement): Promise<
   return sqlOf(tx).query(sql, params);
 }
 
+/** Every event as the contract allows it to be stored and published; else a validation error naming the first malformed one. */
+function assertPublishable(events: readonly EventEnvelope[]): void {
+  for (const event of events) {
+    const validation = validateForPublish(event);
+    if (!validation.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
+  }
+}
+
 /**
  * Event store on PostgreSQL, in the schema its migration created. With a `sealer`, the
  * `personal` member of every appended event is sealed before the INSERT (issue 10): the
@@ -77,12 +85,7 @@ export class PgEventStore implements EventStore {
     events: readonly EventEnvelope[],
     expectedVersion: ExpectedVersion,
   ): Promise<AppendResult> {
-    for (const event of events) {
-      const validation = validateForPublish(event);
-      if (!validation.ok) {
-        throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
-      }
-    }
+    assertPublishable(events);
     const stored = await this.sealPersonal(events);
     const params: unknown[] = [streamId, stored.map((e) => e.id), stored.map((e) => e.type), stored.map((e) => e.tenantId), stored.map((e) => JSON.stringify(e))];
     const atExpected = expectedVersion === 'any' ? 'TRUE' : `cur.version = $${params.push(expectedVersion)}::int`;
@@ -121,10 +124,7 @@ export class PgEventStore implements EventStore {
   async appendToNewStreams(tx: Transaction, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
     if (appends.length === 0) return;
     if (new Set(appends.map((a) => a.streamId)).size !== appends.length) throw new PalisadeError('validation', 'each stream is appended to once');
-    for (const { event } of appends) {
-      const validation = validateForPublish(event);
-      if (!validation.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
-    }
+    assertPublishable(appends.map((a) => a.event));
     const stored = await this.sealPersonal(appends.map((a) => a.event));
     try {
       await sqlOf(tx).query(
@@ -164,10 +164,7 @@ export class PgEventStore implements EventStore {
    */
   async commitToStream(streamId: string, events: readonly EventEnvelope[], expectedVersion: number, guard: SqlStatement, also: readonly SqlStatement[] = []): Promise<AppendResult> {
     if (events.length === 0) throw new PalisadeError('validation', 'nothing to append');
-    for (const event of events) {
-      const validation = validateForPublish(event);
-      if (!validation.ok) throw new PalisadeError('validation', `event ${event.type} is malformed`, validation.problems);
-    }
+    assertPublishable(events);
     const stored = await this.sealPersonal(events);
     const params: unknown[] = [];
     const param = (value: unknown) => `$${params.push(value)}`;
