@@ -20,7 +20,7 @@ import type { ModelCallRecorded } from '../model-calls/model-calls.events';
 import type { ModelCallsService } from '../model-calls/model-calls.service';
 import { UpstreamFailure, UpstreamRejection, type Upstream, type UpstreamResponse } from '../providers/upstream';
 import type { ProviderKeys } from '../providers/provider-keys';
-import { attemptsOf, capabilitiesOf, plan, type Candidate, type Classification } from './routing';
+import { attemptsOf, candidatesOf, capabilitiesOf, plan, type Candidate, type Classification } from './routing';
 import { SseParser, sseOf, type SseEvent } from './sse';
 import { AnthropicToOpenAiStream, OpenAiToAnthropicStream } from './stream-translate';
 import { StreamUnmasker } from './stream-unmasker';
@@ -154,7 +154,7 @@ export class CompletionsService {
       // 1. guards: injections, PII masked per the tenant's policy (fail-closed), 2. classified, tools checked
       const { catalog, masked: maskedBody } = await this.guard(t, input, body);
       // 3. route
-      const candidates = plan(catalog, t.model, t.classification, capabilitiesOf(maskedBody));
+      const candidates = plan(catalog, t.model, (served) => t.guarded!.classOf(served), capabilitiesOf(maskedBody));
       // 4. reserve the worst case
       const requested = intOrUndefined(body.max_completion_tokens) ?? intOrUndefined(body.max_tokens);
       const models = candidates.map((c) => c.model);
@@ -186,7 +186,7 @@ export class CompletionsService {
     try {
       const { catalog, masked: guarded } = await this.guard(t, input, { messages: inputs.map((content) => ({ role: 'user', content })) });
       const masked = (guarded.messages as Array<{ content: string }>).map((m) => m.content);
-      const candidates = plan(catalog, t.model, t.classification).filter((c) => c.provider.kind === 'openai');
+      const candidates = plan(catalog, t.model, (served) => t.guarded!.classOf(served)).filter((c) => c.provider.kind === 'openai');
       if (candidates.length === 0) throw new PalisadeError('validation', `model: no OpenAI-compatible provider of ${t.model} may serve these embeddings (Anthropic has no embeddings API)`);
       const inputBound = inputTokenBound({ messages: masked });
       t.reservedMicros = worstCaseMicros(
@@ -237,7 +237,7 @@ export class CompletionsService {
     t.zeroRetention = catalog.settings?.zeroRetention === true;
     t.guarded = this.guards.start(t.classification);
     t.session = t.guarded.session;
-    const masked = await this.guards.inbound(t.guarded, { api: t.api, principal: input.principal, model: t.model, body, ...(input.token ? { token: input.token } : {}) });
+    const masked = await this.guards.inbound(t.guarded, { api: t.api, principal: input.principal, model: t.model, candidates: candidatesOf(catalog, t.model), body, ...(input.token ? { token: input.token } : {}) });
     t.classification = t.guarded.classification;
     return { catalog, masked };
   }
@@ -290,6 +290,8 @@ export class CompletionsService {
       if (t.attempts > 0) await this.sleep(Math.min(lastFailure?.retryAfterMs ?? 100 * 2 ** (t.attempts - 1), 2000));
       t.attempts++;
       try {
+        // the class its rules give (checked against its provider again), for the audit event
+        t.classification = t.guarded!.serving(candidate);
         const apiKey = await this.d.keys.keyFor(t.principal.tenantId, candidate.provider);
         const upstreamBody = t.embeddings ? { ...maskedBody, model: candidate.model.upstreamModel } : upstreamBodyOf(input.api, candidate, maskedBody, maxTokens, t.streamed);
         const response = await this.d.upstream.send({ tenantId: t.principal.tenantId, provider: candidate.provider, upstreamModel: candidate.model.upstreamModel, body: upstreamBody, ...(apiKey ? { apiKey } : {}), ...(t.embeddings ? { path: '/embeddings' as const } : {}), signal: deadline });

@@ -33,8 +33,8 @@ export function higher(a: Classification, b: Classification): Classification {
 /**
  * A tenant's rule raising the class of the requests it matches (guard policy
  * `classificationRules`): every field given must match — `team` one of the caller's teams,
- * `agent` the calling agent, `model` the model or route the request names — and at least
- * one is given.
+ * `agent` the calling agent, `model` the model or route the request names or a model that
+ * serves it (a route's candidate or fallback, when it is tried) — and at least one is given.
  */
 export interface ClassificationRule {
   team?: string;
@@ -50,13 +50,15 @@ export interface RuleSubject {
   agentId?: string;
   /** The model or route named by the request. */
   model: string;
+  /** The models tried for it so far, the one about to be tried last (none: the class before routing). */
+  served?: readonly string[];
 }
 
 export function ruleMatches(rule: ClassificationRule, subject: RuleSubject): boolean {
   return (
     (rule.team === undefined || subject.teams.includes(rule.team)) &&
     (rule.agent === undefined || rule.agent === subject.agentId) &&
-    (rule.model === undefined || rule.model === subject.model)
+    (rule.model === undefined || rule.model === subject.model || (subject.served?.includes(rule.model) ?? false))
   );
 }
 
@@ -68,6 +70,13 @@ export function raisedByRules(declared: Classification, rules: readonly Classifi
   const raisedBy = rules.flatMap((rule, i) => (ruleMatches(rule, subject) && RANK[rule.atLeast] > RANK[declared] ? [i] : []));
   return { classification: raisedBy.reduce<Classification>((c, i) => higher(c, rules[i].atLeast), declared), raisedBy };
 }
+
+/**
+ * A request's class once these models have been tried for it, the last one about to be:
+ * the rules matching any of them apply (so a class never drops from one attempt to the
+ * next). Without rules on models, one class for every candidate.
+ */
+export type ClassOf = (served: readonly string[]) => Classification;
 
 /** The declared class, raised by every entity found (never lowered). */
 export function classify(declared: Classification, found: readonly EntityType[]): Classification {
@@ -86,6 +95,8 @@ export function permits(compliance: ComplianceClass, classification: Classificat
 export interface Candidate {
   model: ModelDefinition;
   provider: ProviderDefinition;
+  /** The class the request has when this candidate is tried (its own rules and those of the candidates before it applied). */
+  classification: Classification;
 }
 
 const COMPLIANCE_RANK: Record<ComplianceClass, number> = { external: 0, private: 1 };
@@ -104,35 +115,52 @@ export function capabilitiesOf(body: Record<string, unknown>): Capability[] {
   return uses;
 }
 
+/** The model ids a request naming `model` may be served by: a route's candidates, or the model itself (none: no such name). */
+export function candidatesOf(catalog: CatalogState, model: string): readonly string[] {
+  if (Object.hasOwn(catalog.routes, model)) return catalog.routes[model].candidates;
+  return Object.hasOwn(catalog.models, model) ? [model] : [];
+}
+
 /**
  * The candidates a request may be sent to, in order, at most `MAX_ATTEMPTS`:
- * `model` names a route (its candidates) or a model. Only providers that may receive the
- * request's class are kept, and only models able to do what the request uses (tools,
- * images); a fallback is never of a lower compliance class than the first candidate, nor
- * a model with a smaller context window. No permitted candidate: the request fails
- * (`forbidden` for the class, `validation` for capabilities), it is never sent where it
- * may not go.
+ * `model` names a route (its candidates) or a model. The class is raised per candidate
+ * before it is tried (`classOf`: the tenant's rules naming that model apply), and a
+ * candidate is kept only if its provider may receive the class it then has, and only
+ * models able to do what the request uses (tools, images); a fallback is never of a lower
+ * compliance class than the first candidate, nor a model with a smaller context window,
+ * nor tried at a lower class than the attempt before it (the rules of every candidate
+ * tried before it still apply). No permitted candidate: the request fails (`forbidden`
+ * for the class, `validation` for capabilities), it is never sent where it may not go.
  */
-export function plan(catalog: CatalogState, model: string, classification: Classification, uses: readonly Capability[] = [], random: () => number = Math.random): Candidate[] {
+export function plan(catalog: CatalogState, model: string, classification: Classification | ClassOf, uses: readonly Capability[] = [], random: () => number = Math.random): Candidate[] {
+  const classOf: ClassOf = typeof classification === 'function' ? classification : () => classification;
   const route = Object.hasOwn(catalog.routes, model) ? catalog.routes[model] : undefined;
-  const ids = route ? route.candidates : Object.hasOwn(catalog.models, model) ? [model] : undefined;
-  if (!ids) throw new PalisadeError('not_found', 'model: no such model or route');
+  const ids = candidatesOf(catalog, model);
+  if (ids.length === 0) throw new PalisadeError('not_found', 'model: no such model or route');
   const all = ids.flatMap((id, i) => {
     const m = catalog.models[id];
     const p = m && catalog.providers[m.providerId];
-    return m && p ? [{ model: m, provider: p, weight: route?.weights?.[i] }] : [];
+    return m && p ? [{ model: m, provider: p, weight: route?.weights?.[i], classification: classOf([id]) }] : [];
   });
-  const permitted = all.filter((c) => permits(c.provider.compliance, classification));
+  const permitted = all.filter((c) => permits(c.provider.compliance, c.classification));
   if (permitted.length === 0) {
-    throw new PalisadeError('forbidden', `no provider of model ${model} may receive ${classification} data: refused, nothing was sent`, { classification });
+    const classes = [...new Set(all.map((c) => c.classification))];
+    const lowest = classes.reduce<Classification>((low, c) => (RANK[c] < RANK[low] ? c : low), 'restricted');
+    const what = classes.length > 1 ? `the class its rules give it (${all.map((c) => `${c.model.modelId}: ${c.classification}`).join(', ')})` : `${lowest} data`;
+    throw new PalisadeError('forbidden', `no provider of model ${model} may receive ${what}: refused, nothing was sent`, { classification: lowest });
   }
   const able = permitted.filter((c) => capable(c.model, uses));
   if (able.length === 0) throw new PalisadeError('validation', `no permitted model of ${model} can serve a request that uses ${uses.join(' and ')}`);
   const first = drawn(able, random);
-  const fallbacks = able
-    .filter((c) => c !== first)
-    .filter((c) => COMPLIANCE_RANK[c.provider.compliance] >= COMPLIANCE_RANK[first.provider.compliance] && c.model.contextWindow >= first.model.contextWindow);
-  return [first, ...fallbacks].slice(0, MAX_ATTEMPTS).map(({ model: m, provider }) => ({ model: m, provider }));
+  const planned: Candidate[] = [{ model: first.model, provider: first.provider, classification: first.classification }];
+  for (const c of able) {
+    if (planned.length >= MAX_ATTEMPTS) break;
+    if (c === first || COMPLIANCE_RANK[c.provider.compliance] < COMPLIANCE_RANK[first.provider.compliance] || c.model.contextWindow < first.model.contextWindow) continue;
+    // tried after the ones before it: their rules still apply
+    const at = classOf([...planned.map((p) => p.model.modelId), c.model.modelId]);
+    if (permits(c.provider.compliance, at)) planned.push({ model: c.model, provider: c.provider, classification: at });
+  }
+  return planned;
 }
 
 /** The first candidate: by weight among those with one above 0 (a route with weights), else the first in order. */
@@ -148,9 +176,16 @@ function drawn<T extends { weight?: number }>(candidates: readonly T[], random: 
   return weighted[weighted.length - 1];
 }
 
-/** The sequence of attempts: the plan, then its first candidate again while attempts remain (one candidate: up to three tries). */
+/**
+ * The sequence of attempts: the plan, then its first candidate again while attempts remain
+ * (one candidate: up to three tries), at the class the whole plan reached (the highest,
+ * the last one's) and only if its provider may still receive it.
+ */
 export function attemptsOf(candidates: readonly Candidate[]): Candidate[] {
   const attempts = [...candidates];
-  while (attempts.length < MAX_ATTEMPTS && candidates.length > 0) attempts.push(candidates[attempts.length % candidates.length]);
-  return attempts.slice(0, MAX_ATTEMPTS);
+  const [first] = candidates;
+  const reached = candidates.at(-1)?.classification;
+  if (!first || !reached || !permits(first.provider.compliance, reached)) return attempts;
+  while (attempts.length < MAX_ATTEMPTS) attempts.push({ ...first, classification: reached });
+  return attempts;
 }

@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
-import { attemptsOf, capabilitiesOf, classify, permits, plan, raisedByRules, type ClassificationRule, type RuleSubject } from './routing';
+import { attemptsOf, capabilitiesOf, classify, permits, plan, raisedByRules, type ClassificationRule, type ClassOf, type RuleSubject } from './routing';
 
 const provider = (providerId: string, compliance: 'private' | 'external'): ProviderDefinition => ({ providerId, kind: 'openai', baseUrl: `http://${providerId}.test/v1`, compliance });
 const model = (modelId: string, providerId: string, contextWindow = 128_000): ModelDefinition => ({ modelId, providerId, upstreamModel: modelId, contextWindow, maxOutputTokens: 4096, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 });
@@ -62,6 +62,49 @@ describe('tenant rules raising the class', () => {
     const rules: ClassificationRule[] = [{ team: 'finance', atLeast: 'internal' }, { agent: agentId, atLeast: 'confidential' }];
     expect(raisedByRules('restricted', rules, caller)).toEqual({ classification: 'restricted', raisedBy: [] });
     expect(raisedByRules('confidential', rules, caller)).toEqual({ classification: 'confidential', raisedBy: [] });
+  });
+});
+
+describe('rules on a model apply to the candidate that serves the request', () => {
+  const caller: RuleSubject = { teams: [], model: 'cloud-first' };
+  /** The class as the call path computes it: the declared one raised by the rules matching the route and the models tried. */
+  const classOf =
+    (declared: 'public' | 'internal', rules: ClassificationRule[]): ClassOf =>
+    (served) =>
+      raisedByRules(declared, rules, { ...caller, served }).classification;
+  const classes = (c: ReturnType<typeof plan>) => c.map((x) => `${x.model.modelId}@${x.classification}`);
+
+  it('a rule naming a model matches when that model is tried for a route, and only then', () => {
+    const rules: ClassificationRule[] = [{ model: 'local', atLeast: 'restricted' }];
+    expect(raisedByRules('public', rules, { ...caller, served: ['gpt', 'local'] })).toEqual({ classification: 'restricted', raisedBy: [0] });
+    expect(raisedByRules('public', rules, { ...caller, served: ['gpt'] }).classification).toBe('public');
+    expect(raisedByRules('public', rules, caller).classification).toBe('public');
+  });
+
+  it('raises the class per candidate before it is tried: a candidate whose own rule raises the class above what its provider may receive is skipped', () => {
+    expect(classes(plan(catalog, 'cloud-first', classOf('public', [{ model: 'gpt', atLeast: 'confidential' }])))).toEqual(['local@public']);
+    expect(classes(plan(catalog, 'cloud-first', classOf('public', [{ model: 'local', atLeast: 'restricted' }])))).toEqual(['gpt@public', 'local@restricted']);
+  });
+
+  it('refuses when no candidate’s provider may receive the class its own rules give, naming each; nothing is sent', () => {
+    const rules: ClassificationRule[] = [{ model: 'gpt', atLeast: 'confidential' }, { model: 'gpt2', atLeast: 'restricted' }];
+    expect(() => plan(catalog, 'cloud-only', classOf('public', rules))).toThrow(expect.objectContaining({ code: 'forbidden', message: expect.stringContaining('gpt: confidential, gpt2: restricted') }));
+  });
+
+  it('a fallback is never tried at a lower class than the attempt before it: the rules of the candidates tried before it still apply', () => {
+    // local raised the class to restricted: gpt2, external, is no fallback after it
+    const planned = plan(catalog, 'cloud-first', classOf('public', [{ model: 'local', atLeast: 'restricted' }]));
+    expect(classes(planned)).toEqual(['gpt@public', 'local@restricted']);
+    // nor is gpt tried again at restricted
+    expect(classes(attemptsOf(planned))).toEqual(['gpt@public', 'local@restricted']);
+    // a private first candidate raised to restricted: its private fallback is tried at restricted too, and it again
+    const big = plan(catalog, 'big-then-small', classOf('internal', [{ model: 'local', atLeast: 'restricted' }]));
+    expect(classes(attemptsOf(big))).toEqual(['local@restricted', 'local-big@restricted', 'local@restricted']);
+  });
+
+  it('the fallback rules still hold per candidate: never a smaller context window nor a model without the capabilities used', () => {
+    const withCaps: CatalogState = { ...catalog, models: { ...catalog.models, 'local-big': { ...catalog.models['local-big'], capabilities: [] } } };
+    expect(classes(plan(withCaps, 'big-then-small', classOf('internal', [{ model: 'local-small', atLeast: 'confidential' }]), ['tools']))).toEqual(['local@internal']);
   });
 });
 

@@ -1,6 +1,6 @@
 import { clip, PalisadeError, type Principal } from '@palisade/contracts';
-import { classify, raisedByRules, type Classification, type ClassificationRule } from '../completions/routing';
-import { DEFAULT_GUARD_POLICY, piiActionOf, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
+import { classify, permits, raisedByRules, type Candidate, type Classification, type ClassificationRule, type RuleSubject } from '../completions/routing';
+import { DEFAULT_GUARD_POLICY, strictestPiiAction, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
 import type { GuardPolicyService } from './guard-policy.service';
 import { InjectionScanner, type InjectionFinding, type TextSource } from './injection.scanner';
 import type { EntityType, PiiDetector } from './pii.detector';
@@ -39,6 +39,8 @@ export interface InboundInput {
   token?: string;
   /** The model or route the request names (the tenant's classification rules may name it). */
   model: string;
+  /** The models that may serve it (a route's candidates, or the model named): their rules may raise its class, so the PII policy of each class they may give is applied, the strictest per entity type. */
+  candidates?: readonly string[];
   body: Json;
 }
 
@@ -64,6 +66,12 @@ export class GuardRun {
   private toolOutcome?: NonNullable<GuardOutcomes['tools']>;
   private reviewOutcome?: NonNullable<GuardOutcomes['review']>;
   private classificationOutcome?: NonNullable<GuardOutcomes['classification']>;
+  /** Who asks for what, as the tenant's rules see it (set by `classify`). */
+  private subject: RuleSubject = { teams: [], model: '' };
+  /** What the detector found (raises the class). */
+  private found: readonly EntityType[] = [];
+  /** The models tried for the call so far, in order (their rules apply). */
+  private readonly served: string[] = [];
   /** Streams: tool calls passed on, per OpenAI choice (Anthropic: choice 0). */
   private readonly passedCalls = new Map<number, number>();
   /** Streams (Anthropic): tool_use blocks removed, by original index. */
@@ -91,15 +99,49 @@ export class GuardRun {
   }
 
   /**
-   * The class: the declared one raised by the tenant's rules matching the caller and the
-   * model, then by what the detector found; never lowered. Returns the class after the
-   * rules (the one the PII policy is read for).
+   * The tenant's rules for this caller and the model or route it names: the class before
+   * routing is the declared one raised by the matching rules. Returns every class the
+   * rules may give the request, before routing and with each candidate that may serve it
+   * (the PII policy is read for each of them).
    */
-  classify(principal: Principal, model: string, found: readonly EntityType[] = []): Classification {
+  classify(principal: Principal, model: string, candidates: readonly string[] = []): Classification[] {
+    this.subject = { teams: [...(principal.teams ?? []), ...(principal.department ? [principal.department] : [])], ...(principal.type === 'agent' ? { agentId: principal.id } : {}), model };
+    this.update();
     const rules = this.policy.classificationRules ?? [];
-    const subject = { teams: [...(principal.teams ?? []), ...(principal.department ? [principal.department] : [])], ...(principal.type === 'agent' ? { agentId: principal.id } : {}), model };
-    const ruled = raisedByRules(this.declared, rules, subject);
-    this.classification = classify(ruled.classification, found);
+    return [...new Set([undefined, ...candidates].map((id) => raisedByRules(this.declared, rules, { ...this.subject, served: id === undefined ? [] : [id] }).classification))];
+  }
+
+  /** What the detector found raises the class further (never lowers it). */
+  detected(found: readonly EntityType[]): void {
+    this.found = found;
+    this.update();
+  }
+
+  /** The class once these models have been tried, the last one about to be (`routing.ts`, `ClassOf`): the rules naming any of them apply, then the detector's raise. */
+  classOf(served: readonly string[]): Classification {
+    const rules = this.policy.classificationRules ?? [];
+    return classify(raisedByRules(this.declared, rules, { ...this.subject, served }).classification, this.found);
+  }
+
+  /**
+   * A candidate about to be tried: the class raised by its rules (and those of the
+   * candidates tried before it) becomes the call's, for the audit event. Its provider
+   * must be permitted to receive that class (the plan keeps only such candidates; checked
+   * again here, before anything is sent): else refused.
+   */
+  serving(candidate: Pick<Candidate, 'model' | 'provider'>): Classification {
+    if (!this.served.includes(candidate.model.modelId)) this.served.push(candidate.model.modelId);
+    this.update();
+    if (!permits(candidate.provider.compliance, this.classification)) {
+      throw new PalisadeError('forbidden', `provider ${candidate.provider.providerId} may not receive ${this.classification} data: refused, nothing was sent`, { classification: this.classification });
+    }
+    return this.classification;
+  }
+
+  private update(): void {
+    const rules = this.policy.classificationRules ?? [];
+    const ruled = raisedByRules(this.declared, rules, { ...this.subject, served: this.served });
+    this.classification = classify(ruled.classification, this.found);
     this.classificationOutcome =
       this.classification === this.declared
         ? undefined
@@ -108,7 +150,6 @@ export class GuardRun {
             ...(ruled.raisedBy.length ? { rules: ruled.raisedBy.map((index) => ({ index, ...rules[index] })) } : {}),
             ...(this.classification !== ruled.classification ? { detector: this.classification } : {}),
           };
-    return ruled.classification;
   }
 
   /** Scans a text; a high-confidence finding under `injection: block` is returned as a refusal. */
@@ -248,19 +289,19 @@ export class GuardPipeline {
   async inbound(run: GuardRun, input: InboundInput): Promise<Json> {
     const { api, body } = input;
     if (this.d.policies) run.policy = await this.d.policies.current(input.principal.tenantId);
-    // the tenant's rules first: the PII policy is read for the class they give
-    const stated = run.classify(input.principal, input.model);
+    // the tenant's rules first: the PII policy is read for every class they may give (the strictest action applies)
+    const stated = run.classify(input.principal, input.model, input.candidates);
     for (const [source, text] of inputTexts(api, body)) {
       const refusal = run.scan(source, text);
       if (refusal) throw refusal;
     }
     const masked = run.session.maskBody(api === 'anthropic' ? { system: body.system, messages: body.messages } : { messages: body.messages }, {
       deadlineMs: this.d.piiDeadlineMs,
-      actionOf: (type) => piiActionOf(run.policy, stated, type),
+      actionOf: (type) => strictestPiiAction(run.policy, stated, type),
     });
     const out: Json = { ...body, ...masked };
     if (api === 'openai' || body.system === undefined) delete out.system;
-    run.classify(input.principal, input.model, run.session.found);
+    run.detected(run.session.found);
     if (this.d.tools) await this.checkTools(run, input, out);
     // output review: a stream offering a reviewed tool is refused before anything is sent
     refuseStreamedReview(run.policy, api, out);

@@ -33,8 +33,10 @@ export type GuardPolicy = {
   review?: { tools: string[] };
   /**
    * Tenant rules raising the class of the requests they match, per team, agent and model
-   * (`routing.ts`, `raisedByRules`): applied to the declared class before the PII policy
-   * is looked up and before the detector raises it further; never lowering it. Absent: none.
+   * (`routing.ts`, `raisedByRules`; a model rule matches the model or route named and each
+   * candidate tried for it): applied to the declared class before the PII policy is looked
+   * up (the strictest of the classes the candidates may give) and before the detector
+   * raises it further; never lowering it. Absent: none.
    */
   classificationRules?: ClassificationRule[];
 };
@@ -44,6 +46,13 @@ export const DEFAULT_GUARD_POLICY: GuardPolicy = { pii: {}, injection: 'flag', t
 
 export function piiActionOf(policy: GuardPolicy, classification: Classification, type: EntityType): PiiAction {
   return policy.pii[classification]?.[type] ?? 'mask';
+}
+
+const STRICTNESS: Record<PiiAction, number> = { allow: 0, mask: 1, block: 2 };
+
+/** The strictest action of the policies of these classes (a request that may be sent at any of them honours each). */
+export function strictestPiiAction(policy: GuardPolicy, classes: readonly Classification[], type: EntityType): PiiAction {
+  return classes.map((c) => piiActionOf(policy, c, type)).reduce<PiiAction>((a, b) => (STRICTNESS[b] > STRICTNESS[a] ? b : a), 'allow');
 }
 
 export type GuardPolicyEvent = DomainEvent<'llm-router.guard-policy.configured', GuardPolicy>;

@@ -6,6 +6,7 @@ import type { UpstreamCall } from '../providers/upstream';
 import { GuardPipeline } from './guard-pipeline';
 import { DEFAULT_GUARD_POLICY, type GuardPolicy } from './guard-policy.events';
 import { PiiDetector } from './pii.detector';
+import { UpstreamFailure } from '../providers/upstream';
 
 // The guards in the call path: what reaches the provider, what reaches billing, what the
 // audit event says. Doubles for the catalog, billing, the provider and the audit (no I/O).
@@ -17,10 +18,10 @@ const catalog: CatalogState = {
   routes: {},
 };
 
-function setup(policy: Partial<GuardPolicy>, answer: (call: UpstreamCall) => string, allowed: string[] = []) {
+function setup(policy: Partial<GuardPolicy>, answer: (call: UpstreamCall) => string, allowed: string[] = [], current: CatalogState = catalog) {
   const s = { sent: [] as UpstreamCall[], reserved: 0, settled: 0, released: 0, audited: [] as ModelCallRecorded[] };
   const service = new CompletionsService({
-    catalog: { current: async () => catalog },
+    catalog: { current: async () => current },
     billing: { reserve: async () => (s.reserved++, { status: 'held' as const }), settle: async () => void s.settled++, release: async () => void s.released++ },
     upstream: {
       send: async (call) => {
@@ -42,7 +43,8 @@ function setup(policy: Partial<GuardPolicy>, answer: (call: UpstreamCall) => str
     logger: { warn: () => undefined },
     sleep: async () => undefined,
   });
-  const call = (body: Record<string, unknown>): Promise<CallResult> => service.call({ api: 'openai', principal: agent, token: 'agent-token', body: { model: 'local', ...body }, signal: new AbortController().signal });
+  const call = (body: Record<string, unknown>, declared?: 'public' | 'internal'): Promise<CallResult> =>
+    service.call({ api: 'openai', principal: agent, token: 'agent-token', body: { model: 'local', ...body }, ...(declared ? { declared } : {}), signal: new AbortController().signal });
   return { s, call };
 }
 const json = (message: object, finish = 'stop') => JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'llama', choices: [{ index: 0, message: { role: 'assistant', ...message }, finish_reason: finish }], usage: { prompt_tokens: 10, completion_tokens: 5 } });
@@ -107,3 +109,78 @@ describe('guards in the call path', () => {
     expect(s.audited[0].guards.tools?.removedCalls).toEqual(['wire_money']);
   });
 });
+
+describe('classification rules apply to the model that serves the request', () => {
+  // a route whose candidates are an external model, two private ones, and another external one
+  const routed: CatalogState = {
+    providers: {
+      ...catalog.providers,
+      onprem2: { providerId: 'onprem2', kind: 'openai', baseUrl: 'http://onprem2.test/v1', compliance: 'private' },
+      cloud: { providerId: 'cloud', kind: 'openai', baseUrl: 'http://cloud.test/v1', compliance: 'external' },
+    },
+    models: {
+      ...catalog.models,
+      local2: { ...catalog.models.local, modelId: 'local2', providerId: 'onprem2' },
+      gpt: { ...catalog.models.local, modelId: 'gpt', providerId: 'cloud', upstreamModel: 'gpt-x' },
+    },
+    routes: {
+      'cloud-first': { routeId: 'cloud-first', candidates: ['gpt', 'local'] },
+      'cloud-only': { routeId: 'cloud-only', candidates: ['gpt'] },
+      private: { routeId: 'private', candidates: ['local', 'local2'] },
+    },
+  };
+  const hi = { messages: [{ role: 'user', content: 'hi' }] };
+  const providersOf = (sent: UpstreamCall[]) => sent.map((c) => c.provider.providerId);
+
+  it('a rule on a model raises the class when that model is a route’s candidate: an external candidate its rule makes confidential is skipped, the private one serves', async () => {
+    const { s, call } = setup({ classificationRules: [{ model: 'gpt', atLeast: 'confidential' }] }, () => json({ content: 'ok' }), [], routed);
+    await call({ ...hi, model: 'cloud-first' }, 'public');
+    expect(providersOf(s.sent)).toEqual(['onprem']);
+    await settle();
+    expect(s.audited[0]).toMatchObject({ outcome: 'served', providerId: 'onprem', classification: 'public' });
+  });
+
+  it('a route left with no candidate its own rules let its provider receive is refused: nothing sent, nothing reserved', async () => {
+    const { s, call } = setup({ classificationRules: [{ model: 'gpt', atLeast: 'confidential' }] }, () => json({ content: 'ok' }), [], routed);
+    await expect(call({ ...hi, model: 'cloud-only' }, 'public')).rejects.toMatchObject({ code: 'forbidden' });
+    expect(s.sent).toEqual([]);
+    expect(s.reserved).toBe(0);
+  });
+
+  it('the class of the candidate that serves is the one applied, and the audit event names it and the rule', async () => {
+    const { s, call } = setup({ classificationRules: [{ model: 'local', atLeast: 'restricted' }] }, () => json({ content: 'ok' }), [], routed);
+    await call({ ...hi, model: 'private' });
+    await settle();
+    expect(s.audited[0]).toMatchObject({ outcome: 'served', model: 'local', classification: 'restricted', guards: { classification: { declared: 'internal', rules: [{ index: 0, model: 'local', atLeast: 'restricted' }] } } });
+  });
+
+  it('a fallback is tried at no lower class than the attempt before it, and an external candidate is not tried again after a candidate whose rule raised the class', async () => {
+    // local (restricted by its rule) fails: local2 serves at restricted too
+    const fallback = setup({ classificationRules: [{ model: 'local', atLeast: 'restricted' }] }, (c) => (c.provider.providerId === 'onprem' ? fail() : json({ content: 'ok' })), [], routed);
+    await fallback.call({ ...hi, model: 'private' });
+    await settle();
+    expect(providersOf(fallback.s.sent)).toEqual(['onprem', 'onprem2']);
+    expect(fallback.s.audited[0]).toMatchObject({ outcome: 'served', model: 'local2', classification: 'restricted' });
+    // gpt (public) fails, local (restricted by its rule) fails: gpt is not tried a third time at restricted
+    const repeat = setup({ classificationRules: [{ model: 'local', atLeast: 'restricted' }] }, () => fail(), [], routed);
+    await expect(repeat.call({ ...hi, model: 'cloud-first' }, 'public')).rejects.toMatchObject({ code: 'unavailable' });
+    expect(providersOf(repeat.s.sent)).toEqual(['cloud', 'onprem']);
+    await settle();
+    expect(repeat.s.audited[0]).toMatchObject({ outcome: 'failed', classification: 'restricted' });
+  });
+
+  it('the PII policy applied is the strictest of the classes the candidates may give: an e-mail the declared class allows is masked for a model whose rule makes it restricted', async () => {
+    const policy = { pii: { internal: { email: 'allow' as const }, confidential: { email: 'allow' as const } }, classificationRules: [{ model: 'local', atLeast: 'restricted' as const }] };
+    const { s, call } = setup(policy, () => json({ content: 'ok' }), [], routed);
+    await call({ model: 'private', messages: [{ role: 'user', content: 'write to bob@example.org' }] });
+    expect(JSON.stringify(s.sent[0].body)).not.toContain('bob@example.org');
+    // without the rule, the declared class's allow holds
+    const allowed = setup({ pii: policy.pii }, () => json({ content: 'ok' }), [], routed);
+    await allowed.call({ model: 'private', messages: [{ role: 'user', content: 'write to bob@example.org' }] });
+    expect(JSON.stringify(allowed.s.sent[0].body)).toContain('bob@example.org');
+  });
+});
+
+function fail(): never {
+  throw new UpstreamFailure('status', 503);
+}
