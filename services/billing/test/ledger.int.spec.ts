@@ -179,12 +179,14 @@ describe('ledger (PostgreSQL)', () => {
     await expect(ledger.settle('llm-router', { tenantId: tenant, requestId: 'ghost', actualMicros: '5' })).rejects.toMatchObject({ code: 'not_found' });
   });
 
-  it('a batch is two round trips (the BEGIN with the locks, the COMMIT with the write), one on rows the instance remembers; quotes and backslashes travel intact', async () => {
+  it('a batch is two round trips (the BEGIN with the locks, the COMMIT with the write), one on rows the instance remembers (the write alone, its parameters beside it); quotes and backslashes travel intact either way', async () => {
     const tenant = 't5';
     await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1000', period: 'none' });
     await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'warm', agentId: 'bot', amountMicros: '1', ttlMs: 30_000 }); // budget known, period opened
     // (budgets remembered: no read of them on a watched connection between the two reserves)
     const fresh = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now, budgetCacheMs: 60_000 });
+    const model = `o'brien\\"; DROP TABLE x; --\u00e9$1`;
+    const usage = [{ kind: 'input_tokens', quantity: 1.5 }];
     type Client = { query(...args: unknown[]): unknown };
     const pool = pgPoolOf<{ connect(...args: unknown[]): Promise<Client> }>(db.dataSource);
     const connect = pool.connect.bind(pool);
@@ -206,22 +208,31 @@ describe('ledger (PostgreSQL)', () => {
       expect(await fresh.reserve('llm-router', { tenantId: tenant, requestId: 'r0', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
       expect(sent).toHaveLength(2);
       expect(sent[0]).toMatch(/^BEGIN;[^]*FOR UPDATE/);
-      expect(sent[1]).toMatch(/COMMIT$/);
-      // now it remembers the account as it committed it: the write alone, checked against it
+      expect(sent[1]).toMatch(/ledger_write\('[^]*COMMIT$/);
+      // now it remembers the account as it committed it: the write alone, checked against it, a transaction of its own
       sent.length = 0;
       expect(await fresh.reserve('llm-router', { tenantId: tenant, requestId: 'r', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
       expect(sent).toHaveLength(1);
-      expect(sent[0]).toMatch(/^BEGIN;[^]*ledger_expect[^]*COMMIT$/);
-      expect(sent[0]).not.toMatch(/FOR UPDATE/);
+      expect(sent[0]).toMatch(/^SELECT "[^"]+"\.ledger_write\(\$1::jsonb,[^]*\$8::int\)$/);
+      // a model with quotes and backslashes, as a parameter (the settle of a remembered hold: one message)
+      sent.length = 0;
+      expect(await fresh.settle('llm-router', { tenantId: tenant, requestId: 'r', actualMicros: '40', model, usage })).toMatchObject({ postedMicros: '40' });
+      expect(sent).toHaveLength(1);
     } finally {
       jest.restoreAllMocks();
     }
-    const model = `o'brien\\"; DROP TABLE x; --\u00e9$1`;
-    expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: 'r', actualMicros: '40', model, usage: [{ kind: 'input_tokens', quantity: 1.5 }] })).toMatchObject({ postedMicros: '40' });
-    const [line] = await db.dataSource.query(`SELECT model, usage FROM "${db.schema}".usage_lines WHERE tenant_id = $1 AND request_id = 'r'`, [tenant]);
-    expect(line).toEqual({ model, usage: [{ kind: 'input_tokens', quantity: 1.5 }] });
-    const [event] = await db.dataSource.query(`SELECT envelope->'data'->>'model' AS model FROM "${db.schema}".events WHERE stream_id = $1 AND stream_version = 2`, [`hold-${tenant}.r`]);
-    expect(event.model).toBe(model);
+    // and written in as a literal (another instance, whose remembered account fresh has moved: decided again under the lock)
+    expect(await ledger.reserve('llm-router', { tenantId: tenant, requestId: 'q', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
+    expect(await fresh.reserve('llm-router', { tenantId: tenant, requestId: 'q2', agentId: 'bot', amountMicros: '100', ttlMs: 30_000 })).toMatchObject({ status: 'reserved' });
+    expect(await ledger.settle('llm-router', { tenantId: tenant, requestId: 'q', actualMicros: '40', model, usage })).toMatchObject({ postedMicros: '40' });
+    for (const requestId of ['r', 'q']) {
+      const [line] = await db.dataSource.query(`SELECT model, usage FROM "${db.schema}".usage_lines WHERE tenant_id = $1 AND request_id = $2`, [tenant, requestId]);
+      expect(line).toEqual({ model, usage });
+      const [event] = await db.dataSource.query(`SELECT envelope->'data'->>'model' AS model FROM "${db.schema}".events WHERE stream_id = $1 AND stream_version = 2`, [
+        `hold-${tenant}.${requestId}`,
+      ]);
+      expect(event.model).toBe(model);
+    }
     expect(inlineParameters('SELECT $1::text[], $2, $10', [['a', null], null, 1, 2, 3, 4, 5, 6, 7, `x'y`])).toBe(`SELECT '{"a",NULL}'::text[], NULL, 'x''y'`);
   });
 
@@ -295,6 +306,36 @@ describe('ledger (PostgreSQL)', () => {
       const [{ pending }] = await db.dataSource.query(`SELECT pending::int FROM "${db.schema}".budget_periods WHERE tenant_id = $1 AND level = 'agent'`, [tenant]);
       expect(pending).toBe(300); // warm-a, warm-b and one hold of 'same'
       await invariants(tenant);
+    } finally {
+      jest.restoreAllMocks();
+      await other.destroy();
+    }
+  });
+
+  it('a request id an instance takes for new, on rows it remembers, that another instance holds: decided again under the lock, the first answer', async () => {
+    const tenant = 't8';
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1000', period: 'none' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'eve', limitMicros: '1000', period: 'none' });
+    const other = createDataSource({ ...db.app, poolSize: 2 });
+    await other.initialize();
+    try {
+      const a = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now });
+      const repoB = new LedgerRepository(other, db.schema);
+      const b = new LedgerService({ repo: repoB, eventContext: systemEventContext('billing'), now });
+      const reserve = (ledger: LedgerService, requestId: string, agentId: string, amountMicros: string) =>
+        ledger.reserve('llm-router', { tenantId: tenant, requestId, agentId, amountMicros, ttlMs: 30_000 });
+      expect(await reserve(b, 'b0', 'bot', '100')).toMatchObject({ status: 'reserved' }); // b remembers bot's account as it is
+      const first = await reserve(a, 'dup', 'eve', '200'); // the request id, held through another account
+      const writes = jest.spyOn(repoB, 'write');
+      const locks = jest.spyOn(repoB, 'lock');
+      // b's write on remembered rows meets a's hold on the primary key: stale rows, not a failure
+      expect(await reserve(b, 'dup', 'bot', '300')).toEqual(first);
+      expect([writes.mock.calls.length, locks.mock.calls.length]).toEqual([2, 1]);
+      const pending = await db.dataSource.query(`SELECT subject_id, pending::int FROM "${db.schema}".budget_periods WHERE tenant_id = $1 ORDER BY subject_id`, [tenant]);
+      expect(pending).toEqual([
+        { subject_id: 'bot', pending: 100 },
+        { subject_id: 'eve', pending: 200 },
+      ]);
     } finally {
       jest.restoreAllMocks();
       await other.destroy();

@@ -139,3 +139,65 @@ export const ledgerRememberedRowsMigration = sqlMigration('BillingRememberedRows
      RETURN true;
    END $$`,
 ]);
+
+/**
+ * A batch's write as a function (`LedgerRepository.write`; the statement it held before, unchanged):
+ * planned once per connection (a generic plan, nested loops only: every join pairs a batch's
+ * keys with a table that grows with history), where the statement sent each time was parsed,
+ * analysed and planned for every batch, its JSON literals scanned by the SQL lexer first (a
+ * third of PostgreSQL's CPU per pair, `perf`; README "Performance"). One call is one statement,
+ * so a batch on remembered rows needs no BEGIN and COMMIT around it. The holds' rows are
+ * written before the accounts' (the lock order of every ledger transaction); a hold or account
+ * not as decided on fails it with 40L01 (`ledger_expect`).
+ */
+export const ledgerWriteFunctionMigration = sqlMigration('BillingLedgerWrite1764800000000', (s) => [
+  `CREATE FUNCTION ${s}.ledger_write(w_accounts jsonb, w_new_holds jsonb, w_changed_holds jsonb, w_events jsonb, w_once_events jsonb, w_usage jsonb,
+                                     w_changed_count int, w_account_count int) RETURNS void LANGUAGE plpgsql
+     SET enable_hashjoin = off SET enable_mergejoin = off SET plan_cache_mode = force_generic_plan AS $$
+   DECLARE ok boolean;
+   BEGIN
+     WITH changed_holds AS (
+       UPDATE ${s}.holds h SET status = x.status, posted = x.posted, version = x.version, settle_answer = x.settle_answer,
+              release_answer = x.release_answer, updated_at = x.updated_at, revision = x.revision
+         FROM jsonb_to_recordset(w_changed_holds) AS x(tenant_id text, request_id text, before int, status text, posted bigint, version int,
+              settle_answer jsonb, release_answer jsonb, updated_at timestamptz, revision int)
+        WHERE h.tenant_id = x.tenant_id AND h.request_id = x.request_id AND h.version = x.before
+       RETURNING 1
+     ), new_holds AS (
+       INSERT INTO ${s}.holds (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
+                               reserve_answer, settle_answer, release_answer, updated_at, created_at, revision)
+       SELECT * FROM jsonb_to_recordset(w_new_holds) AS x(tenant_id text, request_id text, agent_id text, team_id text, amount bigint, status text,
+              accounts jsonb, expires_at timestamptz, posted bigint, version int, reserve_answer jsonb, settle_answer jsonb, release_answer jsonb,
+              updated_at timestamptz, created_at timestamptz, revision int)
+       RETURNING 1
+     ), accounts AS (
+       UPDATE ${s}.budget_periods a SET posted = x.posted, pending = x.pending
+         FROM jsonb_to_recordset(w_accounts) AS x(budget_id uuid, period_start timestamptz, posted bigint, pending bigint,
+              was_posted bigint, was_pending bigint, limit_micros bigint, hard boolean, thresholds jsonb)
+        WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start
+          AND a.posted = x.was_posted AND a.pending = x.was_pending AND a.limit_micros = x.limit_micros AND a.hard = x.hard
+          AND to_jsonb(a.thresholds) = x.thresholds
+          -- the holds' rows before the accounts' (the lock order of every ledger transaction)
+          AND (SELECT count(*) FROM changed_holds) + (SELECT count(*) FROM new_holds) >= 0
+       RETURNING 1
+     ), events AS (
+       INSERT INTO ${s}.events (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+       SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
+         FROM jsonb_to_recordset(w_events) AS x(stream_id text, stream_version int, envelope jsonb)
+       RETURNING 1
+     ), once_events AS (
+       INSERT INTO ${s}.events (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+       SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
+         FROM jsonb_to_recordset(w_once_events) AS x(stream_id text, stream_version int, envelope jsonb)
+       ON CONFLICT (stream_id, stream_version) DO NOTHING
+       RETURNING 1
+     ), usage AS (
+       INSERT INTO ${s}.usage_lines (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at, revision)
+       SELECT * FROM jsonb_to_recordset(w_usage) AS x(event_id uuid, tenant_id text, request_id text, source text, agent_id text, team_id text, model text,
+              posted_micros bigint, actual_micros bigint, overrun_micros bigint, usage jsonb, occurred_at timestamptz, revision int)
+       RETURNING 1
+     )
+     -- (the inserts run to completion whether or not this reads them)
+     SELECT ${s}.ledger_expect((SELECT count(*) FROM changed_holds) = w_changed_count AND (SELECT count(*) FROM accounts) = w_account_count) INTO ok;
+   END $$`,
+]);

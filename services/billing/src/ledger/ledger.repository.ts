@@ -136,14 +136,14 @@ export function quoteLiteral(text: string): string {
  * never wait on each other in a cycle.
  */
 export class LedgerRepository {
-  private readonly t: { budgets: string; periods: string; holds: string; usage: string; events: string; expect: string };
+  private readonly t: { budgets: string; periods: string; holds: string; write: string };
 
   constructor(
     private readonly dataSource: DataSource,
     schema: string,
   ) {
     const s = ident(schema);
-    this.t = { budgets: `${s}.budgets`, periods: `${s}.budget_periods`, holds: `${s}.holds`, usage: `${s}.usage_lines`, events: `${s}.events`, expect: `${s}.ledger_expect` };
+    this.t = { budgets: `${s}.budgets`, periods: `${s}.budget_periods`, holds: `${s}.holds`, write: `${s}.ledger_write` };
   }
 
   /**
@@ -156,7 +156,7 @@ export class LedgerRepository {
         return await this.transaction(work);
       } catch (error) {
         const e = error as { code?: string; constraint?: string };
-        const retry = SERIALIZATION_CODES.has(e.code ?? '') || (e.code === '23505' && e.constraint === 'holds_pkey');
+        const retry = SERIALIZATION_CODES.has(e.code ?? '') || heldMeanwhile(e);
         if (!retry || attempt >= attempts) throw mapError(error);
       }
     }
@@ -184,6 +184,12 @@ export class LedgerRepository {
       const tx: LedgerTransaction = {
         query: async (sql, params, options = {}) => {
           if (committed) throw new Error('the ledger transaction is already committed');
+          if (!begun && options.commit) {
+            // the transaction's only statement is a transaction of its own: sent alone, its parameters beside it (not lexed as literals)
+            const result = (await client.query(sql, params as unknown[])) as { rows: Row[] };
+            committed = true;
+            return result.rows;
+          }
           const parts = [...(begun ? [] : OPENING), inlineParameters(sql, params), ...(options.commit ? ['COMMIT'] : [])];
           const statement = begun ? 0 : OPENING.length;
           begun = true; // before the answer: a statement that fails leaves the transaction open, to be rolled back
@@ -296,49 +302,7 @@ export class LedgerRepository {
     // the event's id, type and tenant are read from its envelope, not sent twice
     const events = (x: StreamEvent[]) => x.map((v) => ({ stream_id: v.streamId, stream_version: v.version, envelope: v.event }));
     await tx.query(
-      `WITH changed_holds AS (
-         UPDATE ${this.t.holds} h SET status = x.status, posted = x.posted, version = x.version, settle_answer = x.settle_answer,
-                release_answer = x.release_answer, updated_at = x.updated_at, revision = x.revision
-           FROM jsonb_to_recordset($3::jsonb) AS x(tenant_id text, request_id text, before int, status text, posted bigint, version int,
-                settle_answer jsonb, release_answer jsonb, updated_at timestamptz, revision int)
-          WHERE h.tenant_id = x.tenant_id AND h.request_id = x.request_id AND h.version = x.before
-         RETURNING 1
-       ), new_holds AS (
-         INSERT INTO ${this.t.holds} (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
-                                      reserve_answer, settle_answer, release_answer, updated_at, created_at, revision)
-         SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(tenant_id text, request_id text, agent_id text, team_id text, amount bigint, status text,
-                accounts jsonb, expires_at timestamptz, posted bigint, version int, reserve_answer jsonb, settle_answer jsonb, release_answer jsonb,
-                updated_at timestamptz, created_at timestamptz, revision int)
-         RETURNING 1
-       ), accounts AS (
-         UPDATE ${this.t.periods} a SET posted = x.posted, pending = x.pending
-           FROM jsonb_to_recordset($1::jsonb) AS x(budget_id uuid, period_start timestamptz, posted bigint, pending bigint,
-                was_posted bigint, was_pending bigint, limit_micros bigint, hard boolean, thresholds jsonb)
-          WHERE a.budget_id = x.budget_id AND a.period_start = x.period_start
-            AND a.posted = x.was_posted AND a.pending = x.was_pending AND a.limit_micros = x.limit_micros AND a.hard = x.hard
-            AND to_jsonb(a.thresholds) = x.thresholds
-            -- the holds' rows before the accounts' (the lock order of every ledger transaction)
-            AND (SELECT count(*) FROM changed_holds) + (SELECT count(*) FROM new_holds) >= 0
-         RETURNING 1
-       ), events AS (
-         INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
-           FROM jsonb_to_recordset($4::jsonb) AS x(stream_id text, stream_version int, envelope jsonb)
-         RETURNING 1
-       ), once_events AS (
-         INSERT INTO ${this.t.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-         SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
-           FROM jsonb_to_recordset($5::jsonb) AS x(stream_id text, stream_version int, envelope jsonb)
-         ON CONFLICT (stream_id, stream_version) DO NOTHING
-         RETURNING 1
-       ), usage AS (
-         INSERT INTO ${this.t.usage} (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at, revision)
-         SELECT * FROM jsonb_to_recordset($6::jsonb) AS x(event_id uuid, tenant_id text, request_id text, source text, agent_id text, team_id text, model text,
-                posted_micros bigint, actual_micros bigint, overrun_micros bigint, usage jsonb, occurred_at timestamptz, revision int)
-         RETURNING 1
-       )
-       SELECT ${this.t.expect}((SELECT count(*) FROM changed_holds) = $7::int AND (SELECT count(*) FROM accounts) = $8::int) AS ok,
-              (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM once_events) AS o, (SELECT count(*) FROM usage) AS u`,
+      `SELECT ${this.t.write}($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7::int, $8::int)`,
       // one JSON document per table (bigints as decimal strings, dates as ISO 8601): one JSON.stringify and one literal each,
       // where arrays of JSON texts were escaped three times over (JSON, array element, literal)
       [
@@ -462,11 +426,24 @@ export class LedgerRepository {
 
 export const holdKey = (tenantId: string, requestId: string) => `${tenantId}\u0000${requestId}`;
 
-function mapError(error: unknown): unknown {
-  const e = error as { code?: string; constraint?: string };
+/** A request id the batch took for new was inserted meanwhile by another instance (the holds' primary key). */
+const heldMeanwhile = (e: { code?: string; constraint?: string }) => e.code === '23505' && e.constraint === 'holds_pkey';
+
+/** Rows a batch was decided on were not as it found or remembered them: it is to be decided again on locked rows. */
+export class StaleRowsError extends Error {
+  readonly code = STALE_ROWS;
+}
+
+/** The error of a ledger write or transaction whose rows were not as decided on (`STALE_ROWS`): the only one the remembered attempt retries under the lock. */
+export const isStaleRows = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === STALE_ROWS;
+
+export function mapError(error: unknown): unknown {
+  const e = (error ?? {}) as { code?: string; constraint?: string };
   if (e.code === '23514' && e.constraint === 'budget_periods_within_limit') {
     return new PalisadeError('conflict', 'the change would take a hard budget past its limit');
   }
+  // a hold missing from the rows decided on, as stale as a changed one (no attempt left to read it here)
+  if (heldMeanwhile(e)) return new StaleRowsError('a request id taken for new is held by another instance', { cause: error });
   return error;
 }
 

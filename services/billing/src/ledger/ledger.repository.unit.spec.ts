@@ -1,5 +1,6 @@
 import * as pg from 'pg';
-import { inlineParameters, quoteLiteral } from './ledger.repository';
+import { PalisadeError } from '@palisade/contracts';
+import { inlineParameters, isStaleRows, mapError, quoteLiteral } from './ledger.repository';
 
 describe('ledger repository: literals written into a statement', () => {
   it("quotes exactly as node-postgres's escapeLiteral does, quotes and backslashes included", () => {
@@ -14,5 +15,15 @@ describe('ledger repository: literals written into a statement', () => {
   it('writes each parameter in by its text form', () => {
     expect(inlineParameters('SELECT $1::text[], $2, $3', [["x'y", 'b\\c'], null, 5])).toBe(`SELECT  E'{"x''y","b\\\\\\\\c"}'::text[], NULL, '5'`);
     expect(() => inlineParameters('SELECT $2', [1])).toThrow(/\$2/);
+  });
+});
+
+describe('ledger repository: errors', () => {
+  it('a request id taken for new that another instance holds is stale rows (40L01), like a changed row; other failures are not', () => {
+    const pg = (code: string, constraint?: string) => Object.assign(new Error(code), { code, constraint });
+    expect(isStaleRows(pg('40L01'))).toBe(true);
+    expect(isStaleRows(mapError(pg('23505', 'holds_pkey')))).toBe(true);
+    for (const other of [pg('23505', 'usage_lines_request'), pg('40P01'), pg('57P01'), new Error('x'), null]) expect(isStaleRows(mapError(other))).toBe(false);
+    expect(mapError(pg('23514', 'budget_periods_within_limit'))).toBeInstanceOf(PalisadeError);
   });
 });

@@ -1,5 +1,6 @@
 import { PalisadeError, type EventFactoryContext, type ServiceName } from '@palisade/contracts';
 import { envelopeOf } from '@palisade/eventsourcing';
+import { LRUCache } from 'lru-cache';
 import { periodOf } from '../budgets/budgets.decider';
 import type { Level } from '../budgets/budgets.events';
 import { Batcher, hashOf } from './ledger.batcher';
@@ -18,7 +19,7 @@ import {
   type SettleCommand,
 } from './ledger.decider';
 import type { UsageQuantity } from './ledger.events';
-import { holdKey, type BudgetRow, type LedgerRepository, type LedgerTransaction, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
+import { holdKey, isStaleRows, type BudgetRow, type LedgerRepository, type LedgerTransaction, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
 
 export interface LedgerServiceDependencies {
   repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lock' | 'write' | 'expiredHolds' | 'currentAccounts'>;
@@ -86,6 +87,9 @@ type Rows = { holds: ReadonlyMap<string, Hold>; accounts: ReadonlyMap<string, Ac
 
 /** How long a lane locks again after a batch on remembered rows found one changed (another instance writes them too). */
 const LOCK_AFTER_STALE_MS = 1000;
+/** Accounts remembered (budgets × periods in use on this instance) and holds (those in flight, and the last ended). */
+const KNOWN_ACCOUNTS = 100_000;
+const KNOWN_HOLDS = 10_000;
 
 /**
  * The ledger: reserve → settle → release on the agent, its team and the tenant at once.
@@ -105,9 +109,14 @@ export class LedgerService {
   /** Period accounts known to exist (rows are never deleted): no insert attempt for them. */
   private readonly opened = new Set<string>();
   private readonly budgetCache = new Map<string, { budget: BudgetRow | undefined; until: number }>();
-  /** Accounts and held holds as this instance last committed them (or locked them): a batch on these alone needs no lock statement. */
-  private readonly knownAccounts = new Map<string, Account>();
-  private readonly knownHolds = new Map<string, Hold>();
+  /**
+   * Accounts and holds as this instance last committed them (or locked them): a batch on these alone needs no lock
+   * statement. The least recently used go first (a row forgotten is read under the lock). A hold that is no longer
+   * held is kept as it ended rather than deleted, and counts as not remembered: lru-cache's delete of its last
+   * entry clears its arrays (O(max)), and a quiet instance would empty this at nearly every settle.
+   */
+  private readonly knownAccounts = new LRUCache<string, Account>({ max: KNOWN_ACCOUNTS });
+  private readonly knownHolds = new LRUCache<string, Hold>({ max: KNOWN_HOLDS });
   /** Until then every batch locks (a batch on remembered rows found one changed). */
   private lockUntil = 0;
 
@@ -218,8 +227,10 @@ export class LedgerService {
       try {
         // one round trip: the write alone, checked against the rows as remembered
         return await repo.inTransaction((tx) => this.decideAndWrite(tx, items, known), 1);
-      } catch {
-        // another instance (or lane) moved a row, or the request id exists after all: decide again on locked rows,
+      } catch (error) {
+        // only rows not as remembered (another instance or lane moved one, or holds the request id after all) are
+        // decided again, on locked rows; anything else fails the batch as it would under the lock
+        if (!isStaleRows(error)) throw error;
         // and lock for a while (while others write the same rows, remembering them only costs a failed attempt)
         this.forgetRows(items);
         this.lockUntil = Date.now() + LOCK_AFTER_STALE_MS;
@@ -324,6 +335,7 @@ export class LedgerService {
     for (const { command: c } of items) {
       const key = holdKey(c.tenantId, c.requestId);
       const hold = this.knownHolds.get(key);
+      if (hold && hold.status !== 'held') return undefined; // settled, released or expired: through the lock
       if (hold) {
         holds.set(key, hold);
         if (!hold.accounts.every((a) => known(accountKey(a)))) return undefined;
@@ -335,15 +347,10 @@ export class LedgerService {
     return { holds, accounts };
   }
 
-  /** After a commit: the batch's rows as committed; holds only while held (a settled, released or expired one goes through the lock). */
+  /** After a commit: the batch's rows as committed (a hold no longer held is remembered only as not to be used: `rememberedRows`). */
   private remember(holds: ReadonlyMap<string, Hold>, accounts: ReadonlyMap<string, Account>): void {
-    if (this.knownAccounts.size > 100_000) this.knownAccounts.clear();
-    if (this.knownHolds.size > 100_000) this.knownHolds.clear();
     for (const [key, a] of accounts) this.knownAccounts.set(key, a);
-    for (const [key, h] of holds) {
-      if (h.status === 'held') this.knownHolds.set(key, h);
-      else this.knownHolds.delete(key);
-    }
+    for (const [key, h] of holds) this.knownHolds.set(key, h);
   }
 
   private forgetRows(items: Item[]): void {

@@ -32,7 +32,7 @@ function serviceWith(budgetsOf: jest.Mock) {
     expiredHolds: async () => [],
     currentAccounts: async () => [],
   } as unknown as LedgerServiceDependencies['repo'];
-  return { ledger: new LedgerService({ repo, eventContext: systemEventContext('billing'), budgetCacheMs: 1000 }), accounts };
+  return { ledger: new LedgerService({ repo, eventContext: systemEventContext('billing'), budgetCacheMs: 1000 }), accounts, repo };
 }
 
 describe('ledger service: remembered budgets', () => {
@@ -79,5 +79,37 @@ describe('ledger service: remembered budgets', () => {
     await reserve('b');
     await reserve('c');
     expect(budgetsOf).toHaveBeenCalledTimes(2); // read again after the change, then remembered
+  });
+});
+
+describe('ledger service: the attempt on remembered rows', () => {
+  /** A service that remembers its rows (one reserve went through the lock), and spies on the next batch. */
+  async function remembering() {
+    const { ledger, repo } = serviceWith(jest.fn().mockResolvedValue([budget]));
+    const reserve = (requestId: string) => ledger.reserve('llm-router', { tenantId: 'acme', requestId, agentId: 'bot', amountMicros: '100', ttlMs: 60_000 });
+    expect(await reserve('r1')).toMatchObject({ status: 'reserved' });
+    return { reserve, lock: jest.spyOn(repo, 'lock'), write: jest.spyOn(repo, 'write') };
+  }
+
+  it('a write that finds its rows changed (40L01) is decided again on locked rows', async () => {
+    const { reserve, lock, write } = await remembering();
+    write.mockRejectedValueOnce(Object.assign(new Error('ledger rows changed since this instance remembered them'), { code: '40L01' }));
+    expect(await reserve('r2')).toMatchObject({ status: 'reserved' });
+    expect([write.mock.calls.length, lock.mock.calls.length]).toEqual([2, 1]);
+  });
+
+  it('any other failure of that write fails the batch as it is, without a second attempt under the lock', async () => {
+    const { reserve, lock, write } = await remembering();
+    for (const failure of [
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      Object.assign(new Error('new row violates check constraint'), { code: '23514', constraint: 'budget_periods_within_limit' }),
+      new Error('event billing.hold.reserved is malformed'),
+    ]) {
+      write.mockClear();
+      lock.mockClear();
+      write.mockRejectedValueOnce(failure);
+      await expect(reserve(`r-${failure.message}`)).rejects.toBe(failure);
+      expect([write.mock.calls.length, lock.mock.calls.length]).toEqual([1, 0]);
+    }
   });
 });
