@@ -19,19 +19,21 @@ export const alice: Caller = { principal: { type: 'user', id: 'alice', tenantId:
 
 export type MemoryRepository = Pick<
   SandboxesRepository,
-  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection' | 'commit'
-> & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number } };
+  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'claimCpu' | 'releaseCpu' | 'releaseCpuOf' | 'execution' | 'storeOutput' | 'projection' | 'commit'
+> & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number }; grants: Map<string, { tenantId: string; instance: string; cpuSeconds: number }> };
 
 /** `store`: where `commit` appends (with the rows, as the PostgreSQL repository does in one statement). */
 export function memoryRepository(store: EventStore = new InMemoryEventStore()): MemoryRepository {
   const rows = new Map<string, SandboxRow>();
   const events: SandboxEvent[] = [];
   const cpu = { seconds: 0 };
+  const grants = new Map<string, { tenantId: string; instance: string; cpuSeconds: number }>();
   const ready = (tenantId: string) => [...rows.values()].filter((r) => r.tenantId === tenantId && r.status === 'ready').length;
   const repository: MemoryRepository = {
     rows,
     events,
     cpu,
+    grants,
     sandbox: async (tenantId, id) => (rows.get(id)?.tenantId === tenantId ? rows.get(id) : undefined),
     sandboxesOf: async () => [...rows.values()],
     liveSandboxes: async () => [...rows.values()].filter((r) => r.status === 'ready' || r.runningExecution),
@@ -41,6 +43,19 @@ export function memoryRepository(store: EventStore = new InMemoryEventStore()): 
     readyCountLocked: async (_tx, tenantId) => ready(tenantId),
     lockedSandbox: async (_tx, tenantId, id) => (rows.get(id)?.tenantId === tenantId ? { ...rows.get(id)! } : undefined),
     cpuSecondsSince: async () => cpu.seconds,
+    // as the SQL function: read and grant in one step (one tenant here, whatever the instance)
+    claimCpu: async (c) => {
+      const held = [...grants.values()].filter((g) => g.tenantId === c.tenantId).reduce((sum, g) => sum + g.cpuSeconds, 0);
+      const left = c.quota - cpu.seconds - held;
+      if (left <= 0) return { used: cpu.seconds, held };
+      const granted = Math.min(left, c.want);
+      grants.set(c.executionId, { tenantId: c.tenantId, instance: c.instance, cpuSeconds: granted });
+      return { granted, used: cpu.seconds, held };
+    },
+    releaseCpu: async (_tenantId, executionId) => void grants.delete(executionId),
+    releaseCpuOf: async (instance) => {
+      for (const [id, g] of grants) if (g.instance === instance) grants.delete(id);
+    },
     execution: async (_tenant, sandboxId, executionId) =>
       ({ sandboxId, executionId, program: 'sh', status: 'finished', exitCode: 0, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, startedAt: '' }) as ExecutionRow,
     storeOutput: async () => undefined,
@@ -77,6 +92,7 @@ export function memoryRepository(store: EventStore = new InMemoryEventStore()): 
             case 'sandbox-orchestrator.sandbox.exec_finished':
               if (row) delete row.runningExecution;
               cpu.seconds += event.data.usage.cpuSeconds;
+              grants.delete(event.data.executionId);
               break;
             case 'sandbox-orchestrator.sandbox.stopped':
               if (row) row.status = 'stopped';

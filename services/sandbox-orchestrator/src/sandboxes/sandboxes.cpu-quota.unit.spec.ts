@@ -1,6 +1,6 @@
 import type { ExecRequest } from '../runtime/runtime.port';
 import { alice, outcome, serviceHarness } from '../../test/sandboxes.memory';
-import { CpuGrants } from './sandboxes.cpu-grants';
+import { cpuLimitNow } from './sandboxes.cpu-grants';
 
 /**
  * A tenant's CPU-seconds quota with executions running at once on one instance: together
@@ -69,28 +69,38 @@ describe('SandboxesService: the tenant CPU-seconds quota with concurrent executi
     runtime.finish(0, 1);
     await running;
   });
+
+  it('releases a grant when nothing starts (the start refused), and with the end once it ran; a restart drops the instance’s grants', async () => {
+    const h = serviceHarness({ tenantQuotas: async () => ({ maxSandboxes: 5, cpuSeconds: 10 }) });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    expect(h.repo.grants.size).toBe(0);
+    // stopped between the read of its row and the start: the start is refused on the locked row (409), nothing runs
+    const stopped = { ...h.repo.rows.get(sandbox.id)!, status: 'ready' as const };
+    await h.service.stop(alice, sandbox.id);
+    h.repo.sandbox = async () => stopped;
+    const claim = h.repo.claimCpu;
+    let claimed = 0;
+    h.repo.claimCpu = async (c) => {
+      const answer = await claim(c);
+      claimed += answer.granted ?? 0;
+      return answer;
+    };
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'illegal_state' });
+    expect(claimed).toBeGreaterThan(0);
+    expect(h.repo.grants.size).toBe(0);
+    h.repo.grants.set('left-by-a-crash', { tenantId: 'acme', instance: 'unit', cpuSeconds: 9 });
+    h.repo.grants.set('another-instance', { tenantId: 'acme', instance: 'other', cpuSeconds: 1 });
+    await h.service.recover();
+    expect([...h.repo.grants.keys()]).toEqual(['another-instance']);
+  });
 });
 
-describe('CpuGrants', () => {
-  it('counts what ended after a read of `used` began (that read may not have seen its usage)', () => {
-    const grants = new CpuGrants();
-    const before = grants.open();
-    expect(grants.admit(before, 't', 'e1', 10, 0, 6)).toEqual({ limit: 6 });
-    grants.close(before);
-    const reading = grants.open(); // reads used = 0: e1's end not committed yet
-    grants.end('e1', 5);
-    expect(grants.admit(reading, 't', 'e2', 10, 0, 10)).toEqual({ limit: 5 });
-    grants.close(reading);
-    const after = grants.open(); // reads used = 5: e1's usage now counted there only
-    expect(grants.admit(after, 't', 'e3', 10, 5, 10)).toEqual({ left: 0, held: 5 });
-    grants.close(after);
-  });
-
-  it('keeps tenants apart', () => {
-    const grants = new CpuGrants();
-    const m = grants.open();
-    expect(grants.admit(m, 'a', 'e1', 5, 0, 100)).toEqual({ limit: 5 });
-    expect(grants.admit(m, 'b', 'e2', 5, 0, 100)).toEqual({ limit: 5 });
-    expect(grants.admit(m, 'a', 'e3', 5, 0, 100)).toEqual({ left: 0, held: 5 });
+describe('cpuLimitNow', () => {
+  it('lowers a grant by what the quota was lowered by since the claim, and never raises it', () => {
+    expect(cpuLimitNow({ limit: 6, quota: 10 }, 10)).toBe(6);
+    expect(cpuLimitNow({ limit: 6, quota: 10 }, 7)).toBe(3);
+    expect(cpuLimitNow({ limit: 6, quota: 10 }, 2)).toBe(-2);
+    expect(cpuLimitNow({ limit: 6, quota: 10 }, 50)).toBe(6);
   });
 });

@@ -127,8 +127,8 @@ describe('SandboxesService: the execution path', () => {
     const asked: string[] = [];
     const ledger = { quote: async () => (asked.push('quote'), 10n), reserve: async () => ({ status: 'held' as const, expiresAt: '' }), release: async () => undefined };
     const h = serviceHarness({ billing: new LedgerExecutionBilling(ledger), tenantQuotas: async () => (asked.push('quotas'), { maxSandboxes: 5, cpuSeconds: 100 }) });
-    const cpu = h.repo.cpuSecondsSince;
-    h.repo.cpuSecondsSince = (...a) => (asked.push('cpu'), cpu(...a));
+    const cpu = h.repo.claimCpu;
+    h.repo.claimCpu = (...a) => (asked.push('cpu'), cpu(...a));
     const sandbox = await h.service.create(alice, 's1', 'small');
     asked.length = 0;
     for (const refused of ['read', 'write', 'invoke']) {

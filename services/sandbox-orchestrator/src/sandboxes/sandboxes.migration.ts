@@ -63,3 +63,47 @@ export const sandboxQuotasMigration = sqlMigration('SandboxQuotas1764900000002',
    )`,
   `GRANT SELECT, INSERT, UPDATE ON ${s}.sandbox_tenant_cpu TO ${app}`,
 ]);
+
+/**
+ * The CPU-seconds granted to running executions, shared by every orchestrator instance of
+ * the database (a tenant on k instances never passes its remainder: before, each instance
+ * held its grants in memory). `sandbox_claim_cpu` claims one atomically: under the tenant's
+ * advisory lock (claims of one tenant one after another, whatever the instance), it reads
+ * what the tenant used in the window and what its running executions hold in ONE statement
+ * (one snapshot: an end commits its usage and removes its grant together, so a claim sees
+ * both or neither), drops the tenant's expired grants (an instance that died and never came
+ * back), and inserts the grant if anything is left. The grant leaves with the
+ * execution's `exec_finished` (the projection), or by `DELETE` when nothing started, or at
+ * the instance's restart. The claim's commit is asynchronous (`synchronous_commit` off for
+ * it alone): nothing runs before `exec_started`, a durable commit made after it, whose WAL
+ * flush includes the claim; a claim lost to a crash of PostgreSQL before then only refused
+ * another claim for a while (fail closed).
+ */
+export const sandboxCpuGrantsMigration = sqlMigration('SandboxCpuGrants1765100000001', (s, app) => [
+  `CREATE TABLE ${s}.sandbox_cpu_grants (
+     tenant_id    text NOT NULL,
+     execution_id uuid NOT NULL,
+     instance     text NOT NULL,
+     cpu_seconds  double precision NOT NULL CHECK (cpu_seconds > 0),
+     expires_at   timestamptz NOT NULL,
+     PRIMARY KEY (tenant_id, execution_id)
+   )`,
+  `CREATE INDEX sandbox_cpu_grants_instance ON ${s}.sandbox_cpu_grants (instance)`,
+  `CREATE FUNCTION ${s}.sandbox_claim_cpu(p_tenant text, p_execution uuid, p_instance text, p_quota double precision, p_since timestamptz, p_want double precision, p_expires timestamptz,
+                                          OUT granted double precision, OUT used double precision, OUT held double precision)
+   LANGUAGE plpgsql VOLATILE AS $$
+   BEGIN
+     PERFORM pg_advisory_xact_lock(hashtextextended('sandbox-cpu:' || p_tenant, 0));
+     PERFORM set_config('synchronous_commit', 'off', true);
+     DELETE FROM ${s}.sandbox_cpu_grants WHERE tenant_id = p_tenant AND expires_at < now();
+     SELECT (SELECT coalesce(sum(c.cpu_seconds), 0) FROM ${s}.sandbox_tenant_cpu c WHERE c.tenant_id = p_tenant AND c.hour >= date_trunc('hour', p_since)),
+            (SELECT coalesce(sum(g.cpu_seconds), 0) FROM ${s}.sandbox_cpu_grants g WHERE g.tenant_id = p_tenant)
+       INTO used, held;
+     IF p_quota - used - held > 0 THEN
+       granted := least(p_quota - used - held, p_want);
+       INSERT INTO ${s}.sandbox_cpu_grants (tenant_id, execution_id, instance, cpu_seconds, expires_at) VALUES (p_tenant, p_execution, p_instance, granted, p_expires);
+     END IF;
+   END $$`,
+  `GRANT SELECT, INSERT, DELETE ON ${s}.sandbox_cpu_grants TO ${app}`,
+  `GRANT EXECUTE ON FUNCTION ${s}.sandbox_claim_cpu(text, uuid, text, double precision, timestamptz, double precision, timestamptz) TO ${app}`,
+]);

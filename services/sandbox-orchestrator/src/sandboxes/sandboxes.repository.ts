@@ -48,6 +48,21 @@ export interface ExecutionOutput {
   stderrTruncated: boolean;
 }
 
+/** A claim of CPU-seconds for one execution (`claimCpu`). */
+export interface CpuClaim {
+  tenantId: string;
+  executionId: string;
+  instance: string;
+  /** The tenant's CPU-seconds quota in force. */
+  quota: number;
+  /** The start of the quota's window. */
+  since: Date;
+  /** At most this much (the execution's worst case: CPU quota × timeout). */
+  want: number;
+  /** After this, the grant no longer counts (its instance died without restarting). */
+  expiresAt: Date;
+}
+
 interface Row {
   tenant_id: string;
   sandbox_id: string;
@@ -204,6 +219,34 @@ export class SandboxesRepository {
     return Number(rows[0]?.s ?? 0);
   }
 
+  /**
+   * Claims CPU-seconds for an execution, atomically across every instance (`sandbox_claim_cpu`,
+   * in the migration): the tenant's `quota` less what it used since `since` and what its
+   * running executions hold, at most `want`; `granted` undefined when nothing is left.
+   */
+  async claimCpu(claim: CpuClaim): Promise<{ granted?: number; used: number; held: number }> {
+    const [row]: Array<{ granted: number | null; used: number; held: number }> = await this.dataSource.query(`SELECT granted, used, held FROM sandbox_claim_cpu($1, $2, $3, $4, $5, $6, $7)`, [
+      claim.tenantId,
+      claim.executionId,
+      claim.instance,
+      claim.quota,
+      claim.since,
+      claim.want,
+      claim.expiresAt,
+    ]);
+    return { ...(row.granted === null ? {} : { granted: Number(row.granted) }), used: Number(row.used), held: Number(row.held) };
+  }
+
+  /** Releases the grant of an execution that never started (one that did leaves with its exec_finished). */
+  async releaseCpu(tenantId: string, executionId: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE tenant_id = $1 AND execution_id = $2`, [tenantId, executionId]);
+  }
+
+  /** At an instance's start: the grants its previous process held (what ran there is over). */
+  async releaseCpuOf(instance: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE instance = $1`, [instance]);
+  }
+
   async execution(tenantId: string, sandboxId: string, executionId: string): Promise<ExecutionRow | undefined> {
     const rows: ExecRow[] = await this.dataSource.query(
       `SELECT sandbox_id, execution_id, program, status, reason, exit_code, signal, stdout, stderr, stdout_truncated, stderr_truncated, usage, started_at, finished_at
@@ -289,6 +332,8 @@ function statementsOf(events: readonly EventEnvelope[], version: number): { row:
             `UPDATE sandbox_executions SET status = 'finished', reason = ${p(d.reason)}, exit_code = ${p(d.exitCode)}, signal = ${p(d.signal)}, usage = ${p(JSON.stringify(d.usage))}, finished_at = ${p(at)}
               WHERE tenant_id = ${p(tenantId)} AND execution_id = ${p(d.executionId)}`,
         );
+        // its grant leaves with its usage's arrival (one commit: a claim sees both or neither)
+        others.push((p) => `DELETE FROM sandbox_cpu_grants WHERE tenant_id = ${p(tenantId)} AND execution_id = ${p(d.executionId)}`);
         if (d.usage.cpuSeconds > 0) {
           others.push(
             (p) => `INSERT INTO sandbox_tenant_cpu (tenant_id, hour, cpu_seconds) VALUES (${p(tenantId)}, date_trunc('hour', ${p(at)}::timestamptz), ${p(d.usage.cpuSeconds)})

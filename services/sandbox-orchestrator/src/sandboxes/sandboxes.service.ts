@@ -13,7 +13,7 @@ import { executionApprovalParameters } from './sandboxes.approvals';
 import { LiveOutput, type OutputChunk } from './sandboxes.live-output';
 import type { ExecutionBilling } from './sandboxes.billing';
 import type { ExecutionReason, ExecutionUsage, SandboxEvent, StopReason } from './sandboxes.events';
-import { CpuGrants } from './sandboxes.cpu-grants';
+import { cpuLimitNow, type CpuGrant } from './sandboxes.cpu-grants';
 import { billedSubjectOf, meteredQuantities, worstCaseUsage } from './sandboxes.metering';
 import type { ExecutionRow, SandboxesRepository, SandboxRow } from './sandboxes.repository';
 import { SANDBOX_TEMPLATES } from './sandboxes.templates';
@@ -85,7 +85,7 @@ export interface SandboxesSettings {
 
 export interface SandboxesServiceDependencies {
   store: EventStore;
-  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'execution' | 'storeOutput' | 'projection' | 'commit'>;
+  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'claimCpu' | 'releaseCpu' | 'releaseCpuOf' | 'execution' | 'storeOutput' | 'projection' | 'commit'>;
   sessions: Pick<SessionsRepository, 'session'>;
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   runtime: SandboxRuntime;
@@ -125,8 +125,6 @@ export class SandboxesService {
   private readonly live = new Map<string, LiveOutput>();
   /** Each sandbox's session, as far as seen here (never changes), so that both rows are read at once. */
   private readonly sessionOf = new Map<string, string>();
-  /** The CPU-seconds granted to the executions running here (a tenant's never pass its remainder together). */
-  private readonly cpuGrants = new CpuGrants();
 
   constructor(private readonly d: SandboxesServiceDependencies) {
     this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
@@ -297,31 +295,46 @@ export class SandboxesService {
     this.local(row);
     if (row.status === 'stopped') throw new PalisadeError('illegal_state', 'sandbox is stopped'); // before the quota and the hold (the decider says so again)
     const executionId = newEventId();
-    const cpuLimit = await this.grantCpu(principal.tenantId, executionId, row, timeoutMs);
-    let spent = 0;
-    try {
-      return await this.run(caller, row, executionId, input, output, timeoutMs, cpuLimit, (cpuSeconds) => (spent = cpuSeconds));
-    } finally {
-      // once its end is committed (its usage then in `used`), or nothing ran
-      this.cpuGrants.end(executionId, spent);
-    }
+    const granted = await this.grantCpu(principal.tenantId, executionId, row, timeoutMs);
+    return this.run(caller, row, executionId, input, output, timeoutMs, granted);
   }
 
   /**
-   * What the execution may spend of its tenant's CPU-seconds (429 when nothing is left):
-   * the quota less what is used and what the tenant's running executions here were granted,
-   * at most its own worst case (CPU quota × timeout); and billing's quote of that worst case.
+   * What the execution may spend of its tenant's CPU-seconds (429 when nothing is left),
+   * claimed in PostgreSQL for every instance at once: the quota less what is used and what
+   * the tenant's running executions hold, on any instance, at most its own worst case (CPU
+   * quota × timeout); and billing's quote of that worst case, asked meanwhile. The grant
+   * leaves with the execution's end (its usage, in one commit), or is released here if
+   * nothing starts.
    */
-  private async grantCpu(tenantId: string, executionId: string, row: SandboxRow, timeoutMs: number): Promise<{ limit: number; heldMicros: bigint | undefined }> {
-    const mark = this.cpuGrants.open();
+  private async grantCpu(tenantId: string, executionId: string, row: SandboxRow, timeoutMs: number): Promise<CpuGrant & { heldMicros: bigint | undefined }> {
+    const price = settle(this.worstCasePrice(tenantId, row, timeoutMs));
+    const { cpuSeconds: quota } = await this.quotasOf(tenantId);
+    const now = this.now().getTime();
+    const claimed = await this.d.repo.claimCpu({
+      tenantId,
+      executionId,
+      instance: this.d.settings.instance,
+      quota,
+      since: new Date(now - this.d.settings.quotas.cpuWindowMs),
+      want: worstCaseUsage(row.limits, timeoutMs).cpuSeconds,
+      // the execution cannot outlive its timeout; its end is committed well within this
+      expiresAt: new Date(now + timeoutMs + GRANT_GRACE_MS),
+    });
+    if (claimed.granted === undefined) throw this.cpuQuotaError(claimed.used, claimed.held, quota);
     try {
-      const [cpuUsed, { cpuSeconds }, heldMicros] = await Promise.all([this.cpuUsed(tenantId), this.quotasOf(tenantId), this.worstCasePrice(tenantId, row, timeoutMs)]);
-      const granted = this.cpuGrants.admit(mark, tenantId, executionId, cpuSeconds, cpuUsed, worstCaseUsage(row.limits, timeoutMs).cpuSeconds);
-      if (!('limit' in granted)) throw this.cpuQuotaError(cpuUsed, granted.held, cpuSeconds);
-      return { limit: granted.limit, heldMicros };
-    } finally {
-      this.cpuGrants.close(mark);
+      return { limit: claimed.granted, quota, heldMicros: await price.value() };
+    } catch (error) {
+      await this.releaseCpu(tenantId, executionId);
+      throw error;
     }
+  }
+
+  /** The grant of an execution that did not start (a failure here leaves it to its expiry: fail closed). */
+  private async releaseCpu(tenantId: string, executionId: string): Promise<void> {
+    await this.d.repo.releaseCpu(tenantId, executionId).catch((error: unknown) => {
+      this.d.warn?.({ executionId, code: (error as PalisadeError).code }, 'cpu grant not released: it expires');
+    });
   }
 
   private async run(
@@ -331,9 +344,9 @@ export class SandboxesService {
     input: ExecInput,
     output: ExecOutputListener,
     timeoutMs: number,
-    { limit, heldMicros }: { limit: number; heldMicros: bigint | undefined },
-    spending: (cpuSeconds: number) => void,
+    grant: CpuGrant & { heldMicros: bigint | undefined },
   ): Promise<ExecutionView> {
+    const { limit, heldMicros } = grant;
     const { principal } = caller;
     const { sandboxId } = row;
     // the output goes to the caller and to whoever reattaches by execution id, while it runs
@@ -366,7 +379,7 @@ export class SandboxesService {
     })();
     // the CPU-seconds granted bound this execution too: killed (reason quota) once it used them, or once the tenant's
     // quota was lowered by what it has left (the quota read again through its cache while it runs)
-    const cpuSecondsLimitNow = async () => this.cpuGrants.limitNow(executionId, (await this.quotasOf(principal.tenantId)).cpuSeconds) ?? limit;
+    const cpuSecondsLimitNow = async () => cpuLimitNow(grant, (await this.quotasOf(principal.tenantId)).cpuSeconds);
     const common = { stdin: undefined as string | undefined, env: input.env, timeoutMs, outputCapBytes: this.d.settings.outputCapBytes, startWhen: admitted, cpuSecondsLimit: limit, cpuSecondsLimitNow, ...listeners };
     const request: ExecRequest = 'command' in input ? { ...common, argv: input.command, stdin: input.stdin } : { ...common, argv: INTERPRETERS[input.language], stdin: input.code };
     const run = startedOrFailed(() => this.d.runtime.exec(sandboxId, executionId, request));
@@ -374,13 +387,13 @@ export class SandboxesService {
       await admitted;
     } catch (error) {
       run.result.catch(() => undefined); // nothing ran: the runtime gave the program up
+      await this.releaseCpu(principal.tenantId, executionId);
       throw error;
     }
     let result: ExecResult;
     try {
       this.running.set(sandboxId, run.kill);
       result = await run.result;
-      spending(result.usage.cpuSeconds);
     } catch (error) {
       release?.();
       try {
@@ -466,6 +479,8 @@ export class SandboxesService {
    * running is recorded as `lost` (no usage: nothing was measured, nothing is billed twice).
    */
   async recover(): Promise<{ adopted: number; lost: number; removedContainers: number }> {
+    // the CPU grants of the dead process: its executions are over (a lost one's would leave with its exec_finished too)
+    await this.d.repo.releaseCpuOf(this.d.settings.instance);
     const live = await this.d.repo.liveSandboxes(this.d.settings.instance);
     const ready = live.filter((r) => r.status === 'ready');
     const leftovers = await this.d.runtime.reconcile(new Set(ready.map((r) => r.sandboxId)));
@@ -494,17 +509,12 @@ export class SandboxesService {
     await this.d.runtime.remove(sandboxId);
   }
 
-  /** The tenant's CPU-seconds used within the quota's window. */
-  private cpuUsed(tenantId: string): Promise<number> {
-    return this.d.repo.cpuSecondsSince(tenantId, new Date(this.now().getTime() - this.d.settings.quotas.cpuWindowMs));
-  }
-
   /** The tenant's quotas in force: its own, else the settings'. */
   private async quotasOf(tenantId: string): Promise<{ maxSandboxes: number; cpuSeconds: number }> {
     return this.d.tenantQuotas ? this.d.tenantQuotas(tenantId) : this.d.settings.quotas;
   }
 
-  /** Nothing left of the tenant's CPU-seconds quota (used, or granted to its executions running here): 429 naming it. */
+  /** Nothing left of the tenant's CPU-seconds quota (used, or granted to its executions running on any instance): 429 naming it. */
   private cpuQuotaError(used: number, running: number, cpuSeconds: number): PalisadeError {
     const { cpuWindowMs } = this.d.settings.quotas;
     const held = running > 0 ? ` and its running executions may still use ${Math.ceil(running)}` : '';
@@ -721,6 +731,9 @@ function startedOrFailed(exec: () => ReturnType<SandboxRuntime['exec']>): Return
     return { result: Promise.reject(error), kill: () => undefined };
   }
 }
+
+/** A CPU grant outlives its execution's timeout by this much before it stops counting (an instance that died and never came back). */
+const GRANT_GRACE_MS = 60_000;
 
 /** Sandbox → session ids kept (the oldest forgotten first). */
 const SESSION_IDS_KEPT = 10_000;

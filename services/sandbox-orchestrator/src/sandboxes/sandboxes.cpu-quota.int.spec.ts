@@ -1,0 +1,155 @@
+import { rmSync } from 'node:fs';
+import { systemEventContext, type Principal } from '@palisade/contracts';
+import { createDataSource, PgEventStore } from '@palisade/postgres';
+import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
+import { alice, outcome, session } from '../../test/sandboxes.memory';
+import { CrunRuntime } from '../runtime/crun.runtime';
+import type { ExecRequest, SandboxRuntime } from '../runtime/runtime.port';
+import type { Caller } from '../sessions/sessions.service';
+import { sandboxCpuGrantsMigration, sandboxesMigration, sandboxQuotasMigration } from './sandboxes.migration';
+import { SandboxesRepository } from './sandboxes.repository';
+import { SandboxesService } from './sandboxes.service';
+
+/**
+ * A tenant's CPU-seconds quota with executions running at once on two orchestrator
+ * instances of one database: together they are granted at most what the tenant has left
+ * (each instance granted the whole remainder when the grants were in its memory), the
+ * grants leave with the executions' ends, and a dead instance's grants with its restart;
+ * and a quota lowered while a program runs in real crun kills it (reason quota).
+ */
+const SESSION = '0190b7e4-0000-7000-8000-000000000002';
+
+describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)', () => {
+  let db: TestSchema;
+  let store: PgEventStore;
+  const requests: ExecRequest[] = [];
+  const finishers: Array<(cpuSeconds: number) => void> = [];
+  const settle = () => new Promise((r) => setTimeout(r, 5));
+
+  /** An instance of the orchestrator: its own repository and runtime stand-in (each program held until `finish`), the shared database. */
+  function instance(name: string, quota: () => number): SandboxesService {
+    const runtime = {
+      check: async () => undefined,
+      create: async () => undefined,
+      exec: (_sandboxId: string, _executionId: string, request: ExecRequest) => {
+        requests.push(request);
+        const result = Promise.resolve(request.startWhen).then(() => new Promise<ReturnType<typeof outcome>>((resolve) => finishers.push((cpuSeconds) => resolve(outcome({ cpuSeconds, memoryGbSeconds: 0, wallSeconds: 1 })))));
+        return { result, kill: () => undefined };
+      },
+      stop: async () => undefined,
+      remove: async () => undefined,
+      reconcile: async () => ({ containers: [], workspaces: [] }),
+    } as unknown as SandboxRuntime;
+    return service(name, runtime, quota);
+  }
+
+  beforeAll(async () => {
+    db = await createTestSchema('sbxcpu');
+    const migrator = createDataSource(db.owner, [sandboxesMigration, sandboxQuotasMigration, sandboxCpuGrantsMigration].map((m) => m(db.schema, TEST_APP_ROLE)));
+    await migrator.initialize();
+    await migrator.runMigrations();
+    await migrator.destroy();
+    store = new PgEventStore(db.dataSource, db.schema);
+  });
+  afterAll(() => db.drop());
+
+  function service(name: string, runtime: SandboxRuntime, quota: () => number): SandboxesService {
+    return new SandboxesService({
+      store,
+      repo: new SandboxesRepository(db.dataSource, store),
+      sessions: { session: async () => ({ ...session, sessionId: SESSION }) },
+      policy: () => ({ authorize: async () => ({ decision: 'allow', rule: 'test', reason: 'ok' }) }),
+      runtime,
+      tenantQuotas: async () => ({ maxSandboxes: 10, cpuSeconds: quota() }),
+      settings: { outputCapBytes: 1024, idleStopMs: 60_000, instance: name, lifetimeMs: 3_600_000, quotas: { maxSandboxes: 10, cpuSeconds: 100, cpuWindowMs: 3_600_000 }, fileMaxBytes: 1024 },
+      eventContext: systemEventContext('sandbox-orchestrator'),
+    });
+  }
+
+  const grants = async () => ((await db.dataSource.query(`SELECT execution_id, instance, cpu_seconds FROM sandbox_cpu_grants ORDER BY instance`)) as Array<{ instance: string; cpu_seconds: number }>).map((g) => [g.instance, g.cpu_seconds]);
+
+  it('two instances running one tenant’s executions at once are granted in sum at most its remainder; the next is refused (429) until one ends', async () => {
+    const [a, b] = [instance('inst-a', () => 10), instance('inst-b', () => 10)];
+    // 4 of the tenant's 10 CPU-seconds used: 6 left
+    const onA = await a.create(alice, SESSION, 'small');
+    const used = a.exec(alice, onA.id, { command: ['/bin/spin'], timeoutMs: 8000 });
+    while (finishers.length < 1) await settle();
+    finishers[0](4);
+    await used;
+    const onB = await b.create(alice, SESSION, 'small');
+    // 'small' is half a core: 8 s of timeout is at most 4 CPU-seconds each
+    const first = a.exec(alice, onA.id, { command: ['/bin/spin'], timeoutMs: 8000 });
+    const second = b.exec(alice, onB.id, { command: ['/bin/spin'], timeoutMs: 8000 });
+    while (finishers.length < 3) await settle();
+    const granted = requests.slice(1).map((r) => r.cpuSecondsLimit!);
+    expect(granted.sort()).toEqual([2, 4]);
+    expect(granted[0] + granted[1]).toBeLessThanOrEqual(6);
+    expect((await grants()).map(([i]) => i)).toEqual(['inst-a', 'inst-b']);
+    const third = await b.create(alice, SESSION, 'small');
+    await expect(b.exec(alice, third.id, { command: ['/bin/spin'], timeoutMs: 8000 })).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'cpu-seconds', limit: 10, used: 4, running: 6 } } });
+    // the one on A ends having used 1: its usage committed and its grant gone in one commit (5 used, B holds its grant)
+    const onAGrant = requests[1].cpuSecondsLimit!;
+    finishers[1](1);
+    await first;
+    expect(await grants()).toEqual([['inst-b', 6 - onAGrant]]);
+    const fourth = b.exec(alice, third.id, { command: ['/bin/spin'], timeoutMs: 20_000 });
+    while (finishers.length < 4) await settle();
+    expect(requests[3].cpuSecondsLimit).toBe(10 - 5 - (6 - onAGrant));
+    finishers[2](1);
+    finishers[3](1);
+    await Promise.all([second, fourth]);
+    expect(await grants()).toEqual([]);
+  });
+
+  it('claims of one tenant from many requests on two instances at once never grant more than the remainder', async () => {
+    const repos = [new SandboxesRepository(db.dataSource, store), new SandboxesRepository(db.dataSource, store)];
+    const since = new Date(Date.now() - 3_600_000);
+    const expiresAt = new Date(Date.now() + 60_000);
+    const claims = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        repos[i % 2].claimCpu({ tenantId: 'race', executionId: `0190b7e4-0000-7000-8000-0000000001${String(i).padStart(2, '0')}`, instance: `inst-${i % 2}`, quota: 5, since, want: 1, expiresAt }),
+      ),
+    );
+    expect(claims.filter((c) => c.granted !== undefined).map((c) => c.granted)).toEqual([1, 1, 1, 1, 1]);
+    await db.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE tenant_id = 'race'`);
+  });
+
+  it('a restarted instance drops the grants its dead process held; a grant past its expiry no longer counts (an instance that never came back)', async () => {
+    const repo = new SandboxesRepository(db.dataSource, store);
+    const since = new Date(Date.now() - 3_600_000);
+    const claim = (executionId: string, instance: string, expiresAt: Date) => repo.claimCpu({ tenantId: 'crash', executionId, instance, quota: 10, since, want: 10, expiresAt });
+    expect(await claim('0190b7e4-0000-7000-8000-000000000201', 'inst-dead', new Date(Date.now() + 60_000))).toMatchObject({ granted: 10 });
+    expect(await claim('0190b7e4-0000-7000-8000-000000000202', 'inst-other', new Date(Date.now() + 60_000))).toEqual({ used: 0, held: 10 });
+    await instance('inst-dead', () => 10).recover();
+    expect(await claim('0190b7e4-0000-7000-8000-000000000203', 'inst-gone', new Date(Date.now() - 1))).toMatchObject({ granted: 10 });
+    expect(await claim('0190b7e4-0000-7000-8000-000000000204', 'inst-other', new Date(Date.now() + 60_000))).toMatchObject({ granted: 10, held: 0 });
+    await db.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE tenant_id = 'crash'`);
+  });
+
+  it('kills an execution running in real crun with reason quota once the tenant’s quota is lowered below what it used (the bound asked while it runs)', async () => {
+    const runDir = '/run/palisade-sandbox-test';
+    const name = `cpuq${process.pid}`;
+    const runtime = new CrunRuntime({ crun: process.env.SANDBOX_CRUN ?? 'crun', runDir, instance: name, warm: true });
+    await runtime.check();
+    // a tenant of its own: nothing used yet
+    const carol: Caller = { principal: { type: 'user', id: 'carol', tenantId: 'lowered' } as Principal, token: 'carol.token' };
+    let quota = 60;
+    const orchestrator = service(name, runtime, () => quota);
+    try {
+      const sandbox = await orchestrator.create(carol, SESSION, 'default');
+      // granted its worst case (one core for 60 s: the whole quota); once it runs the quota falls by 59.7 to 0.3, and so does its bound
+      const spin = orchestrator.exec(carol, sandbox.id, { command: ['/usr/bin/python3', '-c', 'print("spinning", flush=True)\nwhile True: pass'], timeoutMs: 60_000 }, { onStdout: () => void (quota = 0.3) });
+      const ended = await spin;
+      expect(ended).toMatchObject({ status: 'finished', reason: 'quota', signal: 'SIGKILL', exitCode: null });
+      expect(ended.usage!.cpuSeconds).toBeGreaterThanOrEqual(0.3);
+      expect(ended.usage!.cpuSeconds).toBeLessThan(5);
+      expect(ended.usage!.wallSeconds).toBeLessThan(30);
+      // its grant left with its end; nothing is left of the quota now: the next one is refused before it runs
+      expect(await grants()).toEqual([]);
+      await expect(orchestrator.exec(carol, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'cpu-seconds' } } });
+    } finally {
+      await runtime.reconcile(new Set());
+      rmSync(`${runDir}/${name}`, { recursive: true, force: true });
+    }
+  });
+});
