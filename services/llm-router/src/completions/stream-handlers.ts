@@ -49,23 +49,29 @@ export interface StreamState {
   /** Tool calls held whole until complete: OpenAI by `<choice>:<index>`, Anthropic by block index. */
   heldCalls: Map<string, HeldCall>;
   heldBlocks: Map<number, HeldBlock>;
+  /** OpenAI: calls already passed on or dropped, by `<choice>:<index>` (a later piece of one is dropped, never passed on unchecked). */
+  doneCalls: Set<string>;
+  /** OpenAI: calls passed on per choice (the next one's index: renumbered densely past dropped ones). */
+  passedCalls: Map<number, number>;
   onUsage(): void;
   onEnd(): void;
 }
 
-export function streamStateOf(base: Omit<StreamState, 'heldCalls' | 'heldBlocks'>): StreamState {
-  return { ...base, heldCalls: new Map(), heldBlocks: new Map() };
+export function streamStateOf(base: Omit<StreamState, 'heldCalls' | 'heldBlocks' | 'doneCalls' | 'passedCalls'>): StreamState {
+  return { ...base, heldCalls: new Map(), heldBlocks: new Map(), doneCalls: new Set(), passedCalls: new Map() };
 }
 
 type ToolCallDelta = { index: number; id?: string; type?: string; function?: { name?: string; arguments?: string } };
 
 /**
  * An OpenAI chunk: usage taken (and stripped unless asked), content unmasked, the caller's
- * model name. Tool calls are held whole until their choice finishes, then checked
- * (allowlist, injection in the unmasked arguments) and passed on, each as one delta with
- * its whole arguments, renumbered densely; text deltas stream as they come.
+ * model name. Each tool call is held whole until it is complete — the next call of its
+ * choice starts, its choice finishes, or (translated from Anthropic) its block stopped,
+ * `completeCall` — then checked (allowlist, injection in the unmasked arguments) and
+ * passed on at once, as one delta with its whole arguments, renumbered densely; a piece
+ * of a call arriving after that is dropped. Text deltas stream as they come.
  */
-export function openAiStreamHandler(event: { data: string }, s: StreamState): string | undefined {
+export function openAiStreamHandler(event: { data: string; completeCall?: number }, s: StreamState): string | undefined {
   if (event.data === '[DONE]') {
     s.onEnd();
     return sseOf(event);
@@ -87,20 +93,30 @@ export function openAiStreamHandler(event: { data: string }, s: StreamState): st
   }
   let held = 0;
   for (const choice of choices) {
+    const released: ToolCallDelta[] = [];
+    // a chunk only telling that a call is complete has nothing else for the caller
+    const quiet = choice.delta?.tool_calls !== undefined || (event.completeCall !== undefined && choice.index === 0);
     if (choice.delta?.tool_calls) {
-      for (const call of choice.delta.tool_calls) holdCall(s, choice.index, call);
+      for (const call of choice.delta.tool_calls) {
+        // a piece of a call already passed on or dropped: dropped
+        if (s.doneCalls.has(`${choice.index}:${call.index}`)) continue;
+        // the calls before this one are complete once it starts
+        released.push(...releaseCalls(s, choice.index, (index) => index !== call.index));
+        holdCall(s, choice.index, call);
+      }
       delete choice.delta.tool_calls;
-      if (Object.keys(choice.delta).length === 0 && !choice.finish_reason) held++;
     }
+    if (event.completeCall !== undefined && choice.index === 0) released.push(...releaseCalls(s, 0, (index) => index === event.completeCall));
     let text = typeof choice.delta?.content === 'string' ? s.unmasker.push(choice.index, choice.delta.content) : '';
     if (choice.finish_reason) text += s.unmasker.flush(choice.index);
     if (choice.delta && (typeof choice.delta.content === 'string' || text !== '')) choice.delta.content = text;
     if (text) s.texts.push(text);
     if (choice.finish_reason) {
-      const calls = releaseCalls(s, choice.index);
-      if (calls.length > 0) (choice.delta ??= {}).tool_calls = calls;
+      released.push(...releaseCalls(s, choice.index, () => true));
       choice.finish_reason = s.guard.openAiFinish(choice.index, choice.finish_reason);
     }
+    if (released.length > 0) (choice.delta ??= {}).tool_calls = released;
+    else if (quiet && Object.keys(choice.delta ?? {}).length === 0 && !choice.finish_reason) held++;
   }
   // a chunk that only carried held argument deltas has nothing for the caller yet
   if (held > 0 && held === choices.length && !chunk.usage) return undefined;
@@ -117,16 +133,20 @@ function holdCall(s: StreamState, choice: number, delta: ToolCallDelta): void {
   s.heldCalls.set(key, call);
 }
 
-/** The choice's whole calls, in order: arguments unmasked, each checked by the guards; those kept, renumbered. */
-function releaseCalls(s: StreamState, choice: number): ToolCallDelta[] {
+/** The choice's complete calls (`which` by upstream index), in order: arguments unmasked, each checked by the guards; those kept, renumbered. */
+function releaseCalls(s: StreamState, choice: number, which: (index: number) => boolean): ToolCallDelta[] {
+  if (s.heldCalls.size === 0) return [];
   const prefix = `${choice}:`;
-  const calls = [...s.heldCalls.entries()].filter(([key]) => key.startsWith(prefix)).sort(([, a], [, b]) => a.index - b.index);
+  const calls = [...s.heldCalls.entries()].filter(([key, call]) => key.startsWith(prefix) && which(call.index)).sort(([, a], [, b]) => a.index - b.index);
   const kept: ToolCallDelta[] = [];
   for (const [key, call] of calls) {
     s.heldCalls.delete(key);
+    s.doneCalls.add(key);
     const args = s.unmasker.whole(call.args, true);
     if (!s.guard.passCall(choice, call.name, args)) continue;
-    kept.push({ index: kept.length, ...(call.id !== undefined ? { id: call.id } : {}), type: 'function', function: { name: call.name, arguments: args } });
+    const index = s.passedCalls.get(choice) ?? 0;
+    s.passedCalls.set(choice, index + 1);
+    kept.push({ index, ...(call.id !== undefined ? { id: call.id } : {}), type: 'function', function: { name: call.name, arguments: args } });
   }
   return kept;
 }

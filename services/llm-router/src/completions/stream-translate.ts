@@ -20,8 +20,11 @@ export interface StreamUsage {
   cacheWriteTokens: number;
 }
 
+/** A translated event; an OpenAI chunk may also say that a tool call (by its OpenAI index) is complete, as Anthropic's `content_block_stop` does (the call path passes the call on then). */
+export type TranslatedEvent = SseEvent & { completeCall?: number };
+
 export interface StreamTranslator {
-  push(event: SseEvent): SseEvent[];
+  push(event: SseEvent): TranslatedEvent[];
   /** The provider's usage so far (cumulative figures overwritten, never added). */
   readonly usage: StreamUsage;
   /** The provider reported its usage. */
@@ -51,7 +54,7 @@ export class AnthropicToOpenAiStream implements StreamTranslator {
 
   constructor(private readonly model: string) {}
 
-  push(event: SseEvent): SseEvent[] {
+  push(event: SseEvent): TranslatedEvent[] {
     const data = parse(event.data);
     if (!data) return [];
     switch (data.type) {
@@ -92,8 +95,13 @@ export class AnthropicToOpenAiStream implements StreamTranslator {
           { data: '[DONE]' },
         ];
       }
+      case 'content_block_stop': {
+        // a tool call's block stopped: the call is complete (an empty chunk saying so)
+        const tool = this.tools.get(Number(data.index));
+        return tool === undefined ? [] : [{ ...this.chunk({}), completeCall: tool }];
+      }
       default:
-        // ping, content_block_stop; an `error` event leaves the stream without its end (reported as cut)
+        // ping; an `error` event leaves the stream without its end (reported as cut)
         return [];
     }
   }

@@ -129,10 +129,13 @@ describe('streams across protocols (golden round trips)', () => {
       c({ tool_calls: [{ index: 0, id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
       c({ tool_calls: [{ index: 0, function: { arguments: '{"city": "Zü' } }] }),
       c({ tool_calls: [{ index: 0, function: { arguments: 'rich", "unit": "°C"}' } }] }),
+      // the block's stop: the call is complete (the call path passes it on here, not at the end)
+      c({}),
       c({}, 'tool_calls'),
       { ...base, choices: [], usage: { prompt_tokens: 55, completion_tokens: 31, total_tokens: 86, prompt_tokens_details: { cached_tokens: 10 } } },
       '[DONE]',
     ]);
+    expect(translate(ANTHROPIC, 100_000, new AnthropicToOpenAiStream('sonnet')).flatMap((e) => ('completeCall' in e ? [e.completeCall] : []))).toEqual([0]);
     // the same, however the bytes were split (inside lines, words and UTF-8 characters)
     for (const size of SIZES) {
       const t = new AnthropicToOpenAiStream('sonnet');
