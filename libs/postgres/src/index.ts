@@ -5,3 +5,4 @@ export * from './pg-event-store';
 export * from './event-tail';
 export * from './follower';
 export * from './sql-migration';
+export * from './pg-transaction';

@@ -4,23 +4,37 @@ import type { DataSource } from 'typeorm';
 import { PgEventStore } from './pg-event-store';
 
 /**
- * PgEventStore's sealing without PostgreSQL: a fake connection that records every query,
- * so what would reach the `events` table is the INSERT's envelope parameter (the array of
- * JSON texts), whether the INSERT stands alone or in a WITH.
+ * PgEventStore's sealing without PostgreSQL: a fake pg pool (the one under the data source,
+ * which the store's transactions use) that records every statement, so what would reach the
+ * `events` table is the INSERT's envelope parameter (the JSON array of the events).
  */
 class FakeConnection {
   readonly inserted: EventEnvelope[] = [];
   readonly statements: string[] = [];
-  async query(sql: string, params: unknown[]): Promise<unknown[]> {
+  private readonly client = {
+    query: (query: string | { text: string; values?: unknown[]; callback?: (err: Error | null, result: unknown) => void }) => {
+      const result = this.answer(typeof query === 'string' ? query : query.text, typeof query === 'string' ? [] : (query.values ?? []));
+      if (typeof query !== 'string' && query.callback) {
+        const callback = query.callback;
+        void result.then((r) => callback(null, r));
+        return query;
+      }
+      return result;
+    },
+    connection: { parsedStatements: {} },
+    on: () => undefined,
+    removeListener: () => undefined,
+    release: () => undefined,
+  };
+  readonly driver = { master: { connect: async () => this.client } };
+
+  private async answer(sql: string, params: unknown[]): Promise<{ command: string; rows: unknown[] }> {
     const inserts = sql.includes('INSERT INTO');
     this.statements.push(inserts ? 'INSERT' : sql.trim().split(/\s+/)[0]);
-    if (!inserts) return sql.includes('max(stream_version)') ? [{ version: 0 }] : [];
-    const envelopes = params.find((p): p is string[] => Array.isArray(p) && typeof p[0] === 'string' && p[0].startsWith('{')) ?? [];
-    this.inserted.push(...envelopes.map((e) => JSON.parse(e) as EventEnvelope));
-    return [{ version: 0, appended: envelopes.length }];
-  }
-  transaction<T>(work: (manager: unknown) => Promise<T>): Promise<T> {
-    return work(this);
+    if (!inserts) return { command: 'SELECT', rows: sql.includes('max(stream_version)') ? [{ version: 0 }] : [] };
+    const envelopes = JSON.parse(params.find((p): p is string => typeof p === 'string' && p.startsWith('[')) ?? '[]') as EventEnvelope[];
+    this.inserted.push(...envelopes);
+    return { command: 'SELECT', rows: [{ version: 0, appended: envelopes.length }] };
   }
   asDataSource(): DataSource {
     return this as unknown as DataSource;

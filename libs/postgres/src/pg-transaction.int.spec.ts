@@ -1,0 +1,77 @@
+import { QueryFailedError, type DataSource } from 'typeorm';
+import { createTestSchema, type TestSchema } from '@palisade/testing';
+import { createDataSource, ident } from './data-source';
+import { preparedSql, runInTransaction } from './pg-transaction';
+
+describe('runInTransaction', () => {
+  let db: TestSchema;
+  // one connection (of the schema's owner, who may create tables), so that every transaction below runs on the connection the one before it left
+  let single: DataSource;
+  let t: string;
+
+  beforeAll(async () => {
+    db = await createTestSchema('tx');
+    t = `${ident(db.schema)}.rows`;
+    single = createDataSource({ ...db.owner, poolSize: 1 });
+    await single.initialize();
+    await single.query(`CREATE TABLE ${t} (id int PRIMARY KEY, n int NOT NULL)`);
+  });
+  afterAll(async () => {
+    await single?.destroy();
+    await db.drop();
+  });
+
+  const xact = 'SELECT pg_current_xact_id()::text AS x';
+
+  it('runs the first statement inside the transaction it opens (BEGIN travels with it)', async () => {
+    const [first, second] = await runInTransaction(single, async (sql) => [await sql.query(`${xact} WHERE $1::int = 1`, [1]), await sql.query(xact)]);
+    expect(first[0].x).toBe(second[0].x);
+    const [named, again] = await runInTransaction(single, async (sql) => [await sql.query(preparedSql(`${xact} WHERE $1::int = 1`), [1]), await sql.query(xact)]);
+    expect(named[0].x).toBe(again[0].x);
+    const [parsed, after] = await runInTransaction(single, async (sql) => [await sql.query(preparedSql(`${xact} WHERE $1::int = 1`), [1]), await sql.query(xact)]);
+    expect(parsed[0].x).toBe(after[0].x);
+  });
+
+  it('answers as TypeORM did: rows, and [rows, count] for UPDATE and DELETE', async () => {
+    const answers = await runInTransaction(single, async (sql) => [
+      await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, 1), ($2, 1) RETURNING id`, [1, 2]),
+      await sql.query(`UPDATE ${t} SET n = n + 1 WHERE id = ANY($1::int[]) RETURNING id`, [[1, 2]]),
+      await sql.query(`DELETE FROM ${t} WHERE id = $1`, [2]),
+      await sql.query(`SELECT id, n FROM ${t} ORDER BY id`),
+    ]);
+    expect(answers).toEqual([[{ id: 1 }, { id: 2 }], [[{ id: 1 }, { id: 2 }], 2], [[], 1], [{ id: 1, n: 2 }]]);
+  });
+
+  it('rolls back when the first statement fails, with the error TypeORM gave, and the connection serves the next transaction', async () => {
+    const failed = runInTransaction(single, (sql) => sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, NULL)`, [10]));
+    await expect(failed).rejects.toBeInstanceOf(QueryFailedError);
+    await expect(failed).rejects.toMatchObject({ code: '23502', column: 'n' });
+    expect(await runInTransaction(single, (sql) => sql.query(`SELECT count(*)::int AS n FROM ${t} WHERE id = $1`, [10]))).toEqual([{ n: 0 }]);
+  });
+
+  it('rolls back all statements when the work fails after them', async () => {
+    await expect(
+      runInTransaction(single, async (sql) => {
+        await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, 1)`, [20]);
+        await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, 1)`, [21]);
+        throw new Error('decision failed');
+      }),
+    ).rejects.toThrow('decision failed');
+    expect(await single.query(`SELECT count(*)::int AS n FROM ${t} WHERE id IN (20, 21)`)).toEqual([{ n: 0 }]);
+  });
+
+  it('a prepared statement that failed to parse is parsed again once it can be', async () => {
+    const later = `${ident(db.schema)}.later`;
+    const statement = preparedSql(`SELECT count(*)::int AS n FROM ${later} WHERE n > $1`);
+    await expect(runInTransaction(single, (sql) => sql.query(statement, [0]))).rejects.toMatchObject({ code: '42P01' });
+    await single.query(`CREATE TABLE ${later} (n int)`);
+    expect(await runInTransaction(single, (sql) => sql.query(statement, [0]))).toEqual([{ n: 0 }]);
+    expect(await runInTransaction(single, (sql) => sql.query(statement, [0]))).toEqual([{ n: 0 }]);
+  });
+
+  it('refuses statements once the transaction has ended', async () => {
+    let kept: { query(sql: string): Promise<unknown> } | undefined;
+    await runInTransaction(single, async (sql) => void (kept = sql));
+    await expect(kept!.query('SELECT 1')).rejects.toThrow('the transaction has ended');
+  });
+});

@@ -1,0 +1,116 @@
+import { Query, type Pool, type PoolClient, type QueryResult } from 'pg';
+import { QueryFailedError, type DataSource } from 'typeorm';
+import { pgPoolOf } from './data-source';
+
+/**
+ * A statement PostgreSQL parses and plans once per connection (node-postgres names it and
+ * sends only Bind/Execute after the first use): for hot statements whose planning costs more
+ * than running them (the append's WITH). The name is derived from the text, so two texts
+ * never share a name on one connection.
+ */
+export interface PreparedSql {
+  readonly name: string;
+  readonly text: string;
+}
+
+export function preparedSql(text: string): PreparedSql {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return { name: `palisade_${(hash >>> 0).toString(36)}_${text.length}`, text };
+}
+
+/** What a statement of a transaction answers: TypeORM's `EntityManager.query` shape, which every repository reads. */
+export interface SqlRunner {
+  query(sql: string | PreparedSql, params?: readonly unknown[]): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** node-postgres's connection, as far as a Query's `prepare` writes to it (not in its typings). */
+interface PgWire {
+  parsedStatements: Record<string, string>;
+  parse(message: { text: string }): void;
+  bind(message: object): void;
+  execute(message: object): void;
+}
+
+/**
+ * BEGIN and the transaction's first statement in one message train (extended protocol, one
+ * Sync): one round trip where they took two. BEGIN's completion is not a result of the
+ * statement; an error in either fails the query, and the caller rolls back.
+ */
+class BeginWith extends Query {
+  private begun = false;
+
+  constructor(sql: string | PreparedSql, params: readonly unknown[], callback: (err: Error | null, result: QueryResult) => void) {
+    super({ text: sql as string, ...(typeof sql === 'string' ? {} : sql), values: params as unknown[], queryMode: 'extended' } as never, undefined as never, callback as never);
+  }
+
+  prepare(connection: PgWire): void {
+    connection.parse({ text: 'BEGIN' });
+    connection.bind({});
+    connection.execute({});
+    (Query.prototype as unknown as { prepare(c: PgWire): void }).prepare.call(this, connection);
+  }
+
+  handleCommandComplete(msg: { command?: string }, connection: PgWire): void {
+    if (!this.begun) {
+      this.begun = true;
+      return;
+    }
+    (Query.prototype as unknown as { handleCommandComplete(m: object, c: PgWire): void }).handleCommandComplete.call(this, msg, connection);
+  }
+}
+
+/** TypeORM's answer to a query: the rows, and for UPDATE and DELETE `[rows, rowCount]`. */
+function typeormShape(result: QueryResult): unknown {
+  if (!result || !Object.prototype.hasOwnProperty.call(result, 'rows')) return undefined;
+  return result.command === 'UPDATE' || result.command === 'DELETE' ? [result.rows, result.rowCount] : result.rows;
+}
+
+/**
+ * `work` in one transaction on a connection of the pg pool under the data source (the same
+ * connections and type parsers as TypeORM), without TypeORM's query runner: BEGIN travels
+ * with the first statement, then COMMIT, so a transaction of one statement takes two round
+ * trips where it took three. Statements answer as TypeORM's `EntityManager.query` does
+ * (errors as its QueryFailedError), so repositories are unchanged. A failure of `work` or of
+ * a statement rolls back; a connection that broke under the transaction is discarded.
+ */
+export async function runInTransaction<T>(dataSource: DataSource, work: (sql: SqlRunner) => Promise<T>): Promise<T> {
+  const client: PoolClient = await pgPoolOf<Pool>(dataSource).connect();
+  let broken: Error | undefined;
+  // A connection terminated while checked out emits 'error' on the client: without a listener the process would crash.
+  const onError = (error: Error) => void (broken = error);
+  client.on('error', onError);
+  let begun = false;
+  let ended = false;
+  const run = (sql: string | PreparedSql, params: readonly unknown[]): Promise<QueryResult> => {
+    if (begun) return client.query(typeof sql === 'string' ? { text: sql, values: params as unknown[] } : { ...sql, values: params as unknown[] });
+    begun = true; // before the answer: a statement that fails leaves the transaction open, to be rolled back
+    const named = typeof sql !== 'string' && (client as unknown as { connection: PgWire }).connection.parsedStatements[sql.name] === sql.text;
+    // a statement without parameters may hold several (simple protocol), and a named one is parsed alone the first time (node-postgres marks it parsed on the first ParseComplete, BEGIN's)
+    if (params.length === 0 || (typeof sql !== 'string' && !named)) return client.query('BEGIN').then(() => run(sql, params));
+    return new Promise((resolve, reject) => void client.query(new BeginWith(sql, params, (err, result) => (err ? reject(err) : resolve(result)))));
+  };
+  const answer = async (sql: string | PreparedSql, params: readonly unknown[], result: Promise<QueryResult>) => {
+    try {
+      return typeormShape(await result);
+    } catch (error) {
+      throw new QueryFailedError(typeof sql === 'string' ? sql : sql.text, params as unknown[], error as Error);
+    }
+  };
+  const tx: SqlRunner = {
+    query: (sql, params = []) => (ended ? Promise.reject(new Error('the transaction has ended')) : answer(sql, params, run(sql, params))),
+  };
+  try {
+    const result = await work(tx);
+    ended = true;
+    if (begun) await answer('COMMIT', [], client.query('COMMIT'));
+    return result;
+  } catch (error) {
+    ended = true;
+    if (begun && !broken) await client.query('ROLLBACK').catch((rollback: Error) => void (broken ??= rollback));
+    throw error;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken);
+  }
+}
