@@ -3,3 +3,4 @@ export * from './verifier';
 export * from './ndjson';
 export * from './parallel';
 export { fastCanonicalJson, canonicalRecordBody } from './jcs';
+export { IdLog } from './id-log';

@@ -1,16 +1,30 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import type { Jwks } from './format';
-import type { VerificationFailure, VerificationResult } from './verifier';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { appendToChain, emptyHead, keysOf, type Jwks } from './format';
+import { IdLog } from './id-log';
+import { ChainVerifier, type VerificationFailure, type VerificationResult } from './verifier';
 
 export interface ParallelVerifierOptions {
   jwks: Jwks;
   allowLaterStart?: boolean;
-  /** Worker threads (default: the machine's parallelism). */
+  /** Threads verifying (default: the machine's parallelism): the calling thread and threads − 1 workers, or `threads` workers when `readerOnly`. */
   threads?: number;
+  /**
+   * The calling thread only hands records over, to `threads` workers: for a reader whose
+   * own work is heavy (reading Kafka). Default: it verifies one share of the partitions
+   * itself, as a worker would, since copying records out to another worker costs the
+   * caller CPU too (~0.4 µs a record) and that thread's core is otherwise idle.
+   */
+  readerOnly?: boolean;
   /** Bytes of records gathered for a worker before they are handed over (default 1 MiB). */
   batchBytes?: number;
+  /**
+   * Batch buffers per worker that may be handed over and not yet given back (default 3).
+   * A reader that gets ahead of the workers by that many waits (blocking) for one to come
+   * back: the same memory is reused, warm, instead of fresh pages for every batch.
+   */
+  buffersPerWorker?: number;
 }
 
 /** What a worker answers at the end. */
@@ -31,11 +45,34 @@ interface IdsReply {
 }
 
 /**
+ * Load what verifying loads lazily (hashing, the byte scanner, JCS) and let the JIT see the
+ * hot paths, on a throwaway chain of 2,000 records: what a verifying thread does before its
+ * first record (a worker while the reader connects, the calling thread when it is made).
+ */
+export function warmUpVerifier(): void {
+  // Two verifiers, each given the whole chain: one record given to both would be a replay to the second.
+  const warmBytes = new ChainVerifier({ keys: new Map() });
+  const warmParsed = new ChainVerifier({ keys: new Map() });
+  let head = emptyHead(0);
+  for (let i = 0; i < 2000; i++) {
+    const next = appendToChain(head, { id: `warm-${i}`, type: 'warm.up', source: 'audit', tenantId: 'warm', actor: { type: 'system', id: 'warm' }, occurredAt: '2026-01-01T00:00:00.000Z', data: { i, s: `x${i}` } }, '2026-01-01T00:00:00.000Z');
+    head = next.head;
+    warmBytes.addRecordBytes(Buffer.from(next.value), 0);
+    if (i < 200) warmParsed.addRecord(JSON.parse(next.value));
+  }
+  const bytes = warmBytes.finish();
+  const parsed = warmParsed.finish();
+  if (!bytes.ok || bytes.records !== 2000 || !parsed.ok || parsed.records !== 200) throw new Error(`the warm-up chain did not verify: ${JSON.stringify({ bytes, parsed })}`);
+}
+
+/**
  * The worker's code. It loads this package's build (dist/), so the package must be
  * built (`tsc -b libs/audit-log`) — the service, the CLI and the benchmark run from it.
  * Messages: `{ checkpoints }`, `{ bytes, length, ends, partitions, count }` (a batch of
  * `count` records in one transferred buffer: record i is bytes[ends[i-1] … ends[i]), read
- * from partition partitions[i]), `{ finish: true }`. It says `{ ready: true }` once warm,
+ * from partition partitions[i]; verified in place, and the three buffers transferred back
+ * on `workerData.spent`, a port of its own, with `workerData.returned[0]` counted up and
+ * notified, so that a reader blocked waiting for a buffer wakes), `{ finish: true }`. It says `{ ready: true }` once warm,
  * `{ failed: true }` once at its first failure
  * (so a reader can stop) and `{ result, hashes }` when finished; asked `{ ids: true }` after
  * that, it answers `{ ids }`.
@@ -43,73 +80,110 @@ interface IdsReply {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const lib = require(workerData.module);
-// Warm up while the reader connects: load what verifying loads lazily (hashing, the byte
-// scanner, JCS) and let the JIT see the hot paths, on a throwaway chain.
-{
-  // Two verifiers, each given the whole chain: one record given to both would be a replay to the second.
-  const warmBytes = new lib.ChainVerifier({ keys: new Map() });
-  const warmParsed = new lib.ChainVerifier({ keys: new Map() });
-  let head = lib.emptyHead(0);
-  for (let i = 0; i < 2000; i++) {
-    const next = lib.appendToChain(head, { id: 'warm-' + i, type: 'warm.up', source: 'audit', tenantId: 'warm', actor: { type: 'system', id: 'warm' }, occurredAt: '2026-01-01T00:00:00.000Z', data: { i, s: 'x' + i } }, '2026-01-01T00:00:00.000Z');
-    head = next.head;
-    warmBytes.addRecordBytes(Buffer.from(next.value), 0);
-    if (i < 200) warmParsed.addRecord(JSON.parse(next.value));
-  }
-  const bytes = warmBytes.finish();
-  const parsed = warmParsed.finish();
-  if (!bytes.ok || bytes.records !== 2000 || !parsed.ok || parsed.records !== 200) throw new Error('the warm-up chain did not verify: ' + JSON.stringify({ bytes, parsed }));
-}
+// Warm up while the reader connects.
+lib.warmUpVerifier();
 const warmedUp = process.threadCpuUsage();
 parentPort.postMessage({ ready: true });
-const ids = {};
-// A 52-bit hash of each event id verified, for the check across workers (exact when no two are equal).
-let hashes = new Float64Array(1 << 14);
-let hashCount = 0;
-const idHash = (id) => {
-  let a = 0x811c9dc5, b = 0x9e3779b9;
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
-  return (a >>> 0) * 1048576 + (b >>> 12);
-};
-const onRecord = (partition, id) => {
-  (ids[partition] ??= []).push(id);
-  if (hashCount === hashes.length) { const more = new Float64Array(hashCount * 2); more.set(hashes); hashes = more; }
-  hashes[hashCount++] = idHash(id);
-};
-const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart, onRecord });
+const log = new lib.IdLog();
+const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart, onRecord: log.onRecord });
 let ok = true;
 parentPort.on('message', (m) => {
   if (m.checkpoints) {
     for (const cp of m.checkpoints) if (ok && !(ok = verifier.addCheckpoint(cp))) parentPort.postMessage({ failed: true });
   } else if (m.bytes) {
-    if (!ok) return;
-    const buf = Buffer.from(m.bytes, 0, m.length);
-    const ends = new Uint32Array(m.ends, 0, m.count);
-    const partitions = new Int32Array(m.partitions, 0, m.count);
-    let start = 0;
-    for (let i = 0; i < m.count; i++) {
-      if (!verifier.addRecordBytes(buf.subarray(start, ends[i]), partitions[i])) { ok = false; parentPort.postMessage({ failed: true }); return; }
-      start = ends[i];
+    if (ok) {
+      const buf = Buffer.from(m.bytes, 0, m.length);
+      const ends = new Uint32Array(m.ends, 0, m.count);
+      const partitions = new Int32Array(m.partitions, 0, m.count);
+      let start = 0;
+      for (let i = 0; i < m.count; i++) {
+        if (!verifier.addRecordBytes(buf, partitions[i], start, ends[i])) { ok = false; parentPort.postMessage({ failed: true }); break; }
+        start = ends[i];
+      }
     }
+    workerData.spent.postMessage({ bytes: m.bytes, ends: m.ends, partitions: m.partitions }, [m.bytes, m.ends, m.partitions]);
+    Atomics.add(workerData.returned, 0, 1);
+    Atomics.notify(workerData.returned, 0);
   } else if (m.finish) {
-    const sorted = hashes.subarray(0, hashCount).sort();
+    const hashes = log.sortedHashes();
     const result = verifier.finish();
     const cpu = process.threadCpuUsage();
     const verifyCpu = process.threadCpuUsage(warmedUp);
-    parentPort.postMessage({ result, hashes: sorted, cpuMs: (cpu.user + cpu.system) / 1000, verifyCpuMs: (verifyCpu.user + verifyCpu.system) / 1000 }, [hashes.buffer]);
+    parentPort.postMessage({ result, hashes, cpuMs: (cpu.user + cpu.system) / 1000, verifyCpuMs: (verifyCpu.user + verifyCpu.system) / 1000 }, [hashes.buffer]);
   } else if (m.ids) {
-    parentPort.postMessage({ ids: JSON.stringify(ids) });
+    parentPort.postMessage({ ids: log.idsJson(verifier.verifiedEventIds()) });
   }
 });
 `;
 
 const DEFAULT_BATCH_BYTES = 1 << 20;
+const DEFAULT_BUFFERS_PER_WORKER = 3;
+/** The longest a reader waits for a worker to give a buffer back (a worker that died never will): then it allocates, as without a pool. */
+const WAIT_FOR_BUFFER_MS = 5000;
 const encoder = new TextEncoder();
+
+/** The three buffers of a batch: handed over to a worker, given back once verified. */
+interface BatchBuffers {
+  bytes: ArrayBuffer;
+  ends: ArrayBuffer;
+  partitions: ArrayBuffer;
+}
+
+function batchBuffers(capacity: number): BatchBuffers {
+  const bytes = new ArrayBuffer(capacity);
+  // Written once now, so the pages are mapped before the first record is copied in.
+  new Uint8Array(bytes).fill(0);
+  const records = Math.max(16, capacity >> 8);
+  return { bytes, ends: new ArrayBuffer(records * 4), partitions: new ArrayBuffer(records * 4) };
+}
+
+/**
+ * The batch buffers of every worker, reused as the workers give them back: a fresh 2 MiB
+ * buffer for each 1 MiB batch cost the reader more CPU (page faults, zeroing) than copying
+ * the records in. At most `limit` exist; when all are with the workers, the reader waits
+ * for one (`Atomics.wait` on the count the workers raise, the buffers taken with
+ * `receiveMessageOnPort`: synchronous, as `addRecord` is), which paces a reader that is
+ * faster than the workers instead of letting it fill memory. A wait that times out (a
+ * worker died) ends the pacing: from then on a buffer is allocated when none is free.
+ */
+class BufferPool {
+  private readonly free: BatchBuffers[] = [];
+  private pacing = true;
+
+  constructor(
+    readonly capacity: number,
+    limit: number,
+    private readonly ports: readonly MessagePort[],
+    private readonly returned: Int32Array,
+  ) {
+    for (let i = 0; i < limit; i++) this.free.push(batchBuffers(capacity));
+  }
+
+  take(): BatchBuffers {
+    for (;;) {
+      const seen = Atomics.load(this.returned, 0);
+      this.collect();
+      const free = this.free.pop();
+      if (free) return free;
+      if (!this.pacing) return batchBuffers(this.capacity);
+      if (Atomics.wait(this.returned, 0, seen, WAIT_FOR_BUFFER_MS) === 'timed-out') this.pacing = false;
+    }
+  }
+
+  /** Buffers not handed over after all (a record larger than they hold came). */
+  give(buffers: BatchBuffers): void {
+    if (buffers.bytes.byteLength === this.capacity) this.free.push(buffers);
+  }
+
+  private collect(): void {
+    for (const port of this.ports) {
+      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+        // Batches of one record larger than a batch had buffers of their own: not kept.
+        this.give(m.message as BatchBuffers);
+      }
+    }
+  }
+}
 
 /** Records gathered for one worker, not yet handed over: copied into one buffer as they come. */
 class Gathering {
@@ -119,10 +193,14 @@ class Gathering {
   partitions: Int32Array<ArrayBuffer>;
   count = 0;
 
-  constructor(capacity: number) {
-    this.bytes = new Uint8Array(capacity);
-    this.ends = new Uint32Array(Math.max(16, capacity >> 8));
-    this.partitions = new Int32Array(this.ends.length);
+  constructor(buffers: BatchBuffers) {
+    this.bytes = new Uint8Array(buffers.bytes);
+    this.ends = new Uint32Array(buffers.ends);
+    this.partitions = new Int32Array(buffers.partitions);
+  }
+
+  get buffers(): BatchBuffers {
+    return { bytes: this.bytes.buffer, ends: this.ends.buffer, partitions: this.partitions.buffer };
   }
 
   /** Room for `n` more bytes (false: hand over what is gathered first). */
@@ -149,41 +227,85 @@ class Gathering {
   }
 }
 
+/** The share of the partitions the calling thread verifies itself (unless `readerOnly`). */
+class LocalShare {
+  readonly log = new IdLog();
+  readonly verifier: ChainVerifier;
+  /** The calling thread's CPU when its first record or checkpoint came (µs). */
+  private cpuFrom: NodeJS.CpuUsage | undefined;
+
+  constructor(jwks: Jwks, allowLaterStart: boolean) {
+    warmUpVerifier();
+    this.verifier = new ChainVerifier({ keys: keysOf(jwks), allowLaterStart, onRecord: this.log.onRecord });
+  }
+
+  started(): void {
+    this.cpuFrom ??= process.threadCpuUsage();
+  }
+
+  /** Its verdict, as a worker's reply; its CPU is the calling thread's from its first record, the hand-over to the workers included. */
+  finish(): WorkerReply {
+    const result = this.verifier.finish();
+    const cpu = process.threadCpuUsage(this.cpuFrom);
+    const cpuMs = this.cpuFrom ? (cpu.user + cpu.system) / 1000 : 0;
+    return { result, hashes: this.log.sortedHashes(), cpuMs, verifyCpuMs: cpuMs };
+  }
+}
+
 /**
- * Verification of a topic's partitions on worker threads, fed while it is read: the
- * workers start when it is made (before the reader asks Kafka for anything); each owns
- * some partitions and runs a ChainVerifier over them (hash, links, seq, checkpoints, ids
- * within its partitions). The reader only hands records over, as they come, gathered into
- * large batches whose bytes are transferred, not copied; event ids repeated across
- * workers are checked at the end. Give it every checkpoint first (`addCheckpoint`), then
- * each partition's records in offset order (`addRecord`, partitions may interleave),
- * then `finish()`. Same verdicts as a single ChainVerifier over the same input; when
- * several partitions fail, the failure of the lowest partition is reported.
+ * Verification of a topic's partitions on several threads, fed while it is read: the
+ * workers start when it is made (before the reader asks Kafka for anything); each share
+ * of the partitions gets a ChainVerifier (hash, links, seq, checkpoints, ids within its
+ * partitions): the calling thread's share is verified as it is given, the workers' shares
+ * are gathered into large batches whose bytes are transferred, not copied (with
+ * `readerOnly`, every share is a worker's); event ids repeated across shares are checked
+ * at the end. Give it every checkpoint first (`addCheckpoint`), then each partition's
+ * records in offset order (`addRecord`, partitions may interleave), then `finish()`. Same
+ * verdicts as a single ChainVerifier over the same input; when several partitions fail,
+ * the failure of the lowest partition is reported.
  */
 export class ParallelChainVerifier {
   private readonly workers: Worker[];
   private readonly replies: Array<Promise<WorkerReply>>;
   private readonly idReplies: Array<(reply: IdsReply) => void> = [];
+  /** partition -> share: a worker's index, or `workers.length` for the calling thread's. */
   private readonly owners = new Map<number, number>();
+  private readonly shares: number;
+  private readonly local: LocalShare | undefined;
   private readonly gathering: Gathering[];
+  private readonly pool: BufferPool;
+  /** Where the workers give batch buffers back (closed with them). */
+  private readonly spentPorts: MessagePort[];
   private readonly checkpointsOf: unknown[][];
   private readonly batchBytes: number;
   private failedEarly = false;
   private readyCount = 0;
   private readonly warm: Promise<void>;
   private warmed!: () => void;
-  /** After finish(): the CPU each worker's thread used, warm-up included (ms), for measurements. */
+  /** After finish(): the CPU of each share's thread, a worker's warm-up included (ms), for measurements; the calling thread's last. */
   cpuMs: number[] = [];
-  /** After finish(): the CPU each worker used after its warm-up, i.e. verifying (ms). */
+  /** After finish(): the CPU each share used verifying (ms): a worker's after its warm-up; the calling thread's from its first record, hand-over included. */
   verifyCpuMs: number[] = [];
   private finished = false;
 
   constructor(options: ParallelVerifierOptions) {
-    const threads = Math.max(1, options.threads ?? availableParallelism());
+    this.shares = Math.max(1, options.threads ?? availableParallelism());
+    const workerCount = options.readerOnly ? this.shares : this.shares - 1;
+    const allowLaterStart = options.allowLaterStart ?? false;
     this.batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
-    const workerData = { module: join(__dirname, '..', 'dist', 'index.js'), jwks: options.jwks, allowLaterStart: options.allowLaterStart ?? false };
+    const returned = new Int32Array(new SharedArrayBuffer(4));
+    const channels = Array.from({ length: workerCount }, () => new MessageChannel());
+    this.spentPorts = channels.map((c) => c.port1);
     this.warm = new Promise<void>((resolve) => (this.warmed = resolve));
-    this.workers = Array.from({ length: threads }, () => new Worker(WORKER_SOURCE, { eval: true, workerData }));
+    if (workerCount === 0) this.warmed();
+    this.workers = channels.map(
+      ({ port2: spent }) =>
+        new Worker(WORKER_SOURCE, {
+          eval: true,
+          workerData: { module: join(__dirname, '..', 'dist', 'index.js'), jwks: options.jwks, allowLaterStart, spent, returned },
+          transferList: [spent],
+        }),
+    );
     this.replies = this.workers.map(
       (worker) =>
         new Promise<WorkerReply>((resolve, reject) => {
@@ -201,17 +323,21 @@ export class ParallelChainVerifier {
     );
     // Seen only when finish() awaits them; a worker dying earlier must not be unhandled.
     for (const r of this.replies) r.catch(() => undefined);
-    this.gathering = this.workers.map(() => new Gathering(this.batchBytes * 2));
+    // Twice a batch: a record of up to a batch always fits once the gathered ones are handed over.
+    this.pool = new BufferPool(this.batchBytes * 2, workerCount * (options.buffersPerWorker ?? DEFAULT_BUFFERS_PER_WORKER), this.spentPorts, returned);
+    this.gathering = this.workers.map(() => new Gathering(this.pool.take()));
     this.checkpointsOf = this.workers.map(() => []);
+    // After the workers are started: they warm up meanwhile.
+    this.local = options.readerOnly ? undefined : new LocalShare(options.jwks, allowLaterStart);
   }
 
   /**
-   * Spread the partitions over the workers by how many records each will bring (a reader
+   * Spread the partitions over the shares by how many records each will bring (a reader
    * knows its offset ranges before it reads): largest first, each to the least loaded
-   * worker. Partitions already placed stay where they are.
+   * share. Partitions already placed stay where they are.
    */
   plan(sizes: ReadonlyMap<number, number>): void {
-    const load = new Array<number>(this.workers.length).fill(0);
+    const load = new Array<number>(this.shares).fill(0);
     for (const [p, w] of this.owners) load[w] += sizes.get(p) ?? 0;
     for (const [p, size] of [...sizes].sort((a, b) => b[1] - a[1] || a[0] - b[0])) {
       if (this.owners.has(p)) continue;
@@ -231,26 +357,38 @@ export class ParallelChainVerifier {
     await Promise.race([this.warm, Promise.all(this.replies)]);
   }
 
-  /** True once a worker has found a failure: the rest need not be read. */
+  /** True once a share has found a failure: the rest need not be read. */
   get failed(): boolean {
     return this.failedEarly;
   }
 
   addCheckpoint(value: unknown): void {
     const partition = (value as { partition?: unknown } | null)?.partition;
-    // Not a partition number: malformed, any worker says so.
+    // Not a partition number: malformed, any share says so.
     const w = typeof partition === 'number' && Number.isInteger(partition) ? this.ownerOf(partition) : 0;
-    this.checkpointsOf[w].push(value);
+    if (w < this.workers.length) this.checkpointsOf[w].push(value);
+    else {
+      this.local!.started();
+      if (!this.local!.verifier.addCheckpoint(value)) this.failedEarly = true;
+    }
   }
 
   /** A record value as read from `partition` (raw bytes or text). False once a failure is known. */
   addRecord(partition: number, value: Uint8Array | string): boolean {
     const w = this.ownerOf(partition);
+    if (w === this.workers.length) {
+      this.local!.started();
+      if (!this.local!.verifier.addRecordBytes(typeof value === 'string' ? Buffer.from(value, 'utf8') : value, partition)) this.failedEarly = true;
+      return !this.failedEarly;
+    }
     // A string takes at most 3 bytes per UTF-16 unit.
     const most = typeof value === 'string' ? value.length * 3 : value.byteLength;
     if (!this.gathering[w].fits(most)) {
       this.handOver(w);
-      if (!this.gathering[w].fits(most)) this.gathering[w] = new Gathering(most);
+      if (!this.gathering[w].fits(most)) {
+        this.pool.give(this.gathering[w].buffers);
+        this.gathering[w] = new Gathering(batchBuffers(most));
+      }
     }
     const g = this.gathering[w];
     g.add(partition, value);
@@ -258,7 +396,7 @@ export class ParallelChainVerifier {
     return !this.failedEarly;
   }
 
-  /** Hand what is gathered over, wait for every worker and merge their verdicts. */
+  /** Hand what is gathered over, wait for every worker and merge the shares' verdicts. */
   async finish(): Promise<VerificationResult> {
     if (this.finished) throw new Error('ParallelChainVerifier.finish() called twice');
     this.finished = true;
@@ -268,26 +406,28 @@ export class ParallelChainVerifier {
         this.handOver(w);
         this.workers[w].postMessage({ finish: true });
       }
-      const replies = await Promise.all(this.replies);
+      const local = this.local?.finish();
+      const replies = [...(await Promise.all(this.replies)), ...(local ? [local] : [])];
       this.cpuMs = replies.map((r) => r.cpuMs);
       this.verifyCpuMs = replies.map((r) => r.verifyCpuMs);
-      // Ids can repeat across workers only where their hashes do; the ids themselves are
+      // Ids can repeat across shares only where their hashes do; the ids themselves are
       // asked for only then (a repeat, or a rare hash collision), not for every record.
-      const ids = replies.length > 1 && hashesMeet(replies.map((r) => r.hashes)) ? await this.idsOfWorkers() : undefined;
+      const ids = replies.length > 1 && hashesMeet(replies.map((r) => r.hashes)) ? await this.idsOfShares() : undefined;
       return merge(replies, ids);
     } finally {
       await this.close();
     }
   }
 
-  /** Each worker's event ids by partition (after finish), one worker at a time. */
-  private async idsOfWorkers(): Promise<string[]> {
+  /** Each share's event ids by partition (after finish), one worker at a time. */
+  private async idsOfShares(): Promise<string[]> {
     const out: string[] = [];
     for (const worker of this.workers) {
       const reply = new Promise<IdsReply>((resolve) => this.idReplies.push(resolve));
       worker.postMessage({ ids: true });
       out.push((await reply).ids);
     }
+    if (this.local) out.push(this.local.log.idsJson(this.local.verifier.verifiedEventIds()));
     return out;
   }
 
@@ -295,13 +435,14 @@ export class ParallelChainVerifier {
   async close(): Promise<void> {
     this.finished = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
+    for (const port of this.spentPorts) port.close();
   }
 
-  /** The worker `plan()` placed a partition on, else round-robin in the order partitions are first seen. */
+  /** The share `plan()` placed a partition in, else round-robin in the order partitions are first seen. */
   private ownerOf(partition: number): number {
     let w = this.owners.get(partition);
     if (w === undefined) {
-      w = this.owners.size % this.workers.length;
+      w = this.owners.size % this.shares;
       this.owners.set(partition, w);
     }
     return w;
@@ -321,7 +462,7 @@ export class ParallelChainVerifier {
     if (g.count === 0) return;
     const { bytes, length, ends, partitions, count } = g;
     this.workers[w].postMessage({ bytes: bytes.buffer, length, ends: ends.buffer, partitions: partitions.buffer, count }, [bytes.buffer, ends.buffer, partitions.buffer]);
-    this.gathering[w] = new Gathering(this.batchBytes * 2);
+    this.gathering[w] = new Gathering(this.pool.take());
   }
 }
 

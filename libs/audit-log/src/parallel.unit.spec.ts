@@ -113,8 +113,9 @@ function singleInterleaved(values: Map<number, string[]>, checkpoints: Checkpoin
   return v.finish();
 }
 
-async function streamed(values: Map<number, string[]>, checkpoints: Checkpoint[], threads: number, batchBytes = 4096, warm = false) {
-  const verifier = new ParallelChainVerifier({ jwks, threads, batchBytes });
+async function streamed(values: Map<number, string[]>, checkpoints: Checkpoint[], threads: number, batchBytes = 4096, warm = false, readerOnly = false) {
+  // Batches of ~7 records and 1 buffer in flight per worker: the reader waits for buffers given back.
+  const verifier = new ParallelChainVerifier({ jwks, threads, batchBytes, readerOnly, buffersPerWorker: 2 });
   if (warm) await verifier.ready();
   for (const cp of checkpoints) verifier.addCheckpoint(cp);
   for (const r of interleaved(values)) verifier.addRecord(r.partition, r.value);
@@ -125,14 +126,16 @@ describe('ParallelChainVerifier (workers started first, fed batches of raw recor
   const { values, checkpoints } = chains(5, 300);
   const swap = (list: string[], i: number) => [...list.slice(0, i), list[i + 1], list[i], ...list.slice(i + 2)];
 
-  it('accepts intact chains read interleaved, with the same result as a single verifier, on 1, 2 and 3 workers (fed before and after they are warm)', async () => {
+  it('accepts intact chains read interleaved, with the same result as a single verifier, on 1, 2 and 3 threads, the calling thread one of them or only reading (fed before and after they are warm)', async () => {
     const expected = singleInterleaved(values, checkpoints);
     expect(expected.ok).toBe(true);
-    for (const threads of [1, 2, 3]) {
-      const result = await streamed(values, checkpoints, threads, 4096, threads === 2);
-      expect(result).toEqual(expected);
-      expect(result.records).toBe(1500);
-      expect(result.checkpoints).toBe(30);
+    for (const readerOnly of [false, true]) {
+      for (const threads of [1, 2, 3]) {
+        const result = await streamed(values, checkpoints, threads, 4096, threads === 2, readerOnly);
+        expect({ threads, readerOnly, result }).toEqual({ threads, readerOnly, result: expected });
+        expect(result.records).toBe(1500);
+        expect(result.checkpoints).toBe(30);
+      }
     }
   });
 
@@ -151,9 +154,9 @@ describe('ParallelChainVerifier (workers started first, fed batches of raw recor
     for (const c of cases) {
       const expected = singleInterleaved(c.values, c.checkpoints);
       expect({ name: c.name, failure: expected.failure }).toMatchObject({ name: c.name, failure: { reason: c.reason, partition: c.partition, seq: c.seq } });
-      for (const threads of [2, 3]) {
-        const result = await streamed(c.values, c.checkpoints, threads);
-        expect({ name: c.name, threads, ok: result.ok, failure: result.failure }).toMatchObject({ name: c.name, threads, ok: false, failure: { reason: c.reason, partition: c.partition, seq: c.seq } });
+      for (const [threads, readerOnly] of [[2, false], [3, false], [2, true]] as const) {
+        const result = await streamed(c.values, c.checkpoints, threads, 4096, false, readerOnly);
+        expect({ name: c.name, threads, readerOnly, ok: result.ok, failure: result.failure }).toMatchObject({ name: c.name, threads, readerOnly, ok: false, failure: { reason: c.reason, partition: c.partition, seq: c.seq } });
       }
     }
   });
@@ -175,5 +178,16 @@ describe('ParallelChainVerifier (workers started first, fed batches of raw recor
     expect(verifier.failed).toBe(true);
     expect(verifier.addRecord(records[100].partition, records[100].value)).toBe(false);
     expect((await verifier.finish()).failure).toMatchObject({ reason: 'content_changed', partition: 0, seq: 2 });
+
+    // In the calling thread's share (partition 1: the second one placed), it is known at once.
+    const here = new ParallelChainVerifier({ jwks, threads: 2 });
+    for (const cp of checkpoints) here.addCheckpoint(cp);
+    const tamperedHere = interleaved(edit(values, 1, 0, (r) => ({ ...r, seq: 2 })));
+    const at = tamperedHere.findIndex((r) => r.partition === 1);
+    for (const r of tamperedHere.slice(0, at)) expect(here.addRecord(r.partition, r.value)).toBe(true);
+    expect(here.addRecord(tamperedHere[at].partition, tamperedHere[at].value)).toBe(false);
+    expect(here.failed).toBe(true);
+    for (const r of tamperedHere.slice(at + 1)) here.addRecord(r.partition, r.value);
+    expect((await here.finish()).failure).toMatchObject({ reason: 'content_changed', partition: 1, seq: 2 });
   });
 });

@@ -74,22 +74,26 @@ let idEnd = -1;
 let idPlain = false;
 let scratch = Buffer.allocUnsafe(1 << 16);
 
-/** The record's members and content hash, or undefined when the bytes are not provably its JCS form. */
-export function storedRecordView(bytes: Uint8Array): StoredRecordView | undefined {
+/**
+ * The record's members and content hash, or undefined when the bytes are not provably its
+ * JCS form. The record may be a range [start, stop) of `bytes` (a batch of records in one
+ * buffer), read in place.
+ */
+export function storedRecordView(bytes: Uint8Array, start = 0, stop = bytes.byteLength): StoredRecordView | undefined {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   b = buf;
-  end = buf.length;
+  end = stop;
   try {
-    return view(buf);
+    return view(buf, start);
   } finally {
     b = EMPTY;
   }
 }
 
-function view(buf: Buffer): StoredRecordView | undefined {
-  if (!matches(0, OPEN)) return undefined;
+function view(buf: Buffer, start: number): StoredRecordView | undefined {
+  if (!matches(start, OPEN)) return undefined;
   idStart = idEnd = -1;
-  const eventEnd = object(OPEN.length, 1, true);
+  const eventEnd = object(start + OPEN.length, 1, true);
   if (eventEnd < 0 || idStart < 0 || !matches(eventEnd, HASH_KEY)) return undefined;
   const hashAt = eventEnd + HASH_KEY.length;
   if (!hex64(hashAt) || !matches(hashAt + 64, PARTITION_KEY)) return undefined;
@@ -104,10 +108,10 @@ function view(buf: Buffer): StoredRecordView | undefined {
   const seqEnd = integer(seqAt, 1);
   if (seqEnd < 0 || seqEnd + CLOSE.length !== end || !matches(seqEnd, CLOSE)) return undefined;
   // The body: the bytes without the hash member, hashed from a reused buffer.
-  const bodyLength = end - HASH_MEMBER;
+  const bodyLength = end - start - HASH_MEMBER;
   if (scratch.length < bodyLength) scratch = Buffer.allocUnsafe(Math.max(bodyLength, scratch.length * 2));
-  buf.copy(scratch, 0, 0, eventEnd);
-  buf.copy(scratch, eventEnd, eventEnd + HASH_MEMBER, end);
+  buf.copy(scratch, 0, start, eventEnd);
+  buf.copy(scratch, eventEnd - start, eventEnd + HASH_MEMBER, end);
   const contentHash = digest('sha256', scratch.subarray(0, bodyLength), 'hex');
   return {
     partition: decimal(partitionAt, partitionEnd),

@@ -139,6 +139,29 @@ describe('records verified from their stored bytes', () => {
     expect(fastAccepted).toBeGreaterThan(1_000);
   });
 
+  it('reads a record in place, as a range of a larger buffer (a batch of records), exactly as alone, whatever lies around it', () => {
+    const gen = generator(20261205, { asciiKeys: true });
+    const { int } = gen;
+    const differences: string[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const value = stored(gen.record() as Omit<AuditRecord, 'hash'>);
+      // Cut short or intact, between bytes that would complete or extend it if read past its end.
+      const record = int(4) === 0 ? value.subarray(0, int(value.length)) : value;
+      const around = [Buffer.from(',"v":1}'), Buffer.from('"}'), value.subarray(int(value.length)), Buffer.from([0x80, 0x22])];
+      const before = around[int(around.length)];
+      const batch = Buffer.concat([before, record, around[int(around.length)]]);
+      const inPlace = storedRecordView(batch, before.length, before.length + record.length);
+      const alone = storedRecordView(Buffer.from(record));
+      if (JSON.stringify(inPlace) !== JSON.stringify(alone)) differences.push(`${JSON.stringify(inPlace)} in place, ${JSON.stringify(alone)} alone: ${record.toString('utf8')}`);
+      const a = new ChainVerifier({ keys, allowLaterStart: true });
+      const b = new ChainVerifier({ keys, allowLaterStart: true });
+      a.addRecordBytes(batch, 7, before.length, before.length + record.length);
+      b.addRecordBytes(Buffer.from(record), 7);
+      if (JSON.stringify(a.finish()) !== JSON.stringify(b.finish())) differences.push(`verdicts differ for ${record.toString('utf8')}`);
+    }
+    expect(differences).toEqual([]);
+  });
+
   it('verifies records stored in another JSON form than JCS by the JCS of their content (the format allows any JSON)', () => {
     const { values } = chain(3);
     const text = values[1].toString('utf8');

@@ -139,13 +139,19 @@ export class ChainVerifier {
    * `addRecord(JSON.parse(bytes))` (a value that is not JSON is malformed). When the bytes
    * are the record's JCS form, as the audit service writes them, its hash is taken over
    * the bytes themselves, without parsing (record-bytes.ts); else the parsed value is verified.
+   * The value may be the range [start, stop) of `bytes` (records batched in one buffer).
    */
-  addRecordBytes(bytes: Uint8Array, partition: number | null = null): boolean {
+  addRecordBytes(bytes: Uint8Array, partition: number | null = null, start = 0, stop = bytes.byteLength): boolean {
     if (this.failure) return false;
-    const view = storedRecordView(bytes);
-    if (!view) return this.addRecord(parsed(bytes, partition));
+    const view = storedRecordView(bytes, start, stop);
+    if (!view) return this.addRecord(parsed(start === 0 && stop === bytes.byteLength ? bytes : bytes.subarray(start, stop), partition));
     if (view.contentHash !== view.hash) return this.fail('content_changed', view.partition, view.seq, 'hash does not match the record content');
     return this.link(view.partition, view.seq, view.prev, view.hash, view.eventId);
+  }
+
+  /** The event ids of the records verified, in the order verified. */
+  verifiedEventIds(): IterableIterator<string> {
+    return this.eventIds.values();
   }
 
   /** The chain checks of a record whose hash matched: seq, link, event id, checkpoints. */
