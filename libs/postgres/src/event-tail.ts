@@ -4,6 +4,7 @@ import { ident, longLivedClientConfig, type PgConnectionOptions } from './data-s
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
 import { followerLagMs, nextBackoffMs, type FollowerStatus } from './follower';
 import type { RelayLogger } from './outbox-relay';
+import { preparedSql, type PreparedSql } from './pg-transaction';
 
 export interface EventTailOptions {
   /** Connection of the service's application role (SELECT on its events). */
@@ -48,9 +49,19 @@ export class EventTail {
   private notified = false;
   private readonly current: FollowerStatus = { state: 'stopped' };
   private readonly events: string;
+  private readonly read: PreparedSql;
 
   constructor(private readonly options: EventTailOptions) {
     this.events = `${ident(options.connection.schema)}.events`;
+    // run at every commit it is woken by: planned once per connection
+    this.read = preparedSql(
+      `SELECT transaction_id::text AS tx, global_position::text AS pos, envelope FROM ${this.events}
+        WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          AND event_type LIKE $3
+        ORDER BY transaction_id, global_position
+        LIMIT $4`,
+    );
   }
 
   /** Connect, take the current position, and follow. */
@@ -214,15 +225,7 @@ export class EventTail {
     const limit = this.options.batchSize ?? 500;
     const position = this.position!;
     const asOf = Date.now();
-    const { rows } = await client.query(
-      `SELECT transaction_id::text AS tx, global_position::text AS pos, envelope FROM ${this.events}
-        WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
-          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          AND event_type LIKE $3
-        ORDER BY transaction_id, global_position
-        LIMIT $4`,
-      [position.tx, position.pos, this.options.typePattern, limit],
-    );
+    const { rows } = await client.query({ ...this.read, values: [position.tx, position.pos, this.options.typePattern, limit] });
     if (rows.length > 0) {
       const last = rows[rows.length - 1];
       try {

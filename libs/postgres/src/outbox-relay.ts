@@ -4,6 +4,7 @@ import type { EventEnvelope, EventPublisher } from '@palisade/contracts';
 import { ident, longLivedClientConfig, type PgConnectionOptions } from './data-source';
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
 import { nextBackoffMs, type FollowerStatus } from './follower';
+import { preparedSql, type PreparedSql } from './pg-transaction';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Minimal structural logger (pino-compatible). */
@@ -72,7 +73,7 @@ export class OutboxRelay {
   private checkpoint: Checkpoint = { transactionId: '0', position: '0' };
   private readonly relayName: string;
   private readonly lockKey: string;
-  private readonly sql: { read: string; loadCheckpoint: string; saveCheckpoint: string };
+  private readonly sql: { read: PreparedSql; loadCheckpoint: string; saveCheckpoint: PreparedSql };
   private readonly current: RelayStatus = { state: 'stopped', publishedTotal: 0 };
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -80,21 +81,22 @@ export class OutboxRelay {
     this.relayName = options.relayName ?? 'jetstream';
     // 63-bit advisory lock key derived from schema and relay name.
     this.lockKey = BigInt.asIntN(64, BigInt(`0x${createHash('sha256').update(`${schema}/${this.relayName}`).digest('hex').slice(0, 16)}`)).toString();
+    // the read and the checkpoint run every cycle: planned once per connection
     this.sql = {
-      read: `SELECT transaction_id::text AS tx, global_position::text AS pos, envelope
+      read: preparedSql(`SELECT transaction_id::text AS tx, global_position::text AS pos, envelope
                FROM ${schema}.events
               WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
                 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
               ORDER BY transaction_id, global_position
-              LIMIT $3`,
+              LIMIT $3`),
       loadCheckpoint: `SELECT transaction_id::text AS tx, global_position::text AS pos
                          FROM ${schema}.outbox_checkpoints WHERE relay = $1`,
-      saveCheckpoint: `INSERT INTO ${schema}.outbox_checkpoints (relay, transaction_id, global_position, updated_at)
+      saveCheckpoint: preparedSql(`INSERT INTO ${schema}.outbox_checkpoints (relay, transaction_id, global_position, updated_at)
                        VALUES ($1, $2::xid8, $3::bigint, now())
                        ON CONFLICT (relay) DO UPDATE
                          SET transaction_id = EXCLUDED.transaction_id,
                              global_position = EXCLUDED.global_position,
-                             updated_at = EXCLUDED.updated_at`,
+                             updated_at = EXCLUDED.updated_at`),
     };
   }
 
@@ -188,7 +190,7 @@ export class OutboxRelay {
     const client = this.client!;
     this.notified = false;
     const asOf = Date.now();
-    const { rows } = await client.query(this.sql.read, [this.checkpoint.transactionId, this.checkpoint.position, batchSize]);
+    const { rows } = await client.query({ ...this.sql.read, values: [this.checkpoint.transactionId, this.checkpoint.position, batchSize] });
     if (rows.length === 0) {
       this.current.caughtUpAt = asOf;
       return 0;
@@ -201,7 +203,7 @@ export class OutboxRelay {
     }
     const publishedAt = Date.now();
     const last = rows[rows.length - 1];
-    await client.query(this.sql.saveCheckpoint, [this.relayName, last.tx, last.pos]);
+    await client.query({ ...this.sql.saveCheckpoint, values: [this.relayName, last.tx, last.pos] });
     this.checkpoint = { transactionId: last.tx, position: last.pos };
     this.current.publishedTotal += events.length;
     this.options.onPublished?.(events, publishedAt);
