@@ -2,14 +2,19 @@ import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { buildEvent, systemEventContext, type EventEnvelope } from '@palisade/contracts';
 import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
-import { OutboxRelay, PgEventStore } from '@palisade/postgres';
+import { existsSync } from 'node:fs';
+import type { DataSource } from 'typeorm';
+import { createDataSource, OutboxRelay, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, infra, type TestSchema } from '@palisade/testing';
-import { round, summarize } from './stats';
+import { cpuMsOf, round, summarize } from './stats';
 
 /**
  * outbox: event store append + relay to JetStream, from commit to JetStream ack, next
  * to a raw JetStream publish of the same kind of events in the same run. The events go
  * to a stream of the benchmark's own (not PALISADE_EVENTS), which it deletes after.
+ * `run_node_cpu_us_per_event` and `run_pg_cpu_us_per_event` are the CPU per event of the
+ * writers-and-relay run (this process; its PostgreSQL backends, read from /proc): on a
+ * machine shared with other work the throughputs move with the load, these much less.
  */
 const STREAM = 'PALISADE_BENCH_OUTBOX';
 const SUBJECT_PREFIX = 'palisade.bench.outbox';
@@ -18,6 +23,8 @@ const WARMUP = 5000;
 const WRITERS = 4;
 const EVENTS_PER_TX = 25;
 const RAW_WINDOW = 1000;
+/** The writers' connections and the relay's (`-relay`), to find their PostgreSQL backends. */
+const APPLICATION = 'palisade-bench-outbox';
 
 const ctx = systemEventContext('billing');
 const makeEvent = (n: number): EventEnvelope =>
@@ -47,7 +54,7 @@ async function rawPublish(nc: NatsConnection, count: number): Promise<number> {
 /** A relay of the test schema's events to the benchmark's stream. */
 function relayOf(nc: NatsConnection, db: TestSchema, onPublished: (events: readonly EventEnvelope[]) => void): OutboxRelay {
   return new OutboxRelay({
-    connection: { ...db.app, applicationName: 'palisade-bench' },
+    connection: { ...db.app, applicationName: APPLICATION },
     publisher: new JetStreamEventPublisher(nc, { subjectOf: (e) => `${SUBJECT_PREFIX}.${e.type}`, streamName: STREAM }),
     logger: { info: () => undefined, warn: (o, m) => console.warn(m, o), error: (o, m) => console.error(m, o) },
     onPublished,
@@ -83,9 +90,18 @@ async function drainRun(nc: NatsConnection, count: number) {
   return { perSecond: count / (ms / 1000), cpuUsPerEvent: (used.user + used.system) / count };
 }
 
+/** CPU (ms) used so far by each PostgreSQL backend of the benchmark's connections (Linux /proc: PostgreSQL on this host). */
+async function backendCpuMs(ds: DataSource): Promise<Map<number, number>> {
+  const rows: Array<{ pid: number }> = await ds.query(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1 AND datname = current_database()`, [`${APPLICATION}%`]);
+  return new Map(rows.filter((r) => existsSync(`/proc/${r.pid}`)).map((r) => [r.pid, cpuMsOf(r.pid)]));
+}
+
 async function relayRun(nc: NatsConnection, count: number) {
   const db = await createTestSchema('bench');
-  const store = new PgEventStore(db.dataSource, db.schema);
+  // the writers' pool under its own name (the test schema's pool is named as every test's)
+  const writers = createDataSource({ ...db.app, applicationName: APPLICATION });
+  await writers.initialize();
+  const store = new PgEventStore(writers, db.schema);
   const committedAt = new Map<string, number>();
   const latencies: number[] = [];
   let acked = 0;
@@ -103,6 +119,11 @@ async function relayRun(nc: NatsConnection, count: number) {
     if (acked >= count) allAcked();
   });
   relay.start();
+  // every writer's connection open before the clock starts, as the relay's is
+  await Promise.all(Array.from({ length: WRITERS }, () => store.inTransaction((t) => store.readStream(t, 'none'))));
+  while (relay.status().state !== 'active') await new Promise((resolve) => setTimeout(resolve, 5));
+  const backends = await backendCpuMs(writers);
+  const cpu = process.cpuUsage();
   const start = performance.now();
   let next = 0;
   await Promise.all(
@@ -119,9 +140,18 @@ async function relayRun(nc: NatsConnection, count: number) {
   );
   const written = performance.now();
   await done;
+  const used = process.cpuUsage(cpu);
+  const pgMs = [...(await backendCpuMs(writers))].reduce((sum, [pid, ms]) => sum + ms - (backends.get(pid) ?? ms), 0);
   await relay.stop();
+  await writers.destroy();
   await db.drop();
-  return { perSecond: count / ((lastAck - start) / 1000), writtenPerSecond: count / ((written - start) / 1000), ...summarize(latencies) };
+  return {
+    perSecond: count / ((lastAck - start) / 1000),
+    writtenPerSecond: count / ((written - start) / 1000),
+    nodeCpuUsPerEvent: (used.user + used.system) / count,
+    pgCpuUsPerEvent: (pgMs * 1000) / count,
+    ...summarize(latencies),
+  };
 }
 
 export async function outboxBenchmark(): Promise<Record<string, number>> {
@@ -143,6 +173,9 @@ export async function outboxBenchmark(): Promise<Record<string, number>> {
       relay_events_per_s: round(relay.perSecond, 0),
       // the writers' own pace: the relay cannot be faster than the commits it follows
       appended_events_per_s: round(relay.writtenPerSecond, 0),
+      // CPU per event of the run above: the benchmark process (writers, relay, its publisher) and its PostgreSQL backends (writers, relay)
+      run_node_cpu_us_per_event: round(relay.nodeCpuUsPerEvent, 1),
+      run_pg_cpu_us_per_event: round(relay.pgCpuUsPerEvent, 1),
       relay_p50_ms: round(relay.p50),
       relay_p99_ms: round(relay.p99),
       raw_publish_events_per_s: round(raw, 0),
