@@ -25,10 +25,11 @@ const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.j
  * - raw: a plain kafkajs producer (acks=all, batches of the same size) writing the same
  *   record values to a topic of its own on the same broker, in the same run;
  * - verify: the records read back (raw bytes, as Kafka gave them), verified (JCS form,
- *   SHA-256, links, checkpoint signatures, ids) by the ParallelChainVerifier, whose
- *   workers are started and warm before the first hand-over and get the records in
- *   transferred batches; beside it the single-threaded ChainVerifier over the same bytes (its
- *   `addRecordBytes`, as the workers use it).
+ *   SHA-256, links, checkpoint signatures, ids) by the ParallelChainVerifier on 2 threads:
+ *   this one verifies its share of the partitions as it is given them, one worker (started
+ *   and warm before the first hand-over) gets the other share in transferred batches; beside
+ *   it the single-threaded ChainVerifier over the same bytes (its `addRecordBytes`, as both
+ *   threads use it).
  * Everything it creates is deleted afterwards.
  */
 const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 60_000);
@@ -199,9 +200,11 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
       const { partition, seq } = cp as { partition: number; seq: number };
       return seq <= (values.get(partition)?.length ?? 0);
     });
-    // The workers start and warm up before the hand-over, as a live reader's do while it
-    // connects; not before the drain, which would leave them idle for a minute (40 s idle
-    // cost them 10–20 % more CPU, measured; V8's bytecode flushing, probably).
+    // The worker starts and warms up before the hand-over, as a live reader's do while it
+    // connects (this thread warms up when it makes the verifier); not before the drain,
+    // which would leave it idle for a minute (40 s idle cost 10–20 % more CPU, measured;
+    // V8's bytecode flushing, probably). 2 threads: this one verifies a share itself (the
+    // records are in its memory: copying them out to a second worker cost CPU on top).
     parallel = new ParallelChainVerifier({ jwks, threads: 2 });
     await parallel.ready();
     const verifyStart = performance.now();
@@ -211,8 +214,8 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     for (const r of all) parallel.addRecord(r.partition, r.value);
     const result = await parallel.finish();
     const verifyRate = result.records / ((performance.now() - verifyStart) / 1000);
-    // On a loaded machine the workers wait for a core: their CPU says what two free cores would give.
-    process.stderr.write(`audit: verification workers' CPU ${parallel.cpuMs.map((ms) => Math.round(ms)).join(' + ')} ms (warm-up included), ${parallel.verifyCpuMs.map((ms) => Math.round(ms)).join(' + ')} ms verifying, for ${result.records} records\n`);
+    // On a loaded machine the threads wait for a core: their CPU says what two free cores would give.
+    process.stderr.write(`audit: verification CPU, worker + this thread: ${parallel.cpuMs.map((ms) => Math.round(ms)).join(' + ')} ms (the worker's warm-up included), ${parallel.verifyCpuMs.map((ms) => Math.round(ms)).join(' + ')} ms verifying (this thread's with the hand-over), for ${result.records} records\n`);
     if (!result.ok) throw new Error(`the benchmark's audit topic does not verify: ${JSON.stringify(result.failure)}`);
     // Other engineers' events published meanwhile land in the topic too: at least ours.
     if (result.records < WARMUP + EVENTS + LATENCY_EVENTS) throw new Error(`expected at least ${WARMUP + EVENTS + LATENCY_EVENTS} records, verified ${result.records}`);
@@ -239,7 +242,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
       verify_single_records_per_s: Math.round(singleRate),
       verify_speedup: round(verifyRate / singleRate, 2),
       // By CPU time (what a loaded machine changes least; one process gets one share of the
-      // CPU under Linux's autogroup, whatever its threads): the busiest worker's verifying CPU
+      // CPU under Linux's autogroup, whatever its threads): the busiest thread's verifying CPU
       // against the single verifier's, i.e. the speed-up on free cores.
       verify_cpu_speedup: round(singleCpuMs / Math.max(...parallel.verifyCpuMs), 2),
     };
