@@ -315,6 +315,21 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
       const kept = await eventOf(restricted.headers.get('x-palisade-request-id'));
       expect(kept).toMatchObject({ classification: 'restricted', providerId: 'onprem' });
       expect(kept.guards.classification).toBeUndefined();
+
+      // a rule on a model applies when the route's candidate is that model: gpt (external) made confidential is skipped
+      const before = await router('/v1/router/guard-policy', t.admin);
+      const onModel = await router('/v1/router/guard-policy', t.admin, { method: 'PUT', body: { classificationRules: [...rules, { model: 'gpt', atLeast: 'confidential' }] }, headers: { 'if-match': String(before.headers.etag) } });
+      expect(onModel.status).toBe(200);
+      const skipped = await eventually(async () => {
+        cloud.records.length = 0;
+        onprem.records.length = 0;
+        const r = await openai(t.bot).chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Public note' }] }).withResponse();
+        return onprem.records.length === 1 ? r : undefined;
+      }, 5000);
+      expect(cloud.records).toHaveLength(0);
+      expect(await eventOf(skipped.response.headers.get('x-palisade-request-id'))).toMatchObject({ agentId: 'release-bot', providerId: 'onprem', model: 'local', classification: 'internal' });
+      const back = await router('/v1/router/guard-policy', t.admin, { method: 'PUT', body: { classificationRules: rules }, headers: { 'if-match': String(onModel.headers.etag) } });
+      expect(back.status).toBe(200);
     } finally {
       await db.end();
     }
