@@ -1,6 +1,8 @@
 import { InMemoryEventStore, type EventStore } from '@palisade/eventsourcing';
 import type { AuthorizeRequest } from '@palisade/policy-client';
-import { alice, outcome, runtimeOf, serviceHarness } from '../../test/sandboxes.memory';
+import type { Principal } from '@palisade/contracts';
+import { alice, outcome, runtimeOf, serviceHarness, session } from '../../test/sandboxes.memory';
+import type { SessionRow } from '../sessions/sessions.repository';
 import { LedgerExecutionBilling } from './sandboxes.billing';
 import type { SandboxRow } from './sandboxes.repository';
 
@@ -121,6 +123,51 @@ describe('SandboxesService: the execution path', () => {
     const stream = await store.inTransaction((tx) => store.readStream(tx, `sandbox-${sandbox.id}`));
     expect(stream.events.map((e) => e.event.type.split('.').pop())).toEqual(['created', ...Array(3).fill(['exec_started', 'exec_finished', 'recorded']).flat(), 'stopped']);
     expect(h.repo.rows.get(sandbox.id)?.version).toBe(stream.version);
+  });
+
+  it('asks an execution’s decisions while the rows are read when the sandbox’s session was read before, and keeps them only for the session read now', async () => {
+    const policy = turnsOfPolicy();
+    let current: SessionRow = { ...session, owner: 'alice', collaborators: [] };
+    const reads: string[] = [];
+    const h = serviceHarness({
+      policy: () => policy,
+      sessions: {
+        session: async () => {
+          reads.push('session');
+          await new Promise((resolve) => setImmediate(resolve));
+          return current;
+        },
+      },
+    });
+    // the policy stand-in allows write and invoke only while the session it is told of names alice as owner
+    policy.allowed = (r) => r.action === 'read' || (r.resource.attributes as { owner?: string } | undefined)?.owner === 'alice' || r.resource.type === 'tool';
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    policy.turns.length = 0;
+    reads.length = 0;
+    // asked in the same turn as the rows' read (before the session's answer), one request
+    const running = h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(reads).toEqual(['session']);
+    expect(policy.turns).toEqual([['read', 'write', 'invoke']]);
+    await running;
+    expect(policy.turns).toHaveLength(1);
+    // the session changed since (alice no longer its owner): what was asked about the old one is not used; asked again, refused
+    current = { ...session, owner: 'carol', collaborators: [], viewers: ['alice'] };
+    policy.turns.length = 0;
+    await expect(h.service.exec(alice, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'forbidden' });
+    expect(policy.turns).toEqual([['read', 'write', 'invoke'], ['read', 'write', 'invoke']]);
+  });
+
+  it('asks nothing early for a caller of another tenant: 404, the policy service not asked', async () => {
+    const policy = turnsOfPolicy();
+    const h = serviceHarness({ policy: () => policy });
+    const sandbox = await h.service.create(alice, 's1', 'small');
+    await h.service.exec(alice, sandbox.id, { command: ['/bin/true'] });
+    policy.turns.length = 0;
+    const mallory = { principal: { type: 'user', id: 'mallory', tenantId: 'other' } as Principal, token: 'mallory.token' };
+    await expect(h.service.exec(mallory, sandbox.id, { command: ['/bin/true'] })).rejects.toMatchObject({ code: 'not_found' });
+    expect(policy.turns).toEqual([]);
   });
 
   it('asks the CPU used, the quotas and the quote only once the policy allowed: a non-reader (404) and a caller refused write or invoke (403) cause none of them', async () => {

@@ -123,8 +123,11 @@ export class SandboxesService {
   private readonly running = new Map<string, () => void>();
   /** The output of the executions running on this instance, by execution id, for clients that reattach. */
   private readonly live = new Map<string, LiveOutput>();
-  /** Each sandbox's session, as far as seen here (never changes), so that both rows are read at once. */
-  private readonly sessionOf = new Map<string, string>();
+  /**
+   * Each sandbox's session row as last read here (a sandbox never changes session), so that
+   * both rows are read at once, and an execution's decisions asked meanwhile.
+   */
+  private readonly sessionOf = new Map<string, SessionRow>();
 
   constructor(private readonly d: SandboxesServiceDependencies) {
     this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
@@ -280,14 +283,20 @@ export class SandboxesService {
    */
   async exec(caller: Caller, sandboxId: string, input: ExecInput, output: ExecOutputListener = {}): Promise<ExecutionView> {
     const { principal } = caller;
+    const parameters = executionApprovalParameters(sandboxId, input);
+    // the decisions asked at once with the rows when this sandbox's session was read here before; they stand only if
+    // the session read now is the one they were asked about (else asked again): what is asked, and of whom, is unchanged
+    const seen = this.sessionOf.get(sandboxId);
+    const early = seen?.tenantId === principal.tenantId ? { session: seen, decisions: settle(this.ask(caller, this.execAsks(seen, parameters))) } : undefined;
     const { row, session } = await this.sandboxAndSession(caller, sandboxId);
+    const asked = early && policyViewOf(early.session) === policyViewOf(session) ? early.decisions : undefined;
     // the sandbox's lifetime is a hard wall-clock limit too: no execution outlives it
     const left = row.expiresAt ? Date.parse(row.expiresAt) - this.now().getTime() : Number.POSITIVE_INFINITY;
     const timeoutMs = Math.max(1, Math.min(input.timeoutMs ?? row.limits.timeoutMs, left));
     // a critical tool's approval is bound to exactly this input; its token is redeemed by the policy service, once
     // the decisions before the instance (a non-reader: 404, never where the sandbox lives); an approval is not
     // redeemed for a sandbox this instance cannot run (`local` before the token is spent)
-    const refused = await this.refusal(caller, session, { parameters: executionApprovalParameters(sandboxId, input), token: input.approvalToken }, () => this.local(row));
+    const refused = await this.refusal(caller, session, { parameters, token: input.approvalToken }, () => this.local(row), asked);
     if (refused) {
       await this.handle(principal.tenantId, sandboxId, this.command(principal, { type: 'refuse', data: { action: refused.action, rule: refused.decision.rule } }));
       throw refusalError(refused.action, refused.decision, refused.approval);
@@ -643,13 +652,13 @@ export class SandboxesService {
    */
   private async sandboxAndSession(caller: Caller, sandboxId: string): Promise<{ row: SandboxRow; session: SessionRow }> {
     const { tenantId } = caller.principal;
-    const known = this.sessionOf.get(sandboxId);
+    const known = this.sessionOf.get(sandboxId)?.sessionId;
     const [row, early] = await Promise.all([this.d.repo.sandbox(tenantId, sandboxId), known ? this.d.sessions.session(tenantId, known) : undefined]);
     if (!row || row.status === 'deleted') throw notFound();
     const session = row.sessionId === known ? early : await this.d.sessions.session(tenantId, row.sessionId);
     if (!session) throw notFound();
-    if (this.sessionOf.size >= SESSION_IDS_KEPT) this.sessionOf.delete(this.sessionOf.keys().next().value as string);
-    this.sessionOf.set(sandboxId, row.sessionId);
+    if (this.sessionOf.size >= SESSIONS_KEPT) this.sessionOf.delete(this.sessionOf.keys().next().value as string);
+    this.sessionOf.set(sandboxId, session);
     return { row, session };
   }
 
@@ -677,12 +686,11 @@ export class SandboxesService {
     session: SessionRow,
     approval?: { parameters: Record<string, string>; token?: string },
     beforeRedeem?: () => void,
+    asked?: { value: () => Promise<AuthorizeDecision[]> },
   ): Promise<{ action: string; decision: AuthorizeDecision; approval?: ApprovalRequest } | undefined> {
-    const asks = [
-      { type: SESSION_RESOURCE, action: 'write', session, parameters: approval?.parameters },
-      { type: TOOL_RESOURCE, action: 'invoke', session, parameters: approval?.parameters },
-    ];
-    const [read, ...decisions] = await this.ask(caller, [{ type: SESSION_RESOURCE, action: 'read', session }, ...asks]);
+    const all = this.execAsks(session, approval?.parameters);
+    const asks = all.slice(1);
+    const [read, ...decisions] = await (asked ? asked.value() : this.ask(caller, all));
     if (read.decision !== 'allow') throw notFound();
     for (const [i, d] of decisions.entries()) {
       if (d.decision === 'allow') continue;
@@ -702,7 +710,16 @@ export class SandboxesService {
     return undefined;
   }
 
-  private ask(caller: Caller, asks: Array<{ type: string; action: string; session: SessionRow; parameters?: Record<string, string>; approvalToken?: string }>): Promise<AuthorizeDecision[]> {
+  /** An execution's decisions, in the order `refusal` reads them: `read` on the session, `write` on it and `invoke` of the tool (with an approval's parameters). */
+  private execAsks(session: SessionRow, parameters?: Record<string, string>): SessionAsk[] {
+    return [
+      { type: SESSION_RESOURCE, action: 'read', session },
+      { type: SESSION_RESOURCE, action: 'write', session, parameters },
+      { type: TOOL_RESOURCE, action: 'invoke', session, parameters },
+    ];
+  }
+
+  private ask(caller: Caller, asks: SessionAsk[]): Promise<AuthorizeDecision[]> {
     return askPolicy(
       this.d.policy(),
       caller,
@@ -713,7 +730,7 @@ export class SandboxesService {
         resource:
           type === TOOL_RESOURCE
             ? { type: TOOL_RESOURCE, id: EXECUTE_TOOL, attributes: { session: session.sessionId } }
-            : { type: SESSION_RESOURCE, id: session.sessionId, attributes: { owner: session.owner, collaborators: session.collaborators, viewers: session.viewers, agents: session.agents } },
+            : { type: SESSION_RESOURCE, id: session.sessionId, attributes: sessionAttributes(session) },
       })),
     );
   }
@@ -735,8 +752,21 @@ function startedOrFailed(exec: () => ReturnType<SandboxRuntime['exec']>): Return
 /** A CPU grant outlives its execution's timeout by this much before it stops counting (an instance that died and never came back). */
 const GRANT_GRACE_MS = 60_000;
 
-/** Sandbox → session ids kept (the oldest forgotten first). */
-const SESSION_IDS_KEPT = 10_000;
+/** What is asked of the policy service about a session (or the tool, within it). */
+type SessionAsk = { type: string; action: string; session: SessionRow; parameters?: Record<string, string>; approvalToken?: string };
+
+/** A session as the policy service is told of it: the roles its decisions rest on. */
+function sessionAttributes(session: SessionRow): Record<string, string | string[]> {
+  return { owner: session.owner, collaborators: session.collaborators, viewers: session.viewers, agents: session.agents };
+}
+
+/** All the policy is told of a session (its id, tenant and roles): two reads alike here are decided alike. */
+function policyViewOf(session: SessionRow): string {
+  return JSON.stringify([session.tenantId, session.sessionId, sessionAttributes(session)]);
+}
+
+/** Sandbox → session rows kept (the oldest forgotten first). */
+const SESSIONS_KEPT = 10_000;
 
 /** A promise whose failure is kept for later (never unhandled meanwhile): asked now, judged in its turn. */
 function settle<T>(promise: Promise<T>): { value: () => Promise<T> } {
