@@ -168,7 +168,9 @@ export class LedgerRepository {
    * path. Two round trips for a batch, not four: the BEGIN travels with the first statement
    * (the locks) and the COMMIT with the statement marked `commit` (the write), each pair
    * as one simple-protocol message (`inlineParameters`). A statement that fails there
-   * fails the message, the COMMIT is not run, and the transaction is rolled back.
+   * fails the message, the COMMIT is not run, and the transaction is rolled back. A
+   * transaction whose first statement is marked `commit` (a write on remembered rows) is
+   * that statement alone, with its parameters, in autocommit: one round trip, one statement.
    */
   private async transaction<T>(work: (tx: LedgerTransaction) => Promise<T>): Promise<T> {
     const pool = pgPoolOf<PgPool>(this.dataSource);
@@ -303,68 +305,68 @@ export class LedgerRepository {
     const events = (x: StreamEvent[]) => x.map((v) => ({ stream_id: v.streamId, stream_version: v.version, envelope: v.event }));
     await tx.query(
       `SELECT ${this.t.write}($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7::int, $8::int)`,
-      // one JSON document per table (bigints as decimal strings, dates as ISO 8601): one JSON.stringify and one literal each,
-      // where arrays of JSON texts were escaped three times over (JSON, array element, literal)
+      // one JSON document per table (bigints as decimal strings, dates as ISO 8601): one JSON.stringify each; a row of
+      // holds, accounts or usage lines is an array of its columns in the order ledger_write reads them (ledger.migration.ts)
       [
         ...[
-          w.accounts.map(({ after: x, before: b }) => ({
-            budget_id: x.budgetId,
-            period_start: x.periodStart,
-            posted: x.posted.toString(),
-            pending: x.pending.toString(),
-            was_posted: b.posted.toString(),
-            was_pending: b.pending.toString(),
-            limit_micros: b.limit.toString(),
-            hard: b.hard,
-            thresholds: b.thresholds,
-          })),
-          w.newHolds.map((x) => ({
-            tenant_id: x.tenantId,
-            request_id: x.requestId,
-            agent_id: x.agentId,
-            team_id: x.teamId,
-            amount: x.amount.toString(),
-            status: x.status,
-            accounts: x.accounts,
-            expires_at: x.expiresAt,
-            posted: x.posted.toString(),
-            version: x.version,
-            reserve_answer: x.reserveAnswer,
-            settle_answer: x.settleAnswer,
-            release_answer: x.releaseAnswer,
-            updated_at: x.updatedAt,
-            created_at: x.createdAt,
-            revision: x.revision,
-          })),
-          w.changedHolds.map(({ hold: x, before }) => ({
-            tenant_id: x.tenantId,
-            request_id: x.requestId,
+          w.accounts.map(({ after: x, before: b }) => [
+            x.budgetId,
+            x.periodStart,
+            x.posted.toString(),
+            x.pending.toString(),
+            b.posted.toString(),
+            b.pending.toString(),
+            b.limit.toString(),
+            b.hard,
+            b.thresholds,
+          ]),
+          w.newHolds.map((x) => [
+            x.tenantId,
+            x.requestId,
+            x.agentId,
+            x.teamId,
+            x.amount.toString(),
+            x.status,
+            x.accounts,
+            x.expiresAt,
+            x.posted.toString(),
+            x.version,
+            x.reserveAnswer,
+            x.settleAnswer,
+            x.releaseAnswer,
+            x.updatedAt,
+            x.createdAt,
+            x.revision,
+          ]),
+          w.changedHolds.map(({ hold: x, before }) => [
+            x.tenantId,
+            x.requestId,
             before,
-            status: x.status,
-            posted: x.posted.toString(),
-            version: x.version,
-            settle_answer: x.settleAnswer,
-            release_answer: x.releaseAnswer,
-            updated_at: x.updatedAt,
-            revision: x.revision,
-          })),
+            x.status,
+            x.posted.toString(),
+            x.version,
+            x.settleAnswer,
+            x.releaseAnswer,
+            x.updatedAt,
+            x.revision,
+          ]),
           events(w.events.filter((x) => !x.once)),
           events(w.events.filter((x) => x.once)),
-          w.usage.map((l) => ({
-            event_id: l.eventId,
-            tenant_id: l.tenantId,
-            request_id: l.requestId,
-            source: l.source,
-            agent_id: l.agentId,
-            team_id: l.teamId,
-            model: l.model,
-            posted_micros: l.posted.toString(),
-            actual_micros: l.actual.toString(),
-            overrun_micros: l.overrun.toString(),
-            usage: l.usage,
-            occurred_at: l.occurredAt,
-            revision: l.revision,
-          })),
+          w.usage.map((l) => [
+            l.eventId,
+            l.tenantId,
+            l.requestId,
+            l.source,
+            l.agentId,
+            l.teamId,
+            l.model,
+            l.posted.toString(),
+            l.actual.toString(),
+            l.overrun.toString(),
+            l.usage,
+            l.occurredAt,
+            l.revision,
+          ]),
         ].map((rows) => JSON.stringify(rows)),
         w.changedHolds.length,
         w.accounts.length,
