@@ -469,11 +469,13 @@ export class CompletionsService {
         this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written');
         throw new PalisadeError('unavailable', UNRECORDED);
       });
-    // the settle request once the usage event is committed (or failed): its send no longer delays the commit the answer waits for
+    // the settle request once the usage event is committed (or failed), and only after the answer (or its
+    // end marker) has been written: the commit's other waiter writes it in the same turn of the event loop,
+    // so the request's encoding and NATS write no longer come between the commit and the caller
     void recorded.then(
-      () => this.settleWithBilling(t, usage, amountMicros, estimated, 1),
+      () => afterThisTurn(() => this.settleWithBilling(t, usage, amountMicros, estimated, 1)),
       // without the usage event the request is the only way the tokens are charged: it is retried
-      () => this.settleWithBilling(t, usage, amountMicros, estimated, SETTLE_ATTEMPTS_UNRECORDED),
+      () => afterThisTurn(() => this.settleWithBilling(t, usage, amountMicros, estimated, SETTLE_ATTEMPTS_UNRECORDED)),
     );
     return recorded;
   }
@@ -547,6 +549,11 @@ export class CompletionsService {
       throw new PalisadeError('unavailable', UNRECORDED);
     });
   }
+}
+
+/** Runs `work` once the promise reactions of this turn of the event loop (an answer being written) are done. */
+function afterThisTurn(work: () => Promise<void>): void {
+  setImmediate(() => void work());
 }
 
 /** A call's deadline and its caller going away, as one signal; `end()` once the call is over. */

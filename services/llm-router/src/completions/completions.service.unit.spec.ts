@@ -137,6 +137,8 @@ function setup(respond?: Setup['respond'], current: CatalogState = catalog, extr
 }
 
 const call = (s: Setup, body: Record<string, unknown>, api: 'openai' | 'anthropic' = 'openai') => s.service.call({ api, principal: agent, body, signal: new AbortController().signal });
+/** The settle request goes out in the turn after the answer (or its end marker) was written. */
+const afterAnswer = () => new Promise<void>((r) => setImmediate(r));
 async function drain(result: CallResult): Promise<string> {
   if (result.kind !== 'stream') throw new Error('not a stream');
   let out = '';
@@ -157,6 +159,7 @@ describe('budgets first', () => {
     expect(s.sent[0].body.max_tokens).toBe(2048);
     // worst case at the highest prices of the route (gpt): input bound × 3 + 2048 × 10 (micro-USD per token)
     expect(reserve.amountMicros).toBeGreaterThanOrEqual(2048 * 10);
+    await afterAnswer();
     expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: reserve.requestId, amountMicros: 100 * 3 + 20 * 10, estimated: false, usage: expect.objectContaining({ inputTokens: 100, outputTokens: 20 }), model: 'gpt' })]);
     // and the durable path: the usage event billing's metering settles from, in billing's schema
     expect(s.usages).toEqual([{ requestId: reserve.requestId, agentId: 'release-bot', actualMicros: String(100 * 3 + 20 * 10), model: 'gpt', usage: [{ kind: 'input_tokens', quantity: 100 }, { kind: 'output_tokens', quantity: 20 }] }]);
@@ -224,6 +227,7 @@ describe('streaming', () => {
     expect(parsed.every((c) => c.usage === undefined && c.choices.length === 1)).toBe(true);
     expect(parsed.map((c) => c.choices[0].delta.content ?? '').join('')).toBe(`echo: hi there ${TAIL}`);
     expect(parsed.every((c) => c.model === 'default')).toBe(true);
+    await afterAnswer();
     expect(s.billing.settles[0]).toMatchObject({ estimated: false, usage: { inputTokens: 50 } });
   });
 
@@ -248,6 +252,7 @@ describe('streaming', () => {
     const last = dataOf(out).pop()!;
     expect(JSON.parse(last)).toMatchObject({ error: { code: 'stream_cut', type: 'server_error' } });
     expect(out).not.toContain('[DONE]');
+    await afterAnswer();
     expect(s.billing.settles[0]).toMatchObject({ estimated: true, amountMicros: s.billing.reserves[0].amountMicros });
     expect(s.usages[0].usage).toContainEqual({ kind: 'estimated', quantity: 1 });
     expect(s.usages[0].actualMicros).toBe(String(s.billing.reserves[0].amountMicros));
@@ -271,6 +276,7 @@ describe('streaming', () => {
     const out = await drain(await call(s, { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
     expect(JSON.parse(dataOf(out).pop()!)).toMatchObject({ error: { code: 'stream_cut', message: 'the request deadline passed before the stream was complete' } });
     expect(s.sent[0].signal.aborted).toBe(true);
+    await afterAnswer();
     expect(s.billing.settles[0]).toMatchObject({ estimated: true });
   });
 
@@ -335,6 +341,9 @@ describe('the answer ends only once its events are committed', () => {
     gates.splice(0).forEach((open) => open());
     const result = await answer;
     expect(streams().sort()).toEqual([`model-call-${result.requestId}`, `usage-${result.requestId}`]);
+    // the settle request only once the answer is on its way: nothing of it comes between the commit and the caller
+    expect(s.billing.settles).toEqual([]);
+    await afterAnswer();
     expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: result.requestId, estimated: false })]);
   });
 
@@ -388,6 +397,7 @@ describe('the answer ends only once its events are committed', () => {
       await expect(call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'unavailable', message: expect.stringMatching(/could not be recorded/) });
       await expect(call(s, { model: 'local', max_tokens: 50, messages: [{ role: 'user', content: 'hello' }] }, 'anthropic')).rejects.toMatchObject({ code: 'unavailable' });
       expect(s.sent).toHaveLength(2);
+      await afterAnswer();
       // the provider's tokens are charged all the same (the settle request), the hold is not released uncharged
       expect(s.billing.settles).toHaveLength(2);
       expect(s.billing.releases).toEqual([]);
