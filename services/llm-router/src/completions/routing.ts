@@ -55,11 +55,12 @@ export interface RuleSubject {
 }
 
 export function ruleMatches(rule: ClassificationRule, subject: RuleSubject): boolean {
-  return (
-    (rule.team === undefined || subject.teams.includes(rule.team)) &&
-    (rule.agent === undefined || rule.agent === subject.agentId) &&
-    (rule.model === undefined || rule.model === subject.model || (subject.served?.includes(rule.model) ?? false))
-  );
+  return callerMatches(rule, subject) && (rule.model === undefined || rule.model === subject.model || (subject.served?.includes(rule.model) ?? false));
+}
+
+/** Whether the rule's team and agent (those given) match the caller. */
+function callerMatches(rule: ClassificationRule, subject: RuleSubject): boolean {
+  return (rule.team === undefined || subject.teams.includes(rule.team)) && (rule.agent === undefined || rule.agent === subject.agentId);
 }
 
 /**
@@ -67,8 +68,43 @@ export function ruleMatches(rule: ClassificationRule, subject: RuleSubject): boo
  * the rules that raised it (each matching rule above the declared class), for the audit event.
  */
 export function raisedByRules(declared: Classification, rules: readonly ClassificationRule[], subject: RuleSubject): { classification: Classification; raisedBy: number[] } {
-  const raisedBy = rules.flatMap((rule, i) => (ruleMatches(rule, subject) && RANK[rule.atLeast] > RANK[declared] ? [i] : []));
-  return { classification: raisedBy.reduce<Classification>((c, i) => higher(c, rules[i].atLeast), declared), raisedBy };
+  const raisedBy: number[] = [];
+  let classification = declared;
+  for (let i = 0; i < rules.length; i++) {
+    if (RANK[rules[i].atLeast] <= RANK[declared] || !ruleMatches(rules[i], subject)) continue;
+    raisedBy.push(i);
+    classification = higher(classification, rules[i].atLeast);
+  }
+  return { classification, raisedBy };
+}
+
+/**
+ * The rules as they apply to one caller's request, before any model is tried: the class
+ * they give it (`before`) and the rules matching the caller that name another model, which
+ * apply once that model is tried (`onModel`). Made once per request: the class per
+ * candidate (`classWhenServed`) is then a look at a few rules, not a pass over all of them.
+ */
+export interface CallerRules {
+  before: Classification;
+  onModel: ReadonlyArray<{ model: string; atLeast: Classification }>;
+}
+
+export function callerRules(declared: Classification, rules: readonly ClassificationRule[], subject: Omit<RuleSubject, 'served'>): CallerRules {
+  let before = declared;
+  const onModel: Array<{ model: string; atLeast: Classification }> = [];
+  for (const rule of rules) {
+    if (RANK[rule.atLeast] <= RANK[declared] || !callerMatches(rule, subject)) continue;
+    if (rule.model === undefined || rule.model === subject.model) before = higher(before, rule.atLeast);
+    else onModel.push({ model: rule.model, atLeast: rule.atLeast });
+  }
+  return { before, onModel };
+}
+
+/** The class the rules give once these models have been tried (as `raisedByRules` with `served`). */
+export function classWhenServed(rules: CallerRules, served: readonly string[]): Classification {
+  let classification = rules.before;
+  for (const rule of rules.onModel) if (served.includes(rule.model)) classification = higher(classification, rule.atLeast);
+  return classification;
 }
 
 /**

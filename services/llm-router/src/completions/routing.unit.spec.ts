@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
-import { attemptsOf, capabilitiesOf, classify, permits, plan, raisedByRules, type ClassificationRule, type ClassOf, type RuleSubject } from './routing';
+import { attemptsOf, callerRules, capabilitiesOf, classify, classWhenServed, permits, plan, raisedByRules, type ClassificationRule, type ClassOf, type RuleSubject } from './routing';
 
 const provider = (providerId: string, compliance: 'private' | 'external'): ProviderDefinition => ({ providerId, kind: 'openai', baseUrl: `http://${providerId}.test/v1`, compliance });
 const model = (modelId: string, providerId: string, contextWindow = 128_000): ModelDefinition => ({ modelId, providerId, upstreamModel: modelId, contextWindow, maxOutputTokens: 4096, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 });
@@ -79,6 +79,24 @@ describe('rules on a model apply to the candidate that serves the request', () =
     expect(raisedByRules('public', rules, { ...caller, served: ['gpt', 'local'] })).toEqual({ classification: 'restricted', raisedBy: [0] });
     expect(raisedByRules('public', rules, { ...caller, served: ['gpt'] }).classification).toBe('public');
     expect(raisedByRules('public', rules, caller).classification).toBe('public');
+  });
+
+  it('the rules made once per request give, per list of models tried, the class raisedByRules gives', () => {
+    const agentId = '0190c3a0-0000-7000-8000-000000000001';
+    const who: RuleSubject = { teams: ['finance'], agentId, model: 'cloud-first' };
+    const rules: ClassificationRule[] = [
+      { team: 'finance', model: 'local', atLeast: 'confidential' },
+      { team: 'sales', model: 'gpt', atLeast: 'restricted' },
+      { agent: agentId, model: 'gpt2', atLeast: 'restricted' },
+      { model: 'cloud-first', atLeast: 'internal' },
+      { model: 'local', atLeast: 'internal' },
+    ];
+    const made = callerRules('public', rules, who);
+    for (const served of [[], ['gpt'], ['local'], ['gpt', 'local'], ['gpt2'], ['local', 'gpt2']]) {
+      expect(classWhenServed(made, served)).toBe(raisedByRules('public', rules, { ...who, served }).classification);
+    }
+    expect(classWhenServed(made, ['local'])).toBe('confidential');
+    expect(classWhenServed(made, ['gpt'])).toBe('internal');
   });
 
   it('raises the class per candidate before it is tried: a candidate whose own rule raises the class above what its provider may receive is skipped', () => {

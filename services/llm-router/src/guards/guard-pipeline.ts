@@ -1,5 +1,5 @@
 import { clip, PalisadeError, type Principal } from '@palisade/contracts';
-import { classify, permits, raisedByRules, type Candidate, type Classification, type ClassificationRule, type RuleSubject } from '../completions/routing';
+import { callerRules, classify, classWhenServed, permits, raisedByRules, type CallerRules, type Candidate, type Classification, type ClassificationRule, type RuleSubject } from '../completions/routing';
 import { DEFAULT_GUARD_POLICY, strictestPiiAction, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
 import type { GuardPolicyService } from './guard-policy.service';
 import { InjectionScanner, type InjectionFinding, type TextSource } from './injection.scanner';
@@ -68,6 +68,8 @@ export class GuardRun {
   private classificationOutcome?: NonNullable<GuardOutcomes['classification']>;
   /** Who asks for what, as the tenant's rules see it (set by `classify`). */
   private subject: RuleSubject = { teams: [], model: '' };
+  /** The tenant's rules as they apply to this caller and request (set by `classify`). */
+  private rules: CallerRules;
   /** What the detector found (raises the class). */
   private found: readonly EntityType[] = [];
   /** The models tried for the call so far, in order (their rules apply). */
@@ -85,6 +87,7 @@ export class GuardRun {
   ) {
     this.session = new MaskingSession(detector);
     this.classification = declared;
+    this.rules = { before: declared, onModel: [] };
   }
 
   outcomes(): GuardOutcomes {
@@ -106,9 +109,10 @@ export class GuardRun {
    */
   classify(principal: Principal, model: string, candidates: readonly string[] = []): Classification[] {
     this.subject = { teams: [...(principal.teams ?? []), ...(principal.department ? [principal.department] : [])], ...(principal.type === 'agent' ? { agentId: principal.id } : {}), model };
+    this.rules = callerRules(this.declared, this.policy.classificationRules ?? [], this.subject);
     this.update();
-    const rules = this.policy.classificationRules ?? [];
-    return [...new Set([undefined, ...candidates].map((id) => raisedByRules(this.declared, rules, { ...this.subject, served: id === undefined ? [] : [id] }).classification))];
+    if (this.rules.onModel.length === 0) return [this.rules.before];
+    return [...new Set([this.rules.before, ...candidates.map((id) => classWhenServed(this.rules, [id]))])];
   }
 
   /** What the detector found raises the class further (never lowers it). */
@@ -119,8 +123,7 @@ export class GuardRun {
 
   /** The class once these models have been tried, the last one about to be (`routing.ts`, `ClassOf`): the rules naming any of them apply, then the detector's raise. */
   classOf(served: readonly string[]): Classification {
-    const rules = this.policy.classificationRules ?? [];
-    return classify(raisedByRules(this.declared, rules, { ...this.subject, served }).classification, this.found);
+    return classify(classWhenServed(this.rules, served), this.found);
   }
 
   /**
@@ -139,17 +142,20 @@ export class GuardRun {
   }
 
   private update(): void {
+    const ruled = classWhenServed(this.rules, this.served);
+    this.classification = classify(ruled, this.found);
+    if (this.classification === this.declared) {
+      this.classificationOutcome = undefined;
+      return;
+    }
+    // which rules raised it: only asked when the class is not the declared one
     const rules = this.policy.classificationRules ?? [];
-    const ruled = raisedByRules(this.declared, rules, { ...this.subject, served: this.served });
-    this.classification = classify(ruled.classification, this.found);
-    this.classificationOutcome =
-      this.classification === this.declared
-        ? undefined
-        : {
-            declared: this.declared,
-            ...(ruled.raisedBy.length ? { rules: ruled.raisedBy.map((index) => ({ index, ...rules[index] })) } : {}),
-            ...(this.classification !== ruled.classification ? { detector: this.classification } : {}),
-          };
+    const raisedBy = ruled === this.declared ? [] : raisedByRules(this.declared, rules, { ...this.subject, served: this.served }).raisedBy;
+    this.classificationOutcome = {
+      declared: this.declared,
+      ...(raisedBy.length ? { rules: raisedBy.map((index) => ({ index, ...rules[index] })) } : {}),
+      ...(this.classification !== ruled ? { detector: this.classification } : {}),
+    };
   }
 
   /** Scans a text; a high-confidence finding under `injection: block` is returned as a refusal. */
