@@ -24,6 +24,9 @@ import { round, summarize } from './stats';
 //   start: POST /v1/sessions/:id/sandboxes → 201 (ready to exec: bundle, workspace tmpfs, event appended)
 //   exec first byte: POST …/executions/stream of `echo x` → the first stdout line of the response
 //   exec total: POST …/executions of `echo x` → the complete answer
+//   exec CPU per execution (added beside the latencies, which are unchanged): the orchestrator process's own CPU
+//   and its reaped children's (the crun processes it spawns) over the sampled executions, from /proc: a figure
+//   that can be compared between runs on a loaded machine, where the latencies swing with the load
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../scripts/platform-runner.js');
 
@@ -51,6 +54,16 @@ function firstByte(ca: Buffer, token: string, path: string, body: unknown): Prom
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/**
+ * CPU-seconds a process and its reaped children (the crun processes) have used, from
+ * /proc/<pid>/stat (utime, stime, cutime, cstime in clock ticks of 10 ms).
+ */
+function cpuSecondsOf(pid: number): { own: number; children: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const tick = (i: number) => Number(fields[i - 3]) / 100;
+  return { own: tick(14) + tick(15), children: tick(16) + tick(17) };
 }
 
 /** `SANDBOX_BENCH_PARTS=api` (or `proxy`, `start-parts`, comma-separated): only those parts, e.g. for before/after runs of one of them. Default: all. */
@@ -191,11 +204,16 @@ async function apiFigures(): Promise<Record<string, number>> {
     const first: number[] = [];
     const total: number[] = [];
     let refused = 0;
+    // the orchestrator's CPU per execution (its own, and its crun children's), beside the latencies: comparable under load
+    const orchestratorPid = (handles as Array<{ name: string; child: { pid: number } }>).find((h) => h.name === 'sandbox-orchestrator')!.child.pid;
+    const cpu0 = cpuSecondsOf(orchestratorPid);
+    let executions = 0;
     for (let i = 0; i < WARMUP + SAMPLES; i++) {
       const fb = await firstByte(ca, alice, `/v1/sandboxes/${sandbox}/executions/stream`, echo).catch(() => undefined);
       const t0 = performance.now();
       const done = await api(`/v1/sandboxes/${sandbox}/executions`, { method: 'POST', body: echo });
       const ms = performance.now() - t0;
+      executions += 2;
       // a refusal by another team's policy instance on the shared NATS (cross-talk): the sample is taken again
       if ((fb === undefined || done.status === 403) && refused++ < 1000) {
         i--;
@@ -207,6 +225,7 @@ async function apiFigures(): Promise<Record<string, number>> {
         total.push(ms);
       }
     }
+    const cpu1 = cpuSecondsOf(orchestratorPid);
     await api(`/v1/sandboxes/${sandbox}`, { method: 'DELETE' });
     const s = summarize(start);
     const f = summarize(first);
@@ -218,6 +237,8 @@ async function apiFigures(): Promise<Record<string, number>> {
       exec_first_byte_p50_ms: round(f.p50),
       exec_first_byte_p99_ms: round(f.p99),
       exec_total_p50_ms: round(e.p50),
+      exec_service_cpu_us_per_execution: Math.round(((cpu1.own - cpu0.own) * 1e6) / executions),
+      exec_crun_cpu_us_per_execution: Math.round(((cpu1.children - cpu0.children) * 1e6) / executions),
       samples: SAMPLES,
     };
   } finally {
