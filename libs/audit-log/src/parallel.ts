@@ -262,7 +262,8 @@ class LocalShare {
  * at the end. Give it every checkpoint first (`addCheckpoint`), then each partition's
  * records in offset order (`addRecord`, partitions may interleave), then `finish()`. Same
  * verdicts as a single ChainVerifier over the same input; when several partitions fail,
- * the failure of the lowest partition is reported.
+ * the failure of the lowest partition is reported, a cut tail only when nothing else
+ * failed (as one verifier, which finds it at the end).
  */
 export class ParallelChainVerifier {
   private readonly workers: Worker[];
@@ -535,7 +536,11 @@ function merge(replies: readonly WorkerReply[], ids?: readonly string[]): Verifi
       }
     }
   }
-  failures.sort((a, b) => (a.partition ?? -1) - (b.partition ?? -1));
+  // As one ChainVerifier: a cut tail is only found at the end, so any failure met on the way
+  // comes first (and a reader that stopped at one cut the other shares' tails); then the
+  // lowest partition.
+  const atTheEnd = (f: VerificationFailure) => (f.reason === 'truncated_tail' ? 1 : 0);
+  failures.sort((a, b) => atTheEnd(a) - atTheEnd(b) || (a.partition ?? -1) - (b.partition ?? -1));
   const sorted: VerificationResult['partitions'] = {};
   for (const p of Object.keys(partitions).map(Number).sort((a, b) => a - b)) sorted[p] = partitions[p];
   const result: VerificationResult = { ok: failures.length === 0, records, checkpoints, partitions: sorted };

@@ -149,6 +149,8 @@ describe('ParallelChainVerifier (workers started first, fed batches of raw recor
       { name: 'reordered', values: new Map(values).set(2, swap(values.get(2)!, 60)), checkpoints, reason: 'gap', partition: 2, seq: 62 },
       { name: 'replayed', values: new Map(values).set(3, [...values.get(3)!.slice(0, 90), values.get(3)![40], ...values.get(3)!.slice(90)]), checkpoints, reason: 'out_of_order', partition: 3, seq: 41 },
       { name: 'cut tail', values: new Map(values).set(0, values.get(0)!.slice(0, 260)), checkpoints, reason: 'truncated_tail', partition: 0, seq: 300 },
+      // A tail is only known cut at the end; a single verifier stops at the record first (and a reader stopping early cuts the other shares' tails).
+      { name: 'tampered, and a lower partition cut', values: edit(new Map(values).set(0, values.get(0)!.slice(0, 260)), 3, 40, (r) => ({ ...r, event: { ...r.event, data: { i: -1 } } })), checkpoints, reason: 'content_changed', partition: 3, seq: 41 },
       { name: 'repeated id', values: edit(values, 1, 299, (r) => sealRecord({ ...r, event: { ...r.event, id } })), checkpoints: checkpoints.filter((c) => !(c.partition === 1 && c.seq === 300)), reason: 'duplicate_event', partition: 1, seq: 300 },
     ];
     for (const c of cases) {
