@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -98,6 +98,7 @@ export type DeadLetterReason = 'poison' | 'forged' | 'handler-failed';
 const CONSUMER_NAME = /^[a-z][a-z0-9-]{0,63}$/;
 const decoder = new TextDecoder();
 const headerValue = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 2000);
+const PROCESS_SPAN: SpanOptions = { kind: SpanKind.CONSUMER };
 
 /**
  * A JetStream durable pull consumer of PALISADE_EVENTS with explicit acknowledgement.
@@ -124,6 +125,8 @@ export class DurableEventConsumer {
   private readonly concurrency: number;
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
+  /** Events whose handler runs: kept in progress by one heartbeat. */
+  private readonly inHand = new Set<JsMsg>();
   private stopped = false;
 
   constructor(private readonly options: DurableEventConsumerOptions) {
@@ -224,24 +227,34 @@ export class DurableEventConsumer {
   }
 
   private async run(messages: ConsumerMessages): Promise<void> {
-    const inflight = new Set<Promise<void>>();
+    let inflight = 0;
     // Woken when an event is done while the loop waits for room (not Promise.race over
-    // the whole set per message: that is quadratic at a high concurrency).
+    // the whole set per message: that is quadratic at a high concurrency), and at the end
+    // when the last one is done.
     let room: (() => void) | undefined;
+    const done = () => {
+      inflight--;
+      room?.();
+      room = undefined;
+    };
+    // One timer tells the server that every event still being handled is in progress
+    // (each at most half an ack wait after its handler started, as one timer per event did).
+    const inHand = this.inHand;
+    const heartbeat = setInterval(() => {
+      for (const m of inHand) m.working();
+    }, Math.max(1000, this.ackWaitMs / 2));
+    heartbeat.unref();
     try {
       for await (const m of messages) {
-        const p: Promise<void> = this.process(m).finally(() => {
-          inflight.delete(p);
-          room?.();
-          room = undefined;
-        });
-        inflight.add(p);
-        if (inflight.size >= this.concurrency) await new Promise<void>((resolve) => (room = resolve));
+        inflight++;
+        this.process(m).then(done, done);
+        if (inflight >= this.concurrency) await new Promise<void>((resolve) => (room = resolve));
       }
     } catch (error) {
       this.logger.error({ err: error, durable: this.durable }, 'event consumer failed');
     }
-    await Promise.allSettled(inflight);
+    while (inflight > 0) await new Promise<void>((resolve) => (room = resolve));
+    clearInterval(heartbeat);
   }
 
   private async process(m: JsMsg): Promise<void> {
@@ -255,51 +268,49 @@ export class DurableEventConsumer {
     const validation = validateConsumed(value);
     if (!validation.ok) return this.deadLetter(m, 'poison', validation.problems);
     const event = validation.event;
-    const forgery = eventOriginProblems(m.subject, event);
+    const subject = m.subject;
+    const forgery = eventOriginProblems(subject, event);
     if (forgery.length > 0) return this.refuseForged(m, event, forgery);
 
     const parent = extractTraceContext(m.headers);
-    await this.tracer.startActiveSpan(
-      `process ${m.subject}`,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: {
-          'messaging.system': 'nats',
-          'messaging.operation.type': 'process',
-          'messaging.destination.name': m.subject,
-          'messaging.consumer.group.name': this.durable,
-          'messaging.message.id': event.id,
-          'palisade.event.type': event.type,
-          'palisade.tenant.id': event.tenantId,
-          'palisade.delivery.count': deliveryCount,
-        },
-      },
-      parent,
-      async (span) => {
-        const heartbeat = setInterval(() => m.working(), Math.max(1000, this.ackWaitMs / 2));
-        heartbeat.unref();
-        try {
-          await this.options.handler(event, { subject: m.subject, streamSequence: m.seq, deliveryCount, headers: m.headers });
-          m.ack();
-        } catch (error) {
-          span.recordException(error as Error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-          if (deliveryCount >= this.maxDeliver) {
-            await this.deadLetter(m, 'handler-failed', [`${(error as Error).name}: ${(error as Error).message}`]);
-          } else {
-            const delay = this.backoffMs[Math.min(deliveryCount - 1, this.backoffMs.length - 1)];
-            this.logger.warn(
-              { err: error, durable: this.durable, eventId: event.id, deliveryCount, retryInMs: delay },
-              'event handler failed, will retry',
-            );
-            m.nak(delay);
-          }
-        } finally {
-          clearInterval(heartbeat);
-          span.end();
-        }
-      },
-    );
+    // Attributes only for a span that is recorded: the SDK copies and checks them before it
+    // knows whether it records (per event, even with nothing exported).
+    const span = this.tracer.startSpan(`process ${subject}`, PROCESS_SPAN, parent);
+    if (span.isRecording()) {
+      span.setAttributes({
+        'messaging.system': 'nats',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': subject,
+        'messaging.consumer.group.name': this.durable,
+        'messaging.message.id': event.id,
+        'palisade.event.type': event.type,
+        'palisade.tenant.id': event.tenantId,
+        'palisade.delivery.count': deliveryCount,
+      });
+    }
+    this.inHand.add(m);
+    try {
+      await context.with(trace.setSpan(parent, span), () =>
+        this.options.handler(event, { subject, streamSequence: m.seq, deliveryCount, headers: m.headers }),
+      );
+      m.ack();
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      if (deliveryCount >= this.maxDeliver) {
+        await this.deadLetter(m, 'handler-failed', [`${(error as Error).name}: ${(error as Error).message}`]);
+      } else {
+        const delay = this.backoffMs[Math.min(deliveryCount - 1, this.backoffMs.length - 1)];
+        this.logger.warn(
+          { err: error, durable: this.durable, eventId: event.id, deliveryCount, retryInMs: delay },
+          'event handler failed, will retry',
+        );
+        m.nak(delay);
+      }
+    } finally {
+      this.inHand.delete(m);
+      span.end();
+    }
   }
 
   private async refuseForged(m: JsMsg, event: EventEnvelope, problems: string[]): Promise<void> {
