@@ -1,4 +1,4 @@
-import { buildEvent, clip, newEventId, systemEventContext, validateConsumed, validateForPublish, MAX_EVENT_BYTES } from './envelope';
+import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, MAX_EVENT_BYTES } from './envelope';
 import { eventSubject, serviceOfEventType } from './index';
 
 const ctx = systemEventContext('credential');
@@ -39,6 +39,63 @@ describe('event envelope', () => {
     expect(validateForPublish(extended).ok).toBe(false);
     const consumed = validateConsumed(extended);
     expect(consumed.ok && (consumed.event as unknown as { extra: number }).extra).toBe(1);
+  });
+
+  it('accepts and refuses at consume exactly as the schema does, with its problems and its event', () => {
+    const json = (patch: Record<string, unknown>) => JSON.stringify({ ...valid(), ...patch });
+    const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
+    const texts = [
+      json({}),
+      json({ extra: 1, more: { a: 1 } }),
+      json({ personal: { subjectId: 'u-1', data: { email: 'a@b.c' } } }),
+      json({ personal: sealed }),
+      json({ personal: { ...sealed, alg: 'none' } }),
+      json({ actor: { id: 'agent-7', type: 'agent' } }),
+      json({ actor: { type: 'agent', id: 'agent-7', extra: 1 } }),
+      json({ actor: { type: 'agent', id: '' } }),
+      json({ actor: { type: 'agent', id: 'x'.repeat(200) } }),
+      json({ actor: { type: 'agent', id: 'x'.repeat(201) } }),
+      json({ actor: { type: 'agent', id: 7 } }),
+      json({ actor: { type: 'robot', id: 'x' } }),
+      json({ actor: null }),
+      json({ actor: [] }),
+      json({ id: '3b241101-e2bb-4255-8caf-4136c566a962' }),
+      json({ id: valid().id.toUpperCase() }),
+      json({ id: 7 }),
+      json({ type: 'mailer.mail.sent' }),
+      json({ type: 'credential.read' }),
+      json({ source: 'auth' }),
+      json({ source: 'mailer' }),
+      json({ tenantId: 'a b' }),
+      json({ tenantId: 'x'.repeat(65) }),
+      json({ occurredAt: '2026-11-22T10:00:00Z' }),
+      json({ occurredAt: '2026-13-45T10:00:00.000Z' }),
+      json({ occurredAt: '2026-11-22T10:00:00.000+01:00' }),
+      json({ data: 'x' }),
+      json({ data: null }),
+      json({ data: [1] }),
+      json({ data: { nested: { deep: [1, 'two'] } } }),
+      `{"__proto__":{"p":1},${json({}).slice(1)}`,
+      json({}).replace('"data":{', '"data":{"__proto__":{"q":1},'),
+      json({}).replace('"actor":{', '"actor":{"__proto__":{"q":1},'),
+      JSON.stringify((({ id, ...rest }) => ({ ...rest, id }))(valid())),
+      JSON.stringify((({ data: _data, ...rest }) => rest)(valid())),
+      'null',
+      '[]',
+      '"event"',
+      '{}',
+    ];
+    for (const text of texts) {
+      const expected = consumedEventSchema.safeParse(JSON.parse(text));
+      const result = validateConsumed(JSON.parse(text));
+      expect(result.ok).toBe(expected.success);
+      if (result.ok && expected.success) {
+        expect(result.event).toStrictEqual(expected.data);
+        expect(JSON.stringify(result.event)).toBe(JSON.stringify(expected.data));
+      } else if (!result.ok && !expected.success) {
+        expect(result.problems).toEqual(expected.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`));
+      }
+    }
   });
 
   it('refuses a string holding a lone surrogate (not I-JSON), and takes pairs and escaped backslashes', () => {
