@@ -447,30 +447,18 @@ export class CrunRuntime implements SandboxRuntime {
   private async executeWarm(sandboxId: string, w: WarmContainer, request: ExecRequest, control: KillSwitch): Promise<ExecResult | undefined> {
     const limits = await this.limitsOf(sandboxId);
     const exports = Object.entries(request.env ?? {}).map(([k, v]) => `export ${k}=${shQuote(v)}\n`);
-    // the next warm container is made once this program printed something (or ended, or will not run): its
-    // `crun run --detach` (a fork of this process, then ~16 ms of a core) no longer competes with this execution's
-    // start (the exec_started commit, the go, the program's first output), which the first byte waits for
-    let nextMade = false;
-    const makeNext = () => {
-      if (nextMade) return;
-      nextMade = true;
-      this.warmUp(sandboxId);
-    };
+    await Promise.all([
+      writeFile(join(w.control, 'stdin'), request.stdin ?? '', { mode: 0o644 }),
+      // a program named without a path through env(1), as crun would run it (a PATH lookup, never a shell builtin or
+      // function); a path sh runs itself (no lookup either: one exec fewer)
+      writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}${request.argv[0].includes('/') ? '' : '/usr/bin/env -- '}${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
+    ]).finally(() => this.warmUp(sandboxId));
     try {
-      await Promise.all([
-        writeFile(join(w.control, 'stdin'), request.stdin ?? '', { mode: 0o644 }),
-        // a program named without a path through env(1), as crun would run it (a PATH lookup, never a shell builtin or
-        // function); a path sh runs itself (no lookup either: one exec fewer)
-        writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}${request.argv[0].includes('/') ? '' : '/usr/bin/env -- '}${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
-      ]);
       await request.startWhen;
     } catch (error) {
-      makeNext();
       await this.discardWarm(w); // never given the go: its init never read the command
       throw error;
     }
-    w.child.stdout.once('data', makeNext);
-    w.child.stderr.once('data', makeNext);
     const stdout = capped(request.outputCapBytes, request.onStdout);
     const stderr = capped(request.outputCapBytes, request.onStderr);
     w.child.stdout.on('data', stdout.push);
@@ -486,7 +474,6 @@ export class CrunRuntime implements SandboxRuntime {
       await closed;
     } finally {
       guard.end();
-      makeNext();
     }
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const status = (await readFile(join(w.control, 'status'), 'utf8').catch(() => '')).trim();
