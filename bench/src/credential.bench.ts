@@ -14,7 +14,7 @@ import { RotatorRegistry } from '@palisade/credential-service/dist/rotation/rota
 import { createCredentialServices } from '@palisade/credential-service/dist/credential.module';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '@palisade/credential-service/dist/credential.settings';
 import { PostgresCiphertextStore } from '@palisade/credential-service/dist/storage/ciphertext-store';
-import { leaseNotifyMigration, vaultMigration } from '@palisade/credential-service/dist/vault.migration';
+import { vaultMigration } from '@palisade/credential-service/dist/vault.migration';
 import { round, summarize } from './stats';
 
 /**
@@ -53,7 +53,7 @@ export async function credentialBenchmark(): Promise<Record<string, number>> {
   const keyDir = mkdtempSync(join(tmpdir(), 'palisade-bench-cred-'));
   const local = new LocalKeyProvider({ masterKeyFile: join(keyDir, 'master.key'), keystoreDir: join(keyDir, 'keys') });
   try {
-    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE), leaseNotifyMigration(db.schema)]);
+    const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE)]);
     await migrator.initialize();
     await migrator.runMigrations();
     const rawTable = `${ident(db.schema)}.raw_commits`;

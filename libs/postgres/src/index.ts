@@ -6,3 +6,4 @@ export * from './event-tail';
 export * from './follower';
 export * from './sql-migration';
 export * from './pg-transaction';
+export * from './events-appended-ringer';

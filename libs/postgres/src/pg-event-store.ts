@@ -8,8 +8,10 @@ import type {
   Transaction,
 } from '@palisade/eventsourcing';
 import type { DataSource } from 'typeorm';
-import { ident } from './data-source';
-import { preparedSql, runInTransaction, type PreparedSql, type SqlRunner } from './pg-transaction';
+import { ident, pgPoolOf } from './data-source';
+import { NOTIFY_AFTER_COMMIT_SETTING } from './event-store.migration';
+import { eventsAppendedRinger, type RingPool } from './events-appended-ringer';
+import { afterCommitOf, preparedSql, runInTransaction, type PreparedSql, type SqlRunner } from './pg-transaction';
 
 /** The SQL handle behind a Transaction, for repositories that write in the same one. */
 export function sqlOf(tx: Transaction): SqlRunner {
@@ -44,8 +46,15 @@ function assertPublishable(events: readonly EventEnvelope[]): void {
   }
 }
 
+/** A statement's column that, when `on` is true, makes the events trigger skip its NOTIFY for the rest of the transaction. */
+const notifyAfterCommit = (on: string) => `CASE WHEN ${on} THEN set_config('${NOTIFY_AFTER_COMMIT_SETTING}', 'on', true) END AS notify_after_commit`;
+
 /**
- * Event store on PostgreSQL, in the schema its migration created. With a `sealer`, the
+ * Event store on PostgreSQL, in the schema its migration created. Its appends do not NOTIFY
+ * inside their transaction (PostgreSQL serialises notifying commits cluster-wide, WAL flush
+ * included, which would undo group commit): each ring the relay after the commit, coalesced
+ * per pool (`EventsAppendedRinger`). An append in a transaction that is not this store's
+ * (whose commit it cannot see) lets the trigger notify as before. With a `sealer`, the
  * `personal` member of every appended event is sealed before the INSERT (issue 10): the
  * `events` table, and so the outbox relay and JetStream, never hold personal data in
  * plaintext. The caller keeps its plaintext events in memory (inline projections get them).
@@ -72,15 +81,21 @@ export class PgEventStore implements EventStore {
            FROM cur, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x(e, i)
           WHERE $3::int IS NULL OR cur.version = $3::int
          RETURNING 1)
-       SELECT cur.version, (SELECT count(*) FROM appended)::int AS appended FROM cur`,
+       SELECT cur.version, (SELECT count(*) FROM appended)::int AS appended, ${notifyAfterCommit('$4::bool')} FROM cur`,
     );
     // the i-th stream id with the i-th event
     this.appendNew = preparedSql(
-      `INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
-       SELECT x.s, 1, (x.e->>'id')::uuid, x.e->>'type', x.e->>'tenantId', x.e
-         FROM ROWS FROM (unnest($1::text[]), jsonb_array_elements($2::jsonb)) AS x(s, e)`,
+      `WITH appended AS (
+         INSERT INTO ${this.events} (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+         SELECT x.s, 1, (x.e->>'id')::uuid, x.e->>'type', x.e->>'tenantId', x.e
+           FROM ROWS FROM (unnest($1::text[]), jsonb_array_elements($2::jsonb)) AS x(s, e)
+         RETURNING 1)
+       SELECT count(*)::int AS appended, ${notifyAfterCommit('$3::bool')} FROM appended`,
     );
   }
+
+  /** Wakes the relay after a commit of appends that did not notify (one ringer per pool: see EventsAppendedRinger). */
+  private readonly ring = (): void => eventsAppendedRinger(pgPoolOf<RingPool>(this.dataSource)).ring();
 
   /** See runInTransaction: BEGIN travels with the first statement, statements answer as TypeORM's did. */
   inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
@@ -110,9 +125,10 @@ export class PgEventStore implements EventStore {
   ): Promise<AppendResult> {
     assertPublishable(events);
     const stored = await this.sealPersonal(events);
+    const afterCommit = afterCommitOf(sqlOf(tx));
     let found: { version: number; appended: number };
     try {
-      [found] = await sqlOf(tx).query(this.append, [streamId, JSON.stringify(stored), expectedVersion === 'any' ? null : expectedVersion]);
+      [found] = await sqlOf(tx).query(this.append, [streamId, JSON.stringify(stored), expectedVersion === 'any' ? null : expectedVersion, afterCommit !== undefined]);
     } catch (error) {
       const pg = error as PgError;
       if (pg.code === '23505' && pg.constraint === 'events_stream_version_unique') {
@@ -122,6 +138,8 @@ export class PgEventStore implements EventStore {
       if (pg.code === '23505') throw new PalisadeError('conflict', 'an event with this id is already stored');
       throw error;
     }
+    // the statement left the trigger quiet for the rest of the transaction, whatever it found: ring whenever that commits
+    afterCommit?.(this.ring);
     if (expectedVersion !== 'any' && expectedVersion !== found.version) throw new ConcurrencyError(streamId, expectedVersion, found.version);
     return { nextVersion: found.version + found.appended };
   }
@@ -133,18 +151,25 @@ export class PgEventStore implements EventStore {
    * exists fails the whole append with a ConcurrencyError (nothing of it is stored).
    */
   async appendToNewStreams(tx: Transaction, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
-    if (appends.length === 0) return;
+    const afterCommit = afterCommitOf(sqlOf(tx));
+    if (await this.insertNewStreams(sqlOf(tx), appends, afterCommit !== undefined)) afterCommit?.(this.ring);
+  }
+
+  /** The INSERT of `appendToNewStreams`, with the trigger's NOTIFY skipped when `quiet`; whether anything was appended. */
+  private async insertNewStreams(sql: SqlRunner, appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>, quiet: boolean): Promise<boolean> {
+    if (appends.length === 0) return false;
     if (new Set(appends.map((a) => a.streamId)).size !== appends.length) throw new PalisadeError('validation', 'each stream is appended to once');
     assertPublishable(appends.map((a) => a.event));
     const stored = await this.sealPersonal(appends.map((a) => a.event));
     try {
-      await sqlOf(tx).query(this.appendNew, [appends.map((a) => a.streamId), JSON.stringify(stored)]);
+      await sql.query(this.appendNew, [appends.map((a) => a.streamId), JSON.stringify(stored), quiet]);
     } catch (error) {
       const pg = error as PgError;
       if (pg.code === '23505' && pg.constraint === 'events_stream_version_unique') throw new ConcurrencyError(appends.length === 1 ? appends[0].streamId : 'one of the streams', 0, 1);
       if (pg.code === '23505') throw new PalisadeError('conflict', 'an event with this id is already stored');
       throw error;
     }
+    return true;
   }
 
   /**
@@ -153,8 +178,8 @@ export class PgEventStore implements EventStore {
    * transaction is this append (llm-router's group-committed model calls). All or nothing,
    * like the statement.
    */
-  commitToNewStreams(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
-    return this.appendToNewStreams(this.dataSource.manager as unknown as Transaction, appends);
+  async commitToNewStreams(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
+    if (await this.insertNewStreams(this.dataSource.manager as unknown as SqlRunner, appends, true)) this.ring();
   }
 
   /**
@@ -190,7 +215,7 @@ export class PgEventStore implements EventStore {
       RETURNING 1)`);
     also.forEach((statement, i) => parts.push(`also${i} AS (${statement(param)})`));
     try {
-      await this.dataSource.query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n FROM appended`, params);
+      await this.dataSource.query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n, ${notifyAfterCommit('true')} FROM appended`, params);
     } catch (error) {
       const pg = error as PgError;
       if ((pg.code === '23502' && pg.column === 'stream_version') || (pg.code === '23505' && pg.constraint === 'events_stream_version_unique')) {
@@ -200,6 +225,7 @@ export class PgEventStore implements EventStore {
       if (pg.code === '23505' && pg.constraint === 'events_event_id_key') throw new PalisadeError('conflict', 'an event with this id is already stored');
       throw error;
     }
+    this.ring();
     return { nextVersion: expectedVersion + events.length };
   }
 

@@ -24,6 +24,18 @@ export interface SqlRunner {
   query(sql: string | PreparedSql, params?: readonly unknown[]): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
+/** A transaction of `runInTransaction`: its statements, and work to do once it committed. */
+export interface CommittingSql extends SqlRunner {
+  /** `hook` runs once after COMMIT succeeded and the connection went back (never on a rollback); a hook added twice runs once. It must not throw. */
+  afterCommit(hook: () => void): void;
+}
+
+/** The transaction's `afterCommit`, when it is one of `runInTransaction`'s. */
+export function afterCommitOf(sql: SqlRunner): CommittingSql['afterCommit'] | undefined {
+  const hook = (sql as Partial<CommittingSql>).afterCommit;
+  return typeof hook === 'function' ? hook : undefined;
+}
+
 /** node-postgres's connection, as far as a Query's `prepare` writes to it (not in its typings). */
 interface PgWire {
   parsedStatements: Record<string, string>;
@@ -74,7 +86,7 @@ function typeormShape(result: QueryResult): unknown {
  * (errors as its QueryFailedError), so repositories are unchanged. A failure of `work` or of
  * a statement rolls back; a connection that broke under the transaction is discarded.
  */
-export async function runInTransaction<T>(dataSource: DataSource, work: (sql: SqlRunner) => Promise<T>): Promise<T> {
+export async function runInTransaction<T>(dataSource: DataSource, work: (sql: CommittingSql) => Promise<T>): Promise<T> {
   const client: PoolClient = await pgPoolOf<Pool>(dataSource).connect();
   let broken: Error | undefined;
   // A connection terminated while checked out emits 'error' on the client: without a listener the process would crash.
@@ -97,14 +109,16 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Sq
       throw new QueryFailedError(typeof sql === 'string' ? sql : sql.text, params as unknown[], error as Error);
     }
   };
-  const tx: SqlRunner = {
+  const hooks = new Set<() => void>();
+  const tx: CommittingSql = {
     query: (sql, params = []) => (ended ? Promise.reject(new Error('the transaction has ended')) : answer(sql, params, run(sql, params))),
+    afterCommit: (hook) => void hooks.add(hook),
   };
+  let result: T;
   try {
-    const result = await work(tx);
+    result = await work(tx);
     ended = true;
     if (begun) await answer('COMMIT', [], client.query('COMMIT'));
-    return result;
   } catch (error) {
     ended = true;
     if (begun && !broken) await client.query('ROLLBACK').catch((rollback: Error) => void (broken ??= rollback));
@@ -113,4 +127,6 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Sq
     client.removeListener('error', onError);
     client.release(broken);
   }
+  for (const hook of hooks) hook();
+  return result;
 }

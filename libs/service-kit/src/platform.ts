@@ -22,6 +22,7 @@ import type { ServiceIdentity } from '@palisade/pki';
 import {
   createDataSource,
   eventStoreMigration,
+  eventsNotifyAfterCommitMigration,
   OutboxRelay,
   PgEventStore,
   type FollowerStatus,
@@ -163,7 +164,7 @@ export class Platform {
 
   private async migrate(): Promise<void> {
     const c = this.options.config;
-    const factories = [eventStoreMigration, ...this.options.migrations];
+    const factories = [eventStoreMigration, eventsNotifyAfterCommitMigration, ...this.options.migrations];
     const migrator = createDataSource(
       { ...this.connection('owner'), poolSize: 1 },
       factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),

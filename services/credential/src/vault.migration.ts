@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { EVENTS_APPENDED_CHANNEL, ident } from '@palisade/postgres';
+import { ident } from '@palisade/postgres';
 
 /**
  * The vault's read models and key material tables. Nothing here is append-only: shredding
@@ -97,39 +97,6 @@ export function vaultMigration(schema: string, appRole: string): new () => Migra
 
     async down(q: QueryRunner): Promise<void> {
       for (const table of ['leases', 'secret_versions', 'secrets', 'kek_versions', 'keyrings']) await q.query(`DROP TABLE ${s}.${table}`);
-    }
-  };
-}
-
-/** Set (transaction-local) by the lease statements: their append does not NOTIFY inside the transaction. */
-export const NOTIFY_AFTER_COMMIT_SETTING = 'palisade.notify_after_commit';
-
-/**
- * The event store's append trigger, in the vault's schema, skips its NOTIFY when the
- * transaction says it will ring after its commit (`NOTIFY_AFTER_COMMIT_SETTING` = on: the
- * lease statements, which then notify once committed, off the caller's path). PostgreSQL
- * 15 serialises the commits of all notifying transactions of the cluster on one lock,
- * fsync included, so a lease commit that notifies waits for every other notifying commit
- * of the server. Every other append notifies as before.
- */
-export function leaseNotifyMigration(schema: string): new () => MigrationInterface {
-  const s = ident(schema);
-  const body = (skip: boolean) => `
-    CREATE OR REPLACE FUNCTION ${s}.notify_events_appended() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      ${skip ? `IF current_setting('${NOTIFY_AFTER_COMMIT_SETTING}', true) = 'on' THEN RETURN NULL; END IF;` : ''}
-      PERFORM pg_notify('${EVENTS_APPENDED_CHANNEL}', '');
-      RETURN NULL;
-    END $$`;
-  return class LeaseNotify1796306000000 implements MigrationInterface {
-    name = 'LeaseNotify1796306000000';
-
-    async up(q: QueryRunner): Promise<void> {
-      await q.query(body(true));
-    }
-
-    async down(q: QueryRunner): Promise<void> {
-      await q.query(body(false));
     }
   };
 }

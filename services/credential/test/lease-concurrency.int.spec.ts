@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Client, type Notification } from 'pg';
 import { buildEvent, systemEventContext } from '@palisade/contracts';
-import { EVENTS_APPENDED_CHANNEL } from '@palisade/postgres';
+import { EVENTS_APPENDED_CHANNEL, NOTIFY_AFTER_COMMIT_SETTING } from '@palisade/postgres';
 import { GroupCommit } from '../src/leases/group-commit';
 import { hashToken } from '../src/leases/lease-token';
 import type { LeaseGrantWrite } from '../src/leases/leases.repository';
-import { NOTIFY_AFTER_COMMIT_SETTING } from '../src/vault.migration';
 import { admin, agent, startVault, type Harness } from './support/harness';
 
 /** Group-committed lease grants and redemptions under concurrency, on real PostgreSQL. */

@@ -1,13 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { EventEnvelope } from '@palisade/contracts';
-import { EVENTS_APPENDED_CHANNEL } from '@palisade/postgres';
+import { eventsAppendedRinger, NOTIFY_AFTER_COMMIT_SETTING } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { CredentialRepository, kekOf, materialOf, secretOf, validateAll, type KekRow, type Row, type SecretRow, type VersionMaterial } from '../credential.repository';
-import { NOTIFY_AFTER_COMMIT_SETTING } from '../vault.migration';
 import { GroupCommit } from './group-commit';
-
-/** The shortest time between two rings of the outbox relay (what committed meanwhile is rung at its end). */
-const RING_GAP_MS = 5;
 
 export interface LeaseRow {
   leaseId: string;
@@ -67,9 +63,7 @@ export class LeasesRepository extends CredentialRepository {
   private readonly redemptionsGroup: GroupCommit<LeaseRedeemWrite, number | undefined>;
   private readonly secretLookups: GroupCommit<{ tenantId: string; secretId: string }, LeaseSecretRow | undefined>;
   private readonly tokenLookups: GroupCommit<Buffer, RedemptionRow | undefined>;
-  private ringing = false;
   private readonly statementNames = new Map<string, string>();
-  private ringAgain = false;
 
   /** `commitLanes`: grant and redemption groups that may commit at once (each on its own pooled connection). */
   constructor(dataSource: () => DataSource, schema: string, options: { commitLanes?: number } = {}) {
@@ -298,31 +292,12 @@ export class LeasesRepository extends CredentialRepository {
 
   /**
    * Wakes the outbox relay after a lease statement committed: those statements do not
-   * NOTIFY inside their transaction (`leaseNotifyMigration`), so that their commit never
-   * waits for the cluster's notifying commits; this NOTIFY is its own transaction, off the
-   * caller's path, asynchronous (a lost one costs nothing: the relay also polls), and
-   * coalesced: one at a time and at most one per RING_GAP_MS, then one more when statements
-   * committed meanwhile. (At a light load, one ring per statement was 1.2 extra round trips
-   * per lease, each with its own transaction and its share of the cluster's NOTIFY lock.)
+   * NOTIFY inside their transaction (NOTIFY_AFTER_COMMIT_SETTING), so that their commit never
+   * waits for the cluster's notifying commits; the pool's shared ringer notifies once
+   * committed, off the caller's path, coalesced with the event store's appends.
    */
   private ring(): void {
-    if (this.ringing) {
-      this.ringAgain = true;
-      return;
-    }
-    this.ringing = true;
-    const gap = new Promise<void>((resolve) => setTimeout(resolve, RING_GAP_MS).unref());
-    // Never throws into the committed statement's caller (not even a pool that is closing).
-    Promise.resolve()
-      .then(() => this.pool().query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, [EVENTS_APPENDED_CHANNEL]))
-      .catch(() => undefined)
-      .then(() => gap)
-      .finally(() => {
-        this.ringing = false;
-        if (!this.ringAgain) return;
-        this.ringAgain = false;
-        this.ring();
-      });
+    eventsAppendedRinger(this.pool()).ring();
   }
 
   /** Deletes leases that expired before `before`; answers how many. */

@@ -12,7 +12,7 @@ import { RandomTokenRotator, RotatorRegistry } from '../../src/rotation/rotator'
 import { PostgresCiphertextStore, type CiphertextStore } from '../../src/storage/ciphertext-store';
 import { createCredentialServices, type CredentialRepositories, type CredentialServices } from '../../src/credential.module';
 import { DEFAULT_CREDENTIAL_SETTINGS, type CredentialSettings } from '../../src/credential.settings';
-import { leaseNotifyMigration, vaultMigration } from '../../src/vault.migration';
+import { vaultMigration } from '../../src/vault.migration';
 
 export const ADMIN_SCOPES = ['credential:admin', 'credential:use'];
 
@@ -34,7 +34,7 @@ export interface Harness extends Omit<CredentialServices, 'repositories'> {
 /** A vault over a throw-away schema (event store + vault tables), as the app role. */
 export async function startVault(options: { providers?: KeyProvider[]; storage?: CiphertextStore; settings?: Partial<CredentialSettings> } = {}): Promise<Harness> {
   const db = await createTestSchema('cred');
-  const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE), leaseNotifyMigration(db.schema)]);
+  const migrator = createDataSource({ ...db.owner, poolSize: 1 }, [vaultMigration(db.schema, TEST_APP_ROLE)]);
   await migrator.initialize();
   await migrator.runMigrations();
   await migrator.destroy();

@@ -1,0 +1,56 @@
+import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
+
+/** The shortest time between two rings (what committed meanwhile is rung at its end). */
+export const RING_GAP_MS = 5;
+
+/** What a ring needs of a pg pool. */
+export interface RingPool {
+  query(text: string, values: unknown[]): Promise<unknown>;
+}
+
+/**
+ * Wakes the outbox relay and the event tails after appends that did not NOTIFY inside their
+ * transaction (`NOTIFY_AFTER_COMMIT_SETTING`), so that their commits never wait for the
+ * cluster's notifying commits. Its NOTIFY is a transaction of its own, asynchronous commit,
+ * off the appender's path; coalesced: one at a time and at most one per gap, then one more
+ * when appends committed meanwhile. A lost ring costs only latency: the relay and the tails
+ * also poll. Ring only after the append committed, or a listener may read before it is visible.
+ */
+export class EventsAppendedRinger {
+  private ringing = false;
+  private again = false;
+
+  constructor(
+    private readonly pool: RingPool,
+    private readonly gap: () => Promise<void> = () => new Promise((resolve) => setTimeout(resolve, RING_GAP_MS).unref()),
+  ) {}
+
+  ring(): void {
+    if (this.ringing) {
+      this.again = true;
+      return;
+    }
+    this.ringing = true;
+    // Never throws into the committed append's caller (not even a pool that is closing).
+    Promise.resolve()
+      .then(() => this.pool.query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, [EVENTS_APPENDED_CHANNEL]))
+      .catch(() => undefined)
+      .then(() => this.gap())
+      .catch(() => undefined)
+      .finally(() => {
+        this.ringing = false;
+        if (!this.again) return;
+        this.again = false;
+        this.ring();
+      });
+  }
+}
+
+const ringers = new WeakMap<RingPool, EventsAppendedRinger>();
+
+/** The one ringer of a pool: every writer on it shares its coalescing. */
+export function eventsAppendedRinger(pool: RingPool): EventsAppendedRinger {
+  let ringer = ringers.get(pool);
+  if (!ringer) ringers.set(pool, (ringer = new EventsAppendedRinger(pool)));
+  return ringer;
+}
