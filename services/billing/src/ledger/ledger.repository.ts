@@ -131,9 +131,10 @@ export function quoteLiteral(text: string): string {
 
 /**
  * The ledger's SQL: budgets, their period accounts, holds, usage lines and the events of
- * a batch of decisions. Locks are always taken holds first (by tenant and request id),
- * then accounts by (level tenant→team→user→agent, budget id, period), so two transactions
- * never wait on each other in a cycle.
+ * a batch of decisions. Locks are always taken in one order: the holds found (by tenant and
+ * request id), then accounts by (level tenant→team→user→agent, budget id, period), then the
+ * keys of new holds (an insert of a request id another transaction inserted waits for it, as
+ * for a lock), so two transactions never wait on each other in a cycle.
  */
 export class LedgerRepository {
   private readonly t: { budgets: string; periods: string; holds: string; write: string };
@@ -287,11 +288,11 @@ export class LedgerRepository {
   /**
    * Stores what a batch decided in ONE statement (one round trip, in `tx`), and commits it
    * in the same round trip; it is the last statement of a ledger transaction, or the only
-   * one (a batch decided on remembered rows). Holds first, then accounts (the lock order):
-   * the changed holds, each only if still at the version it was decided on; the new holds
-   * (a plain INSERT: a request id another instance inserted meanwhile fails it on the
-   * primary key); the accounts' new posted and pending, each only if the row still holds
-   * what the decision read (the CHECK re-checks every hard row); the events (the outbox; a
+   * one (a batch decided on remembered rows). In the lock order: the changed holds, each
+   * only if still at the version it was decided on; the accounts' new posted and pending,
+   * each only if the row still holds what the decision read (the CHECK re-checks every hard
+   * row); the new holds (a plain INSERT: a request id another instance inserted meanwhile
+   * fails it on the primary key); the events (the outbox; a
    * hold's at its exact version, so a conflict is an error, a threshold's once); the usage
    * lines. A hold or account that was not as decided on fails it with `STALE_ROWS`
    * (`ledger_expect`); under `lock` that cannot happen.
@@ -436,8 +437,14 @@ export class StaleRowsError extends Error {
   readonly code = STALE_ROWS;
 }
 
-/** The error of a ledger write or transaction whose rows were not as decided on (`STALE_ROWS`): the only one the remembered attempt retries under the lock. */
+/** The error of a ledger write or transaction whose rows were not as decided on (`STALE_ROWS`). */
 export const isStaleRows = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === STALE_ROWS;
+
+/**
+ * An error after which a batch is decided again on locked rows (the attempt on remembered rows has one try): stale
+ * rows, or a deadlock or serialization failure (rolled back, nothing written; `inTransaction` would run it again).
+ */
+export const decideAgain = (error: unknown): boolean => isStaleRows(error) || SERIALIZATION_CODES.has(String((error as { code?: unknown } | null)?.code));
 
 export function mapError(error: unknown): unknown {
   const e = (error ?? {}) as { code?: string; constraint?: string };

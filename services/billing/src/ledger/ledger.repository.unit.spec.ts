@@ -1,6 +1,6 @@
 import * as pg from 'pg';
 import { PalisadeError } from '@palisade/contracts';
-import { inlineParameters, isStaleRows, mapError, quoteLiteral } from './ledger.repository';
+import { decideAgain, inlineParameters, isStaleRows, mapError, quoteLiteral } from './ledger.repository';
 
 describe('ledger repository: literals written into a statement', () => {
   it("quotes exactly as node-postgres's escapeLiteral does, quotes and backslashes included", () => {
@@ -25,5 +25,13 @@ describe('ledger repository: errors', () => {
     expect(isStaleRows(mapError(pg('23505', 'holds_pkey')))).toBe(true);
     for (const other of [pg('23505', 'usage_lines_request'), pg('40P01'), pg('57P01'), new Error('x'), null]) expect(isStaleRows(mapError(other))).toBe(false);
     expect(mapError(pg('23514', 'budget_periods_within_limit'))).toBeInstanceOf(PalisadeError);
+  });
+
+  it('a batch is decided again under the lock on stale rows, a deadlock or a serialization failure, and on nothing else', () => {
+    const pg = (code: string, constraint?: string) => Object.assign(new Error(code), { code, constraint });
+    for (const again of [pg('40L01'), mapError(pg('23505', 'holds_pkey')), mapError(pg('40P01')), mapError(pg('40001'))]) expect(decideAgain(again)).toBe(true);
+    for (const other of [pg('23505', 'usage_lines_request'), pg('57P01'), mapError(pg('23514', 'budget_periods_within_limit')), new Error('x'), null, undefined]) {
+      expect(decideAgain(mapError(other))).toBe(false);
+    }
   });
 });

@@ -19,7 +19,7 @@ import {
   type SettleCommand,
 } from './ledger.decider';
 import type { UsageQuantity } from './ledger.events';
-import { holdKey, isStaleRows, type BudgetRow, type LedgerRepository, type LedgerTransaction, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
+import { decideAgain, holdKey, type BudgetRow, type LedgerRepository, type LedgerTransaction, type PeriodToOpen, type StreamEvent, type UsageLine } from './ledger.repository';
 
 export interface LedgerServiceDependencies {
   repo: Pick<LedgerRepository, 'inTransaction' | 'budgetsOf' | 'openPeriods' | 'lock' | 'write' | 'expiredHolds' | 'currentAccounts'>;
@@ -228,9 +228,10 @@ export class LedgerService {
         // one round trip: the write alone, checked against the rows as remembered
         return await repo.inTransaction((tx) => this.decideAndWrite(tx, items, known), 1);
       } catch (error) {
-        // only rows not as remembered (another instance or lane moved one, or holds the request id after all) are
-        // decided again, on locked rows; anything else fails the batch as it would under the lock
-        if (!isStaleRows(error)) throw error;
+        // only rows not as remembered (another instance or lane moved one, or holds the request id after all), or a
+        // deadlock or serialization failure (which the locked transaction would retry), are decided again, on locked
+        // rows; anything else fails the batch as it would under the lock
+        if (!decideAgain(error)) throw error;
         // and lock for a while (while others write the same rows, remembering them only costs a failed attempt)
         this.forgetRows(items);
         this.lockUntil = Date.now() + LOCK_AFTER_STALE_MS;
@@ -299,7 +300,7 @@ export class LedgerService {
       }
       return decision.answer;
     });
-    // on remembered rows the write is what locks them: accounts in the lock statement's order (level, budget, period), holds by key
+    // on remembered rows the write is what locks them: holds by key, accounts in the lock statement's order (level, budget, period)
     const written = [...changedHolds].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     await this.d.repo.write(tx, {
       newHolds: written.filter(([key]) => !found.holds.has(key)).map(([, hold]) => hold),

@@ -98,6 +98,16 @@ describe('ledger service: the attempt on remembered rows', () => {
     expect([write.mock.calls.length, lock.mock.calls.length]).toEqual([2, 1]);
   });
 
+  it('a deadlock (40P01) or serialization failure (40001) of that write is decided again on locked rows, as the locked transaction would retry it', async () => {
+    for (const code of ['40P01', '40001']) {
+      const { reserve, lock, write } = await remembering();
+      write.mockRejectedValueOnce(Object.assign(new Error('deadlock detected'), { code }));
+      expect(await reserve('r2')).toMatchObject({ status: 'reserved', amountMicros: '100' });
+      expect([write.mock.calls.length, lock.mock.calls.length]).toEqual([2, 1]);
+      jest.restoreAllMocks();
+    }
+  });
+
   it('any other failure of that write fails the batch as it is, without a second attempt under the lock', async () => {
     const { reserve, lock, write } = await remembering();
     for (const failure of [
