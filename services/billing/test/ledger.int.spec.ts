@@ -342,6 +342,61 @@ describe('ledger (PostgreSQL)', () => {
     }
   });
 
+  it('two instances reserving one request id against one account, one on remembered rows and one under the lock, many times: no deadlock, the first answer, never past the limit', async () => {
+    const tenant = 't9';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '5000', period: 'none' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '1500', period: 'none' });
+    const other = createDataSource({ ...db.app, poolSize: 2 });
+    await other.initialize();
+    const failures: unknown[] = [];
+    /** A repository whose writes record how they failed (a deadlock of either is decided again or retried, so no caller would see it). */
+    const recording = (repo: LedgerRepository) => {
+      const write = repo.write.bind(repo);
+      jest.spyOn(repo, 'write').mockImplementation((tx, w) => write(tx, w).catch((error: unknown) => Promise.reject((failures.push(error), error))));
+      return repo;
+    };
+    const first = recording(new LedgerRepository(db.dataSource, db.schema));
+    const second = recording(new LedgerRepository(other, db.schema));
+    const reserve = (ledger: LedgerService, requestId: string, amountMicros = '100') => ledger.reserve('llm-router', { tenantId: tenant, requestId, agentId: 'bot', amountMicros, ttlMs: 30_000 });
+    try {
+      for (let round = 0; round < 20; round++) {
+        // b remembers the account (its last commit); a remembers nothing, so it locks
+        const b = new LedgerService({ repo: second, eventContext: systemEventContext('billing'), now });
+        await reserve(b, `warm-${round}`, '1');
+        const a = new LedgerService({ repo: first, eventContext: systemEventContext('billing'), now });
+        // a has locked the account; b's write on remembered rows goes in, and waits (for the account, or before the fix for it
+        // after inserting the request id's hold); then a's write inserts the same request id
+        let fromB: Promise<unknown> | undefined;
+        const write = jest.mocked(first.write).getMockImplementation()!;
+        jest.mocked(first.write).mockImplementationOnce(async (tx, w) => {
+          fromB = reserve(b, `same-${round}`);
+          for (let i = 0; i < 200; i++) {
+            const [{ waiting }] = await db.dataSource.query(
+              `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%ledger_write%'`,
+              [db.schema],
+            );
+            if (waiting > 0) break;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return write(tx, w);
+        });
+        const fromA = await reserve(a, `same-${round}`);
+        expect(await fromB).toEqual(fromA);
+        expect(await reserve(b, `same-${round}`, '7')).toEqual(fromA); // a retry anywhere: the first answer
+      }
+      expect(failures.filter((e) => (e as { code?: string }).code === '40P01')).toEqual([]);
+      const holds = await db.dataSource.query(`SELECT status, count(*)::int AS n FROM "${db.schema}".holds WHERE tenant_id = $1 AND request_id LIKE 'same-%' GROUP BY status ORDER BY status`, [tenant]);
+      expect(holds).toEqual([
+        { status: 'held', n: 14 },
+        { status: 'refused', n: 6 },
+      ]);
+      await invariants(tenant);
+    } finally {
+      jest.restoreAllMocks();
+      await other.destroy();
+    }
+  });
+
   it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {
     const tenant = 't3';
     await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '3000', period: 'month' });
