@@ -94,8 +94,15 @@ export class PgEventStore implements EventStore {
     );
   }
 
-  /** Wakes the relay after a commit of appends that did not notify (one ringer per pool: see EventsAppendedRinger). */
-  private readonly ring = (): void => eventsAppendedRinger(pgPoolOf<RingPool>(this.dataSource)).ring();
+  /**
+   * Wakes the relay after a commit of appends that did not notify (one ringer per pool: see
+   * EventsAppendedRinger). No pool once the data source was destroyed (TypeORM drops it): the
+   * relay and tails poll, and nothing is left to ring with.
+   */
+  private readonly ring = (): void => {
+    const pool = pgPoolOf<RingPool | undefined>(this.dataSource);
+    if (pool) eventsAppendedRinger(pool).ring();
+  };
 
   /** See runInTransaction: BEGIN travels with the first statement, statements answer as TypeORM's did. */
   inTransaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {

@@ -24,13 +24,17 @@ class FakeConnection {
     connection: { parsedStatements: {} },
     on: () => undefined,
     removeListener: () => undefined,
-    release: () => undefined,
+    release: () => this.released(),
   };
-  readonly driver = { master: { connect: async () => this.client } };
+  readonly driver: { master?: { connect(): Promise<unknown> } } = { master: { connect: async () => this.client } };
+  /** What happens when a transaction gives its connection back. */
+  released: () => void = () => undefined;
 
   private async answer(sql: string, params: unknown[]): Promise<{ command: string; rows: unknown[] }> {
     const inserts = sql.includes('INSERT INTO');
     this.statements.push(inserts ? 'INSERT' : sql.trim().split(/\s+/)[0]);
+    const tag = /^(BEGIN|COMMIT|ROLLBACK)\b/.exec(sql.trim());
+    if (tag) return { command: tag[1], rows: [] };
     if (!inserts) return { command: 'SELECT', rows: sql.includes('max(stream_version)') ? [{ version: 0 }] : [] };
     const envelopes = JSON.parse(params.find((p): p is string => typeof p === 'string' && p.startsWith('[')) ?? '[]') as EventEnvelope[];
     this.inserted.push(...envelopes);
@@ -116,5 +120,16 @@ describe('PgEventStore sealing personal data (issue 10)', () => {
     const dropping = new PgEventStore(db.asDataSource(), 'auth', { seal: async () => [] });
     await expect(dropping.inTransaction((tx) => dropping.appendToStream(tx, 's-2', [event({ subjectId: 'u-1', data: { ip: '10.0.0.1' } })], 0))).rejects.toMatchObject({ code: 'internal' });
     expect(db.inserted).toEqual([]);
+  });
+});
+
+describe('PgEventStore waking the relay after a commit', () => {
+  it('a commit that races the data source being destroyed (no pool left to ring with) still succeeds', async () => {
+    const db = new FakeConnection();
+    // TypeORM's destroy() drops the pool: driver.master becomes undefined
+    db.released = () => void (db.driver.master = undefined);
+    const store = new PgEventStore(db.asDataSource(), 'auth');
+    await expect(store.inTransaction((tx) => store.appendToStream(tx, 's-1', [event()], 0))).resolves.toEqual({ nextVersion: 1 });
+    expect(db.inserted).toHaveLength(1);
   });
 });

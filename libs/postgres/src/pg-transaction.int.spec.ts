@@ -69,6 +69,51 @@ describe('runInTransaction', () => {
     expect(await runInTransaction(single, (sql) => sql.query(statement, [0]))).toEqual([{ n: 0 }]);
   });
 
+  it('rejects when `work` caught a failed statement\'s error and returned: COMMIT answered ROLLBACK, nothing is kept, no hook runs', async () => {
+    let rung = false;
+    const done = runInTransaction(single, async (sql) => {
+      sql.afterCommit(() => void (rung = true));
+      await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, 1)`, [40]);
+      await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, NULL)`, [41]).catch(() => undefined);
+      return 'done';
+    });
+    await expect(done).rejects.toBeInstanceOf(QueryFailedError);
+    await expect(done).rejects.toMatchObject({ code: '25P02', message: expect.stringContaining('rolled back') });
+    expect(rung).toBe(false);
+    expect(await single.query(`SELECT count(*)::int AS n FROM ${t} WHERE id IN (40, 41)`)).toEqual([{ n: 0 }]);
+  });
+
+  it('runs statements in the order `work` issued them, when the second is issued before BEGIN answered', async () => {
+    const [, updated] = await runInTransaction(single, (sql) =>
+      Promise.all([sql.query(`INSERT INTO ${t} (id, n) VALUES (50, 1)`), sql.query(`UPDATE ${t} SET n = n + 1 WHERE id = $1`, [50])]),
+    );
+    expect(updated).toEqual([[], 1]);
+    const insert = preparedSql(`INSERT INTO ${t} (id, n) VALUES ($1, 1)`);
+    const [, again] = await runInTransaction(single, (sql) => Promise.all([sql.query(insert, [51]), sql.query(`UPDATE ${t} SET n = n + 1 WHERE id = $1`, [51])]));
+    expect(again).toEqual([[], 1]);
+    expect(await single.query(`SELECT id, n FROM ${t} WHERE id IN (50, 51) ORDER BY id`)).toEqual([
+      { id: 50, n: 2 },
+      { id: 51, n: 2 },
+    ]);
+  });
+
+  it('rolls back when a named statement already parsed on the connection fails as it runs, and the connection and statement serve the next transaction', async () => {
+    const insert = preparedSql(`INSERT INTO ${t} (id, n) SELECT $1, 10 / $2::int`);
+    await runInTransaction(single, (sql) => sql.query(insert, [60, 1]));
+    const failed = runInTransaction(single, async (sql) => {
+      await sql.query(insert, [61, 0]);
+      await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, 1)`, [62]);
+    });
+    await expect(failed).rejects.toMatchObject({ code: '22012' });
+    expect(await runInTransaction(single, (sql) => sql.query(insert, [63, 2]))).toEqual([]);
+    expect(await single.query(`SELECT id, n FROM ${t} WHERE id BETWEEN 60 AND 63 ORDER BY id`)).toEqual([
+      { id: 60, n: 10 },
+      { id: 63, n: 5 },
+    ]);
+    // outside a transaction block a statement's transaction starts with it: the connection was left with none open
+    expect(await single.query('SELECT now() = statement_timestamp() AS idle')).toEqual([{ idle: true }]);
+  });
+
   it('refuses statements once the transaction has ended', async () => {
     let kept: { query(sql: string): Promise<unknown> } | undefined;
     await runInTransaction(single, async (sql) => void (kept = sql));

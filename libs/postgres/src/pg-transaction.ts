@@ -26,7 +26,7 @@ export interface SqlRunner {
 
 /** A transaction of `runInTransaction`: its statements, and work to do once it committed. */
 export interface CommittingSql extends SqlRunner {
-  /** `hook` runs once after COMMIT succeeded and the connection went back (never on a rollback); a hook added twice runs once. It must not throw. */
+  /** `hook` runs once after COMMIT succeeded and the connection went back (never on a rollback); a hook added twice runs once. What it throws is dropped: the transaction committed. */
   afterCommit(hook: () => void): void;
 }
 
@@ -79,6 +79,16 @@ function typeormShape(result: QueryResult): unknown {
 }
 
 /**
+ * COMMIT's answer when it committed. PostgreSQL answers COMMIT of a transaction a statement
+ * failed in with the tag ROLLBACK and no error: when `work` caught that statement's error and
+ * returned, nothing it did is kept, and saying otherwise would lose its writes unnoticed.
+ */
+function committed(result: QueryResult): QueryResult {
+  if (result.command === 'COMMIT') return result;
+  throw Object.assign(new Error(`the transaction was rolled back (COMMIT answered ${String(result.command)}): a statement of it failed`), { code: '25P02', severity: 'ERROR' });
+}
+
+/**
  * `work` in one transaction on a connection of the pg pool under the data source (the same
  * connections and type parsers as TypeORM), without TypeORM's query runner: BEGIN travels
  * with the first statement, then COMMIT, so a transaction of one statement takes two round
@@ -98,8 +108,17 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Co
     if (begun) return client.query(typeof sql === 'string' ? { text: sql, values: params as unknown[] } : { ...sql, values: params as unknown[] });
     begun = true; // before the answer: a statement that fails leaves the transaction open, to be rolled back
     const named = typeof sql !== 'string' && (client as unknown as { connection: PgWire }).connection.parsedStatements[sql.name] === sql.text;
-    // a statement without parameters may hold several (simple protocol), and a named one is parsed alone the first time (node-postgres marks it parsed on the first ParseComplete, BEGIN's)
-    if (params.length === 0 || (typeof sql !== 'string' && !named)) return client.query('BEGIN').then(() => run(sql, params));
+    // a statement without parameters may hold several (simple protocol), and a named one is parsed alone the first time (node-postgres marks it parsed on the first ParseComplete, BEGIN's).
+    // Both queued now, in order (node-postgres runs its queue in order): a statement `work` issues before BEGIN answers runs after this one, as it was called.
+    if (params.length === 0 || (typeof sql !== 'string' && !named)) {
+      // a connection that could not BEGIN is in no known state: discarded, not rolled back
+      const begin = client.query('BEGIN').catch((error: Error) => {
+        broken ??= error;
+        throw error;
+      });
+      const first = client.query(typeof sql === 'string' ? { text: sql, values: params as unknown[] } : { ...sql, values: params as unknown[] });
+      return Promise.all([begin, first]).then(([, result]) => result);
+    }
     return new Promise((resolve, reject) => void client.query(new BeginWith(sql, params, (err, result) => (err ? reject(err) : resolve(result)))));
   };
   const answer = async (sql: string | PreparedSql, params: readonly unknown[], result: Promise<QueryResult>) => {
@@ -118,15 +137,23 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Co
   try {
     result = await work(tx);
     ended = true;
-    if (begun) await answer('COMMIT', [], client.query('COMMIT'));
+    if (begun) await answer('COMMIT', [], client.query('COMMIT').then(committed));
   } catch (error) {
     ended = true;
+    // after a COMMIT that failed there is no transaction left, and this ROLLBACK only warns; it finds out whether the connection still answers
     if (begun && !broken) await client.query('ROLLBACK').catch((rollback: Error) => void (broken ??= rollback));
     throw error;
   } finally {
     client.removeListener('error', onError);
     client.release(broken);
   }
-  for (const hook of hooks) hook();
+  // The transaction committed: nothing after this may turn it into a failure its caller would retry.
+  for (const hook of hooks) {
+    try {
+      hook();
+    } catch {
+      // a hook's failure is its own (a lost ring costs latency only); its error may hold data, so it is not logged
+    }
+  }
   return result;
 }
