@@ -154,6 +154,7 @@ function sandboxesServiceFor(
   platform.beforeClose(async () => {
     if (timer) clearInterval(timer);
     await pool?.stopPool();
+    await service?.close().catch(() => undefined);
     await audit?.close();
   });
   return () => {

@@ -19,21 +19,24 @@ export const alice: Caller = { principal: { type: 'user', id: 'alice', tenantId:
 
 export type MemoryRepository = Pick<
   SandboxesRepository,
-  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'claimCpu' | 'releaseCpu' | 'releaseCpuOf' | 'execution' | 'storeOutput' | 'projection' | 'commit'
-> & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number }; grants: Map<string, { tenantId: string; instance: string; cpuSeconds: number }> };
+  'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'cpuSecondsSince' | 'claimCpu' | 'releaseCpu' | 'releaseCpuOf' | 'holdBoot' | 'liveElsewhere' | 'execution' | 'storeOutput' | 'projection' | 'commit'
+> & { rows: Map<string, SandboxRow>; events: SandboxEvent[]; cpu: { seconds: number }; grants: Map<string, { tenantId: string; instance: string; boot?: string; cpuSeconds: number }>; liveBoots: Set<string> };
 
 /** `store`: where `commit` appends (with the rows, as the PostgreSQL repository does in one statement). */
 export function memoryRepository(store: EventStore = new InMemoryEventStore()): MemoryRepository {
   const rows = new Map<string, SandboxRow>();
   const events: SandboxEvent[] = [];
   const cpu = { seconds: 0 };
-  const grants = new Map<string, { tenantId: string; instance: string; cpuSeconds: number }>();
+  const grants = new Map<string, { tenantId: string; instance: string; boot?: string; cpuSeconds: number }>();
+  // the processes alive (as the advisory locks on their boots)
+  const liveBoots = new Set<string>();
   const ready = (tenantId: string) => [...rows.values()].filter((r) => r.tenantId === tenantId && r.status === 'ready').length;
   const repository: MemoryRepository = {
     rows,
     events,
     cpu,
     grants,
+    liveBoots,
     sandbox: async (tenantId, id) => (rows.get(id)?.tenantId === tenantId ? rows.get(id) : undefined),
     sandboxesOf: async () => [...rows.values()],
     liveSandboxes: async () => [...rows.values()].filter((r) => r.status === 'ready' || r.runningExecution),
@@ -49,12 +52,17 @@ export function memoryRepository(store: EventStore = new InMemoryEventStore()): 
       const left = c.quota - cpu.seconds - held;
       if (left <= 0) return { used: cpu.seconds, held };
       const granted = Math.min(left, c.want);
-      grants.set(c.executionId, { tenantId: c.tenantId, instance: c.instance, cpuSeconds: granted });
+      grants.set(c.executionId, { tenantId: c.tenantId, instance: c.instance, boot: c.boot, cpuSeconds: granted });
       return { granted, used: cpu.seconds, held };
     },
     releaseCpu: async (_tenantId, executionId) => void grants.delete(executionId),
-    releaseCpuOf: async (instance) => {
-      for (const [id, g] of grants) if (g.instance === instance) grants.delete(id);
+    holdBoot: async (boot) => {
+      liveBoots.add(boot);
+      return async () => void liveBoots.delete(boot);
+    },
+    liveElsewhere: async (instance, boot) => new Set([...grants].filter(([, g]) => g.instance === instance && g.boot !== boot && g.boot && liveBoots.has(g.boot)).map(([id]) => id)),
+    releaseCpuOf: async (instance, boot) => {
+      for (const [id, g] of grants) if (g.instance === instance && g.boot !== boot && !(g.boot && liveBoots.has(g.boot))) grants.delete(id);
     },
     execution: async (_tenant, sandboxId, executionId) =>
       ({ sandboxId, executionId, program: 'sh', status: 'finished', exitCode: 0, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, startedAt: '' }) as ExecutionRow,

@@ -6,7 +6,7 @@ import { alice, outcome, session } from '../../test/sandboxes.memory';
 import { CrunRuntime } from '../runtime/crun.runtime';
 import type { ExecRequest, SandboxRuntime } from '../runtime/runtime.port';
 import type { Caller } from '../sessions/sessions.service';
-import { sandboxCpuGrantsMigration, sandboxesMigration, sandboxQuotasMigration } from './sandboxes.migration';
+import { sandboxCpuGrantBootsMigration, sandboxCpuGrantsMigration, sandboxesMigration, sandboxQuotasMigration } from './sandboxes.migration';
 import { SandboxesRepository } from './sandboxes.repository';
 import { SandboxesService } from './sandboxes.service';
 
@@ -27,7 +27,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   const settle = () => new Promise((r) => setTimeout(r, 5));
 
   /** An instance of the orchestrator: its own repository and runtime stand-in (each program held until `finish`), the shared database. */
-  function instance(name: string, quota: () => number): SandboxesService {
+  function instance(name: string, quota: () => number, now?: () => Date): SandboxesService {
     const runtime = {
       check: async () => undefined,
       create: async () => undefined,
@@ -40,12 +40,12 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
       remove: async () => undefined,
       reconcile: async () => ({ containers: [], workspaces: [] }),
     } as unknown as SandboxRuntime;
-    return service(name, runtime, quota);
+    return service(name, runtime, quota, now);
   }
 
   beforeAll(async () => {
     db = await createTestSchema('sbxcpu');
-    const migrator = createDataSource(db.owner, [sandboxesMigration, sandboxQuotasMigration, sandboxCpuGrantsMigration].map((m) => m(db.schema, TEST_APP_ROLE)));
+    const migrator = createDataSource(db.owner, [sandboxesMigration, sandboxQuotasMigration, sandboxCpuGrantsMigration, sandboxCpuGrantBootsMigration].map((m) => m(db.schema, TEST_APP_ROLE)));
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
@@ -53,7 +53,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   });
   afterAll(() => db.drop());
 
-  function service(name: string, runtime: SandboxRuntime, quota: () => number): SandboxesService {
+  function service(name: string, runtime: SandboxRuntime, quota: () => number, now?: () => Date): SandboxesService {
     return new SandboxesService({
       store,
       repo: new SandboxesRepository(db.dataSource, store),
@@ -63,6 +63,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
       tenantQuotas: async () => ({ maxSandboxes: 10, cpuSeconds: quota() }),
       settings: { outputCapBytes: 1024, idleStopMs: 60_000, instance: name, lifetimeMs: 3_600_000, quotas: { maxSandboxes: 10, cpuSeconds: 100, cpuWindowMs: 3_600_000 }, fileMaxBytes: 1024 },
       eventContext: systemEventContext('sandbox-orchestrator'),
+      ...(now ? { now } : {}),
     });
   }
 
@@ -104,10 +105,9 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   it('claims of one tenant from many requests on two instances at once never grant more than the remainder', async () => {
     const repos = [new SandboxesRepository(db.dataSource, store), new SandboxesRepository(db.dataSource, store)];
     const since = new Date(Date.now() - 3_600_000);
-    const expiresAt = new Date(Date.now() + 60_000);
     const claims = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        repos[i % 2].claimCpu({ tenantId: 'race', executionId: `0190b7e4-0000-7000-8000-0000000001${String(i).padStart(2, '0')}`, instance: `inst-${i % 2}`, quota: 5, since, want: 1, expiresAt }),
+        repos[i % 2].claimCpu({ tenantId: 'race', executionId: `0190b7e4-0000-7000-8000-0000000001${String(i).padStart(2, '0')}`, instance: `inst-${i % 2}`, boot: `boot-${i % 2}`, quota: 5, since, want: 1, ttlSeconds: 60 }),
       ),
     );
     expect(claims.filter((c) => c.granted !== undefined).map((c) => c.granted)).toEqual([1, 1, 1, 1, 1]);
@@ -117,13 +117,55 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   it('a restarted instance drops the grants its dead process held; a grant past its expiry no longer counts (an instance that never came back)', async () => {
     const repo = new SandboxesRepository(db.dataSource, store);
     const since = new Date(Date.now() - 3_600_000);
-    const claim = (executionId: string, instance: string, expiresAt: Date) => repo.claimCpu({ tenantId: 'crash', executionId, instance, quota: 10, since, want: 10, expiresAt });
-    expect(await claim('0190b7e4-0000-7000-8000-000000000201', 'inst-dead', new Date(Date.now() + 60_000))).toMatchObject({ granted: 10 });
-    expect(await claim('0190b7e4-0000-7000-8000-000000000202', 'inst-other', new Date(Date.now() + 60_000))).toEqual({ used: 0, held: 10 });
-    await instance('inst-dead', () => 10).recover();
-    expect(await claim('0190b7e4-0000-7000-8000-000000000203', 'inst-gone', new Date(Date.now() - 1))).toMatchObject({ granted: 10 });
-    expect(await claim('0190b7e4-0000-7000-8000-000000000204', 'inst-other', new Date(Date.now() + 60_000))).toMatchObject({ granted: 10, held: 0 });
+    const claim = (executionId: string, instance: string, ttlSeconds: number) => repo.claimCpu({ tenantId: 'crash', executionId, instance, boot: 'dead-process', quota: 10, since, want: 10, ttlSeconds });
+    expect(await claim('0190b7e4-0000-7000-8000-000000000201', 'inst-dead', 60)).toMatchObject({ granted: 10 });
+    expect(await claim('0190b7e4-0000-7000-8000-000000000202', 'inst-other', 60)).toEqual({ used: 0, held: 10 });
+    const restarted = instance('inst-dead', () => 10);
+    await restarted.recover();
+    await restarted.close();
+    expect(await claim('0190b7e4-0000-7000-8000-000000000203', 'inst-gone', -1)).toMatchObject({ granted: 10 });
+    expect(await claim('0190b7e4-0000-7000-8000-000000000204', 'inst-other', 60)).toMatchObject({ granted: 10, held: 0 });
     await db.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE tenant_id = 'crash'`);
+  });
+
+  it('a process restarted under the instance name of another one still running keeps that one’s grants: the next claim is still refused', async () => {
+    const quota = () => 4;
+    const bob: Caller = { principal: { type: 'user', id: 'bob', tenantId: 'shared-name' } as Principal, token: 'bob.token' };
+    const running = instance('shared', quota);
+    await running.recover();
+    const sandbox = await running.create(bob, SESSION, 'small');
+    const before = finishers.length;
+    // 'small' is half a core: 8 s of timeout is the whole quota of 4
+    const spin = running.exec(bob, sandbox.id, { command: ['/bin/spin'], timeoutMs: 8000 });
+    while (finishers.length < before + 1) await settle();
+    // a second process under the same name starts (and a third, restarted) while the spin runs
+    const other = instance('shared', quota);
+    await other.recover();
+    await other.close();
+    const restarted = instance('shared', quota);
+    await restarted.recover();
+    expect((await grants()).filter(([i]) => i === 'shared')).toEqual([['shared', 4]]);
+    const next = await restarted.create(bob, SESSION, 'small');
+    await expect(restarted.exec(bob, next.id, { command: ['/bin/spin'], timeoutMs: 8000 })).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'cpu-seconds', limit: 4, used: 0, running: 4 } } });
+    finishers[before](1);
+    expect(await spin).toMatchObject({ status: 'finished', usage: { cpuSeconds: 1 } });
+    await Promise.all([running.close(), restarted.close()]);
+    expect((await grants()).filter(([i]) => i === 'shared')).toEqual([]);
+  });
+
+  it('a grant expires by PostgreSQL’s clock: an orchestrator whose clock is minutes behind still holds its grant while its execution runs', async () => {
+    const dave: Caller = { principal: { type: 'user', id: 'dave', tenantId: 'skewed' } as Principal, token: 'dave.token' };
+    const behind = instance('inst-skew', () => 4, () => new Date(Date.now() - 10 * 60_000));
+    const sandbox = await behind.create(dave, SESSION, 'small');
+    const before = finishers.length;
+    const spin = behind.exec(dave, sandbox.id, { command: ['/bin/spin'], timeoutMs: 8000 });
+    while (finishers.length < before + 1) await settle();
+    const [row]: Array<{ ttl: number }> = await db.dataSource.query(`SELECT extract(epoch FROM expires_at - now()) AS ttl FROM sandbox_cpu_grants WHERE tenant_id = 'skewed'`);
+    expect(Number(row.ttl)).toBeGreaterThan(60);
+    const next = await behind.create(dave, SESSION, 'small');
+    await expect(behind.exec(dave, next.id, { command: ['/bin/spin'], timeoutMs: 8000 })).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'cpu-seconds', limit: 4, running: 4 } } });
+    finishers[before](1);
+    await spin;
   });
 
   it('kills an execution running in real crun with reason quota once the tenant’s quota is lowered below what it used (the bound asked while it runs)', async () => {

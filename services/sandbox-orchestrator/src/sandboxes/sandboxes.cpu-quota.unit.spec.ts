@@ -91,8 +91,12 @@ describe('SandboxesService: the tenant CPU-seconds quota with concurrent executi
     expect(h.repo.grants.size).toBe(0);
     h.repo.grants.set('left-by-a-crash', { tenantId: 'acme', instance: 'unit', cpuSeconds: 9 });
     h.repo.grants.set('another-instance', { tenantId: 'acme', instance: 'other', cpuSeconds: 1 });
+    // a process still alive under the same instance name (a rolling restart's overlap) keeps its grant; a gone one's is dropped
+    h.repo.liveBoots.add('alive');
+    h.repo.grants.set('same-name-alive', { tenantId: 'acme', instance: 'unit', boot: 'alive', cpuSeconds: 1 });
+    h.repo.grants.set('same-name-gone', { tenantId: 'acme', instance: 'unit', boot: 'gone', cpuSeconds: 1 });
     await h.service.recover();
-    expect([...h.repo.grants.keys()]).toEqual(['another-instance']);
+    expect([...h.repo.grants.keys()]).toEqual(['another-instance', 'same-name-alive']);
   });
 });
 

@@ -107,3 +107,35 @@ export const sandboxCpuGrantsMigration = sqlMigration('SandboxCpuGrants176510000
   `GRANT SELECT, INSERT, DELETE ON ${s}.sandbox_cpu_grants TO ${app}`,
   `GRANT EXECUTE ON FUNCTION ${s}.sandbox_claim_cpu(text, uuid, text, double precision, timestamptz, double precision, timestamptz) TO ${app}`,
 ]);
+
+/**
+ * Each grant names the process that claimed it (`boot`, random at the process's start),
+ * besides its instance: a restart drops only the grants of processes that are gone, so
+ * two processes under one instance name (a rolling restart's overlap, or two left at the
+ * default) do not drop each other's live grants. A process is alive while it holds the
+ * session advisory lock on its boot (`SandboxesRepository.holdBoot`). The claim takes the
+ * grant's time to live and adds it to PostgreSQL's `now()`, the clock the expiry is
+ * compared with (the app's clock, skewed past the grace, expired live grants early). The
+ * previous `sandbox_claim_cpu` stays for a process of the previous build during a rolling
+ * restart (its grants have no boot: dropped by any restart of their instance, as before).
+ */
+export const sandboxCpuGrantBootsMigration = sqlMigration('SandboxCpuGrantBoots1765200000001', (s, app) => [
+  `ALTER TABLE ${s}.sandbox_cpu_grants ADD COLUMN boot text NOT NULL DEFAULT ''`,
+  `CREATE FUNCTION ${s}.sandbox_claim_cpu(p_tenant text, p_execution uuid, p_instance text, p_boot text, p_quota double precision, p_since timestamptz, p_want double precision, p_ttl_seconds double precision,
+                                          OUT granted double precision, OUT used double precision, OUT held double precision)
+   LANGUAGE plpgsql VOLATILE AS $$
+   BEGIN
+     PERFORM pg_advisory_xact_lock(hashtextextended('sandbox-cpu:' || p_tenant, 0));
+     PERFORM set_config('synchronous_commit', 'off', true);
+     DELETE FROM ${s}.sandbox_cpu_grants WHERE tenant_id = p_tenant AND expires_at < now();
+     SELECT (SELECT coalesce(sum(c.cpu_seconds), 0) FROM ${s}.sandbox_tenant_cpu c WHERE c.tenant_id = p_tenant AND c.hour >= date_trunc('hour', p_since)),
+            (SELECT coalesce(sum(g.cpu_seconds), 0) FROM ${s}.sandbox_cpu_grants g WHERE g.tenant_id = p_tenant)
+       INTO used, held;
+     IF p_quota - used - held > 0 THEN
+       granted := least(p_quota - used - held, p_want);
+       INSERT INTO ${s}.sandbox_cpu_grants (tenant_id, execution_id, instance, boot, cpu_seconds, expires_at)
+         VALUES (p_tenant, p_execution, p_instance, p_boot, granted, now() + make_interval(secs => p_ttl_seconds));
+     END IF;
+   END $$`,
+  `GRANT EXECUTE ON FUNCTION ${s}.sandbox_claim_cpu(text, uuid, text, text, double precision, timestamptz, double precision, double precision) TO ${app}`,
+]);

@@ -5,7 +5,7 @@ import { alice, outcome, runtimeOf, session } from '../../test/sandboxes.memory'
 import type { SandboxRuntime } from '../runtime/runtime.port';
 import { sandboxDecider, sandboxStateOf } from './sandboxes.decider';
 import type { SandboxEvent } from './sandboxes.events';
-import { sandboxCpuGrantsMigration, sandboxesMigration, sandboxQuotasMigration } from './sandboxes.migration';
+import { sandboxCpuGrantBootsMigration, sandboxCpuGrantsMigration, sandboxesMigration, sandboxQuotasMigration } from './sandboxes.migration';
 import { SandboxesRepository } from './sandboxes.repository';
 import { SandboxesService } from './sandboxes.service';
 
@@ -26,7 +26,7 @@ describe('SandboxesRepository: the row a command decides on (PostgreSQL)', () =>
 
   beforeAll(async () => {
     db = await createTestSchema('sbxrow');
-    const migrator = createDataSource(db.owner, [sandboxesMigration(db.schema, TEST_APP_ROLE), sandboxQuotasMigration(db.schema, TEST_APP_ROLE), sandboxCpuGrantsMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource(db.owner, [sandboxesMigration(db.schema, TEST_APP_ROLE), sandboxQuotasMigration(db.schema, TEST_APP_ROLE), sandboxCpuGrantsMigration(db.schema, TEST_APP_ROLE), sandboxCpuGrantBootsMigration(db.schema, TEST_APP_ROLE)]);
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();

@@ -53,14 +53,16 @@ export interface CpuClaim {
   tenantId: string;
   executionId: string;
   instance: string;
+  /** The claiming process (random at its start): a restart of the instance drops only the grants of processes that are gone. */
+  boot: string;
   /** The tenant's CPU-seconds quota in force. */
   quota: number;
   /** The start of the quota's window. */
   since: Date;
   /** At most this much (the execution's worst case: CPU quota × timeout). */
   want: number;
-  /** After this, the grant no longer counts (its instance died without restarting). */
-  expiresAt: Date;
+  /** This long after the claim (PostgreSQL's clock, the one the expiry is compared with), the grant no longer counts (its instance died without restarting). */
+  ttlSeconds: number;
 }
 
 interface Row {
@@ -141,7 +143,7 @@ function execOf(r: ExecRow): ExecutionRow {
 export class SandboxesRepository {
   /** `store`: the service's event store, for `commit` (the row and the events in one statement). */
   constructor(
-    private readonly dataSource: Pick<DataSource, 'query'>,
+    private readonly dataSource: Pick<DataSource, 'query' | 'createQueryRunner'>,
     private readonly store?: Pick<PgEventStore, 'commitToStream'>,
   ) {}
 
@@ -225,14 +227,15 @@ export class SandboxesRepository {
    * running executions hold, at most `want`; `granted` undefined when nothing is left.
    */
   async claimCpu(claim: CpuClaim): Promise<{ granted?: number; used: number; held: number }> {
-    const [row]: Array<{ granted: number | null; used: number; held: number }> = await this.dataSource.query(`SELECT granted, used, held FROM sandbox_claim_cpu($1, $2, $3, $4, $5, $6, $7)`, [
+    const [row]: Array<{ granted: number | null; used: number; held: number }> = await this.dataSource.query(`SELECT granted, used, held FROM sandbox_claim_cpu($1, $2, $3, $4, $5, $6, $7, $8)`, [
       claim.tenantId,
       claim.executionId,
       claim.instance,
+      claim.boot,
       claim.quota,
       claim.since,
       claim.want,
-      claim.expiresAt,
+      claim.ttlSeconds,
     ]);
     return { ...(row.granted === null ? {} : { granted: Number(row.granted) }), used: Number(row.used), held: Number(row.held) };
   }
@@ -242,9 +245,38 @@ export class SandboxesRepository {
     await this.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE tenant_id = $1 AND execution_id = $2`, [tenantId, executionId]);
   }
 
-  /** At an instance's start: the grants its previous process held (what ran there is over). */
-  async releaseCpuOf(instance: string): Promise<void> {
-    await this.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE instance = $1`, [instance]);
+  /**
+   * Marks this process alive for as long as it runs: a session advisory lock on its boot, on
+   * a connection of its own (another process's restart drops only the grants of boots whose
+   * lock it can take). Returns its release.
+   */
+  async holdBoot(boot: string): Promise<() => Promise<void>> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query(`SELECT pg_advisory_lock(hashtextextended('sandbox-boot:' || $1, 0))`, [boot]);
+    } catch (error) {
+      await runner.release();
+      throw error;
+    }
+    return async () => {
+      await runner.query(`SELECT pg_advisory_unlock(hashtextextended('sandbox-boot:' || $1, 0))`, [boot]).catch(() => undefined);
+      await runner.release();
+    };
+  }
+
+  /** The executions of `instance` whose grants a live process other than `boot` holds (a rolling restart's overlap, or two processes under one name): theirs, not lost. */
+  async liveElsewhere(instance: string, boot: string): Promise<Set<string>> {
+    const rows: Array<{ execution_id: string }> = await this.dataSource.query(
+      `SELECT execution_id FROM sandbox_cpu_grants WHERE instance = $1 AND boot <> $2 AND boot <> '' AND NOT pg_try_advisory_xact_lock(hashtextextended('sandbox-boot:' || boot, 0))`,
+      [instance, boot],
+    );
+    return new Set(rows.map((r) => r.execution_id));
+  }
+
+  /** At a process's start: the grants of `instance` held by processes that are gone (what they ran is over); a live one's stay. */
+  async releaseCpuOf(instance: string, boot: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM sandbox_cpu_grants WHERE instance = $1 AND boot <> $2 AND pg_try_advisory_xact_lock(hashtextextended('sandbox-boot:' || boot, 0))`, [instance, boot]);
   }
 
   async execution(tenantId: string, sandboxId: string, executionId: string): Promise<ExecutionRow | undefined> {

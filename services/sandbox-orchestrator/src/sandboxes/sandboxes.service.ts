@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { clip, ConcurrencyError, newEventId, PalisadeError, type Actor, type EventEnvelope, type EventFactoryContext, type Principal } from '@palisade/contracts';
 import { CommandHandler, envelopeOf, streamName, type CommandResult, type EventStore, type Transaction } from '@palisade/eventsourcing';
 import type { AuthorizeDecision, PolicyClient } from '@palisade/policy-client';
@@ -85,7 +86,7 @@ export interface SandboxesSettings {
 
 export interface SandboxesServiceDependencies {
   store: EventStore;
-  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'claimCpu' | 'releaseCpu' | 'releaseCpuOf' | 'execution' | 'storeOutput' | 'projection' | 'commit'>;
+  repo: Pick<SandboxesRepository, 'sandbox' | 'sandboxesOf' | 'liveSandboxes' | 'idleSince' | 'expiredBy' | 'readyCount' | 'readyCountLocked' | 'lockedSandbox' | 'claimCpu' | 'releaseCpu' | 'releaseCpuOf' | 'holdBoot' | 'liveElsewhere' | 'execution' | 'storeOutput' | 'projection' | 'commit'>;
   sessions: Pick<SessionsRepository, 'session'>;
   policy: () => Pick<PolicyClient, 'authorize'> | undefined;
   runtime: SandboxRuntime;
@@ -102,6 +103,8 @@ export interface SandboxesServiceDependencies {
   settings: SandboxesSettings;
   eventContext: EventFactoryContext;
   now?: () => Date;
+  /** This process, among others under the same instance name (its CPU grants carry it); random when absent. */
+  boot?: string;
   /** Failures that are not the caller's (a hold not released: billing expires it). */
   warn?: (details: Record<string, unknown>, message: string) => void;
 }
@@ -120,6 +123,9 @@ const INTERPRETERS: Record<'python' | 'node' | 'sh', string[]> = { python: ['/us
 export class SandboxesService {
   private readonly handler: CommandHandler<SandboxState, SandboxCommand, SandboxEvent>;
   private readonly now: () => Date;
+  private readonly boot: string;
+  /** Releases the mark that this process is alive (`close`). */
+  private unholdBoot?: () => Promise<void>;
   private readonly running = new Map<string, () => void>();
   /** The output of the executions running on this instance, by execution id, for clients that reattach. */
   private readonly live = new Map<string, LiveOutput>();
@@ -132,6 +138,7 @@ export class SandboxesService {
   constructor(private readonly d: SandboxesServiceDependencies) {
     this.handler = new CommandHandler(d.store, sandboxDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
     this.now = d.now ?? (() => new Date());
+    this.boot = d.boot ?? randomUUID();
   }
 
   async create(caller: Caller, sessionId: string, template: string): Promise<SandboxView & { sandboxToken?: string }> {
@@ -324,11 +331,12 @@ export class SandboxesService {
       tenantId,
       executionId,
       instance: this.d.settings.instance,
+      boot: this.boot,
       quota,
       since: new Date(now - this.d.settings.quotas.cpuWindowMs),
       want: worstCaseUsage(row.limits, timeoutMs).cpuSeconds,
-      // the execution cannot outlive its timeout; its end is committed well within this
-      expiresAt: new Date(now + timeoutMs + GRANT_GRACE_MS),
+      // the execution cannot outlive its timeout; its end is committed well within this (added to PostgreSQL's clock, not ours)
+      ttlSeconds: (timeoutMs + GRANT_GRACE_MS) / 1000,
     });
     if (claimed.granted === undefined) throw this.cpuQuotaError(claimed.used, claimed.held, quota);
     try {
@@ -488,14 +496,16 @@ export class SandboxesService {
    * running is recorded as `lost` (no usage: nothing was measured, nothing is billed twice).
    */
   async recover(): Promise<{ adopted: number; lost: number; removedContainers: number }> {
-    // the CPU grants of the dead process: its executions are over (a lost one's would leave with its exec_finished too)
-    await this.d.repo.releaseCpuOf(this.d.settings.instance);
+    // alive from here on: a later process of this instance's name keeps this one's grants
+    this.unholdBoot ??= await this.d.repo.holdBoot(this.boot);
     const live = await this.d.repo.liveSandboxes(this.d.settings.instance);
     const ready = live.filter((r) => r.status === 'ready');
     const leftovers = await this.d.runtime.reconcile(new Set(ready.map((r) => r.sandboxId)));
     for (const row of ready) await this.d.runtime.create(row.sandboxId, row.limits);
+    // an execution whose grant a live process of the same name holds (a rolling restart's overlap) runs there: not lost
+    const elsewhere = await this.d.repo.liveElsewhere(this.d.settings.instance, this.boot);
     let lost = 0;
-    for (const row of live.filter((r) => r.runningExecution)) {
+    for (const row of live.filter((r) => r.runningExecution && !elsewhere.has(r.runningExecution))) {
       const noUsage = { cpuSeconds: 0, memoryGbSeconds: 0, wallSeconds: 0 };
       const executionId = row.runningExecution!;
       const data = { executionId, reason: 'lost' as const, exitCode: null, signal: null, stdoutBytes: 0, stderrBytes: 0, usage: noUsage };
@@ -504,7 +514,17 @@ export class SandboxesService {
       await this.releaseHold(row.tenantId, executionId);
       lost++;
     }
+    // the grants of the processes that are gone, after their containers were removed (a lost execution's left with its exec_finished;
+    // this drops those claimed for executions that never started); a live process's stay, and a grant nobody drops expires
+    await this.d.repo.releaseCpuOf(this.d.settings.instance, this.boot);
     return { adopted: ready.length, lost, removedContainers: leftovers.containers.length };
+  }
+
+  /** At a clean stop: this process is no longer alive for the others of its instance's name (a crash ends its connection, and so the mark, too). */
+  async close(): Promise<void> {
+    const unhold = this.unholdBoot;
+    this.unholdBoot = undefined;
+    await unhold?.();
   }
 
   /** A sandbox lives on the instance that created it (its runtime holds the workspace); routing to another is not built yet. */
