@@ -36,12 +36,16 @@ interface WorkerReply {
   cpuMs: number;
   /** CPU it used after its warm-up: verifying (ms). */
   verifyCpuMs: number;
+  /** Where its failure was met: the share's n-th checkpoint or record (0-based); null: at the end (a cut tail) or none. */
+  at: { checkpoint: number } | { record: number } | null;
 }
 
 /** What a worker answers when asked for its ids (two workers' hashes met). */
 interface IdsReply {
   /** JSON of { partition: event ids in seq order from `result.partitions[p].first` }. */
   ids: string;
+  /** JSON of the event ids in the order verified: the i-th is the share's i-th record. */
+  order: string;
 }
 
 /**
@@ -74,8 +78,8 @@ export function warmUpVerifier(): void {
  * on `workerData.spent`, a port of its own, with `workerData.returned[0]` counted up and
  * notified, so that a reader blocked waiting for a buffer wakes), `{ finish: true }`. It says `{ ready: true }` once warm,
  * `{ failed: true }` once at its first failure
- * (so a reader can stop) and `{ result, hashes }` when finished; asked `{ ids: true }` after
- * that, it answers `{ ids }`.
+ * (so a reader can stop) and `{ result, hashes, at }` when finished; asked `{ ids: true }` after
+ * that, it answers `{ ids, order }`.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -87,9 +91,16 @@ parentPort.postMessage({ ready: true });
 const log = new lib.IdLog();
 const verifier = new lib.ChainVerifier({ keys: lib.keysOf(workerData.jwks), allowLaterStart: workerData.allowLaterStart, onRecord: log.onRecord });
 let ok = true;
+// Checkpoints and records given so far, and where the failure was met (the coordinator knows their order in the input).
+let checkpoints = 0;
+let records = 0;
+let at = null;
 parentPort.on('message', (m) => {
   if (m.checkpoints) {
-    for (const cp of m.checkpoints) if (ok && !(ok = verifier.addCheckpoint(cp))) parentPort.postMessage({ failed: true });
+    for (const cp of m.checkpoints) {
+      if (ok && !(ok = verifier.addCheckpoint(cp))) { at = { checkpoint: checkpoints }; parentPort.postMessage({ failed: true }); }
+      checkpoints++;
+    }
   } else if (m.bytes) {
     if (ok) {
       const buf = Buffer.from(m.bytes, 0, m.length);
@@ -97,10 +108,11 @@ parentPort.on('message', (m) => {
       const partitions = new Int32Array(m.partitions, 0, m.count);
       let start = 0;
       for (let i = 0; i < m.count; i++) {
-        if (!verifier.addRecordBytes(buf, partitions[i], start, ends[i])) { ok = false; parentPort.postMessage({ failed: true }); break; }
+        if (!verifier.addRecordBytes(buf, partitions[i], start, ends[i])) { ok = false; at = { record: records + i }; parentPort.postMessage({ failed: true }); break; }
         start = ends[i];
       }
     }
+    records += m.count;
     workerData.spent.postMessage({ bytes: m.bytes, ends: m.ends, partitions: m.partitions }, [m.bytes, m.ends, m.partitions]);
     Atomics.add(workerData.returned, 0, 1);
     Atomics.notify(workerData.returned, 0);
@@ -109,9 +121,9 @@ parentPort.on('message', (m) => {
     const result = verifier.finish();
     const cpu = process.threadCpuUsage();
     const verifyCpu = process.threadCpuUsage(warmedUp);
-    parentPort.postMessage({ result, hashes, cpuMs: (cpu.user + cpu.system) / 1000, verifyCpuMs: (verifyCpu.user + verifyCpu.system) / 1000 }, [hashes.buffer]);
+    parentPort.postMessage({ result, hashes, at, cpuMs: (cpu.user + cpu.system) / 1000, verifyCpuMs: (verifyCpu.user + verifyCpu.system) / 1000 }, [hashes.buffer]);
   } else if (m.ids) {
-    parentPort.postMessage({ ids: log.idsJson(verifier.verifiedEventIds()) });
+    parentPort.postMessage({ ids: log.idsJson(verifier.verifiedEventIds()), order: JSON.stringify([...verifier.verifiedEventIds()]) });
   }
 });
 `;
@@ -233,6 +245,9 @@ class LocalShare {
   readonly verifier: ChainVerifier;
   /** The calling thread's CPU when its first record or checkpoint came (µs). */
   private cpuFrom: NodeJS.CpuUsage | undefined;
+  private checkpoints = 0;
+  private records = 0;
+  private at: WorkerReply['at'] = null;
 
   constructor(jwks: Jwks, allowLaterStart: boolean) {
     warmUpVerifier();
@@ -243,12 +258,29 @@ class LocalShare {
     this.cpuFrom ??= process.threadCpuUsage();
   }
 
+  /** False once a failure is known (the first false is where it was met). */
+  addCheckpoint(value: unknown): boolean {
+    this.started();
+    const ok = this.verifier.addCheckpoint(value);
+    if (!ok) this.at ??= { checkpoint: this.checkpoints };
+    this.checkpoints++;
+    return ok;
+  }
+
+  addRecord(partition: number, value: Uint8Array | string): boolean {
+    this.started();
+    const ok = this.verifier.addRecordBytes(typeof value === 'string' ? Buffer.from(value, 'utf8') : value, partition);
+    if (!ok) this.at ??= { record: this.records };
+    this.records++;
+    return ok;
+  }
+
   /** Its verdict, as a worker's reply; its CPU is the calling thread's from its first record, the hand-over to the workers included. */
   finish(): WorkerReply {
     const result = this.verifier.finish();
     const cpu = process.threadCpuUsage(this.cpuFrom);
     const cpuMs = this.cpuFrom ? (cpu.user + cpu.system) / 1000 : 0;
-    return { result, hashes: this.log.sortedHashes(), cpuMs, verifyCpuMs: cpuMs };
+    return { result, hashes: this.log.sortedHashes(), cpuMs, verifyCpuMs: cpuMs, at: this.at };
   }
 }
 
@@ -261,9 +293,10 @@ class LocalShare {
  * `readerOnly`, every share is a worker's); event ids repeated across shares are checked
  * at the end. Give it every checkpoint first (`addCheckpoint`), then each partition's
  * records in offset order (`addRecord`, partitions may interleave), then `finish()`. Same
- * verdicts as a single ChainVerifier over the same input; when several partitions fail,
- * the failure of the lowest partition is reported, a cut tail only when nothing else
- * failed (as one verifier, which finds it at the end).
+ * verdict as a single ChainVerifier fed the same input in the same order: each share says
+ * where its failure was met (its n-th checkpoint or record), which the coordinator maps
+ * back to the input's order, and the failure met first in it is reported; a cut tail is
+ * found at the end, so only when nothing else failed, the lowest partition's.
  */
 export class ParallelChainVerifier {
   private readonly workers: Worker[];
@@ -279,6 +312,13 @@ export class ParallelChainVerifier {
   private readonly spentPorts: MessagePort[];
   private readonly checkpointsOf: unknown[][];
   private readonly batchBytes: number;
+  /** Checkpoints and records given so far: the next one's place in the input. */
+  private given = 0;
+  /** Per share: the place in the input of each checkpoint it was given. */
+  private readonly checkpointPlaces: number[][];
+  /** Per share: records it was given, and runs of them consecutive in the input, as [place, share's index] pairs. */
+  private readonly recordCounts: number[];
+  private readonly recordRuns: number[][];
   private failedEarly = false;
   private readyCount = 0;
   private readonly warm: Promise<void>;
@@ -328,6 +368,9 @@ export class ParallelChainVerifier {
     this.pool = new BufferPool(this.batchBytes * 2, workerCount * (options.buffersPerWorker ?? DEFAULT_BUFFERS_PER_WORKER), this.spentPorts, returned);
     this.gathering = this.workers.map(() => new Gathering(this.pool.take()));
     this.checkpointsOf = this.workers.map(() => []);
+    this.checkpointPlaces = Array.from({ length: this.shares }, () => []);
+    this.recordCounts = new Array<number>(this.shares).fill(0);
+    this.recordRuns = Array.from({ length: this.shares }, () => []);
     // After the workers are started: they warm up meanwhile.
     this.local = options.readerOnly ? undefined : new LocalShare(options.jwks, allowLaterStart);
   }
@@ -367,19 +410,24 @@ export class ParallelChainVerifier {
     const partition = (value as { partition?: unknown } | null)?.partition;
     // Not a partition number: malformed, any share says so.
     const w = typeof partition === 'number' && Number.isInteger(partition) ? this.ownerOf(partition) : 0;
-    if (w < this.workers.length) this.checkpointsOf[w].push(value);
-    else {
-      this.local!.started();
-      if (!this.local!.verifier.addCheckpoint(value)) this.failedEarly = true;
-    }
+    this.checkpointPlaces[w].push(this.given++);
+    if (w < this.workers.length) {
+      // Given after records (late): those go first, as in the input.
+      if (this.gathering[w].count > 0) this.handOver(w);
+      this.checkpointsOf[w].push(value);
+    } else if (!this.local!.addCheckpoint(value)) this.failedEarly = true;
   }
 
   /** A record value as read from `partition` (raw bytes or text). False once a failure is known. */
   addRecord(partition: number, value: Uint8Array | string): boolean {
     const w = this.ownerOf(partition);
+    const place = this.given++;
+    const index = this.recordCounts[w]++;
+    const runs = this.recordRuns[w];
+    // A new run unless it follows the share's previous record in the input.
+    if (runs.length === 0 || runs[runs.length - 2] + (index - runs[runs.length - 1]) !== place) runs.push(place, index);
     if (w === this.workers.length) {
-      this.local!.started();
-      if (!this.local!.verifier.addRecordBytes(typeof value === 'string' ? Buffer.from(value, 'utf8') : value, partition)) this.failedEarly = true;
+      if (!this.local!.addRecord(partition, value)) this.failedEarly = true;
       return !this.failedEarly;
     }
     // A string takes at most 3 bytes per UTF-16 unit.
@@ -414,22 +462,37 @@ export class ParallelChainVerifier {
       // Ids can repeat across shares only where their hashes do; the ids themselves are
       // asked for only then (a repeat, or a rare hash collision), not for every record.
       const ids = replies.length > 1 && hashesMeet(replies.map((r) => r.hashes)) ? await this.idsOfShares() : undefined;
-      return merge(replies, ids);
+      return merge(replies, (share, at) => this.placeOf(share, at), ids);
     } finally {
       await this.close();
     }
   }
 
-  /** Each share's event ids by partition (after finish), one worker at a time. */
-  private async idsOfShares(): Promise<string[]> {
-    const out: string[] = [];
+  /** Each share's event ids (after finish), one worker at a time. */
+  private async idsOfShares(): Promise<IdsReply[]> {
+    const out: IdsReply[] = [];
     for (const worker of this.workers) {
       const reply = new Promise<IdsReply>((resolve) => this.idReplies.push(resolve));
       worker.postMessage({ ids: true });
-      out.push((await reply).ids);
+      out.push(await reply);
     }
-    if (this.local) out.push(this.local.log.idsJson(this.local.verifier.verifiedEventIds()));
+    if (this.local) out.push({ ids: this.local.log.idsJson(this.local.verifier.verifiedEventIds()), order: JSON.stringify([...this.local.verifier.verifiedEventIds()]) });
     return out;
+  }
+
+  /** The place in the input of a share's n-th checkpoint or record (the shares are the workers, then the calling thread). */
+  private placeOf(share: number, at: { checkpoint: number } | { record: number }): number {
+    if ('checkpoint' in at) return this.checkpointPlaces[share][at.checkpoint];
+    const runs = this.recordRuns[share];
+    // The last run starting at or before the index.
+    let lo = 0;
+    let hi = runs.length / 2 - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (runs[2 * mid + 1] <= at.record) lo = mid;
+      else hi = mid - 1;
+    }
+    return runs[2 * lo] + (at.record - runs[2 * lo + 1]);
   }
 
   /** Stop the workers (finish() does it; call it when giving up early). */
@@ -506,44 +569,49 @@ function hashesMeet(lists: readonly Float64Array[]): boolean {
 }
 
 /**
- * The workers' verdicts as one. `ids` (each worker's ids by partition, as JSON) only when
- * their id hashes met: otherwise no event id appears in two workers' partitions.
+ * The shares' verdicts as one: the failure a single verifier fed the same input would have
+ * met first. `placeOf` maps where a share met its failure to its place in the input; `ids`
+ * (each share's ids) only when their id hashes met: otherwise no event id appears in two shares.
  */
-function merge(replies: readonly WorkerReply[], ids?: readonly string[]): VerificationResult {
-  const failures: VerificationFailure[] = [];
+function merge(replies: readonly WorkerReply[], placeOf: (share: number, at: { checkpoint: number } | { record: number }) => number, ids?: readonly IdsReply[]): VerificationResult {
+  const failures: Array<{ failure: VerificationFailure; place: number }> = [];
   const partitions: VerificationResult['partitions'] = {};
-  const idsOf = new Map<number, string[]>();
   let records = 0;
   let checkpoints = 0;
-  for (const { result } of replies) {
+  replies.forEach(({ result, at }, share) => {
     records += result.records;
     checkpoints += result.checkpoints;
     Object.assign(partitions, result.partitions);
-    if (result.failure) failures.push(result.failure);
-  }
-  for (const json of ids ?? []) for (const [p, list] of Object.entries(JSON.parse(json) as Record<string, string[]>)) idsOf.set(Number(p), list);
-  // Uniqueness of event ids across partitions (each worker checked its own).
+    // A failure met at the end (a cut tail) comes after every record.
+    if (result.failure) failures.push({ failure: result.failure, place: at ? placeOf(share, at) : Infinity });
+  });
+  // Uniqueness of event ids across shares (each checked its own): the first record, in the
+  // input's order, whose id an earlier one had. A share's i-th id is its i-th record's.
   if (ids) {
+    const all: Array<{ place: number; id: string; partition: number; seq: number }> = [];
+    ids.forEach((reply, share) => {
+      const where = new Map<string, { partition: number; seq: number }>();
+      const first = replies[share].result.partitions;
+      for (const [p, list] of Object.entries(JSON.parse(reply.ids) as Record<string, string[]>)) list.forEach((id, i) => where.set(id, { partition: Number(p), seq: first[Number(p)].first + i }));
+      (JSON.parse(reply.order) as string[]).forEach((id, i) => all.push({ place: placeOf(share, { record: i }), id, ...where.get(id)! }));
+    });
+    all.sort((a, b) => a.place - b.place);
     const seen = new Set<string>();
-    for (const p of [...idsOf.keys()].sort((a, b) => a - b)) {
-      const ids = idsOf.get(p)!;
-      for (let i = 0; i < ids.length; i++) {
-        if (seen.has(ids[i])) {
-          failures.push({ reason: 'duplicate_event', partition: p, seq: partitions[p].first + i, message: `event ${ids[i]} appears twice` });
-          break;
-        }
-        seen.add(ids[i]);
+    for (const { place, id, partition, seq } of all) {
+      if (seen.has(id)) {
+        failures.push({ failure: { reason: 'duplicate_event', partition, seq, message: `event ${id} appears twice` }, place });
+        break;
       }
+      seen.add(id);
     }
   }
-  // As one ChainVerifier: a cut tail is only found at the end, so any failure met on the way
-  // comes first (and a reader that stopped at one cut the other shares' tails); then the
-  // lowest partition.
-  const atTheEnd = (f: VerificationFailure) => (f.reason === 'truncated_tail' ? 1 : 0);
-  failures.sort((a, b) => atTheEnd(a) - atTheEnd(b) || (a.partition ?? -1) - (b.partition ?? -1));
+  // The first met; at one place a repeated id comes first (a verifier checks it before the
+  // checkpoints at that seq); cut tails, all at the end, lowest partition first (as ChainVerifier.finish).
+  const repeat = (f: VerificationFailure) => (f.reason === 'duplicate_event' ? 0 : 1);
+  failures.sort((a, b) => a.place - b.place || repeat(a.failure) - repeat(b.failure) || (a.failure.partition ?? -1) - (b.failure.partition ?? -1));
   const sorted: VerificationResult['partitions'] = {};
   for (const p of Object.keys(partitions).map(Number).sort((a, b) => a - b)) sorted[p] = partitions[p];
   const result: VerificationResult = { ok: failures.length === 0, records, checkpoints, partitions: sorted };
-  if (failures[0]) result.failure = failures[0];
+  if (failures[0]) result.failure = failures[0].failure;
   return result;
 }

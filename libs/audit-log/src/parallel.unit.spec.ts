@@ -193,3 +193,73 @@ describe('ParallelChainVerifier (workers started first, fed batches of raw recor
     expect((await here.finish()).failure).toMatchObject({ reason: 'content_changed', partition: 1, seq: 2 });
   });
 });
+
+describe('several faults: the parallel verdict is the one a single verifier meets first (review)', () => {
+  const { values, checkpoints } = chains(5, 300);
+  const tamper = (v: Map<number, string[]>, p: number, i: number) => edit(v, p, i, (r) => ({ ...r, event: { ...r.event, data: { i: -1 } } }));
+  const verdict = (r: { ok: boolean; failure?: unknown }) => ({ ok: r.ok, failure: r.failure });
+
+  /** Streamed on 2 and 3 threads and reader-only (`rounds` times: the shares' timing varies), and in memory on 2 and 3: each equal to a single verifier's verdict over the same order. */
+  async function expectSameAsSingle(v: Map<number, string[]>, cps: Checkpoint[], rounds: number) {
+    const expected = verdict(singleInterleaved(v, cps));
+    expect(expected.ok).toBe(false);
+    for (let k = 0; k < rounds; k++) {
+      for (const [threads, readerOnly] of [[2, false], [3, false], [2, true]] as const) {
+        expect({ threads, readerOnly, verdict: verdict(await streamed(v, cps, threads, 4096, false, readerOnly)) }).toEqual({ threads, readerOnly, verdict: expected });
+      }
+    }
+    const inOrder = verdict(single(v, cps));
+    for (const threads of [2, 3]) expect({ threads, verdict: verdict(await verifyPartitionsInParallel({ partitions: v, checkpoints: cps, jwks, threads })) }).toEqual({ threads, verdict: inOrder });
+    return { interleaved: expected.failure, inOrder: inOrder.failure };
+  }
+
+  it('A: records tampered in partition 0 at index 250 and partition 3 at index 40: read interleaved, partition 3 first', async () => {
+    const seen = await expectSameAsSingle(tamper(tamper(values, 0, 250), 3, 40), checkpoints, 3);
+    expect(seen.interleaved).toMatchObject({ reason: 'content_changed', partition: 3, seq: 41 });
+    expect(seen.inOrder).toMatchObject({ reason: 'content_changed', partition: 0, seq: 251 });
+  });
+
+  it('B: a bad signature on a partition 3 checkpoint and a record tampered in partition 0: the checkpoint, checked before any record', async () => {
+    const cps = checkpoints.map((c) => (c.partition === 3 && c.seq === 100 ? { ...c, hash: '2'.repeat(64) } : c));
+    const seen = await expectSameAsSingle(tamper(values, 0, 5), cps, 2);
+    expect(seen.interleaved).toMatchObject({ reason: 'bad_signature', partition: 3, seq: 100 });
+    expect(seen.inOrder).toMatchObject({ reason: 'bad_signature', partition: 3, seq: 100 });
+  });
+
+  it('C: two cut tails, partition 2\'s checkpoints given first: the lowest partition, whatever the checkpoint order', async () => {
+    const cps = [...checkpoints.filter((c) => c.partition === 2), ...checkpoints.filter((c) => c.partition !== 2)];
+    const v = new Map(values).set(0, values.get(0)!.slice(0, 260)).set(2, values.get(2)!.slice(0, 260));
+    const seen = await expectSameAsSingle(v, cps, 1);
+    expect(seen.interleaved).toMatchObject({ reason: 'truncated_tail', partition: 0, seq: 300 });
+    expect(verdict(singleInterleaved(v, checkpoints))).toEqual(verdict(singleInterleaved(v, cps)));
+  });
+
+  it('an id repeated across shares, met before a link it broke and a tamper in another share', async () => {
+    const id = (JSON.parse(values.get(0)![3]) as AuditRecord).event.id;
+    // Partition 1's record at index 20 repeats partition 0's id (read earlier); partition 4 tampered later in the input.
+    const v = tamper(edit(values, 1, 20, (r) => sealRecord({ ...r, event: { ...r.event, id } })), 4, 100);
+    await expectSameAsSingle(v, checkpoints.filter((c) => c.partition !== 1), 1);
+  });
+
+  it('a checkpoint given late, after records of its share not yet handed over: checked after them, as a single verifier does', async () => {
+    const late = checkpoints.find((c) => c.partition === 1 && c.seq === 50)!;
+    const records = interleaved(values);
+    // Right after partition 1's seq 52 (seq 50-56 come in one run of 7): a single verifier has passed seq 50.
+    const after = records.findIndex((r) => r.partition === 1 && (JSON.parse(Buffer.from(r.value).toString('utf8')) as AuditRecord).seq === 52);
+    const one = new ChainVerifier({ keys: keysOf(jwks) });
+    for (const cp of checkpoints) if (cp !== late) one.addCheckpoint(cp);
+    records.slice(0, after + 1).forEach((r) => one.addRecord(JSON.parse(Buffer.from(r.value).toString('utf8'))));
+    one.addCheckpoint(late);
+    records.slice(after + 1).forEach((r) => one.addRecord(JSON.parse(Buffer.from(r.value).toString('utf8'))));
+    const expected = verdict(one.finish());
+    expect(expected.failure).toMatchObject({ reason: 'malformed', partition: 1, seq: 50 });
+    for (const [threads, readerOnly] of [[2, false], [3, false], [2, true]] as const) {
+      const verifier = new ParallelChainVerifier({ jwks, threads, batchBytes: 1 << 16, readerOnly });
+      for (const cp of checkpoints) if (cp !== late) verifier.addCheckpoint(cp);
+      records.slice(0, after + 1).forEach((r) => verifier.addRecord(r.partition, r.value));
+      verifier.addCheckpoint(late);
+      records.slice(after + 1).forEach((r) => verifier.addRecord(r.partition, r.value));
+      expect({ threads, readerOnly, verdict: verdict(await verifier.finish()) }).toEqual({ threads, readerOnly, verdict: expected });
+    }
+  });
+});

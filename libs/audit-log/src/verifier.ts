@@ -189,7 +189,8 @@ export class ChainVerifier {
   /** The result; checkpoints that sealed records never seen mean the tail was cut. */
   finish(): VerificationResult {
     if (!this.failure) {
-      for (const [partition, bySeq] of this.pending) {
+      // Lowest partition first: a defined order, which the parallel verifier's shares agree on.
+      for (const [partition, bySeq] of [...this.pending].sort((a, b) => a[0] - b[0])) {
         const state = this.partitions.get(partition);
         const seqs = [...bySeq.keys()].sort((a, b) => a - b);
         for (const seq of seqs) {
