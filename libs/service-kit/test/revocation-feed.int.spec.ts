@@ -42,7 +42,9 @@ describe('RevocationFeed', () => {
     const feed = new RevocationFeed({ nc: policy, service: 'policy', revocations: list, logger, heartbeatMs: 500 });
     await feed.start();
     try {
-      const claims = (sid: string) => ({ jti: randomUUID(), sid, tid: 'acme', sub: 'u-9', iat: Math.floor(Date.now() / 1000) - 5 });
+      // A subject of this run only: the replay also brings earlier runs' revocations (a run an hour ago revoked its own).
+      const subject = `u-${randomUUID()}`;
+      const claims = (sid: string) => ({ jti: randomUUID(), sid, tid: 'acme', sub: subject, iat: Math.floor(Date.now() / 1000) - 5 });
       await eventually(() => list.reasonRevoked(claims(earlier)) === 'session revoked', 5000);
 
       const live = randomUUID();
@@ -54,7 +56,7 @@ describe('RevocationFeed', () => {
       console.log(`revocation feed latency (publish → applied): ${latencyMs} ms`);
       expect(latencyMs).toBeLessThan(1000);
 
-      await publisher.publish([revocation({ target: 'subject', subject: 'u-9', at: Math.floor(Date.now() / 1000) }), revocation({ target: 'key', kid: 'k-x' })]);
+      await publisher.publish([revocation({ target: 'subject', subject, at: Math.floor(Date.now() / 1000) }), revocation({ target: 'key', kid: 'k-x' })]);
       await eventually(() => list.reasonRevoked({ ...claims(randomUUID()), sid: undefined }) === 'principal revoked', 2000);
       await eventually(() => list.reasonRevoked({ jti: 'j', tid: 'other', sub: 'x', iat: 0 }, 'k-x') === 'signing key revoked', 2000);
     } finally {
@@ -65,14 +67,19 @@ describe('RevocationFeed', () => {
   it('ignores revocation-shaped events from another service and malformed ones', async () => {
     const policy = await connectAs('policy');
     const list = new RevocationList();
-    const feed = new RevocationFeed({ nc: policy, service: 'policy', revocations: list, logger });
+    // No replay: the hour's revocations of other runs in the stream would be counted while they arrive.
+    const feed = new RevocationFeed({ nc: policy, service: 'policy', revocations: list, logger, replaySec: 0 });
     await feed.start();
     try {
-      const auth = connections[0];
-      await new JetStreamEventPublisher(auth).publish([revocation({ target: 'bogus' }), revocation({ target: 'session' })]);
+      const publisher = new JetStreamEventPublisher(connections[0]);
       const before = feed.applied;
-      await new Promise((r) => setTimeout(r, 500));
-      expect(feed.applied).toBe(before);
+      await publisher.publish([revocation({ target: 'bogus' }), revocation({ target: 'session' })]);
+      // A valid revocation after them: once it is applied, the two before it have been received.
+      const marker = randomUUID();
+      await publisher.publish([revocation({ target: 'session', sessionId: marker, at: Math.floor(Date.now() / 1000) })]);
+      const claims = { jti: randomUUID(), sid: marker, tid: 'acme', sub: 'u-9', iat: Math.floor(Date.now() / 1000) - 5 };
+      await eventually(() => list.reasonRevoked(claims) === 'session revoked', 5000);
+      expect(feed.applied - before).toBe(1);
     } finally {
       await feed.stop();
     }
