@@ -28,7 +28,7 @@ export interface CrunRuntimeOptions {
   /** The egress proxy and sandbox network; without it a sandbox has only loopback (no way out at all). */
   egress?: SandboxEgress;
   /**
-   * Keep one container per sandbox created ahead (`crun run --detach`), its init (a shell)
+   * Keep WARM_PER_SANDBOX containers per sandbox created ahead (`crun run --detach`), its init (a shell)
    * blocked on its stdin until an execution hands it the program: the first byte then needs no
    * crun process, no namespaces, mounts or cgroups made. Each container still serves one
    * execution only (its own pid namespace and cgroup), and is removed after it.
@@ -100,6 +100,13 @@ interface Running {
 const SANDBOX_DIR_NAME = /^[0-9a-f-]{36}$/;
 /** After a kill, how long crun may take to tear the container down before its processes are killed one by one. */
 const KILL_GRACE_MS = 2000;
+/**
+ * Warm containers kept per sandbox: two, so that the one replacing the container an execution
+ * takes can be made after that execution's first output (a spawn from this process blocks its
+ * event loop ~4 ms on a quiet machine, the page tables copied; inside the first-byte window it
+ * delayed the commit and the go) while a back-to-back execution still finds one ready.
+ */
+export const WARM_PER_SANDBOX = 2;
 /** A SIGKILL we did not send, with the memory peak at least this share of the limit, is an OOM kill. */
 const OOM_PEAK_RATIO = 0.97;
 
@@ -117,8 +124,8 @@ export class CrunRuntime implements SandboxRuntime {
   private readonly cgroupParent: string;
   private readonly prefix: string;
   private readonly running = new Map<string, Running>();
-  /** The container created ahead for each sandbox's next execution (when `warm`). */
-  private readonly warmBySandbox = new Map<string, Promise<WarmContainer | undefined>>();
+  /** The containers created ahead for each sandbox's next executions, oldest first (when `warm`). */
+  private readonly warmBySandbox = new Map<string, Array<Promise<WarmContainer | undefined>>>();
   /** Each prepared sandbox's limits (its limits.json, read once). */
   private readonly limitsBySandbox = new Map<string, SandboxLimits>();
   private seccompBpf: string | undefined;
@@ -231,11 +238,9 @@ export class CrunRuntime implements SandboxRuntime {
   }
 
   private async execute(sandboxId: string, executionId: string, request: ExecRequest, control: KillSwitch): Promise<ExecResult> {
-    // a sandbox's first execution makes its container itself (a start stays as fast as without the pool); each
-    // execution has the next one made while it runs (a warm one once its own command is written: the next one's
-    // files would otherwise hold the thread pool first)
-    const warm = this.warmBySandbox.get(sandboxId);
-    this.warmBySandbox.delete(sandboxId);
+    // a sandbox's first execution makes its container itself (a start stays as fast as without the pool) and fills
+    // the pool; a warm execution has the one it took replaced after its first output (executeWarm)
+    const warm = this.warmBySandbox.get(sandboxId)?.shift();
     if (warm) {
       const container = await warm;
       const result = container && (await this.executeWarm(sandboxId, container, request, control));
@@ -310,10 +315,9 @@ export class CrunRuntime implements SandboxRuntime {
 
   async remove(sandboxId: string): Promise<void> {
     await this.stop(sandboxId);
-    const warm = this.warmBySandbox.get(sandboxId);
+    const warm = this.warmBySandbox.get(sandboxId) ?? [];
     this.warmBySandbox.delete(sandboxId);
-    const container = await warm;
-    if (container) await this.discardWarm(container);
+    for (const container of await Promise.all(warm)) if (container) await this.discardWarm(container);
     const dir = this.sandboxDir(sandboxId);
     this.limitsBySandbox.delete(sandboxId);
     await this.options.egress?.close(sandboxId);
@@ -359,13 +363,13 @@ export class CrunRuntime implements SandboxRuntime {
     return { containers, workspaces };
   }
 
-  /** Starts creating the sandbox's next warm container (when `warm`, and none is there or coming). */
+  /** Starts creating the sandbox's warm containers until WARM_PER_SANDBOX are there or coming (when `warm`). */
   private warmUp(sandboxId: string): void {
-    if (!this.options.warm || this.warmBySandbox.has(sandboxId)) return;
-    this.warmBySandbox.set(
-      sandboxId,
-      this.createWarm(sandboxId).catch(() => undefined), // the execution then starts a container itself
-    );
+    if (!this.options.warm) return;
+    const pool = this.warmBySandbox.get(sandboxId) ?? [];
+    this.warmBySandbox.set(sandboxId, pool);
+    // undefined when it failed: the execution then starts a container itself
+    while (pool.length < WARM_PER_SANDBOX) pool.push(this.createWarm(sandboxId).catch(() => undefined));
   }
 
   private async createWarm(sandboxId: string): Promise<WarmContainer> {
@@ -445,6 +449,21 @@ export class CrunRuntime implements SandboxRuntime {
    * container is removed after. Undefined (and nothing ran) if the container did not take the go.
    */
   private async executeWarm(sandboxId: string, w: WarmContainer, request: ExecRequest, control: KillSwitch): Promise<ExecResult | undefined> {
+    // the replacement after the first output has been forwarded (or at the end, without output): out of the first byte's way
+    let replaced = false;
+    const replace = () => {
+      if (replaced) return;
+      replaced = true;
+      setImmediate(() => this.warmUp(sandboxId));
+    };
+    try {
+      return await this.runWarm(sandboxId, w, request, control, replace);
+    } finally {
+      replace();
+    }
+  }
+
+  private async runWarm(sandboxId: string, w: WarmContainer, request: ExecRequest, control: KillSwitch, replace: () => void): Promise<ExecResult | undefined> {
     const limits = await this.limitsOf(sandboxId);
     const exports = Object.entries(request.env ?? {}).map(([k, v]) => `export ${k}=${shQuote(v)}\n`);
     await Promise.all([
@@ -452,7 +471,7 @@ export class CrunRuntime implements SandboxRuntime {
       // a program named without a path through env(1), as crun would run it (a PATH lookup, never a shell builtin or
       // function); a path sh runs itself (no lookup either: one exec fewer)
       writeFile(join(w.control, 'cmd.sh'), `${exports.join('')}${request.argv[0].includes('/') ? '' : '/usr/bin/env -- '}${request.argv.map(shQuote).join(' ')}\n`, { mode: 0o644 }),
-    ]).finally(() => this.warmUp(sandboxId));
+    ]);
     try {
       await request.startWhen;
     } catch (error) {
@@ -461,6 +480,8 @@ export class CrunRuntime implements SandboxRuntime {
     }
     const stdout = capped(request.outputCapBytes, request.onStdout);
     const stderr = capped(request.outputCapBytes, request.onStderr);
+    w.child.stdout.once('data', replace);
+    w.child.stderr.once('data', replace);
     w.child.stdout.on('data', stdout.push);
     w.child.stderr.on('data', stderr.push);
     const closed = Promise.all([new Promise((r) => w.child.stdout.once('close', r)), new Promise((r) => w.child.stderr.once('close', r))]);
