@@ -137,6 +137,18 @@ describe.each([false, true])('crun runtime (warm: %s)', (warm) => {
     expect(r.stdout.toString()).toBe('fine\nin\n');
   });
 
+  it('makes no warm container for a sandbox removed while one of its executions ran', async () => {
+    await sh('true').result;
+    await new Promise((r) => setTimeout(r, warm ? 2000 : 0)); // the warm containers are made
+    const running = sh('sleep 5'); // no output: a warm execution's replacement comes at its end, which the removal causes
+    await new Promise((r) => setTimeout(r, 300));
+    await runtime.remove(sandbox);
+    await running.result.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, warm ? 2000 : 0)); // a replacement would be made meanwhile
+    expect(await runtime.containers()).toEqual([]);
+    await runtime.create(sandbox, LIMITS);
+  });
+
   it('leaves no container or cgroup behind an execution, in any cgroup hierarchy (but the next warm ones)', async () => {
     await sh('true').result;
     await new Promise((r) => setTimeout(r, warm ? 2000 : 0)); // the next warm container is being made

@@ -454,7 +454,8 @@ export class CrunRuntime implements SandboxRuntime {
     const replace = () => {
       if (replaced) return;
       replaced = true;
-      setImmediate(() => this.warmUp(sandboxId));
+      // not for a sandbox removed meanwhile (its pool is gone): the container would have no owner until a restart
+      setImmediate(() => this.warmBySandbox.has(sandboxId) && this.warmUp(sandboxId));
     };
     try {
       return await this.runWarm(sandboxId, w, request, control, replace);
