@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
@@ -66,14 +67,32 @@ function cpuSecondsOf(pid: number): { own: number; children: number } {
   return { own: tick(14) + tick(15), children: tick(16) + tick(17) };
 }
 
-/** `SANDBOX_BENCH_PARTS=api` (or `proxy`, `start-parts`, comma-separated): only those parts, e.g. for before/after runs of one of them. Default: all. */
-const PARTS = new Set((process.env.SANDBOX_BENCH_PARTS ?? 'proxy,start-parts,api').split(',').map((p) => p.trim()));
+/** `SANDBOX_BENCH_PARTS=api` (or `proxy`, `start-parts`, `escapes`, comma-separated): only those parts, e.g. for before/after runs of one of them. Default: all. */
+const PARTS = new Set((process.env.SANDBOX_BENCH_PARTS ?? 'proxy,start-parts,api,escapes').split(',').map((p) => p.trim()));
 
 export async function sandboxBenchmark(): Promise<Record<string, number>> {
   // the proxy's figures first: in process, they need none of the services below
   const proxy = PARTS.has('proxy') ? await proxyFigures() : {};
   const breakdown = PARTS.has('start-parts') ? await startBreakdown() : {};
-  return { ...proxy, ...breakdown, ...(PARTS.has('api') ? await apiFigures() : {}) };
+  const api = PARTS.has('api') ? await apiFigures() : {};
+  return { ...proxy, ...breakdown, ...api, ...(PARTS.has('escapes') ? await escapeFigures() : {}) };
+}
+
+/**
+ * The escape tests (services/sandbox-orchestrator/test/escapes.int.spec.ts, real crun, each
+ * sandbox in its egress namespace) run as they do in the test suite; the count of doors they
+ * found closed, from the line the spec prints. A door not run counts as open.
+ */
+async function escapeFigures(): Promise<Record<string, number>> {
+  const root = join(__dirname, '..', '..');
+  const output = await new Promise<string>((resolve) =>
+    execFile(join(root, 'node_modules', '.bin', 'jest'), ['services/sandbox-orchestrator/test/escapes.int.spec.ts'], { cwd: root, env: { ...process.env, TEST_TIER: 'int' }, maxBuffer: 16 * 1024 * 1024 }, (_error, stdout, stderr) =>
+      resolve(`${stdout}\n${stderr}`),
+    ),
+  );
+  const counted = /escape_tests_passed: (\d+)\/(\d+)/.exec(output);
+  if (!counted) throw new Error(`the escape tests printed no count:\n${output.slice(-2000)}`);
+  return { escape_tests_passed: Number(counted[1]), escape_tests_total: Number(counted[2]) };
 }
 
 /** Sandbox networks kept prepared by the orchestrator of the API figures (SANDBOX_NETNS_POOL_SIZE of the run; 0: the start before the pool). */
