@@ -23,6 +23,8 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   let db: TestSchema;
   let store: PgEventStore;
   const requests: ExecRequest[] = [];
+  /** The sandbox of each request, in the order the requests reached a runtime. */
+  const sandboxOf: string[] = [];
   const finishers: Array<(cpuSeconds: number) => void> = [];
   const settle = () => new Promise((r) => setTimeout(r, 5));
 
@@ -31,8 +33,9 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     const runtime = {
       check: async () => undefined,
       create: async () => undefined,
-      exec: (_sandboxId: string, _executionId: string, request: ExecRequest) => {
+      exec: (sandboxId: string, _executionId: string, request: ExecRequest) => {
         requests.push(request);
+        sandboxOf.push(sandboxId);
         const result = Promise.resolve(request.startWhen).then(() => new Promise<ReturnType<typeof outcome>>((resolve) => finishers.push((cpuSeconds) => resolve(outcome({ cpuSeconds, memoryGbSeconds: 0, wallSeconds: 1 })))));
         return { result, kill: () => undefined };
       },
@@ -89,14 +92,16 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     const third = await b.create(alice, SESSION, 'small');
     await expect(b.exec(alice, third.id, { command: ['/bin/spin'], timeoutMs: 8000 })).rejects.toMatchObject({ code: 'rate_limited', details: { quota: { name: 'cpu-seconds', limit: 10, used: 4, running: 6 } } });
     // the one on A ends having used 1: its usage committed and its grant gone in one commit (5 used, B holds its grant)
-    const onAGrant = requests[1].cpuSecondsLimit!;
-    finishers[1](1);
+    // (A's and B's requests reach their runtimes in either order)
+    const [ofA, ofB] = sandboxOf[1] === onA.id ? [1, 2] : [2, 1];
+    const onAGrant = requests[ofA].cpuSecondsLimit!;
+    finishers[ofA](1);
     await first;
     expect(await grants()).toEqual([['inst-b', 6 - onAGrant]]);
     const fourth = b.exec(alice, third.id, { command: ['/bin/spin'], timeoutMs: 20_000 });
     while (finishers.length < 4) await settle();
     expect(requests[3].cpuSecondsLimit).toBe(10 - 5 - (6 - onAGrant));
-    finishers[2](1);
+    finishers[ofB](1);
     finishers[3](1);
     await Promise.all([second, fourth]);
     expect(await grants()).toEqual([]);
