@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { EventEnvelope } from '@palisade/contracts';
-import { eventsAppendedRinger, NOTIFY_AFTER_COMMIT_SETTING } from '@palisade/postgres';
+import { eventsAppendedRinger, NOTIFY_AFTER_COMMIT_SETTING, preparedSql, type PreparedSql } from '@palisade/postgres';
 import type { DataSource } from 'typeorm';
 import { CredentialRepository, kekOf, materialOf, secretOf, validateAll, type KekRow, type Row, type SecretRow, type VersionMaterial } from '../credential.repository';
 import { GroupCommit } from './group-commit';
@@ -63,7 +62,7 @@ export class LeasesRepository extends CredentialRepository {
   private readonly redemptionsGroup: GroupCommit<LeaseRedeemWrite, number | undefined>;
   private readonly secretLookups: GroupCommit<{ tenantId: string; secretId: string }, LeaseSecretRow | undefined>;
   private readonly tokenLookups: GroupCommit<Buffer, RedemptionRow | undefined>;
-  private readonly statementNames = new Map<string, string>();
+  private readonly statements = new Map<string, PreparedSql>();
 
   /** `commitLanes`: grant and redemption groups that may commit at once (each on its own pooled connection). */
   constructor(dataSource: () => DataSource, schema: string, options: { commitLanes?: number } = {}) {
@@ -278,16 +277,13 @@ export class LeasesRepository extends CredentialRepository {
 
   /**
    * One of the lease path's four statements, as a named prepared statement: parsed and
-   * planned once per pooled connection instead of at every group (the name is the text's
-   * hash, so two vaults over different schemas never share one).
+   * planned once per pooled connection instead of at every group (`preparedSql`: the name
+   * is derived from the text, so two vaults over different schemas never share one).
    */
   private prepared(text: string, values: unknown[]): Promise<{ rows: Row[] }> {
-    let name = this.statementNames.get(text);
-    if (!name) {
-      name = `lease_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
-      this.statementNames.set(text, name);
-    }
-    return this.pool().query({ name, text, values });
+    let statement = this.statements.get(text);
+    if (!statement) this.statements.set(text, (statement = preparedSql(text)));
+    return this.pool().query({ ...statement, values });
   }
 
   /**
