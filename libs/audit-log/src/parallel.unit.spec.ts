@@ -5,6 +5,8 @@ import {
   emptyHead,
   keysOf,
   ParallelChainVerifier,
+  sortedListsMeet,
+  verifyBatch,
   publicJwk,
   sealRecord,
   signCheckpoint,
@@ -261,5 +263,35 @@ describe('several faults: the parallel verdict is the one a single verifier meet
       records.slice(after + 1).forEach((r) => verifier.addRecord(r.partition, r.value));
       expect({ threads, readerOnly, verdict: verdict(await verifier.finish()) }).toEqual({ threads, readerOnly, verdict: expected });
     }
+  });
+});
+
+describe('the parts of the hand-over', () => {
+  it('sortedListsMeet: true only when a hash is in two of the lists', () => {
+    const f = (...lists: number[][]) => sortedListsMeet(lists.map((l) => Float64Array.from(l)));
+    expect(f([1, 3, 5], [2, 4, 6])).toBe(false);
+    expect(f([1, 3, 5], [2, 3])).toBe(true);
+    expect(f([1, 9], [2, 8], [3, 9])).toBe(true);
+    expect(f([1, 9], [2, 8], [3, 7])).toBe(false);
+    expect(f([], [1])).toBe(false);
+    expect(f([4, 4])).toBe(false);
+    expect(f([2 ** 51 + 1], [2 ** 51 + 1])).toBe(true);
+  });
+
+  it('verifyBatch: records in place in one buffer, the index of the one where a failure was met', () => {
+    const { values } = chains(1, 30);
+    const pack = (list: string[]) => {
+      const bytes = Buffer.from(list.join(''));
+      const ends = new Uint32Array(list.length);
+      let at = 0;
+      list.forEach((v, i) => (ends[i] = at += Buffer.byteLength(v)));
+      return { bytes, ends, partitions: new Int32Array(list.length) };
+    };
+    const good = pack(values.get(0)!);
+    expect(verifyBatch(new ChainVerifier({ keys: keysOf(jwks) }), good.bytes, good.ends, good.partitions, 30)).toBe(-1);
+    const bad = pack(edit(values, 0, 17, (r) => ({ ...r, recordedAt: '2026-11-22T10:00:09.000Z' })).get(0)!);
+    const verifier = new ChainVerifier({ keys: keysOf(jwks) });
+    expect(verifyBatch(verifier, bad.bytes, bad.ends, bad.partitions, 30)).toBe(17);
+    expect(verifier.failed).toMatchObject({ reason: 'content_changed', partition: 0, seq: 18 });
   });
 });

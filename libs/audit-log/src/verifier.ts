@@ -7,6 +7,7 @@ import {
   type AuditRecord,
   type Checkpoint,
 } from './format';
+import { EventIdSet } from './id-set';
 import { canonicalRecordBody, hasLoneSurrogate } from './jcs';
 import { storedRecordView } from './record-bytes';
 
@@ -80,7 +81,7 @@ interface PartitionState {
  */
 export class ChainVerifier {
   private readonly partitions = new Map<number, PartitionState>();
-  private readonly eventIds = new Set<string>();
+  private readonly eventIds = new EventIdSet();
   /** partition -> seq -> checkpoints awaiting their record. */
   private readonly pending = new Map<number, Map<number, Checkpoint[]>>();
   private records = 0;
@@ -165,8 +166,7 @@ export class ChainVerifier {
       if (seq !== state.last + 1) return this.fail('gap', partition, seq, `seq ${seq} after seq ${state.last}: ${seq - state.last - 1} record(s) missing`);
       if (prev !== state.hash) return this.fail('link_broken', partition, seq, 'prev is not the hash of the previous record');
     }
-    if (this.eventIds.has(eventId)) return this.fail('duplicate_event', partition, seq, `event ${eventId} appears twice`);
-    this.eventIds.add(eventId);
+    if (!this.eventIds.add(eventId)) return this.fail('duplicate_event', partition, seq, `event ${eventId} appears twice`);
     if (state) {
       state.last = seq;
       state.hash = hash;
