@@ -21,6 +21,7 @@ import {
   type ForgeryReport,
   type ServiceName,
 } from '@palisade/contracts';
+import { deliveryOf } from './delivery';
 import { silentLogger, type NatsLogger } from './logger';
 import { extractTraceContext } from './trace';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -258,7 +259,10 @@ export class DurableEventConsumer {
   }
 
   private async process(m: JsMsg): Promise<void> {
-    const deliveryCount = m.info.redeliveryCount;
+    // From the reply subject (the client's JsMsg has it, its type does not): `m.info` costs a
+    // split and an object per message.
+    const delivery = deliveryOf((m as JsMsg & { reply?: string }).reply ?? '') ?? { deliveryCount: m.info.redeliveryCount, streamSequence: m.seq };
+    const { deliveryCount, streamSequence } = delivery;
     let value: unknown;
     try {
       value = JSON.parse(decoder.decode(m.data));
@@ -291,7 +295,7 @@ export class DurableEventConsumer {
     this.inHand.add(m);
     try {
       await context.with(trace.setSpan(parent, span), () =>
-        this.options.handler(event, { subject, streamSequence: m.seq, deliveryCount, headers: m.headers }),
+        this.options.handler(event, { subject, streamSequence, deliveryCount, headers: m.headers }),
       );
       m.ack();
     } catch (error) {
