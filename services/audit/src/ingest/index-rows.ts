@@ -100,3 +100,44 @@ export function indexRowsOf(topic: string, written: ReadonlyArray<{ record: Audi
     return indexRowOf(record, offset + i, value);
   });
 }
+
+/**
+ * Separates the record values in one text parameter (`indexParameters`). A record value is
+ * one JSON text (the writer's JCS form, or a Kafka value recovery parsed), and JSON never
+ * holds a raw control character.
+ */
+export const VALUE_SEPARATOR = '\x1e';
+
+/**
+ * The index rows as two parameters (pure): the record values joined by VALUE_SEPARATOR,
+ * which PostgreSQL splits (`string_to_array`), and the other columns as JSON, each row with
+ * its 1-based place `i` among the values. PostgreSQL parses the values' bytes once instead
+ * of unescaping each value from a JSON string (40 % of its CPU per row in the index
+ * insert). `undefined` when a value is empty or holds the separator (never a record's):
+ * those rows go with their values inside the JSON.
+ */
+export function indexParameters(rows: readonly IndexRow[]): { columns: string; values: string } | undefined {
+  for (const r of rows) if (r.value.length === 0 || r.value.includes(VALUE_SEPARATOR)) return undefined;
+  const columns = JSON.stringify(rows.map((r, i) => ({ i: i + 1, ...indexColumns(r) })));
+  return { columns, values: rows.map((r) => r.value).join(VALUE_SEPARATOR) };
+}
+
+/** A row's columns but its value, named as in the table. */
+export function indexColumns(r: IndexRow) {
+  return {
+    partition: r.partition,
+    seq: r.seq,
+    kafka_offset: r.offset.toString(),
+    hash: r.hash,
+    event_id: r.eventId,
+    event_type: r.eventType,
+    action_class: r.actionClass,
+    tenant_id: r.tenantId,
+    actor_type: r.actorType,
+    actor_id: r.actorId,
+    subject_id: r.subjectId,
+    occurred_at: r.occurredAt,
+    recorded_at: r.recordedAt,
+    key_id: r.keyId,
+  };
+}

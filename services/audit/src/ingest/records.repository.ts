@@ -1,6 +1,10 @@
 import type { Transaction } from '@palisade/eventsourcing';
 import { sqlOf } from '@palisade/postgres';
-import type { IndexRow, QuarantinedRow } from './index-rows';
+import { indexColumns, indexParameters, type IndexRow, type QuarantinedRow } from './index-rows';
+
+/** The index columns but the value, as `json_to_recordset` reads them (`i`: the row's place among the values). */
+const COLUMNS = `i bigint, partition int, seq bigint, kafka_offset bigint, hash text, event_id uuid, event_type text, action_class text,
+  tenant_id text, actor_type text, actor_id text, subject_id text, occurred_at timestamptz, recorded_at timestamptz, key_id uuid`;
 
 export interface IndexedHead {
   partition: number;
@@ -88,42 +92,36 @@ export class RecordsRepository {
   }
 
   /**
-   * Add rows; rows already indexed (same partition and seq) are left as they are. The rows
-   * go as one JSON parameter: serialized natively, where text arrays had every value
-   * escaped element by element in JavaScript (the record values are most of the bytes).
+   * Add rows; rows already indexed (same partition and seq) are left as they are. The
+   * values go as one text that PostgreSQL splits, the other columns as one JSON parameter
+   * (`indexParameters`); rows it cannot carry so go with their values inside the JSON.
    */
   async insert(tx: Transaction, topic: string, rows: readonly IndexRow[]): Promise<void> {
     if (rows.length === 0) return;
-    const json = JSON.stringify(
-      rows.map((r) => ({
-        partition: r.partition,
-        seq: r.seq,
-        kafka_offset: r.offset.toString(),
-        hash: r.hash,
-        event_id: r.eventId,
-        event_type: r.eventType,
-        action_class: r.actionClass,
-        tenant_id: r.tenantId,
-        actor_type: r.actorType,
-        actor_id: r.actorId,
-        subject_id: r.subjectId,
-        occurred_at: r.occurredAt,
-        recorded_at: r.recordedAt,
-        value: r.value,
-        key_id: r.keyId,
-      })),
-    );
+    const params = indexParameters(rows);
+    if (params) {
+      await sqlOf(tx).query(
+        `INSERT INTO ${this.table}
+           (topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
+            actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id)
+         SELECT $1, r.partition, r.seq, r.kafka_offset, r.hash, r.event_id, r.event_type, r.action_class, r.tenant_id,
+                r.actor_type, r.actor_id, r.subject_id, r.occurred_at, r.recorded_at, v.value, r.key_id
+           FROM json_to_recordset($2::json) AS r(${COLUMNS})
+           JOIN unnest(string_to_array($3::text, E'\\x1e')) WITH ORDINALITY AS v(value, i) ON v.i = r.i
+         ON CONFLICT (topic, partition, seq) DO NOTHING`,
+        [topic, params.columns, params.values],
+      );
+      return;
+    }
     await sqlOf(tx).query(
       `INSERT INTO ${this.table}
          (topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
           actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id)
        SELECT $1, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
               actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id
-         FROM jsonb_to_recordset($2::jsonb) AS r(partition int, seq bigint, kafka_offset bigint, hash text, event_id uuid, event_type text,
-              action_class text, tenant_id text, actor_type text, actor_id text, subject_id text, occurred_at timestamptz,
-              recorded_at timestamptz, value text, key_id uuid)
+         FROM json_to_recordset($2::json) AS r(${COLUMNS}, value text)
        ON CONFLICT (topic, partition, seq) DO NOTHING`,
-      [topic, json],
+      [topic, JSON.stringify(rows.map((r) => ({ i: 0, ...indexColumns(r), value: r.value })))],
     );
   }
 
