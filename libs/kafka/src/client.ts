@@ -1,3 +1,5 @@
+// Before kafkajs: its producer takes the linear grouping from the module cache.
+import './linear-grouping';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { Kafka, type ISocketFactory, type RetryOptions } from 'kafkajs';
