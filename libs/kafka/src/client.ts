@@ -1,5 +1,6 @@
 // Before kafkajs: its producer takes the linear grouping from the module cache.
 import './linear-grouping';
+import './encoder-growth';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { Kafka, type ISocketFactory, type RetryOptions } from 'kafkajs';
