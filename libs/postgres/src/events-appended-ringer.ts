@@ -26,10 +26,12 @@ export interface RingPool {
 export class EventsAppendedRinger {
   private ringing = false;
   private again = false;
+  /** The shortest time between two rings (ms): RING_GAP_MS, or what the pool's writers chose (eventsAppendedRinger). */
+  gapMs = RING_GAP_MS;
 
   constructor(
     private readonly pool: RingPool,
-    private readonly gap: () => Promise<void> = () => new Promise((resolve) => setTimeout(resolve, RING_GAP_MS).unref()),
+    private readonly gap: () => Promise<void> = () => new Promise((resolve) => setTimeout(resolve, this.gapMs).unref()),
   ) {}
 
   ring(): void {
@@ -55,9 +57,14 @@ export class EventsAppendedRinger {
 
 const ringers = new WeakMap<RingPool, EventsAppendedRinger>();
 
-/** The one ringer of a pool: every writer on it shares its coalescing. */
-export function eventsAppendedRinger(pool: RingPool): EventsAppendedRinger {
+/**
+ * The one ringer of a pool: every writer on it shares its coalescing. `gapMs` sets the pool's
+ * gap between rings: a service whose every request commits (llm-router) trades a few ms of the
+ * relay's latency for fewer rings and relay cycles, each a round trip or more of its own.
+ */
+export function eventsAppendedRinger(pool: RingPool, options: { gapMs?: number } = {}): EventsAppendedRinger {
   let ringer = ringers.get(pool);
   if (!ringer) ringers.set(pool, (ringer = new EventsAppendedRinger(pool)));
+  if (options.gapMs !== undefined) ringer.gapMs = options.gapMs;
   return ringer;
 }

@@ -1,5 +1,5 @@
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
-import { EventsAppendedRinger, eventsAppendedRinger, type RingPool } from './events-appended-ringer';
+import { EventsAppendedRinger, eventsAppendedRinger, RING_GAP_MS, type RingPool } from './events-appended-ringer';
 
 /** A pool whose rings, and the gaps after them, end when the test says. */
 function fakes() {
@@ -64,5 +64,29 @@ describe('EventsAppendedRinger', () => {
     const b = fakes().pool;
     expect(eventsAppendedRinger(a)).toBe(eventsAppendedRinger(a));
     expect(eventsAppendedRinger(a)).not.toBe(eventsAppendedRinger(b));
+  });
+
+  it("waits the pool's gap between rings: RING_GAP_MS unless a writer of the pool chose another", async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const { rings, pool } = fakes();
+      const ringer = eventsAppendedRinger(pool, { gapMs: 25 });
+      expect(eventsAppendedRinger(pool)).toBe(ringer);
+      expect(ringer.gapMs).toBe(25);
+      expect(eventsAppendedRinger(fakes().pool).gapMs).toBe(RING_GAP_MS);
+      ringer.ring();
+      await settle();
+      rings[0].end();
+      await settle();
+      ringer.ring();
+      jest.advanceTimersByTime(24);
+      await settle();
+      expect(rings).toHaveLength(1);
+      jest.advanceTimersByTime(1);
+      await settle();
+      expect(rings).toHaveLength(2);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
