@@ -28,6 +28,10 @@ export interface LlmRouterConfig {
   heldAnswerTtlMs: number;
   /** How often held answers past their time are expired (text deleted, event written): LLM_ROUTER_HELD_SWEEP_MS. */
   heldSweepMs: number;
+  /** How long a settle request waits for others to leave with it (settle-batcher.ts): LLM_ROUTER_SETTLE_LINGER_MS. */
+  settleLingerMs: number;
+  /** The shortest time between two wake-ups of the outbox relay after commits (EventsAppendedRinger): LLM_ROUTER_EVENTS_RING_GAP_MS. */
+  eventsRingGapMs: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -46,6 +50,10 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
       LLM_ROUTER_VAULT_TIMEOUT_MS: env.int(3000, 50, 30_000),
       LLM_ROUTER_HELD_ANSWER_TTL_MS: env.int(86_400_000, 1000, 7 * 86_400_000),
       LLM_ROUTER_HELD_SWEEP_MS: env.int(60_000, 100, 3_600_000),
+      // off the answer's path (the hold covers the call; the usage event is the durable settlement)
+      LLM_ROUTER_SETTLE_LINGER_MS: env.int(20, 0, 1000),
+      // every call commits: one ring (a round trip) and one relay cycle (three) per call one at a time with the platform's 5 ms
+      LLM_ROUTER_EVENTS_RING_GAP_MS: env.int(25, 1, 1000),
     },
     source,
   );
@@ -62,5 +70,7 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
     vaultTimeoutMs: c.LLM_ROUTER_VAULT_TIMEOUT_MS,
     heldAnswerTtlMs: c.LLM_ROUTER_HELD_ANSWER_TTL_MS,
     heldSweepMs: c.LLM_ROUTER_HELD_SWEEP_MS,
+    settleLingerMs: c.LLM_ROUTER_SETTLE_LINGER_MS,
+    eventsRingGapMs: c.LLM_ROUTER_EVENTS_RING_GAP_MS,
   };
 }

@@ -1,8 +1,9 @@
 import { Module } from '@nestjs/common';
 import { PalisadeError } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
-import { pgPoolOf } from '@palisade/postgres';
+import { eventsAppendedRinger, pgPoolOf } from '@palisade/postgres';
 import { NatsBillingAdapter } from './budgets/billing.nats';
+import { SettleBatcher } from './budgets/settle-batcher';
 import { PgRateLimits } from './budgets/rate-limits';
 import { CatalogController } from './catalog/catalog.controller';
 import { CatalogRepository } from './catalog/catalog.repository';
@@ -45,9 +46,16 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext, undefined, p.personalSealer, (records, error) =>
       p.logger.warn({ records, err: (error as Error).message }, 'model-call texts could not be sealed: the records are kept without them'),
     );
+    // settle requests of calls ending within the linger leave together (settle-batcher.ts); reservations at once
+    const billing = new SettleBatcher(new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs), { lingerMs: config.settleLingerMs, maxBatch: 128 });
+    // every call commits: the relay is woken at most once per gap (its events reach JetStream up to the gap later)
+    eventsAppendedRinger(pgPoolOf(p.dataSource!), { gapMs: config.eventsRingGapMs });
     p.beforeClose(async () => {
       upstream.shutdown();
       await modelCalls.flush();
+      // the settle requests of the last commits are sent in the turn after them
+      await new Promise((resolve) => setImmediate(resolve));
+      await billing.close();
     });
     const detector = new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode });
     const guardPolicies = new GuardPolicyService({ store: p.eventStore!, eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
@@ -58,7 +66,7 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     p.beforeClose(async () => clearInterval(sweeper));
     const completions = new CompletionsService({
       catalog,
-      billing: new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs),
+      billing,
       rateLimits: new PgRateLimits(pgPoolOf(p.dataSource!), p.options.config.PG_SCHEMA),
       upstream,
       detector,

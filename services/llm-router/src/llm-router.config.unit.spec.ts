@@ -1,0 +1,14 @@
+import { ConfigError } from '@palisade/config';
+import { loadLlmRouterConfig } from './llm-router.config';
+
+describe('loadLlmRouterConfig: the batching of off-path work', () => {
+  it('lingers settle requests 20 ms and wakes the outbox relay at most every 25 ms unless told otherwise', () => {
+    expect(loadLlmRouterConfig({})).toMatchObject({ settleLingerMs: 20, eventsRingGapMs: 25 });
+    expect(loadLlmRouterConfig({ LLM_ROUTER_SETTLE_LINGER_MS: '0', LLM_ROUTER_EVENTS_RING_GAP_MS: '5' })).toMatchObject({ settleLingerMs: 0, eventsRingGapMs: 5 });
+  });
+
+  it('refuses a linger or a gap past a second, naming the variable', () => {
+    expect(() => loadLlmRouterConfig({ LLM_ROUTER_SETTLE_LINGER_MS: '5000' })).toThrow(/LLM_ROUTER_SETTLE_LINGER_MS/);
+    expect(() => loadLlmRouterConfig({ LLM_ROUTER_EVENTS_RING_GAP_MS: '0' })).toThrow(ConfigError);
+  });
+});
