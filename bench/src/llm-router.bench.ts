@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { audienceOf } from '@palisade/auth-verifier';
 import { connectNats, serveRpc } from '@palisade/nats';
+import { SEAL_PERSONAL_SUBJECT, type SealPersonalRequest } from '@palisade/contracts';
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, TestTokenIssuer } from '@palisade/testing';
@@ -16,7 +17,11 @@ import { cpuMsOf, round, summarize } from './stats';
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
 // stand-in, against the same stand-in called directly. 4 KB prompts, one request at a
 // time, then 256 in flight. Billing is a stand-in on NATS (the billing identity) that
-// holds and settles in memory, so its own cost is only the NATS round trips.
+// holds and settles in memory, so its own cost is only the NATS round trips; so is the
+// audit service's sealing of the prompts and answers (the audit identity: each text
+// "sealed" as base64url, no key), which every call asks before its events are stored.
+// Without an answer the router took the seal's failure path on every call (an error and
+// a warning logged per group commit, the texts withheld), which production does not.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../scripts/platform-runner.js');
 const PORT = 7106 + 9300;
@@ -134,6 +139,17 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       'palisade.rpc.billing.release': (p) => ({ status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' }),
     },
   });
+  const auditIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'audit' });
+  const auditNc = await connectNats({ servers: infra('NATS_URL'), identity: auditIdentity, name: 'llm-router-bench-audit' });
+  const keyId = '00000000-0000-4000-8000-000000000000';
+  const audit = serveRpc(auditNc, {
+    service: 'audit',
+    handlers: {
+      [SEAL_PERSONAL_SUBJECT]: (p) => ({
+        sealed: (p as SealPersonalRequest).events.map((e) => ({ subjectId: e.personal.subjectId, keyId, alg: 'A256GCM', sealed: Buffer.from(JSON.stringify(e.personal.data)).toString('base64url') })),
+      }),
+    },
+  });
   const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
   // a schema of its own per run: the default one keeps every earlier run's events, and an outbox
   // relay still catching up on them (a soak leaves tens of thousands) took CPU from the next run
@@ -229,6 +245,9 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     await billing.stop();
     await nc.close();
     identity.stop();
+    await audit.stop();
+    await auditNc.close();
+    auditIdentity.stop();
     upstream.close();
     httpsAgent.destroy();
     httpAgent.destroy();
