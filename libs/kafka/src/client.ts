@@ -1,6 +1,7 @@
-// Before kafkajs: its producer takes the linear grouping from the module cache.
+// Before kafkajs: it takes the linear grouping and the CRC-32C from the module cache.
 import './linear-grouping';
 import './encoder-growth';
+import './crc32c';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { Kafka, type ISocketFactory, type RetryOptions } from 'kafkajs';

@@ -1,4 +1,4 @@
-import Module from 'node:module';
+import { kafkajsModulePath, replaceKafkajsModule } from './kafkajs-module';
 
 /**
  * kafkajs 2.2.4 groups a batch's messages by partition copying each partition's array at
@@ -26,19 +26,7 @@ export interface GroupingInput<M> {
 }
 
 /** Where kafkajs keeps its grouping; undefined when it cannot be resolved (another kafkajs layout). */
-export function kafkajsGroupingPath(): string | undefined {
-  try {
-    return require.resolve('kafkajs/src/producer/groupMessagesPerPartition');
-  } catch {
-    return undefined;
-  }
-}
+export const kafkajsGroupingPath = (): string | undefined => kafkajsModulePath(GROUPING);
 
-const path = kafkajsGroupingPath();
-if (path && !require.cache[path]) {
-  const linear = new Module(path);
-  linear.filename = path;
-  linear.loaded = true;
-  linear.exports = groupMessagesPerPartition;
-  require.cache[path] = linear;
-}
+const GROUPING = 'src/producer/groupMessagesPerPartition';
+replaceKafkajsModule(GROUPING, groupMessagesPerPartition);
