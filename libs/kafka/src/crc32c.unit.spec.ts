@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { crc32c, kafkajsCrc32cPath } from './crc32c';
 
-describe('crc32c (slicing by 8)', () => {
+describe('crc32c (@node-rs/crc32)', () => {
   // kafkajs' own, a byte at a time, loaded from its file (jest's module registry does not see the cache entry).
-  const kafkajs = jest.requireActual(kafkajsCrc32cPath()!) as (buffer: Uint8Array) => number;
+  const kafkajs = jest.requireActual(kafkajsCrc32cPath()!) as (buffer: Buffer) => number;
 
   it('gives the check value of CRC-32C', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
     expect(crc32c(Buffer.alloc(0))).toBe(0);
   });
 
-  it("agrees with kafkajs' own on every length around the 8-byte steps and on a batch-sized buffer", () => {
+  it("agrees with kafkajs' own on every length up to 80 bytes and on a batch-sized buffer", () => {
     for (let length = 0; length <= 80; length++) {
       const b = randomBytes(length);
       expect(crc32c(b)).toBe(kafkajs(b));
