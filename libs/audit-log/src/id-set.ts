@@ -1,3 +1,6 @@
+/** Slots a lookup walks at most (at most half full, random ids need ~1.5 on average). */
+const MAX_PROBE = 64;
+
 /** Hex digit values by char code (−1: not a lowercase hex digit). */
 const HEX_VALUE = new Int8Array(128).fill(-1);
 for (let c = 0; c < 16; c++) HEX_VALUE['0123456789abcdef'.charCodeAt(c)] = c;
@@ -10,6 +13,12 @@ for (let c = 0; c < 16; c++) HEX_VALUE['0123456789abcdef'.charCodeAt(c)] = c;
  * retained strings behind, which every young-generation collection copied and a
  * `Set<string>` hashed and rehashed: with two threads verifying, their collections took
  * the other core (measured: a fifth of the verifier's CPU with a string set).
+ *
+ * The slot hash is public and the ids come from whoever can write events: ids crafted to
+ * share a slot would make each lookup walk all the earlier ones (50,000 such ids took 3.4 s
+ * against 33 ms, review). So a lookup walks at most MAX_PROBE slots; a UUID that finds no
+ * free slot within them is kept as a string instead, in V8's set, whose string hashes are
+ * seeded at random per process.
  */
 export class EventIdSet {
   /** Ids in the order added: 4 words each (a UUID's bits; unused for another id). */
@@ -21,9 +30,13 @@ export class EventIdSet {
   /** Open addressing over the UUIDs: an id's index + 1 (0: empty), at most half full. */
   private slots = new Int32Array(2048);
   private uuids = 0;
+  private walked = 0;
   /** The words of the id being added (no allocation per id). */
   private readonly parsed = new Uint32Array(4);
   private count = 0;
+
+  /** `hash`: the slot hash of a UUID's four words (tests give a weak one to play the attacker). */
+  constructor(private readonly hash: (w0: number, w1: number, w2: number, w3: number) => number = mix) {}
 
   get size(): number {
     return this.count;
@@ -32,23 +45,36 @@ export class EventIdSet {
   /** Adds the id; false when it was there already (nothing added). */
   add(id: string): boolean {
     const w = this.parsed;
-    if (!uuidWords(id, w)) {
-      if (this.otherSet.has(id)) return false;
-      this.otherSet.add(id);
-      this.append(this.others.push(id) - 1);
-      return true;
-    }
+    if (!uuidWords(id, w)) return this.addOther(id);
     const mask = this.slots.length - 1;
-    let slot = mix(w[0], w[1], w[2], w[3]) & mask;
-    for (let at = this.slots[slot]; at !== 0; at = this.slots[slot]) {
+    let slot = this.hash(w[0], w[1], w[2], w[3]) & mask;
+    for (let probe = 0; ; probe++, slot = (slot + 1) & mask) {
+      this.walked++;
+      const at = this.slots[slot];
+      if (at === 0) break;
       const i = (at - 1) * 4;
       if (this.words[i] === w[0] && this.words[i + 1] === w[1] && this.words[i + 2] === w[2] && this.words[i + 3] === w[3]) return false;
-      slot = (slot + 1) & mask;
+      // a crowded neighbourhood (crafted ids): kept as text from here on
+      if (probe === MAX_PROBE) return this.addOther(id);
     }
+    // a UUID sent to the strings once (its neighbourhood was full then) may find room now
+    if (this.otherSet.size > 0 && this.otherSet.has(id)) return false;
     const index = this.append(-1);
     this.words.set(w, index * 4);
     this.slots[slot] = index + 1;
     if (++this.uuids * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    return true;
+  }
+
+  /** Slots walked by lookups so far (for tests of crafted input). */
+  get probes(): number {
+    return this.walked;
+  }
+
+  private addOther(id: string): boolean {
+    if (this.otherSet.has(id)) return false;
+    this.otherSet.add(id);
+    this.append(this.others.push(id) - 1);
     return true;
   }
 
@@ -71,15 +97,26 @@ export class EventIdSet {
     return this.count++;
   }
 
+  /** A table twice as large; a UUID with no free slot within MAX_PROBE of its own goes to the strings (in place: its order kept). */
   private rehash(size: number): void {
     const slots = new Int32Array(size);
     const mask = size - 1;
     for (let i = 0; i < this.count; i++) {
       if (this.otherAt[i] >= 0) continue;
       const w = i * 4;
-      let slot = mix(this.words[w], this.words[w + 1], this.words[w + 2], this.words[w + 3]) & mask;
-      while (slots[slot] !== 0) slot = (slot + 1) & mask;
-      slots[slot] = i + 1;
+      let slot = this.hash(this.words[w], this.words[w + 1], this.words[w + 2], this.words[w + 3]) & mask;
+      let probe = 0;
+      while (slots[slot] !== 0 && probe < MAX_PROBE) {
+        slot = (slot + 1) & mask;
+        probe++;
+      }
+      if (slots[slot] === 0) slots[slot] = i + 1;
+      else {
+        const id = uuidOf(this.words, w);
+        this.otherSet.add(id);
+        this.otherAt[i] = this.others.push(id) - 1;
+        this.uuids--;
+      }
     }
     this.slots = slots;
   }
