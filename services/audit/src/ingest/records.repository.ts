@@ -107,7 +107,8 @@ export class RecordsRepository {
          SELECT $1, r.partition, r.seq, r.kafka_offset, r.hash, r.event_id, r.event_type, r.action_class, r.tenant_id,
                 r.actor_type, r.actor_id, r.subject_id, r.occurred_at, r.recorded_at, v.value, r.key_id
            FROM json_to_recordset($2::json) AS r(${COLUMNS})
-           JOIN unnest(string_to_array($3::text, E'\\x1e')) WITH ORDINALITY AS v(value, i) ON v.i = r.i
+           -- LEFT: a row without its value fails on value NOT NULL instead of being dropped unseen
+           LEFT JOIN unnest(string_to_array($3::text, E'\\x1e')) WITH ORDINALITY AS v(value, i) ON v.i = r.i
          ON CONFLICT (topic, partition, seq) DO NOTHING`,
         [topic, params.columns, params.values],
       );
