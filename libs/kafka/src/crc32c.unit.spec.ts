@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { crc32c, kafkajsCrc32cPath } from './crc32c';
+import { crc32c as loaded, kafkajsCrc32cPath } from './crc32c';
 
 describe('crc32c (@node-rs/crc32)', () => {
   // kafkajs' own, a byte at a time, loaded from its file (jest's module registry does not see the cache entry).
   const kafkajs = jest.requireActual(kafkajsCrc32cPath()!) as (buffer: Buffer) => number;
+  // the binding loads on this machine (the test fails if it did not)
+  const crc32c = loaded!;
+  it('has the native binding here', () => expect(loaded).toBeDefined());
 
   it('gives the check value of CRC-32C', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
