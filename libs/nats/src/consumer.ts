@@ -262,7 +262,9 @@ export class DurableEventConsumer {
     // From the reply subject (the client's JsMsg has it, its type does not): `m.info` costs a
     // split and an object per message.
     const delivery = deliveryOf((m as JsMsg & { reply?: string }).reply ?? '') ?? { deliveryCount: m.info.redeliveryCount, streamSequence: m.seq };
-    const { deliveryCount, streamSequence } = delivery;
+    const { streamSequence } = delivery;
+    // at least 1 whatever the subject said: it indexes the retry backoff and counts toward max-deliver
+    const deliveryCount = Math.max(1, delivery.deliveryCount);
     let value: unknown;
     try {
       value = JSON.parse(decoder.decode(m.data));

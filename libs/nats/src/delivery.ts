@@ -22,7 +22,8 @@ export function deliveryOf(reply: string): JetStreamDelivery | undefined {
   if (first < 0) return undefined;
   const deliveryCount = decimal(reply, starts[first], starts[first + 1] - 1);
   const streamSequence = decimal(reply, starts[first + 1], starts[first + 2] - 1);
-  if (deliveryCount === undefined || streamSequence === undefined) return undefined;
+  // both count from 1: a 0 would give the retry backoff index −1 and never reach max-deliver (review)
+  if (deliveryCount === undefined || streamSequence === undefined || deliveryCount < 1 || streamSequence < 1) return undefined;
   return { deliveryCount, streamSequence };
 }
 

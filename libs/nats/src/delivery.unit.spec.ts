@@ -32,6 +32,8 @@ describe('deliveryOf', () => {
     ['a count that is not a number', '$JS.ACK.S.c.x.2.3.4.5'],
     ['an empty sequence', '$JS.ACK.S.c.1..3.4.5'],
     ['a signed sequence', '$JS.ACK.S.c.1.-2.3.4.5'],
+    ['a zero count (deliveries count from 1)', '$JS.ACK.S.c.0.2.3.4.5'],
+    ['a zero sequence', '$JS.ACK.S.c.1.0.3.4.5'],
   ])('leaves %s to the client (undefined)', (_name, reply) => {
     expect(deliveryOf(reply)).toBeUndefined();
   });
