@@ -26,12 +26,11 @@ export interface RingPool {
 export class EventsAppendedRinger {
   private ringing = false;
   private again = false;
-  /** The shortest time between two rings (ms): RING_GAP_MS, or what the pool's writers chose (eventsAppendedRinger). */
-  gapMs = RING_GAP_MS;
-
   constructor(
     private readonly pool: RingPool,
     private readonly gap: () => Promise<void> = () => new Promise((resolve) => setTimeout(resolve, this.gapMs).unref()),
+    /** The shortest time between two rings (ms): RING_GAP_MS, or what the pool's writers chose (eventsAppendedRinger). */
+    readonly gapMs: number = RING_GAP_MS,
   ) {}
 
   ring(): void {
@@ -64,7 +63,8 @@ const ringers = new WeakMap<RingPool, EventsAppendedRinger>();
  */
 export function eventsAppendedRinger(pool: RingPool, options: { gapMs?: number } = {}): EventsAppendedRinger {
   let ringer = ringers.get(pool);
-  if (!ringer) ringers.set(pool, (ringer = new EventsAppendedRinger(pool)));
-  if (options.gapMs !== undefined) ringer.gapMs = options.gapMs;
+  if (!ringer) ringers.set(pool, (ringer = new EventsAppendedRinger(pool, undefined, options.gapMs)));
+  // one gap per pool, chosen before its first ring: a later writer may not change it under the others
+  else if (options.gapMs !== undefined && options.gapMs !== ringer.gapMs) throw new Error(`this pool's ringer already rings with a gap of ${ringer.gapMs} ms (asked: ${options.gapMs}): choose the gap before the first append`);
   return ringer;
 }

@@ -74,6 +74,10 @@ describe('EventsAppendedRinger', () => {
       expect(eventsAppendedRinger(pool)).toBe(ringer);
       expect(ringer.gapMs).toBe(25);
       expect(eventsAppendedRinger(fakes().pool).gapMs).toBe(RING_GAP_MS);
+      // the same gap again is fine; another one, once the pool's ringer exists, is refused
+      expect(eventsAppendedRinger(pool, { gapMs: 25 })).toBe(ringer);
+      expect(() => eventsAppendedRinger(pool, { gapMs: 5 })).toThrow(/already rings with a gap of 25 ms/);
+      expect(eventsAppendedRinger(pool).gapMs).toBe(25);
       ringer.ring();
       await settle();
       rings[0].end();
