@@ -3,7 +3,7 @@ import { PalisadeError } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { eventsAppendedRinger, pgPoolOf } from '@palisade/postgres';
 import { NatsBillingAdapter } from './budgets/billing.nats';
-import { SettleBatcher } from './budgets/settle-batcher';
+import { SETTLE_BATCH_MAX, SettleBatcher } from './budgets/settle-batcher';
 import { PgRateLimits } from './budgets/rate-limits';
 import { CatalogController } from './catalog/catalog.controller';
 import { CatalogRepository } from './catalog/catalog.repository';
@@ -47,7 +47,7 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
       p.logger.warn({ records, err: (error as Error).message }, 'model-call texts could not be sealed: the records are kept without them'),
     );
     // settle requests of calls ending within the linger leave together (settle-batcher.ts); reservations at once
-    const billing = new SettleBatcher(new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs), { lingerMs: config.settleLingerMs, maxBatch: 128 });
+    const billing = new SettleBatcher(new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs), { lingerMs: config.settleLingerMs, maxBatch: SETTLE_BATCH_MAX });
     // every call commits: the relay is woken at most once per gap (its events reach JetStream up to the gap later)
     eventsAppendedRinger(pgPoolOf(p.dataSource!), { gapMs: config.eventsRingGapMs });
     p.beforeClose(async () => {

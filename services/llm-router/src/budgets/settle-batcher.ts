@@ -22,6 +22,9 @@ interface Queued {
  * usage event is the durable settlement), so only billing's view of the hold is later, by
  * at most `lingerMs`. Reservations and releases are never held back: budgets first.
  */
+/** Settle requests sent together at most (a full batch leaves at once): a burst ahead of a reservation on the same connection stays short. */
+export const SETTLE_BATCH_MAX = 128;
+
 export class SettleBatcher implements BillingPort {
   private queue: Queued[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -65,8 +68,18 @@ export class SettleBatcher implements BillingPort {
     if (batch.length === 0) return;
     this.queue = [];
     // every request of the batch is issued in this turn: the client flushes them together
-    const sent = Promise.all(batch.map((q) => this.billing.settle(q.request).then(q.resolve, q.reject))).then(() => undefined);
+    const sent = Promise.all(batch.map((q) => this.sendOne(q))).then(() => undefined);
     this.sending.add(sent);
     void sent.finally(() => this.sending.delete(sent));
+  }
+
+  /** One request, its caller told how it went; a port that throws at once (not a rejected promise) fails that one only, not the timer's turn nor the rest of the batch. */
+  private sendOne(q: Queued): Promise<void> {
+    try {
+      return this.billing.settle(q.request).then(q.resolve, q.reject);
+    } catch (error) {
+      q.reject(error);
+      return Promise.resolve();
+    }
   }
 }

@@ -90,4 +90,21 @@ describe('SettleBatcher: settle requests leave together, reservations never wait
     await expect(first).resolves.toBeUndefined();
     expect(jest.getTimerCount()).toBe(0);
   });
+
+  it('a port that throws at once fails that request only: the others of the batch are answered, the timer turn survives', async () => {
+    const billing = new Recording();
+    const asynchronous = billing.settle.bind(billing);
+    billing.settle = (r) => {
+      if (r.requestId === 'r2') throw new Error('thrown, not rejected');
+      return asynchronous(r);
+    };
+    const batcher = new SettleBatcher(billing, { lingerMs: 20, maxBatch: 64 });
+    const answers = ['r1', 'r2', 'r3'].map((id) => batcher.settle(settle(id)));
+    jest.advanceTimersByTime(20);
+    const [r1, r2, r3] = await Promise.allSettled(answers);
+    expect([r1.status, r3.status]).toEqual(['fulfilled', 'fulfilled']);
+    expect(r2).toMatchObject({ status: 'rejected', reason: new Error('thrown, not rejected') });
+    await expect(batcher.close()).resolves.toBeUndefined();
+  });
 });
+
