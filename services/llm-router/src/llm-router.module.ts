@@ -26,6 +26,9 @@ import { VaultProviderKeys } from './providers/provider-keys';
 import { Upstream } from './providers/upstream';
 import type { CountryCode } from 'libphonenumber-js';
 
+/** The longest shutdown waits for settle requests under way (the unrecorded calls' retries take ~3 s in all). */
+const SETTLE_DRAIN_MS = 5000;
+
 interface Services {
   catalog: CatalogService;
   completions: CompletionsService;
@@ -53,8 +56,8 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     p.beforeClose(async () => {
       upstream.shutdown();
       await modelCalls.flush();
-      // the settle requests of the last commits are sent in the turn after them
-      await new Promise((resolve) => setImmediate(resolve));
+      // the settle requests of the last commits (sent in the turn after them), retries included, then the batcher's queue
+      await completions.drain(SETTLE_DRAIN_MS);
       await billing.close();
     });
     const detector = new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode });

@@ -131,6 +131,8 @@ export class CompletionsService {
   private readonly newId: () => string;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly guards: GuardPipeline;
+  /** Settle requests under way (drain() waits for them on shutdown). */
+  private readonly settling = new Set<Promise<void>>();
 
   constructor(private readonly d: CompletionsDependencies) {
     this.guards = d.guards ?? new GuardPipeline({ detector: { detect: (text) => this.d.detector.detect(text) }, piiDeadlineMs: d.settings.piiDeadlineMs });
@@ -472,12 +474,31 @@ export class CompletionsService {
     // the settle request once the usage event is committed (or failed), and only after the answer (or its
     // end marker) has been written: the commit's other waiter writes it in the same turn of the event loop,
     // so the request's encoding and NATS write no longer come between the commit and the caller
-    void recorded.then(
-      () => afterThisTurn(() => this.settleWithBilling(t, usage, amountMicros, estimated, 1)),
-      // without the usage event the request is the only way the tokens are charged: it is retried
-      () => afterThisTurn(() => this.settleWithBilling(t, usage, amountMicros, estimated, SETTLE_ATTEMPTS_UNRECORDED)),
+    this.track(
+      recorded.then(
+        () => afterThisTurn(() => this.settleWithBilling(t, usage, amountMicros, estimated, 1)),
+        // without the usage event the request is the only way the tokens are charged: it is retried
+        () => afterThisTurn(() => this.settleWithBilling(t, usage, amountMicros, estimated, SETTLE_ATTEMPTS_UNRECORDED)),
+      ),
     );
     return recorded;
+  }
+
+  /**
+   * On shutdown, before billing's connection closes: waits, at most `ms`, for the settle
+   * requests under way, retries included (for a call whose usage event was not written they
+   * are its only charge).
+   */
+  async drain(ms: number): Promise<void> {
+    if (this.settling.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.settling), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+  }
+
+  private track(work: Promise<void>): void {
+    this.settling.add(work);
+    void work.finally(() => this.settling.delete(work));
   }
 
   private async settleWithBilling(t: Trace, usage: Usage, amountMicros: number, estimated: boolean, attempts: number): Promise<void> {
@@ -551,9 +572,9 @@ export class CompletionsService {
   }
 }
 
-/** Runs `work` once the promise reactions of this turn of the event loop (an answer being written) are done. */
-function afterThisTurn(work: () => Promise<void>): void {
-  setImmediate(() => void work());
+/** Runs `work` once the promise reactions of this turn of the event loop (an answer being written) are done; resolves when it has. */
+function afterThisTurn(work: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(() => void work().then(resolve, resolve)));
 }
 
 /** A call's deadline and its caller going away, as one signal; `end()` once the call is over. */

@@ -432,6 +432,28 @@ describe('the answer ends only once its events are committed', () => {
       expect(up.usages).toHaveLength(1);
     });
 
+    it('shutdown (drain) waits for a settle request still retrying: without the usage event it is the call\'s only charge', async () => {
+      let wake!: () => void;
+      const s = setup(undefined, catalog, { audit: downAudit(), sleep: () => new Promise<void>((r) => (wake = r)) });
+      let failures = 1;
+      const settle = s.billing.settle.bind(s.billing);
+      s.billing.settle = async (r) => {
+        if (failures-- > 0) throw new PalisadeError('unavailable', 'billing did not answer');
+        return settle(r);
+      };
+      await expect(call(s, { model: 'local', messages: [{ role: 'user', content: 'hello' }] })).rejects.toMatchObject({ code: 'unavailable' });
+      let drained = false;
+      const draining = s.service.drain(60_000).then(() => (drained = true));
+      for (let i = 0; i < 20 && !wake; i++) await new Promise((r) => setImmediate(r));
+      // the first attempt failed, the retry waits for its backoff: the drain waits too
+      expect(drained).toBe(false);
+      wake();
+      await draining;
+      expect(s.billing.settles).toHaveLength(1);
+      // nothing under way: at once
+      await expect(s.service.drain(60_000)).resolves.toBeUndefined();
+    });
+
     it('a stream ends with an error event in the caller’s protocol, never its end marker', async () => {
       const s = setup(undefined, catalog, { audit: downAudit() });
       const openai = await drain(await call(s, { model: 'local', stream: true, messages: [{ role: 'user', content: 'stream this' }] }));
