@@ -129,6 +129,12 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { guardRates } = require('../../services/llm-router/dist/guards/guard-rates.js') as { guardRates(): Record<string, number> };
   const upstream = await startUpstream();
+  // The stand-ins answer on subjects of this run's own (PALISADE_RPC_NAMESPACE, read per call):
+  // in the services' queue groups of a shared NATS they would answer real services' requests
+  // (the audit stand-in "seals" by base64url: plaintext personal data in a real service's events).
+  const namespaceBefore = process.env.PALISADE_RPC_NAMESPACE;
+  const namespace = `bench${randomBytes(4).toString('hex')}`;
+  process.env.PALISADE_RPC_NAMESPACE = namespace;
   const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
   const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'llm-router-bench-billing' });
   const billing = serveRpc(nc, {
@@ -162,7 +168,7 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   const tenant = `bench-${randomBytes(3).toString('hex')}`;
   const handles = runner.startServices({
     services: ['llm-router'],
-    env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, PG_POOL_SIZE: '10', PG_SCHEMA: schema },
+    env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, PG_POOL_SIZE: '10', PG_SCHEMA: schema, PALISADE_RPC_NAMESPACE: namespace },
     logDir: join(infra('PALISADE_HOME'), 'logs', 'bench'),
   });
   const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
@@ -248,6 +254,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     await audit.stop();
     await auditNc.close();
     auditIdentity.stop();
+    if (namespaceBefore === undefined) delete process.env.PALISADE_RPC_NAMESPACE;
+    else process.env.PALISADE_RPC_NAMESPACE = namespaceBefore;
     upstream.close();
     httpsAgent.destroy();
     httpAgent.destroy();
