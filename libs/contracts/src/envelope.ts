@@ -44,6 +44,8 @@ export const personalSchema = z.strictObject({
   data: z.record(z.string(), z.unknown()),
 });
 
+const LOWERCASE_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /**
  * `personal` sealed by the audit service (audit-log-format.md): AES-256-GCM under the data
  * subject's key `keyId`; `sealed` is base64url of iv (12) || ciphertext || tag (16), with
@@ -51,9 +53,9 @@ export const personalSchema = z.strictObject({
  */
 export const sealedPersonalSchema = z.strictObject({
   subjectId: z.string().min(1).max(200),
-  keyId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID'),
+  keyId: z.string().regex(LOWERCASE_UUID, 'must be a lowercase UUID'),
   alg: z.literal('A256GCM'),
-  sealed: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(MAX_EVENT_BYTES),
+  sealed: z.string().regex(BASE64URL, 'must be base64url').max(MAX_EVENT_BYTES),
 });
 
 /** The envelope's members, each with its rule (for schemas of parts of an event). */
@@ -120,8 +122,14 @@ export function clip(text: string, max: number): string {
 /** ES2024's String.prototype.toWellFormed (Node ≥ 20), which the ES2023 lib does not declare. */
 type WellFormable = string & { toWellFormed(): string };
 
-/** Validate an event before it is appended or published. */
+/** Validate an event before it is appended or published: by hand when it is plain, else by zod (which alone refuses). */
 export function validateForPublish(value: unknown): EnvelopeValidation {
+  const event = HAND_CHECK_CURRENT ? publishableByHand(value) : undefined;
+  return event ? { ok: true, event } : validateForPublishBySchema(value);
+}
+
+/** `validateForPublish` by the schema and the exact JSON alone: the reference its hand check must agree with. */
+export function validateForPublishBySchema(value: unknown): EnvelopeValidation {
   const parsed = publishableEventSchema.safeParse(value);
   if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
   const json = JSON.stringify(parsed.data);
@@ -136,25 +144,33 @@ export function validateForPublish(value: unknown): EnvelopeValidation {
 const ENVELOPE_ORDER = ['id', 'type', 'source', 'tenantId', 'actor', 'occurredAt', 'data'] as const;
 const KNOWN_SERVICES: ReadonlySet<string> = new Set(SERVICE_NAMES);
 const KNOWN_ACTOR_TYPES: ReadonlySet<string> = new Set(ACTOR_TYPES);
-/** The hand check knows these members only: one added to `envelopeShape` turns it off (all to zod) until it learns it. */
-const HAND_CHECK_CURRENT = [...ENVELOPE_ORDER, 'personal'].join() === Object.keys(envelopeShape).join();
+const membersOf = (schema: { shape: object }) => Object.keys(schema.shape).join();
+/** The hand checks know these members only: one added to a schema turns them off (all to zod) until they learn it. */
+const HAND_CHECK_CURRENT =
+  [...ENVELOPE_ORDER, 'personal'].join() === Object.keys(envelopeShape).join() &&
+  membersOf(actorSchema) === 'type,id' &&
+  membersOf(personalSchema) === 'subjectId,data' &&
+  membersOf(sealedPersonalSchema) === 'subjectId,keyId,alg,sealed';
 
 /** An object as JSON.parse makes it, without a `__proto__` member (zod's copy would drop or apply it). */
 const isParsedObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype && !Object.hasOwn(v, '__proto__');
 
+/** `keys` (an object's own) are exactly `members`, in their order or (`ordered` false) in any. */
+const keysAre = (keys: readonly string[], members: readonly string[], ordered: boolean): boolean =>
+  keys.length === members.length && members.every((m, i) => (ordered ? keys[i] === m : keys.includes(m)));
+const isSubjectId = (v: unknown): boolean => typeof v === 'string' && v.length >= 1 && v.length <= 200;
+const ACTOR_ORDER = ['type', 'id'] as const;
+const PERSONAL_ORDER = ['subjectId', 'data'] as const;
+const SEALED_PERSONAL_ORDER = ['subjectId', 'keyId', 'alg', 'sealed'] as const;
+
 /**
- * The common event as a consumer receives it, checked by hand: every rule of
- * `consumedEventSchema`, members in the schema's order (so the event is what zod would
- * return, without its copy), no `personal`. Anything else goes to zod, which alone
- * refuses: the same inputs are refused with the same problems.
+ * The envelope's members checked by hand: every rule of the schema. `keys` are `v`'s own;
+ * `ordered`: the envelope's (and the actor's) in the schema's order, first.
  */
-function isPlainEnvelope(v: unknown): v is EventEnvelope {
-  if (!isParsedObject(v)) return false;
-  const keys = Object.keys(v);
+function hasPlainEnvelopeMembers(v: Record<string, unknown>, keys: readonly string[], ordered: boolean): boolean {
   if (keys.length < ENVELOPE_ORDER.length) return false;
-  for (let i = 0; i < ENVELOPE_ORDER.length; i++) if (keys[i] !== ENVELOPE_ORDER[i]) return false;
-  if (Object.hasOwn(v, 'personal')) return false;
+  for (let i = 0; i < ENVELOPE_ORDER.length; i++) if (ordered ? keys[i] !== ENVELOPE_ORDER[i] : !keys.includes(ENVELOPE_ORDER[i])) return false;
   const { id, type, source, tenantId, actor, occurredAt, data } = v;
   if (typeof id !== 'string' || !UUID_V7.test(id)) return false;
   if (typeof type !== 'string' || !EVENT_TYPE.test(type)) return false;
@@ -162,10 +178,121 @@ function isPlainEnvelope(v: unknown): v is EventEnvelope {
   if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) return false;
   if (typeof occurredAt !== 'string' || !RFC3339_UTC_MS.test(occurredAt) || Number.isNaN(Date.parse(occurredAt))) return false;
   if (!isParsedObject(data)) return false;
-  if (!isParsedObject(actor)) return false;
-  const actorKeys = Object.keys(actor);
-  if (actorKeys.length !== 2 || actorKeys[0] !== 'type' || actorKeys[1] !== 'id') return false;
-  return typeof actor.type === 'string' && KNOWN_ACTOR_TYPES.has(actor.type) && typeof actor.id === 'string' && actor.id.length >= 1 && actor.id.length <= 200;
+  if (!isParsedObject(actor) || !keysAre(Object.keys(actor), ACTOR_ORDER, ordered)) return false;
+  return typeof actor.type === 'string' && KNOWN_ACTOR_TYPES.has(actor.type) && isSubjectId(actor.id);
+}
+
+/**
+ * The common event as a consumer receives it, checked by hand: the envelope's members in
+ * the schema's order (so the event is what zod would return, without its copy), then any a
+ * newer producer added, no `personal`. Anything else goes to zod, which alone refuses: the
+ * same inputs are refused with the same problems.
+ */
+function isPlainEnvelope(v: unknown): v is EventEnvelope {
+  return isParsedObject(v) && !Object.hasOwn(v, 'personal') && hasPlainEnvelopeMembers(v, Object.keys(v), true);
+}
+
+/** `personal` as `personalSchema` or `sealedPersonalSchema` takes it, members in any order. */
+function isPlainPersonal(p: unknown): p is Personal | SealedPersonal {
+  if (!isParsedObject(p) || !isSubjectId(p.subjectId)) return false;
+  const keys = Object.keys(p);
+  if (keysAre(keys, PERSONAL_ORDER, false)) return isParsedObject(p.data);
+  return (
+    keysAre(keys, SEALED_PERSONAL_ORDER, false) &&
+    typeof p.keyId === 'string' && LOWERCASE_UUID.test(p.keyId) &&
+    p.alg === 'A256GCM' &&
+    typeof p.sealed === 'string' && p.sealed.length <= MAX_EVENT_BYTES && BASE64URL.test(p.sealed)
+  );
+}
+
+/** ES2024's String.prototype.isWellFormed (Node ≥ 20): no lone surrogate. */
+const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+const MAX_JSON_DEPTH = 64;
+/** Bytes JSON.stringify's longest number takes (e.g. -1.2345678901234567e-308). */
+const NUMBER_BYTES = 25;
+
+/**
+ * At least as many bytes as JSON.stringify(v) in UTF-8 (a code unit takes at most 6:
+ * `\u00xx`), or -1 when `v` holds what it cannot tell without stringifying (a lone
+ * surrogate, a value with `toJSON` or of a class, a function, a bigint, a cycle) or the
+ * bound passes `budget`. Reads without allocating.
+ */
+function jsonBytesAtMost(v: unknown, budget: number, depth: number): number {
+  switch (typeof v) {
+    case 'string':
+      return isWellFormed(v) ? 2 + 6 * v.length : -1;
+    case 'number':
+      return NUMBER_BYTES;
+    case 'boolean':
+      return 5;
+    case 'object':
+      break;
+    default:
+      return -1;
+  }
+  if (v === null) return 4;
+  if (depth > MAX_JSON_DEPTH) return -1;
+  let bytes = 2;
+  if (Array.isArray(v)) {
+    if (Object.getPrototypeOf(v) !== Array.prototype) return -1;
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      const b = item === undefined ? 4 : jsonBytesAtMost(item, budget - bytes, depth + 1);
+      if (b < 0 || (bytes += b + 1) > budget) return -1;
+    }
+    return bytes;
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return -1;
+  const o = v as Record<string, unknown>;
+  for (const key in o) {
+    if (!Object.hasOwn(o, key)) return -1;
+    const item = o[key];
+    if (item === undefined) continue;
+    if (!isWellFormed(key)) return -1;
+    const b = jsonBytesAtMost(item, budget - bytes, depth + 1);
+    if (b < 0 || (bytes += 2 + 6 * key.length + 1 + b + 1) > budget) return -1;
+  }
+  return bytes;
+}
+
+/**
+ * An event as a producer builds it (or as jsonb returns it, members reordered), checked by
+ * hand: every rule of `publishableEventSchema`, and its JSON surely within `MAX_EVENT_BYTES`
+ * and without a lone surrogate. The event as zod would return it: itself when its members
+ * are in the schemas' order, else a copy of the envelope in that order (`data` as is).
+ * Anything else goes to zod and the exact JSON, which alone refuse (`undefined`): the same
+ * inputs are refused with the same problems.
+ */
+function publishableByHand(v: unknown): EventEnvelope | undefined {
+  if (!isParsedObject(v)) return undefined;
+  const keys = Object.keys(v);
+  const personal = v.personal as Personal | SealedPersonal | undefined;
+  if (keys.length === ENVELOPE_ORDER.length + 1) {
+    if (!keys.includes('personal') || !isPlainPersonal(personal)) return undefined;
+  } else if (keys.length !== ENVELOPE_ORDER.length) return undefined;
+  if (!hasPlainEnvelopeMembers(v, keys, false) || jsonBytesAtMost(v, MAX_EVENT_BYTES, 0) < 0) return undefined;
+  const event = v as unknown as EventEnvelope;
+  const ordered =
+    keysAre(keys, personal ? [...ENVELOPE_ORDER, 'personal'] : ENVELOPE_ORDER, true) &&
+    keysAre(Object.keys(event.actor), ACTOR_ORDER, true) &&
+    (!personal || keysAre(Object.keys(personal), isSealedPersonal(personal) ? SEALED_PERSONAL_ORDER : PERSONAL_ORDER, true));
+  if (ordered) return event;
+  const copy: EventEnvelope = {
+    id: event.id,
+    type: event.type,
+    source: event.source,
+    tenantId: event.tenantId,
+    actor: { type: event.actor.type, id: event.actor.id },
+    occurredAt: event.occurredAt,
+    data: event.data,
+  };
+  if (personal) {
+    copy.personal = isSealedPersonal(personal)
+      ? { subjectId: personal.subjectId, keyId: personal.keyId, alg: personal.alg, sealed: personal.sealed }
+      : { subjectId: personal.subjectId, data: personal.data };
+  }
+  return copy;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, MAX_EVENT_BYTES } from './envelope';
+import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, validateForPublishBySchema, MAX_EVENT_BYTES } from './envelope';
 import { eventSubject, serviceOfEventType } from './index';
 
 const ctx = systemEventContext('credential');
@@ -46,6 +46,138 @@ describe('event envelope', () => {
     const event = JSON.parse(JSON.stringify(valid()));
     const result = validateConsumed(event);
     expect(result.ok && result.event).toBe(event);
+  });
+
+  it('takes a plain event by the hand check at publish (no copy, no JSON): it knows every member of the schemas', () => {
+    // Fails when envelopeShape, the actor or either personal schema gains a member the hand check does not know.
+    const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
+    for (const event of [
+      valid(),
+      { ...valid(), personal: { subjectId: 'u-1', data: { prompt: 'hello' } } },
+      { ...valid(), personal: sealed },
+      { ...valid(), data: { agentId: undefined, teams: ['t'], n: 1.5, ok: true, none: null } },
+    ]) {
+      const result = validateForPublish(event);
+      expect(result.ok && result.event).toBe(event);
+    }
+    // as the relay reads it back from jsonb (members by length, then bytes): a copy in the schema's order, `data` kept
+    const stored = JSON.parse(JSON.stringify({ ...valid(), personal: sealed }), function (this: unknown, _key: string, value: unknown) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+      const entries = Object.entries(value).sort(([a], [b]) => a.length - b.length || (a < b ? -1 : 1));
+      return Object.fromEntries(entries);
+    });
+    expect(Object.keys(stored)).toEqual(['id', 'data', 'type', 'actor', 'source', 'personal', 'tenantId', 'occurredAt']);
+    const result = validateForPublish(stored);
+    expect(result.ok && result.event.data).toBe(stored.data);
+    expect(JSON.stringify(result.ok && result.event)).toBe(JSON.stringify({ ...valid(), id: stored.id, occurredAt: stored.occurredAt, data: stored.data, personal: sealed }));
+    expect(JSON.stringify(result)).toBe(JSON.stringify(validateForPublishBySchema(stored)));
+  });
+
+  it('accepts and refuses at publish exactly as the schema and the JSON do, with their problems and their event', () => {
+    const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
+    const withData = (data: unknown) => ({ ...valid(), data });
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    const protoMember = (target: object) => Object.defineProperty(target, '__proto__', { value: { q: 1 }, enumerable: true, writable: true, configurable: true });
+    const inputs: unknown[] = [
+      valid(),
+      { ...valid(), extra: 1 },
+      { ...valid(), personal: { subjectId: 'u-1', data: { email: 'a@b.c' } } },
+      { ...valid(), personal: { data: { email: 'a@b.c' }, subjectId: 'u-1' } },
+      { ...valid(), personal: { subjectId: '', data: {} } },
+      { ...valid(), personal: { subjectId: 'u-1', data: null } },
+      { ...valid(), personal: { subjectId: 'u-1', data: { text: 'a\ud800' } } },
+      { ...valid(), personal: sealed },
+      { ...valid(), personal: { ...sealed, alg: 'none' } },
+      { ...valid(), personal: { ...sealed, keyId: sealed.keyId.toUpperCase() } },
+      { ...valid(), personal: { ...sealed, sealed: 'ab+/' } },
+      { ...valid(), personal: { ...sealed, sealed: '' } },
+      { ...valid(), personal: { ...sealed, sealed: 'a'.repeat(MAX_EVENT_BYTES + 1) } },
+      { ...valid(), personal: { ...sealed, extra: 1 } },
+      { ...valid(), personal: { subjectId: 'u-1', keyId: sealed.keyId, alg: 'A256GCM' } },
+      { ...valid(), personal: undefined },
+      { ...valid(), personal: null },
+      { ...valid(), actor: { id: 'agent-7', type: 'agent' } },
+      { ...valid(), actor: { type: 'agent', id: 'agent-7', extra: 1 } },
+      { ...valid(), actor: { type: 'agent', id: '' } },
+      { ...valid(), actor: { type: 'agent', id: 'x'.repeat(200) } },
+      { ...valid(), actor: { type: 'agent', id: 'x'.repeat(201) } },
+      { ...valid(), actor: { type: 'agent', id: 7 } },
+      { ...valid(), actor: { type: 'robot', id: 'x' } },
+      { ...valid(), actor: null },
+      { ...valid(), actor: [] },
+      { ...valid(), id: '3b241101-e2bb-4255-8caf-4136c566a962' },
+      { ...valid(), id: valid().id.toUpperCase() },
+      { ...valid(), id: 7 },
+      { ...valid(), type: 'mailer.mail.sent' },
+      { ...valid(), type: 'credential.read' },
+      { ...valid(), source: 'auth' },
+      { ...valid(), source: 'mailer' },
+      { ...valid(), tenantId: 'a b' },
+      { ...valid(), tenantId: 'x'.repeat(65) },
+      { ...valid(), occurredAt: '2026-11-22T10:00:00Z' },
+      { ...valid(), occurredAt: '2026-13-45T10:00:00.000Z' },
+      { ...valid(), occurredAt: '2026-11-22T10:00:00.000+01:00' },
+      withData('x'),
+      withData(null),
+      withData([1]),
+      withData(new Date(0)),
+      withData(Object.create(null)),
+      withData({ nested: { deep: [1, 'two', null, undefined, { x: [] }] } }),
+      withData({ when: new Date(0), n: NaN, big: Infinity, neg: -0 }),
+      withData({ f: () => 1, s: Symbol('s') }),
+      withData({ m: new Map([[1, 2]]) }),
+      withData({ big: new (class { toJSON = undefined; })(), large: new (class Large { toJSON() { return 'x'.repeat(MAX_EVENT_BYTES); } })() }),
+      withData({ bare: Object.assign(Object.create(null), { a: 1 }) }),
+      withData({ program: `${'x'.repeat(199)}\ud83d` }),
+      withData({ program: '\udc00' }),
+      withData({ program: 'a\\\udfffb' }),
+      withData({ ['key\ud800']: 1 }),
+      withData({ program: '😀', escaped: '\\ud83d', line: 'é\u2028\n\t\u0001"' }),
+      withData({ blob: 'x'.repeat(MAX_EVENT_BYTES) }),
+      withData({ blob: 'x'.repeat(MAX_EVENT_BYTES - 400) }),
+      withData({ blob: '\u0001'.repeat(45_000) }),
+      withData({ blob: '\u0001'.repeat(40_000) }),
+      withData({ blob: 'é'.repeat(MAX_EVENT_BYTES / 2) }),
+      withData({ many: Array.from({ length: 20_000 }, (_, i) => i * 1.1e-300) }),
+      withData(protoMember({ a: 1 })),
+      protoMember({ ...valid() }),
+      { ...valid(), actor: protoMember({ type: 'agent', id: 'agent-7' }) },
+      (({ id, ...rest }) => ({ ...rest, id }))(valid()),
+      (({ data: _data, ...rest }) => rest)(valid()),
+      (({ data, ...rest }) => ({ data, ...rest, personal: { sealed: 'abc', alg: 'A256GCM', subjectId: 'u-1', keyId: sealed.keyId } }))(valid()),
+      { personal: { data: { prompt: 'hi' }, subjectId: 'u-1' }, ...valid(), actor: { id: 'agent-7', type: 'agent' } },
+      { ...valid(), actor: { id: 'agent-7', type: 'agent', extra: 1 } },
+      { ...valid(), personal: { alg: 'A256GCM', subjectId: 'u-1', keyId: sealed.keyId } },
+      { ...valid(), personal: { data: {}, subjectId: 'u-1', extra: 1 } },
+      (({ id, ...rest }) => ({ ...rest, id, extra: 1 }))(valid()),
+      null,
+      [],
+      'event',
+      {},
+    ];
+    const outcome = (validate: (v: unknown) => unknown) => (value: unknown) => {
+      try {
+        return validate(value);
+      } catch (e) {
+        return { threw: String(e) };
+      }
+    };
+    let nested: Record<string, unknown> = {};
+    const deep = nested;
+    for (let i = 0; i < 70; i++) nested = nested.next = {};
+    for (const input of [...inputs, withData(cyclic), withData({ n: 1n }), withData(deep)]) {
+      const result = outcome(validateForPublish)(input) as Record<string, unknown>;
+      const expected = outcome(validateForPublishBySchema)(input) as Record<string, unknown>;
+      if ('event' in result && 'event' in expected) {
+        expect(result.ok).toBe(true);
+        expect(expected.ok).toBe(true);
+        expect(JSON.stringify(result.event)).toBe(JSON.stringify(expected.event));
+        expect(result.event).toEqual(expected.event);
+      } else {
+        expect(result).toEqual(expected);
+      }
+    }
   });
 
   it('accepts and refuses at consume exactly as the schema does, with its problems and its event', () => {
