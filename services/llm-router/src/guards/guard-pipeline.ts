@@ -3,6 +3,7 @@ import { callerRules, classify, classWhenServed, permits, raisedByRules, type Ca
 import { DEFAULT_GUARD_POLICY, strictestPiiAction, type GuardPolicy, type InjectionAction, type ToolCallAction } from './guard-policy.events';
 import type { GuardPolicyService } from './guard-policy.service';
 import { InjectionScanner, type InjectionFinding, type TextSource } from './injection.scanner';
+import { KeywordIndex } from './keywords';
 import type { EntityType, PiiDetector } from './pii.detector';
 import { MaskingSession, type MaskStatistics } from './pii.masker';
 import { refuseStreamedReview } from './review';
@@ -78,14 +79,18 @@ export class GuardRun {
   private readonly passedCalls = new Map<number, number>();
   /** Streams (Anthropic): tool_use blocks removed, by original index. */
   private readonly removedBlocks: number[] = [];
+  /** The keywords of both guards in each input text scanned: the detector reads them again instead of a second pass. */
+  private readonly keywordsSeen = new Map<string, ReadonlySet<string>>();
 
   constructor(
     detector: Pick<PiiDetector, 'detect'>,
     /** The class the caller declared (or the default). */
     readonly declared: Classification,
     private readonly scanner: InjectionScanner,
+    /** The scanner's and the detector's keywords in one index; without it each guard makes its own pass. */
+    private readonly keywords?: KeywordIndex,
   ) {
-    this.session = new MaskingSession(detector);
+    this.session = new MaskingSession(keywords ? { detect: (text) => detector.detect(text, this.keywordsSeen.get(text)) } : detector);
     this.classification = declared;
     this.rules = { before: declared, onModel: [] };
   }
@@ -160,7 +165,9 @@ export class GuardRun {
 
   /** Scans a text; a high-confidence finding under `injection: block` is returned as a refusal. */
   scan(source: TextSource, text: string): PalisadeError | undefined {
-    const found = this.scanner.scan(text);
+    let present: ReadonlySet<string> | undefined;
+    if (this.keywords && source !== 'output') this.keywordsSeen.set(text, (present = this.keywords.present(text)));
+    const found = this.scanner.scan(text, present);
     if (!found) return undefined;
     const same = this.findings.find((f) => f.source === source);
     if (same) {
@@ -282,13 +289,17 @@ export class GuardRun {
  */
 export class GuardPipeline {
   private readonly scanner: InjectionScanner;
+  /** One keyword pass over each input text serves both guards (when the detector has keywords: not a test double). */
+  private readonly keywords?: KeywordIndex;
 
   constructor(private readonly d: GuardPipelineDependencies) {
     this.scanner = d.scanner ?? new InjectionScanner();
+    const detectorKeywords = (d.detector as Partial<Pick<PiiDetector, 'keywords'>>).keywords;
+    if (detectorKeywords) this.keywords = new KeywordIndex([...this.scanner.keywords.keywords, ...detectorKeywords.keywords]);
   }
 
   start(declared: Classification): GuardRun {
-    return new GuardRun(this.d.detector, declared, this.scanner);
+    return new GuardRun(this.d.detector, declared, this.scanner, this.keywords);
   }
 
   /** The body to send (masked, only allowed tools), or a refusal (403 naming the guard, 503 when a guard cannot decide). */

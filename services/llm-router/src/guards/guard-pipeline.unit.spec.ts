@@ -3,6 +3,10 @@ import type { AuthorizeDecision, AuthorizeRequest } from '@palisade/policy-clien
 import type { Classification } from '../completions/routing';
 import { GuardPipeline, type GuardRun } from './guard-pipeline';
 import { DEFAULT_GUARD_POLICY, type GuardPolicy } from './guard-policy.events';
+import { HARMLESS, INJECTIONS } from './corpus/injection.corpus';
+import { NEGATIVES, POSITIVES } from './corpus/pii.corpus';
+import { InjectionScanner } from './injection.scanner';
+import { KeywordIndex } from './keywords';
 import { PiiDetector } from './pii.detector';
 import { PolicyToolAllowlist, type ToolAllowlist } from './tool-allowlist';
 
@@ -196,5 +200,41 @@ describe('tool-call allowlist', () => {
     asked.length = 0;
     await inbound(new GuardPipeline({ detector, piiDeadlineMs: 1000, tools: allowlist }), user('x'));
     expect(asked).toEqual([]);
+  });
+});
+
+describe('one keyword pass per input text for both guards', () => {
+  // texts with injections, harmless trigger words, personal data and secrets: the rules each guard runs depend on the keywords found
+  const texts = [...INJECTIONS, ...HARMLESS].map((t) => t.text).concat(POSITIVES.map((p) => p.text), NEGATIVES);
+
+  it("the shared index finds, of each guard's keywords, exactly what the guard's own index finds", () => {
+    const scanner = new InjectionScanner();
+    const shared = new KeywordIndex([...scanner.keywords.keywords, ...detector.keywords.keywords]);
+    for (const text of texts) {
+      const present = shared.present(text);
+      for (const own of [scanner.keywords, detector.keywords]) {
+        expect(own.keywords.filter((k) => present.has(k)).sort()).toEqual([...own.present(text)].sort());
+      }
+    }
+  });
+
+  it('scans and masks as with a pass per guard, reading each input text once', async () => {
+    const separate = new GuardPipeline({ detector: { detect: (text) => detector.detect(text) }, piiDeadlineMs: 1000 });
+    const body = (text: string) => ({ model: 'm', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text }] }] });
+    const passes = jest.spyOn(KeywordIndex.prototype, 'present');
+    try {
+      for (const text of texts) {
+        passes.mockClear();
+        const one = await inbound(pipeline(), body(text));
+        // the user's text once (both guards), 'be brief' and the other strings the masker walks once each (the detector)
+        expect(passes.mock.calls.filter(([t]) => t === text)).toHaveLength(1);
+        const two = await inbound(separate, body(text));
+        expect(JSON.stringify(one.out)).toBe(JSON.stringify(two.out));
+        expect(one.error?.message).toBe(two.error?.message);
+        expect(one.run.outcomes()).toEqual(two.run.outcomes());
+      }
+    } finally {
+      passes.mockRestore();
+    }
   });
 });

@@ -21,15 +21,15 @@ export interface InjectionFinding {
  */
 export class InjectionScanner {
   private readonly rules: Array<{ rule: InjectionRule; re: RE2JS }>;
-  private readonly keywords: KeywordIndex;
+  readonly keywords: KeywordIndex;
 
   constructor(rules: readonly InjectionRule[] = INJECTION_RULES) {
     this.rules = rules.map((rule) => ({ rule, re: RE2JS.compile(rule.regex) }));
     this.keywords = new KeywordIndex(rules.flatMap((r) => [...r.keywords, ...(r.alsoNeeds ?? []).flat()]));
   }
 
-  scan(text: string): { confidence: InjectionConfidence; rules: string[] } | undefined {
-    const present = this.keywords.present(text);
+  /** `present`: the keywords in `text`, from an index holding at least this scanner's (else its own pass). */
+  scan(text: string, present: ReadonlySet<string> = this.keywords.present(text)): { confidence: InjectionConfidence; rules: string[] } | undefined {
     if (present.size === 0) return undefined;
     const has = (words: readonly string[]) => words.some((k) => present.has(k));
     const matched = this.rules.filter(({ rule, re }) => has(rule.keywords) && (rule.alsoNeeds ?? []).every(has) && re.matcher(text).find()).map(({ rule }) => rule);

@@ -16,12 +16,15 @@ export function keywordText(text: string): string {
  * so most texts cost one scan, not one per rule.
  */
 export class KeywordIndex {
+  /** The keywords, each once. */
+  readonly keywords: readonly string[];
   private readonly pattern: RegExp;
   /** Each keyword → the keywords it contains (itself included): found with it. */
   private readonly within = new Map<string, string[]>();
 
   constructor(keywords: readonly string[]) {
     const list = [...new Set(keywords)].sort((a, b) => b.length - a.length);
+    this.keywords = list;
     for (const k of list) this.within.set(k, list.filter((other) => k.includes(other)));
     this.pattern = new RegExp(list.length ? list.map(escapeRegExp).join('|') : '(?!)', 'g');
   }

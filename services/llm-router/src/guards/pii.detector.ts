@@ -125,7 +125,7 @@ export class PiiDetector {
   private readonly rules: CompiledRule[];
   private readonly region: CountryCode;
   /** Every rule's keywords in one pattern: one pass over the text says which rules may match. */
-  private readonly keywords: KeywordIndex;
+  readonly keywords: KeywordIndex;
 
   constructor(options: DetectorOptions = {}, rules: readonly SecretRule[] = SECRET_RULES) {
     this.rules = rules.map((rule) => ({ rule, re: RE2JS.compile(rule.regex) }));
@@ -133,13 +133,13 @@ export class PiiDetector {
     this.keywords = new KeywordIndex(rules.flatMap((r) => r.keywords));
   }
 
-  detect(text: string): Entity[] {
+  /** `present`: the keywords in `text`, from an index holding at least this detector's (else its own pass). */
+  detect(text: string, present: ReadonlySet<string> = this.keywords.present(text)): Entity[] {
     const found: Entity[] = [];
     const taken = (start: number, end: number) => found.some((e) => start < e.end && end > e.start);
     const add = (type: EntityType, start: number, end: number, rule?: string) => {
       if (end > start && !taken(start, end)) found.push(rule ? { type, start, end, rule } : { type, start, end });
     };
-    const present = this.keywords.present(text);
     for (const { rule, re } of this.rules) {
       if (present.size === 0) break;
       if (!rule.keywords.some((k) => present.has(k))) continue;
