@@ -23,6 +23,9 @@ const { seedDemoRouter } = require('../../../scripts/seed-demo.js');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 9970;
+// this deployment's requests on subjects of their own (libs/nats rpcWireSubject): a real auth service on the shared
+// NATS would otherwise answer, in its queue group, the API key this suite's auth stand-in knows; the services inherit it
+process.env.PALISADE_RPC_NAMESPACE = 'e2e9970';
 const ROUTER = 7106 + OFFSET;
 const BILLING = 7107 + OFFSET;
 const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'llm-router-providers-e2e');
