@@ -222,6 +222,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     parallel = new ParallelChainVerifier({ jwks, threads: 2 });
     await parallel.ready();
     const verifyStart = performance.now();
+    const processCpuStart = cpuMsOf(process.pid);
     // A reader knows its offset ranges before it reads: the partitions spread by size.
     parallel.plan(new Map([...values].map(([p, list]) => [p, list.length])));
     for (const cp of checkpoints) parallel.addCheckpoint(cp);
@@ -229,8 +230,9 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     const fed = performance.now();
     const result = await parallel.finish();
     const verifyEnd = performance.now();
+    const processCpuMs = cpuMsOf(process.pid) - processCpuStart;
     const verifyRate = result.records / ((verifyEnd - verifyStart) / 1000);
-    process.stderr.write(`audit: parallel verification ${Math.round(verifyEnd - verifyStart)} ms: records given in ${Math.round(fed - verifyStart)} ms, finish ${Math.round(verifyEnd - fed)} ms\n`);
+    process.stderr.write(`audit: parallel verification ${Math.round(verifyEnd - verifyStart)} ms: records given in ${Math.round(fed - verifyStart)} ms (${Math.round(parallel.waitedMs)} of them waiting for a worker's buffer), finish ${Math.round(verifyEnd - fed)} ms; the process's CPU meanwhile ${processCpuMs} ms, all threads (V8's compiler and collector threads too)\n`);
     // On a loaded machine the threads wait for a core: their CPU says what two free cores would give.
     process.stderr.write(`audit: verification CPU, worker + this thread: ${parallel.cpuMs.map((ms) => Math.round(ms)).join(' + ')} ms (the worker's warm-up included), ${parallel.verifyCpuMs.map((ms) => Math.round(ms)).join(' + ')} ms verifying (this thread's with the hand-over), for ${result.records} records\n`);
     if (!result.ok) throw new Error(`the benchmark's audit topic does not verify: ${JSON.stringify(result.failure)}`);

@@ -61,8 +61,10 @@ const WARM_BATCH_ROUNDS = 12;
  * times: a worker's isolate is new, and with only one pass its code was still being
  * optimised while the real records came (measured: 80–150 ms of V8's compiler threads per
  * verification of 73,000 records, on the two cores the verifiers needed; after this, ~10).
+ * `handOver`: the calling thread's paths as many times (copying records into a batch, its
+ * own share verified with an id log), which it otherwise compiled during the first records.
  */
-export function warmUpVerifier(options: { batches?: boolean } = {}): void {
+export function warmUpVerifier(options: { batches?: boolean; handOver?: boolean } = {}): void {
   // Batches are transferred (their ArrayBuffers detached): the first detach in a thread
   // throws away every optimised function that reads typed arrays (V8's detaching
   // protector), so it happens here, before they are optimised, not at the first hand-over.
@@ -83,8 +85,21 @@ export function warmUpVerifier(options: { batches?: boolean } = {}): void {
   const bytes = warmBytes.finish();
   const parsed = warmParsed.finish();
   if (!bytes.ok || bytes.records !== WARM_RECORDS || !parsed.ok || parsed.records !== 200) throw new Error(`the warm-up chain did not verify: ${JSON.stringify({ bytes, parsed })}`);
+  const size = values.reduce((n, v) => n + v.byteLength, 0);
+  if (options.handOver) {
+    // the calling thread's own paths: records copied into a batch for a worker, its share verified with an id log
+    for (let round = 0; round < WARM_BATCH_ROUNDS; round++) {
+      const copied = new Gathering(batchBuffers(size));
+      for (const v of values) copied.add(0, v);
+      const log = new IdLog();
+      const verifier = new ChainVerifier({ keys: new Map(), onRecord: log.onRecord });
+      for (const v of values) verifier.addRecordBytes(v, 0);
+      if (!verifier.finish().ok) throw new Error('the warm-up chain did not verify');
+      log.sortedHashes();
+    }
+  }
   if (!options.batches) return;
-  const batch = new Gathering(batchBuffers(values.reduce((n, v) => n + v.byteLength, 0)));
+  const batch = new Gathering(batchBuffers(size));
   for (const v of values) batch.add(0, v);
   for (let round = 0; round < WARM_BATCH_ROUNDS; round++) {
     const log = new IdLog();
@@ -192,6 +207,8 @@ function batchBuffers(capacity: number): BatchBuffers {
  */
 class BufferPool {
   private readonly free: BatchBuffers[] = [];
+  /** Time the reader spent waiting for a worker to give a buffer back (ms). */
+  waitedMs = 0;
   private pacing = true;
 
   constructor(
@@ -210,7 +227,10 @@ class BufferPool {
       const free = this.free.pop();
       if (free) return free;
       if (!this.pacing) return batchBuffers(this.capacity);
-      if (Atomics.wait(this.returned, 0, seen, WAIT_FOR_BUFFER_MS) === 'timed-out') this.pacing = false;
+      const from = performance.now();
+      const waited = Atomics.wait(this.returned, 0, seen, WAIT_FOR_BUFFER_MS);
+      this.waitedMs += performance.now() - from;
+      if (waited === 'timed-out') this.pacing = false;
     }
   }
 
@@ -282,7 +302,7 @@ class LocalShare {
   private at: WorkerReply['at'] = null;
 
   constructor(jwks: Jwks, allowLaterStart: boolean) {
-    warmUpVerifier();
+    warmUpVerifier({ handOver: true });
     this.verifier = new ChainVerifier({ keys: keysOf(jwks), allowLaterStart, onRecord: this.log.onRecord });
   }
 
@@ -359,6 +379,11 @@ export class ParallelChainVerifier {
   cpuMs: number[] = [];
   /** After finish(): the CPU each share used verifying (ms): a worker's after its warm-up; the calling thread's from its first record, hand-over included. */
   verifyCpuMs: number[] = [];
+
+  /** Time the calling thread spent waiting for a worker to give a batch buffer back (ms): a worker behind the reader. */
+  get waitedMs(): number {
+    return this.pool.waitedMs;
+  }
   private finished = false;
 
   constructor(options: ParallelVerifierOptions) {
