@@ -1,3 +1,5 @@
+import { doubled } from './doubled';
+
 /**
  * The event ids one verifying thread saw, for the check across threads (each thread's
  * ChainVerifier checks its own): a 52-bit hash of each, sorted at the end — equal ids have
@@ -14,12 +16,8 @@ export class IdLog {
   /** A ChainVerifier's `onRecord`. */
   readonly onRecord = (partition: number, id: string): void => {
     if (this.count === this.hashes.length) {
-      const hashes = new Float64Array(this.count * 2);
-      hashes.set(this.hashes);
-      this.hashes = hashes;
-      const partitions = new Int32Array(this.count * 2);
-      partitions.set(this.partitions);
-      this.partitions = partitions;
+      this.hashes = doubled(this.hashes);
+      this.partitions = doubled(this.partitions);
     }
     this.partitions[this.count] = partition;
     this.hashes[this.count++] = idHash(id);

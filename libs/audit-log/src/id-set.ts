@@ -1,3 +1,5 @@
+import { doubled } from './doubled';
+
 /** Slots a lookup walks at most (at most half full, random ids need ~1.5 on average). */
 const MAX_PROBE = 64;
 
@@ -86,12 +88,8 @@ export class EventIdSet {
   /** Room for one more id in the ordered arrays; its index. */
   private append(otherIndex: number): number {
     if (this.count === this.otherAt.length) {
-      const otherAt = new Int32Array(this.count * 2);
-      otherAt.set(this.otherAt);
-      this.otherAt = otherAt;
-      const words = new Uint32Array(this.count * 8);
-      words.set(this.words);
-      this.words = words;
+      this.otherAt = doubled(this.otherAt);
+      this.words = doubled(this.words);
     }
     this.otherAt[this.count] = otherIndex;
     return this.count++;

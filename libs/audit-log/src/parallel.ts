@@ -4,6 +4,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { appendToChain, emptyHead, keysOf, type Jwks } from './format';
 import { IdLog } from './id-log';
 import { ChainVerifier, type VerificationFailure, type VerificationResult } from './verifier';
+import { doubled } from './doubled';
 
 export interface ParallelVerifierOptions {
   jwks: Jwks;
@@ -279,12 +280,8 @@ class Gathering {
       this.length += value.byteLength;
     }
     if (this.count === this.ends.length) {
-      const ends = new Uint32Array(this.count * 2);
-      ends.set(this.ends);
-      this.ends = ends;
-      const partitions = new Int32Array(this.count * 2);
-      partitions.set(this.partitions);
-      this.partitions = partitions;
+      this.ends = doubled(this.ends);
+      this.partitions = doubled(this.partitions);
     }
     this.ends[this.count] = this.length;
     this.partitions[this.count++] = partition;
