@@ -98,31 +98,19 @@ export class RecordsRepository {
    */
   async insert(tx: Transaction, topic: string, rows: readonly IndexRow[]): Promise<void> {
     if (rows.length === 0) return;
-    const params = indexParameters(rows);
-    if (params) {
-      await sqlOf(tx).query(
-        `INSERT INTO ${this.table}
-           (topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
-            actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id)
-         SELECT $1, r.partition, r.seq, r.kafka_offset, r.hash, r.event_id, r.event_type, r.action_class, r.tenant_id,
-                r.actor_type, r.actor_id, r.subject_id, r.occurred_at, r.recorded_at, v.value, r.key_id
-           FROM json_to_recordset($2::json) AS r(${COLUMNS})
-           -- LEFT: a row without its value fails on value NOT NULL instead of being dropped unseen
-           LEFT JOIN unnest(string_to_array($3::text, E'\\x1e')) WITH ORDINALITY AS v(value, i) ON v.i = r.i
-         ON CONFLICT (topic, partition, seq) DO NOTHING`,
-        [topic, params.columns, params.values],
-      );
-      return;
-    }
+    const params = indexParameters(rows) ?? { columns: JSON.stringify(rows.map((r) => ({ i: 0, ...indexColumns(r), value: r.value }))), values: null };
     await sqlOf(tx).query(
       `INSERT INTO ${this.table}
          (topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
           actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id)
-       SELECT $1, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
-              actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id
+       SELECT $1, r.partition, r.seq, r.kafka_offset, r.hash, r.event_id, r.event_type, r.action_class, r.tenant_id,
+              r.actor_type, r.actor_id, r.subject_id, r.occurred_at, r.recorded_at, coalesce(v.value, r.value), r.key_id
          FROM json_to_recordset($2::json) AS r(${COLUMNS}, value text)
+         -- the values split from $3 (null: each inside its row's JSON); LEFT: a row left without
+         -- a value fails on value NOT NULL instead of being dropped unseen
+         LEFT JOIN unnest(string_to_array($3::text, E'\\x1e')) WITH ORDINALITY AS v(value, i) ON v.i = r.i
        ON CONFLICT (topic, partition, seq) DO NOTHING`,
-      [topic, JSON.stringify(rows.map((r) => ({ i: 0, ...indexColumns(r), value: r.value })))],
+      [topic, params.columns, params.values],
     );
   }
 
