@@ -42,11 +42,16 @@ interface WorkerReply {
 }
 
 /** What a worker answers when asked for its ids (two workers' hashes met). */
-interface IdsReply {
+export interface IdsReply {
   /** JSON of { partition: event ids in seq order from `result.partitions[p].first` }. */
   ids: string;
   /** JSON of the event ids in the order verified: the i-th is the share's i-th record. */
   order: string;
+}
+
+/** A share's event ids, as it answers `{ ids: true }` (a worker, or the calling thread for its own share). */
+export function idsReplyOf(log: IdLog, verifier: ChainVerifier): IdsReply {
+  return { ids: log.idsJson(verifier.verifiedEventIds()), order: JSON.stringify([...verifier.verifiedEventIds()]) };
 }
 
 /** Records of the warm-up chain. */
@@ -87,26 +92,27 @@ export function warmUpVerifier(options: { batches?: boolean; handOver?: boolean 
   const parsed = warmParsed.finish();
   if (!bytes.ok || bytes.records !== WARM_RECORDS || !parsed.ok || parsed.records !== 200) throw new Error(`the warm-up chain did not verify: ${JSON.stringify({ bytes, parsed })}`);
   const size = values.reduce((n, v) => n + v.byteLength, 0);
-  if (options.handOver) {
-    // the calling thread's own paths: records copied into a batch for a worker, its share verified with an id log
+  // a fresh verifier with an id log per round, as a share has
+  const rounds = (verify: (verifier: ChainVerifier) => boolean) => {
     for (let round = 0; round < WARM_BATCH_ROUNDS; round++) {
-      const copied = new Gathering(batchBuffers(size));
-      for (const v of values) copied.add(0, v);
       const log = new IdLog();
       const verifier = new ChainVerifier({ keys: new Map(), onRecord: log.onRecord });
-      for (const v of values) verifier.addRecordBytes(v, 0);
-      if (!verifier.finish().ok) throw new Error('the warm-up chain did not verify');
+      if (!verify(verifier) || !verifier.finish().ok) throw new Error('the warm-up chain did not verify');
       log.sortedHashes();
     }
+  };
+  // the calling thread's own paths: records copied into a batch for a worker, its share verified
+  if (options.handOver) {
+    rounds((verifier) => {
+      const copied = new Gathering(batchBuffers(size));
+      for (const v of values) copied.add(0, v);
+      return values.every((v) => verifier.addRecordBytes(v, 0));
+    });
   }
-  if (!options.batches) return;
-  const batch = new Gathering(batchBuffers(size));
-  for (const v of values) batch.add(0, v);
-  for (let round = 0; round < WARM_BATCH_ROUNDS; round++) {
-    const log = new IdLog();
-    const verifier = new ChainVerifier({ keys: new Map(), onRecord: log.onRecord });
-    if (verifyBatch(verifier, Buffer.from(batch.bytes.buffer, 0, batch.length), batch.ends, batch.partitions, batch.count) !== -1) throw new Error('the warm-up batch did not verify');
-    log.sortedHashes();
+  if (options.batches) {
+    const batch = new Gathering(batchBuffers(size));
+    for (const v of values) batch.add(0, v);
+    rounds((verifier) => verifyBatch(verifier, Buffer.from(batch.bytes.buffer, 0, batch.length), batch.ends, batch.partitions, batch.count) === -1);
   }
 }
 
@@ -171,7 +177,7 @@ parentPort.on('message', (m) => {
     const verifyCpu = process.threadCpuUsage(warmedUp);
     parentPort.postMessage({ result, hashes, at, cpuMs: (cpu.user + cpu.system) / 1000, verifyCpuMs: (verifyCpu.user + verifyCpu.system) / 1000 }, [hashes.buffer]);
   } else if (m.ids) {
-    parentPort.postMessage({ ids: log.idsJson(verifier.verifiedEventIds()), order: JSON.stringify([...verifier.verifiedEventIds()]) });
+    parentPort.postMessage(lib.idsReplyOf(log, verifier));
   }
 });
 `;
@@ -531,7 +537,7 @@ export class ParallelChainVerifier {
       worker.postMessage({ ids: true });
       out.push(await reply);
     }
-    if (this.local) out.push({ ids: this.local.log.idsJson(this.local.verifier.verifiedEventIds()), order: JSON.stringify([...this.local.verifier.verifiedEventIds()]) });
+    if (this.local) out.push(idsReplyOf(this.local.log, this.local.verifier));
     return out;
   }
 
