@@ -1,5 +1,3 @@
-// Before kafkajs (and before anything that imports it): see linear-grouping.ts.
-import './linear-grouping';
 export * from './client';
 export * from './logger';
 // The kafkajs API the services use, so that only this adapter imports kafkajs.
