@@ -58,6 +58,32 @@ export const sealedPersonalSchema = z.strictObject({
   sealed: z.string().regex(BASE64URL, 'must be base64url').max(MAX_EVENT_BYTES),
 });
 
+/** The transport sealing's algorithm name (libs/nats transport-sealing.ts; RFC 9180 HPKE, export-only mode). */
+export const TRANSPORT_SEALING_ALG = 'HPKE-X25519-SHA256-EXPORT-A256GCM';
+/** An audit transport key id: base64url (no padding) SHA-256 thumbprint of its public key (RFC 7638, OKP X25519). */
+export const TRANSPORT_KID = /^[A-Za-z0-9_-]{43}$/;
+const ENC_X25519 = /^[A-Za-z0-9_-]{43}$/;
+const NONCE_96 = /^[A-Za-z0-9_-]{16}$/;
+/**
+ * `personal` as a producer stores it (libs/nats TransportPersonalSealer): sealed on its way
+ * to the audit service, which alone can open it. HPKE (RFC 9180) base mode, DHKEM(X25519,
+ * HKDF-SHA256), HKDF-SHA256, export-only, to the audit transport key `kid`: `enc` is the
+ * encapsulated key of the producer's current epoch, and the epoch's exported 32-byte key
+ * seals `ct` = AES-256-GCM(JSON of `data`) || tag (16) under the 96-bit `nonce`, with
+ * associated data naming the event id, the subject, `kid` and `enc`
+ * (`transportSealingAad`), so it cannot be moved to another event or subject. All base64url
+ * without padding. The audit service opens it at ingest and seals it under the subject's
+ * key (`sealedPersonalSchema`): the audit topic never holds this form.
+ */
+export const transportSealedPersonalSchema = z.strictObject({
+  subjectId: z.string().min(1).max(200),
+  alg: z.literal(TRANSPORT_SEALING_ALG),
+  kid: z.string().regex(TRANSPORT_KID, 'must be an audit transport key id (43 base64url characters)'),
+  enc: z.string().regex(ENC_X25519, 'must be an X25519 encapsulated key (43 base64url characters)'),
+  nonce: z.string().regex(NONCE_96, 'must be a 96-bit nonce (16 base64url characters)'),
+  ct: z.string().regex(BASE64URL, 'must be base64url').max(MAX_EVENT_BYTES),
+});
+
 /** The envelope's members, each with its rule (for schemas of parts of an event). */
 export const envelopeShape = {
   id: z.string().regex(UUID_V7, 'must be a lowercase UUIDv7'),
@@ -67,7 +93,7 @@ export const envelopeShape = {
   actor: actorSchema,
   occurredAt: timestamp,
   data: z.record(z.string(), z.unknown()),
-  personal: z.union([personalSchema, sealedPersonalSchema]).optional(),
+  personal: z.union([personalSchema, sealedPersonalSchema, transportSealedPersonalSchema]).optional(),
 };
 
 function sourceMatchesType(e: { type: string; source: string }): boolean {
@@ -82,10 +108,25 @@ export const consumedEventSchema = z.looseObject(envelopeShape).refine(sourceMat
 
 export type Actor = z.infer<typeof actorSchema>;
 export type Personal = z.infer<typeof personalSchema>;
+/** `personal` sealed under its data subject's key by the audit service: the audit topic's form. */
 export type SealedPersonal = z.infer<typeof sealedPersonalSchema>;
+/** `personal` sealed by its producer for the audit service alone (on its way, in outboxes and JetStream). */
+export type TransportSealedPersonal = z.infer<typeof transportSealedPersonalSchema>;
+/** `personal` as an event may carry it. */
+export type AnyPersonal = Personal | SealedPersonal | TransportSealedPersonal;
 
-/** Whether a `personal` member is sealed (else it is plaintext on its way to be sealed). */
-export function isSealedPersonal(p: Personal | SealedPersonal | undefined): p is SealedPersonal {
+/** Whether a `personal` member is sealed, either way (else it is plaintext on its way to be sealed). */
+export function isSealedPersonal(p: AnyPersonal | undefined): p is SealedPersonal | TransportSealedPersonal {
+  return !!p && (typeof (p as SealedPersonal).sealed === 'string' || typeof (p as TransportSealedPersonal).ct === 'string');
+}
+
+/** Whether a `personal` member is transport-sealed by its producer (to be opened by the audit service alone). */
+export function isTransportSealedPersonal(p: AnyPersonal | undefined): p is TransportSealedPersonal {
+  return !!p && typeof (p as TransportSealedPersonal).ct === 'string';
+}
+
+/** Whether a `personal` member is sealed under its data subject's key (the audit topic's form). */
+export function isSubjectSealedPersonal(p: AnyPersonal | undefined): p is SealedPersonal {
   return !!p && typeof (p as SealedPersonal).sealed === 'string';
 }
 
@@ -97,7 +138,7 @@ export interface EventEnvelope<TType extends string = string, TData extends obje
   actor: Actor;
   occurredAt: string;
   data: TData;
-  personal?: Personal | SealedPersonal;
+  personal?: AnyPersonal;
 }
 
 export type EnvelopeValidation =
@@ -150,7 +191,8 @@ const HAND_CHECK_CURRENT =
   [...ENVELOPE_ORDER, 'personal'].join() === Object.keys(envelopeShape).join() &&
   membersOf(actorSchema) === 'type,id' &&
   membersOf(personalSchema) === 'subjectId,data' &&
-  membersOf(sealedPersonalSchema) === 'subjectId,keyId,alg,sealed';
+  membersOf(sealedPersonalSchema) === 'subjectId,keyId,alg,sealed' &&
+  membersOf(transportSealedPersonalSchema) === 'subjectId,alg,kid,enc,nonce,ct';
 
 /** An object as JSON.parse makes it, without a `__proto__` member (zod's copy would drop or apply it). */
 const isParsedObject = (v: unknown): v is Record<string, unknown> =>
@@ -163,6 +205,9 @@ const isSubjectId = (v: unknown): boolean => typeof v === 'string' && v.length >
 const ACTOR_ORDER = ['type', 'id'] as const;
 const PERSONAL_ORDER = ['subjectId', 'data'] as const;
 const SEALED_PERSONAL_ORDER = ['subjectId', 'keyId', 'alg', 'sealed'] as const;
+const TRANSPORT_SEALED_PERSONAL_ORDER = ['subjectId', 'alg', 'kid', 'enc', 'nonce', 'ct'] as const;
+const personalOrderOf = (p: AnyPersonal) =>
+  isTransportSealedPersonal(p) ? TRANSPORT_SEALED_PERSONAL_ORDER : isSubjectSealedPersonal(p) ? SEALED_PERSONAL_ORDER : PERSONAL_ORDER;
 
 /**
  * The envelope's members checked by hand: every rule of the schema. `keys` are `v`'s own;
@@ -192,11 +237,20 @@ function isPlainEnvelope(v: unknown): v is EventEnvelope {
   return isParsedObject(v) && !Object.hasOwn(v, 'personal') && hasPlainEnvelopeMembers(v, Object.keys(v), true);
 }
 
-/** `personal` as `personalSchema` or `sealedPersonalSchema` takes it, members in any order. */
-function isPlainPersonal(p: unknown): p is Personal | SealedPersonal {
+/** `personal` as `personalSchema`, `sealedPersonalSchema` or `transportSealedPersonalSchema` takes it, members in any order. */
+function isPlainPersonal(p: unknown): p is AnyPersonal {
   if (!isParsedObject(p) || !isSubjectId(p.subjectId)) return false;
   const keys = Object.keys(p);
   if (keysAre(keys, PERSONAL_ORDER, false)) return isParsedObject(p.data);
+  if (keysAre(keys, TRANSPORT_SEALED_PERSONAL_ORDER, false)) {
+    return (
+      p.alg === TRANSPORT_SEALING_ALG &&
+      typeof p.kid === 'string' && TRANSPORT_KID.test(p.kid) &&
+      typeof p.enc === 'string' && ENC_X25519.test(p.enc) &&
+      typeof p.nonce === 'string' && NONCE_96.test(p.nonce) &&
+      typeof p.ct === 'string' && p.ct.length <= MAX_EVENT_BYTES && BASE64URL.test(p.ct)
+    );
+  }
   return (
     keysAre(keys, SEALED_PERSONAL_ORDER, false) &&
     typeof p.keyId === 'string' && LOWERCASE_UUID.test(p.keyId) &&
@@ -267,7 +321,7 @@ function jsonBytesAtMost(v: unknown, budget: number, depth: number): number {
 function publishableByHand(v: unknown): EventEnvelope | undefined {
   if (!isParsedObject(v)) return undefined;
   const keys = Object.keys(v);
-  const personal = v.personal as Personal | SealedPersonal | undefined;
+  const personal = v.personal as AnyPersonal | undefined;
   if (keys.length === ENVELOPE_ORDER.length + 1) {
     if (!keys.includes('personal') || !isPlainPersonal(personal)) return undefined;
   } else if (keys.length !== ENVELOPE_ORDER.length) return undefined;
@@ -276,7 +330,7 @@ function publishableByHand(v: unknown): EventEnvelope | undefined {
   const ordered =
     keysAre(keys, personal ? [...ENVELOPE_ORDER, 'personal'] : ENVELOPE_ORDER, true) &&
     keysAre(Object.keys(event.actor), ACTOR_ORDER, true) &&
-    (!personal || keysAre(Object.keys(personal), isSealedPersonal(personal) ? SEALED_PERSONAL_ORDER : PERSONAL_ORDER, true));
+    (!personal || keysAre(Object.keys(personal), personalOrderOf(personal), true));
   if (ordered) return event;
   const copy: EventEnvelope = {
     id: event.id,
@@ -288,9 +342,11 @@ function publishableByHand(v: unknown): EventEnvelope | undefined {
     data: event.data,
   };
   if (personal) {
-    copy.personal = isSealedPersonal(personal)
-      ? { subjectId: personal.subjectId, keyId: personal.keyId, alg: personal.alg, sealed: personal.sealed }
-      : { subjectId: personal.subjectId, data: personal.data };
+    copy.personal = isTransportSealedPersonal(personal)
+      ? { subjectId: personal.subjectId, alg: personal.alg, kid: personal.kid, enc: personal.enc, nonce: personal.nonce, ct: personal.ct }
+      : isSubjectSealedPersonal(personal)
+        ? { subjectId: personal.subjectId, keyId: personal.keyId, alg: personal.alg, sealed: personal.sealed }
+        : { subjectId: personal.subjectId, data: personal.data };
   }
   return copy;
 }

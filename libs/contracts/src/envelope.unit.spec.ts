@@ -1,4 +1,4 @@
-import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, validateForPublishBySchema, MAX_EVENT_BYTES } from './envelope';
+import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, validateForPublishBySchema, MAX_EVENT_BYTES, TRANSPORT_SEALING_ALG, isSealedPersonal, isTransportSealedPersonal, isSubjectSealedPersonal } from './envelope';
 import { eventSubject, serviceOfEventType } from './index';
 
 const ctx = systemEventContext('credential');
@@ -51,10 +51,12 @@ describe('event envelope', () => {
   it('takes a plain event by the hand check at publish (no copy, no JSON): it knows every member of the schemas', () => {
     // Fails when envelopeShape, the actor or either personal schema gains a member the hand check does not know.
     const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
+    const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
     for (const event of [
       valid(),
       { ...valid(), personal: { subjectId: 'u-1', data: { prompt: 'hello' } } },
       { ...valid(), personal: sealed },
+      { ...valid(), personal: transport },
       { ...valid(), data: { agentId: undefined, teams: ['t'], n: 1.5, ok: true, none: null } },
     ]) {
       const result = validateForPublish(event);
@@ -75,6 +77,7 @@ describe('event envelope', () => {
 
   it('accepts and refuses at publish exactly as the schema and the JSON do, with their problems and their event', () => {
     const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
+    const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
     const withData = (data: unknown) => ({ ...valid(), data });
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;
@@ -95,6 +98,18 @@ describe('event envelope', () => {
       { ...valid(), personal: { ...sealed, sealed: 'a'.repeat(MAX_EVENT_BYTES + 1) } },
       { ...valid(), personal: { ...sealed, extra: 1 } },
       { ...valid(), personal: { subjectId: 'u-1', keyId: sealed.keyId, alg: 'A256GCM' } },
+      { ...valid(), personal: transport },
+      { ...valid(), personal: { ct: transport.ct, nonce: transport.nonce, enc: transport.enc, kid: transport.kid, alg: transport.alg, subjectId: 'u-1' } },
+      { ...valid(), personal: { ...transport, alg: 'A256GCM' } },
+      { ...valid(), personal: { ...transport, kid: 'k'.repeat(42) } },
+      { ...valid(), personal: { ...transport, enc: 'e+'.repeat(21) + 'e' } },
+      { ...valid(), personal: { ...transport, nonce: 'n'.repeat(17) } },
+      { ...valid(), personal: { ...transport, ct: '' } },
+      { ...valid(), personal: { ...transport, ct: 'a'.repeat(MAX_EVENT_BYTES + 1) } },
+      { ...valid(), personal: { ...transport, sealed: 'abc' } },
+      { ...valid(), personal: { ...transport, subjectId: '' } },
+      { ...valid(), personal: (({ nonce: _n, ...rest }) => rest)(transport) },
+      { ...valid(), personal: { ...sealed, ct: 'abc' } },
       { ...valid(), personal: undefined },
       { ...valid(), personal: null },
       { ...valid(), actor: { id: 'agent-7', type: 'agent' } },
@@ -183,12 +198,15 @@ describe('event envelope', () => {
   it('accepts and refuses at consume exactly as the schema does, with its problems and its event', () => {
     const json = (patch: Record<string, unknown>) => JSON.stringify({ ...valid(), ...patch });
     const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
+    const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
     const texts = [
       json({}),
       json({ extra: 1, more: { a: 1 } }),
       json({ personal: { subjectId: 'u-1', data: { email: 'a@b.c' } } }),
       json({ personal: sealed }),
       json({ personal: { ...sealed, alg: 'none' } }),
+      json({ personal: transport }),
+      json({ personal: { ...transport, kid: 'short' } }),
       json({ actor: { id: 'agent-7', type: 'agent' } }),
       json({ actor: { type: 'agent', id: 'agent-7', extra: 1 } }),
       json({ actor: { type: 'agent', id: '' } }),
@@ -282,5 +300,18 @@ describe('event envelope', () => {
     const a = newEventId();
     const b = newEventId();
     expect(a < b).toBe(true);
+  });
+});
+
+describe('sealed personal members', () => {
+  const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM' as const, sealed: 'abc_-' };
+  const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
+
+  it('tells the transport-sealed form (producer to audit) from the subject-sealed one (the audit topic) and from plaintext', () => {
+    expect([isSealedPersonal(sealed), isSubjectSealedPersonal(sealed), isTransportSealedPersonal(sealed)]).toEqual([true, true, false]);
+    expect([isSealedPersonal(transport), isSubjectSealedPersonal(transport), isTransportSealedPersonal(transport)]).toEqual([true, false, true]);
+    const plain = { subjectId: 'u-1', data: { prompt: 'hi' } };
+    expect([isSealedPersonal(plain), isSubjectSealedPersonal(plain), isTransportSealedPersonal(plain)]).toEqual([false, false, false]);
+    expect(isSealedPersonal(undefined)).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envelopeShape, personalSchema, sealedPersonalSchema } from './envelope';
+import { envelopeShape, personalSchema, sealedPersonalSchema, TRANSPORT_KID, TRANSPORT_SEALING_ALG } from './envelope';
 import { rpcSubject } from './subjects';
 
 /**
@@ -33,3 +33,47 @@ export type SealPersonalRequest = z.infer<typeof sealPersonalRequestSchema>;
 /** One sealed member per event of the request, in its order. */
 export const sealPersonalReplySchema = z.strictObject({ sealed: z.array(sealedPersonalSchema) });
 export type SealPersonalReply = z.infer<typeof sealPersonalReplySchema>;
+
+/**
+ * Transport sealing (RFC 9180 HPKE, export-only mode): producers seal `personal` locally
+ * to the audit service's current transport key (`transportSealedPersonalSchema`) instead
+ * of asking SEAL_PERSONAL_SUBJECT for every append; the audit service opens it at ingest
+ * and seals it under the data subject's key. This subject serves the public keys. Only
+ * the audit service may answer it (NATS permissions: it alone subscribes to
+ * palisade.rpc.audit.>), which is all that makes a key in its reply audit's.
+ */
+export const TRANSPORT_KEYS_SUBJECT = rpcSubject('audit', 'transport-keys');
+
+/** HPKE `info` of every transport sealing context. */
+export const TRANSPORT_SEALING_INFO = 'palisade transport sealing v1: personal data to the audit service';
+/** HPKE exporter context of the epoch's AES-256-GCM key (32 bytes exported). */
+export const TRANSPORT_SEALING_EXPORTER_CONTEXT = 'palisade transport sealing v1: A256GCM key for personal members';
+
+/**
+ * The associated data of a transport-sealed member: it opens only in the event it was
+ * sealed for, for the same subject, under the same audit key and encapsulation.
+ */
+export function transportSealingAad(eventId: string, subjectId: string, kid: string, enc: string): Buffer {
+  return Buffer.from(JSON.stringify(['palisade-transport-seal-v1', eventId, subjectId, kid, enc]), 'utf8');
+}
+
+/** One audit transport public key, as served. */
+export const transportPublicKeySchema = z.strictObject({
+  kid: z.string().regex(TRANSPORT_KID, 'must be the key thumbprint (43 base64url characters)'),
+  kty: z.literal('OKP'),
+  crv: z.literal('X25519'),
+  /** The raw 32-byte X25519 public key, base64url. */
+  x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes in base64url'),
+  alg: z.literal(TRANSPORT_SEALING_ALG),
+  createdAt: z.iso.datetime(),
+  /**
+   * Seal nothing new under it after this instant: its private key is kept (for members
+   * waiting in outboxes) until at least the grace period after it.
+   */
+  notAfter: z.iso.datetime(),
+});
+export type TransportPublicKey = z.infer<typeof transportPublicKeySchema>;
+
+/** The keys producers may seal to now, the newest first (usually one). */
+export const transportKeysReplySchema = z.strictObject({ keys: z.array(transportPublicKeySchema).max(16) });
+export type TransportKeysReply = z.infer<typeof transportKeysReplySchema>;
