@@ -10,3 +10,5 @@ export type { NatsConnection } from 'nats';
 export * from './broadcast-consumer';
 export * from './rpc-server';
 export * from './personal-sealer';
+export * from './transport-sealing';
+export * from './transport-personal-sealer';
