@@ -397,6 +397,78 @@ describe('ledger (PostgreSQL)', () => {
     }
   });
 
+  it('allotments: granted whole or only the asking request\'s worst case near the limit, drawn by concurrent settles on two instances, released and expired; never past the limit (the CHECK)', async () => {
+    const tenant = 't-allot';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '100000', period: 'month' });
+    await budgets.set(tenant, admin, { level: 'team', subjectId: 'ops', limitMicros: '50000', period: 'month' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '5000', period: 'day' });
+    const other = createDataSource({ ...db.app, poolSize: 2 });
+    await other.initialize();
+    try {
+      const a = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now, lanes: 2, maxBatch: 8 });
+      const b = new LedgerService({ repo: new LedgerRepository(other, db.schema), eventContext: systemEventContext('billing'), now, lanes: 2, maxBatch: 8 });
+      const allot = (l: LedgerService, id: string, asked: number, min: number) =>
+        l.reserve('llm-router', { tenantId: tenant, requestId: id, agentId: 'bot', teamId: 'ops', amountMicros: String(asked), minAmountMicros: String(min), ttlMs: 30_000 });
+      const settle = (l: LedgerService, requestId: string, actual: number, allotmentId: string) => l.settle('llm-router', { tenantId: tenant, requestId, actualMicros: String(actual), model: 'm', allotmentId });
+      const agent = async () => (await ledger.status(tenant, { level: 'agent', subjectId: 'bot' }))[0];
+
+      expect(await allot(a, 'al-a', 2000, 250)).toMatchObject({ status: 'reserved', amountMicros: '2000' });
+      expect(await allot(b, 'al-b', 2000, 250)).toMatchObject({ status: 'reserved', amountMicros: '2000' });
+      // 1000 left: the full 2000 does not fit, the request's own 250 does
+      expect(await allot(a, 'al-c', 2000, 250)).toMatchObject({ status: 'reserved', amountMicros: '250' });
+      expect(await allot(b, 'al-d', 2000, 700)).toMatchObject({ status: 'reserved', amountMicros: '700' });
+      expect(await allot(a, 'al-e', 2000, 250)).toMatchObject({ status: 'refused', level: 'agent', limitMicros: '5000', availableMicros: '50' });
+      expect(await allot(b, 'al-a', 1, 1)).toMatchObject({ status: 'reserved', amountMicros: '2000' }); // a retry, on the other instance
+      expect(await agent()).toMatchObject({ postedMicros: '0', pendingMicros: '4950' });
+      await invariants(tenant);
+
+      // settles against the allotments from both instances at once (remembered rows, then locks when the other moved them),
+      // each retried on the other instance; some costs beyond what is left in their allotment
+      let seed = 11;
+      const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+      const ids = ['al-a', 'al-b', 'al-c', 'al-d'];
+      const answers = await Promise.all(
+        Array.from({ length: 96 }, async (_, i) => {
+          const [first, second] = i % 2 ? [a, b] : [b, a];
+          const allotmentId = ids[rand(ids.length)];
+          const actual = rand(120);
+          const answer = await settle(first, `req-${i}`, actual, allotmentId);
+          expect(await settle(second, `req-${i}`, actual + 1, allotmentId)).toEqual(answer);
+          return answer;
+        }),
+      );
+      expect(answers.every((x) => x.status === 'settled' && !x.late)).toBe(true);
+      await invariants(tenant);
+      const lines = await db.dataSource.query(`SELECT count(*)::int AS n FROM "${db.schema}".usage_lines WHERE tenant_id = $1 AND request_id LIKE 'req-%'`, [tenant]);
+      expect(lines).toEqual([{ n: 96 }]);
+
+      // the remainders: released by the caller, or by the sweeper past the TTL; a settle after that is late
+      const held = await db.dataSource.query(`SELECT request_id, amount::int AS amount FROM "${db.schema}".holds WHERE tenant_id = $1 AND kind = 'allotment' AND status = 'held' ORDER BY request_id`, [tenant]);
+      expect(held.map((h: { request_id: string }) => h.request_id)).toEqual(ids);
+      const release = await b.release('llm-router', { tenantId: tenant, requestId: 'al-a' });
+      expect(release).toEqual({ status: 'released', requestId: 'al-a', releasedMicros: String(held[0].amount) });
+      // (nothing held for it: posted as far as the agent's headroom allows, as any late settle)
+      const room = Number((await agent()).remainingMicros);
+      expect(await settle(a, 'req-late', 30, 'al-a')).toMatchObject({ postedMicros: String(Math.min(30, room)), overrunMicros: String(30 - Math.min(30, room)), late: true });
+      clock += 31_000;
+      while ((await ledger.expire()) > 0);
+      clock -= 31_000;
+      const status = await agent();
+      expect(status.pendingMicros).toBe('0');
+      const posted = await db.dataSource.query(`SELECT sum(posted)::int AS posted FROM "${db.schema}".holds WHERE tenant_id = $1 AND kind = 'request'`, [tenant]);
+      expect(Number(status.postedMicros)).toBe(posted[0].posted);
+      await invariants(tenant);
+      const events = await db.dataSource.query(`SELECT event_type, envelope->'data'->>'allotmentId' AS allotment FROM "${db.schema}".events WHERE stream_id = $1 ORDER BY stream_version`, [`hold-${tenant}.req-0`]);
+      expect(events).toEqual([{ event_type: 'billing.hold.settled', allotment: expect.stringMatching(/^al-/) }]);
+      // the database refuses what the decider would never write: an allotment past the limit
+      await expect(
+        db.dataSource.query(`UPDATE "${db.schema}".budget_periods SET pending = limit_micros - posted + 1 WHERE tenant_id = $1 AND level = 'agent'`, [tenant]),
+      ).rejects.toMatchObject({ constraint: 'budget_periods_within_limit' });
+    } finally {
+      await other.destroy();
+    }
+  }, 60000);
+
   it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {
     const tenant = 't3';
     await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '3000', period: 'month' });

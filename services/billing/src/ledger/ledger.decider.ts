@@ -74,10 +74,22 @@ export interface ReleaseAnswer {
 }
 export type LedgerAnswer = ReserveAnswer | SettleAnswer | ReleaseAnswer;
 
+/**
+ * `request`: one request's hold. `allotment`: a block one router instance holds for one budget scope
+ * (tenant, team, user, agent) and serves its following requests' reservations from, in memory: each of
+ * those requests is settled against it (`SettleCommand.allotmentId`), which posts the request's cost
+ * and lowers the allotment's `amount` (what it still holds) by as much; release or expiry frees the rest.
+ */
+export type HoldKind = 'request' | 'allotment';
+
 /** A request's hold, as stored: its state and the first answer of each operation (idempotency). */
 export interface Hold {
   tenantId: string;
   requestId: string;
+  /** Absent: `request` (rows from before allotments). */
+  kind?: HoldKind;
+  /** A request settled against an allotment: the allotment's id (its own `amount` is what it drew from it). */
+  allotmentId?: string | null;
   agentId: string;
   teamId: string | null;
   amount: bigint;
@@ -106,6 +118,14 @@ export interface ReserveCommand {
   /** Only to find the user's budget (the repository resolves it into `accountKeys`). */
   userId?: string | null;
   amount: bigint;
+  /**
+   * An allotment (kind `allotment`): `amount` is what is asked, `minAmount` (≤ amount) the least that is
+   * of use (the asking request's own worst case). Granted: `amount` where every hard level has room for it,
+   * else `minAmount` where they have room for that (near the limit an allotment is one request's hold, so
+   * one router instance never takes the headroom others' requests need), else refused as a reserve of
+   * `minAmount` is.
+   */
+  minAmount?: bigint;
   ttlMs: number;
   now: Date;
   /** The current period rows of the levels that have a budget (the repository resolved them). */
@@ -121,6 +141,8 @@ export interface SettleCommand {
   now: Date;
   /** Usage revision: 0 the original; a higher one corrects what was posted to this total (a lower or equal one, once settled, gets the latest answer). */
   revision: number;
+  /** A request served from an allotment: its cost is drawn from the allotment's hold (the request has no hold of its own before this). */
+  allotmentId?: string | null;
   /** When the usage happened (a usage event's time); the line is dated so, and a hold-less usage is posted in the period of this time. */
   occurredAt: Date | null;
   /** For a usage with no hold (late: billing never saw the reserve): the agent and its team, and the current-at-`occurredAt` period rows of their budgets (the service resolved them). */
@@ -146,6 +168,8 @@ export interface LedgerDecision {
   accounts: Account[];
   /** The usage line a settle appends: what it moved (a correction: the differences, possibly negative), so the lines of a request sum to its posted. */
   line?: UsageLineAmounts;
+  /** The allotment a settle drew from, as it is now (its `amount` lowered by the draw; no event of its own: the request's `billing.hold.settled` names it and what was drawn). */
+  allotment?: Hold;
 }
 
 /** The amounts of one usage line and its revision and date. */
@@ -163,12 +187,13 @@ export type Accounts = ReadonlyMap<string, Account>;
 const str = (v: bigint) => v.toString();
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
-export function decide(command: LedgerCommand, hold: Hold | undefined, accounts: Accounts): LedgerDecision {
+/** `allotment`: for a settle naming one (`SettleCommand.allotmentId`), that allotment's hold, if billing has it. */
+export function decide(command: LedgerCommand, hold: Hold | undefined, accounts: Accounts, allotment?: Hold): LedgerDecision {
   switch (command.type) {
     case 'reserve':
       return decideReserve(command, hold, accounts);
     case 'settle':
-      return decideSettle(command, hold, accounts);
+      return decideSettle(command, hold, accounts, allotment);
     default:
       return decideRelease(command, hold, accounts);
   }
@@ -191,13 +216,20 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
   if (hold) return { answer: hold.reserveAnswer, events: [], hold: null, accounts: [] };
   if (c.amount <= 0n || c.amount > MAX_AMOUNT_MICROS) throw new PalisadeError('validation', `amountMicros: must be between 1 and ${MAX_AMOUNT_MICROS}`);
   if (!Number.isInteger(c.ttlMs) || c.ttlMs < MIN_TTL_MS || c.ttlMs > MAX_TTL_MS) throw new PalisadeError('validation', `ttlMs: must be between ${MIN_TTL_MS} and ${MAX_TTL_MS}`);
+  if (c.minAmount !== undefined && (c.minAmount <= 0n || c.minAmount > c.amount)) throw new PalisadeError('validation', 'minAmountMicros: must be between 1 and amountMicros');
   const held = accountsOf(c.accountKeys, accounts).sort(compareAccounts);
+  const fits = (amount: bigint) => !held.some((a) => a.hard && a.posted + a.pending + amount > a.limit);
+  // an allotment: all it asks where there is room for it, else only the asking request's own worst case
+  const amount = c.minAmount === undefined || fits(c.amount) ? c.amount : c.minAmount;
+  const kind: HoldKind = c.minAmount === undefined ? 'request' : 'allotment';
   const base = {
     tenantId: c.tenantId,
     requestId: c.requestId,
+    kind,
+    allotmentId: null,
     agentId: c.agentId,
     teamId: c.teamId,
-    amount: c.amount,
+    amount,
     expiresAt: new Date(c.now.getTime() + c.ttlMs),
     posted: 0n,
     settleAnswer: null,
@@ -206,7 +238,7 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
     createdAt: c.now,
     updatedAt: c.now,
   };
-  const short = held.find((a) => a.hard && a.posted + a.pending + c.amount > a.limit);
+  const short = held.find((a) => a.hard && a.posted + a.pending + amount > a.limit);
   if (short) {
     const available = short.limit - short.posted - short.pending;
     const answer: ReserveAnswer = {
@@ -223,23 +255,31 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
     const { status: _s, availableMicros: _a, ...data } = answer;
     return {
       answer,
-      events: [{ type: 'billing.hold.refused', data: { ...data, agentId: c.agentId, teamId: c.teamId, amountMicros: str(c.amount) } }],
+      events: [{ type: 'billing.hold.refused', data: { ...data, agentId: c.agentId, teamId: c.teamId, amountMicros: str(amount), ...(kind === 'allotment' ? { allotment: true } : {}) } }],
       hold: { ...base, amount: 0n, status: 'refused', accounts: [], version: 1, reserveAnswer: answer },
       accounts: [],
     };
   }
   const heldAccounts: HeldAccount[] = held.map((a) => ({ level: a.level, budgetId: a.budgetId, periodStart: a.periodStart.toISOString() }));
-  const answer: ReserveAnswer = { status: 'reserved', requestId: c.requestId, amountMicros: str(c.amount), expiresAt: base.expiresAt.toISOString() };
+  const answer: ReserveAnswer = { status: 'reserved', requestId: c.requestId, amountMicros: str(amount), expiresAt: base.expiresAt.toISOString() };
   return {
     answer,
     events: [
       {
         type: 'billing.hold.reserved',
-        data: { requestId: c.requestId, agentId: c.agentId, teamId: c.teamId, amountMicros: str(c.amount), expiresAt: answer.expiresAt, accounts: heldAccounts },
+        data: {
+          requestId: c.requestId,
+          agentId: c.agentId,
+          teamId: c.teamId,
+          amountMicros: str(amount),
+          expiresAt: answer.expiresAt,
+          accounts: heldAccounts,
+          ...(kind === 'allotment' ? { allotment: true, askedMicros: str(c.amount) } : {}),
+        },
       },
     ],
     hold: { ...base, status: 'held', accounts: heldAccounts, version: 1, reserveAnswer: answer },
-    accounts: held.map((a) => ({ ...a, pending: a.pending + c.amount })),
+    accounts: held.map((a) => ({ ...a, pending: a.pending + amount })),
   };
 }
 
@@ -253,9 +293,19 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
  * reserve never reached it), on the accounts of the period of the usage's time. A second
  * settle gets the first answer; a higher `revision` corrects (`decideCorrection`).
  */
-export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts: Accounts): LedgerDecision {
+export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts: Accounts, allotment?: Hold): LedgerDecision {
   if (c.actual < 0n || c.actual > MAX_AMOUNT_MICROS) throw new PalisadeError('validation', `actualMicros: must be between 0 and ${MAX_AMOUNT_MICROS}`);
   if (!Number.isInteger(c.revision) || c.revision < 0) throw new PalisadeError('validation', 'revision: must be a whole number ≥ 0');
+  if (hold?.kind === 'allotment') throw new PalisadeError('illegal_state', 'an allotment is not settled itself: each request served from it is (allotmentId)');
+  let drawnFrom: Hold | undefined;
+  if (!hold && c.allotmentId) {
+    if (allotment?.kind !== 'allotment') {
+      if (!c.agentId) throw new PalisadeError('not_found', 'allotment not found');
+    } else {
+      hold = drawnHold(c, allotment);
+      if (allotment.status === 'held') drawnFrom = allotment;
+    }
+  }
   if (!hold) {
     if (!c.agentId) throw new PalisadeError('not_found', 'hold not found');
     hold = usageWithoutHold(c, accounts);
@@ -287,6 +337,42 @@ export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts:
     accounts: changed,
     // the request's own line is revision 0 whatever revision settled it (a correction that arrived first); corrections after it are theirs
     line: { revision: 0, posted, actual: c.actual, overrun, occurredAt },
+    // what it drew is no longer held by the allotment (the accounts' pending fell by as much above)
+    ...(drawnFrom && heldAmount > 0n ? { allotment: { ...drawnFrom, amount: drawnFrom.amount - heldAmount, updatedAt: c.now } } : {}),
+  };
+}
+
+/**
+ * The hold of a request served from an allotment, made at its settle (the router reserved it from the
+ * allotment in memory, billing never saw it): charged to the allotment's accounts, holding what it draws
+ * from it, `min(actual, what the allotment still holds)`; the settle then posts the actual as for any hold
+ * (headroom never less than what it holds). The router serves a request only while the allotment holds its
+ * worst case besides every other request it served and has not settled, so the draw is the actual. An
+ * allotment no longer held (expired, released): nothing is held for the request, and it is settled `late`,
+ * as a settle after its own hold expired is.
+ */
+function drawnHold(c: SettleCommand, allotment: Hold): Hold {
+  const live = allotment.status === 'held';
+  const draw = live ? min(c.actual, allotment.amount) : 0n;
+  return {
+    tenantId: c.tenantId,
+    requestId: c.requestId,
+    kind: 'request',
+    allotmentId: allotment.requestId,
+    agentId: allotment.agentId,
+    teamId: allotment.teamId,
+    amount: draw,
+    status: live ? 'held' : 'expired',
+    accounts: allotment.accounts,
+    expiresAt: allotment.expiresAt,
+    posted: 0n,
+    version: 0,
+    reserveAnswer: { status: 'reserved', requestId: c.requestId, amountMicros: str(draw), expiresAt: allotment.expiresAt.toISOString() },
+    settleAnswer: null,
+    releaseAnswer: null,
+    revision: 0,
+    createdAt: c.occurredAt ?? c.now,
+    updatedAt: c.now,
   };
 }
 
@@ -371,6 +457,7 @@ function settledEvent(c: SettleCommand, hold: Hold, answer: SettleAnswer, previo
       model: c.model,
       usage: c.usage,
       ...(hold.version === 0 ? { accounts: hold.accounts } : {}),
+      ...(hold.allotmentId ? { allotmentId: hold.allotmentId } : {}),
       ...(c.revision > 0 ? { revision: c.revision, previousPostedMicros: str(previousPosted) } : {}),
     },
   };

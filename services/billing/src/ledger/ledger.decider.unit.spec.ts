@@ -186,3 +186,159 @@ describe('ledger decider', () => {
     expect([a.posted, a.pending]).toEqual([60n, 40n]);
   });
 });
+
+describe('ledger decider: allotments', () => {
+  /** A ledger whose settles may name an allotment (the batch hands the decider the allotment's hold). */
+  function allotting(...accounts: Account[]) {
+    const map = new Map(accounts.map((a) => [accountKey(a), a]));
+    const holds = new Map<string, Hold>();
+    const run = (command: LedgerCommand) => {
+      const allotmentId = command.type === 'settle' ? command.allotmentId : undefined;
+      const d = decide(command, holds.get(command.requestId), map, allotmentId ? holds.get(allotmentId) : undefined);
+      if (d.hold) holds.set(command.requestId, d.hold);
+      if (d.allotment) holds.set(d.allotment.requestId, d.allotment);
+      for (const a of d.accounts) map.set(accountKey(a), a);
+      return d;
+    };
+    const reserveCommand = { type: 'reserve' as const, tenantId: 'acme', agentId: 'agent', teamId: 'team', ttlMs: 30_000, now, accountKeys: accounts.map(accountKey) };
+    const allot = (requestId: string, amount: bigint, minAmount: bigint) => run({ ...reserveCommand, requestId, amount, minAmount });
+    const reserve = (requestId: string, amount: bigint) => run({ ...reserveCommand, requestId, amount });
+    const settle = (requestId: string, actual: bigint, allotmentId: string | null, at = now) =>
+      run({ ...settleDefaults, type: 'settle', tenantId: 'acme', requestId, actual, model: 'm', usage: [], now: at, allotmentId });
+    const of = (level: Account['level']) => map.get(accountKey(accounts.find((a) => a.level === level)!))!;
+    /** posted + pending ≤ limit on every hard account, pending = what held holds hold, posted = what settled holds posted. */
+    const invariants = () => {
+      for (const a of map.values()) {
+        if (a.hard) expect(a.posted + a.pending).toBeLessThanOrEqual(a.limit);
+        const mine = [...holds.values()].filter((h) => h.accounts.some((x) => accountKey(x) === accountKey(a)));
+        expect(mine.filter((h) => h.status === 'held').reduce((s, h) => s + h.amount, 0n)).toBe(a.pending);
+        expect(mine.reduce((s, h) => s + h.posted, 0n)).toBe(a.posted);
+      }
+    };
+    return { run, allot, reserve, settle, of, holds, invariants };
+  }
+
+  it('grants all that is asked where every hard level has room for it, as one hold on every level', () => {
+    const l = allotting(account('tenant', 10_000n), account('team', 5_000n), account('agent', 2_000n));
+    const d = l.allot('al-1', 800n, 100n);
+    expect(d.answer).toMatchObject({ status: 'reserved', requestId: 'al-1', amountMicros: '800' });
+    expect(d.hold).toMatchObject({ kind: 'allotment', status: 'held', amount: 800n });
+    expect(d.events[0]).toMatchObject({ type: 'billing.hold.reserved', data: { allotment: true, amountMicros: '800', askedMicros: '800' } });
+    expect([l.of('tenant').pending, l.of('team').pending, l.of('agent').pending]).toEqual([800n, 800n, 800n]);
+    l.invariants();
+  });
+
+  it('near the limit grants only the asking request\'s own worst case (never the headroom others need), else refuses as a reserve of it is', () => {
+    const l = allotting(account('tenant', 10_000n), account('agent', 1_000n));
+    l.reserve('other', 500n);
+    // 800 does not fit (500 + 800 > 1000), 100 does: 100, not the 500 left
+    expect(l.allot('al-1', 800n, 100n).answer).toMatchObject({ status: 'reserved', amountMicros: '100' });
+    expect(l.holds.get('al-1')?.reserveAnswer).toMatchObject({ amountMicros: '100' });
+    l.allot('al-2', 800n, 350n);
+    expect(l.of('agent').pending).toBe(950n);
+    const refused = l.allot('al-3', 800n, 100n);
+    expect(refused.answer).toEqual({
+      status: 'refused',
+      requestId: 'al-3',
+      level: 'agent',
+      budgetId: l.of('agent').budgetId,
+      limitMicros: '1000',
+      postedMicros: '0',
+      pendingMicros: '950',
+      availableMicros: '50',
+      resetsAt: '2027-01-01T00:00:00.000Z',
+    });
+    expect(refused.events[0]).toMatchObject({ type: 'billing.hold.refused', data: { allotment: true, amountMicros: '100' } });
+    expect(l.of('agent').pending).toBe(950n);
+    // a retried allotment request gets its first answer
+    expect(l.allot('al-1', 10n, 10n).answer).toMatchObject({ amountMicros: '100' });
+    expect(refusalOf(() => l.allot('bad', 100n, 200n)).code).toBe('validation');
+    expect(refusalOf(() => l.allot('bad', 100n, 0n)).code).toBe('validation');
+    l.invariants();
+  });
+
+  it('a request settled against an allotment posts its cost and lowers the allotment by as much; its own hold and usage line are made then; a retry changes nothing', () => {
+    const l = allotting(account('tenant', 10_000n), account('agent', 1_000n));
+    l.allot('al', 800n, 100n);
+    const s = l.settle('r1', 70n, 'al');
+    expect(s.answer).toEqual({ status: 'settled', requestId: 'r1', postedMicros: '70', overrunMicros: '0', releasedMicros: '0', late: false, revision: 0 });
+    expect(s.hold).toMatchObject({ kind: 'request', allotmentId: 'al', status: 'settled', amount: 70n, posted: 70n, version: 1, agentId: 'agent', teamId: 'team' });
+    expect(s.allotment).toMatchObject({ requestId: 'al', status: 'held', amount: 730n, posted: 0n });
+    expect(s.line).toMatchObject({ revision: 0, posted: 70n, actual: 70n, overrun: 0n });
+    // the request's stream has no reserved event: its settled event names the accounts and the allotment
+    expect(s.events[0]).toMatchObject({ type: 'billing.hold.settled', data: { requestId: 'r1', reservedMicros: '70', allotmentId: 'al', accounts: l.holds.get('al')!.accounts } });
+    expect([l.of('agent').posted, l.of('agent').pending]).toEqual([70n, 730n]);
+    l.invariants();
+    // a retried settle (or the usage event after it): the first answer, the allotment untouched
+    expect(l.settle('r1', 70n, 'al')).toMatchObject({ answer: s.answer, hold: null, accounts: [] });
+    expect(l.settle('r1', 70n, null)).toMatchObject({ answer: s.answer, hold: null, accounts: [] });
+    expect(l.holds.get('al')!.amount).toBe(730n);
+    // an allotment is not settled itself
+    expect(refusalOf(() => l.settle('al', 1n, null)).code).toBe('illegal_state');
+    l.invariants();
+  });
+
+  it('exhausting an allotment: a cost beyond what it holds is posted as far as the hard levels allow, the rest overrun; never past the limit', () => {
+    const l = allotting(account('agent', 1_000n));
+    l.allot('al', 300n, 100n);
+    l.reserve('other', 650n);
+    l.settle('a', 250n, 'al');
+    // 50 left in the allotment, 50 of headroom besides it: 100 posted of 120
+    const s = l.settle('b', 120n, 'al');
+    expect(s.answer).toMatchObject({ postedMicros: '100', overrunMicros: '20' });
+    expect(l.holds.get('al')!.amount).toBe(0n);
+    expect([l.of('agent').posted, l.of('agent').pending]).toEqual([350n, 650n]);
+    l.invariants();
+  });
+
+  it('release returns the remainder; expiry does too, only past the TTL; a settle after the allotment ended is late, on its accounts', () => {
+    const l = allotting(account('tenant', 10_000n), account('agent', 1_000n));
+    l.allot('al', 800n, 100n);
+    l.settle('r1', 100n, 'al');
+    const released = l.run({ type: 'release', tenantId: 'acme', requestId: 'al', now });
+    expect(released.answer).toEqual({ status: 'released', requestId: 'al', releasedMicros: '700' });
+    expect([l.of('agent').posted, l.of('agent').pending, l.of('tenant').pending]).toEqual([100n, 0n, 0n]);
+    expect(l.run({ type: 'release', tenantId: 'acme', requestId: 'al', now }).answer).toEqual(released.answer);
+    const late = l.settle('r2', 60n, 'al');
+    expect(late.answer).toMatchObject({ postedMicros: '60', late: true });
+    expect(late.allotment).toBeUndefined();
+    expect(late.hold).toMatchObject({ allotmentId: 'al', amount: 0n, status: 'settled' });
+    expect([l.of('agent').posted, l.of('tenant').posted]).toEqual([160n, 160n]);
+    l.invariants();
+
+    l.allot('al2', 500n, 100n);
+    expect(l.run({ type: 'expire', tenantId: 'acme', requestId: 'al2', now }).events).toEqual([]);
+    l.settle('r3', 40n, 'al2');
+    const expired = l.run({ type: 'expire', tenantId: 'acme', requestId: 'al2', now: new Date(now.getTime() + 30_000) });
+    expect(expired.answer).toMatchObject({ status: 'expired', releasedMicros: '460' });
+    expect(l.of('agent').pending).toBe(0n);
+    l.invariants();
+  });
+
+  it('a settle naming an allotment billing does not have: not found, or late on the agent\'s accounts when it names one', () => {
+    const l = allotting(account('agent', 1_000n));
+    expect(refusalOf(() => l.settle('r', 10n, 'nope')).code).toBe('not_found');
+    // a plain request's hold is no allotment
+    l.reserve('plain', 100n);
+    expect(refusalOf(() => l.settle('r', 10n, 'plain')).code).toBe('not_found');
+  });
+
+  it('keeps the invariant through a random run of allotments, draws, plain holds, releases and expiries', () => {
+    const l = allotting(account('tenant', 5_000n), account('team', 3_000n), account('agent', 2_000n));
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const allotments: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const op = rand(6);
+      const later = new Date(now.getTime() + rand(60_000));
+      if (op === 0) {
+        const d = l.allot(`al-${i}`, BigInt(100 + rand(900)), BigInt(1 + rand(100)));
+        if (d.answer.status === 'reserved') allotments.push(`al-${i}`);
+      } else if (op <= 2 && allotments.length) l.settle(`r-${i}`, BigInt(rand(300)), allotments[rand(allotments.length)], later);
+      else if (op === 3) l.reserve(`p-${i}`, BigInt(1 + rand(200)));
+      else if (op === 4 && allotments.length) l.run({ type: 'release', tenantId: 'acme', requestId: allotments[rand(allotments.length)], now: later });
+      else if (allotments.length) l.run({ type: 'expire', tenantId: 'acme', requestId: allotments[rand(allotments.length)], now: later });
+      l.invariants();
+    }
+  });
+});

@@ -5,7 +5,7 @@ const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, 'must be 1-1
 const micros = z.string().regex(/^\d{1,16}$/, 'must be a whole number of micro-units as a decimal string (at most 16 digits)');
 const tenantId = z.string().regex(TENANT_ID, 'must be a tenant id');
 
-/** `palisade.rpc.billing.reserve`: hold `amountMicros` on the agent, its team and the tenant. The caller passes the agent and team from the agent's verified token. */
+/** `palisade.rpc.billing.reserve`: hold `amountMicros` on the agent, its team, its user and the tenant (or, with `minAmountMicros`, an allotment for that scope). The caller passes the agent and team from the agent's verified token. */
 export const reserveSchema = z.strictObject({
   tenantId,
   requestId: id,
@@ -13,6 +13,12 @@ export const reserveSchema = z.strictObject({
   teamId: id.nullable().optional(),
   userId: id.nullable().optional(),
   amountMicros: micros,
+  /**
+   * An allotment (`requestId` is its id): a block for this scope that the caller serves its following
+   * requests' reservations from, each settled with `allotmentId`. Granted `amountMicros` where every hard
+   * level has room for it, else this (the asking request's own worst case), else refused as a reserve is.
+   */
+  minAmountMicros: micros.optional(),
   ttlMs: z.number().int().min(1000).max(3_600_000).default(60_000),
 });
 
@@ -27,6 +33,8 @@ export const settleSchema = z.strictObject({
   usage: usage.optional(),
   /** A correction: a higher revision than the one posted replaces the request's posted total (default 0, the original). */
   revision: z.number().int().min(0).max(1_000_000).optional(),
+  /** A request served from this allotment (no reserve of its own): its cost is drawn from the allotment. */
+  allotmentId: id.optional(),
 });
 
 export const releaseSchema = z.strictObject({ tenantId, requestId: id });

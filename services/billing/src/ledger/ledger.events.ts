@@ -16,7 +16,17 @@ export interface HeldAccount {
 
 export type HoldReserved = {
   type: 'billing.hold.reserved';
-  data: { requestId: string; agentId: string; teamId: string | null; amountMicros: string; expiresAt: string; accounts: HeldAccount[] };
+  data: {
+    requestId: string;
+    agentId: string;
+    teamId: string | null;
+    amountMicros: string;
+    expiresAt: string;
+    accounts: HeldAccount[];
+    /** An allotment (a router instance's block for one budget scope; `requestId` is its id): `amountMicros` granted of `askedMicros` asked. */
+    allotment?: true;
+    askedMicros?: string;
+  };
 };
 
 export type HoldRefused = {
@@ -32,6 +42,8 @@ export type HoldRefused = {
     postedMicros: string;
     pendingMicros: string;
     resetsAt: string | null;
+    /** An allotment refused: not even `amountMicros`, the asking request's own worst case, had room. */
+    allotment?: true;
   };
 };
 
@@ -59,6 +71,8 @@ export type HoldSettled = {
     /** Only on a correction (absent: 0, the original usage), whose `postedMicros` replaces `previousPostedMicros` on the same accounts. */
     revision?: number;
     previousPostedMicros?: string;
+    /** A request served from an allotment: the allotment it was drawn from (`reservedMicros`: what it drew; the allotment holds that much less). */
+    allotmentId?: string;
   };
 };
 

@@ -3,7 +3,7 @@ import { ident, pgPoolOf } from '@palisade/postgres';
 import * as pg from 'pg';
 import type { DataSource } from 'typeorm';
 import type { Level, Period } from '../budgets/budgets.events';
-import type { Account, Hold, HoldStatus, LedgerAnswer, ReleaseAnswer, ReserveAnswer, SettleAnswer } from './ledger.decider';
+import type { Account, Hold, HoldKind, HoldStatus, LedgerAnswer, ReleaseAnswer, ReserveAnswer, SettleAnswer } from './ledger.decider';
 import type { HeldAccount } from './ledger.events';
 
 type Row = Record<string, unknown>;
@@ -266,12 +266,12 @@ export class LedgerRepository {
             FOR UPDATE OF a
        )
        SELECT 'hold' AS kind, h.tenant_id, h.request_id, h.agent_id, h.team_id, h.amount, h.status, h.accounts, h.expires_at, h.posted,
-              h.version, h.reserve_answer, h.settle_answer, h.release_answer, h.updated_at, h.created_at, h.revision,
+              h.version, h.reserve_answer, h.settle_answer, h.release_answer, h.updated_at, h.created_at, h.revision, h.kind AS hold_kind, h.allotment_id,
               NULL::uuid AS budget_id, NULL::timestamptz AS period_start, NULL::timestamptz AS period_end, NULL::text AS level,
               NULL::text AS subject_id, NULL::bigint AS limit_micros, NULL::boolean AS hard, NULL::integer[] AS thresholds, NULL::bigint AS pending
          FROM h
        UNION ALL
-       SELECT 'account', a.tenant_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.posted, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       SELECT 'account', a.tenant_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.posted, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
               a.budget_id, a.period_start, a.period_end, a.level, a.subject_id, a.limit_micros, a.hard, a.thresholds, a.pending
          FROM a`,
       [holdKeys.map((k) => k.tenantId), holdKeys.map((k) => k.requestId), accountKeys.map((k) => k.budgetId), accountKeys.map((k) => k.periodStart)],
@@ -338,6 +338,8 @@ export class LedgerRepository {
             x.updatedAt,
             x.createdAt,
             x.revision,
+            x.kind ?? 'request',
+            x.allotmentId ?? null,
           ]),
           w.changedHolds.map(({ hold: x, before }) => [
             x.tenantId,
@@ -350,6 +352,8 @@ export class LedgerRepository {
             x.releaseAnswer,
             x.updatedAt,
             x.revision,
+            // an allotment's: what it still holds (a request's settled against it lowers it)
+            x.amount.toString(),
           ]),
           events(w.events.filter((x) => !x.once)),
           events(w.events.filter((x) => x.once)),
@@ -489,6 +493,8 @@ function holdOf(r: Row): Hold {
   return {
     tenantId: r.tenant_id as string,
     requestId: r.request_id as string,
+    kind: (r.hold_kind as HoldKind | null) ?? 'request',
+    allotmentId: (r.allotment_id as string | null) ?? null,
     agentId: r.agent_id as string,
     teamId: (r.team_id as string | null) ?? null,
     amount: BigInt(r.amount as string),

@@ -45,6 +45,8 @@ export interface ReserveInput {
   /** The user the agent acts for (its token's `act.sub`): charged too when that user has a budget. */
   userId?: string | null;
   amountMicros: string;
+  /** An allotment (`requestId` its id): at least this much, or refused; `amountMicros` where every level has room for it (ledger.decider.ts, `ReserveCommand.minAmount`). */
+  minAmountMicros?: string;
   ttlMs: number;
 }
 export interface SettleInput {
@@ -61,6 +63,8 @@ export interface SettleInput {
   agentId?: string | null;
   teamId?: string | null;
   userId?: string | null;
+  /** A request served from this allotment (it has no hold of its own): its cost is drawn from the allotment's. */
+  allotmentId?: string | null;
 }
 export interface ReleaseInput {
   tenantId: string;
@@ -139,6 +143,7 @@ export class LedgerService {
       teamId: input.teamId ?? null,
       userId: input.userId ?? null,
       amount: micros(input.amountMicros, 'amountMicros'),
+      ...(input.minAmountMicros !== undefined ? { minAmount: micros(input.minAmountMicros, 'minAmountMicros') } : {}),
       ttlMs: input.ttlMs,
       now: this.now(),
       accountKeys: [],
@@ -160,6 +165,7 @@ export class LedgerService {
       agentId: input.agentId ?? null,
       teamId: input.teamId ?? null,
       userId: input.userId ?? null,
+      allotmentId: input.allotmentId ?? null,
       accountKeys: [],
     };
     return this.batcher.submit({ command, caller }) as Promise<SettleAnswer>;
@@ -238,7 +244,10 @@ export class LedgerService {
       }
     }
     return repo.inTransaction(async (tx) => {
-      const holdKeys = dedupe(items.map((i) => ({ tenantId: i.command.tenantId, requestId: i.command.requestId })), (k) => holdKey(k.tenantId, k.requestId));
+      const holdKeys = dedupe(
+        items.flatMap(({ command: c }) => [{ tenantId: c.tenantId, requestId: c.requestId }, ...(allotmentOf(c) ? [{ tenantId: c.tenantId, requestId: allotmentOf(c)! }] : [])]),
+        (k) => holdKey(k.tenantId, k.requestId),
+      );
       const reserveKeys = [...new Set(resolving.flatMap((c) => c.accountKeys))].map(keyParts);
       const locked = await repo.lock(tx, holdKeys, reserveKeys);
       return this.decideAndWrite(tx, items, { holds: locked.holds, accounts: new Map(locked.accounts.map((a) => [accountKey(a), a])) });
@@ -258,9 +267,10 @@ export class LedgerService {
     const usage: UsageLine[] = [];
     const answers = items.map(({ command, caller }): LedgerAnswer | Error => {
       const key = holdKey(command.tenantId, command.requestId);
+      const allotmentId = allotmentOf(command);
       let decision;
       try {
-        decision = decide(command, holds.get(key), accounts);
+        decision = decide(command, holds.get(key), accounts, allotmentId ? holds.get(holdKey(command.tenantId, allotmentId)) : undefined);
       } catch (error) {
         return error instanceof Error ? error : new Error(String(error));
       }
@@ -290,6 +300,12 @@ export class LedgerService {
       if (decision.hold) {
         holds.set(key, decision.hold);
         changedHolds.set(key, decision.hold);
+      }
+      if (decision.allotment) {
+        // (its version stays: a draw appends no event on its stream; the accounts it moved are checked, so is its version)
+        const allotmentKey = holdKey(command.tenantId, decision.allotment.requestId);
+        holds.set(allotmentKey, decision.allotment);
+        changedHolds.set(allotmentKey, decision.allotment);
       }
       // a refusal moves nothing, but was decided on its accounts: they are written back as they are, so a
       // batch decided on remembered rows checks them too
@@ -341,7 +357,14 @@ export class LedgerService {
         holds.set(key, hold);
         if (!hold.accounts.every((a) => known(accountKey(a)))) return undefined;
       } else if (!made.has(key)) {
-        if (c.type !== 'reserve' || !c.accountKeys.every(known)) return undefined;
+        const allotmentId = allotmentOf(c);
+        if (allotmentId) {
+          // a request served from an allotment: new (if another instance settled it, the insert meets the primary key), drawn from the allotment as remembered
+          const allotmentKey = holdKey(c.tenantId, allotmentId);
+          const allotment = holds.get(allotmentKey) ?? this.knownHolds.get(allotmentKey);
+          if (!allotment || allotment.status !== 'held' || !allotment.accounts.every((a) => known(accountKey(a)))) return undefined;
+          holds.set(allotmentKey, allotment);
+        } else if (c.type !== 'reserve' || !c.accountKeys.every(known)) return undefined;
         made.add(key);
       }
     }
@@ -356,7 +379,11 @@ export class LedgerService {
 
   private forgetRows(items: Item[]): void {
     this.knownAccounts.clear();
-    for (const { command: c } of items) this.knownHolds.delete(holdKey(c.tenantId, c.requestId));
+    for (const { command: c } of items) {
+      this.knownHolds.delete(holdKey(c.tenantId, c.requestId));
+      const allotmentId = allotmentOf(c);
+      if (allotmentId) this.knownHolds.delete(holdKey(c.tenantId, allotmentId));
+    }
   }
 
   /** Forget remembered budgets (after this instance changed one). */
@@ -445,6 +472,9 @@ export class LedgerService {
 }
 
 type BudgetSubject = { tenantId: string; level: Level; subjectId: string };
+
+/** The allotment a settle draws from, if it names one. */
+const allotmentOf = (c: LedgerCommand): string | null => (c.type === 'settle' ? (c.allotmentId ?? null) : null);
 
 /** The one key of a budget's subject (tenant, level, subject id), for lookups and the cache. */
 const subjectKey = (s: BudgetSubject): string => `${s.tenantId}\u0000${s.level}\u0000${s.subjectId}`;
