@@ -33,17 +33,55 @@ export type LedgerReserveAnswer =
   | { status: 'held'; expiresAt: string }
   | { status: 'refused'; level: BudgetLevel; limitMicros: number; resetsAt?: string };
 
+/**
+ * An allotment (`palisade.rpc.billing.reserve` with `minAmountMicros`): one hold of a block for a budget
+ * scope (the same tenant, agent, team and user a reserve names), from which the caller serves the
+ * reservations of its following requests in memory, each then settled with `allotmentId`. `allotmentId`
+ * is the hold's id (idempotent: a retry gets the first answer).
+ */
+export interface LedgerAllot extends Omit<LedgerReserve, 'requestId'> {
+  allotmentId: string;
+  /** The least that is of use (the asking request's worst case): granted where `amountMicros` has no room, refused where this has none. */
+  minAmountMicros: number | bigint;
+}
+
+export type LedgerAllotAnswer =
+  | { status: 'granted'; amountMicros: number; expiresAt: string }
+  | { status: 'refused'; level: BudgetLevel; limitMicros: number; resetsAt?: string };
+
 export interface LedgerSettle {
   tenantId: string;
   requestId: string;
   actualMicros: number | bigint;
   model?: string | null;
   usage?: readonly UsageQuantity[];
+  /** A request served from this allotment (no reserve of its own): its cost is drawn from the allotment. */
+  allotmentId?: string;
 }
 
 type ReserveWire =
   | { status: 'reserved'; requestId: string; amountMicros: string; expiresAt: string }
   | { status: 'refused'; requestId: string; level: string; limitMicros: string; resetsAt: string | null };
+
+function reserveWire(r: Omit<LedgerReserve, 'requestId'>, requestId: string) {
+  return {
+    tenantId: r.tenantId,
+    requestId,
+    agentId: r.agentId,
+    teamId: r.teamId ?? null,
+    ...(r.userId ? { userId: r.userId } : {}),
+    amountMicros: String(r.amountMicros),
+    ttlMs: Math.min(3_600_000, Math.max(1000, Math.ceil(r.ttlMs))),
+  };
+}
+
+/** A refusal (level, limit, reset) for the caller's 429; any other answer is `unavailable` (fail closed). */
+function refusalOf(answer: ReserveWire | undefined): { status: 'refused'; level: BudgetLevel; limitMicros: number; resetsAt?: string } {
+  if (answer?.status === 'refused' && LEVELS.includes(answer.level as BudgetLevel) && /^\d{1,16}$/.test(answer.limitMicros)) {
+    return { status: 'refused', level: answer.level as BudgetLevel, limitMicros: Number(answer.limitMicros), ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) };
+  }
+  throw new PalisadeError('unavailable', 'billing answered the reservation in an unknown shape: refused');
+}
 
 /**
  * billing's ledger over NATS request-reply, in its wire format: amounts as decimal strings
@@ -58,24 +96,29 @@ export class LedgerClient {
   ) {}
 
   async reserve(r: LedgerReserve): Promise<LedgerReserveAnswer> {
-    const answer = await this.ask<ReserveWire>(BILLING_RESERVE, {
-      tenantId: r.tenantId,
-      requestId: r.requestId,
-      agentId: r.agentId,
-      teamId: r.teamId ?? null,
-      ...(r.userId ? { userId: r.userId } : {}),
-      amountMicros: String(r.amountMicros),
-      ttlMs: Math.min(3_600_000, Math.max(1000, Math.ceil(r.ttlMs))),
-    });
+    const answer = await this.ask<ReserveWire>(BILLING_RESERVE, reserveWire(r, r.requestId));
     if (answer?.status === 'reserved') return { status: 'held', expiresAt: answer.expiresAt };
-    if (answer?.status === 'refused' && LEVELS.includes(answer.level as BudgetLevel) && /^\d{1,16}$/.test(answer.limitMicros)) {
-      return { status: 'refused', level: answer.level as BudgetLevel, limitMicros: Number(answer.limitMicros), ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) };
+    return refusalOf(answer);
+  }
+
+  /** An allotment: granted (how much: `amountMicros` asked or only `minAmountMicros`, and until when) or refused as a reserve is. */
+  async allot(r: LedgerAllot): Promise<LedgerAllotAnswer> {
+    const answer = await this.ask<ReserveWire>(BILLING_RESERVE, { ...reserveWire(r, r.allotmentId), minAmountMicros: String(r.minAmountMicros) });
+    if (answer?.status === 'reserved' && /^\d{1,16}$/.test(answer.amountMicros) && BigInt(answer.amountMicros) >= BigInt(r.minAmountMicros)) {
+      return { status: 'granted', amountMicros: Number(answer.amountMicros), expiresAt: answer.expiresAt };
     }
-    throw new PalisadeError('unavailable', 'billing answered the reservation in an unknown shape: refused');
+    return refusalOf(answer);
   }
 
   async settle(r: LedgerSettle): Promise<void> {
-    await this.ask(BILLING_SETTLE, { tenantId: r.tenantId, requestId: r.requestId, actualMicros: String(r.actualMicros), ...(r.model !== undefined ? { model: r.model } : {}), ...(r.usage ? { usage: r.usage } : {}) });
+    await this.ask(BILLING_SETTLE, {
+      tenantId: r.tenantId,
+      requestId: r.requestId,
+      actualMicros: String(r.actualMicros),
+      ...(r.model !== undefined ? { model: r.model } : {}),
+      ...(r.usage ? { usage: r.usage } : {}),
+      ...(r.allotmentId ? { allotmentId: r.allotmentId } : {}),
+    });
   }
 
   async release(r: { tenantId: string; requestId: string }): Promise<void> {

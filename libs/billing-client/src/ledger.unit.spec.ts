@@ -42,4 +42,18 @@ describe('billing ledger client (billing wire format)', () => {
     await ledger.settle({ tenantId: 'acme', requestId: 'e-1', actualMicros: 7n, model: 'default', usage: [{ kind: 'cpu_ms', quantity: 3 }] });
     expect(rpcRequest).toHaveBeenLastCalledWith(nc, 'palisade.rpc.billing.settle', { tenantId: 'acme', requestId: 'e-1', actualMicros: '7', model: 'default', usage: [{ kind: 'cpu_ms', quantity: 3 }] }, { timeoutMs: 1500 });
   });
+
+  it('asks an allotment as a reserve with minAmountMicros under the allotment id; granted with its amount, refused as a reservation; a grant below the minimum is unavailable', async () => {
+    rpcRequest.mockResolvedValue({ status: 'reserved', requestId: 'al-1', amountMicros: '8000', expiresAt: '2026-12-03T10:00:30.000Z' });
+    const allot = { tenantId: 'acme', allotmentId: 'al-1', agentId: 'bot', teamId: 'platform', amountMicros: 8000, minAmountMicros: 1000, ttlMs: 30_000 };
+    await expect(ledger.allot(allot)).resolves.toEqual({ status: 'granted', amountMicros: 8000, expiresAt: '2026-12-03T10:00:30.000Z' });
+    expect(rpcRequest).toHaveBeenLastCalledWith(nc, 'palisade.rpc.billing.reserve', { tenantId: 'acme', requestId: 'al-1', agentId: 'bot', teamId: 'platform', amountMicros: '8000', minAmountMicros: '1000', ttlMs: 30_000 }, { timeoutMs: 1500 });
+    rpcRequest.mockResolvedValue({ status: 'refused', requestId: 'al-1', level: 'agent', limitMicros: '5000', resetsAt: '2026-12-04T00:00:00.000Z' });
+    await expect(ledger.allot(allot)).resolves.toEqual({ status: 'refused', level: 'agent', limitMicros: 5000, resetsAt: '2026-12-04T00:00:00.000Z' });
+    rpcRequest.mockResolvedValue({ status: 'reserved', requestId: 'al-1', amountMicros: '999', expiresAt: '2026-12-03T10:00:30.000Z' });
+    await expect(ledger.allot(allot)).rejects.toMatchObject({ code: 'unavailable' });
+    rpcRequest.mockResolvedValue({ status: 'settled' });
+    await ledger.settle({ tenantId: 'acme', requestId: 'r-1', actualMicros: 7, allotmentId: 'al-1' });
+    expect(rpcRequest).toHaveBeenLastCalledWith(nc, 'palisade.rpc.billing.settle', { tenantId: 'acme', requestId: 'r-1', actualMicros: '7', allotmentId: 'al-1' }, { timeoutMs: 1500 });
+  });
 });
