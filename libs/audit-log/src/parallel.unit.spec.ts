@@ -5,6 +5,7 @@ import {
   emptyHead,
   keysOf,
   ParallelChainVerifier,
+  planShares,
   sortedListsMeet,
   verifyBatch,
   publicJwk,
@@ -293,5 +294,34 @@ describe('the parts of the hand-over', () => {
     const verifier = new ChainVerifier({ keys: keysOf(jwks) });
     expect(verifyBatch(verifier, bad.bytes, bad.ends, bad.partitions, 30)).toBe(17);
     expect(verifier.failed).toMatchObject({ reason: 'content_changed', partition: 0, seq: 18 });
+  });
+});
+
+describe('planShares (which thread verifies which partition)', () => {
+  // the audit benchmark's partitions of 2026-12-05: one worker (share 0), the calling thread (share 1)
+  const sizes = new Map([[0, 10750], [1, 1792], [2, 10750], [3, 8958], [4, 3584], [5, 7167]]);
+  const recordsOf = (owners: Map<number, number>, share: number) => [...owners].filter(([, s]) => s === share).reduce((n, [p]) => n + sizes.get(p)!, 0);
+
+  it('gives the calling thread fewer records than a worker, as it also hands the worker its records', () => {
+    const owners = planShares(sizes, 2, 1);
+    expect(owners.size).toBe(6);
+    const local = recordsOf(owners, 1);
+    const worker = recordsOf(owners, 0);
+    expect(local).toBeLessThan(worker);
+    // the calling thread's time (its records and the hand-over) within a partition of the worker's
+    expect(Math.abs(local + 0.17 * worker - worker)).toBeLessThanOrEqual(1792);
+  });
+
+  it('spreads by size alone when every share is a worker (a reader only)', () => {
+    const owners = planShares(sizes, 2, undefined);
+    expect(Math.abs(recordsOf(owners, 0) - recordsOf(owners, 1))).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps partitions already placed where they are, and counts them', () => {
+    const owners = planShares(sizes, 2, 1, new Map([[0, 1], [2, 1]]));
+    expect(owners.has(0)).toBe(false);
+    expect(owners.has(2)).toBe(false);
+    // 21,500 records already on the calling thread: every other partition goes to the worker
+    expect([...owners.values()].every((s) => s === 0)).toBe(true);
   });
 });
