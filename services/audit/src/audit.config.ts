@@ -35,6 +35,20 @@ export const auditConfigShape = {
    * single-host test set-ups only; default `false`).
    */
   AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS: env.bool(false),
+  /**
+   * Transport keys (README "Personal data"): a new X25519 key producers seal personal data
+   * to after this long (default 7 days; producers learn it within 5 minutes).
+   */
+  AUDIT_TRANSPORT_KEY_ROTATION_MS: env.int(7 * DAY_MS, 60_000, 365 * DAY_MS),
+  /**
+   * How long a transport private key is kept after the last instant producers may seal to
+   * it (two rotation periods after its creation): at least the longest an event may wait
+   * in a producer's outbox or JetStream (default 30 days). Then it is destroyed, and
+   * members still sealed to it are refused at ingest.
+   */
+  AUDIT_TRANSPORT_KEY_GRACE_MS: env.int(30 * DAY_MS, 60_000, 365 * DAY_MS),
+  /** How often each instance checks whether the transport key is due for rotation or destruction. */
+  AUDIT_TRANSPORT_KEY_CHECK_MS: env.int(60_000, 1000, DAY_MS),
   /** Most per-subject keys the writer keeps in memory (least recently used forgotten first). */
   AUDIT_SUBJECT_KEY_CACHE_MAX: env.int(10_000, 1, 1_000_000),
   /**

@@ -3,9 +3,10 @@ import { feedsMigration } from './feeds/feeds.migration';
 import { indexQuarantineMigration } from './ingest/index-quarantine.migration';
 import { indexRebuildMigration } from './ingest/index-rebuild.migration';
 import { ingestMigration } from './ingest/ingest.migration';
+import { transportKeysMigration } from './keys/transport-keys.migration';
 
 /**
  * The audit service's migrations, in the order they ran (each keeps the name it had when
  * databases first ran it; a renamed migration would run again).
  */
-export const auditMigrations = [ingestMigration, indexRebuildMigration, feedsMigration, feedsClientKeyMigration, indexQuarantineMigration];
+export const auditMigrations = [ingestMigration, indexRebuildMigration, feedsMigration, feedsClientKeyMigration, indexQuarantineMigration, transportKeysMigration];

@@ -20,6 +20,8 @@ import { KeysController } from './keys/keys.controller';
 import { KeysService } from './keys/keys.service';
 import { SigningKeys } from './keys/signing-keys';
 import { SigningKeysRepository } from './keys/signing-keys.repository';
+import { TransportKeys } from './keys/transport-keys';
+import { TransportKeysRepository } from './keys/transport-keys.repository';
 import { QueryController } from './query/query.controller';
 import { QueryRepository } from './query/query.repository';
 import { QueryService } from './query/query.service';
@@ -28,6 +30,7 @@ import { SealPersonalRpc } from './subjects/seal-personal.rpc';
 import { SubjectKeysRepository } from './subjects/subject-keys.repository';
 import { SubjectsController } from './subjects/subjects.controller';
 import { SubjectsService } from './subjects/subjects.service';
+import { TransportOpener } from './subjects/transport-opener';
 import { VerifyController } from './verify/verify.controller';
 import { VerifyService } from './verify/verify.service';
 
@@ -70,9 +73,26 @@ function wire(platform: Platform): AuditServices {
   const records = new RecordsRepository(`${schema}.audit_records`);
   const index = new QueryRepository(`${schema}.audit_records`);
   const signing = new SigningKeys(new SigningKeysRepository(schema), kek, transactions, config.AUDIT_CHECKPOINT_ALGORITHM);
-  const personal = new PersonalData(new SubjectKeysRepository(`${schema}.audit_subject_keys`), kek, transactions, config.AUDIT_SUBJECT_KEY_CACHE_MAX);
-  // Producers have their events' personal data sealed here before they store them; every instance answers.
-  new SealPersonalRpc(platform, personal);
+  // Producers seal personal data to the transport keys themselves (libs/nats TransportPersonalSealer); ingest opens it.
+  const transportKeys = new TransportKeys(new TransportKeysRepository(schema), kek, transactions, {
+    rotationMs: config.AUDIT_TRANSPORT_KEY_ROTATION_MS,
+    graceMs: config.AUDIT_TRANSPORT_KEY_GRACE_MS,
+  });
+  const personal = new PersonalData(new SubjectKeysRepository(`${schema}.audit_subject_keys`), kek, transactions, config.AUDIT_SUBJECT_KEY_CACHE_MAX, new TransportOpener(transportKeys));
+  let keyTimer: NodeJS.Timeout | undefined;
+  const maintainTransportKeys = async () => {
+    const done = await transportKeys.maintain();
+    if (done.rotated !== null || done.destroyed.length > 0) logger.info({ current: done.current, retired: done.rotated, destroyed: done.destroyed }, 'audit transport keys rotated or destroyed');
+  };
+  // before the RPC server answers: a first key exists once the service is connected
+  platform.afterConnect(async () => {
+    await maintainTransportKeys();
+    keyTimer ??= setInterval(() => maintainTransportKeys().catch((error: Error) => logger.warn({ reason: error.message }, 'audit transport key maintenance failed (retried)')), config.AUDIT_TRANSPORT_KEY_CHECK_MS);
+    keyTimer.unref();
+  });
+  platform.beforeClose(async () => clearInterval(keyTimer));
+  // Producers learn the transport keys here, and have personal data sealed here while they have none; every instance answers.
+  new SealPersonalRpc(platform, personal, transportKeys);
 
   const ingest = new IngestService({
     settings,

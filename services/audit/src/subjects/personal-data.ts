@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { RecordedEvent } from '@palisade/audit-log';
-import { isSealedPersonal, sealedPersonalSchema, type EventEnvelope, type Personal, type SealedPersonal, type SealPersonalRequest } from '@palisade/contracts';
+import { isSubjectSealedPersonal, isTransportSealedPersonal, sealedPersonalSchema, type EventEnvelope, type Personal, type SealedPersonal, type SealPersonalRequest } from '@palisade/contracts';
 import type { Transactions } from '../audit.events';
 import type { PersonalDataSealer, RefuseSealed } from '../ingest/chain-writer';
 import { open, seal, type KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf } from './key-subject';
 import { LRUCache } from 'lru-cache';
 import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
+import type { TransportOpener } from './transport-opener';
 
 /** The `personal` member as the audit topic holds it (the contract's type; producers store it so too). */
 export type { SealedPersonal } from '@palisade/contracts';
@@ -37,6 +38,8 @@ export class PersonalData implements PersonalDataSealer {
     private readonly kek: KeyEncryptionKey,
     private readonly transactions: Transactions,
     cacheMax = DEFAULT_KEY_CACHE_MAX,
+    /** Opens the members producers sealed for the audit service (none: such members are refused). */
+    private readonly transport?: Pick<TransportOpener, 'openAll'>,
   ) {
     this.cache = new LRUCache({ max: cacheMax });
   }
@@ -59,26 +62,39 @@ export class PersonalData implements PersonalDataSealer {
   }
 
   /**
-   * Seal the plaintext `personal` members of a batch to chain (audit's own events, and
-   * producers that do not seal yet); a member the producer already had sealed is chained
-   * as given once it checks out (`sealedProblems`). One that does not never enters the
+   * Seal the `personal` members of a batch to chain under their subjects' keys: plaintext
+   * ones (audit's own events, producers that do not seal yet) and those the producer
+   * sealed for the audit service (`transportSealedPersonalSchema`), once opened. A member
+   * the producer had audit seal under the subject key already is chained as given once it
+   * checks out (`sealedProblems`). One that does not open or check out never enters the
    * chain: `refuse(i, problems)` gives what goes in its place, and the rest of the batch
-   * is chained as usual.
+   * is chained as usual. The chain only ever holds the subject-sealed form.
    */
   async sealAll(events: readonly EventEnvelope[], refuse: RefuseSealed): Promise<RecordedEvent[]> {
+    const transported = events.flatMap((event, index) => (isTransportSealedPersonal(event.personal) ? [{ index, event }] : []));
+    const { opened, problems: transportProblems } =
+      transported.length === 0 ? { opened: new Map<number, Personal>(), problems: new Map<number, string[]>() }
+      : this.transport ? await this.transport.openAll(transported)
+      : { opened: new Map<number, Personal>(), problems: new Map(transported.map(({ index }) => [index, ['personal: transport-sealed, and this audit service has no transport keys']])) };
+    /** The plaintext of each member to seal here (plaintext as given, or opened), by index. */
+    const plaintextOf = (e: EventEnvelope, i: number): Personal | undefined =>
+      opened.get(i) ?? (e.personal && !isTransportSealedPersonal(e.personal) && !isSubjectSealedPersonal(e.personal) ? e.personal : undefined);
     const keySubjects = events.map((e) => keySubjectOf(e));
-    const plaintextSubjects = events.flatMap((e, i) => (e.personal && !isSealedPersonal(e.personal) ? [keySubjects[i]!] : []));
+    const plaintextSubjects = events.flatMap((e, i) => (plaintextOf(e, i) ? [keySubjects[i]!] : []));
     const keys = await this.liveKeysOf(plaintextSubjects);
-    const problems = await this.sealedProblems(events.filter((e) => isSealedPersonal(e.personal)));
+    const problems = await this.sealedProblems(events.filter((e) => isSubjectSealedPersonal(e.personal)));
     return events.map((e, i) => {
       if (!e.personal) return e as RecordedEvent;
-      if (isSealedPersonal(e.personal)) {
+      const refusedInTransport = transportProblems.get(i);
+      if (refusedInTransport) return refuse(i, refusedInTransport);
+      if (isSubjectSealedPersonal(e.personal)) {
         const refused = problems.get(e.id);
         return refused ? refuse(i, refused) : (e as RecordedEvent);
       }
+      const plaintext = plaintextOf(e, i)!;
       const k = keys.get(keySubjects[i]!);
       if (!k) throw new Error('no key for a data subject');
-      return { ...e, personal: sealWith(k, e.id, e.personal) } as RecordedEvent;
+      return { ...e, personal: sealWith(k, e.id, plaintext) } as RecordedEvent;
     });
   }
 

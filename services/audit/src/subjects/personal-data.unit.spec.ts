@@ -1,11 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { RecordedEvent } from '@palisade/audit-log';
-import { buildEvent, newEventId, type EventEnvelope, type Personal } from '@palisade/contracts';
+import { buildEvent, isSubjectSealedPersonal, newEventId, type EventEnvelope, type Personal, type TransportSealedPersonal } from '@palisade/contracts';
+import { generateTransportKeyPair, transportKeyId, TransportSealingEpoch } from '@palisade/nats';
 import type { Transaction } from '@palisade/eventsourcing';
 import { KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf, sharedKeySubject } from './key-subject';
 import { PersonalData, type SealedPersonal } from './personal-data';
 import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
+import { TransportOpener } from './transport-opener';
 
 /** The key table in memory: one live key per subject, created on first use, as the repository does. */
 class MemoryKeys {
@@ -202,5 +204,92 @@ describe('PersonalData sealing for producers (sealFor) and producer-sealed event
     const moved = { ...signedIn('t1', 'alice'), personal: good.personal };
     const [chained] = await writer.sealAll([moved], REFUSED);
     expect(chained).toEqual({ refusedIndex: 0, problems: [expect.stringMatching(/does not open/)] });
+  });
+});
+
+describe('PersonalData: members producers sealed for the audit service (transport sealing)', () => {
+  const REFUSED = (i: number, problems: string[]) => ({ refusedIndex: i, problems }) as unknown as RecordedEvent;
+
+  /** An audit instance with transport keys in memory (`privateKey` counted: one decapsulation per epoch), and a producer's epoch to them. */
+  async function setUp() {
+    const pair = await generateTransportKeyPair();
+    const kid = transportKeyId(pair.publicKey);
+    const privateKeys = new Map([[kid, pair.privateKey]]);
+    const asked: string[] = [];
+    const transportKeys = {
+      privateKey: async (k: string) => {
+        asked.push(k);
+        return privateKeys.get(k);
+      },
+    };
+    const keys = new MemoryKeys();
+    const kek = KeyEncryptionKey.fromBytes(randomBytes(32));
+    const tx = { inTransaction: <T>(work: (tx: Transaction) => Promise<T>) => work({} as Transaction) };
+    const writer = new PersonalData(keys as unknown as SubjectKeysRepository, kek, tx, undefined, new TransportOpener(transportKeys));
+    const epoch = await TransportSealingEpoch.start(kid, pair.publicKey, Date.now());
+    const sealed = (e: EventEnvelope, by = epoch): EventEnvelope => ({ ...e, personal: by.seal(e.id, e.personal as Personal) });
+    return { kid, pair, privateKeys, asked, keys, writer, epoch, sealed, kek, tx };
+  }
+
+  it('opens a member at ingest and chains it sealed under the subject key, as a plaintext member would be: the topic never holds the transport form', async () => {
+    const { writer, sealed } = await setUp();
+    const event = signedIn('t1', 'alice');
+    const [chained] = await writer.sealAll([sealed(event)], REFUSED);
+    expect(isSubjectSealedPersonal(chained.personal as never)).toBe(true);
+    expect(Object.keys(chained.personal as object)).toEqual(['subjectId', 'keyId', 'alg', 'sealed']);
+    expect({ ...chained, personal: undefined }).toEqual({ ...event, personal: undefined });
+    expect(await writer.openAll([chained])).toEqual([{ subjectId: 'alice', data: { sourceAddress: '192.0.2.2' } }]);
+    // the same subject key as the plaintext path uses
+    const [plain] = await writer.sealAll([signedIn('t1', 'alice')], REFUSED);
+    expect((plain.personal as SealedPersonal).keyId).toBe((chained.personal as SealedPersonal).keyId);
+    // the shared key of unknown subjects (keySubjectOf) applies as well
+    const spray = await writer.sealAll([sealed(failedSignIn('t1', 'guess1')), sealed(failedSignIn('t1', 'guess2'))], REFUSED);
+    expect(new Set(spray.map((e) => (e.personal as SealedPersonal).keyId)).size).toBe(1);
+  });
+
+  it('decapsulates once per producer epoch (kept in a bounded LRU), not once per member', async () => {
+    const { writer, sealed, asked, kid, pair } = await setUp();
+    const other = await TransportSealingEpoch.start(kid, pair.publicKey, Date.now());
+    await writer.sealAll([sealed(signedIn('t1', 'a')), sealed(signedIn('t1', 'b')), sealed(signedIn('t1', 'c'), other)], REFUSED);
+    expect(asked).toHaveLength(2);
+    await writer.sealAll([sealed(signedIn('t1', 'd')), sealed(signedIn('t1', 'e'), other)], REFUSED);
+    expect(asked).toHaveLength(2);
+  });
+
+  it('refuses a member moved to another event, sealed for another subject, altered, of an unknown or destroyed key; the rest of the batch is chained', async () => {
+    const { writer, sealed } = await setUp();
+    const good = sealed(signedIn('t1', 'alice'));
+    const moved = { ...signedIn('t1', 'alice'), personal: good.personal };
+    const relabelled = { ...signedIn('t1', 'bob'), personal: { ...(good.personal as TransportSealedPersonal), subjectId: 'bob' } };
+    const toAlter = sealed(signedIn('t1', 'alice'));
+    const ct = Buffer.from((toAlter.personal as TransportSealedPersonal).ct, 'base64url');
+    ct[0] ^= 0xff;
+    const altered = { ...toAlter, personal: { ...(toAlter.personal as TransportSealedPersonal), ct: ct.toString('base64url') } };
+    const unknownPair = await generateTransportKeyPair();
+    const unknownKid = sealed(signedIn('t1', 'alice'), await TransportSealingEpoch.start(transportKeyId(unknownPair.publicKey), unknownPair.publicKey, Date.now()));
+    const plaintext = signedIn('t1', 'carol');
+
+    const chained = await writer.sealAll([moved, good, relabelled, plaintext, altered, unknownKid], REFUSED);
+
+    expect((await writer.openAll([chained[1], chained[3]])).map((o) => o?.subjectId)).toEqual(['alice', 'carol']);
+    const refusals = [chained[0], chained[2], chained[4], chained[5]] as unknown as Array<{ refusedIndex: number; problems: string[] }>;
+    expect(refusals.map((r) => r.refusedIndex)).toEqual([0, 2, 4, 5]);
+    expect(refusals[0].problems[0]).toMatch(/does not open under its audit transport key with this event id/);
+    expect(refusals[1].problems[0]).toMatch(/does not open/);
+    expect(refusals[2].problems[0]).toMatch(/does not open/);
+    expect(refusals[3].problems[0]).toMatch(/no such audit transport key/);
+    expect(JSON.stringify(refusals)).not.toMatch(/alice|bob|192\.0\.2/);
+
+    // destroyed after its grace period: a member still sealed to it is refused (after the private key cache of the keys, here none)
+    const fresh = await setUp();
+    const late = fresh.sealed(signedIn('t1', 'alice'));
+    fresh.privateKeys.delete(fresh.kid);
+    expect(await fresh.writer.sealAll([late], REFUSED)).toEqual([{ refusedIndex: 0, problems: [expect.stringMatching(/no such audit transport key/)] }]);
+  });
+
+  it('refuses transport-sealed members when it has no transport keys', async () => {
+    const { sealed, keys, kek, tx } = await setUp();
+    const without = new PersonalData(keys as unknown as SubjectKeysRepository, kek, tx);
+    expect(await without.sealAll([sealed(signedIn('t1', 'alice'))], REFUSED)).toEqual([{ refusedIndex: 0, problems: [expect.stringMatching(/transport-sealed/)] }]);
   });
 });

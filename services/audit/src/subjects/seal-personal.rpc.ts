@@ -2,7 +2,9 @@ import { PalisadeError, SEAL_PERSONAL_SUBJECT, sealPersonalRequestSchema, servic
 import { serveRpc, type RpcHandler, type RpcServer } from '@palisade/nats';
 import type { Platform } from '@palisade/service-kit';
 import { parse } from '../validation';
+import type { TransportKeys } from '../keys/transport-keys';
 import type { PersonalData } from './personal-data';
+import { transportKeysHandlers } from './transport-keys.rpc';
 
 /** Bad events named in a refusal at most (the rest are counted). */
 const NAMED_MAX = 5;
@@ -31,19 +33,21 @@ export function sealPersonalHandlers(personal: Pick<PersonalData, 'sealFor'>): R
 
 /**
  * SEAL_PERSONAL_SUBJECT over NATS request-reply: a producer has the `personal` member of
- * its events sealed before it stores them. Any audit instance answers (the keys are in
- * PostgreSQL), not only the writer.
+ * its events sealed before it stores them; and, with `transportKeys`,
+ * TRANSPORT_KEYS_SUBJECT: the public keys producers seal to themselves, without the
+ * former's round trip (the former is then their fallback). Any audit instance answers
+ * (the keys are in PostgreSQL), not only the writer.
  */
 export class SealPersonalRpc {
   private server: RpcServer | undefined;
 
-  constructor(platform: Platform, personal: Pick<PersonalData, 'sealFor'>) {
+  constructor(platform: Platform, personal: Pick<PersonalData, 'sealFor'>, transportKeys?: Pick<TransportKeys, 'publicKeys'>) {
     platform.afterConnect(async (p) => {
       this.server ??= serveRpc(p.nats!, {
         service: 'audit',
         tracer: p.options.tracer,
         logger: p.logger,
-        handlers: sealPersonalHandlers(personal),
+        handlers: { ...sealPersonalHandlers(personal), ...(transportKeys ? transportKeysHandlers(transportKeys) : {}) },
       });
       await p.nats!.flush();
     });
