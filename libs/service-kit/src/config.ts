@@ -48,8 +48,14 @@ export function serviceConfigShape(service: ServiceName) {
     DEPENDENCY_RETRY_MAX_MS: env.int(10000, 100, 600000),
     /** How far the outbox relay or an event tail may fall behind the event store before the service is not ready. */
     EVENT_LAG_MAX_MS: env.int(5000, 100, 600000),
-    /** How long the audit service may take to seal the personal data of an append (past it the write fails: 503). */
+    /** How long the audit service may take to seal the personal data of an append, or to give its transport key (past it the write fails: 503). */
     PERSONAL_SEALING_TIMEOUT_MS: env.int(3000, 100, 60000),
+    /**
+     * How `personal` is sealed before events are stored: `local` (default) to the audit
+     * service's transport key, in process (audit over NATS only while no key can be had);
+     * `rpc`: the audit service seals every append over NATS (a round trip each).
+     */
+    PERSONAL_SEALING: z.enum(['local', 'rpc']).default('local'),
   };
 }
 

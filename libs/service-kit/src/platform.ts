@@ -16,7 +16,7 @@ import {
   type ServiceName,
 } from '@palisade/contracts';
 import { RevocationList } from '@palisade/auth-verifier';
-import { connectNats, JetStreamEventPublisher, NatsPersonalSealer, serveRpc, type NatsConnection, type RpcHandler, type RpcServer } from '@palisade/nats';
+import { connectNats, JetStreamEventPublisher, NatsPersonalSealer, serveRpc, TransportPersonalSealer, type NatsConnection, type RpcHandler, type RpcServer } from '@palisade/nats';
 import { counter, gauge, type Logger, type Registry } from '@palisade/observability';
 import type { ServiceIdentity } from '@palisade/pki';
 import {
@@ -75,9 +75,12 @@ export class Platform {
   /** Revoked tokens, sessions and principals, fed by the auth service's revocation events. */
   readonly revocations = new RevocationList();
   /**
-   * Seals `personal` through the audit service before events are stored (issue 10): the
+   * Seals `personal` for the audit service before events are stored (issue 10): the
    * event store uses it on every append, and so must any path that stores or publishes
-   * events without it. Asks nothing for events without personal data.
+   * events without it. Asks nothing for events without personal data. By default
+   * (PERSONAL_SEALING=local) it seals locally to audit's transport key (libs/nats
+   * TransportPersonalSealer: no round trip per append), asking audit over NATS only
+   * while it has no key; PERSONAL_SEALING=rpc has audit seal every append.
    */
   readonly personalSealer: PersonalSealer;
   dataSource: DataSource | undefined;
@@ -95,7 +98,11 @@ export class Platform {
 
   constructor(readonly options: PlatformOptions) {
     this.eventContext = systemEventContext(options.service);
-    this.personalSealer = new NatsPersonalSealer({ nats: () => this.nats, timeoutMs: options.config.PERSONAL_SEALING_TIMEOUT_MS });
+    const sealedByAudit = new NatsPersonalSealer({ nats: () => this.nats, timeoutMs: options.config.PERSONAL_SEALING_TIMEOUT_MS });
+    this.personalSealer =
+      options.config.PERSONAL_SEALING === 'rpc'
+        ? sealedByAudit
+        : new TransportPersonalSealer({ nats: () => this.nats, timeoutMs: options.config.PERSONAL_SEALING_TIMEOUT_MS, fallback: sealedByAudit, logger: options.logger });
     const published = counter(options.metrics, 'palisade_outbox_published_events_total', 'Events relayed from the event store to JetStream');
     const lag = gauge(options.metrics, 'palisade_outbox_relay_lag_seconds', 'Age of the newest relayed event when JetStream acknowledged it');
     this.onPublished = (count, oldestMs) => {

@@ -5,6 +5,7 @@ import { trace } from '@opentelemetry/api';
 import { createMetrics, type Logger } from '@palisade/observability';
 import type { ServiceIdentity } from '@palisade/pki';
 import { loadServiceConfig } from './config';
+import { NatsPersonalSealer, TransportPersonalSealer } from '@palisade/nats';
 import { Platform } from './platform';
 import { bodyParserErrors, HttpErrorFilter, httpStatusOf } from './http/error.filter';
 
@@ -133,5 +134,26 @@ describe('Platform.answerRequests', () => {
     for (const subject of ['palisade.rpc.credential.service-secret-read', 'palisade.rpc.billing.', 'palisade.rpc.billing.a.b', 'palisade.rpc.billing.>']) {
       expect(() => p.answerRequests({ [subject]: () => 1 })).toThrow(`billing answers only palisade.rpc.billing.<method>, not ${subject}`);
     }
+  });
+});
+
+describe('Platform.personalSealer', () => {
+  const platform = (env: Record<string, string> = {}) =>
+    new Platform({
+      service: 'llm-router',
+      version: '0.0.0',
+      config: loadServiceConfig('llm-router', { NATS_URL: 'tls://127.0.0.1:4223', PALISADE_PKI_DIR: '/tmp/pki', ...env }),
+      logger: { info: () => undefined, warn: () => undefined } as unknown as Logger,
+      metrics: createMetrics('llm-router'),
+      tracer: trace.getTracer('test'),
+      identity: {} as ServiceIdentity,
+      migrations: [],
+      readiness: {},
+    });
+
+  it('seals locally to the audit transport key by default, through audit over NATS with PERSONAL_SEALING=rpc, and refuses other values', () => {
+    expect(platform().personalSealer).toBeInstanceOf(TransportPersonalSealer);
+    expect(platform({ PERSONAL_SEALING: 'rpc' }).personalSealer).toBeInstanceOf(NatsPersonalSealer);
+    expect(() => platform({ PERSONAL_SEALING: 'none' })).toThrow(/PERSONAL_SEALING/);
   });
 });
