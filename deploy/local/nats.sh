@@ -155,7 +155,7 @@ quote_list() { # "a" "b" -> "a", "b"
 # entries, scans them all on every delivery, so a fast JetStream consumer drops to ~2k
 # msgs/s (audit ingest: 2.0-2.6k/s with it, 21k/s without, same durable and client).
 # Such a service may still answer the few methods nats-requests.txt lists for it (audit:
-# seal-personal): it may publish to the inboxes of exactly those callers, which it cannot
+# seal-personal, transport-keys): it may publish to the inboxes of exactly those callers, which it cannot
 # read, so forging an answer would mean guessing a random inbox name.
 NO_RPC_SERVICES="audit"
 
