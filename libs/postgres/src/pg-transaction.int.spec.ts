@@ -1,7 +1,8 @@
+import { Query, type QueryResult } from 'pg';
 import { QueryFailedError, type DataSource } from 'typeorm';
 import { createTestSchema, type TestSchema } from '@palisade/testing';
 import { createDataSource, ident } from './data-source';
-import { preparedSql, runInTransaction } from './pg-transaction';
+import { preparedSql, runInTransaction, submitOf, type SqlRunner } from './pg-transaction';
 
 describe('runInTransaction', () => {
   let db: TestSchema;
@@ -112,6 +113,29 @@ describe('runInTransaction', () => {
     ]);
     // outside a transaction block a statement's transaction starts with it: the connection was left with none open
     expect(await single.query('SELECT now() = statement_timestamp() AS idle')).toEqual([{ idle: true }]);
+  });
+
+  // node-postgres's own Query is a Submittable, as a COPY stream of pg-copy-streams is
+  const submitted = (sql: SqlRunner, text: string) =>
+    new Promise<Array<Record<string, string>>>((resolve, reject) => void submitOf(sql)!(new Query(text, [], (error: Error | null, result: QueryResult) => (error ? reject(error) : resolve(result.rows)))));
+
+  it('runs a submitted statement inside the transaction, first or not, and rolls it back with the rest', async () => {
+    const [first, second, third] = await runInTransaction(single, async (sql) => [await submitted(sql, xact), await sql.query(xact), await submitted(sql, xact)]);
+    expect(first[0].x).toBe((second as Array<{ x: string }>)[0].x);
+    expect(third[0].x).toBe(first[0].x);
+    await expect(
+      runInTransaction(single, async (sql) => {
+        await submitted(sql, `INSERT INTO ${t} (id, n) VALUES (70, 1)`);
+        throw new Error('the work failed after it');
+      }),
+    ).rejects.toThrow('the work failed after it');
+    await expect(
+      runInTransaction(single, async (sql) => {
+        await sql.query(`INSERT INTO ${t} (id, n) VALUES ($1, 1)`, [71]);
+        await submitted(sql, `INSERT INTO ${t} (id, n) VALUES (71, 1)`);
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await single.query(`SELECT id FROM ${t} WHERE id IN (70, 71)`)).toEqual([]);
   });
 
   it('refuses statements once the transaction has ended', async () => {

@@ -1,4 +1,4 @@
-import { Query, type Pool, type PoolClient, type QueryResult } from 'pg';
+import { Query, type Pool, type PoolClient, type QueryResult, type Submittable } from 'pg';
 import { QueryFailedError, type DataSource } from 'typeorm';
 import { pgPoolOf } from './data-source';
 
@@ -28,6 +28,20 @@ export interface SqlRunner {
 export interface CommittingSql extends SqlRunner {
   /** `hook` runs once after COMMIT succeeded and the connection went back (never on a rollback); a hook added twice runs once. What it throws is dropped: the transaction committed. */
   afterCommit(hook: () => void): void;
+}
+
+/**
+ * A transaction's connection taking a node-postgres Submittable (a COPY stream of
+ * pg-copy-streams, say) as its next statement, when the transaction is one of
+ * `runInTransaction`'s. It returns the Submittable; its failure fails the transaction as a
+ * statement's would, when `work` throws it.
+ */
+export type SubmitSql = <Q extends Submittable>(query: Q) => Q;
+
+/** The transaction's `submit`, when it is one of `runInTransaction`'s. */
+export function submitOf(sql: SqlRunner): SubmitSql | undefined {
+  const submit = (sql as { submit?: unknown }).submit;
+  return typeof submit === 'function' ? (submit as SubmitSql) : undefined;
 }
 
 /** The transaction's `afterCommit`, when it is one of `runInTransaction`'s. */
@@ -129,14 +143,24 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Co
     }
   };
   const hooks = new Set<() => void>();
-  const tx: CommittingSql = {
+  const tx: CommittingSql & { submit: SubmitSql } = {
     query: (sql, params = []) => (ended ? Promise.reject(new Error('the transaction has ended')) : answer(sql, params, run(sql, params))),
     afterCommit: (hook) => void hooks.add(hook),
+    submit: (query) => {
+      if (ended) throw new Error('the transaction has ended');
+      if (!begun) {
+        // queued before it, as a first statement without parameters is (above)
+        begun = true;
+        client.query('BEGIN').catch((error: Error) => void (broken ??= error)); // no COMMIT after it (below)
+      }
+      return client.query(query);
+    },
   };
   let result: T;
   try {
     result = await work(tx);
     ended = true;
+    if (broken) throw broken;
     if (begun) await answer('COMMIT', [], client.query('COMMIT').then(committed));
   } catch (error) {
     ended = true;

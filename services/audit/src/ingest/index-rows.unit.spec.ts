@@ -1,4 +1,4 @@
-import { indexParameters, VALUE_SEPARATOR, type IndexRow } from './index-rows';
+import { copyField, indexCopyText, indexParameters, VALUE_SEPARATOR, type IndexRow } from './index-rows';
 
 const row = (seq: number, value: string, extra: Partial<IndexRow> = {}): IndexRow => ({
   partition: seq % 2,
@@ -51,5 +51,47 @@ describe('indexParameters', () => {
   it('refuses rows whose value holds the separator or is empty (they would split wrongly)', () => {
     expect(indexParameters([row(1, values[0]), row(2, `{"x":"a${VALUE_SEPARATOR}b"}`)])).toBeUndefined();
     expect(indexParameters([row(1, values[0]), row(2, '')])).toBeUndefined();
+  });
+});
+
+/** A field of COPY's text format read back as PostgreSQL reads it (its escapes; `\N` is null). */
+function readCopyField(field: string): string | null {
+  if (field === '\\N') return null;
+  return field.replace(/\\(.)/g, (_, c: string) => ({ t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', v: '\v' })[c] ?? c);
+}
+
+describe('indexCopyText', () => {
+  const tricky = ['x"y\\z\n\t', 'tab\there', 'line\nbreak\r\n', 'back\\slash\\N', '\\.', 'é€😀\u2028', '', '\\', '\u001e\u0001', 'x'.repeat(100_000)];
+
+  it('gives each field back exactly, tabs, newlines, carriage returns and backslashes included', () => {
+    for (const text of tricky) {
+      const field = copyField(text);
+      expect(field).not.toMatch(/[\t\n\r]/);
+      expect(readCopyField(field)).toBe(text);
+    }
+  });
+
+  it('writes one line a row, its fields in INDEX_COPY_COLUMNS order, null as \\N', () => {
+    const rows = tricky.map((v, i) => row(i + 1, v, { subjectId: i === 2 ? 'sub\tject' : null, keyId: i === 2 ? '0193a0b0-0000-7000-8000-000000000001' : null, actorId: i === 3 ? '' : 'agent-1' }));
+    const data = indexCopyText('audit\\topic', rows)!;
+    expect(data.endsWith('\n')).toBe(true);
+    const lines = data.slice(0, -1).split('\n');
+    expect(lines).toHaveLength(rows.length);
+    lines.forEach((line, i) => {
+      const r = rows[i];
+      expect(line.split('\t').map(readCopyField)).toEqual([
+        'audit\\topic', String(r.partition), String(r.seq), r.offset.toString(), r.hash, r.eventId, r.eventType, r.actionClass, r.tenantId,
+        r.actorType, r.actorId, r.subjectId, r.occurredAt, r.recordedAt, r.value, r.keyId,
+      ]);
+    });
+    expect(lines[3].split('\t')[10]).toBe(''); // an empty text is not null
+    expect(lines[2].split('\t')[11]).toBe('sub\\tject');
+  });
+
+  it('refuses rows holding U+0000 (no PostgreSQL text can)', () => {
+    expect(indexCopyText('t', [row(1, '{"a":1}'), row(2, '{"a":"\u0000"}')])).toBeUndefined();
+    expect(indexCopyText('t', [row(1, '{"a":1}', { actorId: 'a\u0000' })])).toBeUndefined();
+    // the JSON escape of it is six characters, not U+0000
+    expect(indexCopyText('t', [row(1, '{"a":"\\u0000"}')])).toBeDefined();
   });
 });

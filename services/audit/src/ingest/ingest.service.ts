@@ -38,7 +38,7 @@ export interface IngestDeps {
   signing: Pick<SigningKeys, 'initialize' | 'current'>;
   sealer: PersonalDataSealer;
   transactions: Transactions;
-  records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear' | 'countEventIds' | 'eventIdsAfter' | 'quarantinedEventIds'>;
+  records: Pick<RecordsRepository, 'knownEventIds' | 'append' | 'insert' | 'quarantine' | 'heads' | 'clear' | 'countEventIds' | 'eventIdsAfter' | 'quarantinedEventIds'>;
   /** The writer lease (`palisade-audit-writer/<topic>`). */
   lease: Pick<LeaseRepository, 'tryAcquire' | 'stillHeld' | 'release'>;
   newConsumer: (handlers: IngestConsumerHandlers) => IngestConsumer;

@@ -10,7 +10,7 @@ import type { IndexedHead, RecordsRepository } from './records.repository';
 export class RecordIndex {
   constructor(
     private readonly transactions: Transactions,
-    private readonly records: Pick<RecordsRepository, 'knownEventIds' | 'insert' | 'quarantine' | 'heads' | 'clear' | 'countEventIds' | 'eventIdsAfter' | 'quarantinedEventIds'>,
+    private readonly records: Pick<RecordsRepository, 'knownEventIds' | 'append' | 'insert' | 'quarantine' | 'heads' | 'clear' | 'countEventIds' | 'eventIdsAfter' | 'quarantinedEventIds'>,
     private readonly topic: string,
     /**
      * Records chained whose index row the index cannot hold (quarantined instead, so
@@ -57,14 +57,31 @@ export class RecordIndex {
    * `occurredAt`, a NUL byte or lone surrogate in an indexed field) is quarantined rather
    * than refused: it is in the chain (the record of truth) and must not stop the index,
    * and with it ingest, for ever. The quarantine also counts as "chained" for exactly-once.
+   *
+   * Rows go by COPY (`append`), which refuses a row already indexed. A row can come twice:
+   * the index is written after the Kafka commit, off the commit path, while a recovery (this
+   * writer's after a failure, or another instance's that took over) indexes from the topic
+   * whatever lies past the index's heads. Then the transaction is redone with `insert`,
+   * which leaves such rows as they are.
    */
   async index(rows: readonly IndexRow[]): Promise<void> {
     if (rows.length === 0) return;
     const { indexable, quarantined } = splitIndexable(rows);
-    const fresh = await this.transactions.inTransaction(async (tx) => {
-      await this.records.insert(tx, this.topic, indexable);
-      return quarantined.length === 0 ? [] : this.records.quarantine(tx, this.topic, quarantined);
+    const write = (by: 'append' | 'insert') =>
+      this.transactions.inTransaction(async (tx) => {
+        if (by === 'insert' || !(await this.records.append(tx, this.topic, indexable))) await this.records.insert(tx, this.topic, indexable);
+        return quarantined.length === 0 ? [] : this.records.quarantine(tx, this.topic, quarantined);
+      });
+    const fresh = await write('append').catch((error: unknown) => {
+      if (!isUniqueViolation(error)) throw error;
+      return write('insert');
     });
     if (fresh.length > 0) this.onQuarantined?.(fresh);
   }
+}
+
+/** PostgreSQL's unique_violation (23505), as node-postgres or TypeORM reports it. */
+function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: unknown; driverError?: { code?: unknown } } | null;
+  return e?.code === '23505' || e?.driverError?.code === '23505';
 }

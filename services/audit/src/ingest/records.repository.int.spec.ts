@@ -3,11 +3,12 @@ import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
 import { indexQuarantineMigration } from './index-quarantine.migration';
 import { ingestMigration } from './ingest.migration';
-import { VALUE_SEPARATOR, type IndexRow } from './index-rows';
+import { VALUE_SEPARATOR, type IndexRow, type QuarantinedRow } from './index-rows';
+import { RecordIndex } from './record-index';
 import { RecordsRepository } from './records.repository';
 
 /** The record index's insert against PostgreSQL: every value stored exactly, beside its own row. */
-describe('RecordsRepository.insert (PostgreSQL)', () => {
+describe('RecordsRepository: writing the index (PostgreSQL)', () => {
   let db: TestSchema;
   let records: RecordsRepository;
   let store: PgEventStore;
@@ -62,6 +63,65 @@ describe('RecordsRepository.insert (PostgreSQL)', () => {
         expect(await stored(topic, partition, 50)).toEqual(expected);
       }
     }
+  });
+
+  it('appends by COPY each value and column exactly: tabs, newlines, backslashes, unicode, empty, very long', async () => {
+    const copyTricky = [...tricky, 'tab\there', 'cr\r\nlf', 'back\\slash\\N', '\\.', '\\', '\\N', 'x'.repeat(1_000_000)];
+    const rows: IndexRow[] = [];
+    for (let seq = 1; seq <= 24; seq++) for (const partition of [0, 1]) rows.push(row(partition, seq, valueOf(partition, seq, copyTricky[seq % copyTricky.length])));
+    // raw values no JSON text holds, and indexed texts that need escaping
+    rows[3] = { ...row(1, 2, 'raw\ttab\nnewline\\backslash'), actorId: '', subjectId: 'sub\tject\\', keyId: randomUUID(), tenantId: 'tenant\n2' };
+    rows[5] = row(1, 3, '');
+    rows[7] = row(1, 4, `{"raw":"a${VALUE_SEPARATOR}b"}`);
+    expect(await store.inTransaction((tx) => records.append(tx, 'copy', rows))).toBe(true);
+    for (const partition of [0, 1]) expect(await stored('copy', partition, 24)).toEqual(rows.filter((r) => r.partition === partition).map((r) => r.value));
+    const columns: Array<Record<string, unknown>> = await db.dataSource.query(
+      `SELECT partition, seq::int, kafka_offset::text, hash, event_id::text, event_type, action_class, tenant_id, actor_type, actor_id, subject_id,
+              occurred_at, recorded_at, key_id::text FROM ${db.schema}.audit_records WHERE topic = 'copy' ORDER BY seq, partition`,
+    );
+    expect(columns).toEqual(
+      rows.map((r) => ({
+        partition: r.partition,
+        seq: r.seq,
+        kafka_offset: r.offset.toString(),
+        hash: r.hash,
+        event_id: r.eventId,
+        event_type: r.eventType,
+        action_class: r.actionClass,
+        tenant_id: r.tenantId,
+        actor_type: r.actorType,
+        actor_id: r.actorId,
+        subject_id: r.subjectId,
+        occurred_at: new Date(r.occurredAt),
+        recorded_at: new Date(r.recordedAt),
+        key_id: r.keyId,
+      })),
+    );
+  });
+
+  it('appends nothing, and says so, when a text holds U+0000 (the insert refuses it as before)', async () => {
+    const rows = [row(0, 1, valueOf(0, 1, 'fine')), row(0, 2, '{"nul":"\u0000"}')];
+    expect(await store.inTransaction((tx) => records.append(tx, 'nul', rows))).toBe(false);
+    expect(await stored('nul', 0, 2)).toEqual([]);
+  });
+
+  it('refuses by COPY a row already indexed (unique violation), and the index then redoes the batch by insert: no failure, no duplicate', async () => {
+    const quarantinedSeen: QuarantinedRow[][] = [];
+    const index = new RecordIndex(store, records, 'redo', (q) => quarantinedSeen.push([...q]));
+    const first = [row(0, 1, valueOf(0, 1, 'first')), row(0, 2, valueOf(0, 2, 'first'))];
+    await index.index(first);
+    await expect(store.inTransaction((tx) => records.append(tx, 'redo', [row(0, 3, valueOf(0, 3, 'x')), first[1]]))).rejects.toMatchObject({ code: '23505' });
+    expect(await stored('redo', 0, 3)).toEqual([valueOf(0, 1, 'first'), valueOf(0, 2, 'first')]);
+    // The same batch again, with a record the index cannot hold as columns (quarantined in the same transaction).
+    const again = [first[1], row(0, 3, valueOf(0, 3, 'second')), { ...row(0, 4, valueOf(0, 4, 'second')), occurredAt: '0000-01-01T00:00:00.000Z' }, row(0, 5, valueOf(0, 5, 'second'))];
+    await index.index(again);
+    expect(await stored('redo', 0, 5)).toEqual([valueOf(0, 1, 'first'), valueOf(0, 2, 'first'), valueOf(0, 3, 'second'), valueOf(0, 5, 'second')]);
+    expect(await store.inTransaction((tx) => records.countEventIds(tx, 'redo'))).toBe(5);
+    expect(quarantinedSeen.map((q) => q.map((r) => r.row.seq))).toEqual([[4]]);
+    // A batch wholly indexed already: nothing changes.
+    await index.index(again);
+    expect(await store.inTransaction((tx) => records.countEventIds(tx, 'redo'))).toBe(5);
+    expect(quarantinedSeen).toHaveLength(1);
   });
 
   it('leaves rows already indexed as they are', async () => {
