@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { audienceOf } from '@palisade/auth-verifier';
 import { connectNats, serveRpc } from '@palisade/nats';
-import { SEAL_PERSONAL_SUBJECT, type SealPersonalRequest } from '@palisade/contracts';
+import { SEAL_PERSONAL_SUBJECT, TRANSPORT_KEYS_SUBJECT, type SealPersonalRequest } from '@palisade/contracts';
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
-import { infra, TestTokenIssuer } from '@palisade/testing';
+import { infra, standInTransportKeys, TestTokenIssuer } from '@palisade/testing';
 import { cpuMsOf, round, summarize } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
@@ -18,10 +18,12 @@ import { cpuMsOf, round, summarize } from './stats';
 // stand-in, against the same stand-in called directly. 4 KB prompts, one request at a
 // time, then 256 in flight. Billing is a stand-in on NATS (the billing identity) that
 // holds and settles in memory, so its own cost is only the NATS round trips; so is the
-// audit service's sealing of the prompts and answers (the audit identity: each text
-// "sealed" as base64url, no key), which every call asks before its events are stored.
-// Without an answer the router took the seal's failure path on every call (an error and
-// a warning logged per group commit, the texts withheld), which production does not.
+// audit service (the audit identity), which serves a transport key of the run: the router
+// seals the prompts and answers locally to it (HPKE + AES-256-GCM, as in production) before
+// its events are stored, and asks audit's seal-personal (each text "sealed" as base64url,
+// no key) only if it had no key. Without either the router took the seal's failure path on
+// every call (an error and a warning logged per group commit, the texts withheld), which
+// production does not.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../scripts/platform-runner.js');
 const PORT = 7106 + 9300;
@@ -148,9 +150,12 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   const auditIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'audit' });
   const auditNc = await connectNats({ servers: infra('NATS_URL'), identity: auditIdentity, name: 'llm-router-bench-audit' });
   const keyId = '00000000-0000-4000-8000-000000000000';
+  // the router seals locally to a transport key, as with the audit service (seal-personal only if it had none)
+  const transportKeys = await standInTransportKeys();
   const audit = serveRpc(auditNc, {
     service: 'audit',
     handlers: {
+      [TRANSPORT_KEYS_SUBJECT]: () => transportKeys.reply,
       [SEAL_PERSONAL_SUBJECT]: (p) => ({
         sealed: (p as SealPersonalRequest).events.map((e) => ({ subjectId: e.personal.subjectId, keyId, alg: 'A256GCM', sealed: Buffer.from(JSON.stringify(e.personal.data)).toString('base64url') })),
       }),
