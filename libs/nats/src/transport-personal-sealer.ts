@@ -56,9 +56,9 @@ const DEFAULT_EPOCH_MAX_MEMBERS = 1_000_000;
  *
  * Trust: the reply is validated (schema, key id = the key's thumbprint) and trusted as
  * audit's only because NATS permissions let only the audit service answer
- * palisade.rpc.audit.> (deploy/local/nats.sh): a forged key would at worst make this
- * producer seal data nobody can open, which audit refuses at ingest. No private or
- * exported key is held in anything logged.
+ * palisade.rpc.audit.> (deploy/local/nats.sh): nothing else vouches for the key (whoever
+ * could answer as audit could read what is sealed to a key of theirs, and audit would
+ * refuse those members at ingest). No private or exported key is held in anything logged.
  *
  * When no usable key can be had (audit down at first use, a reply that does not check
  * out, every key past its `notAfter`), `fallback` seals (audit over NATS), which fails
