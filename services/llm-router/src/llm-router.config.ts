@@ -32,6 +32,16 @@ export interface LlmRouterConfig {
   settleLingerMs: number;
   /** The shortest time between two wake-ups of the outbox relay after commits (EventsAppendedRinger): LLM_ROUTER_EVENTS_RING_GAP_MS. */
   eventsRingGapMs: number;
+  /**
+   * Budget allotments (budgets/allotting-billing.ts): an allotment asks this many times a request's worst
+   * case, and the scope's following requests are reserved from it in memory; 0 or 1: none, every request
+   * reserves with billing (a hop on the answer's path): LLM_ROUTER_ALLOTMENT_MULTIPLE.
+   */
+  allotmentMultiple: number;
+  /** How long an allotment outlives the deadline of the request that asked for it (it serves new requests for two thirds of this): LLM_ROUTER_ALLOTMENT_TTL_MS. */
+  allotmentTtlMs: number;
+  /** An allotment with nothing in flight that served nothing for this long is returned: LLM_ROUTER_ALLOTMENT_IDLE_MS. */
+  allotmentIdleMs: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -54,6 +64,10 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
       LLM_ROUTER_SETTLE_LINGER_MS: env.int(20, 0, 1000),
       // every call commits: one ring (a round trip) and one relay cycle (three) per call one at a time with the platform's 5 ms
       LLM_ROUTER_EVENTS_RING_GAP_MS: env.int(25, 1, 1000),
+      // the reservation's hop off the answer's path for all but one request of a scope in this many
+      LLM_ROUTER_ALLOTMENT_MULTIPLE: env.int(8, 0, 64),
+      LLM_ROUTER_ALLOTMENT_TTL_MS: env.int(30_000, 3000, 600_000),
+      LLM_ROUTER_ALLOTMENT_IDLE_MS: env.int(1000, 10, 60_000),
     },
     source,
   );
@@ -72,5 +86,8 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
     heldSweepMs: c.LLM_ROUTER_HELD_SWEEP_MS,
     settleLingerMs: c.LLM_ROUTER_SETTLE_LINGER_MS,
     eventsRingGapMs: c.LLM_ROUTER_EVENTS_RING_GAP_MS,
+    allotmentMultiple: c.LLM_ROUTER_ALLOTMENT_MULTIPLE,
+    allotmentTtlMs: c.LLM_ROUTER_ALLOTMENT_TTL_MS,
+    allotmentIdleMs: c.LLM_ROUTER_ALLOTMENT_IDLE_MS,
   };
 }

@@ -11,4 +11,11 @@ describe('loadLlmRouterConfig: the batching of off-path work', () => {
     expect(() => loadLlmRouterConfig({ LLM_ROUTER_SETTLE_LINGER_MS: '5000' })).toThrow(/LLM_ROUTER_SETTLE_LINGER_MS/);
     expect(() => loadLlmRouterConfig({ LLM_ROUTER_EVENTS_RING_GAP_MS: '0' })).toThrow(ConfigError);
   });
+
+  it('budget allotments: 8 × the worst case, 30 s beyond the deadline, returned after 1 s idle; 0 turns them off; out of range is refused by name', () => {
+    expect(loadLlmRouterConfig({})).toMatchObject({ allotmentMultiple: 8, allotmentTtlMs: 30_000, allotmentIdleMs: 1000 });
+    expect(loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_MULTIPLE: '0' })).toMatchObject({ allotmentMultiple: 0 });
+    expect(() => loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_TTL_MS: '1000' })).toThrow(/LLM_ROUTER_ALLOTMENT_TTL_MS/);
+    expect(() => loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_MULTIPLE: '100' })).toThrow(/LLM_ROUTER_ALLOTMENT_MULTIPLE/);
+  });
 });

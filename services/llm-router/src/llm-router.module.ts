@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { PalisadeError } from '@palisade/contracts';
 import { PLATFORM, type Platform } from '@palisade/service-kit';
 import { eventsAppendedRinger, pgPoolOf } from '@palisade/postgres';
+import { AllottingBilling } from './budgets/allotting-billing';
 import { NatsBillingAdapter } from './budgets/billing.nats';
 import { SETTLE_BATCH_MAX, SettleBatcher } from './budgets/settle-batcher';
 import { PgRateLimits } from './budgets/rate-limits';
@@ -49,8 +50,18 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
     const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext, undefined, p.personalSealer, (records, error) =>
       p.logger.warn({ records, err: (error as Error).message }, 'model-call texts could not be sealed: the records are kept without them'),
     );
-    // settle requests of calls ending within the linger leave together (settle-batcher.ts); reservations at once
-    const billing = new SettleBatcher(new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs), { lingerMs: config.settleLingerMs, maxBatch: SETTLE_BATCH_MAX });
+    // settle requests of calls ending within the linger leave together (settle-batcher.ts); reservations at once,
+    // most of them from an allotment of their budget scope, in memory (allotting-billing.ts)
+    const settling = new SettleBatcher(new NatsBillingAdapter(() => p.nats, config.billingTimeoutMs), { lingerMs: config.settleLingerMs, maxBatch: SETTLE_BATCH_MAX });
+    const billing =
+      config.allotmentMultiple > 1
+        ? new AllottingBilling(settling, {
+            multiple: config.allotmentMultiple,
+            ttlMs: config.allotmentTtlMs,
+            idleMs: config.allotmentIdleMs,
+            onReturnFailed: (allotmentId, error) => p.logger.warn({ allotmentId, code: (error as PalisadeError).code }, 'allotment not returned: billing releases it at its TTL'),
+          }).start()
+        : settling;
     // every call commits: the relay is woken at most once per gap (its events reach JetStream up to the gap later)
     eventsAppendedRinger(pgPoolOf(p.dataSource!), { gapMs: config.eventsRingGapMs });
     p.beforeClose(async () => {

@@ -12,7 +12,8 @@ import { startStandIn, type StandIn } from './support/provider-standin';
 // cuts, streams the caller abandons). Whatever the interleaving: every request is served
 // (a cut stream ends with its error event) or refused with 429 in OpenAI's shape; what
 // billing posts never exceeds the budget and equals what the routers settled; no hold is
-// left pending past the requests' deadline.
+// left pending past the requests' deadline. Budget allotments are on (the default, 8 × the worst
+// case): most reservations are served from a router's allotment in memory, settled against it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const OFFSET = 9980;
@@ -138,5 +139,15 @@ describe('one budget, three router processes, 192 concurrent requests', () => {
     expect(usages.reduce((sum, u) => sum + Number(u.actual), 0)).toBe(Number(settled.postedMicros));
     // provider-cut streams are charged their hold, marked estimated
     expect(usages.filter((u) => u.estimated).length).toBeGreaterThanOrEqual(served.filter((o) => o.kind === 'provider-cut').length);
+    // most reservations were served from budget allotments (routers' blocks, one billing hold each), every allotment ended
+    const holds = await queryServiceDatabase<{ kind: string; drawn: boolean; status: string; n: number }>(
+      'billing',
+      `SELECT kind, allotment_id IS NOT NULL AS drawn, status, count(*)::int AS n FROM palisade.holds WHERE tenant_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+      [tenant],
+    );
+    const count = (f: (h: { kind: string; drawn: boolean; status: string }) => boolean) => holds.filter(f).reduce((sum, h) => sum + h.n, 0);
+    expect(count((h) => h.kind === 'allotment')).toBeGreaterThan(0);
+    expect(count((h) => h.kind === 'allotment' && h.status === 'held')).toBe(0);
+    expect(count((h) => h.kind === 'request' && h.drawn)).toBeGreaterThan(count((h) => h.kind === 'allotment'));
   }, 180000);
 });

@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import { LedgerClient } from '@palisade/billing-client';
 import type { NatsConnection } from '@palisade/nats';
-import type { BillingPort, BudgetLevel, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
+import type { AllotmentPort, AllotRequest, AllotResult, BudgetLevel, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
 
 const LEVELS: readonly BudgetLevel[] = ['agent', 'user', 'team', 'tenant'];
 
@@ -13,7 +13,7 @@ const LEVELS: readonly BudgetLevel[] = ['agent', 'user', 'team', 'tenant'];
  * No connection, no answer in time, an error or an answer of unknown shape: `unavailable`,
  * so the request is refused.
  */
-export class NatsBillingAdapter implements BillingPort {
+export class NatsBillingAdapter implements AllotmentPort {
   private readonly ledger: LedgerClient;
 
   constructor(
@@ -32,6 +32,24 @@ export class NatsBillingAdapter implements BillingPort {
     throw new PalisadeError('unavailable', 'billing answered the reservation in an unknown shape: refused');
   }
 
+  /** An allotment: granted (how much) or refused as a reservation is; the same fail-closed rules. */
+  async allot(r: AllotRequest): Promise<AllotResult> {
+    const answer = await this.ledger.allot({
+      tenantId: r.tenantId,
+      allotmentId: r.allotmentId,
+      agentId: r.agentId,
+      teamId: r.teamId ?? null,
+      userId: r.userId ?? null,
+      amountMicros: r.amountMicros,
+      minAmountMicros: r.minAmountMicros,
+      ttlMs: Date.parse(r.expiresAt) - this.now(),
+    });
+    if (answer.status === 'granted') return { status: 'granted', amountMicros: answer.amountMicros };
+    const level = answer.level as BudgetLevel;
+    if (LEVELS.includes(level)) return { status: 'refused', level, limitMicros: answer.limitMicros, ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) };
+    throw new PalisadeError('unavailable', 'billing answered the allotment in an unknown shape: refused');
+  }
+
   async settle(r: SettleRequest): Promise<void> {
     const usage = [
       { kind: 'input_tokens', quantity: r.usage.inputTokens },
@@ -40,7 +58,7 @@ export class NatsBillingAdapter implements BillingPort {
       ...(r.usage.cacheWriteTokens ? [{ kind: 'cache_write_tokens', quantity: r.usage.cacheWriteTokens }] : []),
       ...(r.estimated ? [{ kind: 'estimated', quantity: 1 }] : []),
     ];
-    await this.ledger.settle({ tenantId: r.tenantId, requestId: r.requestId, actualMicros: r.amountMicros, model: r.model, usage });
+    await this.ledger.settle({ tenantId: r.tenantId, requestId: r.requestId, actualMicros: r.amountMicros, model: r.model, usage, ...(r.allotmentId ? { allotmentId: r.allotmentId } : {}) });
   }
 
   async release(r: { tenantId: string; requestId: string }): Promise<void> {

@@ -57,4 +57,18 @@ describe('billing port over NATS (billing ledger wire format)', () => {
       { timeoutMs: 2000 },
     );
   });
+
+  it('asks an allotment (a reserve with minAmountMicros under its id, the deadline as ttlMs) and settles a request against it', async () => {
+    rpcRequest.mockResolvedValue({ status: 'reserved', requestId: 'al-1', amountMicros: '163840', expiresAt: '2026-12-03T10:10:30.000Z' });
+    const allot = { tenantId: 'acme', allotmentId: 'al-1', agentId: 'release-bot', userId: 'alice', teamId: 'platform', amountMicros: 163_840, minAmountMicros: 20_480, expiresAt: '2026-12-03T10:10:30.000Z' };
+    await expect(adapter.allot(allot)).resolves.toEqual({ status: 'granted', amountMicros: 163_840 });
+    expect(rpcRequest).toHaveBeenCalledWith(nc, 'palisade.rpc.billing.reserve', { tenantId: 'acme', requestId: 'al-1', agentId: 'release-bot', teamId: 'platform', userId: 'alice', amountMicros: '163840', minAmountMicros: '20480', ttlMs: 630_000 }, { timeoutMs: 2000 });
+    rpcRequest.mockResolvedValue({ status: 'refused', requestId: 'al-1', level: 'agent', limitMicros: '1000', resetsAt: null });
+    await expect(adapter.allot(allot)).resolves.toEqual({ status: 'refused', level: 'agent', limitMicros: 1000 });
+    rpcRequest.mockRejectedValue(new PalisadeError('unavailable', 'no responders'));
+    await expect(adapter.allot(allot)).rejects.toMatchObject({ code: 'unavailable' });
+    rpcRequest.mockResolvedValue({ status: 'settled' });
+    await adapter.settle({ tenantId: 'acme', requestId: 'r-2', amountMicros: 7, estimated: false, usage: { inputTokens: 1, outputTokens: 1 }, model: 'gpt', providerId: 'cloud', allotmentId: 'al-1' });
+    expect(rpcRequest.mock.calls.at(-1)![2]).toMatchObject({ requestId: 'r-2', actualMicros: '7', allotmentId: 'al-1' });
+  });
 });

@@ -32,6 +32,8 @@ export interface SettleRequest {
   usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number };
   model: string;
   providerId: string;
+  /** A request served from an allotment (`AllottingBilling`): its cost is drawn from that allotment's hold (it has none of its own). */
+  allotmentId?: string;
 }
 
 /**
@@ -43,4 +45,27 @@ export interface BillingPort {
   reserve(request: ReserveRequest): Promise<ReserveResult>;
   settle(request: SettleRequest): Promise<void>;
   release(request: { tenantId: string; requestId: string }): Promise<void>;
+}
+
+/** An allotment to ask billing for: one hold of a block for the budget scope of a request (its tenant, agent, team and user). */
+export interface AllotRequest {
+  tenantId: string;
+  /** The allotment's id: also its hold's id (idempotent). */
+  allotmentId: string;
+  agentId: string;
+  userId?: string;
+  teamId?: string;
+  /** What is asked (a multiple of the asking request's worst case), in micro-USD. */
+  amountMicros: number;
+  /** The least that is of use: the asking request's own worst case (granted alone near the limit; refused where it has no room). */
+  minAmountMicros: number;
+  /** When billing may expire the allotment (beyond the deadline of every request served from it). */
+  expiresAt: string;
+}
+
+export type AllotResult = { status: 'granted'; amountMicros: number } | { status: 'refused'; level: BudgetLevel; limitMicros: number; resetsAt?: string };
+
+/** The billing port with allotments (`palisade.rpc.billing.reserve` with `minAmountMicros`), which `AllottingBilling` serves reservations from. */
+export interface AllotmentPort extends BillingPort {
+  allot(request: AllotRequest): Promise<AllotResult>;
 }

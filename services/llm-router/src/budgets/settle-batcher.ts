@@ -1,4 +1,5 @@
-import type { BillingPort, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
+import { PalisadeError } from '@palisade/contracts';
+import type { AllotmentPort, AllotRequest, AllotResult, BillingPort, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
 
 export interface SettleBatcherOptions {
   /** How long a settle request may wait for others to go out with it (ms). */
@@ -25,19 +26,25 @@ interface Queued {
 /** Settle requests sent together at most (a full batch leaves at once): a burst ahead of a reservation on the same connection stays short. */
 export const SETTLE_BATCH_MAX = 128;
 
-export class SettleBatcher implements BillingPort {
+export class SettleBatcher implements AllotmentPort {
   private queue: Queued[] = [];
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly sending = new Set<Promise<void>>();
 
   constructor(
-    private readonly billing: BillingPort,
+    private readonly billing: BillingPort & Partial<Pick<AllotmentPort, 'allot'>>,
     private readonly options: SettleBatcherOptions,
   ) {}
 
   reserve(request: ReserveRequest): Promise<ReserveResult> {
     return this.billing.reserve(request);
+  }
+
+  /** Allotments are reservations: never held back. */
+  allot(request: AllotRequest): Promise<AllotResult> {
+    if (!this.billing.allot) return Promise.reject(new PalisadeError('unavailable', 'billing: this port asks no allotments'));
+    return this.billing.allot(request);
   }
 
   release(request: { tenantId: string; requestId: string }): Promise<void> {
