@@ -17,7 +17,9 @@ import { cpuMsOf, round, summarize } from './stats';
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
 // stand-in, against the same stand-in called directly. 4 KB prompts, one request at a
 // time, then 256 in flight. Billing is a stand-in on NATS (the billing identity) that
-// holds and settles in memory, so its own cost is only the NATS round trips; so is the
+// holds and settles in memory, allotments too (a reserve with minAmountMicros, granted
+// whole; the router serves most reservations from one in memory, billing_* counts the
+// hops), so its own cost is only the NATS round trips; so is the
 // audit service (the audit identity), which serves a transport key of the run: the router
 // seals the prompts and answers locally to it (HPKE + AES-256-GCM, as in production) before
 // its events are stored, and asks audit's seal-personal (each text "sealed" as base64url,
@@ -139,12 +141,28 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   process.env.PALISADE_RPC_NAMESPACE = namespace;
   const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
   const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'llm-router-bench-billing' });
+  // billing's answers, budget unlimited: a reserve with minAmountMicros is an allotment (granted whole), a settle with
+  // allotmentId draws from it; counted, so the run says how many reservations still took a hop
+  const ledger = { reserves: 0, allotments: 0, settles: 0, drawn: 0, releases: 0 };
   const billing = serveRpc(nc, {
     service: 'billing',
     handlers: {
-      'palisade.rpc.billing.reserve': (p) => ({ status: 'reserved', requestId: (p as { requestId: string }).requestId, amountMicros: (p as { amountMicros: string }).amountMicros, expiresAt: new Date(Date.now() + 60_000).toISOString() }),
-      'palisade.rpc.billing.settle': (p) => ({ status: 'settled', requestId: (p as { requestId: string }).requestId, postedMicros: '0', overrunMicros: '0', releasedMicros: '0', late: false }),
-      'palisade.rpc.billing.release': (p) => ({ status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' }),
+      'palisade.rpc.billing.reserve': (p) => {
+        const r = p as { requestId: string; amountMicros: string; minAmountMicros?: string; ttlMs?: number };
+        if (r.minAmountMicros === undefined) ledger.reserves++;
+        else ledger.allotments++;
+        return { status: 'reserved', requestId: r.requestId, amountMicros: r.amountMicros, expiresAt: new Date(Date.now() + (r.ttlMs ?? 60_000)).toISOString() };
+      },
+      'palisade.rpc.billing.settle': (p) => {
+        const s = p as { requestId: string; actualMicros: string; allotmentId?: string };
+        ledger.settles++;
+        if (s.allotmentId) ledger.drawn++;
+        return { status: 'settled', requestId: s.requestId, postedMicros: s.actualMicros, overrunMicros: '0', releasedMicros: '0', late: false };
+      },
+      'palisade.rpc.billing.release': (p) => {
+        ledger.releases++;
+        return { status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' };
+      },
     },
   });
   const auditIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'audit' });
@@ -173,7 +191,16 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   const tenant = `bench-${randomBytes(3).toString('hex')}`;
   const handles = runner.startServices({
     services: ['llm-router'],
-    env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, PG_POOL_SIZE: '10', PG_SCHEMA: schema, PALISADE_RPC_NAMESPACE: namespace },
+    env: {
+      HTTP_PORT: String(PORT),
+      LOG_LEVEL: 'warn',
+      AUTH_JWKS: issuer.jwks,
+      PG_POOL_SIZE: '10',
+      PG_SCHEMA: schema,
+      PALISADE_RPC_NAMESPACE: namespace,
+      // budget allotments (LLM_ROUTER_ALLOTMENT_MULTIPLE=0 here: every request reserves with billing, as before them)
+      ...(process.env.LLM_ROUTER_ALLOTMENT_MULTIPLE ? { LLM_ROUTER_ALLOTMENT_MULTIPLE: process.env.LLM_ROUTER_ALLOTMENT_MULTIPLE } : {}),
+    },
     logDir: join(infra('PALISADE_HOME'), 'logs', 'bench'),
   });
   const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));
@@ -246,6 +273,12 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       soak_failed: soak.failed,
       rss_mb_before_soak: round(rssBefore, 1),
       rss_mb_after_soak: round(rssAfter, 1),
+      // reservations that took a hop to billing (its own reserves, and allotments), against the settles of the run
+      billing_reserves: ledger.reserves,
+      billing_allotments: ledger.allotments,
+      billing_settles: ledger.settles,
+      billing_settles_against_allotments: ledger.drawn,
+      billing_releases: ledger.releases,
       ...guardRates(),
       ...Object.fromEntries(Object.entries(load.statuses).map(([status, n]) => [`rps_failed_${status}`, n])),
       ...Object.fromEntries(Object.entries(soak.statuses).map(([status, n]) => [`soak_failed_${status}`, n])),
