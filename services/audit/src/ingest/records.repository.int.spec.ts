@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
+import { indexDropOffsetMigration } from './index-drop-offset.migration';
 import { indexQuarantineMigration } from './index-quarantine.migration';
 import { ingestMigration } from './ingest.migration';
 import { VALUE_SEPARATOR, type IndexRow, type QuarantinedRow } from './index-rows';
@@ -15,7 +16,7 @@ describe('RecordsRepository: writing the index (PostgreSQL)', () => {
 
   beforeAll(async () => {
     db = await createTestSchema('auditrr');
-    const migrator = createDataSource(db.owner, [ingestMigration(db.schema, TEST_APP_ROLE), indexQuarantineMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource(db.owner, [ingestMigration(db.schema, TEST_APP_ROLE), indexQuarantineMigration(db.schema, TEST_APP_ROLE), indexDropOffsetMigration(db.schema, TEST_APP_ROLE)]);
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
@@ -122,6 +123,25 @@ describe('RecordsRepository: writing the index (PostgreSQL)', () => {
     await index.index(again);
     expect(await store.inTransaction((tx) => records.countEventIds(tx, 'redo'))).toBe(5);
     expect(quarantinedSeen).toHaveLength(1);
+  });
+
+  it('answers offsets and heads without the offset index (dropped)', async () => {
+    const indexes: Array<{ indexname: string }> = await db.dataSource.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'audit_records' ORDER BY 1`, [db.schema]);
+    expect(indexes.map((i) => i.indexname)).toEqual([
+      'audit_records_event_once',
+      'audit_records_pkey',
+      'audit_records_subject',
+      'audit_records_subject_key',
+      'audit_records_tenant_time',
+      'audit_records_time',
+    ]);
+    const rows = [row(0, 1, valueOf(0, 1, 'a')), row(0, 2, valueOf(0, 2, 'b')), row(1, 1, valueOf(1, 1, 'c'))];
+    await store.inTransaction((tx) => records.append(tx, 'offsets', rows));
+    expect(await store.inTransaction((tx) => records.offsetOf(tx, 'offsets', 0, 2))).toBe(1n);
+    expect(await store.inTransaction((tx) => records.heads(tx, 'offsets'))).toEqual([
+      { partition: 0, seq: 2, hash: rows[1].hash, offset: 1n },
+      { partition: 1, seq: 1, hash: rows[2].hash, offset: 0n },
+    ]);
   });
 
   it('leaves rows already indexed as they are', async () => {
