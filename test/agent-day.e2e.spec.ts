@@ -359,12 +359,22 @@ describe("one agent's day (seven services, two tenants)", () => {
     const findings: Finding[] = search(places, markers);
     // secrets: nowhere, ever
     expect(findings.filter((f) => f.kind === 'secret')).toEqual([]);
-    // personal data: nowhere in plaintext either (the producers have audit seal `personal` before their event stores hold it,
-    // so neither their `events` tables, nor JetStream, nor the audit topic, nor a log has it)
+    // personal data: nowhere in plaintext either (the producers seal `personal` for the audit service before their event
+    // stores hold it, so neither their `events` tables, nor JetStream, nor the audit topic, nor a log has it)
     expect(findings).toEqual([]);
-    // …and the prompts and alice's contact are there, sealed (the search above did not pass for want of them)
+    // …and the prompts and alice's contact are there, sealed (the search above did not pass for want of them): in the
+    // producers' event stores (their outboxes) and JetStream transport-sealed, locally, for the audit service alone
+    // (HPKE to its transport key: no seal request per append); in the audit topic sealed under alice's own key
+    const sealedAs = (alg: string) => new RegExp(`"personal":\\s*\\{[^{}]*"alg":\\s*"${alg}"`);
     for (const where of ['postgres llm-router events llm-router.model-call.recorded', 'jetstream palisade.events.llm-router.model-call.recorded', 'postgres auth events auth.user.registered', 'jetstream palisade.events.auth.user.registered']) {
-      expect({ where, sealed: places.some((p) => p.where === where && /"personal":\s*\{[^{}]*"alg":\s*"A256GCM"/.test(p.text)) }).toEqual({ where, sealed: true });
+      expect({ where, sealed: places.some((p) => p.where === where && sealedAs('HPKE-X25519-SHA256-EXPORT-A256GCM').test(p.text)) }).toEqual({ where, sealed: true });
     }
+    const topicRecords = topics[AUDIT_TOPIC].map((r) => JSON.parse(r.value) as { event: { tenantId: string; type: string; personal?: Record<string, unknown> } });
+    const modelCalls = topicRecords.filter((r) => r.event.tenantId === ACME && r.event.type === 'llm-router.model-call.recorded' && r.event.personal);
+    expect(modelCalls.length).toBeGreaterThan(0);
+    // (members in JCS order in the record)
+    for (const r of modelCalls) expect([Object.keys(r.event.personal!), r.event.personal!.alg]).toEqual([['alg', 'keyId', 'sealed', 'subjectId'], 'A256GCM']);
+    // the transport form never reaches the audit topic (audit-log-format.md)
+    expect(topicRecords.filter((r) => r.event.personal && 'enc' in r.event.personal)).toEqual([]);
   });
 });
