@@ -52,6 +52,10 @@ beforeAll(async () => {
       AUTH_OPERATOR_TENANT: tenant,
       AUTH_LOCKOUT_THRESHOLD: '3',
       AUTH_LOCKOUT_BASE_SEC: '2',
+      // audit's seal-personal for every append (the stand-in's, A256GCM), as this suite asserts and stops it to see
+      // writes refused: with the default (local sealing to a transport key) an audit service of another suite on the
+      // shared NATS could hand auth a key, and auth would keep sealing without any audit (the agent's day covers that)
+      PERSONAL_SEALING: 'rpc',
     },
   });
   await runner.waitReady(handles, { timeoutMs: 90000 });

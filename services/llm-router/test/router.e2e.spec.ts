@@ -61,7 +61,8 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
     issuerToken = (claims) => issuer.token(claims);
     const billingIssuer = await TestTokenIssuer.create(audienceOf('billing'));
     const jwks = JSON.stringify({ keys: [issuer, billingIssuer].flatMap((i) => (JSON.parse(i.jwks) as { keys: object[] }).keys) });
-    sealing = await startSealPersonalStandIn();
+    // with a transport key: the router seals the texts locally, as with the audit service
+    sealing = await startSealPersonalStandIn({ transportKeys: true });
     handles = runner.startServices({
       services: ['billing', 'llm-router'],
       portOffset: OFFSET,
@@ -248,8 +249,8 @@ describe('llm-router (built service, provider stand-ins, official SDKs)', () => 
       const masked = rows.find((e) => e.data.guards.pii.byType.iban === 1);
       expect(masked).toMatchObject({ actor: { type: 'agent', id: 'release-bot' }, data: { agentId: 'release-bot', userId: 'alice', providerId: 'onprem', classification: 'confidential', outcome: 'served' }, personal: { subjectId: 'alice' } });
       for (const value of PROMPT_VALUES) expect(JSON.stringify(masked.data)).not.toContain(value);
-      // the prompt is personal data: stored only sealed by audit (issue 10), never in plaintext
-      expect(masked.personal).toMatchObject({ subjectId: 'alice', alg: 'A256GCM', sealed: expect.any(String) });
+      // the prompt is personal data: stored only sealed (issue 10), for the audit service alone (its transport key), never in plaintext
+      expect(masked.personal).toMatchObject({ subjectId: 'alice', alg: 'HPKE-X25519-SHA256-EXPORT-A256GCM', kid: expect.any(String), enc: expect.any(String), ct: expect.any(String) });
       // the values themselves, spaced or not: a short pattern such as /4111/ also matched a request id ending in …4111 (failed once in CI)
       for (const value of PROMPT_VALUES) expect(JSON.stringify(rows)).not.toContain(value);
       expect(rows.some((e) => e.data.outcome === 'refused' && e.data.reason === 'budget:agent')).toBe(true);
