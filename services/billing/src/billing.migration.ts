@@ -1,4 +1,4 @@
-import { ledgerFillfactorMigration, ledgerMigration, ledgerRememberedRowsMigration, ledgerUsageRevisionsMigration, ledgerUserBudgetsMigration, ledgerWriteAccountsFirstMigration, ledgerWriteFunctionMigration, ledgerWritePositionalMigration, ledgerAllotmentsMigration } from './ledger/ledger.migration';
+import { ledgerFillfactorMigration, ledgerMigration, ledgerRememberedRowsMigration, ledgerUsageRevisionsMigration, ledgerUserBudgetsMigration, ledgerWriteAccountsFirstMigration, ledgerWriteFunctionMigration, ledgerWritePositionalMigration, ledgerAllotmentsMigration, ledgerAllotmentAmountCheckMigration } from './ledger/ledger.migration';
 
 /** The billing service's migrations, in order. */
-export const billingMigrations = [ledgerMigration, ledgerFillfactorMigration, ledgerUserBudgetsMigration, ledgerUsageRevisionsMigration, ledgerRememberedRowsMigration, ledgerWriteFunctionMigration, ledgerWritePositionalMigration, ledgerWriteAccountsFirstMigration, ledgerAllotmentsMigration] as const;
+export const billingMigrations = [ledgerMigration, ledgerFillfactorMigration, ledgerUserBudgetsMigration, ledgerUsageRevisionsMigration, ledgerRememberedRowsMigration, ledgerWriteFunctionMigration, ledgerWritePositionalMigration, ledgerWriteAccountsFirstMigration, ledgerAllotmentsMigration, ledgerAllotmentAmountCheckMigration] as const;

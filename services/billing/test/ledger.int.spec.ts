@@ -469,6 +469,33 @@ describe('ledger (PostgreSQL)', () => {
     }
   }, 60000);
 
+  it('an allotment another instance drew from since this one remembered it is decided again, even when this instance has the accounts fresh (no lost draw)', async () => {
+    const tenant = 't-allot-stale';
+    await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '100000', period: 'none' });
+    await budgets.set(tenant, admin, { level: 'agent', subjectId: 'bot', limitMicros: '10000', period: 'none' });
+    const other = createDataSource({ ...db.app, poolSize: 2 });
+    await other.initialize();
+    try {
+      const a = new LedgerService({ repo: new LedgerRepository(db.dataSource, db.schema), eventContext: systemEventContext('billing'), now });
+      const b = new LedgerService({ repo: new LedgerRepository(other, db.schema), eventContext: systemEventContext('billing'), now });
+      const settle = (l: LedgerService, requestId: string, actual: number) => l.settle('llm-router', { tenantId: tenant, requestId, actualMicros: String(actual), allotmentId: 'al' });
+      const reserve = (l: LedgerService, requestId: string) => l.reserve('llm-router', { tenantId: tenant, requestId, agentId: 'bot', amountMicros: '10', ttlMs: 30_000 });
+      expect(await a.reserve('llm-router', { tenantId: tenant, requestId: 'al', agentId: 'bot', amountMicros: '1000', minAmountMicros: '100', ttlMs: 30_000 })).toMatchObject({ amountMicros: '1000' });
+      await settle(a, 'r1', 32); // a remembers the allotment (968) and the account
+      await settle(b, 'r2', 32); // b draws: the allotment holds 936
+      await reserve(a, 'p1'); // a's account was stale: decided again under the lock, so a has the account fresh, the allotment not
+      await new Promise((r) => setTimeout(r, 1100)); // (a locks for a second after finding rows stale: past it, it writes on what it remembers)
+      await settle(a, 'r3', 32); // on the allotment as a remembers it (968), it would hold 936 again: one draw lost
+      const [al] = await db.dataSource.query(`SELECT amount::int AS amount FROM "${db.schema}".holds WHERE tenant_id = $1 AND request_id = 'al'`, [tenant]);
+      expect(al.amount).toBe(1000 - 3 * 32);
+      await invariants(tenant);
+      expect(await a.release('llm-router', { tenantId: tenant, requestId: 'al' })).toMatchObject({ releasedMicros: String(1000 - 3 * 32) });
+      await invariants(tenant);
+    } finally {
+      await other.destroy();
+    }
+  });
+
   it('kill -9 of a process mid-way through reservations: invariants hold, and its holds expire', async () => {
     const tenant = 't3';
     await budgets.set(tenant, admin, { level: 'tenant', subjectId: tenant, limitMicros: '3000', period: 'month' });

@@ -315,6 +315,18 @@ describe('ledger decider: allotments', () => {
     l.invariants();
   });
 
+  it('a usage with no hold (metering) younger than the grace is not posted yet: its settle against an allotment may be on its way', () => {
+    const l = allotting(account('agent', 1_000n));
+    const usage = { ...settleDefaults, type: 'settle' as const, tenantId: 'acme', requestId: 'r', actual: 40n, model: 'm', usage: [], agentId: 'agent', accountKeys: [accountKey(l.of('agent'))], noHoldGraceMs: 1000 };
+    expect(refusalOf(() => l.run({ ...usage, now, occurredAt: new Date(now.getTime() - 999) })).code).toBe('unavailable');
+    l.allot('al', 500n, 100n);
+    // the settle naming the allotment arrives meanwhile: the usage then meets its first answer
+    const drawn = l.settle('r', 40n, 'al');
+    expect(l.run({ ...usage, now, occurredAt: new Date(now.getTime() - 999) })).toMatchObject({ answer: drawn.answer, hold: null });
+    // none arrived: posted without a hold once older than the grace
+    expect(l.run({ ...usage, requestId: 'r2', now, occurredAt: new Date(now.getTime() - 1000) }).answer).toMatchObject({ postedMicros: '40', late: true });
+  });
+
   it('a settle naming an allotment billing does not have: not found, or late on the agent\'s accounts when it names one', () => {
     const l = allotting(account('agent', 1_000n));
     expect(refusalOf(() => l.settle('r', 10n, 'nope')).code).toBe('not_found');

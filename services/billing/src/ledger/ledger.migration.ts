@@ -391,3 +391,66 @@ export const ledgerAllotmentsMigration = sqlMigration('BillingAllotments17648300
             AND (SELECT count(*) FROM new_holds) >= 0 INTO ok;
    END $$`,
 ]);
+
+/**
+ * A changed hold is written only if its row still holds the amount it was decided on, besides its version: a
+ * draw from an allotment lowers its amount and appends no event on its stream (its version stays), so an
+ * instance that remembered the allotment before another instance drew from it, and has the accounts fresh
+ * since (another batch locked them), would write the amount it remembered over the draw (int test "an
+ * allotment another instance drew from"). Its amount only falls while it is held, so the check cannot be fooled.
+ */
+export const ledgerAllotmentAmountCheckMigration = sqlMigration('BillingAllotmentAmountCheck1764840000000', (s) => [
+  `CREATE OR REPLACE FUNCTION ${s}.ledger_write(w_accounts jsonb, w_new_holds jsonb, w_changed_holds jsonb, w_events jsonb, w_once_events jsonb, w_usage jsonb,
+                                     w_changed_count int, w_account_count int) RETURNS void LANGUAGE plpgsql
+     SET enable_hashjoin = off SET enable_mergejoin = off SET plan_cache_mode = force_generic_plan AS $$
+   DECLARE ok boolean;
+   BEGIN
+     WITH changed_holds AS (
+       -- [tenant_id, request_id, before, status, posted, version, settle_answer, release_answer, updated_at, revision, amount, was_amount]
+       UPDATE ${s}.holds h SET status = r->>3, posted = (r->>4)::bigint, version = (r->>5)::int, settle_answer = nullif(r->6, 'null'),
+              release_answer = nullif(r->7, 'null'), updated_at = (r->>8)::timestamptz, revision = (r->>9)::int, amount = (r->>10)::bigint
+         FROM jsonb_array_elements(w_changed_holds) AS r
+        WHERE h.tenant_id = r->>0 AND h.request_id = r->>1 AND h.version = (r->>2)::int AND h.amount = (r->>11)::bigint
+       RETURNING 1
+     ), accounts AS (
+       -- [budget_id, period_start, posted, pending, was_posted, was_pending, limit_micros, hard, thresholds]
+       UPDATE ${s}.budget_periods a SET posted = (r->>2)::bigint, pending = (r->>3)::bigint
+         FROM jsonb_array_elements(w_accounts) AS r
+        WHERE a.budget_id = (r->>0)::uuid AND a.period_start = (r->>1)::timestamptz
+          AND a.posted = (r->>4)::bigint AND a.pending = (r->>5)::bigint AND a.limit_micros = (r->>6)::bigint AND a.hard = (r->>7)::boolean
+          AND to_jsonb(a.thresholds) = r->8
+          -- the held rows before the accounts (the lock order of every ledger transaction)
+          AND (SELECT count(*) FROM changed_holds) >= 0
+       RETURNING 1
+     ), new_holds AS (
+       INSERT INTO ${s}.holds (tenant_id, request_id, agent_id, team_id, amount, status, accounts, expires_at, posted, version,
+                               reserve_answer, settle_answer, release_answer, updated_at, created_at, revision, kind, allotment_id)
+       SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::bigint, r->>5, r->6, (r->>7)::timestamptz, (r->>8)::bigint, (r->>9)::int,
+              r->10, nullif(r->11, 'null'), nullif(r->12, 'null'), (r->>13)::timestamptz, (r->>14)::timestamptz, (r->>15)::int, r->>16, r->>17
+         FROM jsonb_array_elements(w_new_holds) AS r
+        -- the accounts before the new holds' keys, as under the lock (which locks accounts, then inserts): no wait cycle
+        WHERE (SELECT count(*) FROM accounts) >= 0
+       RETURNING 1
+     ), events AS (
+       INSERT INTO ${s}.events (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+       SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
+         FROM jsonb_to_recordset(w_events) AS x(stream_id text, stream_version int, envelope jsonb)
+       RETURNING 1
+     ), once_events AS (
+       INSERT INTO ${s}.events (stream_id, stream_version, event_id, event_type, tenant_id, envelope)
+       SELECT x.stream_id, x.stream_version, (x.envelope->>'id')::uuid, x.envelope->>'type', x.envelope->>'tenantId', x.envelope
+         FROM jsonb_to_recordset(w_once_events) AS x(stream_id text, stream_version int, envelope jsonb)
+       ON CONFLICT (stream_id, stream_version) DO NOTHING
+       RETURNING 1
+     ), usage AS (
+       INSERT INTO ${s}.usage_lines (event_id, tenant_id, request_id, source, agent_id, team_id, model, posted_micros, actual_micros, overrun_micros, usage, occurred_at, revision)
+       SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::bigint, (r->>8)::bigint, (r->>9)::bigint, r->10, (r->>11)::timestamptz, (r->>12)::int
+         FROM jsonb_array_elements(w_usage) AS r
+       RETURNING 1
+     )
+     -- the new holds read here, after the check: inserted before the events and usage lines (which run to completion after
+     -- this), so a request id another instance holds fails on the holds' primary key (stale rows), not on its event's version
+     SELECT ${s}.ledger_expect((SELECT count(*) FROM changed_holds) = w_changed_count AND (SELECT count(*) FROM accounts) = w_account_count)
+            AND (SELECT count(*) FROM new_holds) >= 0 INTO ok;
+   END $$`,
+]);

@@ -59,7 +59,7 @@ export interface LedgerWrite {
   /** Holds of request ids the batch found no row for: inserted (another instance's insert of the same id meets the primary key, and the batch is decided again). */
   newHolds: Hold[];
   /** Holds the batch found (locked, or remembered), each written only if its row is still at `before` (its version then). */
-  changedHolds: Array<{ hold: Hold; before: number }>;
+  changedHolds: Array<{ hold: Hold; before: number; beforeAmount: bigint }>;
   /** Accounts the batch decided on, each written only if its row is still as `before` (posted, pending, limit, hard, thresholds). */
   accounts: Array<{ after: Account; before: Account }>;
   events: StreamEvent[];
@@ -341,7 +341,7 @@ export class LedgerRepository {
             x.kind ?? 'request',
             x.allotmentId ?? null,
           ]),
-          w.changedHolds.map(({ hold: x, before }) => [
+          w.changedHolds.map(({ hold: x, before, beforeAmount }) => [
             x.tenantId,
             x.requestId,
             before,
@@ -352,8 +352,9 @@ export class LedgerRepository {
             x.releaseAnswer,
             x.updatedAt,
             x.revision,
-            // an allotment's: what it still holds (a request's settled against it lowers it)
+            // an allotment's: what it still holds (a request's settled against it lowers it), written only over what was decided on
             x.amount.toString(),
+            beforeAmount.toString(),
           ]),
           events(w.events.filter((x) => !x.once)),
           events(w.events.filter((x) => x.once)),

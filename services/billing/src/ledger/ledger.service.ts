@@ -65,6 +65,8 @@ export interface SettleInput {
   userId?: string | null;
   /** A request served from this allotment (it has no hold of its own): its cost is drawn from the allotment's. */
   allotmentId?: string | null;
+  /** A usage with no hold younger than this is refused `unavailable` for now (ledger.decider.ts, `SettleCommand.noHoldGraceMs`). */
+  noHoldGraceMs?: number;
 }
 export interface ReleaseInput {
   tenantId: string;
@@ -166,6 +168,7 @@ export class LedgerService {
       teamId: input.teamId ?? null,
       userId: input.userId ?? null,
       allotmentId: input.allotmentId ?? null,
+      ...(input.noHoldGraceMs ? { noHoldGraceMs: input.noHoldGraceMs } : {}),
       accountKeys: [],
     };
     return this.batcher.submit({ command, caller }) as Promise<SettleAnswer>;
@@ -302,7 +305,7 @@ export class LedgerService {
         changedHolds.set(key, decision.hold);
       }
       if (decision.allotment) {
-        // (its version stays: a draw appends no event on its stream; the accounts it moved are checked, so is its version)
+        // (its version stays: a draw appends no event on its stream; the write checks its version and its amount)
         const allotmentKey = holdKey(command.tenantId, decision.allotment.requestId);
         holds.set(allotmentKey, decision.allotment);
         changedHolds.set(allotmentKey, decision.allotment);
@@ -320,7 +323,7 @@ export class LedgerService {
     const written = [...changedHolds].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     await this.d.repo.write(tx, {
       newHolds: written.filter(([key]) => !found.holds.has(key)).map(([, hold]) => hold),
-      changedHolds: written.filter(([key]) => found.holds.has(key)).map(([key, hold]) => ({ hold, before: found.holds.get(key)!.version })),
+      changedHolds: written.filter(([key]) => found.holds.has(key)).map(([key, hold]) => ({ hold, before: found.holds.get(key)!.version, beforeAmount: found.holds.get(key)!.amount })),
       accounts: [...changedAccounts]
         .sort(([, a], [, b]) => compareAccounts(a, b))
         .map(([key, after]) => ({ after, before: found.accounts.get(key)! })),
