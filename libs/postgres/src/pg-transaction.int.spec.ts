@@ -117,7 +117,7 @@ describe('runInTransaction', () => {
 
   // node-postgres's own Query is a Submittable, as a COPY stream of pg-copy-streams is
   const submitted = (sql: SqlRunner, text: string) =>
-    new Promise<Array<Record<string, string>>>((resolve, reject) => void submitOf(sql)!(new Query(text, [], (error: Error | null, result: QueryResult) => (error ? reject(error) : resolve(result.rows)))));
+    new Promise<Array<Record<string, string>>>((resolve, reject) => void submitOf(sql)!(new Query(text, [], (error: Error | undefined, result: QueryResult) => (error ? reject(error) : resolve(result.rows)))));
 
   it('runs a submitted statement inside the transaction, first or not, and rolls it back with the rest', async () => {
     const [first, second, third] = await runInTransaction(single, async (sql) => [await submitted(sql, xact), await sql.query(xact), await submitted(sql, xact)]);
