@@ -1,4 +1,4 @@
-import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, validateForPublishBySchema, MAX_EVENT_BYTES, TRANSPORT_SEALING_ALG, isSealedPersonal, isTransportSealedPersonal, isSubjectSealedPersonal } from './envelope';
+import { buildEvent, clip, consumedEventSchema, newEventId, systemEventContext, validateConsumed, validateForPublish, validateForPublishBySchema, MAX_EVENT_BYTES, TRANSPORT_SEALING_ALG, isSealedPersonal, isTransportSealedPersonal, isSubjectSealedPersonal, type TransportSealedPersonal } from './envelope';
 import { eventSubject, serviceOfEventType } from './index';
 
 const ctx = systemEventContext('credential');
@@ -51,7 +51,7 @@ describe('event envelope', () => {
   it('takes a plain event by the hand check at publish (no copy, no JSON): it knows every member of the schemas', () => {
     // Fails when envelopeShape, the actor or either personal schema gains a member the hand check does not know.
     const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
-    const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
+    const transport: TransportSealedPersonal = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
     for (const event of [
       valid(),
       { ...valid(), personal: { subjectId: 'u-1', data: { prompt: 'hello' } } },
@@ -77,7 +77,7 @@ describe('event envelope', () => {
 
   it('accepts and refuses at publish exactly as the schema and the JSON do, with their problems and their event', () => {
     const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
-    const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
+    const transport: TransportSealedPersonal = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
     const withData = (data: unknown) => ({ ...valid(), data });
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;
@@ -198,7 +198,7 @@ describe('event envelope', () => {
   it('accepts and refuses at consume exactly as the schema does, with its problems and its event', () => {
     const json = (patch: Record<string, unknown>) => JSON.stringify({ ...valid(), ...patch });
     const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM', sealed: 'abc_-' };
-    const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
+    const transport: TransportSealedPersonal = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
     const texts = [
       json({}),
       json({ extra: 1, more: { a: 1 } }),
@@ -305,7 +305,7 @@ describe('event envelope', () => {
 
 describe('sealed personal members', () => {
   const sealed = { subjectId: 'u-1', keyId: '0b7c1e1a-5c2d-4e8f-9a1b-2c3d4e5f6a7b', alg: 'A256GCM' as const, sealed: 'abc_-' };
-  const transport = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
+  const transport: TransportSealedPersonal = { subjectId: 'u-1', alg: TRANSPORT_SEALING_ALG, kid: 'k'.repeat(43), enc: 'e'.repeat(43), nonce: 'n'.repeat(16), ct: 'abc_-' };
 
   it('tells the transport-sealed form (producer to audit) from the subject-sealed one (the audit topic) and from plaintext', () => {
     expect([isSealedPersonal(sealed), isSubjectSealedPersonal(sealed), isTransportSealedPersonal(sealed)]).toEqual([true, true, false]);

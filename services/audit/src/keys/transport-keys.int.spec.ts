@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { buildEvent, systemEventContext, type Personal, type TransportSealedPersonal } from '@palisade/contracts';
+import { buildEvent, systemEventContext, type EventEnvelope, type Personal, type TransportSealedPersonal } from '@palisade/contracts';
 import { TransportSealingEpoch } from '@palisade/nats';
 import { createDataSource, PgEventStore } from '@palisade/postgres';
 import { createTestSchema, TEST_APP_ROLE, type TestSchema } from '@palisade/testing';
@@ -44,10 +44,10 @@ describe('audit transport keys: persistence and rotation', () => {
   const sealTo = async (keys: TransportKeys) => {
     const [served] = (await keys.publicKeys()).keys;
     const epoch = await TransportSealingEpoch.start(served.kid, Buffer.from(served.x, 'base64url'), now.getTime());
-    const event = buildEvent(systemEventContext('llm-router'), { type: 'llm-router.model-call.recorded', tenantId: 'acme', actor: { type: 'agent', id: 'a-1' }, data: {}, personal: { subjectId: 'u-1', data: { prompt: 'marker' } } });
+    const event: EventEnvelope = buildEvent(systemEventContext('llm-router'), { type: 'llm-router.model-call.recorded', tenantId: 'acme', actor: { type: 'agent', id: 'a-1' }, data: {}, personal: { subjectId: 'u-1', data: { prompt: 'marker' } } });
     return { event, member: epoch.seal(event.id, event.personal as Personal) };
   };
-  const opens = async (keys: TransportKeys, sealed: { event: ReturnType<typeof buildEvent>; member: TransportSealedPersonal }) => {
+  const opens = async (keys: TransportKeys, sealed: { event: EventEnvelope; member: TransportSealedPersonal }) => {
     const { opened, problems } = await new TransportOpener(keys).openAll([{ index: 0, event: { ...sealed.event, personal: sealed.member } }]);
     return opened.get(0)?.data ?? problems.get(0);
   };
