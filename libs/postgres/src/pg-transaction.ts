@@ -143,6 +143,8 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Co
     }
   };
   const hooks = new Set<() => void>();
+  /** Why a BEGIN queued before a submitted statement failed (that statement ran outside a transaction block). */
+  let unbegun: Error | undefined;
   const tx: CommittingSql & { submit: SubmitSql } = {
     query: (sql, params = []) => (ended ? Promise.reject(new Error('the transaction has ended')) : answer(sql, params, run(sql, params))),
     afterCommit: (hook) => void hooks.add(hook),
@@ -151,7 +153,10 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Co
       if (!begun) {
         // queued before it, as a first statement without parameters is (above)
         begun = true;
-        client.query('BEGIN').catch((error: Error) => void (broken ??= error)); // no COMMIT after it (below)
+        client.query('BEGIN').catch((error: Error) => {
+          broken ??= error;
+          unbegun = error; // no COMMIT after it (below)
+        });
       }
       return client.query(query);
     },
@@ -160,7 +165,7 @@ export async function runInTransaction<T>(dataSource: DataSource, work: (sql: Co
   try {
     result = await work(tx);
     ended = true;
-    if (broken) throw broken;
+    if (unbegun) throw unbegun;
     if (begun) await answer('COMMIT', [], client.query('COMMIT').then(committed));
   } catch (error) {
     ended = true;
