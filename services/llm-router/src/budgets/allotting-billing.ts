@@ -20,6 +20,12 @@ export interface AllottingBillingOptions {
 
 /** Rounds of asking (another request's allotment taken or too small, asked again) before a request reserves on its own, as without allotments. */
 const MAX_ROUNDS = 3;
+/**
+ * Requests of a scope waiting for its allotment ask the next one to cover them too, up to this many times
+ * `multiple` (under load one allotment of `multiple` would serve only `multiple` of them, the rest asking
+ * again, round after round): billing still grants only the asking request's worst case near the limit.
+ */
+const DEMAND_CAP = 8;
 /** Billing's longest hold. */
 const MAX_TTL_MS = 3_600_000;
 
@@ -44,6 +50,8 @@ interface Allotment {
 }
 
 type Served = { allotment: Allotment; worst: number } | { allotment: undefined };
+/** A request of `scope` that found no allotment with room for it, until it is served or answered otherwise. */
+type Hunger = { scope: string; fed: boolean };
 type Asked = { result: AllotResult; minAmountMicros: number };
 
 /**
@@ -70,6 +78,8 @@ type Asked = { result: AllotResult; minAmountMicros: number };
 export class AllottingBilling implements BillingPort {
   private readonly current = new Map<string, Allotment>();
   private readonly asking = new Map<string, Promise<Asked>>();
+  /** Requests of a scope that found no allotment with room for them and have not been answered yet (the next allotment asked covers them too). */
+  private readonly hungry = new Map<string, number>();
   private readonly served = new Map<string, Served>();
   /** Every allotment not yet returned or forgotten (current and retired). */
   private readonly live = new Set<Allotment>();
@@ -88,11 +98,35 @@ export class AllottingBilling implements BillingPort {
 
   async reserve(r: ReserveRequest): Promise<ReserveResult> {
     const scope = scopeOf(r);
+    const a = this.current.get(scope);
+    // the fast path: served from the scope's allotment, no hop
+    if (a && this.take(a, r, Date.parse(r.expiresAt))) return { status: 'held' };
+    this.hungry.set(scope, (this.hungry.get(scope) ?? 0) + 1);
+    const hunger: Hunger = { scope, fed: false };
+    try {
+      return await this.reserveWaiting(r, hunger);
+    } finally {
+      this.feed(hunger);
+    }
+  }
+
+  /** A hungry request served, refused or failed: no longer counted (at once when served, for the next allotment's size). */
+  private feed(hunger: Hunger): void {
+    if (hunger.fed) return;
+    hunger.fed = true;
+    const n = (this.hungry.get(hunger.scope) ?? 1) - 1;
+    if (n > 0) this.hungry.set(hunger.scope, n);
+    else this.hungry.delete(hunger.scope);
+  }
+
+  /** A request no allotment of its scope has room for: waits for the one asked, or asks one itself. */
+  private async reserveWaiting(r: ReserveRequest, hunger: Hunger): Promise<ReserveResult> {
+    const { scope } = hunger;
     const deadline = Date.parse(r.expiresAt);
     for (let round = 0; round < MAX_ROUNDS && !this.closed; round++) {
       const a = this.current.get(scope);
       if (a) {
-        if (this.take(a, r, deadline)) return { status: 'held' };
+        if (this.take(a, r, deadline, hunger)) return { status: 'held' };
         this.retire(a);
       }
       const waiting = this.asking.get(scope);
@@ -103,13 +137,16 @@ export class AllottingBilling implements BillingPort {
         continue;
       }
       if (deadline + this.margin() > this.now() + MAX_TTL_MS) break;
-      const asked = this.ask(scope, r, deadline);
+      const asked = this.ask(hunger, r, deadline);
       this.asking.set(scope, asked);
       const { result } = await asked.finally(() => this.asking.delete(scope));
       if (result.status === 'refused') return result;
       // served by `ask`, before any waiter could take the room it asked for
       return { status: 'held' };
     }
+    // (the allotment the last round waited for may have room)
+    const last = this.current.get(scope);
+    if (last && this.take(last, r, deadline, hunger)) return { status: 'held' };
     this.served.set(r.requestId, { allotment: undefined });
     return this.billing.reserve(r).catch((error: unknown) => {
       this.served.delete(r.requestId);
@@ -192,8 +229,9 @@ export class AllottingBilling implements BillingPort {
   }
 
   /** Serves `r` from `a` if `a` still serves and has room for its worst case besides everything else it serves. */
-  private take(a: Allotment, r: ReserveRequest, deadline: number): boolean {
+  private take(a: Allotment, r: ReserveRequest, deadline: number, hunger?: Hunger): boolean {
     if (a.retired || deadline > a.servesUntil || a.committed + r.amountMicros > a.granted) return false;
+    if (hunger) this.feed(hunger);
     a.committed += r.amountMicros;
     a.inFlight++;
     a.lastServed = this.now();
@@ -202,8 +240,11 @@ export class AllottingBilling implements BillingPort {
   }
 
   /** Asks billing for an allotment for `r`'s scope; when granted, serves `r` from it first (it covers `r` by construction) and makes it the scope's. */
-  private async ask(scope: string, r: ReserveRequest, deadline: number): Promise<Asked> {
-    const asked = Math.max(r.amountMicros, Math.ceil(this.options.multiple * r.amountMicros));
+  private async ask(hunger: Hunger, r: ReserveRequest, deadline: number): Promise<Asked> {
+    const { scope } = hunger;
+    // the multiple, or as many worst cases as requests of the scope wait for an allotment (at most DEMAND_CAP × the multiple)
+    const demand = Math.min(this.hungry.get(scope) ?? 1, DEMAND_CAP * this.options.multiple);
+    const asked = Math.max(r.amountMicros, Math.ceil(Math.max(this.options.multiple, demand) * r.amountMicros));
     const sentAt = this.now();
     const expiresAt = Math.min(deadline + this.options.ttlMs, sentAt + MAX_TTL_MS);
     const id = this.newId();
@@ -241,7 +282,7 @@ export class AllottingBilling implements BillingPort {
       const before = this.current.get(scope);
       if (before) this.retire(before);
       this.current.set(scope, a);
-      if (!this.take(a, r, deadline)) {
+      if (!this.take(a, r, deadline, hunger)) {
         // cannot happen (granted ≥ its worst case, its deadline within the serving time): never serve it unbudgeted
         this.retire(a);
         throw new Error('an allotment granted for a request did not cover it');

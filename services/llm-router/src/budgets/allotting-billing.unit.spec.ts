@@ -147,6 +147,29 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     ]);
   });
 
+  it('under load the next allotment covers every request of the scope still waiting (at most 8 × the multiple), so they do not ask round after round', async () => {
+    const { ledger, billing, request } = setup();
+    ledger.gate = [];
+    const answers = Promise.all(Array.from({ length: 20 }, (_, i) => billing.reserve(request(`r${i}`))));
+    await new Promise((r) => setImmediate(r));
+    ledger.open();
+    await expect(answers).resolves.toEqual(Array.from({ length: 20 }, () => ({ status: 'held' })));
+    // the first asked for 8 (it alone was waiting then) and served 8; the 12 left asked once, for all 12
+    expect(ledger.calls).toEqual([
+      { method: 'allot', id: 'al-1', amount: 800 },
+      { method: 'allot', id: 'al-2', amount: 1200 },
+    ]);
+    const many = setup();
+    many.ledger.gate = [];
+    const crowd = Promise.all(Array.from({ length: 100 }, (_, i) => many.billing.reserve(many.request(`q${i}`))));
+    await new Promise((r) => setImmediate(r));
+    many.ledger.open();
+    await crowd;
+    // 8, then 64 of the 92 left (the cap), then the 28 left
+    expect(many.ledger.of('allot').map((c) => c.amount)).toEqual([800, 6400, 2800]);
+    expect(many.ledger.of('reserve')).toEqual([]);
+  });
+
   it('near the limit billing grants only the asking request\'s worst case: the others ask again, then reserve on their own; never more served than granted', async () => {
     const { ledger, billing, request, settle } = setup(350);
     ledger.gate = [];
