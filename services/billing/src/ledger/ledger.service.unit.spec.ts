@@ -1,5 +1,5 @@
 import { systemEventContext } from '@palisade/contracts';
-import type { Account } from './ledger.decider';
+import type { Account, Hold } from './ledger.decider';
 import type { BudgetRow } from './ledger.repository';
 import { LedgerService, type LedgerServiceDependencies } from './ledger.service';
 
@@ -121,5 +121,51 @@ describe('ledger service: the attempt on remembered rows', () => {
       await expect(reserve(`r-${failure.message}`)).rejects.toBe(failure);
       expect([write.mock.calls.length, lock.mock.calls.length]).toEqual([1, 0]);
     }
+  });
+});
+
+describe('ledger service: the sweeper', () => {
+  it('one hold that cannot be expired does not keep the others held: a failed batch is tried again one at a time', async () => {
+    const held = (requestId: string): Hold => ({
+      tenantId: 'acme',
+      requestId,
+      agentId: 'bot',
+      teamId: null,
+      amount: 100n,
+      status: 'held',
+      accounts: [{ level: 'agent', budgetId: budget.budgetId, periodStart: '1970-01-01T00:00:00.000Z' }],
+      expiresAt: new Date(0),
+      posted: 0n,
+      version: 1,
+      reserveAnswer: { status: 'reserved', requestId, amountMicros: '100', expiresAt: new Date(0).toISOString() },
+      settleAnswer: null,
+      releaseAnswer: null,
+      revision: 0,
+      createdAt: new Date(0),
+      updatedAt: new Date(0),
+    });
+    const due = ['a', 'bad', 'b', 'c'];
+    let pending = 400n;
+    const expired: string[] = [];
+    const repo = {
+      inTransaction: async <T>(work: (tx: never) => Promise<T>) => work(undefined as never),
+      budgetsOf: async () => [],
+      openPeriods: async () => undefined,
+      lock: async (_tx: unknown, keys: ReadonlyArray<{ requestId: string }>) => ({
+        holds: new Map(keys.map((k) => [`acme\u0000${k.requestId}`, held(k.requestId)])),
+        accounts: [{ ...budget, periodStart: new Date(0), periodEnd: null, posted: 0n, pending }],
+      }),
+      write: async (_tx: unknown, w: { changedHolds: Array<{ hold: Hold }>; accounts: Array<{ after: Account }> }) => {
+        if (w.changedHolds.some((c) => c.hold.requestId === 'bad')) throw Object.assign(new Error('check constraint'), { code: '23514' });
+        expired.push(...w.changedHolds.map((c) => c.hold.requestId));
+        pending = w.accounts[0].after.pending;
+      },
+      expiredHolds: async () => due.filter((id) => !expired.includes(id)).map((requestId) => ({ tenantId: 'acme', requestId })),
+      currentAccounts: async () => [],
+    } as unknown as LedgerServiceDependencies['repo'];
+    const ledger = new LedgerService({ repo, eventContext: systemEventContext('billing') });
+    expect(await ledger.expire()).toBe(3);
+    expect(expired.sort()).toEqual(['a', 'b', 'c']);
+    expect(pending).toBe(100n);
   });
 });
