@@ -49,7 +49,7 @@ interface Allotment {
   returned: boolean;
 }
 
-type Served = { allotment: Allotment; worst: number } | { allotment: undefined };
+type Served = { allotment: Allotment; worst: number };
 /** A request of `scope` that found no allotment with room for it, until it is served or answered otherwise. */
 type Hunger = { scope: string; fed: boolean };
 type Asked = { result: AllotResult; minAmountMicros: number };
@@ -147,19 +147,16 @@ export class AllottingBilling implements BillingPort {
     // (the allotment the last round waited for may have room)
     const last = this.current.get(scope);
     if (last && this.take(last, r, deadline, hunger)) return { status: 'held' };
-    this.served.set(r.requestId, { allotment: undefined });
-    return this.billing.reserve(r).catch((error: unknown) => {
-      this.served.delete(r.requestId);
-      throw error;
-    });
+    // its own hold, as without allotments (its settle or release, unknown here, goes to billing as it is)
+    return this.billing.reserve(r);
   }
 
   /** Against the allotment the request was served from (its worst case replaced by its actual cost), or its own hold. */
   async settle(s: SettleRequest): Promise<void> {
     const served = this.served.get(s.requestId);
+    if (!served) return this.billing.settle(s);
     this.served.delete(s.requestId);
-    const a = served?.allotment;
-    if (!served || !a) return this.billing.settle(s);
+    const a = served.allotment;
     a.committed += s.amountMicros - served.worst;
     try {
       await this.billing.settle({ ...s, allotmentId: a.id });
@@ -172,9 +169,9 @@ export class AllottingBilling implements BillingPort {
   /** A request served from an allotment gives its worst case back to it, with no hop; one with its own hold releases it. */
   async release(request: { tenantId: string; requestId: string }): Promise<void> {
     const served = this.served.get(request.requestId);
+    if (!served) return this.billing.release(request);
     this.served.delete(request.requestId);
-    const a = served?.allotment;
-    if (!served || !a) return this.billing.release(request);
+    const a = served.allotment;
     a.committed -= served.worst;
     a.inFlight--;
     this.returnIfDone(a);
@@ -188,6 +185,7 @@ export class AllottingBilling implements BillingPort {
     const now = this.now();
     for (const a of this.live) {
       if (now >= a.expiresAt) {
+        // (a request of it settled after this still names it: billing settles it late, on its accounts)
         this.live.delete(a);
         if (this.current.get(a.scope) === a) this.current.delete(a.scope);
         continue;

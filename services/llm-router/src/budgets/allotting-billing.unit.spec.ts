@@ -191,6 +191,8 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     for (const a of billing.allotments()) expect(a.committed).toBeLessThanOrEqual(a.granted);
     for (const [i, r] of results.entries()) if (r.status === 'held') await settle(`r${i}`, 100);
     expect(ledger.posted).toBe(300);
+    // nothing remembered for the requests refused by their own reservation, nor for those settled
+    expect((billing as unknown as { served: Map<string, unknown> }).served.size).toBe(0);
   });
 
   it('a refused allotment is the refusal of every waiter needing as much; a smaller request asks on its own', async () => {
@@ -219,6 +221,22 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     await new Promise((r) => setImmediate(r));
     expect(ledger.of('release')).toEqual([{ method: 'release', id: 'al-1' }]);
     expect(billing.allotments()).toEqual([]);
+  });
+
+  it('a request reserved on its own (no allotment had room after three rounds) is settled or released by its own hold, and leaves nothing behind when refused', async () => {
+    const { ledger, billing, request, settle } = setup(150);
+    await expect(billing.reserve(request('big', 200))).resolves.toMatchObject({ status: 'refused' });
+    // a refusal of its own reservation, after asking: nothing remembered for it
+    expect((billing as unknown as { served: Map<string, unknown> }).served.size).toBe(0);
+    await billing.reserve(request('a', 100));
+    await settle('a', 50);
+    expect(ledger.of('settle')).toEqual([{ method: 'settle', id: 'a', amount: 50, allotmentId: 'al-2' }]);
+    await settle('unknown', 5);
+    await billing.release({ tenantId: 'acme', requestId: 'other' });
+    expect(ledger.calls.slice(-2)).toEqual([
+      { method: 'settle', id: 'unknown', amount: 5, allotmentId: undefined },
+      { method: 'release', id: 'other' },
+    ]);
   });
 
   it('a request that failed before the provider gives its worst case back with no hop', async () => {
