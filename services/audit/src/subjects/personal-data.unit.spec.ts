@@ -247,13 +247,17 @@ describe('PersonalData: members producers sealed for the audit service (transpor
     expect(new Set(spray.map((e) => (e.personal as SealedPersonal).keyId)).size).toBe(1);
   });
 
-  it('decapsulates once per producer epoch (kept in a bounded LRU), not once per member', async () => {
+  it('decapsulates once per producer epoch (kept in a bounded LRU), not once per member; the keys are in nothing serialized', async () => {
     const { writer, sealed, asked, kid, pair } = await setUp();
     const other = await TransportSealingEpoch.start(kid, pair.publicKey, Date.now());
     await writer.sealAll([sealed(signedIn('t1', 'a')), sealed(signedIn('t1', 'b')), sealed(signedIn('t1', 'c'), other)], REFUSED);
     expect(asked).toHaveLength(2);
     await writer.sealAll([sealed(signedIn('t1', 'd')), sealed(signedIn('t1', 'e'), other)], REFUSED);
     expect(asked).toHaveLength(2);
+    const opener = new TransportOpener({ privateKey: async () => pair.privateKey });
+    await opener.openAll([{ index: 0, event: sealed(signedIn('t1', 'f')) }]);
+    expect(opener.cachedEpochs).toBe(1);
+    expect(JSON.stringify({ opener })).toBe('{"opener":"[TransportOpener]"}');
   });
 
   it('refuses a member moved to another event, sealed for another subject, altered, of an unknown or destroyed key; the rest of the batch is chained', async () => {

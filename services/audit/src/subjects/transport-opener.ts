@@ -65,6 +65,10 @@ export class TransportOpener {
     return { opened, problems };
   }
 
+  toJSON(): string {
+    return '[TransportOpener]';
+  }
+
   private async epochKey(kid: string, enc: string): Promise<Buffer | 'unknown-kid' | 'bad-enc'> {
     const cached = this.epochKeys.get(`${kid}.${enc}`);
     if (cached) return cached;
