@@ -18,13 +18,6 @@ export const MAX_AMOUNT_MICROS = 10n ** 15n;
 export const MIN_TTL_MS = 1_000;
 export const MAX_TTL_MS = 3_600_000;
 
-/** A usage with no hold, younger than its grace (`SettleCommand.noHoldGraceMs`): to be tried again in `retryInMs`. */
-export class NoHoldYet extends PalisadeError {
-  constructor(readonly retryInMs: number) {
-    super('unavailable', 'no hold for this usage yet (it may have been served from an allotment whose settle is on its way): try again later');
-  }
-}
-
 /** One budget's row for one period: what the ledger locks, checks and moves. */
 export interface Account {
   budgetId: string;
@@ -150,12 +143,6 @@ export interface SettleCommand {
   revision: number;
   /** A request served from an allotment: its cost is drawn from the allotment's hold (the request has no hold of its own before this). */
   allotmentId?: string | null;
-  /**
-   * A usage with no hold younger than this (ms since `occurredAt`) is not posted yet (`unavailable`: the caller
-   * tries again later): it may be a request served from an allotment whose settle, naming the allotment, is
-   * on its way (metering's usage events do not name it). Posted without a hold once older.
-   */
-  noHoldGraceMs?: number;
   /** When the usage happened (a usage event's time); the line is dated so, and a hold-less usage is posted in the period of this time. */
   occurredAt: Date | null;
   /** For a usage with no hold (late: billing never saw the reserve): the agent and its team, and the current-at-`occurredAt` period rows of their budgets (the service resolved them). */
@@ -315,15 +302,14 @@ export function decideSettle(c: SettleCommand, hold: Hold | undefined, accounts:
     if (allotment?.kind !== 'allotment') {
       if (!c.agentId) throw new PalisadeError('not_found', 'allotment not found');
     } else {
+      // a usage event's claim is checked against the allotment it names: another agent's is not drawn from
+      if (c.agentId && c.agentId !== allotment.agentId) throw new PalisadeError('validation', "allotmentId: the allotment of another agent than the usage's");
       hold = drawnHold(c, allotment);
       if (allotment.status === 'held') drawnFrom = allotment;
     }
   }
   if (!hold) {
     if (!c.agentId) throw new PalisadeError('not_found', 'hold not found');
-    if (!c.allotmentId && c.noHoldGraceMs && c.now.getTime() - (c.occurredAt ?? c.now).getTime() < c.noHoldGraceMs) {
-      throw new NoHoldYet(c.noHoldGraceMs - (c.now.getTime() - (c.occurredAt ?? c.now).getTime()));
-    }
     hold = usageWithoutHold(c, accounts);
   }
   if (hold.status === 'settled') return c.revision > hold.revision ? decideCorrection(c, hold, accounts) : { answer: hold.settleAnswer!, events: [], hold: null, accounts: [] };

@@ -315,16 +315,19 @@ describe('ledger decider: allotments', () => {
     l.invariants();
   });
 
-  it('a usage with no hold (metering) younger than the grace is not posted yet: its settle against an allotment may be on its way', () => {
+  it('a usage event naming the allotment (metering) settles against it whichever of it and the settle request comes first: one draw, the second meets the first answer', () => {
     const l = allotting(account('agent', 1_000n));
-    const usage = { ...settleDefaults, type: 'settle' as const, tenantId: 'acme', requestId: 'r', actual: 40n, model: 'm', usage: [], agentId: 'agent', accountKeys: [accountKey(l.of('agent'))], noHoldGraceMs: 1000 };
-    expect(refusalOf(() => l.run({ ...usage, now, occurredAt: new Date(now.getTime() - 999) })).code).toBe('unavailable');
     l.allot('al', 500n, 100n);
-    // the settle naming the allotment arrives meanwhile: the usage then meets its first answer
+    const usage = { ...settleDefaults, type: 'settle' as const, tenantId: 'acme', requestId: 'r', actual: 40n, model: 'm', usage: [], agentId: 'agent', allotmentId: 'al', accountKeys: [accountKey(l.of('agent'))], now };
+    const first = l.run(usage);
+    expect(first.answer).toMatchObject({ status: 'settled', postedMicros: '40', late: false });
     const drawn = l.settle('r', 40n, 'al');
-    expect(l.run({ ...usage, now, occurredAt: new Date(now.getTime() - 999) })).toMatchObject({ answer: drawn.answer, hold: null });
-    // none arrived: posted without a hold once older than the grace
-    expect(l.run({ ...usage, requestId: 'r2', now, occurredAt: new Date(now.getTime() - 1000) }).answer).toMatchObject({ postedMicros: '40', late: true });
+    expect(drawn.answer).toEqual(first.answer);
+    expect(drawn.hold).toBeNull();
+    l.invariants();
+    // an event naming the allotment of another agent draws nothing from it
+    expect(refusalOf(() => l.run({ ...usage, requestId: 'r2', agentId: 'other-agent' }))).toMatchObject({ code: 'validation' });
+    expect(l.holds.has('r2')).toBe(false);
   });
 
   it('a settle naming an allotment billing does not have: not found, or late on the agent\'s accounts when it names one', () => {

@@ -65,8 +65,6 @@ export interface SettleInput {
   userId?: string | null;
   /** A request served from this allotment (it has no hold of its own): its cost is drawn from the allotment's. */
   allotmentId?: string | null;
-  /** A usage with no hold younger than this is refused `unavailable` for now (ledger.decider.ts, `SettleCommand.noHoldGraceMs`). */
-  noHoldGraceMs?: number;
 }
 export interface ReleaseInput {
   tenantId: string;
@@ -170,7 +168,6 @@ export class LedgerService {
       teamId: input.teamId ?? null,
       userId: input.userId ?? null,
       allotmentId: input.allotmentId ?? null,
-      ...(input.noHoldGraceMs ? { noHoldGraceMs: input.noHoldGraceMs } : {}),
       accountKeys: [],
     };
     return this.batcher.submit({ command, caller }) as Promise<SettleAnswer>;

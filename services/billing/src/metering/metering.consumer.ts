@@ -2,7 +2,6 @@ import { eventSubject, PalisadeError, type EventEnvelope, type ServiceName } fro
 import { recordForgery, type EventStore } from '@palisade/eventsourcing';
 import { DurableEventConsumer } from '@palisade/nats';
 import type { Platform } from '@palisade/service-kit';
-import { NoHoldYet } from '../ledger/ledger.decider';
 import type { LedgerService } from '../ledger/ledger.service';
 import { parse } from '../validation';
 import { usageRecordedSchema } from './metering.dto';
@@ -14,14 +13,6 @@ export const USAGE_SOURCES: ReadonlyArray<{ service: ServiceName; consumer: stri
 ];
 
 /**
- * A usage event billing holds nothing for waits until this long after its usage before it is posted without a
- * hold (the handler waits, then settles it again): a router serving requests from a budget allotment settles
- * each against the allotment, and its settle request, which names the allotment, normally arrives within it;
- * posted without a hold the usage would be capped by the headroom the allotment still holds for it.
- */
-export const NO_HOLD_GRACE_MS = 1000;
-
-/**
  * Metering from JetStream: each `<source>.usage.recorded` settles its hold through the
  * ledger (the same decision, transaction and usage line as the RPC). Exactly once by
  * construction: a redelivery, a duplicate or an event whose request was settled over
@@ -30,8 +21,8 @@ export const NO_HOLD_GRACE_MS = 1000;
  */
 export async function handleUsageRecorded(ledger: Pick<LedgerService, 'settle'>, event: EventEnvelope): Promise<void> {
   const d = parse(usageRecordedSchema, event.data);
-  const settle = (noHoldGraceMs: number) =>
-    ledger.settle(event.source, {
+  try {
+    await ledger.settle(event.source, {
       tenantId: event.tenantId,
       requestId: d.requestId,
       actualMicros: d.actualMicros,
@@ -41,16 +32,9 @@ export async function handleUsageRecorded(ledger: Pick<LedgerService, 'settle'>,
       // the period is the usage's, not the arrival's: the event says when it happened
       occurredAt: new Date(d.occurredAt ?? event.occurredAt),
       agentId: d.agentId ?? null,
+      ...(d.allotmentId ? { allotmentId: d.allotmentId } : {}),
       teamId: d.teamId ?? null,
       userId: d.userId ?? null,
-      ...(noHoldGraceMs ? { noHoldGraceMs } : {}),
-    });
-  try {
-    await settle(NO_HOLD_GRACE_MS).catch(async (error: unknown) => {
-      if (!(error instanceof NoHoldYet)) throw error;
-      // its settle against an allotment may be on its way: waited for, then posted without a hold if still none
-      await new Promise((resolve) => setTimeout(resolve, Math.min(NO_HOLD_GRACE_MS, Math.max(0, error.retryInMs))));
-      return settle(0);
     });
   } catch (error) {
     // A settle the ledger refuses for good (no such hold and no agent to post it to, a refused or released one) is

@@ -20,19 +20,16 @@ describe('metering: usage events settle their holds', () => {
       agentId: null,
       teamId: null,
       userId: null,
-      noHoldGraceMs: 1000,
     });
   });
 
-  it('a usage billing holds nothing for yet is settled again once its grace is over (its settle against an allotment may be on its way), then without one', async () => {
-    const { NoHoldYet } = jest.requireActual<typeof import('../ledger/ledger.decider')>('../ledger/ledger.decider');
-    const settle = jest.fn().mockRejectedValueOnce(new NoHoldYet(30)).mockResolvedValue({ status: 'settled' });
-    const started = Date.now();
-    await handleUsageRecorded({ settle }, event({ requestId: 'r1', agentId: 'bot', actualMicros: '12' }));
-    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
-    expect(settle).toHaveBeenCalledTimes(2);
-    expect(settle.mock.calls[0][1]).toMatchObject({ noHoldGraceMs: 1000 });
-    expect(settle.mock.calls[1][1]).not.toHaveProperty('noHoldGraceMs');
+  it('settles against the budget allotment the event names (a router served the request from it), as the settle request naming it does', async () => {
+    const settle = jest.fn().mockResolvedValue({ status: 'settled' });
+    await handleUsageRecorded({ settle }, event({ requestId: 'r1', agentId: 'bot', allotmentId: 'al-1', actualMicros: '12' }));
+    expect(settle).toHaveBeenCalledWith('llm-router', expect.objectContaining({ requestId: 'r1', agentId: 'bot', allotmentId: 'al-1' }));
+    await handleUsageRecorded({ settle }, event({ requestId: 'r2', agentId: 'bot', actualMicros: '12' }));
+    expect(settle.mock.calls[1][1]).not.toHaveProperty('allotmentId');
+    await expect(handleUsageRecorded({ settle }, event({ requestId: 'r3', agentId: 'bot', allotmentId: 'not an id', actualMicros: '1' }))).rejects.toMatchObject({ code: 'validation' });
   });
   it('passes the usage time, the agent, its team and user, and the revision of a late or corrected usage (the contract\'s optional fields)', async () => {
     const settle = jest.fn().mockResolvedValue({ status: 'settled' });

@@ -22,6 +22,8 @@ const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/);
 export const usageRecordedSchema = z.object({
   requestId: id,
   agentId: id.optional(),
+  /** The budget allotment the request was served from (llm-router): settled against it, as the settle request naming it is. */
+  allotmentId: id.optional(),
   teamId: id.nullable().optional(),
   userId: id.nullable().optional(),
   actualMicros: z.string().regex(/^\d{1,16}$/),

@@ -100,14 +100,21 @@ export class AllottingBilling implements BillingPort {
     const scope = scopeOf(r);
     const a = this.current.get(scope);
     // the fast path: served from the scope's allotment, no hop
-    if (a && this.take(a, r, Date.parse(r.expiresAt))) return { status: 'held' };
+    if (a && this.take(a, r, Date.parse(r.expiresAt))) return this.heldFrom(r);
     this.hungry.set(scope, (this.hungry.get(scope) ?? 0) + 1);
     const hunger: Hunger = { scope, fed: false };
     try {
-      return await this.reserveWaiting(r, hunger);
+      const result = await this.reserveWaiting(r, hunger);
+      return result.status === 'held' ? this.heldFrom(r) : result;
     } finally {
       this.feed(hunger);
     }
+  }
+
+  /** Held: with the allotment it was served from (named in the request's usage event, so billing's metering settles against it too). */
+  private heldFrom(r: ReserveRequest): ReserveResult {
+    const served = this.served.get(r.requestId);
+    return served ? { status: 'held', allotmentId: served.allotment.id } : { status: 'held' };
   }
 
   /** A hungry request served, refused or failed: no longer counted (at once when served, for the next allotment's size). */

@@ -107,7 +107,8 @@ function setup(limit = 100_000, options: Partial<{ multiple: number; ttlMs: numb
 describe('AllottingBilling: reservations served from allotments in memory', () => {
   it('asks one allotment of the multiple, then serves the scope\'s requests with no hop until it is used up; settles name it', async () => {
     const { ledger, billing, request, settle } = setup();
-    for (let i = 0; i < 8; i++) await expect(billing.reserve(request(`r${i}`))).resolves.toEqual({ status: 'held' });
+    // each answer names the allotment it was served from (the usage event carries it to billing's metering)
+    for (let i = 0; i < 8; i++) await expect(billing.reserve(request(`r${i}`))).resolves.toEqual({ status: 'held', allotmentId: 'al-1' });
     expect(ledger.calls).toEqual([{ method: 'allot', id: 'al-1', amount: 800 }]);
     expect(billing.allotments()).toEqual([{ id: 'al-1', granted: 800, committed: 800, inFlight: 8, retired: false }]);
     // settling replaces a worst case by the actual: room for more
@@ -139,7 +140,7 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     await new Promise((r) => setImmediate(r));
     expect(ledger.of('allot').map((c) => c.id)).toEqual(['al-1', 'al-2']);
     ledger.answer();
-    await expect(answers).resolves.toEqual(Array.from({ length: 7 }, () => ({ status: 'held' })));
+    await expect(answers).resolves.toEqual([...Array.from({ length: 6 }, () => ({ status: 'held', allotmentId: 'al-1' })), { status: 'held', allotmentId: 'al-2' }]);
     expect(ledger.calls.map((c) => c.method)).toEqual(['allot', 'allot']);
     expect(billing.allotments().map((a) => [a.id, a.committed])).toEqual([
       ['al-1', 600],
@@ -153,7 +154,7 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     const answers = Promise.all(Array.from({ length: 20 }, (_, i) => billing.reserve(request(`r${i}`))));
     await new Promise((r) => setImmediate(r));
     ledger.open();
-    await expect(answers).resolves.toEqual(Array.from({ length: 20 }, () => ({ status: 'held' })));
+    await expect(answers).resolves.toEqual([...Array.from({ length: 8 }, () => ({ status: 'held', allotmentId: 'al-1' })), ...Array.from({ length: 12 }, () => ({ status: 'held', allotmentId: 'al-2' }))]);
     // the first asked for 8 (it alone was waiting then) and served 8; the 12 left asked once, for all 12
     expect(ledger.calls).toEqual([
       { method: 'allot', id: 'al-1', amount: 800 },
@@ -205,7 +206,7 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     ledger.open();
     await expect(big).resolves.toMatchObject({ status: 'refused', level: 'agent', limitMicros: 150 });
     await expect(same).resolves.toMatchObject({ status: 'refused', level: 'agent' });
-    await expect(small).resolves.toEqual({ status: 'held' });
+    await expect(small).resolves.toMatchObject({ status: 'held', allotmentId: expect.stringMatching(/^al-/) });
     expect(ledger.of('allot').map((c) => c.amount)).toEqual([1600, 800]);
     expect(ledger.pending).toBe(100);
   });

@@ -19,7 +19,8 @@ export interface ReserveRequest {
 }
 
 export type ReserveResult =
-  | { status: 'held' }
+  /** `allotmentId`: served from that allotment (AllottingBilling), not by a hold of its own. */
+  | { status: 'held'; allotmentId?: string }
   | { status: 'refused'; level: BudgetLevel; limitMicros: number; resetsAt?: string };
 
 export interface SettleRequest {

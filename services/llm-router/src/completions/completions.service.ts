@@ -89,6 +89,8 @@ interface Trace {
   streamed: boolean;
   attempts: number;
   reservedMicros: number;
+  /** The budget allotment the reservation was served from (named in the usage event), if any. */
+  allotmentId?: string;
   /** What the call was charged, once settled (an answer refused by a guard is settled before it is refused). */
   cost?: number;
   /** What the rate limits counted for this call (its unused tokens are given back). */
@@ -263,6 +265,7 @@ export class CompletionsService {
       amountMicros: t.reservedMicros,
       expiresAt,
     });
+    if (result.status === 'held') t.allotmentId = result.allotmentId;
     if (result.status === 'refused') {
       const resets = result.resetsAt ? `, resets at ${result.resetsAt}` : '';
       throw new PalisadeError('rate_limited', `the ${result.level} budget has no room for this request (limit ${result.limitMicros} micro-USD${resets})`, {
@@ -466,7 +469,7 @@ export class CompletionsService {
       ...(estimated ? [{ kind: 'estimated', quantity: 1 }] : []),
     ];
     const recorded = this.d.audit
-      .recordUsage(principal, { requestId: t.requestId, agentId: principal.type === 'agent' ? principal.id : `user:${principal.id}`, actualMicros: String(amountMicros), model: model.modelId, usage: usageLines }, this.now())
+      .recordUsage(principal, { requestId: t.requestId, agentId: principal.type === 'agent' ? principal.id : `user:${principal.id}`, ...(t.allotmentId ? { allotmentId: t.allotmentId } : {}), actualMicros: String(amountMicros), model: model.modelId, usage: usageLines }, this.now())
       .catch((error: unknown) => {
         this.d.logger.warn({ requestId: t.requestId, code: (error as PalisadeError).code }, 'usage event not written');
         throw new PalisadeError('unavailable', UNRECORDED);

@@ -165,6 +165,14 @@ describe('budgets first', () => {
     expect(s.usages).toEqual([{ requestId: reserve.requestId, agentId: 'release-bot', actualMicros: String(100 * 3 + 20 * 10), model: 'gpt', usage: [{ kind: 'input_tokens', quantity: 100 }, { kind: 'output_tokens', quantity: 20 }] }]);
   });
 
+  it('names the budget allotment the reservation was served from in the usage event (billing settles against it from the event too)', async () => {
+    const s = setup();
+    s.billing.answer = { status: 'held', allotmentId: 'al-7' };
+    await call(s, { model: 'default', messages: [{ role: 'user', content: 'hello' }] });
+    await afterAnswer();
+    expect(s.usages).toEqual([expect.objectContaining({ requestId: s.billing.reserves[0].requestId, agentId: 'release-bot', allotmentId: 'al-7' })]);
+  });
+
   it('answers over budget with rate_limited naming the level, the limit and the reset; nothing is sent', async () => {
     const s = setup();
     s.billing.answer = { status: 'refused', level: 'agent', limitMicros: 5_000_000, resetsAt: '2026-12-04T00:00:00.000Z' };

@@ -43,6 +43,8 @@ export type ModelCallRecorded = {
 export type UsageRecorded = {
   requestId: string;
   agentId: string;
+  /** The budget allotment the call was served from: billing settles against it, as the settle request does. */
+  allotmentId?: string;
   actualMicros: string;
   model: string;
   usage: Array<{ kind: string; quantity: number }>;
