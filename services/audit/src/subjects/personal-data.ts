@@ -6,7 +6,7 @@ import type { PersonalDataSealer, RefuseSealed } from '../ingest/chain-writer';
 import { open, seal, type KeyEncryptionKey } from '../keys/kek';
 import { keySubjectOf } from './key-subject';
 import { LRUCache } from 'lru-cache';
-import type { StoredSubjectKey, SubjectKeysRepository } from './subject-keys.repository';
+import type { StoredSubjectKey, SubjectErasure, SubjectKeysRepository } from './subject-keys.repository';
 import type { TransportOpener } from './transport-opener';
 
 /** The `personal` member as the audit topic holds it (the contract's type; producers store it so too). */
@@ -68,7 +68,10 @@ export class PersonalData implements PersonalDataSealer {
    * the producer had audit seal under the subject key already is chained as given once it
    * checks out (`sealedProblems`). One that does not open or check out never enters the
    * chain: `refuse(i, problems)` gives what goes in its place, and the rest of the batch
-   * is chained as usual. The chain only ever holds the subject-sealed form.
+   * is chained as usual. The chain only ever holds the subject-sealed form. A plaintext or
+   * opened member of an event produced before its subject's latest erasure (`occurredAt`
+   * not after it: it waited in an outbox or JetStream meanwhile) is chained unreadable
+   * (`sealUnreadable`), never under the subject's new key.
    */
   async sealAll(events: readonly EventEnvelope[], refuse: RefuseSealed): Promise<RecordedEvent[]> {
     const transported = events.flatMap((event, index) => (isTransportSealedPersonal(event.personal) ? [{ index, event }] : []));
@@ -94,14 +97,16 @@ export class PersonalData implements PersonalDataSealer {
       const plaintext = plaintextOf(e, i)!;
       const k = keys.get(keySubjects[i]!);
       if (!k) throw new Error('no key for a data subject');
+      if (k.lastErasure && producedBefore(e, k.lastErasure)) return { ...e, personal: sealUnreadable(k.lastErasure, e.id, plaintext) } as RecordedEvent;
       return { ...e, personal: sealWith(k, e.id, plaintext) } as RecordedEvent;
     });
   }
 
   /**
-   * The live key of each key subject: from the cache (at most 10 s old), else from
-   * PostgreSQL, creating the missing ones. A batch may need more subjects than the cache
-   * holds, so the batch gets a map of its own.
+   * The live key of each key subject, with the subject's latest erasure: from the cache
+   * (at most 10 s old; `forget` drops it on erasure), else from PostgreSQL, creating the
+   * missing ones. A batch may need more subjects than the cache holds, so the batch gets
+   * a map of its own.
    */
   private async liveKeysOf(keySubjects: readonly string[]): Promise<Map<string, SubjectKey>> {
     const now = Date.now();
@@ -115,7 +120,7 @@ export class PersonalData implements PersonalDataSealer {
     if (missing.length > 0) {
       const live = await this.transactions.inTransaction((tx) => this.keys.liveKeys(tx, missing, (keyId) => this.kek.wrap(randomBytes(32), aadOf(keyId))));
       for (const [subjectId, k] of live) {
-        const entry = { keyId: k.keyId, key: this.unwrap(k)!, at: now };
+        const entry = { keyId: k.keyId, key: this.unwrap(k)!, at: now, ...(k.lastErasure ? { lastErasure: k.lastErasure } : {}) };
         keys.set(subjectId, entry);
         this.cache.set(subjectId, entry);
       }
@@ -205,10 +210,37 @@ export class PersonalData implements PersonalDataSealer {
   }
 }
 
-/** A live subject key, unwrapped. */
+/** A live subject key, unwrapped, with its subject's latest erasure (none: never erased). */
 interface SubjectKey {
   keyId: string;
   key: Buffer;
+  lastErasure?: SubjectErasure;
+}
+
+/**
+ * Whether the event was produced before (or at) the erasure: its `occurredAt` is not
+ * after it. Such an event waited (a producer's outbox, JetStream) while its subject was
+ * erased; sealing its personal data under the subject's new key would undo the erasure.
+ * An `occurredAt` that does not parse counts as before (unreadable rather than revived).
+ */
+function producedBefore(event: Pick<EventEnvelope, 'occurredAt'>, erasure: SubjectErasure): boolean {
+  const occurred = Date.parse(event.occurredAt);
+  return !(occurred > erasure.erasedAt.getTime());
+}
+
+/**
+ * The member of an event produced before its subject's erasure, chained unreadable: sealed
+ * (the one format, `sealWith`) under a fresh random key that is never stored, named by
+ * the erased key's id, so readers (`openAll`) report it erased like the data sealed
+ * before the erasure.
+ */
+function sealUnreadable(erasure: SubjectErasure, eventId: string, personal: Personal): SealedPersonal {
+  const key = randomBytes(32);
+  try {
+    return sealWith({ keyId: erasure.keyId, key }, eventId, personal);
+  } finally {
+    key.fill(0);
+  }
 }
 
 const aadOf = (keyId: string) => `palisade-audit-subject-key:${keyId}`;

@@ -11,7 +11,7 @@ import { TransportOpener } from './transport-opener';
 
 /** The key table in memory: one live key per subject, created on first use, as the repository does. */
 class MemoryKeys {
-  readonly rows = new Map<string, StoredSubjectKey>();
+  readonly rows = new Map<string, StoredSubjectKey & { erasedAt?: Date }>();
   created = 0;
   async liveKeys(_tx: Transaction, subjectIds: readonly string[], wrapNew: (keyId: string) => Buffer): Promise<Map<string, StoredSubjectKey>> {
     const out = new Map<string, StoredSubjectKey>();
@@ -23,7 +23,8 @@ class MemoryKeys {
         this.rows.set(keyId, row);
         this.created++;
       }
-      out.set(subjectId, row);
+      const erased = [...this.rows.values()].filter((r) => r.subjectId === subjectId && r.erasedAt).sort((a, b) => b.erasedAt!.getTime() - a.erasedAt!.getTime())[0];
+      out.set(subjectId, erased ? { ...row, lastErasure: { keyId: erased.keyId, erasedAt: erased.erasedAt! } } : row);
     }
     return out;
   }
@@ -35,6 +36,7 @@ class MemoryKeys {
     for (const r of this.rows.values()) {
       if (r.subjectId === subjectId && r.wrapped) {
         r.wrapped = null;
+        r.erasedAt = new Date();
         n++;
       }
     }
@@ -46,6 +48,7 @@ class MemoryKeys {
       const r = this.rows.get(id);
       if (r?.wrapped) {
         r.wrapped = null;
+        r.erasedAt = new Date();
         n++;
       }
     }
@@ -112,6 +115,27 @@ describe('PersonalData key cache and key subjects', () => {
     const [later] = await data.sealAll([failedSignIn('tenant-a', 'other')], noRefusal);
     expect((later.personal as unknown as SealedPersonal).keyId).not.toBe(keyId);
     expect(keys.created).toBe(2);
+  });
+
+  it('an event produced before its subject was erased but ingested after is chained unreadable (as erased), not under the new key; a later one is readable', async () => {
+    const { data } = personalData();
+    const [first] = await data.sealAll([signedIn('t1', 'alice')], noRefusal);
+    const erasedKeyId = (first.personal as unknown as SealedPersonal).keyId;
+    const waited = { ...signedIn('t1', 'alice'), occurredAt: new Date(Date.now() - 60_000).toISOString() };
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await data.erase('alice')).toBe(1);
+    await new Promise((r) => setTimeout(r, 5));
+    const later = signedIn('t1', 'alice');
+    const [old, fresh] = await data.sealAll([waited, later], noRefusal);
+    expect((old.personal as unknown as SealedPersonal).keyId).toBe(erasedKeyId);
+    expect(JSON.stringify(old)).not.toContain('192.0.2.2');
+    expect(await data.openAll([old, fresh])).toEqual([
+      { subjectId: 'alice', erased: true },
+      { subjectId: 'alice', data: { sourceAddress: '192.0.2.2' } },
+    ]);
+    // the cached entry carries the erasure too (no PostgreSQL read)
+    const [again] = await data.sealAll([{ ...signedIn('t1', 'alice'), occurredAt: waited.occurredAt }], noRefusal);
+    expect(await data.openAll([again])).toEqual([{ subjectId: 'alice', erased: true }]);
   });
 
   it('a subject id PostgreSQL cannot store (NUL, lone surrogate) shares its tenant key instead of stalling the writer', async () => {
