@@ -37,16 +37,21 @@ export const auditConfigShape = {
   AUDIT_FEED_ALLOW_INTERNAL_DESTINATIONS: env.bool(false),
   /**
    * Transport keys (README "Personal data"): a new X25519 key producers seal personal data
-   * to after this long (default 7 days; producers learn it within 5 minutes).
+   * to after this long (default 1 day; producers learn it within 5 minutes). Together with
+   * the grace period it bounds how long erasure leaves producers' copies readable (README
+   * "Erasure": at most 2 x rotation + grace after the transport key's creation).
    */
-  AUDIT_TRANSPORT_KEY_ROTATION_MS: env.int(7 * DAY_MS, 60_000, 365 * DAY_MS),
+  AUDIT_TRANSPORT_KEY_ROTATION_MS: env.int(DAY_MS, 60_000, 365 * DAY_MS),
   /**
    * How long a transport private key is kept after the last instant producers may seal to
    * it (two rotation periods after its creation): at least the longest an event may wait
-   * in a producer's outbox or JetStream (default 30 days). Then it is destroyed, and
-   * members still sealed to it are refused at ingest.
+   * in a producer's outbox or JetStream (default 7 days). Then it is destroyed, and
+   * members still sealed to it are refused at ingest (the event is not chained; audit's
+   * forgery report takes its place). Until then audit can open the transport-sealed copies
+   * producers and JetStream keep, even of an erased subject: with the defaults at most
+   * 9 days (2 x 1 day + 7 days) after the key's creation.
    */
-  AUDIT_TRANSPORT_KEY_GRACE_MS: env.int(30 * DAY_MS, 60_000, 365 * DAY_MS),
+  AUDIT_TRANSPORT_KEY_GRACE_MS: env.int(7 * DAY_MS, 60_000, 365 * DAY_MS),
   /** How often each instance checks whether the transport key is due for rotation or destruction. */
   AUDIT_TRANSPORT_KEY_CHECK_MS: env.int(60_000, 1000, DAY_MS),
   /** Most per-subject keys the writer keeps in memory (least recently used forgotten first). */

@@ -12,3 +12,13 @@ describe('AUDIT_CHECKPOINT_ALGORITHM', () => {
     expect(() => loadAuditConfig({ ...base, AUDIT_CHECKPOINT_ALGORITHM: 'ecdsa' })).toThrow(/AUDIT_CHECKPOINT_ALGORITHM/);
   });
 });
+
+describe('transport key lifetimes', () => {
+  it('default to rotation 1 day and grace 7 days: producers\' transport-sealed copies of an erased subject stay openable at most 9 days', () => {
+    const config = loadAuditConfig({ ...base });
+    const day = 24 * 3600 * 1000;
+    expect(config.AUDIT_TRANSPORT_KEY_ROTATION_MS).toBe(day);
+    expect(config.AUDIT_TRANSPORT_KEY_GRACE_MS).toBe(7 * day);
+    expect(2 * config.AUDIT_TRANSPORT_KEY_ROTATION_MS + config.AUDIT_TRANSPORT_KEY_GRACE_MS).toBe(9 * day);
+  });
+});

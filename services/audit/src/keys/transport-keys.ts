@@ -14,7 +14,7 @@ export interface TransportKeyPolicy {
   /**
    * How long a private key outlives the last instant producers may seal to it (its
    * `notAfter`): the longest an event may wait in a producer's outbox or in JetStream
-   * (AUDIT_TRANSPORT_KEY_GRACE_MS, default 30 days). Then it is destroyed.
+   * (AUDIT_TRANSPORT_KEY_GRACE_MS, default 7 days; rotation default 1 day). Then it is destroyed.
    */
   graceMs: number;
 }
