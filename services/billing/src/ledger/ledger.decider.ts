@@ -187,6 +187,13 @@ export type Accounts = ReadonlyMap<string, Account>;
 const str = (v: bigint) => v.toString();
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
+/** An allotment's grant: `asked`, capped at half the least headroom of its hard levels, never below `least`. */
+function allotted(asked: bigint, least: bigint, held: readonly Account[]): bigint {
+  let grant = asked;
+  for (const a of held) if (a.hard) grant = min(grant, (a.limit - a.posted - a.pending) / 2n);
+  return grant > least ? grant : least;
+}
+
 /** `allotment`: for a settle naming one (`SettleCommand.allotmentId`), that allotment's hold, if billing has it. */
 export function decide(command: LedgerCommand, hold: Hold | undefined, accounts: Accounts, allotment?: Hold): LedgerDecision {
   switch (command.type) {
@@ -218,9 +225,9 @@ export function decideReserve(c: ReserveCommand, hold: Hold | undefined, account
   if (!Number.isInteger(c.ttlMs) || c.ttlMs < MIN_TTL_MS || c.ttlMs > MAX_TTL_MS) throw new PalisadeError('validation', `ttlMs: must be between ${MIN_TTL_MS} and ${MAX_TTL_MS}`);
   if (c.minAmount !== undefined && (c.minAmount <= 0n || c.minAmount > c.amount)) throw new PalisadeError('validation', 'minAmountMicros: must be between 1 and amountMicros');
   const held = accountsOf(c.accountKeys, accounts).sort(compareAccounts);
-  const fits = (amount: bigint) => !held.some((a) => a.hard && a.posted + a.pending + amount > a.limit);
-  // an allotment: all it asks where there is room for it, else only the asking request's own worst case
-  const amount = c.minAmount === undefined || fits(c.amount) ? c.amount : c.minAmount;
+  // an allotment: what it asks up to half the tightest hard level's headroom (one scope never takes the headroom
+  // other scopes' requests need), at least the asking request's own worst case (refused below if even that does not fit)
+  const amount = c.minAmount === undefined ? c.amount : allotted(c.amount, c.minAmount, held);
   const kind: HoldKind = c.minAmount === undefined ? 'request' : 'allotment';
   const base = {
     tenantId: c.tenantId,

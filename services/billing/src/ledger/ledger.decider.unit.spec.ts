@@ -228,13 +228,14 @@ describe('ledger decider: allotments', () => {
     l.invariants();
   });
 
-  it('near the limit grants only the asking request\'s own worst case (never the headroom others need), else refuses as a reserve of it is', () => {
+  it('grants at most half the least headroom of its hard levels (one scope never takes the headroom others need), at least the asking request\'s own worst case, else refuses as a reserve of it is', () => {
     const l = allotting(account('tenant', 10_000n), account('agent', 1_000n));
     l.reserve('other', 500n);
-    // 800 does not fit (500 + 800 > 1000), 100 does: 100, not the 500 left
-    expect(l.allot('al-1', 800n, 100n).answer).toMatchObject({ status: 'reserved', amountMicros: '100' });
-    expect(l.holds.get('al-1')?.reserveAnswer).toMatchObject({ amountMicros: '100' });
-    l.allot('al-2', 800n, 350n);
+    // 800 asked, 500 left on the agent: half of it
+    expect(l.allot('al-1', 800n, 100n).answer).toMatchObject({ status: 'reserved', amountMicros: '250' });
+    expect(l.holds.get('al-1')?.reserveAnswer).toMatchObject({ amountMicros: '250' });
+    // 250 left: half is 125, below the request's own 200: 200
+    expect(l.allot('al-2', 800n, 200n).answer).toMatchObject({ status: 'reserved', amountMicros: '200' });
     expect(l.of('agent').pending).toBe(950n);
     const refused = l.allot('al-3', 800n, 100n);
     expect(refused.answer).toEqual({
@@ -251,14 +252,14 @@ describe('ledger decider: allotments', () => {
     expect(refused.events[0]).toMatchObject({ type: 'billing.hold.refused', data: { allotment: true, amountMicros: '100' } });
     expect(l.of('agent').pending).toBe(950n);
     // a retried allotment request gets its first answer
-    expect(l.allot('al-1', 10n, 10n).answer).toMatchObject({ amountMicros: '100' });
+    expect(l.allot('al-1', 10n, 10n).answer).toMatchObject({ amountMicros: '250' });
     expect(refusalOf(() => l.allot('bad', 100n, 200n)).code).toBe('validation');
     expect(refusalOf(() => l.allot('bad', 100n, 0n)).code).toBe('validation');
     l.invariants();
   });
 
   it('a request settled against an allotment posts its cost and lowers the allotment by as much; its own hold and usage line are made then; a retry changes nothing', () => {
-    const l = allotting(account('tenant', 10_000n), account('agent', 1_000n));
+    const l = allotting(account('tenant', 10_000n), account('agent', 2_000n));
     l.allot('al', 800n, 100n);
     const s = l.settle('r1', 70n, 'al');
     expect(s.answer).toEqual({ status: 'settled', requestId: 'r1', postedMicros: '70', overrunMicros: '0', releasedMicros: '0', late: false, revision: 0 });
@@ -292,7 +293,7 @@ describe('ledger decider: allotments', () => {
   });
 
   it('release returns the remainder; expiry does too, only past the TTL; a settle after the allotment ended is late, on its accounts', () => {
-    const l = allotting(account('tenant', 10_000n), account('agent', 1_000n));
+    const l = allotting(account('tenant', 10_000n), account('agent', 2_000n));
     l.allot('al', 800n, 100n);
     l.settle('r1', 100n, 'al');
     const released = l.run({ type: 'release', tenantId: 'acme', requestId: 'al', now });

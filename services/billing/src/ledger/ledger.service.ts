@@ -137,6 +137,7 @@ export class LedgerService {
   }
 
   reserve(caller: ServiceName, input: ReserveInput): Promise<ReserveAnswer> {
+    if (input.minAmountMicros !== undefined) mayAllot(caller, 'ask for a budget allotment');
     const command: ReserveCommand = {
       type: 'reserve',
       tenantId: input.tenantId,
@@ -154,6 +155,7 @@ export class LedgerService {
   }
 
   settle(caller: ServiceName, input: SettleInput): Promise<SettleAnswer> {
+    if (input.allotmentId) mayAllot(caller, 'settle against a budget allotment');
     const command: SettleCommand = {
       type: 'settle',
       tenantId: input.tenantId,
@@ -478,6 +480,16 @@ export class LedgerService {
 type BudgetSubject = { tenantId: string; level: Level; subjectId: string };
 
 /** The allotment a settle draws from, if it names one. */
+/**
+ * Budget allotments are the LLM router's (it alone serves reservations from them in memory): another
+ * caller, hostile or mistaken, may neither ask for one nor draw from one (a usage event of another source
+ * naming one included), so it cannot charge its costs to a scope the router holds a block for.
+ */
+const ALLOTTING_CALLERS: readonly ServiceName[] = ['llm-router'];
+function mayAllot(caller: ServiceName, what: string): void {
+  if (!ALLOTTING_CALLERS.includes(caller)) throw new PalisadeError('forbidden', `${caller} may not ${what} (the llm-router's alone)`);
+}
+
 const allotmentOf = (c: LedgerCommand): string | null => (c.type === 'settle' ? (c.allotmentId ?? null) : null);
 
 /** The one key of a budget's subject (tenant, level, subject id), for lookups and the cache. */

@@ -169,3 +169,19 @@ describe('ledger service: the sweeper', () => {
     expect(pending).toBe(100n);
   });
 });
+
+describe('ledger service: allotments are the router\'s', () => {
+  it('another caller may neither ask for an allotment nor settle against one (forbidden, nothing held or drawn); the router may', async () => {
+    const budgetsOf = jest.fn().mockResolvedValue([budget]);
+    const { ledger, accounts } = serviceWith(budgetsOf);
+    const allot = { tenantId: 'acme', requestId: 'al-1', agentId: 'bot', amountMicros: '400', minAmountMicros: '100', ttlMs: 60_000 };
+    // (refused before it is batched: thrown as the amounts' validation is, a rejection to the RPC's caller)
+    const refusal = (f: () => unknown) => Promise.resolve().then(f);
+    await expect(refusal(() => ledger.reserve('sandbox-orchestrator', allot))).rejects.toMatchObject({ code: 'forbidden' });
+    expect(accounts.get(budget.budgetId)).toBeUndefined();
+    await expect(refusal(() => ledger.settle('sandbox-orchestrator', { tenantId: 'acme', requestId: 'r-1', actualMicros: '10', allotmentId: 'al-1' }))).rejects.toMatchObject({ code: 'forbidden' });
+    expect(await ledger.reserve('llm-router', allot)).toMatchObject({ status: 'reserved', amountMicros: '400' });
+    // a plain reservation stays open to every ledger caller
+    expect(await ledger.reserve('sandbox-orchestrator', { tenantId: 'acme', requestId: 'r-2', agentId: 'bot', amountMicros: '50', ttlMs: 60_000 })).toMatchObject({ status: 'reserved' });
+  });
+});

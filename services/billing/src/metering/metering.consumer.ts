@@ -37,9 +37,10 @@ export async function handleUsageRecorded(ledger: Pick<LedgerService, 'settle'>,
       userId: d.userId ?? null,
     });
   } catch (error) {
-    // A settle the ledger refuses for good (no such hold and no agent to post it to, a refused or released one) is
-    // not retried: it is acknowledged and reported; anything else is retried, then dead-lettered.
-    if (error instanceof PalisadeError && ['not_found', 'illegal_state', 'validation'].includes(error.code)) return;
+    // A settle the ledger refuses for good (no such hold and no agent to post it to, a refused or released one,
+    // another source than the router naming an allotment) is not retried: it is acknowledged and reported;
+    // anything else is retried, then dead-lettered.
+    if (error instanceof PalisadeError && ['not_found', 'illegal_state', 'validation', 'forbidden'].includes(error.code)) return;
     throw error;
   }
 }

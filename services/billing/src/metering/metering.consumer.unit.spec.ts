@@ -39,7 +39,7 @@ describe('metering: usage events settle their holds', () => {
     await expect(handleUsageRecorded({ settle }, event({ requestId: 'r', actualMicros: '1', occurredAt: 'yesterday' }))).rejects.toMatchObject({ code: 'validation' });
   });
   it('acknowledges what the ledger refuses for good (no hold, released); retries anything else; malformed data fails (dead-lettered after its retries)', async () => {
-    for (const code of ['not_found', 'illegal_state'] as const) {
+    for (const code of ['not_found', 'illegal_state', 'forbidden'] as const) {
       await expect(handleUsageRecorded({ settle: jest.fn().mockRejectedValue(new PalisadeError(code, 'x')) }, event({ requestId: 'r', actualMicros: '1' }))).resolves.toBeUndefined();
     }
     await expect(handleUsageRecorded({ settle: jest.fn().mockRejectedValue(new Error('db down')) }, event({ requestId: 'r', actualMicros: '1' }))).rejects.toThrow('db down');
