@@ -91,6 +91,7 @@ type Rows = { holds: ReadonlyMap<string, Hold>; accounts: ReadonlyMap<string, Ac
 
 /** Expiries of a failed sweeper batch tried again one at a time, per tick. */
 const EXPIRE_ALONE_PER_TICK = 50;
+const UNEXPIRABLE_MAX = 1000;
 /** How long a lane locks again after a batch on remembered rows found one changed (another instance writes them too). */
 const LOCK_AFTER_STALE_MS = 1000;
 /** Accounts remembered (budgets × periods in use on this instance) and holds (those in flight, and the last ended). */
@@ -123,6 +124,8 @@ export class LedgerService {
    */
   private readonly knownAccounts = new LRUCache<string, Account>({ max: KNOWN_ACCOUNTS });
   private readonly knownHolds = new LRUCache<string, Hold>({ max: KNOWN_HOLDS });
+  /** Holds the sweeper could not expire even alone: kept out of its batches (`expire`). */
+  private readonly unexpirable = new LRUCache<string, true>({ max: UNEXPIRABLE_MAX });
   /** Until then every batch locks (a batch on remembered rows found one changed). */
   private lockUntil = 0;
 
@@ -179,18 +182,33 @@ export class LedgerService {
     return this.batcher.submit({ command: { type: 'release', tenantId: input.tenantId, requestId: input.requestId, now: this.now() }, caller }) as Promise<ReleaseAnswer>;
   }
 
-  /** The sweeper's tick: releases holds past their TTL (`billing.hold.expired`); how many. */
+  /**
+   * The sweeper's tick: releases holds past their TTL (`billing.hold.expired`); how many. A batch fails as a
+   * whole, so what failed is tried again one at a time (a few per tick), and a hold that fails alone too (a
+   * bug's, caught by the CHECK) is remembered as unexpirable: later ticks keep it out of the batches, so it
+   * never holds the others back, and try it alone again after them (`unexpirableHolds`: the sweeper reports it).
+   */
   async expire(limit = 500): Promise<number> {
     const now = this.now();
     const due = await this.d.repo.expiredHolds(now, limit);
     const expire = (k: { tenantId: string; requestId: string }) =>
       this.batcher.submit({ command: { type: 'expire', tenantId: k.tenantId, requestId: k.requestId, now }, caller: 'billing' }).catch(() => undefined);
-    const answers = await Promise.all(due.map(expire));
-    // a batch fails as a whole: what failed is tried again one at a time (a few per tick), so that one hold that
-    // cannot be expired (a bug's, caught by the CHECK) does not keep every hold due with it held, tick after tick
-    let alone = 0;
-    for (const [i, k] of due.entries()) if (!answers[i] && alone++ < EXPIRE_ALONE_PER_TICK) answers[i] = await expire(k);
+    const keyOf = (k: { tenantId: string; requestId: string }) => holdKey(k.tenantId, k.requestId);
+    const batched = due.filter((k) => !this.unexpirable.has(keyOf(k)));
+    const answers = await Promise.all(batched.map(expire));
+    const alone = [...batched.filter((_, i) => !answers[i]), ...due.filter((k) => this.unexpirable.has(keyOf(k)))].slice(0, EXPIRE_ALONE_PER_TICK);
+    for (const k of alone) {
+      const answer = await expire(k);
+      if (answer) this.unexpirable.delete(keyOf(k));
+      else this.unexpirable.set(keyOf(k), true);
+      answers.push(answer);
+    }
     return answers.filter((a) => a && a.status === 'expired' && a.releasedMicros !== '0').length;
+  }
+
+  /** Holds past their TTL that could not be expired even alone (remembered, at most UNEXPIRABLE_MAX). */
+  get unexpirableHolds(): number {
+    return this.unexpirable.size;
   }
 
   /** Budget status per level (limit, posted, pending, remaining, resets at), optionally of one level and subject. */

@@ -167,6 +167,20 @@ describe('ledger service: the sweeper', () => {
     expect(await ledger.expire()).toBe(3);
     expect(expired.sort()).toEqual(['a', 'b', 'c']);
     expect(pending).toBe(100n);
+    expect(ledger.unexpirableHolds).toBe(1);
+    // the next tick: new holds due expire in their batch, the unexpirable one kept out of it (tried alone after)
+    due.push('d', 'e');
+    pending += 200n;
+    const writes: string[][] = [];
+    const write = repo.write.bind(repo);
+    repo.write = (async (tx: unknown, w: { changedHolds: Array<{ hold: Hold }>; accounts: Array<{ after: Account }> }) => {
+      writes.push(w.changedHolds.map((c) => c.hold.requestId));
+      return write(tx as never, w as never);
+    }) as typeof repo.write;
+    expect(await ledger.expire()).toBe(2);
+    expect(writes[0].sort()).toEqual(['d', 'e']);
+    expect(writes.slice(1)).toEqual([['bad']]);
+    expect(ledger.unexpirableHolds).toBe(1);
   });
 });
 
