@@ -70,8 +70,9 @@ const NONCE_96 = /^[A-Za-z0-9_-]{16}$/;
  * HKDF-SHA256), HKDF-SHA256, export-only, to the audit transport key `kid`: `enc` is the
  * encapsulated key of the producer's current epoch, and the epoch's exported 32-byte key
  * seals `ct` = AES-256-GCM(JSON of `data`) || tag (16) under the 96-bit `nonce`, with
- * associated data naming the event id, the subject, `kid` and `enc`
- * (`transportSealingAad`), so it cannot be moved to another event or subject. All base64url
+ * associated data naming the event (id, tenant, source, type), the subject, `kid` and `enc`
+ * (`transportSealingAad`), so it cannot be moved to another event, tenant, source, type or
+ * subject. All base64url
  * without padding. The audit service opens it at ingest and seals it under the subject's
  * key (`sealedPersonalSchema`): the audit topic never holds this form.
  */

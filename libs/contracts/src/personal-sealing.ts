@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envelopeShape, personalSchema, sealedPersonalSchema, TRANSPORT_KID, TRANSPORT_SEALING_ALG } from './envelope';
+import { envelopeShape, personalSchema, sealedPersonalSchema, TRANSPORT_KID, TRANSPORT_SEALING_ALG, type EventEnvelope } from './envelope';
 import { rpcSubject } from './subjects';
 
 /**
@@ -49,12 +49,17 @@ export const TRANSPORT_SEALING_INFO = 'palisade transport sealing v1: personal d
 /** HPKE exporter context of the epoch's AES-256-GCM key (32 bytes exported). */
 export const TRANSPORT_SEALING_EXPORTER_CONTEXT = 'palisade transport sealing v1: A256GCM key for personal members';
 
+/** What of its event a transport-sealed member is bound to (`transportSealingAad`). */
+export type TransportSealedEventBinding = Pick<EventEnvelope, 'id' | 'tenantId' | 'source' | 'type'>;
+
 /**
- * The associated data of a transport-sealed member: it opens only in the event it was
- * sealed for, for the same subject, under the same audit key and encapsulation.
+ * The associated data of a transport-sealed member, the one place it is built (both
+ * sides): it opens only in the event it was sealed for (id, tenant, source and type: it
+ * cannot be replayed under another tenant, source or type with the same event id), for
+ * the same subject, under the same audit key and encapsulation.
  */
-export function transportSealingAad(eventId: string, subjectId: string, kid: string, enc: string): Buffer {
-  return Buffer.from(JSON.stringify(['palisade-transport-seal-v1', eventId, subjectId, kid, enc]), 'utf8');
+export function transportSealingAad(event: TransportSealedEventBinding, subjectId: string, kid: string, enc: string): Buffer {
+  return Buffer.from(JSON.stringify(['palisade-transport-seal-v2', event.id, event.tenantId, event.source, event.type, subjectId, kid, enc]), 'utf8');
 }
 
 /** One audit transport public key, as served. */

@@ -83,7 +83,7 @@ export class TransportPersonalSealer implements PersonalSealer {
     if (!events.some((e) => e.personal && !isSealedPersonal(e.personal))) return [...events];
     const epoch = await this.currentEpoch();
     if (!epoch) return this.options.fallback.seal(events);
-    return events.map((e) => (e.personal && !isSealedPersonal(e.personal) ? { ...e, personal: epoch.seal(e.id, e.personal as Personal) } : e));
+    return events.map((e) => (e.personal && !isSealedPersonal(e.personal) ? { ...e, personal: epoch.seal(e, e.personal as Personal) } : e));
   }
 
   /** The epoch to seal with now, or none (no usable audit key: the fallback seals). */

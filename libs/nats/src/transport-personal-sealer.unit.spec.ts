@@ -16,7 +16,7 @@ const replyFor = (pair: Pair, at: number, notAfter = at + 3_600_000) => ({
   keys: [{ kid: transportKeyId(pair.publicKey), kty: 'OKP', crv: 'X25519', x: pair.publicKey.toString('base64url'), alg: 'HPKE-X25519-SHA256-EXPORT-A256GCM', createdAt: new Date(at).toISOString(), notAfter: new Date(notAfter).toISOString() }],
 });
 /** What the audit service does at ingest: decapsulate, export, open for the event. */
-const openAsAudit = async (pair: Pair, eventId: string, member: TransportSealedPersonal) => openTransportSealed(await transportEpochKey(pair.privateKey, member.enc), eventId, member);
+const openAsAudit = async (pair: Pair, e: EventEnvelope, member: TransportSealedPersonal) => openTransportSealed(await transportEpochKey(pair.privateKey, member.enc), e, member);
 
 class FallbackSealer implements PersonalSealer {
   calls = 0;
@@ -35,26 +35,31 @@ describe('transport sealing (HPKE export + AES-256-GCM)', () => {
   it('seals for the audit key, and opens there for the same event: round trip, the plaintext nowhere in the member', async () => {
     const epoch = await TransportSealingEpoch.start(transportKeyId(audit.publicKey), audit.publicKey, Date.now());
     const e = event(prompt());
-    const member = epoch.seal(e.id, e.personal as Personal);
+    const member = epoch.seal(e, e.personal as Personal);
     expect(transportSealedPersonalSchema.parse(member)).toEqual(member);
     expect(JSON.stringify(member)).not.toContain('4111');
-    expect(await openAsAudit(audit, e.id, member)).toEqual({ prompt: 'my card is 4111 1111 1111 1111' });
+    expect(await openAsAudit(audit, e, member)).toEqual({ prompt: 'my card is 4111 1111 1111 1111' });
+    // the same event as audit receives it (a copy, other members changed): opens too
+    expect(await openAsAudit(audit, { ...e, data: { requestId: 'r-2' } }, member)).toEqual({ prompt: 'my card is 4111 1111 1111 1111' });
     // the epoch's key is in nothing serialized
     expect(Object.keys(JSON.parse(JSON.stringify(epoch)))).toEqual(['kid', 'enc', 'startedAt', 'sealed']);
   });
 
-  it('does not open in another event, for another subject, altered, under another encapsulation or with another key', async () => {
+  it('does not open in another event, under another tenant, source or type with the same event id, for another subject, altered, under another encapsulation or with another key', async () => {
     const epoch = await TransportSealingEpoch.start(transportKeyId(audit.publicKey), audit.publicKey, Date.now());
     const e = event(prompt());
-    const member = epoch.seal(e.id, e.personal as Personal);
-    await expect(openAsAudit(audit, event().id, member)).rejects.toThrow('does not open');
-    await expect(openAsAudit(audit, e.id, { ...member, subjectId: 'u-2' })).rejects.toThrow('does not open');
+    const member = epoch.seal(e, e.personal as Personal);
+    await expect(openAsAudit(audit, event(), member)).rejects.toThrow('does not open');
+    await expect(openAsAudit(audit, { ...e, tenantId: 'globex' }, member)).rejects.toThrow('does not open');
+    await expect(openAsAudit(audit, { ...e, source: 'auth' }, member)).rejects.toThrow('does not open');
+    await expect(openAsAudit(audit, { ...e, type: 'llm-router.model-call.failed' }, member)).rejects.toThrow('does not open');
+    await expect(openAsAudit(audit, e, { ...member, subjectId: 'u-2' })).rejects.toThrow('does not open');
     const ct = Buffer.from(member.ct, 'base64url');
     ct[3] ^= 1;
-    await expect(openAsAudit(audit, e.id, { ...member, ct: ct.toString('base64url') })).rejects.toThrow('does not open');
+    await expect(openAsAudit(audit, e, { ...member, ct: ct.toString('base64url') })).rejects.toThrow('does not open');
     const other = await TransportSealingEpoch.start(transportKeyId(audit.publicKey), audit.publicKey, Date.now());
-    await expect(openAsAudit(audit, e.id, { ...member, enc: other.enc })).rejects.toThrow('does not open');
-    await expect(openAsAudit(await generateTransportKeyPair(), e.id, member)).rejects.toThrow('does not open');
+    await expect(openAsAudit(audit, e, { ...member, enc: other.enc })).rejects.toThrow('does not open');
+    await expect(openAsAudit(await generateTransportKeyPair(), e, member)).rejects.toThrow('does not open');
   });
 });
 
@@ -87,7 +92,7 @@ describe('TransportPersonalSealer', () => {
     expect(out1[1]).toBe(plain);
     expect(out2[1]).toBe(out1[0]);
     expect(isTransportSealedPersonal(out1[0].personal)).toBe(true);
-    expect(await openAsAudit(audit, b.id, out2[0].personal as TransportSealedPersonal)).toEqual({ prompt: 'second' });
+    expect(await openAsAudit(audit, b, out2[0].personal as TransportSealedPersonal)).toEqual({ prompt: 'second' });
     expect(JSON.stringify([out1, out2])).not.toMatch(/first|second/);
     expect(fallback.calls).toBe(0);
     // one epoch: the same encapsulation
@@ -121,7 +126,7 @@ describe('TransportPersonalSealer', () => {
     const [sealed] = await s.seal([e]);
     const member = sealed.personal as TransportSealedPersonal;
     expect(member.kid).toBe(transportKeyId(rotated.publicKey));
-    expect(await openAsAudit(rotated, e.id, member)).toEqual({ prompt: 'after rotation' });
+    expect(await openAsAudit(rotated, e, member)).toEqual({ prompt: 'after rotation' });
     expect(rpcRequest).toHaveBeenCalledTimes(2);
   });
 

@@ -6,6 +6,7 @@ import {
   TRANSPORT_SEALING_INFO,
   transportSealingAad,
   type Personal,
+  type TransportSealedEventBinding,
   type TransportSealedPersonal,
 } from '@palisade/contracts';
 
@@ -71,11 +72,14 @@ export class TransportSealingEpoch {
     return this.count;
   }
 
-  /** Seal `personal` for the event `eventId`: it opens only there, for the same subject. */
-  seal(eventId: string, personal: Personal): TransportSealedPersonal {
+  /**
+   * Seal `personal` for the event `event` (its id, tenant, source and type): it opens only
+   * there, for the same subject.
+   */
+  seal(event: TransportSealedEventBinding, personal: Personal): TransportSealedPersonal {
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
-    cipher.setAAD(transportSealingAad(eventId, personal.subjectId, this.kid, this.enc));
+    cipher.setAAD(transportSealingAad(event, personal.subjectId, this.kid, this.enc));
     const ct = Buffer.concat([cipher.update(JSON.stringify(personal.data), 'utf8'), cipher.final(), cipher.getAuthTag()]);
     this.count++;
     return { subjectId: personal.subjectId, alg: TRANSPORT_SEALING_ALG, kid: this.kid, enc: this.enc, nonce: nonce.toString('base64url'), ct: ct.toString('base64url') };
@@ -99,15 +103,15 @@ export async function transportEpochKey(privateKey: Buffer, enc: string): Promis
 
 /**
  * Open a transport-sealed member with its epoch's key (`transportEpochKey`), for the event
- * `eventId`: its `data`. Throws when it does not open (another event or subject, another
- * key, altered); the error names nothing secret.
+ * `event`: its `data`. Throws when it does not open (another event id, tenant, source, type
+ * or subject, another key, altered); the error names nothing secret.
  */
-export function openTransportSealed(epochKey: Buffer, eventId: string, member: TransportSealedPersonal): Record<string, unknown> {
+export function openTransportSealed(epochKey: Buffer, event: TransportSealedEventBinding, member: TransportSealedPersonal): Record<string, unknown> {
   const nonce = Buffer.from(member.nonce, 'base64url');
   const ct = Buffer.from(member.ct, 'base64url');
   if (nonce.length !== NONCE_BYTES || ct.length < TAG_BYTES) throw new Error('transport-sealed member malformed');
   const decipher = createDecipheriv('aes-256-gcm', epochKey, nonce);
-  decipher.setAAD(transportSealingAad(eventId, member.subjectId, member.kid, member.enc));
+  decipher.setAAD(transportSealingAad(event, member.subjectId, member.kid, member.enc));
   decipher.setAuthTag(ct.subarray(ct.length - TAG_BYTES));
   let plaintext: Buffer;
   try {

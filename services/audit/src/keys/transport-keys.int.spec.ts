@@ -45,7 +45,7 @@ describe('audit transport keys: persistence and rotation', () => {
     const [served] = (await keys.publicKeys()).keys;
     const epoch = await TransportSealingEpoch.start(served.kid, Buffer.from(served.x, 'base64url'), now.getTime());
     const event: EventEnvelope = buildEvent(systemEventContext('llm-router'), { type: 'llm-router.model-call.recorded', tenantId: 'acme', actor: { type: 'agent', id: 'a-1' }, data: {}, personal: { subjectId: 'u-1', data: { prompt: 'marker' } } });
-    return { event, member: epoch.seal(event.id, event.personal as Personal) };
+    return { event, member: epoch.seal(event, event.personal as Personal) };
   };
   const opens = async (keys: TransportKeys, sealed: { event: EventEnvelope; member: TransportSealedPersonal }) => {
     const { opened, problems } = await new TransportOpener(keys).openAll([{ index: 0, event: { ...sealed.event, personal: sealed.member } }]);

@@ -47,7 +47,7 @@ describe('PersonalData at ingest after an erasure (PostgreSQL)', () => {
     await db?.drop();
   }, 60_000);
 
-  const transportSealed = (e: EventEnvelope): EventEnvelope => ({ ...e, personal: epoch.seal(e.id, e.personal as Personal) });
+  const transportSealed = (e: EventEnvelope): EventEnvelope => ({ ...e, personal: epoch.seal(e, e.personal as Personal) });
 
   it('a plaintext or transport-sealed member of an event older than the erasure reads back as erased; a newer event is readable', async () => {
     const [first] = await writer.sealAll([signedIn('u-gone', new Date())], refuse);

@@ -251,7 +251,7 @@ describe('PersonalData: members producers sealed for the audit service (transpor
     const tx = { inTransaction: <T>(work: (tx: Transaction) => Promise<T>) => work({} as Transaction) };
     const writer = new PersonalData(keys as unknown as SubjectKeysRepository, kek, tx, undefined, new TransportOpener(transportKeys));
     const epoch = await TransportSealingEpoch.start(kid, pair.publicKey, Date.now());
-    const sealed = (e: EventEnvelope, by = epoch): EventEnvelope => ({ ...e, personal: by.seal(e.id, e.personal as Personal) });
+    const sealed = (e: EventEnvelope, by = epoch): EventEnvelope => ({ ...e, personal: by.seal(e, e.personal as Personal) });
     return { kid, pair, privateKeys, asked, keys, writer, epoch, sealed, kek, tx };
   }
 
@@ -303,7 +303,7 @@ describe('PersonalData: members producers sealed for the audit service (transpor
     expect((await writer.openAll([chained[1], chained[3]])).map((o) => o?.subjectId)).toEqual(['alice', 'carol']);
     const refusals = [chained[0], chained[2], chained[4], chained[5]] as unknown as Array<{ refusedIndex: number; problems: string[] }>;
     expect(refusals.map((r) => r.refusedIndex)).toEqual([0, 2, 4, 5]);
-    expect(refusals[0].problems[0]).toMatch(/does not open under its audit transport key with this event id/);
+    expect(refusals[0].problems[0]).toMatch(/does not open under its audit transport key for this event/);
     expect(refusals[1].problems[0]).toMatch(/does not open/);
     expect(refusals[2].problems[0]).toMatch(/does not open/);
     expect(refusals[3].problems[0]).toMatch(/no such audit transport key/);

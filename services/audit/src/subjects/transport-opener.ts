@@ -28,7 +28,8 @@ type EpochKey = Buffer | 'unknown-kid' | 'bad-enc';
  * (`transportSealedPersonalSchema`) at ingest: the private key `kid` names decapsulates
  * each epoch's `enc` once, and its exported key is kept in a bounded LRU (by kid and enc),
  * so a producer's epoch costs one X25519 operation here. A member that does not open
- * (unknown or destroyed key, altered, sealed for another event or subject) gets a problem instead; no key or plaintext is ever in a problem.
+ * (unknown or destroyed key, altered, sealed for another event id, tenant, source, type
+ * or subject) gets a problem instead; no key or plaintext is ever in a problem.
  *
  * Forged members cannot slow ingest much: per batch each distinct kid is looked up once
  * and each distinct (kid, enc) decapsulated at most once; a kid found unknown is refused
@@ -74,11 +75,11 @@ export class TransportOpener {
         continue;
       }
       try {
-        opened.set(index, { subjectId: member.subjectId, data: openTransportSealed(epochKey, event.id, member) });
+        opened.set(index, { subjectId: member.subjectId, data: openTransportSealed(epochKey, event, member) });
         // kept once a member opened with it: a forger's made-up encapsulations never evict real epochs
         this.epochKeys.set(`${member.kid}.${member.enc}`, epochKey);
       } catch {
-        problems.set(index, ['personal.ct: does not open under its audit transport key with this event id and subject (sealed for another event, or altered)']);
+        problems.set(index, ['personal.ct: does not open under its audit transport key for this event (sealed for another event id, tenant, source, type or subject, or altered)']);
       }
     }
     return { opened, problems };

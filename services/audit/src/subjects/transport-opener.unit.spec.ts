@@ -26,7 +26,7 @@ async function setUp() {
     },
   });
   const epoch = await TransportSealingEpoch.start(kid, pair.publicKey, Date.now());
-  const sealed = (e: EventEnvelope, by: TransportSealingEpoch = epoch): EventEnvelope => ({ ...e, personal: by.seal(e.id, e.personal as Personal) });
+  const sealed = (e: EventEnvelope, by: TransportSealingEpoch = epoch): EventEnvelope => ({ ...e, personal: by.seal(e, e.personal as Personal) });
   const members = (events: EventEnvelope[]) => events.map((event, index) => ({ index, event }));
   return { pair, kid, privateKeys, asked, opener, epoch, sealed, members };
 }
@@ -35,7 +35,7 @@ async function unknownKidMember(): Promise<EventEnvelope> {
   const pair = await generateTransportKeyPair();
   const epoch = await TransportSealingEpoch.start(transportKeyId(pair.publicKey), pair.publicKey, Date.now());
   const e = modelCalled('u-1');
-  return { ...e, personal: epoch.seal(e.id, e.personal as Personal) };
+  return { ...e, personal: epoch.seal(e, e.personal as Personal) };
 }
 
 beforeEach(() => decapsulations.mockClear());
@@ -87,5 +87,20 @@ describe('TransportOpener: forged members cost little', () => {
     expect(result.problems.size).toBe(30);
     expect([...result.problems.values()].every((p) => /no such audit transport key/.test(p[0]))).toBe(true);
     expect(result.opened.get(30)).toEqual({ subjectId: 'late', data: { prompt: 'hello' } });
+  });
+});
+
+describe('TransportOpener: what a member is bound to', () => {
+  it('does not open a member replayed under another tenant, source or type with the same event id', async () => {
+    const { opener, sealed, members } = await setUp();
+    const original = sealed(modelCalled('u-1'));
+    const replayed: EventEnvelope[] = [
+      { ...original, tenantId: 't2' },
+      { ...original, source: 'auth' },
+      { ...original, type: 'llm-router.model.failed' },
+    ];
+    const result = await opener.openAll(members([original, ...replayed]));
+    expect([...result.opened.keys()]).toEqual([0]);
+    expect([1, 2, 3].map((i) => result.problems.get(i))).toEqual([1, 2, 3].map(() => [expect.stringMatching(/does not open under its audit transport key for this event/)]));
   });
 });
