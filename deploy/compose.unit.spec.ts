@@ -10,6 +10,8 @@ const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 const { renderServiceDockerfile } = require('./docker/render-dockerfiles.js') as {
   renderServiceDockerfile(template: string, service: string, port: number): string;
 };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { NODE_FLAGS } = require('../scripts/platform-runner.js') as { NODE_FLAGS: Record<string, string[] | undefined> };
 
 interface ComposeService {
   image?: string;
@@ -171,6 +173,11 @@ describe('services/<name>/Dockerfile', () => {
     const file = `services/${name}/Dockerfile`;
     expect(existsSync(join(REPO, file))).toBe(true);
     expect(read(file)).toBe(renderServiceDockerfile(template, name, SERVICES[name].port));
+  });
+
+  it.each(SERVICE_NAMES)('%s: runs main.js with the Node flags `npm start` gives it (scripts/platform-runner.js)', (name) => {
+    const cmd = read(`services/${name}/Dockerfile`).match(/^CMD (\["node".*)$/m)?.[1];
+    expect(JSON.parse(cmd!)).toEqual(['node', ...(NODE_FLAGS[name] ?? []), '/app/main.js']);
   });
 
   it.each(SERVICE_NAMES)('%s: multi-stage on Node 24, runs as a non-root user with a health check', (name) => {

@@ -17,6 +17,15 @@ const SERVICES = {
   billing: 7107,
 };
 
+/**
+ * Node flags of a service, each with its measured reason in the service's README (its
+ * Dockerfile's CMD carries the same): the router's young generation is 64 MB a semi-space
+ * (V8's default 16), so that a call's garbage dies before a scavenge copies it.
+ */
+const NODE_FLAGS = {
+  'llm-router': ['--max-semi-space-size=64'],
+};
+
 /** KEY=VALUE lines that deploy/local/up.sh wrote. */
 function infraEnv() {
   const file = path.join(REPO, '.palisade', 'env');
@@ -60,7 +69,7 @@ function startServices({ services = Object.keys(SERVICES), env = {}, envFor = ()
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
     const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
     const port = Number(env.HTTP_PORT ?? SERVICES[name] + portOffset);
-    const child = spawn(process.execPath, [main], { env: { ...base, ...envFor(name), HTTP_PORT: String(port) }, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [...(NODE_FLAGS[name] ?? []), main], { env: { ...base, ...envFor(name), HTTP_PORT: String(port) }, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const handle = {
       name,
@@ -99,4 +108,4 @@ async function waitReady(handles, { timeoutMs = 120000, ca = fs.readFileSync(pat
   return readyAt;
 }
 
-module.exports = { REPO, SERVICES, infraEnv, get, startServices, waitReady };
+module.exports = { REPO, SERVICES, NODE_FLAGS, infraEnv, get, startServices, waitReady };

@@ -9,6 +9,8 @@ const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..', '..');
 const TEMPLATE = path.join(__dirname, 'service.Dockerfile');
+// a service's Node flags (measured reasons in its README): the same as `npm start` runs it with
+const { NODE_FLAGS } = require(path.join(REPO, 'scripts', 'platform-runner.js'));
 
 function renderServiceDockerfile(template, service, port) {
   const header = [
@@ -22,7 +24,8 @@ function renderServiceDockerfile(template, service, port) {
     .replace(/^# syntax=.*\n/, '')
     .replace(/^((?:#.*)?\n)*/, '')
     .replace(/^ARG SERVICE$/gm, `ARG SERVICE=${service}`)
-    .replace(/^ARG PORT$/gm, `ARG PORT=${port}`);
+    .replace(/^ARG PORT$/gm, `ARG PORT=${port}`)
+    .replace(/^CMD \["node", "\/app\/main.js"\]$/m, `CMD ${JSON.stringify(['node', ...(NODE_FLAGS[service] ?? []), '/app/main.js']).replace(/","/g, '", "')}`);
   return `${header}\n${body}`;
 }
 
