@@ -8,6 +8,7 @@ import { ingestMigration } from '../ingest/ingest.migration';
 import { KeyEncryptionKey } from '../keys/kek';
 import { PersonalData } from './personal-data';
 import { SubjectKeysRepository } from './subject-keys.repository';
+import { subjectErasuresMigration } from './subject-erasures.migration';
 import { TransportOpener } from './transport-opener';
 
 // Erasure against the real key table: an event produced before its subject's erasure
@@ -29,7 +30,7 @@ describe('PersonalData at ingest after an erasure (PostgreSQL)', () => {
 
   beforeAll(async () => {
     db = await createTestSchema('auditerase');
-    const migrator = createDataSource(db.owner, [ingestMigration(db.schema, TEST_APP_ROLE)]);
+    const migrator = createDataSource(db.owner, [ingestMigration(db.schema, TEST_APP_ROLE), subjectErasuresMigration(db.schema, TEST_APP_ROLE)]);
     await migrator.initialize();
     await migrator.runMigrations();
     await migrator.destroy();
