@@ -35,7 +35,9 @@ type EpochKey = Buffer | 'unknown-kid' | 'bad-enc';
  * and each distinct (kid, enc) decapsulated at most once; a kid found unknown is refused
  * without asking again for `UNKNOWN_KID_MS` (a bounded LRU); and once
  * `MAX_UNKNOWN_KID_LOOKUPS_PER_BATCH` distinct kids of a batch turned out unknown, its
- * other kids not recently seen to name a key are refused without a lookup.
+ * other kids are refused without a lookup unless recently seen to name a key or the key
+ * served to producers now (a member of a key retired before this instance ever saw it,
+ * in such a batch, is refused: the price of the bound).
  */
 export class TransportOpener {
   private readonly epochKeys: LRUCache<string, Buffer>;
@@ -43,7 +45,8 @@ export class TransportOpener {
   private readonly knownKids = new LRUCache<string, true>({ max: KNOWN_KID_CACHE_MAX });
 
   constructor(
-    private readonly keys: Pick<TransportKeys, 'privateKey'>,
+    /** `publicKeys` (optional): the current key stays openable past a batch's unknown-kid limit even before this instance has seen it. */
+    private readonly keys: Pick<TransportKeys, 'privateKey'> & Partial<Pick<TransportKeys, 'publicKeys'>>,
     cacheMax = DEFAULT_EPOCH_KEY_CACHE_MAX,
   ) {
     this.epochKeys = new LRUCache({ max: cacheMax });
@@ -126,7 +129,7 @@ export class TransportOpener {
 
   private async lookUp(batch: Batch, kid: string): Promise<Buffer | undefined> {
     if (this.unknownKids.get(kid)) return undefined; // its epochs were dropped when it was found unknown
-    if (batch.unknownLookups >= MAX_UNKNOWN_KID_LOOKUPS_PER_BATCH && !this.knownKids.get(kid)) return undefined;
+    if (batch.unknownLookups >= MAX_UNKNOWN_KID_LOOKUPS_PER_BATCH && !this.knownKids.get(kid) && !(await this.isCurrent(kid))) return undefined;
     const key = await this.keys.privateKey(kid);
     if (key) {
       this.knownKids.set(kid, true);
@@ -136,6 +139,16 @@ export class TransportOpener {
     this.knownKids.delete(kid);
     this.unknownKids.set(kid, true);
     return this.forgetEpochsOf(kid);
+  }
+
+  /** Whether `kid` is the key served to producers now (TransportKeys caches it 30 s). */
+  private async isCurrent(kid: string): Promise<boolean> {
+    if (!this.keys.publicKeys) return false;
+    try {
+      return (await this.keys.publicKeys()).keys.some((k) => k.kid === kid);
+    } catch {
+      return false;
+    }
   }
 
   private forgetEpochsOf(kid: string): undefined {

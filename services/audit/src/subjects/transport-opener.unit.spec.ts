@@ -88,6 +88,19 @@ describe('TransportOpener: forged members cost little', () => {
     expect([...result.problems.values()].every((p) => /no such audit transport key/.test(p[0]))).toBe(true);
     expect(result.opened.get(30)).toEqual({ subjectId: 'late', data: { prompt: 'hello' } });
   });
+
+  it('past the limit still opens the key served to producers now, though this instance never saw it', async () => {
+    const { pair, kid, sealed, members } = await setUp();
+    const asked: string[] = [];
+    const opener = new TransportOpener({
+      privateKey: async (k: string) => (asked.push(k), k === kid ? pair.privateKey : undefined),
+      publicKeys: async () => ({ keys: [{ kid, kty: 'OKP', crv: 'X25519', x: pair.publicKey.toString('base64url'), alg: 'HPKE-X25519-SHA256-EXPORT-A256GCM', createdAt: new Date().toISOString(), notAfter: new Date(Date.now() + 3600_000).toISOString() }] }),
+    });
+    const forged = await Promise.all(Array.from({ length: 12 }, () => unknownKidMember()));
+    const result = await opener.openAll(members([...forged, sealed(modelCalled('new-key'))]));
+    expect(asked).toHaveLength(MAX_UNKNOWN_KID_LOOKUPS_PER_BATCH + 1);
+    expect(result.opened.get(12)).toEqual({ subjectId: 'new-key', data: { prompt: 'hello' } });
+  });
 });
 
 describe('TransportOpener: what a member is bound to', () => {
