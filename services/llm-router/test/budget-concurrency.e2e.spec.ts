@@ -139,15 +139,19 @@ describe('one budget, three router processes, 192 concurrent requests', () => {
     expect(usages.reduce((sum, u) => sum + Number(u.actual), 0)).toBe(Number(settled.postedMicros));
     // provider-cut streams are charged their hold, marked estimated
     expect(usages.filter((u) => u.estimated).length).toBeGreaterThanOrEqual(served.filter((o) => o.kind === 'provider-cut').length);
-    // most reservations were served from budget allotments (routers' blocks, one billing hold each), every allotment ended
-    const holds = await queryServiceDatabase<{ kind: string; drawn: boolean; status: string; n: number }>(
-      'billing',
-      `SELECT kind, allotment_id IS NOT NULL AS drawn, status, count(*)::int AS n FROM palisade.holds WHERE tenant_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-      [tenant],
-    );
-    const count = (f: (h: { kind: string; drawn: boolean; status: string }) => boolean) => holds.filter(f).reduce((sum, h) => sum + h.n, 0);
+    // most reservations were served from budget allotments (routers' blocks, one billing hold each), every allotment ended:
+    // a router returns one once idle (LLM_ROUTER_ALLOTMENT_IDLE_MS, 1 s) with its requests settled, so one drawn to 0
+    // may still be held (holding nothing: pending is 0 above) for about that long after the last settle
+    type HoldCount = { kind: string; drawn: boolean; status: string; n: number };
+    const holdsNow = () =>
+      queryServiceDatabase<HoldCount>('billing', `SELECT kind, allotment_id IS NOT NULL AS drawn, status, count(*)::int AS n FROM palisade.holds WHERE tenant_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, [tenant]);
+    const countIn = (rows: HoldCount[], f: (h: HoldCount) => boolean) => rows.filter(f).reduce((sum, h) => sum + h.n, 0);
+    const holds = await eventually(async () => {
+      const rows = await holdsNow();
+      return countIn(rows, (h) => h.kind === 'allotment' && h.status === 'held') === 0 ? rows : undefined;
+    }, 10_000);
+    const count = (f: (h: HoldCount) => boolean) => countIn(holds, f);
     expect(count((h) => h.kind === 'allotment')).toBeGreaterThan(0);
-    expect(count((h) => h.kind === 'allotment' && h.status === 'held')).toBe(0);
     expect(count((h) => h.kind === 'request' && h.drawn)).toBeGreaterThan(count((h) => h.kind === 'allotment'));
   }, 180000);
 });
