@@ -191,16 +191,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   const tenant = `bench-${randomBytes(3).toString('hex')}`;
   const handles = runner.startServices({
     services: ['llm-router'],
-    env: {
-      HTTP_PORT: String(PORT),
-      LOG_LEVEL: 'warn',
-      AUTH_JWKS: issuer.jwks,
-      PG_POOL_SIZE: '10',
-      PG_SCHEMA: schema,
-      PALISADE_RPC_NAMESPACE: namespace,
-      // budget allotments (LLM_ROUTER_ALLOTMENT_MULTIPLE=0 here: every request reserves with billing, as before them)
-      ...(process.env.LLM_ROUTER_ALLOTMENT_MULTIPLE ? { LLM_ROUTER_ALLOTMENT_MULTIPLE: process.env.LLM_ROUTER_ALLOTMENT_MULTIPLE } : {}),
-    },
+    // (the benchmark's environment reaches the router too: LLM_ROUTER_ALLOTMENT_MULTIPLE=0, say, reserves every request with billing)
+    env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, PG_POOL_SIZE: '10', PG_SCHEMA: schema, PALISADE_RPC_NAMESPACE: namespace },
     logDir: join(infra('PALISADE_HOME'), 'logs', 'bench'),
   });
   const ca = readFileSync(join(infra('PALISADE_PKI_DIR'), 'ca.crt'));

@@ -41,7 +41,7 @@ export type LedgerReserveAnswer =
  */
 export interface LedgerAllot extends Omit<LedgerReserve, 'requestId'> {
   allotmentId: string;
-  /** The least that is of use (the asking request's worst case): granted where `amountMicros` has no room, refused where this has none. */
+  /** The least that is of use (the asking request's worst case): billing grants `amountMicros` up to half the headroom left, never below this, and refuses where this has no room. */
   minAmountMicros: number | bigint;
 }
 

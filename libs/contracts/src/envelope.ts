@@ -60,9 +60,11 @@ export const sealedPersonalSchema = z.strictObject({
 
 /** The transport sealing's algorithm name (libs/nats transport-sealing.ts; RFC 9180 HPKE, export-only mode). */
 export const TRANSPORT_SEALING_ALG = 'HPKE-X25519-SHA256-EXPORT-A256GCM';
-/** An audit transport key id: base64url (no padding) SHA-256 thumbprint of its public key (RFC 7638, OKP X25519). */
-export const TRANSPORT_KID = /^[A-Za-z0-9_-]{43}$/;
-const ENC_X25519 = /^[A-Za-z0-9_-]{43}$/;
+/**
+ * 32 bytes in base64url without padding (43 characters): an audit transport key id (the
+ * SHA-256 thumbprint of its public key, RFC 7638), an X25519 public key or encapsulation.
+ */
+export const BASE64URL_32_BYTES = /^[A-Za-z0-9_-]{43}$/;
 const NONCE_96 = /^[A-Za-z0-9_-]{16}$/;
 /**
  * `personal` as a producer stores it (libs/nats TransportPersonalSealer): sealed on its way
@@ -79,8 +81,8 @@ const NONCE_96 = /^[A-Za-z0-9_-]{16}$/;
 export const transportSealedPersonalSchema = z.strictObject({
   subjectId: z.string().min(1).max(200),
   alg: z.literal(TRANSPORT_SEALING_ALG),
-  kid: z.string().regex(TRANSPORT_KID, 'must be an audit transport key id (43 base64url characters)'),
-  enc: z.string().regex(ENC_X25519, 'must be an X25519 encapsulated key (43 base64url characters)'),
+  kid: z.string().regex(BASE64URL_32_BYTES, 'must be an audit transport key id (43 base64url characters)'),
+  enc: z.string().regex(BASE64URL_32_BYTES, 'must be an X25519 encapsulated key (43 base64url characters)'),
   nonce: z.string().regex(NONCE_96, 'must be a 96-bit nonce (16 base64url characters)'),
   ct: z.string().regex(BASE64URL, 'must be base64url').max(MAX_EVENT_BYTES),
 });
@@ -246,8 +248,8 @@ function isPlainPersonal(p: unknown): p is AnyPersonal {
   if (keysAre(keys, TRANSPORT_SEALED_PERSONAL_ORDER, false)) {
     return (
       p.alg === TRANSPORT_SEALING_ALG &&
-      typeof p.kid === 'string' && TRANSPORT_KID.test(p.kid) &&
-      typeof p.enc === 'string' && ENC_X25519.test(p.enc) &&
+      typeof p.kid === 'string' && BASE64URL_32_BYTES.test(p.kid) &&
+      typeof p.enc === 'string' && BASE64URL_32_BYTES.test(p.enc) &&
       typeof p.nonce === 'string' && NONCE_96.test(p.nonce) &&
       typeof p.ct === 'string' && p.ct.length <= MAX_EVENT_BYTES && BASE64URL.test(p.ct)
     );

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envelopeShape, personalSchema, sealedPersonalSchema, TRANSPORT_KID, TRANSPORT_SEALING_ALG, type EventEnvelope } from './envelope';
+import { envelopeShape, personalSchema, sealedPersonalSchema, BASE64URL_32_BYTES, TRANSPORT_SEALING_ALG, type EventEnvelope } from './envelope';
 import { rpcSubject } from './subjects';
 
 /**
@@ -64,11 +64,11 @@ export function transportSealingAad(event: TransportSealedEventBinding, subjectI
 
 /** One audit transport public key, as served. */
 export const transportPublicKeySchema = z.strictObject({
-  kid: z.string().regex(TRANSPORT_KID, 'must be the key thumbprint (43 base64url characters)'),
+  kid: z.string().regex(BASE64URL_32_BYTES, 'must be the key thumbprint (43 base64url characters)'),
   kty: z.literal('OKP'),
   crv: z.literal('X25519'),
   /** The raw 32-byte X25519 public key, base64url. */
-  x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes in base64url'),
+  x: z.string().regex(BASE64URL_32_BYTES, 'must be 32 bytes in base64url'),
   alg: z.literal(TRANSPORT_SEALING_ALG),
   createdAt: z.iso.datetime(),
   /**

@@ -46,8 +46,6 @@ export class TransportKeys {
    * due), and the private keys past their grace destroyed. Returns what it did.
    */
   async maintain(): Promise<{ current: string; rotated: string | null; destroyed: string[] }> {
-    const pair = await generateTransportKeyPair();
-    const kid = transportKeyId(pair.publicKey);
     const result = await this.transactions.inTransaction(async (tx) => {
       await this.repository.lock(tx);
       const now = this.now();
@@ -55,24 +53,30 @@ export class TransportKeys {
       let rotated: string | null = null;
       let currentKid = current?.kid;
       if (!current || current.createdAt.getTime() + this.policy.rotationMs <= now.getTime()) {
-        if (current) await this.repository.retireCurrent(tx, now);
-        await this.repository.insert(tx, {
-          kid,
-          publicKey: pair.publicKey,
-          wrappedPrivate: this.kek.wrap(pair.privateKey, aadOf(kid)),
-          createdAt: now,
-          notAfter: new Date(now.getTime() + 2 * this.policy.rotationMs),
-        });
-        rotated = current?.kid ?? null;
-        currentKid = kid;
+        // a pair made only when one is due: this runs every minute on every instance, a rotation once a period
+        const pair = await generateTransportKeyPair();
+        try {
+          const kid = transportKeyId(pair.publicKey);
+          if (current) await this.repository.retireCurrent(tx, now);
+          await this.repository.insert(tx, {
+            kid,
+            publicKey: pair.publicKey,
+            wrappedPrivate: this.kek.wrap(pair.privateKey, aadOf(kid)),
+            createdAt: now,
+            notAfter: new Date(now.getTime() + 2 * this.policy.rotationMs),
+          });
+          rotated = current?.kid ?? null;
+          currentKid = kid;
+        } finally {
+          pair.privateKey.fill(0);
+        }
       }
       const destroyed = await this.repository.destroyRetiredBefore(tx, new Date(now.getTime() - this.policy.graceMs), now);
-      return { current: currentKid!, rotated, destroyed };
+      return { current: currentKid!, rotated, destroyed, made: currentKid !== current?.kid };
     });
-    pair.privateKey.fill(0);
-    if (result.rotated !== null || result.current === kid) this.reply = undefined;
+    if (result.made) this.reply = undefined;
     for (const d of result.destroyed) this.privateKeys.delete(d);
-    return result;
+    return { current: result.current, rotated: result.rotated, destroyed: result.destroyed };
   }
 
   /** What TRANSPORT_KEYS_SUBJECT answers: the current key (cached for 30 s). */

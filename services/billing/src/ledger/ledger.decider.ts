@@ -120,9 +120,9 @@ export interface ReserveCommand {
   amount: bigint;
   /**
    * An allotment (kind `allotment`): `amount` is what is asked, `minAmount` (≤ amount) the least that is
-   * of use (the asking request's own worst case). Granted: `amount` where every hard level has room for it,
-   * else `minAmount` where they have room for that (near the limit an allotment is one request's hold, so
-   * one router instance never takes the headroom others' requests need), else refused as a reserve of
+   * of use (the asking request's own worst case). Granted: `amount` up to half the least headroom of its
+   * hard levels, never below `minAmount` (`allotted`: one scope never takes the headroom other scopes'
+   * requests need; near the limit an allotment is one request's hold), else refused as a reserve of
    * `minAmount` is.
    */
   minAmount?: bigint;

@@ -15,8 +15,9 @@ export const reserveSchema = z.strictObject({
   amountMicros: micros,
   /**
    * An allotment (`requestId` is its id): a block for this scope that the caller serves its following
-   * requests' reservations from, each settled with `allotmentId`. Granted `amountMicros` where every hard
-   * level has room for it, else this (the asking request's own worst case), else refused as a reserve is.
+   * requests' reservations from, each settled with `allotmentId`. Granted `amountMicros` up to half the least
+   * headroom of its hard levels, never below this (the asking request's own worst case), else refused as a
+   * reserve of this is. The llm-router's alone (ledger.service.ts `mayAllot`).
    */
   minAmountMicros: micros.optional(),
   ttlMs: z.number().int().min(1000).max(3_600_000).default(60_000),

@@ -45,7 +45,7 @@ export interface ReserveInput {
   /** The user the agent acts for (its token's `act.sub`): charged too when that user has a budget. */
   userId?: string | null;
   amountMicros: string;
-  /** An allotment (`requestId` its id): at least this much, or refused; `amountMicros` where every level has room for it (ledger.decider.ts, `ReserveCommand.minAmount`). */
+  /** An allotment (`requestId` its id): at least this much, or refused; `amountMicros` up to half the least headroom of its hard levels (ledger.decider.ts, `ReserveCommand.minAmount`). */
   minAmountMicros?: string;
   ttlMs: number;
 }
@@ -497,7 +497,6 @@ export class LedgerService {
 
 type BudgetSubject = { tenantId: string; level: Level; subjectId: string };
 
-/** The allotment a settle draws from, if it names one. */
 /**
  * Budget allotments are the LLM router's (it alone serves reservations from them in memory): another
  * caller, hostile or mistaken, may neither ask for one nor draw from one (a usage event of another source
@@ -508,6 +507,7 @@ function mayAllot(caller: ServiceName, what: string): void {
   if (!ALLOTTING_CALLERS.includes(caller)) throw new PalisadeError('forbidden', `${caller} may not ${what} (the llm-router's alone)`);
 }
 
+/** The allotment a settle draws from, if it names one. */
 const allotmentOf = (c: LedgerCommand): string | null => (c.type === 'settle' ? (c.allotmentId ?? null) : null);
 
 /** The one key of a budget's subject (tenant, level, subject id), for lookups and the cache. */

@@ -1,17 +1,14 @@
-import { PalisadeError } from '@palisade/contracts';
 import { LedgerClient } from '@palisade/billing-client';
 import type { NatsConnection } from '@palisade/nats';
-import type { AllotmentPort, AllotRequest, AllotResult, BudgetLevel, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
-
-const LEVELS: readonly BudgetLevel[] = ['agent', 'user', 'team', 'tenant'];
+import type { AllotmentPort, AllotRequest, AllotResult, ReserveRequest, ReserveResult, SettleRequest } from './billing.port';
 
 /**
  * The billing port over NATS request-reply (mTLS; `deploy/local/nats-requests.txt` lets
  * the router ask these methods), through `@palisade/billing-client` (the ledger's wire
  * format: amounts as decimal strings, the hold's lifetime as `ttlMs` (the router's
  * deadline), usage as quantities per kind (`estimated` marks a charge of the hold itself).
- * No connection, no answer in time, an error or an answer of unknown shape: `unavailable`,
- * so the request is refused.
+ * No connection, no answer in time, an error or an answer of unknown shape (a refusal of
+ * an unknown level included): `unavailable` (the client's checks), so the request is refused.
  */
 export class NatsBillingAdapter implements AllotmentPort {
   private readonly ledger: LedgerClient;
@@ -26,10 +23,8 @@ export class NatsBillingAdapter implements AllotmentPort {
 
   async reserve(r: ReserveRequest): Promise<ReserveResult> {
     const answer = await this.ledger.reserve({ tenantId: r.tenantId, requestId: r.requestId, agentId: r.agentId, teamId: r.teamId ?? null, userId: r.userId ?? null, amountMicros: r.amountMicros, ttlMs: Date.parse(r.expiresAt) - this.now() });
-    if (answer.status === 'held') return { status: 'held' };
-    const level = answer.level as BudgetLevel;
-    if (LEVELS.includes(level)) return { status: 'refused', level, limitMicros: answer.limitMicros, ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) };
-    throw new PalisadeError('unavailable', 'billing answered the reservation in an unknown shape: refused');
+    // a refusal the client let through names a known level and limit (else it threw `unavailable`)
+    return answer.status === 'held' ? { status: 'held' } : answer;
   }
 
   /** An allotment: granted (how much) or refused as a reservation is; the same fail-closed rules. */
@@ -44,10 +39,7 @@ export class NatsBillingAdapter implements AllotmentPort {
       minAmountMicros: r.minAmountMicros,
       ttlMs: Date.parse(r.expiresAt) - this.now(),
     });
-    if (answer.status === 'granted') return { status: 'granted', amountMicros: answer.amountMicros };
-    const level = answer.level as BudgetLevel;
-    if (LEVELS.includes(level)) return { status: 'refused', level, limitMicros: answer.limitMicros, ...(answer.resetsAt ? { resetsAt: answer.resetsAt } : {}) };
-    throw new PalisadeError('unavailable', 'billing answered the allotment in an unknown shape: refused');
+    return answer.status === 'granted' ? { status: 'granted', amountMicros: answer.amountMicros } : answer;
   }
 
   async settle(r: SettleRequest): Promise<void> {
