@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:https';
 import { join } from 'node:path';
@@ -11,6 +12,8 @@ import { ConfigError } from '@palisade/config';
 import type { ServiceName } from '@palisade/contracts';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { migratedByPrimary, runPrimary, workerCount, type WorkersOption } from './cluster';
 import { loadServiceConfig, type ServiceConfig } from './config';
 import { NatsApiKeyResolver } from './http/api-keys';
 import { EdgeTextInterceptor } from './http/edge-text';
@@ -18,7 +21,7 @@ import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
 import { httpTelemetry } from './http/telemetry';
 import { NestPinoLogger } from './nest-logger';
-import { Platform, type MigrationFactory, type ReadinessCheck } from './platform';
+import { Platform, runMigrations, type MigrationFactory, type ReadinessCheck } from './platform';
 import { PlatformModule } from './platform.module';
 
 export interface ServiceDefinition {
@@ -34,6 +37,12 @@ export interface ServiceDefinition {
   apiKeys?: boolean;
   /** Remember verified access tokens briefly (see AccessTokenVerifierOptions.cache: revocation still checked on every request); absent: each verified in full. */
   verifiedTokenCache?: { ttlMs: number; max: number };
+  /**
+   * Run as this many worker processes behind the one port (node:cluster, see cluster.ts): the
+   * primary migrates once, forks, restarts workers that die and stops them on SIGTERM. Absent
+   * or a count of 1: one process, no cluster.
+   */
+  workers?: WorkersOption;
 }
 
 export interface RunningService {
@@ -54,9 +63,10 @@ export const EXIT_CONFIG = 78;
  * the background with retries, the outbox relay, the service's `afterConnect` hooks
  * (its NATS request handlers, consumers), and the `<service>.lifecycle.started` event.
  */
-export async function runService(definition: ServiceDefinition, env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
+export async function runService(definition: ServiceDefinition, env: NodeJS.ProcessEnv = process.env, migratedElsewhere?: Promise<void>): Promise<RunningService> {
   const config = loadServiceConfig(definition.name, env);
-  const logger = createLogger({ service: definition.name, level: config.LOG_LEVEL });
+  const serviceLogger = createLogger({ service: definition.name, level: config.LOG_LEVEL });
+  const logger = cluster.isWorker ? serviceLogger.child({ worker: cluster.worker!.id }) : serviceLogger;
   const tracer = initTracing(definition.name, config.OTEL_TRACES_EXPORTER);
   const metrics = createMetrics(definition.name);
   const identity = await startIdentity(definition.name, config, logger);
@@ -70,6 +80,7 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     tracer,
     identity,
     migrations: definition.migrations ?? [],
+    ...(migratedElsewhere ? { migratedElsewhere } : {}),
     readiness: definition.readiness ?? {},
   });
 
@@ -142,28 +153,71 @@ async function startIdentity(service: ServiceName, config: ServiceConfig, logger
       });
 }
 
-/** For a service's main.ts: run, and stop cleanly on SIGTERM / SIGINT. */
+/**
+ * For a service's main.ts: run, and stop cleanly on SIGTERM / SIGINT; with `workers` above 1,
+ * as the cluster's primary (migrations, then N workers behind the one port) or one of its workers.
+ */
 export function main(definition: ServiceDefinition): void {
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 24) {
     process.stderr.write(`${JSON.stringify({ level: 'fatal', service: definition.name, msg: `Node ${process.versions.node} is too old: run with Node 24 (node_modules/.bin/node)` })}\n`);
     process.exit(EXIT_CONFIG);
   }
-  runService(definition).then(
+  let workers: number;
+  try {
+    workers = workerCount(definition.workers);
+  } catch (error) {
+    return startupFailed(definition, error as Error);
+  }
+  if (workers > 1 && cluster.isPrimary) return runClusterPrimary(definition, workers);
+  // listening from the first tick: the primary's word may come before the worker has built its app
+  const migrated = cluster.isWorker ? migratedByPrimary() : undefined;
+  runService(definition, process.env, migrated).then(
     (running) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         process.once(signal, () => void running.stop().then(() => process.exit(0)));
       }
     },
-    (error: Error) => {
-      const entry =
-        error instanceof ConfigError
-          ? { level: 'fatal', service: definition.name, msg: error.message, problems: error.problems }
-          : { level: 'fatal', service: definition.name, msg: 'start-up failed', err: error.message };
-      process.stderr.write(`${JSON.stringify(entry)}\n`);
-      process.exit(error instanceof ConfigError ? EXIT_CONFIG : 1);
-    },
+    (error: Error) => startupFailed(definition, error),
   );
+}
+
+function startupFailed(definition: ServiceDefinition, error: Error): void {
+  const entry =
+    error instanceof ConfigError
+      ? { level: 'fatal', service: definition.name, msg: error.message, problems: error.problems }
+      : { level: 'fatal', service: definition.name, msg: 'start-up failed', err: error.message };
+  process.stderr.write(`${JSON.stringify(entry)}\n`);
+  process.exit(error instanceof ConfigError ? EXIT_CONFIG : 1);
+}
+
+function runClusterPrimary(definition: ServiceDefinition, workers: number): void {
+  let config: ServiceConfig;
+  try {
+    config = loadServiceConfig(definition.name);
+  } catch (error) {
+    return startupFailed(definition, error as Error);
+  }
+  const logger = createLogger({ service: definition.name, level: config.LOG_LEVEL }).child({ primary: true });
+  runPrimary({
+    workers,
+    logger,
+    // retried like the platform's connection steps: PostgreSQL may come up after the service
+    migrate: async (stopped) => {
+      let delay = 200;
+      for (;;) {
+        try {
+          return await runMigrations(definition.name, config, logger, definition.migrations ?? []);
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          logger.error({ dependency: 'postgres', reason, retryInMs: delay }, 'postgres unavailable for the migrations; retrying');
+          await sleep(delay);
+          if (stopped()) throw error;
+          delay = Math.min(delay * 2, config.DEPENDENCY_RETRY_MAX_MS);
+        }
+      }
+    },
+  });
 }
 
 /** The version in the package.json next to a service's dist/ or src/ folder. */

@@ -1,4 +1,5 @@
 export * from './bootstrap';
+export * from './cluster';
 export * from './config';
 export * from './csv';
 export * from './health';

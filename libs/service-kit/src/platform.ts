@@ -48,6 +48,8 @@ export interface PlatformOptions {
   tracer: Tracer;
   identity: ServiceIdentity;
   migrations: readonly MigrationFactory[];
+  /** A cluster worker's: the primary runs the migrations, this resolves once it has (the platform waits for it instead). */
+  migratedElsewhere?: Promise<void>;
   readiness: Readonly<Record<string, ReadinessCheck>>;
 }
 
@@ -122,23 +124,15 @@ export class Platform {
   }
 
   connection(user: 'app' | 'owner'): PgConnectionOptions {
-    const c = this.options.config;
-    return {
-      host: c.PGHOST,
-      port: c.PGPORT,
-      database: c.PGDATABASE,
-      user: user === 'app' ? c.PGUSER : c.PG_MIGRATION_USER,
-      password: user === 'app' ? c.PGPASSWORD : c.PG_MIGRATION_PASSWORD,
-      schema: c.PG_SCHEMA,
-      applicationName: `palisade-${this.options.service}`,
-      poolSize: c.PG_POOL_SIZE,
-      sslCaPem: c.PG_SSL_CA_FILE ? readFileSync(c.PG_SSL_CA_FILE, 'utf8') : undefined,
-    };
+    return pgConnection(this.options.service, this.options.config, user);
   }
 
   /** Connect everything, retrying each step until it succeeds or the platform closes. */
   async connect(): Promise<void> {
-    await this.step('postgres', () => this.migrate());
+    if (this.options.migratedElsewhere) {
+      this.waiting.set('postgres', 'waiting for the primary process to migrate');
+      await this.options.migratedElsewhere;
+    } else await this.step('postgres', () => this.migrate());
     await this.step('postgres', async () => {
       const ds = createDataSource(this.connection('app'));
       await ds.initialize();
@@ -170,19 +164,7 @@ export class Platform {
   }
 
   private async migrate(): Promise<void> {
-    const c = this.options.config;
-    const factories = [eventStoreMigration, eventsNotifyAfterCommitMigration, ...this.options.migrations];
-    const migrator = createDataSource(
-      { ...this.connection('owner'), poolSize: 1 },
-      factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
-    );
-    await migrator.initialize();
-    try {
-      const ran = await migrator.runMigrations({ transaction: 'each' });
-      if (ran.length > 0) this.logger.info({ migrations: ran.map((m) => m.name) }, 'database migrated');
-    } finally {
-      await migrator.destroy();
-    }
+    await runMigrations(this.options.service, this.options.config, this.logger, this.options.migrations);
   }
 
   private async announceStart(): Promise<void> {
@@ -297,6 +279,37 @@ export class Platform {
     await this.relay?.stop();
     await this.nats?.drain().catch(() => undefined);
     await this.dataSource?.destroy().catch(() => undefined);
+  }
+}
+
+/** A service's PostgreSQL connection, as its least-privilege role (`app`) or the schema's owner (migrations). */
+export function pgConnection(service: ServiceName, c: ServiceConfig, user: 'app' | 'owner'): PgConnectionOptions {
+  return {
+    host: c.PGHOST,
+    port: c.PGPORT,
+    database: c.PGDATABASE,
+    user: user === 'app' ? c.PGUSER : c.PG_MIGRATION_USER,
+    password: user === 'app' ? c.PGPASSWORD : c.PG_MIGRATION_PASSWORD,
+    schema: c.PG_SCHEMA,
+    applicationName: `palisade-${service}`,
+    poolSize: c.PG_POOL_SIZE,
+    sslCaPem: c.PG_SSL_CA_FILE ? readFileSync(c.PG_SSL_CA_FILE, 'utf8') : undefined,
+  };
+}
+
+/** The event store's migrations and the service's own, as the schema's owner (once: before the app connects). */
+export async function runMigrations(service: ServiceName, c: ServiceConfig, logger: Logger, migrations: readonly MigrationFactory[]): Promise<void> {
+  const factories = [eventStoreMigration, eventsNotifyAfterCommitMigration, ...migrations];
+  const migrator = createDataSource(
+    { ...pgConnection(service, c, 'owner'), poolSize: 1 },
+    factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
+  );
+  await migrator.initialize();
+  try {
+    const ran = await migrator.runMigrations({ transaction: 'each' });
+    if (ran.length > 0) logger.info({ migrations: ran.map((m) => m.name) }, 'database migrated');
+  } finally {
+    await migrator.destroy();
   }
 }
 
