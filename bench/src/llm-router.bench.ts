@@ -11,7 +11,7 @@ import { SEAL_PERSONAL_SUBJECT, TRANSPORT_KEYS_SUBJECT, type SealPersonalRequest
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, standInTransportKeys, TestTokenIssuer } from '@palisade/testing';
-import { cpuMsOf, round, summarize } from './stats';
+import { processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
@@ -36,12 +36,6 @@ const CONCURRENT_REQUESTS = 4000;
 const SOAK_REQUESTS = Number(process.env.LLM_ROUTER_BENCH_SOAK ?? 100_000);
 /** Lower levels of in-flight requests tried (1,000 requests each) for the soak's: it runs at the level with the best rps. */
 const SOAK_PROBES = [32, 64];
-
-/** A process's resident set size in MB (Linux: /proc/<pid>/status). */
-function rssMb(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) / 1024;
-}
 
 /** OpenAI chat completions in JSON and SSE, answering at once (the stand-in's wire format, trimmed for load). */
 function startUpstream(): Promise<{ url: string; close(): void }> {
@@ -227,28 +221,31 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const router = target('router', `https://localhost:${PORT}`, () => agentToken, httpsAgent, ca);
     await sequential(router, body, 100);
     await sequential(direct, body, 100);
+    // the router's process and, with LLM_ROUTER_WORKERS above 1, its workers: CPU and memory are the whole tree's
     const pid = (handles[0] as { child: { pid: number } }).child.pid;
+    const workers = Math.max(1, processTree(pid).length - 1);
     const d = summarize(await sequential(direct, body, SEQUENTIAL));
     // the router's own CPU per request (user + system, /proc): steadier than latencies on a shared machine
-    const cpuSequential = cpuMsOf(pid);
+    const cpuSequential = treeCpuMsOf(pid);
     const r = summarize(await sequential(router, body, SEQUENTIAL));
-    const cpuUsSequential = ((cpuMsOf(pid) - cpuSequential) * 1000) / SEQUENTIAL;
+    const cpuUsSequential = ((treeCpuMsOf(pid) - cpuSequential) * 1000) / SEQUENTIAL;
     const streamBody = JSON.stringify({ model: 'bench', max_tokens: 64, stream: true, messages: [{ role: 'user', content: prompt }] });
     const dt = summarize(await sequential(direct, streamBody, 200, true));
     const rt = summarize(await sequential(router, streamBody, 200, true));
     // the 256 connections opened first (TLS handshakes), as an agent's keep-alive pool would be: the rate is the steady state's
     await concurrent(router, body, CONCURRENT, CONCURRENT);
-    const cpuLoad = cpuMsOf(pid);
+    const cpuLoad = treeCpuMsOf(pid);
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
-    const cpuUsLoad = ((cpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
+    const cpuUsLoad = ((treeCpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
     // the soak: at the level of in-flight requests with the best rps, the router's memory before and after
     const probes = [{ inFlight: CONCURRENT, rps: load.rps }];
     for (const inFlight of SOAK_PROBES) probes.push({ inFlight, rps: (await concurrent(router, body, inFlight, 1000)).rps });
     const best = probes.reduce((a, b) => (b.rps > a.rps ? b : a));
-    const rssBefore = rssMb(pid);
+    const rssBefore = treeRssMb(pid);
     const soak = await concurrent(router, body, best.inFlight, SOAK_REQUESTS);
-    const rssAfter = rssMb(pid);
+    const rssAfter = treeRssMb(pid);
     return {
+      router_workers: workers,
       direct_p50_ms: round(d.p50, 3),
       router_p50_ms: round(r.p50, 3),
       added_p50_ms: round(r.p50 - d.p50, 3),

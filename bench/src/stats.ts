@@ -22,3 +22,50 @@ export function cpuMsOf(pid: number | undefined): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
+
+/** A process and its descendants, parent first (Linux: /proc/<pid>/task/<pid>/children, the children its main thread forked). */
+export function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${tree[i]}/task/${tree[i]}/children`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const child of children.trim().split(/\s+/)) if (child) tree.push(Number(child));
+  }
+  return tree;
+}
+
+/**
+ * User + system CPU (ms) of a process tree (a cluster's primary and its workers): each
+ * live process's own, plus what its children that already exited and were reaped used
+ * (cutime, cstime), so a worker that died and was replaced still counts.
+ */
+export function treeCpuMsOf(pid: number): number {
+  let ms = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10;
+    } catch {
+      // exited between the listing and the read: its CPU shows in its parent's cutime once reaped
+    }
+  }
+  return ms;
+}
+
+/** Resident set size of a process tree in MB (Linux: VmRSS of each; pages the processes share count once per process). */
+export function treeRssMb(pid: number): number {
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    try {
+      kb += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return kb / 1024;
+}

@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { audienceOf } from '@palisade/auth-verifier';
+import { connectNats, serveRpc, type NatsConnection, type RpcServer } from '@palisade/nats';
+import { ServiceIdentity } from '@palisade/pki';
+import { eventually, httpsCaller, infra, startSealPersonalStandIn, TestTokenIssuer } from '@palisade/testing';
+import { startStandIn, type StandIn } from './support/provider-standin';
+
+// The built router as a cluster (LLM_ROUTER_WORKERS=2, offset 9340: 16446): one primary, two
+// workers behind the one port. Calls are served; a worker killed with SIGKILL is replaced
+// and calls keep being served; SIGTERM to the primary stops every worker and the primary
+// exits 0. Billing and audit are stand-ins on NATS under a namespace of the run's own (as
+// in the benchmark), so the test starts nothing but the router.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../../scripts/platform-runner.js');
+const PORT = 7106 + 9340;
+const tenant = `w-${randomBytes(4).toString('hex')}`;
+const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'llm-router-workers-e2e');
+
+/** The pids of a process's children (Linux). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+describe('llm-router workers (node:cluster behind one port)', () => {
+  let handle: { child: { pid: number }; stop(signal?: string): Promise<{ code: number | null; signal: string | null }> } | undefined;
+  let provider: StandIn;
+  let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
+  let billingIdentity: ServiceIdentity | undefined;
+  let billingNc: NatsConnection | undefined;
+  let billing: RpcServer | undefined;
+  let token: string;
+  const namespaceBefore = process.env.PALISADE_RPC_NAMESPACE;
+  const call = () => httpsCaller(PORT)('/v1/chat/completions', { token, body: { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'hello workers' }] }, timeoutMs: 5000 });
+
+  beforeAll(async () => {
+    // the stand-ins answer this run's subjects only (read per request), not a real billing's or audit's
+    process.env.PALISADE_RPC_NAMESPACE = `workers${randomBytes(4).toString('hex')}`;
+    provider = await startStandIn();
+    sealing = await startSealPersonalStandIn({ transportKeys: true });
+    billingIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
+    billingNc = await connectNats({ servers: infra('NATS_URL'), identity: billingIdentity, name: 'llm-router-workers-e2e-billing' });
+    billing = serveRpc(billingNc, {
+      service: 'billing',
+      handlers: {
+        'palisade.rpc.billing.reserve': (p) => {
+          const r = p as { requestId: string; amountMicros: string; ttlMs?: number };
+          return { status: 'reserved', requestId: r.requestId, amountMicros: r.amountMicros, expiresAt: new Date(Date.now() + (r.ttlMs ?? 60_000)).toISOString() };
+        },
+        'palisade.rpc.billing.settle': (p) => {
+          const s = p as { requestId: string; actualMicros: string };
+          return { status: 'settled', requestId: s.requestId, postedMicros: s.actualMicros, overrunMicros: '0', releasedMicros: '0', late: false };
+        },
+        'palisade.rpc.billing.release': (p) => ({ status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' }),
+      },
+    });
+    await billingNc.flush();
+    const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+    [handle] = runner.startServices({
+      services: ['llm-router'],
+      logDir: LOG_DIR,
+      env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, LLM_ROUTER_WORKERS: '2', PALISADE_RPC_NAMESPACE: process.env.PALISADE_RPC_NAMESPACE },
+    });
+    token = await issuer.token({ sub: 'workers-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
+    const admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
+    await runner.waitReady([handle], { timeoutMs: 30_000 });
+    const put = async (path: string, body: object) => expect((await httpsCaller(PORT)(path, { token: admin, method: 'PUT', body })).status).toBe(200);
+    await put('/v1/router/providers/p', { kind: 'openai', baseUrl: `${provider.url}/v1`, compliance: 'private' });
+    await put('/v1/router/models/m', { providerId: 'p', upstreamModel: 'local', contextWindow: 128000, maxOutputTokens: 1024, inputMicrosPerMTok: 1000, outputMicrosPerMTok: 1000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await handle?.stop('SIGKILL');
+    await billing?.stop();
+    await billingNc?.close();
+    billingIdentity?.stop();
+    await sealing?.stop();
+    await provider?.close();
+    if (namespaceBefore === undefined) delete process.env.PALISADE_RPC_NAMESPACE;
+    else process.env.PALISADE_RPC_NAMESPACE = namespaceBefore;
+  });
+
+  it('runs two workers with the service\'s node flags, and serves calls through the one port', async () => {
+    const workers = childrenOf(handle!.child.pid);
+    expect(workers).toHaveLength(2);
+    // cluster.fork passes the primary's execArgv on: the router's semi-space size (scripts/platform-runner.js NODE_FLAGS)
+    for (const pid of workers) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=64');
+    // a new connection per call: the primary hands connections to the workers in turn
+    const replies = await Promise.all(Array.from({ length: 8 }, () => call()));
+    expect(replies.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect((replies[0].json as { choices: Array<{ message: { content: string } }> }).choices[0].message.content).toContain('hello workers');
+  });
+
+  it('replaces a worker killed with SIGKILL, and calls keep being served', async () => {
+    const [victim, survivor] = childrenOf(handle!.child.pid);
+    process.kill(victim, 'SIGKILL');
+    const replaced = await eventually(() => {
+      const now = childrenOf(handle!.child.pid);
+      return now.length === 2 && !now.includes(victim) && now.includes(survivor) ? now : undefined;
+    }, 10_000);
+    expect(replaced).toContain(survivor);
+    // the new worker answers 503 until it has connected (readiness gate): then every call is served
+    await eventually(async () => (await Promise.all(Array.from({ length: 6 }, () => call()))).every((r) => r.status === 200), 15_000, 100);
+    const replies = await Promise.all(Array.from({ length: 8 }, () => call()));
+    expect(replies.map((r) => r.status)).toEqual(Array(8).fill(200));
+    const log = readFileSync(join(LOG_DIR, 'llm-router.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`"pid":${victim},"code":null,"signal":"SIGKILL".*"msg":"worker exited"`));
+  }, 30_000);
+
+  it('stops every worker and exits 0 on SIGTERM to the primary, within 10 s', async () => {
+    const workers = childrenOf(handle!.child.pid);
+    expect(workers).toHaveLength(2);
+    const started = Date.now();
+    const exited = await handle!.stop('SIGTERM');
+    expect(exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    for (const pid of workers) expect(existsSync(`/proc/${pid}`)).toBe(false);
+  }, 15_000);
+
+  it('refuses a worker count out of 1..16 at start, naming the variable (exit 78)', () => {
+    const run = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'main.js')], { env: { ...process.env, LLM_ROUTER_WORKERS: '17' }, encoding: 'utf8', timeout: 10_000 });
+    expect(run.status).toBe(78);
+    expect(run.stderr).toContain('LLM_ROUTER_WORKERS: must be an integer from 1 to 16');
+  });
+});
