@@ -1,7 +1,9 @@
 import { HARMLESS, INJECTIONS } from './corpus/injection.corpus';
 import { INJECTION_RULES } from './injection-rules';
 import { InjectionScanner } from './injection.scanner';
-import { KeywordIndex } from './keywords';
+import { POSITIVES, NEGATIVES } from './corpus/pii.corpus';
+import { PiiDetector } from './pii.detector';
+import { KeywordIndex, keywordText } from './keywords';
 
 // Every rule's regex run on every text: what the keyword pre-filter must never change.
 const unfiltered = new InjectionScanner(INJECTION_RULES.map((r) => ({ ...r, keywords: [''], alsoNeeds: [] })));
@@ -43,5 +45,22 @@ describe('prompt-injection scanner', () => {
     expect([...index.present('TOOLDE')].sort()).toEqual(['olde', 'ool', 'tool']);
     expect([...index.present('no match here')]).toEqual([]);
     expect([...new KeywordIndex([]).present('anything')]).toEqual([]);
+    expect([...new KeywordIndex(['ſk', 'k', '：']).present('\u212A and ſ：')].sort()).toEqual(['k', '：']);
+  });
+
+  it('keyword index: exactly the keywords the lowered text contains (both guards\' keywords, corpora and made-up texts)', () => {
+    const keywords = [...scanner.keywords.keywords, ...new PiiDetector().keywords.keywords];
+    const index = new KeywordIndex(keywords);
+    const texts = [...INJECTIONS, ...HARMLESS].map((t) => t.text);
+    texts.push(...POSITIVES.map((p) => p.text), ...NEGATIVES);
+    // pieces of keywords, upper case, look-alikes and non-ASCII between them (overlaps and prefixes of longer ones)
+    const pieces = [...keywords.map((k) => k.slice(0, 1 + (k.length >> 1))), ...keywords.map((k) => k.toUpperCase()), ' ', '\n', 'ſ', '\u212A', 'İ', 'é', '：', 'x'];
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+    for (let i = 0; i < 3000; i++) texts.push(Array.from({ length: random(40) }, () => pieces[random(pieces.length)]).join(''));
+    for (const text of texts) {
+      const lower = keywordText(text);
+      expect([...index.present(text)].sort()).toEqual([...new Set(keywords.filter((k) => lower.includes(k)))].sort());
+    }
   });
 });
