@@ -146,9 +146,38 @@ export function capable(model: ModelDefinition, uses: readonly Capability[]): bo
 export function capabilitiesOf(body: Record<string, unknown>): Capability[] {
   const uses: Capability[] = [];
   if (Array.isArray(body.tools) && body.tools.length > 0) uses.push('tools');
-  const text = JSON.stringify([body.system ?? null, body.messages ?? null]);
-  if (/"type":"(image_url|image)"/.test(text)) uses.push('images');
+  const parts = [body.system ?? null, body.messages ?? null];
+  const images = hasImageType(parts);
+  if (images === undefined ? /"type":"(image_url|image)"/.test(JSON.stringify(parts)) : images) uses.push('images');
   return uses;
+}
+
+/**
+ * Whether the JSON of `v` holds `"type":"image_url"` or `"type":"image"`, found without
+ * making it: a member whose key's JSON ends in `"type"` (`type`, or a key ending in a
+ * quote and `type`) with that string value (strings are never read: JSON escapes their
+ * quotes). Undefined for what JSON.parse does not make (the caller stringifies it).
+ */
+export function hasImageType(v: unknown): boolean | undefined {
+  if (typeof v !== 'object' || v === null) return typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint' ? undefined : false;
+  if (Array.isArray(v)) {
+    if (Object.getPrototypeOf(v) !== Array.prototype) return undefined;
+    for (let i = 0; i < v.length; i++) {
+      const found = hasImageType(v[i]);
+      if (found !== false) return found;
+    }
+    return false;
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if ((proto !== Object.prototype && proto !== null) || typeof (v as { toJSON?: unknown }).toJSON === 'function') return undefined;
+  const o = v as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    const item = o[key];
+    if ((item === 'image_url' || item === 'image') && (key === 'type' || key.endsWith('"type'))) return true;
+    const found = hasImageType(item);
+    if (found !== false) return found;
+  }
+  return false;
 }
 
 /** The model ids a request naming `model` may be served by: a route's candidates, or the model itself (none: no such name). */

@@ -1,7 +1,7 @@
 import { PalisadeError } from '@palisade/contracts';
 import type { CatalogState } from '../catalog/catalog.decider';
 import type { ModelDefinition, ProviderDefinition } from '../catalog/catalog.events';
-import { attemptsOf, callerRules, capabilitiesOf, classify, classWhenServed, permits, plan, raisedByRules, type ClassificationRule, type ClassOf, type RuleSubject } from './routing';
+import { attemptsOf, callerRules, capabilitiesOf, classify, hasImageType, classWhenServed, permits, plan, raisedByRules, type ClassificationRule, type ClassOf, type RuleSubject } from './routing';
 
 const provider = (providerId: string, compliance: 'private' | 'external'): ProviderDefinition => ({ providerId, kind: 'openai', baseUrl: `http://${providerId}.test/v1`, compliance });
 const model = (modelId: string, providerId: string, contextWindow = 128_000): ModelDefinition => ({ modelId, providerId, upstreamModel: modelId, contextWindow, maxOutputTokens: 4096, inputMicrosPerMTok: 1, outputMicrosPerMTok: 1 });
@@ -207,6 +207,25 @@ describe('capabilities', () => {
     expect(capabilitiesOf({ messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA' } }] }] }] })).toEqual(['images']);
     // the words in a text are not an image
     expect(capabilitiesOf({ messages: [{ role: 'user', content: 'send {"type":"image_url"}' }] })).toEqual([]);
+  });
+
+  it('finds images without stringifying the request, exactly where the JSON holds "type":"image_url" or "type":"image"', () => {
+    const byText = (v: unknown) => /"type":"(image_url|image)"/.test(JSON.stringify(v));
+    const keys = ['type', 'x"type', 'xtype', 'Type', 'image_url', 'content', 'a\\"type'];
+    const values = ['image', 'image_url', 'images', 'text', ' image', '"type":"image"', 1, null, true, undefined];
+    let seed = 3;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    const made = (depth: number): unknown => {
+      if (depth > 3 || random(3) === 0) return values[random(values.length)];
+      if (random(2) === 0) return Array.from({ length: random(4) }, () => made(depth + 1));
+      return Object.fromEntries(Array.from({ length: random(4) }, () => [keys[random(keys.length)], made(depth + 1)]));
+    };
+    for (let i = 0; i < 5000; i++) {
+      const body = { system: made(1), messages: made(0) };
+      expect(capabilitiesOf(body).includes('images')).toBe(byText([body.system ?? null, body.messages ?? null]));
+    }
+    expect(hasImageType([{ at: new Date(0) }])).toBeUndefined();
+    expect(capabilitiesOf({ messages: [{ role: 'user', content: [{ type: 'image' }], at: new Date(0) }] })).toEqual(['images']);
   });
 });
 
