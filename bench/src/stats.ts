@@ -69,3 +69,9 @@ export function treeRssMb(pid: number): number {
   }
   return kb / 1024;
 }
+
+/** CPU the whole machine has spent so far, every core (ms; /proc/stat: user, nice, system, irq, softirq, steal; not idle nor iowait). */
+export function machineCpuMs(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return (user + nice + system + irq + softirq + steal) * 10;
+}

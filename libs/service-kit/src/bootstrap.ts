@@ -59,9 +59,10 @@ export const EXIT_CONFIG = 78;
 
 /**
  * Start a Palisade service: validated configuration, its TLS identity, HTTPS (TLS 1.3)
- * with health, metrics and docs served at once, then its dependencies connected in
- * the background with retries, the outbox relay, the service's `afterConnect` hooks
- * (its NATS request handlers, consumers), and the `<service>.lifecycle.started` event.
+ * with health, metrics and docs served at once (a cluster worker's: once connected), then
+ * its dependencies connected in the background with retries, the outbox relay, the
+ * service's `afterConnect` hooks (its NATS request handlers, consumers), and the
+ * `<service>.lifecycle.started` event.
  */
 export async function runService(definition: ServiceDefinition, env: NodeJS.ProcessEnv = process.env, migratedElsewhere?: Promise<void>): Promise<RunningService> {
   const config = loadServiceConfig(definition.name, env);
@@ -117,13 +118,30 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     new DocumentBuilder().setTitle(`Palisade ${definition.name}`).setDescription(definition.description).setVersion(definition.version).build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json' });
-  await app.listen(config.HTTP_PORT, config.HTTP_HOST);
-  identity.attachTo(app.getHttpServer() as Server);
-  logger.info({ port: config.HTTP_PORT, host: config.HTTP_HOST }, 'HTTPS listening (TLS 1.3)');
+  const listen = async () => {
+    await app.listen(config.HTTP_PORT, config.HTTP_HOST);
+    identity.attachTo(app.getHttpServer() as Server);
+    logger.info({ port: config.HTTP_PORT, host: config.HTTP_HOST }, 'HTTPS listening (TLS 1.3)');
+  };
+  // A cluster worker listens only once connected: the primary hands the port's connections to the workers
+  // that listen, so a worker still connecting (a replacement, say) takes none rather than answering 503.
+  if (migratedElsewhere) await app.init();
+  else await listen();
 
-  const connected = platform.connect().catch((error: Error) => {
-    logger.warn({ err: error.message }, 'stopped connecting');
-  });
+  const connected = platform
+    .connect()
+    .then(async () => {
+      if (!migratedElsewhere) return;
+      // a worker that cannot listen is of no use: the primary replaces it (and gives up if none can)
+      await listen().catch((error: Error) => {
+        logger.fatal({ err: error.message }, 'cannot listen');
+        logger.flush();
+        process.exit(1);
+      });
+    })
+    .catch((error: Error) => {
+      logger.warn({ err: error.message }, 'stopped connecting');
+    });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {

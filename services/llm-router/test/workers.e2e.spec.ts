@@ -36,6 +36,10 @@ describe('llm-router workers (node:cluster behind one port)', () => {
   let billingNc: NatsConnection | undefined;
   let billing: RpcServer | undefined;
   let token: string;
+  // the log is appended to run after run: this run's part only
+  const logFile = join(LOG_DIR, 'llm-router.log');
+  const logFrom = existsSync(logFile) ? readFileSync(logFile).length : 0;
+  const log = () => readFileSync(logFile).subarray(logFrom).toString('utf8');
   const namespaceBefore = process.env.PALISADE_RPC_NAMESPACE;
   const call = () => httpsCaller(PORT)('/v1/chat/completions', { token, body: { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'hello workers' }] }, timeoutMs: 5000 });
 
@@ -65,7 +69,7 @@ describe('llm-router workers (node:cluster behind one port)', () => {
     [handle] = runner.startServices({
       services: ['llm-router'],
       logDir: LOG_DIR,
-      env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'warn', AUTH_JWKS: issuer.jwks, LLM_ROUTER_WORKERS: '2', PALISADE_RPC_NAMESPACE: process.env.PALISADE_RPC_NAMESPACE },
+      env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'info', AUTH_JWKS: issuer.jwks, LLM_ROUTER_WORKERS: '2', PALISADE_RPC_NAMESPACE: process.env.PALISADE_RPC_NAMESPACE },
     });
     token = await issuer.token({ sub: 'workers-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
     const admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
@@ -105,12 +109,14 @@ describe('llm-router workers (node:cluster behind one port)', () => {
       return now.length === 2 && !now.includes(victim) && now.includes(survivor) ? now : undefined;
     }, 10_000);
     expect(replaced).toContain(survivor);
-    // the new worker answers 503 until it has connected (readiness gate): then every call is served
-    await eventually(async () => (await Promise.all(Array.from({ length: 6 }, () => call()))).every((r) => r.status === 200), 15_000, 100);
+    // the new worker listens only once connected: meanwhile the survivor takes every connection (no 503)
+    const meanwhile = await Promise.all(Array.from({ length: 8 }, () => call()));
+    expect(meanwhile.map((r) => r.status)).toEqual(Array(8).fill(200));
+    // the replacement (worker 3) listens, and calls are still all served, now by both
+    await eventually(() => /"worker":3,"port":\d+,"host":"[^"]+","msg":"HTTPS listening/.test(log()), 15_000, 100);
     const replies = await Promise.all(Array.from({ length: 8 }, () => call()));
     expect(replies.map((r) => r.status)).toEqual(Array(8).fill(200));
-    const log = readFileSync(join(LOG_DIR, 'llm-router.log'), 'utf8');
-    expect(log).toMatch(new RegExp(`"pid":${victim},"code":null,"signal":"SIGKILL".*"msg":"worker exited"`));
+    expect(log()).toMatch(new RegExp(`"pid":${victim},"code":null,"signal":"SIGKILL".*"msg":"worker exited"`));
   }, 30_000);
 
   it('stops every worker and exits 0 on SIGTERM to the primary, within 10 s', async () => {
