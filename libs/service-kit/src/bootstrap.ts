@@ -128,10 +128,11 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   if (migratedElsewhere) await app.init();
   else await listen();
 
+  let stopping: Promise<void> | undefined;
   const connected = platform
     .connect()
     .then(async () => {
-      if (!migratedElsewhere) return;
+      if (!migratedElsewhere || stopping) return;
       // a worker that cannot listen is of no use: the primary replaces it (and gives up if none can)
       await listen().catch((error: Error) => {
         logger.fatal({ err: error.message }, 'cannot listen');
@@ -142,7 +143,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     .catch((error: Error) => {
       logger.warn({ err: error.message }, 'stopped connecting');
     });
-  let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       logger.info('stopping');
