@@ -142,17 +142,19 @@ export function indexColumns(r: IndexRow) {
   };
 }
 
-/** The index columns a COPY of `indexCopyText` fills, in its fields' order. */
+/** The index columns a COPY of `indexCopyData` fills, in its fields' order. */
 export const INDEX_COPY_COLUMNS =
   '(topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id, actor_type, actor_id, subject_id, occurred_at, recorded_at, value, key_id)';
 
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const COPY_SPECIAL = /[\\\t\n\r]/;
 const COPY_SPECIALS = /[\\\t\n\r]/g;
 
 /** A text as a field of COPY's text format: the backslash and what would end a field or a row escaped. */
 export function copyField(text: string): string {
-  return COPY_SPECIAL.test(text) ? text.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]) : text;
+  // Four native searches, not a regular expression: ~50 ns for a 600-character record value
+  // against 400–800 (measured), and every row's value is searched.
+  const special = text.includes('\\') || text.includes('\t') || text.includes('\n') || text.includes('\r');
+  return special ? text.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]) : text;
 }
 
 const copyNullable = (text: string | null) => (text === null ? '\\N' : copyField(text));
@@ -163,16 +165,35 @@ const copyNullable = (text: string | null) => (text === null ? '\\N' : copyField
  * field with its column's input function, as it reads the insert's JSON, without parsing a
  * JSON document (about half its CPU a row in the insert). `undefined` when a text holds
  * U+0000, which no PostgreSQL text can: those rows go by the insert, which refuses them as
- * before.
+ * before. A lone surrogate is written as U+FFFD (UTF-8 has none), as the insert's text
+ * parameter was.
+ *
+ * Written row by row into one buffer: building the batch as one string (~1.2 MB, ~50,000
+ * pieces) and then encoding it cost twice as much (2.25 against 1.2 µs a row, measured).
  */
-export function indexCopyText(topic: string, rows: readonly IndexRow[]): string | undefined {
+export function indexCopyData(topic: string, rows: readonly IndexRow[]): Buffer | undefined {
   const t = copyField(topic);
-  let data = '';
+  let buf = Buffer.allocUnsafe(rows.length * 1024 + 4096);
+  let at = 0;
+  const put = (text: string) => {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit (a pair: 4 for 2).
+    if (buf.length - at < text.length * 3) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * buf.length, at + text.length * 3));
+      buf.copy(grown, 0, 0, at);
+      buf = grown;
+    }
+    at += buf.write(text, at);
+  };
   for (const r of rows) {
-    data +=
+    put(
       `${t}\t${r.partition}\t${r.seq}\t${r.offset}\t${copyField(r.hash)}\t${copyField(r.eventId)}\t${copyField(r.eventType)}\t${copyField(r.actionClass)}` +
-      `\t${copyField(r.tenantId)}\t${copyField(r.actorType)}\t${copyField(r.actorId)}\t${copyNullable(r.subjectId)}\t${copyField(r.occurredAt)}` +
-      `\t${copyField(r.recordedAt)}\t${copyField(r.value)}\t${copyNullable(r.keyId)}\n`;
+        `\t${copyField(r.tenantId)}\t${copyField(r.actorType)}\t${copyField(r.actorId)}\t${copyNullable(r.subjectId)}\t${copyField(r.occurredAt)}` +
+        `\t${copyField(r.recordedAt)}\t`,
+    );
+    put(copyField(r.value));
+    put(`\t${copyNullable(r.keyId)}\n`);
   }
-  return data.includes('\u0000') ? undefined : data;
+  const data = buf.subarray(0, at);
+  // U+0000 is the only character whose UTF-8 holds a zero byte.
+  return data.includes(0) ? undefined : data;
 }

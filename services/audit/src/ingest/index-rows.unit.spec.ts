@@ -1,4 +1,4 @@
-import { copyField, indexCopyText, indexParameters, VALUE_SEPARATOR, type IndexRow } from './index-rows';
+import { copyField, indexCopyData, indexParameters, VALUE_SEPARATOR, type IndexRow } from './index-rows';
 
 const row = (seq: number, value: string, extra: Partial<IndexRow> = {}): IndexRow => ({
   partition: seq % 2,
@@ -60,7 +60,7 @@ function readCopyField(field: string): string | null {
   return field.replace(/\\(.)/g, (_, c: string) => ({ t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', v: '\v' })[c] ?? c);
 }
 
-describe('indexCopyText', () => {
+describe('indexCopyData', () => {
   const tricky = ['x"y\\z\n\t', 'tab\there', 'line\nbreak\r\n', 'back\\slash\\N', '\\.', 'é€😀\u2028', '', '\\', '\u001e\u0001', 'x'.repeat(100_000)];
 
   it('gives each field back exactly, tabs, newlines, carriage returns and backslashes included', () => {
@@ -73,7 +73,7 @@ describe('indexCopyText', () => {
 
   it('writes one line a row, its fields in INDEX_COPY_COLUMNS order, null as \\N', () => {
     const rows = tricky.map((v, i) => row(i + 1, v, { subjectId: i === 2 ? 'sub\tject' : null, keyId: i === 2 ? '0193a0b0-0000-7000-8000-000000000001' : null, actorId: i === 3 ? '' : 'agent-1' }));
-    const data = indexCopyText('audit\\topic', rows)!;
+    const data = indexCopyData('audit\\topic', rows)!.toString('utf8');
     expect(data.endsWith('\n')).toBe(true);
     const lines = data.slice(0, -1).split('\n');
     expect(lines).toHaveLength(rows.length);
@@ -88,10 +88,18 @@ describe('indexCopyText', () => {
     expect(lines[2].split('\t')[11]).toBe('sub\\tject');
   });
 
+  it('writes a lone surrogate as U+FFFD, and grows past its first estimate', () => {
+    const rows = Array.from({ length: 3 }, (_, i) => row(i + 1, i === 1 ? `{"a":"\ud800${'é'.repeat(5000)}"}` : '{"a":1}'));
+    const data = indexCopyData('t', rows)!;
+    const lines = data.toString('utf8').slice(0, -1).split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[1].split('\t')[14]).toBe(`{"a":"\ufffd${'é'.repeat(5000)}"}`);
+  });
+
   it('refuses rows holding U+0000 (no PostgreSQL text can)', () => {
-    expect(indexCopyText('t', [row(1, '{"a":1}'), row(2, '{"a":"\u0000"}')])).toBeUndefined();
-    expect(indexCopyText('t', [row(1, '{"a":1}', { actorId: 'a\u0000' })])).toBeUndefined();
+    expect(indexCopyData('t', [row(1, '{"a":1}'), row(2, '{"a":"\u0000"}')])).toBeUndefined();
+    expect(indexCopyData('t', [row(1, '{"a":1}', { actorId: 'a\u0000' })])).toBeUndefined();
     // the JSON escape of it is six characters, not U+0000
-    expect(indexCopyText('t', [row(1, '{"a":"\\u0000"}')])).toBeDefined();
+    expect(indexCopyData('t', [row(1, '{"a":"\\u0000"}')])).toBeDefined();
   });
 });
