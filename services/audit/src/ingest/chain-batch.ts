@@ -50,7 +50,8 @@ export interface Prepared {
   fresh: Pending[];
   freshIds: Set<string>;
   duplicates: Pending[];
-  written: Array<{ record: AuditRecord; value: string }>;
+  /** Each record with its bytes (encoded once, for Kafka and the index's COPY). */
+  written: Array<{ record: AuditRecord; value: Buffer }>;
   checkpointValues: Array<{ key: string; value: string }>;
   /** The chain heads and checkpoint counts once it is committed. */
   heads: Map<number, ChainHead>;
@@ -144,7 +145,7 @@ export function chainBatch(input: ChainInput): { prepared: Prepared; deferred: P
   const { topic, partitions, batch, fresh, duplicates, seen, events, signer, recordedAt, nowMs, base } = input;
   const heads = new Map(base.heads);
   const counts = new Map<number, CheckpointState>([...base.counts].map(([p, c]) => [p, { ...c }]));
-  const written: Array<{ record: AuditRecord; value: string }> = [];
+  const written: Array<{ record: AuditRecord; value: Buffer }> = [];
   const checkpointValues: Array<{ key: string; value: string }> = [];
   const checkpoint = (head: ChainHead) => {
     const cp = signCheckpoint({ v: 1, partition: head.partition, seq: head.seq, hash: head.hash, at: recordedAt, keyId: signer.kid }, signer.privateKey);
@@ -152,12 +153,16 @@ export function chainBatch(input: ChainInput): { prepared: Prepared; deferred: P
     counts.set(head.partition, { count: 0, since: undefined });
   };
   const partitionBytes = new Map<number, number>();
+  // A batch holds few tenants: each one's partition is looked up once.
+  const partitionOfTenant = new Map<string, number>();
   let chained = events.length;
-  for (const [i, event] of events.entries()) {
-    const partition = partitionOf(topic, event.tenantId, partitions);
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i];
+    let partition = partitionOfTenant.get(event.tenantId);
+    if (partition === undefined) partitionOfTenant.set(event.tenantId, (partition = partitionOf(topic, event.tenantId, partitions)));
     const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
-    const { value } = next;
-    const bytes = (partitionBytes.get(partition) ?? 0) + Buffer.byteLength(value) + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
+    const value = Buffer.from(next.value);
+    const bytes = (partitionBytes.get(partition) ?? 0) + value.length + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
     if (bytes > MAX_PARTITION_BYTES && partitionBytes.has(partition)) {
       chained = i;
       break;

@@ -1,7 +1,7 @@
 import { emptyHead, type AuditRecord, type ChainHead } from '@palisade/audit-log';
 import type { Admin, Kafka, Producer } from '@palisade/kafka';
 import type { Logger } from '@palisade/observability';
-import { endOffsets, ensureAuditTopics, readRange, type TopicSettings } from './audit-topic';
+import { endOffsets, ensureAuditTopics, explicitPartitioner, readRange, type TopicSettings } from './audit-topic';
 import { indexRowOf, type IndexRow } from './index-rows';
 import type { RecordIndex } from './record-index';
 
@@ -42,6 +42,7 @@ export async function recoverChains(o: RecoveryOptions, rebuild: () => boolean):
     // The coordinator answers CONCURRENT_TRANSACTIONS while it completes the previous
     // commit (a few ms): retry that quickly, not after kafkajs' default 300 ms.
     retry: { initialRetryTime: 10, maxRetryTime: 2000, retries: 10 },
+    createPartitioner: explicitPartitioner,
   });
   try {
     await producer.connect();

@@ -401,7 +401,8 @@ export class ChainWriter {
     // Committed: this is now the chain.
     this.heads = prepared.heads;
     for (const [p, c] of prepared.counts) this.checkpoints.set(p, c);
-    for (const p of [...fresh, ...duplicates]) p.resolve();
+    for (const p of fresh) p.resolve();
+    for (const p of duplicates) p.resolve();
     if (fresh.length > 0) this.options.onCommitted?.(fresh.length, fresh[0].queuedAt);
 
     const rows = indexRowsOf(settings.topic, written, metadata);
