@@ -11,7 +11,7 @@ import { SEAL_PERSONAL_SUBJECT, TRANSPORT_KEYS_SUBJECT, type SealPersonalRequest
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, standInTransportKeys, TestTokenIssuer } from '@palisade/testing';
-import { machineCpuMs, processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
+import { cpuMsOf, machineCpuMs, processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
@@ -235,12 +235,17 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     // the 256 connections opened first (TLS handshakes), as an agent's keep-alive pool would be: the rate is the steady state's
     await concurrent(router, body, CONCURRENT, CONCURRENT);
     const cpuLoad = treeCpuMsOf(pid);
+    // how evenly the primary handed the connections to the workers: the busiest worker's share of their CPU
+    const workerPids = processTree(pid).slice(1);
+    const workerCpuLoad = workerPids.map((p) => cpuMsOf(p));
     // and what the rest costs (this process: the client, the upstream and the NATS stand-ins; the machine: all of it, NATS and PostgreSQL too):
     // at 256 in flight the two cores are the bound, so the rate is at most 2 s of CPU over the machine's CPU per request
     const benchCpuLoad = process.cpuUsage();
     const machineLoad = machineCpuMs();
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
     const cpuUsLoad = ((treeCpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
+    const workerCpuUsed = workerPids.map((p, i) => cpuMsOf(p) - workerCpuLoad[i]);
+    const busiestWorkerShare = workerPids.length > 0 ? Math.max(...workerCpuUsed) / workerCpuUsed.reduce((a, b) => a + b, 0) : 1;
     const benchUsed = process.cpuUsage(benchCpuLoad);
     const benchCpuUsLoad = (benchUsed.user + benchUsed.system) / CONCURRENT_REQUESTS;
     const machineCpuUsLoad = ((machineCpuMs() - machineLoad) * 1000) / CONCURRENT_REQUESTS;
@@ -263,6 +268,7 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       rps_failed: load.failed,
       cpu_us_per_request: round(cpuUsSequential, 0),
       cpu_us_per_request_at_256: round(cpuUsLoad, 0),
+      router_busiest_worker_cpu_share_at_256: round(busiestWorkerShare, 2),
       bench_cpu_us_per_request_at_256: round(benchCpuUsLoad, 0),
       machine_cpu_us_per_request_at_256: round(machineCpuUsLoad, 0),
       soak_requests: SOAK_REQUESTS,
