@@ -23,7 +23,6 @@ interface Pending {
   reject: (reason: string) => void;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
@@ -62,7 +61,8 @@ export class JetStreamEventPublisher implements EventPublisher {
     for (let i = 0; i < events.length; i++) {
       const result = validateForPublish(events[i]);
       if (!result.ok) invalid.push({ index: i, id: (events[i] as { id?: unknown })?.id, problems: result.problems });
-      else payloads[i] = encoder.encode(JSON.stringify(result.event));
+      // Buffer.from: the same UTF-8 bytes as TextEncoder (lone surrogates as U+FFFD; JSON.stringify escapes them anyway), in half the time
+      else payloads[i] = Buffer.from(JSON.stringify(result.event), 'utf8');
     }
     if (invalid.length) {
       throw new PalisadeError(
