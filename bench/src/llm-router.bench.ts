@@ -238,6 +238,7 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     // how evenly the primary handed the connections to the workers: the busiest worker's share of their CPU
     const workerPids = processTree(pid).slice(1);
     const workerCpuLoad = workerPids.map((p) => cpuMsOf(p));
+    const primaryCpuLoad = cpuMsOf(pid);
     // and what the rest costs (this process: the client, the upstream and the NATS stand-ins; the machine: all of it, NATS and PostgreSQL too):
     // at 256 in flight the two cores are the bound, so the rate is at most 2 s of CPU over the machine's CPU per request
     const benchCpuLoad = process.cpuUsage();
@@ -245,6 +246,7 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
     const cpuUsLoad = ((treeCpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
     const workerCpuUsed = workerPids.map((p, i) => cpuMsOf(p) - workerCpuLoad[i]);
+    const primaryCpuUsLoad = workerPids.length > 0 ? ((cpuMsOf(pid) - primaryCpuLoad) * 1000) / CONCURRENT_REQUESTS : 0;
     const busiestWorkerShare = workerPids.length > 0 ? Math.max(...workerCpuUsed) / workerCpuUsed.reduce((a, b) => a + b, 0) : 1;
     const benchUsed = process.cpuUsage(benchCpuLoad);
     const benchCpuUsLoad = (benchUsed.user + benchUsed.system) / CONCURRENT_REQUESTS;
@@ -269,6 +271,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       cpu_us_per_request: round(cpuUsSequential, 0),
       cpu_us_per_request_at_256: round(cpuUsLoad, 0),
       router_busiest_worker_cpu_share_at_256: round(busiestWorkerShare, 2),
+      // the cluster's primary (0 without workers): it only hands new connections over, and these are kept alive
+      router_primary_cpu_us_per_request_at_256: round(primaryCpuUsLoad, 0),
       bench_cpu_us_per_request_at_256: round(benchCpuUsLoad, 0),
       machine_cpu_us_per_request_at_256: round(machineCpuUsLoad, 0),
       soak_requests: SOAK_REQUESTS,
