@@ -16,7 +16,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { migratedByPrimary, runPrimary, workerCount, type WorkersOption } from './cluster';
 import { loadServiceConfig, type ServiceConfig } from './config';
 import { NatsApiKeyResolver } from './http/api-keys';
-import { EdgeTextInterceptor } from './http/edge-text';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
 import { httpTelemetry } from './http/telemetry';
@@ -109,7 +108,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   app.use(bodyParserErrors);
   app.use(readinessGate(() => platform.isConnected()));
   app.useGlobalFilters(new HttpErrorFilter(logger));
-  app.useGlobalInterceptors(new EdgeTextInterceptor());
   // No app.enableShutdownHooks(): main() stops on SIGTERM/SIGINT through stop() (the platform's close hooks,
   // then app.close(), which runs Nest's hooks); Nest's own handler re-raised the signal once Nest had closed,
   // killing the process before the platform finished (events in flight, audit batches, sandbox networks).

@@ -5,6 +5,7 @@ import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } f
 import type { Request, Response } from 'express';
 import { SERVICE_NAMES } from '@palisade/contracts';
 import { AuthGuard, Public, type ApiKeyResolver } from './http/auth.guard';
+import { EdgeTextGuard } from './http/edge-text';
 import { callingService, MtlsGuard, OperatorCallers, platformCaller, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 
@@ -65,6 +66,8 @@ export class PlatformModule {
         { provide: PLATFORM, useValue: platform },
         { provide: APP_GUARD, useClass: MtlsGuard },
         { provide: APP_GUARD, useFactory: (reflector: Reflector) => new AuthGuard(reflector, verifier, apiKeys), inject: [Reflector] },
+        // global guards run in this order: the edge check of text once the caller is known
+        { provide: APP_GUARD, useClass: EdgeTextGuard },
       ],
       exports: [PLATFORM],
     };

@@ -350,7 +350,7 @@ describe('auth service', () => {
   });
 });
 
-// The shared edge validator (libs/service-kit EdgeTextInterceptor): NUL bytes, lone
+// The shared edge validator (libs/service-kit EdgeTextGuard): NUL bytes, lone
 // UTF-16 surrogates (as the JSON escape "\ud800") and bidirectional controls are a 400
 // naming the field, before any handler, database or log line sees them.
 describe('auth service: unsafe text at the edge', () => {

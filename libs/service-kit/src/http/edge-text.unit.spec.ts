@@ -1,6 +1,5 @@
-import type { CallHandler, ExecutionContext } from '@nestjs/common';
-import { of } from 'rxjs';
-import { EdgeTextInterceptor, isUnsafeText, unsafeRequestField, unsafeTextPath } from './edge-text';
+import type { ExecutionContext } from '@nestjs/common';
+import { EdgeTextGuard, isUnsafeText, unsafeRequestField, unsafeTextPath } from './edge-text';
 
 describe('edge text validation', () => {
   it.each([
@@ -50,16 +49,13 @@ describe('edge text validation', () => {
     expect(unsafeRequestField({ params: { id: 'u-1' }, query: { limit: '10' }, body: { name: 'Key 1' } })).toBeUndefined();
   });
 
-  it('the interceptor refuses with a 400 (validation) naming the field before the handler runs', () => {
-    const interceptor = new EdgeTextInterceptor();
-    let handled = 0;
-    const next: CallHandler = { handle: () => (handled++, of('done')) };
+  it('the guard refuses with a 400 (validation) naming the field, and lets safe text through', () => {
+    const guard = new EdgeTextGuard();
     const http = (req: object) => ({ getType: () => 'http', switchToHttp: () => ({ getRequest: () => req }) }) as unknown as ExecutionContext;
-    expect(() => interceptor.intercept(http({ params: {}, query: {}, body: { name: 'key\u0000' } }), next)).toThrow(
+    expect(() => guard.canActivate(http({ params: {}, query: {}, body: { name: 'key\u0000' } }))).toThrow(
       expect.objectContaining({ code: 'validation', message: expect.stringMatching(/^name: must not contain NUL/), details: { field: 'name', location: 'body' } }),
     );
-    expect(handled).toBe(0);
-    interceptor.intercept(http({ params: {}, query: {}, body: { name: 'key' } }), next);
-    expect(handled).toBe(1);
+    expect(() => guard.canActivate(http({ params: { id: '\u202e' }, query: {}, body: {} }))).toThrow(expect.objectContaining({ details: { field: 'id', location: 'path' } }));
+    expect(guard.canActivate(http({ params: {}, query: {}, body: { name: 'key' } }))).toBe(true);
   });
 });
