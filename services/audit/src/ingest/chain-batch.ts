@@ -50,8 +50,7 @@ export interface Prepared {
   fresh: Pending[];
   freshIds: Set<string>;
   duplicates: Pending[];
-  /** Each record with its bytes (encoded once, for Kafka and the index's COPY). */
-  written: Array<{ record: AuditRecord; value: Buffer }>;
+  written: Array<{ record: AuditRecord; value: string }>;
   checkpointValues: Array<{ key: string; value: string }>;
   /** The chain heads and checkpoint counts once it is committed. */
   heads: Map<number, ChainHead>;
@@ -145,7 +144,7 @@ export function chainBatch(input: ChainInput): { prepared: Prepared; deferred: P
   const { topic, partitions, batch, fresh, duplicates, seen, events, signer, recordedAt, nowMs, base } = input;
   const heads = new Map(base.heads);
   const counts = new Map<number, CheckpointState>([...base.counts].map(([p, c]) => [p, { ...c }]));
-  const written: Array<{ record: AuditRecord; value: Buffer }> = [];
+  const written: Array<{ record: AuditRecord; value: string }> = [];
   const checkpointValues: Array<{ key: string; value: string }> = [];
   const checkpoint = (head: ChainHead) => {
     const cp = signCheckpoint({ v: 1, partition: head.partition, seq: head.seq, hash: head.hash, at: recordedAt, keyId: signer.kid }, signer.privateKey);
@@ -161,8 +160,8 @@ export function chainBatch(input: ChainInput): { prepared: Prepared; deferred: P
     let partition = partitionOfTenant.get(event.tenantId);
     if (partition === undefined) partitionOfTenant.set(event.tenantId, (partition = partitionOf(topic, event.tenantId, partitions)));
     const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
-    const value = Buffer.from(next.value);
-    const bytes = (partitionBytes.get(partition) ?? 0) + value.length + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
+    const { value } = next;
+    const bytes = (partitionBytes.get(partition) ?? 0) + Buffer.byteLength(value) + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;
     if (bytes > MAX_PARTITION_BYTES && partitionBytes.has(partition)) {
       chained = i;
       break;

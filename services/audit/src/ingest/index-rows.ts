@@ -23,14 +23,10 @@ export interface IndexRow {
   keyId: string | null;
   occurredAt: string;
   recordedAt: string;
-  /** The record's bytes as the writer sent them to Kafka, or its text as recovery read it back. */
-  value: string | Buffer;
+  value: string;
 }
 
-/** A row's value as text (the insert's and the quarantine's parameters). */
-export const valueText = (value: string | Buffer): string => (typeof value === 'string' ? value : value.toString('utf8'));
-
-export function indexRowOf(record: AuditRecord, offset: bigint, value: string | Buffer): IndexRow {
+export function indexRowOf(record: AuditRecord, offset: bigint, value: string): IndexRow {
   const e = record.event;
   const personal = e.personal as { subjectId?: unknown; keyId?: unknown } | undefined;
   return {
@@ -88,7 +84,7 @@ export function splitIndexable(rows: readonly IndexRow[]): { indexable: IndexRow
  * The index rows of records just committed: Kafka answers each partition's base offset,
  * the records of a partition follow it in the order they were sent.
  */
-export function indexRowsOf(topic: string, written: ReadonlyArray<{ record: AuditRecord; value: string | Buffer }>, metadata: ReadonlyArray<{ topicName: string; partition: number; baseOffset?: string }>): IndexRow[] {
+export function indexRowsOf(topic: string, written: ReadonlyArray<{ record: AuditRecord; value: string }>, metadata: ReadonlyArray<{ topicName: string; partition: number; baseOffset?: string }>): IndexRow[] {
   const base = new Map<number, bigint>();
   for (const m of metadata) {
     if (m.topicName === topic && m.baseOffset !== undefined) base.set(m.partition, BigInt(m.baseOffset));
@@ -119,10 +115,9 @@ export const VALUE_SEPARATOR = '\x1e';
  * those rows go with their values inside the JSON.
  */
 export function indexParameters(rows: readonly IndexRow[]): { columns: string; values: string } | undefined {
-  const values = rows.map((r) => valueText(r.value));
-  for (const v of values) if (v.length === 0 || v.includes(VALUE_SEPARATOR)) return undefined;
+  for (const r of rows) if (r.value.length === 0 || r.value.includes(VALUE_SEPARATOR)) return undefined;
   const columns = JSON.stringify(rows.map((r, i) => ({ i: i + 1, ...indexColumns(r) })));
-  return { columns, values: values.join(VALUE_SEPARATOR) };
+  return { columns, values: rows.map((r) => r.value).join(VALUE_SEPARATOR) };
 }
 
 /** A row's columns but its value, named as in the table. */
@@ -187,25 +182,13 @@ export function indexCopyData(topic: string, rows: readonly IndexRow[]): Buffer 
     }
     at += buf.write(text, at);
   };
-  const putValue = (value: string | Buffer) => {
-    if (typeof value === 'string') return put(copyField(value));
-    // The writer's bytes go as they are unless they hold what COPY escapes (a JSON text's
-    // backslash escapes do): no text to encode a second time.
-    if (value.includes(0x5c) || value.includes(0x09) || value.includes(0x0a) || value.includes(0x0d)) return put(copyField(value.toString('utf8')));
-    if (buf.length - at < value.length) {
-      const grown = Buffer.allocUnsafe(Math.max(2 * buf.length, at + value.length));
-      buf.copy(grown, 0, 0, at);
-      buf = grown;
-    }
-    at += value.copy(buf, at);
-  };
   for (const r of rows) {
     put(
       `${t}\t${r.partition}\t${r.seq}\t${r.offset}\t${copyField(r.hash)}\t${copyField(r.eventId)}\t${copyField(r.eventType)}\t${copyField(r.actionClass)}` +
         `\t${copyField(r.tenantId)}\t${copyField(r.actorType)}\t${copyField(r.actorId)}\t${copyNullable(r.subjectId)}\t${copyField(r.occurredAt)}` +
         `\t${copyField(r.recordedAt)}\t`,
     );
-    putValue(r.value);
+    put(copyField(r.value));
     put(`\t${copyNullable(r.keyId)}\n`);
   }
   const data = buf.subarray(0, at);

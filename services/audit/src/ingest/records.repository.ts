@@ -1,7 +1,7 @@
 import type { Transaction } from '@palisade/eventsourcing';
 import { sqlOf, submitOf } from '@palisade/postgres';
 import { from as copyFrom } from 'pg-copy-streams';
-import { indexColumns, indexCopyData, indexParameters, INDEX_COPY_COLUMNS, valueText, type IndexRow, type QuarantinedRow } from './index-rows';
+import { indexColumns, indexCopyData, indexParameters, INDEX_COPY_COLUMNS, type IndexRow, type QuarantinedRow } from './index-rows';
 
 /** The index columns but the value, as `json_to_recordset` reads them (`i`: the row's place among the values). */
 const COLUMNS = `i bigint, partition int, seq bigint, kafka_offset bigint, hash text, event_id uuid, event_type text, action_class text,
@@ -76,7 +76,7 @@ export class RecordsRepository {
         rows.map((q) => q.row.hash),
         rows.map((q) => q.row.eventId),
         rows.map((q) => q.reasons.join(',')),
-        rows.map((q) => valueText(q.row.value)),
+        rows.map((q) => q.row.value),
       ],
     );
     const fresh = new Set(inserted.map((r) => `${r.partition}/${r.seq}`));
@@ -99,7 +99,7 @@ export class RecordsRepository {
    */
   async insert(tx: Transaction, topic: string, rows: readonly IndexRow[]): Promise<void> {
     if (rows.length === 0) return;
-    const params = indexParameters(rows) ?? { columns: JSON.stringify(rows.map((r) => ({ i: 0, ...indexColumns(r), value: valueText(r.value) }))), values: null };
+    const params = indexParameters(rows) ?? { columns: JSON.stringify(rows.map((r) => ({ i: 0, ...indexColumns(r), value: r.value }))), values: null };
     await sqlOf(tx).query(
       `INSERT INTO ${this.table}
          (topic, partition, seq, kafka_offset, hash, event_id, event_type, action_class, tenant_id,
