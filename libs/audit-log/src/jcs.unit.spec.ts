@@ -49,6 +49,22 @@ describe('fast JCS', () => {
     expect(fastCanonicalJson(JSON.parse('{"z":1,"__proto__":{"b":1,"a":2}}'))).toBe('{"__proto__":{"a":2,"b":1},"z":1}');
   });
 
+  it('sorts small objects (insertion sort) and large ones (native sort) alike, shuffled, with non-ASCII and astral keys', () => {
+    const gen = generator(20261206);
+    const pool = ['a', 'B', 'ab', 'é', 'Z', '\u{1F600}', '\uFF21', 'z1', 'a\u0000', '_', '\u00e9t\u00e9', 'aa', '~', ' ', 'Ω', 'x'];
+    for (const size of [0, 1, 2, 3, 15, 16, 17, 40]) {
+      for (let round = 0; round < 50; round++) {
+        const keys = Array.from({ length: size }, (_, i) => `${pool[(i * 7 + round) % pool.length]}${i % 3 === 0 ? '' : String.fromCharCode(97 + ((i + round) % 26))}${i}`);
+        for (let i = keys.length - 1; i > 0; i--) {
+          const j = (i * 31 + round * 17) % (i + 1);
+          [keys[i], keys[j]] = [keys[j], keys[i]];
+        }
+        const value = Object.fromEntries(keys.map((k) => [k, gen.value(3)]));
+        expect(fastCanonicalJson(value)).toBe(canonicalize(value));
+      }
+    }
+  });
+
   it('sorts members by UTF-16 code units, not by code points or locale', () => {
     const value = { '\ud83d\ude00': 1, '\ufb33': 2, b: 3, B: 4, '10': 5, '9': 6, é: 7 };
     expect(fastCanonicalJson(value)).toBe(canonicalize(value));
