@@ -175,6 +175,10 @@ export async function readRangeRaw(
   });
   let settle!: (error?: Error) => void;
   const done = new Promise<void>((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
+  // A consumer that fails to join its group crashes (settling `done`) and also rejects `run()`, before
+  // anything awaits `done`: left unhandled, that rejection would end the process. The failure still
+  // reaches the caller, from `run()` or from `await done`.
+  done.catch(() => undefined);
   const advance = (partition: number, lastOffset: string) => {
     const position = BigInt(lastOffset) + 1n;
     if (!remaining.has(partition)) return;
