@@ -12,15 +12,14 @@ import { ConfigError } from '@palisade/config';
 import type { ServiceName } from '@palisade/contracts';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { migratedByPrimary, runPrimary, workerCount, type WorkersOption } from './cluster';
-import { loadServiceConfig, type ServiceConfig } from './config';
+import { EXIT_CONFIG, loadServiceConfig, type ServiceConfig } from './config';
 import { NatsApiKeyResolver } from './http/api-keys';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
 import { readinessGate, requestContext } from './http/request-context';
 import { httpTelemetry } from './http/telemetry';
 import { NestPinoLogger } from './nest-logger';
-import { Platform, runMigrations, type MigrationFactory, type ReadinessCheck } from './platform';
+import { Platform, retrying, runMigrations, type MigrationFactory, type ReadinessCheck } from './platform';
 import { PlatformModule } from './platform.module';
 
 export interface ServiceDefinition {
@@ -52,9 +51,6 @@ export interface RunningService {
   connected: Promise<void>;
   stop(): Promise<void>;
 }
-
-/** Exit status for bad configuration (sysexits EX_CONFIG): supervisors should not restart-loop on it. */
-export const EXIT_CONFIG = 78;
 
 /**
  * Start a Palisade service: validated configuration, its TLS identity, HTTPS (TLS 1.3)
@@ -219,20 +215,12 @@ function runClusterPrimary(definition: ServiceDefinition, workers: number): void
     workers,
     logger,
     // retried like the platform's connection steps: PostgreSQL may come up after the service
-    migrate: async (stopped) => {
-      let delay = 200;
-      for (;;) {
-        try {
-          return await runMigrations(definition.name, config, logger, definition.migrations ?? []);
-        } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error);
-          logger.error({ dependency: 'postgres', reason, retryInMs: delay }, 'postgres unavailable for the migrations; retrying');
-          await sleep(delay);
-          if (stopped()) throw error;
-          delay = Math.min(delay * 2, config.DEPENDENCY_RETRY_MAX_MS);
-        }
-      }
-    },
+    migrate: (stopped) =>
+      retrying(() => runMigrations(definition.name, config, logger, definition.migrations ?? []), {
+        maxDelayMs: config.DEPENDENCY_RETRY_MAX_MS,
+        stopped,
+        failed: (reason, retryInMs) => logger.error({ dependency: 'postgres', reason, retryInMs }, 'postgres unavailable for the migrations; retrying'),
+      }),
   });
 }
 

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { ConfigError } from '@palisade/config';
 import type { Logger } from '@palisade/observability';
+import { EXIT_CONFIG } from './config';
 
 /** A service that may run as several worker processes behind its one port (node:cluster). */
 export interface WorkersOption {
@@ -51,12 +52,14 @@ export interface PrimaryOptions {
   exit?: (code: number) => void;
 }
 
-/** Exit status of a worker with bad configuration (EXIT_CONFIG): restarting it cannot help. */
-const WORKER_EXIT_CONFIG = 78;
+/** The workers not yet dead. */
+function aliveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+}
 
 /**
- * The cluster's primary: forks the workers at once (they listen and report not ready
- * until migrated), runs the migrations once and tells every worker, restarts a worker
+ * The cluster's primary: forks the workers at once (each connects once told the database
+ * is migrated, and listens once connected), runs the migrations once and tells every worker, restarts a worker
  * that dies (backoff: 100 ms doubling per exit in the last minute, at most 10 s), gives
  * up when workers keep dying before they listen, and on SIGTERM/SIGINT passes SIGTERM
  * on and waits (bounded) for every worker's graceful stop.
@@ -88,10 +91,10 @@ export function runPrimary(options: PrimaryOptions): void {
   const stop = (code: number) => {
     if (stopping) return;
     stopping = true;
-    const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+    const alive = aliveWorkers();
     logger.info({ workers: alive.length }, 'stopping workers');
     const timer = setTimeout(() => {
-      const left = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+      const left = aliveWorkers();
       logger.error({ workers: left.length, afterMs: stopTimeoutMs }, 'workers did not stop in time; killed');
       for (const w of left) w.process.kill('SIGKILL');
       logger.flush();
@@ -113,9 +116,10 @@ export function runPrimary(options: PrimaryOptions): void {
     const started = listening.has(worker);
     if (!started) startupFailures++;
     logger.error({ worker: worker.id, pid: worker.process.pid, code, signal, listening: started }, 'worker exited');
-    if (code === WORKER_EXIT_CONFIG) {
+    // a worker with bad configuration: restarting it cannot help
+    if (code === EXIT_CONFIG) {
       logger.fatal('a worker refused its configuration; stopping');
-      return stop(WORKER_EXIT_CONFIG);
+      return stop(EXIT_CONFIG);
     }
     if (startupFailures >= maxStartupFailures) {
       logger.fatal({ startupFailures }, 'workers keep dying before they listen; stopping');

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { ConfigError, env, loadConfig } from '@palisade/config';
 import { SERVICES, serviceDatabase, type ServiceName } from '@palisade/contracts';
 
+/** Exit status for bad configuration (sysexits EX_CONFIG): supervisors (and a cluster's primary) should not restart-loop on it. */
+export const EXIT_CONFIG = 78;
+
 /** The environment every service reads (README, "Configuration"). */
 export function serviceConfigShape(service: ServiceName) {
   const db = serviceDatabase(service);

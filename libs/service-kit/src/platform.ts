@@ -179,21 +179,15 @@ export class Platform {
 
   /** Run one connection step until it succeeds, logging each failure with its reason. */
   private async step(dependency: string, attempt: () => Promise<void>): Promise<void> {
-    let delay = 200;
-    for (;;) {
-      if (this.closing) throw new Error('platform is closing');
-      try {
-        await attempt();
-        this.waiting.delete(dependency);
-        return;
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
+    await retrying(attempt, {
+      maxDelayMs: this.options.config.DEPENDENCY_RETRY_MAX_MS,
+      stopped: () => this.closing,
+      failed: (reason, retryInMs) => {
         this.waiting.set(dependency, reason);
-        this.logger.error({ dependency, reason, retryInMs: delay }, `${dependency} unavailable; retrying`);
-        await sleep(delay);
-        delay = Math.min(delay * 2, this.options.config.DEPENDENCY_RETRY_MAX_MS);
-      }
-    }
+        this.logger.error({ dependency, reason, retryInMs }, `${dependency} unavailable; retrying`);
+      },
+    });
+    this.waiting.delete(dependency);
   }
 
   /**
@@ -279,6 +273,25 @@ export class Platform {
     await this.relay?.stop();
     await this.nats?.drain().catch(() => undefined);
     await this.dataSource?.destroy().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds: again 200 ms after a failure, the wait doubling up to
+ * `maxDelayMs`; refused (throws) once `stopped()` says so, before an attempt.
+ */
+export async function retrying(
+  attempt: () => Promise<void>,
+  o: { maxDelayMs: number; stopped: () => boolean; failed: (reason: string, retryInMs: number) => void },
+): Promise<void> {
+  for (let delay = 200; ; delay = Math.min(delay * 2, o.maxDelayMs)) {
+    if (o.stopped()) throw new Error('stopped before it succeeded');
+    try {
+      return await attempt();
+    } catch (error) {
+      o.failed(error instanceof Error ? error.message : String(error), delay);
+      await sleep(delay);
+    }
   }
 }
 
