@@ -17,10 +17,14 @@ export const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 /** User + system CPU a process has used so far (ms), from /proc (Linux; USER_HZ is 100 on every common architecture). */
 export function cpuMsOf(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
-  // the fields after the command name (which may hold spaces and parentheses): utime and stime are the 12th and 13th
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses): utime, stime, cutime and cstime are the 12th to the 15th. */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** A process and its descendants, parent first (Linux: /proc/<pid>/task/<pid>/children, the children its main thread forked). */
@@ -47,8 +51,7 @@ export function treeCpuMsOf(pid: number): number {
   let ms = 0;
   for (const p of processTree(pid)) {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = statFields(p);
       ms += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10;
     } catch {
       // exited between the listing and the read: its CPU shows in its parent's cutime once reaped
