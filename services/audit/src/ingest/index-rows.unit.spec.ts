@@ -1,23 +1,8 @@
 import { copyField, indexCopyData, indexParameters, VALUE_SEPARATOR, type IndexRow } from './index-rows';
+import { testIndexRow } from '../../test/index-row';
 
-const row = (seq: number, value: string, extra: Partial<IndexRow> = {}): IndexRow => ({
-  partition: seq % 2,
-  seq,
-  offset: BigInt(seq * 10),
-  hash: 'ab'.repeat(32),
-  eventId: `0193a0b0-0000-7000-8000-${String(seq).padStart(12, '0')}`,
-  eventType: 'billing.usage.recorded',
-  actionClass: 'other',
-  tenantId: 't"1\\',
-  actorType: 'agent',
-  actorId: 'agent-1',
-  subjectId: null,
-  keyId: null,
-  occurredAt: '2026-12-05T01:00:00.000Z',
-  recordedAt: '2026-12-05T01:00:00.001Z',
-  value,
-  ...extra,
-});
+const row = (seq: number, value: string, extra: Partial<IndexRow> = {}): IndexRow =>
+  testIndexRow(seq, { partition: seq % 2, offset: BigInt(seq * 10), tenantId: 't"1\\', value, ...extra });
 
 describe('indexParameters', () => {
   const values = ['{"a":"x\\"y\\\\z\\n"}', '{"b":"é€😀\\u0000"}', '{"c":[1,2.5,null]}'];

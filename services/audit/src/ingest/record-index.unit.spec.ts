@@ -1,28 +1,10 @@
 import type { IndexRow } from './index-rows';
 import { RecordIndex } from './record-index';
 import type { RecordsRepository } from './records.repository';
+import { testIndexRow } from '../../test/index-row';
 
 /** How RecordIndex.index chooses between COPY (`append`) and the insert, without PostgreSQL. */
 describe('RecordIndex.index', () => {
-  const row = (seq: number, extra: Partial<IndexRow> = {}): IndexRow => ({
-    partition: 0,
-    seq,
-    offset: BigInt(seq - 1),
-    hash: 'ab'.repeat(32),
-    eventId: `0193a0b0-0000-7000-8000-${String(seq).padStart(12, '0')}`,
-    eventType: 'billing.usage.recorded',
-    actionClass: 'other',
-    tenantId: 'tenant-1',
-    actorType: 'agent',
-    actorId: 'agent-1',
-    subjectId: null,
-    keyId: null,
-    occurredAt: '2026-12-05T01:00:00.000Z',
-    recordedAt: '2026-12-05T01:00:00.001Z',
-    value: `{"seq":${seq}}`,
-    ...extra,
-  });
-
   /** A repository that records its calls, each in the transaction (numbered) it was given. */
   function setup(append: () => Promise<boolean>) {
     const calls: string[] = [];
@@ -43,7 +25,7 @@ describe('RecordIndex.index', () => {
     const index = new RecordIndex(transactions, records as unknown as RecordsRepository, 'audit', (rows) => quarantined.push(rows.map((q) => q.row.seq)));
     return { index, calls, quarantined };
   }
-  const rows = [row(1), row(2, { occurredAt: '0000-01-01T00:00:00.000Z' }), row(3)];
+  const rows = [testIndexRow(1), testIndexRow(2, { occurredAt: '0000-01-01T00:00:00.000Z' }), testIndexRow(3)];
 
   it('appends by COPY, with the quarantine in the same transaction', async () => {
     const { index, calls, quarantined } = setup(async () => true);

@@ -5,6 +5,7 @@ import { indexDropOffsetMigration } from './index-drop-offset.migration';
 import { indexQuarantineMigration } from './index-quarantine.migration';
 import { ingestMigration } from './ingest.migration';
 import { VALUE_SEPARATOR, type IndexRow, type QuarantinedRow } from './index-rows';
+import { testIndexRow } from '../../test/index-row';
 import { RecordIndex } from './record-index';
 import { RecordsRepository } from './records.repository';
 
@@ -28,23 +29,8 @@ describe('RecordsRepository: writing the index (PostgreSQL)', () => {
     await db?.drop();
   });
 
-  const row = (partition: number, seq: number, value: string): IndexRow => ({
-    partition,
-    seq,
-    offset: BigInt(seq - 1),
-    hash: `${partition}`.repeat(64).slice(0, 64),
-    eventId: randomUUID(),
-    eventType: 'billing.usage.recorded',
-    actionClass: 'other',
-    tenantId: `tenant-${partition}`,
-    actorType: 'agent',
-    actorId: 'agent-1',
-    subjectId: null,
-    keyId: null,
-    occurredAt: '2026-12-05T01:00:00.000Z',
-    recordedAt: '2026-12-05T01:00:00.001Z',
-    value,
-  });
+  const row = (partition: number, seq: number, value: string): IndexRow =>
+    testIndexRow(seq, { partition, hash: `${partition}`.repeat(64).slice(0, 64), eventId: randomUUID(), tenantId: `tenant-${partition}`, value });
   const valueOf = (partition: number, seq: number, extra: string) => JSON.stringify({ partition, seq, extra });
   const stored = (topic: string, partition: number, last: number) => store.inTransaction((tx) => records.range(tx, topic, partition, 1, last, 1000));
 
