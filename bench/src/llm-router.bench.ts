@@ -10,7 +10,7 @@ import { connectNats, serveRpc } from '@palisade/nats';
 import { SEAL_PERSONAL_SUBJECT, TRANSPORT_KEYS_SUBJECT, type SealPersonalRequest } from '@palisade/contracts';
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
-import { infra, standInTransportKeys, TestTokenIssuer } from '@palisade/testing';
+import { infra, standInTransportKeys, startBillingStandIn, TestTokenIssuer } from '@palisade/testing';
 import { cpuMsOf, machineCpuMs, processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
@@ -133,32 +133,10 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
   const namespaceBefore = process.env.PALISADE_RPC_NAMESPACE;
   const namespace = `bench${randomBytes(4).toString('hex')}`;
   process.env.PALISADE_RPC_NAMESPACE = namespace;
-  const identity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
-  const nc = await connectNats({ servers: infra('NATS_URL'), identity, name: 'llm-router-bench-billing' });
   // billing's answers, budget unlimited: a reserve with minAmountMicros is an allotment (granted whole), a settle with
   // allotmentId draws from it; counted, so the run says how many reservations still took a hop
-  const ledger = { reserves: 0, allotments: 0, settles: 0, drawn: 0, releases: 0 };
-  const billing = serveRpc(nc, {
-    service: 'billing',
-    handlers: {
-      'palisade.rpc.billing.reserve': (p) => {
-        const r = p as { requestId: string; amountMicros: string; minAmountMicros?: string; ttlMs?: number };
-        if (r.minAmountMicros === undefined) ledger.reserves++;
-        else ledger.allotments++;
-        return { status: 'reserved', requestId: r.requestId, amountMicros: r.amountMicros, expiresAt: new Date(Date.now() + (r.ttlMs ?? 60_000)).toISOString() };
-      },
-      'palisade.rpc.billing.settle': (p) => {
-        const s = p as { requestId: string; actualMicros: string; allotmentId?: string };
-        ledger.settles++;
-        if (s.allotmentId) ledger.drawn++;
-        return { status: 'settled', requestId: s.requestId, postedMicros: s.actualMicros, overrunMicros: '0', releasedMicros: '0', late: false };
-      },
-      'palisade.rpc.billing.release': (p) => {
-        ledger.releases++;
-        return { status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' };
-      },
-    },
-  });
+  const billing = await startBillingStandIn('llm-router-bench-billing');
+  const ledger = billing.counts;
   const auditIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'audit' });
   const auditNc = await connectNats({ servers: infra('NATS_URL'), identity: auditIdentity, name: 'llm-router-bench-audit' });
   const keyId = '00000000-0000-4000-8000-000000000000';
@@ -295,8 +273,6 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     clearInterval(refresh);
     await Promise.all(handles.map((h: { stop(): Promise<unknown> }) => h.stop()));
     await billing.stop();
-    await nc.close();
-    identity.stop();
     await audit.stop();
     await auditNc.close();
     auditIdentity.stop();

@@ -4,3 +4,4 @@ export * from './tokens';
 export * from './https';
 export * from './fuzz';
 export * from './seal-personal';
+export * from './billing';

@@ -3,9 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { audienceOf } from '@palisade/auth-verifier';
-import { connectNats, serveRpc, type NatsConnection, type RpcServer } from '@palisade/nats';
-import { ServiceIdentity } from '@palisade/pki';
-import { eventually, httpsCaller, infra, startSealPersonalStandIn, TestTokenIssuer } from '@palisade/testing';
+import { eventually, httpsCaller, infra, startBillingStandIn, startSealPersonalStandIn, TestTokenIssuer, type BillingStandIn } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
 
 // The built router as a cluster (LLM_ROUTER_WORKERS=2, offset 9340: 16446): one primary, two
@@ -32,9 +30,7 @@ describe('llm-router workers (node:cluster behind one port)', () => {
   let handle: { child: { pid: number }; stop(signal?: string): Promise<{ code: number | null; signal: string | null }> } | undefined;
   let provider: StandIn;
   let sealing: Awaited<ReturnType<typeof startSealPersonalStandIn>> | undefined;
-  let billingIdentity: ServiceIdentity | undefined;
-  let billingNc: NatsConnection | undefined;
-  let billing: RpcServer | undefined;
+  let billing: BillingStandIn | undefined;
   let token: string;
   // the log is appended to run after run: this run's part only
   const logFile = join(LOG_DIR, 'llm-router.log');
@@ -48,23 +44,7 @@ describe('llm-router workers (node:cluster behind one port)', () => {
     process.env.PALISADE_RPC_NAMESPACE = `workers${randomBytes(4).toString('hex')}`;
     provider = await startStandIn();
     sealing = await startSealPersonalStandIn({ transportKeys: true });
-    billingIdentity = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), name: 'billing' });
-    billingNc = await connectNats({ servers: infra('NATS_URL'), identity: billingIdentity, name: 'llm-router-workers-e2e-billing' });
-    billing = serveRpc(billingNc, {
-      service: 'billing',
-      handlers: {
-        'palisade.rpc.billing.reserve': (p) => {
-          const r = p as { requestId: string; amountMicros: string; ttlMs?: number };
-          return { status: 'reserved', requestId: r.requestId, amountMicros: r.amountMicros, expiresAt: new Date(Date.now() + (r.ttlMs ?? 60_000)).toISOString() };
-        },
-        'palisade.rpc.billing.settle': (p) => {
-          const s = p as { requestId: string; actualMicros: string };
-          return { status: 'settled', requestId: s.requestId, postedMicros: s.actualMicros, overrunMicros: '0', releasedMicros: '0', late: false };
-        },
-        'palisade.rpc.billing.release': (p) => ({ status: 'released', requestId: (p as { requestId: string }).requestId, releasedMicros: '0' }),
-      },
-    });
-    await billingNc.flush();
+    billing = await startBillingStandIn('llm-router-workers-e2e-billing');
     const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
     [handle] = runner.startServices({
       services: ['llm-router'],
@@ -82,8 +62,6 @@ describe('llm-router workers (node:cluster behind one port)', () => {
   afterAll(async () => {
     await handle?.stop('SIGKILL');
     await billing?.stop();
-    await billingNc?.close();
-    billingIdentity?.stop();
     await sealing?.stop();
     await provider?.close();
     if (namespaceBefore === undefined) delete process.env.PALISADE_RPC_NAMESPACE;
