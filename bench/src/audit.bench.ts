@@ -11,7 +11,7 @@ import { AckPolicy, DeliverPolicy } from 'nats';
 import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, infra } from '@palisade/testing';
-import { cpuMsOf, percentile, round, summarize } from './stats';
+import { cpuMsOf, jvmCpuMsOf, machineCpuMs, percentile, round, summarize } from './stats';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.js'));
@@ -31,6 +31,10 @@ const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.j
  *   and warm before the first hand-over) gets the other share in transferred batches; beside
  *   it the single-threaded ChainVerifier over the same bytes (its `addRecordBytes`, as both
  *   threads use it).
+ * Beside each rate, the CPU it cost per event: the whole machine's and, where this machine
+ * runs the broker (deploy/local/kafka.sh's pid file), the broker's, with the part its JIT
+ * compiler and collector threads took (a broker started minutes ago spends most of its CPU
+ * compiling: that is not the pipeline's cost, and it falls on whichever phase runs first).
  * Everything it creates is deleted afterwards.
  */
 const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 60_000);
@@ -47,6 +51,33 @@ const PORT = 7105 + 4590;
 /** Verification rounds (parallel, then single, alternated): the medians are reported (an odd number). */
 const VERIFY_ROUNDS = Number(process.env.BENCH_AUDIT_VERIFY_ROUNDS ?? 5);
 const median = (xs: readonly number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+
+interface CpuMark {
+  machine: number;
+  broker?: ReturnType<typeof jvmCpuMsOf>;
+}
+/** The local broker's pid, when deploy/local/kafka.sh runs it on this machine (else only the machine's CPU is told). */
+function localBrokerPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(infra('PALISADE_HOME'), 'run', 'kafka.pid'), 'utf8').trim());
+    jvmCpuMsOf(pid);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+const cpuMark = (brokerPid: number | undefined): CpuMark => ({ machine: machineCpuMs(), broker: brokerPid === undefined ? undefined : jvmCpuMsOf(brokerPid) });
+/** µs of CPU per event since `from`, by `<prefix>_machine…` and `<prefix>_broker…`. */
+function cpuCostOf(prefix: string, from: CpuMark, to: CpuMark, events: number): Record<string, number> {
+  const us = (ms: number) => round((ms * 1000) / events, 1);
+  const out: Record<string, number> = { [`${prefix}_machine_cpu_us_per_event`]: us(to.machine - from.machine) };
+  if (from.broker && to.broker) {
+    out[`${prefix}_broker_cpu_us_per_event`] = us(to.broker.all - from.broker.all);
+    out[`${prefix}_broker_jit_cpu_us_per_event`] = us(to.broker.jit - from.broker.jit);
+    out[`${prefix}_broker_gc_cpu_us_per_event`] = us(to.broker.gc - from.broker.gc);
+  }
+  return out;
+}
 
 const ctx: EventFactoryContext = { source: 'billing', now: () => new Date(), newId: () => newEventId() };
 const makeEvent = (n: number, tenants: readonly string[]): EventEnvelope =>
@@ -77,6 +108,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
   const publisher = new JetStreamEventPublisher(nc);
   const { publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
   const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'EdDSA', use: 'sig' };
+  const brokerPid = localBrokerPid();
   const startService = () => runner.startServices({
     services: ['audit'],
     env: {
@@ -163,8 +195,10 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     await untilSeen(WARMUP);
     const start = lastSeenAt;
     const cpuStart = cpuMsOf(service.child.pid);
+    const ingestMark = cpuMark(brokerPid);
     await untilSeen(WARMUP + EVENTS);
     const ingestRate = EVENTS / ((lastSeenAt - start) / 1000);
+    const ingestCpu = cpuCostOf('ingest', ingestMark, cpuMark(brokerPid), EVENTS);
     // CPU the service spent per event while draining: what a loaded machine does not change.
     const cpuPerEvent = ((cpuMsOf(service.child.pid) - cpuStart) * 1000) / EVENTS;
     // Latency: publish → visible, at a steady LATENCY_RATE (not a backlog).
@@ -188,6 +222,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
     for (let i = 0; i < longest; i++) for (const [partition, list] of values) if (i < list.length) all.push({ partition, value: list[i] });
     process.stderr.write(`audit: records per partition ${JSON.stringify(Object.fromEntries([...values].map(([p, l]) => [p, l.length])))}, ${all[0]?.value.length ?? 0} bytes each (largest ${all.reduce((most, r) => Math.max(most, r.value.length), 0)})\n`);
     const rawStart = performance.now();
+    const rawMark = cpuMark(brokerPid);
     let next = 0;
     await Promise.all(
       Array.from({ length: RAW_IN_FLIGHT }, async () => {
@@ -202,6 +237,7 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
       }),
     );
     const rawRate = all.length / ((performance.now() - rawStart) / 1000);
+    const rawCpu = cpuCostOf('raw', rawMark, cpuMark(brokerPid), all.length);
     await producer.disconnect();
 
     // Verification speed over everything the service wrote, with its checkpoints, the
@@ -284,6 +320,10 @@ export async function auditBenchmark(): Promise<Record<string, number>> {
       ingest_service_cpu_us_per_event: round(cpuPerEvent, 1),
       raw_producer_events_per_s: Math.round(rawRate),
       ratio: round(ingestRate / rawRate, 3),
+      ...ingestCpu,
+      ...rawCpu,
+      // the ratio by the machine's CPU per event (the raw producer's over the pipeline's): what a run's load changes least
+      cpu_ratio: round(rawCpu.raw_machine_cpu_us_per_event / ingestCpu.ingest_machine_cpu_us_per_event, 3),
       verify_records_per_s: Math.round(verifyRate),
       verify_single_records_per_s: Math.round(singleRate),
       verify_speedup: round(verifyRate / singleRate, 2),

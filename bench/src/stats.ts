@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Latency summary of a sample, in milliseconds. */
 export function percentile(sortedMs: readonly number[], p: number): number {
@@ -77,4 +77,29 @@ export function treeRssMb(pid: number): number {
 export function machineCpuMs(): number {
   const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
   return (user + nice + system + irq + softirq + steal) * 10;
+}
+
+/**
+ * A JVM's CPU so far (ms) and the part of it its JIT compiler threads ("C1 CompilerThre",
+ * "C2 CompilerThre") and its garbage collector ("GC Thread#n", "G1 …") used: the rest is
+ * the application's own threads. Threads that already exited count in `all` only (the JVM
+ * stops idle compiler threads), so `jit` and `gc` are lower bounds.
+ */
+export function jvmCpuMsOf(pid: number): { all: number; jit: number; gc: number } {
+  let jit = 0;
+  let gc = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    if (/^C[12] CompilerThre/.test(name)) jit += ms;
+    else if (/^(GC Thread|G1 )/.test(name)) gc += ms;
+  }
+  return { all: cpuMsOf(pid), jit, gc };
 }
