@@ -11,7 +11,7 @@ import { SEAL_PERSONAL_SUBJECT, TRANSPORT_KEYS_SUBJECT, type SealPersonalRequest
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, standInTransportKeys, startBillingStandIn, TestTokenIssuer } from '@palisade/testing';
-import { cpuMsOf, machineCpuMs, processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
+import { cpuMsOf, cpuMsOfCommand, machineCpuMs, processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
@@ -212,6 +212,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const rt = summarize(await sequential(router, streamBody, 200, true));
     // the 256 connections opened first (TLS handshakes), as an agent's keep-alive pool would be: the rate is the steady state's
     await concurrent(router, body, CONCURRENT, CONCURRENT);
+    // the router database's commits (the group commit's batching, with the relay's checkpoints)
+    const commitsLoad = await routerDbCommits(owner);
     const cpuLoad = treeCpuMsOf(pid);
     // how evenly the primary handed the connections to the workers: the busiest worker's share of their CPU
     const workerPids = processTree(pid).slice(1);
@@ -220,7 +222,10 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     // and what the rest costs (this process: the client, the upstream and the NATS stand-ins; the machine: all of it, NATS and PostgreSQL too):
     // at 256 in flight the two cores are the bound, so the rate is at most 2 s of CPU over the machine's CPU per request
     const benchCpuLoad = process.cpuUsage();
+    // the shared servers' part (every PostgreSQL backend and nats-server: read on a quiet machine)
     const machineLoad = machineCpuMs();
+    const pgLoad = cpuMsOfCommand('postgres');
+    const natsLoad = cpuMsOfCommand('nats-server');
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
     const cpuUsLoad = ((treeCpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
     const workerCpuUsed = workerPids.map((p, i) => cpuMsOf(p) - workerCpuLoad[i]);
@@ -229,6 +234,9 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const benchUsed = process.cpuUsage(benchCpuLoad);
     const benchCpuUsLoad = (benchUsed.user + benchUsed.system) / CONCURRENT_REQUESTS;
     const machineCpuUsLoad = ((machineCpuMs() - machineLoad) * 1000) / CONCURRENT_REQUESTS;
+    const pgCpuUsLoad = ((cpuMsOfCommand('postgres') - pgLoad) * 1000) / CONCURRENT_REQUESTS;
+    const natsCpuUsLoad = ((cpuMsOfCommand('nats-server') - natsLoad) * 1000) / CONCURRENT_REQUESTS;
+    const commitsPerRequest = ((await routerDbCommits(owner)) - commitsLoad) / CONCURRENT_REQUESTS;
     // the soak: at the level of in-flight requests with the best rps, the router's memory before and after
     const probes = [{ inFlight: CONCURRENT, rps: load.rps }];
     for (const inFlight of SOAK_PROBES) probes.push({ inFlight, rps: (await concurrent(router, body, inFlight, 1000)).rps });
@@ -253,6 +261,10 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       router_primary_cpu_us_per_request_at_256: round(primaryCpuUsLoad, 0),
       bench_cpu_us_per_request_at_256: round(benchCpuUsLoad, 0),
       machine_cpu_us_per_request_at_256: round(machineCpuUsLoad, 0),
+      postgres_cpu_us_per_request_at_256: round(pgCpuUsLoad, 0),
+      nats_cpu_us_per_request_at_256: round(natsCpuUsLoad, 0),
+      // the group commit's batching (with the relay's checkpoints): fewer commits, less of everyone's CPU per call
+      router_db_commits_per_request_at_256: round(commitsPerRequest, 3),
       soak_requests: SOAK_REQUESTS,
       soak_in_flight: best.inFlight,
       soak_rps: round(soak.rps, 0),
@@ -285,5 +297,18 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     await dropped.connect();
     await dropped.query(`DROP SCHEMA ${schema} CASCADE`);
     await dropped.end();
+  }
+}
+
+/** Transactions committed in the router's database so far (PostgreSQL's statistics, which its backends report within a second: read after a pause). */
+async function routerDbCommits(connect: () => Client): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1100));
+  const c = connect();
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ n: string }>("SELECT pg_stat_get_db_xact_commit(oid) AS n FROM pg_database WHERE datname = current_database()");
+    return Number(rows[0].n);
+  } finally {
+    await c.end();
   }
 }

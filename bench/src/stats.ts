@@ -103,3 +103,22 @@ export function jvmCpuMsOf(pid: number): { all: number; jit: number; gc: number 
   }
   return { all: cpuMsOf(pid), jit, gc };
 }
+
+/**
+ * User + system CPU (ms) of every process whose command name (/proc/<pid>/comm) is `comm`
+ * (all of PostgreSQL's backends and helpers, say): what a shared server spent, to be read
+ * on a quiet machine. Processes that exited meanwhile are missed.
+ */
+export function cpuMsOfCommand(comm: string): number {
+  let ms = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== comm) continue;
+      ms += cpuMsOf(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ms;
+}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { buildEvent, ConcurrencyError, isSealedPersonal, PalisadeError, systemEventContext, type EventEnvelope, type PersonalSealer } from '@palisade/contracts';
 import { createTestSchema, type TestSchema } from '@palisade/testing';
@@ -141,6 +142,27 @@ describe('PgEventStore', () => {
       expect(after.stream).toHaveLength(3);
       expect(after).toMatchObject({ row: { version: 3, n: 2 }, counted: 1 });
     });
+  });
+
+  it('keeps an event of a few KB in its row: nothing compressed, nothing in the TOAST table', async () => {
+    // ~6 KB that does not compress, like a model call's sealed texts
+    const big = buildEvent(ctx, { type: 'billing.budget.spent', tenantId: 'acme', actor: { type: 'user', id: 'u-1' }, data: { n: 1, blob: randomBytes(4400).toString('base64url') } });
+    await store.inTransaction((tx) => store.appendToStream(tx, 'budget-big', [big], 0));
+    const c = new Client({ ...db.owner });
+    await c.connect();
+    try {
+      const { rows } = await c.query(
+        `SELECT pg_column_size(envelope) AS stored, octet_length(envelope::text) AS text_length, pg_relation_size(t.reltoastrelid) AS toast_bytes
+           FROM ${ident(db.schema)}.events, pg_class t WHERE event_id = $1 AND t.oid = '${ident(db.schema)}.events'::regclass`,
+        [big.id],
+      );
+      expect(Number(rows[0].text_length)).toBeGreaterThan(6000);
+      // stored whole in the row: neither a TOAST pointer (18 bytes) nor compressed
+      expect(Number(rows[0].stored)).toBeGreaterThan(6000);
+      expect(Number(rows[0].toast_bytes)).toBe(0);
+    } finally {
+      await c.end();
+    }
   });
 
   it('refuses a malformed event before storing anything', async () => {

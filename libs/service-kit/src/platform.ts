@@ -23,6 +23,7 @@ import {
   createDataSource,
   eventStoreMigration,
   eventsNotifyAfterCommitMigration,
+  eventsInlineEnvelopesMigration,
   OutboxRelay,
   PgEventStore,
   type FollowerStatus,
@@ -312,7 +313,7 @@ export function pgConnection(service: ServiceName, c: ServiceConfig, user: 'app'
 
 /** The event store's migrations and the service's own, as the schema's owner (once: before the app connects). */
 export async function runMigrations(service: ServiceName, c: ServiceConfig, logger: Logger, migrations: readonly MigrationFactory[]): Promise<void> {
-  const factories = [eventStoreMigration, eventsNotifyAfterCommitMigration, ...migrations];
+  const factories = [eventStoreMigration, eventsNotifyAfterCommitMigration, eventsInlineEnvelopesMigration, ...migrations];
   const migrator = createDataSource(
     { ...pgConnection(service, c, 'owner'), poolSize: 1 },
     factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),
