@@ -27,6 +27,17 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   const sandboxOf: string[] = [];
   const finishers: Array<(cpuSeconds: number) => void> = [];
   const settle = () => new Promise((r) => setTimeout(r, 5));
+  /**
+   * Until `count` programs have reached a runtime. An execution that fails before it gets
+   * there fails the test with its own error, where the wait alone ran into the test's
+   * timeout and left its grants to the next case (seen once in CI: a 60 s timeout here,
+   * then a leftover grant in the crun case).
+   */
+  async function untilRunning(count: number, ...executions: Array<Promise<unknown>>): Promise<void> {
+    const failed = Promise.race(executions.map((e) => e.then(() => new Promise<never>(() => undefined))));
+    failed.catch(() => undefined);
+    while (finishers.length < count) await Promise.race([settle(), failed]);
+  }
 
   /** An instance of the orchestrator: its own repository and runtime stand-in (each program held until `finish`), the shared database. */
   function instance(name: string, quota: () => number, now?: () => Date): SandboxesService {
@@ -77,14 +88,14 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     // 4 of the tenant's 10 CPU-seconds used: 6 left
     const onA = await a.create(alice, SESSION, 'small');
     const used = a.exec(alice, onA.id, { command: ['/bin/spin'], timeoutMs: 8000 });
-    while (finishers.length < 1) await settle();
+    await untilRunning(1, used);
     finishers[0](4);
     await used;
     const onB = await b.create(alice, SESSION, 'small');
     // 'small' is half a core: 8 s of timeout is at most 4 CPU-seconds each
     const first = a.exec(alice, onA.id, { command: ['/bin/spin'], timeoutMs: 8000 });
     const second = b.exec(alice, onB.id, { command: ['/bin/spin'], timeoutMs: 8000 });
-    while (finishers.length < 3) await settle();
+    await untilRunning(3, first, second);
     const granted = requests.slice(1).map((r) => r.cpuSecondsLimit!);
     expect(granted.sort()).toEqual([2, 4]);
     expect(granted[0] + granted[1]).toBeLessThanOrEqual(6);
@@ -99,7 +110,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     await first;
     expect(await grants()).toEqual([['inst-b', 6 - onAGrant]]);
     const fourth = b.exec(alice, third.id, { command: ['/bin/spin'], timeoutMs: 20_000 });
-    while (finishers.length < 4) await settle();
+    await untilRunning(4, fourth);
     expect(requests[3].cpuSecondsLimit).toBe(10 - 5 - (6 - onAGrant));
     finishers[ofB](1);
     finishers[3](1);
@@ -142,7 +153,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     const before = finishers.length;
     // 'small' is half a core: 8 s of timeout is the whole quota of 4
     const spin = running.exec(bob, sandbox.id, { command: ['/bin/spin'], timeoutMs: 8000 });
-    while (finishers.length < before + 1) await settle();
+    await untilRunning(before + 1, spin);
     // a second process under the same name starts (and a third, restarted) while the spin runs
     const other = instance('shared', quota);
     await other.recover();
@@ -164,7 +175,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     const sandbox = await behind.create(dave, SESSION, 'small');
     const before = finishers.length;
     const spin = behind.exec(dave, sandbox.id, { command: ['/bin/spin'], timeoutMs: 8000 });
-    while (finishers.length < before + 1) await settle();
+    await untilRunning(before + 1, spin);
     const [row]: Array<{ ttl: number }> = await db.dataSource.query(`SELECT extract(epoch FROM expires_at - now()) AS ttl FROM sandbox_cpu_grants WHERE tenant_id = 'skewed'`);
     expect(Number(row.ttl)).toBeGreaterThan(60);
     const next = await behind.create(dave, SESSION, 'small');
