@@ -17,15 +17,22 @@ export const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 /** User + system CPU a process has used so far (ms), from /proc (Linux; USER_HZ is 100 on every common architecture). */
 export function cpuMsOf(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
-  const fields = statFields(pid);
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return ownCpuMs(statOf(`/proc/${pid}/stat`).fields);
 }
 
-/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses): utime, stime, cutime and cstime are the 12th to the 15th. */
-function statFields(pid: number): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+/**
+ * A /proc `stat` file (a process's, or a thread's under task/): its command name and the
+ * fields after it (the name may hold spaces and parentheses). utime, stime, cutime and
+ * cstime are the 12th to the 15th field.
+ */
+function statOf(path: string): { name: string; fields: string[] } {
+  const stat = readFileSync(path, 'utf8');
+  const end = stat.lastIndexOf(')');
+  return { name: stat.slice(stat.indexOf('(') + 1, end), fields: stat.slice(end + 2).split(' ') };
 }
+
+/** utime + stime in ms (USER_HZ 100). */
+const ownCpuMs = (fields: readonly string[]) => (Number(fields[11]) + Number(fields[12])) * 10;
 
 /** A process and its descendants, parent first (Linux: /proc/<pid>/task/<pid>/children, the children its main thread forked). */
 export function processTree(pid: number): number[] {
@@ -51,8 +58,8 @@ export function treeCpuMsOf(pid: number): number {
   let ms = 0;
   for (const p of processTree(pid)) {
     try {
-      const fields = statFields(p);
-      ms += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10;
+      const { fields } = statOf(`/proc/${p}/stat`);
+      ms += ownCpuMs(fields) + (Number(fields[13]) + Number(fields[14])) * 10;
     } catch {
       // exited between the listing and the read: its CPU shows in its parent's cutime once reaped
     }
@@ -89,15 +96,14 @@ export function jvmCpuMsOf(pid: number): { all: number; jit: number; gc: number 
   let jit = 0;
   let gc = 0;
   for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
+    let thread: ReturnType<typeof statOf>;
     try {
-      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+      thread = statOf(`/proc/${pid}/task/${task}/stat`);
     } catch {
       continue; // exited meanwhile
     }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    const { name } = thread;
+    const ms = ownCpuMs(thread.fields);
     if (/^C[12] CompilerThre/.test(name)) jit += ms;
     else if (/^(GC Thread|G1 )/.test(name)) gc += ms;
   }

@@ -118,3 +118,10 @@ export function eventsNotifyAfterCommitMigration(schema: string): new () => Migr
 export const eventsInlineEnvelopesMigration = sqlMigration('EventsInlineEnvelopes1796500000000', (s) => [
   `ALTER TABLE ${s}.events SET (toast_tuple_target = 8160)`,
 ]);
+
+/** The event store's migrations, in order: what every service's schema (and every test schema) runs before its own. */
+export const EVENT_STORE_MIGRATIONS: ReadonlyArray<(schema: string, appRole: string) => new () => MigrationInterface> = [
+  eventStoreMigration,
+  eventsNotifyAfterCommitMigration,
+  eventsInlineEnvelopesMigration,
+];

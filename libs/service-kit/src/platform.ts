@@ -21,9 +21,7 @@ import { counter, gauge, type Logger, type Registry } from '@palisade/observabil
 import type { ServiceIdentity } from '@palisade/pki';
 import {
   createDataSource,
-  eventStoreMigration,
-  eventsNotifyAfterCommitMigration,
-  eventsInlineEnvelopesMigration,
+  EVENT_STORE_MIGRATIONS,
   OutboxRelay,
   PgEventStore,
   type FollowerStatus,
@@ -313,7 +311,7 @@ export function pgConnection(service: ServiceName, c: ServiceConfig, user: 'app'
 
 /** The event store's migrations and the service's own, as the schema's owner (once: before the app connects). */
 export async function runMigrations(service: ServiceName, c: ServiceConfig, logger: Logger, migrations: readonly MigrationFactory[]): Promise<void> {
-  const factories = [eventStoreMigration, eventsNotifyAfterCommitMigration, eventsInlineEnvelopesMigration, ...migrations];
+  const factories = [...EVENT_STORE_MIGRATIONS, ...migrations];
   const migrator = createDataSource(
     { ...pgConnection(service, c, 'owner'), poolSize: 1 },
     factories.map((f) => f(c.PG_SCHEMA, c.PGUSER)),

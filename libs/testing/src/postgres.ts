@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
-import { createDataSource, eventsInlineEnvelopesMigration, eventsNotifyAfterCommitMigration, eventStoreMigration, ident, type PgConnectionOptions } from '@palisade/postgres';
+import { createDataSource, EVENT_STORE_MIGRATIONS, ident, type PgConnectionOptions } from '@palisade/postgres';
 import { serviceDatabase, type ServiceName } from '@palisade/contracts';
 import { infra } from './infra';
 
@@ -42,7 +42,7 @@ export async function createTestSchema(prefix = 't'): Promise<TestSchema> {
   await admin.connect();
   await admin.query(`CREATE SCHEMA ${ident(schema)}`);
   await admin.end();
-  const migrator = createDataSource(owner, [eventStoreMigration(schema, TEST_APP_ROLE), eventsNotifyAfterCommitMigration(schema), eventsInlineEnvelopesMigration(schema, TEST_APP_ROLE)]);
+  const migrator = createDataSource(owner, EVENT_STORE_MIGRATIONS.map((m) => m(schema, TEST_APP_ROLE)));
   await migrator.initialize();
   await migrator.runMigrations();
   await migrator.destroy();

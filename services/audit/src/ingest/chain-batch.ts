@@ -152,13 +152,10 @@ export function chainBatch(input: ChainInput): { prepared: Prepared; deferred: P
     counts.set(head.partition, { count: 0, since: undefined });
   };
   const partitionBytes = new Map<number, number>();
-  // A batch holds few tenants: each one's partition is looked up once.
-  const partitionOfTenant = new Map<string, number>();
   let chained = events.length;
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
-    let partition = partitionOfTenant.get(event.tenantId);
-    if (partition === undefined) partitionOfTenant.set(event.tenantId, (partition = partitionOf(topic, event.tenantId, partitions)));
+    const partition = partitionOf(topic, event.tenantId, partitions);
     const next = appendToChain(heads.get(partition) ?? emptyHead(partition), event, recordedAt);
     const { value } = next;
     const bytes = (partitionBytes.get(partition) ?? 0) + Buffer.byteLength(value) + Buffer.byteLength(event.tenantId) + RECORD_OVERHEAD_BYTES;

@@ -31,7 +31,7 @@ export class KeywordIndex {
   present(text: string): Set<string> {
     const found = new Set<string>();
     if (this.keywords.length === 0) return found;
-    const { classes, wide, next, outputs } = this.automaton;
+    const { classes, wide, width, next, outputs } = this.automaton;
     const lower = keywordText(text);
     // the states passed that end a keyword, each once (few: the keywords found, not the matches)
     const reached: number[] = [];
@@ -43,7 +43,7 @@ export class KeywordIndex {
       if (row < 0) {
         row = ~row;
         seen ??= new Uint8Array(outputs.length);
-        const state = row / this.automaton.width;
+        const state = row / width;
         if (seen[state] === 0) {
           seen[state] = 1;
           reached.push(state);
