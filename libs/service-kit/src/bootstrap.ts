@@ -13,6 +13,8 @@ import type { ServiceName } from '@palisade/contracts';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { migratedByPrimary, runPrimary, workerCount, type WorkersOption } from './cluster';
+import { siblings } from './siblings';
+import { answerPrimary } from './cluster-metrics';
 import { EXIT_CONFIG, loadServiceConfig, type ServiceConfig } from './config';
 import { NatsApiKeyResolver } from './http/api-keys';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
@@ -65,6 +67,8 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   const logger = cluster.isWorker ? serviceLogger.child({ worker: cluster.worker!.id }) : serviceLogger;
   const tracer = initTracing(definition.name, config.OTEL_TRACES_EXPORTER);
   const metrics = createMetrics(definition.name);
+  // a worker's registry is gathered by the primary for every worker's scrape (cluster-metrics.ts)
+  answerPrimary(metrics);
   const identity = await startIdentity(definition.name, config, logger);
 
   const platform = new Platform({
@@ -184,6 +188,8 @@ export function main(definition: ServiceDefinition): void {
   if (workers > 1 && cluster.isPrimary) return runClusterPrimary(definition, workers);
   // listening from the first tick: the primary's word may come before the worker has built its app
   const migrated = cluster.isWorker ? migratedByPrimary() : undefined;
+  // a worker answers its siblings' broadcasts from the start (the primary waits for every listening worker's word)
+  siblings();
   runService(definition, process.env, migrated).then(
     (running) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -1,5 +1,6 @@
 export * from './bootstrap';
 export * from './cluster';
+export * from './siblings';
 export * from './config';
 export * from './csv';
 export * from './health';

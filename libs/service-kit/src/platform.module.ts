@@ -8,6 +8,7 @@ import { AuthGuard, Public, type ApiKeyResolver } from './http/auth.guard';
 import { EdgeTextGuard } from './http/edge-text';
 import { callingService, MtlsGuard, OperatorCallers, platformCaller, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
+import { scrapeMetrics } from './cluster-metrics';
 
 /** Injection token of the running service's Platform. */
 export const PLATFORM = Symbol('palisade.platform');
@@ -47,11 +48,11 @@ class OperationsController {
 
   @Get('metrics')
   @OperatorCallers()
-  @ApiOperation({ summary: 'Prometheus metrics (text exposition format); only for a client certificate of the platform (service or admin)' })
+  @ApiOperation({ summary: 'Prometheus metrics (text exposition format) of the whole service (run as workers: all of them, summed); only for a client certificate of the platform (service or admin)' })
   async metrics(@Res() res: Response) {
     const registry = this.platform.options.metrics;
     res.setHeader('content-type', registry.contentType);
-    res.send(await registry.metrics());
+    res.send(await scrapeMetrics(registry));
   }
 }
 

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 
 // service-kit's cluster primary (built: dist/cluster.js) with workers that die, refuse their
 // configuration, serve, or ignore SIGTERM (test/fixtures/cluster-primary.js). No infrastructure.
-function run(mode: string, signalAfterListening?: NodeJS.Signals): Promise<{ code: number | null; lines: Array<{ level: string; msg: string }>; ms: number }> {
+type Line = { level: string; msg: string; worker?: number; missed?: number; ms?: number; payload?: unknown };
+function run(mode: string, signalAfterListening?: NodeJS.Signals): Promise<{ code: number | null; lines: Line[]; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const child = spawn(process.execPath, [join(__dirname, 'fixtures', 'cluster-primary.js')], { env: { ...process.env, FIXTURE_MODE: mode }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -19,7 +20,7 @@ function run(mode: string, signalAfterListening?: NodeJS.Signals): Promise<{ cod
     child.on('error', reject);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string });
+      const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
       resolve({ code, lines, ms: Date.now() - started });
     });
   });
@@ -54,5 +55,26 @@ describe('cluster primary', () => {
     expect(code).toBe(1);
     expect(lines.some((l) => l.msg === 'workers did not stop in time; killed')).toBe(true);
     expect(ms).toBeLessThan(10_000);
+  }, 30_000);
+
+  it('passes a worker\'s broadcast to the other, which runs its handlers before the sender is answered', async () => {
+    const { code, lines } = await run('broadcast');
+    expect(code).toBe(0);
+    const ran = lines.filter((l) => l.msg === 'handler ran');
+    expect(ran.map((l) => [l.worker, l.payload])).toEqual(expect.arrayContaining([[1, { tenantId: 'acme' }], [2, { tenantId: 'acme' }]]));
+    expect(ran).toHaveLength(2);
+    const answered = lines.findIndex((l) => l.msg === 'broadcast answered');
+    expect(lines[answered]).toMatchObject({ worker: 1, missed: 0 });
+    // the other worker's handler ran (its line written before it said so) before the sender was answered
+    expect(lines.findIndex((l) => l.msg === 'handler ran' && l.worker === 2)).toBeLessThan(answered);
+  }, 30_000);
+
+  it('answers the sender without a worker that does not say it ran the handlers, after 2 s, counting it missed', async () => {
+    const { code, lines } = await run('deaf');
+    expect(code).toBe(0);
+    expect(lines.filter((l) => l.msg === 'handler ran').map((l) => l.worker)).toEqual([1]);
+    const answered = lines.find((l) => l.msg === 'broadcast answered');
+    expect(answered).toMatchObject({ worker: 1, missed: 1 });
+    expect(answered!.ms).toBeGreaterThanOrEqual(1900);
   }, 30_000);
 });

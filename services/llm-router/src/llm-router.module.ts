@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { PalisadeError } from '@palisade/contracts';
-import { PLATFORM, type Platform } from '@palisade/service-kit';
+import { PLATFORM, siblings, type Platform } from '@palisade/service-kit';
 import { eventsAppendedRinger, pgPoolOf } from '@palisade/postgres';
 import { AllottingBilling } from './budgets/allotting-billing';
 import { NatsBillingAdapter } from './budgets/billing.nats';
@@ -24,6 +24,7 @@ import { loadLlmRouterConfig, type LlmRouterConfig } from './llm-router.config';
 import { CATALOG_SERVICE, COMPLETIONS_SERVICE, GUARD_POLICY_SERVICE, HELD_ANSWERS_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
 import { ModelCallsService } from './model-calls/model-calls.service';
 import { VaultProviderKeys } from './providers/provider-keys';
+import { TenantChanges } from './tenant-changes';
 import { Upstream } from './providers/upstream';
 import type { CountryCode } from 'libphonenumber-js';
 
@@ -45,7 +46,10 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
   platform.afterConnect(async (p) => {
     if (services) return;
     const keys = new VaultProviderKeys({ nats: () => p.nats, cacheMs: config.providerKeyCacheMs, timeoutMs: config.vaultTimeoutMs });
-    const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs, keys, logger: p.logger });
+    // a change through this worker drops the tenant's cached copies in its siblings (LLM_ROUTER_WORKERS) before it is answered
+    const changes = new TenantChanges(siblings(), p.logger);
+    changes.onChange((tenantId) => keys.forgetTenant(tenantId));
+    const catalog = new CatalogService({ store: p.eventStore!, repo: new CatalogRepository(p.dataSource!), eventContext: p.eventContext, cacheMs: config.catalogCacheMs, changes, keys, logger: p.logger });
     const upstream = new Upstream({ connectTimeoutMs: config.providerConnectTimeoutMs });
     const modelCalls = new ModelCallsService(p.eventStore!, p.eventContext, undefined, p.personalSealer, (records, error) =>
       p.logger.warn({ records, err: (error as Error).message }, 'model-call texts could not be sealed: the records are kept without them'),
@@ -72,7 +76,7 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
       await billing.close();
     });
     const detector = new PiiDetector({ defaultPhoneRegion: config.phoneRegion as CountryCode });
-    const guardPolicies = new GuardPolicyService({ store: p.eventStore!, eventContext: p.eventContext, cacheMs: config.catalogCacheMs });
+    const guardPolicies = new GuardPolicyService({ store: p.eventStore!, eventContext: p.eventContext, cacheMs: config.catalogCacheMs, changes });
     const held = new HeldAnswersService({ store: p.eventStore!, eventContext: p.eventContext, repo: new HeldAnswersRepository(p.dataSource!), policy, ttlMs: config.heldAnswerTtlMs });
     // held answers past their time: expired (event) and their text deleted, by whichever instance gets there first
     const sweeper = setInterval(() => void held.sweep().catch((error: unknown) => p.logger.warn({ code: (error as PalisadeError).code }, 'held answers not swept')), config.heldSweepMs);

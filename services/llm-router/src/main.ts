@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { main, packageVersion } from '@palisade/service-kit';
 import { llmRouterMigrations } from './llm-router.migration';
 import { LlmRouterModule } from './llm-router.module';
@@ -12,9 +13,8 @@ main({
   apiKeys: true,
   // an agent presents the same token on every call: its signature is checked once per 5 s (revocation on every call)
   verifiedTokenCache: { ttlMs: 5_000, max: 10_000 },
-  // One process's main thread tops out near 1,250 calls/s at 256 in flight (issue 14); workers share the port.
-  // One by default: each worker caches the catalog (settings, rate limits), guard policies and provider keys
-  // on its own, so a change made through one reached the others only after their cache time (a rotated key up
-  // to 60 s; the e2e suites' immediate checks failed). min(availableParallelism(), 4) once changes reach every worker.
-  workers: { env: 'LLM_ROUTER_WORKERS', default: () => 1 },
+  // One process's main thread tops out near 1,250 calls/s at 256 in flight (issue 14); workers share the port,
+  // a change made through one drops the others' cached copies before it is answered (TenantChanges), and a
+  // scrape of /metrics through any of them counts all. Up to 4 (measured on 2 cores: README "Workers").
+  workers: { env: 'LLM_ROUTER_WORKERS', default: () => Math.min(availableParallelism(), 4) },
 });

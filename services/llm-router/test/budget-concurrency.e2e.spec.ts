@@ -75,8 +75,9 @@ describe('one budget, three router processes, 192 concurrent requests', () => {
     const logDir = join(infra('PALISADE_HOME'), 'logs', 'llm-router-budget-e2e');
     const env = { AUTH_JWKS: jwks, LOG_LEVEL: 'warn', LLM_ROUTER_REQUEST_DEADLINE_MS: String(DEADLINE_MS), LLM_ROUTER_CATALOG_CACHE_MS: '0' };
     handles = runner.startServices({ services: ['billing'], portOffset: OFFSET, logDir, env });
-    // the first router migrates (if needed) before the others start
-    const [first, ...others] = ROUTERS.map((port, n) => () => runner.startServices({ services: ['llm-router'], portOffset: OFFSET, logDir: join(logDir, `router-${n}`), env: { ...env, HTTP_PORT: String(port) } }));
+    // the first router migrates (if needed) before the others start; one process each (LLM_ROUTER_WORKERS=1): three
+    // routers, each holding its own allotments, as the counts below expect (with two workers each, six held them)
+    const [first, ...others] = ROUTERS.map((port, n) => () => runner.startServices({ services: ['llm-router'], portOffset: OFFSET, logDir: join(logDir, `router-${n}`), env: { ...env, HTTP_PORT: String(port), LLM_ROUTER_WORKERS: '1' } }));
     handles.push(...first());
     await runner.waitReady(handles, { timeoutMs: 90000 });
     // (readiness is tracked by service name: each router on its own)

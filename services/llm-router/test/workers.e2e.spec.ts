@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { audienceOf } from '@palisade/auth-verifier';
+import { ServiceIdentity } from '@palisade/pki';
 import { eventually, httpsCaller, infra, startBillingStandIn, startSealPersonalStandIn, TestTokenIssuer, type BillingStandIn } from '@palisade/testing';
 import { startStandIn, type StandIn } from './support/provider-standin';
 
@@ -37,7 +38,8 @@ describe('llm-router workers (node:cluster behind one port)', () => {
   const logFrom = existsSync(logFile) ? readFileSync(logFile).length : 0;
   const log = () => readFileSync(logFile).subarray(logFrom).toString('utf8');
   const namespaceBefore = process.env.PALISADE_RPC_NAMESPACE;
-  const call = () => httpsCaller(PORT)('/v1/chat/completions', { token, body: { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'hello workers' }] }, timeoutMs: 5000 });
+  let admin: string;
+  const call = (model = 'm') => httpsCaller(PORT)('/v1/chat/completions', { token, body: { model, max_tokens: 16, messages: [{ role: 'user', content: 'hello workers' }] }, timeoutMs: 5000 });
 
   beforeAll(async () => {
     // the stand-ins answer this run's subjects only (read per request), not a real billing's or audit's
@@ -49,10 +51,11 @@ describe('llm-router workers (node:cluster behind one port)', () => {
     [handle] = runner.startServices({
       services: ['llm-router'],
       logDir: LOG_DIR,
-      env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'info', AUTH_JWKS: issuer.jwks, LLM_ROUTER_WORKERS: '2', PALISADE_RPC_NAMESPACE: process.env.PALISADE_RPC_NAMESPACE },
+      // a catalog cached for a minute: a worker that kept its copy after another's change would serve it all along
+      env: { HTTP_PORT: String(PORT), LOG_LEVEL: 'info', AUTH_JWKS: issuer.jwks, LLM_ROUTER_WORKERS: '2', LLM_ROUTER_CATALOG_CACHE_MS: '60000', PALISADE_RPC_NAMESPACE: process.env.PALISADE_RPC_NAMESPACE },
     });
     token = await issuer.token({ sub: 'workers-bot', tid: tenant, ptp: 'agent', act: { sub: 'alice' } });
-    const admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
+    admin = await issuer.token({ sub: 'admin', tid: tenant, ptp: 'user', scp: ['llm-router:admin'] });
     await runner.waitReady([handle], { timeoutMs: 30_000 });
     const put = async (path: string, body: object) => expect((await httpsCaller(PORT)(path, { token: admin, method: 'PUT', body })).status).toBe(200);
     await put('/v1/router/providers/p', { kind: 'openai', baseUrl: `${provider.url}/v1`, compliance: 'private' });
@@ -77,6 +80,36 @@ describe('llm-router workers (node:cluster behind one port)', () => {
     const replies = await Promise.all(Array.from({ length: 8 }, () => call()));
     expect(replies.map((r) => r.status)).toEqual(Array(8).fill(200));
     expect((replies[0].json as { choices: Array<{ message: { content: string } }> }).choices[0].message.content).toContain('hello workers');
+  });
+
+  it('shows a change made through one worker to the next call on every worker', async () => {
+    // both workers hold the catalog (a new connection per call: the primary hands them out in turn)
+    expect((await Promise.all(Array.from({ length: 6 }, () => call()))).map((r) => r.status)).toEqual(Array(6).fill(200));
+    const before = await call('m2');
+    expect(before.status).toBe(404);
+    // one worker takes the change (and its caller's answer waits for the other to drop its copy)
+    expect((await httpsCaller(PORT)('/v1/router/models/m2', { token: admin, method: 'PUT', body: { providerId: 'p', upstreamModel: 'local', contextWindow: 128000, maxOutputTokens: 1024, inputMicrosPerMTok: 1000, outputMicrosPerMTok: 1000 } })).status).toBe(200);
+    const after = await Promise.all(Array.from({ length: 6 }, () => call('m2')));
+    expect(after.map((r) => r.status)).toEqual(Array(6).fill(200));
+  });
+
+  it('answers a scrape of /metrics through either worker with every worker\'s counts, summed', async () => {
+    const operator = await ServiceIdentity.fromDevCa({ caDir: infra('PALISADE_PKI_DIR'), kind: 'admin', name: 'platform' });
+    try {
+      const { cert, key } = operator.tlsOptions() as { cert: string; key: string };
+      const served = async () => {
+        const reply = await httpsCaller(PORT)('/metrics', { cert, key });
+        expect(reply.status).toBe(200);
+        const line = reply.body.split('\n').find((l) => l.startsWith('palisade_http_request_duration_seconds_count{') && l.includes('route="/v1/chat/completions"') && l.includes('status="200"'));
+        return Number(line?.split(' ').pop() ?? 0);
+      };
+      const before = await served();
+      expect((await Promise.all(Array.from({ length: 10 }, () => call()))).map((r) => r.status)).toEqual(Array(10).fill(200));
+      // two scrapes, two connections: one through each worker, each counting all ten calls (a worker's own count would be about five)
+      expect([await served(), await served()]).toEqual([before + 10, before + 10]);
+    } finally {
+      operator.stop();
+    }
   });
 
   it('replaces a worker killed with SIGKILL, and calls keep being served', async () => {

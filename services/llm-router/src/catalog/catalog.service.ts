@@ -5,6 +5,7 @@ import type { CatalogEvent, ModelDefinition, ProviderDefinition, RouteDefinition
 import type { CatalogRepository } from './catalog.repository';
 import type { ProviderKeyStore } from '../providers/provider-keys';
 import { TenantCache } from '../tenant-cache';
+import type { TenantChanges } from '../tenant-changes';
 
 /** The scope a person needs to change the tenant's providers, models and routes. */
 export const ROUTER_ADMIN_SCOPE = 'llm-router:admin';
@@ -24,6 +25,8 @@ export interface CatalogServiceDependencies {
   eventContext: EventFactoryContext;
   /** How long a tenant's catalog is served from memory on the request path (other instances' changes show within it). */
   cacheMs: number;
+  /** A change drops the tenant's cached copies in every process of this router before it is answered. */
+  changes: Pick<TenantChanges, 'onChange' | 'changed'>;
   /** Provider API keys go to the vault; the catalog keeps their secret ids only. */
   keys: ProviderKeyStore;
   logger: { warn(obj: object, msg: string): void };
@@ -44,6 +47,7 @@ export class CatalogService {
     this.handler = new CommandHandler(d.store, catalogDecider, { eventContext: d.eventContext, projections: [d.repo.projection], tenantScoped: true });
     this.now = d.now ?? (() => new Date());
     this.cache = new TenantCache(d.cacheMs);
+    d.changes.onChange((tenantId) => this.cache.delete(tenantId));
   }
 
   async view(principal: Principal): Promise<CatalogView> {
@@ -110,7 +114,7 @@ export class CatalogService {
     requireAdmin(principal);
     const metadata = { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: this.now() };
     const result = await this.handler.handle(streamName('llm-catalog', principal.tenantId), { ...command, metadata } as CatalogCommand, { expectedVersion: ifMatch });
-    this.cache.delete(principal.tenantId);
+    await this.d.changes.changed(principal.tenantId);
     return { ...result.state, etag: result.version };
   }
 }

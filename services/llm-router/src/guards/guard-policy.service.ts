@@ -4,6 +4,7 @@ import { ROUTER_ADMIN_SCOPE, TENANT_ADMIN_SCOPE } from '../catalog/catalog.servi
 import { guardPolicyDecider, type GuardPolicyCommand, type GuardPolicyState } from './guard-policy.decider';
 import type { GuardPolicy, GuardPolicyEvent } from './guard-policy.events';
 import { TenantCache } from '../tenant-cache';
+import type { TenantChanges } from '../tenant-changes';
 
 export interface GuardPolicyView extends GuardPolicy {
   etag: number;
@@ -14,6 +15,8 @@ export interface GuardPolicyServiceDependencies {
   eventContext: EventFactoryContext;
   /** How long a tenant's policy is served from memory on the request path (another instance's change shows within it). */
   cacheMs: number;
+  /** A change drops the tenant's cached copies in every process of this router before it is answered. */
+  changes: Pick<TenantChanges, 'onChange' | 'changed'>;
   now?: () => Date;
 }
 
@@ -33,6 +36,7 @@ export class GuardPolicyService {
     this.handler = new CommandHandler(d.store, guardPolicyDecider, { eventContext: d.eventContext, tenantScoped: true });
     this.now = d.now ?? (() => new Date());
     this.cache = new TenantCache(d.cacheMs);
+    d.changes.onChange((tenantId) => this.cache.delete(tenantId));
   }
 
   async view(principal: Principal): Promise<GuardPolicyView> {
@@ -50,7 +54,7 @@ export class GuardPolicyService {
     requireAdmin(principal);
     const metadata = { tenantId: principal.tenantId, actor: { type: principal.type, id: principal.id }, now: this.now() };
     const result = await this.handler.handle(streamOf(principal.tenantId), { type: 'configure-guard-policy', data: policy, metadata }, { expectedVersion: ifMatch });
-    this.cache.delete(principal.tenantId);
+    await this.d.changes.changed(principal.tenantId);
     return { ...result.state.policy, etag: result.version };
   }
 

@@ -5,12 +5,21 @@ import { guardPolicyDecider } from './guard-policy.decider';
 import { guardPolicySchema } from './guard-policy.dto';
 import { DEFAULT_GUARD_POLICY, piiActionOf } from './guard-policy.events';
 import { GuardPolicyService } from './guard-policy.service';
+import { TenantChanges } from '../tenant-changes';
 
 const admin: Principal = { type: 'user', id: 'root', tenantId: 'acme', scopes: ['llm-router:admin'] };
 const tenantAdmin: Principal = { type: 'user', id: 'boss', tenantId: 'acme', scopes: ['auth:admin'] };
 const otherAdmin: Principal = { type: 'user', id: 'eve', tenantId: 'globex', scopes: ['llm-router:admin'] };
 const agent: Principal = { type: 'agent', id: 'bot', tenantId: 'acme', scopes: ['llm-router:admin'] };
 const person: Principal = { type: 'user', id: 'bob', tenantId: 'acme' };
+/** The processes of one router as siblings see them: a broadcast runs every process's handlers (here, in one). */
+function processesOfOneRouter(): ConstructorParameters<typeof TenantChanges>[0] {
+  const handlers: Array<(payload: unknown) => void> = [];
+  return {
+    on: (_topic, handler) => void handlers.push(handler),
+    broadcast: async (_topic, payload) => (handlers.forEach((handler) => handler(payload)), { missed: 0 }),
+  };
+}
 const metadata = { tenantId: 'acme', actor: { type: 'user' as const, id: 'root' }, now: new Date() };
 
 describe('guard policy: decider and validation', () => {
@@ -49,7 +58,8 @@ describe('guard policy: decider and validation', () => {
 });
 
 describe('guard policy service', () => {
-  const setup = () => new GuardPolicyService({ store: new InMemoryEventStore(), eventContext: systemEventContext('llm-router'), cacheMs: 60_000 });
+  const alone = () => new TenantChanges(processesOfOneRouter(), { warn: () => undefined });
+  const setup = () => new GuardPolicyService({ store: new InMemoryEventStore(), eventContext: systemEventContext('llm-router'), cacheMs: 60_000, changes: alone() });
 
   it('is configured by router or tenant administrators only, with If-Match, and read per tenant', async () => {
     const service = setup();
@@ -71,12 +81,27 @@ describe('guard policy service', () => {
 
   it('serves the request path from its cache and forgets a tenant on change', async () => {
     const store = new InMemoryEventStore();
-    const service = new GuardPolicyService({ store, eventContext: systemEventContext('llm-router'), cacheMs: 60_000 });
+    const service = new GuardPolicyService({ store, eventContext: systemEventContext('llm-router'), cacheMs: 60_000, changes: alone() });
     const reads = jest.spyOn(store, 'readStream');
     await service.current('acme');
     await service.current('acme');
     expect(reads).toHaveBeenCalledTimes(1);
     await service.configure(admin, { ...DEFAULT_GUARD_POLICY, injection: 'block' });
     expect((await service.current('acme')).injection).toBe('block');
+  });
+
+  it('drops the copy cached by another worker of the router before the change is answered', async () => {
+    const store = new InMemoryEventStore();
+    const router = processesOfOneRouter();
+    const [a, b] = [0, 1].map(() => new GuardPolicyService({ store, eventContext: systemEventContext('llm-router'), cacheMs: 60_000, changes: new TenantChanges(router, { warn: () => undefined }) }));
+    expect((await b.current('acme')).injection).toBe('flag');
+    await a.configure(admin, { ...DEFAULT_GUARD_POLICY, injection: 'block' });
+    expect((await b.current('acme')).injection).toBe('block');
+    // another tenant's copy stays
+    const reads = jest.spyOn(store, 'readStream');
+    await b.current('globex');
+    await a.configure(admin, { ...DEFAULT_GUARD_POLICY, injection: 'flag' });
+    await b.current('globex');
+    expect(reads.mock.calls.filter(([, stream]) => String(stream).includes('globex'))).toHaveLength(1);
   });
 });

@@ -81,6 +81,11 @@ export class VaultProviderKeys implements ProviderKeys, ProviderKeyStore {
     this.held.delete(`${tenantId}\n${secretId}`);
   }
 
+  /** Drops every key of the tenant held in memory (its configuration changed, maybe through another worker: a key rotated). */
+  forgetTenant(tenantId: string): void {
+    for (const slot of this.held.keys()) if (slot.startsWith(`${tenantId}\n`)) this.held.delete(slot);
+  }
+
   async store(tenantId: string, providerId: string, apiKey: string): Promise<string> {
     const result = await this.ask(rpcSubject('credential', 'service-secret-put'), { tenantId, name: vaultNameOf(providerId), value: apiKey }, stored).catch((error: unknown) => {
       throw new PalisadeError(codeOf(error) === 'conflict' ? 'conflict' : 'unavailable', `the vault did not store the key of provider ${providerId} (${codeOf(error)})`);

@@ -1,0 +1,139 @@
+import cluster, { type Worker } from 'node:cluster';
+
+/**
+ * Word from one process of a service to its sibling processes: the workers of a cluster
+ * (cluster.ts), through the primary. A change made through one worker (a tenant's
+ * settings, say) drops the copies the other workers cache before its caller is answered,
+ * so the next call sees it whichever worker takes it. Between separate instances of a
+ * service (other hosts) it does not reach: there a cache's time bounds how stale a copy is.
+ */
+
+/** The messages, told apart from other IPC by `palisade`. */
+interface Broadcast {
+  palisade: 'sibling-broadcast';
+  id: string;
+  topic: string;
+  payload: unknown;
+}
+interface Seen {
+  palisade: 'sibling-seen';
+  id: string;
+}
+interface Done {
+  palisade: 'sibling-done';
+  id: string;
+  /** Workers that did not say they had run the handlers in time (given up on). */
+  missed: number;
+}
+
+const isMessage = <T extends { palisade: string }>(message: unknown, kind: T['palisade']): message is T =>
+  typeof message === 'object' && message !== null && (message as { palisade?: unknown }).palisade === kind && typeof (message as { id?: unknown }).id === 'string';
+
+/** How long the primary waits for every worker to run a broadcast's handlers before answering without the slow ones. */
+export const SIBLING_TIMEOUT_MS = 2_000;
+
+/** A worker's side of its IPC channel to the primary (the process itself in a cluster worker). */
+export interface SiblingChannel {
+  send(message: Broadcast | Seen): void;
+  onMessage(listener: (message: unknown) => void): void;
+}
+
+export type SiblingHandler = (payload: unknown) => void;
+
+/**
+ * A process's end: `on` registers what this process does on a topic, `broadcast` runs the
+ * topic's handlers here at once and, in a cluster worker, resolves once every other live
+ * worker has run them too (or was given up on: the number is returned). Without a channel
+ * (one process, no cluster) only here.
+ */
+export class Siblings {
+  private readonly handlers = new Map<string, SiblingHandler[]>();
+  private readonly waiting = new Map<string, (missed: number) => void>();
+  private sent = 0;
+
+  constructor(private readonly channel: SiblingChannel | undefined) {
+    // answered from the start, handlers or not: the primary waits for every listening worker's word
+    channel?.onMessage((message) => {
+      if (isMessage<Broadcast>(message, 'sibling-broadcast')) {
+        this.run(message.topic, message.payload);
+        channel.send({ palisade: 'sibling-seen', id: message.id });
+      } else if (isMessage<Done>(message, 'sibling-done')) {
+        this.waiting.get(message.id)?.(message.missed);
+        this.waiting.delete(message.id);
+      }
+    });
+  }
+
+  on(topic: string, handler: SiblingHandler): void {
+    this.handlers.set(topic, [...(this.handlers.get(topic) ?? []), handler]);
+  }
+
+  async broadcast(topic: string, payload: unknown): Promise<{ missed: number }> {
+    this.run(topic, payload);
+    if (!this.channel) return { missed: 0 };
+    const id = String(++this.sent);
+    const done = new Promise<number>((resolve) => this.waiting.set(id, resolve));
+    this.channel.send({ palisade: 'sibling-broadcast', id, topic, payload });
+    return { missed: await done };
+  }
+
+  private run(topic: string, payload: unknown): void {
+    // a handler's failure must not keep the others (or the answer to the primary) from running
+    for (const handler of this.handlers.get(topic) ?? []) {
+      try {
+        handler(payload);
+      } catch {
+        // handlers only drop cached copies; one that throws leaves its copy to its cache time
+      }
+    }
+  }
+}
+
+let processSiblings: Siblings | undefined;
+
+/** This process's siblings: through the primary in a cluster worker (made when the worker starts, see bootstrap), else this process alone. */
+export function siblings(): Siblings {
+  processSiblings ??= new Siblings(
+    cluster.isWorker && process.send
+      ? {
+          send: (message) => void process.send!(message),
+          onMessage: (listener) => void process.on('message', listener),
+        }
+      : undefined,
+  );
+  return processSiblings;
+}
+
+/**
+ * The primary's part (runPrimary): what a worker broadcasts is passed to the other
+ * `workers()` (those that listen: one still starting has served nothing, so holds no copy
+ * made before the change), and the sender told once they ran it, or died, or the time is up.
+ */
+export function relayBetweenWorkers(workers: () => Worker[], timeoutMs = SIBLING_TIMEOUT_MS): void {
+  const pending = new Map<string, { from: Worker; id: string; left: Set<number>; timer: NodeJS.Timeout }>();
+  const settle = (key: string) => {
+    const p = pending.get(key);
+    if (!p) return;
+    pending.delete(key);
+    clearTimeout(p.timer);
+    if (p.from.isConnected()) p.from.send({ palisade: 'sibling-done', id: p.id, missed: p.left.size } satisfies Done);
+  };
+  cluster.on('message', (worker: Worker, message: unknown) => {
+    if (isMessage<Seen>(message, 'sibling-seen')) {
+      const p = pending.get(message.id);
+      if (p?.left.delete(worker.id) && p.left.size === 0) settle(message.id);
+      return;
+    }
+    if (!isMessage<Broadcast>(message, 'sibling-broadcast') || typeof message.topic !== 'string') return;
+    const others = workers().filter((w) => w.id !== worker.id && w.isConnected());
+    // keyed by sender and its id: two workers' ids may be equal; forwarded under the key, so `seen` names it
+    const key = `${worker.id}\n${message.id}`;
+    pending.set(key, { from: worker, id: message.id, left: new Set(others.map((w) => w.id)), timer: setTimeout(() => settle(key), timeoutMs) });
+    for (const w of others) w.send({ palisade: 'sibling-broadcast', id: key, topic: message.topic, payload: message.payload } satisfies Broadcast);
+    if (others.length === 0) settle(key);
+  });
+  // a worker that dies is not waited for
+  cluster.on('exit', (worker: Worker) => {
+    for (const [key, p] of pending) if (p.left.delete(worker.id) && p.left.size === 0) settle(key);
+  });
+}

@@ -1,0 +1,55 @@
+import { Siblings, type SiblingChannel } from './siblings';
+
+/** A worker's channel whose primary is the test: what the worker sends is kept, what the primary says is delivered. */
+function channel() {
+  const sent: unknown[] = [];
+  let listener: ((message: unknown) => void) | undefined;
+  const ends: SiblingChannel = { send: (message) => void sent.push(message), onMessage: (l) => void (listener = l) };
+  return { ends, sent, deliver: (message: unknown) => listener!(message) };
+}
+
+describe('Siblings', () => {
+  it('alone (no cluster): runs the topic\'s handlers here and resolves at once', async () => {
+    const siblings = new Siblings(undefined);
+    const seen: unknown[] = [];
+    siblings.on('t', (p) => seen.push(p));
+    siblings.on('other', () => seen.push('wrong topic'));
+    await expect(siblings.broadcast('t', { tenantId: 'a' })).resolves.toEqual({ missed: 0 });
+    expect(seen).toEqual([{ tenantId: 'a' }]);
+  });
+
+  it('in a worker: runs here at once, asks the primary, and resolves only on its word, with the workers it gave up on', async () => {
+    const c = channel();
+    const siblings = new Siblings(c.ends);
+    const seen: unknown[] = [];
+    siblings.on('t', (p) => seen.push(p));
+    let settled: { missed: number } | undefined;
+    const broadcast = siblings.broadcast('t', 1).then((r) => (settled = r));
+    expect(seen).toEqual([1]);
+    expect(c.sent).toEqual([{ palisade: 'sibling-broadcast', id: '1', topic: 't', payload: 1 }]);
+    await Promise.resolve();
+    expect(settled).toBeUndefined();
+    // another broadcast's word does not settle this one
+    c.deliver({ palisade: 'sibling-done', id: '2', missed: 0 });
+    await Promise.resolve();
+    expect(settled).toBeUndefined();
+    c.deliver({ palisade: 'sibling-done', id: '1', missed: 1 });
+    await broadcast;
+    expect(settled).toEqual({ missed: 1 });
+  });
+
+  it('in a worker: runs a sibling\'s broadcast and says so, a throwing handler not stopping the others; other messages ignored', () => {
+    const c = channel();
+    const siblings = new Siblings(c.ends);
+    const seen: unknown[] = [];
+    siblings.on('t', () => {
+      throw new Error('broken handler');
+    });
+    siblings.on('t', (p) => seen.push(p));
+    c.deliver({ palisade: 'sibling-broadcast', id: '3\n7', topic: 't', payload: 'x' });
+    c.deliver('palisade:migrated');
+    c.deliver({ palisade: 'sibling-broadcast', topic: 't' });
+    expect(seen).toEqual(['x']);
+    expect(c.sent).toEqual([{ palisade: 'sibling-seen', id: '3\n7' }]);
+  });
+});
