@@ -11,7 +11,7 @@ import { AckPolicy, DeliverPolicy } from 'nats';
 import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, infra } from '@palisade/testing';
-import { cpuMsOf, jvmCpuMsOf, machineCpuMs, percentile, round, summarize } from './stats';
+import { cpuMsOf, cpuMsOfCommand, jvmCpuMsOf, machineCpuMs, percentile, round, summarize } from './stats';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.js'));
@@ -31,8 +31,8 @@ const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.j
  *   and warm before the first hand-over) gets the other share in transferred batches; beside
  *   it the single-threaded ChainVerifier over the same bytes (its `addRecordBytes`, as both
  *   threads use it).
- * Beside each rate, the CPU it cost per event: the whole machine's and, where this machine
- * runs the broker (deploy/local/kafka.sh's pid file), the broker's, with the part its JIT
+ * Beside each rate, the CPU it cost per event: the whole machine's, PostgreSQL's, the NATS
+ * servers', this process's (the reader; the raw producer) and, where this machine runs the broker (deploy/local/kafka.sh's pid file), the broker's, with the part its JIT
  * compiler and collector threads took (a broker started minutes ago spends most of its CPU
  * compiling: that is not the pipeline's cost, and it falls on whichever phase runs first).
  * Everything it creates is deleted afterwards.
@@ -54,6 +54,10 @@ const median = (xs: readonly number[]): number => percentile([...xs].sort((a, b)
 
 interface CpuMark {
   machine: number;
+  /** PostgreSQL's processes, the NATS servers' and this process's (the reader, the producer): where the rest of the machine's went. */
+  postgres: number;
+  nats: number;
+  bench: number;
   broker?: ReturnType<typeof jvmCpuMsOf>;
 }
 /** The local broker's pid, when deploy/local/kafka.sh runs it on this machine (else only the machine's CPU is told). */
@@ -66,11 +70,22 @@ function localBrokerPid(): number | undefined {
     return undefined;
   }
 }
-const cpuMark = (brokerPid: number | undefined): CpuMark => ({ machine: machineCpuMs(), broker: brokerPid === undefined ? undefined : jvmCpuMsOf(brokerPid) });
+const cpuMark = (brokerPid: number | undefined): CpuMark => ({
+  machine: machineCpuMs(),
+  postgres: cpuMsOfCommand('postgres'),
+  nats: cpuMsOfCommand('nats-server'),
+  bench: cpuMsOf(process.pid),
+  broker: brokerPid === undefined ? undefined : jvmCpuMsOf(brokerPid),
+});
 /** µs of CPU per event since `from`, by `<prefix>_machine…` and `<prefix>_broker…`. */
 function cpuCostOf(prefix: string, from: CpuMark, to: CpuMark, events: number): Record<string, number> {
   const us = (ms: number) => round((ms * 1000) / events, 1);
-  const out: Record<string, number> = { [`${prefix}_machine_cpu_us_per_event`]: us(to.machine - from.machine) };
+  const out: Record<string, number> = {
+    [`${prefix}_machine_cpu_us_per_event`]: us(to.machine - from.machine),
+    [`${prefix}_postgres_cpu_us_per_event`]: us(to.postgres - from.postgres),
+    [`${prefix}_nats_cpu_us_per_event`]: us(to.nats - from.nats),
+    [`${prefix}_bench_cpu_us_per_event`]: us(to.bench - from.bench),
+  };
   if (from.broker && to.broker) {
     out[`${prefix}_broker_cpu_us_per_event`] = us(to.broker.all - from.broker.all);
     out[`${prefix}_broker_jit_cpu_us_per_event`] = us(to.broker.jit - from.broker.jit);
