@@ -43,8 +43,8 @@ export type SiblingHandler = (payload: unknown) => void;
 /**
  * A process's end: `on` registers what this process does on a topic, `broadcast` runs the
  * topic's handlers here at once and, in a cluster worker, resolves once every other live
- * worker has run them too (or was given up on: the number is returned). Without a channel
- * (one process, no cluster) only here.
+ * worker has run them too (or was given up on: `missed` counts them; -1 when the primary
+ * itself did not answer in time). Without a channel (one process, no cluster) only here.
  */
 export class Siblings {
   private readonly handlers = new Map<string, SiblingHandler[]>();
@@ -72,7 +72,11 @@ export class Siblings {
     this.run(topic, payload);
     if (!this.channel) return { missed: 0 };
     const id = String(++this.sent);
-    const done = new Promise<number>((resolve) => this.waiting.set(id, resolve));
+    const done = new Promise<number>((resolve) => {
+      // the primary answers within its own bound; this one only keeps a caller from waiting on a primary gone
+      const timer = setTimeout(() => (this.waiting.delete(id), resolve(-1)), SIBLING_TIMEOUT_MS + 3_000);
+      this.waiting.set(id, (missed) => (clearTimeout(timer), resolve(missed)));
+    });
     this.channel.send({ palisade: 'sibling-broadcast', id, topic, payload });
     return { missed: await done };
   }
@@ -83,7 +87,7 @@ export class Siblings {
       try {
         handler(payload);
       } catch {
-        // handlers only drop cached copies; one that throws leaves its copy to its cache time
+        // a handler's failure is its own (the router's drop cached copies: one that threw leaves its copy to its cache time)
       }
     }
   }

@@ -1,4 +1,4 @@
-import { Siblings, type SiblingChannel } from './siblings';
+import { SIBLING_TIMEOUT_MS, Siblings, type SiblingChannel } from './siblings';
 
 /** A worker's channel whose primary is the test: what the worker sends is kept, what the primary says is delivered. */
 function channel() {
@@ -51,5 +51,22 @@ describe('Siblings', () => {
     c.deliver({ palisade: 'sibling-broadcast', topic: 't' });
     expect(seen).toEqual(['x']);
     expect(c.sent).toEqual([{ palisade: 'sibling-seen', id: '3\n7' }]);
+  });
+
+  it('in a worker: resolves with missed -1 when the primary never answers (it bounds its own wait at 2 s)', async () => {
+    jest.useFakeTimers();
+    try {
+      const siblings = new Siblings(channel().ends);
+      const broadcast = siblings.broadcast('t', 1);
+      await jest.advanceTimersByTimeAsync(SIBLING_TIMEOUT_MS + 2_999);
+      let settled: { missed: number } | undefined;
+      void broadcast.then((r) => (settled = r));
+      await Promise.resolve();
+      expect(settled).toBeUndefined();
+      await jest.advanceTimersByTimeAsync(1);
+      await expect(broadcast).resolves.toEqual({ missed: -1 });
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

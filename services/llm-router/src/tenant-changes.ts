@@ -24,7 +24,7 @@ export class TenantChanges {
 
   async changed(tenantId: string): Promise<void> {
     const { missed } = await this.siblings.broadcast(TOPIC, { tenantId });
-    // a worker that did not answer in time keeps its copy until its cache time runs out
-    if (missed > 0) this.logger.warn({ tenantId, workers: missed }, 'a change did not reach every worker in time; they see it when their cached copy runs out');
+    // a worker that did not answer in time keeps its copy until its cache time runs out (-1: the primary did not answer)
+    if (missed !== 0) this.logger.warn({ tenantId, workers: missed }, 'a change did not reach every worker in time; they see it when their cached copy runs out');
   }
 }
