@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { PalisadeError } from '@palisade/contracts';
 import { PLATFORM, siblings, type Platform } from '@palisade/service-kit';
+import { EventBroadcastSubscription } from '@palisade/nats';
 import { eventsAppendedRinger, pgPoolOf } from '@palisade/postgres';
 import { AllottingBilling } from './budgets/allotting-billing';
 import { NatsBillingAdapter } from './budgets/billing.nats';
@@ -24,7 +25,7 @@ import { loadLlmRouterConfig, type LlmRouterConfig } from './llm-router.config';
 import { CATALOG_SERVICE, COMPLETIONS_SERVICE, GUARD_POLICY_SERVICE, HELD_ANSWERS_SERVICE, ROUTER_CONFIG, type Ready } from './llm-router.tokens';
 import { ModelCallsService } from './model-calls/model-calls.service';
 import { VaultProviderKeys } from './providers/provider-keys';
-import { TenantChanges } from './tenant-changes';
+import { CONFIG_EVENT_FEEDS, TenantChanges } from './tenant-changes';
 import { Upstream } from './providers/upstream';
 import type { CountryCode } from 'libphonenumber-js';
 
@@ -36,6 +37,7 @@ interface Services {
   completions: CompletionsService;
   guardPolicies: GuardPolicyService;
   held: HeldAnswersService;
+  changes: TenantChanges;
 }
 
 /** The router's services, once the event store, the data source and NATS exist. */
@@ -95,8 +97,29 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
       settings: config,
       logger: p.logger,
     });
-    services = { catalog, completions, guardPolicies, held };
+    services = { catalog, completions, guardPolicies, held, changes };
   });
+  // a change made through another router instance: its event drops this process's copies
+  let feeds: EventBroadcastSubscription[] | undefined;
+  platform.afterConnect(async (p) => {
+    if (feeds) return;
+    // the hooks run in order: the services are built by the one above (a failure there is retried before this runs)
+    if (!services) throw new PalisadeError('unavailable', 'the router\'s services are not built yet');
+    const { changes } = services;
+    const started = CONFIG_EVENT_FEEDS.map(
+      ({ consumer, filterSubject }) =>
+        new EventBroadcastSubscription({ nc: p.nats!, service: 'llm-router', consumer, filterSubject, handler: (event) => changes.dropHere(event.tenantId), logger: p.logger }),
+    );
+    try {
+      for (const feed of started) await feed.start();
+    } catch (error) {
+      // retried as a startup step: leave no subscription behind
+      await Promise.all(started.map((feed) => feed.stop()));
+      throw error;
+    }
+    feeds = started;
+  });
+  platform.beforeClose(async () => void (await Promise.all((feeds ?? []).map((feed) => feed.stop()))));
   return () => {
     if (!services) throw new PalisadeError('unavailable', 'the service is starting');
     return services;

@@ -15,6 +15,7 @@ import { startStandIn, type StandIn } from './support/provider-standin';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require('../../../scripts/platform-runner.js');
 const PORT = 7106 + 9340;
+// a second router instance (one case): the next port
 const tenant = `w-${randomBytes(4).toString('hex')}`;
 const LOG_DIR = join(infra('PALISADE_HOME'), 'logs', 'llm-router-workers-e2e');
 
@@ -39,6 +40,7 @@ describe('llm-router workers (node:cluster behind one port)', () => {
   const log = () => readFileSync(logFile).subarray(logFrom).toString('utf8');
   const namespaceBefore = process.env.PALISADE_RPC_NAMESPACE;
   let admin: string;
+  let issuerJwks: string;
   const call = (model = 'm') => httpsCaller(PORT)('/v1/chat/completions', { token, body: { model, max_tokens: 16, messages: [{ role: 'user', content: 'hello workers' }] }, timeoutMs: 5000 });
 
   beforeAll(async () => {
@@ -48,6 +50,7 @@ describe('llm-router workers (node:cluster behind one port)', () => {
     sealing = await startSealPersonalStandIn({ transportKeys: true });
     billing = await startBillingStandIn('llm-router-workers-e2e-billing');
     const issuer = await TestTokenIssuer.create(audienceOf('llm-router'));
+    issuerJwks = issuer.jwks;
     [handle] = runner.startServices({
       services: ['llm-router'],
       logDir: LOG_DIR,
@@ -111,6 +114,28 @@ describe('llm-router workers (node:cluster behind one port)', () => {
       operator.stop();
     }
   });
+
+  it('shows a change made through another router instance within 3 s, its cache kept for a minute', async () => {
+    // a second router process on the same database (one worker): its catalog cached for a minute too
+    const [other] = runner.startServices({
+      services: ['llm-router'],
+      logDir: join(LOG_DIR, 'other'),
+      env: { HTTP_PORT: String(PORT + 1), LOG_LEVEL: 'info', AUTH_JWKS: issuerJwks, LLM_ROUTER_WORKERS: '1', LLM_ROUTER_CATALOG_CACHE_MS: '60000', PALISADE_RPC_NAMESPACE: process.env.PALISADE_RPC_NAMESPACE },
+    }) as Array<{ stop(signal?: string): Promise<unknown> }>;
+    try {
+      await runner.waitReady([other], { timeoutMs: 30_000 });
+      const callOther = (model: string) => httpsCaller(PORT + 1)('/v1/chat/completions', { token, body: { model, max_tokens: 16, messages: [{ role: 'user', content: 'hello instances' }] }, timeoutMs: 5000 });
+      // the other instance caches the catalog without m3
+      expect((await callOther('m3')).status).toBe(404);
+      expect((await httpsCaller(PORT)('/v1/router/models/m3', { token: admin, method: 'PUT', body: { providerId: 'p', upstreamModel: 'local', contextWindow: 128000, maxOutputTokens: 1024, inputMicrosPerMTok: 1000, outputMicrosPerMTok: 1000 } })).status).toBe(200);
+      const changedAt = Date.now();
+      // the model's event, relayed to JetStream and pushed to every instance, drops its copy
+      expect(await eventually(async () => ((await callOther('m3')).status === 200 ? true : undefined), 3_000, 50)).toBe(true);
+      expect(Date.now() - changedAt).toBeLessThan(3_000);
+    } finally {
+      await other.stop('SIGTERM');
+    }
+  }, 45_000);
 
   it('replaces a worker killed with SIGKILL, and calls keep being served', async () => {
     const [victim, survivor] = childrenOf(handle!.child.pid);
