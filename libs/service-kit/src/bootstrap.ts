@@ -13,7 +13,7 @@ import type { ServiceName } from '@palisade/contracts';
 import { createLogger, createMetrics, initTracing, type Logger } from '@palisade/observability';
 import { ServiceIdentity } from '@palisade/pki';
 import { migratedByPrimary, runPrimary, workerCount, type WorkersOption } from './cluster';
-import { siblings } from './siblings';
+import { READINESS_TOPIC, siblings } from './siblings';
 import { answerPrimary } from './cluster-metrics';
 import { EXIT_CONFIG, loadServiceConfig, type ServiceConfig } from './config';
 import { NatsApiKeyResolver } from './http/api-keys';
@@ -83,6 +83,9 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     ...(migratedElsewhere ? { migratedElsewhere } : {}),
     readiness: definition.readiness ?? {},
   });
+
+  // a probe of /health/ready through any worker gathers every worker's (platform.module.ts)
+  siblings().answer(READINESS_TOPIC, () => platform.readiness());
 
   const verifier = new AccessTokenVerifier({
     keys: signingKeys(config, identity),

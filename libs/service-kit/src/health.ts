@@ -1,4 +1,5 @@
 import { followerLagMs, type FollowerStatus } from '@palisade/postgres';
+import type { WorkerAnswer } from './siblings';
 
 export interface CheckResult {
   ok: boolean;
@@ -16,4 +17,37 @@ export function followerCheck(status: FollowerStatus, maxLagMs: number, now: num
   if (lag <= maxLagMs) return { ok: true };
   const behind = lag === Infinity ? 'has not caught up yet' : `last caught up ${(lag / 1000).toFixed(1)} s ago (bound ${maxLagMs / 1000} s)`;
   return { ok: false, reason: `${status.state}: ${behind}${status.lastError ? `; ${status.lastError}` : ''}` };
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+}
+
+/**
+ * A service run as workers behind one port is ready when every worker that takes
+ * connections is (a probe reaches one of them at random; so do the callers): each check
+ * is the worst of the workers', a failing one naming its worker; a worker that gave no
+ * readiness is a failing check of its own.
+ */
+export function readinessOfWorkers(answers: readonly WorkerAnswer[]): Readiness {
+  const checks: Record<string, CheckResult> = {};
+  const named = (worker: number, reason: string) => (answers.length > 1 ? `worker ${worker}: ${reason}` : reason);
+  for (const { worker, value, error } of answers) {
+    const checked = (value as Partial<Readiness> | undefined)?.checks;
+    if (error !== undefined || typeof checked !== 'object' || checked === null) {
+      checks[`worker ${worker}`] = { ok: false, reason: error ?? 'gave no readiness' };
+      continue;
+    }
+    for (const [name, check] of Object.entries(checked)) {
+      const before = checks[name];
+      if (check.ok) {
+        checks[name] = before ?? { ok: true };
+        continue;
+      }
+      const reason = named(worker, check.reason ?? 'failing');
+      checks[name] = { ok: false, reason: before && !before.ok ? `${before.reason}; ${reason}` : reason };
+    }
+  }
+  return { ready: Object.values(checks).every((c) => c.ok), checks };
 }

@@ -1,5 +1,5 @@
 import { loadServiceConfig } from './config';
-import { followerCheck } from './health';
+import { followerCheck, readinessOfWorkers } from './health';
 
 describe('followerCheck: readiness reports the lag of the relay and event tails', () => {
   const now = 1_000_000;
@@ -28,5 +28,27 @@ describe('followerCheck: readiness reports the lag of the relay and event tails'
     expect(loadServiceConfig('policy', base).EVENT_LAG_MAX_MS).toBe(5000);
     expect(loadServiceConfig('policy', { ...base, EVENT_LAG_MAX_MS: '800' }).EVENT_LAG_MAX_MS).toBe(800);
     expect(() => loadServiceConfig('policy', { ...base, EVENT_LAG_MAX_MS: 'soon' })).toThrow(/EVENT_LAG_MAX_MS/);
+  });
+});
+
+describe('readinessOfWorkers: a service run as workers is ready only when every worker is', () => {
+  const ready = { ready: true, checks: { postgres: { ok: true }, nats: { ok: true } } };
+
+  it('is one worker\'s readiness as it is, alone', () => {
+    expect(readinessOfWorkers([{ worker: 0, value: ready }])).toEqual(ready);
+    expect(readinessOfWorkers([{ worker: 0, value: { ready: false, checks: { postgres: { ok: false, reason: 'timeout' } } } }])).toEqual({ ready: false, checks: { postgres: { ok: false, reason: 'timeout' } } });
+  });
+
+  it('fails a check when any worker fails it, naming each failing worker; a worker without an answer fails on its own', () => {
+    const down = (reason: string) => ({ ready: false, checks: { postgres: { ok: false, reason }, nats: { ok: true } } });
+    expect(readinessOfWorkers([{ worker: 1, value: ready }, { worker: 2, value: down('connection refused') }])).toEqual({
+      ready: false,
+      checks: { postgres: { ok: false, reason: 'worker 2: connection refused' }, nats: { ok: true } },
+    });
+    expect(readinessOfWorkers([{ worker: 1, value: down('a') }, { worker: 2, value: down('b') }, { worker: 3, error: 'worker 3 did not answer within 2000 ms' }])).toEqual({
+      ready: false,
+      checks: { postgres: { ok: false, reason: 'worker 1: a; worker 2: b' }, nats: { ok: true }, 'worker 3': { ok: false, reason: 'worker 3 did not answer within 2000 ms' } },
+    });
+    expect(readinessOfWorkers([{ worker: 1, value: ready }, { worker: 2, value: ready }])).toEqual(ready);
   });
 });

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { Controller, Get, Global, Inject, Module, Req, Res, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD, Reflector } from '@nestjs/core';
 import type { AccessTokenVerifier } from '@palisade/auth-verifier';
@@ -9,6 +10,8 @@ import { EdgeTextGuard } from './http/edge-text';
 import { callingService, MtlsGuard, OperatorCallers, platformCaller, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 import { scrapeMetrics } from './cluster-metrics';
+import { readinessOfWorkers } from './health';
+import { READINESS_TOPIC, siblings } from './siblings';
 
 /** Injection token of the running service's Platform. */
 export const PLATFORM = Symbol('palisade.platform');
@@ -29,12 +32,13 @@ class OperationsController {
   @Get('health/ready')
   @Public()
   @ApiOperation({
-    summary: 'Readiness: 200 only when every dependency answers and no event reader is behind; the state of each check only for a client certificate of the platform (service or admin)',
+    summary: 'Readiness: 200 only when every dependency answers and no event reader is behind (run as workers: in every worker); the state of each check only for a client certificate of the platform (service or admin)',
   })
   @ApiOkResponse({ description: 'ready (with the state of each dependency for operators)' })
   @ApiServiceUnavailableResponse({ description: 'not ready; for operators, each failing check says why' })
   async ready(@Req() req: Request, @Res() res: Response) {
-    const { ready, checks } = await this.platform.readiness();
+    // run as workers: every listening worker's (a probe through the port reaches one of them at random)
+    const { ready, checks } = cluster.isWorker ? readinessOfWorkers(await siblings().gather(READINESS_TOPIC, null)) : await this.platform.readiness();
     const status = ready ? 'ready' : 'not_ready';
     res.status(ready ? 200 : 503).json(platformCaller(req) ? { status, checks } : { status });
   }

@@ -4,7 +4,7 @@ import { SIBLING_TIMEOUT_MS, Siblings, type SiblingChannel } from './siblings';
 function channel() {
   const sent: unknown[] = [];
   let listener: ((message: unknown) => void) | undefined;
-  const ends: SiblingChannel = { send: (message) => void sent.push(message), onMessage: (l) => void (listener = l) };
+  const ends: SiblingChannel = { worker: 7, send: (message) => void sent.push(message), onMessage: (l) => void (listener = l) };
   return { ends, sent, deliver: (message: unknown) => listener!(message) };
 }
 
@@ -68,5 +68,34 @@ describe('Siblings', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('gathers: alone, its own answer as worker 0; a responder that throws is an error, a topic without one too', async () => {
+    const siblings = new Siblings(undefined);
+    siblings.answer('ready', (p) => ({ asked: p }));
+    siblings.answer('broken', () => {
+      throw new Error('no database');
+    });
+    await expect(siblings.gather('ready', 1)).resolves.toEqual([{ worker: 0, value: { asked: 1 } }]);
+    await expect(siblings.gather('broken', 1)).resolves.toEqual([{ worker: 0, error: 'no database' }]);
+    await expect(siblings.gather('nobody', 1)).resolves.toEqual([{ worker: 0, error: 'no answer to nobody here' }]);
+  });
+
+  it('gathers in a worker: its own answer first, then the others as the primary passes them; answers a sibling\'s ask', async () => {
+    const c = channel();
+    const siblings = new Siblings(c.ends);
+    siblings.answer('ready', async () => ({ ready: true }));
+    const gathered = siblings.gather('ready', null);
+    await new Promise((r) => setImmediate(r));
+    expect(c.sent).toEqual([{ palisade: 'sibling-gather', id: '1', topic: 'ready', payload: null }]);
+    c.deliver({ palisade: 'sibling-gathered', id: '1', answers: [{ worker: 2, value: { ready: false } }, { worker: 3, error: 'worker 3 did not answer within 2000 ms' }] });
+    await expect(gathered).resolves.toEqual([
+      { worker: 7, value: { ready: true } },
+      { worker: 2, value: { ready: false } },
+      { worker: 3, error: 'worker 3 did not answer within 2000 ms' },
+    ]);
+    c.deliver({ palisade: 'sibling-ask', id: '2\n5', topic: 'ready', payload: null });
+    await new Promise((r) => setImmediate(r));
+    expect(c.sent[1]).toEqual({ palisade: 'sibling-answer', id: '2\n5', value: { ready: true } });
   });
 });

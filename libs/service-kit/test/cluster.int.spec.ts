@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 // service-kit's cluster primary (built: dist/cluster.js) with workers that die, refuse their
 // configuration, serve, or ignore SIGTERM (test/fixtures/cluster-primary.js). No infrastructure.
-type Line = { level: string; msg: string; worker?: number; missed?: number; ms?: number; payload?: unknown };
+type Line = { level: string; msg: string; worker?: number; missed?: number; ms?: number; payload?: unknown; answers?: unknown[] };
 function run(mode: string, signalAfterListening?: NodeJS.Signals): Promise<{ code: number | null; lines: Line[]; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -76,5 +76,26 @@ describe('cluster primary', () => {
     const answered = lines.find((l) => l.msg === 'broadcast answered');
     expect(answered).toMatchObject({ worker: 1, missed: 1 });
     expect(answered!.ms).toBeGreaterThanOrEqual(1900);
+  }, 30_000);
+
+  it('gathers every worker\'s answer through the primary, its own first', async () => {
+    const { code, lines } = await run('gather');
+    expect(code).toBe(0);
+    expect(lines.find((l) => l.msg === 'gathered')).toMatchObject({
+      worker: 1,
+      answers: [
+        { worker: 1, value: { worker: 1, payload: 'asked' } },
+        { worker: 2, value: { worker: 2, payload: 'asked' } },
+      ],
+    });
+  }, 30_000);
+
+  it('names a worker that gives no answer within 2 s', async () => {
+    const { code, lines } = await run('gather-deaf');
+    expect(code).toBe(0);
+    expect(lines.find((l) => l.msg === 'gathered')).toMatchObject({
+      worker: 1,
+      answers: [{ worker: 1, value: { worker: 1, payload: 'asked' } }, { worker: 2, error: 'worker 2 did not answer within 2000 ms' }],
+    });
   }, 30_000);
 });
