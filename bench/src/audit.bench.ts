@@ -11,7 +11,7 @@ import { AckPolicy, DeliverPolicy } from 'nats';
 import { connectNats, JetStreamEventPublisher } from '@palisade/nats';
 import { ServiceIdentity } from '@palisade/pki';
 import { createTestSchema, infra } from '@palisade/testing';
-import { cpuMsOf, cpuMsOfCommand, jvmCpuMsOf, machineCpuMs, percentile, round, summarize } from './stats';
+import { cpuMsOf, jvmCpuMsOf, percentile, round, serversCpuMs, summarize } from './stats';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runner = require(join(__dirname, '..', '..', 'scripts', 'platform-runner.js'));
@@ -71,9 +71,7 @@ function localBrokerPid(): number | undefined {
   }
 }
 const cpuMark = (brokerPid: number | undefined): CpuMark => ({
-  machine: machineCpuMs(),
-  postgres: cpuMsOfCommand('postgres'),
-  nats: cpuMsOfCommand('nats-server'),
+  ...serversCpuMs(),
   bench: cpuMsOf(process.pid),
   broker: brokerPid === undefined ? undefined : jvmCpuMsOf(brokerPid),
 });

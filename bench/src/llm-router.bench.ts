@@ -11,7 +11,7 @@ import { SEAL_PERSONAL_SUBJECT, TRANSPORT_KEYS_SUBJECT, type SealPersonalRequest
 import { Client } from 'pg';
 import { ServiceIdentity } from '@palisade/pki';
 import { infra, standInTransportKeys, startBillingStandIn, TestTokenIssuer } from '@palisade/testing';
-import { cpuMsOf, cpuMsOfCommand, machineCpuMs, processTree, round, summarize, treeCpuMsOf, treeRssMb } from './stats';
+import { cpuMsOf, processTree, round, serversCpuMs, summarize, treeCpuMsOf, treeRssMb } from './stats';
 
 // The router (guards on: PII masking, compliance routing, a budget reservation and a
 // settlement over NATS, a breaker, the model-call audit event) in front of a provider
@@ -222,10 +222,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     // and what the rest costs (this process: the client, the upstream and the NATS stand-ins; the machine: all of it, NATS and PostgreSQL too):
     // at 256 in flight the two cores are the bound, so the rate is at most 2 s of CPU over the machine's CPU per request
     const benchCpuLoad = process.cpuUsage();
-    // the shared servers' part (every PostgreSQL backend and nats-server: read on a quiet machine)
-    const machineLoad = machineCpuMs();
-    const pgLoad = cpuMsOfCommand('postgres');
-    const natsLoad = cpuMsOfCommand('nats-server');
+    // the machine's, and the shared servers' part (every PostgreSQL backend and nats-server: read on a quiet machine)
+    const serversLoad = serversCpuMs();
     const load = await concurrent(router, body, CONCURRENT, CONCURRENT_REQUESTS);
     const cpuUsLoad = ((treeCpuMsOf(pid) - cpuLoad) * 1000) / CONCURRENT_REQUESTS;
     const workerCpuUsed = workerPids.map((p, i) => cpuMsOf(p) - workerCpuLoad[i]);
@@ -233,9 +231,10 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     const busiestWorkerShare = workerPids.length > 0 ? Math.max(...workerCpuUsed) / workerCpuUsed.reduce((a, b) => a + b, 0) : 1;
     const benchUsed = process.cpuUsage(benchCpuLoad);
     const benchCpuUsLoad = (benchUsed.user + benchUsed.system) / CONCURRENT_REQUESTS;
-    const machineCpuUsLoad = ((machineCpuMs() - machineLoad) * 1000) / CONCURRENT_REQUESTS;
-    const pgCpuUsLoad = ((cpuMsOfCommand('postgres') - pgLoad) * 1000) / CONCURRENT_REQUESTS;
-    const natsCpuUsLoad = ((cpuMsOfCommand('nats-server') - natsLoad) * 1000) / CONCURRENT_REQUESTS;
+    const servers = serversCpuMs();
+    const machineCpuUsLoad = ((servers.machine - serversLoad.machine) * 1000) / CONCURRENT_REQUESTS;
+    const pgCpuUsLoad = ((servers.postgres - serversLoad.postgres) * 1000) / CONCURRENT_REQUESTS;
+    const natsCpuUsLoad = ((servers.nats - serversLoad.nats) * 1000) / CONCURRENT_REQUESTS;
     const commitsPerRequest = ((await routerDbCommits(owner)) - commitsLoad) / CONCURRENT_REQUESTS;
     // the soak: at the level of in-flight requests with the best rps, the router's memory before and after
     const probes = [{ inFlight: CONCURRENT, rps: load.rps }];

@@ -128,3 +128,8 @@ export function cpuMsOfCommand(comm: string): number {
   }
   return ms;
 }
+
+/** CPU (ms) used so far by the whole machine and by the shared servers on it (every PostgreSQL and nats-server process): a mark to take differences of over a phase. */
+export function serversCpuMs(): { machine: number; postgres: number; nats: number } {
+  return { machine: machineCpuMs(), postgres: cpuMsOfCommand('postgres'), nats: cpuMsOfCommand('nats-server') };
+}

@@ -14,7 +14,7 @@ import { createLogger, createMetrics, initTracing, type Logger } from '@palisade
 import { ServiceIdentity } from '@palisade/pki';
 import { migratedByPrimary, runPrimary, workerCount, type WorkersOption } from './cluster';
 import { READINESS_TOPIC, siblings } from './siblings';
-import { answerPrimary } from './cluster-metrics';
+import { METRICS_TOPIC } from './cluster-metrics';
 import { EXIT_CONFIG, loadServiceConfig, type ServiceConfig } from './config';
 import { NatsApiKeyResolver } from './http/api-keys';
 import { bodyParserErrors, HttpErrorFilter } from './http/error.filter';
@@ -67,8 +67,6 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
   const logger = cluster.isWorker ? serviceLogger.child({ worker: cluster.worker!.id }) : serviceLogger;
   const tracer = initTracing(definition.name, config.OTEL_TRACES_EXPORTER);
   const metrics = createMetrics(definition.name);
-  // a worker's registry is gathered by the primary for every worker's scrape (cluster-metrics.ts)
-  answerPrimary(metrics);
   const identity = await startIdentity(definition.name, config, logger);
 
   const platform = new Platform({
@@ -84,8 +82,9 @@ export async function runService(definition: ServiceDefinition, env: NodeJS.Proc
     readiness: definition.readiness ?? {},
   });
 
-  // a probe of /health/ready through any worker gathers every worker's (platform.module.ts)
+  // a probe of /health/ready or a scrape of /metrics through any worker gathers every worker's (platform.module.ts)
   siblings().answer(READINESS_TOPIC, () => platform.readiness());
+  siblings().answer(METRICS_TOPIC, () => metrics.getMetricsAsJSON());
 
   const verifier = new AccessTokenVerifier({
     keys: signingKeys(config, identity),

@@ -3,7 +3,6 @@ import { ConfigError } from '@palisade/config';
 import type { Logger } from '@palisade/observability';
 import { EXIT_CONFIG } from './config';
 import { relayBetweenWorkers } from './siblings';
-import { gatherMetricsForWorkers } from './cluster-metrics';
 
 /** A service that may run as several worker processes behind its one port (node:cluster). */
 export interface WorkersOption {
@@ -63,8 +62,8 @@ function aliveWorkers(): Worker[] {
  * The cluster's primary: forks the workers at once (each connects once told the database
  * is migrated, and listens once connected), runs the migrations once and tells every worker, restarts a worker
  * that dies (backoff: 100 ms doubling per exit in the last minute, at most 10 s), gives
- * up when workers keep dying before they listen, passes the workers' broadcasts on
- * (siblings.ts), gathers their metrics for a scrape (cluster-metrics.ts), and on SIGTERM/SIGINT passes SIGTERM
+ * up when workers keep dying before they listen, relays what workers broadcast to and
+ * gather from each other (siblings.ts), and on SIGTERM/SIGINT passes SIGTERM
  * on and waits (bounded) for every worker's graceful stop.
  */
 export function runPrimary(options: PrimaryOptions): void {
@@ -133,10 +132,8 @@ export function runPrimary(options: PrimaryOptions): void {
     setTimeout(fork, delayMs);
   });
 
-  // what a worker broadcasts (siblings.ts) reaches the others that listen
+  // what a worker broadcasts or gathers (siblings.ts: changes, readiness, metrics) reaches the others that listen
   relayBetweenWorkers(() => aliveWorkers().filter((w) => listening.has(w)));
-  // a worker's scrape of /metrics gets every worker's, summed
-  gatherMetricsForWorkers();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop(0));
   logger.info({ workers: options.workers }, 'starting workers');
   for (let i = 0; i < options.workers; i++) fork();

@@ -81,13 +81,14 @@ export type SiblingResponder = (payload: unknown) => unknown;
  * A process's end: `on` registers what this process does on a topic, `broadcast` runs the
  * topic's handlers here at once and, in a cluster worker, resolves once every other live
  * worker has run them too (or was given up on: `missed` counts them; -1 when the primary
- * itself did not answer in time). Without a channel (one process, no cluster) only here.
+ * itself did not answer in time). `answer` and `gather` are the same with a value from each.
+ * Without a channel (one process, no cluster) only here.
  */
 export class Siblings {
   private readonly handlers = new Map<string, SiblingHandler[]>();
-  private readonly waiting = new Map<string, (missed: number) => void>();
   private readonly responders = new Map<string, SiblingResponder>();
-  private readonly gathering = new Map<string, (answers: WorkerAnswer[]) => void>();
+  /** Requests sent to the primary, by id: each waits for its one reply. */
+  private readonly waiting = new Map<string, (reply: Done | Gathered) => void>();
   private sent = 0;
 
   constructor(private readonly channel: SiblingChannel | undefined) {
@@ -96,21 +97,29 @@ export class Siblings {
       if (isMessage<Broadcast>(message, 'sibling-broadcast')) {
         this.run(message.topic, message.payload);
         channel.send({ palisade: 'sibling-seen', id: message.id });
-      } else if (isMessage<Done>(message, 'sibling-done')) {
-        this.waiting.get(message.id)?.(message.missed);
-        this.waiting.delete(message.id);
       } else if (isMessage<Ask>(message, 'sibling-ask')) {
         void this.respond(message.topic, message.payload).then((answer) => channel.send({ palisade: 'sibling-answer', id: message.id, ...answer }));
-      } else if (isMessage<Gathered>(message, 'sibling-gathered')) {
-        this.gathering.get(message.id)?.(message.answers);
-        this.gathering.delete(message.id);
+      } else if (isMessage<Done>(message, 'sibling-done') || isMessage<Gathered>(message, 'sibling-gathered')) {
+        this.waiting.get(message.id)?.(message);
+        this.waiting.delete(message.id);
       }
     });
+  }
+
+  on(topic: string, handler: SiblingHandler): void {
+    this.handlers.set(topic, [...(this.handlers.get(topic) ?? []), handler]);
   }
 
   /** What this process answers when a worker gathers `topic` (one responder a topic). */
   answer(topic: string, responder: SiblingResponder): void {
     this.responders.set(topic, responder);
+  }
+
+  async broadcast(topic: string, payload: unknown): Promise<{ missed: number }> {
+    this.run(topic, payload);
+    if (!this.channel) return { missed: 0 };
+    const reply = await this.request((id) => ({ palisade: 'sibling-broadcast', id, topic, payload }));
+    return { missed: reply?.palisade === 'sibling-done' ? reply.missed : -1 };
   }
 
   /**
@@ -121,40 +130,18 @@ export class Siblings {
   async gather(topic: string, payload: unknown): Promise<WorkerAnswer[]> {
     const own = { worker: this.channel?.worker ?? 0, ...(await this.respond(topic, payload)) };
     if (!this.channel) return [own];
+    const reply = await this.request((id) => ({ palisade: 'sibling-gather', id, topic, payload }));
+    return [own, ...(reply?.palisade === 'sibling-gathered' ? reply.answers : [])];
+  }
+
+  /** One request to the primary and its reply; undefined when none came (the primary answers within its own bound: this only keeps a caller from waiting on a primary gone). */
+  private request(message: (id: string) => Broadcast | Gather): Promise<Done | Gathered | undefined> {
     const id = String(++this.sent);
-    const others = new Promise<WorkerAnswer[]>((resolve) => {
-      const timer = setTimeout(() => (this.gathering.delete(id), resolve([])), SIBLING_TIMEOUT_MS + 3_000);
-      this.gathering.set(id, (answers) => (clearTimeout(timer), resolve(answers)));
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => (this.waiting.delete(id), resolve(undefined)), SIBLING_TIMEOUT_MS + 3_000);
+      this.waiting.set(id, (reply) => (clearTimeout(timer), resolve(reply)));
+      this.channel!.send(message(id));
     });
-    this.channel.send({ palisade: 'sibling-gather', id, topic, payload });
-    return [own, ...(await others)];
-  }
-
-  private async respond(topic: string, payload: unknown): Promise<{ value?: unknown; error?: string }> {
-    const responder = this.responders.get(topic);
-    if (!responder) return { error: `no answer to ${topic} here` };
-    try {
-      return { value: await responder(payload) };
-    } catch (error) {
-      return { error: (error as Error).message };
-    }
-  }
-
-  on(topic: string, handler: SiblingHandler): void {
-    this.handlers.set(topic, [...(this.handlers.get(topic) ?? []), handler]);
-  }
-
-  async broadcast(topic: string, payload: unknown): Promise<{ missed: number }> {
-    this.run(topic, payload);
-    if (!this.channel) return { missed: 0 };
-    const id = String(++this.sent);
-    const done = new Promise<number>((resolve) => {
-      // the primary answers within its own bound; this one only keeps a caller from waiting on a primary gone
-      const timer = setTimeout(() => (this.waiting.delete(id), resolve(-1)), SIBLING_TIMEOUT_MS + 3_000);
-      this.waiting.set(id, (missed) => (clearTimeout(timer), resolve(missed)));
-    });
-    this.channel.send({ palisade: 'sibling-broadcast', id, topic, payload });
-    return { missed: await done };
   }
 
   private run(topic: string, payload: unknown): void {
@@ -165,6 +152,16 @@ export class Siblings {
       } catch {
         // a handler's failure is its own (the router's drop cached copies: one that threw leaves its copy to its cache time)
       }
+    }
+  }
+
+  private async respond(topic: string, payload: unknown): Promise<{ value?: unknown; error?: string }> {
+    const responder = this.responders.get(topic);
+    if (!responder) return { error: `no answer to ${topic} here` };
+    try {
+      return { value: await responder(payload) };
+    } catch (error) {
+      return { error: (error as Error).message };
     }
   }
 }
@@ -186,63 +183,45 @@ export function siblings(): Siblings {
 }
 
 /**
- * The primary's part (runPrimary): what a worker broadcasts is passed to the other
- * `workers()` (those that listen: one still starting has served nothing, so holds no copy
- * made before the change), and the sender told once they ran it, or died, or the time is up;
- * what a worker gathers is asked of the same workers, and their answers passed back.
+ * The primary's part (runPrimary): what a worker broadcasts or gathers is passed to the
+ * other `workers()` (those that listen: one still starting has served nothing, so holds no
+ * copy made before a change), and the sender given their replies once all are in, or the
+ * time is up (a broadcast: how many were silent; a gather: their answers, the silent ones
+ * named). A worker that dies is not waited for.
  */
 export function relayBetweenWorkers(workers: () => Worker[], timeoutMs = SIBLING_TIMEOUT_MS): void {
-  const pending = new Map<string, { from: Worker; id: string; left: Set<number>; timer: NodeJS.Timeout }>();
-  const settle = (key: string) => {
-    const p = pending.get(key);
-    if (!p) return;
-    pending.delete(key);
-    clearTimeout(p.timer);
-    if (p.from.isConnected()) p.from.send({ palisade: 'sibling-done', id: p.id, missed: p.left.size } satisfies Done);
-  };
-  cluster.on('message', (worker: Worker, message: unknown) => {
-    if (isMessage<Seen>(message, 'sibling-seen')) {
-      const p = pending.get(message.id);
-      if (p?.left.delete(worker.id) && p.left.size === 0) settle(message.id);
-      return;
-    }
-    if (!isMessage<Broadcast>(message, 'sibling-broadcast') || typeof message.topic !== 'string') return;
-    const others = workers().filter((w) => w.id !== worker.id && w.isConnected());
-    // keyed by sender and its id: two workers' ids may be equal; forwarded under the key, so `seen` names it
-    const key = `${worker.id}\n${message.id}`;
-    pending.set(key, { from: worker, id: message.id, left: new Set(others.map((w) => w.id)), timer: setTimeout(() => settle(key), timeoutMs) });
-    for (const w of others) w.send({ palisade: 'sibling-broadcast', id: key, topic: message.topic, payload: message.payload } satisfies Broadcast);
-    if (others.length === 0) settle(key);
-  });
-  // gather: each other listening worker's answer passed back to the asker, a silent one named
-  const asked = new Map<string, { from: Worker; id: string; left: Set<number>; answers: WorkerAnswer[]; timer: NodeJS.Timeout }>();
+  // keyed by sender and its id (two workers' ids may be equal); forwarded under the key, so a reply names it
+  const rounds = new Map<string, { from: Worker; id: string; gather: boolean; left: Set<number>; answers: WorkerAnswer[]; timer: NodeJS.Timeout }>();
   const finish = (key: string) => {
-    const g = asked.get(key);
-    if (!g) return;
-    asked.delete(key);
-    clearTimeout(g.timer);
-    for (const worker of g.left) g.answers.push({ worker, error: `worker ${worker} did not answer within ${timeoutMs} ms` });
-    if (g.from.isConnected()) g.from.send({ palisade: 'sibling-gathered', id: g.id, answers: g.answers } satisfies Gathered);
+    const round = rounds.get(key);
+    if (!round) return;
+    rounds.delete(key);
+    clearTimeout(round.timer);
+    if (!round.from.isConnected()) return;
+    if (!round.gather) return round.from.send({ palisade: 'sibling-done', id: round.id, missed: round.left.size } satisfies Done);
+    for (const worker of round.left) round.answers.push({ worker, error: `worker ${worker} did not answer within ${timeoutMs} ms` });
+    round.from.send({ palisade: 'sibling-gathered', id: round.id, answers: round.answers } satisfies Gathered);
   };
-  const answered = (key: string, worker: number, answer: { value?: unknown; error?: string }) => {
-    const g = asked.get(key);
-    if (!g?.left.delete(worker)) return;
-    g.answers.push({ worker, ...answer });
-    if (g.left.size === 0) finish(key);
+  const replied = (key: string, worker: number, answer?: { value?: unknown; error?: string }) => {
+    const round = rounds.get(key);
+    if (!round?.left.delete(worker)) return;
+    if (answer) round.answers.push({ worker, ...answer });
+    if (round.left.size === 0) finish(key);
+  };
+  const start = (from: Worker, { id, topic, payload }: Broadcast | Gather, gather: boolean) => {
+    const others = workers().filter((w) => w.id !== from.id && w.isConnected());
+    const key = `${from.id}\n${id}`;
+    rounds.set(key, { from, id, gather, left: new Set(others.map((w) => w.id)), answers: [], timer: setTimeout(() => finish(key), timeoutMs) });
+    for (const w of others) w.send(gather ? ({ palisade: 'sibling-ask', id: key, topic, payload } satisfies Ask) : ({ palisade: 'sibling-broadcast', id: key, topic, payload } satisfies Broadcast));
+    if (others.length === 0) finish(key);
   };
   cluster.on('message', (worker: Worker, message: unknown) => {
-    if (isMessage<Answer>(message, 'sibling-answer')) return answered(message.id, worker.id, { value: message.value, ...(message.error === undefined ? {} : { error: message.error }) });
-    if (!isMessage<Gather>(message, 'sibling-gather') || typeof message.topic !== 'string') return;
-    const others = workers().filter((w) => w.id !== worker.id && w.isConnected());
-    const key = `${worker.id}\n${message.id}`;
-    asked.set(key, { from: worker, id: message.id, left: new Set(others.map((w) => w.id)), answers: [], timer: setTimeout(() => finish(key), timeoutMs) });
-    for (const w of others) w.send({ palisade: 'sibling-ask', id: key, topic: message.topic, payload: message.payload } satisfies Ask);
-    if (others.length === 0) finish(key);
+    if (isMessage<Seen>(message, 'sibling-seen')) replied(message.id, worker.id);
+    else if (isMessage<Answer>(message, 'sibling-answer')) replied(message.id, worker.id, { value: message.value, ...(message.error === undefined ? {} : { error: message.error }) });
+    else if (isMessage<Broadcast>(message, 'sibling-broadcast') && typeof message.topic === 'string') start(worker, message, false);
+    else if (isMessage<Gather>(message, 'sibling-gather') && typeof message.topic === 'string') start(worker, message, true);
   });
-
-  // a worker that dies is not waited for
   cluster.on('exit', (worker: Worker) => {
-    for (const [key, p] of pending) if (p.left.delete(worker.id) && p.left.size === 0) settle(key);
-    for (const [key, g] of asked) if (g.left.has(worker.id)) answered(key, worker.id, { error: `worker ${worker.id} exited` });
+    for (const [key, round] of rounds) if (round.left.has(worker.id)) replied(key, worker.id, round.gather ? { error: `worker ${worker.id} exited` } : undefined);
   });
 }
