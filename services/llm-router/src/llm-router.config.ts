@@ -42,6 +42,8 @@ export interface LlmRouterConfig {
   allotmentTtlMs: number;
   /** An allotment with nothing in flight that served nothing for this long is returned: LLM_ROUTER_ALLOTMENT_IDLE_MS. */
   allotmentIdleMs: number;
+  /** The next allotment is asked ahead once a request leaves the current one room for fewer than this many of its worst case (0: when one does not fit): LLM_ROUTER_ALLOTMENT_REFILL_BELOW. */
+  allotmentRefillBelow: number;
 }
 
 /** Validated at start, naming the bad variable. */
@@ -68,6 +70,8 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
       LLM_ROUTER_ALLOTMENT_MULTIPLE: env.int(8, 0, 64),
       LLM_ROUTER_ALLOTMENT_TTL_MS: env.int(30_000, 3000, 600_000),
       LLM_ROUTER_ALLOTMENT_IDLE_MS: env.int(1000, 10, 60_000),
+      // one request in ~30 (one at a time) waited for the next allotment's round trip: asked ahead instead
+      LLM_ROUTER_ALLOTMENT_REFILL_BELOW: env.int(2, 0, 64),
     },
     source,
   );
@@ -89,5 +93,6 @@ export function loadLlmRouterConfig(source: NodeJS.ProcessEnv = process.env): Ll
     allotmentMultiple: c.LLM_ROUTER_ALLOTMENT_MULTIPLE,
     allotmentTtlMs: c.LLM_ROUTER_ALLOTMENT_TTL_MS,
     allotmentIdleMs: c.LLM_ROUTER_ALLOTMENT_IDLE_MS,
+    allotmentRefillBelow: c.LLM_ROUTER_ALLOTMENT_REFILL_BELOW,
   };
 }

@@ -12,8 +12,10 @@ describe('loadLlmRouterConfig: the batching of off-path work', () => {
     expect(() => loadLlmRouterConfig({ LLM_ROUTER_EVENTS_RING_GAP_MS: '0' })).toThrow(ConfigError);
   });
 
-  it('budget allotments: 8 × the worst case, 30 s beyond the deadline, returned after 1 s idle; 0 turns them off; out of range is refused by name', () => {
-    expect(loadLlmRouterConfig({})).toMatchObject({ allotmentMultiple: 8, allotmentTtlMs: 30_000, allotmentIdleMs: 1000 });
+  it('budget allotments: 8 × the worst case, 30 s beyond the deadline, returned after 1 s idle, the next asked below room for 2; 0 turns them off; out of range is refused by name', () => {
+    expect(loadLlmRouterConfig({})).toMatchObject({ allotmentMultiple: 8, allotmentTtlMs: 30_000, allotmentIdleMs: 1000, allotmentRefillBelow: 2 });
+    expect(loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_REFILL_BELOW: '0' })).toMatchObject({ allotmentRefillBelow: 0 });
+    expect(() => loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_REFILL_BELOW: '-1' })).toThrow(/LLM_ROUTER_ALLOTMENT_REFILL_BELOW/);
     expect(loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_MULTIPLE: '0' })).toMatchObject({ allotmentMultiple: 0 });
     expect(() => loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_TTL_MS: '1000' })).toThrow(/LLM_ROUTER_ALLOTMENT_TTL_MS/);
     expect(() => loadLlmRouterConfig({ LLM_ROUTER_ALLOTMENT_MULTIPLE: '100' })).toThrow(/LLM_ROUTER_ALLOTMENT_MULTIPLE/);

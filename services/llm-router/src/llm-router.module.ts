@@ -65,6 +65,7 @@ function servicesFor(platform: Platform, config: LlmRouterConfig): Ready<Service
             multiple: config.allotmentMultiple,
             ttlMs: config.allotmentTtlMs,
             idleMs: config.allotmentIdleMs,
+            refillBelow: config.allotmentRefillBelow,
             onReturnFailed: (allotmentId, error) => p.logger.warn({ allotmentId, code: (error as PalisadeError).code }, 'allotment not returned: billing releases it at its TTL'),
           }).start()
         : settling;

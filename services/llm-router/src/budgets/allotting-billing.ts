@@ -12,6 +12,13 @@ export interface AllottingBillingOptions {
   ttlMs: number;
   /** An allotment with nothing in flight that served nothing for this long is returned (its remainder released). */
   idleMs: number;
+  /**
+   * A scope's next allotment is asked ahead, while its current one still serves, once a request served
+   * leaves it room for fewer than this many of that request's worst case (0, the default: only when a
+   * request does not fit), so that in steady use no request waits for billing. Only behind an allotment
+   * granted whole: near a limit billing grants less, and nothing is asked ahead there.
+   */
+  refillBelow?: number;
   now?: () => number;
   newId?: () => string;
   /** Told when returning an allotment failed (billing expires it at its TTL). */
@@ -47,6 +54,10 @@ interface Allotment {
   /** Serves no more requests; returned once nothing is in flight. */
   retired: boolean;
   returned: boolean;
+  /** Granted as much as asked (billing was not near a limit). */
+  whole: boolean;
+  /** Its successor was asked ahead. */
+  refilled: boolean;
 }
 
 type Served = { allotment: Allotment; worst: number };
@@ -69,6 +80,9 @@ type Asked = { result: AllotResult; minAmountMicros: number };
  * the asker's; the others ask again. Billing unreachable: the error (503) for all of them. After
  * `MAX_ROUNDS` a request reserves on its own, as without allotments (near the limit billing grants only
  * the asking request's worst case, so allotments stay one request each there).
+ *
+ * With `refillBelow`, the next allotment is asked ahead while the current one still has room for a few
+ * requests, so that in steady use no request waits for it.
  *
  * An allotment serves no request whose deadline is not a third of `ttlMs` before its expiry, and is retired
  * then, when it has no room for a request, or when idle for `idleMs`; once its requests have settled it is
@@ -99,12 +113,16 @@ export class AllottingBilling implements BillingPort {
   async reserve(r: ReserveRequest): Promise<ReserveResult> {
     const scope = scopeOf(r);
     const a = this.current.get(scope);
+    const deadline = Date.parse(r.expiresAt);
     // the fast path: served from the scope's allotment, no hop
-    if (a && this.take(a, r, Date.parse(r.expiresAt))) return this.heldFrom(r);
+    if (a && this.take(a, r, deadline)) {
+      this.refillAhead(a, r, deadline);
+      return this.heldFrom(r);
+    }
     this.hungry.set(scope, (this.hungry.get(scope) ?? 0) + 1);
     const hunger: Hunger = { scope, fed: false };
     try {
-      const result = await this.reserveWaiting(r, hunger);
+      const result = await this.reserveWaiting(r, deadline, hunger);
       return result.status === 'held' ? this.heldFrom(r) : result;
     } finally {
       this.feed(hunger);
@@ -126,10 +144,25 @@ export class AllottingBilling implements BillingPort {
     else this.hungry.delete(hunger.scope);
   }
 
+  /**
+   * Asks `a`'s successor in the background when `r`, just served from it, left it room for fewer than
+   * `refillBelow` of its worst case. Requests that find no room meanwhile wait for it as for any ask (its
+   * refusal or failure is theirs); requests that fit are served from `a` until the successor replaces it.
+   */
+  private refillAhead(a: Allotment, r: ReserveRequest, deadline: number): void {
+    const below = this.options.refillBelow ?? 0;
+    if (below <= 0 || !a.whole || a.refilled || this.closed || this.asking.has(a.scope)) return;
+    if (a.granted - a.committed >= below * r.amountMicros) return;
+    a.refilled = true;
+    const asked = this.ask({ scope: a.scope, fed: true }, r, deadline, false);
+    this.asking.set(a.scope, asked);
+    // no request of its own waits for it: a failure is only its waiters' (and billing was given the id back)
+    asked.finally(() => this.asking.delete(a.scope)).catch(() => undefined);
+  }
+
   /** A request no allotment of its scope has room for: waits for the one asked, or asks one itself. */
-  private async reserveWaiting(r: ReserveRequest, hunger: Hunger): Promise<ReserveResult> {
+  private async reserveWaiting(r: ReserveRequest, deadline: number, hunger: Hunger): Promise<ReserveResult> {
     const { scope } = hunger;
-    const deadline = Date.parse(r.expiresAt);
     for (let round = 0; round < MAX_ROUNDS && !this.closed; round++) {
       const a = this.current.get(scope);
       if (a) {
@@ -244,8 +277,11 @@ export class AllottingBilling implements BillingPort {
     return true;
   }
 
-  /** Asks billing for an allotment for `r`'s scope; when granted, serves `r` from it first (it covers `r` by construction) and makes it the scope's. */
-  private async ask(hunger: Hunger, r: ReserveRequest, deadline: number): Promise<Asked> {
+  /**
+   * Asks billing for an allotment for `r`'s scope; when granted, makes it the scope's and (unless asked
+   * ahead, `serve` false: `r` was served already) serves `r` from it first (it covers `r` by construction).
+   */
+  private async ask(hunger: Hunger, r: ReserveRequest, deadline: number, serve = true): Promise<Asked> {
     const { scope } = hunger;
     // the multiple, or as many worst cases as requests of the scope wait for an allotment (at most DEMAND_CAP × the multiple)
     const demand = Math.min(this.hungry.get(scope) ?? 1, DEMAND_CAP * this.options.multiple);
@@ -282,12 +318,14 @@ export class AllottingBilling implements BillingPort {
         lastServed: this.now(),
         retired: false,
         returned: false,
+        whole: result.amountMicros >= asked,
+        refilled: false,
       };
       this.live.add(a);
       const before = this.current.get(scope);
       if (before) this.retire(before);
       this.current.set(scope, a);
-      if (!this.take(a, r, deadline, hunger)) {
+      if (serve && !this.take(a, r, deadline, hunger)) {
         // cannot happen (granted ≥ its worst case, its deadline within the serving time): never serve it unbudgeted
         this.retire(a);
         throw new Error('an allotment granted for a request did not cover it');

@@ -84,7 +84,7 @@ class Ledger implements AllotmentPort {
 const T0 = Date.parse('2026-12-05T22:00:00.000Z');
 const DEADLINE_MS = 20_000;
 
-function setup(limit = 100_000, options: Partial<{ multiple: number; ttlMs: number; idleMs: number }> = {}) {
+function setup(limit = 100_000, options: Partial<{ multiple: number; ttlMs: number; idleMs: number; refillBelow: number }> = {}) {
   const ledger = new Ledger(limit);
   let clock = T0;
   let n = 0;
@@ -315,5 +315,63 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     expect(close).toHaveBeenCalled();
     await billing.reserve(request('b'));
     expect(ledger.of('reserve')).toEqual([{ method: 'reserve', id: 'b', amount: 100 }]);
+  });
+
+  it('asks the next allotment ahead once a request leaves room for fewer than refillBelow worst cases: the requests after it do not wait for billing', async () => {
+    const { ledger, billing, request, settle } = setup(100_000, { refillBelow: 2 });
+    // one at a time, each settled at a quarter of its worst case: al-1 (800) serves 21 before a request leaves it less than 200
+    for (let i = 0; i < 21; i++) {
+      await billing.reserve(request(`r${i}`));
+      await settle(`r${i}`, 25);
+    }
+    expect(ledger.of('allot').map((c) => c.id)).toEqual(['al-1']);
+    // billing slow from here: the refill waits, the requests that fit do not
+    ledger.gate = [];
+    await expect(billing.reserve(request('r21'))).resolves.toEqual({ status: 'held', allotmentId: 'al-1' });
+    expect(ledger.of('allot').map((c) => c.id)).toEqual(['al-1', 'al-2']);
+    const settled = settle('r21', 25);
+    await expect(billing.reserve(request('r22'))).resolves.toEqual({ status: 'held', allotmentId: 'al-1' });
+    // one refill at a time
+    expect(ledger.of('allot')).toHaveLength(2);
+    ledger.open();
+    await settled;
+    await settle('r22', 25);
+    await new Promise((r) => setImmediate(r));
+    // the successor serves from here, and al-1 (nothing in flight) is returned: billing posted what it served
+    await expect(billing.reserve(request('r23'))).resolves.toEqual({ status: 'held', allotmentId: 'al-2' });
+    await new Promise((r) => setImmediate(r));
+    expect(ledger.of('release')).toEqual([{ method: 'release', id: 'al-1' }]);
+    expect(ledger.allotments.get('al-1')).toEqual({ granted: 800, drawn: 575, released: true });
+    expect(ledger.pending).toBe(800); // al-2 alone
+    expect(ledger.of('reserve')).toEqual([]);
+  });
+
+  it('asks nothing ahead behind an allotment granted less than asked (near the limit)', async () => {
+    const { ledger, billing, request, settle } = setup(500, { refillBelow: 2 });
+    for (let i = 0; i < 3; i++) {
+      await billing.reserve(request(`r${i}`));
+      await settle(`r${i}`, 25);
+    }
+    // granted 100 of the 800 asked: each request then needs an allotment of its own when it comes
+    expect(ledger.of('allot').map((c) => c.amount)).toEqual([800, 800, 800]);
+    expect(ledger.allotments.get('al-1')?.granted).toBe(100);
+  });
+
+  it('a refill refused or failed leaves the current allotment serving what fits; a request that does not fit asks again', async () => {
+    const { ledger, billing, request, settle } = setup(100_000, { refillBelow: 7 });
+    await billing.reserve(request('a'));
+    await settle('a', 100);
+    ledger.unavailable = true;
+    // room 700 - 100 < 7 × 100: asked ahead, and billing cannot be reached
+    await expect(billing.reserve(request('b'))).resolves.toEqual({ status: 'held', allotmentId: 'al-1' });
+    await new Promise((r) => setImmediate(r));
+    expect(ledger.of('allot').map((c) => c.id)).toEqual(['al-1', 'al-2']);
+    expect(ledger.of('release')).toEqual([{ method: 'release', id: 'al-2' }]);
+    // al-1 serves on (asked ahead once), and the request that does not fit asks, fails closed
+    for (const id of ['c', 'd', 'e', 'f', 'g', 'h']) await expect(billing.reserve(request(id))).resolves.toEqual({ status: 'held', allotmentId: 'al-1' });
+    expect(ledger.of('allot')).toHaveLength(2);
+    await expect(billing.reserve(request('x'))).rejects.toMatchObject({ code: 'unavailable' });
+    ledger.unavailable = false;
+    await expect(billing.reserve(request('i'))).resolves.toEqual({ status: 'held', allotmentId: 'al-4' });
   });
 });
