@@ -325,6 +325,8 @@ export class AllottingBilling implements BillingPort {
       const before = this.current.get(scope);
       if (before) this.retire(before);
       this.current.set(scope, a);
+      // asked ahead and granted after a shutdown began: given back at once
+      if (!serve && this.closed) this.retire(a);
       if (serve && !this.take(a, r, deadline, hunger)) {
         // cannot happen (granted ≥ its worst case, its deadline within the serving time): never serve it unbudgeted
         this.retire(a);

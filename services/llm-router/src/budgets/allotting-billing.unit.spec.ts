@@ -374,4 +374,21 @@ describe('AllottingBilling: reservations served from allotments in memory', () =
     ledger.unavailable = false;
     await expect(billing.reserve(request('i'))).resolves.toEqual({ status: 'held', allotmentId: 'al-4' });
   });
+
+  it('an allotment asked ahead and granted after close began is given back at once', async () => {
+    const { ledger, billing, request } = setup(100_000, { refillBelow: 7 });
+    await billing.reserve(request('a'));
+    ledger.gate = [];
+    // room 600 < 7 × 100: al-2 asked ahead, and billing answers it only after close began
+    await billing.reserve(request('b'));
+    expect(ledger.of('allot').map((c) => c.id)).toEqual(['al-1', 'al-2']);
+    for (const id of ['a', 'b']) await billing.release({ tenantId: 'acme', requestId: id });
+    const closed = billing.close();
+    ledger.open();
+    await closed;
+    await new Promise((r) => setImmediate(r));
+    expect(ledger.of('release').map((c) => c.id).sort()).toEqual(['al-1', 'al-2']);
+    expect(ledger.pending).toBe(0);
+    expect(billing.allotments()).toEqual([]);
+  });
 });
