@@ -25,7 +25,13 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   const requests: ExecRequest[] = [];
   /** The sandbox of each request, in the order the requests reached a runtime. */
   const sandboxOf: string[] = [];
+  /**
+   * By request (the order the requests reached a runtime), once its program runs: two
+   * executions admitted at once may start in the other order (indexed by start, A's
+   * finisher once ended B's program and the test waited for A's forever).
+   */
   const finishers: Array<(cpuSeconds: number) => void> = [];
+  let started = 0;
   const settle = () => new Promise((r) => setTimeout(r, 5));
   /**
    * Until `count` programs have reached a runtime. An execution that fails before it gets
@@ -36,7 +42,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
   async function untilRunning(count: number, ...executions: Array<Promise<unknown>>): Promise<void> {
     const failed = Promise.race(executions.map((e) => e.then(() => new Promise<never>(() => undefined))));
     failed.catch(() => undefined);
-    while (finishers.length < count) await Promise.race([settle(), failed]);
+    while (started < count) await Promise.race([settle(), failed]);
   }
 
   /** An instance of the orchestrator: its own repository and runtime stand-in (each program held until `finish`), the shared database. */
@@ -45,9 +51,15 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
       check: async () => undefined,
       create: async () => undefined,
       exec: (sandboxId: string, _executionId: string, request: ExecRequest) => {
-        requests.push(request);
+        const index = requests.push(request) - 1;
         sandboxOf.push(sandboxId);
-        const result = Promise.resolve(request.startWhen).then(() => new Promise<ReturnType<typeof outcome>>((resolve) => finishers.push((cpuSeconds) => resolve(outcome({ cpuSeconds, memoryGbSeconds: 0, wallSeconds: 1 })))));
+        const result = Promise.resolve(request.startWhen).then(
+          () =>
+            new Promise<ReturnType<typeof outcome>>((resolve) => {
+              finishers[index] = (cpuSeconds) => resolve(outcome({ cpuSeconds, memoryGbSeconds: 0, wallSeconds: 1 }));
+              started++;
+            }),
+        );
         return { result, kill: () => undefined };
       },
       stop: async () => undefined,
@@ -150,7 +162,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     const running = instance('shared', quota);
     await running.recover();
     const sandbox = await running.create(bob, SESSION, 'small');
-    const before = finishers.length;
+    const before = requests.length;
     // 'small' is half a core: 8 s of timeout is the whole quota of 4
     const spin = running.exec(bob, sandbox.id, { command: ['/bin/spin'], timeoutMs: 8000 });
     await untilRunning(before + 1, spin);
@@ -173,7 +185,7 @@ describe('SandboxesService: the CPU-seconds quota across instances (PostgreSQL)'
     const dave: Caller = { principal: { type: 'user', id: 'dave', tenantId: 'skewed' } as Principal, token: 'dave.token' };
     const behind = instance('inst-skew', () => 4, () => new Date(Date.now() - 10 * 60_000));
     const sandbox = await behind.create(dave, SESSION, 'small');
-    const before = finishers.length;
+    const before = requests.length;
     const spin = behind.exec(dave, sandbox.id, { command: ['/bin/spin'], timeoutMs: 8000 });
     await untilRunning(before + 1, spin);
     const [row]: Array<{ ttl: number }> = await db.dataSource.query(`SELECT extract(epoch FROM expires_at - now()) AS ttl FROM sandbox_cpu_grants WHERE tenant_id = 'skewed'`);
