@@ -1,5 +1,9 @@
+import cluster from 'node:cluster';
 import { followerLagMs, type FollowerStatus } from '@palisade/postgres';
-import type { WorkerAnswer } from './siblings';
+import { siblings, type WorkerAnswer } from './siblings';
+
+/** What a worker answers when a sibling gathers the service's readiness (bootstrap registers it: its Platform's). */
+export const READINESS_TOPIC = 'palisade:readiness';
 
 export interface CheckResult {
   ok: boolean;
@@ -22,6 +26,15 @@ export function followerCheck(status: FollowerStatus, maxLagMs: number, now: num
 export interface Readiness {
   ready: boolean;
   checks: Record<string, CheckResult>;
+}
+
+/**
+ * The readiness a probe gets: this process's (`own`), or in a cluster worker the whole
+ * service's, every listening worker's gathered through the primary (a probe through the
+ * port reaches one of them at random).
+ */
+export async function serviceReadiness(own: () => Promise<Readiness>): Promise<Readiness> {
+  return cluster.isWorker ? readinessOfWorkers(await siblings().gather(READINESS_TOPIC, null)) : own();
 }
 
 /**

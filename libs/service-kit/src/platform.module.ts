@@ -1,4 +1,3 @@
-import cluster from 'node:cluster';
 import { Controller, Get, Global, Inject, Module, Req, Res, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD, Reflector } from '@nestjs/core';
 import type { AccessTokenVerifier } from '@palisade/auth-verifier';
@@ -10,8 +9,7 @@ import { EdgeTextGuard } from './http/edge-text';
 import { callingService, MtlsGuard, OperatorCallers, platformCaller, ServiceCallers } from './http/mtls.guard';
 import type { Platform } from './platform';
 import { scrapeMetrics } from './cluster-metrics';
-import { readinessOfWorkers } from './health';
-import { READINESS_TOPIC, siblings } from './siblings';
+import { serviceReadiness } from './health';
 
 /** Injection token of the running service's Platform. */
 export const PLATFORM = Symbol('palisade.platform');
@@ -37,8 +35,7 @@ class OperationsController {
   @ApiOkResponse({ description: 'ready (with the state of each dependency for operators)' })
   @ApiServiceUnavailableResponse({ description: 'not ready; for operators, each failing check says why' })
   async ready(@Req() req: Request, @Res() res: Response) {
-    // run as workers: every listening worker's (a probe through the port reaches one of them at random)
-    const { ready, checks } = cluster.isWorker ? readinessOfWorkers(await siblings().gather(READINESS_TOPIC, null)) : await this.platform.readiness();
+    const { ready, checks } = await serviceReadiness(() => this.platform.readiness());
     const status = ready ? 'ready' : 'not_ready';
     res.status(ready ? 200 : 503).json(platformCaller(req) ? { status, checks } : { status });
   }

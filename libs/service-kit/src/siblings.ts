@@ -60,9 +60,6 @@ interface Gathered {
 const isMessage = <T extends { palisade: string }>(message: unknown, kind: T['palisade']): message is T =>
   typeof message === 'object' && message !== null && (message as { palisade?: unknown }).palisade === kind && typeof (message as { id?: unknown }).id === 'string';
 
-/** What a worker answers when a sibling gathers the service's readiness (bootstrap registers it). */
-export const READINESS_TOPIC = 'palisade:readiness';
-
 /** How long the primary waits for every worker to run a broadcast's handlers before answering without the slow ones. */
 export const SIBLING_TIMEOUT_MS = 2_000;
 

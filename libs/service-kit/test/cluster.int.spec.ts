@@ -78,24 +78,12 @@ describe('cluster primary', () => {
     expect(answered!.ms).toBeGreaterThanOrEqual(1900);
   }, 30_000);
 
-  it('gathers every worker\'s answer through the primary, its own first', async () => {
-    const { code, lines } = await run('gather');
+  it.each([
+    ['gathers every worker\'s answer through the primary, its own first', 'gather', { worker: 2, value: { worker: 2, payload: 'asked' } }],
+    ['names a worker that gives no answer within 2 s', 'gather-deaf', { worker: 2, error: 'worker 2 did not answer within 2000 ms' }],
+  ])('%s', async (_name, mode, second) => {
+    const { code, lines } = await run(mode);
     expect(code).toBe(0);
-    expect(lines.find((l) => l.msg === 'gathered')).toMatchObject({
-      worker: 1,
-      answers: [
-        { worker: 1, value: { worker: 1, payload: 'asked' } },
-        { worker: 2, value: { worker: 2, payload: 'asked' } },
-      ],
-    });
-  }, 30_000);
-
-  it('names a worker that gives no answer within 2 s', async () => {
-    const { code, lines } = await run('gather-deaf');
-    expect(code).toBe(0);
-    expect(lines.find((l) => l.msg === 'gathered')).toMatchObject({
-      worker: 1,
-      answers: [{ worker: 1, value: { worker: 1, payload: 'asked' } }, { worker: 2, error: 'worker 2 did not answer within 2000 ms' }],
-    });
+    expect(lines.find((l) => l.msg === 'gathered')).toMatchObject({ worker: 1, answers: [{ worker: 1, value: { worker: 1, payload: 'asked' } }, second] });
   }, 30_000);
 });
