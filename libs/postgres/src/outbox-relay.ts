@@ -4,7 +4,7 @@ import type { EventEnvelope, EventPublisher } from '@palisade/contracts';
 import { ident, longLivedClientConfig, type PgConnectionOptions } from './data-source';
 import { EVENTS_APPENDED_CHANNEL } from './event-store.migration';
 import { nextBackoffMs, type FollowerStatus } from './follower';
-import { preparedSql, type PreparedSql } from './pg-transaction';
+import { pgStatement, preparedSql, type PreparedSql } from './pg-transaction';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Minimal structural logger (pino-compatible). */
@@ -190,7 +190,8 @@ export class OutboxRelay {
     const client = this.client!;
     this.notified = false;
     const asOf = Date.now();
-    const { rows } = await client.query({ ...this.sql.read, values: [this.checkpoint.transactionId, this.checkpoint.position, batchSize] });
+    // the callback API, as the hot statements of the event store (pgStatement): the rows read are garbage once published
+    const { rows } = await pgStatement(client, this.sql.read, [this.checkpoint.transactionId, this.checkpoint.position, batchSize]);
     if (rows.length === 0) {
       this.current.caughtUpAt = asOf;
       return 0;
@@ -203,7 +204,7 @@ export class OutboxRelay {
     }
     const publishedAt = Date.now();
     const last = rows[rows.length - 1];
-    await client.query({ ...this.sql.saveCheckpoint, values: [this.relayName, last.tx, last.pos] });
+    await pgStatement(client, this.sql.saveCheckpoint, [this.relayName, last.tx, last.pos]);
     this.checkpoint = { transactionId: last.tx, position: last.pos };
     this.current.publishedTotal += events.length;
     this.options.onPublished?.(events, publishedAt);

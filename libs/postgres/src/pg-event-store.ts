@@ -11,7 +11,7 @@ import type { DataSource } from 'typeorm';
 import { ident, pgPoolOf } from './data-source';
 import { NOTIFY_AFTER_COMMIT_SETTING } from './event-store.migration';
 import { eventsAppendedRinger, type RingPool } from './events-appended-ringer';
-import { afterCommitOf, preparedSql, runInTransaction, type PreparedSql, type SqlRunner } from './pg-transaction';
+import { afterCommitOf, poolSql, preparedSql, runInTransaction, type PreparedSql, type SqlRunner } from './pg-transaction';
 
 /** The SQL handle behind a Transaction, for repositories that write in the same one. */
 export function sqlOf(tx: Transaction): SqlRunner {
@@ -186,7 +186,7 @@ export class PgEventStore implements EventStore {
    * like the statement.
    */
   async commitToNewStreams(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
-    if (await this.insertNewStreams(this.dataSource.manager as unknown as SqlRunner, appends, true)) this.ring();
+    if (await this.insertNewStreams(poolSql(this.dataSource), appends, true)) this.ring();
   }
 
   /**
@@ -222,11 +222,11 @@ export class PgEventStore implements EventStore {
       RETURNING 1)`);
     also.forEach((statement, i) => parts.push(`also${i} AS (${statement(param)})`));
     try {
-      await this.dataSource.query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n, ${notifyAfterCommit('true')} FROM appended`, params);
+      await poolSql(this.dataSource).query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n, ${notifyAfterCommit('true')} FROM appended`, params);
     } catch (error) {
       const pg = error as PgError;
       if ((pg.code === '23502' && pg.column === 'stream_version') || (pg.code === '23505' && pg.constraint === 'events_stream_version_unique')) {
-        const [{ version }]: Array<{ version: number }> = await this.dataSource.query(`SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1`, [streamId]);
+        const [{ version }]: Array<{ version: number }> = await poolSql(this.dataSource).query(`SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1`, [streamId]);
         throw new ConcurrencyError(streamId, expectedVersion, version);
       }
       if (pg.code === '23505' && pg.constraint === 'events_event_id_key') throw new PalisadeError('conflict', 'an event with this id is already stored');

@@ -8,14 +8,18 @@ import { PgEventStore } from './pg-event-store';
  * which the store's transactions use) that records every statement, so what would reach the
  * `events` table is the INSERT's envelope parameter (the JSON array of the events).
  */
+type Callback = (err: Error | null, result: unknown) => void;
+
 class FakeConnection {
   readonly inserted: EventEnvelope[] = [];
   readonly statements: string[] = [];
   private readonly client = {
-    query: (query: string | { text: string; values?: unknown[]; callback?: (err: Error | null, result: unknown) => void }) => {
-      const result = this.answer(typeof query === 'string' ? query : query.text, typeof query === 'string' ? [] : (query.values ?? []));
-      if (typeof query !== 'string' && query.callback) {
-        const callback = query.callback;
+    // as node-postgres: (text or config, values?, callback?), or a Query object with its callback; a promise without a callback
+    query: (query: string | { text: string; values?: unknown[]; callback?: Callback }, valuesOrCallback?: unknown[] | Callback, last?: Callback) => {
+      const values = Array.isArray(valuesOrCallback) ? valuesOrCallback : typeof query === 'string' ? [] : (query.values ?? []);
+      const result = this.answer(typeof query === 'string' ? query : query.text, values);
+      const callback = last ?? (typeof valuesOrCallback === 'function' ? valuesOrCallback : typeof query !== 'string' ? query.callback : undefined);
+      if (callback) {
         void result.then((r) => callback(null, r));
         return query;
       }
@@ -26,7 +30,17 @@ class FakeConnection {
     removeListener: () => undefined,
     release: () => this.released(),
   };
-  readonly driver: { master?: { connect(): Promise<unknown> } } = { master: { connect: async () => this.client } };
+  /** Statements the pool ran on a connection of its own, with a callback (node-postgres's callback API) or without. */
+  readonly poolStatements: Array<{ callback: boolean }> = [];
+  readonly driver: { master?: { connect(): Promise<unknown>; query(query: string | { text: string; values?: unknown[] }, valuesOrCallback?: unknown[] | Callback, last?: Callback): unknown } } = {
+    master: {
+      connect: async () => this.client,
+      query: (query, valuesOrCallback, last) => {
+        this.poolStatements.push({ callback: typeof valuesOrCallback === 'function' || last !== undefined });
+        return this.client.query(query, valuesOrCallback, last);
+      },
+    },
+  };
   /** What happens when a transaction gives its connection back. */
   released: () => void = () => undefined;
 
@@ -120,6 +134,20 @@ describe('PgEventStore sealing personal data (issue 10)', () => {
     const dropping = new PgEventStore(db.asDataSource(), 'auth', { seal: async () => [] });
     await expect(dropping.inTransaction((tx) => dropping.appendToStream(tx, 's-2', [event({ subjectId: 'u-1', data: { ip: '10.0.0.1' } })], 0))).rejects.toMatchObject({ code: 'internal' });
     expect(db.inserted).toEqual([]);
+  });
+});
+
+describe('PgEventStore single-statement commits', () => {
+  it('run on the pool through the callback API, not TypeORM\'s query runner, and answer as before', async () => {
+    const db = new FakeConnection();
+    const store = new PgEventStore(db.asDataSource(), 'auth');
+    await store.commitToNewStreams([
+      { streamId: 's-1', event: event() },
+      { streamId: 's-2', event: event() },
+    ]);
+    expect(db.inserted).toHaveLength(2);
+    // node-postgres's promise API kept each statement's objects past the next scavenge (pg-transaction.ts, pgStatement)
+    expect(db.poolStatements[0]).toEqual({ callback: true });
   });
 });
 
