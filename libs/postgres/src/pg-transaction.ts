@@ -95,7 +95,7 @@ export interface Queryable {
  * One statement through node-postgres's callback API. Its promise API (`query` without a
  * callback, which TypeORM's query runner uses) kept each statement's objects, its
  * parameters and result among them, alive past the next scavenge: with the router's model
- * calls committed that way ~2.6 MB were promoted per scavenge, one call at a time, 0.15–0.9
+ * calls committed that way 2.6–3.8 MB were promoted per scavenge, one call at a time, 0.15–1.0
  * through this (and in a loop of bare INSERTs 2.5 MB against none; 2026-12-06).
  */
 export function pgStatement(on: Queryable, sql: string | PreparedSql, params: readonly unknown[]): Promise<QueryResult> {
