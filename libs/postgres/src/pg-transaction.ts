@@ -122,7 +122,7 @@ async function answer(sql: string | PreparedSql, params: readonly unknown[], res
  * Statements each in a transaction of its own (PostgreSQL's implicit one) on the pg pool
  * under the data source, answering as TypeORM's `EntityManager.query` does: for the hot
  * single-statement commits (`PgEventStore.commitToNewStreams`, `commitToStream`), without
- * TypeORM's query runner and through the callback API (`statement`).
+ * TypeORM's query runner and through the callback API (`pgStatement`).
  */
 export function poolSql(dataSource: DataSource): SqlRunner {
   return {
