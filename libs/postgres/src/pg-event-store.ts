@@ -61,6 +61,8 @@ const notifyAfterCommit = (on: string) => `CASE WHEN ${on} THEN set_config('${NO
  */
 export class PgEventStore implements EventStore {
   private readonly events: string;
+  /** Single statements, each its own transaction, on the pool (`commitToNewStreams`, `commitToStream`). */
+  private readonly statements: SqlRunner;
   private readonly append: PreparedSql;
   private readonly appendNew: PreparedSql;
 
@@ -70,6 +72,7 @@ export class PgEventStore implements EventStore {
     private readonly sealer?: PersonalSealer,
   ) {
     this.events = `${ident(schema)}.events`;
+    this.statements = poolSql(dataSource);
     // The version read, its check (none when $3 is NULL: 'any') and the INSERT. The events travel as one
     // JSON array (one JSON.stringify, no array literal to escape) and PostgreSQL plans the statement once
     // per connection: parsing and planning this WITH cost it more than the insert of 25 events.
@@ -186,7 +189,7 @@ export class PgEventStore implements EventStore {
    * like the statement.
    */
   async commitToNewStreams(appends: ReadonlyArray<{ streamId: string; event: EventEnvelope }>): Promise<void> {
-    if (await this.insertNewStreams(poolSql(this.dataSource), appends, true)) this.ring();
+    if (await this.insertNewStreams(this.statements, appends, true)) this.ring();
   }
 
   /**
@@ -222,11 +225,11 @@ export class PgEventStore implements EventStore {
       RETURNING 1)`);
     also.forEach((statement, i) => parts.push(`also${i} AS (${statement(param)})`));
     try {
-      await poolSql(this.dataSource).query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n, ${notifyAfterCommit('true')} FROM appended`, params);
+      await this.statements.query(`WITH ${parts.join(',\n')} SELECT count(*)::int AS n, ${notifyAfterCommit('true')} FROM appended`, params);
     } catch (error) {
       const pg = error as PgError;
       if ((pg.code === '23502' && pg.column === 'stream_version') || (pg.code === '23505' && pg.constraint === 'events_stream_version_unique')) {
-        const [{ version }]: Array<{ version: number }> = await poolSql(this.dataSource).query(`SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1`, [streamId]);
+        const [{ version }]: Array<{ version: number }> = await this.statements.query(`SELECT coalesce(max(stream_version), 0)::int AS version FROM ${this.events} WHERE stream_id = $1`, [streamId]);
         throw new ConcurrencyError(streamId, expectedVersion, version);
       }
       if (pg.code === '23505' && pg.constraint === 'events_event_id_key') throw new PalisadeError('conflict', 'an event with this id is already stored');

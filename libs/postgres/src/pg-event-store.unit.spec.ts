@@ -3,13 +3,13 @@ import { CommandHandler, type Command, type Decider, type DomainEvent, type Inli
 import type { DataSource } from 'typeorm';
 import { PgEventStore } from './pg-event-store';
 
+type Callback = (err: Error | null, result: unknown) => void;
+
 /**
  * PgEventStore's sealing without PostgreSQL: a fake pg pool (the one under the data source,
  * which the store's transactions use) that records every statement, so what would reach the
  * `events` table is the INSERT's envelope parameter (the JSON array of the events).
  */
-type Callback = (err: Error | null, result: unknown) => void;
-
 class FakeConnection {
   readonly inserted: EventEnvelope[] = [];
   readonly statements: string[] = [];
