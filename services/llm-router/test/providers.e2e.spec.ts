@@ -347,5 +347,15 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
     await ask(keyA);
     const sameKey = await ask(keyB).catch((e: unknown) => e);
     expect((sameKey as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ rate_limit: { scope: 'key', limitPerMinute: 1 } });
+    // the agent named with a limit of its own (three a minute, one more than it used): the change holds from the next call
+    const named = { perAgent: { requestsPerMinute: 2 }, perKey: { requestsPerMinute: 1 }, agents: { 'limited-bot': { requestsPerMinute: 3 } } };
+    expect((await router('/v1/router/settings', t.admin, { method: 'PUT', body: { zeroRetention: false, rateLimits: named } })).status).toBe(200);
+    await ask(limitedBot);
+    const fourth = await ask(limitedBot).catch((e: unknown) => e);
+    expect((fourth as InstanceType<typeof OpenAI.RateLimitError>).error).toMatchObject({ rate_limit: { scope: 'agent', limitPerMinute: 3 } });
+    // an id that is none: 400 naming it
+    const bad = await router('/v1/router/settings', t.admin, { method: 'PUT', body: { zeroRetention: false, rateLimits: { agents: { 'limited bot': {} } } } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.json)).toContain('rateLimits.agents');
   });
 });

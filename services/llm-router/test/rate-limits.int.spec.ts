@@ -80,4 +80,19 @@ describe('rate limits (PostgreSQL, shared by instances)', () => {
     const none = await Promise.all(Array.from({ length: 20 }, () => outcome(instances[0].admit(bot('t-none'), undefined, 1_000_000))));
     expect(none.every((r) => r === 'admitted')).toBe(true);
   });
+
+  it('gives a named agent and a named key their own limits in place of the defaults, on counters of their own', async () => {
+    const settings = { perAgent: { requestsPerMinute: 1 }, perKey: { requestsPerMinute: 1 }, agents: { 'batch-bot': { requestsPerMinute: 4 }, free: {} }, keys: { k7: { requestsPerMinute: 3 } } };
+    const burst = (who: Principal, n: number) => Promise.all(Array.from({ length: n }, (_, i) => outcome(instances[i % 3].admit(who, settings, 1))));
+    const count = (results: unknown[]) => results.filter((r) => r === 'admitted').length;
+    expect(count(await burst(bot('t-named'), 5))).toBe(1);
+    expect(count(await burst(bot('t-named', 'batch-bot'), 8))).toBe(4);
+    await expect(instances[0].admit(bot('t-named', 'batch-bot'), settings, 1)).rejects.toMatchObject({ details: { rateLimit: { scope: 'agent', limitPerMinute: 4 } } });
+    // {} names an agent without limits
+    expect(count(await burst(bot('t-named', 'free'), 12))).toBe(12);
+    // the key k7 (three a minute) used by an agent without a limit of its own: the key's limit holds
+    expect(count(await burst(bot('t-named', 'free', 'apikey-k7'), 6))).toBe(3);
+    // another key: the default of one
+    expect(count(await burst(bot('t-named', 'free', 'apikey-k8'), 3))).toBe(1);
+  });
 });

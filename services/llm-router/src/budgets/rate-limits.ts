@@ -7,10 +7,18 @@ export interface RateLimits {
   tokensPerMinute?: number;
 }
 
-/** A tenant's rate limits (router settings): for each agent (a person calling directly counts as agent `user:<id>`), and for each API key. */
+/**
+ * A tenant's rate limits (router settings): for each agent (a person calling directly
+ * counts as agent `user:<id>`), and for each API key; `agents` and `keys` name the ones
+ * whose limits differ from those defaults.
+ */
 export interface RateLimitSettings {
   perAgent?: RateLimits;
   perKey?: RateLimits;
+  /** By agent id (`user:<id>` for a person): replaces `perAgent` whole for that agent. */
+  agents?: Record<string, RateLimits>;
+  /** By API key id: replaces `perKey` whole for that key. */
+  keys?: Record<string, RateLimits>;
 }
 
 /** What an admitted call holds: its tokens are given back down to what it really used. */
@@ -36,6 +44,20 @@ export function subjectsOf(principal: Principal): { agent: string; key?: string 
   const agent = principal.type === 'agent' ? principal.id : `user:${principal.id}`;
   const key = principal.sessionId?.startsWith('apikey-') ? principal.sessionId.slice('apikey-'.length) : undefined;
   return key ? { agent, key } : { agent };
+}
+
+/**
+ * The limits that apply to one call's agent and key: a named entry replaces the tenant's
+ * default whole (so `{}` names an agent or key without limits, and a limit the entry
+ * leaves out is not inherited); only the settings' own entries count, never a name an
+ * object inherits ("constructor").
+ */
+export function limitsOf(settings: RateLimitSettings | undefined, subjects: { agent: string; key?: string }): { agent?: RateLimits; key?: RateLimits } {
+  const named = (entries: Record<string, RateLimits> | undefined, id: string) => (entries && Object.hasOwn(entries, id) ? entries[id] : undefined);
+  return {
+    agent: named(settings?.agents, subjects.agent) ?? settings?.perAgent,
+    key: subjects.key === undefined ? undefined : (named(settings?.keys, subjects.key) ?? settings?.perKey),
+  };
 }
 
 interface Counter {
@@ -91,14 +113,15 @@ export class PgRateLimits implements RateLimiterPort {
 
   private countersOf(principal: Principal, settings: RateLimitSettings | undefined, tokens: number): Counter[] {
     const { agent, key } = subjectsOf(principal);
+    const applying = limitsOf(settings, { agent, key });
     const counters: Counter[] = [];
     const add = (scope: Counter['scope'], id: string, limits: RateLimits | undefined) => {
       const base = `${principal.tenantId}/${scope}/${id}`;
       if (limits?.requestsPerMinute) counters.push({ scope, kind: 'requests', limit: limits.requestsPerMinute, key: `${base}/requests`, points: 1 });
       if (limits?.tokensPerMinute) counters.push({ scope, kind: 'tokens', limit: limits.tokensPerMinute, key: `${base}/tokens`, points: tokens });
     };
-    add('agent', agent, settings?.perAgent);
-    if (key) add('key', key, settings?.perKey);
+    add('agent', agent, applying.agent);
+    if (key) add('key', key, applying.key);
     return counters;
   }
 

@@ -48,14 +48,23 @@ export const routeSchema = z
   })
   .refine((r) => r.weights === undefined || (r.weights.length === r.candidates.length && r.weights.some((w) => w > 0)), { message: 'one weight per candidate, at least one above 0', path: ['weights'] });
 
-const perMinute = z
-  .strictObject({
-    requestsPerMinute: z.number().int().min(1).max(1_000_000).optional(),
-    tokensPerMinute: z.number().int().min(1).max(10_000_000_000).optional(),
-  })
-  .optional();
+const limits = z.strictObject({
+  requestsPerMinute: z.number().int().min(1).max(1_000_000).optional(),
+  tokensPerMinute: z.number().int().min(1).max(10_000_000_000).optional(),
+});
+const perMinute = limits.optional();
+/** Agents and API keys whose limits differ from the tenant's defaults: at most this many of each. */
+export const MAX_NAMED_LIMITS = 1000;
+const named = (id: z.ZodString, what: string) =>
+  z
+    .record(id, limits)
+    .refine((m) => Object.keys(m).length <= MAX_NAMED_LIMITS, `at most ${MAX_NAMED_LIMITS} ${what}`)
+    .optional();
+// an agent's id as the router counts it: auth's agent id, or `user:<id>` for a person calling directly
+const agentKey = z.string().regex(/^(user:)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'an agent id, or user:<id> for a person (letters, digits, . _ -, at most 128)');
+const apiKeyId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'an API key id (letters, digits, . _ -, at most 128)');
 
 export const settingsSchema = z.strictObject({
   zeroRetention: z.boolean(),
-  rateLimits: z.strictObject({ perAgent: perMinute, perKey: perMinute }).optional(),
+  rateLimits: z.strictObject({ perAgent: perMinute, perKey: perMinute, agents: named(agentKey, 'agents'), keys: named(apiKeyId, 'API keys') }).optional(),
 });

@@ -1,4 +1,4 @@
-import { providerSchema, routeSchema } from './catalog.dto';
+import { MAX_NAMED_LIMITS, providerSchema, routeSchema, settingsSchema } from './catalog.dto';
 
 const provider = (baseUrl: string) => ({ kind: 'openai', baseUrl, compliance: 'private' });
 
@@ -24,5 +24,34 @@ describe('routeSchema', () => {
     expect(routeSchema.safeParse({ candidates: ['a', 'b'], weights: [3, 0] }).success).toBe(true);
     expect(routeSchema.safeParse({ candidates: ['a', 'b'] }).success).toBe(true);
     for (const weights of [[1], [0, 0], [1, -1], [1.5, 1]]) expect(routeSchema.safeParse({ candidates: ['a', 'b'], weights }).success).toBe(false);
+  });
+});
+
+describe('settingsSchema', () => {
+  const withLimits = (rateLimits: unknown) => settingsSchema.safeParse({ zeroRetention: false, rateLimits });
+
+  it('takes per-agent and per-key defaults and named agents (a person as user:<id>) and keys', () => {
+    const rateLimits = { perAgent: { requestsPerMinute: 10 }, agents: { '3f1c2b9e-0d4a-4c55-9a7e-1b2c3d4e5f60': { tokensPerMinute: 1000 }, 'user:alice': {} }, keys: { k9: { requestsPerMinute: 2 } } };
+    expect(withLimits(rateLimits)).toMatchObject({ success: true, data: { rateLimits } });
+  });
+
+  it.each([
+    ['an agent id that is not one', { agents: { 'bot one': {} } }],
+    ['another prefix than user:', { agents: { 'team:x': {} } }],
+    ['an inherited name', { agents: { __proto__x: {} } }],
+    ['an unknown limit', { agents: { bot: { requestsPerHour: 5 } } }],
+    ['a limit below 1', { keys: { k9: { requestsPerMinute: 0 } } }],
+    ['a key id that is not one', { keys: { '../k9': {} } }],
+    ['an unknown member', { teams: {} }],
+  ])('refuses %s as invalid input', (_why, rateLimits) => {
+    expect(withLimits(rateLimits).success).toBe(false);
+  });
+
+  it(`names at most ${MAX_NAMED_LIMITS} agents`, () => {
+    const agents = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`bot-${i}`, { requestsPerMinute: 1 }]));
+    expect(withLimits({ agents: agents(MAX_NAMED_LIMITS) }).success).toBe(true);
+    const over = withLimits({ agents: agents(MAX_NAMED_LIMITS + 1) });
+    expect(over.success).toBe(false);
+    expect(over.error?.issues[0].message).toBe(`at most ${MAX_NAMED_LIMITS} agents`);
   });
 });
