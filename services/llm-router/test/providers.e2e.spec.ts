@@ -235,7 +235,7 @@ describe('llm-router providers (vault keys, official SDKs)', () => {
       const rows = await db<{ envelope: { data: Record<string, unknown> } }>('llm-router', `SELECT envelope FROM palisade.events WHERE tenant_id = $1 AND envelope->>'type' = 'llm-router.model-call.recorded' AND envelope->'data'->>'model' = 'embed-local'`, [tenant]);
       return rows[0]?.envelope.data;
     }, 5000);
-    expect(audited).toMatchObject({ requestedModel: 'embed', classification: 'confidential', outcome: 'served', outputTokens: 0 });
+    expect(audited).toMatchObject({ operation: 'embeddings', requestedModel: 'embed', classification: 'confidential', outcome: 'served', outputTokens: 0 });
 
     plain.records.length = 0;
     const refused = await openai()

@@ -550,6 +550,7 @@ export class CompletionsService {
     const call: ModelCallRecorded = {
       requestId: t.requestId,
       api: t.api,
+      operation: t.embeddings ? 'embeddings' : 'chat',
       ...(principal.type === 'agent' ? { agentId: principal.id, ...(principal.actingFor ? { userId: principal.actingFor } : {}) } : { userId: principal.id }),
       teams: [...(principal.teams ?? [])],
       requestedModel: clip(t.model, 200),

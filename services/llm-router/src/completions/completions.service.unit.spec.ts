@@ -181,7 +181,7 @@ describe('budgets first', () => {
     await expect(refused).rejects.toThrow(/agent budget/);
     expect(s.sent).toEqual([]);
     await flush();
-    expect(s.audited[0].call).toMatchObject({ outcome: 'refused', reason: 'budget:agent' });
+    expect(s.audited[0].call).toMatchObject({ operation: 'chat', outcome: 'refused', reason: 'budget:agent' });
   });
 
   it('fails closed when billing cannot be reached: unavailable, nothing sent', async () => {
@@ -819,7 +819,7 @@ describe('embeddings', () => {
     expect(reserve.amountMicros).toBeGreaterThanOrEqual(Buffer.byteLength('refund ⟦EMAIL_1⟧plain text'));
     await flush();
     expect(s.billing.settles).toEqual([expect.objectContaining({ requestId: reserve.requestId, amountMicros: 24, estimated: false, model: 'local', usage: expect.objectContaining({ inputTokens: 24, outputTokens: 0 }) })]);
-    expect(s.audited[0].call).toMatchObject({ outcome: 'served', classification: 'confidential', model: 'local', inputTokens: 24, outputTokens: 0, guards: { pii: { byType: { email: 1 } } } });
+    expect(s.audited[0].call).toMatchObject({ operation: 'embeddings', outcome: 'served', classification: 'confidential', model: 'local', inputTokens: 24, outputTokens: 0, guards: { pii: { byType: { email: 1 } } } });
     expect(JSON.stringify(s.audited[0].call)).not.toContain('frank@');
     // a single string stays a single string
     await embed(s, { model: 'gpt', input: 'just one' });

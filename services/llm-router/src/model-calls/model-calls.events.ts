@@ -12,6 +12,8 @@ export type ModelCallOutcome = 'served' | 'refused' | 'failed' | 'cut';
 export type ModelCallRecorded = {
   requestId: string;
   api: 'openai' | 'anthropic';
+  /** A chat call (OpenAI's chat completions, Anthropic's messages) or embeddings (OpenAI's: no answer text). Events written before it was added lack it. */
+  operation: 'chat' | 'embeddings';
   agentId?: string;
   userId?: string;
   teams: string[];

@@ -7,6 +7,7 @@ const principal: Principal = { type: 'agent', id: 'weather-bot', tenantId: 'acme
 const call = (requestId: string): ModelCallRecorded => ({
   requestId,
   api: 'openai',
+  operation: 'chat',
   agentId: 'weather-bot',
   userId: 'alice',
   teams: [],
