@@ -256,8 +256,12 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
     for (const inFlight of SOAK_PROBES) probes.push({ inFlight, rps: (await concurrent(router, body, inFlight, 1000)).rps });
     const best = probes.reduce((a, b) => (b.rps > a.rps ? b : a));
     const rssBefore = treeRssMb(pid);
-    const soak = await concurrent(router, body, best.inFlight, SOAK_REQUESTS);
+    // the router's memory every second of the soak: level means the second half adds little to the first's
+    const rssDuring: number[] = [];
+    const sampler = setInterval(() => rssDuring.push(treeRssMb(pid)), 1000);
+    const soak = await concurrent(router, body, best.inFlight, SOAK_REQUESTS).finally(() => clearInterval(sampler));
     const rssAfter = treeRssMb(pid);
+    const rssHalfway = rssDuring[Math.floor(rssDuring.length / 2)] ?? rssBefore;
     return {
       router_workers: workers,
       direct_p50_ms: round(d.p50, 3),
@@ -287,6 +291,8 @@ export async function llmRouterBenchmark(): Promise<Record<string, number>> {
       soak_failed: soak.failed,
       rss_mb_before_soak: round(rssBefore, 1),
       rss_mb_after_soak: round(rssAfter, 1),
+      rss_mb_halfway_soak: round(rssHalfway, 1),
+      rss_mb_max_soak: round(Math.max(rssBefore, rssAfter, ...rssDuring), 1),
       // reservations that took a hop to billing (its own reserves, and allotments), against the settles of the run
       billing_reserves: ledger.reserves,
       billing_allotments: ledger.allotments,
