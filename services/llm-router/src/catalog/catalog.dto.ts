@@ -53,8 +53,12 @@ const limits = z.strictObject({
   tokensPerMinute: z.number().int().min(1).max(10_000_000_000).optional(),
 });
 const perMinute = limits.optional();
-/** Agents and API keys whose limits differ from the tenant's defaults: at most this many of each. */
-export const MAX_NAMED_LIMITS = 1000;
+/**
+ * Agents and API keys whose limits differ from the tenant's defaults: at most this many of
+ * each, so the settings' event stays well within an event's size (both full, with the
+ * longest ids and limits: ~200 KB of MAX_EVENT_BYTES' 256).
+ */
+export const MAX_NAMED_LIMITS = 500;
 const named = (id: z.ZodString, what: string) =>
   z
     .record(id, limits)

@@ -1,3 +1,4 @@
+import { MAX_EVENT_BYTES } from '@palisade/contracts';
 import { MAX_NAMED_LIMITS, providerSchema, routeSchema, settingsSchema } from './catalog.dto';
 
 const provider = (baseUrl: string) => ({ kind: 'openai', baseUrl, compliance: 'private' });
@@ -53,5 +54,15 @@ describe('settingsSchema', () => {
     const over = withLimits({ agents: agents(MAX_NAMED_LIMITS + 1) });
     expect(over.success).toBe(false);
     expect(over.error?.issues[0].message).toBe(`at most ${MAX_NAMED_LIMITS} agents`);
+  });
+
+  it('keeps the largest settings it takes well within one event', () => {
+    const most = { requestsPerMinute: 1_000_000, tokensPerMinute: 10_000_000_000 };
+    const longest = (prefix: string, i: number) => `${prefix}${String(i).padStart(128, 'a')}`;
+    const agents = Object.fromEntries(Array.from({ length: MAX_NAMED_LIMITS }, (_, i) => [longest('user:', i), most]));
+    const keys = Object.fromEntries(Array.from({ length: MAX_NAMED_LIMITS }, (_, i) => [longest('', i), most]));
+    const parsed = withLimits({ perAgent: most, perKey: most, agents, keys });
+    expect(parsed.success).toBe(true);
+    expect(Buffer.byteLength(JSON.stringify(parsed.data))).toBeLessThan(MAX_EVENT_BYTES * 0.8);
   });
 });
