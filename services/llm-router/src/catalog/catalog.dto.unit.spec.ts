@@ -39,13 +39,21 @@ describe('settingsSchema', () => {
   it.each([
     ['an agent id that is not one', { agents: { 'bot one': {} } }],
     ['another prefix than user:', { agents: { 'team:x': {} } }],
-    ['an inherited name', { agents: { __proto__x: {} } }],
+    ['an id starting with another sign', { agents: { _bot: {} } }],
     ['an unknown limit', { agents: { bot: { requestsPerHour: 5 } } }],
     ['a limit below 1', { keys: { k9: { requestsPerMinute: 0 } } }],
     ['a key id that is not one', { keys: { '../k9': {} } }],
     ['an unknown member', { teams: {} }],
-  ])('refuses %s as invalid input', (_why, rateLimits) => {
+  ])('refuses %s as invalid input', (_why, rateLimits: object) => {
     expect(withLimits(rateLimits).success).toBe(false);
+  });
+
+  it('keeps nothing of a __proto__ entry (as a parsed JSON body holds it), and no prototype changed', () => {
+    const parsed = withLimits(JSON.parse('{"agents": {"__proto__": {"requestsPerMinute": 5}, "bot": {}}}'));
+    expect(parsed.success).toBe(true);
+    const agents = parsed.data!.rateLimits!.agents!;
+    expect(Object.keys(agents)).toEqual(['bot']);
+    expect(Object.getPrototypeOf(agents)).toBe(Object.prototype);
   });
 
   it(`names at most ${MAX_NAMED_LIMITS} agents`, () => {
