@@ -112,16 +112,16 @@ export class PgRateLimits implements RateLimiterPort {
   }
 
   private countersOf(principal: Principal, settings: RateLimitSettings | undefined, tokens: number): Counter[] {
-    const { agent, key } = subjectsOf(principal);
-    const applying = limitsOf(settings, { agent, key });
+    const subjects = subjectsOf(principal);
+    const applying = limitsOf(settings, subjects);
     const counters: Counter[] = [];
     const add = (scope: Counter['scope'], id: string, limits: RateLimits | undefined) => {
       const base = `${principal.tenantId}/${scope}/${id}`;
       if (limits?.requestsPerMinute) counters.push({ scope, kind: 'requests', limit: limits.requestsPerMinute, key: `${base}/requests`, points: 1 });
       if (limits?.tokensPerMinute) counters.push({ scope, kind: 'tokens', limit: limits.tokensPerMinute, key: `${base}/tokens`, points: tokens });
     };
-    add('agent', agent, applying.agent);
-    if (key) add('key', key, applying.key);
+    add('agent', subjects.agent, applying.agent);
+    if (subjects.key) add('key', subjects.key, applying.key);
     return counters;
   }
 
